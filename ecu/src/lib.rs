@@ -1,0 +1,12 @@
+//! The ECU side of the update system: a compact verifier that runs without an operating system.
+//!
+//! `no_std` with `alloc` only for RSA arithmetic. Everything parsed here arrives off the CAN bus
+//! and is treated as hostile: fixed-size buffers, explicit bounds, no panics, no recursion.
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod compact_manifest;

@@ -1,0 +1,37 @@
+//! Vehicle assignments (the paper's Mv): which image each ECU of one vehicle should run.
+
+use crate::roles::Hashes;
+use crate::time::DateTime;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EcuAssignment {
+    pub hardware_id: String,
+    pub supplier: String,
+    pub uid: String,
+    pub version: String,
+    pub release_counter: u64,
+    pub target: String,
+    pub length: u64,
+    pub hashes: Hashes,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Assignments {
+    #[serde(rename = "_type")]
+    pub type_: String,
+    pub spec_version: String,
+    pub vin: String,
+    pub version: u64,
+    pub expires: DateTime,
+    /// Keyed by ECU serial.
+    pub ecus: BTreeMap<String, EcuAssignment>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl Assignments {
+    pub const TYPE: &'static str = "assignments";
+}

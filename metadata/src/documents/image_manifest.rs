@@ -1,0 +1,184 @@
+//! The image manifest (the paper's Mi): what a supplier says one image is, signed by the keys
+//! of the supplier role that lists the image.
+
+use crate::error::{Error, Result};
+use crate::names;
+use crate::roles::{sha256_of, Hashes, TargetFile, SPEC_VERSION};
+use ota_ecu::compact_manifest::{Body, CompactManifest, Field, MAX_HARDWARE_IDS};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImageManifest {
+    #[serde(rename = "_type")]
+    pub type_: String,
+    pub spec_version: String,
+    pub supplier: String,
+    pub uid: String,
+    pub version: String,
+    pub release_counter: u64,
+    pub hardware_ids: Vec<String>,
+    /// Target name of the image this manifest describes.
+    pub target: String,
+    pub length: u64,
+    pub hashes: Hashes,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// The three targets that one image puts in a supplier repository.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageTargets {
+    pub image: String,
+    pub manifest: String,
+    pub compact: String,
+}
+
+impl ImageTargets {
+    pub fn new(uid: &str, version: &str) -> Self {
+        ImageTargets {
+            image: format!("{uid}-{version}.bin"),
+            manifest: format!("{uid}-{version}.image.json"),
+            compact: format!("{uid}-{version}.manifest.bin"),
+        }
+    }
+}
+
+/// What a target is, in its `custom` field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageKind {
+    Image,
+    ImageManifest,
+    CompactManifest,
+}
+
+/// The `custom` object of a supplier target, so readers can find images without opening them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageTargetCustom {
+    pub kind: ImageKind,
+    pub uid: String,
+    pub version: String,
+    pub release_counter: u64,
+    pub hardware_ids: Vec<String>,
+}
+
+impl ImageManifest {
+    pub const TYPE: &'static str = "image-manifest";
+
+    pub fn new(
+        supplier: &str,
+        uid: &str,
+        version: &str,
+        release_counter: u64,
+        hardware_ids: Vec<String>,
+        length: u64,
+        sha256: [u8; 32],
+    ) -> Result<Self> {
+        let m = ImageManifest {
+            type_: Self::TYPE.into(),
+            spec_version: SPEC_VERSION.into(),
+            supplier: supplier.into(),
+            uid: uid.into(),
+            version: version.into(),
+            release_counter,
+            hardware_ids,
+            target: ImageTargets::new(uid, version).image,
+            length,
+            hashes: BTreeMap::from([("sha256".to_string(), hex::encode(sha256))]),
+            extra: BTreeMap::new(),
+        };
+        m.validate()?;
+        Ok(m)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        names::check_uid(&self.uid)?;
+        names::check_image_version(&self.version)?;
+        if self.hardware_ids.is_empty() || self.hardware_ids.len() > MAX_HARDWARE_IDS {
+            return Err(Error::malformed(
+                "image manifest",
+                format!("{} hardware ids; 1 to {MAX_HARDWARE_IDS} allowed", self.hardware_ids.len()),
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for h in &self.hardware_ids {
+            names::check_hardware_id(h)?;
+            if !seen.insert(h) {
+                return Err(Error::malformed("image manifest", format!("hardware id {h:?} listed twice")));
+            }
+        }
+        sha256_of(&self.hashes, "image manifest")?;
+        Ok(())
+    }
+
+    pub fn sha256(&self) -> Result<[u8; 32]> {
+        sha256_of(&self.hashes, "image manifest")
+    }
+
+    /// The body of the compact form of this manifest.
+    pub fn compact_body(&self) -> Result<Body> {
+        let field = |s: &str, what: &str| {
+            Field::new(s).ok_or_else(|| Error::malformed("image manifest", format!("{what} {s:?} does not fit the compact form")))
+        };
+        let mut hardware_ids = heapless::Vec::new();
+        for h in &self.hardware_ids {
+            hardware_ids
+                .push(field(h, "hardware id")?)
+                .map_err(|_| Error::malformed("image manifest", "too many hardware ids"))?;
+        }
+        Ok(Body {
+            uid: field(&self.uid, "uid")?,
+            version: field(&self.version, "version")?,
+            release_counter: self.release_counter,
+            length: self.length,
+            sha256: self.sha256()?,
+            hardware_ids,
+        })
+    }
+
+    /// Check that a compact manifest says exactly what this manifest says.
+    pub fn check_compact(&self, compact: &CompactManifest) -> Result<()> {
+        if compact.body != self.compact_body()? {
+            return Err(Error::malformed(
+                "compact manifest",
+                format!("does not agree with the image manifest of {}-{}", self.uid, self.version),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Check that the target entry a repository lists for the image agrees with this manifest.
+    pub fn check_target(&self, name: &str, target: &TargetFile) -> Result<()> {
+        if name != self.target {
+            return Err(Error::malformed("image manifest", format!("describes {:?}, not {name:?}", self.target)));
+        }
+        if target.length != self.length {
+            return Err(Error::Length {
+                what: format!("target {name} against its image manifest"),
+                found: target.length,
+                expected: self.length,
+            });
+        }
+        let listed = sha256_of(&target.hashes, name)?;
+        if listed != self.sha256()? {
+            return Err(Error::Hash {
+                what: format!("target {name} against its image manifest"),
+                found: hex::encode(listed),
+                expected: hex::encode(self.sha256()?),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn custom(&self, kind: ImageKind) -> ImageTargetCustom {
+        ImageTargetCustom {
+            kind,
+            uid: self.uid.clone(),
+            version: self.version.clone(),
+            release_counter: self.release_counter,
+            hardware_ids: self.hardware_ids.clone(),
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! The project's own signed documents, beside TUF's roles (DESIGN.md's table):
+//! the image manifest (Mi) and its compact form, the review request (Mm), the `regulators`
+//! role, vehicle assignments (Mv) and attestations (Mr).
+
+pub mod assignments;
+pub mod attestation;
+pub mod compact;
+pub mod image_manifest;
+pub mod regulators;
+pub mod review;
+
+pub use assignments::{Assignments, EcuAssignment};
+pub use attestation::{Attestation, Finding, Verdict};
+pub use image_manifest::{ImageKind, ImageManifest, ImageTargetCustom, ImageTargets};
+pub use regulators::{RegulatorEntry, Regulators};
+pub use review::{Review, ReviewRequest};
+
+use crate::roles::Hashes;
+use serde::{Deserialize, Serialize};
+
+/// A reference to an image by its name in a supplier repository and what it must be.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRef {
+    pub supplier: String,
+    pub uid: String,
+    pub version: String,
+    /// Target name of the image in the supplier's repository.
+    pub target: String,
+    pub length: u64,
+    pub hashes: Hashes,
+}
