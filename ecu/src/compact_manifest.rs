@@ -56,7 +56,10 @@ pub enum Error {
     BadSignatureCount(u8),
     SignatureTooLong(u16),
     /// Fewer distinct provisioned keys signed than the threshold requires.
-    Threshold { valid: u8, threshold: u8 },
+    Threshold {
+        valid: u8,
+        threshold: u8,
+    },
 }
 
 impl core::fmt::Display for Error {
@@ -177,7 +180,9 @@ impl Body {
             let slot = &b[at..at + FIELD_LEN];
             if i < usize::from(n) {
                 let f = Field::decode(slot, "hardware id")?;
-                hardware_ids.push(f).map_err(|_| Error::BadHardwareIdCount(n))?;
+                hardware_ids
+                    .push(f)
+                    .map_err(|_| Error::BadHardwareIdCount(n))?;
             } else if slot.iter().any(|&c| c != 0) {
                 return Err(Error::BadField("unused hardware id slot"));
             }

@@ -54,8 +54,9 @@ impl Envelope {
         if !env.signed.is_object() {
             return Err(Error::malformed(what, "\"signed\" is not an object"));
         }
-        let canonical = to_canonical(&env.signed)
-            .map_err(|e| Error::malformed(what, format!("\"signed\" has no canonical form: {e}")))?;
+        let canonical = to_canonical(&env.signed).map_err(|e| {
+            Error::malformed(what, format!("\"signed\" has no canonical form: {e}"))
+        })?;
         Ok(Envelope {
             raw: bytes.to_vec(),
             signed: env.signed,
@@ -111,7 +112,14 @@ impl Envelope {
         threshold: u32,
         keys: &BTreeMap<KeyId, Key>,
     ) -> Result<usize> {
-        verify_threshold(role, &self.canonical, &self.signatures, keyids, threshold, keys)
+        verify_threshold(
+            role,
+            &self.canonical,
+            &self.signatures,
+            keyids,
+            threshold,
+            keys,
+        )
     }
 }
 

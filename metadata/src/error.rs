@@ -13,11 +13,7 @@ pub enum Error {
         source: serde_json::Error,
     },
     #[error("{what} is {len} bytes, over the limit of {limit}")]
-    TooLarge {
-        what: String,
-        len: u64,
-        limit: u64,
-    },
+    TooLarge { what: String, len: u64, limit: u64 },
     #[error("{what}: {reason}")]
     Malformed { what: String, reason: String },
     #[error("cannot write canonical JSON: {0}")]
@@ -30,7 +26,9 @@ pub enum Error {
     PrivateKey(String),
     #[error("signing failed: {0}")]
     Sign(String),
-    #[error("{role}: {valid} valid signature(s) from distinct trusted keys, threshold is {threshold}")]
+    #[error(
+        "{role}: {valid} valid signature(s) from distinct trusted keys, threshold is {threshold}"
+    )]
     Threshold {
         role: String,
         valid: usize,

@@ -107,7 +107,8 @@ impl PublicKey {
                 Ok(PublicKey::Rsa(Box::new(k)))
             }
             ("ed25519", "ed25519") => {
-                let raw = hex::decode(public).map_err(|e| bad(format!("ed25519 key is not hex: {e}")))?;
+                let raw =
+                    hex::decode(public).map_err(|e| bad(format!("ed25519 key is not hex: {e}")))?;
                 let raw: [u8; 32] = raw
                     .try_into()
                     .map_err(|_| bad("ed25519 key is not 32 bytes".into()))?;
@@ -121,7 +122,8 @@ impl PublicKey {
                     p256::ecdsa::VerifyingKey::from_public_key_pem(public)
                         .map_err(|e| bad(format!("P-256 PEM: {e}")))?
                 } else {
-                    let raw = hex::decode(public).map_err(|e| bad(format!("P-256 key is neither PEM nor hex: {e}")))?;
+                    let raw = hex::decode(public)
+                        .map_err(|e| bad(format!("P-256 key is neither PEM nor hex: {e}")))?;
                     p256::ecdsa::VerifyingKey::from_sec1_bytes(&raw)
                         .map_err(|e| bad(format!("P-256 point: {e}")))?
                 };

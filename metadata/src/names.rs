@@ -34,7 +34,10 @@ fn check(kind: &str, s: &str, max: usize, extra: &[u8]) -> Result<()> {
 pub fn check_role_name(s: &str) -> Result<()> {
     check("role name", s, MAX_NAME_LEN, b"")?;
     if super::roles::TOP_LEVEL_ROLES.contains(&s) {
-        return Err(Error::malformed("role name", format!("{s:?} is a top-level role")));
+        return Err(Error::malformed(
+            "role name",
+            format!("{s:?} is a top-level role"),
+        ));
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use sha2::Sha256;
 
 /// An RSA private key that signs as `rsassa-pss-sha256`, with its public key object and id
 /// computed once.
+#[derive(Clone)]
 pub struct SigningKey {
     key: rsa::RsaPrivateKey,
     public: Key,
@@ -54,7 +55,8 @@ impl SigningKey {
                 .map_err(|e| Error::PrivateKey(format!("damaged PKCS#1 RSA key: {e}")))?,
             "ENCRYPTED PRIVATE KEY" => {
                 return Err(Error::PrivateKey(
-                    "the key is encrypted; decrypt it first (openssl pkcs8 -in KEY -out PLAIN)".into(),
+                    "the key is encrypted; decrypt it first (openssl pkcs8 -in KEY -out PLAIN)"
+                        .into(),
                 ))
             }
             "PUBLIC KEY" | "RSA PUBLIC KEY" => {
@@ -80,17 +82,10 @@ impl SigningKey {
         }
         key.validate()
             .map_err(|e| Error::PrivateKey(format!("inconsistent RSA key: {e}")))?;
-        let pem = key
-            .to_public_key()
-            .to_public_key_pem(LineEnding::LF)
-            .map_err(|e| Error::PrivateKey(e.to_string()))?;
+        let pem = public_pem(&key.to_public_key()).map_err(Error::PrivateKey)?;
         let public = Key::rsa(pem);
         let keyid = public.key_id()?;
-        Ok(SigningKey {
-            key,
-            public,
-            keyid,
-        })
+        Ok(SigningKey { key, public, keyid })
     }
 
     /// PKCS#8 PEM of the private key, for `key generate`.
@@ -120,11 +115,19 @@ impl SigningKey {
 
     /// Sign `msg` with RSASSA-PSS, SHA-256, MGF1-SHA-256 and a 32-byte salt.
     pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>> {
-        let signer =
-            rsa::pss::BlindedSigningKey::<Sha256>::new_with_salt_len(self.key.clone(), PSS_SALT_LEN);
+        let signer = rsa::pss::BlindedSigningKey::<Sha256>::new_with_salt_len(
+            self.key.clone(),
+            PSS_SALT_LEN,
+        );
         let sig = signer
             .try_sign_with_rng(&mut rand_core::OsRng, msg)
             .map_err(|e| Error::Sign(e.to_string()))?;
         Ok(Box::<[u8]>::from(sig).into_vec())
     }
+}
+
+/// SPKI PEM (LF line endings) of an RSA public key: the `keyval.public` this project writes.
+pub fn public_pem(k: &rsa::RsaPublicKey) -> Result<String, String> {
+    k.to_public_key_pem(LineEnding::LF)
+        .map_err(|e| e.to_string())
 }

@@ -132,7 +132,12 @@ impl<'de> Deserialize<'de> for DateTime {
 
 /// Parse a human duration such as `30d`, `12h`, `90m`, `45s` or `2w` into seconds.
 pub fn parse_duration(s: &str) -> Result<i64> {
-    let bad = || Error::malformed("duration", format!("{s:?}: use a number and one of s, m, h, d, w (e.g. 7d)"));
+    let bad = || {
+        Error::malformed(
+            "duration",
+            format!("{s:?}: use a number and one of s, m, h, d, w (e.g. 7d)"),
+        )
+    };
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (n, unit) = s.split_at(split);

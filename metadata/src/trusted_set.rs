@@ -46,7 +46,12 @@ pub struct TrustedSet {
     targets: BTreeMap<String, Verified<Targets>>,
 }
 
-fn parse<T: DeserializeOwned>(role: &str, type_: &str, bytes: &[u8], limit: u64) -> Result<(T, Envelope)> {
+fn parse<T: DeserializeOwned>(
+    role: &str,
+    type_: &str,
+    bytes: &[u8],
+    limit: u64,
+) -> Result<(T, Envelope)> {
     let envelope = Envelope::parse(role, bytes, limit)?;
     let signed = envelope.decode(role, type_)?;
     Ok((signed, envelope))
@@ -110,7 +115,10 @@ impl TrustedSet {
         Ok(TrustedSet {
             now,
             limits,
-            root: Verified { signed: root, envelope },
+            root: Verified {
+                signed: root,
+                envelope,
+            },
             timestamp: None,
             snapshot: None,
             targets: BTreeMap::new(),
@@ -143,8 +151,16 @@ impl TrustedSet {
         new.validate()?;
         let old = &self.root.signed;
         let r = old.role("root")?;
-        envelope.verify("root (by the trusted root's keys)", &r.keyids, r.threshold, &old.keys)?;
-        let expected = old.version.checked_add(1).ok_or_else(|| Error::policy("root", "version overflow"))?;
+        envelope.verify(
+            "root (by the trusted root's keys)",
+            &r.keyids,
+            r.threshold,
+            &old.keys,
+        )?;
+        let expected = old
+            .version
+            .checked_add(1)
+            .ok_or_else(|| Error::policy("root", "version overflow"))?;
         if new.version != expected {
             return Err(Error::Version {
                 role: "root".into(),
@@ -154,7 +170,10 @@ impl TrustedSet {
         }
         let r = new.role("root")?;
         envelope.verify("root (by its own keys)", &r.keyids, r.threshold, &new.keys)?;
-        self.root = Verified { signed: new, envelope };
+        self.root = Verified {
+            signed: new,
+            envelope,
+        };
         Ok(())
     }
 
@@ -162,7 +181,10 @@ impl TrustedSet {
     /// trusted one. An expired timestamp is kept (for rollback checks) but reported.
     pub fn update_timestamp(&mut self, bytes: &[u8]) -> Result<Update> {
         if self.snapshot.is_some() {
-            return Err(Error::policy("timestamp", "cannot update timestamp after snapshot"));
+            return Err(Error::policy(
+                "timestamp",
+                "cannot update timestamp after snapshot",
+            ));
         }
         check_expiry("root", self.root.signed.expires, self.now)?;
         let (new, envelope): (Timestamp, _) =
@@ -192,7 +214,10 @@ impl TrustedSet {
             }
         }
         let expires = new.expires;
-        self.timestamp = Some(Verified { signed: new, envelope });
+        self.timestamp = Some(Verified {
+            signed: new,
+            envelope,
+        });
         check_expiry("timestamp", expires, self.now)?;
         Ok(Update::Replaced)
     }
@@ -211,7 +236,10 @@ impl TrustedSet {
     /// local storage (the timestamp's hashes describe the newest remote one).
     pub fn update_snapshot(&mut self, bytes: &[u8], trusted: bool) -> Result<()> {
         if !self.targets.is_empty() {
-            return Err(Error::policy("snapshot", "cannot update snapshot after targets"));
+            return Err(Error::policy(
+                "snapshot",
+                "cannot update snapshot after targets",
+            ));
         }
         let meta = self.final_timestamp()?.snapshot_meta()?.clone();
         if !trusted {
@@ -242,7 +270,10 @@ impl TrustedSet {
                 }
             }
         }
-        self.snapshot = Some(Verified { signed: new, envelope });
+        self.snapshot = Some(Verified {
+            signed: new,
+            envelope,
+        });
         self.final_snapshot().map(|_| ())
     }
 
@@ -270,7 +301,12 @@ impl TrustedSet {
     }
 
     /// Load targets role `role`, delegated by `parent` ("root" for the top-level targets).
-    pub fn update_delegated_targets(&mut self, bytes: &[u8], role: &str, parent: &str) -> Result<()> {
+    pub fn update_delegated_targets(
+        &mut self,
+        bytes: &[u8],
+        role: &str,
+        parent: &str,
+    ) -> Result<()> {
         let meta = self
             .final_snapshot()?
             .meta
@@ -291,7 +327,10 @@ impl TrustedSet {
                 detail: format!("the delegating role of {role} is not loaded"),
             })?;
             let d = p.signed.delegations.as_ref().ok_or_else(|| {
-                Error::policy(parent, format!("has no delegations, so cannot delegate {role}"))
+                Error::policy(
+                    parent,
+                    format!("has no delegations, so cannot delegate {role}"),
+                )
             })?;
             let dr = d
                 .role(role)
@@ -307,7 +346,13 @@ impl TrustedSet {
             });
         }
         check_expiry(role, new.expires, self.now)?;
-        self.targets.insert(role.into(), Verified { signed: new, envelope });
+        self.targets.insert(
+            role.into(),
+            Verified {
+                signed: new,
+                envelope,
+            },
+        );
         Ok(())
     }
 
@@ -342,6 +387,9 @@ impl TrustedSet {
             });
         }
         check_expiry(role, expires(&new), self.now)?;
-        Ok(Verified { signed: new, envelope })
+        Ok(Verified {
+            signed: new,
+            envelope,
+        })
     }
 }

@@ -1,1 +1,17 @@
+//! repo-gen: the publishers of the OTA system, behind the thin `ota-repo` CLI.
+//!
+//! - [`supplier`]: the supplier's image repository.
+//! - [`publish`]: the consistent-snapshot writer every publisher shares.
+//! - [`verify`]: checking a whole published tree with the client's own trust rules.
+//! - [`keystore`], [`workdir`], [`fsutil`]: keys, working directories, atomic writes.
 
+pub mod cli;
+pub mod error;
+pub mod fsutil;
+pub mod keystore;
+pub mod publish;
+pub mod root_build;
+pub mod run;
+pub mod supplier;
+pub mod verify;
+pub mod workdir;

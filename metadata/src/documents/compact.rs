@@ -27,13 +27,24 @@ pub fn sign_compact(body: &Body, keys: &[&SigningKey]) -> Result<Vec<u8>> {
     let mut signatures = heapless::Vec::new();
     for key in keys {
         let sig = key.sign(&body_bytes)?;
-        let sig = heapless::Vec::<u8, MAX_SIG_LEN>::from_slice(&sig)
-            .map_err(|_| Error::malformed("compact manifest", "signature over 512 bytes (key over 4096 bits)"))?;
+        let sig = heapless::Vec::<u8, MAX_SIG_LEN>::from_slice(&sig).map_err(|_| {
+            Error::malformed(
+                "compact manifest",
+                "signature over 512 bytes (key over 4096 bits)",
+            )
+        })?;
         signatures
-            .push(SignatureEntry { keyid: keyid_bytes(key.key_id())?, sig })
+            .push(SignatureEntry {
+                keyid: keyid_bytes(key.key_id())?,
+                sig,
+            })
             .map_err(|_| Error::malformed("compact manifest", "too many signatures"))?;
     }
-    let m = CompactManifest { body: body.clone(), body_bytes, signatures };
+    let m = CompactManifest {
+        body: body.clone(),
+        body_bytes,
+        signatures,
+    };
     Ok(m.encode().to_vec())
 }
 

@@ -99,14 +99,20 @@ impl ImageManifest {
         if self.hardware_ids.is_empty() || self.hardware_ids.len() > MAX_HARDWARE_IDS {
             return Err(Error::malformed(
                 "image manifest",
-                format!("{} hardware ids; 1 to {MAX_HARDWARE_IDS} allowed", self.hardware_ids.len()),
+                format!(
+                    "{} hardware ids; 1 to {MAX_HARDWARE_IDS} allowed",
+                    self.hardware_ids.len()
+                ),
             ));
         }
         let mut seen = BTreeSet::new();
         for h in &self.hardware_ids {
             names::check_hardware_id(h)?;
             if !seen.insert(h) {
-                return Err(Error::malformed("image manifest", format!("hardware id {h:?} listed twice")));
+                return Err(Error::malformed(
+                    "image manifest",
+                    format!("hardware id {h:?} listed twice"),
+                ));
             }
         }
         sha256_of(&self.hashes, "image manifest")?;
@@ -120,7 +126,12 @@ impl ImageManifest {
     /// The body of the compact form of this manifest.
     pub fn compact_body(&self) -> Result<Body> {
         let field = |s: &str, what: &str| {
-            Field::new(s).ok_or_else(|| Error::malformed("image manifest", format!("{what} {s:?} does not fit the compact form")))
+            Field::new(s).ok_or_else(|| {
+                Error::malformed(
+                    "image manifest",
+                    format!("{what} {s:?} does not fit the compact form"),
+                )
+            })
         };
         let mut hardware_ids = heapless::Vec::new();
         for h in &self.hardware_ids {
@@ -143,7 +154,10 @@ impl ImageManifest {
         if compact.body != self.compact_body()? {
             return Err(Error::malformed(
                 "compact manifest",
-                format!("does not agree with the image manifest of {}-{}", self.uid, self.version),
+                format!(
+                    "does not agree with the image manifest of {}-{}",
+                    self.uid, self.version
+                ),
             ));
         }
         Ok(())
@@ -152,7 +166,10 @@ impl ImageManifest {
     /// Check that the target entry a repository lists for the image agrees with this manifest.
     pub fn check_target(&self, name: &str, target: &TargetFile) -> Result<()> {
         if name != self.target {
-            return Err(Error::malformed("image manifest", format!("describes {:?}, not {name:?}", self.target)));
+            return Err(Error::malformed(
+                "image manifest",
+                format!("describes {:?}, not {name:?}", self.target),
+            ));
         }
         if target.length != self.length {
             return Err(Error::Length {

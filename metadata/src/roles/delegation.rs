@@ -12,9 +12,9 @@ pub struct Delegations {
     pub extra: BTreeMap<String, Value>,
 }
 
-/// A delegation to another targets role. `hardware_ids` is this project's extension: when
-/// present, images that role signs must fit only those hardware ids (a tier-2 supplier signs
-/// a subset of the ECUs). Other TUF readers ignore it.
+/// A delegation to another targets role. No extension fields here: other TUF readers (tough)
+/// re-serialise delegations to check signatures and would drop them. The project's hardware-id
+/// restriction lives in the delegating targets role instead ([`super::Targets`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DelegatedRole {
     pub name: String,
@@ -26,8 +26,6 @@ pub struct DelegatedRole {
     pub paths: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_hash_prefixes: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hardware_ids: Option<Vec<String>>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }

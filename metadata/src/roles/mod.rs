@@ -11,7 +11,7 @@ mod targets;
 mod timestamp;
 
 pub use delegation::{glob_match, DelegatedRole, Delegations};
-pub use root::{Root, RoleKeys, TOP_LEVEL_ROLES};
+pub use root::{RoleKeys, Root, TOP_LEVEL_ROLES};
 pub use snapshot::Snapshot;
 pub use targets::{TargetFile, Targets};
 pub use timestamp::Timestamp;
@@ -52,7 +52,10 @@ pub(crate) fn check_spec_version(role: &str, v: &str) -> Result<()> {
     if v.split('.').next() == Some("1") {
         Ok(())
     } else {
-        Err(Error::policy(role, format!("unsupported spec_version {v:?}")))
+        Err(Error::policy(
+            role,
+            format!("unsupported spec_version {v:?}"),
+        ))
     }
 }
 

@@ -47,7 +47,10 @@ impl Root {
         for name in super::TOP_LEVEL_ROLES {
             let role = self.role(name)?;
             if role.threshold == 0 {
-                return Err(Error::malformed("root", format!("role {name} has threshold 0")));
+                return Err(Error::malformed(
+                    "root",
+                    format!("role {name} has threshold 0"),
+                ));
             }
             for id in &role.keyids {
                 if !self.keys.contains_key(id) {

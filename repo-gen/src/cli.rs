@@ -1,0 +1,202 @@
+//! Command-line interface of `ota-repo`: argument definitions only; the work is in the modules.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ota-repo",
+    version,
+    about = "Publish the signed static trees of a vehicle OTA system: supplier image repositories, \
+             the OEM master repository and regulator attestation repositories.",
+    long_about = "Publish the signed static trees of a vehicle OTA system.\n\n\
+        Each working directory holds ota-repo.json (settings, never published) and repository/, \
+        a static tree of TUF metadata and targets that any web server or CDN can serve.\n\n\
+        A supplier's first steps:\n  \
+          ota-repo key generate --out supplier.pem\n  \
+          ota-repo supplier init acme --name acme --key supplier.pem\n  \
+          ota-repo supplier add-image acme --file brake.bin --uid brake-fw --version 1.0.0 \\\n      \
+            --release-counter 1 --hardware-id BRAKE-ECU-A\n  \
+          ota-repo supplier publish acme\n  \
+          ota-repo verify acme"
+)]
+pub struct Cli {
+    /// Pretend the current time is TIME (YYYY-MM-DDTHH:MM:SSZ), for reproducible trees and tests.
+    #[arg(long, global = true, value_name = "TIME", hide = true)]
+    pub now: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Generate and inspect RSA signing keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// A supplier's image repository: images, image manifests, tier-2 delegations.
+    #[command(subcommand)]
+    Supplier(SupplierCommand),
+    /// Check a whole published tree: root chain, signatures, versions, expiry, every target's
+    /// length and hash, and every image manifest and its compact form.
+    Verify {
+        /// A working directory or a published tree (the directory holding timestamp.json).
+        dir: PathBuf,
+        /// Trusted root to start from (e.g. the 1.root.json you pinned). Without it, the tree's
+        /// own 1.root.json is trusted on first use.
+        #[arg(long, value_name = "ROOT.json")]
+        root: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Generate an RSA private key (PKCS#8 PEM, file mode 0600). Never overwrites a file.
+    Generate {
+        /// Modulus size in bits (2048 to 8192).
+        #[arg(long, default_value_t = 3072)]
+        bits: usize,
+        /// Where to write the private key.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Print a key's id, size and public key (PEM). Accepts private or public PEM files.
+    Show { file: PathBuf },
+}
+
+/// `ROLE=VALUE` pairs.
+fn role_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(r, v)| (r.trim().to_string(), v.trim().to_string()))
+        .filter(|(r, v)| !r.is_empty() && !v.is_empty())
+        .ok_or_else(|| format!("{s:?}: expected ROLE=VALUE, e.g. timestamp=1d"))
+}
+
+#[derive(Args, Debug)]
+pub struct RoleKeyArgs {
+    /// Key for every role that is not given its own key below (repeat for several keys).
+    #[arg(long, value_name = "FILE")]
+    pub key: Vec<PathBuf>,
+    /// Root key(s); repeat for several.
+    #[arg(long, value_name = "FILE")]
+    pub root_key: Vec<PathBuf>,
+    /// Targets key(s).
+    #[arg(long, value_name = "FILE")]
+    pub targets_key: Vec<PathBuf>,
+    /// Snapshot key(s).
+    #[arg(long, value_name = "FILE")]
+    pub snapshot_key: Vec<PathBuf>,
+    /// Timestamp key(s).
+    #[arg(long, value_name = "FILE")]
+    pub timestamp_key: Vec<PathBuf>,
+    /// Signature threshold of a role, e.g. root=2 (default 1 for every role).
+    #[arg(long, value_name = "ROLE=N", value_parser = role_value)]
+    pub threshold: Vec<(String, String)>,
+    /// Lifetime of a role's signed documents, e.g. timestamp=6h
+    /// (defaults: root=365d targets=90d snapshot=7d timestamp=1d).
+    #[arg(long, value_name = "ROLE=DURATION", value_parser = role_value)]
+    pub expires: Vec<(String, String)>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SupplierCommand {
+    /// Create a supplier repository: root with role keys, thresholds and expiries, and a first
+    /// (empty) publish.
+    Init {
+        dir: PathBuf,
+        /// The supplier's name, as the OEM will know it.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        keys: RoleKeyArgs,
+        /// Largest image accepted, in bytes (suffixes K, M, G allowed).
+        #[arg(long, default_value = "1G", value_parser = parse_size)]
+        max_image_size: u64,
+    },
+    /// Add a firmware image: stores it, signs its image manifest and compact manifest.
+    /// Takes effect at the next `publish`.
+    AddImage {
+        dir: PathBuf,
+        /// The image file.
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        /// The image's stable identifier, e.g. brake-fw.
+        #[arg(long)]
+        uid: String,
+        /// This release's version, e.g. 1.4.2.
+        #[arg(long)]
+        version: String,
+        /// Anti-rollback counter: ECUs refuse images with a lower counter than installed.
+        #[arg(long)]
+        release_counter: u64,
+        /// Hardware id the image fits (repeat for up to 4).
+        #[arg(long = "hardware-id", value_name = "ID", required = true)]
+        hardware_ids: Vec<String>,
+        /// Sign with this tier-2 delegation instead of the top-level targets role.
+        #[arg(long, default_value = "targets")]
+        role: String,
+        /// Accept a release counter lower than an earlier release of the same uid.
+        #[arg(long)]
+        allow_rollback: bool,
+    },
+    /// Delegate signing of images for some hardware ids to a tier-2 supplier.
+    Delegate {
+        dir: PathBuf,
+        /// Name of the delegated role (the tier-2 supplier).
+        #[arg(long = "to", value_name = "NAME")]
+        to: String,
+        /// The tier-2 supplier's key(s).
+        #[arg(long, value_name = "FILE", required = true)]
+        key: Vec<PathBuf>,
+        /// Hardware ids the tier-2 supplier may sign images for.
+        #[arg(long = "hardware-id", value_name = "ID", required = true)]
+        hardware_ids: Vec<String>,
+        #[arg(long, default_value_t = 1)]
+        threshold: u32,
+        /// Target-name patterns it may sign (default `*`; hardware ids still restrict).
+        #[arg(long = "path", value_name = "PATTERN")]
+        paths: Vec<String>,
+        /// Stop the search at this role for the targets it matches.
+        #[arg(long)]
+        terminating: bool,
+        /// Lifetime of the delegated role's metadata (default 90d).
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+    },
+    /// Sign and write targets, snapshot and timestamp (consistent snapshots). Re-signs only
+    /// what changed or is due to expire; the timestamp is always renewed, last.
+    Publish {
+        dir: PathBuf,
+        /// Re-sign every role even if unchanged.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Replace a role's keys (root, targets, snapshot, timestamp or a delegation): writes
+    /// N+1.root.json signed by the old and the new root keys, and re-signs what the role signs.
+    RotateKey {
+        dir: PathBuf,
+        #[arg(long)]
+        role: String,
+        /// The new key(s) of the role.
+        #[arg(long, value_name = "FILE", required = true)]
+        new_key: Vec<PathBuf>,
+        /// New threshold (default: unchanged).
+        #[arg(long)]
+        threshold: Option<u32>,
+    },
+}
+
+/// Sizes like `1048576`, `64K`, `512M`, `1G`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last() {
+        Some('K' | 'k') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
+        Some('G' | 'g') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{s:?} is not a size (e.g. 1048576, 64K, 512M, 1G)"))
+}

@@ -1,0 +1,87 @@
+//! Atomic file writes: a reader (or a web server) sees the old file or the new one, never half
+//! of either, and a crash leaves at worst a stray temporary file.
+
+use crate::error::{Error, Result};
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::Path;
+
+/// Write `bytes` to `path` through a temporary file in the same directory, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = parent(path);
+    fs::create_dir_all(dir).map_err(Error::io(dir))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(Error::io(dir))?;
+    tmp.write_all(bytes).map_err(Error::io(path))?;
+    tmp.as_file().sync_all().map_err(Error::io(path))?;
+    tmp.persist(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Create `path` with mode 0600, failing if it exists (never overwrite a key).
+pub fn write_new_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = parent(path);
+    if path.exists() {
+        return Err(Error::refused(format!(
+            "{} already exists; refusing to overwrite it",
+            path.display()
+        )));
+    }
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-key-")
+        .tempfile_in(dir)
+        .map_err(Error::io(dir))?;
+    // tempfile creates files with mode 0600 on Unix already; the key never exists with
+    // wider permissions.
+    tmp.write_all(bytes).map_err(Error::io(path))?;
+    tmp.as_file().sync_all().map_err(Error::io(path))?;
+    tmp.persist_noclobber(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Read a whole file, refusing one over `limit` bytes (checked before and while reading).
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let f = File::open(path).map_err(Error::io(path))?;
+    let len = f.metadata().map_err(Error::io(path))?.len();
+    if len > limit {
+        return Err(Error::refused(format!(
+            "{} is {len} bytes, over the limit of {limit}",
+            path.display()
+        )));
+    }
+    let mut out = Vec::with_capacity(len as usize);
+    f.take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(Error::io(path))?;
+    if out.len() as u64 > limit {
+        return Err(Error::refused(format!(
+            "{} grew past the limit of {limit} bytes while being read",
+            path.display()
+        )));
+    }
+    Ok(out)
+}
+
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+fn sync_dir(dir: &Path) {
+    // Makes the rename durable; failure only weakens durability, never correctness.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}

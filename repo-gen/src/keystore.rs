@@ -1,0 +1,28 @@
+//! Private key files: generating, loading, and showing them.
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+use ota_metadata::SigningKey;
+use std::path::Path;
+
+/// Keys are small; anything bigger than this is not a key file.
+const MAX_KEY_FILE: u64 = 64 * 1024;
+
+pub fn load(path: &Path) -> Result<SigningKey> {
+    let bytes = fsutil::read_bounded(path, MAX_KEY_FILE)?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| Error::refused(format!("{}: not a PEM text file", path.display())))?;
+    SigningKey::from_pem(text).map_err(Error::meta(path))
+}
+
+pub fn generate(bits: usize, out: &Path) -> Result<SigningKey> {
+    if out.exists() {
+        return Err(Error::refused(format!(
+            "{} already exists; refusing to overwrite it",
+            out.display()
+        )));
+    }
+    let key = SigningKey::generate(bits)?;
+    fsutil::write_new_private(out, key.to_pkcs8_pem()?.as_bytes())?;
+    Ok(key)
+}

@@ -1,0 +1,238 @@
+//! Dispatch of parsed commands, and what each prints.
+
+use crate::cli::{Cli, Command, KeyCommand, RoleKeyArgs, SupplierCommand};
+use crate::error::{Error, Result};
+use crate::publish::Report;
+use crate::{fsutil, keystore, supplier, verify};
+use ota_metadata::{DateTime, Key, SigningKey};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub fn run(cli: Cli) -> Result<()> {
+    let now = match &cli.now {
+        Some(t) => DateTime::parse(t)?,
+        None => DateTime::now(),
+    };
+    match cli.command {
+        Command::Key(k) => key(k),
+        Command::Supplier(s) => supplier_cmd(s, now),
+        Command::Verify { dir, root } => {
+            let s = verify::verify(&dir, root.as_deref(), now)?;
+            println!(
+                "OK {}: root v{}, timestamp v{}, snapshot v{}, {} targets role(s), {} target(s), {} image(s) verified{}",
+                verify::tree_dir(&dir).display(),
+                s.root_version,
+                s.timestamp_version,
+                s.snapshot_version,
+                s.targets_roles,
+                s.targets,
+                s.images,
+                if s.pinned_root { "" } else { " (trusting the tree's own 1.root.json; pass --root to pin one)" }
+            );
+            Ok(())
+        }
+    }
+}
+
+fn key(cmd: KeyCommand) -> Result<()> {
+    match cmd {
+        KeyCommand::Generate { bits, out } => {
+            let k = keystore::generate(bits, &out)?;
+            println!(
+                "wrote {} ({} bits, key id {})",
+                out.display(),
+                k.bits(),
+                k.key_id()
+            );
+            Ok(())
+        }
+        KeyCommand::Show { file } => {
+            let bytes = fsutil::read_bounded(&file, 64 * 1024)?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| Error::refused(format!("{}: not a PEM text file", file.display())))?;
+            let (key, kind) = if text.contains("PUBLIC KEY-----") {
+                (public_only(&file, &text)?, "public")
+            } else {
+                let k = SigningKey::from_pem(&text).map_err(Error::meta(&file))?;
+                (k.public().clone(), "private")
+            };
+            let id = key.key_id()?;
+            println!("key id:  {id}");
+            println!(
+                "type:    {} / {} ({kind} key file)",
+                key.keytype, key.scheme
+            );
+            print!("{}", key.keyval.public);
+            Ok(())
+        }
+    }
+}
+
+/// The key object for a public-key PEM file, normalised as this project writes it.
+fn public_only(file: &Path, text: &str) -> Result<Key> {
+    use rsa_pem::*;
+    let k = Key::rsa(text.to_string());
+    let parsed = k
+        .to_public(&ota_metadata::KeyId(file.display().to_string()))
+        .map_err(Error::meta(file))?;
+    Ok(Key::rsa(normalise(&parsed).map_err(|e| {
+        Error::refused(format!("{}: {e}", file.display()))
+    })?))
+}
+
+mod rsa_pem {
+    /// Re-encode a public key as SPKI PEM with LF endings, as keys generated here are listed.
+    pub fn normalise(k: &ota_metadata::PublicKey) -> Result<String, String> {
+        match k {
+            ota_metadata::PublicKey::Rsa(rsa) => ota_metadata::signing::public_pem(rsa),
+            _ => Err("only RSA keys can be shown".into()),
+        }
+    }
+}
+
+fn role_maps(
+    k: &RoleKeyArgs,
+) -> Result<(
+    BTreeMap<String, Vec<PathBuf>>,
+    BTreeMap<String, u32>,
+    BTreeMap<String, String>,
+)> {
+    let mut keys = BTreeMap::new();
+    for (role, files) in [
+        ("root", &k.root_key),
+        ("targets", &k.targets_key),
+        ("snapshot", &k.snapshot_key),
+        ("timestamp", &k.timestamp_key),
+    ] {
+        if !files.is_empty() {
+            keys.insert(role.to_string(), files.clone());
+        }
+    }
+    let mut thresholds = BTreeMap::new();
+    for (role, v) in &k.threshold {
+        let n: u32 = v
+            .parse()
+            .map_err(|_| Error::refused(format!("--threshold {role}={v}: not a number")))?;
+        thresholds.insert(role.clone(), n);
+    }
+    let expires = k.expires.iter().cloned().collect();
+    Ok((keys, thresholds, expires))
+}
+
+fn print_report(r: &Report) {
+    for (role, v) in &r.signed {
+        println!("  signed {role} v{v}");
+    }
+    for (role, v) in &r.kept {
+        println!("  kept   {role} v{v} (unchanged)");
+    }
+}
+
+fn supplier_cmd(cmd: SupplierCommand, now: DateTime) -> Result<()> {
+    match cmd {
+        SupplierCommand::Init {
+            dir,
+            name,
+            keys,
+            max_image_size,
+        } => {
+            let (role_keys, thresholds, expires) = role_maps(&keys)?;
+            supplier::init(
+                &dir,
+                supplier::Init {
+                    name: name.clone(),
+                    role_keys,
+                    default_keys: keys.key.clone(),
+                    thresholds,
+                    expires,
+                    max_image_size,
+                },
+                now,
+            )?;
+            println!("created supplier repository {name:?} in {}", dir.display());
+            println!(
+                "  serve {} with any web server",
+                crate::workdir::repository_path(&dir).display()
+            );
+            Ok(())
+        }
+        SupplierCommand::AddImage {
+            dir,
+            file,
+            uid,
+            version,
+            release_counter,
+            hardware_ids,
+            role,
+            allow_rollback,
+        } => {
+            let added = supplier::add_image(
+                &dir,
+                supplier::AddImage {
+                    file,
+                    uid,
+                    version,
+                    release_counter,
+                    hardware_ids,
+                    role,
+                    allow_rollback,
+                },
+                now,
+            )?;
+            for w in &added.warnings {
+                eprintln!("ota-repo: warning: {w}");
+            }
+            let r = &added.record;
+            println!(
+                "added {} {} (release counter {}, {} bytes, sha256 {}) signed by {}; run `ota-repo supplier publish` to publish it",
+                r.uid, r.version, r.release_counter, r.image.length, r.image.sha256, r.role
+            );
+            Ok(())
+        }
+        SupplierCommand::Delegate {
+            dir,
+            to,
+            key,
+            hardware_ids,
+            threshold,
+            paths,
+            terminating,
+            expires,
+        } => {
+            supplier::delegate(
+                &dir,
+                supplier::Delegate {
+                    name: to.clone(),
+                    keys: key,
+                    threshold,
+                    hardware_ids,
+                    paths,
+                    terminating,
+                    expires,
+                },
+            )?;
+            println!("delegated to {to:?}; run `ota-repo supplier publish` to publish it");
+            Ok(())
+        }
+        SupplierCommand::Publish { dir, force } => {
+            let r = supplier::publish(&dir, now, force)?;
+            println!(
+                "published {}",
+                crate::workdir::repository_path(&dir).display()
+            );
+            print_report(&r);
+            Ok(())
+        }
+        SupplierCommand::RotateKey {
+            dir,
+            role,
+            new_key,
+            threshold,
+        } => {
+            let r = supplier::rotate_key(&dir, &role, new_key, threshold, now)?;
+            println!("rotated the keys of {role}");
+            print_report(&r);
+            Ok(())
+        }
+    }
+}

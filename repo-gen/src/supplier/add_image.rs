@@ -1,0 +1,250 @@
+use super::{FileInfo, ImageRecord, Settings};
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::root_build::signing_keys;
+use crate::workdir;
+use ota_metadata::documents::compact::sign_compact;
+use ota_metadata::documents::{ImageManifest, ImageTargets};
+use ota_metadata::{names, sign_document, DateTime, SigningKey};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+pub struct AddImage {
+    pub file: PathBuf,
+    pub uid: String,
+    pub version: String,
+    pub release_counter: u64,
+    pub hardware_ids: Vec<String>,
+    /// "targets", or the tier-2 delegation that signs this image.
+    pub role: String,
+    /// Accept a release counter below an earlier release of the same uid.
+    pub allow_rollback: bool,
+}
+
+/// What `add_image` reports back: the record and any warnings for the user.
+pub struct Added {
+    pub record: ImageRecord,
+    pub warnings: Vec<String>,
+}
+
+/// Store `name`'s content under its consistent-snapshot name, `targets/SHA256.NAME`.
+pub fn store_target(repo: &Path, name: &str, bytes: &[u8]) -> Result<FileInfo> {
+    let sha = hex::encode(Sha256::digest(bytes));
+    fsutil::write_atomic(&repo.join("targets").join(format!("{sha}.{name}")), bytes)?;
+    Ok(FileInfo {
+        length: bytes.len() as u64,
+        sha256: sha,
+    })
+}
+
+/// Copy the image into the targets directory while hashing it, bounded by `limit`.
+fn store_image(repo: &Path, src: &Path, name: &str, limit: u64) -> Result<FileInfo> {
+    let mut f = File::open(src).map_err(Error::io(src))?;
+    let meta = f.metadata().map_err(Error::io(src))?;
+    if !meta.is_file() {
+        return Err(Error::refused(format!(
+            "{} is not a regular file",
+            src.display()
+        )));
+    }
+    if meta.len() > limit {
+        return Err(Error::refused(format!(
+            "image {} is {} bytes, over this repository's limit of {limit} (see --max-image-size)",
+            src.display(),
+            meta.len()
+        )));
+    }
+    let dir = repo.join("targets");
+    std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(&dir)
+        .map_err(Error::io(&dir))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut length: u64 = 0;
+    loop {
+        let n = f.read(&mut buf).map_err(Error::io(src))?;
+        if n == 0 {
+            break;
+        }
+        length += n as u64;
+        if length > limit {
+            return Err(Error::refused(format!(
+                "image {} grew past the limit of {limit} bytes while being read",
+                src.display()
+            )));
+        }
+        hasher.update(&buf[..n]);
+        tmp.write_all(&buf[..n]).map_err(Error::io(tmp.path()))?;
+    }
+    tmp.as_file().sync_all().map_err(Error::io(tmp.path()))?;
+    let sha = hex::encode(hasher.finalize());
+    let dest = dir.join(format!("{sha}.{name}"));
+    tmp.persist(&dest).map_err(|e| Error::Io {
+        path: dest.clone(),
+        source: e.error,
+    })?;
+    Ok(FileInfo {
+        length,
+        sha256: sha,
+    })
+}
+
+/// Sign and store the image manifest and its compact form for `m`.
+pub fn write_manifests(
+    repo: &Path,
+    m: &ImageManifest,
+    keys: &[&SigningKey],
+) -> Result<(FileInfo, FileInfo)> {
+    let names = ImageTargets::new(&m.uid, &m.version);
+    let json = sign_document(m, keys)?;
+    let compact = sign_compact(&m.compact_body()?, keys)?;
+    Ok((
+        store_target(repo, &names.manifest, &json)?,
+        store_target(repo, &names.compact, &compact)?,
+    ))
+}
+
+/// The manifest an image record describes.
+pub fn manifest_of(supplier: &str, r: &ImageRecord) -> Result<ImageManifest> {
+    let sha: [u8; 32] = hex::decode(&r.image.sha256)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| {
+            Error::refused(format!("settings: bad sha256 for {}-{}", r.uid, r.version))
+        })?;
+    Ok(ImageManifest::new(
+        supplier,
+        &r.uid,
+        &r.version,
+        r.release_counter,
+        r.hardware_ids.clone(),
+        r.image.length,
+        sha,
+    )?)
+}
+
+pub fn add_image(dir: &Path, opts: AddImage, now: DateTime) -> Result<Added> {
+    let mut s = Settings::load(dir)?;
+    let repo = workdir::repository_path(dir);
+    let mut warnings = Vec::new();
+
+    names::check_uid(&opts.uid)?;
+    names::check_image_version(&opts.version)?;
+    let mut seen = BTreeSet::new();
+    for h in &opts.hardware_ids {
+        names::check_hardware_id(h)?;
+        if !seen.insert(h) {
+            return Err(Error::refused(format!("hardware id {h:?} given twice")));
+        }
+    }
+    if opts.hardware_ids.is_empty() {
+        return Err(Error::refused("give at least one --hardware-id"));
+    }
+
+    // Duplicates, by uid+version and by the target names they produce.
+    let names = ImageTargets::new(&opts.uid, &opts.version);
+    for img in &s.images {
+        if img.uid == opts.uid && img.version == opts.version {
+            return Err(Error::refused(format!(
+                "image {} version {} is already in the repository (added {})",
+                opts.uid, opts.version, img.added
+            )));
+        }
+        if ImageTargets::new(&img.uid, &img.version).image == names.image {
+            return Err(Error::refused(format!(
+                "{}: target name {} is already used by uid {} version {}",
+                opts.uid, names.image, img.uid, img.version
+            )));
+        }
+    }
+
+    // Release counter: never below an earlier release of the same uid, unless asked.
+    if let Some(prev) = s
+        .images
+        .iter()
+        .filter(|i| i.uid == opts.uid)
+        .max_by_key(|i| i.release_counter)
+    {
+        if opts.release_counter < prev.release_counter {
+            if !opts.allow_rollback {
+                return Err(Error::refused(format!(
+                    "release counter {} is below {} of {} version {}; ECUs that installed that \
+                     release will refuse this one. Pass --allow-rollback to publish it anyway",
+                    opts.release_counter, prev.release_counter, prev.uid, prev.version
+                )));
+            }
+            warnings.push(format!(
+                "release counter {} is below {} of version {}: only ECUs that never installed \
+                 that release can take this image",
+                opts.release_counter, prev.release_counter, prev.version
+            ));
+        } else if opts.release_counter == prev.release_counter {
+            warnings.push(format!(
+                "release counter {} equals that of version {}: ECUs will accept either image, \
+                 so a compromised director could roll them back (Uptane discourages this)",
+                opts.release_counter, prev.version
+            ));
+        }
+    }
+
+    // The signing role, and a tier-2 supplier's hardware-id restriction.
+    if opts.role != "targets" {
+        let d = s.delegation(&opts.role).ok_or_else(|| {
+            Error::refused(format!(
+                "no delegation named {:?}; add it with `supplier delegate`",
+                opts.role
+            ))
+        })?;
+        if let Some(h) = opts
+            .hardware_ids
+            .iter()
+            .find(|h| !d.hardware_ids.contains(h))
+        {
+            return Err(Error::refused(format!(
+                "delegation {} may sign images for hardware ids {:?} only, not {h:?}",
+                d.name, d.hardware_ids
+            )));
+        }
+    }
+    let root = crate::publish::read_root(&repo)?;
+    let rc = s.role(&opts.role)?.clone();
+    let keys = if opts.role == "targets" {
+        signing_keys(&root, "targets", &rc)?
+    } else {
+        rc.load_keys(&opts.role)?
+    };
+
+    let image = store_image(&repo, &opts.file, &names.image, s.max_image_size)?;
+    let record = ImageRecord {
+        uid: opts.uid,
+        version: opts.version,
+        release_counter: opts.release_counter,
+        hardware_ids: opts.hardware_ids,
+        role: opts.role,
+        image,
+        manifest: FileInfo {
+            length: 0,
+            sha256: String::new(),
+        },
+        compact: FileInfo {
+            length: 0,
+            sha256: String::new(),
+        },
+        added: now,
+    };
+    let m = manifest_of(&s.name, &record)?;
+    let (manifest, compact) = write_manifests(&repo, &m, &keys.iter().collect::<Vec<_>>())?;
+    let record = ImageRecord {
+        manifest,
+        compact,
+        ..record
+    };
+    s.images.push(record.clone());
+    s.save(dir)?;
+    Ok(Added { record, warnings })
+}

@@ -1,0 +1,68 @@
+use super::{DelegationConfig, Settings};
+use crate::error::{Error, Result};
+use crate::root_build::{check_threshold, default_expiry};
+use crate::workdir::RoleConfig;
+use ota_metadata::names;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+pub struct Delegate {
+    pub name: String,
+    pub keys: Vec<PathBuf>,
+    pub threshold: u32,
+    pub hardware_ids: Vec<String>,
+    /// Target-name patterns the tier-2 supplier may sign; `*` (any image) when empty, with the
+    /// hardware-id restriction doing the narrowing.
+    pub paths: Vec<String>,
+    pub terminating: bool,
+    pub expires: Option<String>,
+}
+
+/// Delegate signing of images for `hardware_ids` to a tier-2 supplier. Takes effect at the
+/// next `publish`.
+pub fn delegate(dir: &Path, opts: Delegate) -> Result<()> {
+    let mut s = Settings::load(dir)?;
+    names::check_role_name(&opts.name)?;
+    if s.delegation(&opts.name).is_some() {
+        return Err(Error::refused(format!(
+            "delegation {:?} already exists",
+            opts.name
+        )));
+    }
+    if opts.hardware_ids.is_empty() {
+        return Err(Error::refused(
+            "give at least one --hardware-id the tier-2 supplier may serve",
+        ));
+    }
+    for h in &opts.hardware_ids {
+        names::check_hardware_id(h)?;
+    }
+    for p in &opts.paths {
+        if p.is_empty() || p.contains("..") {
+            return Err(Error::refused(format!("path pattern {p:?} is not allowed")));
+        }
+    }
+    let role = RoleConfig::new(
+        opts.keys,
+        opts.threshold,
+        opts.expires.as_deref().unwrap_or(default_expiry("targets")),
+    )?;
+    let ids: BTreeSet<_> = role
+        .load_keys(&opts.name)?
+        .iter()
+        .map(|k| k.key_id().clone())
+        .collect();
+    check_threshold(&opts.name, &role, ids.len())?;
+    s.delegations.push(DelegationConfig {
+        name: opts.name,
+        role,
+        hardware_ids: opts.hardware_ids,
+        paths: if opts.paths.is_empty() {
+            vec!["*".into()]
+        } else {
+            opts.paths
+        },
+        terminating: opts.terminating,
+    });
+    s.save(dir)
+}

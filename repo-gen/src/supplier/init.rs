@@ -1,0 +1,98 @@
+use super::{Settings, KIND};
+use crate::error::{Error, Result};
+use crate::root_build::{build_root, default_expiry};
+use crate::workdir::{self, RoleConfig};
+use ota_metadata::roles::TOP_LEVEL_ROLES;
+use ota_metadata::{names, DateTime};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What `supplier init` needs.
+pub struct Init {
+    pub name: String,
+    /// Keys per top-level role; a role absent here uses `default_keys`.
+    pub role_keys: BTreeMap<String, Vec<PathBuf>>,
+    pub default_keys: Vec<PathBuf>,
+    pub thresholds: BTreeMap<String, u32>,
+    pub expires: BTreeMap<String, String>,
+    pub max_image_size: u64,
+}
+
+/// Build the role settings of a new repository from the init options (shared by the three
+/// publishers' `init`).
+pub fn role_configs(
+    roles: &[&str],
+    role_keys: &BTreeMap<String, Vec<PathBuf>>,
+    default_keys: &[PathBuf],
+    thresholds: &BTreeMap<String, u32>,
+    expires: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, RoleConfig>> {
+    for r in role_keys
+        .keys()
+        .chain(thresholds.keys())
+        .chain(expires.keys())
+    {
+        if !roles.contains(&r.as_str()) {
+            return Err(Error::refused(format!(
+                "unknown role {r:?}; roles are {}",
+                roles.join(", ")
+            )));
+        }
+    }
+    let mut out = BTreeMap::new();
+    for role in roles {
+        let keys = role_keys
+            .get(*role)
+            .cloned()
+            .unwrap_or_else(|| default_keys.to_vec());
+        if keys.is_empty() {
+            return Err(Error::refused(format!(
+                "no key for role {role}: pass --key FILE (all roles) or --{role}-key FILE"
+            )));
+        }
+        let threshold = thresholds.get(*role).copied().unwrap_or(1);
+        let exp = expires
+            .get(*role)
+            .map(String::as_str)
+            .unwrap_or(default_expiry(role));
+        out.insert(role.to_string(), RoleConfig::new(keys, threshold, exp)?);
+    }
+    Ok(out)
+}
+
+pub fn init(dir: &Path, opts: Init, now: DateTime) -> Result<()> {
+    names::check_role_name(&opts.name)
+        .map_err(|e| Error::refused(format!("supplier name: {e}")))?;
+    if workdir::settings_path(dir).exists() {
+        return Err(Error::refused(format!(
+            "{} is already an ota-repo directory",
+            dir.display()
+        )));
+    }
+    if opts.max_image_size == 0 {
+        return Err(Error::refused("--max-image-size must be positive"));
+    }
+    let roles = role_configs(
+        &TOP_LEVEL_ROLES,
+        &opts.role_keys,
+        &opts.default_keys,
+        &opts.thresholds,
+        &opts.expires,
+    )?;
+    let root = build_root(&roles, 1, now)?;
+    let settings = Settings {
+        kind: KIND.into(),
+        name: opts.name,
+        roles,
+        max_image_size: opts.max_image_size,
+        delegations: Vec::new(),
+        images: Vec::new(),
+    };
+    let root_keys = crate::root_build::signing_keys(&root, "root", &settings.roles["root"])?;
+    let repo = workdir::repository_path(dir);
+    std::fs::create_dir_all(repo.join("targets")).map_err(Error::io(&repo))?;
+    crate::publish::write_root(&repo, &root, &root_keys.iter().collect::<Vec<_>>())?;
+    settings.save(dir)?;
+    super::publish(dir, now, false)?;
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! The supplier's image repository (`ota-repo supplier …`): firmware images, a signed image
+//! manifest and compact manifest per image, tier-2 delegations, and the TUF roles over them.
+//!
+//! Every image adds three targets, named after its uid and version:
+//! `U-V.bin` (the image), `U-V.image.json` (the image manifest, Mi) and `U-V.manifest.bin` (its
+//! compact binary form for the ECU), stored as `targets/SHA256.NAME` (consistent snapshots).
+//! An image signed by a tier-2 supplier is listed in that delegated role, and its manifests are
+//! signed by the tier-2 keys.
+
+mod add_image;
+mod delegate;
+mod init;
+mod publish;
+mod rotate;
+
+pub use add_image::{add_image, AddImage};
+pub use delegate::{delegate, Delegate};
+pub use init::{init, Init};
+pub use publish::publish;
+pub use rotate::rotate_key;
+
+use crate::error::{Error, Result};
+use crate::workdir::{self, RoleConfig};
+use ota_metadata::DateTime;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub const KIND: &str = "supplier";
+/// Default bound on one image: 1 GiB.
+pub const DEFAULT_MAX_IMAGE_SIZE: u64 = 1 << 30;
+
+/// A stored file's size and digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileInfo {
+    pub length: u64,
+    pub sha256: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    pub uid: String,
+    pub version: String,
+    pub release_counter: u64,
+    pub hardware_ids: Vec<String>,
+    /// "targets" or the tier-2 role that signs it.
+    pub role: String,
+    pub image: FileInfo,
+    pub manifest: FileInfo,
+    pub compact: FileInfo,
+    pub added: DateTime,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DelegationConfig {
+    pub name: String,
+    #[serde(flatten)]
+    pub role: RoleConfig,
+    pub hardware_ids: Vec<String>,
+    pub paths: Vec<String>,
+    pub terminating: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    pub kind: String,
+    pub name: String,
+    pub roles: BTreeMap<String, RoleConfig>,
+    pub max_image_size: u64,
+    #[serde(default)]
+    pub delegations: Vec<DelegationConfig>,
+    #[serde(default)]
+    pub images: Vec<ImageRecord>,
+}
+
+impl Settings {
+    pub fn load(dir: &Path) -> Result<Self> {
+        workdir::load(dir, KIND)
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        workdir::save(dir, self)
+    }
+
+    pub fn role(&self, name: &str) -> Result<&RoleConfig> {
+        if let Some(r) = self.roles.get(name) {
+            return Ok(r);
+        }
+        self.delegations
+            .iter()
+            .find(|d| d.name == name)
+            .map(|d| &d.role)
+            .ok_or_else(|| Error::refused(format!("no role or delegation named {name:?}")))
+    }
+
+    pub fn delegation(&self, name: &str) -> Option<&DelegationConfig> {
+        self.delegations.iter().find(|d| d.name == name)
+    }
+}

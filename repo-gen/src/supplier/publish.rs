@@ -1,0 +1,166 @@
+use super::{ImageRecord, Settings};
+use crate::error::Result;
+use crate::publish::{self, PublishPlan, Report, RoleDoc, Signer};
+use crate::root_build::signing_keys;
+use crate::workdir;
+use ota_metadata::documents::{ImageKind, ImageTargetCustom, ImageTargets};
+use ota_metadata::roles::{DelegatedRole, Delegations, Root, TargetFile, Targets};
+use ota_metadata::{DateTime, SigningKey};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn target_entries(images: &[&ImageRecord]) -> BTreeMap<String, TargetFile> {
+    let mut out = BTreeMap::new();
+    for img in images {
+        let names = ImageTargets::new(&img.uid, &img.version);
+        for (name, info, kind) in [
+            (names.image, &img.image, ImageKind::Image),
+            (names.manifest, &img.manifest, ImageKind::ImageManifest),
+            (names.compact, &img.compact, ImageKind::CompactManifest),
+        ] {
+            let custom = ImageTargetCustom {
+                kind,
+                uid: img.uid.clone(),
+                version: img.version.clone(),
+                release_counter: img.release_counter,
+                hardware_ids: img.hardware_ids.clone(),
+            };
+            out.insert(
+                name,
+                TargetFile {
+                    length: info.length,
+                    hashes: BTreeMap::from([("sha256".to_string(), info.sha256.clone())]),
+                    custom: serde_json::to_value(custom).ok(),
+                },
+            );
+        }
+    }
+    out
+}
+
+/// The `signed` body of a targets role without version and expires.
+fn body(mut t: Targets) -> Value {
+    t.version = 1;
+    let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("version");
+        o.remove("expires");
+    }
+    v
+}
+
+/// Sign and write the repository's current content. `force` re-signs every role.
+pub fn publish(dir: &Path, now: DateTime, force: bool) -> Result<Report> {
+    let s = Settings::load(dir)?;
+    let repo = workdir::repository_path(dir);
+    let root = publish::read_root(&repo)?;
+    publish_with(&repo, &s, &root, now, force, &BTreeMap::new())
+}
+
+/// Publish `s` under `root`. `also_sign` adds signers per role: during a key rotation the
+/// outgoing keys sign too, so clients that still trust the old root accept the new files.
+pub fn publish_with(
+    repo: &Path,
+    s: &Settings,
+    root: &Root,
+    now: DateTime,
+    force: bool,
+    also_sign: &BTreeMap<String, Vec<SigningKey>>,
+) -> Result<Report> {
+    let with_extra = |role: &str, mut keys: Vec<SigningKey>| {
+        keys.extend(
+            also_sign
+                .get(role)
+                .into_iter()
+                .flatten()
+                .map(SigningKey::clone),
+        );
+        keys
+    };
+    let targets_keys = with_extra(
+        "targets",
+        signing_keys(root, "targets", &s.roles["targets"])?,
+    );
+    let snapshot_keys = with_extra(
+        "snapshot",
+        signing_keys(root, "snapshot", &s.roles["snapshot"])?,
+    );
+    let timestamp_keys = with_extra(
+        "timestamp",
+        signing_keys(root, "timestamp", &s.roles["timestamp"])?,
+    );
+    let deleg_keys: Vec<Vec<SigningKey>> = s
+        .delegations
+        .iter()
+        .map(|d| Ok(with_extra(&d.name, d.role.load_keys(&d.name)?)))
+        .collect::<Result<_>>()?;
+
+    let images_of = |role: &str| {
+        s.images
+            .iter()
+            .filter(|i| i.role == role)
+            .collect::<Vec<_>>()
+    };
+    let mut top = Targets::new(1, now);
+    top.targets = target_entries(&images_of("targets"));
+    if !s.delegations.is_empty() {
+        let mut keys = BTreeMap::new();
+        let mut roles = Vec::new();
+        let mut hw = BTreeMap::new();
+        for (d, dk) in s.delegations.iter().zip(&deleg_keys) {
+            // Only the configured keys (listed first) are delegated to; `also_sign` keys
+            // merely co-sign.
+            let configured = &dk[..d.role.keys.len().min(dk.len())];
+            for k in configured {
+                keys.insert(k.key_id().clone(), k.public().clone());
+            }
+            roles.push(DelegatedRole {
+                name: d.name.clone(),
+                keyids: configured.iter().map(|k| k.key_id().clone()).collect(),
+                threshold: d.role.threshold,
+                terminating: d.terminating,
+                paths: Some(d.paths.clone()),
+                path_hash_prefixes: None,
+                extra: BTreeMap::new(),
+            });
+            hw.insert(d.name.clone(), d.hardware_ids.clone());
+        }
+        top.delegations = Some(Delegations {
+            keys,
+            roles,
+            extra: BTreeMap::new(),
+        });
+        top.delegated_hardware_ids = Some(hw);
+    }
+
+    let mut roles = vec![RoleDoc {
+        name: "targets".into(),
+        body: body(top),
+        keys: targets_keys.iter().collect(),
+        lifetime: s.roles["targets"].lifetime()?,
+    }];
+    for (d, dk) in s.delegations.iter().zip(&deleg_keys) {
+        let mut t = Targets::new(1, now);
+        t.targets = target_entries(&images_of(&d.name));
+        roles.push(RoleDoc {
+            name: d.name.clone(),
+            body: body(t),
+            keys: dk.iter().collect(),
+            lifetime: d.role.lifetime()?,
+        });
+    }
+    let plan = PublishPlan {
+        roles,
+        snapshot: Signer {
+            keys: snapshot_keys.iter().collect(),
+            lifetime: s.roles["snapshot"].lifetime()?,
+        },
+        timestamp: Signer {
+            keys: timestamp_keys.iter().collect(),
+            lifetime: s.roles["timestamp"].lifetime()?,
+        },
+        force,
+    };
+    publish::publish(repo, now, &plan)
+}

@@ -1,0 +1,336 @@
+//! `ota-repo verify`: check a whole published tree the way a vehicle would, and more: every
+//! root in the chain, every targets role, every target file's length and hash, and every image
+//! manifest against its target entry, its signer and its compact form.
+//!
+//! The TUF rules are not re-implemented here: the tree is fed, file by file, to the same
+//! [`TrustedSet`] the gateway uses.
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::workdir;
+use ota_metadata::documents::compact::{keyid_bytes, parse_compact, ProvisionedKey};
+use ota_metadata::documents::{ImageKind, ImageManifest, ImageTargetCustom, ImageTargets};
+use ota_metadata::roles::{sha256_of, Targets};
+use ota_metadata::{DateTime, Envelope, Key, KeyId, MetadataLimits, TrustedSet};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Bound on delegated roles walked, as in the client.
+const MAX_ROLES: usize = 1024;
+
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub root_version: u64,
+    pub timestamp_version: u64,
+    pub snapshot_version: u64,
+    pub targets_roles: usize,
+    pub targets: usize,
+    pub images: usize,
+    pub pinned_root: bool,
+}
+
+/// Accept either a working directory (with `repository/` inside) or the served tree itself.
+pub fn tree_dir(dir: &Path) -> PathBuf {
+    let inner = workdir::repository_path(dir);
+    if workdir::settings_path(dir).exists() && inner.is_dir() {
+        inner
+    } else {
+        dir.to_path_buf()
+    }
+}
+
+fn read(repo: &Path, name: &str, limit: u64) -> Result<Vec<u8>> {
+    fsutil::read_bounded(&repo.join(name), limit)
+}
+
+/// Verify the tree at `dir`, starting from `trusted_root` if given (else the tree's own
+/// `1.root.json`, trusted on first use).
+pub fn verify(dir: &Path, trusted_root: Option<&Path>, now: DateTime) -> Result<Summary> {
+    let repo = tree_dir(dir);
+    let limits = MetadataLimits::default();
+    let mut summary = Summary::default();
+    let root_bytes = match trusted_root {
+        Some(p) => fsutil::read_bounded(p, limits.root)?,
+        None => read(&repo, "1.root.json", limits.root)?,
+    };
+    summary.pinned_root = trusted_root.is_some();
+    let mut set = TrustedSet::new(&root_bytes, now, limits).map_err(|e| Error::Metadata {
+        path: trusted_root.map_or_else(|| repo.join("1.root.json"), Path::to_path_buf),
+        source: e,
+    })?;
+
+    // The whole root chain, each version signed by its predecessor.
+    loop {
+        let next = set.root().signed.version + 1;
+        let path = repo.join(format!("{next}.root.json"));
+        if !path.exists() {
+            break;
+        }
+        let bytes = read(&repo, &format!("{next}.root.json"), limits.root)?;
+        set.update_root(&bytes).map_err(Error::meta(&path))?;
+    }
+    summary.root_version = set.root().signed.version;
+    let latest = repo.join("root.json");
+    if latest.exists() && read(&repo, "root.json", limits.root)? != set.root().raw() {
+        return Err(Error::refused(format!(
+            "{} differs from {}.root.json, the newest root in the chain",
+            latest.display(),
+            summary.root_version
+        )));
+    }
+
+    let path = repo.join("timestamp.json");
+    set.update_timestamp(&read(&repo, "timestamp.json", limits.timestamp)?)
+        .map_err(Error::meta(&path))?;
+    let ts = &set.timestamp().expect("loaded").signed;
+    summary.timestamp_version = ts.version;
+    let snap_name = format!("{}.snapshot.json", ts.snapshot_meta()?.version);
+    set.update_snapshot(&read(&repo, &snap_name, limits.snapshot)?, false)
+        .map_err(Error::meta(&repo.join(&snap_name)))?;
+    summary.snapshot_version = set.snapshot().expect("loaded").signed.version;
+
+    // Every targets role, pre-order from the top, each delegated role once.
+    let mut stack = vec![("targets".to_string(), "root".to_string())];
+    let mut visited = BTreeSet::new();
+    let mut roles: Vec<String> = Vec::new();
+    while let Some((role, parent)) = stack.pop() {
+        if !visited.insert(role.clone()) {
+            continue;
+        }
+        if visited.len() > MAX_ROLES {
+            return Err(Error::refused(format!(
+                "more than {MAX_ROLES} delegated roles"
+            )));
+        }
+        let version = set
+            .snapshot()
+            .and_then(|s| s.signed.meta.get(&format!("{role}.json")))
+            .map(|m| m.version)
+            .ok_or_else(|| Error::refused(format!("{role}.json is not listed in the snapshot")))?;
+        let name = format!("{version}.{role}.json");
+        set.update_delegated_targets(&read(&repo, &name, limits.targets)?, &role, &parent)
+            .map_err(Error::meta(&repo.join(&name)))?;
+        if let Some(d) = &set.targets(&role).expect("loaded").signed.delegations {
+            for r in d.roles.iter().rev() {
+                stack.push((r.name.clone(), role.clone()));
+            }
+        }
+        roles.push(role);
+    }
+    summary.targets_roles = roles.len();
+
+    for role in &roles {
+        let t = &set.targets(role).expect("loaded").signed;
+        let (keys, keyids, threshold, hw) = signer_of(&set, role)?;
+        for (name, target) in &t.targets {
+            check_target_file(
+                &repo,
+                name,
+                target.length,
+                &sha256_of(&target.hashes, name)?,
+            )?;
+            summary.targets += 1;
+            let custom: Option<ImageTargetCustom> = target
+                .custom
+                .clone()
+                .and_then(|c| serde_json::from_value(c).ok());
+            if let Some(c) = custom.filter(|c| c.kind == ImageKind::ImageManifest) {
+                check_image(
+                    &repo,
+                    t,
+                    role,
+                    name,
+                    &c,
+                    &keys,
+                    &keyids,
+                    threshold,
+                    hw.as_deref(),
+                )?;
+                summary.images += 1;
+            }
+        }
+    }
+    Ok(summary)
+}
+
+type Signer = (BTreeMap<KeyId, Key>, Vec<KeyId>, u32, Option<Vec<String>>);
+
+/// The keys, threshold and hardware-id restriction of the role that signed `role`'s targets.
+fn signer_of(set: &TrustedSet, role: &str) -> Result<Signer> {
+    if role == "targets" {
+        let root = &set.root().signed;
+        let r = root.role("targets")?;
+        return Ok((root.keys.clone(), r.keyids.clone(), r.threshold, None));
+    }
+    // Find the delegating role among those loaded.
+    for parent in ["targets"]
+        .into_iter()
+        .map(String::from)
+        .chain(all_loaded(set))
+    {
+        if let Some(p) = set.targets(&parent) {
+            if let Some(d) = &p.signed.delegations {
+                if let Some(dr) = d.role(role) {
+                    let hw = p.signed.hardware_ids_for(role).map(<[String]>::to_vec);
+                    return Ok((d.keys.clone(), dr.keyids.clone(), dr.threshold, hw));
+                }
+            }
+        }
+    }
+    Err(Error::refused(format!("no loaded role delegates {role}")))
+}
+
+fn all_loaded(set: &TrustedSet) -> Vec<String> {
+    set.snapshot()
+        .map(|s| {
+            s.signed
+                .meta
+                .keys()
+                .filter_map(|k| k.strip_suffix(".json"))
+                .filter(|k| set.targets(k).is_some())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Stream a stored target and check its length and SHA-256.
+fn check_target_file(repo: &Path, name: &str, length: u64, sha: &[u8; 32]) -> Result<Vec<u8>> {
+    let path = repo
+        .join("targets")
+        .join(format!("{}.{name}", hex::encode(sha)));
+    let f = File::open(&path).map_err(Error::io(&path))?;
+    let mut hasher = Sha256::new();
+    let mut small = Vec::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut read = 0u64;
+    let mut r = f.take(length + 1);
+    loop {
+        let n = r.read(&mut buf).map_err(Error::io(&path))?;
+        if n == 0 {
+            break;
+        }
+        read += n as u64;
+        hasher.update(&buf[..n]);
+        // Manifests are small; keep their bytes for the checks that follow.
+        if length <= 1 << 20 {
+            small.extend_from_slice(&buf[..n]);
+        }
+    }
+    if read != length {
+        return Err(Error::refused(format!(
+            "{}: {} bytes, the metadata says {length}",
+            path.display(),
+            if read > length {
+                format!("more than {length}")
+            } else {
+                read.to_string()
+            }
+        )));
+    }
+    let got: [u8; 32] = hasher.finalize().into();
+    if &got != sha {
+        return Err(Error::refused(format!(
+            "{}: sha256 {}, the metadata says {}",
+            path.display(),
+            hex::encode(got),
+            hex::encode(sha)
+        )));
+    }
+    Ok(small)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_image(
+    repo: &Path,
+    t: &Targets,
+    role: &str,
+    manifest_name: &str,
+    c: &ImageTargetCustom,
+    keys: &BTreeMap<KeyId, Key>,
+    keyids: &[KeyId],
+    threshold: u32,
+    hw: Option<&[String]>,
+) -> Result<()> {
+    let names = ImageTargets::new(&c.uid, &c.version);
+    let ctx = |e: ota_metadata::Error| {
+        Error::refused(format!("{role}: image {}-{}: {e}", c.uid, c.version))
+    };
+    let target = &t.targets[manifest_name];
+    let bytes = check_target_file(
+        repo,
+        manifest_name,
+        target.length,
+        &sha256_of(&target.hashes, manifest_name)?,
+    )?;
+    let env = Envelope::parse(manifest_name, &bytes, 1 << 20).map_err(ctx)?;
+    env.verify(
+        &format!("image manifest {manifest_name}"),
+        keyids,
+        threshold,
+        keys,
+    )
+    .map_err(ctx)?;
+    let m: ImageManifest = env
+        .decode(manifest_name, ImageManifest::TYPE)
+        .map_err(ctx)?;
+    m.validate().map_err(ctx)?;
+    if m.uid != c.uid
+        || m.version != c.version
+        || m.release_counter != c.release_counter
+        || m.hardware_ids != c.hardware_ids
+    {
+        return Err(Error::refused(format!(
+            "{manifest_name}: manifest disagrees with its target's custom data"
+        )));
+    }
+    let image = t.targets.get(&names.image).ok_or_else(|| {
+        Error::refused(format!(
+            "{role}: {manifest_name} describes {}, which the role does not list",
+            names.image
+        ))
+    })?;
+    m.check_target(&names.image, image).map_err(ctx)?;
+    if let Some(allowed) = hw {
+        if let Some(h) = m.hardware_ids.iter().find(|h| !allowed.contains(h)) {
+            return Err(Error::refused(format!(
+                "{role}: image {}-{} is for hardware id {h:?}, outside the delegation's {allowed:?}",
+                c.uid, c.version
+            )));
+        }
+    }
+    // The compact form: same content, signed by the same role, checked with the ECU's code.
+    let ct = t.targets.get(&names.compact).ok_or_else(|| {
+        Error::refused(format!(
+            "{role}: no compact manifest {} for {manifest_name}",
+            names.compact
+        ))
+    })?;
+    let cbytes = check_target_file(
+        repo,
+        &names.compact,
+        ct.length,
+        &sha256_of(&ct.hashes, &names.compact)?,
+    )?;
+    let compact = parse_compact(&cbytes).map_err(ctx)?;
+    m.check_compact(&compact).map_err(ctx)?;
+    let mut provisioned = Vec::new();
+    for id in keyids {
+        if let (Some(k), Ok(raw)) = (keys.get(id), keyid_bytes(id)) {
+            if let Ok(ota_metadata::PublicKey::Rsa(rsa)) = k.to_public(id) {
+                provisioned.push(ProvisionedKey {
+                    keyid: raw,
+                    key: *rsa,
+                });
+            }
+        }
+    }
+    let th = u8::try_from(threshold).unwrap_or(u8::MAX);
+    compact
+        .verify(&provisioned, th)
+        .map_err(|e| Error::refused(format!("{}: {e}", names.compact)))?;
+    Ok(())
+}

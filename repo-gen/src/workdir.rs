@@ -1,0 +1,112 @@
+//! A publisher's working directory: its settings file (`ota-repo.json`, never published) and
+//! the served tree beneath it (`repository/`).
+//!
+//! ```text
+//! DIR/ota-repo.json        settings and state: role keys (paths), thresholds, expiries, content
+//! DIR/repository/          the static tree to upload to any web server or CDN
+//! ```
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::keystore;
+use ota_metadata::time::parse_duration;
+use ota_metadata::SigningKey;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const SETTINGS: &str = "ota-repo.json";
+pub const REPOSITORY: &str = "repository";
+const MAX_SETTINGS: u64 = 256 * 1024 * 1024;
+
+/// Keys, threshold and lifetime of one role.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoleConfig {
+    /// Private key files (absolute paths).
+    pub keys: Vec<PathBuf>,
+    pub threshold: u32,
+    /// How long a freshly signed document stays valid, e.g. `7d`.
+    pub expires: String,
+}
+
+impl RoleConfig {
+    pub fn new(keys: Vec<PathBuf>, threshold: u32, expires: &str) -> Result<Self> {
+        let keys = keys
+            .iter()
+            .map(|k| absolute(k))
+            .collect::<Result<Vec<_>>>()?;
+        let rc = RoleConfig {
+            keys,
+            threshold,
+            expires: expires.into(),
+        };
+        rc.lifetime()?;
+        Ok(rc)
+    }
+
+    pub fn lifetime(&self) -> Result<i64> {
+        Ok(parse_duration(&self.expires)?)
+    }
+
+    pub fn load_keys(&self, role: &str) -> Result<Vec<SigningKey>> {
+        if self.keys.is_empty() {
+            return Err(Error::refused(format!(
+                "role {role} has no signing keys configured"
+            )));
+        }
+        self.keys.iter().map(|p| keystore::load(p)).collect()
+    }
+}
+
+pub fn absolute(p: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(p).map_err(Error::io(p))?;
+    if !abs.is_file() {
+        return Err(Error::refused(format!(
+            "key file {} does not exist",
+            abs.display()
+        )));
+    }
+    Ok(abs)
+}
+
+pub fn settings_path(dir: &Path) -> PathBuf {
+    dir.join(SETTINGS)
+}
+
+pub fn repository_path(dir: &Path) -> PathBuf {
+    dir.join(REPOSITORY)
+}
+
+/// Read the settings of the working directory `dir`, expecting kind `kind`.
+pub fn load<T: DeserializeOwned>(dir: &Path, kind: &str) -> Result<T> {
+    let path = settings_path(dir);
+    if !path.exists() {
+        return Err(Error::refused(format!(
+            "{} is not an ota-repo {kind} directory (no {SETTINGS}); run `ota-repo {kind} init {}` first",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    let bytes = fsutil::read_bounded(&path, MAX_SETTINGS)?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| Error::Config {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    let found = v.get("kind").and_then(|k| k.as_str()).unwrap_or("?");
+    if found != kind {
+        return Err(Error::Config {
+            path,
+            reason: format!("this is a {found} directory, not a {kind} one"),
+        });
+    }
+    serde_json::from_value(v).map_err(|e| Error::Config {
+        path,
+        reason: e.to_string(),
+    })
+}
+
+/// Atomically replace the settings file.
+pub fn save<T: Serialize>(dir: &Path, settings: &T) -> Result<()> {
+    let bytes = ota_metadata::canonical::to_pretty(settings)?;
+    fsutil::write_atomic(&settings_path(dir), &bytes)
+}
