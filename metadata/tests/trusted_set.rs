@@ -1,0 +1,318 @@
+//! The TUF update rules of `TrustedSet`, on documents built in memory.
+
+mod common;
+use common::keys;
+use ota_metadata::roles::{MetaFile, RoleKeys, Root, SPEC_VERSION};
+use ota_metadata::{
+    sign_document, DateTime, Error, MetadataLimits, SigningKey, TrustedSet, Update,
+};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+const NOW: i64 = 1_800_000_000;
+const DAY: i64 = 86_400;
+
+fn now() -> DateTime {
+    DateTime(NOW)
+}
+
+fn root(version: u64, root_key: &SigningKey, other: &SigningKey, expires: i64) -> Root {
+    let mut keys = BTreeMap::new();
+    for k in [root_key, other] {
+        keys.insert(k.key_id().clone(), k.public().clone());
+    }
+    let role = |k: &SigningKey| RoleKeys {
+        keyids: vec![k.key_id().clone()],
+        threshold: 1,
+    };
+    Root {
+        type_: "root".into(),
+        spec_version: SPEC_VERSION.into(),
+        consistent_snapshot: true,
+        version,
+        expires: DateTime(expires),
+        keys,
+        roles: BTreeMap::from([
+            ("root".into(), role(root_key)),
+            ("timestamp".into(), role(other)),
+            ("snapshot".into(), role(other)),
+            ("targets".into(), role(other)),
+        ]),
+        extra: BTreeMap::new(),
+    }
+}
+
+fn meta(version: u64, bytes: &[u8]) -> Value {
+    json!({"version": version, "length": bytes.len(), "hashes": {"sha256": hex::encode(Sha256::digest(bytes))}})
+}
+
+fn targets(
+    version: u64,
+    expires: i64,
+    k: &SigningKey,
+    delegate_to: Option<&SigningKey>,
+) -> Vec<u8> {
+    let mut t = json!({"_type": "targets", "spec_version": SPEC_VERSION, "version": version,
+        "expires": DateTime(expires).to_string(), "targets": {}});
+    if let Some(d) = delegate_to {
+        t["delegations"] = json!({
+            "keys": {d.key_id().0.clone(): d.public()},
+            "roles": [{"name": "tier2", "keyids": [d.key_id()], "threshold": 1, "terminating": false, "paths": ["*"]}]
+        });
+    }
+    sign_document(&t, &[k]).unwrap()
+}
+
+fn snapshot(version: u64, expires: i64, k: &SigningKey, m: Value) -> Vec<u8> {
+    sign_document(
+        &json!({"_type": "snapshot", "spec_version": SPEC_VERSION, "version": version,
+        "expires": DateTime(expires).to_string(), "meta": m}),
+        &[k],
+    )
+    .unwrap()
+}
+
+fn timestamp(version: u64, expires: i64, k: &SigningKey, snap: Value) -> Vec<u8> {
+    sign_document(
+        &json!({"_type": "timestamp", "spec_version": SPEC_VERSION, "version": version,
+        "expires": DateTime(expires).to_string(), "meta": {"snapshot.json": snap}}),
+        &[k],
+    )
+    .unwrap()
+}
+
+fn set_with_root() -> (TrustedSet, &'static SigningKey, &'static SigningKey) {
+    let (rk, ok) = (&keys()[0], &keys()[1]);
+    let r = sign_document(&root(1, rk, ok, NOW + 365 * DAY), &[rk]).unwrap();
+    (
+        TrustedSet::new(&r, now(), MetadataLimits::default()).unwrap(),
+        rk,
+        ok,
+    )
+}
+
+#[test]
+fn full_walk_top_level_and_delegated() {
+    let (mut set, _, k) = set_with_root();
+    let tier2 = &keys()[2];
+    let t = targets(1, NOW + DAY, k, Some(tier2));
+    let d = targets(1, NOW + DAY, tier2, None);
+    let s = snapshot(
+        1,
+        NOW + DAY,
+        k,
+        json!({"targets.json": meta(1, &t), "tier2.json": meta(1, &d)}),
+    );
+    let ts = timestamp(1, NOW + DAY, k, meta(1, &s));
+    assert_eq!(set.update_timestamp(&ts).unwrap(), Update::Replaced);
+    set.update_snapshot(&s, false).unwrap();
+    set.update_targets(&t).unwrap();
+    set.update_delegated_targets(&d, "tier2", "targets")
+        .unwrap();
+    assert_eq!(set.targets("tier2").unwrap().raw(), d.as_slice());
+    // The delegated role signed by the wrong key is refused.
+    let (mut set2, _, _) = set_with_root();
+    let bad = targets(1, NOW + DAY, k, None);
+    let s2 = snapshot(
+        1,
+        NOW + DAY,
+        k,
+        json!({"targets.json": meta(1, &t), "tier2.json": meta(1, &bad)}),
+    );
+    set2.update_timestamp(&timestamp(1, NOW + DAY, k, meta(1, &s2)))
+        .unwrap();
+    set2.update_snapshot(&s2, false).unwrap();
+    set2.update_targets(&t).unwrap();
+    assert!(matches!(
+        set2.update_delegated_targets(&bad, "tier2", "targets"),
+        Err(Error::Threshold { .. })
+    ));
+}
+
+#[test]
+fn root_rotation_needs_old_and_new_signatures_and_next_version() {
+    let (mut set, rk, ok) = set_with_root();
+    let new_rk = &keys()[3];
+    let r2 = root(2, new_rk, ok, NOW + 365 * DAY);
+    // Signed only by the new key: the trusted root's threshold is not met.
+    let only_new = sign_document(&r2, &[new_rk]).unwrap();
+    assert!(matches!(
+        set.update_root(&only_new),
+        Err(Error::Threshold { .. })
+    ));
+    // Signed only by the old key: the new root's own threshold is not met.
+    let only_old = sign_document(&r2, &[rk]).unwrap();
+    assert!(matches!(
+        set.update_root(&only_old),
+        Err(Error::Threshold { .. })
+    ));
+    // Skipping a version.
+    let r3 = sign_document(&root(3, new_rk, ok, NOW + DAY), &[rk, new_rk]).unwrap();
+    assert!(matches!(
+        set.update_root(&r3),
+        Err(Error::Version { found: 3, .. })
+    ));
+    let both = sign_document(&r2, &[rk, new_rk]).unwrap();
+    set.update_root(&both).unwrap();
+    assert_eq!(set.root().signed.version, 2);
+    // Replaying the old root is a version error.
+    let r1 = sign_document(&root(1, rk, ok, NOW + DAY), &[rk]).unwrap();
+    assert!(set.update_root(&r1).is_err());
+}
+
+#[test]
+fn expired_root_is_refused_before_timestamp() {
+    let (rk, ok) = (&keys()[0], &keys()[1]);
+    let r = sign_document(&root(1, rk, ok, NOW - 1), &[rk]).unwrap();
+    let mut set = TrustedSet::new(&r, now(), MetadataLimits::default()).unwrap();
+    let ts = timestamp(1, NOW + DAY, ok, json!({"version": 1}));
+    assert!(matches!(
+        set.update_timestamp(&ts),
+        Err(Error::Expired { .. })
+    ));
+}
+
+#[test]
+fn timestamp_rollback_equal_and_expiry() {
+    let (mut set, _, k) = set_with_root();
+    set.update_timestamp(&timestamp(5, NOW + DAY, k, json!({"version": 5})))
+        .unwrap();
+    assert_eq!(
+        set.update_timestamp(&timestamp(5, NOW + DAY, k, json!({"version": 5})))
+            .unwrap(),
+        Update::Unchanged
+    );
+    assert!(matches!(
+        set.update_timestamp(&timestamp(4, NOW + DAY, k, json!({"version": 9}))),
+        Err(Error::Version { found: 4, .. })
+    ));
+    // Newer timestamp but older snapshot version: rollback of the snapshot.
+    assert!(matches!(
+        set.update_timestamp(&timestamp(6, NOW + DAY, k, json!({"version": 4}))),
+        Err(Error::Version { found: 4, .. })
+    ));
+    assert!(matches!(
+        set.update_timestamp(&timestamp(7, NOW - 1, k, json!({"version": 7}))),
+        Err(Error::Expired { .. })
+    ));
+}
+
+#[test]
+fn snapshot_hash_version_and_removal_checks() {
+    let (mut set, _, k) = set_with_root();
+    let t = targets(1, NOW + DAY, k, None);
+    let s = snapshot(
+        3,
+        NOW + DAY,
+        k,
+        json!({"targets.json": meta(1, &t), "extra.json": {"version": 2}}),
+    );
+    // Hash mismatch: the timestamp describes different bytes.
+    let other = snapshot(3, NOW + DAY, k, json!({"targets.json": {"version": 1}}));
+    let mut set_b = set_with_root().0;
+    set_b
+        .update_timestamp(&timestamp(1, NOW + DAY, k, meta(3, &other)))
+        .unwrap();
+    assert!(matches!(
+        set_b.update_snapshot(&s, false),
+        Err(Error::Length { .. } | Error::Hash { .. })
+    ));
+    // Version differs from what the timestamp lists.
+    set.update_timestamp(&timestamp(1, NOW + DAY, k, json!({"version": 4})))
+        .unwrap();
+    assert!(matches!(
+        set.update_snapshot(&s, false),
+        Err(Error::Version { found: 3, .. })
+    ));
+
+    // A later snapshot may not drop or roll back an entry.
+    let mut set = set_with_root().0;
+    set.update_timestamp(&timestamp(1, NOW + DAY, k, json!({"version": 3})))
+        .unwrap();
+    set.update_snapshot(&s, true).unwrap();
+    let dropped = snapshot(3, NOW + DAY, k, json!({"targets.json": {"version": 1}}));
+    assert!(matches!(
+        set.update_snapshot(&dropped, true),
+        Err(Error::Policy { .. })
+    ));
+    let rolled = snapshot(
+        3,
+        NOW + DAY,
+        k,
+        json!({"targets.json": {"version": 1}, "extra.json": {"version": 1}}),
+    );
+    assert!(matches!(
+        set.update_snapshot(&rolled, true),
+        Err(Error::Version { found: 1, .. })
+    ));
+}
+
+#[test]
+fn targets_version_must_match_snapshot_and_not_be_expired() {
+    let (mut set, _, k) = set_with_root();
+    let t2 = targets(2, NOW + DAY, k, None);
+    let s = snapshot(1, NOW + DAY, k, json!({"targets.json": {"version": 3}}));
+    set.update_timestamp(&timestamp(1, NOW + DAY, k, meta(1, &s)))
+        .unwrap();
+    set.update_snapshot(&s, false).unwrap();
+    assert!(matches!(
+        set.update_targets(&t2),
+        Err(Error::Version { found: 2, .. })
+    ));
+    let expired = targets(3, NOW - 10, k, None);
+    assert!(matches!(
+        set.update_targets(&expired),
+        Err(Error::Expired { .. })
+    ));
+    let ok = targets(3, NOW + 10, k, None);
+    set.update_targets(&ok).unwrap();
+}
+
+#[test]
+fn an_injected_clock_decides_expiry() {
+    let (rk, ok) = (&keys()[0], &keys()[1]);
+    let r = sign_document(&root(1, rk, ok, NOW + 365 * DAY), &[rk]).unwrap();
+    let ts = timestamp(1, NOW + DAY, ok, json!({"version": 1}));
+    let mut early = TrustedSet::new(&r, DateTime(NOW), MetadataLimits::default()).unwrap();
+    assert!(early.update_timestamp(&ts).is_ok());
+    let mut late = TrustedSet::new(&r, DateTime(NOW + 2 * DAY), MetadataLimits::default()).unwrap();
+    assert!(matches!(
+        late.update_timestamp(&ts),
+        Err(Error::Expired { .. })
+    ));
+}
+
+#[test]
+fn size_limits_apply_per_role() {
+    let (rk, ok) = (&keys()[0], &keys()[1]);
+    let r = sign_document(&root(1, rk, ok, NOW + DAY), &[rk]).unwrap();
+    let limits = MetadataLimits {
+        root: r.len() as u64 - 1,
+        ..MetadataLimits::default()
+    };
+    assert!(matches!(
+        TrustedSet::new(&r, now(), limits),
+        Err(Error::TooLarge { .. })
+    ));
+    let limits = MetadataLimits {
+        timestamp: 10,
+        ..MetadataLimits::default()
+    };
+    let mut set = TrustedSet::new(&r, now(), limits).unwrap();
+    let ts = timestamp(1, NOW + DAY, ok, json!({"version": 1}));
+    assert!(matches!(
+        set.update_timestamp(&ts),
+        Err(Error::TooLarge { .. })
+    ));
+}
+
+#[test]
+fn meta_without_sha256_is_refused_not_skipped() {
+    let m = MetaFile {
+        version: 1,
+        length: None,
+        hashes: Some(BTreeMap::from([("sha512".into(), "00".into())])),
+    };
+    assert!(ota_metadata::trusted_set::check_meta("x", &m, b"abc").is_err());
+}
