@@ -73,14 +73,6 @@ pub fn verify(dir: &Path, trusted_root: Option<&Path>, now: DateTime) -> Result<
         set.update_root(&bytes).map_err(Error::meta(&path))?;
     }
     summary.root_version = set.root().signed.version;
-    let latest = repo.join("root.json");
-    if latest.exists() && read(&repo, "root.json", limits.root)? != set.root().raw() {
-        return Err(Error::refused(format!(
-            "{} differs from {}.root.json, the newest root in the chain",
-            latest.display(),
-            summary.root_version
-        )));
-    }
 
     let path = repo.join("timestamp.json");
     set.update_timestamp(&read(&repo, "timestamp.json", limits.timestamp)?)
@@ -152,6 +144,16 @@ pub fn verify(dir: &Path, trusted_root: Option<&Path>, now: DateTime) -> Result<
                 summary.images += 1;
             }
         }
+    }
+    // Checked last, so that a tree signed by keys the pinned root does not know is reported as
+    // such (a threshold failure above) rather than as a mismatching file.
+    let latest = repo.join("root.json");
+    if latest.exists() && read(&repo, "root.json", limits.root)? != set.root().raw() {
+        return Err(Error::refused(format!(
+            "{} differs from {}.root.json, the newest root in the chain",
+            latest.display(),
+            summary.root_version
+        )));
     }
     Ok(summary)
 }

@@ -1,0 +1,365 @@
+//! `ota-repo` driven as a user drives it: the real binary, real files, real errors.
+
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Throwaway keys of the wrong type (test-only, never used for anything else).
+const ED25519_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIFwYhMFkykX9dVIgfXlRKSRjg+4Sf6i7cFFlA8GFJeLG\n-----END PRIVATE KEY-----\n";
+const P256_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgXIWWtOhL3JXZlGPj\nOJ05qZV2ELt+hJO8S9MxKrxmT4GhRANCAARYhvMbqyW8QM6GcKkLcUjcB02tH0fY\nA8Sk9rITLs2dMo3vYUOAon9DvCmOqx8vEMQjv4AF6t6xp6KQdXyn1FH5\n-----END PRIVATE KEY-----\n";
+
+struct Env {
+    tmp: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        Env { tmp: tempfile::tempdir().unwrap() }
+    }
+    fn path(&self, p: &str) -> PathBuf {
+        self.tmp.path().join(p)
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_ota-repo"))
+            .current_dir(self.tmp.path())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "{args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+    /// Run a command that must fail; returns stderr.
+    fn fail(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(!o.status.success(), "{args:?} unexpectedly succeeded: {}", String::from_utf8_lossy(&o.stdout));
+        let err = String::from_utf8(o.stderr).unwrap();
+        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+        err
+    }
+    fn key(&self, name: &str) -> String {
+        self.ok(&["key", "generate", "--bits", "2048", "--out", name]);
+        name.to_string()
+    }
+    fn write(&self, name: &str, bytes: &[u8]) -> String {
+        std::fs::write(self.path(name), bytes).unwrap();
+        name.to_string()
+    }
+    /// A supplier repository `acme` with one image published.
+    fn supplier(&self) -> String {
+        let k = self.key("acme.pem");
+        self.ok(&["supplier", "init", "acme", "--name", "acme", "--key", &k]);
+        self.write("fw1.bin", &vec![1u8; 5000]);
+        self.ok(&add("fw1.bin", "brake-fw", "1.0.0", "5", "BRAKE-A"));
+        self.ok(&["supplier", "publish", "acme"]);
+        k
+    }
+    /// Every file under `dir` with its hash: to prove a failed command changed nothing.
+    fn state(&self, dir: &str) -> BTreeMap<PathBuf, String> {
+        fn walk(p: &Path, out: &mut BTreeMap<PathBuf, String>) {
+            for e in std::fs::read_dir(p).unwrap() {
+                let e = e.unwrap();
+                if e.file_type().unwrap().is_dir() {
+                    walk(&e.path(), out);
+                } else {
+                    out.insert(e.path(), hex::encode(Sha256::digest(std::fs::read(e.path()).unwrap())));
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        walk(&self.path(dir), &mut out);
+        out
+    }
+}
+
+fn add<'a>(file: &'a str, uid: &'a str, version: &'a str, counter: &'a str, hw: &'a str) -> Vec<&'a str> {
+    vec![
+        "supplier", "add-image", "acme", "--file", file, "--uid", uid, "--version", version,
+        "--release-counter", counter, "--hardware-id", hw,
+    ]
+}
+
+#[test]
+fn help_describes_every_command() {
+    let env = Env::new();
+    let top = env.ok(&["--help"]);
+    for cmd in ["key", "supplier", "verify"] {
+        assert!(top.contains(cmd), "{top}");
+    }
+    let sup = env.ok(&["supplier", "--help"]);
+    for cmd in ["init", "add-image", "delegate", "publish", "rotate-key"] {
+        assert!(sup.contains(cmd), "{sup}");
+    }
+    assert!(env.ok(&["supplier", "add-image", "--help"]).contains("--release-counter"));
+}
+
+#[test]
+fn key_generate_is_private_and_never_overwrites() {
+    let env = Env::new();
+    let out = env.ok(&["key", "generate", "--bits", "2048", "--out", "k.pem"]);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(env.path("k.pem")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let pem = std::fs::read_to_string(env.path("k.pem")).unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    let err = env.fail(&["key", "generate", "--bits", "2048", "--out", "k.pem"]);
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(std::fs::read_to_string(env.path("k.pem")).unwrap(), pem);
+    // `show` gives the same key id as `generate` printed, and the public PEM.
+    let shown = env.ok(&["key", "show", "k.pem"]);
+    let id = out.split("key id ").nth(1).unwrap().trim_end_matches([')', '\n']);
+    assert!(shown.contains(id), "{shown} vs {out}");
+    assert!(shown.contains("-----BEGIN PUBLIC KEY-----"));
+    assert!(!shown.contains("PRIVATE"));
+    let err = env.fail(&["key", "generate", "--bits", "1024", "--out", "small.pem"]);
+    assert!(err.contains("1024 bits"), "{err}");
+    assert!(!env.path("small.pem").exists());
+}
+
+#[test]
+fn key_show_of_the_public_half_gives_the_same_id() {
+    let env = Env::new();
+    env.key("k.pem");
+    let shown = env.ok(&["key", "show", "k.pem"]);
+    let pem_start = shown.find("-----BEGIN PUBLIC KEY-----").unwrap();
+    env.write("pub.pem", shown[pem_start..].as_bytes());
+    let shown_pub = env.ok(&["key", "show", "pub.pem"]);
+    assert_eq!(shown.lines().next(), shown_pub.lines().next());
+}
+
+#[test]
+fn publish_then_verify_with_a_pinned_root() {
+    let env = Env::new();
+    env.supplier();
+    let out = env.ok(&["verify", "acme"]);
+    assert!(out.contains("3 target(s), 1 image(s)"), "{out}");
+    let pinned = env.ok(&["verify", "acme/repository", "--root", "acme/repository/1.root.json"]);
+    assert!(!pinned.contains("trusting the tree's own"), "{pinned}");
+    // A second publish with nothing new keeps targets and snapshot, renews the timestamp.
+    let again = env.ok(&["supplier", "publish", "acme"]);
+    assert!(again.contains("kept   targets") && again.contains("kept   snapshot"), "{again}");
+    assert!(again.contains("signed timestamp v3"), "{again}");
+    env.ok(&["verify", "acme"]);
+}
+
+#[test]
+fn bad_keys_get_clear_errors_and_create_nothing() {
+    let env = Env::new();
+    env.write("garbage.pem", b"hello, I am not a key\n");
+    env.write("ed.pem", ED25519_PEM.as_bytes());
+    env.write("ec.pem", P256_PEM.as_bytes());
+    env.write("truncated.pem", b"-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n");
+    env.key("real.pem");
+    let shown = env.ok(&["key", "show", "real.pem"]);
+    env.write("public.pem", shown[shown.find("-----BEGIN").unwrap()..].as_bytes());
+    for (file, says) in [
+        ("garbage.pem", "not a PEM file"),
+        ("ed.pem", "RSA keys only"),
+        ("ec.pem", "RSA keys only"),
+        ("truncated.pem", "garbage"),
+        ("public.pem", "public key"),
+        ("missing.pem", "does not exist"),
+    ] {
+        let err = env.fail(&["supplier", "init", "acme", "--name", "acme", "--key", file]);
+        if says != "garbage" {
+            assert!(err.contains(says), "{file}: {err}");
+        }
+        assert!(err.contains(file), "error should name {file}: {err}");
+        assert!(!env.path("acme/ota-repo.json").exists());
+    }
+}
+
+#[test]
+fn missing_and_oversized_images_are_refused_and_change_nothing() {
+    let env = Env::new();
+    let k = env.key("k.pem");
+    env.ok(&["supplier", "init", "acme", "--name", "acme", "--key", &k, "--max-image-size", "4K"]);
+    let before = env.state("acme");
+    let err = env.fail(&add("nope.bin", "fw", "1", "1", "HW"));
+    assert!(err.contains("nope.bin"), "{err}");
+    env.write("big.bin", &vec![0u8; 4097]);
+    let err = env.fail(&add("big.bin", "fw", "1", "1", "HW"));
+    assert!(err.contains("4097 bytes") && err.contains("4096"), "{err}");
+    env.write("dir.bin", b"");
+    std::fs::remove_file(env.path("dir.bin")).unwrap();
+    std::fs::create_dir(env.path("dir.bin")).unwrap();
+    let err = env.fail(&add("dir.bin", "fw", "1", "1", "HW"));
+    assert!(err.contains("not a regular file"), "{err}");
+    assert_eq!(before, env.state("acme"));
+    env.write("ok.bin", &vec![0u8; 4096]);
+    env.ok(&add("ok.bin", "fw", "1", "1", "HW"));
+}
+
+#[test]
+fn duplicates_bad_names_and_rollbacks() {
+    let env = Env::new();
+    env.supplier();
+    let before = env.state("acme");
+    let err = env.fail(&add("fw1.bin", "brake-fw", "1.0.0", "6", "BRAKE-A"));
+    assert!(err.contains("already in the repository"), "{err}");
+    // uid "brake" version "fw-1.0.0" would collide on the target name brake-fw-1.0.0.bin.
+    let err = env.fail(&add("fw1.bin", "brake", "fw-1.0.0", "6", "BRAKE-A"));
+    assert!(err.contains("target name"), "{err}");
+    for (uid, hw) in [("../etc", "HW"), ("ok", "a/b"), ("ok", "")] {
+        env.fail(&add("fw1.bin", uid, "2", "6", hw));
+    }
+    // Lower release counter: refused unless asked for.
+    let err = env.fail(&add("fw1.bin", "brake-fw", "0.9.0", "4", "BRAKE-A"));
+    assert!(err.contains("--allow-rollback") && err.contains("below 5"), "{err}");
+    assert_eq!(before, env.state("acme"));
+    let mut args = add("fw1.bin", "brake-fw", "0.9.0", "4", "BRAKE-A");
+    args.push("--allow-rollback");
+    let o = env.run(&args);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("warning"));
+    // Equal counter: accepted with a warning about the never-increment policy.
+    let o = env.run(&add("fw1.bin", "brake-fw", "1.0.1", "5", "BRAKE-A"));
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Uptane discourages"));
+    env.ok(&["supplier", "publish", "acme"]);
+    assert!(env.ok(&["verify", "acme"]).contains("3 image(s)"));
+}
+
+#[test]
+fn tree_signed_by_an_unknown_key_fails_verification() {
+    let env = Env::new();
+    env.supplier();
+    // Another repository's root, pinned against this tree.
+    let k2 = env.key("other.pem");
+    env.ok(&["supplier", "init", "other", "--name", "other", "--key", &k2]);
+    let err = env.fail(&["verify", "acme", "--root", "other/repository/1.root.json"]);
+    assert!(err.contains("threshold"), "{err}");
+    // A timestamp re-signed by a key the root does not list.
+    let ts_path = env.path("acme/repository/timestamp.json");
+    let mut ts: serde_json::Value = serde_json::from_slice(&std::fs::read(&ts_path).unwrap()).unwrap();
+    let other_ts: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.path("other/repository/timestamp.json")).unwrap()).unwrap();
+    ts["signatures"] = other_ts["signatures"].clone();
+    std::fs::write(&ts_path, serde_json::to_vec(&ts).unwrap()).unwrap();
+    let err = env.fail(&["verify", "acme"]);
+    assert!(err.contains("timestamp") && err.contains("threshold"), "{err}");
+}
+
+#[test]
+fn tampered_targets_and_metadata_fail_verification() {
+    let env = Env::new();
+    env.supplier();
+    let targets = env.path("acme/repository/targets");
+    let image = std::fs::read_dir(&targets)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".brake-fw-1.0.0.bin"))
+        .unwrap();
+    let original = std::fs::read(&image).unwrap();
+    let mut bad = original.clone();
+    bad[100] ^= 0xff;
+    std::fs::write(&image, &bad).unwrap();
+    let err = env.fail(&["verify", "acme"]);
+    assert!(err.contains("sha256"), "{err}");
+    std::fs::write(&image, &original[..4000]).unwrap();
+    let err = env.fail(&["verify", "acme"]);
+    assert!(err.contains("4000 bytes"), "{err}");
+    std::fs::write(&image, &original).unwrap();
+    env.ok(&["verify", "acme"]);
+    // Modified signed bytes in targets metadata: snapshot hash and signature both catch it.
+    let t = env.path("acme/repository/2.targets.json");
+    let text = std::fs::read_to_string(&t).unwrap();
+    std::fs::write(&t, text.replace("\"release_counter\": 5", "\"release_counter\": 9")).unwrap();
+    let err = env.fail(&["verify", "acme"]);
+    assert!(err.contains("2.targets.json"), "{err}");
+}
+
+#[test]
+fn tier2_delegation_signs_only_its_hardware() {
+    let env = Env::new();
+    env.supplier();
+    let t2 = env.key("tier2.pem");
+    env.ok(&["supplier", "delegate", "acme", "--to", "bosch", "--key", &t2, "--hardware-id", "ABS-1", "--hardware-id", "ABS-2"]);
+    env.write("abs.bin", &vec![7u8; 3000]);
+    let mut args = add("abs.bin", "abs-fw", "2.0", "1", "BRAKE-A");
+    args.extend(["--role", "bosch"]);
+    let err = env.fail(&args);
+    assert!(err.contains("bosch") && err.contains("BRAKE-A"), "{err}");
+    let mut args = add("abs.bin", "abs-fw", "2.0", "1", "ABS-2");
+    args.extend(["--role", "bosch"]);
+    env.ok(&args);
+    let mut args = add("abs.bin", "x", "1", "1", "ABS-1");
+    args.extend(["--role", "nobody"]);
+    assert!(env.fail(&args).contains("no delegation named"));
+    env.ok(&["supplier", "publish", "acme"]);
+    let out = env.ok(&["verify", "acme"]);
+    assert!(out.contains("2 targets role(s)") && out.contains("2 image(s)"), "{out}");
+    assert!(env.path("acme/repository/1.bosch.json").exists());
+    // The tier-2 image manifest is signed by the tier-2 key, not the supplier's.
+    let manifest = std::fs::read_dir(env.path("acme/repository/targets"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("abs-fw-2.0.image.json"))
+        .unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
+    let shown = env.ok(&["key", "show", "tier2.pem"]);
+    assert!(shown.contains(m["signatures"][0]["keyid"].as_str().unwrap()));
+    env.fail(&["supplier", "delegate", "acme", "--to", "bosch", "--key", &t2, "--hardware-id", "X"]);
+}
+
+#[test]
+fn rotating_keys_keeps_the_tree_verifiable_from_the_first_root() {
+    let env = Env::new();
+    env.supplier();
+    env.ok(&["supplier", "delegate", "acme", "--to", "tier2", "--key", "acme.pem", "--hardware-id", "T2"]);
+    env.ok(&["supplier", "publish", "acme"]);
+    for (role, key) in [("root", "root2.pem"), ("targets", "targets2.pem"), ("timestamp", "ts2.pem"), ("snapshot", "snap2.pem"), ("tier2", "t2b.pem")] {
+        env.key(key);
+        env.ok(&["supplier", "rotate-key", "acme", "--role", role, "--new-key", key]);
+        let out = env.ok(&["verify", "acme", "--root", "acme/repository/1.root.json"]);
+        assert!(out.contains("1 image(s)"), "after rotating {role}: {out}");
+    }
+    assert!(env.path("acme/repository/5.root.json").exists());
+    assert!(!env.path("acme/repository/6.root.json").exists());
+    // The old targets key no longer signs anything new.
+    let out = env.ok(&["verify", "acme"]);
+    assert!(out.contains("root v5"), "{out}");
+    env.write("fw2.bin", &vec![2u8; 100]);
+    env.ok(&add("fw2.bin", "brake-fw", "1.1.0", "6", "BRAKE-A"));
+    env.ok(&["supplier", "publish", "acme"]);
+    env.ok(&["verify", "acme", "--root", "acme/repository/1.root.json"]);
+    // Rotating to a threshold the keys cannot meet is refused and changes nothing.
+    let before = env.state("acme");
+    let err = env.fail(&["supplier", "rotate-key", "acme", "--role", "root", "--new-key", "root2.pem", "--threshold", "2"]);
+    assert!(err.contains("threshold 2"), "{err}");
+    assert_eq!(before, env.state("acme"));
+}
+
+#[test]
+fn expired_tree_fails_and_publish_renews_it() {
+    let env = Env::new();
+    env.supplier();
+    let later = "2099-01-01T00:00:00Z";
+    let err = env.fail(&["--now", later, "verify", "acme"]);
+    assert!(err.contains("expired"), "{err}");
+    // Root expired too (365 days by default): only a root rotation would renew it, so renew
+    // just the short-lived roles a week ahead instead.
+    let week = ota_metadata::DateTime::now().plus_seconds(8 * 86_400).to_string();
+    assert!(env.fail(&["--now", &week, "verify", "acme"]).contains("expired"));
+    let out = env.ok(&["--now", &week, "supplier", "publish", "acme"]);
+    assert!(out.contains("signed snapshot") && out.contains("signed timestamp"), "{out}");
+    env.ok(&["--now", &week, "verify", "acme"]);
+}
+
+#[test]
+fn commands_on_a_non_repository_explain_what_to_do() {
+    let env = Env::new();
+    std::fs::create_dir(env.path("empty")).unwrap();
+    let err = env.fail(&["supplier", "publish", "empty"]);
+    assert!(err.contains("supplier init"), "{err}");
+    let err = env.fail(&["verify", "empty"]);
+    assert!(err.contains("1.root.json"), "{err}");
+}
