@@ -193,13 +193,13 @@ async fn tough_reads_our_supplier_tree() {
         &work,
         supplier::Init {
             name: "acme".into(),
-            role_keys: ["root", "targets", "snapshot", "timestamp"]
-                .iter()
-                .map(|r| (r.to_string(), vec![path(r)]))
-                .collect(),
-            default_keys: Vec::new(),
-            thresholds: BTreeMap::new(),
-            expires: BTreeMap::new(),
+            roles: supplier::RoleOptions {
+                role_keys: ["root", "targets", "snapshot", "timestamp"]
+                    .iter()
+                    .map(|r| (r.to_string(), vec![path(r)]))
+                    .collect(),
+                ..Default::default()
+            },
             max_image_size: supplier::DEFAULT_MAX_IMAGE_SIZE,
         },
         now,

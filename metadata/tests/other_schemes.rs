@@ -33,14 +33,16 @@ fn check(k: Key, sign: impl Fn(&[u8]) -> Vec<u8>) {
     let good = sign(&msg);
     assert_eq!(
         env(good.clone())
-            .verify("t", &[id.clone()], 1, &keys)
+            .verify("t", std::slice::from_ref(&id), 1, &keys)
             .unwrap(),
         1
     );
     let mut bad = good;
     let last = bad.len() - 1;
     bad[last] ^= 1;
-    assert!(env(bad).verify("t", &[id.clone()], 1, &keys).is_err());
+    assert!(env(bad)
+        .verify("t", std::slice::from_ref(&id), 1, &keys)
+        .is_err());
     assert!(env(sign(b"other message"))
         .verify("t", &[id], 1, &keys)
         .is_err());

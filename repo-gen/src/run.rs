@@ -6,7 +6,7 @@ use crate::publish::Report;
 use crate::{fsutil, keystore, supplier, verify};
 use ota_metadata::{DateTime, Key, SigningKey};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub fn run(cli: Cli) -> Result<()> {
     let now = match &cli.now {
@@ -90,13 +90,7 @@ mod rsa_pem {
     }
 }
 
-fn role_maps(
-    k: &RoleKeyArgs,
-) -> Result<(
-    BTreeMap<String, Vec<PathBuf>>,
-    BTreeMap<String, u32>,
-    BTreeMap<String, String>,
-)> {
+fn role_options(k: &RoleKeyArgs) -> Result<supplier::RoleOptions> {
     let mut keys = BTreeMap::new();
     for (role, files) in [
         ("root", &k.root_key),
@@ -115,8 +109,12 @@ fn role_maps(
             .map_err(|_| Error::refused(format!("--threshold {role}={v}: not a number")))?;
         thresholds.insert(role.clone(), n);
     }
-    let expires = k.expires.iter().cloned().collect();
-    Ok((keys, thresholds, expires))
+    Ok(supplier::RoleOptions {
+        role_keys: keys,
+        default_keys: k.key.clone(),
+        thresholds,
+        expires: k.expires.iter().cloned().collect(),
+    })
 }
 
 fn print_report(r: &Report) {
@@ -136,15 +134,12 @@ fn supplier_cmd(cmd: SupplierCommand, now: DateTime) -> Result<()> {
             keys,
             max_image_size,
         } => {
-            let (role_keys, thresholds, expires) = role_maps(&keys)?;
+            let roles = role_options(&keys)?;
             supplier::init(
                 &dir,
                 supplier::Init {
                     name: name.clone(),
-                    role_keys,
-                    default_keys: keys.key.clone(),
-                    thresholds,
-                    expires,
+                    roles,
                     max_image_size,
                 },
                 now,

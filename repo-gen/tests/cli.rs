@@ -15,7 +15,9 @@ struct Env {
 
 impl Env {
     fn new() -> Self {
-        Env { tmp: tempfile::tempdir().unwrap() }
+        Env {
+            tmp: tempfile::tempdir().unwrap(),
+        }
     }
     fn path(&self, p: &str) -> PathBuf {
         self.tmp.path().join(p)
@@ -40,7 +42,11 @@ impl Env {
     /// Run a command that must fail; returns stderr.
     fn fail(&self, args: &[&str]) -> String {
         let o = self.run(args);
-        assert!(!o.status.success(), "{args:?} unexpectedly succeeded: {}", String::from_utf8_lossy(&o.stdout));
+        assert!(
+            !o.status.success(),
+            "{args:?} unexpectedly succeeded: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
         let err = String::from_utf8(o.stderr).unwrap();
         assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
         err
@@ -70,7 +76,10 @@ impl Env {
                 if e.file_type().unwrap().is_dir() {
                     walk(&e.path(), out);
                 } else {
-                    out.insert(e.path(), hex::encode(Sha256::digest(std::fs::read(e.path()).unwrap())));
+                    out.insert(
+                        e.path(),
+                        hex::encode(Sha256::digest(std::fs::read(e.path()).unwrap())),
+                    );
                 }
             }
         }
@@ -80,10 +89,27 @@ impl Env {
     }
 }
 
-fn add<'a>(file: &'a str, uid: &'a str, version: &'a str, counter: &'a str, hw: &'a str) -> Vec<&'a str> {
+fn add<'a>(
+    file: &'a str,
+    uid: &'a str,
+    version: &'a str,
+    counter: &'a str,
+    hw: &'a str,
+) -> Vec<&'a str> {
     vec![
-        "supplier", "add-image", "acme", "--file", file, "--uid", uid, "--version", version,
-        "--release-counter", counter, "--hardware-id", hw,
+        "supplier",
+        "add-image",
+        "acme",
+        "--file",
+        file,
+        "--uid",
+        uid,
+        "--version",
+        version,
+        "--release-counter",
+        counter,
+        "--hardware-id",
+        hw,
     ]
 }
 
@@ -98,7 +124,9 @@ fn help_describes_every_command() {
     for cmd in ["init", "add-image", "delegate", "publish", "rotate-key"] {
         assert!(sup.contains(cmd), "{sup}");
     }
-    assert!(env.ok(&["supplier", "add-image", "--help"]).contains("--release-counter"));
+    assert!(env
+        .ok(&["supplier", "add-image", "--help"])
+        .contains("--release-counter"));
 }
 
 #[test]
@@ -106,7 +134,10 @@ fn key_generate_is_private_and_never_overwrites() {
     let env = Env::new();
     let out = env.ok(&["key", "generate", "--bits", "2048", "--out", "k.pem"]);
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(env.path("k.pem")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(env.path("k.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     let pem = std::fs::read_to_string(env.path("k.pem")).unwrap();
     assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
@@ -115,7 +146,11 @@ fn key_generate_is_private_and_never_overwrites() {
     assert_eq!(std::fs::read_to_string(env.path("k.pem")).unwrap(), pem);
     // `show` gives the same key id as `generate` printed, and the public PEM.
     let shown = env.ok(&["key", "show", "k.pem"]);
-    let id = out.split("key id ").nth(1).unwrap().trim_end_matches([')', '\n']);
+    let id = out
+        .split("key id ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches([')', '\n']);
     assert!(shown.contains(id), "{shown} vs {out}");
     assert!(shown.contains("-----BEGIN PUBLIC KEY-----"));
     assert!(!shown.contains("PRIVATE"));
@@ -130,7 +165,7 @@ fn key_show_of_the_public_half_gives_the_same_id() {
     env.key("k.pem");
     let shown = env.ok(&["key", "show", "k.pem"]);
     let pem_start = shown.find("-----BEGIN PUBLIC KEY-----").unwrap();
-    env.write("pub.pem", shown[pem_start..].as_bytes());
+    env.write("pub.pem", &shown.as_bytes()[pem_start..]);
     let shown_pub = env.ok(&["key", "show", "pub.pem"]);
     assert_eq!(shown.lines().next(), shown_pub.lines().next());
 }
@@ -141,11 +176,19 @@ fn publish_then_verify_with_a_pinned_root() {
     env.supplier();
     let out = env.ok(&["verify", "acme"]);
     assert!(out.contains("3 target(s), 1 image(s)"), "{out}");
-    let pinned = env.ok(&["verify", "acme/repository", "--root", "acme/repository/1.root.json"]);
+    let pinned = env.ok(&[
+        "verify",
+        "acme/repository",
+        "--root",
+        "acme/repository/1.root.json",
+    ]);
     assert!(!pinned.contains("trusting the tree's own"), "{pinned}");
     // A second publish with nothing new keeps targets and snapshot, renews the timestamp.
     let again = env.ok(&["supplier", "publish", "acme"]);
-    assert!(again.contains("kept   targets") && again.contains("kept   snapshot"), "{again}");
+    assert!(
+        again.contains("kept   targets") && again.contains("kept   snapshot"),
+        "{again}"
+    );
     assert!(again.contains("signed timestamp v3"), "{again}");
     env.ok(&["verify", "acme"]);
 }
@@ -156,10 +199,16 @@ fn bad_keys_get_clear_errors_and_create_nothing() {
     env.write("garbage.pem", b"hello, I am not a key\n");
     env.write("ed.pem", ED25519_PEM.as_bytes());
     env.write("ec.pem", P256_PEM.as_bytes());
-    env.write("truncated.pem", b"-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n");
+    env.write(
+        "truncated.pem",
+        b"-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n",
+    );
     env.key("real.pem");
     let shown = env.ok(&["key", "show", "real.pem"]);
-    env.write("public.pem", shown[shown.find("-----BEGIN").unwrap()..].as_bytes());
+    env.write(
+        "public.pem",
+        &shown.as_bytes()[shown.find("-----BEGIN").unwrap()..],
+    );
     for (file, says) in [
         ("garbage.pem", "not a PEM file"),
         ("ed.pem", "RSA keys only"),
@@ -181,7 +230,17 @@ fn bad_keys_get_clear_errors_and_create_nothing() {
 fn missing_and_oversized_images_are_refused_and_change_nothing() {
     let env = Env::new();
     let k = env.key("k.pem");
-    env.ok(&["supplier", "init", "acme", "--name", "acme", "--key", &k, "--max-image-size", "4K"]);
+    env.ok(&[
+        "supplier",
+        "init",
+        "acme",
+        "--name",
+        "acme",
+        "--key",
+        &k,
+        "--max-image-size",
+        "4K",
+    ]);
     let before = env.state("acme");
     let err = env.fail(&add("nope.bin", "fw", "1", "1", "HW"));
     assert!(err.contains("nope.bin"), "{err}");
@@ -213,7 +272,10 @@ fn duplicates_bad_names_and_rollbacks() {
     }
     // Lower release counter: refused unless asked for.
     let err = env.fail(&add("fw1.bin", "brake-fw", "0.9.0", "4", "BRAKE-A"));
-    assert!(err.contains("--allow-rollback") && err.contains("below 5"), "{err}");
+    assert!(
+        err.contains("--allow-rollback") && err.contains("below 5"),
+        "{err}"
+    );
     assert_eq!(before, env.state("acme"));
     let mut args = add("fw1.bin", "brake-fw", "0.9.0", "4", "BRAKE-A");
     args.push("--allow-rollback");
@@ -239,13 +301,19 @@ fn tree_signed_by_an_unknown_key_fails_verification() {
     assert!(err.contains("threshold"), "{err}");
     // A timestamp re-signed by a key the root does not list.
     let ts_path = env.path("acme/repository/timestamp.json");
-    let mut ts: serde_json::Value = serde_json::from_slice(&std::fs::read(&ts_path).unwrap()).unwrap();
-    let other_ts: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(env.path("other/repository/timestamp.json")).unwrap()).unwrap();
+    let mut ts: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&ts_path).unwrap()).unwrap();
+    let other_ts: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(env.path("other/repository/timestamp.json")).unwrap(),
+    )
+    .unwrap();
     ts["signatures"] = other_ts["signatures"].clone();
     std::fs::write(&ts_path, serde_json::to_vec(&ts).unwrap()).unwrap();
     let err = env.fail(&["verify", "acme"]);
-    assert!(err.contains("timestamp") && err.contains("threshold"), "{err}");
+    assert!(
+        err.contains("timestamp") && err.contains("threshold"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -272,7 +340,11 @@ fn tampered_targets_and_metadata_fail_verification() {
     // Modified signed bytes in targets metadata: snapshot hash and signature both catch it.
     let t = env.path("acme/repository/2.targets.json");
     let text = std::fs::read_to_string(&t).unwrap();
-    std::fs::write(&t, text.replace("\"release_counter\": 5", "\"release_counter\": 9")).unwrap();
+    std::fs::write(
+        &t,
+        text.replace("\"release_counter\": 5", "\"release_counter\": 9"),
+    )
+    .unwrap();
     let err = env.fail(&["verify", "acme"]);
     assert!(err.contains("2.targets.json"), "{err}");
 }
@@ -282,7 +354,19 @@ fn tier2_delegation_signs_only_its_hardware() {
     let env = Env::new();
     env.supplier();
     let t2 = env.key("tier2.pem");
-    env.ok(&["supplier", "delegate", "acme", "--to", "bosch", "--key", &t2, "--hardware-id", "ABS-1", "--hardware-id", "ABS-2"]);
+    env.ok(&[
+        "supplier",
+        "delegate",
+        "acme",
+        "--to",
+        "bosch",
+        "--key",
+        &t2,
+        "--hardware-id",
+        "ABS-1",
+        "--hardware-id",
+        "ABS-2",
+    ]);
     env.write("abs.bin", &vec![7u8; 3000]);
     let mut args = add("abs.bin", "abs-fw", "2.0", "1", "BRAKE-A");
     args.extend(["--role", "bosch"]);
@@ -296,7 +380,10 @@ fn tier2_delegation_signs_only_its_hardware() {
     assert!(env.fail(&args).contains("no delegation named"));
     env.ok(&["supplier", "publish", "acme"]);
     let out = env.ok(&["verify", "acme"]);
-    assert!(out.contains("2 targets role(s)") && out.contains("2 image(s)"), "{out}");
+    assert!(
+        out.contains("2 targets role(s)") && out.contains("2 image(s)"),
+        "{out}"
+    );
     assert!(env.path("acme/repository/1.bosch.json").exists());
     // The tier-2 image manifest is signed by the tier-2 key, not the supplier's.
     let manifest = std::fs::read_dir(env.path("acme/repository/targets"))
@@ -307,18 +394,52 @@ fn tier2_delegation_signs_only_its_hardware() {
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
     let shown = env.ok(&["key", "show", "tier2.pem"]);
     assert!(shown.contains(m["signatures"][0]["keyid"].as_str().unwrap()));
-    env.fail(&["supplier", "delegate", "acme", "--to", "bosch", "--key", &t2, "--hardware-id", "X"]);
+    env.fail(&[
+        "supplier",
+        "delegate",
+        "acme",
+        "--to",
+        "bosch",
+        "--key",
+        &t2,
+        "--hardware-id",
+        "X",
+    ]);
 }
 
 #[test]
 fn rotating_keys_keeps_the_tree_verifiable_from_the_first_root() {
     let env = Env::new();
     env.supplier();
-    env.ok(&["supplier", "delegate", "acme", "--to", "tier2", "--key", "acme.pem", "--hardware-id", "T2"]);
+    env.ok(&[
+        "supplier",
+        "delegate",
+        "acme",
+        "--to",
+        "tier2",
+        "--key",
+        "acme.pem",
+        "--hardware-id",
+        "T2",
+    ]);
     env.ok(&["supplier", "publish", "acme"]);
-    for (role, key) in [("root", "root2.pem"), ("targets", "targets2.pem"), ("timestamp", "ts2.pem"), ("snapshot", "snap2.pem"), ("tier2", "t2b.pem")] {
+    for (role, key) in [
+        ("root", "root2.pem"),
+        ("targets", "targets2.pem"),
+        ("timestamp", "ts2.pem"),
+        ("snapshot", "snap2.pem"),
+        ("tier2", "t2b.pem"),
+    ] {
         env.key(key);
-        env.ok(&["supplier", "rotate-key", "acme", "--role", role, "--new-key", key]);
+        env.ok(&[
+            "supplier",
+            "rotate-key",
+            "acme",
+            "--role",
+            role,
+            "--new-key",
+            key,
+        ]);
         let out = env.ok(&["verify", "acme", "--root", "acme/repository/1.root.json"]);
         assert!(out.contains("1 image(s)"), "after rotating {role}: {out}");
     }
@@ -327,13 +448,23 @@ fn rotating_keys_keeps_the_tree_verifiable_from_the_first_root() {
     // The old targets key no longer signs anything new.
     let out = env.ok(&["verify", "acme"]);
     assert!(out.contains("root v5"), "{out}");
-    env.write("fw2.bin", &vec![2u8; 100]);
+    env.write("fw2.bin", &[2u8; 100]);
     env.ok(&add("fw2.bin", "brake-fw", "1.1.0", "6", "BRAKE-A"));
     env.ok(&["supplier", "publish", "acme"]);
     env.ok(&["verify", "acme", "--root", "acme/repository/1.root.json"]);
     // Rotating to a threshold the keys cannot meet is refused and changes nothing.
     let before = env.state("acme");
-    let err = env.fail(&["supplier", "rotate-key", "acme", "--role", "root", "--new-key", "root2.pem", "--threshold", "2"]);
+    let err = env.fail(&[
+        "supplier",
+        "rotate-key",
+        "acme",
+        "--role",
+        "root",
+        "--new-key",
+        "root2.pem",
+        "--threshold",
+        "2",
+    ]);
     assert!(err.contains("threshold 2"), "{err}");
     assert_eq!(before, env.state("acme"));
 }
@@ -347,10 +478,17 @@ fn expired_tree_fails_and_publish_renews_it() {
     assert!(err.contains("expired"), "{err}");
     // Root expired too (365 days by default): only a root rotation would renew it, so renew
     // just the short-lived roles a week ahead instead.
-    let week = ota_metadata::DateTime::now().plus_seconds(8 * 86_400).to_string();
-    assert!(env.fail(&["--now", &week, "verify", "acme"]).contains("expired"));
+    let week = ota_metadata::DateTime::now()
+        .plus_seconds(8 * 86_400)
+        .to_string();
+    assert!(env
+        .fail(&["--now", &week, "verify", "acme"])
+        .contains("expired"));
     let out = env.ok(&["--now", &week, "supplier", "publish", "acme"]);
-    assert!(out.contains("signed snapshot") && out.contains("signed timestamp"), "{out}");
+    assert!(
+        out.contains("signed snapshot") && out.contains("signed timestamp"),
+        "{out}"
+    );
     env.ok(&["--now", &week, "verify", "acme"]);
 }
 

@@ -7,26 +7,31 @@ use ota_metadata::{names, DateTime};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// What `supplier init` needs.
-pub struct Init {
-    pub name: String,
-    /// Keys per top-level role; a role absent here uses `default_keys`.
+/// Keys, thresholds and lifetimes asked for at `init` (shared by the three publishers).
+#[derive(Clone, Debug, Default)]
+pub struct RoleOptions {
+    /// Keys per role; a role absent here uses `default_keys`.
     pub role_keys: BTreeMap<String, Vec<PathBuf>>,
     pub default_keys: Vec<PathBuf>,
     pub thresholds: BTreeMap<String, u32>,
     pub expires: BTreeMap<String, String>,
+}
+
+/// What `supplier init` needs.
+pub struct Init {
+    pub name: String,
+    pub roles: RoleOptions,
     pub max_image_size: u64,
 }
 
-/// Build the role settings of a new repository from the init options (shared by the three
-/// publishers' `init`).
-pub fn role_configs(
-    roles: &[&str],
-    role_keys: &BTreeMap<String, Vec<PathBuf>>,
-    default_keys: &[PathBuf],
-    thresholds: &BTreeMap<String, u32>,
-    expires: &BTreeMap<String, String>,
-) -> Result<BTreeMap<String, RoleConfig>> {
+/// Build the role settings of a new repository from the init options.
+pub fn role_configs(roles: &[&str], o: &RoleOptions) -> Result<BTreeMap<String, RoleConfig>> {
+    let RoleOptions {
+        role_keys,
+        default_keys,
+        thresholds,
+        expires,
+    } = o;
     for r in role_keys
         .keys()
         .chain(thresholds.keys())
@@ -72,13 +77,7 @@ pub fn init(dir: &Path, opts: Init, now: DateTime) -> Result<()> {
     if opts.max_image_size == 0 {
         return Err(Error::refused("--max-image-size must be positive"));
     }
-    let roles = role_configs(
-        &TOP_LEVEL_ROLES,
-        &opts.role_keys,
-        &opts.default_keys,
-        &opts.thresholds,
-        &opts.expires,
-    )?;
+    let roles = role_configs(&TOP_LEVEL_ROLES, &opts.roles)?;
     let root = build_root(&roles, 1, now)?;
     let settings = Settings {
         kind: KIND.into(),

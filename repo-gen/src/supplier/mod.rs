@@ -15,7 +15,7 @@ mod rotate;
 
 pub use add_image::{add_image, AddImage};
 pub use delegate::{delegate, Delegate};
-pub use init::{init, Init};
+pub use init::{init, role_configs, Init, RoleOptions};
 pub use publish::publish;
 pub use rotate::rotate_key;
 
