@@ -48,6 +48,16 @@ impl RoleConfig {
         Ok(parse_duration(&self.expires)?)
     }
 
+    /// Make relative key paths relative to `base` (the working directory), so a checked-in
+    /// tree with relative paths works from any current directory.
+    pub fn resolve_keys(&mut self, base: &Path) {
+        for k in &mut self.keys {
+            if k.is_relative() {
+                *k = base.join(&*k);
+            }
+        }
+    }
+
     pub fn load_keys(&self, role: &str) -> Result<Vec<SigningKey>> {
         if self.keys.is_empty() {
             return Err(Error::refused(format!(
