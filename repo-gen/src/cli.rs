@@ -176,8 +176,9 @@ pub enum SupplierCommand {
         dir: PathBuf,
         #[arg(long)]
         role: String,
-        /// The new key(s) of the role.
-        #[arg(long, value_name = "FILE", required = true)]
+        /// The new key(s) of the role. Without it, a new RSA-3072 key is generated in
+        /// DIR/keys/ (mode 0600); move it offline if it is a root key.
+        #[arg(long, value_name = "FILE")]
         new_key: Vec<PathBuf>,
         /// New threshold (default: unchanged).
         #[arg(long)]

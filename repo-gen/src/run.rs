@@ -117,6 +117,30 @@ fn role_options(k: &RoleKeyArgs) -> Result<supplier::RoleOptions> {
     })
 }
 
+/// A fresh key for `role` in `DIR/keys/`, named after the role and the time.
+fn generate_role_key(dir: &Path, role: &str, now: DateTime) -> Result<std::path::PathBuf> {
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(&keys).map_err(Error::io(&keys))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o700))
+            .map_err(Error::io(&keys))?;
+    }
+    let stamp: String = now
+        .to_string()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let path = keys.join(format!("{role}-{stamp}.pem"));
+    let k = keystore::generate(3072, &path)?;
+    println!(
+        "generated {} (key id {}) for {role}",
+        path.display(),
+        k.key_id()
+    );
+    Ok(path)
+}
+
 fn print_report(r: &Report) {
     for (role, v) in &r.signed {
         println!("  signed {role} v{v}");
@@ -127,6 +151,14 @@ fn print_report(r: &Report) {
 }
 
 fn supplier_cmd(cmd: SupplierCommand, now: DateTime) -> Result<()> {
+    // Commands that change a working directory hold its lock until they return.
+    let _lock = match &cmd {
+        SupplierCommand::Init { .. } => None,
+        SupplierCommand::AddImage { dir, .. }
+        | SupplierCommand::Delegate { dir, .. }
+        | SupplierCommand::Publish { dir, .. }
+        | SupplierCommand::RotateKey { dir, .. } => crate::workdir::lock(dir)?,
+    };
     match cmd {
         SupplierCommand::Init {
             dir,
@@ -221,9 +253,12 @@ fn supplier_cmd(cmd: SupplierCommand, now: DateTime) -> Result<()> {
         SupplierCommand::RotateKey {
             dir,
             role,
-            new_key,
+            mut new_key,
             threshold,
         } => {
+            if new_key.is_empty() {
+                new_key.push(generate_role_key(&dir, &role, now)?);
+            }
             let r = supplier::rotate_key(&dir, &role, new_key, threshold, now)?;
             println!("rotated the keys of {role}");
             print_report(&r);

@@ -77,12 +77,12 @@ pub fn verify(dir: &Path, trusted_root: Option<&Path>, now: DateTime) -> Result<
     let path = repo.join("timestamp.json");
     set.update_timestamp(&read(&repo, "timestamp.json", limits.timestamp)?)
         .map_err(Error::meta(&path))?;
-    let ts = &set.timestamp().expect("loaded").signed;
+    let ts = &loaded(set.timestamp(), "timestamp")?.signed;
     summary.timestamp_version = ts.version;
     let snap_name = format!("{}.snapshot.json", ts.snapshot_meta()?.version);
     set.update_snapshot(&read(&repo, &snap_name, limits.snapshot)?, false)
         .map_err(Error::meta(&repo.join(&snap_name)))?;
-    summary.snapshot_version = set.snapshot().expect("loaded").signed.version;
+    summary.snapshot_version = loaded(set.snapshot(), "snapshot")?.signed.version;
 
     // Every targets role, pre-order from the top, each delegated role once.
     let mut stack = vec![("targets".to_string(), "root".to_string())];
@@ -105,7 +105,7 @@ pub fn verify(dir: &Path, trusted_root: Option<&Path>, now: DateTime) -> Result<
         let name = format!("{version}.{role}.json");
         set.update_delegated_targets(&read(&repo, &name, limits.targets)?, &role, &parent)
             .map_err(Error::meta(&repo.join(&name)))?;
-        if let Some(d) = &set.targets(&role).expect("loaded").signed.delegations {
+        if let Some(d) = &loaded(set.targets(&role), &role)?.signed.delegations {
             for r in d.roles.iter().rev() {
                 stack.push((r.name.clone(), role.clone()));
             }
@@ -115,7 +115,7 @@ pub fn verify(dir: &Path, trusted_root: Option<&Path>, now: DateTime) -> Result<
     summary.targets_roles = roles.len();
 
     for role in &roles {
-        let t = &set.targets(role).expect("loaded").signed;
+        let t = &loaded(set.targets(role), role)?.signed;
         let (keys, keyids, threshold, hw) = signer_of(&set, role)?;
         for (name, target) in &t.targets {
             check_target_file(
@@ -156,6 +156,11 @@ pub fn verify(dir: &Path, trusted_root: Option<&Path>, now: DateTime) -> Result<
         )));
     }
     Ok(summary)
+}
+
+/// A document the trusted set just accepted (absent only if the set's rules changed under us).
+fn loaded<'a, T>(doc: Option<&'a T>, role: &str) -> Result<&'a T> {
+    doc.ok_or_else(|| Error::refused(format!("internal: {role} was accepted but is not loaded")))
 }
 
 type Signer = (BTreeMap<KeyId, Key>, Vec<KeyId>, u32, Option<Vec<String>>);

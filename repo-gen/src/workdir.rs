@@ -87,6 +87,31 @@ pub fn repository_path(dir: &Path) -> PathBuf {
     dir.join(REPOSITORY)
 }
 
+/// Hold an exclusive lock on working directory `dir` while a command changes it, so two
+/// concurrent commands cannot lose each other's changes. Released when the file is dropped.
+/// Directories that are not (yet) working directories are not locked: the command reports
+/// that itself, and no lock file is left behind in them.
+pub fn lock(dir: &Path) -> Result<Option<std::fs::File>> {
+    if !settings_path(dir).exists() {
+        return Ok(None);
+    }
+    let path = dir.join(".ota-repo.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(Error::io(&path))?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(f)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::refused(format!(
+            "another ota-repo command is working in {}; try again when it has finished",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::Io { path, source: e }),
+    }
+}
+
 /// Read the settings of the working directory `dir`, expecting kind `kind`.
 pub fn load<T: DeserializeOwned>(dir: &Path, kind: &str) -> Result<T> {
     let path = settings_path(dir);

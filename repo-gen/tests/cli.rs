@@ -452,6 +452,11 @@ fn rotating_keys_keeps_the_tree_verifiable_from_the_first_root() {
     env.ok(&add("fw2.bin", "brake-fw", "1.1.0", "6", "BRAKE-A"));
     env.ok(&["supplier", "publish", "acme"]);
     env.ok(&["verify", "acme", "--root", "acme/repository/1.root.json"]);
+    // Without --new-key a fresh key is generated in DIR/keys and used.
+    let out = env.ok(&["supplier", "rotate-key", "acme", "--role", "timestamp"]);
+    assert!(out.contains("acme/keys/timestamp-"), "{out}");
+    env.ok(&["verify", "acme", "--root", "acme/repository/1.root.json"]);
+    assert!(env.path("acme/repository/6.root.json").exists());
     // Rotating to a threshold the keys cannot meet is refused and changes nothing.
     let before = env.state("acme");
     let err = env.fail(&[

@@ -28,7 +28,10 @@ fn committed_sample_verifies() {
     let keys = std::fs::read_dir(sample.join("keys")).unwrap();
     for k in keys {
         let name = k.unwrap().file_name().into_string().unwrap();
-        assert!(name == "README.md" || name.ends_with(".TEST-ONLY.pem"), "{name} is not marked test-only");
+        assert!(
+            name == "README.md" || name.ends_with(".TEST-ONLY.pem"),
+            "{name} is not marked test-only"
+        );
     }
 }
 

@@ -92,6 +92,9 @@ pub fn init(dir: &Path, opts: Init, now: DateTime) -> Result<()> {
     std::fs::create_dir_all(repo.join("targets")).map_err(Error::io(&repo))?;
     crate::publish::write_root(&repo, &root, &root_keys.iter().collect::<Vec<_>>())?;
     settings.save(dir)?;
+    // Held through the first publish; creating it here also means later commands never add a
+    // file to the directory just by locking it.
+    let _lock = workdir::lock(dir)?;
     super::publish(dir, now, false)?;
     Ok(())
 }

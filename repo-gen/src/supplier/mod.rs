@@ -77,7 +77,11 @@ impl Settings {
     /// Load the settings; key paths written relative are taken relative to `dir`.
     pub fn load(dir: &Path) -> Result<Self> {
         let mut s: Self = workdir::load(dir, KIND)?;
-        for rc in s.roles.values_mut().chain(s.delegations.iter_mut().map(|d| &mut d.role)) {
+        for rc in s
+            .roles
+            .values_mut()
+            .chain(s.delegations.iter_mut().map(|d| &mut d.role))
+        {
             rc.resolve_keys(dir);
         }
         Ok(s)
