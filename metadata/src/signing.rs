@@ -27,7 +27,7 @@ impl std::fmt::Debug for SigningKey {
 impl SigningKey {
     /// Generate a fresh key of `bits` bits.
     pub fn generate(bits: usize) -> Result<Self> {
-        if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) || bits % 8 != 0 {
+        if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) || !bits.is_multiple_of(8) {
             return Err(Error::PrivateKey(format!(
                 "{bits} bits: choose a multiple of 8 between {MIN_RSA_BITS} and {MAX_RSA_BITS} (3072 recommended)"
             )));
