@@ -54,6 +54,16 @@ pub fn check_hardware_id(s: &str) -> Result<()> {
     check("hardware id", s, MAX_FIELD_LEN, b"")
 }
 
+/// A vehicle identification number (or any fleet-unique vehicle id): it names a directory.
+pub fn check_vin(s: &str) -> Result<()> {
+    check("VIN", s, MAX_NAME_LEN, b"")
+}
+
+/// An ECU serial number.
+pub fn check_ecu_serial(s: &str) -> Result<()> {
+    check("ECU serial", s, MAX_NAME_LEN, b"")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,6 +36,9 @@ pub enum Command {
     /// A supplier's image repository: images, image manifests, tier-2 delegations.
     #[command(subcommand)]
     Supplier(SupplierCommand),
+    /// The OEM's master repository: suppliers, regulators, inventory, review, assignments.
+    #[command(subcommand)]
+    Oem(OemCommand),
     /// Check a whole published tree: root chain, signatures, versions, expiry, every target's
     /// length and hash, and every image manifest and its compact form.
     Verify {
@@ -200,4 +203,173 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .and_then(|n| n.checked_mul(mult))
         .filter(|n| *n > 0)
         .ok_or_else(|| format!("{s:?} is not a size (e.g. 1048576, 64K, 512M, 1G)"))
+}
+
+#[derive(Args, Debug)]
+pub struct OemKeyArgs {
+    #[command(flatten)]
+    pub common: RoleKeyArgs,
+    /// Key(s) of the `regulators` role (which regulators count).
+    #[arg(long, value_name = "FILE")]
+    pub regulators_key: Vec<PathBuf>,
+    /// Key(s) of the `review` role (images sent for review).
+    #[arg(long, value_name = "FILE")]
+    pub review_key: Vec<PathBuf>,
+    /// Key(s) of the `vehicles` role (per-vehicle assignments and the fleet index).
+    #[arg(long, value_name = "FILE")]
+    pub vehicles_key: Vec<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OemCommand {
+    /// Create a master repository with keys for root, timestamp, snapshot, targets, regulators,
+    /// review and vehicles, and publish it (empty).
+    Init {
+        dir: PathBuf,
+        #[command(flatten)]
+        keys: OemKeyArgs,
+        /// Bins of the per-vehicle index (power of two; about the square root of the fleet).
+        #[arg(long, value_name = "N")]
+        vehicle_bins: Option<u32>,
+    },
+    /// Pin, remove or replace suppliers.
+    #[command(subcommand)]
+    Supplier(OemSupplierCommand),
+    /// Authorize or remove regulators, and set how many must approve.
+    #[command(subcommand)]
+    Regulator(OemRegulatorCommand),
+    /// Add a vehicle to the inventory.
+    #[command(subcommand)]
+    Vehicle(VehicleCommand),
+    /// Add, remove or replace one ECU of a vehicle.
+    #[command(subcommand)]
+    Ecu(EcuCommand),
+    /// Assign an image to ECUs: one ECU (--vin, --ecu), every ECU of a vehicle the image fits
+    /// (--vin), or every ECU of a hardware id in the fleet (--hardware-id).
+    Assign {
+        dir: PathBuf,
+        #[arg(long, required_unless_present = "hardware_id")]
+        vin: Option<String>,
+        #[arg(long, requires = "vin", value_name = "SERIAL")]
+        ecu: Option<String>,
+        #[arg(long, conflicts_with = "vin", value_name = "ID")]
+        hardware_id: Option<String>,
+        #[arg(long)]
+        supplier: String,
+        #[arg(long)]
+        uid: String,
+        #[arg(long)]
+        version: String,
+    },
+    /// Sign and write what changed: roles, and per vehicle only the vehicles that changed.
+    Publish {
+        dir: PathBuf,
+        /// Re-sign every role even if unchanged.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OemSupplierCommand {
+    /// Pin a supplier's repository: its root keys and threshold, URL, and hardware ids.
+    Add {
+        dir: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// The supplier's root.json (it must verify).
+        #[arg(long, value_name = "ROOT.json")]
+        root: PathBuf,
+        /// Base URL of the supplier's published tree.
+        #[arg(long)]
+        url: String,
+        /// Hardware id (pattern, `*` allowed) the supplier may serve; repeatable.
+        #[arg(long = "hardware-id", value_name = "PATTERN", required = true)]
+        hardware_ids: Vec<String>,
+    },
+    /// Remove a supplier and withdraw every vehicle assignment of its images.
+    Remove {
+        dir: PathBuf,
+        #[arg(long)]
+        name: String,
+    },
+    /// Hand a supplier's hardware ids to another (already added) supplier and remove it.
+    Replace {
+        dir: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long = "with", value_name = "NEW")]
+        with: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OemRegulatorCommand {
+    /// Authorize a regulator: pin its attestation repository's root keys and URL.
+    Add {
+        dir: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_name = "ROOT.json")]
+        root: PathBuf,
+        #[arg(long)]
+        url: String,
+    },
+    /// Withdraw a regulator's authorization.
+    Remove {
+        dir: PathBuf,
+        #[arg(long)]
+        name: String,
+    },
+    /// How many distinct authorized regulators must approve an image.
+    Threshold { dir: PathBuf, k: u32 },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VehicleCommand {
+    /// Add a vehicle and its ECUs to the inventory.
+    Add {
+        dir: PathBuf,
+        #[arg(long)]
+        vin: String,
+        /// An ECU as SERIAL:HARDWARE_ID; repeatable.
+        #[arg(long = "ecu", value_name = "SERIAL:HARDWARE_ID")]
+        ecus: Vec<String>,
+        /// An aftermarket ECU (never updated) as SERIAL:HARDWARE_ID; repeatable.
+        #[arg(long, value_name = "SERIAL:HARDWARE_ID")]
+        aftermarket: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EcuCommand {
+    /// Add an ECU to a vehicle.
+    Add {
+        dir: PathBuf,
+        #[arg(long)]
+        vin: String,
+        #[arg(long, value_name = "SERIAL:HARDWARE_ID")]
+        ecu: String,
+        /// The ECU is aftermarket: it is never assigned updates.
+        #[arg(long)]
+        aftermarket: bool,
+    },
+    /// Remove an ECU from a vehicle (and withdraw its assignment).
+    Remove {
+        dir: PathBuf,
+        #[arg(long)]
+        vin: String,
+        #[arg(long)]
+        serial: String,
+    },
+    /// Replace an ECU; its assignment carries over if the hardware id is the same.
+    Replace {
+        dir: PathBuf,
+        #[arg(long)]
+        vin: String,
+        #[arg(long)]
+        serial: String,
+        #[arg(long = "with", value_name = "SERIAL:HARDWARE_ID")]
+        with: String,
+    },
 }

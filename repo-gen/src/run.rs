@@ -1,9 +1,12 @@
 //! Dispatch of parsed commands, and what each prints.
 
-use crate::cli::{Cli, Command, KeyCommand, RoleKeyArgs, SupplierCommand};
+use crate::cli::{
+    Cli, Command, EcuCommand, KeyCommand, OemCommand, OemRegulatorCommand, OemSupplierCommand,
+    RoleKeyArgs, SupplierCommand, VehicleCommand,
+};
 use crate::error::{Error, Result};
 use crate::publish::Report;
-use crate::{fsutil, keystore, supplier, verify};
+use crate::{fsutil, keystore, oem, supplier, verify};
 use ota_metadata::{DateTime, Key, SigningKey};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,10 +19,20 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Key(k) => key(k),
         Command::Supplier(s) => supplier_cmd(s, now),
+        Command::Oem(o) => oem_cmd(o, now),
         Command::Verify { dir, root } => {
             let s = verify::verify(&dir, root.as_deref(), now)?;
+            let extra = if s.extra_roles.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", roles {} and {} vehicle(s)",
+                    s.extra_roles.join(", "),
+                    s.vehicles
+                )
+            };
             println!(
-                "OK {}: root v{}, timestamp v{}, snapshot v{}, {} targets role(s), {} target(s), {} image(s) verified{}",
+                "OK {}: root v{}, timestamp v{}, snapshot v{}, {} targets role(s), {} target(s), {} image(s){extra} verified{}",
                 verify::tree_dir(&dir).display(),
                 s.root_version,
                 s.timestamp_version,
@@ -265,4 +278,186 @@ fn supplier_cmd(cmd: SupplierCommand, now: DateTime) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn oem_dir(cmd: &OemCommand) -> Option<&Path> {
+    Some(match cmd {
+        OemCommand::Init { .. } => return None,
+        OemCommand::Supplier(
+            OemSupplierCommand::Add { dir, .. }
+            | OemSupplierCommand::Remove { dir, .. }
+            | OemSupplierCommand::Replace { dir, .. },
+        ) => dir,
+        OemCommand::Regulator(
+            OemRegulatorCommand::Add { dir, .. }
+            | OemRegulatorCommand::Remove { dir, .. }
+            | OemRegulatorCommand::Threshold { dir, .. },
+        ) => dir,
+        OemCommand::Vehicle(VehicleCommand::Add { dir, .. }) => dir,
+        OemCommand::Ecu(
+            EcuCommand::Add { dir, .. }
+            | EcuCommand::Remove { dir, .. }
+            | EcuCommand::Replace { dir, .. },
+        ) => dir,
+        OemCommand::Assign { dir, .. } | OemCommand::Publish { dir, .. } => dir,
+    })
+}
+
+fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
+    let _lock = match oem_dir(&cmd) {
+        Some(dir) => crate::workdir::lock(dir)?,
+        None => None,
+    };
+    let publish_hint = "run `ota-repo oem publish` to publish it";
+    match cmd {
+        OemCommand::Init {
+            dir,
+            keys,
+            vehicle_bins,
+        } => {
+            let mut roles = role_options(&keys.common)?;
+            for (role, files) in [
+                ("regulators", &keys.regulators_key),
+                ("review", &keys.review_key),
+                ("vehicles", &keys.vehicles_key),
+            ] {
+                if !files.is_empty() {
+                    roles.role_keys.insert(role.into(), files.clone());
+                }
+            }
+            oem::init(&dir, &roles, vehicle_bins, now)?;
+            println!("created OEM master repository in {}", dir.display());
+        }
+        OemCommand::Supplier(OemSupplierCommand::Add {
+            dir,
+            name,
+            root,
+            url,
+            hardware_ids,
+        }) => {
+            oem::supplier_add(&dir, &name, &root, &url, &hardware_ids)?;
+            println!("pinned supplier {name} ({url}) for {hardware_ids:?}; {publish_hint}");
+        }
+        OemCommand::Supplier(OemSupplierCommand::Remove { dir, name }) => {
+            let n = oem::supplier_remove(&dir, &name)?;
+            println!("removed supplier {name}; withdrew {n} assignment(s); {publish_hint}");
+        }
+        OemCommand::Supplier(OemSupplierCommand::Replace { dir, name, with }) => {
+            let n = oem::supplier_replace(&dir, &name, &with)?;
+            println!("{with} now serves {name}'s hardware ids; withdrew {n} assignment(s) to reassign; {publish_hint}");
+        }
+        OemCommand::Regulator(OemRegulatorCommand::Add {
+            dir,
+            name,
+            root,
+            url,
+        }) => {
+            oem::regulator_add(&dir, &name, &root, &url)?;
+            println!("authorized regulator {name} ({url}); {publish_hint}");
+        }
+        OemCommand::Regulator(OemRegulatorCommand::Remove { dir, name }) => {
+            oem::regulator_remove(&dir, &name)?;
+            println!("removed regulator {name}; {publish_hint}");
+        }
+        OemCommand::Regulator(OemRegulatorCommand::Threshold { dir, k }) => {
+            oem::regulator_threshold(&dir, k)?;
+            println!("images now need {k} distinct regulator approval(s); {publish_hint}");
+        }
+        OemCommand::Vehicle(VehicleCommand::Add {
+            dir,
+            vin,
+            ecus,
+            aftermarket,
+        }) => {
+            oem::vehicle_add(&dir, &vin, &ecus, &aftermarket)?;
+            println!(
+                "added vehicle {vin} with {} ECU(s)",
+                ecus.len() + aftermarket.len()
+            );
+        }
+        OemCommand::Ecu(EcuCommand::Add {
+            dir,
+            vin,
+            ecu,
+            aftermarket,
+        }) => {
+            oem::ecu_add(&dir, &vin, &ecu, aftermarket)?;
+            println!(
+                "added ECU {ecu} to {vin}{}",
+                if aftermarket {
+                    " (aftermarket: never updated)"
+                } else {
+                    ""
+                }
+            );
+        }
+        OemCommand::Ecu(EcuCommand::Remove { dir, vin, serial }) => {
+            let withdrawn = oem::ecu_remove(&dir, &vin, &serial)?;
+            println!(
+                "removed ECU {serial} from {vin}{}",
+                if withdrawn {
+                    "; withdrew its assignment"
+                } else {
+                    ""
+                }
+            );
+        }
+        OemCommand::Ecu(EcuCommand::Replace {
+            dir,
+            vin,
+            serial,
+            with,
+        }) => {
+            let carried = oem::ecu_replace(&dir, &vin, &serial, &with)?;
+            println!(
+                "replaced ECU {serial} of {vin} by {with}{}",
+                if carried {
+                    "; its assignment carries over"
+                } else {
+                    "; assign an image to it"
+                }
+            );
+        }
+        OemCommand::Assign {
+            dir,
+            vin,
+            ecu,
+            hardware_id,
+            supplier,
+            uid,
+            version,
+        } => {
+            let target = match (vin, hardware_id) {
+                (Some(vin), _) => oem::AssignTarget::Vehicle { vin, serial: ecu },
+                (None, Some(h)) => oem::AssignTarget::HardwareId(h),
+                (None, None) => return Err(Error::refused("give --vin or --hardware-id")),
+            };
+            let done = oem::assign(
+                &dir,
+                oem::Assign {
+                    target,
+                    supplier,
+                    uid: uid.clone(),
+                    version: version.clone(),
+                },
+            )?;
+            for (v, s) in &done {
+                println!("assigned {uid} {version} to {v}/{s}");
+            }
+            println!("{} ECU(s); {publish_hint}", done.len());
+        }
+        OemCommand::Publish { dir, force } => {
+            let r = oem::publish(&dir, now, force)?;
+            println!(
+                "published {}",
+                crate::workdir::repository_path(&dir).display()
+            );
+            for w in &r.withdrawn {
+                eprintln!("ota-repo: warning: assignment of {w} withdrawn: the ECU, its hardware id or its supplier is no longer valid");
+            }
+            println!("  signed assignments of {} vehicle(s)", r.vehicles_signed);
+            print_report(&r.roles);
+        }
+    }
+    Ok(())
 }

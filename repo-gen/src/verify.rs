@@ -9,7 +9,11 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::workdir;
 use ota_metadata::documents::compact::{keyid_bytes, parse_compact, ProvisionedKey};
-use ota_metadata::documents::{ImageKind, ImageManifest, ImageTargetCustom, ImageTargets};
+use ota_metadata::documents::vehicles::bin_of;
+use ota_metadata::documents::{
+    suppliers_of, Assignments, ImageKind, ImageManifest, ImageTargetCustom, ImageTargets,
+    Regulators, Review, VehicleBin, VehicleIndex,
+};
 use ota_metadata::roles::{sha256_of, Targets};
 use ota_metadata::{DateTime, Envelope, Key, KeyId, MetadataLimits, TrustedSet};
 use sha2::{Digest, Sha256};
@@ -29,6 +33,10 @@ pub struct Summary {
     pub targets_roles: usize,
     pub targets: usize,
     pub images: usize,
+    /// The project's extra roles found (regulators, review, vehicles).
+    pub extra_roles: Vec<String>,
+    /// Vehicles whose signed assignments were verified.
+    pub vehicles: usize,
     pub pinned_root: bool,
 }
 
@@ -145,6 +153,8 @@ pub fn verify(dir: &Path, trusted_root: Option<&Path>, now: DateTime) -> Result<
             }
         }
     }
+    verify_extra_roles(&repo, &set, &roles, &mut summary)?;
+
     // Checked last, so that a tree signed by keys the pinned root does not know is reported as
     // such (a threshold failure above) rather than as a mismatching file.
     let latest = repo.join("root.json");
@@ -156,6 +166,149 @@ pub fn verify(dir: &Path, trusted_root: Option<&Path>, now: DateTime) -> Result<
         )));
     }
     Ok(summary)
+}
+
+/// The snapshot-listed documents that are not targets roles: the OEM's `regulators`, `review`
+/// and `vehicles` (with every bin and every vehicle's assignments).
+fn verify_extra_roles(
+    repo: &Path,
+    set: &TrustedSet,
+    targets_roles: &[String],
+    summary: &mut Summary,
+) -> Result<()> {
+    let snapshot = &loaded(set.snapshot(), "snapshot")?.signed;
+    let limit = MetadataLimits::default().targets;
+    for (file, meta) in &snapshot.meta {
+        let Some(role) = file.strip_suffix(".json") else {
+            continue;
+        };
+        if targets_roles.iter().any(|r| r == role) {
+            continue;
+        }
+        let name = format!("{}.{file}", meta.version);
+        let path = repo.join(&name);
+        let bytes = read(repo, &name, limit)?;
+        match role {
+            "regulators" => {
+                set.verify_extra_role::<Regulators>(
+                    &bytes,
+                    role,
+                    Regulators::TYPE,
+                    |d| d.expires,
+                    |d| d.version,
+                )
+                .map_err(Error::meta(&path))?;
+            }
+            "review" => {
+                set.verify_extra_role::<Review>(
+                    &bytes,
+                    role,
+                    Review::TYPE,
+                    |d| d.expires,
+                    |d| d.version,
+                )
+                .map_err(Error::meta(&path))?;
+            }
+            "vehicles" => {
+                let index = set
+                    .verify_extra_role::<VehicleIndex>(
+                        &bytes,
+                        role,
+                        VehicleIndex::TYPE,
+                        |d| d.expires,
+                        |d| d.version,
+                    )
+                    .map_err(Error::meta(&path))?;
+                summary.vehicles += verify_vehicles(repo, set, &index.signed)?;
+            }
+            other => {
+                return Err(Error::refused(format!(
+                    "{name}: unknown role {other:?} in the snapshot"
+                )))
+            }
+        }
+        summary.extra_roles.push(role.to_string());
+    }
+    if let Some(t) = set.targets("targets") {
+        suppliers_of(&t.signed).map_err(Error::meta(&repo.join("targets.json")))?;
+    }
+    Ok(())
+}
+
+/// Every bin the index lists, and every vehicle's assignments the bins list.
+fn verify_vehicles(repo: &Path, set: &TrustedSet, index: &VehicleIndex) -> Result<usize> {
+    let root = &set.root().signed;
+    let r = root.role("vehicles")?;
+    let mut n = 0;
+    for (bin, meta) in &index.bin_files {
+        let sha = meta
+            .hashes
+            .as_ref()
+            .map(|h| sha256_of(h, &format!("bin {bin}")))
+            .transpose()?
+            .ok_or_else(|| Error::refused(format!("vehicle index: bin {bin} has no sha256")))?;
+        let path = repo
+            .join("vehicles")
+            .join("bins")
+            .join(format!("{}.bin-{bin}.json", hex::encode(sha)));
+        let bytes = fsutil::read_bounded(&path, MetadataLimits::default().targets)?;
+        ota_metadata::trusted_set::check_meta(&format!("bin {bin}"), meta, &bytes)
+            .map_err(Error::meta(&path))?;
+        let b: VehicleBin = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::refused(format!("{}: {e}", path.display())))?;
+        if b.bin != *bin {
+            return Err(Error::refused(format!(
+                "{}: holds bin {}, listed as {bin}",
+                path.display(),
+                b.bin
+            )));
+        }
+        for (vin, m) in &b.vehicles {
+            if bin_of(vin, index.bins) != *bin {
+                return Err(Error::refused(format!(
+                    "{}: {vin} does not belong in bin {bin}",
+                    path.display()
+                )));
+            }
+            let path = repo
+                .join("vehicles")
+                .join(vin)
+                .join(format!("{}.assignments.json", m.version));
+            let bytes = fsutil::read_bounded(&path, MetadataLimits::default().targets)?;
+            ota_metadata::trusted_set::check_meta(&format!("assignments of {vin}"), m, &bytes)
+                .map_err(Error::meta(&path))?;
+            let env = Envelope::parse(&path.display().to_string(), &bytes, u64::MAX)
+                .map_err(Error::meta(&path))?;
+            env.verify(
+                &format!("assignments of {vin}"),
+                &r.keyids,
+                r.threshold,
+                &root.keys,
+            )
+            .map_err(Error::meta(&path))?;
+            let a: Assignments = env
+                .decode(&format!("assignments of {vin}"), Assignments::TYPE)
+                .map_err(Error::meta(&path))?;
+            if a.vin != *vin || a.version != m.version {
+                return Err(Error::refused(format!(
+                    "{}: is {} v{}, listed as {vin} v{}",
+                    path.display(),
+                    a.vin,
+                    a.version,
+                    m.version
+                )));
+            }
+            if a.expires <= set.now() {
+                return Err(Error::refused(format!(
+                    "{}: expired at {}",
+                    path.display(),
+                    a.expires
+                )));
+            }
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// A document the trusted set just accepted (absent only if the set's rules changed under us).

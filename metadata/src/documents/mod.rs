@@ -6,14 +6,20 @@ pub mod assignments;
 pub mod attestation;
 pub mod compact;
 pub mod image_manifest;
+pub mod pin;
 pub mod regulators;
 pub mod review;
+pub mod suppliers;
+pub mod vehicles;
 
 pub use assignments::{Assignments, EcuAssignment};
 pub use attestation::{Attestation, Finding, Verdict};
 pub use image_manifest::{ImageKind, ImageManifest, ImageTargetCustom, ImageTargets};
-pub use regulators::{RegulatorEntry, Regulators};
+pub use pin::{verified_root, RepositoryPin};
+pub use regulators::Regulators;
 pub use review::{Review, ReviewRequest};
+pub use suppliers::{suppliers_of, SupplierEntry};
+pub use vehicles::{bin_of, VehicleBin, VehicleIndex};
 
 use crate::roles::Hashes;
 use serde::{Deserialize, Serialize};

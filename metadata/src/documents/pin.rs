@@ -1,0 +1,70 @@
+//! A pinned repository: where another party's TUF repository is, and the root keys that must
+//! sign it. The OEM pins its suppliers and regulators this way; a client starts that
+//! repository's root chain from the pinned version and checks it against the pinned keys.
+
+use crate::error::{Error, Result};
+use crate::keys::{Key, KeyId};
+use crate::roles::{RoleKeys, Root};
+use crate::Envelope;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RepositoryPin {
+    /// Base URL of the repository's metadata (the directory holding `timestamp.json`).
+    pub url: String,
+    /// Version of the root the keys were pinned from.
+    pub root_version: u64,
+    pub keys: BTreeMap<KeyId, Key>,
+    pub root: RoleKeys,
+}
+
+impl RepositoryPin {
+    /// Pin a root document the caller has verified.
+    pub fn pin(root: &Root, url: &str) -> Result<Self> {
+        let r = root.role("root")?;
+        let keys = r
+            .keyids
+            .iter()
+            .filter_map(|id| root.keys.get(id).map(|k| (id.clone(), k.clone())))
+            .collect();
+        Ok(RepositoryPin {
+            url: url.into(),
+            root_version: root.version,
+            keys,
+            root: r.clone(),
+        })
+    }
+
+    /// Check that `root_bytes` is the pinned root: signed by a threshold of the pinned keys and
+    /// of the pinned version. (Its self-signature is checked by the `TrustedSet` that loads it.)
+    pub fn check_root(&self, what: &str, root_bytes: &[u8], limit: u64) -> Result<()> {
+        let env = Envelope::parse(&format!("{what} root"), root_bytes, limit)?;
+        env.verify(
+            &format!("{what} root (by the pinned keys)"),
+            &self.root.keyids,
+            self.root.threshold,
+            &self.keys,
+        )?;
+        let root: Root = env.decode(&format!("{what} root"), Root::TYPE)?;
+        if root.version != self.root_version {
+            return Err(Error::Version {
+                role: format!("{what} root"),
+                found: root.version,
+                expected: format!("{} (the pinned version)", self.root_version),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Parse and verify a root file someone hands over for pinning: it must be signed by a
+/// threshold of its own root keys.
+pub fn verified_root(what: &str, bytes: &[u8], limit: u64) -> Result<Root> {
+    let env = Envelope::parse(what, bytes, limit)?;
+    let root: Root = env.decode(what, Root::TYPE)?;
+    root.validate()?;
+    let r = root.role("root")?;
+    env.verify(what, &r.keyids, r.threshold, &root.keys)?;
+    Ok(root)
+}

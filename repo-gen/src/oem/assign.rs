@@ -1,0 +1,120 @@
+//! Assigning images to ECUs (the paper's Mv). Only images the OEM has submitted for review
+//! (and so verified against the supplier's signed manifest) can be assigned.
+
+use super::{read_state, write_state, Assignments, Inventory, Settings, ASSIGNMENTS};
+use crate::error::{Error, Result};
+use ota_metadata::documents::{EcuAssignment, ReviewRequest};
+use std::path::Path;
+
+/// Which ECUs an assignment is for.
+pub enum AssignTarget {
+    /// One vehicle: the ECU with `serial`, or every ECU the image fits.
+    Vehicle { vin: String, serial: Option<String> },
+    /// Every non-aftermarket ECU with this hardware id in the fleet.
+    HardwareId(String),
+}
+
+pub struct Assign {
+    pub target: AssignTarget,
+    pub supplier: String,
+    pub uid: String,
+    pub version: String,
+}
+
+fn reviewed<'a>(s: &'a Settings, a: &Assign) -> Result<&'a ReviewRequest> {
+    s.reviews
+        .iter()
+        .find(|r| r.image.supplier == a.supplier && r.image.uid == a.uid && r.image.version == a.version)
+        .ok_or_else(|| {
+            Error::refused(format!(
+                "{} {} of supplier {} has not been submitted for review; run `oem review submit` first",
+                a.uid, a.version, a.supplier
+            ))
+        })
+}
+
+/// Record the assignment; returns the (VIN, serial) pairs assigned.
+pub fn assign(dir: &Path, a: Assign) -> Result<Vec<(String, String)>> {
+    let s = Settings::load(dir)?;
+    let supplier = s
+        .suppliers
+        .get(&a.supplier)
+        .ok_or_else(|| Error::refused(format!("unknown supplier {:?}", a.supplier)))?;
+    let req = reviewed(&s, &a)?;
+    let inv = Inventory::load(dir)?;
+
+    // The ECUs in question, each checked.
+    let mut ecus: Vec<(String, String, String)> = Vec::new(); // (vin, serial, hardware id)
+    let check = |vin: &str, serial: &str, hw: &str, aftermarket: bool| -> Result<()> {
+        if aftermarket {
+            return Err(Error::refused(format!(
+                "ECU {serial} of {vin} is aftermarket: it receives no updates"
+            )));
+        }
+        if !req.hardware_ids.iter().any(|h| h == hw) {
+            return Err(Error::refused(format!(
+                "{} {} is built for {:?}, not for ECU {serial} of {vin} (hardware id {hw})",
+                a.uid, a.version, req.hardware_ids
+            )));
+        }
+        if !supplier.serves(hw) {
+            return Err(Error::refused(format!(
+                "supplier {} is not delegated hardware id {hw} (it serves {:?})",
+                a.supplier, supplier.hardware_ids
+            )));
+        }
+        Ok(())
+    };
+    match &a.target {
+        AssignTarget::Vehicle {
+            vin,
+            serial: Some(serial),
+        } => {
+            let e = inv.ecu(vin, serial)?;
+            check(vin, serial, &e.hardware_id, e.aftermarket)?;
+            ecus.push((vin.clone(), serial.clone(), e.hardware_id.clone()));
+        }
+        AssignTarget::Vehicle { vin, serial: None } => {
+            for (serial, e) in &inv.vehicle(vin)?.ecus {
+                if !e.aftermarket && req.hardware_ids.contains(&e.hardware_id) {
+                    check(vin, serial, &e.hardware_id, e.aftermarket)?;
+                    ecus.push((vin.clone(), serial.clone(), e.hardware_id.clone()));
+                }
+            }
+        }
+        AssignTarget::HardwareId(hw) => {
+            for (vin, v) in &inv.vehicles {
+                for (serial, e) in &v.ecus {
+                    if &e.hardware_id == hw && !e.aftermarket {
+                        check(vin, serial, hw, false)?;
+                        ecus.push((vin.clone(), serial.clone(), hw.clone()));
+                    }
+                }
+            }
+        }
+    }
+    if ecus.is_empty() {
+        return Err(Error::refused(format!(
+            "no ECU in the inventory matches; nothing assigned for {} {}",
+            a.uid, a.version
+        )));
+    }
+    let mut assignments: Assignments = read_state(dir, ASSIGNMENTS)?;
+    for (vin, serial, hw) in &ecus {
+        assignments.entry(vin.clone()).or_default().insert(
+            serial.clone(),
+            EcuAssignment {
+                hardware_id: hw.clone(),
+                supplier: a.supplier.clone(),
+                uid: a.uid.clone(),
+                version: a.version.clone(),
+                release_counter: req.release_counter,
+                target: req.image.target.clone(),
+                length: req.image.length,
+                hashes: req.image.hashes.clone(),
+            },
+        );
+    }
+    write_state(dir, ASSIGNMENTS, &assignments)?;
+    Ok(ecus.into_iter().map(|(v, s, _)| (v, s)).collect())
+}

@@ -1,0 +1,49 @@
+use super::{Settings, KIND, ROLES};
+use crate::error::{Error, Result};
+use crate::root_build::{build_root, signing_keys};
+use crate::supplier::{role_configs, RoleOptions};
+use crate::workdir;
+use ota_metadata::documents::vehicles::{check_bins, DEFAULT_BINS};
+use ota_metadata::DateTime;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Create an OEM master repository with keys for every role, and publish it (empty).
+pub fn init(dir: &Path, roles: &RoleOptions, bins: Option<u32>, now: DateTime) -> Result<()> {
+    if workdir::settings_path(dir).exists() {
+        return Err(Error::refused(format!(
+            "{} is already an ota-repo directory",
+            dir.display()
+        )));
+    }
+    let bins = bins.unwrap_or(DEFAULT_BINS);
+    check_bins(bins)?;
+    let mut opts = roles.clone();
+    // Long-lived by default: review queue and regulators change rarely, the vehicle index is
+    // renewed with every publish.
+    for (role, exp) in [("regulators", "90d"), ("review", "30d"), ("vehicles", "7d")] {
+        opts.expires
+            .entry(role.into())
+            .or_insert_with(|| exp.into());
+    }
+    let roles = role_configs(&ROLES, &opts)?;
+    let root = build_root(&roles, 1, now)?;
+    let settings = Settings {
+        kind: KIND.into(),
+        roles,
+        suppliers: BTreeMap::new(),
+        regulators: BTreeMap::new(),
+        regulator_threshold: 1,
+        reviews: Vec::new(),
+        vehicle_bins: bins,
+        assignment_expires: "365d".into(),
+    };
+    let root_keys = signing_keys(&root, "root", &settings.roles["root"])?;
+    let repo = workdir::repository_path(dir);
+    std::fs::create_dir_all(&repo).map_err(Error::io(&repo))?;
+    crate::publish::write_root(&repo, &root, &root_keys.iter().collect::<Vec<_>>())?;
+    settings.save(dir)?;
+    let _lock = workdir::lock(dir)?;
+    super::publish(dir, now, false)?;
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! The vehicle inventory: which ECUs (serial, hardware id) each vehicle has. Kept in the OEM's
+//! working directory as readable JSON, never published; assignments are checked against it.
+
+use super::{read_state, write_state, Assignments, ASSIGNMENTS, INVENTORY};
+use crate::error::{Error, Result};
+use ota_metadata::names;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EcuRecord {
+    pub hardware_id: String,
+    /// Fitted after manufacture by a third party: never assigned updates.
+    #[serde(default)]
+    pub aftermarket: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vehicle {
+    pub ecus: BTreeMap<String, EcuRecord>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    pub vehicles: BTreeMap<String, Vehicle>,
+}
+
+impl Inventory {
+    pub fn load(dir: &Path) -> Result<Self> {
+        read_state(dir, INVENTORY)
+    }
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        write_state(dir, INVENTORY, self)
+    }
+    pub fn vehicle(&self, vin: &str) -> Result<&Vehicle> {
+        self.vehicles.get(vin).ok_or_else(|| {
+            Error::refused(format!(
+                "unknown VIN {vin:?}: add it with `oem vehicle add`"
+            ))
+        })
+    }
+    pub fn ecu(&self, vin: &str, serial: &str) -> Result<&EcuRecord> {
+        self.vehicle(vin)?.ecus.get(serial).ok_or_else(|| {
+            Error::refused(format!("vehicle {vin} has no ECU with serial {serial:?}"))
+        })
+    }
+}
+
+/// `SERIAL:HARDWARE_ID` as given on the command line.
+pub fn parse_ecu(spec: &str) -> Result<(String, String)> {
+    let (serial, hw) = spec
+        .split_once(':')
+        .ok_or_else(|| Error::refused(format!("--ecu {spec:?}: expected SERIAL:HARDWARE_ID")))?;
+    names::check_ecu_serial(serial)?;
+    names::check_hardware_id(hw)?;
+    Ok((serial.into(), hw.into()))
+}
+
+fn check_oem(dir: &Path) -> Result<()> {
+    super::Settings::load(dir).map(|_| ())
+}
+
+pub fn vehicle_add(dir: &Path, vin: &str, ecus: &[String], aftermarket: &[String]) -> Result<()> {
+    check_oem(dir)?;
+    names::check_vin(vin)?;
+    let mut inv = Inventory::load(dir)?;
+    if inv.vehicles.contains_key(vin) {
+        return Err(Error::refused(format!(
+            "vehicle {vin} is already in the inventory"
+        )));
+    }
+    let mut v = Vehicle::default();
+    for spec in ecus.iter().chain(aftermarket) {
+        let (serial, hardware_id) = parse_ecu(spec)?;
+        let rec = EcuRecord {
+            hardware_id,
+            aftermarket: aftermarket.contains(spec),
+        };
+        if v.ecus.insert(serial.clone(), rec).is_some() {
+            return Err(Error::refused(format!(
+                "ECU serial {serial} given twice for {vin}"
+            )));
+        }
+    }
+    inv.vehicles.insert(vin.into(), v);
+    inv.save(dir)
+}
+
+pub fn ecu_add(dir: &Path, vin: &str, spec: &str, aftermarket: bool) -> Result<()> {
+    check_oem(dir)?;
+    let mut inv = Inventory::load(dir)?;
+    let (serial, hardware_id) = parse_ecu(spec)?;
+    inv.vehicle(vin)?;
+    let v = inv
+        .vehicles
+        .get_mut(vin)
+        .ok_or_else(|| Error::refused(format!("unknown VIN {vin:?}")))?;
+    if v.ecus.contains_key(&serial) {
+        return Err(Error::refused(format!(
+            "vehicle {vin} already has an ECU {serial}"
+        )));
+    }
+    v.ecus.insert(
+        serial,
+        EcuRecord {
+            hardware_id,
+            aftermarket,
+        },
+    );
+    inv.save(dir)
+}
+
+/// Remove an ECU and withdraw its assignment. Returns whether an assignment was withdrawn.
+pub fn ecu_remove(dir: &Path, vin: &str, serial: &str) -> Result<bool> {
+    check_oem(dir)?;
+    let mut inv = Inventory::load(dir)?;
+    inv.ecu(vin, serial)?;
+    let mut assignments: Assignments = read_state(dir, ASSIGNMENTS)?;
+    let withdrawn = assignments
+        .get_mut(vin)
+        .is_some_and(|a| a.remove(serial).is_some());
+    if let Some(v) = inv.vehicles.get_mut(vin) {
+        v.ecus.remove(serial);
+    }
+    // Assignments first: an ECU must never be left assigned but absent from the inventory.
+    write_state(dir, ASSIGNMENTS, &assignments)?;
+    inv.save(dir)?;
+    Ok(withdrawn)
+}
+
+/// Replace ECU `old` by `new_spec` (SERIAL:HARDWARE_ID). The assignment carries over when the
+/// hardware id is the same (the image fits), and is withdrawn otherwise. Returns whether it
+/// carried over.
+pub fn ecu_replace(dir: &Path, vin: &str, old: &str, new_spec: &str) -> Result<bool> {
+    check_oem(dir)?;
+    let mut inv = Inventory::load(dir)?;
+    let old_rec = inv.ecu(vin, old)?.clone();
+    let (serial, hardware_id) = parse_ecu(new_spec)?;
+    if serial != old && inv.vehicle(vin)?.ecus.contains_key(&serial) {
+        return Err(Error::refused(format!(
+            "vehicle {vin} already has an ECU {serial}"
+        )));
+    }
+    let mut assignments: Assignments = read_state(dir, ASSIGNMENTS)?;
+    let mut carried = false;
+    if let Some(a) = assignments.get_mut(vin) {
+        if let Some(e) = a.remove(old) {
+            if e.hardware_id == hardware_id {
+                a.insert(serial.clone(), e);
+                carried = true;
+            }
+        }
+    }
+    if let Some(v) = inv.vehicles.get_mut(vin) {
+        v.ecus.remove(old);
+        v.ecus.insert(
+            serial,
+            EcuRecord {
+                hardware_id,
+                aftermarket: old_rec.aftermarket,
+            },
+        );
+    }
+    write_state(dir, ASSIGNMENTS, &assignments)?;
+    inv.save(dir)?;
+    Ok(carried)
+}

@@ -1,0 +1,103 @@
+//! The OEM's master repository (`ota-repo oem …`): it pins suppliers and regulators, queues
+//! images for review, keeps the vehicle inventory, and assigns images to each vehicle's ECUs.
+//!
+//! Working directory:
+//! ```text
+//! DIR/ota-repo.json     settings: role keys, pinned suppliers and regulators, review queue
+//! DIR/inventory.json    the vehicle inventory (VIN -> ECUs); human-readable, never published
+//! DIR/assignments.json  what each vehicle's ECUs should run; published per vehicle
+//! DIR/published.json    what was last published per vehicle (for change detection)
+//! DIR/repository/       the static tree
+//! ```
+//! Published tree (besides the TUF roles): `N.targets.json` carries the supplier pins,
+//! `N.regulators.json`, `N.review.json`, and the per-vehicle layout of
+//! [`ota_metadata::documents::vehicles`].
+
+mod assign;
+mod init;
+mod inventory;
+mod publish;
+mod regulators;
+mod suppliers;
+
+pub use assign::{assign, Assign, AssignTarget};
+pub use init::init;
+pub use inventory::{ecu_add, ecu_remove, ecu_replace, vehicle_add, EcuRecord, Inventory, Vehicle};
+pub use publish::{publish, OemReport};
+pub use regulators::{regulator_add, regulator_remove, regulator_threshold};
+pub use suppliers::{supplier_add, supplier_remove, supplier_replace};
+
+use crate::error::Result;
+use crate::fsutil;
+use crate::workdir::{self, RoleConfig};
+use ota_metadata::documents::{EcuAssignment, RepositoryPin, ReviewRequest, SupplierEntry};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub const KIND: &str = "oem";
+pub const ROLES: [&str; 7] = [
+    "root",
+    "timestamp",
+    "snapshot",
+    "targets",
+    "regulators",
+    "review",
+    "vehicles",
+];
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    pub kind: String,
+    pub roles: BTreeMap<String, RoleConfig>,
+    #[serde(default)]
+    pub suppliers: BTreeMap<String, SupplierEntry>,
+    #[serde(default)]
+    pub regulators: BTreeMap<String, RepositoryPin>,
+    /// Distinct regulators that must approve an image.
+    pub regulator_threshold: u32,
+    #[serde(default)]
+    pub reviews: Vec<ReviewRequest>,
+    /// Bins of the per-vehicle index (a power of two).
+    pub vehicle_bins: u32,
+    /// Lifetime of each vehicle's signed assignments; freshness comes from the index.
+    pub assignment_expires: String,
+}
+
+impl Settings {
+    pub fn load(dir: &Path) -> Result<Self> {
+        let mut s: Self = workdir::load(dir, KIND)?;
+        for rc in s.roles.values_mut() {
+            rc.resolve_keys(dir);
+        }
+        Ok(s)
+    }
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        workdir::save(dir, self)
+    }
+}
+
+/// Desired assignments: VIN -> ECU serial -> image.
+pub type Assignments = BTreeMap<String, BTreeMap<String, EcuAssignment>>;
+
+/// Read a JSON state file of the working directory, or its default if absent.
+pub(crate) fn read_state<T: DeserializeOwned + Default>(dir: &Path, name: &str) -> Result<T> {
+    let path = dir.join(name);
+    if !path.exists() {
+        return Ok(T::default());
+    }
+    let bytes = fsutil::read_bounded(&path, 1 << 30)?;
+    serde_json::from_slice(&bytes).map_err(|e| crate::error::Error::Config {
+        path,
+        reason: e.to_string(),
+    })
+}
+
+pub(crate) fn write_state<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<()> {
+    fsutil::write_atomic(&dir.join(name), &ota_metadata::canonical::to_pretty(value)?)
+}
+
+pub const INVENTORY: &str = "inventory.json";
+pub const ASSIGNMENTS: &str = "assignments.json";
+pub const PUBLISHED: &str = "published.json";
