@@ -11,6 +11,7 @@ pub mod fsutil;
 pub mod keystore;
 pub mod oem;
 pub mod publish;
+pub mod regulator;
 pub mod root_build;
 pub mod run;
 pub mod supplier;

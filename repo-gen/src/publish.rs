@@ -103,6 +103,17 @@ fn meta_for(version: u64, bytes: &[u8]) -> MetaFile {
     }
 }
 
+/// The `signed` object of `doc` without `version` and `expires`, which the writer fills in:
+/// what a [`RoleDoc`] carries.
+pub fn body_of<T: serde::Serialize>(doc: &T) -> Result<Value> {
+    let mut v = serde_json::to_value(doc).map_err(|e| Error::refused(format!("internal: {e}")))?;
+    if let Some(o) = v.as_object_mut() {
+        o.remove("version");
+        o.remove("expires");
+    }
+    Ok(v)
+}
+
 /// Fill in version and expires, and sign.
 fn finish(body: &Value, version: u64, expires: DateTime, keys: &[&SigningKey]) -> Result<Vec<u8>> {
     let mut signed = body.clone();

@@ -4,7 +4,7 @@
 use super::{read_state, write_state, Assignments, Inventory, Settings, ASSIGNMENTS, PUBLISHED};
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::publish::{self, PublishPlan, Report, RoleDoc, Signer};
+use crate::publish::{self, body_of, PublishPlan, Report, RoleDoc, Signer};
 use crate::root_build::signing_keys;
 use crate::workdir;
 use ota_metadata::canonical::to_canonical;
@@ -33,16 +33,6 @@ pub struct PublishedVehicle {
 }
 
 pub type Published = BTreeMap<String, PublishedVehicle>;
-
-/// The signed body without version and expires.
-fn body<T: Serialize>(doc: &T) -> Result<Value> {
-    let mut v = serde_json::to_value(doc).map_err(|e| Error::refused(format!("internal: {e}")))?;
-    if let Some(o) = v.as_object_mut() {
-        o.remove("version");
-        o.remove("expires");
-    }
-    Ok(v)
-}
 
 fn keys_of(root: &Root, s: &Settings, role: &str) -> Result<Vec<SigningKey>> {
     signing_keys(root, role, &s.roles[role])
@@ -154,7 +144,7 @@ fn index_body(repo: &Path, bins: u32, published: &Published) -> Result<Value> {
             },
         );
     }
-    body(&VehicleIndex {
+    body_of(&VehicleIndex {
         type_: VehicleIndex::TYPE.into(),
         spec_version: SPEC_VERSION.into(),
         version: 1,
@@ -244,9 +234,9 @@ pub fn publish(dir: &Path, now: DateTime, force: bool) -> Result<OemReport> {
     }
     let plan = PublishPlan {
         roles: vec![
-            doc(&s, "targets", body(&targets)?, &targets_k)?,
-            doc(&s, "regulators", body(&regulators)?, &regulators_k)?,
-            doc(&s, "review", body(&review)?, &review_k)?,
+            doc(&s, "targets", body_of(&targets)?, &targets_k)?,
+            doc(&s, "regulators", body_of(&regulators)?, &regulators_k)?,
+            doc(&s, "review", body_of(&review)?, &review_k)?,
             doc(&s, "vehicles", index, &vehicles_k)?,
         ],
         snapshot: Signer {

@@ -13,7 +13,7 @@ mod init;
 mod publish;
 mod rotate;
 
-pub use add_image::{add_image, AddImage};
+pub use add_image::{add_image, store_target, AddImage};
 pub use delegate::{delegate, Delegate};
 pub use init::{init, role_configs, Init, RoleOptions};
 pub use publish::publish;

@@ -1,12 +1,11 @@
 use super::{ImageRecord, Settings};
 use crate::error::Result;
-use crate::publish::{self, PublishPlan, Report, RoleDoc, Signer};
+use crate::publish::{self, body_of, PublishPlan, Report, RoleDoc, Signer};
 use crate::root_build::signing_keys;
 use crate::workdir;
 use ota_metadata::documents::{ImageKind, ImageTargetCustom, ImageTargets};
 use ota_metadata::roles::{DelegatedRole, Delegations, Root, TargetFile, Targets};
 use ota_metadata::{DateTime, SigningKey};
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -37,17 +36,6 @@ fn target_entries(images: &[&ImageRecord]) -> BTreeMap<String, TargetFile> {
         }
     }
     out
-}
-
-/// The `signed` body of a targets role without version and expires.
-fn body(mut t: Targets) -> Value {
-    t.version = 1;
-    let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
-    if let Some(o) = v.as_object_mut() {
-        o.remove("version");
-        o.remove("expires");
-    }
-    v
 }
 
 /// Sign and write the repository's current content. `force` re-signs every role.
@@ -136,7 +124,7 @@ pub fn publish_with(
 
     let mut roles = vec![RoleDoc {
         name: "targets".into(),
-        body: body(top),
+        body: body_of(&top)?,
         keys: targets_keys.iter().collect(),
         lifetime: s.roles["targets"].lifetime()?,
     }];
@@ -145,7 +133,7 @@ pub fn publish_with(
         t.targets = target_entries(&images_of(&d.name));
         roles.push(RoleDoc {
             name: d.name.clone(),
-            body: body(t),
+            body: body_of(&t)?,
             keys: dk.iter().collect(),
             lifetime: d.role.lifetime()?,
         });

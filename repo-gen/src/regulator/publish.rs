@@ -1,0 +1,56 @@
+use super::{attestation_target, Settings};
+use crate::error::Result;
+use crate::publish::{self, body_of, PublishPlan, Report, RoleDoc, Signer};
+use crate::root_build::signing_keys;
+use crate::workdir;
+use ota_metadata::roles::{TargetFile, Targets};
+use ota_metadata::DateTime;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Sign and write the attestation repository's current content.
+pub fn publish(dir: &Path, now: DateTime, force: bool) -> Result<Report> {
+    let s = Settings::load(dir)?;
+    let repo = workdir::repository_path(dir);
+    let root = publish::read_root(&repo)?;
+    let keys = |role: &str| signing_keys(&root, role, &s.roles[role]);
+    let (targets_k, snapshot_k, timestamp_k) =
+        (keys("targets")?, keys("snapshot")?, keys("timestamp")?);
+    let mut t = Targets::new(1, now);
+    for (sha, rec) in &s.attestations {
+        t.targets.insert(
+            attestation_target(sha),
+            TargetFile {
+                length: rec.file.length,
+                hashes: BTreeMap::from([("sha256".to_string(), rec.file.sha256.clone())]),
+                custom: Some(json!({
+                    "kind": "attestation",
+                    "verdict": rec.verdict,
+                    "supplier": rec.image.supplier,
+                    "uid": rec.image.uid,
+                    "version": rec.image.version,
+                })),
+            },
+        );
+    }
+    let body = body_of(&t)?;
+    let plan = PublishPlan {
+        roles: vec![RoleDoc {
+            name: "targets".into(),
+            body,
+            keys: targets_k.iter().collect(),
+            lifetime: s.roles["targets"].lifetime()?,
+        }],
+        snapshot: Signer {
+            keys: snapshot_k.iter().collect(),
+            lifetime: s.roles["snapshot"].lifetime()?,
+        },
+        timestamp: Signer {
+            keys: timestamp_k.iter().collect(),
+            lifetime: s.roles["timestamp"].lifetime()?,
+        },
+        force,
+    };
+    publish::publish(&repo, now, &plan)
+}
