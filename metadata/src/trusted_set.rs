@@ -393,3 +393,49 @@ impl TrustedSet {
         })
     }
 }
+
+/// Who signs a targets role's documents: its keys, threshold, and (for a tier-2 delegation)
+/// the hardware ids its images are restricted to. Image manifests are checked against it.
+#[derive(Clone, Debug)]
+pub struct RoleSigner {
+    pub role: String,
+    pub keys: BTreeMap<crate::KeyId, crate::Key>,
+    pub keyids: Vec<crate::KeyId>,
+    pub threshold: u32,
+    pub hardware_ids: Option<Vec<String>>,
+}
+
+impl TrustedSet {
+    /// The signer of targets role `role`: the root's targets keys for "targets", otherwise the
+    /// delegation found in a loaded targets role.
+    pub fn signer_of(&self, role: &str) -> Result<RoleSigner> {
+        if role == "targets" {
+            let root = &self.root.signed;
+            let r = root.role("targets")?;
+            return Ok(RoleSigner {
+                role: role.into(),
+                keys: root.keys.clone(),
+                keyids: r.keyids.clone(),
+                threshold: r.threshold,
+                hardware_ids: None,
+            });
+        }
+        for parent in self.targets.values() {
+            if let Some(d) = &parent.signed.delegations {
+                if let Some(dr) = d.role(role) {
+                    return Ok(RoleSigner {
+                        role: role.into(),
+                        keys: d.keys.clone(),
+                        keyids: dr.keyids.clone(),
+                        threshold: dr.threshold,
+                        hardware_ids: parent.signed.hardware_ids_for(role).map(<[String]>::to_vec),
+                    });
+                }
+            }
+        }
+        Err(Error::Missing {
+            what: format!("delegation of {role}"),
+            detail: "no loaded targets role delegates it".into(),
+        })
+    }
+}

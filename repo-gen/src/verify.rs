@@ -8,16 +8,16 @@
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::workdir;
-use ota_metadata::documents::compact::{keyid_bytes, parse_compact, ProvisionedKey};
+use ota_metadata::documents::image_manifest::verify_image_manifest;
 use ota_metadata::documents::vehicles::bin_of;
 use ota_metadata::documents::{
-    suppliers_of, Assignments, ImageKind, ImageManifest, ImageTargetCustom, ImageTargets,
-    Regulators, Review, VehicleBin, VehicleIndex,
+    suppliers_of, Assignments, ImageKind, ImageTargetCustom, ImageTargets, Regulators, Review,
+    VehicleBin, VehicleIndex,
 };
 use ota_metadata::roles::{sha256_of, Targets};
-use ota_metadata::{DateTime, Envelope, Key, KeyId, MetadataLimits, TrustedSet};
+use ota_metadata::{DateTime, Envelope, MetadataLimits, TrustedSet};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -124,7 +124,6 @@ pub fn verify(dir: &Path, trusted_root: Option<&Path>, now: DateTime) -> Result<
 
     for role in &roles {
         let t = &loaded(set.targets(role), role)?.signed;
-        let (keys, keyids, threshold, hw) = signer_of(&set, role)?;
         for (name, target) in &t.targets {
             check_target_file(
                 &repo,
@@ -138,17 +137,7 @@ pub fn verify(dir: &Path, trusted_root: Option<&Path>, now: DateTime) -> Result<
                 .clone()
                 .and_then(|c| serde_json::from_value(c).ok());
             if let Some(c) = custom.filter(|c| c.kind == ImageKind::ImageManifest) {
-                check_image(
-                    &repo,
-                    t,
-                    role,
-                    name,
-                    &c,
-                    &keys,
-                    &keyids,
-                    threshold,
-                    hw.as_deref(),
-                )?;
+                check_image(&repo, &set, t, role, name, &c)?;
                 summary.images += 1;
             }
         }
@@ -316,47 +305,6 @@ fn loaded<'a, T>(doc: Option<&'a T>, role: &str) -> Result<&'a T> {
     doc.ok_or_else(|| Error::refused(format!("internal: {role} was accepted but is not loaded")))
 }
 
-type Signer = (BTreeMap<KeyId, Key>, Vec<KeyId>, u32, Option<Vec<String>>);
-
-/// The keys, threshold and hardware-id restriction of the role that signed `role`'s targets.
-fn signer_of(set: &TrustedSet, role: &str) -> Result<Signer> {
-    if role == "targets" {
-        let root = &set.root().signed;
-        let r = root.role("targets")?;
-        return Ok((root.keys.clone(), r.keyids.clone(), r.threshold, None));
-    }
-    // Find the delegating role among those loaded.
-    for parent in ["targets"]
-        .into_iter()
-        .map(String::from)
-        .chain(all_loaded(set))
-    {
-        if let Some(p) = set.targets(&parent) {
-            if let Some(d) = &p.signed.delegations {
-                if let Some(dr) = d.role(role) {
-                    let hw = p.signed.hardware_ids_for(role).map(<[String]>::to_vec);
-                    return Ok((d.keys.clone(), dr.keyids.clone(), dr.threshold, hw));
-                }
-            }
-        }
-    }
-    Err(Error::refused(format!("no loaded role delegates {role}")))
-}
-
-fn all_loaded(set: &TrustedSet) -> Vec<String> {
-    set.snapshot()
-        .map(|s| {
-            s.signed
-                .meta
-                .keys()
-                .filter_map(|k| k.strip_suffix(".json"))
-                .filter(|k| set.targets(k).is_some())
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Stream a stored target and check its length and SHA-256.
 fn check_target_file(repo: &Path, name: &str, length: u64, sha: &[u8; 32]) -> Result<Vec<u8>> {
     let path = repo
@@ -403,41 +351,38 @@ fn check_target_file(repo: &Path, name: &str, length: u64, sha: &[u8; 32]) -> Re
     Ok(small)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// An image manifest target: the manifest, its image and its compact form, checked together.
 fn check_image(
     repo: &Path,
+    set: &TrustedSet,
     t: &Targets,
     role: &str,
     manifest_name: &str,
     c: &ImageTargetCustom,
-    keys: &BTreeMap<KeyId, Key>,
-    keyids: &[KeyId],
-    threshold: u32,
-    hw: Option<&[String]>,
 ) -> Result<()> {
     let names = ImageTargets::new(&c.uid, &c.version);
     let ctx = |e: ota_metadata::Error| {
         Error::refused(format!("{role}: image {}-{}: {e}", c.uid, c.version))
     };
-    let target = &t.targets[manifest_name];
-    let bytes = check_target_file(
-        repo,
-        manifest_name,
-        target.length,
-        &sha256_of(&target.hashes, manifest_name)?,
-    )?;
-    let env = Envelope::parse(manifest_name, &bytes, 1 << 20).map_err(ctx)?;
-    env.verify(
-        &format!("image manifest {manifest_name}"),
-        keyids,
-        threshold,
-        keys,
-    )
-    .map_err(ctx)?;
-    let m: ImageManifest = env
-        .decode(manifest_name, ImageManifest::TYPE)
+    let stored = |name: &str| -> Result<Vec<u8>> {
+        let target = t.targets.get(name).ok_or_else(|| {
+            Error::refused(format!(
+                "{role}: {manifest_name} needs {name}, which the role does not list"
+            ))
+        })?;
+        check_target_file(repo, name, target.length, &sha256_of(&target.hashes, name)?)
+    };
+    let manifest = stored(manifest_name)?;
+    let compact = stored(&names.compact)?;
+    let image = t.targets.get(&names.image).ok_or_else(|| {
+        Error::refused(format!(
+            "{role}: {manifest_name} describes {}, which the role does not list",
+            names.image
+        ))
+    })?;
+    let signer = set.signer_of(role).map_err(ctx)?;
+    let m = verify_image_manifest(&manifest, &signer, &names.image, image, Some(&compact))
         .map_err(ctx)?;
-    m.validate().map_err(ctx)?;
     if m.uid != c.uid
         || m.version != c.version
         || m.release_counter != c.release_counter
@@ -447,50 +392,5 @@ fn check_image(
             "{manifest_name}: manifest disagrees with its target's custom data"
         )));
     }
-    let image = t.targets.get(&names.image).ok_or_else(|| {
-        Error::refused(format!(
-            "{role}: {manifest_name} describes {}, which the role does not list",
-            names.image
-        ))
-    })?;
-    m.check_target(&names.image, image).map_err(ctx)?;
-    if let Some(allowed) = hw {
-        if let Some(h) = m.hardware_ids.iter().find(|h| !allowed.contains(h)) {
-            return Err(Error::refused(format!(
-                "{role}: image {}-{} is for hardware id {h:?}, outside the delegation's {allowed:?}",
-                c.uid, c.version
-            )));
-        }
-    }
-    // The compact form: same content, signed by the same role, checked with the ECU's code.
-    let ct = t.targets.get(&names.compact).ok_or_else(|| {
-        Error::refused(format!(
-            "{role}: no compact manifest {} for {manifest_name}",
-            names.compact
-        ))
-    })?;
-    let cbytes = check_target_file(
-        repo,
-        &names.compact,
-        ct.length,
-        &sha256_of(&ct.hashes, &names.compact)?,
-    )?;
-    let compact = parse_compact(&cbytes).map_err(ctx)?;
-    m.check_compact(&compact).map_err(ctx)?;
-    let mut provisioned = Vec::new();
-    for id in keyids {
-        if let (Some(k), Ok(raw)) = (keys.get(id), keyid_bytes(id)) {
-            if let Ok(ota_metadata::PublicKey::Rsa(rsa)) = k.to_public(id) {
-                provisioned.push(ProvisionedKey {
-                    keyid: raw,
-                    key: *rsa,
-                });
-            }
-        }
-    }
-    let th = u8::try_from(threshold).unwrap_or(u8::MAX);
-    compact
-        .verify(&provisioned, th)
-        .map_err(|e| Error::refused(format!("{}: {e}", names.compact)))?;
     Ok(())
 }

@@ -199,3 +199,56 @@ impl ImageManifest {
         }
     }
 }
+
+/// Largest image manifest accepted (they are a few hundred bytes).
+pub const MAX_MANIFEST_LEN: u64 = 64 * 1024;
+
+/// Verify an image manifest as every consumer must (gateway, regulator, OEM, `verify`): signed
+/// by a threshold of the role that lists the image, describing exactly the listed image, within
+/// the role's hardware-id restriction; and, if given, its compact form saying the same and
+/// signed by the same role's keys.
+pub fn verify_image_manifest(
+    manifest_bytes: &[u8],
+    signer: &crate::trusted_set::RoleSigner,
+    image_name: &str,
+    image: &TargetFile,
+    compact_bytes: Option<&[u8]>,
+) -> Result<ImageManifest> {
+    use crate::documents::compact::{keyid_bytes, parse_compact, ProvisionedKey};
+    let what = format!("image manifest of {image_name} (role {})", signer.role);
+    let env = crate::Envelope::parse(&what, manifest_bytes, MAX_MANIFEST_LEN)?;
+    env.verify(&what, &signer.keyids, signer.threshold, &signer.keys)?;
+    let m: ImageManifest = env.decode(&what, ImageManifest::TYPE)?;
+    m.validate()?;
+    m.check_target(image_name, image)?;
+    if let Some(allowed) = &signer.hardware_ids {
+        if let Some(h) = m.hardware_ids.iter().find(|h| !allowed.contains(h)) {
+            return Err(Error::policy(
+                &signer.role,
+                format!(
+                    "signs {image_name} for hardware id {h:?}, outside its delegation {allowed:?}"
+                ),
+            ));
+        }
+    }
+    if let Some(cb) = compact_bytes {
+        let compact = parse_compact(cb)?;
+        m.check_compact(&compact)?;
+        let mut provisioned = Vec::new();
+        for id in &signer.keyids {
+            if let (Some(k), Ok(raw)) = (signer.keys.get(id), keyid_bytes(id)) {
+                if let Ok(crate::PublicKey::Rsa(rsa)) = k.to_public(id) {
+                    provisioned.push(ProvisionedKey {
+                        keyid: raw,
+                        key: *rsa,
+                    });
+                }
+            }
+        }
+        let threshold = u8::try_from(signer.threshold).unwrap_or(u8::MAX);
+        compact
+            .verify(&provisioned, threshold)
+            .map_err(Error::Compact)?;
+    }
+    Ok(m)
+}
