@@ -34,8 +34,14 @@ impl Delegations {
     pub fn validate(&self, parent: &str) -> Result<()> {
         let mut names = BTreeSet::new();
         for role in &self.roles {
-            crate::names::check_role_name(&role.name)
-                .map_err(|e| Error::malformed(parent, format!("delegated role: {e}")))?;
+            // Any non-empty name is valid TUF; clients encode names before using them as file
+            // names (the stricter alphabet applies only to roles this project creates).
+            if role.name.is_empty() || crate::roles::TOP_LEVEL_ROLES.contains(&role.name.as_str()) {
+                return Err(Error::malformed(
+                    parent,
+                    format!("delegated role name {:?} is not allowed", role.name),
+                ));
+            }
             if !names.insert(role.name.as_str()) {
                 return Err(Error::malformed(
                     parent,

@@ -1,0 +1,61 @@
+//! Every bound the TUF client applies, in one place, so a configuration file can set them all
+//! and nothing unbounded hides in the code. Defaults are python-tuf's where it has one.
+
+use ota_metadata::MetadataLimits;
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest accepted size of each kind of metadata file (root 512,000 bytes, timestamp
+    /// 16,384, snapshot 2,000,000, targets 5,000,000), used whenever the signed metadata does
+    /// not give a length itself.
+    pub metadata: MetadataLimits,
+    /// How many new root versions one refresh may walk (python-tuf: 256). Past it the refresh
+    /// carries on with the newest root reached, and the next refresh walks further.
+    pub max_root_rotations: u32,
+    /// How many delegated targets roles one target lookup may visit (python-tuf: 32), so that
+    /// a hostile delegation graph cannot make a lookup fetch without end. Reaching it is an
+    /// error that says so (python-tuf answers "not found"), so a vehicle log shows why.
+    pub max_delegations: usize,
+    /// Bound on DNS resolution plus TCP and TLS connection set-up, per request.
+    pub connect_timeout: Duration,
+    /// Bound on each wait for data from the server (not on the whole transfer: a large image
+    /// on a slow link is fine as long as bytes keep coming).
+    pub read_timeout: Duration,
+    /// Largest target this client downloads, whatever length the signed metadata gives: a
+    /// validly signed but absurd length must not be allowed to fill the disk.
+    pub max_target_size: u64,
+    /// Redirects followed per request (never from HTTPS to plain HTTP).
+    pub max_redirects: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            metadata: MetadataLimits::default(),
+            max_root_rotations: 256,
+            max_delegations: 32,
+            // python-tuf's fetchers use one 30 s socket timeout for both.
+            connect_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(30),
+            max_target_size: 4 << 30,
+            max_redirects: 5,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_python_tufs() {
+        let l = Limits::default();
+        assert_eq!(l.metadata.root, 512_000);
+        assert_eq!(l.metadata.timestamp, 16_384);
+        assert_eq!(l.metadata.snapshot, 2_000_000);
+        assert_eq!(l.metadata.targets, 5_000_000);
+        assert_eq!(l.max_root_rotations, 256);
+        assert_eq!(l.max_delegations, 32);
+    }
+}

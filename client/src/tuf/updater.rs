@@ -1,0 +1,466 @@
+//! The TUF 1.0 client workflow over one repository (specification section 5, python-tuf's
+//! ngclient `Updater`):
+//!
+//! 1. **root**: fetch `N+1.root.json` until the server has none (404/403), each signed by the
+//!    previous root and by itself, at most `max_root_rotations` per refresh;
+//! 2. if that changed the timestamp or snapshot keys, forget the local timestamp and snapshot
+//!    (recovery from a fast-forward attack, spec 5.3.11);
+//! 3. **timestamp**: the local copy (even expired) is the rollback reference for the one
+//!    fetched; the same version keeps the local one;
+//! 4. **snapshot**: the local copy if it is the one the timestamp names, else
+//!    `V.snapshot.json`, checked against the timestamp's length and hash;
+//! 5. **targets**: likewise `V.targets.json` against the snapshot.
+//!
+//! Delegated targets roles are loaded only when a lookup needs them, in a pre-order
+//! depth-first search that honours path patterns and terminating delegations and visits at
+//! most `max_delegations` roles. Downloads are bounded by the signed length and hashed while
+//! streaming.
+//!
+//! Every document is accepted by [`TrustedSet`], which holds the rules; this file holds the
+//! order, the names, the bounds and persistence. Choices beyond the specification:
+//!
+//! - A refresh works on a fresh [`TrustedSet`] (starting from the root trusted now) and
+//!   replaces the updater's only when it completes: a failed refresh leaves the trusted state
+//!   in memory as it was, and lookups are refused until a refresh succeeds, so nothing is ever
+//!   looked up in a half-updated or stale view. What a failed refresh already verified and
+//!   stored (a newer root, a newer timestamp) stays stored: it passed every check.
+//! - Past `max_root_rotations` the refresh carries on with the newest root reached, as
+//!   python-tuf does; past `max_delegations` a lookup is an error rather than "not found".
+//! - 403 ends the root walk like 404 (object stores answer 403 for missing objects).
+//! - Names are percent-encoded into file names and URLs ([`super::encode`]); targets are
+//!   saved under one flat file name in the destination directory.
+
+use super::download;
+use super::encode;
+use super::error::{Error, Result};
+use super::fetch::Fetch;
+use super::limits::Limits;
+use super::store::MetadataStore;
+use ota_metadata::roles::{sha256_of, Root, TargetFile};
+use ota_metadata::{DateTime, TrustedSet, Update};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Install `root_bytes` as the trusted root of an empty metadata directory (the factory
+/// provisioning step; tuf-conformance's `init`). It must be signed by a threshold of its own
+/// root keys; its expiry is not checked, since an old root is a normal starting point.
+pub fn init_trusted_root(metadata_dir: &Path, root_bytes: &[u8], limits: &Limits) -> Result<()> {
+    let store = MetadataStore::new(metadata_dir);
+    let path = store.path("root");
+    TrustedSet::new(root_bytes, DateTime::now(), limits.metadata)
+        .map_err(Error::metadata(&path.display().to_string()))?;
+    store.write("root", root_bytes).map_err(Error::store(path))
+}
+
+pub struct Updater<F: Fetch> {
+    store: MetadataStore,
+    /// Both end in `/`.
+    metadata_base: String,
+    targets_base: String,
+    fetcher: F,
+    limits: Limits,
+    now: DateTime,
+    trusted: TrustedSet,
+    refreshed: bool,
+}
+
+/// What fetching and persisting need, borrowed apart from the trusted set they feed.
+struct Remote<'a, F> {
+    store: &'a MetadataStore,
+    base: &'a str,
+    fetcher: &'a F,
+    limits: &'a Limits,
+}
+
+fn with_slash(url: &str) -> String {
+    if url.ends_with('/') {
+        url.to_string()
+    } else {
+        format!("{url}/")
+    }
+}
+
+fn internal(what: &str) -> Error {
+    Error::Internal(format!("{what} was accepted but is not loaded"))
+}
+
+impl<F: Fetch> Updater<F> {
+    /// An updater over the repository at `metadata_base_url` (targets under
+    /// `targets_base_url`), trusting the `root.json` in `metadata_dir`. `now` is the time
+    /// expiry is checked against (injectable for tests and for vehicles whose clock comes from
+    /// elsewhere).
+    pub fn new(
+        metadata_dir: impl Into<PathBuf>,
+        metadata_base_url: &str,
+        targets_base_url: &str,
+        fetcher: F,
+        limits: Limits,
+        now: DateTime,
+    ) -> Result<Self> {
+        let store = MetadataStore::new(metadata_dir);
+        let path = store.path("root");
+        let bytes = store
+            .read("root", limits.metadata.root)
+            .map_err(|e| Error::NoTrustedRoot {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?
+            .ok_or_else(|| Error::NoTrustedRoot {
+                path: path.clone(),
+                reason: "the file does not exist (install the factory root first)".into(),
+            })?;
+        let trusted = TrustedSet::new(&bytes, now, limits.metadata)
+            .map_err(Error::metadata(&path.display().to_string()))?;
+        Ok(Updater {
+            store,
+            metadata_base: with_slash(metadata_base_url),
+            targets_base: with_slash(targets_base_url),
+            fetcher,
+            limits,
+            now,
+            trusted,
+            refreshed: false,
+        })
+    }
+
+    /// The metadata trusted now: after a successful refresh, all of it; otherwise what the
+    /// last successful refresh (or the local root) established.
+    pub fn trusted(&self) -> &TrustedSet {
+        &self.trusted
+    }
+
+    pub fn fetcher(&self) -> &F {
+        &self.fetcher
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn metadata_dir(&self) -> &Path {
+        self.store.dir()
+    }
+
+    /// The time the next refresh checks expiry against.
+    pub fn set_now(&mut self, now: DateTime) {
+        self.now = now;
+    }
+
+    fn parts(&mut self) -> (Remote<'_, F>, &mut TrustedSet) {
+        (
+            Remote {
+                store: &self.store,
+                base: &self.metadata_base,
+                fetcher: &self.fetcher,
+                limits: &self.limits,
+            },
+            &mut self.trusted,
+        )
+    }
+
+    /// Bring root, timestamp, snapshot and top-level targets up to date (steps 1-5 above).
+    /// May be called again later; each call starts from the root trusted now.
+    pub fn refresh(&mut self) -> Result<()> {
+        self.refreshed = false;
+        let remote = Remote {
+            store: &self.store,
+            base: &self.metadata_base,
+            fetcher: &self.fetcher,
+            limits: &self.limits,
+        };
+        let mut set = TrustedSet::new(self.trusted.root().raw(), self.now, self.limits.metadata)
+            .map_err(Error::metadata(
+                &self.store.path("root").display().to_string(),
+            ))?;
+        let before = set.root().signed.clone();
+        remote.update_root(&mut set)?;
+        remote.forget_on_key_change(&before, &set.root().signed)?;
+        remote.update_timestamp(&mut set)?;
+        remote.update_snapshot(&mut set)?;
+        remote.load_targets(&mut set, "targets", "root")?;
+        self.trusted = set;
+        self.refreshed = true;
+        Ok(())
+    }
+
+    /// Find `target` and the role that lists it: pre-order depth-first over the delegation
+    /// graph, loading delegated roles (local copy first, else `V.<role>.json`) only as the
+    /// search reaches them. `Ok(None)` when no role that may list it does.
+    pub fn get_targetinfo(&mut self, target: &str) -> Result<Option<(TargetFile, String)>> {
+        if !self.refreshed {
+            return Err(Error::NotRefreshed {
+                repository: self.metadata_base.clone(),
+            });
+        }
+        let max = self.limits.max_delegations;
+        let (remote, set) = self.parts();
+        // (role, the role that delegates it); popped from the end.
+        let mut stack = vec![("targets".to_string(), "root".to_string())];
+        let mut visited: BTreeSet<String> = BTreeSet::new();
+        let mut delegated_visits: usize = 0;
+        while let Some((role, parent)) = stack.pop() {
+            if visited.contains(&role) {
+                continue;
+            }
+            if role != "targets" {
+                if delegated_visits >= max {
+                    return Err(Error::TooManyDelegations {
+                        repository: remote.base.into(),
+                        target: target.into(),
+                        limit: max,
+                    });
+                }
+                delegated_visits += 1;
+            }
+            remote.load_targets(set, &role, &parent)?;
+            let doc = &set.targets(&role).ok_or_else(|| internal(&role))?.signed;
+            if let Some(info) = doc.targets.get(target) {
+                return Ok(Some((info.clone(), role)));
+            }
+            let mut children = Vec::new();
+            for d in doc.delegations.iter().flat_map(|d| d.roles.iter()) {
+                if !d.matches(target) {
+                    continue;
+                }
+                children.push((d.name.clone(), role.clone()));
+                if d.terminating {
+                    // A terminating delegation owns the name: nothing else is consulted.
+                    stack.clear();
+                    break;
+                }
+            }
+            // Reversed, so the first listed delegation is searched first.
+            stack.extend(children.into_iter().rev());
+            visited.insert(role);
+        }
+        Ok(None)
+    }
+
+    /// Where [`Updater::download_target`] stores `target` in `dest_dir`: one flat,
+    /// percent-encoded file name, so a target path cannot leave the directory.
+    pub fn target_path(&self, target: &str, dest_dir: &Path) -> PathBuf {
+        dest_dir.join(encode::file_name(target))
+    }
+
+    fn check_target(&self, target: &str, info: &TargetFile) -> Result<[u8; 32]> {
+        let bad = |reason: String| Error::BadTarget {
+            repository: self.targets_base.clone(),
+            target: target.into(),
+            reason,
+        };
+        if target.is_empty() {
+            return Err(bad("empty target name".into()));
+        }
+        if info.length > self.limits.max_target_size {
+            return Err(bad(format!(
+                "signed length {} is over this client's max_target_size of {}",
+                info.length, self.limits.max_target_size
+            )));
+        }
+        sha256_of(&info.hashes, target).map_err(|e| bad(e.to_string()))
+    }
+
+    /// The path of `target` in `dest_dir` if a verified copy is already there.
+    pub fn find_cached_target(
+        &self,
+        target: &str,
+        info: &TargetFile,
+        dest_dir: &Path,
+    ) -> Result<Option<PathBuf>> {
+        let sha = self.check_target(target, info)?;
+        let path = self.target_path(target, dest_dir);
+        Ok(download::is_cached(&path, info.length, &sha)?.then_some(path))
+    }
+
+    /// Download `target` (described by `info`, from [`Updater::get_targetinfo`]) into
+    /// `dest_dir`, returning the file written. Fetched as `SHA256.NAME` under the targets base
+    /// URL when the root uses consistent snapshots; refused unless exactly `info.length` bytes
+    /// with the signed SHA-256, and nothing is left in `dest_dir` when refused.
+    pub fn download_target(
+        &self,
+        target: &str,
+        info: &TargetFile,
+        dest_dir: &Path,
+    ) -> Result<PathBuf> {
+        let sha = self.check_target(target, info)?;
+        let consistent = self.trusted.root().signed.consistent_snapshot;
+        let url = format!(
+            "{}{}",
+            self.targets_base,
+            download::remote_path(target, &hex::encode(sha), consistent)
+        );
+        let dest = self.target_path(target, dest_dir);
+        download::fetch_verified(&self.fetcher, &url, target, info.length, &sha, &dest)?;
+        Ok(dest)
+    }
+}
+
+impl<F: Fetch> Remote<'_, F> {
+    fn url(&self, file: &str) -> String {
+        format!("{}{file}", self.base)
+    }
+
+    /// Fetch at most `max` bytes, and check the bound again rather than trust the fetcher.
+    fn fetch(&self, url: &str, max: u64) -> Result<Vec<u8>> {
+        let bytes = self.fetcher.fetch(url, max)?;
+        if bytes.len() as u64 > max {
+            return Err(super::FetchError::TooLarge {
+                url: url.into(),
+                limit: max,
+            }
+            .into());
+        }
+        Ok(bytes)
+    }
+
+    fn persist(&self, role: &str, bytes: &[u8]) -> Result<()> {
+        self.store
+            .write(role, bytes)
+            .map_err(Error::store(self.store.path(role)))
+    }
+
+    /// A local copy of `role`, if one is readable within the size bound. Anything wrong with
+    /// it just means there is no usable local copy.
+    fn local(&self, role: &str, max: u64) -> Option<Vec<u8>> {
+        self.store.read(role, max).ok().flatten()
+    }
+
+    /// Step 1: walk the root chain.
+    fn update_root(&self, set: &mut TrustedSet) -> Result<()> {
+        for _ in 0..self.limits.max_root_rotations {
+            let next = set
+                .root()
+                .signed
+                .version
+                .checked_add(1)
+                .ok_or_else(|| Error::Internal("root version overflow".into()))?;
+            let url = self.url(&format!("{next}.root.json"));
+            let bytes = match self.fetch(&url, self.limits.metadata.root) {
+                Ok(b) => b,
+                Err(Error::Fetch(e)) if e.is_not_found() => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            set.update_root(&bytes).map_err(Error::metadata(&url))?;
+            self.persist("root", &bytes)?;
+        }
+        // The bound is reached: carry on with the newest root so far (python-tuf does the
+        // same); the next refresh continues the walk from there.
+        Ok(())
+    }
+
+    /// Step 2: after a rotation of the timestamp or snapshot keys, the local timestamp and
+    /// snapshot may carry versions an attacker pushed up with the old keys; forget them, so
+    /// they cannot block the legitimate (lower) versions as rollbacks.
+    fn forget_on_key_change(&self, before: &Root, after: &Root) -> Result<()> {
+        if before.version == after.version {
+            return Ok(());
+        }
+        let changed = |role: &str| {
+            let keys = |r: &Root| {
+                r.roles.get(role).map(|k| {
+                    (
+                        k.keyids.iter().cloned().collect::<BTreeSet<_>>(),
+                        k.threshold,
+                    )
+                })
+            };
+            keys(before) != keys(after)
+        };
+        if changed("timestamp") || changed("snapshot") {
+            for role in ["timestamp", "snapshot"] {
+                self.store
+                    .remove(role)
+                    .map_err(Error::store(self.store.path(role)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Step 3.
+    fn update_timestamp(&self, set: &mut TrustedSet) -> Result<()> {
+        let max = self.limits.metadata.timestamp;
+        if let Some(bytes) = self.local("timestamp", max) {
+            // Kept by the trusted set even when expired: it is the rollback reference.
+            let _ = set.update_timestamp(&bytes);
+        }
+        let url = self.url("timestamp.json");
+        let bytes = self.fetch(&url, max)?;
+        match set
+            .update_timestamp(&bytes)
+            .map_err(Error::metadata(&url))?
+        {
+            Update::Unchanged => Ok(()),
+            Update::Replaced => self.persist("timestamp", &bytes),
+        }
+    }
+
+    /// Step 4.
+    fn update_snapshot(&self, set: &mut TrustedSet) -> Result<()> {
+        let max = self.limits.metadata.snapshot;
+        if let Some(bytes) = self.local("snapshot", max) {
+            // Accepted only if it is the very version the new timestamp names; otherwise it
+            // stays as the reference the remote one must not roll back from.
+            if set.update_snapshot(&bytes, true).is_ok() {
+                return Ok(());
+            }
+        }
+        let ts_url = self.url("timestamp.json");
+        let meta = set
+            .timestamp()
+            .ok_or_else(|| internal("timestamp"))?
+            .signed
+            .snapshot_meta()
+            .map_err(Error::metadata(&ts_url))?
+            .clone();
+        let name = if set.root().signed.consistent_snapshot {
+            format!("{}.snapshot.json", meta.version)
+        } else {
+            "snapshot.json".into()
+        };
+        let url = self.url(&name);
+        let bytes = self.fetch(&url, meta.length.unwrap_or(max).min(max))?;
+        set.update_snapshot(&bytes, false)
+            .map_err(Error::metadata(&url))?;
+        self.persist("snapshot", &bytes)
+    }
+
+    /// Step 5, and every delegated role: make `role` (delegated by `parent`) trusted, from the
+    /// local copy if it is the version the snapshot names, else from the repository.
+    fn load_targets(&self, set: &mut TrustedSet, role: &str, parent: &str) -> Result<()> {
+        if set.targets(role).is_some() {
+            return Ok(());
+        }
+        let max = self.limits.metadata.targets;
+        if let Some(bytes) = self.local(role, max) {
+            if set.update_delegated_targets(&bytes, role, parent).is_ok() {
+                return Ok(());
+            }
+        }
+        let file = format!("{role}.json");
+        let meta = set
+            .snapshot()
+            .ok_or_else(|| internal("snapshot"))?
+            .signed
+            .meta
+            .get(&file)
+            .cloned()
+            .ok_or_else(|| Error::Metadata {
+                url: self.base.into(),
+                source: ota_metadata::Error::Missing {
+                    what: file,
+                    detail: format!("delegated by {parent} but not listed in the snapshot"),
+                },
+            })?;
+        let role_file = encode::url_segment(role);
+        let name = if set.root().signed.consistent_snapshot {
+            format!("{}.{role_file}.json", meta.version)
+        } else {
+            format!("{role_file}.json")
+        };
+        let url = self.url(&name);
+        let bytes = self.fetch(&url, meta.length.unwrap_or(max).min(max))?;
+        set.update_delegated_targets(&bytes, role, parent)
+            .map_err(Error::metadata(&url))?;
+        self.persist(role, &bytes)
+    }
+}
