@@ -9,4 +9,5 @@
 //! Blocking and runtime-free on purpose: the gateway is a small process on a small computer,
 //! and every step of an update is sequential anyway.
 
+pub mod image;
 pub mod tuf;

@@ -39,6 +39,9 @@ pub enum Command {
     /// The OEM's master repository: suppliers, regulators, inventory, review, assignments.
     #[command(subcommand)]
     Oem(OemCommand),
+    /// A regulator's attestation repository: review, scan and attest images; revoke.
+    #[command(subcommand)]
+    Regulator(RegulatorCommand),
     /// Check a whole published tree: root chain, signatures, versions, expiry, every target's
     /// length and hash, and every image manifest and its compact form.
     Verify {
@@ -244,6 +247,9 @@ pub enum OemCommand {
     /// Add, remove or replace one ECU of a vehicle.
     #[command(subcommand)]
     Ecu(EcuCommand),
+    /// Send images to the regulators for review.
+    #[command(subcommand)]
+    Review(OemReviewCommand),
     /// Assign an image to ECUs: one ECU (--vin, --ecu), every ECU of a vehicle the image fits
     /// (--vin), or every ECU of a hardware id in the fleet (--hardware-id).
     Assign {
@@ -371,5 +377,72 @@ pub enum EcuCommand {
         serial: String,
         #[arg(long = "with", value_name = "SERIAL:HARDWARE_ID")]
         with: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OemReviewCommand {
+    /// Read the image's manifest from the supplier's repository (verified through the pinned
+    /// root, as a vehicle would) and list the image in the signed `review` role.
+    Submit {
+        dir: PathBuf,
+        #[arg(long)]
+        supplier: String,
+        #[arg(long)]
+        uid: String,
+        #[arg(long)]
+        version: String,
+        /// Read the supplier's tree from this URL or directory instead of its pinned URL.
+        #[arg(long, value_name = "URL_OR_DIR")]
+        from: Option<String>,
+        /// PEM bundle of the CAs to trust for HTTPS (default: the built-in web roots).
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RegulatorCommand {
+    /// Create an attestation repository and publish it (empty).
+    Init {
+        dir: PathBuf,
+        /// The regulator's name, as the OEM will know it.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        keys: RoleKeyArgs,
+    },
+    /// Pull the OEM's review queue; fetch, verify and scan each new image; attest the verdicts.
+    /// Scanning rules: DIR/rules.json (known-vulnerable builds, byte patterns, scanner).
+    Review {
+        dir: PathBuf,
+        /// The OEM master repository (URL or directory).
+        #[arg(long, value_name = "URL_OR_DIR")]
+        master: String,
+        /// The OEM's root.json to trust on first use.
+        #[arg(long, value_name = "OEM_ROOT.json")]
+        master_root: PathBuf,
+        /// External scanner, `{}` replaced by the image path; exit 0 = clean, 1 = findings,
+        /// anything else = the scan failed (e.g. 'clamscan --no-summary -d rules.ndb {}').
+        #[arg(long, value_name = "CMD")]
+        scanner: Option<String>,
+        /// PEM bundle of the CAs to trust for HTTPS (default: the built-in web roots).
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+    },
+    /// Revoke an earlier approval: a signed revocation that outranks it.
+    Revoke {
+        dir: PathBuf,
+        /// SHA-256 of the image.
+        #[arg(long, value_name = "SHA256")]
+        image: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Sign and write the attestation repository.
+    Publish {
+        dir: PathBuf,
+        #[arg(long)]
+        force: bool,
     },
 }

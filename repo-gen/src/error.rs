@@ -19,6 +19,9 @@ pub enum Error {
     },
     #[error(transparent)]
     Model(#[from] ota_metadata::Error),
+    /// Fetching or verifying another party's repository.
+    #[error(transparent)]
+    Client(#[from] ota_client::tuf::Error),
     #[error("{0}")]
     Refused(String),
     #[error("{path}: {reason}")]

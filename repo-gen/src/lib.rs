@@ -9,6 +9,7 @@ pub mod cli;
 pub mod error;
 pub mod fsutil;
 pub mod keystore;
+pub mod net;
 pub mod oem;
 pub mod publish;
 pub mod regulator;

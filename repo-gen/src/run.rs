@@ -1,12 +1,12 @@
 //! Dispatch of parsed commands, and what each prints.
 
 use crate::cli::{
-    Cli, Command, EcuCommand, KeyCommand, OemCommand, OemRegulatorCommand, OemSupplierCommand,
-    RoleKeyArgs, SupplierCommand, VehicleCommand,
+    Cli, Command, EcuCommand, KeyCommand, OemCommand, OemRegulatorCommand, OemReviewCommand,
+    OemSupplierCommand, RegulatorCommand, RoleKeyArgs, SupplierCommand, VehicleCommand,
 };
 use crate::error::{Error, Result};
 use crate::publish::Report;
-use crate::{fsutil, keystore, oem, supplier, verify};
+use crate::{fsutil, keystore, oem, regulator, supplier, verify};
 use ota_metadata::{DateTime, Key, SigningKey};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,6 +20,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Key(k) => key(k),
         Command::Supplier(s) => supplier_cmd(s, now),
         Command::Oem(o) => oem_cmd(o, now),
+        Command::Regulator(r) => regulator_cmd(r, now),
         Command::Verify { dir, root } => {
             let s = verify::verify(&dir, root.as_deref(), now)?;
             let extra = if s.extra_roles.is_empty() {
@@ -299,6 +300,7 @@ fn oem_dir(cmd: &OemCommand) -> Option<&Path> {
             | EcuCommand::Remove { dir, .. }
             | EcuCommand::Replace { dir, .. },
         ) => dir,
+        OemCommand::Review(OemReviewCommand::Submit { dir, .. }) => dir,
         OemCommand::Assign { dir, .. } | OemCommand::Publish { dir, .. } => dir,
     })
 }
@@ -418,6 +420,33 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
                 }
             );
         }
+        OemCommand::Review(OemReviewCommand::Submit {
+            dir,
+            supplier,
+            uid,
+            version,
+            from,
+            ca,
+        }) => {
+            let r = oem::review_submit(
+                &dir,
+                oem::Submit {
+                    supplier: &supplier,
+                    uid: &uid,
+                    version: &version,
+                    from: from.as_deref(),
+                    ca: ca.as_deref(),
+                },
+                now,
+            )?;
+            println!(
+                "submitted {} {} of {supplier} for review ({} bytes, sha256 {}); {publish_hint}",
+                r.image.uid,
+                r.image.version,
+                r.image.length,
+                r.image.hashes.get("sha256").map_or("?", String::as_str)
+            );
+        }
         OemCommand::Assign {
             dir,
             vin,
@@ -457,6 +486,81 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
             }
             println!("  signed assignments of {} vehicle(s)", r.vehicles_signed);
             print_report(&r.roles);
+        }
+    }
+    Ok(())
+}
+
+fn regulator_cmd(cmd: RegulatorCommand, now: DateTime) -> Result<()> {
+    let _lock = match &cmd {
+        RegulatorCommand::Init { .. } => None,
+        RegulatorCommand::Review { dir, .. }
+        | RegulatorCommand::Revoke { dir, .. }
+        | RegulatorCommand::Publish { dir, .. } => crate::workdir::lock(dir)?,
+    };
+    match cmd {
+        RegulatorCommand::Init { dir, name, keys } => {
+            regulator::init(&dir, &name, &role_options(&keys)?, now)?;
+            println!(
+                "created attestation repository of regulator {name:?} in {}",
+                dir.display()
+            );
+        }
+        RegulatorCommand::Review {
+            dir,
+            master,
+            master_root,
+            scanner,
+            ca,
+        } => {
+            let outcomes = regulator::review(
+                &dir,
+                regulator::ReviewOpts {
+                    master: &master,
+                    master_root: &master_root,
+                    scanner,
+                    ca: ca.as_deref(),
+                },
+                now,
+            )?;
+            let mut failed = 0;
+            for o in &outcomes {
+                let img = &o.request.image;
+                match &o.result {
+                    Ok(v) => println!(
+                        "{:?}: {} {} of {} ({} finding(s))",
+                        v, img.uid, img.version, img.supplier, o.findings
+                    ),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("ota-repo: error: not attested: {e}");
+                    }
+                }
+            }
+            println!(
+                "{} image(s) reviewed; run `ota-repo regulator publish` to publish the verdicts",
+                outcomes.len() - failed
+            );
+            if failed > 0 {
+                return Err(Error::refused(format!(
+                    "{failed} image(s) could not be reviewed"
+                )));
+            }
+        }
+        RegulatorCommand::Revoke { dir, image, reason } => {
+            let r = regulator::revoke(&dir, &image, &reason, now)?;
+            println!(
+                "revoked {} {} of {}; run `ota-repo regulator publish`",
+                r.image.uid, r.image.version, r.image.supplier
+            );
+        }
+        RegulatorCommand::Publish { dir, force } => {
+            let r = regulator::publish(&dir, now, force)?;
+            println!(
+                "published {}",
+                crate::workdir::repository_path(&dir).display()
+            );
+            print_report(&r);
         }
     }
     Ok(())

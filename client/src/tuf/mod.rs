@@ -18,11 +18,13 @@ pub mod encode;
 mod error;
 pub mod fetch;
 pub mod limits;
+pub mod pinned;
 pub mod store;
 pub mod updater;
 
 pub use error::{Error, Result};
-pub use fetch::{CaRoots, DirFetcher, Fetch, FetchError, HttpFetcher};
+pub use fetch::{AnyFetcher, CaRoots, DirFetcher, Fetch, FetchError, HttpFetcher};
 pub use limits::Limits;
+pub use pinned::{open_pinned, targets_url};
 pub use store::MetadataStore;
 pub use updater::{init_trusted_root, Updater};

@@ -36,8 +36,8 @@ use super::error::{Error, Result};
 use super::fetch::Fetch;
 use super::limits::Limits;
 use super::store::MetadataStore;
-use ota_metadata::roles::{sha256_of, Root, TargetFile};
-use ota_metadata::{DateTime, TrustedSet, Update};
+use ota_metadata::roles::{sha256_of, MetaFile, Root, TargetFile};
+use ota_metadata::{DateTime, TrustedSet, Update, Verified};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -139,6 +139,67 @@ impl<F: Fetch> Updater<F> {
 
     pub fn metadata_dir(&self) -> &Path {
         self.store.dir()
+    }
+
+    /// A file under the metadata base URL (`N.review.json`, `vehicles/bins/…`), at most `max`
+    /// bytes, checked against `meta`'s length and hashes when given. Refused before a
+    /// successful refresh: nothing is trusted to check it against yet.
+    pub fn fetch_metadata_file(
+        &self,
+        path: &str,
+        meta: Option<&MetaFile>,
+        max: u64,
+    ) -> Result<Vec<u8>> {
+        if !self.refreshed {
+            return Err(Error::NotRefreshed {
+                repository: self.metadata_base.clone(),
+            });
+        }
+        let remote = Remote {
+            store: &self.store,
+            base: &self.metadata_base,
+            fetcher: &self.fetcher,
+            limits: &self.limits,
+        };
+        let url = remote.url(path);
+        let max = meta.and_then(|m| m.length).map_or(max, |l| l.min(max));
+        let bytes = remote.fetch(&url, max)?;
+        if let Some(m) = meta {
+            ota_metadata::trusted_set::check_meta(&url, m, &bytes)
+                .map_err(Error::metadata(&url))?;
+        }
+        Ok(bytes)
+    }
+
+    /// One of the snapshot-listed roles that are not targets roles (the OEM's `regulators`,
+    /// `review`, `vehicles`): fetched as `V.<role>.json`, checked against the snapshot entry,
+    /// signed by the root's keys for `role`, not expired.
+    pub fn load_extra_role<T: serde::de::DeserializeOwned>(
+        &self,
+        role: &str,
+        type_: &str,
+        expires: impl Fn(&T) -> DateTime,
+        version: impl Fn(&T) -> u64,
+    ) -> Result<Verified<T>> {
+        let file = format!("{role}.json");
+        let meta = self
+            .trusted
+            .snapshot()
+            .and_then(|s| s.signed.meta.get(&file))
+            .cloned()
+            .ok_or_else(|| Error::Metadata {
+                url: self.metadata_base.clone(),
+                source: ota_metadata::Error::Missing {
+                    what: file,
+                    detail: "not listed in the snapshot".into(),
+                },
+            })?;
+        let name = format!("{}.{}.json", meta.version, encode::url_segment(role));
+        let bytes = self.fetch_metadata_file(&name, Some(&meta), self.limits.metadata.targets)?;
+        let url = format!("{}{name}", self.metadata_base);
+        self.trusted
+            .verify_extra_role(&bytes, role, type_, expires, version)
+            .map_err(Error::metadata(&url))
     }
 
     /// The time the next refresh checks expiry against.

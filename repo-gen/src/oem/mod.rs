@@ -18,6 +18,7 @@ mod init;
 mod inventory;
 mod publish;
 mod regulators;
+mod review;
 mod suppliers;
 
 pub use assign::{assign, Assign, AssignTarget};
@@ -25,6 +26,7 @@ pub use init::init;
 pub use inventory::{ecu_add, ecu_remove, ecu_replace, vehicle_add, EcuRecord, Inventory, Vehicle};
 pub use publish::{publish, OemReport};
 pub use regulators::{regulator_add, regulator_remove, regulator_threshold};
+pub use review::{review_submit, Submit};
 pub use suppliers::{supplier_add, supplier_remove, supplier_replace};
 
 use crate::error::Result;

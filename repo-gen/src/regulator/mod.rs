@@ -11,11 +11,13 @@
 mod attest;
 mod init;
 mod publish;
+mod review;
 pub mod scan;
 
 pub use attest::{revoke, write_attestation};
 pub use init::init;
 pub use publish::publish;
+pub use review::{load_rules, review, Outcome, ReviewOpts, RULES};
 
 use crate::error::Result;
 use crate::supplier::FileInfo;

@@ -6,9 +6,11 @@
 //! The updater checks the bound again on what it gets back, so a faulty implementation cannot
 //! undo that.
 
+mod any;
 mod dir;
 mod http;
 
+pub use any::AnyFetcher;
 pub use dir::DirFetcher;
 pub use http::{CaRoots, HttpFetcher};
 

@@ -1,0 +1,199 @@
+//! `regulator review`: pull the OEM's review queue, and for each image not yet judged fetch and
+//! verify it from the supplier repository the OEM pinned (the gateway's own verified walk),
+//! scan it, and attest the verdict.
+
+use super::scan::{self, Rules};
+use super::{write_attestation, Settings};
+use crate::error::{Error, Result};
+use crate::{fsutil, net};
+use ota_client::image::fetch_image;
+use ota_client::tuf::{
+    init_trusted_root, open_pinned, targets_url, Limits, MetadataStore, Updater,
+};
+use ota_metadata::documents::{suppliers_of, Review, ReviewRequest, Verdict};
+use ota_metadata::roles::sha256_of;
+use ota_metadata::DateTime;
+use std::path::{Path, PathBuf};
+
+pub const RULES: &str = "rules.json";
+
+pub struct ReviewOpts<'a> {
+    /// The OEM master repository: URL or directory.
+    pub master: &'a str,
+    /// The OEM root to trust (first use; later runs continue the root chain from the cache).
+    pub master_root: &'a Path,
+    /// External scanner command, overriding the one in rules.json.
+    pub scanner: Option<String>,
+    pub ca: Option<&'a Path>,
+}
+
+/// What happened to one review request.
+pub struct Outcome {
+    pub request: ReviewRequest,
+    pub result: std::result::Result<Verdict, String>,
+    pub findings: usize,
+}
+
+/// The regulator's rules: `rules.json` in its working directory (optional).
+pub fn load_rules(dir: &Path) -> Result<Rules> {
+    let path = dir.join(RULES);
+    if !path.exists() {
+        return Ok(Rules::default());
+    }
+    let bytes = fsutil::read_bounded(&path, 16 << 20)?;
+    let rules: Rules = serde_json::from_slice(&bytes).map_err(|e| Error::Config {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    rules.validate()?;
+    Ok(rules)
+}
+
+fn master_updater(
+    dir: &Path,
+    o: &ReviewOpts<'_>,
+    now: DateTime,
+) -> Result<Updater<ota_client::tuf::AnyFetcher>> {
+    let limits = Limits::default();
+    let cache = dir.join("cache").join("oem");
+    if MetadataStore::new(&cache)
+        .read("root", limits.metadata.root)
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        let bytes = fsutil::read_bounded(o.master_root, limits.metadata.root)?;
+        std::fs::create_dir_all(&cache).map_err(Error::io(&cache))?;
+        init_trusted_root(&cache, &bytes, &limits)?;
+    }
+    let url = net::location(o.master);
+    let fetcher = net::fetcher(o.ca, &limits)?;
+    Ok(Updater::new(
+        &cache,
+        &url,
+        &targets_url(&url),
+        fetcher,
+        limits,
+        now,
+    )?)
+}
+
+/// Review every pending request. Each image is judged on its own: one that cannot be fetched
+/// or verified gets an error in its outcome and no attestation; the others proceed.
+pub fn review(dir: &Path, o: ReviewOpts<'_>, now: DateTime) -> Result<Vec<Outcome>> {
+    let mut s = Settings::load(dir)?;
+    let mut rules = load_rules(dir)?;
+    if o.scanner.is_some() {
+        rules.scanner = o.scanner.clone();
+    }
+    let mut master = master_updater(dir, &o, now)?;
+    master.refresh()?;
+    let queue =
+        master.load_extra_role::<Review>("review", Review::TYPE, |r| r.expires, |r| r.version)?;
+    let oem_targets = master
+        .trusted()
+        .targets("targets")
+        .ok_or_else(|| Error::refused("OEM targets not loaded"))?;
+    let suppliers = suppliers_of(&oem_targets.signed)?;
+    let staging = dir.join("cache").join("staging");
+
+    let mut outcomes = Vec::new();
+    for req in &queue.signed.requests {
+        let sha = hex::encode(sha256_of(&req.image.hashes, &req.image.target)?);
+        if s.attestations.contains_key(&sha) {
+            continue; // judged already; a revocation is never overturned by a new review
+        }
+        let judged = judge(req, &suppliers, &rules, &staging, dir, &o, now);
+        let outcome = match judged {
+            Ok((path, verdict, findings)) => {
+                let n = findings.len();
+                write_attestation(dir, &mut s, req.image.clone(), verdict, findings, None, now)?;
+                let _ = std::fs::remove_file(path);
+                Outcome {
+                    request: req.clone(),
+                    result: Ok(verdict),
+                    findings: n,
+                }
+            }
+            Err(e) => Outcome {
+                request: req.clone(),
+                result: Err(e.to_string()),
+                findings: 0,
+            },
+        };
+        outcomes.push(outcome);
+    }
+    s.save(dir)?;
+    Ok(outcomes)
+}
+
+fn judge(
+    req: &ReviewRequest,
+    suppliers: &std::collections::BTreeMap<String, ota_metadata::documents::SupplierEntry>,
+    rules: &Rules,
+    staging: &Path,
+    dir: &Path,
+    o: &ReviewOpts<'_>,
+    now: DateTime,
+) -> Result<(PathBuf, Verdict, Vec<ota_metadata::documents::Finding>)> {
+    let img = &req.image;
+    let entry = suppliers.get(&img.supplier).ok_or_else(|| {
+        Error::refused(format!(
+            "review of {} {}: supplier {:?} is not pinned by the OEM",
+            img.uid, img.version, img.supplier
+        ))
+    })?;
+    let limits = Limits::default();
+    let cache = dir.join("cache").join("suppliers").join(&img.supplier);
+    let mut up = open_pinned(
+        &entry.repository,
+        &format!("supplier {}", img.supplier),
+        &cache,
+        net::fetcher(o.ca, &limits)?,
+        limits,
+        now,
+    )?;
+    up.refresh()?;
+    let v = fetch_image(
+        &mut up,
+        &entry.repository.url,
+        &img.uid,
+        &img.version,
+        staging,
+    )?;
+    let m = &v.info.manifest;
+    // The supplier's signed manifest must say what the OEM asked to have reviewed.
+    if v.info.target.length != img.length
+        || v.info.target.hashes.get("sha256") != img.hashes.get("sha256")
+    {
+        let _ = std::fs::remove_file(&v.path);
+        return Err(Error::refused(format!(
+            "{} {} of {}: the supplier's image ({} bytes, sha256 {:?}) is not the one the OEM submitted ({} bytes, sha256 {:?})",
+            img.uid, img.version, img.supplier, v.info.target.length, v.info.target.hashes.get("sha256"), img.length, img.hashes.get("sha256")
+        )));
+    }
+    if m.release_counter != req.release_counter || m.hardware_ids != req.hardware_ids {
+        let _ = std::fs::remove_file(&v.path);
+        return Err(Error::refused(format!(
+            "{} {}: manifest release counter or hardware ids differ from the review request",
+            img.uid, img.version
+        )));
+    }
+    if let Some(h) = m.hardware_ids.iter().find(|h| !entry.serves(h)) {
+        let _ = std::fs::remove_file(&v.path);
+        return Err(Error::refused(format!(
+            "{} {}: supplier {} is not delegated hardware id {h}",
+            img.uid, img.version, img.supplier
+        )));
+    }
+    let sha = hex::encode(sha256_of(&img.hashes, &img.target)?);
+    let findings = scan::scan(rules, &v.path, &img.uid, &img.version, &sha).inspect_err(|_| {
+        let _ = std::fs::remove_file(&v.path);
+    })?;
+    let verdict = if findings.is_empty() {
+        Verdict::Approved
+    } else {
+        Verdict::Rejected
+    };
+    Ok((v.path, verdict, findings))
+}
