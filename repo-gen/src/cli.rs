@@ -274,6 +274,18 @@ pub enum OemCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Replace a role's keys (any role, root included): writes N+1.root.json signed by the old
+    /// and the new root keys, and re-signs what the role signs. Without --new-key, a new
+    /// RSA-3072 key is generated in DIR/keys/.
+    RotateKey {
+        dir: PathBuf,
+        #[arg(long)]
+        role: String,
+        #[arg(long, value_name = "FILE")]
+        new_key: Vec<PathBuf>,
+        #[arg(long)]
+        threshold: Option<u32>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -444,5 +456,17 @@ pub enum RegulatorCommand {
         dir: PathBuf,
         #[arg(long)]
         force: bool,
+    },
+    /// Replace a role's keys (any role, root included): writes N+1.root.json signed by the old
+    /// and the new root keys, and re-signs what the role signs. Without --new-key, a new
+    /// RSA-3072 key is generated in DIR/keys/.
+    RotateKey {
+        dir: PathBuf,
+        #[arg(long)]
+        role: String,
+        #[arg(long, value_name = "FILE")]
+        new_key: Vec<PathBuf>,
+        #[arg(long)]
+        threshold: Option<u32>,
     },
 }

@@ -14,6 +14,7 @@ pub mod oem;
 pub mod publish;
 pub mod regulator;
 pub mod root_build;
+pub mod rotation;
 pub mod run;
 pub mod supplier;
 pub mod verify;

@@ -23,7 +23,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Regulator(r) => regulator_cmd(r, now),
         Command::Verify { dir, root } => {
             let s = verify::verify(&dir, root.as_deref(), now)?;
-            let extra = if s.extra_roles.is_empty() {
+            let extra = if s.attestations > 0 {
+                format!(", {} attestation(s)", s.attestations)
+            } else if s.extra_roles.is_empty() {
                 String::new()
             } else {
                 format!(
@@ -301,7 +303,9 @@ fn oem_dir(cmd: &OemCommand) -> Option<&Path> {
             | EcuCommand::Replace { dir, .. },
         ) => dir,
         OemCommand::Review(OemReviewCommand::Submit { dir, .. }) => dir,
-        OemCommand::Assign { dir, .. } | OemCommand::Publish { dir, .. } => dir,
+        OemCommand::Assign { dir, .. }
+        | OemCommand::Publish { dir, .. }
+        | OemCommand::RotateKey { dir, .. } => dir,
     })
 }
 
@@ -487,6 +491,19 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
             println!("  signed assignments of {} vehicle(s)", r.vehicles_signed);
             print_report(&r.roles);
         }
+        OemCommand::RotateKey {
+            dir,
+            role,
+            mut new_key,
+            threshold,
+        } => {
+            if new_key.is_empty() {
+                new_key.push(generate_role_key(&dir, &role, now)?);
+            }
+            let r = oem::rotate_key(&dir, &role, new_key, threshold, now)?;
+            println!("rotated the keys of {role}");
+            print_report(&r);
+        }
     }
     Ok(())
 }
@@ -496,7 +513,8 @@ fn regulator_cmd(cmd: RegulatorCommand, now: DateTime) -> Result<()> {
         RegulatorCommand::Init { .. } => None,
         RegulatorCommand::Review { dir, .. }
         | RegulatorCommand::Revoke { dir, .. }
-        | RegulatorCommand::Publish { dir, .. } => crate::workdir::lock(dir)?,
+        | RegulatorCommand::Publish { dir, .. }
+        | RegulatorCommand::RotateKey { dir, .. } => crate::workdir::lock(dir)?,
     };
     match cmd {
         RegulatorCommand::Init { dir, name, keys } => {
@@ -560,6 +578,19 @@ fn regulator_cmd(cmd: RegulatorCommand, now: DateTime) -> Result<()> {
                 "published {}",
                 crate::workdir::repository_path(&dir).display()
             );
+            print_report(&r);
+        }
+        RegulatorCommand::RotateKey {
+            dir,
+            role,
+            mut new_key,
+            threshold,
+        } => {
+            if new_key.is_empty() {
+                new_key.push(generate_role_key(&dir, &role, now)?);
+            }
+            let r = regulator::rotate_key(&dir, &role, new_key, threshold, now)?;
+            println!("rotated the keys of {role}");
             print_report(&r);
         }
     }

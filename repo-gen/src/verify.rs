@@ -11,8 +11,8 @@ use crate::workdir;
 use ota_metadata::documents::image_manifest::verify_image_manifest;
 use ota_metadata::documents::vehicles::bin_of;
 use ota_metadata::documents::{
-    suppliers_of, Assignments, ImageKind, ImageTargetCustom, ImageTargets, Regulators, Review,
-    VehicleBin, VehicleIndex,
+    suppliers_of, Assignments, Attestation, ImageKind, ImageTargetCustom, ImageTargets, Regulators,
+    Review, VehicleBin, VehicleIndex,
 };
 use ota_metadata::roles::{sha256_of, Targets};
 use ota_metadata::{DateTime, Envelope, MetadataLimits, TrustedSet};
@@ -37,6 +37,8 @@ pub struct Summary {
     pub extra_roles: Vec<String>,
     /// Vehicles whose signed assignments were verified.
     pub vehicles: usize,
+    /// Regulator attestations verified.
+    pub attestations: usize,
     pub pinned_root: bool,
 }
 
@@ -136,6 +138,16 @@ pub fn verify(dir: &Path, trusted_root: Option<&Path>, now: DateTime) -> Result<
                 .custom
                 .clone()
                 .and_then(|c| serde_json::from_value(c).ok());
+            if target
+                .custom
+                .as_ref()
+                .and_then(|c| c.get("kind"))
+                .and_then(|k| k.as_str())
+                == Some("attestation")
+            {
+                check_attestation(&repo, &set, role, name, target)?;
+                summary.attestations += 1;
+            }
             if let Some(c) = custom.filter(|c| c.kind == ImageKind::ImageManifest) {
                 check_image(&repo, &set, t, role, name, &c)?;
                 summary.images += 1;
@@ -349,6 +361,46 @@ fn check_target_file(repo: &Path, name: &str, length: u64, sha: &[u8; 32]) -> Re
         )));
     }
     Ok(small)
+}
+
+/// A regulator's attestation: signed by the role that lists it, about the image its name says.
+fn check_attestation(
+    repo: &Path,
+    set: &TrustedSet,
+    role: &str,
+    name: &str,
+    target: &ota_metadata::roles::TargetFile,
+) -> Result<()> {
+    let bytes = check_target_file(repo, name, target.length, &sha256_of(&target.hashes, name)?)?;
+    let ctx = |e: ota_metadata::Error| Error::refused(format!("{role}: attestation {name}: {e}"));
+    let signer = set.signer_of(role).map_err(ctx)?;
+    let env = Envelope::parse(name, &bytes, 1 << 20).map_err(ctx)?;
+    env.verify(
+        &format!("attestation {name}"),
+        &signer.keyids,
+        signer.threshold,
+        &signer.keys,
+    )
+    .map_err(ctx)?;
+    let a: Attestation = env.decode(name, Attestation::TYPE).map_err(ctx)?;
+    let image_sha = hex::encode(sha256_of(&a.image.hashes, name)?);
+    if name != format!("{image_sha}.attestation.json") {
+        return Err(Error::refused(format!(
+            "{role}: {name} attests image {image_sha}, not the one its name says"
+        )));
+    }
+    let listed = target
+        .custom
+        .as_ref()
+        .and_then(|c| c.get("verdict"))
+        .cloned();
+    if listed != serde_json::to_value(a.verdict).ok() {
+        return Err(Error::refused(format!(
+            "{role}: {name}: verdict {:?} but the targets entry says {listed:?}",
+            a.verdict
+        )));
+    }
+    Ok(())
 }
 
 /// An image manifest target: the manifest, its image and its compact form, checked together.

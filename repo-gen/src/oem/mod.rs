@@ -19,6 +19,7 @@ mod inventory;
 mod publish;
 mod regulators;
 mod review;
+mod rotate;
 mod suppliers;
 
 pub use assign::{assign, Assign, AssignTarget};
@@ -27,6 +28,7 @@ pub use inventory::{ecu_add, ecu_remove, ecu_replace, vehicle_add, EcuRecord, In
 pub use publish::{publish, OemReport};
 pub use regulators::{regulator_add, regulator_remove, regulator_threshold};
 pub use review::{review_submit, Submit};
+pub use rotate::rotate_key;
 pub use suppliers::{supplier_add, supplier_remove, supplier_replace};
 
 use crate::error::Result;

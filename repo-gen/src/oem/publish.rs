@@ -164,9 +164,26 @@ pub struct OemReport {
 
 pub fn publish(dir: &Path, now: DateTime, force: bool) -> Result<OemReport> {
     let s = Settings::load(dir)?;
+    let root = publish::read_root(&workdir::repository_path(dir))?;
+    publish_with(dir, &s, &root, now, force, &BTreeMap::new())
+}
+
+/// Publish `s` under `root`; `also_sign` co-signs per role (during a key rotation). When the
+/// `vehicles` role is co-signed, every vehicle's assignments are re-signed.
+pub fn publish_with(
+    dir: &Path,
+    s: &Settings,
+    root: &Root,
+    now: DateTime,
+    force: bool,
+    also_sign: &BTreeMap<String, Vec<SigningKey>>,
+) -> Result<OemReport> {
     let repo = workdir::repository_path(dir);
-    let root = publish::read_root(&repo)?;
-    let k = |role: &str| keys_of(&root, &s, role);
+    let k = |role: &str| -> Result<Vec<SigningKey>> {
+        let mut keys = keys_of(root, s, role)?;
+        keys.extend(also_sign.get(role).into_iter().flatten().cloned());
+        Ok(keys)
+    };
     let (targets_k, snapshot_k, timestamp_k) = (k("targets")?, k("snapshot")?, k("timestamp")?);
     let (regulators_k, review_k, vehicles_k) = (k("regulators")?, k("review")?, k("vehicles")?);
     let life = |role: &str| s.roles[role].lifetime();
@@ -189,9 +206,15 @@ pub fn publish(dir: &Path, now: DateTime, force: bool) -> Result<OemReport> {
             ok
         });
     }
-    let published: Published = read_state(dir, PUBLISHED)?;
+    let mut published: Published = read_state(dir, PUBLISHED)?;
+    if also_sign.contains_key("vehicles") {
+        // New keys for the vehicles role: every vehicle's assignments must be re-signed.
+        for p in published.values_mut() {
+            p.content.clear();
+        }
+    }
     let vk: Vec<&SigningKey> = vehicles_k.iter().collect();
-    let (published, vehicles_signed) = publish_vehicles(&repo, &s, &wanted, published, &vk, now)?;
+    let (published, vehicles_signed) = publish_vehicles(&repo, s, &wanted, published, &vk, now)?;
     let index = index_body(&repo, s.vehicle_bins, &published)?;
     // Recorded before the timestamp lands: a crash after this point leaves files and state
     // that agree, and the next publish completes the job.
@@ -234,10 +257,10 @@ pub fn publish(dir: &Path, now: DateTime, force: bool) -> Result<OemReport> {
     }
     let plan = PublishPlan {
         roles: vec![
-            doc(&s, "targets", body_of(&targets)?, &targets_k)?,
-            doc(&s, "regulators", body_of(&regulators)?, &regulators_k)?,
-            doc(&s, "review", body_of(&review)?, &review_k)?,
-            doc(&s, "vehicles", index, &vehicles_k)?,
+            doc(s, "targets", body_of(&targets)?, &targets_k)?,
+            doc(s, "regulators", body_of(&regulators)?, &regulators_k)?,
+            doc(s, "review", body_of(&review)?, &review_k)?,
+            doc(s, "vehicles", index, &vehicles_k)?,
         ],
         snapshot: Signer {
             keys: snapshot_k.iter().collect(),

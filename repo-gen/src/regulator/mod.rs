@@ -12,12 +12,14 @@ mod attest;
 mod init;
 mod publish;
 mod review;
+mod rotate;
 pub mod scan;
 
 pub use attest::{revoke, write_attestation};
 pub use init::init;
 pub use publish::publish;
 pub use review::{load_rules, review, Outcome, ReviewOpts, RULES};
+pub use rotate::rotate_key;
 
 use crate::error::Result;
 use crate::supplier::FileInfo;

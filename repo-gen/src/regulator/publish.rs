@@ -3,8 +3,8 @@ use crate::error::Result;
 use crate::publish::{self, body_of, PublishPlan, Report, RoleDoc, Signer};
 use crate::root_build::signing_keys;
 use crate::workdir;
-use ota_metadata::roles::{TargetFile, Targets};
-use ota_metadata::DateTime;
+use ota_metadata::roles::{Root, TargetFile, Targets};
+use ota_metadata::{DateTime, SigningKey};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,9 +12,25 @@ use std::path::Path;
 /// Sign and write the attestation repository's current content.
 pub fn publish(dir: &Path, now: DateTime, force: bool) -> Result<Report> {
     let s = Settings::load(dir)?;
+    let root = publish::read_root(&workdir::repository_path(dir))?;
+    publish_with(dir, &s, &root, now, force, &BTreeMap::new())
+}
+
+/// Publish `s` under `root`, with `also_sign` co-signing per role (during a key rotation).
+pub fn publish_with(
+    dir: &Path,
+    s: &Settings,
+    root: &Root,
+    now: DateTime,
+    force: bool,
+    also_sign: &BTreeMap<String, Vec<SigningKey>>,
+) -> Result<Report> {
     let repo = workdir::repository_path(dir);
-    let root = publish::read_root(&repo)?;
-    let keys = |role: &str| signing_keys(&root, role, &s.roles[role]);
+    let keys = |role: &str| -> Result<Vec<SigningKey>> {
+        let mut k = signing_keys(root, role, &s.roles[role])?;
+        k.extend(also_sign.get(role).into_iter().flatten().cloned());
+        Ok(k)
+    };
     let (targets_k, snapshot_k, timestamp_k) =
         (keys("targets")?, keys("snapshot")?, keys("timestamp")?);
     let mut t = Targets::new(1, now);

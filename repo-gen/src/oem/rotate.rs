@@ -1,0 +1,45 @@
+//! Key rotation of the master repository, for every role including root. Rotating `vehicles`
+//! re-signs every vehicle's assignments (see `publish_with`).
+
+use super::publish::publish_with;
+use super::Settings;
+use crate::error::Result;
+use crate::publish::Report;
+use crate::rotation::{self, Rotatable};
+use crate::workdir::RoleConfig;
+use ota_metadata::roles::Root;
+use ota_metadata::{DateTime, SigningKey};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+impl Rotatable for Settings {
+    fn top_level(&self) -> &BTreeMap<String, RoleConfig> {
+        &self.roles
+    }
+    fn top_level_mut(&mut self) -> &mut BTreeMap<String, RoleConfig> {
+        &mut self.roles
+    }
+    fn publish_all(
+        &self,
+        dir: &Path,
+        root: &Root,
+        now: DateTime,
+        also: &BTreeMap<String, Vec<SigningKey>>,
+    ) -> Result<Report> {
+        Ok(publish_with(dir, self, root, now, true, also)?.roles)
+    }
+    fn save(&self, dir: &Path) -> Result<()> {
+        Settings::save(self, dir)
+    }
+}
+
+pub fn rotate_key(
+    dir: &Path,
+    role: &str,
+    new_keys: Vec<PathBuf>,
+    threshold: Option<u32>,
+    now: DateTime,
+) -> Result<Report> {
+    let mut s = Settings::load(dir)?;
+    rotation::rotate_key(dir, &mut s, role, new_keys, threshold, now)
+}

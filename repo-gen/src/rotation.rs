@@ -1,0 +1,122 @@
+//! Key rotation for every role of every publisher: the one procedure, so no publisher gets the
+//! order wrong.
+//!
+//! 1. The role's keys are replaced in the settings (in memory).
+//! 2. Everything the role signs is re-signed by the old *and* the new keys: documents outside
+//!    the TUF roles first (image manifests, attestations, assignments), then the TUF roles,
+//!    timestamp last. Clients that still trust the old root accept all of it (the old keys
+//!    signed), and so will clients that have moved to the new one.
+//! 3. Only then, for a top-level role, does the next root appear (`N+1.root.json`, signed by the
+//!    outgoing root keys and by the incoming ones).
+//! 4. The settings are saved. A crash before this point leaves the old settings, under which
+//!    the tree is still valid; running the rotation again completes it.
+//!
+//! Later documents are signed by the new keys alone. For a compromised key that is what
+//! matters: once clients hold the new root, nothing the old key signs is accepted for the role.
+
+use crate::error::{Error, Result};
+use crate::publish::{read_root, write_root, Report};
+use crate::root_build::{build_root, check_threshold, signing_keys};
+use crate::workdir::{self, RoleConfig};
+use ota_metadata::roles::Root;
+use ota_metadata::{DateTime, SigningKey};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// What a publisher provides for its keys to be rotated.
+pub trait Rotatable {
+    /// The top-level roles listed in root, with their keys.
+    fn top_level(&self) -> &BTreeMap<String, RoleConfig>;
+    fn top_level_mut(&mut self) -> &mut BTreeMap<String, RoleConfig>;
+    /// A role that is not in root (a supplier's tier-2 delegation), if the publisher has any.
+    fn other_role_mut(&mut self, _role: &str) -> Option<&mut RoleConfig> {
+        None
+    }
+    /// Re-sign the documents outside the TUF roles that `role`'s keys sign, with `keys`.
+    fn resign(
+        &mut self,
+        _dir: &Path,
+        _role: &str,
+        _keys: &[&SigningKey],
+        _now: DateTime,
+    ) -> Result<()> {
+        Ok(())
+    }
+    /// Publish everything under `root`, re-signing all roles, with `also_sign` co-signing.
+    fn publish_all(
+        &self,
+        dir: &Path,
+        root: &Root,
+        now: DateTime,
+        also_sign: &BTreeMap<String, Vec<SigningKey>>,
+    ) -> Result<Report>;
+    fn save(&self, dir: &Path) -> Result<()>;
+}
+
+/// Replace the keys of `role` with `new_keys` (and optionally its threshold).
+pub fn rotate_key<R: Rotatable>(
+    dir: &Path,
+    s: &mut R,
+    role: &str,
+    new_keys: Vec<PathBuf>,
+    threshold: Option<u32>,
+    now: DateTime,
+) -> Result<Report> {
+    let repo = workdir::repository_path(dir);
+    let old_root = read_root(&repo)?;
+    if new_keys.is_empty() {
+        return Err(Error::refused("give the new key(s) with --new-key FILE"));
+    }
+    let is_top = s.top_level().contains_key(role);
+    let old_rc = match s.top_level().get(role) {
+        Some(rc) => rc.clone(),
+        None => s
+            .other_role_mut(role)
+            .map(|rc| rc.clone())
+            .ok_or_else(|| Error::refused(format!("no role named {role:?}")))?,
+    };
+    let new_rc = RoleConfig::new(
+        new_keys,
+        threshold.unwrap_or(old_rc.threshold),
+        &old_rc.expires,
+    )?;
+    let new_signers = new_rc.load_keys(role)?;
+    let ids: BTreeSet<_> = new_signers.iter().map(|k| k.key_id().clone()).collect();
+    check_threshold(role, &new_rc, ids.len())?;
+    let old_signers = old_rc.load_keys(role)?;
+    let old_root_rc = s.top_level()["root"].clone();
+
+    if is_top {
+        s.top_level_mut().insert(role.into(), new_rc);
+    } else if let Some(rc) = s.other_role_mut(role) {
+        *rc = new_rc;
+    }
+    let new_root = if is_top {
+        Some(build_root(s.top_level(), old_root.version + 1, now)?)
+    } else {
+        None
+    };
+    let signing_root = new_root.as_ref().unwrap_or(&old_root);
+
+    // Documents outside the roles, co-signed during the transition.
+    let mut both: Vec<&SigningKey> = new_signers.iter().collect();
+    both.extend(old_signers.iter());
+    s.resign(dir, role, &both, now)?;
+
+    let report = if role == "root" {
+        Report::default()
+    } else {
+        let also = BTreeMap::from([(role.to_string(), old_signers.clone())]);
+        s.publish_all(dir, signing_root, now, &also)?
+    };
+
+    if let Some(root) = &new_root {
+        let outgoing = signing_keys(&old_root, "root", &old_root_rc)?;
+        let incoming = signing_keys(root, "root", &s.top_level()["root"])?;
+        let mut all: Vec<&SigningKey> = outgoing.iter().collect();
+        all.extend(incoming.iter());
+        write_root(&repo, root, &all)?;
+    }
+    s.save(dir)?;
+    Ok(report)
+}
