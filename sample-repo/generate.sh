@@ -2,9 +2,16 @@
 # Regenerate the sample trees: sample-repo/generate.sh [OUT_DIR]
 #
 # Makes (or reuses) TEST-ONLY keys in OUT_DIR/keys/, then rebuilds from scratch:
-#   OUT_DIR/supplier/acme/   a supplier image repository with three images and a tier-2
+#   OUT_DIR/supplier/acme/   a supplier image repository: four images, and a tier-2
 #                            delegation ("brakes-tier2") that signs one more;
+#   OUT_DIR/oem/             the OEM master repository: acme pinned, regulator "tuv"
+#                            authorized, every image sent for review, three vehicles assigned;
+#   OUT_DIR/regulator/tuv/   the regulator's attestations: approved, and rejected (a known-
+#                            vulnerable build, and one with a backdoor marker);
 # and checks every tree with `ota-repo verify` pinned to its first root.
+#
+# The trees name each other by URL under OTA_SAMPLE_BASE_URL (default http://127.0.0.1:8080),
+# as they are served from OUT_DIR by scripts/demo.sh; generation reads them from disk.
 #
 # The keys are for tests and demos only: they are committed to a public repository.
 # Never use them, or trees signed with them, for anything real.
@@ -61,9 +68,62 @@ ota supplier delegate "$work" --to brakes-tier2 --key "$(key brakes-tier2)" \
   --hardware-id ABS-MOD-1 --expires 3650d >/dev/null
 ota supplier add-image "$work" --file "$(image abs-3.0.bin 32768 'abs module 3.0')" \
   --uid abs-fw --version 3.0 --release-counter 3 --hardware-id ABS-MOD-1 --role brakes-tier2 >/dev/null
+ota supplier add-image "$work" --file "$(image telematics-0.9.bin 4096 'telematics 0.9 root::0:0:root:/root:/bin/sh')" \
+  --uid telematics --version 0.9 --release-counter 1 --hardware-id TCU-1 >/dev/null
 ota supplier publish "$work" >/dev/null
 
-# Settings hold absolute key paths; store them relative to the sample for a portable checkout.
-sed -i "s#\"$out/#\"../../#g" "$work/ota-repo.json"
+base="${OTA_SAMPLE_BASE_URL:-http://127.0.0.1:8080}"
+supplier_url="$base/supplier/acme/repository"
 
-ota verify "$work/repository" --root "$work/repository/1.root.json"
+# The regulator, with a known-vulnerable list (brake-fw below 1.1.0).
+reg="$out/regulator/tuv"
+rm -rf "$reg"
+mkdir -p "$out/regulator"
+ota regulator init "$reg" --name tuv --key "$(key tuv)" "${lifetimes[@]}" >/dev/null
+cat > "$reg/rules.json" <<'JSON'
+{
+  "vulnerable": [
+    { "advisory": "SAMPLE-2026-0001", "uid": "brake-fw", "versions": "<1.1.0" }
+  ],
+  "patterns": []
+}
+JSON
+
+# The OEM.
+oem="$out/oem"
+rm -rf "$oem"
+ota oem init "$oem" --root-key "$(key oem-root)" --key "$(key oem-online)" "${lifetimes[@]}" \
+  --expires regulators=3650d --expires review=3650d --expires vehicles=3650d >/dev/null
+ota oem supplier add "$oem" --name acme --root "$work/repository/1.root.json" --url "$supplier_url" \
+  --hardware-id 'BRAKE-*' --hardware-id 'HU-*' --hardware-id 'ABS-*' --hardware-id 'TCU-*' >/dev/null
+ota oem regulator add "$oem" --name tuv --root "$reg/repository/1.root.json" \
+  --url "$base/regulator/tuv/repository" >/dev/null
+for img in brake-fw:1.0.0 brake-fw:1.1.0 infotainment:5.2 abs-fw:3.0 telematics:0.9; do
+  ota oem review submit "$oem" --supplier acme --uid "${img%%:*}" --version "${img#*:}" \
+    --from "$work/repository" >/dev/null
+done
+ota oem publish "$oem" >/dev/null
+
+ota regulator review "$reg" --master "$oem/repository" --master-root "$oem/repository/1.root.json" \
+  --supplier-from "acme=$work/repository"
+ota regulator publish "$reg" >/dev/null
+
+ota oem vehicle add "$oem" --vin WDD2130421A000001 --ecu BRK-0001:BRAKE-A --ecu HU-0001:HU-GEN3 \
+  --ecu ABS-0001:ABS-MOD-1 >/dev/null
+ota oem vehicle add "$oem" --vin WDD2130421A000002 --ecu BRK-0002:BRAKE-B --ecu HU-0002:HU-GEN3 \
+  --aftermarket DASHCAM-7:CAM-1 >/dev/null
+ota oem vehicle add "$oem" --vin WDD2130421A000003 --ecu BRK-0003:BRAKE-A >/dev/null
+ota oem assign "$oem" --hardware-id BRAKE-A --supplier acme --uid brake-fw --version 1.1.0 >/dev/null
+ota oem assign "$oem" --vin WDD2130421A000002 --ecu BRK-0002 --supplier acme --uid brake-fw --version 1.1.0 >/dev/null
+ota oem assign "$oem" --hardware-id HU-GEN3 --supplier acme --uid infotainment --version 5.2 >/dev/null
+ota oem assign "$oem" --vin WDD2130421A000001 --ecu ABS-0001 --supplier acme --uid abs-fw --version 3.0 >/dev/null
+ota oem publish "$oem" >/dev/null
+rm -rf "$oem/cache" "$reg/cache" "$work/.ota-repo.lock" "$oem/.ota-repo.lock" "$reg/.ota-repo.lock"
+
+# Settings hold absolute key paths; store them relative to the sample for a portable checkout.
+sed -i "s#\"$out/#\"../../#g" "$work/ota-repo.json" "$reg/ota-repo.json"
+sed -i "s#\"$out/#\"../#g" "$oem/ota-repo.json"
+
+for tree in "$work" "$oem" "$reg"; do
+  ota verify "$tree/repository" --root "$tree/repository/1.root.json"
+done

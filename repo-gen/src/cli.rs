@@ -438,6 +438,10 @@ pub enum RegulatorCommand {
         /// anything else = the scan failed (e.g. 'clamscan --no-summary -d rules.ndb {}').
         #[arg(long, value_name = "CMD")]
         scanner: Option<String>,
+        /// Read supplier NAME's repository from this URL or directory instead of the URL the
+        /// OEM pinned (its root is still checked against the pin); repeatable.
+        #[arg(long = "supplier-from", value_name = "NAME=URL_OR_DIR", value_parser = role_value)]
+        supplier_from: Vec<(String, String)>,
         /// PEM bundle of the CAs to trust for HTTPS (default: the built-in web roots).
         #[arg(long, value_name = "FILE")]
         ca: Option<PathBuf>,

@@ -530,6 +530,7 @@ fn regulator_cmd(cmd: RegulatorCommand, now: DateTime) -> Result<()> {
             master_root,
             scanner,
             ca,
+            supplier_from,
         } => {
             let outcomes = regulator::review(
                 &dir,
@@ -538,6 +539,7 @@ fn regulator_cmd(cmd: RegulatorCommand, now: DateTime) -> Result<()> {
                     master_root: &master_root,
                     scanner,
                     ca: ca.as_deref(),
+                    supplier_from: supplier_from.into_iter().collect(),
                 },
                 now,
             )?;

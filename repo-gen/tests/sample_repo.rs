@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-fn verify(tree: &Path, root: &Path) {
+fn verify(tree: &Path, root: &Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_ota-repo"))
         .arg("verify")
         .arg(tree)
@@ -17,14 +17,30 @@ fn verify(tree: &Path, root: &Path) {
         tree.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("4 image(s)"));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The three trees of a generated sample verify, pinned to their first roots.
+fn verify_all(sample: &Path) {
+    let repo = |p: &str| sample.join(p).join("repository");
+    let s = verify(
+        &repo("supplier/acme"),
+        &repo("supplier/acme").join("1.root.json"),
+    );
+    assert!(s.contains("5 image(s)"), "{s}");
+    let o = verify(&repo("oem"), &repo("oem").join("1.root.json"));
+    assert!(o.contains("3 vehicle(s)"), "{o}");
+    let r = verify(
+        &repo("regulator/tuv"),
+        &repo("regulator/tuv").join("1.root.json"),
+    );
+    assert!(r.contains("5 attestation(s)"), "{r}");
 }
 
 #[test]
 fn committed_sample_verifies() {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-repo");
-    let repo = sample.join("supplier/acme/repository");
-    verify(&repo, &repo.join("1.root.json"));
+    verify_all(&sample);
     let keys = std::fs::read_dir(sample.join("keys")).unwrap();
     for k in keys {
         let name = k.unwrap().file_name().into_string().unwrap();
@@ -46,14 +62,29 @@ fn generate_script_rebuilds_the_sample() {
         .status()
         .unwrap();
     assert!(status.success());
-    let repo = out.path().join("supplier/acme/repository");
-    verify(&repo, &repo.join("1.root.json"));
+    verify_all(out.path());
+    // Two images rejected: a known-vulnerable build and a backdoor marker.
+    let rejected = std::fs::read_dir(out.path().join("regulator/tuv/repository/targets"))
+        .unwrap()
+        .filter(|e| {
+            std::fs::read_to_string(e.as_ref().unwrap().path())
+                .unwrap()
+                .contains("\"verdict\": \"rejected\"")
+        })
+        .count();
+    assert_eq!(rejected, 2);
     // Run from another directory: relative key paths resolve against the working directory.
-    let status = Command::new(env!("CARGO_BIN_EXE_ota-repo"))
-        .current_dir("/")
-        .args(["supplier", "publish"])
-        .arg(out.path().join("supplier/acme"))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    for (kind, dir) in [
+        ("supplier", "supplier/acme"),
+        ("oem", "oem"),
+        ("regulator", "regulator/tuv"),
+    ] {
+        let status = Command::new(env!("CARGO_BIN_EXE_ota-repo"))
+            .current_dir("/")
+            .args([kind, "publish"])
+            .arg(out.path().join(dir))
+            .status()
+            .unwrap();
+        assert!(status.success(), "{kind} publish");
+    }
 }

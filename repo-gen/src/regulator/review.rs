@@ -13,6 +13,7 @@ use ota_client::tuf::{
 use ota_metadata::documents::{suppliers_of, Review, ReviewRequest, Verdict};
 use ota_metadata::roles::sha256_of;
 use ota_metadata::DateTime;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub const RULES: &str = "rules.json";
@@ -25,6 +26,9 @@ pub struct ReviewOpts<'a> {
     /// External scanner command, overriding the one in rules.json.
     pub scanner: Option<String>,
     pub ca: Option<&'a Path>,
+    /// Read a supplier's repository from another URL or directory than the one the OEM pinned
+    /// (a mirror, a local copy); its root is still checked against the OEM's pin.
+    pub supplier_from: BTreeMap<String, String>,
 }
 
 /// What happened to one review request.
@@ -145,8 +149,12 @@ fn judge(
     })?;
     let limits = Limits::default();
     let cache = dir.join("cache").join("suppliers").join(&img.supplier);
+    let mut pin = entry.repository.clone();
+    if let Some(from) = o.supplier_from.get(&img.supplier) {
+        pin.url = net::location(from);
+    }
     let mut up = open_pinned(
-        &entry.repository,
+        &pin,
         &format!("supplier {}", img.supplier),
         &cache,
         net::fetcher(o.ca, &limits)?,
@@ -154,13 +162,7 @@ fn judge(
         now,
     )?;
     up.refresh()?;
-    let v = fetch_image(
-        &mut up,
-        &entry.repository.url,
-        &img.uid,
-        &img.version,
-        staging,
-    )?;
+    let v = fetch_image(&mut up, &pin.url, &img.uid, &img.version, staging)?;
     let m = &v.info.manifest;
     // The supplier's signed manifest must say what the OEM asked to have reviewed.
     if v.info.target.length != img.length
