@@ -277,7 +277,12 @@ fn external(cmd: &str, path: &Path) -> Result<Vec<Finding>> {
         .arg(&line)
         .output()
         .map_err(|e| Error::refused(format!("scanner {cmd:?} could not run: {e}")))?;
+    // The output goes into a published attestation: name the image, not the local path.
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     let text = String::from_utf8_lossy(&out.stdout)
+        .replace(&path.display().to_string(), &name)
         .trim()
         .chars()
         .take(2000)

@@ -1,0 +1,30 @@
+//! Helpers shared by integration tests that need real programs from the system.
+
+pub mod nginx;
+
+use std::path::{Path, PathBuf};
+
+/// The path of `name` on `PATH` (or in the sbin directories, where Debian puts nginx).
+/// When it is missing: with `CI` set the test fails loudly (CI installs it, see `.ci/run`);
+/// otherwise a notice is printed and `None` returned so the caller can skip.
+pub fn require_program(name: &str, package: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p));
+    if found.is_none() {
+        let msg =
+            format!("`{name}` is not installed (Debian package {package}; `.ci/run` installs it)");
+        if std::env::var_os("CI").is_some() {
+            panic!("{msg}; CI is set, so this test may not be skipped");
+        }
+        eprintln!("NOTICE: skipping: {msg}");
+    }
+    found
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
