@@ -9,5 +9,10 @@
 //! Blocking and runtime-free on purpose: the gateway is a small process on a small computer,
 //! and every step of an update is sequential anyway.
 
+pub mod config;
+pub mod forward;
+pub mod gateway;
 pub mod image;
+pub mod state;
 pub mod tuf;
+pub mod walk;

@@ -1,0 +1,177 @@
+//! The gateway's configuration file (TOML): which vehicle it is, where the OEM's master
+//! repository is and which root to trust for it, the CA bundle for HTTPS, where state lives,
+//! the vehicle's ECUs, how to reach them, and the limits.
+//!
+//! ```toml
+//! vin = "WDD2130421A000001"
+//! master_url = "https://ota.example.com/oem/repository"
+//! master_root = "/etc/ota/oem-root.json"   # factory-installed
+//! ca_bundle = "/etc/ota/ca.pem"            # HTTPS trusts only these CAs
+//! # system_roots = true                    # ... or, explicitly, the built-in web roots
+//! state_dir = "/var/lib/ota"
+//!
+//! [forward]
+//! kind = "dir"                             # hand images to a directory per ECU
+//! path = "/var/lib/ota/ecus"
+//!
+//! [[ecus]]
+//! serial = "BRK-0001"
+//! hardware_id = "BRAKE-A"
+//! address = 0x7E0                          # bus address, for the CAN forwarder
+//!
+//! [limits]                                 # all optional
+//! max_target_size = 1073741824
+//! connect_timeout_secs = 30
+//! read_timeout_secs = 30
+//! ```
+
+use crate::walk::Ecu;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EcuConfig {
+    pub serial: String,
+    pub hardware_id: String,
+    /// Bus address (CAN id) of the ECU, for forwarders that need one.
+    #[serde(default)]
+    pub address: Option<u32>,
+}
+
+impl EcuConfig {
+    pub fn ecu(&self) -> Ecu {
+        Ecu {
+            serial: self.serial.clone(),
+            hardware_id: self.hardware_id.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ForwardConfig {
+    /// Write each verified image to `path/<serial>/`.
+    Dir { path: PathBuf },
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub max_target_size: Option<u64>,
+    pub connect_timeout_secs: Option<u64>,
+    pub read_timeout_secs: Option<u64>,
+    pub max_root_rotations: Option<u32>,
+    pub max_delegations: Option<usize>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub vin: String,
+    pub master_url: String,
+    /// The factory-installed OEM root.
+    pub master_root: PathBuf,
+    /// PEM bundle of the CAs trusted for HTTPS.
+    #[serde(default)]
+    pub ca_bundle: Option<PathBuf>,
+    /// Trust the built-in web roots instead (off unless asked).
+    #[serde(default)]
+    pub system_roots: bool,
+    pub state_dir: PathBuf,
+    pub forward: ForwardConfig,
+    pub ecus: Vec<EcuConfig>,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// Largest configuration file read.
+const MAX_CONFIG: u64 = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let bad = |reason: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+        if meta.len() > MAX_CONFIG {
+            return Err(bad(format!(
+                "{} bytes; a configuration is at most {MAX_CONFIG}",
+                meta.len()
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let mut c: Config = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        // Relative paths are relative to the configuration file.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [
+            Some(&mut c.master_root),
+            c.ca_bundle.as_mut(),
+            Some(&mut c.state_dir),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        match &mut c.forward {
+            ForwardConfig::Dir { path } if path.is_relative() => *path = base.join(&*path),
+            ForwardConfig::Dir { .. } => {}
+        }
+        c.validate().map_err(bad)?;
+        Ok(c)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        ota_metadata::names::check_vin(&self.vin).map_err(|e| e.to_string())?;
+        if self.ecus.is_empty() {
+            return Err("no [[ecus]] configured".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for e in &self.ecus {
+            ota_metadata::names::check_ecu_serial(&e.serial).map_err(|x| x.to_string())?;
+            ota_metadata::names::check_hardware_id(&e.hardware_id).map_err(|x| x.to_string())?;
+            if !seen.insert(&e.serial) {
+                return Err(format!("ECU serial {} listed twice", e.serial));
+            }
+        }
+        if self.ca_bundle.is_some() && self.system_roots {
+            return Err("give ca_bundle or system_roots, not both".into());
+        }
+        let https = self.master_url.starts_with("https://");
+        if https && self.ca_bundle.is_none() && !self.system_roots {
+            return Err("master_url is HTTPS: set ca_bundle (or system_roots = true)".into());
+        }
+        Ok(())
+    }
+
+    pub fn limits(&self) -> crate::tuf::Limits {
+        let mut l = crate::tuf::Limits::default();
+        let c = &self.limits;
+        if let Some(v) = c.max_target_size {
+            l.max_target_size = v;
+        }
+        if let Some(v) = c.connect_timeout_secs {
+            l.connect_timeout = std::time::Duration::from_secs(v);
+        }
+        if let Some(v) = c.read_timeout_secs {
+            l.read_timeout = std::time::Duration::from_secs(v);
+        }
+        if let Some(v) = c.max_root_rotations {
+            l.max_root_rotations = v;
+        }
+        if let Some(v) = c.max_delegations {
+            l.max_delegations = v;
+        }
+        l
+    }
+}

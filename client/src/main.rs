@@ -1,0 +1,106 @@
+//! `ota-gateway`: the vehicle gateway's updater.
+
+use clap::{Parser, Subcommand};
+use ota_client::config::{Config, ForwardConfig};
+use ota_client::forward::{DirForwarder, Forwarder};
+use ota_client::gateway::{summary, EcuOutcome, Gateway, GatewayError};
+use ota_metadata::DateTime;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "ota-gateway",
+    version,
+    about = "The vehicle gateway's updater: walks the OEM's master repository, the regulators' \
+             attestations and the suppliers' image repositories, verifies everything, and hands \
+             each verified image to its ECU.",
+    long_about = None
+)]
+struct Cli {
+    /// The gateway's configuration (TOML).
+    #[arg(
+        long,
+        short,
+        value_name = "FILE",
+        default_value = "/etc/ota/gateway.toml"
+    )]
+    config: PathBuf,
+    /// Pretend the current time is TIME (YYYY-MM-DDTHH:MM:SSZ), for tests.
+    #[arg(long, value_name = "TIME", hide = true)]
+    now: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install the factory OEM root (master_root) as the trusted root, and create the state
+    /// directory.
+    Init {
+        /// Start over from the factory root, forgetting all trusted metadata.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show what would change: every metadata and attestation check, no image downloaded.
+    Check,
+    /// Walk, download, verify, stage, and hand each verified image to its ECU.
+    Update,
+    /// Installed versions, trusted metadata versions, last check and update.
+    Status,
+}
+
+fn run(cli: Cli) -> Result<bool, GatewayError> {
+    let config = Config::load(&cli.config)?;
+    let now = match &cli.now {
+        Some(t) => DateTime::parse(t).map_err(|e| GatewayError::Refused(format!("--now: {e}")))?,
+        None => DateTime::now(),
+    };
+    let gw = Gateway::new(config, now)?;
+    match cli.command {
+        Command::Init { force } => {
+            gw.init(force)?;
+            println!(
+                "trusting {} for {}",
+                gw.config.master_root.display(),
+                gw.config.master_url
+            );
+            Ok(true)
+        }
+        Command::Status => {
+            print!("{}", gw.status()?);
+            Ok(true)
+        }
+        Command::Check => report(gw.run(None)?),
+        Command::Update => {
+            let mut fw: Box<dyn Forwarder> = match &gw.config.forward {
+                ForwardConfig::Dir { path } => Box::new(DirForwarder::new(path)),
+            };
+            report(gw.run(Some(fw.as_mut()))?)
+        }
+    }
+}
+
+/// Print each ECU's outcome; false if any failed.
+fn report(outcomes: Vec<(String, EcuOutcome)>) -> Result<bool, GatewayError> {
+    let mut ok = true;
+    for (serial, o) in &outcomes {
+        if matches!(o, EcuOutcome::Failed(_)) {
+            ok = false;
+            eprintln!("ECU {serial}: {}", summary(o));
+        } else {
+            println!("ECU {serial}: {}", summary(o));
+        }
+    }
+    Ok(ok)
+}
+
+fn main() {
+    match run(Cli::parse()) {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("ota-gateway: error: {e}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! The gateway's own state, beside the trusted metadata: what each ECU runs (as installed
+//! through this gateway, or factory-recorded) and when the last check and update ran. Written
+//! atomically, like the metadata.
+
+use crate::tuf::MetadataStore;
+use crate::walk::Installed;
+use ota_metadata::DateTime;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GatewayState {
+    /// By ECU serial.
+    pub installed: BTreeMap<String, Installed>,
+    pub last_check: Option<DateTime>,
+    pub last_update: Option<DateTime>,
+    /// The outcome of the last update, per ECU serial.
+    #[serde(default)]
+    pub last_results: BTreeMap<String, String>,
+}
+
+const NAME: &str = "gateway-state";
+const MAX: u64 = 4 << 20;
+
+impl GatewayState {
+    pub fn load(state_dir: &Path) -> std::io::Result<Self> {
+        match MetadataStore::new(state_dir).read(NAME, MAX)? {
+            None => Ok(Self::default()),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        }
+    }
+
+    pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        MetadataStore::new(state_dir).write(NAME, &bytes)
+    }
+}
