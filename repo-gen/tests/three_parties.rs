@@ -12,7 +12,7 @@
 //! Needs `nginx` and `clamscan` (Debian: nginx, clamav). Without them the test is skipped with
 //! a notice, unless `CI` is set, where it fails (`.ci/run` installs them).
 
-mod support;
+use ota_testkit as support;
 
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;

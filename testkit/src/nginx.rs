@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 pub struct Nginx {
     child: Child,
     port: u16,
+    scheme: &'static str,
     // Holds the configuration and logs until nginx is gone (dropped after `drop` runs).
     prefix: tempfile::TempDir,
 }
@@ -79,6 +80,19 @@ impl Nginx {
     /// Start `nginx` (the binary's path) serving each `(name, dir)` of `trees` at
     /// `http://127.0.0.1:PORT/name/`. Waits until it accepts connections.
     pub fn start(nginx: &Path, trees: &[(&str, &Path)]) -> Nginx {
+        Self::start_with(nginx, trees, None)
+    }
+
+    /// The same over HTTPS, with the test CA's server certificate for 127.0.0.1.
+    pub fn start_tls(nginx: &Path, trees: &[(&str, &Path)], ca: &crate::tls::TestCa) -> Nginx {
+        Self::start_with(nginx, trees, Some(ca))
+    }
+
+    fn start_with(
+        nginx: &Path,
+        trees: &[(&str, &Path)],
+        tls: Option<&crate::tls::TestCa>,
+    ) -> Nginx {
         let prefix = tempfile::Builder::new()
             .prefix("nginx-")
             .tempdir()
@@ -134,7 +148,8 @@ impl Nginx {
                  \x20   types {{ application/json json; }}\n\
                  \x20   default_type application/octet-stream;\n\
                  \x20   server {{\n\
-                 \x20       listen 127.0.0.1:{port};\n\
+                 \x20       listen 127.0.0.1:{port}{ssl};\n\
+                 {certs}\
                  \x20       server_name localhost;\n\
                  {locations}\
                  \x20   }}\n\
@@ -142,6 +157,12 @@ impl Nginx {
                 quoted(&error_log),
                 quoted(&p.join("nginx.pid")),
                 quoted(&p.join("logs").join("access.log")),
+                ssl = if tls.is_some() { " ssl" } else { "" },
+                certs = tls.map_or(String::new(), |ca| format!(
+                    "        ssl_certificate {};\n        ssl_certificate_key {};\n",
+                    quoted(&ca.leaf_pem()),
+                    quoted(&ca.leaf_key())
+                )),
             );
             let conf_path = p.join("nginx.conf");
             std::fs::write(&conf_path, conf).unwrap();
@@ -172,6 +193,7 @@ impl Nginx {
                     return Nginx {
                         child,
                         port,
+                        scheme: if tls.is_some() { "https" } else { "http" },
                         prefix,
                     };
                 }
@@ -191,7 +213,7 @@ impl Nginx {
 
     /// The URL a tree is served at (with a trailing slash).
     pub fn url(&self, name: &str) -> String {
-        format!("http://127.0.0.1:{}/{name}/", self.port)
+        format!("{}://127.0.0.1:{}/{name}/", self.scheme, self.port)
     }
 
     /// What nginx has logged of the requests so far.

@@ -1,6 +1,8 @@
-//! Helpers shared by integration tests that need real programs from the system.
+//! Helpers shared by integration tests that need real programs from the system: nginx serving
+//! trees over HTTP or HTTPS, a test certificate authority, and finding programs.
 
 pub mod nginx;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,208 @@
+//! A world of real trees made by `ota-repo` (supplier, OEM, regulators) for the gateway's
+//! tests, served from disk or, given a base URL per tree, by a web server.
+#![allow(dead_code)]
+
+use ota_client::config::Config;
+use ota_client::forward::DirForwarder;
+use ota_client::gateway::{EcuOutcome, Gateway};
+use ota_metadata::{DateTime, SigningKey};
+use ota_repo::supplier::RoleOptions;
+use ota_repo::{oem, regulator, supplier};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+pub fn key_pem() -> &'static str {
+    static K: OnceLock<String> = OnceLock::new();
+    K.get_or_init(|| SigningKey::generate(2048).unwrap().to_pkcs8_pem().unwrap())
+}
+
+/// Maps a tree name to the URL it is served at.
+pub type Served = Box<dyn Fn(&str) -> String>;
+
+pub struct World {
+    pub tmp: tempfile::TempDir,
+    pub now: DateTime,
+    /// Where each tree is served ("acme", "oem", regulators); `None`: read from disk.
+    pub served: Option<Served>,
+    pub ca: Option<PathBuf>,
+}
+
+impl World {
+    pub fn p(&self, s: &str) -> PathBuf {
+        self.tmp.path().join(s)
+    }
+
+    /// Supplier acme with brake-fw 1.0 (counter 1), 2.0 (counter 2) and 0.9 (counter 1);
+    /// OEM pinning it for BRAKE-*; regulator tuv reviewing everything; vehicle VIN1 with ECUs
+    /// S1 and S2 (BRAKE-A).
+    pub fn new() -> Self {
+        Self::build(tempfile::tempdir().unwrap(), None, None)
+    }
+
+    /// The world in `tmp`, its trees published at `served(name)` (trusting `ca` for HTTPS).
+    pub fn build(tmp: tempfile::TempDir, served: Option<Served>, ca: Option<PathBuf>) -> Self {
+        let w = World {
+            tmp,
+            now: DateTime::now(),
+            served,
+            ca,
+        };
+        std::fs::write(w.p("k.pem"), key_pem()).unwrap();
+        let roles = RoleOptions {
+            default_keys: vec![w.p("k.pem")],
+            ..Default::default()
+        };
+        supplier::init(
+            &w.p("acme"),
+            supplier::Init {
+                name: "acme".into(),
+                roles: roles.clone(),
+                max_image_size: 1 << 30,
+            },
+            w.now,
+        )
+        .unwrap();
+        for (v, c, byte) in [("1.0", 1, 1u8), ("2.0", 2, 2), ("0.9", 1, 9)] {
+            let f = w.p(&format!("fw-{v}.bin"));
+            std::fs::write(&f, vec![byte; 5000]).unwrap();
+            supplier::add_image(
+                &w.p("acme"),
+                supplier::AddImage {
+                    file: f,
+                    uid: "brake-fw".into(),
+                    version: v.into(),
+                    release_counter: c,
+                    hardware_ids: vec!["BRAKE-A".into()],
+                    role: "targets".into(),
+                    allow_rollback: true,
+                },
+                w.now,
+            )
+            .unwrap();
+        }
+        supplier::publish(&w.p("acme"), w.now, false).unwrap();
+        oem::init(&w.p("oem"), &roles, None, w.now).unwrap();
+        oem::supplier_add(
+            &w.p("oem"),
+            "acme",
+            &w.p("acme/repository/1.root.json"),
+            &w.url("acme"),
+            &["BRAKE-*".into()],
+        )
+        .unwrap();
+        w.add_regulator("tuv");
+        for v in ["1.0", "2.0", "0.9"] {
+            oem::review_submit(
+                &w.p("oem"),
+                oem::Submit {
+                    supplier: "acme",
+                    uid: "brake-fw",
+                    version: v,
+                    from: None,
+                    ca: w.ca.as_deref(),
+                },
+                w.now,
+            )
+            .unwrap();
+        }
+        oem::publish(&w.p("oem"), w.now, false).unwrap();
+        w.review("tuv");
+        oem::vehicle_add(
+            &w.p("oem"),
+            "VIN1",
+            &["S1:BRAKE-A".into(), "S2:BRAKE-A".into()],
+            &[],
+        )
+        .unwrap();
+        w
+    }
+
+    pub fn s(&self, p: &str) -> String {
+        self.p(p).display().to_string()
+    }
+
+    /// Where tree `name` (acme, oem, or a regulator) is read from.
+    pub fn url(&self, name: &str) -> String {
+        match &self.served {
+            Some(f) => f(name),
+            None => self.s(&format!("{name}/repository")),
+        }
+    }
+
+    pub fn add_regulator(&self, name: &str) {
+        let roles = RoleOptions {
+            default_keys: vec![self.p("k.pem")],
+            ..Default::default()
+        };
+        regulator::init(&self.p(name), name, &roles, self.now).unwrap();
+        oem::regulator_add(
+            &self.p("oem"),
+            name,
+            &self.p(&format!("{name}/repository/1.root.json")),
+            &self.url(name),
+        )
+        .unwrap();
+    }
+
+    pub fn review(&self, name: &str) {
+        oem::publish(&self.p("oem"), self.now, false).unwrap();
+        let opts = regulator::ReviewOpts {
+            master: &self.url("oem"),
+            master_root: &self.p("oem/repository/1.root.json"),
+            scanner: None,
+            ca: self.ca.as_deref(),
+            supplier_from: Default::default(),
+        };
+        for o in regulator::review(&self.p(name), opts, self.now).unwrap() {
+            assert!(o.result.is_ok(), "{:?}", o.result);
+        }
+        regulator::publish(&self.p(name), self.now, false).unwrap();
+    }
+
+    pub fn assign(&self, serial: &str, version: &str) {
+        oem::assign(
+            &self.p("oem"),
+            oem::Assign {
+                target: oem::AssignTarget::Vehicle {
+                    vin: "VIN1".into(),
+                    serial: Some(serial.into()),
+                },
+                supplier: "acme".into(),
+                uid: "brake-fw".into(),
+                version: version.into(),
+            },
+        )
+        .unwrap();
+        oem::publish(&self.p("oem"), self.now, false).unwrap();
+    }
+
+    pub fn config(&self, s2_hardware: &str) -> Config {
+        let path = self.p("gateway.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "vin = \"VIN1\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nstate_dir = \"state\"\n{}\
+                 [forward]\nkind = \"dir\"\npath = \"ecus\"\n\
+                 [[ecus]]\nserial = \"S1\"\nhardware_id = \"BRAKE-A\"\n[[ecus]]\nserial = \"S2\"\nhardware_id = \"{s2_hardware}\"\n",
+                self.url("oem"),
+                self.ca.as_ref().map_or(String::new(), |c| format!("ca_bundle = \"{}\"\n", c.display())),
+            ),
+        )
+        .unwrap();
+        Config::load(&path).unwrap()
+    }
+
+    pub fn gateway_at(&self, now: DateTime) -> Gateway {
+        let gw = Gateway::new(self.config("BRAKE-A"), now).unwrap();
+        if !self.p("state/repos/oem/root.json").exists() {
+            gw.init(false).unwrap();
+        }
+        gw
+    }
+
+    pub fn update(&self) -> Vec<(String, EcuOutcome)> {
+        let gw = self.gateway_at(self.now);
+        let mut fw = DirForwarder::new(self.p("ecus"));
+        gw.run(Some(&mut fw)).unwrap()
+    }
+}
