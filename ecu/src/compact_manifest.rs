@@ -110,6 +110,15 @@ impl Field {
         Ok(Field(raw))
     }
 
+    /// From the raw zero-padded bytes, validated as [`Field`]'s decoder does.
+    pub fn from_raw(raw: [u8; FIELD_LEN]) -> Option<Self> {
+        Self::decode(&raw, "field").ok()
+    }
+
+    pub fn as_bytes(&self) -> &[u8; FIELD_LEN] {
+        &self.0
+    }
+
     pub fn as_str(&self) -> &str {
         let len = self.0.iter().position(|&c| c == 0).unwrap_or(FIELD_LEN);
         // Only printable ASCII ever gets in (checked in `new` and `decode`).

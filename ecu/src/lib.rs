@@ -9,4 +9,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod bootloader;
 pub mod compact_manifest;
+pub mod flash;
+pub mod state;

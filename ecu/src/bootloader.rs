@@ -1,0 +1,218 @@
+//! The bootloader's state machine: verify the compact manifest (supplier signature, hardware
+//! id, release counter, size) before accepting any data; write the inactive slot while hashing;
+//! activate it only when the whole image is there and its SHA-256 matches; and keep the active
+//! slot and release counter in power-loss-safe state. Until activation the previous image stays
+//! the active, bootable one.
+
+use crate::compact_manifest::{Body, CompactManifest, Field, ProvisionedKey};
+use crate::flash::{Flash, Slot};
+use crate::state::{EcuState, ImageInfo};
+use sha2::{Digest, Sha256};
+
+/// Why the bootloader refused a request (each maps to a UDS negative response code).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The manifest is malformed.
+    BadManifest,
+    /// Not signed by a threshold of the provisioned supplier keys.
+    BadSignature,
+    /// The image is not built for this ECU's hardware id.
+    WrongHardwareId,
+    /// The release counter is below the installed one.
+    Rollback,
+    /// Bigger than a slot, or more data than the manifest announced.
+    TooLarge,
+    /// The received image does not hash to the manifest's SHA-256 (or is short).
+    HashMismatch,
+    /// A request out of order (data before a download was requested, ...).
+    Sequence,
+    /// A data block with the wrong block sequence counter.
+    WrongBlock,
+    /// The flash failed (or lost power); the previous image stays active.
+    Programming,
+}
+
+/// The ECU's identity and trust anchors.
+pub struct Identity<'k> {
+    pub hardware_id: Field,
+    /// The supplier keys provisioned at the factory, and how many must have signed.
+    pub keys: &'k [ProvisionedKey],
+    pub threshold: u8,
+}
+
+enum Session {
+    Idle,
+    Receiving {
+        body: Body,
+        slot: Slot,
+        received: u64,
+        hasher: Sha256,
+        next_block: u8,
+    },
+}
+
+pub struct Bootloader<'k, F: Flash> {
+    flash: F,
+    identity: Identity<'k>,
+    state: EcuState,
+    session: Session,
+}
+
+/// Largest data block accepted in one transfer request.
+pub const MAX_BLOCK: usize = 4093;
+
+impl<'k, F: Flash> Bootloader<'k, F> {
+    /// Start up: read the persistent state (the newest valid copy).
+    pub fn new(mut flash: F, identity: Identity<'k>) -> Result<Self, F::Error> {
+        let state = EcuState::load(&mut flash)?;
+        Ok(Bootloader {
+            flash,
+            identity,
+            state,
+            session: Session::Idle,
+        })
+    }
+
+    pub fn state(&self) -> &EcuState {
+        &self.state
+    }
+
+    pub fn flash_mut(&mut self) -> &mut F {
+        &mut self.flash
+    }
+
+    pub fn into_flash(self) -> F {
+        self.flash
+    }
+
+    /// A download request carrying the compact manifest. On success the inactive slot is
+    /// erased and data blocks are expected, starting with block counter 1.
+    pub fn request_download(&mut self, manifest: &[u8]) -> Result<(), Refusal> {
+        // A new request abandons any transfer in progress (the old image is still active).
+        self.session = Session::Idle;
+        let m = CompactManifest::parse(manifest).map_err(|_| Refusal::BadManifest)?;
+        m.verify(self.identity.keys, self.identity.threshold)
+            .map_err(|_| Refusal::BadSignature)?;
+        if !m.body.fits(self.identity.hardware_id.as_str()) {
+            return Err(Refusal::WrongHardwareId);
+        }
+        if m.body.release_counter < self.state.release_counter {
+            return Err(Refusal::Rollback);
+        }
+        if m.body.length > self.flash.slot_size() {
+            return Err(Refusal::TooLarge);
+        }
+        let slot = self.state.active.other();
+        self.flash
+            .erase_slot(slot)
+            .map_err(|_| Refusal::Programming)?;
+        self.session = Session::Receiving {
+            body: m.body,
+            slot,
+            received: 0,
+            hasher: Sha256::new(),
+            next_block: 1,
+        };
+        Ok(())
+    }
+
+    /// One data block, numbered by the wrapping block sequence counter (1, 2, …, 255, 0, 1, …).
+    pub fn transfer_data(&mut self, block: u8, data: &[u8]) -> Result<(), Refusal> {
+        let Session::Receiving {
+            body,
+            slot,
+            received,
+            hasher,
+            next_block,
+        } = &mut self.session
+        else {
+            return Err(Refusal::Sequence);
+        };
+        if block != *next_block {
+            return Err(Refusal::WrongBlock);
+        }
+        if data.len() > MAX_BLOCK {
+            return Err(Refusal::TooLarge);
+        }
+        let end = received
+            .checked_add(data.len() as u64)
+            .ok_or(Refusal::TooLarge)?;
+        if end > body.length {
+            self.session = Session::Idle;
+            return Err(Refusal::TooLarge);
+        }
+        if self.flash.write_slot(*slot, *received, data).is_err() {
+            self.session = Session::Idle;
+            return Err(Refusal::Programming);
+        }
+        hasher.update(data);
+        *received = end;
+        *next_block = next_block.wrapping_add(1);
+        Ok(())
+    }
+
+    /// End of the transfer: check the length and hash, then activate the new slot and raise the
+    /// release counter, in one power-loss-safe state write.
+    pub fn transfer_exit(&mut self) -> Result<ImageInfo, Refusal> {
+        let session = core::mem::replace(&mut self.session, Session::Idle);
+        let Session::Receiving {
+            body,
+            slot,
+            received,
+            hasher,
+            ..
+        } = session
+        else {
+            return Err(Refusal::Sequence);
+        };
+        if received != body.length {
+            return Err(Refusal::HashMismatch);
+        }
+        let digest: [u8; 32] = hasher.finalize().into();
+        if digest != body.sha256 {
+            return Err(Refusal::HashMismatch);
+        }
+        let info = ImageInfo {
+            uid: body.uid,
+            version: body.version,
+            sha256: digest,
+            length: body.length,
+            release_counter: body.release_counter,
+        };
+        let next = EcuState {
+            active: slot,
+            image: Some(info),
+            release_counter: self.state.release_counter.max(body.release_counter),
+            ..self.state
+        };
+        self.state = self
+            .state
+            .commit(&mut self.flash, next)
+            .map_err(|_| Refusal::Programming)?;
+        Ok(info)
+    }
+
+    /// Re-hash the active slot: what a boot would check before jumping to the image.
+    pub fn verify_active(&mut self) -> Result<bool, F::Error> {
+        let Some(info) = self.state.image else {
+            return Ok(false);
+        };
+        let mut hasher = Sha256::new();
+        let mut buf = [0u8; 512];
+        let mut off = 0u64;
+        while off < info.length {
+            let want =
+                usize::try_from((info.length - off).min(buf.len() as u64)).unwrap_or(buf.len());
+            let n = self
+                .flash
+                .read_slot(self.state.active, off, &mut buf[..want])?;
+            if n == 0 {
+                return Ok(false);
+            }
+            hasher.update(&buf[..n]);
+            off += n as u64;
+        }
+        let digest: [u8; 32] = hasher.finalize().into();
+        Ok(digest == info.sha256)
+    }
+}

@@ -1,0 +1,232 @@
+//! The bootloader state machine with manifests signed by the publishers' own code.
+
+use ota_ecu::bootloader::{Bootloader, Identity, Refusal};
+use ota_ecu::compact_manifest::{Field, ProvisionedKey};
+use ota_ecu::flash::mem::MemFlash;
+use ota_ecu::flash::Slot;
+use ota_metadata::documents::compact::{keyid_bytes, sign_compact};
+use ota_metadata::documents::ImageManifest;
+use ota_metadata::SigningKey;
+use sha2::{Digest, Sha256};
+use std::sync::OnceLock;
+
+fn signers() -> &'static [SigningKey] {
+    static K: OnceLock<Vec<SigningKey>> = OnceLock::new();
+    K.get_or_init(|| {
+        (0..2)
+            .map(|_| SigningKey::generate(2048).unwrap())
+            .collect()
+    })
+}
+
+fn provisioned() -> Vec<ProvisionedKey> {
+    vec![ProvisionedKey {
+        keyid: keyid_bytes(signers()[0].key_id()).unwrap(),
+        key: signers()[0].rsa_public(),
+    }]
+}
+
+fn image(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn manifest(img: &[u8], version: &str, counter: u64, hw: &str, signer: &SigningKey) -> Vec<u8> {
+    let m = ImageManifest::new(
+        "acme",
+        "brake-fw",
+        version,
+        counter,
+        vec![hw.into()],
+        img.len() as u64,
+        Sha256::digest(img).into(),
+    )
+    .unwrap();
+    sign_compact(&m.compact_body().unwrap(), &[signer]).unwrap()
+}
+
+fn identity(keys: &[ProvisionedKey]) -> Identity<'_> {
+    Identity {
+        hardware_id: Field::new("BRAKE-A").unwrap(),
+        keys,
+        threshold: 1,
+    }
+}
+
+/// Send a whole image in blocks of `block` bytes.
+fn transfer<F: ota_ecu::flash::Flash>(
+    bl: &mut Bootloader<'_, F>,
+    m: &[u8],
+    img: &[u8],
+    block: usize,
+) -> Result<(), Refusal> {
+    bl.request_download(m)?;
+    for (i, chunk) in img.chunks(block).enumerate() {
+        bl.transfer_data(((i + 1) % 256) as u8, chunk)?;
+    }
+    bl.transfer_exit().map(|_| ())
+}
+
+#[test]
+fn installs_into_the_inactive_slot_and_activates_on_a_matching_hash() {
+    let prov = provisioned();
+    let mut bl = Bootloader::new(MemFlash::new(1 << 20), identity(&prov)).unwrap();
+    let img = image(300_000, 1);
+    transfer(
+        &mut bl,
+        &manifest(&img, "1.0", 3, "BRAKE-A", &signers()[0]),
+        &img,
+        4000,
+    )
+    .unwrap();
+    let st = *bl.state();
+    assert_eq!(st.active, Slot::B);
+    assert_eq!(st.release_counter, 3);
+    assert_eq!(st.image.unwrap().version.as_str(), "1.0");
+    assert!(bl.verify_active().unwrap());
+    // Survives a restart.
+    let flash = bl.into_flash();
+    let mut bl = Bootloader::new(flash, identity(&prov)).unwrap();
+    assert_eq!(*bl.state(), st);
+    // The next image goes to slot A; block counters wrap past 255.
+    let img2 = image(300_000, 2);
+    transfer(
+        &mut bl,
+        &manifest(&img2, "2.0", 4, "BRAKE-A", &signers()[0]),
+        &img2,
+        1000,
+    )
+    .unwrap();
+    assert_eq!(bl.state().active, Slot::A);
+    assert!(bl.verify_active().unwrap());
+}
+
+#[test]
+fn refusals_before_any_data_is_accepted() {
+    let prov = provisioned();
+    let mut bl = Bootloader::new(MemFlash::new(100_000), identity(&prov)).unwrap();
+    let img = image(5000, 3);
+    transfer(
+        &mut bl,
+        &manifest(&img, "1.0", 5, "BRAKE-A", &signers()[0]),
+        &img,
+        512,
+    )
+    .unwrap();
+    let before = *bl.state();
+    let cases = [
+        (
+            manifest(&img, "1.1", 5, "BRAKE-A", &signers()[1]),
+            Refusal::BadSignature,
+        ),
+        (
+            manifest(&img, "1.1", 5, "BRAKE-Z", &signers()[0]),
+            Refusal::WrongHardwareId,
+        ),
+        (
+            manifest(&img, "0.9", 4, "BRAKE-A", &signers()[0]),
+            Refusal::Rollback,
+        ),
+        (
+            manifest(&image(200_000, 1), "9", 9, "BRAKE-A", &signers()[0]),
+            Refusal::TooLarge,
+        ),
+        (b"garbage".to_vec(), Refusal::BadManifest),
+    ];
+    for (m, refusal) in cases {
+        assert_eq!(bl.request_download(&m), Err(refusal));
+        assert_eq!(
+            bl.transfer_data(1, &img[..10]),
+            Err(Refusal::Sequence),
+            "no data after a refusal"
+        );
+    }
+    assert_eq!(*bl.state(), before);
+    assert!(bl.verify_active().unwrap());
+}
+
+#[test]
+fn a_flipped_last_byte_is_caught_and_the_old_image_stays_active() {
+    let prov = provisioned();
+    let mut bl = Bootloader::new(MemFlash::new(100_000), identity(&prov)).unwrap();
+    let old = image(5000, 4);
+    transfer(
+        &mut bl,
+        &manifest(&old, "1.0", 1, "BRAKE-A", &signers()[0]),
+        &old,
+        700,
+    )
+    .unwrap();
+    let before = *bl.state();
+    let new = image(6000, 5);
+    let m = manifest(&new, "2.0", 2, "BRAKE-A", &signers()[0]);
+    let mut flipped = new.clone();
+    *flipped.last_mut().unwrap() ^= 0x01;
+    assert_eq!(
+        transfer(&mut bl, &m, &flipped, 700),
+        Err(Refusal::HashMismatch)
+    );
+    assert_eq!(*bl.state(), before);
+    assert!(bl.verify_active().unwrap());
+    // Short image, extra data, wrong block counter, exit without a download.
+    bl.request_download(&m).unwrap();
+    bl.transfer_data(1, &new[..100]).unwrap();
+    assert_eq!(
+        bl.transfer_data(3, &new[100..200]),
+        Err(Refusal::WrongBlock)
+    );
+    assert_eq!(bl.transfer_exit(), Err(Refusal::HashMismatch));
+    assert_eq!(bl.transfer_exit(), Err(Refusal::Sequence));
+    bl.request_download(&m).unwrap();
+    assert_eq!(bl.transfer_data(1, &image(6001, 5)), Err(Refusal::TooLarge));
+    assert_eq!(*bl.state(), before);
+    // And then the real thing installs.
+    transfer(&mut bl, &m, &new, 700).unwrap();
+    assert_eq!(bl.state().release_counter, 2);
+}
+
+#[test]
+fn power_cut_at_every_write_keeps_the_old_image_bootable_and_the_retry_succeeds() {
+    let prov = provisioned();
+    let old = image(20_000, 6);
+    let new = image(24_000, 7);
+    let m_old = manifest(&old, "1.0", 1, "BRAKE-A", &signers()[0]);
+    let m_new = manifest(&new, "2.0", 2, "BRAKE-A", &signers()[0]);
+    let mut base = Bootloader::new(MemFlash::new(100_000), identity(&prov)).unwrap();
+    transfer(&mut base, &m_old, &old, 1000).unwrap();
+    let base_flash = base.into_flash();
+    // erase + 24 blocks + state write = 26 write operations; cut before each one.
+    for cut in 0..27u64 {
+        let mut flash = base_flash.clone();
+        flash.writes_left = Some(cut);
+        let mut bl = Bootloader::new(flash, identity(&prov)).unwrap();
+        let result = transfer(&mut bl, &m_new, &new, 1000);
+        let mut flash = bl.into_flash();
+        flash.power_on();
+        let mut bl = Bootloader::new(flash, identity(&prov)).unwrap();
+        let version = bl.state().image.unwrap().version;
+        if result.is_ok() {
+            assert_eq!(version.as_str(), "2.0");
+        } else {
+            assert_eq!(
+                version.as_str(),
+                "1.0",
+                "cut {cut}: the old image must stay active"
+            );
+        }
+        assert!(
+            bl.verify_active().unwrap(),
+            "cut {cut}: the active image must verify"
+        );
+        transfer(&mut bl, &m_new, &new, 1000)
+            .or_else(|e| if result.is_ok() { Ok(()) } else { Err(e) })
+            .unwrap();
+        assert_eq!(
+            bl.state().image.unwrap().version.as_str(),
+            "2.0",
+            "cut {cut}: retry"
+        );
+        assert!(bl.verify_active().unwrap());
+    }
+}
