@@ -77,6 +77,10 @@ impl<'k, F: Flash> Bootloader<'k, F> {
         &self.state
     }
 
+    pub fn hardware_id(&self) -> Field {
+        self.identity.hardware_id
+    }
+
     pub fn flash_mut(&mut self) -> &mut F {
         &mut self.flash
     }

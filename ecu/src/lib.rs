@@ -13,3 +13,4 @@ pub mod bootloader;
 pub mod compact_manifest;
 pub mod flash;
 pub mod state;
+pub mod uds;

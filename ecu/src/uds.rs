@@ -1,0 +1,311 @@
+//! A UDS-style (ISO 14229) session carried in ISO-TP messages: the three services a download
+//! needs, plus reading the ECU's identification. The layout follows UDS where it can:
+//!
+//! | request                               | positive response                  |
+//! |---------------------------------------|------------------------------------|
+//! | `34 00 00` + compact manifest          | `74 20` + max block length (u16)   |
+//! | `36` block-counter + data              | `76` block-counter                 |
+//! | `37`                                   | `77`                               |
+//! | `22 F1 A0`                             | `62 F1 A0` + identification        |
+//!
+//! and `7F` service-id code for a refusal. RequestDownload carries the supplier-signed
+//! compact manifest instead of UDS's address and size: the ECU decides where the image goes.
+
+use crate::bootloader::{Bootloader, Refusal, MAX_BLOCK};
+use crate::compact_manifest::{Field, FIELD_LEN};
+use crate::flash::Flash;
+use heapless::Vec;
+
+pub const REQUEST_DOWNLOAD: u8 = 0x34;
+pub const TRANSFER_DATA: u8 = 0x36;
+pub const TRANSFER_EXIT: u8 = 0x37;
+pub const READ_DATA_BY_ID: u8 = 0x22;
+pub const NEGATIVE: u8 = 0x7F;
+/// Data identifier of the ECU's identification (serial, hardware id, active image).
+pub const DID_IDENTIFICATION: u16 = 0xF1A0;
+
+/// Negative response codes: the standard ones where they fit, vehicle-manufacturer-specific
+/// ones (0xF0..) for the verification results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Nrc {
+    ServiceNotSupported = 0x11,
+    IncorrectLength = 0x13,
+    Busy = 0x21,
+    SequenceError = 0x24,
+    RequestOutOfRange = 0x31,
+    ProgrammingFailure = 0x72,
+    WrongBlockSequence = 0x73,
+    BadSignature = 0xF0,
+    WrongHardwareId = 0xF1,
+    ReleaseCounterRollback = 0xF2,
+    TooLarge = 0xF3,
+    HashMismatch = 0xF4,
+    BadManifest = 0xF5,
+}
+
+impl Nrc {
+    pub fn from_u8(b: u8) -> Option<Nrc> {
+        use Nrc::*;
+        [
+            ServiceNotSupported,
+            IncorrectLength,
+            Busy,
+            SequenceError,
+            RequestOutOfRange,
+            ProgrammingFailure,
+            WrongBlockSequence,
+            BadSignature,
+            WrongHardwareId,
+            ReleaseCounterRollback,
+            TooLarge,
+            HashMismatch,
+            BadManifest,
+        ]
+        .into_iter()
+        .find(|n| *n as u8 == b)
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Nrc::ServiceNotSupported => "service not supported",
+            Nrc::IncorrectLength => "incorrect message length",
+            Nrc::Busy => "busy, repeat request",
+            Nrc::SequenceError => "request sequence error",
+            Nrc::RequestOutOfRange => "request out of range",
+            Nrc::ProgrammingFailure => "programming failure",
+            Nrc::WrongBlockSequence => "wrong block sequence counter",
+            Nrc::BadSignature => "manifest signature not valid for the provisioned supplier keys",
+            Nrc::WrongHardwareId => "image not built for this ECU's hardware id",
+            Nrc::ReleaseCounterRollback => "release counter below the installed one",
+            Nrc::TooLarge => "image too large",
+            Nrc::HashMismatch => "image hash does not match the manifest",
+            Nrc::BadManifest => "malformed manifest",
+        }
+    }
+}
+
+impl From<Refusal> for Nrc {
+    fn from(r: Refusal) -> Nrc {
+        match r {
+            Refusal::BadManifest => Nrc::BadManifest,
+            Refusal::BadSignature => Nrc::BadSignature,
+            Refusal::WrongHardwareId => Nrc::WrongHardwareId,
+            Refusal::Rollback => Nrc::ReleaseCounterRollback,
+            Refusal::TooLarge => Nrc::TooLarge,
+            Refusal::HashMismatch => Nrc::HashMismatch,
+            Refusal::Sequence => Nrc::SequenceError,
+            Refusal::WrongBlock => Nrc::WrongBlockSequence,
+            Refusal::Programming => Nrc::ProgrammingFailure,
+        }
+    }
+}
+
+/// Largest response: the identification (`62 F1 A0` + 2 + 2×32 + 32 + 32 + 8 + 8 + 32).
+pub const MAX_RESPONSE: usize = 3 + 2 * FIELD_LEN + 2 * FIELD_LEN + 32 + 8 + 8;
+
+pub type Response = Vec<u8, MAX_RESPONSE>;
+
+fn negative(sid: u8, nrc: Nrc) -> Response {
+    let mut r = Response::new();
+    // Three bytes always fit the response buffer.
+    let _ = r.extend_from_slice(&[NEGATIVE, sid, nrc as u8]);
+    r
+}
+
+/// The ECU's side: requests in, responses out, the bootloader behind.
+pub struct Server<'k, F: Flash> {
+    pub bootloader: Bootloader<'k, F>,
+    pub serial: Field,
+}
+
+impl<'k, F: Flash> Server<'k, F> {
+    pub fn new(bootloader: Bootloader<'k, F>, serial: Field) -> Self {
+        Server { bootloader, serial }
+    }
+
+    /// Handle one request message (never panics, whatever the bytes).
+    pub fn handle(&mut self, req: &[u8]) -> Response {
+        let Some((&sid, rest)) = req.split_first() else {
+            return negative(0, Nrc::IncorrectLength);
+        };
+        let mut ok = Response::new();
+        let result: Result<(), Nrc> = match sid {
+            REQUEST_DOWNLOAD => {
+                if rest.len() < 2 || rest[0] != 0 || rest[1] != 0 {
+                    Err(Nrc::RequestOutOfRange)
+                } else {
+                    self.bootloader
+                        .request_download(&rest[2..])
+                        .map_err(Nrc::from)
+                        .map(|()| {
+                            let _ = ok.extend_from_slice(&[0x74, 0x20]);
+                            let _ = ok.extend_from_slice(&((MAX_BLOCK + 2) as u16).to_be_bytes());
+                        })
+                }
+            }
+            TRANSFER_DATA => match rest.split_first() {
+                None => Err(Nrc::IncorrectLength),
+                Some((&block, data)) => self
+                    .bootloader
+                    .transfer_data(block, data)
+                    .map_err(Nrc::from)
+                    .map(|()| {
+                        let _ = ok.extend_from_slice(&[0x76, block]);
+                    }),
+            },
+            TRANSFER_EXIT => {
+                if !rest.is_empty() {
+                    Err(Nrc::IncorrectLength)
+                } else {
+                    self.bootloader.transfer_exit().map_err(Nrc::from).map(|_| {
+                        let _ = ok.push(0x77);
+                    })
+                }
+            }
+            READ_DATA_BY_ID => {
+                if rest != DID_IDENTIFICATION.to_be_bytes() {
+                    Err(Nrc::RequestOutOfRange)
+                } else {
+                    self.identification(&mut ok);
+                    Ok(())
+                }
+            }
+            _ => Err(Nrc::ServiceNotSupported),
+        };
+        match result {
+            Ok(()) => ok,
+            Err(nrc) => negative(sid, nrc),
+        }
+    }
+
+    fn identification(&self, out: &mut Response) {
+        let st = self.bootloader.state();
+        let _ = out.extend_from_slice(&[0x62, 0xF1, 0xA0]);
+        let _ = out.extend_from_slice(self.serial.as_bytes());
+        let _ = out.extend_from_slice(self.bootloader_hardware().as_bytes());
+        let empty = [0u8; FIELD_LEN];
+        match &st.image {
+            Some(i) => {
+                let _ = out.extend_from_slice(i.uid.as_bytes());
+                let _ = out.extend_from_slice(i.version.as_bytes());
+                let _ = out.extend_from_slice(&i.sha256);
+                let _ = out.extend_from_slice(&i.length.to_be_bytes());
+            }
+            None => {
+                let _ = out.extend_from_slice(&empty);
+                let _ = out.extend_from_slice(&empty);
+                let _ = out.extend_from_slice(&[0u8; 32]);
+                let _ = out.extend_from_slice(&0u64.to_be_bytes());
+            }
+        }
+        let _ = out.extend_from_slice(&st.release_counter.to_be_bytes());
+    }
+
+    fn bootloader_hardware(&self) -> Field {
+        self.bootloader.hardware_id()
+    }
+}
+
+/// What an ECU reports about itself (decoded from the identification response).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identification {
+    pub serial: Field,
+    pub hardware_id: Field,
+    /// `None` when nothing was installed through the bootloader yet.
+    pub image: Option<(Field, Field)>,
+    pub sha256: [u8; 32],
+    pub length: u64,
+    pub release_counter: u64,
+}
+
+/// The gateway's side: build requests, read responses.
+pub mod client {
+    use super::*;
+    extern crate alloc;
+    use alloc::vec::Vec as AVec;
+
+    pub fn request_download(manifest: &[u8]) -> AVec<u8> {
+        let mut v = AVec::with_capacity(manifest.len() + 3);
+        v.extend_from_slice(&[REQUEST_DOWNLOAD, 0, 0]);
+        v.extend_from_slice(manifest);
+        v
+    }
+
+    pub fn transfer_data(block: u8, data: &[u8]) -> AVec<u8> {
+        let mut v = AVec::with_capacity(data.len() + 2);
+        v.extend_from_slice(&[TRANSFER_DATA, block]);
+        v.extend_from_slice(data);
+        v
+    }
+
+    pub fn transfer_exit() -> [u8; 1] {
+        [TRANSFER_EXIT]
+    }
+
+    pub fn read_identification() -> [u8; 3] {
+        let d = DID_IDENTIFICATION.to_be_bytes();
+        [READ_DATA_BY_ID, d[0], d[1]]
+    }
+
+    /// Why a response is not the positive answer to service `sid`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum ResponseError {
+        Negative(Nrc),
+        UnknownNegative(u8),
+        Unexpected,
+    }
+
+    /// The payload of a positive response to `sid`, or what went wrong.
+    pub fn check(sid: u8, resp: &[u8]) -> Result<&[u8], ResponseError> {
+        match resp {
+            [NEGATIVE, s, code] if *s == sid => Err(Nrc::from_u8(*code).map_or(
+                ResponseError::UnknownNegative(*code),
+                ResponseError::Negative,
+            )),
+            [first, rest @ ..] if *first == sid.wrapping_add(0x40) => Ok(rest),
+            _ => Err(ResponseError::Unexpected),
+        }
+    }
+
+    /// The maximum block length a RequestDownload response allows (data bytes per block).
+    pub fn max_block(payload: &[u8]) -> Option<usize> {
+        match payload {
+            [0x20, hi, lo] => usize::from(u16::from_be_bytes([*hi, *lo]))
+                .checked_sub(2)
+                .filter(|n| *n > 0),
+            _ => None,
+        }
+    }
+
+    pub fn parse_identification(payload: &[u8]) -> Option<Identification> {
+        let rest = payload.strip_prefix(&[0xF1, 0xA0])?;
+        if rest.len() != 4 * FIELD_LEN + 32 + 16 {
+            return None;
+        }
+        let field = |at: usize| {
+            let mut f = [0u8; FIELD_LEN];
+            f.copy_from_slice(&rest[at..at + FIELD_LEN]);
+            f
+        };
+        let u64_at = |at: usize| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(&rest[at..at + 8]);
+            u64::from_be_bytes(x)
+        };
+        let mut sha256 = [0u8; 32];
+        sha256.copy_from_slice(&rest[128..160]);
+        let image = match (Field::from_raw(field(64)), Field::from_raw(field(96))) {
+            (Some(u), Some(v)) => Some((u, v)),
+            _ => None,
+        };
+        Some(Identification {
+            serial: Field::from_raw(field(0))?,
+            hardware_id: Field::from_raw(field(32))?,
+            image,
+            sha256,
+            length: u64_at(160),
+            release_counter: u64_at(168),
+        })
+    }
+}
