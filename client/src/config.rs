@@ -23,6 +23,9 @@
 //! max_target_size = 1073741824
 //! connect_timeout_secs = 30
 //! read_timeout_secs = 30
+//! min_bytes_per_sec = 1024                 # averaged over each min_speed_window_secs
+//! min_speed_window_secs = 10
+//! max_resume_attempts = 3                  # Range requests after a broken download
 //! ```
 
 use crate::walk::Ecu;
@@ -63,6 +66,9 @@ pub struct LimitsConfig {
     pub read_timeout_secs: Option<u64>,
     pub max_root_rotations: Option<u32>,
     pub max_delegations: Option<usize>,
+    pub min_bytes_per_sec: Option<u64>,
+    pub min_speed_window_secs: Option<u64>,
+    pub max_resume_attempts: Option<u32>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -171,6 +177,15 @@ impl Config {
         }
         if let Some(v) = c.max_delegations {
             l.max_delegations = v;
+        }
+        if let Some(v) = c.min_bytes_per_sec {
+            l.min_bytes_per_sec = v;
+        }
+        if let Some(v) = c.min_speed_window_secs {
+            l.min_speed_window = std::time::Duration::from_secs(v);
+        }
+        if let Some(v) = c.max_resume_attempts {
+            l.max_resume_attempts = v;
         }
         l
     }

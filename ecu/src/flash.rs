@@ -50,9 +50,8 @@ pub trait Flash {
     fn write_state(&mut self, copy: u8, data: &[u8; STATE_LEN]) -> Result<(), Self::Error>;
 }
 
-/// A flash in RAM, for tests: optionally it "loses power" after a number of write operations,
-/// failing that write half-way and every operation after it.
-#[cfg(any(test, feature = "std"))]
+/// A flash in RAM (tests, simulations): optionally it "loses power" after a number of write
+/// operations, failing that write half-way and every operation after it.
 pub mod mem {
     use super::{Flash, Slot, STATE_LEN};
     use alloc::vec::Vec;

@@ -2,13 +2,21 @@
 //! length, hashed while it streams into a staging file next to its destination, and renamed
 //! into place only once length and SHA-256 match. On any failure the staging file is removed,
 //! so the destination directory holds verified files and nothing else.
+//!
+//! A transfer that breaks off after some bytes arrived (the connection dropped or was reset,
+//! a read timed out, or the body simply ended short of the signed length) is resumed from the
+//! staged length with [`Fetch::fetch_range_into`], at most `max_resume_attempts` times, each
+//! attempt having to bring at least one byte. The staging sink appends when the server
+//! honours the range and starts again from zero (truncating the file and resetting the
+//! hasher) when it sends the whole file, so the hash always covers exactly the staged bytes,
+//! and the signed length bounds the file across every attempt.
 
 use super::encode;
 use super::error::{Error, Result};
-use super::fetch::{Fetch, FetchError};
+use super::fetch::{Fetch, FetchError, RangeSink};
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::Path;
 
 /// The path a target is fetched from, relative to the targets base URL. With consistent
@@ -33,8 +41,23 @@ pub(crate) fn remote_path(target: &str, sha_hex: &str, consistent: bool) -> Stri
 struct Hashing<W> {
     inner: W,
     hasher: Sha256,
+    /// Bytes held (and hashed), from the start of the file.
     written: u64,
     limit: u64,
+    /// Bytes written since the download loop last set this to 0 (progress of one attempt).
+    fresh: u64,
+}
+
+impl<W> Hashing<W> {
+    fn new(inner: W, limit: u64) -> Self {
+        Hashing {
+            inner,
+            hasher: Sha256::new(),
+            written: 0,
+            limit,
+            fresh: 0,
+        }
+    }
 }
 
 impl<W: Write> Write for Hashing<W> {
@@ -47,8 +70,12 @@ impl<W: Write> Write for Hashing<W> {
             )));
         }
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        let part = buf
+            .get(..n)
+            .ok_or_else(|| io::Error::other("write overran"))?;
+        self.hasher.update(part);
         self.written = self.written.saturating_add(n as u64);
+        self.fresh = self.fresh.saturating_add(n as u64);
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -56,7 +83,99 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
-/// Fetch `url` into `dest` if, and only if, it is exactly `length` bytes with SHA-256 `sha`.
+/// The staging file: appends when a fetch resumes where it stands, starts over from zero when
+/// a fetch says it got the whole file, and refuses any other offset.
+impl<F: Write + Seek + SetLen> RangeSink for Hashing<F> {
+    fn start_at(&mut self, offset: u64) -> io::Result<()> {
+        if offset == self.written {
+            return Ok(());
+        }
+        if offset != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "the fetch continues at byte {offset}, but {} bytes are staged",
+                    self.written
+                ),
+            ));
+        }
+        self.inner.set_len(0)?;
+        self.inner.seek(SeekFrom::Start(0))?;
+        self.hasher = Sha256::new();
+        self.written = 0;
+        Ok(())
+    }
+}
+
+/// Truncation, for the staging sink (a file; a cursor in tests).
+trait SetLen {
+    fn set_len(&mut self, len: u64) -> io::Result<()>;
+}
+
+impl SetLen for &mut File {
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        File::set_len(self, len)
+    }
+}
+
+impl SetLen for io::Cursor<Vec<u8>> {
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        let len = usize::try_from(len).map_err(io::Error::other)?;
+        self.get_mut().truncate(len);
+        Ok(())
+    }
+}
+
+/// How one attempt of a download broke off.
+enum Broken {
+    /// The body ended cleanly, short of the signed length.
+    Short,
+    /// The connection dropped, was reset, or a read timed out.
+    Interrupted(FetchError),
+}
+
+/// Stream `url` into `sink` until it holds `length` bytes, resuming a broken transfer at most
+/// `max_resumes` times (each attempt must bring at least one byte). Returns how many resumes
+/// it took. Whether the bytes are the right ones is the caller's check.
+fn fetch_resuming<S: Write + Seek + SetLen>(
+    fetcher: &impl Fetch,
+    url: &str,
+    target: &str,
+    length: u64,
+    max_resumes: u32,
+    sink: &mut Hashing<S>,
+) -> Result<u32> {
+    let mut resumes: u32 = 0;
+    loop {
+        sink.fresh = 0;
+        let result = fetcher.fetch_range_into(url, sink.written, length, sink);
+        let complete = sink.written == length;
+        let broken = match result {
+            Ok(_) if complete => return Ok(resumes),
+            Ok(_) => Broken::Short,
+            // Every byte arrived before the connection broke: the hash decides.
+            Err(e) if e.is_interrupted() && complete => return Ok(resumes),
+            Err(e) if e.is_interrupted() => Broken::Interrupted(e),
+            Err(e) => return Err(e.into()),
+        };
+        if sink.fresh > 0 && resumes < max_resumes {
+            resumes = resumes.saturating_add(1);
+            continue;
+        }
+        return match broken {
+            Broken::Interrupted(e) if !e.is_premature_end() => Err(e.into()),
+            Broken::Short | Broken::Interrupted(_) => Err(Error::TargetLength {
+                target: target.into(),
+                url: url.into(),
+                found: sink.written,
+                expected: length,
+            }),
+        };
+    }
+}
+
+/// Fetch `url` into `dest` if, and only if, it is exactly `length` bytes with SHA-256 `sha`,
+/// resuming a broken transfer at most `max_resumes` times.
 pub(crate) fn fetch_verified(
     fetcher: &impl Fetch,
     url: &str,
@@ -64,6 +183,7 @@ pub(crate) fn fetch_verified(
     length: u64,
     sha: &[u8; 32],
     dest: &Path,
+    max_resumes: u32,
 ) -> Result<()> {
     let dir = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -75,13 +195,8 @@ pub(crate) fn fetch_verified(
         .prefix(".download-")
         .tempfile_in(dir)
         .map_err(Error::store(dir))?;
-    let mut sink = Hashing {
-        inner: staging.as_file_mut(),
-        hasher: Sha256::new(),
-        written: 0,
-        limit: length,
-    };
-    fetcher.fetch_into(url, length, &mut sink)?;
+    let mut sink = Hashing::new(staging.as_file_mut(), length);
+    fetch_resuming(fetcher, url, target, length, max_resumes, &mut sink)?;
     // Our own count, not the fetcher's word for it.
     let written = sink.written;
     let digest: [u8; 32] = sink.hasher.finalize().into();
@@ -123,12 +238,7 @@ pub(crate) fn is_cached(path: &Path, length: u64, sha: &[u8; 32]) -> Result<bool
     if !meta.is_file() || meta.len() != length {
         return Ok(false);
     }
-    let mut sink = Hashing {
-        inner: io::sink(),
-        hasher: Sha256::new(),
-        written: 0,
-        limit: length,
-    };
+    let mut sink = Hashing::new(io::sink(), length);
     let copied = super::fetch::copy_bounded(
         &path.display().to_string(),
         file,
@@ -162,15 +272,228 @@ mod tests {
         assert_eq!(remote_path("fw 1+2.bin", sha, true), "ab12.fw%201%2B2.bin");
     }
 
+    /// What a [`Scripted`] fetcher does on one call.
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// Honour the range: send `n` bytes from the offset asked for, then fail with `fail`
+        /// (or end cleanly).
+        Range(usize, Option<io::ErrorKind>),
+        /// Ignore the range: send `n` bytes from the start of the file, then fail or end.
+        Whole(usize, Option<io::ErrorKind>),
+        /// Claim the body starts at this offset.
+        StartAt(u64),
+        /// Fail before any byte.
+        Fail(fn() -> FetchError),
+    }
+
+    /// A fetcher that plays a script over `file` and records the offsets asked for.
+    struct Scripted {
+        file: Vec<u8>,
+        steps: std::cell::RefCell<std::collections::VecDeque<Step>>,
+        asked: std::cell::RefCell<Vec<u64>>,
+    }
+
+    impl Scripted {
+        fn new(file: &[u8], steps: &[Step]) -> Self {
+            Scripted {
+                file: file.to_vec(),
+                steps: std::cell::RefCell::new(steps.iter().cloned().collect()),
+                asked: Default::default(),
+            }
+        }
+    }
+
+    impl Fetch for Scripted {
+        fn fetch_into(&self, _: &str, _: u64, _: &mut dyn Write) -> Result<u64, FetchError> {
+            unreachable!("downloads use fetch_range_into")
+        }
+        fn fetch_range_into(
+            &self,
+            url: &str,
+            offset: u64,
+            _max_len: u64,
+            sink: &mut dyn RangeSink,
+        ) -> Result<u64, FetchError> {
+            self.asked.borrow_mut().push(offset);
+            let step = self
+                .steps
+                .borrow_mut()
+                .pop_front()
+                .expect("script too short");
+            let write = |e| FetchError::Write {
+                url: url.into(),
+                source: e,
+            };
+            let (start, n, fail) = match step {
+                Step::Range(n, fail) => (offset as usize, n, fail),
+                Step::Whole(n, fail) => (0, n, fail),
+                Step::StartAt(at) => (at as usize, 1, None),
+                Step::Fail(e) => return Err(e()),
+            };
+            sink.start_at(start as u64).map_err(write)?;
+            let end = start.saturating_add(n).min(self.file.len());
+            sink.write_all(&self.file[start..end]).map_err(write)?;
+            match fail {
+                Some(kind) => Err(FetchError::Io {
+                    url: url.into(),
+                    source: kind.into(),
+                }),
+                None => Ok((end - start) as u64),
+            }
+        }
+    }
+
+    const EOF: Option<io::ErrorKind> = Some(io::ErrorKind::UnexpectedEof);
+    const RESET: Option<io::ErrorKind> = Some(io::ErrorKind::ConnectionReset);
+
+    /// Run the resume loop over a 5000-byte file: the result, the offsets asked for, and
+    /// whether what is staged is the file with its right hash.
+    fn run(max: u32, steps: &[Step]) -> (Result<u32>, Vec<u64>, bool) {
+        let file: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let f = Scripted::new(&file, steps);
+        let mut sink = Hashing::new(io::Cursor::new(Vec::new()), file.len() as u64);
+        let r = fetch_resuming(&f, "u", "t", file.len() as u64, max, &mut sink);
+        let digest: [u8; 32] = sink.hasher.clone().finalize().into();
+        let good = sink.inner.get_ref() == &file
+            && digest == <[u8; 32]>::from(Sha256::digest(&file))
+            && sink.written == file.len() as u64;
+        let asked = f.asked.borrow().clone();
+        assert!(f.steps.borrow().is_empty(), "every step used");
+        (r, asked, good)
+    }
+
+    #[test]
+    fn a_dropped_connection_is_resumed_where_it_broke() {
+        let (r, asked, good) = run(3, &[Step::Range(3000, EOF), Step::Range(9999, None)]);
+        assert_eq!((r.unwrap(), asked, good), (1, vec![0, 3000], true));
+        // A reset or a clean but short end likewise; a second break resumes again.
+        let (r, asked, good) = run(
+            3,
+            &[
+                Step::Range(1000, RESET),
+                Step::Range(1500, None),
+                Step::Range(9999, None),
+            ],
+        );
+        assert_eq!((r.unwrap(), asked, good), (2, vec![0, 1000, 2500], true));
+    }
+
+    #[test]
+    fn a_server_that_ignores_the_range_restarts_from_zero() {
+        let (r, asked, good) = run(3, &[Step::Range(3000, EOF), Step::Whole(9999, None)]);
+        assert_eq!((r.unwrap(), asked, good), (1, vec![0, 3000], true));
+        // Restarted and broken again: the next range starts from what the restart staged.
+        let (r, asked, good) = run(
+            3,
+            &[
+                Step::Range(3000, EOF),
+                Step::Whole(1000, RESET),
+                Step::Range(9999, None),
+            ],
+        );
+        assert_eq!((r.unwrap(), asked, good), (2, vec![0, 3000, 1000], true));
+    }
+
+    #[test]
+    fn resuming_is_bounded_and_needs_progress() {
+        let steps = vec![Step::Range(1000, EOF); 4];
+        let (r, asked, good) = run(3, &steps);
+        assert!(
+            matches!(
+                r,
+                Err(Error::TargetLength {
+                    found: 4000,
+                    expected: 5000,
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+        assert_eq!((asked, good), (vec![0, 1000, 2000, 3000], false));
+        // Never resumed at all with 0 attempts.
+        let (r, asked, _) = run(0, &[Step::Range(1000, EOF)]);
+        assert!(matches!(r, Err(Error::TargetLength { found: 1000, .. })));
+        assert_eq!(asked, [0]);
+        // An attempt that brings nothing ends it, attempts left or not; a reset is reported
+        // as such.
+        let (r, asked, _) = run(3, &[Step::Range(1000, EOF), Step::Range(0, RESET)]);
+        assert!(
+            matches!(&r, Err(Error::Fetch(FetchError::Io { source, .. })) if source.kind() == io::ErrorKind::ConnectionReset),
+            "{r:?}"
+        );
+        assert_eq!(asked, [0, 1000]);
+        // Nothing at all: not retried.
+        let (r, asked, _) = run(3, &[Step::Range(0, RESET)]);
+        assert!(r.is_err());
+        assert_eq!(asked, [0]);
+    }
+
+    #[test]
+    fn only_broken_transfers_are_resumed() {
+        fn slow() -> FetchError {
+            FetchError::TooSlow {
+                url: "u".into(),
+                bytes: 1,
+                secs: 1.0,
+                min: 10,
+            }
+        }
+        fn timeout() -> FetchError {
+            FetchError::Timeout {
+                url: "u".into(),
+                what: "per read".into(),
+            }
+        }
+        fn http() -> FetchError {
+            FetchError::Http {
+                url: "u".into(),
+                status: 416,
+            }
+        }
+        for e in [slow as fn() -> FetchError, http] {
+            let (r, asked, _) = run(3, &[Step::Range(1000, EOF), Step::Fail(e)]);
+            assert!(matches!(r, Err(Error::Fetch(_))), "{r:?}");
+            assert_eq!(asked, [0, 1000]);
+        }
+        // A timeout after progress is resumed; at the end it is reported as a timeout.
+        let (r, asked, _) = run(1, &[Step::Range(1000, EOF), Step::Fail(timeout)]);
+        assert!(
+            matches!(r, Err(Error::Fetch(FetchError::Timeout { .. }))),
+            "{r:?}"
+        );
+        assert_eq!(asked, [0, 1000]);
+        // Every byte arrived before the connection broke: done, the hash decides.
+        let (r, _, good) = run(3, &[Step::Range(5000, RESET)]);
+        assert_eq!((r.unwrap(), good), (0, true));
+    }
+
+    #[test]
+    fn the_staging_sink_refuses_a_start_it_does_not_hold() {
+        let (r, asked, _) = run(3, &[Step::Range(1000, EOF), Step::StartAt(999)]);
+        assert!(
+            matches!(&r, Err(Error::Fetch(FetchError::Write { source, .. })) if source.kind() == io::ErrorKind::InvalidInput),
+            "{r:?}"
+        );
+        assert_eq!(asked, [0, 1000]);
+        let mut s = Hashing::new(io::Cursor::new(Vec::new()), 10);
+        s.start_at(0).unwrap();
+        s.write_all(b"abcdef").unwrap();
+        s.start_at(6).unwrap();
+        s.write_all(b"gh").unwrap();
+        assert!(s.start_at(3).is_err());
+        assert!(s.write_all(b"ijk").is_err(), "past the limit");
+        s.start_at(0).unwrap();
+        assert_eq!((s.written, s.inner.get_ref().len()), (0, 0));
+        s.write_all(b"xy").unwrap();
+        assert_eq!(s.inner.get_ref(), b"xy");
+        let digest: [u8; 32] = s.hasher.finalize().into();
+        assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(b"xy")));
+    }
+
     #[test]
     fn the_sink_refuses_bytes_past_the_limit() {
         let mut out = Vec::new();
-        let mut s = Hashing {
-            inner: &mut out,
-            hasher: Sha256::new(),
-            written: 0,
-            limit: 4,
-        };
+        let mut s = Hashing::new(&mut out, 4);
         s.write_all(b"abcd").unwrap();
         assert!(s.write_all(b"e").is_err());
         assert_eq!(s.written, 4);

@@ -27,6 +27,17 @@ pub struct Limits {
     pub max_target_size: u64,
     /// Redirects followed per request (never from HTTPS to plain HTTP).
     pub max_redirects: u32,
+    /// Slowest accepted average speed of an HTTP body, in bytes per second, over every
+    /// [`Limits::min_speed_window`] (slow-retrieval attack). 0 turns the check off; the read
+    /// timeout still applies.
+    pub min_bytes_per_sec: u64,
+    /// The grace period before the speed is first checked, and the span every later check
+    /// averages over.
+    pub min_speed_window: Duration,
+    /// How many times a target download whose connection broke off (dropped, reset, or a
+    /// read timed out) after some bytes arrived is resumed with `Range: bytes=N-`. Each
+    /// attempt must bring at least one byte; 0 never resumes.
+    pub max_resume_attempts: u32,
 }
 
 impl Default for Limits {
@@ -40,6 +51,9 @@ impl Default for Limits {
             read_timeout: Duration::from_secs(30),
             max_target_size: 4 << 30,
             max_redirects: 5,
+            min_bytes_per_sec: 1024,
+            min_speed_window: Duration::from_secs(10),
+            max_resume_attempts: 3,
         }
     }
 }

@@ -23,7 +23,9 @@ pub mod store;
 pub mod updater;
 
 pub use error::{Error, Result};
-pub use fetch::{AnyFetcher, CaRoots, DirFetcher, Fetch, FetchError, HttpFetcher};
+pub use fetch::{
+    AnyFetcher, CaRoots, DirFetcher, Fetch, FetchError, HttpFetcher, MinSpeed, RangeSink,
+};
 pub use limits::Limits;
 pub use pinned::{open_pinned, targets_url};
 pub use store::MetadataStore;

@@ -336,7 +336,8 @@ impl<F: Fetch> Updater<F> {
     /// Download `target` (described by `info`, from [`Updater::get_targetinfo`]) into
     /// `dest_dir`, returning the file written. Fetched as `SHA256.NAME` under the targets base
     /// URL when the root uses consistent snapshots; refused unless exactly `info.length` bytes
-    /// with the signed SHA-256, and nothing is left in `dest_dir` when refused.
+    /// with the signed SHA-256, and nothing is left in `dest_dir` when refused. A transfer
+    /// that breaks off is resumed (`Range`) up to `max_resume_attempts` times.
     pub fn download_target(
         &self,
         target: &str,
@@ -351,7 +352,15 @@ impl<F: Fetch> Updater<F> {
             download::remote_path(target, &hex::encode(sha), consistent)
         );
         let dest = self.target_path(target, dest_dir);
-        download::fetch_verified(&self.fetcher, &url, target, info.length, &sha, &dest)?;
+        download::fetch_verified(
+            &self.fetcher,
+            &url,
+            target,
+            info.length,
+            &sha,
+            &dest,
+            self.limits.max_resume_attempts,
+        )?;
         Ok(dest)
     }
 }

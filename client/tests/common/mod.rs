@@ -6,7 +6,7 @@
 
 pub mod http;
 
-use ota_client::tuf::{self, DirFetcher, Fetch, FetchError, Limits, Updater};
+use ota_client::tuf::{self, DirFetcher, Fetch, FetchError, Limits, RangeSink, Updater};
 use ota_metadata::documents::ImageTargets;
 use ota_metadata::{DateTime, SigningKey};
 use ota_repo::supplier;
@@ -292,9 +292,26 @@ impl<F> Recorder<F> {
 impl<F: Fetch> Fetch for Recorder<F> {
     fn fetch_into(&self, url: &str, max_len: u64, sink: &mut dyn Write) -> Result<u64, FetchError> {
         let r = self.inner.fetch_into(url, max_len, sink);
-        let name = url.rsplit('/').next().unwrap_or(url).to_string();
-        self.log.lock().unwrap().push((name, r.is_ok()));
+        self.record(url, r.is_ok());
         r
+    }
+    fn fetch_range_into(
+        &self,
+        url: &str,
+        offset: u64,
+        max_len: u64,
+        sink: &mut dyn RangeSink,
+    ) -> Result<u64, FetchError> {
+        let r = self.inner.fetch_range_into(url, offset, max_len, sink);
+        self.record(url, r.is_ok());
+        r
+    }
+}
+
+impl<F> Recorder<F> {
+    fn record(&self, url: &str, ok: bool) {
+        let name = url.rsplit('/').next().unwrap_or(url).to_string();
+        self.log.lock().unwrap().push((name, ok));
     }
 }
 

@@ -1,7 +1,7 @@
 //! One fetcher for every kind of location a publisher may be given: `http(s)://` through
 //! [`HttpFetcher`], `file://` and plain paths through [`DirFetcher`].
 
-use super::{DirFetcher, Fetch, FetchError, HttpFetcher};
+use super::{DirFetcher, Fetch, FetchError, HttpFetcher, RangeSink};
 use std::io::Write;
 
 pub struct AnyFetcher {
@@ -18,13 +18,29 @@ impl AnyFetcher {
     }
 }
 
-impl Fetch for AnyFetcher {
-    fn fetch_into(&self, url: &str, max_len: u64, sink: &mut dyn Write) -> Result<u64, FetchError> {
+impl AnyFetcher {
+    fn pick(&self, url: &str) -> &dyn Fetch {
         let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
         if lower.starts_with("http://") || lower.starts_with("https://") {
-            self.http.fetch_into(url, max_len, sink)
+            &self.http
         } else {
-            self.dir.fetch_into(url, max_len, sink)
+            &self.dir
         }
+    }
+}
+
+impl Fetch for AnyFetcher {
+    fn fetch_into(&self, url: &str, max_len: u64, sink: &mut dyn Write) -> Result<u64, FetchError> {
+        self.pick(url).fetch_into(url, max_len, sink)
+    }
+
+    fn fetch_range_into(
+        &self,
+        url: &str,
+        offset: u64,
+        max_len: u64,
+        sink: &mut dyn RangeSink,
+    ) -> Result<u64, FetchError> {
+        self.pick(url).fetch_range_into(url, offset, max_len, sink)
     }
 }

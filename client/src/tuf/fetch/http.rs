@@ -1,10 +1,11 @@
 //! HTTP and HTTPS with `ureq` (blocking, rustls): bounded bodies, connect and per-read
-//! timeouts from [`Limits`], a pinned CA bundle, and no redirect from HTTPS to plain HTTP.
+//! timeouts and a minimum average speed from [`Limits`], a pinned CA bundle, no redirect from
+//! HTTPS to plain HTTP, and ranged requests (`Range: bytes=N-`) to resume broken downloads.
 //!
-//! Resuming broken downloads and a minimum average speed come later; what is here is already
-//! bounded in size (the caller's `max_len`) and in waiting (every read has a deadline).
+//! Every body is bounded in size (the caller's `max_len`, across a resume too) and in waiting
+//! (every read has a deadline, and each window of reads must average the minimum speed).
 
-use super::{copy_bounded, Fetch, FetchError};
+use super::{copy_bounded_timed, Fetch, FetchError, MinSpeed, RangeSink};
 use crate::tuf::limits::Limits;
 use std::io::{self, Write};
 use std::path::Path;
@@ -73,6 +74,7 @@ impl CaRoots {
 #[derive(Clone, Debug)]
 pub struct HttpFetcher {
     agent: ureq::Agent,
+    speed: MinSpeed,
 }
 
 impl HttpFetcher {
@@ -99,8 +101,123 @@ impl HttpFetcher {
             .build();
         Ok(HttpFetcher {
             agent: ureq::Agent::new_with_config(config),
+            speed: MinSpeed {
+                bytes_per_sec: limits.min_bytes_per_sec,
+                window: limits.min_speed_window,
+            },
         })
     }
+
+    /// GET `url`, from byte `offset` on when it is not 0. Returns the checked status (200,
+    /// or 206 when a range was asked for) and the body, with the redirect and status rules
+    /// applied.
+    fn get(
+        &self,
+        url: &str,
+        offset: u64,
+    ) -> Result<(u16, ureq::http::Response<ureq::Body>), FetchError> {
+        let mut request = self.agent.get(url);
+        if offset > 0 {
+            request = request.header("Range", format!("bytes={offset}-"));
+        }
+        // Once on HTTPS, every redirect hop must stay on HTTPS: ureq checks this per hop.
+        let result = if is_https(url) {
+            request.config().https_only(true).build().call()
+        } else {
+            request.call()
+        };
+        let response = result.map_err(|e| map_ureq(url, e))?;
+        let status = response.status().as_u16();
+        match status {
+            200 => {}
+            206 if offset > 0 => {}
+            404 | 410 => return Err(FetchError::NotFound { url: url.into() }),
+            _ => {
+                return Err(FetchError::Http {
+                    url: url.into(),
+                    status,
+                })
+            }
+        }
+        Ok((status, response))
+    }
+
+    /// Copy `body` (at most `max_len` bytes) into `sink`, at the minimum speed.
+    fn copy(
+        &self,
+        url: &str,
+        body: ureq::Body,
+        max_len: u64,
+        sink: &mut dyn Write,
+    ) -> Result<u64, FetchError> {
+        if body.content_length().is_some_and(|n| n > max_len) {
+            return Err(FetchError::TooLarge {
+                url: url.into(),
+                limit: max_len,
+            });
+        }
+        copy_bounded_timed(url, body.into_reader(), max_len, self.speed, sink, |e| {
+            map_io(url, e)
+        })
+    }
+}
+
+/// A `Content-Range: bytes FIRST-LAST/TOTAL` value (`TOTAL` may be `*`), as
+/// `(first, last, total)`. `None` for anything else, including unsatisfied-range forms.
+fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
+    let rest = value.trim().strip_prefix("bytes")?;
+    // At least one space between the unit and the range (RFC 9110: "bytes" SP range).
+    let rest = rest.strip_prefix(|c: char| c == ' ')?.trim_start();
+    let (range, total) = rest.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    let num = |s: &str| -> Option<u64> {
+        if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok()
+    };
+    let (first, last) = (num(first)?, num(last)?);
+    let total = match total {
+        "*" => None,
+        t => Some(num(t)?),
+    };
+    if last < first || total.is_some_and(|t| last >= t) {
+        return None;
+    }
+    Some((first, last, total))
+}
+
+/// Check a 206 answer to `Range: bytes=offset-` for a file of at most `max_len` bytes: it
+/// must start exactly at `offset` and stay within `max_len`. Returns the most bytes the body
+/// may then hold.
+fn check_partial(
+    url: &str,
+    content_range: Option<&str>,
+    offset: u64,
+    max_len: u64,
+) -> Result<u64, FetchError> {
+    let bad = |reason: String| FetchError::BadRange {
+        url: url.into(),
+        reason,
+    };
+    let value = content_range.ok_or_else(|| bad("206 without a Content-Range".into()))?;
+    let (first, last, total) =
+        parse_content_range(value).ok_or_else(|| bad(format!("Content-Range {value:?}")))?;
+    if first != offset {
+        return Err(bad(format!(
+            "asked for bytes from {offset}, the answer starts at {first}"
+        )));
+    }
+    let too_large = || FetchError::TooLarge {
+        url: url.into(),
+        limit: max_len,
+    };
+    if last >= max_len || total.is_some_and(|t| t > max_len) {
+        return Err(too_large());
+    }
+    // last < max_len and first <= last, so neither overflows.
+    let remaining = max_len.checked_sub(offset).ok_or_else(too_large)?;
+    Ok(remaining.min(last.saturating_sub(first).saturating_add(1)))
 }
 
 fn is_https(url: &str) -> bool {
@@ -167,32 +284,109 @@ fn map_io(url: &str, e: io::Error) -> FetchError {
 
 impl Fetch for HttpFetcher {
     fn fetch_into(&self, url: &str, max_len: u64, sink: &mut dyn Write) -> Result<u64, FetchError> {
-        let request = self.agent.get(url);
-        // Once on HTTPS, every redirect hop must stay on HTTPS: ureq checks this per hop.
-        let result = if is_https(url) {
-            request.config().https_only(true).build().call()
-        } else {
-            request.call()
-        };
-        let response = result.map_err(|e| map_ureq(url, e))?;
-        let status = response.status().as_u16();
-        match status {
-            200 => {}
-            404 | 410 => return Err(FetchError::NotFound { url: url.into() }),
-            _ => {
-                return Err(FetchError::Http {
-                    url: url.into(),
-                    status,
-                })
-            }
-        }
-        let body = response.into_body();
-        if body.content_length().is_some_and(|n| n > max_len) {
+        let (_, response) = self.get(url, 0)?;
+        self.copy(url, response.into_body(), max_len, sink)
+    }
+
+    /// `Range: bytes=offset-` (a plain GET for offset 0). A 206 is used only if its
+    /// `Content-Range` starts at `offset` and ends within `max_len`; a 200 means the server
+    /// sent the whole file, and the sink is told to start again from zero; anything else
+    /// (416 included) is an error.
+    fn fetch_range_into(
+        &self,
+        url: &str,
+        offset: u64,
+        max_len: u64,
+        sink: &mut dyn RangeSink,
+    ) -> Result<u64, FetchError> {
+        if offset > max_len {
             return Err(FetchError::TooLarge {
                 url: url.into(),
                 limit: max_len,
             });
         }
-        copy_bounded(url, body.into_reader(), max_len, sink, |e| map_io(url, e))
+        let (status, response) = self.get(url, offset)?;
+        let (start, bound) = if status == 206 {
+            let value = response
+                .headers()
+                .get("content-range")
+                .map(|v| v.to_str().unwrap_or("(not text)"));
+            (offset, check_partial(url, value, offset, max_len)?)
+        } else {
+            (0, max_len)
+        };
+        sink.start_at(start).map_err(|source| FetchError::Write {
+            url: url.into(),
+            source,
+        })?;
+        self.copy(url, response.into_body(), bound, sink)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range_parsing() {
+        assert_eq!(
+            parse_content_range("bytes 100-199/200"),
+            Some((100, 199, Some(200)))
+        );
+        assert_eq!(parse_content_range("bytes 0-0/*"), Some((0, 0, None)));
+        assert_eq!(parse_content_range("bytes  5-9/10"), Some((5, 9, Some(10))));
+        for bad in [
+            "",
+            "bytes",
+            "bytes */200",
+            "bytes 100-/200",
+            "bytes -5/200",
+            "bytes 10-5/200",
+            "bytes 100-200/200",
+            "bytes 1-2/x",
+            "bytes 1-2",
+            "items 1-2/3",
+            "bytes1-2/3",
+            "bytes +1-2/3",
+            "bytes 1-99999999999999999999999/*",
+        ] {
+            assert_eq!(parse_content_range(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            parse_content_range("bytes 0-18446744073709551614/18446744073709551615"),
+            Some((0, u64::MAX - 1, Some(u64::MAX)))
+        );
+    }
+
+    #[test]
+    fn partial_answers_must_be_the_range_asked_for() {
+        let check = |cr: Option<&str>, offset, max| check_partial("u", cr, offset, max);
+        assert_eq!(check(Some("bytes 10-99/100"), 10, 100).unwrap(), 90);
+        assert_eq!(check(Some("bytes 10-99/*"), 10, 100).unwrap(), 90);
+        // A shorter range is fine: the rest is asked for next time.
+        assert_eq!(check(Some("bytes 10-19/100"), 10, 100).unwrap(), 10);
+        assert!(matches!(
+            check(Some("bytes 0-99/100"), 10, 100),
+            Err(FetchError::BadRange { .. })
+        ));
+        assert!(matches!(
+            check(None, 10, 100),
+            Err(FetchError::BadRange { .. })
+        ));
+        assert!(matches!(
+            check(Some("garbage"), 10, 100),
+            Err(FetchError::BadRange { .. })
+        ));
+        for longer in ["bytes 10-100/101", "bytes 10-50/1000", "bytes 10-100/*"] {
+            assert!(
+                matches!(
+                    check(Some(longer), 10, 100),
+                    Err(FetchError::TooLarge { limit: 100, .. })
+                ),
+                "{longer}"
+            );
+        }
+        let err = check(Some("bytes 20-99/100"), 10, 100).unwrap_err();
+        assert!(err.to_string().contains("from 10"), "{err}");
     }
 }
