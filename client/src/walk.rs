@@ -139,9 +139,10 @@ fn read_assignments<F: Fetch>(
         .map_err(|e| fail(check, url, e))?
         .ok_or_else(|| fail(check, url, format!("bin {bin} has no sha256 in the index")))?;
     let bytes = master
-        .fetch_metadata_file(
+        .fetch_metadata_file_cached(
             &format!("vehicles/bins/{}.bin-{bin}.json", hex::encode(sha)),
-            Some(bin_meta),
+            "vehicle-bin",
+            bin_meta,
             MAX_VEHICLE_FILE,
         )
         .map_err(|e| fail(check, url, e))?;
@@ -163,7 +164,7 @@ fn read_assignments<F: Fetch>(
         meta.version
     );
     let bytes = master
-        .fetch_metadata_file(&path, Some(meta), MAX_VEHICLE_FILE)
+        .fetch_metadata_file_cached(&path, "assignments-file", meta, MAX_VEHICLE_FILE)
         .map_err(|e| fail(check, url, e))?;
     let root = &master.trusted().root().signed;
     let r = root.role("vehicles").map_err(|e| fail(check, url, e))?;

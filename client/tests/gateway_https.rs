@@ -89,8 +89,14 @@ fn assert_consistent(w: &World) {
                 && !p.file_name().unwrap().to_string_lossy().starts_with(".tmp")
             {
                 let bytes = std::fs::read(&p).unwrap();
-                Envelope::parse("stored", &bytes, 64 << 20)
-                    .unwrap_or_else(|e| panic!("{} is torn: {e}", p.display()));
+                if p.file_name().is_some_and(|n| n == "vehicle-bin.json") {
+                    // Bins are unsigned (their hash is signed in the index): whole JSON suffices.
+                    serde_json::from_slice::<serde_json::Value>(&bytes)
+                        .unwrap_or_else(|e| panic!("{} is torn: {e}", p.display()));
+                } else {
+                    Envelope::parse("stored", &bytes, 64 << 20)
+                        .unwrap_or_else(|e| panic!("{} is torn: {e}", p.display()));
+                }
             }
         }
     }
@@ -167,5 +173,32 @@ fn power_loss_at_any_point_leaves_old_or_new_state_and_retry_succeeds() {
     assert_eq!(
         std::fs::read(w.p("ecus/S2/image.bin")).unwrap(),
         vec![2u8; 5000]
+    );
+}
+
+#[test]
+fn a_check_with_nothing_new_asks_for_one_timestamp_per_repository() {
+    let Some((w, nginx, _ca)) = served_world() else {
+        return;
+    };
+    w.assign("S1", "1.0");
+    w.update();
+    let before = nginx.access_log().lines().count();
+    let gw = w.gateway_at(w.now);
+    let out = gw.run(None).unwrap();
+    assert!(matches!(out[0].1, EcuOutcome::UpToDate { .. }));
+    let log = nginx.access_log();
+    let requests: Vec<&str> = log.lines().skip(before).collect();
+    let timestamps = requests
+        .iter()
+        .filter(|l| l.contains("timestamp.json"))
+        .count();
+    assert_eq!(timestamps, 1, "requests: {requests:#?}");
+    // Besides the timestamp only the next root is probed (it does not exist): the snapshot,
+    // targets, regulators, vehicle index, bin and assignments are all unchanged and local.
+    assert_eq!(requests.len(), 2, "requests: {requests:#?}");
+    assert!(
+        requests.iter().any(|l| l.contains("/oem/2.root.json")),
+        "{requests:#?}"
     );
 }

@@ -144,6 +144,34 @@ impl<F: Fetch> Updater<F> {
     /// A file under the metadata base URL (`N.review.json`, `vehicles/bins/…`), at most `max`
     /// bytes, checked against `meta`'s length and hashes when given. Refused before a
     /// successful refresh: nothing is trusted to check it against yet.
+    /// Like [`Updater::fetch_metadata_file`], but first tries the local copy kept as
+    /// `cache_as`: when it matches `meta`'s length and hashes exactly, no request is made.
+    /// A fetched file replaces the local copy.
+    pub fn fetch_metadata_file_cached(
+        &self,
+        path: &str,
+        cache_as: &str,
+        meta: &MetaFile,
+        max: u64,
+    ) -> Result<Vec<u8>> {
+        let has_hash = meta
+            .hashes
+            .as_ref()
+            .is_some_and(|h| h.contains_key("sha256"));
+        if has_hash {
+            if let Ok(Some(local)) = self.store.read(cache_as, max) {
+                if ota_metadata::trusted_set::check_meta(cache_as, meta, &local).is_ok() {
+                    return Ok(local);
+                }
+            }
+        }
+        let bytes = self.fetch_metadata_file(path, Some(meta), max)?;
+        self.store
+            .write(cache_as, &bytes)
+            .map_err(Error::store(self.store.path(cache_as)))?;
+        Ok(bytes)
+    }
+
     pub fn fetch_metadata_file(
         &self,
         path: &str,
@@ -195,7 +223,9 @@ impl<F: Fetch> Updater<F> {
                 },
             })?;
         let name = format!("{}.{}.json", meta.version, encode::url_segment(role));
-        let bytes = self.fetch_metadata_file(&name, Some(&meta), self.limits.metadata.targets)?;
+        // Kept locally like the TUF roles: unchanged (same hash in the snapshot), not fetched.
+        let bytes =
+            self.fetch_metadata_file_cached(&name, role, &meta, self.limits.metadata.targets)?;
         let url = format!("{}{name}", self.metadata_base);
         self.trusted
             .verify_extra_role(&bytes, role, type_, expires, version)
