@@ -4,6 +4,7 @@
 
 use crate::config::Config;
 use crate::forward::Forwarder;
+use crate::progress::ProgressFetcher;
 use crate::state::GatewayState;
 use crate::tuf::{
     self, init_trusted_root, targets_url, AnyFetcher, CaRoots, HttpFetcher, MetadataStore, Updater,
@@ -57,7 +58,7 @@ pub enum EcuOutcome {
 
 pub struct Gateway {
     pub config: Config,
-    fetcher: AnyFetcher,
+    fetcher: ProgressFetcher<AnyFetcher>,
     now: DateTime,
 }
 
@@ -79,7 +80,7 @@ impl Gateway {
             AnyFetcher::new(HttpFetcher::new(&config.limits(), roots).map_err(tuf::Error::from)?);
         Ok(Gateway {
             config,
-            fetcher,
+            fetcher: ProgressFetcher::new(fetcher),
             now,
         })
     }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod forward;
 pub mod gateway;
 pub mod image;
+pub mod progress;
 pub mod state;
 pub mod tuf;
 pub mod walk;
