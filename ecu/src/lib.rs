@@ -12,5 +12,6 @@ extern crate std;
 pub mod bootloader;
 pub mod compact_manifest;
 pub mod flash;
+pub mod isotp;
 pub mod state;
 pub mod uds;

@@ -159,6 +159,77 @@ impl World {
         regulator::publish(&self.p(name), self.now, false).unwrap();
     }
 
+    /// Add images to the supplier (uid, version, hardware id, file), publish, submit each for
+    /// review, and have regulator tuv review them.
+    pub fn publish_images(&self, images: &[(String, String, String, PathBuf)]) {
+        for (uid, version, hw, file) in images {
+            supplier::add_image(
+                &self.p("acme"),
+                supplier::AddImage {
+                    file: file.clone(),
+                    uid: uid.clone(),
+                    version: version.clone(),
+                    release_counter: 1,
+                    hardware_ids: vec![hw.clone()],
+                    role: "targets".into(),
+                    allow_rollback: false,
+                },
+                self.now,
+            )
+            .unwrap();
+        }
+        supplier::publish(&self.p("acme"), self.now, false).unwrap();
+        for (uid, version, _, _) in images {
+            let submit = oem::Submit {
+                supplier: "acme",
+                uid,
+                version,
+                from: None,
+                ca: self.ca.as_deref(),
+            };
+            oem::review_submit(&self.p("oem"), submit, self.now).unwrap();
+        }
+        self.review("tuv");
+    }
+
+    /// A vehicle with `ecus` (serial, hardware id), each assigned `uid` `version`.
+    pub fn vehicle(&self, vin: &str, ecus: &[(String, String, String, String)]) {
+        let specs: Vec<String> = ecus.iter().map(|(s, h, _, _)| format!("{s}:{h}")).collect();
+        oem::vehicle_add(&self.p("oem"), vin, &specs, &[]).unwrap();
+        for (serial, _, uid, version) in ecus {
+            let target = oem::AssignTarget::Vehicle {
+                vin: vin.into(),
+                serial: Some(serial.clone()),
+            };
+            let a = oem::Assign {
+                target,
+                supplier: "acme".into(),
+                uid: uid.clone(),
+                version: version.clone(),
+            };
+            oem::assign(&self.p("oem"), a).unwrap();
+        }
+        oem::publish(&self.p("oem"), self.now, false).unwrap();
+    }
+
+    /// A gateway configuration for `vin` and its ECUs (serial, hardware id), written to `file`.
+    pub fn config_for(&self, file: &str, vin: &str, ecus: &[(String, String)]) -> PathBuf {
+        let mut t = format!(
+            "vin = \"{vin}\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nstate_dir = \"state-{vin}\"\n",
+            self.url("oem")
+        );
+        if let Some(c) = &self.ca {
+            t += &format!("ca_bundle = \"{}\"\n", c.display());
+        }
+        t += &format!("[forward]\nkind = \"dir\"\npath = \"ecus-{vin}\"\n");
+        for (s, h) in ecus {
+            t += &format!("[[ecus]]\nserial = \"{s}\"\nhardware_id = \"{h}\"\n");
+        }
+        let path = self.p(file);
+        std::fs::write(&path, t).unwrap();
+        path
+    }
+
     pub fn assign(&self, serial: &str, version: &str) {
         oem::assign(
             &self.p("oem"),

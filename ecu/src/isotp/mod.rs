@@ -40,7 +40,7 @@
 //!   missing or misused escape, FF shorter than 8 bytes or FF_DL below FF_DLmin, unknown PCI
 //!   types, reserved data lengths: the frame is ignored (counted in [`Stats::ignored`]).
 //!   The escaped SF is accepted with any SF_DL of 1..=CAN_DL-2 (no "optimal length" check).
-//! - Unexpected PDUs (Table 23 of the standard): a CF while not receiving and an FC while not
+//! - Unexpected PDUs (the standard's table of unexpected N_PDU arrivals): a CF while not receiving and an FC while not
 //!   waiting for one are ignored; an SF or FF during a reception aborts it
 //!   ([`RxError::Interrupted`], N_UNEXP_PDU) and starts the new one.
 //! - Errors abort the message and are reported as events: wrong SN (N_WRONG_SN, covers lost,
@@ -87,7 +87,7 @@ pub use pdu::{
 pub use rx::Receiver;
 pub use tx::Sender;
 
-/// Default N_Bs and N_Cr: 1000 ms (ISO 15765-2 Table 16 performance requirement).
+/// Default N_Bs and N_Cr: 1000 ms, the timeout values of ISO 15765-2.
 pub const DEFAULT_TIMEOUT_US: u64 = 1_000_000;
 /// Default N_WFTmax: FC.WAIT frames accepted in a row before the sender gives up.
 pub const DEFAULT_WFT_MAX: u8 = 10;
@@ -282,9 +282,13 @@ impl core::fmt::Display for RxError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
     /// A message arrived whole: read it with [`Link::received`].
-    Received { len: usize },
+    Received {
+        len: usize,
+    },
     /// The last frame of a message was handed out by [`Link::poll_transmit`].
-    Sent { len: usize },
+    Sent {
+        len: usize,
+    },
     RxFailed(RxError),
     TxFailed(TxError),
 }

@@ -14,7 +14,7 @@ pub const FF_DL_12BIT_MAX: u32 = 4095;
 ///
 /// The raw byte of the flow control frame: `0x00..=0x7F` milliseconds, `0xF1..=0xF9` 100 to
 /// 900 µs. Every other value is reserved, and a sender that receives one uses the longest
-/// defined gap, 127 ms (ISO 15765-2, 9.6.5.4).
+/// defined gap, 127 ms, as ISO 15765-2 prescribes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct StMin(u8);
 
@@ -145,7 +145,10 @@ impl<'a> Pdu<'a> {
                     if nibble != 0 {
                         return Err(PduError::BadSingleLength);
                     }
-                    (2, usize::from(*data.get(1).ok_or(PduError::BadSingleLength)?))
+                    (
+                        2,
+                        usize::from(*data.get(1).ok_or(PduError::BadSingleLength)?),
+                    )
                 };
                 if sf_dl == 0 {
                     return Err(PduError::BadSingleLength);
@@ -171,7 +174,11 @@ impl<'a> Pdu<'a> {
                     (dl12, 2)
                 };
                 // FF_DLmin: 8 for 8-byte frames; RX_DL - 1 above (anything shorter fits an SF).
-                let min = if dl == CLASSIC_MAX_DL { 8 } else { dl as u32 - 1 };
+                let min = if dl == CLASSIC_MAX_DL {
+                    8
+                } else {
+                    dl as u32 - 1
+                };
                 if len < min {
                     return Err(PduError::BadFirstLength);
                 }

@@ -8,12 +8,19 @@ use heapless::Vec;
 enum State {
     Idle,
     /// A message waits to go out as a single or first frame since `since`.
-    First { since: u64 },
+    First {
+        since: u64,
+    },
     /// FF or a block sent: waiting for flow control until `deadline` (N_Bs).
-    WaitFc { deadline: u64 },
+    WaitFc {
+        deadline: u64,
+    },
     /// Sending consecutive frames: the next may go at `next_at`; `block_left` frames remain
     /// in this block (0 when the receiver asked for no more flow control).
-    Consecutive { next_at: u64, block_left: u8 },
+    Consecutive {
+        next_at: u64,
+        block_left: u8,
+    },
 }
 
 /// Segments one message at a time, held in an `N`-byte buffer.
