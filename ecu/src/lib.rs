@@ -10,8 +10,13 @@ extern crate alloc;
 extern crate std;
 
 pub mod bootloader;
+pub mod bus;
 pub mod compact_manifest;
 pub mod flash;
+#[cfg(feature = "std")]
+pub mod flasher;
 pub mod isotp;
 pub mod state;
+#[cfg(feature = "std")]
+pub mod transport;
 pub mod uds;

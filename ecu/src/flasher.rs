@@ -1,0 +1,170 @@
+//! The tester's side of a download (host, std): what the gateway does to hand one verified
+//! image to one ECU over ISO-TP: request download with the compact manifest, send the image
+//! in numbered blocks, request transfer exit, and turn every refusal into a precise error.
+//! Also the ECU's side loop ([`serve`]) that the simulator and the tests run.
+
+use crate::bootloader::MAX_BLOCK;
+use crate::flash::Flash;
+use crate::isotp::Frame;
+use crate::transport::{Endpoint, TransportError};
+use crate::uds::client::{self, ResponseError};
+use crate::uds::{Nrc, Server, REQUEST_DOWNLOAD, TRANSFER_DATA, TRANSFER_EXIT};
+use embedded_can::nb::Can;
+use std::io::Read;
+use std::string::{String, ToString};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+#[derive(Debug)]
+pub enum FlashError {
+    /// The ECU refused a request.
+    Refused {
+        step: &'static str,
+        nrc: Option<Nrc>,
+        code: u8,
+    },
+    /// The bus or ISO-TP failed, or the ECU did not answer in time.
+    Transport(String),
+    /// Reading the staged image failed.
+    Io(std::io::Error),
+    /// An answer that is not a response to the request.
+    Protocol(&'static str),
+}
+
+impl core::fmt::Display for FlashError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            FlashError::Refused {
+                step,
+                nrc: Some(n),
+                code,
+            } => write!(f, "ECU refused {step}: {} (NRC 0x{code:02X})", n.describe()),
+            FlashError::Refused {
+                step,
+                nrc: None,
+                code,
+            } => write!(f, "ECU refused {step} (NRC 0x{code:02X})"),
+            FlashError::Transport(e) => write!(f, "transport: {e}"),
+            FlashError::Io(e) => write!(f, "reading the image: {e}"),
+            FlashError::Protocol(what) => write!(f, "unexpected answer to {what}"),
+        }
+    }
+}
+
+/// How long to wait for each answer; an ECU erasing a slot may take a while.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a busy ECU is asked again.
+const BUSY_RETRIES: u32 = 20;
+
+fn exchange<C: Can<Frame = Frame>>(
+    ep: &mut Endpoint<C>,
+    step: &'static str,
+    sid: u8,
+    req: &[u8],
+) -> Result<std::vec::Vec<u8>, FlashError>
+where
+    C::Error: core::fmt::Debug,
+{
+    for _ in 0..=BUSY_RETRIES {
+        let resp = ep
+            .request(req, ANSWER_TIMEOUT)
+            .map_err(|e: TransportError<C::Error>| FlashError::Transport(e.to_string()))?;
+        match client::check(sid, &resp) {
+            Ok(payload) => return Ok(payload.to_vec()),
+            Err(ResponseError::Negative(Nrc::Busy)) => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(ResponseError::Negative(n)) => {
+                return Err(FlashError::Refused {
+                    step,
+                    nrc: Some(n),
+                    code: n as u8,
+                })
+            }
+            Err(ResponseError::UnknownNegative(c)) => {
+                return Err(FlashError::Refused {
+                    step,
+                    nrc: None,
+                    code: c,
+                })
+            }
+            Err(ResponseError::Unexpected) => return Err(FlashError::Protocol(step)),
+        }
+    }
+    Err(FlashError::Refused {
+        step,
+        nrc: Some(Nrc::Busy),
+        code: Nrc::Busy as u8,
+    })
+}
+
+/// Download `image` (`len` bytes) with its compact `manifest` into the ECU behind `ep`.
+/// `progress` is told the bytes sent so far.
+pub fn flash_image<C: Can<Frame = Frame>>(
+    ep: &mut Endpoint<C>,
+    manifest: &[u8],
+    image: &mut impl Read,
+    len: u64,
+    mut progress: impl FnMut(u64),
+) -> Result<(), FlashError>
+where
+    C::Error: core::fmt::Debug,
+{
+    let payload = exchange(
+        ep,
+        "the download request",
+        REQUEST_DOWNLOAD,
+        &client::request_download(manifest),
+    )?;
+    let block = client::max_block(&payload)
+        .ok_or(FlashError::Protocol("the download request"))?
+        .min(MAX_BLOCK);
+    let mut buf = std::vec![0u8; block];
+    let mut sent: u64 = 0;
+    let mut counter: u8 = 1;
+    while sent < len {
+        let want = usize::try_from((len - sent).min(block as u64)).unwrap_or(block);
+        image.read_exact(&mut buf[..want]).map_err(FlashError::Io)?;
+        let answer = exchange(
+            ep,
+            "a data block",
+            TRANSFER_DATA,
+            &client::transfer_data(counter, &buf[..want]),
+        )?;
+        if answer.first() != Some(&counter) {
+            return Err(FlashError::Protocol("a data block"));
+        }
+        sent += want as u64;
+        counter = counter.wrapping_add(1);
+        progress(sent);
+    }
+    exchange(
+        ep,
+        "the transfer exit",
+        TRANSFER_EXIT,
+        &client::transfer_exit(),
+    )?;
+    Ok(())
+}
+
+/// The ECU's loop: answer requests until `stop` is set.
+pub fn serve<C: Can<Frame = Frame>, F: Flash>(
+    ep: &mut Endpoint<C>,
+    server: &mut Server<'_, F>,
+    stop: &AtomicBool,
+) -> Result<(), String>
+where
+    C::Error: core::fmt::Debug,
+{
+    while !stop.load(Ordering::Relaxed) {
+        match ep.receive(Duration::from_millis(100)) {
+            Ok(req) => {
+                let resp = server.handle(&req);
+                ep.send(&resp, ANSWER_TIMEOUT).map_err(|e| e.to_string())?;
+            }
+            Err(TransportError::Timeout) | Err(TransportError::Rx(_)) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
+}
