@@ -11,8 +11,10 @@
 //! state_dir = "/var/lib/ota"
 //!
 //! [forward]
-//! kind = "dir"                             # hand images to a directory per ECU
-//! path = "/var/lib/ota/ecus"
+//! kind = "udp"                             # CAN over UDP to ECU simulators; or
+//! bind = "127.0.0.1:7000"                  # kind = "socketcan", interface = "can0"; or
+//! peers = ["127.0.0.1:7001"]               # kind = "dir", path = "/var/lib/ota/ecus"
+//! fd = true
 //!
 //! [[ecus]]
 //! serial = "BRK-0001"
@@ -56,6 +58,15 @@ impl EcuConfig {
 pub enum ForwardConfig {
     /// Write each verified image to `path/<serial>/`.
     Dir { path: PathBuf },
+    /// CAN carried over UDP (ECU simulators): bind `bind`, send every frame to each of `peers`.
+    Udp {
+        bind: std::net::SocketAddr,
+        peers: Vec<std::net::SocketAddr>,
+        #[serde(default)]
+        fd: bool,
+    },
+    /// A SocketCAN interface such as `can0` (classic CAN).
+    Socketcan { interface: String },
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -129,9 +140,10 @@ impl Config {
                 *p = base.join(&*p);
             }
         }
-        match &mut c.forward {
-            ForwardConfig::Dir { path } if path.is_relative() => *path = base.join(&*path),
-            ForwardConfig::Dir { .. } => {}
+        if let ForwardConfig::Dir { path } = &mut c.forward {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
         }
         c.validate().map_err(bad)?;
         Ok(c)
@@ -148,6 +160,14 @@ impl Config {
             ota_metadata::names::check_hardware_id(&e.hardware_id).map_err(|x| x.to_string())?;
             if !seen.insert(&e.serial) {
                 return Err(format!("ECU serial {} listed twice", e.serial));
+            }
+        }
+        if !matches!(self.forward, ForwardConfig::Dir { .. }) {
+            if let Some(e) = self.ecus.iter().find(|e| e.address.is_none()) {
+                return Err(format!(
+                    "ECU {} needs an address (its CAN id) for the CAN forwarder",
+                    e.serial
+                ));
             }
         }
         if self.ca_bundle.is_some() && self.system_roots {

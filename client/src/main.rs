@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use ota_client::config::{Config, ForwardConfig};
-use ota_client::forward::{DirForwarder, Forwarder};
+use ota_client::forward::{CanBus, CanForwarder, DirForwarder, Forwarder};
 use ota_client::gateway::{summary, EcuOutcome, Gateway, GatewayError};
 use ota_metadata::DateTime;
 use std::path::PathBuf;
@@ -74,6 +74,19 @@ fn run(cli: Cli) -> Result<bool, GatewayError> {
         Command::Update => {
             let mut fw: Box<dyn Forwarder> = match &gw.config.forward {
                 ForwardConfig::Dir { path } => Box::new(DirForwarder::new(path)),
+                ForwardConfig::Udp { bind, peers, fd } => Box::new(CanForwarder::new(
+                    CanBus::Udp {
+                        bind: *bind,
+                        peers: peers.clone(),
+                    },
+                    *fd,
+                )),
+                ForwardConfig::Socketcan { interface } => Box::new(CanForwarder::new(
+                    CanBus::SocketCan {
+                        interface: interface.clone(),
+                    },
+                    false,
+                )),
             };
             report(gw.run(Some(fw.as_mut()))?)
         }

@@ -44,7 +44,11 @@ impl<S: ?Sized> Bar<'_, S> {
             return;
         }
         self.drawn = Some(now);
-        let pct = self.done.saturating_mul(100).checked_div(self.total).unwrap_or(100);
+        let pct = self
+            .done
+            .saturating_mul(100)
+            .checked_div(self.total)
+            .unwrap_or(100);
         let width = 30u64;
         let fill = (pct.min(100) * width / 100) as usize;
         let secs = self.started.elapsed().as_secs_f64().max(0.001);

@@ -16,6 +16,8 @@ pub mod flash;
 #[cfg(feature = "std")]
 pub mod flasher;
 pub mod isotp;
+#[cfg(feature = "std")]
+pub mod sim;
 pub mod state;
 #[cfg(feature = "std")]
 pub mod transport;

@@ -2,8 +2,10 @@
 //! the gateway does not care how ECUs are reached: a directory per ECU here (tests, ECUs with
 //! a file-based bootloader), CAN with ISO-TP and UDS in the ECU crate's backends.
 
+mod can;
 mod dir;
 
+pub use can::{CanBus, CanForwarder};
 pub use dir::DirForwarder;
 
 use crate::config::EcuConfig;

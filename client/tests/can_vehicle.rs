@@ -1,0 +1,182 @@
+//! A simulated vehicle: the real `ota-gateway` process updating ECUs that run the ECU crate's
+//! simulator (bootloader + UDS over ISO-TP) on the UDP-carried CAN bus. The ECUs verify the
+//! supplier's signature, hardware id, release counter and hash again before activating.
+
+mod world;
+
+use ota_ecu::flash::file::FileFlash;
+use ota_ecu::state::EcuState;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use world::World;
+
+fn free_port() -> SocketAddr {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+struct Ecu {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl Drop for Ecu {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn start_ecu(
+    serial: &str,
+    hw: &str,
+    addr: SocketAddr,
+    gw: SocketAddr,
+    key: &Path,
+    flash: &Path,
+    can_id: u16,
+) -> Ecu {
+    let args: Vec<String> = [
+        "--bind",
+        &addr.to_string(),
+        "--peer",
+        &gw.to_string(),
+        "--serial",
+        serial,
+        "--hardware-id",
+        hw,
+        "--supplier-key",
+        &key.display().to_string(),
+        "--flash-dir",
+        &flash.display().to_string(),
+        "--rx-id",
+        &format!("0x{can_id:03X}"),
+        "--tx-id",
+        &format!("0x{:03X}", can_id + 8),
+        "--fd",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let a = ota_ecu::sim::parse(args).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let handle = std::thread::spawn(move || ota_ecu::sim::run(a, &s));
+    Ecu {
+        stop,
+        handle: Some(handle),
+    }
+}
+
+fn installed(flash: &Path) -> EcuState {
+    let mut f = FileFlash::open(flash, 16 << 20).unwrap();
+    EcuState::load(&mut f).unwrap()
+}
+
+#[test]
+fn the_gateway_updates_ecus_over_can_and_the_ecus_check_again() {
+    let w = World::new();
+    w.assign("S1", "1.0");
+    w.assign("S2", "2.0");
+    let signer = ota_metadata::SigningKey::from_pem(world::key_pem()).unwrap();
+    std::fs::write(
+        w.p("supplier.pub.pem"),
+        ota_metadata::signing::public_pem(&signer.rsa_public()).unwrap(),
+    )
+    .unwrap();
+    // S2 was provisioned with another supplier key: it must refuse what the gateway accepted.
+    let other = ota_metadata::SigningKey::generate(2048).unwrap();
+    std::fs::write(
+        w.p("other.pub.pem"),
+        ota_metadata::signing::public_pem(&other.rsa_public()).unwrap(),
+    )
+    .unwrap();
+    let (gw, a1, a2) = (free_port(), free_port(), free_port());
+    let _e1 = start_ecu(
+        "S1",
+        "BRAKE-A",
+        a1,
+        gw,
+        &w.p("supplier.pub.pem"),
+        &w.p("flash-s1"),
+        0x7E0,
+    );
+    let _e2 = start_ecu(
+        "S2",
+        "BRAKE-A",
+        a2,
+        gw,
+        &w.p("other.pub.pem"),
+        &w.p("flash-s2"),
+        0x7E1,
+    );
+    let cfg = w.p("gw-can.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "vin = \"VIN1\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nstate_dir = \"state-can\"\n\
+             [forward]\nkind = \"udp\"\nbind = \"{gw}\"\npeers = [\"{a1}\", \"{a2}\"]\nfd = true\n\
+             [[ecus]]\nserial = \"S1\"\nhardware_id = \"BRAKE-A\"\naddress = 0x7E0\n\
+             [[ecus]]\nserial = \"S2\"\nhardware_id = \"BRAKE-A\"\naddress = 0x7E1\n",
+            w.url("oem")
+        ),
+    )
+    .unwrap();
+    let gw_bin = env!("CARGO_BIN_EXE_ota-gateway");
+    assert!(Command::new(gw_bin)
+        .arg("-c")
+        .arg(&cfg)
+        .arg("init")
+        .status()
+        .unwrap()
+        .success());
+    let out = Command::new(gw_bin)
+        .arg("-c")
+        .arg(&cfg)
+        .arg("update")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success(), "S2 must fail: {stdout}{stderr}");
+    assert!(
+        stdout.contains("ECU S1: updated to brake-fw 1.0"),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        stderr.contains("ECU S2: FAILED") && stderr.contains("signature"),
+        "{stdout}{stderr}"
+    );
+    let s1 = installed(&w.p("flash-s1"));
+    assert_eq!(
+        s1.image.map(|i| i.version.as_str().to_string()),
+        Some("1.0".into())
+    );
+    assert_eq!(s1.release_counter, 1);
+    assert!(
+        installed(&w.p("flash-s2")).image.is_none(),
+        "S2 must keep no image"
+    );
+    // The gateway records only what the ECU accepted.
+    let status = Command::new(gw_bin)
+        .arg("-c")
+        .arg(&cfg)
+        .arg("status")
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("ECU S1 [BRAKE-A]: brake-fw 1.0")
+            && status.contains("ECU S2 [BRAKE-A]: unknown"),
+        "{status}"
+    );
+}

@@ -1,0 +1,213 @@
+//! The ECU simulator behind `ota-ecu-sim`: the real bootloader and UDS server of this crate
+//! over file-backed flash, on the UDP-carried CAN bus, printing each verification step.
+//!
+//! ```text
+//! ota-ecu-sim --bind 127.0.0.1:7001 --peer 127.0.0.1:7000 --serial BRK-0001 \
+//!             --hardware-id BRAKE-A --supplier-key acme-targets.pub.pem --flash-dir /tmp/ecu1 \
+//!             --rx-id 0x7E0 --tx-id 0x7E8 [--fd] [--threshold 1] [--slot-size 16777216]
+//! ```
+
+use crate::bootloader::{Bootloader, Identity};
+use crate::bus::udp::UdpBus;
+use crate::compact_manifest::{CompactManifest, Field, ProvisionedKey};
+use crate::flash::file::FileFlash;
+use crate::flasher::ANSWER_TIMEOUT;
+use crate::isotp::{standard_id, Config, Mode};
+use crate::transport::{Endpoint, TransportError};
+use crate::uds::{self, Server};
+use rsa::pkcs8::{DecodePublicKey, EncodePublicKey, LineEnding};
+use sha2::{Digest, Sha256};
+use std::format;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::println;
+use std::string::{String, ToString};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use std::vec::Vec;
+
+pub struct Args {
+    bind: SocketAddr,
+    peers: Vec<SocketAddr>,
+    serial: String,
+    hardware_id: String,
+    keys: Vec<PathBuf>,
+    threshold: u8,
+    flash_dir: PathBuf,
+    rx_id: u16,
+    tx_id: u16,
+    fd: bool,
+    slot_size: u64,
+}
+
+const USAGE: &str = "usage: ota-ecu-sim --bind ADDR --peer ADDR [--peer ADDR…] --serial S --hardware-id H \
+--supplier-key PUBLIC.pem [--supplier-key …] [--threshold N] --flash-dir DIR --rx-id ID --tx-id ID [--fd] [--slot-size BYTES]";
+
+fn parse_id(s: &str) -> Result<u16, String> {
+    let v = s.strip_prefix("0x").map_or_else(
+        || s.parse::<u16>().ok(),
+        |h| u16::from_str_radix(h, 16).ok(),
+    );
+    v.filter(|v| *v <= 0x7FF)
+        .ok_or_else(|| format!("{s}: a standard CAN id (0..=0x7FF)"))
+}
+
+fn need<T>(o: Option<T>, name: &str) -> Result<T, String> {
+    o.ok_or_else(|| format!("{name} is required\n{USAGE}"))
+}
+
+/// Parse the command line (without the program name).
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
+    let mut it = args.into_iter();
+    let (mut bind, mut peers, mut serial, mut hw, mut keys) =
+        (None, Vec::new(), None, None, Vec::new());
+    let (mut threshold, mut dir, mut rx, mut tx, mut fd, mut slot) =
+        (1u8, None, None, None, false, 16u64 << 20);
+    while let Some(a) = it.next() {
+        let mut val = || it.next().ok_or_else(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--bind" => bind = Some(val()?.parse().map_err(|e| format!("--bind: {e}"))?),
+            "--peer" => peers.push(val()?.parse().map_err(|e| format!("--peer: {e}"))?),
+            "--serial" => serial = Some(val()?),
+            "--hardware-id" => hw = Some(val()?),
+            "--supplier-key" => keys.push(PathBuf::from(val()?)),
+            "--threshold" => threshold = val()?.parse().map_err(|e| format!("--threshold: {e}"))?,
+            "--flash-dir" => dir = Some(PathBuf::from(val()?)),
+            "--rx-id" => rx = Some(parse_id(&val()?)?),
+            "--tx-id" => tx = Some(parse_id(&val()?)?),
+            "--fd" => fd = true,
+            "--slot-size" => slot = val()?.parse().map_err(|e| format!("--slot-size: {e}"))?,
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    Ok(Args {
+        bind: need(bind, "--bind")?,
+        peers,
+        serial: need(serial, "--serial")?,
+        hardware_id: need(hw, "--hardware-id")?,
+        keys,
+        threshold,
+        flash_dir: need(dir, "--flash-dir")?,
+        rx_id: need(rx, "--rx-id")?,
+        tx_id: need(tx, "--tx-id")?,
+        fd,
+        slot_size: slot,
+    })
+}
+
+/// The supplier key as provisioned: its RSA key and its TUF key id, the SHA-256 of the
+/// canonical key object `{"keytype":"rsa","keyval":{"public":PEM},"scheme":"rsassa-pss-sha256"}`
+/// (OLPC canonical JSON: PEM characters are written raw; it holds no `"` or `\`).
+fn provision(path: &PathBuf) -> Result<ProvisionedKey, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let key = rsa::RsaPublicKey::from_public_key_pem(text.trim())
+        .map_err(|e| format!("{}: not an RSA public key: {e}", path.display()))?;
+    let pem = key
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| e.to_string())?;
+    let object = format!("{{\"keytype\":\"rsa\",\"keyval\":{{\"public\":\"{pem}\"}},\"scheme\":\"rsassa-pss-sha256\"}}");
+    Ok(ProvisionedKey {
+        keyid: Sha256::digest(object.as_bytes()).into(),
+        key,
+    })
+}
+
+fn describe(m: &CompactManifest) -> String {
+    format!(
+        "{} {} (release counter {}, {} bytes)",
+        m.body.uid.as_str(),
+        m.body.version.as_str(),
+        m.body.release_counter,
+        m.body.length
+    )
+}
+
+/// Serve until `stop` is set (checked at least every 100 ms).
+pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
+    let keys: Vec<ProvisionedKey> = a.keys.iter().map(provision).collect::<Result<_, _>>()?;
+    if keys.is_empty() {
+        return Err(format!("give at least one --supplier-key\n{USAGE}"));
+    }
+    let field = |s: &str, what: &str| {
+        Field::new(s)
+            .ok_or_else(|| format!("{what} {s:?} is not 1 to 32 printable ASCII characters"))
+    };
+    let flash = FileFlash::open(&a.flash_dir, a.slot_size)
+        .map_err(|e| format!("{}: {e}", a.flash_dir.display()))?;
+    let identity = Identity {
+        hardware_id: field(&a.hardware_id, "hardware id")?,
+        keys: &keys,
+        threshold: a.threshold,
+    };
+    let bl =
+        Bootloader::new(flash, identity).map_err(|e| format!("reading the flash state: {e}"))?;
+    let mut server = Server::new(bl, field(&a.serial, "serial")?);
+    let tag = format!("ECU {}", a.serial);
+    match server.bootloader.state().image {
+        Some(i) => println!(
+            "{tag}: running {} {} (release counter {})",
+            i.uid.as_str(),
+            i.version.as_str(),
+            server.bootloader.state().release_counter
+        ),
+        None => println!("{tag}: no image installed yet"),
+    }
+    let bus = UdpBus::bind(a.bind, a.peers).map_err(|e| format!("--bind {}: {e}", a.bind))?;
+    let mut cfg = Config::new(
+        standard_id(a.tx_id).ok_or("tx id")?,
+        standard_id(a.rx_id).ok_or("rx id")?,
+    );
+    if a.fd {
+        cfg.mode = Mode::FD64;
+    }
+    let mut ep = Endpoint::new(bus, cfg).map_err(|e| format!("ISO-TP configuration: {e:?}"))?;
+    println!(
+        "{tag}: listening on {} (CAN id 0x{:03X}, answers on 0x{:03X}{})",
+        a.bind,
+        a.rx_id,
+        a.tx_id,
+        if a.fd { ", CAN FD" } else { "" }
+    );
+    let mut receiving: Option<String> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let req = match ep.receive(Duration::from_millis(100)) {
+            Ok(r) => r,
+            Err(TransportError::Timeout) | Err(TransportError::Rx(_)) => continue,
+            Err(e) => return Err(e.to_string()),
+        };
+        let manifest = (req.first() == Some(&uds::REQUEST_DOWNLOAD))
+            .then(|| req.get(3..).and_then(|m| CompactManifest::parse(m).ok()))
+            .flatten();
+        let resp = server.handle(&req);
+        let refused = (resp.first() == Some(&uds::NEGATIVE))
+            .then(|| resp.get(2).copied())
+            .flatten();
+        match (req.first().copied(), refused) {
+            (Some(uds::REQUEST_DOWNLOAD), None) => {
+                let what = manifest.as_ref().map(describe).unwrap_or_default();
+                println!("{tag}: manifest for {what}: supplier signature ok, hardware id ok, release counter ok; writing the inactive slot");
+                receiving = Some(what);
+            }
+            (Some(uds::TRANSFER_EXIT), None) => {
+                let st = server.bootloader.state();
+                println!(
+                    "{tag}: image hash ok; activated slot {:?}: {} (release counter {})",
+                    st.active,
+                    receiving.take().unwrap_or_default(),
+                    st.release_counter
+                );
+            }
+            (Some(sid), Some(code)) => {
+                let why = uds::Nrc::from_u8(code).map_or("unknown reason", uds::Nrc::describe);
+                println!(
+                    "{tag}: REFUSED service 0x{sid:02X}: {why}; the active image is unchanged"
+                );
+                receiving = None;
+            }
+            _ => {}
+        }
+        ep.send(&resp, ANSWER_TIMEOUT).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
