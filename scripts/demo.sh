@@ -1,18 +1,126 @@
 #!/usr/bin/env bash
 # The end-to-end demo on embedded defaults: scripts/demo.sh [WORK_DIR]
 #
-# Today it runs the stages that exist: it builds ota-repo, generates the sample supplier
-# repository (keys, images, a tier-2 delegation), publishes it as a static tree, and verifies
-# the whole tree as a vehicle would, from its pinned first root. The OEM and regulator
-# repositories, the gateway's update over HTTPS and the CAN forwarding to simulated ECUs join
-# this script as they land (see the issues).
+#  1. builds ota-repo, ota-gateway and ota-ecu-sim (release);
+#  2. generates the three repositories (supplier "acme" with a tier-2 delegation, the OEM,
+#     regulator "tuv" reviewing and scanning every image) with TEST-ONLY keys;
+#  3. serves them on 127.0.0.1 (nginx if installed, else Python's http.server);
+#  4. starts three simulated ECUs (brake, head unit, ABS) on the UDP-carried CAN bus;
+#  5. runs the gateway: check, update (every verification step printed by gateway and ECUs),
+#     status, and a second update that finds everything up to date.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 work="${1:-$(mktemp -d -t ota-demo.XXXXXX)}"
-cargo build -q --release --manifest-path "$here/Cargo.toml" -p ota-repo
-export OTA_REPO="$here/target/release/ota-repo"
-echo "== generating the sample trees in $work"
-"$here/sample-repo/generate.sh" "$work"
-echo "== the supplier's static tree (serve it with any web server):"
-find "$work/supplier/acme/repository" -maxdepth 1 -type f -printf '   %f\n' | sort
-echo "== demo finished: trees are in $work"
+mkdir -p "$work"
+work="$(cd "$work" && pwd)"
+port="${OTA_DEMO_PORT:-8765}"
+base="http://127.0.0.1:$port"
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+step "building (release)"
+cargo build -q --release --manifest-path "$here/Cargo.toml" -p ota-repo -p ota-client
+cargo build -q --release --manifest-path "$here/Cargo.toml" -p ota-ecu --features std --bin ota-ecu-sim
+bin="$here/target/release"
+export OTA_REPO="$bin/ota-repo"
+
+step "generating the supplier, OEM and regulator repositories in $work"
+OTA_SAMPLE_BASE_URL="$base" "$here/sample-repo/generate.sh" "$work"
+
+step "serving $work on $base"
+nginx_bin="$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null || true)"
+if [[ -n "$nginx_bin" ]]; then
+  mkdir -p "$work/nginx/logs" "$work/nginx/temp"
+  user=""; [[ "$(id -u)" == 0 ]] && user="user root;"
+  cat > "$work/nginx/nginx.conf" <<CONF
+$user
+master_process off;
+error_log "$work/nginx/logs/error.log";
+pid "$work/nginx/nginx.pid";
+events { worker_connections 64; }
+http {
+  access_log "$work/nginx/logs/access.log";
+  client_body_temp_path "$work/nginx/temp/body";
+  proxy_temp_path "$work/nginx/temp/proxy";
+  fastcgi_temp_path "$work/nginx/temp/fastcgi";
+  uwsgi_temp_path "$work/nginx/temp/uwsgi";
+  scgi_temp_path "$work/nginx/temp/scgi";
+  types { application/json json; }
+  default_type application/octet-stream;
+  server { listen 127.0.0.1:$port; root "$work"; }
+}
+CONF
+  "$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/logs/error.log" -g 'daemon off;' &
+  pids+=($!)
+  echo "nginx $("$nginx_bin" -v 2>&1 | sed 's/.*\///')"
+else
+  python3 -m http.server "$port" --bind 127.0.0.1 --directory "$work" >/dev/null 2>&1 &
+  pids+=($!)
+  echo "python3 http.server (install nginx for range requests and a real web server)"
+fi
+for _ in $(seq 50); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.1
+done
+
+step "starting three ECUs on the UDP-carried CAN bus"
+pub() { "$OTA_REPO" key show "$1" | sed -n '/BEGIN PUBLIC KEY/,/END PUBLIC KEY/p' > "$2"; }
+mkdir -p "$work/vehicle"
+pub "$work/keys/acme-targets.TEST-ONLY.pem" "$work/vehicle/acme-targets.pub.pem"
+pub "$work/keys/brakes-tier2.TEST-ONLY.pem" "$work/vehicle/brakes-tier2.pub.pem"
+gw_port=$((port + 1))
+ecu() { # SERIAL HARDWARE_ID UDP_PORT CAN_ID SUPPLIER_KEY
+  "$bin/ota-ecu-sim" --bind "127.0.0.1:$3" --peer "127.0.0.1:$gw_port" --serial "$1" --hardware-id "$2" \
+    --supplier-key "$5" --flash-dir "$work/vehicle/flash-$1" --rx-id "$4" --tx-id "$(printf '0x%X' $(($4 + 8)))" --fd \
+    | sed "s/^/    /" &
+  pids+=($!)
+}
+ecu BRK-0001 BRAKE-A $((port + 2)) 0x7E0 "$work/vehicle/acme-targets.pub.pem"
+ecu HU-0001 HU-GEN3 $((port + 3)) 0x7E1 "$work/vehicle/acme-targets.pub.pem"
+ecu ABS-0001 ABS-MOD-1 $((port + 4)) 0x7E2 "$work/vehicle/brakes-tier2.pub.pem"
+sleep 0.5
+
+cat > "$work/vehicle/gateway.toml" <<TOML
+vin = "WDD2130421A000001"
+master_url = "$base/oem/repository"
+master_root = "$work/oem/repository/1.root.json"
+state_dir = "$work/vehicle/gateway-state"
+
+[forward]
+kind = "udp"
+bind = "127.0.0.1:$gw_port"
+peers = ["127.0.0.1:$((port + 2))", "127.0.0.1:$((port + 3))", "127.0.0.1:$((port + 4))"]
+fd = true
+
+[[ecus]]
+serial = "BRK-0001"
+hardware_id = "BRAKE-A"
+address = 0x7E0
+
+[[ecus]]
+serial = "HU-0001"
+hardware_id = "HU-GEN3"
+address = 0x7E1
+
+[[ecus]]
+serial = "ABS-0001"
+hardware_id = "ABS-MOD-1"
+address = 0x7E2
+TOML
+gw() { "$bin/ota-gateway" --config "$work/vehicle/gateway.toml" "$@"; }
+
+step "gateway: install the factory OEM root"
+gw init
+step "gateway: check (master, vehicle assignments, regulator attestations, supplier manifests; no image downloaded)"
+gw check
+step "gateway: update (download, verify, forward over CAN; each ECU verifies again)"
+gw update
+sleep 0.3
+step "gateway: status"
+gw status
+step "gateway: update again (nothing new: one timestamp request)"
+gw update
+step "demo finished: trees, logs and ECU flash are in $work"

@@ -61,8 +61,10 @@ pub struct Bootloader<'k, F: Flash> {
     session: Session,
 }
 
-/// Largest data block accepted in one transfer request.
-pub const MAX_BLOCK: usize = 4093;
+/// Largest data block accepted in one transfer request. 4092 bytes plus the two-byte UDS
+/// header make 4094-byte messages that fill every ISO-TP frame, classic (6 + 584×7) and FD
+/// (62 + 64×63): 4093 would leave a last frame with one byte.
+pub const MAX_BLOCK: usize = 4092;
 
 impl<'k, F: Flash> Bootloader<'k, F> {
     /// Start up: read the persistent state (the newest valid copy).
