@@ -96,6 +96,9 @@ pub struct Config {
     #[serde(default)]
     pub system_roots: bool,
     pub state_dir: PathBuf,
+    /// The vehicle's private key, signing the version reports sent to the OEM.
+    #[serde(default)]
+    pub vehicle_key: Option<PathBuf>,
     pub forward: ForwardConfig,
     pub ecus: Vec<EcuConfig>,
     #[serde(default)]
@@ -132,6 +135,7 @@ impl Config {
             Some(&mut c.master_root),
             c.ca_bundle.as_mut(),
             Some(&mut c.state_dir),
+            c.vehicle_key.as_mut(),
         ]
         .into_iter()
         .flatten()

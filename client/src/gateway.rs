@@ -210,6 +210,42 @@ impl Gateway {
         Ok(out)
     }
 
+    /// Gather every ECU's signed version report into a vehicle version report signed with the
+    /// vehicle key (`vehicle_key`), for the OEM to ingest.
+    pub fn report(&self, forward: &mut dyn Forwarder) -> Result<Vec<u8>> {
+        let key_path = self.config.vehicle_key.as_ref().ok_or_else(|| {
+            GatewayError::Refused(
+                "set vehicle_key (the vehicle's private key) in the configuration to sign reports"
+                    .into(),
+            )
+        })?;
+        let pem = std::fs::read_to_string(key_path).map_err(state_err(key_path))?;
+        let key = ota_metadata::SigningKey::from_pem(&pem)
+            .map_err(|e| GatewayError::Refused(format!("{}: {e}", key_path.display())))?;
+        let mut ecus = Vec::new();
+        let mut silent = Vec::new();
+        for ecu in &self.config.ecus {
+            let mut nonce = [0u8; 16];
+            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
+            match forward.report(ecu, &nonce) {
+                Ok(r) if r.serial == ecu.serial => ecus.push(r),
+                // A different serial at this address: the OEM decides (replacement process).
+                Ok(r) => ecus.push(r),
+                Err(e) => silent.push(ota_metadata::documents::EcuSilent {
+                    serial: ecu.serial.clone(),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        let doc = ota_metadata::documents::VehicleVersionReport::new(
+            &self.config.vin,
+            self.now,
+            ecus,
+            silent,
+        );
+        ota_metadata::sign_document(&doc, &[&key]).map_err(|e| GatewayError::Refused(e.to_string()))
+    }
+
     /// Installed versions, trusted metadata versions, last check.
     pub fn status(&self) -> Result<String> {
         let state = GatewayState::load(&self.config.state_dir)

@@ -47,6 +47,13 @@ enum Command {
     Update,
     /// Installed versions, trusted metadata versions, last check and update.
     Status,
+    /// Ask every ECU for its signed version report and write the vehicle version report
+    /// (signed with vehicle_key) for the OEM (`ota-repo oem report ingest`).
+    Report {
+        /// Where to write the report (default: standard output).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 fn run(cli: Cli) -> Result<bool, GatewayError> {
@@ -71,25 +78,44 @@ fn run(cli: Cli) -> Result<bool, GatewayError> {
             Ok(true)
         }
         Command::Check => report(gw.run(None)?),
+        Command::Report { out } => {
+            let mut fw = forwarder(&gw);
+            let bytes = gw.report(fw.as_mut())?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, &bytes).map_err(|source| GatewayError::State {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    println!("wrote the vehicle version report to {}", path.display());
+                }
+                None => print!("{}", String::from_utf8_lossy(&bytes)),
+            }
+            Ok(true)
+        }
         Command::Update => {
-            let mut fw: Box<dyn Forwarder> = match &gw.config.forward {
-                ForwardConfig::Dir { path } => Box::new(DirForwarder::new(path)),
-                ForwardConfig::Udp { bind, peers, fd } => Box::new(CanForwarder::new(
-                    CanBus::Udp {
-                        bind: *bind,
-                        peers: peers.clone(),
-                    },
-                    *fd,
-                )),
-                ForwardConfig::Socketcan { interface } => Box::new(CanForwarder::new(
-                    CanBus::SocketCan {
-                        interface: interface.clone(),
-                    },
-                    false,
-                )),
-            };
+            let mut fw = forwarder(&gw);
             report(gw.run(Some(fw.as_mut()))?)
         }
+    }
+}
+
+fn forwarder(gw: &Gateway) -> Box<dyn Forwarder> {
+    match &gw.config.forward {
+        ForwardConfig::Dir { path } => Box::new(DirForwarder::new(path)),
+        ForwardConfig::Udp { bind, peers, fd } => Box::new(CanForwarder::new(
+            CanBus::Udp {
+                bind: *bind,
+                peers: peers.clone(),
+            },
+            *fd,
+        )),
+        ForwardConfig::Socketcan { interface } => Box::new(CanForwarder::new(
+            CanBus::SocketCan {
+                interface: interface.clone(),
+            },
+            false,
+        )),
     }
 }
 

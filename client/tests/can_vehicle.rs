@@ -43,7 +43,21 @@ fn start_ecu(
     flash: &Path,
     can_id: u16,
 ) -> Ecu {
-    let args: Vec<String> = [
+    start_ecu_with(serial, hw, addr, gw, key, flash, can_id, None)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_ecu_with(
+    serial: &str,
+    hw: &str,
+    addr: SocketAddr,
+    gw: SocketAddr,
+    key: &Path,
+    flash: &Path,
+    can_id: u16,
+    ecu_key: Option<&Path>,
+) -> Ecu {
+    let mut args: Vec<String> = [
         "--bind",
         &addr.to_string(),
         "--peer",
@@ -65,6 +79,9 @@ fn start_ecu(
     .iter()
     .map(|s| s.to_string())
     .collect();
+    if let Some(k) = ecu_key {
+        args.extend(["--ecu-key".to_string(), k.display().to_string()]);
+    }
     let a = ota_ecu::sim::parse(args).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
@@ -179,4 +196,161 @@ fn the_gateway_updates_ecus_over_can_and_the_ecus_check_again() {
             && status.contains("ECU S2 [BRAKE-A]: unknown"),
         "{status}"
     );
+}
+
+fn write_key(path: &Path) {
+    let k = ota_metadata::SigningKey::generate(2048).unwrap();
+    std::fs::write(path, k.to_pkcs8_pem().unwrap()).unwrap();
+}
+
+#[test]
+fn version_reports_flag_replaced_and_unknown_ecus() {
+    let w = World::new();
+    w.assign("S1", "1.0");
+    let signer = ota_metadata::SigningKey::from_pem(world::key_pem()).unwrap();
+    std::fs::write(
+        w.p("supplier.pub.pem"),
+        ota_metadata::signing::public_pem(&signer.rsa_public()).unwrap(),
+    )
+    .unwrap();
+    for k in ["vehicle.pem", "s1.pem", "s2.pem", "s2-new.pem"] {
+        write_key(&w.p(k));
+    }
+    let oem = w.p("oem");
+    ota_repo::oem::vehicle_key(&oem, "VIN1", &w.p("vehicle.pem")).unwrap();
+    ota_repo::oem::ecu_key(&oem, "VIN1", "S1", &w.p("s1.pem")).unwrap();
+    ota_repo::oem::ecu_key(&oem, "VIN1", "S2", &w.p("s2.pem")).unwrap();
+    let (gw, a1, a2) = (free_port(), free_port(), free_port());
+    let cfg = w.p("gw-report.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "vin = \"VIN1\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nstate_dir = \"state-rep\"\n\
+             vehicle_key = \"vehicle.pem\"\n[forward]\nkind = \"udp\"\nbind = \"{gw}\"\npeers = [\"{a1}\", \"{a2}\"]\nfd = true\n\
+             [[ecus]]\nserial = \"S1\"\nhardware_id = \"BRAKE-A\"\naddress = 0x7E0\n\
+             [[ecus]]\nserial = \"S2\"\nhardware_id = \"BRAKE-A\"\naddress = 0x7E1\n",
+            w.url("oem")
+        ),
+    )
+    .unwrap();
+    let gw_bin = env!("CARGO_BIN_EXE_ota-gateway");
+    let run = |args: &[&str]| {
+        Command::new(gw_bin)
+            .arg("-c")
+            .arg(&cfg)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["init"]).status.success());
+    let key = w.p("supplier.pub.pem");
+    let report = |name: &str| {
+        let out = run(&["report", "--out", &w.p(name).display().to_string()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        w.p(name)
+    };
+    {
+        let _e1 = start_ecu_with(
+            "S1",
+            "BRAKE-A",
+            a1,
+            gw,
+            &key,
+            &w.p("f1"),
+            0x7E0,
+            Some(&w.p("s1.pem")),
+        );
+        let _e2 = start_ecu_with(
+            "S2",
+            "BRAKE-A",
+            a2,
+            gw,
+            &key,
+            &w.p("f2"),
+            0x7E1,
+            Some(&w.p("s2.pem")),
+        );
+        assert!(run(&["update"]).status.success());
+        let r = report("r1.json");
+        let got = ota_repo::oem::ingest(&oem, &r).unwrap();
+        assert_eq!(got.accepted, ["S1", "S2"]);
+        assert!(got.flagged.is_empty(), "{:?}", got.flagged);
+        let inv = ota_repo::oem::Inventory::load(&oem).unwrap();
+        let s1 = inv.vehicles["VIN1"].ecus["S1"].reported.clone().unwrap();
+        assert_eq!(
+            (s1.uid.as_str(), s1.version.as_str(), s1.release_counter),
+            ("brake-fw", "1.0", 1)
+        );
+        // The same report again is a replay.
+        let err = ota_repo::oem::ingest(&oem, &r).unwrap_err().to_string();
+        assert!(err.contains("replay"), "{err}");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // reports are timestamped in seconds
+    {
+        // S2 swapped for a part with another key; S1's address now answers with serial S9.
+        let _e1 = start_ecu_with(
+            "S9",
+            "BRAKE-A",
+            a1,
+            gw,
+            &key,
+            &w.p("f9"),
+            0x7E0,
+            Some(&w.p("s1.pem")),
+        );
+        let _e2 = start_ecu_with(
+            "S2",
+            "BRAKE-A",
+            a2,
+            gw,
+            &key,
+            &w.p("f2"),
+            0x7E1,
+            Some(&w.p("s2-new.pem")),
+        );
+        let r = report("r2.json");
+        let got = ota_repo::oem::ingest(&oem, &r).unwrap();
+        assert!(got.accepted.is_empty(), "{:?}", got.accepted);
+        let reasons: Vec<String> = got
+            .flagged
+            .iter()
+            .map(|f| format!("{}: {}", f.serial, f.reason))
+            .collect();
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.starts_with("S9: unknown ECU serial")),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.starts_with("S2: the report does not verify")),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons.iter().any(|r| r.starts_with("S1: did not report")),
+            "{reasons:?}"
+        );
+        let flagged = std::fs::read_to_string(oem.join(ota_repo::oem::FLAGGED)).unwrap();
+        assert!(flagged.contains("S9") && flagged.contains("S2"));
+    }
+    // A report signed by another vehicle key is refused outright.
+    let forged = w.p("forged.json");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.p("r2.json")).unwrap()).unwrap();
+    let other = ota_metadata::SigningKey::generate(2048).unwrap();
+    std::fs::write(
+        &forged,
+        ota_metadata::sign_document(&doc["signed"], &[&other]).unwrap(),
+    )
+    .unwrap();
+    let err = ota_repo::oem::ingest(&oem, &forged)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("threshold"), "{err}");
 }

@@ -38,10 +38,12 @@ pub struct Args {
     tx_id: u16,
     fd: bool,
     slot_size: u64,
+    /// The ECU's own private key, for signed version reports.
+    ecu_key: Option<PathBuf>,
 }
 
 const USAGE: &str = "usage: ota-ecu-sim --bind ADDR --peer ADDR [--peer ADDR…] --serial S --hardware-id H \
---supplier-key PUBLIC.pem [--supplier-key …] [--threshold N] --flash-dir DIR --rx-id ID --tx-id ID [--fd] [--slot-size BYTES]";
+--supplier-key PUBLIC.pem [--supplier-key …] [--threshold N] --flash-dir DIR --rx-id ID --tx-id ID [--fd] [--slot-size BYTES] [--ecu-key PRIVATE.pem]";
 
 fn parse_id(s: &str) -> Result<u16, String> {
     let v = s.strip_prefix("0x").map_or_else(
@@ -63,6 +65,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         (None, Vec::new(), None, None, Vec::new());
     let (mut threshold, mut dir, mut rx, mut tx, mut fd, mut slot) =
         (1u8, None, None, None, false, 16u64 << 20);
+    let mut ecu_key = None;
     while let Some(a) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{a} needs a value"));
         match a.as_str() {
@@ -77,6 +80,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--tx-id" => tx = Some(parse_id(&val()?)?),
             "--fd" => fd = true,
             "--slot-size" => slot = val()?.parse().map_err(|e| format!("--slot-size: {e}"))?,
+            "--ecu-key" => ecu_key = Some(PathBuf::from(val()?)),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -93,6 +97,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         tx_id: need(tx, "--tx-id")?,
         fd,
         slot_size: slot,
+        ecu_key,
     })
 }
 
@@ -111,6 +116,31 @@ fn provision(path: &PathBuf) -> Result<ProvisionedKey, String> {
         keyid: Sha256::digest(object.as_bytes()).into(),
         key,
     })
+}
+
+/// Version reports signed with RSASSA-PSS-SHA256 (32-byte salt) by the ECU's key.
+pub struct RsaReportSigner(rsa::pss::BlindedSigningKey<Sha256>);
+
+impl RsaReportSigner {
+    pub fn load(path: &PathBuf) -> Result<Self, String> {
+        use rsa::pkcs8::DecodePrivateKey;
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let key = rsa::RsaPrivateKey::from_pkcs8_pem(&text)
+            .map_err(|e| format!("{}: not a PKCS#8 RSA private key: {e}", path.display()))?;
+        Ok(RsaReportSigner(
+            rsa::pss::BlindedSigningKey::new_with_salt_len(key, 32),
+        ))
+    }
+}
+
+impl crate::uds::ReportSigner for RsaReportSigner {
+    fn sign(&mut self, msg: &[u8]) -> Option<Vec<u8>> {
+        use rsa::signature::{RandomizedSigner, SignatureEncoding};
+        self.0
+            .try_sign_with_rng(&mut rsa::rand_core::OsRng, msg)
+            .ok()
+            .map(|s| s.to_vec())
+    }
 }
 
 fn describe(m: &CompactManifest) -> String {
@@ -143,6 +173,9 @@ pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
     let bl =
         Bootloader::new(flash, identity).map_err(|e| format!("reading the flash state: {e}"))?;
     let mut server = Server::new(bl, field(&a.serial, "serial")?);
+    if let Some(path) = &a.ecu_key {
+        server.signer = Some(std::boxed::Box::new(RsaReportSigner::load(path)?));
+    }
     let tag = format!("ECU {}", a.serial);
     match server.bootloader.state().image {
         Some(i) => println!(

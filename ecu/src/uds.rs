@@ -23,6 +23,21 @@ pub const READ_DATA_BY_ID: u8 = 0x22;
 pub const NEGATIVE: u8 = 0x7F;
 /// Data identifier of the ECU's identification (serial, hardware id, active image).
 pub const DID_IDENTIFICATION: u16 = 0xF1A0;
+/// Data identifier of the signed version report: the request carries a 16-byte nonce, the
+/// answer the identification, the nonce and the ECU's signature over
+/// `OTAVR1` ‖ identification ‖ nonce.
+pub const DID_SIGNED_REPORT: u16 = 0xF1A1;
+/// Length of the identification record (after the DID).
+pub const IDENTIFICATION_LEN: usize = 4 * FIELD_LEN + 32 + 16;
+/// Domain separation tag of the ECU's report signature.
+pub const REPORT_TAG: &[u8; 6] = b"OTAVR1";
+
+/// Signs version reports with the ECU's own key (host: RSA-PSS with the OS's randomness; on a
+/// real ECU: its key store and TRNG).
+pub trait ReportSigner {
+    /// A signature of `msg`, at most 512 bytes; `None` if signing failed.
+    fn sign(&mut self, msg: &[u8]) -> Option<alloc::vec::Vec<u8>>;
+}
 
 /// Negative response codes: the standard ones where they fit, vehicle-manufacturer-specific
 /// ones (0xF0..) for the verification results.
@@ -101,8 +116,9 @@ impl From<Refusal> for Nrc {
     }
 }
 
-/// Largest response: the identification (`62 F1 A0` + 2 + 2×32 + 32 + 32 + 8 + 8 + 32).
-pub const MAX_RESPONSE: usize = 3 + 2 * FIELD_LEN + 2 * FIELD_LEN + 32 + 8 + 8;
+/// Largest response: the signed report (`62 F1 A1` + identification + nonce + length + an
+/// RSA-4096 signature).
+pub const MAX_RESPONSE: usize = 3 + IDENTIFICATION_LEN + 16 + 2 + 512;
 
 pub type Response = Vec<u8, MAX_RESPONSE>;
 
@@ -117,11 +133,17 @@ fn negative(sid: u8, nrc: Nrc) -> Response {
 pub struct Server<'k, F: Flash> {
     pub bootloader: Bootloader<'k, F>,
     pub serial: Field,
+    /// Without a signer the ECU answers no signed report.
+    pub signer: Option<alloc::boxed::Box<dyn ReportSigner + 'k>>,
 }
 
 impl<'k, F: Flash> Server<'k, F> {
     pub fn new(bootloader: Bootloader<'k, F>, serial: Field) -> Self {
-        Server { bootloader, serial }
+        Server {
+            bootloader,
+            serial,
+            signer: None,
+        }
     }
 
     /// Handle one request message (never panics, whatever the bytes).
@@ -163,14 +185,15 @@ impl<'k, F: Flash> Server<'k, F> {
                     })
                 }
             }
-            READ_DATA_BY_ID => {
-                if rest != DID_IDENTIFICATION.to_be_bytes() {
-                    Err(Nrc::RequestOutOfRange)
-                } else {
-                    self.identification(&mut ok);
+            READ_DATA_BY_ID => match rest {
+                [0xF1, 0xA0] => {
+                    let _ = ok.extend_from_slice(&[0x62, 0xF1, 0xA0]);
+                    let _ = ok.extend_from_slice(&self.identification());
                     Ok(())
                 }
-            }
+                [0xF1, 0xA1, nonce @ ..] if nonce.len() == 16 => self.signed_report(nonce, &mut ok),
+                _ => Err(Nrc::RequestOutOfRange),
+            },
             _ => Err(Nrc::ServiceNotSupported),
         };
         match result {
@@ -179,27 +202,40 @@ impl<'k, F: Flash> Server<'k, F> {
         }
     }
 
-    fn identification(&self, out: &mut Response) {
+    /// The identification record: serial, hardware id, uid, version, SHA-256, length,
+    /// release counter (zeros for the image fields when nothing is installed).
+    fn identification(&self) -> [u8; IDENTIFICATION_LEN] {
         let st = self.bootloader.state();
-        let _ = out.extend_from_slice(&[0x62, 0xF1, 0xA0]);
-        let _ = out.extend_from_slice(self.serial.as_bytes());
-        let _ = out.extend_from_slice(self.bootloader_hardware().as_bytes());
-        let empty = [0u8; FIELD_LEN];
-        match &st.image {
-            Some(i) => {
-                let _ = out.extend_from_slice(i.uid.as_bytes());
-                let _ = out.extend_from_slice(i.version.as_bytes());
-                let _ = out.extend_from_slice(&i.sha256);
-                let _ = out.extend_from_slice(&i.length.to_be_bytes());
-            }
-            None => {
-                let _ = out.extend_from_slice(&empty);
-                let _ = out.extend_from_slice(&empty);
-                let _ = out.extend_from_slice(&[0u8; 32]);
-                let _ = out.extend_from_slice(&0u64.to_be_bytes());
-            }
+        let mut b = [0u8; IDENTIFICATION_LEN];
+        b[0..32].copy_from_slice(self.serial.as_bytes());
+        b[32..64].copy_from_slice(self.bootloader_hardware().as_bytes());
+        if let Some(i) = &st.image {
+            b[64..96].copy_from_slice(i.uid.as_bytes());
+            b[96..128].copy_from_slice(i.version.as_bytes());
+            b[128..160].copy_from_slice(&i.sha256);
+            b[160..168].copy_from_slice(&i.length.to_be_bytes());
         }
-        let _ = out.extend_from_slice(&st.release_counter.to_be_bytes());
+        b[168..176].copy_from_slice(&st.release_counter.to_be_bytes());
+        b
+    }
+
+    fn signed_report(&mut self, nonce: &[u8], out: &mut Response) -> Result<(), Nrc> {
+        let ident = self.identification();
+        let signer = self.signer.as_mut().ok_or(Nrc::RequestOutOfRange)?;
+        let mut msg = [0u8; REPORT_TAG.len() + IDENTIFICATION_LEN + 16];
+        msg[..6].copy_from_slice(REPORT_TAG);
+        msg[6..6 + IDENTIFICATION_LEN].copy_from_slice(&ident);
+        msg[6 + IDENTIFICATION_LEN..].copy_from_slice(nonce);
+        let sig = signer
+            .sign(&msg)
+            .filter(|s| s.len() <= 512)
+            .ok_or(Nrc::ProgrammingFailure)?;
+        let _ = out.extend_from_slice(&[0x62, 0xF1, 0xA1]);
+        let _ = out.extend_from_slice(&ident);
+        let _ = out.extend_from_slice(nonce);
+        let _ = out.extend_from_slice(&(sig.len() as u16).to_be_bytes());
+        out.extend_from_slice(&sig)
+            .map_err(|_| Nrc::ProgrammingFailure)
     }
 
     fn bootloader_hardware(&self) -> Field {
@@ -278,9 +314,55 @@ pub mod client {
         }
     }
 
+    pub fn read_signed_report(nonce: &[u8; 16]) -> AVec<u8> {
+        let d = DID_SIGNED_REPORT.to_be_bytes();
+        let mut v = AVec::with_capacity(19);
+        v.extend_from_slice(&[READ_DATA_BY_ID, d[0], d[1]]);
+        v.extend_from_slice(nonce);
+        v
+    }
+
+    /// A signed version report as received.
+    pub struct SignedReport {
+        pub identification: Identification,
+        /// The identification bytes the ECU signed.
+        pub raw: [u8; IDENTIFICATION_LEN],
+        pub nonce: [u8; 16],
+        /// For the OEM to verify against the ECU's registered key.
+        pub signature: AVec<u8>,
+    }
+
+    /// Decode a signed report: the identification (decoded and raw), the nonce it answers, the
+    /// signature.
+    pub fn parse_signed_report(payload: &[u8]) -> Option<SignedReport> {
+        let rest = payload.strip_prefix(&[0xF1, 0xA1])?;
+        if rest.len() < IDENTIFICATION_LEN + 18 {
+            return None;
+        }
+        let (ident, rest) = rest.split_at(IDENTIFICATION_LEN);
+        let (nonce, rest) = rest.split_at(16);
+        let (len, sig) = rest.split_at(2);
+        if usize::from(u16::from_be_bytes([len[0], len[1]])) != sig.len() {
+            return None;
+        }
+        let mut raw = [0u8; IDENTIFICATION_LEN];
+        raw.copy_from_slice(ident);
+        let mut n = [0u8; 16];
+        n.copy_from_slice(nonce);
+        let mut with_did = AVec::with_capacity(IDENTIFICATION_LEN + 2);
+        with_did.extend_from_slice(&[0xF1, 0xA0]);
+        with_did.extend_from_slice(ident);
+        Some(SignedReport {
+            identification: parse_identification(&with_did)?,
+            raw,
+            nonce: n,
+            signature: sig.to_vec(),
+        })
+    }
+
     pub fn parse_identification(payload: &[u8]) -> Option<Identification> {
         let rest = payload.strip_prefix(&[0xF1, 0xA0])?;
-        if rest.len() != 4 * FIELD_LEN + 32 + 16 {
+        if rest.len() != IDENTIFICATION_LEN {
             return None;
         }
         let field = |at: usize| {

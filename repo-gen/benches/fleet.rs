@@ -49,10 +49,16 @@ fn main() {
             "ECU1".to_string(),
             EcuRecord {
                 hardware_id: "BRAKE-A".into(),
-                aftermarket: false,
+                ..Default::default()
             },
         )]);
-        inv.vehicles.insert(vin.clone(), Vehicle { ecus });
+        inv.vehicles.insert(
+            vin.clone(),
+            Vehicle {
+                ecus,
+                ..Default::default()
+            },
+        );
         assignments.insert(
             vin,
             BTreeMap::from([("ECU1".to_string(), assignment("1.0"))]),

@@ -250,6 +250,9 @@ pub enum OemCommand {
     /// Send images to the regulators for review.
     #[command(subcommand)]
     Review(OemReviewCommand),
+    /// Vehicle version reports.
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Assign an image to ECUs: one ECU (--vin, --ecu), every ECU of a vehicle the image fits
     /// (--vin), or every ECU of a hardware id in the fleet (--hardware-id).
     Assign {
@@ -344,6 +347,18 @@ pub enum OemRegulatorCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum ReportCommand {
+    /// Ingest a vehicle version report (from `ota-gateway report`): verified with the vehicle's
+    /// registered key, each ECU's entry with the ECU's; unknown ECUs, changed keys and ECUs
+    /// that did not report are flagged (DIR/flagged.json) for the replacement process.
+    Ingest {
+        dir: PathBuf,
+        #[arg(long, value_name = "REPORT.json")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum VehicleCommand {
     /// Add a vehicle and its ECUs to the inventory.
     Add {
@@ -356,6 +371,15 @@ pub enum VehicleCommand {
         /// An aftermarket ECU (never updated) as SERIAL:HARDWARE_ID; repeatable.
         #[arg(long, value_name = "SERIAL:HARDWARE_ID")]
         aftermarket: Vec<String>,
+    },
+    /// Register the vehicle's public key (its gateway signs version reports with it).
+    Key {
+        dir: PathBuf,
+        #[arg(long)]
+        vin: String,
+        /// PEM public key (or private key, of which the public half is kept).
+        #[arg(long, value_name = "PEM")]
+        key: PathBuf,
     },
 }
 
@@ -379,6 +403,16 @@ pub enum EcuCommand {
         vin: String,
         #[arg(long)]
         serial: String,
+    },
+    /// Register an ECU's public key (it signs its version reports with it).
+    Key {
+        dir: PathBuf,
+        #[arg(long)]
+        vin: String,
+        #[arg(long)]
+        serial: String,
+        #[arg(long, value_name = "PEM")]
+        key: PathBuf,
     },
     /// Replace an ECU; its assignment carries over if the hardware id is the same.
     Replace {

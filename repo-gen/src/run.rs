@@ -2,7 +2,8 @@
 
 use crate::cli::{
     Cli, Command, EcuCommand, KeyCommand, OemCommand, OemRegulatorCommand, OemReviewCommand,
-    OemSupplierCommand, RegulatorCommand, RoleKeyArgs, SupplierCommand, VehicleCommand,
+    OemSupplierCommand, RegulatorCommand, ReportCommand, RoleKeyArgs, SupplierCommand,
+    VehicleCommand,
 };
 use crate::error::{Error, Result};
 use crate::publish::Report;
@@ -296,9 +297,13 @@ fn oem_dir(cmd: &OemCommand) -> Option<&Path> {
             | OemRegulatorCommand::Remove { dir, .. }
             | OemRegulatorCommand::Threshold { dir, .. },
         ) => dir,
-        OemCommand::Vehicle(VehicleCommand::Add { dir, .. }) => dir,
+        OemCommand::Vehicle(VehicleCommand::Add { dir, .. } | VehicleCommand::Key { dir, .. }) => {
+            dir
+        }
+        OemCommand::Report(ReportCommand::Ingest { dir, .. }) => dir,
         OemCommand::Ecu(
             EcuCommand::Add { dir, .. }
+            | EcuCommand::Key { dir, .. }
             | EcuCommand::Remove { dir, .. }
             | EcuCommand::Replace { dir, .. },
         ) => dir,
@@ -396,6 +401,38 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
                     ""
                 }
             );
+        }
+        OemCommand::Vehicle(VehicleCommand::Key { dir, vin, key }) => {
+            oem::vehicle_key(&dir, &vin, &key)?;
+            println!("registered the key of vehicle {vin}");
+        }
+        OemCommand::Ecu(EcuCommand::Key {
+            dir,
+            vin,
+            serial,
+            key,
+        }) => {
+            oem::ecu_key(&dir, &vin, &serial, &key)?;
+            println!("registered the key of ECU {serial} of {vin}");
+        }
+        OemCommand::Report(ReportCommand::Ingest { dir, file }) => {
+            let r = oem::ingest(&dir, &file)?;
+            for s in &r.accepted {
+                println!("accepted the report of ECU {s}");
+            }
+            for f in &r.flagged {
+                eprintln!(
+                    "ota-repo: FLAGGED ECU {} of {}: {}",
+                    f.serial, f.vin, f.reason
+                );
+            }
+            if !r.flagged.is_empty() {
+                return Err(Error::refused(format!(
+                    "{} ECU(s) flagged for the out-of-band replacement process (listed in {})",
+                    r.flagged.len(),
+                    dir.join(oem::FLAGGED).display()
+                )));
+            }
         }
         OemCommand::Ecu(EcuCommand::Remove { dir, vin, serial }) => {
             let withdrawn = oem::ecu_remove(&dir, &vin, &serial)?;

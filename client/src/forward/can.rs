@@ -12,6 +12,7 @@ use crate::config::EcuConfig;
 use ota_ecu::flasher::flash_image;
 use ota_ecu::isotp::{standard_id, Config, Frame, Mode};
 use ota_ecu::transport::Endpoint;
+use ota_metadata::documents::EcuReport;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -105,7 +106,82 @@ impl CanForwarder {
     }
 }
 
+impl CanForwarder {
+    fn ask_report<C>(
+        &self,
+        can: C,
+        cfg: Config,
+        ecu: &EcuConfig,
+        nonce: &[u8; 16],
+    ) -> Result<EcuReport, ForwardError>
+    where
+        C: embedded_can::nb::Can<Frame = Frame>,
+        C::Error: std::fmt::Debug,
+    {
+        use ota_ecu::uds::{client, READ_DATA_BY_ID};
+        let bad = |reason: String| ForwardError::Ecu {
+            serial: ecu.serial.clone(),
+            reason,
+        };
+        let mut ep =
+            Endpoint::new(can, cfg).map_err(|e| bad(format!("ISO-TP configuration: {e:?}")))?;
+        let resp = ep
+            .request(
+                &client::read_signed_report(nonce),
+                ota_ecu::flasher::ANSWER_TIMEOUT,
+            )
+            .map_err(|e| bad(format!("no version report: {e}")))?;
+        let payload = client::check(READ_DATA_BY_ID, &resp)
+            .map_err(|e| bad(format!("version report refused: {e:?}")))?;
+        let client::SignedReport {
+            identification: id,
+            raw,
+            nonce: echoed,
+            signature: sig,
+        } = client::parse_signed_report(payload)
+            .ok_or_else(|| bad("malformed version report".into()))?;
+        if &echoed != nonce {
+            return Err(bad(
+                "the version report answers another nonce (replayed?)".into()
+            ));
+        }
+        let (uid, version) = id.image.map_or((String::new(), String::new()), |(u, v)| {
+            (u.as_str().into(), v.as_str().into())
+        });
+        Ok(EcuReport {
+            serial: id.serial.as_str().into(),
+            hardware_id: id.hardware_id.as_str().into(),
+            uid,
+            version,
+            sha256: hex::encode(id.sha256),
+            length: id.length,
+            release_counter: id.release_counter,
+            identification: hex::encode(raw),
+            nonce: hex::encode(nonce),
+            signature: hex::encode(sig),
+        })
+    }
+}
+
 impl Forwarder for CanForwarder {
+    fn report(&mut self, ecu: &EcuConfig, nonce: &[u8; 16]) -> Result<EcuReport, ForwardError> {
+        let cfg = self.link(ecu)?;
+        let io = |source| ForwardError::Io {
+            serial: ecu.serial.clone(),
+            source,
+        };
+        match &self.bus {
+            CanBus::Udp { bind, peers } => {
+                let bus = ota_ecu::bus::udp::UdpBus::bind(*bind, peers.clone()).map_err(io)?;
+                self.ask_report(bus, cfg, ecu, nonce)
+            }
+            CanBus::SocketCan { interface } => {
+                let bus = ota_ecu::bus::socketcan::SocketCanBus::open(interface).map_err(io)?;
+                self.ask_report(bus, cfg, ecu, nonce)
+            }
+        }
+    }
+
     fn forward(
         &mut self,
         ecu: &EcuConfig,

@@ -9,6 +9,7 @@ pub use can::{CanBus, CanForwarder};
 pub use dir::DirForwarder;
 
 use crate::config::EcuConfig;
+use ota_metadata::documents::EcuReport;
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,4 +33,13 @@ pub trait Forwarder {
         compact_manifest: &[u8],
         image: &Path,
     ) -> Result<(), ForwardError>;
+
+    /// Ask `ecu` for its version report, signed with its own key over `nonce`.
+    fn report(&mut self, ecu: &EcuConfig, nonce: &[u8; 16]) -> Result<EcuReport, ForwardError> {
+        let _ = nonce;
+        Err(ForwardError::Ecu {
+            serial: ecu.serial.clone(),
+            reason: "this forwarder cannot ask ECUs for version reports".into(),
+        })
+    }
 }

@@ -11,6 +11,7 @@ pub mod regulators;
 pub mod review;
 pub mod suppliers;
 pub mod vehicles;
+pub mod version_report;
 
 pub use assignments::{Assignments, EcuAssignment};
 pub use attestation::{Attestation, Finding, Verdict};
@@ -20,6 +21,7 @@ pub use regulators::Regulators;
 pub use review::{Review, ReviewRequest};
 pub use suppliers::{suppliers_of, SupplierEntry};
 pub use vehicles::{bin_of, VehicleBin, VehicleIndex};
+pub use version_report::{EcuReport, EcuSilent, VehicleVersionReport};
 
 use crate::roles::Hashes;
 use serde::{Deserialize, Serialize};

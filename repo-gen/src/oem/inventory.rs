@@ -3,25 +3,46 @@
 
 use super::{read_state, write_state, Assignments, ASSIGNMENTS, INVENTORY};
 use crate::error::{Error, Result};
-use ota_metadata::names;
+use ota_metadata::{names, DateTime, Key};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EcuRecord {
     pub hardware_id: String,
     /// Fitted after manufacture by a third party: never assigned updates.
     #[serde(default)]
     pub aftermarket: bool,
+    /// The ECU's public key, registered at the factory: its version reports must verify with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Key>,
+    /// What the ECU last reported running (from an ingested vehicle version report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported: Option<Reported>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reported {
+    pub uid: String,
+    pub version: String,
+    pub sha256: String,
+    pub release_counter: u64,
+    pub at: DateTime,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Vehicle {
     pub ecus: BTreeMap<String, EcuRecord>,
+    /// The vehicle's (gateway's) public key: version reports must be signed with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Key>,
+    /// Generation time of the newest report ingested: older ones are replays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_report: Option<DateTime>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Inventory {
     pub vehicles: BTreeMap<String, Vehicle>,
 }
@@ -76,6 +97,7 @@ pub fn vehicle_add(dir: &Path, vin: &str, ecus: &[String], aftermarket: &[String
         let rec = EcuRecord {
             hardware_id,
             aftermarket: aftermarket.contains(spec),
+            ..Default::default()
         };
         if v.ecus.insert(serial.clone(), rec).is_some() {
             return Err(Error::refused(format!(
@@ -106,6 +128,7 @@ pub fn ecu_add(dir: &Path, vin: &str, spec: &str, aftermarket: bool) -> Result<(
         EcuRecord {
             hardware_id,
             aftermarket,
+            ..Default::default()
         },
     );
     inv.save(dir)
@@ -156,9 +179,11 @@ pub fn ecu_replace(dir: &Path, vin: &str, old: &str, new_spec: &str) -> Result<b
         v.ecus.remove(old);
         v.ecus.insert(
             serial,
+            // A new part: its key must be registered anew (`oem ecu key`).
             EcuRecord {
                 hardware_id,
                 aftermarket: old_rec.aftermarket,
+                ..Default::default()
             },
         );
     }

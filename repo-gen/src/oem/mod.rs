@@ -18,15 +18,19 @@ mod init;
 mod inventory;
 mod publish;
 mod regulators;
+mod report;
 mod review;
 mod rotate;
 mod suppliers;
 
 pub use assign::{assign, Assign, AssignTarget};
 pub use init::init;
-pub use inventory::{ecu_add, ecu_remove, ecu_replace, vehicle_add, EcuRecord, Inventory, Vehicle};
+pub use inventory::{
+    ecu_add, ecu_remove, ecu_replace, vehicle_add, EcuRecord, Inventory, Reported, Vehicle,
+};
 pub use publish::{publish, OemReport};
 pub use regulators::{regulator_add, regulator_remove, regulator_threshold};
+pub use report::{ecu_key, ingest, vehicle_key, Flag, Ingested, FLAGGED};
 pub use review::{review_submit, Submit};
 pub use rotate::rotate_key;
 pub use suppliers::{supplier_add, supplier_remove, supplier_replace};

@@ -1,0 +1,228 @@
+//! Version reports and the keys that sign them: registering a vehicle's and its ECUs' public
+//! keys, and ingesting a vehicle version report (Uptane's detection of added, removed and
+//! replaced ECUs). A report is accepted ECU by ECU: an ECU the inventory does not know, one
+//! whose report does not verify with its registered key, one reporting another hardware id,
+//! and one that did not report at all are flagged for the out-of-band replacement process
+//! (`flagged.json`), never silently accepted.
+
+use super::inventory::{Inventory, Reported};
+use super::{read_state, write_state};
+use crate::error::{Error, Result};
+use crate::fsutil;
+use ota_ecu::uds::client::parse_identification;
+use ota_metadata::documents::version_report::ecu_report_message;
+use ota_metadata::documents::VehicleVersionReport;
+use ota_metadata::keys::{Key, KeyId};
+use ota_metadata::{DateTime, Envelope, SigningKey};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+pub const FLAGGED: &str = "flagged.json";
+
+/// A public key from a PEM file (public, or private of which the public half is taken).
+pub fn public_key_file(path: &Path) -> Result<Key> {
+    let bytes = fsutil::read_bounded(path, 64 * 1024)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::refused(format!("{}: not a PEM file", path.display())))?;
+    if text.contains("PRIVATE KEY-----") {
+        return Ok(SigningKey::from_pem(&text)
+            .map_err(Error::meta(path))?
+            .public()
+            .clone());
+    }
+    let key = Key::rsa(text.clone());
+    let parsed = key
+        .to_public(&KeyId(path.display().to_string()))
+        .map_err(Error::meta(path))?;
+    match parsed {
+        ota_metadata::PublicKey::Rsa(rsa) => Ok(Key::rsa(
+            ota_metadata::signing::public_pem(&rsa)
+                .map_err(|e| Error::refused(format!("{}: {e}", path.display())))?,
+        )),
+        _ => Err(Error::refused(format!(
+            "{}: only RSA keys sign version reports",
+            path.display()
+        ))),
+    }
+}
+
+pub fn vehicle_key(dir: &Path, vin: &str, key_file: &Path) -> Result<()> {
+    super::Settings::load(dir)?;
+    let key = public_key_file(key_file)?;
+    let mut inv = Inventory::load(dir)?;
+    inv.vehicle(vin)?;
+    if let Some(v) = inv.vehicles.get_mut(vin) {
+        v.key = Some(key);
+    }
+    inv.save(dir)
+}
+
+pub fn ecu_key(dir: &Path, vin: &str, serial: &str, key_file: &Path) -> Result<()> {
+    super::Settings::load(dir)?;
+    let key = public_key_file(key_file)?;
+    let mut inv = Inventory::load(dir)?;
+    inv.ecu(vin, serial)?;
+    if let Some(e) = inv
+        .vehicles
+        .get_mut(vin)
+        .and_then(|v| v.ecus.get_mut(serial))
+    {
+        e.key = Some(key);
+    }
+    inv.save(dir)
+}
+
+/// One ECU held for the out-of-band replacement process.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flag {
+    pub vin: String,
+    pub serial: String,
+    pub reason: String,
+    pub report_generated: DateTime,
+}
+
+/// What an ingestion did.
+#[derive(Debug, Default)]
+pub struct Ingested {
+    pub accepted: Vec<String>,
+    pub flagged: Vec<Flag>,
+}
+
+fn verify_ecu(key: &Key, ident: &[u8], nonce: &str, sig: &str) -> bool {
+    let (Ok(nonce), Ok(sig)) = (hex::decode(nonce), hex::decode(sig)) else {
+        return false;
+    };
+    let Ok(nonce) = <[u8; 16]>::try_from(nonce.as_slice()) else {
+        return false;
+    };
+    key.to_public(&KeyId("ecu".into()))
+        .is_ok_and(|k| k.verify(&ecu_report_message(ident, &nonce), &sig))
+}
+
+pub fn ingest(dir: &Path, file: &Path) -> Result<Ingested> {
+    super::Settings::load(dir)?;
+    let bytes = fsutil::read_bounded(file, 4 << 20)?;
+    let what = file.display().to_string();
+    let env = Envelope::parse(&what, &bytes, 4 << 20).map_err(Error::meta(file))?;
+    let report: VehicleVersionReport = env
+        .decode(&what, VehicleVersionReport::TYPE)
+        .map_err(Error::meta(file))?;
+    let mut inv = Inventory::load(dir)?;
+    let vehicle = inv.vehicle(&report.vin)?.clone();
+    let key = vehicle.key.clone().ok_or_else(|| {
+        Error::refused(format!(
+            "vehicle {} has no registered key (`oem vehicle key`): its report cannot be trusted",
+            report.vin
+        ))
+    })?;
+    let id = key.key_id()?;
+    env.verify(
+        &format!("version report of {}", report.vin),
+        std::slice::from_ref(&id),
+        1,
+        &[(id.clone(), key)].into(),
+    )
+    .map_err(Error::meta(file))?;
+    if vehicle.last_report.is_some_and(|t| report.generated <= t) {
+        return Err(Error::refused(format!(
+            "{what}: generated {}, not newer than the last report ingested for {} (a replay?)",
+            report.generated, report.vin
+        )));
+    }
+
+    let mut out = Ingested::default();
+    let flag = |serial: &str, reason: String| Flag {
+        vin: report.vin.clone(),
+        serial: serial.into(),
+        reason,
+        report_generated: report.generated,
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &report.ecus {
+        seen.insert(r.serial.clone());
+        let Some(rec) = vehicle.ecus.get(&r.serial) else {
+            out.flagged.push(flag(
+                &r.serial,
+                "unknown ECU serial: added or replaced outside the inventory".into(),
+            ));
+            continue;
+        };
+        let Some(ecu_key) = &rec.key else {
+            out.flagged.push(flag(
+                &r.serial,
+                "no key registered for this ECU (`oem ecu key`)".into(),
+            ));
+            continue;
+        };
+        let ident = hex::decode(&r.identification).unwrap_or_default();
+        if !verify_ecu(ecu_key, &ident, &r.nonce, &r.signature) {
+            out.flagged.push(flag(&r.serial, "the report does not verify with the registered ECU key: key changed or report forged".into()));
+            continue;
+        }
+        // The signed identification is what counts, not the gateway's transcription of it.
+        let Some(id) = parse_identification(&[&[0xF1, 0xA0][..], &ident].concat()) else {
+            out.flagged
+                .push(flag(&r.serial, "malformed identification".into()));
+            continue;
+        };
+        if id.serial.as_str() != r.serial {
+            out.flagged.push(flag(
+                &r.serial,
+                format!(
+                    "the ECU signed serial {}, not {}",
+                    id.serial.as_str(),
+                    r.serial
+                ),
+            ));
+            continue;
+        }
+        if id.hardware_id.as_str() != rec.hardware_id {
+            out.flagged.push(flag(
+                &r.serial,
+                format!(
+                    "reports hardware id {}, the inventory says {}",
+                    id.hardware_id.as_str(),
+                    rec.hardware_id
+                ),
+            ));
+            continue;
+        }
+        let reported = id.image.map(|(uid, version)| Reported {
+            uid: uid.as_str().into(),
+            version: version.as_str().into(),
+            sha256: hex::encode(id.sha256),
+            release_counter: id.release_counter,
+            at: report.generated,
+        });
+        if let Some(e) = inv
+            .vehicles
+            .get_mut(&report.vin)
+            .and_then(|v| v.ecus.get_mut(&r.serial))
+        {
+            e.reported = reported;
+        }
+        out.accepted.push(r.serial.clone());
+    }
+    for serial in vehicle.ecus.keys().filter(|s| !seen.contains(*s)) {
+        if vehicle.ecus[serial].aftermarket {
+            continue;
+        }
+        let why = report
+            .silent
+            .iter()
+            .find(|s| &s.serial == serial)
+            .map_or("not in the report".to_string(), |s| s.reason.clone());
+        out.flagged.push(flag(
+            serial,
+            format!("did not report ({why}): removed or replaced?"),
+        ));
+    }
+    if let Some(v) = inv.vehicles.get_mut(&report.vin) {
+        v.last_report = Some(report.generated);
+    }
+    let mut all: Vec<Flag> = read_state(dir, FLAGGED)?;
+    all.extend(out.flagged.iter().cloned());
+    write_state(dir, FLAGGED, &all)?;
+    inv.save(dir)?;
+    Ok(out)
+}
