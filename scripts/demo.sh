@@ -72,10 +72,16 @@ mkdir -p "$work/vehicle"
 pub "$work/keys/acme-targets.TEST-ONLY.pem" "$work/vehicle/acme-targets.pub.pem"
 pub "$work/keys/brakes-tier2.TEST-ONLY.pem" "$work/vehicle/brakes-tier2.pub.pem"
 gw_port=$((port + 1))
+vin=WDD2130421A000001
+"$OTA_REPO" key generate --bits 2048 --out "$work/vehicle/vehicle.TEST-ONLY.pem" >/dev/null
+"$OTA_REPO" oem vehicle key "$work/oem" --vin "$vin" --key "$work/vehicle/vehicle.TEST-ONLY.pem" >/dev/null
 ecu() { # SERIAL HARDWARE_ID UDP_PORT CAN_ID SUPPLIER_KEY
+  local key="$work/vehicle/ecu-$1.TEST-ONLY.pem"
+  "$OTA_REPO" key generate --bits 2048 --out "$key" >/dev/null
+  "$OTA_REPO" oem ecu key "$work/oem" --vin "$vin" --serial "$1" --key "$key" >/dev/null
   "$bin/ota-ecu-sim" --bind "127.0.0.1:$3" --peer "127.0.0.1:$gw_port" --serial "$1" --hardware-id "$2" \
     --supplier-key "$5" --flash-dir "$work/vehicle/flash-$1" --rx-id "$4" --tx-id "$(printf '0x%X' $(($4 + 8)))" --fd \
-    | sed "s/^/    /" &
+    --ecu-key "$key" > >(sed -u "s/^/    /") &
   pids+=($!)
 }
 ecu BRK-0001 BRAKE-A $((port + 2)) 0x7E0 "$work/vehicle/acme-targets.pub.pem"
@@ -84,7 +90,8 @@ ecu ABS-0001 ABS-MOD-1 $((port + 4)) 0x7E2 "$work/vehicle/brakes-tier2.pub.pem"
 sleep 0.5
 
 cat > "$work/vehicle/gateway.toml" <<TOML
-vin = "WDD2130421A000001"
+vin = "$vin"
+vehicle_key = "$work/vehicle/vehicle.TEST-ONLY.pem"
 master_url = "$base/oem/repository"
 master_root = "$work/oem/repository/1.root.json"
 state_dir = "$work/vehicle/gateway-state"
@@ -123,4 +130,7 @@ step "gateway: status"
 gw status
 step "gateway: update again (nothing new: one timestamp request)"
 gw update
+step "gateway: signed version report (each ECU signs its own), ingested by the OEM"
+gw report --out "$work/vehicle/version-report.json"
+"$OTA_REPO" oem report ingest "$work/oem" --file "$work/vehicle/version-report.json"
 step "demo finished: trees, logs and ECU flash are in $work"

@@ -228,10 +228,9 @@ pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
             (Some(uds::TRANSFER_EXIT), None) => {
                 let st = server.bootloader.state();
                 println!(
-                    "{tag}: image hash ok; activated slot {:?}: {} (release counter {})",
+                    "{tag}: image hash ok; activated slot {:?} ({}); it stays bootable until the next image verifies",
                     st.active,
-                    receiving.take().unwrap_or_default(),
-                    st.release_counter
+                    receiving.take().unwrap_or_default()
                 );
             }
             (Some(sid), Some(code)) => {
