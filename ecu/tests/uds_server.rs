@@ -1,0 +1,116 @@
+//! The ECU's UDS server against hostile requests, and the tester's handling of a busy ECU.
+
+use ota_ecu::bootloader::{Bootloader, Identity};
+use ota_ecu::bus::mem::MemBus;
+use ota_ecu::compact_manifest::{Field, ProvisionedKey};
+use ota_ecu::flash::mem::MemFlash;
+use ota_ecu::flasher::flash_image;
+use ota_ecu::isotp::{standard_id, Config};
+use ota_ecu::transport::Endpoint;
+use ota_ecu::uds::{Nrc, Server, NEGATIVE};
+use ota_metadata::documents::compact::{keyid_bytes, sign_compact};
+use ota_metadata::documents::ImageManifest;
+use ota_metadata::SigningKey;
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+#[test]
+fn random_requests_never_panic_and_never_install() {
+    let key = SigningKey::generate(2048).unwrap();
+    let keys = [ProvisionedKey {
+        keyid: keyid_bytes(key.key_id()).unwrap(),
+        key: key.rsa_public(),
+    }];
+    let bl = Bootloader::new(
+        MemFlash::new(1 << 16),
+        Identity {
+            hardware_id: Field::new("HW").unwrap(),
+            keys: &keys,
+            threshold: 1,
+        },
+    )
+    .unwrap();
+    let mut server = Server::new(bl, Field::new("SN").unwrap());
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for _ in 0..50_000 {
+        let len = (next() % 40) as usize;
+        let mut req: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        // Bias towards the real services so the deeper paths run too.
+        if let Some(first) = req.first_mut() {
+            *first = [0x34, 0x36, 0x37, 0x22, *first][(next() % 5) as usize];
+        }
+        let resp = server.handle(&req);
+        assert!(!resp.is_empty());
+    }
+    assert!(
+        server.bootloader.state().image.is_none(),
+        "garbage must never install anything"
+    );
+}
+
+#[test]
+fn a_busy_ecu_is_asked_again() {
+    let key = SigningKey::generate(2048).unwrap();
+    let img = vec![5u8; 3000];
+    let m = ImageManifest::new(
+        "s",
+        "fw",
+        "1",
+        1,
+        vec!["HW".into()],
+        3000,
+        Sha256::digest(&img).into(),
+    )
+    .unwrap();
+    let compact = sign_compact(&m.compact_body().unwrap(), &[&key]).unwrap();
+    let bus = MemBus::new();
+    let (a, b) = (standard_id(0x7E0).unwrap(), standard_id(0x7E8).unwrap());
+    let ecu_can = bus.node();
+    let kid = keyid_bytes(key.key_id()).unwrap();
+    let public = key.rsa_public();
+    let ecu = std::thread::spawn(move || {
+        let keys = [ProvisionedKey {
+            keyid: kid,
+            key: public,
+        }];
+        let bl = Bootloader::new(
+            MemFlash::new(1 << 16),
+            Identity {
+                hardware_id: Field::new("HW").unwrap(),
+                keys: &keys,
+                threshold: 1,
+            },
+        )
+        .unwrap();
+        let mut server = Server::new(bl, Field::new("SN").unwrap());
+        let mut ep = Endpoint::new(ecu_can, Config::new(b, a)).unwrap();
+        let mut busy_left = 2;
+        // Serve until the transfer exit, answering the first two requests "busy".
+        loop {
+            let req = ep.receive(Duration::from_secs(5)).unwrap();
+            let resp = if busy_left > 0 {
+                busy_left -= 1;
+                vec![NEGATIVE, req[0], Nrc::Busy as u8]
+            } else {
+                server.handle(&req).to_vec()
+            };
+            ep.send(&resp, Duration::from_secs(5)).unwrap();
+            if req == [0x37] {
+                return server
+                    .bootloader
+                    .state()
+                    .image
+                    .map(|i| i.version.as_str().to_string());
+            }
+        }
+    });
+    let mut tester = Endpoint::new(bus.node(), Config::new(a, b)).unwrap();
+    flash_image(&mut tester, &compact, &mut img.as_slice(), 3000, |_| {}).unwrap();
+    assert_eq!(ecu.join().unwrap().as_deref(), Some("1"));
+}
