@@ -79,6 +79,8 @@ impl Key {
 #[derive(Clone, Debug)]
 pub enum PublicKey {
     Rsa(Box<rsa::RsaPublicKey>),
+    /// `rsa-pkcs1v15-sha256`, which some TUF tooling signs with; verified, never produced.
+    RsaPkcs1v15(Box<rsa::RsaPublicKey>),
     Ed25519(ed25519_dalek::VerifyingKey),
     EcdsaP256(p256::ecdsa::VerifyingKey),
 }
@@ -91,7 +93,7 @@ impl PublicKey {
         };
         let public = key.keyval.public.trim();
         match (key.keytype.as_str(), key.scheme.as_str()) {
-            ("rsa", "rsassa-pss-sha256") => {
+            ("rsa", "rsassa-pss-sha256" | "rsa-pkcs1v15-sha256") => {
                 use rsa::pkcs1::DecodeRsaPublicKey;
                 use rsa::pkcs8::DecodePublicKey;
                 use rsa::traits::PublicKeyParts;
@@ -104,7 +106,11 @@ impl PublicKey {
                         "RSA modulus of {bits} bits is outside {MIN_RSA_BITS}..={MAX_RSA_BITS}"
                     )));
                 }
-                Ok(PublicKey::Rsa(Box::new(k)))
+                Ok(if key.scheme == RSA_SCHEME {
+                    PublicKey::Rsa(Box::new(k))
+                } else {
+                    PublicKey::RsaPkcs1v15(Box::new(k))
+                })
             }
             ("ed25519", "ed25519") => {
                 let raw =
@@ -148,6 +154,15 @@ impl PublicKey {
                     .verify(msg, &sig)
                     .is_ok()
             }
+            PublicKey::RsaPkcs1v15(k) => {
+                use rsa::signature::Verifier;
+                let Ok(sig) = rsa::pkcs1v15::Signature::try_from(sig) else {
+                    return false;
+                };
+                rsa::pkcs1v15::VerifyingKey::<Sha256>::new((**k).clone())
+                    .verify(msg, &sig)
+                    .is_ok()
+            }
             PublicKey::Ed25519(k) => {
                 let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else {
                     return false;
@@ -168,7 +183,7 @@ impl PublicKey {
     /// under: two key ids for the same key must never count twice toward a threshold.
     pub fn identity(&self) -> Vec<u8> {
         match self {
-            PublicKey::Rsa(k) => {
+            PublicKey::Rsa(k) | PublicKey::RsaPkcs1v15(k) => {
                 use rsa::traits::PublicKeyParts;
                 let mut v = b"rsa:".to_vec();
                 v.extend(k.n().to_bytes_be());

@@ -84,3 +84,18 @@ fn unknown_scheme_is_an_error_not_a_pass() {
     let k = key("rsa", "rsassa-pkcs1v15-sha256", "x".into());
     assert!(k.to_public(&KeyId("a".into())).is_err());
 }
+
+#[test]
+fn rsa_pkcs1v15_sha256() {
+    use rsa::pkcs8::{EncodePublicKey, LineEnding};
+    use rsa::signature::{SignatureEncoding, Signer};
+    let sk = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).unwrap();
+    let pem = sk
+        .to_public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .unwrap();
+    let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(sk);
+    check(key("rsa", "rsa-pkcs1v15-sha256", pem), |m| {
+        signer.sign(m).to_vec()
+    });
+}
