@@ -1,62 +1,25 @@
 //! `ota-repo` driven as a user drives it: the real binary, real files, real errors.
 
-use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
 /// Throwaway keys of the wrong type (test-only, never used for anything else).
 const ED25519_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIFwYhMFkykX9dVIgfXlRKSRjg+4Sf6i7cFFlA8GFJeLG\n-----END PRIVATE KEY-----\n";
 const P256_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgXIWWtOhL3JXZlGPj\nOJ05qZV2ELt+hJO8S9MxKrxmT4GhRANCAARYhvMbqyW8QM6GcKkLcUjcB02tH0fY\nA8Sk9rITLs2dMo3vYUOAon9DvCmOqx8vEMQjv4AF6t6xp6KQdXyn1FH5\n-----END PRIVATE KEY-----\n";
 
-struct Env {
-    tmp: tempfile::TempDir,
+/// The `ota-repo` binary in a temporary working directory.
+type Env = ota_testkit::cli::CliEnv;
+
+fn env_new() -> Env {
+    Env::new(env!("CARGO_BIN_EXE_ota-repo"))
 }
 
-impl Env {
-    fn new() -> Self {
-        Env {
-            tmp: tempfile::tempdir().unwrap(),
-        }
-    }
-    fn path(&self, p: &str) -> PathBuf {
-        self.tmp.path().join(p)
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ota-repo"))
-            .current_dir(self.tmp.path())
-            .args(args)
-            .output()
-            .unwrap()
-    }
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "{args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
-    }
-    /// Run a command that must fail; returns stderr.
-    fn fail(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            !o.status.success(),
-            "{args:?} unexpectedly succeeded: {}",
-            String::from_utf8_lossy(&o.stdout)
-        );
-        let err = String::from_utf8(o.stderr).unwrap();
-        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
-        err
-    }
+/// This file's shortcuts over the shared environment.
+trait Steps {
+    fn key(&self, name: &str) -> String;
+    fn supplier(&self) -> String;
+}
+
+impl Steps for Env {
     fn key(&self, name: &str) -> String {
         self.ok(&["key", "generate", "--bits", "2048", "--out", name]);
-        name.to_string()
-    }
-    fn write(&self, name: &str, bytes: &[u8]) -> String {
-        std::fs::write(self.path(name), bytes).unwrap();
         name.to_string()
     }
     /// A supplier repository `acme` with one image published.
@@ -67,25 +30,6 @@ impl Env {
         self.ok(&add("fw1.bin", "brake-fw", "1.0.0", "5", "BRAKE-A"));
         self.ok(&["supplier", "publish", "acme"]);
         k
-    }
-    /// Every file under `dir` with its hash: to prove a failed command changed nothing.
-    fn state(&self, dir: &str) -> BTreeMap<PathBuf, String> {
-        fn walk(p: &Path, out: &mut BTreeMap<PathBuf, String>) {
-            for e in std::fs::read_dir(p).unwrap() {
-                let e = e.unwrap();
-                if e.file_type().unwrap().is_dir() {
-                    walk(&e.path(), out);
-                } else {
-                    out.insert(
-                        e.path(),
-                        hex::encode(Sha256::digest(std::fs::read(e.path()).unwrap())),
-                    );
-                }
-            }
-        }
-        let mut out = BTreeMap::new();
-        walk(&self.path(dir), &mut out);
-        out
     }
 }
 
@@ -115,7 +59,7 @@ fn add<'a>(
 
 #[test]
 fn help_describes_every_command() {
-    let env = Env::new();
+    let env = env_new();
     let top = env.ok(&["--help"]);
     for cmd in ["key", "supplier", "verify"] {
         assert!(top.contains(cmd), "{top}");
@@ -131,7 +75,7 @@ fn help_describes_every_command() {
 
 #[test]
 fn key_generate_is_private_and_never_overwrites() {
-    let env = Env::new();
+    let env = env_new();
     let out = env.ok(&["key", "generate", "--bits", "2048", "--out", "k.pem"]);
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(env.path("k.pem"))
@@ -161,7 +105,7 @@ fn key_generate_is_private_and_never_overwrites() {
 
 #[test]
 fn key_show_of_the_public_half_gives_the_same_id() {
-    let env = Env::new();
+    let env = env_new();
     env.key("k.pem");
     let shown = env.ok(&["key", "show", "k.pem"]);
     let pem_start = shown.find("-----BEGIN PUBLIC KEY-----").unwrap();
@@ -172,7 +116,7 @@ fn key_show_of_the_public_half_gives_the_same_id() {
 
 #[test]
 fn publish_then_verify_with_a_pinned_root() {
-    let env = Env::new();
+    let env = env_new();
     env.supplier();
     let out = env.ok(&["verify", "acme"]);
     assert!(out.contains("3 target(s), 1 image(s)"), "{out}");
@@ -195,7 +139,7 @@ fn publish_then_verify_with_a_pinned_root() {
 
 #[test]
 fn bad_keys_get_clear_errors_and_create_nothing() {
-    let env = Env::new();
+    let env = env_new();
     env.write("garbage.pem", b"hello, I am not a key\n");
     env.write("ed.pem", ED25519_PEM.as_bytes());
     env.write("ec.pem", P256_PEM.as_bytes());
@@ -228,7 +172,7 @@ fn bad_keys_get_clear_errors_and_create_nothing() {
 
 #[test]
 fn missing_and_oversized_images_are_refused_and_change_nothing() {
-    let env = Env::new();
+    let env = env_new();
     let k = env.key("k.pem");
     env.ok(&[
         "supplier",
@@ -259,7 +203,7 @@ fn missing_and_oversized_images_are_refused_and_change_nothing() {
 
 #[test]
 fn duplicates_bad_names_and_rollbacks() {
-    let env = Env::new();
+    let env = env_new();
     env.supplier();
     let before = env.state("acme");
     let err = env.fail(&add("fw1.bin", "brake-fw", "1.0.0", "6", "BRAKE-A"));
@@ -292,7 +236,7 @@ fn duplicates_bad_names_and_rollbacks() {
 
 #[test]
 fn tree_signed_by_an_unknown_key_fails_verification() {
-    let env = Env::new();
+    let env = env_new();
     env.supplier();
     // Another repository's root, pinned against this tree.
     let k2 = env.key("other.pem");
@@ -318,7 +262,7 @@ fn tree_signed_by_an_unknown_key_fails_verification() {
 
 #[test]
 fn tampered_targets_and_metadata_fail_verification() {
-    let env = Env::new();
+    let env = env_new();
     env.supplier();
     let targets = env.path("acme/repository/targets");
     let image = std::fs::read_dir(&targets)
@@ -351,7 +295,7 @@ fn tampered_targets_and_metadata_fail_verification() {
 
 #[test]
 fn tier2_delegation_signs_only_its_hardware() {
-    let env = Env::new();
+    let env = env_new();
     env.supplier();
     let t2 = env.key("tier2.pem");
     env.ok(&[
@@ -409,7 +353,7 @@ fn tier2_delegation_signs_only_its_hardware() {
 
 #[test]
 fn rotating_keys_keeps_the_tree_verifiable_from_the_first_root() {
-    let env = Env::new();
+    let env = env_new();
     env.supplier();
     env.ok(&[
         "supplier",
@@ -476,7 +420,7 @@ fn rotating_keys_keeps_the_tree_verifiable_from_the_first_root() {
 
 #[test]
 fn expired_tree_fails_and_publish_renews_it() {
-    let env = Env::new();
+    let env = env_new();
     env.supplier();
     let later = "2099-01-01T00:00:00Z";
     let err = env.fail(&["--now", later, "verify", "acme"]);
@@ -499,7 +443,7 @@ fn expired_tree_fails_and_publish_renews_it() {
 
 #[test]
 fn commands_on_a_non_repository_explain_what_to_do() {
-    let env = Env::new();
+    let env = env_new();
     std::fs::create_dir(env.path("empty")).unwrap();
     let err = env.fail(&["supplier", "publish", "empty"]);
     assert!(err.contains("supplier init"), "{err}");

@@ -3,73 +3,23 @@
 //! rotation of every role, and bad input.
 
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-struct Env {
-    tmp: tempfile::TempDir,
+/// The `ota-repo` binary in a temporary working directory.
+type Env = ota_testkit::cli::CliEnv;
+
+fn env_new() -> Env {
+    Env::new(env!("CARGO_BIN_EXE_ota-repo"))
 }
 
-impl Env {
-    fn new() -> Self {
-        Env {
-            tmp: tempfile::tempdir().unwrap(),
-        }
-    }
-    fn path(&self, p: &str) -> PathBuf {
-        self.tmp.path().join(p)
-    }
-    fn s(&self, p: &str) -> String {
-        self.path(p).display().to_string()
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ota-repo"))
-            .current_dir(self.tmp.path())
-            .args(args)
-            .output()
-            .unwrap()
-    }
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "{args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
-    }
-    fn fail(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            !o.status.success(),
-            "{args:?} unexpectedly succeeded: {}",
-            String::from_utf8_lossy(&o.stdout)
-        );
-        let err = String::from_utf8(o.stderr).unwrap();
-        assert!(!err.contains("panicked"), "{err}");
-        err
-    }
-    fn state(&self, dir: &str) -> BTreeMap<PathBuf, String> {
-        fn walk(p: &Path, out: &mut BTreeMap<PathBuf, String>) {
-            for e in std::fs::read_dir(p).unwrap() {
-                let e = e.unwrap();
-                if e.file_type().unwrap().is_dir() {
-                    walk(&e.path(), out);
-                } else {
-                    out.insert(
-                        e.path(),
-                        hex::encode(Sha256::digest(std::fs::read(e.path()).unwrap())),
-                    );
-                }
-            }
-        }
-        let mut out = BTreeMap::new();
-        walk(&self.path(dir), &mut out);
-        out
-    }
+/// This file's steps over the shared environment.
+trait Steps {
+    fn world(&self);
+    fn review(&self) -> String;
+    fn verify(&self, dir: &str) -> String;
+    fn assignments(&self, vin: &str) -> serde_json::Value;
+}
 
+impl Steps for Env {
     /// Supplier `acme` (two images), OEM pinning it, regulator `tuv`, both images reviewed and
     /// approved, two vehicles in the inventory.
     fn world(&self) {
@@ -223,7 +173,7 @@ impl Env {
 
 #[test]
 fn review_assign_and_publish_per_vehicle() {
-    let env = Env::new();
+    let env = env_new();
     env.world();
     let reg = env.verify("reg");
     assert!(reg.contains("2 attestation(s)"), "{reg}");
@@ -304,7 +254,7 @@ fn review_assign_and_publish_per_vehicle() {
 
 #[test]
 fn assignment_refusals_leave_everything_as_it_was() {
-    let env = Env::new();
+    let env = env_new();
     env.world();
     let before = env.state("oem");
     let cases: &[(&[&str], &str)] = &[
@@ -484,7 +434,7 @@ fn assignment_refusals_leave_everything_as_it_was() {
 
 #[test]
 fn exceptional_operations_on_ecus_and_suppliers() {
-    let env = Env::new();
+    let env = env_new();
     env.world();
     env.ok(&[
         "oem",
@@ -547,7 +497,7 @@ fn exceptional_operations_on_ecus_and_suppliers() {
 
 #[test]
 fn revocation_outranks_approval_and_sticks() {
-    let env = Env::new();
+    let env = env_new();
     env.world();
     let sha = hex::encode(Sha256::digest(vec![1u8; 3000]));
     let out = env.ok(&[
@@ -605,7 +555,7 @@ fn revocation_outranks_approval_and_sticks() {
 
 #[test]
 fn every_role_of_oem_and_regulator_rotates() {
-    let env = Env::new();
+    let env = env_new();
     env.world();
     env.ok(&[
         "oem",

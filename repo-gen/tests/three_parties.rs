@@ -17,7 +17,6 @@ use ota_testkit as support;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::Instant;
 use support::nginx::Nginx;
 
@@ -26,48 +25,26 @@ const VIN: &str = "WVWZZZ1JZXW000001";
 const BACKDOOR: &[u8] = b"\x00svc_maint:pw=0TA-b4ckd00r-7f3a9c\x00";
 const SIGNATURE: &str = "OTA.Test.HardcodedCredential";
 
-struct World {
-    tmp: tempfile::TempDir,
+/// The `ota-repo` binary in a temporary working directory.
+type World = ota_testkit::cli::CliEnv;
+
+/// This test's steps over the shared environment.
+trait Steps {
+    fn refused(&self, args: &[&str], dir: &str, skip_cache: bool, words: &[&str]) -> String;
+    fn key(&self, name: &str) -> String;
+    fn pin(&self, tree: &str) -> String;
+    fn tree_state(&self, dir: &str, skip_cache: bool) -> BTreeMap<PathBuf, String>;
+    fn stored_target(&self, tree: &str, name: &str) -> PathBuf;
+    fn attestation(&self, sha: &str) -> Option<serde_json::Value>;
+    fn newest_signed(&self, dir: &str, suffix: &str) -> (u64, serde_json::Value);
+    fn newest_assignments(&self, vin: &str) -> (u64, serde_json::Value);
 }
 
-impl World {
-    fn path(&self, p: &str) -> PathBuf {
-        self.tmp.path().join(p)
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ota-repo"))
-            .current_dir(self.tmp.path())
-            .args(args)
-            .output()
-            .unwrap()
-    }
-    /// Run a command that must succeed; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "{args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
-    }
-    /// Run a command that must fail cleanly; returns stderr.
-    fn fail(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            !o.status.success(),
-            "{args:?} unexpectedly succeeded: {}",
-            String::from_utf8_lossy(&o.stdout)
-        );
-        let err = String::from_utf8(o.stderr).unwrap();
-        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
-        err
-    }
+impl Steps for World {
     /// A command that must fail with an error mentioning each of `words`, changing nothing in
     /// `dir` (the `cache/` of fetched metadata excepted when `skip_cache`).
     fn refused(&self, args: &[&str], dir: &str, skip_cache: bool, words: &[&str]) -> String {
-        let before = self.state(dir, skip_cache);
+        let before = self.tree_state(dir, skip_cache);
         let err = self.fail(args);
         for w in words {
             assert!(
@@ -77,14 +54,10 @@ impl World {
         }
         assert_eq!(
             before,
-            self.state(dir, skip_cache),
+            self.tree_state(dir, skip_cache),
             "{args:?} failed but changed {dir}"
         );
         err
-    }
-    fn write(&self, name: &str, bytes: &[u8]) -> String {
-        std::fs::write(self.path(name), bytes).unwrap();
-        name.to_string()
     }
     fn key(&self, name: &str) -> String {
         self.ok(&["key", "generate", "--bits", "2048", "--out", name]);
@@ -101,26 +74,9 @@ impl World {
         .unwrap();
         pin
     }
-    /// Every file under `dir` with its SHA-256.
-    fn state(&self, dir: &str, skip_cache: bool) -> BTreeMap<PathBuf, String> {
-        fn walk(p: &Path, top: &Path, skip_cache: bool, out: &mut BTreeMap<PathBuf, String>) {
-            for e in std::fs::read_dir(p).unwrap() {
-                let e = e.unwrap();
-                if e.file_type().unwrap().is_dir() {
-                    if skip_cache && e.path() == top.join("cache") {
-                        continue;
-                    }
-                    walk(&e.path(), top, skip_cache, out);
-                } else {
-                    let bytes = std::fs::read(e.path()).unwrap();
-                    out.insert(e.path(), hex::encode(Sha256::digest(bytes)));
-                }
-            }
-        }
-        let mut out = BTreeMap::new();
-        let top = self.path(dir);
-        walk(&top, &top, skip_cache, &mut out);
-        out
+    /// Every file under `dir` with its SHA-256 (without `cache/` when `skip_cache`).
+    fn tree_state(&self, dir: &str, skip_cache: bool) -> BTreeMap<PathBuf, String> {
+        self.fingerprint(dir, if skip_cache { &["cache"] } else { &[] })
     }
     /// The stored file of target `name` in `tree`'s repository.
     fn stored_target(&self, tree: &str, name: &str) -> PathBuf {
@@ -249,9 +205,7 @@ fn supplier_oem_and_regulator_end_to_end_over_http() {
     let Some(clamscan) = support::require_program("clamscan", "clamav") else {
         return;
     };
-    let w = World {
-        tmp: tempfile::tempdir().unwrap(),
-    };
+    let w = World::new(env!("CARGO_BIN_EXE_ota-repo"));
     // nginx reads files at request time: the trees may appear after it starts.
     let trees = ["acme", "bolt", "oem", "reg"].map(|t| (t, w.path(&format!("{t}/repository"))));
     let served: Vec<(&str, &Path)> = trees.iter().map(|(n, p)| (*n, p.as_path())).collect();
