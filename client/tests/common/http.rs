@@ -340,88 +340,15 @@ pub struct TlsServer {
     pub port: u16,
     pub ca_pem: Vec<u8>,
     child: std::process::Child,
-}
-
-fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("the openssl command-line tool is needed for the HTTPS tests");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // Holds the certificate files until the server is gone.
+    _ca: ota_testkit::tls::TestCa,
 }
 
 impl TlsServer {
-    /// Serve the files in `docroot` (each a complete HTTP response).
-    pub fn start(docroot: &std::path::Path, certdir: &std::path::Path) -> TlsServer {
-        std::fs::create_dir_all(certdir).unwrap();
-        openssl(
-            certdir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=ota-client test CA",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        );
-        openssl(
-            certdir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "leaf.key",
-                "-out",
-                "leaf.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ],
-        );
-        std::fs::write(
-            certdir.join("leaf.ext"),
-            "basicConstraints=critical,CA:FALSE\nsubjectAltName=IP:127.0.0.1\n\
-             extendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n",
-        )
-        .unwrap();
-        openssl(
-            certdir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "leaf.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "leaf.pem",
-                "-days",
-                "2",
-                "-extfile",
-                "leaf.ext",
-            ],
-        );
+    /// Serve the files in `docroot` (each a complete HTTP response) with a certificate of a
+    /// test CA made here (`certdir` is unused but kept for the callers).
+    pub fn start(docroot: &std::path::Path, _certdir: &std::path::Path) -> TlsServer {
+        let ca = ota_testkit::tls::TestCa::new();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -432,9 +359,9 @@ impl TlsServer {
             .args(["s_server", "-HTTP", "-naccept", "20", "-accept"])
             .arg(format!("127.0.0.1:{port}"))
             .arg("-cert")
-            .arg(certdir.join("leaf.pem"))
+            .arg(ca.leaf_pem())
             .arg("-key")
-            .arg(certdir.join("leaf.key"))
+            .arg(ca.leaf_key())
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -449,8 +376,9 @@ impl TlsServer {
         std::thread::spawn(move || for _ in lines {});
         TlsServer {
             port,
-            ca_pem: std::fs::read(certdir.join("ca.pem")).unwrap(),
+            ca_pem: std::fs::read(ca.ca_pem()).unwrap(),
             child,
+            _ca: ca,
         }
     }
 }
