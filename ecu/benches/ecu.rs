@@ -179,8 +179,9 @@ fn identity(keys: &[ProvisionedKey]) -> Identity<'_> {
     }
 }
 
-/// (tester, ECU) link configurations: the defaults (padding 0xCC, BS 0, STmin 0), as the
-/// gateway and the simulator use them.
+/// (tester, ECU) link configurations as the gateway and the simulator use them: the defaults
+/// (padding 0xCC, STmin 0), and the ECU asking for a flow control every
+/// [`uds::ECU_BLOCK_SIZE`] frames.
 fn configs(mode: Mode) -> (Config, Config) {
     let (t, e) = (
         standard_id(TESTER_ID).expect("id"),
@@ -190,6 +191,7 @@ fn configs(mode: Mode) -> (Config, Config) {
     let mut ecu = Config::new(e, t);
     tester.mode = mode;
     ecu.mode = mode;
+    ecu.block_size = uds::ECU_BLOCK_SIZE;
     (tester, ecu)
 }
 
@@ -735,8 +737,9 @@ fn print_frames(runs: &[(Download, FrameReport)], manifest_len: usize) {
          the in-memory bus"
     );
     println!(
-        "   defaults BS 0, STmin 0, padding 0xCC; TransferData blocks of {MAX_BLOCK} B; \
-         RSA-3072 compact manifest of {manifest_len} B"
+        "   ECU block size {}, STmin 0, padding 0xCC; TransferData blocks of {MAX_BLOCK} B; \
+         RSA-3072 compact manifest of {manifest_len} B",
+        uds::ECU_BLOCK_SIZE
     );
     let cols =
         |f: &dyn Fn(&FrameReport) -> String| reports.iter().map(|r| f(r)).collect::<Vec<_>>();

@@ -194,9 +194,7 @@ pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
     if a.fd {
         cfg.mode = Mode::FD64;
     }
-    // Flow control every 32 consecutive frames: a UDP socket's receive buffer (like a CAN
-    // controller's FIFO) must not overflow on a 4 KiB block sent back to back.
-    cfg.block_size = 32;
+    cfg.block_size = uds::ECU_BLOCK_SIZE;
     let mut ep = Endpoint::new(bus, cfg).map_err(|e| format!("ISO-TP configuration: {e:?}"))?;
     println!(
         "{tag}: listening on {} (CAN id 0x{:03X}, answers on 0x{:03X}{})",

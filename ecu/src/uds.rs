@@ -39,6 +39,11 @@ pub trait ReportSigner {
     fn sign(&mut self, msg: &[u8]) -> Option<alloc::vec::Vec<u8>>;
 }
 
+/// The ISO-TP block size an ECU asks for in its flow control: a flow control every 32
+/// consecutive frames, so a 4 KiB block never overruns a receive FIFO (or, on the UDP bus, a
+/// socket's receive buffer) when the tester sends back to back.
+pub const ECU_BLOCK_SIZE: u8 = 32;
+
 /// Negative response codes: the standard ones where they fit, vehicle-manufacturer-specific
 /// ones (0xF0..) for the verification results.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
