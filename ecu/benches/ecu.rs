@@ -1408,7 +1408,8 @@ fn section_ram(keys: &[&SigningKey], img: &[u8]) {
             size_of::<Server<'static, NoFlash>>(),
         ),
         (
-            "ISO-TP Link<179, 4095> (as the ECU sizes it)",
+            // The label is built below: the sizes are those of `EcuLink`.
+            "ISO-TP Link<MAX_RESPONSE, MAX_BLOCK + 2> (as the ECU sizes it)",
             size_of::<EcuLink>(),
         ),
         ("uds::Response (on the stack)", size_of::<uds::Response>()),
