@@ -178,18 +178,22 @@ pub enum SupplierCommand {
     },
     /// Replace a role's keys (root, targets, snapshot, timestamp or a delegation): writes
     /// N+1.root.json signed by the old and the new root keys, and re-signs what the role signs.
-    RotateKey {
-        dir: PathBuf,
-        #[arg(long)]
-        role: String,
-        /// The new key(s) of the role. Without it, a new RSA-3072 key is generated in
-        /// DIR/keys/ (mode 0600); move it offline if it is a root key.
-        #[arg(long, value_name = "FILE")]
-        new_key: Vec<PathBuf>,
-        /// New threshold (default: unchanged).
-        #[arg(long)]
-        threshold: Option<u32>,
-    },
+    RotateKey(RotateArgs),
+}
+
+/// `rotate-key`, the same for every publisher.
+#[derive(Args, Debug)]
+pub struct RotateArgs {
+    pub dir: PathBuf,
+    #[arg(long)]
+    pub role: String,
+    /// The new key(s) of the role. Without it, a new RSA-3072 key is generated in DIR/keys/
+    /// (mode 0600); move it offline if it is a root key.
+    #[arg(long, value_name = "FILE")]
+    pub new_key: Vec<PathBuf>,
+    /// New threshold (default: unchanged).
+    #[arg(long)]
+    pub threshold: Option<u32>,
 }
 
 /// Sizes like `1048576`, `64K`, `512M`, `1G`.
@@ -280,15 +284,7 @@ pub enum OemCommand {
     /// Replace a role's keys (any role, root included): writes N+1.root.json signed by the old
     /// and the new root keys, and re-signs what the role signs. Without --new-key, a new
     /// RSA-3072 key is generated in DIR/keys/.
-    RotateKey {
-        dir: PathBuf,
-        #[arg(long)]
-        role: String,
-        #[arg(long, value_name = "FILE")]
-        new_key: Vec<PathBuf>,
-        #[arg(long)]
-        threshold: Option<u32>,
-    },
+    RotateKey(RotateArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -498,13 +494,5 @@ pub enum RegulatorCommand {
     /// Replace a role's keys (any role, root included): writes N+1.root.json signed by the old
     /// and the new root keys, and re-signs what the role signs. Without --new-key, a new
     /// RSA-3072 key is generated in DIR/keys/.
-    RotateKey {
-        dir: PathBuf,
-        #[arg(long)]
-        role: String,
-        #[arg(long, value_name = "FILE")]
-        new_key: Vec<PathBuf>,
-        #[arg(long)]
-        threshold: Option<u32>,
-    },
+    RotateKey(RotateArgs),
 }

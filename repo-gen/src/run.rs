@@ -158,6 +158,19 @@ fn generate_role_key(dir: &Path, role: &str, now: DateTime) -> Result<std::path:
     Ok(path)
 }
 
+type RotateFn = fn(&Path, &str, Vec<std::path::PathBuf>, Option<u32>, DateTime) -> Result<Report>;
+
+/// `rotate-key` of any publisher: generate the new key when none is given, rotate, report.
+fn rotate(mut a: crate::cli::RotateArgs, now: DateTime, rotate_key: RotateFn) -> Result<()> {
+    if a.new_key.is_empty() {
+        a.new_key.push(generate_role_key(&a.dir, &a.role, now)?);
+    }
+    let r = rotate_key(&a.dir, &a.role, a.new_key, a.threshold, now)?;
+    println!("rotated the keys of {}", a.role);
+    print_report(&r);
+    Ok(())
+}
+
 fn print_report(r: &Report) {
     for (role, v) in &r.signed {
         println!("  signed {role} v{v}");
@@ -174,7 +187,9 @@ fn supplier_cmd(cmd: SupplierCommand, now: DateTime) -> Result<()> {
         SupplierCommand::AddImage { dir, .. }
         | SupplierCommand::Delegate { dir, .. }
         | SupplierCommand::Publish { dir, .. }
-        | SupplierCommand::RotateKey { dir, .. } => crate::workdir::lock(dir)?,
+        | SupplierCommand::RotateKey(crate::cli::RotateArgs { dir, .. }) => {
+            crate::workdir::lock(dir)?
+        }
     };
     match cmd {
         SupplierCommand::Init {
@@ -267,18 +282,8 @@ fn supplier_cmd(cmd: SupplierCommand, now: DateTime) -> Result<()> {
             print_report(&r);
             Ok(())
         }
-        SupplierCommand::RotateKey {
-            dir,
-            role,
-            mut new_key,
-            threshold,
-        } => {
-            if new_key.is_empty() {
-                new_key.push(generate_role_key(&dir, &role, now)?);
-            }
-            let r = supplier::rotate_key(&dir, &role, new_key, threshold, now)?;
-            println!("rotated the keys of {role}");
-            print_report(&r);
+        SupplierCommand::RotateKey(args) => {
+            rotate(args, now, supplier::rotate_key)?;
             Ok(())
         }
     }
@@ -310,7 +315,7 @@ fn oem_dir(cmd: &OemCommand) -> Option<&Path> {
         OemCommand::Review(OemReviewCommand::Submit { dir, .. }) => dir,
         OemCommand::Assign { dir, .. }
         | OemCommand::Publish { dir, .. }
-        | OemCommand::RotateKey { dir, .. } => dir,
+        | OemCommand::RotateKey(crate::cli::RotateArgs { dir, .. }) => dir,
     })
 }
 
@@ -528,18 +533,8 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
             println!("  signed assignments of {} vehicle(s)", r.vehicles_signed);
             print_report(&r.roles);
         }
-        OemCommand::RotateKey {
-            dir,
-            role,
-            mut new_key,
-            threshold,
-        } => {
-            if new_key.is_empty() {
-                new_key.push(generate_role_key(&dir, &role, now)?);
-            }
-            let r = oem::rotate_key(&dir, &role, new_key, threshold, now)?;
-            println!("rotated the keys of {role}");
-            print_report(&r);
+        OemCommand::RotateKey(args) => {
+            rotate(args, now, oem::rotate_key)?;
         }
     }
     Ok(())
@@ -551,7 +546,9 @@ fn regulator_cmd(cmd: RegulatorCommand, now: DateTime) -> Result<()> {
         RegulatorCommand::Review { dir, .. }
         | RegulatorCommand::Revoke { dir, .. }
         | RegulatorCommand::Publish { dir, .. }
-        | RegulatorCommand::RotateKey { dir, .. } => crate::workdir::lock(dir)?,
+        | RegulatorCommand::RotateKey(crate::cli::RotateArgs { dir, .. }) => {
+            crate::workdir::lock(dir)?
+        }
     };
     match cmd {
         RegulatorCommand::Init { dir, name, keys } => {
@@ -619,18 +616,8 @@ fn regulator_cmd(cmd: RegulatorCommand, now: DateTime) -> Result<()> {
             );
             print_report(&r);
         }
-        RegulatorCommand::RotateKey {
-            dir,
-            role,
-            mut new_key,
-            threshold,
-        } => {
-            if new_key.is_empty() {
-                new_key.push(generate_role_key(&dir, &role, now)?);
-            }
-            let r = regulator::rotate_key(&dir, &role, new_key, threshold, now)?;
-            println!("rotated the keys of {role}");
-            print_report(&r);
+        RegulatorCommand::RotateKey(args) => {
+            rotate(args, now, regulator::rotate_key)?;
         }
     }
     Ok(())
