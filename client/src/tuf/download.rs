@@ -36,11 +36,94 @@ pub(crate) fn remote_path(target: &str, sha_hex: &str, consistent: bool) -> Stri
     }
 }
 
+/// The digest a target must have: its SHA-256 when the metadata lists one (everything this
+/// project publishes), else its SHA-512 (some other TUF tooling lists only that).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum TargetDigest {
+    Sha256([u8; 32]),
+    Sha512(Vec<u8>),
+}
+
+impl TargetDigest {
+    /// The digest to check from a target's `hashes`, or why there is none usable.
+    pub(crate) fn from_hashes(
+        hashes: &ota_metadata::roles::Hashes,
+    ) -> std::result::Result<Self, String> {
+        let decode = |alg: &str, len: usize| -> Option<std::result::Result<Vec<u8>, String>> {
+            hashes.get(alg).map(|h| {
+                hex::decode(h)
+                    .ok()
+                    .filter(|d| d.len() == len)
+                    .ok_or_else(|| format!("{alg} hash {h:?} is not {len} bytes of hex"))
+            })
+        };
+        if let Some(d) = decode("sha256", 32) {
+            let d = d?;
+            let mut a = [0u8; 32];
+            a.copy_from_slice(&d);
+            return Ok(TargetDigest::Sha256(a));
+        }
+        match decode("sha512", 64) {
+            Some(d) => Ok(TargetDigest::Sha512(d?)),
+            None => Err("lists neither a sha256 nor a sha512 hash".into()),
+        }
+    }
+
+    pub(crate) fn hex(&self) -> String {
+        match self {
+            TargetDigest::Sha256(d) => hex::encode(d),
+            TargetDigest::Sha512(d) => hex::encode(d),
+        }
+    }
+
+    fn hasher(&self) -> Hasher {
+        match self {
+            TargetDigest::Sha256(_) => Hasher::Sha256(Sha256::new()),
+            TargetDigest::Sha512(_) => Hasher::Sha512(sha2::Sha512::new()),
+        }
+    }
+
+    fn matches(&self, found: &[u8]) -> bool {
+        match self {
+            TargetDigest::Sha256(d) => d.as_slice() == found,
+            TargetDigest::Sha512(d) => d.as_slice() == found,
+        }
+    }
+}
+
+/// The running hash of a download, of the algorithm its metadata lists.
+#[derive(Clone)]
+enum Hasher {
+    Sha256(Sha256),
+    Sha512(sha2::Sha512),
+}
+
+impl Hasher {
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(data),
+            Hasher::Sha512(h) => h.update(data),
+        }
+    }
+    fn finalize(self) -> Vec<u8> {
+        match self {
+            Hasher::Sha256(h) => h.finalize().to_vec(),
+            Hasher::Sha512(h) => h.finalize().to_vec(),
+        }
+    }
+    fn reset(&mut self) {
+        *self = match self {
+            Hasher::Sha256(_) => Hasher::Sha256(Sha256::new()),
+            Hasher::Sha512(_) => Hasher::Sha512(sha2::Sha512::new()),
+        };
+    }
+}
+
 /// A sink that hashes and counts what passes through, and refuses to accept more than
 /// `limit` bytes whatever the fetcher does.
 struct Hashing<W> {
     inner: W,
-    hasher: Sha256,
+    hasher: Hasher,
     /// Bytes held (and hashed), from the start of the file.
     written: u64,
     limit: u64,
@@ -49,10 +132,15 @@ struct Hashing<W> {
 }
 
 impl<W> Hashing<W> {
+    #[cfg(test)]
     fn new(inner: W, limit: u64) -> Self {
+        Self::with(inner, limit, Hasher::Sha256(Sha256::new()))
+    }
+
+    fn with(inner: W, limit: u64, hasher: Hasher) -> Self {
         Hashing {
             inner,
-            hasher: Sha256::new(),
+            hasher,
             written: 0,
             limit,
             fresh: 0,
@@ -101,7 +189,7 @@ impl<F: Write + Seek + SetLen> RangeSink for Hashing<F> {
         }
         self.inner.set_len(0)?;
         self.inner.seek(SeekFrom::Start(0))?;
-        self.hasher = Sha256::new();
+        self.hasher.reset();
         self.written = 0;
         Ok(())
     }
@@ -174,14 +262,14 @@ fn fetch_resuming<S: Write + Seek + SetLen>(
     }
 }
 
-/// Fetch `url` into `dest` if, and only if, it is exactly `length` bytes with SHA-256 `sha`,
+/// Fetch `url` into `dest` if, and only if, it is exactly `length` bytes with digest `sha`,
 /// resuming a broken transfer at most `max_resumes` times.
 pub(crate) fn fetch_verified(
     fetcher: &impl Fetch,
     url: &str,
     target: &str,
     length: u64,
-    sha: &[u8; 32],
+    sha: &TargetDigest,
     dest: &Path,
     max_resumes: u32,
 ) -> Result<()> {
@@ -195,11 +283,11 @@ pub(crate) fn fetch_verified(
         .prefix(".download-")
         .tempfile_in(dir)
         .map_err(Error::store(dir))?;
-    let mut sink = Hashing::new(staging.as_file_mut(), length);
+    let mut sink = Hashing::with(staging.as_file_mut(), length, sha.hasher());
     fetch_resuming(fetcher, url, target, length, max_resumes, &mut sink)?;
     // Our own count, not the fetcher's word for it.
     let written = sink.written;
-    let digest: [u8; 32] = sink.hasher.finalize().into();
+    let digest = sink.hasher.finalize();
     if written != length {
         return Err(Error::TargetLength {
             target: target.into(),
@@ -208,12 +296,12 @@ pub(crate) fn fetch_verified(
             expected: length,
         });
     }
-    if &digest != sha {
+    if !sha.matches(&digest) {
         return Err(Error::TargetHash {
             target: target.into(),
             url: url.into(),
             found: hex::encode(digest),
-            expected: hex::encode(sha),
+            expected: sha.hex(),
         });
     }
     staging.as_file().sync_all().map_err(Error::store(dest))?;
@@ -227,8 +315,8 @@ pub(crate) fn fetch_verified(
     Ok(())
 }
 
-/// Whether `path` already holds exactly `length` bytes with SHA-256 `sha`.
-pub(crate) fn is_cached(path: &Path, length: u64, sha: &[u8; 32]) -> Result<bool> {
+/// Whether `path` already holds exactly `length` bytes with digest `sha`.
+pub(crate) fn is_cached(path: &Path, length: u64, sha: &TargetDigest) -> Result<bool> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
@@ -238,7 +326,7 @@ pub(crate) fn is_cached(path: &Path, length: u64, sha: &[u8; 32]) -> Result<bool
     if !meta.is_file() || meta.len() != length {
         return Ok(false);
     }
-    let mut sink = Hashing::new(io::sink(), length);
+    let mut sink = Hashing::with(io::sink(), length, sha.hasher());
     let copied = super::fetch::copy_bounded(
         &path.display().to_string(),
         file,
@@ -250,10 +338,7 @@ pub(crate) fn is_cached(path: &Path, length: u64, sha: &[u8; 32]) -> Result<bool
         },
     );
     match copied {
-        Ok(n) if n == length => {
-            let digest: [u8; 32] = sink.hasher.finalize().into();
-            Ok(&digest == sha)
-        }
+        Ok(n) if n == length => Ok(sha.matches(&sink.hasher.finalize())),
         Ok(_) | Err(FetchError::TooLarge { .. }) => Ok(false),
         Err(e) => Err(e.into()),
     }
@@ -353,7 +438,7 @@ mod tests {
         let f = Scripted::new(&file, steps);
         let mut sink = Hashing::new(io::Cursor::new(Vec::new()), file.len() as u64);
         let r = fetch_resuming(&f, "u", "t", file.len() as u64, max, &mut sink);
-        let digest: [u8; 32] = sink.hasher.clone().finalize().into();
+        let digest: [u8; 32] = sink.hasher.clone().finalize().try_into().unwrap();
         let good = sink.inner.get_ref() == &file
             && digest == <[u8; 32]>::from(Sha256::digest(&file))
             && sink.written == file.len() as u64;
@@ -486,7 +571,7 @@ mod tests {
         assert_eq!((s.written, s.inner.get_ref().len()), (0, 0));
         s.write_all(b"xy").unwrap();
         assert_eq!(s.inner.get_ref(), b"xy");
-        let digest: [u8; 32] = s.hasher.finalize().into();
+        let digest: [u8; 32] = s.hasher.finalize().try_into().unwrap();
         assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(b"xy")));
     }
 
@@ -498,5 +583,54 @@ mod tests {
         assert!(s.write_all(b"e").is_err());
         assert_eq!(s.written, 4);
         assert_eq!(out, b"abcd");
+    }
+
+    #[test]
+    fn sha256_is_preferred_sha512_accepted_others_refused() {
+        use std::collections::BTreeMap;
+        let h = |pairs: &[(&str, String)]| {
+            pairs
+                .iter()
+                .map(|(a, v)| (a.to_string(), v.clone()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let s256 = hex::encode([1u8; 32]);
+        let s512 = hex::encode([2u8; 64]);
+        assert_eq!(
+            TargetDigest::from_hashes(&h(&[("sha256", s256.clone()), ("sha512", s512.clone())])),
+            Ok(TargetDigest::Sha256([1; 32]))
+        );
+        assert_eq!(
+            TargetDigest::from_hashes(&h(&[("sha512", s512.clone())])),
+            Ok(TargetDigest::Sha512(vec![2; 64]))
+        );
+        assert!(TargetDigest::from_hashes(&h(&[("md5", "00".into())])).is_err());
+        assert!(
+            TargetDigest::from_hashes(&h(&[("sha512", s256)])).is_err(),
+            "wrong length"
+        );
+        assert!(TargetDigest::from_hashes(&h(&[("sha256", "zz".into())])).is_err());
+    }
+
+    #[test]
+    fn a_sha512_only_target_downloads_and_a_wrong_one_is_refused() {
+        use sha2::Sha512;
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src.bin");
+        std::fs::write(&src, b"sha512 only").unwrap();
+        let good = TargetDigest::Sha512(Sha512::digest(b"sha512 only").to_vec());
+        let dest = dir.path().join("out/t.bin");
+        let f = crate::tuf::DirFetcher::new();
+        let url = src.display().to_string();
+        fetch_verified(&f, &url, "t.bin", 11, &good, &dest, 0).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"sha512 only");
+        assert!(is_cached(&dest, 11, &good).unwrap());
+        let bad = TargetDigest::Sha512(vec![0; 64]);
+        let dest2 = dir.path().join("out/u.bin");
+        assert!(matches!(
+            fetch_verified(&f, &url, "u.bin", 11, &bad, &dest2, 0),
+            Err(Error::TargetHash { .. })
+        ));
+        assert!(!dest2.exists());
     }
 }

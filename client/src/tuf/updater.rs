@@ -36,7 +36,7 @@ use super::error::{Error, Result};
 use super::fetch::Fetch;
 use super::limits::Limits;
 use super::store::MetadataStore;
-use ota_metadata::roles::{sha256_of, MetaFile, Root, TargetFile};
+use ota_metadata::roles::{MetaFile, Root, TargetFile};
 use ota_metadata::{DateTime, TrustedSet, Update, Verified};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -333,7 +333,7 @@ impl<F: Fetch> Updater<F> {
         dest_dir.join(encode::file_name(target))
     }
 
-    fn check_target(&self, target: &str, info: &TargetFile) -> Result<[u8; 32]> {
+    fn check_target(&self, target: &str, info: &TargetFile) -> Result<download::TargetDigest> {
         let bad = |reason: String| Error::BadTarget {
             repository: self.targets_base.clone(),
             target: target.into(),
@@ -348,7 +348,7 @@ impl<F: Fetch> Updater<F> {
                 info.length, self.limits.max_target_size
             )));
         }
-        sha256_of(&info.hashes, target).map_err(|e| bad(e.to_string()))
+        download::TargetDigest::from_hashes(&info.hashes).map_err(bad)
     }
 
     /// The path of `target` in `dest_dir` if a verified copy is already there.
@@ -379,7 +379,7 @@ impl<F: Fetch> Updater<F> {
         let url = format!(
             "{}{}",
             self.targets_base,
-            download::remote_path(target, &hex::encode(sha), consistent)
+            download::remote_path(target, &sha.hex(), consistent)
         );
         let dest = self.target_path(target, dest_dir);
         download::fetch_verified(
