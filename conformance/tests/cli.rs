@@ -555,3 +555,34 @@ fn under_faketime_expired_metadata_fails_the_refresh() {
     assert_eq!(status(run_with(Some("+3d"), &dl)), 0);
     assert_eq!(files(&srv.d.targets), ["t"]);
 }
+
+#[test]
+fn succinct_hash_bin_delegations_are_followed() {
+    let mut srv = Served::new(true, ecdsa_keys());
+    srv.repo
+        .delegate_succinct("targets", "bins", 3, TestKey::ed25519(40));
+    // The target goes into the bin its path hashes to, as TAP 15 says.
+    let bin = ota_metadata::roles::SuccinctRoles {
+        keyids: vec![],
+        threshold: 1,
+        bit_length: 3,
+        name_prefix: "bins".into(),
+        extra: Default::default(),
+    }
+    .role_for("fw/app.bin");
+    srv.repo.add_target(&bin, "fw/app.bin", b"binned");
+    srv.repo.publish();
+    assert_eq!(srv.init(), 0);
+    assert_eq!(srv.download(&["fw/app.bin"]), 0);
+    let requests = srv.server.take();
+    // Exactly the one bin is fetched, not the other seven.
+    let bins: Vec<&String> = requests.iter().filter(|r| r.contains("bins-")).collect();
+    assert_eq!(bins.len(), 1, "{requests:?}");
+    assert!(bins[0].contains(&bin), "{requests:?}");
+    assert_eq!(
+        std::fs::read(srv.d.targets.join("fw%2Fapp.bin")).unwrap(),
+        b"binned"
+    );
+    // A target in no bin's list is not found.
+    assert_eq!(srv.download(&["fw/other.bin"]), 1);
+}

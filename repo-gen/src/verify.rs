@@ -119,6 +119,15 @@ pub fn verify(dir: &Path, trusted_root: Option<&Path>, now: DateTime) -> Result<
             for r in d.roles.iter().rev() {
                 stack.push((r.name.clone(), role.clone()));
             }
+            // Succinct hash bins (other tools' trees): those the snapshot lists.
+            if let Some(sr) = &d.succinct_roles {
+                let snapshot = &loaded(set.snapshot(), "snapshot")?.signed;
+                for name in snapshot.meta.keys().filter_map(|k| k.strip_suffix(".json")) {
+                    if sr.is_role(name) {
+                        stack.push((name.to_string(), role.clone()));
+                    }
+                }
+            }
         }
         roles.push(role);
     }

@@ -309,10 +309,7 @@ impl<F: Fetch> Updater<F> {
                 return Ok(Some((info.clone(), role)));
             }
             let mut children = Vec::new();
-            for d in doc.delegations.iter().flat_map(|d| d.roles.iter()) {
-                if !d.matches(target) {
-                    continue;
-                }
+            for d in doc.delegations.iter().flat_map(|d| d.delegated_for(target)) {
                 children.push((d.name.clone(), role.clone()));
                 if d.terminating {
                     // A terminating delegation owns the name: nothing else is consulted.

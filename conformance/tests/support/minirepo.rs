@@ -145,6 +145,8 @@ pub struct MiniRepo {
     versions: BTreeMap<String, u64>,
     targets: BTreeMap<String, Map<String, Value>>,
     delegations: BTreeMap<String, Vec<Delegation>>,
+    /// TAP 15 succinct delegations: parent -> (name prefix, bit length, key).
+    succinct: BTreeMap<String, (String, u32, Arc<TestKey>)>,
     /// Target path -> content.
     pub artifacts: BTreeMap<String, Vec<u8>>,
 }
@@ -158,6 +160,7 @@ impl MiniRepo {
             dir: dir.to_path_buf(),
             consistent,
             meta_hashes: false,
+            succinct: BTreeMap::new(),
             expires: BTreeMap::new(),
             extra: Map::new(),
             root_keys: vec![root],
@@ -319,6 +322,18 @@ impl MiniRepo {
             });
     }
 
+    /// `parent` delegates to `2^bits` succinct hash bins `PREFIX-HEX`, all signed by `key`.
+    pub fn delegate_succinct(&mut self, parent: &str, prefix: &str, bits: u32, key: Arc<TestKey>) {
+        let width = bits.div_ceil(4) as usize;
+        for bin in 0..(1u32 << bits) {
+            let name = format!("{prefix}-{bin:0width$x}");
+            self.keys.insert(name.clone(), vec![key.clone()]);
+            self.targets.entry(name).or_default();
+        }
+        self.succinct
+            .insert(parent.into(), (prefix.into(), bits, key));
+    }
+
     fn role_file(&self, role: &str, version: u64) -> String {
         if self.consistent {
             format!("{version}.{}.json", quote(role, ""))
@@ -364,6 +379,11 @@ impl MiniRepo {
                         "threshold": 1, "terminating": d.terminating, "paths": d.paths}));
                 }
                 body["delegations"] = json!({"keys": keys, "roles": entries});
+            }
+            if let Some((prefix, bits, key)) = self.succinct.get(&role) {
+                let keys = json!({ key.id().0: serde_json::to_value(key.public()).unwrap() });
+                body["delegations"] = json!({"keys": keys, "succinct_roles": {
+                    "keyids": [key.id().0], "threshold": 1, "bit_length": bits, "name_prefix": prefix}});
             }
             let body = self.with_extra(body);
             let keys: Vec<&TestKey> = self.keys[&role].iter().map(|k| &**k).collect();

@@ -7,9 +7,66 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Delegations {
     pub keys: BTreeMap<KeyId, Key>,
+    /// Explicit delegations (absent when `succinct_roles` is used).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<DelegatedRole>,
+    /// TAP 15 succinct hash-bin delegations, which some TUF tooling writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succinct_roles: Option<SuccinctRoles>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
+}
+
+/// TAP 15: `2^bit_length` bins named `NAME_PREFIX-HEX`, all signed by the same keys; a target
+/// belongs to the bin given by the first `bit_length` bits of the SHA-256 of its path.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SuccinctRoles {
+    pub keyids: Vec<KeyId>,
+    pub threshold: u32,
+    pub bit_length: u32,
+    pub name_prefix: String,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl SuccinctRoles {
+    fn width(&self) -> usize {
+        self.bit_length.div_ceil(4) as usize
+    }
+
+    /// The bin role responsible for `target`.
+    pub fn role_for(&self, target: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let h = Sha256::digest(target.as_bytes());
+        let first = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
+        let bin = first.checked_shr(32 - self.bit_length).unwrap_or(0);
+        format!("{}-{bin:0width$x}", self.name_prefix, width = self.width())
+    }
+
+    /// Whether `name` is one of the bins.
+    pub fn is_role(&self, name: &str) -> bool {
+        let Some(suffix) = name
+            .strip_prefix(&self.name_prefix)
+            .and_then(|r| r.strip_prefix('-'))
+        else {
+            return false;
+        };
+        suffix.len() == self.width()
+            && u64::from_str_radix(suffix, 16).is_ok_and(|b| b < (1u64 << self.bit_length))
+    }
+
+    fn as_role(&self, name: String) -> DelegatedRole {
+        DelegatedRole {
+            name,
+            keyids: self.keyids.clone(),
+            threshold: self.threshold,
+            // A target has exactly one bin: nothing else is searched for it.
+            terminating: true,
+            paths: Some(vec!["*".into()]),
+            path_hash_prefixes: None,
+            extra: BTreeMap::new(),
+        }
+    }
 }
 
 /// A delegation to another targets role. No extension fields here: other TUF readers (tough)
@@ -64,11 +121,46 @@ impl Delegations {
                 ));
             }
         }
+        if let Some(sr) = &self.succinct_roles {
+            if !self.roles.is_empty() {
+                return Err(Error::malformed(
+                    parent,
+                    "delegations have both roles and succinct_roles",
+                ));
+            }
+            if !(1..=32).contains(&sr.bit_length) || sr.threshold == 0 {
+                return Err(Error::malformed(
+                    parent,
+                    "succinct_roles: bit_length must be 1..=32, threshold >= 1",
+                ));
+            }
+        }
         Ok(())
     }
 
-    pub fn role(&self, name: &str) -> Option<&DelegatedRole> {
-        self.roles.iter().find(|r| r.name == name)
+    /// The delegation to role `name` (a listed role, or a succinct bin).
+    pub fn role(&self, name: &str) -> Option<DelegatedRole> {
+        if let Some(r) = self.roles.iter().find(|r| r.name == name) {
+            return Some(r.clone());
+        }
+        self.succinct_roles
+            .as_ref()
+            .filter(|s| s.is_role(name))
+            .map(|s| s.as_role(name.to_string()))
+    }
+
+    /// The roles that may list `target`, in search order.
+    pub fn delegated_for(&self, target: &str) -> Vec<DelegatedRole> {
+        let mut out: Vec<DelegatedRole> = self
+            .roles
+            .iter()
+            .filter(|r| r.matches(target))
+            .cloned()
+            .collect();
+        if let Some(s) = &self.succinct_roles {
+            out.push(s.as_role(s.role_for(target)));
+        }
+        out
     }
 }
 
@@ -123,6 +215,30 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::glob_match;
+
+    #[test]
+    fn succinct_bins() {
+        let s = super::SuccinctRoles {
+            keyids: vec![],
+            threshold: 1,
+            bit_length: 5,
+            name_prefix: "bin".into(),
+            extra: Default::default(),
+        };
+        let r = s.role_for("some/target.bin");
+        assert!(
+            r.starts_with("bin-") && r.len() == 6 && s.is_role(&r),
+            "{r}"
+        );
+        assert!(!s.is_role("bin-20"), "5 bits: 0x00..=0x1f");
+        assert!(!s.is_role("bin-1"), "width 2");
+        assert!(!s.is_role("other-01"));
+        let s1 = super::SuccinctRoles {
+            bit_length: 32,
+            ..s
+        };
+        assert_eq!(s1.role_for("x").len(), "bin-".len() + 8);
+    }
 
     #[test]
     fn glob_semantics() {

@@ -10,7 +10,7 @@ mod snapshot;
 mod targets;
 mod timestamp;
 
-pub use delegation::{glob_match, DelegatedRole, Delegations};
+pub use delegation::{glob_match, DelegatedRole, Delegations, SuccinctRoles};
 pub use root::{RoleKeys, Root, TOP_LEVEL_ROLES};
 pub use snapshot::Snapshot;
 pub use targets::{TargetFile, Targets};

@@ -117,6 +117,7 @@ pub fn publish_with(
         top.delegations = Some(Delegations {
             keys,
             roles,
+            succinct_roles: None,
             extra: BTreeMap::new(),
         });
         top.delegated_hardware_ids = Some(hw);
