@@ -168,6 +168,16 @@ pub enum SupplierCommand {
         #[arg(long, value_name = "DURATION")]
         expires: Option<String>,
     },
+    /// Remove a tier-2 delegation (its role file stays listed, empty, so clients' snapshot
+    /// rules hold). Refused while it signs images, unless --drop-images.
+    Undelegate {
+        dir: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// Withdraw the images the delegation signs together with it.
+        #[arg(long)]
+        drop_images: bool,
+    },
     /// Sign and write targets, snapshot and timestamp (consistent snapshots). Re-signs only
     /// what changed or is due to expire; the timestamp is always renewed, last.
     Publish {

@@ -186,6 +186,7 @@ fn supplier_cmd(cmd: SupplierCommand, now: DateTime) -> Result<()> {
         SupplierCommand::Init { .. } => None,
         SupplierCommand::AddImage { dir, .. }
         | SupplierCommand::Delegate { dir, .. }
+        | SupplierCommand::Undelegate { dir, .. }
         | SupplierCommand::Publish { dir, .. }
         | SupplierCommand::RotateKey(crate::cli::RotateArgs { dir, .. }) => {
             crate::workdir::lock(dir)?
@@ -271,6 +272,15 @@ fn supplier_cmd(cmd: SupplierCommand, now: DateTime) -> Result<()> {
                 },
             )?;
             println!("delegated to {to:?}; run `ota-repo supplier publish` to publish it");
+            Ok(())
+        }
+        SupplierCommand::Undelegate {
+            dir,
+            name,
+            drop_images,
+        } => {
+            let n = supplier::undelegate(&dir, &name, drop_images)?;
+            println!("removed delegation {name} ({n} image(s) withdrawn); run `ota-repo supplier publish` to publish it");
             Ok(())
         }
         SupplierCommand::Publish { dir, force } => {

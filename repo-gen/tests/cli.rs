@@ -450,3 +450,70 @@ fn commands_on_a_non_repository_explain_what_to_do() {
     let err = env.fail(&["verify", "empty"]);
     assert!(err.contains("1.root.json"), "{err}");
 }
+
+#[test]
+fn removing_a_tier2_delegation_keeps_clients_working() {
+    let env = env_new();
+    env.supplier();
+    let t2 = env.key("tier2.pem");
+    env.ok(&[
+        "supplier",
+        "delegate",
+        "acme",
+        "--to",
+        "bosch",
+        "--key",
+        &t2,
+        "--hardware-id",
+        "ABS-1",
+    ]);
+    env.write("abs.bin", &[7u8; 300]);
+    let mut args = add("abs.bin", "abs-fw", "2.0", "1", "ABS-1");
+    args.extend(["--role", "bosch"]);
+    env.ok(&args);
+    env.ok(&["supplier", "publish", "acme"]);
+    let before = env.state("acme");
+    let err = env.fail(&["supplier", "undelegate", "acme", "--name", "bosch"]);
+    assert!(err.contains("--drop-images"), "{err}");
+    assert_eq!(before, env.state("acme"));
+    let out = env.ok(&[
+        "supplier",
+        "undelegate",
+        "acme",
+        "--name",
+        "bosch",
+        "--drop-images",
+    ]);
+    assert!(out.contains("1 image(s) withdrawn"), "{out}");
+    env.ok(&["supplier", "publish", "acme"]);
+    // The snapshot still lists bosch.json (clients refuse a snapshot that drops a file), the
+    // targets role no longer delegates to it, and the tree verifies from its first root.
+    let snap = std::fs::read_dir(env.path("acme/repository"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".snapshot.json"))
+        .max_by_key(|n| n.split('.').next().unwrap().parse::<u64>().unwrap())
+        .unwrap();
+    let s: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(env.path(&format!("acme/repository/{snap}"))).unwrap(),
+    )
+    .unwrap();
+    assert!(s["signed"]["meta"].get("bosch.json").is_some());
+    let out = env.ok(&["verify", "acme", "--root", "acme/repository/1.root.json"]);
+    assert!(
+        out.contains("1 targets role(s)") && out.contains("1 image(s)"),
+        "{out}"
+    );
+    // The name cannot be delegated again (its file is retired).
+    env.fail(&[
+        "supplier",
+        "delegate",
+        "acme",
+        "--to",
+        "bosch",
+        "--key",
+        &t2,
+        "--hardware-id",
+        "ABS-1",
+    ]);
+}

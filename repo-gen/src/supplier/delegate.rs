@@ -23,7 +23,7 @@ pub struct Delegate {
 pub fn delegate(dir: &Path, opts: Delegate) -> Result<()> {
     let mut s = Settings::load(dir)?;
     names::check_role_name(&opts.name)?;
-    if s.delegation(&opts.name).is_some() {
+    if s.delegation(&opts.name).is_some() || s.retired.contains(&opts.name) {
         return Err(Error::refused(format!(
             "delegation {:?} already exists",
             opts.name
@@ -65,4 +65,26 @@ pub fn delegate(dir: &Path, opts: Delegate) -> Result<()> {
         terminating: opts.terminating,
     });
     s.save(dir)
+}
+
+/// Remove the delegation to `name` (Uptane: removing a tier-2 supplier). Its images go with
+/// it only when `drop_images`; otherwise the removal is refused while it signs any. The role's
+/// file stays listed, empty and delegated by no one, so clients' snapshot rules still hold.
+/// Returns how many images were dropped. Takes effect at the next `publish`.
+pub fn undelegate(dir: &Path, name: &str, drop_images: bool) -> Result<usize> {
+    let mut s = Settings::load(dir)?;
+    if s.delegation(name).is_none() {
+        return Err(Error::refused(format!("no delegation named {name:?}")));
+    }
+    let signed = s.images.iter().filter(|i| i.role == name).count();
+    if signed > 0 && !drop_images {
+        return Err(Error::refused(format!(
+            "delegation {name} signs {signed} image(s); pass --drop-images to withdraw them with it"
+        )));
+    }
+    s.images.retain(|i| i.role != name);
+    s.delegations.retain(|d| d.name != name);
+    s.retired.push(name.to_string());
+    s.save(dir)?;
+    Ok(signed)
 }

@@ -86,6 +86,7 @@ pub fn init(dir: &Path, opts: Init, now: DateTime) -> Result<()> {
         max_image_size: opts.max_image_size,
         delegations: Vec::new(),
         images: Vec::new(),
+        retired: Vec::new(),
     };
     let root_keys = crate::root_build::signing_keys(&root, "root", &settings.roles["root"])?;
     let repo = workdir::repository_path(dir);

@@ -14,7 +14,7 @@ mod publish;
 mod rotate;
 
 pub use add_image::{add_image, store_target, AddImage};
-pub use delegate::{delegate, Delegate};
+pub use delegate::{delegate, undelegate, Delegate};
 pub use init::{init, role_configs, Init, RoleOptions};
 pub use publish::publish;
 pub use rotate::rotate_key;
@@ -71,6 +71,10 @@ pub struct Settings {
     pub delegations: Vec<DelegationConfig>,
     #[serde(default)]
     pub images: Vec<ImageRecord>,
+    /// Delegations removed: their role files stay listed in the snapshot, empty, because TUF
+    /// clients refuse a snapshot that drops a file an earlier one listed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<String>,
 }
 
 impl Settings {

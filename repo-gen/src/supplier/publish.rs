@@ -139,6 +139,15 @@ pub fn publish_with(
             lifetime: d.role.lifetime()?,
         });
     }
+    // Retired delegations: kept listed, empty, delegated by no one.
+    for name in &s.retired {
+        roles.push(RoleDoc {
+            name: name.clone(),
+            body: body_of(&Targets::new(1, now))?,
+            keys: targets_keys.iter().collect(),
+            lifetime: s.roles["targets"].lifetime()?,
+        });
+    }
     let plan = PublishPlan {
         roles,
         snapshot: Signer {
