@@ -267,10 +267,22 @@ async fn tough_reads_our_supplier_tree() {
     check_all_targets(&t, &work, &originals).await;
 
     // Rotate the targets key (root v2), then the root key (root v3).
-    supplier::rotate_key(&work, "targets", vec![path("targets-new")], None, now)
-        .expect("rotate targets key");
-    supplier::rotate_key(&work, "root", vec![path("root-new")], None, now)
-        .expect("rotate root key");
+    ota_repo::rotation::rotate::<supplier::Settings>(
+        &work,
+        "targets",
+        vec![path("targets-new")],
+        None,
+        now,
+    )
+    .expect("rotate targets key");
+    ota_repo::rotation::rotate::<supplier::Settings>(
+        &work,
+        "root",
+        vec![path("root-new")],
+        None,
+        now,
+    )
+    .expect("rotate root key");
     for v in 1..=3 {
         assert!(
             repo.join(format!("{v}.root.json")).is_file(),

@@ -114,6 +114,30 @@ pub fn body_of<T: serde::Serialize>(doc: &T) -> Result<Value> {
     Ok(v)
 }
 
+/// Co-signers during a key rotation, per role (the outgoing keys).
+pub type CoSigners = BTreeMap<String, Vec<SigningKey>>;
+
+/// The keys that sign top-level `role`: those `root` lists for it (checked against the role
+/// settings `rc`), plus its co-signers.
+pub fn role_signers(
+    root: &Root,
+    role: &str,
+    rc: &crate::workdir::RoleConfig,
+    also_sign: &CoSigners,
+) -> Result<Vec<SigningKey>> {
+    Ok(cosigned(
+        role,
+        crate::root_build::signing_keys(root, role, rc)?,
+        also_sign,
+    ))
+}
+
+/// `keys` plus the co-signers of `role`.
+pub fn cosigned(role: &str, mut keys: Vec<SigningKey>, also_sign: &CoSigners) -> Vec<SigningKey> {
+    keys.extend(also_sign.get(role).into_iter().flatten().cloned());
+    keys
+}
+
 /// Fill in version and expires, and sign.
 fn finish(body: &Value, version: u64, expires: DateTime, keys: &[&SigningKey]) -> Result<Vec<u8>> {
     let mut signed = body.clone();

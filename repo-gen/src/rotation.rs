@@ -24,7 +24,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// What a publisher provides for its keys to be rotated.
-pub trait Rotatable {
+pub trait Rotatable: Sized {
+    /// The publisher's settings in working directory `dir`.
+    fn load(dir: &Path) -> Result<Self>;
     /// The top-level roles listed in root, with their keys.
     fn top_level(&self) -> &BTreeMap<String, RoleConfig>;
     fn top_level_mut(&mut self) -> &mut BTreeMap<String, RoleConfig>;
@@ -51,6 +53,19 @@ pub trait Rotatable {
         also_sign: &BTreeMap<String, Vec<SigningKey>>,
     ) -> Result<Report>;
     fn save(&self, dir: &Path) -> Result<()>;
+}
+
+/// Load the settings of the publisher in `dir` and rotate `role`'s keys: what `rotate-key`
+/// runs for every publisher.
+pub fn rotate<R: Rotatable>(
+    dir: &Path,
+    role: &str,
+    new_keys: Vec<PathBuf>,
+    threshold: Option<u32>,
+    now: DateTime,
+) -> Result<Report> {
+    let mut s = R::load(dir)?;
+    rotate_key(dir, &mut s, role, new_keys, threshold, now)
 }
 
 /// Replace the keys of `role` with `new_keys` (and optionally its threshold).

@@ -293,7 +293,7 @@ fn supplier_cmd(cmd: SupplierCommand, now: DateTime) -> Result<()> {
             Ok(())
         }
         SupplierCommand::RotateKey(args) => {
-            rotate(args, now, supplier::rotate_key)?;
+            rotate(args, now, crate::rotation::rotate::<supplier::Settings>)?;
             Ok(())
         }
     }
@@ -544,7 +544,7 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
             print_report(&r.roles);
         }
         OemCommand::RotateKey(args) => {
-            rotate(args, now, oem::rotate_key)?;
+            rotate(args, now, crate::rotation::rotate::<oem::Settings>)?;
         }
     }
     Ok(())
@@ -627,7 +627,7 @@ fn regulator_cmd(cmd: RegulatorCommand, now: DateTime) -> Result<()> {
             print_report(&r);
         }
         RegulatorCommand::RotateKey(args) => {
-            rotate(args, now, regulator::rotate_key)?;
+            rotate(args, now, crate::rotation::rotate::<regulator::Settings>)?;
         }
     }
     Ok(())

@@ -157,7 +157,7 @@ impl Tree {
     /// Replace `role`'s keys with the given pool keys (threshold 1).
     pub fn rotate(&self, role: &str, keys: &[usize]) {
         let keys = keys.iter().map(|&i| self.key(i)).collect();
-        supplier::rotate_key(&self.work, role, keys, Some(1), self.now)
+        ota_repo::rotation::rotate::<supplier::Settings>(&self.work, role, keys, Some(1), self.now)
             .unwrap_or_else(|e| panic!("rotate {role}: {e}"));
     }
 

@@ -32,7 +32,6 @@ pub use publish::{publish, OemReport};
 pub use regulators::{regulator_add, regulator_remove, regulator_threshold};
 pub use report::{ecu_key, ingest, vehicle_key, Flag, Ingested, FLAGGED};
 pub use review::{review_submit, Submit};
-pub use rotate::rotate_key;
 pub use suppliers::{supplier_add, supplier_remove, supplier_replace};
 
 use crate::error::Result;

@@ -5,7 +5,6 @@ use super::{read_state, write_state, Assignments, Inventory, Settings, ASSIGNMEN
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::publish::{self, body_of, PublishPlan, Report, RoleDoc, Signer};
-use crate::root_build::signing_keys;
 use crate::workdir;
 use ota_metadata::canonical::to_canonical;
 use ota_metadata::documents::vehicles::{bin_of, VehicleBin};
@@ -33,10 +32,6 @@ pub struct PublishedVehicle {
 }
 
 pub type Published = BTreeMap<String, PublishedVehicle>;
-
-fn keys_of(root: &Root, s: &Settings, role: &str) -> Result<Vec<SigningKey>> {
-    signing_keys(root, role, &s.roles[role])
-}
 
 /// Sign and write what changed for each vehicle; returns the new published state and how many
 /// vehicles were re-signed.
@@ -179,11 +174,7 @@ pub fn publish_with(
     also_sign: &BTreeMap<String, Vec<SigningKey>>,
 ) -> Result<OemReport> {
     let repo = workdir::repository_path(dir);
-    let k = |role: &str| -> Result<Vec<SigningKey>> {
-        let mut keys = keys_of(root, s, role)?;
-        keys.extend(also_sign.get(role).into_iter().flatten().cloned());
-        Ok(keys)
-    };
+    let k = |role: &str| publish::role_signers(root, role, &s.roles[role], also_sign);
     let (targets_k, snapshot_k, timestamp_k) = (k("targets")?, k("snapshot")?, k("timestamp")?);
     let (regulators_k, review_k, vehicles_k) = (k("regulators")?, k("review")?, k("vehicles")?);
     let life = |role: &str| s.roles[role].lifetime();

@@ -5,14 +5,17 @@ use super::publish::publish_with;
 use super::Settings;
 use crate::error::Result;
 use crate::publish::Report;
-use crate::rotation::{self, Rotatable};
+use crate::rotation::Rotatable;
 use crate::workdir::RoleConfig;
 use ota_metadata::roles::Root;
 use ota_metadata::{DateTime, SigningKey};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 impl Rotatable for Settings {
+    fn load(dir: &Path) -> Result<Self> {
+        Settings::load(dir)
+    }
     fn top_level(&self) -> &BTreeMap<String, RoleConfig> {
         &self.roles
     }
@@ -31,15 +34,4 @@ impl Rotatable for Settings {
     fn save(&self, dir: &Path) -> Result<()> {
         Settings::save(self, dir)
     }
-}
-
-pub fn rotate_key(
-    dir: &Path,
-    role: &str,
-    new_keys: Vec<PathBuf>,
-    threshold: Option<u32>,
-    now: DateTime,
-) -> Result<Report> {
-    let mut s = Settings::load(dir)?;
-    rotation::rotate_key(dir, &mut s, role, new_keys, threshold, now)
 }

@@ -19,7 +19,6 @@ pub use attest::{revoke, write_attestation};
 pub use init::init;
 pub use publish::publish;
 pub use review::{load_rules, review, Outcome, ReviewOpts, RULES};
-pub use rotate::rotate_key;
 
 use crate::error::Result;
 use crate::supplier::FileInfo;

@@ -1,7 +1,6 @@
 use super::{attestation_target, Settings};
 use crate::error::Result;
-use crate::publish::{self, body_of, PublishPlan, Report, RoleDoc, Signer};
-use crate::root_build::signing_keys;
+use crate::publish::{self, body_of, role_signers, PublishPlan, Report, RoleDoc, Signer};
 use crate::workdir;
 use ota_metadata::roles::{Root, TargetFile, Targets};
 use ota_metadata::{DateTime, SigningKey};
@@ -26,11 +25,7 @@ pub fn publish_with(
     also_sign: &BTreeMap<String, Vec<SigningKey>>,
 ) -> Result<Report> {
     let repo = workdir::repository_path(dir);
-    let keys = |role: &str| -> Result<Vec<SigningKey>> {
-        let mut k = signing_keys(root, role, &s.roles[role])?;
-        k.extend(also_sign.get(role).into_iter().flatten().cloned());
-        Ok(k)
-    };
+    let keys = |role: &str| role_signers(root, role, &s.roles[role], also_sign);
     let (targets_k, snapshot_k, timestamp_k) =
         (keys("targets")?, keys("snapshot")?, keys("timestamp")?);
     let mut t = Targets::new(1, now);

@@ -6,15 +6,18 @@ use super::{attestation_target, Settings};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::publish::Report;
-use crate::rotation::{self, Rotatable};
+use crate::rotation::Rotatable;
 use crate::supplier::store_target;
 use crate::workdir::{self, RoleConfig};
 use ota_metadata::roles::Root;
 use ota_metadata::{sign_document, DateTime, Envelope, SigningKey};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 impl Rotatable for Settings {
+    fn load(dir: &Path) -> Result<Self> {
+        Settings::load(dir)
+    }
     fn top_level(&self) -> &BTreeMap<String, RoleConfig> {
         &self.roles
     }
@@ -56,15 +59,4 @@ impl Rotatable for Settings {
     fn save(&self, dir: &Path) -> Result<()> {
         Settings::save(self, dir)
     }
-}
-
-pub fn rotate_key(
-    dir: &Path,
-    role: &str,
-    new_keys: Vec<PathBuf>,
-    threshold: Option<u32>,
-    now: DateTime,
-) -> Result<Report> {
-    let mut s = Settings::load(dir)?;
-    rotation::rotate_key(dir, &mut s, role, new_keys, threshold, now)
 }

@@ -17,7 +17,6 @@ pub use add_image::{add_image, store_target, AddImage};
 pub use delegate::{delegate, undelegate, Delegate};
 pub use init::{init, role_configs, Init, RoleOptions};
 pub use publish::publish;
-pub use rotate::rotate_key;
 
 use crate::error::{Error, Result};
 use crate::workdir::{self, RoleConfig};

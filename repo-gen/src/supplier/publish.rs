@@ -1,7 +1,6 @@
 use super::{ImageRecord, Settings};
 use crate::error::Result;
-use crate::publish::{self, body_of, PublishPlan, Report, RoleDoc, Signer};
-use crate::root_build::signing_keys;
+use crate::publish::{self, body_of, cosigned, role_signers, PublishPlan, Report, RoleDoc, Signer};
 use crate::workdir;
 use ota_metadata::documents::{ImageKind, ImageTargetCustom, ImageTargets};
 use ota_metadata::roles::{DelegatedRole, Delegations, Root, TargetFile, Targets};
@@ -56,32 +55,13 @@ pub fn publish_with(
     force: bool,
     also_sign: &BTreeMap<String, Vec<SigningKey>>,
 ) -> Result<Report> {
-    let with_extra = |role: &str, mut keys: Vec<SigningKey>| {
-        keys.extend(
-            also_sign
-                .get(role)
-                .into_iter()
-                .flatten()
-                .map(SigningKey::clone),
-        );
-        keys
-    };
-    let targets_keys = with_extra(
-        "targets",
-        signing_keys(root, "targets", &s.roles["targets"])?,
-    );
-    let snapshot_keys = with_extra(
-        "snapshot",
-        signing_keys(root, "snapshot", &s.roles["snapshot"])?,
-    );
-    let timestamp_keys = with_extra(
-        "timestamp",
-        signing_keys(root, "timestamp", &s.roles["timestamp"])?,
-    );
+    let targets_keys = role_signers(root, "targets", &s.roles["targets"], also_sign)?;
+    let snapshot_keys = role_signers(root, "snapshot", &s.roles["snapshot"], also_sign)?;
+    let timestamp_keys = role_signers(root, "timestamp", &s.roles["timestamp"], also_sign)?;
     let deleg_keys: Vec<Vec<SigningKey>> = s
         .delegations
         .iter()
-        .map(|d| Ok(with_extra(&d.name, d.role.load_keys(&d.name)?)))
+        .map(|d| Ok(cosigned(&d.name, d.role.load_keys(&d.name)?, also_sign)))
         .collect::<Result<_>>()?;
 
     let images_of = |role: &str| {
