@@ -92,8 +92,10 @@ JSON
 # The OEM.
 oem="$out/oem"
 rm -rf "$oem"
-ota oem init "$oem" --root-key "$(key oem-root)" --key "$(key oem-online)" "${lifetimes[@]}" \
-  --expires regulators=3650d --expires review=3650d --expires vehicles=3650d >/dev/null
+# Offline keys (root; targets: supplier pins and regulators) apart from the online one.
+ota oem init "$oem" --root-key "$(key oem-root)" --targets-key "$(key oem-targets)" \
+  --key "$(key oem-online)" "${lifetimes[@]}" \
+  --expires review=3650d --expires vehicles=3650d >/dev/null
 ota oem supplier add "$oem" --name acme --root "$work/repository/1.root.json" --url "$supplier_url" \
   --hardware-id 'BRAKE-*' --hardware-id 'HU-*' --hardware-id 'ABS-*' --hardware-id 'TCU-*' >/dev/null
 ota oem regulator add "$oem" --name tuv --root "$reg/repository/1.root.json" \

@@ -10,7 +10,8 @@ use crate::tuf::{
     self, init_trusted_root, targets_url, AnyFetcher, CaRoots, HttpFetcher, MetadataStore, Updater,
 };
 use crate::walk::{
-    self, check_attestations, check_image, decide, Decision, Installed, Repositories,
+    self, check_attestations, check_image, check_recall, decide, download_image, Decision,
+    Installed, Recall, Repositories,
 };
 use ota_metadata::DateTime;
 use std::path::PathBuf;
@@ -35,6 +36,30 @@ pub enum GatewayError {
 
 pub type Result<T> = std::result::Result<T, GatewayError>;
 
+/// Why one ECU's update failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EcuError {
+    /// A check of the walk (which one: [`walk::Check`]).
+    #[error(transparent)]
+    Walk(#[from] walk::WalkError),
+    /// Handing the image to the ECU failed, or the ECU refused it.
+    #[error(transparent)]
+    Forward(#[from] crate::forward::ForwardError),
+    /// The gateway's own state could not be saved.
+    #[error("gateway state: {0}")]
+    State(#[from] std::io::Error),
+}
+
+impl EcuError {
+    /// The walk check that failed, if it was one.
+    pub fn check(&self) -> Option<walk::Check> {
+        match self {
+            EcuError::Walk(e) => Some(e.check),
+            _ => None,
+        }
+    }
+}
+
 /// What happened (or would happen) to one ECU.
 #[derive(Debug)]
 pub enum EcuOutcome {
@@ -42,6 +67,13 @@ pub enum EcuOutcome {
     UpToDate {
         uid: String,
         version: String,
+    },
+    /// The installed release was revoked by a regulator after it was installed, and no other
+    /// image is assigned (or the assigned one is the same release).
+    Recalled {
+        uid: String,
+        version: String,
+        recall: Recall,
     },
     WouldUpdate {
         uid: String,
@@ -53,7 +85,7 @@ pub enum EcuOutcome {
         version: String,
         regulators: Vec<String>,
     },
-    Failed(String),
+    Failed(EcuError),
 }
 
 pub struct Gateway {
@@ -142,63 +174,56 @@ impl Gateway {
         let m = walk::read_master(&mut master, url, &self.config.vin, &store)?;
         let mut repos =
             Repositories::new(&self.fetcher, limits, self.now, &state_dir.join("repos"));
-        let staging = state_dir.join("staging");
         let mut out = Vec::new();
         for ecu_cfg in &self.config.ecus {
             let ecu = ecu_cfg.ecu();
             let installed = state.installed.get(&ecu.serial).cloned();
             let outcome = match decide(&m, &ecu, installed.as_ref()) {
-                Decision::Unassigned => EcuOutcome::Unassigned,
-                Decision::UpToDate(a) => EcuOutcome::UpToDate {
-                    uid: a.uid,
-                    version: a.version,
-                },
-                Decision::Update(a) => {
-                    let result = (|| -> std::result::Result<EcuOutcome, String> {
-                        let regulators =
-                            check_attestations(&mut repos, &m, &a).map_err(|e| e.to_string())?;
-                        let download = forward.is_some();
-                        let (info, path) = check_image(
-                            &mut repos,
-                            &m,
-                            &ecu,
-                            &a,
-                            installed.as_ref(),
-                            &staging,
-                            download,
-                        )
-                        .map_err(|e| e.to_string())?;
-                        let Some(fw) = forward.as_deref_mut() else {
-                            return Ok(EcuOutcome::WouldUpdate {
-                                uid: a.uid.clone(),
-                                version: a.version.clone(),
-                                regulators,
-                            });
-                        };
-                        let path = path.ok_or("internal: image not downloaded")?;
-                        let forwarded = fw.forward(ecu_cfg, &info.compact_bytes, &path);
-                        let _ = std::fs::remove_file(&path);
-                        forwarded.map_err(|e| e.to_string())?;
-                        state.installed.insert(
-                            ecu.serial.clone(),
-                            Installed {
-                                uid: a.uid.clone(),
-                                version: a.version.clone(),
-                                release_counter: a.release_counter,
-                                sha256: a.hashes.get("sha256").cloned().unwrap_or_default(),
-                            },
-                        );
-                        // Recorded at once: a power cut after this ECU must not forget it.
-                        state.save(state_dir).map_err(|e| e.to_string())?;
-                        Ok(EcuOutcome::Updated {
-                            uid: a.uid.clone(),
-                            version: a.version.clone(),
-                            regulators,
-                        })
-                    })();
-                    result.unwrap_or_else(EcuOutcome::Failed)
+                Decision::Update(a) => self
+                    .update_one(
+                        &mut repos,
+                        &m,
+                        ecu_cfg,
+                        &a,
+                        installed.as_ref(),
+                        &mut forward,
+                        &mut state,
+                    )
+                    .unwrap_or_else(EcuOutcome::Failed),
+                decision => {
+                    // Nothing to install: is what runs still approved?
+                    let recall = match installed.as_ref() {
+                        Some(i) => check_recall(&mut repos, &m, i),
+                        None => Ok(None),
+                    };
+                    match (decision, recall) {
+                        (_, Err(e)) => EcuOutcome::Failed(e.into()),
+                        (_, Ok(Some(recall))) => {
+                            let i = installed.clone().unwrap_or_default();
+                            EcuOutcome::Recalled {
+                                uid: i.uid,
+                                version: i.version,
+                                recall,
+                            }
+                        }
+                        (Decision::UpToDate(a), Ok(None)) => EcuOutcome::UpToDate {
+                            uid: a.uid,
+                            version: a.version,
+                        },
+                        (_, Ok(None)) => EcuOutcome::Unassigned,
+                    }
                 }
             };
+            match &outcome {
+                EcuOutcome::Recalled { recall, .. } => {
+                    state.recalls.insert(ecu.serial.clone(), recall.clone());
+                }
+                EcuOutcome::Updated { .. } | EcuOutcome::UpToDate { .. } => {
+                    state.recalls.remove(&ecu.serial);
+                }
+                // Unknown: keep what the last check found.
+                _ => {}
+            }
             out.push((ecu.serial.clone(), outcome));
         }
         state.last_check = Some(self.now);
@@ -208,6 +233,54 @@ impl Gateway {
         }
         state.save(state_dir).map_err(state_err(state_dir))?;
         Ok(out)
+    }
+
+    /// Steps 2-5 of the walk for one ECU whose assignment differs from what it runs: the
+    /// supplier's manifest, the regulators' word on that release, then (with a forwarder) the
+    /// image, the forward, and the record.
+    #[allow(clippy::too_many_arguments)]
+    fn update_one<F: crate::tuf::Fetch>(
+        &self,
+        repos: &mut Repositories<'_, F>,
+        m: &walk::Master,
+        ecu_cfg: &crate::config::EcuConfig,
+        a: &ota_metadata::documents::EcuAssignment,
+        installed: Option<&Installed>,
+        forward: &mut Option<&mut dyn Forwarder>,
+        state: &mut GatewayState,
+    ) -> std::result::Result<EcuOutcome, EcuError> {
+        let ecu = ecu_cfg.ecu();
+        let staging = self.config.state_dir.join("staging");
+        let image = check_image(repos, m, &ecu, a, installed, &staging)?;
+        let regulators = check_attestations(repos, m, &image.release)?;
+        let Some(fw) = forward.as_deref_mut() else {
+            return Ok(EcuOutcome::WouldUpdate {
+                uid: a.uid.clone(),
+                version: a.version.clone(),
+                regulators,
+            });
+        };
+        let path = download_image(repos, m, a, &image, &staging)?;
+        let forwarded = fw.forward(ecu_cfg, &image.info.compact_bytes, &path);
+        let _ = std::fs::remove_file(&path);
+        forwarded?;
+        state.installed.insert(
+            ecu.serial.clone(),
+            Installed {
+                uid: a.uid.clone(),
+                version: a.version.clone(),
+                release_counter: a.release_counter,
+                sha256: a.hashes.get("sha256").cloned().unwrap_or_default(),
+                release: Some(image.release),
+            },
+        );
+        // Recorded at once: a power cut after this ECU must not forget it.
+        state.save(&self.config.state_dir)?;
+        Ok(EcuOutcome::Updated {
+            uid: a.uid.clone(),
+            version: a.version.clone(),
+            regulators,
+        })
     }
 
     /// Gather every ECU's signed version report into a vehicle version report signed with the
@@ -237,12 +310,34 @@ impl Gateway {
                 }),
             }
         }
-        let doc = ota_metadata::documents::VehicleVersionReport::new(
+        let mut doc = ota_metadata::documents::VehicleVersionReport::new(
             &self.config.vin,
             self.now,
             ecus,
             silent,
         );
+        // Recalls the last check found travel to the OEM with the report.
+        let state = GatewayState::load(&self.config.state_dir)
+            .map_err(state_err(&self.config.state_dir))?;
+        doc.recalls = state
+            .recalls
+            .iter()
+            .map(|(serial, r)| ota_metadata::documents::EcuRecall {
+                serial: serial.clone(),
+                uid: state
+                    .installed
+                    .get(serial)
+                    .map(|i| i.uid.clone())
+                    .unwrap_or_default(),
+                version: state
+                    .installed
+                    .get(serial)
+                    .map(|i| i.version.clone())
+                    .unwrap_or_default(),
+                regulator: r.regulator.clone(),
+                reason: r.reason.clone(),
+            })
+            .collect();
         ota_metadata::sign_document(&doc, &[&key]).map_err(|e| GatewayError::Refused(e.to_string()))
     }
 
@@ -260,6 +355,12 @@ impl Gateway {
                 None => "unknown (nothing installed through this gateway)".into(),
             };
             s += &format!("  ECU {} [{}]: {line}\n", e.serial, e.hardware_id);
+            if let Some(r) = state.recalls.get(&e.serial) {
+                s += &format!(
+                    "    RECALLED by regulator {}: {} (update or replace this image)\n",
+                    r.regulator, r.reason
+                );
+            }
         }
         s += &format!("trusted OEM metadata: {}\n", versions(&self.master_dir()));
         let repos = self.config.state_dir.join("repos");
@@ -292,6 +393,14 @@ pub fn summary(o: &EcuOutcome) -> String {
     match o {
         EcuOutcome::Unassigned => "nothing assigned".into(),
         EcuOutcome::UpToDate { uid, version } => format!("up to date ({uid} {version})"),
+        EcuOutcome::Recalled {
+            uid,
+            version,
+            recall,
+        } => format!(
+            "RECALLED: installed {uid} {version} was revoked by regulator {}: {}",
+            recall.regulator, recall.reason
+        ),
         EcuOutcome::WouldUpdate {
             uid,
             version,

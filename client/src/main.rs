@@ -119,11 +119,12 @@ fn forwarder(gw: &Gateway) -> Box<dyn Forwarder> {
     }
 }
 
-/// Print each ECU's outcome; false if any failed.
+/// Print each ECU's outcome; false if any failed or runs a recalled image (so scripts and
+/// fleet monitoring see it in the exit status).
 fn report(outcomes: Vec<(String, EcuOutcome)>) -> Result<bool, GatewayError> {
     let mut ok = true;
     for (serial, o) in &outcomes {
-        if matches!(o, EcuOutcome::Failed(_)) {
+        if matches!(o, EcuOutcome::Failed(_) | EcuOutcome::Recalled { .. }) {
             ok = false;
             eprintln!("ECU {serial}: {}", summary(o));
         } else {

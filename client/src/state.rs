@@ -3,7 +3,7 @@
 //! atomically, like the metadata.
 
 use crate::tuf::MetadataStore;
-use crate::walk::Installed;
+use crate::walk::{Installed, Recall};
 use ota_metadata::DateTime;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -18,6 +18,10 @@ pub struct GatewayState {
     /// The outcome of the last update, per ECU serial.
     #[serde(default)]
     pub last_results: BTreeMap<String, String>,
+    /// Installed releases a regulator revoked, per ECU serial, as the last check found; they
+    /// stay until the ECU is updated or found approved again, and go into version reports.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub recalls: BTreeMap<String, Recall>,
 }
 
 const NAME: &str = "gateway-state";

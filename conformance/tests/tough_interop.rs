@@ -354,6 +354,7 @@ async fn our_verifier_accepts_tough_signed_repo() {
             .map(|k| (k.key_id().clone(), k.public().clone()))
             .collect(),
         roles: role_keys,
+        extra_roles: BTreeMap::new(),
         extra: BTreeMap::new(),
     };
     let root_path = tmp.path().join("root.json");

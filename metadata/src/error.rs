@@ -64,6 +64,13 @@ pub enum Error {
         found: String,
         expected: String,
     },
+    #[error("{what}: {field} is {found}, expected {expected}")]
+    Mismatch {
+        what: String,
+        field: &'static str,
+        found: String,
+        expected: String,
+    },
     #[error("{what} is missing: {detail}")]
     Missing { what: String, detail: String },
     #[error("{role}: {reason}")]

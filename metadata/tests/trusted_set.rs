@@ -39,6 +39,7 @@ fn root(version: u64, root_key: &SigningKey, other: &SigningKey, expires: i64) -
             ("snapshot".into(), role(other)),
             ("targets".into(), role(other)),
         ]),
+        extra_roles: BTreeMap::new(),
         extra: BTreeMap::new(),
     }
 }

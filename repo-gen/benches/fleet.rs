@@ -23,10 +23,20 @@ fn main() {
         SigningKey::generate(3072).unwrap().to_pkcs8_pem().unwrap(),
     )
     .unwrap();
+    let offline_path = tmp.path().join("offline.pem");
+    std::fs::write(
+        &offline_path,
+        SigningKey::generate(3072).unwrap().to_pkcs8_pem().unwrap(),
+    )
+    .unwrap();
     let dir = tmp.path().join("oem");
     let now = DateTime::now();
     let roles = ota_repo::supplier::RoleOptions {
         default_keys: vec![key_path],
+        role_keys: ["root", "targets"]
+            .into_iter()
+            .map(|r| (r.to_string(), vec![offline_path.clone()]))
+            .collect(),
         ..Default::default()
     };
     oem::init(&dir, &roles, None, now).unwrap();

@@ -226,9 +226,6 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 pub struct OemKeyArgs {
     #[command(flatten)]
     pub common: RoleKeyArgs,
-    /// Key(s) of the `regulators` role (which regulators count).
-    #[arg(long, value_name = "FILE")]
-    pub regulators_key: Vec<PathBuf>,
     /// Key(s) of the `review` role (images sent for review).
     #[arg(long, value_name = "FILE")]
     pub review_key: Vec<PathBuf>,
@@ -239,8 +236,13 @@ pub struct OemKeyArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum OemCommand {
-    /// Create a master repository with keys for root, timestamp, snapshot, targets, regulators,
-    /// review and vehicles, and publish it (empty).
+    /// Create a master repository and publish it (empty).
+    ///
+    /// Offline keys decide who is trusted: --root-key (the root of trust) and --targets-key (the
+    /// supplier pins and the authorized regulators). Online keys sign day-to-day publishing:
+    /// --key, or per role --timestamp-key, --snapshot-key, --review-key, --vehicles-key. An
+    /// online key may not also be an offline one: a stolen online key must never be able to pin
+    /// a supplier or authorize a regulator.
     Init {
         dir: PathBuf,
         #[command(flatten)]
@@ -486,10 +488,11 @@ pub enum RegulatorCommand {
         #[arg(long, value_name = "FILE")]
         ca: Option<PathBuf>,
     },
-    /// Revoke an earlier approval: a signed revocation that outranks it.
+    /// Revoke an earlier approval: a signed revocation that outranks it. Revoking an image
+    /// revokes every release of its bytes, and later releases of those bytes are rejected.
     Revoke {
         dir: PathBuf,
-        /// SHA-256 of the image.
+        /// SHA-256 of the image (all its releases), or of one release's manifest body.
         #[arg(long, value_name = "SHA256")]
         image: String,
         #[arg(long)]

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::workdir::RoleConfig;
-use ota_metadata::roles::{RoleKeys, Root, SPEC_VERSION};
+use ota_metadata::roles::{RoleKeys, Root, SPEC_VERSION, TOP_LEVEL_ROLES};
 use ota_metadata::{DateTime, Key, KeyId, SigningKey};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -40,6 +40,7 @@ pub fn build_root(
 ) -> Result<Root> {
     let mut keys: BTreeMap<KeyId, Key> = BTreeMap::new();
     let mut role_keys = BTreeMap::new();
+    let mut extra_roles = BTreeMap::new();
     for (name, rc) in roles {
         let mut ids = BTreeSet::new();
         for k in rc.load_keys(name)? {
@@ -47,13 +48,17 @@ pub fn build_root(
             keys.insert(k.key_id().clone(), k.public().clone());
         }
         check_threshold(name, rc, ids.len())?;
-        role_keys.insert(
-            name.clone(),
-            RoleKeys {
-                keyids: ids.into_iter().collect(),
-                threshold: rc.threshold,
-            },
-        );
+        let rk = RoleKeys {
+            keyids: ids.into_iter().collect(),
+            threshold: rc.threshold,
+        };
+        // TUF's four roles in `roles`, any other (the OEM's online roles) in the extension
+        // standard readers accept.
+        if TOP_LEVEL_ROLES.contains(&name.as_str()) {
+            role_keys.insert(name.clone(), rk);
+        } else {
+            extra_roles.insert(name.clone(), rk);
+        }
     }
     let lifetime = roles
         .get("root")
@@ -67,6 +72,7 @@ pub fn build_root(
         expires: now.plus_seconds(lifetime),
         keys,
         roles: role_keys,
+        extra_roles,
         extra: BTreeMap::new(),
     };
     root.validate()?;

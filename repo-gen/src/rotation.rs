@@ -34,6 +34,11 @@ pub trait Rotatable: Sized {
     fn other_role_mut(&mut self, _role: &str) -> Option<&mut RoleConfig> {
         None
     }
+    /// Refuse key settings the publisher does not allow (checked with the new keys in place,
+    /// before anything is written).
+    fn check_keys(&self) -> Result<()> {
+        Ok(())
+    }
     /// Re-sign the documents outside the TUF roles that `role`'s keys sign, with `keys`.
     fn resign(
         &mut self,
@@ -106,6 +111,7 @@ pub fn rotate_key<R: Rotatable>(
     } else if let Some(rc) = s.other_role_mut(role) {
         *rc = new_rc;
     }
+    s.check_keys()?;
     let new_root = if is_top {
         Some(build_root(s.top_level(), old_root.version + 1, now)?)
     } else {

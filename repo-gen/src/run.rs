@@ -343,7 +343,6 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
         } => {
             let mut roles = role_options(&keys.common)?;
             for (role, files) in [
-                ("regulators", &keys.regulators_key),
                 ("review", &keys.review_key),
                 ("vehicles", &keys.vehicles_key),
             ] {
@@ -612,11 +611,13 @@ fn regulator_cmd(cmd: RegulatorCommand, now: DateTime) -> Result<()> {
             }
         }
         RegulatorCommand::Revoke { dir, image, reason } => {
-            let r = regulator::revoke(&dir, &image, &reason, now)?;
-            println!(
-                "revoked {} {} of {}; run `ota-repo regulator publish`",
-                r.image.uid, r.image.version, r.image.supplier
-            );
+            for r in regulator::revoke(&dir, &image, &reason, now)? {
+                println!(
+                    "revoked {} {} of {} (release counter {})",
+                    r.release.uid, r.release.version, r.release.supplier, r.release.release_counter
+                );
+            }
+            println!("run `ota-repo regulator publish` to publish the revocation");
         }
         RegulatorCommand::Publish { dir, force } => {
             let r = regulator::publish(&dir, now, force)?;

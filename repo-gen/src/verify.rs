@@ -11,8 +11,8 @@ use crate::workdir;
 use ota_metadata::documents::image_manifest::verify_image_manifest;
 use ota_metadata::documents::vehicles::bin_of;
 use ota_metadata::documents::{
-    suppliers_of, Assignments, Attestation, ImageKind, ImageTargetCustom, ImageTargets, Regulators,
-    Review, VehicleBin, VehicleIndex,
+    regulators_of, suppliers_of, Assignments, Attestation, ImageKind, ImageTargetCustom,
+    ImageTargets, Review, VehicleBin, VehicleIndex,
 };
 use ota_metadata::roles::{sha256_of, Targets};
 use ota_metadata::{DateTime, Envelope, MetadataLimits, TrustedSet};
@@ -178,8 +178,9 @@ pub fn verify(dir: &Path, trusted_root: Option<&Path>, now: DateTime) -> Result<
     Ok(summary)
 }
 
-/// The snapshot-listed documents that are not targets roles: the OEM's `regulators`, `review`
-/// and `vehicles` (with every bin and every vehicle's assignments).
+/// The snapshot-listed documents that are not targets roles: the OEM's `review` and `vehicles`
+/// (with every bin and every vehicle's assignments); and the OEM's supplier pins and
+/// regulators in its targets role.
 fn verify_extra_roles(
     repo: &Path,
     set: &TrustedSet,
@@ -199,16 +200,6 @@ fn verify_extra_roles(
         let path = repo.join(&name);
         let bytes = read(repo, &name, limit)?;
         match role {
-            "regulators" => {
-                set.verify_extra_role::<Regulators>(
-                    &bytes,
-                    role,
-                    Regulators::TYPE,
-                    |d| d.expires,
-                    |d| d.version,
-                )
-                .map_err(Error::meta(&path))?;
-            }
             "review" => {
                 set.verify_extra_role::<Review>(
                     &bytes,
@@ -248,6 +239,7 @@ fn verify_extra_roles(
     }
     if let Some(t) = set.targets("targets") {
         suppliers_of(&t.signed).map_err(Error::meta(&repo.join("targets.json")))?;
+        regulators_of(&t.signed).map_err(Error::meta(&repo.join("targets.json")))?;
     }
     Ok(())
 }
@@ -399,10 +391,10 @@ fn check_attestation(
     )
     .map_err(ctx)?;
     let a: Attestation = env.decode(name, Attestation::TYPE).map_err(ctx)?;
-    let image_sha = hex::encode(sha256_of(&a.image.hashes, name)?);
-    if name != format!("{image_sha}.attestation.json") {
+    if name != a.release.attestation_target() {
         return Err(Error::refused(format!(
-            "{role}: {name} attests image {image_sha}, not the one its name says"
+            "{role}: {name} attests release {}, not the one its name says",
+            a.release.manifest_sha256
         )));
     }
     let listed = target

@@ -256,7 +256,10 @@ fn supplier_oem_and_regulator_end_to_end_over_http() {
 
     // ---- OEM: a supplier root that does not verify is refused, naming it.
     let oem_key = w.key("oem.pem");
-    w.ok(&cmd(&format!("oem init oem --key {oem_key}")));
+    let oem_offline = w.key("oem-offline.pem");
+    w.ok(&cmd(&format!(
+        "oem init oem --root-key {oem_offline} --targets-key {oem_offline} --key {oem_key}"
+    )));
     let oem_pin = w.pin("oem");
     let mut bad_root: serde_json::Value =
         serde_json::from_slice(&std::fs::read(w.path(&acme_pin)).unwrap()).unwrap();

@@ -16,6 +16,34 @@ pub fn key_pem() -> &'static str {
     K.get_or_init(|| SigningKey::generate(2048).unwrap().to_pkcs8_pem().unwrap())
 }
 
+/// The OEM's offline key (root and targets: supplier pins and regulators).
+pub fn offline_pem() -> &'static str {
+    static K: OnceLock<String> = OnceLock::new();
+    K.get_or_init(|| SigningKey::generate(2048).unwrap().to_pkcs8_pem().unwrap())
+}
+
+/// A key per regulator name, made once per test process.
+pub fn regulator_key_pem(name: &str) -> String {
+    static K: OnceLock<std::sync::Mutex<std::collections::BTreeMap<String, String>>> =
+        OnceLock::new();
+    let mut keys = K.get_or_init(Default::default).lock().unwrap();
+    keys.entry(name.to_string())
+        .or_insert_with(|| SigningKey::generate(2048).unwrap().to_pkcs8_pem().unwrap())
+        .clone()
+}
+
+/// The OEM's role options: `offline.pem` for root and targets, `k.pem` for the online roles.
+pub fn oem_roles(w: &World) -> RoleOptions {
+    RoleOptions {
+        default_keys: vec![w.p("k.pem")],
+        role_keys: ["root", "targets"]
+            .into_iter()
+            .map(|r| (r.to_string(), vec![w.p("offline.pem")]))
+            .collect(),
+        ..Default::default()
+    }
+}
+
 /// Maps a tree name to the URL it is served at.
 pub type Served = Box<dyn Fn(&str) -> String>;
 
@@ -48,6 +76,7 @@ impl World {
             ca,
         };
         std::fs::write(w.p("k.pem"), key_pem()).unwrap();
+        std::fs::write(w.p("offline.pem"), offline_pem()).unwrap();
         let roles = RoleOptions {
             default_keys: vec![w.p("k.pem")],
             ..Default::default()
@@ -81,7 +110,7 @@ impl World {
             .unwrap();
         }
         supplier::publish(&w.p("acme"), w.now, false).unwrap();
-        oem::init(&w.p("oem"), &roles, None, w.now).unwrap();
+        oem::init(&w.p("oem"), &oem_roles(&w), None, w.now).unwrap();
         oem::supplier_add(
             &w.p("oem"),
             "acme",
@@ -129,9 +158,13 @@ impl World {
         }
     }
 
+    /// Regulator `name` with keys of its own (regulators count by key material), authorized
+    /// by the OEM.
     pub fn add_regulator(&self, name: &str) {
+        let key = self.p(&format!("{name}.pem"));
+        std::fs::write(&key, regulator_key_pem(name)).unwrap();
         let roles = RoleOptions {
-            default_keys: vec![self.p("k.pem")],
+            default_keys: vec![key],
             ..Default::default()
         };
         regulator::init(&self.p(name), name, &roles, self.now).unwrap();

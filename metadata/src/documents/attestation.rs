@@ -1,9 +1,19 @@
-//! A regulator's attestation (the paper's Mr): its verdict on one image, with the findings.
+//! A regulator's attestation (the paper's Mr = (Mi, Rpk, Rsign)): its verdict on one *release*,
+//! with the findings.
+//!
+//! An attestation binds the whole image manifest, not just the image bytes: the supplier (as
+//! the OEM pins it), uid, version, release counter, hardware ids, the image's length and hash,
+//! and the hash of the manifest's signed body. Approved bytes re-released under another
+//! version, counter, hardware id or supplier are a new release and need a new review.
 
-use super::ImageRef;
+use super::ImageManifest;
+use crate::error::{Error, Result};
+use crate::roles::{sha256_of, Hashes};
 use crate::time::DateTime;
+use crate::Envelope;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,13 +33,99 @@ pub struct Finding {
     pub advisory: Option<String>,
 }
 
+/// One release of one image, as a regulator attests it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    /// The supplier, by the name the OEM pins it under.
+    pub supplier: String,
+    pub uid: String,
+    pub version: String,
+    pub release_counter: u64,
+    pub hardware_ids: Vec<String>,
+    /// Target name of the image in the supplier's repository.
+    pub target: String,
+    pub length: u64,
+    pub hashes: Hashes,
+    /// SHA-256 (hex) of the canonical JSON of the image manifest's `signed` body: it binds
+    /// every field the supplier signed, and stays the same when the supplier re-signs the
+    /// manifest with new keys.
+    pub manifest_sha256: String,
+}
+
+impl Release {
+    /// The release a verified image manifest describes, from supplier `supplier` (the OEM's
+    /// name for it). `manifest` is the manifest's envelope.
+    pub fn of(supplier: &str, manifest: &Envelope) -> Result<Self> {
+        let m: ImageManifest = manifest.decode("image manifest", ImageManifest::TYPE)?;
+        Ok(Release {
+            supplier: supplier.into(),
+            uid: m.uid,
+            version: m.version,
+            release_counter: m.release_counter,
+            hardware_ids: m.hardware_ids,
+            target: m.target,
+            length: m.length,
+            hashes: m.hashes,
+            manifest_sha256: hex::encode(Sha256::digest(manifest.canonical_signed())),
+        })
+    }
+
+    /// The image's SHA-256 (hex, lower case).
+    pub fn image_sha256(&self) -> Result<String> {
+        Ok(hex::encode(sha256_of(&self.hashes, &self.target)?))
+    }
+
+    /// The target name of this release's attestation in a regulator repository.
+    pub fn attestation_target(&self) -> String {
+        attestation_target(&self.manifest_sha256)
+    }
+
+    /// The first field in which `other` differs from this release: (field, ours, theirs).
+    pub fn mismatch(&self, other: &Release) -> Option<(&'static str, String, String)> {
+        let fields: [(&'static str, String, String); 9] = [
+            ("supplier", self.supplier.clone(), other.supplier.clone()),
+            ("uid", self.uid.clone(), other.uid.clone()),
+            ("version", self.version.clone(), other.version.clone()),
+            (
+                "release counter",
+                self.release_counter.to_string(),
+                other.release_counter.to_string(),
+            ),
+            (
+                "hardware ids",
+                format!("{:?}", self.hardware_ids),
+                format!("{:?}", other.hardware_ids),
+            ),
+            ("target", self.target.clone(), other.target.clone()),
+            ("length", self.length.to_string(), other.length.to_string()),
+            (
+                "sha256",
+                format!("{:?}", self.hashes.get("sha256")),
+                format!("{:?}", other.hashes.get("sha256")),
+            ),
+            (
+                "manifest hash",
+                self.manifest_sha256.clone(),
+                other.manifest_sha256.clone(),
+            ),
+        ];
+        fields.into_iter().find(|(_, a, b)| a != b)
+    }
+}
+
+/// Target name of the attestation of the release whose manifest body hashes to
+/// `manifest_sha256`.
+pub fn attestation_target(manifest_sha256: &str) -> String {
+    format!("{manifest_sha256}.attestation.json")
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Attestation {
     #[serde(rename = "_type")]
     pub type_: String,
     pub spec_version: String,
     pub regulator: String,
-    pub image: ImageRef,
+    pub release: Release,
     pub verdict: Verdict,
     pub findings: Vec<Finding>,
     pub issued: DateTime,
@@ -41,4 +137,17 @@ pub struct Attestation {
 
 impl Attestation {
     pub const TYPE: &'static str = "attestation";
+
+    /// Check that this attestation is about exactly `release`, field by field.
+    pub fn check_release(&self, release: &Release) -> Result<()> {
+        match self.release.mismatch(release) {
+            None => Ok(()),
+            Some((field, attested, wanted)) => Err(Error::Mismatch {
+                what: format!("attestation by {}", self.regulator),
+                field,
+                found: attested,
+                expected: wanted,
+            }),
+        }
+    }
 }

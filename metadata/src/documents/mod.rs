@@ -14,14 +14,14 @@ pub mod vehicles;
 pub mod version_report;
 
 pub use assignments::{Assignments, EcuAssignment};
-pub use attestation::{Attestation, Finding, Verdict};
+pub use attestation::{attestation_target, Attestation, Finding, Release, Verdict};
 pub use image_manifest::{ImageKind, ImageManifest, ImageTargetCustom, ImageTargets};
 pub use pin::{verified_root, RepositoryPin};
-pub use regulators::Regulators;
+pub use regulators::{regulators_of, RegulatorPolicy, REGULATORS_FIELD};
 pub use review::{Review, ReviewRequest};
 pub use suppliers::{suppliers_of, SupplierEntry};
 pub use vehicles::{bin_of, VehicleBin, VehicleIndex};
-pub use version_report::{EcuReport, EcuSilent, VehicleVersionReport};
+pub use version_report::{EcuRecall, EcuReport, EcuSilent, VehicleVersionReport};
 
 use crate::roles::Hashes;
 use serde::{Deserialize, Serialize};

@@ -7,7 +7,7 @@ use crate::keys::{Key, KeyId};
 use crate::roles::{RoleKeys, Root};
 use crate::Envelope;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RepositoryPin {
@@ -34,6 +34,25 @@ impl RepositoryPin {
             keys,
             root: r.clone(),
         })
+    }
+
+    /// The key material of the pinned root keys (a key that does not parse is left out: it
+    /// could never sign). Two pins that share any of it stand for the same party.
+    pub fn key_material(&self) -> BTreeSet<Vec<u8>> {
+        self.root
+            .keyids
+            .iter()
+            .filter_map(|id| self.keys.get(id)?.to_public(id).ok())
+            .map(|k| k.identity())
+            .collect()
+    }
+
+    /// Whether `other` pins the same trust (root version, keys and threshold), wherever it
+    /// says the repository is: a new URL alone is a mirror, not a new trust anchor.
+    pub fn same_trust(&self, other: &RepositoryPin) -> bool {
+        self.root_version == other.root_version
+            && self.root.threshold == other.root.threshold
+            && self.key_material() == other.key_material()
     }
 
     /// Check that `root_bytes` is the pinned root: signed by a threshold of the pinned keys and

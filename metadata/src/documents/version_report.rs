@@ -45,6 +45,16 @@ pub struct EcuSilent {
     pub reason: String,
 }
 
+/// An installed image a regulator revoked after installation, as the gateway found it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EcuRecall {
+    pub serial: String,
+    pub uid: String,
+    pub version: String,
+    pub regulator: String,
+    pub reason: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VehicleVersionReport {
     #[serde(rename = "_type")]
@@ -55,6 +65,9 @@ pub struct VehicleVersionReport {
     pub ecus: Vec<EcuReport>,
     #[serde(default)]
     pub silent: Vec<EcuSilent>,
+    /// Installed images revoked since installation (a recall the OEM must act on).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recalls: Vec<EcuRecall>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
@@ -75,6 +88,7 @@ impl VehicleVersionReport {
             generated,
             ecus,
             silent,
+            recalls: Vec::new(),
             extra: BTreeMap::new(),
         }
     }

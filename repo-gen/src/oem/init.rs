@@ -1,4 +1,4 @@
-use super::{Settings, KIND, ROLES};
+use super::{check_key_separation, Settings, KIND, ROLES};
 use crate::error::{Error, Result};
 use crate::root_build::{build_root, signing_keys};
 use crate::supplier::{role_configs, RoleOptions};
@@ -19,14 +19,14 @@ pub fn init(dir: &Path, roles: &RoleOptions, bins: Option<u32>, now: DateTime) -
     let bins = bins.unwrap_or(DEFAULT_BINS);
     check_bins(bins)?;
     let mut opts = roles.clone();
-    // Long-lived by default: review queue and regulators change rarely, the vehicle index is
-    // renewed with every publish.
-    for (role, exp) in [("regulators", "90d"), ("review", "30d"), ("vehicles", "7d")] {
+    // The review queue changes rarely; the vehicle index is renewed with every publish.
+    for (role, exp) in [("review", "30d"), ("vehicles", "7d")] {
         opts.expires
             .entry(role.into())
             .or_insert_with(|| exp.into());
     }
     let roles = role_configs(&ROLES, &opts)?;
+    check_key_separation(&roles)?;
     let root = build_root(&roles, 1, now)?;
     let settings = Settings {
         kind: KIND.into(),

@@ -9,9 +9,14 @@
 //! DIR/published.json    what was last published per vehicle (for change detection)
 //! DIR/repository/       the static tree
 //! ```
-//! Published tree (besides the TUF roles): `N.targets.json` carries the supplier pins,
-//! `N.regulators.json`, `N.review.json`, and the per-vehicle layout of
-//! [`ota_metadata::documents::vehicles`].
+//! Published tree (besides the TUF roles): `N.targets.json` carries the supplier pins and the
+//! authorized regulators (signed by the offline targets keys), `N.review.json` (the online
+//! `review` role), and the per-vehicle layout of [`ota_metadata::documents::vehicles`] (the
+//! online `vehicles` role). Root lists the keys of `review` and `vehicles` in its `ota_roles`
+//! extension, so `roles` stays standard and python-tuf and tough read the tree.
+//!
+//! Offline and online keys are kept apart ([`check_key_separation`]): root and targets decide
+//! who is trusted; timestamp, snapshot, review and vehicles publish day to day.
 
 mod assign;
 mod init;
@@ -44,15 +49,45 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub const KIND: &str = "oem";
-pub const ROLES: [&str; 7] = [
+pub const ROLES: [&str; 6] = [
     "root",
     "timestamp",
     "snapshot",
     "targets",
-    "regulators",
     "review",
     "vehicles",
 ];
+/// Roles whose keys decide who is trusted: kept offline.
+pub const OFFLINE_ROLES: [&str; 2] = ["root", "targets"];
+/// Roles that sign day-to-day publishing: their keys live on the publishing host.
+pub const ONLINE_ROLES: [&str; 4] = ["timestamp", "snapshot", "review", "vehicles"];
+
+/// Refuse role settings in which an online role holds a key of an offline role: with that
+/// key stolen from the publishing host, an attacker could pin a supplier or authorize a
+/// regulator.
+pub fn check_key_separation(roles: &BTreeMap<String, RoleConfig>) -> Result<()> {
+    let ids = |role: &str| -> Result<Vec<ota_metadata::KeyId>> {
+        match roles.get(role) {
+            None => Ok(Vec::new()),
+            Some(rc) => Ok(rc
+                .load_keys(role)?
+                .iter()
+                .map(|k| k.key_id().clone())
+                .collect()),
+        }
+    };
+    for off in OFFLINE_ROLES {
+        let offline = ids(off)?;
+        for on in ONLINE_ROLES {
+            if let Some(k) = ids(on)?.iter().find(|k| offline.contains(k)) {
+                return Err(crate::error::Error::refused(format!(
+                    "key {k} is both a {off} key (offline: decides which suppliers and regulators are trusted) and a {on} key (online); give {off} its own key (--{off}-key FILE) and keep it off the publishing host"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Settings {

@@ -9,7 +9,8 @@ use crate::workdir;
 use ota_metadata::canonical::to_canonical;
 use ota_metadata::documents::vehicles::{bin_of, VehicleBin};
 use ota_metadata::documents::{
-    Assignments as AssignmentsDoc, EcuAssignment, Regulators, Review, VehicleIndex,
+    Assignments as AssignmentsDoc, EcuAssignment, RegulatorPolicy, Review, VehicleIndex,
+    REGULATORS_FIELD,
 };
 use ota_metadata::roles::{MetaFile, Root, Targets, SPEC_VERSION};
 use ota_metadata::time::parse_duration;
@@ -176,7 +177,7 @@ pub fn publish_with(
     let repo = workdir::repository_path(dir);
     let k = |role: &str| publish::role_signers(root, role, &s.roles[role], also_sign);
     let (targets_k, snapshot_k, timestamp_k) = (k("targets")?, k("snapshot")?, k("timestamp")?);
-    let (regulators_k, review_k, vehicles_k) = (k("regulators")?, k("review")?, k("vehicles")?);
+    let (review_k, vehicles_k) = (k("review")?, k("vehicles")?);
     let life = |role: &str| s.roles[role].lifetime();
 
     // Assignments that no longer match the inventory are withdrawn, loudly.
@@ -211,20 +212,21 @@ pub fn publish_with(
     // that agree, and the next publish completes the job.
     write_state(dir, PUBLISHED, &published)?;
 
+    // Who is trusted (supplier pins, authorized regulators): the offline targets role.
     let mut targets = Targets::new(1, now);
-    targets.extra.insert(
-        "suppliers".into(),
-        serde_json::to_value(&s.suppliers).map_err(|e| Error::refused(e.to_string()))?,
-    );
-    let regulators = Regulators {
-        type_: Regulators::TYPE.into(),
-        spec_version: SPEC_VERSION.into(),
-        version: 1,
-        expires: now,
+    let policy = RegulatorPolicy {
         threshold: s.regulator_threshold,
         regulators: s.regulators.clone(),
-        extra: BTreeMap::new(),
     };
+    let json = |v: Result<Value, serde_json::Error>| v.map_err(|e| Error::refused(e.to_string()));
+    targets.extra.insert(
+        "suppliers".into(),
+        json(serde_json::to_value(&s.suppliers))?,
+    );
+    targets.extra.insert(
+        REGULATORS_FIELD.into(),
+        json(serde_json::to_value(&policy))?,
+    );
     let review = Review {
         type_: Review::TYPE.into(),
         spec_version: SPEC_VERSION.into(),
@@ -249,7 +251,6 @@ pub fn publish_with(
     let plan = PublishPlan {
         roles: vec![
             doc(s, "targets", body_of(&targets)?, &targets_k)?,
-            doc(s, "regulators", body_of(&regulators)?, &regulators_k)?,
             doc(s, "review", body_of(&review)?, &review_k)?,
             doc(s, "vehicles", index, &vehicles_k)?,
         ],

@@ -22,6 +22,9 @@ impl Rotatable for Settings {
     fn top_level_mut(&mut self) -> &mut BTreeMap<String, RoleConfig> {
         &mut self.roles
     }
+    fn check_keys(&self) -> Result<()> {
+        super::check_key_separation(&self.roles)
+    }
     fn publish_all(
         &self,
         dir: &Path,

@@ -1,20 +1,20 @@
-use super::{attestation_target, AttestationRecord, Settings};
+use super::{AttestationRecord, Settings};
 use crate::error::{Error, Result};
 use crate::publish::read_root;
 use crate::root_build::signing_keys;
 use crate::supplier::store_target;
 use crate::workdir;
-use ota_metadata::documents::{Attestation, Finding, ImageRef, Verdict};
-use ota_metadata::roles::{sha256_of, SPEC_VERSION};
+use ota_metadata::documents::{Attestation, Finding, Release, Verdict};
+use ota_metadata::roles::SPEC_VERSION;
 use ota_metadata::{sign_document, DateTime};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Sign and store an attestation, and record it in `s` (the caller saves `s`).
+/// Sign and store the attestation of `release`, and record it in `s` (the caller saves `s`).
 pub fn write_attestation(
     dir: &Path,
     s: &mut Settings,
-    image: ImageRef,
+    release: Release,
     verdict: Verdict,
     findings: Vec<Finding>,
     reason: Option<String>,
@@ -23,58 +23,86 @@ pub fn write_attestation(
     let repo = workdir::repository_path(dir);
     let root = read_root(&repo)?;
     let keys = signing_keys(&root, "targets", &s.roles["targets"])?;
-    let sha = hex::encode(sha256_of(&image.hashes, "image")?);
     let doc = Attestation {
         type_: Attestation::TYPE.into(),
         spec_version: SPEC_VERSION.into(),
         regulator: s.name.clone(),
-        image: image.clone(),
+        release: release.clone(),
         verdict,
         findings,
         issued: now,
-        reason,
+        reason: reason.clone(),
         extra: BTreeMap::new(),
     };
     let bytes = sign_document(&doc, &keys.iter().collect::<Vec<_>>())?;
-    let file = store_target(&repo, &attestation_target(&sha), &bytes)?;
+    let file = store_target(&repo, &release.attestation_target(), &bytes)?;
     let rec = AttestationRecord {
-        image,
+        release,
         verdict,
+        reason,
         file,
     };
-    s.attestations.insert(sha, rec.clone());
+    s.attestations
+        .insert(rec.release.manifest_sha256.clone(), rec.clone());
     Ok(rec)
 }
 
-/// Revoke the approval of the image with hash `sha256`: a signed revocation replaces it.
-pub fn revoke(dir: &Path, sha256: &str, reason: &str, now: DateTime) -> Result<AttestationRecord> {
+/// Revoke `sha256`: the hash of an image (every release of those bytes is revoked) or of one
+/// release's manifest (that release). A signed revocation replaces each approval; returns
+/// the revocations written.
+pub fn revoke(
+    dir: &Path,
+    sha256: &str,
+    reason: &str,
+    now: DateTime,
+) -> Result<Vec<AttestationRecord>> {
     let mut s = Settings::load(dir)?;
     let sha = sha256.to_ascii_lowercase();
-    let prev = s.attestations.get(&sha).cloned().ok_or_else(|| {
-        Error::refused(format!(
-            "no attestation for image {sha}: only reviewed images can be revoked"
-        ))
-    })?;
-    if prev.verdict == Verdict::Revoked {
-        return Err(Error::refused(format!("image {sha} is already revoked")));
-    }
     if reason.trim().is_empty() {
         return Err(Error::refused("give a --reason for the revocation"));
     }
-    let finding = Finding {
-        rule: "revoked".into(),
-        detail: reason.into(),
-        advisory: None,
-    };
-    let rec = write_attestation(
-        dir,
-        &mut s,
-        prev.image,
-        Verdict::Revoked,
-        vec![finding],
-        Some(reason.into()),
-        now,
-    )?;
+    let matching: Vec<AttestationRecord> = s
+        .attestations
+        .values()
+        .filter(|r| {
+            r.release.manifest_sha256 == sha
+                || r.release
+                    .hashes
+                    .get("sha256")
+                    .map(|h| h.to_ascii_lowercase())
+                    == Some(sha.clone())
+        })
+        .cloned()
+        .collect();
+    if matching.is_empty() {
+        return Err(Error::refused(format!(
+            "no attestation for image or release {sha}: only reviewed images can be revoked"
+        )));
+    }
+    let pending: Vec<AttestationRecord> = matching
+        .into_iter()
+        .filter(|r| r.verdict != Verdict::Revoked)
+        .collect();
+    if pending.is_empty() {
+        return Err(Error::refused(format!("{sha} is already revoked")));
+    }
+    let mut out = Vec::new();
+    for prev in pending {
+        let finding = Finding {
+            rule: "revoked".into(),
+            detail: reason.into(),
+            advisory: None,
+        };
+        out.push(write_attestation(
+            dir,
+            &mut s,
+            prev.release,
+            Verdict::Revoked,
+            vec![finding],
+            Some(reason.into()),
+            now,
+        )?);
+    }
     s.save(dir)?;
-    Ok(rec)
+    Ok(out)
 }

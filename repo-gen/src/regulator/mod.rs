@@ -1,12 +1,17 @@
 //! The regulator's attestation repository (`ota-repo regulator …`): it pulls each image the OEM
 //! sends for review, verifies and scans it, and publishes a signed verdict per image.
 //!
-//! Attestations are targets of the regulator's TUF repository, named
-//! `<image-sha256>.attestation.json` (stored as `targets/SHA.<image-sha256>.attestation.json`),
-//! each itself signed by the regulator's targets keys (the paper's Mr). A vehicle looks an
-//! image up by its hash. A revocation replaces the approval under the same name, so the newest
-//! targets metadata, which TUF protects from rollback, always carries the regulator's latest
-//! word; once revoked, an image is never approved again by a later review.
+//! Attestations are targets of the regulator's TUF repository, one per *release*, named
+//! `<manifest-sha256>.attestation.json` after the hash of the image manifest's signed body
+//! (stored as `targets/SHA.<manifest-sha256>.attestation.json`), each itself signed by the
+//! regulator's targets keys (the paper's Mr). It binds the supplier, uid, version, release
+//! counter, hardware ids, the image's length and hash and the manifest hash
+//! ([`ota_metadata::documents::Release`]); a vehicle looks it up by the manifest it verified and
+//! checks every field. A re-release of the same bytes is a new release and is reviewed anew.
+//!
+//! A revocation replaces the approval under the same name, so the newest targets metadata,
+//! which TUF protects from rollback, always carries the regulator's latest word. Revoking an
+//! image revokes every release of its bytes, and a later release of revoked bytes is rejected.
 
 mod attest;
 mod init;
@@ -23,7 +28,7 @@ pub use review::{load_rules, review, Outcome, ReviewOpts, RULES};
 use crate::error::Result;
 use crate::supplier::FileInfo;
 use crate::workdir::{self, RoleConfig};
-use ota_metadata::documents::{ImageRef, Verdict};
+use ota_metadata::documents::{Release, Verdict};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -33,8 +38,11 @@ pub const KIND: &str = "regulator";
 /// One published attestation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttestationRecord {
-    pub image: ImageRef,
+    pub release: Release,
     pub verdict: Verdict,
+    /// Why it was revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// The signed attestation file.
     pub file: FileInfo,
 }
@@ -44,7 +52,7 @@ pub struct Settings {
     pub kind: String,
     pub name: String,
     pub roles: BTreeMap<String, RoleConfig>,
-    /// By image SHA-256.
+    /// By release (the manifest hash, [`Release::manifest_sha256`]).
     #[serde(default)]
     pub attestations: BTreeMap<String, AttestationRecord>,
 }
@@ -62,7 +70,16 @@ impl Settings {
     }
 }
 
-/// Target name of the attestation of the image with hash `sha256`.
-pub fn attestation_target(sha256: &str) -> String {
-    format!("{sha256}.attestation.json")
+impl Settings {
+    /// The revocation of an earlier release of the image with hash `image_sha256`, if any.
+    pub fn revoked_image(&self, image_sha256: &str) -> Option<&AttestationRecord> {
+        self.attestations.values().find(|r| {
+            r.verdict == Verdict::Revoked
+                && r.release
+                    .hashes
+                    .get("sha256")
+                    .map(|h| h.to_ascii_lowercase())
+                    == Some(image_sha256.to_ascii_lowercase())
+        })
+    }
 }

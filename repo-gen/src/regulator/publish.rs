@@ -1,7 +1,8 @@
-use super::{attestation_target, Settings};
+use super::Settings;
 use crate::error::Result;
 use crate::publish::{self, body_of, role_signers, PublishPlan, Report, RoleDoc, Signer};
 use crate::workdir;
+use ota_metadata::documents::attestation_target;
 use ota_metadata::roles::{Root, TargetFile, Targets};
 use ota_metadata::{DateTime, SigningKey};
 use serde_json::json;
@@ -38,9 +39,11 @@ pub fn publish_with(
                 custom: Some(json!({
                     "kind": "attestation",
                     "verdict": rec.verdict,
-                    "supplier": rec.image.supplier,
-                    "uid": rec.image.uid,
-                    "version": rec.image.version,
+                    "supplier": rec.release.supplier,
+                    "uid": rec.release.uid,
+                    "version": rec.release.version,
+                    "release_counter": rec.release.release_counter,
+                    "image_sha256": rec.release.hashes.get("sha256"),
                 })),
             },
         );

@@ -6,13 +6,14 @@ use super::scan::{self, Rules};
 use super::{write_attestation, Settings};
 use crate::error::{Error, Result};
 use crate::{fsutil, net};
-use ota_client::image::fetch_image;
+use ota_client::image::{find_image, VerifiedImage};
 use ota_client::tuf::{
     init_trusted_root, open_pinned, targets_url, Limits, MetadataStore, Updater,
 };
-use ota_metadata::documents::{suppliers_of, Review, ReviewRequest, Verdict};
+use ota_metadata::documents::image_manifest::MAX_MANIFEST_LEN;
+use ota_metadata::documents::{suppliers_of, Finding, Release, Review, ReviewRequest, Verdict};
 use ota_metadata::roles::sha256_of;
-use ota_metadata::DateTime;
+use ota_metadata::{DateTime, Envelope};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -103,15 +104,12 @@ pub fn review(dir: &Path, o: ReviewOpts<'_>, now: DateTime) -> Result<Vec<Outcom
 
     let mut outcomes = Vec::new();
     for req in &queue.signed.requests {
-        let sha = hex::encode(sha256_of(&req.image.hashes, &req.image.target)?);
-        if s.attestations.contains_key(&sha) {
-            continue; // judged already; a revocation is never overturned by a new review
-        }
-        let judged = judge(req, &suppliers, &rules, &staging, dir, &o, now);
+        let judged = judge(req, &suppliers, &rules, &staging, dir, &o, now, &s);
         let outcome = match judged {
-            Ok((path, verdict, findings)) => {
+            Ok(None) => continue, // judged already; a revocation is never overturned
+            Ok(Some((path, release, verdict, findings))) => {
                 let n = findings.len();
-                write_attestation(dir, &mut s, req.image.clone(), verdict, findings, None, now)?;
+                write_attestation(dir, &mut s, release, verdict, findings, None, now)?;
                 let _ = std::fs::remove_file(path);
                 Outcome {
                     request: req.clone(),
@@ -131,6 +129,12 @@ pub fn review(dir: &Path, o: ReviewOpts<'_>, now: DateTime) -> Result<Vec<Outcom
     Ok(outcomes)
 }
 
+/// A judged release: the staged image, the release, the verdict and the findings.
+type Judged = (PathBuf, Release, Verdict, Vec<Finding>);
+
+/// Fetch, verify and scan the release `req` names; `None` if this regulator judged that
+/// release already.
+#[allow(clippy::too_many_arguments)]
 fn judge(
     req: &ReviewRequest,
     suppliers: &std::collections::BTreeMap<String, ota_metadata::documents::SupplierEntry>,
@@ -139,7 +143,8 @@ fn judge(
     dir: &Path,
     o: &ReviewOpts<'_>,
     now: DateTime,
-) -> Result<(PathBuf, Verdict, Vec<ota_metadata::documents::Finding>)> {
+    s: &Settings,
+) -> Result<Option<Judged>> {
     let img = &req.image;
     let entry = suppliers.get(&img.supplier).ok_or_else(|| {
         Error::refused(format!(
@@ -162,7 +167,17 @@ fn judge(
         now,
     )?;
     up.refresh()?;
-    let v = fetch_image(&mut up, &pin.url, &img.uid, &img.version, staging)?;
+    // The manifest first: it names the release, which may have been judged already.
+    let info = find_image(&mut up, &pin.url, &img.uid, &img.version, staging)?;
+    let manifest_path = Path::new(&info.name);
+    let env = Envelope::parse(&info.name, &info.manifest_bytes, MAX_MANIFEST_LEN)
+        .map_err(Error::meta(manifest_path))?;
+    let release = Release::of(&img.supplier, &env).map_err(Error::meta(manifest_path))?;
+    if s.attestations.contains_key(&release.manifest_sha256) {
+        return Ok(None);
+    }
+    let path = up.download_target(&info.name, &info.target, staging)?;
+    let v = VerifiedImage { info, path };
     let m = &v.info.manifest;
     // The supplier's signed manifest must say what the OEM asked to have reviewed.
     if v.info.target.length != img.length
@@ -189,13 +204,27 @@ fn judge(
         )));
     }
     let sha = hex::encode(sha256_of(&img.hashes, &img.target)?);
-    let findings = scan::scan(rules, &v.path, &img.uid, &img.version, &sha).inspect_err(|_| {
-        let _ = std::fs::remove_file(&v.path);
-    })?;
+    let mut findings =
+        scan::scan(rules, &v.path, &img.uid, &img.version, &sha).inspect_err(|_| {
+            let _ = std::fs::remove_file(&v.path);
+        })?;
+    // A new release of bytes this regulator revoked stays refused.
+    if let Some(rev) = s.revoked_image(&sha) {
+        findings.push(Finding {
+            rule: "revoked".into(),
+            detail: format!(
+                "these bytes were revoked as {} {}: {}",
+                rev.release.uid,
+                rev.release.version,
+                rev.reason.as_deref().unwrap_or("no reason given")
+            ),
+            advisory: None,
+        });
+    }
     let verdict = if findings.is_empty() {
         Verdict::Approved
     } else {
         Verdict::Rejected
     };
-    Ok((v.path, verdict, findings))
+    Ok(Some((v.path, release, verdict, findings)))
 }

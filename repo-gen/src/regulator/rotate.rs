@@ -2,13 +2,14 @@
 //! rotating `targets` re-signs every attestation (same content, new signatures).
 
 use super::publish::publish_with;
-use super::{attestation_target, Settings};
+use super::Settings;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::publish::Report;
 use crate::rotation::Rotatable;
 use crate::supplier::store_target;
 use crate::workdir::{self, RoleConfig};
+use ota_metadata::documents::attestation_target;
 use ota_metadata::roles::Root;
 use ota_metadata::{sign_document, DateTime, Envelope, SigningKey};
 use std::collections::BTreeMap;

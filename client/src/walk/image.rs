@@ -1,0 +1,157 @@
+//! Step 2 and step 4 of the walk: the image manifest from the supplier the OEM pinned, every
+//! field checked against the assignment and the ECU; later, the image bytes.
+
+use super::error::{fail, Check, Result};
+use super::{Ecu, Installed, Master, Repositories};
+use crate::image::{find_image, ImageInfo};
+use crate::tuf::Fetch;
+use ota_metadata::documents::{EcuAssignment, Release};
+use ota_metadata::Envelope;
+use std::path::{Path, PathBuf};
+
+/// An image whose manifests were verified and agree with the assignment and the ECU; its
+/// bytes are not fetched yet.
+#[derive(Debug)]
+pub struct CheckedImage {
+    pub info: ImageInfo,
+    /// The release the manifest describes: what regulators must have attested.
+    pub release: Release,
+    /// The supplier repository's URL.
+    pub url: String,
+}
+
+/// Check the assigned image's manifest in the supplier's repository (nothing large is
+/// downloaded): the supplier pinned for this hardware id, the manifest signed by the role that
+/// lists the image, every field equal to the assignment, the hardware id the ECU's, and the
+/// release counter not below the installed one.
+pub fn check_image<F: Fetch>(
+    repos: &mut Repositories<'_, F>,
+    master: &Master,
+    ecu: &Ecu,
+    a: &EcuAssignment,
+    installed: Option<&Installed>,
+    staging: &Path,
+) -> Result<CheckedImage> {
+    let entry = master.suppliers.get(&a.supplier).ok_or_else(|| {
+        fail(
+            Check::SupplierDelegation,
+            &master.url,
+            format!("supplier {:?} is not pinned by the OEM", a.supplier),
+        )
+    })?;
+    let url = entry.repository.url.clone();
+    if !entry.serves(&ecu.hardware_id) {
+        return Err(fail(
+            Check::SupplierDelegation,
+            &master.url,
+            format!(
+                "supplier {} is not delegated hardware id {}",
+                a.supplier, ecu.hardware_id
+            ),
+        ));
+    }
+    if a.hardware_id != ecu.hardware_id {
+        return Err(fail(
+            Check::HardwareId,
+            &master.url,
+            format!(
+                "assignment is for {}, ECU {} is {}",
+                a.hardware_id, ecu.serial, ecu.hardware_id
+            ),
+        ));
+    }
+    let up = repos
+        .get("suppliers", &a.supplier, &entry.repository)
+        .map_err(|e| fail(Check::SupplierMetadata, &url, e))?;
+    let info = find_image(up, &url, &a.uid, &a.version, staging)
+        .map_err(|e| fail(Check::ImageManifest, &url, e))?;
+    let m = &info.manifest;
+    let mismatch = |field: &str, signed: String, assigned: String| {
+        fail(
+            Check::ImageManifest,
+            &url,
+            format!("{field}: the supplier signed {signed}, the OEM assigned {assigned}"),
+        )
+    };
+    if m.uid != a.uid {
+        return Err(mismatch("uid", m.uid.clone(), a.uid.clone()));
+    }
+    if m.version != a.version {
+        return Err(mismatch("version", m.version.clone(), a.version.clone()));
+    }
+    if m.length != a.length || info.target.length != a.length {
+        return Err(mismatch(
+            "length",
+            m.length.to_string(),
+            a.length.to_string(),
+        ));
+    }
+    if m.hashes.get("sha256") != a.hashes.get("sha256") {
+        return Err(mismatch(
+            "sha256",
+            format!("{:?}", m.hashes.get("sha256")),
+            format!("{:?}", a.hashes.get("sha256")),
+        ));
+    }
+    if m.release_counter != a.release_counter {
+        return Err(mismatch(
+            "release counter",
+            m.release_counter.to_string(),
+            a.release_counter.to_string(),
+        ));
+    }
+    if !m.hardware_ids.contains(&ecu.hardware_id) {
+        return Err(fail(
+            Check::HardwareId,
+            &url,
+            format!(
+                "{} {} is built for {:?}, not {}",
+                m.uid, m.version, m.hardware_ids, ecu.hardware_id
+            ),
+        ));
+    }
+    if let Some(i) = installed {
+        if m.release_counter < i.release_counter {
+            return Err(fail(
+                Check::ReleaseCounter,
+                &url,
+                format!(
+                    "{} {} has release counter {}, below the installed {} ({} {})",
+                    m.uid, m.version, m.release_counter, i.release_counter, i.uid, i.version
+                ),
+            ));
+        }
+    }
+    let envelope = Envelope::parse(
+        &info.name,
+        &info.manifest_bytes,
+        info.manifest_bytes.len() as u64,
+    )
+    .map_err(|e| fail(Check::ImageManifest, &url, e))?;
+    let release =
+        Release::of(&a.supplier, &envelope).map_err(|e| fail(Check::ImageManifest, &url, e))?;
+    Ok(CheckedImage { info, release, url })
+}
+
+/// Step 4: download the checked image into `staging`, bounded by its signed length and hashed
+/// while it streams (resuming a broken transfer).
+pub fn download_image<F: Fetch>(
+    repos: &mut Repositories<'_, F>,
+    master: &Master,
+    a: &EcuAssignment,
+    image: &CheckedImage,
+    staging: &Path,
+) -> Result<PathBuf> {
+    let entry = master.suppliers.get(&a.supplier).ok_or_else(|| {
+        fail(
+            Check::SupplierDelegation,
+            &master.url,
+            format!("supplier {:?} is not pinned by the OEM", a.supplier),
+        )
+    })?;
+    let up = repos
+        .get("suppliers", &a.supplier, &entry.repository)
+        .map_err(|e| fail(Check::SupplierMetadata, &image.url, e))?;
+    up.download_target(&image.info.name, &image.info.target, staging)
+        .map_err(|e| fail(Check::Image, &image.url, e))
+}
