@@ -330,11 +330,26 @@ pub enum OemSupplierCommand {
         #[arg(long = "with", value_name = "NEW")]
         with: String,
     },
+    /// Re-pin a supplier to a new root (recovery from a stolen root key): vehicles drop what
+    /// they walked under the old pin and start again from this root. Hardware ids and
+    /// assignments stay.
+    Repin {
+        dir: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// The supplier's new trusted root.json (it must verify).
+        #[arg(long, value_name = "ROOT.json")]
+        root: PathBuf,
+        /// New base URL of its tree (default: unchanged).
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum OemRegulatorCommand {
-    /// Authorize a regulator: pin its attestation repository's root keys and URL.
+    /// Authorize a regulator: pin its attestation repository's root keys and URL. A root whose
+    /// keys another authorized regulator already has is refused (regulators count by keys).
     Add {
         dir: PathBuf,
         #[arg(long)]
@@ -349,6 +364,19 @@ pub enum OemRegulatorCommand {
         dir: PathBuf,
         #[arg(long)]
         name: String,
+    },
+    /// Re-pin a regulator to a new root (recovery from a stolen root key): vehicles drop what
+    /// they walked under the old pin and start again from this root.
+    Repin {
+        dir: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// The regulator's new trusted root.json (it must verify).
+        #[arg(long, value_name = "ROOT.json")]
+        root: PathBuf,
+        /// New base URL of its tree (default: unchanged).
+        #[arg(long)]
+        url: Option<String>,
     },
     /// How many distinct authorized regulators must approve an image.
     Threshold { dir: PathBuf, k: u32 },

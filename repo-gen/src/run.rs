@@ -305,12 +305,14 @@ fn oem_dir(cmd: &OemCommand) -> Option<&Path> {
         OemCommand::Supplier(
             OemSupplierCommand::Add { dir, .. }
             | OemSupplierCommand::Remove { dir, .. }
-            | OemSupplierCommand::Replace { dir, .. },
+            | OemSupplierCommand::Replace { dir, .. }
+            | OemSupplierCommand::Repin { dir, .. },
         ) => dir,
         OemCommand::Regulator(
             OemRegulatorCommand::Add { dir, .. }
             | OemRegulatorCommand::Remove { dir, .. }
-            | OemRegulatorCommand::Threshold { dir, .. },
+            | OemRegulatorCommand::Threshold { dir, .. }
+            | OemRegulatorCommand::Repin { dir, .. },
         ) => dir,
         OemCommand::Vehicle(VehicleCommand::Add { dir, .. } | VehicleCommand::Key { dir, .. }) => {
             dir
@@ -370,6 +372,24 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
         OemCommand::Supplier(OemSupplierCommand::Replace { dir, name, with }) => {
             let n = oem::supplier_replace(&dir, &name, &with)?;
             println!("{with} now serves {name}'s hardware ids; withdrew {n} assignment(s) to reassign; {publish_hint}");
+        }
+        OemCommand::Supplier(OemSupplierCommand::Repin {
+            dir,
+            name,
+            root,
+            url,
+        }) => {
+            oem::supplier_repin(&dir, &name, &root, url.as_deref())?;
+            println!("re-pinned supplier {name} to {}; {publish_hint}", root.display());
+        }
+        OemCommand::Regulator(OemRegulatorCommand::Repin {
+            dir,
+            name,
+            root,
+            url,
+        }) => {
+            oem::regulator_repin(&dir, &name, &root, url.as_deref())?;
+            println!("re-pinned regulator {name} to {}; {publish_hint}", root.display());
         }
         OemCommand::Regulator(OemRegulatorCommand::Add {
             dir,

@@ -32,35 +32,41 @@ impl MetadataStore {
         self.dir.join(encode::role_file_name(role))
     }
 
+    /// Where the pin this directory's trust started from is kept (see `pinned`): a name no
+    /// role can have, since role file names never start with `.`.
+    fn pin_path(&self) -> PathBuf {
+        self.dir.join(".pin.json")
+    }
+
     /// The stored bytes of `role`, `None` if there are none. A file over `limit` bytes is an
     /// error (`InvalidData`) rather than a reason to read without bound.
     pub fn read(&self, role: &str, limit: u64) -> io::Result<Option<Vec<u8>>> {
-        let path = self.path(role);
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let mut bytes = Vec::new();
-        file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
-        if bytes.len() as u64 > limit {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{} is over the {limit}-byte limit", path.display()),
-            ));
-        }
-        Ok(Some(bytes))
+        read_bounded(&self.path(role), limit)
     }
 
     /// Replace `role`'s file with `bytes`, atomically and durably.
     pub fn write(&self, role: &str, bytes: &[u8]) -> io::Result<()> {
+        self.write_path(&self.path(role), bytes)
+    }
+
+    /// The stored pin (see [`MetadataStore::write_pin`]), `None` if there is none.
+    pub fn read_pin(&self, limit: u64) -> io::Result<Option<Vec<u8>>> {
+        read_bounded(&self.pin_path(), limit)
+    }
+
+    /// Record the pin this directory's trusted root started from, atomically and durably.
+    pub fn write_pin(&self, bytes: &[u8]) -> io::Result<()> {
+        self.write_path(&self.pin_path(), bytes)
+    }
+
+    fn write_path(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         fs::create_dir_all(&self.dir)?;
         let mut tmp = tempfile::Builder::new()
             .prefix(".tmp-")
             .tempfile_in(&self.dir)?;
         tmp.write_all(bytes)?;
         tmp.as_file().sync_all()?;
-        tmp.persist(self.path(role)).map_err(|e| e.error)?;
+        tmp.persist(path).map_err(|e| e.error)?;
         sync_dir(&self.dir)
     }
 
@@ -72,6 +78,25 @@ impl MetadataStore {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The bytes of `path`, `None` if it does not exist; over `limit` bytes is `InvalidData`
+/// rather than a reason to read without bound.
+fn read_bounded(path: &Path, limit: u64) -> io::Result<Option<Vec<u8>>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is over the {limit}-byte limit", path.display()),
+        ));
+    }
+    Ok(Some(bytes))
 }
 
 /// Make a rename or removal in `dir` durable. Some filesystems cannot fsync a directory

@@ -34,10 +34,10 @@ pub use inventory::{
     ecu_add, ecu_remove, ecu_replace, vehicle_add, EcuRecord, Inventory, Reported, Vehicle,
 };
 pub use publish::{publish, OemReport};
-pub use regulators::{regulator_add, regulator_remove, regulator_threshold};
+pub use regulators::{regulator_add, regulator_remove, regulator_repin, regulator_threshold};
 pub use report::{ecu_key, ingest, vehicle_key, Flag, Ingested, FLAGGED};
 pub use review::{review_submit, Submit};
-pub use suppliers::{supplier_add, supplier_remove, supplier_replace};
+pub use suppliers::{supplier_add, supplier_remove, supplier_repin, supplier_replace};
 
 use crate::error::Result;
 use crate::fsutil;

@@ -4,16 +4,14 @@ use super::suppliers::check_url;
 use super::Settings;
 use crate::error::{Error, Result};
 use crate::fsutil;
-use ota_metadata::documents::{verified_root, RepositoryPin};
+use ota_metadata::documents::{verified_root, RegulatorPolicy, RepositoryPin};
 use ota_metadata::{names, MetadataLimits};
 use std::path::Path;
 
-pub fn regulator_add(dir: &Path, name: &str, root_file: &Path, url: &str) -> Result<()> {
-    let mut s = Settings::load(dir)?;
-    names::check_role_name(name)?;
-    if s.regulators.contains_key(name) {
-        return Err(Error::refused(format!("regulator {name} already exists")));
-    }
+/// The pin of regulator `name` from its root file, refused if another authorized regulator
+/// holds any of its root keys: regulators count by key material, so the same regulator under
+/// two names would let one approval pass for two.
+fn regulator_pin(s: &Settings, name: &str, root_file: &Path, url: &str) -> Result<RepositoryPin> {
     check_url(url)?;
     let limit = MetadataLimits::default().root;
     let bytes = fsutil::read_bounded(root_file, limit)?;
@@ -22,8 +20,44 @@ pub fn regulator_add(dir: &Path, name: &str, root_file: &Path, url: &str) -> Res
         &bytes,
         limit,
     )?;
-    s.regulators
-        .insert(name.into(), RepositoryPin::pin(&root, url)?);
+    let pin = RepositoryPin::pin(&root, url)?;
+    let policy = RegulatorPolicy {
+        threshold: s.regulator_threshold,
+        regulators: s.regulators.clone(),
+    };
+    if let Some(other) = policy.sharing_keys(&pin.key_material(), name) {
+        return Err(Error::refused(format!(
+            "the root of {name} ({}) shares root keys with regulator {other}: one regulator cannot be authorized twice",
+            root_file.display()
+        )));
+    }
+    Ok(pin)
+}
+
+pub fn regulator_add(dir: &Path, name: &str, root_file: &Path, url: &str) -> Result<()> {
+    let mut s = Settings::load(dir)?;
+    names::check_role_name(name)?;
+    if s.regulators.contains_key(name) {
+        return Err(Error::refused(format!(
+            "regulator {name} already exists (re-pin it with `oem regulator repin`)"
+        )));
+    }
+    let pin = regulator_pin(&s, name, root_file, url)?;
+    s.regulators.insert(name.into(), pin);
+    s.save(dir)
+}
+
+/// Re-pin regulator `name` to a new root (and URL): after its root keys were stolen, vehicles
+/// drop whatever they walked under the old pin and start again from this one.
+pub fn regulator_repin(dir: &Path, name: &str, root_file: &Path, url: Option<&str>) -> Result<()> {
+    let mut s = Settings::load(dir)?;
+    let old = s
+        .regulators
+        .get(name)
+        .ok_or_else(|| Error::refused(format!("unknown regulator {name:?}")))?;
+    let url = url.unwrap_or(&old.url).to_string();
+    let pin = regulator_pin(&s, name, root_file, &url)?;
+    s.regulators.insert(name.into(), pin);
     s.save(dir)
 }
 

@@ -73,6 +73,28 @@ pub fn supplier_add(
     s.save(dir)
 }
 
+/// Re-pin supplier `name` to a new root (and URL), keeping its hardware ids and assignments:
+/// after its root keys were stolen and it recovered with new keys, vehicles drop whatever they
+/// walked under the old pin (an attacker's root chain included) and start again from this one.
+pub fn supplier_repin(dir: &Path, name: &str, root_file: &Path, url: Option<&str>) -> Result<()> {
+    let mut s = Settings::load(dir)?;
+    let entry = s
+        .suppliers
+        .get_mut(name)
+        .ok_or_else(|| Error::refused(format!("unknown supplier {name:?}")))?;
+    let url = url.unwrap_or(&entry.repository.url).to_string();
+    check_url(&url)?;
+    let limit = MetadataLimits::default().root;
+    let bytes = fsutil::read_bounded(root_file, limit)?;
+    let root = verified_root(
+        &format!("supplier {name} root {}", root_file.display()),
+        &bytes,
+        limit,
+    )?;
+    entry.repository = RepositoryPin::pin(&root, &url)?;
+    s.save(dir)
+}
+
 /// Withdraw every assignment of `supplier`'s images; returns how many.
 fn withdraw(dir: &Path, supplier: &str) -> Result<usize> {
     let mut a: Assignments = read_state(dir, ASSIGNMENTS)?;
