@@ -380,7 +380,10 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
             url,
         }) => {
             oem::supplier_repin(&dir, &name, &root, url.as_deref())?;
-            println!("re-pinned supplier {name} to {}; {publish_hint}", root.display());
+            println!(
+                "re-pinned supplier {name} to {}; {publish_hint}",
+                root.display()
+            );
         }
         OemCommand::Regulator(OemRegulatorCommand::Repin {
             dir,
@@ -389,7 +392,10 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
             url,
         }) => {
             oem::regulator_repin(&dir, &name, &root, url.as_deref())?;
-            println!("re-pinned regulator {name} to {}; {publish_hint}", root.display());
+            println!(
+                "re-pinned regulator {name} to {}; {publish_hint}",
+                root.display()
+            );
         }
         OemCommand::Regulator(OemRegulatorCommand::Add {
             dir,
@@ -453,6 +459,12 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
             let r = oem::ingest(&dir, &file)?;
             for s in &r.accepted {
                 println!("accepted the report of ECU {s}");
+            }
+            for c in &r.recalls {
+                eprintln!(
+                    "ota-repo: RECALL: ECU {} runs {} {}, revoked by regulator {}: {} (assign an approved image)",
+                    c.serial, c.uid, c.version, c.regulator, c.reason
+                );
             }
             for f in &r.flagged {
                 eprintln!(

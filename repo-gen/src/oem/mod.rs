@@ -35,7 +35,7 @@ pub use inventory::{
 };
 pub use publish::{publish, OemReport};
 pub use regulators::{regulator_add, regulator_remove, regulator_repin, regulator_threshold};
-pub use report::{ecu_key, ingest, vehicle_key, Flag, Ingested, FLAGGED};
+pub use report::{ecu_key, ingest, vehicle_key, Flag, Ingested, FLAGGED, RECALLS};
 pub use review::{review_submit, Submit};
 pub use suppliers::{supplier_add, supplier_remove, supplier_repin, supplier_replace};
 

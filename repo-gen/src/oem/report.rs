@@ -11,13 +11,16 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use ota_ecu::uds::client::parse_identification;
 use ota_metadata::documents::version_report::ecu_report_message;
-use ota_metadata::documents::VehicleVersionReport;
+use ota_metadata::documents::{EcuRecall, VehicleVersionReport};
 use ota_metadata::keys::{Key, KeyId};
 use ota_metadata::{DateTime, Envelope, SigningKey};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 pub const FLAGGED: &str = "flagged.json";
+/// Per VIN, the recalls its last accepted report carried.
+pub const RECALLS: &str = "recalls.json";
 
 /// A public key from a PEM file (public, or private of which the public half is taken).
 pub fn public_key_file(path: &Path) -> Result<Key> {
@@ -86,6 +89,9 @@ pub struct Flag {
 pub struct Ingested {
     pub accepted: Vec<String>,
     pub flagged: Vec<Flag>,
+    /// Installed images the vehicle found revoked by a regulator (recalls to act on: assign
+    /// an approved image). Recorded in `recalls.json`.
+    pub recalls: Vec<EcuRecall>,
 }
 
 fn verify_ecu(key: &Key, ident: &[u8], nonce: &str, sig: &str) -> bool {
@@ -217,6 +223,17 @@ pub fn ingest(dir: &Path, file: &Path) -> Result<Ingested> {
             format!("did not report ({why}): removed or replaced?"),
         ));
     }
+    // Recalls: only for ECUs whose report was accepted (the rest is flagged anyway).
+    out.recalls = report
+        .recalls
+        .iter()
+        .filter(|r| out.accepted.contains(&r.serial))
+        .cloned()
+        .collect();
+    let mut recalls: BTreeMap<String, Vec<EcuRecall>> = read_state(dir, RECALLS)?;
+    recalls.insert(report.vin.clone(), out.recalls.clone());
+    recalls.retain(|_, v| !v.is_empty());
+    write_state(dir, RECALLS, &recalls)?;
     if let Some(v) = inv.vehicles.get_mut(&report.vin) {
         v.last_report = Some(report.generated);
     }

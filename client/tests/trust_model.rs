@@ -1,0 +1,451 @@
+//! The trust model under attack (issue 8): each test mounts one attack an attacker with a
+//! stolen key (or a blocked network path) could try, on real trees made by `ota-repo`, and
+//! checks the gateway refuses it, and that the documented recovery works.
+
+mod world;
+
+use ota_client::forward::DirForwarder;
+use ota_client::gateway::{summary, EcuError, EcuOutcome, Gateway, GatewayError};
+use ota_client::walk::{Check, WalkError};
+use ota_metadata::{sign_document, Envelope, SigningKey};
+use ota_repo::{oem, regulator, supplier};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use world::World;
+
+fn failed_at(out: Vec<(String, EcuOutcome)>, serial: &str, check: Check) -> WalkError {
+    let o = out.into_iter().find(|(s, _)| s == serial).unwrap().1;
+    let EcuOutcome::Failed(EcuError::Walk(e)) = o else {
+        panic!("expected a failed {check:?} check, got {}", summary(&o))
+    };
+    assert_eq!(e.check, check, "{e}");
+    e
+}
+
+fn outcome(out: &[(String, EcuOutcome)], serial: &str) -> String {
+    summary(&out.iter().find(|(s, _)| s == serial).unwrap().1)
+}
+
+fn installed(w: &World, serial: &str) -> Option<Vec<u8>> {
+    std::fs::read(w.p(&format!("ecus/{serial}/image.bin"))).ok()
+}
+
+fn sha_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+fn write_json(p: &Path, v: &Value) {
+    std::fs::write(p, serde_json::to_vec_pretty(v).unwrap()).unwrap();
+}
+
+fn signing_key(pem_path: &Path) -> SigningKey {
+    SigningKey::from_pem(&std::fs::read_to_string(pem_path).unwrap()).unwrap()
+}
+
+fn new_key(w: &World, name: &str) -> std::path::PathBuf {
+    let p = w.p(name);
+    std::fs::write(
+        &p,
+        SigningKey::generate(2048).unwrap().to_pkcs8_pem().unwrap(),
+    )
+    .unwrap();
+    p
+}
+
+// ---- 1. One regulator counted twice -------------------------------------------------------
+
+#[test]
+fn one_regulator_listed_under_two_names_counts_once() {
+    let w = World::new();
+    // The OEM tool refuses to authorize the same root twice.
+    let err = oem::regulator_add(
+        &w.p("oem"),
+        "tuvbis",
+        &w.p("tuv/repository/1.root.json"),
+        &w.url("tuv"),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("shares root keys with regulator tuv"),
+        "{err}"
+    );
+
+    // A master that lists it twice anyway (hand-edited settings) with threshold 2: the gateway
+    // counts tuv once and refuses.
+    let settings = w.p("oem/ota-repo.json");
+    let mut s = read_json(&settings);
+    let tuv = s["regulators"]["tuv"].clone();
+    s["regulators"]["tuvbis"] = tuv;
+    s["regulator_threshold"] = json!(2);
+    write_json(&settings, &s);
+    oem::publish(&w.p("oem"), w.now, false).unwrap();
+    w.assign("S1", "1.0");
+    let e = failed_at(w.update(), "S1", Check::NotApproved);
+    assert!(e.reason.contains("count as 1"), "{e}");
+    assert!(installed(&w, "S1").is_none());
+}
+
+// ---- 2. Blocking the regulator that revoked ------------------------------------------------
+
+#[test]
+fn blocking_the_revoking_regulator_stops_the_update() {
+    let w = World::new();
+    w.add_regulator("dekra");
+    w.review("dekra");
+    // Threshold 1: tuv's approval alone would do, were dekra's revocation not there.
+    let sha = sha_hex(&[1u8; 5000]);
+    regulator::revoke(&w.p("dekra"), &sha, "backdoor in the CAN stack", w.now).unwrap();
+    regulator::publish(&w.p("dekra"), w.now, false).unwrap();
+    w.assign("S1", "1.0");
+
+    // The attacker blocks dekra: the update stops, naming dekra.
+    let repo = w.p("dekra/repository");
+    let blocked = w.p("dekra/blocked");
+    std::fs::rename(&repo, &blocked).unwrap();
+    let e = failed_at(w.update(), "S1", Check::RegulatorUnreachable);
+    assert!(e.reason.contains("regulator dekra"), "{e}");
+    assert!(installed(&w, "S1").is_none());
+
+    // A tampered (unverifiable) state of dekra is no better than none.
+    std::fs::rename(&blocked, &repo).unwrap();
+    let ts = repo.join("timestamp.json");
+    let good = std::fs::read(&ts).unwrap();
+    let mut v = read_json(&ts);
+    v["signed"]["version"] = json!(v["signed"]["version"].as_u64().unwrap() + 1);
+    write_json(&ts, &v);
+    let e = failed_at(w.update(), "S1", Check::RegulatorUnreachable);
+    assert!(e.reason.contains("regulator dekra"), "{e}");
+
+    // Reached again: the revocation wins over tuv's approval.
+    std::fs::write(&ts, good).unwrap();
+    let e = failed_at(w.update(), "S1", Check::Revoked);
+    assert!(e.reason.contains("dekra revoked brake-fw 1.0"), "{e}");
+    assert!(installed(&w, "S1").is_none());
+}
+
+// ---- 3. Attestations bind releases, not bytes ----------------------------------------------
+
+#[test]
+fn approved_bytes_released_again_under_another_version_need_a_new_review() {
+    let w = World::new();
+    // The approved bytes of 1.0, released again as 9.9.9 with the highest release counter
+    // (which would lock out every later update), not reviewed.
+    let f = w.p("fw-1.0.bin");
+    supplier::add_image(
+        &w.p("acme"),
+        supplier::AddImage {
+            file: f,
+            uid: "brake-fw".into(),
+            version: "9.9.9".into(),
+            release_counter: u64::MAX,
+            hardware_ids: vec!["BRAKE-A".into()],
+            role: "targets".into(),
+            allow_rollback: false,
+        },
+        w.now,
+    )
+    .unwrap();
+    supplier::publish(&w.p("acme"), w.now, false).unwrap();
+    // Sent for review (an online role), but not reviewed yet.
+    oem::review_submit(
+        &w.p("oem"),
+        oem::Submit {
+            supplier: "acme",
+            uid: "brake-fw",
+            version: "9.9.9",
+            from: None,
+            ca: None,
+        },
+        w.now,
+    )
+    .unwrap();
+    w.assign("S1", "9.9.9");
+    let e = failed_at(w.update(), "S1", Check::NotApproved);
+    assert!(e.reason.contains("tuv: no attestation"), "{e}");
+    assert!(installed(&w, "S1").is_none());
+
+    // Reviewed as its own release, it is judged on its own (and approved).
+    w.review("tuv");
+    assert!(outcome(&w.update(), "S1").starts_with("updated to brake-fw 9.9.9"));
+}
+
+#[test]
+fn an_attestation_about_another_release_does_not_approve() {
+    let w = World::new();
+    w.assign("S1", "1.0");
+    // tuv's attestation of 1.0, rewritten to claim another release counter, re-signed by tuv
+    // (a regulator bug or a confused naming): every field is checked, not just the bytes.
+    let reg = regulator_settings(&w, "tuv");
+    let (release_id, rec) = reg["attestations"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(_, r)| r["release"]["version"] == "1.0")
+        .map(|(k, r)| (k.clone(), r.clone()))
+        .unwrap();
+    let file = w.p(&format!(
+        "tuv/repository/targets/{}.{release_id}.attestation.json",
+        rec["file"]["sha256"].as_str().unwrap()
+    ));
+    let env = Envelope::parse("a", &std::fs::read(&file).unwrap(), 1 << 20).unwrap();
+    let mut signed = env.signed_value().clone();
+    signed["release"]["release_counter"] = json!(7);
+    let key = signing_key(&w.p("tuv.pem"));
+    let bytes = sign_document(&signed, &[&key]).unwrap();
+    let stored = supplier::store_target(
+        &w.p("tuv/repository"),
+        &format!("{release_id}.attestation.json"),
+        &bytes,
+    )
+    .unwrap();
+    let mut s = regulator_settings(&w, "tuv");
+    s["attestations"][&release_id]["file"] = serde_json::to_value(&stored).unwrap();
+    write_json(&w.p("tuv/ota-repo.json"), &s);
+    regulator::publish(&w.p("tuv"), w.now, false).unwrap();
+    let e = failed_at(w.update(), "S1", Check::NotApproved);
+    assert!(e.reason.contains("release counter"), "{e}");
+}
+
+fn regulator_settings(w: &World, name: &str) -> Value {
+    read_json(&w.p(&format!("{name}/ota-repo.json")))
+}
+
+// ---- 4. Who is trusted is signed offline ---------------------------------------------------
+
+#[test]
+fn the_oem_refuses_an_online_key_for_its_offline_roles() {
+    let w = World::new();
+    let shared = supplier::RoleOptions {
+        default_keys: vec![w.p("k.pem")],
+        ..Default::default()
+    };
+    let err = oem::init(&w.p("oem2"), &shared, None, w.now).unwrap_err();
+    assert!(err.to_string().contains("offline"), "{err}");
+    assert!(!w.p("oem2/repository/1.root.json").exists());
+    // Nor can a rotation move an online role onto the offline key.
+    let err = ota_repo::rotation::rotate::<oem::Settings>(
+        &w.p("oem"),
+        "vehicles",
+        vec![w.p("offline.pem")],
+        None,
+        w.now,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("offline"), "{err}");
+}
+
+#[test]
+fn the_online_keys_cannot_pin_a_rogue_supplier() {
+    let w = World::new();
+    w.assign("S1", "1.0");
+    // With every online key (timestamp, snapshot, review, vehicles: k.pem) the attacker
+    // re-signs the OEM's targets with a rogue supplier pin.
+    let repo = w.p("oem/repository");
+    let ts = read_json(&repo.join("timestamp.json"));
+    let snap_v = ts["signed"]["meta"]["snapshot.json"]["version"]
+        .as_u64()
+        .unwrap();
+    let mut snapshot = read_json(&repo.join(format!("{snap_v}.snapshot.json")));
+    let targets_v = snapshot["signed"]["meta"]["targets.json"]["version"]
+        .as_u64()
+        .unwrap();
+    let mut targets = read_json(&repo.join(format!("{targets_v}.targets.json")))["signed"].clone();
+    let mut rogue = targets["suppliers"]["acme"].clone();
+    rogue["hardware_ids"] = json!(["*"]);
+    targets["suppliers"]["rogue"] = rogue;
+    targets["version"] = json!(targets_v + 1);
+    let online = signing_key(&w.p("k.pem"));
+    let t_bytes = sign_document(&targets, &[&online]).unwrap();
+    std::fs::write(
+        repo.join(format!("{}.targets.json", targets_v + 1)),
+        &t_bytes,
+    )
+    .unwrap();
+    snapshot["signed"]["version"] = json!(snap_v + 1);
+    snapshot["signed"]["meta"]["targets.json"] = json!({"version": targets_v + 1});
+    let s_bytes = sign_document(&snapshot["signed"], &[&online]).unwrap();
+    std::fs::write(repo.join(format!("{}.snapshot.json", snap_v + 1)), &s_bytes).unwrap();
+    let mut ts_signed = ts["signed"].clone();
+    ts_signed["version"] = json!(ts_signed["version"].as_u64().unwrap() + 1);
+    ts_signed["meta"]["snapshot.json"] = json!({
+        "version": snap_v + 1,
+        "length": s_bytes.len(),
+        "hashes": {"sha256": sha_hex(&s_bytes)},
+    });
+    std::fs::write(
+        repo.join("timestamp.json"),
+        sign_document(&ts_signed, &[&online]).unwrap(),
+    )
+    .unwrap();
+    let gw = w.gateway_at(w.now);
+    let mut fw = DirForwarder::new(w.p("ecus"));
+    match gw.run(Some(&mut fw)) {
+        Err(GatewayError::Walk(e)) => {
+            assert_eq!(e.check, Check::OemMetadata, "{e}");
+            assert!(e.reason.contains("targets"), "{e}");
+        }
+        other => panic!("the forged targets must be refused, got {other:?}"),
+    }
+    assert!(installed(&w, "S1").is_none());
+}
+
+// ---- 5. Re-pinning after a supplier's root key was stolen ----------------------------------
+
+#[test]
+fn re_pinning_a_supplier_drops_the_attackers_root_chain() {
+    let w = World::new();
+    w.assign("S1", "1.0");
+    assert!(outcome(&w.update(), "S1").starts_with("updated to brake-fw 1.0"));
+
+    // The attacker holds acme's root key (k.pem) and rotates acme's root to keys of its own.
+    let attacker_path = new_key(&w, "attacker.pem");
+    let attacker = signing_key(&attacker_path);
+    let stolen = signing_key(&w.p("k.pem"));
+    let mut root = read_json(&w.p("acme/repository/1.root.json"))["signed"].clone();
+    let id = attacker.key_id().0.clone();
+    root["version"] = json!(2);
+    root["keys"] = json!({ id.clone(): serde_json::to_value(attacker.public()).unwrap() });
+    for role in ["root", "timestamp", "snapshot", "targets"] {
+        root["roles"][role] = json!({"keyids": [id.clone()], "threshold": 1});
+    }
+    std::fs::write(
+        w.p("acme/repository/2.root.json"),
+        sign_document(&root, &[&stolen, &attacker]).unwrap(),
+    )
+    .unwrap();
+    w.assign("S1", "2.0");
+    let e = failed_at(w.update(), "S1", Check::SupplierMetadata);
+    assert!(e.reason.contains("timestamp"), "{e}");
+
+    // Recovery: acme publishes afresh under new keys; the OEM re-pins it.
+    let fresh = new_key(&w, "acme-new.pem");
+    supplier::init(
+        &w.p("acme-new"),
+        supplier::Init {
+            name: "acme".into(),
+            roles: supplier::RoleOptions {
+                default_keys: vec![fresh.clone()],
+                ..Default::default()
+            },
+            max_image_size: 1 << 30,
+        },
+        w.now,
+    )
+    .unwrap();
+    for (v, c) in [("1.0", 1), ("2.0", 2), ("0.9", 1)] {
+        supplier::add_image(
+            &w.p("acme-new"),
+            supplier::AddImage {
+                file: w.p(&format!("fw-{v}.bin")),
+                uid: "brake-fw".into(),
+                version: v.into(),
+                release_counter: c,
+                hardware_ids: vec!["BRAKE-A".into()],
+                role: "targets".into(),
+                allow_rollback: true,
+            },
+            w.now,
+        )
+        .unwrap();
+    }
+    supplier::publish(&w.p("acme-new"), w.now, false).unwrap();
+    oem::supplier_repin(
+        &w.p("oem"),
+        "acme",
+        &w.p("acme-new/repository/1.root.json"),
+        Some(&w.url("acme-new")),
+    )
+    .unwrap();
+    oem::publish(&w.p("oem"), w.now, false).unwrap();
+    // The same releases (same manifest bodies): the regulator's attestations still hold.
+    assert!(
+        outcome(&w.update(), "S1").starts_with("updated to brake-fw 2.0"),
+        "the gateway must start again from the new pin"
+    );
+    assert_eq!(installed(&w, "S1").unwrap(), vec![2u8; 5000]);
+}
+
+// ---- 6. Fast-forwarded assignments ---------------------------------------------------------
+
+#[test]
+fn fast_forwarded_assignments_are_forgotten_when_the_oem_rotates_the_keys() {
+    let w = World::new();
+    w.assign("S1", "1.0");
+    assert!(outcome(&w.update(), "S1").starts_with("updated"));
+    let published = w.p("oem/published.json");
+    let honest = std::fs::read(&published).unwrap();
+
+    // With the online keys, the attacker publishes VIN1's assignments as version 1000.
+    let mut p = read_json(&published);
+    p["VIN1"]["version"] = json!(999);
+    p["VIN1"]["content"] = json!("");
+    write_json(&published, &p);
+    oem::publish(&w.p("oem"), w.now, false).unwrap();
+    assert!(w
+        .p("oem/repository/vehicles/VIN1/1000.assignments.json")
+        .exists());
+    w.update();
+
+    // Recovery: the OEM restores its own record and rotates the stolen online keys.
+    std::fs::write(&published, honest).unwrap();
+    for role in ["vehicles", "snapshot", "timestamp"] {
+        let key = new_key(&w, &format!("{role}-2.pem"));
+        ota_repo::rotation::rotate::<oem::Settings>(&w.p("oem"), role, vec![key], None, w.now)
+            .unwrap();
+    }
+    w.assign("S1", "2.0");
+    let out = w.update();
+    assert!(
+        outcome(&out, "S1").starts_with("updated to brake-fw 2.0"),
+        "{}",
+        outcome(&out, "S1")
+    );
+}
+
+// ---- 7. Installed, then revoked ------------------------------------------------------------
+
+#[test]
+fn an_image_revoked_after_installation_is_reported_as_a_recall() {
+    let w = World::new();
+    w.assign("S1", "1.0");
+    assert!(outcome(&w.update(), "S1").starts_with("updated"));
+    regulator::revoke(&w.p("tuv"), &sha_hex(&[1u8; 5000]), "CVE-2026-1234", w.now).unwrap();
+    regulator::publish(&w.p("tuv"), w.now, false).unwrap();
+
+    // check (no forwarder) and update both report it.
+    let gw = w.gateway_at(w.now);
+    let checked = gw.run(None).unwrap();
+    let o = &checked.iter().find(|(s, _)| s == "S1").unwrap().1;
+    let EcuOutcome::Recalled { uid, recall, .. } = o else {
+        panic!("expected a recall, got {}", summary(o))
+    };
+    assert_eq!(
+        (uid.as_str(), recall.regulator.as_str()),
+        ("brake-fw", "tuv")
+    );
+    assert!(recall.reason.contains("CVE-2026-1234"));
+    assert!(outcome(&w.update(), "S1").starts_with("RECALLED"));
+    // status shows it, from the recorded state.
+    let status = gw.status().unwrap();
+    assert!(status.contains("RECALLED by regulator tuv"), "{status}");
+
+    // The version report carries it to the OEM.
+    let mut config = w.config("BRAKE-A");
+    config.vehicle_key = Some(w.p("k.pem"));
+    let gw = Gateway::new(config, w.now).unwrap();
+    let report = gw.report(&mut DirForwarder::new(w.p("ecus"))).unwrap();
+    let r: Value = serde_json::from_slice(&report).unwrap();
+    assert_eq!(r["signed"]["recalls"][0]["serial"], "S1");
+    assert_eq!(r["signed"]["recalls"][0]["regulator"], "tuv");
+
+    // An approved update clears it.
+    w.assign("S1", "2.0");
+    assert!(outcome(&w.update(), "S1").starts_with("updated to brake-fw 2.0"));
+    assert!(!w.gateway_at(w.now).status().unwrap().contains("RECALLED"));
+}
