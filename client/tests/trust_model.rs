@@ -295,6 +295,26 @@ fn the_online_keys_cannot_pin_a_rogue_supplier() {
     assert!(installed(&w, "S1").is_none());
 }
 
+/// With `stolen` (a root key of tree `name`), publish `2.root.json` handing every role to a
+/// key of the attacker's.
+fn rotate_root_to_attacker(w: &World, name: &str, stolen: &Path) {
+    let attacker_path = new_key(w, &format!("attacker-{name}.pem"));
+    let attacker = signing_key(&attacker_path);
+    let stolen = signing_key(stolen);
+    let mut root = read_json(&w.p(&format!("{name}/repository/1.root.json")))["signed"].clone();
+    let id = attacker.key_id().0.clone();
+    root["version"] = json!(2);
+    root["keys"] = json!({ id.clone(): serde_json::to_value(attacker.public()).unwrap() });
+    for role in ["root", "timestamp", "snapshot", "targets"] {
+        root["roles"][role] = json!({"keyids": [id.clone()], "threshold": 1});
+    }
+    std::fs::write(
+        w.p(&format!("{name}/repository/2.root.json")),
+        sign_document(&root, &[&stolen, &attacker]).unwrap(),
+    )
+    .unwrap();
+}
+
 // ---- 5. Re-pinning after a supplier's root key was stolen ----------------------------------
 
 #[test]
@@ -304,21 +324,7 @@ fn re_pinning_a_supplier_drops_the_attackers_root_chain() {
     assert!(outcome(&w.update(), "S1").starts_with("updated to brake-fw 1.0"));
 
     // The attacker holds acme's root key (k.pem) and rotates acme's root to keys of its own.
-    let attacker_path = new_key(&w, "attacker.pem");
-    let attacker = signing_key(&attacker_path);
-    let stolen = signing_key(&w.p("k.pem"));
-    let mut root = read_json(&w.p("acme/repository/1.root.json"))["signed"].clone();
-    let id = attacker.key_id().0.clone();
-    root["version"] = json!(2);
-    root["keys"] = json!({ id.clone(): serde_json::to_value(attacker.public()).unwrap() });
-    for role in ["root", "timestamp", "snapshot", "targets"] {
-        root["roles"][role] = json!({"keyids": [id.clone()], "threshold": 1});
-    }
-    std::fs::write(
-        w.p("acme/repository/2.root.json"),
-        sign_document(&root, &[&stolen, &attacker]).unwrap(),
-    )
-    .unwrap();
+    rotate_root_to_attacker(&w, "acme", &w.p("k.pem"));
     w.assign("S1", "2.0");
     let e = failed_at(w.update(), "S1", Check::SupplierMetadata);
     assert!(e.reason.contains("timestamp"), "{e}");
@@ -448,4 +454,36 @@ fn an_image_revoked_after_installation_is_reported_as_a_recall() {
     w.assign("S1", "2.0");
     assert!(outcome(&w.update(), "S1").starts_with("updated to brake-fw 2.0"));
     assert!(!w.gateway_at(w.now).status().unwrap().contains("RECALLED"));
+}
+
+#[test]
+fn re_pinning_a_regulator_drops_the_attackers_root_chain() {
+    let w = World::new();
+    w.assign("S1", "1.0");
+    assert!(outcome(&w.update(), "S1").starts_with("updated to brake-fw 1.0"));
+    // tuv's root key is stolen and its root rotated to the attacker's keys: with tuv's state
+    // unverifiable, no update passes (fail closed).
+    rotate_root_to_attacker(&w, "tuv", &w.p("tuv.pem"));
+    w.assign("S1", "2.0");
+    let e = failed_at(w.update(), "S1", Check::RegulatorUnreachable);
+    assert!(e.reason.contains("regulator tuv"), "{e}");
+
+    // Recovery: tuv starts a new repository under new keys and reviews again; the OEM re-pins.
+    w.add_regulator("tuv2");
+    let settings = w.p("oem/ota-repo.json");
+    let mut s = read_json(&settings);
+    s["regulators"].as_object_mut().unwrap().remove("tuv2");
+    write_json(&settings, &s);
+    oem::regulator_repin(
+        &w.p("oem"),
+        "tuv",
+        &w.p("tuv2/repository/1.root.json"),
+        Some(&w.url("tuv2")),
+    )
+    .unwrap();
+    w.review("tuv2");
+    assert!(
+        outcome(&w.update(), "S1").starts_with("updated to brake-fw 2.0"),
+        "the gateway must start again from the new pin"
+    );
 }
