@@ -89,8 +89,11 @@ fn assert_consistent(w: &World) {
                 && !p.file_name().unwrap().to_string_lossy().starts_with(".tmp")
             {
                 let bytes = std::fs::read(&p).unwrap();
-                if p.file_name().is_some_and(|n| n == "vehicle-bin.json") {
-                    // Bins are unsigned (their hash is signed in the index): whole JSON suffices.
+                if p.file_name()
+                    .is_some_and(|n| n == "vehicle-bin.json" || n == ".pin.json")
+                {
+                    // Bins are unsigned (their hash is signed in the index), and the recorded
+                    // pin is the gateway's own: whole JSON suffices.
                     serde_json::from_slice::<serde_json::Value>(&bytes)
                         .unwrap_or_else(|e| panic!("{} is torn: {e}", p.display()));
                 } else {
@@ -193,12 +196,13 @@ fn a_check_with_nothing_new_asks_for_one_timestamp_per_repository() {
         .iter()
         .filter(|l| l.contains("timestamp.json"))
         .count();
-    assert_eq!(timestamps, 1, "requests: {requests:#?}");
-    // Besides the timestamp only the next root is probed (it does not exist): the snapshot,
-    // targets, regulators, vehicle index, bin and assignments are all unchanged and local.
-    assert_eq!(requests.len(), 2, "requests: {requests:#?}");
-    assert!(
-        requests.iter().any(|l| l.contains("/oem/2.root.json")),
-        "{requests:#?}"
-    );
+    // The master, and the regulator (is the installed release still approved? a recall).
+    assert_eq!(timestamps, 2, "requests: {requests:#?}");
+    // Besides the timestamps only the next roots are probed (they do not exist): snapshots,
+    // targets, the vehicle index, bin, assignments and the attestation are all unchanged and
+    // local; the supplier is not contacted at all.
+    assert_eq!(requests.len(), 4, "requests: {requests:#?}");
+    for probe in ["/oem/2.root.json", "/tuv/2.root.json"] {
+        assert!(requests.iter().any(|l| l.contains(probe)), "{requests:#?}");
+    }
 }

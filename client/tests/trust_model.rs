@@ -122,8 +122,20 @@ fn blocking_the_revoking_regulator_stops_the_update() {
     let e = failed_at(w.update(), "S1", Check::RegulatorUnreachable);
     assert!(e.reason.contains("regulator dekra"), "{e}");
 
-    // Reached again: the revocation wins over tuv's approval.
+    // An expired state (frozen since its last publish) is no better either: dekra's timestamp
+    // ran out a minute ago while the master and tuv are fresh.
     std::fs::write(&ts, good).unwrap();
+    regulator::publish(&w.p("dekra"), w.now.plus_seconds(60 - 86_400), true).unwrap();
+    let gw = w.gateway_at(w.now.plus_seconds(120));
+    let out = gw.run(Some(&mut DirForwarder::new(w.p("ecus")))).unwrap();
+    let e = failed_at(out, "S1", Check::RegulatorUnreachable);
+    assert!(
+        e.reason.contains("regulator dekra") && e.reason.contains("expired"),
+        "{e}"
+    );
+
+    // Reached and fresh again: the revocation wins over tuv's approval.
+    regulator::publish(&w.p("dekra"), w.now, true).unwrap();
     let e = failed_at(w.update(), "S1", Check::Revoked);
     assert!(e.reason.contains("dekra revoked brake-fw 1.0"), "{e}");
     assert!(installed(&w, "S1").is_none());

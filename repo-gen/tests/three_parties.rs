@@ -36,6 +36,7 @@ trait Steps {
     fn tree_state(&self, dir: &str, skip_cache: bool) -> BTreeMap<PathBuf, String>;
     fn stored_target(&self, tree: &str, name: &str) -> PathBuf;
     fn attestation(&self, sha: &str) -> Option<serde_json::Value>;
+    fn attestation_name(&self, sha: &str) -> Option<String>;
     fn newest_signed(&self, dir: &str, suffix: &str) -> (u64, serde_json::Value);
     fn newest_assignments(&self, vin: &str) -> (u64, serde_json::Value);
 }
@@ -91,8 +92,20 @@ impl Steps for World {
         found.into_iter().next().unwrap_or_default()
     }
     /// The signed body of the regulator's attestation of the image with hash `sha`, if any.
+    /// The target name of the attestation of the release whose image hashes to `sha`
+    /// (attestations are named by release: the hash of the manifest's signed body).
+    fn attestation_name(&self, sha: &str) -> Option<String> {
+        let s: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.path("reg/ota-repo.json")).unwrap())
+                .unwrap();
+        s["attestations"]
+            .as_object()?
+            .iter()
+            .find(|(_, r)| r["release"]["hashes"]["sha256"] == sha)
+            .map(|(id, _)| format!("{id}.attestation.json"))
+    }
     fn attestation(&self, sha: &str) -> Option<serde_json::Value> {
-        let p = self.stored_target("reg", &format!("{sha}.attestation.json"));
+        let p = self.stored_target("reg", &self.attestation_name(sha)?);
         if p.as_os_str().is_empty() {
             return None;
         }
@@ -349,11 +362,11 @@ fn supplier_oem_and_regulator_end_to_end_over_http() {
         assert_eq!(a["_type"], "attestation");
         assert_eq!(a["regulator"], "tuv");
         assert_eq!(a["verdict"], verdict, "{uid} {version}: {a}");
-        assert_eq!(a["image"]["supplier"], "acme");
-        assert_eq!(a["image"]["uid"], uid);
-        assert_eq!(a["image"]["version"], version);
-        assert_eq!(a["image"]["length"], bytes.len() as u64);
-        assert_eq!(a["image"]["hashes"]["sha256"], sha.as_str());
+        assert_eq!(a["release"]["supplier"], "acme");
+        assert_eq!(a["release"]["uid"], uid);
+        assert_eq!(a["release"]["version"], version);
+        assert_eq!(a["release"]["length"], bytes.len() as u64);
+        assert_eq!(a["release"]["hashes"]["sha256"], sha.as_str());
         let findings = a["findings"].as_array().unwrap();
         if verdict == "approved" {
             assert!(findings.is_empty(), "{a}");
@@ -418,7 +431,7 @@ fn supplier_oem_and_regulator_end_to_end_over_http() {
     let listed = targets["targets"].as_object().unwrap();
     assert_eq!(listed.len(), 4, "{targets}");
     for bytes in [&clean, &backdoored, &abs, &patched] {
-        let name = format!("{}.attestation.json", sha256_hex(bytes));
+        let name = w.attestation_name(&sha256_hex(bytes)).unwrap();
         let stored = std::fs::read(w.stored_target("reg", &name)).unwrap();
         assert_eq!(
             listed[&name]["hashes"]["sha256"],
