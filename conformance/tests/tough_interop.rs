@@ -5,9 +5,17 @@
 //!    loads and verifies in tough, and every target tough lists downloads with the exact bytes
 //!    we stored. After the rotations tough starts from the ORIGINAL `1.root.json` and must walk
 //!    the root chain.
-//! 2. `our_verifier_accepts_tough_signed_repo`: a repository signed by tough's
+//! 2. `tough_reads_our_oem_and_regulator_trees`: the OEM tree (standard `roles`, the online
+//!    roles' keys in root's `ota_roles` extension, supplier pins and regulators in the
+//!    `suppliers` and `regulators` extension fields of top-level targets, `review.json` and
+//!    `vehicles.json` in the snapshot, a root rotation) loads in tough from its `1.root.json`
+//!    with every extension field intact, and every regulator attestation downloads with the
+//!    exact bytes stored; a tampered OEM targets file or attestation is refused.
+//! 3. `our_verifier_accepts_tough_signed_repo`: a repository signed by tough's
 //!    `RepositoryEditor` (with a tough-made delegation) passes `ota_metadata::TrustedSet`, and a
 //!    tampered targets file does not.
+
+mod support;
 
 use ota_metadata::documents::ImageTargets;
 use ota_metadata::roles::{RoleKeys, Root, TOP_LEVEL_ROLES};
@@ -68,6 +76,13 @@ async fn tough_load(root: &[u8], repo: &Path) -> Repository {
         .load()
         .await
         .unwrap_or_else(|e| panic!("tough refused the tree in {}: {e}", repo.display()))
+}
+
+/// Load a tree with tough, trusting `root`; tough's error if it refuses.
+async fn tough_try_load(root: &[u8], repo: &Path) -> Result<Repository, tough::error::Error> {
+    RepositoryLoader::new(&root, dir_url(repo), dir_url(&repo.join("targets")))
+        .load()
+        .await
 }
 
 async fn tough_read(repo: &Repository, name: &TargetName) -> Vec<u8> {
@@ -318,6 +333,143 @@ async fn tough_reads_our_supplier_tree() {
     assert_eq!(
         tough_load(&root2, &repo).await.root().signed.version.get(),
         3
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn tough_reads_our_oem_and_regulator_trees() {
+    use support::trees::{copy_dir, tamper_file, tamper_metadata, Expected, Trees, IMAGES};
+    let trees = Trees::build();
+
+    // The OEM tree, from its first root.
+    let repo = trees.oem().join("repository");
+    let exp = Expected::read(&repo);
+    let root1 = std::fs::read(repo.join("1.root.json")).unwrap();
+    let t = tough_load(&root1, &repo).await;
+    assert_eq!(t.root().signed.version.get(), exp.root, "oem: root version");
+    assert_eq!(exp.root, 2, "the OEM's vehicles key was rotated once");
+    assert_eq!(t.timestamp().signed.version.get(), exp.timestamp);
+    assert_eq!(t.snapshot().signed.version.get(), exp.snapshot);
+    assert_eq!(t.targets().signed.version.get(), exp.targets);
+    // Unknown fields survive tough's parsing, equal to what we signed.
+    assert_eq!(
+        t.root().signed._extra.get("ota_roles"),
+        Some(&exp.root_signed["ota_roles"]),
+        "oem: root's ota_roles in tough"
+    );
+    let roles = &exp.root_signed["ota_roles"];
+    assert!(roles["review"]["keyids"].is_array() && roles["vehicles"]["keyids"].is_array());
+    let extra = &t.targets().signed._extra;
+    for field in ["suppliers", "regulators"] {
+        assert_eq!(
+            extra.get(field),
+            Some(&exp.targets_signed[field]),
+            "oem: targets' {field} in tough"
+        );
+    }
+    assert_eq!(
+        extra.keys().collect::<BTreeSet<_>>(),
+        BTreeSet::from([&"regulators".to_string(), &"suppliers".to_string()])
+    );
+    let acme_url = trees.supplier().join("repository");
+    assert_eq!(
+        extra["suppliers"]["acme"]["url"].as_str(),
+        acme_url.to_str(),
+        "oem: the supplier pin as tough parsed it"
+    );
+    assert!(
+        extra["regulators"]["regulators"]["tuv"]["root"]["keyids"].is_array(),
+        "oem: the regulator tuv as tough parsed it: {}",
+        extra["regulators"]
+    );
+    assert_eq!(t.all_targets().count(), 0, "oem: no targets");
+    // review.json and vehicles.json, listed by the snapshot tough verified.
+    let meta = &t.snapshot().signed.meta;
+    assert_eq!(exp.other_meta.len(), 2);
+    for (name, (version, length, sha256)) in &exp.other_meta {
+        let m = meta
+            .get(name)
+            .unwrap_or_else(|| panic!("oem: tough's snapshot has no {name}"));
+        assert_eq!(m.version.get(), *version, "oem: {name} version");
+        assert_eq!(m.length, Some(*length), "oem: {name} length");
+        let h = m.hashes.as_ref().expect("hashes");
+        assert_eq!(
+            hex::encode(h.sha256.as_ref()),
+            *sha256,
+            "oem: {name} sha256"
+        );
+    }
+
+    // Negative: the targets file holding the pins, one byte changed inside `signed`.
+    let work = tempfile::tempdir().unwrap();
+    let copy = work.path().join("oem");
+    copy_dir(&repo, &copy);
+    tamper_metadata(&copy.join(exp.targets_file.file_name().unwrap()));
+    let Err(err) = tough_try_load(&root1, &copy).await else {
+        panic!("tough accepted a tampered OEM targets file");
+    };
+    eprintln!("tough on a tampered OEM targets file: {err}");
+    assert!(
+        err.to_string().to_lowercase().contains("hash mismatch"),
+        "expected a hash mismatch, got: {err}"
+    );
+
+    // The regulator tree: every attestation, exactly the bytes stored.
+    let repo = trees.regulator().join("repository");
+    let exp = Expected::read(&repo);
+    let root1 = std::fs::read(repo.join("1.root.json")).unwrap();
+    let t = tough_load(&root1, &repo).await;
+    assert_eq!(t.root().signed.version.get(), exp.root);
+    assert_eq!(t.timestamp().signed.version.get(), exp.timestamp);
+    assert_eq!(t.snapshot().signed.version.get(), exp.snapshot);
+    assert_eq!(t.targets().signed.version.get(), exp.targets);
+    let listed: BTreeSet<String> = t.all_targets().map(|(n, _)| n.raw().to_string()).collect();
+    assert_eq!(
+        listed,
+        exp.targets_by_name.keys().cloned().collect(),
+        "regulator: targets tough enumerates"
+    );
+    let settings = ota_repo::regulator::Settings::load(&trees.regulator()).unwrap();
+    assert_eq!(settings.attestations.len(), IMAGES.len());
+    for (release, record) in &settings.attestations {
+        let name = format!("{release}.attestation.json");
+        let entry = &exp.targets_by_name[&name];
+        assert_eq!(entry.sha256, record.file.sha256, "{name}: recorded sha256");
+        let target = TargetName::new(&name).unwrap();
+        let got = tough_read(&t, &target).await;
+        let stored = std::fs::read(&entry.stored).unwrap();
+        assert_eq!(got, stored, "{name}: bytes tough read");
+        assert_eq!(sha256_hex(&got), record.file.sha256, "{name}: sha256");
+        let custom = &t
+            .all_targets()
+            .find(|(n, _)| n.raw() == name)
+            .unwrap()
+            .1
+            .custom;
+        assert_eq!(
+            serde_json::to_value(custom).unwrap(),
+            entry.entry["custom"],
+            "{name}: custom fields in tough"
+        );
+    }
+
+    // Negative: one attestation's stored bytes changed.
+    let copy = work.path().join("tuv");
+    copy_dir(&repo, &copy);
+    let (name, entry) = exp.targets_by_name.iter().next().unwrap();
+    tamper_file(&copy.join("targets").join(entry.stored.file_name().unwrap()));
+    let t = tough_load(&root1, &copy).await;
+    let target = TargetName::new(name).unwrap();
+    let read = match t.read_target(&target).await {
+        Ok(Some(stream)) => stream.into_vec().await.map(|_| ()),
+        Ok(None) => panic!("tough does not list {name}"),
+        Err(e) => Err(e),
+    };
+    let err = read.expect_err("tough accepted a tampered attestation");
+    eprintln!("tough on a tampered attestation: {err}");
+    assert!(
+        err.to_string().to_lowercase().contains("hash mismatch"),
+        "expected a hash mismatch, got: {err}"
     );
 }
 

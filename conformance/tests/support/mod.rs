@@ -1,10 +1,12 @@
 //! Fixtures for the CLI tests: running the real binary, RSA test keys, a supplier tree written
-//! by `ota-repo`, a test repository writer ([`minirepo`]) and a logging HTTP server ([`http`]).
+//! by `ota-repo`, a test repository writer ([`minirepo`]) and a logging HTTP server ([`http`]);
+//! for the interop tests, the three kinds of trees ([`trees`]).
 
 #![allow(dead_code)]
 
 pub mod http;
 pub mod minirepo;
+pub mod trees;
 
 use ota_metadata::documents::ImageTargets;
 use ota_metadata::{DateTime, SigningKey};
