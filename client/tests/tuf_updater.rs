@@ -841,3 +841,57 @@ fn the_signer_is_the_delegator_on_the_path_taken() {
     set.verify_delegated_targets("D", "A").unwrap();
     set.verify_delegated_targets("D", "B").unwrap();
 }
+
+#[test]
+fn target_names_never_lead_outside_the_targets_directory() {
+    use common::{target_entry, RoleSpec};
+    let secret = b"bytes outside the targets directory".to_vec();
+    let names = [
+        "../secret.bin",
+        "sub/../../secret.bin",
+        "%2E%2E/secret.bin",
+        "/secret.bin",
+        "..\\secret.bin",
+    ];
+    let mut listed = serde_json::Map::new();
+    for n in names {
+        listed.insert(n.into(), target_entry(&secret));
+    }
+    let tree = common::custom_tree(
+        "escape",
+        vec![RoleSpec {
+            name: "targets",
+            targets: listed.into(),
+            delegations: None,
+            signers: vec![1],
+            hardware_ids: None,
+        }],
+    );
+    // Where `../secret.bin` leads from the targets base (consistent snapshots: SHA.NAME).
+    std::fs::create_dir_all(tree.repo.join("targets").join("sub")).unwrap();
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&secret));
+    let outside = tree.repo.join(format!("{sha}.secret.bin"));
+    std::fs::write(&outside, &secret).unwrap();
+    let rec = common::Recorder::new(DirFetcher::new());
+    assert_eq!(
+        rec.inner.fetch(outside.to_str().unwrap(), 1000).unwrap(),
+        secret,
+        "the file is there to be read"
+    );
+
+    let mut up = tree.updater_with("meta", &rec, Limits::default(), tree.now);
+    up.refresh().unwrap();
+    rec.take();
+    let dest = tree.path("dest");
+    for name in names {
+        let info = up.get_targetinfo(name).unwrap().expect("listed").info;
+        let err = up.download_target(name, &info, &dest).unwrap_err();
+        assert!(
+            matches!(&err, Error::BadTarget { target, .. } if target == name),
+            "{name}: {err}"
+        );
+        assert!(up.find_cached_target(name, &info, &dest).is_err(), "{name}");
+    }
+    assert!(rec.take().is_empty(), "nothing was fetched");
+    assert!(files(&dest).is_empty());
+}

@@ -360,9 +360,9 @@ impl<F: Fetch> Updater<F> {
             target: target.into(),
             reason,
         };
-        if target.is_empty() {
-            return Err(bad("empty target name".into()));
-        }
+        // Before anything is fetched: a name must not lead the request (a local file for the
+        // directory fetcher) outside the targets base.
+        encode::check_target_path(target).map_err(|r| bad(r.into()))?;
         if info.length > self.limits.max_target_size {
             return Err(bad(format!(
                 "signed length {} is over this client's max_target_size of {}",
