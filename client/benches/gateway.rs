@@ -183,7 +183,7 @@ fn main() {
     let url = w.url("acme");
     let mut up = Updater::new(&md, &url, &targets_url(&url), &fetcher, limits, w.now).unwrap();
     up.refresh().unwrap();
-    let (info, _) = up.get_targetinfo("big-1.0.bin").unwrap().unwrap();
+    let info = up.get_targetinfo("big-1.0.bin").unwrap().unwrap().info;
     let dest = w.p("bench-dl");
     std::fs::create_dir_all(&dest).unwrap();
     let sha_hex = hex::encode(want);

@@ -7,7 +7,7 @@
 //! within the role's hardware ids; the compact form must say the same and carry the same
 //! role's signatures; and the image bytes must have the signed length and SHA-256.
 
-use crate::tuf::{Error, Fetch, Result, Updater};
+use crate::tuf::{Error, Fetch, Found, Result, Updater};
 use ota_metadata::documents::image_manifest::{verify_image_manifest, MAX_MANIFEST_LEN};
 use ota_metadata::documents::{ImageManifest, ImageTargets};
 use ota_metadata::roles::TargetFile;
@@ -70,7 +70,7 @@ pub fn find_image<F: Fetch>(
     staging: &Path,
 ) -> Result<ImageInfo> {
     let names = ImageTargets::new(uid, version);
-    let mut lookup = |name: &str| -> Result<(TargetFile, String)> {
+    let mut lookup = |name: &str| -> Result<Found> {
         updater
             .get_targetinfo(name)?
             .ok_or_else(|| Error::BadTarget {
@@ -79,9 +79,21 @@ pub fn find_image<F: Fetch>(
                 reason: "no role of the repository lists it".into(),
             })
     };
-    let (image, role) = lookup(&names.image)?;
-    let (manifest_info, manifest_role) = lookup(&names.manifest)?;
-    let (compact_info, compact_role) = lookup(&names.compact)?;
+    let Found {
+        info: image,
+        role,
+        signer,
+    } = lookup(&names.image)?;
+    let Found {
+        info: manifest_info,
+        role: manifest_role,
+        ..
+    } = lookup(&names.manifest)?;
+    let Found {
+        info: compact_info,
+        role: compact_role,
+        ..
+    } = lookup(&names.compact)?;
     if manifest_role != role || compact_role != role {
         return Err(Error::BadTarget {
             repository: repository.into(),
@@ -115,10 +127,6 @@ pub fn find_image<F: Fetch>(
     let _ = std::fs::remove_file(&manifest_path);
     let _ = std::fs::remove_file(&compact_path);
 
-    let signer = updater
-        .trusted()
-        .signer_of(&role)
-        .map_err(|e| image_error(repository, &names.image, e))?;
     let manifest = verify_image_manifest(
         &manifest_bytes,
         &signer,

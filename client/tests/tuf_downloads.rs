@@ -82,7 +82,7 @@ fn setup_with<F: Fetch>(
     )
     .unwrap();
     up.refresh().expect("refresh over HTTP");
-    let (info, _) = up.get_targetinfo(&name).unwrap().expect("listed");
+    let info = up.get_targetinfo(&name).unwrap().expect("listed").info;
     assert_eq!(info.length, LEN as u64);
     let dest = tree.path("dest");
     Setup {

@@ -7,7 +7,7 @@ mod common;
 
 use common::http::{Reply, Server};
 use common::{files, image_bytes, image_name, Endless, Recorder, Tree};
-use ota_client::tuf::{CaRoots, DirFetcher, Error, Fetch, FetchError, HttpFetcher, Limits};
+use ota_client::tuf::{CaRoots, DirFetcher, Error, Fetch, FetchError, Found, HttpFetcher, Limits};
 use ota_metadata::{sign_document, Envelope};
 
 const BRAKE: &str = "brake-fw-1.0.0.bin";
@@ -43,7 +43,7 @@ fn fresh_refresh_then_lookup_and_download_byte_for_byte() {
         tree.version("snapshot")
     );
 
-    let (info, role) = up.get_targetinfo(BRAKE).unwrap().expect("listed");
+    let Found { info, role, .. } = up.get_targetinfo(BRAKE).unwrap().expect("listed");
     assert_eq!(role, "targets");
     assert_eq!(info.length, 5000);
     assert!(up.get_targetinfo("no-such-1.0.bin").unwrap().is_none());
@@ -126,12 +126,12 @@ fn delegated_targets_are_loaded_only_when_a_lookup_needs_them() {
     assert_eq!(files(&meta), top_level(), "tier2 not fetched by refresh");
 
     // Found in the top-level role: the delegation is never consulted.
-    assert_eq!(up.get_targetinfo(BRAKE).unwrap().unwrap().1, "targets");
+    assert_eq!(up.get_targetinfo(BRAKE).unwrap().unwrap().role, "targets");
     // Not matching the delegation's paths: still not consulted.
     assert!(up.get_targetinfo("other-1.bin").unwrap().is_none());
     assert!(!meta.join("tier2.json").exists());
 
-    let (info, role) = up.get_targetinfo(&abs).unwrap().expect("delegated target");
+    let Found { info, role, .. } = up.get_targetinfo(&abs).unwrap().expect("delegated target");
     assert_eq!(role, "tier2");
     assert_eq!(
         std::fs::read(meta.join("tier2.json")).unwrap(),
@@ -148,7 +148,10 @@ fn delegated_targets_are_loaded_only_when_a_lookup_needs_them() {
     };
     let mut strict = tree.updater_with("meta2", DirFetcher::new(), limits, tree.now);
     strict.refresh().unwrap();
-    assert_eq!(strict.get_targetinfo(BRAKE).unwrap().unwrap().1, "targets");
+    assert_eq!(
+        strict.get_targetinfo(BRAKE).unwrap().unwrap().role,
+        "targets"
+    );
     let err = strict.get_targetinfo(&abs).unwrap_err();
     assert!(
         matches!(err, Error::TooManyDelegations { limit: 0, .. }),
@@ -175,7 +178,7 @@ fn a_terminating_delegation_ends_the_search() {
     let meta = tree.path("meta");
     assert!(meta.join("tierA.json").exists());
     assert!(!meta.join("tierB.json").exists());
-    assert_eq!(up.get_targetinfo(&gw).unwrap().unwrap().1, "tierB");
+    assert_eq!(up.get_targetinfo(&gw).unwrap().unwrap().role, "tierB");
 }
 
 #[test]
@@ -241,7 +244,7 @@ fn root_rotation_walks_the_chain_from_the_first_root() {
         std::fs::read(tree.path("meta/root.json")).unwrap(),
         tree.read("4.root.json")
     );
-    let (info, _) = up.get_targetinfo(BRAKE).unwrap().unwrap();
+    let info = up.get_targetinfo(BRAKE).unwrap().unwrap().info;
     up.download_target(BRAKE, &info, &tree.path("dest"))
         .unwrap();
 
@@ -409,7 +412,7 @@ fn wrong_target_bytes_are_refused_and_nothing_is_left() {
     let tree = Tree::new();
     let mut up = tree.updater("meta");
     up.refresh().unwrap();
-    let (info, _) = up.get_targetinfo(BRAKE).unwrap().unwrap();
+    let info = up.get_targetinfo(BRAKE).unwrap().unwrap().info;
     let stored = tree.target_file(BRAKE);
     let good = std::fs::read(&stored).unwrap();
     let dest = tree.path("dest");
@@ -535,7 +538,7 @@ fn http_fetcher_full_refresh_and_download() {
         (BRAKE.to_string(), image_bytes("brake-fw", 5000)),
         (abs.clone(), image_bytes("abs-fw", 200_000)),
     ] {
-        let (info, _) = up.get_targetinfo(&name).unwrap().expect("listed");
+        let info = up.get_targetinfo(&name).unwrap().expect("listed").info;
         let path = up
             .download_target(&name, &info, &dest)
             .expect("download over HTTP");
@@ -642,11 +645,11 @@ fn delegations_are_searched_pre_order_and_terminating_stops_backtracking() {
     rec.take();
 
     // y1: targets, A, (B does not match), C, then back up to D, which lists it.
-    let (_, role) = up.get_targetinfo("y1").unwrap().expect("in D");
+    let role = up.get_targetinfo("y1").unwrap().expect("in D").role;
     assert_eq!(role, "D");
     assert_eq!(role_fetches(&rec), ["1.A.json", "1.C.json", "1.D.json"]);
     // c1: A and C are loaded already; nothing fetched.
-    assert_eq!(up.get_targetinfo("c1").unwrap().unwrap().1, "C");
+    assert_eq!(up.get_targetinfo("c1").unwrap().unwrap().role, "C");
     assert!(role_fetches(&rec).is_empty());
 
     // x1 is listed by C and D, but B (terminating, "x*") owns it and lists nothing: the
@@ -669,7 +672,7 @@ fn delegations_are_searched_pre_order_and_terminating_stops_backtracking() {
         matches!(err, Error::TooManyDelegations { limit: 2, .. }),
         "{err}"
     );
-    assert_eq!(bounded.get_targetinfo("c1").unwrap().unwrap().1, "C");
+    assert_eq!(bounded.get_targetinfo("c1").unwrap().unwrap().role, "C");
 }
 
 #[test]
@@ -713,4 +716,182 @@ fn https_with_a_pinned_ca_and_no_downgrade_on_redirect() {
         HttpFetcher::new(&Limits::default(), CaRoots::Pem(b"not pem".to_vec())),
         Err(FetchError::Config { .. })
     ));
+}
+
+/// Pool key ids, as delegations list them.
+fn key_ids(tree: &common::Tree, keys: &[usize]) -> Vec<ota_metadata::KeyId> {
+    keys.iter()
+        .map(|&i| tree.signing_key(i).key_id().clone())
+        .collect()
+}
+
+/// ```text
+/// targets -> A ("a*", key 4) -> D ("*", key 6, hardware HW-A)
+///         -> B ("b*", key 5) -> D ("*", key 7, hardware HW-B)
+/// ```
+/// D lists a1 and b1 and is signed by `d_signers`.
+fn two_delegators(d_signers: Vec<usize>) -> common::Tree {
+    use common::{delegations_of, target_entry, RoleSpec};
+    use serde_json::json;
+    let role = |name, targets, delegations, signers, hardware_ids| RoleSpec {
+        name,
+        targets,
+        delegations,
+        signers,
+        hardware_ids,
+    };
+    common::custom_tree(
+        "two-delegators",
+        vec![
+            role(
+                "targets",
+                json!({}),
+                Some(delegations_of(&[
+                    ("A", 4, &["a*"], false),
+                    ("B", 5, &["b*"], false),
+                ])),
+                vec![1],
+                None,
+            ),
+            role(
+                "A",
+                json!({}),
+                Some(delegations_of(&[("D", 6, &["*"], false)])),
+                vec![4],
+                Some(json!({"D": ["HW-A"]})),
+            ),
+            role(
+                "B",
+                json!({}),
+                Some(delegations_of(&[("D", 7, &["*"], false)])),
+                vec![5],
+                Some(json!({"D": ["HW-B"]})),
+            ),
+            role(
+                "D",
+                json!({"a1": target_entry(b"a1"), "b1": target_entry(b"b1")}),
+                None,
+                d_signers,
+                None,
+            ),
+        ],
+    )
+}
+
+#[test]
+fn a_role_loaded_through_one_delegator_is_verified_again_through_another() {
+    // D is signed by A's key for it only. Reached through A it is trusted; reached through B,
+    // whose delegation names another key, it is not, even once loaded by an earlier lookup.
+    let tree = two_delegators(vec![6]);
+    let mut up = tree.updater("meta");
+    up.refresh().unwrap();
+    let found = up.get_targetinfo("a1").unwrap().expect("a1 through A");
+    assert_eq!(found.role, "D");
+    assert_eq!(found.signer.keyids, key_ids(&tree, &[6]));
+    let err = up.get_targetinfo("b1").unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Metadata {
+                source: ota_metadata::Error::Threshold { valid: 0, role, .. },
+                ..
+            } if role.contains("D") && role.contains("B")
+        ),
+        "{err}"
+    );
+    // Whatever the order of the lookups.
+    let mut fresh = tree.updater("meta2");
+    fresh.refresh().unwrap();
+    assert!(matches!(
+        fresh.get_targetinfo("b1"),
+        Err(Error::Metadata {
+            source: ota_metadata::Error::Threshold { .. },
+            ..
+        })
+    ));
+    // And the way back: D loaded through A still answers for A's path.
+    assert_eq!(fresh.get_targetinfo("a1").unwrap().unwrap().role, "D");
+}
+
+#[test]
+fn the_signer_is_the_delegator_on_the_path_taken() {
+    // D is signed by both delegations' keys, so valid on both paths, but each path has its
+    // own signer (keys and hardware ids) for what D lists.
+    let tree = two_delegators(vec![6, 7]);
+    let mut up = tree.updater("meta");
+    up.refresh().unwrap();
+    let a1 = up.get_targetinfo("a1").unwrap().expect("a1 through A");
+    let b1 = up.get_targetinfo("b1").unwrap().expect("b1 through B");
+    assert_eq!((a1.role.as_str(), b1.role.as_str()), ("D", "D"));
+    assert_eq!(a1.signer.keyids, key_ids(&tree, &[6]));
+    assert_eq!(a1.signer.hardware_ids, Some(vec!["HW-A".to_string()]));
+    assert_eq!(b1.signer.keyids, key_ids(&tree, &[7]));
+    assert_eq!(b1.signer.hardware_ids, Some(vec!["HW-B".to_string()]));
+    // The trusted set answers per parent too, and only for real delegations.
+    let set = up.trusted();
+    assert_eq!(
+        set.signer_of("D", "B").unwrap().keyids,
+        key_ids(&tree, &[7])
+    );
+    assert_eq!(
+        set.signer_of("targets", "root").unwrap().keyids,
+        key_ids(&tree, &[1])
+    );
+    assert!(set.signer_of("D", "targets").is_err());
+    set.verify_delegated_targets("D", "A").unwrap();
+    set.verify_delegated_targets("D", "B").unwrap();
+}
+
+#[test]
+fn target_names_never_lead_outside_the_targets_directory() {
+    use common::{target_entry, RoleSpec};
+    let secret = b"bytes outside the targets directory".to_vec();
+    let names = [
+        "../secret.bin",
+        "sub/../../secret.bin",
+        "%2E%2E/secret.bin",
+        "/secret.bin",
+        "..\\secret.bin",
+    ];
+    let mut listed = serde_json::Map::new();
+    for n in names {
+        listed.insert(n.into(), target_entry(&secret));
+    }
+    let tree = common::custom_tree(
+        "escape",
+        vec![RoleSpec {
+            name: "targets",
+            targets: listed.into(),
+            delegations: None,
+            signers: vec![1],
+            hardware_ids: None,
+        }],
+    );
+    // Where `../secret.bin` leads from the targets base (consistent snapshots: SHA.NAME).
+    std::fs::create_dir_all(tree.repo.join("targets").join("sub")).unwrap();
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&secret));
+    let outside = tree.repo.join(format!("{sha}.secret.bin"));
+    std::fs::write(&outside, &secret).unwrap();
+    let rec = common::Recorder::new(DirFetcher::new());
+    assert_eq!(
+        rec.inner.fetch(outside.to_str().unwrap(), 1000).unwrap(),
+        secret,
+        "the file is there to be read"
+    );
+
+    let mut up = tree.updater_with("meta", &rec, Limits::default(), tree.now);
+    up.refresh().unwrap();
+    rec.take();
+    let dest = tree.path("dest");
+    for name in names {
+        let info = up.get_targetinfo(name).unwrap().expect("listed").info;
+        let err = up.download_target(name, &info, &dest).unwrap_err();
+        assert!(
+            matches!(&err, Error::BadTarget { target, .. } if target == name),
+            "{name}: {err}"
+        );
+        assert!(up.find_cached_target(name, &info, &dest).is_err(), "{name}");
+    }
+    assert!(rec.take().is_empty(), "nothing was fetched");
+    assert!(files(&dest).is_empty());
 }

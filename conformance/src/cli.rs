@@ -192,7 +192,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
             u.refresh()?;
             say(format!("refreshed: {}", versions(&u)));
             for target in &cli.target_names {
-                let (info, role) =
+                let tuf::Found { info, role, .. } =
                     u.get_targetinfo(target)?
                         .ok_or_else(|| CliError::TargetNotFound {
                             target: target.clone(),

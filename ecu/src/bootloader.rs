@@ -6,7 +6,7 @@
 
 use crate::compact_manifest::{Body, CompactManifest, Field, ProvisionedKey};
 use crate::flash::{Flash, Slot};
-use crate::state::{EcuState, ImageInfo};
+use crate::state::{EcuState, ImageInfo, Stored};
 use sha2::{Digest, Sha256};
 
 /// Why the bootloader refused a request (each maps to a UDS negative response code).
@@ -30,6 +30,10 @@ pub enum Refusal {
     WrongBlock,
     /// The flash failed (or lost power); the previous image stays active.
     Programming,
+    /// Both copies of the persistent state are invalid although it was written before: the
+    /// installed release counter is unknown, so nothing is installed until the state is
+    /// restored (starting again from 0 would let a rollback in).
+    StateLost,
 }
 
 /// The ECU's identity and trust anchors.
@@ -58,6 +62,8 @@ pub struct Bootloader<'k, F: Flash> {
     flash: F,
     identity: Identity<'k>,
     state: EcuState,
+    /// The persistent state was written before and no copy is valid now (see [`Refusal::StateLost`]).
+    lost: bool,
     session: Session,
 }
 
@@ -67,19 +73,32 @@ pub struct Bootloader<'k, F: Flash> {
 pub const MAX_BLOCK: usize = 4092;
 
 impl<'k, F: Flash> Bootloader<'k, F> {
-    /// Start up: read the persistent state (the newest valid copy).
+    /// Start up: read the persistent state (the newest valid copy). A lost state still starts
+    /// (so the ECU can answer and report), but refuses every download.
     pub fn new(mut flash: F, identity: Identity<'k>) -> Result<Self, F::Error> {
-        let state = EcuState::load(&mut flash)?;
+        let (state, lost) = match EcuState::read(&mut flash)? {
+            Stored::Valid(s) => (s, false),
+            Stored::Blank => (EcuState::blank(), false),
+            Stored::Lost => (EcuState::blank(), true),
+        };
         Ok(Bootloader {
             flash,
             identity,
             state,
+            lost,
             session: Session::Idle,
         })
     }
 
+    /// The persistent state; blank if it is lost ([`Bootloader::state_lost`]).
     pub fn state(&self) -> &EcuState {
         &self.state
+    }
+
+    /// Whether the persistent state was written before and no copy of it is valid now: every
+    /// download is refused with [`Refusal::StateLost`] until a valid state is restored.
+    pub fn state_lost(&self) -> bool {
+        self.lost
     }
 
     pub fn hardware_id(&self) -> Field {
@@ -99,6 +118,9 @@ impl<'k, F: Flash> Bootloader<'k, F> {
     pub fn request_download(&mut self, manifest: &[u8]) -> Result<(), Refusal> {
         // A new request abandons any transfer in progress (the old image is still active).
         self.session = Session::Idle;
+        if self.lost {
+            return Err(Refusal::StateLost);
+        }
         let m = CompactManifest::parse(manifest).map_err(|_| Refusal::BadManifest)?;
         m.verify(self.identity.keys, self.identity.threshold)
             .map_err(|_| Refusal::BadSignature)?;

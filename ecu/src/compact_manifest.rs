@@ -297,23 +297,43 @@ impl CompactManifest {
     }
 
     /// Check that at least `threshold` distinct provisioned keys signed the body.
+    ///
+    /// Keys are counted by their material (modulus and exponent), not their key ids: the same
+    /// public key provisioned under two key ids, or two signature slots naming the same key,
+    /// count once, as the gateway counts them. No allocation: the keys that verified are
+    /// remembered as indices into `keys`.
     pub fn verify(&self, keys: &[ProvisionedKey], threshold: u8) -> Result<(), Error> {
-        let mut counted = [[0u8; 32]; MAX_SIGNATURES];
+        let mut counted = [0usize; MAX_SIGNATURES];
         let mut valid: u8 = 0;
         for s in &self.signatures {
-            if counted[..usize::from(valid)].contains(&s.keyid) {
+            let done = &counted[..usize::from(valid)];
+            // A slot repeating a key id already counted is skipped (at worst an undercount,
+            // never an overcount), sparing the RSA work.
+            if done.iter().any(|&i| keys[i].keyid == s.keyid) {
                 continue;
             }
-            let Some(k) = keys.iter().find(|k| k.keyid == s.keyid) else {
-                continue;
-            };
             let Ok(sig) = rsa::pss::Signature::try_from(s.sig.as_slice()) else {
                 continue;
             };
-            let vk =
-                rsa::pss::VerifyingKey::<Sha256>::new_with_salt_len(k.key.clone(), PSS_SALT_LEN);
-            if vk.verify(&self.body_bytes, &sig).is_ok() {
-                counted[usize::from(valid)] = s.keyid;
+            // Every provisioned key under this id, in case an id was provisioned twice.
+            let verified = keys.iter().enumerate().find(|(_, k)| {
+                k.keyid == s.keyid
+                    && rsa::pss::VerifyingKey::<Sha256>::new_with_salt_len(
+                        k.key.clone(),
+                        PSS_SALT_LEN,
+                    )
+                    .verify(&self.body_bytes, &sig)
+                    .is_ok()
+            });
+            let Some((i, k)) = verified else {
+                continue;
+            };
+            if done.iter().any(|&j| keys[j].key == k.key) {
+                continue;
+            }
+            // At most MAX_SIGNATURES slots, so `valid` stays within `counted`.
+            if let Some(slot) = counted.get_mut(usize::from(valid)) {
+                *slot = i;
                 valid += 1;
             }
         }

@@ -177,6 +177,9 @@ pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
         server.signer = Some(std::boxed::Box::new(RsaReportSigner::load(path)?));
     }
     let tag = format!("ECU {}", a.serial);
+    if server.bootloader.state_lost() {
+        println!("{tag}: persistent state lost (both copies invalid): refusing installs until it is restored");
+    }
     match server.bootloader.state().image {
         Some(i) => println!(
             "{tag}: running {} {} (release counter {})",

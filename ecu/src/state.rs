@@ -7,6 +7,13 @@
 //! `OTAS` magic (4) · sequence (4) · active slot (1) · flags (1, bit 0: an image is installed)
 //! · reserved (6) · release counter (8) · uid (32) · version (32) · image SHA-256 (32) ·
 //! image length (8) · SHA-256 of bytes 0..128 (32).
+//!
+//! If neither copy is valid, the state is *lost*, not new: falling back to release counter 0
+//! would let a rollback in. Installs are then refused until a valid state is written back
+//! (a workshop operation). Only a never-written state reads as blank: copy 1 still erased.
+//! The first commit of a blank ECU writes the blank state to copy 0 before anything goes to
+//! copy 1, so copy 1 erased means nothing beyond release counter 0 was ever committed, even if
+//! a power cut tore copy 0 during that first write.
 
 use crate::compact_manifest::{Field, FIELD_LEN};
 use crate::flash::{Flash, Slot, STATE_LEN};
@@ -23,6 +30,32 @@ pub struct EcuState {
     pub image: Option<ImageInfo>,
     /// Highest release counter ever installed: images below it are refused.
     pub release_counter: u64,
+}
+
+/// What [`EcuState::read`] found in the two state copies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// The newest valid copy.
+    Valid(EcuState),
+    /// Never written: a factory-fresh ECU, release counter 0.
+    Blank,
+    /// Written before, and now no copy is valid: the release counter is unknown.
+    Lost,
+}
+
+/// Why [`EcuState::load`] has no state to give.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadError<E> {
+    Flash(E),
+    /// Both copies are invalid but the state was written before: refuse installs until a valid
+    /// state is restored, rather than start again from release counter 0.
+    Lost,
+}
+
+/// Whether a copy reads as erased flash: all zeros (as [`Flash::read_state`] reports a
+/// never-written copy) or all ones (NOR flash after an erase).
+fn is_erased(b: &[u8; STATE_LEN]) -> bool {
+    b.iter().all(|&x| x == 0x00) || b.iter().all(|&x| x == 0xFF)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,9 +138,11 @@ impl EcuState {
         })
     }
 
-    /// The newest valid copy, or a blank state if neither copy is valid (a new ECU).
-    pub fn load<F: Flash>(flash: &mut F) -> Result<Self, F::Error> {
+    /// What the two copies hold: the newest valid one, a never-written (blank) state, or a
+    /// lost one (see the module documentation).
+    pub fn read<F: Flash>(flash: &mut F) -> Result<Stored, F::Error> {
         let mut newest: Option<EcuState> = None;
+        let mut copy1_erased = false;
         for copy in 0..2u8 {
             let mut buf = [0u8; STATE_LEN];
             flash.read_state(copy, &mut buf)?;
@@ -115,18 +150,42 @@ impl EcuState {
                 if newest.is_none_or(|n| s.sequence > n.sequence) {
                     newest = Some(s);
                 }
+            } else if copy == 1 {
+                copy1_erased = is_erased(&buf);
             }
         }
-        Ok(newest.unwrap_or(Self::blank()))
+        Ok(match newest {
+            Some(s) => Stored::Valid(s),
+            None if copy1_erased => Stored::Blank,
+            None => Stored::Lost,
+        })
+    }
+
+    /// The newest valid copy, or a blank state for a never-written one; an error if the state
+    /// was written and both copies are now invalid.
+    pub fn load<F: Flash>(flash: &mut F) -> Result<Self, LoadError<F::Error>> {
+        match Self::read(flash).map_err(LoadError::Flash)? {
+            Stored::Valid(s) => Ok(s),
+            Stored::Blank => Ok(Self::blank()),
+            Stored::Lost => Err(LoadError::Lost),
+        }
     }
 
     /// Persist `next` as the state after `self`: sequence + 1, written to the copy that does
-    /// not hold `self`.
+    /// not hold `self`. From a blank state whose copy 0 is not valid yet, the blank state is
+    /// written there first (see the module documentation).
     pub fn commit<F: Flash>(
         &self,
         flash: &mut F,
         mut next: EcuState,
     ) -> Result<EcuState, F::Error> {
+        if self.sequence == 0 {
+            let mut buf = [0u8; STATE_LEN];
+            flash.read_state(0, &mut buf)?;
+            if Self::decode(&buf).is_none() {
+                flash.write_state(0, &self.encode())?;
+            }
+        }
         next.sequence = self.sequence.wrapping_add(1);
         // Copy for sequence n is n % 2: the current state's copy is never overwritten.
         let copy = (next.sequence & 1) as u8;
@@ -212,10 +271,13 @@ mod tests {
     }
 
     #[test]
-    fn garbage_copies_are_ignored() {
+    fn a_blank_ecu_starts_at_zero_but_a_lost_state_is_an_error() {
         let mut f = MemFlash::new(1024);
-        f.state = [[0xAB; STATE_LEN], [0x00; STATE_LEN]];
+        assert_eq!(EcuState::read(&mut f).unwrap(), Stored::Blank);
+        f.state = [[0xFF; STATE_LEN], [0xFF; STATE_LEN]];
         assert_eq!(EcuState::load(&mut f).unwrap(), EcuState::blank());
+        // Written before, now garbage or a bad checksum in both copies: lost, not blank.
+        f.state = [[0xAB; STATE_LEN], [0x00; STATE_LEN]];
         let mut b = EcuState {
             image: Some(info(1)),
             release_counter: 1,
@@ -223,7 +285,35 @@ mod tests {
         }
         .encode();
         b[20] ^= 1; // flip a bit: checksum fails
-        f.state[0] = b;
-        assert_eq!(EcuState::load(&mut f).unwrap(), EcuState::blank());
+        f.state[1] = b;
+        assert_eq!(EcuState::read(&mut f).unwrap(), Stored::Lost);
+        assert_eq!(EcuState::load(&mut f), Err(LoadError::Lost));
+        f.state[0] = [0; STATE_LEN];
+        assert_eq!(EcuState::load(&mut f), Err(LoadError::Lost));
+    }
+
+    #[test]
+    fn the_first_commit_survives_a_power_cut_at_every_write() {
+        let next = EcuState {
+            active: Slot::B,
+            image: Some(info(3)),
+            release_counter: 3,
+            ..EcuState::blank()
+        };
+        for cut in 0..3 {
+            let mut f = MemFlash::new(1024);
+            f.writes_left = Some(cut);
+            let s0 = EcuState::load(&mut f).unwrap();
+            let done = s0.commit(&mut f, next).is_ok();
+            f.power_on();
+            let s = EcuState::load(&mut f).unwrap();
+            if done {
+                assert_eq!(s.release_counter, 3);
+            } else {
+                assert_eq!(s.release_counter, 0, "cut {cut}");
+                let s1 = s.commit(&mut f, next).unwrap();
+                assert_eq!(EcuState::load(&mut f).unwrap(), s1);
+            }
+        }
     }
 }

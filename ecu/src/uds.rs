@@ -62,6 +62,7 @@ pub enum Nrc {
     TooLarge = 0xF3,
     HashMismatch = 0xF4,
     BadManifest = 0xF5,
+    StateLost = 0xF6,
 }
 
 impl Nrc {
@@ -81,6 +82,7 @@ impl Nrc {
             TooLarge,
             HashMismatch,
             BadManifest,
+            StateLost,
         ]
         .into_iter()
         .find(|n| *n as u8 == b)
@@ -101,6 +103,9 @@ impl Nrc {
             Nrc::TooLarge => "image too large",
             Nrc::HashMismatch => "image hash does not match the manifest",
             Nrc::BadManifest => "malformed manifest",
+            Nrc::StateLost => {
+                "ECU state lost (both copies invalid): installs refused until it is restored"
+            }
         }
     }
 }
@@ -117,6 +122,7 @@ impl From<Refusal> for Nrc {
             Refusal::Sequence => Nrc::SequenceError,
             Refusal::WrongBlock => Nrc::WrongBlockSequence,
             Refusal::Programming => Nrc::ProgrammingFailure,
+            Refusal::StateLost => Nrc::StateLost,
         }
     }
 }

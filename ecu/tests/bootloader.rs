@@ -3,7 +3,8 @@
 use ota_ecu::bootloader::{Bootloader, Identity, Refusal};
 use ota_ecu::compact_manifest::{Field, ProvisionedKey};
 use ota_ecu::flash::mem::MemFlash;
-use ota_ecu::flash::Slot;
+use ota_ecu::flash::{Slot, STATE_LEN};
+use ota_ecu::uds::{Nrc, Server};
 use ota_metadata::documents::compact::{keyid_bytes, sign_compact};
 use ota_metadata::documents::ImageManifest;
 use ota_metadata::SigningKey;
@@ -144,6 +145,79 @@ fn refusals_before_any_data_is_accepted() {
     }
     assert_eq!(*bl.state(), before);
     assert!(bl.verify_active().unwrap());
+}
+
+#[test]
+fn a_lost_state_refuses_every_install_until_restored_but_a_blank_ecu_starts_at_zero() {
+    let prov = provisioned();
+    let img = image(5000, 3);
+    let m5 = manifest(&img, "1.0", 5, "BRAKE-A", &signers()[0]);
+    let m1 = manifest(&img, "0.9", 1, "BRAKE-A", &signers()[0]);
+
+    // A factory-blank ECU (never written, in either erased pattern) takes any counter.
+    for erased in [0x00, 0xFF] {
+        let mut blank = MemFlash::new(100_000);
+        blank.state = [[erased; STATE_LEN]; 2];
+        let mut bl = Bootloader::new(blank, identity(&prov)).unwrap();
+        assert!(!bl.state_lost());
+        assert_eq!(bl.state().release_counter, 0);
+        transfer(&mut bl, &m1, &img, 512).unwrap();
+    }
+
+    // Installed at counter 5, then both state copies corrupted.
+    let mut bl = Bootloader::new(MemFlash::new(100_000), identity(&prov)).unwrap();
+    transfer(&mut bl, &m5, &img, 512).unwrap();
+    let mut flash = bl.into_flash();
+    let good = flash.state;
+    for copy in &mut flash.state {
+        copy[20] ^= 0x10;
+    }
+    let mut bl = Bootloader::new(flash.clone(), identity(&prov)).unwrap();
+    assert!(bl.state_lost());
+    // Neither the rollback to counter 1 nor a legitimate update is accepted.
+    for m in [&m1, &m5] {
+        assert_eq!(bl.request_download(m), Err(Refusal::StateLost));
+        assert_eq!(bl.transfer_data(1, &img[..10]), Err(Refusal::Sequence));
+    }
+    assert_eq!(bl.flash_mut().state, flash.state, "nothing written");
+    // Over UDS: the negative response says why.
+    let mut server = Server::new(bl, Field::new("SN").unwrap());
+    let mut req = vec![0x34, 0x00, 0x00];
+    req.extend_from_slice(&m1);
+    assert_eq!(server.handle(&req), [0x7F, 0x34, Nrc::StateLost as u8]);
+
+    // The state restored (a workshop writes a valid copy back): rollback refused again,
+    // updates accepted.
+    flash.state[1] = good[1];
+    let mut bl = Bootloader::new(flash, identity(&prov)).unwrap();
+    assert!(!bl.state_lost());
+    assert_eq!(bl.state().release_counter, 5);
+    assert_eq!(bl.request_download(&m1), Err(Refusal::Rollback));
+    transfer(&mut bl, &m5, &img, 512).unwrap();
+}
+
+#[test]
+fn a_power_cut_during_the_first_install_never_loses_the_state() {
+    let prov = provisioned();
+    let img = image(3000, 9);
+    let m = manifest(&img, "1.0", 4, "BRAKE-A", &signers()[0]);
+    // erase + 3 blocks + the blank state + the new state = 6 writes; cut before each one.
+    for cut in 0..7u64 {
+        let mut flash = MemFlash::new(100_000);
+        flash.writes_left = Some(cut);
+        let mut bl = Bootloader::new(flash, identity(&prov)).unwrap();
+        let result = transfer(&mut bl, &m, &img, 1000);
+        let mut flash = bl.into_flash();
+        flash.power_on();
+        let mut bl = Bootloader::new(flash, identity(&prov)).unwrap();
+        assert!(!bl.state_lost(), "cut {cut}");
+        if result.is_err() {
+            assert_eq!(bl.state().release_counter, 0, "cut {cut}");
+            transfer(&mut bl, &m, &img, 1000).unwrap();
+        }
+        assert_eq!(bl.state().release_counter, 4, "cut {cut}");
+        assert!(bl.verify_active().unwrap());
+    }
 }
 
 #[test]

@@ -125,10 +125,11 @@ impl Envelope {
 
 /// Count the distinct trusted keys that signed `msg`, and fail below `threshold`.
 ///
-/// A key counts once however often it appears: a repeated signature, a repeated key id in the
-/// role, or the same key material listed under two key ids all count as one. Only signatures
-/// from listed key ids are checked, so the work an attacker can cause is bounded by the role's
-/// own key count, not by the number of signatures in the file.
+/// A `signatures` list that repeats a key id is refused outright (the specification says key
+/// ids MUST be unique there). Otherwise a key counts once however often it appears: a
+/// repeated key id in the role, or the same key material listed under two key ids, count as
+/// one. Only signatures from listed key ids are checked, so the work an attacker can cause is
+/// bounded by the role's own key count, not by the number of signatures in the file.
 pub fn verify_threshold(
     role: &str,
     msg: &[u8],
@@ -140,11 +141,17 @@ pub fn verify_threshold(
     if threshold == 0 {
         return Err(Error::policy(role, "threshold is 0"));
     }
+    let mut seen: BTreeSet<&KeyId> = BTreeSet::new();
+    if let Some(dup) = signatures.iter().find(|s| !seen.insert(&s.keyid)) {
+        return Err(Error::DuplicateSignature {
+            role: role.into(),
+            keyid: dup.keyid.0.clone(),
+        });
+    }
     let authorized: BTreeSet<&KeyId> = keyids.iter().collect();
-    let mut tried: BTreeSet<&KeyId> = BTreeSet::new();
     let mut signers: BTreeSet<Vec<u8>> = BTreeSet::new();
     for sig in signatures {
-        if !authorized.contains(&sig.keyid) || !tried.insert(&sig.keyid) {
+        if !authorized.contains(&sig.keyid) {
             continue;
         }
         let Some(key) = keys.get(&sig.keyid) else {

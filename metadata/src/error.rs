@@ -34,6 +34,10 @@ pub enum Error {
         valid: usize,
         threshold: u32,
     },
+    /// The TUF specification requires key ids in `signatures` to be unique; a repeat is
+    /// refused rather than skipped, as python-tuf and tough do.
+    #[error("{role}: more than one signature with key id {keyid}")]
+    DuplicateSignature { role: String, keyid: String },
     #[error("{role}: expected _type {expected:?}, found {found:?}")]
     WrongType {
         role: String,

@@ -1,5 +1,10 @@
 //! UTC timestamps in the one format TUF metadata uses: `YYYY-MM-DDTHH:MM:SSZ`.
 //!
+//! Reading also accepts RFC 3339 fractional seconds (`…:45.0000001Z`, as go-tuf writes and
+//! tough reads), truncated to the whole second: an `expires` then ends at most a second early,
+//! never late. At most 9 fraction digits (nanoseconds), so junk cannot hide there. Writing
+//! always uses whole seconds.
+//!
 //! A tiny civil-calendar conversion instead of a date crate: the gateway needs nothing more,
 //! and every dependency is code on the vehicle.
 
@@ -13,6 +18,8 @@ pub struct DateTime(pub i64);
 
 const MIN_YEAR: i64 = 1970;
 const MAX_YEAR: i64 = 9999;
+/// Nanosecond precision; longer fractions are refused rather than read without bound.
+const MAX_FRACTION_DIGITS: usize = 9;
 
 impl DateTime {
     pub fn now() -> Self {
@@ -28,17 +35,32 @@ impl DateTime {
     }
 
     pub fn parse(s: &str) -> Result<Self> {
-        let bad = || Error::malformed("timestamp", format!("{s:?} is not YYYY-MM-DDTHH:MM:SSZ"));
+        let bad = || {
+            Error::malformed(
+                "timestamp",
+                format!("{s:?} is not YYYY-MM-DDTHH:MM:SS[.fraction]Z"),
+            )
+        };
         let b = s.as_bytes();
-        if b.len() != 20
+        if b.len() < 20
             || b[4] != b'-'
             || b[7] != b'-'
             || b[10] != b'T'
             || b[13] != b':'
             || b[16] != b':'
-            || b[19] != b'Z'
+            || b[b.len() - 1] != b'Z'
         {
             return Err(bad());
+        }
+        // Between the seconds and the `Z`: nothing, or `.` and 1..=9 digits (dropped).
+        let fraction = &b[19..b.len() - 1];
+        if let Some((&dot, digits)) = fraction.split_first() {
+            if dot != b'.'
+                || !(1..=MAX_FRACTION_DIGITS).contains(&digits.len())
+                || !digits.iter().all(u8::is_ascii_digit)
+            {
+                return Err(bad());
+            }
         }
         let num = |r: std::ops::Range<usize>| -> Result<i64> {
             let part = &b[r];
@@ -179,10 +201,47 @@ mod tests {
             "2021-01-01T24:00:00Z",
             "2021-01-01 00:00:00Z",
             "2021-01-01T00:00:00+01:00",
-            "2021-01-01T00:00:00.5Z",
             "+021-01-01T00:00:00Z",
             "",
             "２021-01-01T00:00:00Z",
+        ] {
+            assert!(DateTime::parse(s).is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn fractional_seconds_are_read_truncated_and_never_written() {
+        let whole = DateTime::parse("2030-08-15T14:30:45Z").unwrap();
+        for s in [
+            "2030-08-15T14:30:45.0000001Z",
+            "2030-08-15T14:30:45.9Z",
+            "2030-08-15T14:30:45.000Z",
+            "2030-08-15T14:30:45.999999999Z",
+        ] {
+            let t = DateTime::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+            assert_eq!(t, whole, "{s}");
+            assert_eq!(t.to_string(), "2030-08-15T14:30:45Z");
+        }
+        // Through serde too, as `expires` is read.
+        let t: DateTime = serde_json::from_str("\"2030-08-15T14:30:45.0000001Z\"").unwrap();
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            "\"2030-08-15T14:30:45Z\""
+        );
+        for s in [
+            "2030-08-15T14:30:45.Z",
+            "2030-08-15T14:30:45.1234567890Z",
+            "2030-08-15T14:30:45,5Z",
+            "2030-08-15T14:30:45.5.5Z",
+            "2030-08-15T14:30:45.5aZ",
+            "2030-08-15T14:30:45.-5Z",
+            "2030-08-15T14:30:45.+5Z",
+            "2030-08-15T14:30:45. 5Z",
+            "2030-08-15T14:30:45.5",
+            "2030-08-15T14:30:45.5z",
+            "2030-08-15T14:30:45.5+00:00",
+            "2030-08-15T14:30:45.５Z",
+            "2030-08-15T14:30:60.5Z",
         ] {
             assert!(DateTime::parse(s).is_err(), "{s}");
         }

@@ -318,25 +318,8 @@ impl TrustedSet {
             })?;
         check_meta(role, &meta, bytes)?;
         let (new, envelope): (Targets, _) = parse(role, Targets::TYPE, bytes, self.limits.targets)?;
-        if parent == "root" {
-            let r = self.root.signed.role(role)?;
-            envelope.verify(role, &r.keyids, r.threshold, &self.root.signed.keys)?;
-        } else {
-            let p = self.targets.get(parent).ok_or_else(|| Error::Missing {
-                what: parent.into(),
-                detail: format!("the delegating role of {role} is not loaded"),
-            })?;
-            let d = p.signed.delegations.as_ref().ok_or_else(|| {
-                Error::policy(
-                    parent,
-                    format!("has no delegations, so cannot delegate {role}"),
-                )
-            })?;
-            let dr = d
-                .role(role)
-                .ok_or_else(|| Error::policy(parent, format!("does not delegate {role}")))?;
-            envelope.verify(role, &dr.keyids, dr.threshold, &d.keys)?;
-        }
+        let signer = self.signer_of(role, parent)?;
+        envelope.verify(role, &signer.keyids, signer.threshold, &signer.keys)?;
         new.validate(role)?;
         if new.version != meta.version {
             return Err(Error::Version {
@@ -353,6 +336,26 @@ impl TrustedSet {
                 envelope,
             },
         );
+        Ok(())
+    }
+
+    /// Check targets role `role`, already loaded (through whichever parent reached it first),
+    /// against the delegation of `parent`, through which a search reaches it now. A role
+    /// delegated by several roles is trusted on a path only if it is signed by a threshold of
+    /// *that* path's delegation: reusing it by name would let one delegator's keys speak for
+    /// another's.
+    pub fn verify_delegated_targets(&self, role: &str, parent: &str) -> Result<()> {
+        let loaded = self.targets.get(role).ok_or_else(|| Error::Missing {
+            what: role.into(),
+            detail: "not loaded, so there is nothing to check".into(),
+        })?;
+        let signer = self.signer_of(role, parent)?;
+        loaded.envelope.verify(
+            &format!("{role} (delegated by {parent})"),
+            &signer.keyids,
+            signer.threshold,
+            &signer.keys,
+        )?;
         Ok(())
     }
 
@@ -406,12 +409,14 @@ pub struct RoleSigner {
 }
 
 impl TrustedSet {
-    /// The signer of targets role `role`: the root's targets keys for "targets", otherwise the
-    /// delegation found in a loaded targets role.
-    pub fn signer_of(&self, role: &str) -> Result<RoleSigner> {
-        if role == "targets" {
+    /// The signer of targets role `role` as delegated by `parent`: the root's keys for the
+    /// top-level "targets" (`parent` "root"), otherwise `parent`'s delegation of `role`, which
+    /// must be loaded. Always the parent on the path a search took: a role delegated by two
+    /// roles has two signers, and the one that counts is the one the target was reached through.
+    pub fn signer_of(&self, role: &str, parent: &str) -> Result<RoleSigner> {
+        if parent == "root" {
             let root = &self.root.signed;
-            let r = root.role("targets")?;
+            let r = root.role(role)?;
             return Ok(RoleSigner {
                 role: role.into(),
                 keys: root.keys.clone(),
@@ -420,22 +425,25 @@ impl TrustedSet {
                 hardware_ids: None,
             });
         }
-        for parent in self.targets.values() {
-            if let Some(d) = &parent.signed.delegations {
-                if let Some(dr) = d.role(role) {
-                    return Ok(RoleSigner {
-                        role: role.into(),
-                        keys: d.keys.clone(),
-                        keyids: dr.keyids.clone(),
-                        threshold: dr.threshold,
-                        hardware_ids: parent.signed.hardware_ids_for(role).map(<[String]>::to_vec),
-                    });
-                }
-            }
-        }
-        Err(Error::Missing {
-            what: format!("delegation of {role}"),
-            detail: "no loaded targets role delegates it".into(),
+        let p = self.targets.get(parent).ok_or_else(|| Error::Missing {
+            what: parent.into(),
+            detail: format!("the delegating role of {role} is not loaded"),
+        })?;
+        let d = p.signed.delegations.as_ref().ok_or_else(|| {
+            Error::policy(
+                parent,
+                format!("has no delegations, so cannot delegate {role}"),
+            )
+        })?;
+        let dr = d
+            .role(role)
+            .ok_or_else(|| Error::policy(parent, format!("does not delegate {role}")))?;
+        Ok(RoleSigner {
+            role: role.into(),
+            keys: d.keys.clone(),
+            keyids: dr.keyids,
+            threshold: dr.threshold,
+            hardware_ids: p.signed.hardware_ids_for(role).map(<[String]>::to_vec),
         })
     }
 }

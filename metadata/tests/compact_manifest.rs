@@ -85,6 +85,43 @@ fn wrong_key_tampering_and_threshold() {
 }
 
 #[test]
+fn the_ecu_counts_key_material_not_key_ids() {
+    let m = manifest();
+    let (a, b) = (&keys()[0], &keys()[1]);
+    let bytes = sign_compact(&m.compact_body().unwrap(), &[a]).unwrap();
+    // a's key provisioned a second time under another key id, and a second signature slot
+    // naming that id with a's (valid) signature: one key, whatever the ids say.
+    let alias = [0x5a; 32];
+    let mut two_ids = parse_compact(&bytes).unwrap();
+    let mut s = two_ids.signatures[0].clone();
+    s.keyid = alias;
+    two_ids.signatures.push(s).unwrap();
+    let two_ids = parse_compact(&two_ids.encode()).unwrap();
+    let aliased = || ProvisionedKey {
+        keyid: alias,
+        key: a.rsa_public(),
+    };
+    assert!(matches!(
+        two_ids.verify(&[provisioned(a), aliased()], 2),
+        Err(CError::Threshold {
+            valid: 1,
+            threshold: 2
+        })
+    ));
+    two_ids.verify(&[provisioned(a), aliased()], 1).unwrap();
+    // The same key provisioned twice under the same id counts once too.
+    let twice = parse_compact(&bytes).unwrap();
+    assert!(matches!(
+        twice.verify(&[provisioned(a), provisioned(a)], 2),
+        Err(CError::Threshold { valid: 1, .. })
+    ));
+    // Two distinct keys still meet a threshold of 2, with an alias of one of them beside.
+    let both = parse_compact(&sign_compact(&m.compact_body().unwrap(), &[a, b]).unwrap()).unwrap();
+    both.verify(&[provisioned(a), aliased(), provisioned(b)], 2)
+        .unwrap();
+}
+
+#[test]
 fn every_truncation_and_extension_is_an_error() {
     let bytes = sign_compact(&manifest().compact_body().unwrap(), &[&keys()[0]]).unwrap();
     for n in 0..bytes.len() {

@@ -82,7 +82,9 @@ fn reformatting_outside_the_canonical_form_keeps_signatures_valid() {
 }
 
 #[test]
-fn duplicated_signature_does_not_count_twice() {
+fn a_repeated_key_id_in_signatures_is_refused() {
+    // TUF: key ids in `signatures` MUST be unique. A repeat is refused, not skipped, whatever
+    // the threshold and even if the repeated signature is valid.
     let k = &keys()[0];
     let other = &keys()[1];
     let bytes = sign_document(&doc(), &[k]).unwrap();
@@ -91,21 +93,48 @@ fn duplicated_signature_does_not_count_twice() {
     v["signatures"].as_array_mut().unwrap().push(sig);
     let dup = serde_json::to_vec(&v).unwrap();
     let (m, ids) = keymap(&[k, other]);
-    let err = parse(&dup).verify("targets", &ids, 2, &m).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Threshold {
-                valid: 1,
-                threshold: 2,
-                ..
-            }
-        ),
-        "{err}"
-    );
-    // With both keys signing, threshold 2 is met.
+    for threshold in [1, 2] {
+        let err = parse(&dup)
+            .verify("targets", &ids, threshold, &m)
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::DuplicateSignature { role, keyid }
+                if role == "targets" && keyid == &k.key_id().0),
+            "{err}"
+        );
+    }
+    // Also when the repeat is a garbage signature, or from a key the role does not list.
+    let mut v: Value = serde_json::from_slice(&bytes).unwrap();
+    v["signatures"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"keyid": k.key_id().0, "sig": "00"}));
+    let dup = serde_json::to_vec(&v).unwrap();
+    assert!(matches!(
+        parse(&dup).verify("targets", &ids, 1, &m),
+        Err(Error::DuplicateSignature { .. })
+    ));
     let both = sign_document(&doc(), &[k, other]).unwrap();
+    let mut v: Value = serde_json::from_slice(&both).unwrap();
+    let sig = v["signatures"][1].clone();
+    v["signatures"].as_array_mut().unwrap().push(sig);
+    let dup = serde_json::to_vec(&v).unwrap();
+    assert!(matches!(
+        parse(&dup).verify("targets", &[k.key_id().clone()], 1, &m),
+        Err(Error::DuplicateSignature { .. })
+    ));
+    // With both keys signing once each, threshold 2 is met.
     assert_eq!(parse(&both).verify("targets", &ids, 2, &m).unwrap(), 2);
+}
+
+#[test]
+fn sign_document_never_repeats_a_key_id() {
+    let k = &keys()[0];
+    let bytes = sign_document(&doc(), &[k, k, &keys()[1], k]).unwrap();
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(v["signatures"].as_array().unwrap().len(), 2);
+    let (m, ids) = keymap(&[k, &keys()[1]]);
+    assert_eq!(parse(&bytes).verify("targets", &ids, 2, &m).unwrap(), 2);
 }
 
 #[test]

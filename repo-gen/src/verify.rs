@@ -94,12 +94,16 @@ pub fn verify(dir: &Path, trusted_root: Option<&Path>, now: DateTime) -> Result<
         .map_err(Error::meta(&repo.join(&snap_name)))?;
     summary.snapshot_version = loaded(set.snapshot(), "snapshot")?.signed.version;
 
-    // Every targets role, pre-order from the top, each delegated role once.
+    // Every targets role, pre-order from the top, each delegated role loaded once (with the
+    // parent that reached it first, whose delegation signs what it lists); a role delegated
+    // again elsewhere must verify against that delegation too, as a client would check it.
     let mut stack = vec![("targets".to_string(), "root".to_string())];
     let mut visited = BTreeSet::new();
-    let mut roles: Vec<String> = Vec::new();
+    let mut roles: Vec<(String, String)> = Vec::new();
     while let Some((role, parent)) = stack.pop() {
         if !visited.insert(role.clone()) {
+            set.verify_delegated_targets(&role, &parent)
+                .map_err(|e| Error::refused(format!("{role}, as delegated by {parent}: {e}")))?;
             continue;
         }
         if visited.len() > MAX_ROLES {
@@ -129,11 +133,11 @@ pub fn verify(dir: &Path, trusted_root: Option<&Path>, now: DateTime) -> Result<
                 }
             }
         }
-        roles.push(role);
+        roles.push((role, parent));
     }
     summary.targets_roles = roles.len();
 
-    for role in &roles {
+    for (role, parent) in &roles {
         let t = &loaded(set.targets(role), role)?.signed;
         for (name, target) in &t.targets {
             check_target_file(
@@ -154,11 +158,11 @@ pub fn verify(dir: &Path, trusted_root: Option<&Path>, now: DateTime) -> Result<
                 .and_then(|k| k.as_str())
                 == Some("attestation")
             {
-                check_attestation(&repo, &set, role, name, target)?;
+                check_attestation(&repo, &set, role, parent, name, target)?;
                 summary.attestations += 1;
             }
             if let Some(c) = custom.filter(|c| c.kind == ImageKind::ImageManifest) {
-                check_image(&repo, &set, t, role, name, &c)?;
+                check_image(&repo, &set, t, role, parent, name, &c)?;
                 summary.images += 1;
             }
         }
@@ -184,7 +188,7 @@ pub fn verify(dir: &Path, trusted_root: Option<&Path>, now: DateTime) -> Result<
 fn verify_extra_roles(
     repo: &Path,
     set: &TrustedSet,
-    targets_roles: &[String],
+    targets_roles: &[(String, String)],
     summary: &mut Summary,
 ) -> Result<()> {
     let snapshot = &loaded(set.snapshot(), "snapshot")?.signed;
@@ -193,7 +197,7 @@ fn verify_extra_roles(
         let Some(role) = file.strip_suffix(".json") else {
             continue;
         };
-        if targets_roles.iter().any(|r| r == role) {
+        if targets_roles.iter().any(|(r, _)| r == role) {
             continue;
         }
         let name = format!("{}.{file}", meta.version);
@@ -376,12 +380,13 @@ fn check_attestation(
     repo: &Path,
     set: &TrustedSet,
     role: &str,
+    parent: &str,
     name: &str,
     target: &ota_metadata::roles::TargetFile,
 ) -> Result<()> {
     let bytes = check_target_file(repo, name, target.length, &sha256_of(&target.hashes, name)?)?;
     let ctx = |e: ota_metadata::Error| Error::refused(format!("{role}: attestation {name}: {e}"));
-    let signer = set.signer_of(role).map_err(ctx)?;
+    let signer = set.signer_of(role, parent).map_err(ctx)?;
     let env = Envelope::parse(name, &bytes, 1 << 20).map_err(ctx)?;
     env.verify(
         &format!("attestation {name}"),
@@ -417,6 +422,7 @@ fn check_image(
     set: &TrustedSet,
     t: &Targets,
     role: &str,
+    parent: &str,
     manifest_name: &str,
     c: &ImageTargetCustom,
 ) -> Result<()> {
@@ -440,7 +446,7 @@ fn check_image(
             names.image
         ))
     })?;
-    let signer = set.signer_of(role).map_err(ctx)?;
+    let signer = set.signer_of(role, parent).map_err(ctx)?;
     let m = verify_image_manifest(&manifest, &signer, &names.image, image, Some(&compact))
         .map_err(ctx)?;
     if m.uid != c.uid

@@ -48,6 +48,37 @@ pub fn role_file_name(role: &str) -> String {
     format!("{}.json", file_name(role))
 }
 
+/// Whether target name `s` is a path that stays under the targets base URL, and why not if it
+/// is not: it must be relative (no leading `/`), use `/` only (no `\\`, a separator on other
+/// systems), and have no empty, `.` or `..` segment, written plainly or percent-encoded (in
+/// case something on the way decodes the name once more). TUF target names are paths relative
+/// to the targets base; a signed name is still not a harmless one.
+pub fn check_target_path(s: &str) -> Result<(), &'static str> {
+    if s.is_empty() {
+        return Err("empty target name");
+    }
+    if s.contains('\\') {
+        return Err("a backslash in a target name");
+    }
+    if s.contains('\0') {
+        return Err("a NUL byte in a target name");
+    }
+    for segment in s.split('/') {
+        let decoded = decode(segment);
+        let plain = decoded.as_deref().unwrap_or(segment);
+        if segment.is_empty() {
+            return Err("an absolute path or an empty path segment in a target name");
+        }
+        if matches!(plain, "." | "..") {
+            return Err("a `.` or `..` path segment in a target name");
+        }
+        if plain.contains(['/', '\\']) {
+            return Err("a percent-encoded `/` or `\\` in a target name");
+        }
+    }
+    Ok(())
+}
+
 /// Undo percent-encoding (for fetchers that map URLs back to files). `None` if a `%` is not
 /// followed by two hex digits or the result is not UTF-8.
 pub fn decode(s: &str) -> Option<String> {
@@ -91,6 +122,42 @@ mod tests {
         assert_eq!(url_segment("tier 2/x"), "tier%202%2Fx");
         assert_eq!(url_path("dir/a b+c.bin"), "dir/a%20b%2Bc.bin");
         assert_eq!(url_path("gw-1.1.0+build.7.bin"), "gw-1.1.0%2Bbuild.7.bin");
+    }
+
+    #[test]
+    fn target_paths_stay_under_the_base() {
+        for ok in [
+            "fw-1.0.bin",
+            "a/b/fw.bin",
+            "..fw",
+            "fw..",
+            "a/.hidden",
+            "%41",
+            "a%20b",
+        ] {
+            assert_eq!(check_target_path(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "..",
+            ".",
+            "../x",
+            "a/../../x",
+            "a/..",
+            "./x",
+            "/etc/passwd",
+            "a//b",
+            "a/",
+            "..\\x",
+            "a\\b",
+            "%2e%2e/x",
+            "%2E./x",
+            "a/%2e",
+            "a%2f..%2fb",
+            "x\0",
+        ] {
+            assert!(check_target_path(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

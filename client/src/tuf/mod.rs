@@ -29,4 +29,4 @@ pub use fetch::{
 pub use limits::Limits;
 pub use pinned::{open_pinned, targets_url};
 pub use store::MetadataStore;
-pub use updater::{init_trusted_root, Updater};
+pub use updater::{init_trusted_root, Found, Updater};

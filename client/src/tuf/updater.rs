@@ -37,6 +37,7 @@ use super::fetch::Fetch;
 use super::limits::Limits;
 use super::store::MetadataStore;
 use ota_metadata::roles::{MetaFile, Root, TargetFile};
+use ota_metadata::trusted_set::RoleSigner;
 use ota_metadata::{DateTime, TrustedSet, Update, Verified};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -50,6 +51,19 @@ pub fn init_trusted_root(metadata_dir: &Path, root_bytes: &[u8], limits: &Limits
     TrustedSet::new(root_bytes, DateTime::now(), limits.metadata)
         .map_err(Error::metadata(&path.display().to_string()))?;
     store.write("root", root_bytes).map_err(Error::store(path))
+}
+
+/// A target found by [`Updater::get_targetinfo`].
+#[derive(Clone, Debug)]
+pub struct Found {
+    /// Its length, hashes and custom data, as the listing role signed them.
+    pub info: TargetFile,
+    /// The targets role that lists it.
+    pub role: String,
+    /// Who signs for that role on the path the search took (keys, threshold, hardware ids):
+    /// documents that come with the target (image manifests, attestations) are checked
+    /// against it.
+    pub signer: RoleSigner,
 }
 
 pub struct Updater<F: Fetch> {
@@ -274,10 +288,12 @@ impl<F: Fetch> Updater<F> {
         Ok(())
     }
 
-    /// Find `target` and the role that lists it: pre-order depth-first over the delegation
-    /// graph, loading delegated roles (local copy first, else `V.<role>.json`) only as the
-    /// search reaches them. `Ok(None)` when no role that may list it does.
-    pub fn get_targetinfo(&mut self, target: &str) -> Result<Option<(TargetFile, String)>> {
+    /// Find `target`, the role that lists it and that role's signer: pre-order depth-first
+    /// over the delegation graph, loading delegated roles (local copy first, else
+    /// `V.<role>.json`) only as the search reaches them. A role loaded by an earlier lookup is
+    /// checked again against the delegation it is reached through now. `Ok(None)` when no
+    /// role that may list it does.
+    pub fn get_targetinfo(&mut self, target: &str) -> Result<Option<Found>> {
         if !self.refreshed {
             return Err(Error::NotRefreshed {
                 repository: self.metadata_base.clone(),
@@ -306,7 +322,15 @@ impl<F: Fetch> Updater<F> {
             remote.load_targets(set, &role, &parent)?;
             let doc = &set.targets(&role).ok_or_else(|| internal(&role))?.signed;
             if let Some(info) = doc.targets.get(target) {
-                return Ok(Some((info.clone(), role)));
+                // The signer comes from the parent on this path, not any parent of the role.
+                let signer = set
+                    .signer_of(&role, &parent)
+                    .map_err(Error::metadata(remote.base))?;
+                return Ok(Some(Found {
+                    info: info.clone(),
+                    role,
+                    signer,
+                }));
             }
             let mut children = Vec::new();
             for d in doc.delegations.iter().flat_map(|d| d.delegated_for(target)) {
@@ -336,9 +360,9 @@ impl<F: Fetch> Updater<F> {
             target: target.into(),
             reason,
         };
-        if target.is_empty() {
-            return Err(bad("empty target name".into()));
-        }
+        // Before anything is fetched: a name must not lead the request (a local file for the
+        // directory fetcher) outside the targets base.
+        encode::check_target_path(target).map_err(|r| bad(r.into()))?;
         if info.length > self.limits.max_target_size {
             return Err(bad(format!(
                 "signed length {} is over this client's max_target_size of {}",
@@ -525,7 +549,11 @@ impl<F: Fetch> Remote<'_, F> {
     /// local copy if it is the version the snapshot names, else from the repository.
     fn load_targets(&self, set: &mut TrustedSet, role: &str, parent: &str) -> Result<()> {
         if set.targets(role).is_some() {
-            return Ok(());
+            // Loaded earlier, perhaps through another parent: it must verify against this one.
+            let url = self.url(&encode::role_file_name(role));
+            return set
+                .verify_delegated_targets(role, parent)
+                .map_err(Error::metadata(&url));
         }
         let max = self.limits.metadata.targets;
         if let Some(bytes) = self.local(role, max) {

@@ -192,7 +192,9 @@ fn attestation_of<F: Fetch>(
     target: &str,
     url: &str,
 ) -> std::result::Result<Option<Attestation>, String> {
-    let Some((info, role)) = up.get_targetinfo(target).map_err(|e| e.to_string())? else {
+    let Some(crate::tuf::Found { info, signer, .. }) =
+        up.get_targetinfo(target).map_err(|e| e.to_string())?
+    else {
         return Ok(None);
     };
     if info.length > MAX_ATTESTATION {
@@ -211,7 +213,6 @@ fn attestation_of<F: Fetch>(
             .map_err(|e| e.to_string())?,
     };
     let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
-    let signer = up.trusted().signer_of(&role).map_err(|e| e.to_string())?;
     let env = Envelope::parse(target, &bytes, MAX_ATTESTATION).map_err(|e| e.to_string())?;
     env.verify(
         &format!("attestation {target} ({url})"),

@@ -452,3 +452,104 @@ fn hex_of(s: &str) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(s.as_bytes()))
 }
+
+/// One targets role of [`custom_tree`].
+pub struct RoleSpec {
+    pub name: &'static str,
+    /// The `targets` object.
+    pub targets: serde_json::Value,
+    /// The `delegations` object, if any ([`delegations_of`]).
+    pub delegations: Option<serde_json::Value>,
+    /// Pool keys that sign the role.
+    pub signers: Vec<usize>,
+    /// This project's `delegated_hardware_ids` extension, if any.
+    pub hardware_ids: Option<serde_json::Value>,
+}
+
+/// A tree of arbitrary targets roles (one must be "targets", signed by key 1), written with
+/// `ota_repo`'s generic consistent-snapshot publisher into `dir` of a fresh [`Tree`]. Keys
+/// 0, 2 and 3 sign root, snapshot and timestamp, as in [`Tree::new`].
+pub fn custom_tree(dir: &str, roles: Vec<RoleSpec>) -> Tree {
+    use ota_repo::publish::{self, PublishPlan, RoleDoc, Signer};
+    use ota_repo::root_build::build_root;
+    use ota_repo::workdir::RoleConfig;
+    use serde_json::json;
+
+    let tree = Tree::new();
+    let out = tree.path(dir);
+    std::fs::create_dir_all(&out).unwrap();
+    let mut configs = std::collections::BTreeMap::new();
+    for (i, r) in ["root", "targets", "snapshot", "timestamp"]
+        .iter()
+        .enumerate()
+    {
+        configs.insert(
+            r.to_string(),
+            RoleConfig::new(vec![tree.key(i)], 1, "7d").unwrap(),
+        );
+    }
+    let root = build_root(&configs, 1, tree.now).unwrap();
+    let pool: Vec<SigningKey> = (0..KEYS).map(|i| tree.signing_key(i)).collect();
+    publish::write_root(&out, &root, &[&pool[0]]).unwrap();
+    let docs = roles
+        .iter()
+        .map(|r| {
+            let mut body = json!({"_type": "targets", "spec_version": "1.0.31",
+                                  "targets": r.targets.clone()});
+            if let Some(d) = &r.delegations {
+                body["delegations"] = d.clone();
+            }
+            if let Some(h) = &r.hardware_ids {
+                body["delegated_hardware_ids"] = h.clone();
+            }
+            RoleDoc {
+                name: r.name.into(),
+                body,
+                keys: r.signers.iter().map(|&i| &pool[i]).collect(),
+                lifetime: 86_400,
+            }
+        })
+        .collect();
+    let plan = PublishPlan {
+        roles: docs,
+        snapshot: Signer {
+            keys: vec![&pool[2]],
+            lifetime: 86_400,
+        },
+        timestamp: Signer {
+            keys: vec![&pool[3]],
+            lifetime: 86_400,
+        },
+        force: false,
+    };
+    publish::publish(&out, tree.now, &plan).unwrap();
+    Tree {
+        repo: out,
+        work: tree.work.clone(),
+        now: tree.now,
+        tmp: tree.tmp,
+    }
+}
+
+/// A `delegations` object: each (role, pool key, path patterns, terminating), threshold 1.
+pub fn delegations_of(roles: &[(&str, usize, &[&str], bool)]) -> serde_json::Value {
+    use serde_json::json;
+    let pems = key_pems();
+    let mut keys = serde_json::Map::new();
+    let mut entries = Vec::new();
+    for (name, k, paths, terminating) in roles {
+        let key = SigningKey::from_pem(&pems[*k]).unwrap();
+        keys.insert(key.key_id().0.clone(), json!(key.public()));
+        entries.push(
+            json!({"name": name, "keyids": [key.key_id()], "threshold": 1,
+                            "terminating": terminating, "paths": paths}),
+        );
+    }
+    json!({"keys": keys, "roles": entries})
+}
+
+/// The targets entry of a file holding `data`.
+pub fn target_entry(data: &[u8]) -> serde_json::Value {
+    use sha2::{Digest, Sha256};
+    serde_json::json!({"length": data.len(), "hashes": {"sha256": hex::encode(Sha256::digest(data))}})
+}

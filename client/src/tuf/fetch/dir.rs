@@ -5,7 +5,7 @@ use super::{copy_bounded, Fetch, FetchError};
 use crate::tuf::encode;
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Component, PathBuf};
 
 /// Reads `file:///abs/path` URLs and plain paths. Both are percent-decoded, as the updater
 /// percent-encodes the names it appends (so a literal `%` in a directory name is `%25`).
@@ -33,9 +33,22 @@ impl DirFetcher {
             _ if url.contains("://") => return Err(bad("DirFetcher reads file:// URLs only")),
             _ => url,
         };
-        encode::decode(raw)
+        let path = encode::decode(raw)
             .map(PathBuf::from)
-            .ok_or_else(|| bad("bad percent-encoding"))
+            .ok_or_else(|| bad("bad percent-encoding"))?;
+        // The updater appends names to a base directory; `..` after a named directory would
+        // climb back out of it (leading `..` can only come from a relative base, and stays).
+        let mut named = false;
+        for c in path.components() {
+            match c {
+                Component::Normal(_) => named = true,
+                Component::ParentDir if named => {
+                    return Err(bad("a `..` path segment would leave the directory"))
+                }
+                _ => {}
+            }
+        }
+        Ok(path)
     }
 }
 
@@ -106,5 +119,27 @@ mod tests {
             f.fetch(&format!("{base}/%zz"), 5),
             Err(FetchError::BadUrl { .. })
         ));
+    }
+
+    #[test]
+    fn never_climbs_out_of_a_named_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = dir.path().join("base");
+        std::fs::create_dir(&inner).unwrap();
+        std::fs::write(dir.path().join("secret"), b"secret").unwrap();
+        std::fs::write(inner.join("ok"), b"ok").unwrap();
+        let f = DirFetcher::new();
+        let base = inner.to_str().unwrap();
+        assert_eq!(f.fetch(&format!("{base}/ok"), 10).unwrap(), b"ok");
+        for url in [
+            format!("{base}/../secret"),
+            format!("file://{base}/../secret"),
+            format!("{base}/%2E%2E/secret"),
+            format!("{base}/x/..%2F..%2Fsecret"),
+            format!("{base}/%2e%2e%2fsecret"),
+        ] {
+            let err = f.fetch(&url, 10).unwrap_err();
+            assert!(matches!(err, FetchError::BadUrl { .. }), "{url}: {err}");
+        }
     }
 }
