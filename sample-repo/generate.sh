@@ -64,7 +64,7 @@ ota supplier add-image "$work" --file "$(image brake-1.1.0.bin 70000 'brake cont
   --uid brake-fw --version 1.1.0 --release-counter 2 --hardware-id BRAKE-A --hardware-id BRAKE-B >/dev/null
 ota supplier add-image "$work" --file "$(image infotainment-5.2.bin 200000 'infotainment 5.2')" \
   --uid infotainment --version 5.2 --release-counter 7 --hardware-id HU-GEN3 >/dev/null
-ota supplier delegate "$work" --to brakes-tier2 --key "$(key brakes-tier2)" \
+ota supplier delegate "$work" --name brakes-tier2 --key "$(key brakes-tier2)" \
   --hardware-id ABS-MOD-1 --expires 3650d >/dev/null
 ota supplier add-image "$work" --file "$(image abs-3.0.bin 32768 'abs module 3.0')" \
   --uid abs-fw --version 3.0 --release-counter 3 --hardware-id ABS-MOD-1 --role brakes-tier2 >/dev/null
@@ -116,9 +116,9 @@ ota oem vehicle add "$oem" --vin WDD2130421A000002 --ecu BRK-0002:BRAKE-B --ecu 
   --aftermarket DASHCAM-7:CAM-1 >/dev/null
 ota oem vehicle add "$oem" --vin WDD2130421A000003 --ecu BRK-0003:BRAKE-A >/dev/null
 ota oem assign "$oem" --hardware-id BRAKE-A --supplier acme --uid brake-fw --version 1.1.0 >/dev/null
-ota oem assign "$oem" --vin WDD2130421A000002 --ecu BRK-0002 --supplier acme --uid brake-fw --version 1.1.0 >/dev/null
+ota oem assign "$oem" --vin WDD2130421A000002 --serial BRK-0002 --supplier acme --uid brake-fw --version 1.1.0 >/dev/null
 ota oem assign "$oem" --hardware-id HU-GEN3 --supplier acme --uid infotainment --version 5.2 >/dev/null
-ota oem assign "$oem" --vin WDD2130421A000001 --ecu ABS-0001 --supplier acme --uid abs-fw --version 3.0 >/dev/null
+ota oem assign "$oem" --vin WDD2130421A000001 --serial ABS-0001 --supplier acme --uid abs-fw --version 3.0 >/dev/null
 ota oem publish "$oem" >/dev/null
 rm -rf "$oem/cache" "$reg/cache" "$work/.ota-repo.lock" "$oem/.ota-repo.lock" "$reg/.ota-repo.lock"
 

@@ -28,19 +28,52 @@ pub struct Cli {
     pub command: Command,
 }
 
+const KEY_EXAMPLES: &str = "Examples:
+  ota-repo key generate --out acme-root.pem          # RSA-3072, PKCS#8 PEM, mode 0600
+  ota-repo key generate --bits 4096 --out oem-root.pem
+  ota-repo key show acme-root.pem                     # key id, size, public PEM";
+
+const SUPPLIER_EXAMPLES: &str = "Examples:
+  ota-repo supplier init acme --name acme --root-key root.pem --key online.pem
+  ota-repo supplier add-image acme --file brake.bin --uid brake-fw --version 1.4.0 \\
+      --release-counter 3 --hardware-id BRAKE-A
+  ota-repo supplier delegate acme --name tier2 --key tier2.pem --hardware-id ABS-1
+  ota-repo supplier publish acme                      # from cron, to renew expiries
+  ota-repo supplier rotate-key acme --role targets --new-key targets2.pem
+  ota-repo verify acme --root pinned-1.root.json";
+
+const OEM_EXAMPLES: &str = "Examples:
+  ota-repo oem init oem --root-key root.pem --targets-key trust.pem --key online.pem
+  ota-repo oem supplier add oem --name acme --root acme-1.root.json \\
+      --url https://acme.example/repo --hardware-id 'BRAKE-*'
+  ota-repo oem regulator add oem --name tuv --root tuv-1.root.json --url https://tuv.example/att
+  ota-repo oem regulator threshold oem --required 1
+  ota-repo oem review submit oem --supplier acme --uid brake-fw --version 1.4.0
+  ota-repo oem vehicle add oem --vin VIN1 --ecu BRK-1:BRAKE-A --aftermarket CAM-1:DASHCAM
+  ota-repo oem assign oem --vin VIN1 --serial BRK-1 --supplier acme --uid brake-fw --version 1.4.0
+  ota-repo oem publish oem
+  ota-repo oem supplier repin oem --name acme --root acme-new-1.root.json   # after a key theft";
+
+const REGULATOR_EXAMPLES: &str = "Examples:
+  ota-repo regulator init tuv --name tuv --key tuv.pem
+  ota-repo regulator review tuv --master https://oem.example/repo --master-root oem-1.root.json \\
+      --scanner 'clamscan --no-summary -d rules.ndb {}'
+  ota-repo regulator publish tuv
+  ota-repo regulator revoke tuv --image SHA256 --reason 'CVE-2026-0001'";
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Generate and inspect RSA signing keys.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = KEY_EXAMPLES)]
     Key(KeyCommand),
     /// A supplier's image repository: images, image manifests, tier-2 delegations.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = SUPPLIER_EXAMPLES)]
     Supplier(SupplierCommand),
     /// The OEM's master repository: suppliers, regulators, inventory, review, assignments.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = OEM_EXAMPLES)]
     Oem(OemCommand),
     /// A regulator's attestation repository: review, scan and attest images; revoke.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = REGULATOR_EXAMPLES)]
     Regulator(RegulatorCommand),
     /// Check a whole published tree: root chain, signatures, versions, expiry, every target's
     /// length and hash, and every image manifest and its compact form.
@@ -66,7 +99,11 @@ pub enum KeyCommand {
         out: PathBuf,
     },
     /// Print a key's id, size and public key (PEM). Accepts private or public PEM files.
-    Show { file: PathBuf },
+    Show {
+        /// The PEM file (private or public key).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 /// `ROLE=VALUE` pairs.
@@ -108,6 +145,8 @@ pub enum SupplierCommand {
     /// Create a supplier repository: root with role keys, thresholds and expiries, and a first
     /// (empty) publish.
     Init {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
         /// The supplier's name, as the OEM will know it.
         #[arg(long)]
@@ -121,6 +160,8 @@ pub enum SupplierCommand {
     /// Add a firmware image: stores it, signs its image manifest and compact manifest.
     /// Takes effect at the next `publish`.
     AddImage {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
         /// The image file.
         #[arg(long, value_name = "FILE")]
@@ -146,9 +187,11 @@ pub enum SupplierCommand {
     },
     /// Delegate signing of images for some hardware ids to a tier-2 supplier.
     Delegate {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
         /// Name of the delegated role (the tier-2 supplier).
-        #[arg(long = "to", value_name = "NAME")]
+        #[arg(long = "name", value_name = "NAME", alias = "to")]
         to: String,
         /// The tier-2 supplier's key(s).
         #[arg(long, value_name = "FILE", required = true)]
@@ -156,6 +199,8 @@ pub enum SupplierCommand {
         /// Hardware ids the tier-2 supplier may sign images for.
         #[arg(long = "hardware-id", value_name = "ID", required = true)]
         hardware_ids: Vec<String>,
+        /// New signature threshold of the role (default: unchanged).
+        /// Signatures of distinct tier-2 keys an image manifest needs.
         #[arg(long, default_value_t = 1)]
         threshold: u32,
         /// Target-name patterns it may sign (default `*`; hardware ids still restrict).
@@ -171,7 +216,10 @@ pub enum SupplierCommand {
     /// Remove a tier-2 delegation (its role file stays listed, empty, so clients' snapshot
     /// rules hold). Refused while it signs images, unless --drop-images.
     Undelegate {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
+        /// Name of the tier-2 delegation to remove.
         #[arg(long)]
         name: String,
         /// Withdraw the images the delegation signs together with it.
@@ -181,6 +229,8 @@ pub enum SupplierCommand {
     /// Sign and write targets, snapshot and timestamp (consistent snapshots). Re-signs only
     /// what changed or is due to expire; the timestamp is always renewed, last.
     Publish {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
         /// Re-sign every role even if unchanged.
         #[arg(long)]
@@ -194,7 +244,11 @@ pub enum SupplierCommand {
 /// `rotate-key`, the same for every publisher.
 #[derive(Args, Debug)]
 pub struct RotateArgs {
+    /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+    #[arg(value_name = "DIR")]
     pub dir: PathBuf,
+    /// The role whose keys are replaced (root, targets, snapshot, timestamp, a tier-2
+    /// delegation; for the OEM also review and vehicles).
     #[arg(long)]
     pub role: String,
     /// The new key(s) of the role. Without it, a new RSA-3072 key is generated in DIR/keys/
@@ -244,6 +298,8 @@ pub enum OemCommand {
     /// online key may not also be an offline one: a stolen online key must never be able to pin
     /// a supplier or authorize a regulator.
     Init {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
         #[command(flatten)]
         keys: OemKeyArgs,
@@ -269,25 +325,35 @@ pub enum OemCommand {
     /// Vehicle version reports.
     #[command(subcommand)]
     Report(ReportCommand),
-    /// Assign an image to ECUs: one ECU (--vin, --ecu), every ECU of a vehicle the image fits
+    /// Assign an image to ECUs: one ECU (--vin, --serial), every ECU of a vehicle the image fits
     /// (--vin), or every ECU of a hardware id in the fleet (--hardware-id).
     Assign {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
+        /// The vehicle: with --serial, one ECU of it; alone, every ECU of it the image fits.
         #[arg(long, required_unless_present = "hardware_id")]
         vin: Option<String>,
-        #[arg(long, requires = "vin", value_name = "SERIAL")]
-        ecu: Option<String>,
+        /// One ECU of the vehicle given with --vin, by serial.
+        #[arg(long, requires = "vin", value_name = "SERIAL", alias = "ecu")]
+        serial: Option<String>,
+        /// Every ECU of this hardware id in the whole fleet (instead of --vin).
         #[arg(long, conflicts_with = "vin", value_name = "ID")]
         hardware_id: Option<String>,
+        /// The supplier, by the name the OEM pinned it under.
         #[arg(long)]
         supplier: String,
+        /// The image's stable identifier (e.g. brake-fw).
         #[arg(long)]
         uid: String,
+        /// The release's version (e.g. 1.4.2).
         #[arg(long)]
         version: String,
     },
     /// Sign and write what changed: roles, and per vehicle only the vehicles that changed.
     Publish {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
         /// Re-sign every role even if unchanged.
         #[arg(long)]
@@ -303,7 +369,10 @@ pub enum OemCommand {
 pub enum OemSupplierCommand {
     /// Pin a supplier's repository: its root keys and threshold, URL, and hardware ids.
     Add {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
+        /// The supplier, by the OEM's name for it.
         #[arg(long)]
         name: String,
         /// The supplier's root.json (it must verify).
@@ -318,15 +387,22 @@ pub enum OemSupplierCommand {
     },
     /// Remove a supplier and withdraw every vehicle assignment of its images.
     Remove {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
+        /// The supplier, by the OEM's name for it.
         #[arg(long)]
         name: String,
     },
     /// Hand a supplier's hardware ids to another (already added) supplier and remove it.
     Replace {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
+        /// The supplier, by the OEM's name for it.
         #[arg(long)]
         name: String,
+        /// The supplier (already added) that takes over its hardware ids.
         #[arg(long = "with", value_name = "NEW")]
         with: String,
     },
@@ -334,7 +410,10 @@ pub enum OemSupplierCommand {
     /// they walked under the old pin and start again from this root. Hardware ids and
     /// assignments stay.
     Repin {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
+        /// The supplier, by the OEM's name for it.
         #[arg(long)]
         name: String,
         /// The supplier's new trusted root.json (it must verify).
@@ -351,24 +430,35 @@ pub enum OemRegulatorCommand {
     /// Authorize a regulator: pin its attestation repository's root keys and URL. A root whose
     /// keys another authorized regulator already has is refused (regulators count by keys).
     Add {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
+        /// The regulator, by the OEM's name for it.
         #[arg(long)]
         name: String,
+        /// The regulator's root.json (it must verify; its keys must be no other regulator's).
         #[arg(long, value_name = "ROOT.json")]
         root: PathBuf,
+        /// Base URL of the published tree (the directory holding timestamp.json).
         #[arg(long)]
         url: String,
     },
     /// Withdraw a regulator's authorization.
     Remove {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
+        /// The regulator, by the OEM's name for it.
         #[arg(long)]
         name: String,
     },
     /// Re-pin a regulator to a new root (recovery from a stolen root key): vehicles drop what
     /// they walked under the old pin and start again from this root.
     Repin {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
+        /// The regulator, by the OEM's name for it.
         #[arg(long)]
         name: String,
         /// The regulator's new trusted root.json (it must verify).
@@ -379,7 +469,14 @@ pub enum OemRegulatorCommand {
         url: Option<String>,
     },
     /// How many distinct authorized regulators must approve an image.
-    Threshold { dir: PathBuf, k: u32 },
+    Threshold {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Distinct regulators (counted by their root keys) whose approval an image needs.
+        #[arg(long, value_name = "N")]
+        required: u32,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -388,7 +485,10 @@ pub enum ReportCommand {
     /// registered key, each ECU's entry with the ECU's; unknown ECUs, changed keys and ECUs
     /// that did not report are flagged (DIR/flagged.json) for the replacement process.
     Ingest {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
+        /// The signed vehicle version report (from `ota-gateway report`).
         #[arg(long, value_name = "REPORT.json")]
         file: PathBuf,
     },
@@ -398,7 +498,10 @@ pub enum ReportCommand {
 pub enum VehicleCommand {
     /// Add a vehicle and its ECUs to the inventory.
     Add {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
+        /// The vehicle identification number.
         #[arg(long)]
         vin: String,
         /// An ECU as SERIAL:HARDWARE_ID; repeatable.
@@ -410,7 +513,10 @@ pub enum VehicleCommand {
     },
     /// Register the vehicle's public key (its gateway signs version reports with it).
     Key {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
+        /// The vehicle identification number.
         #[arg(long)]
         vin: String,
         /// PEM public key (or private key, of which the public half is kept).
@@ -423,9 +529,13 @@ pub enum VehicleCommand {
 pub enum EcuCommand {
     /// Add an ECU to a vehicle.
     Add {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
+        /// The vehicle identification number.
         #[arg(long)]
         vin: String,
+        /// The ECU, as SERIAL:HARDWARE_ID.
         #[arg(long, value_name = "SERIAL:HARDWARE_ID")]
         ecu: String,
         /// The ECU is aftermarket: it is never assigned updates.
@@ -434,29 +544,43 @@ pub enum EcuCommand {
     },
     /// Remove an ECU from a vehicle (and withdraw its assignment).
     Remove {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
+        /// The vehicle identification number.
         #[arg(long)]
         vin: String,
+        /// The ECU's serial number.
         #[arg(long)]
         serial: String,
     },
     /// Register an ECU's public key (it signs its version reports with it).
     Key {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
+        /// The vehicle identification number.
         #[arg(long)]
         vin: String,
+        /// The ECU's serial number.
         #[arg(long)]
         serial: String,
+        /// PEM public key of the ECU (or private key, of which the public half is kept).
         #[arg(long, value_name = "PEM")]
         key: PathBuf,
     },
     /// Replace an ECU; its assignment carries over if the hardware id is the same.
     Replace {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
+        /// The vehicle identification number.
         #[arg(long)]
         vin: String,
+        /// The ECU's serial number.
         #[arg(long)]
         serial: String,
+        /// The new ECU, as SERIAL:HARDWARE_ID.
         #[arg(long = "with", value_name = "SERIAL:HARDWARE_ID")]
         with: String,
     },
@@ -467,11 +591,16 @@ pub enum OemReviewCommand {
     /// Read the image's manifest from the supplier's repository (verified through the pinned
     /// root, as a vehicle would) and list the image in the signed `review` role.
     Submit {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
+        /// The supplier, by the name the OEM pinned it under.
         #[arg(long)]
         supplier: String,
+        /// The image's stable identifier (e.g. brake-fw).
         #[arg(long)]
         uid: String,
+        /// The release's version (e.g. 1.4.2).
         #[arg(long)]
         version: String,
         /// Read the supplier's tree from this URL or directory instead of its pinned URL.
@@ -487,6 +616,8 @@ pub enum OemReviewCommand {
 pub enum RegulatorCommand {
     /// Create an attestation repository and publish it (empty).
     Init {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
         /// The regulator's name, as the OEM will know it.
         #[arg(long)]
@@ -497,6 +628,8 @@ pub enum RegulatorCommand {
     /// Pull the OEM's review queue; fetch, verify and scan each new image; attest the verdicts.
     /// Scanning rules: DIR/rules.json (known-vulnerable builds, byte patterns, scanner).
     Review {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
         /// The OEM master repository (URL or directory).
         #[arg(long, value_name = "URL_OR_DIR")]
@@ -519,16 +652,22 @@ pub enum RegulatorCommand {
     /// Revoke an earlier approval: a signed revocation that outranks it. Revoking an image
     /// revokes every release of its bytes, and later releases of those bytes are rejected.
     Revoke {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
         /// SHA-256 of the image (all its releases), or of one release's manifest body.
         #[arg(long, value_name = "SHA256")]
         image: String,
+        /// Why (published in the signed revocation).
         #[arg(long)]
         reason: String,
     },
     /// Sign and write the attestation repository.
     Publish {
+        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
+        /// Re-sign every role even if unchanged.
         #[arg(long)]
         force: bool,
     },
@@ -536,4 +675,59 @@ pub enum RegulatorCommand {
     /// and the new root keys, and re-signs what the role signs. Without --new-key, a new
     /// RSA-3072 key is generated in DIR/keys/.
     RotateKey(RotateArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every argument of every subcommand, with the path to it, that has no help text.
+    fn undocumented(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for a in cmd.get_arguments() {
+            let id = a.get_id().as_str();
+            if a.is_hide_set() || id == "help" || id == "version" {
+                continue;
+            }
+            if a.get_help().is_none() && a.get_long_help().is_none() {
+                out.push(format!("{path} {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            if sub.get_about().is_none() {
+                out.push(format!("{path} {} (no about)", sub.get_name()));
+            }
+            undocumented(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_option_of_every_subcommand_says_what_it_means() {
+        let cmd = Cli::command();
+        cmd.clone().debug_assert();
+        let mut missing = Vec::new();
+        undocumented(&cmd, "ota-repo", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
+
+    #[test]
+    fn every_command_group_shows_examples() {
+        let cmd = Cli::command();
+        for group in ["key", "supplier", "oem", "regulator"] {
+            let sub = cmd.find_subcommand(group).unwrap();
+            let help = sub
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            assert!(help.starts_with("Examples:"), "{group}: {help:?}");
+            // Each example is a command of this group.
+            for line in help.lines().skip(1).filter(|l| l.starts_with("  ota-repo")) {
+                assert!(
+                    line.contains(&format!("ota-repo {group} "))
+                        || line.contains("ota-repo verify "),
+                    "{group}: {line}"
+                );
+            }
+        }
+    }
 }

@@ -331,6 +331,9 @@ fn oem_dir(cmd: &OemCommand) -> Option<&Path> {
     })
 }
 
+/// The three ways `oem assign` selects ECUs, named in its errors.
+const ASSIGN_MODES: &str = "say which ECUs: --vin VIN --serial SERIAL (one ECU), --vin VIN (every ECU of the vehicle the image fits) or --hardware-id ID (every ECU of that hardware id in the fleet)";
+
 fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
     let _lock = match oem_dir(&cmd) {
         Some(dir) => crate::workdir::lock(dir)?,
@@ -410,7 +413,7 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
             oem::regulator_remove(&dir, &name)?;
             println!("removed regulator {name}; {publish_hint}");
         }
-        OemCommand::Regulator(OemRegulatorCommand::Threshold { dir, k }) => {
+        OemCommand::Regulator(OemRegulatorCommand::Threshold { dir, required: k }) => {
             oem::regulator_threshold(&dir, k)?;
             println!("images now need {k} distinct regulator approval(s); {publish_hint}");
         }
@@ -537,16 +540,16 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
         OemCommand::Assign {
             dir,
             vin,
-            ecu,
+            serial,
             hardware_id,
             supplier,
             uid,
             version,
         } => {
             let target = match (vin, hardware_id) {
-                (Some(vin), _) => oem::AssignTarget::Vehicle { vin, serial: ecu },
+                (Some(vin), _) => oem::AssignTarget::Vehicle { vin, serial },
                 (None, Some(h)) => oem::AssignTarget::HardwareId(h),
-                (None, None) => return Err(Error::refused("give --vin or --hardware-id")),
+                (None, None) => return Err(Error::refused(ASSIGN_MODES)),
             };
             let done = oem::assign(
                 &dir,

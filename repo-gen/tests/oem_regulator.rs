@@ -413,7 +413,7 @@ fn assignment_refusals_leave_everything_as_it_was() {
         "oem", "ecu", "remove", "oem", "--vin", "VIN1", "--serial", "S7",
     ]);
     assert!(err.contains("S7"), "{err}");
-    let err = env.fail(&["oem", "regulator", "threshold", "oem", "2"]);
+    let err = env.fail(&["oem", "regulator", "threshold", "oem", "--required", "2"]);
     assert!(err.contains("only 1 regulator"), "{err}");
     // A supplier root that does not verify.
     let root = std::fs::read_to_string(env.path("acme/repository/1.root.json")).unwrap();

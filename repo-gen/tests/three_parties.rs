@@ -260,7 +260,7 @@ fn supplier_oem_and_regulator_end_to_end_over_http() {
         "{add} brake-1.1.0.bin --uid brake-fw --version 1.1.0 --release-counter 2 --hardware-id BRAKE-A"
     )));
     w.ok(&cmd(&format!(
-        "supplier delegate acme --to tier2 --key {tier2_key} --hardware-id ABS-1"
+        "supplier delegate acme --name tier2 --key {tier2_key} --hardware-id ABS-1"
     )));
     w.ok(&cmd(&format!(
         "{add} abs-2.0.0.bin --uid abs-fw --version 2.0.0 --release-counter 1 --hardware-id ABS-1 --role tier2"
@@ -479,7 +479,7 @@ fn supplier_oem_and_regulator_end_to_end_over_http() {
     )));
     let assign = |vin: &str, ecu: &str, uid: &str, version: &str| {
         format!(
-            "oem assign oem --vin {vin} --ecu {ecu} --supplier acme --uid {uid} --version {version}"
+            "oem assign oem --vin {vin} --serial {ecu} --supplier acme --uid {uid} --version {version}"
         )
     };
     let unknown = "NOSUCHVIN0000001";
