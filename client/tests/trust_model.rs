@@ -343,36 +343,7 @@ fn re_pinning_a_supplier_drops_the_attackers_root_chain() {
 
     // Recovery: acme publishes afresh under new keys; the OEM re-pins it.
     let fresh = new_key(&w, "acme-new.pem");
-    supplier::init(
-        &w.p("acme-new"),
-        supplier::Init {
-            name: "acme".into(),
-            roles: supplier::RoleOptions {
-                default_keys: vec![fresh.clone()],
-                ..Default::default()
-            },
-            max_image_size: 1 << 30,
-        },
-        w.now,
-    )
-    .unwrap();
-    for (v, c) in [("1.0", 1), ("2.0", 2), ("0.9", 1)] {
-        supplier::add_image(
-            &w.p("acme-new"),
-            supplier::AddImage {
-                file: w.p(&format!("fw-{v}.bin")),
-                uid: "brake-fw".into(),
-                version: v.into(),
-                release_counter: c,
-                hardware_ids: vec!["BRAKE-A".into()],
-                role: "targets".into(),
-                allow_rollback: true,
-            },
-            w.now,
-        )
-        .unwrap();
-    }
-    supplier::publish(&w.p("acme-new"), w.now, false).unwrap();
+    w.supplier("acme-new", &fresh);
     oem::supplier_repin(
         &w.p("oem"),
         "acme",

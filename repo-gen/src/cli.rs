@@ -241,6 +241,23 @@ pub enum SupplierCommand {
     RotateKey(RotateArgs),
 }
 
+/// `oem supplier repin` and `oem regulator repin`.
+#[derive(Args, Debug)]
+pub struct RepinArgs {
+    /// Working directory: holds ota-repo.json (settings, never published) and repository/.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The supplier or regulator, by the OEM's name for it.
+    #[arg(long)]
+    pub name: String,
+    /// Its new trusted root.json (it must verify).
+    #[arg(long, value_name = "ROOT.json")]
+    pub root: PathBuf,
+    /// New base URL of its tree (default: unchanged).
+    #[arg(long)]
+    pub url: Option<String>,
+}
+
 /// `rotate-key`, the same for every publisher.
 #[derive(Args, Debug)]
 pub struct RotateArgs {
@@ -409,20 +426,7 @@ pub enum OemSupplierCommand {
     /// Re-pin a supplier to a new root (recovery from a stolen root key): vehicles drop what
     /// they walked under the old pin and start again from this root. Hardware ids and
     /// assignments stay.
-    Repin {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
-        dir: PathBuf,
-        /// The supplier, by the OEM's name for it.
-        #[arg(long)]
-        name: String,
-        /// The supplier's new trusted root.json (it must verify).
-        #[arg(long, value_name = "ROOT.json")]
-        root: PathBuf,
-        /// New base URL of its tree (default: unchanged).
-        #[arg(long)]
-        url: Option<String>,
-    },
+    Repin(RepinArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -454,20 +458,7 @@ pub enum OemRegulatorCommand {
     },
     /// Re-pin a regulator to a new root (recovery from a stolen root key): vehicles drop what
     /// they walked under the old pin and start again from this root.
-    Repin {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
-        dir: PathBuf,
-        /// The regulator, by the OEM's name for it.
-        #[arg(long)]
-        name: String,
-        /// The regulator's new trusted root.json (it must verify).
-        #[arg(long, value_name = "ROOT.json")]
-        root: PathBuf,
-        /// New base URL of its tree (default: unchanged).
-        #[arg(long)]
-        url: Option<String>,
-    },
+    Repin(RepinArgs),
     /// How many distinct authorized regulators must approve an image.
     Threshold {
         /// Working directory: holds ota-repo.json (settings, never published) and repository/.

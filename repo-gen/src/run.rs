@@ -306,13 +306,13 @@ fn oem_dir(cmd: &OemCommand) -> Option<&Path> {
             OemSupplierCommand::Add { dir, .. }
             | OemSupplierCommand::Remove { dir, .. }
             | OemSupplierCommand::Replace { dir, .. }
-            | OemSupplierCommand::Repin { dir, .. },
+            | OemSupplierCommand::Repin(crate::cli::RepinArgs { dir, .. }),
         ) => dir,
         OemCommand::Regulator(
             OemRegulatorCommand::Add { dir, .. }
             | OemRegulatorCommand::Remove { dir, .. }
             | OemRegulatorCommand::Threshold { dir, .. }
-            | OemRegulatorCommand::Repin { dir, .. },
+            | OemRegulatorCommand::Repin(crate::cli::RepinArgs { dir, .. }),
         ) => dir,
         OemCommand::Vehicle(VehicleCommand::Add { dir, .. } | VehicleCommand::Key { dir, .. }) => {
             dir
@@ -376,24 +376,24 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
             let n = oem::supplier_replace(&dir, &name, &with)?;
             println!("{with} now serves {name}'s hardware ids; withdrew {n} assignment(s) to reassign; {publish_hint}");
         }
-        OemCommand::Supplier(OemSupplierCommand::Repin {
+        OemCommand::Supplier(OemSupplierCommand::Repin(crate::cli::RepinArgs {
             dir,
             name,
             root,
             url,
-        }) => {
+        })) => {
             oem::supplier_repin(&dir, &name, &root, url.as_deref())?;
             println!(
                 "re-pinned supplier {name} to {}; {publish_hint}",
                 root.display()
             );
         }
-        OemCommand::Regulator(OemRegulatorCommand::Repin {
+        OemCommand::Regulator(OemRegulatorCommand::Repin(crate::cli::RepinArgs {
             dir,
             name,
             root,
             url,
-        }) => {
+        })) => {
             oem::regulator_repin(&dir, &name, &root, url.as_deref())?;
             println!(
                 "re-pinned regulator {name} to {}; {publish_hint}",

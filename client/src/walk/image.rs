@@ -5,7 +5,7 @@ use super::error::{fail, Check, Result};
 use super::{Ecu, Installed, Master, Repositories};
 use crate::image::{find_image, ImageInfo};
 use crate::tuf::Fetch;
-use ota_metadata::documents::{EcuAssignment, Release};
+use ota_metadata::documents::{EcuAssignment, Release, SupplierEntry};
 use ota_metadata::Envelope;
 use std::path::{Path, PathBuf};
 
@@ -20,6 +20,17 @@ pub struct CheckedImage {
     pub url: String,
 }
 
+/// The OEM's pin of the supplier `a` names.
+fn pinned_supplier<'m>(master: &'m Master, a: &EcuAssignment) -> Result<&'m SupplierEntry> {
+    master.suppliers.get(&a.supplier).ok_or_else(|| {
+        fail(
+            Check::SupplierDelegation,
+            &master.url,
+            format!("supplier {:?} is not pinned by the OEM", a.supplier),
+        )
+    })
+}
+
 /// Check the assigned image's manifest in the supplier's repository (nothing large is
 /// downloaded): the supplier pinned for this hardware id, the manifest signed by the role that
 /// lists the image, every field equal to the assignment, the hardware id the ECU's, and the
@@ -32,13 +43,7 @@ pub fn check_image<F: Fetch>(
     installed: Option<&Installed>,
     staging: &Path,
 ) -> Result<CheckedImage> {
-    let entry = master.suppliers.get(&a.supplier).ok_or_else(|| {
-        fail(
-            Check::SupplierDelegation,
-            &master.url,
-            format!("supplier {:?} is not pinned by the OEM", a.supplier),
-        )
-    })?;
+    let entry = pinned_supplier(master, a)?;
     let url = entry.repository.url.clone();
     if !entry.serves(&ecu.hardware_id) {
         return Err(fail(
@@ -142,13 +147,7 @@ pub fn download_image<F: Fetch>(
     image: &CheckedImage,
     staging: &Path,
 ) -> Result<PathBuf> {
-    let entry = master.suppliers.get(&a.supplier).ok_or_else(|| {
-        fail(
-            Check::SupplierDelegation,
-            &master.url,
-            format!("supplier {:?} is not pinned by the OEM", a.supplier),
-        )
-    })?;
+    let entry = pinned_supplier(master, a)?;
     let up = repos
         .get("suppliers", &a.supplier, &entry.repository)
         .map_err(|e| fail(Check::SupplierMetadata, &image.url, e))?;

@@ -8,7 +8,7 @@ use ota_client::gateway::{EcuOutcome, Gateway};
 use ota_metadata::{DateTime, SigningKey};
 use ota_repo::supplier::RoleOptions;
 use ota_repo::{oem, regulator, supplier};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 pub fn key_pem() -> &'static str {
@@ -44,6 +44,9 @@ pub fn oem_roles(w: &World) -> RoleOptions {
     }
 }
 
+/// brake-fw releases of the standard world: version, release counter, byte the image repeats.
+const IMAGES: [(&str, u64, u8); 3] = [("1.0", 1, 1), ("2.0", 2, 2), ("0.9", 1, 9)];
+
 /// Maps a tree name to the URL it is served at.
 pub type Served = Box<dyn Fn(&str) -> String>;
 
@@ -77,39 +80,10 @@ impl World {
         };
         std::fs::write(w.p("k.pem"), key_pem()).unwrap();
         std::fs::write(w.p("offline.pem"), offline_pem()).unwrap();
-        let roles = RoleOptions {
-            default_keys: vec![w.p("k.pem")],
-            ..Default::default()
-        };
-        supplier::init(
-            &w.p("acme"),
-            supplier::Init {
-                name: "acme".into(),
-                roles: roles.clone(),
-                max_image_size: 1 << 30,
-            },
-            w.now,
-        )
-        .unwrap();
-        for (v, c, byte) in [("1.0", 1, 1u8), ("2.0", 2, 2), ("0.9", 1, 9)] {
-            let f = w.p(&format!("fw-{v}.bin"));
-            std::fs::write(&f, vec![byte; 5000]).unwrap();
-            supplier::add_image(
-                &w.p("acme"),
-                supplier::AddImage {
-                    file: f,
-                    uid: "brake-fw".into(),
-                    version: v.into(),
-                    release_counter: c,
-                    hardware_ids: vec!["BRAKE-A".into()],
-                    role: "targets".into(),
-                    allow_rollback: true,
-                },
-                w.now,
-            )
-            .unwrap();
+        for (v, _, byte) in IMAGES {
+            std::fs::write(w.p(&format!("fw-{v}.bin")), vec![byte; 5000]).unwrap();
         }
-        supplier::publish(&w.p("acme"), w.now, false).unwrap();
+        w.supplier("acme", &w.p("k.pem"));
         oem::init(&w.p("oem"), &oem_roles(&w), None, w.now).unwrap();
         oem::supplier_add(
             &w.p("oem"),
@@ -144,6 +118,42 @@ impl World {
         )
         .unwrap();
         w
+    }
+
+    /// Supplier repository `dir` (named acme) signed by `key`, with brake-fw 1.0, 2.0 and 0.9
+    /// (the files `fw-V.bin`), published.
+    pub fn supplier(&self, dir: &str, key: &Path) {
+        let roles = RoleOptions {
+            default_keys: vec![key.to_path_buf()],
+            ..Default::default()
+        };
+        supplier::init(
+            &self.p(dir),
+            supplier::Init {
+                name: "acme".into(),
+                roles,
+                max_image_size: 1 << 30,
+            },
+            self.now,
+        )
+        .unwrap();
+        for (v, c, _) in IMAGES {
+            supplier::add_image(
+                &self.p(dir),
+                supplier::AddImage {
+                    file: self.p(&format!("fw-{v}.bin")),
+                    uid: "brake-fw".into(),
+                    version: v.into(),
+                    release_counter: c,
+                    hardware_ids: vec!["BRAKE-A".into()],
+                    role: "targets".into(),
+                    allow_rollback: true,
+                },
+                self.now,
+            )
+            .unwrap();
+        }
+        supplier::publish(&self.p(dir), self.now, false).unwrap();
     }
 
     pub fn s(&self, p: &str) -> String {

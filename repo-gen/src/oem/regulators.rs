@@ -1,26 +1,18 @@
 //! Authorizing regulators, and how many distinct ones must approve an image.
 
-use super::suppliers::check_url;
+use super::suppliers::pin_from_file;
 use super::Settings;
 use crate::error::{Error, Result};
-use crate::fsutil;
-use ota_metadata::documents::{verified_root, RegulatorPolicy, RepositoryPin};
-use ota_metadata::{names, MetadataLimits};
+
+use ota_metadata::documents::{RegulatorPolicy, RepositoryPin};
+use ota_metadata::names;
 use std::path::Path;
 
 /// The pin of regulator `name` from its root file, refused if another authorized regulator
 /// holds any of its root keys: regulators count by key material, so the same regulator under
 /// two names would let one approval pass for two.
 fn regulator_pin(s: &Settings, name: &str, root_file: &Path, url: &str) -> Result<RepositoryPin> {
-    check_url(url)?;
-    let limit = MetadataLimits::default().root;
-    let bytes = fsutil::read_bounded(root_file, limit)?;
-    let root = verified_root(
-        &format!("regulator {name} root {}", root_file.display()),
-        &bytes,
-        limit,
-    )?;
-    let pin = RepositoryPin::pin(&root, url)?;
+    let pin = pin_from_file(&format!("regulator {name}"), root_file, url)?;
     let policy = RegulatorPolicy {
         threshold: s.regulator_threshold,
         regulators: s.regulators.clone(),

@@ -32,6 +32,20 @@ pub fn check_url(url: &str) -> Result<()> {
     Ok(())
 }
 
+/// The pin of the repository at `url` whose root is `root_file` (it must verify); `what`
+/// names it in errors ("supplier acme").
+pub(super) fn pin_from_file(what: &str, root_file: &Path, url: &str) -> Result<RepositoryPin> {
+    check_url(url)?;
+    let limit = MetadataLimits::default().root;
+    let bytes = fsutil::read_bounded(root_file, limit)?;
+    let root = verified_root(
+        &format!("{what} root {}", root_file.display()),
+        &bytes,
+        limit,
+    )?;
+    Ok(RepositoryPin::pin(&root, url)?)
+}
+
 /// Pin a supplier: its root (which must verify), URL, and the hardware ids it may serve.
 pub fn supplier_add(
     dir: &Path,
@@ -47,7 +61,6 @@ pub fn supplier_add(
             "supplier {name} already exists (remove or replace it)"
         )));
     }
-    check_url(url)?;
     if hardware_ids.is_empty() {
         return Err(Error::refused(
             "give at least one --hardware-id the supplier may serve",
@@ -56,17 +69,11 @@ pub fn supplier_add(
     for p in hardware_ids {
         check_pattern(p)?;
     }
-    let limit = MetadataLimits::default().root;
-    let bytes = fsutil::read_bounded(root_file, limit)?;
-    let root = verified_root(
-        &format!("supplier {name} root {}", root_file.display()),
-        &bytes,
-        limit,
-    )?;
+    let repository = pin_from_file(&format!("supplier {name}"), root_file, url)?;
     s.suppliers.insert(
         name.into(),
         SupplierEntry {
-            repository: RepositoryPin::pin(&root, url)?,
+            repository,
             hardware_ids: hardware_ids.to_vec(),
         },
     );
@@ -83,15 +90,7 @@ pub fn supplier_repin(dir: &Path, name: &str, root_file: &Path, url: Option<&str
         .get_mut(name)
         .ok_or_else(|| Error::refused(format!("unknown supplier {name:?}")))?;
     let url = url.unwrap_or(&entry.repository.url).to_string();
-    check_url(&url)?;
-    let limit = MetadataLimits::default().root;
-    let bytes = fsutil::read_bounded(root_file, limit)?;
-    let root = verified_root(
-        &format!("supplier {name} root {}", root_file.display()),
-        &bytes,
-        limit,
-    )?;
-    entry.repository = RepositoryPin::pin(&root, &url)?;
+    entry.repository = pin_from_file(&format!("supplier {name}"), root_file, &url)?;
     s.save(dir)
 }
 
