@@ -13,8 +13,9 @@ use std::path::PathBuf;
         Each working directory holds ota-repo.json (settings, never published) and repository/, \
         a static tree of TUF metadata and targets that any web server or CDN can serve.\n\n\
         A supplier's first steps:\n  \
-          ota-repo key generate --out supplier.pem\n  \
-          ota-repo supplier init acme --name acme --key supplier.pem\n  \
+          ota-repo key generate --out acme-root.pem      # offline\n  \
+          ota-repo key generate --out acme-online.pem\n  \
+          ota-repo supplier init acme --name acme --root-key acme-root.pem --key acme-online.pem\n  \
           ota-repo supplier add-image acme --file brake.bin --uid brake-fw --version 1.0.0 \\\n      \
             --release-counter 1 --hardware-id BRAKE-ECU-A\n  \
           ota-repo supplier publish acme\n  \
