@@ -24,6 +24,64 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Write a published file that must never change once written (a versioned metadata file, a
+/// content-addressed target): web servers, CDNs and clients may hold the old copy, so a
+/// different file under the same name would split the world. Writing the same bytes again is
+/// a no-op; different bytes are refused. Returns whether the file was created.
+pub fn write_once(path: &Path, bytes: &[u8]) -> Result<bool> {
+    if path.exists() {
+        return same_content(path, bytes).map(|()| false);
+    }
+    let dir = parent(path);
+    fs::create_dir_all(dir).map_err(Error::io(dir))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(Error::io(dir))?;
+    tmp.write_all(bytes).map_err(Error::io(path))?;
+    tmp.as_file().sync_all().map_err(Error::io(path))?;
+    match tmp.persist_noclobber(path) {
+        Ok(_) => {}
+        // Appeared meanwhile: the same rule applies.
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+            return same_content(path, bytes).map(|()| false)
+        }
+        Err(e) => {
+            return Err(Error::Io {
+                path: path.to_path_buf(),
+                source: e.error,
+            })
+        }
+    }
+    sync_dir(dir);
+    Ok(true)
+}
+
+/// Succeeds when the file at `path` holds exactly `bytes`.
+fn same_content(path: &Path, bytes: &[u8]) -> Result<()> {
+    let f = File::open(path).map_err(Error::io(path))?;
+    let mut have = Vec::new();
+    f.take(bytes.len() as u64 + 1)
+        .read_to_end(&mut have)
+        .map_err(Error::io(path))?;
+    if have == bytes {
+        Ok(())
+    } else {
+        Err(immutable(path))
+    }
+}
+
+/// The refusal to replace a published file with other bytes.
+pub fn immutable(path: &Path) -> Error {
+    Error::refused(format!(
+        "{} is already published with other content; a published file is never replaced \
+         (web servers, CDNs and vehicles may hold the old copy), so nothing was changed. If the \
+         file was damaged, restore it from the copy your web server serves and run the command \
+         again",
+        path.display()
+    ))
+}
+
 /// Create `path` with mode 0600, failing if it exists (never overwrite a key).
 pub fn write_new_private(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = parent(path);

@@ -4,6 +4,14 @@
 //! due to expire), writes `N.<role>.json` and `N.snapshot.json` under new names, and writes
 //! `timestamp.json` last, atomically: until that rename a client sees the previous tree whole,
 //! and after it the new one, so a CDN can serve the old tree while the new one uploads.
+//!
+//! Published files are immutable: `N.<role>.json` and `N.snapshot.json` are written once and
+//! never replaced ([`fsutil::write_once`]); only `timestamp.json` and `root.json` change in
+//! place. Versions continue from the highest found, in the current snapshot or on disk, so a
+//! deleted `timestamp.json` or snapshot never restarts them at 1 (clients that saw the higher
+//! versions would refuse the lower ones forever). The timestamp's own version is not in any
+//! file name, so a copy of the last published timestamp is kept outside the tree, beside
+//! `ota-repo.json` ([`LAST_TIMESTAMP`]).
 
 use crate::error::{Error, Result};
 use crate::fsutil;
@@ -43,11 +51,31 @@ pub struct Report {
     pub kept: Vec<(String, u64)>,
 }
 
-/// Read the trees' currently published timestamp and snapshot, if any (unverified: this is the
-/// publisher's own output, and only versions and unchanged bodies are taken from it).
+/// A copy of the last `timestamp.json` published, kept in the working directory (beside
+/// `repository/`, never served): the timestamp's version survives the loss of the tree's copy.
+pub const LAST_TIMESTAMP: &str = "last-timestamp.json";
+
+/// Where the copy of the last timestamp of the tree `repo` is kept.
+pub fn last_timestamp_path(repo: &Path) -> PathBuf {
+    repo.parent().unwrap_or(Path::new(".")).join(LAST_TIMESTAMP)
+}
+
+/// The tree's currently published timestamp and snapshot, if any (unverified: this is the
+/// publisher's own output, and only versions and unchanged bodies are taken from it), and the
+/// highest version of every `N.NAME.json` on disk.
 struct Current {
     timestamp: Option<Timestamp>,
     snapshot: Option<Snapshot>,
+    on_disk: BTreeMap<String, u64>,
+}
+
+impl Current {
+    /// The version after every version of `file` seen: listed in the snapshot or on disk.
+    fn next_version(&self, file: &str, listed: Option<u64>) -> u64 {
+        listed
+            .max(self.on_disk.get(file).copied())
+            .map_or(1, |v| v + 1)
+    }
 }
 
 fn read_signed(path: &Path) -> Result<Option<Envelope>> {
@@ -61,17 +89,75 @@ fn read_signed(path: &Path) -> Result<Option<Envelope>> {
     ))
 }
 
+fn read_timestamp(path: &Path) -> Result<Option<Timestamp>> {
+    read_signed(path)?
+        .map(|e| {
+            e.decode("timestamp", Timestamp::TYPE)
+                .map_err(Error::meta(path))
+        })
+        .transpose()
+}
+
+/// The highest version of each `N.NAME.json` directly in `repo`, by `NAME.json`.
+fn versions_on_disk(repo: &Path) -> Result<BTreeMap<String, u64>> {
+    let mut out = BTreeMap::new();
+    let entries = match std::fs::read_dir(repo) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io(repo)(e)),
+    };
+    for entry in entries {
+        let name = entry.map_err(Error::io(repo))?.file_name();
+        let Some((n, file)) = name.to_str().and_then(|n| n.split_once('.')) else {
+            continue;
+        };
+        if !file.ends_with(".json") || n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(n) = n.parse::<u64>() {
+            let v = out.entry(file.to_string()).or_insert(n);
+            *v = (*v).max(n);
+        }
+    }
+    Ok(out)
+}
+
 fn current(repo: &Path) -> Result<Current> {
+    let on_disk = versions_on_disk(repo)?;
     let ts_path = repo.join("timestamp.json");
-    let Some(ts) = read_signed(&ts_path)? else {
+    let kept_path = last_timestamp_path(repo);
+    // The tree's timestamp, or the copy kept beside the settings: the newer of the two. A
+    // damaged tree copy is replaced by this publish, as long as the kept copy says where the
+    // versions stand.
+    let kept = read_timestamp(&kept_path)?;
+    let tree = match read_timestamp(&ts_path) {
+        Ok(t) => t,
+        Err(_) if kept.is_some() => None,
+        Err(e) => return Err(e),
+    };
+    let timestamp = match (tree, kept) {
+        (Some(t), Some(k)) => Some(if k.version > t.version { k } else { t }),
+        (t, k) => t.or(k),
+    };
+    let Some(timestamp) = timestamp else {
+        if let Some(v) = on_disk.get("snapshot.json") {
+            return Err(Error::refused(format!(
+                "{} is missing, but snapshot versions up to {v} are published in {}: a new \
+                 timestamp must continue from the last one published (vehicles refuse a lower \
+                 version), and no copy of it was found ({}). Restore timestamp.json from the copy \
+                 your web server serves (e.g. `curl -o {} URL/timestamp.json`) and publish again",
+                ts_path.display(),
+                repo.display(),
+                kept_path.display(),
+                ts_path.display()
+            )));
+        }
         return Ok(Current {
             timestamp: None,
             snapshot: None,
+            on_disk,
         });
     };
-    let timestamp: Timestamp = ts
-        .decode("timestamp", Timestamp::TYPE)
-        .map_err(Error::meta(&ts_path))?;
     let snap_path = repo.join(format!(
         "{}.snapshot.json",
         timestamp
@@ -89,6 +175,7 @@ fn current(repo: &Path) -> Result<Current> {
     Ok(Current {
         timestamp: Some(timestamp),
         snapshot,
+        on_disk,
     })
 }
 
@@ -185,7 +272,7 @@ pub fn publish(repo: &Path, now: DateTime, plan: &PublishPlan<'_>) -> Result<Rep
                 }
             }
         }
-        let version = old.map_or(1, |o| o.version + 1);
+        let version = cur.next_version(&file, old.map(|o| o.version));
         let bytes = finish(
             &role.body,
             version,
@@ -205,8 +292,17 @@ pub fn publish(repo: &Path, now: DateTime, plan: &PublishPlan<'_>) -> Result<Rep
             report.kept.push(("snapshot".into(), s.version));
             None
         }
-        Some(s) => Some(s.version + 1),
-        None => Some(1),
+        s => Some(
+            cur.next_version(
+                "snapshot.json",
+                s.as_ref().map(|s| s.version).max(
+                    cur.timestamp
+                        .as_ref()
+                        .and_then(|t| t.meta.get("snapshot.json"))
+                        .map(|m| m.version),
+                ),
+            ),
+        ),
     };
     let snapshot_meta = if let Some(version) = snapshot_version {
         let body = json!({
@@ -247,8 +343,10 @@ pub fn publish(repo: &Path, now: DateTime, plan: &PublishPlan<'_>) -> Result<Rep
     )?;
 
     for (path, bytes) in &pending {
-        fsutil::write_atomic(path, bytes)?;
+        fsutil::write_once(path, bytes)?;
     }
+    // The kept copy first: after a crash between the two, the next version is still higher.
+    fsutil::write_atomic(&last_timestamp_path(repo), &ts_bytes)?;
     fsutil::write_atomic(&repo.join("timestamp.json"), &ts_bytes)?;
     report.signed.push(("timestamp".into(), ts_version));
     Ok(report)
@@ -257,7 +355,7 @@ pub fn publish(repo: &Path, now: DateTime, plan: &PublishPlan<'_>) -> Result<Rep
 /// Write a signed root as `N.root.json` and as `root.json` (the newest, for bootstrapping).
 pub fn write_root(repo: &Path, root: &Root, keys: &[&SigningKey]) -> Result<Vec<u8>> {
     let bytes = sign_document(root, keys)?;
-    fsutil::write_atomic(&repo.join(format!("{}.root.json", root.version)), &bytes)?;
+    fsutil::write_once(&repo.join(format!("{}.root.json", root.version)), &bytes)?;
     fsutil::write_atomic(&repo.join("root.json"), &bytes)?;
     Ok(bytes)
 }
@@ -265,8 +363,24 @@ pub fn write_root(repo: &Path, root: &Root, keys: &[&SigningKey]) -> Result<Vec<
 /// The newest root of a published tree (`root.json`), parsed but not verified.
 pub fn read_root(repo: &Path) -> Result<Root> {
     let path = repo.join("root.json");
-    let env = read_signed(&path)?
-        .ok_or_else(|| Error::refused(format!("{} is missing", path.display())))?;
+    let Some(env) = read_signed(&path)? else {
+        let newest = versions_on_disk(repo)?.get("root.json").copied();
+        return Err(Error::refused(match newest {
+            Some(n) => format!(
+                "{} is missing; it is a copy of the newest root, {n}.root.json: restore it with \
+                 `cp {} {}` and run the command again",
+                path.display(),
+                repo.join(format!("{n}.root.json")).display(),
+                path.display()
+            ),
+            None => format!(
+                "{} is missing, and no N.root.json is in {}: restore the root files from the \
+                 copy your web server serves",
+                path.display(),
+                repo.display()
+            ),
+        }));
+    };
     let root: Root = env.decode("root", Root::TYPE).map_err(Error::meta(&path))?;
     Ok(root)
 }

@@ -33,7 +33,7 @@ pub struct Added {
 /// Store `name`'s content under its consistent-snapshot name, `targets/SHA256.NAME`.
 pub fn store_target(repo: &Path, name: &str, bytes: &[u8]) -> Result<FileInfo> {
     let sha = hex::encode(Sha256::digest(bytes));
-    fsutil::write_atomic(&repo.join("targets").join(format!("{sha}.{name}")), bytes)?;
+    fsutil::write_once(&repo.join("targets").join(format!("{sha}.{name}")), bytes)?;
     Ok(FileInfo {
         length: bytes.len() as u64,
         sha256: sha,
@@ -84,14 +84,37 @@ fn store_image(repo: &Path, src: &Path, name: &str, limit: u64) -> Result<FileIn
     tmp.as_file().sync_all().map_err(Error::io(tmp.path()))?;
     let sha = hex::encode(hasher.finalize());
     let dest = dir.join(format!("{sha}.{name}"));
-    tmp.persist(&dest).map_err(|e| Error::Io {
-        path: dest.clone(),
-        source: e.error,
-    })?;
+    // A published target is never replaced: the same content already there is kept as it is.
+    if let Err(e) = tmp.persist_noclobber(&dest) {
+        if e.error.kind() != std::io::ErrorKind::AlreadyExists {
+            return Err(Error::Io {
+                path: dest,
+                source: e.error,
+            });
+        }
+        if sha256_file(&dest)? != sha {
+            return Err(fsutil::immutable(&dest));
+        }
+    }
     Ok(FileInfo {
         length,
         sha256: sha,
     })
+}
+
+/// SHA-256 (hex) of a file's content, streamed.
+fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = File::open(path).map_err(Error::io(path))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(Error::io(path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Sign and store the image manifest and its compact form for `m`.
