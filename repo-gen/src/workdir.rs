@@ -87,6 +87,60 @@ pub fn repository_path(dir: &Path) -> PathBuf {
     dir.join(REPOSITORY)
 }
 
+/// Check that `dir` may become a new `kind` working directory: not one already, and not the
+/// home of a published tree whose settings were lost. A new root written over a published one
+/// would cut off every vehicle that trusts it.
+pub fn check_new(dir: &Path, kind: &str) -> Result<()> {
+    if settings_path(dir).exists() {
+        return Err(Error::refused(format!(
+            "{} is already an ota-repo directory",
+            dir.display()
+        )));
+    }
+    let repo = repository_path(dir);
+    if let Some(file) = first_file(&repo) {
+        return Err(Error::refused(format!(
+            "{} already holds a published tree ({}) but {} has no {SETTINGS}: a new {kind} root \
+             would replace the one vehicles trust. Restore {} from your backup to keep \
+             publishing this tree, or run `ota-repo {kind} init` on a new directory; if the tree \
+             was never published (an interrupted init), remove {} first",
+            repo.display(),
+            file.display(),
+            dir.display(),
+            settings_path(dir).display(),
+            repo.display()
+        )));
+    }
+    // The served tree itself, given instead of its working directory.
+    for name in ["timestamp.json", "root.json", "1.root.json"] {
+        if dir.join(name).exists() {
+            return Err(Error::refused(format!(
+                "{} is a published tree (it holds {name}), not a working directory; run `ota-repo \
+                 {kind} init` on a new directory (its tree will be DIR/{REPOSITORY})",
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Some file under `dir` (searched depth-first), if there is any.
+fn first_file(dir: &Path) -> Option<PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => {
+                if let Some(f) = first_file(&path) {
+                    return Some(f);
+                }
+            }
+            Ok(_) => return Some(path),
+            Err(_) => {}
+        }
+    }
+    None
+}
+
 /// Hold an exclusive lock on working directory `dir` while a command changes it, so two
 /// concurrent commands cannot lose each other's changes. Released when the file is dropped.
 /// Directories that are not (yet) working directories are not locked: the command reports

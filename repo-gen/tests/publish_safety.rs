@@ -186,3 +186,61 @@ fn deleted_root_json_is_refused_with_the_copy_command() {
     env.ok(&["supplier", "publish", "acme"]);
     env.ok(&["verify", "acme", "--root", "acme/repository/1.root.json"]);
 }
+
+// 2. `init` never replaces the root of a published tree whose ota-repo.json was lost.
+
+#[test]
+fn init_over_a_published_tree_without_settings_is_refused() {
+    let env = env_new();
+    env.supplier();
+    let (root, targets) = (env.key("root.pem"), env.key("targets.pem"));
+    std::fs::remove_file(env.path("acme/ota-repo.json")).unwrap();
+    let before = env.state("acme");
+    for args in [
+        vec![
+            "supplier", "init", "acme", "--name", "acme", "--key", "acme.pem",
+        ],
+        vec![
+            "oem",
+            "init",
+            "acme",
+            "--key",
+            "acme.pem",
+            "--root-key",
+            &root,
+            "--targets-key",
+            &targets,
+        ],
+        vec![
+            "regulator",
+            "init",
+            "acme",
+            "--name",
+            "tuv",
+            "--key",
+            "acme.pem",
+        ],
+    ] {
+        let err = env.fail(&args);
+        assert!(
+            err.contains("acme/repository already holds a published tree")
+                && err.contains("acme/ota-repo.json")
+                && err.contains("Restore"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(before, env.state("acme"), "{args:?} changed the tree");
+    }
+    // The served tree itself is no working directory either.
+    let before = env.state("acme");
+    let err = env.fail(&[
+        "supplier",
+        "init",
+        "acme/repository",
+        "--name",
+        "acme",
+        "--key",
+        "acme.pem",
+    ]);
+    assert!(err.contains("is a published tree"), "{err}");
+    assert_eq!(before, env.state("acme"));
+}

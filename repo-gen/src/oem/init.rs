@@ -10,12 +10,7 @@ use std::path::Path;
 
 /// Create an OEM master repository with keys for every role, and publish it (empty).
 pub fn init(dir: &Path, roles: &RoleOptions, bins: Option<u32>, now: DateTime) -> Result<()> {
-    if workdir::settings_path(dir).exists() {
-        return Err(Error::refused(format!(
-            "{} is already an ota-repo directory",
-            dir.display()
-        )));
-    }
+    workdir::check_new(dir, KIND)?;
     let bins = bins.unwrap_or(DEFAULT_BINS);
     check_bins(bins)?;
     let mut opts = roles.clone();

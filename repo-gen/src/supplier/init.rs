@@ -68,12 +68,7 @@ pub fn role_configs(roles: &[&str], o: &RoleOptions) -> Result<BTreeMap<String, 
 pub fn init(dir: &Path, opts: Init, now: DateTime) -> Result<()> {
     names::check_role_name(&opts.name)
         .map_err(|e| Error::refused(format!("supplier name: {e}")))?;
-    if workdir::settings_path(dir).exists() {
-        return Err(Error::refused(format!(
-            "{} is already an ota-repo directory",
-            dir.display()
-        )));
-    }
+    workdir::check_new(dir, KIND)?;
     if opts.max_image_size == 0 {
         return Err(Error::refused("--max-image-size must be positive"));
     }
