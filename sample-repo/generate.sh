@@ -44,7 +44,8 @@ key() {
 }
 
 # Long lifetimes so the committed sample keeps verifying; real repositories keep the defaults.
-lifetimes=(--expires root=3650d --expires targets=3650d --expires snapshot=3650d --expires timestamp=3650d)
+# Root outlives the rest: publish refuses a timestamp that would outlive its root.
+lifetimes=(--expires root=3653d --expires targets=3650d --expires snapshot=3650d --expires timestamp=3650d)
 
 work="$out/supplier/acme"
 rm -rf "$work"

@@ -44,8 +44,9 @@ impl RoleConfig {
         Ok(rc)
     }
 
+    /// The lifetime in seconds, at most [`MAX_LIFETIME`].
     pub fn lifetime(&self) -> Result<i64> {
-        Ok(parse_duration(&self.expires)?)
+        parse_lifetime(&self.expires)
     }
 
     /// Make relative key paths relative to `base` (the working directory), so a checked-in
@@ -66,6 +67,45 @@ impl RoleConfig {
         }
         self.keys.iter().map(|p| keystore::load(p)).collect()
     }
+}
+
+/// The longest lifetime of any role: 10 years (3653 days). Longer ones only postpone the
+/// discovery of a lost key, and absurd ones write years no TUF reader parses. No role outlives
+/// root in practice either: `publish` refuses a timestamp that would outlive the root.
+pub const MAX_LIFETIME: i64 = 3653 * 86_400;
+
+/// A lifetime such as `7d`, in seconds, at most [`MAX_LIFETIME`].
+pub fn parse_lifetime(s: &str) -> Result<i64> {
+    let secs = parse_duration(s)?;
+    check_lifetime(secs)?;
+    Ok(secs)
+}
+
+/// Check the settings of `role` as loaded from `dir`'s settings file, naming the file.
+pub fn check_role(dir: &Path, role: &str, rc: &RoleConfig) -> Result<()> {
+    rc.lifetime().map_err(|e| Error::Config {
+        path: settings_path(dir),
+        reason: format!("role {role}: expires {:?}: {e}", rc.expires),
+    })?;
+    Ok(())
+}
+
+/// Refuse a lifetime (seconds) over [`MAX_LIFETIME`].
+pub fn check_lifetime(secs: i64) -> Result<()> {
+    if secs > MAX_LIFETIME {
+        return Err(Error::refused(format!(
+            "a lifetime of {} days is longer than the maximum of 10 years (3653d)",
+            secs / 86_400
+        )));
+    }
+    Ok(())
+}
+
+/// The `kind` of the working directory `dir` (supplier, oem, regulator), if it is one.
+pub fn kind_of(dir: &Path) -> Option<String> {
+    let bytes = fsutil::read_bounded(&settings_path(dir), MAX_SETTINGS).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v.get("kind")?.as_str().map(str::to_string)
 }
 
 pub fn absolute(p: &Path) -> Result<PathBuf> {

@@ -244,3 +244,254 @@ fn init_over_a_published_tree_without_settings_is_refused() {
     assert!(err.contains("is a published tree"), "{err}");
     assert_eq!(before, env.state("acme"));
 }
+
+// 3. `publish` checks the tree it would make before writing anything; lifetimes are bounded.
+
+/// The file in `acme/repository/targets` whose name ends with `suffix`.
+fn target(env: &Env, suffix: &str) -> PathBuf {
+    std::fs::read_dir(env.path("acme/repository/targets"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(suffix))
+        .unwrap_or_else(|| panic!("no target *{suffix}"))
+}
+
+/// Flip one byte of `path` at `at` (from the end when negative).
+fn flip(path: &std::path::Path, at: isize) {
+    let mut b = std::fs::read(path).unwrap();
+    let i = if at < 0 {
+        (b.len() as isize + at) as usize
+    } else {
+        at as usize
+    };
+    b[i] ^= 0x01;
+    std::fs::write(path, b).unwrap();
+}
+
+/// `root.json`'s expiry, shifted by `secs`, as a `--now` value.
+fn root_expiry_plus(env: &Env, secs: i64) -> String {
+    let root: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.path("acme/repository/root.json")).unwrap())
+            .unwrap();
+    let t = ota_metadata::DateTime::parse(root["signed"]["expires"].as_str().unwrap()).unwrap();
+    t.plus_seconds(secs).to_string()
+}
+
+#[test]
+fn damaged_current_snapshot_is_refused_and_force_repairs_it() {
+    let env = env_new();
+    env.supplier();
+    // A flipped byte inside the signature: the file still parses.
+    let snap = env.path("acme/repository/2.snapshot.json");
+    let text = std::fs::read_to_string(&snap).unwrap();
+    flip(&snap, (text.find("\"sig\": \"").unwrap() + 20) as isize);
+    let before = env.state("acme");
+    let err = env.fail(&["supplier", "publish", "acme"]);
+    assert!(
+        err.contains("2.snapshot.json") && err.contains("nothing was published"),
+        "{err}"
+    );
+    assert!(
+        err.contains("ota-repo supplier publish acme --force"),
+        "{err}"
+    );
+    assert_eq!(before, env.state("acme"));
+    // The repair it names works and keeps every published file.
+    let before = env.state("acme/repository");
+    env.ok(&["supplier", "publish", "acme", "--force"]);
+    unchanged_except(&before, &env.state("acme/repository"), &[]);
+    env.ok(&["verify", "acme", "--root", "acme/repository/1.root.json"]);
+}
+
+/// A way to damage a published file.
+type Damage = Box<dyn Fn(&std::path::Path)>;
+
+#[test]
+fn damaged_or_missing_images_manifests_and_roots_are_refused() {
+    let env = env_new();
+    env.supplier();
+    let image = target(&env, ".brake-fw-1.0.0.bin");
+    let manifest = target(&env, ".brake-fw-1.0.0.image.json");
+    let cases: Vec<(&str, PathBuf, Damage)> = vec![
+        (
+            "flipped image byte",
+            image.clone(),
+            Box::new(|p| flip(p, 100)),
+        ),
+        (
+            "image deleted",
+            image,
+            Box::new(|p| std::fs::remove_file(p).unwrap()),
+        ),
+        (
+            "manifest changed",
+            manifest.clone(),
+            Box::new(|p| flip(p, -3)),
+        ),
+        (
+            "manifest deleted",
+            manifest,
+            Box::new(|p| std::fs::remove_file(p).unwrap()),
+        ),
+        (
+            "first root deleted",
+            env.path("acme/repository/1.root.json"),
+            Box::new(|p| std::fs::remove_file(p).unwrap()),
+        ),
+        (
+            "root.json damaged",
+            env.path("acme/repository/root.json"),
+            Box::new(|p| flip(p, -3)),
+        ),
+        (
+            "root.json still parses but is not the newest root",
+            env.path("acme/repository/root.json"),
+            Box::new(|p| {
+                let mut b = std::fs::read(p).unwrap();
+                b.push(b'\n');
+                std::fs::write(p, b).unwrap()
+            }),
+        ),
+    ];
+    for (case, path, damage) in cases {
+        let original = std::fs::read(&path).unwrap();
+        damage(&path);
+        let before = env.state("acme");
+        let err = env.fail(&["supplier", "publish", "acme"]);
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        // Refused with the repair: the new tree would not verify, or the root to sign under
+        // cannot be read (restored with `cp`).
+        assert!(
+            err.contains(&name) && (err.contains("nothing was published") || err.contains("cp ")),
+            "{case}: {err}"
+        );
+        assert_eq!(before, env.state("acme"), "{case}: the tree changed");
+        std::fs::write(&path, original).unwrap();
+        env.ok(&["verify", "acme"]);
+    }
+    env.ok(&["supplier", "publish", "acme"]);
+}
+
+#[test]
+fn an_expired_or_expiring_root_is_refused_and_warned_about() {
+    let env = env_new();
+    env.supplier();
+    // 20 days before the root expires: published, with a warning naming the repair.
+    let soon = root_expiry_plus(&env, -20 * 86_400);
+    let o = env.run(&["--now", &soon, "supplier", "publish", "acme"]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("warning: root v1 expires") && err.contains("rotate-key acme --role root"),
+        "{err}"
+    );
+    // 12 hours before: the new timestamp (1 day) would outlive the root.
+    let late = root_expiry_plus(&env, -12 * 3600);
+    let before = env.state("acme");
+    let err = env.fail(&["--now", &late, "supplier", "publish", "acme"]);
+    assert!(err.contains("before the timestamp"), "{err}");
+    assert_eq!(before, env.state("acme"));
+    // Expired: refused too.
+    let after = root_expiry_plus(&env, 86_400);
+    let err = env.fail(&["--now", &after, "supplier", "publish", "acme"]);
+    assert!(err.contains("expired"), "{err}");
+    assert_eq!(before, env.state("acme"));
+    // The repair it names: renew the root with its own key, then publish.
+    env.ok(&[
+        "--now",
+        &late,
+        "supplier",
+        "rotate-key",
+        "acme",
+        "--role",
+        "root",
+        "--new-key",
+        "acme.pem",
+    ]);
+    env.ok(&["--now", &late, "supplier", "publish", "acme"]);
+    env.ok(&[
+        "--now",
+        &late,
+        "verify",
+        "acme",
+        "--root",
+        "acme/repository/1.root.json",
+    ]);
+}
+
+#[test]
+fn a_delegated_role_expiring_within_30_days_is_warned_about() {
+    let env = env_new();
+    env.supplier();
+    env.key("tier2.pem");
+    env.ok(&[
+        "supplier",
+        "delegate",
+        "acme",
+        "--to",
+        "tier2",
+        "--key",
+        "tier2.pem",
+        "--hardware-id",
+        "ABS-1",
+        "--expires",
+        "20d",
+    ]);
+    let o = env.run(&["supplier", "publish", "acme"]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("warning: delegated role tier2 expires"),
+        "{err}"
+    );
+}
+
+#[test]
+fn absurd_lifetimes_are_refused() {
+    let env = env_new();
+    let k = env.key("other.pem");
+    let err = env.fail(&[
+        "supplier",
+        "init",
+        "acme",
+        "--name",
+        "acme",
+        "--key",
+        &k,
+        "--expires",
+        "targets=99999999999d",
+    ]);
+    assert!(
+        err.contains("--expires targets=99999999999d") && err.contains("10 years"),
+        "{err}"
+    );
+    assert!(!env.path("acme").exists());
+    env.supplier();
+    let before = env.state("acme");
+    let err = env.fail(&[
+        "supplier",
+        "delegate",
+        "acme",
+        "--to",
+        "tier2",
+        "--key",
+        "acme.pem",
+        "--hardware-id",
+        "ABS-1",
+        "--expires",
+        "99999999999d",
+    ]);
+    assert!(err.contains("10 years"), "{err}");
+    assert_eq!(before, env.state("acme"));
+    // Edited by hand into ota-repo.json: refused at load, naming the file and the role.
+    let settings = env.path("acme/ota-repo.json");
+    let text = std::fs::read_to_string(&settings).unwrap();
+    std::fs::write(&settings, text.replacen("\"1d\"", "\"99999999999d\"", 1)).unwrap();
+    let before = env.state("acme");
+    let err = env.fail(&["supplier", "publish", "acme"]);
+    assert!(
+        err.contains("ota-repo.json") && err.contains("role timestamp") && err.contains("10 years"),
+        "{err}"
+    );
+    assert_eq!(before, env.state("acme"));
+}

@@ -60,7 +60,10 @@ pub fn role_configs(roles: &[&str], o: &RoleOptions) -> Result<BTreeMap<String, 
             .get(*role)
             .map(String::as_str)
             .unwrap_or(default_expiry(role));
-        out.insert(role.to_string(), RoleConfig::new(keys, threshold, exp)?);
+        crate::workdir::parse_lifetime(exp)
+            .map_err(|e| Error::refused(format!("--expires {role}={exp}: {e}")))?;
+        let rc = RoleConfig::new(keys, threshold, exp)?;
+        out.insert(role.to_string(), rc);
     }
     Ok(out)
 }
