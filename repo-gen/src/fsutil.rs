@@ -1,19 +1,95 @@
 //! Atomic file writes: a reader (or a web server) sees the old file or the new one, never half
-//! of either, and a crash leaves at worst a stray temporary file.
+//! of either.
+//!
+//! Temporary files are made in the working directory's scratch directory ([`SCRATCH`], beside
+//! `ota-repo.json`) and renamed into place, so a crash never leaves one in the served tree;
+//! the next command that locks the directory removes what a crash left ([`sweep_stale`]).
+//! Only when the tree is on another file system than its working directory (a rename cannot
+//! cross one) are they made beside their destination, and swept from there.
 
 use crate::error::{Error, Result};
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Write `bytes` to `path` through a temporary file in the same directory, fsync, rename.
+/// A working directory's scratch directory, for temporary files; never published.
+pub const SCRATCH: &str = ".ota-repo-tmp";
+/// The prefix of every temporary file this program makes.
+const TMP_PREFIX: &str = ".tmp-";
+
+/// Where to make the temporary file for a file in the (existing) directory `dir`: the scratch
+/// directory of the nearest working directory above it, if on the same file system; else
+/// `dir` itself.
+fn staging_for(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    for a in abs.ancestors() {
+        let scratch = a.join(SCRATCH);
+        if let Ok(m) = fs::metadata(&scratch) {
+            if m.is_dir() && fs::metadata(dir).is_ok_and(|d| d.dev() == m.dev()) {
+                return scratch;
+            }
+            break;
+        }
+    }
+    dir.to_path_buf()
+}
+
+/// A new temporary file from which `dir`'s file will be renamed into place.
+pub fn temp_for(dir: &Path) -> Result<tempfile::NamedTempFile> {
+    fs::create_dir_all(dir).map_err(Error::io(dir))?;
+    let staging = staging_for(dir);
+    tempfile::Builder::new()
+        .prefix(TMP_PREFIX)
+        .tempfile_in(&staging)
+        .map_err(Error::io(&staging))
+}
+
+/// Remove the temporary files a crash left in working directory `dir`: everything in its
+/// scratch directory, and `.tmp-*` files in the directory, its `keys/`, and the tree's top
+/// and `targets/` (where older versions made them); the whole tree when it is on another file
+/// system. Best effort; run under the directory's lock, so no other command is writing them.
+pub fn sweep_stale(dir: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(entries) = fs::read_dir(dir.join(SCRATCH)) {
+        for e in entries.flatten() {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+    let repo = dir.join(crate::workdir::REPOSITORY);
+    for d in [
+        dir.to_path_buf(),
+        dir.join("keys"),
+        repo.clone(),
+        repo.join("targets"),
+    ] {
+        sweep_dir(&d, false);
+    }
+    let dev = |p: &Path| fs::metadata(p).map(|m| m.dev()).ok();
+    if dev(&repo).is_some() && dev(&repo) != dev(dir) {
+        sweep_dir(&repo, true);
+    }
+}
+
+fn sweep_dir(dir: &Path, recursive: bool) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        match e.file_type() {
+            Ok(t) if t.is_dir() && recursive => sweep_dir(&e.path(), true),
+            Ok(t) if t.is_file() && e.file_name().to_string_lossy().starts_with(TMP_PREFIX) => {
+                let _ = fs::remove_file(e.path());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Write `bytes` to `path` through a temporary file, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = parent(path);
-    fs::create_dir_all(dir).map_err(Error::io(dir))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(Error::io(dir))?;
+    let mut tmp = temp_for(dir)?;
     tmp.write_all(bytes).map_err(Error::io(path))?;
     tmp.as_file().sync_all().map_err(Error::io(path))?;
     tmp.persist(path).map_err(|e| Error::Io {
@@ -33,11 +109,7 @@ pub fn write_once(path: &Path, bytes: &[u8]) -> Result<bool> {
         return same_content(path, bytes).map(|()| false);
     }
     let dir = parent(path);
-    fs::create_dir_all(dir).map_err(Error::io(dir))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(Error::io(dir))?;
+    let mut tmp = temp_for(dir)?;
     tmp.write_all(bytes).map_err(Error::io(path))?;
     tmp.as_file().sync_all().map_err(Error::io(path))?;
     match tmp.persist_noclobber(path) {

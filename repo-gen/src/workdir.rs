@@ -164,6 +164,19 @@ pub fn check_new(dir: &Path, kind: &str) -> Result<()> {
     Ok(())
 }
 
+/// Create working directory `dir` with its scratch directory and an empty tree (and
+/// `repository/targets/` when `targets`), before anything is written into them.
+pub fn create(dir: &Path, targets: bool) -> Result<()> {
+    let repo = repository_path(dir);
+    for d in [
+        dir.join(fsutil::SCRATCH),
+        if targets { repo.join("targets") } else { repo },
+    ] {
+        std::fs::create_dir_all(&d).map_err(Error::io(&d))?;
+    }
+    Ok(())
+}
+
 /// Some file under `dir` (searched depth-first), if there is any.
 fn first_file(dir: &Path) -> Option<PathBuf> {
     for entry in std::fs::read_dir(dir).ok()?.flatten() {
@@ -197,7 +210,13 @@ pub fn lock(dir: &Path) -> Result<Option<std::fs::File>> {
         .open(&path)
         .map_err(Error::io(&path))?;
     match f.try_lock() {
-        Ok(()) => Ok(Some(f)),
+        Ok(()) => {
+            // Older working directories have no scratch directory yet.
+            let scratch = dir.join(fsutil::SCRATCH);
+            std::fs::create_dir_all(&scratch).map_err(Error::io(&scratch))?;
+            fsutil::sweep_stale(dir);
+            Ok(Some(f))
+        }
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::refused(format!(
             "another ota-repo command is working in {}; try again when it has finished",
             dir.display()

@@ -495,3 +495,108 @@ fn absurd_lifetimes_are_refused() {
     );
     assert_eq!(before, env.state("acme"));
 }
+
+// 4. No working file ever lands in the served tree; what a crash leaves is cleaned up.
+
+/// Every file under `dir` whose name starts with `prefix`.
+fn files_named(dir: &std::path::Path, prefix: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            out.extend(files_named(&p, prefix));
+        } else if e.file_name().to_string_lossy().starts_with(prefix) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_crash_mid_copy_leaves_nothing_in_the_tree_and_is_cleaned_up() {
+    let env = env_new();
+    env.supplier();
+    // Big enough that the copy takes a while (sparse: no disk used until copied).
+    let big = std::fs::File::create(env.path("big.bin")).unwrap();
+    big.set_len(1 << 30).unwrap();
+    drop(big);
+    let mut child = std::process::Command::new(bin())
+        .current_dir(env.tmp.path())
+        .args(add("big.bin", "big-fw", "1.0.0", "1", "BIG-1"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it as soon as the partial copy exists.
+    let started = std::time::Instant::now();
+    let partial = loop {
+        let found = files_named(&env.path("acme"), ".tmp-");
+        if !found.is_empty() {
+            break found;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "add-image finished before a partial copy was seen"
+        );
+        assert!(started.elapsed().as_secs() < 60, "no partial copy appeared");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let repo = env.path("acme/repository");
+    assert!(
+        partial.iter().all(|p| !p.starts_with(&repo)),
+        "a partial copy in the served tree: {partial:?}"
+    );
+    assert!(
+        files_named(&repo, ".").is_empty(),
+        "hidden files in the tree"
+    );
+    // The next command that locks the directory removes it.
+    env.ok(&["supplier", "publish", "acme"]);
+    assert!(files_named(&env.path("acme"), ".tmp-").is_empty());
+    env.ok(&["verify", "acme", "--root", "acme/repository/1.root.json"]);
+}
+
+#[test]
+fn stale_temporary_files_are_removed_and_no_working_file_is_in_the_tree() {
+    let env = env_new();
+    env.supplier();
+    // What older versions left after a crash, in the tree and beside the settings.
+    for f in [
+        "acme/repository/.tmp-a1b2c3",
+        "acme/repository/targets/.tmp-d4e5f6",
+        "acme/.tmp-g7h8i9",
+    ] {
+        env.write(f, b"partial");
+    }
+    env.ok(&["supplier", "publish", "acme"]);
+    assert!(
+        files_named(&env.path("acme"), ".tmp-").is_empty(),
+        "{:?}",
+        files_named(&env.path("acme"), ".tmp-")
+    );
+    // The lock and every other working file stay out of the tree.
+    assert!(env.path("acme/.ota-repo.lock").exists());
+    assert!(files_named(&env.path("acme/repository"), ".").is_empty());
+    assert!(files_named(&env.path("acme/repository"), "ota-repo").is_empty());
+}
+
+#[test]
+fn a_refused_add_image_leaves_no_file_in_targets() {
+    let env = env_new();
+    env.supplier();
+    env.write("fw2.bin", &[2u8; 3000]);
+    let before = env.state("acme");
+    // Refused only once the manifest is built: five hardware ids, the limit is four.
+    let mut args = add("fw2.bin", "brake-fw", "2.0.0", "7", "H1");
+    for h in ["H2", "H3", "H4", "H5"] {
+        args.extend(["--hardware-id", h]);
+    }
+    let err = env.fail(&args);
+    assert!(err.contains("hardware ids"), "{err}");
+    assert_eq!(before, env.state("acme"));
+}

@@ -22,7 +22,7 @@ pub fn init(dir: &Path, name: &str, roles: &RoleOptions, now: DateTime) -> Resul
     };
     let root_keys = signing_keys(&root, "root", &settings.roles["root"])?;
     let repo = workdir::repository_path(dir);
-    std::fs::create_dir_all(repo.join("targets")).map_err(Error::io(&repo))?;
+    workdir::create(dir, true)?;
     crate::publish::write_root(&repo, &root, &root_keys.iter().collect::<Vec<_>>())?;
     settings.save(dir)?;
     let _lock = workdir::lock(dir)?;

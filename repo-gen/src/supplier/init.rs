@@ -88,7 +88,7 @@ pub fn init(dir: &Path, opts: Init, now: DateTime) -> Result<()> {
     };
     let root_keys = crate::root_build::signing_keys(&root, "root", &settings.roles["root"])?;
     let repo = workdir::repository_path(dir);
-    std::fs::create_dir_all(repo.join("targets")).map_err(Error::io(&repo))?;
+    workdir::create(dir, true)?;
     crate::publish::write_root(&repo, &root, &root_keys.iter().collect::<Vec<_>>())?;
     settings.save(dir)?;
     // Held through the first publish; creating it here also means later commands never add a
