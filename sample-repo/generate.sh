@@ -40,6 +40,7 @@ TXT
 key() {
   local f="$keys/$1.TEST-ONLY.pem"
   [[ -f "$f" ]] || ota key generate --bits 3072 --out "$f" >/dev/null
+  chmod 600 "$f"  # git checks them out 0644; ota-repo warns about readable private keys
   echo "$f"
 }
 

@@ -17,32 +17,99 @@ pub const SCRATCH: &str = ".ota-repo-tmp";
 /// The prefix of every temporary file this program makes.
 const TMP_PREFIX: &str = ".tmp-";
 
-/// Where to make the temporary file for a file in the (existing) directory `dir`: the scratch
-/// directory of the nearest working directory above it, if on the same file system; else
-/// `dir` itself.
-fn staging_for(dir: &Path) -> PathBuf {
+/// Where a file of directory `dir` is made, and who may read it.
+struct Destination {
+    /// Where its temporary file is made.
+    staging: PathBuf,
+    /// Under a working directory's `repository/`: served by a web server, so world-readable.
+    public: Option<PathBuf>,
+}
+
+/// The working directory above the (existing) directory `dir` is the nearest ancestor holding
+/// a scratch directory: temporaries are made there when on the same file system (a rename
+/// cannot cross one), else in `dir` itself; files under its `repository/` are published.
+fn destination(dir: &Path) -> Destination {
     use std::os::unix::fs::MetadataExt;
     let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     for a in abs.ancestors() {
         let scratch = a.join(SCRATCH);
-        if let Ok(m) = fs::metadata(&scratch) {
-            if m.is_dir() && fs::metadata(dir).is_ok_and(|d| d.dev() == m.dev()) {
-                return scratch;
-            }
-            break;
+        if let Some(m) = fs::metadata(&scratch).ok().filter(|m| m.is_dir()) {
+            let tree = a.join(crate::workdir::REPOSITORY);
+            let same_fs = fs::metadata(dir).is_ok_and(|d| d.dev() == m.dev());
+            return Destination {
+                staging: if same_fs { scratch } else { dir.to_path_buf() },
+                public: abs.starts_with(&tree).then_some(tree),
+            };
         }
     }
-    dir.to_path_buf()
+    Destination {
+        staging: dir.to_path_buf(),
+        public: None,
+    }
 }
 
-/// A new temporary file from which `dir`'s file will be renamed into place.
-pub fn temp_for(dir: &Path) -> Result<tempfile::NamedTempFile> {
+/// Published files are world-readable (a stock nginx worker runs as `nobody`); everything
+/// else this program writes (settings, state, keys) stays 0600, as temporary files are made.
+pub const PUBLIC_FILE: u32 = 0o644;
+pub const PUBLIC_DIR: u32 = 0o755;
+
+/// A new temporary file from which a file of `dir` will be renamed into place, with the mode
+/// the file must have: [`PUBLIC_FILE`] in a published tree (or when `public`), else 0600.
+/// Creates `dir` (world-readable in a published tree, whatever the umask).
+fn temp_in(dir: &Path, public: bool) -> Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
     fs::create_dir_all(dir).map_err(Error::io(dir))?;
-    let staging = staging_for(dir);
-    tempfile::Builder::new()
+    let dest = destination(dir);
+    if let Some(tree) = &dest.public {
+        let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+        for d in abs.ancestors().take_while(|d| d.starts_with(tree)) {
+            make_public(d, PUBLIC_DIR)?;
+        }
+    }
+    let tmp = tempfile::Builder::new()
         .prefix(TMP_PREFIX)
-        .tempfile_in(&staging)
-        .map_err(Error::io(&staging))
+        .tempfile_in(&dest.staging)
+        .map_err(Error::io(&dest.staging))?;
+    if public || dest.public.is_some() {
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(PUBLIC_FILE))
+            .map_err(Error::io(tmp.path()))?;
+    }
+    Ok(tmp)
+}
+
+/// [`temp_in`] for a file whose mode follows from where it goes.
+pub fn temp_for(dir: &Path) -> Result<tempfile::NamedTempFile> {
+    temp_in(dir, false)
+}
+
+/// Give `path` at least the read (and for directories, search) bits of `mode` for everyone,
+/// keeping any wider mode the operator chose.
+pub fn make_public(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let m = fs::metadata(path)
+        .map_err(Error::io(path))?
+        .permissions()
+        .mode();
+    if m & mode != mode {
+        fs::set_permissions(path, fs::Permissions::from_mode((m | mode) & 0o7777))
+            .map_err(Error::io(path))?;
+    }
+    Ok(())
+}
+
+/// Make the files directly in `dir` world-readable (trees published by older versions were
+/// 0600, which a web server answers with 403).
+pub fn make_files_public(dir: &Path) -> Result<()> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_file()) {
+            make_public(&e.path(), PUBLIC_FILE)?;
+        }
+    }
+    Ok(())
 }
 
 /// Remove the temporary files a crash left in working directory `dir`: everything in its
@@ -103,13 +170,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Write a published file that must never change once written (a versioned metadata file, a
 /// content-addressed target): web servers, CDNs and clients may hold the old copy, so a
 /// different file under the same name would split the world. Writing the same bytes again is
-/// a no-op; different bytes are refused. Returns whether the file was created.
+/// a no-op; different bytes are refused. Returns whether the file was created. The file is
+/// world-readable ([`PUBLIC_FILE`]).
 pub fn write_once(path: &Path, bytes: &[u8]) -> Result<bool> {
     if path.exists() {
         return same_content(path, bytes).map(|()| false);
     }
     let dir = parent(path);
-    let mut tmp = temp_for(dir)?;
+    let mut tmp = temp_in(dir, true)?;
     tmp.write_all(bytes).map_err(Error::io(path))?;
     tmp.as_file().sync_all().map_err(Error::io(path))?;
     match tmp.persist_noclobber(path) {

@@ -458,6 +458,10 @@ fn publish_checked(
         .extend(expiring_delegations(plan, &expiry, now));
 
     let ts_bytes = pending.remove("timestamp.json").unwrap_or_default();
+    // Trees published by older versions were 0600: a web server answered 403.
+    for d in [repo.to_path_buf(), repo.join("targets")] {
+        fsutil::make_files_public(&d)?;
+    }
     for (name, bytes) in &pending {
         fsutil::write_once(&repo.join(name), bytes)?;
     }

@@ -167,12 +167,22 @@ pub fn check_new(dir: &Path, kind: &str) -> Result<()> {
 /// Create working directory `dir` with its scratch directory and an empty tree (and
 /// `repository/targets/` when `targets`), before anything is written into them.
 pub fn create(dir: &Path, targets: bool) -> Result<()> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+        // Made here: a web server must be able to pass through it to the tree (ota-repo.json
+        // and the keys keep their own 0600/0700).
+        fsutil::make_public(dir, 0o711)?;
+    }
+    let scratch = dir.join(fsutil::SCRATCH);
+    std::fs::create_dir_all(&scratch).map_err(Error::io(&scratch))?;
     let repo = repository_path(dir);
-    for d in [
-        dir.join(fsutil::SCRATCH),
-        if targets { repo.join("targets") } else { repo },
-    ] {
+    let mut tree = vec![repo.clone()];
+    if targets {
+        tree.push(repo.join("targets"));
+    }
+    for d in tree {
         std::fs::create_dir_all(&d).map_err(Error::io(&d))?;
+        fsutil::make_public(&d, fsutil::PUBLIC_DIR)?;
     }
     Ok(())
 }

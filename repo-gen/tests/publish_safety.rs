@@ -600,3 +600,121 @@ fn a_refused_add_image_leaves_no_file_in_targets() {
     assert!(err.contains("hardware ids"), "{err}");
     assert_eq!(before, env.state("acme"));
 }
+
+// 5. The served tree is world-readable (a web server's worker runs as `nobody`); keys are not.
+
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// Run `ota-repo ARGS` under umask 077, as a cautious operator's shell would.
+fn ok_umask_077(env: &Env, args: &[&str]) {
+    let o = std::process::Command::new("sh")
+        .current_dir(env.tmp.path())
+        .args(["-c", "umask 077; exec \"$0\" \"$@\"", &bin()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Every file and directory under `dir`, with its mode.
+fn modes(dir: &std::path::Path) -> Vec<(PathBuf, u32, bool)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        let is_dir = e.file_type().unwrap().is_dir();
+        out.push((p.clone(), mode(&p), is_dir));
+        if is_dir {
+            out.extend(modes(&p));
+        }
+    }
+    out
+}
+
+#[test]
+fn published_trees_are_world_readable_and_keys_private_whatever_the_umask() {
+    let env = env_new();
+    for k in ["acme.pem", "root.pem", "targets.pem"] {
+        ok_umask_077(&env, &["key", "generate", "--bits", "2048", "--out", k]);
+    }
+    env.write("fw1.bin", &[1u8; 5000]);
+    for args in [
+        vec![
+            "supplier", "init", "acme", "--name", "acme", "--key", "acme.pem",
+        ],
+        add("fw1.bin", "brake-fw", "1.0.0", "5", "BRAKE-A"),
+        vec!["supplier", "publish", "acme"],
+        vec![
+            "regulator",
+            "init",
+            "tuv",
+            "--name",
+            "tuv",
+            "--key",
+            "acme.pem",
+        ],
+        vec![
+            "oem",
+            "init",
+            "oem",
+            "--key",
+            "acme.pem",
+            "--root-key",
+            "root.pem",
+            "--targets-key",
+            "targets.pem",
+        ],
+    ] {
+        ok_umask_077(&env, &args);
+    }
+    for dir in ["acme", "tuv", "oem"] {
+        let tree = env.path(&format!("{dir}/repository"));
+        assert_eq!(mode(&tree), 0o755, "{}", tree.display());
+        let all = modes(&tree);
+        assert!(all.len() > 5, "{all:?}");
+        for (p, m, is_dir) in all {
+            let want = if is_dir { 0o755 } else { 0o644 };
+            assert_eq!(m, want, "{} is {m:o}", p.display());
+        }
+        // A web server can pass through the working directory; the settings stay private.
+        assert_eq!(mode(&env.path(dir)) & 0o001, 0o001, "{dir}");
+        assert_eq!(mode(&env.path(&format!("{dir}/ota-repo.json"))), 0o600);
+    }
+    for k in ["acme.pem", "root.pem", "targets.pem"] {
+        assert_eq!(mode(&env.path(k)), 0o600, "{k}");
+    }
+}
+
+#[test]
+fn a_key_readable_by_others_is_warned_about_and_old_0600_trees_are_opened() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = env_new();
+    env.supplier();
+    let chmod = |p: &str, m: u32| {
+        std::fs::set_permissions(env.path(p), std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    chmod("acme.pem", 0o640);
+    // As an older version left it: files of the tree 0600.
+    chmod("acme/repository/1.root.json", 0o600);
+    let image = target(&env, ".brake-fw-1.0.0.bin");
+    std::fs::set_permissions(&image, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let o = env.run(&["supplier", "publish", "acme"]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("acme.pem is readable by its group") && err.contains("chmod 600"),
+        "{err}"
+    );
+    // Once per key file, however many roles it signs for.
+    assert_eq!(err.matches("acme.pem is readable").count(), 1, "{err}");
+    assert_eq!(mode(&env.path("acme/repository/1.root.json")), 0o644);
+    assert_eq!(mode(&image), 0o644);
+    // A private key stays as it is: only a warning.
+    assert_eq!(mode(&env.path("acme.pem")), 0o640);
+}
