@@ -40,11 +40,13 @@ TXT
 key() {
   local f="$keys/$1.TEST-ONLY.pem"
   [[ -f "$f" ]] || ota key generate --bits 3072 --out "$f" >/dev/null
+  chmod 600 "$f"  # git checks them out 0644; ota-repo warns about readable private keys
   echo "$f"
 }
 
 # Long lifetimes so the committed sample keeps verifying; real repositories keep the defaults.
-lifetimes=(--expires root=3650d --expires targets=3650d --expires snapshot=3650d --expires timestamp=3650d)
+# Root outlives the rest: publish refuses a timestamp that would outlive its root.
+lifetimes=(--expires root=3653d --expires targets=3650d --expires snapshot=3650d --expires timestamp=3650d)
 
 work="$out/supplier/acme"
 rm -rf "$work"

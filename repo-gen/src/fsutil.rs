@@ -1,19 +1,162 @@
 //! Atomic file writes: a reader (or a web server) sees the old file or the new one, never half
-//! of either, and a crash leaves at worst a stray temporary file.
+//! of either.
+//!
+//! Temporary files are made in the working directory's scratch directory ([`SCRATCH`], beside
+//! `ota-repo.json`) and renamed into place, so a crash never leaves one in the served tree;
+//! the next command that locks the directory removes what a crash left ([`sweep_stale`]).
+//! Only when the tree is on another file system than its working directory (a rename cannot
+//! cross one) are they made beside their destination, and swept from there.
 
 use crate::error::{Error, Result};
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Write `bytes` to `path` through a temporary file in the same directory, fsync, rename.
+/// A working directory's scratch directory, for temporary files; never published.
+pub const SCRATCH: &str = ".ota-repo-tmp";
+/// The prefix of every temporary file this program makes.
+const TMP_PREFIX: &str = ".tmp-";
+
+/// Where a file of directory `dir` is made, and who may read it.
+struct Destination {
+    /// Where its temporary file is made.
+    staging: PathBuf,
+    /// Under a working directory's `repository/`: served by a web server, so world-readable.
+    public: Option<PathBuf>,
+}
+
+/// The working directory above the (existing) directory `dir` is the nearest ancestor holding
+/// a scratch directory: temporaries are made there when on the same file system (a rename
+/// cannot cross one), else in `dir` itself; files under its `repository/` are published.
+fn destination(dir: &Path) -> Destination {
+    use std::os::unix::fs::MetadataExt;
+    let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    for a in abs.ancestors() {
+        let scratch = a.join(SCRATCH);
+        if let Some(m) = fs::metadata(&scratch).ok().filter(|m| m.is_dir()) {
+            let tree = a.join(crate::workdir::REPOSITORY);
+            let same_fs = fs::metadata(dir).is_ok_and(|d| d.dev() == m.dev());
+            return Destination {
+                staging: if same_fs { scratch } else { dir.to_path_buf() },
+                public: abs.starts_with(&tree).then_some(tree),
+            };
+        }
+    }
+    Destination {
+        staging: dir.to_path_buf(),
+        public: None,
+    }
+}
+
+/// Published files are world-readable (a stock nginx worker runs as `nobody`); everything
+/// else this program writes (settings, state, keys) stays 0600, as temporary files are made.
+pub const PUBLIC_FILE: u32 = 0o644;
+pub const PUBLIC_DIR: u32 = 0o755;
+
+/// A new temporary file from which a file of `dir` will be renamed into place, with the mode
+/// the file must have: [`PUBLIC_FILE`] in a published tree (or when `public`), else 0600.
+/// Creates `dir` (world-readable in a published tree, whatever the umask).
+fn temp_in(dir: &Path, public: bool) -> Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir_all(dir).map_err(Error::io(dir))?;
+    let dest = destination(dir);
+    if let Some(tree) = &dest.public {
+        let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+        for d in abs.ancestors().take_while(|d| d.starts_with(tree)) {
+            make_public(d, PUBLIC_DIR)?;
+        }
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix(TMP_PREFIX)
+        .tempfile_in(&dest.staging)
+        .map_err(Error::io(&dest.staging))?;
+    if public || dest.public.is_some() {
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(PUBLIC_FILE))
+            .map_err(Error::io(tmp.path()))?;
+    }
+    Ok(tmp)
+}
+
+/// [`temp_in`] for a file whose mode follows from where it goes.
+pub fn temp_for(dir: &Path) -> Result<tempfile::NamedTempFile> {
+    temp_in(dir, false)
+}
+
+/// Give `path` at least the read (and for directories, search) bits of `mode` for everyone,
+/// keeping any wider mode the operator chose.
+pub fn make_public(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let m = fs::metadata(path)
+        .map_err(Error::io(path))?
+        .permissions()
+        .mode();
+    if m & mode != mode {
+        fs::set_permissions(path, fs::Permissions::from_mode((m | mode) & 0o7777))
+            .map_err(Error::io(path))?;
+    }
+    Ok(())
+}
+
+/// Make the files directly in `dir` world-readable (trees published by older versions were
+/// 0600, which a web server answers with 403).
+pub fn make_files_public(dir: &Path) -> Result<()> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_file()) {
+            make_public(&e.path(), PUBLIC_FILE)?;
+        }
+    }
+    Ok(())
+}
+
+/// Remove the temporary files a crash left in working directory `dir`: everything in its
+/// scratch directory, and `.tmp-*` files in the directory, its `keys/`, and the tree's top
+/// and `targets/` (where older versions made them); the whole tree when it is on another file
+/// system. Best effort; run under the directory's lock, so no other command is writing them.
+pub fn sweep_stale(dir: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(entries) = fs::read_dir(dir.join(SCRATCH)) {
+        for e in entries.flatten() {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+    let repo = dir.join(crate::workdir::REPOSITORY);
+    for d in [
+        dir.to_path_buf(),
+        dir.join("keys"),
+        repo.clone(),
+        repo.join("targets"),
+    ] {
+        sweep_dir(&d, false);
+    }
+    let dev = |p: &Path| fs::metadata(p).map(|m| m.dev()).ok();
+    if dev(&repo).is_some() && dev(&repo) != dev(dir) {
+        sweep_dir(&repo, true);
+    }
+}
+
+fn sweep_dir(dir: &Path, recursive: bool) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        match e.file_type() {
+            Ok(t) if t.is_dir() && recursive => sweep_dir(&e.path(), true),
+            Ok(t) if t.is_file() && e.file_name().to_string_lossy().starts_with(TMP_PREFIX) => {
+                let _ = fs::remove_file(e.path());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Write `bytes` to `path` through a temporary file, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = parent(path);
-    fs::create_dir_all(dir).map_err(Error::io(dir))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(Error::io(dir))?;
+    let mut tmp = temp_for(dir)?;
     tmp.write_all(bytes).map_err(Error::io(path))?;
     tmp.as_file().sync_all().map_err(Error::io(path))?;
     tmp.persist(path).map_err(|e| Error::Io {
@@ -22,6 +165,61 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })?;
     sync_dir(dir);
     Ok(())
+}
+
+/// Write a published file that must never change once written (a versioned metadata file, a
+/// content-addressed target): web servers, CDNs and clients may hold the old copy, so a
+/// different file under the same name would split the world. Writing the same bytes again is
+/// a no-op; different bytes are refused. Returns whether the file was created. The file is
+/// world-readable ([`PUBLIC_FILE`]).
+pub fn write_once(path: &Path, bytes: &[u8]) -> Result<bool> {
+    if path.exists() {
+        return same_content(path, bytes).map(|()| false);
+    }
+    let dir = parent(path);
+    let mut tmp = temp_in(dir, true)?;
+    tmp.write_all(bytes).map_err(Error::io(path))?;
+    tmp.as_file().sync_all().map_err(Error::io(path))?;
+    match tmp.persist_noclobber(path) {
+        Ok(_) => {}
+        // Appeared meanwhile: the same rule applies.
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+            return same_content(path, bytes).map(|()| false)
+        }
+        Err(e) => {
+            return Err(Error::Io {
+                path: path.to_path_buf(),
+                source: e.error,
+            })
+        }
+    }
+    sync_dir(dir);
+    Ok(true)
+}
+
+/// Succeeds when the file at `path` holds exactly `bytes`.
+fn same_content(path: &Path, bytes: &[u8]) -> Result<()> {
+    let f = File::open(path).map_err(Error::io(path))?;
+    let mut have = Vec::new();
+    f.take(bytes.len() as u64 + 1)
+        .read_to_end(&mut have)
+        .map_err(Error::io(path))?;
+    if have == bytes {
+        Ok(())
+    } else {
+        Err(immutable(path))
+    }
+}
+
+/// The refusal to replace a published file with other bytes.
+pub fn immutable(path: &Path) -> Error {
+    Error::refused(format!(
+        "{} is already published with other content; a published file is never replaced \
+         (web servers, CDNs and vehicles may hold the old copy), so nothing was changed. If the \
+         file was damaged, restore it from the copy your web server serves and run the command \
+         again",
+        path.display()
+    ))
 }
 
 /// Create `path` with mode 0600, failing if it exists (never overwrite a key).

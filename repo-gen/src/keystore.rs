@@ -10,6 +10,7 @@ const MAX_KEY_FILE: u64 = 64 * 1024;
 
 pub fn load(path: &Path) -> Result<SigningKey> {
     let bytes = fsutil::read_bounded(path, MAX_KEY_FILE)?;
+    warn_if_readable(path);
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| Error::refused(format!("{}: not a PEM text file", path.display())))?;
     SigningKey::from_pem(text).map_err(Error::meta(path))
@@ -25,4 +26,25 @@ pub fn generate(bits: usize, out: &Path) -> Result<SigningKey> {
     let key = SigningKey::generate(bits)?;
     fsutil::write_new_private(out, key.to_pkcs8_pem()?.as_bytes())?;
     Ok(key)
+}
+
+/// Warn when a private key file is readable by anyone but its owner.
+fn warn_if_readable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        crate::warn::warn(format!(
+            "private key {} is readable by {} (mode {mode:04o}); restrict it with `chmod 600 {}`",
+            path.display(),
+            if mode & 0o007 != 0 {
+                "others"
+            } else {
+                "its group"
+            },
+            path.display()
+        ));
+    }
 }

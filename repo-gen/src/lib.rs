@@ -18,4 +18,5 @@ pub mod rotation;
 pub mod run;
 pub mod supplier;
 pub mod verify;
+pub mod warn;
 pub mod workdir;

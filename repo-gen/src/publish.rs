@@ -4,6 +4,14 @@
 //! due to expire), writes `N.<role>.json` and `N.snapshot.json` under new names, and writes
 //! `timestamp.json` last, atomically: until that rename a client sees the previous tree whole,
 //! and after it the new one, so a CDN can serve the old tree while the new one uploads.
+//!
+//! Published files are immutable: `N.<role>.json` and `N.snapshot.json` are written once and
+//! never replaced ([`fsutil::write_once`]); only `timestamp.json` and `root.json` change in
+//! place. Versions continue from the highest found, in the current snapshot or on disk, so a
+//! deleted `timestamp.json` or snapshot never restarts them at 1 (clients that saw the higher
+//! versions would refuse the lower ones forever). The timestamp's own version is not in any
+//! file name, so a copy of the last published timestamp is kept outside the tree, beside
+//! `ota-repo.json` ([`LAST_TIMESTAMP`]).
 
 use crate::error::{Error, Result};
 use crate::fsutil;
@@ -41,13 +49,35 @@ pub struct PublishPlan<'k> {
 pub struct Report {
     pub signed: Vec<(String, u64)>,
     pub kept: Vec<(String, u64)>,
+    /// For the operator (stderr): an expiry coming up.
+    pub warnings: Vec<String>,
 }
 
-/// Read the trees' currently published timestamp and snapshot, if any (unverified: this is the
-/// publisher's own output, and only versions and unchanged bodies are taken from it).
+/// A copy of the last `timestamp.json` published, kept in the working directory (beside
+/// `repository/`, never served): the timestamp's version survives the loss of the tree's copy.
+pub const LAST_TIMESTAMP: &str = "last-timestamp.json";
+
+/// Where the copy of the last timestamp of the tree `repo` is kept.
+pub fn last_timestamp_path(repo: &Path) -> PathBuf {
+    repo.parent().unwrap_or(Path::new(".")).join(LAST_TIMESTAMP)
+}
+
+/// The tree's currently published timestamp and snapshot, if any (unverified: this is the
+/// publisher's own output, and only versions and unchanged bodies are taken from it), and the
+/// highest version of every `N.NAME.json` on disk.
 struct Current {
     timestamp: Option<Timestamp>,
     snapshot: Option<Snapshot>,
+    on_disk: BTreeMap<String, u64>,
+}
+
+impl Current {
+    /// The version after every version of `file` seen: listed in the snapshot or on disk.
+    fn next_version(&self, file: &str, listed: Option<u64>) -> u64 {
+        listed
+            .max(self.on_disk.get(file).copied())
+            .map_or(1, |v| v + 1)
+    }
 }
 
 fn read_signed(path: &Path) -> Result<Option<Envelope>> {
@@ -61,17 +91,75 @@ fn read_signed(path: &Path) -> Result<Option<Envelope>> {
     ))
 }
 
-fn current(repo: &Path) -> Result<Current> {
+fn read_timestamp(path: &Path) -> Result<Option<Timestamp>> {
+    read_signed(path)?
+        .map(|e| {
+            e.decode("timestamp", Timestamp::TYPE)
+                .map_err(Error::meta(path))
+        })
+        .transpose()
+}
+
+/// The highest version of each `N.NAME.json` directly in `repo`, by `NAME.json`.
+fn versions_on_disk(repo: &Path) -> Result<BTreeMap<String, u64>> {
+    let mut out = BTreeMap::new();
+    let entries = match std::fs::read_dir(repo) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io(repo)(e)),
+    };
+    for entry in entries {
+        let name = entry.map_err(Error::io(repo))?.file_name();
+        let Some((n, file)) = name.to_str().and_then(|n| n.split_once('.')) else {
+            continue;
+        };
+        if !file.ends_with(".json") || n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(n) = n.parse::<u64>() {
+            let v = out.entry(file.to_string()).or_insert(n);
+            *v = (*v).max(n);
+        }
+    }
+    Ok(out)
+}
+
+fn current(repo: &Path, force: bool) -> Result<Current> {
+    let on_disk = versions_on_disk(repo)?;
     let ts_path = repo.join("timestamp.json");
-    let Some(ts) = read_signed(&ts_path)? else {
+    let kept_path = last_timestamp_path(repo);
+    // The tree's timestamp, or the copy kept beside the settings: the newer of the two. A
+    // damaged tree copy is replaced by this publish, as long as the kept copy says where the
+    // versions stand.
+    let kept = read_timestamp(&kept_path)?;
+    let tree = match read_timestamp(&ts_path) {
+        Ok(t) => t,
+        Err(_) if kept.is_some() => None,
+        Err(e) => return Err(e),
+    };
+    let timestamp = match (tree, kept) {
+        (Some(t), Some(k)) => Some(if k.version > t.version { k } else { t }),
+        (t, k) => t.or(k),
+    };
+    let Some(timestamp) = timestamp else {
+        if let Some(v) = on_disk.get("snapshot.json") {
+            return Err(Error::refused(format!(
+                "{} is missing, but snapshot versions up to {v} are published in {}: a new \
+                 timestamp must continue from the last one published (vehicles refuse a lower \
+                 version), and no copy of it was found ({}). Restore timestamp.json from the copy \
+                 your web server serves (e.g. `curl -o {} URL/timestamp.json`) and publish again",
+                ts_path.display(),
+                repo.display(),
+                kept_path.display(),
+                ts_path.display()
+            )));
+        }
         return Ok(Current {
             timestamp: None,
             snapshot: None,
+            on_disk,
         });
     };
-    let timestamp: Timestamp = ts
-        .decode("timestamp", Timestamp::TYPE)
-        .map_err(Error::meta(&ts_path))?;
     let snap_path = repo.join(format!(
         "{}.snapshot.json",
         timestamp
@@ -79,16 +167,23 @@ fn current(repo: &Path) -> Result<Current> {
             .map_err(Error::meta(&ts_path))?
             .version
     ));
-    let snapshot = match read_signed(&snap_path)? {
-        Some(e) => Some(
+    let snapshot = read_signed(&snap_path).and_then(|e| {
+        e.map(|e| {
             e.decode("snapshot", Snapshot::TYPE)
-                .map_err(Error::meta(&snap_path))?,
-        ),
-        None => None,
+                .map_err(Error::meta(&snap_path))
+        })
+        .transpose()
+    });
+    let snapshot = match snapshot {
+        Ok(s) => s,
+        // Damaged: --force signs everything anew, above every version on disk.
+        Err(_) if force => None,
+        Err(e) => return Err(damaged(repo, e)),
     };
     Ok(Current {
         timestamp: Some(timestamp),
         snapshot,
+        on_disk,
     })
 }
 
@@ -144,6 +239,13 @@ fn finish(body: &Value, version: u64, expires: DateTime, keys: &[&SigningKey]) -
     let obj = signed
         .as_object_mut()
         .ok_or_else(|| Error::refused("internal: role body is not an object"))?;
+    // Four-digit years only: TUF readers parse nothing else.
+    if expires > DateTime::parse("9999-12-31T23:59:59Z")? {
+        return Err(Error::refused(format!(
+            "an expiry after the year 9999 cannot be written (now + lifetime = {} seconds)",
+            expires.0
+        )));
+    }
     obj.insert("version".into(), json!(version));
     obj.insert("expires".into(), json!(expires.to_string()));
     Ok(sign_document(&signed, keys)?)
@@ -155,12 +257,106 @@ fn due(expires: DateTime, now: DateTime, lifetime: i64) -> bool {
     expires.0 - now.0 < lifetime / 2
 }
 
+/// Warn this long before root or a delegated role expires.
+pub const EXPIRY_WARNING: i64 = 30 * 86_400;
+
+/// The command that runs `sub` in the working directory of tree `repo` (for repair hints),
+/// e.g. `ota-repo supplier publish acme`.
+fn command(repo: &Path, sub: &str) -> String {
+    let dir = repo.parent().unwrap_or(Path::new("."));
+    let kind = crate::workdir::kind_of(dir).unwrap_or_else(|| "supplier|oem|regulator".into());
+    format!("ota-repo {kind} {sub} {}", dir.display())
+}
+
+/// A published file that cannot be read back: what is wrong and how to repair it.
+fn damaged(repo: &Path, e: Error) -> Error {
+    Error::refused(format!(
+        "{e}. Nothing was published. Restore the file from the copy your web server serves, or \
+         run `{} --force` to sign new versions over it",
+        command(repo, "publish")
+    ))
+}
+
+/// Refuse to publish under a root that has expired or expires before the new timestamp, and
+/// warn a month ahead: only a root rotation (offline keys) renews it.
+fn check_root(repo: &Path, now: DateTime, timestamp_expires: DateTime) -> Result<Vec<String>> {
+    let root = read_root(repo)?;
+    let renew = format!(
+        "renew it with `{} --role root --new-key ROOT_KEY` (the current root key renews it with \
+         a fresh lifetime)",
+        command(repo, "rotate-key")
+    );
+    if root.expires <= now {
+        return Err(Error::refused(format!(
+            "root v{} ({}) expired at {}: vehicles refuse the whole tree. Nothing was published; \
+             {renew}, then publish again",
+            root.version,
+            repo.join("root.json").display(),
+            root.expires
+        )));
+    }
+    if root.expires < timestamp_expires {
+        return Err(Error::refused(format!(
+            "root v{} ({}) expires at {}, before the timestamp this publish would sign \
+             ({timestamp_expires}): vehicles would refuse the tree from then on. Nothing was \
+             published; {renew}, then publish again",
+            root.version,
+            repo.join("root.json").display(),
+            root.expires
+        )));
+    }
+    let mut warnings = Vec::new();
+    if root.expires.0 - now.0 < EXPIRY_WARNING {
+        warnings.push(format!(
+            "root v{} expires at {} (in {} day(s)); {renew}",
+            root.version,
+            root.expires,
+            (root.expires.0 - now.0) / 86_400
+        ));
+    }
+    Ok(warnings)
+}
+
 /// Publish `plan` into `repo`.
+///
+/// Nothing is written unless the resulting tree verifies ([`crate::verify::verify_pending`]):
+/// a damaged or missing published file, or a root that has expired, stops the publish with
+/// what is wrong and how to repair it, and the served tree stays as it was.
 pub fn publish(repo: &Path, now: DateTime, plan: &PublishPlan<'_>) -> Result<Report> {
-    let cur = current(repo)?;
+    publish_checked(repo, now, plan, true)
+}
+
+/// [`publish`] without checking the result: only for tests that need a tree `verify` must
+/// reject (a rogue supplier, a forged delegation). No command offers it.
+#[doc(hidden)]
+pub fn publish_unverified(repo: &Path, now: DateTime, plan: &PublishPlan<'_>) -> Result<Report> {
+    publish_checked(repo, now, plan, false)
+}
+
+fn publish_checked(
+    repo: &Path,
+    now: DateTime,
+    plan: &PublishPlan<'_>,
+    check: bool,
+) -> Result<Report> {
+    let lifetimes = plan
+        .roles
+        .iter()
+        .map(|r| (r.name.as_str(), r.lifetime))
+        .chain([
+            ("snapshot", plan.snapshot.lifetime),
+            ("timestamp", plan.timestamp.lifetime),
+        ]);
+    for (role, lifetime) in lifetimes {
+        crate::workdir::check_lifetime(lifetime)
+            .map_err(|e| Error::refused(format!("role {role}: {e}")))?;
+    }
+    let cur = current(repo, plan.force)?;
     let mut report = Report::default();
     let mut meta: BTreeMap<String, MetaFile> = BTreeMap::new();
-    let mut pending: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    // New files, by name in `repo`, written only once the whole tree checks out.
+    let mut pending: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut expiry: BTreeMap<&str, DateTime> = BTreeMap::new();
 
     for role in &plan.roles {
         let file = format!("{}.json", role.name);
@@ -168,7 +364,7 @@ pub fn publish(repo: &Path, now: DateTime, plan: &PublishPlan<'_>) -> Result<Rep
         // Keep the published document when its body is unchanged and not due to expire.
         if let (Some(old), false) = (old, plan.force) {
             let path = repo.join(format!("{}.{}", old.version, file));
-            if let Some(env) = read_signed(&path)? {
+            if let Some(env) = read_signed(&path).map_err(|e| damaged(repo, e))? {
                 let mut body = env.signed_value().clone();
                 let expires = body
                     .get("expires")
@@ -178,23 +374,23 @@ pub fn publish(repo: &Path, now: DateTime, plan: &PublishPlan<'_>) -> Result<Rep
                     o.remove("version");
                     o.remove("expires");
                 }
-                if body == role.body && expires.is_some_and(|e| !due(e, now, role.lifetime)) {
+                if let Some(e) =
+                    expires.filter(|e| body == role.body && !due(*e, now, role.lifetime))
+                {
                     meta.insert(file, meta_for(old.version, env.raw()));
                     report.kept.push((role.name.clone(), old.version));
+                    expiry.insert(&role.name, e);
                     continue;
                 }
             }
         }
-        let version = old.map_or(1, |o| o.version + 1);
-        let bytes = finish(
-            &role.body,
-            version,
-            now.plus_seconds(role.lifetime),
-            &role.keys,
-        )?;
+        let version = cur.next_version(&file, old.map(|o| o.version));
+        let expires = now.plus_seconds(role.lifetime);
+        let bytes = finish(&role.body, version, expires, &role.keys)?;
         meta.insert(file.clone(), meta_for(version, &bytes));
-        pending.push((repo.join(format!("{version}.{file}")), bytes));
+        pending.insert(format!("{version}.{file}"), bytes);
         report.signed.push((role.name.clone(), version));
+        expiry.insert(&role.name, expires);
     }
 
     // Snapshot: new when any listed document changed, or when it is due.
@@ -205,8 +401,17 @@ pub fn publish(repo: &Path, now: DateTime, plan: &PublishPlan<'_>) -> Result<Rep
             report.kept.push(("snapshot".into(), s.version));
             None
         }
-        Some(s) => Some(s.version + 1),
-        None => Some(1),
+        s => Some(
+            cur.next_version(
+                "snapshot.json",
+                s.as_ref().map(|s| s.version).max(
+                    cur.timestamp
+                        .as_ref()
+                        .and_then(|t| t.meta.get("snapshot.json"))
+                        .map(|m| m.version),
+                ),
+            ),
+        ),
     };
     let snapshot_meta = if let Some(version) = snapshot_version {
         let body = json!({
@@ -221,7 +426,7 @@ pub fn publish(repo: &Path, now: DateTime, plan: &PublishPlan<'_>) -> Result<Rep
             &plan.snapshot.keys,
         )?;
         let m = meta_for(version, &bytes);
-        pending.push((repo.join(format!("{version}.snapshot.json")), bytes));
+        pending.insert(format!("{version}.snapshot.json"), bytes);
         report.signed.push(("snapshot".into(), version));
         m
     } else {
@@ -234,30 +439,90 @@ pub fn publish(repo: &Path, now: DateTime, plan: &PublishPlan<'_>) -> Result<Rep
 
     // Timestamp: every publish renews it; it is the file clients poll.
     let ts_version = cur.timestamp.as_ref().map_or(1, |t| t.version + 1);
+    let ts_expires = now.plus_seconds(plan.timestamp.lifetime);
     let body = json!({
         "_type": Timestamp::TYPE,
         "spec_version": SPEC_VERSION,
         "meta": { "snapshot.json": snapshot_meta },
     });
-    let ts_bytes = finish(
-        &body,
-        ts_version,
-        now.plus_seconds(plan.timestamp.lifetime),
-        &plan.timestamp.keys,
-    )?;
+    let ts_bytes = finish(&body, ts_version, ts_expires, &plan.timestamp.keys)?;
 
-    for (path, bytes) in &pending {
-        fsutil::write_atomic(path, bytes)?;
+    // The whole tree must verify before anything is written.
+    pending.insert("timestamp.json".into(), ts_bytes);
+    if check {
+        report.warnings = check_root(repo, now, ts_expires)?;
+        verify_before_writing(repo, &pending, now)?;
     }
+    report
+        .warnings
+        .extend(expiring_delegations(plan, &expiry, now));
+
+    let ts_bytes = pending.remove("timestamp.json").unwrap_or_default();
+    // Trees published by older versions were 0600: a web server answered 403.
+    for d in [repo.to_path_buf(), repo.join("targets")] {
+        fsutil::make_files_public(&d)?;
+    }
+    for (name, bytes) in &pending {
+        fsutil::write_once(&repo.join(name), bytes)?;
+    }
+    // The kept copy first: after a crash between the two, the next version is still higher.
+    fsutil::write_atomic(&last_timestamp_path(repo), &ts_bytes)?;
     fsutil::write_atomic(&repo.join("timestamp.json"), &ts_bytes)?;
     report.signed.push(("timestamp".into(), ts_version));
     Ok(report)
 }
 
+/// Verify the tree as it will be with `pending` written; refuse with the repair otherwise.
+fn verify_before_writing(
+    repo: &Path,
+    pending: &BTreeMap<String, Vec<u8>>,
+    now: DateTime,
+) -> Result<()> {
+    crate::verify::verify_pending(repo, pending, now).map_err(|e| {
+        Error::refused(format!(
+            "the tree would not verify, so nothing was published and the served tree is \
+             unchanged: {e}. Restore the file named above from the copy your web server serves \
+             (published files are never rewritten); over a damaged N.<role>.json or \
+             N.snapshot.json, `{} --force` signs new versions",
+            command(repo, "publish")
+        ))
+    })?;
+    Ok(())
+}
+
+/// Warnings for the roles the top-level targets role delegates to that expire within
+/// [`EXPIRY_WARNING`] (their lifetime is that short, or publishing has stopped renewing them).
+fn expiring_delegations(
+    plan: &PublishPlan<'_>,
+    expiry: &BTreeMap<&str, DateTime>,
+    now: DateTime,
+) -> Vec<String> {
+    let Some(targets) = plan.roles.iter().find(|r| r.name == "targets") else {
+        return Vec::new();
+    };
+    let delegated = targets.body["delegations"]["roles"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["name"].as_str());
+    delegated
+        .filter_map(|name| {
+            let e = *expiry.get(name)?;
+            (e.0 - now.0 < EXPIRY_WARNING).then(|| {
+                format!(
+                    "delegated role {name} expires at {e} (in {} day(s)): publish again before \
+                     then, and give it a lifetime over 30 days (--expires)",
+                    (e.0 - now.0) / 86_400
+                )
+            })
+        })
+        .collect()
+}
+
 /// Write a signed root as `N.root.json` and as `root.json` (the newest, for bootstrapping).
 pub fn write_root(repo: &Path, root: &Root, keys: &[&SigningKey]) -> Result<Vec<u8>> {
     let bytes = sign_document(root, keys)?;
-    fsutil::write_atomic(&repo.join(format!("{}.root.json", root.version)), &bytes)?;
+    fsutil::write_once(&repo.join(format!("{}.root.json", root.version)), &bytes)?;
     fsutil::write_atomic(&repo.join("root.json"), &bytes)?;
     Ok(bytes)
 }
@@ -265,8 +530,27 @@ pub fn write_root(repo: &Path, root: &Root, keys: &[&SigningKey]) -> Result<Vec<
 /// The newest root of a published tree (`root.json`), parsed but not verified.
 pub fn read_root(repo: &Path) -> Result<Root> {
     let path = repo.join("root.json");
-    let env = read_signed(&path)?
-        .ok_or_else(|| Error::refused(format!("{} is missing", path.display())))?;
-    let root: Root = env.decode("root", Root::TYPE).map_err(Error::meta(&path))?;
-    Ok(root)
+    let root = read_signed(&path).and_then(|env| {
+        env.map(|env| env.decode("root", Root::TYPE).map_err(Error::meta(&path)))
+            .transpose()
+    });
+    let problem = match root {
+        Ok(Some(root)) => return Ok(root),
+        Ok(None) => format!("{} is missing", path.display()),
+        Err(e) => e.to_string(),
+    };
+    let newest = versions_on_disk(repo)?.get("root.json").copied();
+    Err(Error::refused(match newest {
+        Some(n) => format!(
+            "{problem}; root.json is a copy of the newest root, {n}.root.json: restore it with \
+             `cp {} {}` and run the command again",
+            repo.join(format!("{n}.root.json")).display(),
+            path.display()
+        ),
+        None => format!(
+            "{problem}, and no N.root.json is in {}: restore the root files from the copy your \
+             web server serves",
+            repo.display()
+        ),
+    }))
 }

@@ -172,6 +172,9 @@ fn rotate(mut a: crate::cli::RotateArgs, now: DateTime, rotate_key: RotateFn) ->
 }
 
 fn print_report(r: &Report) {
+    for w in &r.warnings {
+        eprintln!("ota-repo: warning: {w}");
+    }
     for (role, v) in &r.signed {
         println!("  signed {role} v{v}");
     }

@@ -4,6 +4,9 @@
 //!
 //! The TUF rules are not re-implemented here: the tree is fed, file by file, to the same
 //! [`TrustedSet`] the gateway uses.
+//!
+//! `publish` runs the same checks on the tree it is about to make ([`verify_pending`]), with
+//! its new files still in memory, and writes nothing when they fail.
 
 use crate::error::{Error, Result};
 use crate::fsutil;
@@ -17,7 +20,7 @@ use ota_metadata::documents::{
 use ota_metadata::roles::{sha256_of, Targets};
 use ota_metadata::{DateTime, Envelope, MetadataLimits, TrustedSet};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -52,19 +55,67 @@ pub fn tree_dir(dir: &Path) -> PathBuf {
     }
 }
 
-fn read(repo: &Path, name: &str, limit: u64) -> Result<Vec<u8>> {
-    fsutil::read_bounded(&repo.join(name), limit)
+/// The files of a tree: on disk, or about to be written by `publish` (top-level files only).
+struct Tree<'a> {
+    dir: PathBuf,
+    pending: Option<&'a BTreeMap<String, Vec<u8>>>,
+}
+
+impl Tree<'_> {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn exists(&self, name: &str) -> bool {
+        self.pending.is_some_and(|p| p.contains_key(name)) || self.path(name).exists()
+    }
+
+    fn read(&self, name: &str, limit: u64) -> Result<Vec<u8>> {
+        match self.pending.and_then(|p| p.get(name)) {
+            Some(bytes) if bytes.len() as u64 > limit => Err(Error::refused(format!(
+                "{}: {} bytes, over the limit of {limit}",
+                self.path(name).display(),
+                bytes.len()
+            ))),
+            Some(bytes) => Ok(bytes.clone()),
+            None => fsutil::read_bounded(&self.path(name), limit),
+        }
+    }
 }
 
 /// Verify the tree at `dir`, starting from `trusted_root` if given (else the tree's own
 /// `1.root.json`, trusted on first use).
 pub fn verify(dir: &Path, trusted_root: Option<&Path>, now: DateTime) -> Result<Summary> {
-    let repo = tree_dir(dir);
+    let tree = Tree {
+        dir: tree_dir(dir),
+        pending: None,
+    };
+    check_tree(&tree, trusted_root, now)
+}
+
+/// Verify the tree `repo` as it will be once `pending` (file name in `repo` -> content) is
+/// written, from its own `1.root.json`: what `publish` checks before writing anything. Every
+/// check of [`verify`] runs except the per-vehicle walk of an OEM tree, whose cost grows with
+/// the fleet (`ota-repo verify` does it).
+pub fn verify_pending(
+    repo: &Path,
+    pending: &BTreeMap<String, Vec<u8>>,
+    now: DateTime,
+) -> Result<Summary> {
+    let tree = Tree {
+        dir: repo.to_path_buf(),
+        pending: Some(pending),
+    };
+    check_tree(&tree, None, now)
+}
+
+fn check_tree(tree: &Tree<'_>, trusted_root: Option<&Path>, now: DateTime) -> Result<Summary> {
+    let repo = &tree.dir;
     let limits = MetadataLimits::default();
     let mut summary = Summary::default();
     let root_bytes = match trusted_root {
         Some(p) => fsutil::read_bounded(p, limits.root)?,
-        None => read(&repo, "1.root.json", limits.root)?,
+        None => tree.read("1.root.json", limits.root)?,
     };
     summary.pinned_root = trusted_root.is_some();
     let mut set = TrustedSet::new(&root_bytes, now, limits).map_err(|e| Error::Metadata {
@@ -75,22 +126,23 @@ pub fn verify(dir: &Path, trusted_root: Option<&Path>, now: DateTime) -> Result<
     // The whole root chain, each version signed by its predecessor.
     loop {
         let next = set.root().signed.version + 1;
-        let path = repo.join(format!("{next}.root.json"));
-        if !path.exists() {
+        let name = format!("{next}.root.json");
+        let path = tree.path(&name);
+        if !tree.exists(&name) {
             break;
         }
-        let bytes = read(&repo, &format!("{next}.root.json"), limits.root)?;
+        let bytes = tree.read(&name, limits.root)?;
         set.update_root(&bytes).map_err(Error::meta(&path))?;
     }
     summary.root_version = set.root().signed.version;
 
     let path = repo.join("timestamp.json");
-    set.update_timestamp(&read(&repo, "timestamp.json", limits.timestamp)?)
+    set.update_timestamp(&tree.read("timestamp.json", limits.timestamp)?)
         .map_err(Error::meta(&path))?;
     let ts = &loaded(set.timestamp(), "timestamp")?.signed;
     summary.timestamp_version = ts.version;
     let snap_name = format!("{}.snapshot.json", ts.snapshot_meta()?.version);
-    set.update_snapshot(&read(&repo, &snap_name, limits.snapshot)?, false)
+    set.update_snapshot(&tree.read(&snap_name, limits.snapshot)?, false)
         .map_err(Error::meta(&repo.join(&snap_name)))?;
     summary.snapshot_version = loaded(set.snapshot(), "snapshot")?.signed.version;
 
@@ -117,7 +169,7 @@ pub fn verify(dir: &Path, trusted_root: Option<&Path>, now: DateTime) -> Result<
             .map(|m| m.version)
             .ok_or_else(|| Error::refused(format!("{role}.json is not listed in the snapshot")))?;
         let name = format!("{version}.{role}.json");
-        set.update_delegated_targets(&read(&repo, &name, limits.targets)?, &role, &parent)
+        set.update_delegated_targets(&tree.read(&name, limits.targets)?, &role, &parent)
             .map_err(Error::meta(&repo.join(&name)))?;
         if let Some(d) = &loaded(set.targets(&role), &role)?.signed.delegations {
             for r in d.roles.iter().rev() {
@@ -140,12 +192,7 @@ pub fn verify(dir: &Path, trusted_root: Option<&Path>, now: DateTime) -> Result<
     for (role, parent) in &roles {
         let t = &loaded(set.targets(role), role)?.signed;
         for (name, target) in &t.targets {
-            check_target_file(
-                &repo,
-                name,
-                target.length,
-                &sha256_of(&target.hashes, name)?,
-            )?;
+            check_target_file(repo, name, target.length, &sha256_of(&target.hashes, name)?)?;
             summary.targets += 1;
             let custom: Option<ImageTargetCustom> = target
                 .custom
@@ -158,21 +205,21 @@ pub fn verify(dir: &Path, trusted_root: Option<&Path>, now: DateTime) -> Result<
                 .and_then(|k| k.as_str())
                 == Some("attestation")
             {
-                check_attestation(&repo, &set, role, parent, name, target)?;
+                check_attestation(repo, &set, role, parent, name, target)?;
                 summary.attestations += 1;
             }
             if let Some(c) = custom.filter(|c| c.kind == ImageKind::ImageManifest) {
-                check_image(&repo, &set, t, role, parent, name, &c)?;
+                check_image(repo, &set, t, role, parent, name, &c)?;
                 summary.images += 1;
             }
         }
     }
-    verify_extra_roles(&repo, &set, &roles, &mut summary)?;
+    verify_extra_roles(tree, &set, &roles, &mut summary)?;
 
     // Checked last, so that a tree signed by keys the pinned root does not know is reported as
     // such (a threshold failure above) rather than as a mismatching file.
     let latest = repo.join("root.json");
-    if latest.exists() && read(&repo, "root.json", limits.root)? != set.root().raw() {
+    if tree.exists("root.json") && tree.read("root.json", limits.root)? != set.root().raw() {
         return Err(Error::refused(format!(
             "{} differs from {}.root.json, the newest root in the chain",
             latest.display(),
@@ -186,7 +233,7 @@ pub fn verify(dir: &Path, trusted_root: Option<&Path>, now: DateTime) -> Result<
 /// (with every bin and every vehicle's assignments); and the OEM's supplier pins and
 /// regulators in its targets role.
 fn verify_extra_roles(
-    repo: &Path,
+    tree: &Tree<'_>,
     set: &TrustedSet,
     targets_roles: &[(String, String)],
     summary: &mut Summary,
@@ -201,8 +248,8 @@ fn verify_extra_roles(
             continue;
         }
         let name = format!("{}.{file}", meta.version);
-        let path = repo.join(&name);
-        let bytes = read(repo, &name, limit)?;
+        let path = tree.path(&name);
+        let bytes = tree.read(&name, limit)?;
         match role {
             "review" => {
                 set.verify_extra_role::<Review>(
@@ -224,7 +271,9 @@ fn verify_extra_roles(
                         |d| d.version,
                     )
                     .map_err(Error::meta(&path))?;
-                summary.vehicles += verify_vehicles(repo, set, &index.signed)?;
+                if tree.pending.is_none() {
+                    summary.vehicles += verify_vehicles(&tree.dir, set, &index.signed)?;
+                }
             }
             // A retired delegation: still listed (a snapshot never drops a file) but delegated
             // by no one, so no client loads it; only its form is checked.
@@ -242,8 +291,8 @@ fn verify_extra_roles(
         summary.extra_roles.push(role.to_string());
     }
     if let Some(t) = set.targets("targets") {
-        suppliers_of(&t.signed).map_err(Error::meta(&repo.join("targets.json")))?;
-        regulators_of(&t.signed).map_err(Error::meta(&repo.join("targets.json")))?;
+        suppliers_of(&t.signed).map_err(Error::meta(&tree.path("targets.json")))?;
+        regulators_of(&t.signed).map_err(Error::meta(&tree.path("targets.json")))?;
     }
     Ok(())
 }

@@ -44,8 +44,9 @@ impl RoleConfig {
         Ok(rc)
     }
 
+    /// The lifetime in seconds, at most [`MAX_LIFETIME`].
     pub fn lifetime(&self) -> Result<i64> {
-        Ok(parse_duration(&self.expires)?)
+        parse_lifetime(&self.expires)
     }
 
     /// Make relative key paths relative to `base` (the working directory), so a checked-in
@@ -68,6 +69,45 @@ impl RoleConfig {
     }
 }
 
+/// The longest lifetime of any role: 10 years (3653 days). Longer ones only postpone the
+/// discovery of a lost key, and absurd ones write years no TUF reader parses. No role outlives
+/// root in practice either: `publish` refuses a timestamp that would outlive the root.
+pub const MAX_LIFETIME: i64 = 3653 * 86_400;
+
+/// A lifetime such as `7d`, in seconds, at most [`MAX_LIFETIME`].
+pub fn parse_lifetime(s: &str) -> Result<i64> {
+    let secs = parse_duration(s)?;
+    check_lifetime(secs)?;
+    Ok(secs)
+}
+
+/// Check the settings of `role` as loaded from `dir`'s settings file, naming the file.
+pub fn check_role(dir: &Path, role: &str, rc: &RoleConfig) -> Result<()> {
+    rc.lifetime().map_err(|e| Error::Config {
+        path: settings_path(dir),
+        reason: format!("role {role}: expires {:?}: {e}", rc.expires),
+    })?;
+    Ok(())
+}
+
+/// Refuse a lifetime (seconds) over [`MAX_LIFETIME`].
+pub fn check_lifetime(secs: i64) -> Result<()> {
+    if secs > MAX_LIFETIME {
+        return Err(Error::refused(format!(
+            "a lifetime of {} days is longer than the maximum of 10 years (3653d)",
+            secs / 86_400
+        )));
+    }
+    Ok(())
+}
+
+/// The `kind` of the working directory `dir` (supplier, oem, regulator), if it is one.
+pub fn kind_of(dir: &Path) -> Option<String> {
+    let bytes = fsutil::read_bounded(&settings_path(dir), MAX_SETTINGS).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v.get("kind")?.as_str().map(str::to_string)
+}
+
 pub fn absolute(p: &Path) -> Result<PathBuf> {
     let abs = std::path::absolute(p).map_err(Error::io(p))?;
     if !abs.is_file() {
@@ -87,6 +127,83 @@ pub fn repository_path(dir: &Path) -> PathBuf {
     dir.join(REPOSITORY)
 }
 
+/// Check that `dir` may become a new `kind` working directory: not one already, and not the
+/// home of a published tree whose settings were lost. A new root written over a published one
+/// would cut off every vehicle that trusts it.
+pub fn check_new(dir: &Path, kind: &str) -> Result<()> {
+    if settings_path(dir).exists() {
+        return Err(Error::refused(format!(
+            "{} is already an ota-repo directory",
+            dir.display()
+        )));
+    }
+    let repo = repository_path(dir);
+    if let Some(file) = first_file(&repo) {
+        return Err(Error::refused(format!(
+            "{} already holds a published tree ({}) but {} has no {SETTINGS}: a new {kind} root \
+             would replace the one vehicles trust. Restore {} from your backup to keep \
+             publishing this tree, or run `ota-repo {kind} init` on a new directory; if the tree \
+             was never published (an interrupted init), remove {} first",
+            repo.display(),
+            file.display(),
+            dir.display(),
+            settings_path(dir).display(),
+            repo.display()
+        )));
+    }
+    // The served tree itself, given instead of its working directory.
+    for name in ["timestamp.json", "root.json", "1.root.json"] {
+        if dir.join(name).exists() {
+            return Err(Error::refused(format!(
+                "{} is a published tree (it holds {name}), not a working directory; run `ota-repo \
+                 {kind} init` on a new directory (its tree will be DIR/{REPOSITORY})",
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Create working directory `dir` with its scratch directory and an empty tree (and
+/// `repository/targets/` when `targets`), before anything is written into them.
+pub fn create(dir: &Path, targets: bool) -> Result<()> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+        // Made here: a web server must be able to pass through it to the tree (ota-repo.json
+        // and the keys keep their own 0600/0700).
+        fsutil::make_public(dir, 0o711)?;
+    }
+    let scratch = dir.join(fsutil::SCRATCH);
+    std::fs::create_dir_all(&scratch).map_err(Error::io(&scratch))?;
+    let repo = repository_path(dir);
+    let mut tree = vec![repo.clone()];
+    if targets {
+        tree.push(repo.join("targets"));
+    }
+    for d in tree {
+        std::fs::create_dir_all(&d).map_err(Error::io(&d))?;
+        fsutil::make_public(&d, fsutil::PUBLIC_DIR)?;
+    }
+    Ok(())
+}
+
+/// Some file under `dir` (searched depth-first), if there is any.
+fn first_file(dir: &Path) -> Option<PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => {
+                if let Some(f) = first_file(&path) {
+                    return Some(f);
+                }
+            }
+            Ok(_) => return Some(path),
+            Err(_) => {}
+        }
+    }
+    None
+}
+
 /// Hold an exclusive lock on working directory `dir` while a command changes it, so two
 /// concurrent commands cannot lose each other's changes. Released when the file is dropped.
 /// Directories that are not (yet) working directories are not locked: the command reports
@@ -103,7 +220,13 @@ pub fn lock(dir: &Path) -> Result<Option<std::fs::File>> {
         .open(&path)
         .map_err(Error::io(&path))?;
     match f.try_lock() {
-        Ok(()) => Ok(Some(f)),
+        Ok(()) => {
+            // Older working directories have no scratch directory yet.
+            let scratch = dir.join(fsutil::SCRATCH);
+            std::fs::create_dir_all(&scratch).map_err(Error::io(&scratch))?;
+            fsutil::sweep_stale(dir);
+            Ok(Some(f))
+        }
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::refused(format!(
             "another ota-repo command is working in {}; try again when it has finished",
             dir.display()

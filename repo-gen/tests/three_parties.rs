@@ -453,7 +453,8 @@ fn supplier_oem_and_regulator_end_to_end_over_http() {
         "supplier add-image bolt --file gw-1.0.0.bin --uid gw-fw --version 1.0.0 --release-counter 1 --hardware-id GW-1",
     ));
     forge_manifest(&w, "bolt", &bolt_key, "gw-fw", "1.0.0", &claimed);
-    w.ok(&cmd("supplier publish bolt"));
+    // `supplier publish` refuses this tree (it does not verify); a rogue supplier's would not.
+    ota_repo::supplier::publish_unverified(&w.path("bolt"), ota_metadata::DateTime::now()).unwrap();
     w.ok(&cmd(&format!(
         "oem supplier add oem --name bolt --root {bolt_pin} --url {bolt_url} --hardware-id GW-*"
     )));

@@ -1,5 +1,5 @@
 use super::{check_key_separation, Settings, KIND, ROLES};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::root_build::{build_root, signing_keys};
 use crate::supplier::{role_configs, RoleOptions};
 use crate::workdir;
@@ -10,12 +10,7 @@ use std::path::Path;
 
 /// Create an OEM master repository with keys for every role, and publish it (empty).
 pub fn init(dir: &Path, roles: &RoleOptions, bins: Option<u32>, now: DateTime) -> Result<()> {
-    if workdir::settings_path(dir).exists() {
-        return Err(Error::refused(format!(
-            "{} is already an ota-repo directory",
-            dir.display()
-        )));
-    }
+    workdir::check_new(dir, KIND)?;
     let bins = bins.unwrap_or(DEFAULT_BINS);
     check_bins(bins)?;
     let mut opts = roles.clone();
@@ -40,7 +35,7 @@ pub fn init(dir: &Path, roles: &RoleOptions, bins: Option<u32>, now: DateTime) -
     };
     let root_keys = signing_keys(&root, "root", &settings.roles["root"])?;
     let repo = workdir::repository_path(dir);
-    std::fs::create_dir_all(&repo).map_err(Error::io(&repo))?;
+    workdir::create(dir, false)?;
     crate::publish::write_root(&repo, &root, &root_keys.iter().collect::<Vec<_>>())?;
     settings.save(dir)?;
     let _lock = workdir::lock(dir)?;

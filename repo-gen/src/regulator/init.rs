@@ -11,12 +11,7 @@ use std::path::Path;
 /// Create a regulator's attestation repository and publish it (empty).
 pub fn init(dir: &Path, name: &str, roles: &RoleOptions, now: DateTime) -> Result<()> {
     names::check_role_name(name).map_err(|e| Error::refused(format!("regulator name: {e}")))?;
-    if workdir::settings_path(dir).exists() {
-        return Err(Error::refused(format!(
-            "{} is already an ota-repo directory",
-            dir.display()
-        )));
-    }
+    workdir::check_new(dir, KIND)?;
     let roles = role_configs(&TOP_LEVEL_ROLES, roles)?;
     let root = build_root(&roles, 1, now)?;
     let settings = Settings {
@@ -27,7 +22,7 @@ pub fn init(dir: &Path, name: &str, roles: &RoleOptions, now: DateTime) -> Resul
     };
     let root_keys = signing_keys(&root, "root", &settings.roles["root"])?;
     let repo = workdir::repository_path(dir);
-    std::fs::create_dir_all(repo.join("targets")).map_err(Error::io(&repo))?;
+    workdir::create(dir, true)?;
     crate::publish::write_root(&repo, &root, &root_keys.iter().collect::<Vec<_>>())?;
     settings.save(dir)?;
     let _lock = workdir::lock(dir)?;

@@ -60,7 +60,8 @@ pub struct Settings {
 impl Settings {
     pub fn load(dir: &Path) -> Result<Self> {
         let mut s: Self = workdir::load(dir, KIND)?;
-        for rc in s.roles.values_mut() {
+        for (name, rc) in s.roles.iter_mut() {
+            workdir::check_role(dir, name, rc)?;
             rc.resolve_keys(dir);
         }
         Ok(s)

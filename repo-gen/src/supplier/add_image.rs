@@ -32,16 +32,56 @@ pub struct Added {
 
 /// Store `name`'s content under its consistent-snapshot name, `targets/SHA256.NAME`.
 pub fn store_target(repo: &Path, name: &str, bytes: &[u8]) -> Result<FileInfo> {
+    store_target_tracked(repo, name, bytes, None)
+}
+
+/// [`store_target`], recording the file in `added` (if given) when it is new.
+fn store_target_tracked(
+    repo: &Path,
+    name: &str,
+    bytes: &[u8],
+    added: Option<&mut NewFiles>,
+) -> Result<FileInfo> {
     let sha = hex::encode(Sha256::digest(bytes));
-    fsutil::write_atomic(&repo.join("targets").join(format!("{sha}.{name}")), bytes)?;
+    let path = repo.join("targets").join(format!("{sha}.{name}"));
+    if fsutil::write_once(&path, bytes)? {
+        if let Some(added) = added {
+            added.0.push(path);
+        }
+    }
     Ok(FileInfo {
         length: bytes.len() as u64,
         sha256: sha,
     })
 }
 
+/// Target files a command added, removed again unless it succeeds ([`NewFiles::keep`]): a
+/// refused `add-image` leaves nothing behind in `targets/`.
+#[derive(Default)]
+struct NewFiles(Vec<PathBuf>);
+
+impl NewFiles {
+    fn keep(mut self) {
+        self.0.clear();
+    }
+}
+
+impl Drop for NewFiles {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
 /// Copy the image into the targets directory while hashing it, bounded by `limit`.
-fn store_image(repo: &Path, src: &Path, name: &str, limit: u64) -> Result<FileInfo> {
+fn store_image(
+    repo: &Path,
+    src: &Path,
+    name: &str,
+    limit: u64,
+    added: &mut NewFiles,
+) -> Result<FileInfo> {
     let mut f = File::open(src).map_err(Error::io(src))?;
     let meta = f.metadata().map_err(Error::io(src))?;
     if !meta.is_file() {
@@ -58,11 +98,8 @@ fn store_image(repo: &Path, src: &Path, name: &str, limit: u64) -> Result<FileIn
         )));
     }
     let dir = repo.join("targets");
-    std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(&dir)
-        .map_err(Error::io(&dir))?;
+    // Staged outside the tree: a crash mid-copy leaves no partial image in it.
+    let mut tmp = fsutil::temp_for(&dir)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut length: u64 = 0;
@@ -84,14 +121,40 @@ fn store_image(repo: &Path, src: &Path, name: &str, limit: u64) -> Result<FileIn
     tmp.as_file().sync_all().map_err(Error::io(tmp.path()))?;
     let sha = hex::encode(hasher.finalize());
     let dest = dir.join(format!("{sha}.{name}"));
-    tmp.persist(&dest).map_err(|e| Error::Io {
-        path: dest.clone(),
-        source: e.error,
-    })?;
+    // A published target is never replaced: the same content already there is kept as it is.
+    match tmp.persist_noclobber(&dest) {
+        Ok(_) => added.0.push(dest),
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+            if sha256_file(&dest)? != sha {
+                return Err(fsutil::immutable(&dest));
+            }
+        }
+        Err(e) => {
+            return Err(Error::Io {
+                path: dest,
+                source: e.error,
+            })
+        }
+    }
     Ok(FileInfo {
         length,
         sha256: sha,
     })
+}
+
+/// SHA-256 (hex) of a file's content, streamed.
+fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = File::open(path).map_err(Error::io(path))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(Error::io(path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Sign and store the image manifest and its compact form for `m`.
@@ -100,12 +163,21 @@ pub fn write_manifests(
     m: &ImageManifest,
     keys: &[&SigningKey],
 ) -> Result<(FileInfo, FileInfo)> {
+    write_manifests_tracked(repo, m, keys, None)
+}
+
+fn write_manifests_tracked(
+    repo: &Path,
+    m: &ImageManifest,
+    keys: &[&SigningKey],
+    mut added: Option<&mut NewFiles>,
+) -> Result<(FileInfo, FileInfo)> {
     let names = ImageTargets::new(&m.uid, &m.version);
     let json = sign_document(m, keys)?;
     let compact = sign_compact(&m.compact_body()?, keys)?;
     Ok((
-        store_target(repo, &names.manifest, &json)?,
-        store_target(repo, &names.compact, &compact)?,
+        store_target_tracked(repo, &names.manifest, &json, added.as_deref_mut())?,
+        store_target_tracked(repo, &names.compact, &compact, added)?,
     ))
 }
 
@@ -219,7 +291,24 @@ pub fn add_image(dir: &Path, opts: AddImage, now: DateTime) -> Result<Added> {
         rc.load_keys(&opts.role)?
     };
 
-    let image = store_image(&repo, &opts.file, &names.image, s.max_image_size)?;
+    // Every field of the manifest is checked before the image is copied.
+    ImageManifest::new(
+        &s.name,
+        &opts.uid,
+        &opts.version,
+        opts.release_counter,
+        opts.hardware_ids.clone(),
+        1,
+        [0; 32],
+    )?;
+    let mut added = NewFiles::default();
+    let image = store_image(
+        &repo,
+        &opts.file,
+        &names.image,
+        s.max_image_size,
+        &mut added,
+    )?;
     let record = ImageRecord {
         uid: opts.uid,
         version: opts.version,
@@ -238,7 +327,12 @@ pub fn add_image(dir: &Path, opts: AddImage, now: DateTime) -> Result<Added> {
         added: now,
     };
     let m = manifest_of(&s.name, &record)?;
-    let (manifest, compact) = write_manifests(&repo, &m, &keys.iter().collect::<Vec<_>>())?;
+    let (manifest, compact) = write_manifests_tracked(
+        &repo,
+        &m,
+        &keys.iter().collect::<Vec<_>>(),
+        Some(&mut added),
+    )?;
     let record = ImageRecord {
         manifest,
         compact,
@@ -246,5 +340,6 @@ pub fn add_image(dir: &Path, opts: AddImage, now: DateTime) -> Result<Added> {
     };
     s.images.push(record.clone());
     s.save(dir)?;
+    added.keep();
     Ok(Added { record, warnings })
 }

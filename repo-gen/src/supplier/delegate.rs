@@ -42,11 +42,10 @@ pub fn delegate(dir: &Path, opts: Delegate) -> Result<()> {
             return Err(Error::refused(format!("path pattern {p:?} is not allowed")));
         }
     }
-    let role = RoleConfig::new(
-        opts.keys,
-        opts.threshold,
-        opts.expires.as_deref().unwrap_or(default_expiry("targets")),
-    )?;
+    let expires = opts.expires.as_deref().unwrap_or(default_expiry("targets"));
+    crate::workdir::parse_lifetime(expires)
+        .map_err(|e| Error::refused(format!("--expires {expires}: {e}")))?;
+    let role = RoleConfig::new(opts.keys, opts.threshold, expires)?;
     let ids: BTreeSet<_> = role
         .load_keys(&opts.name)?
         .iter()

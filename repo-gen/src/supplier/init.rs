@@ -60,7 +60,10 @@ pub fn role_configs(roles: &[&str], o: &RoleOptions) -> Result<BTreeMap<String, 
             .get(*role)
             .map(String::as_str)
             .unwrap_or(default_expiry(role));
-        out.insert(role.to_string(), RoleConfig::new(keys, threshold, exp)?);
+        crate::workdir::parse_lifetime(exp)
+            .map_err(|e| Error::refused(format!("--expires {role}={exp}: {e}")))?;
+        let rc = RoleConfig::new(keys, threshold, exp)?;
+        out.insert(role.to_string(), rc);
     }
     Ok(out)
 }
@@ -68,12 +71,7 @@ pub fn role_configs(roles: &[&str], o: &RoleOptions) -> Result<BTreeMap<String, 
 pub fn init(dir: &Path, opts: Init, now: DateTime) -> Result<()> {
     names::check_role_name(&opts.name)
         .map_err(|e| Error::refused(format!("supplier name: {e}")))?;
-    if workdir::settings_path(dir).exists() {
-        return Err(Error::refused(format!(
-            "{} is already an ota-repo directory",
-            dir.display()
-        )));
-    }
+    workdir::check_new(dir, KIND)?;
     if opts.max_image_size == 0 {
         return Err(Error::refused("--max-image-size must be positive"));
     }
@@ -90,7 +88,7 @@ pub fn init(dir: &Path, opts: Init, now: DateTime) -> Result<()> {
     };
     let root_keys = crate::root_build::signing_keys(&root, "root", &settings.roles["root"])?;
     let repo = workdir::repository_path(dir);
-    std::fs::create_dir_all(repo.join("targets")).map_err(Error::io(&repo))?;
+    workdir::create(dir, true)?;
     crate::publish::write_root(&repo, &root, &root_keys.iter().collect::<Vec<_>>())?;
     settings.save(dir)?;
     // Held through the first publish; creating it here also means later commands never add a

@@ -16,7 +16,7 @@ mod rotate;
 pub use add_image::{add_image, store_target, AddImage};
 pub use delegate::{delegate, undelegate, Delegate};
 pub use init::{init, role_configs, Init, RoleOptions};
-pub use publish::publish;
+pub use publish::{publish, publish_unverified};
 
 use crate::error::{Error, Result};
 use crate::workdir::{self, RoleConfig};
@@ -80,11 +80,12 @@ impl Settings {
     /// Load the settings; key paths written relative are taken relative to `dir`.
     pub fn load(dir: &Path) -> Result<Self> {
         let mut s: Self = workdir::load(dir, KIND)?;
-        for rc in s
-            .roles
-            .values_mut()
-            .chain(s.delegations.iter_mut().map(|d| &mut d.role))
-        {
+        for (name, rc) in s.roles.iter_mut().map(|(n, rc)| (n.as_str(), rc)).chain(
+            s.delegations
+                .iter_mut()
+                .map(|d| (d.name.as_str(), &mut d.role)),
+        ) {
+            workdir::check_role(dir, name, rc)?;
             rc.resolve_keys(dir);
         }
         Ok(s)
