@@ -195,10 +195,10 @@ fn withdrawn_supplier_means_nothing_assigned() {
 
 // ---- The fleet tree: each file on the vehicle's path is checked where it is reached ---------
 
-/// VIN1 and 40 more vehicles (over a leaf's worth), every BRAKE-A ECU assigned 1.0, published.
+/// VIN1 and 80 more vehicles (over a leaf's worth), every BRAKE-A ECU assigned 1.0, published.
 fn fleet_world() -> World {
     let w = World::new();
-    for i in 0..40 {
+    for i in 0..80 {
         oem::vehicle_add(
             &w.p("oem"),
             &format!("FLEET{i:03}"),
@@ -324,7 +324,7 @@ fn a_check_with_nothing_new_fetches_no_node_again() {
 
     // A change to another vehicle: the nodes whose hash changed are fetched (the root at
     // least), VIN1's own assignments file and the nodes it shares nothing with are not.
-    let other = (0..40)
+    let other = (0..80)
         .map(|i| format!("FLEET{i:03}"))
         .find(|v| {
             let (k1, k2) = (

@@ -43,7 +43,7 @@ use super::assignments::Assignments;
 /// has (the index names it, so a later format can change it and old clients refuse it).
 pub const FANOUT: u32 = 16;
 /// Most vehicles in a leaf by default (the publisher's choice; see the fleet benchmark).
-pub const DEFAULT_LEAF_MAX: usize = 32;
+pub const DEFAULT_LEAF_MAX: usize = 64;
 /// Most nodes on a path, root and leaf included. A leaf at this depth may hold more than
 /// `leaf_max` vehicles (it would take over `leaf_max` VINs sharing 60 bits of hash).
 pub const MAX_DEPTH: usize = 16;
