@@ -2,7 +2,8 @@
 //!
 //! 1. OEM master: root rotation, timestamp, snapshot, targets (the supplier pins and the
 //!    authorized regulators, signed by the OEM's offline targets keys), and this vehicle's
-//!    assignments (fleet index -> bin -> assignments signed by the online `vehicles` role);
+//!    assignments (fleet index signed by the online `vehicles` role -> tree nodes -> the
+//!    vehicle's assignments file, each by hash);
 //! 2. for each ECU whose assignment differs from what is installed: the supplier's repository,
 //!    pinned by the OEM: the image manifest, its signature, every field against the assignment,
 //!    the hardware id against the ECU, the release counter against the installed one;
@@ -22,7 +23,7 @@ mod attestations;
 mod error;
 mod image;
 
-pub use assignments::read_assignments;
+pub use assignments::{find_in_tree, read_assignments, TreeError};
 pub use attestations::{check_attestations, check_recall, Recall};
 pub use error::{Check, Result, WalkError};
 pub use image::{check_image, download_image, CheckedImage};

@@ -89,10 +89,9 @@ fn assert_consistent(w: &World) {
                 && !p.file_name().unwrap().to_string_lossy().starts_with(".tmp")
             {
                 let bytes = std::fs::read(&p).unwrap();
-                if p.file_name()
-                    .is_some_and(|n| n == "vehicle-bin.json" || n == ".pin.json")
-                {
-                    // Bins are unsigned (their hash is signed in the index), and the recorded
+                let name = p.file_name().unwrap().to_string_lossy();
+                if name.starts_with("vehicle-") || name == ".pin.json" {
+                    // The fleet tree and a vehicle's assignments are unsigned (hash-linked from the signed index), and the recorded
                     // pin is the gateway's own: whole JSON suffices.
                     serde_json::from_slice::<serde_json::Value>(&bytes)
                         .unwrap_or_else(|e| panic!("{} is torn: {e}", p.display()));

@@ -4,7 +4,7 @@
 mod world;
 
 use ota_client::forward::DirForwarder;
-use ota_client::gateway::{summary, EcuError, EcuOutcome, Gateway};
+use ota_client::gateway::{summary, EcuError, EcuOutcome, Gateway, GatewayError};
 use ota_client::walk::{Check, WalkError};
 use ota_repo::{oem, regulator};
 use world::World;
@@ -21,6 +21,25 @@ fn failed_at(out: Vec<(String, EcuOutcome)>, serial: &str, check: Check) -> Walk
     };
     assert_eq!(e.check, check, "{e}");
     e
+}
+
+/// Assert that the run stopped at the master repository's `check` (for every ECU).
+fn master_failed(w: &World, check: Check) -> WalkError {
+    let gw = w.gateway_at(w.now);
+    let mut fw = DirForwarder::new(w.p("ecus"));
+    match gw.run(Some(&mut fw)) {
+        Err(GatewayError::Walk(e)) => {
+            assert_eq!(e.check, check, "{e}");
+            e
+        }
+        Err(e) => panic!("expected a failed {check:?} check, got {e}"),
+        Ok(out) => panic!(
+            "expected a failed {check:?} check, got {:?}",
+            out.iter()
+                .map(|(s, o)| format!("{s}: {}", summary(o)))
+                .collect::<Vec<_>>()
+        ),
+    }
 }
 
 fn installed(w: &World, serial: &str) -> Option<Vec<u8>> {
@@ -172,4 +191,167 @@ fn withdrawn_supplier_means_nothing_assigned() {
     oem::supplier_remove(&w.p("oem"), "acme").unwrap();
     oem::publish(&w.p("oem"), w.now, false).unwrap();
     assert!(matches!(outcome(&w.update(), "S1"), EcuOutcome::Unassigned));
+}
+
+// ---- The fleet tree: each file on the vehicle's path is checked where it is reached ---------
+
+/// VIN1 and 80 more vehicles (over a leaf's worth), every BRAKE-A ECU assigned 1.0, published.
+fn fleet_world() -> World {
+    let w = World::new();
+    for i in 0..80 {
+        oem::vehicle_add(
+            &w.p("oem"),
+            &format!("FLEET{i:03}"),
+            &["F1:BRAKE-A".into()],
+            &[],
+        )
+        .unwrap();
+    }
+    oem::assign(
+        &w.p("oem"),
+        oem::Assign {
+            target: oem::AssignTarget::HardwareId("BRAKE-A".into()),
+            supplier: "acme".into(),
+            uid: "brake-fw".into(),
+            version: "1.0".into(),
+        },
+    )
+    .unwrap();
+    oem::publish(&w.p("oem"), w.now, false).unwrap();
+    w
+}
+
+/// The files on VIN1's path in the served tree: the nodes from the root down, then its
+/// assignments file.
+fn vin1_path(w: &World) -> (Vec<std::path::PathBuf>, std::path::PathBuf) {
+    use ota_metadata::documents::vehicles::{assignments_path, check_node, node_path, vin_key};
+    let repo = w.p("oem/repository");
+    let key = vin_key("VIN1");
+    let mut link = oem::fleet::served_tree(&repo).unwrap().unwrap();
+    let mut nodes = Vec::new();
+    for depth in 0.. {
+        let p = repo.join(node_path(&key[..depth], &link.sha256));
+        let node = check_node(&std::fs::read(&p).unwrap(), &key[..depth]).unwrap();
+        nodes.push(p);
+        if node.is_leaf() {
+            let e = &node.vehicles["VIN1"];
+            return (nodes, repo.join(assignments_path("VIN1", &e.sha256)));
+        }
+        link = node.children[&key[depth..depth + 1]].clone();
+    }
+    unreachable!()
+}
+
+/// Flip one byte in the middle of `p` (its length stays), run `f`, restore `p`.
+fn with_flipped_byte<T>(p: &std::path::Path, f: impl FnOnce() -> T) -> T {
+    let good = std::fs::read(p).unwrap();
+    let mut bad = good.clone();
+    let i = bad.len() / 2;
+    bad[i] ^= 0x01;
+    std::fs::write(p, &bad).unwrap();
+    let out = f();
+    std::fs::write(p, &good).unwrap();
+    out
+}
+
+#[test]
+fn a_tampered_node_bin_or_assignments_file_is_refused_at_that_step() {
+    let w = fleet_world();
+    let (nodes, assignments) = vin1_path(&w);
+    assert!(
+        nodes.len() >= 2,
+        "41 vehicles need an inner node: {nodes:?}"
+    );
+    let leaf = nodes.len() - 1;
+    for (depth, node) in nodes.iter().enumerate() {
+        let e = with_flipped_byte(node, || master_failed(&w, Check::VehicleTree));
+        assert!(
+            e.reason.contains(&format!("(depth {depth})")) && e.reason.contains("sha256"),
+            "{} {depth}/{leaf}: {e}",
+            node.display()
+        );
+    }
+    let e = with_flipped_byte(&assignments, || master_failed(&w, Check::Assignments));
+    assert!(e.reason.contains("sha256"), "{e}");
+    assert!(installed(&w, "S1").is_none(), "nothing forwarded");
+    // Intact again: the update goes through.
+    assert!(
+        matches!(outcome(&w.update(), "S1"), EcuOutcome::Updated { version, .. } if version == "1.0")
+    );
+}
+
+#[test]
+fn a_check_with_nothing_new_fetches_no_node_again() {
+    use ota_client::tuf::{
+        init_trusted_root, Counting, DirFetcher, Limits, MetadataStore, Updater,
+    };
+    let w = fleet_world();
+    let url = w.url("oem");
+    let meta = w.p("vehicle-metadata");
+    std::fs::create_dir_all(&meta).unwrap();
+    let limits = Limits::default();
+    init_trusted_root(
+        &meta,
+        &std::fs::read(w.p("oem/repository/1.root.json")).unwrap(),
+        &limits,
+    )
+    .unwrap();
+    let fetcher = Counting::new(DirFetcher::new());
+    let store = MetadataStore::new(w.p("vehicle-state"));
+    let check = || {
+        let mut up = Updater::new(&meta, &url, &url, &fetcher, limits.clone(), w.now).unwrap();
+        let m = ota_client::walk::read_master(&mut up, &url, "VIN1", &store).unwrap();
+        assert_eq!(m.assignments.unwrap().ecus["S1"].version, "1.0");
+        fetcher.take()
+    };
+    let tree = |log: &[(String, u64)]| -> Vec<String> {
+        log.iter()
+            .filter(|(u, _)| u.contains("/vehicles/"))
+            .map(|(u, _)| u.clone())
+            .collect()
+    };
+    let (nodes, assignments) = vin1_path(&w);
+    let cold = check();
+    assert_eq!(tree(&cold).len(), nodes.len() + 1, "{cold:?}");
+
+    // Nothing new: no node, no assignments file, not even the index.
+    let again = check();
+    assert!(tree(&again).is_empty(), "{again:?}");
+    assert!(
+        !again.iter().any(|(u, _)| u.contains("vehicles.json")),
+        "{again:?}"
+    );
+
+    // A change to another vehicle: the nodes whose hash changed are fetched (the root at
+    // least), VIN1's own assignments file and the nodes it shares nothing with are not.
+    let other = (0..80)
+        .map(|i| format!("FLEET{i:03}"))
+        .find(|v| {
+            let (k1, k2) = (
+                ota_metadata::documents::vehicles::vin_key(v),
+                ota_metadata::documents::vehicles::vin_key("VIN1"),
+            );
+            k1[..1] != k2[..1]
+        })
+        .unwrap();
+    oem::assign(
+        &w.p("oem"),
+        oem::Assign {
+            target: oem::AssignTarget::Vehicle {
+                vin: other,
+                serial: Some("F1".into()),
+            },
+            supplier: "acme".into(),
+            uid: "brake-fw".into(),
+            version: "2.0".into(),
+        },
+    )
+    .unwrap();
+    oem::publish(&w.p("oem"), w.now, false).unwrap();
+    let changed = check();
+    let fetched = tree(&changed);
+    assert_eq!(fetched.len(), 1, "only the root node: {changed:?}");
+    assert!(fetched[0].contains("/vehicles/tree/root."), "{fetched:?}");
+    let name = assignments.file_name().unwrap().to_str().unwrap();
+    assert!(!changed.iter().any(|(u, _)| u.contains(name)));
 }

@@ -27,6 +27,25 @@ fn outcome(out: &[(String, EcuOutcome)], serial: &str) -> String {
     summary(&out.iter().find(|(s, _)| s == serial).unwrap().1)
 }
 
+/// Assert that the run stopped at the master repository's `check` (for every ECU).
+fn master_failed(w: &World, check: Check) -> WalkError {
+    let gw = w.gateway_at(w.now);
+    let mut fw = DirForwarder::new(w.p("ecus"));
+    match gw.run(Some(&mut fw)) {
+        Err(GatewayError::Walk(e)) => {
+            assert_eq!(e.check, check, "{e}");
+            e
+        }
+        Err(e) => panic!("expected a failed {check:?} check, got {e}"),
+        Ok(out) => panic!(
+            "expected a failed {check:?} check, got {:?}",
+            out.iter()
+                .map(|(s, o)| format!("{s}: {}", summary(o)))
+                .collect::<Vec<_>>()
+        ),
+    }
+}
+
 fn installed(w: &World, serial: &str) -> Option<Vec<u8>> {
     std::fs::read(w.p(&format!("ecus/{serial}/image.bin"))).ok()
 }
@@ -362,39 +381,104 @@ fn re_pinning_a_supplier_drops_the_attackers_root_chain() {
 
 // ---- 6. Fast-forwarded assignments ---------------------------------------------------------
 
+/// What the attacker with the OEM's online keys does to push VIN1's assignments up: start the
+/// publisher from a tree that lists VIN1 at version 999 (a bogus file hash, so the publisher
+/// sees a change and writes version 1000), marking VIN1's shard as changed.
+fn fast_forward_vin1(w: &World) {
+    use ota_metadata::documents::vehicles::{
+        finish, update, vin_key, Leaf, VehicleEntry, DEFAULT_LEAF_MAX,
+    };
+    let repo = w.p("oem/repository");
+    let mut record = oem::Record::load(&w.p("oem")).unwrap();
+    let mut src = oem::fleet::RepoTree::new(&repo, true);
+    let mut sink = oem::fleet::RepoTree::new(&repo, true);
+    let bogus = Leaf::new(
+        "VIN1",
+        VehicleEntry {
+            version: 999,
+            length: 1,
+            sha256: "0".repeat(64),
+        },
+    );
+    let t = update(
+        &mut src,
+        &mut sink,
+        "",
+        record.tree.as_ref(),
+        vec![bogus],
+        DEFAULT_LEAF_MAX,
+    )
+    .unwrap();
+    record.tree = finish(&mut sink, t).unwrap();
+    record.save(&w.p("oem")).unwrap();
+    std::fs::create_dir_all(w.p("oem/pending")).unwrap();
+    std::fs::write(w.p(&format!("oem/pending/{}", &vin_key("VIN1")[..3])), b"").unwrap();
+    oem::publish(&w.p("oem"), w.now, false).unwrap();
+}
+
+fn published_version(w: &World, vin: &str) -> u64 {
+    oem::fleet::published_assignments(&w.p("oem/repository"), vin)
+        .unwrap()
+        .unwrap()
+        .0
+        .version
+}
+
 #[test]
 fn fast_forwarded_assignments_are_forgotten_when_the_oem_rotates_the_keys() {
     let w = World::new();
     w.assign("S1", "1.0");
     assert!(outcome(&w.update(), "S1").starts_with("updated"));
-    let published = w.p("oem/published.json");
-    let honest = std::fs::read(&published).unwrap();
+    let record = w.p("oem/published.json");
+    let honest = std::fs::read(&record).unwrap();
 
     // With the online keys, the attacker publishes VIN1's assignments as version 1000.
-    let mut p = read_json(&published);
-    p["VIN1"]["version"] = json!(999);
-    p["VIN1"]["content"] = json!("");
-    write_json(&published, &p);
-    oem::publish(&w.p("oem"), w.now, false).unwrap();
-    assert!(w
-        .p("oem/repository/vehicles/VIN1/1000.assignments.json")
-        .exists());
-    w.update();
+    fast_forward_vin1(&w);
+    assert_eq!(published_version(&w, "VIN1"), 1000);
+    assert!(outcome(&w.update(), "S1").starts_with("up to date"));
 
-    // Recovery: the OEM restores its own record and rotates the stolen online keys.
-    std::fs::write(&published, honest).unwrap();
+    // The OEM restores its own record: its next assignments (version 2) are below what the
+    // vehicle accepted, and refused as a rollback while the stolen keys are still trusted.
+    std::fs::write(&record, honest).unwrap();
+    w.assign("S1", "2.0");
+    assert_eq!(published_version(&w, "VIN1"), 2);
+    let e = master_failed(&w, Check::AssignmentsRollback);
+    assert!(e.reason.contains("older than the accepted 1000"), "{e}");
+
+    // Recovery: the OEM rotates the stolen online keys; the vehicle forgets the version it
+    // accepted under the old `vehicles` keys.
     for role in ["vehicles", "snapshot", "timestamp"] {
         let key = new_key(&w, &format!("{role}-2.pem"));
         ota_repo::rotation::rotate::<oem::Settings>(&w.p("oem"), role, vec![key], None, w.now)
             .unwrap();
     }
-    w.assign("S1", "2.0");
     let out = w.update();
     assert!(
         outcome(&out, "S1").starts_with("updated to brake-fw 2.0"),
         "{}",
         outcome(&out, "S1")
     );
+}
+
+#[test]
+fn a_rollback_of_one_vehicles_assignments_is_refused() {
+    let w = World::new();
+    w.assign("S1", "1.0");
+    let old_record = std::fs::read(w.p("oem/published.json")).unwrap();
+    assert!(outcome(&w.update(), "S1").starts_with("updated to brake-fw 1.0"));
+    w.assign("S1", "2.0");
+    assert!(outcome(&w.update(), "S1").starts_with("updated to brake-fw 2.0"));
+
+    // The online keys re-publish the older tree under a new, validly signed index: the index,
+    // snapshot and timestamp are all fresh, only VIN1's version went back (2 -> 1).
+    std::fs::write(w.p("oem/published.json"), old_record).unwrap();
+    let r = oem::publish(&w.p("oem"), w.now, false).unwrap();
+    assert!(r.roles.signed.iter().any(|(role, _)| role == "vehicles"));
+    assert_eq!(published_version(&w, "VIN1"), 1);
+    let e = master_failed(&w, Check::AssignmentsRollback);
+    assert!(e.reason.contains("version 1 "), "{e}");
+    // Nothing was forwarded: the ECU still runs 2.0.
+    assert_eq!(installed(&w, "S1").unwrap(), vec![2u8; 5000]);
 }
 
 // ---- 7. Installed, then revoked ------------------------------------------------------------

@@ -321,8 +321,8 @@ pub enum OemCommand {
         dir: PathBuf,
         #[command(flatten)]
         keys: OemKeyArgs,
-        /// Bins of the per-vehicle index (power of two; about the square root of the fleet).
-        #[arg(long, value_name = "N")]
+        /// No longer used (refused): the per-vehicle tree sizes itself to the fleet.
+        #[arg(long, value_name = "N", hide = true)]
         vehicle_bins: Option<u32>,
     },
     /// Pin, remove or replace suppliers.

@@ -577,7 +577,10 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
             for w in &r.withdrawn {
                 eprintln!("ota-repo: warning: assignment of {w} withdrawn: the ECU, its hardware id or its supplier is no longer valid");
             }
-            println!("  signed assignments of {} vehicle(s)", r.vehicles_signed);
+            println!(
+                "  wrote assignments of {} vehicle(s), {} tree node(s)",
+                r.vehicles_written, r.fleet.nodes_written
+            );
             print_report(&r.roles);
         }
         OemCommand::RotateKey(args) => {

@@ -12,10 +12,10 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::workdir;
 use ota_metadata::documents::image_manifest::verify_image_manifest;
-use ota_metadata::documents::vehicles::bin_of;
+use ota_metadata::documents::vehicles::{self, NodeLink};
 use ota_metadata::documents::{
-    regulators_of, suppliers_of, Assignments, Attestation, ImageKind, ImageTargetCustom,
-    ImageTargets, Review, VehicleBin, VehicleIndex,
+    regulators_of, suppliers_of, Attestation, ImageKind, ImageTargetCustom, ImageTargets, Review,
+    VehicleIndex,
 };
 use ota_metadata::roles::{sha256_of, Targets};
 use ota_metadata::{DateTime, Envelope, MetadataLimits, TrustedSet};
@@ -38,7 +38,7 @@ pub struct Summary {
     pub images: usize,
     /// The project's extra roles found (regulators, review, vehicles).
     pub extra_roles: Vec<String>,
-    /// Vehicles whose signed assignments were verified.
+    /// Vehicles whose assignments were verified (through the tree, from the signed index).
     pub vehicles: usize,
     /// Regulator attestations verified.
     pub attestations: usize,
@@ -297,76 +297,43 @@ fn verify_extra_roles(
     Ok(())
 }
 
-/// Every bin the index lists, and every vehicle's assignments the bins list.
-fn verify_vehicles(repo: &Path, set: &TrustedSet, index: &VehicleIndex) -> Result<usize> {
-    let root = &set.root().signed;
-    let r = root.role("vehicles")?;
+/// The whole vehicle tree the index names: every node (length, hash, the prefix it sits at,
+/// depth) and every vehicle's assignments file (length, hash, VIN, version), read the way a
+/// vehicle reads its own path. Returns the number of vehicles.
+fn verify_vehicles(repo: &Path, _set: &TrustedSet, index: &VehicleIndex) -> Result<usize> {
+    let bad = |e: ota_metadata::Error| Error::refused(format!("vehicle index: {e}"));
+    index.check().map_err(bad)?;
+    let Some(root) = &index.tree else {
+        return Ok(0);
+    };
     let mut n = 0;
-    for (bin, meta) in &index.bin_files {
-        let sha = meta
-            .hashes
-            .as_ref()
-            .map(|h| sha256_of(h, &format!("bin {bin}")))
-            .transpose()?
-            .ok_or_else(|| Error::refused(format!("vehicle index: bin {bin} has no sha256")))?;
-        let path = repo
-            .join("vehicles")
-            .join("bins")
-            .join(format!("{}.bin-{bin}.json", hex::encode(sha)));
-        let bytes = fsutil::read_bounded(&path, MetadataLimits::default().targets)?;
-        ota_metadata::trusted_set::check_meta(&format!("bin {bin}"), meta, &bytes)
-            .map_err(Error::meta(&path))?;
-        let b: VehicleBin = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::refused(format!("{}: {e}", path.display())))?;
-        if b.bin != *bin {
+    // Depth first, one path of siblings at a time: memory stays bounded at any fleet size.
+    let mut stack: Vec<(String, NodeLink)> = vec![(String::new(), root.clone())];
+    while let Some((prefix, link)) = stack.pop() {
+        if prefix.len() >= vehicles::MAX_DEPTH {
             return Err(Error::refused(format!(
-                "{}: holds bin {}, listed as {bin}",
-                path.display(),
-                b.bin
+                "vehicle tree: node {prefix:?} is deeper than {} levels",
+                vehicles::MAX_DEPTH
             )));
         }
-        for (vin, m) in &b.vehicles {
-            if bin_of(vin, index.bins) != *bin {
-                return Err(Error::refused(format!(
-                    "{}: {vin} does not belong in bin {bin}",
-                    path.display()
-                )));
-            }
-            let path = repo
-                .join("vehicles")
-                .join(vin)
-                .join(format!("{}.assignments.json", m.version));
-            let bytes = fsutil::read_bounded(&path, MetadataLimits::default().targets)?;
-            ota_metadata::trusted_set::check_meta(&format!("assignments of {vin}"), m, &bytes)
-                .map_err(Error::meta(&path))?;
-            let env = Envelope::parse(&path.display().to_string(), &bytes, u64::MAX)
-                .map_err(Error::meta(&path))?;
-            env.verify(
+        let path = repo.join(vehicles::node_path(&prefix, &link.sha256));
+        let bytes = fsutil::read_bounded(&path, vehicles::MAX_NODE_BYTES)?;
+        ota_metadata::trusted_set::check_meta(&path.display().to_string(), &link.meta(), &bytes)
+            .map_err(Error::meta(&path))?;
+        let node = vehicles::check_node(&bytes, &prefix).map_err(Error::meta(&path))?;
+        for (d, l) in node.children.into_iter().rev() {
+            stack.push((format!("{prefix}{d}"), l));
+        }
+        for (vin, entry) in &node.vehicles {
+            let path = repo.join(vehicles::assignments_path(vin, &entry.sha256));
+            let bytes = fsutil::read_bounded(&path, vehicles::MAX_ASSIGNMENTS_BYTES)?;
+            ota_metadata::trusted_set::check_meta(
                 &format!("assignments of {vin}"),
-                &r.keyids,
-                r.threshold,
-                &root.keys,
+                &entry.meta(),
+                &bytes,
             )
             .map_err(Error::meta(&path))?;
-            let a: Assignments = env
-                .decode(&format!("assignments of {vin}"), Assignments::TYPE)
-                .map_err(Error::meta(&path))?;
-            if a.vin != *vin || a.version != m.version {
-                return Err(Error::refused(format!(
-                    "{}: is {} v{}, listed as {vin} v{}",
-                    path.display(),
-                    a.vin,
-                    a.version,
-                    m.version
-                )));
-            }
-            if a.expires <= set.now() {
-                return Err(Error::refused(format!(
-                    "{}: expired at {}",
-                    path.display(),
-                    a.expires
-                )));
-            }
+            vehicles::check_assignments(&bytes, vin, entry).map_err(Error::meta(&path))?;
             n += 1;
         }
     }

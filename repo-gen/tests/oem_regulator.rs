@@ -167,18 +167,11 @@ impl Steps for Env {
     }
 
     fn assignments(&self, vin: &str) -> serde_json::Value {
-        let dir = self.path(&format!("oem/repository/vehicles/{vin}"));
-        let newest = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter_map(|n| {
-                n.strip_suffix(".assignments.json")
-                    .and_then(|v| v.parse::<u64>().ok())
-            })
-            .max()
-            .unwrap();
-        let bytes = std::fs::read(dir.join(format!("{newest}.assignments.json"))).unwrap();
-        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["signed"].clone()
+        let (_, doc) =
+            ota_repo::oem::fleet::published_assignments(&self.path("oem/repository"), vin)
+                .unwrap()
+                .unwrap_or_else(|| panic!("no assignments of {vin} published"));
+        serde_json::to_value(doc).unwrap()
     }
 }
 
@@ -206,7 +199,7 @@ fn review_assign_and_publish_per_vehicle() {
         "1.0",
     ]);
     let out = env.ok(&["oem", "publish", "oem"]);
-    assert!(out.contains("signed assignments of 1 vehicle(s)"), "{out}");
+    assert!(out.contains("wrote assignments of 1 vehicle(s)"), "{out}");
     let out = env.ok(&[
         "oem",
         "assign",
@@ -225,7 +218,7 @@ fn review_assign_and_publish_per_vehicle() {
         "aftermarket X9 must be skipped: {out}"
     );
     let out = env.ok(&["oem", "publish", "oem"]);
-    assert!(out.contains("signed assignments of 2 vehicle(s)"), "{out}");
+    assert!(out.contains("wrote assignments of 2 vehicle(s)"), "{out}");
     let a = env.assignments("VIN1");
     assert_eq!(a["ecus"]["S1"]["version"], "2.0");
     assert_eq!(a["ecus"]["S2"]["release_counter"], 2);
@@ -233,13 +226,14 @@ fn review_assign_and_publish_per_vehicle() {
     let v = env.verify("oem");
     assert!(v.contains("2 vehicle(s)"), "{v}");
 
-    // Nothing changed: no vehicle is re-signed.
+    // Nothing changed: no vehicle's file and no node is written.
     let out = env.ok(&["oem", "publish", "oem"]);
     assert!(
-        out.contains("signed assignments of 0 vehicle(s)") && out.contains("kept   vehicles"),
+        out.contains("wrote assignments of 0 vehicle(s), 0 tree node(s)")
+            && out.contains("kept   vehicles"),
         "{out}"
     );
-    // A change to one vehicle re-signs that vehicle only.
+    // A change to one vehicle writes that vehicle's file only (and its path, and the index).
     env.ok(&[
         "oem",
         "assign",
@@ -257,7 +251,7 @@ fn review_assign_and_publish_per_vehicle() {
     ]);
     let out = env.ok(&["oem", "publish", "oem"]);
     assert!(
-        out.contains("signed assignments of 1 vehicle(s)") && out.contains("signed vehicles"),
+        out.contains("wrote assignments of 1 vehicle(s)") && out.contains("signed vehicles"),
         "{out}"
     );
     env.verify("oem");
@@ -600,11 +594,16 @@ fn every_role_of_oem_and_regulator_rotates() {
         env.verify("oem");
     }
     assert!(env.path("oem/repository/7.root.json").exists());
-    // The vehicles key rotated: the vehicle's assignments were re-signed with it.
-    let a = std::fs::read_dir(env.path("oem/repository/vehicles/VIN1"))
-        .unwrap()
-        .count();
-    assert!(a >= 2, "assignments not re-signed");
+    // The vehicles key rotated: the index was re-signed (verified above from root v1), the
+    // vehicle's assignments file, which carries no signature, was not rewritten.
+    let key = ota_metadata::documents::vehicles::vin_key("VIN1");
+    let files: Vec<String> =
+        std::fs::read_dir(env.path(&format!("oem/repository/vehicles/{}", &key[..3])))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("VIN1."))
+            .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
     for role in ["targets", "root", "timestamp"] {
         env.ok(&["regulator", "rotate-key", "reg", "--role", role]);
         assert!(env.verify("reg").contains("2 attestation(s)"));

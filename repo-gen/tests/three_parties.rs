@@ -133,12 +133,13 @@ impl Steps for World {
         let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         (newest, doc["signed"].clone())
     }
-    /// The signed body of the newest `vehicles/VIN/N.assignments.json` of the OEM.
+    /// The assignments of VIN the OEM's served tree lists now, with their version.
     fn newest_assignments(&self, vin: &str) -> (u64, serde_json::Value) {
-        self.newest_signed(
-            &format!("oem/repository/vehicles/{vin}"),
-            "assignments.json",
-        )
+        let (entry, doc) =
+            ota_repo::oem::fleet::published_assignments(&self.path("oem/repository"), vin)
+                .unwrap()
+                .unwrap_or_else(|| panic!("no assignments of {vin} published"));
+        (entry.version, serde_json::to_value(doc).unwrap())
     }
 }
 

@@ -24,7 +24,7 @@ pub mod updater;
 
 pub use error::{Error, Result};
 pub use fetch::{
-    AnyFetcher, CaRoots, DirFetcher, Fetch, FetchError, HttpFetcher, MinSpeed, RangeSink,
+    AnyFetcher, CaRoots, Counting, DirFetcher, Fetch, FetchError, HttpFetcher, MinSpeed, RangeSink,
 };
 pub use limits::Limits;
 pub use pinned::{open_pinned, targets_url};

@@ -1,16 +1,117 @@
-//! This vehicle's assignments: the fleet index (the OEM's online `vehicles` role, listed in the
-//! snapshot) names the bin holding the vehicle, the bin (content-addressed) names the version,
-//! length and hash of the vehicle's signed assignments file.
+//! This vehicle's assignments, trusted through the fleet index by hash
+//! (`ota_metadata::documents::vehicles`): the index (the OEM's online `vehicles` role, listed in
+//! the snapshot, short expiry) names the root node of a tree keyed by SHA-256(VIN); each node on
+//! the way down names the next by length and SHA-256, the leaf names this vehicle's
+//! assignments file the same way. Every file is bounded, checked against its link before it is
+//! parsed, and must be the node for the prefix it is reached at; nodes and the assignments file
+//! are kept locally, so an unchanged one (same hash) is not fetched again.
+//!
+//! Rollback: the version of the last accepted assignments is kept with the `vehicles` keys and
+//! threshold it was accepted under; a lower version is refused while those keys are the ones
+//! trusted now.
 
 use super::error::{fail, Check, Result};
-use crate::tuf::{Fetch, MetadataStore, Updater};
-use ota_metadata::documents::vehicles::bin_of;
-use ota_metadata::documents::{Assignments, VehicleBin, VehicleIndex};
-use ota_metadata::roles::sha256_of;
-use ota_metadata::Envelope;
+use crate::tuf::{encode, Fetch, MetadataStore, Updater};
+use ota_metadata::documents::vehicles::{
+    self, check_assignments, check_node, vin_key, NodeLink, VehicleEntry, VehicleIndex,
+    MAX_ASSIGNMENTS_BYTES, MAX_DEPTH, MAX_NODE_BYTES,
+};
+use ota_metadata::documents::Assignments;
+use serde::{Deserialize, Serialize};
+use std::fmt;
 
-/// Size bound for bins and assignment files.
-const MAX_VEHICLE_FILE: u64 = 16 << 20;
+/// Where the last accepted assignments are recorded in the store.
+const ACCEPTED: &str = "vehicle-accepted";
+/// The local copy of the assignments file.
+const ASSIGNMENTS_FILE: &str = "vehicle-assignments";
+
+/// The local copy of the node at `depth` on this vehicle's path.
+fn node_cache(depth: usize) -> String {
+    format!("vehicle-node-{depth}")
+}
+
+/// Why the walk down the tree stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreeError {
+    /// The node at `depth` (for `prefix`) could not be fetched, or did not match its link.
+    Fetch {
+        depth: usize,
+        prefix: String,
+        reason: String,
+    },
+    /// The node matched its link but is not a valid node for `prefix` (another prefix, say).
+    Node {
+        depth: usize,
+        prefix: String,
+        reason: String,
+    },
+    /// More nodes on the path than a vehicle walks.
+    TooDeep,
+}
+
+impl fmt::Display for TreeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TreeError::Fetch {
+                depth,
+                prefix,
+                reason,
+            } => write!(f, "node {prefix:?} (depth {depth}): {reason}"),
+            TreeError::Node {
+                depth,
+                prefix,
+                reason,
+            } => write!(f, "node {prefix:?} (depth {depth}) refused: {reason}"),
+            TreeError::TooDeep => write!(f, "more than {MAX_DEPTH} nodes on the path"),
+        }
+    }
+}
+
+impl std::error::Error for TreeError {}
+
+/// Walk from `root` down to the leaf holding `vin`; `get(depth, prefix, link)` returns the
+/// node's bytes checked against `link`. `None`: the tree does not list the vehicle.
+pub fn find_in_tree(
+    root: Option<&NodeLink>,
+    vin: &str,
+    mut get: impl FnMut(usize, &str, &NodeLink) -> std::result::Result<Vec<u8>, String>,
+) -> std::result::Result<Option<VehicleEntry>, TreeError> {
+    let key = vin_key(vin);
+    let Some(mut link) = root.cloned() else {
+        return Ok(None);
+    };
+    for depth in 0..MAX_DEPTH {
+        let prefix = &key[..depth];
+        let bytes = get(depth, prefix, &link).map_err(|reason| TreeError::Fetch {
+            depth,
+            prefix: prefix.into(),
+            reason,
+        })?;
+        let node = check_node(&bytes, prefix).map_err(|e| TreeError::Node {
+            depth,
+            prefix: prefix.into(),
+            reason: e.to_string(),
+        })?;
+        if node.is_leaf() {
+            return Ok(node.vehicles.get(vin).cloned());
+        }
+        match node.children.get(&key[depth..depth + 1]) {
+            Some(next) => link = next.clone(),
+            None => return Ok(None),
+        }
+    }
+    Err(TreeError::TooDeep)
+}
+
+/// The last accepted assignments, and the `vehicles` keys that made them trusted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Accepted {
+    vin: String,
+    version: u64,
+    sha256: String,
+    keyids: Vec<String>,
+    threshold: u32,
+}
 
 /// The assignments of `vin` (`None`: the OEM assigns it nothing), verified and checked against
 /// the last accepted ones in `store`, which they then replace.
@@ -20,7 +121,6 @@ pub fn read_assignments<F: Fetch>(
     vin: &str,
     store: &MetadataStore,
 ) -> Result<Option<Assignments>> {
-    let check = Check::Assignments;
     let index = master
         .load_extra_role::<VehicleIndex>(
             "vehicles",
@@ -28,105 +128,249 @@ pub fn read_assignments<F: Fetch>(
             |r| r.expires,
             |r| r.version,
         )
-        .map_err(|e| fail(check, url, e))?
+        .map_err(|e| fail(Check::VehicleIndex, url, e))?
         .signed;
-    let bin = bin_of(vin, index.bins);
-    let Some(bin_meta) = index.bin_files.get(&bin) else {
+    index
+        .check()
+        .map_err(|e| fail(Check::VehicleIndex, url, e))?;
+
+    let entry = find_in_tree(index.tree.as_ref(), vin, |depth, prefix, link| {
+        master
+            .fetch_metadata_file_cached(
+                &vehicles::node_path(prefix, &link.sha256),
+                &node_cache(depth),
+                &link.meta(),
+                MAX_NODE_BYTES,
+            )
+            .map_err(|e| e.to_string())
+    })
+    .map_err(|e| fail(Check::VehicleTree, url, e))?;
+    let Some(entry) = entry else {
         return Ok(None);
     };
-    let sha = bin_meta
-        .hashes
-        .as_ref()
-        .map(|h| sha256_of(h, "bin"))
-        .transpose()
-        .map_err(|e| fail(check, url, e))?
-        .ok_or_else(|| fail(check, url, format!("bin {bin} has no sha256 in the index")))?;
-    let bytes = master
-        .fetch_metadata_file_cached(
-            &format!("vehicles/bins/{}.bin-{bin}.json", hex::encode(sha)),
-            "vehicle-bin",
-            bin_meta,
-            MAX_VEHICLE_FILE,
-        )
-        .map_err(|e| fail(check, url, e))?;
-    let b: VehicleBin =
-        serde_json::from_slice(&bytes).map_err(|e| fail(check, url, format!("bin {bin}: {e}")))?;
-    if b.bin != bin {
-        return Err(fail(
-            check,
-            url,
-            format!("bin file holds bin {}, expected {bin}", b.bin),
-        ));
-    }
-    let Some(meta) = b.vehicles.get(vin) else {
-        return Ok(None);
-    };
+
+    // The leaf's hash was checked as a valid SHA-256 in hex; the VIN is encoded as a segment.
     let path = format!(
-        "vehicles/{}/{}.assignments.json",
-        crate::tuf::encode::url_segment(vin),
-        meta.version
+        "vehicles/{}/{}.{}.assignments.json",
+        &vin_key(vin)[..vehicles::DIR_DIGITS],
+        encode::url_segment(vin),
+        entry.sha256
     );
     let bytes = master
-        .fetch_metadata_file_cached(&path, "assignments-file", meta, MAX_VEHICLE_FILE)
-        .map_err(|e| fail(check, url, e))?;
+        .fetch_metadata_file_cached(
+            &path,
+            ASSIGNMENTS_FILE,
+            &entry.meta(),
+            MAX_ASSIGNMENTS_BYTES,
+        )
+        .map_err(|e| fail(Check::Assignments, url, e))?;
+    let a = check_assignments(&bytes, vin, &entry).map_err(|e| fail(Check::Assignments, url, e))?;
+
+    check_rollback(master, url, vin, &entry, store)?;
+    Ok(Some(a))
+}
+
+/// Never accept older assignments than the last accepted ones, as long as those were trusted
+/// through the `vehicles` keys trusted now. After the OEM rotates that role (a stolen key), a
+/// version the attacker pushed up with the old key is forgotten, as TUF forgets timestamp and
+/// snapshot versions on their keys' rotation; else the vehicle would refuse every legitimate
+/// assignment below it forever. Records the new reference.
+fn check_rollback<F: Fetch>(
+    master: &Updater<F>,
+    url: &str,
+    vin: &str,
+    entry: &VehicleEntry,
+    store: &MetadataStore,
+) -> Result<()> {
     let root = &master.trusted().root().signed;
-    let r = root.role("vehicles").map_err(|e| fail(check, url, e))?;
-    let env = Envelope::parse(&path, &bytes, MAX_VEHICLE_FILE).map_err(|e| fail(check, url, e))?;
-    env.verify(
-        &format!("assignments of {vin}"),
-        &r.keyids,
-        r.threshold,
-        &root.keys,
-    )
-    .map_err(|e| fail(check, url, e))?;
-    let a: Assignments = env
-        .decode(&path, Assignments::TYPE)
-        .map_err(|e| fail(check, url, e))?;
-    if a.vin != vin || a.version != meta.version {
-        return Err(fail(
-            check,
-            url,
-            format!(
-                "file is {} v{}, the bin lists {vin} v{}",
-                a.vin, a.version, meta.version
-            ),
-        ));
-    }
-    if a.expires <= master.trusted().now() {
-        return Err(fail(
-            check,
-            url,
-            format!("assignments of {vin} expired at {}", a.expires),
-        ));
-    }
-    // Rollback: never accept older assignments than the last accepted ones, as long as those
-    // were signed by the `vehicles` keys trusted now. After the OEM rotates that role (a
-    // stolen key), a version the attacker pushed up with the old key is forgotten, as TUF
-    // forgets timestamp and snapshot on their keys' rotation; else the vehicle would refuse
-    // every legitimate assignment below it forever.
-    if let Ok(Some(prev)) = store.read("assignments", MAX_VEHICLE_FILE) {
-        let still_trusted = Envelope::parse("assignments", &prev, MAX_VEHICLE_FILE)
-            .and_then(|e| {
-                e.verify("accepted assignments", &r.keyids, r.threshold, &root.keys)?;
-                e.decode::<Assignments>("assignments", Assignments::TYPE)
-            })
-            .ok()
-            .filter(|p| p.vin == vin);
-        if let Some(p) = still_trusted {
-            if a.version < p.version {
-                return Err(fail(
-                    check,
-                    url,
-                    format!(
-                        "version {} is older than the accepted {} (rollback)",
-                        a.version, p.version
-                    ),
-                ));
-            }
+    let role = root
+        .role("vehicles")
+        .map_err(|e| fail(Check::VehicleIndex, url, e))?;
+    let mut keyids: Vec<String> = role.keyids.iter().map(|k| k.0.clone()).collect();
+    keyids.sort();
+    keyids.dedup();
+    let prev: Option<Accepted> = store
+        .read(ACCEPTED, 64 * 1024)
+        .ok()
+        .flatten()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    if let Some(p) = prev.filter(|p| p.vin == vin) {
+        let same_keys = p.keyids == keyids && p.threshold == role.threshold;
+        if same_keys && entry.version < p.version {
+            return Err(fail(
+                Check::AssignmentsRollback,
+                url,
+                format!(
+                    "version {} of the assignments of {vin} is older than the accepted {} (rollback)",
+                    entry.version, p.version
+                ),
+            ));
         }
     }
+    let record = Accepted {
+        vin: vin.into(),
+        version: entry.version,
+        sha256: entry.sha256.clone(),
+        keyids,
+        threshold: role.threshold,
+    };
+    let bytes = serde_json::to_vec(&record)
+        .map_err(|e| fail(Check::Assignments, url, format!("internal: {e}")))?;
     store
-        .write("assignments", &bytes)
-        .map_err(|e| fail(check, url, e))?;
-    Ok(Some(a))
+        .write(ACCEPTED, &bytes)
+        .map_err(|e| fail(Check::Assignments, url, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ota_metadata::documents::vehicles::{
+        build, finish, node_path, Leaf, NodeSink, VehicleNode, MAX_NODE_BYTES,
+    };
+    use std::collections::{BTreeMap, HashMap};
+
+    #[derive(Default)]
+    struct Mem(HashMap<String, Vec<u8>>);
+    impl NodeSink for Mem {
+        type Error = ota_metadata::Error;
+        fn put(&mut self, prefix: &str, l: &NodeLink, bytes: Vec<u8>) -> ota_metadata::Result<()> {
+            self.0.insert(node_path(prefix, &l.sha256), bytes);
+            Ok(())
+        }
+    }
+
+    fn entry(v: u64) -> VehicleEntry {
+        VehicleEntry {
+            version: v,
+            length: 10,
+            sha256: format!("{v:064x}"),
+        }
+    }
+
+    /// 300 vehicles at 8 per leaf: three or four levels.
+    fn tree() -> (Mem, NodeLink) {
+        let mut m = Mem::default();
+        let mut leaves: Vec<Leaf> = (0..300)
+            .map(|i| Leaf::new(&format!("VIN{i}"), entry(i)))
+            .collect();
+        leaves.sort_by(|a, b| a.key.cmp(&b.key));
+        let t = build(&mut m, "", leaves, 8).unwrap();
+        let root = finish(&mut m, t).unwrap().unwrap();
+        (m, root)
+    }
+
+    /// Fetch from `m`, checking length and hash as the updater does; counts requests.
+    fn getter<'a>(
+        m: &'a Mem,
+        fetched: &'a mut Vec<String>,
+    ) -> impl FnMut(usize, &str, &NodeLink) -> std::result::Result<Vec<u8>, String> + 'a {
+        move |_, prefix, link| {
+            let p = node_path(prefix, &link.sha256);
+            fetched.push(p.clone());
+            let b = m.0.get(&p).cloned().ok_or("not found")?;
+            ota_metadata::trusted_set::check_meta(&p, &link.meta(), &b)
+                .map_err(|e| e.to_string())?;
+            Ok(b)
+        }
+    }
+
+    #[test]
+    fn finds_every_vehicle_and_only_those() {
+        let (m, root) = tree();
+        for i in [0u64, 17, 299] {
+            let mut f = Vec::new();
+            let got = find_in_tree(Some(&root), &format!("VIN{i}"), getter(&m, &mut f)).unwrap();
+            assert_eq!(got, Some(entry(i)));
+            assert!(f.len() >= 2 && f.len() <= 4, "{f:?}");
+        }
+        let mut f = Vec::new();
+        assert_eq!(
+            find_in_tree(Some(&root), "VIN-X", getter(&m, &mut f)).unwrap(),
+            None
+        );
+        assert_eq!(
+            find_in_tree(None, "VIN1", getter(&m, &mut f)).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_tampered_node_is_refused_at_its_depth() {
+        let (mut m, root) = tree();
+        let key = vin_key("VIN5");
+        // The node at depth 1 on VIN5's path, one byte changed.
+        let root_node = check_node(&m.0[&node_path("", &root.sha256)], "").unwrap();
+        let l1 = &root_node.children[&key[..1]];
+        let p1 = node_path(&key[..1], &l1.sha256);
+        let mut b = m.0[&p1].clone();
+        let i = b.len() / 2;
+        b[i] ^= 1;
+        m.0.insert(p1, b);
+        let mut f = Vec::new();
+        let e = find_in_tree(Some(&root), "VIN5", getter(&m, &mut f)).unwrap_err();
+        assert!(
+            matches!(&e, TreeError::Fetch { depth: 1, reason, .. } if reason.contains("sha256")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_node_for_another_prefix_is_refused() {
+        let (mut m, root) = tree();
+        let key = vin_key("VIN5");
+        // The root names, for VIN5's first digit, a valid node of another prefix (a real node,
+        // so its link is right): the vehicle must refuse it, not read another vehicle's bin.
+        let mut root_node = check_node(&m.0[&node_path("", &root.sha256)], "").unwrap();
+        let (other_digit, other) = root_node
+            .children
+            .iter()
+            .find(|(d, _)| **d != key[..1])
+            .map(|(d, l)| (d.clone(), l.clone()))
+            .unwrap();
+        let bytes = m.0[&node_path(&other_digit, &other.sha256)].clone();
+        m.0.insert(node_path(&key[..1], &other.sha256), bytes);
+        root_node.children.insert(key[..1].to_string(), other);
+        let root_bytes = ota_metadata::canonical::to_canonical(&root_node).unwrap();
+        let forged = NodeLink::of(&root_bytes);
+        m.0.insert(node_path("", &forged.sha256), root_bytes);
+        let mut f = Vec::new();
+        let e = find_in_tree(Some(&forged), "VIN5", getter(&m, &mut f)).unwrap_err();
+        assert!(
+            matches!(&e, TreeError::Node { depth: 1, reason, .. } if reason.contains("prefix")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_endless_chain_of_nodes_is_cut_off() {
+        // A chain of inner nodes, each naming the next, deeper than a vehicle walks.
+        let key = vin_key("VIN1");
+        let mut m = Mem::default();
+        let mut below: Option<NodeLink> = None;
+        for depth in (0..=MAX_DEPTH + 2).rev() {
+            let node = match &below {
+                None => VehicleNode {
+                    type_: VehicleNode::TYPE.into(),
+                    prefix: key[..depth].into(),
+                    children: BTreeMap::new(),
+                    vehicles: BTreeMap::from([("VIN1".to_string(), entry(1))]),
+                },
+                Some(l) => VehicleNode {
+                    type_: VehicleNode::TYPE.into(),
+                    prefix: key[..depth].into(),
+                    children: BTreeMap::from([(key[depth..depth + 1].to_string(), l.clone())]),
+                    vehicles: BTreeMap::new(),
+                },
+            };
+            let b = ota_metadata::canonical::to_canonical(&node).unwrap();
+            assert!(b.len() as u64 <= MAX_NODE_BYTES);
+            let l = NodeLink::of(&b);
+            m.0.insert(node_path(&key[..depth], &l.sha256), b);
+            below = Some(l);
+        }
+        let mut f = Vec::new();
+        let e = find_in_tree(below.as_ref(), "VIN1", getter(&m, &mut f)).unwrap_err();
+        assert_eq!(e, TreeError::TooDeep);
+        assert_eq!(f.len(), MAX_DEPTH);
+    }
 }

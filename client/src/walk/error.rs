@@ -11,8 +11,14 @@ pub enum Check {
     SupplierPins,
     /// The OEM's list of authorized regulators.
     RegulatorPolicy,
-    /// This vehicle's assignments (index, bin, signed file, rollback).
+    /// The OEM's fleet index (the `vehicles` role): signature, version, expiry, format.
+    VehicleIndex,
+    /// A node of the fleet tree on this vehicle's path (length, hash, prefix, form).
+    VehicleTree,
+    /// This vehicle's assignments file (length, hash, VIN, version).
     Assignments,
+    /// This vehicle's assignments are older than the ones accepted before (rollback).
+    AssignmentsRollback,
     /// The supplier is not pinned, or not for this hardware id.
     SupplierDelegation,
     /// The supplier's TUF metadata.
@@ -39,7 +45,10 @@ impl Check {
             Check::OemMetadata => "OEM metadata",
             Check::SupplierPins => "OEM supplier pins",
             Check::RegulatorPolicy => "OEM regulators",
+            Check::VehicleIndex => "OEM fleet index",
+            Check::VehicleTree => "OEM fleet tree",
             Check::Assignments => "vehicle assignments",
+            Check::AssignmentsRollback => "vehicle assignments rollback",
             Check::SupplierDelegation => "supplier delegation",
             Check::SupplierMetadata => "supplier metadata",
             Check::ImageManifest => "image manifest",

@@ -1,7 +1,8 @@
 //! Vehicle assignments (the paper's Mv): which image each ECU of one vehicle should run.
+//! Unsigned canonical JSON, trusted through the signed fleet index by hash
+//! ([`super::vehicles`]); no expiry of its own: the index's is what keeps it fresh.
 
 use crate::roles::Hashes;
-use crate::time::DateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -24,8 +25,8 @@ pub struct Assignments {
     pub type_: String,
     pub spec_version: String,
     pub vin: String,
+    /// Raised with every change; a vehicle never accepts a lower one (rollback).
     pub version: u64,
-    pub expires: DateTime,
     /// Keyed by ECU serial.
     pub ecus: BTreeMap<String, EcuAssignment>,
     #[serde(flatten)]

@@ -20,7 +20,7 @@ pub use pin::{verified_root, RepositoryPin};
 pub use regulators::{regulators_of, RegulatorPolicy, REGULATORS_FIELD};
 pub use review::{Review, ReviewRequest};
 pub use suppliers::{suppliers_of, SupplierEntry};
-pub use vehicles::{bin_of, VehicleBin, VehicleIndex};
+pub use vehicles::{VehicleEntry, VehicleIndex, VehicleNode};
 pub use version_report::{EcuRecall, EcuReport, EcuSilent, VehicleVersionReport};
 
 use crate::roles::Hashes;

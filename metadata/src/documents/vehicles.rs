@@ -1,20 +1,35 @@
 //! How per-vehicle assignments are published so that cost grows with what changed, not with
-//! the fleet (DESIGN.md, "Per-vehicle metadata").
+//! the fleet (DESIGN.md, "Per-vehicle metadata"): one signature keeps the whole fleet fresh.
 //!
 //! ```text
-//! N.vehicles.json                          signed index (snapshot-listed, short expiry):
-//!                                          length and SHA-256 of every bin
-//! vehicles/bins/SHA256.bin-XX.json         unsigned, content-addressed: for each VIN in the
-//!                                          bin, version/length/SHA-256 of its assignments
-//! vehicles/VIN/N.assignments.json          signed assignments of one vehicle (long expiry)
+//! N.vehicles.json                           signed by the online `vehicles` role, listed in the
+//!                                           snapshot, short expiry: the fan-out and the length
+//!                                           and SHA-256 of the tree's root node
+//! vehicles/tree/PREFIX.SHA.json             unsigned, content-addressed nodes of a radix tree
+//!   (root.SHA.json for the root)            keyed by SHA-256(VIN) in hex, one hex digit per
+//!                                           level (fan-out 16). An inner node lists the length
+//!                                           and SHA-256 of each child; a leaf ("bin") lists,
+//!                                           per VIN, the version, length and SHA-256 of its
+//!                                           assignments
+//! vehicles/KKK/VIN.SHA.assignments.json     unsigned canonical JSON, content-addressed (KKK:
+//!                                           the first three hex digits of SHA-256(VIN)):
+//!                                           vin, version (for rollback), the ECUs' images
 //! ```
 //!
-//! Changing one vehicle signs its assignments and the index (plus snapshot and timestamp):
-//! four signatures whatever the fleet size. Keeping the fleet fresh re-signs only the index,
-//! snapshot and timestamp, never a file per vehicle. A vehicle downloads the index, its bin and
-//! its own assignments: a two-level inclusion proof from the signed index down to its file.
+//! A vehicle trusts its assignments through the hash chain from the signed index: no
+//! signature and no expiry per vehicle, so renewing freshness re-signs the index, snapshot and
+//! timestamp only, at any fleet size. Changing one vehicle writes its file, the nodes on its
+//! path (about log16 of the fleet) and the three signed files. A vehicle downloads the index,
+//! the nodes on its path and its own file, and fetches again only the nodes whose hash
+//! changed: after a change elsewhere in a fleet of a million, the root node (about 1.5 KB).
+//!
+//! The shape is canonical: a node is a leaf exactly when at most `leaf_max` vehicles fall under
+//! its prefix (the publisher's setting; clients only bound node sizes), so a bulk build and a
+//! sequence of single changes give the same tree. Vehicles are never removed from the tree:
+//! one whose assignments are all withdrawn gets an empty assignments file with a new version.
 
 use crate::error::{Error, Result};
+use crate::names;
 use crate::roles::MetaFile;
 use crate::time::DateTime;
 use serde::{Deserialize, Serialize};
@@ -22,30 +37,85 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-/// Number of bins by default; the index lists one line per bin.
-pub const DEFAULT_BINS: u32 = 256;
-pub const MAX_BINS: u32 = 65_536;
+use super::assignments::Assignments;
 
-/// The bin of `vin` among `bins` (a power of two up to 65,536): the first two bytes of
-/// SHA-256(VIN) masked, in fixed-width hex.
-pub fn bin_of(vin: &str, bins: u32) -> String {
-    let h = Sha256::digest(vin.as_bytes());
-    let n = u32::from(u16::from_be_bytes([h[0], h[1]])) & (bins.max(1) - 1);
-    let width = if bins <= 256 { 2 } else { 4 };
-    format!("{n:0width$x}")
+/// Children per node: one hex digit of SHA-256(VIN) per level. The only fan-out this format
+/// has (the index names it, so a later format can change it and old clients refuse it).
+pub const FANOUT: u32 = 16;
+/// Most vehicles in a leaf by default (the publisher's choice; see the fleet benchmark).
+pub const DEFAULT_LEAF_MAX: usize = 64;
+/// Most nodes on a path, root and leaf included. A leaf at this depth may hold more than
+/// `leaf_max` vehicles (it would take over `leaf_max` VINs sharing 60 bits of hash).
+pub const MAX_DEPTH: usize = 16;
+/// Bound on one node file (a leaf of `leaf_max` vehicles is a few KB).
+pub const MAX_NODE_BYTES: u64 = 64 * 1024;
+/// Bound on one vehicle's assignments file.
+pub const MAX_ASSIGNMENTS_BYTES: u64 = 1 << 20;
+/// Hex digits of SHA-256(VIN) naming the directory of a vehicle's assignments files.
+pub const DIR_DIGITS: usize = 3;
+
+/// SHA-256 of the VIN, lower-case hex: where the vehicle sits in the tree.
+pub fn vin_key(vin: &str) -> String {
+    hex::encode(Sha256::digest(vin.as_bytes()))
 }
 
-pub fn check_bins(bins: u32) -> Result<()> {
-    if bins == 0 || bins > MAX_BINS || !bins.is_power_of_two() {
-        return Err(Error::malformed(
-            "vehicle bins",
-            format!("{bins}: use a power of two up to {MAX_BINS}"),
-        ));
+/// Path (under the metadata base) of the node for `prefix` with content hash `sha256`.
+pub fn node_path(prefix: &str, sha256: &str) -> String {
+    let name = if prefix.is_empty() { "root" } else { prefix };
+    format!("vehicles/tree/{name}.{sha256}.json")
+}
+
+/// Path of `vin`'s assignments file with content hash `sha256`.
+pub fn assignments_path(vin: &str, sha256: &str) -> String {
+    format!(
+        "vehicles/{}/{vin}.{sha256}.assignments.json",
+        &vin_key(vin)[..DIR_DIGITS]
+    )
+}
+
+/// Length and SHA-256 of a node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeLink {
+    pub length: u64,
+    pub sha256: String,
+}
+
+impl NodeLink {
+    pub fn of(bytes: &[u8]) -> Self {
+        NodeLink {
+            length: bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(bytes)),
+        }
     }
-    Ok(())
+    /// As a TUF `MetaFile` (version unused), for the length-and-hash checks TUF files get.
+    pub fn meta(&self) -> MetaFile {
+        meta_file(1, self.length, &self.sha256)
+    }
 }
 
-/// The signed fleet index.
+/// What a leaf lists for one vehicle: its assignments file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VehicleEntry {
+    pub version: u64,
+    pub length: u64,
+    pub sha256: String,
+}
+
+impl VehicleEntry {
+    pub fn meta(&self) -> MetaFile {
+        meta_file(self.version, self.length, &self.sha256)
+    }
+}
+
+fn meta_file(version: u64, length: u64, sha256: &str) -> MetaFile {
+    MetaFile {
+        version,
+        length: Some(length),
+        hashes: Some(BTreeMap::from([("sha256".to_string(), sha256.to_string())])),
+    }
+}
+
+/// The signed fleet index (the `vehicles` role).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VehicleIndex {
     #[serde(rename = "_type")]
@@ -53,51 +123,614 @@ pub struct VehicleIndex {
     pub spec_version: String,
     pub version: u64,
     pub expires: DateTime,
-    pub bins: u32,
-    /// Bin id -> length and hashes of the bin file (version unused, 1).
-    pub bin_files: BTreeMap<String, MetaFile>,
+    /// Children per node ([`FANOUT`]).
+    pub fanout: u32,
+    /// The root node; absent while no vehicle has assignments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<NodeLink>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
 
 impl VehicleIndex {
     pub const TYPE: &'static str = "vehicles";
+
+    /// Refuse an index this code cannot walk.
+    pub fn check(&self) -> Result<()> {
+        if self.fanout != FANOUT {
+            return Err(Error::Mismatch {
+                what: "vehicle index".into(),
+                field: "fanout",
+                found: self.fanout.to_string(),
+                expected: FANOUT.to_string(),
+            });
+        }
+        if let Some(l) = &self.tree {
+            check_link(
+                "vehicle index: root node",
+                l.length,
+                &l.sha256,
+                MAX_NODE_BYTES,
+            )?;
+        }
+        Ok(())
+    }
 }
 
-/// One bin: the assignments file of every vehicle whose VIN falls in it.
+/// A node of the tree: inner (`children`, keyed by the next hex digit) or leaf (`vehicles`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct VehicleBin {
+pub struct VehicleNode {
     #[serde(rename = "_type")]
     pub type_: String,
-    pub bin: String,
-    pub vehicles: BTreeMap<String, MetaFile>,
+    /// The hex digits of SHA-256(VIN) every vehicle under this node starts with.
+    pub prefix: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub children: BTreeMap<String, NodeLink>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vehicles: BTreeMap<String, VehicleEntry>,
 }
 
-impl VehicleBin {
-    pub const TYPE: &'static str = "vehicle-bin";
+impl VehicleNode {
+    pub const TYPE: &'static str = "vehicle-node";
 
-    /// File name of a bin with content `bytes`: content-addressed, so old and new coexist.
-    pub fn file_name(bin: &str, bytes: &[u8]) -> String {
-        format!("{}.bin-{bin}.json", hex::encode(Sha256::digest(bytes)))
+    pub fn is_leaf(&self) -> bool {
+        self.children.is_empty()
+    }
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A link's hash must be exactly 64 lower-case hex digits (it becomes part of a file name)
+/// and its length within `max`.
+fn check_link(what: &str, length: u64, sha256: &str, max: u64) -> Result<()> {
+    if !is_sha256_hex(sha256) {
+        return Err(Error::malformed(
+            what,
+            format!("sha256 {sha256:?} is not 64 lower-case hex digits"),
+        ));
+    }
+    if length == 0 || length > max {
+        return Err(Error::malformed(
+            what,
+            format!("length {length} is outside 1..={max}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Parse node bytes (already checked against their link) and check them: the node for
+/// `prefix`, well formed, and every vehicle of a leaf under that prefix.
+pub fn check_node(bytes: &[u8], prefix: &str) -> Result<VehicleNode> {
+    let what = format!("vehicle tree node {:?}", prefix);
+    let node: VehicleNode = serde_json::from_slice(bytes).map_err(|e| Error::Json {
+        what: what.clone(),
+        source: e,
+    })?;
+    if node.type_ != VehicleNode::TYPE {
+        return Err(Error::WrongType {
+            role: what,
+            expected: VehicleNode::TYPE.into(),
+            found: node.type_,
+        });
+    }
+    if node.prefix != prefix {
+        return Err(Error::Mismatch {
+            what,
+            field: "prefix",
+            found: format!("{:?}", node.prefix),
+            expected: format!("{prefix:?}"),
+        });
+    }
+    if node.children.is_empty() == node.vehicles.is_empty() {
+        return Err(Error::malformed(
+            &what,
+            "a node lists either children or vehicles, and not nothing",
+        ));
+    }
+    for (digit, l) in &node.children {
+        if !matches!(digit.as_bytes(), [b'0'..=b'9' | b'a'..=b'f']) {
+            return Err(Error::malformed(
+                &what,
+                format!("child key {digit:?} is not one lower-case hex digit"),
+            ));
+        }
+        check_link(
+            &format!("{what}: child {digit}"),
+            l.length,
+            &l.sha256,
+            MAX_NODE_BYTES,
+        )?;
+    }
+    for (vin, e) in &node.vehicles {
+        names::check_vin(vin)?;
+        check_link(
+            &format!("{what}: {vin}"),
+            e.length,
+            &e.sha256,
+            MAX_ASSIGNMENTS_BYTES,
+        )?;
+        if !vin_key(vin).starts_with(prefix) {
+            return Err(Error::malformed(
+                &what,
+                format!("{vin} does not belong under prefix {prefix:?}"),
+            ));
+        }
+    }
+    Ok(node)
+}
+
+/// Parse a vehicle's assignments file (already checked against its leaf entry): the file of
+/// `vin`, with the version the leaf lists.
+pub fn check_assignments(bytes: &[u8], vin: &str, entry: &VehicleEntry) -> Result<Assignments> {
+    let what = format!("assignments of {vin}");
+    let a: Assignments = serde_json::from_slice(bytes).map_err(|e| Error::Json {
+        what: what.clone(),
+        source: e,
+    })?;
+    if a.type_ != Assignments::TYPE {
+        return Err(Error::WrongType {
+            role: what,
+            expected: Assignments::TYPE.into(),
+            found: a.type_,
+        });
+    }
+    if a.vin != vin {
+        return Err(Error::Mismatch {
+            what,
+            field: "vin",
+            found: a.vin,
+            expected: vin.into(),
+        });
+    }
+    if a.version != entry.version {
+        return Err(Error::Mismatch {
+            what,
+            field: "version",
+            found: a.version.to_string(),
+            expected: entry.version.to_string(),
+        });
+    }
+    Ok(a)
+}
+
+// ---- Building the tree (the publisher's side, shared with the verifier and the benchmark) ----
+
+/// One vehicle as the tree holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leaf {
+    /// [`vin_key`] of `vin`.
+    pub key: String,
+    pub vin: String,
+    pub entry: VehicleEntry,
+}
+
+impl Leaf {
+    pub fn new(vin: &str, entry: VehicleEntry) -> Self {
+        Leaf {
+            key: vin_key(vin),
+            vin: vin.into(),
+            entry,
+        }
+    }
+}
+
+/// A subtree being built: still small enough to be part of a leaf (not written yet), or
+/// written as a node.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Subtree {
+    Small(Vec<Leaf>),
+    Node(NodeLink),
+}
+
+/// Where built nodes go: `(prefix, link, canonical bytes)`.
+pub trait NodeSink {
+    type Error: From<Error>;
+    fn put(
+        &mut self,
+        prefix: &str,
+        link: &NodeLink,
+        bytes: Vec<u8>,
+    ) -> std::result::Result<(), Self::Error>;
+}
+
+/// Where nodes already published come from (the incremental update reads the path).
+pub trait NodeSource {
+    type Error: From<Error>;
+    fn get(
+        &mut self,
+        prefix: &str,
+        link: &NodeLink,
+    ) -> std::result::Result<VehicleNode, Self::Error>;
+}
+
+fn write_node<S: NodeSink>(
+    sink: &mut S,
+    node: &VehicleNode,
+) -> std::result::Result<NodeLink, S::Error> {
+    let bytes = crate::canonical::to_canonical(node)?;
+    if bytes.len() as u64 > MAX_NODE_BYTES {
+        return Err(Error::TooLarge {
+            what: format!("vehicle tree node {:?}", node.prefix),
+            len: bytes.len() as u64,
+            limit: MAX_NODE_BYTES,
+        }
+        .into());
+    }
+    let link = NodeLink::of(&bytes);
+    sink.put(&node.prefix, &link, bytes)?;
+    Ok(link)
+}
+
+/// Write `leaves` as the leaf for `prefix`.
+pub fn write_leaf<S: NodeSink>(
+    sink: &mut S,
+    prefix: &str,
+    leaves: Vec<Leaf>,
+) -> std::result::Result<NodeLink, S::Error> {
+    write_node(
+        sink,
+        &VehicleNode {
+            type_: VehicleNode::TYPE.into(),
+            prefix: prefix.into(),
+            children: BTreeMap::new(),
+            vehicles: leaves.into_iter().map(|l| (l.vin, l.entry)).collect(),
+        },
+    )
+}
+
+/// The canonical subtree for `prefix` holding exactly `leaves` (all under `prefix`): left
+/// `Small` when it fits in one leaf, else written (leaves and inner nodes) into `sink`.
+pub fn build<S: NodeSink>(
+    sink: &mut S,
+    prefix: &str,
+    leaves: Vec<Leaf>,
+    leaf_max: usize,
+) -> std::result::Result<Subtree, S::Error> {
+    if leaves.len() <= leaf_max || prefix.len() + 1 >= MAX_DEPTH {
+        return Ok(Subtree::Small(leaves));
+    }
+    let mut groups: BTreeMap<u8, Vec<Leaf>> = BTreeMap::new();
+    for l in leaves {
+        groups
+            .entry(l.key.as_bytes()[prefix.len()])
+            .or_default()
+            .push(l);
+    }
+    let mut children = Vec::with_capacity(groups.len());
+    for (d, g) in groups {
+        let p = format!("{prefix}{}", d as char);
+        children.push((d as char, build(sink, &p, g, leaf_max)?));
+    }
+    combine(sink, prefix, children, leaf_max)
+}
+
+/// The canonical subtree for `prefix` from its children's subtrees (keyed by hex digit).
+pub fn combine<S: NodeSink>(
+    sink: &mut S,
+    prefix: &str,
+    children: Vec<(char, Subtree)>,
+    leaf_max: usize,
+) -> std::result::Result<Subtree, S::Error> {
+    let written = children.iter().any(|(_, c)| matches!(c, Subtree::Node(_)));
+    let total: usize = children
+        .iter()
+        .map(|(_, c)| match c {
+            Subtree::Small(v) => v.len(),
+            Subtree::Node(_) => 0,
+        })
+        .sum();
+    if !written && total <= leaf_max {
+        let mut all = Vec::with_capacity(total);
+        for (_, c) in children {
+            if let Subtree::Small(v) = c {
+                all.extend(v);
+            }
+        }
+        return Ok(Subtree::Small(all));
+    }
+    let mut links = BTreeMap::new();
+    for (d, c) in children {
+        let link = match c {
+            Subtree::Node(l) => l,
+            Subtree::Small(v) if v.is_empty() => continue,
+            Subtree::Small(v) => write_leaf(sink, &format!("{prefix}{d}"), v)?,
+        };
+        links.insert(d.to_string(), link);
+    }
+    Ok(Subtree::Node(write_node(
+        sink,
+        &VehicleNode {
+            type_: VehicleNode::TYPE.into(),
+            prefix: prefix.into(),
+            children: links,
+            vehicles: BTreeMap::new(),
+        },
+    )?))
+}
+
+/// The root link of a finished tree (`None` for no vehicles).
+pub fn finish<S: NodeSink>(
+    sink: &mut S,
+    root: Subtree,
+) -> std::result::Result<Option<NodeLink>, S::Error> {
+    match root {
+        Subtree::Node(l) => Ok(Some(l)),
+        Subtree::Small(v) if v.is_empty() => Ok(None),
+        Subtree::Small(v) => Ok(Some(write_leaf(sink, "", v)?)),
+    }
+}
+
+/// Apply `changes` (vehicles added or replaced, all under `prefix`) to the subtree at `link`:
+/// only the nodes on the changed paths are read and written. The result keeps the canonical
+/// shape (a leaf that outgrows `leaf_max` splits).
+pub fn update<E, R, W>(
+    source: &mut R,
+    sink: &mut W,
+    prefix: &str,
+    link: Option<&NodeLink>,
+    changes: Vec<Leaf>,
+    leaf_max: usize,
+) -> std::result::Result<Subtree, E>
+where
+    E: From<Error>,
+    R: NodeSource<Error = E>,
+    W: NodeSink<Error = E>,
+{
+    let Some(link) = link else {
+        return build(sink, prefix, changes, leaf_max);
+    };
+    if changes.is_empty() {
+        return Ok(Subtree::Node(link.clone()));
+    }
+    let node = source.get(prefix, link)?;
+    if node.is_leaf() {
+        let mut all: BTreeMap<String, Leaf> = node
+            .vehicles
+            .into_iter()
+            .map(|(vin, entry)| {
+                let l = Leaf::new(&vin, entry);
+                (l.key.clone(), l)
+            })
+            .collect();
+        for c in changes {
+            all.insert(c.key.clone(), c);
+        }
+        return match build(sink, prefix, all.into_values().collect(), leaf_max)? {
+            // Still one leaf; the root's is written by `finish`, an inner one here.
+            Subtree::Small(v) if !prefix.is_empty() => {
+                Ok(Subtree::Node(write_leaf(sink, prefix, v)?))
+            }
+            other => Ok(other),
+        };
+    }
+    let mut groups: BTreeMap<u8, Vec<Leaf>> = BTreeMap::new();
+    for c in changes {
+        groups
+            .entry(c.key.as_bytes()[prefix.len()])
+            .or_default()
+            .push(c);
+    }
+    let mut children = node.children;
+    for (d, g) in groups {
+        let digit = (d as char).to_string();
+        let p = format!("{prefix}{digit}");
+        let link = match update(source, sink, &p, children.get(&digit), g, leaf_max)? {
+            Subtree::Node(l) => l,
+            Subtree::Small(v) => write_leaf(sink, &p, v)?,
+        };
+        children.insert(digit, link);
+    }
+    Ok(Subtree::Node(write_node(
+        sink,
+        &VehicleNode {
+            type_: VehicleNode::TYPE.into(),
+            prefix: prefix.into(),
+            children,
+            vehicles: BTreeMap::new(),
+        },
+    )?))
+}
+
+/// Every vehicle of the tree at `root` whose key starts with `prefix` (reading only the nodes
+/// on the way there and below it).
+pub fn entries_under<R: NodeSource>(
+    source: &mut R,
+    root: Option<&NodeLink>,
+    prefix: &str,
+) -> std::result::Result<Vec<Leaf>, R::Error> {
+    let mut out = Vec::new();
+    let Some(root) = root else {
+        return Ok(out);
+    };
+    // Down the path to `prefix`.
+    let mut at = String::new();
+    let mut link = root.clone();
+    loop {
+        let node = source.get(&at, &link)?;
+        if node.is_leaf() {
+            for (vin, entry) in node.vehicles {
+                let l = Leaf::new(&vin, entry);
+                if l.key.starts_with(prefix) {
+                    out.push(l);
+                }
+            }
+            return Ok(out);
+        }
+        if at.len() == prefix.len() {
+            // The whole subtree.
+            let mut stack: Vec<(String, NodeLink)> = node
+                .children
+                .into_iter()
+                .rev()
+                .map(|(d, l)| (format!("{at}{d}"), l))
+                .collect();
+            while let Some((p, l)) = stack.pop() {
+                let n = source.get(&p, &l)?;
+                if n.is_leaf() {
+                    out.extend(n.vehicles.into_iter().map(|(v, e)| Leaf::new(&v, e)));
+                } else {
+                    stack.extend(
+                        n.children
+                            .into_iter()
+                            .rev()
+                            .map(|(d, l)| (format!("{p}{d}"), l)),
+                    );
+                }
+            }
+            return Ok(out);
+        }
+        let digit = &prefix[at.len()..at.len() + 1];
+        let Some(next) = node.children.get(digit) else {
+            return Ok(out);
+        };
+        link = next.clone();
+        at.push_str(digit);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
+    /// An in-memory tree store.
+    #[derive(Default)]
+    struct Mem(HashMap<String, Vec<u8>>);
+    impl NodeSink for Mem {
+        type Error = Error;
+        fn put(&mut self, prefix: &str, l: &NodeLink, bytes: Vec<u8>) -> Result<()> {
+            self.0.insert(node_path(prefix, &l.sha256), bytes);
+            Ok(())
+        }
+    }
+    impl NodeSource for Mem {
+        type Error = Error;
+        fn get(&mut self, prefix: &str, l: &NodeLink) -> Result<VehicleNode> {
+            let b = &self.0[&node_path(prefix, &l.sha256)];
+            crate::trusted_set::check_meta("node", &l.meta(), b)?;
+            check_node(b, prefix)
+        }
+    }
+
+    fn entry(i: u64) -> VehicleEntry {
+        VehicleEntry {
+            version: i,
+            length: 100 + i,
+            sha256: format!("{i:064x}"),
+        }
+    }
+
+    fn full(n: usize, leaf_max: usize, m: &mut Mem) -> Option<NodeLink> {
+        let mut leaves: Vec<Leaf> = (0..n)
+            .map(|i| Leaf::new(&format!("VIN{i:06}"), entry(1)))
+            .collect();
+        leaves.sort_by(|a, b| a.key.cmp(&b.key));
+        let t = build(m, "", leaves, leaf_max).unwrap();
+        finish(m, t).unwrap()
+    }
 
     #[test]
-    fn bins_are_stable_and_in_range() {
-        assert_eq!(
-            bin_of("WVWZZZ1JZXW000001", 256),
-            bin_of("WVWZZZ1JZXW000001", 256)
-        );
-        for i in 0..1000 {
-            let b = bin_of(&format!("VIN{i}"), 16);
-            assert_eq!(b.len(), 2);
-            assert!(u32::from_str_radix(&b, 16).unwrap() < 16);
-            assert!(u32::from_str_radix(&bin_of(&format!("VIN{i}"), 4096), 16).unwrap() < 4096);
+    fn incremental_changes_give_the_same_tree_as_a_bulk_build() {
+        let mut bulk = Mem::default();
+        let want = full(700, 8, &mut bulk);
+        let mut inc = Mem::default();
+        let mut root: Option<NodeLink> = None;
+        // Added in batches of various sizes.
+        let mut i = 0;
+        for batch in [1usize, 1, 5, 30, 100, 563] {
+            let mut changes: Vec<Leaf> = (i..i + batch)
+                .map(|i| Leaf::new(&format!("VIN{i:06}"), entry(1)))
+                .collect();
+            changes.sort_by(|a, b| a.key.cmp(&b.key));
+            let mut src = Mem(inc.0.clone());
+            let t = update(&mut src, &mut inc, "", root.as_ref(), changes, 8).unwrap();
+            root = finish(&mut inc, t).unwrap();
+            i += batch;
         }
-        assert!(check_bins(256).is_ok() && check_bins(100).is_err() && check_bins(0).is_err());
+        assert_eq!(root, want);
+        let all = entries_under(&mut inc, root.as_ref(), "").unwrap();
+        assert_eq!(all.len(), 700);
+        let under: Vec<_> = entries_under(&mut inc, root.as_ref(), "3a").unwrap();
+        assert!(under.iter().all(|l| l.key.starts_with("3a")));
+        let expect = (0..700)
+            .filter(|i| vin_key(&format!("VIN{i:06}")).starts_with("3a"))
+            .count();
+        assert_eq!(under.len(), expect);
+    }
+
+    #[test]
+    fn a_change_rewrites_only_its_path() {
+        let mut m = Mem::default();
+        let root = full(5000, 16, &mut m).unwrap();
+        let before = m.0.len();
+        let mut src = Mem(m.0.clone());
+        let changed = Leaf::new("VIN000042", entry(2));
+        let t = update(&mut src, &mut m, "", Some(&root), vec![changed.clone()], 16).unwrap();
+        let new_root = finish(&mut m, t).unwrap().unwrap();
+        assert_ne!(new_root, root);
+        // Exactly the nodes on its path are new: walk it.
+        let (mut at, mut link, mut depth) = (String::new(), new_root.clone(), 0);
+        loop {
+            depth += 1;
+            let n = m.get(&at, &link).unwrap();
+            if n.is_leaf() {
+                assert!(n.vehicles.contains_key("VIN000042"));
+                break;
+            }
+            let d = &changed.key[at.len()..at.len() + 1];
+            link = n.children[d].clone();
+            at.push_str(d);
+        }
+        assert!(depth >= 3, "{depth}");
+        assert_eq!(m.0.len() - before, depth);
+        let got = entries_under(&mut m, Some(&new_root), &changed.key).unwrap();
+        assert_eq!(got, vec![changed]);
+    }
+
+    #[test]
+    fn nodes_are_checked() {
+        let mut m = Mem::default();
+        let root = full(100, 8, &mut m).unwrap();
+        let bytes = m.0[&node_path("", &root.sha256)].clone();
+        let node = check_node(&bytes, "").unwrap();
+        assert!(!node.is_leaf());
+        // A node for another prefix is refused.
+        let (d, l) = node.children.iter().next().unwrap();
+        let child = m.0[&node_path(d, &l.sha256)].clone();
+        assert!(check_node(&child, d).is_ok());
+        let e = check_node(&child, "f0").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Mismatch {
+                    field: "prefix",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // Hashes that are not plain lower-case hex never make it into a path.
+        let mut v: Value = serde_json::from_slice(&bytes).unwrap();
+        v["children"][d]["sha256"] = "../../etc/passwd".into();
+        let e = check_node(&serde_json::to_vec(&v).unwrap(), "").unwrap_err();
+        assert!(e.to_string().contains("not 64 lower-case hex"), "{e}");
+        // A VIN in a leaf it does not belong to.
+        let leaf = VehicleNode {
+            type_: VehicleNode::TYPE.into(),
+            prefix: "0".into(),
+            children: BTreeMap::new(),
+            vehicles: BTreeMap::from([("VIN1".to_string(), entry(1))]),
+        };
+        let p = &vin_key("VIN1")[..1];
+        let ok = VehicleNode {
+            prefix: p.into(),
+            ..leaf.clone()
+        };
+        assert!(check_node(&serde_json::to_vec(&ok).unwrap(), p).is_ok());
+        if p != "0" {
+            assert!(check_node(&serde_json::to_vec(&leaf).unwrap(), "0").is_err());
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Assigning images to ECUs (the paper's Mv). Only images the OEM has submitted for review
 //! (and so verified against the supplier's signed manifest) can be assigned.
 
-use super::{read_state, write_state, Assignments, Inventory, Settings, ASSIGNMENTS};
+use super::{store, Assignments, Inventory, Settings};
 use crate::error::{Error, Result};
 use ota_metadata::documents::{EcuAssignment, ReviewRequest};
 use std::path::Path;
@@ -41,10 +41,8 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Vec<(String, String)>> {
         .get(&a.supplier)
         .ok_or_else(|| Error::refused(format!("unknown supplier {:?}", a.supplier)))?;
     let req = reviewed(&s, &a)?;
-    let inv = Inventory::load(dir)?;
 
     // The ECUs in question, each checked.
-    let mut ecus: Vec<(String, String, String)> = Vec::new(); // (vin, serial, hardware id)
     let check = |vin: &str, serial: &str, hw: &str, aftermarket: bool| -> Result<()> {
         if aftermarket {
             return Err(Error::refused(format!(
@@ -65,31 +63,88 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Vec<(String, String)>> {
         }
         Ok(())
     };
+    let assignment = |hw: &str| EcuAssignment {
+        hardware_id: hw.into(),
+        supplier: a.supplier.clone(),
+        uid: a.uid.clone(),
+        version: a.version.clone(),
+        release_counter: req.release_counter,
+        target: req.image.target.clone(),
+        length: req.image.length,
+        hashes: req.image.hashes.clone(),
+    };
+    let mut ecus: Vec<(String, String, String)> = Vec::new(); // (vin, serial, hardware id)
     match &a.target {
-        AssignTarget::Vehicle {
-            vin,
-            serial: Some(serial),
-        } => {
-            let e = inv.ecu(vin, serial)?;
-            check(vin, serial, &e.hardware_id, e.aftermarket)?;
-            ecus.push((vin.clone(), serial.clone(), e.hardware_id.clone()));
-        }
-        AssignTarget::Vehicle { vin, serial: None } => {
-            for (serial, e) in &inv.vehicle(vin)?.ecus {
-                if !e.aftermarket && req.hardware_ids.contains(&e.hardware_id) {
+        AssignTarget::Vehicle { vin, serial } => {
+            let inv = Inventory::load_for(dir, &[vin])?;
+            match serial {
+                Some(serial) => {
+                    let e = inv.ecu(vin, serial)?;
                     check(vin, serial, &e.hardware_id, e.aftermarket)?;
                     ecus.push((vin.clone(), serial.clone(), e.hardware_id.clone()));
                 }
+                None => {
+                    for (serial, e) in &inv.vehicle(vin)?.ecus {
+                        if !e.aftermarket && req.hardware_ids.contains(&e.hardware_id) {
+                            check(vin, serial, &e.hardware_id, e.aftermarket)?;
+                            ecus.push((vin.clone(), serial.clone(), e.hardware_id.clone()));
+                        }
+                    }
+                }
+            }
+            if !ecus.is_empty() {
+                let mut assignments = Assignments::load_for(dir, &[vin])?;
+                for (vin, serial, hw) in &ecus {
+                    assignments
+                        .vehicles
+                        .entry(vin.clone())
+                        .or_default()
+                        .insert(serial.clone(), assignment(hw));
+                }
+                assignments.save(dir)?;
             }
         }
         AssignTarget::HardwareId(hw) => {
-            for (vin, v) in &inv.vehicles {
-                for (serial, e) in &v.ecus {
-                    if &e.hardware_id == hw && !e.aftermarket {
-                        check(vin, serial, hw, false)?;
-                        ecus.push((vin.clone(), serial.clone(), hw.clone()));
-                    }
+            // The same checks hold for every ECU with this hardware id: made once, before
+            // anything is written. Then shard by shard, so memory stays bounded.
+            if !req.hardware_ids.iter().any(|h| h == hw) {
+                return Err(Error::refused(format!(
+                    "{} {} is built for {:?}, not for hardware id {hw}",
+                    a.uid, a.version, req.hardware_ids
+                )));
+            }
+            if !supplier.serves(hw) {
+                return Err(Error::refused(format!(
+                    "supplier {} is not delegated hardware id {hw} (it serves {:?})",
+                    a.supplier, supplier.hardware_ids
+                )));
+            }
+            for shard in store::shard_files(dir, store::INVENTORY_DIR)? {
+                let (inv, _) =
+                    store::read_shard::<super::Vehicle>(dir, store::INVENTORY_DIR, &shard)?;
+                let found: Vec<(String, String)> = inv
+                    .iter()
+                    .flat_map(|(vin, v)| {
+                        v.ecus
+                            .iter()
+                            .filter(|(_, e)| &e.hardware_id == hw && !e.aftermarket)
+                            .map(move |(serial, _)| (vin.clone(), serial.clone()))
+                    })
+                    .collect();
+                if found.is_empty() {
+                    continue;
                 }
+                let vins: Vec<&str> = found.iter().map(|(v, _)| v.as_str()).collect();
+                let mut assignments = Assignments::load_for(dir, &vins)?;
+                for (vin, serial) in found {
+                    assignments
+                        .vehicles
+                        .entry(vin.clone())
+                        .or_default()
+                        .insert(serial.clone(), assignment(hw));
+                    ecus.push((vin, serial, hw.clone()));
+                }
+                assignments.save(dir)?;
             }
         }
     }
@@ -99,22 +154,5 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Vec<(String, String)>> {
             a.uid, a.version
         )));
     }
-    let mut assignments: Assignments = read_state(dir, ASSIGNMENTS)?;
-    for (vin, serial, hw) in &ecus {
-        assignments.entry(vin.clone()).or_default().insert(
-            serial.clone(),
-            EcuAssignment {
-                hardware_id: hw.clone(),
-                supplier: a.supplier.clone(),
-                uid: a.uid.clone(),
-                version: a.version.clone(),
-                release_counter: req.release_counter,
-                target: req.image.target.clone(),
-                length: req.image.length,
-                hashes: req.image.hashes.clone(),
-            },
-        );
-    }
-    write_state(dir, ASSIGNMENTS, &assignments)?;
     Ok(ecus.into_iter().map(|(v, s, _)| (v, s)).collect())
 }

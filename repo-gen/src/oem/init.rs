@@ -1,9 +1,8 @@
 use super::{check_key_separation, Settings, KIND, ROLES};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::root_build::{build_root, signing_keys};
 use crate::supplier::{role_configs, RoleOptions};
 use crate::workdir;
-use ota_metadata::documents::vehicles::{check_bins, DEFAULT_BINS};
 use ota_metadata::DateTime;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,8 +10,11 @@ use std::path::Path;
 /// Create an OEM master repository with keys for every role, and publish it (empty).
 pub fn init(dir: &Path, roles: &RoleOptions, bins: Option<u32>, now: DateTime) -> Result<()> {
     workdir::check_new(dir, KIND)?;
-    let bins = bins.unwrap_or(DEFAULT_BINS);
-    check_bins(bins)?;
+    if bins.is_some() {
+        return Err(Error::refused(
+            "--vehicle-bins is no longer used: the per-vehicle tree sizes itself to the fleet",
+        ));
+    }
     let mut opts = roles.clone();
     // The review queue changes rarely; the vehicle index is renewed with every publish.
     for (role, exp) in [("review", "30d"), ("vehicles", "7d")] {
@@ -30,8 +32,6 @@ pub fn init(dir: &Path, roles: &RoleOptions, bins: Option<u32>, now: DateTime) -
         regulators: BTreeMap::new(),
         regulator_threshold: 1,
         reviews: Vec::new(),
-        vehicle_bins: bins,
-        assignment_expires: "365d".into(),
     };
     let root_keys = signing_keys(&root, "root", &settings.roles["root"])?;
     let repo = workdir::repository_path(dir);

@@ -1,7 +1,8 @@
 //! The vehicle inventory: which ECUs (serial, hardware id) each vehicle has. Kept in the OEM's
-//! working directory as readable JSON, never published; assignments are checked against it.
+//! working directory as readable JSON shards ([`super::store`]), never published; assignments
+//! are checked against it. A command about one vehicle reads and writes its shard only.
 
-use super::{read_state, write_state, Assignments, ASSIGNMENTS, INVENTORY};
+use super::{store, Assignments};
 use crate::error::{Error, Result};
 use ota_metadata::{names, DateTime, Key};
 use serde::{Deserialize, Serialize};
@@ -42,17 +43,28 @@ pub struct Vehicle {
     pub last_report: Option<DateTime>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// The vehicles of the shards loaded. `Inventory::default()` filled and saved replaces the
+/// whole inventory (a bulk import).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Inventory {
     pub vehicles: BTreeMap<String, Vehicle>,
+    scope: store::Scope,
 }
 
 impl Inventory {
+    /// The whole fleet (O(fleet): for fleet-wide commands and tests).
     pub fn load(dir: &Path) -> Result<Self> {
-        read_state(dir, INVENTORY)
+        let (vehicles, scope) = store::load(dir, store::INVENTORY_DIR, None)?;
+        Ok(Inventory { vehicles, scope })
     }
+    /// The shards holding `vins`.
+    pub fn load_for(dir: &Path, vins: &[&str]) -> Result<Self> {
+        let (vehicles, scope) = store::load(dir, store::INVENTORY_DIR, Some(vins))?;
+        Ok(Inventory { vehicles, scope })
+    }
+    /// Write back the shards that changed (marking them for the next publish).
     pub fn save(&self, dir: &Path) -> Result<()> {
-        write_state(dir, INVENTORY, self)
+        store::save(dir, store::INVENTORY_DIR, &self.vehicles, &self.scope).map(|_| ())
     }
     pub fn vehicle(&self, vin: &str) -> Result<&Vehicle> {
         self.vehicles.get(vin).ok_or_else(|| {
@@ -85,7 +97,7 @@ fn check_oem(dir: &Path) -> Result<()> {
 pub fn vehicle_add(dir: &Path, vin: &str, ecus: &[String], aftermarket: &[String]) -> Result<()> {
     check_oem(dir)?;
     names::check_vin(vin)?;
-    let mut inv = Inventory::load(dir)?;
+    let mut inv = Inventory::load_for(dir, &[vin])?;
     if inv.vehicles.contains_key(vin) {
         return Err(Error::refused(format!(
             "vehicle {vin} is already in the inventory"
@@ -111,7 +123,7 @@ pub fn vehicle_add(dir: &Path, vin: &str, ecus: &[String], aftermarket: &[String
 
 pub fn ecu_add(dir: &Path, vin: &str, spec: &str, aftermarket: bool) -> Result<()> {
     check_oem(dir)?;
-    let mut inv = Inventory::load(dir)?;
+    let mut inv = Inventory::load_for(dir, &[vin])?;
     let (serial, hardware_id) = parse_ecu(spec)?;
     inv.vehicle(vin)?;
     let v = inv
@@ -137,17 +149,18 @@ pub fn ecu_add(dir: &Path, vin: &str, spec: &str, aftermarket: bool) -> Result<(
 /// Remove an ECU and withdraw its assignment. Returns whether an assignment was withdrawn.
 pub fn ecu_remove(dir: &Path, vin: &str, serial: &str) -> Result<bool> {
     check_oem(dir)?;
-    let mut inv = Inventory::load(dir)?;
+    let mut inv = Inventory::load_for(dir, &[vin])?;
     inv.ecu(vin, serial)?;
-    let mut assignments: Assignments = read_state(dir, ASSIGNMENTS)?;
+    let mut assignments = Assignments::load_for(dir, &[vin])?;
     let withdrawn = assignments
+        .vehicles
         .get_mut(vin)
         .is_some_and(|a| a.remove(serial).is_some());
     if let Some(v) = inv.vehicles.get_mut(vin) {
         v.ecus.remove(serial);
     }
     // Assignments first: an ECU must never be left assigned but absent from the inventory.
-    write_state(dir, ASSIGNMENTS, &assignments)?;
+    assignments.save(dir)?;
     inv.save(dir)?;
     Ok(withdrawn)
 }
@@ -157,7 +170,7 @@ pub fn ecu_remove(dir: &Path, vin: &str, serial: &str) -> Result<bool> {
 /// carried over.
 pub fn ecu_replace(dir: &Path, vin: &str, old: &str, new_spec: &str) -> Result<bool> {
     check_oem(dir)?;
-    let mut inv = Inventory::load(dir)?;
+    let mut inv = Inventory::load_for(dir, &[vin])?;
     let old_rec = inv.ecu(vin, old)?.clone();
     let (serial, hardware_id) = parse_ecu(new_spec)?;
     if serial != old && inv.vehicle(vin)?.ecus.contains_key(&serial) {
@@ -165,9 +178,9 @@ pub fn ecu_replace(dir: &Path, vin: &str, old: &str, new_spec: &str) -> Result<b
             "vehicle {vin} already has an ECU {serial}"
         )));
     }
-    let mut assignments: Assignments = read_state(dir, ASSIGNMENTS)?;
+    let mut assignments = Assignments::load_for(dir, &[vin])?;
     let mut carried = false;
-    if let Some(a) = assignments.get_mut(vin) {
+    if let Some(a) = assignments.vehicles.get_mut(vin) {
         if let Some(e) = a.remove(old) {
             if e.hardware_id == hardware_id {
                 a.insert(serial.clone(), e);
@@ -187,7 +200,7 @@ pub fn ecu_replace(dir: &Path, vin: &str, old: &str, new_spec: &str) -> Result<b
             },
         );
     }
-    write_state(dir, ASSIGNMENTS, &assignments)?;
+    assignments.save(dir)?;
     inv.save(dir)?;
     Ok(carried)
 }

@@ -3,11 +3,13 @@
 //!
 //! Working directory:
 //! ```text
-//! DIR/ota-repo.json     settings: role keys, pinned suppliers and regulators, review queue
-//! DIR/inventory.json    the vehicle inventory (VIN -> ECUs); human-readable, never published
-//! DIR/assignments.json  what each vehicle's ECUs should run; published per vehicle
-//! DIR/published.json    what was last published per vehicle (for change detection)
-//! DIR/repository/       the static tree
+//! DIR/ota-repo.json       settings: role keys, pinned suppliers and regulators, review queue
+//! DIR/inventory/KKK.json  the vehicle inventory (VIN -> ECUs), in 4096 shards by SHA-256(VIN);
+//!                         human-readable, never published (see [`store`])
+//! DIR/assignments/KKK.json  what each vehicle's ECUs should run; published per vehicle
+//! DIR/pending/KKK         shards changed since the last publish
+//! DIR/published.json      the root of the published vehicle tree (for change detection)
+//! DIR/repository/         the static tree
 //! ```
 //! Published tree (besides the TUF roles): `N.targets.json` carries the supplier pins and the
 //! authorized regulators (signed by the offline targets keys), `N.review.json` (the online
@@ -19,6 +21,7 @@
 //! who is trusted; timestamp, snapshot, review and vehicles publish day to day.
 
 mod assign;
+pub mod fleet;
 mod init;
 mod inventory;
 mod publish;
@@ -26,6 +29,7 @@ mod regulators;
 mod report;
 mod review;
 mod rotate;
+pub mod store;
 mod suppliers;
 
 pub use assign::{assign, Assign, AssignTarget};
@@ -33,7 +37,7 @@ pub use init::init;
 pub use inventory::{
     ecu_add, ecu_remove, ecu_replace, vehicle_add, EcuRecord, Inventory, Reported, Vehicle,
 };
-pub use publish::{publish, OemReport};
+pub use publish::{publish, OemReport, Record};
 pub use regulators::{regulator_add, regulator_remove, regulator_repin, regulator_threshold};
 pub use report::{ecu_key, ingest, vehicle_key, Flag, Ingested, FLAGGED, RECALLS};
 pub use review::{review_submit, Submit};
@@ -101,10 +105,6 @@ pub struct Settings {
     pub regulator_threshold: u32,
     #[serde(default)]
     pub reviews: Vec<ReviewRequest>,
-    /// Bins of the per-vehicle index (a power of two).
-    pub vehicle_bins: u32,
-    /// Lifetime of each vehicle's signed assignments; freshness comes from the index.
-    pub assignment_expires: String,
 }
 
 impl Settings {
@@ -121,8 +121,29 @@ impl Settings {
     }
 }
 
-/// Desired assignments: VIN -> ECU serial -> image.
-pub type Assignments = BTreeMap<String, BTreeMap<String, EcuAssignment>>;
+/// Desired assignments: VIN -> ECU serial -> image, for the shards loaded (see [`store`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Assignments {
+    pub vehicles: BTreeMap<String, BTreeMap<String, EcuAssignment>>,
+    scope: store::Scope,
+}
+
+impl Assignments {
+    /// The whole fleet's assignments (O(fleet): for fleet-wide commands and tests).
+    pub fn load(dir: &Path) -> Result<Self> {
+        let (vehicles, scope) = store::load(dir, store::ASSIGNMENTS_DIR, None)?;
+        Ok(Assignments { vehicles, scope })
+    }
+    /// The assignments of the shards holding `vins` (what a command about them needs).
+    pub fn load_for(dir: &Path, vins: &[&str]) -> Result<Self> {
+        let (vehicles, scope) = store::load(dir, store::ASSIGNMENTS_DIR, Some(vins))?;
+        Ok(Assignments { vehicles, scope })
+    }
+    /// Write back the shards that changed (marking them for the next publish).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        store::save(dir, store::ASSIGNMENTS_DIR, &self.vehicles, &self.scope).map(|_| ())
+    }
+}
 
 /// Read a JSON state file of the working directory, or its default if absent.
 pub(crate) fn read_state<T: DeserializeOwned + Default>(dir: &Path, name: &str) -> Result<T> {
@@ -141,6 +162,4 @@ pub(crate) fn write_state<T: Serialize>(dir: &Path, name: &str, value: &T) -> Re
     fsutil::write_atomic(&dir.join(name), &ota_metadata::canonical::to_pretty(value)?)
 }
 
-pub const INVENTORY: &str = "inventory.json";
-pub const ASSIGNMENTS: &str = "assignments.json";
 pub const PUBLISHED: &str = "published.json";

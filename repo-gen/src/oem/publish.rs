@@ -1,161 +1,30 @@
 //! Publishing the master repository: TUF roles, supplier pins, regulators, review queue, and the
-//! per-vehicle assignments with their fleet index (see `ota_metadata::documents::vehicles`).
+//! per-vehicle assignments with their fleet index (see `ota_metadata::documents::vehicles` and
+//! [`super::fleet`]).
 
-use super::{read_state, write_state, Assignments, Inventory, Settings, ASSIGNMENTS, PUBLISHED};
+use super::fleet::{self, FleetReport};
+use super::{store, Settings};
 use crate::error::{Error, Result};
-use crate::fsutil;
 use crate::publish::{self, body_of, PublishPlan, Report, RoleDoc, Signer};
 use crate::workdir;
-use ota_metadata::canonical::to_canonical;
-use ota_metadata::documents::vehicles::{bin_of, VehicleBin};
-use ota_metadata::documents::{
-    Assignments as AssignmentsDoc, EcuAssignment, RegulatorPolicy, Review, VehicleIndex,
-    REGULATORS_FIELD,
-};
-use ota_metadata::roles::{MetaFile, Root, Targets, SPEC_VERSION};
-use ota_metadata::time::parse_duration;
-use ota_metadata::{sign_document, DateTime, SigningKey};
-use serde::{Deserialize, Serialize};
+use ota_metadata::documents::vehicles::FANOUT;
+use ota_metadata::documents::{RegulatorPolicy, Review, VehicleIndex, REGULATORS_FIELD};
+use ota_metadata::roles::{Root, Targets, SPEC_VERSION};
+use ota_metadata::{DateTime, SigningKey};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// What was last published for one vehicle.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PublishedVehicle {
-    pub version: u64,
-    pub length: u64,
-    pub sha256: String,
-    pub expires: DateTime,
-    /// SHA-256 of the canonical ECU map: decides whether the vehicle changed.
-    pub content: String,
-}
-
-pub type Published = BTreeMap<String, PublishedVehicle>;
-
-/// Sign and write what changed for each vehicle; returns the new published state and how many
-/// vehicles were re-signed.
-fn publish_vehicles(
-    repo: &Path,
-    s: &Settings,
-    wanted: &Assignments,
-    mut published: Published,
-    keys: &[&SigningKey],
-    now: DateTime,
-) -> Result<(Published, usize)> {
-    let lifetime = parse_duration(&s.assignment_expires)?;
-    let empty = BTreeMap::new();
-    let vins: Vec<String> = wanted
-        .keys()
-        .chain(published.keys())
-        .cloned()
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let mut signed = 0;
-    for vin in vins {
-        let ecus: &BTreeMap<String, EcuAssignment> = wanted.get(&vin).unwrap_or(&empty);
-        let content = hex::encode(Sha256::digest(to_canonical(ecus)?));
-        let old = published.get(&vin);
-        if old.is_none() && ecus.is_empty() {
-            continue;
-        }
-        if let Some(o) = old {
-            // Unchanged and not in the second half of its life: keep it.
-            if o.content == content && o.expires.0 - now.0 >= lifetime / 2 {
-                continue;
-            }
-        }
-        let version = old.map_or(1, |o| o.version + 1);
-        let doc = AssignmentsDoc {
-            type_: AssignmentsDoc::TYPE.into(),
-            spec_version: SPEC_VERSION.into(),
-            vin: vin.clone(),
-            version,
-            expires: now.plus_seconds(lifetime),
-            ecus: ecus.clone(),
-            extra: BTreeMap::new(),
-        };
-        let bytes = sign_document(&doc, keys)?;
-        fsutil::write_atomic(
-            &repo
-                .join("vehicles")
-                .join(&vin)
-                .join(format!("{version}.assignments.json")),
-            &bytes,
-        )?;
-        published.insert(
-            vin,
-            PublishedVehicle {
-                version,
-                length: bytes.len() as u64,
-                sha256: hex::encode(Sha256::digest(&bytes)),
-                expires: doc.expires,
-                content,
-            },
-        );
-        signed += 1;
-    }
-    Ok((published, signed))
-}
-
-/// Write the bins (content-addressed, only new ones) and return the index body.
-fn index_body(repo: &Path, bins: u32, published: &Published) -> Result<Value> {
-    let mut grouped: BTreeMap<String, BTreeMap<String, MetaFile>> = BTreeMap::new();
-    for (vin, p) in published {
-        grouped.entry(bin_of(vin, bins)).or_default().insert(
-            vin.clone(),
-            MetaFile {
-                version: p.version,
-                length: Some(p.length),
-                hashes: Some(BTreeMap::from([("sha256".to_string(), p.sha256.clone())])),
-            },
-        );
-    }
-    let mut bin_files = BTreeMap::new();
-    for (bin, vehicles) in grouped {
-        let doc = VehicleBin {
-            type_: VehicleBin::TYPE.into(),
-            bin: bin.clone(),
-            vehicles,
-        };
-        let bytes = to_canonical(&doc)?;
-        let path = repo
-            .join("vehicles")
-            .join("bins")
-            .join(VehicleBin::file_name(&bin, &bytes));
-        if !path.exists() {
-            fsutil::write_atomic(&path, &bytes)?;
-        }
-        bin_files.insert(
-            bin,
-            MetaFile {
-                version: 1,
-                length: Some(bytes.len() as u64),
-                hashes: Some(BTreeMap::from([(
-                    "sha256".to_string(),
-                    hex::encode(Sha256::digest(&bytes)),
-                )])),
-            },
-        );
-    }
-    body_of(&VehicleIndex {
-        type_: VehicleIndex::TYPE.into(),
-        spec_version: SPEC_VERSION.into(),
-        version: 1,
-        expires: DateTime(0),
-        bins,
-        bin_files,
-        extra: BTreeMap::new(),
-    })
-}
+pub use super::fleet::Record;
 
 /// What an OEM publish did.
 pub struct OemReport {
     pub roles: Report,
-    pub vehicles_signed: usize,
+    /// Vehicles whose assignments file was written (new or changed).
+    pub vehicles_written: usize,
+    /// `VIN/serial` of assignments not published (see [`FleetReport::withdrawn`]).
     pub withdrawn: Vec<String>,
+    pub fleet: FleetReport,
 }
 
 pub fn publish(dir: &Path, now: DateTime, force: bool) -> Result<OemReport> {
@@ -164,8 +33,8 @@ pub fn publish(dir: &Path, now: DateTime, force: bool) -> Result<OemReport> {
     publish_with(dir, &s, &root, now, force, &BTreeMap::new())
 }
 
-/// Publish `s` under `root`; `also_sign` co-signs per role (during a key rotation). When the
-/// `vehicles` role is co-signed, every vehicle's assignments are re-signed.
+/// Publish `s` under `root`; `also_sign` co-signs per role (during a key rotation). Rotating
+/// the `vehicles` keys re-signs the index only: vehicles' files carry no signature.
 pub fn publish_with(
     dir: &Path,
     s: &Settings,
@@ -180,37 +49,21 @@ pub fn publish_with(
     let (review_k, vehicles_k) = (k("review")?, k("vehicles")?);
     let life = |role: &str| s.roles[role].lifetime();
 
-    // Assignments that no longer match the inventory are withdrawn, loudly.
-    let inv = Inventory::load(dir)?;
-    let mut wanted: Assignments = read_state(dir, ASSIGNMENTS)?;
-    let mut withdrawn = Vec::new();
-    for (vin, ecus) in wanted.iter_mut() {
-        ecus.retain(|serial, a| {
-            let ok = inv
-                .vehicles
-                .get(vin)
-                .and_then(|v| v.ecus.get(serial))
-                .is_some_and(|e| !e.aftermarket && e.hardware_id == a.hardware_id)
-                && s.suppliers.contains_key(&a.supplier);
-            if !ok {
-                withdrawn.push(format!("{vin}/{serial}"));
-            }
-            ok
-        });
-    }
-    let mut published: Published = read_state(dir, PUBLISHED)?;
-    if also_sign.contains_key("vehicles") {
-        // New keys for the vehicles role: every vehicle's assignments must be re-signed.
-        for p in published.values_mut() {
-            p.content.clear();
-        }
-    }
-    let vk: Vec<&SigningKey> = vehicles_k.iter().collect();
-    let (published, vehicles_signed) = publish_vehicles(&repo, s, &wanted, published, &vk, now)?;
-    let index = index_body(&repo, s.vehicle_bins, &published)?;
-    // Recorded before the timestamp lands: a crash after this point leaves files and state
-    // that agree, and the next publish completes the job.
-    write_state(dir, PUBLISHED, &published)?;
+    // Each vehicle's file and the tree, for what changed; then the record, before the
+    // timestamp lands: a crash after this point leaves files and record that agree, and the
+    // next publish completes the job.
+    let up = fleet::update_vehicles(dir, &repo, s)?;
+    let index = body_of(&VehicleIndex {
+        type_: VehicleIndex::TYPE.into(),
+        spec_version: SPEC_VERSION.into(),
+        version: 1,
+        expires: DateTime(0),
+        fanout: FANOUT,
+        tree: up.record.tree.clone(),
+        extra: BTreeMap::new(),
+    })?;
+    up.record.save(dir)?;
+    store::clear_pending(dir, &up.handled)?;
 
     // Who is trusted (supplier pins, authorized regulators): the offline targets role.
     let mut targets = Targets::new(1, now);
@@ -267,7 +120,8 @@ pub fn publish_with(
     let roles = publish::publish(&repo, now, &plan)?;
     Ok(OemReport {
         roles,
-        vehicles_signed,
-        withdrawn,
+        vehicles_written: up.report.vehicles_written,
+        withdrawn: up.report.withdrawn.clone(),
+        fleet: up.report,
     })
 }

@@ -52,7 +52,7 @@ pub fn public_key_file(path: &Path) -> Result<Key> {
 pub fn vehicle_key(dir: &Path, vin: &str, key_file: &Path) -> Result<()> {
     super::Settings::load(dir)?;
     let key = public_key_file(key_file)?;
-    let mut inv = Inventory::load(dir)?;
+    let mut inv = Inventory::load_for(dir, &[vin])?;
     inv.vehicle(vin)?;
     if let Some(v) = inv.vehicles.get_mut(vin) {
         v.key = Some(key);
@@ -63,7 +63,7 @@ pub fn vehicle_key(dir: &Path, vin: &str, key_file: &Path) -> Result<()> {
 pub fn ecu_key(dir: &Path, vin: &str, serial: &str, key_file: &Path) -> Result<()> {
     super::Settings::load(dir)?;
     let key = public_key_file(key_file)?;
-    let mut inv = Inventory::load(dir)?;
+    let mut inv = Inventory::load_for(dir, &[vin])?;
     inv.ecu(vin, serial)?;
     if let Some(e) = inv
         .vehicles
@@ -113,7 +113,7 @@ pub fn ingest(dir: &Path, file: &Path) -> Result<Ingested> {
     let report: VehicleVersionReport = env
         .decode(&what, VehicleVersionReport::TYPE)
         .map_err(Error::meta(file))?;
-    let mut inv = Inventory::load(dir)?;
+    let mut inv = Inventory::load_for(dir, &[&report.vin])?;
     let vehicle = inv.vehicle(&report.vin)?.clone();
     let key = vehicle.key.clone().ok_or_else(|| {
         Error::refused(format!(

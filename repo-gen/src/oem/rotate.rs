@@ -1,5 +1,5 @@
 //! Key rotation of the master repository, for every role including root. Rotating `vehicles`
-//! re-signs every vehicle's assignments (see `publish_with`).
+//! re-signs the fleet index only: vehicles' assignments are trusted through it by hash.
 
 use super::publish::publish_with;
 use super::Settings;

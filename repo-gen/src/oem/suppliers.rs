@@ -1,6 +1,6 @@
 //! Adding, removing and replacing suppliers (Uptane's exceptional operations).
 
-use super::{read_state, write_state, Assignments, Settings, ASSIGNMENTS};
+use super::{store, Settings};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use ota_metadata::documents::{verified_root, RepositoryPin, SupplierEntry};
@@ -96,14 +96,24 @@ pub fn supplier_repin(dir: &Path, name: &str, root_file: &Path, url: Option<&str
 
 /// Withdraw every assignment of `supplier`'s images; returns how many.
 fn withdraw(dir: &Path, supplier: &str) -> Result<usize> {
-    let mut a: Assignments = read_state(dir, ASSIGNMENTS)?;
+    // Shard by shard: memory stays bounded at any fleet size.
+    store::migrate(dir)?;
     let mut n = 0;
-    for ecus in a.values_mut() {
-        let before = ecus.len();
-        ecus.retain(|_, e| e.supplier != supplier);
-        n += before - ecus.len();
+    for shard in store::shard_files(dir, store::ASSIGNMENTS_DIR)? {
+        let vins: Vec<String> =
+            store::read_shard::<serde_json::Value>(dir, store::ASSIGNMENTS_DIR, &shard)?
+                .0
+                .into_keys()
+                .collect();
+        let Some(first) = vins.first() else { continue };
+        let mut a = super::Assignments::load_for(dir, &[first])?;
+        for ecus in a.vehicles.values_mut() {
+            let before = ecus.len();
+            ecus.retain(|_, e| e.supplier != supplier);
+            n += before - ecus.len();
+        }
+        a.save(dir)?;
     }
-    write_state(dir, ASSIGNMENTS, &a)?;
     Ok(n)
 }
 

@@ -13,10 +13,12 @@
 //! timeout.
 
 mod any;
+mod counting;
 mod dir;
 mod http;
 
 pub use any::AnyFetcher;
+pub use counting::Counting;
 pub use dir::DirFetcher;
 pub use http::{CaRoots, HttpFetcher};
 

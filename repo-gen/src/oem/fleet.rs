@@ -1,0 +1,520 @@
+//! The per-vehicle half of the OEM publish: each vehicle's assignments file and the tree of
+//! `ota_metadata::documents::vehicles`, written from the sharded state ([`super::store`]) in
+//! time and memory that grow with what changed.
+//!
+//! - Nothing changed (no shard pending): nothing is read or written here; the caller re-signs
+//!   the index, snapshot and timestamp when they are due.
+//! - Some shards pending: for each, the vehicles' wanted assignments are compared with what the
+//!   published tree lists under the shard's prefix; changed vehicles get a new file (version
+//!   raised), and the tree is updated along their paths only.
+//! - No usable record of the published tree (first publish), or many shards pending, or the
+//!   set of suppliers changed: every shard is processed, in parallel, and the tree is built
+//!   bottom-up, shard by shard, so memory holds one shard per worker. Versions continue from
+//!   the tree last published (the record's, else the served index's).
+//!
+//! Files are content-addressed and never rewritten with other bytes. Incremental writes are
+//! fsynced one by one; a bulk build writes without fsync and syncs the file system once, before
+//! the index that names the files is signed.
+
+use super::inventory::Vehicle;
+use super::{read_state, store, write_state, Settings, PUBLISHED};
+use crate::error::{Error, Result};
+use crate::fsutil;
+use ota_metadata::canonical::to_canonical;
+use ota_metadata::documents::vehicles::{
+    self, assignments_path, build, check_node, combine, entries_under, finish, node_path, update,
+    Leaf, NodeLink, NodeSink, NodeSource, Subtree, VehicleEntry, VehicleIndex, VehicleNode,
+    DIR_DIGITS, MAX_NODE_BYTES,
+};
+use ota_metadata::documents::{Assignments as AssignmentsDoc, EcuAssignment};
+use ota_metadata::roles::{Snapshot, Timestamp, SPEC_VERSION};
+use ota_metadata::Envelope;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// Shards in all (16^DIR_DIGITS).
+const SHARDS: usize = 1 << (4 * DIR_DIGITS);
+/// More pending shards than this: rebuild in bulk rather than path by path.
+const BULK_ABOVE: usize = SHARDS / 16;
+
+/// What the publisher records about the tree it published (`DIR/published.json`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// The root node published last (`None`: no vehicle has assignments).
+    pub tree: Option<NodeLink>,
+    /// The leaf size the tree was built with (a change rebuilds it).
+    pub leaf_max: usize,
+    /// The suppliers pinned then: assignments of a supplier no longer pinned are withdrawn, so
+    /// a change of this set re-checks every vehicle.
+    pub suppliers: Vec<String>,
+}
+
+impl Record {
+    pub fn load(dir: &Path) -> Option<Record> {
+        // An unreadable or earlier-format record (a map per VIN) is no record: rebuild.
+        read_state::<Option<Record>>(dir, PUBLISHED).ok().flatten()
+    }
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        write_state(dir, PUBLISHED, self)
+    }
+}
+
+/// What the vehicle part of a publish did.
+#[derive(Debug, Default)]
+pub struct FleetReport {
+    /// Vehicles whose assignments file was written (new or changed).
+    pub vehicles_written: usize,
+    /// Tree nodes written.
+    pub nodes_written: usize,
+    /// Shards processed (their state read and compared with the tree).
+    pub shards: usize,
+    /// Whether the tree was rebuilt in bulk.
+    pub bulk: bool,
+    /// `VIN/serial` of assignments not published: the ECU, its hardware id or its supplier is
+    /// no longer valid.
+    pub withdrawn: Vec<String>,
+}
+
+/// The outcome, to be committed by the caller once the index is about to be signed.
+pub struct FleetUpdate {
+    pub record: Record,
+    pub report: FleetReport,
+    /// Pending shards handled (to clear once the record is saved).
+    pub handled: BTreeSet<String>,
+}
+
+/// A published file: skipped when present with the right length (names are content hashes);
+/// else written through a temporary file and renamed, world-readable, fsynced if `durable`.
+fn put_file(path: &Path, bytes: &[u8], durable: bool) -> Result<bool> {
+    if std::fs::metadata(path).is_ok_and(|m| m.len() == bytes.len() as u64) {
+        return Ok(false);
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".tmp-{name}"));
+    let write = || -> std::io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        if durable {
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        if durable {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    };
+    match write() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+            write().map_err(Error::io(path))?;
+        }
+        r => r.map_err(Error::io(path))?,
+    }
+    Ok(true)
+}
+
+/// Nodes read from and written to the repository.
+pub struct RepoTree {
+    repo: PathBuf,
+    durable: bool,
+    pub written: usize,
+    /// Parsed nodes of the top levels, which every shard's walk goes through.
+    cache: HashMap<String, VehicleNode>,
+}
+
+impl RepoTree {
+    pub fn new(repo: &Path, durable: bool) -> Self {
+        RepoTree {
+            repo: repo.to_path_buf(),
+            durable,
+            written: 0,
+            cache: HashMap::new(),
+        }
+    }
+}
+
+impl NodeSink for RepoTree {
+    type Error = Error;
+    fn put(&mut self, prefix: &str, link: &NodeLink, bytes: Vec<u8>) -> Result<()> {
+        let path = self.repo.join(node_path(prefix, &link.sha256));
+        if put_file(&path, &bytes, self.durable)? {
+            self.written += 1;
+        }
+        Ok(())
+    }
+}
+
+impl NodeSource for RepoTree {
+    type Error = Error;
+    fn get(&mut self, prefix: &str, link: &NodeLink) -> Result<VehicleNode> {
+        if let Some(n) = self.cache.get(&link.sha256) {
+            return Ok(n.clone());
+        }
+        let path = self.repo.join(node_path(prefix, &link.sha256));
+        let bytes = fsutil::read_bounded(&path, MAX_NODE_BYTES)?;
+        ota_metadata::trusted_set::check_meta(&path.display().to_string(), &link.meta(), &bytes)
+            .map_err(Error::meta(&path))?;
+        let node = check_node(&bytes, prefix).map_err(Error::meta(&path))?;
+        if prefix.len() < DIR_DIGITS {
+            self.cache.insert(link.sha256.clone(), node.clone());
+        }
+        Ok(node)
+    }
+}
+
+/// The canonical bytes of `vin`'s assignments file.
+pub fn assignments_bytes(
+    vin: &str,
+    version: u64,
+    ecus: &BTreeMap<String, EcuAssignment>,
+) -> Result<Vec<u8>> {
+    Ok(to_canonical(&AssignmentsDoc {
+        type_: AssignmentsDoc::TYPE.into(),
+        spec_version: SPEC_VERSION.into(),
+        vin: vin.into(),
+        version,
+        ecus: ecus.clone(),
+        extra: BTreeMap::new(),
+    })?)
+}
+
+/// One shard processed: every vehicle it has in the tree now (sorted by key), and the changed.
+struct Shard {
+    all: Vec<Leaf>,
+    changed: Vec<Leaf>,
+    withdrawn: Vec<String>,
+}
+
+fn process_shard(
+    dir: &Path,
+    repo: &Path,
+    shard: &str,
+    suppliers: &BTreeSet<String>,
+    base: &mut RepoTree,
+    base_root: Option<&NodeLink>,
+    durable: bool,
+) -> Result<Shard> {
+    let (inv, _) = store::read_shard::<Vehicle>(dir, store::INVENTORY_DIR, shard)?;
+    let (wanted, _) =
+        store::read_shard::<BTreeMap<String, EcuAssignment>>(dir, store::ASSIGNMENTS_DIR, shard)?;
+    let published: BTreeMap<String, VehicleEntry> = entries_under(base, base_root, shard)?
+        .into_iter()
+        .map(|l| (l.vin, l.entry))
+        .collect();
+    let vins: BTreeSet<&String> = wanted.keys().chain(published.keys()).collect();
+    let mut out = Shard {
+        all: Vec::with_capacity(vins.len()),
+        changed: Vec::new(),
+        withdrawn: Vec::new(),
+    };
+    let empty = BTreeMap::new();
+    for vin in vins {
+        // Assignments that no longer match the inventory or the pinned suppliers are
+        // withdrawn, loudly.
+        let mut ecus = wanted.get(vin).unwrap_or(&empty).clone();
+        ecus.retain(|serial, a| {
+            let ok = inv
+                .get(vin)
+                .and_then(|v| v.ecus.get(serial))
+                .is_some_and(|e| !e.aftermarket && e.hardware_id == a.hardware_id)
+                && suppliers.contains(&a.supplier);
+            if !ok {
+                out.withdrawn.push(format!("{vin}/{serial}"));
+            }
+            ok
+        });
+        let old = published.get(vin);
+        if old.is_none() && ecus.is_empty() {
+            continue;
+        }
+        if let Some(o) = old {
+            let same = assignments_bytes(vin, o.version, &ecus)?;
+            if same.len() as u64 == o.length && hex::encode(Sha256::digest(&same)) == o.sha256 {
+                out.all.push(Leaf::new(vin, o.clone()));
+                continue;
+            }
+        }
+        let version = old.map_or(1, |o| o.version + 1);
+        let bytes = assignments_bytes(vin, version, &ecus)?;
+        let entry = VehicleEntry {
+            version,
+            length: bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(&bytes)),
+        };
+        put_file(
+            &repo.join(assignments_path(vin, &entry.sha256)),
+            &bytes,
+            durable,
+        )?;
+        let leaf = Leaf::new(vin, entry);
+        out.changed.push(leaf.clone());
+        out.all.push(leaf);
+    }
+    out.all.sort_by(|a, b| a.key.cmp(&b.key));
+    out.changed.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
+}
+
+/// The tree the served index names, when the publisher has no record of its own.
+/// Unverified (the publisher's own output; only the tree's position is taken from it, and
+/// every node read is checked against its hash). A missing or unreadable index is no tree.
+pub fn served_tree(repo: &Path) -> Result<Option<NodeLink>> {
+    let limits = ota_metadata::MetadataLimits::default();
+    let signed = |name: &str, limit: u64| -> Option<Envelope> {
+        let bytes = fsutil::read_bounded(&repo.join(name), limit).ok()?;
+        Envelope::parse(name, &bytes, limit).ok()
+    };
+    let Some(ts) = signed("timestamp.json", limits.timestamp)
+        .and_then(|e| e.decode::<Timestamp>("timestamp", Timestamp::TYPE).ok())
+    else {
+        return Ok(None);
+    };
+    let Some(snap) = ts.snapshot_meta().ok().and_then(|m| {
+        signed(&format!("{}.snapshot.json", m.version), limits.snapshot)?
+            .decode::<Snapshot>("snapshot", Snapshot::TYPE)
+            .ok()
+    }) else {
+        return Ok(None);
+    };
+    let Some(meta) = snap.meta.get("vehicles.json") else {
+        return Ok(None);
+    };
+    // A vehicles index of an earlier format has no tree: nothing to continue from.
+    Ok(
+        signed(&format!("{}.vehicles.json", meta.version), limits.targets)
+            .and_then(|e| {
+                e.decode::<VehicleIndex>("vehicles", VehicleIndex::TYPE)
+                    .ok()
+            })
+            .and_then(|i| i.tree),
+    )
+}
+
+/// Bring the published vehicle tree in line with the wanted assignments; see the module doc.
+pub fn update_vehicles(dir: &Path, repo: &Path, s: &Settings) -> Result<FleetUpdate> {
+    store::migrate(dir)?;
+    let leaf_max = vehicles::DEFAULT_LEAF_MAX;
+    let suppliers: BTreeSet<String> = s.suppliers.keys().cloned().collect();
+    let pending = store::pending(dir)?;
+    let record = Record::load(dir).filter(|r| r.leaf_max == leaf_max);
+    let base_root = match &record {
+        Some(r) => r.tree.clone(),
+        None => served_tree(repo)?,
+    };
+    let same_suppliers = record
+        .as_ref()
+        .is_some_and(|r| r.suppliers.iter().cloned().collect::<BTreeSet<_>>() == suppliers);
+    let mut report = FleetReport::default();
+    let bulk = record.is_none() || !same_suppliers || pending.len() > BULK_ABOVE;
+    let tree = if !bulk {
+        incremental(
+            dir,
+            repo,
+            &pending,
+            &suppliers,
+            base_root,
+            leaf_max,
+            &mut report,
+        )?
+    } else {
+        bulk_build(dir, repo, &suppliers, base_root, leaf_max, &mut report)?
+    };
+    report.bulk = bulk;
+    Ok(FleetUpdate {
+        record: Record {
+            tree,
+            leaf_max,
+            suppliers: suppliers.into_iter().collect(),
+        },
+        report,
+        handled: pending,
+    })
+}
+
+fn incremental(
+    dir: &Path,
+    repo: &Path,
+    pending: &BTreeSet<String>,
+    suppliers: &BTreeSet<String>,
+    root: Option<NodeLink>,
+    leaf_max: usize,
+    report: &mut FleetReport,
+) -> Result<Option<NodeLink>> {
+    let mut tree = RepoTree::new(repo, true);
+    let mut changes = Vec::new();
+    for shard in pending {
+        let sh = process_shard(dir, repo, shard, suppliers, &mut tree, root.as_ref(), true)?;
+        report.vehicles_written += sh.changed.len();
+        report.withdrawn.extend(sh.withdrawn);
+        changes.extend(sh.changed);
+        report.shards += 1;
+    }
+    if changes.is_empty() {
+        return Ok(root);
+    }
+    changes.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut source = RepoTree::new(repo, true);
+    let t = update(&mut source, &mut tree, "", root.as_ref(), changes, leaf_max)?;
+    let root = finish(&mut tree, t)?;
+    report.nodes_written += tree.written;
+    Ok(root)
+}
+
+fn bulk_build(
+    dir: &Path,
+    repo: &Path,
+    suppliers: &BTreeSet<String>,
+    base_root: Option<NodeLink>,
+    leaf_max: usize,
+    report: &mut FleetReport,
+) -> Result<Option<NodeLink>> {
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 4);
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Subtree>>> = Mutex::new(vec![None; SHARDS]);
+    let totals = Mutex::new((0usize, 0usize, Vec::new()));
+    let failed: Mutex<Option<Error>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                let mut tree = RepoTree::new(repo, false);
+                let mut written = 0;
+                let mut withdrawn = Vec::new();
+                let work = |i: usize, tree: &mut RepoTree| -> Result<(Subtree, Shard)> {
+                    let shard = format!("{i:0w$x}", w = DIR_DIGITS);
+                    let mut sh = process_shard(
+                        dir,
+                        repo,
+                        &shard,
+                        suppliers,
+                        tree,
+                        base_root.as_ref(),
+                        false,
+                    )?;
+                    let sub = build(tree, &shard, std::mem::take(&mut sh.all), leaf_max)?;
+                    Ok((sub, sh))
+                };
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= SHARDS || failed.lock().map(|f| f.is_some()).unwrap_or(true) {
+                        break;
+                    }
+                    match work(i, &mut tree) {
+                        Ok((sub, sh)) => {
+                            written += sh.changed.len();
+                            withdrawn.extend(sh.withdrawn);
+                            if let Ok(mut r) = results.lock() {
+                                r[i] = Some(sub);
+                            }
+                        }
+                        Err(e) => {
+                            if let Ok(mut f) = failed.lock() {
+                                f.get_or_insert(e);
+                            }
+                            break;
+                        }
+                    }
+                }
+                if let Ok(mut t) = totals.lock() {
+                    t.0 += written;
+                    t.1 += tree.written;
+                    t.2.extend(withdrawn);
+                }
+            });
+        }
+    });
+    if let Some(e) = failed.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    let (written, nodes, withdrawn) = totals
+        .into_inner()
+        .map_err(|_| Error::refused("internal: a publishing thread panicked"))?;
+    let mut level: Vec<(String, Subtree)> = results
+        .into_inner()
+        .map_err(|_| Error::refused("internal: a publishing thread panicked"))?
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            (
+                format!("{i:0w$x}", w = DIR_DIGITS),
+                s.unwrap_or(Subtree::Small(Vec::new())),
+            )
+        })
+        .collect();
+    // Up the levels above the shards: 4096 -> 256 -> 16 -> 1.
+    let mut tree = RepoTree::new(repo, false);
+    for depth in (0..DIR_DIGITS).rev() {
+        let mut groups: BTreeMap<String, Vec<(char, Subtree)>> = BTreeMap::new();
+        for (p, s) in level {
+            let d = p.as_bytes()[depth] as char;
+            groups
+                .entry(p[..depth].to_string())
+                .or_default()
+                .push((d, s));
+        }
+        level = Vec::with_capacity(groups.len());
+        for (p, children) in groups {
+            let s = combine(&mut tree, &p, children, leaf_max)?;
+            level.push((p, s));
+        }
+    }
+    let root = level
+        .pop()
+        .map(|(_, s)| s)
+        .unwrap_or(Subtree::Small(Vec::new()));
+    let root = finish(&mut tree, root)?;
+    if written + nodes + tree.written > 0 {
+        sync_file_system(repo)?;
+    }
+    report.vehicles_written += written;
+    report.nodes_written += nodes + tree.written;
+    report.withdrawn.extend(withdrawn);
+    report.shards += SHARDS;
+    Ok(root)
+}
+
+/// Make everything written so far durable (the bulk path writes without fsync per file).
+fn sync_file_system(repo: &Path) -> Result<()> {
+    let f = std::fs::File::open(repo).map_err(Error::io(repo))?;
+    rustix::fs::syncfs(&f).map_err(|e| Error::io(repo)(e.into()))
+}
+
+/// The vehicles the tree at `root` lists (for tests and tools: reads the whole tree).
+pub fn published_entries(repo: &Path, root: Option<&NodeLink>) -> Result<Vec<Leaf>> {
+    entries_under(&mut RepoTree::new(repo, false), root, "")
+}
+
+/// The assignments of `vin` as the served tree in `repo` lists them now (through the index the
+/// timestamp and snapshot name), with their entry; for tests and tools.
+pub fn published_assignments(
+    repo: &Path,
+    vin: &str,
+) -> Result<Option<(VehicleEntry, AssignmentsDoc)>> {
+    let root = served_tree(repo)?;
+    let key = vehicles::vin_key(vin);
+    let Some(leaf) = entries_under(&mut RepoTree::new(repo, false), root.as_ref(), &key)?
+        .into_iter()
+        .find(|l| l.vin == vin)
+    else {
+        return Ok(None);
+    };
+    let path = repo.join(assignments_path(vin, &leaf.entry.sha256));
+    let bytes = fsutil::read_bounded(&path, vehicles::MAX_ASSIGNMENTS_BYTES)?;
+    ota_metadata::trusted_set::check_meta(&path.display().to_string(), &leaf.entry.meta(), &bytes)
+        .map_err(Error::meta(&path))?;
+    let doc = vehicles::check_assignments(&bytes, vin, &leaf.entry).map_err(Error::meta(&path))?;
+    Ok(Some((leaf.entry, doc)))
+}

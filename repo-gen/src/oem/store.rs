@@ -1,0 +1,330 @@
+//! The OEM's per-vehicle state (inventory and assignments), sharded so that a command about one
+//! vehicle, and the publish that follows it, read and write a few small files whatever the
+//! fleet size.
+//!
+//! ```text
+//! DIR/inventory/KKK.json     the vehicles whose SHA-256(VIN) starts with hex KKK (4096 shards)
+//! DIR/assignments/KKK.json   their assignments
+//! DIR/pending/KKK            a shard changed since the last publish (written before the shard)
+//! ```
+//! The shard of a VIN is the directory its published assignments go to
+//! (`ota_metadata::documents::vehicles::assignments_path`). Shards are pretty JSON, as the
+//! single `inventory.json`/`assignments.json` of earlier versions were; those are migrated
+//! into shards the first time the directory is used.
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+use ota_metadata::documents::vehicles::{vin_key, DIR_DIGITS};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+pub const INVENTORY_DIR: &str = "inventory";
+pub const ASSIGNMENTS_DIR: &str = "assignments";
+pub const PENDING_DIR: &str = "pending";
+/// Bound on one shard file (a shard holds about 1/4096 of the fleet).
+const MAX_SHARD: u64 = 256 << 20;
+
+/// The shard of `vin`: the first hex digits of SHA-256(VIN).
+pub fn shard_of(vin: &str) -> String {
+    vin_key(vin)[..DIR_DIGITS].to_string()
+}
+
+fn is_shard_name(s: &str) -> bool {
+    s.len() == DIR_DIGITS && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Which shards a loaded map covers, and what each held when read (to write back only what
+/// changed).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Scope {
+    /// `None`: the whole fleet (saving it replaces every shard).
+    shards: Option<BTreeSet<String>>,
+    digests: BTreeMap<String, [u8; 32]>,
+}
+
+/// The shard files present for `kind`.
+pub(crate) fn shard_files(dir: &Path, kind: &str) -> Result<BTreeSet<String>> {
+    let d = dir.join(kind);
+    let mut out = BTreeSet::new();
+    let rd = match std::fs::read_dir(&d) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::Io { path: d, source: e }),
+    };
+    for e in rd {
+        let e = e.map_err(Error::io(&d))?;
+        if let Some(s) = e
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_suffix(".json"))
+            .filter(|n| is_shard_name(n))
+        {
+            out.insert(s.to_string());
+        }
+    }
+    Ok(out)
+}
+
+fn shard_path(dir: &Path, kind: &str, shard: &str) -> PathBuf {
+    dir.join(kind).join(format!("{shard}.json"))
+}
+
+/// A shard's vehicles and the digest of the file they were read from (`None` if absent).
+pub(crate) type Shard<V> = (BTreeMap<String, V>, Option<[u8; 32]>);
+
+/// One shard: its vehicles and the digest of the file read.
+pub(crate) fn read_shard<V: DeserializeOwned>(
+    dir: &Path,
+    kind: &str,
+    shard: &str,
+) -> Result<Shard<V>> {
+    let path = shard_path(dir, kind, shard);
+    if !path.exists() {
+        return Ok((BTreeMap::new(), None));
+    }
+    let bytes = fsutil::read_bounded(&path, MAX_SHARD)?;
+    let map: BTreeMap<String, V> = serde_json::from_slice(&bytes).map_err(|e| Error::Config {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    if let Some(vin) = map.keys().find(|v| shard_of(v) != shard) {
+        return Err(Error::Config {
+            path,
+            reason: format!("{vin} belongs in shard {}, not here", shard_of(vin)),
+        });
+    }
+    Ok((map, Some(Sha256::digest(&bytes).into())))
+}
+
+/// Load the shards of `vins` (`None`: every shard).
+pub(crate) fn load<V: DeserializeOwned>(
+    dir: &Path,
+    kind: &str,
+    vins: Option<&[&str]>,
+) -> Result<(BTreeMap<String, V>, Scope)> {
+    migrate(dir)?;
+    let shards: BTreeSet<String> = match vins {
+        Some(v) => v.iter().map(|v| shard_of(v)).collect(),
+        None => shard_files(dir, kind)?,
+    };
+    let mut all = BTreeMap::new();
+    let mut digests = BTreeMap::new();
+    for s in &shards {
+        let (m, d) = read_shard::<V>(dir, kind, s)?;
+        all.extend(m);
+        if let Some(d) = d {
+            digests.insert(s.clone(), d);
+        }
+    }
+    Ok((
+        all,
+        Scope {
+            shards: vins.map(|_| shards),
+            digests,
+        },
+    ))
+}
+
+/// Write back the shards of `scope` that changed, marking each pending for the publisher
+/// first. Returns the shards written.
+pub(crate) fn save<V: Serialize>(
+    dir: &Path,
+    kind: &str,
+    vehicles: &BTreeMap<String, V>,
+    scope: &Scope,
+) -> Result<BTreeSet<String>> {
+    let mut grouped: BTreeMap<String, BTreeMap<&str, &V>> = BTreeMap::new();
+    for (vin, v) in vehicles {
+        grouped.entry(shard_of(vin)).or_default().insert(vin, v);
+    }
+    let in_scope: BTreeSet<String> = match &scope.shards {
+        Some(s) => {
+            if let Some(g) = grouped.keys().find(|g| !s.contains(*g)) {
+                return Err(Error::refused(format!(
+                    "internal: shard {g} was changed without being loaded"
+                )));
+            }
+            s.clone()
+        }
+        None => grouped
+            .keys()
+            .cloned()
+            .chain(shard_files(dir, kind)?)
+            .collect(),
+    };
+    let mut changes: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+    for s in in_scope {
+        match grouped.get(&s) {
+            Some(g) => {
+                let bytes = ota_metadata::canonical::to_pretty(g)?;
+                let d: [u8; 32] = Sha256::digest(&bytes).into();
+                if scope.digests.get(&s) != Some(&d) {
+                    changes.push((s, Some(bytes)));
+                }
+            }
+            None => {
+                if shard_path(dir, kind, &s).exists() {
+                    changes.push((s, None));
+                }
+            }
+        }
+    }
+    mark_pending(dir, changes.iter().map(|(s, _)| s.as_str()))?;
+    let mut written = BTreeSet::new();
+    for (s, bytes) in changes {
+        let path = shard_path(dir, kind, &s);
+        match bytes {
+            Some(b) => fsutil::write_atomic(&path, &b)?,
+            None => std::fs::remove_file(&path).map_err(Error::io(&path))?,
+        }
+        written.insert(s);
+    }
+    Ok(written)
+}
+
+/// Record shards as changed since the last publish (durably, before they change).
+pub(crate) fn mark_pending<'a>(dir: &Path, shards: impl Iterator<Item = &'a str>) -> Result<()> {
+    let d = dir.join(PENDING_DIR);
+    let mut any = false;
+    for s in shards {
+        if !any {
+            std::fs::create_dir_all(&d).map_err(Error::io(&d))?;
+            any = true;
+        }
+        let p = d.join(s);
+        File::create(&p).map_err(Error::io(&p))?;
+    }
+    if any {
+        if let Ok(f) = File::open(&d) {
+            let _ = f.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// The shards changed since the last publish.
+pub(crate) fn pending(dir: &Path) -> Result<BTreeSet<String>> {
+    let d = dir.join(PENDING_DIR);
+    let mut out = BTreeSet::new();
+    let rd = match std::fs::read_dir(&d) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::Io { path: d, source: e }),
+    };
+    for e in rd {
+        let e = e.map_err(Error::io(&d))?;
+        if let Some(n) = e.file_name().to_str().filter(|n| is_shard_name(n)) {
+            out.insert(n.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// Forget the pending marks of `shards` (after a publish recorded them).
+pub(crate) fn clear_pending(dir: &Path, shards: &BTreeSet<String>) -> Result<()> {
+    let d = dir.join(PENDING_DIR);
+    for s in shards {
+        let p = d.join(s);
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::Io { path: p, source: e }),
+        }
+    }
+    Ok(())
+}
+
+/// Move the single-file state of earlier versions (`inventory.json`, `assignments.json`) into
+/// shards, once; the old file is kept as `NAME.migrated`.
+pub(crate) fn migrate(dir: &Path) -> Result<()> {
+    for (old, kind) in [
+        ("inventory.json", INVENTORY_DIR),
+        ("assignments.json", ASSIGNMENTS_DIR),
+    ] {
+        let path = dir.join(old);
+        if !path.exists() {
+            continue;
+        }
+        let bytes = fsutil::read_bounded(&path, 1 << 34)?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| Error::Config {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        // inventory.json was {"vehicles": {...}}; assignments.json the map itself.
+        let map: BTreeMap<String, serde_json::Value> =
+            serde_json::from_value(if kind == INVENTORY_DIR {
+                v.get("vehicles").cloned().unwrap_or_default()
+            } else {
+                v
+            })
+            .map_err(|e| Error::Config {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        if !shard_files(dir, kind)?.is_empty() {
+            return Err(Error::refused(format!(
+                "{} and {}/ both exist: remove the one that is out of date",
+                path.display(),
+                dir.join(kind).display()
+            )));
+        }
+        save(dir, kind, &map, &Scope::default())?;
+        let to = dir.join(format!("{old}.migrated"));
+        std::fs::rename(&path, &to).map_err(Error::io(&path))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_round_trip_and_only_changed_ones_are_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut m: BTreeMap<String, u32> = (0..50).map(|i| (format!("VIN{i}"), i)).collect();
+        let written = save(dir, "k", &m, &Scope::default()).unwrap();
+        assert_eq!(written.len(), shard_files(dir, "k").unwrap().len());
+        assert_eq!(pending(dir).unwrap(), written);
+        clear_pending(dir, &written).unwrap();
+
+        // One vehicle, loaded through its shard alone.
+        let (mut one, scope) = load::<u32>(dir, "k", Some(&["VIN7"])).unwrap();
+        assert!(one.contains_key("VIN7") && one.len() < 50);
+        *one.get_mut("VIN7").unwrap() = 700;
+        let w = save(dir, "k", &one, &scope).unwrap();
+        assert_eq!(w, BTreeSet::from([shard_of("VIN7")]));
+        assert_eq!(pending(dir).unwrap(), w);
+        // Saving again changes nothing.
+        let (again, scope) = load::<u32>(dir, "k", Some(&["VIN7"])).unwrap();
+        assert!(save(dir, "k", &again, &scope).unwrap().is_empty());
+        // A vehicle of a shard not loaded is refused.
+        let mut bad = again.clone();
+        let other = (0..50)
+            .map(|i| format!("VIN{i}"))
+            .find(|v| shard_of(v) != shard_of("VIN7"))
+            .unwrap();
+        bad.insert(other, 1);
+        assert!(save(dir, "k", &bad, &scope).is_err());
+
+        let (all, _) = load::<u32>(dir, "k", None).unwrap();
+        m.insert("VIN7".into(), 700);
+        assert_eq!(all, m);
+    }
+
+    #[test]
+    fn single_file_state_is_migrated() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        std::fs::write(dir.join("assignments.json"), r#"{"VIN1": {}, "VIN2": {}}"#).unwrap();
+        let (m, _) = load::<serde_json::Value>(dir, ASSIGNMENTS_DIR, None).unwrap();
+        assert_eq!(m.len(), 2);
+        assert!(dir.join("assignments.json.migrated").exists());
+        assert!(!dir.join("assignments.json").exists());
+    }
+}
