@@ -15,7 +15,7 @@
 //! 6. `ota-repo verify` of the whole tree.
 //!
 //! Each publish runs in a child process (this binary again), so its time is the publish's
-//! own and its peak RSS (from `wait4`) is the publisher's alone. Then a table of leaf sizes and
+//! own and its peak RSS (VmHWM, read by the child at its end) is the publisher's alone. Then a table of leaf sizes and
 //! fan-outs, computed on in-memory trees of 10,000 to 1,000,000 VINs serialised exactly as
 //! published, shows why fan-out 16 and at most 64 vehicles per leaf were chosen.
 //!
