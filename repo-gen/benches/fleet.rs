@@ -24,7 +24,7 @@
 use ota_client::tuf::{init_trusted_root, Counting, DirFetcher, Limits, MetadataStore, Updater};
 use ota_metadata::documents::vehicles::{self, vin_key, NodeLink, VehicleEntry, VehicleNode};
 use ota_metadata::documents::EcuAssignment;
-use ota_metadata::{DateTime, SigningKey};
+use ota_metadata::DateTime;
 use ota_repo::oem::{self, EcuRecord, Inventory, Vehicle};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -518,11 +518,7 @@ fn main() {
         keydir.path().join("offline.pem"),
     );
     for p in [&keys.0, &keys.1] {
-        std::fs::write(
-            p,
-            SigningKey::generate(3072).unwrap().to_pkcs8_pem().unwrap(),
-        )
-        .unwrap();
+        ota_repo::keystore::generate(3072, p).unwrap();
     }
     let rows: Vec<Row> = sizes.iter().map(|&n| run(n, &keys)).collect();
 
