@@ -142,6 +142,15 @@ impl PublicKey {
         }
     }
 
+    /// The key size in bits: the RSA modulus, or the curve's 256 bits.
+    pub fn bits(&self) -> usize {
+        use rsa::traits::PublicKeyParts;
+        match self {
+            PublicKey::Rsa(k) | PublicKey::RsaPkcs1v15(k) => k.n().bits(),
+            PublicKey::Ed25519(_) | PublicKey::EcdsaP256(_) => 256,
+        }
+    }
+
     /// True when `sig` is a valid signature of `msg`. Never panics on attacker-chosen input.
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
         match self {

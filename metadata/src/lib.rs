@@ -14,6 +14,7 @@ pub mod canonical;
 pub mod documents;
 pub mod envelope;
 pub mod error;
+pub mod keyfile;
 pub mod keys;
 pub mod limits;
 pub mod names;

@@ -17,13 +17,14 @@ fn check(kind: &str, s: &str, max: usize, extra: &[u8]) -> Result<()> {
     if s.starts_with(['.', '-']) {
         return Err(bad("must not start with '.' or '-'".into()));
     }
-    if let Some(c) = s
-        .bytes()
-        .find(|c| !(c.is_ascii_alphanumeric() || b"._-".contains(c) || extra.contains(c)))
-    {
+    // By character, not byte: the error shows what the user typed ('é', not 'Ã').
+    if let Some(c) = s.chars().find(|&c| {
+        !(c.is_ascii_alphanumeric()
+            || "._-".contains(c)
+            || (c.is_ascii() && extra.contains(&(c as u8))))
+    }) {
         return Err(bad(format!(
-            "contains {:?}; use letters, digits, '.', '_', '-'{}",
-            c as char,
+            "contains {c:?}; use ASCII letters, digits, '.', '_', '-'{}",
             if extra.is_empty() { "" } else { ", '+'" }
         )));
     }
@@ -88,5 +89,12 @@ mod tests {
         assert!(check_uid("a+b").is_err());
         assert!(check_role_name("targets").is_err());
         assert!(check_role_name("a b").is_err());
+    }
+
+    #[test]
+    fn errors_show_the_character_as_typed() {
+        let e = check_uid("café").unwrap_err().to_string();
+        assert!(e.contains("'é'") && e.contains("\"café\""), "{e}");
+        assert!(!e.contains('Ã'), "{e}");
     }
 }

@@ -46,11 +46,23 @@ impl SigningKey {
             .and_then(|l| l.strip_suffix("-----"))
             .ok_or_else(|| Error::PrivateKey("not a PEM file (no -----BEGIN line)".into()))?;
         let key = match label {
-            "PRIVATE KEY" => rsa::RsaPrivateKey::from_pkcs8_pem(pem).map_err(|e| {
-                Error::PrivateKey(format!(
+            "PRIVATE KEY" => {
+                // Named by the algorithm the file holds: the rsa crate's own error gives the
+                // OID it expected (RSA's), not the one found.
+                if let Ok(k) = crate::keyfile::PemKey::parse(pem) {
+                    if k.oid != crate::keyfile::RSA_OID {
+                        return Err(Error::PrivateKey(format!(
+                            "PKCS#8 key is {}, not RSA; ota-repo signs with RSA keys only",
+                            k.algorithm()
+                        )));
+                    }
+                }
+                rsa::RsaPrivateKey::from_pkcs8_pem(pem).map_err(|e| {
+                    Error::PrivateKey(format!(
                     "PKCS#8 key is not RSA or is damaged ({e}); ota-repo signs with RSA keys only"
                 ))
-            })?,
+                })?
+            }
             "RSA PRIVATE KEY" => rsa::RsaPrivateKey::from_pkcs1_pem(pem)
                 .map_err(|e| Error::PrivateKey(format!("damaged PKCS#1 RSA key: {e}")))?,
             "ENCRYPTED PRIVATE KEY" => {

@@ -1,4 +1,14 @@
 //! Command-line interface of `ota-repo`: argument definitions only; the work is in the modules.
+//!
+//! One naming scheme throughout (old spellings still parse, hidden):
+//! - the working directory is always the first positional, `DIR`;
+//! - the thing a command adds, removes or changes (supplier, regulator, tier-2 delegation) is
+//!   `--name NAME` (was `delegate --to`);
+//! - an ECU is always `--ecu`: `SERIAL` to select one, `SERIAL:HARDWARE_ID` to describe a new
+//!   one (was `--serial` in `oem assign` and `oem ecu remove|key|replace`);
+//! - a threshold is always the flag `--threshold` (was `oem regulator threshold DIR K`, then
+//!   `--required K`);
+//! - every command that changes DIR takes `--wait SECONDS` (on its group, global).
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -19,7 +29,8 @@ use std::path::PathBuf;
           ota-repo supplier add-image acme --file brake.bin --uid brake-fw --version 1.0.0 \\\n      \
             --release-counter 1 --hardware-id BRAKE-ECU-A\n  \
           ota-repo supplier publish acme\n  \
-          ota-repo verify acme"
+          ota-repo verify acme",
+    after_help = "Run `ota-repo COMMAND --help` for a command's options and examples."
 )]
 pub struct Cli {
     /// Pretend the current time is TIME (YYYY-MM-DDTHH:MM:SSZ), for reproducible trees and tests.
@@ -29,60 +40,128 @@ pub struct Cli {
     pub command: Command,
 }
 
-const KEY_EXAMPLES: &str = "Examples:
-  ota-repo key generate --out acme-root.pem          # RSA-3072, PKCS#8 PEM, mode 0600
+pub const KEY_EXAMPLES: &str = "Examples:
+  ota-repo key generate --out acme-root.pem           # RSA-3072, PKCS#8 PEM, mode 0600
   ota-repo key generate --bits 4096 --out oem-root.pem
-  ota-repo key show acme-root.pem                     # key id, size, public PEM";
+  ota-repo key show acme-root.pem                     # key id, type, size, public key
+  ota-repo key show acme-root.pem | head -1           # just the key id";
 
-const SUPPLIER_EXAMPLES: &str = "Examples:
-  ota-repo supplier init acme --name acme --root-key root.pem --key online.pem
+pub const SUPPLIER_EXAMPLES: &str = "Examples (keys from `ota-repo key generate`):
+  ota-repo supplier init acme --name acme --root-key acme-root.pem --key acme-online.pem
   ota-repo supplier add-image acme --file brake.bin --uid brake-fw --version 1.4.0 \\
       --release-counter 3 --hardware-id BRAKE-A
   ota-repo supplier delegate acme --name tier2 --key tier2.pem --hardware-id ABS-1
-  ota-repo supplier publish acme                      # from cron, to renew expiries
+  ota-repo supplier add-image acme --file abs.bin --uid abs-fw --version 2.0 \\
+      --release-counter 1 --hardware-id ABS-1 --role tier2
+  ota-repo supplier publish acme
+  ota-repo supplier publish acme --wait 600           # from cron: renews expiries
   ota-repo supplier rotate-key acme --role targets --new-key targets2.pem
-  ota-repo verify acme --root pinned-1.root.json";
+  ota-repo supplier undelegate acme --name tier2 --drop-images
+  ota-repo supplier publish acme
+  ota-repo verify acme --root acme/repository/1.root.json";
 
-const OEM_EXAMPLES: &str = "Examples:
+pub const OEM_EXAMPLES: &str = "Examples (acme-1.root.json and tuv-1.root.json: the supplier's and the regulator's first root):
   ota-repo oem init oem --root-key root.pem --targets-key trust.pem --key online.pem
   ota-repo oem supplier add oem --name acme --root acme-1.root.json \\
       --url https://acme.example/repo --hardware-id 'BRAKE-*'
   ota-repo oem regulator add oem --name tuv --root tuv-1.root.json --url https://tuv.example/att
-  ota-repo oem regulator threshold oem --required 1
+  ota-repo oem regulator threshold oem --threshold 1
   ota-repo oem review submit oem --supplier acme --uid brake-fw --version 1.4.0
   ota-repo oem vehicle add oem --vin VIN1 --ecu BRK-1:BRAKE-A --aftermarket CAM-1:DASHCAM
-  ota-repo oem assign oem --vin VIN1 --serial BRK-1 --supplier acme --uid brake-fw --version 1.4.0
-  ota-repo oem publish oem
+  ota-repo oem assign oem --vin VIN1 --ecu BRK-1 --supplier acme --uid brake-fw --version 1.4.0
+  ota-repo oem assign oem --hardware-id BRAKE-A --supplier acme --uid brake-fw --version 1.4.0
+  ota-repo oem publish oem --wait 600                 # from cron: renews expiries
+  ota-repo oem ecu replace oem --vin VIN1 --ecu BRK-1 --with BRK-9:BRAKE-A
   ota-repo oem supplier repin oem --name acme --root acme-new-1.root.json   # after a key theft";
 
-const REGULATOR_EXAMPLES: &str = "Examples:
-  ota-repo regulator init tuv --name tuv --key tuv.pem
+pub const OEM_SUPPLIER_EXAMPLES: &str = "Examples:
+  ota-repo oem supplier add oem --name acme --root acme-1.root.json \\
+      --url https://acme.example/repo --hardware-id 'BRAKE-*' --hardware-id 'ABS-*'
+  ota-repo oem supplier repin oem --name acme --root acme-new-1.root.json   # after a key theft
+  ota-repo oem supplier replace oem --name acme --with bosch   # bosch takes over acme's ids
+  ota-repo oem supplier remove oem --name bosch";
+
+pub const OEM_REGULATOR_EXAMPLES: &str = "Examples:
+  ota-repo oem regulator add oem --name tuv --root tuv-1.root.json --url https://tuv.example/att
+  ota-repo oem regulator add oem --name dekra --root dekra-1.root.json --url https://dekra.example/att
+  ota-repo oem regulator threshold oem --threshold 2  # both must approve
+  ota-repo oem regulator repin oem --name tuv --root tuv-new-1.root.json
+  ota-repo oem regulator remove oem --name dekra      # lower the threshold first";
+
+pub const OEM_VEHICLE_EXAMPLES: &str = "Examples:
+  ota-repo oem vehicle add oem --vin VIN1 --ecu BRK-1:BRAKE-A --ecu HU-1:HU-GEN3 \\
+      --aftermarket CAM-1:DASHCAM
+  ota-repo oem vehicle key oem --vin VIN1 --key vin1-gateway.pub.pem";
+
+pub const OEM_ECU_EXAMPLES: &str = "Examples:
+  ota-repo oem ecu add oem --vin VIN1 --ecu ABS-1:ABS-MOD-1
+  ota-repo oem ecu key oem --vin VIN1 --ecu ABS-1 --key abs-1.pub.pem
+  ota-repo oem ecu replace oem --vin VIN1 --ecu ABS-1 --with ABS-2:ABS-MOD-1
+  ota-repo oem ecu remove oem --vin VIN1 --ecu ABS-2";
+
+pub const OEM_REVIEW_EXAMPLES: &str = "Examples:
+  ota-repo oem review submit oem --supplier acme --uid brake-fw --version 1.4.0
+  ota-repo oem review submit oem --supplier acme --uid brake-fw --version 1.4.1 \\
+      --from /srv/mirror/acme/repository        # a local copy of the supplier's tree";
+
+pub const OEM_REPORT_EXAMPLES: &str = "Examples:
+  ota-repo oem report ingest oem --file version-report.json   # from `ota-gateway report`";
+
+pub const REGULATOR_EXAMPLES: &str = "Examples:
+  ota-repo regulator init tuv --name tuv --root-key tuv-root.pem --key tuv.pem
   ota-repo regulator review tuv --master https://oem.example/repo --master-root oem-1.root.json \\
       --scanner 'clamscan --no-summary -d rules.ndb {}'
   ota-repo regulator publish tuv
-  ota-repo regulator revoke tuv --image SHA256 --reason 'CVE-2026-0001'";
+  ota-repo regulator publish tuv --wait 600           # from cron: renews expiries
+  ota-repo regulator revoke tuv --image SHA256 --reason 'CVE-2026-0001'
+  ota-repo regulator publish tuv
+  ota-repo regulator rotate-key tuv --role targets";
+
+/// `--wait`, on every command group whose commands lock their working directory.
+#[derive(Args, Debug, Clone, Copy, Default)]
+pub struct WaitArgs {
+    /// When another ota-repo command is working in DIR, wait up to SECONDS for it to finish
+    /// instead of failing at once (for publishes from cron). Default: do not wait.
+    #[arg(long, value_name = "SECONDS", global = true)]
+    pub wait: Option<u64>,
+}
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Generate and inspect RSA signing keys.
+    /// Generate and inspect signing keys.
     #[command(subcommand, after_help = KEY_EXAMPLES)]
     Key(KeyCommand),
     /// A supplier's image repository: images, image manifests, tier-2 delegations.
-    #[command(subcommand, after_help = SUPPLIER_EXAMPLES)]
-    Supplier(SupplierCommand),
+    #[command(after_help = SUPPLIER_EXAMPLES)]
+    Supplier {
+        #[command(flatten)]
+        wait: WaitArgs,
+        #[command(subcommand)]
+        command: SupplierCommand,
+    },
     /// The OEM's master repository: suppliers, regulators, inventory, review, assignments.
-    #[command(subcommand, after_help = OEM_EXAMPLES)]
-    Oem(OemCommand),
+    #[command(after_help = OEM_EXAMPLES)]
+    Oem {
+        #[command(flatten)]
+        wait: WaitArgs,
+        #[command(subcommand)]
+        command: OemCommand,
+    },
     /// A regulator's attestation repository: review, scan and attest images; revoke.
-    #[command(subcommand, after_help = REGULATOR_EXAMPLES)]
-    Regulator(RegulatorCommand),
+    #[command(after_help = REGULATOR_EXAMPLES)]
+    Regulator {
+        #[command(flatten)]
+        wait: WaitArgs,
+        #[command(subcommand)]
+        command: RegulatorCommand,
+    },
     /// Check a whole published tree: root chain, signatures, versions, expiry, every target's
     /// length and hash, and every image manifest and its compact form.
     Verify {
         /// A working directory or a published tree (the directory holding timestamp.json).
         dir: PathBuf,
-        /// Trusted root to start from (e.g. the 1.root.json you pinned). Without it, the tree's
-        /// own 1.root.json is trusted on first use.
+        /// Trusted root to start from (e.g. the 1.root.json you pinned). Default: the tree's
+        /// own 1.root.json, trusted on first use.
         #[arg(long, value_name = "ROOT.json")]
         root: Option<PathBuf>,
     },
@@ -92,16 +171,17 @@ pub enum Command {
 pub enum KeyCommand {
     /// Generate an RSA private key (PKCS#8 PEM, file mode 0600). Never overwrites a file.
     Generate {
-        /// Modulus size in bits (2048 to 8192).
-        #[arg(long, default_value_t = 3072)]
+        /// Modulus size in bits: a multiple of 8 from 2048 to 8192.
+        #[arg(long, value_name = "BITS", default_value_t = 3072)]
         bits: usize,
-        /// Where to write the private key.
+        /// Where to write the private key (must not exist yet).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
-    /// Print a key's id, size and public key (PEM). Accepts private or public PEM files.
+    /// Print a key's id, type and size, and its public key. Reads private or public PEM files
+    /// of RSA, Ed25519 or ECDSA P-256 keys (ota-repo signs with RSA; the others it verifies).
     Show {
-        /// The PEM file (private or public key).
+        /// The PEM file: PKCS#8 or PKCS#1 private key, or SPKI public key.
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
@@ -117,111 +197,119 @@ fn role_value(s: &str) -> Result<(String, String), String> {
 
 #[derive(Args, Debug)]
 pub struct RoleKeyArgs {
-    /// Key for every role that is not given its own key below (repeat for several keys).
+    /// Private key (PEM) for every role not given its own key below; repeat for several keys.
     #[arg(long, value_name = "FILE")]
     pub key: Vec<PathBuf>,
-    /// Root key(s); repeat for several.
+    /// Root key(s) (PEM); repeatable. Default: --key. Keep root keys offline.
     #[arg(long, value_name = "FILE")]
     pub root_key: Vec<PathBuf>,
-    /// Targets key(s).
+    /// Targets key(s) (PEM); repeatable. Default: --key.
     #[arg(long, value_name = "FILE")]
     pub targets_key: Vec<PathBuf>,
-    /// Snapshot key(s).
+    /// Snapshot key(s) (PEM); repeatable. Default: --key.
     #[arg(long, value_name = "FILE")]
     pub snapshot_key: Vec<PathBuf>,
-    /// Timestamp key(s).
+    /// Timestamp key(s) (PEM); repeatable. Default: --key.
     #[arg(long, value_name = "FILE")]
     pub timestamp_key: Vec<PathBuf>,
-    /// Signature threshold of a role, e.g. root=2 (default 1 for every role).
+    /// Signature threshold of a role, e.g. root=2: how many of its distinct keys must sign
+    /// (1 to its number of keys); repeatable. Default: 1 for every role.
     #[arg(long, value_name = "ROLE=N", value_parser = role_value)]
     pub threshold: Vec<(String, String)>,
-    /// Lifetime of a role's signed documents, e.g. timestamp=6h
-    /// (defaults: root=365d targets=90d snapshot=7d timestamp=1d).
+    /// Lifetime of a role's signed documents, a number with unit s, m, h, d or w, e.g.
+    /// timestamp=6h; repeatable, at most 3653d. Defaults: root=365d targets=90d snapshot=7d
+    /// timestamp=1d (OEM review and vehicles: 90d).
     #[arg(long, value_name = "ROLE=DURATION", value_parser = role_value)]
     pub expires: Vec<(String, String)>,
 }
+
+/// The working directory argument every publisher command takes first.
+const DIR_HELP: &str =
+    "Working directory: holds ota-repo.json (settings, never published) and repository/ (the tree to serve)";
 
 #[derive(Subcommand, Debug)]
 pub enum SupplierCommand {
     /// Create a supplier repository: root with role keys, thresholds and expiries, and a first
     /// (empty) publish.
     Init {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
+        #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
-        /// The supplier's name, as the OEM will know it.
-        #[arg(long)]
+        /// The supplier's name, as the OEM will pin it (ASCII letters, digits, '.', '_', '-').
+        #[arg(long, value_name = "NAME")]
         name: String,
         #[command(flatten)]
         keys: RoleKeyArgs,
-        /// Largest image accepted, in bytes (suffixes K, M, G allowed).
-        #[arg(long, default_value = "1G", value_parser = parse_size)]
+        /// Largest image accepted, in bytes; suffixes K, M, G multiply by 1024, 1024², 1024³.
+        #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
         max_image_size: u64,
     },
     /// Add a firmware image: stores it, signs its image manifest and compact manifest.
     /// Takes effect at the next `publish`.
     AddImage {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
+        #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
-        /// The image file.
+        /// The image: a regular, non-empty file of at most --max-image-size bytes.
         #[arg(long, value_name = "FILE")]
         file: PathBuf,
-        /// The image's stable identifier, e.g. brake-fw.
-        #[arg(long)]
+        /// The image's identifier, the same for every version, e.g. brake-fw (ASCII letters,
+        /// digits, '.', '_', '-'; at most 32 bytes).
+        #[arg(long, value_name = "UID")]
         uid: String,
-        /// This release's version, e.g. 1.4.2.
-        #[arg(long)]
+        /// This release's version, e.g. 1.4.2 (as --uid, and '+'; at most 32 bytes).
+        #[arg(long, value_name = "VERSION")]
         version: String,
-        /// Anti-rollback counter: ECUs refuse images with a lower counter than installed.
-        #[arg(long)]
+        /// Anti-rollback counter (a whole number): ECUs refuse an image whose counter is below
+        /// the installed one's.
+        #[arg(long, value_name = "N")]
         release_counter: u64,
-        /// Hardware id the image fits (repeat for up to 4).
+        /// Hardware id of the ECUs the image fits; repeat for up to 4.
         #[arg(long = "hardware-id", value_name = "ID", required = true)]
         hardware_ids: Vec<String>,
-        /// Sign with this tier-2 delegation instead of the top-level targets role.
-        #[arg(long, default_value = "targets")]
+        /// Sign with this tier-2 delegation (its --name) instead of the top-level targets role.
+        #[arg(long, value_name = "ROLE", default_value = "targets")]
         role: String,
-        /// Accept a release counter lower than an earlier release of the same uid.
+        /// Accept a release counter lower than an earlier release of the same uid (ECUs that
+        /// installed that release will refuse this one).
         #[arg(long)]
         allow_rollback: bool,
     },
     /// Delegate signing of images for some hardware ids to a tier-2 supplier.
     Delegate {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
+        #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
-        /// Name of the delegated role (the tier-2 supplier).
+        /// Name of the tier-2 delegation (its role name; ASCII letters, digits, '.', '_', '-').
         #[arg(long = "name", value_name = "NAME", alias = "to")]
-        to: String,
-        /// The tier-2 supplier's key(s).
+        name: String,
+        /// The tier-2 supplier's private key(s) (PEM), which sign its images; repeatable.
         #[arg(long, value_name = "FILE", required = true)]
         key: Vec<PathBuf>,
-        /// Hardware ids the tier-2 supplier may sign images for.
+        /// Hardware id the tier-2 supplier may sign images for; repeatable.
         #[arg(long = "hardware-id", value_name = "ID", required = true)]
         hardware_ids: Vec<String>,
-        /// New signature threshold of the role (default: unchanged).
-        /// Signatures of distinct tier-2 keys an image manifest needs.
-        #[arg(long, default_value_t = 1)]
+        /// How many of its distinct keys must sign each of its documents (1 to the number of
+        /// --key).
+        #[arg(long, value_name = "N", default_value_t = 1)]
         threshold: u32,
-        /// Target-name patterns it may sign (default `*`; hardware ids still restrict).
+        /// Target-name pattern (`*` matches any run of characters) it may sign; repeatable.
+        /// Default: `*` (its hardware ids still restrict it).
         #[arg(long = "path", value_name = "PATTERN")]
         paths: Vec<String>,
-        /// Stop the search at this role for the targets it matches.
+        /// Make the delegation terminating: targets it matches are never looked up in
+        /// delegations listed after it.
         #[arg(long)]
         terminating: bool,
-        /// Lifetime of the delegated role's metadata (default 90d).
+        /// Lifetime of the delegated role's metadata: a number with unit s, m, h, d or w, at
+        /// most 3653d. Default: 90d.
         #[arg(long, value_name = "DURATION")]
         expires: Option<String>,
     },
     /// Remove a tier-2 delegation (its role file stays listed, empty, so clients' snapshot
     /// rules hold). Refused while it signs images, unless --drop-images.
     Undelegate {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
+        #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
         /// Name of the tier-2 delegation to remove.
-        #[arg(long)]
+        #[arg(long, value_name = "NAME")]
         name: String,
         /// Withdraw the images the delegation signs together with it.
         #[arg(long)]
@@ -230,8 +318,7 @@ pub enum SupplierCommand {
     /// Sign and write targets, snapshot and timestamp (consistent snapshots). Re-signs only
     /// what changed or is due to expire; the timestamp is always renewed, last.
     Publish {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
+        #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
         /// Re-sign every role even if unchanged.
         #[arg(long)]
@@ -245,36 +332,36 @@ pub enum SupplierCommand {
 /// `oem supplier repin` and `oem regulator repin`.
 #[derive(Args, Debug)]
 pub struct RepinArgs {
-    /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-    #[arg(value_name = "DIR")]
+    #[arg(value_name = "DIR", help = DIR_HELP)]
     pub dir: PathBuf,
     /// The supplier or regulator, by the OEM's name for it.
-    #[arg(long)]
+    #[arg(long, value_name = "NAME")]
     pub name: String,
     /// Its new trusted root.json (it must verify).
     #[arg(long, value_name = "ROOT.json")]
     pub root: PathBuf,
-    /// New base URL of its tree (default: unchanged).
-    #[arg(long)]
+    /// New base URL of its published tree (http(s):// or file:// URL, or an absolute path).
+    /// Default: unchanged.
+    #[arg(long, value_name = "URL")]
     pub url: Option<String>,
 }
 
 /// `rotate-key`, the same for every publisher.
 #[derive(Args, Debug)]
 pub struct RotateArgs {
-    /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-    #[arg(value_name = "DIR")]
+    #[arg(value_name = "DIR", help = DIR_HELP)]
     pub dir: PathBuf,
     /// The role whose keys are replaced (root, targets, snapshot, timestamp, a tier-2
     /// delegation; for the OEM also review and vehicles).
-    #[arg(long)]
+    #[arg(long, value_name = "ROLE")]
     pub role: String,
-    /// The new key(s) of the role. Without it, a new RSA-3072 key is generated in DIR/keys/
-    /// (mode 0600); move it offline if it is a root key.
+    /// The new private key(s) (PEM) of the role; repeatable. Default: a new RSA-3072 key
+    /// generated in DIR/keys/ (mode 0600); move it offline if it is a root key.
     #[arg(long, value_name = "FILE")]
     pub new_key: Vec<PathBuf>,
-    /// New threshold (default: unchanged).
-    #[arg(long)]
+    /// New signature threshold of the role: how many of its distinct keys must sign (1 to
+    /// the number of new keys). Default: unchanged.
+    #[arg(long, value_name = "N")]
     pub threshold: Option<u32>,
 }
 
@@ -298,10 +385,12 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 pub struct OemKeyArgs {
     #[command(flatten)]
     pub common: RoleKeyArgs,
-    /// Key(s) of the `review` role (images sent for review).
+    /// Key(s) (PEM) of the online `review` role (images sent for review); repeatable.
+    /// Default: --key.
     #[arg(long, value_name = "FILE")]
     pub review_key: Vec<PathBuf>,
-    /// Key(s) of the `vehicles` role (per-vehicle assignments and the fleet index).
+    /// Key(s) (PEM) of the online `vehicles` role (per-vehicle assignments and the fleet
+    /// index); repeatable. Default: --key.
     #[arg(long, value_name = "FILE")]
     pub vehicles_key: Vec<PathBuf>,
 }
@@ -316,8 +405,7 @@ pub enum OemCommand {
     /// online key may not also be an offline one: a stolen online key must never be able to pin
     /// a supplier or authorize a regulator.
     Init {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
+        #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
         #[command(flatten)]
         keys: OemKeyArgs,
@@ -326,52 +414,51 @@ pub enum OemCommand {
         vehicle_bins: Option<u32>,
     },
     /// Pin, remove or replace suppliers.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = OEM_SUPPLIER_EXAMPLES)]
     Supplier(OemSupplierCommand),
     /// Authorize or remove regulators, and set how many must approve.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = OEM_REGULATOR_EXAMPLES)]
     Regulator(OemRegulatorCommand),
-    /// Add a vehicle to the inventory.
-    #[command(subcommand)]
+    /// Add a vehicle to the inventory, or register its key.
+    #[command(subcommand, after_help = OEM_VEHICLE_EXAMPLES)]
     Vehicle(VehicleCommand),
-    /// Add, remove or replace one ECU of a vehicle.
-    #[command(subcommand)]
+    /// Add, remove or replace one ECU of a vehicle, or register its key.
+    #[command(subcommand, after_help = OEM_ECU_EXAMPLES)]
     Ecu(EcuCommand),
     /// Send images to the regulators for review.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = OEM_REVIEW_EXAMPLES)]
     Review(OemReviewCommand),
     /// Vehicle version reports.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = OEM_REPORT_EXAMPLES)]
     Report(ReportCommand),
-    /// Assign an image to ECUs: one ECU (--vin, --serial), every ECU of a vehicle the image fits
-    /// (--vin), or every ECU of a hardware id in the fleet (--hardware-id).
+    /// Assign an image to ECUs, selected in one of three ways: one ECU (--vin VIN --ecu SERIAL),
+    /// every ECU of a vehicle the image fits (--vin VIN), or every ECU of a hardware id in the
+    /// whole fleet (--hardware-id ID). Aftermarket ECUs are never assigned.
     Assign {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
+        #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
-        /// The vehicle: with --serial, one ECU of it; alone, every ECU of it the image fits.
-        #[arg(long, required_unless_present = "hardware_id")]
+        /// The vehicle: with --ecu, one ECU of it; alone, every ECU of it the image fits.
+        #[arg(long, value_name = "VIN")]
         vin: Option<String>,
         /// One ECU of the vehicle given with --vin, by serial.
-        #[arg(long, requires = "vin", value_name = "SERIAL", alias = "ecu")]
-        serial: Option<String>,
+        #[arg(long, value_name = "SERIAL", alias = "serial")]
+        ecu: Option<String>,
         /// Every ECU of this hardware id in the whole fleet (instead of --vin).
-        #[arg(long, conflicts_with = "vin", value_name = "ID")]
+        #[arg(long, value_name = "ID")]
         hardware_id: Option<String>,
         /// The supplier, by the name the OEM pinned it under.
-        #[arg(long)]
+        #[arg(long, value_name = "NAME")]
         supplier: String,
-        /// The image's stable identifier (e.g. brake-fw).
-        #[arg(long)]
+        /// The image's identifier (e.g. brake-fw).
+        #[arg(long, value_name = "UID")]
         uid: String,
         /// The release's version (e.g. 1.4.2).
-        #[arg(long)]
+        #[arg(long, value_name = "VERSION")]
         version: String,
     },
     /// Sign and write what changed: roles, and per vehicle only the vehicles that changed.
     Publish {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
+        #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
         /// Re-sign every role even if unchanged.
         #[arg(long)]
@@ -387,40 +474,39 @@ pub enum OemCommand {
 pub enum OemSupplierCommand {
     /// Pin a supplier's repository: its root keys and threshold, URL, and hardware ids.
     Add {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
+        #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
         /// The supplier, by the OEM's name for it.
-        #[arg(long)]
+        #[arg(long, value_name = "NAME")]
         name: String,
         /// The supplier's root.json (it must verify).
         #[arg(long, value_name = "ROOT.json")]
         root: PathBuf,
-        /// Base URL of the supplier's published tree.
-        #[arg(long)]
+        /// Base URL of the supplier's published tree (the directory holding timestamp.json):
+        /// an http(s):// or file:// URL, or an absolute path.
+        #[arg(long, value_name = "URL")]
         url: String,
-        /// Hardware id (pattern, `*` allowed) the supplier may serve; repeatable.
+        /// Hardware id (pattern, `*` matches any run of characters) the supplier may serve;
+        /// repeatable.
         #[arg(long = "hardware-id", value_name = "PATTERN", required = true)]
         hardware_ids: Vec<String>,
     },
     /// Remove a supplier and withdraw every vehicle assignment of its images.
     Remove {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
+        #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
         /// The supplier, by the OEM's name for it.
-        #[arg(long)]
+        #[arg(long, value_name = "NAME")]
         name: String,
     },
     /// Hand a supplier's hardware ids to another (already added) supplier and remove it.
     Replace {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
+        #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
-        /// The supplier, by the OEM's name for it.
-        #[arg(long)]
+        /// The supplier to remove, by the OEM's name for it.
+        #[arg(long, value_name = "NAME")]
         name: String,
-        /// The supplier (already added) that takes over its hardware ids.
+        /// The supplier (already added, by name) that takes over its hardware ids.
         #[arg(long = "with", value_name = "NEW")]
         with: String,
     },
@@ -435,39 +521,46 @@ pub enum OemRegulatorCommand {
     /// Authorize a regulator: pin its attestation repository's root keys and URL. A root whose
     /// keys another authorized regulator already has is refused (regulators count by keys).
     Add {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
+        #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
         /// The regulator, by the OEM's name for it.
-        #[arg(long)]
+        #[arg(long, value_name = "NAME")]
         name: String,
         /// The regulator's root.json (it must verify; its keys must be no other regulator's).
         #[arg(long, value_name = "ROOT.json")]
         root: PathBuf,
-        /// Base URL of the published tree (the directory holding timestamp.json).
-        #[arg(long)]
+        /// Base URL of its published tree (the directory holding timestamp.json): an
+        /// http(s):// or file:// URL, or an absolute path.
+        #[arg(long, value_name = "URL")]
         url: String,
     },
     /// Withdraw a regulator's authorization.
     Remove {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
+        #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
         /// The regulator, by the OEM's name for it.
-        #[arg(long)]
+        #[arg(long, value_name = "NAME")]
         name: String,
     },
     /// Re-pin a regulator to a new root (recovery from a stolen root key): vehicles drop what
     /// they walked under the old pin and start again from this root.
     Repin(RepinArgs),
-    /// How many distinct authorized regulators must approve an image.
+    /// Set how many distinct authorized regulators must approve an image.
     Threshold {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
+        #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
-        /// Distinct regulators (counted by their root keys) whose approval an image needs.
-        #[arg(long, value_name = "N")]
-        required: u32,
+        /// Distinct regulators (counted by their root keys) whose approval an image needs:
+        /// 1 to the number authorized.
+        #[arg(
+            long,
+            value_name = "N",
+            alias = "required",
+            required_unless_present = "threshold_positional"
+        )]
+        threshold: Option<u32>,
+        /// The threshold as the old positional argument (`oem regulator threshold DIR N`).
+        #[arg(value_name = "N", hide = true, conflicts_with = "threshold")]
+        threshold_positional: Option<u32>,
     },
 }
 
@@ -477,10 +570,9 @@ pub enum ReportCommand {
     /// registered key, each ECU's entry with the ECU's; unknown ECUs, changed keys and ECUs
     /// that did not report are flagged (DIR/flagged.json) for the replacement process.
     Ingest {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
+        #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
-        /// The signed vehicle version report (from `ota-gateway report`).
+        /// The signed vehicle version report (a regular file, from `ota-gateway report`).
         #[arg(long, value_name = "REPORT.json")]
         file: PathBuf,
     },
@@ -490,11 +582,11 @@ pub enum ReportCommand {
 pub enum VehicleCommand {
     /// Add a vehicle and its ECUs to the inventory.
     Add {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
+        #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
-        /// The vehicle identification number.
-        #[arg(long)]
+        /// The vehicle identification number (or any fleet-unique id: ASCII letters, digits,
+        /// '.', '_', '-').
+        #[arg(long, value_name = "VIN")]
         vin: String,
         /// An ECU as SERIAL:HARDWARE_ID; repeatable.
         #[arg(long = "ecu", value_name = "SERIAL:HARDWARE_ID")]
@@ -505,11 +597,10 @@ pub enum VehicleCommand {
     },
     /// Register the vehicle's public key (its gateway signs version reports with it).
     Key {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
+        #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
         /// The vehicle identification number.
-        #[arg(long)]
+        #[arg(long, value_name = "VIN")]
         vin: String,
         /// PEM public key (or private key, of which the public half is kept).
         #[arg(long, value_name = "PEM")]
@@ -521,13 +612,12 @@ pub enum VehicleCommand {
 pub enum EcuCommand {
     /// Add an ECU to a vehicle.
     Add {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
+        #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
         /// The vehicle identification number.
-        #[arg(long)]
+        #[arg(long, value_name = "VIN")]
         vin: String,
-        /// The ECU, as SERIAL:HARDWARE_ID.
+        /// The new ECU, as SERIAL:HARDWARE_ID.
         #[arg(long, value_name = "SERIAL:HARDWARE_ID")]
         ecu: String,
         /// The ECU is aftermarket: it is never assigned updates.
@@ -536,42 +626,39 @@ pub enum EcuCommand {
     },
     /// Remove an ECU from a vehicle (and withdraw its assignment).
     Remove {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
+        #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
         /// The vehicle identification number.
-        #[arg(long)]
+        #[arg(long, value_name = "VIN")]
         vin: String,
-        /// The ECU's serial number.
-        #[arg(long)]
-        serial: String,
+        /// The ECU, by serial number.
+        #[arg(long, value_name = "SERIAL", alias = "serial")]
+        ecu: String,
     },
     /// Register an ECU's public key (it signs its version reports with it).
     Key {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
+        #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
         /// The vehicle identification number.
-        #[arg(long)]
+        #[arg(long, value_name = "VIN")]
         vin: String,
-        /// The ECU's serial number.
-        #[arg(long)]
-        serial: String,
+        /// The ECU, by serial number.
+        #[arg(long, value_name = "SERIAL", alias = "serial")]
+        ecu: String,
         /// PEM public key of the ECU (or private key, of which the public half is kept).
         #[arg(long, value_name = "PEM")]
         key: PathBuf,
     },
     /// Replace an ECU; its assignment carries over if the hardware id is the same.
     Replace {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
+        #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
         /// The vehicle identification number.
-        #[arg(long)]
+        #[arg(long, value_name = "VIN")]
         vin: String,
-        /// The ECU's serial number.
-        #[arg(long)]
-        serial: String,
+        /// The ECU to replace, by serial number.
+        #[arg(long, value_name = "SERIAL", alias = "serial")]
+        ecu: String,
         /// The new ECU, as SERIAL:HARDWARE_ID.
         #[arg(long = "with", value_name = "SERIAL:HARDWARE_ID")]
         with: String,
@@ -583,22 +670,22 @@ pub enum OemReviewCommand {
     /// Read the image's manifest from the supplier's repository (verified through the pinned
     /// root, as a vehicle would) and list the image in the signed `review` role.
     Submit {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
+        #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
         /// The supplier, by the name the OEM pinned it under.
-        #[arg(long)]
+        #[arg(long, value_name = "NAME")]
         supplier: String,
-        /// The image's stable identifier (e.g. brake-fw).
-        #[arg(long)]
+        /// The image's identifier (e.g. brake-fw).
+        #[arg(long, value_name = "UID")]
         uid: String,
         /// The release's version (e.g. 1.4.2).
-        #[arg(long)]
+        #[arg(long, value_name = "VERSION")]
         version: String,
-        /// Read the supplier's tree from this URL or directory instead of its pinned URL.
+        /// Read the supplier's tree from this URL or directory instead of its pinned URL (its
+        /// root is still checked against the pin).
         #[arg(long, value_name = "URL_OR_DIR")]
         from: Option<String>,
-        /// PEM bundle of the CAs to trust for HTTPS (default: the built-in web roots).
+        /// PEM bundle of the CAs to trust for HTTPS. Default: the built-in web roots.
         #[arg(long, value_name = "FILE")]
         ca: Option<PathBuf>,
     },
@@ -608,11 +695,10 @@ pub enum OemReviewCommand {
 pub enum RegulatorCommand {
     /// Create an attestation repository and publish it (empty).
     Init {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
+        #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
-        /// The regulator's name, as the OEM will know it.
-        #[arg(long)]
+        /// The regulator's name, as the OEM will know it (ASCII letters, digits, '.', '_', '-').
+        #[arg(long, value_name = "NAME")]
         name: String,
         #[command(flatten)]
         keys: RoleKeyArgs,
@@ -620,44 +706,42 @@ pub enum RegulatorCommand {
     /// Pull the OEM's review queue; fetch, verify and scan each new image; attest the verdicts.
     /// Scanning rules: DIR/rules.json (known-vulnerable builds, byte patterns, scanner).
     Review {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
+        #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
         /// The OEM master repository (URL or directory).
         #[arg(long, value_name = "URL_OR_DIR")]
         master: String,
-        /// The OEM's root.json to trust on first use.
+        /// The OEM's root.json to trust on first use (later roots are verified from it).
         #[arg(long, value_name = "OEM_ROOT.json")]
         master_root: PathBuf,
         /// External scanner, `{}` replaced by the image path; exit 0 = clean, 1 = findings,
         /// anything else = the scan failed (e.g. 'clamscan --no-summary -d rules.ndb {}').
+        /// Default: the scanner of DIR/rules.json, if any.
         #[arg(long, value_name = "CMD")]
         scanner: Option<String>,
         /// Read supplier NAME's repository from this URL or directory instead of the URL the
         /// OEM pinned (its root is still checked against the pin); repeatable.
         #[arg(long = "supplier-from", value_name = "NAME=URL_OR_DIR", value_parser = role_value)]
         supplier_from: Vec<(String, String)>,
-        /// PEM bundle of the CAs to trust for HTTPS (default: the built-in web roots).
+        /// PEM bundle of the CAs to trust for HTTPS. Default: the built-in web roots.
         #[arg(long, value_name = "FILE")]
         ca: Option<PathBuf>,
     },
     /// Revoke an earlier approval: a signed revocation that outranks it. Revoking an image
     /// revokes every release of its bytes, and later releases of those bytes are rejected.
     Revoke {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
+        #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
-        /// SHA-256 of the image (all its releases), or of one release's manifest body.
+        /// SHA-256 (hex) of the image (all its releases), or of one release's manifest body.
         #[arg(long, value_name = "SHA256")]
         image: String,
         /// Why (published in the signed revocation).
-        #[arg(long)]
+        #[arg(long, value_name = "TEXT")]
         reason: String,
     },
     /// Sign and write the attestation repository.
     Publish {
-        /// Working directory: holds ota-repo.json (settings, never published) and repository/.
-        #[arg(value_name = "DIR")]
+        #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
         /// Re-sign every role even if unchanged.
         #[arg(long)]
@@ -672,9 +756,10 @@ pub enum RegulatorCommand {
 #[cfg(test)]
 mod tests {
     use super::Cli;
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
 
-    /// Every argument of every subcommand, with the path to it, that has no help text.
+    /// Every argument of every subcommand, with the path to it, that has no help text; every
+    /// subcommand without an `about`; every command group without examples.
     fn undocumented(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
         for a in cmd.get_arguments() {
             let id = a.get_id().as_str();
@@ -683,6 +768,15 @@ mod tests {
             }
             if a.get_help().is_none() && a.get_long_help().is_none() {
                 out.push(format!("{path} {id}"));
+            }
+        }
+        if cmd.has_subcommands() && path != "ota-repo" {
+            let examples = cmd
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            if !examples.starts_with("Examples") {
+                out.push(format!("{path} (a command group without examples)"));
             }
         }
         for sub in cmd.get_subcommands() {
@@ -699,27 +793,139 @@ mod tests {
         cmd.clone().debug_assert();
         let mut missing = Vec::new();
         undocumented(&cmd, "ota-repo", &mut missing);
-        assert!(missing.is_empty(), "no help text: {missing:#?}");
+        assert!(missing.is_empty(), "undocumented: {missing:#?}");
+    }
+
+    /// The command lines of an Examples section: continuation lines joined, comments
+    /// dropped, split into words as a shell would (single quotes only, as the examples use).
+    pub(crate) fn example_commands(help: &str) -> Vec<Vec<String>> {
+        let mut lines: Vec<String> = Vec::new();
+        let mut continued = false;
+        for l in help.lines().skip(1) {
+            let l = l.trim();
+            if continued {
+                lines.last_mut().unwrap().push_str(l);
+            } else if l.starts_with("ota-repo ") {
+                lines.push(l.to_string());
+            }
+            continued = l.ends_with('\\');
+            if continued {
+                let last = lines.last_mut().unwrap();
+                last.pop();
+            }
+        }
+        lines
+            .iter()
+            .map(|line| {
+                let (mut words, mut word, mut quoted, mut has) =
+                    (Vec::new(), String::new(), false, false);
+                for c in line.chars() {
+                    match c {
+                        '\'' => {
+                            quoted = !quoted;
+                            has = true;
+                        }
+                        '#' if !quoted && !has => break,
+                        ' ' if !quoted => {
+                            if has {
+                                words.push(std::mem::take(&mut word));
+                                has = false;
+                            }
+                        }
+                        '|' if !quoted => break,
+                        c => {
+                            word.push(c);
+                            has = true;
+                        }
+                    }
+                }
+                if has {
+                    words.push(word);
+                }
+                words
+            })
+            .collect()
+    }
+
+    /// Every command group, with its path, and its examples.
+    fn groups(cmd: &clap::Command, path: &str, out: &mut Vec<(String, String)>) {
+        for sub in cmd.get_subcommands() {
+            let p = format!("{path} {}", sub.get_name());
+            if sub.has_subcommands() {
+                let help = sub
+                    .get_after_help()
+                    .map(|h| h.to_string())
+                    .unwrap_or_default();
+                out.push((p.clone(), help));
+                groups(sub, &p, out);
+            }
+        }
     }
 
     #[test]
-    fn every_command_group_shows_examples() {
-        let cmd = Cli::command();
-        for group in ["key", "supplier", "oem", "regulator"] {
-            let sub = cmd.find_subcommand(group).unwrap();
-            let help = sub
-                .get_after_help()
-                .map(|h| h.to_string())
-                .unwrap_or_default();
-            assert!(help.starts_with("Examples:"), "{group}: {help:?}");
-            // Each example is a command of this group.
-            for line in help.lines().skip(1).filter(|l| l.starts_with("  ota-repo")) {
+    fn every_command_group_shows_examples_that_parse() {
+        let mut all = Vec::new();
+        groups(&Cli::command(), "ota-repo", &mut all);
+        let names: Vec<&str> = all.iter().map(|(p, _)| p.as_str()).collect();
+        for g in [
+            "ota-repo key",
+            "ota-repo supplier",
+            "ota-repo oem",
+            "ota-repo regulator",
+        ] {
+            assert!(names.contains(&g), "{names:?}");
+        }
+        for (group, help) in &all {
+            assert!(help.starts_with("Examples"), "{group}: {help:?}");
+            let cmds = example_commands(help);
+            assert!(!cmds.is_empty(), "{group}: no example");
+            for words in cmds {
+                let line = words.join(" ");
+                // Each example is a command of this group (or the verify that ends a workflow).
                 assert!(
-                    line.contains(&format!("ota-repo {group} "))
-                        || line.contains("ota-repo verify "),
+                    line.starts_with(&format!("{group} ")) || line.starts_with("ota-repo verify "),
                     "{group}: {line}"
                 );
+                // Written with today's flags: hidden old spellings do not count.
+                for old in ["--serial", "--required", "--to "] {
+                    assert!(!line.contains(old), "{group}: old spelling {old}: {line}");
+                }
+                if let Err(e) = Cli::try_parse_from(&words) {
+                    panic!("{group}: example does not parse: {line}\n{e}");
+                }
             }
         }
+    }
+
+    #[test]
+    fn old_spellings_still_parse() {
+        for line in [
+            "ota-repo supplier delegate d --to t2 --key k --hardware-id H",
+            "ota-repo oem assign d --vin V --serial S --supplier a --uid u --version 1",
+            "ota-repo oem ecu remove d --vin V --serial S",
+            "ota-repo oem ecu key d --vin V --serial S --key k",
+            "ota-repo oem ecu replace d --vin V --serial S --with T:H",
+            "ota-repo oem regulator threshold d --required 2",
+            "ota-repo oem regulator threshold d 2",
+        ] {
+            let words: Vec<&str> = line.split(' ').collect();
+            if let Err(e) = Cli::try_parse_from(&words) {
+                panic!("{line}: {e}");
+            }
+        }
+        // The old spellings stay out of the help.
+        let mut help = Vec::new();
+        Cli::command()
+            .find_subcommand_mut("oem")
+            .unwrap()
+            .find_subcommand_mut("assign")
+            .unwrap()
+            .write_long_help(&mut help)
+            .unwrap();
+        let help = String::from_utf8(help).unwrap();
+        assert!(
+            help.contains("--ecu <SERIAL>") && !help.contains("--serial"),
+            "{help}"
+        );
     }
 }

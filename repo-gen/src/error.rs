@@ -26,6 +26,45 @@ pub enum Error {
     Refused(String),
     #[error("{path}: {reason}")]
     Config { path: PathBuf, reason: String },
+    /// A role's threshold in a settings file that its keys cannot meet (or zero).
+    #[error(
+        "{path}: role {role}: threshold {threshold} with {keys} key(s); a threshold must be at \
+         least 1 and at most the number of the role's keys"
+    )]
+    Threshold {
+        path: PathBuf,
+        role: String,
+        threshold: u32,
+        keys: usize,
+    },
+    /// Another command holds the working directory's lock.
+    #[error("another ota-repo command is working in {dir}; {}", wait_hint(*.waited))]
+    Locked {
+        dir: PathBuf,
+        /// Seconds waited (`--wait`), or `None` when the command did not wait.
+        waited: Option<u64>,
+    },
+    /// An input file that is a FIFO, device, socket or directory: reading it could block
+    /// forever or see it change, so it is refused before anything is locked or read.
+    #[error("{path} is {kind}, not a regular file")]
+    NotRegularFile { path: PathBuf, kind: &'static str },
+    /// `oem assign` without exactly one of its three ways to select ECUs.
+    #[error(
+        "{problem}; select ECUs in one of three ways: one ECU (--vin VIN --ecu SERIAL), every \
+         ECU of one vehicle the image fits (--vin VIN), or every ECU of one hardware id in the \
+         whole fleet (--hardware-id ID)"
+    )]
+    AssignSelector { problem: &'static str },
+    /// A firmware image of zero bytes.
+    #[error("image {path} is empty (0 bytes)")]
+    EmptyImage { path: PathBuf },
+}
+
+fn wait_hint(waited: Option<u64>) -> String {
+    match waited {
+        None => "try again when it has finished, or pass --wait SECONDS to wait for it".into(),
+        Some(s) => format!("it still held the lock after {s} s (--wait {s})"),
+    }
 }
 
 impl Error {

@@ -247,10 +247,65 @@ pub fn write_new_private(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Read a whole file, refusing one over `limit` bytes (checked before and while reading).
+/// What a file that is not a regular file is, for [`Error::NotRegularFile`].
+fn kind_of(t: fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    Some(if t.is_file() {
+        return None;
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "not a file"
+    })
+}
+
+/// Refuse an input file that is not a regular file (following symlinks), without opening it:
+/// opening a FIFO blocks until a writer comes. Commands check their input files with this
+/// before they take a working directory's lock.
+pub fn check_regular(path: &Path) -> Result<fs::Metadata> {
+    let meta = fs::metadata(path).map_err(Error::io(path))?;
+    match kind_of(meta.file_type()) {
+        None => Ok(meta),
+        Some(kind) => Err(Error::NotRegularFile {
+            path: path.to_path_buf(),
+            kind,
+        }),
+    }
+}
+
+/// Open a regular file for reading. The open never blocks (`O_NONBLOCK`: a FIFO put in the
+/// file's place after [`check_regular`] is refused, not waited on), and what was opened is
+/// checked to be a regular file.
+pub fn open_regular(path: &Path) -> Result<(File, fs::Metadata)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(Error::io(path))?;
+    let meta = f.metadata().map_err(Error::io(path))?;
+    if let Some(kind) = kind_of(meta.file_type()) {
+        return Err(Error::NotRegularFile {
+            path: path.to_path_buf(),
+            kind,
+        });
+    }
+    Ok((f, meta))
+}
+
+/// Read a whole regular file, refusing one over `limit` bytes (checked before and while
+/// reading).
 pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    let f = File::open(path).map_err(Error::io(path))?;
-    let len = f.metadata().map_err(Error::io(path))?.len();
+    let (f, meta) = open_regular(path)?;
+    let len = meta.len();
     if len > limit {
         return Err(Error::refused(format!(
             "{} is {len} bytes, over the limit of {limit}",

@@ -5,6 +5,8 @@
 //! - [`verify`]: checking a whole published tree with the client's own trust rules.
 //! - [`keystore`], [`workdir`], [`fsutil`]: keys, working directories, atomic writes.
 
+#[macro_use]
+mod out;
 pub mod cli;
 pub mod error;
 pub mod fsutil;

@@ -8,7 +8,8 @@ use crate::cli::{
 use crate::error::{Error, Result};
 use crate::publish::Report;
 use crate::{fsutil, keystore, oem, regulator, supplier, verify};
-use ota_metadata::{DateTime, Key, SigningKey};
+use ota_metadata::keyfile::{self, PemKey};
+use ota_metadata::{DateTime, SigningKey};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -19,9 +20,9 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Command::Key(k) => key(k),
-        Command::Supplier(s) => supplier_cmd(s, now),
-        Command::Oem(o) => oem_cmd(o, now),
-        Command::Regulator(r) => regulator_cmd(r, now),
+        Command::Supplier { wait, command } => supplier_cmd(command, wait.wait, now),
+        Command::Oem { wait, command } => oem_cmd(command, wait.wait, now),
+        Command::Regulator { wait, command } => regulator_cmd(command, wait.wait, now),
         Command::Verify { dir, root } => {
             let s = verify::verify(&dir, root.as_deref(), now)?;
             let extra = if s.attestations > 0 {
@@ -35,7 +36,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     s.vehicles
                 )
             };
-            println!(
+            say!(
                 "OK {}: root v{}, timestamp v{}, snapshot v{}, {} targets role(s), {} target(s), {} image(s){extra} verified{}",
                 verify::tree_dir(&dir).display(),
                 s.root_version,
@@ -55,7 +56,7 @@ fn key(cmd: KeyCommand) -> Result<()> {
     match cmd {
         KeyCommand::Generate { bits, out } => {
             let k = keystore::generate(bits, &out)?;
-            println!(
+            say!(
                 "wrote {} ({} bits, key id {})",
                 out.display(),
                 k.bits(),
@@ -67,42 +68,32 @@ fn key(cmd: KeyCommand) -> Result<()> {
             let bytes = fsutil::read_bounded(&file, 64 * 1024)?;
             let text = String::from_utf8(bytes)
                 .map_err(|_| Error::refused(format!("{}: not a PEM text file", file.display())))?;
-            let (key, kind) = if text.contains("PUBLIC KEY-----") {
-                (public_only(&file, &text)?, "public")
+            let pem = PemKey::parse(&text).map_err(Error::meta(&file))?;
+            let key = if pem.private && pem.oid == keyfile::RSA_OID {
+                // Checked as signing would check it (size, consistency).
+                SigningKey::from_pem(&text)
+                    .map_err(Error::meta(&file))?
+                    .public()
+                    .clone()
             } else {
-                let k = SigningKey::from_pem(&text).map_err(Error::meta(&file))?;
-                (k.public().clone(), "private")
+                pem.public_key().map_err(Error::meta(&file))?
             };
             let id = key.key_id()?;
-            println!("key id:  {id}");
-            println!(
-                "type:    {} / {} ({kind} key file)",
-                key.keytype, key.scheme
+            let parsed = key.to_public(&id).map_err(Error::meta(&file))?;
+            say!("key id:  {id}");
+            say!(
+                "type:    {} / {} ({}, {} bits, {} key file)",
+                key.keytype,
+                key.scheme,
+                pem.algorithm(),
+                parsed.bits(),
+                if pem.private { "private" } else { "public" }
             );
-            print!("{}", key.keyval.public);
+            if pem.oid != keyfile::RSA_OID {
+                say!("         (verification only: ota-repo signs with RSA keys)");
+            }
+            say!("{}", key.keyval.public.trim_end());
             Ok(())
-        }
-    }
-}
-
-/// The key object for a public-key PEM file, normalised as this project writes it.
-fn public_only(file: &Path, text: &str) -> Result<Key> {
-    use rsa_pem::*;
-    let k = Key::rsa(text.to_string());
-    let parsed = k
-        .to_public(&ota_metadata::KeyId(file.display().to_string()))
-        .map_err(Error::meta(file))?;
-    Ok(Key::rsa(normalise(&parsed).map_err(|e| {
-        Error::refused(format!("{}: {e}", file.display()))
-    })?))
-}
-
-mod rsa_pem {
-    /// Re-encode a public key as SPKI PEM with LF endings, as keys generated here are listed.
-    pub fn normalise(k: &ota_metadata::PublicKey) -> Result<String, String> {
-        match k {
-            ota_metadata::PublicKey::Rsa(rsa) => ota_metadata::signing::public_pem(rsa),
-            _ => Err("only RSA keys can be shown".into()),
         }
     }
 }
@@ -150,7 +141,7 @@ fn generate_role_key(dir: &Path, role: &str, now: DateTime) -> Result<std::path:
         .collect();
     let path = keys.join(format!("{role}-{stamp}.pem"));
     let k = keystore::generate(3072, &path)?;
-    println!(
+    say!(
         "generated {} (key id {}) for {role}",
         path.display(),
         k.key_id()
@@ -166,24 +157,29 @@ fn rotate(mut a: crate::cli::RotateArgs, now: DateTime, rotate_key: RotateFn) ->
         a.new_key.push(generate_role_key(&a.dir, &a.role, now)?);
     }
     let r = rotate_key(&a.dir, &a.role, a.new_key, a.threshold, now)?;
-    println!("rotated the keys of {}", a.role);
+    say!("rotated the keys of {}", a.role);
     print_report(&r);
     Ok(())
 }
 
 fn print_report(r: &Report) {
     for w in &r.warnings {
-        eprintln!("ota-repo: warning: {w}");
+        tell!("ota-repo: warning: {w}");
     }
     for (role, v) in &r.signed {
-        println!("  signed {role} v{v}");
+        say!("  signed {role} v{v}");
     }
     for (role, v) in &r.kept {
-        println!("  kept   {role} v{v} (unchanged)");
+        say!("  kept   {role} v{v} (unchanged)");
     }
 }
 
-fn supplier_cmd(cmd: SupplierCommand, now: DateTime) -> Result<()> {
+fn supplier_cmd(cmd: SupplierCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
+    // Input files are checked before the lock is taken: a FIFO or an empty image fails at
+    // once instead of blocking (or failing later) with the directory locked.
+    if let SupplierCommand::AddImage { file, .. } = &cmd {
+        supplier::check_image_file(file)?;
+    }
     // Commands that change a working directory hold its lock until they return.
     let _lock = match &cmd {
         SupplierCommand::Init { .. } => None,
@@ -192,7 +188,7 @@ fn supplier_cmd(cmd: SupplierCommand, now: DateTime) -> Result<()> {
         | SupplierCommand::Undelegate { dir, .. }
         | SupplierCommand::Publish { dir, .. }
         | SupplierCommand::RotateKey(crate::cli::RotateArgs { dir, .. }) => {
-            crate::workdir::lock(dir)?
+            crate::workdir::lock_waiting(dir, wait)?
         }
     };
     match cmd {
@@ -212,8 +208,8 @@ fn supplier_cmd(cmd: SupplierCommand, now: DateTime) -> Result<()> {
                 },
                 now,
             )?;
-            println!("created supplier repository {name:?} in {}", dir.display());
-            println!(
+            say!("created supplier repository {name:?} in {}", dir.display());
+            say!(
                 "  serve {} with any web server",
                 crate::workdir::repository_path(&dir).display()
             );
@@ -243,10 +239,10 @@ fn supplier_cmd(cmd: SupplierCommand, now: DateTime) -> Result<()> {
                 now,
             )?;
             for w in &added.warnings {
-                eprintln!("ota-repo: warning: {w}");
+                tell!("ota-repo: warning: {w}");
             }
             let r = &added.record;
-            println!(
+            say!(
                 "added {} {} (release counter {}, {} bytes, sha256 {}) signed by {}; run `ota-repo supplier publish` to publish it",
                 r.uid, r.version, r.release_counter, r.image.length, r.image.sha256, r.role
             );
@@ -254,7 +250,7 @@ fn supplier_cmd(cmd: SupplierCommand, now: DateTime) -> Result<()> {
         }
         SupplierCommand::Delegate {
             dir,
-            to,
+            name: to,
             key,
             hardware_ids,
             threshold,
@@ -274,7 +270,7 @@ fn supplier_cmd(cmd: SupplierCommand, now: DateTime) -> Result<()> {
                     expires,
                 },
             )?;
-            println!("delegated to {to:?}; run `ota-repo supplier publish` to publish it");
+            say!("delegated to {to:?}; run `ota-repo supplier publish` to publish it");
             Ok(())
         }
         SupplierCommand::Undelegate {
@@ -283,12 +279,12 @@ fn supplier_cmd(cmd: SupplierCommand, now: DateTime) -> Result<()> {
             drop_images,
         } => {
             let n = supplier::undelegate(&dir, &name, drop_images)?;
-            println!("removed delegation {name} ({n} image(s) withdrawn); run `ota-repo supplier publish` to publish it");
+            say!("removed delegation {name} ({n} image(s) withdrawn); run `ota-repo supplier publish` to publish it");
             Ok(())
         }
         SupplierCommand::Publish { dir, force } => {
             let r = supplier::publish(&dir, now, force)?;
-            println!(
+            say!(
                 "published {}",
                 crate::workdir::repository_path(&dir).display()
             );
@@ -334,12 +330,30 @@ fn oem_dir(cmd: &OemCommand) -> Option<&Path> {
     })
 }
 
-/// The three ways `oem assign` selects ECUs, named in its errors.
-const ASSIGN_MODES: &str = "say which ECUs: --vin VIN --serial SERIAL (one ECU), --vin VIN (every ECU of the vehicle the image fits) or --hardware-id ID (every ECU of that hardware id in the fleet)";
+/// Which ECUs `oem assign` is for, from its selector flags: exactly one of its three modes.
+fn assign_target(
+    vin: Option<String>,
+    ecu: Option<String>,
+    hardware_id: Option<String>,
+) -> Result<oem::AssignTarget> {
+    let problem = match (vin, ecu, hardware_id) {
+        (Some(vin), serial, None) => return Ok(oem::AssignTarget::Vehicle { vin, serial }),
+        (None, None, Some(h)) => return Ok(oem::AssignTarget::HardwareId(h)),
+        (None, None, None) => "no ECUs selected",
+        (None, Some(_), None) => "--ecu needs the --vin of its vehicle",
+        (Some(_), _, Some(_)) | (None, Some(_), Some(_)) => {
+            "--hardware-id selects ECUs across the fleet and cannot be combined with --vin or --ecu"
+        }
+    };
+    Err(Error::AssignSelector { problem })
+}
 
-fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
+fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
+    if let OemCommand::Report(ReportCommand::Ingest { file, .. }) = &cmd {
+        fsutil::check_regular(file)?;
+    }
     let _lock = match oem_dir(&cmd) {
-        Some(dir) => crate::workdir::lock(dir)?,
+        Some(dir) => crate::workdir::lock_waiting(dir, wait)?,
         None => None,
     };
     let publish_hint = "run `ota-repo oem publish` to publish it";
@@ -359,7 +373,7 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
                 }
             }
             oem::init(&dir, &roles, vehicle_bins, now)?;
-            println!("created OEM master repository in {}", dir.display());
+            say!("created OEM master repository in {}", dir.display());
         }
         OemCommand::Supplier(OemSupplierCommand::Add {
             dir,
@@ -369,15 +383,15 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
             hardware_ids,
         }) => {
             oem::supplier_add(&dir, &name, &root, &url, &hardware_ids)?;
-            println!("pinned supplier {name} ({url}) for {hardware_ids:?}; {publish_hint}");
+            say!("pinned supplier {name} ({url}) for {hardware_ids:?}; {publish_hint}");
         }
         OemCommand::Supplier(OemSupplierCommand::Remove { dir, name }) => {
             let n = oem::supplier_remove(&dir, &name)?;
-            println!("removed supplier {name}; withdrew {n} assignment(s); {publish_hint}");
+            say!("removed supplier {name}; withdrew {n} assignment(s); {publish_hint}");
         }
         OemCommand::Supplier(OemSupplierCommand::Replace { dir, name, with }) => {
             let n = oem::supplier_replace(&dir, &name, &with)?;
-            println!("{with} now serves {name}'s hardware ids; withdrew {n} assignment(s) to reassign; {publish_hint}");
+            say!("{with} now serves {name}'s hardware ids; withdrew {n} assignment(s) to reassign; {publish_hint}");
         }
         OemCommand::Supplier(OemSupplierCommand::Repin(crate::cli::RepinArgs {
             dir,
@@ -386,7 +400,7 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
             url,
         })) => {
             oem::supplier_repin(&dir, &name, &root, url.as_deref())?;
-            println!(
+            say!(
                 "re-pinned supplier {name} to {}; {publish_hint}",
                 root.display()
             );
@@ -398,7 +412,7 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
             url,
         })) => {
             oem::regulator_repin(&dir, &name, &root, url.as_deref())?;
-            println!(
+            say!(
                 "re-pinned regulator {name} to {}; {publish_hint}",
                 root.display()
             );
@@ -410,15 +424,21 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
             url,
         }) => {
             oem::regulator_add(&dir, &name, &root, &url)?;
-            println!("authorized regulator {name} ({url}); {publish_hint}");
+            say!("authorized regulator {name} ({url}); {publish_hint}");
         }
         OemCommand::Regulator(OemRegulatorCommand::Remove { dir, name }) => {
             oem::regulator_remove(&dir, &name)?;
-            println!("removed regulator {name}; {publish_hint}");
+            say!("removed regulator {name}; {publish_hint}");
         }
-        OemCommand::Regulator(OemRegulatorCommand::Threshold { dir, required: k }) => {
+        OemCommand::Regulator(OemRegulatorCommand::Threshold {
+            dir,
+            threshold,
+            threshold_positional,
+        }) => {
+            // clap requires one of the two.
+            let k = threshold.or(threshold_positional).unwrap_or(0);
             oem::regulator_threshold(&dir, k)?;
-            println!("images now need {k} distinct regulator approval(s); {publish_hint}");
+            say!("images now need {k} distinct regulator approval(s); {publish_hint}");
         }
         OemCommand::Vehicle(VehicleCommand::Add {
             dir,
@@ -427,7 +447,7 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
             aftermarket,
         }) => {
             oem::vehicle_add(&dir, &vin, &ecus, &aftermarket)?;
-            println!(
+            say!(
                 "added vehicle {vin} with {} ECU(s)",
                 ecus.len() + aftermarket.len()
             );
@@ -439,7 +459,7 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
             aftermarket,
         }) => {
             oem::ecu_add(&dir, &vin, &ecu, aftermarket)?;
-            println!(
+            say!(
                 "added ECU {ecu} to {vin}{}",
                 if aftermarket {
                     " (aftermarket: never updated)"
@@ -450,32 +470,34 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
         }
         OemCommand::Vehicle(VehicleCommand::Key { dir, vin, key }) => {
             oem::vehicle_key(&dir, &vin, &key)?;
-            println!("registered the key of vehicle {vin}");
+            say!("registered the key of vehicle {vin}");
         }
         OemCommand::Ecu(EcuCommand::Key {
             dir,
             vin,
-            serial,
+            ecu: serial,
             key,
         }) => {
             oem::ecu_key(&dir, &vin, &serial, &key)?;
-            println!("registered the key of ECU {serial} of {vin}");
+            say!("registered the key of ECU {serial} of {vin}");
         }
         OemCommand::Report(ReportCommand::Ingest { dir, file }) => {
             let r = oem::ingest(&dir, &file)?;
             for s in &r.accepted {
-                println!("accepted the report of ECU {s}");
+                say!("accepted the report of ECU {s}");
             }
             for c in &r.recalls {
-                eprintln!(
+                tell!(
                     "ota-repo: RECALL: ECU {} runs {} {}, revoked by regulator {}: {} (assign an approved image)",
                     c.serial, c.uid, c.version, c.regulator, c.reason
                 );
             }
             for f in &r.flagged {
-                eprintln!(
+                tell!(
                     "ota-repo: FLAGGED ECU {} of {}: {}",
-                    f.serial, f.vin, f.reason
+                    f.serial,
+                    f.vin,
+                    f.reason
                 );
             }
             if !r.flagged.is_empty() {
@@ -486,9 +508,13 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
                 )));
             }
         }
-        OemCommand::Ecu(EcuCommand::Remove { dir, vin, serial }) => {
+        OemCommand::Ecu(EcuCommand::Remove {
+            dir,
+            vin,
+            ecu: serial,
+        }) => {
             let withdrawn = oem::ecu_remove(&dir, &vin, &serial)?;
-            println!(
+            say!(
                 "removed ECU {serial} from {vin}{}",
                 if withdrawn {
                     "; withdrew its assignment"
@@ -500,11 +526,11 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
         OemCommand::Ecu(EcuCommand::Replace {
             dir,
             vin,
-            serial,
+            ecu: serial,
             with,
         }) => {
             let carried = oem::ecu_replace(&dir, &vin, &serial, &with)?;
-            println!(
+            say!(
                 "replaced ECU {serial} of {vin} by {with}{}",
                 if carried {
                     "; its assignment carries over"
@@ -532,7 +558,7 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
                 },
                 now,
             )?;
-            println!(
+            say!(
                 "submitted {} {} of {supplier} for review ({} bytes, sha256 {}); {publish_hint}",
                 r.image.uid,
                 r.image.version,
@@ -543,17 +569,13 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
         OemCommand::Assign {
             dir,
             vin,
-            serial,
+            ecu,
             hardware_id,
             supplier,
             uid,
             version,
         } => {
-            let target = match (vin, hardware_id) {
-                (Some(vin), _) => oem::AssignTarget::Vehicle { vin, serial },
-                (None, Some(h)) => oem::AssignTarget::HardwareId(h),
-                (None, None) => return Err(Error::refused(ASSIGN_MODES)),
-            };
+            let target = assign_target(vin, ecu, hardware_id)?;
             let done = oem::assign(
                 &dir,
                 oem::Assign {
@@ -564,22 +586,23 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
                 },
             )?;
             for (v, s) in &done {
-                println!("assigned {uid} {version} to {v}/{s}");
+                say!("assigned {uid} {version} to {v}/{s}");
             }
-            println!("{} ECU(s); {publish_hint}", done.len());
+            say!("{} ECU(s); {publish_hint}", done.len());
         }
         OemCommand::Publish { dir, force } => {
             let r = oem::publish(&dir, now, force)?;
-            println!(
+            say!(
                 "published {}",
                 crate::workdir::repository_path(&dir).display()
             );
             for w in &r.withdrawn {
-                eprintln!("ota-repo: warning: assignment of {w} withdrawn: the ECU, its hardware id or its supplier is no longer valid");
+                tell!("ota-repo: warning: assignment of {w} withdrawn: the ECU, its hardware id or its supplier is no longer valid");
             }
-            println!(
+            say!(
                 "  wrote assignments of {} vehicle(s), {} tree node(s)",
-                r.vehicles_written, r.fleet.nodes_written
+                r.vehicles_written,
+                r.fleet.nodes_written
             );
             print_report(&r.roles);
         }
@@ -590,20 +613,20 @@ fn oem_cmd(cmd: OemCommand, now: DateTime) -> Result<()> {
     Ok(())
 }
 
-fn regulator_cmd(cmd: RegulatorCommand, now: DateTime) -> Result<()> {
+fn regulator_cmd(cmd: RegulatorCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
     let _lock = match &cmd {
         RegulatorCommand::Init { .. } => None,
         RegulatorCommand::Review { dir, .. }
         | RegulatorCommand::Revoke { dir, .. }
         | RegulatorCommand::Publish { dir, .. }
         | RegulatorCommand::RotateKey(crate::cli::RotateArgs { dir, .. }) => {
-            crate::workdir::lock(dir)?
+            crate::workdir::lock_waiting(dir, wait)?
         }
     };
     match cmd {
         RegulatorCommand::Init { dir, name, keys } => {
             regulator::init(&dir, &name, &role_options(&keys)?, now)?;
-            println!(
+            say!(
                 "created attestation repository of regulator {name:?} in {}",
                 dir.display()
             );
@@ -631,17 +654,21 @@ fn regulator_cmd(cmd: RegulatorCommand, now: DateTime) -> Result<()> {
             for o in &outcomes {
                 let img = &o.request.image;
                 match &o.result {
-                    Ok(v) => println!(
+                    Ok(v) => say!(
                         "{:?}: {} {} of {} ({} finding(s))",
-                        v, img.uid, img.version, img.supplier, o.findings
+                        v,
+                        img.uid,
+                        img.version,
+                        img.supplier,
+                        o.findings
                     ),
                     Err(e) => {
                         failed += 1;
-                        eprintln!("ota-repo: error: not attested: {e}");
+                        tell!("ota-repo: error: not attested: {e}");
                     }
                 }
             }
-            println!(
+            say!(
                 "{} image(s) reviewed; run `ota-repo regulator publish` to publish the verdicts",
                 outcomes.len() - failed
             );
@@ -653,16 +680,19 @@ fn regulator_cmd(cmd: RegulatorCommand, now: DateTime) -> Result<()> {
         }
         RegulatorCommand::Revoke { dir, image, reason } => {
             for r in regulator::revoke(&dir, &image, &reason, now)? {
-                println!(
+                say!(
                     "revoked {} {} of {} (release counter {})",
-                    r.release.uid, r.release.version, r.release.supplier, r.release.release_counter
+                    r.release.uid,
+                    r.release.version,
+                    r.release.supplier,
+                    r.release.release_counter
                 );
             }
-            println!("run `ota-repo regulator publish` to publish the revocation");
+            say!("run `ota-repo regulator publish` to publish the revocation");
         }
         RegulatorCommand::Publish { dir, force } => {
             let r = regulator::publish(&dir, now, force)?;
-            println!(
+            say!(
                 "published {}",
                 crate::workdir::repository_path(&dir).display()
             );

@@ -19,3 +19,9 @@ pub fn warn(msg: impl Into<String>) {
         let _ = writeln!(std::io::stderr(), "ota-repo: warning: {msg}");
     }
 }
+
+/// Tell the operator what the command is doing (stderr, `ota-repo: ` prefix), e.g. that it
+/// waits for a lock. A closed stderr is ignored.
+pub fn note(msg: impl std::fmt::Display) {
+    let _ = writeln!(std::io::stderr(), "ota-repo: {msg}");
+}

@@ -21,6 +21,7 @@ const MAX_SETTINGS: u64 = 256 * 1024 * 1024;
 
 /// Keys, threshold and lifetime of one role.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RoleConfig {
     /// Private key files (absolute paths).
     pub keys: Vec<PathBuf>,
@@ -81,12 +82,22 @@ pub fn parse_lifetime(s: &str) -> Result<i64> {
     Ok(secs)
 }
 
-/// Check the settings of `role` as loaded from `dir`'s settings file, naming the file.
+/// Check the settings of `role` as loaded from `dir`'s settings file, naming the file: its
+/// lifetime, and a threshold its keys can meet (a settings file edited by hand is refused
+/// here, not silently published with a role nobody can sign).
 pub fn check_role(dir: &Path, role: &str, rc: &RoleConfig) -> Result<()> {
     rc.lifetime().map_err(|e| Error::Config {
         path: settings_path(dir),
         reason: format!("role {role}: expires {:?}: {e}", rc.expires),
     })?;
+    if rc.threshold == 0 || rc.threshold as usize > rc.keys.len() {
+        return Err(Error::Threshold {
+            path: settings_path(dir),
+            role: role.to_string(),
+            threshold: rc.threshold,
+            keys: rc.keys.len(),
+        });
+    }
     Ok(())
 }
 
@@ -207,8 +218,18 @@ fn first_file(dir: &Path) -> Option<PathBuf> {
 /// Hold an exclusive lock on working directory `dir` while a command changes it, so two
 /// concurrent commands cannot lose each other's changes. Released when the file is dropped.
 /// Directories that are not (yet) working directories are not locked: the command reports
-/// that itself, and no lock file is left behind in them.
+/// that itself, and no lock file is left behind in them. Fails at once when another command
+/// holds the lock ([`Error::Locked`]); see [`lock_waiting`] to wait for it.
 pub fn lock(dir: &Path) -> Result<Option<std::fs::File>> {
+    lock_waiting(dir, None)
+}
+
+/// How often a waiting command tries the lock again.
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// [`lock`], waiting up to `wait` seconds for another command to release the lock (`--wait`,
+/// for publishes from cron that may meet an operator's command). `None` does not wait.
+pub fn lock_waiting(dir: &Path, wait: Option<u64>) -> Result<Option<std::fs::File>> {
     if !settings_path(dir).exists() {
         return Ok(None);
     }
@@ -219,20 +240,38 @@ pub fn lock(dir: &Path) -> Result<Option<std::fs::File>> {
         .write(true)
         .open(&path)
         .map_err(Error::io(&path))?;
-    match f.try_lock() {
-        Ok(()) => {
-            // Older working directories have no scratch directory yet.
-            let scratch = dir.join(fsutil::SCRATCH);
-            std::fs::create_dir_all(&scratch).map_err(Error::io(&scratch))?;
-            fsutil::sweep_stale(dir);
-            Ok(Some(f))
+    let deadline = wait.map(|s| std::time::Instant::now() + std::time::Duration::from_secs(s));
+    let mut told = false;
+    loop {
+        match f.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let Some(deadline) = deadline.filter(|d| std::time::Instant::now() < *d) else {
+                    return Err(Error::Locked {
+                        dir: dir.to_path_buf(),
+                        waited: wait,
+                    });
+                };
+                if !told {
+                    crate::warn::note(format!(
+                        "waiting up to {} s for another ota-repo command to finish in {}",
+                        wait.unwrap_or(0),
+                        dir.display()
+                    ));
+                    told = true;
+                }
+                std::thread::sleep(
+                    LOCK_POLL.min(deadline.saturating_duration_since(std::time::Instant::now())),
+                );
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::Io { path, source: e }),
         }
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::refused(format!(
-            "another ota-repo command is working in {}; try again when it has finished",
-            dir.display()
-        ))),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::Io { path, source: e }),
     }
+    // Older working directories have no scratch directory yet.
+    let scratch = dir.join(fsutil::SCRATCH);
+    std::fs::create_dir_all(&scratch).map_err(Error::io(&scratch))?;
+    fsutil::sweep_stale(dir);
+    Ok(Some(f))
 }
 
 /// Read the settings of the working directory `dir`, expecting kind `kind`.

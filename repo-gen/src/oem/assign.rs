@@ -150,7 +150,7 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Vec<(String, String)>> {
     }
     if ecus.is_empty() {
         return Err(Error::refused(format!(
-            "no ECU in the inventory matches; nothing assigned for {} {} (ECUs are selected by --vin VIN --serial SERIAL, by --vin VIN: every ECU of the vehicle the image fits, or by --hardware-id ID: every ECU of that hardware id in the fleet; aftermarket ECUs never)",
+            "no ECU in the inventory matches; nothing assigned for {} {} (ECUs are selected by --vin VIN --ecu SERIAL: one ECU, by --vin VIN: every ECU of the vehicle the image fits, or by --hardware-id ID: every ECU of that hardware id in the fleet; aftermarket ECUs never)",
             a.uid, a.version
         )));
     }

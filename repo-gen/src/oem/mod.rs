@@ -93,7 +93,10 @@ pub fn check_key_separation(roles: &BTreeMap<String, RoleConfig>) -> Result<()> 
     Ok(())
 }
 
+/// `ota-repo.json` of the OEM. Unknown fields are refused: a misspelt setting would otherwise
+/// be ignored without a word.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     pub kind: String,
     pub roles: BTreeMap<String, RoleConfig>,
@@ -113,6 +116,14 @@ impl Settings {
         for (name, rc) in s.roles.iter_mut() {
             workdir::check_role(dir, name, rc)?;
             rc.resolve_keys(dir);
+        }
+        // More than the regulators authorized is allowed (one was removed, another is on its
+        // way; `regulator remove` warns), none is not: every image would pass unreviewed.
+        if s.regulator_threshold == 0 {
+            return Err(crate::error::Error::Config {
+                path: workdir::settings_path(dir),
+                reason: "regulator_threshold 0: at least 1 regulator must approve an image".into(),
+            });
         }
         Ok(s)
     }

@@ -59,7 +59,7 @@ pub fn regulator_remove(dir: &Path, name: &str) -> Result<()> {
         return Err(Error::refused(format!("unknown regulator {name:?}")));
     }
     if (s.regulators.len() as u32) < s.regulator_threshold {
-        eprintln!(
+        tell!(
             "ota-repo: warning: {} regulator(s) left but {} approvals required: no image can be installed until another is added or the threshold lowered",
             s.regulators.len(),
             s.regulator_threshold

@@ -37,6 +37,7 @@ pub const KIND: &str = "regulator";
 
 /// One published attestation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AttestationRecord {
     pub release: Release,
     pub verdict: Verdict,
@@ -47,7 +48,10 @@ pub struct AttestationRecord {
     pub file: FileInfo,
 }
 
+/// `ota-repo.json` of a regulator. Unknown fields are refused: a misspelt setting would
+/// otherwise be ignored without a word.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     pub kind: String,
     pub name: String,

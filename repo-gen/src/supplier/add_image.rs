@@ -74,6 +74,18 @@ impl Drop for NewFiles {
     }
 }
 
+/// Refuse an image file that is not a regular file or is empty, without opening it: checked
+/// before the working directory is locked, so a FIFO given by mistake fails at once instead
+/// of blocking with the lock held.
+pub fn check_image_file(path: &Path) -> Result<()> {
+    if fsutil::check_regular(path)?.len() == 0 {
+        return Err(Error::EmptyImage {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
 /// Copy the image into the targets directory while hashing it, bounded by `limit`.
 fn store_image(
     repo: &Path,
@@ -82,13 +94,11 @@ fn store_image(
     limit: u64,
     added: &mut NewFiles,
 ) -> Result<FileInfo> {
-    let mut f = File::open(src).map_err(Error::io(src))?;
-    let meta = f.metadata().map_err(Error::io(src))?;
-    if !meta.is_file() {
-        return Err(Error::refused(format!(
-            "{} is not a regular file",
-            src.display()
-        )));
+    let (mut f, meta) = fsutil::open_regular(src)?;
+    if meta.len() == 0 {
+        return Err(Error::EmptyImage {
+            path: src.to_path_buf(),
+        });
     }
     if meta.len() > limit {
         return Err(Error::refused(format!(
@@ -117,6 +127,12 @@ fn store_image(
         }
         hasher.update(&buf[..n]);
         tmp.write_all(&buf[..n]).map_err(Error::io(tmp.path()))?;
+    }
+    if length == 0 {
+        // Truncated while being read.
+        return Err(Error::EmptyImage {
+            path: src.to_path_buf(),
+        });
     }
     tmp.as_file().sync_all().map_err(Error::io(tmp.path()))?;
     let sha = hex::encode(hasher.finalize());

@@ -13,7 +13,7 @@ mod init;
 mod publish;
 mod rotate;
 
-pub use add_image::{add_image, store_target, AddImage};
+pub use add_image::{add_image, check_image_file, store_target, AddImage};
 pub use delegate::{delegate, undelegate, Delegate};
 pub use init::{init, role_configs, Init, RoleOptions};
 pub use publish::{publish, publish_unverified};
@@ -31,12 +31,14 @@ pub const DEFAULT_MAX_IMAGE_SIZE: u64 = 1 << 30;
 
 /// A stored file's size and digest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FileInfo {
     pub length: u64,
     pub sha256: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ImageRecord {
     pub uid: String,
     pub version: String,
@@ -50,7 +52,10 @@ pub struct ImageRecord {
     pub added: DateTime,
 }
 
+/// A tier-2 delegation. Written with its role's settings inline; read through
+/// [`DelegationFields`], because serde cannot refuse unknown fields next to a flattened struct.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "DelegationFields")]
 pub struct DelegationConfig {
     pub name: String,
     #[serde(flatten)]
@@ -60,7 +65,39 @@ pub struct DelegationConfig {
     pub terminating: bool,
 }
 
+/// [`DelegationConfig`] as stored, every field named, so an unknown one is refused.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DelegationFields {
+    name: String,
+    keys: Vec<std::path::PathBuf>,
+    threshold: u32,
+    expires: String,
+    hardware_ids: Vec<String>,
+    paths: Vec<String>,
+    terminating: bool,
+}
+
+impl From<DelegationFields> for DelegationConfig {
+    fn from(d: DelegationFields) -> Self {
+        DelegationConfig {
+            name: d.name,
+            role: RoleConfig {
+                keys: d.keys,
+                threshold: d.threshold,
+                expires: d.expires,
+            },
+            hardware_ids: d.hardware_ids,
+            paths: d.paths,
+            terminating: d.terminating,
+        }
+    }
+}
+
+/// `ota-repo.json` of a supplier. Unknown fields are refused: a misspelt setting would
+/// otherwise be ignored without a word.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     pub kind: String,
     pub name: String,
