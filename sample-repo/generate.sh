@@ -25,7 +25,7 @@ mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 if [[ -z "${OTA_REPO:-}" ]]; then
   cargo build -q --manifest-path "$here/../Cargo.toml" -p ota-repo
-  OTA_REPO="$here/../target/debug/ota-repo"
+  OTA_REPO="${CARGO_TARGET_DIR:-$here/../target}/debug/ota-repo"
 fi
 ota() { "$OTA_REPO" "$@"; }
 
@@ -118,9 +118,9 @@ ota oem vehicle add "$oem" --vin WDD2130421A000002 --ecu BRK-0002:BRAKE-B --ecu 
   --aftermarket DASHCAM-7:CAM-1 >/dev/null
 ota oem vehicle add "$oem" --vin WDD2130421A000003 --ecu BRK-0003:BRAKE-A >/dev/null
 ota oem assign "$oem" --hardware-id BRAKE-A --supplier acme --uid brake-fw --version 1.1.0 >/dev/null
-ota oem assign "$oem" --vin WDD2130421A000002 --serial BRK-0002 --supplier acme --uid brake-fw --version 1.1.0 >/dev/null
+ota oem assign "$oem" --vin WDD2130421A000002 --ecu BRK-0002 --supplier acme --uid brake-fw --version 1.1.0 >/dev/null
 ota oem assign "$oem" --hardware-id HU-GEN3 --supplier acme --uid infotainment --version 5.2 >/dev/null
-ota oem assign "$oem" --vin WDD2130421A000001 --serial ABS-0001 --supplier acme --uid abs-fw --version 3.0 >/dev/null
+ota oem assign "$oem" --vin WDD2130421A000001 --ecu ABS-0001 --supplier acme --uid abs-fw --version 3.0 >/dev/null
 ota oem publish "$oem" >/dev/null
 rm -rf "$oem/cache" "$reg/cache" "$work/.ota-repo.lock" "$oem/.ota-repo.lock" "$reg/.ota-repo.lock"
 

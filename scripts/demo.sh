@@ -24,7 +24,7 @@ trap cleanup EXIT
 step "building (release)"
 cargo build -q --release --manifest-path "$here/Cargo.toml" -p ota-repo -p ota-client
 cargo build -q --release --manifest-path "$here/Cargo.toml" -p ota-ecu --features std --bin ota-ecu-sim
-bin="$here/target/release"
+bin="${CARGO_TARGET_DIR:-$here/target}/release"
 export OTA_REPO="$bin/ota-repo"
 
 step "generating the supplier, OEM and regulator repositories in $work"
@@ -78,7 +78,7 @@ vin=WDD2130421A000001
 ecu() { # SERIAL HARDWARE_ID UDP_PORT CAN_ID SUPPLIER_KEY
   local key="$work/vehicle/ecu-$1.TEST-ONLY.pem"
   "$OTA_REPO" key generate --bits 2048 --out "$key" >/dev/null
-  "$OTA_REPO" oem ecu key "$work/oem" --vin "$vin" --serial "$1" --key "$key" >/dev/null
+  "$OTA_REPO" oem ecu key "$work/oem" --vin "$vin" --ecu "$1" --key "$key" >/dev/null
   "$bin/ota-ecu-sim" --bind "127.0.0.1:$3" --peer "127.0.0.1:$gw_port" --serial "$1" --hardware-id "$2" \
     --supplier-key "$5" --flash-dir "$work/vehicle/flash-$1" --rx-id "$4" --tx-id "$(printf '0x%X' $(($4 + 8)))" --fd \
     --ecu-key "$key" > >(sed -u "s/^/    /") &

@@ -404,10 +404,10 @@ fn assignment_refusals_leave_everything_as_it_was() {
     ]);
     assert!(err.contains("ghost-1.bin"), "{err}");
     let err = env.fail(&[
-        "oem", "ecu", "remove", "oem", "--vin", "VIN1", "--serial", "S7",
+        "oem", "ecu", "remove", "oem", "--vin", "VIN1", "--ecu", "S7",
     ]);
     assert!(err.contains("S7"), "{err}");
-    let err = env.fail(&["oem", "regulator", "threshold", "oem", "--required", "2"]);
+    let err = env.fail(&["oem", "regulator", "threshold", "oem", "--threshold", "2"]);
     assert!(err.contains("only 1 regulator"), "{err}");
     // A supplier root that does not verify.
     let root = std::fs::read_to_string(env.path("acme/repository/1.root.json")).unwrap();
@@ -463,7 +463,7 @@ fn exceptional_operations_on_ecus_and_suppliers() {
         "oem",
         "--vin",
         "VIN1",
-        "--serial",
+        "--ecu",
         "S1",
         "--with",
         "S1B:BRAKE-A",
@@ -471,7 +471,7 @@ fn exceptional_operations_on_ecus_and_suppliers() {
     assert!(out.contains("carries over"), "{out}");
     // Removing an ECU withdraws its assignment.
     let out = env.ok(&[
-        "oem", "ecu", "remove", "oem", "--vin", "VIN1", "--serial", "S2",
+        "oem", "ecu", "remove", "oem", "--vin", "VIN1", "--ecu", "S2",
     ]);
     assert!(out.contains("withdrew"), "{out}");
     env.ok(&[

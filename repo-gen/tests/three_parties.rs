@@ -481,7 +481,7 @@ fn supplier_oem_and_regulator_end_to_end_over_http() {
     )));
     let assign = |vin: &str, ecu: &str, uid: &str, version: &str| {
         format!(
-            "oem assign oem --vin {vin} --serial {ecu} --supplier acme --uid {uid} --version {version}"
+            "oem assign oem --vin {vin} --ecu {ecu} --supplier acme --uid {uid} --version {version}"
         )
     };
     let unknown = "NOSUCHVIN0000001";
@@ -493,11 +493,11 @@ fn supplier_oem_and_regulator_end_to_end_over_http() {
             vec!["S3", "aftermarket"],
         ),
         (
-            format!("oem ecu remove oem --vin {VIN} --serial S9"),
+            format!("oem ecu remove oem --vin {VIN} --ecu S9"),
             vec![VIN, "S9"],
         ),
         (
-            format!("oem ecu remove oem --vin {unknown} --serial S1"),
+            format!("oem ecu remove oem --vin {unknown} --ecu S1"),
             vec![unknown],
         ),
     ] {

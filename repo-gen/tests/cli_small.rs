@@ -1,0 +1,550 @@
+//! The small CLI cases of issue 9, each as a user meets it: the real binary on real files.
+//!
+//! 1. a `--file` that is a FIFO is refused before the lock, without hanging;
+//! 2. a 0-byte image is refused;
+//! 3. `key show K | head -1` (a closed stdout) does not panic;
+//! 4. a non-ASCII name is shown as typed ('é', not 'Ã©');
+//! 5. an Ed25519 key is named by its own OID (1.3.101.112), not RSA's;
+//! 6. `ota-repo.json` with an unknown field, or a threshold of 0 or above the role's keys, is
+//!    refused naming the file and the field or role;
+//! 7. `--wait SECONDS` waits for the lock and proceeds, or fails after the timeout;
+//!
+//! and `--help` as documentation: `oem assign` names its three selector modes, every
+//! subcommand's `--help` says what each flag means, and the supplier examples run as written.
+
+use clap::CommandFactory;
+use ota_repo::cli::Cli;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+type Env = ota_testkit::cli::CliEnv;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ota-repo");
+
+/// Throwaway Ed25519 key pair (test-only, never used for anything else).
+const ED25519_PRIVATE: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIFwYhMFkykX9dVIgfXlRKSRjg+4Sf6i7cFFlA8GFJeLG\n-----END PRIVATE KEY-----\n";
+const ED25519_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAiQnYFn8N4dDvOjSedP7fk2l19r8SjnVujp46obdgiXY=\n-----END PUBLIC KEY-----\n";
+const ED25519_OID: &str = "1.3.101.112";
+const RSA_OID: &str = "1.2.840.113549.1.1.1";
+
+fn env_new() -> Env {
+    Env::new(BIN)
+}
+
+fn key(env: &Env, name: &str) -> String {
+    env.ok(&["key", "generate", "--bits", "2048", "--out", name]);
+    name.to_string()
+}
+
+/// A supplier working directory `acme` (published, empty).
+fn supplier(env: &Env) {
+    let k = key(env, "acme.pem");
+    env.ok(&["supplier", "init", "acme", "--name", "acme", "--key", &k]);
+}
+
+fn add_image<'a>(file: &'a str, uid: &'a str) -> Vec<&'a str> {
+    vec![
+        "supplier",
+        "add-image",
+        "acme",
+        "--file",
+        file,
+        "--uid",
+        uid,
+        "--version",
+        "1.0.0",
+        "--release-counter",
+        "1",
+        "--hardware-id",
+        "BRAKE-A",
+    ]
+}
+
+/// An OEM working directory `oem` with separate offline and online keys.
+fn oem(env: &Env) {
+    let root = key(env, "oem-root.pem");
+    let online = key(env, "oem-online.pem");
+    env.ok(&[
+        "oem",
+        "init",
+        "oem",
+        "--root-key",
+        &root,
+        "--targets-key",
+        &root,
+        "--key",
+        &online,
+    ]);
+}
+
+fn spawn(env: &Env, args: &[&str]) -> Child {
+    Command::new(BIN)
+        .current_dir(env.tmp.path())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting ota-repo")
+}
+
+/// Wait for `child` at most `limit`; `None` (after killing it) if it did not finish.
+fn wait_at_most(mut child: Child, limit: Duration) -> Option<Output> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if child.try_wait().expect("waiting").is_some() {
+            return Some(child.wait_with_output().expect("output"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Hold the lock of working directory `dir` from this process, as another command would.
+fn hold_lock(dir: &Path) -> std::fs::File {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".ota-repo.lock"))
+        .unwrap();
+    f.try_lock().expect("the directory is free");
+    f
+}
+
+fn mkfifo(path: &Path) {
+    let ok = Command::new("mkfifo").arg(path).status().unwrap().success();
+    assert!(ok, "mkfifo {}", path.display());
+}
+
+// ---- 1. a FIFO as --file ------------------------------------------------------------------
+
+#[test]
+fn a_fifo_as_file_is_refused_at_once_before_the_lock() {
+    let env = env_new();
+    supplier(&env);
+    oem(&env);
+    mkfifo(&env.path("image.fifo"));
+    mkfifo(&env.path("report.fifo"));
+    let before = env.state("acme");
+    // The directories are locked by "another command": a check made after taking the lock
+    // would report the lock, not the file. Nobody ever writes to the FIFOs: opening one for
+    // reading would block forever.
+    let _acme = hold_lock(&env.path("acme"));
+    let _oem = hold_lock(&env.path("oem"));
+    for args in [
+        add_image("image.fifo", "brake-fw"),
+        vec!["oem", "report", "ingest", "oem", "--file", "report.fifo"],
+    ] {
+        let child = spawn(&env, &args);
+        let o = wait_at_most(child, Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("{args:?} hangs on a FIFO"));
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(err.contains(".fifo") && err.contains("FIFO"), "{err}");
+        assert!(err.contains("not a regular file"), "{err}");
+        assert!(!err.contains("another ota-repo command"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert_eq!(before, env.state("acme"));
+}
+
+// ---- 2. an empty image --------------------------------------------------------------------
+
+#[test]
+fn an_empty_image_is_refused_and_changes_nothing() {
+    let env = env_new();
+    supplier(&env);
+    env.write("empty.bin", b"");
+    let before = env.state("acme");
+    let err = env.fail(&add_image("empty.bin", "brake-fw"));
+    assert!(err.contains("empty.bin") && err.contains("empty"), "{err}");
+    assert_eq!(before, env.state("acme"));
+    // One byte is an image.
+    env.write("one.bin", b"x");
+    env.ok(&add_image("one.bin", "brake-fw"));
+}
+
+// ---- 3. a closed stdout -------------------------------------------------------------------
+
+/// Run with stdout a pipe whose reading end is already closed: every write fails (EPIPE).
+fn run_into_closed_pipe(env: &Env, args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    Command::new(BIN)
+        .current_dir(env.tmp.path())
+        .args(args)
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_closed_stdout_ends_the_output_not_the_command() {
+    let env = env_new();
+    supplier(&env);
+    // `ota-repo key show K | head -1`, with head gone before the first line.
+    let o = run_into_closed_pipe(&env, &["key", "show", "acme.pem"]);
+    let err = stderr(&o);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(o.status.success(), "{err}");
+    // The work of a command is done however its output fares.
+    env.write("fw.bin", &[7u8; 1000]);
+    let o = run_into_closed_pipe(&env, &add_image("fw.bin", "brake-fw"));
+    assert!(
+        o.status.success() && !stderr(&o).contains("panicked"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run_into_closed_pipe(&env, &["supplier", "publish", "acme"]);
+    assert!(
+        o.status.success() && !stderr(&o).contains("panicked"),
+        "{}",
+        stderr(&o)
+    );
+    let out = env.ok(&["verify", "acme"]);
+    assert!(out.contains("1 image(s)"), "{out}");
+}
+
+// ---- 4. non-ASCII names -------------------------------------------------------------------
+
+#[test]
+fn a_non_ascii_name_is_shown_as_typed() {
+    let env = env_new();
+    supplier(&env);
+    env.write("fw.bin", &[1u8; 100]);
+    for (args, name) in [
+        (add_image("fw.bin", "café"), "café"),
+        (
+            vec![
+                "supplier",
+                "delegate",
+                "acme",
+                "--name",
+                "zuliefer-ü",
+                "--key",
+                "acme.pem",
+                "--hardware-id",
+                "ABS-1",
+            ],
+            "zuliefer-ü",
+        ),
+    ] {
+        let err = env.fail(&args);
+        let c = name.chars().last().unwrap();
+        assert!(err.contains(name), "{err}");
+        assert!(err.contains(&format!("'{c}'")), "{err}");
+        assert!(!err.contains('Ã'), "mojibake: {err}");
+    }
+}
+
+// ---- 5. Ed25519 keys ----------------------------------------------------------------------
+
+#[test]
+fn an_ed25519_key_is_named_by_its_own_oid() {
+    let env = env_new();
+    env.write("ed.pem", ED25519_PRIVATE.as_bytes());
+    env.write("ed.pub.pem", ED25519_PUBLIC.as_bytes());
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(env.path("ed.pem"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    // `key show` of either half: the same TUF key object (ed25519, hex), the Ed25519 OID.
+    let private = env.ok(&["key", "show", "ed.pem"]);
+    let public = env.ok(&["key", "show", "ed.pub.pem"]);
+    for shown in [&private, &public] {
+        assert!(shown.contains(ED25519_OID), "{shown}");
+        assert!(!shown.contains(RSA_OID), "{shown}");
+        assert!(shown.contains("ed25519 / ed25519"), "{shown}");
+    }
+    assert_eq!(private.lines().next(), public.lines().next(), "same key id");
+    assert_eq!(
+        private.lines().last(),
+        public.lines().last(),
+        "same public key"
+    );
+    // Signing with it is refused, naming what it is.
+    let err = env.fail(&[
+        "supplier", "init", "acme", "--name", "acme", "--key", "ed.pem",
+    ]);
+    assert!(
+        err.contains(ED25519_OID) && err.contains("Ed25519"),
+        "{err}"
+    );
+    assert!(!err.contains(RSA_OID), "{err}");
+    assert!(err.contains("RSA keys only"), "{err}");
+}
+
+// ---- 6. ota-repo.json read strictly -------------------------------------------------------
+
+fn edit_settings(env: &Env, dir: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = env.path(&format!("{dir}/ota-repo.json"));
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn settings_with_an_unknown_field_or_an_impossible_threshold_are_refused() {
+    let env = env_new();
+    supplier(&env);
+    key(&env, "tier2.pem");
+    env.ok(&[
+        "supplier",
+        "delegate",
+        "acme",
+        "--name",
+        "tier2",
+        "--key",
+        "tier2.pem",
+        "--hardware-id",
+        "ABS-1",
+    ]);
+    let pristine = std::fs::read(env.path("acme/ota-repo.json")).unwrap();
+    let restore = || std::fs::write(env.path("acme/ota-repo.json"), &pristine).unwrap();
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(Edit, &[&str]); 6] = [
+        // A misspelt setting at the top, in a role, in a delegation.
+        (|v| v["max_image_sise"] = 5.into(), &["max_image_sise"]),
+        (
+            |v| v["roles"]["snapshot"]["treshold"] = 2.into(),
+            &["treshold"],
+        ),
+        (
+            |v| v["delegations"][0]["hardware_id"] = "ABS-2".into(),
+            &["hardware_id"],
+        ),
+        // Thresholds nobody can meet, or that let nobody sign.
+        (
+            |v| v["roles"]["targets"]["threshold"] = 3.into(),
+            &["targets", "threshold 3", "1 key"],
+        ),
+        (
+            |v| v["roles"]["timestamp"]["threshold"] = 0.into(),
+            &["timestamp", "threshold 0"],
+        ),
+        (
+            |v| v["delegations"][0]["threshold"] = 2.into(),
+            &["tier2", "threshold 2"],
+        ),
+    ];
+    for (edit, says) in cases {
+        restore();
+        edit_settings(&env, "acme", edit);
+        let before = env.state("acme");
+        let err = env.fail(&["supplier", "publish", "acme"]);
+        assert!(err.contains("ota-repo.json"), "{err}");
+        for s in says {
+            assert!(err.contains(s), "{s:?} not in {err}");
+        }
+        assert_eq!(before, env.state("acme"), "{err}");
+    }
+    restore();
+    env.ok(&["supplier", "publish", "acme"]);
+
+    // The OEM's and the regulator's settings too.
+    oem(&env);
+    edit_settings(&env, "oem", |v| v["regulator_treshold"] = 1.into());
+    let err = env.fail(&["oem", "publish", "oem"]);
+    assert!(
+        err.contains("ota-repo.json") && err.contains("regulator_treshold"),
+        "{err}"
+    );
+    edit_settings(&env, "oem", |v| {
+        v.as_object_mut().unwrap().remove("regulator_treshold");
+        v["regulator_threshold"] = 0.into();
+    });
+    let err = env.fail(&["oem", "publish", "oem"]);
+    assert!(
+        err.contains("ota-repo.json") && err.contains("regulator_threshold 0"),
+        "{err}"
+    );
+    let reg = key(&env, "tuv.pem");
+    env.ok(&["regulator", "init", "tuv", "--name", "tuv", "--key", &reg]);
+    edit_settings(&env, "tuv", |v| v["scanner"] = "clamscan".into());
+    let err = env.fail(&["regulator", "publish", "tuv"]);
+    assert!(
+        err.contains("ota-repo.json") && err.contains("scanner"),
+        "{err}"
+    );
+}
+
+// ---- 7. --wait ----------------------------------------------------------------------------
+
+#[test]
+fn wait_blocks_on_the_lock_then_proceeds_or_times_out() {
+    let env = env_new();
+    supplier(&env);
+    let lock = hold_lock(&env.path("acme"));
+
+    // Without --wait: refused at once, naming the directory and the way to wait.
+    let start = Instant::now();
+    let err = env.fail(&["supplier", "publish", "acme"]);
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(err.contains("acme") && err.contains("--wait"), "{err}");
+
+    // --wait 1: refused after about a second.
+    let start = Instant::now();
+    let err = env.fail(&["supplier", "publish", "acme", "--wait", "1"]);
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_secs(1), "{waited:?}");
+    assert!(err.contains("acme") && err.contains("1 s"), "{err}");
+
+    // --wait 60: still waiting while the lock is held, done once it is released.
+    let child = spawn(&env, &["supplier", "publish", "acme", "--wait", "60"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut child = child;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "did not wait for the lock"
+    );
+    drop(lock);
+    let o = wait_at_most(child, Duration::from_secs(30)).expect("finished after the release");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("waiting"), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("signed timestamp"));
+
+    // Every command group that locks takes it, before or after the subcommand.
+    env.ok(&["supplier", "--wait", "5", "publish", "acme"]);
+    oem(&env);
+    env.ok(&["oem", "publish", "oem", "--wait", "5"]);
+}
+
+// ---- --help as documentation --------------------------------------------------------------
+
+#[test]
+fn oem_assign_names_its_three_selector_modes() {
+    let env = env_new();
+    oem(&env);
+    let base = [
+        "oem",
+        "assign",
+        "oem",
+        "--supplier",
+        "acme",
+        "--uid",
+        "fw",
+        "--version",
+        "1",
+    ];
+    for selector in [
+        &[][..],                                     // none
+        &["--ecu", "S1"][..],                        // an ECU without its vehicle
+        &["--vin", "V1", "--hardware-id", "HW"][..], // two modes at once
+        &["--ecu", "S1", "--hardware-id", "HW"][..],
+    ] {
+        let args: Vec<&str> = base.iter().chain(selector).copied().collect();
+        let err = env.fail(&args);
+        for mode in ["--vin VIN --ecu SERIAL", "--vin VIN)", "--hardware-id ID"] {
+            assert!(err.contains(mode), "{selector:?}: {mode:?} not in {err}");
+        }
+    }
+    // The old spelling still selects one ECU (and gets as far as the supplier check).
+    let err = env.fail(&[
+        "oem",
+        "assign",
+        "oem",
+        "--vin",
+        "V1",
+        "--serial",
+        "S1",
+        "--supplier",
+        "acme",
+        "--uid",
+        "fw",
+        "--version",
+        "1",
+    ]);
+    assert!(err.contains("acme"), "{err}");
+}
+
+/// Every subcommand's path, e.g. `["oem", "regulator", "threshold"]`.
+fn leaves(cmd: &clap::Command, path: Vec<String>, out: &mut Vec<(Vec<String>, clap::Command)>) {
+    for sub in cmd.get_subcommands() {
+        let mut p = path.clone();
+        p.push(sub.get_name().to_string());
+        if sub.has_subcommands() {
+            leaves(sub, p.clone(), out);
+        }
+        out.push((p, sub.clone()));
+    }
+}
+
+#[test]
+fn help_of_every_subcommand_says_what_each_flag_means() {
+    let env = env_new();
+    let mut all = Vec::new();
+    leaves(&Cli::command(), Vec::new(), &mut all);
+    assert!(all.len() > 30, "{}", all.len());
+    for (path, cmd) in all {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let help = env.ok(&args);
+        let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        for a in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+            let id = a.get_id().as_str();
+            if id == "help" || id == "version" {
+                continue;
+            }
+            if let Some(long) = a.get_long() {
+                assert!(
+                    help.contains(&format!("--{long}")),
+                    "{path:?}: --{long}\n{help}"
+                );
+            }
+            // The first words of its help text follow it.
+            let text = a.get_long_help().or(a.get_help()).unwrap().to_string();
+            let start: String = text
+                .split_whitespace()
+                .take(4)
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert!(
+                flat.contains(&start),
+                "{path:?} {id}: {start:?} not in\n{help}"
+            );
+        }
+        if cmd.has_subcommands() {
+            assert!(help.contains("Examples"), "{path:?}: no examples\n{help}");
+        }
+    }
+}
+
+/// The supplier group's examples, run in order as written (with the keys and images they
+/// name), end with a tree that verifies.
+#[test]
+fn the_supplier_examples_run_as_written() {
+    let env = env_new();
+    for k in [
+        "acme-root.pem",
+        "acme-online.pem",
+        "tier2.pem",
+        "targets2.pem",
+    ] {
+        key(&env, k);
+    }
+    env.write("brake.bin", &[3u8; 4000]);
+    env.write("abs.bin", &[4u8; 3000]);
+    let help = Cli::command()
+        .find_subcommand("supplier")
+        .unwrap()
+        .get_after_help()
+        .unwrap()
+        .to_string();
+    let mut ran = 0;
+    for line in help.replace("\\\n", " ").lines().skip(1) {
+        let line = line.split(" #").next().unwrap().trim();
+        let Some(rest) = line.strip_prefix("ota-repo ") else {
+            continue;
+        };
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        env.ok(&words);
+        ran += 1;
+    }
+    assert!(ran >= 8, "{ran} examples ran");
+}
