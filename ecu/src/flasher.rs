@@ -55,6 +55,15 @@ impl core::fmt::Display for FlashError {
     }
 }
 
+impl std::error::Error for FlashError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            FlashError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// How long to wait for each answer; an ECU erasing a slot may take a while.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a busy ECU is asked again.
