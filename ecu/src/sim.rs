@@ -11,6 +11,8 @@
 //! `--flash-fault` simulates an ECU whose flash has failed: every write to an image slot
 //! fails, so every download is refused with a programming failure (NRC 0x72) while the active
 //! image stays; the tests and the demo use it for the all-or-nothing update.
+//! `--power-cut-after-writes N` simulates a power cut: the process aborts just before its
+//! (N+1)-th flash write (slot erase, slot write or state write), with no cleanup.
 
 use crate::bootloader::{Bootloader, Identity};
 use crate::bus::udp::UdpBus;
@@ -48,10 +50,12 @@ pub struct Args {
     ecu_key: Option<PathBuf>,
     /// Every image slot write fails (a broken flash).
     flash_fault: bool,
+    /// Abort before the flash write after this many (a power cut).
+    power_cut_after: Option<u64>,
 }
 
 const USAGE: &str = "usage: ota-ecu-sim --bind ADDR --peer ADDR [--peer ADDR…] --serial S --hardware-id H \
---supplier-key PUBLIC.pem [--supplier-key …] [--threshold N] --flash-dir DIR --rx-id ID --tx-id ID [--fd] [--slot-size BYTES] [--ecu-key PRIVATE.pem] [--flash-fault]";
+--supplier-key PUBLIC.pem [--supplier-key …] [--threshold N] --flash-dir DIR --rx-id ID --tx-id ID [--fd] [--slot-size BYTES] [--ecu-key PRIVATE.pem] [--flash-fault] [--power-cut-after-writes N]";
 
 fn parse_id(s: &str) -> Result<u16, String> {
     let v = s.strip_prefix("0x").map_or_else(
@@ -75,6 +79,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         (1u8, None, None, None, false, 16u64 << 20);
     let mut ecu_key = None;
     let mut flash_fault = false;
+    let mut power_cut_after = None;
     while let Some(a) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{a} needs a value"));
         match a.as_str() {
@@ -91,6 +96,13 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--slot-size" => slot = val()?.parse().map_err(|e| format!("--slot-size: {e}"))?,
             "--ecu-key" => ecu_key = Some(PathBuf::from(val()?)),
             "--flash-fault" => flash_fault = true,
+            "--power-cut-after-writes" => {
+                power_cut_after = Some(
+                    val()?
+                        .parse()
+                        .map_err(|e| format!("--power-cut-after-writes: {e}"))?,
+                )
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -109,13 +121,29 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         slot_size: slot,
         ecu_key,
         flash_fault,
+        power_cut_after,
     })
 }
 
-/// The simulator's flash: files, with slot writes failing under `--flash-fault`.
+/// The simulator's flash: files, with slot writes failing under `--flash-fault` and a power
+/// cut under `--power-cut-after-writes`.
 struct SimFlash {
     files: FileFlash,
     fault: bool,
+    writes_left: Option<u64>,
+}
+
+impl SimFlash {
+    /// Count one write; the power goes before the one after the last allowed.
+    fn write(&mut self) {
+        if let Some(n) = &mut self.writes_left {
+            if *n == 0 {
+                println!("POWER CUT (--power-cut-after-writes) before a flash write");
+                std::process::abort();
+            }
+            *n -= 1;
+        }
+    }
 }
 
 impl Flash for SimFlash {
@@ -124,14 +152,14 @@ impl Flash for SimFlash {
         self.files.slot_size()
     }
     fn erase_slot(&mut self, slot: Slot) -> std::io::Result<()> {
+        self.write();
         self.files.erase_slot(slot)
     }
     fn write_slot(&mut self, slot: Slot, offset: u64, data: &[u8]) -> std::io::Result<()> {
         if self.fault {
-            return Err(std::io::Error::other(
-                "injected flash fault (--flash-fault)",
-            ));
+            return Err(std::io::Error::other("injected flash fault (--flash-fault)"));
         }
+        self.write();
         self.files.write_slot(slot, offset, data)
     }
     fn read_slot(&mut self, slot: Slot, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -141,6 +169,7 @@ impl Flash for SimFlash {
         self.files.read_state(copy, buf)
     }
     fn write_state(&mut self, copy: u8, data: &[u8; STATE_LEN]) -> std::io::Result<()> {
+        self.write();
         self.files.write_state(copy, data)
     }
 }
@@ -220,6 +249,7 @@ pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
         files: FileFlash::open(&a.flash_dir, a.slot_size)
             .map_err(|e| format!("{}: {e}", a.flash_dir.display()))?,
         fault: a.flash_fault,
+        writes_left: a.power_cut_after,
     };
     let identity = Identity {
         hardware_id: field(&a.hardware_id, "hardware id")?,
