@@ -127,7 +127,14 @@ impl Vehicle {
         let w = World::new();
         let ecus: Vec<(String, String, String, String)> = SERIALS
             .iter()
-            .map(|s| (s.to_string(), "BRAKE-A".into(), "brake-fw".into(), "1.0".into()))
+            .map(|s| {
+                (
+                    s.to_string(),
+                    "BRAKE-A".into(),
+                    "brake-fw".into(),
+                    "1.0".into(),
+                )
+            })
             .collect();
         w.vehicle(VIN, &ecus);
         let signer = ota_metadata::SigningKey::from_pem(world::key_pem()).unwrap();
@@ -276,7 +283,10 @@ impl Vehicle {
         for (s, st) in SERIALS.iter().zip(&states) {
             let running = st.image.map(|i| i.version.as_str().to_string());
             assert_eq!(running.as_deref(), Some(version), "ECU {s}: {st:?}");
-            assert!(st.pending.is_none(), "ECU {s} holds a pending image: {st:?}");
+            assert!(
+                st.pending.is_none(),
+                "ECU {s} holds a pending image: {st:?}"
+            );
         }
         assert_eq!(self.journal(), None, "an update is still in flight");
         let status = self.gateway(&["status"], None);
@@ -367,7 +377,8 @@ fn aborted_at(out: &Output) -> Option<String> {
         .lines()
         .find(|l| l.contains("fault injection: abort at step"))
         .unwrap_or_else(|| panic!("aborted without naming the step: {}", text(out)));
-    Some(line.split_once(": ").unwrap().1.split_once(": ").unwrap().1.to_string())
+    let (_, step) = line.split_once("abort at step ").unwrap();
+    Some(step.split_once(": ").unwrap().1.to_string())
 }
 
 /// Run the gateway normally (ECUs started) and check that every ECU ends on `version`.
@@ -455,7 +466,12 @@ fn a_kill_during_recovery_also_converges() {
             v.restore(&cut);
             v.start_all();
             let out = v.gateway(&["update"], Some(m as u64 + 1));
-            assert_eq!(aborted_at(&out).as_deref(), Some(*step), "{what}: {}", text(&out));
+            assert_eq!(
+                aborted_at(&out).as_deref(),
+                Some(*step),
+                "{what}: {}",
+                text(&out)
+            );
             v.stop_all();
             v.assert_consistent("1.0", "2.0", &what);
             finish(&mut v, "2.0", &what);
@@ -582,7 +598,10 @@ fn over_the_disk_budget_nothing_is_downloaded() {
             images: 2,
         })) => {}
         Err(e) => panic!("{e}"),
-        Ok(out) => panic!("{:?}", out.iter().map(|(_, o)| summary(o)).collect::<Vec<_>>()),
+        Ok(out) => panic!(
+            "{:?}",
+            out.iter().map(|(_, o)| summary(o)).collect::<Vec<_>>()
+        ),
     }
     let staged = std::fs::read_dir(w.p("state/staging"))
         .map(|d| d.flatten().filter(|e| e.path().is_file()).count())
@@ -643,13 +662,20 @@ fn an_ecu_that_lost_its_pending_image_after_the_commit_gets_it_again() {
         panic!("{}", summary(&out[1].1))
     };
     assert!(
-        e.to_string().contains("update committed, activation failed"),
+        e.to_string()
+            .contains("update committed, activation failed"),
         "{e}"
     );
     // Decided: S1 runs 1.0 and is recorded; S2 is not, and the journal says to go on.
-    assert_eq!(std::fs::read(w.p("ecus/S1/image.bin")).unwrap(), [1u8; 5000]);
+    assert_eq!(
+        std::fs::read(w.p("ecus/S1/image.bin")).unwrap(),
+        [1u8; 5000]
+    );
     assert!(!w.p("ecus/S2/image.bin").exists());
-    assert!(gw.status().unwrap().contains("interrupted update (committed)"));
+    assert!(gw
+        .status()
+        .unwrap()
+        .contains("interrupted update (committed)"));
     // S2 loses what it held pending (say it was replaced): the next run sends it again from
     // staging, then activates.
     let mut fw = DirForwarder::new(w.p("ecus"));
@@ -661,7 +687,10 @@ fn an_ecu_that_lost_its_pending_image_after_the_commit_gets_it_again() {
         "{:?}",
         out.iter().map(|(_, o)| summary(o)).collect::<Vec<_>>()
     );
-    assert_eq!(std::fs::read(w.p("ecus/S2/image.bin")).unwrap(), [1u8; 5000]);
+    assert_eq!(
+        std::fs::read(w.p("ecus/S2/image.bin")).unwrap(),
+        [1u8; 5000]
+    );
     assert!(!gw.status().unwrap().contains("interrupted update"));
     // The staged image is gone once every ECU runs it.
     let staged = std::fs::read_dir(w.p("state/staging"))

@@ -157,7 +157,9 @@ impl Flash for SimFlash {
     }
     fn write_slot(&mut self, slot: Slot, offset: u64, data: &[u8]) -> std::io::Result<()> {
         if self.fault {
-            return Err(std::io::Error::other("injected flash fault (--flash-fault)"));
+            return Err(std::io::Error::other(
+                "injected flash fault (--flash-fault)",
+            ));
         }
         self.write();
         self.files.write_slot(slot, offset, data)
