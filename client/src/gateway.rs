@@ -782,7 +782,7 @@ pub fn summary(o: &EcuOutcome) -> String {
             version,
             because,
         } => format!(
-            "NOT updated to {uid} {version}: the update is all or nothing and ECU {} failed; \
+            "NOT switched to {uid} {version}: the update is all or nothing and ECU {} failed; \
              this ECU keeps its image",
             because.join(", ECU ")
         ),

@@ -172,7 +172,7 @@ fn the_gateway_updates_ecus_over_can_and_the_ecus_check_again() {
     );
     // All or nothing: S1 verified its image, but S2 refused, so S1 does not switch either.
     assert!(
-        stderr.contains("ECU S1: NOT updated to brake-fw 1.0") && stderr.contains("ECU S2 failed"),
+        stderr.contains("ECU S1: NOT switched to brake-fw 1.0") && stderr.contains("ECU S2 failed"),
         "{stdout}{stderr}"
     );
     for flash in ["flash-s1", "flash-s2"] {

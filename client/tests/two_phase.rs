@@ -341,17 +341,17 @@ impl Vehicle {
     /// Copy the ECUs' flash and the gateway's state to `to` (ECUs stopped).
     fn snapshot(&self, to: &Path) {
         let _ = std::fs::remove_dir_all(to);
-        for i in 0..3 {
-            copy_dir(&self.flash(i), &to.join(SERIALS[i]));
+        for (i, serial) in SERIALS.iter().enumerate() {
+            copy_dir(&self.flash(i), &to.join(serial));
         }
         copy_dir(&self.w.p("state-2p"), &to.join("gateway"));
     }
 
     /// Put back what [`Vehicle::snapshot`] copied (ECUs stopped).
     fn restore(&self, from: &Path) {
-        for i in 0..3 {
+        for (i, serial) in SERIALS.iter().enumerate() {
             let _ = std::fs::remove_dir_all(self.flash(i));
-            copy_dir(&from.join(SERIALS[i]), &self.flash(i));
+            copy_dir(&from.join(serial), &self.flash(i));
         }
         let _ = std::fs::remove_dir_all(self.w.p("state-2p"));
         copy_dir(&from.join("gateway"), &self.w.p("state-2p"));
@@ -501,7 +501,7 @@ fn one_ecu_refuses_and_no_ecu_switches() {
     for s in ["E1", "E3"] {
         assert!(
             stderr.contains(&format!(
-                "ECU {s}: NOT updated to brake-fw 2.0: the update is all or nothing and ECU E2 failed"
+                "ECU {s}: NOT switched to brake-fw 2.0: the update is all or nothing and ECU E2 failed"
             )),
             "{}",
             text(&out)
