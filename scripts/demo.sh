@@ -7,7 +7,12 @@
 #  3. serves them on 127.0.0.1 (nginx if installed, else Python's http.server);
 #  4. starts three simulated ECUs (brake, head unit, ABS) on the UDP-carried CAN bus;
 #  5. runs the gateway: check, update (every verification step printed by gateway and ECUs),
-#     status, and a second update that finds everything up to date.
+#     status, and a second update that finds everything up to date;
+#  6. the all-or-nothing update: new releases for all three ECUs while the head unit's flash
+#     has failed: it refuses, the other two discard what they hold pending, none switches;
+#     repaired, the same update goes through on all three.
+#
+# Binaries are built into $CARGO_TARGET_DIR (default: target/ in the checkout).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 work="${1:-$(mktemp -d -t ota-demo.XXXXXX)}"
@@ -75,15 +80,21 @@ gw_port=$((port + 1))
 vin=WDD2130421A000001
 "$OTA_REPO" key generate --bits 2048 --out "$work/vehicle/vehicle.TEST-ONLY.pem" >/dev/null
 "$OTA_REPO" oem vehicle key "$work/oem" --vin "$vin" --key "$work/vehicle/vehicle.TEST-ONLY.pem" >/dev/null
-ecu() { # SERIAL HARDWARE_ID UDP_PORT CAN_ID SUPPLIER_KEY
+declare -A ecu_pid
+sim() { # SERIAL HARDWARE_ID UDP_PORT CAN_ID SUPPLIER_KEY [SIMULATOR FLAGS…]: start an ECU
+  "$bin/ota-ecu-sim" --bind "127.0.0.1:$3" --peer "127.0.0.1:$gw_port" --serial "$1" --hardware-id "$2" \
+    --supplier-key "$5" --flash-dir "$work/vehicle/flash-$1" --rx-id "$4" --tx-id "$(printf '0x%X' $(($4 + 8)))" --fd \
+    --ecu-key "$work/vehicle/ecu-$1.TEST-ONLY.pem" "${@:6}" > >(sed -u "s/^/    /") &
+  pids+=($!)
+  ecu_pid[$1]=$!
+}
+ecu() { # SERIAL HARDWARE_ID UDP_PORT CAN_ID SUPPLIER_KEY: its own key, registered with the OEM
   local key="$work/vehicle/ecu-$1.TEST-ONLY.pem"
   "$OTA_REPO" key generate --bits 2048 --out "$key" >/dev/null
   "$OTA_REPO" oem ecu key "$work/oem" --vin "$vin" --ecu "$1" --key "$key" >/dev/null
-  "$bin/ota-ecu-sim" --bind "127.0.0.1:$3" --peer "127.0.0.1:$gw_port" --serial "$1" --hardware-id "$2" \
-    --supplier-key "$5" --flash-dir "$work/vehicle/flash-$1" --rx-id "$4" --tx-id "$(printf '0x%X' $(($4 + 8)))" --fd \
-    --ecu-key "$key" > >(sed -u "s/^/    /") &
-  pids+=($!)
+  sim "$@"
 }
+stop_ecu() { kill "${ecu_pid[$1]}" 2>/dev/null || true; wait "${ecu_pid[$1]}" 2>/dev/null || true; }
 ecu BRK-0001 BRAKE-A $((port + 2)) 0x7E0 "$work/vehicle/acme-targets.pub.pem"
 ecu HU-0001 HU-GEN3 $((port + 3)) 0x7E1 "$work/vehicle/acme-targets.pub.pem"
 ecu ABS-0001 ABS-MOD-1 $((port + 4)) 0x7E2 "$work/vehicle/brakes-tier2.pub.pem"
@@ -133,4 +144,49 @@ gw update
 step "gateway: signed version report (each ECU signs its own), ingested by the OEM"
 gw report --out "$work/vehicle/version-report.json"
 "$OTA_REPO" oem report ingest "$work/oem" --file "$work/vehicle/version-report.json"
+
+step "all or nothing: brake-fw 1.2.0, infotainment 5.3 and abs-fw 3.1 released, approved and assigned"
+acme="$work/supplier/acme"
+release() { # FILE SIZE TEXT UID VERSION COUNTER HARDWARE_ID [ROLE]
+  { yes "$3" || true; } | head -c "$2" > "$work/images/$1"  # yes ends on SIGPIPE
+  "$OTA_REPO" supplier add-image "$acme" --file "$work/images/$1" --uid "$4" --version "$5" \
+    --release-counter "$6" --hardware-id "$7" --role "${8:-targets}" >/dev/null
+}
+release brake-1.2.0.bin 72000 'brake controller 1.2.0' brake-fw 1.2.0 3 BRAKE-A
+release infotainment-5.3.bin 210000 'infotainment 5.3' infotainment 5.3 8 HU-GEN3
+release abs-3.1.bin 33000 'abs module 3.1' abs-fw 3.1 4 ABS-MOD-1 brakes-tier2
+"$OTA_REPO" supplier publish "$acme" >/dev/null
+for img in brake-fw:1.2.0 infotainment:5.3 abs-fw:3.1; do
+  "$OTA_REPO" oem review submit "$work/oem" --supplier acme --uid "${img%%:*}" --version "${img#*:}" \
+    --from "$acme/repository" >/dev/null
+done
+"$OTA_REPO" oem publish "$work/oem" >/dev/null
+"$OTA_REPO" regulator review "$work/regulator/tuv" --master "$work/oem/repository" \
+  --master-root "$work/oem/repository/1.root.json" --supplier-from "acme=$acme/repository"
+"$OTA_REPO" regulator publish "$work/regulator/tuv" >/dev/null
+for a in BRK-0001:brake-fw:1.2.0 HU-0001:infotainment:5.3 ABS-0001:abs-fw:3.1; do
+  IFS=: read -r serial uid version <<< "$a"
+  "$OTA_REPO" oem assign "$work/oem" --vin "$vin" --ecu "$serial" --supplier acme --uid "$uid" \
+    --version "$version" >/dev/null
+done
+"$OTA_REPO" oem publish "$work/oem" >/dev/null
+step "the head unit's flash fails (its simulator restarted with --flash-fault)"
+stop_ecu HU-0001
+sim HU-0001 HU-GEN3 $((port + 3)) 0x7E1 "$work/vehicle/acme-targets.pub.pem" --flash-fault
+sleep 0.5
+step "gateway: update (the head unit refuses its image: the brake ECU discards the one it holds pending; no ECU switches)"
+if gw update; then
+  echo "demo: the update should have failed: the head unit cannot take its image" >&2
+  exit 1
+fi
+sleep 0.3
+step "gateway: status (every ECU still runs the image it ran before)"
+gw status
+step "the head unit repaired: the same update, on all three ECUs"
+stop_ecu HU-0001
+sim HU-0001 HU-GEN3 $((port + 3)) 0x7E1 "$work/vehicle/acme-targets.pub.pem"
+sleep 0.5
+gw update
+sleep 0.3
+gw status
 step "demo finished: trees, logs and ECU flash are in $work"

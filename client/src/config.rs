@@ -28,6 +28,7 @@
 //! min_bytes_per_sec = 1024                 # averaged over each min_speed_window_secs
 //! min_speed_window_secs = 10
 //! max_resume_attempts = 3                  # Range requests after a broken download
+//! staging_budget = 4294967296              # disk for phase one: all images of an update
 //! ```
 
 use crate::walk::Ecu;
@@ -80,6 +81,9 @@ pub struct LimitsConfig {
     pub min_bytes_per_sec: Option<u64>,
     pub min_speed_window_secs: Option<u64>,
     pub max_resume_attempts: Option<u32>,
+    /// Disk budget of phase one, in bytes: an update whose images' signed lengths add up to
+    /// more is refused before anything is downloaded (default 4 GiB).
+    pub staging_budget: Option<u64>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -182,6 +186,13 @@ impl Config {
             return Err("master_url is HTTPS: set ca_bundle (or system_roots = true)".into());
         }
         Ok(())
+    }
+
+    /// The disk budget of phase one (`limits.staging_budget`).
+    pub fn staging_budget(&self) -> u64 {
+        self.limits
+            .staging_budget
+            .unwrap_or(crate::staging::DEFAULT_BUDGET)
     }
 
     pub fn limits(&self) -> crate::tuf::Limits {

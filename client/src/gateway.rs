@@ -1,18 +1,40 @@
 //! The gateway's commands over the walk: `init` (install the factory root), `check` (what
-//! would change, every check but the image bytes), `update` (the full walk, download, stage,
-//! forward, record) and `status`.
+//! would change, every check but the image bytes), `update` (the full walk, then the two
+//! phases below) and `status`.
+//!
+//! An update is all or nothing across the vehicle's ECUs (the paper's gateway verifies and
+//! stores everything first, then distributes):
+//!
+//! 1. **verify and download**: every ECU whose assignment differs from what it runs goes
+//!    through every check of the walk, then every image is downloaded into the staging area
+//!    ([`crate::staging`]: within a disk budget, resumable). If any ECU of the update fails a
+//!    check, no ECU is touched.
+//! 2. **distribute, then decide**: each image goes into its ECU's inactive slot, where the
+//!    ECU verifies it again and keeps it pending. Only when every ECU of the update holds its
+//!    image does the gateway write the decision (`commit`, in the [`crate::journal`]) and
+//!    activate them all; if any ECU refuses, every ECU discards its pending image and none
+//!    switches. The installed state and version reports change only after activation.
+//!
+//! A gateway cut off at any point finishes the job at its next run, from the journal: a
+//! decided update is rolled forward (activation is idempotent), an undecided one is discarded
+//! and starts over. So after the next run every ECU of the update runs its old image or every
+//! ECU runs its new one (`client/tests/two_phase.rs` kills the gateway at every step).
 
-use crate::config::Config;
-use crate::forward::Forwarder;
+use crate::config::{Config, EcuConfig};
+use crate::fault;
+use crate::forward::{ForwardError, Forwarder};
+use crate::journal::{Journal, JournalEcu, Phase};
 use crate::progress::ProgressFetcher;
+use crate::staging::{Staging, StagingError};
 use crate::state::GatewayState;
 use crate::tuf::{
     self, init_trusted_root, targets_url, AnyFetcher, CaRoots, HttpFetcher, MetadataStore, Updater,
 };
 use crate::walk::{
-    self, check_attestations, check_image, check_recall, decide, download_image, Decision,
-    Installed, Recall, Repositories,
+    self, check_attestations, check_image, check_recall, decide, download_image, CheckedImage,
+    Decision, Installed, Recall, Repositories,
 };
+use ota_metadata::documents::EcuAssignment;
 use ota_metadata::DateTime;
 use std::path::PathBuf;
 
@@ -30,8 +52,27 @@ pub enum GatewayError {
         #[source]
         source: std::io::Error,
     },
+    /// Phase one cannot start: the update does not fit the disk budget (nothing downloaded).
+    #[error(transparent)]
+    Staging(#[from] StagingError),
+    /// An update was decided (journal `commit`) but these ECUs could not be activated yet;
+    /// the journal stays and the next run activates them again.
+    #[error(
+        "an update was committed but not every ECU could be activated yet ({}); the journal \
+         stays and the next run activates them again",
+        list_errors(.failed)
+    )]
+    RollForward { failed: Vec<ForwardError> },
     #[error("{0}")]
     Refused(String),
+}
+
+fn list_errors(errors: &[ForwardError]) -> String {
+    errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 pub type Result<T> = std::result::Result<T, GatewayError>;
@@ -42,9 +83,17 @@ pub enum EcuError {
     /// A check of the walk (which one: [`walk::Check`]).
     #[error(transparent)]
     Walk(#[from] walk::WalkError),
-    /// Handing the image to the ECU failed, or the ECU refused it.
+    /// Handing the image to the ECU failed, or the ECU refused it: no ECU of the update
+    /// switched.
+    #[error("{0}; no ECU of the update switched (all or nothing)")]
+    Forward(#[from] ForwardError),
+    /// The update was committed, but activating this ECU failed: the next run activates it
+    /// again (the journal says so).
+    #[error("update committed, activation failed (the next run activates it again): {0}")]
+    Activation(ForwardError),
+    /// Staging the image failed.
     #[error(transparent)]
-    Forward(#[from] crate::forward::ForwardError),
+    Staging(#[from] StagingError),
     /// The gateway's own state could not be saved.
     #[error("gateway state: {0}")]
     State(#[from] std::io::Error),
@@ -85,6 +134,13 @@ pub enum EcuOutcome {
         version: String,
         regulators: Vec<String>,
     },
+    /// This ECU's image passed every check, but another ECU of the update (`because`) failed,
+    /// so no ECU switched: it keeps running its image (and holds nothing pending).
+    HeldBack {
+        uid: String,
+        version: String,
+        because: Vec<String>,
+    },
     Failed(EcuError),
 }
 
@@ -99,6 +155,34 @@ fn state_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> GatewayEr
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// One ECU of the update, its checks passed.
+struct Planned<'c> {
+    /// Its place in the outcomes.
+    index: usize,
+    ecu: &'c EcuConfig,
+    a: EcuAssignment,
+    image: CheckedImage,
+    regulators: Vec<String>,
+    /// SHA-256 of the image (hex), by which it is staged and activated.
+    sha256: String,
+}
+
+impl Planned<'_> {
+    fn installed(&self) -> Installed {
+        Installed {
+            uid: self.a.uid.clone(),
+            version: self.a.version.clone(),
+            release_counter: self.a.release_counter,
+            sha256: self.sha256.clone(),
+            release: Some(self.image.release.clone()),
+        }
+    }
+}
+
+fn sha256_bytes(hex_digest: &str) -> Option<[u8; 32]> {
+    hex::decode(hex_digest).ok()?.try_into().ok()
 }
 
 impl Gateway {
@@ -119,6 +203,10 @@ impl Gateway {
 
     fn master_dir(&self) -> PathBuf {
         self.config.state_dir.join("repos").join("oem")
+    }
+
+    fn staging(&self) -> Staging {
+        Staging::new(&self.config.state_dir, self.config.staging_budget())
     }
 
     /// Install the factory OEM root as the master repository's trusted root.
@@ -152,14 +240,18 @@ impl Gateway {
         Ok(())
     }
 
-    /// Walk every repository. With a forwarder, download, forward and record; without, only
-    /// report what would change.
+    /// Walk every repository. With a forwarder, first finish an update a previous run left in
+    /// flight, then verify and download, distribute, and activate all or nothing (see the
+    /// module documentation); without, only report what would change.
     pub fn run(
         &self,
         mut forward: Option<&mut dyn Forwarder>,
     ) -> Result<Vec<(String, EcuOutcome)>> {
         let limits = self.config.limits();
         let state_dir = &self.config.state_dir;
+        if let Some(fw) = forward.as_deref_mut() {
+            self.recover(fw)?;
+        }
         let mut state = GatewayState::load(state_dir).map_err(state_err(state_dir))?;
         let url = &self.config.master_url;
         let mut master = Updater::new(
@@ -174,22 +266,40 @@ impl Gateway {
         let m = walk::read_master(&mut master, url, &self.config.vin, &store)?;
         let mut repos =
             Repositories::new(&self.fetcher, limits, self.now, &state_dir.join("repos"));
+        let staging = self.staging();
         let mut out = Vec::new();
+        let mut planned = Vec::new();
+        // ECUs of the update whose checks failed: they hold the whole update back.
+        let mut failed = Vec::new();
         for ecu_cfg in &self.config.ecus {
             let ecu = ecu_cfg.ecu();
             let installed = state.installed.get(&ecu.serial).cloned();
             let outcome = match decide(&m, &ecu, installed.as_ref()) {
-                Decision::Update(a) => self
-                    .update_one(
-                        &mut repos,
-                        &m,
-                        ecu_cfg,
-                        &a,
-                        installed.as_ref(),
-                        &mut forward,
-                        &mut state,
-                    )
-                    .unwrap_or_else(EcuOutcome::Failed),
+                Decision::Update(a) => {
+                    match self.check_one(&mut repos, &m, ecu_cfg, &a, installed.as_ref(), &staging)
+                    {
+                        Ok((image, regulators, sha256)) => {
+                            let outcome = EcuOutcome::WouldUpdate {
+                                uid: a.uid.clone(),
+                                version: a.version.clone(),
+                                regulators: regulators.clone(),
+                            };
+                            planned.push(Planned {
+                                index: out.len(),
+                                ecu: ecu_cfg,
+                                a,
+                                image,
+                                regulators,
+                                sha256,
+                            });
+                            outcome
+                        }
+                        Err(e) => {
+                            failed.push(ecu.serial.clone());
+                            EcuOutcome::Failed(e)
+                        }
+                    }
+                }
                 decision => {
                     // Nothing to install: is what runs still approved?
                     let recall = match installed.as_ref() {
@@ -214,17 +324,24 @@ impl Gateway {
                     }
                 }
             };
-            match &outcome {
+            out.push((ecu.serial.clone(), outcome));
+        }
+        if let Some(fw) = forward.as_deref_mut() {
+            if !planned.is_empty() {
+                self.install(&mut repos, &m, &planned, &failed, fw, &mut state, &mut out)?;
+            }
+        }
+        for (serial, outcome) in &out {
+            match outcome {
                 EcuOutcome::Recalled { recall, .. } => {
-                    state.recalls.insert(ecu.serial.clone(), recall.clone());
+                    state.recalls.insert(serial.clone(), recall.clone());
                 }
                 EcuOutcome::Updated { .. } | EcuOutcome::UpToDate { .. } => {
-                    state.recalls.remove(&ecu.serial);
+                    state.recalls.remove(serial);
                 }
                 // Unknown: keep what the last check found.
                 _ => {}
             }
-            out.push((ecu.serial.clone(), outcome));
         }
         state.last_check = Some(self.now);
         if forward.is_some() {
@@ -235,52 +352,278 @@ impl Gateway {
         Ok(out)
     }
 
-    /// Steps 2-5 of the walk for one ECU whose assignment differs from what it runs: the
-    /// supplier's manifest, the regulators' word on that release, then (with a forwarder) the
-    /// image, the forward, and the record.
-    #[allow(clippy::too_many_arguments)]
-    fn update_one<F: crate::tuf::Fetch>(
+    /// Steps 2-3 of the walk for one ECU whose assignment differs from what it runs: the
+    /// supplier's manifest, then the regulators' word on that release. Returns the checked
+    /// image, the approving regulators and the image's SHA-256 (hex).
+    fn check_one<F: crate::tuf::Fetch>(
         &self,
         repos: &mut Repositories<'_, F>,
         m: &walk::Master,
-        ecu_cfg: &crate::config::EcuConfig,
-        a: &ota_metadata::documents::EcuAssignment,
+        ecu_cfg: &EcuConfig,
+        a: &EcuAssignment,
         installed: Option<&Installed>,
-        forward: &mut Option<&mut dyn Forwarder>,
-        state: &mut GatewayState,
-    ) -> std::result::Result<EcuOutcome, EcuError> {
+        staging: &Staging,
+    ) -> std::result::Result<(CheckedImage, Vec<String>, String), EcuError> {
         let ecu = ecu_cfg.ecu();
-        let staging = self.config.state_dir.join("staging");
-        let image = check_image(repos, m, &ecu, a, installed, &staging)?;
+        let image = check_image(repos, m, &ecu, a, installed, &staging.incoming())?;
         let regulators = check_attestations(repos, m, &image.release)?;
-        let Some(fw) = forward.as_deref_mut() else {
-            return Ok(EcuOutcome::WouldUpdate {
-                uid: a.uid.clone(),
-                version: a.version.clone(),
-                regulators,
-            });
+        let sha256 = image
+            .info
+            .target
+            .hashes
+            .get("sha256")
+            .filter(|h| sha256_bytes(h).is_some())
+            .cloned()
+            .ok_or_else(|| walk::WalkError {
+                check: walk::Check::ImageManifest,
+                repository: image.url.clone(),
+                reason: format!(
+                    "{} lists no SHA-256 of the image: ECUs activate images by SHA-256",
+                    image.info.name
+                ),
+            })?;
+        Ok((image, regulators, sha256))
+    }
+
+    /// Phase one (verify and download every image) and phase two (distribute, decide,
+    /// activate) for the ECUs of the update; `failed` are those of its ECUs whose checks
+    /// failed. Each planned ECU's outcome is set in `out`.
+    #[allow(clippy::too_many_arguments)]
+    fn install<F: crate::tuf::Fetch>(
+        &self,
+        repos: &mut Repositories<'_, F>,
+        m: &walk::Master,
+        planned: &[Planned<'_>],
+        failed: &[String],
+        fw: &mut dyn Forwarder,
+        state: &mut GatewayState,
+        out: &mut [(String, EcuOutcome)],
+    ) -> Result<()> {
+        let state_dir = &self.config.state_dir;
+        let hold_back = |out: &mut [(String, EcuOutcome)], because: &[String]| {
+            for p in planned {
+                if !because.contains(&p.ecu.serial) {
+                    out[p.index].1 = EcuOutcome::HeldBack {
+                        uid: p.a.uid.clone(),
+                        version: p.a.version.clone(),
+                        because: because.to_vec(),
+                    };
+                }
+            }
         };
-        let path = download_image(repos, m, a, &image, &staging)?;
-        let forwarded = fw.forward(ecu_cfg, &image.info.compact_bytes, &path);
-        let _ = std::fs::remove_file(&path);
-        forwarded?;
-        state.installed.insert(
-            ecu.serial.clone(),
-            Installed {
-                uid: a.uid.clone(),
-                version: a.version.clone(),
-                release_counter: a.release_counter,
-                sha256: a.hashes.get("sha256").cloned().unwrap_or_default(),
-                release: Some(image.release),
-            },
-        );
-        // Recorded at once: a power cut after this ECU must not forget it.
-        state.save(&self.config.state_dir)?;
-        Ok(EcuOutcome::Updated {
-            uid: a.uid.clone(),
-            version: a.version.clone(),
-            regulators,
-        })
+        if !failed.is_empty() {
+            hold_back(out, failed);
+            return Ok(());
+        }
+
+        // Phase one: every image, within the budget, before any ECU hears of the update.
+        let staging = self.staging();
+        let lengths: Vec<u64> = planned.iter().map(|p| p.image.info.target.length).collect();
+        staging.check_budget(&lengths)?;
+        let keep: Vec<String> = planned.iter().map(|p| p.sha256.clone()).collect();
+        staging.prepare(&keep)?;
+        let mut paths = Vec::new();
+        for p in planned {
+            match self.stage_image(repos, m, p, &staging) {
+                Ok(path) => {
+                    fault::point(|| format!("image for ECU {} staged", p.ecu.serial));
+                    paths.push(path);
+                }
+                Err(e) => {
+                    out[p.index].1 = EcuOutcome::Failed(e);
+                    hold_back(out, std::slice::from_ref(&p.ecu.serial));
+                    return Ok(());
+                }
+            }
+        }
+
+        // Phase two: every image into its ECU's inactive slot, verified there and pending.
+        let mut journal = Journal {
+            phase: Phase::Distributing,
+            ecus: planned
+                .iter()
+                .map(|p| JournalEcu {
+                    serial: p.ecu.serial.clone(),
+                    installed: p.installed(),
+                    length: p.image.info.target.length,
+                    compact_manifest: hex::encode(&p.image.info.compact_bytes),
+                })
+                .collect(),
+        };
+        let journal_path = Journal::path(state_dir);
+        journal.save(state_dir).map_err(state_err(&journal_path))?;
+        fault::point(|| "journal: distributing".into());
+        for (p, path) in planned.iter().zip(&paths) {
+            if let Err(e) = fw.stage(p.ecu, &p.image.info.compact_bytes, path) {
+                // None activates: every ECU of the update drops what it holds pending.
+                self.discard_all(fw, &journal);
+                Journal::clear(state_dir).map_err(state_err(&journal_path))?;
+                fault::point(|| "journal cleared".into());
+                out[p.index].1 = EcuOutcome::Failed(EcuError::Forward(e));
+                hold_back(out, std::slice::from_ref(&p.ecu.serial));
+                return Ok(());
+            }
+            fault::point(|| format!("ECU {} holds its image verified and pending", p.ecu.serial));
+        }
+
+        // The decision: from here on the update rolls forward, whatever happens.
+        journal.phase = Phase::Commit;
+        journal.save(state_dir).map_err(state_err(&journal_path))?;
+        fault::point(|| "journal: commit".into());
+        let results = self.roll_forward(fw, &journal, state, &staging)?;
+        for (p, r) in planned.iter().zip(results) {
+            out[p.index].1 = match r {
+                Ok(()) => EcuOutcome::Updated {
+                    uid: p.a.uid.clone(),
+                    version: p.a.version.clone(),
+                    regulators: p.regulators.clone(),
+                },
+                Err(e) => EcuOutcome::Failed(EcuError::Activation(e)),
+            };
+        }
+        Ok(())
+    }
+
+    /// Phase one for one ECU: its image from staging if a complete copy is there, else
+    /// downloaded (bounded by its signed length, hashed while it streams) and staged.
+    fn stage_image<F: crate::tuf::Fetch>(
+        &self,
+        repos: &mut Repositories<'_, F>,
+        m: &walk::Master,
+        p: &Planned<'_>,
+        staging: &Staging,
+    ) -> std::result::Result<PathBuf, EcuError> {
+        if let Some(path) = staging.staged(&p.sha256, p.image.info.target.length)? {
+            return Ok(path);
+        }
+        let got = download_image(repos, m, &p.a, &p.image, &staging.incoming())?;
+        Ok(staging.keep(&got, &p.sha256)?)
+    }
+
+    /// Ask every ECU of `journal` to drop its pending image. Best effort: an ECU that does
+    /// not answer keeps a pending image it never activates on its own, and the next download
+    /// replaces it.
+    fn discard_all(&self, fw: &mut dyn Forwarder, journal: &Journal) {
+        for e in &journal.ecus {
+            if let Some(ecu) = self.config.ecus.iter().find(|c| c.serial == e.serial) {
+                let _ = fw.discard(ecu);
+            }
+            fault::point(|| format!("pending image of ECU {} discarded", e.serial));
+        }
+    }
+
+    /// Carry out a decided update: activate every ECU of `journal` (idempotent), record those
+    /// that run their new image, and clear the journal once all do. Returns each ECU's result.
+    fn roll_forward(
+        &self,
+        fw: &mut dyn Forwarder,
+        journal: &Journal,
+        state: &mut GatewayState,
+        staging: &Staging,
+    ) -> Result<Vec<std::result::Result<(), ForwardError>>> {
+        let state_dir = &self.config.state_dir;
+        let mut results = Vec::new();
+        for e in &journal.ecus {
+            let r = self.activate_one(fw, e, staging);
+            fault::point(|| format!("activation of ECU {} sent", e.serial));
+            results.push(r);
+        }
+        for (e, r) in journal.ecus.iter().zip(&results) {
+            if r.is_ok() {
+                state
+                    .installed
+                    .insert(e.serial.clone(), e.installed.clone());
+                state.recalls.remove(&e.serial);
+            }
+        }
+        state.save(state_dir).map_err(state_err(state_dir))?;
+        fault::point(|| "gateway state saved".into());
+        if results.iter().all(|r| r.is_ok()) {
+            Journal::clear(state_dir).map_err(state_err(&Journal::path(state_dir)))?;
+            fault::point(|| "journal cleared".into());
+            for e in &journal.ecus {
+                staging.remove(&e.installed.sha256);
+            }
+        }
+        Ok(results)
+    }
+
+    /// ACTIVATE one ECU of a decided update. An ECU that holds neither the image pending nor
+    /// active (it lost it after the commit: replaced, or its state restored) is sent the image
+    /// again from staging first: the update is decided, it can only go forward.
+    fn activate_one(
+        &self,
+        fw: &mut dyn Forwarder,
+        e: &JournalEcu,
+        staging: &Staging,
+    ) -> std::result::Result<(), ForwardError> {
+        let bad = |reason: String| ForwardError::Ecu {
+            serial: e.serial.clone(),
+            reason,
+        };
+        let ecu = self
+            .config
+            .ecus
+            .iter()
+            .find(|c| c.serial == e.serial)
+            .ok_or_else(|| bad("not in the gateway's configuration any more".into()))?;
+        let sha = sha256_bytes(&e.installed.sha256)
+            .ok_or_else(|| bad("the journal's image hash is not a SHA-256".into()))?;
+        match fw.activate(ecu, &sha) {
+            Err(ForwardError::NothingPending { .. }) => {
+                let path = staging
+                    .staged(&e.installed.sha256, e.length)
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| {
+                        bad("holds nothing to activate, and the staged image is gone".into())
+                    })?;
+                let manifest = hex::decode(&e.compact_manifest)
+                    .map_err(|_| bad("the journal's compact manifest is not hex".into()))?;
+                fw.stage(ecu, &manifest, &path)?;
+                fault::point(|| format!("ECU {} holds its image verified and pending", e.serial));
+                fw.activate(ecu, &sha)
+            }
+            r => r,
+        }
+    }
+
+    /// Finish what a previous run left in flight (see [`crate::journal`]): roll a decided
+    /// update forward, discard an undecided one.
+    fn recover(&self, fw: &mut dyn Forwarder) -> Result<()> {
+        let state_dir = &self.config.state_dir;
+        let journal_path = Journal::path(state_dir);
+        let Some(journal) = Journal::load(state_dir).map_err(state_err(&journal_path))? else {
+            return Ok(());
+        };
+        let serials: Vec<&str> = journal.ecus.iter().map(|e| e.serial.as_str()).collect();
+        match journal.phase {
+            Phase::Distributing => {
+                eprintln!(
+                    "ota-gateway: an update was cut off before every ECU held its image ({}): discarding what they hold pending; no ECU switched",
+                    serials.join(", ")
+                );
+                self.discard_all(fw, &journal);
+                Journal::clear(state_dir).map_err(state_err(&journal_path))?;
+                fault::point(|| "journal cleared".into());
+                Ok(())
+            }
+            Phase::Commit => {
+                eprintln!(
+                    "ota-gateway: an update was committed and cut off: activating every ECU of it ({})",
+                    serials.join(", ")
+                );
+                let mut state = GatewayState::load(state_dir).map_err(state_err(state_dir))?;
+                let results = self.roll_forward(fw, &journal, &mut state, &self.staging())?;
+                let failed: Vec<ForwardError> =
+                    results.into_iter().filter_map(|r| r.err()).collect();
+                if failed.is_empty() {
+                    Ok(())
+                } else {
+                    Err(GatewayError::RollForward { failed })
+                }
+            }
+        }
     }
 
     /// Gather every ECU's signed version report into a vehicle version report signed with the
@@ -362,6 +705,19 @@ impl Gateway {
                 );
             }
         }
+        if let Ok(Some(j)) = Journal::load(&self.config.state_dir) {
+            let serials: Vec<&str> = j.ecus.iter().map(|e| e.serial.as_str()).collect();
+            s += &match j.phase {
+                Phase::Distributing => format!(
+                    "interrupted update (undecided) of ECUs {}: the next update discards what they hold pending\n",
+                    serials.join(", ")
+                ),
+                Phase::Commit => format!(
+                    "interrupted update (committed) of ECUs {}: the next update activates them all\n",
+                    serials.join(", ")
+                ),
+            };
+        }
         s += &format!("trusted OEM metadata: {}\n", versions(&self.master_dir()));
         let repos = self.config.state_dir.join("repos");
         for kind in ["regulators", "suppliers"] {
@@ -421,6 +777,15 @@ pub fn summary(o: &EcuOutcome) -> String {
                 regulators.join(", ")
             )
         }
+        EcuOutcome::HeldBack {
+            uid,
+            version,
+            because,
+        } => format!(
+            "NOT switched to {uid} {version}: the update is all or nothing and ECU {} failed; \
+             this ECU keeps its image",
+            because.join(", ECU ")
+        ),
         EcuOutcome::Failed(e) => format!("FAILED: {e}"),
     }
 }

@@ -10,10 +10,13 @@
 //! and every step of an update is sequential anyway.
 
 pub mod config;
+pub mod fault;
 pub mod forward;
 pub mod gateway;
 pub mod image;
+pub mod journal;
 pub mod progress;
+pub mod staging;
 pub mod state;
 pub mod tuf;
 pub mod walk;

@@ -43,7 +43,8 @@ enum Command {
     },
     /// Show what would change: every metadata and attestation check, no image downloaded.
     Check,
-    /// Walk, download, verify, stage, and hand each verified image to its ECU.
+    /// Walk and verify, download every image, send each into its ECU's inactive slot, and
+    /// activate them all only when every ECU holds its image verified (all or nothing).
     Update,
     /// Installed versions, trusted metadata versions, last check and update.
     Status,
@@ -119,17 +120,30 @@ fn forwarder(gw: &Gateway) -> Box<dyn Forwarder> {
     }
 }
 
-/// Print each ECU's outcome; false if any failed or runs a recalled image (so scripts and
-/// fleet monitoring see it in the exit status).
+/// Print each ECU's outcome; false if any failed, was held back or runs a recalled image (so
+/// scripts and fleet monitoring see it in the exit status).
 fn report(outcomes: Vec<(String, EcuOutcome)>) -> Result<bool, GatewayError> {
     let mut ok = true;
+    let mut held = None;
     for (serial, o) in &outcomes {
-        if matches!(o, EcuOutcome::Failed(_) | EcuOutcome::Recalled { .. }) {
-            ok = false;
-            eprintln!("ECU {serial}: {}", summary(o));
-        } else {
-            println!("ECU {serial}: {}", summary(o));
+        match o {
+            EcuOutcome::Failed(_) | EcuOutcome::Recalled { .. } => {
+                ok = false;
+                eprintln!("ECU {serial}: {}", summary(o));
+            }
+            EcuOutcome::HeldBack { because, .. } => {
+                ok = false;
+                held = Some(because.clone());
+                eprintln!("ECU {serial}: {}", summary(o));
+            }
+            _ => println!("ECU {serial}: {}", summary(o)),
         }
+    }
+    if let Some(because) = held {
+        eprintln!(
+            "ota-gateway: update not applied: ECU {} failed, so no ECU switched (all or nothing); every ECU keeps its image",
+            because.join(", ECU ")
+        );
     }
     Ok(ok)
 }

@@ -15,7 +15,8 @@
 //!
 //! The manifest comes before the attestations because an attestation is about a release (the
 //! manifest's fields and hash), not just about bytes. Any failed check stops that ECU's
-//! update with an error naming the check and the repository; other ECUs carry on. An
+//! update with an error naming the check and the repository; the gateway then holds the
+//! other ECUs of the update back too (all or nothing: `crate::gateway`). An
 //! installed release that a regulator revoked later is reported as a recall.
 
 mod assignments;

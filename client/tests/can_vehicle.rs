@@ -1,6 +1,7 @@
 //! A simulated vehicle: the real `ota-gateway` process updating ECUs that run the ECU crate's
 //! simulator (bootloader + UDS over ISO-TP) on the UDP-carried CAN bus. The ECUs verify the
-//! supplier's signature, hardware id, release counter and hash again before activating.
+//! supplier's signature, hardware id, release counter and hash again before holding an image
+//! pending; the gateway activates them all or none (more in `two_phase.rs`).
 
 mod world;
 
@@ -166,24 +167,22 @@ fn the_gateway_updates_ecus_over_can_and_the_ecus_check_again() {
     );
     assert!(!out.status.success(), "S2 must fail: {stdout}{stderr}");
     assert!(
-        stdout.contains("ECU S1: updated to brake-fw 1.0"),
-        "{stdout}{stderr}"
-    );
-    assert!(
         stderr.contains("ECU S2: FAILED") && stderr.contains("signature"),
         "{stdout}{stderr}"
     );
-    let s1 = installed(&w.p("flash-s1"));
-    assert_eq!(
-        s1.image.map(|i| i.version.as_str().to_string()),
-        Some("1.0".into())
-    );
-    assert_eq!(s1.release_counter, 1);
+    // All or nothing: S1 verified its image, but S2 refused, so S1 does not switch either.
     assert!(
-        installed(&w.p("flash-s2")).image.is_none(),
-        "S2 must keep no image"
+        stderr.contains("ECU S1: NOT switched to brake-fw 1.0") && stderr.contains("ECU S2 failed"),
+        "{stdout}{stderr}"
     );
-    // The gateway records only what the ECU accepted.
+    for flash in ["flash-s1", "flash-s2"] {
+        let st = installed(&w.p(flash));
+        assert!(
+            st.image.is_none() && st.pending.is_none(),
+            "{flash} must keep no image and hold nothing pending: {st:?}"
+        );
+    }
+    // The gateway records only what the ECUs run.
     let status = Command::new(gw_bin)
         .arg("-c")
         .arg(&cfg)
@@ -192,10 +191,35 @@ fn the_gateway_updates_ecus_over_can_and_the_ecus_check_again() {
         .unwrap();
     let status = String::from_utf8_lossy(&status.stdout);
     assert!(
-        status.contains("ECU S1 [BRAKE-A]: brake-fw 1.0")
+        status.contains("ECU S1 [BRAKE-A]: unknown")
             && status.contains("ECU S2 [BRAKE-A]: unknown"),
         "{status}"
     );
+
+    // Nothing assigned to S2 any more: S1 alone updates.
+    ota_repo::oem::ecu_remove(&w.p("oem"), "VIN1", "S2").unwrap();
+    ota_repo::oem::publish(&w.p("oem"), w.now, false).unwrap();
+    let out = Command::new(gw_bin)
+        .arg("-c")
+        .arg(&cfg)
+        .arg("update")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("ECU S1: updated to brake-fw 1.0"),
+        "{stdout}{stderr}"
+    );
+    let s1 = installed(&w.p("flash-s1"));
+    assert_eq!(
+        s1.image.map(|i| i.version.as_str().to_string()),
+        Some("1.0".into())
+    );
+    assert_eq!((s1.release_counter, s1.pending), (1, None));
 }
 
 fn write_key(path: &Path) {

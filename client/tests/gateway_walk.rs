@@ -161,13 +161,13 @@ fn a_tampered_image_is_refused_and_nothing_is_forwarded() {
     // The manifest and attestations pass; the bytes fail their signed hash while streaming.
     failed_at(w.update(), "S1", Check::Image);
     assert!(installed(&w, "S1").is_none());
-    assert_eq!(
-        std::fs::read_dir(w.p("state/staging"))
-            .map(|d| d.count())
-            .unwrap_or(0),
-        0,
-        "staging left behind"
-    );
+    // Nothing unverified stays in staging (nor in its downloads in progress).
+    for dir in ["state/staging", "state/staging/incoming"] {
+        let files = std::fs::read_dir(w.p(dir))
+            .map(|d| d.flatten().filter(|e| e.path().is_file()).count())
+            .unwrap_or(0);
+        assert_eq!(files, 0, "{dir}: staging left behind");
+    }
 }
 
 #[test]

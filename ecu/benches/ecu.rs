@@ -275,7 +275,7 @@ where
         let mut ep = Endpoint::new(rec, ecfg).map_err(|e| e.to_string())?;
         serve(&mut ep, &mut server, &ecu_stop)?;
         let cpu = thread_cpu().zip(cpu0).map(|(b, a)| b - a);
-        let installed = server.bootloader.state().image.map(|i| i.sha256);
+        let installed = server.bootloader.state().pending.map(|i| i.sha256);
         Ok((ep.can.sent, cpu, installed))
     });
     let rec = Recorder {
@@ -1152,7 +1152,7 @@ mod child {
                 if mode == "stack" {
                     let mut server = Server::new(bl, field("ECU-BENCH"));
                     let negative = ecu_stack(&mut server, &frames)?;
-                    let installed = server.bootloader.state().image.map(|i| i.length);
+                    let installed = server.bootloader.state().pending.map(|i| i.length);
                     if negative > 0 || installed != Some(IMAGE_LEN as u64) {
                         return Err(format!("{negative} negative responses"));
                     }

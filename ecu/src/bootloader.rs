@@ -1,8 +1,16 @@
 //! The bootloader's state machine: verify the compact manifest (supplier signature, hardware
 //! id, release counter, size) before accepting any data; write the inactive slot while hashing;
-//! activate it only when the whole image is there and its SHA-256 matches; and keep the active
-//! slot and release counter in power-loss-safe state. Until activation the previous image stays
-//! the active, bootable one.
+//! when the whole image is there and its SHA-256 matches, record it as *pending* (verified,
+//! not active); switch to it only on an explicit [`Bootloader::activate`], and keep the active
+//! slot, the pending image and the release counter in power-loss-safe state. Until activation
+//! the previous image stays the active, bootable one, and [`Bootloader::discard`] drops the
+//! pending one.
+//!
+//! The split is what lets a gateway update several ECUs all or nothing: it distributes every
+//! image first, and activates only when every ECU holds its image verified and pending
+//! (otherwise it discards them all). Activation is idempotent (activating the image that is
+//! already active succeeds) so a gateway that lost power half-way through activating can
+//! simply activate every ECU again.
 
 use crate::compact_manifest::{Body, CompactManifest, Field, ProvisionedKey};
 use crate::flash::{Flash, Slot};
@@ -30,6 +38,9 @@ pub enum Refusal {
     WrongBlock,
     /// The flash failed (or lost power); the previous image stays active.
     Programming,
+    /// Activation of an image that is neither pending (verified in the inactive slot) nor
+    /// already active.
+    NothingPending,
     /// Both copies of the persistent state are invalid although it was written before: the
     /// installed release counter is unknown, so nothing is installed until the state is
     /// restored (starting again from 0 would let a rollback in).
@@ -133,6 +144,8 @@ impl<'k, F: Flash> Bootloader<'k, F> {
         if m.body.length > self.flash.slot_size() {
             return Err(Refusal::TooLarge);
         }
+        // The inactive slot is about to be erased: forget the image pending there first.
+        self.drop_pending()?;
         let slot = self.state.active.other();
         self.flash
             .erase_slot(slot)
@@ -182,13 +195,13 @@ impl<'k, F: Flash> Bootloader<'k, F> {
         Ok(())
     }
 
-    /// End of the transfer: check the length and hash, then activate the new slot and raise the
-    /// release counter, in one power-loss-safe state write.
+    /// End of the transfer: check the length and hash, then record the image as pending in
+    /// one power-loss-safe state write. The active slot and the release counter stay as they
+    /// are until [`Bootloader::activate`].
     pub fn transfer_exit(&mut self) -> Result<ImageInfo, Refusal> {
         let session = core::mem::replace(&mut self.session, Session::Idle);
         let Session::Receiving {
             body,
-            slot,
             received,
             hasher,
             ..
@@ -210,33 +223,94 @@ impl<'k, F: Flash> Bootloader<'k, F> {
             length: body.length,
             release_counter: body.release_counter,
         };
-        let next = EcuState {
-            active: slot,
-            image: Some(info),
-            release_counter: self.state.release_counter.max(body.release_counter),
+        self.commit(EcuState {
+            pending: Some(info),
             ..self.state
-        };
+        })?;
+        Ok(info)
+    }
+
+    /// Make the image of SHA-256 `sha256` the active one: the pending image, re-hashed in its
+    /// slot first, becomes active and the release counter rises to its counter, in one
+    /// power-loss-safe state write. Idempotent: if that image is already the active one, this
+    /// succeeds without writing anything.
+    pub fn activate(&mut self, sha256: &[u8; 32]) -> Result<ImageInfo, Refusal> {
+        self.session = Session::Idle;
+        if self.lost {
+            return Err(Refusal::StateLost);
+        }
+        match (self.state.pending, self.state.image) {
+            (Some(p), _) if p.sha256 == *sha256 => {
+                if p.release_counter < self.state.release_counter {
+                    return Err(Refusal::Rollback);
+                }
+                let slot = self.state.active.other();
+                let intact = self
+                    .slot_matches(slot, &p)
+                    .map_err(|_| Refusal::Programming)?;
+                if !intact {
+                    // The slot no longer holds what was verified: never boot it.
+                    self.drop_pending()?;
+                    return Err(Refusal::HashMismatch);
+                }
+                self.commit(EcuState {
+                    active: slot,
+                    image: Some(p),
+                    release_counter: self.state.release_counter.max(p.release_counter),
+                    pending: None,
+                    ..self.state
+                })?;
+                Ok(p)
+            }
+            (_, Some(i)) if i.sha256 == *sha256 => Ok(i),
+            _ => Err(Refusal::NothingPending),
+        }
+    }
+
+    /// Drop the pending image (abandoning any transfer in progress); the active image stays.
+    /// Idempotent: with nothing pending it succeeds without writing anything.
+    pub fn discard(&mut self) -> Result<(), Refusal> {
+        self.session = Session::Idle;
+        self.drop_pending()
+    }
+
+    /// Forget the pending image, if there is one (one state write).
+    fn drop_pending(&mut self) -> Result<(), Refusal> {
+        if self.state.pending.is_none() {
+            return Ok(());
+        }
+        self.commit(EcuState {
+            pending: None,
+            ..self.state
+        })
+    }
+
+    /// Persist `next` as the new state.
+    fn commit(&mut self, next: EcuState) -> Result<(), Refusal> {
         self.state = self
             .state
             .commit(&mut self.flash, next)
             .map_err(|_| Refusal::Programming)?;
-        Ok(info)
+        Ok(())
     }
 
     /// Re-hash the active slot: what a boot would check before jumping to the image.
     pub fn verify_active(&mut self) -> Result<bool, F::Error> {
-        let Some(info) = self.state.image else {
-            return Ok(false);
-        };
+        match self.state.image {
+            Some(info) => self.slot_matches(self.state.active, &info),
+            None => Ok(false),
+        }
+    }
+
+    /// Whether `slot` holds `info.length` bytes hashing to `info.sha256`.
+    fn slot_matches(&mut self, slot: Slot, info: &ImageInfo) -> Result<bool, F::Error> {
         let mut hasher = Sha256::new();
         let mut buf = [0u8; 512];
         let mut off = 0u64;
         while off < info.length {
             let want =
                 usize::try_from((info.length - off).min(buf.len() as u64)).unwrap_or(buf.len());
-            let n = self
-                .flash
-                .read_slot(self.state.active, off, &mut buf[..want])?;
+            let n = self.flash.read_slot(slot, off, &mut buf[..want])?;
             if n == 0 {
                 return Ok(false);
             }

@@ -32,7 +32,7 @@ impl Slot {
 }
 
 /// Size of one state record copy.
-pub const STATE_LEN: usize = 160;
+pub const STATE_LEN: usize = 272;
 
 /// Storage as the bootloader needs it. Writes to a slot never touch the other slot or the
 /// state; writing one state copy never touches the other copy. Implementations report failures

@@ -1,14 +1,18 @@
 //! The tester's side of a download (host, std): what the gateway does to hand one verified
 //! image to one ECU over ISO-TP: request download with the compact manifest, send the image
-//! in numbered blocks, request transfer exit, and turn every refusal into a precise error.
-//! Also the ECU's side loop ([`serve`]) that the simulator and the tests run.
+//! in numbered blocks, request transfer exit ([`flash_image`]: the ECU then holds the image
+//! verified and pending), then [`activate`] it or [`discard`] it; every refusal becomes a
+//! precise error. Also the ECU's side loop ([`serve`]) that the simulator and the tests run.
 
 use crate::bootloader::MAX_BLOCK;
 use crate::flash::Flash;
 use crate::isotp::Frame;
 use crate::transport::{Endpoint, TransportError};
 use crate::uds::client::{self, ResponseError};
-use crate::uds::{Nrc, Server, REQUEST_DOWNLOAD, TRANSFER_DATA, TRANSFER_EXIT};
+use crate::uds::{
+    Nrc, Server, REQUEST_DOWNLOAD, RID_ACTIVATE, RID_DISCARD, ROUTINE_CONTROL, TRANSFER_DATA,
+    TRANSFER_EXIT,
+};
 use embedded_can::nb::Can;
 use std::io::Read;
 use std::string::{String, ToString};
@@ -47,6 +51,15 @@ impl core::fmt::Display for FlashError {
             FlashError::Transport(e) => write!(f, "transport: {e}"),
             FlashError::Io(e) => write!(f, "reading the image: {e}"),
             FlashError::Protocol(what) => write!(f, "unexpected answer to {what}"),
+        }
+    }
+}
+
+impl std::error::Error for FlashError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            FlashError::Io(e) => Some(e),
+            _ => None,
         }
     }
 }
@@ -98,8 +111,9 @@ where
     })
 }
 
-/// Download `image` (`len` bytes) with its compact `manifest` into the ECU behind `ep`.
-/// `progress` is told the bytes sent so far.
+/// Download `image` (`len` bytes) with its compact `manifest` into the inactive slot of the
+/// ECU behind `ep`. `Ok` means the ECU verified it and holds it *pending*: it runs only after
+/// [`activate`]. `progress` is told the bytes sent so far.
 pub fn flash_image<C: Can<Frame = Frame>>(
     ep: &mut Endpoint<C>,
     manifest: &[u8],
@@ -144,6 +158,36 @@ where
         TRANSFER_EXIT,
         &client::transfer_exit(),
     )?;
+    Ok(())
+}
+
+/// Activate the image of SHA-256 `sha256` on the ECU behind `ep`: the pending one becomes
+/// active (or it already was: activation is idempotent).
+pub fn activate<C: Can<Frame = Frame>>(
+    ep: &mut Endpoint<C>,
+    sha256: &[u8; 32],
+) -> Result<(), FlashError>
+where
+    C::Error: core::fmt::Debug,
+{
+    let step = "the activation";
+    let answer = exchange(ep, step, ROUTINE_CONTROL, &client::activate(sha256))?;
+    if !client::routine_done(&answer, RID_ACTIVATE) {
+        return Err(FlashError::Protocol(step));
+    }
+    Ok(())
+}
+
+/// Drop the pending image of the ECU behind `ep` (idempotent); its active image stays.
+pub fn discard<C: Can<Frame = Frame>>(ep: &mut Endpoint<C>) -> Result<(), FlashError>
+where
+    C::Error: core::fmt::Debug,
+{
+    let step = "the discard";
+    let answer = exchange(ep, step, ROUTINE_CONTROL, &client::discard())?;
+    if !client::routine_done(&answer, RID_DISCARD) {
+        return Err(FlashError::Protocol(step));
+    }
     Ok(())
 }
 

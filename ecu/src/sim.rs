@@ -5,12 +5,20 @@
 //! ota-ecu-sim --bind 127.0.0.1:7001 --peer 127.0.0.1:7000 --serial BRK-0001 \
 //!             --hardware-id BRAKE-A --supplier-key acme-targets.pub.pem --flash-dir /tmp/ecu1 \
 //!             --rx-id 0x7E0 --tx-id 0x7E8 [--fd] [--threshold 1] [--slot-size 16777216]
+//!             [--ecu-key PRIVATE.pem] [--flash-fault]
 //! ```
+//!
+//! `--flash-fault` simulates an ECU whose flash has failed: every write to an image slot
+//! fails, so every download is refused with a programming failure (NRC 0x72) while the active
+//! image stays; the tests and the demo use it for the all-or-nothing update.
+//! `--power-cut-after-writes N` simulates a power cut: the process aborts just before its
+//! (N+1)-th flash write (slot erase, slot write or state write), with no cleanup.
 
 use crate::bootloader::{Bootloader, Identity};
 use crate::bus::udp::UdpBus;
 use crate::compact_manifest::{CompactManifest, Field, ProvisionedKey};
 use crate::flash::file::FileFlash;
+use crate::flash::{Flash, Slot, STATE_LEN};
 use crate::flasher::ANSWER_TIMEOUT;
 use crate::isotp::{standard_id, Config, Mode};
 use crate::transport::{Endpoint, TransportError};
@@ -40,10 +48,14 @@ pub struct Args {
     slot_size: u64,
     /// The ECU's own private key, for signed version reports.
     ecu_key: Option<PathBuf>,
+    /// Every image slot write fails (a broken flash).
+    flash_fault: bool,
+    /// Abort before the flash write after this many (a power cut).
+    power_cut_after: Option<u64>,
 }
 
 const USAGE: &str = "usage: ota-ecu-sim --bind ADDR --peer ADDR [--peer ADDR…] --serial S --hardware-id H \
---supplier-key PUBLIC.pem [--supplier-key …] [--threshold N] --flash-dir DIR --rx-id ID --tx-id ID [--fd] [--slot-size BYTES] [--ecu-key PRIVATE.pem]";
+--supplier-key PUBLIC.pem [--supplier-key …] [--threshold N] --flash-dir DIR --rx-id ID --tx-id ID [--fd] [--slot-size BYTES] [--ecu-key PRIVATE.pem] [--flash-fault] [--power-cut-after-writes N]";
 
 fn parse_id(s: &str) -> Result<u16, String> {
     let v = s.strip_prefix("0x").map_or_else(
@@ -66,6 +78,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let (mut threshold, mut dir, mut rx, mut tx, mut fd, mut slot) =
         (1u8, None, None, None, false, 16u64 << 20);
     let mut ecu_key = None;
+    let mut flash_fault = false;
+    let mut power_cut_after = None;
     while let Some(a) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{a} needs a value"));
         match a.as_str() {
@@ -81,6 +95,14 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--fd" => fd = true,
             "--slot-size" => slot = val()?.parse().map_err(|e| format!("--slot-size: {e}"))?,
             "--ecu-key" => ecu_key = Some(PathBuf::from(val()?)),
+            "--flash-fault" => flash_fault = true,
+            "--power-cut-after-writes" => {
+                power_cut_after = Some(
+                    val()?
+                        .parse()
+                        .map_err(|e| format!("--power-cut-after-writes: {e}"))?,
+                )
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -98,7 +120,69 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         fd,
         slot_size: slot,
         ecu_key,
+        flash_fault,
+        power_cut_after,
     })
+}
+
+/// The simulator's flash: files, with slot writes failing under `--flash-fault` and a power
+/// cut under `--power-cut-after-writes`.
+struct SimFlash {
+    files: FileFlash,
+    fault: bool,
+    writes_left: Option<u64>,
+}
+
+impl SimFlash {
+    /// Count one write; the power goes before the one after the last allowed.
+    fn write(&mut self) {
+        if let Some(n) = &mut self.writes_left {
+            if *n == 0 {
+                println!("POWER CUT (--power-cut-after-writes) before a flash write");
+                std::process::abort();
+            }
+            *n -= 1;
+        }
+    }
+}
+
+impl Flash for SimFlash {
+    type Error = std::io::Error;
+    fn slot_size(&self) -> u64 {
+        self.files.slot_size()
+    }
+    fn erase_slot(&mut self, slot: Slot) -> std::io::Result<()> {
+        self.write();
+        self.files.erase_slot(slot)
+    }
+    fn write_slot(&mut self, slot: Slot, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        if self.fault {
+            return Err(std::io::Error::other(
+                "injected flash fault (--flash-fault)",
+            ));
+        }
+        self.write();
+        self.files.write_slot(slot, offset, data)
+    }
+    fn read_slot(&mut self, slot: Slot, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.files.read_slot(slot, offset, buf)
+    }
+    fn read_state(&mut self, copy: u8, buf: &mut [u8; STATE_LEN]) -> std::io::Result<()> {
+        self.files.read_state(copy, buf)
+    }
+    fn write_state(&mut self, copy: u8, data: &[u8; STATE_LEN]) -> std::io::Result<()> {
+        self.write();
+        self.files.write_state(copy, data)
+    }
+}
+
+fn image_name(i: &crate::state::ImageInfo) -> String {
+    format!(
+        "{} {} (release counter {})",
+        i.uid.as_str(),
+        i.version.as_str(),
+        i.release_counter
+    )
 }
 
 /// The supplier key as provisioned: its RSA key and its TUF key id, the SHA-256 of the
@@ -163,8 +247,12 @@ pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
         Field::new(s)
             .ok_or_else(|| format!("{what} {s:?} is not 1 to 32 printable ASCII characters"))
     };
-    let flash = FileFlash::open(&a.flash_dir, a.slot_size)
-        .map_err(|e| format!("{}: {e}", a.flash_dir.display()))?;
+    let flash = SimFlash {
+        files: FileFlash::open(&a.flash_dir, a.slot_size)
+            .map_err(|e| format!("{}: {e}", a.flash_dir.display()))?,
+        fault: a.flash_fault,
+        writes_left: a.power_cut_after,
+    };
     let identity = Identity {
         hardware_id: field(&a.hardware_id, "hardware id")?,
         keys: &keys,
@@ -188,6 +276,15 @@ pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
             server.bootloader.state().release_counter
         ),
         None => println!("{tag}: no image installed yet"),
+    }
+    if let Some(p) = server.bootloader.state().pending {
+        println!(
+            "{tag}: {} verified and pending in the inactive slot (not active)",
+            image_name(&p)
+        );
+    }
+    if a.flash_fault {
+        println!("{tag}: FLASH FAULT injected: every image slot write fails");
     }
     let bus = UdpBus::bind(a.bind, a.peers).map_err(|e| format!("--bind {}: {e}", a.bind))?;
     let mut cfg = Config::new(
@@ -216,6 +313,7 @@ pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
         let manifest = (req.first() == Some(&uds::REQUEST_DOWNLOAD))
             .then(|| req.get(3..).and_then(|m| CompactManifest::parse(m).ok()))
             .flatten();
+        let before = *server.bootloader.state();
         let resp = server.handle(&req);
         let refused = (resp.first() == Some(&uds::NEGATIVE))
             .then(|| resp.get(2).copied())
@@ -229,10 +327,30 @@ pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
             (Some(uds::TRANSFER_EXIT), None) => {
                 let st = server.bootloader.state();
                 println!(
-                    "{tag}: image hash ok; activated slot {:?} ({}); it stays bootable until the next image verifies",
+                    "{tag}: image hash ok; {} verified in slot {:?}, pending activation (slot {:?} stays active)",
+                    receiving.take().unwrap_or_default(),
+                    st.active.other(),
                     st.active,
-                    receiving.take().unwrap_or_default()
                 );
+            }
+            (Some(uds::ROUTINE_CONTROL), None) => {
+                let st = server.bootloader.state();
+                let running = st.image.as_ref().map(image_name).unwrap_or_default();
+                let rid = req.get(2..4).map(|r| u16::from_be_bytes([r[0], r[1]]));
+                match rid {
+                    Some(uds::RID_ACTIVATE) if st.sequence == before.sequence => {
+                        println!("{tag}: activate: {running} is already active")
+                    }
+                    Some(uds::RID_ACTIVATE) => println!(
+                        "{tag}: activated slot {:?}: now running {running}",
+                        st.active
+                    ),
+                    Some(uds::RID_DISCARD) if before.pending.is_some() => println!(
+                        "{tag}: discarded the pending image; still running {running} (slot {:?})",
+                        st.active
+                    ),
+                    _ => println!("{tag}: discard: nothing pending; still running {running}"),
+                }
             }
             (Some(sid), Some(code)) => {
                 let why = uds::Nrc::from_u8(code).map_or("unknown reason", uds::Nrc::describe);

@@ -1,12 +1,25 @@
-//! The ECU's power-loss-safe state: which slot is active, the release counter, and what the
-//! active image is. Two copies, each with a sequence number and a checksum; a write goes to
-//! the copy *not* holding the newest valid state, so a power cut while writing tears at most
-//! that copy, and the other still holds the previous state.
+//! The ECU's power-loss-safe state: which slot is active, the release counter, what the
+//! active image is, and which verified image waits in the other slot for activation. Two
+//! copies, each with a sequence number and a checksum; a write goes to the copy *not* holding
+//! the newest valid state, so a power cut while writing tears at most that copy, and the other
+//! still holds the previous state.
 //!
-//! Layout of a copy (160 bytes, big-endian):
-//! `OTAS` magic (4) · sequence (4) · active slot (1) · flags (1, bit 0: an image is installed)
-//! · reserved (6) · release counter (8) · uid (32) · version (32) · image SHA-256 (32) ·
-//! image length (8) · SHA-256 of bytes 0..128 (32).
+//! Layout of a copy (272 bytes, big-endian):
+//! `OTA2` magic (4) · sequence (4) · active slot (1) · flags (1, bit 0: an image is installed,
+//! bit 1: a verified image is pending in the other slot) · reserved (6) · release counter (8)
+//! · active image: uid (32) · version (32) · SHA-256 (32) · length (8)
+//! · pending image: uid (32) · version (32) · SHA-256 (32) · length (8) · release counter (8)
+//! · SHA-256 of bytes 0..240 (32).
+//!
+//! The first layout (`OTAS`, 160 bytes: the same up to the active image's length, then the
+//! SHA-256 of bytes 0..128) is still read, as a state with nothing pending, so an ECU whose
+//! bootloader is updated keeps its release counter; it is never written again.
+//!
+//! A pending image is written by a transfer whose length and hash matched (the two-phase
+//! update: the gateway distributes first), and becomes the active one only on an explicit
+//! activation, which is also when the release counter rises. Until then the ECU boots its
+//! active image; a pending image survives restarts and is dropped by a discard or by the next
+//! download (which erases its slot, after dropping the record).
 //!
 //! If neither copy is valid, the state is *lost*, not new: falling back to release counter 0
 //! would let a rollback in. Installs are then refused until a valid state is written back
@@ -19,7 +32,13 @@ use crate::compact_manifest::{Field, FIELD_LEN};
 use crate::flash::{Flash, Slot, STATE_LEN};
 use sha2::{Digest, Sha256};
 
-const MAGIC: [u8; 4] = *b"OTAS";
+const MAGIC: [u8; 4] = *b"OTA2";
+/// The first layout's magic (read, never written).
+const MAGIC_V1: [u8; 4] = *b"OTAS";
+/// Where the checksum starts in the current layout (it covers everything before).
+const SUM_AT: usize = 240;
+/// Where the checksum starts in the first layout.
+const SUM_AT_V1: usize = 128;
 
 /// What the ECU runs and may accept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,11 +47,15 @@ pub struct EcuState {
     pub active: Slot,
     /// `None` until a first image is installed through the bootloader.
     pub image: Option<ImageInfo>,
-    /// Highest release counter ever installed: images below it are refused.
+    /// Highest release counter ever activated: images below it are refused.
     pub release_counter: u64,
+    /// A verified image in the inactive slot (`active.other()`), waiting for activation.
+    pub pending: Option<ImageInfo>,
 }
 
 /// What [`EcuState::read`] found in the two state copies.
+// Read once at start-up and taken apart at once; boxing would only move it to the heap.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stored {
     /// The newest valid copy.
@@ -75,6 +98,7 @@ impl EcuState {
             active: Slot::A,
             image: None,
             release_counter: 0,
+            pending: None,
         }
     }
 
@@ -91,17 +115,27 @@ impl EcuState {
             b[88..120].copy_from_slice(&i.sha256);
             b[120..128].copy_from_slice(&i.length.to_be_bytes());
         }
-        let sum: [u8; 32] = Sha256::digest(&b[..128]).into();
-        b[128..160].copy_from_slice(&sum);
+        if let Some(p) = &self.pending {
+            b[9] |= 2;
+            b[128..160].copy_from_slice(p.uid.as_bytes());
+            b[160..192].copy_from_slice(p.version.as_bytes());
+            b[192..224].copy_from_slice(&p.sha256);
+            b[224..232].copy_from_slice(&p.length.to_be_bytes());
+            b[232..240].copy_from_slice(&p.release_counter.to_be_bytes());
+        }
+        let sum: [u8; 32] = Sha256::digest(&b[..SUM_AT]).into();
+        b[SUM_AT..SUM_AT + 32].copy_from_slice(&sum);
         b
     }
 
     fn decode(b: &[u8; STATE_LEN]) -> Option<Self> {
-        if b[0..4] != MAGIC {
-            return None;
-        }
-        let sum: [u8; 32] = Sha256::digest(&b[..128]).into();
-        if b[128..160] != sum {
+        let sum_at = match [b[0], b[1], b[2], b[3]] {
+            MAGIC => SUM_AT,
+            MAGIC_V1 => SUM_AT_V1,
+            _ => return None,
+        };
+        let sum: [u8; 32] = Sha256::digest(&b[..sum_at]).into();
+        if b[sum_at..sum_at + 32] != sum {
             return None;
         }
         let u32_at = |at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
@@ -112,12 +146,12 @@ impl EcuState {
         };
         let active = Slot::from_index(b[8])?;
         let release_counter = u64_at(16);
+        let field = |at: usize| {
+            let mut f = [0u8; FIELD_LEN];
+            f.copy_from_slice(&b[at..at + FIELD_LEN]);
+            Field::from_raw(f)
+        };
         let image = if b[9] & 1 == 1 {
-            let field = |at: usize| {
-                let mut f = [0u8; FIELD_LEN];
-                f.copy_from_slice(&b[at..at + FIELD_LEN]);
-                Field::from_raw(f)
-            };
             let mut sha256 = [0u8; 32];
             sha256.copy_from_slice(&b[88..120]);
             Some(ImageInfo {
@@ -130,11 +164,25 @@ impl EcuState {
         } else {
             None
         };
+        let pending = if sum_at == SUM_AT && b[9] & 2 == 2 {
+            let mut sha256 = [0u8; 32];
+            sha256.copy_from_slice(&b[192..224]);
+            Some(ImageInfo {
+                uid: field(128)?,
+                version: field(160)?,
+                sha256,
+                length: u64_at(224),
+                release_counter: u64_at(232),
+            })
+        } else {
+            None
+        };
         Some(EcuState {
             sequence: u32_at(4),
             active,
             image,
             release_counter,
+            pending,
         })
     }
 
@@ -315,5 +363,61 @@ mod tests {
                 assert_eq!(EcuState::load(&mut f).unwrap(), s1);
             }
         }
+    }
+
+    #[test]
+    fn a_pending_image_round_trips_and_the_first_layout_still_reads() {
+        let mut f = MemFlash::new(1024);
+        let s0 = EcuState::load(&mut f).unwrap();
+        let pending = ImageInfo {
+            release_counter: 9,
+            ..info(9)
+        };
+        let s1 = s0
+            .commit(
+                &mut f,
+                EcuState {
+                    image: Some(info(3)),
+                    release_counter: 3,
+                    pending: Some(pending),
+                    ..s0
+                },
+            )
+            .unwrap();
+        assert_eq!(EcuState::load(&mut f).unwrap(), s1);
+        assert_eq!(s1.pending, Some(pending));
+
+        // A copy in the first layout (160 bytes, `OTAS`, checksum over 0..128).
+        let mut old = [0u8; STATE_LEN];
+        old[0..4].copy_from_slice(b"OTAS");
+        old[4..8].copy_from_slice(&7u32.to_be_bytes());
+        old[8] = 1;
+        old[9] = 1;
+        old[16..24].copy_from_slice(&5u64.to_be_bytes());
+        old[24..56].copy_from_slice(info(5).uid.as_bytes());
+        old[56..88].copy_from_slice(info(5).version.as_bytes());
+        old[88..120].copy_from_slice(&[7; 32]);
+        old[120..128].copy_from_slice(&1234u64.to_be_bytes());
+        let sum: [u8; 32] = Sha256::digest(&old[..128]).into();
+        old[128..160].copy_from_slice(&sum);
+        let mut f = MemFlash::new(1024);
+        f.state[1] = old;
+        let s = EcuState::load(&mut f).unwrap();
+        assert_eq!(
+            (s.sequence, s.active, s.release_counter, s.image, s.pending),
+            (7, Slot::B, 5, Some(info(5)), None)
+        );
+        // The next commit writes the current layout to the other copy, and it wins.
+        let s2 = s
+            .commit(
+                &mut f,
+                EcuState {
+                    pending: Some(pending),
+                    ..s
+                },
+            )
+            .unwrap();
+        assert_eq!(&f.state[0][0..4], b"OTA2");
+        assert_eq!(EcuState::load(&mut f).unwrap(), s2);
     }
 }

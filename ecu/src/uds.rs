@@ -1,15 +1,22 @@
 //! A UDS-style (ISO 14229) session carried in ISO-TP messages: the three services a download
-//! needs, plus reading the ECU's identification. The layout follows UDS where it can:
+//! needs, two routines that finish it, plus reading the ECU's identification. The layout
+//! follows UDS where it can:
 //!
 //! | request                               | positive response                  |
 //! |---------------------------------------|------------------------------------|
 //! | `34 00 00` + compact manifest          | `74 20` + max block length (u16)   |
 //! | `36` block-counter + data              | `76` block-counter                 |
 //! | `37`                                   | `77`                               |
+//! | `31 01 02 01` + image SHA-256 (32)     | `71 01 02 01` (activate)           |
+//! | `31 01 02 02`                          | `71 01 02 02` (discard)            |
 //! | `22 F1 A0`                             | `62 F1 A0` + identification        |
 //!
 //! and `7F` service-id code for a refusal. RequestDownload carries the supplier-signed
 //! compact manifest instead of UDS's address and size: the ECU decides where the image goes.
+//! A positive TransferExit means the image is verified and *pending* in the inactive slot; it
+//! runs only after the RoutineControl (`31`, start routine `01`) [`RID_ACTIVATE`] with its
+//! hash, which is idempotent; [`RID_DISCARD`] drops a pending image (also idempotent). The
+//! routine ids are in ISO 14229's vehicle-manufacturer-specific range.
 
 use crate::bootloader::{Bootloader, Refusal, MAX_BLOCK};
 use crate::compact_manifest::{Field, FIELD_LEN};
@@ -20,6 +27,14 @@ pub const REQUEST_DOWNLOAD: u8 = 0x34;
 pub const TRANSFER_DATA: u8 = 0x36;
 pub const TRANSFER_EXIT: u8 = 0x37;
 pub const READ_DATA_BY_ID: u8 = 0x22;
+pub const ROUTINE_CONTROL: u8 = 0x31;
+/// RoutineControl sub-function: start routine.
+pub const START_ROUTINE: u8 = 0x01;
+/// Routine: activate the pending image whose SHA-256 the request carries (idempotent: the
+/// image already active answers positively too). The release counter rises only now.
+pub const RID_ACTIVATE: u16 = 0x0201;
+/// Routine: discard the pending image (idempotent); the active image stays.
+pub const RID_DISCARD: u16 = 0x0202;
 pub const NEGATIVE: u8 = 0x7F;
 /// Data identifier of the ECU's identification (serial, hardware id, active image).
 pub const DID_IDENTIFICATION: u16 = 0xF1A0;
@@ -63,6 +78,7 @@ pub enum Nrc {
     HashMismatch = 0xF4,
     BadManifest = 0xF5,
     StateLost = 0xF6,
+    NothingPending = 0xF7,
 }
 
 impl Nrc {
@@ -83,6 +99,7 @@ impl Nrc {
             HashMismatch,
             BadManifest,
             StateLost,
+            NothingPending,
         ]
         .into_iter()
         .find(|n| *n as u8 == b)
@@ -106,6 +123,9 @@ impl Nrc {
             Nrc::StateLost => {
                 "ECU state lost (both copies invalid): installs refused until it is restored"
             }
+            Nrc::NothingPending => {
+                "no verified image of that hash is pending or active (nothing to activate)"
+            }
         }
     }
 }
@@ -123,6 +143,7 @@ impl From<Refusal> for Nrc {
             Refusal::WrongBlock => Nrc::WrongBlockSequence,
             Refusal::Programming => Nrc::ProgrammingFailure,
             Refusal::StateLost => Nrc::StateLost,
+            Refusal::NothingPending => Nrc::NothingPending,
         }
     }
 }
@@ -196,6 +217,7 @@ impl<'k, F: Flash> Server<'k, F> {
                     })
                 }
             }
+            ROUTINE_CONTROL => self.routine(rest, &mut ok),
             READ_DATA_BY_ID => match rest {
                 [0xF1, 0xA0] => {
                     let _ = ok.extend_from_slice(&[0x62, 0xF1, 0xA0]);
@@ -211,6 +233,29 @@ impl<'k, F: Flash> Server<'k, F> {
             Ok(()) => ok,
             Err(nrc) => negative(sid, nrc),
         }
+    }
+
+    /// RoutineControl: start [`RID_ACTIVATE`] or [`RID_DISCARD`].
+    fn routine(&mut self, req: &[u8], ok: &mut Response) -> Result<(), Nrc> {
+        let [START_ROUTINE, hi, lo, arg @ ..] = req else {
+            return Err(if req.first().is_some_and(|s| *s != START_ROUTINE) {
+                Nrc::RequestOutOfRange
+            } else {
+                Nrc::IncorrectLength
+            });
+        };
+        match (u16::from_be_bytes([*hi, *lo]), arg.len()) {
+            (RID_ACTIVATE, 32) => {
+                let mut sha = [0u8; 32];
+                sha.copy_from_slice(arg);
+                self.bootloader.activate(&sha).map_err(Nrc::from)?;
+            }
+            (RID_DISCARD, 0) => self.bootloader.discard().map_err(Nrc::from)?,
+            (RID_ACTIVATE | RID_DISCARD, _) => return Err(Nrc::IncorrectLength),
+            _ => return Err(Nrc::RequestOutOfRange),
+        }
+        let _ = ok.extend_from_slice(&[ROUTINE_CONTROL + 0x40, START_ROUTINE, *hi, *lo]);
+        Ok(())
     }
 
     /// The identification record: serial, hardware id, uid, version, SHA-256, length,
@@ -288,6 +333,27 @@ pub mod client {
 
     pub fn transfer_exit() -> [u8; 1] {
         [TRANSFER_EXIT]
+    }
+
+    /// Activate the pending image of SHA-256 `sha256`.
+    pub fn activate(sha256: &[u8; 32]) -> [u8; 36] {
+        let mut v = [0u8; 36];
+        let rid = RID_ACTIVATE.to_be_bytes();
+        v[..4].copy_from_slice(&[ROUTINE_CONTROL, START_ROUTINE, rid[0], rid[1]]);
+        v[4..].copy_from_slice(sha256);
+        v
+    }
+
+    /// Discard the pending image.
+    pub fn discard() -> [u8; 4] {
+        let rid = RID_DISCARD.to_be_bytes();
+        [ROUTINE_CONTROL, START_ROUTINE, rid[0], rid[1]]
+    }
+
+    /// Whether `payload` (after the positive response id) confirms routine `rid`.
+    pub fn routine_done(payload: &[u8], rid: u16) -> bool {
+        let r = rid.to_be_bytes();
+        payload == [START_ROUTINE, r[0], r[1]]
     }
 
     pub fn read_identification() -> [u8; 3] {

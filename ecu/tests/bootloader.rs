@@ -4,6 +4,7 @@ use ota_ecu::bootloader::{Bootloader, Identity, Refusal};
 use ota_ecu::compact_manifest::{Field, ProvisionedKey};
 use ota_ecu::flash::mem::MemFlash;
 use ota_ecu::flash::{Slot, STATE_LEN};
+use ota_ecu::state::ImageInfo;
 use ota_ecu::uds::{Nrc, Server};
 use ota_metadata::documents::compact::{keyid_bytes, sign_compact};
 use ota_metadata::documents::ImageManifest;
@@ -55,18 +56,29 @@ fn identity(keys: &[ProvisionedKey]) -> Identity<'_> {
     }
 }
 
-/// Send a whole image in blocks of `block` bytes.
+/// Send a whole image in blocks of `block` bytes: it ends verified and pending.
+fn stage<F: ota_ecu::flash::Flash>(
+    bl: &mut Bootloader<'_, F>,
+    m: &[u8],
+    img: &[u8],
+    block: usize,
+) -> Result<ImageInfo, Refusal> {
+    bl.request_download(m)?;
+    for (i, chunk) in img.chunks(block).enumerate() {
+        bl.transfer_data(((i + 1) % 256) as u8, chunk)?;
+    }
+    bl.transfer_exit()
+}
+
+/// Send a whole image and activate it.
 fn transfer<F: ota_ecu::flash::Flash>(
     bl: &mut Bootloader<'_, F>,
     m: &[u8],
     img: &[u8],
     block: usize,
 ) -> Result<(), Refusal> {
-    bl.request_download(m)?;
-    for (i, chunk) in img.chunks(block).enumerate() {
-        bl.transfer_data(((i + 1) % 256) as u8, chunk)?;
-    }
-    bl.transfer_exit().map(|_| ())
+    let info = stage(bl, m, img, block)?;
+    bl.activate(&info.sha256).map(|_| ())
 }
 
 #[test]
@@ -188,7 +200,7 @@ fn a_lost_state_refuses_every_install_until_restored_but_a_blank_ecu_starts_at_z
 
     // The state restored (a workshop writes a valid copy back): rollback refused again,
     // updates accepted.
-    flash.state[1] = good[1];
+    flash.state[0] = good[0];
     let mut bl = Bootloader::new(flash, identity(&prov)).unwrap();
     assert!(!bl.state_lost());
     assert_eq!(bl.state().release_counter, 5);
@@ -201,8 +213,9 @@ fn a_power_cut_during_the_first_install_never_loses_the_state() {
     let prov = provisioned();
     let img = image(3000, 9);
     let m = manifest(&img, "1.0", 4, "BRAKE-A", &signers()[0]);
-    // erase + 3 blocks + the blank state + the new state = 6 writes; cut before each one.
-    for cut in 0..7u64 {
+    // erase + 3 blocks + the blank state + the pending state + the active state = 7 writes;
+    // cut before each one.
+    for cut in 0..8u64 {
         let mut flash = MemFlash::new(100_000);
         flash.writes_left = Some(cut);
         let mut bl = Bootloader::new(flash, identity(&prov)).unwrap();
@@ -270,8 +283,8 @@ fn power_cut_at_every_write_keeps_the_old_image_bootable_and_the_retry_succeeds(
     let mut base = Bootloader::new(MemFlash::new(100_000), identity(&prov)).unwrap();
     transfer(&mut base, &m_old, &old, 1000).unwrap();
     let base_flash = base.into_flash();
-    // erase + 24 blocks + state write = 26 write operations; cut before each one.
-    for cut in 0..27u64 {
+    // erase + 24 blocks + pending state + active state = 27 write operations; cut before each.
+    for cut in 0..28u64 {
         let mut flash = base_flash.clone();
         flash.writes_left = Some(cut);
         let mut bl = Bootloader::new(flash, identity(&prov)).unwrap();
@@ -288,6 +301,11 @@ fn power_cut_at_every_write_keeps_the_old_image_bootable_and_the_retry_succeeds(
                 "1.0",
                 "cut {cut}: the old image must stay active"
             );
+            // Pending only once the whole image verified.
+            if let Some(p) = bl.state().pending {
+                assert_eq!(p.version.as_str(), "2.0", "cut {cut}");
+                assert_eq!(p.sha256, <[u8; 32]>::from(Sha256::digest(&new)));
+            }
         }
         assert!(
             bl.verify_active().unwrap(),
@@ -303,4 +321,70 @@ fn power_cut_at_every_write_keeps_the_old_image_bootable_and_the_retry_succeeds(
         );
         assert!(bl.verify_active().unwrap());
     }
+}
+
+#[test]
+fn a_verified_image_waits_pending_until_activated_or_discarded() {
+    let prov = provisioned();
+    let mut bl = Bootloader::new(MemFlash::new(100_000), identity(&prov)).unwrap();
+    let old = image(5000, 11);
+    let new = image(7000, 12);
+    let next = image(6000, 13);
+    let (m_old, m_new, m_next) = (
+        manifest(&old, "1.0", 1, "BRAKE-A", &signers()[0]),
+        manifest(&new, "2.0", 2, "BRAKE-A", &signers()[0]),
+        manifest(&next, "3.0", 3, "BRAKE-A", &signers()[0]),
+    );
+    let sha = |b: &[u8]| <[u8; 32]>::from(Sha256::digest(b));
+    transfer(&mut bl, &m_old, &old, 1000).unwrap();
+    let before = *bl.state();
+
+    // Verified and pending: the old image stays active, the counter stays, across a restart.
+    let info = stage(&mut bl, &m_new, &new, 1000).unwrap();
+    let st = *bl.state();
+    assert_eq!((st.active, st.release_counter), (before.active, 1));
+    assert_eq!(st.image, before.image);
+    assert_eq!(st.pending, Some(info));
+    assert!(bl.verify_active().unwrap());
+    let mut bl = Bootloader::new(bl.into_flash(), identity(&prov)).unwrap();
+    assert_eq!(*bl.state(), st, "the pending image survives a restart");
+
+    // Only the pending image's hash activates it.
+    assert_eq!(bl.activate(&sha(&next)), Err(Refusal::NothingPending));
+    assert_eq!(*bl.state(), st);
+    assert_eq!(bl.activate(&sha(&new)).unwrap(), info);
+    let st = *bl.state();
+    assert_eq!(st.active, before.active.other());
+    assert_eq!((st.release_counter, st.pending), (2, None));
+    assert_eq!(st.image.unwrap().version.as_str(), "2.0");
+    assert!(bl.verify_active().unwrap());
+    // Idempotent: activating the active image again writes nothing; the old one is gone.
+    assert_eq!(bl.activate(&sha(&new)).unwrap().version.as_str(), "2.0");
+    assert_eq!(*bl.state(), st);
+    assert_eq!(bl.activate(&sha(&old)), Err(Refusal::NothingPending));
+
+    // Discard drops a pending image (idempotent); the active one stays.
+    stage(&mut bl, &m_next, &next, 1000).unwrap();
+    bl.discard().unwrap();
+    let discarded = *bl.state();
+    assert_eq!((discarded.pending, discarded.image), (None, st.image));
+    bl.discard().unwrap();
+    assert_eq!(*bl.state(), discarded, "nothing written the second time");
+    assert_eq!(bl.activate(&sha(&next)), Err(Refusal::NothingPending));
+
+    // A pending slot that no longer hashes right is never activated, and is dropped.
+    stage(&mut bl, &m_next, &next, 1000).unwrap();
+    let slot = usize::from(bl.state().active.other().index());
+    bl.flash_mut().slots[slot][10] ^= 1;
+    assert_eq!(bl.activate(&sha(&next)), Err(Refusal::HashMismatch));
+    assert_eq!(bl.state().pending, None);
+    assert_eq!(bl.state().image.unwrap().version.as_str(), "2.0");
+    assert!(bl.verify_active().unwrap());
+
+    // A new download drops the pending record before it erases that slot.
+    stage(&mut bl, &m_next, &next, 1000).unwrap();
+    bl.request_download(&m_next).unwrap();
+    assert_eq!(bl.state().pending, None);
+    let mut bl = Bootloader::new(bl.into_flash(), identity(&prov)).unwrap();
+    assert_eq!(bl.activate(&sha(&next)), Err(Refusal::NothingPending));
 }

@@ -6,7 +6,7 @@ use ota_ecu::bus::mem::MemBus;
 use ota_ecu::bus::udp::UdpBus;
 use ota_ecu::compact_manifest::{Field, ProvisionedKey};
 use ota_ecu::flash::mem::MemFlash;
-use ota_ecu::flasher::{flash_image, serve, FlashError};
+use ota_ecu::flasher::{activate, flash_image, serve, FlashError};
 use ota_ecu::isotp::{standard_id, Config, Frame, Mode};
 use ota_ecu::transport::Endpoint;
 use ota_ecu::uds::{Nrc, Server};
@@ -97,6 +97,7 @@ fn download_over_the_memory_bus_classic_and_fd() {
         )
         .unwrap();
         assert_eq!(last, img.len() as u64);
+        activate(&mut tester, &Sha256::digest(&img).into()).unwrap();
         // A lower release counter is refused by the ECU itself.
         let err = flash_image(
             &mut tester,
@@ -138,6 +139,7 @@ fn a_byte_flipped_in_transit_is_refused_and_the_old_image_stays() {
         |_| {},
     )
     .unwrap();
+    activate(&mut tester, &Sha256::digest(&old).into()).unwrap();
     let new = image(9000);
     let mut flipped = new.clone();
     *flipped.last_mut().unwrap() ^= 0x80;
@@ -192,6 +194,7 @@ fn download_over_the_udp_bus() {
         |_| {},
     )
     .unwrap();
+    activate(&mut tester, &Sha256::digest(&img).into()).unwrap();
     stop.store(true, Ordering::Relaxed);
     let flash = ecu.join().unwrap();
     assert_eq!(&flash.slots[1][..img.len()], &img[..]);

@@ -1,9 +1,10 @@
 //! The ECU simulator as a separate process on the UDP bus, driven by a tester in this process:
-//! a download installs and survives a restart of the ECU process; a refused download leaves the
-//! image as it was.
+//! a download leaves a verified pending image that survives a kill of the ECU process and runs
+//! only once activated; the activation survives a kill too; a refused download (or a flash
+//! that fails) leaves the image as it was.
 
 use ota_ecu::bus::udp::UdpBus;
-use ota_ecu::flasher::{flash_image, FlashError};
+use ota_ecu::flasher::{activate, discard, flash_image, FlashError};
 use ota_ecu::isotp::{standard_id, Config, Mode};
 use ota_ecu::transport::Endpoint;
 use ota_ecu::uds::{client, Nrc};
@@ -32,6 +33,10 @@ impl Drop for Sim {
 }
 
 fn start(me: SocketAddr, tester: SocketAddr, key: &Path, flash: &Path) -> Sim {
+    start_with(me, tester, key, flash, &[])
+}
+
+fn start_with(me: SocketAddr, tester: SocketAddr, key: &Path, flash: &Path, extra: &[&str]) -> Sim {
     let child = Command::new(env!("CARGO_BIN_EXE_ota-ecu-sim"))
         .args([
             "--bind",
@@ -48,6 +53,7 @@ fn start(me: SocketAddr, tester: SocketAddr, key: &Path, flash: &Path) -> Sim {
         .arg("--flash-dir")
         .arg(flash)
         .args(["--rx-id", "0x7E0", "--tx-id", "0x7E8", "--fd"])
+        .args(extra)
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -109,9 +115,22 @@ fn download_to_a_simulator_process() {
     )
     .unwrap();
 
-    // Restart the ECU process: the image and counter persist in its flash files.
+    // Kill the ECU process (SIGKILL) and start it again: the image is verified and pending,
+    // not running.
     drop(sim);
-    let _sim = start(ecu, me, &pubkey, &flash);
+    let sim = start(ecu, me, &pubkey, &flash);
+    assert!(
+        identification(&mut ep).image.is_none(),
+        "pending is not active"
+    );
+    let sha: [u8; 32] = Sha256::digest(&img).into();
+    activate(&mut ep, &sha).unwrap();
+    // Again: the activation and the counter persist in its flash files; activating again is
+    // harmless.
+    drop(sim);
+    let sim = start(ecu, me, &pubkey, &flash);
+    assert_eq!(identification(&mut ep).image.unwrap().1.as_str(), "3.1");
+    activate(&mut ep, &sha).unwrap();
     let id = identification(&mut ep);
     let (uid, version) = id.image.unwrap();
     assert_eq!(
@@ -144,4 +163,52 @@ fn download_to_a_simulator_process() {
         "{err}"
     );
     assert_eq!(identification(&mut ep).image.unwrap().1.as_str(), "3.1");
+
+    // A verified 3.2 pending, then discarded: 3.1 stays, and 3.2 cannot be activated.
+    let img2 = vec![0x5Au8; 3000];
+    let m2 = ImageManifest::new(
+        "acme",
+        "fw",
+        "3.2",
+        8,
+        vec!["HW-1".into()],
+        img2.len() as u64,
+        Sha256::digest(&img2).into(),
+    )
+    .unwrap();
+    let compact2 = sign_compact(&m2.compact_body().unwrap(), &[&key]).unwrap();
+    flash_image(&mut ep, &compact2, &mut img2.as_slice(), 3000, |_| {}).unwrap();
+    discard(&mut ep).unwrap();
+    let err = activate(&mut ep, &Sha256::digest(&img2).into()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            FlashError::Refused {
+                nrc: Some(Nrc::NothingPending),
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    // The same ECU with a failing flash refuses the download; 3.1 stays.
+    drop(sim);
+    let _sim = start_with(ecu, me, &pubkey, &flash, &["--flash-fault"]);
+    assert_eq!(identification(&mut ep).image.unwrap().1.as_str(), "3.1");
+    let err = flash_image(&mut ep, &compact2, &mut img2.as_slice(), 3000, |_| {}).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            FlashError::Refused {
+                nrc: Some(Nrc::ProgrammingFailure),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let id = identification(&mut ep);
+    assert_eq!(
+        (id.image.unwrap().1.as_str(), id.release_counter),
+        ("3.1", 7)
+    );
 }

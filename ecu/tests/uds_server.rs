@@ -4,7 +4,7 @@ use ota_ecu::bootloader::{Bootloader, Identity};
 use ota_ecu::bus::mem::MemBus;
 use ota_ecu::compact_manifest::{Field, ProvisionedKey};
 use ota_ecu::flash::mem::MemFlash;
-use ota_ecu::flasher::flash_image;
+use ota_ecu::flasher::{activate, flash_image};
 use ota_ecu::isotp::{standard_id, Config};
 use ota_ecu::transport::Endpoint;
 use ota_ecu::uds::{Nrc, Server, NEGATIVE};
@@ -43,7 +43,7 @@ fn random_requests_never_panic_and_never_install() {
         let mut req: Vec<u8> = (0..len).map(|_| next() as u8).collect();
         // Bias towards the real services so the deeper paths run too.
         if let Some(first) = req.first_mut() {
-            *first = [0x34, 0x36, 0x37, 0x22, *first][(next() % 5) as usize];
+            *first = [0x34, 0x36, 0x37, 0x22, 0x31, *first][(next() % 6) as usize];
         }
         let resp = server.handle(&req);
         assert!(!resp.is_empty());
@@ -91,7 +91,7 @@ fn a_busy_ecu_is_asked_again() {
         let mut server = Server::new(bl, Field::new("SN").unwrap());
         let mut ep = Endpoint::new(ecu_can, Config::new(b, a)).unwrap();
         let mut busy_left = 2;
-        // Serve until the transfer exit, answering the first two requests "busy".
+        // Serve until the activation, answering the first two requests "busy".
         loop {
             let req = ep.receive(Duration::from_secs(5)).unwrap();
             let resp = if busy_left > 0 {
@@ -101,7 +101,7 @@ fn a_busy_ecu_is_asked_again() {
                 server.handle(&req).to_vec()
             };
             ep.send(&resp, Duration::from_secs(5)).unwrap();
-            if req == [0x37] {
+            if req.first() == Some(&0x31) {
                 return server
                     .bootloader
                     .state()
@@ -112,5 +112,41 @@ fn a_busy_ecu_is_asked_again() {
     });
     let mut tester = Endpoint::new(bus.node(), Config::new(a, b)).unwrap();
     flash_image(&mut tester, &compact, &mut img.as_slice(), 3000, |_| {}).unwrap();
+    activate(&mut tester, &Sha256::digest(&img).into()).unwrap();
     assert_eq!(ecu.join().unwrap().as_deref(), Some("1"));
+}
+
+#[test]
+fn routine_control_requests_are_checked() {
+    let keys: [ProvisionedKey; 0] = [];
+    let bl = Bootloader::new(
+        MemFlash::new(1 << 16),
+        Identity {
+            hardware_id: Field::new("HW").unwrap(),
+            keys: &keys,
+            threshold: 1,
+        },
+    )
+    .unwrap();
+    let mut server = Server::new(bl, Field::new("SN").unwrap());
+    let activate_unknown = ota_ecu::uds::client::activate(&[0xAA; 32]);
+    let cases: [(&[u8], &[u8]); 7] = [
+        // Discard with nothing pending: done, nothing written.
+        (&[0x31, 0x01, 0x02, 0x02], &[0x71, 0x01, 0x02, 0x02]),
+        (&[0x31, 0x01, 0x02, 0x02, 0x00], &[NEGATIVE, 0x31, 0x13]),
+        // Activate needs a 32-byte hash, and something pending (or active) of that hash.
+        (&[0x31, 0x01, 0x02, 0x01, 0xAA], &[NEGATIVE, 0x31, 0x13]),
+        (&activate_unknown, &[NEGATIVE, 0x31, 0xF7]),
+        // Unknown routine, stop-routine sub-function, too short.
+        (&[0x31, 0x01, 0x12, 0x34], &[NEGATIVE, 0x31, 0x31]),
+        (&[0x31, 0x02, 0x02, 0x01], &[NEGATIVE, 0x31, 0x31]),
+        (&[0x31, 0x01], &[NEGATIVE, 0x31, 0x13]),
+    ];
+    for (req, want) in cases {
+        assert_eq!(&server.handle(req)[..], want, "{req:02X?}");
+    }
+    assert_eq!(
+        server.bootloader.flash_mut().state,
+        [[0; ota_ecu::flash::STATE_LEN]; 2]
+    );
 }

@@ -1,7 +1,8 @@
 //! The CAN forwarder: hands each verified image to its ECU over ISO-TP and the UDS-style
 //! download session of `ota-ecu` (request download with the compact manifest, numbered data
-//! blocks, transfer exit). The ECU verifies everything again before it activates the image;
-//! its refusals come back as errors naming the reason.
+//! blocks, transfer exit), then activates or discards it with the ECU's routines. The ECU
+//! verifies everything again before it holds the image pending; its refusals come back as
+//! errors naming the reason.
 //!
 //! Buses: the UDP-carried bus (ECU simulators as separate processes on 127.0.0.1) or SocketCAN
 //! (a real interface, classic frames). Each ECU listens on its `address` and answers on
@@ -9,9 +10,13 @@
 
 use super::{ForwardError, Forwarder};
 use crate::config::EcuConfig;
-use ota_ecu::flasher::flash_image;
+use ota_ecu::bus::socketcan::SocketCanBus;
+use ota_ecu::bus::udp::UdpBus;
+use ota_ecu::bus::BusError;
+use ota_ecu::flasher::{self, FlashError};
 use ota_ecu::isotp::{standard_id, Config, Frame, Mode};
 use ota_ecu::transport::Endpoint;
+use ota_ecu::uds::Nrc;
 use ota_metadata::documents::EcuReport;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -27,6 +32,31 @@ pub enum CanBus {
     SocketCan {
         interface: String,
     },
+}
+
+/// The bus opened for one exchange.
+enum OpenBus {
+    Udp(UdpBus),
+    SocketCan(SocketCanBus),
+}
+
+impl embedded_can::nb::Can for OpenBus {
+    type Frame = Frame;
+    type Error = BusError;
+
+    fn transmit(&mut self, frame: &Frame) -> nb::Result<Option<Frame>, BusError> {
+        match self {
+            OpenBus::Udp(b) => b.transmit(frame),
+            OpenBus::SocketCan(b) => b.transmit(frame),
+        }
+    }
+
+    fn receive(&mut self) -> nb::Result<Frame, BusError> {
+        match self {
+            OpenBus::Udp(b) => b.receive(),
+            OpenBus::SocketCan(b) => b.receive(),
+        }
+    }
 }
 
 pub struct CanForwarder {
@@ -65,71 +95,53 @@ impl CanForwarder {
         Ok(cfg)
     }
 
-    fn run<C>(
-        &self,
-        can: C,
-        cfg: Config,
-        ecu: &EcuConfig,
-        manifest: &[u8],
-        image: &Path,
-    ) -> Result<(), ForwardError>
-    where
-        C: embedded_can::nb::Can<Frame = Frame>,
-        C::Error: std::fmt::Debug,
-    {
+    /// An ISO-TP endpoint to `ecu` over a freshly opened bus.
+    fn endpoint(&self, ecu: &EcuConfig) -> Result<Endpoint<OpenBus>, ForwardError> {
+        let cfg = self.link(ecu)?;
         let io = |source| ForwardError::Io {
             serial: ecu.serial.clone(),
             source,
         };
-        let mut ep = Endpoint::new(can, cfg).map_err(|e| ForwardError::Ecu {
+        let bus = match &self.bus {
+            CanBus::Udp { bind, peers } => {
+                OpenBus::Udp(UdpBus::bind(*bind, peers.clone()).map_err(io)?)
+            }
+            CanBus::SocketCan { interface } => {
+                OpenBus::SocketCan(SocketCanBus::open(interface).map_err(io)?)
+            }
+        };
+        Endpoint::new(bus, cfg).map_err(|e| ForwardError::Ecu {
             serial: ecu.serial.clone(),
             reason: format!("ISO-TP configuration: {e:?}"),
-        })?;
-        let len = std::fs::metadata(image).map_err(io)?.len();
-        let mut f = std::io::BufReader::new(std::fs::File::open(image).map_err(io)?);
-        let mut shown = 0u64;
-        let show = self.progress;
-        let result = flash_image(&mut ep, manifest, &mut f, len, |sent| {
-            let pct = sent.saturating_mul(100).checked_div(len).unwrap_or(100);
-            if show && pct >= shown + 5 {
-                shown = pct;
-                eprint!("\r  ECU {}: {pct:>3}% of {len} bytes over CAN", ecu.serial);
-            }
-        });
-        if show {
-            eprintln!();
-        }
-        result.map_err(|e| ForwardError::Ecu {
-            serial: ecu.serial.clone(),
-            reason: e.to_string(),
         })
     }
 }
 
-impl CanForwarder {
-    fn ask_report<C>(
-        &self,
-        can: C,
-        cfg: Config,
-        ecu: &EcuConfig,
-        nonce: &[u8; 16],
-    ) -> Result<EcuReport, ForwardError>
-    where
-        C: embedded_can::nb::Can<Frame = Frame>,
-        C::Error: std::fmt::Debug,
-    {
+fn flash_err(ecu: &EcuConfig) -> impl FnOnce(FlashError) -> ForwardError + '_ {
+    |source| match source {
+        FlashError::Refused {
+            nrc: Some(Nrc::NothingPending),
+            ..
+        } => ForwardError::NothingPending {
+            serial: ecu.serial.clone(),
+        },
+        source => ForwardError::Flash {
+            serial: ecu.serial.clone(),
+            source,
+        },
+    }
+}
+
+impl Forwarder for CanForwarder {
+    fn report(&mut self, ecu: &EcuConfig, nonce: &[u8; 16]) -> Result<EcuReport, ForwardError> {
         use ota_ecu::uds::{client, READ_DATA_BY_ID};
         let bad = |reason: String| ForwardError::Ecu {
             serial: ecu.serial.clone(),
             reason,
         };
-        let mut ep =
-            Endpoint::new(can, cfg).map_err(|e| bad(format!("ISO-TP configuration: {e:?}")))?;
+        let mut ep = self.endpoint(ecu)?;
         let resp = ep
-            .request(
-                &client::read_signed_report(nonce),
-                ota_ecu::flasher::ANSWER_TIMEOUT,
-            )
+            .request(&client::read_signed_report(nonce), flasher::ANSWER_TIMEOUT)
             .map_err(|e| bad(format!("no version report: {e}")))?;
         let payload = client::check(READ_DATA_BY_ID, &resp)
             .map_err(|e| bad(format!("version report refused: {e:?}")))?;
@@ -161,47 +173,47 @@ impl CanForwarder {
             signature: hex::encode(sig),
         })
     }
-}
 
-impl Forwarder for CanForwarder {
-    fn report(&mut self, ecu: &EcuConfig, nonce: &[u8; 16]) -> Result<EcuReport, ForwardError> {
-        let cfg = self.link(ecu)?;
-        let io = |source| ForwardError::Io {
-            serial: ecu.serial.clone(),
-            source,
-        };
-        match &self.bus {
-            CanBus::Udp { bind, peers } => {
-                let bus = ota_ecu::bus::udp::UdpBus::bind(*bind, peers.clone()).map_err(io)?;
-                self.ask_report(bus, cfg, ecu, nonce)
-            }
-            CanBus::SocketCan { interface } => {
-                let bus = ota_ecu::bus::socketcan::SocketCanBus::open(interface).map_err(io)?;
-                self.ask_report(bus, cfg, ecu, nonce)
-            }
-        }
-    }
-
-    fn forward(
+    fn stage(
         &mut self,
         ecu: &EcuConfig,
         compact_manifest: &[u8],
         image: &Path,
     ) -> Result<(), ForwardError> {
-        let cfg = self.link(ecu)?;
         let io = |source| ForwardError::Io {
             serial: ecu.serial.clone(),
             source,
         };
-        match &self.bus {
-            CanBus::Udp { bind, peers } => {
-                let bus = ota_ecu::bus::udp::UdpBus::bind(*bind, peers.clone()).map_err(io)?;
-                self.run(bus, cfg, ecu, compact_manifest, image)
+        let mut ep = self.endpoint(ecu)?;
+        let len = std::fs::metadata(image).map_err(io)?.len();
+        let mut f = std::io::BufReader::new(std::fs::File::open(image).map_err(io)?);
+        let mut shown = 0u64;
+        let show = self.progress;
+        let mut halfway = false;
+        let result = flasher::flash_image(&mut ep, compact_manifest, &mut f, len, |sent| {
+            if !halfway && sent.saturating_mul(2) >= len {
+                halfway = true;
+                crate::fault::point(|| format!("half of the image sent to ECU {}", ecu.serial));
             }
-            CanBus::SocketCan { interface } => {
-                let bus = ota_ecu::bus::socketcan::SocketCanBus::open(interface).map_err(io)?;
-                self.run(bus, cfg, ecu, compact_manifest, image)
+            let pct = sent.saturating_mul(100).checked_div(len).unwrap_or(100);
+            if show && pct >= shown + 5 {
+                shown = pct;
+                eprint!("\r  ECU {}: {pct:>3}% of {len} bytes over CAN", ecu.serial);
             }
+        });
+        if show {
+            eprintln!();
         }
+        result.map_err(flash_err(ecu))
+    }
+
+    fn activate(&mut self, ecu: &EcuConfig, sha256: &[u8; 32]) -> Result<(), ForwardError> {
+        let mut ep = self.endpoint(ecu)?;
+        flasher::activate(&mut ep, sha256).map_err(flash_err(ecu))
+    }
+
+    fn discard(&mut self, ecu: &EcuConfig) -> Result<(), ForwardError> {
+        let mut ep = self.endpoint(ecu)?;
+        flasher::discard(&mut ep).map_err(flash_err(ecu))
     }
 }

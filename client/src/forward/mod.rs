@@ -1,6 +1,12 @@
 //! Phase two of an update: handing each verified image to its ECU. The forwarder is a trait so
 //! the gateway does not care how ECUs are reached: a directory per ECU here (tests, ECUs with
 //! a file-based bootloader), CAN with ISO-TP and UDS in the ECU crate's backends.
+//!
+//! Delivery is split so the gateway can update a vehicle all or nothing:
+//! [`Forwarder::stage`] puts an image into the ECU's inactive slot, where the ECU verifies it
+//! and keeps it *pending*; [`Forwarder::activate`] switches the ECU to it, and
+//! [`Forwarder::discard`] drops it. Both are idempotent, so a gateway that lost power can
+//! simply send them again.
 
 mod can;
 mod dir;
@@ -9,11 +15,23 @@ pub use can::{CanBus, CanForwarder};
 pub use dir::DirForwarder;
 
 use crate::config::EcuConfig;
+use ota_ecu::flasher::FlashError;
+use ota_ecu::uds::Nrc;
 use ota_metadata::documents::EcuReport;
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
+    /// The ECU refused a request, or the exchange with it failed.
+    #[error("ECU {serial}: {source}")]
+    Flash {
+        serial: String,
+        #[source]
+        source: FlashError,
+    },
+    /// The ECU has no pending image of that hash to activate (nor is it active).
+    #[error("ECU {serial}: no verified image of that hash is pending or active")]
+    NothingPending { serial: String },
     #[error("ECU {serial}: {reason}")]
     Ecu { serial: String, reason: String },
     #[error("ECU {serial}: {source}")]
@@ -24,15 +42,47 @@ pub enum ForwardError {
     },
 }
 
+impl ForwardError {
+    /// The ECU the error is about.
+    pub fn serial(&self) -> &str {
+        match self {
+            ForwardError::Flash { serial, .. }
+            | ForwardError::NothingPending { serial }
+            | ForwardError::Ecu { serial, .. }
+            | ForwardError::Io { serial, .. } => serial,
+        }
+    }
+
+    /// The UDS negative response code, when the ECU refused.
+    pub fn nrc(&self) -> Option<Nrc> {
+        match self {
+            ForwardError::Flash {
+                source: FlashError::Refused { nrc, .. },
+                ..
+            } => *nrc,
+            ForwardError::NothingPending { .. } => Some(Nrc::NothingPending),
+            _ => None,
+        }
+    }
+}
+
 pub trait Forwarder {
-    /// Deliver `image` with its supplier-signed `compact_manifest` to `ecu`; `Ok` only when the
-    /// ECU accepted (verified and installed) it.
-    fn forward(
+    /// Deliver `image` with its supplier-signed `compact_manifest` into `ecu`'s inactive slot;
+    /// `Ok` only when the ECU verified it and holds it pending. The ECU keeps running its
+    /// active image until [`Forwarder::activate`].
+    fn stage(
         &mut self,
         ecu: &EcuConfig,
         compact_manifest: &[u8],
         image: &Path,
     ) -> Result<(), ForwardError>;
+
+    /// Switch `ecu` to its pending image of SHA-256 `sha256`. Idempotent: `Ok` also when that
+    /// image is already the active one.
+    fn activate(&mut self, ecu: &EcuConfig, sha256: &[u8; 32]) -> Result<(), ForwardError>;
+
+    /// Drop `ecu`'s pending image, if any; its active image stays. Idempotent.
+    fn discard(&mut self, ecu: &EcuConfig) -> Result<(), ForwardError>;
 
     /// Ask `ecu` for its version report, signed with its own key over `nonce`.
     fn report(&mut self, ecu: &EcuConfig, nonce: &[u8; 16]) -> Result<EcuReport, ForwardError> {

@@ -1,0 +1,197 @@
+//! Phase one's store: every image of an update, downloaded and verified, before any ECU hears
+//! of the update. Images are kept by SHA-256 (`STATE_DIR/staging/<sha256>.image`), so a run
+//! that was cut off reuses each image it completed (re-hashed first) instead of downloading it
+//! again; a broken connection within a run is resumed with HTTP Range by the downloader.
+//! Downloads in progress and manifests go through `staging/incoming/`, cleared at the start
+//! of each phase one, so the directory never holds anything unverified.
+//!
+//! The disk budget (`limits.staging_budget`, bytes) bounds the whole update: when the signed
+//! lengths of its images add up to more, the update is refused before anything is downloaded.
+
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// The default disk budget of phase one: 4 GiB.
+pub const DEFAULT_BUDGET: u64 = 4 << 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StagingError {
+    #[error(
+        "the update needs {needed} bytes of staging for {images} image(s) (their signed \
+         lengths), over the disk budget of {budget} bytes (limits.staging_budget); nothing \
+         was downloaded and no ECU was touched"
+    )]
+    OverBudget {
+        needed: u64,
+        budget: u64,
+        images: usize,
+    },
+    #[error("staging {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0:?} is not a SHA-256 in hex")]
+    BadHash(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StagingError + '_ {
+    move |source| StagingError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+pub struct Staging {
+    dir: PathBuf,
+    budget: u64,
+}
+
+impl Staging {
+    /// The staging area of the gateway whose state lives in `state_dir`.
+    pub fn new(state_dir: &Path, budget: u64) -> Self {
+        Staging {
+            dir: state_dir.join("staging"),
+            budget,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where downloads in progress and manifests go.
+    pub fn incoming(&self) -> PathBuf {
+        self.dir.join("incoming")
+    }
+
+    /// Where the image of SHA-256 `sha256` (hex) is kept.
+    pub fn path(&self, sha256: &str) -> Result<PathBuf, StagingError> {
+        let ok = sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit());
+        if !ok {
+            return Err(StagingError::BadHash(sha256.into()));
+        }
+        Ok(self
+            .dir
+            .join(format!("{}.image", sha256.to_ascii_lowercase())))
+    }
+
+    /// Refuse an update whose images (`lengths`, as signed) do not fit the budget.
+    pub fn check_budget(&self, lengths: &[u64]) -> Result<(), StagingError> {
+        let needed = lengths.iter().fold(0u64, |sum, l| sum.saturating_add(*l));
+        if needed > self.budget {
+            return Err(StagingError::OverBudget {
+                needed,
+                budget: self.budget,
+                images: lengths.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Start a phase one: clear `incoming/` and every staged image not in `keep` (hex
+    /// SHA-256s), left over from an update that was replaced or abandoned.
+    pub fn prepare(&self, keep: &[String]) -> Result<(), StagingError> {
+        let incoming = self.incoming();
+        match std::fs::remove_dir_all(&incoming) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err(&incoming)(e)),
+            _ => {}
+        }
+        std::fs::create_dir_all(&incoming).map_err(io_err(&incoming))?;
+        let keep: Vec<PathBuf> = keep
+            .iter()
+            .map(|h| self.path(h))
+            .collect::<Result<_, _>>()?;
+        for entry in std::fs::read_dir(&self.dir).map_err(io_err(&self.dir))? {
+            let path = entry.map_err(io_err(&self.dir))?.path();
+            if path.is_file() && !keep.contains(&path) {
+                std::fs::remove_file(&path).map_err(io_err(&path))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The staged image of SHA-256 `sha256` and `length` bytes, if a complete, intact copy is
+    /// there (hashed again); a damaged copy is removed.
+    pub fn staged(&self, sha256: &str, length: u64) -> Result<Option<PathBuf>, StagingError> {
+        let path = self.path(sha256)?;
+        let mut f = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let mut h = Sha256::new();
+        let n = std::io::copy(&mut f, &mut h).map_err(io_err(&path))?;
+        if n == length && hex::encode(h.finalize()).eq_ignore_ascii_case(sha256) {
+            return Ok(Some(path));
+        }
+        std::fs::remove_file(&path).map_err(io_err(&path))?;
+        Ok(None)
+    }
+
+    /// Move a verified download (`downloaded`, in `incoming/`) into place under its hash,
+    /// durably.
+    pub fn keep(&self, downloaded: &Path, sha256: &str) -> Result<PathBuf, StagingError> {
+        let path = self.path(sha256)?;
+        std::fs::File::open(downloaded)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err(downloaded))?;
+        std::fs::rename(downloaded, &path).map_err(io_err(&path))?;
+        if let Ok(d) = std::fs::File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(path)
+    }
+
+    /// Forget the staged image of SHA-256 `sha256` (once every ECU runs it).
+    pub fn remove(&self, sha256: &str) {
+        if let Ok(path) = self.path(sha256) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_reuse_and_cleanup() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = Staging::new(tmp.path(), 100);
+        assert!(s.check_budget(&[60, 40]).is_ok());
+        assert!(matches!(
+            s.check_budget(&[60, 41]),
+            Err(StagingError::OverBudget {
+                needed: 101,
+                budget: 100,
+                images: 2
+            })
+        ));
+        assert!(matches!(
+            s.check_budget(&[u64::MAX, 1]),
+            Err(StagingError::OverBudget { .. })
+        ));
+        assert!(matches!(s.path("../x"), Err(StagingError::BadHash(_))));
+
+        std::fs::create_dir_all(s.dir()).unwrap();
+        s.prepare(&[]).unwrap();
+        let body = b"firmware".to_vec();
+        let sha = hex::encode(Sha256::digest(&body));
+        let dl = s.incoming().join("dl");
+        std::fs::write(&dl, &body).unwrap();
+        let kept = s.keep(&dl, &sha).unwrap();
+        assert_eq!(s.staged(&sha, 8).unwrap(), Some(kept.clone()));
+        // A damaged copy is not reused.
+        std::fs::write(&kept, b"firmwarX").unwrap();
+        assert_eq!(s.staged(&sha, 8).unwrap(), None);
+        assert!(!kept.exists());
+        // Leftovers of another update go.
+        std::fs::write(&kept, &body).unwrap();
+        let other = s.path(&"a".repeat(64)).unwrap();
+        std::fs::write(&other, b"old").unwrap();
+        s.prepare(std::slice::from_ref(&sha)).unwrap();
+        assert!(kept.exists() && !other.exists());
+    }
+}

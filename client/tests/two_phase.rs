@@ -1,0 +1,702 @@
+//! The all-or-nothing update (issue 10, part 3): the real `ota-gateway` process and three ECU
+//! simulator processes (`ota-ecu-sim`, their flash in files on disk) on the UDP-carried CAN bus.
+//!
+//! - `a_kill_at_every_step_leaves_all_old_or_all_new`: the gateway aborted (as by a power
+//!   cut) at each of its steps in turn, the ECU processes killed and restarted after it; the
+//!   next run always ends with every ECU on the new image, and in between no ECU runs its new
+//!   image unless the update was committed.
+//! - `a_kill_during_recovery_also_converges`: the same, for the run that recovers.
+//! - `one_ecu_refuses_and_no_ecu_switches`: an ECU whose flash fails refuses its image; the
+//!   others discard theirs, none switches, the gateway names the ECU.
+//! - `an_ecu_power_cut_rolls_back_or_forward`: an ECU process losing power while it writes
+//!   its image, its pending state, or its activation.
+//! - `over_the_disk_budget_nothing_is_downloaded` and
+//!   `an_ecu_that_lost_its_pending_image_after_the_commit_gets_it_again`: the staging budget,
+//!   and the roll forward re-sending a staged image (in process, directory forwarder).
+//!
+//! Each ECU process is this test binary started again as the simulator
+//! ([`ecu_simulator_process`]: `ota_ecu::sim`, exactly what the `ota-ecu-sim` binary runs),
+//! since Cargo hands a package's tests only that package's binaries.
+
+mod world;
+
+use ota_client::config::Config;
+use ota_client::forward::{DirForwarder, ForwardError, Forwarder};
+use ota_client::gateway::{summary, EcuOutcome, Gateway, GatewayError};
+use ota_client::staging::StagingError;
+use ota_ecu::flash::file::FileFlash;
+use ota_ecu::state::EcuState;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc;
+use std::time::Duration;
+use world::World;
+
+const SERIALS: [&str; 3] = ["E1", "E2", "E3"];
+const VIN: &str = "VIN2";
+const FAULT: &str = "OTA_GATEWAY_FAULT_AT";
+const SIGABRT: i32 = 6;
+/// Set (to the simulator's arguments, separated by U+001F) in the ECU processes.
+const SIM_ARGS: &str = "OTA_TWO_PHASE_ECU_SIM_ARGS";
+
+/// Not a test of its own: the ECU processes' entry point. Without [`SIM_ARGS`] it does nothing;
+/// with it, it runs the ECU simulator on those arguments until killed.
+#[test]
+fn ecu_simulator_process() {
+    let Ok(args) = std::env::var(SIM_ARGS) else {
+        return;
+    };
+    let stop = AtomicBool::new(false);
+    let args = args.split('\u{1f}').map(String::from);
+    match ota_ecu::sim::parse(args).and_then(|a| ota_ecu::sim::run(a, &stop)) {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("ota-ecu-sim: {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
+/// Every step of an update of the three ECUs, in order, as the gateway names them when it
+/// aborts there.
+const STEPS: [&str; 16] = [
+    "image for ECU E1 staged",
+    "image for ECU E2 staged",
+    "image for ECU E3 staged",
+    "journal: distributing",
+    "half of the image sent to ECU E1",
+    "ECU E1 holds its image verified and pending",
+    "half of the image sent to ECU E2",
+    "ECU E2 holds its image verified and pending",
+    "half of the image sent to ECU E3",
+    "ECU E3 holds its image verified and pending",
+    "journal: commit",
+    "activation of ECU E1 sent",
+    "activation of ECU E2 sent",
+    "activation of ECU E3 sent",
+    "gateway state saved",
+    "journal cleared",
+];
+
+fn free_port() -> SocketAddr {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// One ECU simulator process; killed (SIGKILL) when dropped.
+struct Sim(Child);
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// A vehicle of three BRAKE-A ECUs (E1, E2, E3) behind a gateway on the UDP bus.
+struct Vehicle {
+    w: World,
+    gw: SocketAddr,
+    ports: [SocketAddr; 3],
+    cfg: PathBuf,
+    sims: [Option<Sim>; 3],
+}
+
+impl Vehicle {
+    /// The vehicle, every ECU updated to brake-fw 1.0 through the gateway; ECUs stopped.
+    fn new() -> Self {
+        let w = World::new();
+        let ecus: Vec<(String, String, String, String)> = SERIALS
+            .iter()
+            .map(|s| {
+                (
+                    s.to_string(),
+                    "BRAKE-A".into(),
+                    "brake-fw".into(),
+                    "1.0".into(),
+                )
+            })
+            .collect();
+        w.vehicle(VIN, &ecus);
+        let signer = ota_metadata::SigningKey::from_pem(world::key_pem()).unwrap();
+        std::fs::write(
+            w.p("supplier.pub.pem"),
+            ota_metadata::signing::public_pem(&signer.rsa_public()).unwrap(),
+        )
+        .unwrap();
+        let gw = free_port();
+        let ports = [free_port(), free_port(), free_port()];
+        let cfg = w.p("gw-2p.toml");
+        let mut t = format!(
+            "vin = \"{VIN}\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\n\
+             state_dir = \"state-2p\"\n[forward]\nkind = \"udp\"\nbind = \"{gw}\"\n\
+             peers = [\"{}\", \"{}\", \"{}\"]\nfd = true\n",
+            w.url("oem"),
+            ports[0],
+            ports[1],
+            ports[2]
+        );
+        for (i, s) in SERIALS.iter().enumerate() {
+            t += &format!(
+                "[[ecus]]\nserial = \"{s}\"\nhardware_id = \"BRAKE-A\"\naddress = 0x{:03X}\n",
+                0x7E0 + i
+            );
+        }
+        std::fs::write(&cfg, t).unwrap();
+        let mut v = Vehicle {
+            w,
+            gw,
+            ports,
+            cfg,
+            sims: [None, None, None],
+        };
+        assert!(v.gateway(&["init"], None).status.success());
+        v.start_all();
+        let out = v.gateway(&["update"], None);
+        assert!(out.status.success(), "{}", text(&out));
+        v.stop_all();
+        v.assert_all("1.0");
+        v
+    }
+
+    fn flash(&self, i: usize) -> PathBuf {
+        self.w.p(&format!("flash-{}", SERIALS[i]))
+    }
+
+    /// Start ECU `i` (with `extra` simulator flags) and wait until it listens.
+    fn start(&mut self, i: usize, extra: &[&str]) {
+        let mut args: Vec<String> = vec![
+            "--bind".into(),
+            self.ports[i].to_string(),
+            "--peer".into(),
+            self.gw.to_string(),
+            "--serial".into(),
+            SERIALS[i].into(),
+            "--hardware-id".into(),
+            "BRAKE-A".into(),
+            "--supplier-key".into(),
+            self.w.s("supplier.pub.pem"),
+            "--flash-dir".into(),
+            self.flash(i).display().to_string(),
+            "--rx-id".into(),
+            format!("0x{:03X}", 0x7E0 + i),
+            "--tx-id".into(),
+            format!("0x{:03X}", 0x7E8 + i),
+            "--fd".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "ecu_simulator_process",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(SIM_ARGS, args.join("\u{1f}"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("listening on") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(20))
+            .expect("the ECU simulator did not start");
+        self.sims[i] = Some(Sim(child));
+    }
+
+    fn start_all(&mut self) {
+        for i in 0..3 {
+            self.start(i, &[]);
+        }
+    }
+
+    /// SIGKILL every ECU process (their flash files stay, as flash does).
+    fn stop_all(&mut self) {
+        for s in &mut self.sims {
+            s.take();
+        }
+    }
+
+    /// Run the gateway, optionally aborting at step `fault`.
+    fn gateway(&self, args: &[&str], fault: Option<u64>) -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ota-gateway"));
+        c.arg("-c").arg(&self.cfg).args(args).env_remove(FAULT);
+        if let Some(n) = fault {
+            c.env(FAULT, n.to_string());
+        }
+        c.output().unwrap()
+    }
+
+    fn states(&self) -> Vec<EcuState> {
+        (0..3)
+            .map(|i| {
+                let mut f = FileFlash::open(&self.flash(i), 16 << 20).unwrap();
+                EcuState::load(&mut f).unwrap()
+            })
+            .collect()
+    }
+
+    /// The version each ECU runs, as its own flash says.
+    fn versions(&self) -> Vec<String> {
+        self.states()
+            .iter()
+            .map(|s| s.image.map_or("none".into(), |i| i.version.as_str().into()))
+            .collect()
+    }
+
+    /// The journal's phase, if an update is in flight.
+    fn journal(&self) -> Option<String> {
+        let bytes = std::fs::read(self.w.p("state-2p/update-journal.json")).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        Some(v["phase"].as_str().unwrap().to_string())
+    }
+
+    /// Every ECU runs `version` and holds nothing pending, the gateway records it, and no
+    /// update is in flight.
+    fn assert_all(&self, version: &str) {
+        let states = self.states();
+        for (s, st) in SERIALS.iter().zip(&states) {
+            let running = st.image.map(|i| i.version.as_str().to_string());
+            assert_eq!(running.as_deref(), Some(version), "ECU {s}: {st:?}");
+            assert!(
+                st.pending.is_none(),
+                "ECU {s} holds a pending image: {st:?}"
+            );
+        }
+        assert_eq!(self.journal(), None, "an update is still in flight");
+        let status = self.gateway(&["status"], None);
+        let status = String::from_utf8_lossy(&status.stdout);
+        for s in SERIALS {
+            assert!(
+                status.contains(&format!("ECU {s} [BRAKE-A]: brake-fw {version}")),
+                "{status}"
+            );
+        }
+    }
+
+    /// After a cut: every ECU runs the old image or every ECU the new one, unless the update
+    /// was committed (then the next run activates the rest).
+    fn assert_consistent(&self, old: &str, new: &str, what: &str) {
+        let versions = self.versions();
+        let journal = self.journal();
+        assert!(
+            versions.iter().all(|v| v == old || v == new),
+            "{what}: {versions:?}"
+        );
+        let all = |x: &str| versions.iter().all(|v| v == x);
+        assert!(
+            all(old) || all(new) || journal.as_deref() == Some("commit"),
+            "{what}: ECUs run {versions:?} and the journal is {journal:?}"
+        );
+        if journal.as_deref() != Some("commit") && !all(new) {
+            // Undecided: nothing was activated.
+            assert!(all(old), "{what}: {versions:?}");
+        }
+    }
+
+    fn assign_all(&self, version: &str) {
+        for s in SERIALS {
+            ota_repo::oem::assign(
+                &self.w.p("oem"),
+                ota_repo::oem::Assign {
+                    target: ota_repo::oem::AssignTarget::Vehicle {
+                        vin: VIN.into(),
+                        serial: Some(s.into()),
+                    },
+                    supplier: "acme".into(),
+                    uid: "brake-fw".into(),
+                    version: version.into(),
+                },
+            )
+            .unwrap();
+        }
+        ota_repo::oem::publish(&self.w.p("oem"), self.w.now, false).unwrap();
+    }
+
+    /// Copy the ECUs' flash and the gateway's state to `to` (ECUs stopped).
+    fn snapshot(&self, to: &Path) {
+        let _ = std::fs::remove_dir_all(to);
+        for (i, serial) in SERIALS.iter().enumerate() {
+            copy_dir(&self.flash(i), &to.join(serial));
+        }
+        copy_dir(&self.w.p("state-2p"), &to.join("gateway"));
+    }
+
+    /// Put back what [`Vehicle::snapshot`] copied (ECUs stopped).
+    fn restore(&self, from: &Path) {
+        for (i, serial) in SERIALS.iter().enumerate() {
+            let _ = std::fs::remove_dir_all(self.flash(i));
+            copy_dir(&from.join(serial), &self.flash(i));
+        }
+        let _ = std::fs::remove_dir_all(self.w.p("state-2p"));
+        copy_dir(&from.join("gateway"), &self.w.p("state-2p"));
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The step a run aborted at (`None`: it ran to its end).
+fn aborted_at(out: &Output) -> Option<String> {
+    if out.status.signal() != Some(SIGABRT) {
+        return None;
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("fault injection: abort at step"))
+        .unwrap_or_else(|| panic!("aborted without naming the step: {}", text(out)));
+    let (_, step) = line.split_once("abort at step ").unwrap();
+    Some(step.split_once(": ").unwrap().1.to_string())
+}
+
+/// Run the gateway normally (ECUs started) and check that every ECU ends on `version`.
+fn finish(v: &mut Vehicle, version: &str, what: &str) {
+    v.start_all();
+    let out = v.gateway(&["update"], None);
+    assert!(out.status.success(), "{what}: the next run: {}", text(&out));
+    v.stop_all();
+    v.assert_all(version);
+}
+
+#[test]
+fn a_kill_at_every_step_leaves_all_old_or_all_new() {
+    let mut v = Vehicle::new();
+    v.assign_all("2.0");
+    let base = v.w.p("snapshot-base");
+    v.snapshot(&base);
+    let mut steps = Vec::new();
+    for n in 1u64.. {
+        assert!(n <= 40, "the steps never end: {steps:#?}");
+        v.restore(&base);
+        v.start_all();
+        let out = v.gateway(&["update"], Some(n));
+        let Some(what) = aborted_at(&out) else {
+            // A run with fewer steps than n: the update went through untouched.
+            assert!(out.status.success(), "{}", text(&out));
+            v.stop_all();
+            v.assert_all("2.0");
+            break;
+        };
+        let what = format!("killed at step {n} ({what})");
+        steps.push(what.clone());
+        // The ECUs lose power too: their pending images must survive it.
+        v.stop_all();
+        v.assert_consistent("1.0", "2.0", &what);
+        finish(&mut v, "2.0", &what);
+    }
+    let names: Vec<&str> = steps
+        .iter()
+        .map(|s| s.split_once(" (").unwrap().1.trim_end_matches(')'))
+        .collect();
+    assert_eq!(names, STEPS, "the gateway's steps");
+}
+
+#[test]
+fn a_kill_during_recovery_also_converges() {
+    let mut v = Vehicle::new();
+    v.assign_all("2.0");
+    let base = v.w.p("snapshot-base");
+    v.snapshot(&base);
+    // Killed once undecided (E1 and E2 hold their image pending) and once decided; then the
+    // run that recovers killed at each of its own steps.
+    for (first, recovery) in [
+        (
+            "ECU E2 holds its image verified and pending",
+            &[
+                "pending image of ECU E1 discarded",
+                "pending image of ECU E2 discarded",
+                "pending image of ECU E3 discarded",
+                "journal cleared",
+                "image for ECU E1 staged",
+            ][..],
+        ),
+        (
+            "journal: commit",
+            &[
+                "activation of ECU E1 sent",
+                "activation of ECU E2 sent",
+                "activation of ECU E3 sent",
+                "gateway state saved",
+                "journal cleared",
+            ][..],
+        ),
+    ] {
+        let n = STEPS.iter().position(|s| *s == first).unwrap() as u64 + 1;
+        v.restore(&base);
+        v.start_all();
+        let out = v.gateway(&["update"], Some(n));
+        assert_eq!(aborted_at(&out).as_deref(), Some(first), "{}", text(&out));
+        v.stop_all();
+        let cut = v.w.p("snapshot-cut");
+        v.snapshot(&cut);
+        for (m, step) in recovery.iter().enumerate() {
+            let what = format!("killed at {first:?}, then its recovery at {step:?}");
+            v.restore(&cut);
+            v.start_all();
+            let out = v.gateway(&["update"], Some(m as u64 + 1));
+            assert_eq!(
+                aborted_at(&out).as_deref(),
+                Some(*step),
+                "{what}: {}",
+                text(&out)
+            );
+            v.stop_all();
+            v.assert_consistent("1.0", "2.0", &what);
+            finish(&mut v, "2.0", &what);
+        }
+    }
+}
+
+#[test]
+fn one_ecu_refuses_and_no_ecu_switches() {
+    let mut v = Vehicle::new();
+    v.assign_all("2.0");
+    // E2's flash has failed: it refuses every download; E1 and E3 would take theirs.
+    v.start(0, &[]);
+    v.start(1, &["--flash-fault"]);
+    v.start(2, &[]);
+    let out = v.gateway(&["update"], None);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        stderr.contains("ECU E2: FAILED: ECU E2: ECU refused a data block: programming failure"),
+        "{}",
+        text(&out)
+    );
+    for s in ["E1", "E3"] {
+        assert!(
+            stderr.contains(&format!(
+                "ECU {s}: NOT switched to brake-fw 2.0: the update is all or nothing and ECU E2 failed"
+            )),
+            "{}",
+            text(&out)
+        );
+    }
+    assert!(
+        stderr.contains("update not applied: ECU E2 failed, so no ECU switched"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("updated to"), "{stdout}");
+    v.stop_all();
+    // None switched; E1, which held 2.0 pending, discarded it.
+    v.assert_all("1.0");
+    // E2 repaired: the same update goes through on all three.
+    finish(&mut v, "2.0", "after the repair");
+}
+
+#[test]
+fn an_ecu_power_cut_rolls_back_or_forward() {
+    let mut v = Vehicle::new();
+    v.assign_all("2.0");
+    let base = v.w.p("snapshot-base");
+    v.snapshot(&base);
+    // E2's flash writes for 2.0: erase, two blocks, the pending state, the activation. Power
+    // goes before the first block, before the pending state, and before the activation.
+    for (writes, committed) in [(1, false), (3, false), (4, true)] {
+        let what = format!("E2 loses power after {writes} flash writes");
+        v.restore(&base);
+        v.start(0, &[]);
+        v.start(1, &["--power-cut-after-writes", &writes.to_string()]);
+        v.start(2, &[]);
+        let out = v.gateway(&["update"], None);
+        assert!(!out.status.success(), "{what}: {}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("ECU E2: FAILED"), "{what}: {}", text(&out));
+        v.stop_all();
+        v.assert_consistent("1.0", "2.0", &what);
+        if committed {
+            // Decided: E1 and E3 switched, E2 holds 2.0 pending and activates next run.
+            assert_eq!(v.journal().as_deref(), Some("commit"), "{what}");
+            assert_eq!(v.versions(), ["2.0", "1.0", "2.0"], "{what}");
+            assert!(v.states()[1].pending.is_some(), "{what}");
+            let status = v.gateway(&["status"], None);
+            let status = String::from_utf8_lossy(&status.stdout);
+            assert!(
+                status.contains("interrupted update (committed) of ECUs E1, E2, E3"),
+                "{status}"
+            );
+        } else {
+            assert_eq!(v.journal(), None, "{what}");
+            assert_eq!(v.versions(), ["1.0", "1.0", "1.0"], "{what}");
+        }
+        finish(&mut v, "2.0", &what);
+    }
+}
+
+/// A gateway configuration for VIN1 (S1, S2) with the directory forwarder and `extra` lines.
+fn dir_config(w: &World, extra: &str) -> Config {
+    let path = w.p("gw-dir.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "vin = \"VIN1\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\n\
+             state_dir = \"state\"\n[forward]\nkind = \"dir\"\npath = \"ecus\"\n\
+             [[ecus]]\nserial = \"S1\"\nhardware_id = \"BRAKE-A\"\n\
+             [[ecus]]\nserial = \"S2\"\nhardware_id = \"BRAKE-A\"\n{extra}",
+            w.url("oem")
+        ),
+    )
+    .unwrap();
+    Config::load(&path).unwrap()
+}
+
+fn gateway(w: &World, extra: &str) -> Gateway {
+    let gw = Gateway::new(dir_config(w, extra), w.now).unwrap();
+    if !w.p("state/repos/oem/root.json").exists() {
+        gw.init(false).unwrap();
+    }
+    gw
+}
+
+#[test]
+fn over_the_disk_budget_nothing_is_downloaded() {
+    let w = World::new();
+    w.assign("S1", "1.0");
+    w.assign("S2", "2.0");
+    // Two images of 5000 bytes each.
+    let gw = gateway(&w, "[limits]\nstaging_budget = 9999\n");
+    let mut fw = DirForwarder::new(w.p("ecus"));
+    match gw.run(Some(&mut fw)) {
+        Err(GatewayError::Staging(StagingError::OverBudget {
+            needed: 10_000,
+            budget: 9999,
+            images: 2,
+        })) => {}
+        Err(e) => panic!("{e}"),
+        Ok(out) => panic!(
+            "{:?}",
+            out.iter().map(|(_, o)| summary(o)).collect::<Vec<_>>()
+        ),
+    }
+    let staged = std::fs::read_dir(w.p("state/staging"))
+        .map(|d| d.flatten().filter(|e| e.path().is_file()).count())
+        .unwrap_or(0);
+    assert_eq!(staged, 0, "nothing downloaded");
+    assert!(!w.p("ecus").exists(), "no ECU touched");
+    // Within the budget, both go.
+    let gw = gateway(&w, "[limits]\nstaging_budget = 10000\n");
+    let out = gw.run(Some(&mut fw)).unwrap();
+    assert!(
+        out.iter()
+            .all(|(_, o)| matches!(o, EcuOutcome::Updated { .. })),
+        "{:?}",
+        out.iter().map(|(_, o)| summary(o)).collect::<Vec<_>>()
+    );
+}
+
+/// The directory forwarder, with S2's activations failing.
+struct FailingActivation(DirForwarder);
+
+impl Forwarder for FailingActivation {
+    fn stage(
+        &mut self,
+        ecu: &ota_client::config::EcuConfig,
+        m: &[u8],
+        image: &Path,
+    ) -> Result<(), ForwardError> {
+        self.0.stage(ecu, m, image)
+    }
+    fn activate(
+        &mut self,
+        ecu: &ota_client::config::EcuConfig,
+        sha256: &[u8; 32],
+    ) -> Result<(), ForwardError> {
+        if ecu.serial == "S2" {
+            return Err(ForwardError::Ecu {
+                serial: ecu.serial.clone(),
+                reason: "unreachable".into(),
+            });
+        }
+        self.0.activate(ecu, sha256)
+    }
+    fn discard(&mut self, ecu: &ota_client::config::EcuConfig) -> Result<(), ForwardError> {
+        self.0.discard(ecu)
+    }
+}
+
+#[test]
+fn an_ecu_that_lost_its_pending_image_after_the_commit_gets_it_again() {
+    let w = World::new();
+    w.assign("S1", "1.0");
+    w.assign("S2", "1.0");
+    let gw = gateway(&w, "");
+    let mut failing = FailingActivation(DirForwarder::new(w.p("ecus")));
+    let out = gw.run(Some(&mut failing)).unwrap();
+    assert!(matches!(out[0].1, EcuOutcome::Updated { .. }));
+    let EcuOutcome::Failed(e) = &out[1].1 else {
+        panic!("{}", summary(&out[1].1))
+    };
+    assert!(
+        e.to_string()
+            .contains("update committed, activation failed"),
+        "{e}"
+    );
+    // Decided: S1 runs 1.0 and is recorded; S2 is not, and the journal says to go on.
+    assert_eq!(
+        std::fs::read(w.p("ecus/S1/image.bin")).unwrap(),
+        [1u8; 5000]
+    );
+    assert!(!w.p("ecus/S2/image.bin").exists());
+    assert!(gw
+        .status()
+        .unwrap()
+        .contains("interrupted update (committed)"));
+    // S2 loses what it held pending (say it was replaced): the next run sends it again from
+    // staging, then activates.
+    let mut fw = DirForwarder::new(w.p("ecus"));
+    fw.discard(&dir_config(&w, "").ecus[1]).unwrap();
+    let out = gw.run(Some(&mut fw)).unwrap();
+    assert!(
+        out.iter()
+            .all(|(_, o)| matches!(o, EcuOutcome::UpToDate { .. })),
+        "{:?}",
+        out.iter().map(|(_, o)| summary(o)).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        std::fs::read(w.p("ecus/S2/image.bin")).unwrap(),
+        [1u8; 5000]
+    );
+    assert!(!gw.status().unwrap().contains("interrupted update"));
+    // The staged image is gone once every ECU runs it.
+    let staged = std::fs::read_dir(w.p("state/staging"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .count();
+    assert_eq!(staged, 0);
+}
