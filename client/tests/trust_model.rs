@@ -382,8 +382,8 @@ fn re_pinning_a_supplier_drops_the_attackers_root_chain() {
 // ---- 6. Fast-forwarded assignments ---------------------------------------------------------
 
 /// What the attacker with the OEM's online keys does to push VIN1's assignments up: start the
-/// publisher from a tree that lists VIN1 at version 999 (a bogus file hash, so the publisher
-/// sees a change and writes version 1000), marking VIN1's shard as changed.
+/// publisher from a tree that lists VIN1 at version 999 with no ECUs (so the publisher sees a
+/// change and writes version 1000), marking VIN1's shard as changed.
 fn fast_forward_vin1(w: &World) {
     use ota_metadata::documents::vehicles::{
         finish, update, vin_key, Leaf, VehicleEntry, DEFAULT_LEAF_MAX,
@@ -396,8 +396,7 @@ fn fast_forward_vin1(w: &World) {
         "VIN1",
         VehicleEntry {
             version: 999,
-            length: 1,
-            sha256: "0".repeat(64),
+            ecus: Default::default(),
         },
     );
     let t = update(

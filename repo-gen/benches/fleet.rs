@@ -4,10 +4,10 @@
 //! For each fleet size, in a fresh OEM directory:
 //! 1. bulk import: the inventory and assignments are written as the OEM's state shards
 //!    directly (through `Inventory`/`Assignments`, shard by shard), not timed;
-//! 2. first publish: every vehicle's file and the whole tree;
+//! 2. first publish: the whole tree (its leaves hold the vehicles' assignments);
 //! 3. freshness renewal: nothing changed, `now` moved 4 days on (the index's 7-day lifetime
 //!    half gone): only index, snapshot and timestamp are re-signed;
-//! 4. a change to one vehicle: its file, the nodes on its path, index, snapshot, timestamp;
+//! 4. a change to one vehicle: the nodes on its path, index, snapshot, timestamp;
 //! 5. what a vehicle downloads, counted through the real client code (`read_master` over a
 //!    counting fetcher reading the tree from disk): a first (cold) check, a check after the
 //!    renewal, and a check after the change to another vehicle, for a vehicle on another
@@ -15,14 +15,17 @@
 //! 6. `ota-repo verify` of the whole tree.
 //!
 //! Each publish runs in a child process (this binary again), so its time is the publish's
-//! own and its peak RSS (VmHWM, read by the child at its end) is the publisher's alone. Then a table of leaf sizes and
-//! fan-outs, computed on in-memory trees of 10,000 to 1,000,000 VINs serialised exactly as
-//! published, shows why fan-out 16 and at most 64 vehicles per leaf were chosen.
+//! own and its peak RSS (VmHWM, read by the child at its end) is the publisher's alone. Then a
+//! table of leaf sizes and fan-outs, computed on in-memory trees of 10,000 to 1,000,000 VINs
+//! serialised exactly as published, shows why fan-out 16 and at most 64 vehicles (and 16 KiB)
+//! per leaf were chosen.
 //!
 //! Run: `cargo bench -p ota-repo --bench fleet` (OTA_BENCH_FLEETS=10000,100000 to choose sizes).
 
 use ota_client::tuf::{init_trusted_root, Counting, DirFetcher, Limits, MetadataStore, Updater};
-use ota_metadata::documents::vehicles::{self, vin_key, NodeLink, VehicleEntry, VehicleNode};
+use ota_metadata::documents::vehicles::{
+    self, vin_key, Leaf, NodeLink, VehicleEntry, VehicleNode,
+};
 use ota_metadata::documents::EcuAssignment;
 use ota_metadata::DateTime;
 use ota_repo::oem::{self, EcuRecord, Inventory, Vehicle};
@@ -124,7 +127,6 @@ struct Download {
     index: u64,
     nodes: u64,
     node_files: usize,
-    assignments: u64,
     other: u64,
 }
 
@@ -166,8 +168,6 @@ impl Observer {
             } else if u.contains("/vehicles/tree/") {
                 d.nodes += n;
                 d.node_files += 1;
-            } else if u.ends_with(".assignments.json") {
-                d.assignments += n;
             } else {
                 d.other += n;
             }
@@ -396,11 +396,11 @@ struct ShapeBuilder {
 }
 
 impl ShapeBuilder {
-    fn entry(i: usize) -> VehicleEntry {
+    /// A vehicle as the fleet publish above makes it: one ECU assigned.
+    fn entry() -> VehicleEntry {
         VehicleEntry {
             version: 1,
-            length: 600 + (i % 100) as u64,
-            sha256: format!("{i:064x}"),
+            ecus: BTreeMap::from([("ECU1".to_string(), assignment("1.0"))]),
         }
     }
 
@@ -415,16 +415,13 @@ impl ShapeBuilder {
         let digits = self.digits;
         let prefix = keys[0].0[..prefix_len].to_string();
         self.s.nodes += 1;
-        if keys.len() <= self.leaf_max {
+        let leaves: Vec<Leaf> = keys.iter().map(|(_, v)| Leaf::new(v, Self::entry())).collect();
+        if vehicles::fits(&leaves, self.leaf_max) {
             let node = VehicleNode {
                 type_: VehicleNode::TYPE.into(),
                 prefix,
                 children: BTreeMap::new(),
-                vehicles: keys
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (_, v))| (v.clone(), Self::entry(i)))
-                    .collect(),
+                vehicles: leaves.into_iter().map(|l| (l.vin, l.entry)).collect(),
             };
             let b = ota_metadata::canonical::to_canonical(&node).unwrap();
             let path = above + b.len() as u64;
@@ -562,7 +559,7 @@ fn main() {
         );
     }
     println!(
-        "\nBreakdown (bytes): timestamp / snapshot / index / nodes (files) / assignments / other"
+        "\nBreakdown (bytes): timestamp / snapshot / index / nodes (files; the leaf holds the assignments) / other"
     );
     for r in &rows {
         for (what, d) in [
@@ -571,14 +568,13 @@ fn main() {
             ("in the changed leaf", &r.sibling_after_change),
         ] {
             println!(
-                "  {:>8} {what:<27} {} / {} / {} / {} ({}) / {} / {}",
+                "  {:>8} {what:<27} {} / {} / {} / {} ({}) / {}",
                 r.n,
                 d.timestamp,
                 d.snapshot,
                 d.index,
                 d.nodes,
                 d.node_files,
-                d.assignments,
                 d.other
             );
         }

@@ -3,7 +3,7 @@
 //! and that `verify` refuses a damaged tree at the file that is wrong.
 
 use ota_metadata::documents::vehicles::{
-    assignments_path, check_node, node_path, vin_key, NodeLink, VehicleNode,
+    check_node, node_path, vin_key, NodeLink, VehicleNode,
 };
 use ota_metadata::documents::EcuAssignment;
 use ota_metadata::{DateTime, SigningKey};
@@ -122,8 +122,8 @@ fn vehicle_files(f: &Fleet) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
-/// The nodes on `vin`'s path in the served tree, and its assignments file.
-fn path_of(f: &Fleet, vin: &str) -> (Vec<PathBuf>, PathBuf) {
+/// The nodes on `vin`'s path in the served tree (the leaf, holding its assignments, last).
+fn path_of(f: &Fleet, vin: &str) -> Vec<PathBuf> {
     let repo = f.repo();
     let key = vin_key(vin);
     let mut link = oem::fleet::served_tree(&repo).unwrap().unwrap();
@@ -133,8 +133,8 @@ fn path_of(f: &Fleet, vin: &str) -> (Vec<PathBuf>, PathBuf) {
         let node = check_node(&std::fs::read(&p).unwrap(), &key[..depth]).unwrap();
         nodes.push(p);
         if node.is_leaf() {
-            let e = &node.vehicles[vin];
-            return (nodes, repo.join(assignments_path(vin, &e.sha256)));
+            assert!(node.vehicles.contains_key(vin));
+            return nodes;
         }
         link = node.children[&key[depth..depth + 1]].clone();
     }
@@ -157,13 +157,13 @@ fn each_publish_writes_and_signs_only_what_changed_and_never_rewrites_a_file() {
     let v = ota_repo::verify::verify(&f.dir, None, f.now).unwrap();
     assert_eq!(v.vehicles, 300);
     let first = vehicle_files(&f);
-    // 300 files, and the tree: 300 vehicles at 64 per leaf need inner nodes.
+    // Only the tree, no file per vehicle: 300 vehicles at 64 per leaf need inner nodes.
     let nodes = first
         .keys()
         .filter(|p| p.to_str().unwrap().contains("/tree/"))
         .count();
-    assert_eq!(first.len(), 300 + nodes);
-    assert!(nodes > 16, "{nodes}");
+    assert_eq!(first.len(), nodes);
+    assert!(nodes > 16 && nodes < 300, "{nodes}");
 
     // Nothing changed, lifetimes half gone: only index, snapshot and timestamp re-signed.
     let later = f.now.plus_seconds(4 * DAY);
@@ -190,7 +190,7 @@ fn each_publish_writes_and_signs_only_what_changed_and_never_rewrites_a_file() {
     );
     assert!(!f.dir.join("pending").read_dir().unwrap().any(|_| true));
 
-    // A change to one vehicle: its file and the nodes on its path, nothing else.
+    // A change to one vehicle: the nodes on its path, nothing else.
     let mut a = oem::Assignments::load_for(&f.dir, &["V042"]).unwrap();
     a.vehicles
         .get_mut("V042")
@@ -200,14 +200,14 @@ fn each_publish_writes_and_signs_only_what_changed_and_never_rewrites_a_file() {
     let r = oem::publish(&f.dir, later, false).unwrap();
     assert_eq!(r.vehicles_written, 1);
     assert_eq!(signed(&r), set(&["vehicles", "snapshot", "timestamp"]));
-    let (path, file) = path_of(&f, "V042");
+    let path = path_of(&f, "V042");
     assert_eq!(r.fleet.nodes_written, path.len());
     let after = vehicle_files(&f);
     for (p, b) in &first {
         assert_eq!(after.get(p), Some(b), "{} changed", p.display());
     }
     let new: BTreeSet<&PathBuf> = after.keys().filter(|p| !first.contains_key(*p)).collect();
-    let want: BTreeSet<&PathBuf> = path.iter().chain([&file]).collect();
+    let want: BTreeSet<&PathBuf> = path.iter().collect();
     assert_eq!(new, want);
     let (e, doc) = oem::fleet::published_assignments(&f.repo(), "V042")
         .unwrap()
@@ -257,12 +257,12 @@ fn flip(p: &Path) -> Vec<u8> {
 }
 
 #[test]
-fn verify_refuses_a_tampered_node_leaf_or_assignments_file_and_a_misplaced_node() {
+fn verify_refuses_a_tampered_node_or_leaf_and_a_misplaced_node() {
     let f = fleet(150);
     oem::publish(&f.dir, f.now, false).unwrap();
-    let (nodes, file) = path_of(&f, "V010");
+    let nodes = path_of(&f, "V010");
     assert!(nodes.len() >= 2);
-    for p in nodes.iter().chain([&file]) {
+    for p in &nodes {
         let good = flip(p);
         let e = ota_repo::verify::verify(&f.dir, None, f.now)
             .unwrap_err()

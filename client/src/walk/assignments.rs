@@ -1,20 +1,19 @@
 //! This vehicle's assignments, trusted through the fleet index by hash
 //! (`ota_metadata::documents::vehicles`): the index (the OEM's online `vehicles` role, listed in
 //! the snapshot, short expiry) names the root node of a tree keyed by SHA-256(VIN); each node on
-//! the way down names the next by length and SHA-256, the leaf names this vehicle's
-//! assignments file the same way. Every file is bounded, checked against its link before it is
-//! parsed, and must be the node for the prefix it is reached at; nodes and the assignments file
-//! are kept locally, so an unchanged one (same hash) is not fetched again.
+//! the way down names the next by length and SHA-256, and the leaf holds this vehicle's
+//! assignments. Every node is bounded, checked against its link before it is parsed, and must
+//! be the node for the prefix it is reached at; nodes are kept locally, so an unchanged one
+//! (same hash) is not fetched again.
 //!
 //! Rollback: the version of the last accepted assignments is kept with the `vehicles` keys and
 //! threshold it was accepted under; a lower version is refused while those keys are the ones
 //! trusted now.
 
 use super::error::{fail, Check, Result};
-use crate::tuf::{encode, Fetch, MetadataStore, Updater};
+use crate::tuf::{Fetch, MetadataStore, Updater};
 use ota_metadata::documents::vehicles::{
-    self, check_assignments, check_node, vin_key, NodeLink, VehicleEntry, VehicleIndex,
-    MAX_ASSIGNMENTS_BYTES, MAX_DEPTH, MAX_NODE_BYTES,
+    self, check_node, vin_key, NodeLink, VehicleEntry, VehicleIndex, MAX_DEPTH, MAX_NODE_BYTES,
 };
 use ota_metadata::documents::Assignments;
 use serde::{Deserialize, Serialize};
@@ -22,8 +21,6 @@ use std::fmt;
 
 /// Where the last accepted assignments are recorded in the store.
 const ACCEPTED: &str = "vehicle-accepted";
-/// The local copy of the assignments file.
-const ASSIGNMENTS_FILE: &str = "vehicle-assignments";
 
 /// The local copy of the node at `depth` on this vehicle's path.
 fn node_cache(depth: usize) -> String {
@@ -108,7 +105,6 @@ pub fn find_in_tree(
 struct Accepted {
     vin: String,
     version: u64,
-    sha256: String,
     keyids: Vec<String>,
     threshold: u32,
 }
@@ -148,26 +144,8 @@ pub fn read_assignments<F: Fetch>(
     let Some(entry) = entry else {
         return Ok(None);
     };
-
-    // The leaf's hash was checked as a valid SHA-256 in hex; the VIN is encoded as a segment.
-    let path = format!(
-        "vehicles/{}/{}.{}.assignments.json",
-        &vin_key(vin)[..vehicles::DIR_DIGITS],
-        encode::url_segment(vin),
-        entry.sha256
-    );
-    let bytes = master
-        .fetch_metadata_file_cached(
-            &path,
-            ASSIGNMENTS_FILE,
-            &entry.meta(),
-            MAX_ASSIGNMENTS_BYTES,
-        )
-        .map_err(|e| fail(Check::Assignments, url, e))?;
-    let a = check_assignments(&bytes, vin, &entry).map_err(|e| fail(Check::Assignments, url, e))?;
-
     check_rollback(master, url, vin, &entry, store)?;
-    Ok(Some(a))
+    Ok(Some(entry.to_assignments(vin)))
 }
 
 /// Never accept older assignments than the last accepted ones, as long as those were trusted
@@ -210,7 +188,6 @@ fn check_rollback<F: Fetch>(
     let record = Accepted {
         vin: vin.into(),
         version: entry.version,
-        sha256: entry.sha256.clone(),
         keyids,
         threshold: role.threshold,
     };
@@ -242,8 +219,7 @@ mod tests {
     fn entry(v: u64) -> VehicleEntry {
         VehicleEntry {
             version: v,
-            length: 10,
-            sha256: format!("{v:064x}"),
+            ecus: BTreeMap::new(),
         }
     }
 

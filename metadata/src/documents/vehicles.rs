@@ -9,24 +9,28 @@
 //!   (root.SHA.json for the root)            keyed by SHA-256(VIN) in hex, one hex digit per
 //!                                           level (fan-out 16). An inner node lists the length
 //!                                           and SHA-256 of each child; a leaf ("bin") lists,
-//!                                           per VIN, the version, length and SHA-256 of its
-//!                                           assignments
-//! vehicles/KKK/VIN.SHA.assignments.json     unsigned canonical JSON, content-addressed (KKK:
-//!                                           the first three hex digits of SHA-256(VIN)):
-//!                                           vin, version (for rollback), the ECUs' images
+//!                                           per VIN, the version and the ECUs' images: the
+//!                                           vehicle's assignments themselves
 //! ```
 //!
 //! A vehicle trusts its assignments through the hash chain from the signed index: no
 //! signature and no expiry per vehicle, so renewing freshness re-signs the index, snapshot and
-//! timestamp only, at any fleet size. Changing one vehicle writes its file, the nodes on its
-//! path (about log16 of the fleet) and the three signed files. A vehicle downloads the index,
-//! the nodes on its path and its own file, and fetches again only the nodes whose hash
-//! changed: after a change elsewhere in a fleet of a million, the root node (about 1.5 KB).
+//! timestamp only, at any fleet size. Changing one vehicle writes the nodes on its path (about
+//! log16 of the fleet) and the three signed files. A vehicle downloads the index and the nodes
+//! on its path, and fetches again only the nodes whose hash changed: after a change elsewhere
+//! in a fleet of a million, the root node (about 1.5 KB).
 //!
-//! The shape is canonical: a node is a leaf exactly when at most `leaf_max` vehicles fall under
-//! its prefix (the publisher's setting; clients only bound node sizes), so a bulk build and a
-//! sequence of single changes give the same tree. Vehicles are never removed from the tree:
-//! one whose assignments are all withdrawn gets an empty assignments file with a new version.
+//! Why the assignments sit in the leaves rather than in a file per vehicle: a first publish
+//! must write every file, and creating a million small files is what bounded it (about 8,000
+//! files a second on the 2-core test machine, two minutes for a million vehicles; the fleet
+//! benchmark). In the leaves a million vehicles make about 70,000 files. A vehicle then reads
+//! its neighbours' assignments too; they are public on the CDN either way, as every file is.
+//!
+//! The shape is canonical: a node is a leaf exactly when the vehicles under its prefix fit in
+//! one ([`fits`]: at most `leaf_max` of them and [`LEAF_BYTES`] of entries, or a single
+//! vehicle), so a bulk build and a sequence of single changes give the same tree (the
+//! publisher's setting; clients only bound node sizes). Vehicles are never removed from the
+//! tree: one whose assignments are all withdrawn keeps an entry with no ECUs and a new version.
 
 use crate::error::{Error, Result};
 use crate::names;
@@ -37,7 +41,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-use super::assignments::Assignments;
+use super::assignments::{Assignments, EcuAssignment};
 
 /// Children per node: one hex digit of SHA-256(VIN) per level. The only fan-out this format
 /// has (the index names it, so a later format can change it and old clients refuse it).
@@ -47,11 +51,13 @@ pub const DEFAULT_LEAF_MAX: usize = 64;
 /// Most nodes on a path, root and leaf included. A leaf at this depth may hold more than
 /// `leaf_max` vehicles (it would take over `leaf_max` VINs sharing 60 bits of hash).
 pub const MAX_DEPTH: usize = 16;
-/// Bound on one node file (a leaf of `leaf_max` vehicles is a few KB).
-pub const MAX_NODE_BYTES: u64 = 64 * 1024;
-/// Bound on one vehicle's assignments file.
-pub const MAX_ASSIGNMENTS_BYTES: u64 = 1 << 20;
-/// Hex digits of SHA-256(VIN) naming the directory of a vehicle's assignments files.
+/// Bound on one node file, as clients enforce it. A leaf is kept within [`LEAF_BYTES`] of
+/// entries unless one vehicle alone is larger (a vehicle of several hundred ECUs).
+pub const MAX_NODE_BYTES: u64 = 256 * 1024;
+/// Most bytes of vehicle entries in a leaf of more than one vehicle (the publisher's choice:
+/// what a vehicle downloads after a change in its own leaf).
+pub const LEAF_BYTES: usize = 16 * 1024;
+/// Hex digits of SHA-256(VIN) of the publisher's state shards (and of the bulk build's units).
 pub const DIR_DIGITS: usize = 3;
 
 /// SHA-256 of the VIN, lower-case hex: where the vehicle sits in the tree.
@@ -63,14 +69,6 @@ pub fn vin_key(vin: &str) -> String {
 pub fn node_path(prefix: &str, sha256: &str) -> String {
     let name = if prefix.is_empty() { "root" } else { prefix };
     format!("vehicles/tree/{name}.{sha256}.json")
-}
-
-/// Path of `vin`'s assignments file with content hash `sha256`.
-pub fn assignments_path(vin: &str, sha256: &str) -> String {
-    format!(
-        "vehicles/{}/{vin}.{sha256}.assignments.json",
-        &vin_key(vin)[..DIR_DIGITS]
-    )
 }
 
 /// Length and SHA-256 of a node.
@@ -93,17 +91,26 @@ impl NodeLink {
     }
 }
 
-/// What a leaf lists for one vehicle: its assignments file.
+/// What a leaf lists for one vehicle: its assignments (the paper's Mv).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VehicleEntry {
+    /// Raised with every change; a vehicle never accepts a lower one (rollback).
     pub version: u64,
-    pub length: u64,
-    pub sha256: String,
+    /// Keyed by ECU serial; empty once every assignment is withdrawn.
+    pub ecus: BTreeMap<String, EcuAssignment>,
 }
 
 impl VehicleEntry {
-    pub fn meta(&self) -> MetaFile {
-        meta_file(self.version, self.length, &self.sha256)
+    /// As the assignments document of `vin`.
+    pub fn to_assignments(&self, vin: &str) -> Assignments {
+        Assignments {
+            type_: Assignments::TYPE.into(),
+            spec_version: crate::roles::SPEC_VERSION.into(),
+            vin: vin.into(),
+            version: self.version,
+            ecus: self.ecus.clone(),
+            extra: BTreeMap::new(),
+        }
     }
 }
 
@@ -245,12 +252,9 @@ pub fn check_node(bytes: &[u8], prefix: &str) -> Result<VehicleNode> {
     }
     for (vin, e) in &node.vehicles {
         names::check_vin(vin)?;
-        check_link(
-            &format!("{what}: {vin}"),
-            e.length,
-            &e.sha256,
-            MAX_ASSIGNMENTS_BYTES,
-        )?;
+        for serial in e.ecus.keys() {
+            names::check_ecu_serial(serial)?;
+        }
         if !vin_key(vin).starts_with(prefix) {
             return Err(Error::malformed(
                 &what,
@@ -259,40 +263,6 @@ pub fn check_node(bytes: &[u8], prefix: &str) -> Result<VehicleNode> {
         }
     }
     Ok(node)
-}
-
-/// Parse a vehicle's assignments file (already checked against its leaf entry): the file of
-/// `vin`, with the version the leaf lists.
-pub fn check_assignments(bytes: &[u8], vin: &str, entry: &VehicleEntry) -> Result<Assignments> {
-    let what = format!("assignments of {vin}");
-    let a: Assignments = serde_json::from_slice(bytes).map_err(|e| Error::Json {
-        what: what.clone(),
-        source: e,
-    })?;
-    if a.type_ != Assignments::TYPE {
-        return Err(Error::WrongType {
-            role: what,
-            expected: Assignments::TYPE.into(),
-            found: a.type_,
-        });
-    }
-    if a.vin != vin {
-        return Err(Error::Mismatch {
-            what,
-            field: "vin",
-            found: a.vin,
-            expected: vin.into(),
-        });
-    }
-    if a.version != entry.version {
-        return Err(Error::Mismatch {
-            what,
-            field: "version",
-            found: a.version.to_string(),
-            expected: entry.version.to_string(),
-        });
-    }
-    Ok(a)
 }
 
 // ---- Building the tree (the publisher's side, shared with the verifier and the benchmark) ----
@@ -304,16 +274,39 @@ pub struct Leaf {
     pub key: String,
     pub vin: String,
     pub entry: VehicleEntry,
+    /// About the bytes the vehicle takes in a leaf (its entry as compact JSON, and its VIN):
+    /// what [`fits`] sums. A function of the entry alone, so the shape stays canonical.
+    pub size: usize,
 }
 
 impl Leaf {
     pub fn new(vin: &str, entry: VehicleEntry) -> Self {
+        // Serialising strings and integers cannot fail; if it did, the vehicle would be
+        // counted as too large to share a leaf, which is still a canonical shape.
+        let size = serde_json::to_vec(&entry)
+            .map_or(usize::MAX, |b| b.len())
+            .saturating_add(vin.len() + 4);
         Leaf {
             key: vin_key(vin),
             vin: vin.into(),
             entry,
+            size,
         }
     }
+}
+
+/// Whether `leaves` (all under one prefix) make a leaf rather than an inner node: a single
+/// vehicle always does; more must be at most `leaf_max` and [`LEAF_BYTES`] in all.
+pub fn fits<'a>(leaves: impl IntoIterator<Item = &'a Leaf>, leaf_max: usize) -> bool {
+    let (mut n, mut bytes) = (0usize, 0usize);
+    for l in leaves {
+        n += 1;
+        bytes = bytes.saturating_add(l.size);
+        if n > 1 && (n > leaf_max || bytes > LEAF_BYTES) {
+            return false;
+        }
+    }
+    true
 }
 
 /// A subtree being built: still small enough to be part of a leaf (not written yet), or
@@ -388,7 +381,7 @@ pub fn build<S: NodeSink>(
     leaves: Vec<Leaf>,
     leaf_max: usize,
 ) -> std::result::Result<Subtree, S::Error> {
-    if leaves.len() <= leaf_max || prefix.len() + 1 >= MAX_DEPTH {
+    if fits(&leaves, leaf_max) || prefix.len() + 1 >= MAX_DEPTH {
         return Ok(Subtree::Small(leaves));
     }
     let mut groups: BTreeMap<u8, Vec<Leaf>> = BTreeMap::new();
@@ -414,14 +407,18 @@ pub fn combine<S: NodeSink>(
     leaf_max: usize,
 ) -> std::result::Result<Subtree, S::Error> {
     let written = children.iter().any(|(_, c)| matches!(c, Subtree::Node(_)));
-    let total: usize = children
-        .iter()
-        .map(|(_, c)| match c {
-            Subtree::Small(v) => v.len(),
-            Subtree::Node(_) => 0,
-        })
-        .sum();
-    if !written && total <= leaf_max {
+    let small = children.iter().flat_map(|(_, c)| match c {
+        Subtree::Small(v) => v.as_slice(),
+        Subtree::Node(_) => &[],
+    });
+    if !written && fits(small, leaf_max) {
+        let total = children
+            .iter()
+            .map(|(_, c)| match c {
+                Subtree::Small(v) => v.len(),
+                Subtree::Node(_) => 0,
+            })
+            .sum();
         let mut all = Vec::with_capacity(total);
         for (_, c) in children {
             if let Subtree::Small(v) = c {
@@ -614,11 +611,28 @@ mod tests {
         }
     }
 
+    fn ecus(n: usize) -> BTreeMap<String, EcuAssignment> {
+        (0..n)
+            .map(|k| {
+                let a = EcuAssignment {
+                    hardware_id: "BRAKE-A".into(),
+                    supplier: "acme".into(),
+                    uid: "brake-fw".into(),
+                    version: "1.0".into(),
+                    release_counter: 1,
+                    target: "brake-fw-1.0.bin".into(),
+                    length: 1000,
+                    hashes: BTreeMap::from([("sha256".to_string(), "ab".repeat(32))]),
+                };
+                (format!("ECU-{k:04}"), a)
+            })
+            .collect()
+    }
+
     fn entry(i: u64) -> VehicleEntry {
         VehicleEntry {
             version: i,
-            length: 100 + i,
-            sha256: format!("{i:064x}"),
+            ecus: ecus(1),
         }
     }
 
@@ -658,6 +672,51 @@ mod tests {
             .filter(|i| vin_key(&format!("VIN{i:06}")).starts_with("3a"))
             .count();
         assert_eq!(under.len(), expect);
+    }
+
+    #[test]
+    fn leaves_are_bounded_in_bytes_and_the_shape_stays_canonical() {
+        // Vehicles of 20 ECUs (~6 KB each): at most two share a leaf, though leaf_max is 64.
+        let big = |v| VehicleEntry {
+            version: v,
+            ecus: ecus(20),
+        };
+        let vins: Vec<String> = (0..200).map(|i| format!("VIN{i:06}")).collect();
+        let mut leaves: Vec<Leaf> = vins.iter().map(|v| Leaf::new(v, big(1))).collect();
+        leaves.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut bulk = Mem::default();
+        let t = build(&mut bulk, "", leaves, 64).unwrap();
+        let want = finish(&mut bulk, t).unwrap();
+        for (_, b) in bulk.0.iter() {
+            let n: VehicleNode = serde_json::from_slice(b).unwrap();
+            if n.vehicles.len() > 1 {
+                assert!(b.len() <= LEAF_BYTES + 200, "a leaf of {} bytes", b.len());
+            }
+        }
+        // The same set added one by one gives the same tree.
+        let mut inc = Mem::default();
+        let mut root = None;
+        for v in &vins {
+            let mut src = Mem(inc.0.clone());
+            let t = update(&mut src, &mut inc, "", root.as_ref(), vec![Leaf::new(v, big(1))], 64)
+                .unwrap();
+            root = finish(&mut inc, t).unwrap();
+        }
+        assert_eq!(root, want);
+        // One vehicle larger than LEAF_BYTES alone is still a leaf (not a chain to MAX_DEPTH).
+        let huge = Leaf::new("VIN-HUGE", big_one());
+        assert!(huge.size > LEAF_BYTES);
+        assert!(fits([&huge], 64));
+        let mut m = Mem::default();
+        let t = build(&mut m, "", vec![huge], 64).unwrap();
+        assert!(matches!(t, Subtree::Small(ref v) if v.len() == 1));
+    }
+
+    fn big_one() -> VehicleEntry {
+        VehicleEntry {
+            version: 1,
+            ecus: ecus(100),
+        }
     }
 
     #[test]

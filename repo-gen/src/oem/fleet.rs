@@ -1,11 +1,11 @@
-//! The per-vehicle half of the OEM publish: each vehicle's assignments file and the tree of
-//! `ota_metadata::documents::vehicles`, written from the sharded state ([`super::store`]) in
+//! The per-vehicle half of the OEM publish: the tree of `ota_metadata::documents::vehicles`,
+//! whose leaves hold each vehicle's assignments, written from the sharded state ([`super::store`]) in
 //! time and memory that grow with what changed.
 //!
 //! - Nothing changed (no shard pending): nothing is read or written here; the caller re-signs
 //!   the index, snapshot and timestamp when they are due.
 //! - Some shards pending: for each, the vehicles' wanted assignments are compared with what the
-//!   published tree lists under the shard's prefix; changed vehicles get a new file (version
+//!   published tree lists under the shard's prefix; changed vehicles get a new entry (version
 //!   raised), and the tree is updated along their paths only.
 //! - No usable record of the published tree (first publish), or many shards pending, or the
 //!   set of suppliers changed: every shard is processed, in parallel, and the tree is built
@@ -20,17 +20,15 @@ use super::inventory::Vehicle;
 use super::{read_state, store, write_state, Settings, PUBLISHED};
 use crate::error::{Error, Result};
 use crate::fsutil;
-use ota_metadata::canonical::to_canonical;
 use ota_metadata::documents::vehicles::{
-    self, assignments_path, build, check_node, combine, entries_under, finish, node_path, update,
-    Leaf, NodeLink, NodeSink, NodeSource, Subtree, VehicleEntry, VehicleIndex, VehicleNode,
-    DIR_DIGITS, MAX_NODE_BYTES,
+    self, build, check_node, combine, entries_under, finish, node_path, update, Leaf, NodeLink,
+    NodeSink, NodeSource, Subtree, VehicleEntry, VehicleIndex, VehicleNode, DIR_DIGITS,
+    MAX_NODE_BYTES,
 };
 use ota_metadata::documents::{Assignments as AssignmentsDoc, EcuAssignment};
-use ota_metadata::roles::{Snapshot, Timestamp, SPEC_VERSION};
+use ota_metadata::roles::{Snapshot, Timestamp};
 use ota_metadata::Envelope;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -67,7 +65,7 @@ impl Record {
 /// What the vehicle part of a publish did.
 #[derive(Debug, Default)]
 pub struct FleetReport {
-    /// Vehicles whose assignments file was written (new or changed).
+    /// Vehicles whose assignments were published anew (new or changed).
     pub vehicles_written: usize,
     /// Tree nodes written.
     pub nodes_written: usize,
@@ -174,22 +172,6 @@ impl NodeSource for RepoTree {
     }
 }
 
-/// The canonical bytes of `vin`'s assignments file.
-pub fn assignments_bytes(
-    vin: &str,
-    version: u64,
-    ecus: &BTreeMap<String, EcuAssignment>,
-) -> Result<Vec<u8>> {
-    Ok(to_canonical(&AssignmentsDoc {
-        type_: AssignmentsDoc::TYPE.into(),
-        spec_version: SPEC_VERSION.into(),
-        vin: vin.into(),
-        version,
-        ecus: ecus.clone(),
-        extra: BTreeMap::new(),
-    })?)
-}
-
 /// One shard processed: every vehicle it has in the tree now (sorted by key), and the changed.
 struct Shard {
     all: Vec<Leaf>,
@@ -199,12 +181,10 @@ struct Shard {
 
 fn process_shard(
     dir: &Path,
-    repo: &Path,
     shard: &str,
     suppliers: &BTreeSet<String>,
     base: &mut RepoTree,
     base_root: Option<&NodeLink>,
-    durable: bool,
 ) -> Result<Shard> {
     let (inv, _) = store::read_shard::<Vehicle>(dir, store::INVENTORY_DIR, shard)?;
     let (wanted, _) =
@@ -239,26 +219,17 @@ fn process_shard(
         if old.is_none() && ecus.is_empty() {
             continue;
         }
-        if let Some(o) = old {
-            let same = assignments_bytes(vin, o.version, &ecus)?;
-            if same.len() as u64 == o.length && hex::encode(Sha256::digest(&same)) == o.sha256 {
-                out.all.push(Leaf::new(vin, o.clone()));
-                continue;
-            }
+        if let Some(o) = old.filter(|o| o.ecus == ecus) {
+            out.all.push(Leaf::new(vin, o.clone()));
+            continue;
         }
-        let version = old.map_or(1, |o| o.version + 1);
-        let bytes = assignments_bytes(vin, version, &ecus)?;
-        let entry = VehicleEntry {
-            version,
-            length: bytes.len() as u64,
-            sha256: hex::encode(Sha256::digest(&bytes)),
+        let version = match old {
+            None => 1,
+            Some(o) => o.version.checked_add(1).ok_or_else(|| {
+                Error::refused(format!("the assignments version of {vin} is at its maximum"))
+            })?,
         };
-        put_file(
-            &repo.join(assignments_path(vin, &entry.sha256)),
-            &bytes,
-            durable,
-        )?;
-        let leaf = Leaf::new(vin, entry);
+        let leaf = Leaf::new(vin, VehicleEntry { version, ecus });
         out.changed.push(leaf.clone());
         out.all.push(leaf);
     }
@@ -355,7 +326,7 @@ fn incremental(
     let mut tree = RepoTree::new(repo, true);
     let mut changes = Vec::new();
     for shard in pending {
-        let sh = process_shard(dir, repo, shard, suppliers, &mut tree, root.as_ref(), true)?;
+        let sh = process_shard(dir, shard, suppliers, &mut tree, root.as_ref())?;
         report.vehicles_written += sh.changed.len();
         report.withdrawn.extend(sh.withdrawn);
         changes.extend(sh.changed);
@@ -395,15 +366,8 @@ fn bulk_build(
                 let mut withdrawn = Vec::new();
                 let work = |i: usize, tree: &mut RepoTree| -> Result<(Subtree, Shard)> {
                     let shard = format!("{i:0w$x}", w = DIR_DIGITS);
-                    let mut sh = process_shard(
-                        dir,
-                        repo,
-                        &shard,
-                        suppliers,
-                        tree,
-                        base_root.as_ref(),
-                        false,
-                    )?;
+                    let mut sh =
+                        process_shard(dir, &shard, suppliers, tree, base_root.as_ref())?;
                     let sub = build(tree, &shard, std::mem::take(&mut sh.all), leaf_max)?;
                     Ok((sub, sh))
                 };
@@ -505,16 +469,13 @@ pub fn published_assignments(
 ) -> Result<Option<(VehicleEntry, AssignmentsDoc)>> {
     let root = served_tree(repo)?;
     let key = vehicles::vin_key(vin);
-    let Some(leaf) = entries_under(&mut RepoTree::new(repo, false), root.as_ref(), &key)?
-        .into_iter()
-        .find(|l| l.vin == vin)
-    else {
-        return Ok(None);
-    };
-    let path = repo.join(assignments_path(vin, &leaf.entry.sha256));
-    let bytes = fsutil::read_bounded(&path, vehicles::MAX_ASSIGNMENTS_BYTES)?;
-    ota_metadata::trusted_set::check_meta(&path.display().to_string(), &leaf.entry.meta(), &bytes)
-        .map_err(Error::meta(&path))?;
-    let doc = vehicles::check_assignments(&bytes, vin, &leaf.entry).map_err(Error::meta(&path))?;
-    Ok(Some((leaf.entry, doc)))
+    Ok(
+        entries_under(&mut RepoTree::new(repo, false), root.as_ref(), &key)?
+            .into_iter()
+            .find(|l| l.vin == vin)
+            .map(|l| {
+                let doc = l.entry.to_assignments(vin);
+                (l.entry, doc)
+            }),
+    )
 }

@@ -7,8 +7,8 @@
 //! DIR/assignments/KKK.json   their assignments
 //! DIR/pending/KKK            a shard changed since the last publish (written before the shard)
 //! ```
-//! The shard of a VIN is the directory its published assignments go to
-//! (`ota_metadata::documents::vehicles::assignments_path`). Shards are pretty JSON, as the
+//! The shard of a VIN is the first `DIR_DIGITS` hex digits of its key in the published tree
+//! (`ota_metadata::documents::vehicles::vin_key`). Shards are pretty JSON, as the
 //! single `inventory.json`/`assignments.json` of earlier versions were; those are migrated
 //! into shards the first time the directory is used.
 
