@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use ota_metadata::documents::vehicles::{
     self, build, check_node, combine, entries_under, finish, node_path, update, Leaf, NodeLink,
-    NodeSink, NodeSource, Subtree, VehicleEntry, VehicleIndex, VehicleNode, DIR_DIGITS,
+    NodeSink, NodeSource, Subtree, VehicleEntry, VehicleIndex, VehicleNode, DIR_DIGITS, FANOUT,
     MAX_NODE_BYTES,
 };
 use ota_metadata::documents::{Assignments as AssignmentsDoc, EcuAssignment};
@@ -354,8 +354,12 @@ fn bulk_build(
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, 4);
+    // The unit of work is a group of 16 shards (one prefix a digit shorter): its shards'
+    // subtrees are combined at once, so what waits in `results` is at most one leaf's worth of
+    // vehicles per group (a subtree left `Small` fits in a leaf), whatever the fleet size.
+    let groups = SHARDS / FANOUT as usize;
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Subtree>>> = Mutex::new(vec![None; SHARDS]);
+    let results: Mutex<Vec<Option<Subtree>>> = Mutex::new(vec![None; groups]);
     let totals = Mutex::new((0usize, 0usize, Vec::new()));
     let failed: Mutex<Option<Error>> = Mutex::new(None);
     std::thread::scope(|scope| {
@@ -364,24 +368,29 @@ fn bulk_build(
                 let mut tree = RepoTree::new(repo, false);
                 let mut written = 0;
                 let mut withdrawn = Vec::new();
-                let work = |i: usize, tree: &mut RepoTree| -> Result<(Subtree, Shard)> {
-                    let shard = format!("{i:0w$x}", w = DIR_DIGITS);
-                    let mut sh =
-                        process_shard(dir, &shard, suppliers, tree, base_root.as_ref())?;
-                    let sub = build(tree, &shard, std::mem::take(&mut sh.all), leaf_max)?;
-                    Ok((sub, sh))
+                let mut work = |g: usize, tree: &mut RepoTree| -> Result<Subtree> {
+                    let group = format!("{g:0w$x}", w = DIR_DIGITS - 1);
+                    let mut children = Vec::with_capacity(FANOUT as usize);
+                    for d in 0..FANOUT {
+                        let digit = char::from_digit(d, 16).unwrap_or('0');
+                        let shard = format!("{group}{digit}");
+                        let mut sh =
+                            process_shard(dir, &shard, suppliers, tree, base_root.as_ref())?;
+                        written += sh.changed.len();
+                        withdrawn.append(&mut sh.withdrawn);
+                        children.push((digit, build(tree, &shard, sh.all, leaf_max)?));
+                    }
+                    combine(tree, &group, children, leaf_max)
                 };
                 loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= SHARDS || failed.lock().map(|f| f.is_some()).unwrap_or(true) {
+                    let g = next.fetch_add(1, Ordering::Relaxed);
+                    if g >= groups || failed.lock().map(|f| f.is_some()).unwrap_or(true) {
                         break;
                     }
-                    match work(i, &mut tree) {
-                        Ok((sub, sh)) => {
-                            written += sh.changed.len();
-                            withdrawn.extend(sh.withdrawn);
+                    match work(g, &mut tree) {
+                        Ok(sub) => {
                             if let Ok(mut r) = results.lock() {
-                                r[i] = Some(sub);
+                                r[g] = Some(sub);
                             }
                         }
                         Err(e) => {
@@ -413,14 +422,14 @@ fn bulk_build(
         .enumerate()
         .map(|(i, s)| {
             (
-                format!("{i:0w$x}", w = DIR_DIGITS),
+                format!("{i:0w$x}", w = DIR_DIGITS - 1),
                 s.unwrap_or(Subtree::Small(Vec::new())),
             )
         })
         .collect();
-    // Up the levels above the shards: 4096 -> 256 -> 16 -> 1.
+    // Up the levels above the groups: 256 -> 16 -> 1.
     let mut tree = RepoTree::new(repo, false);
-    for depth in (0..DIR_DIGITS).rev() {
+    for depth in (0..DIR_DIGITS - 1).rev() {
         let mut groups: BTreeMap<String, Vec<(char, Subtree)>> = BTreeMap::new();
         for (p, s) in level {
             let d = p.as_bytes()[depth] as char;
