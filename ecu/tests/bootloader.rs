@@ -215,11 +215,13 @@ fn a_power_cut_during_the_first_install_never_loses_the_state() {
     let m = manifest(&img, "1.0", 4, "BRAKE-A", &signers()[0]);
     // erase + 3 blocks + the blank state + the pending state + the active state = 7 writes;
     // cut before each one.
+    let mut outcomes = Vec::new();
     for cut in 0..8u64 {
         let mut flash = MemFlash::new(100_000);
         flash.writes_left = Some(cut);
         let mut bl = Bootloader::new(flash, identity(&prov)).unwrap();
         let result = transfer(&mut bl, &m, &img, 1000);
+        outcomes.push(result.is_ok());
         let mut flash = bl.into_flash();
         flash.power_on();
         let mut bl = Bootloader::new(flash, identity(&prov)).unwrap();
@@ -231,6 +233,25 @@ fn a_power_cut_during_the_first_install_never_loses_the_state() {
         assert_eq!(bl.state().release_counter, 4, "cut {cut}");
         assert!(bl.verify_active().unwrap());
     }
+    assert_cuts_bite(&outcomes, 5);
+}
+
+/// The fault injection really cut: every cut before the last write failed the install, every
+/// later one let it finish, and at least `min_writes` writes were cut (else a flash that ignored
+/// `writes_left` would pass the power-cut tests unnoticed).
+fn assert_cuts_bite(outcomes: &[bool], min_writes: usize) {
+    let first_ok = outcomes
+        .iter()
+        .position(|ok| *ok)
+        .expect("no cut let the install finish");
+    assert!(
+        outcomes[first_ok..].iter().all(|ok| *ok),
+        "an install failed after a later cut: {outcomes:?}"
+    );
+    assert!(
+        first_ok >= min_writes,
+        "only {first_ok} cut(s) failed the install: {outcomes:?}"
+    );
 }
 
 #[test]
@@ -284,11 +305,13 @@ fn power_cut_at_every_write_keeps_the_old_image_bootable_and_the_retry_succeeds(
     transfer(&mut base, &m_old, &old, 1000).unwrap();
     let base_flash = base.into_flash();
     // erase + 24 blocks + pending state + active state = 27 write operations; cut before each.
+    let mut outcomes = Vec::new();
     for cut in 0..28u64 {
         let mut flash = base_flash.clone();
         flash.writes_left = Some(cut);
         let mut bl = Bootloader::new(flash, identity(&prov)).unwrap();
         let result = transfer(&mut bl, &m_new, &new, 1000);
+        outcomes.push(result.is_ok());
         let mut flash = bl.into_flash();
         flash.power_on();
         let mut bl = Bootloader::new(flash, identity(&prov)).unwrap();
@@ -321,6 +344,8 @@ fn power_cut_at_every_write_keeps_the_old_image_bootable_and_the_retry_succeeds(
         );
         assert!(bl.verify_active().unwrap());
     }
+    // The erase and the 24 blocks at least.
+    assert_cuts_bite(&outcomes, 25);
 }
 
 #[test]

@@ -160,10 +160,7 @@ fn root_rotation_needs_old_and_new_signatures_and_next_version() {
     // Replaying the old root: signed by the old key only, it fails the trusted root's
     // threshold first.
     let r1 = sign_document(&root(1, rk, ok, NOW + DAY), &[rk]).unwrap();
-    assert!(matches!(
-        set.update_root(&r1),
-        Err(Error::Threshold { .. })
-    ));
+    assert!(matches!(set.update_root(&r1), Err(Error::Threshold { .. })));
     // A root of an old version that every threshold accepts (signed by the trusted key) must
     // still be refused, by the version rule itself: neither older nor the same version again.
     for v in [1, 2] {

@@ -698,8 +698,15 @@ mod tests {
         let mut root = None;
         for v in &vins {
             let mut src = Mem(inc.0.clone());
-            let t = update(&mut src, &mut inc, "", root.as_ref(), vec![Leaf::new(v, big(1))], 64)
-                .unwrap();
+            let t = update(
+                &mut src,
+                &mut inc,
+                "",
+                root.as_ref(),
+                vec![Leaf::new(v, big(1))],
+                64,
+            )
+            .unwrap();
             root = finish(&mut inc, t).unwrap();
         }
         assert_eq!(root, want);
