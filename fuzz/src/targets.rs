@@ -1,0 +1,316 @@
+//! The fuzz targets: each takes untrusted bytes the way the shipped code receives them and must
+//! return (an error is fine) without panicking, hanging or allocating without bound.
+
+use ota_ecu::bootloader::{Bootloader, Identity};
+use ota_ecu::compact_manifest::{CompactManifest, Field, ProvisionedKey};
+use ota_ecu::flash::mem::MemFlash;
+use ota_ecu::isotp::{standard_id, Config, Frame, Link};
+use ota_ecu::uds::{client, Server};
+use ota_metadata::documents::compact::{keyid_bytes, sign_compact};
+use ota_metadata::documents::vehicles::{check_node, VehicleIndex, VehicleNode};
+use ota_metadata::documents::{Attestation, ImageManifest, Review, VehicleVersionReport};
+use ota_metadata::roles::{Root, Snapshot, Targets, Timestamp};
+use ota_metadata::{DateTime, Envelope, MetadataLimits, SigningKey, TrustedSet};
+use std::path::{Path, PathBuf};
+
+/// What a target runs on each input.
+pub type Run = Box<dyn FnMut(&[u8])>;
+
+/// A target: what it reads, its seeds and the function run on each input.
+pub struct Target {
+    pub what: &'static str,
+    pub seeds: Vec<Vec<u8>>,
+    /// Inputs longer than this are cut (what the shipped code bounds before parsing).
+    pub max_len: usize,
+    pub run: Run,
+}
+
+/// Every `*.json` under the sample trees' `repository/` directories.
+fn sample_json(sample: &Path) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut stack = vec![sample.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        let mut entries: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "json")
+                && p.to_string_lossy().contains("/repository/")
+            {
+                if let Ok(b) = std::fs::read(&p) {
+                    out.push(b);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn files_ending(sample: &Path, suffix: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut stack = vec![sample.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(suffix) {
+                out.extend(std::fs::read(&p));
+            }
+        }
+    }
+    out
+}
+
+/// Signed metadata as the gateway and `ota-repo verify` read it: the envelope, every role and
+/// document type, vehicle tree nodes, and a root as the first trusted root.
+pub fn metadata(sample: &Path) -> Target {
+    let now = DateTime::parse("2026-12-01T00:00:00Z").unwrap_or(DateTime(0));
+    let limits = MetadataLimits::default();
+    Target {
+        what: "envelope, roles, documents, vehicle nodes, TrustedSet::new",
+        seeds: sample_json(sample),
+        max_len: 256 * 1024,
+        run: Box::new(move |b| {
+            if let Ok(env) = Envelope::parse("fuzz", b, b.len() as u64 + 1) {
+                let _ = env.decode::<Root>("root", Root::TYPE);
+                let _ = env.decode::<Timestamp>("timestamp", Timestamp::TYPE);
+                let _ = env.decode::<Snapshot>("snapshot", Snapshot::TYPE);
+                let _ = env.decode::<Targets>("targets", Targets::TYPE);
+                let _ = env.decode::<Review>("review", Review::TYPE);
+                let _ = env.decode::<Attestation>("attestation", Attestation::TYPE);
+                let _ = env.decode::<ImageManifest>("manifest", ImageManifest::TYPE);
+                let _ = env.decode::<VehicleVersionReport>("report", VehicleVersionReport::TYPE);
+                if let Ok(i) = env.decode::<VehicleIndex>("vehicles", VehicleIndex::TYPE) {
+                    let _ = i.check();
+                }
+            }
+            let _ = TrustedSet::new(b, now, limits);
+            // A node is checked at the prefix it is reached at: the one it claims, and the root.
+            if let Ok(n) = serde_json_prefix(b) {
+                let _ = check_node(b, &n);
+            }
+            let _ = check_node(b, "");
+        }),
+    }
+}
+
+/// The prefix a node claims, if it parses as a node at all (bounded: it becomes a lookup key).
+fn serde_json_prefix(b: &[u8]) -> Result<String, ()> {
+    let n: VehicleNode = serde_json::from_slice(b).map_err(|_| ())?;
+    if n.prefix.len() <= 64 {
+        Ok(n.prefix)
+    } else {
+        Err(())
+    }
+}
+
+/// A supplier key, and compact manifests it signed, for the ECU targets.
+struct Supplier {
+    keys: Vec<ProvisionedKey>,
+    manifests: Vec<Vec<u8>>,
+}
+
+fn supplier() -> Supplier {
+    let key = SigningKey::generate(2048).expect("an RSA key");
+    let keys = vec![ProvisionedKey {
+        keyid: keyid_bytes(key.key_id()).expect("a key id"),
+        key: key.rsa_public(),
+    }];
+    let manifests = [(100u64, 1u64), (5000, 2), (70_000, 3)]
+        .iter()
+        .filter_map(|&(len, counter)| {
+            let m = ImageManifest::new(
+                "acme",
+                "fw",
+                &counter.to_string(),
+                counter,
+                vec!["HW".into()],
+                len,
+                [7; 32],
+            )
+            .ok()?;
+            sign_compact(&m.compact_body().ok()?, &[&key]).ok()
+        })
+        .collect();
+    Supplier { keys, manifests }
+}
+
+/// The compact manifest as the ECU reads it off the bus: layout, then signatures.
+pub fn compact_manifest(sample: &Path) -> Target {
+    let s = supplier();
+    let mut seeds = files_ending(sample, ".manifest.bin");
+    seeds.extend(s.manifests.iter().cloned());
+    Target {
+        what: "CompactManifest::parse and verify (ECU)",
+        seeds,
+        max_len: 4096,
+        run: Box::new(move |b| {
+            if let Ok(m) = CompactManifest::parse(b) {
+                let _ = m.verify(&s.keys, 1);
+            }
+        }),
+    }
+}
+
+/// Frames as they come off the CAN bus into an ECU's ISO-TP link (the shipped sizes), with
+/// time passing and the link's own output drained. Input: frames as `len|0x80 if FD, bytes`.
+pub fn isotp() -> Target {
+    let seeds: Vec<Vec<u8>> = vec![
+        vec![3, 0x02, 0x10, 0x03],
+        // A first frame of 20 bytes, then its consecutive frames.
+        [
+            &[8u8, 0x10, 20, 1, 2, 3, 4, 5, 6][..],
+            &[8, 0x21, 7, 8, 9, 10, 11, 12, 13],
+            &[8, 0x22, 14, 15, 16, 17, 18, 19, 20],
+        ]
+        .concat(),
+        // CAN FD: an escaped single frame, then a long first frame.
+        [
+            &[0x80 | 12, 0x00, 10][..],
+            &[0; 10],
+            &[0x80 | 64, 0x10, 0x00, 0, 0, 0x10, 0],
+            &[9; 58],
+        ]
+        .concat(),
+        // A flow control frame (the ECU is not sending: ignored).
+        vec![3, 0x30, 0, 0],
+    ];
+    Target {
+        what: "ISO-TP reassembly and flow control (ECU Link<4096, 4096>)",
+        seeds,
+        max_len: 8192,
+        run: Box::new(|b| {
+            let (Some(rx), Some(tx)) = (standard_id(0x7E0), standard_id(0x7E8)) else {
+                return;
+            };
+            let Ok(mut link) = Link::<4096, 4096>::new(Config::new(tx, rx)) else {
+                return;
+            };
+            let mut now = 0u64;
+            let mut i = 0;
+            while i < b.len() {
+                let head = b[i];
+                let fd = head & 0x80 != 0;
+                let len = usize::from(head & 0x7F).min(b.len() - i - 1);
+                let data = &b[i + 1..i + 1 + len];
+                i += 1 + len;
+                if let Some(f) = Frame::new(rx, data, fd) {
+                    link.handle_frame(&f, now);
+                }
+                now += u64::from(head) * 997;
+                link.handle_timeout(now);
+                while link.poll_transmit(now).is_some() {}
+                while link.poll_event().is_some() {
+                    let _ = link.received();
+                }
+            }
+        }),
+    }
+}
+
+/// UDS requests as the ECU's server receives them (after ISO-TP), on a fresh bootloader each
+/// time, and the gateway's parsing of ECU responses. Input: requests as `len (2 bytes BE), bytes`.
+pub fn uds() -> Target {
+    let s = supplier();
+    let mut seeds = Vec::new();
+    for m in &s.manifests {
+        let reqs = [
+            client::request_download(m),
+            client::transfer_data(1, &[7; 100]),
+            client::transfer_exit().to_vec(),
+            client::activate(&[7; 32]).to_vec(),
+            client::discard().to_vec(),
+            client::read_identification().to_vec(),
+            client::read_signed_report(&[1; 16]),
+        ];
+        let mut seed = Vec::new();
+        for r in reqs {
+            seed.extend((r.len() as u16).to_be_bytes());
+            seed.extend(r);
+        }
+        seeds.push(seed);
+    }
+    Target {
+        what: "the ECU's UDS server (download, transfer, exit, activate, discard, reads) and the gateway's response parsers",
+        seeds,
+        max_len: 16 * 1024,
+        run: Box::new(move |b| {
+            let (Some(hw), Some(sn)) = (Field::new("HW"), Field::new("SN")) else {
+                return;
+            };
+            let identity = Identity {
+                hardware_id: hw,
+                keys: &s.keys,
+                threshold: 1,
+            };
+            let Ok(bl) = Bootloader::new(MemFlash::new(1 << 17), identity) else {
+                return;
+            };
+            let mut server = Server::new(bl, sn);
+            let mut i = 0;
+            while i + 2 <= b.len() {
+                let len = usize::from(u16::from_be_bytes([b[i], b[i + 1]])).min(b.len() - i - 2);
+                let req = &b[i + 2..i + 2 + len];
+                i += 2 + len;
+                let resp = server.handle(req);
+                let _ = client::parse_identification(req);
+                let _ = client::parse_signed_report(req);
+                let _ = client::max_block(req);
+                let _ = client::check(0x34, req);
+                drop(resp);
+            }
+        }),
+    }
+}
+
+/// The gateway's configuration file, as `ota-gateway --config FILE` loads it.
+pub fn gateway_config() -> Target {
+    let doc = include_str!("../../client/src/config.rs")
+        .lines()
+        .filter_map(|l| l.strip_prefix("//! "))
+        .skip_while(|l| !l.starts_with("vin = "))
+        .take_while(|l| !l.starts_with("```"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("gateway.toml");
+    Target {
+        what: "ota-gateway's TOML configuration",
+        seeds: vec![doc.into_bytes()],
+        max_len: 64 * 1024,
+        run: Box::new(move |b| {
+            let _keep = &dir;
+            if std::fs::write(&path, b).is_ok() {
+                let _ = ota_client::config::Config::load(&path);
+            }
+        }),
+    }
+}
+
+/// Every file directly in `dir` (none if it does not exist), sorted by name.
+pub fn files_in(dir: &Path) -> Vec<Vec<u8>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_none_or(|e| e != "md"))
+        .collect();
+    paths.sort();
+    paths.iter().filter_map(|p| std::fs::read(p).ok()).collect()
+}
+
+/// Panics on an input that starts with 0xFF: the harness must report it (fuzz/tests/harness.rs).
+pub fn selftest() -> Target {
+    Target {
+        what: "a target that panics on purpose",
+        seeds: vec![b"seed".to_vec()],
+        max_len: 64,
+        run: Box::new(|b| assert_ne!(b.first(), Some(&0xFF), "the self-test's planted bug")),
+    }
+}
