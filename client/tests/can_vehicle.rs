@@ -227,6 +227,7 @@ fn write_key(path: &Path) {
     std::fs::write(path, k.to_pkcs8_pem().unwrap()).unwrap();
 }
 
+/// Scenario: Uptane ECU serial | an ECU replaced or unknown in the vehicle's signed report | flagged by the OEM
 #[test]
 fn version_reports_flag_replaced_and_unknown_ecus() {
     let w = World::new();

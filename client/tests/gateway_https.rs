@@ -107,6 +107,7 @@ fn assert_consistent(w: &World) {
     }
 }
 
+/// Scenario: Power loss | power cut at every write of the gateway's trusted state | old or new state; retry succeeds
 #[test]
 fn power_loss_at_any_point_leaves_old_or_new_state_and_retry_succeeds() {
     let Some((w, _nginx, _ca)) = served_world() else {

@@ -93,6 +93,7 @@ fn installs_what_is_assigned_and_attested_then_is_up_to_date() {
     assert_eq!(installed(&w, "S1").unwrap(), vec![2u8; 5000]);
 }
 
+/// Scenario: Uptane release counter | an image with a release counter below the installed one | refused before download
 #[test]
 fn release_counter_rollback_is_refused() {
     let w = World::new();
@@ -108,6 +109,7 @@ fn release_counter_rollback_is_refused() {
     );
 }
 
+/// Scenario: Regulators | an image revoked by a regulator | refused
 #[test]
 fn a_revocation_stops_the_update() {
     let w = World::new();
@@ -121,6 +123,7 @@ fn a_revocation_stops_the_update() {
     assert!(installed(&w, "S1").is_none());
 }
 
+/// Scenario: Regulators | fewer approvals than the OEM's threshold | refused until enough approve
 #[test]
 fn regulator_threshold_counts_distinct_approvals() {
     let w = World::new();
@@ -136,6 +139,7 @@ fn regulator_threshold_counts_distinct_approvals() {
     );
 }
 
+/// Scenario: Uptane hardware id | an image for another hardware id | refused
 #[test]
 fn hardware_id_mismatch_with_the_ecu_is_refused() {
     let w = World::new();
@@ -149,6 +153,7 @@ fn hardware_id_mismatch_with_the_ecu_is_refused() {
     assert!(installed(&w, "S2").is_none());
 }
 
+/// Scenario: Arbitrary software | a tampered image on the supplier's server | refused while streaming; nothing forwarded or staged
 #[test]
 fn a_tampered_image_is_refused_and_nothing_is_forwarded() {
     let w = World::new();
@@ -170,6 +175,7 @@ fn a_tampered_image_is_refused_and_nothing_is_forwarded() {
     }
 }
 
+/// Scenario: Freeze | expired OEM metadata | every ECU's update stops
 #[test]
 fn expired_master_metadata_stops_everything() {
     let w = World::new();
@@ -184,6 +190,7 @@ fn expired_master_metadata_stops_everything() {
     assert!(installed(&w, "S1").is_none());
 }
 
+/// Scenario: Suppliers | a supplier removed by the OEM | its assignments are withdrawn
 #[test]
 fn withdrawn_supplier_means_nothing_assigned() {
     let w = World::new();
@@ -254,6 +261,7 @@ fn with_flipped_byte<T>(p: &std::path::Path, f: impl FnOnce() -> T) -> T {
     out
 }
 
+/// Scenario: Uptane VIN | a tampered node or leaf of the vehicle tree | refused at that depth
 #[test]
 fn a_tampered_node_or_bin_is_refused_at_that_step() {
     let w = fleet_world();

@@ -78,6 +78,7 @@ fn new_key(w: &World, name: &str) -> std::path::PathBuf {
 
 // ---- 1. One regulator counted twice -------------------------------------------------------
 
+/// Scenario: Regulators | one regulator listed under two names to meet a threshold of 2 | counts once; refused
 #[test]
 fn one_regulator_listed_under_two_names_counts_once() {
     let w = World::new();
@@ -112,6 +113,7 @@ fn one_regulator_listed_under_two_names_counts_once() {
 
 // ---- 2. Blocking the regulator that revoked ------------------------------------------------
 
+/// Scenario: Regulators | the regulator that revoked an image is made unreachable | the update stops (fail closed)
 #[test]
 fn blocking_the_revoking_regulator_stops_the_update() {
     let w = World::new();
@@ -162,6 +164,7 @@ fn blocking_the_revoking_regulator_stops_the_update() {
 
 // ---- 3. Attestations bind releases, not bytes ----------------------------------------------
 
+/// Scenario: Regulators | approved bytes re-released under another version | need a new approval
 #[test]
 fn approved_bytes_released_again_under_another_version_need_a_new_review() {
     let w = World::new();
@@ -206,6 +209,7 @@ fn approved_bytes_released_again_under_another_version_need_a_new_review() {
     assert!(outcome(&w.update(), "S1").starts_with("updated to brake-fw 9.9.9"));
 }
 
+/// Scenario: Regulators | an attestation of another release replayed | does not approve
 #[test]
 fn an_attestation_about_another_release_does_not_approve() {
     let w = World::new();
@@ -249,6 +253,7 @@ fn regulator_settings(w: &World, name: &str) -> Value {
 
 // ---- 4. Who is trusted is signed offline ---------------------------------------------------
 
+/// Scenario: Stolen keys | an online key reused for an offline role | refused by the OEM tool
 #[test]
 fn the_oem_refuses_an_online_key_for_its_offline_roles() {
     let w = World::new();
@@ -271,6 +276,7 @@ fn the_oem_refuses_an_online_key_for_its_offline_roles() {
     assert!(err.to_string().contains("offline"), "{err}");
 }
 
+/// Scenario: Stolen keys | stolen OEM online keys pin a rogue supplier | refused: pins are signed by the offline targets keys
 #[test]
 fn the_online_keys_cannot_pin_a_rogue_supplier() {
     let w = World::new();
@@ -348,6 +354,7 @@ fn rotate_root_to_attacker(w: &World, name: &str, stolen: &Path) {
 
 // ---- 5. Re-pinning after a supplier's root key was stolen ----------------------------------
 
+/// Scenario: Stolen keys | a supplier's root keys stolen and rotated by the attacker | re-pinning the supplier drops the attacker's chain
 #[test]
 fn re_pinning_a_supplier_drops_the_attackers_root_chain() {
     let w = World::new();
@@ -423,6 +430,7 @@ fn published_version(w: &World, vin: &str) -> u64 {
         .version
 }
 
+/// Scenario: Stolen keys | a stolen vehicles key fast-forwards a vehicle's assignments | forgotten once the OEM rotates the key
 #[test]
 fn fast_forwarded_assignments_are_forgotten_when_the_oem_rotates_the_keys() {
     let w = World::new();
@@ -459,6 +467,7 @@ fn fast_forwarded_assignments_are_forgotten_when_the_oem_rotates_the_keys() {
     );
 }
 
+/// Scenario: Rollback | one vehicle's assignments replaced by an older version | refused (assignments rollback)
 #[test]
 fn a_rollback_of_one_vehicles_assignments_is_refused() {
     let w = World::new();
@@ -482,6 +491,7 @@ fn a_rollback_of_one_vehicles_assignments_is_refused() {
 
 // ---- 7. Installed, then revoked ------------------------------------------------------------
 
+/// Scenario: Regulators | an installed image revoked later | reported as a recall
 #[test]
 fn an_image_revoked_after_installation_is_reported_as_a_recall() {
     let w = World::new();
@@ -522,6 +532,7 @@ fn an_image_revoked_after_installation_is_reported_as_a_recall() {
     assert!(!w.gateway_at(w.now).status().unwrap().contains("RECALLED"));
 }
 
+/// Scenario: Stolen keys | a regulator's root keys stolen | re-pinning the regulator drops the attacker's chain
 #[test]
 fn re_pinning_a_regulator_drops_the_attackers_root_chain() {
     let w = World::new();

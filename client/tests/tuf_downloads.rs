@@ -292,6 +292,7 @@ fn wrong_bytes_are_refused_and_nothing_is_left() {
     assert!(!s.tree.path("dest").join(&s.name).exists());
 }
 
+/// Scenario: Endless data | an image that never ends | cut at the signed length
 #[test]
 fn endless_data_is_refused_at_the_signed_length() {
     let s = setup(Limits::default(), |_, _, _| Reply::Endless);
@@ -319,6 +320,7 @@ fn endless_data_is_refused_at_the_signed_length() {
     s.assert_nothing_left();
 }
 
+/// Scenario: Slow retrieval | a server that trickles an image | cut off below the minimum speed
 #[test]
 fn a_trickle_is_cut_off_as_too_slow() {
     // One byte a second is under any sensible minimum; with a one-second window it is caught
@@ -348,6 +350,7 @@ fn a_trickle_is_cut_off_as_too_slow() {
     assert_eq!(s.target_ranges(), [None], "too slow is not resumed");
 }
 
+/// Scenario: Slow retrieval | a server that trickles metadata | cut off below the minimum speed
 #[test]
 fn metadata_fetches_are_held_to_the_minimum_speed_too() {
     let tree = Tree::new();

@@ -213,6 +213,7 @@ fn a_refresh_with_nothing_new_fetches_only_the_timestamp() {
     assert_eq!(rec.take().iter().filter(|(_, ok)| *ok).count(), 1);
 }
 
+/// Scenario: Root rotation | a client that starts from the first root after several rotations | walks the chain, each step verified
 #[test]
 fn root_rotation_walks_the_chain_from_the_first_root() {
     let tree = Tree::new();
@@ -254,6 +255,7 @@ fn root_rotation_walks_the_chain_from_the_first_root() {
     assert_eq!(late.trusted().root().signed.version, 4);
 }
 
+/// Scenario: Root rotation | an endless chain of roots | stopped at the bound
 #[test]
 fn root_rotations_per_refresh_are_bounded() {
     let tree = Tree::new();
@@ -285,6 +287,7 @@ fn root_rotations_per_refresh_are_bounded() {
     assert_eq!(up.trusted().root().signed.version, 5);
 }
 
+/// Scenario: Rollback | older timestamp and snapshot served after newer ones | refused; the trusted metadata is kept
 #[test]
 fn rollback_attack_is_refused_and_trusted_state_kept() {
     let tree = Tree::new();
@@ -325,6 +328,7 @@ fn rollback_attack_is_refused_and_trusted_state_kept() {
     assert!(version_error(&again.refresh().unwrap_err(), "timestamp"));
 }
 
+/// Scenario: Freeze | an expired timestamp served forever | refused (expired)
 #[test]
 fn freeze_attack_expired_timestamp_is_refused() {
     let tree = Tree::new();
@@ -355,6 +359,7 @@ fn freeze_attack_expired_timestamp_is_refused() {
     );
 }
 
+/// Scenario: Mix-and-match | a snapshot whose hash differs from the timestamp's | refused
 #[test]
 fn mix_and_match_snapshot_is_refused() {
     let tree = Tree::new();
@@ -375,6 +380,7 @@ fn mix_and_match_snapshot_is_refused() {
     assert!(!tree.path("meta/snapshot.json").exists());
 }
 
+/// Scenario: Endless data | metadata larger than its bound | refused at the bound
 #[test]
 fn endless_data_is_refused() {
     let tree = Tree::new();
@@ -407,6 +413,7 @@ fn endless_data_is_refused() {
     );
 }
 
+/// Scenario: Arbitrary software | target bytes that do not match the signed hash | refused; nothing left on disk
 #[test]
 fn wrong_target_bytes_are_refused_and_nothing_is_left() {
     let tree = Tree::new();
@@ -488,6 +495,7 @@ fn fast_forward(tree: &Tree) -> (Vec<u8>, ota_client::tuf::Updater<DirFetcher>) 
     (legit, up)
 }
 
+/// Scenario: Stolen keys | a stolen timestamp key pushes versions up (fast-forward) | recovered by rotating the timestamp key in root
 #[test]
 fn fast_forward_attack_is_recovered_by_rotating_the_timestamp_key() {
     let tree = Tree::new();
@@ -636,6 +644,7 @@ fn role_fetches(rec: &Recorder<DirFetcher>) -> Vec<String> {
         .collect()
 }
 
+/// Scenario: Delegations | a target offered by a later delegation after a terminating one | not searched
 #[test]
 fn delegations_are_searched_pre_order_and_terminating_stops_backtracking() {
     let tree = common::nested_tree();
@@ -778,6 +787,7 @@ fn two_delegators(d_signers: Vec<usize>) -> common::Tree {
     )
 }
 
+/// Scenario: Delegations | a role reached through a second delegator with other keys | verified again against each delegation
 #[test]
 fn a_role_loaded_through_one_delegator_is_verified_again_through_another() {
     // D is signed by A's key for it only. Reached through A it is trusted; reached through B,
@@ -813,6 +823,7 @@ fn a_role_loaded_through_one_delegator_is_verified_again_through_another() {
     assert_eq!(fresh.get_targetinfo("a1").unwrap().unwrap().role, "D");
 }
 
+/// Scenario: Delegations | a role signed by a delegator not on the search path | refused
 #[test]
 fn the_signer_is_the_delegator_on_the_path_taken() {
     // D is signed by both delegations' keys, so valid on both paths, but each path has its
@@ -842,6 +853,7 @@ fn the_signer_is_the_delegator_on_the_path_taken() {
     set.verify_delegated_targets("D", "B").unwrap();
 }
 
+/// Scenario: Target names | a target named ../../etc/passwd | refused
 #[test]
 fn target_names_never_lead_outside_the_targets_directory() {
     use common::{target_entry, RoleSpec};

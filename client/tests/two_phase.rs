@@ -390,6 +390,7 @@ fn finish(v: &mut Vehicle, version: &str, what: &str) {
     v.assert_all(version);
 }
 
+/// Scenario: Partial updates | the gateway killed at every step of an update | all ECUs old or all new after the next run
 #[test]
 fn a_kill_at_every_step_leaves_all_old_or_all_new() {
     let mut v = Vehicle::new();
@@ -479,6 +480,7 @@ fn a_kill_during_recovery_also_converges() {
     }
 }
 
+/// Scenario: Partial updates | one ECU of three refuses its image | no ECU switches
 #[test]
 fn one_ecu_refuses_and_no_ecu_switches() {
     let mut v = Vehicle::new();

@@ -377,6 +377,7 @@ fn meta_hashes_and_lengths_are_checked_when_listed() {
     assert_eq!(srv.refresh(), 0);
 }
 
+/// Scenario: Root rotation | a rotation to other key types (ed25519, ECDSA) | followed and verified
 #[test]
 fn root_rotation_that_changes_the_key_types() {
     let mut srv = Served::new(
@@ -516,6 +517,7 @@ fn failures_exit_1() {
     assert_eq!(srv.download(&["one"]), 1);
 }
 
+/// Scenario: Freeze | metadata checked at a later (fake) clock | the refresh fails
 #[test]
 fn under_faketime_expired_metadata_fails_the_refresh() {
     if !support::faketime_available() {

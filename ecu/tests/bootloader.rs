@@ -115,6 +115,7 @@ fn installs_into_the_inactive_slot_and_activates_on_a_matching_hash() {
     assert!(bl.verify_active().unwrap());
 }
 
+/// Scenario: Uptane release counter | the ECU offered a manifest with a lower counter, wrong hardware id or bad signature | refused by the ECU before any data
 #[test]
 fn refusals_before_any_data_is_accepted() {
     let prov = provisioned();
@@ -294,6 +295,7 @@ fn a_flipped_last_byte_is_caught_and_the_old_image_stays_active() {
     assert_eq!(bl.state().release_counter, 2);
 }
 
+/// Scenario: Power loss | power cut at every flash write of the ECU | the old image stays bootable
 #[test]
 fn power_cut_at_every_write_keeps_the_old_image_bootable_and_the_retry_succeeds() {
     let prov = provisioned();

@@ -123,6 +123,7 @@ fn download_over_the_memory_bus_classic_and_fd() {
     }
 }
 
+/// Scenario: Arbitrary software | a byte flipped on the CAN bus | the ECU refuses; the old image stays active
 #[test]
 fn a_byte_flipped_in_transit_is_refused_and_the_old_image_stays() {
     let bus = MemBus::new();

@@ -44,6 +44,7 @@ fn round_trip_and_verify_with_the_ecu_parser() {
     c.verify(&[provisioned(k)], 1).unwrap();
 }
 
+/// Scenario: Arbitrary software | a compact manifest signed by another key or altered | the ECU refuses it
 #[test]
 fn wrong_key_tampering_and_threshold() {
     let m = manifest();
@@ -84,6 +85,7 @@ fn wrong_key_tampering_and_threshold() {
     assert!(both.verify(&[provisioned(a)], 0).is_err());
 }
 
+/// Scenario: Thresholds | the ECU given one key under two ids | counts key material once
 #[test]
 fn the_ecu_counts_key_material_not_key_ids() {
     let m = manifest();

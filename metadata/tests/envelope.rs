@@ -81,6 +81,7 @@ fn reformatting_outside_the_canonical_form_keeps_signatures_valid() {
     assert_eq!(parse(&compact).raw(), compact.as_slice());
 }
 
+/// Scenario: Thresholds | the same signature repeated | refused
 #[test]
 fn a_repeated_key_id_in_signatures_is_refused() {
     // TUF: key ids in `signatures` MUST be unique. A repeat is refused, not skipped, whatever
@@ -137,6 +138,7 @@ fn sign_document_never_repeats_a_key_id() {
     assert_eq!(parse(&bytes).verify("targets", &ids, 2, &m).unwrap(), 2);
 }
 
+/// Scenario: Thresholds | one key listed under two key ids to meet a threshold of 2 | counts once; refused
 #[test]
 fn same_key_under_two_key_ids_counts_once() {
     let k = &keys()[0];

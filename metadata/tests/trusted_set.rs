@@ -131,6 +131,7 @@ fn full_walk_top_level_and_delegated() {
     ));
 }
 
+/// Scenario: Root rotation | a new root signed by only the old or only the new keys, a skipped version, a replayed root | refused
 #[test]
 fn root_rotation_needs_old_and_new_signatures_and_next_version() {
     let (mut set, rk, ok) = set_with_root();
@@ -185,6 +186,7 @@ fn expired_root_is_refused_before_timestamp() {
     ));
 }
 
+/// Scenario: Rollback | a lower timestamp version, or a newer timestamp naming an older snapshot | refused (version error)
 #[test]
 fn timestamp_rollback_equal_and_expiry() {
     let (mut set, _, k) = set_with_root();
@@ -295,6 +297,7 @@ fn an_injected_clock_decides_expiry() {
     ));
 }
 
+/// Scenario: Endless data | oversized role files | refused per role limit
 #[test]
 fn size_limits_apply_per_role() {
     let (rk, ok) = (&keys()[0], &keys()[1]);

@@ -293,6 +293,7 @@ fn tampered_targets_and_metadata_fail_verification() {
     assert!(err.contains("2.targets.json"), "{err}");
 }
 
+/// Scenario: Delegations | a tier-2 supplier signing for hardware outside its delegation | refused
 #[test]
 fn tier2_delegation_signs_only_its_hardware() {
     let env = env_new();
@@ -351,6 +352,7 @@ fn tier2_delegation_signs_only_its_hardware() {
     ]);
 }
 
+/// Scenario: Stolen keys | a supplier rotates every role's keys | the tree verifies from the first root
 #[test]
 fn rotating_keys_keeps_the_tree_verifiable_from_the_first_root() {
     let env = env_new();

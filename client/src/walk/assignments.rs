@@ -290,6 +290,7 @@ mod tests {
         );
     }
 
+    /// Scenario: Uptane VIN | the tree leads a vehicle to another prefix's (another vehicle's) leaf | refused
     #[test]
     fn a_node_for_another_prefix_is_refused() {
         let (mut m, root) = tree();
@@ -317,6 +318,7 @@ mod tests {
         );
     }
 
+    /// Scenario: Endless data | an endless chain of tree nodes | cut off at the maximum depth
     #[test]
     fn an_endless_chain_of_nodes_is_cut_off() {
         // A chain of inner nodes, each naming the next, deeper than a vehicle walks.
