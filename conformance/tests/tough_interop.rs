@@ -234,11 +234,12 @@ async fn tough_reads_our_supplier_tree() {
     )
     .expect("supplier delegate");
 
-    // (uid, version, release counter, hardware id, role, size). Sizes include an empty image,
-    // one byte, a non-round size and one larger than tough's and our read buffers.
+    // (uid, version, release counter, hardware id, role, size). Sizes include the smallest
+    // (one byte: an image is never empty), a non-round size and one larger than tough's and
+    // our read buffers.
     let images: [(&str, &str, u64, &str, &str, usize); 5] = [
         ("gateway", "1.0.0", 1, "ECU.GW-01", "targets", 1),
-        ("gateway", "1.1.0+build.7", 2, "ECU.GW-01", "targets", 0),
+        ("gateway", "1.1.0+build.7", 2, "ECU.GW-01", "targets", 2),
         (
             "infotainment",
             "2.3.1",

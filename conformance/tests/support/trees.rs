@@ -30,7 +30,7 @@ pub const IMAGES: [(&str, &str, u64, &str, &str, usize); 5] = [
     ("brake-fw", "1.1.0", 2, "BRAKE-A", "targets", 70_000),
     ("infotainment", "5.2", 7, "HU-GEN3", "targets", 1),
     ("abs-fw", "3.0", 3, "ABS-MOD-1", TIER2, 32_768),
-    ("abs-fw", "3.1", 4, "ABS-MOD-1", TIER2, 0),
+    ("abs-fw", "3.1", 4, "ABS-MOD-1", TIER2, 1),
 ];
 
 pub struct Trees {
