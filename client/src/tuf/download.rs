@@ -150,6 +150,10 @@ impl<W> Hashing<W> {
 
 impl<W: Write> Write for Hashing<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if crate::stop::requested() {
+            // Not ErrorKind::Interrupted: write_all would retry that.
+            return Err(io::Error::other("stopped (SIGTERM)"));
+        }
         let next = self.written.saturating_add(buf.len() as u64);
         if next > self.limit {
             return Err(io::Error::other(format!(
@@ -246,7 +250,7 @@ fn fetch_resuming<S: Write + Seek + SetLen>(
             Err(e) if e.is_interrupted() => Broken::Interrupted(e),
             Err(e) => return Err(e.into()),
         };
-        if sink.fresh > 0 && resumes < max_resumes {
+        if sink.fresh > 0 && resumes < max_resumes && !crate::stop::requested() {
             resumes = resumes.saturating_add(1);
             continue;
         }
