@@ -170,7 +170,7 @@ fn serve(config: Config, now: Option<&str>, max_checks: Option<u64>) -> Result<b
             error: error.map(|(_, e)| e),
             report,
             stopped: stop::requested(),
-            next_check_secs: (!last).then_some(delay),
+            next_check_secs: delay,
         };
         println!("{}", line.to_line());
         let _ = std::io::Write::flush(&mut std::io::stdout());

@@ -72,8 +72,11 @@ pub struct LogLine<'a> {
     /// "uploaded", "failed: ..." or absent when no report_url is configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report: Option<String>,
+    /// A stop was asked for: this was the last check.
     pub stopped: bool,
-    pub next_check_secs: Option<u64>,
+    /// When the next check is due (the loop's schedule, also on the last line of a run that
+    /// stops after it).
+    pub next_check_secs: u64,
 }
 
 impl LogLine<'_> {
