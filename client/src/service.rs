@@ -38,8 +38,7 @@ pub fn next_delay(s: &ServiceConfig, failures: u32) -> u64 {
     let shift = failures.saturating_sub(1).min(63);
     let base = s
         .retry_secs
-        .checked_mul(1u64 << shift)
-        .unwrap_or(u64::MAX)
+        .saturating_mul(1u64 << shift)
         .min(s.max_backoff_secs);
     base.saturating_add(uniform(base / 10))
 }
