@@ -601,6 +601,7 @@ pub enum ReportCommand {
     Clear {
         #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
+        /// The vehicle whose flags are cleared.
         #[arg(long, value_name = "VIN")]
         vin: String,
         /// Only this ECU's flags.
