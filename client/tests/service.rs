@@ -226,6 +226,62 @@ fn run_updates_logs_one_json_line_per_check_and_uploads_reports() {
     }
     let inv = ota_repo::oem::Inventory::load(&w.p("oem")).unwrap();
     assert_eq!(inv.vehicles["VIN1"].last_report_counter, Some(2));
+
+    // The server's bounds: each bad request gets its status and a reason, and the server
+    // carries on.
+    let raw = |req: &[u8]| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let _ = s.write_all(req);
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        answer
+    };
+    let cases: [(&[u8], &str); 6] = [
+        (b"GET /reports HTTP/1.1\r\n\r\n", "405"),
+        (b"POST /reports HTTP/1.1\r\n\r\n", "411"),
+        (
+            b"POST /reports HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "411",
+        ),
+        (
+            b"POST /reports HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n",
+            "413",
+        ),
+        (
+            b"POST /reports HTTP/1.1\r\nContent-Length: 5\r\n\r\nnope!",
+            "400",
+        ),
+        (
+            b"POST /reports HTTP/1.1\r\nContent-Length: 50\r\n\r\nshort",
+            "400",
+        ),
+    ];
+    for (req, status) in cases {
+        let answer = raw(req);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{}: {answer}",
+            String::from_utf8_lossy(req)
+        );
+        assert!(server.answer().starts_with(status));
+    }
+    let huge_head = [b"POST / HTTP/1.1\r\nX: ".as_slice(), &[b'a'; 20_000]].concat();
+    assert!(raw(&huge_head).starts_with("HTTP/1.1 431 "));
+    // The bytes `ota-gateway report` writes, POSTed by any client, are ingested the same way.
+    let answer = {
+        let out = ok(gateway(&cfg, &["report"]).output().unwrap());
+        let mut req = format!(
+            "POST /reports HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            out.stdout.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(&out.stdout);
+        raw(&req)
+    };
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
 }
 
 #[test]
