@@ -29,6 +29,14 @@
 //! min_speed_window_secs = 10
 //! max_resume_attempts = 3                  # Range requests after a broken download
 //! staging_budget = 4294967296              # disk for phase one: all images of an update
+//!
+//! report_url = "https://ota.example.com/reports"   # `ota-gateway run` POSTs version reports
+//!                                                 # (top-level key: put it before the tables)
+//! [service]                                # `ota-gateway run`, all optional
+//! interval_secs = 3600                     # a check an hour ...
+//! jitter_secs = 360                        # ... +- up to 6 min, uniformly random
+//! retry_secs = 60                          # after a failure; doubles per failure in a row
+//! max_backoff_secs = 21600                 # ... up to this
 //! ```
 
 use crate::walk::Ecu;
@@ -107,6 +115,36 @@ pub struct Config {
     pub ecus: Vec<EcuConfig>,
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Where `ota-gateway run` POSTs each version report (needs `vehicle_key`).
+    #[serde(default)]
+    pub report_url: Option<String>,
+    /// Timing of `ota-gateway run`.
+    #[serde(default)]
+    pub service: ServiceConfig,
+}
+
+/// `ota-gateway run`: a check every `interval_secs`, spread by a uniform random jitter of
+/// ±`jitter_secs` (the first check after a uniform random delay in [0, jitter_secs]), so a
+/// fleet does not hit the CDN in the same second; after a failed check, retry after
+/// `retry_secs`, doubling on each failure in a row up to `max_backoff_secs` (plus jitter).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    pub interval_secs: u64,
+    pub jitter_secs: u64,
+    pub retry_secs: u64,
+    pub max_backoff_secs: u64,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            interval_secs: 3600,
+            jitter_secs: 360,
+            retry_secs: 60,
+            max_backoff_secs: 6 * 3600,
+        }
+    }
 }
 
 /// Largest configuration file read.
@@ -184,6 +222,24 @@ impl Config {
         let https = self.master_url.starts_with("https://");
         if https && self.ca_bundle.is_none() && !self.system_roots {
             return Err("master_url is HTTPS: set ca_bundle (or system_roots = true)".into());
+        }
+        if let Some(url) = &self.report_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(format!("report_url {url}: not an http(s) URL"));
+            }
+            if self.vehicle_key.is_none() {
+                return Err("report_url needs vehicle_key (reports are signed)".into());
+            }
+        }
+        let s = &self.service;
+        if s.interval_secs == 0 || s.retry_secs == 0 {
+            return Err("[service] interval_secs and retry_secs must be at least 1".into());
+        }
+        if s.jitter_secs > s.interval_secs {
+            return Err("[service] jitter_secs must not exceed interval_secs".into());
+        }
+        if s.max_backoff_secs < s.retry_secs {
+            return Err("[service] max_backoff_secs must be at least retry_secs".into());
         }
         Ok(())
     }

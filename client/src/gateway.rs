@@ -660,8 +660,17 @@ impl Gateway {
             silent,
         );
         // Recalls the last check found travel to the OEM with the report.
-        let state = GatewayState::load(&self.config.state_dir)
+        let mut state = GatewayState::load(&self.config.state_dir)
             .map_err(state_err(&self.config.state_dir))?;
+        // Saved before the report leaves: a counter is never used twice, even after a crash.
+        state.report_counter = state.report_counter.saturating_add(1);
+        state
+            .save(&self.config.state_dir)
+            .map_err(state_err(&self.config.state_dir))?;
+        doc.extra.insert(
+            "counter".into(),
+            serde_json::Value::from(state.report_counter),
+        );
         doc.recalls = state
             .recalls
             .iter()

@@ -4,8 +4,11 @@ use clap::{Parser, Subcommand};
 use ota_client::config::{Config, ForwardConfig};
 use ota_client::forward::{CanBus, CanForwarder, DirForwarder, Forwarder};
 use ota_client::gateway::{summary, EcuOutcome, Gateway, GatewayError};
+use ota_client::tuf::fetch::{CaRoots, HttpFetcher};
+use ota_client::{service, stop};
 use ota_metadata::DateTime;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -55,10 +58,37 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Run as a service: `update` every `[service] interval_secs` (with random jitter, and
+    /// exponential backoff after failures), POST the version report to `report_url`, one JSON
+    /// line per check on stdout. SIGTERM/SIGINT stop it cleanly (exit 0).
+    Run {
+        /// Stop after N checks (tests).
+        #[arg(long, value_name = "N", hide = true)]
+        max_checks: Option<u64>,
+        /// One check, then stop (the same as --max-checks 1).
+        #[arg(long, hide = true)]
+        once: bool,
+        /// Override `[service] interval_secs` (seconds).
+        #[arg(long, value_name = "SECS")]
+        interval: Option<u64>,
+    },
 }
 
 fn run(cli: Cli) -> Result<bool, GatewayError> {
-    let config = Config::load(&cli.config)?;
+    let mut config = Config::load(&cli.config)?;
+    if let Command::Run {
+        max_checks,
+        once,
+        interval,
+    } = cli.command
+    {
+        if let Some(i) = interval {
+            config.service.interval_secs = i.max(1);
+            config.service.jitter_secs = config.service.jitter_secs.min(i);
+        }
+        let max = if once { Some(1) } else { max_checks };
+        return serve(config, cli.now.as_deref(), max);
+    }
     let now = match &cli.now {
         Some(t) => DateTime::parse(t).map_err(|e| GatewayError::Refused(format!("--now: {e}")))?,
         None => DateTime::now(),
@@ -98,7 +128,155 @@ fn run(cli: Cli) -> Result<bool, GatewayError> {
             let mut fw = forwarder(&gw);
             report(gw.run(Some(fw.as_mut()))?)
         }
+        Command::Run { .. } => Ok(true),
     }
+}
+
+/// The service loop of `ota-gateway run`.
+fn serve(config: Config, now: Option<&str>, max_checks: Option<u64>) -> Result<bool, GatewayError> {
+    ota_client::stop::install()
+        .map_err(|e| GatewayError::Refused(format!("cannot handle SIGTERM: {e}")))?;
+    let mut delay = service::first_delay(&config.service);
+    let mut failures: u32 = 0;
+    let mut checks: u64 = 0;
+    loop {
+        if stop::sleep(Duration::from_secs(delay)) {
+            return Ok(true);
+        }
+        checks = checks.saturating_add(1);
+        let (outcome, updated, error) = check(&config, now);
+        let failed = outcome == service::Outcome::Failed;
+        let report = if stop::requested() {
+            None
+        } else {
+            upload_report(&config, now)
+        };
+        // A report that could not be uploaded is sent again at the next check; it does not
+        // fail the check (nor back off the updates).
+        failures = if failed {
+            failures.saturating_add(1)
+        } else {
+            0
+        };
+        let last = max_checks.is_some_and(|m| checks >= m) || stop::requested();
+        delay = service::next_delay(&config.service, failures);
+        let line = service::LogLine {
+            time: DateTime::now().to_string(),
+            vin: &config.vin,
+            check: checks,
+            outcome,
+            ecus_updated: updated,
+            error_kind: error.as_ref().map(|(k, _)| *k),
+            error: error.map(|(_, e)| e),
+            report,
+            stopped: stop::requested(),
+            next_check_secs: delay,
+        };
+        println!("{}", line.to_line());
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        if last {
+            return Ok(true);
+        }
+    }
+}
+
+type CheckResult = (
+    service::Outcome,
+    Vec<String>,
+    Option<(&'static str, String)>,
+);
+
+/// One `update`, summed up for the log line.
+fn check(config: &Config, now: Option<&str>) -> CheckResult {
+    let fail = |kind: &'static str, e: String| (service::Outcome::Failed, vec![], Some((kind, e)));
+    let now = match now.map(DateTime::parse) {
+        Some(Ok(t)) => t,
+        Some(Err(e)) => return fail("config", format!("--now: {e}")),
+        None => DateTime::now(),
+    };
+    let gw = match Gateway::new(config.clone(), now) {
+        Ok(g) => g,
+        Err(e) => return fail(error_kind(&e), e.to_string()),
+    };
+    let mut fw = forwarder(&gw);
+    let outcomes = match gw.run(Some(fw.as_mut())) {
+        Ok(o) => o,
+        Err(e) => return fail(error_kind(&e), e.to_string()),
+    };
+    let mut updated = Vec::new();
+    let mut first_error = None;
+    let mut unclean = false;
+    for (serial, o) in &outcomes {
+        match o {
+            EcuOutcome::Updated { .. } => updated.push(serial.clone()),
+            EcuOutcome::Failed(e) => {
+                let kind = match e.check() {
+                    Some(_) => "walk",
+                    None => match e {
+                        ota_client::gateway::EcuError::Forward(_) => "forward",
+                        ota_client::gateway::EcuError::Activation(_) => "activation",
+                        ota_client::gateway::EcuError::Staging(_) => "staging",
+                        _ => "state",
+                    },
+                };
+                first_error.get_or_insert((kind, format!("ECU {serial}: {e}")));
+            }
+            EcuOutcome::HeldBack { .. } | EcuOutcome::Recalled { .. } => unclean = true,
+            _ => {}
+        }
+    }
+    if stop::requested() && first_error.is_some() {
+        first_error = Some(("stopped", "stopped by a signal during the check".into()));
+    }
+    let outcome = if first_error.is_some() {
+        service::Outcome::Failed
+    } else if !updated.is_empty() {
+        service::Outcome::Updated
+    } else if unclean {
+        service::Outcome::Ok
+    } else {
+        service::Outcome::NothingNew
+    };
+    (outcome, updated, first_error)
+}
+
+fn error_kind(e: &GatewayError) -> &'static str {
+    match e {
+        GatewayError::Config(_) => "config",
+        GatewayError::Tuf(_) => "metadata",
+        GatewayError::Walk(_) => "walk",
+        GatewayError::State { .. } => "state",
+        GatewayError::Staging(_) => "staging",
+        GatewayError::RollForward { .. } => "roll-forward",
+        GatewayError::Refused(_) => "refused",
+    }
+}
+
+/// Ask the ECUs for their reports and POST the signed vehicle report to `report_url`: None
+/// when no URL is configured, else "uploaded" or why not (retried at the next check).
+fn upload_report(config: &Config, now: Option<&str>) -> Option<String> {
+    let url = config.report_url.as_ref()?;
+    let now = match now.map(DateTime::parse) {
+        Some(Ok(t)) => t,
+        _ => DateTime::now(),
+    };
+    let result = (|| -> Result<(), String> {
+        let gw = Gateway::new(config.clone(), now).map_err(|e| e.to_string())?;
+        let mut fw = forwarder(&gw);
+        let bytes = gw.report(fw.as_mut()).map_err(|e| e.to_string())?;
+        let roots = match (&config.ca_bundle, config.system_roots) {
+            (Some(p), _) => CaRoots::from_pem_file(p).map_err(|e| e.to_string())?,
+            (None, true) => CaRoots::WebPki,
+            (None, false) => CaRoots::None,
+        };
+        let http = HttpFetcher::new(&config.limits(), roots).map_err(|e| e.to_string())?;
+        http.post_json(url, &bytes).map_err(|e| e.to_string())?;
+        Ok(())
+    })();
+    Some(match result {
+        Ok(()) => "uploaded".into(),
+        Err(e) => format!("failed: {e}"),
+    })
 }
 
 fn forwarder(gw: &Gateway) -> Box<dyn Forwarder> {

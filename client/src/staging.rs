@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 /// The default disk budget of phase one: 4 GiB.
 pub const DEFAULT_BUDGET: u64 = 4 << 30;
 
+/// How long a partial download stopped by SIGTERM is kept for resuming.
+pub const PARTIAL_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 #[derive(Debug, thiserror::Error)]
 pub enum StagingError {
     #[error(
@@ -91,14 +94,28 @@ impl Staging {
     }
 
     /// Start a phase one: clear `incoming/` and every staged image not in `keep` (hex
-    /// SHA-256s), left over from an update that was replaced or abandoned.
+    /// SHA-256s), left over from an update that was replaced or abandoned. Partial downloads
+    /// (`incoming/.partial-*`, left by a stop on SIGTERM) younger than [`PARTIAL_MAX_AGE`]
+    /// stay, for the download to resume; they are checked by hash like any download.
     pub fn prepare(&self, keep: &[String]) -> Result<(), StagingError> {
         let incoming = self.incoming();
-        match std::fs::remove_dir_all(&incoming) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err(&incoming)(e)),
-            _ => {}
-        }
         std::fs::create_dir_all(&incoming).map_err(io_err(&incoming))?;
+        for entry in std::fs::read_dir(&incoming).map_err(io_err(&incoming))? {
+            let entry = entry.map_err(io_err(&incoming))?;
+            let path = entry.path();
+            let meta = entry.metadata().map_err(io_err(&path))?;
+            let young = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age < PARTIAL_MAX_AGE);
+            let partial = entry.file_name().to_string_lossy().starts_with(".partial-");
+            if meta.is_dir() {
+                std::fs::remove_dir_all(&path).map_err(io_err(&path))?;
+            } else if !(partial && young && meta.is_file()) {
+                std::fs::remove_file(&path).map_err(io_err(&path))?;
+            }
+        }
         let keep: Vec<PathBuf> = keep
             .iter()
             .map(|h| self.path(h))

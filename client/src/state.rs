@@ -22,6 +22,14 @@ pub struct GatewayState {
     /// stay until the ECU is updated or found approved again, and go into version reports.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub recalls: BTreeMap<String, Recall>,
+    /// Number of the last version report signed: each report carries the next one (`counter`),
+    /// so the OEM tells two reports made in the same second apart (and orders them).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub report_counter: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 const NAME: &str = "gateway-state";

@@ -310,9 +310,10 @@ fn version_reports_flag_replaced_and_unknown_ecus() {
             (s1.uid.as_str(), s1.version.as_str(), s1.release_counter),
             ("brake-fw", "1.0", 1)
         );
-        // The same report again is a replay.
-        let err = ota_repo::oem::ingest(&oem, &r).unwrap_err().to_string();
-        assert!(err.contains("replay"), "{err}");
+        // The same report again (an upload whose answer was lost) is already seen, not an
+        // error, and changes nothing.
+        let again = ota_repo::oem::ingest(&oem, &r).unwrap();
+        assert!(again.already_seen && again.accepted.is_empty() && again.flagged.is_empty());
     }
     std::thread::sleep(std::time::Duration::from_millis(1100)); // reports are timestamped in seconds
     {
@@ -378,4 +379,75 @@ fn version_reports_flag_replaced_and_unknown_ecus() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("threshold"), "{err}");
+
+    // After review, the flags are cleared: one ECU's, then the rest of the vehicle's.
+    let serials = |f: Vec<ota_repo::oem::Flag>| {
+        let mut v: Vec<String> = f.into_iter().map(|f| f.serial).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        serials(ota_repo::oem::flags(&oem).unwrap()),
+        ["S1", "S2", "S9"]
+    );
+    let cleared = ota_repo::oem::clear_flags(&oem, "VIN1", Some("S9")).unwrap();
+    assert_eq!(serials(cleared), ["S9"]);
+    assert_eq!(serials(ota_repo::oem::flags(&oem).unwrap()), ["S1", "S2"]);
+    assert_eq!(
+        serials(ota_repo::oem::clear_flags(&oem, "VIN1", None).unwrap()),
+        ["S1", "S2"]
+    );
+    assert!(ota_repo::oem::flags(&oem).unwrap().is_empty());
+    let err = ota_repo::oem::clear_flags(&oem, "VIN1", None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no flag for VIN1"), "{err}");
+
+    // Two reports generated in the same second: the gateway's signed report counter orders
+    // them, so the second is news, and the first, sent after it, is the replay.
+    let _e1 = start_ecu_with(
+        "S1",
+        "BRAKE-A",
+        a1,
+        gw,
+        &key,
+        &w.p("f1"),
+        0x7E0,
+        Some(&w.p("s1.pem")),
+    );
+    let _e2 = start_ecu_with(
+        "S2",
+        "BRAKE-A",
+        a2,
+        gw,
+        &key,
+        &w.p("f2"),
+        0x7E1,
+        Some(&w.p("s2.pem")),
+    );
+    let same_second = |name: &str| {
+        let out = run(&[
+            "--now",
+            "2030-01-01T00:00:00Z",
+            "report",
+            "--out",
+            &w.p(name).display().to_string(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        w.p(name)
+    };
+    let (r3, r4) = (same_second("r3.json"), same_second("r4.json"));
+    let got = ota_repo::oem::ingest(&oem, &r3).unwrap();
+    assert_eq!(got.accepted, ["S1", "S2"]);
+    assert!(!got.already_seen);
+    let got = ota_repo::oem::ingest(&oem, &r4).unwrap();
+    assert_eq!(got.accepted, ["S1", "S2"]);
+    assert!(!got.already_seen);
+    let err = ota_repo::oem::ingest(&oem, &r3).unwrap_err().to_string();
+    assert!(err.contains("replay") && err.contains("counter"), "{err}");
+    assert!(ota_repo::oem::ingest(&oem, &r4).unwrap().already_seen);
 }

@@ -105,7 +105,10 @@ pub const OEM_REVIEW_EXAMPLES: &str = "Examples:
       --from /srv/mirror/acme/repository        # a local copy of the supplier's tree";
 
 pub const OEM_REPORT_EXAMPLES: &str = "Examples:
-  ota-repo oem report ingest oem --file version-report.json   # from `ota-gateway report`";
+  ota-repo oem report ingest oem --file version-report.json   # from `ota-gateway report`
+  ota-repo oem report serve oem --listen 127.0.0.1:8440        # reports POSTed by `ota-gateway run`
+  ota-repo oem report flags oem
+  ota-repo oem report clear oem --vin VIN --ecu SERIAL          # after review";
 
 pub const REGULATOR_EXAMPLES: &str = "Examples:
   ota-repo regulator init tuv --name tuv --root-key tuv-root.pem --key tuv.pem
@@ -575,6 +578,35 @@ pub enum ReportCommand {
         /// The signed vehicle version report (a regular file, from `ota-gateway report`).
         #[arg(long, value_name = "REPORT.json")]
         file: PathBuf,
+    },
+    /// Collect the reports gateways POST (`report_url` of `ota-gateway run`): a small blocking
+    /// HTTP server (plain HTTP: put it behind the TLS web server) ingesting each like `ingest`.
+    /// Answers 200 (ingested, or the same report again) or 400 with the reason.
+    Serve {
+        #[arg(value_name = "DIR", help = DIR_HELP)]
+        dir: PathBuf,
+        /// Address to listen on.
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8440")]
+        listen: std::net::SocketAddr,
+        /// Stop after N requests (tests).
+        #[arg(long, value_name = "N", hide = true)]
+        max_requests: Option<u64>,
+    },
+    /// List the ECUs flagged for the replacement process (DIR/flagged.json).
+    Flags {
+        #[arg(value_name = "DIR", help = DIR_HELP)]
+        dir: PathBuf,
+    },
+    /// Clear the flags of a vehicle (or of one of its ECUs) after review.
+    Clear {
+        #[arg(value_name = "DIR", help = DIR_HELP)]
+        dir: PathBuf,
+        /// The vehicle whose flags are cleared.
+        #[arg(long, value_name = "VIN")]
+        vin: String,
+        /// Only this ECU's flags.
+        #[arg(long, value_name = "SERIAL")]
+        ecu: Option<String>,
     },
 }
 

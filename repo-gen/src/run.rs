@@ -316,7 +316,13 @@ fn oem_dir(cmd: &OemCommand) -> Option<&Path> {
         OemCommand::Vehicle(VehicleCommand::Add { dir, .. } | VehicleCommand::Key { dir, .. }) => {
             dir
         }
-        OemCommand::Report(ReportCommand::Ingest { dir, .. }) => dir,
+        OemCommand::Report(
+            ReportCommand::Ingest { dir, .. }
+            | ReportCommand::Flags { dir }
+            | ReportCommand::Clear { dir, .. },
+        ) => dir,
+        // Locks per request, so other commands run between reports.
+        OemCommand::Report(ReportCommand::Serve { .. }) => return None,
         OemCommand::Ecu(
             EcuCommand::Add { dir, .. }
             | EcuCommand::Key { dir, .. }
@@ -481,8 +487,36 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
             oem::ecu_key(&dir, &vin, &serial, &key)?;
             say!("registered the key of ECU {serial} of {vin}");
         }
+        OemCommand::Report(ReportCommand::Serve {
+            dir,
+            listen,
+            max_requests,
+        }) => {
+            oem::serve::serve(&dir, listen, wait, max_requests)?;
+        }
+        OemCommand::Report(ReportCommand::Flags { dir }) => {
+            for f in oem::flags(&dir)? {
+                println!(
+                    "{} {} (report of {}): {}",
+                    f.vin, f.serial, f.report_generated, f.reason
+                );
+            }
+        }
+        OemCommand::Report(ReportCommand::Clear { dir, vin, ecu }) => {
+            for f in oem::clear_flags(&dir, &vin, ecu.as_deref())? {
+                say!(
+                    "cleared the flag of ECU {} of {}: {}",
+                    f.serial,
+                    f.vin,
+                    f.reason
+                );
+            }
+        }
         OemCommand::Report(ReportCommand::Ingest { dir, file }) => {
             let r = oem::ingest(&dir, &file)?;
+            if r.already_seen {
+                say!("already ingested: the same report as the last one (nothing changed)");
+            }
             for s in &r.accepted {
                 say!("accepted the report of ECU {s}");
             }

@@ -88,10 +88,30 @@ impl Nginx {
         Self::start_with(nginx, trees, Some(ca))
     }
 
+    /// HTTPS, with `extra` (nginx directives, e.g. a rate-limited location) added to the
+    /// server block.
+    pub fn start_tls_with(
+        nginx: &Path,
+        trees: &[(&str, &Path)],
+        ca: &crate::tls::TestCa,
+        extra: &str,
+    ) -> Nginx {
+        Self::start_inner(nginx, trees, Some(ca), extra)
+    }
+
     fn start_with(
         nginx: &Path,
         trees: &[(&str, &Path)],
         tls: Option<&crate::tls::TestCa>,
+    ) -> Nginx {
+        Self::start_inner(nginx, trees, tls, "")
+    }
+
+    fn start_inner(
+        nginx: &Path,
+        trees: &[(&str, &Path)],
+        tls: Option<&crate::tls::TestCa>,
+        extra: &str,
     ) -> Nginx {
         let prefix = tempfile::Builder::new()
             .prefix("nginx-")
@@ -123,7 +143,8 @@ impl Nginx {
                     quoted(&PathBuf::from(format!("{}/", dir.display())))
                 )
             })
-            .collect();
+            .collect::<String>()
+            + extra;
         let user = if running_as_root() {
             "user root;\n"
         } else {

@@ -150,6 +150,10 @@ impl<W> Hashing<W> {
 
 impl<W: Write> Write for Hashing<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if crate::stop::requested() {
+            // Not ErrorKind::Interrupted: write_all would retry that.
+            return Err(io::Error::other("stopped (SIGTERM)"));
+        }
         let next = self.written.saturating_add(buf.len() as u64);
         if next > self.limit {
             return Err(io::Error::other(format!(
@@ -246,7 +250,7 @@ fn fetch_resuming<S: Write + Seek + SetLen>(
             Err(e) if e.is_interrupted() => Broken::Interrupted(e),
             Err(e) => return Err(e.into()),
         };
-        if sink.fresh > 0 && resumes < max_resumes {
+        if sink.fresh > 0 && resumes < max_resumes && !crate::stop::requested() {
             resumes = resumes.saturating_add(1);
             continue;
         }
@@ -278,13 +282,70 @@ pub(crate) fn fetch_verified(
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(Error::store(dir))?;
-    // Dropped (and so deleted) on every early return below.
-    let mut staging = tempfile::Builder::new()
-        .prefix(".download-")
-        .tempfile_in(dir)
-        .map_err(Error::store(dir))?;
-    let mut sink = Hashing::with(staging.as_file_mut(), length, sha.hasher());
-    fetch_resuming(fetcher, url, target, length, max_resumes, &mut sink)?;
+    // The partial download of `dest`: kept when the download is stopped (SIGTERM), so the next
+    // run resumes it with a Range request; removed on every other failure.
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let partial = dir.join(format!(".partial-{name}"));
+    let result = fetch_into_partial(fetcher, url, target, length, sha, &partial, max_resumes);
+    if let Err(e) = result {
+        if !crate::stop::requested() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        return Err(e);
+    }
+    std::fs::rename(&partial, dest).map_err(Error::store(dest))?;
+    if let Ok(d) = File::open(dir) {
+        // Durability of the rename; not every filesystem can sync a directory.
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Download into `partial`, continuing after the bytes it already holds (hashed first), and
+/// check length and hash.
+fn fetch_into_partial(
+    fetcher: &impl Fetch,
+    url: &str,
+    target: &str,
+    length: u64,
+    sha: &TargetDigest,
+    partial: &Path,
+    max_resumes: u32,
+) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(partial)
+        .map_err(Error::store(partial))?;
+    let held = file.metadata().map_err(Error::store(partial))?.len();
+    let mut hasher = sha.hasher();
+    let mut written = 0u64;
+    if held > length || held == 0 {
+        file.set_len(0).map_err(Error::store(partial))?;
+    } else {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut reader = io::Read::take(&mut file, held);
+        loop {
+            let n = io::Read::read(&mut reader, &mut buf).map_err(Error::store(partial))?;
+            let Some(part) = buf.get(..n).filter(|_| n > 0) else {
+                break;
+            };
+            hasher.update(part);
+            written = written.saturating_add(n as u64);
+        }
+    }
+    file.seek(SeekFrom::Start(written))
+        .map_err(Error::store(partial))?;
+    let mut sink = Hashing::with(&mut file, length, hasher);
+    sink.written = written;
+    if written < length {
+        fetch_resuming(fetcher, url, target, length, max_resumes, &mut sink)?;
+    }
     // Our own count, not the fetcher's word for it.
     let written = sink.written;
     let digest = sink.hasher.finalize();
@@ -304,14 +365,7 @@ pub(crate) fn fetch_verified(
             expected: sha.hex(),
         });
     }
-    staging.as_file().sync_all().map_err(Error::store(dest))?;
-    staging
-        .persist(dest)
-        .map_err(|e| Error::store(dest)(e.error))?;
-    if let Ok(d) = File::open(dir) {
-        // Durability of the rename; not every filesystem can sync a directory.
-        let _ = d.sync_all();
-    }
+    file.sync_all().map_err(Error::store(partial))?;
     Ok(())
 }
 

@@ -41,6 +41,14 @@ pub struct Vehicle {
     /// Generation time of the newest report ingested: older ones are replays.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_report: Option<DateTime>,
+    /// SHA-256 of that report's bytes: the same report sent again is "already seen", not a
+    /// replay error (an upload whose answer was lost is retried).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_report_sha256: Option<String>,
+    /// Its `counter` (the gateway numbers its reports): of two reports generated in the same
+    /// second, the one with the higher counter is the newer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_report_counter: Option<u64>,
 }
 
 /// The vehicles of the shards loaded. `Inventory::default()` filled and saved replaces the

@@ -29,6 +29,7 @@ mod regulators;
 mod report;
 mod review;
 mod rotate;
+pub mod serve;
 pub mod store;
 mod suppliers;
 
@@ -39,7 +40,10 @@ pub use inventory::{
 };
 pub use publish::{publish, OemReport, Record};
 pub use regulators::{regulator_add, regulator_remove, regulator_repin, regulator_threshold};
-pub use report::{ecu_key, ingest, vehicle_key, Flag, Ingested, FLAGGED, RECALLS};
+pub use report::{
+    clear_flags, ecu_key, flags, ingest, ingest_bytes, vehicle_key, Flag, Ingested, FLAGGED,
+    MAX_REPORT, RECALLS,
+};
 pub use review::{review_submit, Submit};
 pub use suppliers::{supplier_add, supplier_remove, supplier_repin, supplier_replace};
 

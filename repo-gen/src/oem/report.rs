@@ -92,6 +92,33 @@ pub struct Ingested {
     /// Installed images the vehicle found revoked by a regulator (recalls to act on: assign
     /// an approved image). Recorded in `recalls.json`.
     pub recalls: Vec<EcuRecall>,
+    /// The report is the one ingested last, sent again: nothing changed.
+    pub already_seen: bool,
+}
+
+/// Clear the flags of `vin` (only those of ECU `serial` when given) after review; returns the
+/// flags removed. An error if none matched (a typo must not look like success).
+pub fn clear_flags(dir: &Path, vin: &str, serial: Option<&str>) -> Result<Vec<Flag>> {
+    super::Settings::load(dir)?;
+    let all: Vec<Flag> = read_state(dir, FLAGGED)?;
+    let (cleared, kept): (Vec<Flag>, Vec<Flag>) = all
+        .into_iter()
+        .partition(|f| f.vin == vin && serial.is_none_or(|s| f.serial == s));
+    if cleared.is_empty() {
+        return Err(Error::refused(format!(
+            "no flag for {vin}{} in {}",
+            serial.map(|s| format!(" ECU {s}")).unwrap_or_default(),
+            dir.join(FLAGGED).display()
+        )));
+    }
+    write_state(dir, FLAGGED, &kept)?;
+    Ok(cleared)
+}
+
+/// The flags recorded (`flagged.json`).
+pub fn flags(dir: &Path) -> Result<Vec<Flag>> {
+    super::Settings::load(dir)?;
+    read_state(dir, FLAGGED)
 }
 
 fn verify_ecu(key: &Key, ident: &[u8], nonce: &str, sig: &str) -> bool {
@@ -105,11 +132,21 @@ fn verify_ecu(key: &Key, ident: &[u8], nonce: &str, sig: &str) -> bool {
         .is_ok_and(|k| k.verify(&ecu_report_message(ident, &nonce), &sig))
 }
 
+/// Largest version report accepted.
+pub const MAX_REPORT: u64 = 4 << 20;
+
 pub fn ingest(dir: &Path, file: &Path) -> Result<Ingested> {
+    let bytes = fsutil::read_bounded(file, MAX_REPORT)?;
+    ingest_bytes(dir, &file.display().to_string(), &bytes)
+}
+
+/// Ingest a report given as bytes (`what` names it in errors), as `ingest` does a file.
+pub fn ingest_bytes(dir: &Path, what: &str, bytes: &[u8]) -> Result<Ingested> {
     super::Settings::load(dir)?;
-    let bytes = fsutil::read_bounded(file, 4 << 20)?;
-    let what = file.display().to_string();
-    let env = Envelope::parse(&what, &bytes, 4 << 20).map_err(Error::meta(file))?;
+    let file = Path::new(what);
+    let what = what.to_string();
+    let bytes = bytes.to_vec();
+    let env = Envelope::parse(&what, &bytes, MAX_REPORT).map_err(Error::meta(file))?;
     let report: VehicleVersionReport = env
         .decode(&what, VehicleVersionReport::TYPE)
         .map_err(Error::meta(file))?;
@@ -129,11 +166,30 @@ pub fn ingest(dir: &Path, file: &Path) -> Result<Ingested> {
         &[(id.clone(), key)].into(),
     )
     .map_err(Error::meta(file))?;
-    if vehicle.last_report.is_some_and(|t| report.generated <= t) {
-        return Err(Error::refused(format!(
-            "{what}: generated {}, not newer than the last report ingested for {} (a replay?)",
-            report.generated, report.vin
-        )));
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    let counter = report.extra.get("counter").and_then(|v| v.as_u64());
+    if let Some(last) = vehicle.last_report {
+        if vehicle.last_report_sha256.as_deref() == Some(digest.as_str()) {
+            // The very report ingested last, sent again (an upload whose answer was lost).
+            return Ok(Ingested {
+                already_seen: true,
+                ..Ingested::default()
+            });
+        }
+        // Same second: the gateway's report counter orders them.
+        let newer = report.generated > last
+            || (report.generated == last
+                && counter.unwrap_or(0) > vehicle.last_report_counter.unwrap_or(0));
+        if !newer {
+            return Err(Error::refused(format!(
+                "{what}: generated {} (counter {}), not newer than the last report ingested for \
+                 {} (generated {last}, counter {}): a replay?",
+                report.generated,
+                counter.unwrap_or(0),
+                report.vin,
+                vehicle.last_report_counter.unwrap_or(0)
+            )));
+        }
     }
 
     let mut out = Ingested::default();
@@ -236,6 +292,8 @@ pub fn ingest(dir: &Path, file: &Path) -> Result<Ingested> {
     write_state(dir, RECALLS, &recalls)?;
     if let Some(v) = inv.vehicles.get_mut(&report.vin) {
         v.last_report = Some(report.generated);
+        v.last_report_sha256 = Some(digest);
+        v.last_report_counter = counter;
     }
     let mut all: Vec<Flag> = read_state(dir, FLAGGED)?;
     all.extend(out.flagged.iter().cloned());

@@ -108,6 +108,31 @@ impl HttpFetcher {
         })
     }
 
+    /// POST `body` to `url` (`Content-Type: application/json`, no redirect off HTTPS) and
+    /// return the status; any status other than 2xx is an error. The answer's body is read
+    /// up to 4 KiB, for the error message.
+    pub fn post_json(&self, url: &str, body: &[u8]) -> Result<u16, FetchError> {
+        let request = self
+            .agent
+            .post(url)
+            .header("Content-Type", "application/json");
+        let result = if is_https(url) {
+            request.config().https_only(true).build().send(body)
+        } else {
+            request.send(body)
+        };
+        let response = result.map_err(|e| map_ureq(url, e))?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            Ok(status)
+        } else {
+            Err(FetchError::Http {
+                url: url.into(),
+                status,
+            })
+        }
+    }
+
     /// GET `url`, from byte `offset` on when it is not 0. Returns the checked status (200,
     /// or 206 when a range was asked for) and the body, with the redirect and status rules
     /// applied.
