@@ -21,4 +21,5 @@ pub mod sim;
 pub mod state;
 #[cfg(feature = "std")]
 pub mod transport;
+pub mod trust;
 pub mod uds;

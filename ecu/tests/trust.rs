@@ -1,0 +1,238 @@
+//! The ECU trust document: provisioning, rotation as a TUF root (supplier key rotation,
+//! supplier replacement, compromise recovery), and refusal of stale, forked, forged and
+//! malformed documents.
+
+use ota_ecu::compact_manifest::{CompactManifest, Field};
+use ota_ecu::trust::{assemble, Error, KeySpec, Mode, Signed, TrustBody, TrustDocument};
+use ota_metadata::documents::compact::{keyid_bytes, sign_compact};
+use ota_metadata::documents::ImageManifest;
+use ota_metadata::SigningKey;
+use rsa::traits::PublicKeyParts;
+use sha2::{Digest, Sha256};
+use std::sync::OnceLock;
+
+const HW: &str = "BRAKE-A";
+
+/// 0, 1: OEM ecu-trust signers; 2, 3: suppliers (old, new); 4: regulator; 5: attacker.
+fn keys() -> &'static [SigningKey] {
+    static K: OnceLock<Vec<SigningKey>> = OnceLock::new();
+    K.get_or_init(|| {
+        (0..6)
+            .map(|_| SigningKey::generate(2048).unwrap())
+            .collect()
+    })
+}
+
+struct Spec {
+    keyid: [u8; 32],
+    modulus: Vec<u8>,
+}
+
+fn spec(k: &SigningKey) -> Spec {
+    Spec {
+        keyid: keyid_bytes(k.key_id()).unwrap(),
+        modulus: k.rsa_public().n().to_bytes_be(),
+    }
+}
+
+fn specs<'a>(ks: &[&'a Spec]) -> Vec<KeySpec<'a>> {
+    ks.iter()
+        .map(|s| KeySpec {
+            keyid: s.keyid,
+            exponent: 65537,
+            modulus: &s.modulus,
+        })
+        .collect()
+}
+
+/// A document of `version` trusting `suppliers`, signed by `signed_by`, naming `signers`.
+fn doc(
+    version: u32,
+    hw: &str,
+    mode: Mode,
+    suppliers: &[&SigningKey],
+    signers: &[&SigningKey],
+    signed_by: &[&SigningKey],
+) -> Vec<u8> {
+    let sup: Vec<Spec> = suppliers.iter().map(|k| spec(k)).collect();
+    let reg = [spec(&keys()[4])];
+    let sig: Vec<Spec> = signers.iter().map(|k| spec(k)).collect();
+    let (sup_r, reg_r, sig_r): (Vec<&Spec>, Vec<&Spec>, Vec<&Spec>) = (
+        sup.iter().collect(),
+        reg.iter().collect(),
+        sig.iter().collect(),
+    );
+    let (sup_s, reg_s, sig_s) = (specs(&sup_r), specs(&reg_r), specs(&sig_r));
+    let body = TrustBody {
+        version,
+        hardware_id: Field::new(hw).unwrap(),
+        mode,
+        suppliers: (&sup_s, 1),
+        regulators: (&reg_s, 1),
+        signers: (&sig_s, 1),
+    }
+    .encode();
+    let sigs: Vec<([u8; 32], Vec<u8>)> = signed_by
+        .iter()
+        .map(|k| (keyid_bytes(k.key_id()).unwrap(), k.sign(&body).unwrap()))
+        .collect();
+    let refs: Vec<([u8; 32], &[u8])> = sigs.iter().map(|(i, s)| (*i, s.as_slice())).collect();
+    assemble(&body, &refs)
+}
+
+fn manifest(signer: &SigningKey) -> Vec<u8> {
+    let img = b"firmware";
+    let m = ImageManifest::new(
+        "acme",
+        "brake-fw",
+        "1.0",
+        1,
+        vec![HW.into()],
+        img.len() as u64,
+        Sha256::digest(img).into(),
+    )
+    .unwrap();
+    sign_compact(&m.compact_body().unwrap(), &[signer]).unwrap()
+}
+
+/// Whether the ECU holding `t` would accept a manifest signed by `signer`.
+fn accepts(t: &TrustDocument, signer: &SigningKey) -> bool {
+    CompactManifest::parse(&manifest(signer))
+        .unwrap()
+        .verify(&t.suppliers.keys, t.suppliers.threshold)
+        .is_ok()
+}
+
+#[test]
+fn supplier_key_rotation_reaches_the_ecu_and_the_old_key_is_refused() {
+    let k = keys();
+    let v1 = doc(1, HW, Mode::Partial, &[&k[2]], &[&k[0]], &[&k[0]]);
+    let t1 = TrustDocument::provision(&v1, HW).unwrap();
+    assert!(accepts(&t1, &k[2]));
+    assert!(!accepts(&t1, &k[3]));
+    let v2 = doc(2, HW, Mode::Partial, &[&k[3]], &[&k[0]], &[&k[0]]);
+    let t2 = t1.accept(&v2).unwrap();
+    assert_eq!(t2.version, 2);
+    assert!(accepts(&t2, &k[3]), "the new supplier key signs");
+    assert!(!accepts(&t2, &k[2]), "the stolen or retired key is refused");
+    // Re-sending the held document is idempotent; the older one is a downgrade.
+    assert_eq!(t2.accept(&v2).unwrap().version, 2);
+    assert_eq!(
+        t2.accept(&v1).err(),
+        Some(Error::Downgrade {
+            held: 2,
+            offered: 1
+        })
+    );
+}
+
+#[test]
+fn supplier_replacement_and_full_mode_travel_in_one_document() {
+    let k = keys();
+    let t1 = TrustDocument::provision(&doc(1, HW, Mode::Partial, &[&k[2]], &[&k[0]], &[&k[0]]), HW)
+        .unwrap();
+    // Another supplier (key 5 stands for the replacement's key) and full verification.
+    let t2 = t1
+        .accept(&doc(2, HW, Mode::Full, &[&k[5]], &[&k[0]], &[&k[0]]))
+        .unwrap();
+    assert_eq!(t2.mode, Mode::Full);
+    assert_eq!(t2.regulators.keys.len(), 1);
+    assert!(accepts(&t2, &k[5]) && !accepts(&t2, &k[2]));
+}
+
+#[test]
+fn signer_key_rotation_needs_both_the_old_and_the_new_signers() {
+    let k = keys();
+    let t1 = TrustDocument::provision(&doc(1, HW, Mode::Partial, &[&k[2]], &[&k[0]], &[&k[0]]), HW)
+        .unwrap();
+    // Compromise recovery of the signer key itself: v2 names signer 1 instead of 0.
+    let only_old = doc(2, HW, Mode::Partial, &[&k[3]], &[&k[1]], &[&k[0]]);
+    assert_eq!(t1.accept(&only_old).err(), Some(Error::NotSelfSigned));
+    let only_new = doc(2, HW, Mode::Partial, &[&k[3]], &[&k[1]], &[&k[1]]);
+    assert_eq!(t1.accept(&only_new).err(), Some(Error::NotSignedByCurrent));
+    let both = doc(2, HW, Mode::Partial, &[&k[3]], &[&k[1]], &[&k[0], &k[1]]);
+    let t2 = t1.accept(&both).unwrap();
+    // From now on the retired signer alone cannot issue version 3.
+    let by_old = doc(3, HW, Mode::Partial, &[&k[2]], &[&k[0]], &[&k[0]]);
+    assert_eq!(t2.accept(&by_old).err(), Some(Error::NotSignedByCurrent));
+}
+
+#[test]
+fn forged_forked_and_foreign_documents_are_refused() {
+    let k = keys();
+    let t1 = TrustDocument::provision(&doc(1, HW, Mode::Partial, &[&k[2]], &[&k[0]], &[&k[0]]), HW)
+        .unwrap();
+    // The attacker's own document, signed by itself: not by the current signers.
+    let forged = doc(2, HW, Mode::Partial, &[&k[5]], &[&k[5]], &[&k[5]]);
+    assert_eq!(t1.accept(&forged).err(), Some(Error::NotSignedByCurrent));
+    // A valid document with one bit flipped in the signed part.
+    let mut flipped = doc(2, HW, Mode::Partial, &[&k[3]], &[&k[0]], &[&k[0]]);
+    flipped[60] ^= 1;
+    assert!(matches!(
+        t1.accept(&flipped).err(),
+        Some(Error::NotSignedByCurrent) | Some(Error::BadKey)
+    ));
+    // Same version, other content: a fork of the chain.
+    let fork = doc(1, HW, Mode::Partial, &[&k[5]], &[&k[0]], &[&k[0]]);
+    assert_eq!(
+        t1.accept(&fork).err(),
+        Some(Error::Downgrade {
+            held: 1,
+            offered: 1
+        })
+    );
+    // For another ECU type.
+    let other = doc(2, "WIPER-B", Mode::Partial, &[&k[3]], &[&k[0]], &[&k[0]]);
+    assert_eq!(t1.accept(&other).err(), Some(Error::WrongHardwareId));
+    assert_eq!(
+        TrustDocument::provision(&other, HW).err(),
+        Some(Error::WrongHardwareId)
+    );
+    // Provisioning refuses a document its own signers did not sign.
+    let unsigned = doc(1, HW, Mode::Partial, &[&k[2]], &[&k[0]], &[&k[5]]);
+    assert_eq!(
+        TrustDocument::provision(&unsigned, HW).err(),
+        Some(Error::NotSelfSigned)
+    );
+}
+
+#[test]
+fn no_panic_on_truncated_mutated_or_random_bytes() {
+    let k = keys();
+    let good = doc(2, HW, Mode::Full, &[&k[3]], &[&k[0]], &[&k[0]]);
+    assert!(Signed::parse(&good).is_ok());
+    for n in 0..good.len() {
+        assert!(Signed::parse(&good[..n]).is_err(), "prefix of {n} bytes");
+    }
+    let mut long = good.clone();
+    long.push(0);
+    assert_eq!(Signed::parse(&long).err(), Some(Error::TrailingBytes));
+    // Every header byte set to every value: parse must return, never panic.
+    for at in 0..52 {
+        for v in [0u8, 1, 2, 4, 5, 0x7f, 0xff] {
+            let mut m = good.clone();
+            m[at] = v;
+            let _ = Signed::parse(&m);
+        }
+    }
+    // Pseudo-random garbage, with and without a valid magic and format.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for round in 0..2000 {
+        let len = (round * 7) % 900;
+        let mut b: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        if round % 2 == 0 && b.len() > 52 {
+            b[..5].copy_from_slice(b"OTAT\x01");
+            b[5] &= 1;
+            b[6..8].fill(0);
+            b[44..50].iter_mut().for_each(|c| *c &= 3);
+        }
+        let _ = Signed::parse(&b);
+    }
+}
