@@ -1389,6 +1389,12 @@ impl Flash for NoFlash {
     fn write_state(&mut self, _: u8, _: &[u8; STATE_LEN]) -> Result<(), ()> {
         Ok(())
     }
+    fn read_trust(&mut self, _: u8, _: &mut [u8]) -> Result<usize, ()> {
+        Ok(0)
+    }
+    fn write_trust(&mut self, _: u8, _: &[u8]) -> Result<(), ()> {
+        Ok(())
+    }
 }
 
 fn section_ram(keys: &[&SigningKey], img: &[u8]) {

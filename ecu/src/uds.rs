@@ -9,7 +9,9 @@
 //! | `37`                                   | `77`                               |
 //! | `31 01 02 01` + image SHA-256 (32)     | `71 01 02 01` (activate)           |
 //! | `31 01 02 02`                          | `71 01 02 02` (discard)            |
+//! | `31 01 02 03` + trust document         | `71 01 02 03` + version (u32)      |
 //! | `22 F1 A0`                             | `62 F1 A0` + identification        |
+//! | `22 F1 A2`                             | `62 F1 A2` + trust version (u32) + mode (u8) |
 //!
 //! and `7F` service-id code for a refusal. RequestDownload carries the supplier-signed
 //! compact manifest instead of UDS's address and size: the ECU decides where the image goes.
@@ -35,6 +37,12 @@ pub const START_ROUTINE: u8 = 0x01;
 pub const RID_ACTIVATE: u16 = 0x0201;
 /// Routine: discard the pending image (idempotent); the active image stays.
 pub const RID_DISCARD: u16 = 0x0202;
+/// Routine: install the trust document the request carries (the successor of the held one,
+/// see [`crate::trust`]); the positive response carries the version now in force (u32).
+pub const RID_TRUST: u16 = 0x0203;
+/// Data identifier of the trust document in force: version (u32, 0 for none) and mode
+/// (0 partial, 1 full).
+pub const DID_TRUST: u16 = 0xF1A2;
 pub const NEGATIVE: u8 = 0x7F;
 /// Data identifier of the ECU's identification (serial, hardware id, active image).
 pub const DID_IDENTIFICATION: u16 = 0xF1A0;
@@ -79,6 +87,10 @@ pub enum Nrc {
     BadManifest = 0xF5,
     StateLost = 0xF6,
     NothingPending = 0xF7,
+    TrustMalformed = 0xF8,
+    TrustSignature = 0xF9,
+    TrustDowngrade = 0xFA,
+    NoTrustAnchor = 0xFB,
 }
 
 impl Nrc {
@@ -100,6 +112,10 @@ impl Nrc {
             BadManifest,
             StateLost,
             NothingPending,
+            TrustMalformed,
+            TrustSignature,
+            TrustDowngrade,
+            NoTrustAnchor,
         ]
         .into_iter()
         .find(|n| *n as u8 == b)
@@ -126,6 +142,12 @@ impl Nrc {
             Nrc::NothingPending => {
                 "no verified image of that hash is pending or active (nothing to activate)"
             }
+            Nrc::TrustMalformed => "malformed trust document",
+            Nrc::TrustSignature => {
+                "trust document not signed by a threshold of the held and of its own signer keys"
+            }
+            Nrc::TrustDowngrade => "trust document does not supersede the held one",
+            Nrc::NoTrustAnchor => "no trust document provisioned: none accepted over the bus",
         }
     }
 }
@@ -144,6 +166,10 @@ impl From<Refusal> for Nrc {
             Refusal::Programming => Nrc::ProgrammingFailure,
             Refusal::StateLost => Nrc::StateLost,
             Refusal::NothingPending => Nrc::NothingPending,
+            Refusal::TrustMalformed => Nrc::TrustMalformed,
+            Refusal::TrustSignature => Nrc::TrustSignature,
+            Refusal::TrustDowngrade => Nrc::TrustDowngrade,
+            Refusal::NoTrustAnchor => Nrc::NoTrustAnchor,
         }
     }
 }
@@ -225,6 +251,13 @@ impl<'k, F: Flash> Server<'k, F> {
                     Ok(())
                 }
                 [0xF1, 0xA1, nonce @ ..] if nonce.len() == 16 => self.signed_report(nonce, &mut ok),
+                [0xF1, 0xA2] => {
+                    let (version, mode) = self.bootloader.trust_version();
+                    let _ = ok.extend_from_slice(&[0x62, 0xF1, 0xA2]);
+                    let _ = ok.extend_from_slice(&version.to_be_bytes());
+                    let _ = ok.push(mode as u8);
+                    Ok(())
+                }
                 _ => Err(Nrc::RequestOutOfRange),
             },
             _ => Err(Nrc::ServiceNotSupported),
@@ -251,7 +284,13 @@ impl<'k, F: Flash> Server<'k, F> {
                 self.bootloader.activate(&sha).map_err(Nrc::from)?;
             }
             (RID_DISCARD, 0) => self.bootloader.discard().map_err(Nrc::from)?,
-            (RID_ACTIVATE | RID_DISCARD, _) => return Err(Nrc::IncorrectLength),
+            (RID_TRUST, n) if n > 0 => {
+                let version = self.bootloader.update_trust(arg).map_err(Nrc::from)?;
+                let _ = ok.extend_from_slice(&[ROUTINE_CONTROL + 0x40, START_ROUTINE, *hi, *lo]);
+                let _ = ok.extend_from_slice(&version.to_be_bytes());
+                return Ok(());
+            }
+            (RID_ACTIVATE | RID_DISCARD | RID_TRUST, _) => return Err(Nrc::IncorrectLength),
             _ => return Err(Nrc::RequestOutOfRange),
         }
         let _ = ok.extend_from_slice(&[ROUTINE_CONTROL + 0x40, START_ROUTINE, *hi, *lo]);

@@ -236,3 +236,133 @@ fn no_panic_on_truncated_mutated_or_random_bytes() {
         let _ = Signed::parse(&b);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// In the bootloader, over the UDS server: stored power-loss safely, used for the next manifest.
+// ---------------------------------------------------------------------------------------------
+
+use ota_ecu::bootloader::{Bootloader, Identity, Refusal};
+use ota_ecu::flash::mem::MemFlash;
+use ota_ecu::uds::{Nrc, Server, NEGATIVE};
+
+fn server(flash: MemFlash) -> Server<'static, MemFlash> {
+    let bl = Bootloader::new(
+        flash,
+        Identity {
+            hardware_id: Field::new(HW).unwrap(),
+            keys: &[],
+            threshold: 1,
+        },
+    )
+    .unwrap();
+    Server::new(bl, Field::new("SN").unwrap())
+}
+
+fn send_trust(s: &mut Server<'_, MemFlash>, doc: &[u8]) -> Result<u32, Nrc> {
+    let mut req = vec![0x31, 0x01, 0x02, 0x03];
+    req.extend_from_slice(doc);
+    let r = s.handle(&req);
+    if r[0] == NEGATIVE {
+        return Err(Nrc::from_u8(r[2]).unwrap());
+    }
+    assert_eq!(&r[..4], &[0x71, 0x01, 0x02, 0x03]);
+    Ok(u32::from_be_bytes(r[4..8].try_into().unwrap()))
+}
+
+fn read_trust(s: &mut Server<'_, MemFlash>) -> (u32, u8) {
+    let r = s.handle(&[0x22, 0xF1, 0xA2]);
+    assert_eq!(&r[..3], &[0x62, 0xF1, 0xA2]);
+    (u32::from_be_bytes(r[3..7].try_into().unwrap()), r[7])
+}
+
+fn download(s: &mut Server<'_, MemFlash>, signer: &SigningKey) -> Result<(), Nrc> {
+    let mut req = vec![0x34, 0, 0];
+    req.extend_from_slice(&manifest(signer));
+    let r = s.handle(&req);
+    if r[0] == NEGATIVE {
+        return Err(Nrc::from_u8(r[2]).unwrap());
+    }
+    Ok(())
+}
+
+#[test]
+fn over_uds_rotation_is_stored_survives_a_restart_and_drives_the_manifest_check() {
+    let k = keys();
+    let mut s = server(MemFlash::new(1 << 16));
+    assert_eq!(read_trust(&mut s), (0, 0));
+    // No anchor: nothing is accepted from the bus.
+    let v1 = doc(1, HW, Mode::Partial, &[&k[2]], &[&k[0]], &[&k[0]]);
+    assert_eq!(send_trust(&mut s, &v1), Err(Nrc::NoTrustAnchor));
+    // Provisioning (the factory) installs version 1.
+    assert_eq!(s.bootloader.provision_trust(&v1), Ok(1));
+    assert_eq!(read_trust(&mut s), (1, 0));
+    assert_eq!(download(&mut s, &k[2]), Ok(()));
+    assert_eq!(download(&mut s, &k[3]), Err(Nrc::BadSignature));
+
+    // The supplier rotates from key 2 to key 3 (say key 2 was stolen).
+    let v2 = doc(2, HW, Mode::Full, &[&k[3]], &[&k[0]], &[&k[0]]);
+    assert_eq!(send_trust(&mut s, &v2), Ok(2));
+    assert_eq!(send_trust(&mut s, &v2), Ok(2), "idempotent");
+    assert_eq!(read_trust(&mut s), (2, 1));
+    assert_eq!(download(&mut s, &k[3]), Ok(()));
+    assert_eq!(download(&mut s, &k[2]), Err(Nrc::BadSignature));
+
+    // Stale, forged, forked, foreign: typed refusals, nothing changes.
+    assert_eq!(send_trust(&mut s, &v1), Err(Nrc::TrustDowngrade));
+    let forged = doc(3, HW, Mode::Partial, &[&k[5]], &[&k[5]], &[&k[5]]);
+    assert_eq!(send_trust(&mut s, &forged), Err(Nrc::TrustSignature));
+    let fork = doc(2, HW, Mode::Partial, &[&k[2]], &[&k[0]], &[&k[0]]);
+    assert_eq!(send_trust(&mut s, &fork), Err(Nrc::TrustDowngrade));
+    let other = doc(3, "WIPER-B", Mode::Partial, &[&k[2]], &[&k[0]], &[&k[0]]);
+    assert_eq!(send_trust(&mut s, &other), Err(Nrc::WrongHardwareId));
+    assert_eq!(send_trust(&mut s, b"OTAT"), Err(Nrc::TrustMalformed));
+    assert_eq!(read_trust(&mut s), (2, 1));
+
+    // A restart reads version 2 back from flash; the factory file (version 1) cannot undo it.
+    let mut s = server(s.bootloader.into_flash());
+    assert_eq!(read_trust(&mut s), (2, 1));
+    assert_eq!(
+        s.bootloader.provision_trust(&v1),
+        Err(Refusal::TrustDowngrade)
+    );
+    assert_eq!(download(&mut s, &k[2]), Err(Nrc::BadSignature));
+    assert_eq!(download(&mut s, &k[3]), Ok(()));
+}
+
+#[test]
+fn a_power_cut_while_storing_a_trust_document_leaves_the_old_or_the_new_one() {
+    let k = keys();
+    let v1 = doc(1, HW, Mode::Partial, &[&k[2]], &[&k[0]], &[&k[0]]);
+    let v2 = doc(2, HW, Mode::Partial, &[&k[3]], &[&k[0]], &[&k[0]]);
+    for cut in 0..4 {
+        let mut s = server(MemFlash::new(1 << 16));
+        s.bootloader.provision_trust(&v1).unwrap();
+        let mut f = s.bootloader.into_flash();
+        f.writes_left = Some(cut);
+        let mut s = server(f);
+        let done = send_trust(&mut s, &v2).is_ok();
+        let mut f = s.bootloader.into_flash();
+        f.power_on();
+        let mut s = server(f);
+        let (v, _) = read_trust(&mut s);
+        assert_eq!(v, if done { 2 } else { 1 }, "cut after {cut} writes");
+        assert!(!s.bootloader.state_lost());
+        // Whichever survived, the chain goes on.
+        assert_eq!(send_trust(&mut s, &v2), Ok(2));
+    }
+}
+
+#[test]
+fn an_altered_stored_trust_document_is_lost_trust_not_the_factory_keys() {
+    let k = keys();
+    let mut s = server(MemFlash::new(1 << 16));
+    s.bootloader
+        .provision_trust(&doc(1, HW, Mode::Partial, &[&k[2]], &[&k[0]], &[&k[0]]))
+        .unwrap();
+    let mut f = s.bootloader.into_flash();
+    let last = f.trust[0].len() - 1;
+    f.trust[0][last] ^= 1;
+    let mut s = server(f);
+    assert!(s.bootloader.state_lost());
+    assert_eq!(download(&mut s, &k[2]), Err(Nrc::StateLost));
+}
