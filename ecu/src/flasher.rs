@@ -10,7 +10,7 @@ use crate::isotp::Frame;
 use crate::transport::{Endpoint, TransportError};
 use crate::uds::client::{self, ResponseError};
 use crate::uds::{
-    Nrc, Server, REQUEST_DOWNLOAD, RID_ACTIVATE, RID_DISCARD, ROUTINE_CONTROL, TRANSFER_DATA,
+    Nrc, Server, READ_DATA_BY_ID, REQUEST_DOWNLOAD, RID_ACTIVATE, RID_DISCARD, ROUTINE_CONTROL, TRANSFER_DATA,
     TRANSFER_EXIT,
 };
 use embedded_can::nb::Can;
@@ -189,6 +189,27 @@ where
         return Err(FlashError::Protocol(step));
     }
     Ok(())
+}
+
+/// The trust document version the ECU behind `ep` holds (0: none, the legacy provisioning)
+/// and its mode byte (0 partial, 1 full).
+pub fn trust_version<C: Can<Frame = Frame>>(ep: &mut Endpoint<C>) -> Result<(u32, u8), FlashError>
+where
+    C::Error: core::fmt::Debug,
+{
+    let step = "reading the trust version";
+    let answer = exchange(ep, step, READ_DATA_BY_ID, &client::read_trust())?;
+    client::parse_trust(&answer).ok_or(FlashError::Protocol(step))
+}
+
+/// Send the trust document `doc` to the ECU behind `ep`; the version it holds afterwards.
+pub fn send_trust<C: Can<Frame = Frame>>(ep: &mut Endpoint<C>, doc: &[u8]) -> Result<u32, FlashError>
+where
+    C::Error: core::fmt::Debug,
+{
+    let step = "the trust document";
+    let answer = exchange(ep, step, ROUTINE_CONTROL, &client::trust(doc))?;
+    client::trust_done(&answer).ok_or(FlashError::Protocol(step))
 }
 
 /// The ECU's loop: answer requests until `stop` is set.

@@ -395,6 +395,39 @@ pub mod client {
         payload == [START_ROUTINE, r[0], r[1]]
     }
 
+    /// Install the trust document `doc` (the successor of the ECU's).
+    pub fn trust(doc: &[u8]) -> AVec<u8> {
+        let rid = RID_TRUST.to_be_bytes();
+        let mut v = AVec::with_capacity(doc.len() + 4);
+        v.extend_from_slice(&[ROUTINE_CONTROL, START_ROUTINE, rid[0], rid[1]]);
+        v.extend_from_slice(doc);
+        v
+    }
+
+    /// The version in force after [`trust`], from its response payload.
+    pub fn trust_done(payload: &[u8]) -> Option<u32> {
+        let r = RID_TRUST.to_be_bytes();
+        match payload {
+            [START_ROUTINE, a, b, v @ ..] if [*a, *b] == r && v.len() == 4 => {
+                Some(u32::from_be_bytes([v[0], v[1], v[2], v[3]]))
+            }
+            _ => None,
+        }
+    }
+
+    pub fn read_trust() -> [u8; 3] {
+        let d = DID_TRUST.to_be_bytes();
+        [READ_DATA_BY_ID, d[0], d[1]]
+    }
+
+    /// The trust version (0: none) and mode byte from a [`read_trust`] response payload.
+    pub fn parse_trust(payload: &[u8]) -> Option<(u32, u8)> {
+        match payload {
+            [0xF1, 0xA2, a, b, c, d, mode] => Some((u32::from_be_bytes([*a, *b, *c, *d]), *mode)),
+            _ => None,
+        }
+    }
+
     pub fn read_identification() -> [u8; 3] {
         let d = DID_IDENTIFICATION.to_be_bytes();
         [READ_DATA_BY_ID, d[0], d[1]]

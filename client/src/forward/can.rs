@@ -207,6 +207,17 @@ impl Forwarder for CanForwarder {
         result.map_err(flash_err(ecu))
     }
 
+    fn trust_version(&mut self, ecu: &EcuConfig) -> Result<Option<u32>, ForwardError> {
+        let mut ep = self.endpoint(ecu)?;
+        let (version, _mode) = flasher::trust_version(&mut ep).map_err(flash_err(ecu))?;
+        Ok(Some(version))
+    }
+
+    fn send_trust(&mut self, ecu: &EcuConfig, doc: &[u8]) -> Result<u32, ForwardError> {
+        let mut ep = self.endpoint(ecu)?;
+        flasher::send_trust(&mut ep, doc).map_err(flash_err(ecu))
+    }
+
     fn activate(&mut self, ecu: &EcuConfig, sha256: &[u8; 32]) -> Result<(), ForwardError> {
         let mut ep = self.endpoint(ecu)?;
         flasher::activate(&mut ep, sha256).map_err(flash_err(ecu))

@@ -84,6 +84,23 @@ pub trait Forwarder {
     /// Drop `ecu`'s pending image, if any; its active image stays. Idempotent.
     fn discard(&mut self, ecu: &EcuConfig) -> Result<(), ForwardError>;
 
+    /// The version of the trust document `ecu` holds (see `ota_ecu::trust`): `None` when this
+    /// forwarder's ECUs hold none (a directory), `Some(0)` for an ECU provisioned with
+    /// supplier keys only.
+    fn trust_version(&mut self, ecu: &EcuConfig) -> Result<Option<u32>, ForwardError> {
+        let _ = ecu;
+        Ok(None)
+    }
+
+    /// Send `ecu` the successor of its trust document; the version it holds afterwards.
+    fn send_trust(&mut self, ecu: &EcuConfig, doc: &[u8]) -> Result<u32, ForwardError> {
+        let _ = doc;
+        Err(ForwardError::Ecu {
+            serial: ecu.serial.clone(),
+            reason: "this forwarder cannot send trust documents".into(),
+        })
+    }
+
     /// Ask `ecu` for its version report, signed with its own key over `nonce`.
     fn report(&mut self, ecu: &EcuConfig, nonce: &[u8; 16]) -> Result<EcuReport, ForwardError> {
         let _ = nonce;
