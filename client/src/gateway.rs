@@ -327,6 +327,14 @@ impl Gateway {
             out.push((ecu.serial.clone(), outcome));
         }
         if let Some(fw) = forward.as_deref_mut() {
+            // Before any manifest: each ECU of the update gets the OEM's newer trust
+            // documents, so it checks the manifest with the keys the OEM trusts today.
+            for p in &planned {
+                if let Err(e) = self.forward_trust(&mut master, fw, p.ecu) {
+                    failed.push(p.ecu.serial.clone());
+                    out[p.index].1 = EcuOutcome::Failed(e);
+                }
+            }
             if !planned.is_empty() {
                 self.install(&mut repos, &m, &planned, &failed, fw, &mut state, &mut out)?;
             }
@@ -350,6 +358,60 @@ impl Gateway {
         }
         state.save(state_dir).map_err(state_err(state_dir))?;
         Ok(out)
+    }
+
+    /// Bring `ecu`'s trust document up to the newest the OEM publishes for its hardware id:
+    /// versions held+1, held+2, … (targets `ecu-trust.<hardware-id>.<version>.bin` of the
+    /// master's targets role, fetched and checked through TUF), each sent in turn, as a TUF
+    /// client walks a root chain; the ECU checks each against the one before. Nothing for an
+    /// ECU that holds none (provisioned with supplier keys only: the bus cannot give it a first
+    /// anchor) or a forwarder without trust documents.
+    fn forward_trust<F: crate::tuf::Fetch>(
+        &self,
+        master: &mut Updater<F>,
+        fw: &mut dyn Forwarder,
+        ecu: &EcuConfig,
+    ) -> std::result::Result<(), EcuError> {
+        let Some(mut held) = fw.trust_version(ecu)? else {
+            return Ok(());
+        };
+        if held == 0 {
+            return Ok(());
+        }
+        let dir = self.config.state_dir.join("ecu-trust");
+        let fail = |reason: String| walk::WalkError {
+            check: walk::Check::OemMetadata,
+            repository: self.config.master_url.clone(),
+            reason,
+        };
+        std::fs::create_dir_all(&dir)?;
+        // A bound on the chain walked in one run, as on a root chain.
+        for _ in 0..1024 {
+            let Some(next) = held.checked_add(1) else {
+                break;
+            };
+            let name = ota_ecu::trust::target_name(&ecu.hardware_id, next);
+            let found = master
+                .get_targetinfo(&name)
+                .map_err(|e| fail(format!("{name}: {e}")))?;
+            let Some(found) = found else {
+                break;
+            };
+            let path = master
+                .download_target(&name, &found.info, &dir)
+                .map_err(|e| fail(format!("{name}: {e}")))?;
+            let doc = std::fs::read(&path)?;
+            let _ = std::fs::remove_file(&path);
+            let now = fw.send_trust(ecu, &doc)?;
+            if now != next {
+                return Err(fail(format!(
+                    "{name}: the ECU holds trust document version {now} after it, not {next}"
+                ))
+                .into());
+            }
+            held = now;
+        }
+        Ok(())
     }
 
     /// Steps 2-3 of the walk for one ECU whose assignment differs from what it runs: the

@@ -10,8 +10,8 @@ use crate::isotp::Frame;
 use crate::transport::{Endpoint, TransportError};
 use crate::uds::client::{self, ResponseError};
 use crate::uds::{
-    Nrc, Server, READ_DATA_BY_ID, REQUEST_DOWNLOAD, RID_ACTIVATE, RID_DISCARD, ROUTINE_CONTROL, TRANSFER_DATA,
-    TRANSFER_EXIT,
+    Nrc, Server, READ_DATA_BY_ID, REQUEST_DOWNLOAD, RID_ACTIVATE, RID_DISCARD, ROUTINE_CONTROL,
+    TRANSFER_DATA, TRANSFER_EXIT,
 };
 use embedded_can::nb::Can;
 use std::io::Read;
@@ -203,7 +203,10 @@ where
 }
 
 /// Send the trust document `doc` to the ECU behind `ep`; the version it holds afterwards.
-pub fn send_trust<C: Can<Frame = Frame>>(ep: &mut Endpoint<C>, doc: &[u8]) -> Result<u32, FlashError>
+pub fn send_trust<C: Can<Frame = Frame>>(
+    ep: &mut Endpoint<C>,
+    doc: &[u8],
+) -> Result<u32, FlashError>
 where
     C::Error: core::fmt::Debug,
 {

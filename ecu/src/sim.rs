@@ -258,7 +258,9 @@ fn describe(m: &CompactManifest) -> String {
 pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
     let keys: Vec<ProvisionedKey> = a.keys.iter().map(provision).collect::<Result<_, _>>()?;
     if keys.is_empty() && a.trust.is_none() {
-        return Err(format!("give --trust or at least one --supplier-key\n{USAGE}"));
+        return Err(format!(
+            "give --trust or at least one --supplier-key\n{USAGE}"
+        ));
     }
     let field = |s: &str, what: &str| {
         Field::new(s)
@@ -376,7 +378,9 @@ pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
                 match rid {
                     Some(uds::RID_TRUST) => {
                         let (v, mode) = server.bootloader.trust_version();
-                        println!("{tag}: trust document version {v} in force ({mode:?} verification)")
+                        println!(
+                            "{tag}: trust document version {v} in force ({mode:?} verification)"
+                        )
                     }
                     Some(uds::RID_ACTIVATE) if st.sequence == before.sequence => {
                         println!("{tag}: activate: {running} is already active")

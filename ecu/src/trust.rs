@@ -342,6 +342,12 @@ impl TrustDocument {
     }
 }
 
+/// The name under which the OEM publishes version `version` of the trust document for
+/// `hardware_id` (a target of its top-level targets role): `ecu-trust.<hardware-id>.<version>.bin`.
+pub fn target_name(hardware_id: &str, version: u32) -> alloc::string::String {
+    alloc::format!("ecu-trust.{hardware_id}.{version}.bin")
+}
+
 /// One key of a set to encode: its key id, exponent and big-endian modulus.
 pub struct KeySpec<'a> {
     pub keyid: [u8; 32],
