@@ -23,9 +23,7 @@
 //! Run: `cargo bench -p ota-repo --bench fleet` (OTA_BENCH_FLEETS=10000,100000 to choose sizes).
 
 use ota_client::tuf::{init_trusted_root, Counting, DirFetcher, Limits, MetadataStore, Updater};
-use ota_metadata::documents::vehicles::{
-    self, vin_key, Leaf, NodeLink, VehicleEntry, VehicleNode,
-};
+use ota_metadata::documents::vehicles::{self, vin_key, Leaf, NodeLink, VehicleEntry, VehicleNode};
 use ota_metadata::documents::EcuAssignment;
 use ota_metadata::DateTime;
 use ota_repo::oem::{self, EcuRecord, Inventory, Vehicle};
@@ -415,7 +413,10 @@ impl ShapeBuilder {
         let digits = self.digits;
         let prefix = keys[0].0[..prefix_len].to_string();
         self.s.nodes += 1;
-        let leaves: Vec<Leaf> = keys.iter().map(|(_, v)| Leaf::new(v, Self::entry())).collect();
+        let leaves: Vec<Leaf> = keys
+            .iter()
+            .map(|(_, v)| Leaf::new(v, Self::entry()))
+            .collect();
         if vehicles::fits(&leaves, self.leaf_max) {
             let node = VehicleNode {
                 type_: VehicleNode::TYPE.into(),
@@ -569,13 +570,7 @@ fn main() {
         ] {
             println!(
                 "  {:>8} {what:<27} {} / {} / {} / {} ({}) / {}",
-                r.n,
-                d.timestamp,
-                d.snapshot,
-                d.index,
-                d.nodes,
-                d.node_files,
-                d.other
+                r.n, d.timestamp, d.snapshot, d.index, d.nodes, d.node_files, d.other
             );
         }
     }

@@ -2,9 +2,7 @@
 //! writes and signs, that published files never change, that a rebuild gives the same tree,
 //! and that `verify` refuses a damaged tree at the file that is wrong.
 
-use ota_metadata::documents::vehicles::{
-    check_node, node_path, vin_key, NodeLink, VehicleNode,
-};
+use ota_metadata::documents::vehicles::{check_node, node_path, vin_key, NodeLink, VehicleNode};
 use ota_metadata::documents::EcuAssignment;
 use ota_metadata::{DateTime, SigningKey};
 use ota_repo::oem::{self, EcuRecord, Inventory, Vehicle};

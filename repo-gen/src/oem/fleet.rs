@@ -226,7 +226,9 @@ fn process_shard(
         let version = match old {
             None => 1,
             Some(o) => o.version.checked_add(1).ok_or_else(|| {
-                Error::refused(format!("the assignments version of {vin} is at its maximum"))
+                Error::refused(format!(
+                    "the assignments version of {vin} is at its maximum"
+                ))
             })?,
         };
         let leaf = Leaf::new(vin, VehicleEntry { version, ecus });
