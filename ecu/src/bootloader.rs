@@ -57,6 +57,9 @@ pub enum Refusal {
     /// A trust document sent over the bus to an ECU that holds none: the first anchor is
     /// installed at provisioning only, never by whoever talks on the bus.
     NoTrustAnchor,
+    /// Full verification: the regulators' approval (a threshold of distinct regulator keys of
+    /// the trust document over the manifest) is missing or insufficient.
+    NotApproved,
 }
 
 impl From<trust::Error> for Refusal {
@@ -233,6 +236,17 @@ impl<'k, F: Flash> Bootloader<'k, F> {
     /// A download request carrying the compact manifest. On success the inactive slot is
     /// erased and data blocks are expected, starting with block counter 1.
     pub fn request_download(&mut self, manifest: &[u8]) -> Result<(), Refusal> {
+        self.request_download_attested(manifest, None)
+    }
+
+    /// [`Bootloader::request_download`] with the regulators' compact attestation bundle (see
+    /// [`crate::attestation`]): required, and checked against the trust document's regulator
+    /// keys, when the trust document asks for full verification; ignored in partial mode.
+    pub fn request_download_attested(
+        &mut self,
+        manifest: &[u8],
+        bundle: Option<&[u8]>,
+    ) -> Result<(), Refusal> {
         // A new request abandons any transfer in progress (the old image is still active).
         self.session = Session::Idle;
         if self.lost {
@@ -244,6 +258,11 @@ impl<'k, F: Flash> Bootloader<'k, F> {
             None => m.verify(self.identity.keys, self.identity.threshold),
         }
         .map_err(|_| Refusal::BadSignature)?;
+        if let Some(t) = self.trust.as_ref().filter(|t| t.mode == Mode::Full) {
+            let bundle = bundle.ok_or(Refusal::NotApproved)?;
+            crate::attestation::verify(bundle, &m.body_bytes, &t.regulators)
+                .map_err(|_| Refusal::NotApproved)?;
+        }
         if !m.body.fits(self.identity.hardware_id.as_str()) {
             return Err(Refusal::WrongHardwareId);
         }

@@ -9,6 +9,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod attestation;
 pub mod bootloader;
 pub mod bus;
 pub mod compact_manifest;

@@ -5,6 +5,7 @@
 //! | request                               | positive response                  |
 //! |---------------------------------------|------------------------------------|
 //! | `34 00 00` + compact manifest          | `74 20` + max block length (u16)   |
+//! | `34 00 01` + manifest length (u16) + compact manifest + attestation bundle | the same |
 //! | `36` block-counter + data              | `76` block-counter                 |
 //! | `37`                                   | `77`                               |
 //! | `31 01 02 01` + image SHA-256 (32)     | `71 01 02 01` (activate)           |
@@ -91,6 +92,7 @@ pub enum Nrc {
     TrustSignature = 0xF9,
     TrustDowngrade = 0xFA,
     NoTrustAnchor = 0xFB,
+    NotApproved = 0xFC,
 }
 
 impl Nrc {
@@ -116,6 +118,7 @@ impl Nrc {
             TrustSignature,
             TrustDowngrade,
             NoTrustAnchor,
+            NotApproved,
         ]
         .into_iter()
         .find(|n| *n as u8 == b)
@@ -148,6 +151,9 @@ impl Nrc {
             }
             Nrc::TrustDowngrade => "trust document does not supersede the held one",
             Nrc::NoTrustAnchor => "no trust document provisioned: none accepted over the bus",
+            Nrc::NotApproved => {
+                "full verification: no approval by the threshold of regulator keys of the trust document"
+            }
         }
     }
 }
@@ -170,6 +176,7 @@ impl From<Refusal> for Nrc {
             Refusal::TrustSignature => Nrc::TrustSignature,
             Refusal::TrustDowngrade => Nrc::TrustDowngrade,
             Refusal::NoTrustAnchor => Nrc::NoTrustAnchor,
+            Refusal::NotApproved => Nrc::NotApproved,
         }
     }
 }
@@ -212,16 +219,29 @@ impl<'k, F: Flash> Server<'k, F> {
         let mut ok = Response::new();
         let result: Result<(), Nrc> = match sid {
             REQUEST_DOWNLOAD => {
-                if rest.len() < 2 || rest[0] != 0 || rest[1] != 0 {
-                    Err(Nrc::RequestOutOfRange)
-                } else {
-                    self.bootloader
-                        .request_download(&rest[2..])
+                let parts = match rest {
+                    [0, 0, manifest @ ..] => Ok((manifest, None)),
+                    [0, 1, hi, lo, more @ ..] => {
+                        let n = usize::from(u16::from_be_bytes([*hi, *lo]));
+                        if more.len() < n {
+                            Err(Nrc::IncorrectLength)
+                        } else {
+                            let (manifest, bundle) = more.split_at(n);
+                            Ok((manifest, Some(bundle)))
+                        }
+                    }
+                    _ => Err(Nrc::RequestOutOfRange),
+                };
+                match parts {
+                    Err(e) => Err(e),
+                    Ok((manifest, bundle)) => self
+                        .bootloader
+                        .request_download_attested(manifest, bundle)
                         .map_err(Nrc::from)
                         .map(|()| {
                             let _ = ok.extend_from_slice(&[0x74, 0x20]);
                             let _ = ok.extend_from_slice(&((MAX_BLOCK + 2) as u16).to_be_bytes());
-                        })
+                        }),
                 }
             }
             TRANSFER_DATA => match rest.split_first() {
@@ -355,6 +375,20 @@ pub mod client {
     use super::*;
     extern crate alloc;
     use alloc::vec::Vec as AVec;
+
+    /// RequestDownload with the regulators' compact attestation bundle.
+    pub fn request_download_attested(manifest: &[u8], bundle: &[u8]) -> AVec<u8> {
+        let mut v = AVec::with_capacity(manifest.len() + bundle.len() + 5);
+        v.extend_from_slice(&[REQUEST_DOWNLOAD, 0, 1]);
+        v.extend_from_slice(
+            &u16::try_from(manifest.len())
+                .unwrap_or(u16::MAX)
+                .to_be_bytes(),
+        );
+        v.extend_from_slice(manifest);
+        v.extend_from_slice(bundle);
+        v
+    }
 
     pub fn request_download(manifest: &[u8]) -> AVec<u8> {
         let mut v = AVec::with_capacity(manifest.len() + 3);

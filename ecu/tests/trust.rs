@@ -300,10 +300,10 @@ fn over_uds_rotation_is_stored_survives_a_restart_and_drives_the_manifest_check(
     assert_eq!(download(&mut s, &k[3]), Err(Nrc::BadSignature));
 
     // The supplier rotates from key 2 to key 3 (say key 2 was stolen).
-    let v2 = doc(2, HW, Mode::Full, &[&k[3]], &[&k[0]], &[&k[0]]);
+    let v2 = doc(2, HW, Mode::Partial, &[&k[3]], &[&k[0]], &[&k[0]]);
     assert_eq!(send_trust(&mut s, &v2), Ok(2));
     assert_eq!(send_trust(&mut s, &v2), Ok(2), "idempotent");
-    assert_eq!(read_trust(&mut s), (2, 1));
+    assert_eq!(read_trust(&mut s), (2, 0));
     assert_eq!(download(&mut s, &k[3]), Ok(()));
     assert_eq!(download(&mut s, &k[2]), Err(Nrc::BadSignature));
 
@@ -316,11 +316,11 @@ fn over_uds_rotation_is_stored_survives_a_restart_and_drives_the_manifest_check(
     let other = doc(3, "WIPER-B", Mode::Partial, &[&k[2]], &[&k[0]], &[&k[0]]);
     assert_eq!(send_trust(&mut s, &other), Err(Nrc::WrongHardwareId));
     assert_eq!(send_trust(&mut s, b"OTAT"), Err(Nrc::TrustMalformed));
-    assert_eq!(read_trust(&mut s), (2, 1));
+    assert_eq!(read_trust(&mut s), (2, 0));
 
     // A restart reads version 2 back from flash; the factory file (version 1) cannot undo it.
     let mut s = server(s.bootloader.into_flash());
-    assert_eq!(read_trust(&mut s), (2, 1));
+    assert_eq!(read_trust(&mut s), (2, 0));
     assert_eq!(
         s.bootloader.provision_trust(&v1),
         Err(Refusal::TrustDowngrade)
@@ -365,4 +365,98 @@ fn an_altered_stored_trust_document_is_lost_trust_not_the_factory_keys() {
     let mut s = server(f);
     assert!(s.bootloader.state_lost());
     assert_eq!(download(&mut s, &k[2]), Err(Nrc::StateLost));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Part 2: the regulators' veto. Full mode needs the compact attestation bundle.
+// ---------------------------------------------------------------------------------------------
+
+fn bundle(signers: &[&SigningKey]) -> Vec<u8> {
+    let m = CompactManifest::parse(&manifest(&keys()[3])).unwrap();
+    let msg = ota_ecu::attestation::message(&m.body_bytes);
+    let sigs: Vec<([u8; 32], Vec<u8>)> = signers
+        .iter()
+        .map(|k| (keyid_bytes(k.key_id()).unwrap(), k.sign(&msg).unwrap()))
+        .collect();
+    let refs: Vec<([u8; 32], &[u8])> = sigs.iter().map(|(i, s)| (*i, s.as_slice())).collect();
+    ota_ecu::attestation::assemble(&refs)
+}
+
+fn download_attested(
+    s: &mut Server<'_, MemFlash>,
+    signer: &SigningKey,
+    bundle: &[u8],
+) -> Result<(), Nrc> {
+    let m = manifest(signer);
+    let mut req = vec![0x34, 0, 1];
+    req.extend_from_slice(&(m.len() as u16).to_be_bytes());
+    req.extend_from_slice(&m);
+    req.extend_from_slice(bundle);
+    let r = s.handle(&req);
+    if r[0] == NEGATIVE {
+        return Err(Nrc::from_u8(r[2]).unwrap());
+    }
+    Ok(())
+}
+
+#[test]
+fn full_mode_requires_the_regulators_approval_and_partial_mode_does_not() {
+    let k = keys();
+    // Partial: the supplier's signature is enough, a bundle is ignored.
+    let mut s = server(MemFlash::new(1 << 16));
+    s.bootloader
+        .provision_trust(&doc(1, HW, Mode::Partial, &[&k[3]], &[&k[0]], &[&k[0]]))
+        .unwrap();
+    assert_eq!(download(&mut s, &k[3]), Ok(()));
+    assert_eq!(download_attested(&mut s, &k[3], &bundle(&[&k[5]])), Ok(()));
+
+    // Full (regulator key 4, threshold 1): no bundle, a bundle by another key, a bundle over
+    // another manifest, garbage: all refused before any data; the regulator's own is accepted.
+    let mut s = server(MemFlash::new(1 << 16));
+    s.bootloader
+        .provision_trust(&doc(1, HW, Mode::Full, &[&k[3]], &[&k[0]], &[&k[0]]))
+        .unwrap();
+    assert_eq!(download(&mut s, &k[3]), Err(Nrc::NotApproved));
+    assert_eq!(
+        download_attested(&mut s, &k[3], &bundle(&[&k[5]])),
+        Err(Nrc::NotApproved)
+    );
+    let mut other = bundle(&[&k[4]]);
+    let last = other.len() - 1;
+    other[last] ^= 1;
+    assert_eq!(
+        download_attested(&mut s, &k[3], &other),
+        Err(Nrc::NotApproved)
+    );
+    assert_eq!(
+        download_attested(&mut s, &k[3], &[0xFF; 9]),
+        Err(Nrc::NotApproved)
+    );
+    assert_eq!(download_attested(&mut s, &k[3], &bundle(&[&k[4]])), Ok(()));
+    // The same key twice counts once; the supplier's signature is still checked first.
+    assert_eq!(
+        download_attested(&mut s, &k[2], &bundle(&[&k[4]])),
+        Err(Nrc::BadSignature)
+    );
+}
+
+#[test]
+fn bundle_parser_never_panics() {
+    let good = bundle(&[&keys()[4]]);
+    assert!(ota_ecu::attestation::parse(&good).is_ok());
+    for n in 0..good.len() {
+        assert!(ota_ecu::attestation::parse(&good[..n]).is_err());
+    }
+    let mut x: u64 = 0x1234_5678_9abc_def1;
+    for round in 0..5000 {
+        let b: Vec<u8> = (0..(round % 700))
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let _ = ota_ecu::attestation::parse(&b);
+    }
 }
