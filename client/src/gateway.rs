@@ -31,8 +31,8 @@ use crate::tuf::{
     self, init_trusted_root, targets_url, AnyFetcher, CaRoots, HttpFetcher, MetadataStore, Updater,
 };
 use crate::walk::{
-    self, check_attestations, check_image, check_recall, decide, download_image, CheckedImage,
-    Decision, Installed, Recall, Repositories,
+    self, check_image, check_recall, decide, download_image, CheckedImage, Decision, Installed,
+    Recall, Repositories,
 };
 use ota_metadata::documents::EcuAssignment;
 use ota_metadata::DateTime;
@@ -167,6 +167,8 @@ struct Planned<'c> {
     regulators: Vec<String>,
     /// SHA-256 of the image (hex), by which it is staged and activated.
     sha256: String,
+    /// The regulators' compact attestation bundle (empty: none), for full-verification ECUs.
+    bundle: Vec<u8>,
 }
 
 impl Planned<'_> {
@@ -278,7 +280,7 @@ impl Gateway {
                 Decision::Update(a) => {
                     match self.check_one(&mut repos, &m, ecu_cfg, &a, installed.as_ref(), &staging)
                     {
-                        Ok((image, regulators, sha256)) => {
+                        Ok((image, regulators, sha256, bundle)) => {
                             let outcome = EcuOutcome::WouldUpdate {
                                 uid: a.uid.clone(),
                                 version: a.version.clone(),
@@ -291,6 +293,7 @@ impl Gateway {
                                 image,
                                 regulators,
                                 sha256,
+                                bundle,
                             });
                             outcome
                         }
@@ -425,10 +428,10 @@ impl Gateway {
         a: &EcuAssignment,
         installed: Option<&Installed>,
         staging: &Staging,
-    ) -> std::result::Result<(CheckedImage, Vec<String>, String), EcuError> {
+    ) -> std::result::Result<(CheckedImage, Vec<String>, String, Vec<u8>), EcuError> {
         let ecu = ecu_cfg.ecu();
         let image = check_image(repos, m, &ecu, a, installed, &staging.incoming())?;
-        let regulators = check_attestations(repos, m, &image.release)?;
+        let (regulators, bundle) = walk::check_attestations_bundle(repos, m, &image.release)?;
         let sha256 = image
             .info
             .target
@@ -444,7 +447,7 @@ impl Gateway {
                     image.info.name
                 ),
             })?;
-        Ok((image, regulators, sha256))
+        Ok((image, regulators, sha256, bundle))
     }
 
     /// Phase one (verify and download every image) and phase two (distribute, decide,
@@ -509,6 +512,7 @@ impl Gateway {
                     installed: p.installed(),
                     length: p.image.info.target.length,
                     compact_manifest: hex::encode(&p.image.info.compact_bytes),
+                    attestation_bundle: hex::encode(&p.bundle),
                 })
                 .collect(),
         };
@@ -516,7 +520,7 @@ impl Gateway {
         journal.save(state_dir).map_err(state_err(&journal_path))?;
         fault::point(|| "journal: distributing".into());
         for (p, path) in planned.iter().zip(&paths) {
-            if let Err(e) = fw.stage(p.ecu, &p.image.info.compact_bytes, path) {
+            if let Err(e) = fw.stage_attested(p.ecu, &p.image.info.compact_bytes, &p.bundle, path) {
                 // None activates: every ECU of the update drops what it holds pending.
                 self.discard_all(fw, &journal);
                 Journal::clear(state_dir).map_err(state_err(&journal_path))?;
@@ -642,7 +646,9 @@ impl Gateway {
                     })?;
                 let manifest = hex::decode(&e.compact_manifest)
                     .map_err(|_| bad("the journal's compact manifest is not hex".into()))?;
-                fw.stage(ecu, &manifest, &path)?;
+                let bundle = hex::decode(&e.attestation_bundle)
+                    .map_err(|_| bad("the journal's attestation bundle is not hex".into()))?;
+                fw.stage_attested(ecu, &manifest, &bundle, &path)?;
                 fault::point(|| format!("ECU {} holds its image verified and pending", e.serial));
                 fw.activate(ecu, &sha)
             }

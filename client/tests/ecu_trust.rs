@@ -94,15 +94,26 @@ fn write_public(w: &World, name: &str, k: &SigningKey) {
 }
 
 fn issue(w: &World, supplier: &str, signer: &str, previous: &[&str]) -> (u32, std::path::PathBuf) {
+    issue_mode(w, supplier, None, signer, previous)
+}
+
+/// With `regulator` (a key file): full verification, that regulator's approval required.
+fn issue_mode(
+    w: &World,
+    supplier: &str,
+    regulator: Option<&str>,
+    signer: &str,
+    previous: &[&str],
+) -> (u32, std::path::PathBuf) {
     ota_repo::oem::ecu_trust(
         &w.p("oem"),
         &ota_repo::oem::EcuTrust {
             hardware_id: "BRAKE-A".into(),
             supplier_keys: vec![w.p(supplier)],
             supplier_threshold: 1,
-            regulator_keys: vec![],
-            regulator_threshold: 0,
-            full: false,
+            regulator_keys: regulator.map(|r| w.p(r)).into_iter().collect(),
+            regulator_threshold: u8::from(regulator.is_some()),
+            full: regulator.is_some(),
             signer_keys: vec![w.p(signer)],
             signer_threshold: 1,
             previous_signer_keys: previous.iter().map(|p| w.p(p)).collect(),
@@ -111,10 +122,18 @@ fn issue(w: &World, supplier: &str, signer: &str, previous: &[&str]) -> (u32, st
     .unwrap()
 }
 
+/// A tester on the bus, once the ECU answers.
 fn tester(bind: SocketAddr, ecu: SocketAddr) -> Endpoint<UdpBus> {
     let mut cfg = Config::new(standard_id(0x7E0).unwrap(), standard_id(0x7E8).unwrap());
     cfg.mode = Mode::FD64;
-    Endpoint::new(UdpBus::bind(bind, vec![ecu]).unwrap(), cfg).unwrap()
+    let mut ep = Endpoint::new(UdpBus::bind(bind, vec![ecu]).unwrap(), cfg).unwrap();
+    for _ in 0..50 {
+        if flasher::trust_version(&mut ep).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    ep
 }
 
 fn refused(r: Result<u32, FlashError>) -> Option<Nrc> {
@@ -262,4 +281,127 @@ fn a_rotated_supplier_key_reaches_the_ecu_and_stale_or_forged_documents_are_refu
     // The ECU still holds version 2.
     assert_eq!(flasher::trust_version(&mut ep).unwrap(), (2, 0));
     drop(ecu);
+}
+
+fn gateway_config(w: &World, gw: SocketAddr, ecu: SocketAddr) -> std::path::PathBuf {
+    let cfg = w.p("gw-can.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "vin = \"VIN1\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nstate_dir = \"state-can\"\n\
+             [forward]\nkind = \"udp\"\nbind = \"{gw}\"\npeers = [\"{ecu}\"]\nfd = true\n\
+             [[ecus]]\nserial = \"S1\"\nhardware_id = \"BRAKE-A\"\naddress = 0x7E0\n",
+            w.url("oem")
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn gateway(cfg: &Path, cmd: &str) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ota-gateway"))
+        .arg("-c")
+        .arg(cfg)
+        .arg(cmd)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn a_full_verification_ecu_requires_the_regulators_approval_a_partial_one_does_not() {
+    let w = World::new();
+    w.assign("S1", "1.0");
+    let supplier = SigningKey::from_pem(world::key_pem()).unwrap();
+    write_public(&w, "acme.pub.pem", &supplier);
+    let tuv = SigningKey::from_pem(&world::regulator_key_pem("tuv")).unwrap();
+    write_public(&w, "tuv.pub.pem", &tuv);
+    write_private(&w, "ecu-trust.pem");
+    // Version 1 (full, tuv's approval required) provisions the ECU.
+    let (_, v1) = issue_mode(
+        &w,
+        "acme.pub.pem",
+        Some("tuv.pub.pem"),
+        "ecu-trust.pem",
+        &[],
+    );
+    ota_repo::oem::publish(&w.p("oem"), w.now, false).unwrap();
+
+    let (gw, a1) = (free_port(), free_port());
+    let ecu = start_ecu(a1, gw, &v1, &w.p("flash-s1"));
+    // A compromised gateway skips the regulators: the manifest alone is refused before any
+    // data, whatever the supplier signed.
+    let img = std::fs::read(w.p("fw-1.0.bin")).unwrap();
+    let compact = std::fs::read_dir(w.p("acme/repository/targets"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("brake-fw-1.0.manifest.bin"))
+        .unwrap();
+    let compact = std::fs::read(compact).unwrap();
+    {
+        let mut ep = tester(gw, a1);
+        let r = flasher::flash_image(
+            &mut ep,
+            &compact,
+            &mut img.as_slice(),
+            img.len() as u64,
+            |_| {},
+        );
+        match r {
+            Err(FlashError::Refused { nrc, .. }) => assert_eq!(nrc, Some(Nrc::NotApproved)),
+            other => panic!("expected NotApproved, got {other:?}"),
+        }
+        // A bundle signed by someone else than tuv: refused too.
+        let other = SigningKey::generate(2048).unwrap();
+        let m = ota_ecu::compact_manifest::CompactManifest::parse(&compact).unwrap();
+        let msg = ota_ecu::attestation::message(&m.body_bytes);
+        let kid = ota_metadata::documents::compact::keyid_bytes(other.key_id()).unwrap();
+        let forged = ota_ecu::attestation::assemble(&[(kid, other.sign(&msg).unwrap().as_slice())]);
+        let r = flasher::flash_image_attested(
+            &mut ep,
+            &compact,
+            Some(&forged),
+            &mut img.as_slice(),
+            img.len() as u64,
+            |_| {},
+        );
+        match r {
+            Err(FlashError::Refused { nrc, .. }) => assert_eq!(nrc, Some(Nrc::NotApproved)),
+            other => panic!("expected NotApproved, got {other:?}"),
+        }
+    }
+    assert!(state(&w.p("flash-s1")).pending.is_none());
+
+    // The honest gateway forwards tuv's compact approval from its attestation: accepted.
+    let cfg = gateway_config(&w, gw, a1);
+    assert!(gateway(&cfg, "init").0);
+    let (ok, text) = gateway(&cfg, "update");
+    assert!(ok, "{text}");
+    assert!(text.contains("ECU S1: updated to brake-fw 1.0"), "{text}");
+    drop(ecu);
+
+    // A partial-mode ECU (the smallest parts) takes the supplier-signed manifest alone.
+    let w2 = World::new();
+    write_public(&w2, "acme.pub.pem", &supplier);
+    write_private(&w2, "ecu-trust.pem");
+    let (_, p1) = issue(&w2, "acme.pub.pem", "ecu-trust.pem", &[]);
+    let (gw, a2) = (free_port(), free_port());
+    let _ecu = start_ecu(a2, gw, &p1, &w2.p("flash-p"));
+    let mut ep = tester(gw, a2);
+    flasher::flash_image(
+        &mut ep,
+        &compact,
+        &mut img.as_slice(),
+        img.len() as u64,
+        |_| {},
+    )
+    .unwrap();
+    assert!(state(&w2.p("flash-p")).pending.is_some());
 }

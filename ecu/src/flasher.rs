@@ -119,17 +119,32 @@ pub fn flash_image<C: Can<Frame = Frame>>(
     manifest: &[u8],
     image: &mut impl Read,
     len: u64,
+    progress: impl FnMut(u64),
+) -> Result<(), FlashError>
+where
+    C::Error: core::fmt::Debug,
+{
+    flash_image_attested(ep, manifest, None, image, len, progress)
+}
+
+/// [`flash_image`] with the regulators' compact attestation `bundle` (see
+/// [`crate::attestation`]), which a full-verification ECU requires.
+pub fn flash_image_attested<C: Can<Frame = Frame>>(
+    ep: &mut Endpoint<C>,
+    manifest: &[u8],
+    bundle: Option<&[u8]>,
+    image: &mut impl Read,
+    len: u64,
     mut progress: impl FnMut(u64),
 ) -> Result<(), FlashError>
 where
     C::Error: core::fmt::Debug,
 {
-    let payload = exchange(
-        ep,
-        "the download request",
-        REQUEST_DOWNLOAD,
-        &client::request_download(manifest),
-    )?;
+    let request = match bundle {
+        Some(b) => client::request_download_attested(manifest, b),
+        None => client::request_download(manifest),
+    };
+    let payload = exchange(ep, "the download request", REQUEST_DOWNLOAD, &request)?;
     let block = client::max_block(&payload)
         .ok_or(FlashError::Protocol("the download request"))?
         .min(MAX_BLOCK);

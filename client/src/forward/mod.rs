@@ -77,6 +77,19 @@ pub trait Forwarder {
         image: &Path,
     ) -> Result<(), ForwardError>;
 
+    /// [`Forwarder::stage`] with the regulators' compact attestation `bundle` (empty: none),
+    /// which a full-verification ECU requires; forwarders whose ECUs do not check it ignore it.
+    fn stage_attested(
+        &mut self,
+        ecu: &EcuConfig,
+        compact_manifest: &[u8],
+        bundle: &[u8],
+        image: &Path,
+    ) -> Result<(), ForwardError> {
+        let _ = bundle;
+        self.stage(ecu, compact_manifest, image)
+    }
+
     /// Switch `ecu` to its pending image of SHA-256 `sha256`. Idempotent: `Ok` also when that
     /// image is already the active one.
     fn activate(&mut self, ecu: &EcuConfig, sha256: &[u8; 32]) -> Result<(), ForwardError>;
