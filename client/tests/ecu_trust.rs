@@ -405,3 +405,91 @@ fn a_full_verification_ecu_requires_the_regulators_approval_a_partial_one_does_n
     .unwrap();
     assert!(state(&w2.p("flash-p")).pending.is_some());
 }
+
+#[test]
+fn a_supplier_replacement_reaches_the_ecu_with_no_reprovisioning() {
+    let w = World::new();
+    let acme = SigningKey::from_pem(world::key_pem()).unwrap();
+    write_public(&w, "acme.pub.pem", &acme);
+    let brakeco = write_private(&w, "brakeco.pem");
+    write_public(&w, "brakeco.pub.pem", &brakeco);
+    write_private(&w, "ecu-trust.pem");
+    // The ECU is provisioned trusting acme.
+    let (_, v1) = issue(&w, "acme.pub.pem", "ecu-trust.pem", &[]);
+
+    // The OEM replaces acme by brakeco (`oem supplier replace`), and issues version 2.
+    // brakeco's own builds (other bytes: regulators judge each image once, by its hash).
+    for v in ["1.0", "2.0", "0.9"] {
+        std::fs::write(w.p(&format!("fw-{v}.bin")), vec![0xB0; 6000]).unwrap();
+    }
+    w.supplier("brakeco", &w.p("brakeco.pem"));
+    let oem = w.p("oem");
+    ota_repo::oem::supplier_add(
+        &oem,
+        "brakeco",
+        &w.p("brakeco/repository/1.root.json"),
+        &w.url("brakeco"),
+        &["BRAKE-*".into()],
+    )
+    .unwrap();
+    ota_repo::oem::supplier_replace(&oem, "acme", "brakeco").unwrap();
+    ota_repo::oem::review_submit(
+        &oem,
+        ota_repo::oem::Submit {
+            supplier: "brakeco",
+            uid: "brake-fw",
+            version: "1.0",
+            from: None,
+            ca: None,
+        },
+        w.now,
+    )
+    .unwrap();
+    w.review("tuv");
+    ota_repo::oem::assign(
+        &oem,
+        ota_repo::oem::Assign {
+            target: ota_repo::oem::AssignTarget::Vehicle {
+                vin: "VIN1".into(),
+                serial: Some("S1".into()),
+            },
+            supplier: "brakeco".into(),
+            uid: "brake-fw".into(),
+            version: "1.0".into(),
+        },
+    )
+    .unwrap();
+    let (v2, _) = issue(&w, "brakeco.pub.pem", "ecu-trust.pem", &[]);
+    assert_eq!(v2, 2);
+    ota_repo::oem::publish(&oem, w.now, false).unwrap();
+
+    let (gw, a1) = (free_port(), free_port());
+    let _ecu = start_ecu(a1, gw, &v1, &w.p("flash-s1"));
+    let cfg = gateway_config(&w, gw, a1);
+    assert!(gateway(&cfg, "init").0);
+    let (ok, text) = gateway(&cfg, "update");
+    assert!(ok, "{text}");
+    assert!(text.contains("ECU S1: updated to brake-fw 1.0"), "{text}");
+    let st = state(&w.p("flash-s1"));
+    assert_eq!(st.trust.map(|t| t.version), Some(2));
+
+    // The replaced supplier's manifests are refused by the ECU itself now.
+    let acme_compact = std::fs::read_dir(w.p("acme/repository/targets"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("brake-fw-2.0.manifest.bin"))
+        .unwrap();
+    let acme_compact = std::fs::read(acme_compact).unwrap();
+    let img = std::fs::read(w.p("fw-2.0.bin")).unwrap();
+    let mut ep = tester(gw, a1);
+    match flasher::flash_image(
+        &mut ep,
+        &acme_compact,
+        &mut img.as_slice(),
+        img.len() as u64,
+        |_| {},
+    ) {
+        Err(FlashError::Refused { nrc, .. }) => assert_eq!(nrc, Some(Nrc::BadSignature)),
+        other => panic!("expected BadSignature, got {other:?}"),
+    }
+}

@@ -348,9 +348,13 @@ pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
             Err(TransportError::Timeout) | Err(TransportError::Rx(_)) => continue,
             Err(e) => return Err(e.to_string()),
         };
-        let manifest = (req.first() == Some(&uds::REQUEST_DOWNLOAD))
-            .then(|| req.get(3..).and_then(|m| CompactManifest::parse(m).ok()))
-            .flatten();
+        let manifest = match req.as_slice() {
+            [uds::REQUEST_DOWNLOAD, 0, 0, m @ ..] => CompactManifest::parse(m).ok(),
+            [uds::REQUEST_DOWNLOAD, 0, 1, hi, lo, rest @ ..] => rest
+                .get(..usize::from(u16::from_be_bytes([*hi, *lo])))
+                .and_then(|m| CompactManifest::parse(m).ok()),
+            _ => None,
+        };
         let before = *server.bootloader.state();
         let resp = server.handle(&req);
         let refused = (resp.first() == Some(&uds::NEGATIVE))
@@ -359,7 +363,12 @@ pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
         match (req.first().copied(), refused) {
             (Some(uds::REQUEST_DOWNLOAD), None) => {
                 let what = manifest.as_ref().map(describe).unwrap_or_default();
-                println!("{tag}: manifest for {what}: supplier signature ok, hardware id ok, release counter ok; writing the inactive slot");
+                let regulators = if server.bootloader.trust_version().1 == crate::trust::Mode::Full {
+                    "regulators' approval ok, "
+                } else {
+                    ""
+                };
+                println!("{tag}: manifest for {what}: supplier signature ok, {regulators}hardware id ok, release counter ok; writing the inactive slot");
                 receiving = Some(what);
             }
             (Some(uds::TRANSFER_EXIT), None) => {
