@@ -1535,7 +1535,7 @@ fn section_ram(keys: &[&SigningKey], img: &[u8]) {
     }
     let total: usize = sizes[1..].iter().map(|(_, n)| n).sum();
     row(
-        "ECU total: Server + Link + Response + manifest",
+        "ECU total: Server + Link + Response + manifest + bundle",
         &[thousands(total as u64)],
     );
     row(
