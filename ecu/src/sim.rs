@@ -363,7 +363,8 @@ pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
         match (req.first().copied(), refused) {
             (Some(uds::REQUEST_DOWNLOAD), None) => {
                 let what = manifest.as_ref().map(describe).unwrap_or_default();
-                let regulators = if server.bootloader.trust_version().1 == crate::trust::Mode::Full {
+                let regulators = if server.bootloader.trust_version().1 == crate::trust::Mode::Full
+                {
                     "regulators' approval ok, "
                 } else {
                     ""
