@@ -31,8 +31,8 @@ use crate::tuf::{
     self, init_trusted_root, targets_url, AnyFetcher, CaRoots, HttpFetcher, MetadataStore, Updater,
 };
 use crate::walk::{
-    self, check_attestations, check_image, check_recall, decide, download_image, CheckedImage,
-    Decision, Installed, Recall, Repositories,
+    self, check_image, check_recall, decide, download_image, CheckedImage, Decision, Installed,
+    Recall, Repositories,
 };
 use ota_metadata::documents::EcuAssignment;
 use ota_metadata::DateTime;
@@ -167,6 +167,8 @@ struct Planned<'c> {
     regulators: Vec<String>,
     /// SHA-256 of the image (hex), by which it is staged and activated.
     sha256: String,
+    /// The regulators' compact attestation bundle (empty: none), for full-verification ECUs.
+    bundle: Vec<u8>,
 }
 
 impl Planned<'_> {
@@ -278,7 +280,7 @@ impl Gateway {
                 Decision::Update(a) => {
                     match self.check_one(&mut repos, &m, ecu_cfg, &a, installed.as_ref(), &staging)
                     {
-                        Ok((image, regulators, sha256)) => {
+                        Ok((image, regulators, sha256, bundle)) => {
                             let outcome = EcuOutcome::WouldUpdate {
                                 uid: a.uid.clone(),
                                 version: a.version.clone(),
@@ -291,6 +293,7 @@ impl Gateway {
                                 image,
                                 regulators,
                                 sha256,
+                                bundle,
                             });
                             outcome
                         }
@@ -327,6 +330,14 @@ impl Gateway {
             out.push((ecu.serial.clone(), outcome));
         }
         if let Some(fw) = forward.as_deref_mut() {
+            // Before any manifest: each ECU of the update gets the OEM's newer trust
+            // documents, so it checks the manifest with the keys the OEM trusts today.
+            for p in &planned {
+                if let Err(e) = self.forward_trust(&mut master, fw, p.ecu) {
+                    failed.push(p.ecu.serial.clone());
+                    out[p.index].1 = EcuOutcome::Failed(e);
+                }
+            }
             if !planned.is_empty() {
                 self.install(&mut repos, &m, &planned, &failed, fw, &mut state, &mut out)?;
             }
@@ -352,6 +363,60 @@ impl Gateway {
         Ok(out)
     }
 
+    /// Bring `ecu`'s trust document up to the newest the OEM publishes for its hardware id:
+    /// versions held+1, held+2, … (targets `ecu-trust.<hardware-id>.<version>.bin` of the
+    /// master's targets role, fetched and checked through TUF), each sent in turn, as a TUF
+    /// client walks a root chain; the ECU checks each against the one before. Nothing for an
+    /// ECU that holds none (provisioned with supplier keys only: the bus cannot give it a first
+    /// anchor) or a forwarder without trust documents.
+    fn forward_trust<F: crate::tuf::Fetch>(
+        &self,
+        master: &mut Updater<F>,
+        fw: &mut dyn Forwarder,
+        ecu: &EcuConfig,
+    ) -> std::result::Result<(), EcuError> {
+        let Some(mut held) = fw.trust_version(ecu)? else {
+            return Ok(());
+        };
+        if held == 0 {
+            return Ok(());
+        }
+        let dir = self.config.state_dir.join("ecu-trust");
+        let fail = |reason: String| walk::WalkError {
+            check: walk::Check::OemMetadata,
+            repository: self.config.master_url.clone(),
+            reason,
+        };
+        std::fs::create_dir_all(&dir)?;
+        // A bound on the chain walked in one run, as on a root chain.
+        for _ in 0..1024 {
+            let Some(next) = held.checked_add(1) else {
+                break;
+            };
+            let name = ota_ecu::trust::target_name(&ecu.hardware_id, next);
+            let found = master
+                .get_targetinfo(&name)
+                .map_err(|e| fail(format!("{name}: {e}")))?;
+            let Some(found) = found else {
+                break;
+            };
+            let path = master
+                .download_target(&name, &found.info, &dir)
+                .map_err(|e| fail(format!("{name}: {e}")))?;
+            let doc = std::fs::read(&path)?;
+            let _ = std::fs::remove_file(&path);
+            let now = fw.send_trust(ecu, &doc)?;
+            if now != next {
+                return Err(fail(format!(
+                    "{name}: the ECU holds trust document version {now} after it, not {next}"
+                ))
+                .into());
+            }
+            held = now;
+        }
+        Ok(())
+    }
+
     /// Steps 2-3 of the walk for one ECU whose assignment differs from what it runs: the
     /// supplier's manifest, then the regulators' word on that release. Returns the checked
     /// image, the approving regulators and the image's SHA-256 (hex).
@@ -363,10 +428,10 @@ impl Gateway {
         a: &EcuAssignment,
         installed: Option<&Installed>,
         staging: &Staging,
-    ) -> std::result::Result<(CheckedImage, Vec<String>, String), EcuError> {
+    ) -> std::result::Result<(CheckedImage, Vec<String>, String, Vec<u8>), EcuError> {
         let ecu = ecu_cfg.ecu();
         let image = check_image(repos, m, &ecu, a, installed, &staging.incoming())?;
-        let regulators = check_attestations(repos, m, &image.release)?;
+        let (regulators, bundle) = walk::check_attestations_bundle(repos, m, &image.release)?;
         let sha256 = image
             .info
             .target
@@ -382,7 +447,7 @@ impl Gateway {
                     image.info.name
                 ),
             })?;
-        Ok((image, regulators, sha256))
+        Ok((image, regulators, sha256, bundle))
     }
 
     /// Phase one (verify and download every image) and phase two (distribute, decide,
@@ -447,6 +512,7 @@ impl Gateway {
                     installed: p.installed(),
                     length: p.image.info.target.length,
                     compact_manifest: hex::encode(&p.image.info.compact_bytes),
+                    attestation_bundle: hex::encode(&p.bundle),
                 })
                 .collect(),
         };
@@ -454,7 +520,7 @@ impl Gateway {
         journal.save(state_dir).map_err(state_err(&journal_path))?;
         fault::point(|| "journal: distributing".into());
         for (p, path) in planned.iter().zip(&paths) {
-            if let Err(e) = fw.stage(p.ecu, &p.image.info.compact_bytes, path) {
+            if let Err(e) = fw.stage_attested(p.ecu, &p.image.info.compact_bytes, &p.bundle, path) {
                 // None activates: every ECU of the update drops what it holds pending.
                 self.discard_all(fw, &journal);
                 Journal::clear(state_dir).map_err(state_err(&journal_path))?;
@@ -580,7 +646,9 @@ impl Gateway {
                     })?;
                 let manifest = hex::decode(&e.compact_manifest)
                     .map_err(|_| bad("the journal's compact manifest is not hex".into()))?;
-                fw.stage(ecu, &manifest, &path)?;
+                let bundle = hex::decode(&e.attestation_bundle)
+                    .map_err(|_| bad("the journal's attestation bundle is not hex".into()))?;
+                fw.stage_attested(ecu, &manifest, &bundle, &path)?;
                 fault::point(|| format!("ECU {} holds its image verified and pending", e.serial));
                 fw.activate(ecu, &sha)
             }

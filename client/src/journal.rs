@@ -41,6 +41,9 @@ pub struct JournalEcu {
     /// The compact manifest (hex), to send the image again if the ECU lost it after the
     /// commit (replaced, or its state restored in a workshop).
     pub compact_manifest: String,
+    /// The regulators' compact attestation bundle (hex; empty: none), sent with the manifest.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub attestation_bundle: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -164,6 +164,38 @@ fn manifest(key: &SigningKey, img: &[u8]) -> Vec<u8> {
     sign_compact(&body, &[key]).expect("signing")
 }
 
+/// The regulators' compact attestation bundle over `manifest`'s body, signed by `key`.
+fn attestation_bundle(key: &SigningKey, manifest: &[u8]) -> Vec<u8> {
+    let m = CompactManifest::parse(manifest).expect("manifest");
+    let sig = key
+        .sign(&ota_ecu::attestation::message(&m.body_bytes))
+        .expect("sign");
+    ota_ecu::attestation::assemble(&[(keyid_bytes(key.key_id()).expect("key id"), &sig)])
+}
+
+/// Trust document `version` naming `key` as supplier, regulator and signer (full mode),
+/// signed by `key`.
+fn trust_document(key: &SigningKey, version: u32) -> Vec<u8> {
+    use ota_ecu::trust::{assemble, KeySpec, Mode, TrustBody};
+    let n = key.rsa_public().n().to_bytes_be();
+    let spec = [KeySpec {
+        keyid: keyid_bytes(key.key_id()).expect("key id"),
+        exponent: 65537,
+        modulus: &n,
+    }];
+    let body = TrustBody {
+        version,
+        hardware_id: field(HARDWARE_ID),
+        mode: Mode::Full,
+        suppliers: (&spec, 1),
+        regulators: (&spec, 1),
+        signers: (&spec, 1),
+    }
+    .encode();
+    let sig = key.sign(&body).expect("sign");
+    assemble(&body, &[(keyid_bytes(key.key_id()).expect("key id"), &sig)])
+}
+
 fn provisioned(key: &SigningKey) -> ProvisionedKey {
     ProvisionedKey {
         keyid: keyid_bytes(key.key_id()).expect("key id"),
@@ -1014,6 +1046,11 @@ mod child {
 
     struct Inputs {
         keys: [ProvisionedKey; 1],
+        /// The same key as the regulator set of a full-mode trust document.
+        regulators: ota_ecu::trust::KeySet,
+        bundle: Vec<u8>,
+        trust_1: Vec<u8>,
+        trust_2: Vec<u8>,
         manifest_tiny: Vec<u8>,
         manifest_full: Vec<u8>,
         image: Vec<u8>,
@@ -1036,11 +1073,21 @@ mod child {
             rsa::BigUint::from_bytes_be(e),
         )
         .map_err(|e| e.to_string())?;
+        let keyid: [u8; 32] = keyid.try_into().map_err(|_| "key id")?;
+        let mut regulators = ota_ecu::trust::KeySet {
+            keys: heapless::Vec::new(),
+            threshold: 1,
+        };
+        let _ = regulators.keys.push(ProvisionedKey {
+            keyid,
+            key: key.clone(),
+        });
         Ok(Inputs {
-            keys: [ProvisionedKey {
-                keyid: keyid.try_into().map_err(|_| "key id")?,
-                key,
-            }],
+            keys: [ProvisionedKey { keyid, key }],
+            regulators,
+            bundle: read(dir, &format!("bundle-{bits}.bin"))?,
+            trust_1: read(dir, &format!("trust-{bits}-1.bin"))?,
+            trust_2: read(dir, &format!("trust-{bits}-2.bin"))?,
             manifest_tiny: read(dir, &format!("manifest-{bits}-tiny.bin"))?,
             manifest_full: read(dir, &format!("manifest-{bits}-full.bin"))?,
             image: read(dir, "image.bin")?,
@@ -1145,6 +1192,28 @@ mod child {
                 m.verify(&inputs.keys, 1)
                     .map_err(|e| format!("verify: {e}"))?;
             }
+            "attest" => {
+                let m = CompactManifest::parse(&inputs.manifest_tiny)
+                    .map_err(|e| format!("parse: {e}"))?;
+                m.verify(&inputs.keys, 1)
+                    .map_err(|e| format!("verify: {e}"))?;
+                ota_ecu::attestation::verify(&inputs.bundle, &m.body_bytes, &inputs.regulators)
+                    .map_err(|e| format!("attestation: {e:?}"))?;
+            }
+            "trust-parse" => {
+                let s = ota_ecu::trust::Signed::parse(&inputs.trust_1)
+                    .map_err(|e| format!("trust: {e}"))?;
+                std::hint::black_box(&s.doc);
+            }
+            "trust-update" => {
+                let held = ota_ecu::trust::Signed::parse(&inputs.trust_1)
+                    .map_err(|e| format!("trust: {e}"))?
+                    .doc;
+                let next = held
+                    .accept(&inputs.trust_2)
+                    .map_err(|e| format!("trust update: {e}"))?;
+                std::hint::black_box(&next);
+            }
             "tiny" => ecu_download(&mut bl, &inputs.manifest_tiny, &inputs.image[..TINY_LEN])?,
             "full" => ecu_download(&mut bl, &inputs.manifest_full, &inputs.image)?,
             "stack-baseline" | "stack" => {
@@ -1223,6 +1292,9 @@ struct IrRuns {
     full: u64,
     stack_baseline: u64,
     stack: u64,
+    attest: u64,
+    trust_parse: u64,
+    trust_update: u64,
     sha_ni: bool,
 }
 
@@ -1234,7 +1306,13 @@ fn measure_ir(dir: &Path, bits: usize) -> Result<IrRuns, String> {
     let (full, sha_ni) = run("full")?;
     let (stack_baseline, _) = run("stack-baseline")?;
     let (stack, _) = run("stack")?;
+    let (attest, _) = run("attest")?;
+    let (trust_parse, _) = run("trust-parse")?;
+    let (trust_update, _) = run("trust-update")?;
     Ok(IrRuns {
+        attest,
+        trust_parse,
+        trust_update,
         baseline,
         verify,
         tiny,
@@ -1262,6 +1340,18 @@ fn write_inputs(dir: &Path, key: &SigningKey, img: &[u8]) -> std::io::Result<()>
     std::fs::write(
         dir.join(format!("manifest-{bits}-full.bin")),
         manifest(key, img),
+    )?;
+    std::fs::write(
+        dir.join(format!("bundle-{bits}.bin")),
+        attestation_bundle(key, &manifest(key, &img[..TINY_LEN])),
+    )?;
+    std::fs::write(
+        dir.join(format!("trust-{bits}-1.bin")),
+        trust_document(key, 1),
+    )?;
+    std::fs::write(
+        dir.join(format!("trust-{bits}-2.bin")),
+        trust_document(key, 2),
     )?;
     std::fs::write(dir.join("image.bin"), img)
 }
@@ -1317,6 +1407,18 @@ fn section_callgrind(keys: &[&SigningKey], img: &[u8]) {
     row(
         "parse + verify the signature",
         &cols(&|r| thousands(r.verify - r.baseline)),
+    );
+    row(
+        "full mode, extra: regulator bundle (1 sig)",
+        &cols(&|r| thousands(r.attest - r.verify)),
+    );
+    row(
+        "trust document: parse at boot (3 keys)",
+        &cols(&|r| thousands(r.trust_parse - r.baseline)),
+    );
+    row(
+        "trust document: accept version 2 (2 verif.)",
+        &cols(&|r| thousands(r.trust_update - r.trust_parse)),
     );
     row(
         "fixed cost: request download + 64 B + exit",
@@ -1389,6 +1491,12 @@ impl Flash for NoFlash {
     fn write_state(&mut self, _: u8, _: &[u8; STATE_LEN]) -> Result<(), ()> {
         Ok(())
     }
+    fn read_trust(&mut self, _: u8, _: &mut [u8]) -> Result<usize, ()> {
+        Ok(0)
+    }
+    fn write_trust(&mut self, _: u8, _: &[u8]) -> Result<(), ()> {
+        Ok(())
+    }
 }
 
 fn section_ram(keys: &[&SigningKey], img: &[u8]) {
@@ -1417,13 +1525,17 @@ fn section_ram(keys: &[&SigningKey], img: &[u8]) {
             "CompactManifest (on the stack, RequestDownload)",
             size_of::<CompactManifest>(),
         ),
+        (
+            "attestation bundle, parsed (on the stack, full mode)",
+            size_of::<heapless::Vec<ota_ecu::compact_manifest::SignatureEntry, 4>>(),
+        ),
     ];
     for (what, n) in sizes {
         row(what, &[thousands(n as u64)]);
     }
     let total: usize = sizes[1..].iter().map(|(_, n)| n).sum();
     row(
-        "ECU total: Server + Link + Response + manifest",
+        "ECU total: Server + Link + Response + manifest + bundle",
         &[thousands(total as u64)],
     );
     row(
@@ -1442,7 +1554,30 @@ fn section_ram(keys: &[&SigningKey], img: &[u8]) {
     let mut verify_peak = Vec::new();
     let mut request_peak = Vec::new();
     let mut parse_peak = Vec::new();
+    let mut trust_heap = Vec::new();
+    let mut attest_peak = Vec::new();
+    let mut trust_update_peak = Vec::new();
     for key in keys {
+        let t1 = trust_document(key, 1);
+        let t2 = trust_document(key, 2);
+        let before = HEAP_NOW.load(Ordering::Relaxed);
+        let held = ota_ecu::trust::Signed::parse(&t1).expect("trust").doc;
+        let kept = HEAP_NOW.load(Ordering::Relaxed) - before;
+        trust_heap.push(format!(
+            "{} + {}",
+            size_of::<ota_ecu::trust::TrustDocument>(),
+            thousands(kept as u64)
+        ));
+        let (ok, peak, _) = heap_during(|| held.accept(&t2).map(|_| ()));
+        ok.expect("trust update");
+        trust_update_peak.push(thousands(peak as u64));
+        let tm = manifest(key, &img[..TINY_LEN]);
+        let b = attestation_bundle(key, &tm);
+        let body = CompactManifest::parse(&tm).expect("parse").body_bytes;
+        let (ok, peak, _) =
+            heap_during(|| ota_ecu::attestation::verify(&b, &body, &held.regulators));
+        ok.expect("attestation");
+        attest_peak.push(thousands(peak as u64));
         let m = manifest(key, &img[..TINY_LEN]);
         let before = HEAP_NOW.load(Ordering::Relaxed);
         let pk = [provisioned(key)];
@@ -1470,6 +1605,9 @@ fn section_ram(keys: &[&SigningKey], img: &[u8]) {
     row("peak heap, CompactManifest::parse", &parse_peak);
     row("peak heap, CompactManifest::verify", &verify_peak);
     row("peak heap, Bootloader::request_download", &request_peak);
+    row("trust document held: size_of + heap (3 keys)", &trust_heap);
+    row("peak heap, attestation::verify (full mode)", &attest_peak);
+    row("peak heap, TrustDocument::accept", &trust_update_peak);
     println!(
         "   Stack depth is not measured. The verification's heap includes the clone of the \
          public key that rsa's VerifyingKey takes. Keys are generated afresh on every run, so \

@@ -13,8 +13,10 @@
 //! simply activate every ECU again.
 
 use crate::compact_manifest::{Body, CompactManifest, Field, ProvisionedKey};
+use crate::flash::TRUST_LEN;
 use crate::flash::{Flash, Slot};
-use crate::state::{EcuState, ImageInfo, Stored};
+use crate::state::{EcuState, ImageInfo, Stored, TrustRecord};
+use crate::trust::{self, Mode, TrustDocument};
 use sha2::{Digest, Sha256};
 
 /// Why the bootloader refused a request (each maps to a UDS negative response code).
@@ -45,12 +47,39 @@ pub enum Refusal {
     /// installed release counter is unknown, so nothing is installed until the state is
     /// restored (starting again from 0 would let a rollback in).
     StateLost,
+    /// A trust document that does not parse (or exceeds the trust area).
+    TrustMalformed,
+    /// A trust document not signed by a threshold of the held document's signers and of its
+    /// own, or (at provisioning) of its own.
+    TrustSignature,
+    /// A trust document older than the held one, or another document of the same version.
+    TrustDowngrade,
+    /// A trust document sent over the bus to an ECU that holds none: the first anchor is
+    /// installed at provisioning only, never by whoever talks on the bus.
+    NoTrustAnchor,
+    /// Full verification: the regulators' approval (a threshold of distinct regulator keys of
+    /// the trust document over the manifest) is missing or insufficient.
+    NotApproved,
+}
+
+impl From<trust::Error> for Refusal {
+    fn from(e: trust::Error) -> Refusal {
+        match e {
+            trust::Error::WrongHardwareId => Refusal::WrongHardwareId,
+            trust::Error::Downgrade { .. } => Refusal::TrustDowngrade,
+            trust::Error::NotSignedByCurrent | trust::Error::NotSelfSigned => {
+                Refusal::TrustSignature
+            }
+            _ => Refusal::TrustMalformed,
+        }
+    }
 }
 
 /// The ECU's identity and trust anchors.
 pub struct Identity<'k> {
     pub hardware_id: Field,
-    /// The supplier keys provisioned at the factory, and how many must have signed.
+    /// The supplier keys provisioned at the factory, and how many must have signed: the legacy
+    /// anchor, used only while no trust document is held ([`Bootloader::provision_trust`]).
     pub keys: &'k [ProvisionedKey],
     pub threshold: u8,
 }
@@ -75,6 +104,8 @@ pub struct Bootloader<'k, F: Flash> {
     state: EcuState,
     /// The persistent state was written before and no copy is valid now (see [`Refusal::StateLost`]).
     lost: bool,
+    /// The trust document in force (its record is in `state.trust`).
+    trust: Option<TrustDocument>,
     session: Session,
 }
 
@@ -87,18 +118,96 @@ impl<'k, F: Flash> Bootloader<'k, F> {
     /// Start up: read the persistent state (the newest valid copy). A lost state still starts
     /// (so the ECU can answer and report), but refuses every download.
     pub fn new(mut flash: F, identity: Identity<'k>) -> Result<Self, F::Error> {
-        let (state, lost) = match EcuState::read(&mut flash)? {
+        let (state, mut lost) = match EcuState::read(&mut flash)? {
             Stored::Valid(s) => (s, false),
             Stored::Blank => (EcuState::blank(), false),
             Stored::Lost => (EcuState::blank(), true),
         };
+        let mut trust = None;
+        if let Some(rec) = state.trust {
+            // A recorded document that is gone or altered is lost trust: falling back to the
+            // factory keys would bring back keys the document may have revoked.
+            match load_trust(&mut flash, &rec)? {
+                Some(t) => trust = Some(t),
+                None => lost = true,
+            }
+        }
         Ok(Bootloader {
             flash,
             identity,
             state,
             lost,
+            trust,
             session: Session::Idle,
         })
+    }
+
+    /// The trust document in force, if any.
+    pub fn trust(&self) -> Option<&TrustDocument> {
+        self.trust.as_ref()
+    }
+
+    /// The held trust document's version and mode; `(0, Partial)` without one.
+    pub fn trust_version(&self) -> (u32, Mode) {
+        self.trust
+            .as_ref()
+            .map_or((0, Mode::Partial), |t| (t.version, t.mode))
+    }
+
+    /// Install the first trust document (a factory or workshop operation, never over the
+    /// bus): for this ECU's hardware id and signed by a threshold of its own signer keys. With
+    /// a document already held this is an ordinary update ([`Bootloader::update_trust`]).
+    pub fn provision_trust(&mut self, bytes: &[u8]) -> Result<u32, Refusal> {
+        if self.trust.is_some() {
+            return self.update_trust(bytes);
+        }
+        if self.lost {
+            return Err(Refusal::StateLost);
+        }
+        let doc = TrustDocument::provision(bytes, self.identity.hardware_id.as_str())?;
+        self.store_trust(bytes, doc)
+    }
+
+    /// A trust document from the bus: the successor of the held one (see [`crate::trust`]),
+    /// stored power-loss safely. The held document again is accepted without a write.
+    pub fn update_trust(&mut self, bytes: &[u8]) -> Result<u32, Refusal> {
+        self.session = Session::Idle;
+        if self.lost {
+            return Err(Refusal::StateLost);
+        }
+        let Some(held) = &self.trust else {
+            return Err(Refusal::NoTrustAnchor);
+        };
+        let doc = held.accept(bytes)?;
+        if doc.version == held.version {
+            return Ok(doc.version);
+        }
+        self.store_trust(bytes, doc)
+    }
+
+    /// Write `bytes` to the trust copy the state does not name, then commit the state naming
+    /// it: a power cut in between leaves the previous document in force.
+    fn store_trust(&mut self, bytes: &[u8], doc: TrustDocument) -> Result<u32, Refusal> {
+        if bytes.len() > TRUST_LEN {
+            return Err(Refusal::TrustMalformed);
+        }
+        let copy = self.state.trust.map_or(0, |t| (t.copy ^ 1) & 1);
+        self.flash
+            .write_trust(copy, bytes)
+            .map_err(|_| Refusal::Programming)?;
+        let version = doc.version;
+        self.commit(EcuState {
+            trust: Some(TrustRecord {
+                copy,
+                version,
+                // At most TRUST_LEN (checked above).
+                length: bytes.len() as u32,
+                sha256: Sha256::digest(bytes).into(),
+            }),
+            ..self.state
+        })?;
+        self.trust = Some(doc);
+        Ok(version)
     }
 
     /// The persistent state; blank if it is lost ([`Bootloader::state_lost`]).
@@ -127,14 +236,33 @@ impl<'k, F: Flash> Bootloader<'k, F> {
     /// A download request carrying the compact manifest. On success the inactive slot is
     /// erased and data blocks are expected, starting with block counter 1.
     pub fn request_download(&mut self, manifest: &[u8]) -> Result<(), Refusal> {
+        self.request_download_attested(manifest, None)
+    }
+
+    /// [`Bootloader::request_download`] with the regulators' compact attestation bundle (see
+    /// [`crate::attestation`]): required, and checked against the trust document's regulator
+    /// keys, when the trust document asks for full verification; ignored in partial mode.
+    pub fn request_download_attested(
+        &mut self,
+        manifest: &[u8],
+        bundle: Option<&[u8]>,
+    ) -> Result<(), Refusal> {
         // A new request abandons any transfer in progress (the old image is still active).
         self.session = Session::Idle;
         if self.lost {
             return Err(Refusal::StateLost);
         }
         let m = CompactManifest::parse(manifest).map_err(|_| Refusal::BadManifest)?;
-        m.verify(self.identity.keys, self.identity.threshold)
-            .map_err(|_| Refusal::BadSignature)?;
+        match &self.trust {
+            Some(t) => m.verify(&t.suppliers.keys, t.suppliers.threshold),
+            None => m.verify(self.identity.keys, self.identity.threshold),
+        }
+        .map_err(|_| Refusal::BadSignature)?;
+        if let Some(t) = self.trust.as_ref().filter(|t| t.mode == Mode::Full) {
+            let bundle = bundle.ok_or(Refusal::NotApproved)?;
+            crate::attestation::verify(bundle, &m.body_bytes, &t.regulators)
+                .map_err(|_| Refusal::NotApproved)?;
+        }
         if !m.body.fits(self.identity.hardware_id.as_str()) {
             return Err(Refusal::WrongHardwareId);
         }
@@ -320,4 +448,21 @@ impl<'k, F: Flash> Bootloader<'k, F> {
         let digest: [u8; 32] = hasher.finalize().into();
         Ok(digest == info.sha256)
     }
+}
+
+/// The trust document `rec` names, if its copy still holds exactly those bytes.
+fn load_trust<F: Flash>(
+    flash: &mut F,
+    rec: &TrustRecord,
+) -> Result<Option<TrustDocument>, F::Error> {
+    let mut buf = alloc::vec![0u8; TRUST_LEN];
+    let n = flash.read_trust(rec.copy, &mut buf)?;
+    let Some(bytes) = buf.get(..n) else {
+        return Ok(None);
+    };
+    if n != rec.length as usize || <[u8; 32]>::from(Sha256::digest(bytes)) != rec.sha256 {
+        return Ok(None);
+    }
+    // Verified before it was stored; its hash in the checksummed state vouches for it now.
+    Ok(trust::Signed::parse(bytes).ok().map(|s| s.doc))
 }

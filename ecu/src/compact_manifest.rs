@@ -303,43 +303,51 @@ impl CompactManifest {
     /// count once, as the gateway counts them. No allocation: the keys that verified are
     /// remembered as indices into `keys`.
     pub fn verify(&self, keys: &[ProvisionedKey], threshold: u8) -> Result<(), Error> {
-        let mut counted = [0usize; MAX_SIGNATURES];
-        let mut valid: u8 = 0;
-        for s in &self.signatures {
-            let done = &counted[..usize::from(valid)];
-            // A slot repeating a key id already counted is skipped (at worst an undercount,
-            // never an overcount), sparing the RSA work.
-            if done.iter().any(|&i| keys[i].keyid == s.keyid) {
-                continue;
-            }
-            let Ok(sig) = rsa::pss::Signature::try_from(s.sig.as_slice()) else {
-                continue;
-            };
-            // Every provisioned key under this id, in case an id was provisioned twice.
-            let verified = keys.iter().enumerate().find(|(_, k)| {
-                k.keyid == s.keyid
-                    && rsa::pss::VerifyingKey::<Sha256>::new_with_salt_len(
-                        k.key.clone(),
-                        PSS_SALT_LEN,
-                    )
-                    .verify(&self.body_bytes, &sig)
-                    .is_ok()
-            });
-            let Some((i, k)) = verified else {
-                continue;
-            };
-            if done.iter().any(|&j| keys[j].key == k.key) {
-                continue;
-            }
-            // At most MAX_SIGNATURES slots, so `valid` stays within `counted`.
-            if let Some(slot) = counted.get_mut(usize::from(valid)) {
-                *slot = i;
-                valid += 1;
-            }
-        }
-        if threshold == 0 || valid < threshold {
-            return Err(Error::Threshold { valid, threshold });
-        }
-        Ok(())
+        verify_threshold(&self.body_bytes, &self.signatures, keys, threshold)
     }
+}
+
+/// Check that at least `threshold` distinct keys of `keys` signed `msg` among `signatures`
+/// (see [`CompactManifest::verify`]); shared with the trust document.
+pub fn verify_threshold(
+    msg: &[u8],
+    signatures: &[SignatureEntry],
+    keys: &[ProvisionedKey],
+    threshold: u8,
+) -> Result<(), Error> {
+    let mut counted = [0usize; MAX_SIGNATURES];
+    let mut valid: u8 = 0;
+    for s in signatures {
+        let done = &counted[..usize::from(valid)];
+        // A slot repeating a key id already counted is skipped (at worst an undercount,
+        // never an overcount), sparing the RSA work.
+        if done.iter().any(|&i| keys[i].keyid == s.keyid) {
+            continue;
+        }
+        let Ok(sig) = rsa::pss::Signature::try_from(s.sig.as_slice()) else {
+            continue;
+        };
+        // Every provisioned key under this id, in case an id was provisioned twice.
+        let verified = keys.iter().enumerate().find(|(_, k)| {
+            k.keyid == s.keyid
+                && rsa::pss::VerifyingKey::<Sha256>::new_with_salt_len(k.key.clone(), PSS_SALT_LEN)
+                    .verify(msg, &sig)
+                    .is_ok()
+        });
+        let Some((i, k)) = verified else {
+            continue;
+        };
+        if done.iter().any(|&j| keys[j].key == k.key) {
+            continue;
+        }
+        // At most MAX_SIGNATURES slots, so `valid` stays within `counted`.
+        if let Some(slot) = counted.get_mut(usize::from(valid)) {
+            *slot = i;
+            valid += 1;
+        }
+    }
+    if threshold == 0 || valid < threshold {
+        return Err(Error::Threshold { valid, threshold });
+    }
+    Ok(())
 }

@@ -32,7 +32,10 @@ impl Slot {
 }
 
 /// Size of one state record copy.
-pub const STATE_LEN: usize = 272;
+pub const STATE_LEN: usize = 320;
+
+/// Capacity of one trust document copy: the largest document a UDS message carries.
+pub const TRUST_LEN: usize = 4096;
 
 /// Storage as the bootloader needs it. Writes to a slot never touch the other slot or the
 /// state; writing one state copy never touches the other copy. Implementations report failures
@@ -48,6 +51,11 @@ pub trait Flash {
     /// Read state copy `copy` (0 or 1); an erased or never-written copy reads as zeros.
     fn read_state(&mut self, copy: u8, buf: &mut [u8; STATE_LEN]) -> Result<(), Self::Error>;
     fn write_state(&mut self, copy: u8, data: &[u8; STATE_LEN]) -> Result<(), Self::Error>;
+    /// Read trust document copy `copy` (0 or 1) into `buf` (at most [`TRUST_LEN`] bytes);
+    /// the number of bytes read (0 for a never-written copy). Which copy is current, its
+    /// length and hash are in the state, so a torn write of the other copy is harmless.
+    fn read_trust(&mut self, copy: u8, buf: &mut [u8]) -> Result<usize, Self::Error>;
+    fn write_trust(&mut self, copy: u8, data: &[u8]) -> Result<(), Self::Error>;
 }
 
 /// A flash in RAM (tests, simulations): optionally it "loses power" after a number of write
@@ -60,6 +68,7 @@ pub mod mem {
     pub struct MemFlash {
         pub slots: [Vec<u8>; 2],
         pub state: [[u8; STATE_LEN]; 2],
+        pub trust: [Vec<u8>; 2],
         size: u64,
         /// Write operations left before the power cut; `None`: never.
         pub writes_left: Option<u64>,
@@ -74,6 +83,7 @@ pub mod mem {
             MemFlash {
                 slots: [Vec::new(), Vec::new()],
                 state: [[0; STATE_LEN]; 2],
+                trust: [Vec::new(), Vec::new()],
                 size,
                 writes_left: None,
                 dead: false,
@@ -170,6 +180,27 @@ pub mod mem {
                 Err(PowerCut)
             }
         }
+        fn read_trust(&mut self, copy: u8, buf: &mut [u8]) -> Result<usize, PowerCut> {
+            if self.dead {
+                return Err(PowerCut);
+            }
+            let t = &self.trust[usize::from(copy & 1)];
+            let n = t.len().min(buf.len());
+            buf[..n].copy_from_slice(&t[..n]);
+            Ok(n)
+        }
+        fn write_trust(&mut self, copy: u8, data: &[u8]) -> Result<(), PowerCut> {
+            let whole = self.tick()?;
+            let t = &mut self.trust[usize::from(copy & 1)];
+            t.clear();
+            if whole {
+                t.extend_from_slice(data);
+                Ok(())
+            } else {
+                t.extend_from_slice(&data[..data.len() / 2]);
+                Err(PowerCut)
+            }
+        }
     }
 }
 
@@ -199,6 +230,13 @@ pub mod file {
             self.dir.join(match slot {
                 Slot::A => "slot-a.bin",
                 Slot::B => "slot-b.bin",
+            })
+        }
+        fn trust_path(&self, copy: u8) -> PathBuf {
+            self.dir.join(if copy & 1 == 0 {
+                "trust-0.bin"
+            } else {
+                "trust-1.bin"
             })
         }
         fn state_path(&self, copy: u8) -> PathBuf {
@@ -271,6 +309,22 @@ pub mod file {
                 .truncate(false)
                 .write(true)
                 .open(self.state_path(copy))?;
+            f.write_all(data)?;
+            f.sync_data()
+        }
+        fn read_trust(&mut self, copy: u8, buf: &mut [u8]) -> std::io::Result<usize> {
+            match std::fs::read(self.trust_path(copy)) {
+                Ok(b) => {
+                    let n = b.len().min(buf.len());
+                    buf[..n].copy_from_slice(&b[..n]);
+                    Ok(n)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+                Err(e) => Err(e),
+            }
+        }
+        fn write_trust(&mut self, copy: u8, data: &[u8]) -> std::io::Result<()> {
+            let mut f = File::create(self.trust_path(copy))?;
             f.write_all(data)?;
             f.sync_data()
         }

@@ -10,8 +10,8 @@ use crate::isotp::Frame;
 use crate::transport::{Endpoint, TransportError};
 use crate::uds::client::{self, ResponseError};
 use crate::uds::{
-    Nrc, Server, REQUEST_DOWNLOAD, RID_ACTIVATE, RID_DISCARD, ROUTINE_CONTROL, TRANSFER_DATA,
-    TRANSFER_EXIT,
+    Nrc, Server, READ_DATA_BY_ID, REQUEST_DOWNLOAD, RID_ACTIVATE, RID_DISCARD, ROUTINE_CONTROL,
+    TRANSFER_DATA, TRANSFER_EXIT,
 };
 use embedded_can::nb::Can;
 use std::io::Read;
@@ -119,17 +119,32 @@ pub fn flash_image<C: Can<Frame = Frame>>(
     manifest: &[u8],
     image: &mut impl Read,
     len: u64,
+    progress: impl FnMut(u64),
+) -> Result<(), FlashError>
+where
+    C::Error: core::fmt::Debug,
+{
+    flash_image_attested(ep, manifest, None, image, len, progress)
+}
+
+/// [`flash_image`] with the regulators' compact attestation `bundle` (see
+/// [`crate::attestation`]), which a full-verification ECU requires.
+pub fn flash_image_attested<C: Can<Frame = Frame>>(
+    ep: &mut Endpoint<C>,
+    manifest: &[u8],
+    bundle: Option<&[u8]>,
+    image: &mut impl Read,
+    len: u64,
     mut progress: impl FnMut(u64),
 ) -> Result<(), FlashError>
 where
     C::Error: core::fmt::Debug,
 {
-    let payload = exchange(
-        ep,
-        "the download request",
-        REQUEST_DOWNLOAD,
-        &client::request_download(manifest),
-    )?;
+    let request = match bundle {
+        Some(b) => client::request_download_attested(manifest, b),
+        None => client::request_download(manifest),
+    };
+    let payload = exchange(ep, "the download request", REQUEST_DOWNLOAD, &request)?;
     let block = client::max_block(&payload)
         .ok_or(FlashError::Protocol("the download request"))?
         .min(MAX_BLOCK);
@@ -189,6 +204,30 @@ where
         return Err(FlashError::Protocol(step));
     }
     Ok(())
+}
+
+/// The trust document version the ECU behind `ep` holds (0: none, the legacy provisioning)
+/// and its mode byte (0 partial, 1 full).
+pub fn trust_version<C: Can<Frame = Frame>>(ep: &mut Endpoint<C>) -> Result<(u32, u8), FlashError>
+where
+    C::Error: core::fmt::Debug,
+{
+    let step = "reading the trust version";
+    let answer = exchange(ep, step, READ_DATA_BY_ID, &client::read_trust())?;
+    client::parse_trust(&answer).ok_or(FlashError::Protocol(step))
+}
+
+/// Send the trust document `doc` to the ECU behind `ep`; the version it holds afterwards.
+pub fn send_trust<C: Can<Frame = Frame>>(
+    ep: &mut Endpoint<C>,
+    doc: &[u8],
+) -> Result<u32, FlashError>
+where
+    C::Error: core::fmt::Debug,
+{
+    let step = "the trust document";
+    let answer = exchange(ep, step, ROUTINE_CONTROL, &client::trust(doc))?;
+    client::trust_done(&answer).ok_or(FlashError::Protocol(step))
 }
 
 /// The ECU's loop: answer requests until `stop` is set.

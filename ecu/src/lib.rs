@@ -9,6 +9,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod attestation;
 pub mod bootloader;
 pub mod bus;
 pub mod compact_manifest;
@@ -21,4 +22,5 @@ pub mod sim;
 pub mod state;
 #[cfg(feature = "std")]
 pub mod transport;
+pub mod trust;
 pub mod uds;

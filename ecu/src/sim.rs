@@ -5,8 +5,13 @@
 //! ota-ecu-sim --bind 127.0.0.1:7001 --peer 127.0.0.1:7000 --serial BRK-0001 \
 //!             --hardware-id BRAKE-A --supplier-key acme-targets.pub.pem --flash-dir /tmp/ecu1 \
 //!             --rx-id 0x7E0 --tx-id 0x7E8 [--fd] [--threshold 1] [--slot-size 16777216]
-//!             [--ecu-key PRIVATE.pem] [--flash-fault]
+//!             [--ecu-key PRIVATE.pem] [--flash-fault] [--trust HW.1.bin]
 //! ```
+//!
+//! `--trust FILE` provisions the ECU's first trust document (see [`crate::trust`]): installed
+//! when the flash holds none, ignored when it holds one (a later version arrives over the bus
+//! and is never undone by the factory file). With a trust document the ECU verifies manifests
+//! with its supplier keys; `--supplier-key` is then optional and used only before it.
 //!
 //! `--flash-fault` simulates an ECU whose flash has failed: every write to an image slot
 //! fails, so every download is refused with a programming failure (NRC 0x72) while the active
@@ -52,10 +57,12 @@ pub struct Args {
     flash_fault: bool,
     /// Abort before the flash write after this many (a power cut).
     power_cut_after: Option<u64>,
+    /// The first trust document, installed if the flash holds none.
+    trust: Option<PathBuf>,
 }
 
 const USAGE: &str = "usage: ota-ecu-sim --bind ADDR --peer ADDR [--peer ADDR…] --serial S --hardware-id H \
---supplier-key PUBLIC.pem [--supplier-key …] [--threshold N] --flash-dir DIR --rx-id ID --tx-id ID [--fd] [--slot-size BYTES] [--ecu-key PRIVATE.pem] [--flash-fault] [--power-cut-after-writes N]";
+(--trust FILE | --supplier-key PUBLIC.pem [--supplier-key …] [--threshold N]) --flash-dir DIR --rx-id ID --tx-id ID [--fd] [--slot-size BYTES] [--ecu-key PRIVATE.pem] [--flash-fault] [--power-cut-after-writes N]";
 
 fn parse_id(s: &str) -> Result<u16, String> {
     let v = s.strip_prefix("0x").map_or_else(
@@ -80,6 +87,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut ecu_key = None;
     let mut flash_fault = false;
     let mut power_cut_after = None;
+    let mut trust = None;
     while let Some(a) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{a} needs a value"));
         match a.as_str() {
@@ -96,6 +104,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--slot-size" => slot = val()?.parse().map_err(|e| format!("--slot-size: {e}"))?,
             "--ecu-key" => ecu_key = Some(PathBuf::from(val()?)),
             "--flash-fault" => flash_fault = true,
+            "--trust" => trust = Some(PathBuf::from(val()?)),
             "--power-cut-after-writes" => {
                 power_cut_after = Some(
                     val()?
@@ -122,6 +131,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         ecu_key,
         flash_fault,
         power_cut_after,
+        trust,
     })
 }
 
@@ -173,6 +183,13 @@ impl Flash for SimFlash {
     fn write_state(&mut self, copy: u8, data: &[u8; STATE_LEN]) -> std::io::Result<()> {
         self.write();
         self.files.write_state(copy, data)
+    }
+    fn read_trust(&mut self, copy: u8, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.files.read_trust(copy, buf)
+    }
+    fn write_trust(&mut self, copy: u8, data: &[u8]) -> std::io::Result<()> {
+        self.write();
+        self.files.write_trust(copy, data)
     }
 }
 
@@ -240,8 +257,10 @@ fn describe(m: &CompactManifest) -> String {
 /// Serve until `stop` is set (checked at least every 100 ms).
 pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
     let keys: Vec<ProvisionedKey> = a.keys.iter().map(provision).collect::<Result<_, _>>()?;
-    if keys.is_empty() {
-        return Err(format!("give at least one --supplier-key\n{USAGE}"));
+    if keys.is_empty() && a.trust.is_none() {
+        return Err(format!(
+            "give --trust or at least one --supplier-key\n{USAGE}"
+        ));
     }
     let field = |s: &str, what: &str| {
         Field::new(s)
@@ -261,10 +280,29 @@ pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
     let bl =
         Bootloader::new(flash, identity).map_err(|e| format!("reading the flash state: {e}"))?;
     let mut server = Server::new(bl, field(&a.serial, "serial")?);
+    let tag = format!("ECU {}", a.serial);
+    if let Some(path) = &a.trust {
+        if server.bootloader.trust().is_none() && !server.bootloader.state_lost() {
+            let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let v = server
+                .bootloader
+                .provision_trust(&bytes)
+                .map_err(|e| format!("{}: trust document refused: {e:?}", path.display()))?;
+            println!("{tag}: provisioned trust document version {v}");
+        }
+    }
+    if let Some(t) = server.bootloader.trust() {
+        println!(
+            "{tag}: trust document version {} ({:?} verification, {} supplier key(s), threshold {})",
+            t.version,
+            t.mode,
+            t.suppliers.keys.len(),
+            t.suppliers.threshold
+        );
+    }
     if let Some(path) = &a.ecu_key {
         server.signer = Some(std::boxed::Box::new(RsaReportSigner::load(path)?));
     }
-    let tag = format!("ECU {}", a.serial);
     if server.bootloader.state_lost() {
         println!("{tag}: persistent state lost (both copies invalid): refusing installs until it is restored");
     }
@@ -310,9 +348,13 @@ pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
             Err(TransportError::Timeout) | Err(TransportError::Rx(_)) => continue,
             Err(e) => return Err(e.to_string()),
         };
-        let manifest = (req.first() == Some(&uds::REQUEST_DOWNLOAD))
-            .then(|| req.get(3..).and_then(|m| CompactManifest::parse(m).ok()))
-            .flatten();
+        let manifest = match req.as_slice() {
+            [uds::REQUEST_DOWNLOAD, 0, 0, m @ ..] => CompactManifest::parse(m).ok(),
+            [uds::REQUEST_DOWNLOAD, 0, 1, hi, lo, rest @ ..] => rest
+                .get(..usize::from(u16::from_be_bytes([*hi, *lo])))
+                .and_then(|m| CompactManifest::parse(m).ok()),
+            _ => None,
+        };
         let before = *server.bootloader.state();
         let resp = server.handle(&req);
         let refused = (resp.first() == Some(&uds::NEGATIVE))
@@ -321,7 +363,13 @@ pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
         match (req.first().copied(), refused) {
             (Some(uds::REQUEST_DOWNLOAD), None) => {
                 let what = manifest.as_ref().map(describe).unwrap_or_default();
-                println!("{tag}: manifest for {what}: supplier signature ok, hardware id ok, release counter ok; writing the inactive slot");
+                let regulators = if server.bootloader.trust_version().1 == crate::trust::Mode::Full
+                {
+                    "regulators' approval ok, "
+                } else {
+                    ""
+                };
+                println!("{tag}: manifest for {what}: supplier signature ok, {regulators}hardware id ok, release counter ok; writing the inactive slot");
                 receiving = Some(what);
             }
             (Some(uds::TRANSFER_EXIT), None) => {
@@ -338,6 +386,12 @@ pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
                 let running = st.image.as_ref().map(image_name).unwrap_or_default();
                 let rid = req.get(2..4).map(|r| u16::from_be_bytes([r[0], r[1]]));
                 match rid {
+                    Some(uds::RID_TRUST) => {
+                        let (v, mode) = server.bootloader.trust_version();
+                        println!(
+                            "{tag}: trust document version {v} in force ({mode:?} verification)"
+                        )
+                    }
                     Some(uds::RID_ACTIVATE) if st.sequence == before.sequence => {
                         println!("{tag}: activate: {running} is already active")
                     }

@@ -4,12 +4,21 @@
 //! the newest valid state, so a power cut while writing tears at most that copy, and the other
 //! still holds the previous state.
 //!
-//! Layout of a copy (272 bytes, big-endian):
-//! `OTA2` magic (4) · sequence (4) · active slot (1) · flags (1, bit 0: an image is installed,
-//! bit 1: a verified image is pending in the other slot) · reserved (6) · release counter (8)
+//! Layout of a copy (320 bytes, big-endian):
+//! `OTA3` magic (4) · sequence (4) · active slot (1) · flags (1, bit 0: an image is installed,
+//! bit 1: a verified image is pending in the other slot, bit 2: a trust document is held)
+//! · reserved (6) · release counter (8)
 //! · active image: uid (32) · version (32) · SHA-256 (32) · length (8)
 //! · pending image: uid (32) · version (32) · SHA-256 (32) · length (8) · release counter (8)
-//! · SHA-256 of bytes 0..240 (32).
+//! · trust document: copy (1) · reserved (3) · version (4) · length (4) · SHA-256 (32)
+//! · reserved (4) · SHA-256 of bytes 0..288 (32).
+//!
+//! The trust document itself lives in one of two trust copies of the flash
+//! ([`Flash::read_trust`]); a new one is written to the copy the state does not name, then
+//! the state is committed naming it, so a power cut leaves the old or the new document.
+//!
+//! The second layout (`OTA2`, 272 bytes: the same up to the pending image, then the SHA-256 of
+//! bytes 0..240) is still read, as a state with no trust document; never written again.
 //!
 //! The first layout (`OTAS`, 160 bytes: the same up to the active image's length, then the
 //! SHA-256 of bytes 0..128) is still read, as a state with nothing pending, so an ECU whose
@@ -32,11 +41,15 @@ use crate::compact_manifest::{Field, FIELD_LEN};
 use crate::flash::{Flash, Slot, STATE_LEN};
 use sha2::{Digest, Sha256};
 
-const MAGIC: [u8; 4] = *b"OTA2";
+const MAGIC: [u8; 4] = *b"OTA3";
+/// The second layout's magic (read, never written).
+const MAGIC_V2: [u8; 4] = *b"OTA2";
 /// The first layout's magic (read, never written).
 const MAGIC_V1: [u8; 4] = *b"OTAS";
 /// Where the checksum starts in the current layout (it covers everything before).
-const SUM_AT: usize = 240;
+const SUM_AT: usize = 288;
+/// Where the checksum starts in the second layout.
+const SUM_AT_V2: usize = 240;
 /// Where the checksum starts in the first layout.
 const SUM_AT_V1: usize = 128;
 
@@ -51,6 +64,18 @@ pub struct EcuState {
     pub release_counter: u64,
     /// A verified image in the inactive slot (`active.other()`), waiting for activation.
     pub pending: Option<ImageInfo>,
+    /// The trust document in force, if one was ever installed.
+    pub trust: Option<TrustRecord>,
+}
+
+/// Where the trust document in force is, and what it must hash to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrustRecord {
+    /// Trust copy (0 or 1) holding it.
+    pub copy: u8,
+    pub version: u32,
+    pub length: u32,
+    pub sha256: [u8; 32],
 }
 
 /// What [`EcuState::read`] found in the two state copies.
@@ -99,6 +124,7 @@ impl EcuState {
             image: None,
             release_counter: 0,
             pending: None,
+            trust: None,
         }
     }
 
@@ -123,6 +149,13 @@ impl EcuState {
             b[224..232].copy_from_slice(&p.length.to_be_bytes());
             b[232..240].copy_from_slice(&p.release_counter.to_be_bytes());
         }
+        if let Some(t) = &self.trust {
+            b[9] |= 4;
+            b[240] = t.copy & 1;
+            b[244..248].copy_from_slice(&t.version.to_be_bytes());
+            b[248..252].copy_from_slice(&t.length.to_be_bytes());
+            b[252..284].copy_from_slice(&t.sha256);
+        }
         let sum: [u8; 32] = Sha256::digest(&b[..SUM_AT]).into();
         b[SUM_AT..SUM_AT + 32].copy_from_slice(&sum);
         b
@@ -131,6 +164,7 @@ impl EcuState {
     fn decode(b: &[u8; STATE_LEN]) -> Option<Self> {
         let sum_at = match [b[0], b[1], b[2], b[3]] {
             MAGIC => SUM_AT,
+            MAGIC_V2 => SUM_AT_V2,
             MAGIC_V1 => SUM_AT_V1,
             _ => return None,
         };
@@ -164,7 +198,7 @@ impl EcuState {
         } else {
             None
         };
-        let pending = if sum_at == SUM_AT && b[9] & 2 == 2 {
+        let pending = if sum_at != SUM_AT_V1 && b[9] & 2 == 2 {
             let mut sha256 = [0u8; 32];
             sha256.copy_from_slice(&b[192..224]);
             Some(ImageInfo {
@@ -177,12 +211,25 @@ impl EcuState {
         } else {
             None
         };
+        let trust = if sum_at == SUM_AT && b[9] & 4 == 4 {
+            let mut sha256 = [0u8; 32];
+            sha256.copy_from_slice(&b[252..284]);
+            Some(TrustRecord {
+                copy: b[240] & 1,
+                version: u32_at(244),
+                length: u32_at(248),
+                sha256,
+            })
+        } else {
+            None
+        };
         Some(EcuState {
             sequence: u32_at(4),
             active,
             image,
             release_counter,
             pending,
+            trust,
         })
     }
 
@@ -417,7 +464,7 @@ mod tests {
                 },
             )
             .unwrap();
-        assert_eq!(&f.state[0][0..4], b"OTA2");
+        assert_eq!(&f.state[0][0..4], b"OTA3");
         assert_eq!(EcuState::load(&mut f).unwrap(), s2);
     }
 }

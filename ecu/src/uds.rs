@@ -5,11 +5,14 @@
 //! | request                               | positive response                  |
 //! |---------------------------------------|------------------------------------|
 //! | `34 00 00` + compact manifest          | `74 20` + max block length (u16)   |
+//! | `34 00 01` + manifest length (u16) + compact manifest + attestation bundle | the same |
 //! | `36` block-counter + data              | `76` block-counter                 |
 //! | `37`                                   | `77`                               |
 //! | `31 01 02 01` + image SHA-256 (32)     | `71 01 02 01` (activate)           |
 //! | `31 01 02 02`                          | `71 01 02 02` (discard)            |
+//! | `31 01 02 03` + trust document         | `71 01 02 03` + version (u32)      |
 //! | `22 F1 A0`                             | `62 F1 A0` + identification        |
+//! | `22 F1 A2`                             | `62 F1 A2` + trust version (u32) + mode (u8) |
 //!
 //! and `7F` service-id code for a refusal. RequestDownload carries the supplier-signed
 //! compact manifest instead of UDS's address and size: the ECU decides where the image goes.
@@ -35,6 +38,12 @@ pub const START_ROUTINE: u8 = 0x01;
 pub const RID_ACTIVATE: u16 = 0x0201;
 /// Routine: discard the pending image (idempotent); the active image stays.
 pub const RID_DISCARD: u16 = 0x0202;
+/// Routine: install the trust document the request carries (the successor of the held one,
+/// see [`crate::trust`]); the positive response carries the version now in force (u32).
+pub const RID_TRUST: u16 = 0x0203;
+/// Data identifier of the trust document in force: version (u32, 0 for none) and mode
+/// (0 partial, 1 full).
+pub const DID_TRUST: u16 = 0xF1A2;
 pub const NEGATIVE: u8 = 0x7F;
 /// Data identifier of the ECU's identification (serial, hardware id, active image).
 pub const DID_IDENTIFICATION: u16 = 0xF1A0;
@@ -79,6 +88,11 @@ pub enum Nrc {
     BadManifest = 0xF5,
     StateLost = 0xF6,
     NothingPending = 0xF7,
+    TrustMalformed = 0xF8,
+    TrustSignature = 0xF9,
+    TrustDowngrade = 0xFA,
+    NoTrustAnchor = 0xFB,
+    NotApproved = 0xFC,
 }
 
 impl Nrc {
@@ -100,6 +114,11 @@ impl Nrc {
             BadManifest,
             StateLost,
             NothingPending,
+            TrustMalformed,
+            TrustSignature,
+            TrustDowngrade,
+            NoTrustAnchor,
+            NotApproved,
         ]
         .into_iter()
         .find(|n| *n as u8 == b)
@@ -126,6 +145,15 @@ impl Nrc {
             Nrc::NothingPending => {
                 "no verified image of that hash is pending or active (nothing to activate)"
             }
+            Nrc::TrustMalformed => "malformed trust document",
+            Nrc::TrustSignature => {
+                "trust document not signed by a threshold of the held and of its own signer keys"
+            }
+            Nrc::TrustDowngrade => "trust document does not supersede the held one",
+            Nrc::NoTrustAnchor => "no trust document provisioned: none accepted over the bus",
+            Nrc::NotApproved => {
+                "full verification: no approval by the threshold of regulator keys of the trust document"
+            }
         }
     }
 }
@@ -144,6 +172,11 @@ impl From<Refusal> for Nrc {
             Refusal::Programming => Nrc::ProgrammingFailure,
             Refusal::StateLost => Nrc::StateLost,
             Refusal::NothingPending => Nrc::NothingPending,
+            Refusal::TrustMalformed => Nrc::TrustMalformed,
+            Refusal::TrustSignature => Nrc::TrustSignature,
+            Refusal::TrustDowngrade => Nrc::TrustDowngrade,
+            Refusal::NoTrustAnchor => Nrc::NoTrustAnchor,
+            Refusal::NotApproved => Nrc::NotApproved,
         }
     }
 }
@@ -186,16 +219,29 @@ impl<'k, F: Flash> Server<'k, F> {
         let mut ok = Response::new();
         let result: Result<(), Nrc> = match sid {
             REQUEST_DOWNLOAD => {
-                if rest.len() < 2 || rest[0] != 0 || rest[1] != 0 {
-                    Err(Nrc::RequestOutOfRange)
-                } else {
-                    self.bootloader
-                        .request_download(&rest[2..])
+                let parts = match rest {
+                    [0, 0, manifest @ ..] => Ok((manifest, None)),
+                    [0, 1, hi, lo, more @ ..] => {
+                        let n = usize::from(u16::from_be_bytes([*hi, *lo]));
+                        if more.len() < n {
+                            Err(Nrc::IncorrectLength)
+                        } else {
+                            let (manifest, bundle) = more.split_at(n);
+                            Ok((manifest, Some(bundle)))
+                        }
+                    }
+                    _ => Err(Nrc::RequestOutOfRange),
+                };
+                match parts {
+                    Err(e) => Err(e),
+                    Ok((manifest, bundle)) => self
+                        .bootloader
+                        .request_download_attested(manifest, bundle)
                         .map_err(Nrc::from)
                         .map(|()| {
                             let _ = ok.extend_from_slice(&[0x74, 0x20]);
                             let _ = ok.extend_from_slice(&((MAX_BLOCK + 2) as u16).to_be_bytes());
-                        })
+                        }),
                 }
             }
             TRANSFER_DATA => match rest.split_first() {
@@ -225,6 +271,13 @@ impl<'k, F: Flash> Server<'k, F> {
                     Ok(())
                 }
                 [0xF1, 0xA1, nonce @ ..] if nonce.len() == 16 => self.signed_report(nonce, &mut ok),
+                [0xF1, 0xA2] => {
+                    let (version, mode) = self.bootloader.trust_version();
+                    let _ = ok.extend_from_slice(&[0x62, 0xF1, 0xA2]);
+                    let _ = ok.extend_from_slice(&version.to_be_bytes());
+                    let _ = ok.push(mode as u8);
+                    Ok(())
+                }
                 _ => Err(Nrc::RequestOutOfRange),
             },
             _ => Err(Nrc::ServiceNotSupported),
@@ -251,7 +304,13 @@ impl<'k, F: Flash> Server<'k, F> {
                 self.bootloader.activate(&sha).map_err(Nrc::from)?;
             }
             (RID_DISCARD, 0) => self.bootloader.discard().map_err(Nrc::from)?,
-            (RID_ACTIVATE | RID_DISCARD, _) => return Err(Nrc::IncorrectLength),
+            (RID_TRUST, n) if n > 0 => {
+                let version = self.bootloader.update_trust(arg).map_err(Nrc::from)?;
+                let _ = ok.extend_from_slice(&[ROUTINE_CONTROL + 0x40, START_ROUTINE, *hi, *lo]);
+                let _ = ok.extend_from_slice(&version.to_be_bytes());
+                return Ok(());
+            }
+            (RID_ACTIVATE | RID_DISCARD | RID_TRUST, _) => return Err(Nrc::IncorrectLength),
             _ => return Err(Nrc::RequestOutOfRange),
         }
         let _ = ok.extend_from_slice(&[ROUTINE_CONTROL + 0x40, START_ROUTINE, *hi, *lo]);
@@ -317,6 +376,20 @@ pub mod client {
     extern crate alloc;
     use alloc::vec::Vec as AVec;
 
+    /// RequestDownload with the regulators' compact attestation bundle.
+    pub fn request_download_attested(manifest: &[u8], bundle: &[u8]) -> AVec<u8> {
+        let mut v = AVec::with_capacity(manifest.len() + bundle.len() + 5);
+        v.extend_from_slice(&[REQUEST_DOWNLOAD, 0, 1]);
+        v.extend_from_slice(
+            &u16::try_from(manifest.len())
+                .unwrap_or(u16::MAX)
+                .to_be_bytes(),
+        );
+        v.extend_from_slice(manifest);
+        v.extend_from_slice(bundle);
+        v
+    }
+
     pub fn request_download(manifest: &[u8]) -> AVec<u8> {
         let mut v = AVec::with_capacity(manifest.len() + 3);
         v.extend_from_slice(&[REQUEST_DOWNLOAD, 0, 0]);
@@ -354,6 +427,39 @@ pub mod client {
     pub fn routine_done(payload: &[u8], rid: u16) -> bool {
         let r = rid.to_be_bytes();
         payload == [START_ROUTINE, r[0], r[1]]
+    }
+
+    /// Install the trust document `doc` (the successor of the ECU's).
+    pub fn trust(doc: &[u8]) -> AVec<u8> {
+        let rid = RID_TRUST.to_be_bytes();
+        let mut v = AVec::with_capacity(doc.len() + 4);
+        v.extend_from_slice(&[ROUTINE_CONTROL, START_ROUTINE, rid[0], rid[1]]);
+        v.extend_from_slice(doc);
+        v
+    }
+
+    /// The version in force after [`trust`], from its response payload.
+    pub fn trust_done(payload: &[u8]) -> Option<u32> {
+        let r = RID_TRUST.to_be_bytes();
+        match payload {
+            [START_ROUTINE, a, b, v @ ..] if [*a, *b] == r && v.len() == 4 => {
+                Some(u32::from_be_bytes([v[0], v[1], v[2], v[3]]))
+            }
+            _ => None,
+        }
+    }
+
+    pub fn read_trust() -> [u8; 3] {
+        let d = DID_TRUST.to_be_bytes();
+        [READ_DATA_BY_ID, d[0], d[1]]
+    }
+
+    /// The trust version (0: none) and mode byte from a [`read_trust`] response payload.
+    pub fn parse_trust(payload: &[u8]) -> Option<(u32, u8)> {
+        match payload {
+            [0xF1, 0xA2, a, b, c, d, mode] => Some((u32::from_be_bytes([*a, *b, *c, *d]), *mode)),
+            _ => None,
+        }
     }
 
     pub fn read_identification() -> [u8; 3] {

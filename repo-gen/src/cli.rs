@@ -88,6 +88,16 @@ pub const OEM_REGULATOR_EXAMPLES: &str = "Examples:
   ota-repo oem regulator repin oem --name tuv --root tuv-new-1.root.json
   ota-repo oem regulator remove oem --name dekra      # lower the threshold first";
 
+pub const OEM_ECU_TRUST_EXAMPLES: &str = "Examples:
+  ota-repo oem ecu-trust oem --hardware-id BRAKE-A --supplier-key acme-targets.pub.pem \\
+      --signer-key ecu-trust-1.pem                        # version 1: provision ECUs with it
+  ota-repo oem ecu-trust oem --hardware-id BRAKE-A --supplier-key acme-targets-2.pub.pem \\
+      --signer-key ecu-trust-1.pem                        # supplier key rotated (or stolen)
+  ota-repo oem ecu-trust oem --hardware-id BRAKE-A --supplier-key brakeco.pub.pem \\
+      --regulator-key tuv.pub.pem --regulator-threshold 1 --full \\
+      --signer-key ecu-trust-2.pem --previous-signer-key ecu-trust-1.pem
+  ota-repo oem publish oem";
+
 pub const OEM_VEHICLE_EXAMPLES: &str = "Examples:
   ota-repo oem vehicle add oem --vin VIN1 --ecu BRK-1:BRAKE-A --ecu HU-1:HU-GEN3 \\
       --aftermarket CAM-1:DASHCAM
@@ -466,6 +476,48 @@ pub enum OemCommand {
         /// Re-sign every role even if unchanged.
         #[arg(long)]
         force: bool,
+    },
+    /// Issue the next version of an ECU trust document for one hardware id: the supplier keys
+    /// (and threshold) its ECUs accept, the regulator keys (and threshold) they require in full
+    /// mode, and the keys that sign the next version. Version N+1 must be signed by a threshold
+    /// of version N's signer keys and of its own, as a TUF root; the command checks this as the
+    /// ECU will. Written to DIR/ecu-trust/HW.V.bin; `oem publish` lists it as target
+    /// ecu-trust.HW.V.bin and gateways forward it to ECUs holding an older version. Version 1
+    /// is the file an ECU is provisioned with (ota-ecu-sim --trust).
+    #[command(after_help = OEM_ECU_TRUST_EXAMPLES)]
+    EcuTrust {
+        #[arg(value_name = "DIR", help = DIR_HELP)]
+        dir: PathBuf,
+        /// The ECUs' hardware id (A-Z a-z 0-9 - _ ., at most 32).
+        #[arg(long, value_name = "ID")]
+        hardware_id: String,
+        /// A supplier key (public PEM; its targets key, which signs compact manifests) the ECUs
+        /// accept; repeatable, at most 4.
+        #[arg(long = "supplier-key", value_name = "PUBLIC.pem", required = true)]
+        supplier_keys: Vec<PathBuf>,
+        /// How many distinct supplier keys must sign a compact manifest.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        supplier_threshold: u8,
+        /// A regulator key (public PEM) whose compact attestation counts; repeatable, at most 4.
+        #[arg(long = "regulator-key", value_name = "PUBLIC.pem")]
+        regulator_keys: Vec<PathBuf>,
+        /// How many distinct regulator keys must approve an image (full mode; 0 with no keys).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        regulator_threshold: u8,
+        /// Full verification: the ECUs also require the regulators' approval (else partial:
+        /// the supplier's signature only, for the smallest parts).
+        #[arg(long)]
+        full: bool,
+        /// A private key that signs this version and is listed as a signer of the next one;
+        /// repeatable, at most 4.
+        #[arg(long = "signer-key", value_name = "PRIVATE.pem", required = true)]
+        signer_keys: Vec<PathBuf>,
+        /// How many distinct signer keys must sign the next version.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        signer_threshold: u8,
+        /// A private signer key of the previous version, when the signers change; repeatable.
+        #[arg(long = "previous-signer-key", value_name = "PRIVATE.pem")]
+        previous_signer_keys: Vec<PathBuf>,
     },
     /// Replace a role's keys (any role, root included): writes N+1.root.json signed by the old
     /// and the new root keys, and re-signs what the role signs. Without --new-key, a new

@@ -331,6 +331,7 @@ fn oem_dir(cmd: &OemCommand) -> Option<&Path> {
         ) => dir,
         OemCommand::Review(OemReviewCommand::Submit { dir, .. }) => dir,
         OemCommand::Assign { dir, .. }
+        | OemCommand::EcuTrust { dir, .. }
         | OemCommand::Publish { dir, .. }
         | OemCommand::RotateKey(crate::cli::RotateArgs { dir, .. }) => dir,
     })
@@ -623,6 +624,37 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
                 say!("assigned {uid} {version} to {v}/{s}");
             }
             say!("{} ECU(s); {publish_hint}", done.len());
+        }
+        OemCommand::EcuTrust {
+            dir,
+            hardware_id,
+            supplier_keys,
+            supplier_threshold,
+            regulator_keys,
+            regulator_threshold,
+            full,
+            signer_keys,
+            signer_threshold,
+            previous_signer_keys,
+        } => {
+            let (version, path) = oem::ecu_trust(
+                &dir,
+                &oem::EcuTrust {
+                    hardware_id: hardware_id.clone(),
+                    supplier_keys,
+                    supplier_threshold,
+                    regulator_keys,
+                    regulator_threshold,
+                    full,
+                    signer_keys,
+                    signer_threshold,
+                    previous_signer_keys,
+                },
+            )?;
+            say!(
+                "trust document version {version} for {hardware_id}: {}; publish to send it to the vehicles",
+                path.display()
+            );
         }
         OemCommand::Publish { dir, force } => {
             let r = oem::publish(&dir, now, force)?;

@@ -180,6 +180,16 @@ impl Forwarder for CanForwarder {
         compact_manifest: &[u8],
         image: &Path,
     ) -> Result<(), ForwardError> {
+        self.stage_attested(ecu, compact_manifest, &[], image)
+    }
+
+    fn stage_attested(
+        &mut self,
+        ecu: &EcuConfig,
+        compact_manifest: &[u8],
+        bundle: &[u8],
+        image: &Path,
+    ) -> Result<(), ForwardError> {
         let io = |source| ForwardError::Io {
             serial: ecu.serial.clone(),
             source,
@@ -190,21 +200,34 @@ impl Forwarder for CanForwarder {
         let mut shown = 0u64;
         let show = self.progress;
         let mut halfway = false;
-        let result = flasher::flash_image(&mut ep, compact_manifest, &mut f, len, |sent| {
-            if !halfway && sent.saturating_mul(2) >= len {
-                halfway = true;
-                crate::fault::point(|| format!("half of the image sent to ECU {}", ecu.serial));
-            }
-            let pct = sent.saturating_mul(100).checked_div(len).unwrap_or(100);
-            if show && pct >= shown + 5 {
-                shown = pct;
-                eprint!("\r  ECU {}: {pct:>3}% of {len} bytes over CAN", ecu.serial);
-            }
-        });
+        let bundle = (!bundle.is_empty()).then_some(bundle);
+        let result =
+            flasher::flash_image_attested(&mut ep, compact_manifest, bundle, &mut f, len, |sent| {
+                if !halfway && sent.saturating_mul(2) >= len {
+                    halfway = true;
+                    crate::fault::point(|| format!("half of the image sent to ECU {}", ecu.serial));
+                }
+                let pct = sent.saturating_mul(100).checked_div(len).unwrap_or(100);
+                if show && pct >= shown + 5 {
+                    shown = pct;
+                    eprint!("\r  ECU {}: {pct:>3}% of {len} bytes over CAN", ecu.serial);
+                }
+            });
         if show {
             eprintln!();
         }
         result.map_err(flash_err(ecu))
+    }
+
+    fn trust_version(&mut self, ecu: &EcuConfig) -> Result<Option<u32>, ForwardError> {
+        let mut ep = self.endpoint(ecu)?;
+        let (version, _mode) = flasher::trust_version(&mut ep).map_err(flash_err(ecu))?;
+        Ok(Some(version))
+    }
+
+    fn send_trust(&mut self, ecu: &EcuConfig, doc: &[u8]) -> Result<u32, ForwardError> {
+        let mut ep = self.endpoint(ecu)?;
+        flasher::send_trust(&mut ep, doc).map_err(flash_err(ecu))
     }
 
     fn activate(&mut self, ecu: &EcuConfig, sha256: &[u8; 32]) -> Result<(), ForwardError> {

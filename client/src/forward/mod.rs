@@ -77,12 +77,42 @@ pub trait Forwarder {
         image: &Path,
     ) -> Result<(), ForwardError>;
 
+    /// [`Forwarder::stage`] with the regulators' compact attestation `bundle` (empty: none),
+    /// which a full-verification ECU requires; forwarders whose ECUs do not check it ignore it.
+    fn stage_attested(
+        &mut self,
+        ecu: &EcuConfig,
+        compact_manifest: &[u8],
+        bundle: &[u8],
+        image: &Path,
+    ) -> Result<(), ForwardError> {
+        let _ = bundle;
+        self.stage(ecu, compact_manifest, image)
+    }
+
     /// Switch `ecu` to its pending image of SHA-256 `sha256`. Idempotent: `Ok` also when that
     /// image is already the active one.
     fn activate(&mut self, ecu: &EcuConfig, sha256: &[u8; 32]) -> Result<(), ForwardError>;
 
     /// Drop `ecu`'s pending image, if any; its active image stays. Idempotent.
     fn discard(&mut self, ecu: &EcuConfig) -> Result<(), ForwardError>;
+
+    /// The version of the trust document `ecu` holds (see `ota_ecu::trust`): `None` when this
+    /// forwarder's ECUs hold none (a directory), `Some(0)` for an ECU provisioned with
+    /// supplier keys only.
+    fn trust_version(&mut self, ecu: &EcuConfig) -> Result<Option<u32>, ForwardError> {
+        let _ = ecu;
+        Ok(None)
+    }
+
+    /// Send `ecu` the successor of its trust document; the version it holds afterwards.
+    fn send_trust(&mut self, ecu: &EcuConfig, doc: &[u8]) -> Result<u32, ForwardError> {
+        let _ = doc;
+        Err(ForwardError::Ecu {
+            serial: ecu.serial.clone(),
+            reason: "this forwarder cannot send trust documents".into(),
+        })
+    }
 
     /// Ask `ecu` for its version report, signed with its own key over `nonce`.
     fn report(&mut self, ecu: &EcuConfig, nonce: &[u8; 16]) -> Result<EcuReport, ForwardError> {

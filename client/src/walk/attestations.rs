@@ -15,7 +15,8 @@ const MAX_ATTESTATION: u64 = 1 << 20;
 
 /// What one regulator says about a release.
 enum Word {
-    Approved,
+    /// With the compact approval signatures it carries.
+    Approved(Vec<ota_metadata::documents::attestation::CompactApproval>),
     Revoked(String),
     /// No attestation, a rejection, or an attestation about another release.
     NotApproved(String),
@@ -106,7 +107,7 @@ fn word_of(release: &Release, name: &str, att: Option<Attestation>) -> Word {
         return Word::NotApproved(format!("{name}: {e}"));
     }
     match att.verdict {
-        Verdict::Approved => Word::Approved,
+        Verdict::Approved => Word::Approved(att.compact_approval()),
         Verdict::Rejected => Word::NotApproved(format!(
             "{name}: rejected ({} finding(s))",
             att.findings.len()
@@ -122,6 +123,18 @@ pub fn check_attestations<F: Fetch>(
     master: &Master,
     release: &Release,
 ) -> Result<Vec<String>> {
+    check_attestations_bundle(repos, master, release).map(|(names, _)| names)
+}
+
+/// [`check_attestations`], also returning the compact attestation bundle for
+/// full-verification ECUs (`ota_ecu::attestation`): the compact approval signatures of the
+/// approving regulators, at most four; empty when none carries one. The ECU checks them
+/// against the regulator keys of its own trust document.
+pub fn check_attestations_bundle<F: Fetch>(
+    repos: &mut Repositories<'_, F>,
+    master: &Master,
+    release: &Release,
+) -> Result<(Vec<String>, Vec<u8>)> {
     let asked = ask_all(repos, master, release)?;
     if let Some((name, reason)) = asked.revocation() {
         return Err(fail(
@@ -136,9 +149,24 @@ pub fn check_attestations<F: Fetch>(
     asked.all_reached(master)?;
     let mut approved = Vec::new();
     let mut problems = Vec::new();
+    let mut compact: Vec<([u8; 32], Vec<u8>)> = Vec::new();
     for (name, w) in asked.words {
         match w {
-            Word::Approved => approved.push(name),
+            Word::Approved(sigs) => {
+                approved.push(name);
+                for a in sigs {
+                    let keyid = hex::decode(&a.keyid)
+                        .ok()
+                        .and_then(|v| <[u8; 32]>::try_from(v).ok());
+                    if let (Some(keyid), Ok(sig)) = (keyid, hex::decode(&a.sig)) {
+                        if compact.len() < ota_ecu::compact_manifest::MAX_SIGNATURES
+                            && !compact.iter().any(|(k, _)| *k == keyid)
+                        {
+                            compact.push((keyid, sig));
+                        }
+                    }
+                }
+            }
             Word::NotApproved(p) | Word::Revoked(p) => problems.push(p),
         }
     }
@@ -162,7 +190,14 @@ pub fn check_attestations<F: Fetch>(
             ),
         ));
     }
-    Ok(approved)
+    let bundle = if compact.is_empty() {
+        Vec::new()
+    } else {
+        let refs: Vec<([u8; 32], &[u8])> =
+            compact.iter().map(|(k, s)| (*k, s.as_slice())).collect();
+        ota_ecu::attestation::assemble(&refs)
+    };
+    Ok((approved, bundle))
 }
 
 /// Whether a regulator revoked the installed release (`None`: not revoked, or the release was

@@ -135,8 +135,28 @@ pub struct Attestation {
     pub extra: BTreeMap<String, Value>,
 }
 
+/// The field of an approving attestation that carries the regulator's compact approval for
+/// full-verification ECUs: a list of `{"keyid": HEX, "sig": HEX}`, signatures over the
+/// message of `ota_ecu::attestation::message` for the release's compact manifest body.
+pub const COMPACT_APPROVAL_FIELD: &str = "compact_approval";
+
+/// One compact approval signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompactApproval {
+    pub keyid: String,
+    pub sig: String,
+}
+
 impl Attestation {
     pub const TYPE: &'static str = "attestation";
+
+    /// The compact approval signatures this attestation carries (none if absent or malformed).
+    pub fn compact_approval(&self) -> Vec<CompactApproval> {
+        self.extra
+            .get(COMPACT_APPROVAL_FIELD)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default()
+    }
 
     /// Check that this attestation is about exactly `release`, field by field.
     pub fn check_release(&self, release: &Release) -> Result<()> {

@@ -9,6 +9,7 @@
 //! DIR/assignments/KKK.json  what each vehicle's ECUs should run; published per vehicle
 //! DIR/pending/KKK         shards changed since the last publish
 //! DIR/published.json      the root of the published vehicle tree (for change detection)
+//! DIR/ecu-trust/HW.V.bin  ECU trust documents, version V for hardware id HW ([`ecu_trust`])
 //! DIR/repository/         the static tree
 //! ```
 //! Published tree (besides the TUF roles): `N.targets.json` carries the supplier pins and the
@@ -21,6 +22,7 @@
 //! who is trusted; timestamp, snapshot, review and vehicles publish day to day.
 
 mod assign;
+pub mod ecu_trust;
 pub mod fleet;
 mod init;
 mod inventory;
@@ -34,6 +36,7 @@ pub mod store;
 mod suppliers;
 
 pub use assign::{assign, Assign, AssignTarget};
+pub use ecu_trust::{ecu_trust, EcuTrust};
 pub use init::init;
 pub use inventory::{
     ecu_add, ecu_remove, ecu_replace, vehicle_add, EcuRecord, Inventory, Reported, Vehicle,

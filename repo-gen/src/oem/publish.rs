@@ -67,6 +67,18 @@ pub fn publish_with(
 
     // Who is trusted (supplier pins, authorized regulators): the offline targets role.
     let mut targets = Targets::new(1, now);
+    // ECU trust documents: targets, so gateways fetch them through TUF (see [`super::ecu_trust`]).
+    for (name, bytes) in super::ecu_trust::all(dir)? {
+        let info = crate::supplier::store_target(&repo, &name, &bytes)?;
+        targets.targets.insert(
+            name,
+            ota_metadata::roles::TargetFile {
+                length: info.length,
+                hashes: BTreeMap::from([("sha256".to_string(), info.sha256)]),
+                custom: None,
+            },
+        );
+    }
     let policy = RegulatorPolicy {
         threshold: s.regulator_threshold,
         regulators: s.regulators.clone(),

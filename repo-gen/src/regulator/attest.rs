@@ -23,6 +23,13 @@ pub fn write_attestation(
     let repo = workdir::repository_path(dir);
     let root = read_root(&repo)?;
     let keys = signing_keys(&root, "targets", &s.roles["targets"])?;
+    let mut extra = BTreeMap::new();
+    if verdict == Verdict::Approved {
+        extra.insert(
+            ota_metadata::documents::attestation::COMPACT_APPROVAL_FIELD.to_string(),
+            compact_approval(&release, &keys)?,
+        );
+    }
     let doc = Attestation {
         type_: Attestation::TYPE.into(),
         spec_version: SPEC_VERSION.into(),
@@ -32,7 +39,7 @@ pub fn write_attestation(
         findings,
         issued: now,
         reason: reason.clone(),
-        extra: BTreeMap::new(),
+        extra,
     };
     let bytes = sign_document(&doc, &keys.iter().collect::<Vec<_>>())?;
     let file = store_target(&repo, &release.attestation_target(), &bytes)?;
@@ -45,6 +52,39 @@ pub fn write_attestation(
     s.attestations
         .insert(rec.release.manifest_sha256.clone(), rec.clone());
     Ok(rec)
+}
+
+/// The compact approval of `release` for full-verification ECUs: each key's signature over
+/// `ota_ecu::attestation::message` of the release's compact manifest body (rebuilt from the
+/// release's fields exactly as the supplier built it).
+fn compact_approval(
+    release: &Release,
+    keys: &[ota_metadata::SigningKey],
+) -> Result<serde_json::Value> {
+    let sha = release
+        .hashes
+        .get("sha256")
+        .and_then(|h| hex::decode(h).ok())
+        .and_then(|v| <[u8; 32]>::try_from(v).ok())
+        .ok_or_else(|| Error::refused("the release lists no SHA-256 of the image"))?;
+    let m = ota_metadata::documents::ImageManifest::new(
+        &release.supplier,
+        &release.uid,
+        &release.version,
+        release.release_counter,
+        release.hardware_ids.clone(),
+        release.length,
+        sha,
+    )?;
+    let msg = ota_ecu::attestation::message(&m.compact_body()?.encode());
+    let mut out = Vec::new();
+    for k in keys {
+        out.push(ota_metadata::documents::attestation::CompactApproval {
+            keyid: k.key_id().0.clone(),
+            sig: hex::encode(k.sign(&msg)?),
+        });
+    }
+    serde_json::to_value(out).map_err(|e| Error::refused(e.to_string()))
 }
 
 /// Revoke `sha256`: the hash of an image (every release of those bytes is revoked) or of one

@@ -1,0 +1,495 @@
+//! ECU trust documents end to end: the OEM issues them (`oem ecu-trust`), publishes them as
+//! targets, the real `ota-gateway` fetches them through TUF and forwards the versions an ECU
+//! lacks before the manifest; the ECU (a simulator process on the UDP-carried CAN bus,
+//! provisioned with version 1 only) checks each against the one it holds.
+
+mod world;
+
+use ota_ecu::bus::udp::UdpBus;
+use ota_ecu::flash::file::FileFlash;
+use ota_ecu::flasher::{self, FlashError};
+use ota_ecu::isotp::{standard_id, Config, Mode};
+use ota_ecu::state::EcuState;
+use ota_ecu::transport::Endpoint;
+use ota_ecu::uds::Nrc;
+use ota_metadata::SigningKey;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use world::World;
+
+fn free_port() -> SocketAddr {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+struct Ecu {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl Drop for Ecu {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// An ECU provisioned with a trust document only (no `--supplier-key`).
+fn start_ecu(addr: SocketAddr, peer: SocketAddr, trust: &Path, flash: &Path) -> Ecu {
+    let args: Vec<String> = [
+        "--bind",
+        &addr.to_string(),
+        "--peer",
+        &peer.to_string(),
+        "--serial",
+        "S1",
+        "--hardware-id",
+        "BRAKE-A",
+        "--trust",
+        &trust.display().to_string(),
+        "--flash-dir",
+        &flash.display().to_string(),
+        "--rx-id",
+        "0x7E0",
+        "--tx-id",
+        "0x7E8",
+        "--fd",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let a = ota_ecu::sim::parse(args).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let handle = std::thread::spawn(move || ota_ecu::sim::run(a, &s));
+    Ecu {
+        stop,
+        handle: Some(handle),
+    }
+}
+
+fn state(flash: &Path) -> EcuState {
+    EcuState::load(&mut FileFlash::open(flash, 16 << 20).unwrap()).unwrap()
+}
+
+fn write_private(w: &World, name: &str) -> SigningKey {
+    let k = SigningKey::generate(2048).unwrap();
+    std::fs::write(w.p(name), k.to_pkcs8_pem().unwrap()).unwrap();
+    k
+}
+
+fn write_public(w: &World, name: &str, k: &SigningKey) {
+    std::fs::write(
+        w.p(name),
+        ota_metadata::signing::public_pem(&k.rsa_public()).unwrap(),
+    )
+    .unwrap();
+}
+
+fn issue(w: &World, supplier: &str, signer: &str, previous: &[&str]) -> (u32, std::path::PathBuf) {
+    issue_mode(w, supplier, None, signer, previous)
+}
+
+/// With `regulator` (a key file): full verification, that regulator's approval required.
+fn issue_mode(
+    w: &World,
+    supplier: &str,
+    regulator: Option<&str>,
+    signer: &str,
+    previous: &[&str],
+) -> (u32, std::path::PathBuf) {
+    ota_repo::oem::ecu_trust(
+        &w.p("oem"),
+        &ota_repo::oem::EcuTrust {
+            hardware_id: "BRAKE-A".into(),
+            supplier_keys: vec![w.p(supplier)],
+            supplier_threshold: 1,
+            regulator_keys: regulator.map(|r| w.p(r)).into_iter().collect(),
+            regulator_threshold: u8::from(regulator.is_some()),
+            full: regulator.is_some(),
+            signer_keys: vec![w.p(signer)],
+            signer_threshold: 1,
+            previous_signer_keys: previous.iter().map(|p| w.p(p)).collect(),
+        },
+    )
+    .unwrap()
+}
+
+/// A tester on the bus, once the ECU answers.
+fn tester(bind: SocketAddr, ecu: SocketAddr) -> Endpoint<UdpBus> {
+    let mut cfg = Config::new(standard_id(0x7E0).unwrap(), standard_id(0x7E8).unwrap());
+    cfg.mode = Mode::FD64;
+    let mut ep = Endpoint::new(UdpBus::bind(bind, vec![ecu]).unwrap(), cfg).unwrap();
+    for _ in 0..50 {
+        if flasher::trust_version(&mut ep).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    ep
+}
+
+fn refused(r: Result<u32, FlashError>) -> Option<Nrc> {
+    match r {
+        Err(FlashError::Refused { nrc, .. }) => nrc,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// Version 3 for BRAKE-A trusting `key` as supplier and signer, signed by `by`.
+fn forge(key: &SigningKey, by: &[&SigningKey]) -> Vec<u8> {
+    use ota_ecu::compact_manifest::Field;
+    use ota_ecu::trust::{assemble, KeySpec, Mode, TrustBody};
+    use ota_metadata::documents::compact::keyid_bytes;
+    use rsa::traits::PublicKeyParts;
+    let n = key.rsa_public().n().to_bytes_be();
+    let spec = [KeySpec {
+        keyid: keyid_bytes(key.key_id()).unwrap(),
+        exponent: 65537,
+        modulus: &n,
+    }];
+    let body = TrustBody {
+        version: 3,
+        hardware_id: Field::new("BRAKE-A").unwrap(),
+        mode: Mode::Partial,
+        suppliers: (&spec, 1),
+        regulators: (&[], 0),
+        signers: (&spec, 1),
+    }
+    .encode();
+    let sigs: Vec<([u8; 32], Vec<u8>)> = by
+        .iter()
+        .map(|k| (keyid_bytes(k.key_id()).unwrap(), k.sign(&body).unwrap()))
+        .collect();
+    let refs: Vec<([u8; 32], &[u8])> = sigs.iter().map(|(i, s)| (*i, s.as_slice())).collect();
+    assemble(&body, &refs)
+}
+
+#[test]
+fn a_rotated_supplier_key_reaches_the_ecu_and_stale_or_forged_documents_are_refused() {
+    let w = World::new();
+    w.assign("S1", "1.0");
+    // acme's images are signed by its current targets key (k.pem); the ECU was provisioned
+    // trusting acme's previous (say stolen) key only.
+    let current = SigningKey::from_pem(world::key_pem()).unwrap();
+    write_public(&w, "acme-current.pub.pem", &current);
+    let stolen = write_private(&w, "acme-stolen.pem");
+    write_public(&w, "acme-stolen.pub.pem", &stolen);
+    write_private(&w, "ecu-trust-1.pem");
+    write_private(&w, "ecu-trust-2.pem");
+    let (v1, v1_path) = issue(&w, "acme-stolen.pub.pem", "ecu-trust-1.pem", &[]);
+    assert_eq!(v1, 1);
+    // The OEM's answer to the theft: version 2 trusts the current key only, and (compromise
+    // recovery of its own signer too) hands signing to ecu-trust-2, co-signed by the old one.
+    let (v2, _) = issue(
+        &w,
+        "acme-current.pub.pem",
+        "ecu-trust-2.pem",
+        &["ecu-trust-1.pem"],
+    );
+    assert_eq!(v2, 2);
+    ota_repo::oem::publish(&w.p("oem"), w.now, false).unwrap();
+
+    let (gw, a1) = (free_port(), free_port());
+    let ecu = start_ecu(a1, gw, &v1_path, &w.p("flash-s1"));
+    let cfg = w.p("gw-can.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "vin = \"VIN1\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nstate_dir = \"state-can\"\n\
+             [forward]\nkind = \"udp\"\nbind = \"{gw}\"\npeers = [\"{a1}\"]\nfd = true\n\
+             [[ecus]]\nserial = \"S1\"\nhardware_id = \"BRAKE-A\"\naddress = 0x7E0\n",
+            w.url("oem")
+        ),
+    )
+    .unwrap();
+    let gw_bin = env!("CARGO_BIN_EXE_ota-gateway");
+    let run = |cmd: &str| {
+        let out = Command::new(gw_bin)
+            .arg("-c")
+            .arg(&cfg)
+            .arg(cmd)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    assert!(run("init").0);
+    let (ok, text) = run("update");
+    assert!(ok, "{text}");
+    assert!(text.contains("ECU S1: updated to brake-fw 1.0"), "{text}");
+    let st = state(&w.p("flash-s1"));
+    assert_eq!(st.trust.map(|t| t.version), Some(2), "{st:?}");
+    assert_eq!(
+        st.image.map(|i| i.version.as_str().to_string()),
+        Some("1.0".into())
+    );
+
+    // Straight over the bus, as a compromised gateway would: the stale version 1 (which still
+    // trusts the stolen key) is a downgrade; a version 3 the thief signed with the stolen
+    // supplier key as its own signer is not signed by version 2's signers.
+    let mut ep = tester(gw, a1);
+    assert_eq!(flasher::trust_version(&mut ep).unwrap(), (2, 0));
+    let v1_bytes = std::fs::read(&v1_path).unwrap();
+    assert_eq!(
+        refused(flasher::send_trust(&mut ep, &v1_bytes)),
+        Some(Nrc::TrustDowngrade)
+    );
+    // The OEM's command refuses to issue it (it checks the rotation rule as the ECU will)...
+    std::fs::copy(w.p("acme-stolen.pem"), w.p("thief.pem")).unwrap();
+    let r = ota_repo::oem::ecu_trust(
+        &w.p("oem"),
+        &ota_repo::oem::EcuTrust {
+            hardware_id: "BRAKE-A".into(),
+            supplier_keys: vec![w.p("acme-stolen.pub.pem")],
+            supplier_threshold: 1,
+            regulator_keys: vec![],
+            regulator_threshold: 0,
+            full: false,
+            signer_keys: vec![w.p("thief.pem")],
+            signer_threshold: 1,
+            previous_signer_keys: vec![w.p("ecu-trust-1.pem")],
+        },
+    );
+    assert!(r.is_err());
+    // ...so the thief builds it by hand, signed by itself and by the retired signer key.
+    let forged = forge(
+        &stolen,
+        &[
+            &stolen,
+            &SigningKey::from_pem(&std::fs::read_to_string(w.p("ecu-trust-1.pem")).unwrap())
+                .unwrap(),
+        ],
+    );
+    assert_eq!(
+        refused(flasher::send_trust(&mut ep, &forged)),
+        Some(Nrc::TrustSignature)
+    );
+    // The ECU still holds version 2.
+    assert_eq!(flasher::trust_version(&mut ep).unwrap(), (2, 0));
+    drop(ecu);
+}
+
+fn gateway_config(w: &World, gw: SocketAddr, ecu: SocketAddr) -> std::path::PathBuf {
+    let cfg = w.p("gw-can.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "vin = \"VIN1\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nstate_dir = \"state-can\"\n\
+             [forward]\nkind = \"udp\"\nbind = \"{gw}\"\npeers = [\"{ecu}\"]\nfd = true\n\
+             [[ecus]]\nserial = \"S1\"\nhardware_id = \"BRAKE-A\"\naddress = 0x7E0\n",
+            w.url("oem")
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn gateway(cfg: &Path, cmd: &str) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ota-gateway"))
+        .arg("-c")
+        .arg(cfg)
+        .arg(cmd)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn a_full_verification_ecu_requires_the_regulators_approval_a_partial_one_does_not() {
+    let w = World::new();
+    w.assign("S1", "1.0");
+    let supplier = SigningKey::from_pem(world::key_pem()).unwrap();
+    write_public(&w, "acme.pub.pem", &supplier);
+    let tuv = SigningKey::from_pem(&world::regulator_key_pem("tuv")).unwrap();
+    write_public(&w, "tuv.pub.pem", &tuv);
+    write_private(&w, "ecu-trust.pem");
+    // Version 1 (full, tuv's approval required) provisions the ECU.
+    let (_, v1) = issue_mode(
+        &w,
+        "acme.pub.pem",
+        Some("tuv.pub.pem"),
+        "ecu-trust.pem",
+        &[],
+    );
+    ota_repo::oem::publish(&w.p("oem"), w.now, false).unwrap();
+
+    let (gw, a1) = (free_port(), free_port());
+    let ecu = start_ecu(a1, gw, &v1, &w.p("flash-s1"));
+    // A compromised gateway skips the regulators: the manifest alone is refused before any
+    // data, whatever the supplier signed.
+    let img = std::fs::read(w.p("fw-1.0.bin")).unwrap();
+    let compact = std::fs::read_dir(w.p("acme/repository/targets"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("brake-fw-1.0.manifest.bin"))
+        .unwrap();
+    let compact = std::fs::read(compact).unwrap();
+    {
+        let mut ep = tester(gw, a1);
+        let r = flasher::flash_image(
+            &mut ep,
+            &compact,
+            &mut img.as_slice(),
+            img.len() as u64,
+            |_| {},
+        );
+        match r {
+            Err(FlashError::Refused { nrc, .. }) => assert_eq!(nrc, Some(Nrc::NotApproved)),
+            other => panic!("expected NotApproved, got {other:?}"),
+        }
+        // A bundle signed by someone else than tuv: refused too.
+        let other = SigningKey::generate(2048).unwrap();
+        let m = ota_ecu::compact_manifest::CompactManifest::parse(&compact).unwrap();
+        let msg = ota_ecu::attestation::message(&m.body_bytes);
+        let kid = ota_metadata::documents::compact::keyid_bytes(other.key_id()).unwrap();
+        let forged = ota_ecu::attestation::assemble(&[(kid, other.sign(&msg).unwrap().as_slice())]);
+        let r = flasher::flash_image_attested(
+            &mut ep,
+            &compact,
+            Some(&forged),
+            &mut img.as_slice(),
+            img.len() as u64,
+            |_| {},
+        );
+        match r {
+            Err(FlashError::Refused { nrc, .. }) => assert_eq!(nrc, Some(Nrc::NotApproved)),
+            other => panic!("expected NotApproved, got {other:?}"),
+        }
+    }
+    assert!(state(&w.p("flash-s1")).pending.is_none());
+
+    // The honest gateway forwards tuv's compact approval from its attestation: accepted.
+    let cfg = gateway_config(&w, gw, a1);
+    assert!(gateway(&cfg, "init").0);
+    let (ok, text) = gateway(&cfg, "update");
+    assert!(ok, "{text}");
+    assert!(text.contains("ECU S1: updated to brake-fw 1.0"), "{text}");
+    drop(ecu);
+
+    // A partial-mode ECU (the smallest parts) takes the supplier-signed manifest alone.
+    let w2 = World::new();
+    write_public(&w2, "acme.pub.pem", &supplier);
+    write_private(&w2, "ecu-trust.pem");
+    let (_, p1) = issue(&w2, "acme.pub.pem", "ecu-trust.pem", &[]);
+    let (gw, a2) = (free_port(), free_port());
+    let _ecu = start_ecu(a2, gw, &p1, &w2.p("flash-p"));
+    let mut ep = tester(gw, a2);
+    flasher::flash_image(
+        &mut ep,
+        &compact,
+        &mut img.as_slice(),
+        img.len() as u64,
+        |_| {},
+    )
+    .unwrap();
+    assert!(state(&w2.p("flash-p")).pending.is_some());
+}
+
+#[test]
+fn a_supplier_replacement_reaches_the_ecu_with_no_reprovisioning() {
+    let w = World::new();
+    let acme = SigningKey::from_pem(world::key_pem()).unwrap();
+    write_public(&w, "acme.pub.pem", &acme);
+    let brakeco = write_private(&w, "brakeco.pem");
+    write_public(&w, "brakeco.pub.pem", &brakeco);
+    write_private(&w, "ecu-trust.pem");
+    // The ECU is provisioned trusting acme.
+    let (_, v1) = issue(&w, "acme.pub.pem", "ecu-trust.pem", &[]);
+
+    // The OEM replaces acme by brakeco (`oem supplier replace`), and issues version 2.
+    // brakeco's own builds (other bytes: regulators judge each image once, by its hash).
+    for v in ["1.0", "2.0", "0.9"] {
+        std::fs::write(w.p(&format!("fw-{v}.bin")), vec![0xB0; 6000]).unwrap();
+    }
+    w.supplier("brakeco", &w.p("brakeco.pem"));
+    let oem = w.p("oem");
+    ota_repo::oem::supplier_add(
+        &oem,
+        "brakeco",
+        &w.p("brakeco/repository/1.root.json"),
+        &w.url("brakeco"),
+        &["BRAKE-*".into()],
+    )
+    .unwrap();
+    ota_repo::oem::supplier_replace(&oem, "acme", "brakeco").unwrap();
+    ota_repo::oem::review_submit(
+        &oem,
+        ota_repo::oem::Submit {
+            supplier: "brakeco",
+            uid: "brake-fw",
+            version: "1.0",
+            from: None,
+            ca: None,
+        },
+        w.now,
+    )
+    .unwrap();
+    w.review("tuv");
+    ota_repo::oem::assign(
+        &oem,
+        ota_repo::oem::Assign {
+            target: ota_repo::oem::AssignTarget::Vehicle {
+                vin: "VIN1".into(),
+                serial: Some("S1".into()),
+            },
+            supplier: "brakeco".into(),
+            uid: "brake-fw".into(),
+            version: "1.0".into(),
+        },
+    )
+    .unwrap();
+    let (v2, _) = issue(&w, "brakeco.pub.pem", "ecu-trust.pem", &[]);
+    assert_eq!(v2, 2);
+    ota_repo::oem::publish(&oem, w.now, false).unwrap();
+
+    let (gw, a1) = (free_port(), free_port());
+    let _ecu = start_ecu(a1, gw, &v1, &w.p("flash-s1"));
+    let cfg = gateway_config(&w, gw, a1);
+    assert!(gateway(&cfg, "init").0);
+    let (ok, text) = gateway(&cfg, "update");
+    assert!(ok, "{text}");
+    assert!(text.contains("ECU S1: updated to brake-fw 1.0"), "{text}");
+    let st = state(&w.p("flash-s1"));
+    assert_eq!(st.trust.map(|t| t.version), Some(2));
+
+    // The replaced supplier's manifests are refused by the ECU itself now.
+    let acme_compact = std::fs::read_dir(w.p("acme/repository/targets"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("brake-fw-2.0.manifest.bin"))
+        .unwrap();
+    let acme_compact = std::fs::read(acme_compact).unwrap();
+    let img = std::fs::read(w.p("fw-2.0.bin")).unwrap();
+    let mut ep = tester(gw, a1);
+    match flasher::flash_image(
+        &mut ep,
+        &acme_compact,
+        &mut img.as_slice(),
+        img.len() as u64,
+        |_| {},
+    ) {
+        Err(FlashError::Refused { nrc, .. }) => assert_eq!(nrc, Some(Nrc::BadSignature)),
+        other => panic!("expected BadSignature, got {other:?}"),
+    }
+}

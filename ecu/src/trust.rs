@@ -1,0 +1,406 @@
+//! The ECU's trust document: which supplier keys (and how many of them) may sign its images,
+//! which regulator keys (and how many) must approve them, and whether it checks the regulators
+//! at all (full or partial verification). Versioned and rotated like a TUF root, so a supplier
+//! key rotation, a supplier replacement or the revocation of a stolen key reaches a deployed ECU
+//! without re-provisioning it.
+//!
+//! Layout, all integers big-endian (format version 1):
+//!
+//! | offset | size | field                                                          |
+//! |-------:|-----:|----------------------------------------------------------------|
+//! | 0      | 4    | magic `OTAT`                                                   |
+//! | 4      | 1    | format version, 1                                              |
+//! | 5      | 1    | mode: 0 partial (supplier only), 1 full (supplier + regulators) |
+//! | 6      | 2    | reserved, zero                                                 |
+//! | 8      | 4    | document version, ≥ 1                                          |
+//! | 12     | 32   | hardware id, ASCII, zero-padded                                |
+//! | 44     | 2    | supplier keys: threshold, count                                |
+//! | 46     | 2    | regulator keys: threshold, count                               |
+//! | 48     | 2    | signer (OEM `ecu-trust`) keys: threshold, count                |
+//! | 50     | 2    | reserved, zero                                                 |
+//! | 52     | …    | the keys, suppliers then regulators then signers, each: key id (32), RSA exponent (4), modulus length (2), modulus |
+//! | …      | 1    | number of signatures, 1..=4                                    |
+//! | …      | …    | per signature: key id (32), signature length (2), bytes        |
+//!
+//! Every set holds at most [`MAX_KEYS`] keys; thresholds are 1..=count, except the regulator
+//! set of a partial-mode document, which may be empty with threshold 0. The signed message is
+//! everything before the signature count. Signatures are RSASSA-PSS-SHA256 (32-byte salt),
+//! counted by distinct key material as for the compact manifest.
+//!
+//! Rotation (as TUF's root): version N+1 is accepted only if a threshold of version N's signer
+//! keys *and* a threshold of its own signer keys signed it, its hardware id is the ECU's, and
+//! its version is higher. A document of the same version is accepted only if it is the very
+//! same document (idempotent re-send); a lower version is refused (no downgrade).
+
+use crate::compact_manifest::{
+    verify_threshold, Error as SigError, Field, ProvisionedKey, SignatureEntry, FIELD_LEN,
+    MAX_SIGNATURES, MAX_SIG_LEN,
+};
+use heapless::Vec;
+
+pub const MAGIC: [u8; 4] = *b"OTAT";
+pub const FORMAT_VERSION: u8 = 1;
+/// Keys per set (suppliers, regulators, signers).
+pub const MAX_KEYS: usize = 4;
+/// Largest modulus accepted: RSA-4096.
+pub const MAX_MODULUS: usize = 512;
+/// Fixed header before the keys.
+pub const HEADER_LEN: usize = 52;
+/// Largest well-formed document.
+pub const MAX_LEN: usize = HEADER_LEN
+    + 3 * MAX_KEYS * (32 + 4 + 2 + MAX_MODULUS)
+    + 1
+    + MAX_SIGNATURES * (34 + MAX_SIG_LEN);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Supplier signature only (the paper's ECU; the smallest parts).
+    Partial = 0,
+    /// Supplier signature and a threshold of regulator attestations.
+    Full = 1,
+}
+
+/// Why a trust document was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    Truncated,
+    TrailingBytes,
+    BadMagic,
+    UnsupportedFormat(u8),
+    BadMode(u8),
+    ReservedNotZero,
+    BadHardwareId,
+    /// Version 0 is not a version.
+    ZeroVersion,
+    /// A key set's count or threshold is out of range (set 0 suppliers, 1 regulators, 2 signers).
+    BadKeySet(u8),
+    /// A key is not a usable RSA public key (size, exponent).
+    BadKey,
+    BadSignatureCount(u8),
+    SignatureTooLong(u16),
+    /// For another hardware id.
+    WrongHardwareId,
+    /// Version below the held one, or the same version with different content.
+    Downgrade {
+        held: u32,
+        offered: u32,
+    },
+    /// Not signed by a threshold of the held document's signer keys.
+    NotSignedByCurrent,
+    /// Not signed by a threshold of its own signer keys.
+    NotSelfSigned,
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Error::Truncated => f.write_str("truncated"),
+            Error::TrailingBytes => f.write_str("trailing bytes"),
+            Error::BadMagic => f.write_str("bad magic (not a trust document)"),
+            Error::UnsupportedFormat(v) => write!(f, "unsupported format version {v}"),
+            Error::BadMode(m) => write!(f, "unknown mode {m}"),
+            Error::ReservedNotZero => f.write_str("reserved bytes are not zero"),
+            Error::BadHardwareId => f.write_str("malformed hardware id"),
+            Error::ZeroVersion => f.write_str("version 0"),
+            Error::BadKeySet(s) => write!(f, "key set {s}: bad count or threshold"),
+            Error::BadKey => f.write_str("unusable RSA public key"),
+            Error::BadSignatureCount(n) => write!(f, "{n} signatures (1..=4 allowed)"),
+            Error::SignatureTooLong(n) => write!(f, "signature of {n} bytes (512 at most)"),
+            Error::WrongHardwareId => f.write_str("trust document for another hardware id"),
+            Error::Downgrade { held, offered } => {
+                write!(
+                    f,
+                    "version {offered} does not supersede the held version {held}"
+                )
+            }
+            Error::NotSignedByCurrent => {
+                f.write_str("not signed by a threshold of the current trust document's signers")
+            }
+            Error::NotSelfSigned => f.write_str("not signed by a threshold of its own signers"),
+        }
+    }
+}
+
+/// A set of keys and how many of them must sign.
+pub struct KeySet {
+    pub keys: Vec<ProvisionedKey, MAX_KEYS>,
+    pub threshold: u8,
+}
+
+impl KeySet {
+    fn same(&self, other: &KeySet) -> bool {
+        self.threshold == other.threshold
+            && self.keys.len() == other.keys.len()
+            && self
+                .keys
+                .iter()
+                .zip(other.keys.iter())
+                .all(|(a, b)| a.keyid == b.keyid && a.key == b.key)
+    }
+}
+
+/// A parsed trust document (its signatures checked separately, see [`TrustDocument::accept`]).
+pub struct TrustDocument {
+    pub version: u32,
+    pub hardware_id: Field,
+    pub mode: Mode,
+    pub suppliers: KeySet,
+    pub regulators: KeySet,
+    pub signers: KeySet,
+}
+
+/// A document as received: parsed fields, the signed bytes and the signatures.
+pub struct Signed<'a> {
+    pub doc: TrustDocument,
+    pub signed: &'a [u8],
+    pub signatures: Vec<SignatureEntry, MAX_SIGNATURES>,
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
+        if self.0.len() < n {
+            return Err(Error::Truncated);
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+    fn u16(&mut self) -> Result<u16, Error> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Result<u32, Error> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn keyid(&mut self) -> Result<[u8; 32], Error> {
+        let mut k = [0u8; 32];
+        k.copy_from_slice(self.take(32)?);
+        Ok(k)
+    }
+}
+
+fn read_set(r: &mut Reader<'_>, threshold: u8, count: u8, which: u8) -> Result<KeySet, Error> {
+    let mut keys = Vec::new();
+    for _ in 0..count {
+        let keyid = r.keyid()?;
+        let e = r.u32()?;
+        let n_len = usize::from(r.u16()?);
+        if n_len == 0 || n_len > MAX_MODULUS {
+            return Err(Error::BadKey);
+        }
+        let n = r.take(n_len)?;
+        let key = rsa::RsaPublicKey::new(
+            rsa::BigUint::from_bytes_be(n),
+            rsa::BigUint::from(u64::from(e)),
+        )
+        .map_err(|_| Error::BadKey)?;
+        keys.push(ProvisionedKey { keyid, key })
+            .map_err(|_| Error::BadKeySet(which))?;
+    }
+    Ok(KeySet { keys, threshold })
+}
+
+fn check_counts(which: u8, threshold: u8, count: u8, may_be_empty: bool) -> Result<(), Error> {
+    let ok = usize::from(count) <= MAX_KEYS
+        && threshold <= count
+        && (threshold >= 1 || (may_be_empty && count == 0));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadKeySet(which))
+    }
+}
+
+impl<'a> Signed<'a> {
+    /// Parse untrusted bytes: layout only, no signature is checked. Never panics.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
+        if bytes.len() > MAX_LEN {
+            return Err(Error::TrailingBytes);
+        }
+        let mut r = Reader(bytes);
+        let h = r.take(HEADER_LEN)?;
+        if h[0..4] != MAGIC {
+            return Err(Error::BadMagic);
+        }
+        if h[4] != FORMAT_VERSION {
+            return Err(Error::UnsupportedFormat(h[4]));
+        }
+        let mode = match h[5] {
+            0 => Mode::Partial,
+            1 => Mode::Full,
+            m => return Err(Error::BadMode(m)),
+        };
+        if h[6] != 0 || h[7] != 0 || h[50] != 0 || h[51] != 0 {
+            return Err(Error::ReservedNotZero);
+        }
+        let version = u32::from_be_bytes([h[8], h[9], h[10], h[11]]);
+        if version == 0 {
+            return Err(Error::ZeroVersion);
+        }
+        let mut hw = [0u8; FIELD_LEN];
+        hw.copy_from_slice(&h[12..44]);
+        let hardware_id = Field::from_raw(hw).ok_or(Error::BadHardwareId)?;
+        check_counts(0, h[44], h[45], false)?;
+        check_counts(1, h[46], h[47], mode == Mode::Partial)?;
+        check_counts(2, h[48], h[49], false)?;
+        let suppliers = read_set(&mut r, h[44], h[45], 0)?;
+        let regulators = read_set(&mut r, h[46], h[47], 1)?;
+        let signers = read_set(&mut r, h[48], h[49], 2)?;
+        let signed_len = bytes.len() - r.0.len();
+        let count = r.take(1)?[0];
+        if count == 0 || usize::from(count) > MAX_SIGNATURES {
+            return Err(Error::BadSignatureCount(count));
+        }
+        let mut signatures = Vec::new();
+        for _ in 0..count {
+            let keyid = r.keyid()?;
+            let len = r.u16()?;
+            if usize::from(len) > MAX_SIG_LEN {
+                return Err(Error::SignatureTooLong(len));
+            }
+            let sig = Vec::from_slice(r.take(usize::from(len))?)
+                .map_err(|_| Error::SignatureTooLong(len))?;
+            signatures
+                .push(SignatureEntry { keyid, sig })
+                .map_err(|_| Error::BadSignatureCount(count))?;
+        }
+        if !r.0.is_empty() {
+            return Err(Error::TrailingBytes);
+        }
+        Ok(Signed {
+            doc: TrustDocument {
+                version,
+                hardware_id,
+                mode,
+                suppliers,
+                regulators,
+                signers,
+            },
+            signed: &bytes[..signed_len],
+            signatures,
+        })
+    }
+
+    fn signed_by(&self, set: &KeySet) -> Result<(), SigError> {
+        verify_threshold(self.signed, &self.signatures, &set.keys, set.threshold)
+    }
+}
+
+impl TrustDocument {
+    /// The initial anchor, installed at provisioning: parsed, for `hardware_id`, and signed by
+    /// a threshold of its own signer keys.
+    pub fn provision(bytes: &[u8], hardware_id: &str) -> Result<TrustDocument, Error> {
+        let s = Signed::parse(bytes)?;
+        if s.doc.hardware_id.as_str() != hardware_id {
+            return Err(Error::WrongHardwareId);
+        }
+        s.signed_by(&s.doc.signers)
+            .map_err(|_| Error::NotSelfSigned)?;
+        Ok(s.doc)
+    }
+
+    /// The document that follows `self` (see the module documentation). `Ok` with the new
+    /// document, which the caller then stores; the same document again is accepted as is.
+    pub fn accept(&self, bytes: &[u8]) -> Result<TrustDocument, Error> {
+        let s = Signed::parse(bytes)?;
+        if s.doc.hardware_id != self.hardware_id {
+            return Err(Error::WrongHardwareId);
+        }
+        let downgrade = Error::Downgrade {
+            held: self.version,
+            offered: s.doc.version,
+        };
+        if s.doc.version < self.version {
+            return Err(downgrade);
+        }
+        if s.doc.version == self.version {
+            // A re-send of the held document is harmless; another document under the same
+            // version is an attempt to fork the chain.
+            return if s.doc.same(self) {
+                Ok(s.doc)
+            } else {
+                Err(downgrade)
+            };
+        }
+        s.signed_by(&self.signers)
+            .map_err(|_| Error::NotSignedByCurrent)?;
+        s.signed_by(&s.doc.signers)
+            .map_err(|_| Error::NotSelfSigned)?;
+        Ok(s.doc)
+    }
+
+    fn same(&self, o: &TrustDocument) -> bool {
+        self.version == o.version
+            && self.hardware_id == o.hardware_id
+            && self.mode == o.mode
+            && self.suppliers.same(&o.suppliers)
+            && self.regulators.same(&o.regulators)
+            && self.signers.same(&o.signers)
+    }
+}
+
+/// The name under which the OEM publishes version `version` of the trust document for
+/// `hardware_id` (a target of its top-level targets role): `ecu-trust.<hardware-id>.<version>.bin`.
+pub fn target_name(hardware_id: &str, version: u32) -> alloc::string::String {
+    alloc::format!("ecu-trust.{hardware_id}.{version}.bin")
+}
+
+/// One key of a set to encode: its key id, exponent and big-endian modulus.
+pub struct KeySpec<'a> {
+    pub keyid: [u8; 32],
+    pub exponent: u32,
+    pub modulus: &'a [u8],
+}
+
+/// What an issuer (the OEM) encodes: the inverse of the parser's fields.
+pub struct TrustBody<'a> {
+    pub version: u32,
+    pub hardware_id: Field,
+    pub mode: Mode,
+    pub suppliers: (&'a [KeySpec<'a>], u8),
+    pub regulators: (&'a [KeySpec<'a>], u8),
+    pub signers: (&'a [KeySpec<'a>], u8),
+}
+
+impl TrustBody<'_> {
+    /// The signed message. Counts are not checked here: [`Signed::parse`] refuses what is out
+    /// of range, and issuers parse what they produce before publishing it.
+    pub fn encode(&self) -> alloc::vec::Vec<u8> {
+        let mut b = alloc::vec::Vec::with_capacity(HEADER_LEN + 1024);
+        b.extend_from_slice(&MAGIC);
+        b.push(FORMAT_VERSION);
+        b.push(self.mode as u8);
+        b.extend_from_slice(&[0, 0]);
+        b.extend_from_slice(&self.version.to_be_bytes());
+        b.extend_from_slice(self.hardware_id.as_bytes());
+        for (keys, t) in [self.suppliers, self.regulators, self.signers] {
+            b.push(t);
+            b.push(u8::try_from(keys.len()).unwrap_or(u8::MAX));
+        }
+        b.extend_from_slice(&[0, 0]);
+        for (keys, _) in [self.suppliers, self.regulators, self.signers] {
+            for k in keys {
+                b.extend_from_slice(&k.keyid);
+                b.extend_from_slice(&k.exponent.to_be_bytes());
+                b.extend_from_slice(&u16::try_from(k.modulus.len()).unwrap_or(0).to_be_bytes());
+                b.extend_from_slice(k.modulus);
+            }
+        }
+        b
+    }
+}
+
+/// The whole document: the signed message followed by its signatures (key id, signature).
+pub fn assemble(signed: &[u8], signatures: &[([u8; 32], &[u8])]) -> alloc::vec::Vec<u8> {
+    let mut b = alloc::vec::Vec::from(signed);
+    b.push(u8::try_from(signatures.len()).unwrap_or(u8::MAX));
+    for (keyid, sig) in signatures {
+        b.extend_from_slice(keyid);
+        b.extend_from_slice(&u16::try_from(sig.len()).unwrap_or(u16::MAX).to_be_bytes());
+        b.extend_from_slice(sig);
+    }
+    b
+}

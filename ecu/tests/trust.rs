@@ -1,0 +1,462 @@
+//! The ECU trust document: provisioning, rotation as a TUF root (supplier key rotation,
+//! supplier replacement, compromise recovery), and refusal of stale, forked, forged and
+//! malformed documents.
+
+use ota_ecu::compact_manifest::{CompactManifest, Field};
+use ota_ecu::trust::{assemble, Error, KeySpec, Mode, Signed, TrustBody, TrustDocument};
+use ota_metadata::documents::compact::{keyid_bytes, sign_compact};
+use ota_metadata::documents::ImageManifest;
+use ota_metadata::SigningKey;
+use rsa::traits::PublicKeyParts;
+use sha2::{Digest, Sha256};
+use std::sync::OnceLock;
+
+const HW: &str = "BRAKE-A";
+
+/// 0, 1: OEM ecu-trust signers; 2, 3: suppliers (old, new); 4: regulator; 5: attacker.
+fn keys() -> &'static [SigningKey] {
+    static K: OnceLock<Vec<SigningKey>> = OnceLock::new();
+    K.get_or_init(|| {
+        (0..6)
+            .map(|_| SigningKey::generate(2048).unwrap())
+            .collect()
+    })
+}
+
+struct Spec {
+    keyid: [u8; 32],
+    modulus: Vec<u8>,
+}
+
+fn spec(k: &SigningKey) -> Spec {
+    Spec {
+        keyid: keyid_bytes(k.key_id()).unwrap(),
+        modulus: k.rsa_public().n().to_bytes_be(),
+    }
+}
+
+fn specs<'a>(ks: &[&'a Spec]) -> Vec<KeySpec<'a>> {
+    ks.iter()
+        .map(|s| KeySpec {
+            keyid: s.keyid,
+            exponent: 65537,
+            modulus: &s.modulus,
+        })
+        .collect()
+}
+
+/// A document of `version` trusting `suppliers`, signed by `signed_by`, naming `signers`.
+fn doc(
+    version: u32,
+    hw: &str,
+    mode: Mode,
+    suppliers: &[&SigningKey],
+    signers: &[&SigningKey],
+    signed_by: &[&SigningKey],
+) -> Vec<u8> {
+    let sup: Vec<Spec> = suppliers.iter().map(|k| spec(k)).collect();
+    let reg = [spec(&keys()[4])];
+    let sig: Vec<Spec> = signers.iter().map(|k| spec(k)).collect();
+    let (sup_r, reg_r, sig_r): (Vec<&Spec>, Vec<&Spec>, Vec<&Spec>) = (
+        sup.iter().collect(),
+        reg.iter().collect(),
+        sig.iter().collect(),
+    );
+    let (sup_s, reg_s, sig_s) = (specs(&sup_r), specs(&reg_r), specs(&sig_r));
+    let body = TrustBody {
+        version,
+        hardware_id: Field::new(hw).unwrap(),
+        mode,
+        suppliers: (&sup_s, 1),
+        regulators: (&reg_s, 1),
+        signers: (&sig_s, 1),
+    }
+    .encode();
+    let sigs: Vec<([u8; 32], Vec<u8>)> = signed_by
+        .iter()
+        .map(|k| (keyid_bytes(k.key_id()).unwrap(), k.sign(&body).unwrap()))
+        .collect();
+    let refs: Vec<([u8; 32], &[u8])> = sigs.iter().map(|(i, s)| (*i, s.as_slice())).collect();
+    assemble(&body, &refs)
+}
+
+fn manifest(signer: &SigningKey) -> Vec<u8> {
+    let img = b"firmware";
+    let m = ImageManifest::new(
+        "acme",
+        "brake-fw",
+        "1.0",
+        1,
+        vec![HW.into()],
+        img.len() as u64,
+        Sha256::digest(img).into(),
+    )
+    .unwrap();
+    sign_compact(&m.compact_body().unwrap(), &[signer]).unwrap()
+}
+
+/// Whether the ECU holding `t` would accept a manifest signed by `signer`.
+fn accepts(t: &TrustDocument, signer: &SigningKey) -> bool {
+    CompactManifest::parse(&manifest(signer))
+        .unwrap()
+        .verify(&t.suppliers.keys, t.suppliers.threshold)
+        .is_ok()
+}
+
+#[test]
+fn supplier_key_rotation_reaches_the_ecu_and_the_old_key_is_refused() {
+    let k = keys();
+    let v1 = doc(1, HW, Mode::Partial, &[&k[2]], &[&k[0]], &[&k[0]]);
+    let t1 = TrustDocument::provision(&v1, HW).unwrap();
+    assert!(accepts(&t1, &k[2]));
+    assert!(!accepts(&t1, &k[3]));
+    let v2 = doc(2, HW, Mode::Partial, &[&k[3]], &[&k[0]], &[&k[0]]);
+    let t2 = t1.accept(&v2).unwrap();
+    assert_eq!(t2.version, 2);
+    assert!(accepts(&t2, &k[3]), "the new supplier key signs");
+    assert!(!accepts(&t2, &k[2]), "the stolen or retired key is refused");
+    // Re-sending the held document is idempotent; the older one is a downgrade.
+    assert_eq!(t2.accept(&v2).unwrap().version, 2);
+    assert_eq!(
+        t2.accept(&v1).err(),
+        Some(Error::Downgrade {
+            held: 2,
+            offered: 1
+        })
+    );
+}
+
+#[test]
+fn supplier_replacement_and_full_mode_travel_in_one_document() {
+    let k = keys();
+    let t1 = TrustDocument::provision(&doc(1, HW, Mode::Partial, &[&k[2]], &[&k[0]], &[&k[0]]), HW)
+        .unwrap();
+    // Another supplier (key 5 stands for the replacement's key) and full verification.
+    let t2 = t1
+        .accept(&doc(2, HW, Mode::Full, &[&k[5]], &[&k[0]], &[&k[0]]))
+        .unwrap();
+    assert_eq!(t2.mode, Mode::Full);
+    assert_eq!(t2.regulators.keys.len(), 1);
+    assert!(accepts(&t2, &k[5]) && !accepts(&t2, &k[2]));
+}
+
+#[test]
+fn signer_key_rotation_needs_both_the_old_and_the_new_signers() {
+    let k = keys();
+    let t1 = TrustDocument::provision(&doc(1, HW, Mode::Partial, &[&k[2]], &[&k[0]], &[&k[0]]), HW)
+        .unwrap();
+    // Compromise recovery of the signer key itself: v2 names signer 1 instead of 0.
+    let only_old = doc(2, HW, Mode::Partial, &[&k[3]], &[&k[1]], &[&k[0]]);
+    assert_eq!(t1.accept(&only_old).err(), Some(Error::NotSelfSigned));
+    let only_new = doc(2, HW, Mode::Partial, &[&k[3]], &[&k[1]], &[&k[1]]);
+    assert_eq!(t1.accept(&only_new).err(), Some(Error::NotSignedByCurrent));
+    let both = doc(2, HW, Mode::Partial, &[&k[3]], &[&k[1]], &[&k[0], &k[1]]);
+    let t2 = t1.accept(&both).unwrap();
+    // From now on the retired signer alone cannot issue version 3.
+    let by_old = doc(3, HW, Mode::Partial, &[&k[2]], &[&k[0]], &[&k[0]]);
+    assert_eq!(t2.accept(&by_old).err(), Some(Error::NotSignedByCurrent));
+}
+
+#[test]
+fn forged_forked_and_foreign_documents_are_refused() {
+    let k = keys();
+    let t1 = TrustDocument::provision(&doc(1, HW, Mode::Partial, &[&k[2]], &[&k[0]], &[&k[0]]), HW)
+        .unwrap();
+    // The attacker's own document, signed by itself: not by the current signers.
+    let forged = doc(2, HW, Mode::Partial, &[&k[5]], &[&k[5]], &[&k[5]]);
+    assert_eq!(t1.accept(&forged).err(), Some(Error::NotSignedByCurrent));
+    // A valid document with one bit flipped in the signed part.
+    let mut flipped = doc(2, HW, Mode::Partial, &[&k[3]], &[&k[0]], &[&k[0]]);
+    flipped[60] ^= 1;
+    assert!(matches!(
+        t1.accept(&flipped).err(),
+        Some(Error::NotSignedByCurrent) | Some(Error::BadKey)
+    ));
+    // Same version, other content: a fork of the chain.
+    let fork = doc(1, HW, Mode::Partial, &[&k[5]], &[&k[0]], &[&k[0]]);
+    assert_eq!(
+        t1.accept(&fork).err(),
+        Some(Error::Downgrade {
+            held: 1,
+            offered: 1
+        })
+    );
+    // For another ECU type.
+    let other = doc(2, "WIPER-B", Mode::Partial, &[&k[3]], &[&k[0]], &[&k[0]]);
+    assert_eq!(t1.accept(&other).err(), Some(Error::WrongHardwareId));
+    assert_eq!(
+        TrustDocument::provision(&other, HW).err(),
+        Some(Error::WrongHardwareId)
+    );
+    // Provisioning refuses a document its own signers did not sign.
+    let unsigned = doc(1, HW, Mode::Partial, &[&k[2]], &[&k[0]], &[&k[5]]);
+    assert_eq!(
+        TrustDocument::provision(&unsigned, HW).err(),
+        Some(Error::NotSelfSigned)
+    );
+}
+
+#[test]
+fn no_panic_on_truncated_mutated_or_random_bytes() {
+    let k = keys();
+    let good = doc(2, HW, Mode::Full, &[&k[3]], &[&k[0]], &[&k[0]]);
+    assert!(Signed::parse(&good).is_ok());
+    for n in 0..good.len() {
+        assert!(Signed::parse(&good[..n]).is_err(), "prefix of {n} bytes");
+    }
+    let mut long = good.clone();
+    long.push(0);
+    assert_eq!(Signed::parse(&long).err(), Some(Error::TrailingBytes));
+    // Every header byte set to every value: parse must return, never panic.
+    for at in 0..52 {
+        for v in [0u8, 1, 2, 4, 5, 0x7f, 0xff] {
+            let mut m = good.clone();
+            m[at] = v;
+            let _ = Signed::parse(&m);
+        }
+    }
+    // Pseudo-random garbage, with and without a valid magic and format.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for round in 0..2000 {
+        let len = (round * 7) % 900;
+        let mut b: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        if round % 2 == 0 && b.len() > 52 {
+            b[..5].copy_from_slice(b"OTAT\x01");
+            b[5] &= 1;
+            b[6..8].fill(0);
+            b[44..50].iter_mut().for_each(|c| *c &= 3);
+        }
+        let _ = Signed::parse(&b);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// In the bootloader, over the UDS server: stored power-loss safely, used for the next manifest.
+// ---------------------------------------------------------------------------------------------
+
+use ota_ecu::bootloader::{Bootloader, Identity, Refusal};
+use ota_ecu::flash::mem::MemFlash;
+use ota_ecu::uds::{Nrc, Server, NEGATIVE};
+
+fn server(flash: MemFlash) -> Server<'static, MemFlash> {
+    let bl = Bootloader::new(
+        flash,
+        Identity {
+            hardware_id: Field::new(HW).unwrap(),
+            keys: &[],
+            threshold: 1,
+        },
+    )
+    .unwrap();
+    Server::new(bl, Field::new("SN").unwrap())
+}
+
+fn send_trust(s: &mut Server<'_, MemFlash>, doc: &[u8]) -> Result<u32, Nrc> {
+    let mut req = vec![0x31, 0x01, 0x02, 0x03];
+    req.extend_from_slice(doc);
+    let r = s.handle(&req);
+    if r[0] == NEGATIVE {
+        return Err(Nrc::from_u8(r[2]).unwrap());
+    }
+    assert_eq!(&r[..4], &[0x71, 0x01, 0x02, 0x03]);
+    Ok(u32::from_be_bytes(r[4..8].try_into().unwrap()))
+}
+
+fn read_trust(s: &mut Server<'_, MemFlash>) -> (u32, u8) {
+    let r = s.handle(&[0x22, 0xF1, 0xA2]);
+    assert_eq!(&r[..3], &[0x62, 0xF1, 0xA2]);
+    (u32::from_be_bytes(r[3..7].try_into().unwrap()), r[7])
+}
+
+fn download(s: &mut Server<'_, MemFlash>, signer: &SigningKey) -> Result<(), Nrc> {
+    let mut req = vec![0x34, 0, 0];
+    req.extend_from_slice(&manifest(signer));
+    let r = s.handle(&req);
+    if r[0] == NEGATIVE {
+        return Err(Nrc::from_u8(r[2]).unwrap());
+    }
+    Ok(())
+}
+
+#[test]
+fn over_uds_rotation_is_stored_survives_a_restart_and_drives_the_manifest_check() {
+    let k = keys();
+    let mut s = server(MemFlash::new(1 << 16));
+    assert_eq!(read_trust(&mut s), (0, 0));
+    // No anchor: nothing is accepted from the bus.
+    let v1 = doc(1, HW, Mode::Partial, &[&k[2]], &[&k[0]], &[&k[0]]);
+    assert_eq!(send_trust(&mut s, &v1), Err(Nrc::NoTrustAnchor));
+    // Provisioning (the factory) installs version 1.
+    assert_eq!(s.bootloader.provision_trust(&v1), Ok(1));
+    assert_eq!(read_trust(&mut s), (1, 0));
+    assert_eq!(download(&mut s, &k[2]), Ok(()));
+    assert_eq!(download(&mut s, &k[3]), Err(Nrc::BadSignature));
+
+    // The supplier rotates from key 2 to key 3 (say key 2 was stolen).
+    let v2 = doc(2, HW, Mode::Partial, &[&k[3]], &[&k[0]], &[&k[0]]);
+    assert_eq!(send_trust(&mut s, &v2), Ok(2));
+    assert_eq!(send_trust(&mut s, &v2), Ok(2), "idempotent");
+    assert_eq!(read_trust(&mut s), (2, 0));
+    assert_eq!(download(&mut s, &k[3]), Ok(()));
+    assert_eq!(download(&mut s, &k[2]), Err(Nrc::BadSignature));
+
+    // Stale, forged, forked, foreign: typed refusals, nothing changes.
+    assert_eq!(send_trust(&mut s, &v1), Err(Nrc::TrustDowngrade));
+    let forged = doc(3, HW, Mode::Partial, &[&k[5]], &[&k[5]], &[&k[5]]);
+    assert_eq!(send_trust(&mut s, &forged), Err(Nrc::TrustSignature));
+    let fork = doc(2, HW, Mode::Partial, &[&k[2]], &[&k[0]], &[&k[0]]);
+    assert_eq!(send_trust(&mut s, &fork), Err(Nrc::TrustDowngrade));
+    let other = doc(3, "WIPER-B", Mode::Partial, &[&k[2]], &[&k[0]], &[&k[0]]);
+    assert_eq!(send_trust(&mut s, &other), Err(Nrc::WrongHardwareId));
+    assert_eq!(send_trust(&mut s, b"OTAT"), Err(Nrc::TrustMalformed));
+    assert_eq!(read_trust(&mut s), (2, 0));
+
+    // A restart reads version 2 back from flash; the factory file (version 1) cannot undo it.
+    let mut s = server(s.bootloader.into_flash());
+    assert_eq!(read_trust(&mut s), (2, 0));
+    assert_eq!(
+        s.bootloader.provision_trust(&v1),
+        Err(Refusal::TrustDowngrade)
+    );
+    assert_eq!(download(&mut s, &k[2]), Err(Nrc::BadSignature));
+    assert_eq!(download(&mut s, &k[3]), Ok(()));
+}
+
+#[test]
+fn a_power_cut_while_storing_a_trust_document_leaves_the_old_or_the_new_one() {
+    let k = keys();
+    let v1 = doc(1, HW, Mode::Partial, &[&k[2]], &[&k[0]], &[&k[0]]);
+    let v2 = doc(2, HW, Mode::Partial, &[&k[3]], &[&k[0]], &[&k[0]]);
+    for cut in 0..4 {
+        let mut s = server(MemFlash::new(1 << 16));
+        s.bootloader.provision_trust(&v1).unwrap();
+        let mut f = s.bootloader.into_flash();
+        f.writes_left = Some(cut);
+        let mut s = server(f);
+        let done = send_trust(&mut s, &v2).is_ok();
+        let mut f = s.bootloader.into_flash();
+        f.power_on();
+        let mut s = server(f);
+        let (v, _) = read_trust(&mut s);
+        assert_eq!(v, if done { 2 } else { 1 }, "cut after {cut} writes");
+        assert!(!s.bootloader.state_lost());
+        // Whichever survived, the chain goes on.
+        assert_eq!(send_trust(&mut s, &v2), Ok(2));
+    }
+}
+
+#[test]
+fn an_altered_stored_trust_document_is_lost_trust_not_the_factory_keys() {
+    let k = keys();
+    let mut s = server(MemFlash::new(1 << 16));
+    s.bootloader
+        .provision_trust(&doc(1, HW, Mode::Partial, &[&k[2]], &[&k[0]], &[&k[0]]))
+        .unwrap();
+    let mut f = s.bootloader.into_flash();
+    let last = f.trust[0].len() - 1;
+    f.trust[0][last] ^= 1;
+    let mut s = server(f);
+    assert!(s.bootloader.state_lost());
+    assert_eq!(download(&mut s, &k[2]), Err(Nrc::StateLost));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Part 2: the regulators' veto. Full mode needs the compact attestation bundle.
+// ---------------------------------------------------------------------------------------------
+
+fn bundle(signers: &[&SigningKey]) -> Vec<u8> {
+    let m = CompactManifest::parse(&manifest(&keys()[3])).unwrap();
+    let msg = ota_ecu::attestation::message(&m.body_bytes);
+    let sigs: Vec<([u8; 32], Vec<u8>)> = signers
+        .iter()
+        .map(|k| (keyid_bytes(k.key_id()).unwrap(), k.sign(&msg).unwrap()))
+        .collect();
+    let refs: Vec<([u8; 32], &[u8])> = sigs.iter().map(|(i, s)| (*i, s.as_slice())).collect();
+    ota_ecu::attestation::assemble(&refs)
+}
+
+fn download_attested(
+    s: &mut Server<'_, MemFlash>,
+    signer: &SigningKey,
+    bundle: &[u8],
+) -> Result<(), Nrc> {
+    let m = manifest(signer);
+    let mut req = vec![0x34, 0, 1];
+    req.extend_from_slice(&(m.len() as u16).to_be_bytes());
+    req.extend_from_slice(&m);
+    req.extend_from_slice(bundle);
+    let r = s.handle(&req);
+    if r[0] == NEGATIVE {
+        return Err(Nrc::from_u8(r[2]).unwrap());
+    }
+    Ok(())
+}
+
+#[test]
+fn full_mode_requires_the_regulators_approval_and_partial_mode_does_not() {
+    let k = keys();
+    // Partial: the supplier's signature is enough, a bundle is ignored.
+    let mut s = server(MemFlash::new(1 << 16));
+    s.bootloader
+        .provision_trust(&doc(1, HW, Mode::Partial, &[&k[3]], &[&k[0]], &[&k[0]]))
+        .unwrap();
+    assert_eq!(download(&mut s, &k[3]), Ok(()));
+    assert_eq!(download_attested(&mut s, &k[3], &bundle(&[&k[5]])), Ok(()));
+
+    // Full (regulator key 4, threshold 1): no bundle, a bundle by another key, a bundle over
+    // another manifest, garbage: all refused before any data; the regulator's own is accepted.
+    let mut s = server(MemFlash::new(1 << 16));
+    s.bootloader
+        .provision_trust(&doc(1, HW, Mode::Full, &[&k[3]], &[&k[0]], &[&k[0]]))
+        .unwrap();
+    assert_eq!(download(&mut s, &k[3]), Err(Nrc::NotApproved));
+    assert_eq!(
+        download_attested(&mut s, &k[3], &bundle(&[&k[5]])),
+        Err(Nrc::NotApproved)
+    );
+    let mut other = bundle(&[&k[4]]);
+    let last = other.len() - 1;
+    other[last] ^= 1;
+    assert_eq!(
+        download_attested(&mut s, &k[3], &other),
+        Err(Nrc::NotApproved)
+    );
+    assert_eq!(
+        download_attested(&mut s, &k[3], &[0xFF; 9]),
+        Err(Nrc::NotApproved)
+    );
+    assert_eq!(download_attested(&mut s, &k[3], &bundle(&[&k[4]])), Ok(()));
+    // The same key twice counts once; the supplier's signature is still checked first.
+    assert_eq!(
+        download_attested(&mut s, &k[2], &bundle(&[&k[4]])),
+        Err(Nrc::BadSignature)
+    );
+}
+
+#[test]
+fn bundle_parser_never_panics() {
+    let good = bundle(&[&keys()[4]]);
+    assert!(ota_ecu::attestation::parse(&good).is_ok());
+    for n in 0..good.len() {
+        assert!(ota_ecu::attestation::parse(&good[..n]).is_err());
+    }
+    let mut x: u64 = 0x1234_5678_9abc_def1;
+    for round in 0..5000 {
+        let b: Vec<u8> = (0..(round % 700))
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let _ = ota_ecu::attestation::parse(&b);
+    }
+}

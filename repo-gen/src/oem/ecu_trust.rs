@@ -1,0 +1,244 @@
+//! ECU trust documents (`ota-repo oem ecu-trust`): per hardware id, the compact, versioned
+//! document an ECU holds as its trust anchor (see `ota_ecu::trust`): which supplier keys may
+//! sign its images, which regulator keys must approve them, full or partial verification.
+//!
+//! Version N+1 is signed by the signer keys of version N (`--previous-signer-key`) and by its
+//! own (`--signer-key`); the command checks the rotation rule exactly as the ECU will before it
+//! writes anything. Documents are kept as `DIR/ecu-trust/<hardware-id>.<version>.bin` and
+//! published as targets `ecu-trust.<hardware-id>.<version>.bin` of the OEM's (offline)
+//! targets role, so a gateway fetches them through TUF and forwards the versions its ECU lacks.
+
+use super::report::public_key_file;
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::keystore;
+use ota_ecu::compact_manifest::{Field, MAX_SIGNATURES};
+use ota_ecu::trust::{self, KeySpec, Mode, TrustBody, TrustDocument};
+use ota_metadata::documents::compact::keyid_bytes;
+use ota_metadata::{KeyId, PublicKey, SigningKey};
+use rsa::traits::PublicKeyParts;
+use std::path::{Path, PathBuf};
+
+pub const DIR_NAME: &str = "ecu-trust";
+
+/// What `oem ecu-trust` is asked to issue.
+pub struct EcuTrust {
+    pub hardware_id: String,
+    /// Public (or private) PEM files of the supplier keys that may sign images.
+    pub supplier_keys: Vec<PathBuf>,
+    pub supplier_threshold: u8,
+    pub regulator_keys: Vec<PathBuf>,
+    pub regulator_threshold: u8,
+    /// Full verification (supplier and regulators) instead of partial (supplier only).
+    pub full: bool,
+    /// Private keys of this version's signers.
+    pub signer_keys: Vec<PathBuf>,
+    pub signer_threshold: u8,
+    /// Private keys of the previous version's signers (not needed for version 1).
+    pub previous_signer_keys: Vec<PathBuf>,
+}
+
+struct Owned {
+    keyid: [u8; 32],
+    exponent: u32,
+    modulus: Vec<u8>,
+}
+
+fn owned_public(path: &Path) -> Result<Owned> {
+    let key = public_key_file(path)?;
+    let id = key.key_id().map_err(Error::meta(path))?;
+    let PublicKey::Rsa(rsa) = key.to_public(&id).map_err(Error::meta(path))? else {
+        return Err(Error::refused(format!(
+            "{}: ECUs verify RSA keys only",
+            path.display()
+        )));
+    };
+    owned(&id, &rsa, path)
+}
+
+fn owned(id: &KeyId, rsa: &rsa::RsaPublicKey, path: &Path) -> Result<Owned> {
+    let e = rsa.e().to_bytes_be();
+    if e.len() > 4 {
+        return Err(Error::refused(format!(
+            "{}: RSA exponent over 32 bits",
+            path.display()
+        )));
+    }
+    let exponent = e.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b));
+    Ok(Owned {
+        keyid: keyid_bytes(id).map_err(Error::meta(path))?,
+        exponent,
+        modulus: rsa.n().to_bytes_be(),
+    })
+}
+
+fn specs(keys: &[Owned]) -> Vec<KeySpec<'_>> {
+    keys.iter()
+        .map(|k| KeySpec {
+            keyid: k.keyid,
+            exponent: k.exponent,
+            modulus: &k.modulus,
+        })
+        .collect()
+}
+
+/// The versions of `hardware_id`'s documents in `DIR/ecu-trust/`, ascending.
+pub fn versions(dir: &Path, hardware_id: &str) -> Result<Vec<u32>> {
+    let d = dir.join(DIR_NAME);
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(&d) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io(&d)(e)),
+    };
+    let prefix = format!("{hardware_id}.");
+    for e in entries {
+        let name = e.map_err(Error::io(&d))?.file_name();
+        let Some(v) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|n| n.strip_suffix(".bin"))
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        out.push(v);
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Every stored document: (target name, bytes), for publishing.
+pub fn all(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let d = dir.join(DIR_NAME);
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(&d) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io(&d)(e)),
+    };
+    for e in entries {
+        let path = e.map_err(Error::io(&d))?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if !name.ends_with(".bin") {
+            continue;
+        }
+        let bytes = fsutil::read_bounded(&path, ota_ecu::flash::TRUST_LEN as u64)?;
+        out.push((format!("{DIR_NAME}.{name}"), bytes));
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn path_of(dir: &Path, hardware_id: &str, version: u32) -> PathBuf {
+    dir.join(DIR_NAME)
+        .join(format!("{hardware_id}.{version}.bin"))
+}
+
+/// Issue the next version of `hardware_id`'s trust document; its version and file.
+pub fn ecu_trust(dir: &Path, t: &EcuTrust) -> Result<(u32, PathBuf)> {
+    super::Settings::load(dir)?;
+    let hw = Field::new(&t.hardware_id)
+        .filter(|_| {
+            t.hardware_id
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c))
+        })
+        .ok_or_else(|| {
+            Error::refused(format!(
+                "hardware id {:?}: 1 to 32 of A-Z a-z 0-9 - _ .",
+                t.hardware_id
+            ))
+        })?;
+    let previous = versions(dir, &t.hardware_id)?.last().copied();
+    let version = previous.map_or(Ok(1), |v| {
+        v.checked_add(1)
+            .ok_or_else(|| Error::refused("trust document version exhausted"))
+    })?;
+    let suppliers = t
+        .supplier_keys
+        .iter()
+        .map(|p| owned_public(p))
+        .collect::<Result<Vec<_>>>()?;
+    let regulators = t
+        .regulator_keys
+        .iter()
+        .map(|p| owned_public(p))
+        .collect::<Result<Vec<_>>>()?;
+    let load = |ps: &[PathBuf]| -> Result<Vec<SigningKey>> {
+        ps.iter().map(|p| keystore::load(p)).collect()
+    };
+    let signers = load(&t.signer_keys)?;
+    let previous_signers = load(&t.previous_signer_keys)?;
+    let signer_specs = signers
+        .iter()
+        .zip(&t.signer_keys)
+        .map(|(k, p)| owned(k.key_id(), &k.rsa_public(), p))
+        .collect::<Result<Vec<_>>>()?;
+    let (sup, reg, sig) = (specs(&suppliers), specs(&regulators), specs(&signer_specs));
+    let body = TrustBody {
+        version,
+        hardware_id: hw,
+        mode: if t.full { Mode::Full } else { Mode::Partial },
+        suppliers: (&sup, t.supplier_threshold),
+        regulators: (&reg, t.regulator_threshold),
+        signers: (&sig, t.signer_threshold),
+    }
+    .encode();
+    // This version's signers, then the previous version's that are not among them.
+    let mut signing: Vec<&SigningKey> = signers.iter().collect();
+    for k in &previous_signers {
+        if !signing.iter().any(|s| s.key_id() == k.key_id()) {
+            signing.push(k);
+        }
+    }
+    if signing.len() > MAX_SIGNATURES {
+        return Err(Error::refused(format!(
+            "{} distinct signing keys; a trust document carries {MAX_SIGNATURES} signatures at most",
+            signing.len()
+        )));
+    }
+    let mut sigs = Vec::new();
+    for k in &signing {
+        sigs.push((keyid_bytes(k.key_id())?, k.sign(&body)?));
+    }
+    let refs: Vec<([u8; 32], &[u8])> = sigs.iter().map(|(i, s)| (*i, s.as_slice())).collect();
+    let doc = trust::assemble(&body, &refs);
+    if doc.len() > ota_ecu::flash::TRUST_LEN {
+        return Err(Error::refused(format!(
+            "the document is {} bytes; an ECU holds {} at most (fewer or smaller keys)",
+            doc.len(),
+            ota_ecu::flash::TRUST_LEN
+        )));
+    }
+    // Exactly the ECU's checks, before anything is written.
+    let refuse = |e: trust::Error| {
+        Error::refused(format!(
+            "the new trust document would be refused by the ECU: {e}"
+        ))
+    };
+    match previous {
+        None => {
+            TrustDocument::provision(&doc, &t.hardware_id).map_err(refuse)?;
+        }
+        Some(v) => {
+            let prev = fsutil::read_bounded(
+                &path_of(dir, &t.hardware_id, v),
+                ota_ecu::flash::TRUST_LEN as u64,
+            )?;
+            let held = TrustDocument::provision(&prev, &t.hardware_id).map_err(refuse)?;
+            held.accept(&doc).map_err(|e| match e {
+                trust::Error::NotSignedByCurrent => Error::refused(format!(
+                    "version {version} must also be signed by a threshold of version {v}'s signer keys: give them with --previous-signer-key"
+                )),
+                e => refuse(e),
+            })?;
+        }
+    }
+    let path = path_of(dir, &t.hardware_id, version);
+    std::fs::create_dir_all(dir.join(DIR_NAME)).map_err(Error::io(dir))?;
+    fsutil::write_once(&path, &doc)?;
+    Ok((version, path))
+}
