@@ -2,7 +2,7 @@
 //! (cargo-fuzz needs nightly, which this project's machines do not have).
 //!
 //! Each target starts from seed inputs (the sample trees in `sample-repo/`, compact manifests
-//! and UDS requests signed by a key made for the run, hand-made ISO-TP frame sequences, the
+//! and UDS requests and ECU trust documents signed by keys made for the run, hand-made ISO-TP frame sequences, the
 //! documented gateway configuration) and runs mutations of them (bit flips, random and
 //! interesting bytes, insertions, deletions, duplications, splices, JSON and TOML tokens) for
 //! its share of the time budget. A panic is a finding: the input is written to
@@ -33,7 +33,8 @@ struct Args {
     /// Time budget for the whole run, in seconds, shared equally by the targets.
     #[arg(long, default_value_t = 60)]
     seconds: u64,
-    /// Only these targets (repeatable): metadata, compact-manifest, isotp, uds, gateway-config.
+    /// Only these targets (repeatable): metadata, compact-manifest, isotp, uds, ecu-trust,
+    /// gateway-config.
     #[arg(long = "target", value_name = "NAME")]
     targets: Vec<String>,
     /// PRNG seed: the same seed and budget give the same inputs.
@@ -57,6 +58,7 @@ fn main() {
         "compact-manifest",
         "isotp",
         "uds",
+        "ecu-trust",
         "gateway-config",
     ];
     // `selftest` (hidden) panics on some inputs: it shows the harness reports findings.
@@ -91,6 +93,7 @@ fn main() {
             "isotp" => targets::isotp(),
             "uds" => targets::uds(),
             "gateway-config" => targets::gateway_config(),
+            "ecu-trust" => targets::ecu_trust(),
             _ => targets::selftest(),
         };
         let regressions = targets::files_in(&args.regressions.join(name));

@@ -314,3 +314,83 @@ pub fn selftest() -> Target {
         run: Box::new(|b| assert_ne!(b.first(), Some(&0xFF), "the self-test's planted bug")),
     }
 }
+
+/// A trust document signed by `signers` (all also its signer set), trusting `supplier`.
+fn trust_document(version: u32, supplier: &SigningKey, signers: &[&SigningKey]) -> Vec<u8> {
+    use ota_ecu::trust::{assemble, KeySpec, Mode, TrustBody};
+    use rsa::traits::PublicKeyParts;
+    let moduli: Vec<(Vec<u8>, [u8; 32])> = std::iter::once(supplier)
+        .chain(signers.iter().copied())
+        .map(|k| {
+            let id = keyid_bytes(k.key_id()).unwrap_or([0; 32]);
+            (k.rsa_public().n().to_bytes_be(), id)
+        })
+        .collect();
+    fn spec((m, id): &(Vec<u8>, [u8; 32])) -> KeySpec<'_> {
+        KeySpec {
+            keyid: *id,
+            exponent: 65_537,
+            modulus: m,
+        }
+    }
+    let suppliers = [spec(&moduli[0])];
+    let signer_specs: Vec<KeySpec> = moduli[1..].iter().map(spec).collect();
+    let Some(hw) = Field::new("HW") else {
+        return Vec::new();
+    };
+    let body = TrustBody {
+        version,
+        hardware_id: hw,
+        mode: Mode::Full,
+        suppliers: (&suppliers, 1),
+        regulators: (&suppliers, 1),
+        signers: (&signer_specs, 1),
+    }
+    .encode();
+    let sigs: Vec<([u8; 32], Vec<u8>)> = signers
+        .iter()
+        .filter_map(|k| Some((keyid_bytes(k.key_id()).ok()?, k.sign(&body).ok()?)))
+        .collect();
+    let refs: Vec<([u8; 32], &[u8])> = sigs.iter().map(|(i, s)| (*i, s.as_slice())).collect();
+    assemble(&body, &refs)
+}
+
+/// The ECU trust document (provisioning and rotation) and the regulators' attestation bundle,
+/// as the ECU receives them over UDS.
+pub fn ecu_trust() -> Target {
+    use ota_ecu::trust::TrustDocument;
+    let (Ok(a), Ok(b)) = (SigningKey::generate(2048), SigningKey::generate(2048)) else {
+        return selftest();
+    };
+    let v1 = trust_document(1, &a, &[&a]);
+    let v2 = trust_document(2, &b, &[&a, &b]);
+    let held = TrustDocument::provision(&v1, "HW").ok();
+    let s = supplier();
+    let body = s
+        .manifests
+        .first()
+        .and_then(|m| CompactManifest::parse(m).ok())
+        .map(|m| m.body_bytes);
+    let bundle = body
+        .and_then(|body| {
+            let sig = a.sign(&ota_ecu::attestation::message(&body)).ok()?;
+            let id = keyid_bytes(a.key_id()).ok()?;
+            Some(ota_ecu::attestation::assemble(&[(id, sig.as_slice())]))
+        })
+        .unwrap_or_default();
+    Target {
+        what: "ECU trust document (provision, rotate) and regulator attestation bundle",
+        seeds: vec![v1, v2, bundle],
+        max_len: 8192,
+        run: Box::new(move |b| {
+            let _ = TrustDocument::provision(b, "HW");
+            if let Some(h) = &held {
+                let _ = h.accept(b);
+                if let Some(body) = &body {
+                    let _ = ota_ecu::attestation::verify(b, body, &h.regulators);
+                }
+            }
+            let _ = ota_ecu::attestation::parse(b);
+        }),
+    }
+}
