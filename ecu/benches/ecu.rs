@@ -1,6 +1,6 @@
 //! ECU benchmark (issue 5, "Performance"). Run: `cargo bench -p ota-ecu --bench ecu`.
 //!
-//! Prints four sections, each with the model or method it rests on:
+//! Prints five sections, each with the model or method it rests on:
 //!
 //! 1. **Frames for a 1 MiB image**, classic CAN and CAN FD (64-byte frames): a real download
 //!    with [`flash_image`] against the ECU's [`serve`] loop over the in-memory bus, every frame
@@ -20,7 +20,10 @@
 //! 4. **ECU RAM**: `size_of` of the ECU's state and buffers, and the peak heap of the RSA
 //!    verification, measured with the counting global allocator of this binary.
 //!
-//! Everything here is the host build (x86-64); see the caveats printed with each section.
+//! 5. **Firmware size**: `.text`, `.rodata`, `.data` and `.bss` of `ecu/firmware`, the same
+//!    path linked bare-metal for `thumbv7em-none-eabihf` (`size -A`), when it has been built.
+//!
+//! Sections 1-4 are the host build (x86-64); see the caveats printed with each section.
 
 use ota_ecu::bootloader::{Bootloader, Identity, MAX_BLOCK};
 use ota_ecu::bus::mem::MemBus;
@@ -1662,6 +1665,60 @@ fn main() {
     print_bus_time(&runs, &udp);
     section_callgrind(&[&k2048, &k3072], &img);
     section_ram(&[&k2048, &k3072], &img);
+    section_firmware();
     println!();
     println!("(benchmark ran {:.1} s)", start.elapsed().as_secs_f64());
+}
+
+/// Section 5: the sections of the bare-metal firmware (`ecu/firmware`), if it was built.
+fn section_firmware() {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let elf = target.join("thumbv7em-none-eabihf/firmware/ota-ecu-firmware");
+    println!();
+    println!(
+        "5. Bare-metal firmware (ecu/firmware: ISO-TP Link<4096, 4096>, UDS server, bootloader, \
+         compact-manifest, trust-document and attestation verifiers, RSA; thumbv7em-none-eabihf, \
+         opt-level s, LTO)"
+    );
+    let out = std::process::Command::new("size")
+        .arg("-A")
+        .arg(&elf)
+        .output();
+    let text = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        _ => {
+            println!(
+                "   not built: `rustup target add thumbv7em-none-eabihf && cargo build -p \
+                 ota-ecu-firmware --profile firmware --target thumbv7em-none-eabihf` ({})",
+                elf.display()
+            );
+            return;
+        }
+    };
+    let size = |name: &str| -> u64 {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    println!(
+        "| .text | .rodata | .data | .bss (16 KiB heap for RSA) | flash (text + rodata + data) |"
+    );
+    println!("|---|---|---|---|---|");
+    let (t, r, d, b) = (size(".text"), size(".rodata"), size(".data"), size(".bss"));
+    println!(
+        "| {} | {} | {} | {} | {} |",
+        thousands(t),
+        thousands(r),
+        thousands(d),
+        thousands(b),
+        thousands(t + r + d)
+    );
+    println!(
+        "   RAM beyond .bss is the stack: the link and server sizes are in section 4 (host sizes; \
+         a 32-bit ECU's are a little smaller)."
+    );
 }
