@@ -20,7 +20,9 @@
 //! serialised exactly as published, shows why fan-out 16 and at most 64 vehicles (and 16 KiB)
 //! per leaf were chosen.
 //!
-//! Run: `cargo bench -p ota-repo --bench fleet` (OTA_BENCH_FLEETS=10000,100000 to choose sizes).
+//! Run: `cargo bench -p ota-repo --bench fleet` (OTA_BENCH_FLEETS=10000,100000 to choose sizes;
+//! `OTA_BENCH_QUICK=1`, as `.ci/run` does so the benchmark never rots: 2,000 vehicles and the
+//! shape table at 10,000 only).
 
 use ota_client::tuf::{init_trusted_root, Counting, DirFetcher, Limits, MetadataStore, Updater};
 use ota_metadata::documents::vehicles::{self, vin_key, Leaf, NodeLink, VehicleEntry, VehicleNode};
@@ -468,13 +470,23 @@ impl ShapeBuilder {
     }
 }
 
+/// `OTA_BENCH_QUICK`: small sizes, so that `.ci/run` runs every step quickly.
+fn quick() -> bool {
+    std::env::var_os("OTA_BENCH_QUICK").is_some()
+}
+
 fn shapes() {
     println!("\n== Fan-out and leaf size, computed on in-memory trees serialised as published ==");
     println!(
         "| vehicles | fan-out | leaf max | nodes | depth max | root node (fetched after any change) | cold path, mean | cold path, max |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for n in [10_000, 100_000, 1_000_000] {
+    let sizes: &[usize] = if quick() {
+        &[10_000]
+    } else {
+        &[10_000, 100_000, 1_000_000]
+    };
+    for &n in sizes {
         let mut keys: Vec<(String, String)> = (0..n).map(|i| (vin_key(&vin(i)), vin(i))).collect();
         keys.sort();
         let mut cases = vec![(1, 16), (1, 32), (1, 64), (1, 128)];
@@ -505,7 +517,13 @@ fn main() {
     let sizes: Vec<usize> = std::env::var("OTA_BENCH_FLEETS")
         .ok()
         .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![10_000, 100_000, 1_000_000]);
+        .unwrap_or_else(|| {
+            if quick() {
+                vec![2_000]
+            } else {
+                vec![10_000, 100_000, 1_000_000]
+            }
+        });
     println!(
         "== ota-repo fleet benchmark (RSA-3072, {} cores) ==",
         std::thread::available_parallelism().map_or(1, |n| n.get())
