@@ -1705,7 +1705,7 @@ fn section_firmware() {
             .unwrap_or(0)
     };
     println!(
-        "| .text | .rodata | .data | .bss (16 KiB heap for RSA) | flash (text + rodata + data) |"
+        "| .text | .rodata | .data | .bss (the heap for RSA, 32 KiB) | flash (text + rodata + data) |"
     );
     println!("|---|---|---|---|---|");
     let (t, r, d, b) = (size(".text"), size(".rodata"), size(".data"), size(".bss"));
