@@ -1519,9 +1519,8 @@ fn section_ram(keys: &[&SigningKey], img: &[u8]) {
             size_of::<Server<'static, NoFlash>>(),
         ),
         (
-            // The label is built below: the sizes are those of `EcuLink`.
-            "ISO-TP Link<MAX_RESPONSE, MAX_BLOCK + 2> (as the ECU sizes it)",
-            size_of::<EcuLink>(),
+            "ISO-TP Link<4096, 4096> (as shipped: ota-ecu-sim, ecu/firmware)",
+            size_of::<Link<MAX_MESSAGE, MAX_MESSAGE>>(),
         ),
         ("uds::Response (on the stack)", size_of::<uds::Response>()),
         (
@@ -1538,12 +1537,18 @@ fn section_ram(keys: &[&SigningKey], img: &[u8]) {
     }
     let total: usize = sizes[1..].iter().map(|(_, n)| n).sum();
     row(
-        "ECU total: Server + Link + Response + manifest + bundle",
+        "ECU total, as shipped: Server + Link + Response + manifest + bundle",
         &[thousands(total as u64)],
     );
     row(
-        "for comparison: Link<4096, 4096> (host Endpoint)",
-        &[thousands(size_of::<Link<MAX_MESSAGE, MAX_MESSAGE>>() as u64)],
+        "  the smallest link the protocol allows: Link<MAX_RESPONSE, MAX_BLOCK + 2>",
+        &[thousands(size_of::<EcuLink>() as u64)],
+    );
+    row(
+        "  and the total with it",
+        &[thousands(
+            (total - size_of::<Link<MAX_MESSAGE, MAX_MESSAGE>>() + size_of::<EcuLink>()) as u64,
+        )],
     );
     row(
         "one isotp::Frame (a receive-queue entry)",
