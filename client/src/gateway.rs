@@ -331,11 +331,33 @@ impl Gateway {
         }
         if let Some(fw) = forward.as_deref_mut() {
             // Before any manifest: each ECU of the update gets the OEM's newer trust
-            // documents, so it checks the manifest with the keys the OEM trusts today.
-            for p in &planned {
-                if let Err(e) = self.forward_trust(&mut master, fw, p.ecu) {
-                    failed.push(p.ecu.serial.clone());
-                    out[p.index].1 = EcuOutcome::Failed(e);
+            // documents, so it checks the manifest with the keys the OEM trusts today. The
+            // other ECUs get them too, as soon as they change: a revoked key or a raised
+            // release-counter floor must be in the ECU before a gateway that may be
+            // compromised later talks to it, not at its next update.
+            for (index, ecu_cfg) in self.config.ecus.iter().enumerate() {
+                let is_planned = planned.iter().any(|p| p.index == index);
+                let known = state.trust_versions.get(&ecu_cfg.serial).copied();
+                let result = if is_planned {
+                    self.forward_trust(&mut master, fw, ecu_cfg)
+                } else {
+                    match self.trust_changed(&mut master, ecu_cfg, known) {
+                        Ok(true) => self.forward_trust(&mut master, fw, ecu_cfg),
+                        Ok(false) => Ok(known),
+                        Err(e) => Err(e),
+                    }
+                };
+                match result {
+                    Ok(Some(v)) => {
+                        state.trust_versions.insert(ecu_cfg.serial.clone(), v);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        if is_planned {
+                            failed.push(ecu_cfg.serial.clone());
+                        }
+                        out[index].1 = EcuOutcome::Failed(e);
+                    }
                 }
             }
             if !planned.is_empty() {
@@ -363,23 +385,49 @@ impl Gateway {
         Ok(out)
     }
 
+    /// Whether the OEM publishes a newer trust document for `ecu` than `known`, the version
+    /// it held at the last check (`None`: never asked, so ask now). No bus traffic: the
+    /// master's targets role, already fetched, lists the documents.
+    fn trust_changed<F: crate::tuf::Fetch>(
+        &self,
+        master: &mut Updater<F>,
+        ecu: &EcuConfig,
+        known: Option<u32>,
+    ) -> std::result::Result<bool, EcuError> {
+        let Some(held) = known else {
+            return Ok(true);
+        };
+        // 0: provisioned with supplier keys only; the bus cannot give it a first anchor.
+        let Some(next) = held.checked_add(1).filter(|_| held > 0) else {
+            return Ok(false);
+        };
+        let name = ota_ecu::trust::target_name(&ecu.hardware_id, next);
+        let found = master.get_targetinfo(&name).map_err(|e| walk::WalkError {
+            check: walk::Check::OemMetadata,
+            repository: self.config.master_url.clone(),
+            reason: format!("{name}: {e}"),
+        })?;
+        Ok(found.is_some())
+    }
+
     /// Bring `ecu`'s trust document up to the newest the OEM publishes for its hardware id:
     /// versions held+1, held+2, … (targets `ecu-trust.<hardware-id>.<version>.bin` of the
     /// master's targets role, fetched and checked through TUF), each sent in turn, as a TUF
-    /// client walks a root chain; the ECU checks each against the one before. Nothing for an
-    /// ECU that holds none (provisioned with supplier keys only: the bus cannot give it a first
-    /// anchor) or a forwarder without trust documents.
+    /// client walks a root chain; the ECU checks each against the one before. Returns the
+    /// version the ECU holds afterwards. Nothing for an ECU that holds none (provisioned with
+    /// supplier keys only: the bus cannot give it a first anchor) or a forwarder without
+    /// trust documents (`None`).
     fn forward_trust<F: crate::tuf::Fetch>(
         &self,
         master: &mut Updater<F>,
         fw: &mut dyn Forwarder,
         ecu: &EcuConfig,
-    ) -> std::result::Result<(), EcuError> {
+    ) -> std::result::Result<Option<u32>, EcuError> {
         let Some(mut held) = fw.trust_version(ecu)? else {
-            return Ok(());
+            return Ok(None);
         };
         if held == 0 {
-            return Ok(());
+            return Ok(Some(0));
         }
         let dir = self.config.state_dir.join("ecu-trust");
         let fail = |reason: String| walk::WalkError {
@@ -414,7 +462,7 @@ impl Gateway {
             }
             held = now;
         }
-        Ok(())
+        Ok(Some(held))
     }
 
     /// Steps 2-3 of the walk for one ECU whose assignment differs from what it runs: the

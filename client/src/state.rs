@@ -26,6 +26,11 @@ pub struct GatewayState {
     /// so the OEM tells two reports made in the same second apart (and orders them).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub report_counter: u64,
+    /// The trust document version each ECU held at the last check, by serial: an ECU is
+    /// contacted for its trust document only when the OEM publishes a newer one (or when it
+    /// has an update), not at every check.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub trust_versions: BTreeMap<String, u32>,
 }
 
 fn is_zero(n: &u64) -> bool {

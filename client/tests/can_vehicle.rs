@@ -87,10 +87,37 @@ fn start_ecu_with(
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
     let handle = std::thread::spawn(move || ota_ecu::sim::run(a, &s));
+    wait_ready(addr, gw, can_id);
     Ecu {
         stop,
         handle: Some(handle),
     }
+}
+
+/// Wait until the ECU at `addr` answers on the bus (its thread has bound its socket), asking
+/// from the gateway's address as the gateway will: a request sent before then is lost, and
+/// the gateway would wait out its timeout for it.
+fn wait_ready(addr: SocketAddr, gw: SocketAddr, can_id: u16) {
+    use ota_ecu::bus::udp::UdpBus;
+    use ota_ecu::isotp::{standard_id, Config, Mode};
+    use ota_ecu::transport::Endpoint;
+    let mut cfg = Config::new(
+        standard_id(can_id).unwrap(),
+        standard_id(can_id + 8).unwrap(),
+    );
+    cfg.mode = Mode::FD64;
+    for _ in 0..100 {
+        if let Ok(bus) = UdpBus::bind(gw, vec![addr]) {
+            let mut ep = Endpoint::new(bus, cfg).unwrap();
+            // A short wait per probe: the flasher's own waits out a slow ECU for seconds.
+            let probe = ep.request(&[0x22, 0xF1, 0xA2], std::time::Duration::from_millis(200));
+            if probe.is_ok() {
+                return;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("the ECU at {addr} never answered");
 }
 
 fn installed(flash: &Path) -> EcuState {

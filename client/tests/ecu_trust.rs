@@ -13,6 +13,7 @@ use ota_ecu::state::EcuState;
 use ota_ecu::transport::Endpoint;
 use ota_ecu::uds::Nrc;
 use ota_metadata::SigningKey;
+use ota_repo::oem::ecu_trust::SupplierKeys;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::Command;
@@ -109,14 +110,15 @@ fn issue_mode(
         &w.p("oem"),
         &ota_repo::oem::EcuTrust {
             hardware_id: "BRAKE-A".into(),
-            supplier_keys: vec![w.p(supplier)],
-            supplier_threshold: 1,
+            suppliers: SupplierKeys::Files(vec![w.p(supplier)]),
+            supplier_threshold: None,
             regulator_keys: regulator.map(|r| w.p(r)).into_iter().collect(),
             regulator_threshold: u8::from(regulator.is_some()),
             full: regulator.is_some(),
             signer_keys: vec![w.p(signer)],
             signer_threshold: 1,
             previous_signer_keys: previous.iter().map(|p| w.p(p)).collect(),
+            min_release_counter: None,
         },
     )
     .unwrap()
@@ -159,6 +161,7 @@ fn forge(key: &SigningKey, by: &[&SigningKey]) -> Vec<u8> {
         version: 3,
         hardware_id: Field::new("BRAKE-A").unwrap(),
         mode: Mode::Partial,
+        min_release_counter: 0,
         suppliers: (&spec, 1),
         regulators: (&[], 0),
         signers: (&spec, 1),
@@ -254,14 +257,15 @@ fn a_rotated_supplier_key_reaches_the_ecu_and_stale_or_forged_documents_are_refu
         &w.p("oem"),
         &ota_repo::oem::EcuTrust {
             hardware_id: "BRAKE-A".into(),
-            supplier_keys: vec![w.p("acme-stolen.pub.pem")],
-            supplier_threshold: 1,
+            suppliers: SupplierKeys::Files(vec![w.p("acme-stolen.pub.pem")]),
+            supplier_threshold: None,
             regulator_keys: vec![],
             regulator_threshold: 0,
             full: false,
             signer_keys: vec![w.p("thief.pem")],
             signer_threshold: 1,
             previous_signer_keys: vec![w.p("ecu-trust-1.pem")],
+            min_release_counter: None,
         },
     );
     assert!(r.is_err());
@@ -492,4 +496,134 @@ fn a_supplier_replacement_reaches_the_ecu_with_no_reprovisioning() {
         Err(FlashError::Refused { nrc, .. }) => assert_eq!(nrc, Some(Nrc::BadSignature)),
         other => panic!("expected BadSignature, got {other:?}"),
     }
+}
+
+/// The compact manifest of brake-fw `version` in supplier tree `dir` that `key` signed (with
+/// `only`: that `key` alone signed; a rotation co-signs with the old and the new key).
+fn compact_signed_by(w: &World, dir: &str, version: &str, key: &SigningKey, only: bool) -> Vec<u8> {
+    let suffix = format!("brake-fw-{version}.manifest.bin");
+    let keyid = ota_metadata::documents::compact::keyid_bytes(key.key_id()).unwrap();
+    std::fs::read_dir(w.p(&format!("{dir}/repository/targets")))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(&suffix))
+        .map(|p| std::fs::read(p).unwrap())
+        .find(|b| {
+            let m = ota_ecu::compact_manifest::CompactManifest::parse(b).unwrap();
+            let mut by = m.signatures.iter().map(|s| s.keyid == keyid);
+            if only {
+                by.all(|x| x)
+            } else {
+                by.any(|x| x)
+            }
+        })
+        .expect("a compact manifest signed by the key")
+}
+
+/// Scenario: Suppliers | a supplier rotates its targets key; the OEM follows it from the pinned supplier root | the ECU, with no update planned, receives the new trust document at the next check and accepts the new key
+/// Scenario: Regulators | a compromised gateway installs a revoked release (replaying its manifest) | refused: the OEM's raised release-counter floor reached the ECU at the previous check
+#[test]
+fn a_supplier_rotation_followed_from_the_pin_and_a_raised_floor_reach_an_ecu_with_no_update() {
+    let w = World::new();
+    w.assign("S1", "1.0");
+    let old = SigningKey::from_pem(world::key_pem()).unwrap();
+    write_private(&w, "ecu-trust.pem");
+    let pinned = |floor: Option<u64>| {
+        ota_repo::oem::ecu_trust(
+            &w.p("oem"),
+            &ota_repo::oem::EcuTrust {
+                hardware_id: "BRAKE-A".into(),
+                suppliers: SupplierKeys::Pinned {
+                    name: "acme".into(),
+                    from: None,
+                    ca: None,
+                    now: w.now,
+                },
+                supplier_threshold: None,
+                regulator_keys: vec![],
+                regulator_threshold: 0,
+                full: false,
+                signer_keys: vec![w.p("ecu-trust.pem")],
+                signer_threshold: 1,
+                previous_signer_keys: vec![],
+                min_release_counter: floor,
+            },
+        )
+        .unwrap()
+    };
+    // Version 1 trusts acme's targets key as its pinned root names it (k.pem).
+    let (_, v1) = pinned(None);
+    let held =
+        ota_ecu::trust::TrustDocument::provision(&std::fs::read(&v1).unwrap(), "BRAKE-A").unwrap();
+    let old_id = ota_metadata::documents::compact::keyid_bytes(old.key_id()).unwrap();
+    assert!(held.suppliers.keys.iter().any(|k| k.keyid == old_id));
+
+    let (gw, a1) = (free_port(), free_port());
+    let _ecu = start_ecu(a1, gw, &v1, &w.p("flash-s1"));
+    let cfg = gateway_config(&w, gw, a1);
+    assert!(gateway(&cfg, "init").0);
+    let (ok, text) = gateway(&cfg, "update");
+    assert!(
+        ok && text.contains("ECU S1: updated to brake-fw 1.0"),
+        "{text}"
+    );
+
+    // acme rotates its targets key (its manifests are re-signed with the new key).
+    let new = write_private(&w, "acme-targets-2.pem");
+    ota_repo::rotation::rotate::<ota_repo::supplier::Settings>(
+        &w.p("acme"),
+        "targets",
+        vec![w.p("acme-targets-2.pem")],
+        None,
+        w.now,
+    )
+    .unwrap();
+    // The OEM follows it from the pin: no PEM changes hands.
+    let (v2, _) = pinned(None);
+    assert_eq!(v2, 2);
+    ota_repo::oem::publish(&w.p("oem"), w.now, false).unwrap();
+    // S1 stays assigned 1.0, which it runs: nothing to install, yet the document goes out.
+    let (ok, text) = gateway(&cfg, "update");
+    assert!(ok, "{text}");
+    assert!(text.contains("ECU S1: up to date"), "{text}");
+    assert_eq!(state(&w.p("flash-s1")).trust.map(|t| t.version), Some(2));
+
+    let img = std::fs::read(w.p("fw-0.9.bin")).unwrap();
+    let flash = |compact: &[u8]| {
+        let mut ep = tester(gw, a1);
+        let r = flasher::flash_image(
+            &mut ep,
+            compact,
+            &mut img.as_slice(),
+            img.len() as u64,
+            |_| {},
+        );
+        let _ = flasher::discard(&mut ep);
+        r
+    };
+    // The old key no longer opens the ECU; the new one does (0.9 has counter 1, as 1.0).
+    match flash(&compact_signed_by(&w, "acme", "0.9", &old, true)) {
+        Err(FlashError::Refused { nrc, .. }) => assert_eq!(nrc, Some(Nrc::BadSignature)),
+        other => panic!("expected BadSignature, got {other:?}"),
+    }
+    let current = compact_signed_by(&w, "acme", "0.9", &new, false);
+    flash(&current).unwrap();
+
+    // Release counter 1 is revoked: the OEM raises the floor to 2; the next check (still no
+    // update planned) forwards it, and from then on no gateway can install a counter-1 image.
+    let (v3, _) = pinned(Some(2));
+    assert_eq!(v3, 3);
+    ota_repo::oem::publish(&w.p("oem"), w.now, false).unwrap();
+    let (ok, text) = gateway(&cfg, "update");
+    assert!(ok, "{text}");
+    assert_eq!(state(&w.p("flash-s1")).trust.map(|t| t.version), Some(3));
+    match flash(&current) {
+        Err(FlashError::Refused { nrc, .. }) => assert_eq!(nrc, Some(Nrc::ReleaseCounterRollback)),
+        other => panic!("expected Rollback, got {other:?}"),
+    }
+    // The floor is kept by later documents unless the OEM lowers it on purpose.
+    let (_, v4) = pinned(None);
+    let v4 = std::fs::read(v4).unwrap();
+    let v4 = ota_ecu::trust::Signed::parse(&v4).unwrap();
+    assert_eq!(v4.doc.min_release_counter, 2);
 }

@@ -190,6 +190,7 @@ fn trust_document(key: &SigningKey, version: u32) -> Vec<u8> {
         version,
         hardware_id: field(HARDWARE_ID),
         mode: Mode::Full,
+        min_release_counter: 0,
         suppliers: (&spec, 1),
         regulators: (&spec, 1),
         signers: (&spec, 1),

@@ -28,7 +28,8 @@ pub enum Refusal {
     BadSignature,
     /// The image is not built for this ECU's hardware id.
     WrongHardwareId,
-    /// The release counter is below the installed one.
+    /// The release counter is below the installed one, or below the trust document's floor
+    /// (a release the OEM revoked).
     Rollback,
     /// Bigger than a slot, or more data than the manifest announced.
     TooLarge,
@@ -210,6 +211,13 @@ impl<'k, F: Flash> Bootloader<'k, F> {
         Ok(version)
     }
 
+    /// The lowest release counter accepted: the installed one, or the trust document's floor
+    /// if that is higher.
+    fn floor(&self) -> u64 {
+        let raised = self.trust.as_ref().map_or(0, |t| t.min_release_counter);
+        self.state.release_counter.max(raised)
+    }
+
     /// The persistent state; blank if it is lost ([`Bootloader::state_lost`]).
     pub fn state(&self) -> &EcuState {
         &self.state
@@ -266,7 +274,7 @@ impl<'k, F: Flash> Bootloader<'k, F> {
         if !m.body.fits(self.identity.hardware_id.as_str()) {
             return Err(Refusal::WrongHardwareId);
         }
-        if m.body.release_counter < self.state.release_counter {
+        if m.body.release_counter < self.floor() {
             return Err(Refusal::Rollback);
         }
         if m.body.length > self.flash.slot_size() {
@@ -369,7 +377,8 @@ impl<'k, F: Flash> Bootloader<'k, F> {
         }
         match (self.state.pending, self.state.image) {
             (Some(p), _) if p.sha256 == *sha256 => {
-                if p.release_counter < self.state.release_counter {
+                // The floor may have risen since the image was staged (a revocation).
+                if p.release_counter < self.floor() {
                     return Err(Refusal::Rollback);
                 }
                 let slot = self.state.active.other();

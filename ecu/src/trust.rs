@@ -4,7 +4,7 @@
 //! key rotation, a supplier replacement or the revocation of a stolen key reaches a deployed ECU
 //! without re-provisioning it.
 //!
-//! Layout, all integers big-endian (format version 1):
+//! Layout, all integers big-endian (format version 2):
 //!
 //! | offset | size | field                                                          |
 //! |-------:|-----:|----------------------------------------------------------------|
@@ -18,7 +18,8 @@
 //! | 46     | 2    | regulator keys: threshold, count                               |
 //! | 48     | 2    | signer (OEM `ecu-trust`) keys: threshold, count                |
 //! | 50     | 2    | reserved, zero                                                 |
-//! | 52     | …    | the keys, suppliers then regulators then signers, each: key id (32), RSA exponent (4), modulus length (2), modulus |
+//! | 52     | 8    | release-counter floor: images below it are refused             |
+//! | 60     | …    | the keys, suppliers then regulators then signers, each: key id (32), RSA exponent (4), modulus length (2), modulus |
 //! | …      | 1    | number of signatures, 1..=4                                    |
 //! | …      | …    | per signature: key id (32), signature length (2), bytes        |
 //!
@@ -31,6 +32,13 @@
 //! keys *and* a threshold of its own signer keys signed it, its hardware id is the ECU's, and
 //! its version is higher. A document of the same version is accepted only if it is the very
 //! same document (idempotent re-send); a lower version is refused (no downgrade).
+//!
+//! The release-counter floor is the OEM's answer to a revoked release. An ECU has no clock, so
+//! it cannot tell a fresh regulator approval from one a compromised gateway kept and replays
+//! after the regulator revoked it. When a release is revoked the OEM issues the next trust
+//! document with the floor above that release's counter; once an honest gateway forwarded it
+//! (gateways forward a changed document to every ECU at their next check, update or not), no
+//! gateway can install the revoked release again, approval bundle or not.
 
 use crate::compact_manifest::{
     verify_threshold, Error as SigError, Field, ProvisionedKey, SignatureEntry, FIELD_LEN,
@@ -39,13 +47,13 @@ use crate::compact_manifest::{
 use heapless::Vec;
 
 pub const MAGIC: [u8; 4] = *b"OTAT";
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
 /// Keys per set (suppliers, regulators, signers).
 pub const MAX_KEYS: usize = 4;
 /// Largest modulus accepted: RSA-4096.
 pub const MAX_MODULUS: usize = 512;
 /// Fixed header before the keys.
-pub const HEADER_LEN: usize = 52;
+pub const HEADER_LEN: usize = 60;
 /// Largest well-formed document.
 pub const MAX_LEN: usize = HEADER_LEN
     + 3 * MAX_KEYS * (32 + 4 + 2 + MAX_MODULUS)
@@ -144,6 +152,8 @@ pub struct TrustDocument {
     pub version: u32,
     pub hardware_id: Field,
     pub mode: Mode,
+    /// Images with a lower release counter are refused (see the module documentation).
+    pub min_release_counter: u64,
     pub suppliers: KeySet,
     pub regulators: KeySet,
     pub signers: KeySet,
@@ -243,6 +253,9 @@ impl<'a> Signed<'a> {
         let mut hw = [0u8; FIELD_LEN];
         hw.copy_from_slice(&h[12..44]);
         let hardware_id = Field::from_raw(hw).ok_or(Error::BadHardwareId)?;
+        let mut floor = [0u8; 8];
+        floor.copy_from_slice(&h[52..60]);
+        let min_release_counter = u64::from_be_bytes(floor);
         check_counts(0, h[44], h[45], false)?;
         check_counts(1, h[46], h[47], mode == Mode::Partial)?;
         check_counts(2, h[48], h[49], false)?;
@@ -275,6 +288,7 @@ impl<'a> Signed<'a> {
                 version,
                 hardware_id,
                 mode,
+                min_release_counter,
                 suppliers,
                 regulators,
                 signers,
@@ -336,6 +350,7 @@ impl TrustDocument {
         self.version == o.version
             && self.hardware_id == o.hardware_id
             && self.mode == o.mode
+            && self.min_release_counter == o.min_release_counter
             && self.suppliers.same(&o.suppliers)
             && self.regulators.same(&o.regulators)
             && self.signers.same(&o.signers)
@@ -360,6 +375,7 @@ pub struct TrustBody<'a> {
     pub version: u32,
     pub hardware_id: Field,
     pub mode: Mode,
+    pub min_release_counter: u64,
     pub suppliers: (&'a [KeySpec<'a>], u8),
     pub regulators: (&'a [KeySpec<'a>], u8),
     pub signers: (&'a [KeySpec<'a>], u8),
@@ -381,6 +397,7 @@ impl TrustBody<'_> {
             b.push(u8::try_from(keys.len()).unwrap_or(u8::MAX));
         }
         b.extend_from_slice(&[0, 0]);
+        b.extend_from_slice(&self.min_release_counter.to_be_bytes());
         for (keys, _) in [self.suppliers, self.regulators, self.signers] {
             for k in keys {
                 b.extend_from_slice(&k.keyid);

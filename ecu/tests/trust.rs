@@ -54,6 +54,19 @@ fn doc(
     signers: &[&SigningKey],
     signed_by: &[&SigningKey],
 ) -> Vec<u8> {
+    doc_floor(version, 0, hw, mode, suppliers, signers, signed_by)
+}
+
+/// [`doc`] with a release-counter floor.
+fn doc_floor(
+    version: u32,
+    floor: u64,
+    hw: &str,
+    mode: Mode,
+    suppliers: &[&SigningKey],
+    signers: &[&SigningKey],
+    signed_by: &[&SigningKey],
+) -> Vec<u8> {
     let sup: Vec<Spec> = suppliers.iter().map(|k| spec(k)).collect();
     let reg = [spec(&keys()[4])];
     let sig: Vec<Spec> = signers.iter().map(|k| spec(k)).collect();
@@ -67,6 +80,7 @@ fn doc(
         version,
         hardware_id: Field::new(hw).unwrap(),
         mode,
+        min_release_counter: floor,
         suppliers: (&sup_s, 1),
         regulators: (&reg_s, 1),
         signers: (&sig_s, 1),
@@ -438,6 +452,54 @@ fn full_mode_requires_the_regulators_approval_and_partial_mode_does_not() {
         download_attested(&mut s, &k[2], &bundle(&[&k[4]])),
         Err(Nrc::BadSignature)
     );
+}
+
+/// Scenario: Regulators | a compromised gateway replays a regulator approval the regulator later revoked | refused once the OEM's raised release-counter floor reached the ECU, also for an image already pending
+#[test]
+fn a_raised_floor_refuses_a_revoked_release_whatever_approval_is_replayed() {
+    let k = keys();
+    let mut s = server(MemFlash::new(1 << 16));
+    // Full mode; release counter 1 approved by the regulator (the bundle a gateway keeps).
+    s.bootloader
+        .provision_trust(&doc(1, HW, Mode::Full, &[&k[3]], &[&k[0]], &[&k[0]]))
+        .unwrap();
+    let approval = bundle(&[&k[4]]);
+    let m = manifest(&k[3]);
+    let bl = &mut s.bootloader;
+    bl.request_download_attested(&m, Some(&approval)).unwrap();
+    bl.transfer_data(1, b"firmware").unwrap();
+    let pending = bl.transfer_exit().unwrap();
+    assert_eq!(pending.release_counter, 1);
+
+    // The regulator revokes release 1; the OEM raises the floor to 2 in version 2.
+    let v2 = doc_floor(2, 2, HW, Mode::Full, &[&k[3]], &[&k[0]], &[&k[0]]);
+    assert_eq!(Signed::parse(&v2).unwrap().doc.min_release_counter, 2);
+    assert_eq!(bl.update_trust(&v2), Ok(2));
+    // The pending image is not activated, and the kept approval no longer opens a download.
+    assert_eq!(bl.activate(&pending.sha256), Err(Refusal::Rollback));
+    assert_eq!(bl.state().image, None);
+    assert_eq!(
+        bl.request_download_attested(&m, Some(&approval)),
+        Err(Refusal::Rollback)
+    );
+    // The floor survives a restart (it is part of the stored document).
+    let mut bl = Bootloader::new(
+        s.bootloader.into_flash(),
+        Identity {
+            hardware_id: Field::new(HW).unwrap(),
+            keys: &[],
+            threshold: 1,
+        },
+    )
+    .unwrap();
+    assert_eq!(bl.trust().unwrap().min_release_counter, 2);
+    assert_eq!(
+        bl.request_download_attested(&m, Some(&approval)),
+        Err(Refusal::Rollback)
+    );
+    // Another version-2 document with another floor is a fork, not a re-send.
+    let fork = doc_floor(2, 0, HW, Mode::Full, &[&k[3]], &[&k[0]], &[&k[0]]);
+    assert_eq!(bl.update_trust(&fork), Err(Refusal::TrustDowngrade));
 }
 
 #[test]

@@ -342,6 +342,7 @@ fn trust_document(version: u32, supplier: &SigningKey, signers: &[&SigningKey]) 
         version,
         hardware_id: hw,
         mode: Mode::Full,
+        min_release_counter: 0,
         suppliers: (&suppliers, 1),
         regulators: (&suppliers, 1),
         signers: (&signer_specs, 1),

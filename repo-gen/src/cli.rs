@@ -91,8 +91,10 @@ pub const OEM_REGULATOR_EXAMPLES: &str = "Examples:
 pub const OEM_ECU_TRUST_EXAMPLES: &str = "Examples:
   ota-repo oem ecu-trust oem --hardware-id BRAKE-A --supplier-key acme-targets.pub.pem \\
       --signer-key ecu-trust-1.pem                        # version 1: provision ECUs with it
-  ota-repo oem ecu-trust oem --hardware-id BRAKE-A --supplier-key acme-targets-2.pub.pem \\
-      --signer-key ecu-trust-1.pem                        # supplier key rotated (or stolen)
+  ota-repo oem ecu-trust oem --hardware-id BRAKE-A --supplier acme \\
+      --signer-key ecu-trust-1.pem                        # acme rotated its targets key
+  ota-repo oem ecu-trust oem --hardware-id BRAKE-A --supplier acme \\
+      --min-release-counter 8 --signer-key ecu-trust-1.pem  # release 7 was revoked
   ota-repo oem ecu-trust oem --hardware-id BRAKE-A --supplier-key brakeco.pub.pem \\
       --regulator-key tuv.pub.pem --regulator-threshold 1 --full \\
       --signer-key ecu-trust-2.pem --previous-signer-key ecu-trust-1.pem
@@ -492,12 +494,30 @@ pub enum OemCommand {
         #[arg(long, value_name = "ID")]
         hardware_id: String,
         /// A supplier key (public PEM; its targets key, which signs compact manifests) the ECUs
-        /// accept; repeatable, at most 4.
-        #[arg(long = "supplier-key", value_name = "PUBLIC.pem", required = true)]
+        /// accept; repeatable, at most 4. Or --supplier.
+        #[arg(
+            long = "supplier-key",
+            value_name = "PUBLIC.pem",
+            required_unless_present = "supplier",
+            conflicts_with = "supplier"
+        )]
         supplier_keys: Vec<PathBuf>,
-        /// How many distinct supplier keys must sign a compact manifest.
-        #[arg(long, value_name = "N", default_value_t = 1)]
-        supplier_threshold: u8,
+        /// Take the supplier keys from pinned supplier NAME: the targets keys of its current
+        /// root, walked from the OEM's pin (so a supplier's key rotation needs no PEM).
+        #[arg(long, value_name = "NAME")]
+        supplier: Option<String>,
+        /// With --supplier: read its tree from this URL or directory instead of its pinned URL
+        /// (its root is still checked against the pin).
+        #[arg(long, value_name = "URL_OR_DIR", requires = "supplier")]
+        from: Option<String>,
+        /// With --supplier: PEM bundle of the CAs to trust for HTTPS. Default: the built-in
+        /// web roots.
+        #[arg(long, value_name = "FILE", requires = "supplier")]
+        ca: Option<PathBuf>,
+        /// How many distinct supplier keys must sign a compact manifest. Default: 1 with
+        /// --supplier-key, the supplier's targets threshold with --supplier.
+        #[arg(long, value_name = "N")]
+        supplier_threshold: Option<u8>,
         /// A regulator key (public PEM) whose compact attestation counts; repeatable, at most 4.
         #[arg(long = "regulator-key", value_name = "PUBLIC.pem")]
         regulator_keys: Vec<PathBuf>,
@@ -518,6 +538,10 @@ pub enum OemCommand {
         /// A private signer key of the previous version, when the signers change; repeatable.
         #[arg(long = "previous-signer-key", value_name = "PRIVATE.pem")]
         previous_signer_keys: Vec<PathBuf>,
+        /// The ECUs refuse images with a lower release counter, whatever approval comes with
+        /// them: raise it above a revoked release's counter. Default: the previous version's.
+        #[arg(long, value_name = "COUNTER")]
+        min_release_counter: Option<u64>,
     },
     /// Replace a role's keys (any role, root included): writes N+1.root.json signed by the old
     /// and the new root keys, and re-signs what the role signs. Without --new-key, a new

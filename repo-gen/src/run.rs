@@ -629,6 +629,9 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
             dir,
             hardware_id,
             supplier_keys,
+            supplier,
+            from,
+            ca,
             supplier_threshold,
             regulator_keys,
             regulator_threshold,
@@ -636,12 +639,22 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
             signer_keys,
             signer_threshold,
             previous_signer_keys,
+            min_release_counter,
         } => {
+            let suppliers = match supplier {
+                Some(name) => oem::ecu_trust::SupplierKeys::Pinned {
+                    name,
+                    from,
+                    ca,
+                    now,
+                },
+                None => oem::ecu_trust::SupplierKeys::Files(supplier_keys),
+            };
             let (version, path) = oem::ecu_trust(
                 &dir,
                 &oem::EcuTrust {
                     hardware_id: hardware_id.clone(),
-                    supplier_keys,
+                    suppliers,
                     supplier_threshold,
                     regulator_keys,
                     regulator_threshold,
@@ -649,6 +662,7 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
                     signer_keys,
                     signer_threshold,
                     previous_signer_keys,
+                    min_release_counter,
                 },
             )?;
             say!(

@@ -12,21 +12,41 @@ use super::report::public_key_file;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::keystore;
+use crate::net;
+use ota_client::tuf::{open_pinned, Limits};
 use ota_ecu::compact_manifest::{Field, MAX_SIGNATURES};
 use ota_ecu::trust::{self, KeySpec, Mode, TrustBody, TrustDocument};
 use ota_metadata::documents::compact::keyid_bytes;
+use ota_metadata::DateTime;
 use ota_metadata::{KeyId, PublicKey, SigningKey};
 use rsa::traits::PublicKeyParts;
 use std::path::{Path, PathBuf};
 
 pub const DIR_NAME: &str = "ecu-trust";
 
+/// Where the supplier keys of a trust document come from.
+pub enum SupplierKeys {
+    /// Public (or private) PEM files of the keys that may sign images.
+    Files(Vec<PathBuf>),
+    /// The targets keys (and threshold) of a pinned supplier's current root, walked from the
+    /// OEM's pin through the supplier's root chain exactly as a vehicle walks it: after the
+    /// supplier rotates its targets key, the next document follows without a PEM changing
+    /// hands.
+    Pinned {
+        name: String,
+        /// Read the supplier's tree here instead of its pinned URL.
+        from: Option<String>,
+        ca: Option<PathBuf>,
+        now: DateTime,
+    },
+}
+
 /// What `oem ecu-trust` is asked to issue.
 pub struct EcuTrust {
     pub hardware_id: String,
-    /// Public (or private) PEM files of the supplier keys that may sign images.
-    pub supplier_keys: Vec<PathBuf>,
-    pub supplier_threshold: u8,
+    pub suppliers: SupplierKeys,
+    /// Default: 1 for key files, the targets role's threshold for a pinned supplier.
+    pub supplier_threshold: Option<u8>,
     pub regulator_keys: Vec<PathBuf>,
     pub regulator_threshold: u8,
     /// Full verification (supplier and regulators) instead of partial (supplier only).
@@ -36,6 +56,9 @@ pub struct EcuTrust {
     pub signer_threshold: u8,
     /// Private keys of the previous version's signers (not needed for version 1).
     pub previous_signer_keys: Vec<PathBuf>,
+    /// Refuse images below this release counter (a revoked release). Default: the previous
+    /// version's floor, so a floor is never lowered by accident.
+    pub min_release_counter: Option<u64>,
 }
 
 struct Owned {
@@ -70,6 +93,53 @@ fn owned(id: &KeyId, rsa: &rsa::RsaPublicKey, path: &Path) -> Result<Owned> {
         exponent,
         modulus: rsa.n().to_bytes_be(),
     })
+}
+
+/// The targets keys and threshold of pinned supplier `name`'s current root.
+fn pinned_supplier(
+    dir: &Path,
+    name: &str,
+    from: Option<&str>,
+    ca: Option<&Path>,
+    now: DateTime,
+) -> Result<(Vec<Owned>, u8)> {
+    let settings = super::Settings::load(dir)?;
+    let entry = settings
+        .suppliers
+        .get(name)
+        .ok_or_else(|| Error::refused(format!("unknown supplier {name:?} (oem supplier add)")))?;
+    let mut pin = entry.repository.clone();
+    if let Some(from) = from {
+        pin.url = net::location(from);
+    }
+    let limits = Limits::default();
+    let what = format!("supplier {name}");
+    let cache = dir.join("cache").join("suppliers").join(name);
+    let mut up = open_pinned(&pin, &what, &cache, net::fetcher(ca, &limits)?, limits, now)?;
+    up.refresh()?;
+    let root = &up.trusted().root().signed;
+    let role = root
+        .roles
+        .get("targets")
+        .ok_or_else(|| Error::refused(format!("{what}: its root names no targets role")))?;
+    let threshold = u8::try_from(role.threshold)
+        .map_err(|_| Error::refused(format!("{what}: targets threshold over 255")))?;
+    let at = Path::new(&what);
+    let mut keys = Vec::new();
+    for id in &role.keyids {
+        let key = root
+            .keys
+            .get(id)
+            .ok_or_else(|| Error::refused(format!("{what}: targets key {} is not listed", id.0)))?;
+        let PublicKey::Rsa(rsa) = key.to_public(id).map_err(Error::meta(at))? else {
+            return Err(Error::refused(format!(
+                "{what}: targets key {} is not RSA; ECUs verify RSA keys only",
+                id.0
+            )));
+        };
+        keys.push(owned(id, &rsa, at)?);
+    }
+    Ok((keys, threshold))
 }
 
 fn specs(keys: &[Owned]) -> Vec<KeySpec<'_>> {
@@ -157,11 +227,48 @@ pub fn ecu_trust(dir: &Path, t: &EcuTrust) -> Result<(u32, PathBuf)> {
         v.checked_add(1)
             .ok_or_else(|| Error::refused("trust document version exhausted"))
     })?;
-    let suppliers = t
-        .supplier_keys
-        .iter()
-        .map(|p| owned_public(p))
-        .collect::<Result<Vec<_>>>()?;
+    let (suppliers, supplier_threshold) = match &t.suppliers {
+        SupplierKeys::Files(paths) => (
+            paths
+                .iter()
+                .map(|p| owned_public(p))
+                .collect::<Result<Vec<_>>>()?,
+            t.supplier_threshold.unwrap_or(1),
+        ),
+        SupplierKeys::Pinned {
+            name,
+            from,
+            ca,
+            now,
+        } => {
+            let (keys, threshold) =
+                pinned_supplier(dir, name, from.as_deref(), ca.as_deref(), *now)?;
+            (keys, t.supplier_threshold.unwrap_or(threshold))
+        }
+    };
+    let held = match previous {
+        None => None,
+        Some(v) => {
+            let bytes = fsutil::read_bounded(
+                &path_of(dir, &t.hardware_id, v),
+                ota_ecu::flash::TRUST_LEN as u64,
+            )?;
+            Some((v, bytes))
+        }
+    };
+    let refuse = |e: trust::Error| {
+        Error::refused(format!(
+            "the new trust document would be refused by the ECU: {e}"
+        ))
+    };
+    let held_doc = match &held {
+        None => None,
+        Some((_, bytes)) => Some(TrustDocument::provision(bytes, &t.hardware_id).map_err(refuse)?),
+    };
+    let min_release_counter = t
+        .min_release_counter
+        .or(held_doc.as_ref().map(|d| d.min_release_counter))
+        .unwrap_or(0);
     let regulators = t
         .regulator_keys
         .iter()
@@ -182,7 +289,8 @@ pub fn ecu_trust(dir: &Path, t: &EcuTrust) -> Result<(u32, PathBuf)> {
         version,
         hardware_id: hw,
         mode: if t.full { Mode::Full } else { Mode::Partial },
-        suppliers: (&sup, t.supplier_threshold),
+        min_release_counter,
+        suppliers: (&sup, supplier_threshold),
         regulators: (&reg, t.regulator_threshold),
         signers: (&sig, t.signer_threshold),
     }
@@ -214,27 +322,17 @@ pub fn ecu_trust(dir: &Path, t: &EcuTrust) -> Result<(u32, PathBuf)> {
         )));
     }
     // Exactly the ECU's checks, before anything is written.
-    let refuse = |e: trust::Error| {
-        Error::refused(format!(
-            "the new trust document would be refused by the ECU: {e}"
-        ))
-    };
-    match previous {
-        None => {
-            TrustDocument::provision(&doc, &t.hardware_id).map_err(refuse)?;
-        }
-        Some(v) => {
-            let prev = fsutil::read_bounded(
-                &path_of(dir, &t.hardware_id, v),
-                ota_ecu::flash::TRUST_LEN as u64,
-            )?;
-            let held = TrustDocument::provision(&prev, &t.hardware_id).map_err(refuse)?;
+    match (held_doc, previous) {
+        (Some(held), Some(v)) => {
             held.accept(&doc).map_err(|e| match e {
                 trust::Error::NotSignedByCurrent => Error::refused(format!(
                     "version {version} must also be signed by a threshold of version {v}'s signer keys: give them with --previous-signer-key"
                 )),
                 e => refuse(e),
             })?;
+        }
+        _ => {
+            TrustDocument::provision(&doc, &t.hardware_id).map_err(refuse)?;
         }
     }
     let path = path_of(dir, &t.hardware_id, version);
