@@ -10,7 +10,11 @@
 #     status, and a second update that finds everything up to date;
 #  6. the all-or-nothing update: new releases for all three ECUs while the head unit's flash
 #     has failed: it refuses, the other two discard what they hold pending, none switches;
-#     repaired, the same update goes through on all three.
+#     repaired, the same update goes through on all three;
+#  7. a supplier key rotation reaching an ECU: the brake ECU holds an OEM trust document (not a
+#     supplier key); acme rotates its targets key, the OEM issues the next trust document from
+#     acme's pinned root, and the gateway forwards it before the brake ECU takes a release
+#     signed by the new key alone.
 #
 # Binaries are built into $CARGO_TARGET_DIR (default: target/ in the checkout).
 set -euo pipefail
@@ -80,22 +84,29 @@ gw_port=$((port + 1))
 vin=WDD2130421A000001
 "$OTA_REPO" key generate --bits 2048 --out "$work/vehicle/vehicle.TEST-ONLY.pem" >/dev/null
 "$OTA_REPO" oem vehicle key "$work/oem" --vin "$vin" --key "$work/vehicle/vehicle.TEST-ONLY.pem" >/dev/null
+# The brake ECU's trust anchor is an OEM trust document (the targets keys of acme's pinned root),
+# which the OEM can rotate in the field; the others hold a supplier key, as the paper's ECUs.
+"$OTA_REPO" key generate --bits 2048 --out "$work/keys/ecu-trust.TEST-ONLY.pem" >/dev/null
+"$OTA_REPO" oem ecu-trust "$work/oem" --hardware-id BRAKE-A --supplier acme \
+  --signer-key "$work/keys/ecu-trust.TEST-ONLY.pem"
+cp "$work/oem/ecu-trust/BRAKE-A.1.bin" "$work/vehicle/brake-trust.bin"
 declare -A ecu_pid
-sim() { # SERIAL HARDWARE_ID UDP_PORT CAN_ID SUPPLIER_KEY [SIMULATOR FLAGS…]: start an ECU
+sim() { # SERIAL HARDWARE_ID UDP_PORT CAN_ID ANCHOR [SIMULATOR FLAGS…]: start an ECU
+  local anchor=--supplier-key; [[ "$5" == *.bin ]] && anchor=--trust
   "$bin/ota-ecu-sim" --bind "127.0.0.1:$3" --peer "127.0.0.1:$gw_port" --serial "$1" --hardware-id "$2" \
-    --supplier-key "$5" --flash-dir "$work/vehicle/flash-$1" --rx-id "$4" --tx-id "$(printf '0x%X' $(($4 + 8)))" --fd \
+    "$anchor" "$5" --flash-dir "$work/vehicle/flash-$1" --rx-id "$4" --tx-id "$(printf '0x%X' $(($4 + 8)))" --fd \
     --ecu-key "$work/vehicle/ecu-$1.TEST-ONLY.pem" "${@:6}" > >(sed -u "s/^/    /") &
   pids+=($!)
   ecu_pid[$1]=$!
 }
-ecu() { # SERIAL HARDWARE_ID UDP_PORT CAN_ID SUPPLIER_KEY: its own key, registered with the OEM
+ecu() { # SERIAL HARDWARE_ID UDP_PORT CAN_ID ANCHOR (supplier key, or trust document .bin): its own key, registered with the OEM
   local key="$work/vehicle/ecu-$1.TEST-ONLY.pem"
   "$OTA_REPO" key generate --bits 2048 --out "$key" >/dev/null
   "$OTA_REPO" oem ecu key "$work/oem" --vin "$vin" --ecu "$1" --key "$key" >/dev/null
   sim "$@"
 }
 stop_ecu() { kill "${ecu_pid[$1]}" 2>/dev/null || true; wait "${ecu_pid[$1]}" 2>/dev/null || true; }
-ecu BRK-0001 BRAKE-A $((port + 2)) 0x7E0 "$work/vehicle/acme-targets.pub.pem"
+ecu BRK-0001 BRAKE-A $((port + 2)) 0x7E0 "$work/vehicle/brake-trust.bin"
 ecu HU-0001 HU-GEN3 $((port + 3)) 0x7E1 "$work/vehicle/acme-targets.pub.pem"
 ecu ABS-0001 ABS-MOD-1 $((port + 4)) 0x7E2 "$work/vehicle/brakes-tier2.pub.pem"
 sleep 0.5
@@ -188,5 +199,31 @@ sim HU-0001 HU-GEN3 $((port + 3)) 0x7E1 "$work/vehicle/acme-targets.pub.pem"
 sleep 0.5
 gw update
 sleep 0.3
+gw status
+
+step "acme rotates its targets key; the OEM issues trust document version 2 from acme's pinned root"
+"$OTA_REPO" supplier rotate-key "$acme" --role targets
+"$OTA_REPO" oem ecu-trust "$work/oem" --hardware-id BRAKE-A --supplier acme \
+  --signer-key "$work/keys/ecu-trust.TEST-ONLY.pem"
+step "brake-fw 1.3.0, signed by the new key alone, released, approved and assigned"
+release brake-1.3.0.bin 72000 'brake controller 1.3.0' brake-fw 1.3.0 5 BRAKE-A
+"$OTA_REPO" supplier publish "$acme" >/dev/null
+"$OTA_REPO" oem review submit "$work/oem" --supplier acme --uid brake-fw --version 1.3.0 \
+  --from "$acme/repository" >/dev/null
+"$OTA_REPO" oem publish "$work/oem" >/dev/null
+"$OTA_REPO" regulator review "$work/regulator/tuv" --master "$work/oem/repository" \
+  --master-root "$work/oem/repository/1.root.json" --supplier-from "acme=$acme/repository"
+"$OTA_REPO" regulator publish "$work/regulator/tuv" >/dev/null
+"$OTA_REPO" oem assign "$work/oem" --vin "$vin" --ecu BRK-0001 --supplier acme --uid brake-fw \
+  --version 1.3.0 >/dev/null
+"$OTA_REPO" oem publish "$work/oem" >/dev/null
+step "gateway: update (the brake ECU receives trust document version 2, then verifies 1.3.0 with the new key)"
+gw update
+sleep 0.3
+trust_line="$(gw status | grep -c "BRK-0001.*brake-fw 1.3.0.*trust document version 2" || true)"
+if [[ "$trust_line" == 0 ]]; then
+  echo "demo: the brake ECU should run brake-fw 1.3.0 after the key rotation" >&2
+  exit 1
+fi
 gw status
 step "demo finished: trees, logs and ECU flash are in $work"

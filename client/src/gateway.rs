@@ -822,7 +822,11 @@ impl Gateway {
                 ),
                 None => "unknown (nothing installed through this gateway)".into(),
             };
-            s += &format!("  ECU {} [{}]: {line}\n", e.serial, e.hardware_id);
+            let trust = match state.trust_versions.get(&e.serial) {
+                Some(v) if *v > 0 => format!(", trust document version {v}"),
+                _ => String::new(),
+            };
+            s += &format!("  ECU {} [{}]: {line}{trust}\n", e.serial, e.hardware_id);
             if let Some(r) = state.recalls.get(&e.serial) {
                 s += &format!(
                     "    RECALLED by regulator {}: {} (update or replace this image)\n",
