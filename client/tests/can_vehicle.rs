@@ -3,6 +3,7 @@
 //! supplier's signature, hardware id, release counter and hash again before holding an image
 //! pending; the gateway activates them all or none (more in `two_phase.rs`).
 
+mod ecu_process;
 mod world;
 
 use ota_ecu::flash::file::FileFlash;
@@ -10,8 +11,6 @@ use ota_ecu::state::EcuState;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use world::World;
 
 fn free_port() -> SocketAddr {
@@ -21,19 +20,13 @@ fn free_port() -> SocketAddr {
         .unwrap()
 }
 
-struct Ecu {
-    stop: Arc<AtomicBool>,
-    handle: Option<std::thread::JoinHandle<Result<(), String>>>,
+/// Not a test of its own: the ECU processes' entry point (see `ecu_process`).
+#[test]
+fn ecu_simulator_process() {
+    ecu_process::entry()
 }
 
-impl Drop for Ecu {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
+type Ecu = ecu_process::Sim;
 
 fn start_ecu(
     serial: &str,
@@ -83,41 +76,7 @@ fn start_ecu_with(
     if let Some(k) = ecu_key {
         args.extend(["--ecu-key".to_string(), k.display().to_string()]);
     }
-    let a = ota_ecu::sim::parse(args).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    let handle = std::thread::spawn(move || ota_ecu::sim::run(a, &s));
-    wait_ready(addr, gw, can_id);
-    Ecu {
-        stop,
-        handle: Some(handle),
-    }
-}
-
-/// Wait until the ECU at `addr` answers on the bus (its thread has bound its socket), asking
-/// from the gateway's address as the gateway will: a request sent before then is lost, and
-/// the gateway would wait out its timeout for it.
-fn wait_ready(addr: SocketAddr, gw: SocketAddr, can_id: u16) {
-    use ota_ecu::bus::udp::UdpBus;
-    use ota_ecu::isotp::{standard_id, Config, Mode};
-    use ota_ecu::transport::Endpoint;
-    let mut cfg = Config::new(
-        standard_id(can_id).unwrap(),
-        standard_id(can_id + 8).unwrap(),
-    );
-    cfg.mode = Mode::FD64;
-    for _ in 0..100 {
-        if let Ok(bus) = UdpBus::bind(gw, vec![addr]) {
-            let mut ep = Endpoint::new(bus, cfg).unwrap();
-            // A short wait per probe: the flasher's own waits out a slow ECU for seconds.
-            let probe = ep.request(&[0x22, 0xF1, 0xA2], std::time::Duration::from_millis(200));
-            if probe.is_ok() {
-                return;
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("the ECU at {addr} never answered");
+    ecu_process::spawn(&args)
 }
 
 fn installed(flash: &Path) -> EcuState {

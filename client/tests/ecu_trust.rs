@@ -1,8 +1,9 @@
 //! ECU trust documents end to end: the OEM issues them (`oem ecu-trust`), publishes them as
 //! targets, the real `ota-gateway` fetches them through TUF and forwards the versions an ECU
-//! lacks before the manifest; the ECU (a simulator process on the UDP-carried CAN bus,
-//! provisioned with version 1 only) checks each against the one it holds.
+//! lacks; the ECU (a simulator process on the UDP-carried CAN bus, provisioned with version 1
+//! only) checks each against the one it holds.
 
+mod ecu_process;
 mod world;
 
 use ota_ecu::bus::udp::UdpBus;
@@ -17,8 +18,6 @@ use ota_repo::oem::ecu_trust::SupplierKeys;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use world::World;
 
 fn free_port() -> SocketAddr {
@@ -28,22 +27,14 @@ fn free_port() -> SocketAddr {
         .unwrap()
 }
 
-struct Ecu {
-    stop: Arc<AtomicBool>,
-    handle: Option<std::thread::JoinHandle<Result<(), String>>>,
+/// Not a test of its own: the ECU processes' entry point (see `ecu_process`).
+#[test]
+fn ecu_simulator_process() {
+    ecu_process::entry()
 }
 
-impl Drop for Ecu {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-/// An ECU provisioned with a trust document only (no `--supplier-key`).
-fn start_ecu(addr: SocketAddr, peer: SocketAddr, trust: &Path, flash: &Path) -> Ecu {
+/// An ECU process provisioned with a trust document only (no `--supplier-key`).
+fn start_ecu(addr: SocketAddr, peer: SocketAddr, trust: &Path, flash: &Path) -> ecu_process::Sim {
     let args: Vec<String> = [
         "--bind",
         &addr.to_string(),
@@ -66,14 +57,7 @@ fn start_ecu(addr: SocketAddr, peer: SocketAddr, trust: &Path, flash: &Path) -> 
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let a = ota_ecu::sim::parse(args).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    let handle = std::thread::spawn(move || ota_ecu::sim::run(a, &s));
-    Ecu {
-        stop,
-        handle: Some(handle),
-    }
+    ecu_process::spawn(&args)
 }
 
 fn state(flash: &Path) -> EcuState {

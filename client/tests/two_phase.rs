@@ -14,10 +14,9 @@
 //!   `an_ecu_that_lost_its_pending_image_after_the_commit_gets_it_again`: the staging budget,
 //!   and the roll forward re-sending a staged image (in process, directory forwarder).
 //!
-//! Each ECU process is this test binary started again as the simulator
-//! ([`ecu_simulator_process`]: `ota_ecu::sim`, exactly what the `ota-ecu-sim` binary runs),
-//! since Cargo hands a package's tests only that package's binaries.
+//! Each ECU process is this test binary started again as the simulator (`ecu_process`).
 
+mod ecu_process;
 mod world;
 
 use ota_client::config::Config;
@@ -26,39 +25,20 @@ use ota_client::gateway::{summary, EcuOutcome, Gateway, GatewayError};
 use ota_client::staging::StagingError;
 use ota_ecu::flash::file::FileFlash;
 use ota_ecu::state::EcuState;
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::AtomicBool;
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Output};
 use world::World;
 
 const SERIALS: [&str; 3] = ["E1", "E2", "E3"];
 const VIN: &str = "VIN2";
 const FAULT: &str = "OTA_GATEWAY_FAULT_AT";
 const SIGABRT: i32 = 6;
-/// Set (to the simulator's arguments, separated by U+001F) in the ECU processes.
-const SIM_ARGS: &str = "OTA_TWO_PHASE_ECU_SIM_ARGS";
-
-/// Not a test of its own: the ECU processes' entry point. Without [`SIM_ARGS`] it does nothing;
-/// with it, it runs the ECU simulator on those arguments until killed.
+/// Not a test of its own: the ECU processes' entry point (see `ecu_process`).
 #[test]
 fn ecu_simulator_process() {
-    let Ok(args) = std::env::var(SIM_ARGS) else {
-        return;
-    };
-    let stop = AtomicBool::new(false);
-    let args = args.split('\u{1f}').map(String::from);
-    match ota_ecu::sim::parse(args).and_then(|a| ota_ecu::sim::run(a, &stop)) {
-        Ok(()) => std::process::exit(0),
-        Err(e) => {
-            eprintln!("ota-ecu-sim: {e}");
-            std::process::exit(1)
-        }
-    }
+    ecu_process::entry()
 }
 
 /// Every step of an update of the three ECUs, in order, as the gateway names them when it
@@ -90,14 +70,7 @@ fn free_port() -> SocketAddr {
 }
 
 /// One ECU simulator process; killed (SIGKILL) when dropped.
-struct Sim(Child);
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use ecu_process::Sim;
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -204,29 +177,7 @@ impl Vehicle {
             "--fd".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "ecu_simulator_process",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(SIM_ARGS, args.join("\u{1f}"))
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("listening on") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(20))
-            .expect("the ECU simulator did not start");
-        self.sims[i] = Some(Sim(child));
+        self.sims[i] = Some(ecu_process::spawn(&args));
     }
 
     fn start_all(&mut self) {
