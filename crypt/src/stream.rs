@@ -1,0 +1,335 @@
+//! Chunked authenticated encryption of an image (the STREAM construction of Hoang,
+//! Reyhanitabar, Rogaway and Vizár over XChaCha20-Poly1305).
+//!
+//! Layout: a 40-byte header, then the chunks, each `chunk_size` bytes of plaintext (the last
+//! one shorter) sealed with a 16-byte tag.
+//!
+//! | offset | size | field                                                    |
+//! |-------:|-----:|----------------------------------------------------------|
+//! | 0      | 4    | magic `OTAE`                                             |
+//! | 4      | 1    | format version, 1                                        |
+//! | 5      | 3    | reserved, zero                                           |
+//! | 8      | 4    | chunk size (plaintext bytes per chunk), 1 KiB to 16 MiB  |
+//! | 12     | 8    | plaintext length                                         |
+//! | 20     | 19   | nonce prefix (random)                                    |
+//! | 39     | 1    | reserved, zero                                           |
+//!
+//! Chunk `i` is sealed with nonce `prefix ‖ i (u32, big-endian) ‖ last (1 for the final chunk,
+//! else 0)` and the whole header as associated data. So a chunk cannot be moved, dropped,
+//! duplicated or taken from another image, the stream cannot be truncated or extended, and the
+//! header (length, chunk size) cannot be changed: each is an authentication failure at the
+//! first chunk it touches. The ciphertext length follows from the header
+//! ([`Header::ciphertext_len`]), which is the TUF target length publishers sign.
+
+use crate::Key;
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
+use std::io::{Read, Write};
+
+pub const MAGIC: [u8; 4] = *b"OTAE";
+pub const FORMAT_VERSION: u8 = 1;
+pub const HEADER_LEN: usize = 40;
+pub const TAG_LEN: usize = 16;
+/// What `supplier add-image --encrypt` uses: large enough that the tag costs 0.02%, small
+/// enough that a receiver holds one chunk in memory.
+pub const DEFAULT_CHUNK: u32 = 64 * 1024;
+pub const MIN_CHUNK: u32 = 1024;
+pub const MAX_CHUNK: u32 = 16 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("not an encrypted image (bad magic)")]
+    BadMagic,
+    #[error("unsupported encrypted-image format {0}")]
+    UnsupportedFormat(u8),
+    #[error("malformed encrypted-image header: {0}")]
+    BadHeader(&'static str),
+    #[error("the encrypted image is truncated in its header")]
+    TruncatedHeader,
+    /// The chunk does not authenticate: tampered, reordered, from another image, or the
+    /// wrong key.
+    #[error(
+        "chunk {index} of the encrypted image does not authenticate (tampered, or the wrong key)"
+    )]
+    Chunk { index: u32 },
+    #[error("the encrypted image ends after {got} of {want} bytes")]
+    Truncated { got: u64, want: u64 },
+    #[error("the encrypted image has bytes after its last chunk")]
+    TrailingBytes,
+    #[error("the image is {0} bytes: more chunks than the format counts")]
+    TooLarge(u64),
+    #[error("the image is shorter than announced ({got} of {want} bytes)")]
+    ShortInput { got: u64, want: u64 },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// The parsed header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub chunk_size: u32,
+    pub plaintext_len: u64,
+    pub nonce_prefix: [u8; 19],
+}
+
+impl Header {
+    pub fn new(chunk_size: u32, plaintext_len: u64) -> Result<Header, Error> {
+        use rand_core::RngCore;
+        let mut nonce_prefix = [0u8; 19];
+        rand_core::OsRng.fill_bytes(&mut nonce_prefix);
+        let h = Header {
+            chunk_size,
+            plaintext_len,
+            nonce_prefix,
+        };
+        h.check()?;
+        Ok(h)
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        if !(MIN_CHUNK..=MAX_CHUNK).contains(&self.chunk_size) {
+            return Err(Error::BadHeader("chunk size out of range"));
+        }
+        if self.chunks_u64() > u64::from(u32::MAX) {
+            return Err(Error::TooLarge(self.plaintext_len));
+        }
+        Ok(())
+    }
+
+    fn chunks_u64(&self) -> u64 {
+        self.plaintext_len
+            .div_ceil(u64::from(self.chunk_size))
+            .max(1)
+    }
+
+    /// Number of chunks (at least one: an empty image is one empty chunk).
+    pub fn chunks(&self) -> u32 {
+        // check() bounds it to u32.
+        u32::try_from(self.chunks_u64()).unwrap_or(u32::MAX)
+    }
+
+    /// Header plus every chunk and its tag.
+    pub fn ciphertext_len(&self) -> u64 {
+        HEADER_LEN as u64 + self.plaintext_len + u64::from(self.chunks()) * TAG_LEN as u64
+    }
+
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut b = [0u8; HEADER_LEN];
+        b[0..4].copy_from_slice(&MAGIC);
+        b[4] = FORMAT_VERSION;
+        b[8..12].copy_from_slice(&self.chunk_size.to_be_bytes());
+        b[12..20].copy_from_slice(&self.plaintext_len.to_be_bytes());
+        b[20..39].copy_from_slice(&self.nonce_prefix);
+        b
+    }
+
+    /// Parse untrusted bytes (at least [`HEADER_LEN`]; the rest is ignored). Never panics.
+    pub fn parse(b: &[u8]) -> Result<Header, Error> {
+        let b = b.get(..HEADER_LEN).ok_or(Error::TruncatedHeader)?;
+        if b[0..4] != MAGIC {
+            return Err(Error::BadMagic);
+        }
+        if b[4] != FORMAT_VERSION {
+            return Err(Error::UnsupportedFormat(b[4]));
+        }
+        if b[5..8] != [0, 0, 0] || b[39] != 0 {
+            return Err(Error::BadHeader("reserved bytes are not zero"));
+        }
+        let mut cs = [0u8; 4];
+        cs.copy_from_slice(&b[8..12]);
+        let mut len = [0u8; 8];
+        len.copy_from_slice(&b[12..20]);
+        let mut nonce_prefix = [0u8; 19];
+        nonce_prefix.copy_from_slice(&b[20..39]);
+        let h = Header {
+            chunk_size: u32::from_be_bytes(cs),
+            plaintext_len: u64::from_be_bytes(len),
+            nonce_prefix,
+        };
+        h.check()?;
+        Ok(h)
+    }
+
+    fn nonce(&self, index: u32) -> XNonce {
+        let mut n = [0u8; 24];
+        n[..19].copy_from_slice(&self.nonce_prefix);
+        n[19..23].copy_from_slice(&index.to_be_bytes());
+        n[23] = u8::from(index.checked_add(1) == Some(self.chunks()));
+        XNonce::from(n)
+    }
+
+    /// Plaintext bytes in chunk `index`.
+    fn chunk_len(&self, index: u32) -> usize {
+        let start = u64::from(index) * u64::from(self.chunk_size);
+        let len = self
+            .plaintext_len
+            .saturating_sub(start)
+            .min(u64::from(self.chunk_size));
+        // At most chunk_size (a u32).
+        len as usize
+    }
+}
+
+/// Encrypt `len` bytes read from `input` under `key` into `output`, `chunk_size` bytes at a
+/// time (memory: one chunk). Returns the header written.
+pub fn encrypt(
+    key: &Key,
+    input: &mut impl Read,
+    len: u64,
+    output: &mut impl Write,
+    chunk_size: u32,
+) -> Result<Header, Error> {
+    let header = Header::new(chunk_size, len)?;
+    let aad = header.encode();
+    output.write_all(&aad)?;
+    let cipher = XChaCha20Poly1305::new((&key.0).into());
+    let mut buf = vec![0u8; chunk_size as usize];
+    let mut done = 0u64;
+    for index in 0..header.chunks() {
+        let n = header.chunk_len(index);
+        let chunk = &mut buf[..n];
+        if let Err(e) = input.read_exact(chunk) {
+            return Err(if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::ShortInput {
+                    got: done,
+                    want: len,
+                }
+            } else {
+                e.into()
+            });
+        }
+        let tag = cipher
+            .encrypt_in_place_detached(&header.nonce(index), &aad, chunk)
+            .map_err(|_| Error::TooLarge(len))?;
+        output.write_all(chunk)?;
+        output.write_all(&tag)?;
+        done += n as u64;
+    }
+    Ok(header)
+}
+
+/// Decrypts a stream as it arrives: bytes in, authenticated plaintext out, one chunk at a
+/// time. Nothing of a chunk is released before its tag is checked.
+pub struct Decryptor {
+    cipher: XChaCha20Poly1305,
+    header: Header,
+    aad: [u8; HEADER_LEN],
+    /// Header bytes seen so far, until the header is complete.
+    head: Vec<u8>,
+    started: bool,
+    buf: Vec<u8>,
+    next: u32,
+    received: u64,
+}
+
+impl Decryptor {
+    /// A decryptor for a stream whose header is not yet read.
+    pub fn new(key: &Key) -> Decryptor {
+        Decryptor {
+            cipher: XChaCha20Poly1305::new((&key.0).into()),
+            header: Header {
+                chunk_size: MIN_CHUNK,
+                plaintext_len: 0,
+                nonce_prefix: [0; 19],
+            },
+            aad: [0; HEADER_LEN],
+            head: Vec::with_capacity(HEADER_LEN),
+            started: false,
+            buf: Vec::new(),
+            next: 0,
+            received: 0,
+        }
+    }
+
+    /// The header, once read.
+    pub fn header(&self) -> Option<&Header> {
+        self.started.then_some(&self.header)
+    }
+
+    /// Feed the next ciphertext bytes; `out` receives each chunk's plaintext once it
+    /// authenticated. An error is final.
+    pub fn update(
+        &mut self,
+        mut input: &[u8],
+        out: &mut impl FnMut(&[u8]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.received = self.received.saturating_add(input.len() as u64);
+        if !self.started {
+            let need = HEADER_LEN - self.head.len();
+            let take = need.min(input.len());
+            self.head.extend_from_slice(&input[..take]);
+            input = &input[take..];
+            if self.head.len() < HEADER_LEN {
+                return Ok(());
+            }
+            self.header = Header::parse(&self.head)?;
+            self.aad = self.header.encode();
+            self.started = true;
+            self.buf = Vec::with_capacity(self.header.chunk_size as usize + TAG_LEN);
+        }
+        while !input.is_empty() {
+            if self.next >= self.header.chunks() {
+                return Err(Error::TrailingBytes);
+            }
+            let sealed = self.header.chunk_len(self.next) + TAG_LEN;
+            let take = (sealed - self.buf.len()).min(input.len());
+            self.buf.extend_from_slice(&input[..take]);
+            input = &input[take..];
+            if self.buf.len() == sealed {
+                self.open_chunk(out)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn open_chunk(
+        &mut self,
+        out: &mut impl FnMut(&[u8]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let index = self.next;
+        let n = self.buf.len() - TAG_LEN;
+        let (data, tag) = self.buf.split_at_mut(n);
+        let mut t = [0u8; TAG_LEN];
+        t.copy_from_slice(tag);
+        let tag = Tag::from(t);
+        self.cipher
+            .decrypt_in_place_detached(&self.header.nonce(index), &self.aad, data, &tag)
+            .map_err(|_| Error::Chunk { index })?;
+        out(data)?;
+        self.buf.clear();
+        self.next += 1;
+        Ok(())
+    }
+
+    /// The end of the stream: every chunk must have arrived and authenticated.
+    pub fn finish(self) -> Result<Header, Error> {
+        if !self.started || self.next < self.header.chunks() {
+            let want = if self.started {
+                self.header.ciphertext_len()
+            } else {
+                HEADER_LEN as u64
+            };
+            return Err(Error::Truncated {
+                got: self.received,
+                want,
+            });
+        }
+        Ok(self.header)
+    }
+}
+
+/// Decrypt a whole stream from `input` into `output` (memory: one chunk).
+pub fn decrypt(key: &Key, input: &mut impl Read, output: &mut impl Write) -> Result<Header, Error> {
+    let mut d = Decryptor::new(key);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        d.update(&buf[..n], &mut |p| Ok(output.write_all(p)?))?;
+    }
+    d.finish()
+}

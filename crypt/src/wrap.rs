@@ -1,0 +1,79 @@
+//! A content key sealed under one node key (XChaCha20-Poly1305, random nonce), bound to the
+//! node and to the image it opens (the SHA-256 of the plaintext image, as its manifest lists
+//! it), so a wrap cannot be moved to another node or another image.
+//!
+//! Layout ([`WRAP_LEN`] bytes): node number (u64, big-endian), nonce (24), sealed key (32 + 16).
+
+use crate::Key;
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
+
+pub const WRAP_LEN: usize = 8 + 24 + 32 + 16;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    #[error("a wrapped key is {WRAP_LEN} bytes, not {0}")]
+    Length(usize),
+    #[error("the wrap for node {0} does not open with its key (another image, or tampered)")]
+    Open(u64),
+}
+
+fn aad(node: u64, image_sha256: &[u8; 32]) -> [u8; 64] {
+    let mut a = [0u8; 64];
+    a[..24].copy_from_slice(b"ota-crypt key wrap v1\0\0\0");
+    a[24..32].copy_from_slice(&node.to_be_bytes());
+    a[32..].copy_from_slice(image_sha256);
+    a
+}
+
+/// Seal `content` under `node`'s key `node_key` for the image of SHA-256 `image_sha256`.
+pub fn seal(node: u64, node_key: &Key, content: &Key, image_sha256: &[u8; 32]) -> [u8; WRAP_LEN] {
+    use rand_core::RngCore;
+    let mut nonce = [0u8; 24];
+    rand_core::OsRng.fill_bytes(&mut nonce);
+    let mut out = [0u8; WRAP_LEN];
+    out[..8].copy_from_slice(&node.to_be_bytes());
+    out[8..32].copy_from_slice(&nonce);
+    out[32..64].copy_from_slice(&content.0);
+    let cipher = XChaCha20Poly1305::new((&node_key.0).into());
+    let tag = cipher
+        .encrypt_in_place_detached(
+            &XNonce::from(nonce),
+            &aad(node, image_sha256),
+            &mut out[32..64],
+        )
+        // 32 bytes are far below the cipher's message limit.
+        .unwrap_or_default();
+    out[64..].copy_from_slice(&tag);
+    out
+}
+
+/// The node a wrap is for (untrusted until it opens).
+pub fn node_of(wrap: &[u8]) -> Result<u64, Error> {
+    let b: &[u8; WRAP_LEN] = wrap.try_into().map_err(|_| Error::Length(wrap.len()))?;
+    let mut n = [0u8; 8];
+    n.copy_from_slice(&b[..8]);
+    Ok(u64::from_be_bytes(n))
+}
+
+/// Open a wrap with the key of its node. Never panics on untrusted bytes.
+pub fn open(wrap: &[u8], node_key: &Key, image_sha256: &[u8; 32]) -> Result<Key, Error> {
+    let node = node_of(wrap)?;
+    let mut key = [0u8; 32];
+    key.copy_from_slice(&wrap[32..64]);
+    let mut t = [0u8; 16];
+    t.copy_from_slice(&wrap[64..WRAP_LEN]);
+    let tag = Tag::from(t);
+    let mut nonce = [0u8; 24];
+    nonce.copy_from_slice(&wrap[8..32]);
+    let cipher = XChaCha20Poly1305::new((&node_key.0).into());
+    cipher
+        .decrypt_in_place_detached(
+            &XNonce::from(nonce),
+            &aad(node, image_sha256),
+            &mut key,
+            &tag,
+        )
+        .map_err(|_| Error::Open(node))?;
+    Ok(Key(key))
+}
