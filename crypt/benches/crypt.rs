@@ -11,7 +11,8 @@
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use ota_crypt::stream::{self, Decryptor, HEADER_LEN, TAG_LEN};
-use ota_crypt::subtree::Tree;
+use ota_crypt::subtree::{Secret, Tree};
+use ota_crypt::wrap_set::{self, WrapSet};
 use ota_crypt::{wrap, Key};
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -95,7 +96,12 @@ fn main() {
         "\nwrapped content keys for {fleet} vehicles (tree depth 20, {} bytes a wrap)",
         wrap::WRAP_LEN
     );
-    println!("| excluded | wraps | bytes | r·log2(N/r) |\n|---|---|---|---|");
+    println!(
+        "| excluded | wraps | bytes, all | r·log2(N/r) | one vehicle fetches (top + its shard, the largest), shards at depth {} |\n|---|---|---|---|---|",
+        wrap_set::DEFAULT_SHARD_DEPTH
+    );
+    let secret = Secret::generate();
+    let content = Key::generate();
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
     for r in [0u64, 100, 10_000] {
         let mut excluded = BTreeSet::new();
@@ -109,15 +115,34 @@ fn main() {
         let t = Instant::now();
         let cover = tree.cover(&excluded).unwrap();
         let secs = t.elapsed().as_secs_f64();
+        let set = WrapSet::build(
+            &secret,
+            tree,
+            &excluded,
+            &content,
+            &[7; 32],
+            wrap_set::DEFAULT_SHARD_DEPTH,
+        )
+        .unwrap();
+        let size = |s: &wrap_set::Shard| s.encode().len();
+        let top = size(&set.shards[&0]);
+        let largest = set
+            .shards
+            .iter()
+            .filter(|(n, _)| **n != 0)
+            .map(|(_, s)| size(s))
+            .max()
+            .unwrap_or(0);
         let bound = if r == 0 {
             "-".to_string()
         } else {
             format!("{:.0}", r as f64 * (fleet as f64 / r as f64).log2())
         };
         println!(
-            "| {r} | {} | {} | {bound} |   (cover computed in {:.3} s)",
+            "| {r} | {} | {} | {bound} | {} bytes |   (cover computed in {:.3} s)",
             cover.len(),
             cover.len() * wrap::WRAP_LEN,
+            top + largest,
             secs
         );
     }

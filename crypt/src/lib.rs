@@ -9,11 +9,19 @@
 //!   the keys of the nodes on its path (depth + 1 keys); a content key is wrapped once per node
 //!   of the *cover* of the non-excluded leaves, so excluding r of N receivers costs about
 //!   r·log2(N/r) wraps and no other receiver is re-keyed.
-//! - [`wrap`]: a content key sealed under one node key, bound to the image it opens.
+//! - [`wrap`]: a content key sealed under one node key, bound to the image it opens;
+//!   [`wrap_set`]: an image's wraps, split in shards so a receiver fetches only its own.
+//! - [`receiver`]: the node keys a vehicle or regulator is issued (a file installed at the
+//!   factory), and finding and opening its wrap.
+//! - [`plain`]: decrypting while downloading, then checking the plaintext's length and
+//!   SHA-256 against the image manifest.
 
+pub mod plain;
+pub mod receiver;
 pub mod stream;
 pub mod subtree;
 pub mod wrap;
+pub mod wrap_set;
 
 /// A 256-bit symmetric key (content key or node key), wiped when dropped.
 #[derive(Clone, PartialEq, Eq)]

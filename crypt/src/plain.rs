@@ -1,0 +1,117 @@
+//! Decrypting while downloading, then checking the plaintext against the image manifest:
+//! each chunk is released only after it authenticated, the plaintext is hashed as it is
+//! written, and [`PlainWriter::finish`] refuses a plaintext whose length or SHA-256 is not
+//! the manifest's (a supplier that encrypted other bytes than it signed).
+
+use crate::stream::{Decryptor, Error as StreamError, HEADER_LEN};
+use crate::Key;
+use sha2::{Digest, Sha256};
+use std::io::Write;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    #[error("the decrypted image is {got} bytes; its manifest says {want}")]
+    Length { got: u64, want: u64 },
+    #[error("the decrypted image's SHA-256 is not its manifest's")]
+    Hash,
+}
+
+/// Ciphertext in ([`Write`]), verified plaintext out to `inner`.
+pub struct PlainWriter<W: Write> {
+    decryptor: Decryptor,
+    inner: W,
+    hasher: Sha256,
+    written: u64,
+    want_len: u64,
+    want_sha256: [u8; 32],
+    /// Ciphertext bytes fed, up to the header's length.
+    fed: usize,
+}
+
+impl<W: Write> PlainWriter<W> {
+    /// Decrypt with `key` into `inner`, expecting `want_len` bytes of SHA-256 `want_sha256`.
+    pub fn new(key: &Key, inner: W, want_len: u64, want_sha256: [u8; 32]) -> Self {
+        PlainWriter {
+            decryptor: Decryptor::new(key),
+            inner,
+            hasher: Sha256::new(),
+            written: 0,
+            want_len,
+            want_sha256,
+            fed: 0,
+        }
+    }
+
+    /// Feed ciphertext.
+    pub fn update(&mut self, ciphertext: &[u8]) -> Result<(), Error> {
+        // The header first, so a length other than the manifest's is refused before any
+        // chunk is decrypted.
+        let mut rest = ciphertext;
+        if self.fed < HEADER_LEN {
+            let n = (HEADER_LEN - self.fed).min(rest.len());
+            let (head, tail) = rest.split_at(n);
+            self.feed(head)?;
+            self.fed += n;
+            rest = tail;
+            if let Some(h) = self.decryptor.header() {
+                if h.plaintext_len != self.want_len {
+                    return Err(Error::Length {
+                        got: h.plaintext_len,
+                        want: self.want_len,
+                    });
+                }
+            }
+        }
+        self.feed(rest)
+    }
+
+    fn feed(&mut self, ciphertext: &[u8]) -> Result<(), Error> {
+        let (inner, hasher, written, want) = (
+            &mut self.inner,
+            &mut self.hasher,
+            &mut self.written,
+            self.want_len,
+        );
+        self.decryptor.update(ciphertext, &mut |p| {
+            *written = written.saturating_add(p.len() as u64);
+            if *written > want {
+                // Stop before writing more than the manifest allows.
+                return Err(StreamError::TrailingBytes);
+            }
+            hasher.update(p);
+            inner.write_all(p)?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// The end of the ciphertext: every chunk authenticated, and the plaintext is the
+    /// manifest's. Returns the inner writer.
+    pub fn finish(self) -> Result<W, Error> {
+        self.decryptor.finish()?;
+        if self.written != self.want_len {
+            return Err(Error::Length {
+                got: self.written,
+                want: self.want_len,
+            });
+        }
+        let got: [u8; 32] = self.hasher.finalize().into();
+        if got != self.want_sha256 {
+            return Err(Error::Hash);
+        }
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for PlainWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.update(buf)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
