@@ -30,6 +30,7 @@ const AREAS: &[&str] = &[
     "Stolen keys",
     "Partial updates",
     "Power loss",
+    "Confidentiality",
 ];
 
 const CRATES: &[&str] = &[
@@ -39,6 +40,7 @@ const CRATES: &[&str] = &[
     "ecu",
     "conformance",
     "fuzz",
+    "crypt",
 ];
 const BEGIN: &str = "<!-- scenarios:begin -->";
 const END: &str = "<!-- scenarios:end -->";

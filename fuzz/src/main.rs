@@ -34,7 +34,7 @@ struct Args {
     #[arg(long, default_value_t = 60)]
     seconds: u64,
     /// Only these targets (repeatable): metadata, compact-manifest, isotp, uds, ecu-trust,
-    /// gateway-config.
+    /// gateway-config, image-crypt.
     #[arg(long = "target", value_name = "NAME")]
     targets: Vec<String>,
     /// PRNG seed: the same seed and budget give the same inputs.
@@ -60,6 +60,7 @@ fn main() {
         "uds",
         "ecu-trust",
         "gateway-config",
+        "image-crypt",
     ];
     // `selftest` (hidden) panics on some inputs: it shows the harness reports findings.
     if let Some(t) = args
@@ -94,6 +95,7 @@ fn main() {
             "uds" => targets::uds(),
             "gateway-config" => targets::gateway_config(),
             "ecu-trust" => targets::ecu_trust(),
+            "image-crypt" => targets::image_crypt(),
             _ => targets::selftest(),
         };
         let regressions = targets::files_in(&args.regressions.join(name));

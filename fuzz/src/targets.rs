@@ -395,3 +395,50 @@ pub fn ecu_trust() -> Target {
         }),
     }
 }
+
+/// What a gateway reads for an encrypted image: the encrypted stream (decrypted while it
+/// downloads, then checked against the manifest), a shard of wrapped content keys, and the
+/// vehicle's key file.
+pub fn image_crypt() -> Target {
+    use ota_crypt::plain::PlainWriter;
+    use ota_crypt::receiver::ReceiverKeys;
+    use ota_crypt::subtree::{Secret, Tree};
+    use ota_crypt::wrap_set::{Shard, WrapSet};
+    use ota_crypt::{stream, Key};
+    use sha2::{Digest, Sha256};
+    let content = Key([7; 32]);
+    let plain: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+    let sha: [u8; 32] = Sha256::digest(&plain).into();
+    let mut ct = Vec::new();
+    let _ = stream::encrypt(&content, &mut &plain[..], 5000, &mut ct, 1024);
+    let secret = Secret(Key([9; 32]));
+    let Ok(tree) = Tree::new(8) else {
+        return selftest();
+    };
+    let Ok(mine) = ReceiverKeys::issue(&secret, tree, 3) else {
+        return selftest();
+    };
+    let shards: Vec<Vec<u8>> = WrapSet::build(&secret, tree, &[1, 200].into(), &content, &sha, 4)
+        .map(|s| s.shards.values().map(Shard::encode).collect())
+        .unwrap_or_default();
+    let mut seeds = vec![ct, mine.to_json()];
+    seeds.extend(shards);
+    Target {
+        what: "encrypted image stream, wrapped-key shard, vehicle key file",
+        seeds,
+        max_len: 16 * 1024,
+        run: Box::new(move |b| {
+            let mut w = PlainWriter::new(&content, std::io::sink(), 5000, sha);
+            // As a download delivers it, in uneven pieces.
+            let ok = b.chunks(777).all(|c| w.update(c).is_ok());
+            if ok {
+                let _ = w.finish();
+            }
+            if let Ok(s) = Shard::parse(b) {
+                let wraps: Vec<&[u8]> = s.wraps.iter().map(|w| &w[..]).collect();
+                let _ = mine.open(s.depth, &wraps, &s.image_sha256);
+            }
+            let _ = ReceiverKeys::parse(b);
+        }),
+    }
+}
