@@ -10,7 +10,8 @@
 //! of distinct regulator keys of its trust document.
 
 use crate::compact_manifest::{
-    verify_threshold, SignatureEntry, BODY_LEN, MAX_SIGNATURES, MAX_SIG_LEN,
+    parse_signatures, verify_threshold, SignatureEntry, SignatureListError, BODY_LEN,
+    MAX_SIGNATURES, MAX_SIG_LEN,
 };
 use crate::trust::KeySet;
 use heapless::Vec;
@@ -36,6 +37,17 @@ pub enum Error {
     },
 }
 
+impl From<SignatureListError> for Error {
+    fn from(e: SignatureListError) -> Error {
+        match e {
+            SignatureListError::Truncated => Error::Truncated,
+            SignatureListError::TrailingBytes => Error::TrailingBytes,
+            SignatureListError::BadCount(n) => Error::BadSignatureCount(n),
+            SignatureListError::TooLong(n) => Error::SignatureTooLong(n),
+        }
+    }
+}
+
 /// The message a regulator signs to approve the compact manifest whose body is `body`.
 pub fn message(body: &[u8; BODY_LEN]) -> [u8; MESSAGE_LEN] {
     let mut m = [0u8; MESSAGE_LEN];
@@ -51,35 +63,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<SignatureEntry, MAX_SIGNATURES>, Error>
     if bytes.len() > MAX_LEN {
         return Err(Error::TrailingBytes);
     }
-    let (&count, mut rest) = bytes.split_first().ok_or(Error::Truncated)?;
-    if count == 0 || usize::from(count) > MAX_SIGNATURES {
-        return Err(Error::BadSignatureCount(count));
-    }
-    let mut out = Vec::new();
-    for _ in 0..count {
-        if rest.len() < 34 {
-            return Err(Error::Truncated);
-        }
-        let mut keyid = [0u8; 32];
-        keyid.copy_from_slice(&rest[..32]);
-        let len = u16::from_be_bytes([rest[32], rest[33]]);
-        let n = usize::from(len);
-        if n > MAX_SIG_LEN {
-            return Err(Error::SignatureTooLong(len));
-        }
-        rest = &rest[34..];
-        if rest.len() < n {
-            return Err(Error::Truncated);
-        }
-        let sig = Vec::from_slice(&rest[..n]).map_err(|_| Error::SignatureTooLong(len))?;
-        rest = &rest[n..];
-        out.push(SignatureEntry { keyid, sig })
-            .map_err(|_| Error::BadSignatureCount(count))?;
-    }
-    if !rest.is_empty() {
-        return Err(Error::TrailingBytes);
-    }
-    Ok(out)
+    Ok(parse_signatures(bytes)?)
 }
 
 /// Whether `bundle` carries approvals of `body` by a threshold of distinct `regulators`.

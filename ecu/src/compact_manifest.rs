@@ -232,6 +232,64 @@ pub struct ProvisionedKey {
     pub key: rsa::RsaPublicKey,
 }
 
+/// Why a signature list was refused (see [`parse_signatures`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignatureListError {
+    Truncated,
+    TrailingBytes,
+    BadCount(u8),
+    TooLong(u16),
+}
+
+impl From<SignatureListError> for Error {
+    fn from(e: SignatureListError) -> Error {
+        match e {
+            SignatureListError::Truncated => Error::Truncated,
+            SignatureListError::TrailingBytes => Error::TrailingBytes,
+            SignatureListError::BadCount(n) => Error::BadSignatureCount(n),
+            SignatureListError::TooLong(n) => Error::SignatureTooLong(n),
+        }
+    }
+}
+
+/// The signature list that ends a compact manifest, an ECU trust document and a regulators'
+/// attestation bundle: a count (1 to [`MAX_SIGNATURES`]), then per signature its key id (32),
+/// length (u16, big-endian, at most [`MAX_SIG_LEN`]) and bytes, and nothing after. Untrusted
+/// bytes; never panics.
+pub fn parse_signatures(
+    bytes: &[u8],
+) -> Result<Vec<SignatureEntry, MAX_SIGNATURES>, SignatureListError> {
+    let (&count, mut rest) = bytes.split_first().ok_or(SignatureListError::Truncated)?;
+    if count == 0 || usize::from(count) > MAX_SIGNATURES {
+        return Err(SignatureListError::BadCount(count));
+    }
+    let mut out = Vec::new();
+    for _ in 0..count {
+        if rest.len() < 34 {
+            return Err(SignatureListError::Truncated);
+        }
+        let mut keyid = [0u8; 32];
+        keyid.copy_from_slice(&rest[..32]);
+        let len = u16::from_be_bytes([rest[32], rest[33]]);
+        let n = usize::from(len);
+        if n > MAX_SIG_LEN {
+            return Err(SignatureListError::TooLong(len));
+        }
+        rest = &rest[34..];
+        if rest.len() < n {
+            return Err(SignatureListError::Truncated);
+        }
+        let sig = Vec::from_slice(&rest[..n]).map_err(|_| SignatureListError::TooLong(len))?;
+        rest = &rest[n..];
+        out.push(SignatureEntry { keyid, sig })
+            .map_err(|_| SignatureListError::BadCount(count))?;
+    }
+    if !rest.is_empty() {
+        return Err(SignatureListError::TrailingBytes);
+    }
+    Ok(out)
+}
+
 impl CompactManifest {
     /// Parse untrusted bytes. Checks layout only; call [`CompactManifest::verify`] before use.
     pub fn parse(bytes: &[u8]) -> Result<Self, Error> {
@@ -244,36 +302,7 @@ impl CompactManifest {
         let mut body_bytes = [0u8; BODY_LEN];
         body_bytes.copy_from_slice(&bytes[..BODY_LEN]);
         let body = Body::decode(&body_bytes)?;
-        let count = bytes[BODY_LEN];
-        if count == 0 || usize::from(count) > MAX_SIGNATURES {
-            return Err(Error::BadSignatureCount(count));
-        }
-        let mut rest = &bytes[BODY_LEN + 1..];
-        let mut signatures = Vec::new();
-        for _ in 0..count {
-            if rest.len() < 34 {
-                return Err(Error::Truncated);
-            }
-            let mut keyid = [0u8; 32];
-            keyid.copy_from_slice(&rest[..32]);
-            let len = u16::from_be_bytes([rest[32], rest[33]]);
-            let n = usize::from(len);
-            if n > MAX_SIG_LEN {
-                return Err(Error::SignatureTooLong(len));
-            }
-            rest = &rest[34..];
-            if rest.len() < n {
-                return Err(Error::Truncated);
-            }
-            let sig = Vec::from_slice(&rest[..n]).map_err(|_| Error::SignatureTooLong(len))?;
-            rest = &rest[n..];
-            signatures
-                .push(SignatureEntry { keyid, sig })
-                .map_err(|_| Error::BadSignatureCount(count))?;
-        }
-        if !rest.is_empty() {
-            return Err(Error::TrailingBytes);
-        }
+        let signatures = parse_signatures(&bytes[BODY_LEN..])?;
         Ok(CompactManifest {
             body,
             body_bytes,

@@ -41,8 +41,8 @@
 //! gateway can install the revoked release again, approval bundle or not.
 
 use crate::compact_manifest::{
-    verify_threshold, Error as SigError, Field, ProvisionedKey, SignatureEntry, FIELD_LEN,
-    MAX_SIGNATURES, MAX_SIG_LEN,
+    parse_signatures, verify_threshold, Error as SigError, Field, ProvisionedKey, SignatureEntry,
+    SignatureListError, FIELD_LEN, MAX_SIGNATURES, MAX_SIG_LEN,
 };
 use heapless::Vec;
 
@@ -97,6 +97,17 @@ pub enum Error {
     NotSignedByCurrent,
     /// Not signed by a threshold of its own signer keys.
     NotSelfSigned,
+}
+
+impl From<SignatureListError> for Error {
+    fn from(e: SignatureListError) -> Error {
+        match e {
+            SignatureListError::Truncated => Error::Truncated,
+            SignatureListError::TrailingBytes => Error::TrailingBytes,
+            SignatureListError::BadCount(n) => Error::BadSignatureCount(n),
+            SignatureListError::TooLong(n) => Error::SignatureTooLong(n),
+        }
+    }
 }
 
 impl core::fmt::Display for Error {
@@ -263,26 +274,7 @@ impl<'a> Signed<'a> {
         let regulators = read_set(&mut r, h[46], h[47], 1)?;
         let signers = read_set(&mut r, h[48], h[49], 2)?;
         let signed_len = bytes.len() - r.0.len();
-        let count = r.take(1)?[0];
-        if count == 0 || usize::from(count) > MAX_SIGNATURES {
-            return Err(Error::BadSignatureCount(count));
-        }
-        let mut signatures = Vec::new();
-        for _ in 0..count {
-            let keyid = r.keyid()?;
-            let len = r.u16()?;
-            if usize::from(len) > MAX_SIG_LEN {
-                return Err(Error::SignatureTooLong(len));
-            }
-            let sig = Vec::from_slice(r.take(usize::from(len))?)
-                .map_err(|_| Error::SignatureTooLong(len))?;
-            signatures
-                .push(SignatureEntry { keyid, sig })
-                .map_err(|_| Error::BadSignatureCount(count))?;
-        }
-        if !r.0.is_empty() {
-            return Err(Error::TrailingBytes);
-        }
+        let signatures = parse_signatures(r.0)?;
         Ok(Signed {
             doc: TrustDocument {
                 version,
