@@ -57,9 +57,12 @@ http {
   fastcgi_temp_path "$work/nginx/temp/fastcgi";
   uwsgi_temp_path "$work/nginx/temp/uwsgi";
   scgi_temp_path "$work/nginx/temp/scgi";
-  types { application/json json; }
-  default_type application/octet-stream;
-  server { listen 127.0.0.1:$port; root "$work"; }
+  include "$here/deploy/nginx/ota-http.conf";
+  server {
+    listen 127.0.0.1:$port;
+    root "$work";
+    add_header Cache-Control \$ota_cache_control always;
+  }
 }
 CONF
   "$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/logs/error.log" -g 'daemon off;' &

@@ -166,19 +166,23 @@ impl Nginx {
                  http {{\n\
                  \x20   access_log {};\n\
                  {temp_paths}\
-                 \x20   types {{ application/json json; }}\n\
-                 \x20   default_type application/octet-stream;\n\
+                 \x20   include {site};\n\
                  \x20   server {{\n\
                  \x20       listen 127.0.0.1:{port}{ssl};\n\
                  {certs}\
                  \x20       server_name localhost;\n\
+                 \x20       add_header Cache-Control $ota_cache_control always;\n\
                  {locations}\
                  \x20   }}\n\
                  }}\n",
                 quoted(&error_log),
                 quoted(&p.join("nginx.pid")),
                 quoted(&p.join("logs").join("access.log")),
-                ssl = if tls.is_some() { " ssl" } else { "" },
+                // The cache and content-type rules a deployment uses (deploy/nginx/).
+                site = quoted(
+                    &Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nginx/ota-http.conf")
+                ),
+                ssl = if tls.is_some() { " ssl http2" } else { "" },
                 certs = tls.map_or(String::new(), |ca| format!(
                     "        ssl_certificate {};\n        ssl_certificate_key {};\n",
                     quoted(&ca.leaf_pem()),
