@@ -501,6 +501,7 @@ impl Gateway {
                 }
             }
         }
+        staging.sync()?;
 
         // Phase two: every image into its ECU's inactive slot, verified there and pending.
         let mut journal = Journal {
