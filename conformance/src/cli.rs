@@ -19,13 +19,14 @@
 //! - `refresh` runs the TUF client workflow (root chain, timestamp, snapshot, top-level
 //!   targets). `D` holds unversioned names (`root.json`, `timestamp.json`, …, delegated roles
 //!   percent-encoded) with the exact bytes served, written atomically.
-//! - `download` refreshes, then looks every target up through the delegation graph, in order
-//!   (a target not found stops the run before anything is downloaded); then, for each, skips
-//!   it when `TD` already holds a file with the signed length and SHA-256, else downloads it
-//!   (length-bounded, hashed while streaming, renamed into place only once verified), up to
-//!   `Limits::download_concurrency` targets at once over reused connections. The first
-//!   failure stops the run: no further download starts, and the error reported is that of
-//!   the first failed target in the order given. A target is stored in `TD` under its
+//! - `download` refreshes, then looks the targets up through the delegation graph, in order;
+//!   then, for each target found, skips it when `TD` already holds a file with the signed
+//!   length and SHA-256, else downloads it (length-bounded, hashed while streaming, renamed
+//!   into place only once verified), up to `Limits::download_concurrency` targets at once over
+//!   reused connections. The first failure stops the run: a target not found stops the
+//!   lookups (those before it are still fetched, none after it); a failed download stops
+//!   further downloads from starting (those in flight finish), and the error reported is that
+//!   of the first failed target in the order given. A target is stored in `TD` under its
 //!   percent-encoded path (`a/b.txt` is `TD/a%2Fb.txt`), as python-tuf's conformance client
 //!   does, so a re-download replaces the same file.
 //!
@@ -210,16 +211,28 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
             let mut u = updater(dir, url, base, &limits)?;
             u.refresh()?;
             say(format!("refreshed: {}", versions(&u)));
-            // Every lookup first (they may fetch delegated roles, in order), then the
-            // targets themselves, several at once (Limits::download_concurrency).
+            // Every lookup first, in order (they may fetch delegated roles), then the targets
+            // themselves, several at once (Limits::download_concurrency). A failed lookup
+            // stops the lookups; the targets found before it are still fetched, as they would
+            // have been one after another, and then the lookup's error is reported.
             let mut found = Vec::with_capacity(cli.target_names.len());
+            let mut lookup_failed = None;
             for target in &cli.target_names {
-                let tuf::Found { info, role, .. } =
-                    u.get_targetinfo(target)?
-                        .ok_or_else(|| CliError::TargetNotFound {
+                match u.get_targetinfo(target) {
+                    Ok(Some(tuf::Found { info, role, .. })) => {
+                        found.push((target.as_str(), info, role))
+                    }
+                    Ok(None) => {
+                        lookup_failed = Some(CliError::TargetNotFound {
                             target: target.clone(),
-                        })?;
-                found.push((target.as_str(), info, role));
+                        });
+                        break;
+                    }
+                    Err(e) => {
+                        lookup_failed = Some(e.into());
+                        break;
+                    }
+                }
             }
             let wanted: Vec<(&str, &TargetFile)> =
                 found.iter().map(|(t, info, _)| (*t, info)).collect();
@@ -235,6 +248,9 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
                         path.display()
                     ),
                 });
+            }
+            if let Some(e) = lookup_failed {
+                return Err(e);
             }
         }
     }
