@@ -5,12 +5,26 @@
 //! - hashing while downloading against `sha2` alone on the same 64 KiB buffers (target: 90%),
 //!   both measured the same way (five runs, medians and spread; the marginal cost per pair of
 //!   alternating downloads, not a difference of two minima);
-//! - a cold update of 100 images of 1 MiB: wall time and peak memory.
+//! - a cold update of 100 images of 1 MiB: wall time and peak memory;
+//! - the size of the `ota-gateway` binary (target: stripped, at most 4 MiB).
+//!
+//! First, the client against python-tuf (target: a cold fetch in at most 0.25 of python-tuf's
+//! wall time, a warm check in at most 0.05, a cold peak RSS of at most 16 MiB): a repository
+//! made by python-tuf (`python_tuf_peer.py make`: RSA-3072, consistent snapshots, 100 targets
+//! of 1 MiB) served by nginx over plain HTTP on loopback, fetched cold (trust the root,
+//! refresh, download every target) by our client and by python-tuf's ngclient, five runs
+//! each, alternating; then a warm check (refresh, nothing new) against the metadata each one
+//! kept. Wall and CPU come from the peer's `measure` (wait4 rusage), peak RSS from GNU time.
+//! Our client is this executable re-run with `--tuf-client`: the calls `ota-tuf-conformance
+//! init` and `download` make, in one process as python-tuf's client runs. python-tuf is a
+//! peer, installed with pip when missing, never a dependency.
 //!
 //! Peak memory is the `ota-gateway` process's own maximum RSS, from GNU time (`/usr/bin/time`).
-//! Run: `cargo bench -p ota-client --bench gateway` (needs nginx and openssl).
-//! `OTA_BENCH_QUICK=1` runs the same steps on a 16 MiB image and 10 images of 1 MiB (what
-//! `.ci/run` does, so the benchmark never rots; its figures are not the ones to quote).
+//! Run: `cargo bench -p ota-client --bench gateway` (needs nginx and openssl; python3 for the
+//! comparison). `OTA_BENCH_QUICK=1` runs the same steps on a 16 MiB image, 10 images of 1 MiB
+//! and, against python-tuf, 10 targets of 256 KiB once (what `.ci/run` does, so the benchmark
+//! never rots; its figures are not the ones to quote). `OTA_BENCH_ONLY=python-tuf` stops after
+//! the comparison.
 
 #[path = "../tests/world/mod.rs"]
 mod world;
@@ -67,6 +81,14 @@ fn gateway(config: &Path, cmd: &str) -> (u64, f64, String) {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--tuf-client") {
+        if let Err(e) = tuf_client(&args[at + 1..]) {
+            eprintln!("tuf client: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     for (prog, path) in [("nginx", None), ("/usr/bin/time", Some("/usr/bin/time"))] {
         let found = path.map_or_else(
             || ota_testkit::require_program(prog, prog).is_some(),
@@ -78,6 +100,11 @@ fn main() {
         }
     }
     let nginx_bin = ota_testkit::require_program("nginx", "nginx").unwrap();
+    let quick = std::env::var_os("OTA_BENCH_QUICK").is_some();
+    vs_python_tuf(&nginx_bin, quick);
+    if std::env::var("OTA_BENCH_ONLY").is_ok_and(|v| v == "python-tuf") {
+        return;
+    }
     println!("== ota-gateway benchmark (nginx over HTTPS on 127.0.0.1) ==");
     let tmp = tempfile::tempdir().unwrap();
     let ca = TestCa::new();
@@ -98,7 +125,6 @@ fn main() {
     );
 
     // The images: one of 256 MiB, a hundred of 1 MiB (quick: 16 MiB and ten).
-    let quick = std::env::var_os("OTA_BENCH_QUICK").is_some();
     let (big_mib, many_n) = if quick { (16, 10) } else { (256, 100) };
     let t = Instant::now();
     let big = w.p("big.bin");
@@ -211,10 +237,13 @@ fn main() {
     let (mut plain, mut hashed) = (Vec::new(), Vec::new());
     let (mut marginal, mut marginal_cpu) = (Vec::new(), Vec::new());
     for _ in 0..RUNS {
+        // A new file each time, as download_target writes: rewriting a truncated file makes
+        // ext4 start its write-out on close (auto_da_alloc), a cost the other side does not pay.
+        let _ = std::fs::remove_file(w.p("plain.bin"));
         let (t, c) = (Instant::now(), thread_cpu());
         let mut f = std::fs::File::create(w.p("plain.bin")).unwrap();
+        // No fsync: download_target does not fsync a target either (see tuf/download.rs).
         fetcher.fetch_into(&raw_url, info.length, &mut f).unwrap();
-        f.sync_all().unwrap();
         let (p, pc) = (t.elapsed().as_secs_f64(), thread_cpu() - c);
         let _ = std::fs::remove_file(up.target_path("big-1.0.bin", &dest));
         let (t, c) = (Instant::now(), thread_cpu());
@@ -255,10 +284,293 @@ fn main() {
         "cold update, {many_n} x 1 MiB:     {secs:>6.2} s, peak RSS {:.1} MiB",
         rss as f64 / 1024.0
     );
+
+    // The binary measured above, built by the bench profile (which inherits release's:
+    // LTO, one codegen unit, stripped).
+    let size = std::fs::metadata(env!("CARGO_BIN_EXE_ota-gateway")).map_or(0, |m| m.len());
+    println!(
+        "ota-gateway binary:           {size} bytes ({:.2} MiB, target <= 4 MiB: {})",
+        size as f64 / MIB as f64,
+        if size <= 4 << 20 { "met" } else { "NOT met" }
+    );
 }
 
 /// Median, minimum and maximum of `runs`.
 fn median_spread(mut runs: Vec<f64>) -> (f64, f64, f64) {
     runs.sort_by(f64::total_cmp);
     (runs[runs.len() / 2], runs[0], runs[runs.len() - 1])
+}
+
+// ---------------------------------------------------------------------------------------
+// Cold and warm fetch against python-tuf.
+
+/// The python-tuf peer: makes the repository, runs python-tuf's client, and times a child.
+const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python_tuf_peer.py");
+
+/// The variable that sets `Limits::download_concurrency` of our client (the same as
+/// `ota-tuf-conformance`'s).
+const CONCURRENCY_VAR: &str = "OTA_TUF_DOWNLOAD_CONCURRENCY";
+
+/// `python3`, talking to 127.0.0.1 directly whatever proxy the environment names.
+fn python() -> Command {
+    let mut c = Command::new("python3");
+    for v in [
+        "http_proxy",
+        "HTTP_PROXY",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ] {
+        c.env_remove(v);
+    }
+    c.env("no_proxy", "127.0.0.1,localhost")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    c
+}
+
+/// python-tuf's version if it (and pyca/cryptography) can be imported, after installing it
+/// with pip when it cannot: a peer of this benchmark, never a dependency of the project.
+fn python_tuf() -> Result<String, String> {
+    let check = || {
+        python()
+            .arg(PEER)
+            .arg("--check")
+            .output()
+            .map_err(|e| format!("python3: {e}"))
+    };
+    let out = check()?;
+    if out.status.success() {
+        return Ok(String::from_utf8_lossy(&out.stdout).trim().to_string());
+    }
+    println!("(python-tuf is not importable: python3 -m pip install -q tuf cryptography)");
+    let _ = python()
+        .args(["-m", "pip", "install", "-q", "tuf", "cryptography"])
+        .status();
+    let out = check()?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// Wall and CPU seconds (user + system) of one run of `cmd`, from the peer's `measure`
+/// (perf_counter around spawn and wait4, rusage in microseconds), so both clients are timed
+/// by the same code.
+fn timed(cmd: &[String], env: &[(&str, String)]) -> (f64, f64) {
+    let out = python()
+        .arg(PEER)
+        .args(["measure", "--"])
+        .args(cmd)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("running the python-tuf peer");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut it = text
+        .split_whitespace()
+        .map(|v| v.parse::<f64>().unwrap_or(0.0));
+    (it.next().unwrap_or(0.0), it.next().unwrap_or(0.0))
+}
+
+/// Peak RSS in KiB of one run of `cmd`, from GNU time (a small C parent: a forked Python or
+/// benchmark process would count its own memory as the child's peak).
+fn peak_rss(cmd: &[String], env: &[(&str, String)]) -> u64 {
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "@@%M"])
+        .args(cmd)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env_remove("http_proxy")
+        .output()
+        .expect("running /usr/bin/time");
+    assert!(out.status.success(), "{cmd:?} failed");
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("@@"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Our client in a child process: this benchmark's own executable run with `--tuf-client`,
+/// doing what `ota-tuf-conformance init` then `download` do, in one process as python-tuf's
+/// client does (trust the root, refresh, look every target up, fetch them all with
+/// [`Updater::fetch_targets`]); `warm` only refreshes, against metadata already held.
+/// Arguments: `cold|warm METADATA_DIR TARGET_DIR ROOT BASE_URL TARGET...`.
+fn tuf_client(args: &[String]) -> Result<(), String> {
+    let [mode, md, td, root, base, names @ ..] = args else {
+        return Err("usage: --tuf-client cold|warm MD TD ROOT URL TARGET...".into());
+    };
+    let mut limits = Limits::default();
+    if let Some(n) = std::env::var(CONCURRENCY_VAR)
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        limits.download_concurrency = n;
+    }
+    let e = |e: ota_client::tuf::Error| e.to_string();
+    if mode == "cold" {
+        let bytes = std::fs::read(root).map_err(|e| e.to_string())?;
+        ota_client::tuf::init_trusted_root(Path::new(md), &bytes, &limits).map_err(e)?;
+    }
+    let fetcher = HttpFetcher::new(&limits, CaRoots::None).map_err(|x| x.to_string())?;
+    let now = ota_metadata::DateTime::now();
+    let mut up = Updater::new(md, base, &targets_url(base), fetcher, limits, now).map_err(e)?;
+    up.refresh().map_err(e)?;
+    if mode == "warm" {
+        return Ok(());
+    }
+    let mut found = Vec::with_capacity(names.len());
+    for n in names {
+        let f = up
+            .get_targetinfo(n)
+            .map_err(e)?
+            .ok_or(format!("{n}: not found"))?;
+        found.push((n.as_str(), f.info));
+    }
+    let wanted: Vec<(&str, &ota_metadata::roles::TargetFile)> =
+        found.iter().map(|(n, i)| (*n, i)).collect();
+    let done = up.fetch_targets(&wanted, Path::new(td)).map_err(e)?;
+    if done.len() == names.len() {
+        Ok(())
+    } else {
+        Err("not every target was fetched".into())
+    }
+}
+
+/// The headline: a cold fetch of many targets from a repository python-tuf made (RSA-3072,
+/// consistent snapshots), served by nginx over HTTP on loopback, by our client and by
+/// python-tuf's ngclient, median of five runs each (alternating, so the load of the two
+/// cores weighs on both alike), and a warm check (nothing new), in the same run.
+fn vs_python_tuf(nginx_bin: &Path, quick: bool) {
+    let (count, size, runs) = if quick {
+        (10, 256 * 1024, 1)
+    } else {
+        (100, MIB, 5)
+    };
+    println!(
+        "== cold fetch of {count} targets x {} KiB: ours vs python-tuf (nginx, HTTP, 127.0.0.1) ==",
+        size / 1024
+    );
+    let version = match python_tuf() {
+        Ok(v) => v,
+        Err(why) => {
+            println!("skipping the comparison: python-tuf is not available ({why})");
+            return;
+        }
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let made = python()
+        .arg(PEER)
+        .args(["make"])
+        .arg(&repo)
+        .args([count.to_string(), size.to_string()])
+        .output()
+        .expect("python-tuf making the repository");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let names: Vec<String> = String::from_utf8_lossy(&made.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(names.len(), count);
+    let nginx = Nginx::start(nginx_bin, &[("py", repo.as_path())]);
+    let url = nginx.url("py");
+    let root = repo.join("1.root.json").display().to_string();
+    let me = std::env::current_exe().unwrap().display().to_string();
+    let s = |p: &Path| p.display().to_string();
+    let ours = |mode: &str, md: &Path, td: &Path| -> Vec<String> {
+        let mut c = vec![me.clone(), "--tuf-client".into(), mode.into(), s(md), s(td)];
+        c.extend([root.clone(), url.clone()]);
+        c.extend(names.iter().cloned());
+        c
+    };
+    let theirs = |md: &Path, td: &Path, warm: bool| -> Vec<String> {
+        let mut c = vec!["python3".into(), PEER.into(), "client".into(), s(md), s(td)];
+        c.extend([root.clone(), url.clone()]);
+        if warm {
+            c.push("--refresh-only".into());
+        }
+        c
+    };
+    let fresh = |what: &str, i: usize| {
+        let d = tmp.path().join(format!("{what}-{i}"));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("t")).unwrap();
+        (d.join("m"), d.join("t"))
+    };
+    let no_env: Vec<(&str, String)> = Vec::new();
+    let (mut o_wall, mut o_cpu, mut p_wall, mut p_cpu) = (vec![], vec![], vec![], vec![]);
+    let (mut o_warm, mut p_warm) = (vec![], vec![]);
+    for i in 0..runs {
+        let (md, td) = fresh("ours", i);
+        let (w, c) = timed(&ours("cold", &md, &td), &no_env);
+        o_wall.push(w);
+        o_cpu.push(c);
+        assert_eq!(std::fs::read_dir(&td).unwrap().count(), count);
+        o_warm.push(timed(&ours("warm", &md, &td), &no_env).0);
+        let (md, td) = fresh("python", i);
+        let (w, c) = timed(&theirs(&md, &td, false), &no_env);
+        p_wall.push(w);
+        p_cpu.push(c);
+        assert_eq!(std::fs::read_dir(&td).unwrap().count(), count);
+        p_warm.push(timed(&theirs(&md, &td, true), &no_env).0);
+    }
+    let (md, td) = fresh("ours-rss", 0);
+    let o_rss = peak_rss(&ours("cold", &md, &td), &no_env);
+    let (md, td) = fresh("python-rss", 0);
+    let p_rss = peak_rss(&theirs(&md, &td, false), &no_env);
+    let med = |v: Vec<f64>| median_spread(v).0;
+    let (ow, oc, pw, pc) = (med(o_wall), med(o_cpu), med(p_wall), med(p_cpu));
+    let (ow2, pw2) = (med(o_warm), med(p_warm));
+    let verdict = |ratio: f64, goal: f64| if ratio <= goal { "met" } else { "NOT met" };
+    println!("{version}; each figure the median of {runs} run(s); ratio = ours / python-tuf");
+    println!("                                 ours   python-tuf   ratio   goal");
+    println!(
+        "cold (refresh + {count:>3}) wall  {ow:>7.3} s  {pw:>7.3} s   {:>6.3}   <= 0.25 ({})",
+        ow / pw,
+        verdict(ow / pw, 0.25)
+    );
+    println!(
+        "cold CPU (user + sys)      {oc:>7.3} s  {pc:>7.3} s   {:>6.3}",
+        oc / pc
+    );
+    println!(
+        "warm (nothing new) wall    {ow2:>7.3} s  {pw2:>7.3} s   {:>6.3}   <= 0.05 ({})",
+        ow2 / pw2,
+        verdict(ow2 / pw2, 0.05)
+    );
+    println!(
+        "cold peak RSS              {:>5.1} MiB  {:>5.1} MiB            ours <= 16 MiB ({})",
+        o_rss as f64 / 1024.0,
+        p_rss as f64 / 1024.0,
+        if o_rss <= 16 * 1024 { "met" } else { "NOT met" }
+    );
+    // How the default concurrency was chosen: cold wall by concurrency.
+    let mut line = String::from("cold wall by download concurrency (median of runs):");
+    for conc in [1usize, 2, 4, 8] {
+        let env = vec![(CONCURRENCY_VAR, conc.to_string())];
+        let walls: Vec<f64> = (0..runs.min(3))
+            .map(|i| {
+                let (md, td) = fresh(&format!("conc{conc}"), i);
+                timed(&ours("cold", &md, &td), &env).0
+            })
+            .collect();
+        line += &format!("  {conc}: {:.3} s", med(walls));
+    }
+    println!("{line}");
+    println!(
+        "(default {}; nginx and both clients share the machine's cores)",
+        Limits::default().download_concurrency
+    );
 }

@@ -549,6 +549,7 @@ impl Gateway {
                 }
             }
         }
+        staging.sync()?;
 
         // Phase two: every image into its ECU's inactive slot, verified there and pending.
         let mut journal = Journal {

@@ -385,3 +385,85 @@ fn metadata_fetches_are_held_to_the_minimum_speed_too() {
     assert!(started.elapsed() < Duration::from_secs(4));
     assert!(!tree.path("meta/timestamp.json").exists());
 }
+
+/// `Updater::fetch_targets`: several targets at once, in the order asked, a name given twice
+/// fetched once, verified copies reused, and a refused target reported as the first failure
+/// with nothing of it left behind.
+#[test]
+fn many_targets_at_once() {
+    use ota_client::tuf::Fetched;
+    let tree = Tree::new();
+    let names: Vec<String> = (0..6)
+        .map(|i| {
+            tree.add_image(
+                &format!("fw{i}"),
+                "1.0.0",
+                70_000 + i * 1000,
+                "targets",
+                "GW-1",
+            )
+        })
+        .collect();
+    tree.publish();
+    let bad = format!(".{}", names[4]);
+    // The fifth target is served with other bytes of the same length.
+    let server = Server::start_with(tree.repo.clone(), move |req| {
+        req.path
+            .ends_with(&bad)
+            .then(|| body(&vec![0u8; 74_000], false, None))
+    });
+    let limits = Limits {
+        download_concurrency: 3,
+        ..Limits::default()
+    };
+    let http = HttpFetcher::new(&limits, CaRoots::None).unwrap();
+    let mut up = Updater::new(
+        tree.client_dir("meta", 1),
+        &server.url(),
+        &format!("{}/targets/", server.url()),
+        http,
+        limits,
+        tree.now,
+    )
+    .unwrap();
+    up.refresh().unwrap();
+    let infos: Vec<TargetFile> = names
+        .iter()
+        .map(|n| up.get_targetinfo(n).unwrap().expect("listed").info)
+        .collect();
+    let dest = tree.path("dest");
+    let want = |idx: &[usize]| -> Vec<(&str, &TargetFile)> {
+        idx.iter()
+            .map(|&i| (names[i].as_str(), &infos[i]))
+            .collect()
+    };
+
+    // 0..4 and 5, with 1 asked for twice.
+    let got = up.fetch_targets(&want(&[0, 1, 2, 1, 3, 5]), &dest).unwrap();
+    let order: Vec<PathBuf> = got.iter().map(|f| f.path().to_path_buf()).collect();
+    let expected: Vec<PathBuf> = [0, 1, 2, 1, 3, 5]
+        .iter()
+        .map(|&i| up.target_path(&names[i], &dest))
+        .collect();
+    assert_eq!(order, expected);
+    assert!(got.iter().all(|f| matches!(f, Fetched::Downloaded(_))));
+    for i in [0, 1, 2, 3, 5] {
+        let bytes = std::fs::read(up.target_path(&names[i], &dest)).unwrap();
+        assert_eq!(bytes, image_bytes(&format!("fw{i}"), 70_000 + i * 1000));
+    }
+    assert_eq!(server.requests_for(&names[1]).len(), 1, "fetched once");
+
+    // Again: every one verified in place, none fetched.
+    let got = up.fetch_targets(&want(&[5, 0]), &dest).unwrap();
+    assert!(got.iter().all(|f| matches!(f, Fetched::Cached(_))));
+    assert_eq!(server.requests_for(&names[0]).len(), 1);
+
+    // The wrong bytes of the fifth: its hash error, and nothing of it in the directory.
+    let err = up.fetch_targets(&want(&[0, 4, 5]), &dest).unwrap_err();
+    assert!(matches!(err, Error::TargetHash { .. }), "{err}");
+    let mut left = files(&dest);
+    left.sort();
+    let mut kept: Vec<String> = [0, 1, 2, 3, 5].iter().map(|&i| names[i].clone()).collect();
+    kept.sort();
+    assert_eq!(left, kept);
+}

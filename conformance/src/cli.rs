@@ -19,12 +19,18 @@
 //! - `refresh` runs the TUF client workflow (root chain, timestamp, snapshot, top-level
 //!   targets). `D` holds unversioned names (`root.json`, `timestamp.json`, …, delegated roles
 //!   percent-encoded) with the exact bytes served, written atomically.
-//! - `download` refreshes, then for each target in order: looks it up through the delegation
-//!   graph, skips it when `TD` already holds a file with the signed length and SHA-256, else
-//!   downloads it (length-bounded, hashed while streaming, renamed into place only once
-//!   verified). The first failure stops the run. A target is stored in `TD` under its
+//! - `download` refreshes, then looks the targets up through the delegation graph, in order;
+//!   then, for each target found, skips it when `TD` already holds a file with the signed
+//!   length and SHA-256, else downloads it (length-bounded, hashed while streaming, renamed
+//!   into place only once verified), up to `Limits::download_concurrency` targets at once over
+//!   reused connections. The first failure stops the run: a target not found stops the
+//!   lookups (those before it are still fetched, none after it); a failed download stops
+//!   further downloads from starting (those in flight finish), and the error reported is that
+//!   of the first failed target in the order given. A target is stored in `TD` under its
 //!   percent-encoded path (`a/b.txt` is `TD/a%2Fb.txt`), as python-tuf's conformance client
 //!   does, so a re-download replaces the same file.
+//!
+//! `OTA_TUF_DOWNLOAD_CONCURRENCY` (1 to 64) sets how many targets are downloaded at once.
 //!
 //! URLs may be `http://`, `https://` (Mozilla's roots), `file:///abs/path` or a plain path.
 //! The clock is read once per run with [`DateTime::now`] (`SystemTime::now`), so `faketime`
@@ -32,11 +38,17 @@
 
 use clap::{Parser, Subcommand};
 use ota_client::tuf::{self, AnyFetcher, CaRoots, HttpFetcher, Limits, Updater};
+use ota_metadata::roles::TargetFile;
 use ota_metadata::DateTime;
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
+
+/// How many targets `download` fetches at once, when set (1 to 64; anything else is ignored
+/// and the default of [`Limits::download_concurrency`] applies). The gateway benchmark sweeps
+/// it to show how the default was chosen.
+pub const CONCURRENCY_VAR: &str = "OTA_TUF_DOWNLOAD_CONCURRENCY";
 
 /// The tuf-conformance client: a TUF 1.0 client over one repository.
 ///
@@ -51,7 +63,8 @@ pub struct Cli {
     /// Base URL of the repository's metadata (http://, https://, file:// or a path).
     #[arg(long, global = true, value_name = "URL")]
     pub metadata_url: Option<String>,
-    /// Target path to download; repeat for several, downloaded in the order given.
+    /// Target path to download; repeat for several (looked up in the order given, then
+    /// downloaded several at once).
     #[arg(long = "target-name", global = true, value_name = "TARGET")]
     pub target_names: Vec<String>,
     /// Directory downloaded targets are stored in.
@@ -159,7 +172,14 @@ fn versions(u: &Updater<AnyFetcher>) -> String {
 /// Run one command, reporting each step on `out` as it is done (so a failed run still shows
 /// how far it got).
 pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
-    let limits = Limits::default();
+    let mut limits = Limits::default();
+    if let Some(n) = std::env::var(CONCURRENCY_VAR)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| (1..=64).contains(n))
+    {
+        limits.download_concurrency = n;
+    }
     let name = match cli.command {
         Command::Init { .. } => "init",
         Command::Refresh => "refresh",
@@ -191,24 +211,46 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
             let mut u = updater(dir, url, base, &limits)?;
             u.refresh()?;
             say(format!("refreshed: {}", versions(&u)));
+            // Every lookup first, in order (they may fetch delegated roles), then the targets
+            // themselves, several at once (Limits::download_concurrency). A failed lookup
+            // stops the lookups; the targets found before it are still fetched, as they would
+            // have been one after another, and then the lookup's error is reported.
+            let mut found = Vec::with_capacity(cli.target_names.len());
+            let mut lookup_failed = None;
             for target in &cli.target_names {
-                let tuf::Found { info, role, .. } =
-                    u.get_targetinfo(target)?
-                        .ok_or_else(|| CliError::TargetNotFound {
+                match u.get_targetinfo(target) {
+                    Ok(Some(tuf::Found { info, role, .. })) => {
+                        found.push((target.as_str(), info, role))
+                    }
+                    Ok(None) => {
+                        lookup_failed = Some(CliError::TargetNotFound {
                             target: target.clone(),
-                        })?;
-                if let Some(path) = u.find_cached_target(target, &info, target_dir)? {
-                    say(format!(
+                        });
+                        break;
+                    }
+                    Err(e) => {
+                        lookup_failed = Some(e.into());
+                        break;
+                    }
+                }
+            }
+            let wanted: Vec<(&str, &TargetFile)> =
+                found.iter().map(|(t, info, _)| (*t, info)).collect();
+            let fetched = u.fetch_targets(&wanted, target_dir)?;
+            for ((target, _, role), f) in found.iter().zip(&fetched) {
+                say(match f {
+                    tuf::Fetched::Cached(path) => format!(
                         "{target} (listed by {role}): {} already holds it, not downloaded",
                         path.display()
-                    ));
-                    continue;
-                }
-                let path = u.download_target(target, &info, target_dir)?;
-                say(format!(
-                    "{target} (listed by {role}): downloaded to {}",
-                    path.display()
-                ));
+                    ),
+                    tuf::Fetched::Downloaded(path) => format!(
+                        "{target} (listed by {role}): downloaded to {}",
+                        path.display()
+                    ),
+                });
+            }
+            if let Some(e) = lookup_failed {
+                return Err(e);
             }
         }
     }

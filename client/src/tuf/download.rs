@@ -10,6 +10,18 @@
 //! honours the range and starts again from zero (truncating the file and resetting the
 //! hasher) when it sends the whole file, so the hash always covers exactly the staged bytes,
 //! and the signed length bounds the file across every attempt.
+//!
+//! # Durability
+//! A downloaded target is *not* fsynced, neither the file nor the directory after the
+//! rename (that was two fsyncs per target, most of the time of a cold fetch of many small
+//! targets). Nothing depends on a target surviving a power cut: whoever reads one again
+//! re-hashes it first ([`is_cached`], `Staging::staged`), so after a power cut a target is
+//! either intact and reused, or missing, short or zeroed and fetched again from the
+//! repository. The rename still makes a target appear whole or not at all to a running
+//! process. What must survive a power cut is fsynced where it is written: trusted metadata
+//! (`store.rs`: it is the client's only memory of versions, the defence against rollback),
+//! the gateway's journal and state, and, once per update rather than once per image, the
+//! staged images a committed update may need again (`Staging::sync`).
 
 use super::encode;
 use super::error::{Error, Result};
@@ -296,11 +308,9 @@ pub(crate) fn fetch_verified(
         }
         return Err(e);
     }
+    // No fsync of the file, nor of the directory after the rename: see "Durability" in the
+    // module documentation.
     std::fs::rename(&partial, dest).map_err(Error::store(dest))?;
-    if let Ok(d) = File::open(dir) {
-        // Durability of the rename; not every filesystem can sync a directory.
-        let _ = d.sync_all();
-    }
     Ok(())
 }
 
@@ -319,15 +329,18 @@ fn fetch_into_partial(
         .read(true)
         .write(true)
         .create(true)
+        // Not truncated on open, nor with set_len(0) when empty: ext4 flushes a file that
+        // was truncated to zero and rewritten when it is closed (`auto_da_alloc`), which would
+        // cost a write-out per target.
         .truncate(false)
         .open(partial)
         .map_err(Error::store(partial))?;
     let held = file.metadata().map_err(Error::store(partial))?.len();
     let mut hasher = sha.hasher();
     let mut written = 0u64;
-    if held > length || held == 0 {
+    if held > length {
         file.set_len(0).map_err(Error::store(partial))?;
-    } else {
+    } else if held > 0 {
         let mut buf = vec![0u8; 64 * 1024];
         let mut reader = io::Read::take(&mut file, held);
         loop {
@@ -365,7 +378,6 @@ fn fetch_into_partial(
             expected: sha.hex(),
         });
     }
-    file.sync_all().map_err(Error::store(partial))?;
     Ok(())
 }
 

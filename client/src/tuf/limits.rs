@@ -38,6 +38,11 @@ pub struct Limits {
     /// read timed out) after some bytes arrived is resumed with `Range: bytes=N-`. Each
     /// attempt must bring at least one byte; 0 never resumes.
     pub max_resume_attempts: u32,
+    /// How many targets [`crate::tuf::Updater::fetch_targets`] downloads at once, each on a
+    /// connection of its own (kept for the next target). 4 measured best on a two-core
+    /// machine against nginx on loopback (the gateway benchmark); 1 downloads one after
+    /// another on the calling thread. Peak memory grows by about 0.3 MiB per download.
+    pub download_concurrency: usize,
 }
 
 impl Default for Limits {
@@ -54,6 +59,7 @@ impl Default for Limits {
             min_bytes_per_sec: 1024,
             min_speed_window: Duration::from_secs(10),
             max_resume_attempts: 3,
+            download_concurrency: 4,
         }
     }
 }

@@ -6,7 +6,7 @@
 //!   every fetch is bounded while it reads.
 //! - [`store`]: the local metadata directory, written atomically as the exact bytes received.
 //! - [`updater`]: the workflow itself: [`Updater::refresh`], [`Updater::get_targetinfo`],
-//!   [`Updater::download_target`].
+//!   [`Updater::download_target`], and [`Updater::fetch_targets`] for many at once.
 //! - [`encode`]: how role and target names become file names and URL path segments.
 //!
 //! The trust decisions themselves (signatures, thresholds, versions, expiry, hashes of
@@ -29,4 +29,4 @@ pub use fetch::{
 pub use limits::Limits;
 pub use pinned::{open_pinned, targets_url};
 pub use store::MetadataStore;
-pub use updater::{init_trusted_root, Found, Updater};
+pub use updater::{init_trusted_root, Fetched, Found, Updater};

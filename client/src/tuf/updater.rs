@@ -39,8 +39,9 @@ use super::store::MetadataStore;
 use ota_metadata::roles::{MetaFile, Root, TargetFile};
 use ota_metadata::trusted_set::RoleSigner;
 use ota_metadata::{DateTime, TrustedSet, Update, Verified};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Install `root_bytes` as the trusted root of an empty metadata directory (the factory
 /// provisioning step; tuf-conformance's `init`). It must be signed by a threshold of its own
@@ -416,6 +417,124 @@ impl<F: Fetch> Updater<F> {
     }
 }
 
+/// What [`Updater::fetch_targets`] did for one target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fetched {
+    /// A verified copy was already in the destination directory (hashed again to be sure).
+    Cached(PathBuf),
+    /// Downloaded and verified.
+    Downloaded(PathBuf),
+}
+
+impl Fetched {
+    /// The verified file, either way.
+    pub fn path(&self) -> &Path {
+        match self {
+            Fetched::Cached(p) | Fetched::Downloaded(p) => p,
+        }
+    }
+}
+
+impl<F: Fetch + Sync> Updater<F> {
+    /// Every target of `targets` (names with their descriptions from
+    /// [`Updater::get_targetinfo`]) verified in `dest_dir`: reused when a verified copy is
+    /// there ([`Updater::find_cached_target`]), else downloaded ([`Updater::download_target`]).
+    /// Up to `limits.download_concurrency` at once, on as many threads (started once for the
+    /// whole batch, each taking the next target when it is done, each keeping its connection
+    /// for the next target), so hashing one target overlaps receiving another. Results come
+    /// in the order of `targets`.
+    ///
+    /// Fails with the error of the first target (in that order) that failed; once one fails,
+    /// no further download is started, and those in flight finish (a failed one leaves
+    /// nothing in `dest_dir`, as always).
+    pub fn fetch_targets(
+        &self,
+        targets: &[(&str, &TargetFile)],
+        dest_dir: &Path,
+    ) -> Result<Vec<Fetched>> {
+        let one = |target: &str, info: &TargetFile| -> Result<Fetched> {
+            if let Some(path) = self.find_cached_target(target, info, dest_dir)? {
+                return Ok(Fetched::Cached(path));
+            }
+            self.download_target(target, info, dest_dir)
+                .map(Fetched::Downloaded)
+        };
+        // A target named twice is fetched once (two downloads of one name would share its
+        // partial file); `first[i]` is the index of the first occurrence of `targets[i]`.
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        let first: Vec<usize> = targets
+            .iter()
+            .enumerate()
+            .map(|(i, (t, _))| *seen.entry(t).or_insert(i))
+            .collect();
+        let unique: Vec<usize> = (0..targets.len()).filter(|&i| first[i] == i).collect();
+        let workers = self
+            .limits
+            .download_concurrency
+            .clamp(1, unique.len().max(1));
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let work = || {
+            let mut done = Vec::new();
+            while !failed.load(Ordering::Relaxed) {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some((i, (target, info))) =
+                    unique.get(k).and_then(|&i| targets.get(i).map(|t| (i, t)))
+                else {
+                    break;
+                };
+                let result = one(target, info);
+                if result.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                done.push((i, result));
+            }
+            done
+        };
+        let mut slots: Vec<Option<Result<Fetched>>> = Vec::new();
+        slots.resize_with(targets.len(), || None);
+        let mut record = |done: Vec<(usize, Result<Fetched>)>| {
+            for (i, r) in done {
+                if let Some(slot) = slots.get_mut(i) {
+                    *slot = Some(r);
+                }
+            }
+        };
+        if workers == 1 {
+            // One at a time: on this thread, no thread started.
+            record(work());
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..workers).map(|_| s.spawn(work)).collect();
+                for h in handles {
+                    // A worker only panics on a bug; carry the panic on rather than hide it.
+                    record(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+                }
+            });
+        }
+        let mut out: Vec<Fetched> = Vec::with_capacity(targets.len());
+        for (i, slot) in slots.into_iter().enumerate() {
+            let again = first.get(i).filter(|&&f| f != i).and_then(|&f| out.get(f));
+            if let Some(f) = again {
+                out.push(f.clone());
+                continue;
+            }
+            match slot {
+                Some(Ok(f)) => out.push(f),
+                Some(Err(e)) => return Err(e),
+                // Targets are taken in order, so one never started (after a failure) comes
+                // after the failed one, whose error is returned above.
+                None => {
+                    return Err(Error::Internal(
+                        "a target was neither downloaded nor refused".into(),
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 impl<F: Fetch> Remote<'_, F> {
     fn url(&self, file: &str) -> String {
         format!("{}{file}", self.base)
@@ -549,6 +668,13 @@ impl<F: Fetch> Remote<'_, F> {
     /// local copy if it is the version the snapshot names, else from the repository.
     fn load_targets(&self, set: &mut TrustedSet, role: &str, parent: &str) -> Result<()> {
         if set.targets(role).is_some() {
+            if role == "targets" && parent == "root" {
+                // The top-level targets role was verified against the trusted root when it
+                // was loaded, and that root cannot change since (the trusted set refuses a
+                // root update once a timestamp is loaded): checking its signatures again on
+                // every lookup was an RSA verification per target.
+                return Ok(());
+            }
             // Loaded earlier, perhaps through another parent: it must verify against this one.
             let url = self.url(&encode::role_file_name(role));
             return set

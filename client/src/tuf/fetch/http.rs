@@ -8,8 +8,13 @@
 use super::{copy_bounded_timed, Fetch, FetchError, MinSpeed, RangeSink};
 use crate::tuf::limits::Limits;
 use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, TlsProvider};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 /// Which certificate authorities HTTPS trusts.
 #[derive(Clone, Debug)]
@@ -70,6 +75,71 @@ impl CaRoots {
     }
 }
 
+/// Idle connections kept per host, for reuse by the next request.
+const MAX_IDLE_PER_HOST: usize = 8;
+
+/// How long a name's addresses are reused (see [`Resolver`]).
+const RESOLVE_TTL: Duration = Duration::from_secs(30);
+
+/// Name resolution without a thread per request. ureq resolves the host of every request,
+/// before it looks for a pooled connection, and with a resolve timeout its default resolver
+/// spawns a thread each time to wait on `getaddrinfo`. Here an IP address in the URL needs no
+/// lookup at all, and a host name's addresses are looked up once (by ureq's resolver, with
+/// its timeout) and reused for [`RESOLVE_TTL`]: a burst of downloads from one repository
+/// resolves its name once.
+#[derive(Debug, Default)]
+struct Resolver {
+    inner: DefaultResolver,
+    /// The last name resolved (`host:port`), when, and its addresses.
+    last: Mutex<Option<(String, Instant, ResolvedSocketAddrs)>>,
+}
+
+impl ureq::unversioned::resolver::Resolver for Resolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let port = uri.port_u16().or_else(|| match uri.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("https") => Some(443),
+            Some(s) if s.eq_ignore_ascii_case("http") => Some(80),
+            _ => None,
+        });
+        let (Some(host), Some(port)) = (uri.host(), port) else {
+            return self.inner.resolve(uri, config, timeout);
+        };
+        let literal = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = literal.parse::<IpAddr>() {
+            let addr = SocketAddr::new(ip, port);
+            let mut out = self.inner.empty();
+            if config
+                .ip_family()
+                .keep_wanted(std::iter::once(addr))
+                .count()
+                == 1
+            {
+                out.push(addr);
+                return Ok(out);
+            }
+            return Err(ureq::Error::HostNotFound);
+        }
+        let key = format!("{}:{port}", host.to_ascii_lowercase());
+        if let Ok(last) = self.last.lock() {
+            if let Some((k, at, addrs)) = last.as_ref() {
+                if *k == key && at.elapsed() < RESOLVE_TTL {
+                    return Ok(addrs.clone());
+                }
+            }
+        }
+        let addrs = self.inner.resolve(uri, config, timeout)?;
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some((key, Instant::now(), addrs.clone()));
+        }
+        Ok(addrs)
+    }
+}
+
 /// Blocking HTTP(S) fetcher. Cheap to clone (connections are pooled and shared).
 #[derive(Clone, Debug)]
 pub struct HttpFetcher {
@@ -98,9 +168,13 @@ impl HttpFetcher {
             .timeout_per_read(Some(limits.read_timeout))
             .timeout_per_write(Some(limits.read_timeout))
             .tls_config(tls)
+            // Enough idle connections for every concurrent download to keep its own
+            // (`Limits::download_concurrency`), and a small send buffer: requests are GETs.
+            .max_idle_connections_per_host(MAX_IDLE_PER_HOST)
+            .output_buffer_size(16 * 1024)
             .build();
         Ok(HttpFetcher {
-            agent: ureq::Agent::new_with_config(config),
+            agent: ureq::Agent::with_parts(config, DefaultConnector::new(), Resolver::default()),
             speed: MinSpeed {
                 bytes_per_sec: limits.min_bytes_per_sec,
                 window: limits.min_speed_window,
