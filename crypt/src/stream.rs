@@ -27,6 +27,8 @@ use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use std::io::{Read, Write};
 
 pub const MAGIC: [u8; 4] = *b"OTAE";
+/// The name image manifests give this format.
+pub const SCHEME: &str = "ota-crypt-stream-v1";
 pub const FORMAT_VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 40;
 pub const TAG_LEN: usize = 16;
@@ -168,6 +170,18 @@ impl Header {
         // At most chunk_size (a u32).
         len as usize
     }
+}
+
+/// The length of the encryption of `plaintext_len` bytes in chunks of `chunk_size`: what a
+/// manifest that describes both must agree with. `None` when the format cannot hold it.
+pub fn ciphertext_len(chunk_size: u32, plaintext_len: u64) -> Option<u64> {
+    let h = Header {
+        chunk_size,
+        plaintext_len,
+        nonce_prefix: [0; 19],
+    };
+    h.check().ok()?;
+    Some(h.ciphertext_len())
 }
 
 /// Encrypt `len` bytes read from `input` under `key` into `output`, `chunk_size` bytes at a

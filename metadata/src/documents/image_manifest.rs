@@ -21,10 +21,28 @@ pub struct ImageManifest {
     pub hardware_ids: Vec<String>,
     /// Target name of the image this manifest describes.
     pub target: String,
+    /// The target's length and hashes: the ciphertext's when the image is encrypted.
     pub length: u64,
     pub hashes: Hashes,
+    /// Present when the published image is encrypted (issue 11): then `length` and `hashes`
+    /// describe the ciphertext (the TUF target), and this the plaintext, which the compact
+    /// manifest carries and the ECU verifies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
+}
+
+/// How an encrypted image was encrypted, and what it decrypts to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Encryption {
+    /// `ota-crypt-stream-v1`: chunked XChaCha20-Poly1305 (`ota_crypt::stream`).
+    pub scheme: String,
+    pub chunk_size: u32,
+    /// The plaintext's length and hashes.
+    pub length: u64,
+    pub hashes: Hashes,
 }
 
 /// The three targets that one image puts in a supplier repository.
@@ -87,6 +105,7 @@ impl ImageManifest {
             target: ImageTargets::new(uid, version).image,
             length,
             hashes: BTreeMap::from([("sha256".to_string(), hex::encode(sha256))]),
+            encryption: None,
             extra: BTreeMap::new(),
         };
         m.validate()?;
@@ -116,11 +135,42 @@ impl ImageManifest {
             }
         }
         sha256_of(&self.hashes, "image manifest")?;
+        if let Some(e) = &self.encryption {
+            let bad = |why: String| Err(Error::malformed("image manifest encryption", why));
+            if e.scheme != ota_crypt::stream::SCHEME {
+                return bad(format!("unknown scheme {:?}", e.scheme));
+            }
+            sha256_of(&e.hashes, "image manifest encryption")?;
+            match ota_crypt::stream::ciphertext_len(e.chunk_size, e.length) {
+                Some(n) if n == self.length => {}
+                Some(n) => {
+                    return bad(format!(
+                        "{} plaintext bytes in chunks of {} encrypt to {n} bytes, not {}",
+                        e.length, e.chunk_size, self.length
+                    ))
+                }
+                None => {
+                    return bad(format!(
+                        "chunk size {} or length {} out of range",
+                        e.chunk_size, e.length
+                    ))
+                }
+            }
+        }
         Ok(())
     }
 
+    /// The SHA-256 of the published target (the ciphertext, if encrypted).
     pub fn sha256(&self) -> Result<[u8; 32]> {
         sha256_of(&self.hashes, "image manifest")
+    }
+
+    /// The length and SHA-256 of the image an ECU receives (the plaintext).
+    pub fn plaintext(&self) -> Result<(u64, [u8; 32])> {
+        match &self.encryption {
+            Some(e) => Ok((e.length, sha256_of(&e.hashes, "image manifest encryption")?)),
+            None => Ok((self.length, self.sha256()?)),
+        }
     }
 
     /// The body of the compact form of this manifest.
@@ -139,12 +189,14 @@ impl ImageManifest {
                 .push(field(h, "hardware id")?)
                 .map_err(|_| Error::malformed("image manifest", "too many hardware ids"))?;
         }
+        // The ECU verifies what it receives: the plaintext.
+        let (length, sha256) = self.plaintext()?;
         Ok(Body {
             uid: field(&self.uid, "uid")?,
             version: field(&self.version, "version")?,
             release_counter: self.release_counter,
-            length: self.length,
-            sha256: self.sha256()?,
+            length,
+            sha256,
             hardware_ids,
         })
     }
