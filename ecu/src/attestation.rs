@@ -26,25 +26,17 @@ pub const MAX_LEN: usize = 1 + MAX_SIGNATURES * (34 + MAX_SIG_LEN);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
-    Truncated,
+    /// Longer than a bundle can be.
     TrailingBytes,
-    BadSignatureCount(u8),
-    SignatureTooLong(u16),
+    /// The signature list is malformed.
+    Signatures(SignatureListError),
     /// Fewer distinct regulator keys approved than the threshold.
-    Threshold {
-        valid: u8,
-        threshold: u8,
-    },
+    Threshold { valid: u8, threshold: u8 },
 }
 
 impl From<SignatureListError> for Error {
     fn from(e: SignatureListError) -> Error {
-        match e {
-            SignatureListError::Truncated => Error::Truncated,
-            SignatureListError::TrailingBytes => Error::TrailingBytes,
-            SignatureListError::BadCount(n) => Error::BadSignatureCount(n),
-            SignatureListError::TooLong(n) => Error::SignatureTooLong(n),
-        }
+        Error::Signatures(e)
     }
 }
 

@@ -241,6 +241,19 @@ pub enum SignatureListError {
     TooLong(u16),
 }
 
+impl core::fmt::Display for SignatureListError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SignatureListError::Truncated => f.write_str("truncated"),
+            SignatureListError::TrailingBytes => {
+                f.write_str("trailing bytes after the last signature")
+            }
+            SignatureListError::BadCount(n) => write!(f, "{n} signatures (1..=4 allowed)"),
+            SignatureListError::TooLong(n) => write!(f, "signature of {n} bytes (512 at most)"),
+        }
+    }
+}
+
 impl From<SignatureListError> for Error {
     fn from(e: SignatureListError) -> Error {
         match e {

@@ -84,8 +84,8 @@ pub enum Error {
     BadKeySet(u8),
     /// A key is not a usable RSA public key (size, exponent).
     BadKey,
-    BadSignatureCount(u8),
-    SignatureTooLong(u16),
+    /// The signature list is malformed.
+    Signatures(SignatureListError),
     /// For another hardware id.
     WrongHardwareId,
     /// Version below the held one, or the same version with different content.
@@ -101,12 +101,7 @@ pub enum Error {
 
 impl From<SignatureListError> for Error {
     fn from(e: SignatureListError) -> Error {
-        match e {
-            SignatureListError::Truncated => Error::Truncated,
-            SignatureListError::TrailingBytes => Error::TrailingBytes,
-            SignatureListError::BadCount(n) => Error::BadSignatureCount(n),
-            SignatureListError::TooLong(n) => Error::SignatureTooLong(n),
-        }
+        Error::Signatures(e)
     }
 }
 
@@ -123,8 +118,7 @@ impl core::fmt::Display for Error {
             Error::ZeroVersion => f.write_str("version 0"),
             Error::BadKeySet(s) => write!(f, "key set {s}: bad count or threshold"),
             Error::BadKey => f.write_str("unusable RSA public key"),
-            Error::BadSignatureCount(n) => write!(f, "{n} signatures (1..=4 allowed)"),
-            Error::SignatureTooLong(n) => write!(f, "signature of {n} bytes (512 at most)"),
+            Error::Signatures(e) => write!(f, "signature list: {e}"),
             Error::WrongHardwareId => f.write_str("trust document for another hardware id"),
             Error::Downgrade { held, offered } => {
                 write!(
