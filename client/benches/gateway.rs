@@ -311,24 +311,7 @@ const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python_tuf_peer
 /// `ota-tuf-conformance`'s).
 const CONCURRENCY_VAR: &str = "OTA_TUF_DOWNLOAD_CONCURRENCY";
 
-/// `python3`, talking to 127.0.0.1 directly whatever proxy the environment names.
-fn python() -> Command {
-    let mut c = Command::new("python3");
-    for v in [
-        "http_proxy",
-        "HTTP_PROXY",
-        "https_proxy",
-        "HTTPS_PROXY",
-        "all_proxy",
-        "ALL_PROXY",
-    ] {
-        c.env_remove(v);
-    }
-    c.env("no_proxy", "127.0.0.1,localhost")
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("PYTHONDONTWRITEBYTECODE", "1");
-    c
-}
+use ota_testkit::python3 as python;
 
 /// python-tuf's version if it (and pyca/cryptography) can be imported, after installing it
 /// with pip when it cannot: a peer of this benchmark, never a dependency of the project.

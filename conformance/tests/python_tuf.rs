@@ -21,7 +21,6 @@ mod support;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 use support::http::Server;
 use support::trees::{
     copy_dir, sha256_hex, tamper_file, tamper_metadata, Expected, Trees, IMAGES, TIER2,
@@ -29,24 +28,7 @@ use support::trees::{
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/python/read_tree.py");
 
-/// `python3`, talking to 127.0.0.1 directly whatever proxy the environment names.
-fn python() -> Command {
-    let mut c = Command::new("python3");
-    for v in [
-        "http_proxy",
-        "HTTP_PROXY",
-        "https_proxy",
-        "HTTPS_PROXY",
-        "all_proxy",
-        "ALL_PROXY",
-    ] {
-        c.env_remove(v);
-    }
-    c.env("no_proxy", "127.0.0.1,localhost")
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("PYTHONDONTWRITEBYTECODE", "1");
-    c
-}
+use ota_testkit::python3 as python;
 
 /// Whether python-tuf (and its RSA backend, pyca/cryptography) can be imported. Missing: a
 /// notice and `false`, except under CI, where it is a failure.

@@ -6,6 +6,27 @@ pub mod nginx;
 pub mod tls;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `python3` (python-tuf, the peer of the interop tests and the client benchmark), talking to
+/// 127.0.0.1 directly whatever proxy the environment names.
+pub fn python3() -> Command {
+    let mut c = Command::new("python3");
+    for v in [
+        "http_proxy",
+        "HTTP_PROXY",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ] {
+        c.env_remove(v);
+    }
+    c.env("no_proxy", "127.0.0.1,localhost")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    c
+}
 
 /// The path of `name` on `PATH` (or in the sbin directories, where Debian puts nginx).
 /// When it is missing: with `CI` set the test fails loudly (CI installs it, see `.ci/run`);
