@@ -262,8 +262,9 @@ use ota_ecu::bootloader::{Bootloader, Identity, Refusal};
 use ota_ecu::flash::mem::MemFlash;
 use ota_ecu::uds::{Nrc, Server, NEGATIVE};
 
-fn server(flash: MemFlash) -> Server<'static, MemFlash> {
-    let bl = Bootloader::new(
+/// The ECU's bootloader on `flash`, with no factory supplier keys (trust documents only).
+fn bootloader(flash: MemFlash) -> Bootloader<'static, MemFlash> {
+    Bootloader::new(
         flash,
         Identity {
             hardware_id: Field::new(HW).unwrap(),
@@ -271,8 +272,11 @@ fn server(flash: MemFlash) -> Server<'static, MemFlash> {
             threshold: 1,
         },
     )
-    .unwrap();
-    Server::new(bl, Field::new("SN").unwrap())
+    .unwrap()
+}
+
+fn server(flash: MemFlash) -> Server<'static, MemFlash> {
+    Server::new(bootloader(flash), Field::new("SN").unwrap())
 }
 
 fn send_trust(s: &mut Server<'_, MemFlash>, doc: &[u8]) -> Result<u32, Nrc> {
@@ -486,15 +490,7 @@ fn a_raised_floor_refuses_a_revoked_release_whatever_approval_is_replayed() {
         Err(Refusal::Rollback)
     );
     // The floor survives a restart (it is part of the stored document).
-    let mut bl = Bootloader::new(
-        s.bootloader.into_flash(),
-        Identity {
-            hardware_id: Field::new(HW).unwrap(),
-            keys: &[],
-            threshold: 1,
-        },
-    )
-    .unwrap();
+    let mut bl = bootloader(s.bootloader.into_flash());
     assert_eq!(bl.trust().unwrap().min_release_counter, 2);
     assert_eq!(
         bl.request_download_attested(&m, Some(&approval)),
