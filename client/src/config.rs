@@ -111,6 +111,10 @@ pub struct Config {
     /// The vehicle's private key, signing the version reports sent to the OEM.
     #[serde(default)]
     pub vehicle_key: Option<PathBuf>,
+    /// The vehicle's decryption keys for encrypted images (the file `ota-repo oem vehicle
+    /// add --decryption-keys` issued, installed at the factory).
+    #[serde(default)]
+    pub decryption_keys: Option<PathBuf>,
     pub forward: ForwardConfig,
     pub ecus: Vec<EcuConfig>,
     #[serde(default)]
@@ -178,6 +182,7 @@ impl Config {
             c.ca_bundle.as_mut(),
             Some(&mut c.state_dir),
             c.vehicle_key.as_mut(),
+            c.decryption_keys.as_mut(),
         ]
         .into_iter()
         .flatten()

@@ -21,6 +21,7 @@
 //! ECU runs its new one (`client/tests/two_phase.rs` kills the gateway at every step).
 
 use crate::config::{Config, EcuConfig};
+use crate::decrypt;
 use crate::fault;
 use crate::forward::{ForwardError, Forwarder};
 use crate::journal::{Journal, JournalEcu, Phase};
@@ -157,6 +158,16 @@ fn state_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> GatewayEr
     }
 }
 
+/// What [`Gateway::check_one`] found for one ECU.
+struct Checked {
+    image: CheckedImage,
+    regulators: Vec<String>,
+    sha256: String,
+    length: u64,
+    bundle: Vec<u8>,
+    content_key: Option<ota_crypt::Key>,
+}
+
 /// One ECU of the update, its checks passed.
 struct Planned<'c> {
     /// Its place in the outcomes.
@@ -165,8 +176,12 @@ struct Planned<'c> {
     a: EcuAssignment,
     image: CheckedImage,
     regulators: Vec<String>,
-    /// SHA-256 of the image (hex), by which it is staged and activated.
+    /// SHA-256 of the image (hex), by which it is staged and activated: the plaintext's.
     sha256: String,
+    /// Its length (the plaintext's).
+    length: u64,
+    /// The content key of an encrypted image.
+    content_key: Option<ota_crypt::Key>,
     /// The regulators' compact attestation bundle (empty: none), for full-verification ECUs.
     bundle: Vec<u8>,
 }
@@ -179,6 +194,10 @@ impl Planned<'_> {
             release_counter: self.a.release_counter,
             sha256: self.sha256.clone(),
             release: Some(self.image.release.clone()),
+            target_sha256: self
+                .content_key
+                .as_ref()
+                .and_then(|_| self.image.info.target.hashes.get("sha256").cloned()),
         }
     }
 }
@@ -278,22 +297,31 @@ impl Gateway {
             let installed = state.installed.get(&ecu.serial).cloned();
             let outcome = match decide(&m, &ecu, installed.as_ref()) {
                 Decision::Update(a) => {
-                    match self.check_one(&mut repos, &m, ecu_cfg, &a, installed.as_ref(), &staging)
-                    {
-                        Ok((image, regulators, sha256, bundle)) => {
+                    match self.check_one(
+                        &master,
+                        &mut repos,
+                        &m,
+                        ecu_cfg,
+                        &a,
+                        installed.as_ref(),
+                        &staging,
+                    ) {
+                        Ok(c) => {
                             let outcome = EcuOutcome::WouldUpdate {
                                 uid: a.uid.clone(),
                                 version: a.version.clone(),
-                                regulators: regulators.clone(),
+                                regulators: c.regulators.clone(),
                             };
                             planned.push(Planned {
                                 index: out.len(),
                                 ecu: ecu_cfg,
                                 a,
-                                image,
-                                regulators,
-                                sha256,
-                                bundle,
+                                image: c.image,
+                                regulators: c.regulators,
+                                sha256: c.sha256,
+                                length: c.length,
+                                content_key: c.content_key,
+                                bundle: c.bundle,
                             });
                             outcome
                         }
@@ -466,36 +494,66 @@ impl Gateway {
     }
 
     /// Steps 2-3 of the walk for one ECU whose assignment differs from what it runs: the
-    /// supplier's manifest, then the regulators' word on that release. Returns the checked
-    /// image, the approving regulators and the image's SHA-256 (hex).
-    fn check_one<F: crate::tuf::Fetch>(
+    /// supplier's manifest, then the regulators' word on that release, then (an encrypted
+    /// image) its content key from the OEM's wraps: an excluded vehicle stops here, before
+    /// anything large is downloaded.
+    #[allow(clippy::too_many_arguments)]
+    fn check_one<F: crate::tuf::Fetch, G: crate::tuf::Fetch>(
         &self,
+        master: &Updater<G>,
         repos: &mut Repositories<'_, F>,
         m: &walk::Master,
         ecu_cfg: &EcuConfig,
         a: &EcuAssignment,
         installed: Option<&Installed>,
         staging: &Staging,
-    ) -> std::result::Result<(CheckedImage, Vec<String>, String, Vec<u8>), EcuError> {
+    ) -> std::result::Result<Checked, EcuError> {
         let ecu = ecu_cfg.ecu();
         let image = check_image(repos, m, &ecu, a, installed, &staging.incoming())?;
         let (regulators, bundle) = walk::check_attestations_bundle(repos, m, &image.release)?;
-        let sha256 = image
-            .info
-            .target
-            .hashes
-            .get("sha256")
-            .filter(|h| sha256_bytes(h).is_some())
-            .cloned()
-            .ok_or_else(|| walk::WalkError {
-                check: walk::Check::ImageManifest,
-                repository: image.url.clone(),
-                reason: format!(
-                    "{} lists no SHA-256 of the image: ECUs activate images by SHA-256",
-                    image.info.name
-                ),
-            })?;
-        Ok((image, regulators, sha256, bundle))
+        let manifest = &image.info.manifest;
+        let bad_manifest = |reason: String| walk::WalkError {
+            check: walk::Check::ImageManifest,
+            repository: image.url.clone(),
+            reason,
+        };
+        let (length, sha) = manifest.plaintext().map_err(|e| bad_manifest(e.to_string()))?;
+        let content_key = match manifest.encryption {
+            None => None,
+            Some(_) => Some(self.content_key(master, m, a, manifest)?),
+        };
+        Ok(Checked {
+            image,
+            regulators,
+            sha256: hex::encode(sha),
+            length,
+            bundle,
+            content_key,
+        })
+    }
+
+    /// The content key of an encrypted image, from the wraps the assignment names.
+    fn content_key<G: crate::tuf::Fetch>(
+        &self,
+        master: &Updater<G>,
+        m: &walk::Master,
+        a: &EcuAssignment,
+        manifest: &ota_metadata::documents::ImageManifest,
+    ) -> std::result::Result<ota_crypt::Key, walk::WalkError> {
+        let fail = |e: decrypt::DecryptError| walk::WalkError {
+            check: walk::Check::ContentKey,
+            repository: m.url.clone(),
+            reason: format!("{} {}: {e}", a.uid, a.version),
+        };
+        let wraps = a.key_wraps.as_ref().ok_or(decrypt::DecryptError::NoWraps).map_err(fail)?;
+        let path = self
+            .config
+            .decryption_keys
+            .as_ref()
+            .ok_or(decrypt::DecryptError::NoKeys)
+            .map_err(fail)?;
+        let keys = decrypt::load_keys(path).map_err(fail)?;
+        decrypt::content_key(master, wraps, &keys, manifest).map_err(fail)
     }
 
     /// Phase one (verify and download every image) and phase two (distribute, decide,
@@ -531,7 +589,15 @@ impl Gateway {
 
         // Phase one: every image, within the budget, before any ECU hears of the update.
         let staging = self.staging();
-        let lengths: Vec<u64> = planned.iter().map(|p| p.image.info.target.length).collect();
+        // An encrypted image needs room for its ciphertext and its plaintext while it is
+        // decrypted.
+        let lengths: Vec<u64> = planned
+            .iter()
+            .map(|p| match p.content_key {
+                Some(_) => p.image.info.target.length.saturating_add(p.length),
+                None => p.length,
+            })
+            .collect();
         staging.check_budget(&lengths)?;
         let keep: Vec<String> = planned.iter().map(|p| p.sha256.clone()).collect();
         staging.prepare(&keep)?;
@@ -559,7 +625,7 @@ impl Gateway {
                 .map(|p| JournalEcu {
                     serial: p.ecu.serial.clone(),
                     installed: p.installed(),
-                    length: p.image.info.target.length,
+                    length: p.length,
                     compact_manifest: hex::encode(&p.image.info.compact_bytes),
                     attestation_bundle: hex::encode(&p.bundle),
                 })
@@ -608,11 +674,24 @@ impl Gateway {
         p: &Planned<'_>,
         staging: &Staging,
     ) -> std::result::Result<PathBuf, EcuError> {
-        if let Some(path) = staging.staged(&p.sha256, p.image.info.target.length)? {
+        if let Some(path) = staging.staged(&p.sha256, p.length)? {
             return Ok(path);
         }
         let got = download_image(repos, m, &p.a, &p.image, &staging.incoming())?;
-        Ok(staging.keep(&got, &p.sha256)?)
+        let Some(key) = &p.content_key else {
+            return Ok(staging.keep(&got, &p.sha256)?);
+        };
+        // Each chunk authenticated before it is written, then the plaintext checked against
+        // the supplier's signed length and SHA-256; the ciphertext is dropped either way.
+        let plain = got.with_extension("plain");
+        let decrypted = decrypt::decrypt_file(key, &got, &plain, &p.image.info.manifest);
+        let _ = std::fs::remove_file(&got);
+        decrypted.map_err(|e| walk::WalkError {
+            check: walk::Check::Decryption,
+            repository: p.image.url.clone(),
+            reason: format!("{} {}: {e}", p.a.uid, p.a.version),
+        })?;
+        Ok(staging.keep(&plain, &p.sha256)?)
     }
 
     /// Ask every ECU of `journal` to drop its pending image. Best effort: an ECU that does

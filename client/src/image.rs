@@ -13,7 +13,10 @@ use ota_metadata::documents::{ImageManifest, ImageTargets};
 use ota_metadata::roles::TargetFile;
 use std::path::{Path, PathBuf};
 
-/// An image's verified manifests: everything about it except its bytes.
+/// An image's verified manifests: everything about it except its bytes. When the manifest
+/// says the image is encrypted (`manifest.encryption`), `target` is the ciphertext and the
+/// reader needs the content key ([`crate::decrypt`]) before anything goes to an ECU or a
+/// scanner.
 #[derive(Debug)]
 pub struct ImageInfo {
     pub manifest: ImageManifest,
@@ -135,15 +138,6 @@ pub fn find_image<F: Fetch>(
         Some(&compact_bytes),
     )
     .map_err(|e| image_error(repository, &names.manifest, e))?;
-    // Encrypted images (issue 11) need the OEM's wrapped content keys, which no reader has
-    // yet: refuse them here, by name, rather than forward ciphertext an ECU would refuse.
-    if manifest.encryption.is_some() {
-        return Err(Error::BadTarget {
-            repository: repository.into(),
-            target: names.image,
-            reason: "the image is encrypted, and this reader holds no content key for it".into(),
-        });
-    }
     if manifest.uid != uid || manifest.version != version {
         return Err(Error::BadTarget {
             repository: repository.into(),

@@ -10,6 +10,7 @@
 //! and every step of an update is sequential anyway.
 
 pub mod config;
+pub mod decrypt;
 pub mod fault;
 pub mod forward;
 pub mod gateway;

@@ -58,6 +58,10 @@ pub struct Installed {
     /// what a later revocation is looked up by.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<Release>,
+    /// SHA-256 of the published target when it is not `sha256`: the ciphertext of an
+    /// encrypted image (what assignments name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_sha256: Option<String>,
 }
 
 /// The verified view of the OEM master repository for one vehicle.
@@ -117,7 +121,7 @@ pub fn decide(master: &Master, ecu: &Ecu, installed: Option<&Installed>) -> Deci
         return Decision::Unassigned;
     };
     let same = installed.is_some_and(|i| {
-        Some(&i.sha256) == a.hashes.get("sha256")
+        Some(i.target_sha256.as_ref().unwrap_or(&i.sha256)) == a.hashes.get("sha256")
             && i.uid == a.uid
             && i.version == a.version
             && i.release_counter == a.release_counter

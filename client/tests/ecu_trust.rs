@@ -429,6 +429,7 @@ fn a_supplier_replacement_reaches_the_ecu_with_no_reprovisioning() {
             version: "1.0",
             from: None,
             ca: None,
+            content_key: None,
         },
         w.now,
     )

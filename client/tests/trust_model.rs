@@ -181,6 +181,7 @@ fn approved_bytes_released_again_under_another_version_need_a_new_review() {
             hardware_ids: vec!["BRAKE-A".into()],
             role: "targets".into(),
             allow_rollback: false,
+            encrypt: None,
         },
         w.now,
     )
@@ -195,6 +196,7 @@ fn approved_bytes_released_again_under_another_version_need_a_new_review() {
             version: "9.9.9",
             from: None,
             ca: None,
+            content_key: None,
         },
         w.now,
     )

@@ -268,6 +268,7 @@ async fn tough_reads_our_supplier_tree() {
                 hardware_ids: vec![hw.into()],
                 role: role.into(),
                 allow_rollback: false,
+                encrypt: None,
             },
             now,
         )

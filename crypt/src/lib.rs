@@ -16,6 +16,7 @@
 //! - [`plain`]: decrypting while downloading, then checking the plaintext's length and
 //!   SHA-256 against the image manifest.
 
+pub mod content_key;
 pub mod plain;
 pub mod receiver;
 pub mod stream;

@@ -50,6 +50,7 @@ fn assignment(version: &str) -> EcuAssignment {
         target: format!("brake-fw-{version}.bin"),
         length: 65_536,
         hashes: BTreeMap::from([("sha256".to_string(), "ab".repeat(32))]),
+        key_wraps: None,
     }
 }
 

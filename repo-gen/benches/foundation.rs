@@ -170,6 +170,7 @@ fn main() {
                 hardware_ids: vec!["HW-A".into()],
                 role: "targets".into(),
                 allow_rollback: false,
+                encrypt: None,
             },
             now,
         )

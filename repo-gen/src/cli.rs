@@ -287,6 +287,15 @@ pub enum SupplierCommand {
         /// installed that release will refuse this one).
         #[arg(long)]
         allow_rollback: bool,
+        /// Encrypt the image (XChaCha20-Poly1305 in independently authenticated chunks) under
+        /// a fresh content key, written to DIR/content-keys/UID-VERSION.json: hand that file to
+        /// the OEM (`oem review submit --content-key`), which wraps the key for the vehicles
+        /// and regulators it authorizes. The manifest keeps the plaintext's hash and length.
+        #[arg(long)]
+        encrypt: bool,
+        /// With --encrypt: bytes per authenticated chunk (1K to 16M; suffixes K, M).
+        #[arg(long, value_name = "SIZE", default_value = "64K", value_parser = parse_size, requires = "encrypt")]
+        chunk_size: u64,
     },
     /// Delegate signing of images for some hardware ids to a tier-2 supplier.
     Delegate {
@@ -613,7 +622,19 @@ pub enum OemRegulatorCommand {
         #[arg(long, value_name = "URL")]
         url: String,
     },
-    /// Withdraw a regulator's authorization.
+    /// Issue an authorized regulator its decryption keys (to scan encrypted images) to a new
+    /// file (mode 0600); `regulator review --decryption-keys` reads it.
+    DecryptionKeys {
+        #[arg(value_name = "DIR", help = DIR_HELP)]
+        dir: PathBuf,
+        /// The regulator, by the OEM's name for it.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// The key file to write (refused if it exists).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Withdraw a regulator's authorization (and exclude it from images encrypted from now on).
     Remove {
         #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
@@ -702,6 +723,32 @@ pub enum VehicleCommand {
         /// An aftermarket ECU (never updated) as SERIAL:HARDWARE_ID; repeatable.
         #[arg(long, value_name = "SERIAL:HARDWARE_ID")]
         aftermarket: Vec<String>,
+        /// Also issue the vehicle's decryption keys (for encrypted images) to this new file
+        /// (mode 0600), to install in its gateway at the factory (`decryption_keys`).
+        #[arg(long, value_name = "FILE")]
+        decryption_keys: Option<PathBuf>,
+    },
+    /// Issue a vehicle's decryption keys (for encrypted images) to a new file (mode 0600), to
+    /// install in its gateway (`decryption_keys`). A vehicle issued keys before gets the same
+    /// keys again (a replaced gateway).
+    DecryptionKeys {
+        #[arg(value_name = "DIR", help = DIR_HELP)]
+        dir: PathBuf,
+        /// The vehicle identification number.
+        #[arg(long, value_name = "VIN")]
+        vin: String,
+        /// The key file to write (refused if it exists).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Exclude a vehicle (stolen, or its keys leaked) from every encrypted image submitted for
+    /// review from now on; no other vehicle is re-keyed.
+    RevokeKeys {
+        #[arg(value_name = "DIR", help = DIR_HELP)]
+        dir: PathBuf,
+        /// The vehicle identification number.
+        #[arg(long, value_name = "VIN")]
+        vin: String,
     },
     /// Register the vehicle's public key (its gateway signs version reports with it).
     Key {
@@ -796,6 +843,11 @@ pub enum OemReviewCommand {
         /// PEM bundle of the CAs to trust for HTTPS. Default: the built-in web roots.
         #[arg(long, value_name = "FILE")]
         ca: Option<PathBuf>,
+        /// An encrypted image's content-key file (written by `supplier add-image --encrypt`):
+        /// the key is wrapped for every vehicle and regulator not excluded, and the wraps are
+        /// published with the next `oem publish`.
+        #[arg(long, value_name = "FILE")]
+        content_key: Option<PathBuf>,
     },
 }
 
@@ -834,6 +886,10 @@ pub enum RegulatorCommand {
         /// PEM bundle of the CAs to trust for HTTPS. Default: the built-in web roots.
         #[arg(long, value_name = "FILE")]
         ca: Option<PathBuf>,
+        /// This regulator's decryption keys (`oem regulator decryption-keys`): encrypted images
+        /// are decrypted before they are scanned; one that cannot be is rejected.
+        #[arg(long, value_name = "FILE")]
+        decryption_keys: Option<PathBuf>,
     },
     /// Revoke an earlier approval: a signed revocation that outranks it. Revoking an image
     /// revokes every release of its bytes, and later releases of those bytes are rejected.

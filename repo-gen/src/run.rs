@@ -224,7 +224,11 @@ fn supplier_cmd(cmd: SupplierCommand, wait: Option<u64>, now: DateTime) -> Resul
             hardware_ids,
             role,
             allow_rollback,
+            encrypt,
+            chunk_size,
         } => {
+            let chunk_size = u32::try_from(chunk_size)
+                .map_err(|_| crate::error::Error::refused(format!("--chunk-size {chunk_size}: too large")))?;
             let added = supplier::add_image(
                 &dir,
                 supplier::AddImage {
@@ -235,6 +239,7 @@ fn supplier_cmd(cmd: SupplierCommand, wait: Option<u64>, now: DateTime) -> Resul
                     hardware_ids,
                     role,
                     allow_rollback,
+                    encrypt: encrypt.then_some(chunk_size),
                 },
                 now,
             )?;
@@ -246,6 +251,14 @@ fn supplier_cmd(cmd: SupplierCommand, wait: Option<u64>, now: DateTime) -> Resul
                 "added {} {} (release counter {}, {} bytes, sha256 {}) signed by {}; run `ota-repo supplier publish` to publish it",
                 r.uid, r.version, r.release_counter, r.image.length, r.image.sha256, r.role
             );
+            if let (Some(e), Some(k)) = (&r.encryption, &added.content_key) {
+                say!(
+                    "  encrypted: plaintext {} bytes, sha256 {}; content key in {} (hand it to the OEM: `oem review submit --content-key`)",
+                    e.plaintext.length,
+                    e.plaintext.sha256,
+                    k.display()
+                );
+            }
             Ok(())
         }
         SupplierCommand::Delegate {
@@ -309,13 +322,17 @@ fn oem_dir(cmd: &OemCommand) -> Option<&Path> {
         ) => dir,
         OemCommand::Regulator(
             OemRegulatorCommand::Add { dir, .. }
+            | OemRegulatorCommand::DecryptionKeys { dir, .. }
             | OemRegulatorCommand::Remove { dir, .. }
             | OemRegulatorCommand::Threshold { dir, .. }
             | OemRegulatorCommand::Repin(crate::cli::RepinArgs { dir, .. }),
         ) => dir,
-        OemCommand::Vehicle(VehicleCommand::Add { dir, .. } | VehicleCommand::Key { dir, .. }) => {
-            dir
-        }
+        OemCommand::Vehicle(
+            VehicleCommand::Add { dir, .. }
+            | VehicleCommand::Key { dir, .. }
+            | VehicleCommand::DecryptionKeys { dir, .. }
+            | VehicleCommand::RevokeKeys { dir, .. },
+        ) => dir,
         OemCommand::Report(
             ReportCommand::Ingest { dir, .. }
             | ReportCommand::Flags { dir }
@@ -452,11 +469,36 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
             vin,
             ecus,
             aftermarket,
+            decryption_keys,
         }) => {
             oem::vehicle_add(&dir, &vin, &ecus, &aftermarket)?;
             say!(
                 "added vehicle {vin} with {} ECU(s)",
                 ecus.len() + aftermarket.len()
+            );
+            if let Some(out) = decryption_keys {
+                let leaf = oem::broadcast::vehicle_keys(&dir, &vin, &out)?;
+                say!("  decryption keys (receiver {leaf}) in {}: install them in its gateway", out.display());
+            }
+        }
+        OemCommand::Vehicle(VehicleCommand::DecryptionKeys { dir, vin, out }) => {
+            let leaf = oem::broadcast::vehicle_keys(&dir, &vin, &out)?;
+            say!(
+                "wrote the decryption keys of vehicle {vin} (receiver {leaf}) to {}: install them in its gateway",
+                out.display()
+            );
+        }
+        OemCommand::Vehicle(VehicleCommand::RevokeKeys { dir, vin }) => {
+            let leaf = oem::broadcast::vehicle_revoke_keys(&dir, &vin)?;
+            say!(
+                "vehicle {vin} (receiver {leaf}) is excluded from every encrypted image submitted for review from now on; images submitted before stay open to its keys"
+            );
+        }
+        OemCommand::Regulator(OemRegulatorCommand::DecryptionKeys { dir, name, out }) => {
+            let leaf = oem::broadcast::regulator_keys(&dir, &name, &out)?;
+            say!(
+                "wrote the decryption keys of regulator {name} (receiver {leaf}) to {}",
+                out.display()
             );
         }
         OemCommand::Ecu(EcuCommand::Add {
@@ -581,6 +623,7 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
             version,
             from,
             ca,
+            content_key,
         }) => {
             let r = oem::review_submit(
                 &dir,
@@ -590,9 +633,16 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
                     version: &version,
                     from: from.as_deref(),
                     ca: ca.as_deref(),
+                    content_key: content_key.as_deref(),
                 },
                 now,
             )?;
+            if let Some(w) = &r.key_wraps {
+                say!(
+                    "  encrypted: content key wrapped in {} shard(s) for every receiver not excluded",
+                    w.shards.len()
+                );
+            }
             say!(
                 "submitted {} {} of {supplier} for review ({} bytes, sha256 {}); {publish_hint}",
                 r.image.uid,
@@ -718,6 +768,7 @@ fn regulator_cmd(cmd: RegulatorCommand, wait: Option<u64>, now: DateTime) -> Res
             scanner,
             ca,
             supplier_from,
+            decryption_keys,
         } => {
             let outcomes = regulator::review(
                 &dir,
@@ -727,6 +778,7 @@ fn regulator_cmd(cmd: RegulatorCommand, wait: Option<u64>, now: DateTime) -> Res
                     scanner,
                     ca: ca.as_deref(),
                     supplier_from: supplier_from.into_iter().collect(),
+                    decryption_keys: decryption_keys.as_deref(),
                 },
                 now,
             )?;

@@ -33,6 +33,7 @@ fn assignment(version: &str) -> EcuAssignment {
         target: format!("brake-fw-{version}.bin"),
         length: 1000,
         hashes: BTreeMap::from([("sha256".to_string(), "ab".repeat(32))]),
+        key_wraps: None,
     }
 }
 

@@ -37,6 +37,12 @@ pub enum Check {
     NotApproved,
     /// The image bytes (download, length, hash).
     Image,
+    /// The content key of an encrypted image: this vehicle's keys, the OEM's wraps for it
+    /// (excluded, not published, tampered).
+    ContentKey,
+    /// Decrypting an encrypted image: a chunk that does not authenticate, or a plaintext that
+    /// is not the one the supplier signed.
+    Decryption,
 }
 
 impl Check {
@@ -58,6 +64,8 @@ impl Check {
             Check::Revoked => "regulator revocation",
             Check::NotApproved => "regulator attestations",
             Check::Image => "image",
+            Check::ContentKey => "content key",
+            Check::Decryption => "decryption",
         }
     }
 }

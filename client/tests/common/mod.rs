@@ -127,6 +127,7 @@ impl Tree {
                 hardware_ids: vec![hw.into()],
                 role: role.into(),
                 allow_rollback: false,
+                encrypt: None,
             },
             self.now,
         )

@@ -103,6 +103,7 @@ impl World {
                     version: v,
                     from: None,
                     ca: w.ca.as_deref(),
+                    content_key: None,
                 },
                 w.now,
             )
@@ -148,6 +149,7 @@ impl World {
                     hardware_ids: vec!["BRAKE-A".into()],
                     role: "targets".into(),
                     allow_rollback: true,
+                    encrypt: None,
                 },
                 self.now,
             )
@@ -195,6 +197,7 @@ impl World {
             scanner: None,
             ca: self.ca.as_deref(),
             supplier_from: Default::default(),
+            decryption_keys: None,
         };
         for o in regulator::review(&self.p(name), opts, self.now).unwrap() {
             assert!(o.result.is_ok(), "{:?}", o.result);
@@ -216,6 +219,7 @@ impl World {
                     hardware_ids: vec![hw.clone()],
                     role: "targets".into(),
                     allow_rollback: false,
+                    encrypt: None,
                 },
                 self.now,
             )
@@ -229,6 +233,7 @@ impl World {
                 version,
                 from: None,
                 ca: self.ca.as_deref(),
+                content_key: None,
             };
             oem::review_submit(&self.p("oem"), submit, self.now).unwrap();
         }

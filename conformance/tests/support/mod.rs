@@ -173,6 +173,7 @@ impl SupplierTree {
                 hardware_ids: vec!["BRAKE-A".into()],
                 role: "targets".into(),
                 allow_rollback: false,
+                encrypt: None,
             },
             self.now,
         )

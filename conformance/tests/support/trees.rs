@@ -130,6 +130,7 @@ impl Trees {
                     hardware_ids: vec![hw.into()],
                     role: role.into(),
                     allow_rollback: false,
+                    encrypt: None,
                 },
                 now,
             )
@@ -189,6 +190,7 @@ impl Trees {
                 version,
                 from: None,
                 ca: None,
+                content_key: None,
             };
             oem::review_submit(&oem_dir, submit, now)
                 .unwrap_or_else(|e| panic!("review submit {uid} {version}: {e}"));
@@ -202,6 +204,7 @@ impl Trees {
             scanner: None,
             ca: None,
             supplier_from: BTreeMap::new(),
+            decryption_keys: None,
         };
         let outcomes = regulator::review(&tuv, opts, now).expect("regulator review");
         assert_eq!(outcomes.len(), IMAGES.len(), "every image reviewed");

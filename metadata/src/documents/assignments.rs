@@ -17,6 +17,10 @@ pub struct EcuAssignment {
     pub target: String,
     pub length: u64,
     pub hashes: Hashes,
+    /// The vehicle's wrapped content key, when the image is encrypted (issue 11): the top
+    /// shard and the vehicle's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_wraps: Option<super::KeyWraps>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

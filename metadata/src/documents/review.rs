@@ -17,6 +17,10 @@ pub struct ReviewRequest {
     pub manifest_length: u64,
     pub manifest_hashes: Hashes,
     pub submitted: DateTime,
+    /// Every shard of the image's wrapped content key, when the image is encrypted (issue
+    /// 11): each regulator fetches the top shard and its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_wraps: Option<super::KeyWraps>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

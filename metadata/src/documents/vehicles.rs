@@ -623,6 +623,7 @@ mod tests {
                     target: "brake-fw-1.0.bin".into(),
                     length: 1000,
                     hashes: BTreeMap::from([("sha256".to_string(), "ab".repeat(32))]),
+                    key_wraps: None,
                 };
                 (format!("ECU-{k:04}"), a)
             })

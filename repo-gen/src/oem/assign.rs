@@ -63,15 +63,34 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Vec<(String, String)>> {
         }
         Ok(())
     };
-    let assignment = |hw: &str| EcuAssignment {
-        hardware_id: hw.into(),
-        supplier: a.supplier.clone(),
-        uid: a.uid.clone(),
-        version: a.version.clone(),
-        release_counter: req.release_counter,
-        target: req.image.target.clone(),
-        length: req.image.length,
-        hashes: req.image.hashes.clone(),
+    // An encrypted image: each vehicle's assignment names the wrap shards it needs.
+    let key_wraps = |vin: &str, leaf: Option<u64>| -> Result<_> {
+        let Some(w) = &req.key_wraps else {
+            return Ok(None);
+        };
+        let leaf = leaf.ok_or_else(|| {
+            Error::refused(format!(
+                "{} {} is encrypted and vehicle {vin} holds no decryption keys: issue them with `oem vehicle decryption-keys --vin {vin} --out FILE` and install the file in its gateway",
+                a.uid, a.version
+            ))
+        })?;
+        let tree = ota_crypt::subtree::Tree::new(w.depth)
+            .map_err(|e| Error::refused(format!("the image's key wraps: {e}")))?;
+        let shard = ota_crypt::wrap_set::WrapSet::shard_of_leaf(tree, leaf, w.shard_depth);
+        Ok(Some(w.only(shard)))
+    };
+    let assignment = |vin: &str, hw: &str, leaf: Option<u64>| -> Result<EcuAssignment> {
+        Ok(EcuAssignment {
+            hardware_id: hw.into(),
+            supplier: a.supplier.clone(),
+            uid: a.uid.clone(),
+            version: a.version.clone(),
+            release_counter: req.release_counter,
+            target: req.image.target.clone(),
+            length: req.image.length,
+            hashes: req.image.hashes.clone(),
+            key_wraps: key_wraps(vin, leaf)?,
+        })
     };
     let mut ecus: Vec<(String, String, String)> = Vec::new(); // (vin, serial, hardware id)
     match &a.target {
@@ -93,13 +112,15 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Vec<(String, String)>> {
                 }
             }
             if !ecus.is_empty() {
+                let leaf = inv.vehicle(vin)?.decryption_leaf;
                 let mut assignments = Assignments::load_for(dir, &[vin])?;
                 for (vin, serial, hw) in &ecus {
+                    let x = assignment(vin, hw, leaf)?;
                     assignments
                         .vehicles
                         .entry(vin.clone())
                         .or_default()
-                        .insert(serial.clone(), assignment(hw));
+                        .insert(serial.clone(), x);
                 }
                 assignments.save(dir)?;
             }
@@ -122,26 +143,27 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Vec<(String, String)>> {
             for shard in store::shard_files(dir, store::INVENTORY_DIR)? {
                 let (inv, _) =
                     store::read_shard::<super::Vehicle>(dir, store::INVENTORY_DIR, &shard)?;
-                let found: Vec<(String, String)> = inv
+                let found: Vec<(String, String, Option<u64>)> = inv
                     .iter()
                     .flat_map(|(vin, v)| {
                         v.ecus
                             .iter()
                             .filter(|(_, e)| &e.hardware_id == hw && !e.aftermarket)
-                            .map(move |(serial, _)| (vin.clone(), serial.clone()))
+                            .map(move |(serial, _)| (vin.clone(), serial.clone(), v.decryption_leaf))
                     })
                     .collect();
                 if found.is_empty() {
                     continue;
                 }
-                let vins: Vec<&str> = found.iter().map(|(v, _)| v.as_str()).collect();
+                let vins: Vec<&str> = found.iter().map(|(v, _, _)| v.as_str()).collect();
                 let mut assignments = Assignments::load_for(dir, &vins)?;
-                for (vin, serial) in found {
+                for (vin, serial, leaf) in found {
+                    let x = assignment(&vin, hw, leaf)?;
                     assignments
                         .vehicles
                         .entry(vin.clone())
                         .or_default()
-                        .insert(serial.clone(), assignment(hw));
+                        .insert(serial.clone(), x);
                     ecus.push((vin, serial, hw.clone()));
                 }
                 assignments.save(dir)?;

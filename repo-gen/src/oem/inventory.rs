@@ -49,6 +49,10 @@ pub struct Vehicle {
     /// second, the one with the higher counter is the newer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_report_counter: Option<u64>,
+    /// Its leaf in the broadcast-encryption tree, once issued decryption keys
+    /// ([`super::broadcast`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decryption_leaf: Option<u64>,
 }
 
 /// The vehicles of the shards loaded. `Inventory::default()` filled and saved replaces the

@@ -10,6 +10,7 @@
 //! DIR/pending/KKK         shards changed since the last publish
 //! DIR/published.json      the root of the published vehicle tree (for change detection)
 //! DIR/ecu-trust/HW.V.bin  ECU trust documents, version V for hardware id HW ([`ecu_trust`])
+//! DIR/broadcast.json      receivers of encrypted images ([`broadcast`]; secret in keys/)
 //! DIR/repository/         the static tree
 //! ```
 //! Published tree (besides the TUF roles): `N.targets.json` carries the supplier pins and the
@@ -22,6 +23,7 @@
 //! who is trusted; timestamp, snapshot, review and vehicles publish day to day.
 
 mod assign;
+pub mod broadcast;
 pub mod ecu_trust;
 pub mod fleet;
 mod init;

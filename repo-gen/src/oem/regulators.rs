@@ -65,6 +65,9 @@ pub fn regulator_remove(dir: &Path, name: &str) -> Result<()> {
             s.regulator_threshold
         );
     }
+    // Excluded before the regulator is forgotten: a crash in between leaves it authorized
+    // and excluded, and the command can be run again.
+    super::broadcast::regulator_revoke_keys(dir, name)?;
     s.save(dir)
 }
 

@@ -18,6 +18,8 @@ pub struct Submit<'a> {
     /// Read the supplier's tree from here instead of its pinned URL (a local copy, a mirror).
     pub from: Option<&'a str>,
     pub ca: Option<&'a Path>,
+    /// The content-key file of an encrypted image (from `supplier add-image --encrypt`).
+    pub content_key: Option<&'a Path>,
 }
 
 pub fn review_submit(dir: &Path, o: Submit<'_>, now: DateTime) -> Result<ReviewRequest> {
@@ -65,6 +67,51 @@ pub fn review_submit(dir: &Path, o: Submit<'_>, now: DateTime) -> Result<ReviewR
             o.uid, o.version, o.supplier, entry.hardware_ids
         )));
     }
+    // An encrypted image: its content key, wrapped for every receiver not excluded. Checked
+    // against the manifest first, so a key for another image is never published.
+    let key_wraps = match (&m.encryption, o.content_key) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(Error::refused(format!(
+                "{} {} is not encrypted: drop --content-key",
+                o.uid, o.version
+            )))
+        }
+        (Some(_), None) => {
+            return Err(Error::refused(format!(
+                "{} {} is encrypted: pass --content-key FILE, the file `supplier add-image --encrypt` wrote",
+                o.uid, o.version
+            )))
+        }
+        (Some(_), Some(path)) => {
+            let bytes = crate::fsutil::read_bounded(path, ota_crypt::content_key::MAX_FILE as u64)?;
+            let ck = ota_crypt::content_key::ContentKey::parse(&bytes).map_err(|e| {
+                Error::Config {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                }
+            })?;
+            let (_, plain_sha) = m.plaintext()?;
+            if ck.uid != m.uid || ck.version != m.version || ck.image_sha256 != plain_sha {
+                return Err(Error::refused(format!(
+                    "{}: the content key of {} {} (plaintext sha256 {}), not of {} {} (plaintext sha256 {})",
+                    path.display(),
+                    ck.uid,
+                    ck.version,
+                    hex::encode(ck.image_sha256),
+                    m.uid,
+                    m.version,
+                    hex::encode(plain_sha)
+                )));
+            }
+            Some(super::broadcast::wrap(
+                dir,
+                &crate::workdir::repository_path(dir),
+                &ck.key,
+                &plain_sha,
+            )?)
+        }
+    };
     let req = ReviewRequest {
         image: ImageRef {
             supplier: o.supplier.into(),
@@ -80,6 +127,7 @@ pub fn review_submit(dir: &Path, o: Submit<'_>, now: DateTime) -> Result<ReviewR
         manifest_length: info.manifest_target.length,
         manifest_hashes: info.manifest_target.hashes.clone(),
         submitted: now,
+        key_wraps,
     };
     s.reviews.push(req.clone());
     s.save(dir)?;

@@ -6,6 +6,7 @@ use super::scan::{self, Rules};
 use super::{write_attestation, Settings};
 use crate::error::{Error, Result};
 use crate::{fsutil, net};
+use ota_client::decrypt::{self, DecryptError};
 use ota_client::image::{find_image, VerifiedImage};
 use ota_client::tuf::{
     init_trusted_root, open_pinned, targets_url, Limits, MetadataStore, Updater,
@@ -30,6 +31,8 @@ pub struct ReviewOpts<'a> {
     /// Read a supplier's repository from another URL or directory than the one the OEM pinned
     /// (a mirror, a local copy); its root is still checked against the OEM's pin.
     pub supplier_from: BTreeMap<String, String>,
+    /// This regulator's decryption keys (issued by the OEM), for encrypted images.
+    pub decryption_keys: Option<&'a Path>,
 }
 
 /// What happened to one review request.
@@ -104,7 +107,7 @@ pub fn review(dir: &Path, o: ReviewOpts<'_>, now: DateTime) -> Result<Vec<Outcom
 
     let mut outcomes = Vec::new();
     for req in &queue.signed.requests {
-        let judged = judge(req, &suppliers, &rules, &staging, dir, &o, now, &s);
+        let judged = judge(req, &suppliers, &rules, &staging, dir, &o, now, &s, &master);
         let outcome = match judged {
             Ok(None) => continue, // judged already; a revocation is never overturned
             Ok(Some((path, release, verdict, findings))) => {
@@ -144,6 +147,7 @@ fn judge(
     o: &ReviewOpts<'_>,
     now: DateTime,
     s: &Settings,
+    master: &Updater<ota_client::tuf::AnyFetcher>,
 ) -> Result<Option<Judged>> {
     let img = &req.image;
     let entry = suppliers.get(&img.supplier).ok_or_else(|| {
@@ -203,11 +207,54 @@ fn judge(
             img.uid, img.version, img.supplier
         )));
     }
-    let sha = hex::encode(sha256_of(&img.hashes, &img.target)?);
-    let mut findings =
-        scan::scan(rules, &v.path, &img.uid, &img.version, &sha).inspect_err(|_| {
+    // An encrypted image is scanned decrypted; one that cannot be decrypted is rejected.
+    let (path, sha, mut findings) = if m.encryption.is_some() {
+        let keys_path = o.decryption_keys.ok_or_else(|| {
             let _ = std::fs::remove_file(&v.path);
+            Error::refused(format!(
+                "{} {} is encrypted: pass --decryption-keys FILE (issued by the OEM: `oem regulator decryption-keys`)",
+                img.uid, img.version
+            ))
         })?;
+        let plain = v.path.with_extension("plain");
+        let decrypted = (|| -> std::result::Result<(), DecryptError> {
+            let keys = decrypt::load_keys(keys_path)?;
+            let wraps = req.key_wraps.as_ref().ok_or(DecryptError::NoWraps)?;
+            let key = decrypt::content_key(master, wraps, &keys, m)?;
+            decrypt::decrypt_file(&key, &v.path, &plain, m)
+        })();
+        let _ = std::fs::remove_file(&v.path);
+        let (_, plain_sha) = m.plaintext()?;
+        match decrypted {
+            // Keys this regulator cannot read are its own problem, not the image's.
+            Err(e @ (DecryptError::Keys { .. } | DecryptError::KeysFile { .. })) => {
+                return Err(Error::refused(e.to_string()))
+            }
+            Err(e) => {
+                let finding = Finding {
+                    rule: "undecryptable".into(),
+                    detail: format!("the encrypted image could not be decrypted for scanning: {e}"),
+                    advisory: None,
+                };
+                (plain, hex::encode(plain_sha), vec![finding])
+            }
+            Ok(()) => {
+                let sha = hex::encode(plain_sha);
+                let findings = scan::scan(rules, &plain, &img.uid, &img.version, &sha)
+                    .inspect_err(|_| {
+                        let _ = std::fs::remove_file(&plain);
+                    })?;
+                (plain, sha, findings)
+            }
+        }
+    } else {
+        let sha = hex::encode(sha256_of(&img.hashes, &img.target)?);
+        let findings =
+            scan::scan(rules, &v.path, &img.uid, &img.version, &sha).inspect_err(|_| {
+                let _ = std::fs::remove_file(&v.path);
+            })?;
+        (v.path, sha, findings)
+    };
     // A new release of bytes this regulator revoked stays refused.
     if let Some(rev) = s.revoked_image(&sha) {
         findings.push(Finding {
@@ -226,5 +273,5 @@ fn judge(
     } else {
         Verdict::Rejected
     };
-    Ok(Some((v.path, release, verdict, findings)))
+    Ok(Some((path, release, verdict, findings)))
 }

@@ -1,13 +1,14 @@
-use super::{FileInfo, ImageRecord, Settings};
+use super::{EncryptionRecord, FileInfo, ImageRecord, Settings, CONTENT_KEYS_DIR};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::root_build::signing_keys;
 use crate::workdir;
 use ota_metadata::documents::compact::sign_compact;
+use ota_metadata::documents::image_manifest::Encryption;
 use ota_metadata::documents::{ImageManifest, ImageTargets};
 use ota_metadata::{names, sign_document, DateTime, SigningKey};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -22,12 +23,21 @@ pub struct AddImage {
     pub role: String,
     /// Accept a release counter below an earlier release of the same uid.
     pub allow_rollback: bool,
+    /// Encrypt the image under a fresh content key, in chunks of this many bytes.
+    pub encrypt: Option<u32>,
 }
 
 /// What `add_image` reports back: the record and any warnings for the user.
 pub struct Added {
     pub record: ImageRecord,
     pub warnings: Vec<String>,
+    /// The content-key file written for an encrypted image: hand it to the OEM.
+    pub content_key: Option<PathBuf>,
+}
+
+/// Where `add-image --encrypt` keeps an image's content key.
+pub fn content_key_path(dir: &Path, uid: &str, version: &str) -> PathBuf {
+    dir.join(CONTENT_KEYS_DIR).join(format!("{uid}-{version}.json"))
 }
 
 /// Store `name`'s content under its consistent-snapshot name, `targets/SHA256.NAME`.
@@ -86,15 +96,75 @@ pub fn check_image_file(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Copy the image into the targets directory while hashing it, bounded by `limit`.
+/// A reader that hashes what it reads and counts it, refusing more than `limit` bytes.
+struct Counting<'a, R> {
+    inner: R,
+    hasher: Sha256,
+    length: u64,
+    limit: u64,
+    src: &'a Path,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.length += n as u64;
+        if self.length > self.limit {
+            return Err(std::io::Error::other(format!(
+                "image {} grew past the limit of {} bytes while being read",
+                self.src.display(),
+                self.limit
+            )));
+        }
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// A writer that hashes and counts what goes through it.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    length: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.length += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// How `store_image` stores an image.
+enum Storing<'k> {
+    /// As it is.
+    Plain,
+    /// Encrypted under this content key, in chunks of this size (`ota_crypt::stream`).
+    Encrypted(&'k ota_crypt::Key, u32),
+}
+
+/// What `store_image` stored: the target, and the plaintext when it differs (encrypted).
+struct Stored {
+    target: FileInfo,
+    plaintext: Option<FileInfo>,
+}
+
+/// Copy the image into the targets directory while hashing it (encrypting it on the way if
+/// asked), bounded by `limit`.
 fn store_image(
     repo: &Path,
     src: &Path,
     name: &str,
     limit: u64,
+    how: Storing<'_>,
     added: &mut NewFiles,
-) -> Result<FileInfo> {
-    let (mut f, meta) = fsutil::open_regular(src)?;
+) -> Result<Stored> {
+    let (f, meta) = fsutil::open_regular(src)?;
     if meta.len() == 0 {
         return Err(Error::EmptyImage {
             path: src.to_path_buf(),
@@ -110,32 +180,54 @@ fn store_image(
     let dir = repo.join("targets");
     // Staged outside the tree: a crash mid-copy leaves no partial image in it.
     let mut tmp = fsutil::temp_for(&dir)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut length: u64 = 0;
-    loop {
-        let n = f.read(&mut buf).map_err(Error::io(src))?;
-        if n == 0 {
-            break;
+    let tmp_path = tmp.path().to_path_buf();
+    let (length, sha, plaintext) = {
+        let mut input = Counting {
+            inner: f,
+            hasher: Sha256::new(),
+            length: 0,
+            limit,
+            src,
+        };
+        let mut out = HashingWriter {
+            inner: std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut()),
+            hasher: Sha256::new(),
+            length: 0,
+        };
+        let encrypted = match how {
+            Storing::Plain => {
+                std::io::copy(&mut input, &mut out).map_err(Error::io(src))?;
+                false
+            }
+            Storing::Encrypted(key, chunk) => {
+                ota_crypt::stream::encrypt(key, &mut input, meta.len(), &mut out, chunk).map_err(
+                    |e| Error::refused(format!("encrypting {}: {e}", src.display())),
+                )?;
+                // The header names the length read at the start: a file that grew is refused.
+                let mut probe = [0u8; 1];
+                if input.read(&mut probe).map_err(Error::io(src))? != 0 {
+                    return Err(Error::refused(format!(
+                        "image {} grew while being read",
+                        src.display()
+                    )));
+                }
+                true
+            }
+        };
+        out.flush().map_err(Error::io(&tmp_path))?;
+        if input.length == 0 {
+            // Truncated while being read.
+            return Err(Error::EmptyImage {
+                path: src.to_path_buf(),
+            });
         }
-        length += n as u64;
-        if length > limit {
-            return Err(Error::refused(format!(
-                "image {} grew past the limit of {limit} bytes while being read",
-                src.display()
-            )));
-        }
-        hasher.update(&buf[..n]);
-        tmp.write_all(&buf[..n]).map_err(Error::io(tmp.path()))?;
-    }
-    if length == 0 {
-        // Truncated while being read.
-        return Err(Error::EmptyImage {
-            path: src.to_path_buf(),
+        let plaintext = encrypted.then(|| FileInfo {
+            length: input.length,
+            sha256: hex::encode(input.hasher.finalize()),
         });
-    }
-    tmp.as_file().sync_all().map_err(Error::io(tmp.path()))?;
-    let sha = hex::encode(hasher.finalize());
+        (out.length, hex::encode(out.hasher.finalize()), plaintext)
+    };
+    tmp.as_file().sync_all().map_err(Error::io(&tmp_path))?;
     let dest = dir.join(format!("{sha}.{name}"));
     // A published target is never replaced: the same content already there is kept as it is.
     match tmp.persist_noclobber(&dest) {
@@ -152,9 +244,12 @@ fn store_image(
             })
         }
     }
-    Ok(FileInfo {
-        length,
-        sha256: sha,
+    Ok(Stored {
+        target: FileInfo {
+            length,
+            sha256: sha,
+        },
+        plaintext,
     })
 }
 
@@ -205,7 +300,7 @@ pub fn manifest_of(supplier: &str, r: &ImageRecord) -> Result<ImageManifest> {
         .ok_or_else(|| {
             Error::refused(format!("settings: bad sha256 for {}-{}", r.uid, r.version))
         })?;
-    Ok(ImageManifest::new(
+    let mut m = ImageManifest::new(
         supplier,
         &r.uid,
         &r.version,
@@ -213,7 +308,17 @@ pub fn manifest_of(supplier: &str, r: &ImageRecord) -> Result<ImageManifest> {
         r.hardware_ids.clone(),
         r.image.length,
         sha,
-    )?)
+    )?;
+    if let Some(e) = &r.encryption {
+        m.encryption = Some(Encryption {
+            scheme: ota_crypt::stream::SCHEME.into(),
+            chunk_size: e.chunk_size,
+            length: e.plaintext.length,
+            hashes: BTreeMap::from([("sha256".to_string(), e.plaintext.sha256.clone())]),
+        });
+        m.validate()?;
+    }
+    Ok(m)
 }
 
 pub fn add_image(dir: &Path, opts: AddImage, now: DateTime) -> Result<Added> {
@@ -317,21 +422,46 @@ pub fn add_image(dir: &Path, opts: AddImage, now: DateTime) -> Result<Added> {
         1,
         [0; 32],
     )?;
+    if let Some(chunk) = opts.encrypt {
+        ota_crypt::stream::Header::new(chunk, 1)
+            .map_err(|e| Error::refused(format!("--chunk-size {chunk}: {e}")))?;
+    }
+    let key_path = content_key_path(dir, &opts.uid, &opts.version);
+    if opts.encrypt.is_some() && key_path.exists() {
+        return Err(Error::refused(format!(
+            "{} already exists (from an earlier attempt?): move it away first",
+            key_path.display()
+        )));
+    }
+    let content_key = opts.encrypt.map(|_| ota_crypt::Key::generate());
+    let how = match (&content_key, opts.encrypt) {
+        (Some(k), Some(chunk)) => Storing::Encrypted(k, chunk),
+        _ => Storing::Plain,
+    };
     let mut added = NewFiles::default();
-    let image = store_image(
+    let stored = store_image(
         &repo,
         &opts.file,
         &names.image,
         s.max_image_size,
+        how,
         &mut added,
     )?;
+    let encryption = match (stored.plaintext, opts.encrypt) {
+        (Some(plaintext), Some(chunk_size)) => Some(EncryptionRecord {
+            chunk_size,
+            plaintext,
+        }),
+        _ => None,
+    };
     let record = ImageRecord {
         uid: opts.uid,
         version: opts.version,
         release_counter: opts.release_counter,
         hardware_ids: opts.hardware_ids,
         role: opts.role,
-        image,
+        image: stored.target,
+        encryption,
         manifest: FileInfo {
             length: 0,
             sha256: String::new(),
@@ -354,8 +484,33 @@ pub fn add_image(dir: &Path, opts: AddImage, now: DateTime) -> Result<Added> {
         compact,
         ..record
     };
+    // The content key, before the image is recorded: an image nobody can decrypt is never
+    // published. Private to the supplier until handed to the OEM.
+    let content_key = match (&content_key, &record.encryption) {
+        (Some(key), Some(e)) => {
+            let file = ota_crypt::content_key::ContentKey {
+                uid: record.uid.clone(),
+                version: record.version.clone(),
+                image_sha256: hex::decode(&e.plaintext.sha256)
+                    .ok()
+                    .and_then(|v| v.try_into().ok())
+                    .unwrap_or_default(),
+                key: key.clone(),
+            };
+            let kdir = dir.join(CONTENT_KEYS_DIR);
+            std::fs::create_dir_all(&kdir).map_err(Error::io(&kdir))?;
+            fsutil::write_new_private(&key_path, &file.to_json())?;
+            added.0.push(key_path.clone());
+            Some(key_path)
+        }
+        _ => None,
+    };
     s.images.push(record.clone());
     s.save(dir)?;
     added.keep();
-    Ok(Added { record, warnings })
+    Ok(Added {
+        record,
+        warnings,
+        content_key,
+    })
 }

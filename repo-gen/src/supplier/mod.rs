@@ -13,7 +13,7 @@ mod init;
 mod publish;
 mod rotate;
 
-pub use add_image::{add_image, check_image_file, store_target, AddImage};
+pub use add_image::{add_image, check_image_file, content_key_path, store_target, AddImage};
 pub use delegate::{delegate, undelegate, Delegate};
 pub use init::{init, role_configs, Init, RoleOptions};
 pub use publish::{publish, publish_unverified};
@@ -26,6 +26,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub const KIND: &str = "supplier";
+/// Content keys of encrypted images (`add-image --encrypt`), one file per image, mode 0600:
+/// handed to the OEM (`oem review submit --content-key`), never published.
+pub const CONTENT_KEYS_DIR: &str = "content-keys";
 /// Default bound on one image: 1 GiB.
 pub const DEFAULT_MAX_IMAGE_SIZE: u64 = 1 << 30;
 
@@ -46,10 +49,22 @@ pub struct ImageRecord {
     pub hardware_ids: Vec<String>,
     /// "targets" or the tier-2 role that signs it.
     pub role: String,
+    /// The published target: the ciphertext when the image is encrypted.
     pub image: FileInfo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionRecord>,
     pub manifest: FileInfo,
     pub compact: FileInfo,
     pub added: DateTime,
+}
+
+/// How an image was encrypted (`add-image --encrypt`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionRecord {
+    pub chunk_size: u32,
+    /// The plaintext image (what the manifest's `encryption` names and ECUs verify).
+    pub plaintext: FileInfo,
 }
 
 /// A tier-2 delegation. Written with its role's settings inline; read through

@@ -1,0 +1,161 @@
+//! Encrypted images (issue 11), for every reader that holds receiver keys (a vehicle's
+//! gateway, a regulator): find the content key in the OEM's wrap shards, then decrypt the
+//! downloaded ciphertext chunk by chunk, releasing each chunk only once it authenticated, and
+//! check the plaintext against the length and SHA-256 the supplier signed.
+//!
+//! The shards are reached through trusted references only (a signed review request, or
+//! assignments trusted by hash), and each is checked against its length and SHA-256 before it
+//! is parsed.
+
+use crate::tuf::{Fetch, Updater};
+use ota_crypt::plain::PlainWriter;
+use ota_crypt::receiver::ReceiverKeys;
+use ota_crypt::wrap_set::{Shard, WrapSet};
+use ota_crypt::Key;
+use ota_metadata::documents::key_wraps::MAX_SHARD_BYTES;
+use ota_metadata::documents::{ImageManifest, KeyWraps};
+use ota_metadata::roles::MetaFile;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecryptError {
+    #[error("the image is encrypted, but no wrapped content key comes with it")]
+    NoWraps,
+    #[error("the image is encrypted, and this reader holds no receiver keys (decryption_keys)")]
+    NoKeys,
+    #[error("receiver keys {path}: {source}")]
+    Keys {
+        path: PathBuf,
+        source: ota_crypt::receiver::Error,
+    },
+    #[error("receiver keys {path}: {source}")]
+    KeysFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the wrapped content key's reference: {0}")]
+    Reference(ota_metadata::Error),
+    #[error("wrap shard {shard}: {source}")]
+    Fetch {
+        shard: u64,
+        source: crate::tuf::Error,
+    },
+    #[error("wrap shard {shard}: {source}")]
+    Shard {
+        shard: u64,
+        source: ota_crypt::wrap_set::Error,
+    },
+    #[error("wrap shard {shard} is for another image or tree")]
+    OtherImage { shard: u64 },
+    /// Excluded (revoked), or never included: the clear error an excluded vehicle sees.
+    #[error(transparent)]
+    Open(ota_crypt::receiver::Error),
+    #[error(transparent)]
+    Decrypt(#[from] ota_crypt::plain::Error),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the image manifest: {0}")]
+    Manifest(ota_metadata::Error),
+}
+
+/// Read a receiver key file (bounded; never panics on its content).
+pub fn load_keys(path: &Path) -> Result<ReceiverKeys, DecryptError> {
+    let mut f = std::fs::File::open(path).map_err(|source| DecryptError::KeysFile {
+        path: path.into(),
+        source,
+    })?;
+    let mut bytes = Vec::new();
+    (&mut f)
+        .take(ota_crypt::receiver::MAX_FILE as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| DecryptError::KeysFile {
+            path: path.into(),
+            source,
+        })?;
+    ReceiverKeys::parse(&bytes).map_err(|source| DecryptError::Keys {
+        path: path.into(),
+        source,
+    })
+}
+
+/// The content key of the image `manifest` describes, from the OEM repository behind `oem`
+/// (refreshed), using the wrap shards `wraps` names: the top shard and the receiver's own.
+pub fn content_key<F: Fetch>(
+    oem: &Updater<F>,
+    wraps: &KeyWraps,
+    keys: &ReceiverKeys,
+    manifest: &ImageManifest,
+) -> Result<Key, DecryptError> {
+    wraps.validate().map_err(DecryptError::Reference)?;
+    let (_, image_sha256) = manifest.plaintext().map_err(DecryptError::Manifest)?;
+    let mine = keys.shard(wraps.shard_depth);
+    let mut shards = Vec::new();
+    for (n, f) in wraps.for_shard(mine) {
+        let meta = MetaFile {
+            version: 1,
+            length: Some(f.length),
+            hashes: Some(BTreeMap::from([("sha256".to_string(), f.sha256.clone())])),
+        };
+        let bytes = oem
+            .fetch_metadata_file(&f.path(), Some(&meta), MAX_SHARD_BYTES)
+            .map_err(|source| DecryptError::Fetch { shard: n, source })?;
+        let shard = Shard::parse(&bytes).map_err(|source| DecryptError::Shard { shard: n, source })?;
+        let expected_number =
+            n == 0 || n == WrapSet::shard_of_leaf(keys.tree, keys.leaf, wraps.shard_depth);
+        if shard.image_sha256 != image_sha256
+            || shard.depth != wraps.depth
+            || shard.number != n
+            || !expected_number
+        {
+            return Err(DecryptError::OtherImage { shard: n });
+        }
+        shards.push(shard);
+    }
+    let all: Vec<&[u8]> = shards
+        .iter()
+        .flat_map(|s| s.wraps.iter().map(|w| &w[..]))
+        .collect();
+    keys.open(wraps.depth, &all, &image_sha256)
+        .map_err(DecryptError::Open)
+}
+
+/// Decrypt the ciphertext file into `plaintext` (created or replaced), in constant memory,
+/// checking each chunk and then the plaintext's length and SHA-256 against `manifest`. A
+/// failure removes the partial plaintext.
+pub fn decrypt_file(
+    key: &Key,
+    ciphertext: &Path,
+    plaintext: &Path,
+    manifest: &ImageManifest,
+) -> Result<(), DecryptError> {
+    let (length, sha256) = manifest.plaintext().map_err(DecryptError::Manifest)?;
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DecryptError::Io { path, source }
+    };
+    let result = (|| {
+        let mut input = std::fs::File::open(ciphertext).map_err(io(ciphertext))?;
+        let out = std::fs::File::create(plaintext).map_err(io(plaintext))?;
+        let mut w = PlainWriter::new(key, std::io::BufWriter::with_capacity(1 << 16, out), length, sha256);
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = input.read(&mut buf).map_err(io(ciphertext))?;
+            if n == 0 {
+                break;
+            }
+            w.update(&buf[..n])?;
+        }
+        let mut out = w.finish()?;
+        out.flush().map_err(io(plaintext))?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(plaintext);
+    }
+    result
+}

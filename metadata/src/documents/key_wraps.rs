@@ -1,0 +1,104 @@
+//! Where a receiver finds the content key of an encrypted image (issue 11): the OEM's wrap
+//! shards (`ota_crypt::wrap_set`), each a file `wraps/SHA256.bin` of the OEM's repository,
+//! named here by length and SHA-256. A review request lists every shard of its image (the
+//! regulators pick theirs); a vehicle's assignment lists only the top shard and the vehicle's
+//! own, so a vehicle fetches one or two small files whatever the fleet's size.
+//!
+//! The reference is trusted through the document that carries it (the signed `review` role,
+//! or the assignments reached by hash from the signed fleet index); the shard through its hash.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Directory of the OEM repository holding the wrap shards.
+pub const WRAPS_DIR: &str = "wraps";
+/// Largest shard a reader accepts: a depth-32 tree's cover within one shard stays far below.
+pub const MAX_SHARD_BYTES: u64 = 64 << 20;
+
+/// One shard file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardFile {
+    pub length: u64,
+    pub sha256: String,
+}
+
+impl ShardFile {
+    /// Its path under the OEM repository's base URL.
+    pub fn path(&self) -> String {
+        format!("{WRAPS_DIR}/{}.bin", self.sha256)
+    }
+}
+
+/// The wrapped content key of one image, as far as a reader needs it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyWraps {
+    /// `complete-subtree-v1` (`ota_crypt::receiver::SCHEME`).
+    pub scheme: String,
+    /// Depth of the receivers' tree.
+    pub depth: u8,
+    /// Depth at which the wraps are sharded.
+    pub shard_depth: u8,
+    /// Shard number (decimal; 0 is the top shard) -> file.
+    pub shards: BTreeMap<String, ShardFile>,
+}
+
+impl KeyWraps {
+    /// Check the shape (a reader calls this before fetching anything).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |why: String| Err(Error::malformed("key wraps", why));
+        if self.scheme != ota_crypt::receiver::SCHEME {
+            return bad(format!("unknown scheme {:?}", self.scheme));
+        }
+        if self.depth > ota_crypt::subtree::MAX_DEPTH || self.shard_depth > self.depth {
+            return bad(format!(
+                "depth {} / shard depth {} out of range",
+                self.depth, self.shard_depth
+            ));
+        }
+        if !self.shards.contains_key("0") {
+            return bad("no top shard (0)".into());
+        }
+        for (n, f) in &self.shards {
+            if n.parse::<u64>().map(|v| v.to_string()) != Ok(n.clone()) {
+                return bad(format!("shard number {n:?} is not a decimal number"));
+            }
+            if f.length > MAX_SHARD_BYTES {
+                return bad(format!("shard {n} is {} bytes", f.length));
+            }
+            if f.sha256.len() != 64 || hex::decode(&f.sha256).is_err() {
+                return bad(format!("shard {n}: sha256 is not 64 hex digits"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The shards a receiver at the given shard needs: the top one, and its own if published.
+    pub fn for_shard(&self, shard: u64) -> Vec<(u64, &ShardFile)> {
+        let mut out = Vec::new();
+        for n in [0, shard] {
+            if let Some(f) = self.shards.get(&n.to_string()) {
+                if !out.iter().any(|(m, _)| *m == n) {
+                    out.push((n, f));
+                }
+            }
+        }
+        out
+    }
+
+    /// These wraps reduced to what one receiver needs (what an assignment carries).
+    pub fn only(&self, shard: u64) -> KeyWraps {
+        KeyWraps {
+            scheme: self.scheme.clone(),
+            depth: self.depth,
+            shard_depth: self.shard_depth,
+            shards: self
+                .for_shard(shard)
+                .into_iter()
+                .map(|(n, f)| (n.to_string(), f.clone()))
+                .collect(),
+        }
+    }
+}
