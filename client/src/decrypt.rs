@@ -104,7 +104,8 @@ pub fn content_key<F: Fetch>(
         let bytes = oem
             .fetch_metadata_file(&f.path(), Some(&meta), MAX_SHARD_BYTES)
             .map_err(|source| DecryptError::Fetch { shard: n, source })?;
-        let shard = Shard::parse(&bytes).map_err(|source| DecryptError::Shard { shard: n, source })?;
+        let shard =
+            Shard::parse(&bytes).map_err(|source| DecryptError::Shard { shard: n, source })?;
         let expected_number =
             n == 0 || n == WrapSet::shard_of_leaf(keys.tree, keys.leaf, wraps.shard_depth);
         if shard.image_sha256 != image_sha256
@@ -141,7 +142,12 @@ pub fn decrypt_file(
     let result = (|| {
         let mut input = std::fs::File::open(ciphertext).map_err(io(ciphertext))?;
         let out = std::fs::File::create(plaintext).map_err(io(plaintext))?;
-        let mut w = PlainWriter::new(key, std::io::BufWriter::with_capacity(1 << 16, out), length, sha256);
+        let mut w = PlainWriter::new(
+            key,
+            std::io::BufWriter::with_capacity(1 << 16, out),
+            length,
+            sha256,
+        );
         let mut buf = vec![0u8; 1 << 16];
         loop {
             let n = input.read(&mut buf).map_err(io(ciphertext))?;

@@ -517,7 +517,9 @@ impl Gateway {
             repository: image.url.clone(),
             reason,
         };
-        let (length, sha) = manifest.plaintext().map_err(|e| bad_manifest(e.to_string()))?;
+        let (length, sha) = manifest
+            .plaintext()
+            .map_err(|e| bad_manifest(e.to_string()))?;
         let content_key = match manifest.encryption {
             None => None,
             Some(_) => Some(self.content_key(master, m, a, manifest)?),
@@ -545,7 +547,11 @@ impl Gateway {
             repository: m.url.clone(),
             reason: format!("{} {}: {e}", a.uid, a.version),
         };
-        let wraps = a.key_wraps.as_ref().ok_or(decrypt::DecryptError::NoWraps).map_err(fail)?;
+        let wraps = a
+            .key_wraps
+            .as_ref()
+            .ok_or(decrypt::DecryptError::NoWraps)
+            .map_err(fail)?;
         let path = self
             .config
             .decryption_keys

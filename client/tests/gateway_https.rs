@@ -6,39 +6,10 @@ mod world;
 
 use ota_client::gateway::{summary, EcuOutcome, Gateway};
 use ota_metadata::Envelope;
-use ota_testkit::nginx::Nginx;
-use ota_testkit::require_program;
 use ota_testkit::tls::TestCa;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use world::World;
-
-/// A world whose trees nginx serves over HTTPS (nginx must outlive the world's use).
-fn served_world() -> Option<(World, Nginx, TestCa)> {
-    let nginx_bin = require_program("nginx", "nginx")?;
-    let tmp = tempfile::tempdir().unwrap();
-    let ca = TestCa::new();
-    let trees: Vec<(&str, std::path::PathBuf)> = ["acme", "oem", "tuv"]
-        .iter()
-        .map(|n| (*n, tmp.path().join(n).join("repository")))
-        .collect();
-    for (_, p) in &trees {
-        std::fs::create_dir_all(p).unwrap();
-    }
-    let refs: Vec<(&str, &std::path::Path)> =
-        trees.iter().map(|(n, p)| (*n, p.as_path())).collect();
-    let nginx = Nginx::start_tls(&nginx_bin, &refs, &ca);
-    let base = nginx.url("x");
-    let base = base.trim_end_matches("x/").to_string();
-    // init() refuses non-empty directories only through its settings file: the empty
-    // repository/ dirs nginx needed are fine.
-    let world = World::build(
-        tmp,
-        Some(Box::new(move |name| format!("{base}{name}/"))),
-        Some(ca.ca_pem()),
-    );
-    Some((world, nginx, ca))
-}
+use world::{served_world, World};
 
 #[test]
 fn update_over_https_from_nginx_with_a_pinned_ca() {

@@ -227,8 +227,9 @@ fn supplier_cmd(cmd: SupplierCommand, wait: Option<u64>, now: DateTime) -> Resul
             encrypt,
             chunk_size,
         } => {
-            let chunk_size = u32::try_from(chunk_size)
-                .map_err(|_| crate::error::Error::refused(format!("--chunk-size {chunk_size}: too large")))?;
+            let chunk_size = u32::try_from(chunk_size).map_err(|_| {
+                crate::error::Error::refused(format!("--chunk-size {chunk_size}: too large"))
+            })?;
             let added = supplier::add_image(
                 &dir,
                 supplier::AddImage {
@@ -478,7 +479,10 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
             );
             if let Some(out) = decryption_keys {
                 let leaf = oem::broadcast::vehicle_keys(&dir, &vin, &out)?;
-                say!("  decryption keys (receiver {leaf}) in {}: install them in its gateway", out.display());
+                say!(
+                    "  decryption keys (receiver {leaf}) in {}: install them in its gateway",
+                    out.display()
+                );
             }
         }
         OemCommand::Vehicle(VehicleCommand::DecryptionKeys { dir, vin, out }) => {

@@ -325,3 +325,30 @@ impl World {
         gw.run(Some(&mut fw)).unwrap()
     }
 }
+
+/// A world whose trees nginx serves over HTTPS (nginx must outlive the world's use).
+pub fn served_world() -> Option<(World, ota_testkit::nginx::Nginx, ota_testkit::tls::TestCa)> {
+    let nginx_bin = ota_testkit::require_program("nginx", "nginx")?;
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = ota_testkit::tls::TestCa::new();
+    let trees: Vec<(&str, std::path::PathBuf)> = ["acme", "oem", "tuv"]
+        .iter()
+        .map(|n| (*n, tmp.path().join(n).join("repository")))
+        .collect();
+    for (_, p) in &trees {
+        std::fs::create_dir_all(p).unwrap();
+    }
+    let refs: Vec<(&str, &std::path::Path)> =
+        trees.iter().map(|(n, p)| (*n, p.as_path())).collect();
+    let nginx = ota_testkit::nginx::Nginx::start_tls(&nginx_bin, &refs, &ca);
+    let base = nginx.url("x");
+    let base = base.trim_end_matches("x/").to_string();
+    // init() refuses non-empty directories only through its settings file: the empty
+    // repository/ dirs nginx needed are fine.
+    let world = World::build(
+        tmp,
+        Some(Box::new(move |name| format!("{base}{name}/"))),
+        Some(ca.ca_pem()),
+    );
+    Some((world, nginx, ca))
+}

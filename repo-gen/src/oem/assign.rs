@@ -149,7 +149,9 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Vec<(String, String)>> {
                         v.ecus
                             .iter()
                             .filter(|(_, e)| &e.hardware_id == hw && !e.aftermarket)
-                            .map(move |(serial, _)| (vin.clone(), serial.clone(), v.decryption_leaf))
+                            .map(move |(serial, _)| {
+                                (vin.clone(), serial.clone(), v.decryption_leaf)
+                            })
                     })
                     .collect();
                 if found.is_empty() {

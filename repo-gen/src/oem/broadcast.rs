@@ -191,9 +191,10 @@ pub fn vehicle_keys(dir: &Path, vin: &str, out: &Path) -> Result<u64> {
 /// Exclude vehicle `vin` from every image wrapped from now on. Returns its leaf.
 pub fn vehicle_revoke_keys(dir: &Path, vin: &str) -> Result<u64> {
     let inv = Inventory::load_for(dir, &[vin])?;
-    let leaf = inv.vehicle(vin)?.decryption_leaf.ok_or_else(|| {
-        Error::refused(format!("vehicle {vin} was never issued decryption keys"))
-    })?;
+    let leaf = inv
+        .vehicle(vin)?
+        .decryption_leaf
+        .ok_or_else(|| Error::refused(format!("vehicle {vin} was never issued decryption keys")))?;
     let mut b = Broadcast::load(dir)?;
     b.excluded.insert(leaf);
     b.save(dir)?;

@@ -37,7 +37,8 @@ pub struct Added {
 
 /// Where `add-image --encrypt` keeps an image's content key.
 pub fn content_key_path(dir: &Path, uid: &str, version: &str) -> PathBuf {
-    dir.join(CONTENT_KEYS_DIR).join(format!("{uid}-{version}.json"))
+    dir.join(CONTENT_KEYS_DIR)
+        .join(format!("{uid}-{version}.json"))
 }
 
 /// Store `name`'s content under its consistent-snapshot name, `targets/SHA256.NAME`.
@@ -200,9 +201,8 @@ fn store_image(
                 false
             }
             Storing::Encrypted(key, chunk) => {
-                ota_crypt::stream::encrypt(key, &mut input, meta.len(), &mut out, chunk).map_err(
-                    |e| Error::refused(format!("encrypting {}: {e}", src.display())),
-                )?;
+                ota_crypt::stream::encrypt(key, &mut input, meta.len(), &mut out, chunk)
+                    .map_err(|e| Error::refused(format!("encrypting {}: {e}", src.display())))?;
                 // The header names the length read at the start: a file that grew is refused.
                 let mut probe = [0u8; 1];
                 if input.read(&mut probe).map_err(Error::io(src))? != 0 {

@@ -13,7 +13,9 @@ mod init;
 mod publish;
 mod rotate;
 
-pub use add_image::{add_image, check_image_file, content_key_path, store_target, AddImage};
+pub use add_image::{
+    add_image, check_image_file, content_key_path, manifest_of, store_target, AddImage,
+};
 pub use delegate::{delegate, undelegate, Delegate};
 pub use init::{init, role_configs, Init, RoleOptions};
 pub use publish::{publish, publish_unverified};

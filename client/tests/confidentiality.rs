@@ -1,0 +1,355 @@
+//! Image confidentiality (issue 11) end to end, through nginx over HTTPS: a supplier encrypts
+//! an image, the OEM wraps its content key for every receiver but a revoked vehicle, the
+//! regulator decrypts it to scan it, and the gateways that may decrypt it install the
+//! plaintext while the excluded vehicle and an outsider fail at the content key, before any
+//! download. The served trees never hold the plaintext.
+
+mod world;
+
+use ota_client::decrypt::{self, DecryptError};
+use ota_client::forward::DirForwarder;
+use ota_client::gateway::{summary, EcuOutcome, Gateway};
+use ota_client::staging::Staging;
+use ota_client::walk::Check;
+use ota_crypt::receiver::ReceiverKeys;
+use ota_crypt::subtree::{Secret, Tree};
+use ota_metadata::documents::Verdict;
+use ota_repo::{oem, regulator, supplier};
+use std::path::{Path, PathBuf};
+use world::{served_world, World};
+
+const MARKER: &[u8] = b"CONFIDENTIAL-BRAKE-CALIBRATION-7d3f";
+const CHUNK: u32 = 4096;
+
+/// 40 KB of image, the marker all through it (so any plaintext leak contains it).
+fn secret_image() -> Vec<u8> {
+    let mut v = Vec::new();
+    let mut i = 0u32;
+    while v.len() < 40_000 {
+        v.extend_from_slice(MARKER);
+        v.extend_from_slice(&i.to_be_bytes());
+        i += 1;
+    }
+    v
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_containing(&p, needle));
+        } else if contains(&std::fs::read(&p).unwrap(), needle) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn review(w: &World, keys: Option<&Path>) -> Vec<regulator::Outcome> {
+    oem::publish(&w.p("oem"), w.now, false).unwrap();
+    let opts = regulator::ReviewOpts {
+        master: &w.url("oem"),
+        master_root: &w.p("oem/repository/1.root.json"),
+        scanner: None,
+        ca: w.ca.as_deref(),
+        supplier_from: Default::default(),
+        decryption_keys: keys,
+    };
+    let out = regulator::review(&w.p("tuv"), opts, w.now).unwrap();
+    regulator::publish(&w.p("tuv"), w.now, false).unwrap();
+    out
+}
+
+/// Encrypt brake-fw `version` (counter `counter`) and publish it; returns the content-key file.
+fn add_encrypted(w: &World, version: &str, counter: u64) -> PathBuf {
+    std::fs::write(w.p("secret.bin"), secret_image()).unwrap();
+    let added = supplier::add_image(
+        &w.p("acme"),
+        supplier::AddImage {
+            file: w.p("secret.bin"),
+            uid: "brake-fw".into(),
+            version: version.into(),
+            release_counter: counter,
+            hardware_ids: vec!["BRAKE-A".into()],
+            role: "targets".into(),
+            allow_rollback: false,
+            encrypt: Some(CHUNK),
+        },
+        w.now,
+    )
+    .unwrap();
+    supplier::publish(&w.p("acme"), w.now, false).unwrap();
+    added.content_key.expect("a content-key file")
+}
+
+fn submit(w: &World, version: &str, key: Option<&Path>) -> ota_repo::error::Result<()> {
+    oem::review_submit(
+        &w.p("oem"),
+        oem::Submit {
+            supplier: "acme",
+            uid: "brake-fw",
+            version,
+            from: None,
+            ca: w.ca.as_deref(),
+            content_key: key,
+        },
+        w.now,
+    )
+    .map(|_| ())
+}
+
+fn assign(w: &World, vin: &str, version: &str) {
+    oem::assign(
+        &w.p("oem"),
+        oem::Assign {
+            target: oem::AssignTarget::Vehicle {
+                vin: vin.into(),
+                serial: Some("S1".into()),
+            },
+            supplier: "acme".into(),
+            uid: "brake-fw".into(),
+            version: version.into(),
+        },
+    )
+    .unwrap();
+}
+
+/// Run an update of `vin` (ECU S1) with `keys` installed as its decryption keys.
+fn update(w: &World, vin: &str, state: &str, keys: &Path) -> EcuOutcome {
+    let mut t = format!(
+        "vin = \"{vin}\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nstate_dir = \"{state}\"\ndecryption_keys = \"{}\"\n",
+        w.url("oem"),
+        keys.display()
+    );
+    if let Some(c) = &w.ca {
+        t += &format!("ca_bundle = \"{}\"\n", c.display());
+    }
+    t += &format!("[forward]\nkind = \"dir\"\npath = \"ecus-{state}\"\n[[ecus]]\nserial = \"S1\"\nhardware_id = \"BRAKE-A\"\n");
+    let path = w.p(&format!("{state}.toml"));
+    std::fs::write(&path, t).unwrap();
+    let gw = Gateway::new(ota_client::config::Config::load(&path).unwrap(), w.now).unwrap();
+    gw.init(false).unwrap();
+    let mut fw = DirForwarder::new(w.p(&format!("ecus-{state}")));
+    let out = gw.run(Some(&mut fw)).unwrap();
+    out.into_iter().find(|(s, _)| s == "S1").unwrap().1
+}
+
+fn failed_check(o: &EcuOutcome) -> Option<Check> {
+    match o {
+        EcuOutcome::Failed(e) => e.check(),
+        _ => None,
+    }
+}
+
+/// Scenario: Confidentiality | the image is read off the CDN, by an excluded (revoked) vehicle, or with keys the OEM never issued | the served trees hold only ciphertext; the excluded vehicle and the outsider fail at the content key before any download; the entitled vehicle installs the plaintext and the regulator scans it
+#[test]
+fn an_encrypted_image_reaches_the_entitled_vehicle_and_the_regulator_only() {
+    let Some((w, nginx, _ca)) = served_world() else {
+        return;
+    };
+    let oem_dir = w.p("oem");
+    // Receivers: VIN1 (the world's), VIN2 (revoked before the image), the regulator.
+    oem::broadcast::vehicle_keys(&oem_dir, "VIN1", &w.p("vin1.keys")).unwrap();
+    oem::vehicle_add(&oem_dir, "VIN2", &["S1:BRAKE-A".into()], &[]).unwrap();
+    oem::broadcast::vehicle_keys(&oem_dir, "VIN2", &w.p("vin2.keys")).unwrap();
+    oem::broadcast::regulator_keys(&oem_dir, "tuv", &w.p("tuv.keys")).unwrap();
+    oem::broadcast::vehicle_revoke_keys(&oem_dir, "VIN2").unwrap();
+
+    let key = add_encrypted(&w, "3.0", 3);
+    // The OEM will not wrap without the key, nor with another image's.
+    assert!(submit(&w, "3.0", None).is_err());
+    submit(&w, "3.0", Some(&key)).unwrap();
+
+    // The regulator decrypts before it scans: approved, on the plaintext.
+    let outcomes = review(&w, Some(&w.p("tuv.keys")));
+    let o = outcomes
+        .iter()
+        .find(|o| o.request.image.version == "3.0")
+        .unwrap();
+    assert!(matches!(o.result, Ok(Verdict::Approved)), "{:?}", o.result);
+
+    assign(&w, "VIN1", "3.0");
+    assign(&w, "VIN2", "3.0");
+    oem::publish(&oem_dir, w.now, false).unwrap();
+
+    // The CDN never sees plaintext: no served file holds the marker.
+    for tree in ["acme", "oem", "tuv"] {
+        let leaks = files_containing(&w.p(&format!("{tree}/repository")), MARKER);
+        assert!(leaks.is_empty(), "plaintext served in {leaks:?}");
+    }
+
+    // The entitled vehicle installs the plaintext.
+    let got = update(&w, "VIN1", "vin1", &w.p("vin1.keys"));
+    assert!(
+        matches!(got, EcuOutcome::Updated { .. }),
+        "{}",
+        summary(&got)
+    );
+    assert_eq!(
+        std::fs::read(w.p("ecus-vin1/S1/image.bin")).unwrap(),
+        secret_image()
+    );
+    // Up to date on the next run (the assignment names the ciphertext, the ECU the plaintext).
+    let again = update(&w, "VIN1", "vin1", &w.p("vin1.keys"));
+    assert!(
+        matches!(again, EcuOutcome::UpToDate { .. }),
+        "{}",
+        summary(&again)
+    );
+
+    // The excluded vehicle: refused at the content key, and nothing downloaded.
+    let before = nginx.access_log().matches("brake-fw-3.0.bin").count();
+    let excluded = update(&w, "VIN2", "vin2", &w.p("vin2.keys"));
+    assert_eq!(
+        failed_check(&excluded),
+        Some(Check::ContentKey),
+        "{}",
+        summary(&excluded)
+    );
+    assert!(
+        summary(&excluded).contains("excluded"),
+        "{}",
+        summary(&excluded)
+    );
+    assert!(!w.p("ecus-vin2/S1/image.bin").exists());
+
+    // An outsider: keys for VIN1's place in the tree, from a secret the OEM never had.
+    let vin1 = ReceiverKeys::parse(&std::fs::read(w.p("vin1.keys")).unwrap()).unwrap();
+    let forged = ReceiverKeys::issue(
+        &Secret::generate(),
+        Tree::new(vin1.tree.depth()).unwrap(),
+        vin1.leaf,
+    )
+    .unwrap();
+    std::fs::write(w.p("outsider.keys"), forged.to_json()).unwrap();
+    let outsider = update(&w, "VIN1", "outsider", &w.p("outsider.keys"));
+    assert_eq!(
+        failed_check(&outsider),
+        Some(Check::ContentKey),
+        "{}",
+        summary(&outsider)
+    );
+    assert!(!w.p("ecus-outsider/S1/image.bin").exists());
+    assert_eq!(
+        nginx.access_log().matches("brake-fw-3.0.bin").count(),
+        before,
+        "an excluded reader downloaded the image"
+    );
+}
+
+/// Scenario: Confidentiality | the supplier hands the OEM a content key that does not open the image | the regulator rejects the image with an "undecryptable" finding, so no vehicle installs it
+#[test]
+fn an_image_the_regulator_cannot_decrypt_is_rejected_with_a_finding() {
+    let w = World::new();
+    let oem_dir = w.p("oem");
+    oem::broadcast::regulator_keys(&oem_dir, "tuv", &w.p("tuv.keys")).unwrap();
+    let key = add_encrypted(&w, "3.0", 3);
+    // Same image named, another key.
+    let mut ck = ota_crypt::content_key::ContentKey::parse(&std::fs::read(&key).unwrap()).unwrap();
+    ck.key = ota_crypt::Key::generate();
+    std::fs::write(w.p("wrong.key"), ck.to_json()).unwrap();
+    submit(&w, "3.0", Some(&w.p("wrong.key"))).unwrap();
+    let outcomes = review(&w, Some(&w.p("tuv.keys")));
+    let o = outcomes
+        .iter()
+        .find(|o| o.request.image.version == "3.0")
+        .unwrap();
+    assert!(matches!(o.result, Ok(Verdict::Rejected)), "{:?}", o.result);
+    assert_eq!(o.findings, 1);
+    // The signed attestation says why.
+    assert_eq!(
+        files_containing(&w.p("tuv/repository/targets"), b"\"undecryptable\"").len(),
+        1,
+        "no attestation with the finding"
+    );
+}
+
+/// Scenario: Confidentiality | one chunk of an encrypted image is changed | decryption stops at that chunk and leaves no plaintext behind
+#[test]
+fn a_tampered_chunk_is_refused_at_that_chunk() {
+    let w = World::new();
+    let key_file = add_encrypted(&w, "3.0", 3);
+    let ck = ota_crypt::content_key::ContentKey::parse(&std::fs::read(key_file).unwrap()).unwrap();
+    let s = supplier::Settings::load(&w.p("acme")).unwrap();
+    let r = s.images.iter().find(|i| i.version == "3.0").unwrap();
+    let m = supplier::manifest_of("acme", r).unwrap();
+    let cipher = w.p(&format!(
+        "acme/repository/targets/{}.brake-fw-3.0.bin",
+        r.image.sha256
+    ));
+    let mut bytes = std::fs::read(&cipher).unwrap();
+    // The header, two whole chunks (data and tag), then a byte of chunk 2.
+    let at = ota_crypt::stream::HEADER_LEN + 2 * (CHUNK as usize + ota_crypt::stream::TAG_LEN) + 10;
+    bytes[at] ^= 1;
+    std::fs::write(w.p("tampered.enc"), &bytes).unwrap();
+    let out = w.p("tampered.plain");
+    let err = decrypt::decrypt_file(&ck.key, &w.p("tampered.enc"), &out, &m).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DecryptError::Decrypt(ota_crypt::plain::Error::Stream(
+                ota_crypt::stream::Error::Chunk { index: 2 }
+            ))
+        ),
+        "{err:?}"
+    );
+    assert!(!out.exists(), "a partial plaintext was left behind");
+    // The untouched ciphertext decrypts to the image.
+    decrypt::decrypt_file(&ck.key, &cipher, &out, &m).unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), secret_image());
+}
+
+/// Scenario: Confidentiality | the download of an encrypted image breaks off half-way | the next run resumes it with a Range request, and the decrypted image is the one the supplier signed
+#[test]
+fn a_broken_download_of_an_encrypted_image_resumes() {
+    let Some((w, nginx, _ca)) = served_world() else {
+        return;
+    };
+    let oem_dir = w.p("oem");
+    oem::broadcast::vehicle_keys(&oem_dir, "VIN1", &w.p("vin1.keys")).unwrap();
+    oem::broadcast::regulator_keys(&oem_dir, "tuv", &w.p("tuv.keys")).unwrap();
+    let key = add_encrypted(&w, "3.0", 3);
+    submit(&w, "3.0", Some(&key)).unwrap();
+    review(&w, Some(&w.p("tuv.keys")));
+    assign(&w, "VIN1", "3.0");
+    oem::publish(&oem_dir, w.now, false).unwrap();
+
+    // What a stopped run leaves: the first half of the ciphertext.
+    let s = supplier::Settings::load(&w.p("acme")).unwrap();
+    let r = s.images.iter().find(|i| i.version == "3.0").unwrap();
+    let cipher = std::fs::read(w.p(&format!(
+        "acme/repository/targets/{}.brake-fw-3.0.bin",
+        r.image.sha256
+    )))
+    .unwrap();
+    let incoming = Staging::new(&w.p("vin1"), 0).incoming();
+    std::fs::create_dir_all(&incoming).unwrap();
+    std::fs::write(
+        incoming.join(".partial-brake-fw-3.0.bin"),
+        &cipher[..cipher.len() / 2],
+    )
+    .unwrap();
+
+    let got = update(&w, "VIN1", "vin1", &w.p("vin1.keys"));
+    assert!(
+        matches!(got, EcuOutcome::Updated { .. }),
+        "{}",
+        summary(&got)
+    );
+    assert_eq!(
+        std::fs::read(w.p("ecus-vin1/S1/image.bin")).unwrap(),
+        secret_image()
+    );
+    let log = nginx.access_log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("brake-fw-3.0.bin") && l.contains(" 206 ")),
+        "no Range request for the rest of the image:\n{log}"
+    );
+}
