@@ -87,6 +87,8 @@ gw_port=$((port + 1))
 vin=WDD2130421A000001
 "$OTA_REPO" key generate --bits 2048 --out "$work/vehicle/vehicle.TEST-ONLY.pem" >/dev/null
 "$OTA_REPO" oem vehicle key "$work/oem" --vin "$vin" --key "$work/vehicle/vehicle.TEST-ONLY.pem" >/dev/null
+# Its decryption keys for encrypted images (installed in the gateway at the factory).
+"$OTA_REPO" oem vehicle decryption-keys "$work/oem" --vin "$vin" --out "$work/vehicle/decryption-keys.TEST-ONLY.json"
 # The brake ECU's trust anchor is an OEM trust document (the targets keys of acme's pinned root),
 # which the OEM can rotate in the field; the others hold a supplier key, as the paper's ECUs.
 "$OTA_REPO" key generate --bits 2048 --out "$work/keys/ecu-trust.TEST-ONLY.pem" >/dev/null
@@ -117,6 +119,7 @@ sleep 0.5
 cat > "$work/vehicle/gateway.toml" <<TOML
 vin = "$vin"
 vehicle_key = "$work/vehicle/vehicle.TEST-ONLY.pem"
+decryption_keys = "$work/vehicle/decryption-keys.TEST-ONLY.json"
 master_url = "$base/oem/repository"
 master_root = "$work/oem/repository/1.root.json"
 state_dir = "$work/vehicle/gateway-state"
@@ -229,4 +232,64 @@ if [[ "$trust_line" == 0 ]]; then
   exit 1
 fi
 gw status
+
+step "image confidentiality: a second vehicle (WDD2130421A000003) is issued keys, then revoked (stolen)"
+vin3=WDD2130421A000003
+mkdir -p "$work/vehicle3"
+"$OTA_REPO" oem vehicle decryption-keys "$work/oem" --vin "$vin3" --out "$work/vehicle3/decryption-keys.TEST-ONLY.json"
+"$OTA_REPO" oem vehicle revoke-keys "$work/oem" --vin "$vin3"
+"$OTA_REPO" oem regulator decryption-keys "$work/oem" --name tuv --out "$work/regulator/tuv-decryption-keys.TEST-ONLY.json"
+step "brake-fw 1.4.0 encrypted by acme; the OEM wraps its key for every receiver but the revoked vehicle"
+{ yes 'brake controller 1.4.0 CONFIDENTIAL' || true; } | head -c 72000 > "$work/images/brake-1.4.0.bin"
+"$OTA_REPO" supplier add-image "$acme" --file "$work/images/brake-1.4.0.bin" --uid brake-fw --version 1.4.0 \
+  --release-counter 6 --hardware-id BRAKE-A --encrypt
+"$OTA_REPO" supplier publish "$acme" >/dev/null
+"$OTA_REPO" oem review submit "$work/oem" --supplier acme --uid brake-fw --version 1.4.0 \
+  --from "$acme/repository" --content-key "$acme/content-keys/brake-fw-1.4.0.json"
+"$OTA_REPO" oem publish "$work/oem" >/dev/null
+step "the regulator decrypts brake-fw 1.4.0 and scans the plaintext"
+"$OTA_REPO" regulator review "$work/regulator/tuv" --master "$work/oem/repository" \
+  --master-root "$work/oem/repository/1.root.json" --supplier-from "acme=$acme/repository" \
+  --decryption-keys "$work/regulator/tuv-decryption-keys.TEST-ONLY.json"
+"$OTA_REPO" regulator publish "$work/regulator/tuv" >/dev/null
+for a in "$vin":BRK-0001 "$vin3":BRK-0003; do
+  "$OTA_REPO" oem assign "$work/oem" --vin "${a%%:*}" --ecu "${a#*:}" --supplier acme --uid brake-fw \
+    --version 1.4.0 >/dev/null
+done
+"$OTA_REPO" oem publish "$work/oem" >/dev/null
+step "the published trees hold only ciphertext (no served file contains the image's text)"
+if grep -rl 'brake controller 1.4.0' "$acme/repository" "$work/oem/repository" "$work/regulator/tuv/repository"; then
+  echo "demo: plaintext of the encrypted image is published" >&2
+  exit 1
+fi
+echo "    no plaintext in the supplier, OEM or regulator trees"
+step "gateway: update (fetches its wrap shard, decrypts chunk by chunk, verifies the plaintext hash, forwards over CAN)"
+gw update
+sleep 0.3
+if ! gw status | grep -q "BRK-0001.*brake-fw 1.4.0"; then
+  echo "demo: the brake ECU should run the encrypted brake-fw 1.4.0" >&2
+  exit 1
+fi
+gw status
+step "the revoked vehicle's gateway: it cannot decrypt brake-fw 1.4.0 (refused before downloading it)"
+cat > "$work/vehicle3/gateway.toml" <<TOML
+vin = "$vin3"
+decryption_keys = "$work/vehicle3/decryption-keys.TEST-ONLY.json"
+master_url = "$base/oem/repository"
+master_root = "$work/oem/repository/1.root.json"
+state_dir = "$work/vehicle3/gateway-state"
+[forward]
+kind = "dir"
+path = "$work/vehicle3/ecus"
+[[ecus]]
+serial = "BRK-0003"
+hardware_id = "BRAKE-A"
+TOML
+"$bin/ota-gateway" --config "$work/vehicle3/gateway.toml" init >/dev/null
+if "$bin/ota-gateway" --config "$work/vehicle3/gateway.toml" update > "$work/vehicle3/update.log" 2>&1; then
+  echo "demo: the revoked vehicle should not have been able to decrypt brake-fw 1.4.0" >&2
+  exit 1
+fi
+sed 's/^/    /' "$work/vehicle3/update.log"
+grep -q "excluded" "$work/vehicle3/update.log"
 step "demo finished: trees, logs and ECU flash are in $work"
