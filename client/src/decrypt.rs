@@ -7,7 +7,7 @@
 //! assignments trusted by hash), and each is checked against its length and SHA-256 before it
 //! is parsed.
 
-use crate::tuf::{Fetch, Updater};
+use crate::tuf::{Fetch, StreamTap, Updater};
 use ota_crypt::plain::PlainWriter;
 use ota_crypt::receiver::ReceiverKeys;
 use ota_crypt::wrap_set::{Shard, WrapSet};
@@ -125,6 +125,98 @@ pub fn content_key<F: Fetch>(
         .map_err(DecryptError::Open)
 }
 
+/// Decrypts a target while it downloads (a [`StreamTap`] for
+/// [`Updater::download_target_tapped`]): each chunk is written to `path` only once it
+/// authenticated. The plaintext is trusted only once [`DecryptingTap::finish`] has checked its
+/// length and SHA-256 against the manifest (and the download its ciphertext hash); until then,
+/// and whenever anything fails, the file is removed when the tap is dropped.
+pub struct DecryptingTap<'k> {
+    key: &'k Key,
+    path: PathBuf,
+    length: u64,
+    sha256: [u8; 32],
+    writer: Option<PlainWriter<std::io::BufWriter<std::fs::File>>>,
+    /// The first decryption failure, typed (the download only sees an I/O error).
+    failure: Option<ota_crypt::plain::Error>,
+    finished: bool,
+}
+
+impl<'k> DecryptingTap<'k> {
+    pub fn new(
+        key: &'k Key,
+        path: &Path,
+        manifest: &ImageManifest,
+    ) -> Result<DecryptingTap<'k>, DecryptError> {
+        let (length, sha256) = manifest.plaintext().map_err(DecryptError::Manifest)?;
+        Ok(DecryptingTap {
+            key,
+            path: path.to_path_buf(),
+            length,
+            sha256,
+            writer: None,
+            failure: None,
+            finished: false,
+        })
+    }
+
+    /// Why decrypting failed, if it did (to report instead of the download's I/O error).
+    pub fn take_failure(&mut self) -> Option<DecryptError> {
+        self.failure.take().map(DecryptError::Decrypt)
+    }
+
+    /// The ciphertext ended: every chunk authenticated and the plaintext is the manifest's.
+    pub fn finish(mut self) -> Result<PathBuf, DecryptError> {
+        let w =
+            self.writer
+                .take()
+                .ok_or(DecryptError::Decrypt(ota_crypt::plain::Error::Stream(
+                    ota_crypt::stream::Error::TruncatedHeader,
+                )))?;
+        let mut out = w.finish()?;
+        out.flush().map_err(|source| DecryptError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.finished = true;
+        Ok(self.path.clone())
+    }
+}
+
+impl StreamTap for DecryptingTap<'_> {
+    fn restart(&mut self) -> std::io::Result<()> {
+        let file = std::fs::File::create(&self.path)?;
+        self.writer = Some(PlainWriter::new(
+            self.key,
+            std::io::BufWriter::with_capacity(1 << 16, file),
+            self.length,
+            self.sha256,
+        ));
+        self.failure = None;
+        Ok(())
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let w = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("decryption not started"))?;
+        w.update(bytes).map_err(|e| {
+            let io = std::io::Error::other(e.to_string());
+            self.failure = Some(e);
+            io
+        })
+    }
+}
+
+impl Drop for DecryptingTap<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.writer = None;
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 /// Decrypt the ciphertext file into `plaintext` (created or replaced), in constant memory,
 /// checking each chunk and then the plaintext's length and SHA-256 against `manifest`. A
 /// failure removes the partial plaintext.
@@ -134,34 +226,25 @@ pub fn decrypt_file(
     plaintext: &Path,
     manifest: &ImageManifest,
 ) -> Result<(), DecryptError> {
-    let (length, sha256) = manifest.plaintext().map_err(DecryptError::Manifest)?;
+    let mut tap = DecryptingTap::new(key, plaintext, manifest)?;
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| DecryptError::Io { path, source }
     };
-    let result = (|| {
-        let mut input = std::fs::File::open(ciphertext).map_err(io(ciphertext))?;
-        let out = std::fs::File::create(plaintext).map_err(io(plaintext))?;
-        let mut w = PlainWriter::new(
-            key,
-            std::io::BufWriter::with_capacity(1 << 16, out),
-            length,
-            sha256,
-        );
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = input.read(&mut buf).map_err(io(ciphertext))?;
-            if n == 0 {
-                break;
-            }
-            w.update(&buf[..n])?;
+    tap.restart().map_err(io(plaintext))?;
+    let mut input = std::fs::File::open(ciphertext).map_err(io(ciphertext))?;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = input.read(&mut buf).map_err(io(ciphertext))?;
+        if n == 0 {
+            break;
         }
-        let mut out = w.finish()?;
-        out.flush().map_err(io(plaintext))?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(plaintext);
+        if let Err(e) = tap.write(&buf[..n]) {
+            return Err(tap.take_failure().unwrap_or(DecryptError::Io {
+                path: plaintext.to_path_buf(),
+                source: e,
+            }));
+        }
     }
-    result
+    tap.finish().map(|_| ())
 }

@@ -683,20 +683,28 @@ impl Gateway {
         if let Some(path) = staging.staged(&p.sha256, p.length)? {
             return Ok(path);
         }
-        let got = download_image(repos, m, &p.a, &p.image, &staging.incoming())?;
+        let incoming = staging.incoming();
         let Some(key) = &p.content_key else {
+            let got = download_image(repos, m, &p.a, &p.image, &incoming, None)?;
             return Ok(staging.keep(&got, &p.sha256)?);
         };
-        // Each chunk authenticated before it is written, then the plaintext checked against
-        // the supplier's signed length and SHA-256; the ciphertext is dropped either way.
-        let plain = got.with_extension("plain");
-        let decrypted = decrypt::decrypt_file(key, &got, &plain, &p.image.info.manifest);
-        let _ = std::fs::remove_file(&got);
-        decrypted.map_err(|e| walk::WalkError {
+        // Decrypted while it downloads: each chunk written once it authenticated, then the
+        // plaintext checked against the supplier's signed length and SHA-256, and the
+        // ciphertext against the target's. The ciphertext is dropped either way.
+        let decryption = |e: decrypt::DecryptError| walk::WalkError {
             check: walk::Check::Decryption,
             repository: p.image.url.clone(),
             reason: format!("{} {}: {e}", p.a.uid, p.a.version),
-        })?;
+        };
+        let plain = incoming.join(format!("{}.plain", p.sha256));
+        let mut tap =
+            decrypt::DecryptingTap::new(key, &plain, &p.image.info.manifest).map_err(decryption)?;
+        let got = match download_image(repos, m, &p.a, &p.image, &incoming, Some(&mut tap)) {
+            Ok(got) => got,
+            Err(e) => return Err(tap.take_failure().map_or(e, decryption).into()),
+        };
+        let _ = std::fs::remove_file(&got);
+        let plain = tap.finish().map_err(decryption)?;
         Ok(staging.keep(&plain, &p.sha256)?)
     }
 

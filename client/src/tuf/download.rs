@@ -131,10 +131,23 @@ impl Hasher {
     }
 }
 
+/// Sees a target's bytes in order while they are staged, before the target's hash can be
+/// checked (a decryptor releasing each authenticated chunk, say). Whatever it makes of them
+/// must not be trusted until the download succeeded; the bytes of a resumed download are
+/// replayed to it from the start of the file, and it is told when the staged bytes are thrown
+/// away.
+pub trait StreamTap {
+    /// Forget everything seen: the download starts again from byte 0.
+    fn restart(&mut self) -> io::Result<()>;
+    /// The next bytes of the target. An error stops the download.
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()>;
+}
+
 /// A sink that hashes and counts what passes through, and refuses to accept more than
 /// `limit` bytes whatever the fetcher does.
-struct Hashing<W> {
+struct Hashing<'t, W> {
     inner: W,
+    tap: Option<&'t mut dyn StreamTap>,
     hasher: Hasher,
     /// Bytes held (and hashed), from the start of the file.
     written: u64,
@@ -143,7 +156,7 @@ struct Hashing<W> {
     fresh: u64,
 }
 
-impl<W> Hashing<W> {
+impl<W> Hashing<'_, W> {
     #[cfg(test)]
     fn new(inner: W, limit: u64) -> Self {
         Self::with(inner, limit, Hasher::Sha256(Sha256::new()))
@@ -152,6 +165,7 @@ impl<W> Hashing<W> {
     fn with(inner: W, limit: u64, hasher: Hasher) -> Self {
         Hashing {
             inner,
+            tap: None,
             hasher,
             written: 0,
             limit,
@@ -160,7 +174,7 @@ impl<W> Hashing<W> {
     }
 }
 
-impl<W: Write> Write for Hashing<W> {
+impl<W: Write> Write for Hashing<'_, W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if crate::stop::requested() {
             // Not ErrorKind::Interrupted: write_all would retry that.
@@ -178,6 +192,9 @@ impl<W: Write> Write for Hashing<W> {
             .get(..n)
             .ok_or_else(|| io::Error::other("write overran"))?;
         self.hasher.update(part);
+        if let Some(tap) = self.tap.as_deref_mut() {
+            tap.write(part)?;
+        }
         self.written = self.written.saturating_add(n as u64);
         self.fresh = self.fresh.saturating_add(n as u64);
         Ok(n)
@@ -189,7 +206,7 @@ impl<W: Write> Write for Hashing<W> {
 
 /// The staging file: appends when a fetch resumes where it stands, starts over from zero when
 /// a fetch says it got the whole file, and refuses any other offset.
-impl<F: Write + Seek + SetLen> RangeSink for Hashing<F> {
+impl<F: Write + Seek + SetLen> RangeSink for Hashing<'_, F> {
     fn start_at(&mut self, offset: u64) -> io::Result<()> {
         if offset == self.written {
             return Ok(());
@@ -206,6 +223,9 @@ impl<F: Write + Seek + SetLen> RangeSink for Hashing<F> {
         self.inner.set_len(0)?;
         self.inner.seek(SeekFrom::Start(0))?;
         self.hasher.reset();
+        if let Some(tap) = self.tap.as_deref_mut() {
+            tap.restart()?;
+        }
         self.written = 0;
         Ok(())
     }
@@ -247,7 +267,7 @@ fn fetch_resuming<S: Write + Seek + SetLen>(
     target: &str,
     length: u64,
     max_resumes: u32,
-    sink: &mut Hashing<S>,
+    sink: &mut Hashing<'_, S>,
 ) -> Result<u32> {
     let mut resumes: u32 = 0;
     loop {
@@ -280,6 +300,7 @@ fn fetch_resuming<S: Write + Seek + SetLen>(
 
 /// Fetch `url` into `dest` if, and only if, it is exactly `length` bytes with digest `sha`,
 /// resuming a broken transfer at most `max_resumes` times.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn fetch_verified(
     fetcher: &impl Fetch,
     url: &str,
@@ -288,6 +309,7 @@ pub(crate) fn fetch_verified(
     sha: &TargetDigest,
     dest: &Path,
     max_resumes: u32,
+    tap: Option<&mut dyn StreamTap>,
 ) -> Result<()> {
     let dir = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -301,7 +323,16 @@ pub(crate) fn fetch_verified(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let partial = dir.join(format!(".partial-{name}"));
-    let result = fetch_into_partial(fetcher, url, target, length, sha, &partial, max_resumes);
+    let result = fetch_into_partial(
+        fetcher,
+        url,
+        target,
+        length,
+        sha,
+        &partial,
+        max_resumes,
+        tap,
+    );
     if let Err(e) = result {
         if !crate::stop::requested() {
             let _ = std::fs::remove_file(&partial);
@@ -314,8 +345,9 @@ pub(crate) fn fetch_verified(
     Ok(())
 }
 
-/// Download into `partial`, continuing after the bytes it already holds (hashed first), and
-/// check length and hash.
+/// Download into `partial`, continuing after the bytes it already holds (hashed, and replayed
+/// to `tap`, first), and check length and hash.
+#[allow(clippy::too_many_arguments)]
 fn fetch_into_partial(
     fetcher: &impl Fetch,
     url: &str,
@@ -324,7 +356,17 @@ fn fetch_into_partial(
     sha: &TargetDigest,
     partial: &Path,
     max_resumes: u32,
+    mut tap: Option<&mut dyn StreamTap>,
 ) -> Result<()> {
+    let tap_err = |source: io::Error| {
+        Error::Fetch(FetchError::Write {
+            url: url.into(),
+            source,
+        })
+    };
+    if let Some(t) = tap.as_deref_mut() {
+        t.restart().map_err(tap_err)?;
+    }
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -349,6 +391,9 @@ fn fetch_into_partial(
                 break;
             };
             hasher.update(part);
+            if let Some(t) = tap.as_deref_mut() {
+                t.write(part).map_err(tap_err)?;
+            }
             written = written.saturating_add(n as u64);
         }
     }
@@ -356,6 +401,7 @@ fn fetch_into_partial(
         .map_err(Error::store(partial))?;
     let mut sink = Hashing::with(&mut file, length, hasher);
     sink.written = written;
+    sink.tap = tap;
     if written < length {
         fetch_resuming(fetcher, url, target, length, max_resumes, &mut sink)?;
     }
@@ -497,17 +543,36 @@ mod tests {
     const EOF: Option<io::ErrorKind> = Some(io::ErrorKind::UnexpectedEof);
     const RESET: Option<io::ErrorKind> = Some(io::ErrorKind::ConnectionReset);
 
+    /// A tap that keeps what it is shown.
+    #[derive(Default)]
+    struct Recorder(Vec<u8>);
+
+    impl StreamTap for Recorder {
+        fn restart(&mut self) -> io::Result<()> {
+            self.0.clear();
+            Ok(())
+        }
+        fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+            self.0.extend_from_slice(bytes);
+            Ok(())
+        }
+    }
+
     /// Run the resume loop over a 5000-byte file: the result, the offsets asked for, and
-    /// whether what is staged is the file with its right hash.
+    /// whether what is staged (and what a tap saw) is the file with its right hash.
     fn run(max: u32, steps: &[Step]) -> (Result<u32>, Vec<u64>, bool) {
         let file: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
         let f = Scripted::new(&file, steps);
+        let mut tap = Recorder::default();
         let mut sink = Hashing::new(io::Cursor::new(Vec::new()), file.len() as u64);
+        sink.tap = Some(&mut tap);
         let r = fetch_resuming(&f, "u", "t", file.len() as u64, max, &mut sink);
         let digest: [u8; 32] = sink.hasher.clone().finalize().try_into().unwrap();
         let good = sink.inner.get_ref() == &file
             && digest == <[u8; 32]>::from(Sha256::digest(&file))
             && sink.written == file.len() as u64;
+        drop(sink);
+        let good = good && tap.0 == file;
         let asked = f.asked.borrow().clone();
         assert!(f.steps.borrow().is_empty(), "every step used");
         (r, asked, good)
@@ -688,15 +753,54 @@ mod tests {
         let dest = dir.path().join("out/t.bin");
         let f = crate::tuf::DirFetcher::new();
         let url = src.display().to_string();
-        fetch_verified(&f, &url, "t.bin", 11, &good, &dest, 0).unwrap();
+        fetch_verified(&f, &url, "t.bin", 11, &good, &dest, 0, None).unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"sha512 only");
         assert!(is_cached(&dest, 11, &good).unwrap());
         let bad = TargetDigest::Sha512(vec![0; 64]);
         let dest2 = dir.path().join("out/u.bin");
         assert!(matches!(
-            fetch_verified(&f, &url, "u.bin", 11, &bad, &dest2, 0),
+            fetch_verified(&f, &url, "u.bin", 11, &bad, &dest2, 0, None),
             Err(Error::TargetHash { .. })
         ));
         assert!(!dest2.exists());
+    }
+
+    #[test]
+    fn a_tap_sees_a_resumed_download_from_its_first_byte() {
+        let file: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("t.bin");
+        // A stopped run left the first 2000 bytes; the server sends the rest.
+        std::fs::write(dir.path().join(".partial-t.bin"), &file[..2000]).unwrap();
+        let f = Scripted::new(&file, &[Step::Range(5000, None)]);
+        let sha = TargetDigest::Sha256(Sha256::digest(&file).into());
+        let mut tap = Recorder(b"stale".to_vec());
+        fetch_verified(&f, "u", "t.bin", 5000, &sha, &dest, 0, Some(&mut tap)).unwrap();
+        assert_eq!(*f.asked.borrow(), vec![2000]);
+        assert_eq!(
+            tap.0, file,
+            "the tap must see the held bytes, then the new ones"
+        );
+    }
+
+    #[test]
+    fn a_tap_that_fails_stops_the_download() {
+        struct Refuse;
+        impl StreamTap for Refuse {
+            fn restart(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+            fn write(&mut self, _: &[u8]) -> io::Result<()> {
+                Err(io::Error::other("chunk 0 does not authenticate"))
+            }
+        }
+        let file = vec![7u8; 100];
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("t.bin");
+        let f = Scripted::new(&file, &[Step::Range(100, None)]);
+        let sha = TargetDigest::Sha256(Sha256::digest(&file).into());
+        assert!(fetch_verified(&f, "u", "t.bin", 100, &sha, &dest, 0, Some(&mut Refuse)).is_err());
+        assert!(!dest.exists());
+        assert!(!dir.path().join(".partial-t.bin").exists());
     }
 }

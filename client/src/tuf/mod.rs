@@ -22,6 +22,7 @@ pub mod pinned;
 pub mod store;
 pub mod updater;
 
+pub use download::StreamTap;
 pub use error::{Error, Result};
 pub use fetch::{
     AnyFetcher, CaRoots, Counting, DirFetcher, Fetch, FetchError, HttpFetcher, MinSpeed, RangeSink,

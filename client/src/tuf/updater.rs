@@ -396,6 +396,18 @@ impl<F: Fetch> Updater<F> {
         info: &TargetFile,
         dest_dir: &Path,
     ) -> Result<PathBuf> {
+        self.download_target_tapped(target, info, dest_dir, None)
+    }
+
+    /// [`Updater::download_target`], showing the bytes to `tap` as they are staged (see
+    /// [`download::StreamTap`]: what it makes of them is trusted only if this succeeds).
+    pub fn download_target_tapped(
+        &self,
+        target: &str,
+        info: &TargetFile,
+        dest_dir: &Path,
+        tap: Option<&mut dyn download::StreamTap>,
+    ) -> Result<PathBuf> {
         let sha = self.check_target(target, info)?;
         let consistent = self.trusted.root().signed.consistent_snapshot;
         let url = format!(
@@ -412,6 +424,7 @@ impl<F: Fetch> Updater<F> {
             &sha,
             &dest,
             self.limits.max_resume_attempts,
+            tap,
         )?;
         Ok(dest)
     }

@@ -139,18 +139,19 @@ pub fn check_image<F: Fetch>(
 }
 
 /// Step 4: download the checked image into `staging`, bounded by its signed length and hashed
-/// while it streams (resuming a broken transfer).
+/// while it streams (resuming a broken transfer), shown to `tap` (a decryptor) as it comes.
 pub fn download_image<F: Fetch>(
     repos: &mut Repositories<'_, F>,
     master: &Master,
     a: &EcuAssignment,
     image: &CheckedImage,
     staging: &Path,
+    tap: Option<&mut dyn crate::tuf::StreamTap>,
 ) -> Result<PathBuf> {
     let entry = pinned_supplier(master, a)?;
     let up = repos
         .get("suppliers", &a.supplier, &entry.repository)
         .map_err(|e| fail(Check::SupplierMetadata, &image.url, e))?;
-    up.download_target(&image.info.name, &image.info.target, staging)
+    up.download_target_tapped(&image.info.name, &image.info.target, staging, tap)
         .map_err(|e| fail(Check::Image, &image.url, e))
 }
