@@ -134,7 +134,9 @@ fn update(w: &World, vin: &str, state: &str, keys: &Path) -> EcuOutcome {
     let path = w.p(&format!("{state}.toml"));
     std::fs::write(&path, t).unwrap();
     let gw = Gateway::new(ota_client::config::Config::load(&path).unwrap(), w.now).unwrap();
-    gw.init(false).unwrap();
+    if !w.p(&format!("{state}/repos/oem/root.json")).exists() {
+        gw.init(false).unwrap();
+    }
     let mut fw = DirForwarder::new(w.p(&format!("ecus-{state}")));
     let out = gw.run(Some(&mut fw)).unwrap();
     out.into_iter().find(|(s, _)| s == "S1").unwrap().1

@@ -262,10 +262,15 @@ impl Decryptor {
 
     /// Feed the next ciphertext bytes; `out` receives each chunk's plaintext once it
     /// authenticated. An error is final.
+    ///
+    /// `out` is a trait object, not a generic, on purpose: a generic would instantiate this
+    /// code (and the cipher's, inlined into it) in the caller's crate, at the caller's
+    /// optimisation level; the gateway is built for size, and there the cipher ran at a third
+    /// of its speed (381 against 1,300 MB/s).
     pub fn update(
         &mut self,
         mut input: &[u8],
-        out: &mut impl FnMut(&[u8]) -> Result<(), Error>,
+        out: &mut dyn FnMut(&[u8]) -> Result<(), Error>,
     ) -> Result<(), Error> {
         self.received = self.received.saturating_add(input.len() as u64);
         if !self.started {
@@ -296,10 +301,7 @@ impl Decryptor {
         Ok(())
     }
 
-    fn open_chunk(
-        &mut self,
-        out: &mut impl FnMut(&[u8]) -> Result<(), Error>,
-    ) -> Result<(), Error> {
+    fn open_chunk(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<(), Error>) -> Result<(), Error> {
         let index = self.next;
         let n = self.buf.len() - TAG_LEN;
         let (data, tag) = self.buf.split_at_mut(n);
