@@ -140,6 +140,23 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Vec<(String, String)>> {
                     a.supplier, supplier.hardware_ids
                 )));
             }
+            // An encrypted image: every vehicle it goes to must hold decryption keys,
+            // checked over the whole fleet before any shard is written.
+            if req.key_wraps.is_some() {
+                for shard in store::shard_files(dir, store::INVENTORY_DIR)? {
+                    let (inv, _) =
+                        store::read_shard::<super::Vehicle>(dir, store::INVENTORY_DIR, &shard)?;
+                    let keyless = inv.iter().find(|(_, v)| {
+                        v.decryption_leaf.is_none()
+                            && v.ecus
+                                .values()
+                                .any(|e| &e.hardware_id == hw && !e.aftermarket)
+                    });
+                    if let Some((vin, _)) = keyless {
+                        key_wraps(vin, None)?;
+                    }
+                }
+            }
             for shard in store::shard_files(dir, store::INVENTORY_DIR)? {
                 let (inv, _) =
                     store::read_shard::<super::Vehicle>(dir, store::INVENTORY_DIR, &shard)?;

@@ -1,0 +1,315 @@
+//! The confidentiality commands (issue 11) as a user meets them: the real `ota-repo` binary on
+//! real files. Keys are private files that are never overwritten; the same vehicle gets the
+//! same keys again and a revoked one none; an encrypted image is not submitted without its
+//! content key, nor with another image's; and an assignment the fleet cannot decrypt is
+//! refused before anything is written.
+
+use std::os::unix::fs::PermissionsExt;
+
+type Env = ota_testkit::cli::CliEnv;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ota-repo");
+const MARKER: &[u8] = b"TOP-SECRET-CALIBRATION";
+
+fn mode(env: &Env, p: &str) -> u32 {
+    std::fs::metadata(env.path(p)).unwrap().permissions().mode() & 0o777
+}
+
+/// acme with brake-fw 1.0 (encrypted) and 0.9 (plain), published; an OEM pinning acme, with
+/// VIN1 (issued keys) and VIN2 (none), both with a BRAKE-A ECU.
+fn world() -> Env {
+    let env = Env::new(BIN);
+    env.ok(&["key", "generate", "--bits", "2048", "--out", "k.pem"]);
+    env.ok(&["key", "generate", "--bits", "2048", "--out", "offline.pem"]);
+    env.ok(&[
+        "supplier", "init", "acme", "--name", "acme", "--key", "k.pem",
+    ]);
+    env.write("fw.bin", &MARKER.repeat(500));
+    let add = |v: &str, extra: &[&str]| {
+        let mut args = vec![
+            "supplier",
+            "add-image",
+            "acme",
+            "--file",
+            "fw.bin",
+            "--uid",
+            "brake-fw",
+            "--version",
+            v,
+            "--release-counter",
+            "1",
+            "--hardware-id",
+            "BRAKE-A",
+        ];
+        args.extend_from_slice(extra);
+        env.ok(&args)
+    };
+    let out = add("1.0", &["--encrypt", "--chunk-size", "4K"]);
+    assert!(out.contains("content-keys/brake-fw-1.0.json"), "{out}");
+    add("0.9", &[]);
+    env.ok(&["supplier", "publish", "acme"]);
+    env.ok(&[
+        "oem",
+        "init",
+        "oem",
+        "--root-key",
+        "offline.pem",
+        "--targets-key",
+        "offline.pem",
+        "--key",
+        "k.pem",
+    ]);
+    env.ok(&[
+        "oem",
+        "supplier",
+        "add",
+        "oem",
+        "--name",
+        "acme",
+        "--root",
+        "acme/repository/1.root.json",
+        "--url",
+        &env.s("acme/repository"),
+        "--hardware-id",
+        "BRAKE-*",
+    ]);
+    env.ok(&[
+        "oem",
+        "vehicle",
+        "add",
+        "oem",
+        "--vin",
+        "VIN1",
+        "--ecu",
+        "S1:BRAKE-A",
+        "--decryption-keys",
+        "vin1.keys",
+    ]);
+    env.ok(&[
+        "oem",
+        "vehicle",
+        "add",
+        "oem",
+        "--vin",
+        "VIN2",
+        "--ecu",
+        "S2:BRAKE-A",
+    ]);
+    env
+}
+
+fn submit<'a>(version: &'a str, key: Option<&'a str>) -> Vec<&'a str> {
+    let mut v = vec![
+        "oem",
+        "review",
+        "submit",
+        "oem",
+        "--supplier",
+        "acme",
+        "--uid",
+        "brake-fw",
+        "--version",
+        version,
+    ];
+    if let Some(k) = key {
+        v.extend_from_slice(&["--content-key", k]);
+    }
+    v
+}
+
+#[test]
+fn keys_are_private_reissued_alike_and_never_after_revocation() {
+    let env = world();
+    // The supplier's content key and the vehicle's keys are private files.
+    assert_eq!(mode(&env, "acme/content-keys/brake-fw-1.0.json"), 0o600);
+    assert_eq!(mode(&env, "vin1.keys"), 0o600);
+    // The published tree holds the ciphertext only.
+    let leaked = env
+        .state("acme/repository")
+        .keys()
+        .filter(|p| {
+            std::fs::read(p)
+                .unwrap()
+                .windows(MARKER.len())
+                .any(|w| w == MARKER)
+        })
+        .count();
+    assert_eq!(leaked, 1, "exactly the plain image 0.9 carries the marker");
+
+    // The same vehicle, the same keys (a replaced gateway); an existing file is not replaced.
+    env.ok(&[
+        "oem",
+        "vehicle",
+        "decryption-keys",
+        "oem",
+        "--vin",
+        "VIN1",
+        "--out",
+        "again.keys",
+    ]);
+    assert_eq!(
+        std::fs::read(env.path("vin1.keys")).unwrap(),
+        std::fs::read(env.path("again.keys")).unwrap()
+    );
+    let err = env.fail(&[
+        "oem",
+        "vehicle",
+        "decryption-keys",
+        "oem",
+        "--vin",
+        "VIN1",
+        "--out",
+        "again.keys",
+    ]);
+    assert!(err.contains("already exists"), "{err}");
+    // Another vehicle, other keys.
+    env.ok(&[
+        "oem",
+        "vehicle",
+        "decryption-keys",
+        "oem",
+        "--vin",
+        "VIN2",
+        "--out",
+        "vin2.keys",
+    ]);
+    assert_ne!(
+        std::fs::read(env.path("vin1.keys")).unwrap(),
+        std::fs::read(env.path("vin2.keys")).unwrap()
+    );
+    // Revoked: never issued again. Unknown vehicles are named.
+    env.ok(&["oem", "vehicle", "revoke-keys", "oem", "--vin", "VIN2"]);
+    let err = env.fail(&[
+        "oem",
+        "vehicle",
+        "decryption-keys",
+        "oem",
+        "--vin",
+        "VIN2",
+        "--out",
+        "x.keys",
+    ]);
+    assert!(err.contains("revoked"), "{err}");
+    assert!(!env.path("x.keys").exists());
+    let err = env.fail(&["oem", "vehicle", "revoke-keys", "oem", "--vin", "NOPE"]);
+    assert!(err.contains("NOPE"), "{err}");
+    // The OEM's secret is private too.
+    assert_eq!(mode(&env, "oem/keys/broadcast.secret"), 0o600);
+}
+
+#[test]
+fn an_encrypted_image_needs_its_own_content_key() {
+    let env = world();
+    let before = env.fingerprint("oem", &["cache"]);
+    let err = env.fail(&submit("1.0", None));
+    assert!(err.contains("--content-key"), "{err}");
+    // A key file for another image (same key, another version named) is refused.
+    let text = std::fs::read_to_string(env.path("acme/content-keys/brake-fw-1.0.json")).unwrap();
+    env.write("other.json", text.replace("\"1.0\"", "\"1.1\"").as_bytes());
+    let err = env.fail(&submit("1.0", Some("other.json")));
+    assert!(err.contains("not of brake-fw 1.0"), "{err}");
+    // A plain image with a content key is a mistake too.
+    let err = env.fail(&submit("0.9", Some("acme/content-keys/brake-fw-1.0.json")));
+    assert!(err.contains("not encrypted"), "{err}");
+    assert_eq!(
+        env.fingerprint("oem", &["cache"]),
+        before,
+        "a refused submit changed the OEM's directory"
+    );
+    let out = env.ok(&submit("1.0", Some("acme/content-keys/brake-fw-1.0.json")));
+    assert!(out.contains("wrapped"), "{out}");
+}
+
+#[test]
+fn an_assignment_a_vehicle_cannot_decrypt_is_refused_whole() {
+    let env = world();
+    env.ok(&submit("1.0", Some("acme/content-keys/brake-fw-1.0.json")));
+    let before = env.fingerprint("oem", &["cache"]);
+    // VIN2 holds no keys: the fleet-wide assignment is refused, nothing written for VIN1.
+    let err = env.fail(&[
+        "oem",
+        "assign",
+        "oem",
+        "--hardware-id",
+        "BRAKE-A",
+        "--supplier",
+        "acme",
+        "--uid",
+        "brake-fw",
+        "--version",
+        "1.0",
+    ]);
+    assert!(
+        err.contains("VIN2") && err.contains("decryption-keys"),
+        "{err}"
+    );
+    assert_eq!(env.fingerprint("oem", &["cache"]), before);
+    // With keys issued, it goes through.
+    env.ok(&[
+        "oem",
+        "vehicle",
+        "decryption-keys",
+        "oem",
+        "--vin",
+        "VIN2",
+        "--out",
+        "vin2.keys",
+    ]);
+    env.ok(&[
+        "oem",
+        "assign",
+        "oem",
+        "--hardware-id",
+        "BRAKE-A",
+        "--supplier",
+        "acme",
+        "--uid",
+        "brake-fw",
+        "--version",
+        "1.0",
+    ]);
+}
+
+#[test]
+fn chunk_sizes_out_of_range_are_refused_before_anything_is_stored() {
+    let env = world();
+    let before = env.state("acme");
+    let err = env.fail(&[
+        "supplier",
+        "add-image",
+        "acme",
+        "--file",
+        "fw.bin",
+        "--uid",
+        "brake-fw",
+        "--version",
+        "2.0",
+        "--release-counter",
+        "2",
+        "--hardware-id",
+        "BRAKE-A",
+        "--encrypt",
+        "--chunk-size",
+        "100",
+    ]);
+    assert!(err.contains("--chunk-size"), "{err}");
+    // --chunk-size without --encrypt is a usage error.
+    env.fail(&[
+        "supplier",
+        "add-image",
+        "acme",
+        "--file",
+        "fw.bin",
+        "--uid",
+        "brake-fw",
+        "--version",
+        "2.0",
+        "--release-counter",
+        "2",
+        "--hardware-id",
+        "BRAKE-A",
+        "--chunk-size",
+        "4K",
+    ]);
+    assert_eq!(env.state("acme"), before);
+}
