@@ -398,7 +398,7 @@ pub fn ecu_trust() -> Target {
 
 /// What a gateway reads for an encrypted image: the encrypted stream (decrypted while it
 /// downloads, then checked against the manifest), a shard of wrapped content keys, and the
-/// vehicle's key file.
+/// vehicle's key file; and what the OEM reads from a supplier, the content-key file.
 pub fn image_crypt() -> Target {
     use ota_crypt::plain::PlainWriter;
     use ota_crypt::receiver::ReceiverKeys;
@@ -421,10 +421,16 @@ pub fn image_crypt() -> Target {
     let shards: Vec<Vec<u8>> = WrapSet::build(&secret, tree, &[1, 200].into(), &content, &sha, 4)
         .map(|s| s.shards.values().map(Shard::encode).collect())
         .unwrap_or_default();
-    let mut seeds = vec![ct, mine.to_json()];
+    let content_key = ota_crypt::content_key::ContentKey {
+        uid: "brake-fw".into(),
+        version: "1.0".into(),
+        image_sha256: sha,
+        key: Key([7; 32]),
+    };
+    let mut seeds = vec![ct, mine.to_json(), content_key.to_json()];
     seeds.extend(shards);
     Target {
-        what: "encrypted image stream, wrapped-key shard, vehicle key file",
+        what: "encrypted image stream, wrapped-key shard, vehicle key file, content-key file",
         seeds,
         max_len: 16 * 1024,
         run: Box::new(move |b| {
@@ -439,6 +445,7 @@ pub fn image_crypt() -> Target {
                 let _ = mine.open(s.depth, &wraps, &s.image_sha256);
             }
             let _ = ReceiverKeys::parse(b);
+            let _ = ota_crypt::content_key::ContentKey::parse(b);
         }),
     }
 }

@@ -102,3 +102,67 @@ impl KeyWraps {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(b: u8) -> ShardFile {
+        ShardFile {
+            length: 52 + 80,
+            sha256: hex::encode([b; 32]),
+        }
+    }
+
+    fn wraps(shards: &[(&str, ShardFile)]) -> KeyWraps {
+        KeyWraps {
+            scheme: ota_crypt::receiver::SCHEME.into(),
+            depth: 20,
+            shard_depth: 10,
+            shards: shards
+                .iter()
+                .map(|(n, f)| (n.to_string(), f.clone()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_receiver_gets_the_top_shard_and_its_own_only() {
+        let w = wraps(&[("0", file(0)), ("1024", file(1)), ("1500", file(2))]);
+        w.validate().unwrap();
+        let mine = w.only(1500);
+        assert_eq!(
+            mine.shards.keys().collect::<Vec<_>>(),
+            vec!["0", "1500"],
+            "the other vehicles' shard is not handed out"
+        );
+        // A shard with no wraps of its own (every wrap for it sits higher): the top one only.
+        assert_eq!(w.only(1800).shards.len(), 1);
+        assert_eq!(w.for_shard(0).len(), 1);
+        assert_eq!(file(7).path(), format!("wraps/{}.bin", "07".repeat(32)));
+    }
+
+    #[test]
+    fn malformed_references_are_refused_before_anything_is_fetched() {
+        let ok = wraps(&[("0", file(0))]);
+        let bad = |f: &dyn Fn(&mut KeyWraps)| {
+            let mut w = ok.clone();
+            f(&mut w);
+            assert!(w.validate().is_err(), "{w:?}");
+        };
+        bad(&|w| w.scheme = "other".into());
+        bad(&|w| w.depth = 40);
+        bad(&|w| w.shard_depth = 21);
+        bad(&|w| {
+            w.shards.remove("0");
+        });
+        bad(&|w| {
+            w.shards.insert("01".into(), file(1));
+        });
+        bad(&|w| {
+            w.shards.insert("x".into(), file(1));
+        });
+        bad(&|w| w.shards.get_mut("0").unwrap().sha256 = "zz".repeat(32));
+        bad(&|w| w.shards.get_mut("0").unwrap().length = MAX_SHARD_BYTES + 1);
+    }
+}
