@@ -31,6 +31,7 @@ const AREAS: &[&str] = &[
     "Partial updates",
     "Power loss",
     "Confidentiality",
+    "CDN publishing",
 ];
 
 const CRATES: &[&str] = &[

@@ -40,6 +40,12 @@ pub struct Cli {
     pub command: Command,
 }
 
+pub const UPLOAD_EXAMPLES: &str = "Examples:
+  ota-repo upload acme --to s3://acme-updates/repo          # AWS: credentials from the environment
+  AWS_ENDPOINT_URL=https://minio.example:9000 ota-repo upload oem --to s3://ota/oem --prune
+  ota-repo upload tuv --to /srv/www/tuv                     # a directory nginx serves
+  ota-repo upload oem --to s3://ota/oem --dry-run           # what would be sent";
+
 pub const KEY_EXAMPLES: &str = "Examples:
   ota-repo key generate --out acme-root.pem           # RSA-3072, PKCS#8 PEM, mode 0600
   ota-repo key generate --bits 4096 --out oem-root.pem
@@ -169,6 +175,38 @@ pub enum Command {
         wait: WaitArgs,
         #[command(subcommand)]
         command: RegulatorCommand,
+    },
+    /// Send a published tree (supplier, OEM or regulator) to object storage or a directory, in
+    /// the order that keeps it whole for clients: images and versioned metadata first,
+    /// root.json, then timestamp.json alone and last. Only what the store lacks is sent (names
+    /// and sizes; written-once files never change). Objects carry their cache rules:
+    /// timestamp.json and root.json --short-max-age, everything else immutable for a year. A
+    /// failed or killed upload leaves the store serving the previous version; run it again.
+    #[command(after_help = UPLOAD_EXAMPLES)]
+    Upload {
+        /// A working directory (its repository/ is sent; its lock is held) or a published tree.
+        dir: PathBuf,
+        /// s3://BUCKET/PREFIX (any S3-compatible store; endpoint, region and credentials from
+        /// the AWS environment, e.g. AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, or ~/.aws/), file:///PATH,
+        /// or a directory.
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// After the upload, drop versioned metadata older than any the current and previous
+        /// snapshots name (never the root chain, never targets).
+        #[arg(long)]
+        prune: bool,
+        /// Transfers in flight at once.
+        #[arg(long, value_name = "N", default_value_t = 8)]
+        jobs: usize,
+        /// Cache lifetime of timestamp.json and root.json, in seconds: keep it well under the
+        /// timestamp's lifetime.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        short_max_age: u64,
+        /// Say what would be sent; send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// Check a whole published tree: root chain, signatures, versions, expiry, every target's
     /// length and hash, and every image manifest and its compact form.

@@ -23,6 +23,42 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Supplier { wait, command } => supplier_cmd(command, wait.wait, now),
         Command::Oem { wait, command } => oem_cmd(command, wait.wait, now),
         Command::Regulator { wait, command } => regulator_cmd(command, wait.wait, now),
+        Command::Upload {
+            dir,
+            to,
+            prune,
+            jobs,
+            short_max_age,
+            dry_run,
+            wait,
+        } => {
+            let _lock = crate::workdir::lock_waiting(&dir, wait.wait)?;
+            let r = crate::upload::upload(
+                &dir,
+                &crate::upload::UploadOpts {
+                    to,
+                    prune,
+                    jobs,
+                    short_max_age,
+                    dry_run,
+                    s3_config: Vec::new(),
+                },
+            )?;
+            let verb = if dry_run { "would send" } else { "sent" };
+            say!(
+                "{verb} {} object(s), {} bytes, to {}; {} already there{}",
+                r.sent,
+                r.bytes,
+                r.destination,
+                r.already,
+                if prune {
+                    format!("; pruned {}", r.pruned)
+                } else {
+                    String::new()
+                }
+            );
+            Ok(())
+        }
         Command::Verify { dir, root } => {
             let s = verify::verify(&dir, root.as_deref(), now)?;
             let extra = if s.attestations > 0 {

@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod nginx;
+pub mod s3;
 pub mod tls;
 
 use std::path::{Path, PathBuf};

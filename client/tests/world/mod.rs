@@ -56,7 +56,12 @@ pub struct World {
     /// Where each tree is served ("acme", "oem", regulators); `None`: read from disk.
     pub served: Option<Served>,
     pub ca: Option<PathBuf>,
+    /// Called with a tree's name each time the world publishes it (to upload it somewhere).
+    pub sync: Option<Sync>,
 }
+
+/// Called with a tree's name and directory after the world publishes it.
+pub type Sync = Box<dyn Fn(&str, &Path)>;
 
 impl World {
     pub fn p(&self, s: &str) -> PathBuf {
@@ -72,7 +77,18 @@ impl World {
 
     /// The world in `tmp`, its trees published at `served(name)` (trusting `ca` for HTTPS).
     pub fn build(tmp: tempfile::TempDir, served: Option<Served>, ca: Option<PathBuf>) -> Self {
+        Self::build_synced(tmp, served, ca, None)
+    }
+
+    /// [`World::build`], calling `sync` after each publish of a tree.
+    pub fn build_synced(
+        tmp: tempfile::TempDir,
+        served: Option<Served>,
+        ca: Option<PathBuf>,
+        sync: Option<Sync>,
+    ) -> Self {
         let w = World {
+            sync,
             tmp,
             now: DateTime::now(),
             served,
@@ -110,6 +126,7 @@ impl World {
             .unwrap();
         }
         oem::publish(&w.p("oem"), w.now, false).unwrap();
+        w.published("oem");
         w.review("tuv");
         oem::vehicle_add(
             &w.p("oem"),
@@ -156,6 +173,14 @@ impl World {
             .unwrap();
         }
         supplier::publish(&self.p(dir), self.now, false).unwrap();
+        self.published(dir);
+    }
+
+    /// Tell the world's `sync` that tree `name` was published.
+    pub fn published(&self, name: &str) {
+        if let Some(sync) = &self.sync {
+            sync(name, &self.p(name));
+        }
     }
 
     pub fn s(&self, p: &str) -> String {
@@ -180,6 +205,7 @@ impl World {
             ..Default::default()
         };
         regulator::init(&self.p(name), name, &roles, self.now).unwrap();
+        self.published(name);
         oem::regulator_add(
             &self.p("oem"),
             name,
@@ -191,6 +217,7 @@ impl World {
 
     pub fn review(&self, name: &str) {
         oem::publish(&self.p("oem"), self.now, false).unwrap();
+        self.published("oem");
         let opts = regulator::ReviewOpts {
             master: &self.url("oem"),
             master_root: &self.p("oem/repository/1.root.json"),
@@ -203,6 +230,7 @@ impl World {
             assert!(o.result.is_ok(), "{:?}", o.result);
         }
         regulator::publish(&self.p(name), self.now, false).unwrap();
+        self.published(name);
     }
 
     /// Add images to the supplier (uid, version, hardware id, file), publish, submit each for
@@ -226,6 +254,7 @@ impl World {
             .unwrap();
         }
         supplier::publish(&self.p("acme"), self.now, false).unwrap();
+        self.published("acme");
         for (uid, version, _, _) in images {
             let submit = oem::Submit {
                 supplier: "acme",
@@ -258,6 +287,7 @@ impl World {
             oem::assign(&self.p("oem"), a).unwrap();
         }
         oem::publish(&self.p("oem"), self.now, false).unwrap();
+        self.published("oem");
     }
 
     /// A gateway configuration for `vin` and its ECUs (serial, hardware id), written to `file`.
@@ -293,6 +323,7 @@ impl World {
         )
         .unwrap();
         oem::publish(&self.p("oem"), self.now, false).unwrap();
+        self.published("oem");
     }
 
     pub fn config(&self, s2_hardware: &str) -> Config {
