@@ -142,6 +142,30 @@ fn update(w: &World, vin: &str, state: &str, keys: &Path) -> EcuOutcome {
     out.into_iter().find(|(s, _)| s == "S1").unwrap().1
 }
 
+/// The gateway with state `state` updated ECU S1, which now holds the plaintext image.
+fn assert_installed(w: &World, state: &str, got: &EcuOutcome) {
+    assert!(
+        matches!(got, EcuOutcome::Updated { .. }),
+        "{}",
+        summary(got)
+    );
+    assert_eq!(
+        std::fs::read(w.p(&format!("ecus-{state}/S1/image.bin"))).unwrap(),
+        secret_image()
+    );
+}
+
+/// The published ciphertext of brake-fw `version`, and its manifest.
+fn ciphertext(w: &World, version: &str) -> (PathBuf, ota_metadata::documents::ImageManifest) {
+    let s = supplier::Settings::load(&w.p("acme")).unwrap();
+    let r = s.images.iter().find(|i| i.version == version).unwrap();
+    let path = w.p(&format!(
+        "acme/repository/targets/{}.brake-fw-{version}.bin",
+        r.image.sha256
+    ));
+    (path, supplier::manifest_of("acme", r).unwrap())
+}
+
 fn failed_check(o: &EcuOutcome) -> Option<Check> {
     match o {
         EcuOutcome::Failed(e) => e.check(),
@@ -188,15 +212,7 @@ fn an_encrypted_image_reaches_the_entitled_vehicle_and_the_regulator_only() {
 
     // The entitled vehicle installs the plaintext.
     let got = update(&w, "VIN1", "vin1", &w.p("vin1.keys"));
-    assert!(
-        matches!(got, EcuOutcome::Updated { .. }),
-        "{}",
-        summary(&got)
-    );
-    assert_eq!(
-        std::fs::read(w.p("ecus-vin1/S1/image.bin")).unwrap(),
-        secret_image()
-    );
+    assert_installed(&w, "vin1", &got);
     // Up to date on the next run (the assignment names the ciphertext, the ECU the plaintext).
     let again = update(&w, "VIN1", "vin1", &w.p("vin1.keys"));
     assert!(
@@ -278,13 +294,7 @@ fn a_tampered_chunk_is_refused_at_that_chunk() {
     let w = World::new();
     let key_file = add_encrypted(&w, "3.0", 3);
     let ck = ota_crypt::content_key::ContentKey::parse(&std::fs::read(key_file).unwrap()).unwrap();
-    let s = supplier::Settings::load(&w.p("acme")).unwrap();
-    let r = s.images.iter().find(|i| i.version == "3.0").unwrap();
-    let m = supplier::manifest_of("acme", r).unwrap();
-    let cipher = w.p(&format!(
-        "acme/repository/targets/{}.brake-fw-3.0.bin",
-        r.image.sha256
-    ));
+    let (cipher, m) = ciphertext(&w, "3.0");
     let mut bytes = std::fs::read(&cipher).unwrap();
     // The header, two whole chunks (data and tag), then a byte of chunk 2.
     let at = ota_crypt::stream::HEADER_LEN + 2 * (CHUNK as usize + ota_crypt::stream::TAG_LEN) + 10;
@@ -323,13 +333,7 @@ fn a_broken_download_of_an_encrypted_image_resumes() {
     oem::publish(&oem_dir, w.now, false).unwrap();
 
     // What a stopped run leaves: the first half of the ciphertext.
-    let s = supplier::Settings::load(&w.p("acme")).unwrap();
-    let r = s.images.iter().find(|i| i.version == "3.0").unwrap();
-    let cipher = std::fs::read(w.p(&format!(
-        "acme/repository/targets/{}.brake-fw-3.0.bin",
-        r.image.sha256
-    )))
-    .unwrap();
+    let cipher = std::fs::read(ciphertext(&w, "3.0").0).unwrap();
     let incoming = Staging::new(&w.p("vin1"), 0).incoming();
     std::fs::create_dir_all(&incoming).unwrap();
     std::fs::write(
@@ -339,15 +343,7 @@ fn a_broken_download_of_an_encrypted_image_resumes() {
     .unwrap();
 
     let got = update(&w, "VIN1", "vin1", &w.p("vin1.keys"));
-    assert!(
-        matches!(got, EcuOutcome::Updated { .. }),
-        "{}",
-        summary(&got)
-    );
-    assert_eq!(
-        std::fs::read(w.p("ecus-vin1/S1/image.bin")).unwrap(),
-        secret_image()
-    );
+    assert_installed(&w, "vin1", &got);
     let log = nginx.access_log();
     assert!(
         log.lines()

@@ -8,6 +8,9 @@
 //! a tenth of the work and one SHA-256 run a side (what `.ci/run` does, so the benchmark never
 //! rots; its figures are not the ones to quote).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use ota_metadata::SigningKey;
 use sha2::{Digest, Sha256};
 use std::process::Command;
@@ -125,56 +128,13 @@ fn main() {
 
     // 1,000 images of 64 KiB, through the same library calls the CLI makes.
     let dir = tempfile::tempdir().unwrap();
-    let key_path = dir.path().join("k.pem");
-    {
-        // Private, as `ota-repo key generate` makes keys (else the tool warns).
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&key_path)
-            .unwrap();
-        f.write_all(key.to_pkcs8_pem().unwrap().as_bytes()).unwrap();
-    }
-    let work = dir.path().join("acme");
     let now = ota_metadata::DateTime::now();
-    ota_repo::supplier::init(
-        &work,
-        ota_repo::supplier::Init {
-            name: "acme".into(),
-            roles: ota_repo::supplier::RoleOptions {
-                default_keys: vec![key_path],
-                ..Default::default()
-            },
-            max_image_size: 1 << 30,
-        },
-        now,
-    )
-    .unwrap();
+    let work = common::supplier(dir.path(), &key, now);
     let images = scale(1000);
-    let mut img = vec![0u8; 64 << 10];
     let src = dir.path().join("img.bin");
     let t = Instant::now();
     for i in 0..images {
-        img[..4].copy_from_slice(&i.to_be_bytes());
-        std::fs::write(&src, &img).unwrap();
-        ota_repo::supplier::add_image(
-            &work,
-            ota_repo::supplier::AddImage {
-                file: src.clone(),
-                uid: format!("fw{i}"),
-                version: "1.0.0".into(),
-                release_counter: 1,
-                hardware_ids: vec!["HW-A".into()],
-                role: "targets".into(),
-                allow_rollback: false,
-                encrypt: None,
-            },
-            now,
-        )
-        .unwrap();
+        common::add_image(&work, &src, i, 64 << 10, now);
     }
     let add = t.elapsed();
     let t = Instant::now();

@@ -8,31 +8,13 @@
 //! moto is a Python server: its figures are the store's speed as much as the uploader's; the
 //! directory figures show the uploader alone.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use ota_repo::upload::{upload, UploadOpts};
 use ota_testkit::s3::{http, S3Server};
 use std::path::Path;
 use std::time::Instant;
-
-fn add(work: &Path, src: &Path, i: u32, now: ota_metadata::DateTime) {
-    let mut img = vec![0u8; 1024];
-    img[..4].copy_from_slice(&i.to_be_bytes());
-    std::fs::write(src, &img).unwrap();
-    ota_repo::supplier::add_image(
-        work,
-        ota_repo::supplier::AddImage {
-            file: src.to_path_buf(),
-            uid: format!("fw{i}"),
-            version: "1.0.0".into(),
-            release_counter: 1,
-            hardware_ids: vec!["HW-A".into()],
-            role: "targets".into(),
-            allow_rollback: false,
-            encrypt: None,
-        },
-        now,
-    )
-    .unwrap();
-}
 
 fn opts(to: String, s3: Option<&S3Server>) -> UploadOpts {
     UploadOpts {
@@ -62,36 +44,11 @@ fn main() {
     s3.public_bucket("bench");
     let dir = tempfile::tempdir().unwrap();
     let key = ota_metadata::SigningKey::generate(2048).unwrap();
-    let key_path = dir.path().join("k.pem");
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&key_path)
-            .unwrap();
-        f.write_all(key.to_pkcs8_pem().unwrap().as_bytes()).unwrap();
-    }
-    let work = dir.path().join("acme");
     let now = ota_metadata::DateTime::now();
-    ota_repo::supplier::init(
-        &work,
-        ota_repo::supplier::Init {
-            name: "acme".into(),
-            roles: ota_repo::supplier::RoleOptions {
-                default_keys: vec![key_path],
-                ..Default::default()
-            },
-            max_image_size: 1 << 30,
-        },
-        now,
-    )
-    .unwrap();
+    let work = common::supplier(dir.path(), &key, now);
     let src = dir.path().join("img.bin");
     for i in 0..images {
-        add(&work, &src, i, now);
+        common::add_image(&work, &src, i, 1024, now);
     }
     ota_repo::supplier::publish(&work, now, false).unwrap();
     let targets = std::fs::read_dir(work.join("repository/targets"))
@@ -114,7 +71,7 @@ fn main() {
         );
         assert_eq!(r.sent, files);
     }
-    add(&work, &src, images, now);
+    common::add_image(&work, &src, images, 1024, now);
     ota_repo::supplier::publish(&work, now, false).unwrap();
     for (what, o) in [("S3 (moto, loopback)", to_s3()), ("directory", to_dir())] {
         let t = Instant::now();
