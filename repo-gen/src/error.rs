@@ -55,6 +55,23 @@ pub enum Error {
          whole fleet (--hardware-id ID)"
     )]
     AssignSelector { problem: &'static str },
+    /// An object store (`ota-repo upload --to`) failed: which step, and the store's error.
+    #[error("{what}: {source}")]
+    Store {
+        what: String,
+        #[source]
+        source: Box<object_store::Error>,
+    },
+    /// The store already serves a newer `timestamp.json` than the local tree's: uploading would
+    /// roll clients back (another machine published and uploaded).
+    #[error(
+        "{store} holds timestamp version {remote}, newer than the local {local} (published from elsewhere?): uploading would roll clients back"
+    )]
+    StoreAhead {
+        store: String,
+        remote: u64,
+        local: u64,
+    },
     /// A firmware image of zero bytes.
     #[error("image {path} is empty (0 bytes)")]
     EmptyImage { path: PathBuf },

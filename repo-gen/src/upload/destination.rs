@@ -119,7 +119,10 @@ pub fn open(to: &str, extra: &[(String, String)]) -> Result<Destination> {
         let store = b
             .with_bucket_name(bucket)
             .build()
-            .map_err(|e| Error::refused(format!("--to {to}: {e}")))?;
+            .map_err(|e| Error::Store {
+                what: format!("--to {to}"),
+                source: Box::new(e),
+            })?;
         let prefix = StorePath::parse(prefix.trim_matches('/'))
             .map_err(|e| Error::refused(format!("--to {to}: {e}")))?;
         return Ok(Destination {
@@ -139,8 +142,10 @@ pub fn open(to: &str, extra: &[(String, String)]) -> Result<Destination> {
         None => PathBuf::from(to),
     };
     std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
-    let store = LocalFileSystem::new_with_prefix(&dir)
-        .map_err(|e| Error::refused(format!("--to {to}: {e}")))?;
+    let store = LocalFileSystem::new_with_prefix(&dir).map_err(|e| Error::Store {
+        what: format!("--to {to}"),
+        source: Box::new(e),
+    })?;
     Ok(Destination {
         store: Arc::new(store),
         prefix: StorePath::default(),

@@ -106,7 +106,10 @@ fn local_files(repo: &Path) -> Result<BTreeMap<String, u64>> {
 }
 
 fn store_err(what: &str) -> impl FnOnce(object_store::Error) -> Error + '_ {
-    move |e| Error::refused(format!("{what}: {e}"))
+    move |e| Error::Store {
+        what: what.to_string(),
+        source: Box::new(e),
+    }
 }
 
 fn location(prefix: &StorePath, name: &str) -> StorePath {
@@ -185,9 +188,11 @@ async fn run(repo: &Path, dest: destination::Destination, o: &UploadOpts) -> Res
         if name == "timestamp.json" {
             if let (Some(t), Some(l)) = (timestamp_version(&theirs), timestamp_version(&ours)) {
                 if t > l {
-                    return Err(Error::refused(format!(
-                        "{what} holds timestamp version {t}, newer than the local {l} (published from elsewhere?): uploading would roll clients back"
-                    )));
+                    return Err(Error::StoreAhead {
+                        store: dest.display.clone(),
+                        remote: t,
+                        local: l,
+                    });
                 }
             }
         }
