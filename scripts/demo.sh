@@ -39,7 +39,21 @@ export OTA_REPO="$bin/ota-repo"
 step "generating the supplier, OEM and regulator repositories in $work"
 OTA_SAMPLE_BASE_URL="$base" "$here/sample-repo/generate.sh" "$work"
 
-step "serving $work on $base"
+# The web server serves what `ota-repo upload` sent, as a publisher's CI sends its tree to a
+# CDN: written-once files first, timestamp.json last, old metadata pruned. Every gateway run
+# below is preceded by an upload of the three trees.
+www="$work/www"
+sync_trees() {
+  for t in supplier/acme oem regulator/tuv; do
+    "$OTA_REPO" upload "$work/$t" --to "$www/$t/repository" --prune >/dev/null
+  done
+}
+step "uploading the three trees to $www (ota-repo upload)"
+for t in supplier/acme oem regulator/tuv; do
+  "$OTA_REPO" upload "$work/$t" --to "$www/$t/repository"
+done
+
+step "serving $www on $base"
 nginx_bin="$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null || true)"
 if [[ -n "$nginx_bin" ]]; then
   mkdir -p "$work/nginx/logs" "$work/nginx/temp"
@@ -60,7 +74,7 @@ http {
   include "$here/deploy/nginx/ota-http.conf";
   server {
     listen 127.0.0.1:$port;
-    root "$work";
+    root "$www";
     add_header Cache-Control \$ota_cache_control always;
   }
 }
@@ -69,7 +83,7 @@ CONF
   pids+=($!)
   echo "nginx $("$nginx_bin" -v 2>&1 | sed 's/.*\///')"
 else
-  python3 -m http.server "$port" --bind 127.0.0.1 --directory "$work" >/dev/null 2>&1 &
+  python3 -m http.server "$port" --bind 127.0.0.1 --directory "$www" >/dev/null 2>&1 &
   pids+=($!)
   echo "python3 http.server (install nginx for range requests and a real web server)"
 fi
@@ -145,7 +159,7 @@ serial = "ABS-0001"
 hardware_id = "ABS-MOD-1"
 address = 0x7E2
 TOML
-gw() { "$bin/ota-gateway" --config "$work/vehicle/gateway.toml" "$@"; }
+gw() { sync_trees; "$bin/ota-gateway" --config "$work/vehicle/gateway.toml" "$@"; }
 
 step "gateway: install the factory OEM root"
 gw init
@@ -209,6 +223,7 @@ gw status
 
 step "acme rotates its targets key; the OEM issues trust document version 2 from acme's pinned root"
 "$OTA_REPO" supplier rotate-key "$acme" --role targets
+sync_trees  # acme uploads its new root: the OEM reads it from acme's pinned URL next
 "$OTA_REPO" oem ecu-trust "$work/oem" --hardware-id BRAKE-A --supplier acme \
   --signer-key "$work/keys/ecu-trust.TEST-ONLY.pem"
 step "brake-fw 1.3.0, signed by the new key alone, released, approved and assigned"
@@ -258,11 +273,12 @@ for a in "$vin":BRK-0001 "$vin3":BRK-0003; do
 done
 "$OTA_REPO" oem publish "$work/oem" >/dev/null
 step "the published trees hold only ciphertext (no served file contains the image's text)"
-if grep -rl 'brake controller 1.4.0' "$acme/repository" "$work/oem/repository" "$work/regulator/tuv/repository"; then
+sync_trees
+if grep -rl 'brake controller 1.4.0' "$www" "$acme/repository" "$work/oem/repository" "$work/regulator/tuv/repository"; then
   echo "demo: plaintext of the encrypted image is published" >&2
   exit 1
 fi
-echo "    no plaintext in the supplier, OEM or regulator trees"
+echo "    no plaintext in the supplier, OEM or regulator trees, nor in what the web server serves"
 step "gateway: update (fetches its wrap shard, decrypts chunk by chunk, verifies the plaintext hash, forwards over CAN)"
 gw update
 sleep 0.3
