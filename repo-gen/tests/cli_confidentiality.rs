@@ -98,6 +98,35 @@ fn world() -> Env {
     env
 }
 
+/// `oem vehicle decryption-keys` for `vin` into `out`.
+fn issue<'a>(vin: &'a str, out: &'a str) -> [&'a str; 8] {
+    [
+        "oem",
+        "vehicle",
+        "decryption-keys",
+        "oem",
+        "--vin",
+        vin,
+        "--out",
+        out,
+    ]
+}
+
+/// brake-fw 1.0 assigned to every BRAKE-A ECU of the fleet.
+const ASSIGN_FLEET: [&str; 11] = [
+    "oem",
+    "assign",
+    "oem",
+    "--hardware-id",
+    "BRAKE-A",
+    "--supplier",
+    "acme",
+    "--uid",
+    "brake-fw",
+    "--version",
+    "1.0",
+];
+
 fn submit<'a>(version: &'a str, key: Option<&'a str>) -> Vec<&'a str> {
     let mut v = vec![
         "oem",
@@ -137,58 +166,22 @@ fn keys_are_private_reissued_alike_and_never_after_revocation() {
     assert_eq!(leaked, 1, "exactly the plain image 0.9 carries the marker");
 
     // The same vehicle, the same keys (a replaced gateway); an existing file is not replaced.
-    env.ok(&[
-        "oem",
-        "vehicle",
-        "decryption-keys",
-        "oem",
-        "--vin",
-        "VIN1",
-        "--out",
-        "again.keys",
-    ]);
+    env.ok(&issue("VIN1", "again.keys"));
     assert_eq!(
         std::fs::read(env.path("vin1.keys")).unwrap(),
         std::fs::read(env.path("again.keys")).unwrap()
     );
-    let err = env.fail(&[
-        "oem",
-        "vehicle",
-        "decryption-keys",
-        "oem",
-        "--vin",
-        "VIN1",
-        "--out",
-        "again.keys",
-    ]);
+    let err = env.fail(&issue("VIN1", "again.keys"));
     assert!(err.contains("already exists"), "{err}");
     // Another vehicle, other keys.
-    env.ok(&[
-        "oem",
-        "vehicle",
-        "decryption-keys",
-        "oem",
-        "--vin",
-        "VIN2",
-        "--out",
-        "vin2.keys",
-    ]);
+    env.ok(&issue("VIN2", "vin2.keys"));
     assert_ne!(
         std::fs::read(env.path("vin1.keys")).unwrap(),
         std::fs::read(env.path("vin2.keys")).unwrap()
     );
     // Revoked: never issued again. Unknown vehicles are named.
     env.ok(&["oem", "vehicle", "revoke-keys", "oem", "--vin", "VIN2"]);
-    let err = env.fail(&[
-        "oem",
-        "vehicle",
-        "decryption-keys",
-        "oem",
-        "--vin",
-        "VIN2",
-        "--out",
-        "x.keys",
-    ]);
+    let err = env.fail(&issue("VIN2", "x.keys"));
     assert!(err.contains("revoked"), "{err}");
     assert!(!env.path("x.keys").exists());
     let err = env.fail(&["oem", "vehicle", "revoke-keys", "oem", "--vin", "NOPE"]);
@@ -226,48 +219,15 @@ fn an_assignment_a_vehicle_cannot_decrypt_is_refused_whole() {
     env.ok(&submit("1.0", Some("acme/content-keys/brake-fw-1.0.json")));
     let before = env.fingerprint("oem", &["cache"]);
     // VIN2 holds no keys: the fleet-wide assignment is refused, nothing written for VIN1.
-    let err = env.fail(&[
-        "oem",
-        "assign",
-        "oem",
-        "--hardware-id",
-        "BRAKE-A",
-        "--supplier",
-        "acme",
-        "--uid",
-        "brake-fw",
-        "--version",
-        "1.0",
-    ]);
+    let err = env.fail(&ASSIGN_FLEET);
     assert!(
         err.contains("VIN2") && err.contains("decryption-keys"),
         "{err}"
     );
     assert_eq!(env.fingerprint("oem", &["cache"]), before);
     // With keys issued, it goes through.
-    env.ok(&[
-        "oem",
-        "vehicle",
-        "decryption-keys",
-        "oem",
-        "--vin",
-        "VIN2",
-        "--out",
-        "vin2.keys",
-    ]);
-    env.ok(&[
-        "oem",
-        "assign",
-        "oem",
-        "--hardware-id",
-        "BRAKE-A",
-        "--supplier",
-        "acme",
-        "--uid",
-        "brake-fw",
-        "--version",
-        "1.0",
-    ]);
+    env.ok(&issue("VIN2", "vin2.keys"));
+    env.ok(&ASSIGN_FLEET);
 }
 
 #[test]
