@@ -13,6 +13,8 @@
 //!   [`wrap_set`]: an image's wraps, split in shards so a receiver fetches only its own.
 //! - [`receiver`]: the node keys a vehicle or regulator is issued (a file installed at the
 //!   factory), and finding and opening its wrap.
+//! - [`xchacha`]: the cipher all of it uses, XChaCha20-Poly1305 (HChaCha20, then ring's
+//!   ChaCha20-Poly1305 assembly).
 //! - [`plain`]: decrypting while downloading, then checking the plaintext's length and
 //!   SHA-256 against the image manifest.
 
@@ -23,6 +25,7 @@ pub mod stream;
 pub mod subtree;
 pub mod wrap;
 pub mod wrap_set;
+pub mod xchacha;
 
 /// A 256-bit symmetric key (content key or node key), wiped when dropped.
 #[derive(Clone, PartialEq, Eq)]

@@ -4,9 +4,8 @@
 //!
 //! Layout ([`WRAP_LEN`] bytes): node number (u64, big-endian), nonce (24), sealed key (32 + 16).
 
+use crate::xchacha::{split_nonce, Sealer};
 use crate::Key;
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 
 pub const WRAP_LEN: usize = 8 + 24 + 32 + 16;
 
@@ -35,15 +34,8 @@ pub fn seal(node: u64, node_key: &Key, content: &Key, image_sha256: &[u8; 32]) -
     out[..8].copy_from_slice(&node.to_be_bytes());
     out[8..32].copy_from_slice(&nonce);
     out[32..64].copy_from_slice(&content.0);
-    let cipher = XChaCha20Poly1305::new((&node_key.0).into());
-    let tag = cipher
-        .encrypt_in_place_detached(
-            &XNonce::from(nonce),
-            &aad(node, image_sha256),
-            &mut out[32..64],
-        )
-        // 32 bytes are far below the cipher's message limit.
-        .unwrap_or_default();
+    let (head, tail) = split_nonce(&nonce);
+    let tag = Sealer::new(node_key, &head).seal(&tail, &aad(node, image_sha256), &mut out[32..64]);
     out[64..].copy_from_slice(&tag);
     out
 }
@@ -59,21 +51,20 @@ pub fn node_of(wrap: &[u8]) -> Result<u64, Error> {
 /// Open a wrap with the key of its node. Never panics on untrusted bytes.
 pub fn open(wrap: &[u8], node_key: &Key, image_sha256: &[u8; 32]) -> Result<Key, Error> {
     let node = node_of(wrap)?;
-    let mut key = [0u8; 32];
-    key.copy_from_slice(&wrap[32..64]);
-    let mut t = [0u8; 16];
-    t.copy_from_slice(&wrap[64..WRAP_LEN]);
-    let tag = Tag::from(t);
+    let mut sealed = [0u8; 32 + 16];
+    sealed.copy_from_slice(&wrap[32..WRAP_LEN]);
     let mut nonce = [0u8; 24];
     nonce.copy_from_slice(&wrap[8..32]);
-    let cipher = XChaCha20Poly1305::new((&node_key.0).into());
-    cipher
-        .decrypt_in_place_detached(
-            &XNonce::from(nonce),
-            &aad(node, image_sha256),
-            &mut key,
-            &tag,
-        )
-        .map_err(|_| Error::Open(node))?;
-    Ok(Key(key))
+    let (head, tail) = split_nonce(&nonce);
+    let opened = Sealer::new(node_key, &head).open(&tail, &aad(node, image_sha256), &mut sealed);
+    let result = match opened {
+        Ok(plain) => {
+            let mut key = [0u8; 32];
+            key.copy_from_slice(plain);
+            Ok(Key(key))
+        }
+        Err(_) => Err(Error::Open(node)),
+    };
+    zeroize::Zeroize::zeroize(&mut sealed);
+    result
 }
