@@ -220,7 +220,9 @@ pub fn encrypt(
                 e.into()
             });
         }
-        let tag = cipher.seal(&header.nonce_tail(index), &aad, chunk);
+        let tag = cipher
+            .seal(&header.nonce_tail(index), &aad, chunk)
+            .map_err(|_| Error::TooLarge(len))?;
         output.write_all(chunk)?;
         output.write_all(&tag)?;
         done += n as u64;

