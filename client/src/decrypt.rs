@@ -127,15 +127,23 @@ pub fn content_key<F: Fetch>(
 
 /// Decrypts a target while it downloads (a [`StreamTap`] for
 /// [`Updater::download_target_tapped`]): each chunk is written to `path` only once it
-/// authenticated. The plaintext is trusted only once [`DecryptingTap::finish`] has checked its
-/// length and SHA-256 against the manifest (and the download its ciphertext hash); until then,
-/// and whenever anything fails, the file is removed when the tap is dropped.
+/// authenticated, and the plaintext is the only copy staged ([`StreamTap::keeps`]: the
+/// ciphertext is hashed as it passes and not written). The plaintext is trusted only once
+/// [`DecryptingTap::finish`] has checked its length and SHA-256 against the manifest (and the
+/// download its ciphertext hash); until then, and whenever anything fails, the file is removed
+/// when the tap is dropped, unless the gateway is stopping (SIGTERM): then it stays, with the
+/// stream's header beside it (`PATH.header`), for the next run to resume
+/// ([`StreamTap::resume`]: the whole chunks held are sealed again, which gives back the
+/// ciphertext they came from for the download to hash; a file changed in between fails that
+/// hash).
 pub struct DecryptingTap<'k> {
     key: &'k Key,
     path: PathBuf,
     length: u64,
     sha256: [u8; 32],
     writer: Option<PlainWriter<std::io::BufWriter<std::fs::File>>>,
+    /// Whether the stream's header is saved beside the plaintext.
+    header_saved: bool,
     /// The first decryption failure, typed (the download only sees an I/O error).
     failure: Option<ota_crypt::plain::Error>,
     finished: bool,
@@ -154,6 +162,7 @@ impl<'k> DecryptingTap<'k> {
             length,
             sha256,
             writer: None,
+            header_saved: false,
             failure: None,
             finished: false,
         })
@@ -177,13 +186,40 @@ impl<'k> DecryptingTap<'k> {
             path: self.path.clone(),
             source,
         })?;
+        let _ = std::fs::remove_file(self.header_path());
         self.finished = true;
         Ok(self.path.clone())
+    }
+
+    fn header_path(&self) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(".header");
+        PathBuf::from(p)
+    }
+
+    /// What an earlier, stopped attempt left: the stream's header and the plaintext file, cut
+    /// to its whole chunks. `None` when there is nothing usable.
+    fn held(&self) -> Option<(ota_crypt::stream::Header, u32, std::fs::File)> {
+        let head = std::fs::read(self.header_path()).ok()?;
+        if head.len() != ota_crypt::stream::HEADER_LEN {
+            return None;
+        }
+        let header = ota_crypt::stream::Header::parse(&head).ok()?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .ok()?;
+        let len = file.metadata().ok()?.len();
+        let (chunks, bytes) = header.whole_chunks(len);
+        file.set_len(bytes).ok()?;
+        Some((header, chunks, file))
     }
 }
 
 impl StreamTap for DecryptingTap<'_> {
     fn restart(&mut self) -> std::io::Result<()> {
+        let _ = std::fs::remove_file(self.header_path());
         let file = std::fs::File::create(&self.path)?;
         self.writer = Some(PlainWriter::new(
             self.key,
@@ -191,6 +227,7 @@ impl StreamTap for DecryptingTap<'_> {
             self.length,
             self.sha256,
         ));
+        self.header_saved = false;
         self.failure = None;
         Ok(())
     }
@@ -204,7 +241,45 @@ impl StreamTap for DecryptingTap<'_> {
             let io = std::io::Error::other(e.to_string());
             self.failure = Some(e);
             io
-        })
+        })?;
+        if !self.header_saved {
+            if let Some(head) = w.header().map(|h| h.encode()) {
+                std::fs::write(self.header_path(), head)?;
+                self.header_saved = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn keeps(&self) -> bool {
+        true
+    }
+
+    fn resume(&mut self, held: &mut dyn FnMut(&[u8])) -> std::io::Result<u64> {
+        let Some((header, chunks, mut file)) = self.held() else {
+            return self.restart().map(|()| 0);
+        };
+        let mut shown = 0u64;
+        let mut writer = PlainWriter::new(
+            self.key,
+            std::io::BufWriter::with_capacity(1 << 16, file.try_clone()?),
+            self.length,
+            self.sha256,
+        );
+        let resumed = writer.resume(self.key, header, chunks, &mut file, &mut |c| {
+            shown = shown.saturating_add(c.len() as u64);
+            held(c)
+        });
+        if let Err(e) = resumed {
+            let io = std::io::Error::other(e.to_string());
+            self.failure = Some(e);
+            return Err(io);
+        }
+        // The reads left the file at the end of the whole chunks, where writing continues.
+        self.writer = Some(writer);
+        self.header_saved = true;
+        self.failure = None;
+        Ok(shown)
     }
 }
 
@@ -212,7 +287,10 @@ impl Drop for DecryptingTap<'_> {
     fn drop(&mut self) {
         if !self.finished {
             self.writer = None;
-            let _ = std::fs::remove_file(&self.path);
+            if !crate::stop::requested() {
+                let _ = std::fs::remove_file(&self.path);
+                let _ = std::fs::remove_file(self.header_path());
+            }
         }
     }
 }

@@ -690,20 +690,19 @@ impl Gateway {
         };
         // Decrypted while it downloads: each chunk written once it authenticated, then the
         // plaintext checked against the supplier's signed length and SHA-256, and the
-        // ciphertext against the target's. The ciphertext is dropped either way.
+        // ciphertext (hashed as it passed, never staged) against the target's. Named as a
+        // partial download, so a run stopped by SIGTERM leaves it for the next to resume.
         let decryption = |e: decrypt::DecryptError| walk::WalkError {
             check: walk::Check::Decryption,
             repository: p.image.url.clone(),
             reason: format!("{} {}: {e}", p.a.uid, p.a.version),
         };
-        let plain = incoming.join(format!("{}.plain", p.sha256));
+        let plain = incoming.join(format!(".partial-{}.plain", p.sha256));
         let mut tap =
             decrypt::DecryptingTap::new(key, &plain, &p.image.info.manifest).map_err(decryption)?;
-        let got = match download_image(repos, m, &p.a, &p.image, &incoming, Some(&mut tap)) {
-            Ok(got) => got,
-            Err(e) => return Err(tap.take_failure().map_or(e, decryption).into()),
-        };
-        let _ = std::fs::remove_file(&got);
+        if let Err(e) = download_image(repos, m, &p.a, &p.image, &incoming, Some(&mut tap)) {
+            return Err(tap.take_failure().map_or(e, decryption).into());
+        }
         let plain = tap.finish().map_err(decryption)?;
         Ok(staging.keep(&plain, &p.sha256)?)
     }

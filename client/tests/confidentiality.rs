@@ -15,6 +15,7 @@ use ota_crypt::receiver::ReceiverKeys;
 use ota_crypt::subtree::{Secret, Tree};
 use ota_metadata::documents::Verdict;
 use ota_repo::{oem, regulator, supplier};
+use sha2::Digest;
 use std::path::{Path, PathBuf};
 use world::{served_world, World};
 
@@ -317,37 +318,88 @@ fn a_tampered_chunk_is_refused_at_that_chunk() {
     assert_eq!(std::fs::read(&out).unwrap(), secret_image());
 }
 
-/// Scenario: Confidentiality | the download of an encrypted image breaks off half-way | the next run resumes it with a Range request, and the decrypted image is the one the supplier signed
+/// What a gateway stopped (SIGTERM) in the middle of decrypting brake-fw `version` leaves in
+/// `state`'s staging: the plaintext of the first `held` bytes, and the stream's header beside
+/// it. No ciphertext: the gateway never stages it. Returns the ciphertext.
+fn stopped_decryption(w: &World, version: &str, state: &str, held: usize) -> Vec<u8> {
+    let cipher = std::fs::read(ciphertext(w, version).0).unwrap();
+    let incoming = Staging::new(&w.p(state), 0).incoming();
+    std::fs::create_dir_all(&incoming).unwrap();
+    let sha = hex::encode(sha2::Sha256::digest(secret_image()));
+    let plain = incoming.join(format!(".partial-{sha}.plain"));
+    std::fs::write(&plain, &secret_image()[..held]).unwrap();
+    std::fs::write(
+        incoming.join(format!(".partial-{sha}.plain.header")),
+        &cipher[..ota_crypt::stream::HEADER_LEN],
+    )
+    .unwrap();
+    cipher
+}
+
+fn publish_for_vin1(w: &World, version: &str, counter: u64) {
+    let oem_dir = w.p("oem");
+    oem::broadcast::vehicle_keys(&oem_dir, "VIN1", &w.p("vin1.keys")).unwrap();
+    oem::broadcast::regulator_keys(&oem_dir, "tuv", &w.p("tuv.keys")).unwrap();
+    let key = add_encrypted(w, version, counter);
+    submit(w, version, Some(&key)).unwrap();
+    review(w, Some(&w.p("tuv.keys")));
+    assign(w, "VIN1", version);
+    oem::publish(&oem_dir, w.now, false).unwrap();
+}
+
+/// Scenario: Confidentiality | the download of an encrypted image breaks off half-way | the next run resumes it with a Range request from the last whole chunk it decrypted, having kept only plaintext, and the decrypted image is the one the supplier signed
 #[test]
 fn a_broken_download_of_an_encrypted_image_resumes() {
     let Some((w, nginx, _ca)) = served_world() else {
         return;
     };
-    let oem_dir = w.p("oem");
-    oem::broadcast::vehicle_keys(&oem_dir, "VIN1", &w.p("vin1.keys")).unwrap();
-    oem::broadcast::regulator_keys(&oem_dir, "tuv", &w.p("tuv.keys")).unwrap();
-    let key = add_encrypted(&w, "3.0", 3);
-    submit(&w, "3.0", Some(&key)).unwrap();
-    review(&w, Some(&w.p("tuv.keys")));
-    assign(&w, "VIN1", "3.0");
-    oem::publish(&oem_dir, w.now, false).unwrap();
-
-    // What a stopped run leaves: the first half of the ciphertext.
-    let cipher = std::fs::read(ciphertext(&w, "3.0").0).unwrap();
-    let incoming = Staging::new(&w.p("vin1"), 0).incoming();
-    std::fs::create_dir_all(&incoming).unwrap();
-    std::fs::write(
-        incoming.join(".partial-brake-fw-3.0.bin"),
-        &cipher[..cipher.len() / 2],
-    )
-    .unwrap();
+    publish_for_vin1(&w, "3.0", 3);
+    // Two whole chunks and part of a third decrypted when the run stopped.
+    let held = 2 * CHUNK as usize + 100;
+    let cipher = stopped_decryption(&w, "3.0", "vin1", held);
 
     let got = update(&w, "VIN1", "vin1", &w.p("vin1.keys"));
     assert_installed(&w, "vin1", &got);
+    // Resumed after the header and the two whole chunks: the rest of the ciphertext, no more.
+    let from = ota_crypt::stream::HEADER_LEN + 2 * (CHUNK as usize + ota_crypt::stream::TAG_LEN);
+    let rest = format!(" 206 {} ", cipher.len() - from);
     let log = nginx.access_log();
     assert!(
         log.lines()
-            .any(|l| l.contains("brake-fw-3.0.bin") && l.contains(" 206 ")),
-        "no Range request for the rest of the image:\n{log}"
+            .any(|l| l.contains("brake-fw-3.0.bin") && l.contains(&rest)),
+        "no Range request for the rest of the image after two chunks ({rest:?}):\n{log}"
     );
+    let incoming = Staging::new(&w.p("vin1"), 0).incoming();
+    let left: Vec<_> = std::fs::read_dir(&incoming)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left in staging: {left:?}");
+}
+
+/// Scenario: Confidentiality | the plaintext a stopped run left in staging is changed before the next run resumes | the ciphertext sealed again from it fails the target's hash; nothing is forwarded, the staged files are removed, and the run after downloads the image whole and installs it
+#[test]
+fn a_changed_partial_plaintext_fails_the_targets_hash() {
+    let Some((w, _nginx, _ca)) = served_world() else {
+        return;
+    };
+    publish_for_vin1(&w, "3.0", 3);
+    stopped_decryption(&w, "3.0", "vin1", 3 * CHUNK as usize);
+    let sha = hex::encode(sha2::Sha256::digest(secret_image()));
+    let incoming = Staging::new(&w.p("vin1"), 0).incoming();
+    let plain = incoming.join(format!(".partial-{sha}.plain"));
+    let mut bytes = std::fs::read(&plain).unwrap();
+    bytes[CHUNK as usize + 7] ^= 0x20;
+    std::fs::write(&plain, bytes).unwrap();
+
+    let got = update(&w, "VIN1", "vin1", &w.p("vin1.keys"));
+    assert_eq!(failed_check(&got), Some(Check::Image), "{}", summary(&got));
+    assert!(
+        !w.p("ecus-vin1/S1/image.bin").exists(),
+        "an image was forwarded"
+    );
+    assert!(!plain.exists(), "the changed plaintext was kept");
+
+    let got = update(&w, "VIN1", "vin1", &w.p("vin1.keys"));
+    assert_installed(&w, "vin1", &got);
 }

@@ -3,10 +3,10 @@
 //! written, and [`PlainWriter::finish`] refuses a plaintext whose length or SHA-256 is not
 //! the manifest's (a supplier that encrypted other bytes than it signed).
 
-use crate::stream::{Decryptor, Error as StreamError, HEADER_LEN};
+use crate::stream::{Decryptor, Error as StreamError, Header, HEADER_LEN, TAG_LEN};
 use crate::Key;
 use sha2::{Digest, Sha256};
-use std::io::Write;
+use std::io::{Read, Write};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -42,6 +42,52 @@ impl<W: Write> PlainWriter<W> {
             want_sha256,
             fed: 0,
         }
+    }
+
+    /// Continue, on this fresh writer, a decryption that an earlier attempt stopped after
+    /// `chunks` whole chunks of `header`'s stream: `prefix` reads back the plaintext it wrote
+    /// (and `inner` appends after it). The prefix is hashed again and sealed again (one key
+    /// and header always give the same ciphertext), and `ciphertext` is shown the stream up to
+    /// there, header first, so a download can hash what it holds without having kept it. A
+    /// prefix changed since gives other ciphertext, which that hash then refuses (and other
+    /// plaintext, which [`PlainWriter::finish`] refuses).
+    pub fn resume(
+        &mut self,
+        key: &Key,
+        header: Header,
+        chunks: u32,
+        prefix: &mut dyn Read,
+        ciphertext: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), Error> {
+        if self.fed != 0 {
+            return Err(StreamError::BadHeader("resumed after bytes were fed").into());
+        }
+        if header.plaintext_len != self.want_len {
+            return Err(Error::Length {
+                got: header.plaintext_len,
+                want: self.want_len,
+            });
+        }
+        let decryptor = Decryptor::resume(key, header, chunks)?;
+        ciphertext(&header.encode());
+        let mut buf = vec![0u8; header.chunk_size as usize + TAG_LEN];
+        for index in 0..chunks {
+            let n = header.chunk_len(index);
+            let (data, tag) = buf.split_at_mut(n);
+            prefix.read_exact(data).map_err(StreamError::Io)?;
+            self.hasher.update(&*data);
+            tag[..TAG_LEN].copy_from_slice(&header.seal_chunk(key, index, data)?);
+            ciphertext(&buf[..n + TAG_LEN]);
+            self.written = self.written.saturating_add(n as u64);
+        }
+        self.decryptor = decryptor;
+        self.fed = HEADER_LEN;
+        Ok(())
+    }
+
+    /// The stream's header, once read (or resumed).
+    pub fn header(&self) -> Option<&Header> {
+        self.decryptor.header()
     }
 
     /// Feed ciphertext.

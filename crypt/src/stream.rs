@@ -168,8 +168,34 @@ impl Header {
         n
     }
 
+    /// The whole chunks in the first `held` bytes of the plaintext: how many, and their bytes.
+    pub fn whole_chunks(&self, held: u64) -> (u32, u64) {
+        if held >= self.plaintext_len {
+            return (self.chunks(), self.plaintext_len);
+        }
+        // Fewer than chunks() (a u32), as held < plaintext_len.
+        let n = (held / u64::from(self.chunk_size)) as u32;
+        (n, u64::from(n) * u64::from(self.chunk_size))
+    }
+
+    /// Seal chunk `index` again (the encryption is deterministic for one key and header):
+    /// `data` is its plaintext, encrypted in place; returns the tag.
+    pub fn seal_chunk(
+        &self,
+        key: &Key,
+        index: u32,
+        data: &mut [u8],
+    ) -> Result<[u8; TAG_LEN], Error> {
+        if index >= self.chunks() || data.len() != self.chunk_len(index) {
+            return Err(Error::BadHeader("chunk index or length outside the stream"));
+        }
+        self.sealer(key)
+            .seal(&self.nonce_tail(index), &self.encode(), data)
+            .map_err(|_| Error::TooLarge(self.plaintext_len))
+    }
+
     /// Plaintext bytes in chunk `index`.
-    fn chunk_len(&self, index: u32) -> usize {
+    pub fn chunk_len(&self, index: u32) -> usize {
         let start = u64::from(index) * u64::from(self.chunk_size);
         let len = self
             .plaintext_len
@@ -265,6 +291,28 @@ impl Decryptor {
             next: 0,
             received: 0,
         }
+    }
+
+    /// A decryptor that continues a stream at chunk `next`: the header and the chunks before
+    /// were read by an earlier one (see [`crate::plain::PlainWriter::resume`]).
+    pub fn resume(key: &Key, header: Header, next: u32) -> Result<Decryptor, Error> {
+        header.check()?;
+        if next > header.chunks() {
+            return Err(Error::BadHeader("resumed after the last chunk"));
+        }
+        let before: u64 = u64::from(next) * u64::from(header.chunk_size);
+        let before = before.min(header.plaintext_len) + u64::from(next) * TAG_LEN as u64;
+        Ok(Decryptor {
+            key: key.clone(),
+            cipher: Some(header.sealer(key)),
+            header,
+            aad: header.encode(),
+            head: Vec::new(),
+            started: true,
+            buf: Vec::with_capacity(header.chunk_size as usize + TAG_LEN),
+            next,
+            received: HEADER_LEN as u64 + before,
+        })
     }
 
     /// The header, once read.

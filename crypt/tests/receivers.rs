@@ -136,3 +136,63 @@ fn the_plaintext_must_be_the_manifests() {
     w.update(&ct[..ct.len() / 2]).unwrap();
     assert!(matches!(w.finish(), Err(PlainError::Stream(_))));
 }
+
+/// A decryption stopped after some chunks continues from the plaintext it wrote: resealing
+/// that prefix gives back exactly the ciphertext it came from (what a download hashes without
+/// keeping it), and the rest decrypts to the manifest's plaintext. A prefix changed in
+/// between gives other ciphertext and fails the plaintext check.
+#[test]
+fn a_stopped_decryption_resumes_from_its_plaintext() {
+    let (_, _, key, sha, plain) = fixture();
+    let mut ct = Vec::new();
+    let header = stream::encrypt(&key, &mut &plain[..], plain.len() as u64, &mut ct, 1024).unwrap();
+    for stop_at in [0usize, 39, 40, 1000, 1100, 5000, ct.len() - 1, ct.len()] {
+        // The first attempt: the bytes up to `stop_at`, then stopped.
+        let mut written = Vec::new();
+        let mut first = PlainWriter::new(&key, &mut written, plain.len() as u64, sha);
+        first.update(&ct[..stop_at]).unwrap();
+        drop(first);
+        let (chunks, bytes) = header.whole_chunks(written.len() as u64);
+        let held = &written[..bytes as usize];
+
+        // The second: the held prefix, sealed again, is the ciphertext's prefix.
+        let mut again = Vec::new();
+        let mut second = PlainWriter::new(&key, Vec::new(), plain.len() as u64, sha);
+        second
+            .resume(&key, header, chunks, &mut &held[..], &mut |c| {
+                again.extend_from_slice(c)
+            })
+            .unwrap();
+        assert_eq!(again, ct[..again.len()], "stopped at {stop_at}");
+        assert!(again.len() >= stream::HEADER_LEN);
+        second.update(&ct[again.len()..]).unwrap();
+        let mut out = held.to_vec();
+        out.extend(second.finish().unwrap());
+        assert_eq!(out, plain, "stopped at {stop_at}");
+
+        // A changed byte in the held plaintext: other ciphertext, refused plaintext.
+        if !held.is_empty() {
+            let mut changed = held.to_vec();
+            changed[held.len() / 2] ^= 1;
+            let mut other = Vec::new();
+            let mut third = PlainWriter::new(&key, Vec::new(), plain.len() as u64, sha);
+            third
+                .resume(&key, header, chunks, &mut &changed[..], &mut |c| {
+                    other.extend_from_slice(c)
+                })
+                .unwrap();
+            assert_ne!(other, ct[..other.len()]);
+            third.update(&ct[other.len()..]).unwrap();
+            assert!(matches!(third.finish(), Err(PlainError::Hash)));
+        }
+    }
+    // A header for another length, or a chunk count past the end, is refused.
+    let mut w = PlainWriter::new(&key, Vec::new(), plain.len() as u64 + 1, sha);
+    assert!(w
+        .resume(&key, header, 0, &mut &[][..], &mut |_| {})
+        .is_err());
+    let mut w = PlainWriter::new(&key, Vec::new(), plain.len() as u64, sha);
+    assert!(w
+        .resume(&key, header, header.chunks() + 1, &mut &[][..], &mut |_| {})
+        .is_err());
+}

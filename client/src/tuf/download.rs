@@ -141,6 +141,44 @@ pub trait StreamTap {
     fn restart(&mut self) -> io::Result<()>;
     /// The next bytes of the target. An error stops the download.
     fn write(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Whether the tap keeps what it is shown, in a form from which [`StreamTap::resume`]
+    /// gives the target's bytes back. Then the download stages nothing of its own: the tap's
+    /// output is the only copy (a decryptor keeps the plaintext, not the ciphertext too).
+    fn keeps(&self) -> bool {
+        false
+    }
+    /// For a tap that [`keeps`](StreamTap::keeps): continue where an earlier attempt
+    /// stopped, showing `held` the target's bytes it vouches for, in order from byte 0 (the
+    /// download hashes them), and returning how many; or start afresh and return 0. Called
+    /// instead of [`StreamTap::restart`] when a download begins.
+    fn resume(&mut self, held: &mut dyn FnMut(&[u8])) -> io::Result<u64> {
+        let _ = held;
+        self.restart().map(|()| 0)
+    }
+}
+
+/// Where the download's bytes go when a tap keeps them: nowhere (the hash and the tap see them).
+struct Discard;
+
+impl Write for Discard {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for Discard {
+    fn seek(&mut self, _: SeekFrom) -> io::Result<u64> {
+        Ok(0)
+    }
+}
+
+impl SetLen for Discard {
+    fn set_len(&mut self, _: u64) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A sink that hashes and counts what passes through, and refuses to accept more than
@@ -299,7 +337,8 @@ fn fetch_resuming<S: Write + Seek + SetLen>(
 }
 
 /// Fetch `url` into `dest` if, and only if, it is exactly `length` bytes with digest `sha`,
-/// resuming a broken transfer at most `max_resumes` times.
+/// resuming a broken transfer at most `max_resumes` times. With a tap that keeps the bytes,
+/// into the tap alone (`dest` is not written).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn fetch_verified(
     fetcher: &impl Fetch,
@@ -323,6 +362,14 @@ pub(crate) fn fetch_verified(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let partial = dir.join(format!(".partial-{name}"));
+    let tap = match tap {
+        Some(tap) if tap.keeps() => {
+            // The tap's output is the only copy: nothing staged here, nothing renamed.
+            let _ = std::fs::remove_file(&partial);
+            return fetch_into_tap(fetcher, url, target, length, sha, max_resumes, tap);
+        }
+        tap => tap,
+    };
     let result = fetch_into_partial(
         fetcher,
         url,
@@ -342,6 +389,78 @@ pub(crate) fn fetch_verified(
     // No fsync of the file, nor of the directory after the rename: see "Durability" in the
     // module documentation.
     std::fs::rename(&partial, dest).map_err(Error::store(dest))?;
+    Ok(())
+}
+
+/// Download into a tap that keeps the bytes ([`StreamTap::keeps`]), continuing after those it
+/// vouches for (hashed first), and check length and hash.
+fn fetch_into_tap(
+    fetcher: &impl Fetch,
+    url: &str,
+    target: &str,
+    length: u64,
+    sha: &TargetDigest,
+    max_resumes: u32,
+    tap: &mut dyn StreamTap,
+) -> Result<()> {
+    let tap_err = |source: io::Error| {
+        Error::Fetch(FetchError::Write {
+            url: url.into(),
+            source,
+        })
+    };
+    let mut hasher = sha.hasher();
+    let mut shown = 0u64;
+    let held = tap
+        .resume(&mut |b| {
+            shown = shown.saturating_add(b.len() as u64);
+            hasher.update(b)
+        })
+        .map_err(tap_err)?;
+    if held != shown || held > length {
+        // Not what it showed, or more than the signed length: nothing of it can be trusted.
+        hasher.reset();
+        shown = 0;
+        tap.restart().map_err(tap_err)?;
+    }
+    let mut sink = Hashing::with(Discard, length, hasher);
+    sink.written = shown;
+    sink.tap = Some(tap);
+    check_download(fetcher, url, target, length, sha, max_resumes, sink)
+}
+
+/// Fetch what `sink` does not hold yet, then check the length and hash of all it holds.
+fn check_download<S: Write + Seek + SetLen>(
+    fetcher: &impl Fetch,
+    url: &str,
+    target: &str,
+    length: u64,
+    sha: &TargetDigest,
+    max_resumes: u32,
+    mut sink: Hashing<'_, S>,
+) -> Result<()> {
+    if sink.written < length {
+        fetch_resuming(fetcher, url, target, length, max_resumes, &mut sink)?;
+    }
+    // Our own count, not the fetcher's word for it.
+    let written = sink.written;
+    let digest = sink.hasher.finalize();
+    if written != length {
+        return Err(Error::TargetLength {
+            target: target.into(),
+            url: url.into(),
+            found: written,
+            expected: length,
+        });
+    }
+    if !sha.matches(&digest) {
+        return Err(Error::TargetHash {
+            target: target.into(),
+            url: url.into(),
+            found: hex::encode(digest),
+            expected: sha.hex(),
+        });
+    }
     Ok(())
 }
 
@@ -402,29 +521,7 @@ fn fetch_into_partial(
     let mut sink = Hashing::with(&mut file, length, hasher);
     sink.written = written;
     sink.tap = tap;
-    if written < length {
-        fetch_resuming(fetcher, url, target, length, max_resumes, &mut sink)?;
-    }
-    // Our own count, not the fetcher's word for it.
-    let written = sink.written;
-    let digest = sink.hasher.finalize();
-    if written != length {
-        return Err(Error::TargetLength {
-            target: target.into(),
-            url: url.into(),
-            found: written,
-            expected: length,
-        });
-    }
-    if !sha.matches(&digest) {
-        return Err(Error::TargetHash {
-            target: target.into(),
-            url: url.into(),
-            found: hex::encode(digest),
-            expected: sha.hex(),
-        });
-    }
-    Ok(())
+    check_download(fetcher, url, target, length, sha, max_resumes, sink)
 }
 
 /// Whether `path` already holds exactly `length` bytes with digest `sha`.
@@ -576,6 +673,83 @@ mod tests {
         let asked = f.asked.borrow().clone();
         assert!(f.steps.borrow().is_empty(), "every step used");
         (r, asked, good)
+    }
+
+    /// A tap that keeps the bytes (as the decrypting tap keeps plaintext): an earlier
+    /// attempt left `kept`; `claim` is what its `resume` says it showed.
+    struct Keeper {
+        kept: Vec<u8>,
+        claim: Option<u64>,
+    }
+
+    impl StreamTap for Keeper {
+        fn restart(&mut self) -> io::Result<()> {
+            self.kept.clear();
+            Ok(())
+        }
+        fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+            self.kept.extend_from_slice(bytes);
+            Ok(())
+        }
+        fn keeps(&self) -> bool {
+            true
+        }
+        fn resume(&mut self, held: &mut dyn FnMut(&[u8])) -> io::Result<u64> {
+            held(&self.kept);
+            Ok(self.claim.unwrap_or(self.kept.len() as u64))
+        }
+    }
+
+    /// A download into a [`Keeper`] that holds `kept`: the result, the offsets asked for, and
+    /// whether the tap ends up with the file.
+    fn run_kept(kept: &[u8], claim: Option<u64>, steps: &[Step]) -> (Result<()>, Vec<u64>, bool) {
+        let file: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let sha = TargetDigest::Sha256(Sha256::digest(&file).into());
+        let f = Scripted::new(&file, steps);
+        let mut tap = Keeper {
+            kept: kept.to_vec(),
+            claim,
+        };
+        let r = fetch_into_tap(&f, "u", "t", file.len() as u64, &sha, 3, &mut tap);
+        let asked = f.asked.borrow().clone();
+        (r, asked, tap.kept == file)
+    }
+
+    #[test]
+    fn a_tap_that_keeps_the_bytes_is_resumed_from_what_it_holds() {
+        let file: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+        // Nothing held; a break on the way is resumed.
+        let (r, asked, good) = run_kept(
+            &[],
+            None,
+            &[Step::Range(3000, EOF), Step::Range(9999, None)],
+        );
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!((asked, good), (vec![0, 3000], true));
+        // 2000 bytes held: hashed, and only the rest asked for.
+        let (r, asked, good) = run_kept(&file[..2000], None, &[Step::Range(9999, None)]);
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!((asked, good), (vec![2000], true));
+        // The server ignores the range: the tap starts over with the whole file.
+        let (r, asked, good) = run_kept(&file[..2000], None, &[Step::Whole(9999, None)]);
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!((asked, good), (vec![2000], true));
+        // A held byte changed since: the target's hash refuses the whole.
+        let mut changed = file[..2000].to_vec();
+        changed[1234] ^= 1;
+        let (r, asked, _) = run_kept(&changed, None, &[Step::Range(9999, None)]);
+        assert!(matches!(r, Err(Error::TargetHash { .. })), "{r:?}");
+        assert_eq!(asked, [2000]);
+        // A tap that claims other than it showed, or more than the signed length, is
+        // restarted from zero.
+        let (r, asked, good) = run_kept(&file[..2000], Some(2500), &[Step::Range(9999, None)]);
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!((asked, good), (vec![0], true));
+        let mut long = file.clone();
+        long.push(0);
+        let (r, asked, good) = run_kept(&long, None, &[Step::Range(9999, None)]);
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!((asked, good), (vec![0], true));
     }
 
     #[test]

@@ -400,7 +400,9 @@ impl<F: Fetch> Updater<F> {
     }
 
     /// [`Updater::download_target`], showing the bytes to `tap` as they are staged (see
-    /// [`download::StreamTap`]: what it makes of them is trusted only if this succeeds).
+    /// [`download::StreamTap`]: what it makes of them is trusted only if this succeeds). A tap
+    /// that [keeps](download::StreamTap::keeps) the bytes is their only copy: then nothing is
+    /// written at the returned path.
     pub fn download_target_tapped(
         &self,
         target: &str,
