@@ -1,8 +1,10 @@
 //! A stop request (SIGTERM or SIGINT, for `ota-gateway run`): one process-wide flag, set by
 //! the signal handler of `signal-hook` (no `unsafe` here) and checked between steps and inside
-//! the download loop. A download stopped this way keeps nothing half-verified: the staged
-//! partial file of that attempt is dropped, images already complete in staging stay and are
-//! reused by the next check (hash-checked), and the commit journal is never cut between its
+//! the download loop. A download stopped this way trusts nothing half-verified: its partial
+//! file (for an encrypted image, the plaintext of the chunks decrypted so far and the stream's
+//! header) stays for the next run to resume with a Range request, and is hash-checked with
+//! the rest; images already complete in staging stay and are reused by the next check
+//! (hash-checked), and the commit journal is never cut between its
 //! `commit` and the activations (the activations run to the end; the next start rolls forward
 //! whatever could not be activated).
 
