@@ -69,24 +69,9 @@ fn review(w: &World, keys: Option<&Path>) -> Vec<regulator::Outcome> {
 
 /// Encrypt brake-fw `version` (counter `counter`) and publish it; returns the content-key file.
 fn add_encrypted(w: &World, version: &str, counter: u64) -> PathBuf {
-    std::fs::write(w.p("secret.bin"), secret_image()).unwrap();
-    let added = supplier::add_image(
-        &w.p("acme"),
-        supplier::AddImage {
-            file: w.p("secret.bin"),
-            uid: "brake-fw".into(),
-            version: version.into(),
-            release_counter: counter,
-            hardware_ids: vec!["BRAKE-A".into()],
-            role: "targets".into(),
-            allow_rollback: false,
-            encrypt: Some(CHUNK),
-        },
-        w.now,
-    )
-    .unwrap();
+    let key = w.add_encrypted("brake-fw", version, counter, &secret_image(), CHUNK);
     supplier::publish(&w.p("acme"), w.now, false).unwrap();
-    added.content_key.expect("a content-key file")
+    key
 }
 
 fn submit(w: &World, version: &str, key: Option<&Path>) -> ota_repo::error::Result<()> {

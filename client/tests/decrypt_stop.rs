@@ -15,27 +15,10 @@ const CHUNK: u32 = 1024;
 fn a_stopped_tap_keeps_its_plaintext_and_the_next_one_resumes_from_it() {
     let w = World::new();
     let image: Vec<u8> = (0..10_000u32).map(|i| (i % 241) as u8).collect();
-    std::fs::write(w.p("fw.bin"), &image).unwrap();
-    let added = supplier::add_image(
-        &w.p("acme"),
-        supplier::AddImage {
-            file: w.p("fw.bin"),
-            uid: "fw".into(),
-            version: "1.0".into(),
-            release_counter: 1,
-            hardware_ids: vec!["BRAKE-A".into()],
-            role: "targets".into(),
-            allow_rollback: false,
-            encrypt: Some(CHUNK),
-        },
-        w.now,
-    )
-    .unwrap();
-    let key = ota_crypt::content_key::ContentKey::parse(
-        &std::fs::read(added.content_key.unwrap()).unwrap(),
-    )
-    .unwrap()
-    .key;
+    let key_file = w.add_encrypted("fw", "1.0", 1, &image, CHUNK);
+    let key = ota_crypt::content_key::ContentKey::parse(&std::fs::read(key_file).unwrap())
+        .unwrap()
+        .key;
     let s = supplier::Settings::load(&w.p("acme")).unwrap();
     let record = s.images.iter().find(|i| i.uid == "fw").unwrap();
     let manifest = supplier::manifest_of("acme", record).unwrap();

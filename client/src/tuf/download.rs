@@ -392,6 +392,16 @@ pub(crate) fn fetch_verified(
     Ok(())
 }
 
+/// What a tap's failure is to the download of `url`.
+fn tap_error(url: &str) -> impl Fn(io::Error) -> Error + '_ {
+    move |source| {
+        Error::Fetch(FetchError::Write {
+            url: url.into(),
+            source,
+        })
+    }
+}
+
 /// Download into a tap that keeps the bytes ([`StreamTap::keeps`]), continuing after those it
 /// vouches for (hashed first), and check length and hash.
 fn fetch_into_tap(
@@ -403,12 +413,7 @@ fn fetch_into_tap(
     max_resumes: u32,
     tap: &mut dyn StreamTap,
 ) -> Result<()> {
-    let tap_err = |source: io::Error| {
-        Error::Fetch(FetchError::Write {
-            url: url.into(),
-            source,
-        })
-    };
+    let tap_err = tap_error(url);
     let mut hasher = sha.hasher();
     let mut shown = 0u64;
     let held = tap
@@ -416,12 +421,12 @@ fn fetch_into_tap(
             shown = shown.saturating_add(b.len() as u64);
             hasher.update(b)
         })
-        .map_err(tap_err)?;
+        .map_err(&tap_err)?;
     if held != shown || held > length {
         // Not what it showed, or more than the signed length: nothing of it can be trusted.
         hasher.reset();
         shown = 0;
-        tap.restart().map_err(tap_err)?;
+        tap.restart().map_err(&tap_err)?;
     }
     let mut sink = Hashing::with(Discard, length, hasher);
     sink.written = shown;
@@ -477,14 +482,9 @@ fn fetch_into_partial(
     max_resumes: u32,
     mut tap: Option<&mut dyn StreamTap>,
 ) -> Result<()> {
-    let tap_err = |source: io::Error| {
-        Error::Fetch(FetchError::Write {
-            url: url.into(),
-            source,
-        })
-    };
+    let tap_err = tap_error(url);
     if let Some(t) = tap.as_deref_mut() {
-        t.restart().map_err(tap_err)?;
+        t.restart().map_err(&tap_err)?;
     }
     let mut file = std::fs::OpenOptions::new()
         .read(true)
@@ -511,7 +511,7 @@ fn fetch_into_partial(
             };
             hasher.update(part);
             if let Some(t) = tap.as_deref_mut() {
-                t.write(part).map_err(tap_err)?;
+                t.write(part).map_err(&tap_err)?;
             }
             written = written.saturating_add(n as u64);
         }

@@ -176,6 +176,36 @@ impl World {
         self.published(dir);
     }
 
+    /// Add `image` to acme as `uid` `version` (release counter `counter`, for BRAKE-A),
+    /// encrypted in chunks of `chunk` bytes (not published). Returns the content-key file.
+    pub fn add_encrypted(
+        &self,
+        uid: &str,
+        version: &str,
+        counter: u64,
+        image: &[u8],
+        chunk: u32,
+    ) -> PathBuf {
+        let file = self.p(&format!("{uid}-{version}.plain.bin"));
+        std::fs::write(&file, image).unwrap();
+        let added = supplier::add_image(
+            &self.p("acme"),
+            supplier::AddImage {
+                file,
+                uid: uid.into(),
+                version: version.into(),
+                release_counter: counter,
+                hardware_ids: vec!["BRAKE-A".into()],
+                role: "targets".into(),
+                allow_rollback: false,
+                encrypt: Some(chunk),
+            },
+            self.now,
+        )
+        .unwrap();
+        added.content_key.expect("a content-key file")
+    }
+
     /// Tell the world's `sync` that tree `name` was published.
     pub fn published(&self, name: &str) {
         if let Some(sync) = &self.sync {
