@@ -690,14 +690,14 @@ impl Gateway {
         };
         // Decrypted while it downloads: each chunk written once it authenticated, then the
         // plaintext checked against the supplier's signed length and SHA-256, and the
-        // ciphertext (hashed as it passed, never staged) against the target's. Named as a
-        // partial download, so a run stopped by SIGTERM leaves it for the next to resume.
+        // ciphertext (hashed as it passed, never staged) against the target's. A partial
+        // download: a run stopped by SIGTERM leaves it for the next to resume.
         let decryption = |e: decrypt::DecryptError| walk::WalkError {
             check: walk::Check::Decryption,
             repository: p.image.url.clone(),
             reason: format!("{} {}: {e}", p.a.uid, p.a.version),
         };
-        let plain = incoming.join(format!(".partial-{}.plain", p.sha256));
+        let plain = staging.partial_plaintext(&p.image.info.target, &p.sha256);
         let mut tap =
             decrypt::DecryptingTap::new(key, &plain, &p.image.info.manifest).map_err(decryption)?;
         if let Err(e) = download_image(repos, m, &p.a, &p.image, &incoming, Some(&mut tap)) {

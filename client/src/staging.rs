@@ -69,6 +69,24 @@ impl Staging {
         self.dir.join("incoming")
     }
 
+    /// Where the plaintext of an encrypted target is decrypted while it downloads: a partial
+    /// download (kept for resuming when a run is stopped), named by the ciphertext's SHA-256
+    /// (the target's), so another encryption of the same plaintext (another key and nonce)
+    /// never resumes from it; by `plaintext_sha256` only if the target lists no usable sha256.
+    pub fn partial_plaintext(
+        &self,
+        target: &ota_metadata::roles::TargetFile,
+        plaintext_sha256: &str,
+    ) -> PathBuf {
+        let hex = |h: &&String| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
+        let name = target
+            .hashes
+            .get("sha256")
+            .filter(hex)
+            .map_or(plaintext_sha256, |h| h.as_str());
+        self.incoming().join(format!(".partial-{name}.plain"))
+    }
+
     /// Where the image of SHA-256 `sha256` (hex) is kept.
     pub fn path(&self, sha256: &str) -> Result<PathBuf, StagingError> {
         let ok = sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit());

@@ -308,23 +308,36 @@ fn a_tampered_chunk_is_refused_at_that_chunk() {
 /// it. No ciphertext: the gateway never stages it. Returns the ciphertext.
 fn stopped_decryption(w: &World, version: &str, state: &str, held: usize) -> Vec<u8> {
     let cipher = std::fs::read(ciphertext(w, version).0).unwrap();
-    let incoming = Staging::new(&w.p(state), 0).incoming();
-    std::fs::create_dir_all(&incoming).unwrap();
-    let sha = hex::encode(sha2::Sha256::digest(secret_image()));
-    let plain = incoming.join(format!(".partial-{sha}.plain"));
+    let plain = partial_plaintext(w, state, &cipher);
+    std::fs::create_dir_all(plain.parent().unwrap()).unwrap();
     std::fs::write(&plain, &secret_image()[..held]).unwrap();
-    std::fs::write(
-        incoming.join(format!(".partial-{sha}.plain.header")),
-        &cipher[..ota_crypt::stream::HEADER_LEN],
-    )
-    .unwrap();
+    let mut header = plain.clone().into_os_string();
+    header.push(".header");
+    std::fs::write(header, &cipher[..ota_crypt::stream::HEADER_LEN]).unwrap();
     cipher
+}
+
+/// Where `state`'s gateway decrypts the target `cipher` while it downloads.
+fn partial_plaintext(w: &World, state: &str, cipher: &[u8]) -> PathBuf {
+    let target = ota_metadata::roles::TargetFile {
+        length: cipher.len() as u64,
+        hashes: [(
+            "sha256".to_string(),
+            hex::encode(sha2::Sha256::digest(cipher)),
+        )]
+        .into(),
+        custom: None,
+    };
+    let plaintext_sha = hex::encode(sha2::Sha256::digest(secret_image()));
+    Staging::new(&w.p(state), 0).partial_plaintext(&target, &plaintext_sha)
 }
 
 fn publish_for_vin1(w: &World, version: &str, counter: u64) {
     let oem_dir = w.p("oem");
-    oem::broadcast::vehicle_keys(&oem_dir, "VIN1", &w.p("vin1.keys")).unwrap();
-    oem::broadcast::regulator_keys(&oem_dir, "tuv", &w.p("tuv.keys")).unwrap();
+    if !w.p("vin1.keys").exists() {
+        oem::broadcast::vehicle_keys(&oem_dir, "VIN1", &w.p("vin1.keys")).unwrap();
+        oem::broadcast::regulator_keys(&oem_dir, "tuv", &w.p("tuv.keys")).unwrap();
+    }
     let key = add_encrypted(w, version, counter);
     submit(w, version, Some(&key)).unwrap();
     review(w, Some(&w.p("tuv.keys")));
@@ -369,10 +382,8 @@ fn a_changed_partial_plaintext_fails_the_targets_hash() {
         return;
     };
     publish_for_vin1(&w, "3.0", 3);
-    stopped_decryption(&w, "3.0", "vin1", 3 * CHUNK as usize);
-    let sha = hex::encode(sha2::Sha256::digest(secret_image()));
-    let incoming = Staging::new(&w.p("vin1"), 0).incoming();
-    let plain = incoming.join(format!(".partial-{sha}.plain"));
+    let cipher = stopped_decryption(&w, "3.0", "vin1", 3 * CHUNK as usize);
+    let plain = partial_plaintext(&w, "vin1", &cipher);
     let mut bytes = std::fs::read(&plain).unwrap();
     bytes[CHUNK as usize + 7] ^= 0x20;
     std::fs::write(&plain, bytes).unwrap();
@@ -387,4 +398,23 @@ fn a_changed_partial_plaintext_fails_the_targets_hash() {
 
     let got = update(&w, "VIN1", "vin1", &w.p("vin1.keys"));
     assert_installed(&w, "vin1", &got);
+}
+
+/// Scenario: Confidentiality | a stopped run left part of one encryption of an image, and the vehicle is then assigned another encryption of the same plaintext (a new content key) | the new one is downloaded whole and installed; the partial of the other is never resumed into it
+#[test]
+fn a_partial_of_another_encryption_is_not_resumed() {
+    let Some((w, nginx, _ca)) = served_world() else {
+        return;
+    };
+    publish_for_vin1(&w, "3.0", 3);
+    stopped_decryption(&w, "3.0", "vin1", 3 * CHUNK as usize);
+    publish_for_vin1(&w, "3.1", 4);
+    let got = update(&w, "VIN1", "vin1", &w.p("vin1.keys"));
+    assert_installed(&w, "vin1", &got);
+    let log = nginx.access_log();
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("brake-fw-3.1.bin") && l.contains(" 206 ")),
+        "3.1 was resumed from a partial of 3.0:\n{log}"
+    );
 }
