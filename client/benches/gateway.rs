@@ -418,18 +418,12 @@ fn decrypt_while_downloading(w: &World, fetcher: &AnyFetcher, key: &ota_crypt::K
     let mut work = vec![0u8; sealed];
     let mut alone = |hash: bool| {
         let (t, c) = (Instant::now(), thread_cpu());
-        let mut nonce = [0u8; 24];
-        nonce[..19].copy_from_slice(&header.nonce_prefix);
-        let (head, _) = ota_crypt::xchacha::split_nonce(&nonce);
-        let cipher = ota_crypt::xchacha::Sealer::new(key, &head);
+        let cipher = header.sealer(key);
         let mut h = Sha256::new();
         let chunks = ciphertext[ota_crypt::stream::HEADER_LEN..].chunks(sealed);
-        let last = chunks.len() - 1;
         for (i, chunk) in chunks.enumerate() {
-            nonce[19..23].copy_from_slice(&(i as u32).to_be_bytes());
-            nonce[23] = u8::from(i == last);
-            let (_, tail) = ota_crypt::xchacha::split_nonce(&nonce);
             work[..chunk.len()].copy_from_slice(chunk);
+            let tail = header.nonce_tail(i as u32);
             let p = cipher.open(&tail, &aad, &mut work[..chunk.len()]).unwrap();
             if hash {
                 h.update(&*p);

@@ -153,14 +153,14 @@ impl Header {
 
     /// The cipher for this image: `key` with the nonce bytes every chunk shares (the first 16
     /// of the prefix).
-    fn sealer(&self, key: &Key) -> Sealer {
+    pub fn sealer(&self, key: &Key) -> Sealer {
         let mut head = [0u8; 16];
         head.copy_from_slice(&self.nonce_prefix[..16]);
         Sealer::new(key, &head)
     }
 
     /// The rest of chunk `index`'s nonce: the prefix's last 3 bytes, the index, the last flag.
-    fn nonce_tail(&self, index: u32) -> [u8; 8] {
+    pub fn nonce_tail(&self, index: u32) -> [u8; 8] {
         let mut n = [0u8; 8];
         n[..3].copy_from_slice(&self.nonce_prefix[16..]);
         n[3..7].copy_from_slice(&index.to_be_bytes());
