@@ -102,6 +102,10 @@ ota oem supplier add "$oem" --name acme --root "$work/repository/1.root.json" --
   --hardware-id 'BRAKE-*' --hardware-id 'HU-*' --hardware-id 'ABS-*' --hardware-id 'TCU-*' >/dev/null
 ota oem regulator add "$oem" --name tuv --root "$reg/repository/1.root.json" \
   --url "$base/regulator/tuv/repository" >/dev/null
+# Vehicles refuse a regulator whose timestamp runs longer than the OEM allows (12 h for a new
+# OEM: the freeze window). The sample's regulator timestamp runs ten years, so the sample's
+# OEM allows that; real OEMs keep the default, and regulators publish from cron.
+ota oem regulator max-age "$oem" --max-age 3650d >/dev/null
 for img in brake-fw:1.0.0 brake-fw:1.1.0 infotainment:5.2 abs-fw:3.0 telematics:0.9; do
   ota oem review submit "$oem" --supplier acme --uid "${img%%:*}" --version "${img#*:}" \
     --from "$work/repository" >/dev/null

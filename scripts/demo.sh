@@ -105,9 +105,13 @@ vin=WDD2130421A000001
 "$OTA_REPO" oem vehicle decryption-keys "$work/oem" --vin "$vin" --out "$work/vehicle/decryption-keys.TEST-ONLY.json"
 # The brake ECU's trust anchor is an OEM trust document (the targets keys of acme's pinned root),
 # which the OEM can rotate in the field; the others hold a supplier key, as the paper's ECUs.
-"$OTA_REPO" key generate --bits 2048 --out "$work/keys/ecu-trust.TEST-ONLY.pem" >/dev/null
-"$OTA_REPO" oem ecu-trust "$work/oem" --hardware-id BRAKE-A --supplier acme \
-  --signer-key "$work/keys/ecu-trust.TEST-ONLY.pem"
+# Two offline signer keys (the default threshold for a new document): one stolen key alone
+# cannot change what the ECUs trust.
+for k in a b; do
+  "$OTA_REPO" key generate --bits 2048 --out "$work/keys/ecu-trust-$k.TEST-ONLY.pem" >/dev/null
+done
+trust_signers=(--signer-key "$work/keys/ecu-trust-a.TEST-ONLY.pem" --signer-key "$work/keys/ecu-trust-b.TEST-ONLY.pem")
+"$OTA_REPO" oem ecu-trust "$work/oem" --hardware-id BRAKE-A --supplier acme "${trust_signers[@]}"
 cp "$work/oem/ecu-trust/BRAKE-A.1.bin" "$work/vehicle/brake-trust.bin"
 declare -A ecu_pid
 sim() { # SERIAL HARDWARE_ID UDP_PORT CAN_ID ANCHOR [SIMULATOR FLAGS…]: start an ECU
@@ -221,11 +225,20 @@ gw update
 sleep 0.3
 gw status
 
-step "acme rotates its targets key; the OEM issues trust document version 2 from acme's pinned root"
-"$OTA_REPO" supplier rotate-key "$acme" --role targets
+step "acme rotates its targets key; the OEM confirms the new key with acme and issues trust document version 2 from acme's pinned root"
+"$OTA_REPO" key generate --bits 2048 --out "$work/keys/acme-targets-2.TEST-ONLY.pem" >/dev/null
+"$OTA_REPO" supplier rotate-key "$acme" --role targets --new-key "$work/keys/acme-targets-2.TEST-ONLY.pem"
 sync_trees  # acme uploads its new root: the OEM reads it from acme's pinned URL next
+# A key new since version 1 and not in the OEM's pin is refused until the OEM confirms it (a
+# stolen acme root key could have put it there).
+if refusal=$("$OTA_REPO" oem ecu-trust "$work/oem" --hardware-id BRAKE-A --supplier acme "${trust_signers[@]}" 2>&1); then
+  echo "demo: an unconfirmed supplier key entered the ECU trust document" >&2
+  exit 1
+fi
+echo "$refusal" | sed 's/^/    /'  # what the OEM sees: the new key, refused until confirmed
+new_targets=$("$OTA_REPO" key show "$work/keys/acme-targets-2.TEST-ONLY.pem" | awk '/^key id:/ {print $3}')
 "$OTA_REPO" oem ecu-trust "$work/oem" --hardware-id BRAKE-A --supplier acme \
-  --signer-key "$work/keys/ecu-trust.TEST-ONLY.pem"
+  --confirm-key "$new_targets" "${trust_signers[@]}"
 step "brake-fw 1.3.0, signed by the new key alone, released, approved and assigned"
 release brake-1.3.0.bin 72000 'brake controller 1.3.0' brake-fw 1.3.0 5 BRAKE-A
 "$OTA_REPO" supplier publish "$acme" >/dev/null

@@ -43,6 +43,9 @@ use crate::walk::Ecu;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+/// The longest connect or read timeout accepted (one day).
+pub const MAX_TIMEOUT_SECS: u64 = 86_400;
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EcuConfig {
@@ -234,6 +237,17 @@ impl Config {
             }
             if self.vehicle_key.is_none() {
                 return Err("report_url needs vehicle_key (reports are signed)".into());
+            }
+        }
+        // Timeouts are added to the current instant: bounded, so no value can overflow it.
+        for (name, v) in [
+            ("connect_timeout_secs", self.limits.connect_timeout_secs),
+            ("read_timeout_secs", self.limits.read_timeout_secs),
+        ] {
+            if v.is_some_and(|v| v > MAX_TIMEOUT_SECS) {
+                return Err(format!(
+                    "[limits] {name}: at most {MAX_TIMEOUT_SECS} (one day)"
+                ));
             }
         }
         let s = &self.service;

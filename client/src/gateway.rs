@@ -37,7 +37,11 @@ use crate::walk::{
 };
 use ota_metadata::documents::EcuAssignment;
 use ota_metadata::DateTime;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+mod recover;
+mod trust;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -56,24 +60,8 @@ pub enum GatewayError {
     /// Phase one cannot start: the update does not fit the disk budget (nothing downloaded).
     #[error(transparent)]
     Staging(#[from] StagingError),
-    /// An update was decided (journal `commit`) but these ECUs could not be activated yet;
-    /// the journal stays and the next run activates them again.
-    #[error(
-        "an update was committed but not every ECU could be activated yet ({}); the journal \
-         stays and the next run activates them again",
-        list_errors(.failed)
-    )]
-    RollForward { failed: Vec<ForwardError> },
     #[error("{0}")]
     Refused(String),
-}
-
-fn list_errors(errors: &[ForwardError]) -> String {
-    errors
-        .iter()
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 pub type Result<T> = std::result::Result<T, GatewayError>;
@@ -129,6 +117,9 @@ pub enum EcuOutcome {
         uid: String,
         version: String,
         regulators: Vec<String>,
+        /// The image the ECU runs now was vetoed since it was installed (the update replaces
+        /// it, but until then it is a recall).
+        recall: Option<Recall>,
     },
     Updated {
         uid: String,
@@ -141,8 +132,41 @@ pub enum EcuOutcome {
         uid: String,
         version: String,
         because: Vec<String>,
+        /// The image the ECU keeps running was vetoed since it was installed.
+        recall: Option<Recall>,
     },
     Failed(EcuError),
+    /// The update failed, and the image the ECU runs was vetoed since it was installed: both
+    /// are reported, so a failing update never hides a recall.
+    FailedRecalled {
+        error: EcuError,
+        uid: String,
+        version: String,
+        recall: Recall,
+    },
+}
+
+impl EcuOutcome {
+    /// The error of a failed ECU, recalled or not.
+    pub fn error(&self) -> Option<&EcuError> {
+        match self {
+            EcuOutcome::Failed(e) | EcuOutcome::FailedRecalled { error: e, .. } => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The recall of the image the ECU runs, if this outcome reports one.
+    pub fn recall(&self) -> Option<&Recall> {
+        match self {
+            EcuOutcome::Recalled { recall, .. } | EcuOutcome::FailedRecalled { recall, .. } => {
+                Some(recall)
+            }
+            EcuOutcome::HeldBack { recall, .. } | EcuOutcome::WouldUpdate { recall, .. } => {
+                recall.as_ref()
+            }
+            _ => None,
+        }
+    }
 }
 
 pub struct Gateway {
@@ -270,9 +294,6 @@ impl Gateway {
     ) -> Result<Vec<(String, EcuOutcome)>> {
         let limits = self.config.limits();
         let state_dir = &self.config.state_dir;
-        if let Some(fw) = forward.as_deref_mut() {
-            self.recover(fw)?;
-        }
         let mut state = GatewayState::load(state_dir).map_err(state_err(state_dir))?;
         let url = &self.config.master_url;
         let mut master = Updater::new(
@@ -288,6 +309,17 @@ impl Gateway {
         let mut repos =
             Repositories::new(&self.fetcher, limits, self.now, &state_dir.join("repos"));
         let staging = self.staging();
+        // With a forwarder, before anything else reaches an ECU: the floors (trust documents)
+        // go out, then what a previous run left in flight is finished or discarded, checked
+        // again against the metadata just verified. ECUs still waiting are left alone.
+        let mut held: BTreeMap<String, EcuError> = BTreeMap::new();
+        if let Some(fw) = forward.as_deref_mut() {
+            let floors_failed = self.forward_floors(&mut master, fw, &mut state);
+            held = self.recover(&master, &mut repos, &m, fw, &mut state, &floors_failed)?;
+            for (serial, e) in floors_failed {
+                held.entry(serial).or_insert(e);
+            }
+        }
         let mut out = Vec::new();
         let mut planned = Vec::new();
         // ECUs of the update whose checks failed: they hold the whole update back.
@@ -295,6 +327,14 @@ impl Gateway {
         for ecu_cfg in &self.config.ecus {
             let ecu = ecu_cfg.ecu();
             let installed = state.installed.get(&ecu.serial).cloned();
+            if let Some(e) = held.remove(&ecu.serial) {
+                // An ECU of the update that cannot take its floor first holds the update back.
+                if matches!(decide(&m, &ecu, installed.as_ref()), Decision::Update(_)) {
+                    failed.push(ecu.serial.clone());
+                }
+                out.push((ecu.serial.clone(), EcuOutcome::Failed(e)));
+                continue;
+            }
             let outcome = match decide(&m, &ecu, installed.as_ref()) {
                 Decision::Update(a) => {
                     match self.check_one(
@@ -311,6 +351,7 @@ impl Gateway {
                                 uid: a.uid.clone(),
                                 version: a.version.clone(),
                                 regulators: c.regulators.clone(),
+                                recall: None,
                             };
                             planned.push(Planned {
                                 index: out.len(),
@@ -358,50 +399,27 @@ impl Gateway {
             out.push((ecu.serial.clone(), outcome));
         }
         if let Some(fw) = forward.as_deref_mut() {
-            // Before any manifest: each ECU of the update gets the OEM's newer trust
-            // documents, so it checks the manifest with the keys the OEM trusts today. The
-            // other ECUs get them too, as soon as they change: a revoked key or a raised
-            // release-counter floor must be in the ECU before a gateway that may be
-            // compromised later talks to it, not at its next update.
-            for (index, ecu_cfg) in self.config.ecus.iter().enumerate() {
-                let is_planned = planned.iter().any(|p| p.index == index);
-                let known = state.trust_versions.get(&ecu_cfg.serial).copied();
-                let result = if is_planned {
-                    self.forward_trust(&mut master, fw, ecu_cfg)
-                } else {
-                    match self.trust_changed(&mut master, ecu_cfg, known) {
-                        Ok(true) => self.forward_trust(&mut master, fw, ecu_cfg),
-                        Ok(false) => Ok(known),
-                        Err(e) => Err(e),
-                    }
-                };
-                match result {
-                    Ok(Some(v)) => {
-                        state.trust_versions.insert(ecu_cfg.serial.clone(), v);
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        if is_planned {
-                            failed.push(ecu_cfg.serial.clone());
-                        }
-                        out[index].1 = EcuOutcome::Failed(e);
-                    }
-                }
-            }
             if !planned.is_empty() {
                 self.install(&mut repos, &m, &planned, &failed, fw, &mut state, &mut out)?;
             }
         }
+        self.recalls_behind_failures(&mut repos, &m, &state, &mut out);
         for (serial, outcome) in &out {
             match outcome {
-                EcuOutcome::Recalled { recall, .. } => {
-                    state.recalls.insert(serial.clone(), recall.clone());
+                EcuOutcome::Updated { .. } => {
+                    state.recalls.remove(serial);
+                    state.recovery.remove(serial);
                 }
-                EcuOutcome::Updated { .. } | EcuOutcome::UpToDate { .. } => {
+                EcuOutcome::UpToDate { .. } => {
                     state.recalls.remove(serial);
                 }
-                // Unknown: keep what the last check found.
-                _ => {}
+                o => {
+                    if let Some(recall) = o.recall() {
+                        state.recalls.insert(serial.clone(), recall.clone());
+                    }
+                    // Otherwise unknown (failed or held back before the recall was asked):
+                    // keep what the last check found.
+                }
             }
         }
         state.last_check = Some(self.now);
@@ -413,84 +431,69 @@ impl Gateway {
         Ok(out)
     }
 
-    /// Whether the OEM publishes a newer trust document for `ecu` than `known`, the version
-    /// it held at the last check (`None`: never asked, so ask now). No bus traffic: the
-    /// master's targets role, already fetched, lists the documents.
-    fn trust_changed<F: crate::tuf::Fetch>(
+    /// An update that fails, is held back or is still to come must not hide that the image an
+    /// ECU runs was vetoed since: for each such ECU, ask the regulators about its installed
+    /// release and report both.
+    fn recalls_behind_failures<F: crate::tuf::Fetch>(
         &self,
-        master: &mut Updater<F>,
-        ecu: &EcuConfig,
-        known: Option<u32>,
-    ) -> std::result::Result<bool, EcuError> {
-        let Some(held) = known else {
-            return Ok(true);
-        };
-        // 0: provisioned with supplier keys only; the bus cannot give it a first anchor.
-        let Some(next) = held.checked_add(1).filter(|_| held > 0) else {
-            return Ok(false);
-        };
-        let name = ota_ecu::trust::target_name(&ecu.hardware_id, next);
-        let found = master.get_targetinfo(&name).map_err(|e| walk::WalkError {
-            check: walk::Check::OemMetadata,
-            repository: self.config.master_url.clone(),
-            reason: format!("{name}: {e}"),
-        })?;
-        Ok(found.is_some())
-    }
-
-    /// Bring `ecu`'s trust document up to the newest the OEM publishes for its hardware id:
-    /// versions held+1, held+2, … (targets `ecu-trust.<hardware-id>.<version>.bin` of the
-    /// master's targets role, fetched and checked through TUF), each sent in turn, as a TUF
-    /// client walks a root chain; the ECU checks each against the one before. Returns the
-    /// version the ECU holds afterwards. Nothing for an ECU that holds none (provisioned with
-    /// supplier keys only: the bus cannot give it a first anchor) or a forwarder without
-    /// trust documents (`None`).
-    fn forward_trust<F: crate::tuf::Fetch>(
-        &self,
-        master: &mut Updater<F>,
-        fw: &mut dyn Forwarder,
-        ecu: &EcuConfig,
-    ) -> std::result::Result<Option<u32>, EcuError> {
-        let Some(mut held) = fw.trust_version(ecu)? else {
-            return Ok(None);
-        };
-        if held == 0 {
-            return Ok(Some(0));
-        }
-        let dir = self.config.state_dir.join("ecu-trust");
-        let fail = |reason: String| walk::WalkError {
-            check: walk::Check::OemMetadata,
-            repository: self.config.master_url.clone(),
-            reason,
-        };
-        std::fs::create_dir_all(&dir)?;
-        // A bound on the chain walked in one run, as on a root chain.
-        for _ in 0..1024 {
-            let Some(next) = held.checked_add(1) else {
-                break;
-            };
-            let name = ota_ecu::trust::target_name(&ecu.hardware_id, next);
-            let found = master
-                .get_targetinfo(&name)
-                .map_err(|e| fail(format!("{name}: {e}")))?;
-            let Some(found) = found else {
-                break;
-            };
-            let path = master
-                .download_target(&name, &found.info, &dir)
-                .map_err(|e| fail(format!("{name}: {e}")))?;
-            let doc = std::fs::read(&path)?;
-            let _ = std::fs::remove_file(&path);
-            let now = fw.send_trust(ecu, &doc)?;
-            if now != next {
-                return Err(fail(format!(
-                    "{name}: the ECU holds trust document version {now} after it, not {next}"
-                ))
-                .into());
+        repos: &mut Repositories<'_, F>,
+        m: &walk::Master,
+        state: &GatewayState,
+        out: &mut [(String, EcuOutcome)],
+    ) {
+        for (serial, outcome) in out.iter_mut() {
+            if !matches!(
+                outcome,
+                EcuOutcome::Failed(_)
+                    | EcuOutcome::HeldBack { .. }
+                    | EcuOutcome::WouldUpdate { .. }
+            ) {
+                continue;
             }
-            held = now;
+            let Some(installed) = state.installed.get(serial.as_str()) else {
+                continue;
+            };
+            let Ok(Some(found)) = check_recall(repos, m, installed) else {
+                continue;
+            };
+            match std::mem::replace(outcome, EcuOutcome::Unassigned) {
+                EcuOutcome::Failed(error) => {
+                    *outcome = EcuOutcome::FailedRecalled {
+                        error,
+                        uid: installed.uid.clone(),
+                        version: installed.version.clone(),
+                        recall: found,
+                    };
+                }
+                EcuOutcome::HeldBack {
+                    uid,
+                    version,
+                    because,
+                    ..
+                } => {
+                    *outcome = EcuOutcome::HeldBack {
+                        uid,
+                        version,
+                        because,
+                        recall: Some(found),
+                    };
+                }
+                EcuOutcome::WouldUpdate {
+                    uid,
+                    version,
+                    regulators,
+                    ..
+                } => {
+                    *outcome = EcuOutcome::WouldUpdate {
+                        uid,
+                        version,
+                        regulators,
+                        recall: Some(found),
+                    };
+                }
+                other => *outcome = other,
+            }
         }
-        Ok(Some(held))
     }
 
     /// Steps 2-3 of the walk for one ECU whose assignment differs from what it runs: the
@@ -584,6 +587,7 @@ impl Gateway {
                         uid: p.a.uid.clone(),
                         version: p.a.version.clone(),
                         because: because.to_vec(),
+                        recall: None,
                     };
                 }
             }
@@ -707,134 +711,6 @@ impl Gateway {
         Ok(staging.keep(&plain, &p.sha256)?)
     }
 
-    /// Ask every ECU of `journal` to drop its pending image. Best effort: an ECU that does
-    /// not answer keeps a pending image it never activates on its own, and the next download
-    /// replaces it.
-    fn discard_all(&self, fw: &mut dyn Forwarder, journal: &Journal) {
-        for e in &journal.ecus {
-            if let Some(ecu) = self.config.ecus.iter().find(|c| c.serial == e.serial) {
-                let _ = fw.discard(ecu);
-            }
-            fault::point(|| format!("pending image of ECU {} discarded", e.serial));
-        }
-    }
-
-    /// Carry out a decided update: activate every ECU of `journal` (idempotent), record those
-    /// that run their new image, and clear the journal once all do. Returns each ECU's result.
-    fn roll_forward(
-        &self,
-        fw: &mut dyn Forwarder,
-        journal: &Journal,
-        state: &mut GatewayState,
-        staging: &Staging,
-    ) -> Result<Vec<std::result::Result<(), ForwardError>>> {
-        let state_dir = &self.config.state_dir;
-        let mut results = Vec::new();
-        for e in &journal.ecus {
-            let r = self.activate_one(fw, e, staging);
-            fault::point(|| format!("activation of ECU {} sent", e.serial));
-            results.push(r);
-        }
-        for (e, r) in journal.ecus.iter().zip(&results) {
-            if r.is_ok() {
-                state
-                    .installed
-                    .insert(e.serial.clone(), e.installed.clone());
-                state.recalls.remove(&e.serial);
-            }
-        }
-        state.save(state_dir).map_err(state_err(state_dir))?;
-        fault::point(|| "gateway state saved".into());
-        if results.iter().all(|r| r.is_ok()) {
-            Journal::clear(state_dir).map_err(state_err(&Journal::path(state_dir)))?;
-            fault::point(|| "journal cleared".into());
-            for e in &journal.ecus {
-                staging.remove(&e.installed.sha256);
-            }
-        }
-        Ok(results)
-    }
-
-    /// ACTIVATE one ECU of a decided update. An ECU that holds neither the image pending nor
-    /// active (it lost it after the commit: replaced, or its state restored) is sent the image
-    /// again from staging first: the update is decided, it can only go forward.
-    fn activate_one(
-        &self,
-        fw: &mut dyn Forwarder,
-        e: &JournalEcu,
-        staging: &Staging,
-    ) -> std::result::Result<(), ForwardError> {
-        let bad = |reason: String| ForwardError::Ecu {
-            serial: e.serial.clone(),
-            reason,
-        };
-        let ecu = self
-            .config
-            .ecus
-            .iter()
-            .find(|c| c.serial == e.serial)
-            .ok_or_else(|| bad("not in the gateway's configuration any more".into()))?;
-        let sha = sha256_bytes(&e.installed.sha256)
-            .ok_or_else(|| bad("the journal's image hash is not a SHA-256".into()))?;
-        match fw.activate(ecu, &sha) {
-            Err(ForwardError::NothingPending { .. }) => {
-                let path = staging
-                    .staged(&e.installed.sha256, e.length)
-                    .ok()
-                    .flatten()
-                    .ok_or_else(|| {
-                        bad("holds nothing to activate, and the staged image is gone".into())
-                    })?;
-                let manifest = hex::decode(&e.compact_manifest)
-                    .map_err(|_| bad("the journal's compact manifest is not hex".into()))?;
-                let bundle = hex::decode(&e.attestation_bundle)
-                    .map_err(|_| bad("the journal's attestation bundle is not hex".into()))?;
-                fw.stage_attested(ecu, &manifest, &bundle, &path)?;
-                fault::point(|| format!("ECU {} holds its image verified and pending", e.serial));
-                fw.activate(ecu, &sha)
-            }
-            r => r,
-        }
-    }
-
-    /// Finish what a previous run left in flight (see [`crate::journal`]): roll a decided
-    /// update forward, discard an undecided one.
-    fn recover(&self, fw: &mut dyn Forwarder) -> Result<()> {
-        let state_dir = &self.config.state_dir;
-        let journal_path = Journal::path(state_dir);
-        let Some(journal) = Journal::load(state_dir).map_err(state_err(&journal_path))? else {
-            return Ok(());
-        };
-        let serials: Vec<&str> = journal.ecus.iter().map(|e| e.serial.as_str()).collect();
-        match journal.phase {
-            Phase::Distributing => {
-                eprintln!(
-                    "ota-gateway: an update was cut off before every ECU held its image ({}): discarding what they hold pending; no ECU switched",
-                    serials.join(", ")
-                );
-                self.discard_all(fw, &journal);
-                Journal::clear(state_dir).map_err(state_err(&journal_path))?;
-                fault::point(|| "journal cleared".into());
-                Ok(())
-            }
-            Phase::Commit => {
-                eprintln!(
-                    "ota-gateway: an update was committed and cut off: activating every ECU of it ({})",
-                    serials.join(", ")
-                );
-                let mut state = GatewayState::load(state_dir).map_err(state_err(state_dir))?;
-                let results = self.roll_forward(fw, &journal, &mut state, &self.staging())?;
-                let failed: Vec<ForwardError> =
-                    results.into_iter().filter_map(|r| r.err()).collect();
-                if failed.is_empty() {
-                    Ok(())
-                } else {
-                    Err(GatewayError::RollForward { failed })
-                }
-            }
-        }
-    }
-
     /// Gather every ECU's signed version report into a vehicle version report signed with the
     /// vehicle key (`vehicle_key`), for the OEM to ingest.
     pub fn report(&self, forward: &mut dyn Forwarder) -> Result<Vec<u8>> {
@@ -920,6 +796,9 @@ impl Gateway {
                 _ => String::new(),
             };
             s += &format!("  ECU {} [{}]: {line}{trust}\n", e.serial, e.hardware_id);
+            if let Some(r) = state.recovery.get(&e.serial) {
+                s += &format!("    interrupted update dropped at recovery: {r}\n");
+            }
             if let Some(r) = state.recalls.get(&e.serial) {
                 s += &format!(
                     "    RECALLED by regulator {}: {} (update or replace this image)\n",
@@ -935,7 +814,7 @@ impl Gateway {
                     serials.join(", ")
                 ),
                 Phase::Commit => format!(
-                    "interrupted update (committed) of ECUs {}: the next update activates them all\n",
+                    "interrupted update (committed) of ECUs {}: the next update checks each again and activates it\n",
                     serials.join(", ")
                 ),
             };
@@ -966,6 +845,16 @@ impl Gateway {
     }
 }
 
+/// "; and RECALLED: …" for an outcome whose running image was vetoed since.
+fn recalled(recall: &Option<Recall>) -> String {
+    recall.as_ref().map_or(String::new(), |r| {
+        format!(
+            "; and RECALLED: the image it runs was revoked by regulator {}: {}",
+            r.regulator, r.reason
+        )
+    })
+}
+
 /// One line about an outcome.
 pub fn summary(o: &EcuOutcome) -> String {
     match o {
@@ -983,10 +872,12 @@ pub fn summary(o: &EcuOutcome) -> String {
             uid,
             version,
             regulators,
+            recall,
         } => {
             format!(
-                "would update to {uid} {version} (approved by {})",
-                regulators.join(", ")
+                "would update to {uid} {version} (approved by {}){}",
+                regulators.join(", "),
+                recalled(recall)
             )
         }
         EcuOutcome::Updated {
@@ -1003,12 +894,23 @@ pub fn summary(o: &EcuOutcome) -> String {
             uid,
             version,
             because,
+            recall,
         } => format!(
             "NOT switched to {uid} {version}: the update is all or nothing and ECU {} failed; \
-             this ECU keeps its image",
-            because.join(", ECU ")
+             this ECU keeps its image{}",
+            because.join(", ECU "),
+            recalled(recall)
         ),
         EcuOutcome::Failed(e) => format!("FAILED: {e}"),
+        EcuOutcome::FailedRecalled {
+            error,
+            uid,
+            version,
+            recall,
+        } => format!(
+            "FAILED: {error}; and RECALLED: installed {uid} {version} was revoked by regulator {}: {}",
+            recall.regulator, recall.reason
+        ),
     }
 }
 

@@ -16,6 +16,7 @@ pub mod forward;
 pub mod gateway;
 pub mod image;
 pub mod journal;
+pub mod out;
 pub mod progress;
 pub mod service;
 pub mod staging;

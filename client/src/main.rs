@@ -5,7 +5,7 @@ use ota_client::config::{Config, ForwardConfig};
 use ota_client::forward::{CanBus, CanForwarder, DirForwarder, Forwarder};
 use ota_client::gateway::{summary, EcuOutcome, Gateway, GatewayError};
 use ota_client::tuf::fetch::{CaRoots, HttpFetcher};
-use ota_client::{service, stop};
+use ota_client::{out, service, stop};
 use ota_metadata::DateTime;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -97,15 +97,15 @@ fn run(cli: Cli) -> Result<bool, GatewayError> {
     match cli.command {
         Command::Init { force } => {
             gw.init(force)?;
-            println!(
+            out::line(format_args!(
                 "trusting {} for {}",
                 gw.config.master_root.display(),
                 gw.config.master_url
-            );
+            ));
             Ok(true)
         }
         Command::Status => {
-            print!("{}", gw.status()?);
+            out::text(&gw.status()?);
             Ok(true)
         }
         Command::Check => report(gw.run(None)?),
@@ -118,9 +118,12 @@ fn run(cli: Cli) -> Result<bool, GatewayError> {
                         path: path.clone(),
                         source,
                     })?;
-                    println!("wrote the vehicle version report to {}", path.display());
+                    out::line(format_args!(
+                        "wrote the vehicle version report to {}",
+                        path.display()
+                    ));
                 }
-                None => print!("{}", String::from_utf8_lossy(&bytes)),
+                None => out::text(&String::from_utf8_lossy(&bytes)),
             }
             Ok(true)
         }
@@ -172,8 +175,8 @@ fn serve(config: Config, now: Option<&str>, max_checks: Option<u64>) -> Result<b
             stopped: stop::requested(),
             next_check_secs: delay,
         };
-        println!("{}", line.to_line());
-        let _ = std::io::Write::flush(&mut std::io::stdout());
+        out::line(format_args!("{}", line.to_line()));
+        out::text("");
         if last {
             return Ok(true);
         }
@@ -209,7 +212,7 @@ fn check(config: &Config, now: Option<&str>) -> CheckResult {
     for (serial, o) in &outcomes {
         match o {
             EcuOutcome::Updated { .. } => updated.push(serial.clone()),
-            EcuOutcome::Failed(e) => {
+            EcuOutcome::Failed(e) | EcuOutcome::FailedRecalled { error: e, .. } => {
                 let kind = match e.check() {
                     Some(_) => "walk",
                     None => match e {
@@ -222,6 +225,9 @@ fn check(config: &Config, now: Option<&str>) -> CheckResult {
                 first_error.get_or_insert((kind, format!("ECU {serial}: {e}")));
             }
             EcuOutcome::HeldBack { .. } | EcuOutcome::Recalled { .. } => unclean = true,
+            EcuOutcome::WouldUpdate {
+                recall: Some(_), ..
+            } => unclean = true,
             _ => {}
         }
     }
@@ -247,7 +253,6 @@ fn error_kind(e: &GatewayError) -> &'static str {
         GatewayError::Walk(_) => "walk",
         GatewayError::State { .. } => "state",
         GatewayError::Staging(_) => "staging",
-        GatewayError::RollForward { .. } => "roll-forward",
         GatewayError::Refused(_) => "refused",
     }
 }
@@ -305,23 +310,28 @@ fn report(outcomes: Vec<(String, EcuOutcome)>) -> Result<bool, GatewayError> {
     let mut held = None;
     for (serial, o) in &outcomes {
         match o {
-            EcuOutcome::Failed(_) | EcuOutcome::Recalled { .. } => {
+            EcuOutcome::Failed(_)
+            | EcuOutcome::FailedRecalled { .. }
+            | EcuOutcome::Recalled { .. }
+            | EcuOutcome::WouldUpdate {
+                recall: Some(_), ..
+            } => {
                 ok = false;
-                eprintln!("ECU {serial}: {}", summary(o));
+                out::err_line(format_args!("ECU {serial}: {}", summary(o)));
             }
             EcuOutcome::HeldBack { because, .. } => {
                 ok = false;
                 held = Some(because.clone());
-                eprintln!("ECU {serial}: {}", summary(o));
+                out::err_line(format_args!("ECU {serial}: {}", summary(o)));
             }
-            _ => println!("ECU {serial}: {}", summary(o)),
+            _ => out::line(format_args!("ECU {serial}: {}", summary(o))),
         }
     }
     if let Some(because) = held {
-        eprintln!(
+        out::err_line(format_args!(
             "ota-gateway: update not applied: ECU {} failed, so no ECU switched (all or nothing); every ECU keeps its image",
             because.join(", ECU ")
-        );
+        ));
     }
     Ok(ok)
 }
@@ -331,7 +341,7 @@ fn main() {
         Ok(true) => {}
         Ok(false) => std::process::exit(1),
         Err(e) => {
-            eprintln!("ota-gateway: error: {e}");
+            out::err_line(format_args!("ota-gateway: error: {e}"));
             std::process::exit(1);
         }
     }

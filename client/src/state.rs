@@ -27,10 +27,15 @@ pub struct GatewayState {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub report_counter: u64,
     /// The trust document version each ECU held at the last check, by serial: an ECU is
-    /// contacted for its trust document only when the OEM publishes a newer one (or when it
-    /// has an update), not at every check.
+    /// contacted for its trust document only when the newest one the OEM publishes is not
+    /// this version (or when it has an update), not at every check. A hint only: a wrong
+    /// number costs a question on the bus, never a forward.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub trust_versions: BTreeMap<String, u32>,
+    /// ECUs whose part of an interrupted update was dropped at recovery, by serial, with why
+    /// (shown by `status` until the ECU is next updated).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub recovery: BTreeMap<String, String>,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -138,7 +138,9 @@ pub fn decide(master: &Master, ecu: &Ecu, installed: Option<&Installed>) -> Deci
 pub struct Repositories<'f, F: Fetch> {
     fetcher: &'f F,
     limits: Limits,
-    now: DateTime,
+    /// The time of this run: expiry, and the regulators' timestamp lifetime, are checked
+    /// against it.
+    pub(crate) now: DateTime,
     dir: PathBuf,
     open: BTreeMap<String, std::result::Result<Updater<&'f F>, String>>,
 }

@@ -266,12 +266,26 @@ fn an_image_the_regulator_cannot_decrypt_is_rejected_with_a_finding() {
         .unwrap();
     assert!(matches!(o.result, Ok(Verdict::Rejected)), "{:?}", o.result);
     assert_eq!(o.findings, 1);
-    // The signed attestation says why.
+    // The signed attestation says why; it is listed again as a veto on the ciphertext's bytes
+    // only: the regulator never saw the plaintext, so the hash the supplier claims for it is
+    // not vetoed (a supplier could otherwise veto another image by claiming its hash).
+    let files = files_containing(&w.p("tuv/repository/targets"), b"\"undecryptable\"");
+    let named = |suffix: &str| {
+        files
+            .iter()
+            .filter(|p| p.to_string_lossy().ends_with(suffix))
+            .count()
+    };
     assert_eq!(
-        files_containing(&w.p("tuv/repository/targets"), b"\"undecryptable\"").len(),
+        named(".attestation.json"),
         1,
         "no attestation with the finding"
     );
+    let (cipher, m) = ciphertext(&w, "3.0");
+    let cipher_sha = hex::encode(sha2::Sha256::digest(std::fs::read(cipher).unwrap()));
+    let plain_sha = hex::encode(m.plaintext().unwrap().1);
+    assert_eq!(named(&format!("{cipher_sha}.veto.json")), 1, "{files:?}");
+    assert_eq!(named(&format!("{plain_sha}.veto.json")), 0, "{files:?}");
 }
 
 /// Scenario: Confidentiality | one chunk of an encrypted image is changed | decryption stops at that chunk and leaves no plaintext behind

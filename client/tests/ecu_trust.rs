@@ -100,7 +100,8 @@ fn issue_mode(
             regulator_threshold: u8::from(regulator.is_some()),
             full: regulator.is_some(),
             signer_keys: vec![w.p(signer)],
-            signer_threshold: 1,
+            signer_threshold: Some(1),
+            confirmed_keys: Vec::new(),
             previous_signer_keys: previous.iter().map(|p| w.p(p)).collect(),
             min_release_counter: None,
         },
@@ -247,7 +248,8 @@ fn a_rotated_supplier_key_reaches_the_ecu_and_stale_or_forged_documents_are_refu
             regulator_threshold: 0,
             full: false,
             signer_keys: vec![w.p("thief.pem")],
-            signer_threshold: 1,
+            signer_threshold: Some(1),
+            confirmed_keys: Vec::new(),
             previous_signer_keys: vec![w.p("ecu-trust-1.pem")],
             min_release_counter: None,
         },
@@ -513,7 +515,7 @@ fn a_supplier_rotation_followed_from_the_pin_and_a_raised_floor_reach_an_ecu_wit
     w.assign("S1", "1.0");
     let old = SigningKey::from_pem(world::key_pem()).unwrap();
     write_private(&w, "ecu-trust.pem");
-    let pinned = |floor: Option<u64>| {
+    let pinned = |floor: Option<u64>, confirmed_keys: Vec<String>| {
         ota_repo::oem::ecu_trust(
             &w.p("oem"),
             &ota_repo::oem::EcuTrust {
@@ -529,15 +531,15 @@ fn a_supplier_rotation_followed_from_the_pin_and_a_raised_floor_reach_an_ecu_wit
                 regulator_threshold: 0,
                 full: false,
                 signer_keys: vec![w.p("ecu-trust.pem")],
-                signer_threshold: 1,
+                signer_threshold: Some(1),
+                confirmed_keys,
                 previous_signer_keys: vec![],
                 min_release_counter: floor,
             },
         )
-        .unwrap()
     };
     // Version 1 trusts acme's targets key as its pinned root names it (k.pem).
-    let (_, v1) = pinned(None);
+    let (_, v1) = pinned(None, vec![]).unwrap();
     let held =
         ota_ecu::trust::TrustDocument::provision(&std::fs::read(&v1).unwrap(), "BRAKE-A").unwrap();
     let old_id = ota_metadata::documents::compact::keyid_bytes(old.key_id()).unwrap();
@@ -563,8 +565,11 @@ fn a_supplier_rotation_followed_from_the_pin_and_a_raised_floor_reach_an_ecu_wit
         w.now,
     )
     .unwrap();
-    // The OEM follows it from the pin: no PEM changes hands.
-    let (v2, _) = pinned(None);
+    // The OEM follows it from the pin (no PEM changes hands), once it confirmed the new key
+    // with acme: the command names it and refuses it unconfirmed.
+    let err = pinned(None, vec![]).unwrap_err().to_string();
+    assert!(err.contains(&new.key_id().0), "{err}");
+    let (v2, _) = pinned(None, vec![new.key_id().0.clone()]).unwrap();
     assert_eq!(v2, 2);
     ota_repo::oem::publish(&w.p("oem"), w.now, false).unwrap();
     // S1 stays assigned 1.0, which it runs: nothing to install, yet the document goes out.
@@ -596,7 +601,7 @@ fn a_supplier_rotation_followed_from_the_pin_and_a_raised_floor_reach_an_ecu_wit
 
     // Release counter 1 is revoked: the OEM raises the floor to 2; the next check (still no
     // update planned) forwards it, and from then on no gateway can install a counter-1 image.
-    let (v3, _) = pinned(Some(2));
+    let (v3, _) = pinned(Some(2), vec![]).unwrap();
     assert_eq!(v3, 3);
     ota_repo::oem::publish(&w.p("oem"), w.now, false).unwrap();
     let (ok, text) = gateway(&cfg, "update");
@@ -607,8 +612,128 @@ fn a_supplier_rotation_followed_from_the_pin_and_a_raised_floor_reach_an_ecu_wit
         other => panic!("expected Rollback, got {other:?}"),
     }
     // The floor is kept by later documents unless the OEM lowers it on purpose.
-    let (_, v4) = pinned(None);
+    let (_, v4) = pinned(None, vec![]).unwrap();
     let v4 = std::fs::read(v4).unwrap();
     let v4 = ota_ecu::trust::Signed::parse(&v4).unwrap();
     assert_eq!(v4.doc.min_release_counter, 2);
+}
+
+/// Scenario: Confidentiality | an encrypted image for a full-verification ECU | the regulators' compact approval covers the plaintext the ECU receives, so the ECU installs it over the bus (and still refuses it without the approval)
+#[test]
+fn an_encrypted_image_reaches_a_full_verification_ecu() {
+    let w = World::new();
+    let oem_dir = w.p("oem");
+    ota_repo::oem::broadcast::vehicle_keys(&oem_dir, "VIN1", &w.p("vin1.keys")).unwrap();
+    ota_repo::oem::broadcast::regulator_keys(&oem_dir, "tuv", &w.p("tuv.keys")).unwrap();
+    let plain: Vec<u8> = (0..30_000u32).map(|i| (i % 251) as u8).collect();
+    let key = w.add_encrypted("brake-fw", "3.0", 3, &plain, 4096);
+    ota_repo::supplier::publish(&w.p("acme"), w.now, false).unwrap();
+    ota_repo::oem::review_submit(
+        &oem_dir,
+        ota_repo::oem::Submit {
+            supplier: "acme",
+            uid: "brake-fw",
+            version: "3.0",
+            from: None,
+            ca: None,
+            content_key: Some(&key),
+        },
+        w.now,
+    )
+    .unwrap();
+    ota_repo::oem::publish(&oem_dir, w.now, false).unwrap();
+    let opts = ota_repo::regulator::ReviewOpts {
+        master: &w.url("oem"),
+        master_root: &w.p("oem/repository/1.root.json"),
+        scanner: None,
+        ca: None,
+        supplier_from: Default::default(),
+        decryption_keys: Some(&w.p("tuv.keys")),
+    };
+    ota_repo::regulator::review(&w.p("tuv"), opts, w.now).unwrap();
+    ota_repo::regulator::publish(&w.p("tuv"), w.now, false).unwrap();
+    w.assign("S1", "3.0");
+
+    let supplier = SigningKey::from_pem(world::key_pem()).unwrap();
+    write_public(&w, "acme.pub.pem", &supplier);
+    let tuv = SigningKey::from_pem(&world::regulator_key_pem("tuv")).unwrap();
+    write_public(&w, "tuv.pub.pem", &tuv);
+    write_private(&w, "ecu-trust.pem");
+    let (_, v1) = issue_mode(
+        &w,
+        "acme.pub.pem",
+        Some("tuv.pub.pem"),
+        "ecu-trust.pem",
+        &[],
+    );
+    ota_repo::oem::publish(&oem_dir, w.now, false).unwrap();
+
+    let (gw, a1) = (free_port(), free_port());
+    let _ecu = start_ecu(a1, gw, &v1, &w.p("flash-s1"));
+    let cfg = gateway_config(&w, gw, a1);
+    let text = std::fs::read_to_string(&cfg).unwrap().replacen(
+        "[forward]",
+        &format!(
+            "decryption_keys = \"{}\"\n[forward]",
+            w.p("vin1.keys").display()
+        ),
+        1,
+    );
+    std::fs::write(&cfg, text).unwrap();
+    assert!(gateway(&cfg, "init").0);
+    let (ok, text) = gateway(&cfg, "update");
+    assert!(ok, "{text}");
+    assert!(text.contains("ECU S1: updated to brake-fw 3.0"), "{text}");
+    let s = state(&w.p("flash-s1"));
+    assert_eq!(s.release_counter, 3, "{s:?}");
+}
+
+/// Scenario: Stolen keys | the gateway's state directory records a raised trust document version for an ECU (a tampered disk) | the gateway still forwards the OEM's newer document: a stored number never suppresses a floor
+#[test]
+fn a_raised_trust_version_on_the_gateways_disk_does_not_suppress_a_floor() {
+    let w = World::new();
+    w.assign("S1", "1.0");
+    let supplier = SigningKey::from_pem(world::key_pem()).unwrap();
+    write_public(&w, "acme.pub.pem", &supplier);
+    write_private(&w, "ecu-trust.pem");
+    let (_, v1) = issue(&w, "acme.pub.pem", "ecu-trust.pem", &[]);
+    ota_repo::oem::publish(&w.p("oem"), w.now, false).unwrap();
+    let (gw, a1) = (free_port(), free_port());
+    let _ecu = start_ecu(a1, gw, &v1, &w.p("flash-s1"));
+    let cfg = gateway_config(&w, gw, a1);
+    assert!(gateway(&cfg, "init").0);
+    let (ok, text) = gateway(&cfg, "update");
+    assert!(ok, "{text}");
+
+    // The OEM raises the floor in version 2.
+    ota_repo::oem::ecu_trust(
+        &w.p("oem"),
+        &ota_repo::oem::EcuTrust {
+            hardware_id: "BRAKE-A".into(),
+            suppliers: SupplierKeys::Files(vec![w.p("acme.pub.pem")]),
+            supplier_threshold: None,
+            regulator_keys: vec![],
+            regulator_threshold: 0,
+            full: false,
+            signer_keys: vec![w.p("ecu-trust.pem")],
+            signer_threshold: None,
+            confirmed_keys: vec![],
+            previous_signer_keys: vec![],
+            min_release_counter: Some(2),
+        },
+    )
+    .unwrap();
+    ota_repo::oem::publish(&w.p("oem"), w.now, false).unwrap();
+    // Someone with the gateway's disk records that S1 already holds version 2, the newest.
+    let state_file = w.p("state-can/gateway-state.json");
+    let mut s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+    s["trust_versions"]["S1"] = 2.into();
+    std::fs::write(&state_file, serde_json::to_vec(&s).unwrap()).unwrap();
+    let (ok, text) = gateway(&cfg, "update");
+    assert!(ok, "{text}");
+    let held = state(&w.p("flash-s1"));
+    assert_eq!(held.trust.map(|t| t.version), Some(2), "{text}");
+    let status = gateway(&cfg, "status").1;
+    assert!(status.contains("trust document version 2"), "{status}");
 }

@@ -10,9 +10,8 @@ use ota_client::walk::{Check, WalkError};
 use ota_metadata::{sign_document, Envelope, SigningKey};
 use ota_repo::{oem, regulator, supplier};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::path::Path;
-use world::World;
+use world::{installed, new_key, outcome, read_json, sha_hex, write_json, World};
 
 fn failed_at(out: Vec<(String, EcuOutcome)>, serial: &str, check: Check) -> WalkError {
     let o = out.into_iter().find(|(s, _)| s == serial).unwrap().1;
@@ -21,10 +20,6 @@ fn failed_at(out: Vec<(String, EcuOutcome)>, serial: &str, check: Check) -> Walk
     };
     assert_eq!(e.check, check, "{e}");
     e
-}
-
-fn outcome(out: &[(String, EcuOutcome)], serial: &str) -> String {
-    summary(&out.iter().find(|(s, _)| s == serial).unwrap().1)
 }
 
 /// Assert that the run stopped at the master repository's `check` (for every ECU).
@@ -46,34 +41,8 @@ fn master_failed(w: &World, check: Check) -> WalkError {
     }
 }
 
-fn installed(w: &World, serial: &str) -> Option<Vec<u8>> {
-    std::fs::read(w.p(&format!("ecus/{serial}/image.bin"))).ok()
-}
-
-fn sha_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-fn read_json(p: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-}
-
-fn write_json(p: &Path, v: &Value) {
-    std::fs::write(p, serde_json::to_vec_pretty(v).unwrap()).unwrap();
-}
-
 fn signing_key(pem_path: &Path) -> SigningKey {
     SigningKey::from_pem(&std::fs::read_to_string(pem_path).unwrap()).unwrap()
-}
-
-fn new_key(w: &World, name: &str) -> std::path::PathBuf {
-    let p = w.p(name);
-    std::fs::write(
-        &p,
-        SigningKey::generate(2048).unwrap().to_pkcs8_pem().unwrap(),
-    )
-    .unwrap();
-    p
 }
 
 // ---- 1. One regulator counted twice -------------------------------------------------------
@@ -91,8 +60,7 @@ fn one_regulator_listed_under_two_names_counts_once() {
     )
     .unwrap_err();
     assert!(
-        err.to_string()
-            .contains("shares root keys with regulator tuv"),
+        err.to_string().contains("shares keys with regulator tuv"),
         "{err}"
     );
 
@@ -419,6 +387,7 @@ fn fast_forward_vin1(w: &World) {
     .unwrap();
     record.tree = finish(&mut sink, t).unwrap();
     record.save(&w.p("oem")).unwrap();
+    ota_testkit::hide_served_vehicles_index(&repo);
     std::fs::create_dir_all(w.p("oem/pending")).unwrap();
     std::fs::write(w.p(&format!("oem/pending/{}", &vin_key("VIN1")[..3])), b"").unwrap();
     oem::publish(&w.p("oem"), w.now, false).unwrap();
@@ -446,9 +415,11 @@ fn fast_forwarded_assignments_are_forgotten_when_the_oem_rotates_the_keys() {
     assert_eq!(published_version(&w, "VIN1"), 1000);
     assert!(outcome(&w.update(), "S1").starts_with("up to date"));
 
-    // The OEM restores its own record: its next assignments (version 2) are below what the
-    // vehicle accepted, and refused as a rollback while the stolen keys are still trusted.
+    // The OEM restores its own record (and the attacker's index is gone): its next
+    // assignments (version 2) are below what the vehicle accepted, and refused as a rollback
+    // while the stolen keys are still trusted.
     std::fs::write(&record, honest).unwrap();
+    ota_testkit::hide_served_vehicles_index(&w.p("oem/repository"));
     w.assign("S1", "2.0");
     assert_eq!(published_version(&w, "VIN1"), 2);
     let e = master_failed(&w, Check::AssignmentsRollback);
@@ -482,6 +453,7 @@ fn a_rollback_of_one_vehicles_assignments_is_refused() {
     // The online keys re-publish the older tree under a new, validly signed index: the index,
     // snapshot and timestamp are all fresh, only VIN1's version went back (2 -> 1).
     std::fs::write(w.p("oem/published.json"), old_record).unwrap();
+    ota_testkit::hide_served_vehicles_index(&w.p("oem/repository"));
     let r = oem::publish(&w.p("oem"), w.now, false).unwrap();
     assert!(r.roles.signed.iter().any(|(role, _)| role == "vehicles"));
     assert_eq!(published_version(&w, "VIN1"), 1);

@@ -397,7 +397,8 @@ fn endless_data_is_refused() {
         matches!(&err, Error::Fetch(FetchError::TooLarge { limit: 16_384, url }) if url.ends_with("timestamp.json")),
         "{err}"
     );
-    // The snapshot, when its length is not in the timestamp, is bounded by the limits too.
+    // The snapshot's length is signed in the timestamp: it wins over the default bound (a
+    // large snapshot of many hash bins is fine) ...
     let limits = Limits {
         metadata: ota_metadata::MetadataLimits {
             snapshot: 100,
@@ -405,7 +406,18 @@ fn endless_data_is_refused() {
         },
         ..Limits::default()
     };
-    let mut up = tree.updater_with("meta2", DirFetcher::new(), limits, tree.now);
+    let mut up = tree.updater_with("meta2", DirFetcher::new(), limits.clone(), tree.now);
+    up.refresh().unwrap();
+    // ... up to the hard ceiling.
+    let limits = Limits {
+        metadata: ota_metadata::MetadataLimits {
+            snapshot: 100,
+            signed_ceiling: 100,
+            ..Default::default()
+        },
+        ..limits
+    };
+    let mut up = tree.updater_with("meta3", DirFetcher::new(), limits, tree.now);
     let err = up.refresh().unwrap_err();
     assert!(
         matches!(&err, Error::Fetch(FetchError::TooLarge { limit: 100, .. })),

@@ -20,7 +20,7 @@ mod ecu_process;
 mod world;
 
 use ota_client::config::Config;
-use ota_client::forward::{DirForwarder, ForwardError, Forwarder};
+use ota_client::forward::{DirForwarder, Forwarder};
 use ota_client::gateway::{summary, EcuOutcome, Gateway, GatewayError};
 use ota_client::staging::StagingError;
 use ota_ecu::flash::file::FileFlash;
@@ -572,43 +572,13 @@ fn over_the_disk_budget_nothing_is_downloaded() {
     );
 }
 
-/// The directory forwarder, with S2's activations failing.
-struct FailingActivation(DirForwarder);
-
-impl Forwarder for FailingActivation {
-    fn stage(
-        &mut self,
-        ecu: &ota_client::config::EcuConfig,
-        m: &[u8],
-        image: &Path,
-    ) -> Result<(), ForwardError> {
-        self.0.stage(ecu, m, image)
-    }
-    fn activate(
-        &mut self,
-        ecu: &ota_client::config::EcuConfig,
-        sha256: &[u8; 32],
-    ) -> Result<(), ForwardError> {
-        if ecu.serial == "S2" {
-            return Err(ForwardError::Ecu {
-                serial: ecu.serial.clone(),
-                reason: "unreachable".into(),
-            });
-        }
-        self.0.activate(ecu, sha256)
-    }
-    fn discard(&mut self, ecu: &ota_client::config::EcuConfig) -> Result<(), ForwardError> {
-        self.0.discard(ecu)
-    }
-}
-
 #[test]
 fn an_ecu_that_lost_its_pending_image_after_the_commit_gets_it_again() {
     let w = World::new();
     w.assign("S1", "1.0");
     w.assign("S2", "1.0");
     let gw = gateway(&w, "");
-    let mut failing = FailingActivation(DirForwarder::new(w.p("ecus")));
+    let mut failing = world::FailingActivation::new(w.p("ecus"), "S2");
     let out = gw.run(Some(&mut failing)).unwrap();
     assert!(matches!(out[0].1, EcuOutcome::Updated { .. }));
     let EcuOutcome::Failed(e) = &out[1].1 else {

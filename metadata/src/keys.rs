@@ -35,6 +35,10 @@ impl fmt::Display for KeyId {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KeyVal {
+    /// Empty for a key type whose `keyval` has no `public` (one this client does not know):
+    /// such a key is kept as listed and never verifies, as the specification asks of unknown
+    /// keys, instead of making the whole document unreadable.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub public: String,
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,

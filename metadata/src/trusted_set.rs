@@ -82,22 +82,28 @@ pub fn check_meta(what: &str, meta: &MetaFile, bytes: &[u8]) -> Result<()> {
     if let Some(hashes) = &meta.hashes {
         let mut checked = false;
         for (alg, expected) in hashes {
-            // Only SHA-256 is computed; other algorithms listed beside it are ignored, and a
-            // list without SHA-256 is refused rather than passed unchecked.
-            if alg == "sha256" {
-                let found = hex::encode(Sha256::digest(bytes));
-                if !found.eq_ignore_ascii_case(expected) {
-                    return Err(Error::Hash {
-                        what: what.into(),
-                        found,
-                        expected: expected.clone(),
-                    });
-                }
-                checked = true;
+            // Every supported algorithm listed is checked (a right SHA-256 beside a wrong
+            // SHA-512 is refused, as python-tuf does); others are ignored, and a list with
+            // none supported is refused rather than passed unchecked.
+            let found = match alg.as_str() {
+                "sha256" => hex::encode(Sha256::digest(bytes)),
+                "sha512" => hex::encode(sha2::Sha512::digest(bytes)),
+                _ => continue,
+            };
+            if !found.eq_ignore_ascii_case(expected) {
+                return Err(Error::Hash {
+                    what: what.into(),
+                    found,
+                    expected: expected.clone(),
+                });
             }
+            checked = true;
         }
         if !checked {
-            return Err(Error::malformed(what, "hashes listed, but none is sha256"));
+            return Err(Error::malformed(
+                what,
+                "hashes listed, but none is sha256 or sha512",
+            ));
         }
     }
     Ok(())
@@ -245,8 +251,15 @@ impl TrustedSet {
         if !trusted {
             check_meta("snapshot", &meta, bytes)?;
         }
-        let (new, envelope): (Snapshot, _) =
-            parse("snapshot", Snapshot::TYPE, bytes, self.limits.snapshot)?;
+        // The local copy (`trusted`) is the rollback reference whatever the new timestamp says
+        // about the next snapshot's length: bounded by the ceiling, never by that length (a
+        // forged timestamp naming a shorter snapshot must not make the reference unreadable).
+        let limit = if trusted {
+            self.limits.signed_ceiling.max(self.limits.snapshot)
+        } else {
+            self.limits.bound(self.limits.snapshot, meta.length)
+        };
+        let (new, envelope): (Snapshot, _) = parse("snapshot", Snapshot::TYPE, bytes, limit)?;
         let r = self.root.signed.role("snapshot")?;
         envelope.verify("snapshot", &r.keyids, r.threshold, &self.root.signed.keys)?;
         new.validate()?;
@@ -317,7 +330,8 @@ impl TrustedSet {
                 detail: "not listed in the snapshot".into(),
             })?;
         check_meta(role, &meta, bytes)?;
-        let (new, envelope): (Targets, _) = parse(role, Targets::TYPE, bytes, self.limits.targets)?;
+        let limit = self.limits.bound(self.limits.targets, meta.length);
+        let (new, envelope): (Targets, _) = parse(role, Targets::TYPE, bytes, limit)?;
         let signer = self.signer_of(role, parent)?;
         envelope.verify(role, &signer.keyids, signer.threshold, &signer.keys)?;
         new.validate(role)?;
@@ -379,7 +393,8 @@ impl TrustedSet {
                 detail: "not listed in the snapshot".into(),
             })?;
         check_meta(role, &meta, bytes)?;
-        let (new, envelope): (T, _) = parse(role, type_, bytes, self.limits.targets)?;
+        let limit = self.limits.bound(self.limits.targets, meta.length);
+        let (new, envelope): (T, _) = parse(role, type_, bytes, limit)?;
         let r = self.root.signed.role(role)?;
         envelope.verify(role, &r.keyids, r.threshold, &self.root.signed.keys)?;
         if version(&new) != meta.version {
@@ -445,5 +460,56 @@ impl TrustedSet {
             threshold: dr.threshold,
             hardware_ids: p.signed.hardware_ids_for(role).map(<[String]>::to_vec),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_meta;
+    use crate::roles::MetaFile;
+    use sha2::{Digest, Sha256, Sha512};
+    use std::collections::BTreeMap;
+
+    fn meta(hashes: &[(&str, String)]) -> MetaFile {
+        MetaFile {
+            version: 1,
+            length: Some(3),
+            hashes: Some(
+                hashes
+                    .iter()
+                    .map(|(a, h)| (a.to_string(), h.clone()))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+        }
+    }
+
+    #[test]
+    fn every_listed_hash_the_client_supports_is_checked() {
+        let s256 = hex::encode(Sha256::digest(b"abc"));
+        let s512 = hex::encode(Sha512::digest(b"abc"));
+        let wrong512 = hex::encode([0u8; 64]);
+        assert!(check_meta("m", &meta(&[("sha256", s256.clone())]), b"abc").is_ok());
+        assert!(check_meta("m", &meta(&[("sha512", s512.clone())]), b"abc").is_ok());
+        assert!(check_meta(
+            "m",
+            &meta(&[("sha256", s256.clone()), ("sha512", s512.clone())]),
+            b"abc"
+        )
+        .is_ok());
+        // A right SHA-256 does not excuse a wrong SHA-512.
+        assert!(check_meta(
+            "m",
+            &meta(&[("sha256", s256.clone()), ("sha512", wrong512)]),
+            b"abc"
+        )
+        .is_err());
+        // Unknown algorithms beside a supported one are ignored; alone, refused.
+        assert!(check_meta(
+            "m",
+            &meta(&[("sha256", s256), ("blake2b", "00".into())]),
+            b"abc"
+        )
+        .is_ok());
+        assert!(check_meta("m", &meta(&[("blake2b", "00".into())]), b"abc").is_err());
     }
 }

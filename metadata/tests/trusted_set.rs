@@ -323,11 +323,98 @@ fn size_limits_apply_per_role() {
 }
 
 #[test]
-fn meta_without_sha256_is_refused_not_skipped() {
-    let m = MetaFile {
+fn meta_with_a_wrong_or_no_supported_hash_is_refused_not_skipped() {
+    let m = |alg: &str| MetaFile {
         version: 1,
         length: None,
-        hashes: Some(BTreeMap::from([("sha512".into(), "00".into())])),
+        hashes: Some(BTreeMap::from([(alg.into(), "00".into())])),
     };
-    assert!(ota_metadata::trusted_set::check_meta("x", &m, b"abc").is_err());
+    assert!(ota_metadata::trusted_set::check_meta("x", &m("sha512"), b"abc").is_err());
+    assert!(ota_metadata::trusted_set::check_meta("x", &m("md5"), b"abc").is_err());
+}
+
+/// Scenario: Endless data | a snapshot larger than the default bound, its length signed in the timestamp | accepted up to the hard ceiling, refused above it
+#[test]
+fn a_signed_length_wins_over_the_default_bound_up_to_the_ceiling() {
+    let (rk, ok) = (&keys()[0], &keys()[1]);
+    let r = sign_document(&root(1, rk, ok, NOW + 365 * DAY), &[rk]).unwrap();
+    let t = targets(1, NOW + DAY, ok, None);
+    let snap = snapshot(1, NOW + DAY, ok, json!({"targets.json": meta(1, &t)}));
+    let ts = timestamp(1, NOW + DAY, ok, meta(1, &snap));
+    let len = snap.len() as u64;
+    // The default snapshot bound is below the file, the signed length is its own.
+    let limits = MetadataLimits {
+        snapshot: len / 2,
+        ..MetadataLimits::default()
+    };
+    let mut set = TrustedSet::new(&r, now(), limits).unwrap();
+    set.update_timestamp(&ts).unwrap();
+    set.update_snapshot(&snap, false).unwrap();
+    // Above the hard ceiling the signed length does not help.
+    let limits = MetadataLimits {
+        snapshot: len / 2,
+        signed_ceiling: len - 1,
+        ..MetadataLimits::default()
+    };
+    let mut set = TrustedSet::new(&r, now(), limits).unwrap();
+    set.update_timestamp(&ts).unwrap();
+    assert!(matches!(
+        set.update_snapshot(&snap, false),
+        Err(Error::TooLarge { .. })
+    ));
+}
+
+/// Scenario: Thresholds | a root listing a key of an unknown type with no `keyval.public` (in a role beside the known keys) | the unknown key is ignored, the known keys still meet the threshold
+#[test]
+fn a_key_of_an_unknown_type_without_public_is_ignored() {
+    let (rk, ok) = (&keys()[0], &keys()[1]);
+    let mut v = serde_json::to_value(root(1, rk, ok, NOW + 365 * DAY)).unwrap();
+    v["keys"]["ab".repeat(32)] = json!({"keytype": "sphincs-plus", "scheme": "sphincs-shake-256f", "keyval": {"pk": "00ff"}});
+    v["roles"]["root"]["keyids"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("ab".repeat(32)));
+    let r = sign_document(&v, &[rk]).unwrap();
+    let mut set = TrustedSet::new(&r, now(), MetadataLimits::default()).unwrap();
+    // The unknown key neither signs nor breaks a rotation signed by the known one.
+    let t = targets(1, NOW + DAY, ok, None);
+    let snap = snapshot(1, NOW + DAY, ok, json!({"targets.json": meta(1, &t)}));
+    set.update_timestamp(&timestamp(1, NOW + DAY, ok, meta(1, &snap)))
+        .unwrap();
+    set.update_snapshot(&snap, false).unwrap();
+    set.update_targets(&t).unwrap();
+    // It round-trips as listed (no empty `public` added).
+    let k: ota_metadata::Key = serde_json::from_value(v["keys"]["ab".repeat(32)].clone()).unwrap();
+    assert_eq!(
+        serde_json::to_value(&k).unwrap(),
+        v["keys"]["ab".repeat(32)]
+    );
+}
+
+/// Scenario: Rollback | with the online snapshot and timestamp keys, a snapshot shorter than the trusted one, naming an older (still valid) targets version | refused: the trusted snapshot stays the rollback reference whatever length the new timestamp gives
+#[test]
+fn a_shorter_forged_snapshot_cannot_hide_the_rollback_reference() {
+    let (rk, ok) = (&keys()[0], &keys()[1]);
+    let r = sign_document(&root(1, rk, ok, NOW + 365 * DAY), &[rk]).unwrap();
+    let t3 = targets(3, NOW + DAY, ok, None);
+    // The trusted snapshot: targets version 3, with its length and hash (longer).
+    let s1 = snapshot(1, NOW + DAY, ok, json!({"targets.json": meta(3, &t3)}));
+    let ts1 = timestamp(1, NOW + DAY, ok, meta(1, &s1));
+    let mut set = TrustedSet::new(&r, now(), MetadataLimits::default()).unwrap();
+    set.update_timestamp(&ts1).unwrap();
+    set.update_snapshot(&s1, false).unwrap();
+    // The forgery: snapshot 2, shorter (no length or hash), naming targets version 2.
+    let s2 = snapshot(2, NOW + DAY, ok, json!({"targets.json": {"version": 2}}));
+    assert!(s2.len() < s1.len());
+    let ts2 = timestamp(2, NOW + DAY, ok, meta(2, &s2));
+    // The next refresh, as the updater runs it: the stored timestamp and snapshot first.
+    let mut set = TrustedSet::new(&r, now(), MetadataLimits::default()).unwrap();
+    set.update_timestamp(&ts1).unwrap();
+    set.update_timestamp(&ts2).unwrap();
+    // The stored snapshot is read back as the reference (not the version the timestamp names).
+    let _ = set.update_snapshot(&s1, true);
+    assert!(matches!(
+        set.update_snapshot(&s2, false),
+        Err(Error::Version { found: 2, .. })
+    ));
 }

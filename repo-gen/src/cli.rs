@@ -91,19 +91,23 @@ pub const OEM_REGULATOR_EXAMPLES: &str = "Examples:
   ota-repo oem regulator add oem --name tuv --root tuv-1.root.json --url https://tuv.example/att
   ota-repo oem regulator add oem --name dekra --root dekra-1.root.json --url https://dekra.example/att
   ota-repo oem regulator threshold oem --threshold 2  # both must approve
+  ota-repo oem regulator max-age oem --max-age 6h    # a replayed regulator tree: 6 h at most
   ota-repo oem regulator repin oem --name tuv --root tuv-new-1.root.json
   ota-repo oem regulator remove oem --name dekra      # lower the threshold first";
 
-pub const OEM_ECU_TRUST_EXAMPLES: &str = "Examples:
+pub const OEM_ECU_TRUST_EXAMPLES: &str =
+    "Examples (the signer keys are offline keys, two of them by default):
   ota-repo oem ecu-trust oem --hardware-id BRAKE-A --supplier-key acme-targets.pub.pem \\
-      --signer-key ecu-trust-1.pem                        # version 1: provision ECUs with it
+      --signer-key trust-a.pem --signer-key trust-b.pem   # version 1: provision ECUs with it
   ota-repo oem ecu-trust oem --hardware-id BRAKE-A --supplier acme \\
-      --signer-key ecu-trust-1.pem                        # acme rotated its targets key
-  ota-repo oem ecu-trust oem --hardware-id BRAKE-A --supplier acme \\
-      --min-release-counter 8 --signer-key ecu-trust-1.pem  # release 7 was revoked
+      --confirm-key 4f1c…e9 --signer-key trust-a.pem --signer-key trust-b.pem
+                                  # acme rotated its targets key; 4f1c…e9 checked with acme
+  ota-repo oem ecu-trust oem --hardware-id BRAKE-A --supplier acme --min-release-counter 8 \\
+      --signer-key trust-a.pem --signer-key trust-b.pem   # release 7 was revoked
   ota-repo oem ecu-trust oem --hardware-id BRAKE-A --supplier-key brakeco.pub.pem \\
       --regulator-key tuv.pub.pem --regulator-threshold 1 --full \\
-      --signer-key ecu-trust-2.pem --previous-signer-key ecu-trust-1.pem
+      --signer-key trust-c.pem --signer-key trust-d.pem \\
+      --previous-signer-key trust-a.pem --previous-signer-key trust-b.pem
   ota-repo oem publish oem";
 
 pub const OEM_VEHICLE_EXAMPLES: &str = "Examples:
@@ -526,6 +530,20 @@ pub enum OemCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Bring back damaged or missing nodes of the published vehicle tree from the copy a web
+    /// server or store serves: every node is checked against its hash, and one that does not
+    /// match is fetched from --from (same name), checked and written. (The nodes cannot be
+    /// rebuilt from the OEM's state: the versions vehicles hold are only in the published tree.)
+    Repair {
+        #[arg(value_name = "DIR", help = DIR_HELP)]
+        dir: PathBuf,
+        /// The served tree: its URL (https://…/master/) or a directory holding it.
+        #[arg(long, value_name = "URL_OR_DIR")]
+        from: String,
+        /// PEM bundle of the CAs to trust for HTTPS. Default: the built-in web roots.
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+    },
     /// Issue the next version of an ECU trust document for one hardware id: the supplier keys
     /// (and threshold) its ECUs accept, the regulator keys (and threshold) they require in full
     /// mode, and the keys that sign the next version. Version N+1 must be signed by a threshold
@@ -550,9 +568,17 @@ pub enum OemCommand {
         )]
         supplier_keys: Vec<PathBuf>,
         /// Take the supplier keys from pinned supplier NAME: the targets keys of its current
-        /// root, walked from the OEM's pin (so a supplier's key rotation needs no PEM).
+        /// root, walked from the OEM's pin (so a supplier's key rotation needs no PEM). Keys
+        /// in neither the previous document nor the OEM's pin must be confirmed
+        /// (--confirm-key): the command lists what changed.
         #[arg(long, value_name = "NAME")]
         supplier: Option<String>,
+        /// With --supplier: a supplier key id (hex, as listed) that you checked with the
+        /// supplier out of band and accept into the ECUs' trust; repeatable. Without it a key
+        /// new since the previous document and not in the OEM's pin is refused (a stolen
+        /// supplier root key could have put it in the chain).
+        #[arg(long = "confirm-key", value_name = "KEYID", requires = "supplier")]
+        confirm_keys: Vec<String>,
         /// With --supplier: read its tree from this URL or directory instead of its pinned URL
         /// (its root is still checked against the pin).
         #[arg(long, value_name = "URL_OR_DIR", requires = "supplier")]
@@ -576,12 +602,16 @@ pub enum OemCommand {
         #[arg(long)]
         full: bool,
         /// A private key that signs this version and is listed as a signer of the next one;
-        /// repeatable, at most 4.
+        /// repeatable, at most 4. Offline keys only: the OEM's online keys (timestamp,
+        /// snapshot, review, vehicles) and the document's supplier and regulator keys are
+        /// refused.
         #[arg(long = "signer-key", value_name = "PRIVATE.pem", required = true)]
         signer_keys: Vec<PathBuf>,
-        /// How many distinct signer keys must sign the next version.
-        #[arg(long, value_name = "N", default_value_t = 1)]
-        signer_threshold: u8,
+        /// How many distinct signer keys must sign the next version. Default: 2 for a new
+        /// document (one stolen signer key alone cannot change what ECUs trust), the previous
+        /// version's otherwise; 1 is allowed with a warning.
+        #[arg(long, value_name = "N")]
+        signer_threshold: Option<u8>,
         /// A private signer key of the previous version, when the signers change; repeatable.
         #[arg(long = "previous-signer-key", value_name = "PRIVATE.pem")]
         previous_signer_keys: Vec<PathBuf>,
@@ -683,11 +713,23 @@ pub enum OemRegulatorCommand {
     /// Re-pin a regulator to a new root (recovery from a stolen root key): vehicles drop what
     /// they walked under the old pin and start again from this root.
     Repin(RepinArgs),
+    /// Set the longest a regulator's timestamp may run (a new OEM: 12h). Vehicles refuse a
+    /// regulator whose timestamp runs longer, which bounds how long an attacker replaying a
+    /// regulator's tree from before a revocation can still install the revoked release.
+    /// Regulators renew their timestamp more often (`regulator publish` from cron; their
+    /// default lifetime is 6h).
+    MaxAge {
+        #[arg(value_name = "DIR", help = DIR_HELP)]
+        dir: PathBuf,
+        /// A duration (30m, 12h, 1d), or `none` for no bound beyond each timestamp's expiry.
+        #[arg(long, value_name = "DURATION")]
+        max_age: String,
+    },
     /// Set how many distinct authorized regulators must approve an image.
     Threshold {
         #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
-        /// Distinct regulators (counted by their root keys) whose approval an image needs:
+        /// Distinct regulators (counted by their keys, in every role) whose approval an image needs:
         /// 1 to the number authorized.
         #[arg(
             long,
@@ -765,6 +807,17 @@ pub enum VehicleCommand {
         /// (mode 0600), to install in its gateway at the factory (`decryption_keys`).
         #[arg(long, value_name = "FILE")]
         decryption_keys: Option<PathBuf>,
+    },
+    /// Take a vehicle out of the fleet (scrapped, exported): its inventory entry and
+    /// assignments go; the next publish withdraws its assignments (a higher version with none).
+    /// Publish refuses a state that lost a vehicle the published tree lists unless it was
+    /// removed this way.
+    Remove {
+        #[arg(value_name = "DIR", help = DIR_HELP)]
+        dir: PathBuf,
+        /// The vehicle identification number.
+        #[arg(long, value_name = "VIN")]
+        vin: String,
     },
     /// Issue a vehicle's decryption keys (for encrypted images) to a new file (mode 0600), to
     /// install in its gateway (`decryption_keys`). A vehicle issued keys before gets the same

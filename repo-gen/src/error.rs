@@ -72,6 +72,20 @@ pub enum Error {
         remote: u64,
         local: u64,
     },
+    /// The store holds another tree than this one (its root chain is not this tree's): a
+    /// wrong `--to`, or another party's prefix.
+    #[error("{store} holds another tree: {reason}; refusing to overwrite it (check --to)")]
+    StoreOtherTree { store: String, reason: String },
+    /// The store already serves a versioned file of this tree with other bytes: the tree was
+    /// restored from a backup or forked after that version was published.
+    #[error(
+        "{store} already serves {name} with other bytes than this tree's: this tree was restored from a backup or forked after that version was published, and uploading it would break every client; publish from the state that made the store's tree (or bring it back with the store's files), then upload"
+    )]
+    StoreForked { store: String, name: String },
+    /// A file the timestamp leads to is in neither the store nor this upload: the timestamp is
+    /// not sent (clients would fail on it).
+    #[error("{store}: {name}, which the timestamp leads to, is not in the store; the timestamp was not sent (publish running? upload again)")]
+    StoreIncomplete { store: String, name: String },
     /// A firmware image of zero bytes.
     #[error("image {path} is empty (0 bytes)")]
     EmptyImage { path: PathBuf },

@@ -78,6 +78,21 @@ fn temp_in(dir: &Path, public: bool) -> Result<tempfile::NamedTempFile> {
     Ok(tmp)
 }
 
+/// Where temporary files for files of `dir` are made: the working directory's scratch
+/// directory when it is on `dir`'s file system (swept by the next locked command, never
+/// served), else `dir` itself (a rename cannot cross file systems).
+pub fn staging_for(dir: &Path) -> PathBuf {
+    destination(dir).staging
+}
+
+/// A new temporary file in `staging` ([`staging_for`]), with the prefix the sweep removes.
+pub fn temp_file_in(staging: &Path) -> Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(TMP_PREFIX)
+        .tempfile_in(staging)
+        .map_err(Error::io(staging))
+}
+
 /// [`temp_in`] for a file whose mode follows from where it goes.
 pub fn temp_for(dir: &Path) -> Result<tempfile::NamedTempFile> {
     temp_in(dir, false)
@@ -87,10 +102,15 @@ pub fn temp_for(dir: &Path) -> Result<tempfile::NamedTempFile> {
 /// keeping any wider mode the operator chose.
 pub fn make_public(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let m = fs::metadata(path)
-        .map_err(Error::io(path))?
-        .permissions()
-        .mode();
+    // Never through a link: the mode of whatever it points to, outside the tree, is not ours.
+    let meta = fs::symlink_metadata(path).map_err(Error::io(path))?;
+    if meta.file_type().is_symlink() {
+        return Err(Error::refused(format!(
+            "{} is a symbolic link: a published tree holds regular files and directories only",
+            path.display()
+        )));
+    }
+    let m = meta.permissions().mode();
     if m & mode != mode {
         fs::set_permissions(path, fs::Permissions::from_mode((m | mode) & 0o7777))
             .map_err(Error::io(path))?;
@@ -164,6 +184,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         source: e.error,
     })?;
     sync_dir(dir);
+    ota_client::fault::point(|| format!("wrote {}", path.display()));
     Ok(())
 }
 
@@ -194,6 +215,7 @@ pub fn write_once(path: &Path, bytes: &[u8]) -> Result<bool> {
         }
     }
     sync_dir(dir);
+    ota_client::fault::point(|| format!("wrote {}", path.display()));
     Ok(true)
 }
 
@@ -330,6 +352,14 @@ fn parent(path: &Path) -> &Path {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     }
+}
+
+/// Remove `path` durably (the directory synced): a step of its own for the kill tests.
+pub fn remove_durably(path: &Path) -> Result<()> {
+    fs::remove_file(path).map_err(Error::io(path))?;
+    sync_dir(parent(path));
+    ota_client::fault::point(|| format!("removed {}", path.display()));
+    Ok(())
 }
 
 fn sync_dir(dir: &Path) {

@@ -19,6 +19,7 @@ pub mod root_build;
 pub mod rotation;
 pub mod run;
 pub mod supplier;
+pub mod tree_check;
 pub mod upload;
 pub mod verify;
 pub mod warn;

@@ -1,33 +1,7 @@
-//! The command's output. A closed stdout (`ota-repo key show K | head -1`) or stderr ends the
-//! output, never the command: `println!` would panic on the broken pipe, possibly half-way
-//! through a change. Output stops at the first failed write and the command carries on; its
-//! exit status says whether the work was done.
+//! The command's output: the macros over [`ota_client::out`], which never panics on a closed
+//! stdout or stderr (see there).
 
-use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
-
-/// Write one line to stdout, unless stdout was found closed.
-pub fn line(args: std::fmt::Arguments<'_>) {
-    if STDOUT_CLOSED.load(Ordering::Relaxed) {
-        return;
-    }
-    let mut out = std::io::stdout().lock();
-    if out
-        .write_fmt(args)
-        .and_then(|()| out.write_all(b"\n"))
-        .is_err()
-    {
-        STDOUT_CLOSED.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Write one line to stderr; a closed stderr is ignored.
-pub fn err_line(args: std::fmt::Arguments<'_>) {
-    let mut err = std::io::stderr().lock();
-    let _ = err.write_fmt(args).and_then(|()| err.write_all(b"\n"));
-}
+pub use ota_client::out::{err_line, line};
 
 /// `println!` that never panics (see the module).
 macro_rules! say {

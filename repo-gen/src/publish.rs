@@ -351,6 +351,7 @@ fn publish_checked(
         crate::workdir::check_lifetime(lifetime)
             .map_err(|e| Error::refused(format!("role {role}: {e}")))?;
     }
+    crate::tree_check::check_tree(repo)?;
     let cur = current(repo, plan.force)?;
     let mut report = Report::default();
     let mut meta: BTreeMap<String, MetaFile> = BTreeMap::new();

@@ -32,7 +32,9 @@ pub fn run(cli: Cli) -> Result<()> {
             dry_run,
             wait,
         } => {
-            let _lock = crate::workdir::lock_waiting(&dir, wait.wait)?;
+            // Also when the tree is named by its path: a publish must not change it mid-upload.
+            let workdir = crate::upload::working_dir_of(&dir);
+            let _lock = crate::workdir::lock_waiting(&workdir, wait.wait)?;
             let r = crate::upload::upload(
                 &dir,
                 &crate::upload::UploadOpts {
@@ -62,7 +64,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Verify { dir, root } => {
             let s = verify::verify(&dir, root.as_deref(), now)?;
             let extra = if s.attestations > 0 {
-                format!(", {} attestation(s)", s.attestations)
+                format!(", {} attestation(s), {} veto(es)", s.attestations, s.vetoes)
             } else if s.extra_roles.is_empty() {
                 String::new()
             } else {
@@ -362,10 +364,12 @@ fn oem_dir(cmd: &OemCommand) -> Option<&Path> {
             | OemRegulatorCommand::DecryptionKeys { dir, .. }
             | OemRegulatorCommand::Remove { dir, .. }
             | OemRegulatorCommand::Threshold { dir, .. }
+            | OemRegulatorCommand::MaxAge { dir, .. }
             | OemRegulatorCommand::Repin(crate::cli::RepinArgs { dir, .. }),
         ) => dir,
         OemCommand::Vehicle(
             VehicleCommand::Add { dir, .. }
+            | VehicleCommand::Remove { dir, .. }
             | VehicleCommand::Key { dir, .. }
             | VehicleCommand::DecryptionKeys { dir, .. }
             | VehicleCommand::RevokeKeys { dir, .. },
@@ -386,6 +390,7 @@ fn oem_dir(cmd: &OemCommand) -> Option<&Path> {
         OemCommand::Review(OemReviewCommand::Submit { dir, .. }) => dir,
         OemCommand::Assign { dir, .. }
         | OemCommand::EcuTrust { dir, .. }
+        | OemCommand::Repair { dir, .. }
         | OemCommand::Publish { dir, .. }
         | OemCommand::RotateKey(crate::cli::RotateArgs { dir, .. }) => dir,
     })
@@ -491,6 +496,16 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
             oem::regulator_remove(&dir, &name)?;
             say!("removed regulator {name}; {publish_hint}");
         }
+        OemCommand::Regulator(OemRegulatorCommand::MaxAge { dir, max_age }) => {
+            let age = (max_age != "none").then_some(max_age.as_str());
+            oem::regulator_max_age(&dir, age)?;
+            match age {
+                Some(a) => say!(
+                    "vehicles will refuse a regulator whose timestamp runs longer than {a}; {publish_hint}"
+                ),
+                None => say!("no bound on regulator timestamps beyond their expiry; {publish_hint}"),
+            }
+        }
         OemCommand::Regulator(OemRegulatorCommand::Threshold {
             dir,
             threshold,
@@ -520,6 +535,10 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
                     out.display()
                 );
             }
+        }
+        OemCommand::Vehicle(VehicleCommand::Remove { dir, vin }) => {
+            oem::vehicle_remove(&dir, &vin, now)?;
+            say!("removed vehicle {vin}; {publish_hint} (its assignments are withdrawn)");
         }
         OemCommand::Vehicle(VehicleCommand::DecryptionKeys { dir, vin, out }) => {
             let leaf = oem::broadcast::vehicle_keys(&dir, &vin, &out)?;
@@ -730,6 +749,7 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
             signer_threshold,
             previous_signer_keys,
             min_release_counter,
+            confirm_keys,
         } => {
             let suppliers = match supplier {
                 Some(name) => oem::ecu_trust::SupplierKeys::Pinned {
@@ -751,6 +771,7 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
                     full,
                     signer_keys,
                     signer_threshold,
+                    confirmed_keys: confirm_keys,
                     previous_signer_keys,
                     min_release_counter,
                 },
@@ -759,6 +780,11 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
                 "trust document version {version} for {hardware_id}: {}; publish to send it to the vehicles",
                 path.display()
             );
+        }
+        OemCommand::Repair { dir, from, ca } => {
+            let repo = crate::workdir::repository_path(&dir);
+            let n = oem::fleet::repair_from(&repo, &from, ca.as_deref())?;
+            say!("{n} vehicle-tree node(s) brought back from {from}; every node now matches its hash");
         }
         OemCommand::Publish { dir, force } => {
             let r = oem::publish(&dir, now, force)?;

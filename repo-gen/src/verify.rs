@@ -42,6 +42,8 @@ pub struct Summary {
     pub vehicles: usize,
     /// Regulator attestations verified.
     pub attestations: usize,
+    /// Regulator vetoes (rejections and revocations listed under the bytes) verified.
+    pub vetoes: usize,
     pub pinned_root: bool,
 }
 
@@ -198,15 +200,18 @@ fn check_tree(tree: &Tree<'_>, trusted_root: Option<&Path>, now: DateTime) -> Re
                 .custom
                 .clone()
                 .and_then(|c| serde_json::from_value(c).ok());
-            if target
+            let kind = target
                 .custom
                 .as_ref()
                 .and_then(|c| c.get("kind"))
-                .and_then(|k| k.as_str())
-                == Some("attestation")
-            {
+                .and_then(|k| k.as_str());
+            if matches!(kind, Some("attestation" | "veto")) {
                 check_attestation(repo, &set, role, parent, name, target)?;
-                summary.attestations += 1;
+                if kind == Some("veto") {
+                    summary.vetoes += 1;
+                } else {
+                    summary.attestations += 1;
+                }
             }
             if let Some(c) = custom.filter(|c| c.kind == ImageKind::ImageManifest) {
                 check_image(repo, &set, t, role, parent, name, &c)?;
@@ -380,7 +385,8 @@ fn check_target_file(repo: &Path, name: &str, length: u64, sha: &[u8; 32]) -> Re
     Ok(small)
 }
 
-/// A regulator's attestation: signed by the role that lists it, about the image its name says.
+/// A regulator's attestation or veto: signed by the role that lists it, about the release (or
+/// for a veto, the bytes) its name says.
 fn check_attestation(
     repo: &Path,
     set: &TrustedSet,
@@ -401,6 +407,21 @@ fn check_attestation(
     )
     .map_err(ctx)?;
     let a: Attestation = env.decode(name, Attestation::TYPE).map_err(ctx)?;
+    if let Some(sha) = name.strip_suffix(".veto.json") {
+        // A veto: a rejection or revocation of a release of the bytes its name says.
+        let names_bytes = a
+            .release
+            .content_sha256s()
+            .map_err(ctx)?
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(sha));
+        if !names_bytes || a.verdict == ota_metadata::documents::Verdict::Approved {
+            return Err(Error::refused(format!(
+                "{role}: {name} is not a rejection or revocation of bytes {sha}"
+            )));
+        }
+        return Ok(());
+    }
     if name != a.release.attestation_target() {
         return Err(Error::refused(format!(
             "{role}: {name} attests release {}, not the one its name says",

@@ -119,15 +119,27 @@ pub fn kind_of(dir: &Path) -> Option<String> {
     v.get("kind")?.as_str().map(str::to_string)
 }
 
+/// The absolute path of key file `p`, which must be a regular file (a directory, FIFO or
+/// device is named as such, not as missing).
 pub fn absolute(p: &Path) -> Result<PathBuf> {
     let abs = std::path::absolute(p).map_err(Error::io(p))?;
-    if !abs.is_file() {
-        return Err(Error::refused(format!(
+    match std::fs::metadata(&abs) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::refused(format!(
             "key file {} does not exist",
             abs.display()
-        )));
+        ))),
+        Err(e) => Err(Error::io(&abs)(e)),
+        Ok(_) => {
+            fsutil::check_regular(&abs).map_err(|e| match e {
+                Error::NotRegularFile { path, kind } => Error::refused(format!(
+                    "key file {} is {kind}, not a key file",
+                    path.display()
+                )),
+                e => e,
+            })?;
+            Ok(abs)
+        }
     }
-    Ok(abs)
 }
 
 pub fn settings_path(dir: &Path) -> PathBuf {

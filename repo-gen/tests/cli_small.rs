@@ -548,3 +548,39 @@ fn the_supplier_examples_run_as_written() {
     }
     assert!(ran >= 8, "{ran} examples ran");
 }
+
+/// A directory or FIFO given as a key is named as such, not as missing; a full disk while an
+/// image is copied names where it was being written, not the input (issue 27, 11).
+#[test]
+fn key_and_disk_errors_name_the_right_file() {
+    let env = env_new();
+    std::fs::create_dir(env.path("keys-dir")).unwrap();
+    let err = env.fail(&["supplier", "init", "a", "--name", "a", "--key", "keys-dir"]);
+    assert!(err.contains("is a directory, not a key file"), "{err}");
+    let fifo = env.path("k.fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let err = env.fail(&["supplier", "init", "b", "--name", "b", "--key", "k.fifo"]);
+    assert!(err.contains("FIFO"), "{err}");
+    assert!(!err.contains("does not exist"), "{err}");
+
+    // The copy of a 512 KiB image hits a file-size limit of 64 KiB (as a full disk would):
+    // the error names the tree's targets directory, not the image.
+    let k = key(&env, "k.pem");
+    env.ok(&["supplier", "init", "acme", "--name", "acme", "--key", &k]);
+    env.write("big.bin", &vec![7u8; 512 << 10]);
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 64; exec \"$0\" supplier add-image acme --file big.bin --uid fw --version 1 --release-counter 1 --hardware-id HW")
+        .arg(BIN)
+        .current_dir(env.tmp.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("acme/repository/targets"), "{err}");
+    assert!(!err.contains("big.bin"), "{err}");
+}

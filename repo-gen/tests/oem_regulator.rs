@@ -25,6 +25,8 @@ impl Steps for Env {
     fn world(&self) {
         self.ok(&["key", "generate", "--bits", "2048", "--out", "k.pem"]);
         self.ok(&["key", "generate", "--bits", "2048", "--out", "offline.pem"]);
+        // The regulator holds keys of its own: the OEM refuses one sharing a supplier's.
+        self.ok(&["key", "generate", "--bits", "2048", "--out", "tuv.pem"]);
         self.ok(&[
             "supplier", "init", "acme", "--name", "acme", "--key", "k.pem",
         ]);
@@ -85,7 +87,7 @@ impl Steps for Env {
             "--name",
             "tuv",
             "--key",
-            "k.pem",
+            "tuv.pem",
         ]);
         self.ok(&[
             "oem",

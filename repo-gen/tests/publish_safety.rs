@@ -718,3 +718,88 @@ fn a_key_readable_by_others_is_warned_about_and_old_0600_trees_are_opened() {
     // A private key stays as it is: only a warning.
     assert_eq!(mode(&env.path("acme.pem")), 0o640);
 }
+
+/// A tmpfs mounted at `at` (root only). `None`, with a notice, where mounting is not allowed,
+/// except under CI, which runs as root and fails loudly instead.
+fn mount_tmpfs(at: &std::path::Path) -> Option<()> {
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
+        .arg(at)
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return Some(());
+    }
+    let msg = "cannot mount a tmpfs here (needs root)";
+    if std::env::var_os("CI").is_some() {
+        panic!("{msg}; CI is set, so this test may not be skipped");
+    }
+    eprintln!("NOTICE: skipping: {msg}");
+    None
+}
+
+/// Scenario: CDN publishing | the OEM's `repository/` on another file system (a bind mount) | every publish works (no cross-device rename), and no temporary file is ever left among the served names
+#[test]
+fn a_repository_on_another_file_system_publishes_and_keeps_no_temporaries() {
+    let env = env_new();
+    let k = env.key("online.pem");
+    let off = env.key("offline.pem");
+    env.ok(&[
+        "oem",
+        "init",
+        "oem",
+        "--root-key",
+        &off,
+        "--targets-key",
+        &off,
+        "--key",
+        &k,
+    ]);
+    let repo = env.path("oem/repository");
+    let kept = env.path("repository.kept");
+    std::fs::rename(&repo, &kept).unwrap();
+    std::fs::create_dir(&repo).unwrap();
+    let Some(()) = mount_tmpfs(&repo) else {
+        return;
+    };
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(repo.clone());
+    for e in std::fs::read_dir(&kept).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), repo.join(e.file_name())).unwrap();
+    }
+    for i in 0..40 {
+        env.ok(&[
+            "oem",
+            "vehicle",
+            "add",
+            "oem",
+            "--vin",
+            &format!("VIN{i}"),
+            "--ecu",
+            "S1:BRAKE-A",
+        ]);
+    }
+    env.ok(&["oem", "publish", "oem"]);
+    env.ok(&["oem", "publish", "oem", "--force"]);
+    env.ok(&[
+        "oem",
+        "rotate-key",
+        "oem",
+        "--role",
+        "timestamp",
+        "--new-key",
+        &env.key("ts2.pem"),
+    ]);
+    assert!(
+        files_named(&repo, ".").is_empty(),
+        "{:?}",
+        files_named(&repo, ".")
+    );
+    env.ok(&["verify", "oem", "--root", "oem/repository/1.root.json"]);
+}

@@ -87,16 +87,22 @@ fn generate_script_rebuilds_the_sample() {
         .unwrap();
     assert!(status.success());
     verify_all(out.path(), None);
-    // Two images rejected: a known-vulnerable build and a backdoor marker.
-    let rejected = std::fs::read_dir(out.path().join("regulator/tuv/repository/targets"))
-        .unwrap()
-        .filter(|e| {
-            std::fs::read_to_string(e.as_ref().unwrap().path())
-                .unwrap()
-                .contains("\"verdict\": \"rejected\"")
-        })
-        .count();
-    assert_eq!(rejected, 2);
+    // Two images rejected: a known-vulnerable build and a backdoor marker; each rejection is
+    // listed twice, as the release's attestation and as a veto on its bytes.
+    let rejected = |suffix: &str| {
+        std::fs::read_dir(out.path().join("regulator/tuv/repository/targets"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(suffix))
+            .filter(|p| {
+                std::fs::read_to_string(p)
+                    .unwrap()
+                    .contains("\"verdict\": \"rejected\"")
+            })
+            .count()
+    };
+    assert_eq!(rejected(".attestation.json"), 2);
+    assert_eq!(rejected(".veto.json"), 2);
     // Run from another directory: relative key paths resolve against the working directory.
     for (kind, dir) in [
         ("supplier", "supplier/acme"),

@@ -427,10 +427,13 @@ fn supplier_oem_and_regulator_end_to_end_over_http() {
     let out = w.ok(&review);
     assert!(out.contains("Approved: brake-fw 1.2.0 of acme"), "{out}");
     w.ok(&cmd("regulator publish reg"));
-    // The published targets role lists the four verdicts, each with its stored file's hash.
+    // The published targets role lists the four verdicts, each with its stored file's hash,
+    // and the rejection once more as a veto on the backdoored bytes (the same signed file).
     let (_, targets) = w.newest_signed("reg/repository", "targets.json");
     let listed = targets["targets"].as_object().unwrap();
-    assert_eq!(listed.len(), 4, "{targets}");
+    assert_eq!(listed.len(), 5, "{targets}");
+    let veto = &listed[&format!("{}.veto.json", sha256_hex(&backdoored))];
+    assert_eq!(veto["custom"]["verdict"], "rejected", "{targets}");
     for bytes in [&clean, &backdoored, &abs, &patched] {
         let name = w.attestation_name(&sha256_hex(bytes)).unwrap();
         let stored = std::fs::read(w.stored_target("reg", &name)).unwrap();

@@ -116,19 +116,24 @@ fn a_directory_upload_sends_only_what_is_missing_and_prune_keeps_the_root_chain(
         std::fs::read(env.path("served/timestamp.json")).unwrap(),
         std::fs::read(env.path("acme/repository/timestamp.json")).unwrap()
     );
-    // Several publishes later, --prune drops snapshots older than the previous one, and
-    // never a root or a target.
+    // Several publishes later, --prune drops snapshots older than the previous one the store
+    // served, and never a root or a target.
     for _ in 0..3 {
         env.ok(&["supplier", "publish", "acme", "--force"]);
     }
     env.ok(&["supplier", "rotate-key", "acme", "--role", "root"]);
+    // The first prune keeps what the store was serving (its clients are mid-walk in it); the
+    // next drops it.
+    env.ok(&["upload", "acme", "--to", "served", "--prune"]);
+    env.ok(&["supplier", "publish", "acme", "--force"]);
     env.ok(&["upload", "acme", "--to", "served", "--prune"]);
     let served = files(&env.path("served"));
     let snapshots: Vec<&String> = served
         .iter()
         .filter(|f| f.ends_with(".snapshot.json"))
         .collect();
-    assert_eq!(snapshots.len(), 2, "{snapshots:?}");
+    // The new one, and the two the store served last (current and previous).
+    assert_eq!(snapshots.len(), 3, "{snapshots:?}");
     assert!(served.contains("1.root.json") && served.contains("2.root.json"));
     assert_eq!(
         served.iter().filter(|f| f.starts_with("targets/")).count(),
@@ -307,4 +312,212 @@ fn s3_upload_with_cache_rules_survives_a_kill_and_refuses_to_roll_back() {
     assert!(!behind.status.success());
     let err = String::from_utf8_lossy(&behind.stderr);
     assert!(err.contains("newer than the local"), "{err}");
+}
+
+use ota_testkit::copy_tree;
+
+/// `ota-repo verify` of the served tree, pinned to the first root.
+fn verify_served(env: &Env, served: &str) {
+    env.ok(&[
+        "verify",
+        served,
+        "--root",
+        &env.s(&format!("{served}/1.root.json")),
+    ]);
+}
+
+/// Scenario: CDN publishing | the working directory restored from a backup, published again (the same versions, other bytes) and uploaded | refused: the store keeps serving its own tree, whole
+#[test]
+fn a_restored_tree_is_refused_instead_of_forking_the_store() {
+    let env = supplier();
+    env.ok(&["upload", "acme", "--to", "served"]);
+    copy_tree(&env.path("acme"), &env.path("acme.bak"));
+    add(&env, "2.0", 6000);
+    env.ok(&["upload", "acme", "--to", "served"]);
+    let served_ts = std::fs::read(env.path("served/timestamp.json")).unwrap();
+    // The backup comes back; the same release is added again: the same versions, other bytes.
+    std::fs::remove_dir_all(env.path("acme")).unwrap();
+    copy_tree(&env.path("acme.bak"), &env.path("acme"));
+    add(&env, "2.0", 6000);
+    let err = env.fail(&["upload", "acme", "--to", "served"]);
+    assert!(
+        err.contains("already serves") && err.contains("with other bytes"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(env.path("served/timestamp.json")).unwrap(),
+        served_ts,
+        "the store's timestamp was replaced"
+    );
+    verify_served(&env, "served");
+}
+
+/// Scenario: CDN publishing | a tree uploaded to the prefix of another party's tree (a wrong --to) | refused: the other tree stays whole
+#[test]
+fn an_upload_to_another_trees_prefix_is_refused() {
+    let env = supplier();
+    env.ok(&["upload", "acme", "--to", "served"]);
+    let before = files(&env.path("served"));
+    env.ok(&["key", "generate", "--bits", "2048", "--out", "r.pem"]);
+    env.ok(&[
+        "regulator",
+        "init",
+        "tuv",
+        "--name",
+        "tuv",
+        "--key",
+        "r.pem",
+    ]);
+    let err = env.fail(&["upload", "tuv", "--to", "served"]);
+    assert!(err.contains("holds another tree"), "{err}");
+    assert_eq!(files(&env.path("served")), before);
+    verify_served(&env, "served");
+}
+
+/// Scenario: CDN publishing | an upload named by the tree's path while a publish holds the working directory, or a tree whose timestamp names a snapshot it lacks | the upload waits for the lock (or fails naming it); the timestamp is never sent before what it names
+#[test]
+fn an_upload_never_sends_a_timestamp_ahead_of_its_files() {
+    let env = supplier();
+    env.ok(&["upload", "acme", "--to", "served"]);
+    // A publish holds the lock: the upload by the tree's path is refused too.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(env.path("acme/.ota-repo.lock"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    let err = env.fail(&["upload", &env.s("acme/repository"), "--to", "served"]);
+    assert!(err.contains("acme"), "{err}");
+    drop(lock);
+    // A tree whose timestamp names a snapshot that is missing: nothing sent, the store whole.
+    add(&env, "2.0", 6000);
+    let served_ts = std::fs::read(env.path("served/timestamp.json")).unwrap();
+    let current = files(&env.path("acme/repository"))
+        .into_iter()
+        .filter_map(|f| f.strip_suffix(".snapshot.json")?.parse::<u64>().ok())
+        .max()
+        .unwrap();
+    let snap = env.path(&format!("acme/repository/{current}.snapshot.json"));
+    let kept = std::fs::read(&snap).unwrap();
+    std::fs::remove_file(&snap).unwrap();
+    env.fail(&["upload", "acme", "--to", "served"]);
+    assert_eq!(
+        std::fs::read(env.path("served/timestamp.json")).unwrap(),
+        served_ts
+    );
+    std::fs::write(&snap, kept).unwrap();
+    env.ok(&["upload", "acme", "--to", "served"]);
+    verify_served(&env, "served");
+}
+
+/// Scenario: CDN publishing | several publishes between two uploads, then an upload with --prune | what the store was serving stays (clients mid-update still find it); the next prune drops it
+#[test]
+fn prune_keeps_what_the_store_was_serving() {
+    let env = supplier();
+    env.ok(&["upload", "acme", "--to", "served"]);
+    let ts: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.path("served/timestamp.json")).unwrap()).unwrap();
+    let served = ts["signed"]["meta"]["snapshot.json"]["version"]
+        .as_u64()
+        .unwrap();
+    for _ in 0..4 {
+        env.ok(&["supplier", "publish", "acme", "--force"]);
+    }
+    env.ok(&["upload", "acme", "--to", "served", "--prune"]);
+    let name = format!("{served}.snapshot.json");
+    assert!(
+        env.path(&format!("served/{name}")).exists(),
+        "{name} pruned"
+    );
+    // Everything that snapshot names is still there.
+    let snap: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.path(&format!("served/{name}"))).unwrap())
+            .unwrap();
+    for (file, m) in snap["signed"]["meta"].as_object().unwrap() {
+        let v = m["version"].as_u64().unwrap();
+        assert!(
+            env.path(&format!("served/{v}.{file}")).exists(),
+            "{v}.{file}"
+        );
+    }
+    env.ok(&["supplier", "publish", "acme", "--force"]);
+    env.ok(&["upload", "acme", "--to", "served", "--prune"]);
+    assert!(!env.path(&format!("served/{name}")).exists());
+    verify_served(&env, "served");
+}
+
+/// Scenario: CDN publishing | a symbolic link in the tree (an image, or targets/ itself pointing outside), or a private key left in repository/ | publish and upload refuse, naming the file; nothing outside the tree changes mode; the key is never made readable nor served
+#[test]
+fn links_and_private_keys_in_the_tree_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = supplier();
+    // A private key left in the tree.
+    std::fs::copy(
+        env.path("k.pem"),
+        env.path("acme/repository/backup-key.pem"),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        env.path("acme/repository/backup-key.pem"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let err = env.fail(&["supplier", "publish", "acme", "--force"]);
+    assert!(err.contains("backup-key.pem holds a private key"), "{err}");
+    let err = env.fail(&["upload", "acme", "--to", "served"]);
+    assert!(err.contains("backup-key.pem holds a private key"), "{err}");
+    assert!(!env.path("served").exists());
+    let mode = std::fs::metadata(env.path("acme/repository/backup-key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    std::fs::remove_file(env.path("acme/repository/backup-key.pem")).unwrap();
+
+    // targets/ replaced by a link to a directory outside the tree (mode 0700).
+    let outside = env.path("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o700)).unwrap();
+    for e in std::fs::read_dir(env.path("acme/repository/targets")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), outside.join(e.file_name())).unwrap();
+    }
+    std::fs::remove_dir_all(env.path("acme/repository/targets")).unwrap();
+    std::os::unix::fs::symlink(&outside, env.path("acme/repository/targets")).unwrap();
+    let err = env.fail(&["upload", "acme", "--to", "served"]);
+    assert!(err.contains("symbolic link"), "{err}");
+    add_fails(&env, "3.0");
+    let err = env.fail(&["supplier", "publish", "acme", "--force"]);
+    assert!(err.contains("symbolic link"), "{err}");
+    let mode = std::fs::metadata(&outside).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o777,
+        0o700,
+        "a directory outside the tree changed mode"
+    );
+    assert!(!env.path("served").exists());
+}
+
+/// `supplier add-image` of `version`, which must fail (the tree is refused).
+fn add_fails(env: &Env, version: &str) {
+    let file = format!("fw-{version}.bin");
+    env.write(&file, &[3u8; 1000]);
+    let err = env.fail(&[
+        "supplier",
+        "add-image",
+        "acme",
+        "--file",
+        &file,
+        "--uid",
+        "brake-fw",
+        "--version",
+        version,
+        "--release-counter",
+        "1",
+        "--hardware-id",
+        "BRAKE-A",
+        "--allow-rollback",
+    ]);
+    assert!(err.contains("symbolic link"), "{err}");
 }

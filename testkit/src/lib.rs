@@ -53,3 +53,36 @@ fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
+
+/// What an attacker with the OEM's publishing host does before publishing a fleet tree of its
+/// choosing: the served vehicles index is removed, so the publisher has only its (edited)
+/// record to continue from. Tests of attacks with the online keys use it; the OEM's own tool
+/// refuses a record that disagrees with the served index otherwise.
+pub fn hide_served_vehicles_index(repo: &std::path::Path) {
+    let read = |name: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(repo.join(name)).unwrap()).unwrap()
+    };
+    let ts = read("timestamp.json");
+    let n = ts["signed"]["meta"]["snapshot.json"]["version"]
+        .as_u64()
+        .unwrap();
+    let snap = read(&format!("{n}.snapshot.json"));
+    let v = snap["signed"]["meta"]["vehicles.json"]["version"]
+        .as_u64()
+        .unwrap();
+    std::fs::remove_file(repo.join(format!("{v}.vehicles.json"))).unwrap();
+}
+
+/// Copy the directory tree `from` to `to` (a backup, a snapshot of a state to restore).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}

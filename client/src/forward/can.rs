@@ -214,7 +214,7 @@ impl Forwarder for CanForwarder {
                 }
             });
         if show {
-            eprintln!();
+            crate::out::err_line(format_args!(""));
         }
         result.map_err(flash_err(ecu))
     }

@@ -48,86 +48,122 @@ pub(crate) fn remote_path(target: &str, sha_hex: &str, consistent: bool) -> Stri
     }
 }
 
-/// The digest a target must have: its SHA-256 when the metadata lists one (everything this
-/// project publishes), else its SHA-512 (some other TUF tooling lists only that).
+/// The digests a target must have: every hash its metadata lists that the client supports
+/// (SHA-256 and SHA-512), all of them checked, as python-tuf does. Other algorithms listed
+/// beside them are ignored; an entry none of whose hashes is supported is refused, never
+/// passed unchecked.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum TargetDigest {
-    Sha256([u8; 32]),
-    Sha512(Vec<u8>),
+pub(crate) struct TargetDigest {
+    sha256: Option<[u8; 32]>,
+    sha512: Option<Vec<u8>>,
 }
 
 impl TargetDigest {
-    /// The digest to check from a target's `hashes`, or why there is none usable.
-    pub(crate) fn from_hashes(
-        hashes: &ota_metadata::roles::Hashes,
-    ) -> std::result::Result<Self, String> {
-        let decode = |alg: &str, len: usize| -> Option<std::result::Result<Vec<u8>, String>> {
-            hashes.get(alg).map(|h| {
-                hex::decode(h)
-                    .ok()
-                    .filter(|d| d.len() == len)
-                    .ok_or_else(|| format!("{alg} hash {h:?} is not {len} bytes of hex"))
-            })
-        };
-        if let Some(d) = decode("sha256", 32) {
-            let d = d?;
-            let mut a = [0u8; 32];
-            a.copy_from_slice(&d);
-            return Ok(TargetDigest::Sha256(a));
-        }
-        match decode("sha512", 64) {
-            Some(d) => Ok(TargetDigest::Sha512(d?)),
-            None => Err("lists neither a sha256 nor a sha512 hash".into()),
+    /// A target with this SHA-256 only.
+    #[cfg(test)]
+    pub(crate) fn sha256(d: [u8; 32]) -> Self {
+        TargetDigest {
+            sha256: Some(d),
+            sha512: None,
         }
     }
 
+    /// The digests to check from a target's `hashes`, or why there is none usable.
+    pub(crate) fn from_hashes(
+        hashes: &ota_metadata::roles::Hashes,
+    ) -> std::result::Result<Self, String> {
+        let decode = |alg: &str, len: usize| -> std::result::Result<Option<Vec<u8>>, String> {
+            hashes
+                .get(alg)
+                .map(|h| {
+                    hex::decode(h)
+                        .ok()
+                        .filter(|d| d.len() == len)
+                        .ok_or_else(|| format!("{alg} hash {h:?} is not {len} bytes of hex"))
+                })
+                .transpose()
+        };
+        let sha256 = decode("sha256", 32)?.map(|d| {
+            let mut a = [0u8; 32];
+            a.copy_from_slice(&d);
+            a
+        });
+        let sha512 = decode("sha512", 64)?;
+        if sha256.is_none() && sha512.is_none() {
+            return Err("lists neither a sha256 nor a sha512 hash".into());
+        }
+        Ok(TargetDigest { sha256, sha512 })
+    }
+
+    /// The digest a consistent-snapshot target name starts with: SHA-256 if listed.
     pub(crate) fn hex(&self) -> String {
-        match self {
-            TargetDigest::Sha256(d) => hex::encode(d),
-            TargetDigest::Sha512(d) => hex::encode(d),
+        match (&self.sha256, &self.sha512) {
+            (Some(d), _) => hex::encode(d),
+            (None, Some(d)) => hex::encode(d),
+            (None, None) => String::new(),
         }
     }
 
     fn hasher(&self) -> Hasher {
-        match self {
-            TargetDigest::Sha256(_) => Hasher::Sha256(Sha256::new()),
-            TargetDigest::Sha512(_) => Hasher::Sha512(sha2::Sha512::new()),
+        Hasher {
+            sha256: self.sha256.map(|_| Sha256::new()),
+            sha512: self.sha512.as_ref().map(|_| sha2::Sha512::new()),
         }
     }
 
-    fn matches(&self, found: &[u8]) -> bool {
-        match self {
-            TargetDigest::Sha256(d) => d.as_slice() == found,
-            TargetDigest::Sha512(d) => d.as_slice() == found,
+    /// Whether every listed digest matches.
+    fn matches(&self, found: &Found) -> bool {
+        self.sha256.map(|d| d.to_vec()) == found.sha256
+            && self.sha512.as_ref() == found.sha512.as_ref()
+    }
+}
+
+/// What a download hashed to, for each algorithm its metadata lists.
+#[derive(Clone, Debug, Default)]
+struct Found {
+    sha256: Option<Vec<u8>>,
+    sha512: Option<Vec<u8>>,
+}
+
+impl Found {
+    fn hex(&self) -> String {
+        match (&self.sha256, &self.sha512) {
+            (Some(d), _) => hex::encode(d),
+            (None, Some(d)) => hex::encode(d),
+            (None, None) => String::new(),
         }
     }
 }
 
-/// The running hash of a download, of the algorithm its metadata lists.
+/// The running hashes of a download, of the algorithms its metadata lists.
 #[derive(Clone)]
-enum Hasher {
-    Sha256(Sha256),
-    Sha512(sha2::Sha512),
+struct Hasher {
+    sha256: Option<Sha256>,
+    sha512: Option<sha2::Sha512>,
 }
 
 impl Hasher {
     fn update(&mut self, data: &[u8]) {
-        match self {
-            Hasher::Sha256(h) => h.update(data),
-            Hasher::Sha512(h) => h.update(data),
+        if let Some(h) = &mut self.sha256 {
+            h.update(data);
+        }
+        if let Some(h) = &mut self.sha512 {
+            h.update(data);
         }
     }
-    fn finalize(self) -> Vec<u8> {
-        match self {
-            Hasher::Sha256(h) => h.finalize().to_vec(),
-            Hasher::Sha512(h) => h.finalize().to_vec(),
+    fn finalize(self) -> Found {
+        Found {
+            sha256: self.sha256.map(|h| h.finalize().to_vec()),
+            sha512: self.sha512.map(|h| h.finalize().to_vec()),
         }
     }
     fn reset(&mut self) {
-        *self = match self {
-            Hasher::Sha256(_) => Hasher::Sha256(Sha256::new()),
-            Hasher::Sha512(_) => Hasher::Sha512(sha2::Sha512::new()),
-        };
+        if let Some(h) = &mut self.sha256 {
+            *h = Sha256::new();
+        }
+        if let Some(h) = &mut self.sha512 {
+            *h = sha2::Sha512::new();
+        }
     }
 }
 
@@ -197,7 +233,14 @@ struct Hashing<'t, W> {
 impl<W> Hashing<'_, W> {
     #[cfg(test)]
     fn new(inner: W, limit: u64) -> Self {
-        Self::with(inner, limit, Hasher::Sha256(Sha256::new()))
+        Self::with(
+            inner,
+            limit,
+            Hasher {
+                sha256: Some(Sha256::new()),
+                sha512: None,
+            },
+        )
     }
 
     fn with(inner: W, limit: u64, hasher: Hasher) -> Self {
@@ -462,7 +505,7 @@ fn check_download<S: Write + Seek + SetLen>(
         return Err(Error::TargetHash {
             target: target.into(),
             url: url.into(),
-            found: hex::encode(digest),
+            found: digest.hex(),
             expected: sha.hex(),
         });
     }
@@ -664,7 +707,14 @@ mod tests {
         let mut sink = Hashing::new(io::Cursor::new(Vec::new()), file.len() as u64);
         sink.tap = Some(&mut tap);
         let r = fetch_resuming(&f, "u", "t", file.len() as u64, max, &mut sink);
-        let digest: [u8; 32] = sink.hasher.clone().finalize().try_into().unwrap();
+        let digest: [u8; 32] = sink
+            .hasher
+            .clone()
+            .finalize()
+            .sha256
+            .unwrap()
+            .try_into()
+            .unwrap();
         let good = sink.inner.get_ref() == &file
             && digest == <[u8; 32]>::from(Sha256::digest(&file))
             && sink.written == file.len() as u64;
@@ -704,7 +754,7 @@ mod tests {
     /// whether the tap ends up with the file.
     fn run_kept(kept: &[u8], claim: Option<u64>, steps: &[Step]) -> (Result<()>, Vec<u64>, bool) {
         let file: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
-        let sha = TargetDigest::Sha256(Sha256::digest(&file).into());
+        let sha = TargetDigest::sha256(Sha256::digest(&file).into());
         let f = Scripted::new(&file, steps);
         let mut tap = Keeper {
             kept: kept.to_vec(),
@@ -876,7 +926,7 @@ mod tests {
         assert_eq!((s.written, s.inner.get_ref().len()), (0, 0));
         s.write_all(b"xy").unwrap();
         assert_eq!(s.inner.get_ref(), b"xy");
-        let digest: [u8; 32] = s.hasher.finalize().try_into().unwrap();
+        let digest: [u8; 32] = s.hasher.finalize().sha256.unwrap().try_into().unwrap();
         assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(b"xy")));
     }
 
@@ -891,7 +941,7 @@ mod tests {
     }
 
     #[test]
-    fn sha256_is_preferred_sha512_accepted_others_refused() {
+    fn every_supported_hash_is_taken_others_ignored_none_refused() {
         use std::collections::BTreeMap;
         let h = |pairs: &[(&str, String)]| {
             pairs
@@ -902,19 +952,60 @@ mod tests {
         let s256 = hex::encode([1u8; 32]);
         let s512 = hex::encode([2u8; 64]);
         assert_eq!(
-            TargetDigest::from_hashes(&h(&[("sha256", s256.clone()), ("sha512", s512.clone())])),
-            Ok(TargetDigest::Sha256([1; 32]))
+            TargetDigest::from_hashes(&h(&[
+                ("sha256", s256.clone()),
+                ("sha512", s512.clone()),
+                ("blake2b", "00".into())
+            ])),
+            Ok(TargetDigest {
+                sha256: Some([1; 32]),
+                sha512: Some(vec![2; 64])
+            })
         );
         assert_eq!(
             TargetDigest::from_hashes(&h(&[("sha512", s512.clone())])),
-            Ok(TargetDigest::Sha512(vec![2; 64]))
+            Ok(TargetDigest {
+                sha256: None,
+                sha512: Some(vec![2; 64])
+            })
         );
         assert!(TargetDigest::from_hashes(&h(&[("md5", "00".into())])).is_err());
         assert!(
-            TargetDigest::from_hashes(&h(&[("sha512", s256)])).is_err(),
+            TargetDigest::from_hashes(&h(&[("sha512", s256.clone())])).is_err(),
             "wrong length"
         );
         assert!(TargetDigest::from_hashes(&h(&[("sha256", "zz".into())])).is_err());
+        // A malformed second hash is not skipped because the first is fine.
+        assert!(
+            TargetDigest::from_hashes(&h(&[("sha256", s256), ("sha512", "zz".into())])).is_err()
+        );
+    }
+
+    #[test]
+    fn a_correct_sha256_with_a_wrong_sha512_is_refused() {
+        use sha2::Sha512;
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src.bin");
+        std::fs::write(&src, b"both hashes").unwrap();
+        let f = crate::tuf::DirFetcher::new();
+        let url = src.display().to_string();
+        let right = TargetDigest {
+            sha256: Some(Sha256::digest(b"both hashes").into()),
+            sha512: Some(Sha512::digest(b"both hashes").to_vec()),
+        };
+        let dest = dir.path().join("out/ok.bin");
+        fetch_verified(&f, &url, "t.bin", 11, &right, &dest, 0, None).unwrap();
+        let wrong = TargetDigest {
+            sha512: Some(vec![0; 64]),
+            ..right
+        };
+        let dest = dir.path().join("out/bad.bin");
+        assert!(matches!(
+            fetch_verified(&f, &url, "t.bin", 11, &wrong, &dest, 0, None),
+            Err(Error::TargetHash { .. })
+        ));
+        assert!(!dest.exists());
+        assert!(!is_cached(&src, 11, &wrong).unwrap());
     }
 
     #[test]
@@ -923,14 +1014,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("src.bin");
         std::fs::write(&src, b"sha512 only").unwrap();
-        let good = TargetDigest::Sha512(Sha512::digest(b"sha512 only").to_vec());
+        let good = TargetDigest {
+            sha256: None,
+            sha512: Some(Sha512::digest(b"sha512 only").to_vec()),
+        };
         let dest = dir.path().join("out/t.bin");
         let f = crate::tuf::DirFetcher::new();
         let url = src.display().to_string();
         fetch_verified(&f, &url, "t.bin", 11, &good, &dest, 0, None).unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"sha512 only");
         assert!(is_cached(&dest, 11, &good).unwrap());
-        let bad = TargetDigest::Sha512(vec![0; 64]);
+        let bad = TargetDigest {
+            sha256: None,
+            sha512: Some(vec![0; 64]),
+        };
         let dest2 = dir.path().join("out/u.bin");
         assert!(matches!(
             fetch_verified(&f, &url, "u.bin", 11, &bad, &dest2, 0, None),
@@ -947,7 +1044,7 @@ mod tests {
         // A stopped run left the first 2000 bytes; the server sends the rest.
         std::fs::write(dir.path().join(".partial-t.bin"), &file[..2000]).unwrap();
         let f = Scripted::new(&file, &[Step::Range(5000, None)]);
-        let sha = TargetDigest::Sha256(Sha256::digest(&file).into());
+        let sha = TargetDigest::sha256(Sha256::digest(&file).into());
         let mut tap = Recorder(b"stale".to_vec());
         fetch_verified(&f, "u", "t.bin", 5000, &sha, &dest, 0, Some(&mut tap)).unwrap();
         assert_eq!(*f.asked.borrow(), vec![2000]);
@@ -972,7 +1069,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("t.bin");
         let f = Scripted::new(&file, &[Step::Range(100, None)]);
-        let sha = TargetDigest::Sha256(Sha256::digest(&file).into());
+        let sha = TargetDigest::sha256(Sha256::digest(&file).into());
         assert!(fetch_verified(&f, "u", "t.bin", 100, &sha, &dest, 0, Some(&mut Refuse)).is_err());
         assert!(!dest.exists());
         assert!(!dir.path().join(".partial-t.bin").exists());

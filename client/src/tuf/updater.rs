@@ -174,7 +174,8 @@ impl<F: Fetch> Updater<F> {
             .as_ref()
             .is_some_and(|h| h.contains_key("sha256"));
         if has_hash {
-            if let Ok(Some(local)) = self.store.read(cache_as, max) {
+            let bound = self.limits.metadata.bound(max, meta.length);
+            if let Ok(Some(local)) = self.store.read(cache_as, bound) {
                 if ota_metadata::trusted_set::check_meta(cache_as, meta, &local).is_ok() {
                     return Ok(local);
                 }
@@ -205,7 +206,7 @@ impl<F: Fetch> Updater<F> {
             limits: &self.limits,
         };
         let url = remote.url(path);
-        let max = meta.and_then(|m| m.length).map_or(max, |l| l.min(max));
+        let max = self.limits.metadata.bound(max, meta.and_then(|m| m.length));
         let bytes = remote.fetch(&url, max)?;
         if let Some(m) = meta {
             ota_metadata::trusted_set::check_meta(&url, m, &bytes)
@@ -652,7 +653,9 @@ impl<F: Fetch> Remote<'_, F> {
     /// Step 4.
     fn update_snapshot(&self, set: &mut TrustedSet) -> Result<()> {
         let max = self.limits.metadata.snapshot;
-        if let Some(bytes) = self.local("snapshot", max) {
+        // The local copy is bounded by the hard ceiling: it may be one whose signed length
+        // was above the default bound.
+        if let Some(bytes) = self.local("snapshot", self.limits.metadata.signed_ceiling) {
             // Accepted only if it is the very version the new timestamp names; otherwise it
             // stays as the reference the remote one must not roll back from.
             if set.update_snapshot(&bytes, true).is_ok() {
@@ -673,7 +676,7 @@ impl<F: Fetch> Remote<'_, F> {
             "snapshot.json".into()
         };
         let url = self.url(&name);
-        let bytes = self.fetch(&url, meta.length.unwrap_or(max).min(max))?;
+        let bytes = self.fetch(&url, self.limits.metadata.bound(max, meta.length))?;
         set.update_snapshot(&bytes, false)
             .map_err(Error::metadata(&url))?;
         self.persist("snapshot", &bytes)
@@ -697,7 +700,7 @@ impl<F: Fetch> Remote<'_, F> {
                 .map_err(Error::metadata(&url));
         }
         let max = self.limits.metadata.targets;
-        if let Some(bytes) = self.local(role, max) {
+        if let Some(bytes) = self.local(role, self.limits.metadata.signed_ceiling) {
             if set.update_delegated_targets(&bytes, role, parent).is_ok() {
                 return Ok(());
             }
@@ -724,7 +727,7 @@ impl<F: Fetch> Remote<'_, F> {
             format!("{role_file}.json")
         };
         let url = self.url(&name);
-        let bytes = self.fetch(&url, meta.length.unwrap_or(max).min(max))?;
+        let bytes = self.fetch(&url, self.limits.metadata.bound(max, meta.length))?;
         set.update_delegated_targets(&bytes, role, parent)
             .map_err(Error::metadata(&url))?;
         self.persist(role, &bytes)

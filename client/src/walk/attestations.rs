@@ -1,14 +1,21 @@
 //! Step 3 of the walk: what the OEM's authorized regulators say about one release.
 //!
 //! Fail closed: every authorized regulator's repository must be reached and verified fresh in
-//! this run (its signed, unexpired listing is what proves it has not revoked the release), any
-//! revocation wins, and approvals count by distinct regulator key material.
+//! this run (its signed, unexpired listing is what proves it has not revoked the release).
+//! Any veto wins whatever the approvals: a regulator's revocation or rejection of the release,
+//! or of any release of the same bytes (listed by the regulator under the bytes' SHA-256,
+//! `veto_target`), so a re-release of vetoed bytes under a new version is vetoed too, reviewed
+//! or not. Approvals count by distinct key material: two regulators sharing any key of any
+//! role (pinned root, current root, or the keys that signed the attestations) count once.
 
 use super::error::{fail, Check, Result};
 use super::{Installed, Master, Repositories};
 use crate::tuf::{Fetch, Updater};
-use ota_metadata::documents::{Attestation, Release, Verdict};
+use ota_metadata::documents::{
+    count_parties, root_material, veto_target, Attestation, Release, Verdict,
+};
 use ota_metadata::Envelope;
+use std::collections::BTreeSet;
 
 /// Bound on one attestation file.
 const MAX_ATTESTATION: u64 = 1 << 20;
@@ -17,10 +24,16 @@ const MAX_ATTESTATION: u64 = 1 << 20;
 enum Word {
     /// With the compact approval signatures it carries.
     Approved(Vec<ota_metadata::documents::attestation::CompactApproval>),
+    /// A veto: this release, or a release of the same bytes, revoked.
     Revoked(String),
-    /// No attestation, a rejection, or an attestation about another release.
+    /// A veto: this release, or a release of the same bytes, rejected.
+    Rejected(String),
+    /// No attestation, or an attestation about another release.
     NotApproved(String),
 }
+
+/// A verified attestation, and the key material of the keys whose signatures on it verified.
+type Signed = (Attestation, BTreeSet<Vec<u8>>);
 
 /// A regulator revoked a release that is installed: a recall.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -29,25 +42,39 @@ pub struct Recall {
     pub reason: String,
 }
 
+/// One regulator's answer: its word, and its identity (every key of every role of its pinned
+/// and current roots).
+struct Answer {
+    name: String,
+    word: Word,
+    identity: BTreeSet<Vec<u8>>,
+}
+
 /// What every authorized regulator says about one release.
 struct Asked {
-    /// By regulator name, for those reached and verified fresh.
-    words: Vec<(String, Word)>,
+    /// For those reached and verified fresh.
+    answers: Vec<Answer>,
     /// Those that could not be (name, URL and why).
     unreachable: Vec<String>,
 }
 
 impl Asked {
-    /// The first revocation: (regulator, reason).
-    fn revocation(&self) -> Option<(&str, &str)> {
-        self.words.iter().find_map(|(n, w)| match w {
-            Word::Revoked(r) => Some((n.as_str(), r.as_str())),
+    /// The first veto, revocations first: (check, regulator, reason).
+    fn veto(&self) -> Option<(Check, &str, &str)> {
+        let revoked = self.answers.iter().find_map(|a| match &a.word {
+            Word::Revoked(r) => Some((Check::Revoked, a.name.as_str(), r.as_str())),
             _ => None,
+        });
+        revoked.or_else(|| {
+            self.answers.iter().find_map(|a| match &a.word {
+                Word::Rejected(r) => Some((Check::Rejected, a.name.as_str(), r.as_str())),
+                _ => None,
+            })
         })
     }
 
     /// Refuse unless every regulator answered: without a fresh signed listing from each, a
-    /// revocation cannot be ruled out (an attacker may be blocking the one that revoked).
+    /// veto cannot be ruled out (an attacker may be blocking the one that revoked).
     fn all_reached(&self, master: &Master) -> Result<()> {
         if self.unreachable.is_empty() {
             return Ok(());
@@ -63,7 +90,8 @@ impl Asked {
     }
 }
 
-/// Ask every authorized regulator about `release`.
+/// Ask every authorized regulator about `release`: its attestation of the release, and its
+/// vetoes on the release's bytes.
 fn ask_all<F: Fetch>(
     repos: &mut Repositories<'_, F>,
     master: &Master,
@@ -76,48 +104,148 @@ fn ask_all<F: Fetch>(
             "the OEM authorizes no regulator",
         ));
     }
-    let target = release.attestation_target();
+    let contents = release
+        .content_sha256s()
+        .map_err(|e| fail(Check::ImageManifest, &master.url, e))?;
     let mut asked = Asked {
-        words: Vec::new(),
+        answers: Vec::new(),
         unreachable: Vec::new(),
     };
     for (name, pin) in &master.regulators.regulators {
-        let answer = repos
-            .get("regulators", name, pin)
-            .and_then(|up| attestation_of(up, &target, &pin.url));
+        let now = repos.now;
+        let max_lifetime = master.regulators.max_timestamp_lifetime;
+        let answer = repos.get("regulators", name, pin).and_then(|up| {
+            check_lifetime(up, now, max_lifetime)?;
+            answer_of(up, name, pin, release, &contents)
+        });
         match answer {
             // A listed attestation that does not verify is as bad as no fresh state.
             Err(e) => asked
                 .unreachable
                 .push(format!("regulator {name} ({}): {e}", pin.url)),
-            Ok(att) => asked
-                .words
-                .push((name.clone(), word_of(release, name, att))),
+            Ok(a) => asked.answers.push(a),
         }
     }
     Ok(asked)
 }
 
-/// The verdict of one regulator's attestation (or its absence) on `release`.
-fn word_of(release: &Release, name: &str, att: Option<Attestation>) -> Word {
-    let Some(att) = att else {
-        return Word::NotApproved(format!("{name}: no attestation"));
+/// Refuse a regulator whose trusted timestamp runs longer than the OEM's maximum from `now`:
+/// a copy replayed by the network would otherwise be accepted until its own expiry.
+fn check_lifetime<F: Fetch>(
+    up: &Updater<F>,
+    now: ota_metadata::DateTime,
+    max: Option<u64>,
+) -> std::result::Result<(), String> {
+    let (Some(max), Some(ts)) = (max, up.trusted().timestamp()) else {
+        return Ok(());
     };
+    let left = ts.signed.expires.0.saturating_sub(now.0);
+    if left > i64::try_from(max).unwrap_or(i64::MAX) {
+        return Err(format!(
+            "its timestamp runs until {} ({left} s from now), longer than the {max} s the OEM allows a regulator's timestamp (a replayed copy would be accepted that long)",
+            ts.signed.expires
+        ));
+    }
+    Ok(())
+}
+
+/// One regulator's answer on `release`, whose bytes hash to `contents`.
+fn answer_of<F: Fetch>(
+    up: &mut Updater<F>,
+    name: &str,
+    pin: &ota_metadata::documents::RepositoryPin,
+    release: &Release,
+    contents: &[String],
+) -> std::result::Result<Answer, String> {
+    let mut identity = pin.all_key_material();
+    identity.extend(root_material(&up.trusted().root().signed));
+    let mut word = match attestation_of(up, &release.attestation_target(), &pin.url)? {
+        None => Word::NotApproved(format!("{name}: no attestation")),
+        Some((att, signers)) => {
+            // Whoever signed the attestation is part of the regulator's identity.
+            identity.extend(signers);
+            word_of(release, name, att)
+        }
+    };
+    // A veto on the bytes outranks whatever the regulator said about this label of them.
+    if !matches!(word, Word::Revoked(_)) {
+        for sha in contents {
+            if let Some((att, _)) = attestation_of(up, &veto_target(sha), &pin.url)? {
+                if let Some(veto) = veto_of(name, sha, att)? {
+                    if matches!(veto, Word::Revoked(_)) || !matches!(word, Word::Rejected(_)) {
+                        word = veto;
+                    }
+                }
+            }
+        }
+    }
+    Ok(Answer {
+        name: name.into(),
+        word,
+        identity,
+    })
+}
+
+/// The verdict of one regulator's attestation on `release`.
+fn word_of(release: &Release, name: &str, att: Attestation) -> Word {
     if let Err(e) = att.check_release(release) {
         return Word::NotApproved(format!("{name}: {e}"));
     }
     match att.verdict {
         Verdict::Approved => Word::Approved(att.compact_approval()),
-        Verdict::Rejected => Word::NotApproved(format!(
-            "{name}: rejected ({} finding(s))",
-            att.findings.len()
+        Verdict::Rejected => Word::Rejected(format!(
+            "{} finding(s){}",
+            att.findings.len(),
+            first_finding(&att)
         )),
         Verdict::Revoked => Word::Revoked(att.reason.unwrap_or_default()),
     }
 }
 
-/// Step 3: every authorized regulator reached and fresh, none revoking `release`, and a
-/// threshold of distinct regulators approving it. Returns the approving regulators.
+fn first_finding(att: &Attestation) -> String {
+    att.findings
+        .first()
+        .map_or(String::new(), |f| format!(": {}: {}", f.rule, f.detail))
+}
+
+/// The veto a regulator listed under the bytes `sha`: the rejection or revocation of a
+/// release of those bytes. A veto file that is not one (an approval, or about other bytes)
+/// is a broken regulator repository: refused like an unverifiable one.
+fn veto_of(name: &str, sha: &str, att: Attestation) -> std::result::Result<Option<Word>, String> {
+    let names_bytes = att
+        .release
+        .content_sha256s()
+        .is_ok_and(|c| c.iter().any(|c| c.eq_ignore_ascii_case(sha)));
+    if !names_bytes {
+        return Err(format!(
+            "{name}: the veto listed for bytes {sha} is about other bytes"
+        ));
+    }
+    let of = format!(
+        "{} {} of {} (the same bytes)",
+        att.release.uid, att.release.version, att.release.supplier
+    );
+    Ok(match att.verdict {
+        Verdict::Approved => {
+            return Err(format!(
+                "{name}: the veto listed for bytes {sha} is an approval"
+            ))
+        }
+        Verdict::Rejected => Some(Word::Rejected(format!(
+            "rejected {of}: {} finding(s){}",
+            att.findings.len(),
+            first_finding(&att)
+        ))),
+        Verdict::Revoked => Some(Word::Revoked(format!(
+            "revoked {of}: {}",
+            att.reason.clone().unwrap_or_default()
+        ))),
+    })
+}
+
+/// Step 3: every authorized regulator reached and fresh, none vetoing `release` (revoking or
+/// rejecting it or any release of its bytes), and approvals from a threshold of distinct
+/// regulators, counted by key material. Returns the approving regulators.
 pub fn check_attestations<F: Fetch>(
     repos: &mut Repositories<'_, F>,
     master: &Master,
@@ -136,29 +264,36 @@ pub fn check_attestations_bundle<F: Fetch>(
     release: &Release,
 ) -> Result<(Vec<String>, Vec<u8>)> {
     let asked = ask_all(repos, master, release)?;
-    if let Some((name, reason)) = asked.revocation() {
+    if let Some((check, name, reason)) = asked.veto() {
+        let what = if check == Check::Revoked {
+            "revoked"
+        } else {
+            "rejected"
+        };
         return Err(fail(
-            Check::Revoked,
+            check,
             &master.regulators.regulators[name].url,
             format!(
-                "regulator {name} revoked {} {} of {}: {reason}",
+                "regulator {name} {what} {} {} of {}: {reason}",
                 release.uid, release.version, release.supplier
             ),
         ));
     }
     asked.all_reached(master)?;
     let mut approved = Vec::new();
+    let mut identities = Vec::new();
     let mut problems = Vec::new();
     let mut compact: Vec<([u8; 32], Vec<u8>)> = Vec::new();
-    for (name, w) in asked.words {
-        match w {
+    for a in asked.answers {
+        match a.word {
             Word::Approved(sigs) => {
-                approved.push(name);
-                for a in sigs {
-                    let keyid = hex::decode(&a.keyid)
+                approved.push(a.name);
+                identities.push(a.identity);
+                for s in sigs {
+                    let keyid = hex::decode(&s.keyid)
                         .ok()
                         .and_then(|v| <[u8; 32]>::try_from(v).ok());
-                    if let (Some(keyid), Ok(sig)) = (keyid, hex::decode(&a.sig)) {
+                    if let (Some(keyid), Ok(sig)) = (keyid, hex::decode(&s.sig)) {
                         if compact.len() < ota_ecu::compact_manifest::MAX_SIGNATURES
                             && !compact.iter().any(|(k, _)| *k == keyid)
                         {
@@ -167,15 +302,15 @@ pub fn check_attestations_bundle<F: Fetch>(
                     }
                 }
             }
-            Word::NotApproved(p) | Word::Revoked(p) => problems.push(p),
+            Word::NotApproved(p) | Word::Revoked(p) | Word::Rejected(p) => problems.push(p),
         }
     }
-    let distinct = master.regulators.distinct(&approved);
+    let distinct = count_parties(&identities);
     let threshold = master.regulators.threshold.max(1);
     if (distinct as u64) < u64::from(threshold) {
         if distinct < approved.len() {
             problems.push(format!(
-                "{} share root keys and count as {distinct}",
+                "{} share keys and count as {distinct}",
                 approved.join(", ")
             ));
         }
@@ -200,8 +335,9 @@ pub fn check_attestations_bundle<F: Fetch>(
     Ok((approved, bundle))
 }
 
-/// Whether a regulator revoked the installed release (`None`: not revoked, or the release was
-/// recorded before releases were tracked). Needs every regulator fresh, like an update.
+/// Whether a regulator vetoed the installed release since (revoked it, or revoked or rejected
+/// a release of its bytes; `None`: no veto, or the release was recorded before releases were
+/// tracked). Needs every regulator fresh, like an update.
 pub fn check_recall<F: Fetch>(
     repos: &mut Repositories<'_, F>,
     master: &Master,
@@ -211,7 +347,7 @@ pub fn check_recall<F: Fetch>(
         return Ok(None);
     };
     let asked = ask_all(repos, master, release)?;
-    if let Some((regulator, reason)) = asked.revocation() {
+    if let Some((_, regulator, reason)) = asked.veto() {
         return Ok(Some(Recall {
             regulator: regulator.into(),
             reason: reason.into(),
@@ -222,11 +358,12 @@ pub fn check_recall<F: Fetch>(
 }
 
 /// The verified attestation `target` of one regulator repository, if it lists one.
+/// With the key material of the keys whose signatures on it verified.
 fn attestation_of<F: Fetch>(
     up: &mut Updater<F>,
     target: &str,
     url: &str,
-) -> std::result::Result<Option<Attestation>, String> {
+) -> std::result::Result<Option<Signed>, String> {
     let Some(crate::tuf::Found { info, signer, .. }) =
         up.get_targetinfo(target).map_err(|e| e.to_string())?
     else {
@@ -256,7 +393,24 @@ fn attestation_of<F: Fetch>(
         &signer.keys,
     )
     .map_err(|e| e.to_string())?;
-    env.decode(target, Attestation::TYPE)
-        .map(Some)
-        .map_err(|e| e.to_string())
+    let att = env
+        .decode(target, Attestation::TYPE)
+        .map_err(|e| e.to_string())?;
+    Ok(Some((att, signed_by(&env, &signer))))
+}
+
+/// The key material of `signer`'s keys whose signatures on `env` verify: whoever holds them
+/// spoke, whatever regulator name they are listed under.
+fn signed_by(env: &Envelope, signer: &ota_metadata::trusted_set::RoleSigner) -> BTreeSet<Vec<u8>> {
+    env.signatures()
+        .iter()
+        .filter(|s| signer.keyids.contains(&s.keyid))
+        .filter_map(|s| {
+            let public = signer.keys.get(&s.keyid)?.to_public(&s.keyid).ok()?;
+            let sig = hex::decode(&s.sig).ok()?;
+            public
+                .verify(env.canonical_signed(), &sig)
+                .then(|| public.identity())
+        })
+        .collect()
 }

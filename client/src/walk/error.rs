@@ -31,8 +31,10 @@ pub enum Check {
     ReleaseCounter,
     /// An authorized regulator's repository could not be reached or verified fresh.
     RegulatorUnreachable,
-    /// A regulator revoked the release.
+    /// A regulator revoked the release, or a release of the same bytes (a veto).
     Revoked,
+    /// A regulator rejected the release, or a release of the same bytes (a veto).
+    Rejected,
     /// Fewer distinct regulators approved the release than the OEM requires.
     NotApproved,
     /// The image bytes (download, length, hash).
@@ -62,6 +64,7 @@ impl Check {
             Check::ReleaseCounter => "release counter",
             Check::RegulatorUnreachable => "regulator freshness",
             Check::Revoked => "regulator revocation",
+            Check::Rejected => "regulator rejection",
             Check::NotApproved => "regulator attestations",
             Check::Image => "image",
             Check::ContentKey => "content key",

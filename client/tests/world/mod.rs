@@ -245,6 +245,45 @@ impl World {
         .unwrap();
     }
 
+    /// Regulator `name` with a root key of its own but every other role (targets: the key
+    /// that signs attestations) on `shared`'s key: one party under two names. Not authorized
+    /// (the OEM refuses it: see [`World::pin_by_hand`]).
+    pub fn twin_regulator(&self, name: &str, shared: &str) {
+        let root_key = self.p(&format!("{name}-root.pem"));
+        std::fs::write(
+            &root_key,
+            SigningKey::generate(2048).unwrap().to_pkcs8_pem().unwrap(),
+        )
+        .unwrap();
+        let roles = RoleOptions {
+            default_keys: vec![self.p(&format!("{shared}.pem"))],
+            role_keys: [("root".to_string(), vec![root_key])].into(),
+            ..Default::default()
+        };
+        regulator::init(&self.p(name), name, &roles, self.now).unwrap();
+        self.published(name);
+    }
+
+    /// Authorize regulator `name` by editing the OEM's settings, past `oem regulator add`'s
+    /// checks, with a pin as an older tool wrote it (root keys only): what a careless or
+    /// compromised OEM could publish.
+    pub fn pin_by_hand(&self, name: &str) {
+        let root = self.p(&format!("{name}/repository/1.root.json"));
+        let env =
+            ota_metadata::Envelope::parse("root", &std::fs::read(&root).unwrap(), 1 << 20).unwrap();
+        let r: ota_metadata::roles::Root = env.decode("root", "root").unwrap();
+        let mut pin = serde_json::to_value(
+            ota_metadata::documents::RepositoryPin::pin(&r, &self.url(name)).unwrap(),
+        )
+        .unwrap();
+        pin.as_object_mut().unwrap().remove("role_keys");
+        let settings = self.p("oem/ota-repo.json");
+        let mut s: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&settings).unwrap()).unwrap();
+        s["regulators"][name] = pin;
+        std::fs::write(&settings, serde_json::to_vec_pretty(&s).unwrap()).unwrap();
+    }
+
     pub fn review(&self, name: &str) {
         oem::publish(&self.p("oem"), self.now, false).unwrap();
         self.published("oem");
@@ -412,4 +451,84 @@ pub fn served_world() -> Option<(World, ota_testkit::nginx::Nginx, ota_testkit::
         Some(ca.ca_pem()),
     );
     Some((world, nginx, ca))
+}
+
+/// The directory forwarder, with one ECU's activations failing as if it could not be reached
+/// (no answer, so no negative response).
+pub struct FailingActivation {
+    pub inner: DirForwarder,
+    pub serial: String,
+}
+
+impl FailingActivation {
+    pub fn new(dir: PathBuf, serial: &str) -> Self {
+        FailingActivation {
+            inner: DirForwarder::new(dir),
+            serial: serial.into(),
+        }
+    }
+}
+
+impl ota_client::forward::Forwarder for FailingActivation {
+    fn stage(
+        &mut self,
+        ecu: &ota_client::config::EcuConfig,
+        m: &[u8],
+        image: &Path,
+    ) -> Result<(), ota_client::forward::ForwardError> {
+        self.inner.stage(ecu, m, image)
+    }
+    fn activate(
+        &mut self,
+        ecu: &ota_client::config::EcuConfig,
+        sha256: &[u8; 32],
+    ) -> Result<(), ota_client::forward::ForwardError> {
+        if ecu.serial == self.serial {
+            return Err(ota_client::forward::ForwardError::Ecu {
+                serial: ecu.serial.clone(),
+                reason: "unreachable".into(),
+            });
+        }
+        self.inner.activate(ecu, sha256)
+    }
+    fn discard(
+        &mut self,
+        ecu: &ota_client::config::EcuConfig,
+    ) -> Result<(), ota_client::forward::ForwardError> {
+        self.inner.discard(ecu)
+    }
+}
+
+/// One ECU's outcome, as a line.
+pub fn outcome(out: &[(String, EcuOutcome)], serial: &str) -> String {
+    ota_client::gateway::summary(&out.iter().find(|(s, _)| s == serial).unwrap().1)
+}
+
+/// The image the world's directory forwarder installed in ECU `serial`, if any.
+pub fn installed(w: &World, serial: &str) -> Option<Vec<u8>> {
+    std::fs::read(w.p(&format!("ecus/{serial}/image.bin"))).ok()
+}
+
+pub fn sha_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+pub fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+pub fn write_json(p: &Path, v: &serde_json::Value) {
+    std::fs::write(p, serde_json::to_vec_pretty(v).unwrap()).unwrap();
+}
+
+/// A new RSA-2048 private key file `name` in the world.
+pub fn new_key(w: &World, name: &str) -> PathBuf {
+    let p = w.p(name);
+    std::fs::write(
+        &p,
+        SigningKey::generate(2048).unwrap().to_pkcs8_pem().unwrap(),
+    )
+    .unwrap();
+    p
 }

@@ -50,6 +50,17 @@ pub struct Release {
     /// every field the supplier signed, and stays the same when the supplier re-signs the
     /// manifest with new keys.
     pub manifest_sha256: String,
+    /// For an encrypted image (`length` and `hashes` are then the ciphertext's): the
+    /// plaintext's length and hashes, what the ECU receives and verifies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plaintext: Option<Plaintext>,
+}
+
+/// The plaintext of an encrypted release.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plaintext {
+    pub length: u64,
+    pub hashes: Hashes,
 }
 
 impl Release {
@@ -67,7 +78,30 @@ impl Release {
             length: m.length,
             hashes: m.hashes,
             manifest_sha256: hex::encode(Sha256::digest(manifest.canonical_signed())),
+            plaintext: m.encryption.map(|e| Plaintext {
+                length: e.length,
+                hashes: e.hashes,
+            }),
         })
+    }
+
+    /// The length and SHA-256 of what the ECU receives: the plaintext of an encrypted
+    /// release, else the image itself.
+    pub fn received(&self) -> Result<(u64, [u8; 32])> {
+        match &self.plaintext {
+            Some(p) => Ok((p.length, sha256_of(&p.hashes, "release plaintext")?)),
+            None => Ok((self.length, sha256_of(&self.hashes, &self.target)?)),
+        }
+    }
+
+    /// The SHA-256s (hex, lower case) of the bytes of this release: the image's and, for an
+    /// encrypted release, its plaintext's. A veto on any of them vetoes the release.
+    pub fn content_sha256s(&self) -> Result<Vec<String>> {
+        let mut out = vec![self.image_sha256()?];
+        if let Some(p) = &self.plaintext {
+            out.push(hex::encode(sha256_of(&p.hashes, "release plaintext")?));
+        }
+        Ok(out)
     }
 
     /// The image's SHA-256 (hex, lower case).
@@ -82,7 +116,7 @@ impl Release {
 
     /// The first field in which `other` differs from this release: (field, ours, theirs).
     pub fn mismatch(&self, other: &Release) -> Option<(&'static str, String, String)> {
-        let fields: [(&'static str, String, String); 9] = [
+        let fields: [(&'static str, String, String); 10] = [
             ("supplier", self.supplier.clone(), other.supplier.clone()),
             ("uid", self.uid.clone(), other.uid.clone()),
             ("version", self.version.clone(), other.version.clone()),
@@ -108,6 +142,11 @@ impl Release {
                 self.manifest_sha256.clone(),
                 other.manifest_sha256.clone(),
             ),
+            (
+                "plaintext",
+                format!("{:?}", self.plaintext),
+                format!("{:?}", other.plaintext),
+            ),
         ];
         fields.into_iter().find(|(_, a, b)| a != b)
     }
@@ -117,6 +156,15 @@ impl Release {
 /// `manifest_sha256`.
 pub fn attestation_target(manifest_sha256: &str) -> String {
     format!("{manifest_sha256}.attestation.json")
+}
+
+/// Target name of a regulator's veto on the bytes whose SHA-256 is `content_sha256`: its
+/// rejection or revocation of a release of those bytes (the attestation itself, listed again
+/// under this name). A veto follows the bytes, not the label: the same bytes released again
+/// under another version, counter or hardware id are vetoed by it too, whether or not the
+/// regulator has reviewed the new release yet.
+pub fn veto_target(content_sha256: &str) -> String {
+    format!("{}.veto.json", content_sha256.to_ascii_lowercase())
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

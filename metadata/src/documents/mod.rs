@@ -15,11 +15,11 @@ pub mod vehicles;
 pub mod version_report;
 
 pub use assignments::{Assignments, EcuAssignment};
-pub use attestation::{attestation_target, Attestation, Finding, Release, Verdict};
+pub use attestation::{attestation_target, veto_target, Attestation, Finding, Release, Verdict};
 pub use image_manifest::{ImageKind, ImageManifest, ImageTargetCustom, ImageTargets};
 pub use key_wraps::{KeyWraps, ShardFile};
-pub use pin::{verified_root, RepositoryPin};
-pub use regulators::{regulators_of, RegulatorPolicy, REGULATORS_FIELD};
+pub use pin::{material_of, root_material, verified_root, RepositoryPin};
+pub use regulators::{count_parties, regulators_of, RegulatorPolicy, REGULATORS_FIELD};
 pub use review::{Review, ReviewRequest};
 pub use suppliers::{suppliers_of, SupplierEntry};
 pub use vehicles::{VehicleEntry, VehicleIndex, VehicleNode};

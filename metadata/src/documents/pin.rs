@@ -17,6 +17,29 @@ pub struct RepositoryPin {
     pub root_version: u64,
     pub keys: BTreeMap<KeyId, Key>,
     pub root: RoleKeys,
+    /// The keys of the pinned root's other roles (targets, snapshot, timestamp), as the
+    /// party's identity beside its root keys: two parties sharing any key of any role are one
+    /// party. Not trust anchors: the client walks the root chain for those.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub role_keys: BTreeMap<KeyId, Key>,
+}
+
+/// The key material of `keys` (a key that does not parse is left out: it could never sign).
+pub fn material_of<'a>(keys: impl IntoIterator<Item = (&'a KeyId, &'a Key)>) -> BTreeSet<Vec<u8>> {
+    keys.into_iter()
+        .filter_map(|(id, k)| k.to_public(id).ok())
+        .map(|k| k.identity())
+        .collect()
+}
+
+/// The key material of every key of every role of `root`.
+pub fn root_material(root: &Root) -> BTreeSet<Vec<u8>> {
+    material_of(
+        root.roles
+            .values()
+            .flat_map(|r| r.keyids.iter())
+            .filter_map(|id| root.keys.get(id).map(|k| (id, k))),
+    )
 }
 
 impl RepositoryPin {
@@ -28,11 +51,20 @@ impl RepositoryPin {
             .iter()
             .filter_map(|id| root.keys.get(id).map(|k| (id.clone(), k.clone())))
             .collect();
+        let role_keys = root
+            .roles
+            .iter()
+            .filter(|(name, _)| name.as_str() != "root")
+            .flat_map(|(_, role)| role.keyids.iter())
+            .filter(|id| !r.keyids.contains(id))
+            .filter_map(|id| root.keys.get(id).map(|k| (id.clone(), k.clone())))
+            .collect();
         Ok(RepositoryPin {
             url: url.into(),
             root_version: root.version,
             keys,
             root: r.clone(),
+            role_keys,
         })
     }
 
@@ -45,6 +77,14 @@ impl RepositoryPin {
             .filter_map(|id| self.keys.get(id)?.to_public(id).ok())
             .map(|k| k.identity())
             .collect()
+    }
+
+    /// The key material of every key the pinned root names, in any role: the party's whole
+    /// identity. Two pins that share any of it stand for the same party.
+    pub fn all_key_material(&self) -> BTreeSet<Vec<u8>> {
+        let mut m = self.key_material();
+        m.extend(material_of(&self.role_keys));
+        m
     }
 
     /// Whether `other` pins the same trust (root version, keys and threshold), wherever it

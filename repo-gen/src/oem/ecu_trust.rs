@@ -7,6 +7,15 @@
 //! writes anything. Documents are kept as `DIR/ecu-trust/<hardware-id>.<version>.bin` and
 //! published as targets `ecu-trust.<hardware-id>.<version>.bin` of the OEM's (offline)
 //! targets role, so a gateway fetches them through TUF and forwards the versions its ECU lacks.
+//!
+//! Nothing enters an ECU's trust unseen:
+//! - signers are offline keys: the OEM's online keys (timestamp, snapshot, review, vehicles)
+//!   and the document's own supplier and regulator keys are refused, and a new document needs
+//!   two distinct signers unless the OEM asks for one;
+//! - supplier keys taken from a pinned supplier's root chain (`--supplier`) that are neither
+//!   in the previous document for the hardware id nor in the OEM's pin of that supplier must
+//!   be confirmed by key id (`--confirm-key`): a stolen supplier root key can rotate the chain,
+//!   but not carry its own targets key into ECUs through this routine command.
 
 use super::report::public_key_file;
 use crate::error::{Error, Result};
@@ -53,7 +62,11 @@ pub struct EcuTrust {
     pub full: bool,
     /// Private keys of this version's signers.
     pub signer_keys: Vec<PathBuf>,
-    pub signer_threshold: u8,
+    /// Default: 2 for a new document, the previous version's otherwise.
+    pub signer_threshold: Option<u8>,
+    /// Key ids (hex) of supplier keys from a pinned supplier's chain that the OEM checked with
+    /// the supplier out of band (`--confirm-key`).
+    pub confirmed_keys: Vec<String>,
     /// Private keys of the previous version's signers (not needed for version 1).
     pub previous_signer_keys: Vec<PathBuf>,
     /// Refuse images below this release counter (a revoked release). Default: the previous
@@ -65,6 +78,8 @@ struct Owned {
     keyid: [u8; 32],
     exponent: u32,
     modulus: Vec<u8>,
+    /// The key material ([`PublicKey::identity`]).
+    identity: Vec<u8>,
 }
 
 fn owned_public(path: &Path) -> Result<Owned> {
@@ -92,6 +107,7 @@ fn owned(id: &KeyId, rsa: &rsa::RsaPublicKey, path: &Path) -> Result<Owned> {
         keyid: keyid_bytes(id).map_err(Error::meta(path))?,
         exponent,
         modulus: rsa.n().to_bytes_be(),
+        identity: PublicKey::Rsa(Box::new(rsa.clone())).identity(),
     })
 }
 
@@ -152,6 +168,101 @@ fn specs(keys: &[Owned]) -> Vec<KeySpec<'_>> {
         .collect()
 }
 
+/// Refuse supplier keys from pinned supplier `name`'s chain that the OEM has not seen: in
+/// neither `held` (the previous document for this hardware id), the OEM's pin of the
+/// supplier, nor `confirmed`. Tells which keys changed since `held` either way.
+fn confirm_supplier_keys(
+    settings: &super::Settings,
+    name: &str,
+    keys: &[Owned],
+    held: Option<&TrustDocument>,
+    confirmed: &[String],
+) -> Result<()> {
+    let entry = settings
+        .suppliers
+        .get(name)
+        .ok_or_else(|| Error::refused(format!("unknown supplier {name:?} (oem supplier add)")))?;
+    let pinned = entry.repository.all_key_material();
+    let held_keys: Vec<(String, Vec<u8>)> = held
+        .map(|d| {
+            d.suppliers
+                .keys
+                .iter()
+                .map(|k| {
+                    (
+                        hex::encode(k.keyid),
+                        PublicKey::Rsa(Box::new(k.key.clone())).identity(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let held_version = held.map_or(0, |d| d.version);
+    for k in keys {
+        if held.is_some() && !held_keys.iter().any(|(_, m)| *m == k.identity) {
+            tell!(
+                "ota-repo: supplier {name}: key {} ({} bits) is new since trust document version {held_version}",
+                hex::encode(k.keyid),
+                k.modulus.len() * 8
+            );
+        }
+    }
+    for (id, m) in &held_keys {
+        if !keys.iter().any(|k| k.identity == *m) {
+            tell!("ota-repo: supplier {name}: key {id} of version {held_version} is dropped");
+        }
+    }
+    let unseen: Vec<String> = keys
+        .iter()
+        .filter(|k| {
+            !pinned.contains(&k.identity)
+                && !held_keys.iter().any(|(_, m)| *m == k.identity)
+                && !confirmed
+                    .iter()
+                    .any(|c| c.eq_ignore_ascii_case(&hex::encode(k.keyid)))
+        })
+        .map(|k| hex::encode(k.keyid))
+        .collect();
+    if unseen.is_empty() {
+        return Ok(());
+    }
+    Err(Error::refused(format!(
+        "supplier {name}'s root chain now names targets key(s) {} that neither trust document version {held_version} nor the OEM's pin of {name} holds: check them with the supplier out of band, then pass --confirm-key KEYID for each (or re-pin the supplier: oem supplier repin). A stolen supplier root key can rotate the chain; only the OEM's confirmation puts a key into ECUs",
+        unseen.join(", ")
+    )))
+}
+
+/// Refuse signer keys the OEM keeps online (timestamp, snapshot, review, vehicles: their theft
+/// plus bus access would let an attacker rewrite ECU trust) and keys the document itself trusts
+/// as supplier or regulator keys.
+fn check_signers(dir: &Path, signers: &[Owned], others: &[&Owned]) -> Result<()> {
+    let root = crate::publish::read_root(&crate::workdir::repository_path(dir))?;
+    for role in super::ONLINE_ROLES {
+        let Ok(rk) = root.role(role) else { continue };
+        let online = ota_metadata::documents::material_of(
+            rk.keyids
+                .iter()
+                .filter_map(|id| root.keys.get(id).map(|k| (id, k))),
+        );
+        if let Some(k) = signers.iter().find(|k| online.contains(&k.identity)) {
+            return Err(Error::refused(format!(
+                "signer key {} is the OEM's online {role} key: ECU trust documents must be signed by offline keys (its theft from the publishing host would let an attacker with bus access rewrite what ECUs trust)",
+                hex::encode(k.keyid)
+            )));
+        }
+    }
+    if let Some(k) = signers
+        .iter()
+        .find(|k| others.iter().any(|o| o.identity == k.identity))
+    {
+        return Err(Error::refused(format!(
+            "signer key {} is also a supplier or regulator key of the document: signers must be the OEM's own offline keys",
+            hex::encode(k.keyid)
+        )));
+    }
+    Ok(())
+}
+
 /// The versions of `hardware_id`'s documents in `DIR/ecu-trust/`, ascending.
 pub fn versions(dir: &Path, hardware_id: &str) -> Result<Vec<u32>> {
     let d = dir.join(DIR_NAME);
@@ -207,6 +318,36 @@ fn path_of(dir: &Path, hardware_id: &str, version: u32) -> PathBuf {
         .join(format!("{hardware_id}.{version}.bin"))
 }
 
+/// How many distinct signers must sign the next version: as asked, else 2 for a new document
+/// and the previous version's otherwise. Fewer distinct signer keys than that are refused; a
+/// single signer is allowed when asked for, with a warning.
+fn signer_threshold(t: &EcuTrust, held: Option<&TrustDocument>, signers: &[Owned]) -> Result<u8> {
+    let threshold = t
+        .signer_threshold
+        .unwrap_or_else(|| held.map_or(2, |d| d.signers.threshold));
+    let distinct: std::collections::BTreeSet<&[u8]> =
+        signers.iter().map(|k| k.identity.as_slice()).collect();
+    if threshold == 0 || distinct.len() < usize::from(threshold) {
+        return Err(Error::refused(format!(
+            "signer threshold {threshold} but {} distinct signer key(s): give at least {} --signer-key (offline keys, kept apart){}",
+            distinct.len(),
+            threshold.max(1),
+            if t.signer_threshold.is_none() && held.is_none() {
+                "; a new document needs two by default, so that one stolen key cannot sign the next (--signer-threshold 1 to accept that risk)"
+            } else {
+                ""
+            }
+        )));
+    }
+    if threshold < 2 {
+        tell!(
+            "ota-repo: warning: one signer key signs the next trust document of {}: whoever steals it with bus access decides what the ECUs trust; use two offline keys (--signer-threshold 2)",
+            t.hardware_id
+        );
+    }
+    Ok(threshold)
+}
+
 /// Issue the next version of `hardware_id`'s trust document; its version and file.
 pub fn ecu_trust(dir: &Path, t: &EcuTrust) -> Result<(u32, PathBuf)> {
     super::Settings::load(dir)?;
@@ -227,25 +368,6 @@ pub fn ecu_trust(dir: &Path, t: &EcuTrust) -> Result<(u32, PathBuf)> {
         v.checked_add(1)
             .ok_or_else(|| Error::refused("trust document version exhausted"))
     })?;
-    let (suppliers, supplier_threshold) = match &t.suppliers {
-        SupplierKeys::Files(paths) => (
-            paths
-                .iter()
-                .map(|p| owned_public(p))
-                .collect::<Result<Vec<_>>>()?,
-            t.supplier_threshold.unwrap_or(1),
-        ),
-        SupplierKeys::Pinned {
-            name,
-            from,
-            ca,
-            now,
-        } => {
-            let (keys, threshold) =
-                pinned_supplier(dir, name, from.as_deref(), ca.as_deref(), *now)?;
-            (keys, t.supplier_threshold.unwrap_or(threshold))
-        }
-    };
     let held = match previous {
         None => None,
         Some(v) => {
@@ -264,6 +386,32 @@ pub fn ecu_trust(dir: &Path, t: &EcuTrust) -> Result<(u32, PathBuf)> {
     let held_doc = match &held {
         None => None,
         Some((_, bytes)) => Some(TrustDocument::provision(bytes, &t.hardware_id).map_err(refuse)?),
+    };
+    let (suppliers, supplier_threshold) = match &t.suppliers {
+        SupplierKeys::Files(paths) => (
+            paths
+                .iter()
+                .map(|p| owned_public(p))
+                .collect::<Result<Vec<_>>>()?,
+            t.supplier_threshold.unwrap_or(1),
+        ),
+        SupplierKeys::Pinned {
+            name,
+            from,
+            ca,
+            now,
+        } => {
+            let (keys, threshold) =
+                pinned_supplier(dir, name, from.as_deref(), ca.as_deref(), *now)?;
+            confirm_supplier_keys(
+                &super::Settings::load(dir)?,
+                name,
+                &keys,
+                held_doc.as_ref(),
+                &t.confirmed_keys,
+            )?;
+            (keys, t.supplier_threshold.unwrap_or(threshold))
+        }
     };
     let min_release_counter = t
         .min_release_counter
@@ -284,6 +432,9 @@ pub fn ecu_trust(dir: &Path, t: &EcuTrust) -> Result<(u32, PathBuf)> {
         .zip(&t.signer_keys)
         .map(|(k, p)| owned(k.key_id(), &k.rsa_public(), p))
         .collect::<Result<Vec<_>>>()?;
+    let others: Vec<&Owned> = suppliers.iter().chain(&regulators).collect();
+    check_signers(dir, &signer_specs, &others)?;
+    let signer_threshold = signer_threshold(t, held_doc.as_ref(), &signer_specs)?;
     let (sup, reg, sig) = (specs(&suppliers), specs(&regulators), specs(&signer_specs));
     let body = TrustBody {
         version,
@@ -292,7 +443,7 @@ pub fn ecu_trust(dir: &Path, t: &EcuTrust) -> Result<(u32, PathBuf)> {
         min_release_counter,
         suppliers: (&sup, supplier_threshold),
         regulators: (&reg, t.regulator_threshold),
-        signers: (&sig, t.signer_threshold),
+        signers: (&sig, signer_threshold),
     }
     .encode();
     // This version's signers, then the previous version's that are not among them.

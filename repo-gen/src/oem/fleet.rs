@@ -86,39 +86,44 @@ pub struct FleetUpdate {
     pub handled: BTreeSet<String>,
 }
 
-/// A published file: skipped when present with the right length (names are content hashes);
-/// else written through a temporary file and renamed, world-readable, fsynced if `durable`.
-fn put_file(path: &Path, bytes: &[u8], durable: bool) -> Result<bool> {
-    if std::fs::metadata(path).is_ok_and(|m| m.len() == bytes.len() as u64) {
+/// A published file: skipped when present with the right length (names are content hashes),
+/// or with `repair`, only when present with the right bytes (a damaged copy of the same length
+/// is replaced); else written through a temporary file and renamed, world-readable, fsynced if
+/// `durable`.
+fn put_file(
+    path: &Path,
+    bytes: &[u8],
+    durable: bool,
+    repair: bool,
+    staging: &Path,
+) -> Result<bool> {
+    use std::os::unix::fs::PermissionsExt;
+    if std::fs::metadata(path).is_ok_and(|m| m.len() == bytes.len() as u64)
+        && (!repair || fsutil::read_bounded(path, MAX_NODE_BYTES).is_ok_and(|b| b == bytes))
+    {
         return Ok(false);
     }
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".tmp-{name}"));
-    let write = || -> std::io::Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        if durable {
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)?;
-        if durable {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    };
-    match write() {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
-            write().map_err(Error::io(path))?;
-        }
-        r => r.map_err(Error::io(path))?,
+    // Made in the scratch directory (on the tree's file system), never among the served
+    // names: a crash leaves nothing in the tree, and the next locked command sweeps it.
+    let mut tmp = fsutil::temp_file_in(staging)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(fsutil::PUBLIC_FILE))
+        .map_err(Error::io(tmp.path()))?;
+    tmp.write_all(bytes).map_err(Error::io(path))?;
+    if durable {
+        tmp.as_file().sync_all().map_err(Error::io(path))?;
+    }
+    // A kill here leaves the temporary file, never a served name (the kill harness checks).
+    ota_client::fault::point(|| format!("staged {}", path.display()));
+    tmp.persist(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
+    if durable {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(Error::io(dir))?;
     }
     Ok(true)
 }
@@ -126,7 +131,12 @@ fn put_file(path: &Path, bytes: &[u8], durable: bool) -> Result<bool> {
 /// Nodes read from and written to the repository.
 pub struct RepoTree {
     repo: PathBuf,
+    /// Where temporary files are made ([`fsutil::staging_for`] of the tree's directory).
+    staging: Option<PathBuf>,
     durable: bool,
+    /// Compare nodes already present with what they must hold, and rewrite damaged ones
+    /// (`publish --force`).
+    repair: bool,
     pub written: usize,
     /// Parsed nodes of the top levels, which every shard's walk goes through.
     cache: HashMap<String, VehicleNode>,
@@ -136,7 +146,9 @@ impl RepoTree {
     pub fn new(repo: &Path, durable: bool) -> Self {
         RepoTree {
             repo: repo.to_path_buf(),
+            staging: None,
             durable,
+            repair: false,
             written: 0,
             cache: HashMap::new(),
         }
@@ -147,7 +159,23 @@ impl NodeSink for RepoTree {
     type Error = Error;
     fn put(&mut self, prefix: &str, link: &NodeLink, bytes: Vec<u8>) -> Result<()> {
         let path = self.repo.join(node_path(prefix, &link.sha256));
-        if put_file(&path, &bytes, self.durable)? {
+        let staging = match &self.staging {
+            Some(s) => s.clone(),
+            None => {
+                let dir = path.parent().unwrap_or(&self.repo);
+                std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+                for d in dir
+                    .ancestors()
+                    .take_while(|d| d.starts_with(&self.repo) && *d != self.repo)
+                {
+                    fsutil::make_public(d, fsutil::PUBLIC_DIR)?;
+                }
+                let s = fsutil::staging_for(dir);
+                self.staging = Some(s.clone());
+                s
+            }
+        };
+        if put_file(&path, &bytes, self.durable, self.repair, &staging)? {
             self.written += 1;
         }
         Ok(())
@@ -162,8 +190,17 @@ impl NodeSource for RepoTree {
         }
         let path = self.repo.join(node_path(prefix, &link.sha256));
         let bytes = fsutil::read_bounded(&path, MAX_NODE_BYTES)?;
-        ota_metadata::trusted_set::check_meta(&path.display().to_string(), &link.meta(), &bytes)
-            .map_err(Error::meta(&path))?;
+        // A node whose bytes do not hash to its name was damaged on disk. It cannot be rebuilt
+        // from the state: the assignment versions vehicles hold are only in the published
+        // tree. The copy the web server or store serves has the same name and the right bytes.
+        if ota_metadata::trusted_set::check_meta(&path.display().to_string(), &link.meta(), &bytes)
+            .is_err()
+        {
+            return Err(Error::refused(format!(
+                "{} is damaged (its bytes do not hash to its name): bring it back from the tree your web server or store serves (the same name holds the right bytes) with `ota-repo oem repair DIR --from URL_OR_DIR`, then publish again",
+                path.display()
+            )));
+        }
         let node = check_node(&bytes, prefix).map_err(Error::meta(&path))?;
         if prefix.len() < DIR_DIGITS {
             self.cache.insert(link.sha256.clone(), node.clone());
@@ -187,12 +224,28 @@ fn process_shard(
     base_root: Option<&NodeLink>,
 ) -> Result<Shard> {
     let (inv, _) = store::read_shard::<Vehicle>(dir, store::INVENTORY_DIR, shard)?;
+    let (removed, _) = store::read_shard::<String>(dir, store::REMOVED_DIR, shard)?;
     let (wanted, _) =
         store::read_shard::<BTreeMap<String, EcuAssignment>>(dir, store::ASSIGNMENTS_DIR, shard)?;
     let published: BTreeMap<String, VehicleEntry> = entries_under(base, base_root, shard)?
         .into_iter()
         .map(|l| (l.vin, l.entry))
         .collect();
+    // The published tree is the truth about who is in the fleet: a vehicle it lists with
+    // assignments that the inventory lacks was lost (the state deleted, or restored from an
+    // older backup), unless a command removed it.
+    if let Some(vin) = published
+        .iter()
+        .find(|(vin, e)| {
+            !e.ecus.is_empty() && !inv.contains_key(*vin) && !removed.contains_key(*vin)
+        })
+        .map(|(vin, _)| vin)
+    {
+        return Err(Error::refused(format!(
+            "vehicle {vin} is in the published tree with assignments but not in the inventory (DIR/{}/{shard}.json): the OEM's state was lost or restored from an older backup, and publishing it would withdraw the vehicle's assignments; restore the state from a newer backup, or take the vehicle out with `oem vehicle remove --vin {vin}`",
+            store::INVENTORY_DIR
+        )));
+    }
     let vins: BTreeSet<&String> = wanted.keys().chain(published.keys()).collect();
     let mut out = Shard {
         all: Vec::with_capacity(vins.len()),
@@ -276,21 +329,27 @@ pub fn served_tree(repo: &Path) -> Result<Option<NodeLink>> {
 }
 
 /// Bring the published vehicle tree in line with the wanted assignments; see the module doc.
-pub fn update_vehicles(dir: &Path, repo: &Path, s: &Settings) -> Result<FleetUpdate> {
+/// `force` rebuilds the whole tree and rewrites any node whose file is damaged.
+pub fn update_vehicles(dir: &Path, repo: &Path, s: &Settings, force: bool) -> Result<FleetUpdate> {
     store::migrate(dir)?;
     let leaf_max = vehicles::DEFAULT_LEAF_MAX;
     let suppliers: BTreeSet<String> = s.suppliers.keys().cloned().collect();
     let pending = store::pending(dir)?;
-    let record = Record::load(dir).filter(|r| r.leaf_max == leaf_max);
+    // The record must describe the tree that is published: one restored from an older backup
+    // (or left by a cut publish) does not, and versions must continue from what vehicles hold.
+    let served = served_tree(repo)?;
+    let record = Record::load(dir)
+        .filter(|r| r.leaf_max == leaf_max)
+        .filter(|r| served.is_none() || r.tree == served);
     let base_root = match &record {
         Some(r) => r.tree.clone(),
-        None => served_tree(repo)?,
+        None => served,
     };
     let same_suppliers = record
         .as_ref()
         .is_some_and(|r| r.suppliers.iter().cloned().collect::<BTreeSet<_>>() == suppliers);
     let mut report = FleetReport::default();
-    let bulk = record.is_none() || !same_suppliers || pending.len() > BULK_ABOVE;
+    let bulk = force || record.is_none() || !same_suppliers || pending.len() > BULK_ABOVE;
     let tree = if !bulk {
         incremental(
             dir,
@@ -302,7 +361,15 @@ pub fn update_vehicles(dir: &Path, repo: &Path, s: &Settings) -> Result<FleetUpd
             &mut report,
         )?
     } else {
-        bulk_build(dir, repo, &suppliers, base_root, leaf_max, &mut report)?
+        bulk_build(
+            dir,
+            repo,
+            &suppliers,
+            base_root,
+            leaf_max,
+            force,
+            &mut report,
+        )?
     };
     report.bulk = bulk;
     Ok(FleetUpdate {
@@ -345,12 +412,14 @@ fn incremental(
     Ok(root)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn bulk_build(
     dir: &Path,
     repo: &Path,
     suppliers: &BTreeSet<String>,
     base_root: Option<NodeLink>,
     leaf_max: usize,
+    repair: bool,
     report: &mut FleetReport,
 ) -> Result<Option<NodeLink>> {
     let workers = std::thread::available_parallelism()
@@ -368,6 +437,7 @@ fn bulk_build(
         for _ in 0..workers {
             scope.spawn(|| {
                 let mut tree = RepoTree::new(repo, false);
+                tree.repair = repair;
                 let mut written = 0;
                 let mut withdrawn = Vec::new();
                 let mut work = |g: usize, tree: &mut RepoTree| -> Result<Subtree> {
@@ -431,6 +501,7 @@ fn bulk_build(
         .collect();
     // Up the levels above the groups: 256 -> 16 -> 1.
     let mut tree = RepoTree::new(repo, false);
+    tree.repair = repair;
     for depth in (0..DIR_DIGITS - 1).rev() {
         let mut groups: BTreeMap<String, Vec<(char, Subtree)>> = BTreeMap::new();
         for (p, s) in level {
@@ -489,4 +560,53 @@ pub fn published_assignments(
                 (l.entry, doc)
             }),
     )
+}
+
+/// Bring back damaged or missing nodes of the published vehicle tree from another copy of the
+/// tree (`from`: the URL or directory a web server or store serves it from; `ca` for HTTPS).
+/// Every node the served index reaches is checked against its hash; one that does not match is
+/// fetched from `from` under the same name, checked, and written. The nodes cannot be rebuilt
+/// from the OEM's state: the assignment versions vehicles hold are only in the published tree.
+/// Returns how many nodes were repaired.
+pub fn repair_from(repo: &Path, from: &str, ca: Option<&Path>) -> Result<usize> {
+    use ota_client::tuf::Fetch;
+    let Some(root) = served_tree(repo)? else {
+        return Ok(0);
+    };
+    let fetcher = crate::net::fetcher(ca, &ota_client::tuf::Limits::default())?;
+    let mut base = crate::net::location(from);
+    if !base.ends_with('/') {
+        base.push('/');
+    }
+    let tree_dir = repo.join("vehicles").join("tree");
+    let staging = fsutil::staging_for(&tree_dir);
+    let mut repaired = 0;
+    let mut stack = vec![(String::new(), root)];
+    while let Some((prefix, link)) = stack.pop() {
+        let rel = node_path(&prefix, &link.sha256);
+        let path = repo.join(&rel);
+        let good = |b: &[u8]| ota_metadata::trusted_set::check_meta(&rel, &link.meta(), b).is_ok();
+        let bytes = match fsutil::read_bounded(&path, MAX_NODE_BYTES) {
+            Ok(b) if good(&b) => b,
+            _ => {
+                let url = format!("{base}{rel}");
+                let b = fetcher
+                    .fetch(&url, MAX_NODE_BYTES)
+                    .map_err(|e| Error::refused(format!("{url}: {e}")))?;
+                if !good(&b) {
+                    return Err(Error::refused(format!(
+                        "{url} does not hold the right bytes either: no good copy of {rel} there"
+                    )));
+                }
+                put_file(&path, &b, true, true, &staging)?;
+                repaired += 1;
+                b
+            }
+        };
+        let node = check_node(&bytes, &prefix).map_err(Error::meta(&path))?;
+        for (digit, child) in node.children {
+            stack.push((format!("{prefix}{digit}"), child));
+        }
+    }
+    Ok(repaired)
 }

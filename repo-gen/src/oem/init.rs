@@ -7,6 +7,9 @@ use ota_metadata::DateTime;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// The longest a regulator's timestamp may run, for a new OEM (`oem regulator max-age`).
+pub const DEFAULT_REGULATOR_MAX_AGE: &str = "12h";
+
 /// Create an OEM master repository with keys for every role, and publish it (empty).
 pub fn init(dir: &Path, roles: &RoleOptions, bins: Option<u32>, now: DateTime) -> Result<()> {
     workdir::check_new(dir, KIND)?;
@@ -31,6 +34,9 @@ pub fn init(dir: &Path, roles: &RoleOptions, bins: Option<u32>, now: DateTime) -
         suppliers: BTreeMap::new(),
         regulators: BTreeMap::new(),
         regulator_threshold: 1,
+        // Twice a regulator's default timestamp lifetime: a replayed regulator tree from
+        // before a revocation is refused at most 12 hours after it was signed.
+        regulator_max_age: Some(DEFAULT_REGULATOR_MAX_AGE.into()),
         reviews: Vec::new(),
     };
     let root_keys = signing_keys(&root, "root", &settings.roles["root"])?;

@@ -130,6 +130,32 @@ pub fn vehicle_add(dir: &Path, vin: &str, ecus: &[String], aftermarket: &[String
         }
     }
     inv.vehicles.insert(vin.into(), v);
+    inv.save(dir)?;
+    // Back in the fleet: no longer removed.
+    let (mut removed, scope) = store::load::<String>(dir, store::REMOVED_DIR, Some(&[vin]))?;
+    if removed.remove(vin).is_some() {
+        store::save(dir, store::REMOVED_DIR, &removed, &scope)?;
+    }
+    Ok(())
+}
+
+/// Take vehicle `vin` out of the fleet (scrapped, exported): its inventory entry and
+/// assignments go, and a tombstone records that it went by a command, so the next publish
+/// withdraws its assignments (a higher version with none) instead of refusing a state that lost
+/// it. Adding it again later clears the tombstone.
+pub fn vehicle_remove(dir: &Path, vin: &str, now: ota_metadata::DateTime) -> Result<()> {
+    check_oem(dir)?;
+    names::check_vin(vin)?;
+    let mut inv = Inventory::load_for(dir, &[vin])?;
+    inv.vehicle(vin)?;
+    // The tombstone first: a crash after it leaves a vehicle still listed, which is safe.
+    let (mut removed, scope) = store::load::<String>(dir, store::REMOVED_DIR, Some(&[vin]))?;
+    removed.insert(vin.into(), now.to_string());
+    store::save(dir, store::REMOVED_DIR, &removed, &scope)?;
+    let mut a = super::Assignments::load_for(dir, &[vin])?;
+    a.vehicles.remove(vin);
+    a.save(dir)?;
+    inv.vehicles.remove(vin);
     inv.save(dir)
 }
 

@@ -41,10 +41,13 @@ pub use assign::{assign, Assign, AssignTarget};
 pub use ecu_trust::{ecu_trust, EcuTrust};
 pub use init::init;
 pub use inventory::{
-    ecu_add, ecu_remove, ecu_replace, vehicle_add, EcuRecord, Inventory, Reported, Vehicle,
+    ecu_add, ecu_remove, ecu_replace, vehicle_add, vehicle_remove, EcuRecord, Inventory, Reported,
+    Vehicle,
 };
 pub use publish::{publish, OemReport, Record};
-pub use regulators::{regulator_add, regulator_remove, regulator_repin, regulator_threshold};
+pub use regulators::{
+    regulator_add, regulator_max_age, regulator_remove, regulator_repin, regulator_threshold,
+};
 pub use report::{
     clear_flags, ecu_key, flags, ingest, ingest_bytes, vehicle_key, Flag, Ingested, FLAGGED,
     MAX_REPORT, RECALLS,
@@ -115,6 +118,11 @@ pub struct Settings {
     pub regulators: BTreeMap<String, RepositoryPin>,
     /// Distinct regulators that must approve an image.
     pub regulator_threshold: u32,
+    /// The longest a regulator's timestamp may run (`12h`, `1d`): vehicles refuse a regulator
+    /// whose timestamp runs longer, which bounds how long a replayed regulator tree from
+    /// before a revocation is accepted. Absent: no bound beyond the timestamp's expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regulator_max_age: Option<String>,
     #[serde(default)]
     pub reviews: Vec<ReviewRequest>,
 }
@@ -128,6 +136,12 @@ impl Settings {
         }
         // More than the regulators authorized is allowed (one was removed, another is on its
         // way; `regulator remove` warns), none is not: every image would pass unreviewed.
+        if let Some(age) = &s.regulator_max_age {
+            workdir::parse_lifetime(age).map_err(|e| crate::error::Error::Config {
+                path: workdir::settings_path(dir),
+                reason: format!("regulator_max_age {age:?}: {e}"),
+            })?;
+        }
         if s.regulator_threshold == 0 {
             return Err(crate::error::Error::Config {
                 path: workdir::settings_path(dir),

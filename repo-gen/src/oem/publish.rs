@@ -28,6 +28,8 @@ pub struct OemReport {
 }
 
 pub fn publish(dir: &Path, now: DateTime, force: bool) -> Result<OemReport> {
+    // A key rotation a kill cut off is finished (or undone) first.
+    crate::rotation::resume::<Settings>(dir, now)?;
     let s = Settings::load(dir)?;
     let root = publish::read_root(&workdir::repository_path(dir))?;
     publish_with(dir, &s, &root, now, force, &BTreeMap::new())
@@ -52,7 +54,7 @@ pub fn publish_with(
     // Each vehicle's file and the tree, for what changed; then the record, before the
     // timestamp lands: a crash after this point leaves files and record that agree, and the
     // next publish completes the job.
-    let up = fleet::update_vehicles(dir, &repo, s)?;
+    let up = fleet::update_vehicles(dir, &repo, s, force)?;
     let index = body_of(&VehicleIndex {
         type_: VehicleIndex::TYPE.into(),
         spec_version: SPEC_VERSION.into(),
@@ -79,9 +81,17 @@ pub fn publish_with(
             },
         );
     }
+    let max_timestamp_lifetime = match &s.regulator_max_age {
+        None => None,
+        Some(age) => Some(
+            u64::try_from(crate::workdir::parse_lifetime(age)?)
+                .map_err(|_| Error::refused(format!("regulator_max_age {age:?}")))?,
+        ),
+    };
     let policy = RegulatorPolicy {
         threshold: s.regulator_threshold,
         regulators: s.regulators.clone(),
+        max_timestamp_lifetime,
     };
     let json = |v: Result<Value, serde_json::Error>| v.map_err(|e| Error::refused(e.to_string()));
     targets.extra.insert(

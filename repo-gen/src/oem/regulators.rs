@@ -9,17 +9,31 @@ use ota_metadata::names;
 use std::path::Path;
 
 /// The pin of regulator `name` from its root file, refused if another authorized regulator
-/// holds any of its root keys: regulators count by key material, so the same regulator under
-/// two names would let one approval pass for two.
+/// or a pinned supplier holds any key of any role of it (root, targets, snapshot,
+/// timestamp): regulators count by key material, so the same regulator under two names would
+/// let one approval pass for two, and a supplier holding a regulator's key approves its own
+/// images.
 fn regulator_pin(s: &Settings, name: &str, root_file: &Path, url: &str) -> Result<RepositoryPin> {
     let pin = pin_from_file(&format!("regulator {name}"), root_file, url)?;
     let policy = RegulatorPolicy {
         threshold: s.regulator_threshold,
         regulators: s.regulators.clone(),
+        max_timestamp_lifetime: None,
     };
-    if let Some(other) = policy.sharing_keys(&pin.key_material(), name) {
+    let keys = pin.all_key_material();
+    if let Some(other) = policy.sharing_keys(&keys, name) {
         return Err(Error::refused(format!(
-            "the root of {name} ({}) shares root keys with regulator {other}: one regulator cannot be authorized twice",
+            "the root of {name} ({}) shares keys with regulator {other}: one regulator cannot be authorized twice (regulators count by key material, in every role)",
+            root_file.display()
+        )));
+    }
+    if let Some((supplier, _)) = s
+        .suppliers
+        .iter()
+        .find(|(_, e)| !e.repository.all_key_material().is_disjoint(&keys))
+    {
+        return Err(Error::refused(format!(
+            "the root of {name} ({}) shares keys with supplier {supplier}: a regulator must hold keys of its own",
             root_file.display()
         )));
     }
@@ -83,5 +97,21 @@ pub fn regulator_threshold(dir: &Path, k: u32) -> Result<()> {
         )));
     }
     s.regulator_threshold = k;
+    s.save(dir)
+}
+
+/// Set (or with `None`, remove) the longest a regulator's timestamp may run; vehicles enforce
+/// it. Refused below 1 minute: no regulator could publish often enough.
+pub fn regulator_max_age(dir: &Path, age: Option<&str>) -> Result<()> {
+    let mut s = Settings::load(dir)?;
+    if let Some(a) = age {
+        let secs = crate::workdir::parse_lifetime(a)?;
+        if secs < 60 {
+            return Err(Error::refused(format!(
+                "regulator max age {a:?}: at least 1 minute (regulators renew their timestamp from cron)"
+            )));
+        }
+    }
+    s.regulator_max_age = age.map(str::to_string);
     s.save(dir)
 }

@@ -5,6 +5,7 @@
 //! ```text
 //! DIR/inventory/KKK.json     the vehicles whose SHA-256(VIN) starts with hex KKK (4096 shards)
 //! DIR/assignments/KKK.json   their assignments
+//! DIR/removed/KKK.json       the vehicles `oem vehicle remove` took out (their tombstones)
 //! DIR/pending/KKK            a shard changed since the last publish (written before the shard)
 //! ```
 //! The shard of a VIN is the first `DIR_DIGITS` hex digits of its key in the published tree
@@ -25,6 +26,9 @@ use std::path::{Path, PathBuf};
 pub const INVENTORY_DIR: &str = "inventory";
 pub const ASSIGNMENTS_DIR: &str = "assignments";
 pub const PENDING_DIR: &str = "pending";
+/// Vehicles removed by `oem vehicle remove` (VIN -> when): a vehicle the published tree lists
+/// but the inventory lacks is refused unless it is here (the state was lost or restored).
+pub const REMOVED_DIR: &str = "removed";
 /// Bound on one shard file (a shard holds about 1/4096 of the fleet).
 const MAX_SHARD: u64 = 256 << 20;
 

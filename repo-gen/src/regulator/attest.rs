@@ -4,7 +4,7 @@ use crate::publish::read_root;
 use crate::root_build::signing_keys;
 use crate::supplier::store_target;
 use crate::workdir;
-use ota_metadata::documents::{Attestation, Finding, Release, Verdict};
+use ota_metadata::documents::{veto_target, Attestation, Finding, Release, Verdict};
 use ota_metadata::roles::SPEC_VERSION;
 use ota_metadata::{sign_document, DateTime};
 use std::collections::BTreeMap;
@@ -41,39 +41,60 @@ pub fn write_attestation(
         reason: reason.clone(),
         extra,
     };
+    let vetoes = vetoed_bytes(&release, verdict, &doc.findings)?;
     let bytes = sign_document(&doc, &keys.iter().collect::<Vec<_>>())?;
     let file = store_target(&repo, &release.attestation_target(), &bytes)?;
+    for sha in &vetoes {
+        store_target(&repo, &veto_target(sha), &bytes)?;
+    }
     let rec = AttestationRecord {
         release,
         verdict,
         reason,
         file,
+        vetoes,
     };
     s.attestations
         .insert(rec.release.manifest_sha256.clone(), rec.clone());
     Ok(rec)
 }
 
+/// The bytes a verdict on `release` vetoes: none for an approval; for a rejection or a
+/// revocation, the image's SHA-256 and, for an encrypted image, its plaintext's, unless the
+/// regulator could not decrypt it (then it never saw the plaintext, and vetoing the hash the
+/// supplier merely claims would let a supplier veto someone else's image).
+fn vetoed_bytes(release: &Release, verdict: Verdict, findings: &[Finding]) -> Result<Vec<String>> {
+    let undecryptable = findings.iter().any(|f| f.rule == UNDECRYPTABLE);
+    Ok(match verdict {
+        Verdict::Approved => Vec::new(),
+        Verdict::Rejected if undecryptable => vec![release.image_sha256()?],
+        _ => release.content_sha256s()?,
+    })
+}
+
+/// The finding of an encrypted image the regulator could not decrypt.
+pub const UNDECRYPTABLE: &str = "undecryptable";
+
 /// The compact approval of `release` for full-verification ECUs: each key's signature over
 /// `ota_ecu::attestation::message` of the release's compact manifest body (rebuilt from the
-/// release's fields exactly as the supplier built it).
+/// release's fields exactly as the supplier built it, with the plaintext's length and hash
+/// for an encrypted image).
 fn compact_approval(
     release: &Release,
     keys: &[ota_metadata::SigningKey],
 ) -> Result<serde_json::Value> {
-    let sha = release
-        .hashes
-        .get("sha256")
-        .and_then(|h| hex::decode(h).ok())
-        .and_then(|v| <[u8; 32]>::try_from(v).ok())
-        .ok_or_else(|| Error::refused("the release lists no SHA-256 of the image"))?;
+    // The ECU verifies what it receives, the plaintext of an encrypted image: the approval
+    // is over the compact body it rebuilds, with the plaintext's length and hash.
+    let (length, sha) = release
+        .received()
+        .map_err(|e| Error::refused(format!("the release: {e}")))?;
     let m = ota_metadata::documents::ImageManifest::new(
         &release.supplier,
         &release.uid,
         &release.version,
         release.release_counter,
         release.hardware_ids.clone(),
-        release.length,
+        length,
         sha,
     )?;
     let msg = ota_ecu::attestation::message(&m.compact_body()?.encode());

@@ -8,11 +8,21 @@ use ota_metadata::{names, DateTime};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// A regulator's timestamp lifetime unless told otherwise.
+pub const DEFAULT_TIMESTAMP_LIFETIME: &str = "6h";
+
 /// Create a regulator's attestation repository and publish it (empty).
 pub fn init(dir: &Path, name: &str, roles: &RoleOptions, now: DateTime) -> Result<()> {
     names::check_role_name(name).map_err(|e| Error::refused(format!("regulator name: {e}")))?;
     workdir::check_new(dir, KIND)?;
-    let roles = role_configs(&TOP_LEVEL_ROLES, roles)?;
+    // A short timestamp: it is what proves a revocation is not being withheld. `regulator
+    // publish` from cron renews it (OEMs require at most 12 h by default).
+    let mut roles = roles.clone();
+    roles
+        .expires
+        .entry("timestamp".into())
+        .or_insert_with(|| DEFAULT_TIMESTAMP_LIFETIME.into());
+    let roles = role_configs(&TOP_LEVEL_ROLES, &roles)?;
     let root = build_root(&roles, 1, now)?;
     let settings = Settings {
         kind: KIND.into(),

@@ -46,6 +46,24 @@ pub struct AttestationRecord {
     pub reason: Option<String>,
     /// The signed attestation file.
     pub file: FileInfo,
+    /// The SHA-256s of the bytes this rejection or revocation vetoes (published as
+    /// `<sha>.veto.json`, the same signed file): the image's, and an encrypted image's
+    /// plaintext's when this regulator decrypted it. Empty for an approval.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vetoes: Vec<String>,
+}
+
+impl AttestationRecord {
+    /// The bytes this record vetoes (a record written before vetoes were recorded: its image's).
+    pub fn vetoed(&self) -> Vec<String> {
+        if self.verdict == Verdict::Approved {
+            return Vec::new();
+        }
+        if !self.vetoes.is_empty() {
+            return self.vetoes.clone();
+        }
+        self.release.image_sha256().into_iter().collect()
+    }
 }
 
 /// `ota-repo.json` of a regulator. Unknown fields are refused: a misspelt setting would
@@ -76,15 +94,29 @@ impl Settings {
 }
 
 impl Settings {
-    /// The revocation of an earlier release of the image with hash `image_sha256`, if any.
-    pub fn revoked_image(&self, image_sha256: &str) -> Option<&AttestationRecord> {
+    /// The revocation of an earlier release of the bytes with hash `sha256` (an image's, or
+    /// an encrypted image's plaintext's), if any.
+    pub fn revoked_image(&self, sha256: &str) -> Option<&AttestationRecord> {
         self.attestations.values().find(|r| {
             r.verdict == Verdict::Revoked
                 && r.release
-                    .hashes
-                    .get("sha256")
-                    .map(|h| h.to_ascii_lowercase())
-                    == Some(image_sha256.to_ascii_lowercase())
+                    .content_sha256s()
+                    .is_ok_and(|c| c.iter().any(|c| c.eq_ignore_ascii_case(sha256)))
         })
+    }
+
+    /// Each vetoed SHA-256 with the record that vetoes it: a revocation before a rejection,
+    /// then the lowest manifest hash (one file per bytes, the same at every publish).
+    pub fn vetoes(&self) -> BTreeMap<String, &AttestationRecord> {
+        let mut out: BTreeMap<String, &AttestationRecord> = BTreeMap::new();
+        for r in self.attestations.values() {
+            for sha in r.vetoed() {
+                let slot = out.entry(sha.to_ascii_lowercase()).or_insert(r);
+                if slot.verdict != Verdict::Revoked && r.verdict == Verdict::Revoked {
+                    *slot = r;
+                }
+            }
+        }
+        out
     }
 }

@@ -1,8 +1,9 @@
 use super::Settings;
 use crate::error::Result;
+use crate::fsutil;
 use crate::publish::{self, body_of, role_signers, PublishPlan, Report, RoleDoc, Signer};
 use crate::workdir;
-use ota_metadata::documents::attestation_target;
+use ota_metadata::documents::{attestation_target, veto_target};
 use ota_metadata::roles::{Root, TargetFile, Targets};
 use ota_metadata::{DateTime, SigningKey};
 use serde_json::json;
@@ -11,6 +12,8 @@ use std::path::Path;
 
 /// Sign and write the attestation repository's current content.
 pub fn publish(dir: &Path, now: DateTime, force: bool) -> Result<Report> {
+    // A key rotation a kill cut off is finished (or undone) first.
+    crate::rotation::resume::<Settings>(dir, now)?;
     let s = Settings::load(dir)?;
     let root = publish::read_root(&workdir::repository_path(dir))?;
     publish_with(dir, &s, &root, now, force, &BTreeMap::new())
@@ -44,6 +47,35 @@ pub fn publish_with(
                     "version": rec.release.version,
                     "release_counter": rec.release.release_counter,
                     "image_sha256": rec.release.hashes.get("sha256"),
+                })),
+            },
+        );
+    }
+    // Each veto: the same signed file as the attestation, listed under the bytes it vetoes
+    // (written at attest time; written again here if a record predates vetoes).
+    for (sha, rec) in s.vetoes() {
+        let name = veto_target(&sha);
+        let file = repo
+            .join("targets")
+            .join(format!("{}.{name}", rec.file.sha256));
+        if !file.exists() {
+            let attestation = repo.join("targets").join(format!(
+                "{}.{}",
+                rec.file.sha256,
+                attestation_target(&rec.release.manifest_sha256)
+            ));
+            let bytes = fsutil::read_bounded(&attestation, 1 << 20)?;
+            fsutil::write_once(&file, &bytes)?;
+        }
+        t.targets.insert(
+            name,
+            TargetFile {
+                length: rec.file.length,
+                hashes: BTreeMap::from([("sha256".to_string(), rec.file.sha256.clone())]),
+                custom: Some(json!({
+                    "kind": "veto",
+                    "verdict": rec.verdict,
+                    "manifest_sha256": rec.release.manifest_sha256,
                 })),
             },
         );

@@ -208,7 +208,7 @@ fn judge(
         )));
     }
     // An encrypted image is scanned decrypted; one that cannot be decrypted is rejected.
-    let (path, sha, mut findings) = if m.encryption.is_some() {
+    let (path, _, mut findings) = if m.encryption.is_some() {
         let keys_path = o.decryption_keys.ok_or_else(|| {
             let _ = std::fs::remove_file(&v.path);
             Error::refused(format!(
@@ -232,7 +232,7 @@ fn judge(
             }
             Err(e) => {
                 let finding = Finding {
-                    rule: "undecryptable".into(),
+                    rule: super::attest::UNDECRYPTABLE.into(),
                     detail: format!("the encrypted image could not be decrypted for scanning: {e}"),
                     advisory: None,
                 };
@@ -255,15 +255,27 @@ fn judge(
             })?;
         (v.path, sha, findings)
     };
-    // A new release of bytes this regulator revoked stays refused.
-    if let Some(rev) = s.revoked_image(&sha) {
+    // A new release of bytes this regulator vetoed (revoked, or rejected) stays refused: the
+    // veto follows the bytes, whatever label they come under.
+    let vetoes = s.vetoes();
+    let earlier = release
+        .content_sha256s()?
+        .iter()
+        .find_map(|c| vetoes.get(&c.to_ascii_lowercase()).copied());
+    if let Some(rec) = earlier {
+        let (rule, what) = match rec.verdict {
+            Verdict::Revoked => ("revoked", "revoked"),
+            _ => ("rejected-before", "rejected"),
+        };
         findings.push(Finding {
-            rule: "revoked".into(),
+            rule: rule.into(),
             detail: format!(
-                "these bytes were revoked as {} {}: {}",
-                rev.release.uid,
-                rev.release.version,
-                rev.reason.as_deref().unwrap_or("no reason given")
+                "these bytes were {what} as {} {}: {}",
+                rec.release.uid,
+                rec.release.version,
+                rec.reason
+                    .as_deref()
+                    .unwrap_or("see that attestation's findings")
             ),
             advisory: None,
         });

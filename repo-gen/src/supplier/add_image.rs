@@ -127,17 +127,20 @@ struct HashingWriter<W> {
     inner: W,
     hasher: Sha256,
     length: u64,
+    /// Set when writing failed (a full disk): the error is then the destination's, not the
+    /// input's, whatever `std::io::copy` reports it as.
+    failed: bool,
 }
 
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
+        let n = self.inner.write(buf).inspect_err(|_| self.failed = true)?;
         self.hasher.update(&buf[..n]);
         self.length += n as u64;
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
+        self.inner.flush().inspect_err(|_| self.failed = true)
     }
 }
 
@@ -181,7 +184,6 @@ fn store_image(
     let dir = repo.join("targets");
     // Staged outside the tree: a crash mid-copy leaves no partial image in it.
     let mut tmp = fsutil::temp_for(&dir)?;
-    let tmp_path = tmp.path().to_path_buf();
     let (length, sha, plaintext) = {
         let mut input = Counting {
             inner: f,
@@ -194,10 +196,15 @@ fn store_image(
             inner: std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut()),
             hasher: Sha256::new(),
             length: 0,
+            failed: false,
         };
         let encrypted = match how {
             Storing::Plain => {
-                std::io::copy(&mut input, &mut out).map_err(Error::io(src))?;
+                if let Err(e) = std::io::copy(&mut input, &mut out) {
+                    // Name the side that failed: a full disk is the destination's.
+                    let at = if out.failed { dir.as_path() } else { src };
+                    return Err(Error::io(at)(e));
+                }
                 false
             }
             Storing::Encrypted(key, chunk) => {
@@ -214,7 +221,8 @@ fn store_image(
                 true
             }
         };
-        out.flush().map_err(Error::io(&tmp_path))?;
+        // A full disk: named by where the image goes (the temporary file is ours, not theirs).
+        out.flush().map_err(Error::io(&dir))?;
         if input.length == 0 {
             // Truncated while being read.
             return Err(Error::EmptyImage {
@@ -227,7 +235,7 @@ fn store_image(
         });
         (out.length, hex::encode(out.hasher.finalize()), plaintext)
     };
-    tmp.as_file().sync_all().map_err(Error::io(&tmp_path))?;
+    tmp.as_file().sync_all().map_err(Error::io(&dir))?;
     let dest = dir.join(format!("{sha}.{name}"));
     // A published target is never replaced: the same content already there is kept as it is.
     match tmp.persist_noclobber(&dest) {

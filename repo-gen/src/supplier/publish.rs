@@ -39,6 +39,8 @@ fn target_entries(images: &[&ImageRecord]) -> BTreeMap<String, TargetFile> {
 
 /// Sign and write the repository's current content. `force` re-signs every role.
 pub fn publish(dir: &Path, now: DateTime, force: bool) -> Result<Report> {
+    // A key rotation a kill cut off is finished (or undone) first.
+    crate::rotation::resume::<Settings>(dir, now)?;
     let s = Settings::load(dir)?;
     let repo = workdir::repository_path(dir);
     let root = publish::read_root(&repo)?;

@@ -3,11 +3,15 @@
 //! fresh behind a CDN, sending only what the store lacks; `--prune` then drops metadata no
 //! client can still need ([`prune`]).
 //!
-//! The three publishers' trees are uploaded alike. The working directory's lock is held, so a
-//! publish cannot change the tree mid-upload. A store whose `timestamp.json` is newer than the
-//! local one (another machine published) is refused: overwriting it would roll clients back.
+//! The three publishers' trees are uploaded alike. The working directory's lock is held (also
+//! when the tree is named by its `repository/` path), so a publish cannot change the tree
+//! mid-upload; and the timestamp sent is the one read before the store was listed
+//! ([`guard::LocalView`]). Before anything is sent the store is checked ([`guard`]): another
+//! tree, a fork of this one (a working directory restored from a backup) or a newer state is
+//! refused; before the timestamp is sent, everything it leads to must be in the store.
 
 pub mod destination;
+pub mod guard;
 pub mod plan;
 pub mod prune;
 
@@ -73,6 +77,23 @@ pub fn tree_of(dir: &Path) -> Result<PathBuf> {
     )))
 }
 
+/// The working directory whose lock guards the tree of `dir`: `dir` itself, or the working
+/// directory whose `repository/` it is (a tree named by its path is still a publisher's).
+pub fn working_dir_of(dir: &Path) -> PathBuf {
+    if crate::workdir::settings_path(dir).exists() {
+        return dir.to_path_buf();
+    }
+    let canon = |p: &Path| std::fs::canonicalize(p).ok();
+    if let Some(parent) = canon(dir).and_then(|d| d.parent().map(Path::to_path_buf)) {
+        if crate::workdir::settings_path(&parent).exists()
+            && canon(&crate::workdir::repository_path(&parent)) == canon(dir)
+        {
+            return parent;
+        }
+    }
+    dir.to_path_buf()
+}
+
 /// Every file of the tree: `/`-separated name -> size. Temporary files (`.tmp-*`) are left out.
 fn local_files(repo: &Path) -> Result<BTreeMap<String, u64>> {
     fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, u64>) -> Result<()> {
@@ -86,7 +107,8 @@ fn local_files(repo: &Path) -> Result<BTreeMap<String, u64>> {
             let t = e.file_type().map_err(Error::io(&path))?;
             if t.is_dir() {
                 walk(base, &path, out)?;
-            } else if t.is_file() {
+            } else {
+                // Regular files only: `tree_check` refused links before.
                 let rel = path
                     .strip_prefix(base)
                     .map_err(|_| Error::refused("internal: path outside the tree"))?;
@@ -126,6 +148,7 @@ fn timestamp_version(bytes: &[u8]) -> Option<u64> {
 /// Upload the tree of `dir` as `o` says.
 pub fn upload(dir: &Path, o: &UploadOpts) -> Result<UploadReport> {
     let repo = tree_of(dir)?;
+    crate::tree_check::check_tree(&repo)?;
     let dest = destination::open(&o.to, &o.s3_config)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -136,67 +159,31 @@ pub fn upload(dir: &Path, o: &UploadOpts) -> Result<UploadReport> {
 }
 
 async fn run(repo: &Path, dest: destination::Destination, o: &UploadOpts) -> Result<UploadReport> {
+    // Read before the listing: publish writes the timestamp last, so what it names is listed.
+    let view = guard::LocalView::read(repo)?;
     let mut local = local_files(repo)?;
+    let what = format!("the store at {}", dest.display);
+    let remote = list(&dest, &what).await?;
+    guard::check_store(&dest, repo, &view, &local, &remote).await?;
     // With --prune, what would be dropped is not sent in the first place.
     let keep = if o.prune {
-        Some(prune::keep(repo)?)
+        Some(store_keep(&dest, repo, &remote).await?)
     } else {
         None
     };
     if let Some(keep) = &keep {
         local.retain(|name, _| !prune::droppable(name, keep));
     }
-    let what = format!("the store at {}", dest.display);
-    let remote: BTreeMap<String, u64> = dest
-        .store
-        .list(Some(&dest.prefix))
-        .map_ok(|m| {
-            let name = m
-                .location
-                .prefix_match(&dest.prefix)
-                .map(|parts| {
-                    parts
-                        .map(|p| p.as_ref().to_string())
-                        .collect::<Vec<_>>()
-                        .join("/")
-                })
-                .unwrap_or_default();
-            (name, m.size)
-        })
-        .try_collect()
-        .await
-        .map_err(store_err(&what))?;
 
-    // The mutable files the store holds: the same bytes, or older (never newer).
+    // The mutable files the store holds with the local bytes (name and size cannot tell).
     let mut same = Vec::new();
-    for name in ["root.json", "timestamp.json"] {
-        let Some(&size) = remote.get(name) else {
-            continue;
-        };
-        if size > MAX_MUTABLE {
-            continue;
-        }
-        let theirs = dest
-            .store
-            .get(&location(&dest.prefix, name))
-            .await
-            .map_err(store_err(&what))?
-            .bytes()
-            .await
-            .map_err(store_err(&what))?;
-        let ours = fsutil::read_bounded(&repo.join(name), MAX_MUTABLE)?;
-        if name == "timestamp.json" {
-            if let (Some(t), Some(l)) = (timestamp_version(&theirs), timestamp_version(&ours)) {
-                if t > l {
-                    return Err(Error::StoreAhead {
-                        store: dest.display.clone(),
-                        remote: t,
-                        local: l,
-                    });
-                }
-            }
-        }
-        if theirs[..] == ours[..] {
+    for (name, ours) in [
+        ("root.json", &view.root),
+        ("timestamp.json", &view.timestamp),
+    ] {
+        if remote.get(name).is_some_and(|&size| size <= MAX_MUTABLE)
+            && guard::fetch(&dest, name).await?[..] == ours[..]
+        {
             same.push(name);
         }
     }
@@ -213,17 +200,33 @@ async fn run(repo: &Path, dest: destination::Destination, o: &UploadOpts) -> Res
     }
 
     let progress = Progress::new(p.files(), p.bytes());
+    let mut sent = std::collections::BTreeSet::new();
     for phase in &p.phases {
+        if phase.iter().any(|s| s.kind == plan::Kind::Timestamp) {
+            if let Some(name) = guard::missing_before_timestamp(repo, &view, &remote, &sent)? {
+                return Err(Error::StoreIncomplete {
+                    store: dest.display.clone(),
+                    name,
+                });
+            }
+        }
         stream::iter(phase.iter().map(Ok::<_, Error>))
             .try_for_each_concurrent(o.jobs.max(1), |s| {
-                let (dest, progress) = (&dest, &progress);
+                let (dest, progress, view) = (&dest, &progress, &view);
                 async move {
-                    put(dest, repo, s, o.short_max_age).await?;
+                    let bytes = match s.kind {
+                        plan::Kind::Timestamp => Some(view.timestamp.as_slice()),
+                        plan::Kind::Root => Some(view.root.as_slice()),
+                        _ => None,
+                    };
+                    put(dest, repo, s, o.short_max_age, bytes).await?;
+                    ota_client::fault::point(|| format!("sent {}", s.name));
                     progress.done(s.size);
                     Ok(())
                 }
             })
             .await?;
+        sent.extend(phase.iter().map(|s| s.name.clone()));
     }
     progress.finish();
     report.sent = p.files();
@@ -241,12 +244,67 @@ async fn run(repo: &Path, dest: destination::Destination, o: &UploadOpts) -> Res
     Ok(report)
 }
 
+/// Every object under the destination's prefix: `/`-separated name -> size.
+async fn list(dest: &destination::Destination, what: &str) -> Result<BTreeMap<String, u64>> {
+    dest.store
+        .list(Some(&dest.prefix))
+        .map_ok(|m| {
+            let name = m
+                .location
+                .prefix_match(&dest.prefix)
+                .map(|parts| {
+                    parts
+                        .map(|p| p.as_ref().to_string())
+                        .collect::<Vec<_>>()
+                        .join("/")
+                })
+                .unwrap_or_default();
+            (name, m.size)
+        })
+        .try_collect()
+        .await
+        .map_err(store_err(what))
+}
+
+/// What `--prune` keeps: the local tree's current and previous snapshots and what they name,
+/// and the same for the store's as the upload found it (its clients are mid-walk in it).
+async fn store_keep(
+    dest: &destination::Destination,
+    repo: &Path,
+    remote: &BTreeMap<String, u64>,
+) -> Result<prune::Keep> {
+    let mut keep = prune::keep(repo)?;
+    if !remote.contains_key("timestamp.json") {
+        return Ok(keep);
+    }
+    let ts = guard::fetch(dest, "timestamp.json").await?;
+    let current = serde_json::from_slice::<serde_json::Value>(&ts)
+        .ok()
+        .and_then(|v| v.pointer("/signed/meta/snapshot.json/version")?.as_u64());
+    let Some(current) = current else {
+        return Ok(keep);
+    };
+    for n in current.saturating_sub(1).max(1)..=current {
+        let name = format!("{n}.snapshot.json");
+        if !remote.contains_key(&name) {
+            continue;
+        }
+        let snap: serde_json::Value = serde_json::from_slice(&guard::fetch(dest, &name).await?)
+            .map_err(|e| Error::refused(format!("{name} in {}: {e}", dest.display)))?;
+        prune::keep_snapshot(&mut keep, n, &snap, Path::new(&name))?;
+    }
+    Ok(keep)
+}
+
 /// Send one file with its cache rules.
+/// Send one file with its cache rules: `bytes` when given (the view read before the listing),
+/// else the file's.
 async fn put(
     dest: &destination::Destination,
     repo: &Path,
     s: &plan::Send,
     short_max_age: u64,
+    bytes: Option<&[u8]>,
 ) -> Result<()> {
     let path = repo.join(&s.name);
     let at = location(&dest.prefix, &s.name);
@@ -261,6 +319,17 @@ async fn put(
             Attribute::ContentType,
             AttributeValue::from(plan::content_type(&s.name)),
         );
+    }
+    if let Some(bytes) = bytes {
+        let opts = PutOptions {
+            attributes,
+            ..Default::default()
+        };
+        dest.store
+            .put_opts(&at, PutPayload::from(bytes.to_vec()), opts)
+            .await
+            .map_err(store_err(&what))?;
+        return Ok(());
     }
     if s.size <= SINGLE_PUT_MAX {
         let bytes = fsutil::read_bounded(&path, SINGLE_PUT_MAX)?;

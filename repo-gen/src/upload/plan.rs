@@ -24,8 +24,12 @@ pub const DEFAULT_SHORT_MAX_AGE: u64 = 60;
 /// What kind of file a published name is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
-    /// Content-addressed or versioned: written once, never changed.
+    /// Content-addressed (the name holds the content's hash): written once, never changed.
     Immutable,
+    /// Versioned metadata (`N.role.json`, the root chain included): written once; a store
+    /// that holds the name keeps its bytes, never replaced by other ones (the content check
+    /// before planning refuses a tree that would need it).
+    Versioned,
     /// `root.json`: replaced by each root rotation.
     Root,
     /// `timestamp.json`: replaced by each publish; goes last.
@@ -50,7 +54,7 @@ pub fn kind(name: &str) -> Kind {
     // N.role.json
     if let Some((n, rest)) = base.split_once('.') {
         if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && rest.ends_with(".json") {
-            return Kind::Immutable;
+            return Kind::Versioned;
         }
     }
     // targets/HASH.name, wraps/HASH.bin
@@ -71,7 +75,7 @@ pub fn kind(name: &str) -> Kind {
 /// The `Cache-Control` of a file of kind `k`.
 pub fn cache_control(k: Kind, short_max_age: u64) -> String {
     match k {
-        Kind::Immutable => IMMUTABLE.into(),
+        Kind::Immutable | Kind::Versioned => IMMUTABLE.into(),
         Kind::Root | Kind::Timestamp => format!("public, max-age={short_max_age}"),
         Kind::Other => OTHER.into(),
     }
@@ -125,18 +129,23 @@ pub fn plan(
     };
     for (name, &size) in local {
         let k = kind(name);
-        let present = remote.get(name) == Some(&size)
-            && match k {
-                // Written once: the same name and size is the same file.
-                Kind::Immutable => true,
-                Kind::Root | Kind::Timestamp | Kind::Other => same_mutable(name),
-            };
+        let present = match k {
+            // Named by its hash: the same name and size is the same file (another size is a
+            // damaged copy, sent again).
+            Kind::Immutable => remote.get(name) == Some(&size),
+            // A published version is never replaced: what the local tree reaches was checked
+            // to be the same bytes; an older local version that differs is the store's now.
+            Kind::Versioned => remote.contains_key(name),
+            Kind::Root | Kind::Timestamp | Kind::Other => {
+                remote.get(name) == Some(&size) && same_mutable(name)
+            }
+        };
         if present {
             p.already += 1;
             continue;
         }
         let phase = match k {
-            Kind::Immutable | Kind::Other => 0,
+            Kind::Immutable | Kind::Versioned | Kind::Other => 0,
             Kind::Root => 1,
             Kind::Timestamp => 2,
         };
@@ -159,9 +168,9 @@ mod tests {
         let h = "ab".repeat(32);
         assert_eq!(kind("timestamp.json"), Kind::Timestamp);
         assert_eq!(kind("root.json"), Kind::Root);
-        assert_eq!(kind("12.snapshot.json"), Kind::Immutable);
-        assert_eq!(kind("1.root.json"), Kind::Immutable);
-        assert_eq!(kind("3.brakes-tier2.json"), Kind::Immutable);
+        assert_eq!(kind("12.snapshot.json"), Kind::Versioned);
+        assert_eq!(kind("1.root.json"), Kind::Versioned);
+        assert_eq!(kind("3.brakes-tier2.json"), Kind::Versioned);
         assert_eq!(
             kind(&format!("targets/{h}.brake-fw-1.0.bin")),
             Kind::Immutable
@@ -210,10 +219,12 @@ mod tests {
         let names: Vec<&str> = p.phases.iter().flatten().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["2.snapshot.json", "timestamp.json"]);
         assert_eq!(p.already, 4);
-        // An immutable file of another size remote (a broken earlier upload) is sent again.
+        // A content-addressed file of another size remote (a damaged copy) is sent again; a
+        // published version of another size is never replaced.
         remote.insert("1.snapshot.json".into(), 5);
+        remote.insert(format!("targets/{h}.fw.bin"), 4);
         let p = plan(&local, &remote, |_| true);
         let names: Vec<&str> = p.phases.iter().flatten().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["1.snapshot.json", "2.snapshot.json"]);
+        assert_eq!(names, ["2.snapshot.json", &*format!("targets/{h}.fw.bin")]);
     }
 }

@@ -1,7 +1,10 @@
 //! `upload --prune`: which versioned metadata the store may drop. A client may still be
 //! walking the current snapshot or the one before it (it read the previous timestamp a moment
 //! ago), so every role version either of those two snapshots names is kept, and everything
-//! newer; older `N.role.json` files are dropped. The root chain (`N.root.json`) is never
+//! newer; older `N.role.json` files are dropped. "Current" is both the local tree's and the
+//! store's as the upload found it: the store may have been serving an older state than the
+//! local tree's previous one (several publishes between two uploads), and its clients are
+//! mid-walk in it. The root chain (`N.root.json`) is never
 //! dropped: a client that was offline for a year walks it from the root it holds. Targets and
 //! other content-addressed files are kept (a vehicle may resume an old download).
 
@@ -32,12 +35,12 @@ fn version_of(v: &serde_json::Value, file: &str, path: &Path) -> Result<u64> {
         })
 }
 
-/// The oldest version of each role to keep, from the local tree `repo`.
+/// The oldest version of each role to keep, from the local tree `repo`: what its current and
+/// previous snapshots name.
 pub fn keep(repo: &Path) -> Result<Keep> {
     let ts_path = repo.join("timestamp.json");
     let ts = read_json(&ts_path)?;
     let current = version_of(&ts, "snapshot.json", &ts_path)?;
-    let mut keep = Keep::new();
     // The previous snapshot is kept when there is one.
     let oldest_snapshot =
         if current > 1 && repo.join(format!("{}.snapshot.json", current - 1)).exists() {
@@ -45,25 +48,40 @@ pub fn keep(repo: &Path) -> Result<Keep> {
         } else {
             current
         };
-    keep.insert("snapshot.json".into(), oldest_snapshot);
+    let mut snapshots = Vec::new();
     for n in oldest_snapshot..=current {
         let path = repo.join(format!("{n}.snapshot.json"));
-        let snap = read_json(&path)?;
-        let meta = snap
-            .pointer("/signed/meta")
-            .and_then(serde_json::Value::as_object)
-            .ok_or_else(|| Error::Config {
-                path: path.clone(),
-                reason: "no meta".into(),
-            })?;
-        for file in meta.keys() {
-            let v = version_of(&snap, file, &path)?;
-            keep.entry(file.clone())
-                .and_modify(|k| *k = (*k).min(v))
-                .or_insert(v);
-        }
+        snapshots.push((n, read_json(&path)?, path));
+    }
+    let mut keep = Keep::new();
+    for (n, snap, path) in &snapshots {
+        keep_snapshot(&mut keep, *n, snap, path)?;
     }
     Ok(keep)
+}
+
+/// Keep snapshot version `n` (`snap`, read from `from`) and every role version it names, on
+/// top of what `keep` keeps already (the store's snapshots are added to the local tree's this
+/// way: what clients were served a moment ago stays, whatever the local tree holds).
+pub fn keep_snapshot(keep: &mut Keep, n: u64, snap: &serde_json::Value, from: &Path) -> Result<()> {
+    let lower = |keep: &mut Keep, file: &str, v: u64| {
+        keep.entry(file.to_string())
+            .and_modify(|k| *k = (*k).min(v))
+            .or_insert(v);
+    };
+    lower(keep, "snapshot.json", n);
+    let meta = snap
+        .pointer("/signed/meta")
+        .and_then(serde_json::Value::as_object)
+        .ok_or_else(|| Error::Config {
+            path: from.to_path_buf(),
+            reason: "no meta".into(),
+        })?;
+    for file in meta.keys() {
+        let v = version_of(snap, file, from)?;
+        lower(keep, file, v);
+    }
+    Ok(())
 }
 
 /// Whether `name` (a path in the store, relative to the tree) may be dropped under `keep`.
