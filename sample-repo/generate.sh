@@ -8,6 +8,7 @@
 #                            authorized, every image sent for review, three vehicles assigned;
 #   OUT_DIR/regulator/tuv/   the regulator's attestations: approved, and rejected (a known-
 #                            vulnerable build, and one with a backdoor marker);
+#   OUT_DIR/vehicles/        each vehicle's secret, as its gateway is provisioned;
 # and checks every tree with `ota-repo verify` pinned to its first root.
 #
 # The trees name each other by URL under OTA_SAMPLE_BASE_URL (default http://127.0.0.1:8080),
@@ -116,11 +117,15 @@ ota regulator review "$reg" --master "$oem/repository" --master-root "$oem/repos
   --supplier-from "acme=$work/repository"
 ota regulator publish "$reg" >/dev/null
 
+# Each vehicle's secret (what its gateway is provisioned with: the served tree names no VIN).
+rm -rf "$out/vehicles" && mkdir -p "$out/vehicles"
+secret() { echo "$out/vehicles/$1.TEST-ONLY.secret"; }
 ota oem vehicle add "$oem" --vin WDD2130421A000001 --ecu BRK-0001:BRAKE-A --ecu HU-0001:HU-GEN3 \
-  --ecu ABS-0001:ABS-MOD-1 >/dev/null
+  --ecu ABS-0001:ABS-MOD-1 --secret "$(secret WDD2130421A000001)" >/dev/null
 ota oem vehicle add "$oem" --vin WDD2130421A000002 --ecu BRK-0002:BRAKE-B --ecu HU-0002:HU-GEN3 \
-  --aftermarket DASHCAM-7:CAM-1 >/dev/null
-ota oem vehicle add "$oem" --vin WDD2130421A000003 --ecu BRK-0003:BRAKE-A >/dev/null
+  --aftermarket DASHCAM-7:CAM-1 --secret "$(secret WDD2130421A000002)" >/dev/null
+ota oem vehicle add "$oem" --vin WDD2130421A000003 --ecu BRK-0003:BRAKE-A \
+  --secret "$(secret WDD2130421A000003)" >/dev/null
 ota oem assign "$oem" --hardware-id BRAKE-A --supplier acme --uid brake-fw --version 1.1.0 >/dev/null
 ota oem assign "$oem" --vin WDD2130421A000002 --ecu BRK-0002 --supplier acme --uid brake-fw --version 1.1.0 >/dev/null
 ota oem assign "$oem" --hardware-id HU-GEN3 --supplier acme --uid infotainment --version 5.2 >/dev/null

@@ -103,6 +103,8 @@ vin=WDD2130421A000001
 "$OTA_REPO" oem vehicle key "$work/oem" --vin "$vin" --key "$work/vehicle/vehicle.TEST-ONLY.pem" >/dev/null
 # Its decryption keys for encrypted images (installed in the gateway at the factory).
 "$OTA_REPO" oem vehicle decryption-keys "$work/oem" --vin "$vin" --out "$work/vehicle/decryption-keys.TEST-ONLY.json"
+# Its secret: where its entry is in the OEM's vehicle tree, which names no vehicle.
+"$OTA_REPO" oem vehicle secret "$work/oem" --vin "$vin" --out "$work/vehicle/vehicle.TEST-ONLY.secret"
 # The brake ECU's trust anchor is an OEM trust document (the targets keys of acme's pinned root),
 # which the OEM can rotate in the field; the others hold a supplier key, as the paper's ECUs.
 # Two offline signer keys (the default threshold for a new document): one stolen key alone
@@ -136,6 +138,7 @@ sleep 0.5
 
 cat > "$work/vehicle/gateway.toml" <<TOML
 vin = "$vin"
+vehicle_secret = "$work/vehicle/vehicle.TEST-ONLY.secret"
 vehicle_key = "$work/vehicle/vehicle.TEST-ONLY.pem"
 decryption_keys = "$work/vehicle/decryption-keys.TEST-ONLY.json"
 master_url = "$base/oem/repository"
@@ -265,6 +268,7 @@ step "image confidentiality: a second vehicle (WDD2130421A000003) is issued keys
 vin3=WDD2130421A000003
 mkdir -p "$work/vehicle3"
 "$OTA_REPO" oem vehicle decryption-keys "$work/oem" --vin "$vin3" --out "$work/vehicle3/decryption-keys.TEST-ONLY.json"
+"$OTA_REPO" oem vehicle secret "$work/oem" --vin "$vin3" --out "$work/vehicle3/vehicle.TEST-ONLY.secret"
 "$OTA_REPO" oem vehicle revoke-keys "$work/oem" --vin "$vin3"
 "$OTA_REPO" oem regulator decryption-keys "$work/oem" --name tuv --out "$work/regulator/tuv-decryption-keys.TEST-ONLY.json"
 step "brake-fw 1.4.0 encrypted by acme; the OEM wraps its key for every receiver but the revoked vehicle"
@@ -303,6 +307,7 @@ gw status
 step "the revoked vehicle's gateway: it cannot decrypt brake-fw 1.4.0 (refused before downloading it)"
 cat > "$work/vehicle3/gateway.toml" <<TOML
 vin = "$vin3"
+vehicle_secret = "$work/vehicle3/vehicle.TEST-ONLY.secret"
 decryption_keys = "$work/vehicle3/decryption-keys.TEST-ONLY.json"
 master_url = "$base/oem/repository"
 master_root = "$work/oem/repository/1.root.json"

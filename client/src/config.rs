@@ -9,6 +9,8 @@
 //! ca_bundle = "/etc/ota/ca.pem"            # HTTPS trusts only these CAs
 //! # system_roots = true                    # ... or, explicitly, the built-in web roots
 //! state_dir = "/var/lib/ota"
+//! vehicle_secret = "/etc/ota/vehicle.secret"  # `ota-repo oem vehicle secret`: finds and reads
+//!                                           # this vehicle's entry in the OEM's tree
 //!
 //! [forward]
 //! kind = "udp"                             # CAN over UDP to ECU simulators; or
@@ -31,7 +33,8 @@
 //! staging_budget = 4294967296              # disk for phase one: all images of an update
 //!
 //! report_url = "https://ota.example.com/reports"   # `ota-gateway run` POSTs version reports
-//!                                                 # (top-level key: put it before the tables)
+//!                                                 # (top-level key: put it before the tables;
+//!                                                 # HTTPS, or http:// to a loopback address)
 //! [service]                                # `ota-gateway run`, all optional
 //! interval_secs = 3600                     # a check an hour ...
 //! jitter_secs = 360                        # ... +- up to 6 min, uniformly random
@@ -97,6 +100,25 @@ pub struct LimitsConfig {
     pub staging_budget: Option<u64>,
 }
 
+/// Whether `url` is plain HTTP to a loopback address (127.0.0.0/8, ::1, localhost).
+pub fn is_loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return false;
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -111,6 +133,9 @@ pub struct Config {
     #[serde(default)]
     pub system_roots: bool,
     pub state_dir: PathBuf,
+    /// The vehicle's secret (`ota-repo oem vehicle secret`): where its entry is in the OEM's
+    /// vehicle tree and the key it is sealed under.
+    pub vehicle_secret: PathBuf,
     /// The vehicle's private key, signing the version reports sent to the OEM.
     #[serde(default)]
     pub vehicle_key: Option<PathBuf>,
@@ -164,6 +189,25 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The vehicle's secret, read from `vehicle_secret`.
+    pub fn vehicle_secret(&self) -> Result<ota_crypt::fleet::VehicleSecret, ConfigError> {
+        let bad = |reason: String| ConfigError::Invalid {
+            path: self.vehicle_secret.clone(),
+            reason,
+        };
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        std::fs::File::open(&self.vehicle_secret)
+            .and_then(|f| f.take(1024).read_to_end(&mut bytes))
+            .map_err(|e| bad(format!("vehicle_secret: {e}")))?;
+        ota_crypt::fleet::VehicleSecret::parse(&bytes).ok_or_else(|| {
+            bad(
+                "vehicle_secret: not 64 hex digits (the file `ota-repo oem vehicle secret` writes)"
+                    .into(),
+            )
+        })
+    }
+
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let bad = |reason: String| ConfigError::Invalid {
             path: path.to_path_buf(),
@@ -184,6 +228,7 @@ impl Config {
             Some(&mut c.master_root),
             c.ca_bundle.as_mut(),
             Some(&mut c.state_dir),
+            Some(&mut c.vehicle_secret),
             c.vehicle_key.as_mut(),
             c.decryption_keys.as_mut(),
         ]
@@ -232,8 +277,11 @@ impl Config {
             return Err("master_url is HTTPS: set ca_bundle (or system_roots = true)".into());
         }
         if let Some(url) = &self.report_url {
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(format!("report_url {url}: not an http(s) URL"));
+            // Reports name the VIN and every ECU: never in clear beyond this machine.
+            if !(url.starts_with("https://") || is_loopback_http(url)) {
+                return Err(format!(
+                    "report_url {url}: reports go over HTTPS only (http:// only to a loopback address)"
+                ));
             }
             if self.vehicle_key.is_none() {
                 return Err("report_url needs vehicle_key (reports are signed)".into());
@@ -298,5 +346,32 @@ impl Config {
             l.max_resume_attempts = v;
         }
         l
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_http;
+
+    #[test]
+    fn plain_http_reports_only_to_loopback() {
+        for ok in [
+            "http://127.0.0.1:8080/reports",
+            "http://127.9.9.9/r",
+            "http://localhost:1/",
+            "http://[::1]:80/r",
+        ] {
+            assert!(is_loopback_http(ok), "{ok}");
+        }
+        for no in [
+            "http://10.0.0.1/r",
+            "http://ota.example.com/r",
+            "http://127.0.0.1.example.com/r",
+            "http://user@127.0.0.1/r",
+            "http://[::2]/r",
+            "https://127.0.0.1/r",
+        ] {
+            assert!(!is_loopback_http(no), "{no}");
+        }
     }
 }

@@ -305,7 +305,12 @@ impl Gateway {
             self.now,
         )?;
         let store = MetadataStore::new(self.master_dir());
-        let m = walk::read_master(&mut master, url, &self.config.vin, &store)?;
+        let secret = self.config.vehicle_secret()?;
+        let vehicle = walk::Vehicle {
+            vin: &self.config.vin,
+            secret: &secret,
+        };
+        let m = walk::read_master(&mut master, url, &vehicle, &store)?;
         let mut repos =
             Repositories::new(&self.fetcher, limits, self.now, &state_dir.join("repos"));
         let staging = self.staging();

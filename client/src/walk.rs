@@ -24,7 +24,7 @@ mod attestations;
 mod error;
 mod image;
 
-pub use assignments::{find_in_tree, read_assignments, TreeError};
+pub use assignments::{find_in_tree, read_assignments, TreeError, Vehicle};
 pub use attestations::{check_attestations, check_attestations_bundle, check_recall, Recall};
 pub use error::{Check, Result, WalkError};
 pub use image::{check_image, download_image, CheckedImage};
@@ -78,7 +78,7 @@ pub struct Master {
 pub fn read_master<F: Fetch>(
     master: &mut Updater<F>,
     url: &str,
-    vin: &str,
+    vehicle: &Vehicle<'_>,
     store: &MetadataStore,
 ) -> Result<Master> {
     master
@@ -91,7 +91,7 @@ pub fn read_master<F: Fetch>(
     let suppliers = suppliers_of(&targets.signed).map_err(|e| fail(Check::SupplierPins, url, e))?;
     let regulators =
         regulators_of(&targets.signed).map_err(|e| fail(Check::RegulatorPolicy, url, e))?;
-    let assignments = read_assignments(master, url, vin, store)?;
+    let assignments = read_assignments(master, url, vehicle, store)?;
     Ok(Master {
         url: url.into(),
         suppliers,

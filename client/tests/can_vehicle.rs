@@ -125,7 +125,7 @@ fn the_gateway_updates_ecus_over_can_and_the_ecus_check_again() {
     std::fs::write(
         &cfg,
         format!(
-            "vin = \"VIN1\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nstate_dir = \"state-can\"\n\
+            "vin = \"VIN1\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nvehicle_secret = \"secrets/VIN1.secret\"\nstate_dir = \"state-can\"\n\
              [forward]\nkind = \"udp\"\nbind = \"{gw}\"\npeers = [\"{a1}\", \"{a2}\"]\nfd = true\n\
              [[ecus]]\nserial = \"S1\"\nhardware_id = \"BRAKE-A\"\naddress = 0x7E0\n\
              [[ecus]]\nserial = \"S2\"\nhardware_id = \"BRAKE-A\"\naddress = 0x7E1\n",
@@ -236,7 +236,7 @@ fn version_reports_flag_replaced_and_unknown_ecus() {
     std::fs::write(
         &cfg,
         format!(
-            "vin = \"VIN1\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nstate_dir = \"state-rep\"\n\
+            "vin = \"VIN1\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nvehicle_secret = \"secrets/VIN1.secret\"\nstate_dir = \"state-rep\"\n\
              vehicle_key = \"vehicle.pem\"\n[forward]\nkind = \"udp\"\nbind = \"{gw}\"\npeers = [\"{a1}\", \"{a2}\"]\nfd = true\n\
              [[ecus]]\nserial = \"S1\"\nhardware_id = \"BRAKE-A\"\naddress = 0x7E0\n\
              [[ecus]]\nserial = \"S2\"\nhardware_id = \"BRAKE-A\"\naddress = 0x7E1\n",

@@ -109,7 +109,7 @@ fn assign(w: &World, vin: &str, version: &str) {
 /// Run an update of `vin` (ECU S1) with `keys` installed as its decryption keys.
 fn update(w: &World, vin: &str, state: &str, keys: &Path) -> EcuOutcome {
     let mut t = format!(
-        "vin = \"{vin}\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nstate_dir = \"{state}\"\ndecryption_keys = \"{}\"\n",
+        "vin = \"{vin}\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nvehicle_secret = \"secrets/{vin}.secret\"\nstate_dir = \"{state}\"\ndecryption_keys = \"{}\"\n",
         w.url("oem"),
         keys.display()
     );
@@ -169,6 +169,7 @@ fn an_encrypted_image_reaches_the_entitled_vehicle_and_the_regulator_only() {
     // Receivers: VIN1 (the world's), VIN2 (revoked before the image), the regulator.
     oem::broadcast::vehicle_keys(&oem_dir, "VIN1", &w.p("vin1.keys")).unwrap();
     oem::vehicle_add(&oem_dir, "VIN2", &["S1:BRAKE-A".into()], &[]).unwrap();
+    w.provision("VIN2");
     oem::broadcast::vehicle_keys(&oem_dir, "VIN2", &w.p("vin2.keys")).unwrap();
     oem::broadcast::regulator_keys(&oem_dir, "tuv", &w.p("tuv.keys")).unwrap();
     oem::broadcast::vehicle_revoke_keys(&oem_dir, "VIN2").unwrap();

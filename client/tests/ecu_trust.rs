@@ -191,7 +191,7 @@ fn a_rotated_supplier_key_reaches_the_ecu_and_stale_or_forged_documents_are_refu
     std::fs::write(
         &cfg,
         format!(
-            "vin = \"VIN1\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nstate_dir = \"state-can\"\n\
+            "vin = \"VIN1\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nvehicle_secret = \"secrets/VIN1.secret\"\nstate_dir = \"state-can\"\n\
              [forward]\nkind = \"udp\"\nbind = \"{gw}\"\npeers = [\"{a1}\"]\nfd = true\n\
              [[ecus]]\nserial = \"S1\"\nhardware_id = \"BRAKE-A\"\naddress = 0x7E0\n",
             w.url("oem")
@@ -278,7 +278,7 @@ fn gateway_config(w: &World, gw: SocketAddr, ecu: SocketAddr) -> std::path::Path
     std::fs::write(
         &cfg,
         format!(
-            "vin = \"VIN1\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nstate_dir = \"state-can\"\n\
+            "vin = \"VIN1\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nvehicle_secret = \"secrets/VIN1.secret\"\nstate_dir = \"state-can\"\n\
              [forward]\nkind = \"udp\"\nbind = \"{gw}\"\npeers = [\"{ecu}\"]\nfd = true\n\
              [[ecus]]\nserial = \"S1\"\nhardware_id = \"BRAKE-A\"\naddress = 0x7E0\n",
             w.url("oem")

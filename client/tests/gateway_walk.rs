@@ -231,9 +231,9 @@ fn fleet_world() -> World {
 /// The files on VIN1's path in the served tree: the nodes from the root down to the leaf that
 /// holds its assignments.
 fn vin1_path(w: &World) -> Vec<std::path::PathBuf> {
-    use ota_metadata::documents::vehicles::{check_node, node_path, vin_key};
+    use ota_metadata::documents::vehicles::{check_node, node_path};
     let repo = w.p("oem/repository");
-    let key = vin_key("VIN1");
+    let key = w.locator("VIN1");
     let mut link = oem::fleet::served_tree(&repo).unwrap().unwrap();
     let mut nodes = Vec::new();
     for depth in 0.. {
@@ -241,7 +241,7 @@ fn vin1_path(w: &World) -> Vec<std::path::PathBuf> {
         let node = check_node(&std::fs::read(&p).unwrap(), &key[..depth]).unwrap();
         nodes.push(p);
         if node.is_leaf() {
-            assert!(node.vehicles.contains_key("VIN1"));
+            assert!(node.entries.contains_key(&key));
             return nodes;
         }
         link = node.children[&key[depth..depth + 1]].clone();
@@ -306,7 +306,14 @@ fn a_check_with_nothing_new_fetches_no_node_again() {
     let store = MetadataStore::new(w.p("vehicle-state"));
     let check = || {
         let mut up = Updater::new(&meta, &url, &url, &fetcher, limits.clone(), w.now).unwrap();
-        let m = ota_client::walk::read_master(&mut up, &url, "VIN1", &store).unwrap();
+        let secret = oem::privacy::fleet_secret(&w.p("oem"))
+            .unwrap()
+            .vehicle("VIN1");
+        let vehicle = ota_client::walk::Vehicle {
+            vin: "VIN1",
+            secret: &secret,
+        };
+        let m = ota_client::walk::read_master(&mut up, &url, &vehicle, &store).unwrap();
         assert_eq!(m.assignments.unwrap().ecus["S1"].version, "1.0");
         fetcher.take()
     };
@@ -333,10 +340,7 @@ fn a_check_with_nothing_new_fetches_no_node_again() {
     let other = (0..80)
         .map(|i| format!("FLEET{i:03}"))
         .find(|v| {
-            let (k1, k2) = (
-                ota_metadata::documents::vehicles::vin_key(v),
-                ota_metadata::documents::vehicles::vin_key("VIN1"),
-            );
+            let (k1, k2) = (w.locator(v), w.locator("VIN1"));
             k1[..1] != k2[..1]
         })
         .unwrap();

@@ -658,7 +658,7 @@ fn check_world(seed: u64, index: usize, tally: &mut Tally) {
         std::fs::write(
             &cfg,
             format!(
-                "vin = \"VIN1\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\n\
+                "vin = \"VIN1\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nvehicle_secret = \"secrets/VIN1.secret\"\n\
                  state_dir = \"state-{r}\"\n[forward]\nkind = \"dir\"\npath = \"unused\"\n\
                  [[ecus]]\nserial = \"S1\"\nhardware_id = \"BRAKE-A\"\n",
                 w.url("oem")

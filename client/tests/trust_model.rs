@@ -362,20 +362,24 @@ fn re_pinning_a_supplier_drops_the_attackers_root_chain() {
 /// publisher from a tree that lists VIN1 at version 999 with no ECUs (so the publisher sees a
 /// change and writes version 1000), marking VIN1's shard as changed.
 fn fast_forward_vin1(w: &World) {
-    use ota_metadata::documents::vehicles::{
-        finish, update, vin_key, Leaf, VehicleEntry, DEFAULT_LEAF_MAX,
-    };
+    use ota_metadata::documents::vehicles::{finish, update, Leaf, VehicleEntry, DEFAULT_LEAF_MAX};
+    // The attacker holds the OEM's publishing machine: its online keys and its fleet secret.
+    let secret = oem::privacy::fleet_secret(&w.p("oem"))
+        .unwrap()
+        .vehicle("VIN1");
     let repo = w.p("oem/repository");
     let mut record = oem::Record::load(&w.p("oem")).unwrap();
     let mut src = oem::fleet::RepoTree::new(&repo, true);
     let mut sink = oem::fleet::RepoTree::new(&repo, true);
-    let bogus = Leaf::new(
+    let bogus = Leaf::seal(
         "VIN1",
-        VehicleEntry {
+        &VehicleEntry {
             version: 999,
             ecus: Default::default(),
         },
-    );
+        &secret,
+    )
+    .unwrap();
     let t = update(
         &mut src,
         &mut sink,
@@ -389,12 +393,16 @@ fn fast_forward_vin1(w: &World) {
     record.save(&w.p("oem")).unwrap();
     ota_testkit::hide_served_vehicles_index(&repo);
     std::fs::create_dir_all(w.p("oem/pending")).unwrap();
-    std::fs::write(w.p(&format!("oem/pending/{}", &vin_key("VIN1")[..3])), b"").unwrap();
+    std::fs::write(
+        w.p(&format!("oem/pending/{}", &w.locator("VIN1")[..3])),
+        b"",
+    )
+    .unwrap();
     oem::publish(&w.p("oem"), w.now, false).unwrap();
 }
 
 fn published_version(w: &World, vin: &str) -> u64 {
-    oem::fleet::published_assignments(&w.p("oem/repository"), vin)
+    oem::fleet::published_assignments(&w.p("oem"), vin)
         .unwrap()
         .unwrap()
         .0

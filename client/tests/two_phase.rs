@@ -120,7 +120,7 @@ impl Vehicle {
         let ports = [free_port(), free_port(), free_port()];
         let cfg = w.p("gw-2p.toml");
         let mut t = format!(
-            "vin = \"{VIN}\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\n\
+            "vin = \"{VIN}\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nvehicle_secret = \"secrets/{VIN}.secret\"\n\
              state_dir = \"state-2p\"\n[forward]\nkind = \"udp\"\nbind = \"{gw}\"\n\
              peers = [\"{}\", \"{}\", \"{}\"]\nfd = true\n",
             w.url("oem"),
@@ -517,7 +517,7 @@ fn dir_config(w: &World, extra: &str) -> Config {
     std::fs::write(
         &path,
         format!(
-            "vin = \"VIN1\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\n\
+            "vin = \"VIN1\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nvehicle_secret = \"secrets/VIN1.secret\"\n\
              state_dir = \"state\"\n[forward]\nkind = \"dir\"\npath = \"ecus\"\n\
              [[ecus]]\nserial = \"S1\"\nhardware_id = \"BRAKE-A\"\n\
              [[ecus]]\nserial = \"S2\"\nhardware_id = \"BRAKE-A\"\n{extra}",

@@ -32,6 +32,7 @@ const AREAS: &[&str] = &[
     "Power loss",
     "Confidentiality",
     "CDN publishing",
+    "Fleet privacy",
 ];
 
 const CRATES: &[&str] = &[

@@ -19,6 +19,7 @@
 //!   SHA-256 against the image manifest.
 
 pub mod content_key;
+pub mod fleet;
 pub mod plain;
 pub mod receiver;
 pub mod stream;

@@ -25,7 +25,8 @@
 //! shape table at 10,000 only).
 
 use ota_client::tuf::{init_trusted_root, Counting, DirFetcher, Limits, MetadataStore, Updater};
-use ota_metadata::documents::vehicles::{self, vin_key, Leaf, NodeLink, VehicleEntry, VehicleNode};
+use ota_crypt::fleet::{FleetSecret, VehicleSecret};
+use ota_metadata::documents::vehicles::{self, Leaf, NodeLink, VehicleEntry, VehicleNode};
 use ota_metadata::documents::EcuAssignment;
 use ota_metadata::DateTime;
 use ota_repo::oem::{self, EcuRecord, Inventory, Vehicle};
@@ -115,6 +116,7 @@ fn peak_rss_kib() -> i64 {
 /// A vehicle checking the OEM tree through the gateway's own code, counting what it fetches.
 struct Observer {
     vin: String,
+    secret: VehicleSecret,
     meta: PathBuf,
     state: PathBuf,
 }
@@ -132,7 +134,7 @@ struct Download {
 }
 
 impl Observer {
-    fn new(base: &Path, vin: &str, repo: &Path) -> Self {
+    fn new(base: &Path, vin: &str, repo: &Path, fleet: &FleetSecret) -> Self {
         let meta = base.join(format!("obs-{vin}/meta"));
         std::fs::create_dir_all(&meta).unwrap();
         init_trusted_root(
@@ -143,6 +145,7 @@ impl Observer {
         .unwrap();
         Observer {
             vin: vin.into(),
+            secret: fleet.vehicle(vin),
             meta,
             state: base.join(format!("obs-{vin}/state")),
         }
@@ -154,7 +157,11 @@ impl Observer {
         let mut up =
             Updater::new(&self.meta, &url, &url, &fetcher, Limits::default(), now).unwrap();
         let store = MetadataStore::new(&self.state);
-        let m = ota_client::walk::read_master(&mut up, &url, &self.vin, &store).unwrap();
+        let vehicle = ota_client::walk::Vehicle {
+            vin: &self.vin,
+            secret: &self.secret,
+        };
+        let m = ota_client::walk::read_master(&mut up, &url, &vehicle, &store).unwrap();
         assert!(m.assignments.is_some());
         let mut d = Download::default();
         for (u, n) in fetcher.take() {
@@ -224,12 +231,13 @@ fn run(n: usize, keys: &(PathBuf, PathBuf)) -> Row {
     s.save(&dir).unwrap();
 
     // Bulk import, shard by shard.
+    let fleet = oem::privacy::fleet_secret(&dir).unwrap();
     let t = Instant::now();
     let mut by_shard: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for i in 0..n {
         let v = vin(i);
         by_shard
-            .entry(oem::store::shard_of(&v))
+            .entry(oem::store::shard_of(&fleet, &v))
             .or_default()
             .push(v);
     }
@@ -276,21 +284,20 @@ fn run(n: usize, keys: &(PathBuf, PathBuf)) -> Row {
 
     // The changed vehicle, and two observers: one on another branch, one in its leaf.
     let changed = vin(42);
-    let ck = vin_key(&changed);
-    let leaf = leaf_of(&repo, &changed);
+    let locator = |v: &str| fleet.vehicle(v).locator();
+    let ck = locator(&changed);
+    let leaf = leaf_of(&repo, &ck);
     let far = (0..n)
         .map(vin)
-        .find(|v| vin_key(v)[..1] != ck[..1])
+        .find(|v| locator(v)[..1] != ck[..1])
         .unwrap();
-    let near = leaf
-        .1
-        .vehicles
-        .keys()
-        .find(|v| **v != changed)
-        .expect("a vehicle sharing a leaf")
-        .clone();
-    let far = Observer::new(tmp.path(), &far, &repo);
-    let near = Observer::new(tmp.path(), &near, &repo);
+    // The leaf names locators only: find a VIN whose locator is there.
+    let near = (0..n)
+        .map(vin)
+        .find(|v| *v != changed && leaf.1.entries.contains_key(&locator(v)))
+        .expect("a vehicle sharing a leaf");
+    let far = Observer::new(tmp.path(), &far, &repo, &fleet);
+    let near = Observer::new(tmp.path(), &near, &repo, &fleet);
     let cold = far.check(&repo, now);
     near.check(&repo, now);
 
@@ -339,9 +346,8 @@ fn run(n: usize, keys: &(PathBuf, PathBuf)) -> Row {
     }
 }
 
-/// The depth and the leaf holding `vin` in the served tree.
-fn leaf_of(repo: &Path, vin: &str) -> (usize, VehicleNode) {
-    let key = vin_key(vin);
+/// The depth and the leaf holding locator `key` in the served tree.
+fn leaf_of(repo: &Path, key: &str) -> (usize, VehicleNode) {
     let mut link = oem::fleet::served_tree(repo).unwrap().unwrap();
     for depth in 0.. {
         let b = std::fs::read(repo.join(vehicles::node_path(&key[..depth], &link.sha256))).unwrap();
@@ -364,12 +370,15 @@ struct Shape {
     depth_max: usize,
 }
 
-/// The canonical tree over `keys` (sorted) with `digits` hex digits per level and at most
-/// `leaf_max` per leaf, serialised exactly as published; path sizes per vehicle.
-fn shape(keys: &[(String, String)], digits: usize, leaf_max: usize) -> Shape {
+/// The canonical tree over `keys` (locators, sorted) with `digits` hex digits per level and
+/// at most `leaf_max` per leaf, serialised exactly as published; path sizes per vehicle.
+/// Every vehicle's entry is `sealed`: one vehicle's sealed entry stands for all, since every
+/// one-ECU entry pads to the same size and only sizes shape the tree.
+fn shape(keys: &[(String, String)], sealed: &str, digits: usize, leaf_max: usize) -> Shape {
     let mut b = ShapeBuilder {
         digits,
         leaf_max,
+        sealed: sealed.into(),
         s: Shape {
             nodes: 0,
             root: 0,
@@ -391,6 +400,7 @@ fn shape(keys: &[(String, String)], digits: usize, leaf_max: usize) -> Shape {
 struct ShapeBuilder {
     digits: usize,
     leaf_max: usize,
+    sealed: String,
     s: Shape,
     /// Sum over vehicles of the bytes on the path from the root to their leaf.
     total: f64,
@@ -418,14 +428,14 @@ impl ShapeBuilder {
         self.s.nodes += 1;
         let leaves: Vec<Leaf> = keys
             .iter()
-            .map(|(_, v)| Leaf::new(v, Self::entry()))
+            .map(|(k, _)| Leaf::new(k.clone(), self.sealed.clone()))
             .collect();
         if vehicles::fits(&leaves, self.leaf_max) {
             let node = VehicleNode {
                 type_: VehicleNode::TYPE.into(),
                 prefix,
                 children: BTreeMap::new(),
-                vehicles: leaves.into_iter().map(|l| (l.vin, l.entry)).collect(),
+                entries: leaves.into_iter().map(|l| (l.key, l.sealed)).collect(),
             };
             let b = ota_metadata::canonical::to_canonical(&node).unwrap();
             let path = above + b.len() as u64;
@@ -456,7 +466,7 @@ impl ShapeBuilder {
                 .iter()
                 .map(|(d, _)| (d.clone(), placeholder.clone()))
                 .collect(),
-            vehicles: BTreeMap::new(),
+            entries: BTreeMap::new(),
         };
         let own = ota_metadata::canonical::to_canonical(&node).unwrap().len() as u64;
         for (d, g) in groups {
@@ -488,14 +498,20 @@ fn shapes() {
         &[10_000, 100_000, 1_000_000]
     };
     for &n in sizes {
-        let mut keys: Vec<(String, String)> = (0..n).map(|i| (vin_key(&vin(i)), vin(i))).collect();
+        let fleet = FleetSecret(ota_crypt::Key([3; 32]));
+        let mut keys: Vec<(String, String)> = (0..n)
+            .map(|i| (fleet.vehicle(&vin(i)).locator(), vin(i)))
+            .collect();
         keys.sort();
+        let sealed = ShapeBuilder::entry()
+            .seal(&vin(0), &fleet.vehicle(&vin(0)))
+            .unwrap();
         let mut cases = vec![(1, 16), (1, 32), (1, 64), (1, 128)];
         if n == 1_000_000 {
             cases.extend([(2, 32), (2, 64)]);
         }
         for (digits, leaf_max) in cases {
-            let s = shape(&keys, digits, leaf_max);
+            let s = shape(&keys, &sealed, digits, leaf_max);
             println!(
                 "| {n} | {} | {leaf_max} | {} | {} | {} | {} | {} |",
                 16usize.pow(digits as u32),

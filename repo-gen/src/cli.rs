@@ -807,6 +807,25 @@ pub enum VehicleCommand {
         /// (mode 0600), to install in its gateway at the factory (`decryption_keys`).
         #[arg(long, value_name = "FILE")]
         decryption_keys: Option<PathBuf>,
+        /// Also write the vehicle's secret to this new file (mode 0600), to install in its
+        /// gateway at the factory (`vehicle_secret`): the vehicle finds and reads its
+        /// assignments with it (see `vehicle secret`).
+        #[arg(long, value_name = "FILE")]
+        secret: Option<PathBuf>,
+    },
+    /// Write a vehicle's secret to a new file (mode 0600), to install in its gateway
+    /// (`vehicle_secret`). The served tree names no vehicle: each finds its entry by a locator
+    /// derived from this secret and reads it under a key derived from it. A replaced gateway
+    /// is given the same secret again.
+    Secret {
+        #[arg(value_name = "DIR", help = DIR_HELP)]
+        dir: PathBuf,
+        /// The vehicle identification number.
+        #[arg(long, value_name = "VIN")]
+        vin: String,
+        /// The secret file to write (refused if it exists).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
     /// Take a vehicle out of the fleet (scrapped, exported): its inventory entry and
     /// assignments go; the next publish withdraws its assignments (a higher version with none).

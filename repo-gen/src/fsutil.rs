@@ -244,6 +244,27 @@ pub fn immutable(path: &Path) -> Error {
     ))
 }
 
+/// A 32-byte secret kept as 64 hex digits in a private file (mode 0600), made from the
+/// operating system's random source the first time when `create` (its directory too).
+pub fn secret_file(path: &Path, create: bool) -> Result<[u8; 32]> {
+    if create && !path.exists() {
+        let k = ota_crypt::Key::generate().0;
+        let dir = parent(path);
+        std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+        write_new_private(path, format!("{}\n", hex::encode(k)).as_bytes())?;
+        return Ok(k);
+    }
+    let text = read_bounded(path, 1024)?;
+    let mut k = [0u8; 32];
+    hex::decode_to_slice(String::from_utf8_lossy(&text).trim(), &mut k).map_err(|_| {
+        Error::Config {
+            path: path.to_path_buf(),
+            reason: "not 64 hex digits".into(),
+        }
+    })?;
+    Ok(k)
+}
+
 /// Create `path` with mode 0600, failing if it exists (never overwrite a key).
 pub fn write_new_private(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = parent(path);
@@ -362,7 +383,7 @@ pub fn remove_durably(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn sync_dir(dir: &Path) {
+pub fn sync_dir(dir: &Path) {
     // Makes the rename durable; failure only weakens durability, never correctness.
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();

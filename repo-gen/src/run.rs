@@ -372,6 +372,7 @@ fn oem_dir(cmd: &OemCommand) -> Option<&Path> {
             | VehicleCommand::Remove { dir, .. }
             | VehicleCommand::Key { dir, .. }
             | VehicleCommand::DecryptionKeys { dir, .. }
+            | VehicleCommand::Secret { dir, .. }
             | VehicleCommand::RevokeKeys { dir, .. },
         ) => dir,
         OemCommand::Report(
@@ -522,12 +523,20 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
             ecus,
             aftermarket,
             decryption_keys,
+            secret,
         }) => {
             oem::vehicle_add(&dir, &vin, &ecus, &aftermarket)?;
             say!(
                 "added vehicle {vin} with {} ECU(s)",
                 ecus.len() + aftermarket.len()
             );
+            if let Some(out) = secret {
+                oem::privacy::issue_vehicle_secret(&dir, &vin, &out)?;
+                say!(
+                    "  its secret in {}: install it in its gateway (vehicle_secret)",
+                    out.display()
+                );
+            }
             if let Some(out) = decryption_keys {
                 let leaf = oem::broadcast::vehicle_keys(&dir, &vin, &out)?;
                 say!(
@@ -535,6 +544,13 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
                     out.display()
                 );
             }
+        }
+        OemCommand::Vehicle(VehicleCommand::Secret { dir, vin, out }) => {
+            oem::privacy::issue_vehicle_secret(&dir, &vin, &out)?;
+            say!(
+                "wrote the secret of vehicle {vin} to {}: install it in its gateway (vehicle_secret)",
+                out.display()
+            );
         }
         OemCommand::Vehicle(VehicleCommand::Remove { dir, vin }) => {
             oem::vehicle_remove(&dir, &vin, now)?;

@@ -303,7 +303,8 @@ fn verify_extra_roles(
 }
 
 /// The whole vehicle tree the index names: every node (length, hash, the prefix it sits at,
-/// depth, the VINs and serials of its leaves), read the way a vehicle reads its own path.
+/// depth, the locators and sealed-entry sizes of its leaves), read the way a vehicle reads its
+/// own path (no entry is opened: that needs each vehicle's secret).
 /// Returns the number of vehicles.
 fn verify_vehicles(repo: &Path, _set: &TrustedSet, index: &VehicleIndex) -> Result<usize> {
     let bad = |e: ota_metadata::Error| Error::refused(format!("vehicle index: {e}"));
@@ -329,7 +330,7 @@ fn verify_vehicles(repo: &Path, _set: &TrustedSet, index: &VehicleIndex) -> Resu
         for (d, l) in node.children.into_iter().rev() {
             stack.push((format!("{prefix}{d}"), l));
         }
-        n += node.vehicles.len();
+        n += node.entries.len();
     }
     Ok(n)
 }

@@ -2,7 +2,7 @@
 //! writes and signs, that published files never change, that a rebuild gives the same tree,
 //! and that `verify` refuses a damaged tree at the file that is wrong.
 
-use ota_metadata::documents::vehicles::{check_node, node_path, vin_key, NodeLink, VehicleNode};
+use ota_metadata::documents::vehicles::{check_node, node_path, NodeLink, VehicleNode};
 use ota_metadata::documents::EcuAssignment;
 use ota_metadata::{DateTime, SigningKey};
 use ota_repo::oem::{self, EcuRecord, Inventory, Vehicle};
@@ -121,10 +121,18 @@ fn vehicle_files(f: &Fleet) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
-/// The nodes on `vin`'s path in the served tree (the leaf, holding its assignments, last).
+/// `vin`'s locator: where the tree holds it.
+fn vin_key(f: &Fleet, vin: &str) -> String {
+    oem::privacy::fleet_secret(&f.dir)
+        .unwrap()
+        .vehicle(vin)
+        .locator()
+}
+
+/// The nodes on `vin`'s path in the served tree (the leaf, holding its sealed entry, last).
 fn path_of(f: &Fleet, vin: &str) -> Vec<PathBuf> {
     let repo = f.repo();
-    let key = vin_key(vin);
+    let key = vin_key(f, vin);
     let mut link = oem::fleet::served_tree(&repo).unwrap().unwrap();
     let mut nodes = Vec::new();
     for depth in 0.. {
@@ -132,7 +140,7 @@ fn path_of(f: &Fleet, vin: &str) -> Vec<PathBuf> {
         let node = check_node(&std::fs::read(&p).unwrap(), &key[..depth]).unwrap();
         nodes.push(p);
         if node.is_leaf() {
-            assert!(node.vehicles.contains_key(vin));
+            assert!(node.entries.contains_key(&key));
             return nodes;
         }
         link = node.children[&key[depth..depth + 1]].clone();
@@ -180,7 +188,7 @@ fn each_publish_writes_and_signs_only_what_changed_and_never_rewrites_a_file() {
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(pending, [vin_key("NEW1")[..3].to_string()]);
+    assert_eq!(pending, [vin_key(&f, "NEW1")[..3].to_string()]);
     // Nothing assigned to it yet: nothing published for it.
     let r = oem::publish(&f.dir, later, false).unwrap();
     assert_eq!(
@@ -208,7 +216,7 @@ fn each_publish_writes_and_signs_only_what_changed_and_never_rewrites_a_file() {
     let new: BTreeSet<&PathBuf> = after.keys().filter(|p| !first.contains_key(*p)).collect();
     let want: BTreeSet<&PathBuf> = path.iter().collect();
     assert_eq!(new, want);
-    let (e, doc) = oem::fleet::published_assignments(&f.repo(), "V042")
+    let (e, doc) = oem::fleet::published_assignments(&f.dir, "V042")
         .unwrap()
         .unwrap();
     assert_eq!((e.version, doc.ecus["ECU1"].version.as_str()), (2, "2.0"));
@@ -239,7 +247,7 @@ fn a_rebuild_without_the_record_continues_versions_and_gives_the_same_tree() {
     assert!(r.fleet.bulk);
     assert_eq!((r.vehicles_written, r.fleet.nodes_written), (0, 0));
     assert_eq!(oem::Record::load(&f.dir).unwrap(), before);
-    let (e, _) = oem::fleet::published_assignments(&f.repo(), "V007")
+    let (e, _) = oem::fleet::published_assignments(&f.dir, "V007")
         .unwrap()
         .unwrap();
     assert_eq!(e.version, 2);

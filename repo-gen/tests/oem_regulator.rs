@@ -169,10 +169,9 @@ impl Steps for Env {
     }
 
     fn assignments(&self, vin: &str) -> serde_json::Value {
-        let (_, doc) =
-            ota_repo::oem::fleet::published_assignments(&self.path("oem/repository"), vin)
-                .unwrap()
-                .unwrap_or_else(|| panic!("no assignments of {vin} published"));
+        let (_, doc) = ota_repo::oem::fleet::published_assignments(&self.path("oem"), vin)
+            .unwrap()
+            .unwrap_or_else(|| panic!("no assignments of {vin} published"));
         serde_json::to_value(doc).unwrap()
     }
 }

@@ -135,10 +135,9 @@ impl Steps for World {
     }
     /// The assignments of VIN the OEM's served tree lists now, with their version.
     fn newest_assignments(&self, vin: &str) -> (u64, serde_json::Value) {
-        let (entry, doc) =
-            ota_repo::oem::fleet::published_assignments(&self.path("oem/repository"), vin)
-                .unwrap()
-                .unwrap_or_else(|| panic!("no assignments of {vin} published"));
+        let (entry, doc) = ota_repo::oem::fleet::published_assignments(&self.path("oem"), vin)
+            .unwrap()
+            .unwrap_or_else(|| panic!("no assignments of {vin} published"));
         (entry.version, serde_json::to_value(doc).unwrap())
     }
 }

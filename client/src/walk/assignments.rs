@@ -1,10 +1,11 @@
 //! This vehicle's assignments, trusted through the fleet index by hash
 //! (`ota_metadata::documents::vehicles`): the index (the OEM's online `vehicles` role, listed in
-//! the snapshot, short expiry) names the root node of a tree keyed by SHA-256(VIN); each node on
-//! the way down names the next by length and SHA-256, and the leaf holds this vehicle's
-//! assignments. Every node is bounded, checked against its link before it is parsed, and must
-//! be the node for the prefix it is reached at; nodes are kept locally, so an unchanged one
-//! (same hash) is not fetched again.
+//! the snapshot, short expiry) names the root node of a tree keyed by locator; each node on
+//! the way down names the next by length and SHA-256, and the leaf holds, at this vehicle's
+//! locator (derived from its secret), its sealed entry, which it opens with a key derived from
+//! the same secret. Every node is bounded, checked against its link before it is parsed, and
+//! must be the node for the prefix it is reached at; nodes are kept locally, so an unchanged
+//! one (same hash) is not fetched again.
 //!
 //! Rollback: the version of the last accepted assignments is kept with the `vehicles` keys and
 //! threshold it was accepted under; a lower version is refused while those keys are the ones
@@ -12,15 +13,23 @@
 
 use super::error::{fail, Check, Result};
 use crate::tuf::{Fetch, MetadataStore, Updater};
+use ota_crypt::fleet::VehicleSecret;
 use ota_metadata::documents::vehicles::{
-    self, check_node, vin_key, NodeLink, VehicleEntry, VehicleIndex, MAX_DEPTH, MAX_NODE_BYTES,
+    self, check_node, NodeLink, VehicleEntry, VehicleIndex, MAX_DEPTH, MAX_NODE_BYTES,
 };
 use ota_metadata::documents::Assignments;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// Where the last accepted assignments are recorded in the store.
-const ACCEPTED: &str = "vehicle-accepted";
+/// Where the last accepted assignments are recorded in the store (a name of its own for the
+/// sealed format: versions of the earlier, clear tree are not comparable).
+const ACCEPTED: &str = "vehicle-entry-accepted";
+
+/// Who this vehicle is: its VIN and the secret it was provisioned with.
+pub struct Vehicle<'a> {
+    pub vin: &'a str,
+    pub secret: &'a VehicleSecret,
+}
 
 /// The local copy of the node at `depth` on this vehicle's path.
 fn node_cache(depth: usize) -> String {
@@ -66,14 +75,15 @@ impl fmt::Display for TreeError {
 
 impl std::error::Error for TreeError {}
 
-/// Walk from `root` down to the leaf holding `vin`; `get(depth, prefix, link)` returns the
-/// node's bytes checked against `link`. `None`: the tree does not list the vehicle.
+/// Walk from `root` down to the leaf holding `locator`; `get(depth, prefix, link)` returns
+/// the node's bytes checked against `link`. Returns the sealed entry there (`None`: the tree
+/// lists no vehicle at that locator).
 pub fn find_in_tree(
     root: Option<&NodeLink>,
-    vin: &str,
+    locator: &str,
     mut get: impl FnMut(usize, &str, &NodeLink) -> std::result::Result<Vec<u8>, String>,
-) -> std::result::Result<Option<VehicleEntry>, TreeError> {
-    let key = vin_key(vin);
+) -> std::result::Result<Option<String>, TreeError> {
+    let key = locator;
     let Some(mut link) = root.cloned() else {
         return Ok(None);
     };
@@ -90,7 +100,7 @@ pub fn find_in_tree(
             reason: e.to_string(),
         })?;
         if node.is_leaf() {
-            return Ok(node.vehicles.get(vin).cloned());
+            return Ok(node.entries.get(locator).cloned());
         }
         match node.children.get(&key[depth..depth + 1]) {
             Some(next) => link = next.clone(),
@@ -109,14 +119,16 @@ struct Accepted {
     threshold: u32,
 }
 
-/// The assignments of `vin` (`None`: the OEM assigns it nothing), verified and checked against
-/// the last accepted ones in `store`, which they then replace.
+/// The assignments of `vehicle` (`None`: the OEM assigns it nothing, or the tree has no entry
+/// at its locator), verified, opened, and checked against the last accepted ones in `store`,
+/// which they then replace.
 pub fn read_assignments<F: Fetch>(
     master: &Updater<F>,
     url: &str,
-    vin: &str,
+    vehicle: &Vehicle<'_>,
     store: &MetadataStore,
 ) -> Result<Option<Assignments>> {
+    let vin = vehicle.vin;
     let index = master
         .load_extra_role::<VehicleIndex>(
             "vehicles",
@@ -130,7 +142,8 @@ pub fn read_assignments<F: Fetch>(
         .check()
         .map_err(|e| fail(Check::VehicleIndex, url, e))?;
 
-    let entry = find_in_tree(index.tree.as_ref(), vin, |depth, prefix, link| {
+    let locator = vehicle.secret.locator();
+    let sealed = find_in_tree(index.tree.as_ref(), &locator, |depth, prefix, link| {
         master
             .fetch_metadata_file_cached(
                 &vehicles::node_path(prefix, &link.sha256),
@@ -141,9 +154,19 @@ pub fn read_assignments<F: Fetch>(
             .map_err(|e| e.to_string())
     })
     .map_err(|e| fail(Check::VehicleTree, url, e))?;
-    let Some(entry) = entry else {
+    let Some(sealed) = sealed else {
         return Ok(None);
     };
+    // The node was trusted by hash from the signed index; the entry must also open under this
+    // vehicle's key and name this VIN (a wrong secret provisioned, or another vehicle's
+    // entry moved here, is refused, never read as no assignments).
+    let entry = VehicleEntry::open(&sealed, vin, vehicle.secret).map_err(|e| {
+        fail(
+            Check::Assignments,
+            url,
+            format!("the entry at this vehicle's locator {locator}: {e}"),
+        )
+    })?;
     check_rollback(master, url, vin, &entry, store)?;
     Ok(Some(entry.to_assignments(vin)))
 }
@@ -223,11 +246,26 @@ mod tests {
         }
     }
 
+    fn secret(vin: &str) -> VehicleSecret {
+        ota_crypt::fleet::FleetSecret(ota_crypt::Key([5; 32])).vehicle(vin)
+    }
+
+    fn key(vin: &str) -> String {
+        secret(vin).locator()
+    }
+
+    fn sealed(vin: &str, e: &VehicleEntry) -> String {
+        e.seal(vin, &secret(vin)).unwrap()
+    }
+
     /// 300 vehicles at 8 per leaf: three or four levels.
     fn tree() -> (Mem, NodeLink) {
         let mut m = Mem::default();
         let mut leaves: Vec<Leaf> = (0..300)
-            .map(|i| Leaf::new(&format!("VIN{i}"), entry(i)))
+            .map(|i| {
+                let vin = format!("VIN{i}");
+                Leaf::seal(&vin, &entry(i), &secret(&vin)).unwrap()
+            })
             .collect();
         leaves.sort_by(|a, b| a.key.cmp(&b.key));
         let t = build(&mut m, "", leaves, 8).unwrap();
@@ -255,17 +293,20 @@ mod tests {
         let (m, root) = tree();
         for i in [0u64, 17, 299] {
             let mut f = Vec::new();
-            let got = find_in_tree(Some(&root), &format!("VIN{i}"), getter(&m, &mut f)).unwrap();
-            assert_eq!(got, Some(entry(i)));
+            let vin = format!("VIN{i}");
+            let got = find_in_tree(Some(&root), &key(&vin), getter(&m, &mut f)).unwrap();
+            assert_eq!(got, Some(sealed(&vin, &entry(i))));
+            let opened = VehicleEntry::open(&got.unwrap(), &vin, &secret(&vin)).unwrap();
+            assert_eq!(opened, entry(i));
             assert!(f.len() >= 2 && f.len() <= 4, "{f:?}");
         }
         let mut f = Vec::new();
         assert_eq!(
-            find_in_tree(Some(&root), "VIN-X", getter(&m, &mut f)).unwrap(),
+            find_in_tree(Some(&root), &key("VIN-X"), getter(&m, &mut f)).unwrap(),
             None
         );
         assert_eq!(
-            find_in_tree(None, "VIN1", getter(&m, &mut f)).unwrap(),
+            find_in_tree(None, &key("VIN1"), getter(&m, &mut f)).unwrap(),
             None
         );
     }
@@ -273,7 +314,7 @@ mod tests {
     #[test]
     fn a_tampered_node_is_refused_at_its_depth() {
         let (mut m, root) = tree();
-        let key = vin_key("VIN5");
+        let key = key("VIN5");
         // The node at depth 1 on VIN5's path, one byte changed.
         let root_node = check_node(&m.0[&node_path("", &root.sha256)], "").unwrap();
         let l1 = &root_node.children[&key[..1]];
@@ -283,7 +324,7 @@ mod tests {
         b[i] ^= 1;
         m.0.insert(p1, b);
         let mut f = Vec::new();
-        let e = find_in_tree(Some(&root), "VIN5", getter(&m, &mut f)).unwrap_err();
+        let e = find_in_tree(Some(&root), &key, getter(&m, &mut f)).unwrap_err();
         assert!(
             matches!(&e, TreeError::Fetch { depth: 1, reason, .. } if reason.contains("sha256")),
             "{e}"
@@ -294,7 +335,7 @@ mod tests {
     #[test]
     fn a_node_for_another_prefix_is_refused() {
         let (mut m, root) = tree();
-        let key = vin_key("VIN5");
+        let key = key("VIN5");
         // The root names, for VIN5's first digit, a valid node of another prefix (a real node,
         // so its link is right): the vehicle must refuse it, not read another vehicle's bin.
         let mut root_node = check_node(&m.0[&node_path("", &root.sha256)], "").unwrap();
@@ -311,7 +352,7 @@ mod tests {
         let forged = NodeLink::of(&root_bytes);
         m.0.insert(node_path("", &forged.sha256), root_bytes);
         let mut f = Vec::new();
-        let e = find_in_tree(Some(&forged), "VIN5", getter(&m, &mut f)).unwrap_err();
+        let e = find_in_tree(Some(&forged), &key, getter(&m, &mut f)).unwrap_err();
         assert!(
             matches!(&e, TreeError::Node { depth: 1, reason, .. } if reason.contains("prefix")),
             "{e}"
@@ -322,7 +363,7 @@ mod tests {
     #[test]
     fn an_endless_chain_of_nodes_is_cut_off() {
         // A chain of inner nodes, each naming the next, deeper than a vehicle walks.
-        let key = vin_key("VIN1");
+        let key = key("VIN1");
         let mut m = Mem::default();
         let mut below: Option<NodeLink> = None;
         for depth in (0..=MAX_DEPTH + 2).rev() {
@@ -331,13 +372,13 @@ mod tests {
                     type_: VehicleNode::TYPE.into(),
                     prefix: key[..depth].into(),
                     children: BTreeMap::new(),
-                    vehicles: BTreeMap::from([("VIN1".to_string(), entry(1))]),
+                    entries: BTreeMap::from([(key.clone(), sealed("VIN1", &entry(1)))]),
                 },
                 Some(l) => VehicleNode {
                     type_: VehicleNode::TYPE.into(),
                     prefix: key[..depth].into(),
                     children: BTreeMap::from([(key[depth..depth + 1].to_string(), l.clone())]),
-                    vehicles: BTreeMap::new(),
+                    entries: BTreeMap::new(),
                 },
             };
             let b = ota_metadata::canonical::to_canonical(&node).unwrap();
@@ -347,7 +388,7 @@ mod tests {
             below = Some(l);
         }
         let mut f = Vec::new();
-        let e = find_in_tree(below.as_ref(), "VIN1", getter(&m, &mut f)).unwrap_err();
+        let e = find_in_tree(below.as_ref(), &key, getter(&m, &mut f)).unwrap_err();
         assert_eq!(e, TreeError::TooDeep);
         assert_eq!(f.len(), MAX_DEPTH);
     }

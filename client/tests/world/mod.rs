@@ -135,7 +135,26 @@ impl World {
             &[],
         )
         .unwrap();
+        w.provision("VIN1");
         w
+    }
+
+    /// Write `vin`'s secret to `secrets/VIN.secret` (what `oem vehicle secret` issues), where
+    /// the test configurations point `vehicle_secret`.
+    pub fn provision(&self, vin: &str) {
+        let s = oem::privacy::fleet_secret(&self.p("oem"))
+            .unwrap()
+            .vehicle(vin);
+        std::fs::create_dir_all(self.p("secrets")).unwrap();
+        std::fs::write(self.p(&format!("secrets/{vin}.secret")), s.to_file_text()).unwrap();
+    }
+
+    /// Where `vin`'s entry sits in the OEM's vehicle tree.
+    pub fn locator(&self, vin: &str) -> String {
+        oem::privacy::fleet_secret(&self.p("oem"))
+            .unwrap()
+            .vehicle(vin)
+            .locator()
     }
 
     /// Supplier repository `dir` (named acme) signed by `key`, with brake-fw 1.0, 2.0 and 0.9
@@ -342,6 +361,7 @@ impl World {
     pub fn vehicle(&self, vin: &str, ecus: &[(String, String, String, String)]) {
         let specs: Vec<String> = ecus.iter().map(|(s, h, _, _)| format!("{s}:{h}")).collect();
         oem::vehicle_add(&self.p("oem"), vin, &specs, &[]).unwrap();
+        self.provision(vin);
         for (serial, _, uid, version) in ecus {
             let target = oem::AssignTarget::Vehicle {
                 vin: vin.into(),
@@ -362,7 +382,7 @@ impl World {
     /// A gateway configuration for `vin` and its ECUs (serial, hardware id), written to `file`.
     pub fn config_for(&self, file: &str, vin: &str, ecus: &[(String, String)]) -> PathBuf {
         let mut t = format!(
-            "vin = \"{vin}\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nstate_dir = \"state-{vin}\"\n",
+            "vin = \"{vin}\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nvehicle_secret = \"secrets/{vin}.secret\"\nstate_dir = \"state-{vin}\"\n",
             self.url("oem")
         );
         if let Some(c) = &self.ca {
@@ -400,7 +420,7 @@ impl World {
         std::fs::write(
             &path,
             format!(
-                "vin = \"VIN1\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nstate_dir = \"state\"\n{}\
+                "vin = \"VIN1\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nvehicle_secret = \"secrets/VIN1.secret\"\nstate_dir = \"state\"\n{}\
                  [forward]\nkind = \"dir\"\npath = \"ecus\"\n\
                  [[ecus]]\nserial = \"S1\"\nhardware_id = \"BRAKE-A\"\n[[ecus]]\nserial = \"S2\"\nhardware_id = \"{s2_hardware}\"\n",
                 self.url("oem"),

@@ -1,41 +1,51 @@
 //! How per-vehicle assignments are published so that cost grows with what changed, not with
-//! the fleet (DESIGN.md, "Per-vehicle metadata"): one signature keeps the whole fleet fresh.
+//! the fleet (DESIGN.md, "Per-vehicle metadata"), and so that the CDN learns nothing about the
+//! vehicles (issue 23): one signature keeps the whole fleet fresh, and the served files name
+//! no VIN, no ECU serial and no assignment.
 //!
 //! ```text
 //! N.vehicles.json                           signed by the online `vehicles` role, listed in the
-//!                                           snapshot, short expiry: the fan-out and the length
-//!                                           and SHA-256 of the tree's root node
+//!                                           snapshot, short expiry: the fan-out, the entry
+//!                                           format, and the length and SHA-256 of the root node
 //! vehicles/tree/PREFIX.SHA.json             unsigned, content-addressed nodes of a radix tree
-//!   (root.SHA.json for the root)            keyed by SHA-256(VIN) in hex, one hex digit per
-//!                                           level (fan-out 16). An inner node lists the length
-//!                                           and SHA-256 of each child; a leaf ("bin") lists,
-//!                                           per VIN, the version and the ECUs' images: the
-//!                                           vehicle's assignments themselves
+//!   (root.SHA.json for the root)            keyed by each vehicle's *locator* (32 hex digits
+//!                                           derived from the vehicle's secret, one hex digit
+//!                                           per level, fan-out 16). An inner node lists the
+//!                                           length and SHA-256 of each child; a leaf lists,
+//!                                           per locator, the vehicle's sealed entry: its VIN,
+//!                                           version and assignments, padded and encrypted
+//!                                           under a key only the vehicle and the OEM derive
+//!                                           (`ota_crypt::fleet`)
 //! ```
 //!
-//! A vehicle trusts its assignments through the hash chain from the signed index: no
-//! signature and no expiry per vehicle, so renewing freshness re-signs the index, snapshot and
-//! timestamp only, at any fleet size. Changing one vehicle writes the nodes on its path (about
-//! log16 of the fleet) and the three signed files. A vehicle downloads the index and the nodes
-//! on its path, and fetches again only the nodes whose hash changed: after a change elsewhere
-//! in a fleet of a million, the root node (about 1.5 KB).
+//! A vehicle trusts its entry through the hash chain from the signed index (integrity and
+//! rollback as for any TUF file), and reads it under its own key (confidentiality). An observer
+//! of the CDN learns the number of vehicles, the padded size class of each entry, and which
+//! entries changed at each publish; nothing links a locator to a VIN without the vehicle's
+//! secret. No signature and no expiry per vehicle, so renewing freshness re-signs the index,
+//! snapshot and timestamp only, at any fleet size. Changing one vehicle writes the nodes on its
+//! path (about log16 of the fleet) and the three signed files. A vehicle downloads the index and
+//! the nodes on its path, and fetches again only the nodes whose hash changed: after a change
+//! elsewhere in a fleet of a million, the root node (about 1.5 KB).
 //!
-//! Why the assignments sit in the leaves rather than in a file per vehicle: a first publish
+//! Why the entries sit in the leaves rather than in a file per vehicle: a first publish
 //! must write every file, and creating a million small files is what bounded it (about 8,000
 //! files a second on the 2-core test machine, two minutes for a million vehicles; the fleet
-//! benchmark). In the leaves a million vehicles make about 70,000 files. A vehicle then reads
-//! its neighbours' assignments too; they are public on the CDN either way, as every file is.
+//! benchmark). A vehicle downloads its neighbours' sealed entries too, which it cannot open.
 //!
 //! The shape is canonical: a node is a leaf exactly when the vehicles under its prefix fit in
 //! one ([`fits`]: at most `leaf_max` of them and [`LEAF_BYTES`] of entries, or a single
 //! vehicle), so a bulk build and a sequence of single changes give the same tree (the
-//! publisher's setting; clients only bound node sizes). Vehicles are never removed from the
-//! tree: one whose assignments are all withdrawn keeps an entry with no ECUs and a new version.
+//! publisher's setting; clients only bound node sizes); sealing is deterministic, so the same
+//! entries give the same bytes. Vehicles are never removed from the tree: one whose
+//! assignments are all withdrawn keeps an entry with no ECUs and a new version.
 
 use crate::error::{Error, Result};
 use crate::names;
 use crate::roles::MetaFile;
 use crate::time::DateTime;
+use base64::Engine as _;
+use ota_crypt::fleet::{is_locator, VehicleSecret, SEALED_OVERHEAD};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -57,13 +67,17 @@ pub const MAX_NODE_BYTES: u64 = 256 * 1024;
 /// Most bytes of vehicle entries in a leaf of more than one vehicle (the publisher's choice:
 /// what a vehicle downloads after a change in its own leaf).
 pub const LEAF_BYTES: usize = 16 * 1024;
-/// Hex digits of SHA-256(VIN) of the publisher's state shards (and of the bulk build's units).
+/// Hex digits of the locator of the publisher's state shards (and of the bulk build's units).
 pub const DIR_DIGITS: usize = 3;
+/// The entries' format, as the index names it: a client refuses an index of another.
+pub const ENTRY_FORMAT: &str = "ota-fleet-v1";
 
-/// SHA-256 of the VIN, lower-case hex: where the vehicle sits in the tree.
-pub fn vin_key(vin: &str) -> String {
-    hex::encode(Sha256::digest(vin.as_bytes()))
+/// Where the vehicle holding `secret` sits in the tree (32 lower-case hex digits).
+pub fn locator(secret: &VehicleSecret) -> String {
+    secret.locator()
 }
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// Path (under the metadata base) of the node for `prefix` with content hash `sha256`.
 pub fn node_path(prefix: &str, sha256: &str) -> String {
@@ -91,7 +105,8 @@ impl NodeLink {
     }
 }
 
-/// What a leaf lists for one vehicle: its assignments (the paper's Mv).
+/// A vehicle's entry before it is sealed (and after it is opened): its assignments (the
+/// paper's Mv).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VehicleEntry {
     /// Raised with every change; a vehicle never accepts a lower one (rollback).
@@ -100,7 +115,59 @@ pub struct VehicleEntry {
     pub ecus: BTreeMap<String, EcuAssignment>,
 }
 
+/// What is sealed: the entry with the VIN it belongs to (so an entry given to another vehicle
+/// by mistake, with the same secret, is refused by name).
+#[derive(Serialize, Deserialize)]
+struct SealedPlain {
+    vin: String,
+    version: u64,
+    ecus: BTreeMap<String, EcuAssignment>,
+}
+
 impl VehicleEntry {
+    /// Seal this entry of `vin` under `secret` (base64 of `ota_crypt::fleet`'s sealed bytes).
+    pub fn seal(&self, vin: &str, secret: &VehicleSecret) -> Result<String> {
+        let plain = crate::canonical::to_canonical(&SealedPlain {
+            vin: vin.into(),
+            version: self.version,
+            ecus: self.ecus.clone(),
+        })?;
+        let sealed = secret
+            .seal(&plain)
+            .map_err(|e| Error::malformed(format!("the vehicle entry of {vin}"), e.to_string()))?;
+        Ok(B64.encode(sealed))
+    }
+
+    /// Open `sealed` (as [`Self::seal`] made it) with `secret`, and check it is `vin`'s.
+    pub fn open(sealed: &str, vin: &str, secret: &VehicleSecret) -> Result<VehicleEntry> {
+        let what = format!("the vehicle entry of {vin}");
+        let bytes = B64
+            .decode(sealed)
+            .map_err(|e| Error::malformed(&what, format!("not base64: {e}")))?;
+        let plain = secret
+            .open(&bytes)
+            .map_err(|e| Error::malformed(&what, e.to_string()))?;
+        let p: SealedPlain = serde_json::from_slice(&plain).map_err(|e| Error::Json {
+            what: what.clone(),
+            source: e,
+        })?;
+        if p.vin != vin {
+            return Err(Error::Mismatch {
+                what,
+                field: "vin",
+                found: p.vin,
+                expected: vin.into(),
+            });
+        }
+        for serial in p.ecus.keys() {
+            names::check_ecu_serial(serial)?;
+        }
+        Ok(VehicleEntry {
+            version: p.version,
+            ecus: p.ecus,
+        })
+    }
+
     /// As the assignments document of `vin`.
     pub fn to_assignments(&self, vin: &str) -> Assignments {
         Assignments {
@@ -132,6 +199,8 @@ pub struct VehicleIndex {
     pub expires: DateTime,
     /// Children per node ([`FANOUT`]).
     pub fanout: u32,
+    /// How the leaves' entries are sealed ([`ENTRY_FORMAT`]).
+    pub entries: String,
     /// The root node; absent while no vehicle has assignments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tree: Option<NodeLink>,
@@ -152,6 +221,14 @@ impl VehicleIndex {
                 expected: FANOUT.to_string(),
             });
         }
+        if self.entries != ENTRY_FORMAT {
+            return Err(Error::Mismatch {
+                what: "vehicle index".into(),
+                field: "entries",
+                found: self.entries.clone(),
+                expected: ENTRY_FORMAT.into(),
+            });
+        }
         if let Some(l) = &self.tree {
             check_link(
                 "vehicle index: root node",
@@ -164,17 +241,18 @@ impl VehicleIndex {
     }
 }
 
-/// A node of the tree: inner (`children`, keyed by the next hex digit) or leaf (`vehicles`).
+/// A node of the tree: inner (`children`, keyed by the next hex digit) or leaf (`entries`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VehicleNode {
     #[serde(rename = "_type")]
     pub type_: String,
-    /// The hex digits of SHA-256(VIN) every vehicle under this node starts with.
+    /// The hex digits every locator under this node starts with.
     pub prefix: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub children: BTreeMap<String, NodeLink>,
+    /// Locator -> sealed entry (base64).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub vehicles: BTreeMap<String, VehicleEntry>,
+    pub entries: BTreeMap<String, String>,
 }
 
 impl VehicleNode {
@@ -230,10 +308,10 @@ pub fn check_node(bytes: &[u8], prefix: &str) -> Result<VehicleNode> {
             expected: format!("{prefix:?}"),
         });
     }
-    if node.children.is_empty() == node.vehicles.is_empty() {
+    if node.children.is_empty() == node.entries.is_empty() {
         return Err(Error::malformed(
             &what,
-            "a node lists either children or vehicles, and not nothing",
+            "a node lists either children or entries, and not nothing",
         ));
     }
     for (digit, l) in &node.children {
@@ -250,15 +328,28 @@ pub fn check_node(bytes: &[u8], prefix: &str) -> Result<VehicleNode> {
             MAX_NODE_BYTES,
         )?;
     }
-    for (vin, e) in &node.vehicles {
-        names::check_vin(vin)?;
-        for serial in e.ecus.keys() {
-            names::check_ecu_serial(serial)?;
-        }
-        if !vin_key(vin).starts_with(prefix) {
+    for (locator, sealed) in &node.entries {
+        if !is_locator(locator) {
             return Err(Error::malformed(
                 &what,
-                format!("{vin} does not belong under prefix {prefix:?}"),
+                format!("{locator:?} is not a locator (32 lower-case hex digits)"),
+            ));
+        }
+        if !locator.starts_with(prefix) {
+            return Err(Error::malformed(
+                &what,
+                format!("locator {locator} does not belong under prefix {prefix:?}"),
+            ));
+        }
+        // The length tells the size class; the bytes are checked by the one vehicle that
+        // opens them.
+        if !ota_crypt::fleet::PADDED_SIZES
+            .iter()
+            .any(|p| base64_len(p + SEALED_OVERHEAD) == sealed.len())
+        {
+            return Err(Error::malformed(
+                &what,
+                format!("the entry of locator {locator} is not a sealed entry's length"),
             ));
         }
     }
@@ -267,32 +358,37 @@ pub fn check_node(bytes: &[u8], prefix: &str) -> Result<VehicleNode> {
 
 // ---- Building the tree (the publisher's side, shared with the verifier and the benchmark) ----
 
-/// One vehicle as the tree holds it.
+/// One vehicle as the tree holds it: its locator and sealed entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Leaf {
-    /// [`vin_key`] of `vin`.
+    /// The vehicle's locator.
     pub key: String,
-    pub vin: String,
-    pub entry: VehicleEntry,
-    /// About the bytes the vehicle takes in a leaf (its entry as compact JSON, and its VIN):
-    /// what [`fits`] sums. A function of the entry alone, so the shape stays canonical.
+    /// Its sealed entry, base64.
+    pub sealed: String,
+    /// About the bytes the vehicle takes in a leaf: what [`fits`] sums. A function of the
+    /// entry alone, so the shape stays canonical.
     pub size: usize,
 }
 
 impl Leaf {
-    pub fn new(vin: &str, entry: VehicleEntry) -> Self {
-        // Serialising strings and integers cannot fail; if it did, the vehicle would be
-        // counted as too large to share a leaf, which is still a canonical shape.
-        let size = serde_json::to_vec(&entry)
-            .map_or(usize::MAX, |b| b.len())
-            .saturating_add(vin.len() + 4);
+    pub fn new(locator: String, sealed: String) -> Self {
+        let size = sealed.len().saturating_add(locator.len() + 6);
         Leaf {
-            key: vin_key(vin),
-            vin: vin.into(),
-            entry,
+            key: locator,
+            sealed,
             size,
         }
     }
+
+    /// `entry` of `vin`, sealed under `secret`, at its locator.
+    pub fn seal(vin: &str, entry: &VehicleEntry, secret: &VehicleSecret) -> Result<Self> {
+        Ok(Leaf::new(secret.locator(), entry.seal(vin, secret)?))
+    }
+}
+
+/// Length of `n` bytes in padded base64.
+const fn base64_len(n: usize) -> usize {
+    n.div_ceil(3) * 4
 }
 
 /// Whether `leaves` (all under one prefix) make a leaf rather than an inner node: a single
@@ -368,7 +464,7 @@ pub fn write_leaf<S: NodeSink>(
             type_: VehicleNode::TYPE.into(),
             prefix: prefix.into(),
             children: BTreeMap::new(),
-            vehicles: leaves.into_iter().map(|l| (l.vin, l.entry)).collect(),
+            entries: leaves.into_iter().map(|l| (l.key, l.sealed)).collect(),
         },
     )
 }
@@ -442,7 +538,7 @@ pub fn combine<S: NodeSink>(
             type_: VehicleNode::TYPE.into(),
             prefix: prefix.into(),
             children: links,
-            vehicles: BTreeMap::new(),
+            entries: BTreeMap::new(),
         },
     )?))
 }
@@ -484,12 +580,9 @@ where
     let node = source.get(prefix, link)?;
     if node.is_leaf() {
         let mut all: BTreeMap<String, Leaf> = node
-            .vehicles
+            .entries
             .into_iter()
-            .map(|(vin, entry)| {
-                let l = Leaf::new(&vin, entry);
-                (l.key.clone(), l)
-            })
+            .map(|(locator, sealed)| (locator.clone(), Leaf::new(locator, sealed)))
             .collect();
         for c in changes {
             all.insert(c.key.clone(), c);
@@ -525,7 +618,7 @@ where
             type_: VehicleNode::TYPE.into(),
             prefix: prefix.into(),
             children,
-            vehicles: BTreeMap::new(),
+            entries: BTreeMap::new(),
         },
     )?))
 }
@@ -547,10 +640,9 @@ pub fn entries_under<R: NodeSource>(
     loop {
         let node = source.get(&at, &link)?;
         if node.is_leaf() {
-            for (vin, entry) in node.vehicles {
-                let l = Leaf::new(&vin, entry);
-                if l.key.starts_with(prefix) {
-                    out.push(l);
+            for (locator, sealed) in node.entries {
+                if locator.starts_with(prefix) {
+                    out.push(Leaf::new(locator, sealed));
                 }
             }
             return Ok(out);
@@ -566,7 +658,7 @@ pub fn entries_under<R: NodeSource>(
             while let Some((p, l)) = stack.pop() {
                 let n = source.get(&p, &l)?;
                 if n.is_leaf() {
-                    out.extend(n.vehicles.into_iter().map(|(v, e)| Leaf::new(&v, e)));
+                    out.extend(n.entries.into_iter().map(|(k, s)| Leaf::new(k, s)));
                 } else {
                     stack.extend(
                         n.children
@@ -637,9 +729,22 @@ mod tests {
         }
     }
 
+    fn fleet() -> ota_crypt::fleet::FleetSecret {
+        ota_crypt::fleet::FleetSecret(ota_crypt::Key([9; 32]))
+    }
+
+    /// `entry` of `vin` sealed under its secret in the test fleet.
+    fn leaf(vin: &str, entry: VehicleEntry) -> Leaf {
+        Leaf::seal(vin, &entry, &fleet().vehicle(vin)).unwrap()
+    }
+
+    fn key(vin: &str) -> String {
+        fleet().vehicle(vin).locator()
+    }
+
     fn full(n: usize, leaf_max: usize, m: &mut Mem) -> Option<NodeLink> {
         let mut leaves: Vec<Leaf> = (0..n)
-            .map(|i| Leaf::new(&format!("VIN{i:06}"), entry(1)))
+            .map(|i| leaf(&format!("VIN{i:06}"), entry(1)))
             .collect();
         leaves.sort_by(|a, b| a.key.cmp(&b.key));
         let t = build(m, "", leaves, leaf_max).unwrap();
@@ -656,7 +761,7 @@ mod tests {
         let mut i = 0;
         for batch in [1usize, 1, 5, 30, 100, 563] {
             let mut changes: Vec<Leaf> = (i..i + batch)
-                .map(|i| Leaf::new(&format!("VIN{i:06}"), entry(1)))
+                .map(|i| leaf(&format!("VIN{i:06}"), entry(1)))
                 .collect();
             changes.sort_by(|a, b| a.key.cmp(&b.key));
             let mut src = Mem(inc.0.clone());
@@ -670,7 +775,7 @@ mod tests {
         let under: Vec<_> = entries_under(&mut inc, root.as_ref(), "3a").unwrap();
         assert!(under.iter().all(|l| l.key.starts_with("3a")));
         let expect = (0..700)
-            .filter(|i| vin_key(&format!("VIN{i:06}")).starts_with("3a"))
+            .filter(|i| key(&format!("VIN{i:06}")).starts_with("3a"))
             .count();
         assert_eq!(under.len(), expect);
     }
@@ -683,14 +788,14 @@ mod tests {
             ecus: ecus(20),
         };
         let vins: Vec<String> = (0..200).map(|i| format!("VIN{i:06}")).collect();
-        let mut leaves: Vec<Leaf> = vins.iter().map(|v| Leaf::new(v, big(1))).collect();
+        let mut leaves: Vec<Leaf> = vins.iter().map(|v| leaf(v, big(1))).collect();
         leaves.sort_by(|a, b| a.key.cmp(&b.key));
         let mut bulk = Mem::default();
         let t = build(&mut bulk, "", leaves, 64).unwrap();
         let want = finish(&mut bulk, t).unwrap();
         for (_, b) in bulk.0.iter() {
             let n: VehicleNode = serde_json::from_slice(b).unwrap();
-            if n.vehicles.len() > 1 {
+            if n.entries.len() > 1 {
                 assert!(b.len() <= LEAF_BYTES + 200, "a leaf of {} bytes", b.len());
             }
         }
@@ -704,7 +809,7 @@ mod tests {
                 &mut inc,
                 "",
                 root.as_ref(),
-                vec![Leaf::new(v, big(1))],
+                vec![leaf(v, big(1))],
                 64,
             )
             .unwrap();
@@ -712,7 +817,7 @@ mod tests {
         }
         assert_eq!(root, want);
         // One vehicle larger than LEAF_BYTES alone is still a leaf (not a chain to MAX_DEPTH).
-        let huge = Leaf::new("VIN-HUGE", big_one());
+        let huge = leaf("VIN-HUGE", big_one());
         assert!(huge.size > LEAF_BYTES);
         assert!(fits([&huge], 64));
         let mut m = Mem::default();
@@ -733,7 +838,7 @@ mod tests {
         let root = full(5000, 16, &mut m).unwrap();
         let before = m.0.len();
         let mut src = Mem(m.0.clone());
-        let changed = Leaf::new("VIN000042", entry(2));
+        let changed = leaf("VIN000042", entry(2));
         let t = update(&mut src, &mut m, "", Some(&root), vec![changed.clone()], 16).unwrap();
         let new_root = finish(&mut m, t).unwrap().unwrap();
         assert_ne!(new_root, root);
@@ -743,7 +848,7 @@ mod tests {
             depth += 1;
             let n = m.get(&at, &link).unwrap();
             if n.is_leaf() {
-                assert!(n.vehicles.contains_key("VIN000042"));
+                assert!(n.entries.contains_key(&key("VIN000042")));
                 break;
             }
             let d = &changed.key[at.len()..at.len() + 1];
@@ -783,21 +888,56 @@ mod tests {
         v["children"][d]["sha256"] = "../../etc/passwd".into();
         let e = check_node(&serde_json::to_vec(&v).unwrap(), "").unwrap_err();
         assert!(e.to_string().contains("not 64 lower-case hex"), "{e}");
-        // A VIN in a leaf it does not belong to.
-        let leaf = VehicleNode {
+        // A locator in a leaf it does not belong to.
+        let l = leaf("VIN1", entry(1));
+        let bad = VehicleNode {
             type_: VehicleNode::TYPE.into(),
             prefix: "0".into(),
             children: BTreeMap::new(),
-            vehicles: BTreeMap::from([("VIN1".to_string(), entry(1))]),
+            entries: BTreeMap::from([(l.key.clone(), l.sealed.clone())]),
         };
-        let p = &vin_key("VIN1")[..1];
+        let p = &l.key[..1];
         let ok = VehicleNode {
             prefix: p.into(),
-            ..leaf.clone()
+            ..bad.clone()
         };
         assert!(check_node(&serde_json::to_vec(&ok).unwrap(), p).is_ok());
         if p != "0" {
-            assert!(check_node(&serde_json::to_vec(&leaf).unwrap(), "0").is_err());
+            assert!(check_node(&serde_json::to_vec(&bad).unwrap(), "0").is_err());
+        }
+        // A VIN where a locator belongs, and an entry of no sealed length, are refused.
+        for (k, v) in [
+            ("VIN1".to_string(), l.sealed.clone()),
+            (l.key.clone(), format!("{}AAAA", l.sealed)),
+            (l.key.clone(), "{\"version\":1}".to_string()),
+        ] {
+            let n = VehicleNode {
+                entries: BTreeMap::from([(k, v)]),
+                ..ok.clone()
+            };
+            assert!(check_node(&serde_json::to_vec(&n).unwrap(), p).is_err());
+        }
+    }
+
+    #[test]
+    fn an_entry_opens_for_its_own_vehicle_only() {
+        let e = entry(3);
+        let s = e.seal("VIN1", &fleet().vehicle("VIN1")).unwrap();
+        assert_eq!(
+            VehicleEntry::open(&s, "VIN1", &fleet().vehicle("VIN1")).unwrap(),
+            e
+        );
+        // Another vehicle's secret does not open it.
+        assert!(VehicleEntry::open(&s, "VIN2", &fleet().vehicle("VIN2")).is_err());
+        // The right secret given under another VIN (a provisioning mistake) is refused by name.
+        let err = VehicleEntry::open(&s, "VIN2", &fleet().vehicle("VIN1")).unwrap_err();
+        assert!(matches!(err, Error::Mismatch { field: "vin", .. }), "{err}");
+        // Nothing of the entry is in clear.
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(&s)
+            .unwrap();
+        for needle in [&b"VIN1"[..], b"ECU-0000", b"brake-fw", b"BRAKE-A"] {
+            assert!(!raw.windows(needle.len()).any(|w| w == needle));
         }
     }
 }

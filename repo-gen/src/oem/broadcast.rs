@@ -94,23 +94,7 @@ impl Broadcast {
 
 /// The tree's secret, created (mode 0600) the first time it is needed.
 pub fn secret(dir: &Path) -> Result<Secret> {
-    let path = dir.join(SECRET);
-    if !path.exists() {
-        let s = Secret::generate();
-        let kdir = dir.join("keys");
-        std::fs::create_dir_all(&kdir).map_err(Error::io(&kdir))?;
-        fsutil::write_new_private(&path, format!("{}\n", hex::encode(s.0 .0)).as_bytes())?;
-        return Ok(s);
-    }
-    let text = fsutil::read_bounded(&path, 1024)?;
-    let mut k = [0u8; 32];
-    hex::decode_to_slice(String::from_utf8_lossy(&text).trim(), &mut k).map_err(|_| {
-        Error::Config {
-            path: path.clone(),
-            reason: "not 64 hex digits".into(),
-        }
-    })?;
-    Ok(Secret(Key(k)))
+    Ok(Secret(Key(fsutil::secret_file(&dir.join(SECRET), true)?)))
 }
 
 /// Write receiver `leaf`'s key file to `out` (mode 0600, never overwriting).

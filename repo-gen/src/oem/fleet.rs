@@ -20,6 +20,7 @@ use super::inventory::Vehicle;
 use super::{read_state, store, write_state, Settings, PUBLISHED};
 use crate::error::{Error, Result};
 use crate::fsutil;
+use ota_crypt::fleet::{FleetSecret, VehicleSecret};
 use ota_metadata::documents::vehicles::{
     self, build, check_node, combine, entries_under, finish, node_path, update, Leaf, NodeLink,
     NodeSink, NodeSource, Subtree, VehicleEntry, VehicleIndex, VehicleNode, DIR_DIGITS, FANOUT,
@@ -50,12 +51,18 @@ pub struct Record {
     /// The suppliers pinned then: assignments of a supplier no longer pinned are withdrawn, so
     /// a change of this set re-checks every vehicle.
     pub suppliers: Vec<String>,
+    /// The entries' format ([`vehicles::ENTRY_FORMAT`]); a record of another is no record.
+    #[serde(default)]
+    pub format: String,
 }
 
 impl Record {
     pub fn load(dir: &Path) -> Option<Record> {
         // An unreadable or earlier-format record (a map per VIN) is no record: rebuild.
-        read_state::<Option<Record>>(dir, PUBLISHED).ok().flatten()
+        read_state::<Option<Record>>(dir, PUBLISHED)
+            .ok()
+            .flatten()
+            .filter(|r| r.format == vehicles::ENTRY_FORMAT)
     }
     pub fn save(&self, dir: &Path) -> Result<()> {
         write_state(dir, PUBLISHED, self)
@@ -219,7 +226,7 @@ struct Shard {
 fn process_shard(
     dir: &Path,
     shard: &str,
-    suppliers: &BTreeSet<String>,
+    ctx: &ShardContext,
     base: &mut RepoTree,
     base_root: Option<&NodeLink>,
 ) -> Result<Shard> {
@@ -227,16 +234,40 @@ fn process_shard(
     let (removed, _) = store::read_shard::<String>(dir, store::REMOVED_DIR, shard)?;
     let (wanted, _) =
         store::read_shard::<BTreeMap<String, EcuAssignment>>(dir, store::ASSIGNMENTS_DIR, shard)?;
-    let published: BTreeMap<String, VehicleEntry> = entries_under(base, base_root, shard)?
-        .into_iter()
-        .map(|l| (l.vin, l.entry))
-        .collect();
-    // The published tree is the truth about who is in the fleet: a vehicle it lists with
-    // assignments that the inventory lacks was lost (the state deleted, or restored from an
-    // older backup), unless a command removed it.
+    // Every VIN the state knows under this shard, by locator: the tree names no VIN.
+    let mut known: HashMap<String, (&String, VehicleSecret)> = HashMap::new();
+    for vin in inv.keys().chain(removed.keys()).chain(wanted.keys()) {
+        let secret = ctx.fleet.vehicle(vin);
+        let locator = secret.locator();
+        if let Some((other, _)) = known.get(&locator).filter(|(o, _)| *o != vin) {
+            return Err(Error::refused(format!(
+                "vehicles {other} and {vin} have the same locator {locator}: give one of them another VIN"
+            )));
+        }
+        known.insert(locator, (vin, secret));
+    }
+    let mut published: BTreeMap<String, (VehicleEntry, Leaf)> = BTreeMap::new();
+    for leaf in entries_under(base, base_root, shard)? {
+        // The published tree is the truth about who is in the fleet: a locator the state
+        // cannot name was lost (the state deleted, or restored from an older backup).
+        let Some((vin, secret)) = known.get(&leaf.key) else {
+            return Err(Error::refused(format!(
+                "the published tree has a vehicle at locator {} that the OEM's state does not know (DIR/{}/{shard}.json): the state was lost or restored from an older backup, and publishing it would withdraw that vehicle's assignments; restore the state from a newer backup",
+                leaf.key,
+                store::INVENTORY_DIR
+            )));
+        };
+        let entry = VehicleEntry::open(&leaf.sealed, vin, secret).map_err(|e| {
+            Error::refused(format!(
+                "the published entry of {vin} does not open with its secret ({e}): was DIR/{} replaced? Restore it from your backup",
+                super::privacy::FLEET_SECRET
+            ))
+        })?;
+        published.insert((*vin).clone(), (entry, leaf));
+    }
     if let Some(vin) = published
         .iter()
-        .find(|(vin, e)| {
+        .find(|(vin, (e, _))| {
             !e.ecus.is_empty() && !inv.contains_key(*vin) && !removed.contains_key(*vin)
         })
         .map(|(vin, _)| vin)
@@ -262,7 +293,7 @@ fn process_shard(
                 .get(vin)
                 .and_then(|v| v.ecus.get(serial))
                 .is_some_and(|e| !e.aftermarket && e.hardware_id == a.hardware_id)
-                && suppliers.contains(&a.supplier);
+                && ctx.suppliers.contains(&a.supplier);
             if !ok {
                 out.withdrawn.push(format!("{vin}/{serial}"));
             }
@@ -272,25 +303,33 @@ fn process_shard(
         if old.is_none() && ecus.is_empty() {
             continue;
         }
-        if let Some(o) = old.filter(|o| o.ecus == ecus) {
-            out.all.push(Leaf::new(vin, o.clone()));
+        if let Some((_, leaf)) = old.filter(|(o, _)| o.ecus == ecus) {
+            out.all.push(leaf.clone());
             continue;
         }
         let version = match old {
             None => 1,
-            Some(o) => o.version.checked_add(1).ok_or_else(|| {
+            Some((o, _)) => o.version.checked_add(1).ok_or_else(|| {
                 Error::refused(format!(
                     "the assignments version of {vin} is at its maximum"
                 ))
             })?,
         };
-        let leaf = Leaf::new(vin, VehicleEntry { version, ecus });
+        let secret = ctx.fleet.vehicle(vin);
+        let leaf = Leaf::seal(vin, &VehicleEntry { version, ecus }, &secret)
+            .map_err(|e| Error::refused(format!("the assignments of {vin}: {e}")))?;
         out.changed.push(leaf.clone());
         out.all.push(leaf);
     }
     out.all.sort_by(|a, b| a.key.cmp(&b.key));
     out.changed.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(out)
+}
+
+/// What every shard of one publish is processed with.
+struct ShardContext {
+    fleet: FleetSecret,
+    suppliers: BTreeSet<String>,
 }
 
 /// The tree the served index names, when the publisher has no record of its own.
@@ -334,6 +373,10 @@ pub fn update_vehicles(dir: &Path, repo: &Path, s: &Settings, force: bool) -> Re
     store::migrate(dir)?;
     let leaf_max = vehicles::DEFAULT_LEAF_MAX;
     let suppliers: BTreeSet<String> = s.suppliers.keys().cloned().collect();
+    let ctx = ShardContext {
+        fleet: super::privacy::fleet_secret(dir)?,
+        suppliers: suppliers.clone(),
+    };
     let pending = store::pending(dir)?;
     // The record must describe the tree that is published: one restored from an older backup
     // (or left by a cut publish) does not, and versions must continue from what vehicles hold.
@@ -351,25 +394,9 @@ pub fn update_vehicles(dir: &Path, repo: &Path, s: &Settings, force: bool) -> Re
     let mut report = FleetReport::default();
     let bulk = force || record.is_none() || !same_suppliers || pending.len() > BULK_ABOVE;
     let tree = if !bulk {
-        incremental(
-            dir,
-            repo,
-            &pending,
-            &suppliers,
-            base_root,
-            leaf_max,
-            &mut report,
-        )?
+        incremental(dir, repo, &pending, &ctx, base_root, leaf_max, &mut report)?
     } else {
-        bulk_build(
-            dir,
-            repo,
-            &suppliers,
-            base_root,
-            leaf_max,
-            force,
-            &mut report,
-        )?
+        bulk_build(dir, repo, &ctx, base_root, leaf_max, force, &mut report)?
     };
     report.bulk = bulk;
     Ok(FleetUpdate {
@@ -377,6 +404,7 @@ pub fn update_vehicles(dir: &Path, repo: &Path, s: &Settings, force: bool) -> Re
             tree,
             leaf_max,
             suppliers: suppliers.into_iter().collect(),
+            format: vehicles::ENTRY_FORMAT.into(),
         },
         report,
         handled: pending,
@@ -387,7 +415,7 @@ fn incremental(
     dir: &Path,
     repo: &Path,
     pending: &BTreeSet<String>,
-    suppliers: &BTreeSet<String>,
+    ctx: &ShardContext,
     root: Option<NodeLink>,
     leaf_max: usize,
     report: &mut FleetReport,
@@ -395,7 +423,7 @@ fn incremental(
     let mut tree = RepoTree::new(repo, true);
     let mut changes = Vec::new();
     for shard in pending {
-        let sh = process_shard(dir, shard, suppliers, &mut tree, root.as_ref())?;
+        let sh = process_shard(dir, shard, ctx, &mut tree, root.as_ref())?;
         report.vehicles_written += sh.changed.len();
         report.withdrawn.extend(sh.withdrawn);
         changes.extend(sh.changed);
@@ -416,7 +444,7 @@ fn incremental(
 fn bulk_build(
     dir: &Path,
     repo: &Path,
-    suppliers: &BTreeSet<String>,
+    ctx: &ShardContext,
     base_root: Option<NodeLink>,
     leaf_max: usize,
     repair: bool,
@@ -446,8 +474,7 @@ fn bulk_build(
                     for d in 0..FANOUT {
                         let digit = char::from_digit(d, 16).unwrap_or('0');
                         let shard = format!("{group}{digit}");
-                        let mut sh =
-                            process_shard(dir, &shard, suppliers, tree, base_root.as_ref())?;
+                        let mut sh = process_shard(dir, &shard, ctx, tree, base_root.as_ref())?;
                         written += sh.changed.len();
                         withdrawn.append(&mut sh.withdrawn);
                         children.push((digit, build(tree, &shard, sh.all, leaf_max)?));
@@ -543,23 +570,26 @@ pub fn published_entries(repo: &Path, root: Option<&NodeLink>) -> Result<Vec<Lea
     entries_under(&mut RepoTree::new(repo, false), root, "")
 }
 
-/// The assignments of `vin` as the served tree in `repo` lists them now (through the index the
-/// timestamp and snapshot name), with their entry; for tests and tools.
+/// The assignments of `vin` as the served tree in `DIR/repository` lists them now (through
+/// the index the timestamp and snapshot name), with their entry, opened with the vehicle's
+/// secret; for tests and tools.
 pub fn published_assignments(
-    repo: &Path,
+    dir: &Path,
     vin: &str,
 ) -> Result<Option<(VehicleEntry, AssignmentsDoc)>> {
-    let root = served_tree(repo)?;
-    let key = vehicles::vin_key(vin);
-    Ok(
-        entries_under(&mut RepoTree::new(repo, false), root.as_ref(), &key)?
-            .into_iter()
-            .find(|l| l.vin == vin)
-            .map(|l| {
-                let doc = l.entry.to_assignments(vin);
-                (l.entry, doc)
-            }),
-    )
+    let repo = dir.join("repository");
+    let root = served_tree(&repo)?;
+    let secret = super::privacy::fleet_secret(dir)?.vehicle(vin);
+    let key = secret.locator();
+    let Some(leaf) = entries_under(&mut RepoTree::new(&repo, false), root.as_ref(), &key)?
+        .into_iter()
+        .find(|l| l.key == key)
+    else {
+        return Ok(None);
+    };
+    let entry = VehicleEntry::open(&leaf.sealed, vin, &secret).map_err(Error::meta(&repo))?;
+    let doc = entry.to_assignments(vin);
+    Ok(Some((entry, doc)))
 }
 
 /// Bring back damaged or missing nodes of the published vehicle tree from another copy of the

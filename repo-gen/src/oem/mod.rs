@@ -4,8 +4,9 @@
 //! Working directory:
 //! ```text
 //! DIR/ota-repo.json       settings: role keys, pinned suppliers and regulators, review queue
-//! DIR/inventory/KKK.json  the vehicle inventory (VIN -> ECUs), in 4096 shards by SHA-256(VIN);
+//! DIR/inventory/KKK.json  the vehicle inventory (VIN -> ECUs), in 4096 shards by locator;
 //!                         human-readable, never published (see [`store`])
+//! DIR/keys/fleet.secret   what every vehicle's locator and entry key derive from ([`privacy`])
 //! DIR/assignments/KKK.json  what each vehicle's ECUs should run; published per vehicle
 //! DIR/pending/KKK         shards changed since the last publish
 //! DIR/published.json      the root of the published vehicle tree (for change detection)
@@ -28,6 +29,7 @@ pub mod ecu_trust;
 pub mod fleet;
 mod init;
 mod inventory;
+pub mod privacy;
 mod publish;
 mod regulators;
 mod report;

@@ -61,6 +61,7 @@ pub fn publish_with(
         version: 1,
         expires: DateTime(0),
         fanout: FANOUT,
+        entries: ota_metadata::documents::vehicles::ENTRY_FORMAT.into(),
         tree: up.record.tree.clone(),
         extra: BTreeMap::new(),
     })?;

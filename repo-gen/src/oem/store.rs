@@ -3,19 +3,24 @@
 //! fleet size.
 //!
 //! ```text
-//! DIR/inventory/KKK.json     the vehicles whose SHA-256(VIN) starts with hex KKK (4096 shards)
+//! DIR/inventory/KKK.json     the vehicles whose locator starts with hex KKK (4096 shards)
 //! DIR/assignments/KKK.json   their assignments
 //! DIR/removed/KKK.json       the vehicles `oem vehicle remove` took out (their tombstones)
 //! DIR/pending/KKK            a shard changed since the last publish (written before the shard)
+//! DIR/keys/fleet.secret      the fleet secret every vehicle's secret and locator derive from
 //! ```
-//! The shard of a VIN is the first `DIR_DIGITS` hex digits of its key in the published tree
-//! (`ota_metadata::documents::vehicles::vin_key`). Shards are pretty JSON, as the
-//! single `inventory.json`/`assignments.json` of earlier versions were; those are migrated
-//! into shards the first time the directory is used.
+//! The shard of a VIN is the first `DIR_DIGITS` hex digits of its locator in the published
+//! tree ([`super::privacy`]), so a shard is one subtree of the tree and the publisher builds
+//! the tree shard by shard. Shards are pretty JSON, as the single
+//! `inventory.json`/`assignments.json` of earlier versions were; those are migrated into shards
+//! the first time the directory is used, and shards of the earlier SHA-256(VIN) layout are
+//! moved to their locators' shards when the fleet secret is first made.
 
+use super::privacy;
 use crate::error::{Error, Result};
 use crate::fsutil;
-use ota_metadata::documents::vehicles::{vin_key, DIR_DIGITS};
+use ota_crypt::fleet::FleetSecret;
+use ota_metadata::documents::vehicles::DIR_DIGITS;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -32,9 +37,11 @@ pub const REMOVED_DIR: &str = "removed";
 /// Bound on one shard file (a shard holds about 1/4096 of the fleet).
 const MAX_SHARD: u64 = 256 << 20;
 
-/// The shard of `vin`: the first hex digits of SHA-256(VIN).
-pub fn shard_of(vin: &str) -> String {
-    vin_key(vin)[..DIR_DIGITS].to_string()
+/// The shard of `vin`: the first hex digits of its locator.
+pub fn shard_of(fleet: &FleetSecret, vin: &str) -> String {
+    let mut l = fleet.vehicle(vin).locator();
+    l.truncate(DIR_DIGITS);
+    l
 }
 
 fn is_shard_name(s: &str) -> bool {
@@ -86,6 +93,19 @@ pub(crate) fn read_shard<V: DeserializeOwned>(
     kind: &str,
     shard: &str,
 ) -> Result<Shard<V>> {
+    let fleet = privacy::fleet_secret(dir)?;
+    let (map, digest) = read_shard_file::<V>(dir, kind, shard)?;
+    if let Some(vin) = map.keys().find(|v| shard_of(&fleet, v) != shard) {
+        return Err(Error::Config {
+            path: shard_path(dir, kind, shard),
+            reason: format!("{vin} belongs in shard {}, not here", shard_of(&fleet, vin)),
+        });
+    }
+    Ok((map, digest))
+}
+
+/// A shard file as it is, without checking that its vehicles belong there.
+fn read_shard_file<V: DeserializeOwned>(dir: &Path, kind: &str, shard: &str) -> Result<Shard<V>> {
     let path = shard_path(dir, kind, shard);
     if !path.exists() {
         return Ok((BTreeMap::new(), None));
@@ -95,12 +115,6 @@ pub(crate) fn read_shard<V: DeserializeOwned>(
         path: path.clone(),
         reason: e.to_string(),
     })?;
-    if let Some(vin) = map.keys().find(|v| shard_of(v) != shard) {
-        return Err(Error::Config {
-            path,
-            reason: format!("{vin} belongs in shard {}, not here", shard_of(vin)),
-        });
-    }
     Ok((map, Some(Sha256::digest(&bytes).into())))
 }
 
@@ -111,8 +125,9 @@ pub(crate) fn load<V: DeserializeOwned>(
     vins: Option<&[&str]>,
 ) -> Result<(BTreeMap<String, V>, Scope)> {
     migrate(dir)?;
+    let fleet = privacy::fleet_secret(dir)?;
     let shards: BTreeSet<String> = match vins {
-        Some(v) => v.iter().map(|v| shard_of(v)).collect(),
+        Some(v) => v.iter().map(|v| shard_of(&fleet, v)).collect(),
         None => shard_files(dir, kind)?,
     };
     let mut all = BTreeMap::new();
@@ -141,9 +156,13 @@ pub(crate) fn save<V: Serialize>(
     vehicles: &BTreeMap<String, V>,
     scope: &Scope,
 ) -> Result<BTreeSet<String>> {
+    let fleet = privacy::fleet_secret(dir)?;
     let mut grouped: BTreeMap<String, BTreeMap<&str, &V>> = BTreeMap::new();
     for (vin, v) in vehicles {
-        grouped.entry(shard_of(vin)).or_default().insert(vin, v);
+        grouped
+            .entry(shard_of(&fleet, vin))
+            .or_default()
+            .insert(vin, v);
     }
     let in_scope: BTreeSet<String> = match &scope.shards {
         Some(s) => {
@@ -242,9 +261,14 @@ pub(crate) fn clear_pending(dir: &Path, shards: &BTreeSet<String>) -> Result<()>
     Ok(())
 }
 
-/// Move the single-file state of earlier versions (`inventory.json`, `assignments.json`) into
-/// shards, once; the old file is kept as `NAME.migrated`.
+/// Move the state of earlier versions into the current layout, once: shards of the
+/// SHA-256(VIN) layout to their locators' shards (when the fleet secret is first made), and
+/// the single files (`inventory.json`, `assignments.json`) into shards, each kept as
+/// `NAME.migrated`.
 pub(crate) fn migrate(dir: &Path) -> Result<()> {
+    if !privacy::has_fleet_secret(dir) {
+        reshard(dir)?;
+    }
     for (old, kind) in [
         ("inventory.json", INVENTORY_DIR),
         ("assignments.json", ASSIGNMENTS_DIR),
@@ -283,6 +307,60 @@ pub(crate) fn migrate(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Make the fleet secret and move every shard of the earlier layout to its vehicles' locator
+/// shards. The secret is made under a temporary name and takes its own name last, so a crash
+/// anywhere leaves a state the next run finishes: it reads every shard as it is (old layout,
+/// new layout, or both, the same vehicles either way), groups them again under the same new
+/// secret, and swaps each kind's directory in by renames it can tell apart.
+fn reshard(dir: &Path) -> Result<()> {
+    let kinds = [INVENTORY_DIR, ASSIGNMENTS_DIR, REMOVED_DIR];
+    for kind in kinds {
+        let (live, stale) = (dir.join(kind), dir.join(format!("{kind}.sha256-vin")));
+        if stale.exists() {
+            if live.exists() {
+                // Cut after the new shards went in: the old ones are only a leftover.
+                std::fs::remove_dir_all(&stale).map_err(Error::io(&stale))?;
+            } else {
+                // Cut between the two renames: the old shards are the state.
+                std::fs::rename(&stale, &live).map_err(Error::io(&stale))?;
+            }
+        }
+    }
+    let fleet = privacy::fleet_secret_to_be(dir)?;
+    for kind in kinds {
+        let files = shard_files(dir, kind)?;
+        if files.is_empty() {
+            continue;
+        }
+        let mut all = BTreeMap::new();
+        for f in &files {
+            all.extend(read_shard_file::<serde_json::Value>(dir, kind, f)?.0);
+        }
+        let mut grouped: BTreeMap<String, BTreeMap<&str, &serde_json::Value>> = BTreeMap::new();
+        for (vin, v) in &all {
+            grouped
+                .entry(shard_of(&fleet, vin))
+                .or_default()
+                .insert(vin, v);
+        }
+        let fresh = dir.join(format!("{kind}.resharded"));
+        if fresh.exists() {
+            std::fs::remove_dir_all(&fresh).map_err(Error::io(&fresh))?;
+        }
+        std::fs::create_dir_all(&fresh).map_err(Error::io(&fresh))?;
+        for (s, g) in &grouped {
+            let bytes = ota_metadata::canonical::to_pretty(g)?;
+            fsutil::write_atomic(&fresh.join(format!("{s}.json")), &bytes)?;
+        }
+        mark_pending(dir, grouped.keys().map(String::as_str))?;
+        let (live, stale) = (dir.join(kind), dir.join(format!("{kind}.sha256-vin")));
+        std::fs::rename(&live, &stale).map_err(Error::io(&live))?;
+        std::fs::rename(&fresh, &live).map_err(Error::io(&fresh))?;
+        std::fs::remove_dir_all(&stale).map_err(Error::io(&stale))?;
+    }
+    privacy::commit_fleet_secret(dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,6 +369,9 @@ mod tests {
     fn shards_round_trip_and_only_changed_ones_are_written() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
+        migrate(dir).unwrap();
+        let f = privacy::fleet_secret(dir).unwrap();
+        let shard_of = |v: &str| shard_of(&f, v);
         let mut m: BTreeMap<String, u32> = (0..50).map(|i| (format!("VIN{i}"), i)).collect();
         let written = save(dir, "k", &m, &Scope::default()).unwrap();
         assert_eq!(written.len(), shard_files(dir, "k").unwrap().len());
@@ -330,5 +411,40 @@ mod tests {
         assert_eq!(m.len(), 2);
         assert!(dir.join("assignments.json.migrated").exists());
         assert!(!dir.join("assignments.json").exists());
+    }
+
+    #[test]
+    fn shards_of_the_sha256_vin_layout_move_to_their_locators() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        // The earlier layout: shards named by SHA-256(VIN), no fleet secret.
+        let vins: Vec<String> = (0..40).map(|i| format!("VIN{i}")).collect();
+        for (kind, n) in [(INVENTORY_DIR, 40), (ASSIGNMENTS_DIR, 30), (REMOVED_DIR, 0)] {
+            let mut by: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
+            for (i, v) in vins.iter().take(n).enumerate() {
+                let k = hex::encode(Sha256::digest(v.as_bytes()))[..DIR_DIGITS].to_string();
+                by.entry(k).or_default().insert(v.clone(), i as u32);
+            }
+            std::fs::create_dir_all(dir.join(kind)).unwrap();
+            for (k, m) in by {
+                std::fs::write(shard_path(dir, kind, &k), serde_json::to_vec(&m).unwrap()).unwrap();
+            }
+        }
+        // A cut between the renames of an earlier attempt: the old shards were moved aside.
+        std::fs::rename(
+            dir.join(ASSIGNMENTS_DIR),
+            dir.join("assignments.sha256-vin"),
+        )
+        .unwrap();
+        let (inv, _) = load::<u32>(dir, INVENTORY_DIR, None).unwrap();
+        assert_eq!(inv.len(), 40);
+        let (asg, _) = load::<u32>(dir, ASSIGNMENTS_DIR, None).unwrap();
+        assert_eq!(asg.len(), 30);
+        // Every vehicle is found through its own (new) shard, and all were marked pending.
+        let f = privacy::fleet_secret(dir).unwrap();
+        let (one, _) = load::<u32>(dir, INVENTORY_DIR, Some(&["VIN7"])).unwrap();
+        assert_eq!(one.get("VIN7"), Some(&7));
+        assert!(pending(dir).unwrap().contains(&shard_of(&f, "VIN7")));
+        assert!(!dir.join("assignments.sha256-vin").exists());
     }
 }
