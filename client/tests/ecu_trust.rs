@@ -150,6 +150,7 @@ fn forge(key: &SigningKey, by: &[&SigningKey]) -> Vec<u8> {
         suppliers: (&spec, 1),
         regulators: (&[], 0),
         signers: (&spec, 1),
+        instruction_keys: &[],
     }
     .encode();
     let sigs: Vec<([u8; 32], Vec<u8>)> = by

@@ -194,6 +194,7 @@ fn trust_document(key: &SigningKey, version: u32) -> Vec<u8> {
         suppliers: (&spec, 1),
         regulators: (&spec, 1),
         signers: (&spec, 1),
+        instruction_keys: &[],
     }
     .encode();
     let sig = key.sign(&body).expect("sign");

@@ -15,6 +15,7 @@
 use crate::compact_manifest::{Body, CompactManifest, Field, ProvisionedKey};
 use crate::flash::TRUST_LEN;
 use crate::flash::{Flash, Slot};
+use crate::instruction::{self, Instruction};
 use crate::state::{EcuState, ImageInfo, Stored, TrustRecord};
 use crate::trust::{self, Mode, TrustDocument};
 use sha2::{Digest, Sha256};
@@ -61,6 +62,12 @@ pub enum Refusal {
     /// Full verification: the regulators' approval (a threshold of distinct regulator keys of
     /// the trust document over the manifest) is missing or insufficient.
     NotApproved,
+    /// The trust document names instruction keys and no instruction was given for this
+    /// download ([`crate::instruction`]).
+    InstructionMissing,
+    /// The instruction is malformed, not signed by an instruction key of the trust document,
+    /// for another ECU or another manifest, or older than one this ECU accepted.
+    InstructionRejected,
 }
 
 impl From<trust::Error> for Refusal {
@@ -107,6 +114,8 @@ pub struct Bootloader<'k, F: Flash> {
     lost: bool,
     /// The trust document in force (its record is in `state.trust`).
     trust: Option<TrustDocument>,
+    /// The OEM's instruction for the next download, verified when it was given.
+    instruction: Option<Instruction>,
     session: Session,
 }
 
@@ -139,6 +148,7 @@ impl<'k, F: Flash> Bootloader<'k, F> {
             state,
             lost,
             trust,
+            instruction: None,
             session: Session::Idle,
         })
     }
@@ -192,6 +202,8 @@ impl<'k, F: Flash> Bootloader<'k, F> {
         if bytes.len() > TRUST_LEN {
             return Err(Refusal::TrustMalformed);
         }
+        // An instruction held was verified under the keys of the document being replaced.
+        self.instruction = None;
         let copy = self.state.trust.map_or(0, |t| (t.copy ^ 1) & 1);
         self.flash
             .write_trust(copy, bytes)
@@ -280,6 +292,7 @@ impl<'k, F: Flash> Bootloader<'k, F> {
         if m.body.length > self.flash.slot_size() {
             return Err(Refusal::TooLarge);
         }
+        self.follow_instruction(&m)?;
         // The inactive slot is about to be erased: forget the image pending there first.
         self.drop_pending()?;
         let slot = self.state.active.other();
@@ -293,6 +306,58 @@ impl<'k, F: Flash> Bootloader<'k, F> {
             hasher: Sha256::new(),
             next_block: 1,
         };
+        Ok(())
+    }
+
+    /// Hold the OEM's instruction `bytes` for the next download, after checking that an
+    /// instruction key of the trust document signed it, that it names this ECU (`serial`),
+    /// and that its sequence is not below the highest accepted. Without instruction keys (a
+    /// legacy trust document, or none) the instruction is not needed and is ignored.
+    pub fn hold_instruction(&mut self, bytes: &[u8], serial: &str) -> Result<(), Refusal> {
+        self.instruction = None;
+        let Some(t) = self
+            .trust
+            .as_ref()
+            .filter(|t| !t.instruction_keys.is_empty())
+        else {
+            return Ok(());
+        };
+        let i = instruction::verify(bytes, &t.instruction_keys)
+            .map_err(|_| Refusal::InstructionRejected)?;
+        let serial_sha256: [u8; 32] = Sha256::digest(serial.as_bytes()).into();
+        if i.serial_sha256 != serial_sha256 || i.sequence < self.state.instruction_sequence {
+            return Err(Refusal::InstructionRejected);
+        }
+        self.instruction = Some(i);
+        Ok(())
+    }
+
+    /// With instruction keys in the trust document: the held instruction must name this
+    /// manifest and its release counter, at a sequence not below the accepted one; it is
+    /// used up, and a higher sequence is recorded before anything is erased, so an older
+    /// instruction is refused from now on whatever happens to this download.
+    fn follow_instruction(&mut self, m: &CompactManifest) -> Result<(), Refusal> {
+        if self
+            .trust
+            .as_ref()
+            .is_none_or(|t| t.instruction_keys.is_empty())
+        {
+            return Ok(());
+        }
+        let i = self.instruction.take().ok_or(Refusal::InstructionMissing)?;
+        let accepted = self.state.instruction_sequence;
+        let manifest_sha256: [u8; 32] = Sha256::digest(m.body_bytes).into();
+        if i.manifest_sha256 != manifest_sha256
+            || i.release_counter != m.body.release_counter
+            || i.sequence < accepted
+        {
+            return Err(Refusal::InstructionRejected);
+        }
+        if i.sequence > accepted {
+            let mut next = self.state;
+            next.instruction_sequence = i.sequence;
+            self.commit(next)?;
+        }
         Ok(())
     }
 

@@ -16,6 +16,7 @@ pub mod compact_manifest;
 pub mod flash;
 #[cfg(feature = "std")]
 pub mod flasher;
+pub mod instruction;
 pub mod isotp;
 #[cfg(feature = "std")]
 pub mod sim;

@@ -11,7 +11,9 @@
 //! · active image: uid (32) · version (32) · SHA-256 (32) · length (8)
 //! · pending image: uid (32) · version (32) · SHA-256 (32) · length (8) · release counter (8)
 //! · trust document: copy (1) · reserved (3) · version (4) · length (4) · SHA-256 (32)
-//! · reserved (4) · SHA-256 of bytes 0..288 (32).
+//! · instruction sequence (4): the highest the ECU accepted ([`crate::instruction`]; zero
+//! in states written before instructions, whose bytes were reserved and zero)
+//! · SHA-256 of bytes 0..288 (32).
 //!
 //! The trust document itself lives in one of two trust copies of the flash
 //! ([`Flash::read_trust`]); a new one is written to the copy the state does not name, then
@@ -66,6 +68,9 @@ pub struct EcuState {
     pub pending: Option<ImageInfo>,
     /// The trust document in force, if one was ever installed.
     pub trust: Option<TrustRecord>,
+    /// The highest instruction sequence accepted: an instruction below it (an assignment the
+    /// OEM has since replaced) is refused.
+    pub instruction_sequence: u32,
 }
 
 /// Where the trust document in force is, and what it must hash to.
@@ -125,6 +130,7 @@ impl EcuState {
             release_counter: 0,
             pending: None,
             trust: None,
+            instruction_sequence: 0,
         }
     }
 
@@ -156,6 +162,7 @@ impl EcuState {
             b[248..252].copy_from_slice(&t.length.to_be_bytes());
             b[252..284].copy_from_slice(&t.sha256);
         }
+        b[284..288].copy_from_slice(&self.instruction_sequence.to_be_bytes());
         let sum: [u8; 32] = Sha256::digest(&b[..SUM_AT]).into();
         b[SUM_AT..SUM_AT + 32].copy_from_slice(&sum);
         b
@@ -230,6 +237,7 @@ impl EcuState {
             release_counter,
             pending,
             trust,
+            instruction_sequence: if sum_at == SUM_AT { u32_at(284) } else { 0 },
         })
     }
 

@@ -4,12 +4,12 @@
 //! key rotation, a supplier replacement or the revocation of a stolen key reaches a deployed ECU
 //! without re-provisioning it.
 //!
-//! Layout, all integers big-endian (format version 2):
+//! Layout, all integers big-endian (format version 2, or 3 with instruction keys):
 //!
 //! | offset | size | field                                                          |
 //! |-------:|-----:|----------------------------------------------------------------|
 //! | 0      | 4    | magic `OTAT`                                                   |
-//! | 4      | 1    | format version, 1                                              |
+//! | 4      | 1    | format version, 2 or 3                                         |
 //! | 5      | 1    | mode: 0 partial (supplier only), 1 full (supplier + regulators) |
 //! | 6      | 2    | reserved, zero                                                 |
 //! | 8      | 4    | document version, ≥ 1                                          |
@@ -17,9 +17,11 @@
 //! | 44     | 2    | supplier keys: threshold, count                                |
 //! | 46     | 2    | regulator keys: threshold, count                               |
 //! | 48     | 2    | signer (OEM `ecu-trust`) keys: threshold, count                |
-//! | 50     | 2    | reserved, zero                                                 |
+//! | 50     | 1    | format 3: instruction keys, 1..=2 (format 2: zero)             |
+//! | 51     | 1    | reserved, zero                                                 |
 //! | 52     | 8    | release-counter floor: images below it are refused             |
 //! | 60     | …    | the keys, suppliers then regulators then signers, each: key id (32), RSA exponent (4), modulus length (2), modulus |
+//! | …      | …    | format 3: the OEM's instruction keys, Ed25519, 32 bytes each   |
 //! | …      | 1    | number of signatures, 1..=4                                    |
 //! | …      | …    | per signature: key id (32), signature length (2), bytes        |
 //!
@@ -32,6 +34,10 @@
 //! keys *and* a threshold of its own signer keys signed it, its hardware id is the ECU's, and
 //! its version is higher. A document of the same version is accepted only if it is the very
 //! same document (idempotent re-send); a lower version is refused (no downgrade).
+//!
+//! Instruction keys (format 3) make the ECU require, with every download, the OEM's signed
+//! instruction naming this ECU's serial and the manifest ([`crate::instruction`]); a format 2
+//! document leaves the ECU in the legacy mode of ECUs provisioned before instructions existed.
 //!
 //! The release-counter floor is the OEM's answer to a revoked release. An ECU has no clock, so
 //! it cannot tell a fresh regulator approval from one a compromised gateway kept and replays
@@ -48,6 +54,10 @@ use heapless::Vec;
 
 pub const MAGIC: [u8; 4] = *b"OTAT";
 pub const FORMAT_VERSION: u8 = 2;
+/// The format of a document with instruction keys.
+pub const FORMAT_INSTRUCTIONS: u8 = 3;
+/// Instruction keys a document names (a current and a next one, for rotation).
+pub const MAX_INSTRUCTION_KEYS: usize = 2;
 /// Keys per set (suppliers, regulators, signers).
 pub const MAX_KEYS: usize = 4;
 /// Largest modulus accepted: RSA-4096.
@@ -57,6 +67,7 @@ pub const HEADER_LEN: usize = 60;
 /// Largest well-formed document.
 pub const MAX_LEN: usize = HEADER_LEN
     + 3 * MAX_KEYS * (32 + 4 + 2 + MAX_MODULUS)
+    + MAX_INSTRUCTION_KEYS * crate::instruction::KEY_LEN
     + 1
     + MAX_SIGNATURES * (34 + MAX_SIG_LEN);
 
@@ -80,9 +91,10 @@ pub enum Error {
     BadHardwareId,
     /// Version 0 is not a version.
     ZeroVersion,
-    /// A key set's count or threshold is out of range (set 0 suppliers, 1 regulators, 2 signers).
+    /// A key set's count or threshold is out of range (set 0 suppliers, 1 regulators, 2
+    /// signers, 3 instruction keys).
     BadKeySet(u8),
-    /// A key is not a usable RSA public key (size, exponent).
+    /// A key is not a usable public key (an RSA size or exponent, an Ed25519 non-point).
     BadKey,
     /// The signature list is malformed.
     Signatures(SignatureListError),
@@ -117,7 +129,7 @@ impl core::fmt::Display for Error {
             Error::BadHardwareId => f.write_str("malformed hardware id"),
             Error::ZeroVersion => f.write_str("version 0"),
             Error::BadKeySet(s) => write!(f, "key set {s}: bad count or threshold"),
-            Error::BadKey => f.write_str("unusable RSA public key"),
+            Error::BadKey => f.write_str("unusable public key"),
             Error::Signatures(e) => write!(f, "signature list: {e}"),
             Error::WrongHardwareId => f.write_str("trust document for another hardware id"),
             Error::Downgrade { held, offered } => {
@@ -162,6 +174,9 @@ pub struct TrustDocument {
     pub suppliers: KeySet,
     pub regulators: KeySet,
     pub signers: KeySet,
+    /// The OEM's instruction keys (Ed25519): with any, every download needs an instruction
+    /// one of them signed; none is the legacy mode.
+    pub instruction_keys: Vec<[u8; crate::instruction::KEY_LEN], MAX_INSTRUCTION_KEYS>,
 }
 
 /// A document as received: parsed fields, the signed bytes and the signatures.
@@ -240,16 +255,23 @@ impl<'a> Signed<'a> {
         if h[0..4] != MAGIC {
             return Err(Error::BadMagic);
         }
-        if h[4] != FORMAT_VERSION {
-            return Err(Error::UnsupportedFormat(h[4]));
-        }
+        let instruction_count = match h[4] {
+            FORMAT_VERSION => 0,
+            FORMAT_INSTRUCTIONS => h[50],
+            v => return Err(Error::UnsupportedFormat(v)),
+        };
         let mode = match h[5] {
             0 => Mode::Partial,
             1 => Mode::Full,
             m => return Err(Error::BadMode(m)),
         };
-        if h[6] != 0 || h[7] != 0 || h[50] != 0 || h[51] != 0 {
+        if h[6] != 0 || h[7] != 0 || (h[4] == FORMAT_VERSION && h[50] != 0) || h[51] != 0 {
             return Err(Error::ReservedNotZero);
+        }
+        if h[4] == FORMAT_INSTRUCTIONS
+            && !(1..=MAX_INSTRUCTION_KEYS).contains(&usize::from(instruction_count))
+        {
+            return Err(Error::BadKeySet(3));
         }
         let version = u32::from_be_bytes([h[8], h[9], h[10], h[11]]);
         if version == 0 {
@@ -267,6 +289,14 @@ impl<'a> Signed<'a> {
         let suppliers = read_set(&mut r, h[44], h[45], 0)?;
         let regulators = read_set(&mut r, h[46], h[47], 1)?;
         let signers = read_set(&mut r, h[48], h[49], 2)?;
+        let mut instruction_keys = Vec::new();
+        for _ in 0..instruction_count {
+            let k = r.keyid()?;
+            // A key that is not a point of the curve could never verify: refused here, so a
+            // document cannot silently require what no instruction can satisfy.
+            ed25519_dalek::VerifyingKey::from_bytes(&k).map_err(|_| Error::BadKey)?;
+            instruction_keys.push(k).map_err(|_| Error::BadKeySet(3))?;
+        }
         let signed_len = bytes.len() - r.0.len();
         let signatures = parse_signatures(r.0)?;
         Ok(Signed {
@@ -278,6 +308,7 @@ impl<'a> Signed<'a> {
                 suppliers,
                 regulators,
                 signers,
+                instruction_keys,
             },
             signed: &bytes[..signed_len],
             signatures,
@@ -340,6 +371,7 @@ impl TrustDocument {
             && self.suppliers.same(&o.suppliers)
             && self.regulators.same(&o.regulators)
             && self.signers.same(&o.signers)
+            && self.instruction_keys == o.instruction_keys
     }
 }
 
@@ -365,6 +397,8 @@ pub struct TrustBody<'a> {
     pub suppliers: (&'a [KeySpec<'a>], u8),
     pub regulators: (&'a [KeySpec<'a>], u8),
     pub signers: (&'a [KeySpec<'a>], u8),
+    /// The OEM's instruction keys (Ed25519); empty for a legacy (format 2) document.
+    pub instruction_keys: &'a [[u8; 32]],
 }
 
 impl TrustBody<'_> {
@@ -373,7 +407,11 @@ impl TrustBody<'_> {
     pub fn encode(&self) -> alloc::vec::Vec<u8> {
         let mut b = alloc::vec::Vec::with_capacity(HEADER_LEN + 1024);
         b.extend_from_slice(&MAGIC);
-        b.push(FORMAT_VERSION);
+        b.push(if self.instruction_keys.is_empty() {
+            FORMAT_VERSION
+        } else {
+            FORMAT_INSTRUCTIONS
+        });
         b.push(self.mode as u8);
         b.extend_from_slice(&[0, 0]);
         b.extend_from_slice(&self.version.to_be_bytes());
@@ -382,7 +420,8 @@ impl TrustBody<'_> {
             b.push(t);
             b.push(u8::try_from(keys.len()).unwrap_or(u8::MAX));
         }
-        b.extend_from_slice(&[0, 0]);
+        b.push(u8::try_from(self.instruction_keys.len()).unwrap_or(u8::MAX));
+        b.push(0);
         b.extend_from_slice(&self.min_release_counter.to_be_bytes());
         for (keys, _) in [self.suppliers, self.regulators, self.signers] {
             for k in keys {
@@ -391,6 +430,9 @@ impl TrustBody<'_> {
                 b.extend_from_slice(&u16::try_from(k.modulus.len()).unwrap_or(0).to_be_bytes());
                 b.extend_from_slice(k.modulus);
             }
+        }
+        for k in self.instruction_keys {
+            b.extend_from_slice(k);
         }
         b
     }

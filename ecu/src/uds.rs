@@ -11,6 +11,7 @@
 //! | `31 01 02 01` + image SHA-256 (32)     | `71 01 02 01` (activate)           |
 //! | `31 01 02 02`                          | `71 01 02 02` (discard)            |
 //! | `31 01 02 03` + trust document         | `71 01 02 03` + version (u32)      |
+//! | `31 01 02 04` + OEM instruction (152)  | `71 01 02 04` (held for the next download) |
 //! | `22 F1 A0`                             | `62 F1 A0` + identification        |
 //! | `22 F1 A2`                             | `62 F1 A2` + trust version (u32) + mode (u8) |
 //!
@@ -41,6 +42,10 @@ pub const RID_DISCARD: u16 = 0x0202;
 /// Routine: install the trust document the request carries (the successor of the held one,
 /// see [`crate::trust`]); the positive response carries the version now in force (u32).
 pub const RID_TRUST: u16 = 0x0203;
+/// Routine: hold the OEM's instruction the request carries ([`crate::instruction`]) for the
+/// next download; refused at once if it is not signed by an instruction key of the trust
+/// document, names another ECU, or is older than one accepted.
+pub const RID_INSTRUCTION: u16 = 0x0204;
 /// Data identifier of the trust document in force: version (u32, 0 for none) and mode
 /// (0 partial, 1 full).
 pub const DID_TRUST: u16 = 0xF1A2;
@@ -93,6 +98,8 @@ pub enum Nrc {
     TrustDowngrade = 0xFA,
     NoTrustAnchor = 0xFB,
     NotApproved = 0xFC,
+    InstructionMissing = 0xFD,
+    InstructionRejected = 0xFE,
 }
 
 impl Nrc {
@@ -119,6 +126,8 @@ impl Nrc {
             TrustDowngrade,
             NoTrustAnchor,
             NotApproved,
+            InstructionMissing,
+            InstructionRejected,
         ]
         .into_iter()
         .find(|n| *n as u8 == b)
@@ -154,6 +163,12 @@ impl Nrc {
             Nrc::NotApproved => {
                 "full verification: no approval by the threshold of regulator keys of the trust document"
             }
+            Nrc::InstructionMissing => {
+                "no OEM instruction for this download (the trust document requires one)"
+            }
+            Nrc::InstructionRejected => {
+                "OEM instruction refused: not signed by an instruction key of the trust document, for another ECU or image, or older than one accepted"
+            }
         }
     }
 }
@@ -177,6 +192,8 @@ impl From<Refusal> for Nrc {
             Refusal::TrustDowngrade => Nrc::TrustDowngrade,
             Refusal::NoTrustAnchor => Nrc::NoTrustAnchor,
             Refusal::NotApproved => Nrc::NotApproved,
+            Refusal::InstructionMissing => Nrc::InstructionMissing,
+            Refusal::InstructionRejected => Nrc::InstructionRejected,
         }
     }
 }
@@ -310,7 +327,15 @@ impl<'k, F: Flash> Server<'k, F> {
                 let _ = ok.extend_from_slice(&version.to_be_bytes());
                 return Ok(());
             }
-            (RID_ACTIVATE | RID_DISCARD | RID_TRUST, _) => return Err(Nrc::IncorrectLength),
+            (RID_INSTRUCTION, crate::instruction::LEN) => {
+                let serial = self.serial;
+                self.bootloader
+                    .hold_instruction(arg, serial.as_str())
+                    .map_err(Nrc::from)?;
+            }
+            (RID_ACTIVATE | RID_DISCARD | RID_TRUST | RID_INSTRUCTION, _) => {
+                return Err(Nrc::IncorrectLength)
+            }
             _ => return Err(Nrc::RequestOutOfRange),
         }
         let _ = ok.extend_from_slice(&[ROUTINE_CONTROL + 0x40, START_ROUTINE, *hi, *lo]);

@@ -67,6 +67,21 @@ fn doc_floor(
     signers: &[&SigningKey],
     signed_by: &[&SigningKey],
 ) -> Vec<u8> {
+    doc_instructed(version, floor, hw, mode, suppliers, signers, signed_by, &[])
+}
+
+/// [`doc_floor`] naming the OEM's instruction keys (format 3).
+#[allow(clippy::too_many_arguments)]
+fn doc_instructed(
+    version: u32,
+    floor: u64,
+    hw: &str,
+    mode: Mode,
+    suppliers: &[&SigningKey],
+    signers: &[&SigningKey],
+    signed_by: &[&SigningKey],
+    instruction_keys: &[[u8; 32]],
+) -> Vec<u8> {
     let sup: Vec<Spec> = suppliers.iter().map(|k| spec(k)).collect();
     let reg = [spec(&keys()[4])];
     let sig: Vec<Spec> = signers.iter().map(|k| spec(k)).collect();
@@ -84,6 +99,7 @@ fn doc_floor(
         suppliers: (&sup_s, 1),
         regulators: (&reg_s, 1),
         signers: (&sig_s, 1),
+        instruction_keys,
     }
     .encode();
     let sigs: Vec<([u8; 32], Vec<u8>)> = signed_by
@@ -520,4 +536,140 @@ fn bundle_parser_never_panics() {
             .collect();
         let _ = ota_ecu::attestation::parse(&b);
     }
+}
+
+// ---- The OEM's per-ECU instruction (issue 23) ------------------------------------------------
+
+fn instruction_key(b: u8) -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[b; 32])
+}
+
+/// The OEM's instruction for `serial` to install the manifest `signer` signed (see
+/// [`manifest`]: release counter 1), at `sequence`, signed by `key`.
+fn instruction(
+    key: &ed25519_dalek::SigningKey,
+    serial: &str,
+    signer: &SigningKey,
+    sequence: u32,
+) -> Vec<u8> {
+    instruction_for(key, serial, signer, 1, sequence)
+}
+
+/// [`instruction`] naming release counter `counter`.
+fn instruction_for(
+    key: &ed25519_dalek::SigningKey,
+    serial: &str,
+    signer: &SigningKey,
+    counter: u64,
+    sequence: u32,
+) -> Vec<u8> {
+    use ed25519_dalek::Signer;
+    let m = CompactManifest::parse(&manifest(signer)).unwrap();
+    let i = ota_ecu::instruction::Instruction::new(serial, &m.body_bytes, counter, sequence);
+    i.assemble(&key.sign(&i.body()).to_bytes()).to_vec()
+}
+
+fn send_instruction(s: &mut Server<'_, MemFlash>, bytes: &[u8]) -> Result<(), Nrc> {
+    let mut req = vec![0x31, 0x01, 0x02, 0x04];
+    req.extend_from_slice(bytes);
+    let r = s.handle(&req);
+    if r[0] == NEGATIVE {
+        return Err(Nrc::from_u8(r[2]).unwrap());
+    }
+    assert_eq!(&r[..4], &[0x71, 0x01, 0x02, 0x04]);
+    Ok(())
+}
+
+/// Scenario: Uptane ECU serial | a compromised gateway sends a partial-mode ECU an image its supplier signed but the OEM assigned to another ECU, or one whose assignment was since replaced | refused by the ECU itself (its OEM instruction names another serial, or a lower sequence)
+#[test]
+fn a_partial_ecu_installs_only_what_the_oem_instructed_it_to() {
+    let k = keys();
+    let oem = instruction_key(7);
+    let keys = [oem.verifying_key().to_bytes()];
+    let v1 = doc_instructed(1, 0, HW, Mode::Partial, &[&k[2]], &[&k[0]], &[&k[0]], &keys);
+    let mut s = server(MemFlash::new(1 << 16));
+    s.bootloader.provision_trust(&v1).unwrap();
+
+    // No instruction: refused, though the supplier signed the image.
+    assert_eq!(download(&mut s, &k[2]), Err(Nrc::InstructionMissing));
+    // The instruction for another ECU of the same hardware id: refused when given.
+    assert_eq!(
+        send_instruction(&mut s, &instruction(&oem, "SN-OTHER", &k[2], 5)),
+        Err(Nrc::InstructionRejected)
+    );
+    assert_eq!(download(&mut s, &k[2]), Err(Nrc::InstructionMissing));
+    // Signed by another key (the gateway's own, say): refused.
+    assert_eq!(
+        send_instruction(&mut s, &instruction(&instruction_key(8), "SN", &k[2], 5)),
+        Err(Nrc::InstructionRejected)
+    );
+    // For this ECU but another release (another counter): refused at the download.
+    send_instruction(&mut s, &instruction_for(&oem, "SN", &k[2], 2, 5)).unwrap();
+    assert_eq!(download(&mut s, &k[2]), Err(Nrc::InstructionRejected));
+    // Its own instruction: accepted, and used up by the download.
+    send_instruction(&mut s, &instruction(&oem, "SN", &k[2], 5)).unwrap();
+    assert_eq!(download(&mut s, &k[2]), Ok(()));
+    assert_eq!(download(&mut s, &k[2]), Err(Nrc::InstructionMissing));
+
+    // The OEM replaced that assignment (sequence 6) and the ECU saw it: the earlier
+    // instruction (sequence 5) is refused from then on, also after a restart.
+    send_instruction(&mut s, &instruction(&oem, "SN", &k[2], 6)).unwrap();
+    assert_eq!(download(&mut s, &k[2]), Ok(()));
+    let mut s = server(s.bootloader.into_flash());
+    assert_eq!(
+        send_instruction(&mut s, &instruction(&oem, "SN", &k[2], 5)),
+        Err(Nrc::InstructionRejected)
+    );
+    send_instruction(&mut s, &instruction(&oem, "SN", &k[2], 6)).unwrap();
+    assert_eq!(
+        download(&mut s, &k[2]),
+        Ok(()),
+        "the same instruction again"
+    );
+}
+
+/// Scenario: Uptane ECU serial | an ECU provisioned before instructions (a format-2 trust document) | legacy mode: installs without one, ignores one sent
+#[test]
+fn a_legacy_trust_document_needs_no_instruction() {
+    let k = keys();
+    let v1 = doc(1, HW, Mode::Partial, &[&k[2]], &[&k[0]], &[&k[0]]);
+    let mut s = server(MemFlash::new(1 << 16));
+    s.bootloader.provision_trust(&v1).unwrap();
+    assert_eq!(download(&mut s, &k[2]), Ok(()));
+    send_instruction(
+        &mut s,
+        &instruction(&instruction_key(7), "SN-OTHER", &k[2], 1),
+    )
+    .unwrap();
+    assert_eq!(download(&mut s, &k[2]), Ok(()));
+    // A document naming a key that is not a curve point is refused, not installed.
+    let not_a_point = (0..=255u8)
+        .map(|b| [b; 32])
+        .find(|k| ed25519_dalek::VerifyingKey::from_bytes(k).is_err())
+        .unwrap();
+    let bad = doc_instructed(
+        2,
+        0,
+        HW,
+        Mode::Partial,
+        &[&k[2]],
+        &[&k[0]],
+        &[&k[0]],
+        &[not_a_point],
+    );
+    assert_eq!(send_trust(&mut s, &bad), Err(Nrc::TrustMalformed));
+    // The rotation to instruction keys: from then on an instruction is needed.
+    let oem = instruction_key(7);
+    let v2 = doc_instructed(
+        2,
+        0,
+        HW,
+        Mode::Partial,
+        &[&k[2]],
+        &[&k[0]],
+        &[&k[0]],
+        &[oem.verifying_key().to_bytes()],
+    );
+    assert_eq!(send_trust(&mut s, &v2), Ok(2));
+    assert_eq!(download(&mut s, &k[2]), Err(Nrc::InstructionMissing));
 }

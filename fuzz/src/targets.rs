@@ -346,6 +346,7 @@ fn trust_document(version: u32, supplier: &SigningKey, signers: &[&SigningKey]) 
         suppliers: (&suppliers, 1),
         regulators: (&suppliers, 1),
         signers: (&signer_specs, 1),
+        instruction_keys: &[],
     }
     .encode();
     let sigs: Vec<([u8; 32], Vec<u8>)> = signers

@@ -426,16 +426,18 @@ impl ShapeBuilder {
         let digits = self.digits;
         let prefix = keys[0].0[..prefix_len].to_string();
         self.s.nodes += 1;
-        let leaves: Vec<Leaf> = keys
-            .iter()
-            .map(|(k, _)| Leaf::new(k.clone(), self.sealed.clone()))
-            .collect();
-        if vehicles::fits(&leaves, self.leaf_max) {
+        // Every entry is the same size: whether they fit is decided on one of them, and the
+        // leaf is built only when they do.
+        let sample = Leaf::new(keys[0].0.clone(), self.sealed.clone());
+        if vehicles::fits(std::iter::repeat_n(&sample, keys.len()), self.leaf_max) {
             let node = VehicleNode {
                 type_: VehicleNode::TYPE.into(),
                 prefix,
                 children: BTreeMap::new(),
-                entries: leaves.into_iter().map(|l| (l.key, l.sealed)).collect(),
+                entries: keys
+                    .iter()
+                    .map(|(k, _)| (k.clone(), self.sealed.clone()))
+                    .collect(),
             };
             let b = ota_metadata::canonical::to_canonical(&node).unwrap();
             let path = above + b.len() as u64;

@@ -444,6 +444,7 @@ pub fn ecu_trust(dir: &Path, t: &EcuTrust) -> Result<(u32, PathBuf)> {
         suppliers: (&sup, supplier_threshold),
         regulators: (&reg, t.regulator_threshold),
         signers: (&sig, signer_threshold),
+        instruction_keys: &[],
     }
     .encode();
     // This version's signers, then the previous version's that are not among them.
