@@ -34,6 +34,8 @@ fn assignment(version: &str) -> EcuAssignment {
         length: 1000,
         hashes: BTreeMap::from([("sha256".to_string(), "ab".repeat(32))]),
         key_wraps: None,
+        compact_sha256: None,
+        instruction: None,
     }
 }
 

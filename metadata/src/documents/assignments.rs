@@ -21,6 +21,61 @@ pub struct EcuAssignment {
     /// shard and the vehicle's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_wraps: Option<super::KeyWraps>,
+    /// SHA-256 (hex) of the compact manifest's signed body, as the OEM reviewed it: what the
+    /// ECU's instruction names (absent for images submitted before instructions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compact_sha256: Option<String>,
+    /// The OEM's signed instruction to this ECU (`ota_ecu::instruction`), made at publish:
+    /// the gateway rebuilds the signed body from the ECU's serial and the compact manifest,
+    /// and forwards it with the image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instruction: Option<EcuInstruction>,
+}
+
+/// The parts of an ECU instruction a gateway cannot rebuild: the sequence and the signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EcuInstruction {
+    pub sequence: u32,
+    /// Ed25519 signature, base64.
+    pub signature: String,
+}
+
+impl EcuInstruction {
+    /// The whole instruction for `serial` and the compact manifest body `manifest_body`
+    /// (with its release counter), as the ECU receives it; `None` if the signature is not
+    /// 64 bytes of base64.
+    pub fn assemble(
+        &self,
+        serial: &str,
+        manifest_body: &[u8],
+        release_counter: u64,
+    ) -> Option<[u8; ota_ecu::instruction::LEN]> {
+        use base64::Engine as _;
+        let sig = base64::engine::general_purpose::STANDARD
+            .decode(&self.signature)
+            .ok()?;
+        let sig: [u8; ota_ecu::instruction::SIG_LEN] = sig.try_into().ok()?;
+        Some(
+            ota_ecu::instruction::Instruction::new(
+                serial,
+                manifest_body,
+                release_counter,
+                self.sequence,
+            )
+            .assemble(&sig),
+        )
+    }
+}
+
+impl EcuAssignment {
+    /// This assignment without its instruction: what the OEM's state holds, and what decides
+    /// whether an ECU's assignment changed.
+    pub fn without_instruction(&self) -> EcuAssignment {
+        EcuAssignment {
+            instruction: None,
+            ..self.clone()
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

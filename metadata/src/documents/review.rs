@@ -21,6 +21,10 @@ pub struct ReviewRequest {
     /// 11): each regulator fetches the top shard and its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_wraps: Option<super::KeyWraps>,
+    /// SHA-256 (hex) of the compact manifest's signed body (`ImageManifest::compact_body`):
+    /// what the OEM's instructions to ECUs name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compact_sha256: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -718,6 +718,8 @@ mod tests {
                     length: 1000,
                     hashes: BTreeMap::from([("sha256".to_string(), "ab".repeat(32))]),
                     key_wraps: None,
+                    compact_sha256: None,
+                    instruction: None,
                 };
                 (format!("ECU-{k:04}"), a)
             })

@@ -90,6 +90,8 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Vec<(String, String)>> {
             length: req.image.length,
             hashes: req.image.hashes.clone(),
             key_wraps: key_wraps(vin, leaf)?,
+            compact_sha256: req.compact_sha256.clone(),
+            instruction: None,
         })
     };
     let mut ecus: Vec<(String, String, String)> = Vec::new(); // (vin, serial, hardware id)

@@ -9,6 +9,7 @@ use ota_client::image::find_image;
 use ota_client::tuf::{open_pinned, Limits};
 use ota_metadata::documents::{ImageRef, ReviewRequest};
 use ota_metadata::DateTime;
+use sha2::{Digest, Sha256};
 use std::path::Path;
 
 pub struct Submit<'a> {
@@ -128,6 +129,7 @@ pub fn review_submit(dir: &Path, o: Submit<'_>, now: DateTime) -> Result<ReviewR
         manifest_hashes: info.manifest_target.hashes.clone(),
         submitted: now,
         key_wraps,
+        compact_sha256: Some(hex::encode(Sha256::digest(m.compact_body()?.encode()))),
     };
     s.reviews.push(req.clone());
     s.save(dir)?;
