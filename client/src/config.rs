@@ -196,6 +196,12 @@ impl Config {
             reason,
         };
         use std::io::Read;
+        // A regular file only: a FIFO or device would block or never end.
+        match std::fs::metadata(&self.vehicle_secret) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return Err(bad("vehicle_secret: not a regular file".into())),
+            Err(e) => return Err(bad(format!("vehicle_secret: {e}"))),
+        }
         let mut bytes = Vec::new();
         std::fs::File::open(&self.vehicle_secret)
             .and_then(|f| f.take(1024).read_to_end(&mut bytes))

@@ -66,6 +66,21 @@ pub enum GatewayError {
 
 pub type Result<T> = std::result::Result<T, GatewayError>;
 
+/// Give `ecu` the OEM's instruction for this download (when there is one), then its image.
+fn stage_instructed(
+    fw: &mut dyn Forwarder,
+    ecu: &EcuConfig,
+    instruction: &[u8],
+    compact_manifest: &[u8],
+    bundle: &[u8],
+    image: &std::path::Path,
+) -> std::result::Result<(), crate::forward::ForwardError> {
+    if !instruction.is_empty() {
+        fw.send_instruction(ecu, instruction)?;
+    }
+    fw.stage_attested(ecu, compact_manifest, bundle, image)
+}
+
 /// Why one ECU's update failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EcuError {
@@ -211,6 +226,36 @@ struct Planned<'c> {
 }
 
 impl Planned<'_> {
+    /// What the journal keeps of this ECU's part of the update.
+    fn journal_entry(&self) -> JournalEcu {
+        JournalEcu {
+            serial: self.ecu.serial.clone(),
+            installed: self.installed(),
+            length: self.length,
+            compact_manifest: hex::encode(&self.image.info.compact_bytes),
+            attestation_bundle: hex::encode(&self.bundle),
+            instruction: hex::encode(self.instruction()),
+        }
+    }
+
+    /// The OEM's instruction to this ECU as the ECU receives it: the signed body rebuilt
+    /// from its serial and the compact manifest it is sent with, and the assignment's
+    /// signature (empty: the assignment carries none, which an ECU requiring instructions
+    /// refuses by name).
+    fn instruction(&self) -> Vec<u8> {
+        let Some(i) = &self.a.instruction else {
+            return Vec::new();
+        };
+        let Ok(m) =
+            ota_ecu::compact_manifest::CompactManifest::parse(&self.image.info.compact_bytes)
+        else {
+            return Vec::new();
+        };
+        i.assemble(&self.ecu.serial, &m.body_bytes, m.body.release_counter)
+            .map(|b| b.to_vec())
+            .unwrap_or_default()
+    }
+
     fn installed(&self) -> Installed {
         Installed {
             uid: self.a.uid.clone(),
@@ -635,22 +680,21 @@ impl Gateway {
         // Phase two: every image into its ECU's inactive slot, verified there and pending.
         let mut journal = Journal {
             phase: Phase::Distributing,
-            ecus: planned
-                .iter()
-                .map(|p| JournalEcu {
-                    serial: p.ecu.serial.clone(),
-                    installed: p.installed(),
-                    length: p.length,
-                    compact_manifest: hex::encode(&p.image.info.compact_bytes),
-                    attestation_bundle: hex::encode(&p.bundle),
-                })
-                .collect(),
+            ecus: planned.iter().map(Planned::journal_entry).collect(),
         };
         let journal_path = Journal::path(state_dir);
         journal.save(state_dir).map_err(state_err(&journal_path))?;
         fault::point(|| "journal: distributing".into());
         for (p, path) in planned.iter().zip(&paths) {
-            if let Err(e) = fw.stage_attested(p.ecu, &p.image.info.compact_bytes, &p.bundle, path) {
+            let staged = stage_instructed(
+                fw,
+                p.ecu,
+                &p.instruction(),
+                &p.image.info.compact_bytes,
+                &p.bundle,
+                path,
+            );
+            if let Err(e) = staged {
                 // None activates: every ECU of the update drops what it holds pending.
                 self.discard_all(fw, &journal);
                 Journal::clear(state_dir).map_err(state_err(&journal_path))?;

@@ -44,6 +44,9 @@ pub struct JournalEcu {
     /// The regulators' compact attestation bundle (hex; empty: none), sent with the manifest.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub attestation_bundle: String,
+    /// The OEM's instruction to the ECU (hex; empty: none), sent before the manifest.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub instruction: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

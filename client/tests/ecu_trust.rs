@@ -104,6 +104,7 @@ fn issue_mode(
             confirmed_keys: Vec::new(),
             previous_signer_keys: previous.iter().map(|p| w.p(p)).collect(),
             min_release_counter: None,
+            legacy: true,
         },
     )
     .unwrap()
@@ -253,6 +254,7 @@ fn a_rotated_supplier_key_reaches_the_ecu_and_stale_or_forged_documents_are_refu
             confirmed_keys: Vec::new(),
             previous_signer_keys: vec![w.p("ecu-trust-1.pem")],
             min_release_counter: None,
+            legacy: true,
         },
     );
     assert!(r.is_err());
@@ -536,6 +538,7 @@ fn a_supplier_rotation_followed_from_the_pin_and_a_raised_floor_reach_an_ecu_wit
                 confirmed_keys,
                 previous_signer_keys: vec![],
                 min_release_counter: floor,
+                legacy: true,
             },
         )
     };
@@ -721,6 +724,7 @@ fn a_raised_trust_version_on_the_gateways_disk_does_not_suppress_a_floor() {
             confirmed_keys: vec![],
             previous_signer_keys: vec![],
             min_release_counter: Some(2),
+            legacy: true,
         },
     )
     .unwrap();
@@ -737,4 +741,121 @@ fn a_raised_trust_version_on_the_gateways_disk_does_not_suppress_a_floor() {
     assert_eq!(held.trust.map(|t| t.version), Some(2), "{text}");
     let status = gateway(&cfg, "status").1;
     assert!(status.contains("trust document version 2"), "{status}");
+}
+
+// ---- The OEM's per-ECU instruction over the bus (issue 23) -------------------------------------
+
+/// The published compact manifest of acme's brake-fw `version`.
+fn published_compact(w: &World, version: &str) -> Vec<u8> {
+    let suffix = format!(".brake-fw-{version}.manifest.bin");
+    let dir = w.p("acme/repository/targets");
+    let path = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(&suffix))
+        .unwrap();
+    std::fs::read(path).unwrap()
+}
+
+/// What a gateway would send `serial` for its published assignment, if it is for `compact`.
+fn published_instruction(w: &World, serial: &str, compact: &[u8]) -> Vec<u8> {
+    let (entry, _) = ota_repo::oem::fleet::published_assignments(&w.p("oem"), "VIN1")
+        .unwrap()
+        .unwrap();
+    let m = ota_ecu::compact_manifest::CompactManifest::parse(compact).unwrap();
+    entry.ecus[serial]
+        .instruction
+        .as_ref()
+        .expect("the OEM published an instruction")
+        .assemble(serial, &m.body_bytes, m.body.release_counter)
+        .unwrap()
+        .to_vec()
+}
+
+/// Scenario: Uptane ECU serial | a compromised gateway sends a partial-mode ECU over the UDP bus an image its supplier signed and the regulator approved, but assigned to another ECU of the same hardware id, or assigned to it earlier and since replaced | refused by the ECU (NRC 0xFE, none given: 0xFD); the honest gateway forwards the OEM's instruction and the ECU installs
+#[test]
+fn a_partial_ecu_installs_only_what_the_oem_instructed_it_to_over_the_bus() {
+    let w = World::new();
+    // S1 gets 1.0; S2, of the same hardware id, 2.0.
+    w.assign("S1", "1.0");
+    w.assign("S2", "2.0");
+    let supplier = SigningKey::from_pem(world::key_pem()).unwrap();
+    write_public(&w, "acme.pub.pem", &supplier);
+    write_private(&w, "ecu-trust.pem");
+    let (_, doc) = ota_repo::oem::ecu_trust(
+        &w.p("oem"),
+        &ota_repo::oem::EcuTrust {
+            hardware_id: "BRAKE-A".into(),
+            suppliers: SupplierKeys::Files(vec![w.p("acme.pub.pem")]),
+            supplier_threshold: None,
+            regulator_keys: vec![],
+            regulator_threshold: 0,
+            full: false,
+            signer_keys: vec![w.p("ecu-trust.pem")],
+            signer_threshold: Some(1),
+            confirmed_keys: Vec::new(),
+            previous_signer_keys: vec![],
+            min_release_counter: None,
+            legacy: false,
+        },
+    )
+    .unwrap();
+    ota_repo::oem::publish(&w.p("oem"), w.now, false).unwrap();
+    let (gw, a1) = (free_port(), free_port());
+    let _ecu = start_ecu(a1, gw, &doc, &w.p("flash-s1"));
+
+    // The honest gateway forwards S1's instruction with its image: installed.
+    let cfg = gateway_config(&w, gw, a1);
+    assert!(gateway(&cfg, "init").0);
+    let (ok, text) = gateway(&cfg, "update");
+    assert!(ok, "{text}");
+    assert!(text.contains("ECU S1: updated to brake-fw 1.0"), "{text}");
+    let one = published_compact(&w, "1.0");
+    let s1_for_one = published_instruction(&w, "S1", &one);
+
+    // A compromised gateway on the bus (the ECU answers the gateway's address).
+    let two = published_compact(&w, "2.0");
+    let img = std::fs::read(w.p("fw-2.0.bin")).unwrap();
+    let mut ep = tester(gw, a1);
+    let refused_with = |r: Result<(), FlashError>| match r {
+        Err(FlashError::Refused { nrc, .. }) => nrc,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    // 2.0 with no instruction, and with S2's instruction for it: refused.
+    let flash_two = |ep: &mut Endpoint<UdpBus>| {
+        flasher::flash_image(ep, &two, &mut img.as_slice(), img.len() as u64, |_| {})
+    };
+    assert_eq!(
+        refused_with(flash_two(&mut ep)),
+        Some(Nrc::InstructionMissing)
+    );
+    let s2 = published_instruction(&w, "S2", &two);
+    assert_eq!(
+        refused_with(flasher::send_instruction(&mut ep, &s2)),
+        Some(Nrc::InstructionRejected)
+    );
+    assert_eq!(
+        refused_with(flash_two(&mut ep)),
+        Some(Nrc::InstructionMissing)
+    );
+    // S1's own instruction (for 1.0) with 2.0's manifest: refused.
+    flasher::send_instruction(&mut ep, &s1_for_one).unwrap();
+    assert_eq!(
+        refused_with(flash_two(&mut ep)),
+        Some(Nrc::InstructionRejected)
+    );
+    assert!(state(&w.p("flash-s1")).pending.is_none());
+    drop(ep);
+
+    // The OEM replaces S1's assignment with 2.0; the honest gateway installs it. The earlier
+    // instruction (1.0, a lower sequence) is refused from then on.
+    w.assign("S1", "2.0");
+    let (ok, text) = gateway(&cfg, "update");
+    assert!(ok, "{text}");
+    assert!(text.contains("ECU S1: updated to brake-fw 2.0"), "{text}");
+    let mut ep = tester(gw, a1);
+    assert_eq!(
+        refused_with(flasher::send_instruction(&mut ep, &s1_for_one)),
+        Some(Nrc::InstructionRejected)
+    );
 }

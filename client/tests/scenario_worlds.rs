@@ -400,6 +400,7 @@ fn build(rng: &mut Rng) -> (World, Model, EcuTrust, Vec<u8>) {
             confirmed_keys: vec![],
             previous_signer_keys: vec![],
             min_release_counter: Some(floor),
+            legacy: false,
         },
     )
     .unwrap();

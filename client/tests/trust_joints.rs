@@ -293,6 +293,7 @@ fn ecu_trust(
             confirmed_keys,
             previous_signer_keys: vec![],
             min_release_counter: None,
+            legacy: false,
         },
     )
 }
@@ -420,6 +421,7 @@ fn ecu_trust_documents_are_signed_by_offline_keys_only() {
             confirmed_keys: vec![],
             previous_signer_keys: vec![],
             min_release_counter: None,
+            legacy: false,
         },
     )
     .unwrap_err();

@@ -30,8 +30,9 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 /// Sizes a padded entry takes: an observer learns which of these an entry is, nothing finer
-/// (a vehicle of one to a few ECUs is 512 or 2 KiB, with or without an update pending).
-pub const PADDED_SIZES: [usize; 5] = [512, 2048, 8192, 32 * 1024, 128 * 1024];
+/// (the publisher pads for every ECU a vehicle has: one or two ECUs are 1 KiB, up to eight
+/// 4 KiB, with or without assignments or an update pending).
+pub const PADDED_SIZES: [usize; 5] = [1024, 4096, 16 * 1024, 64 * 1024, 128 * 1024];
 /// Nonce and tag around the padded entry.
 pub const SEALED_OVERHEAD: usize = 24 + TAG_LEN;
 /// Hex digits of a locator (128 bits: no two of a fleet collide in practice, and the
@@ -68,6 +69,12 @@ pub struct FleetSecret(pub Key);
 impl FleetSecret {
     pub fn generate() -> FleetSecret {
         FleetSecret(Key::generate())
+    }
+
+    /// A value that identifies this secret without revealing it (HMAC-SHA256 of a fixed
+    /// label under it, hex): kept beside the state, so another secret is recognised.
+    pub fn check_value(&self) -> String {
+        hex::encode(hmac(&self.0 .0, &[b"ota fleet v1 check"]))
     }
 
     /// The secret vehicle `vin` is provisioned with.
@@ -109,9 +116,16 @@ impl VehicleSecret {
 
     /// Pad and seal `plaintext` (see the module doc).
     pub fn seal(&self, plaintext: &[u8]) -> Result<Vec<u8>, EntryError> {
+        self.seal_padded(plaintext, 0)
+    }
+
+    /// [`Self::seal`], padded to at least `min` bytes (the smallest size class holding
+    /// both): what the publisher uses so that the size class follows what an observer may
+    /// know anyway, not what the entry says.
+    pub fn seal_padded(&self, plaintext: &[u8], min: usize) -> Result<Vec<u8>, EntryError> {
         let size = PADDED_SIZES
             .into_iter()
-            .find(|s| plaintext.len() < *s)
+            .find(|s| plaintext.len() < *s && min <= *s)
             .ok_or(EntryError::TooLarge)?;
         let locator = self.locator();
         let key = self.entry_key();

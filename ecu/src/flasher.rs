@@ -217,6 +217,22 @@ where
     client::parse_trust(&answer).ok_or(FlashError::Protocol(step))
 }
 
+/// Give the ECU behind `ep` the OEM's instruction for its next download.
+pub fn send_instruction<C: Can<Frame = Frame>>(
+    ep: &mut Endpoint<C>,
+    instruction: &[u8],
+) -> Result<(), FlashError>
+where
+    C::Error: core::fmt::Debug,
+{
+    let step = "the OEM instruction";
+    let answer = exchange(ep, step, ROUTINE_CONTROL, &client::instruction(instruction))?;
+    if !client::routine_done(&answer, crate::uds::RID_INSTRUCTION) {
+        return Err(FlashError::Protocol(step));
+    }
+    Ok(())
+}
+
 /// Send the trust document `doc` to the ECU behind `ep`; the version it holds afterwards.
 pub fn send_trust<C: Can<Frame = Frame>>(
     ep: &mut Endpoint<C>,

@@ -454,6 +454,15 @@ pub mod client {
         payload == [START_ROUTINE, r[0], r[1]]
     }
 
+    /// Hold the OEM's instruction `bytes` for the next download.
+    pub fn instruction(bytes: &[u8]) -> AVec<u8> {
+        let rid = RID_INSTRUCTION.to_be_bytes();
+        let mut v = AVec::with_capacity(bytes.len() + 4);
+        v.extend_from_slice(&[ROUTINE_CONTROL, START_ROUTINE, rid[0], rid[1]]);
+        v.extend_from_slice(bytes);
+        v
+    }
+
     /// Install the trust document `doc` (the successor of the ECU's).
     pub fn trust(doc: &[u8]) -> AVec<u8> {
         let rid = RID_TRUST.to_be_bytes();

@@ -619,6 +619,13 @@ pub enum OemCommand {
         /// them: raise it above a revoked release's counter. Default: the previous version's.
         #[arg(long, value_name = "COUNTER")]
         min_release_counter: Option<u64>,
+        /// For ECUs whose firmware predates OEM instructions: a document that names no
+        /// instruction key (format 2), so the ECUs install what their suppliers signed
+        /// without the OEM's per-ECU instruction. By default the document names the OEM's
+        /// instruction key and the ECUs refuse any image the OEM did not instruct them to
+        /// install.
+        #[arg(long)]
+        legacy: bool,
     },
     /// Replace a role's keys (any role, root included): writes N+1.root.json signed by the old
     /// and the new root keys, and re-signs what the role signs. Without --new-key, a new

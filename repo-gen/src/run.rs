@@ -766,6 +766,7 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
             previous_signer_keys,
             min_release_counter,
             confirm_keys,
+            legacy,
         } => {
             let suppliers = match supplier {
                 Some(name) => oem::ecu_trust::SupplierKeys::Pinned {
@@ -790,6 +791,7 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
                     confirmed_keys: confirm_keys,
                     previous_signer_keys,
                     min_release_counter,
+                    legacy,
                 },
             )?;
             say!(

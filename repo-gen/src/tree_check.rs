@@ -1,4 +1,4 @@
-//! What a published tree may hold: regular files and directories, and no private key.
+//! What a published tree may hold: regular files and directories, and no private key or secret.
 //!
 //! Publish makes the tree world-readable (a web server reads it) and upload sends all of it, so
 //! a private key an operator left in `repository/` would be served to the world, and a symbolic
@@ -22,6 +22,14 @@ fn holds_private_key(bytes: &[u8]) -> bool {
     PRIVATE_KEY_MARKS
         .iter()
         .any(|m| bytes.windows(m.len()).any(|w| w == *m))
+        || is_secret_file(bytes)
+}
+
+/// A 32-byte secret as this project keeps one (the fleet secret, a vehicle's secret, the
+/// broadcast secret): 64 hex digits and white space, nothing else. No published file is that.
+fn is_secret_file(bytes: &[u8]) -> bool {
+    let t = bytes.trim_ascii();
+    t.len() == 64 && t.iter().all(u8::is_ascii_hexdigit)
 }
 
 /// Refuse a tree at `repo` that holds a symbolic link anywhere, or a file of a name no
@@ -73,6 +81,15 @@ pub fn check_tree(repo: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::holds_private_key;
+
+    #[test]
+    fn secrets_are_recognised() {
+        let hex = "ab".repeat(32);
+        assert!(holds_private_key(format!("{hex}\n").as_bytes()));
+        assert!(holds_private_key(format!("  {hex}\r\n").as_bytes()));
+        assert!(!holds_private_key(format!("{hex}{hex}").as_bytes()));
+        assert!(!holds_private_key(b"{\"sha256\": \"ab\"}"));
+    }
 
     #[test]
     fn private_keys_are_recognised() {

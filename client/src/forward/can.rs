@@ -219,6 +219,15 @@ impl Forwarder for CanForwarder {
         result.map_err(flash_err(ecu))
     }
 
+    fn send_instruction(
+        &mut self,
+        ecu: &EcuConfig,
+        instruction: &[u8],
+    ) -> Result<(), ForwardError> {
+        let mut ep = self.endpoint(ecu)?;
+        flasher::send_instruction(&mut ep, instruction).map_err(flash_err(ecu))
+    }
+
     fn trust_version(&mut self, ecu: &EcuConfig) -> Result<Option<u32>, ForwardError> {
         let mut ep = self.endpoint(ecu)?;
         let (version, _mode) = flasher::trust_version(&mut ep).map_err(flash_err(ecu))?;

@@ -90,6 +90,17 @@ pub trait Forwarder {
         self.stage(ecu, compact_manifest, image)
     }
 
+    /// Give `ecu` the OEM's instruction (`ota_ecu::instruction`) for the download that
+    /// follows; forwarders whose ECUs do not check instructions ignore it.
+    fn send_instruction(
+        &mut self,
+        ecu: &EcuConfig,
+        instruction: &[u8],
+    ) -> Result<(), ForwardError> {
+        let _ = (ecu, instruction);
+        Ok(())
+    }
+
     /// Switch `ecu` to its pending image of SHA-256 `sha256`. Idempotent: `Ok` also when that
     /// image is already the active one.
     fn activate(&mut self, ecu: &EcuConfig, sha256: &[u8; 32]) -> Result<(), ForwardError>;

@@ -134,7 +134,9 @@ impl Gateway {
                     .map_err(|_| bad("the journal's compact manifest is not hex".into()))?;
                 let bundle = hex::decode(&e.attestation_bundle)
                     .map_err(|_| bad("the journal's attestation bundle is not hex".into()))?;
-                fw.stage_attested(ecu, &manifest, &bundle, &path)?;
+                let instruction = hex::decode(&e.instruction)
+                    .map_err(|_| bad("the journal's instruction is not hex".into()))?;
+                super::stage_instructed(fw, ecu, &instruction, &manifest, &bundle, &path)?;
                 fault::point(|| format!("ECU {} holds its image verified and pending", e.serial));
                 fw.activate(ecu, &sha)
             }
@@ -292,13 +294,7 @@ impl Gateway {
             content_key: c.content_key,
             bundle: c.bundle,
         };
-        Recheck::Activate(Box::new(JournalEcu {
-            serial: e.serial.clone(),
-            installed: p.installed(),
-            length: p.length,
-            compact_manifest: compact,
-            attestation_bundle: hex::encode(&p.bundle),
-        }))
+        Recheck::Activate(Box::new(p.journal_entry()))
     }
 
     /// Drop `serial`'s part of a committed update: it discards its pending image (best

@@ -155,6 +155,19 @@ pub fn read_assignments<F: Fetch>(
     })
     .map_err(|e| fail(Check::VehicleTree, url, e))?;
     let Some(sealed) = sealed else {
+        // The OEM never takes a vehicle out of the tree (a withdrawn vehicle keeps an entry
+        // with no ECUs at a higher version): an entry this vehicle accepted under the keys
+        // trusted now cannot vanish but by a forged tree.
+        if let Some(p) = accepted_under_current_keys(master, url, vin, store)? {
+            return Err(fail(
+                Check::Assignments,
+                url,
+                format!(
+                    "the tree has no entry at this vehicle's locator {locator}, though it accepted version {} of its assignments: the OEM never removes one (a withdrawn vehicle keeps an entry with no ECUs)",
+                    p.version
+                ),
+            ));
+        }
         return Ok(None);
     };
     // The node was trusted by hash from the signed index; the entry must also open under this
@@ -171,6 +184,40 @@ pub fn read_assignments<F: Fetch>(
     Ok(Some(entry.to_assignments(vin)))
 }
 
+/// The `vehicles` role's key ids (sorted, deduplicated) and threshold trusted now.
+fn current_keys<F: Fetch>(master: &Updater<F>, url: &str) -> Result<(Vec<String>, u32)> {
+    let role = master
+        .trusted()
+        .root()
+        .signed
+        .role("vehicles")
+        .map_err(|e| fail(Check::VehicleIndex, url, e))?;
+    let mut keyids: Vec<String> = role.keyids.iter().map(|k| k.0.clone()).collect();
+    keyids.sort();
+    keyids.dedup();
+    Ok((keyids, role.threshold))
+}
+
+/// The last accepted assignments of `vin`, if they were accepted under the keys trusted now.
+fn accepted_under_current_keys<F: Fetch>(
+    master: &Updater<F>,
+    url: &str,
+    vin: &str,
+    store: &MetadataStore,
+) -> Result<Option<Accepted>> {
+    let (keyids, threshold) = current_keys(master, url)?;
+    Ok(read_accepted(store)
+        .filter(|p| p.vin == vin && p.keyids == keyids && p.threshold == threshold))
+}
+
+fn read_accepted(store: &MetadataStore) -> Option<Accepted> {
+    store
+        .read(ACCEPTED, 64 * 1024)
+        .ok()
+        .flatten()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}
+
 /// Never accept older assignments than the last accepted ones, as long as those were trusted
 /// through the `vehicles` keys trusted now. After the OEM rotates that role (a stolen key), a
 /// version the attacker pushed up with the old key is forgotten, as TUF forgets timestamp and
@@ -183,20 +230,9 @@ fn check_rollback<F: Fetch>(
     entry: &VehicleEntry,
     store: &MetadataStore,
 ) -> Result<()> {
-    let root = &master.trusted().root().signed;
-    let role = root
-        .role("vehicles")
-        .map_err(|e| fail(Check::VehicleIndex, url, e))?;
-    let mut keyids: Vec<String> = role.keyids.iter().map(|k| k.0.clone()).collect();
-    keyids.sort();
-    keyids.dedup();
-    let prev: Option<Accepted> = store
-        .read(ACCEPTED, 64 * 1024)
-        .ok()
-        .flatten()
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    if let Some(p) = prev.filter(|p| p.vin == vin) {
-        let same_keys = p.keyids == keyids && p.threshold == role.threshold;
+    let (keyids, threshold) = current_keys(master, url)?;
+    if let Some(p) = read_accepted(store).filter(|p| p.vin == vin) {
+        let same_keys = p.keyids == keyids && p.threshold == threshold;
         if same_keys && entry.version < p.version {
             return Err(fail(
                 Check::AssignmentsRollback,
@@ -212,7 +248,7 @@ fn check_rollback<F: Fetch>(
         vin: vin.into(),
         version: entry.version,
         keyids,
-        threshold: role.threshold,
+        threshold,
     };
     let bytes = serde_json::to_vec(&record)
         .map_err(|e| fail(Check::Assignments, url, format!("internal: {e}")))?;

@@ -14,7 +14,7 @@ pub mod suppliers;
 pub mod vehicles;
 pub mod version_report;
 
-pub use assignments::{Assignments, EcuAssignment};
+pub use assignments::{Assignments, EcuAssignment, EcuInstruction};
 pub use attestation::{attestation_target, veto_target, Attestation, Finding, Release, Verdict};
 pub use image_manifest::{ImageKind, ImageManifest, ImageTargetCustom, ImageTargets};
 pub use key_wraps::{KeyWraps, ShardFile};

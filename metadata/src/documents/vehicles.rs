@@ -129,13 +129,18 @@ struct SealedPlain {
 impl VehicleEntry {
     /// Seal this entry of `vin` under `secret` (base64 of `ota_crypt::fleet`'s sealed bytes).
     pub fn seal(&self, vin: &str, secret: &VehicleSecret) -> Result<String> {
+        self.seal_padded(vin, secret, 0)
+    }
+
+    /// [`Self::seal`] padded to at least `min` bytes ([`padded_for`]).
+    pub fn seal_padded(&self, vin: &str, secret: &VehicleSecret, min: usize) -> Result<String> {
         let plain = crate::canonical::to_canonical(&SealedPlain {
             vin: vin.into(),
             version: self.version,
             ecus: self.ecus.clone(),
         })?;
         let sealed = secret
-            .seal(&plain)
+            .seal_padded(&plain, min)
             .map_err(|e| Error::malformed(format!("the vehicle entry of {vin}"), e.to_string()))?;
         Ok(B64.encode(sealed))
     }
@@ -384,8 +389,33 @@ impl Leaf {
 
     /// `entry` of `vin`, sealed under `secret`, at its locator.
     pub fn seal(vin: &str, entry: &VehicleEntry, secret: &VehicleSecret) -> Result<Self> {
-        Ok(Leaf::new(secret.locator(), entry.seal(vin, secret)?))
+        Self::seal_padded(vin, entry, secret, 0)
     }
+
+    /// [`Self::seal`] padded to at least `min` bytes ([`padded_for`]).
+    pub fn seal_padded(
+        vin: &str,
+        entry: &VehicleEntry,
+        secret: &VehicleSecret,
+        min: usize,
+    ) -> Result<Self> {
+        Ok(Leaf::new(
+            secret.locator(),
+            entry.seal_padded(vin, secret, min)?,
+        ))
+    }
+}
+
+/// Bytes an entry is padded to at least, for a vehicle of `ecus` ECUs (aftermarket ones
+/// excluded): room for each ECU's assignment with its instruction, so whether and how many
+/// of them are assigned does not show in the size class (an encrypted image's key wraps may
+/// still take an entry past it).
+pub fn padded_for(ecus: usize) -> usize {
+    /// The VIN, version and JSON around the ECUs.
+    const BASE: usize = 48;
+    /// One ECU's assignment with its instruction, with room for long names.
+    const PER_ECU: usize = 480;
+    BASE.saturating_add(PER_ECU.saturating_mul(ecus))
 }
 
 /// Length of `n` bytes in padded base64.

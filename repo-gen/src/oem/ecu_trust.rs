@@ -72,6 +72,8 @@ pub struct EcuTrust {
     /// Refuse images below this release counter (a revoked release). Default: the previous
     /// version's floor, so a floor is never lowered by accident.
     pub min_release_counter: Option<u64>,
+    /// Name no instruction key (format 2): for ECUs whose firmware predates instructions.
+    pub legacy: bool,
 }
 
 struct Owned {
@@ -436,6 +438,13 @@ pub fn ecu_trust(dir: &Path, t: &EcuTrust) -> Result<(u32, PathBuf)> {
     check_signers(dir, &signer_specs, &others)?;
     let signer_threshold = signer_threshold(t, held_doc.as_ref(), &signer_specs)?;
     let (sup, reg, sig) = (specs(&suppliers), specs(&regulators), specs(&signer_specs));
+    let instruction_keys: Vec<[u8; 32]> = if t.legacy {
+        Vec::new()
+    } else {
+        vec![super::privacy::instruction_key(dir)?
+            .verifying_key()
+            .to_bytes()]
+    };
     let body = TrustBody {
         version,
         hardware_id: hw,
@@ -444,7 +453,7 @@ pub fn ecu_trust(dir: &Path, t: &EcuTrust) -> Result<(u32, PathBuf)> {
         suppliers: (&sup, supplier_threshold),
         regulators: (&reg, t.regulator_threshold),
         signers: (&sig, signer_threshold),
-        instruction_keys: &[],
+        instruction_keys: &instruction_keys,
     }
     .encode();
     // This version's signers, then the previous version's that are not among them.

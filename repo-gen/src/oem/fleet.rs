@@ -20,6 +20,7 @@ use super::inventory::Vehicle;
 use super::{read_state, store, write_state, Settings, PUBLISHED};
 use crate::error::{Error, Result};
 use crate::fsutil;
+use base64::Engine as _;
 use ota_crypt::fleet::{FleetSecret, VehicleSecret};
 use ota_metadata::documents::vehicles::{
     self, build, check_node, combine, entries_under, finish, node_path, update, Leaf, NodeLink,
@@ -30,6 +31,7 @@ use ota_metadata::documents::{Assignments as AssignmentsDoc, EcuAssignment};
 use ota_metadata::roles::{Snapshot, Timestamp};
 use ota_metadata::Envelope;
 use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -277,7 +279,13 @@ fn process_shard(
             store::INVENTORY_DIR
         )));
     }
-    let vins: BTreeSet<&String> = wanted.keys().chain(published.keys()).collect();
+    // Every vehicle of the inventory has an entry, assigned or not: an entry appearing would
+    // otherwise tell the CDN that a vehicle just got its first assignment.
+    let vins: BTreeSet<&String> = wanted
+        .keys()
+        .chain(published.keys())
+        .chain(inv.keys())
+        .collect();
     let mut out = Shard {
         all: Vec::with_capacity(vins.len()),
         changed: Vec::new(),
@@ -300,10 +308,10 @@ fn process_shard(
             ok
         });
         let old = published.get(vin);
-        if old.is_none() && ecus.is_empty() {
+        if old.is_none() && ecus.is_empty() && !inv.contains_key(vin) {
             continue;
         }
-        if let Some((_, leaf)) = old.filter(|(o, _)| o.ecus == ecus) {
+        if let Some((_, leaf)) = old.filter(|(o, _)| same_assignments(&o.ecus, &ecus)) {
             out.all.push(leaf.clone());
             continue;
         }
@@ -315,8 +323,15 @@ fn process_shard(
                 ))
             })?,
         };
+        let ecus = instructed(ctx, vin, ecus, old.map(|(o, _)| &o.ecus), version)?;
+        // Padded for every ECU the vehicle has, assigned or not: the size class tells how
+        // many ECUs a vehicle has, not how many were assigned.
+        let min = vehicles::padded_for(
+            inv.get(vin)
+                .map_or(0, |v| v.ecus.values().filter(|e| !e.aftermarket).count()),
+        );
         let secret = ctx.fleet.vehicle(vin);
-        let leaf = Leaf::seal(vin, &VehicleEntry { version, ecus }, &secret)
+        let leaf = Leaf::seal_padded(vin, &VehicleEntry { version, ecus }, &secret, min)
             .map_err(|e| Error::refused(format!("the assignments of {vin}: {e}")))?;
         out.changed.push(leaf.clone());
         out.all.push(leaf);
@@ -330,6 +345,81 @@ fn process_shard(
 struct ShardContext {
     fleet: FleetSecret,
     suppliers: BTreeSet<String>,
+    /// The OEM's instruction key ([`super::privacy::instruction_key`]).
+    instruction_key: ed25519_dalek::SigningKey,
+}
+
+/// Whether two vehicles' assignments say the same, whatever their instructions.
+fn same_assignments(
+    a: &BTreeMap<String, EcuAssignment>,
+    b: &BTreeMap<String, EcuAssignment>,
+) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|((sa, x), (sb, y))| sa == sb && comparable(x) == comparable(y))
+}
+
+fn comparable(a: &EcuAssignment) -> EcuAssignment {
+    EcuAssignment {
+        instruction: None,
+        compact_sha256: None,
+        ..a.clone()
+    }
+}
+
+/// `ecus` as published at `version`: an ECU whose assignment did not change keeps its
+/// instruction; a changed one gets a new instruction at sequence `version`, signed by the
+/// OEM's instruction key, when the image's compact manifest hash is known (images reviewed
+/// before instructions have none). The hash itself is not published: the gateway rebuilds
+/// the signed body from the compact manifest it forwards.
+fn instructed(
+    ctx: &ShardContext,
+    vin: &str,
+    ecus: BTreeMap<String, EcuAssignment>,
+    old: Option<&BTreeMap<String, EcuAssignment>>,
+    version: u64,
+) -> Result<BTreeMap<String, EcuAssignment>> {
+    use ed25519_dalek::Signer;
+    let sequence = u32::try_from(version).map_err(|_| {
+        Error::refused(format!(
+            "the assignments version of {vin} is above what ECU instructions carry"
+        ))
+    })?;
+    let mut out = BTreeMap::new();
+    for (serial, a) in ecus {
+        let kept = old
+            .and_then(|o| o.get(&serial))
+            .filter(|o| comparable(o) == comparable(&a) && o.instruction.is_some());
+        let published = match (kept, &a.compact_sha256) {
+            (Some(o), _) => o.clone(),
+            (None, None) => comparable(&a),
+            (None, Some(h)) => {
+                let mut manifest_sha256 = [0u8; 32];
+                hex::decode_to_slice(h, &mut manifest_sha256).map_err(|_| {
+                    Error::refused(format!(
+                        "the assignment of {vin}/{serial}: compact manifest hash {h:?} is not 64 hex digits"
+                    ))
+                })?;
+                let i = ota_ecu::instruction::Instruction {
+                    serial_sha256: sha2::Sha256::digest(serial.as_bytes()).into(),
+                    manifest_sha256,
+                    release_counter: a.release_counter,
+                    sequence,
+                };
+                let sig = ctx.instruction_key.sign(&i.body()).to_bytes();
+                EcuAssignment {
+                    instruction: Some(ota_metadata::documents::EcuInstruction {
+                        sequence,
+                        signature: base64::engine::general_purpose::STANDARD.encode(sig),
+                    }),
+                    ..comparable(&a)
+                }
+            }
+        };
+        out.insert(serial, published);
+    }
+    Ok(out)
 }
 
 /// The tree the served index names, when the publisher has no record of its own.
@@ -376,6 +466,7 @@ pub fn update_vehicles(dir: &Path, repo: &Path, s: &Settings, force: bool) -> Re
     let ctx = ShardContext {
         fleet: super::privacy::fleet_secret(dir)?,
         suppliers: suppliers.clone(),
+        instruction_key: super::privacy::instruction_key(dir)?,
     };
     let pending = store::pending(dir)?;
     // The record must describe the tree that is published: one restored from an older backup

@@ -20,12 +20,25 @@ use std::path::Path;
 pub const FLEET_SECRET: &str = "keys/fleet.secret";
 /// The secret while the state is moved to its layout ([`super::store`]'s reshard).
 const FLEET_SECRET_NEW: &str = "keys/fleet.secret.new";
+/// A check value of the fleet secret (HMAC-SHA256 under it of a fixed label; reveals
+/// nothing of it), kept with the state: a fleet secret lost, or replaced by another, is
+/// refused by name instead of silently re-sharding the fleet and stranding every vehicle.
+pub const FLEET_CHECK: &str = "fleet.check";
 
-pub fn has_fleet_secret(dir: &Path) -> bool {
-    dir.join(FLEET_SECRET).exists()
+/// Whether the state must still be moved to the locator layout under a new fleet secret: no
+/// fleet secret was ever made here, or one was being made when a command was cut. A secret
+/// that existed and is gone (its check value remains) is never made again.
+pub fn needs_fleet_secret(dir: &Path) -> bool {
+    !dir.join(FLEET_SECRET).exists()
+        && (dir.join(FLEET_SECRET_NEW).exists() || !dir.join(FLEET_CHECK).exists())
 }
 
-/// The fleet secret (made with the working directory's first vehicle command).
+fn check_value(f: &FleetSecret) -> String {
+    f.check_value()
+}
+
+/// The fleet secret (made with the working directory's first vehicle command), checked
+/// against the state's [`FLEET_CHECK`].
 pub fn fleet_secret(dir: &Path) -> Result<FleetSecret> {
     let path = dir.join(FLEET_SECRET);
     if !path.exists() {
@@ -34,7 +47,21 @@ pub fn fleet_secret(dir: &Path) -> Result<FleetSecret> {
             path.display()
         )));
     }
-    Ok(FleetSecret(Key(fsutil::secret_file(&path, false)?)))
+    let f = FleetSecret(Key(fsutil::secret_file(&path, false)?));
+    let check = dir.join(FLEET_CHECK);
+    match fsutil::read_bounded(&check, 1024) {
+        Ok(b) if String::from_utf8_lossy(&b).trim() == check_value(&f) => {}
+        Ok(_) => {
+            return Err(Error::refused(format!(
+                "{} is not the fleet secret this OEM's state was made with ({} does not match): restore the right one from your backup of the OEM's keys",
+                path.display(),
+                check.display()
+            )))
+        }
+        // A secret made before check values were kept: recorded now.
+        Err(_) => fsutil::write_atomic(&check, format!("{}\n", check_value(&f)).as_bytes())?,
+    }
+    Ok(f)
 }
 
 /// The secret about to become the fleet secret (made now if there is none yet).
@@ -48,6 +75,11 @@ pub(super) fn fleet_secret_to_be(dir: &Path) -> Result<FleetSecret> {
 /// Make [`fleet_secret_to_be`]'s secret the fleet secret.
 pub(super) fn commit_fleet_secret(dir: &Path) -> Result<()> {
     let (from, to) = (dir.join(FLEET_SECRET_NEW), dir.join(FLEET_SECRET));
+    let f = FleetSecret(Key(fsutil::secret_file(&from, false)?));
+    fsutil::write_atomic(
+        &dir.join(FLEET_CHECK),
+        format!("{}\n", check_value(&f)).as_bytes(),
+    )?;
     std::fs::rename(&from, &to).map_err(Error::io(&from))?;
     fsutil::sync_dir(to.parent().unwrap_or(dir));
     Ok(())
@@ -67,3 +99,15 @@ pub fn issue_vehicle_secret(dir: &Path, vin: &str, out: &Path) -> Result<String>
     fsutil::write_new_private(out, s.to_file_text().as_bytes())?;
     Ok(s.locator())
 }
+
+/// The OEM's instruction key: an Ed25519 key whose seed is kept like the fleet secret
+/// (`DIR/keys/instruction.secret`, mode 0600, made on first use). It signs each ECU's
+/// instruction at publish ([`super::fleet`]); `oem ecu-trust` names its public half in the
+/// ECU trust documents it issues. Online, like the `vehicles` key: whoever steals it can
+/// instruct ECUs to install what the gateway must still find approved and signed.
+pub fn instruction_key(dir: &Path) -> Result<ed25519_dalek::SigningKey> {
+    let seed = fsutil::secret_file(&dir.join(INSTRUCTION_KEY), true)?;
+    Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
+}
+
+pub const INSTRUCTION_KEY: &str = "keys/instruction.secret";

@@ -266,7 +266,7 @@ pub(crate) fn clear_pending(dir: &Path, shards: &BTreeSet<String>) -> Result<()>
 /// the single files (`inventory.json`, `assignments.json`) into shards, each kept as
 /// `NAME.migrated`.
 pub(crate) fn migrate(dir: &Path) -> Result<()> {
-    if !privacy::has_fleet_secret(dir) {
+    if privacy::needs_fleet_secret(dir) {
         reshard(dir)?;
     }
     for (old, kind) in [
