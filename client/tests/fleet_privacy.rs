@@ -418,3 +418,125 @@ fn reports_go_over_https_only() {
         }
     }
 }
+
+/// Scenario: Fleet privacy | the report endpoint answers the POST with a redirect (302) to another host | the report is not counted as delivered (the redirect is not followed as a body-less GET)
+#[test]
+fn a_redirected_report_is_a_failure_not_a_delivery() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other_addr = other.local_addr().unwrap();
+    other.set_nonblocking(true).unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = c.read(&mut buf);
+        let _ = write!(
+            c,
+            "HTTP/1.1 302 Found\r\nLocation: http://{other_addr}/elsewhere\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+    });
+    let http = ota_client::tuf::HttpFetcher::new(
+        &ota_client::tuf::Limits::default(),
+        ota_client::tuf::CaRoots::None,
+    )
+    .unwrap();
+    let r = http.post_json(&format!("http://{addr}/reports"), b"{\"report\":1}");
+    server.join().unwrap();
+    assert!(r.is_err(), "a redirect counted as delivered: {r:?}");
+    // Nothing reached the other host.
+    assert!(other.accept().is_err());
+}
+
+/// Scenario: Stolen keys | with the OEM's online keys, a tree without this vehicle's entry (or with no tree at all) after the vehicle accepted one | refused by name, not read as "nothing assigned"
+#[test]
+fn a_vanished_entry_is_refused() {
+    let w = World::new();
+    w.assign("S1", "1.0");
+    assert!(outcome(&w.update(), "S1").starts_with("updated to brake-fw 1.0"));
+    // The attacker signs an index naming no tree.
+    let repo = w.p("oem/repository");
+    let mut record = oem::Record::load(&w.p("oem")).unwrap();
+    record.tree = None;
+    record.save(&w.p("oem")).unwrap();
+    ota_testkit::hide_served_vehicles_index(&repo);
+    oem::publish(&w.p("oem"), w.now, false).unwrap();
+    match run_master_check(&w) {
+        Err(GatewayError::Walk(e)) => {
+            assert_eq!(e.check, Check::Assignments, "{e}");
+            assert!(
+                e.reason.contains("no entry at this vehicle's locator"),
+                "{e}"
+            );
+        }
+        Err(e) => panic!("expected a refused tree, got {e}"),
+        Ok(out) => panic!(
+            "expected a refused tree, got {:?}",
+            out.iter()
+                .map(|(s, o)| format!("{s}: {}", summary(o)))
+                .collect::<Vec<_>>()
+        ),
+    }
+}
+
+/// Scenario: Fleet privacy | an observer compares entries across publishes: a vehicle with no assignment, one with some of its ECUs assigned, one with all | every vehicle has an entry from the first publish, and the size follows the vehicle's number of ECUs only
+#[test]
+fn entries_exist_for_every_vehicle_and_their_size_does_not_tell_what_is_assigned() {
+    let w = World::new();
+    // VIN1: S1 and S2; VIN2: two ECUs, nothing ever assigned.
+    oem::vehicle_add(
+        &w.p("oem"),
+        "VIN2",
+        &["X1:BRAKE-A".into(), "X2:BRAKE-A".into()],
+        &[],
+    )
+    .unwrap();
+    oem::publish(&w.p("oem"), w.now, false).unwrap();
+    let sizes = |w: &World| -> BTreeMap<String, usize> {
+        let repo = w.p("oem/repository");
+        let served: Vec<(String, Vec<u8>)> = files(&repo)
+            .into_iter()
+            .map(|f| {
+                (
+                    f.display().to_string(),
+                    std::fs::read(repo.join(&f)).unwrap(),
+                )
+            })
+            .collect();
+        entries(&served)
+    };
+    let before = sizes(&w);
+    assert_eq!(
+        before.len(),
+        2,
+        "both vehicles have an entry, none assigned"
+    );
+    w.assign("S1", "1.0");
+    let one = sizes(&w);
+    w.assign("S2", "2.0");
+    let two = sizes(&w);
+    let (v1, v2) = (w.locator("VIN1"), w.locator("VIN2"));
+    for s in [&before, &one, &two] {
+        assert_eq!(s[&v1], before[&v1]);
+        assert_eq!(s[&v2], before[&v2]);
+    }
+    assert_eq!(before[&v1], before[&v2], "two ECUs each");
+}
+
+/// Scenario: Fleet privacy | the vehicle_secret path names a FIFO (or any non-regular file) | refused at once, not a hang
+#[test]
+fn a_secret_that_is_not_a_regular_file_is_refused() {
+    let w = World::new();
+    w.assign("S1", "1.0");
+    std::fs::remove_file(w.p("secrets/VIN1.secret")).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(w.p("secrets/VIN1.secret"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    match run_master_check(&w) {
+        Err(e) => assert!(e.to_string().contains("not a regular file"), "{e}"),
+        Ok(_) => panic!("a FIFO secret was read"),
+    }
+}

@@ -60,7 +60,7 @@ pub fn check_tree(repo: &Path) -> Result<()> {
             let bytes = fsutil::read_bounded(&path, MAX_SCANNED).unwrap_or_default();
             if holds_private_key(&bytes) {
                 return Err(Error::refused(format!(
-                    "{} holds a private key: remove it from the tree (publishing makes the tree world-readable, and upload would serve it)",
+                    "{} holds a private key or secret: remove it from the tree (publishing makes the tree world-readable, and upload would serve it)",
                     path.display()
                 )));
             }

@@ -191,12 +191,12 @@ fn each_publish_writes_and_signs_only_what_changed_and_never_rewrites_a_file() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     assert_eq!(pending, [vin_key(&f, "NEW1")[..3].to_string()]);
-    // Nothing assigned to it yet: nothing published for it.
+    // Nothing assigned to it yet: its entry (no ECUs) is published all the same, so an entry
+    // appearing later would not tell the CDN that it got its first assignment.
     let r = oem::publish(&f.dir, later, false).unwrap();
-    assert_eq!(
-        (r.vehicles_written, r.fleet.nodes_written, r.fleet.shards),
-        (0, 0, 1)
-    );
+    assert_eq!((r.vehicles_written, r.fleet.shards), (1, 1));
+    assert_eq!(r.fleet.nodes_written, path_of(&f, "NEW1").len());
+    let first = vehicle_files(&f);
     assert!(!f.dir.join("pending").read_dir().unwrap().any(|_| true));
 
     // A change to one vehicle: the nodes on its path, nothing else.
@@ -223,7 +223,7 @@ fn each_publish_writes_and_signs_only_what_changed_and_never_rewrites_a_file() {
         .unwrap();
     assert_eq!((e.version, doc.ecus["ECU1"].version.as_str()), (2, "2.0"));
     let v = ota_repo::verify::verify(&f.dir, None, later).unwrap();
-    assert_eq!(v.vehicles, 300);
+    assert_eq!(v.vehicles, 301);
 
     // Files are never deleted or rewritten: a CDN may still serve the old tree to a vehicle
     // that read the old index.
@@ -314,4 +314,59 @@ fn verify_refuses_a_tampered_node_or_leaf_and_a_misplaced_node() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("prefix"), "{e}");
+}
+
+/// A lost fleet secret, or another one in its place, is refused by every command, naming
+/// it: never silently replaced (which would move every vehicle to a locator no gateway
+/// knows, and strand the fleet on its old entries).
+#[test]
+fn a_lost_or_replaced_fleet_secret_is_refused_not_replaced() {
+    let f = fleet(20);
+    oem::publish(&f.dir, f.now, false).unwrap();
+    let secret = f.dir.join(oem::privacy::FLEET_SECRET);
+    let good = std::fs::read(&secret).unwrap();
+    let shards = |f: &Fleet| -> BTreeSet<PathBuf> {
+        std::fs::read_dir(f.dir.join("inventory"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+    let before = shards(&f);
+    let tree = vehicle_files(&f);
+
+    // Lost.
+    std::fs::remove_file(&secret).unwrap();
+    let e = oem::publish(&f.dir, f.now, false)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("fleet.secret is missing"), "{e}");
+    let e = oem::vehicle_add(&f.dir, "NEW1", &["E1:BRAKE-A".into()], &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("fleet.secret is missing"), "{e}");
+    assert!(!secret.exists(), "no new secret was made");
+    assert_eq!(shards(&f), before, "the state was not moved");
+
+    // Another one (well formed).
+    std::fs::write(&secret, format!("{}\n", "5a".repeat(32))).unwrap();
+    let e = oem::publish(&f.dir, f.now, false)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("not the fleet secret this OEM's state was made with"),
+        "{e}"
+    );
+    let e = oem::vehicle_add(&f.dir, "V001", &["E1:BRAKE-A".into()], &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not the fleet secret"), "{e}");
+
+    // Restored from the backup: everything as before.
+    std::fs::write(&secret, &good).unwrap();
+    let r = oem::publish(&f.dir, f.now, false).unwrap();
+    assert_eq!(r.vehicles_written, 0);
+    assert_eq!(vehicle_files(&f), tree);
+    assert_eq!(shards(&f), before);
 }

@@ -352,6 +352,36 @@ fn a_restored_tree_is_refused_instead_of_forking_the_store() {
     verify_served(&env, "served");
 }
 
+/// Scenario: CDN publishing | the working directory restored from a backup taken after an upload, the store moved on, then only the timestamp renewed (cron) | refused: the tree's snapshot is older than the one the store serves and clients hold (found by the attack pass)
+#[test]
+fn a_restored_tree_whose_timestamp_alone_was_renewed_is_refused() {
+    let env = supplier();
+    env.ok(&["upload", "acme", "--to", "served"]);
+    copy_tree(&env.path("acme"), &env.path("acme.bak"));
+    add(&env, "2.0", 6000);
+    env.ok(&["upload", "acme", "--to", "served"]);
+    let served_ts = std::fs::read(env.path("served/timestamp.json")).unwrap();
+    std::fs::remove_dir_all(env.path("acme")).unwrap();
+    copy_tree(&env.path("acme.bak"), &env.path("acme"));
+    // Every 13 hours the timestamp alone is due: twice, and the tree's timestamp is newer
+    // than the store's, over a snapshot older than the store's.
+    for hours in [13, 26] {
+        let later = ota_metadata::DateTime::now().plus_seconds(hours * 3600);
+        let r = ota_repo::supplier::publish(&env.path("acme"), later, false).unwrap();
+        assert_eq!(
+            r.signed.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            ["timestamp"]
+        );
+    }
+    let err = env.fail(&["upload", "acme", "--to", "served"]);
+    assert!(err.contains("restored from an older backup"), "{err}");
+    assert_eq!(
+        std::fs::read(env.path("served/timestamp.json")).unwrap(),
+        served_ts
+    );
+    verify_served(&env, "served");
+}
+
 /// Scenario: CDN publishing | a tree uploaded to the prefix of another party's tree (a wrong --to) | refused: the other tree stays whole
 #[test]
 fn an_upload_to_another_trees_prefix_is_refused() {
@@ -474,6 +504,19 @@ fn links_and_private_keys_in_the_tree_are_refused() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
     std::fs::remove_file(env.path("acme/repository/backup-key.pem")).unwrap();
+    // A secret (the OEM's fleet secret, a vehicle's) left in the tree.
+    std::fs::write(
+        env.path("acme/repository/vehicle.secret"),
+        format!("{}\n", "3c".repeat(32)),
+    )
+    .unwrap();
+    let err = env.fail(&["upload", "acme", "--to", "served"]);
+    assert!(
+        err.contains("vehicle.secret holds a private key or secret"),
+        "{err}"
+    );
+    assert!(!env.path("served").exists());
+    std::fs::remove_file(env.path("acme/repository/vehicle.secret")).unwrap();
 
     // targets/ replaced by a link to a directory outside the tree (mode 0700).
     let outside = env.path("outside");

@@ -208,6 +208,7 @@ pub async fn check_store(
                 });
             }
         }
+        not_rolled_back(dest, repo, &theirs, &view.timestamp).await?;
     }
     for name in reached_metadata(repo, &view.timestamp)? {
         if !remote.contains_key(&name) {
@@ -219,6 +220,75 @@ pub async fn check_store(
                 store: dest.display.clone(),
                 name,
             });
+        }
+    }
+    Ok(())
+}
+
+/// The snapshot version a timestamp names, and the role versions that snapshot names (read
+/// from `snapshot`, the snapshot's bytes).
+fn named_versions(
+    timestamp: &[u8],
+    snapshot: impl FnOnce(u64) -> Option<Vec<u8>>,
+) -> Option<(u64, BTreeMap<String, u64>)> {
+    let s = json(timestamp)?
+        .pointer("/signed/meta/snapshot.json/version")?
+        .as_u64()?;
+    let mut roles = BTreeMap::new();
+    if let Some(meta) = snapshot(s)
+        .and_then(|b| json(&b))
+        .and_then(|v| v.pointer("/signed/meta").cloned())
+        .and_then(|m| m.as_object().cloned())
+    {
+        for (name, m) in meta {
+            if let Some(v) = m.get("version").and_then(serde_json::Value::as_u64) {
+                roles.insert(name, v);
+            }
+        }
+    }
+    Some((s, roles))
+}
+
+/// Not rolled back: the local timestamp must not name a snapshot, nor the snapshot a role
+/// version, below what the store's names. Clients hold the store's; a tree restored from a
+/// backup and published again (a new timestamp over an old snapshot) would lock every one of
+/// them out, and later uploads could not repair it.
+async fn not_rolled_back(
+    dest: &Destination,
+    repo: &Path,
+    theirs: &[u8],
+    ours: &[u8],
+) -> Result<()> {
+    let Some(store_snapshot) =
+        json(theirs).and_then(|v| v.pointer("/signed/meta/snapshot.json/version")?.as_u64())
+    else {
+        return Ok(());
+    };
+    let store_bytes = fetch(dest, &format!("{store_snapshot}.snapshot.json"))
+        .await
+        .ok();
+    let Some((s_store, roles_store)) = named_versions(theirs, |_| store_bytes) else {
+        return Ok(());
+    };
+    let Some((s_local, roles_local)) = named_versions(ours, |v| {
+        fsutil::read_bounded(&repo.join(format!("{v}.snapshot.json")), MAX_METADATA).ok()
+    }) else {
+        return Ok(());
+    };
+    let behind = std::iter::once(("snapshot.json".to_string(), s_store, s_local)).chain(
+        roles_store.iter().filter_map(|(name, v)| {
+            roles_local
+                .get(name)
+                .filter(|l| *l < v)
+                .map(|l| (name.clone(), *v, *l))
+        }),
+    );
+    for (name, store, local) in behind {
+        if local < store {
+            return Err(Error::refused(format!(
+                "{} serves version {store} of {name}, and this tree's timestamp names version {local}: the working directory was restored from an older backup (clients hold version {store} and would refuse the lower one). Restore a backup at least as new as what the store serves; nothing was sent",
+                dest.display
+            )));
         }
     }
     Ok(())

@@ -182,7 +182,7 @@ impl HttpFetcher {
         })
     }
 
-    /// POST `body` to `url` (`Content-Type: application/json`, no redirect off HTTPS) and
+    /// POST `body` to `url` (`Content-Type: application/json`, no redirect followed) and
     /// return the status; any status other than 2xx is an error. The answer's body is read
     /// up to 4 KiB, for the error message.
     pub fn post_json(&self, url: &str, body: &[u8]) -> Result<u16, FetchError> {
@@ -190,11 +190,14 @@ impl HttpFetcher {
             .agent
             .post(url)
             .header("Content-Type", "application/json");
-        let result = if is_https(url) {
-            request.config().https_only(true).build().send(body)
-        } else {
-            request.send(body)
-        };
+        // A report is never re-sent elsewhere: a redirect would turn the POST into a GET
+        // without the report (302, 303) and count as delivered.
+        let result = request
+            .config()
+            .https_only(is_https(url))
+            .max_redirects(0)
+            .build()
+            .send(body);
         let response = result.map_err(|e| map_ureq(url, e))?;
         let status = response.status().as_u16();
         if (200..300).contains(&status) {
