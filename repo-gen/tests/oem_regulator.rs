@@ -199,8 +199,9 @@ fn review_assign_and_publish_per_vehicle() {
         "--version",
         "1.0",
     ]);
+    // VIN1's assignment, and VIN2's entry with none (every vehicle has an entry).
     let out = env.ok(&["oem", "publish", "oem"]);
-    assert!(out.contains("wrote assignments of 1 vehicle(s)"), "{out}");
+    assert!(out.contains("wrote assignments of 2 vehicle(s)"), "{out}");
     let out = env.ok(&[
         "oem",
         "assign",
