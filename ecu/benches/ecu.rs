@@ -155,6 +155,33 @@ fn field(s: &str) -> Field {
 }
 
 /// The compact manifest of `img`, signed by `key`, as a supplier's repository would make it.
+/// The serial the measured ECU's instruction names.
+const INSTRUCTED: &str = "ECU-BENCH";
+
+/// The OEM's instruction key of the measurement (a fixed seed: the child derives its public
+/// half).
+fn instruction_signing_key() -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+}
+
+fn instruction_key() -> [u8; 32] {
+    instruction_signing_key().verifying_key().to_bytes()
+}
+
+/// The OEM's instruction to [`INSTRUCTED`] for the compact manifest `m`.
+fn instruction_for(m: &[u8]) -> Vec<u8> {
+    use ed25519_dalek::Signer;
+    let parsed = CompactManifest::parse(m).expect("manifest");
+    let i = ota_ecu::instruction::Instruction::new(
+        INSTRUCTED,
+        &parsed.body_bytes,
+        parsed.body.release_counter,
+        1,
+    );
+    i.assemble(&instruction_signing_key().sign(&i.body()).to_bytes())
+        .to_vec()
+}
+
 fn manifest(key: &SigningKey, img: &[u8]) -> Vec<u8> {
     let body = Body {
         uid: field("bench-fw"),
@@ -1059,6 +1086,8 @@ mod child {
         manifest_tiny: Vec<u8>,
         manifest_full: Vec<u8>,
         image: Vec<u8>,
+        /// The OEM's instruction for `manifest_tiny` ([`instruction_for`]).
+        instruction: Vec<u8>,
     }
 
     fn read(dir: &Path, name: &str) -> Result<Vec<u8>, String> {
@@ -1096,6 +1125,7 @@ mod child {
             manifest_tiny: read(dir, &format!("manifest-{bits}-tiny.bin"))?,
             manifest_full: read(dir, &format!("manifest-{bits}-full.bin"))?,
             image: read(dir, "image.bin")?,
+            instruction: read(dir, &format!("instruction-{bits}.bin"))?,
         })
     }
 
@@ -1205,6 +1235,22 @@ mod child {
                 ota_ecu::attestation::verify(&inputs.bundle, &m.body_bytes, &inputs.regulators)
                     .map_err(|e| format!("attestation: {e:?}"))?;
             }
+            "instruction" => {
+                let m = CompactManifest::parse(&inputs.manifest_tiny)
+                    .map_err(|e| format!("parse: {e}"))?;
+                m.verify(&inputs.keys, 1)
+                    .map_err(|e| format!("verify: {e}"))?;
+                let i = ota_ecu::instruction::verify(&inputs.instruction, &[instruction_key()])
+                    .map_err(|e| format!("instruction: {e:?}"))?;
+                ota_ecu::instruction::check(
+                    &i,
+                    INSTRUCTED,
+                    &m.body_bytes,
+                    m.body.release_counter,
+                    0,
+                )
+                .map_err(|e| format!("instruction: {e:?}"))?;
+            }
             "trust-parse" => {
                 let s = ota_ecu::trust::Signed::parse(&inputs.trust_1)
                     .map_err(|e| format!("trust: {e}"))?;
@@ -1298,6 +1344,7 @@ struct IrRuns {
     stack_baseline: u64,
     stack: u64,
     attest: u64,
+    instruction: u64,
     trust_parse: u64,
     trust_update: u64,
     sha_ni: bool,
@@ -1312,10 +1359,12 @@ fn measure_ir(dir: &Path, bits: usize) -> Result<IrRuns, String> {
     let (stack_baseline, _) = run("stack-baseline")?;
     let (stack, _) = run("stack")?;
     let (attest, _) = run("attest")?;
+    let (instruction, _) = run("instruction")?;
     let (trust_parse, _) = run("trust-parse")?;
     let (trust_update, _) = run("trust-update")?;
     Ok(IrRuns {
         attest,
+        instruction,
         trust_parse,
         trust_update,
         baseline,
@@ -1353,6 +1402,10 @@ fn write_inputs(dir: &Path, key: &SigningKey, img: &[u8]) -> std::io::Result<()>
     std::fs::write(
         dir.join(format!("trust-{bits}-1.bin")),
         trust_document(key, 1),
+    )?;
+    std::fs::write(
+        dir.join(format!("instruction-{bits}.bin")),
+        instruction_for(&manifest(key, &img[..TINY_LEN])),
     )?;
     std::fs::write(
         dir.join(format!("trust-{bits}-2.bin")),
@@ -1416,6 +1469,19 @@ fn section_callgrind(keys: &[&SigningKey], img: &[u8]) {
     row(
         "full mode, extra: regulator bundle (1 sig)",
         &cols(&|r| thousands(r.attest - r.verify)),
+    );
+    row(
+        "OEM instruction, extra: Ed25519 verify + checks",
+        &cols(&|r| thousands(r.instruction - r.verify)),
+    );
+    row(
+        "  against the supplier's RSA verification (ratio)",
+        &cols(&|r| {
+            format!(
+                "{:.2}",
+                (r.instruction - r.verify) as f64 / (r.verify - r.baseline) as f64
+            )
+        }),
     );
     row(
         "trust document: parse at boot (3 keys)",
@@ -1533,11 +1599,16 @@ fn section_ram(keys: &[&SigningKey], img: &[u8]) {
             "attestation bundle, parsed (on the stack, full mode)",
             size_of::<heapless::Vec<ota_ecu::compact_manifest::SignatureEntry, 4>>(),
         ),
+        (
+            "OEM instruction held for the next download (in the Bootloader above)",
+            size_of::<Option<ota_ecu::instruction::Instruction>>(),
+        ),
     ];
     for (what, n) in sizes {
         row(what, &[thousands(n as u64)]);
     }
-    let total: usize = sizes[1..].iter().map(|(_, n)| n).sum();
+    // The held instruction is counted in the Bootloader, itself in the Server.
+    let total: usize = sizes[1..sizes.len() - 1].iter().map(|(_, n)| n).sum();
     row(
         "ECU total, as shipped: Server + Link + Response + manifest + bundle",
         &[thousands(total as u64)],
@@ -1618,6 +1689,15 @@ fn section_ram(keys: &[&SigningKey], img: &[u8]) {
     row("trust document held: size_of + heap (3 keys)", &trust_heap);
     row("peak heap, attestation::verify (full mode)", &attest_peak);
     row("peak heap, TrustDocument::accept", &trust_update_peak);
+    let tiny = manifest(keys[0], &img[..TINY_LEN]);
+    let instruction = instruction_for(&tiny);
+    let (ok, peak, allocs) =
+        heap_during(|| ota_ecu::instruction::verify(&instruction, &[instruction_key()]));
+    ok.expect("instruction");
+    row(
+        "peak heap, instruction::verify (Ed25519)",
+        &[format!("{} ({allocs} allocs)", thousands(peak as u64))],
+    );
     println!(
         "   Stack depth is not measured. The verification's heap includes the clone of the \
          public key that rsa's VerifyingKey takes. Keys are generated afresh on every run, so \

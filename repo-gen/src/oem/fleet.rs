@@ -232,15 +232,28 @@ fn process_shard(
     base: &mut RepoTree,
     base_root: Option<&NodeLink>,
 ) -> Result<Shard> {
-    let (inv, _) = store::read_shard::<Vehicle>(dir, store::INVENTORY_DIR, shard)?;
-    let (removed, _) = store::read_shard::<String>(dir, store::REMOVED_DIR, shard)?;
-    let (wanted, _) =
-        store::read_shard::<BTreeMap<String, EcuAssignment>>(dir, store::ASSIGNMENTS_DIR, shard)?;
+    // Read as they are; every vehicle's locator is derived below and must be in this shard.
+    let (inv, _) = store::read_shard_file::<Vehicle>(dir, store::INVENTORY_DIR, shard)?;
+    let (removed, _) = store::read_shard_file::<String>(dir, store::REMOVED_DIR, shard)?;
+    let (wanted, _) = store::read_shard_file::<BTreeMap<String, EcuAssignment>>(
+        dir,
+        store::ASSIGNMENTS_DIR,
+        shard,
+    )?;
     // Every VIN the state knows under this shard, by locator: the tree names no VIN.
     let mut known: HashMap<String, (&String, VehicleSecret)> = HashMap::new();
     for vin in inv.keys().chain(removed.keys()).chain(wanted.keys()) {
         let secret = ctx.fleet.vehicle(vin);
         let locator = secret.locator();
+        if !locator.starts_with(shard) {
+            return Err(Error::Config {
+                path: dir.join(store::INVENTORY_DIR).join(format!("{shard}.json")),
+                reason: format!(
+                    "{vin} belongs in shard {}, not here",
+                    &locator[..shard.len().min(locator.len())]
+                ),
+            });
+        }
         if let Some((other, _)) = known.get(&locator).filter(|(o, _)| *o != vin) {
             return Err(Error::refused(format!(
                 "vehicles {other} and {vin} have the same locator {locator}: give one of them another VIN"

@@ -104,8 +104,14 @@ pub(crate) fn read_shard<V: DeserializeOwned>(
     Ok((map, digest))
 }
 
-/// A shard file as it is, without checking that its vehicles belong there.
-fn read_shard_file<V: DeserializeOwned>(dir: &Path, kind: &str, shard: &str) -> Result<Shard<V>> {
+/// A shard file as it is, without checking that its vehicles belong there: for a caller that
+/// computes every vehicle's locator anyway and checks it ([`super::fleet`]'s publish, where
+/// the check would double the cost of deriving a million locators).
+pub(crate) fn read_shard_file<V: DeserializeOwned>(
+    dir: &Path,
+    kind: &str,
+    shard: &str,
+) -> Result<Shard<V>> {
     let path = shard_path(dir, kind, shard);
     if !path.exists() {
         return Ok((BTreeMap::new(), None));
