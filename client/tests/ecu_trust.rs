@@ -859,3 +859,62 @@ fn a_partial_ecu_installs_only_what_the_oem_instructed_it_to_over_the_bus() {
         Some(Nrc::InstructionRejected)
     );
 }
+
+/// Scenario: Uptane ECU serial | an ECU moved from a vehicle with many assignment changes to a vehicle with few | its new instructions carry a higher sequence than any it saw before, so the new vehicle's honest gateway is not locked out (found by the attack pass)
+#[test]
+fn an_ecu_moved_to_another_vehicle_gets_a_higher_sequence() {
+    use ota_repo::oem;
+    let w = World::new();
+    let seq = |vin: &str, serial: &str| {
+        oem::fleet::published_assignments(&w.p("oem"), vin)
+            .unwrap()
+            .unwrap()
+            .0
+            .ecus[serial]
+            .instruction
+            .as_ref()
+            .unwrap()
+            .sequence
+    };
+    let version = |vin: &str| {
+        oem::fleet::published_assignments(&w.p("oem"), vin)
+            .unwrap()
+            .unwrap()
+            .0
+            .version
+    };
+    w.assign("S1", "1.0");
+    for v in ["2.0", "1.0", "2.0", "1.0"] {
+        w.assign("S2", v);
+    }
+    let before = seq("VIN1", "S1");
+    oem::vehicle_add(&w.p("oem"), "VIN3", &["T1:BRAKE-A".into()], &[]).unwrap();
+    oem::publish(&w.p("oem"), w.now, false).unwrap();
+    // S1 moves from VIN1 (entry version 5) to VIN3 (entry version 1), and is assigned there.
+    assert!(oem::ecu_remove(&w.p("oem"), "VIN1", "S1").unwrap());
+    oem::ecu_add(&w.p("oem"), "VIN3", "S1:BRAKE-A", false).unwrap();
+    oem::assign(
+        &w.p("oem"),
+        oem::Assign {
+            target: oem::AssignTarget::Vehicle {
+                vin: "VIN3".into(),
+                serial: Some("S1".into()),
+            },
+            supplier: "acme".into(),
+            uid: "brake-fw".into(),
+            version: "2.0".into(),
+        },
+    )
+    .unwrap();
+    oem::publish(&w.p("oem"), w.now, false).unwrap();
+    assert!(
+        version("VIN3") < version("VIN1"),
+        "the case that used to lock it out"
+    );
+    let after = seq("VIN3", "S1");
+    assert!(
+        after > before && u64::from(after) > version("VIN1"),
+        "sequence {after} after {before} (VIN1 at version {})",
+        version("VIN1")
+    );
+}

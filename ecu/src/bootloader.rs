@@ -328,6 +328,13 @@ impl<'k, F: Flash> Bootloader<'k, F> {
         if i.serial_sha256 != serial_sha256 || i.sequence < self.state.instruction_sequence {
             return Err(Refusal::InstructionRejected);
         }
+        // A newer instruction seen is a floor at once: an older one offered next (an
+        // assignment the OEM replaced) is refused, whether or not this one's image follows.
+        if i.sequence > self.state.instruction_sequence {
+            let mut next = self.state;
+            next.instruction_sequence = i.sequence;
+            self.commit(next)?;
+        }
         self.instruction = Some(i);
         Ok(())
     }

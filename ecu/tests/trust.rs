@@ -673,3 +673,25 @@ fn a_legacy_trust_document_needs_no_instruction() {
     assert_eq!(send_trust(&mut s, &v2), Ok(2));
     assert_eq!(download(&mut s, &k[2]), Err(Nrc::InstructionMissing));
 }
+
+/// Scenario: Uptane ECU serial | a compromised gateway shows the ECU the OEM's newer instruction, withholds its image, then offers the replaced assignment's older instruction | refused: a newer instruction seen is a floor at once (found by the attack pass)
+#[test]
+fn a_newer_instruction_seen_is_a_floor_even_without_its_download() {
+    let k = keys();
+    let oem = instruction_key(7);
+    let keys = [oem.verifying_key().to_bytes()];
+    let v1 = doc_instructed(1, 0, HW, Mode::Partial, &[&k[2]], &[&k[0]], &[&k[0]], &keys);
+    let mut s = server(MemFlash::new(1 << 16));
+    s.bootloader.provision_trust(&v1).unwrap();
+    send_instruction(&mut s, &instruction(&oem, "SN", &k[2], 6)).unwrap();
+    // A power cut, even: the floor was stored.
+    let mut s = server(s.bootloader.into_flash());
+    assert_eq!(
+        send_instruction(&mut s, &instruction(&oem, "SN", &k[2], 5)),
+        Err(Nrc::InstructionRejected)
+    );
+    assert_eq!(download(&mut s, &k[2]), Err(Nrc::InstructionMissing));
+    // The newer one still goes through (the honest gateway's, later).
+    send_instruction(&mut s, &instruction(&oem, "SN", &k[2], 6)).unwrap();
+    assert_eq!(download(&mut s, &k[2]), Ok(()));
+}

@@ -370,3 +370,24 @@ fn a_lost_or_replaced_fleet_secret_is_refused_not_replaced() {
     assert_eq!(vehicle_files(&f), tree);
     assert_eq!(shards(&f), before);
 }
+
+/// A lost instruction key is refused by name, never made anew: a new one would sign
+/// instructions no ECU trust document names, stopping every ECU that requires them (found by
+/// the attack pass).
+#[test]
+fn a_lost_instruction_key_is_refused_not_replaced() {
+    let f = fleet(5);
+    oem::publish(&f.dir, f.now, false).unwrap();
+    let key = f.dir.join(oem::privacy::INSTRUCTION_KEY);
+    let good = std::fs::read(&key).unwrap();
+    std::fs::remove_file(&key).unwrap();
+    oem::vehicle_add(&f.dir, "NEW1", &["E1:BRAKE-A".into()], &[]).unwrap();
+    let e = oem::publish(&f.dir, f.now, false)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("instruction.secret is missing"), "{e}");
+    assert!(!key.exists());
+    std::fs::write(&key, &good).unwrap();
+    oem::publish(&f.dir, f.now, false).unwrap();
+}

@@ -336,7 +336,7 @@ fn process_shard(
                 ))
             })?,
         };
-        let ecus = instructed(ctx, vin, ecus, old.map(|(o, _)| &o.ecus), version)?;
+        let ecus = instructed(ctx, vin, ecus, old.map(|(o, _)| &o.ecus))?;
         // Padded for every ECU the vehicle has, assigned or not: the size class tells how
         // many ECUs a vehicle has, not how many were assigned.
         let min = vehicles::padded_for(
@@ -360,6 +360,8 @@ struct ShardContext {
     suppliers: BTreeSet<String>,
     /// The OEM's instruction key ([`super::privacy::instruction_key`]).
     instruction_key: ed25519_dalek::SigningKey,
+    /// The sequence of the instructions made now: the version of the index being signed.
+    sequence: u32,
 }
 
 /// Whether two vehicles' assignments say the same, whatever their instructions.
@@ -381,8 +383,8 @@ fn comparable(a: &EcuAssignment) -> EcuAssignment {
     }
 }
 
-/// `ecus` as published at `version`: an ECU whose assignment did not change keeps its
-/// instruction; a changed one gets a new instruction at sequence `version`, signed by the
+/// `ecus` as published: an ECU whose assignment did not change keeps its instruction; a
+/// changed one gets a new instruction at the publish's sequence, signed by the
 /// OEM's instruction key, when the image's compact manifest hash is known (images reviewed
 /// before instructions have none). The hash itself is not published: the gateway rebuilds
 /// the signed body from the compact manifest it forwards.
@@ -391,14 +393,9 @@ fn instructed(
     vin: &str,
     ecus: BTreeMap<String, EcuAssignment>,
     old: Option<&BTreeMap<String, EcuAssignment>>,
-    version: u64,
 ) -> Result<BTreeMap<String, EcuAssignment>> {
     use ed25519_dalek::Signer;
-    let sequence = u32::try_from(version).map_err(|_| {
-        Error::refused(format!(
-            "the assignments version of {vin} is above what ECU instructions carry"
-        ))
-    })?;
+    let sequence = ctx.sequence;
     let mut out = BTreeMap::new();
     for (serial, a) in ecus {
         let kept = old
@@ -433,6 +430,25 @@ fn instructed(
         out.insert(serial, published);
     }
     Ok(out)
+}
+
+/// The version of the `vehicles` index the tree at `repo` serves (0: none yet).
+fn index_version(repo: &Path) -> u64 {
+    let limits = ota_metadata::MetadataLimits::default();
+    let signed = |name: &str, limit: u64| -> Option<Envelope> {
+        let bytes = fsutil::read_bounded(&repo.join(name), limit).ok()?;
+        Envelope::parse(name, &bytes, limit).ok()
+    };
+    signed("timestamp.json", limits.timestamp)
+        .and_then(|e| e.decode::<Timestamp>("timestamp", Timestamp::TYPE).ok())
+        .and_then(|ts| ts.snapshot_meta().ok().map(|m| m.version))
+        .and_then(|v| {
+            signed(&format!("{v}.snapshot.json"), limits.snapshot)?
+                .decode::<Snapshot>("snapshot", Snapshot::TYPE)
+                .ok()
+        })
+        .and_then(|snap| snap.meta.get("vehicles.json").map(|m| m.version))
+        .unwrap_or(0)
 }
 
 /// The tree the served index names, when the publisher has no record of its own.
@@ -476,10 +492,20 @@ pub fn update_vehicles(dir: &Path, repo: &Path, s: &Settings, force: bool) -> Re
     store::migrate(dir)?;
     let leaf_max = vehicles::DEFAULT_LEAF_MAX;
     let suppliers: BTreeSet<String> = s.suppliers.keys().cloned().collect();
+    // Instructions made now carry the version of the index this publish signs: it rises with
+    // every publish across the whole fleet, so an ECU moved to another vehicle (whose entry
+    // versions are lower) never sees a sequence below one it accepted there.
+    let sequence = index_version(repo)
+        .checked_add(1)
+        .and_then(|v| u32::try_from(v).ok())
+        .ok_or_else(|| {
+            Error::refused("the vehicles index version is above what ECU instructions carry")
+        })?;
     let ctx = ShardContext {
         fleet: super::privacy::fleet_secret(dir)?,
         suppliers: suppliers.clone(),
         instruction_key: super::privacy::instruction_key(dir)?,
+        sequence,
     };
     let pending = store::pending(dir)?;
     // The record must describe the tree that is published: one restored from an older backup

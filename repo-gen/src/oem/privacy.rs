@@ -76,6 +76,8 @@ pub(super) fn fleet_secret_to_be(dir: &Path) -> Result<FleetSecret> {
 pub(super) fn commit_fleet_secret(dir: &Path) -> Result<()> {
     let (from, to) = (dir.join(FLEET_SECRET_NEW), dir.join(FLEET_SECRET));
     let f = FleetSecret(Key(fsutil::secret_file(&from, false)?));
+    // The instruction key is made with the fleet secret (an OEM's first vehicle command).
+    fsutil::secret_file(&dir.join(INSTRUCTION_KEY), true)?;
     fsutil::write_atomic(
         &dir.join(FLEET_CHECK),
         format!("{}\n", check_value(&f)).as_bytes(),
@@ -101,12 +103,21 @@ pub fn issue_vehicle_secret(dir: &Path, vin: &str, out: &Path) -> Result<String>
 }
 
 /// The OEM's instruction key: an Ed25519 key whose seed is kept like the fleet secret
-/// (`DIR/keys/instruction.secret`, mode 0600, made on first use). It signs each ECU's
+/// (`DIR/keys/instruction.secret`, mode 0600, made with the fleet secret, never again). It signs each ECU's
 /// instruction at publish ([`super::fleet`]); `oem ecu-trust` names its public half in the
 /// ECU trust documents it issues. Online, like the `vehicles` key: whoever steals it can
 /// instruct ECUs to install what the gateway must still find approved and signed.
 pub fn instruction_key(dir: &Path) -> Result<ed25519_dalek::SigningKey> {
-    let seed = fsutil::secret_file(&dir.join(INSTRUCTION_KEY), true)?;
+    let path = dir.join(INSTRUCTION_KEY);
+    if !path.exists() {
+        // Made with the fleet secret, once: a new one would sign instructions that no ECU
+        // trust document names, and every ECU requiring instructions would stop updating.
+        return Err(Error::refused(format!(
+            "{} is missing: the ECU trust documents name its public key. Restore it from your backup of the OEM's keys (a new key needs new trust documents for every hardware id, signed by the trust signers)",
+            path.display()
+        )));
+    }
+    let seed = fsutil::secret_file(&path, false)?;
     Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
 }
 
