@@ -584,3 +584,67 @@ fn key_and_disk_errors_name_the_right_file() {
     assert!(err.contains("acme/repository/targets"), "{err}");
     assert!(!err.contains("big.bin"), "{err}");
 }
+
+/// `oem vehicle secret` provisions a gateway (and a replacement gateway with the same secret):
+/// a new private file, never an existing one, for a vehicle of the inventory only.
+#[test]
+fn vehicle_secrets_are_issued_privately_and_again_the_same() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = env_new();
+    oem(&env);
+    env.ok(&[
+        "oem",
+        "vehicle",
+        "add",
+        "oem",
+        "--vin",
+        "VIN-A",
+        "--ecu",
+        "E1:BRAKE-A",
+        "--secret",
+        "a.secret",
+    ]);
+    env.ok(&[
+        "oem",
+        "vehicle",
+        "secret",
+        "oem",
+        "--vin",
+        "VIN-A",
+        "--out",
+        "a2.secret",
+    ]);
+    let (a, a2) = (
+        std::fs::read(env.path("a.secret")).unwrap(),
+        std::fs::read(env.path("a2.secret")).unwrap(),
+    );
+    assert_eq!(a, a2, "a replaced gateway gets the same secret");
+    assert_eq!(a.trim_ascii().len(), 64);
+    for f in ["a.secret", "a2.secret"] {
+        let mode = std::fs::metadata(env.path(f)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+    // Never over an existing file; never for a vehicle not in the inventory.
+    let err = env.fail(&[
+        "oem", "vehicle", "secret", "oem", "--vin", "VIN-A", "--out", "a.secret",
+    ]);
+    assert!(err.contains("already exists"), "{err}");
+    let err = env.fail(&[
+        "oem", "vehicle", "secret", "oem", "--vin", "VIN-X", "--out", "x.secret",
+    ]);
+    assert!(err.contains("VIN-X"), "{err}");
+    assert!(!env.path("x.secret").exists());
+    // Nothing of it is printed, nor published.
+    let out = env.ok(&["oem", "publish", "oem"]);
+    let hex = String::from_utf8(a).unwrap();
+    assert!(!out.contains(hex.trim()));
+    let tree = env.fingerprint("oem/repository", &[]);
+    for p in tree.keys() {
+        let bytes = std::fs::read(p).unwrap();
+        assert!(
+            !bytes.windows(64).any(|w| w == hex.trim().as_bytes()),
+            "{}",
+            p.display()
+        );
+    }
+}
