@@ -10,7 +10,6 @@ use ota_client::gateway::{summary, EcuOutcome, GatewayError};
 use ota_client::walk::Check;
 use ota_metadata::documents::vehicles::{check_node, node_path, VehicleNode};
 use ota_repo::oem::{self, EcuRecord, Inventory, Vehicle};
-use ota_repo::upload::{upload, UploadOpts};
 use ota_testkit::s3::S3Server;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
@@ -209,43 +208,13 @@ fn check_sizes(w: &World, served: &[(String, Vec<u8>)]) {
     assert_eq!(updated, not, "sizes tell who has an update");
 }
 
-fn s3_world(s3: &S3Server) -> World {
-    s3.public_bucket("ota");
-    let config: Vec<(String, String)> = s3
-        .env()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-    let sync: world::Sync = Box::new(move |name, dir| {
-        upload(
-            dir,
-            &UploadOpts {
-                to: format!("s3://ota/{name}"),
-                prune: false,
-                jobs: 4,
-                short_max_age: 60,
-                dry_run: false,
-                s3_config: config.clone(),
-            },
-        )
-        .unwrap();
-    });
-    let endpoint = s3.endpoint();
-    World::build_synced(
-        tempfile::tempdir().unwrap(),
-        Some(Box::new(move |n| format!("{endpoint}/ota/{n}/"))),
-        None,
-        Some(sync),
-    )
-}
-
 /// Scenario: Fleet privacy | an outsider GETs every file of a 3,000-vehicle OEM tree from the S3 store | no VIN, serial or assigned image appears, entries with and without an update are the same size, and the vehicle still updates
 #[test]
 fn the_store_serves_no_vin_serial_or_assignment_and_the_vehicle_still_updates() {
     let Some(s3) = S3Server::start() else {
         return;
     };
-    let w = s3_world(&s3);
+    let w = world::s3_world(&s3);
     populate(&w);
     let port: u16 = s3.endpoint().rsplit(':').next().unwrap().parse().unwrap();
     // What the store serves, fetched as any outsider would.

@@ -447,6 +447,40 @@ impl World {
 }
 
 /// A world whose trees nginx serves over HTTPS (nginx must outlive the world's use).
+/// A world whose trees are uploaded with `ota-repo upload` to a public bucket of `s3` (moto's
+/// server) at every publish, and read by gateways from the store alone.
+pub fn s3_world(s3: &ota_testkit::s3::S3Server) -> World {
+    use ota_repo::upload::{upload, UploadOpts};
+    s3.public_bucket("ota");
+    let config: Vec<(String, String)> = s3
+        .env()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let sync: Sync = Box::new(move |name, dir| {
+        let r = upload(
+            dir,
+            &UploadOpts {
+                to: format!("s3://ota/{name}"),
+                prune: false,
+                jobs: 4,
+                short_max_age: 60,
+                dry_run: false,
+                s3_config: config.clone(),
+            },
+        )
+        .unwrap();
+        assert!(r.sent > 0, "{name}: nothing sent");
+    });
+    let endpoint = s3.endpoint();
+    World::build_synced(
+        tempfile::tempdir().unwrap(),
+        Some(Box::new(move |n| format!("{endpoint}/ota/{n}/"))),
+        None,
+        Some(sync),
+    )
+}
+
 pub fn served_world() -> Option<(World, ota_testkit::nginx::Nginx, ota_testkit::tls::TestCa)> {
     let nginx_bin = ota_testkit::require_program("nginx", "nginx")?;
     let tmp = tempfile::tempdir().unwrap();
