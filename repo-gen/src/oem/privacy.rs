@@ -108,6 +108,8 @@ pub fn issue_vehicle_secret(dir: &Path, vin: &str, out: &Path) -> Result<String>
 /// ECU trust documents it issues. Online, like the `vehicles` key: whoever steals it can
 /// instruct ECUs to install what the gateway must still find approved and signed.
 pub fn instruction_key(dir: &Path) -> Result<ed25519_dalek::SigningKey> {
+    // A working directory from before the fleet secret gets both now (its state moved).
+    super::store::migrate(dir)?;
     let path = dir.join(INSTRUCTION_KEY);
     if !path.exists() {
         // Made with the fleet secret, once: a new one would sign instructions that no ECU
