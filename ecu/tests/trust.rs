@@ -695,3 +695,28 @@ fn a_newer_instruction_seen_is_a_floor_even_without_its_download() {
     send_instruction(&mut s, &instruction(&oem, "SN", &k[2], 6)).unwrap();
     assert_eq!(download(&mut s, &k[2]), Ok(()));
 }
+
+/// Scenario: Uptane ECU serial | a compromised gateway sends a full-verification ECU an image with a valid regulator approval but another ECU's instruction, or none | refused: instructions bind full ECUs as partial ones
+#[test]
+fn a_full_ecu_also_requires_its_own_instruction() {
+    let k = keys();
+    let oem = instruction_key(7);
+    let keys = [oem.verifying_key().to_bytes()];
+    let v1 = doc_instructed(1, 0, HW, Mode::Full, &[&k[3]], &[&k[0]], &[&k[0]], &keys);
+    let mut s = server(MemFlash::new(1 << 16));
+    s.bootloader.provision_trust(&v1).unwrap();
+    let approved = bundle(&[&k[4]]);
+    assert_eq!(
+        download_attested(&mut s, &k[3], &approved),
+        Err(Nrc::InstructionMissing)
+    );
+    assert_eq!(
+        send_instruction(&mut s, &instruction(&oem, "SN-OTHER", &k[3], 1)),
+        Err(Nrc::InstructionRejected)
+    );
+    send_instruction(&mut s, &instruction(&oem, "SN", &k[3], 1)).unwrap();
+    // Its own instruction does not stand in for the approval.
+    assert_eq!(download_attested(&mut s, &k[3], &[]), Err(Nrc::NotApproved));
+    send_instruction(&mut s, &instruction(&oem, "SN", &k[3], 1)).unwrap();
+    assert_eq!(download_attested(&mut s, &k[3], &approved), Ok(()));
+}
