@@ -168,7 +168,8 @@ fn init_and_refresh_over_file_urls_store_the_exact_bytes_served() {
 }
 
 #[test]
-fn downloads_targets_in_order_from_plain_paths_and_keeps_verified_copies() {
+fn downloads_targets_from_plain_paths_reports_them_in_order_and_keeps_verified_copies() {
+    use std::os::unix::fs::MetadataExt as _;
     let t = SupplierTree::new(&[("brake-fw", "1.0.0", 3000), ("abs-fw", "2.1", 70_000)]);
     let (meta, out) = (t.path("meta"), t.path("out"));
     let root = t.repo.join("1.root.json");
@@ -178,6 +179,8 @@ fn downloads_targets_in_order_from_plain_paths_and_keeps_verified_copies() {
         support::image_name("abs-fw", "2.1"),
     );
     let targets_url = t.repo.join("targets");
+    // The targets are fetched several at once; what the order given decides is the order of
+    // the lookups and of the report, read here from the command's own output.
     let download = |names: &[&str]| {
         let mut args = vec!["--metadata-url", s(&t.repo), "--metadata-dir", s(&meta)];
         for n in names {
@@ -190,9 +193,21 @@ fn downloads_targets_in_order_from_plain_paths_and_keeps_verified_copies() {
             s(&targets_url),
             "download",
         ]);
-        run(&args)
+        let o = support::run_with(None, &args);
+        let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+        (support::status(o), stdout)
     };
-    assert_eq!(download(&[&a, &b]), 0);
+    let reported = |stdout: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .filter_map(|l| l.split_once(" (listed by "))
+            .map(|(t, _)| t.rsplit(": ").next().unwrap_or(t).to_string())
+            .collect()
+    };
+    let (code, stdout) = download(&[&a, &b]);
+    assert_eq!(code, 0);
+    assert_eq!(reported(&stdout), [a.clone(), b.clone()], "{stdout}");
+    assert_eq!(stdout.matches("downloaded to").count(), 2, "{stdout}");
     assert_eq!(files(&out), [b.clone(), a.clone()]);
     assert_eq!(
         std::fs::read(out.join(&a)).unwrap(),
@@ -202,18 +217,23 @@ fn downloads_targets_in_order_from_plain_paths_and_keeps_verified_copies() {
         std::fs::read(out.join(&b)).unwrap(),
         image_bytes("abs-fw", 70_000)
     );
-    let stamp = |n: &str| std::fs::metadata(out.join(n)).unwrap().modified().unwrap();
-    assert!(stamp(&a) <= stamp(&b), "downloaded in the order given");
+    // A replaced file is a new inode (downloads land by rename): the inode, not a clock,
+    // tells whether a copy was kept.
+    let inode = |n: &str| std::fs::metadata(out.join(n)).unwrap().ino();
 
-    // Again: both copies verify, so neither file is replaced.
-    let before = (stamp(&a), stamp(&b));
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    assert_eq!(download(&[&b, &a]), 0);
-    assert_eq!((stamp(&a), stamp(&b)), before);
+    // Again, in the other order: both copies verify, so neither file is replaced.
+    let before = (inode(&a), inode(&b));
+    let (code, stdout) = download(&[&b, &a]);
+    assert_eq!(code, 0);
+    assert_eq!(reported(&stdout), [b.clone(), a.clone()], "{stdout}");
+    assert_eq!(stdout.matches("already holds it").count(), 2, "{stdout}");
+    assert_eq!((inode(&a), inode(&b)), before);
 
     // A damaged copy is downloaded again.
     std::fs::write(out.join(&a), b"damaged").unwrap();
-    assert_eq!(download(&[&a]), 0);
+    let (code, stdout) = download(&[&a]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("downloaded to"), "{stdout}");
     assert_eq!(
         std::fs::read(out.join(&a)).unwrap(),
         image_bytes("brake-fw", 3000)
