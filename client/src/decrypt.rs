@@ -61,6 +61,8 @@ pub enum DecryptError {
     },
     #[error("the image manifest: {0}")]
     Manifest(ota_metadata::Error),
+    #[error("the image manifest lists no encryption")]
+    NotEncrypted,
 }
 
 /// Read a receiver key file (bounded; never panics on its content).
@@ -93,6 +95,9 @@ pub fn content_key<F: Fetch>(
 ) -> Result<Key, DecryptError> {
     wraps.validate().map_err(DecryptError::Reference)?;
     let (_, image_sha256) = manifest.plaintext().map_err(DecryptError::Manifest)?;
+    // The wraps are for one group (the vehicles of a hardware id, or the regulators): a
+    // reader outside it is not entitled, and fetches nothing.
+    let keys = keys.group(&wraps.group).map_err(DecryptError::Open)?;
     let mine = keys.shard(wraps.shard_depth);
     let mut shards = Vec::new();
     for (n, f) in wraps.for_shard(mine) {
@@ -139,8 +144,7 @@ pub fn content_key<F: Fetch>(
 pub struct DecryptingTap<'k> {
     key: &'k Key,
     path: PathBuf,
-    length: u64,
-    sha256: [u8; 32],
+    want: ota_crypt::plain::Expected,
     writer: Option<PlainWriter<std::io::BufWriter<std::fs::File>>>,
     /// Whether the stream's header is saved beside the plaintext.
     header_saved: bool,
@@ -156,11 +160,19 @@ impl<'k> DecryptingTap<'k> {
         manifest: &ImageManifest,
     ) -> Result<DecryptingTap<'k>, DecryptError> {
         let (length, sha256) = manifest.plaintext().map_err(DecryptError::Manifest)?;
+        let chunk_size = manifest
+            .encryption
+            .as_ref()
+            .map(|e| e.chunk_size)
+            .ok_or(DecryptError::NotEncrypted)?;
         Ok(DecryptingTap {
             key,
             path: path.to_path_buf(),
-            length,
-            sha256,
+            want: ota_crypt::plain::Expected {
+                length,
+                sha256,
+                chunk_size,
+            },
             writer: None,
             header_saved: false,
             failure: None,
@@ -217,15 +229,29 @@ impl<'k> DecryptingTap<'k> {
     }
 }
 
+/// Create (or truncate) `path` readable by its owner only: it holds plaintext of an image
+/// someone paid to keep confidential (mode 0600 whatever the umask; an existing file is
+/// narrowed too).
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(file)
+}
+
 impl StreamTap for DecryptingTap<'_> {
     fn restart(&mut self) -> std::io::Result<()> {
         let _ = std::fs::remove_file(self.header_path());
-        let file = std::fs::File::create(&self.path)?;
+        let file = private_file(&self.path)?;
         self.writer = Some(PlainWriter::new(
             self.key,
             std::io::BufWriter::with_capacity(1 << 16, file),
-            self.length,
-            self.sha256,
+            self.want,
         ));
         self.header_saved = false;
         self.failure = None;
@@ -244,7 +270,7 @@ impl StreamTap for DecryptingTap<'_> {
         })?;
         if !self.header_saved {
             if let Some(head) = w.header().map(|h| h.encode()) {
-                std::fs::write(self.header_path(), head)?;
+                private_file(&self.header_path())?.write_all(&head)?;
                 self.header_saved = true;
             }
         }
@@ -263,8 +289,7 @@ impl StreamTap for DecryptingTap<'_> {
         let mut writer = PlainWriter::new(
             self.key,
             std::io::BufWriter::with_capacity(1 << 16, file.try_clone()?),
-            self.length,
-            self.sha256,
+            self.want,
         );
         let resumed = writer.resume(self.key, header, chunks, &mut file, &mut |c| {
             shown = shown.saturating_add(c.len() as u64);

@@ -39,6 +39,16 @@ pub enum StagingError {
     BadHash(String),
 }
 
+/// Create `dir` (and missing parents) with mode 0700, and narrow it to 0700 if it exists.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StagingError + '_ {
     move |source| StagingError::Io {
         path: path.to_path_buf(),
@@ -117,7 +127,9 @@ impl Staging {
     /// stay, for the download to resume; they are checked by hash like any download.
     pub fn prepare(&self, keep: &[String]) -> Result<(), StagingError> {
         let incoming = self.incoming();
-        std::fs::create_dir_all(&incoming).map_err(io_err(&incoming))?;
+        // Only the gateway's user enters staging: it holds decrypted images.
+        private_dir(&self.dir).map_err(io_err(&self.dir))?;
+        private_dir(&incoming).map_err(io_err(&incoming))?;
         for entry in std::fs::read_dir(&incoming).map_err(io_err(&incoming))? {
             let entry = entry.map_err(io_err(&incoming))?;
             let path = entry.path();

@@ -14,8 +14,10 @@ use ota_client::walk::Check;
 use ota_crypt::receiver::ReceiverKeys;
 use ota_crypt::subtree::{Secret, Tree};
 use ota_metadata::documents::Verdict;
+use ota_repo::oem::broadcast::Reissue;
 use ota_repo::{oem, regulator, supplier};
 use sha2::Digest;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use world::{served_world, World};
 
@@ -167,10 +169,22 @@ fn an_encrypted_image_reaches_the_entitled_vehicle_and_the_regulator_only() {
     };
     let oem_dir = w.p("oem");
     // Receivers: VIN1 (the world's), VIN2 (revoked before the image), the regulator.
-    oem::broadcast::vehicle_keys(&oem_dir, "VIN1", &w.p("vin1.keys")).unwrap();
+    oem::broadcast::vehicle_keys(
+        &oem_dir,
+        "VIN1",
+        &w.p("vin1.keys"),
+        ota_repo::oem::broadcast::Reissue::No,
+    )
+    .unwrap();
     oem::vehicle_add(&oem_dir, "VIN2", &["S1:BRAKE-A".into()], &[]).unwrap();
     w.provision("VIN2");
-    oem::broadcast::vehicle_keys(&oem_dir, "VIN2", &w.p("vin2.keys")).unwrap();
+    oem::broadcast::vehicle_keys(
+        &oem_dir,
+        "VIN2",
+        &w.p("vin2.keys"),
+        ota_repo::oem::broadcast::Reissue::No,
+    )
+    .unwrap();
     oem::broadcast::regulator_keys(&oem_dir, "tuv", &w.p("tuv.keys")).unwrap();
     oem::broadcast::vehicle_revoke_keys(&oem_dir, "VIN2").unwrap();
 
@@ -226,10 +240,14 @@ fn an_encrypted_image_reaches_the_entitled_vehicle_and_the_regulator_only() {
 
     // An outsider: keys for VIN1's place in the tree, from a secret the OEM never had.
     let vin1 = ReceiverKeys::parse(&std::fs::read(w.p("vin1.keys")).unwrap()).unwrap();
+    let mine = vin1.group("hw:BRAKE-A").unwrap();
     let forged = ReceiverKeys::issue(
         &Secret::generate(),
-        Tree::new(vin1.tree.depth()).unwrap(),
-        vin1.leaf,
+        &[(
+            "hw:BRAKE-A",
+            Tree::new(mine.tree.depth()).unwrap(),
+            mine.leaf,
+        )],
     )
     .unwrap();
     std::fs::write(w.p("outsider.keys"), forged.to_json()).unwrap();
@@ -350,7 +368,13 @@ fn partial_plaintext(w: &World, state: &str, cipher: &[u8]) -> PathBuf {
 fn publish_for_vin1(w: &World, version: &str, counter: u64) {
     let oem_dir = w.p("oem");
     if !w.p("vin1.keys").exists() {
-        oem::broadcast::vehicle_keys(&oem_dir, "VIN1", &w.p("vin1.keys")).unwrap();
+        oem::broadcast::vehicle_keys(
+            &oem_dir,
+            "VIN1",
+            &w.p("vin1.keys"),
+            ota_repo::oem::broadcast::Reissue::No,
+        )
+        .unwrap();
         oem::broadcast::regulator_keys(&oem_dir, "tuv", &w.p("tuv.keys")).unwrap();
     }
     let key = add_encrypted(w, version, counter);
@@ -432,4 +456,190 @@ fn a_partial_of_another_encryption_is_not_resumed() {
             .any(|l| l.contains("brake-fw-3.1.bin") && l.contains(" 206 ")),
         "3.1 was resumed from a partial of 3.0:\n{log}"
     );
+}
+
+/// Every wrap shard the OEM has published for the image of plaintext SHA-256 `sha`.
+fn published_shards(w: &World, sha: &[u8; 32]) -> Vec<ota_crypt::wrap_set::Shard> {
+    std::fs::read_dir(w.p("oem/repository/wraps"))
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .map(|b| ota_crypt::wrap_set::Shard::parse(&b).unwrap())
+        .filter(|s| &s.image_sha256 == sha)
+        .collect()
+}
+
+/// Whether any key of the file at `keys` opens any of `shards`: what someone holding that
+/// file and every shard ever served can decrypt.
+fn opens_any(keys: &Path, shards: &[ota_crypt::wrap_set::Shard], sha: &[u8; 32]) -> bool {
+    let keys = ReceiverKeys::parse(&std::fs::read(keys).unwrap()).unwrap();
+    keys.groups.values().any(|path| {
+        shards.iter().any(|s| {
+            let wraps: Vec<&[u8]> = s.wraps.iter().map(|w| &w[..]).collect();
+            path.open(s.depth, &wraps, sha).is_ok()
+        })
+    })
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// Scenario: Confidentiality | a car with only a head unit has its key file extracted, and the attacker collects every wrap shard the OEM ever served for a brake-only image | nothing opens: the image is wrapped for the group of its hardware id (and the regulators), and the head unit's keys are of its own hardware's group
+#[test]
+fn a_vehicle_with_no_ecu_of_the_images_hardware_id_cannot_decrypt_it() {
+    let w = World::new();
+    let oem_dir = w.p("oem");
+    oem::broadcast::vehicle_keys(&oem_dir, "VIN1", &w.p("vin1.keys"), Reissue::No).unwrap();
+    oem::vehicle_add(&oem_dir, "VIN3", &["H1:HU-A".into()], &[]).unwrap();
+    w.provision("VIN3");
+    oem::broadcast::vehicle_keys(&oem_dir, "VIN3", &w.p("vin3.keys"), Reissue::No).unwrap();
+    oem::broadcast::regulator_keys(&oem_dir, "tuv", &w.p("tuv.keys")).unwrap();
+    let key = add_encrypted(&w, "3.0", 3);
+    submit(&w, "3.0", Some(&key)).unwrap();
+    assign(&w, "VIN1", "3.0");
+    oem::publish(&oem_dir, w.now, false).unwrap();
+    // A head unit added to the fleet after the image: no better off.
+    oem::vehicle_add(&oem_dir, "VIN4", &["H2:HU-A".into()], &[]).unwrap();
+    w.provision("VIN4");
+    oem::broadcast::vehicle_keys(&oem_dir, "VIN4", &w.p("vin4.keys"), Reissue::No).unwrap();
+    oem::publish(&oem_dir, w.now, false).unwrap();
+
+    let sha: [u8; 32] = sha2::Sha256::digest(secret_image()).into();
+    let shards = published_shards(&w, &sha);
+    assert!(
+        shards.len() >= 2,
+        "the brake group's and the regulators' shards"
+    );
+    assert!(
+        !opens_any(&w.p("vin3.keys"), &shards, &sha),
+        "a head unit opened a brake image"
+    );
+    assert!(
+        !opens_any(&w.p("vin4.keys"), &shards, &sha),
+        "a later head unit opened it"
+    );
+    // The brake-equipped vehicle and the regulator do.
+    assert!(opens_any(&w.p("vin1.keys"), &shards, &sha));
+    assert!(opens_any(&w.p("tuv.keys"), &shards, &sha));
+    // The regulator's keys are not a vehicle's: they open the regulators' wraps only.
+    let tuv = ReceiverKeys::parse(&std::fs::read(w.p("tuv.keys")).unwrap()).unwrap();
+    assert_eq!(tuv.groups.keys().collect::<Vec<_>>(), ["regulators"]);
+}
+
+/// Scenario: Confidentiality | a vehicle is revoked after the image was submitted for review and assigned to it | from the next publish its gateway fails at the content key ("excluded") and downloads nothing, while the other vehicle installs: wraps are made at every publish
+#[test]
+fn a_vehicle_revoked_after_submit_cannot_decrypt_after_the_next_publish() {
+    let w = World::new();
+    let oem_dir = w.p("oem");
+    oem::broadcast::vehicle_keys(&oem_dir, "VIN1", &w.p("vin1.keys"), Reissue::No).unwrap();
+    oem::vehicle_add(&oem_dir, "VIN2", &["S1:BRAKE-A".into()], &[]).unwrap();
+    w.provision("VIN2");
+    oem::broadcast::vehicle_keys(&oem_dir, "VIN2", &w.p("vin2.keys"), Reissue::No).unwrap();
+    oem::broadcast::regulator_keys(&oem_dir, "tuv", &w.p("tuv.keys")).unwrap();
+    let key = add_encrypted(&w, "3.0", 3);
+    submit(&w, "3.0", Some(&key)).unwrap();
+    review(&w, Some(&w.p("tuv.keys")));
+    assign(&w, "VIN1", "3.0");
+    assign(&w, "VIN2", "3.0");
+    oem::publish(&oem_dir, w.now, false).unwrap();
+    let sha: [u8; 32] = sha2::Sha256::digest(secret_image()).into();
+    let before = published_shards(&w, &sha);
+    assert!(opens_any(&w.p("vin2.keys"), &before, &sha));
+
+    // Stolen: revoked, then the next publish.
+    oem::broadcast::vehicle_revoke_keys(&oem_dir, "VIN2").unwrap();
+    oem::publish(&oem_dir, w.now, false).unwrap();
+    let excluded = update(&w, "VIN2", "vin2", &w.p("vin2.keys"));
+    assert_eq!(
+        failed_check(&excluded),
+        Some(Check::ContentKey),
+        "{}",
+        summary(&excluded)
+    );
+    assert!(
+        summary(&excluded).contains("excluded"),
+        "{}",
+        summary(&excluded)
+    );
+    assert!(!w.p("ecus-vin2/S1/image.bin").exists());
+    // The other vehicle installs; the regulator still decrypts (its wraps are made again too).
+    let got = update(&w, "VIN1", "vin1", &w.p("vin1.keys"));
+    assert_installed(&w, "vin1", &got);
+    // What the revoked keys keep: the shards of the publish before (a CDN copy someone kept)
+    // still open to them. The shards served from now on do not.
+    let now_served: Vec<_> = published_shards(&w, &sha)
+        .into_iter()
+        .filter(|s| !before.contains(s))
+        .collect();
+    assert!(!now_served.is_empty());
+    assert!(!opens_any(&w.p("vin2.keys"), &now_served, &sha));
+}
+
+/// Scenario: Confidentiality | a vehicle's gateway is replaced (the old unit lost or stolen) | the new unit gets fresh keys that install the image; the old unit's keys fail at the content key ("excluded") from the next publish
+#[test]
+fn a_replaced_gateways_new_keys_work_and_the_old_units_do_not() {
+    let w = World::new();
+    let oem_dir = w.p("oem");
+    publish_for_vin1(&w, "3.0", 3);
+    let new = w.p("new-unit.keys");
+    oem::broadcast::vehicle_keys(&oem_dir, "VIN1", &new, Reissue::Replace).unwrap();
+    assert_ne!(
+        std::fs::read(&new).unwrap(),
+        std::fs::read(w.p("vin1.keys")).unwrap()
+    );
+    oem::publish(&oem_dir, w.now, false).unwrap();
+
+    let old = update(&w, "VIN1", "old-unit", &w.p("vin1.keys"));
+    assert_eq!(
+        failed_check(&old),
+        Some(Check::ContentKey),
+        "{}",
+        summary(&old)
+    );
+    assert!(summary(&old).contains("excluded"), "{}", summary(&old));
+    assert!(!w.p("ecus-old-unit/S1/image.bin").exists());
+    let got = update(&w, "VIN1", "new-unit", &new);
+    assert_installed(&w, "new-unit", &got);
+    // Its staging, which held the plaintext, is its user's alone.
+    let staging = Staging::new(&w.p("new-unit"), 0);
+    assert_eq!(mode(staging.dir()), 0o700);
+    assert_eq!(mode(&staging.incoming()), 0o700);
+}
+
+/// Scenario: Confidentiality | the CDN rewrites the encrypted stream's header to announce 16 MiB chunks | the gateway refuses the header against the signed manifest's chunk size before it buffers any chunk, and installs nothing
+#[test]
+fn a_served_header_with_another_chunk_size_is_refused() {
+    let w = World::new();
+    publish_for_vin1(&w, "3.0", 3);
+    let (cipher, _) = ciphertext(&w, "3.0");
+    let mut bytes = std::fs::read(&cipher).unwrap();
+    bytes[8..12].copy_from_slice(&(16u32 << 20).to_be_bytes());
+    std::fs::write(&cipher, &bytes).unwrap();
+    let got = update(&w, "VIN1", "vin1", &w.p("vin1.keys"));
+    assert!(
+        summary(&got).contains("chunks of 16777216 bytes"),
+        "{}",
+        summary(&got)
+    );
+    assert!(!w.p("ecus-vin1/S1/image.bin").exists());
+}
+
+/// Scenario: Confidentiality | another user of the gateway's machine reads the plaintext being decrypted into staging | refused by the file system: the partial plaintext and its header are created mode 0600, whatever the umask
+#[test]
+fn partial_plaintexts_are_readable_by_their_owner_only() {
+    use ota_client::tuf::StreamTap as _;
+    let w = World::new();
+    let key_file = add_encrypted(&w, "3.0", 3);
+    let ck = ota_crypt::content_key::ContentKey::parse(&std::fs::read(key_file).unwrap()).unwrap();
+    let (cipher, m) = ciphertext(&w, "3.0");
+    let bytes = std::fs::read(&cipher).unwrap();
+    let path = w.p("partial.plain");
+    let mut tap = decrypt::DecryptingTap::new(&ck.key, &path, &m).unwrap();
+    tap.restart().unwrap();
+    // The header and two chunks decrypted: the file the plaintext goes to, and the header
+    // kept beside it for a resume.
+    let n = ota_crypt::stream::HEADER_LEN + 2 * (CHUNK as usize + ota_crypt::stream::TAG_LEN);
+    tap.write(&bytes[..n]).unwrap();
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(&w.p("partial.plain.header")), 0o600);
 }

@@ -627,7 +627,13 @@ fn a_supplier_rotation_followed_from_the_pin_and_a_raised_floor_reach_an_ecu_wit
 fn an_encrypted_image_reaches_a_full_verification_ecu() {
     let w = World::new();
     let oem_dir = w.p("oem");
-    ota_repo::oem::broadcast::vehicle_keys(&oem_dir, "VIN1", &w.p("vin1.keys")).unwrap();
+    ota_repo::oem::broadcast::vehicle_keys(
+        &oem_dir,
+        "VIN1",
+        &w.p("vin1.keys"),
+        ota_repo::oem::broadcast::Reissue::No,
+    )
+    .unwrap();
     ota_repo::oem::broadcast::regulator_keys(&oem_dir, "tuv", &w.p("tuv.keys")).unwrap();
     let plain: Vec<u8> = (0..30_000u32).map(|i| (i % 251) as u8).collect();
     let key = w.add_encrypted("brake-fw", "3.0", 3, &plain, 4096);

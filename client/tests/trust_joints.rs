@@ -776,7 +776,13 @@ fn revoked_bytes_released_again_encrypted_stay_vetoed() {
     w.add_regulator("dekra");
     w.review("dekra");
     let oem_dir = w.p("oem");
-    oem::broadcast::vehicle_keys(&oem_dir, "VIN1", &w.p("vin1.keys")).unwrap();
+    oem::broadcast::vehicle_keys(
+        &oem_dir,
+        "VIN1",
+        &w.p("vin1.keys"),
+        ota_repo::oem::broadcast::Reissue::No,
+    )
+    .unwrap();
     oem::broadcast::regulator_keys(&oem_dir, "dekra", &w.p("dekra.keys")).unwrap();
     let bytes = std::fs::read(w.p("fw-1.0.bin")).unwrap();
     regulator::revoke(&w.p("tuv"), &sha_hex(&bytes), "CVE-2026-0005", w.now).unwrap();

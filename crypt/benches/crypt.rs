@@ -4,7 +4,11 @@
 //!   64 KiB chunks in place): goal >= 0.9; and RustCrypto's portable XChaCha20-Poly1305 for
 //!   comparison;
 //! - the size of an image's wrapped content keys for 1M vehicles (a tree of depth 20) with 0,
-//!   100 and 10,000 excluded, and what one vehicle holds.
+//!   100 and 10,000 excluded, and what one vehicle holds;
+//! - the entitled-subset case: 1M vehicles of which 10% have an ECU of the image's hardware
+//!   id, 100 of those revoked: the wraps of one tree for the whole fleet (entitled vehicles
+//!   scattered through it, as a factory issues leaves) against one tree per hardware id (what
+//!   the OEM does), each beside the subset-cover bound r·log2(N/r).
 //!
 //! Throughput: median of 5 runs, both sides measured the same way, spread shown.
 //! `OTA_BENCH_QUICK=1` runs 32 MiB instead of 256 MiB (what `.ci/run` does).
@@ -168,8 +172,74 @@ fn main() {
         );
     }
     println!(
-        "\nwhat one vehicle holds: {} node keys of 32 bytes ({} bytes)",
+        "\nwhat one vehicle holds: {} node keys of 32 bytes ({} bytes) per group (hardware id it has)",
         tree.depth() as usize + 1,
         (tree.depth() as usize + 1) * 32
+    );
+    entitled_subset(tree, fleet, &mut seed);
+}
+
+/// 1M vehicles, 10% entitled (they hold an ECU of the image's hardware id), 100 of those
+/// revoked.
+fn entitled_subset(tree: Tree, fleet: u64, seed: &mut u64) {
+    let mut next = || {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    };
+    let entitled_n = fleet / 10;
+    let revoked_n = 100u64;
+    let bound = |r: u64, n: u64| {
+        if r == 0 {
+            0.0
+        } else {
+            r as f64 * (n as f64 / r as f64).log2().max(1.0)
+        }
+    };
+    println!(
+        "\nentitled subset: {fleet} vehicles, {entitled_n} hold the image's hardware id, {revoked_n} of those revoked"
+    );
+    println!("| wrapped for | receivers outside (r) | wraps | bytes | r·log2(N/r) |\n|---|---|---|---|---|");
+    // One tree for the fleet: the entitled vehicles are scattered (leaves are issued in build
+    // order, models interleaved), so everyone else is excluded.
+    let mut entitled = BTreeSet::new();
+    while (entitled.len() as u64) < entitled_n {
+        entitled.insert(next() % fleet);
+    }
+    let mut revoked = BTreeSet::new();
+    let list: Vec<u64> = entitled.iter().copied().collect();
+    while (revoked.len() as u64) < revoked_n {
+        revoked.insert(list[(next() % entitled_n) as usize]);
+    }
+    let outside: BTreeSet<u64> = (0..tree.leaves())
+        .filter(|l| !entitled.contains(l) || revoked.contains(l))
+        .collect();
+    let one_tree = tree.cover(&outside).unwrap();
+    println!(
+        "| one fleet tree, entitled scattered | {} | {} | {} | {:.0} |",
+        outside.len(),
+        one_tree.len(),
+        one_tree.len() * wrap::WRAP_LEN,
+        bound(outside.len() as u64, tree.leaves())
+    );
+    // One tree per hardware id: the entitled vehicles hold leaves 0..100k of their group's
+    // tree; the wraps cover the issued leaves (to the end of the block of 1024) but the
+    // revoked.
+    let group_revoked: BTreeSet<u64> = {
+        let mut r = BTreeSet::new();
+        while (r.len() as u64) < revoked_n {
+            r.insert(next() % entitled_n);
+        }
+        r
+    };
+    let limit = entitled_n.div_ceil(1024) * 1024;
+    let per_group = tree.cover_below(limit, &group_revoked).unwrap();
+    println!(
+        "| one tree per hardware id (issued to {limit}) | {revoked_n} revoked + {} not issued | {} | {} | {:.0} (the revoked) |",
+        tree.leaves() - limit,
+        per_group.len(),
+        per_group.len() * wrap::WRAP_LEN,
+        bound(revoked_n, tree.leaves())
     );
 }

@@ -16,6 +16,20 @@ pub enum Error {
     Length { got: u64, want: u64 },
     #[error("the decrypted image's SHA-256 is not its manifest's")]
     Hash,
+    /// Refused before any chunk is buffered: the header is not authenticated until chunk 0
+    /// is, and a chunk size of its own choosing would make the reader buffer up to 16 MiB.
+    #[error(
+        "the encrypted stream's header says chunks of {got} bytes; the signed manifest says {want}"
+    )]
+    ChunkSize { got: u32, want: u32 },
+}
+
+/// What the signed image manifest says the stream decrypts to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expected {
+    pub length: u64,
+    pub sha256: [u8; 32],
+    pub chunk_size: u32,
 }
 
 /// Ciphertext in ([`Write`]), verified plaintext out to `inner`.
@@ -26,22 +40,41 @@ pub struct PlainWriter<W: Write> {
     written: u64,
     want_len: u64,
     want_sha256: [u8; 32],
+    want_chunk_size: u32,
     /// Ciphertext bytes fed, up to the header's length.
     fed: usize,
 }
 
 impl<W: Write> PlainWriter<W> {
-    /// Decrypt with `key` into `inner`, expecting `want_len` bytes of SHA-256 `want_sha256`.
-    pub fn new(key: &Key, inner: W, want_len: u64, want_sha256: [u8; 32]) -> Self {
+    /// Decrypt with `key` into `inner`, expecting what `want` says.
+    pub fn new(key: &Key, inner: W, want: Expected) -> Self {
         PlainWriter {
             decryptor: Decryptor::new(key),
             inner,
             hasher: Sha256::new(),
             written: 0,
-            want_len,
-            want_sha256,
+            want_len: want.length,
+            want_sha256: want.sha256,
+            want_chunk_size: want.chunk_size,
             fed: 0,
         }
+    }
+
+    /// The header against the manifest, before anything else is read.
+    fn check_header(&self, header: &Header) -> Result<(), Error> {
+        if header.chunk_size != self.want_chunk_size {
+            return Err(Error::ChunkSize {
+                got: header.chunk_size,
+                want: self.want_chunk_size,
+            });
+        }
+        if header.plaintext_len != self.want_len {
+            return Err(Error::Length {
+                got: header.plaintext_len,
+                want: self.want_len,
+            });
+        }
+        Ok(())
     }
 
     /// Continue, on this fresh writer, a decryption that an earlier attempt stopped after
@@ -62,12 +95,7 @@ impl<W: Write> PlainWriter<W> {
         if self.fed != 0 {
             return Err(StreamError::BadHeader("resumed after bytes were fed").into());
         }
-        if header.plaintext_len != self.want_len {
-            return Err(Error::Length {
-                got: header.plaintext_len,
-                want: self.want_len,
-            });
-        }
+        self.check_header(&header)?;
         let decryptor = Decryptor::resume(key, header, chunks)?;
         ciphertext(&header.encode());
         let mut buf = vec![0u8; header.chunk_size as usize + TAG_LEN];
@@ -92,8 +120,8 @@ impl<W: Write> PlainWriter<W> {
 
     /// Feed ciphertext.
     pub fn update(&mut self, ciphertext: &[u8]) -> Result<(), Error> {
-        // The header first, so a length other than the manifest's is refused before any
-        // chunk is decrypted.
+        // The header first, so a length or chunk size other than the manifest's is refused
+        // before any chunk is buffered or decrypted.
         let mut rest = ciphertext;
         if self.fed < HEADER_LEN {
             let n = (HEADER_LEN - self.fed).min(rest.len());
@@ -101,13 +129,8 @@ impl<W: Write> PlainWriter<W> {
             self.feed(head)?;
             self.fed += n;
             rest = tail;
-            if let Some(h) = self.decryptor.header() {
-                if h.plaintext_len != self.want_len {
-                    return Err(Error::Length {
-                        got: h.plaintext_len,
-                        want: self.want_len,
-                    });
-                }
+            if let Some(h) = self.decryptor.header().copied() {
+                self.check_header(&h)?;
             }
         }
         self.feed(rest)

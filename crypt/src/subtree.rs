@@ -112,6 +112,35 @@ impl Tree {
         Ok(cover)
     }
 
+    /// The cover of the leaves below `limit` not in `excluded`: sorted node numbers, the
+    /// maximal subtrees whose leaves are all below `limit` and none excluded. Leaves at or
+    /// above `limit` (not issued yet) are covered by nothing. Cost: O((r + 1)·D).
+    pub fn cover_below(&self, limit: u64, excluded: &BTreeSet<u64>) -> Result<Vec<u64>, Error> {
+        if let Some(&leaf) = excluded.iter().next_back() {
+            self.leaf_node(leaf)?;
+        }
+        let limit = limit.min(self.leaves());
+        let mut cover = Vec::new();
+        // (node, first leaf, leaves under it), depth first.
+        let mut stack = vec![(1u64, 0u64, self.leaves())];
+        while let Some((v, lo, n)) = stack.pop() {
+            let hi = lo + n;
+            if lo >= limit {
+                continue;
+            }
+            let clean = excluded.range(lo..hi).next().is_none();
+            if hi <= limit && clean {
+                cover.push(v);
+            } else if n > 1 {
+                let half = n / 2;
+                stack.push((2 * v + 1, lo + half, half));
+                stack.push((2 * v, lo, half));
+            }
+        }
+        cover.sort_unstable();
+        Ok(cover)
+    }
+
     /// The one node of a sorted `cover` on leaf `leaf`'s path, if any: what a receiver looks
     /// for.
     pub fn covering(&self, cover: &[u64], leaf: u64) -> Result<Option<u64>, Error> {
@@ -128,6 +157,16 @@ pub struct Secret(pub Key);
 impl Secret {
     pub fn generate() -> Secret {
         Secret(Key::generate())
+    }
+
+    /// The secret of receiver group `name` (see [`crate::receiver`]): every group is a tree
+    /// of its own, so no key of one group opens a wrap of another.
+    pub fn group(&self, name: &str) -> Secret {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0 .0)
+            .expect("HMAC takes keys of any length");
+        mac.update(b"ota-crypt receiver group v1\0");
+        mac.update(name.as_bytes());
+        Secret(Key(mac.finalize().into_bytes().into()))
     }
 
     /// The key of `node` in `tree`.

@@ -1,6 +1,11 @@
-//! A content key sealed under one node key (XChaCha20-Poly1305, random nonce), bound to the
-//! node and to the image it opens (the SHA-256 of the plaintext image, as its manifest lists
-//! it), so a wrap cannot be moved to another node or another image.
+//! A content key sealed under one node key (XChaCha20-Poly1305), bound to the node and to the
+//! image it opens (the SHA-256 of the plaintext image, as its manifest lists it), so a wrap
+//! cannot be moved to another node or another image.
+//!
+//! The nonce is synthetic (HMAC of the node key over everything sealed), so wrapping the same
+//! key for the same node and image again gives the same bytes: the OEM re-wraps at every
+//! publish, and an unchanged set of receivers leaves every shard, and every vehicle's entry
+//! naming it, as it was. Equal wraps only ever reveal that the inputs were equal.
 //!
 //! Layout ([`WRAP_LEN`] bytes): node number (u64, big-endian), nonce (24), sealed key (32 + 16).
 
@@ -27,9 +32,14 @@ fn aad(node: u64, image_sha256: &[u8; 32]) -> [u8; 64] {
 
 /// Seal `content` under `node`'s key `node_key` for the image of SHA-256 `image_sha256`.
 pub fn seal(node: u64, node_key: &Key, content: &Key, image_sha256: &[u8; 32]) -> [u8; WRAP_LEN] {
-    use rand_core::RngCore;
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&node_key.0)
+        .expect("HMAC takes keys of any length");
+    mac.update(b"ota-crypt key wrap nonce v1");
+    mac.update(&aad(node, image_sha256));
+    mac.update(&content.0);
     let mut nonce = [0u8; 24];
-    rand_core::OsRng.fill_bytes(&mut nonce);
+    nonce.copy_from_slice(&mac.finalize().into_bytes()[..24]);
     let mut out = [0u8; WRAP_LEN];
     out[..8].copy_from_slice(&node.to_be_bytes());
     out[8..32].copy_from_slice(&nonce);

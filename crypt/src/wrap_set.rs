@@ -167,9 +167,28 @@ impl WrapSet {
         image_sha256: &[u8; 32],
         shard_depth: u8,
     ) -> Result<WrapSet, Error> {
+        Self::for_cover(
+            secret,
+            tree,
+            &tree.cover(excluded)?,
+            content,
+            image_sha256,
+            shard_depth,
+        )
+    }
+
+    /// Wrap `content` for every node of `cover` (see [`Tree::cover`], [`Tree::cover_below`]).
+    pub fn for_cover(
+        secret: &Secret,
+        tree: Tree,
+        cover: &[u64],
+        content: &Key,
+        image_sha256: &[u8; 32],
+        shard_depth: u8,
+    ) -> Result<WrapSet, Error> {
         let shard_depth = shard_depth.min(tree.depth());
         let mut shards: BTreeMap<u64, Shard> = BTreeMap::new();
-        for v in tree.cover(excluded)? {
+        for &v in cover {
             let key = secret.node_key(tree, v)?;
             let number = Self::shard_of_node(v, shard_depth);
             shards

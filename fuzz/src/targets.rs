@@ -402,7 +402,7 @@ pub fn ecu_trust() -> Target {
 /// vehicle's key file; and what the OEM reads from a supplier, the content-key file.
 pub fn image_crypt() -> Target {
     use ota_crypt::plain::PlainWriter;
-    use ota_crypt::receiver::ReceiverKeys;
+    use ota_crypt::receiver::{PathKeys, ReceiverKeys};
     use ota_crypt::subtree::{Secret, Tree};
     use ota_crypt::wrap_set::{Shard, WrapSet};
     use ota_crypt::{stream, Key};
@@ -416,7 +416,12 @@ pub fn image_crypt() -> Target {
     let Ok(tree) = Tree::new(8) else {
         return selftest();
     };
-    let Ok(mine) = ReceiverKeys::issue(&secret, tree, 3) else {
+    let Ok(mine) = PathKeys::issue(&secret, tree, 3) else {
+        return selftest();
+    };
+    let Ok(file) =
+        ReceiverKeys::issue(&secret, &[("hw:BRAKE-A", tree, 3), ("regulators", tree, 1)])
+    else {
         return selftest();
     };
     let shards: Vec<Vec<u8>> = WrapSet::build(&secret, tree, &[1, 200].into(), &content, &sha, 4)
@@ -428,14 +433,19 @@ pub fn image_crypt() -> Target {
         image_sha256: sha,
         key: Key([7; 32]),
     };
-    let mut seeds = vec![ct, mine.to_json(), content_key.to_json()];
+    let mut seeds = vec![ct, file.to_json(), content_key.to_json()];
     seeds.extend(shards);
     Target {
         what: "encrypted image stream, wrapped-key shard, vehicle key file, content-key file",
         seeds,
         max_len: 16 * 1024,
         run: Box::new(move |b| {
-            let mut w = PlainWriter::new(&content, std::io::sink(), 5000, sha);
+            let want = ota_crypt::plain::Expected {
+                length: 5000,
+                sha256: sha,
+                chunk_size: 1024,
+            };
+            let mut w = PlainWriter::new(&content, std::io::sink(), want);
             // As a download delivers it, in uneven pieces.
             let ok = b.chunks(777).all(|c| w.update(c).is_ok());
             if ok {

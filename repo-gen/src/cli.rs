@@ -846,8 +846,12 @@ pub enum VehicleCommand {
         vin: String,
     },
     /// Issue a vehicle's decryption keys (for encrypted images) to a new file (mode 0600), to
-    /// install in its gateway (`decryption_keys`). A vehicle issued keys before gets the same
-    /// keys again (a replaced gateway).
+    /// install in its gateway (`decryption_keys`): a key path in the group of each hardware id
+    /// it has an ECU of, so it can decrypt the images of those hardware ids only.
+    ///
+    /// A vehicle that holds keys already needs --replace (a new gateway: fresh keys, and the
+    /// old unit's open nothing published from then on) or --again (the same unit's keys
+    /// written again, with keys for any hardware id it gained since).
     DecryptionKeys {
         #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
@@ -857,9 +861,15 @@ pub enum VehicleCommand {
         /// The key file to write (refused if it exists).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// The gateway was replaced: issue fresh keys and exclude the old unit's.
+        #[arg(long, conflicts_with = "again")]
+        replace: bool,
+        /// Write the same unit's keys again (refused for a revoked vehicle).
+        #[arg(long)]
+        again: bool,
     },
-    /// Exclude a vehicle (stolen, or its keys leaked) from every encrypted image submitted for
-    /// review from now on; no other vehicle is re-keyed.
+    /// Exclude a vehicle (stolen, or its keys leaked) from every encrypted image wrapped from
+    /// the next `oem publish` on; no other vehicle is re-keyed.
     RevokeKeys {
         #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,

@@ -250,7 +250,9 @@ pub fn secret_file(path: &Path, create: bool) -> Result<[u8; 32]> {
     if create && !path.exists() {
         let k = ota_crypt::Key::generate().0;
         let dir = parent(path);
-        std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+        if !dir.exists() {
+            private_dir(dir)?;
+        }
         write_new_private(path, format!("{}\n", hex::encode(k)).as_bytes())?;
         return Ok(k);
     }
@@ -263,6 +265,26 @@ pub fn secret_file(path: &Path, create: bool) -> Result<[u8; 32]> {
         }
     })?;
     Ok(k)
+}
+
+/// Make `dir` (and missing parents) a directory only its owner can enter: created with mode
+/// 0700, and narrowed to 0700 when it exists with more.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(Error::io(dir))?;
+    let mode = std::fs::metadata(dir)
+        .map_err(Error::io(dir))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(Error::io(dir))?;
+    }
+    Ok(())
 }
 
 /// Create `path` with mode 0600, failing if it exists (never overwrite a key).

@@ -163,6 +163,15 @@ fn role_options(k: &RoleKeyArgs) -> Result<supplier::RoleOptions> {
     })
 }
 
+/// A vehicle's receiver leaves, for messages: `receiver 3 of hw:BRAKE-A, …`.
+fn receivers(leaves: &std::collections::BTreeMap<String, u64>) -> String {
+    leaves
+        .iter()
+        .map(|(g, l)| format!("receiver {l} of {g}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A fresh key for `role` in `DIR/keys/`, named after the role and the time.
 fn generate_role_key(dir: &Path, role: &str, now: DateTime) -> Result<std::path::PathBuf> {
     let keys = dir.join("keys");
@@ -538,9 +547,11 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
                 );
             }
             if let Some(out) = decryption_keys {
-                let leaf = oem::broadcast::vehicle_keys(&dir, &vin, &out)?;
+                let leaves =
+                    oem::broadcast::vehicle_keys(&dir, &vin, &out, oem::broadcast::Reissue::No)?;
                 say!(
-                    "  decryption keys (receiver {leaf}) in {}: install them in its gateway",
+                    "  decryption keys ({}) in {}: install them in its gateway",
+                    receivers(&leaves),
                     out.display()
                 );
             }
@@ -556,17 +567,34 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
             oem::vehicle_remove(&dir, &vin, now)?;
             say!("removed vehicle {vin}; {publish_hint} (its assignments are withdrawn)");
         }
-        OemCommand::Vehicle(VehicleCommand::DecryptionKeys { dir, vin, out }) => {
-            let leaf = oem::broadcast::vehicle_keys(&dir, &vin, &out)?;
+        OemCommand::Vehicle(VehicleCommand::DecryptionKeys {
+            dir,
+            vin,
+            out,
+            replace,
+            again,
+        }) => {
+            use oem::broadcast::Reissue;
+            let how = match (replace, again) {
+                (true, _) => Reissue::Replace,
+                (_, true) => Reissue::Again,
+                _ => Reissue::No,
+            };
+            let leaves = oem::broadcast::vehicle_keys(&dir, &vin, &out, how)?;
             say!(
-                "wrote the decryption keys of vehicle {vin} (receiver {leaf}) to {}: install them in its gateway",
+                "wrote the decryption keys of vehicle {vin} ({}) to {}: install them in its gateway",
+                receivers(&leaves),
                 out.display()
             );
+            if replace {
+                say!("  the old unit's keys open nothing wrapped from the next publish on; {publish_hint}");
+            }
         }
         OemCommand::Vehicle(VehicleCommand::RevokeKeys { dir, vin }) => {
-            let leaf = oem::broadcast::vehicle_revoke_keys(&dir, &vin)?;
+            let leaves = oem::broadcast::vehicle_revoke_keys(&dir, &vin)?;
             say!(
-                "vehicle {vin} (receiver {leaf}) is excluded from every encrypted image submitted for review from now on; images submitted before stay open to its keys"
+                "vehicle {vin} ({}) is excluded from every encrypted image wrapped from the next publish on; {publish_hint}. What it decrypted before, and wraps of earlier publishes someone kept, stay open to its keys",
+                receivers(&leaves)
             );
         }
         OemCommand::Regulator(OemRegulatorCommand::DecryptionKeys { dir, name, out }) => {
@@ -712,10 +740,11 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
                 },
                 now,
             )?;
-            if let Some(w) = &r.key_wraps {
+            if r.key_wraps.is_some() {
                 say!(
-                    "  encrypted: content key wrapped in {} shard(s) for every receiver not excluded",
-                    w.shards.len()
+                    "  encrypted: the content key is kept in DIR/{}; every publish wraps it for the regulators and the vehicles with an ECU of {:?}, less the excluded",
+                    oem::broadcast::CONTENT_KEYS,
+                    r.hardware_ids
                 );
             }
             say!(

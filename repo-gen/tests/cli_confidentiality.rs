@@ -1,6 +1,8 @@
 //! The confidentiality commands (issue 11) as a user meets them: the real `ota-repo` binary on
-//! real files. Keys are private files that are never overwritten; the same vehicle gets the
-//! same keys again and a revoked one none; an encrypted image is not submitted without its
+//! real files. Keys are private files that are never overwritten; a vehicle that holds keys
+//! gets them again only when told whether its gateway is the same unit (--again) or a new one
+//! (--replace: fresh keys), and a revoked one only fresh keys; an encrypted image is not
+//! submitted without its
 //! content key, nor with another image's; and an assignment the fleet cannot decrypt is
 //! refused before anything is written.
 
@@ -146,10 +148,23 @@ fn submit<'a>(version: &'a str, key: Option<&'a str>) -> Vec<&'a str> {
     v
 }
 
+/// The receiver leaves a key file holds, by group.
+fn leaves(env: &Env, p: &str) -> Vec<(String, u64)> {
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.path(p)).unwrap()).unwrap();
+    v["groups"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(g, k)| (g.clone(), k["leaf"].as_u64().unwrap()))
+        .collect()
+}
+
 #[test]
-fn keys_are_private_reissued_alike_and_never_after_revocation() {
+fn keys_are_private_reissued_only_as_told_and_never_after_revocation() {
     let env = world();
-    // The supplier's content key and the vehicle's keys are private files.
+    // The supplier's content key and the vehicle's keys are private files, in private
+    // directories.
     assert_eq!(mode(&env, "acme/content-keys/brake-fw-1.0.json"), 0o600);
     assert_eq!(mode(&env, "vin1.keys"), 0o600);
     // The published tree holds the ciphertext only.
@@ -164,30 +179,59 @@ fn keys_are_private_reissued_alike_and_never_after_revocation() {
         })
         .count();
     assert_eq!(leaked, 1, "exactly the plain image 0.9 carries the marker");
+    // One group: the hardware id of its one ECU.
+    assert_eq!(leaves(&env, "vin1.keys"), [("hw:BRAKE-A".to_string(), 0)]);
 
-    // The same vehicle, the same keys (a replaced gateway); an existing file is not replaced.
-    env.ok(&issue("VIN1", "again.keys"));
+    // Keys issued before: the command asks which case this is, and writes nothing.
+    let err = env.fail(&issue("VIN1", "again.keys"));
+    assert!(
+        err.contains("--replace") && err.contains("--again"),
+        "{err}"
+    );
+    assert!(!env.path("again.keys").exists());
+    // The same unit: the same keys; an existing file is not replaced.
+    let mut again = issue("VIN1", "again.keys").to_vec();
+    again.push("--again");
+    env.ok(&again);
     assert_eq!(
         std::fs::read(env.path("vin1.keys")).unwrap(),
         std::fs::read(env.path("again.keys")).unwrap()
     );
-    let err = env.fail(&issue("VIN1", "again.keys"));
+    let err = env.fail(&again);
     assert!(err.contains("already exists"), "{err}");
+    // A replaced gateway: fresh keys (another leaf), the old unit's excluded.
+    let mut replace = issue("VIN1", "new-unit.keys").to_vec();
+    replace.push("--replace");
+    let out = env.ok(&replace);
+    assert!(out.contains("old unit"), "{out}");
+    assert_eq!(
+        leaves(&env, "new-unit.keys"),
+        [("hw:BRAKE-A".to_string(), 1)]
+    );
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.path("oem/broadcast.json")).unwrap()).unwrap();
+    assert_eq!(
+        state["groups"]["hw:BRAKE-A"]["excluded"],
+        serde_json::json!([0])
+    );
     // Another vehicle, other keys.
     env.ok(&issue("VIN2", "vin2.keys"));
     assert_ne!(
         std::fs::read(env.path("vin1.keys")).unwrap(),
         std::fs::read(env.path("vin2.keys")).unwrap()
     );
-    // Revoked: never issued again. Unknown vehicles are named.
+    // Revoked: never issued again; a new gateway gets fresh keys only.
     env.ok(&["oem", "vehicle", "revoke-keys", "oem", "--vin", "VIN2"]);
-    let err = env.fail(&issue("VIN2", "x.keys"));
+    let mut again2 = issue("VIN2", "x.keys").to_vec();
+    again2.push("--again");
+    let err = env.fail(&again2);
     assert!(err.contains("revoked"), "{err}");
     assert!(!env.path("x.keys").exists());
     let err = env.fail(&["oem", "vehicle", "revoke-keys", "oem", "--vin", "NOPE"]);
     assert!(err.contains("NOPE"), "{err}");
-    // The OEM's secret is private too.
+    // The OEM's secret is private too, in a private directory.
     assert_eq!(mode(&env, "oem/keys/broadcast.secret"), 0o600);
+    assert_eq!(mode(&env, "oem/keys"), 0o700);
 }
 
 #[test]
@@ -210,7 +254,18 @@ fn an_encrypted_image_needs_its_own_content_key() {
         "a refused submit changed the OEM's directory"
     );
     let out = env.ok(&submit("1.0", Some("acme/content-keys/brake-fw-1.0.json")));
-    assert!(out.contains("wrapped"), "{out}");
+    assert!(out.contains("wraps it"), "{out}");
+    // The OEM keeps the content key (to wrap it again at every publish), privately.
+    let kept: Vec<_> = std::fs::read_dir(env.path("oem/keys/content"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(mode(&env, "oem/keys/content"), 0o700);
+    assert_eq!(
+        std::fs::metadata(&kept[0]).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 }
 
 #[test]

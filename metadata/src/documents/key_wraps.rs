@@ -35,8 +35,11 @@ impl ShardFile {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyWraps {
-    /// `complete-subtree-v1` (`ota_crypt::receiver::SCHEME`).
+    /// `complete-subtree-v2` (`ota_crypt::receiver::SCHEME`).
     pub scheme: String,
+    /// The receiver group the wraps are for (`hw:ID` for the vehicles with an ECU of hardware
+    /// id ID, `regulators`): a receiver opens them with its keys of that group.
+    pub group: String,
     /// Depth of the receivers' tree.
     pub depth: u8,
     /// Depth at which the wraps are sharded.
@@ -51,6 +54,9 @@ impl KeyWraps {
         let bad = |why: String| Err(Error::malformed("key wraps", why));
         if self.scheme != ota_crypt::receiver::SCHEME {
             return bad(format!("unknown scheme {:?}", self.scheme));
+        }
+        if !ota_crypt::receiver::valid_group(&self.group) {
+            return bad(format!("group {:?}", self.group));
         }
         if self.depth > ota_crypt::subtree::MAX_DEPTH || self.shard_depth > self.depth {
             return bad(format!(
@@ -92,6 +98,7 @@ impl KeyWraps {
     pub fn only(&self, shard: u64) -> KeyWraps {
         KeyWraps {
             scheme: self.scheme.clone(),
+            group: self.group.clone(),
             depth: self.depth,
             shard_depth: self.shard_depth,
             shards: self
@@ -117,6 +124,7 @@ mod tests {
     fn wraps(shards: &[(&str, ShardFile)]) -> KeyWraps {
         KeyWraps {
             scheme: ota_crypt::receiver::SCHEME.into(),
+            group: "hw:BRAKE-A".into(),
             depth: 20,
             shard_depth: 10,
             shards: shards
@@ -151,6 +159,8 @@ mod tests {
             assert!(w.validate().is_err(), "{w:?}");
         };
         bad(&|w| w.scheme = "other".into());
+        bad(&|w| w.group = String::new());
+        bad(&|w| w.group = "hw:with space".into());
         bad(&|w| w.depth = 40);
         bad(&|w| w.shard_depth = 21);
         bad(&|w| {

@@ -3,7 +3,9 @@
 
 use super::{store, Assignments, Inventory, Settings};
 use crate::error::{Error, Result};
+use ota_crypt::receiver::vehicle_group;
 use ota_metadata::documents::{EcuAssignment, ReviewRequest};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Which ECUs an assignment is for.
@@ -63,37 +65,36 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Vec<(String, String)>> {
         }
         Ok(())
     };
-    // An encrypted image: each vehicle's assignment names the wrap shards it needs.
-    let key_wraps = |vin: &str, leaf: Option<u64>| -> Result<_> {
-        let Some(w) = &req.key_wraps else {
-            return Ok(None);
-        };
-        let leaf = leaf.ok_or_else(|| {
-            Error::refused(format!(
-                "{} {} is encrypted and vehicle {vin} holds no decryption keys: issue them with `oem vehicle decryption-keys --vin {vin} --out FILE` and install the file in its gateway",
+    // An encrypted image: the vehicle must hold keys of the group of the ECU's hardware id.
+    // The wraps it needs are named at every publish (`broadcast::plan`), from who is
+    // entitled then.
+    let encrypted = req.key_wraps.is_some();
+    let keys_for = |vin: &str, hw: &str, leaves: &BTreeMap<String, u64>| -> Result<()> {
+        if encrypted && !leaves.contains_key(&vehicle_group(hw)) {
+            return Err(Error::refused(format!(
+                "{} {} is encrypted and vehicle {vin} holds no decryption keys for hardware id {hw}: issue them with `oem vehicle decryption-keys --vin {vin} --out FILE` (--again if it holds keys already) and install the file in its gateway",
                 a.uid, a.version
-            ))
-        })?;
-        let tree = ota_crypt::subtree::Tree::new(w.depth)
-            .map_err(|e| Error::refused(format!("the image's key wraps: {e}")))?;
-        let shard = ota_crypt::wrap_set::WrapSet::shard_of_leaf(tree, leaf, w.shard_depth);
-        Ok(Some(w.only(shard)))
+            )));
+        }
+        Ok(())
     };
-    let assignment = |vin: &str, hw: &str, leaf: Option<u64>| -> Result<EcuAssignment> {
-        Ok(EcuAssignment {
-            hardware_id: hw.into(),
-            supplier: a.supplier.clone(),
-            uid: a.uid.clone(),
-            version: a.version.clone(),
-            release_counter: req.release_counter,
-            target: req.image.target.clone(),
-            length: req.image.length,
-            hashes: req.image.hashes.clone(),
-            key_wraps: key_wraps(vin, leaf)?,
-            compact_sha256: req.compact_sha256.clone(),
-            instruction: None,
-        })
-    };
+    let assignment =
+        |vin: &str, hw: &str, leaves: &BTreeMap<String, u64>| -> Result<EcuAssignment> {
+            keys_for(vin, hw, leaves)?;
+            Ok(EcuAssignment {
+                hardware_id: hw.into(),
+                supplier: a.supplier.clone(),
+                uid: a.uid.clone(),
+                version: a.version.clone(),
+                release_counter: req.release_counter,
+                target: req.image.target.clone(),
+                length: req.image.length,
+                hashes: req.image.hashes.clone(),
+                key_wraps: None,
+                compact_sha256: req.compact_sha256.clone(),
+                instruction: None,
+            })
+        };
     let mut ecus: Vec<(String, String, String)> = Vec::new(); // (vin, serial, hardware id)
     match &a.target {
         AssignTarget::Vehicle { vin, serial } => {
@@ -114,10 +115,10 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Vec<(String, String)>> {
                 }
             }
             if !ecus.is_empty() {
-                let leaf = inv.vehicle(vin)?.decryption_leaf;
+                let leaves = &inv.vehicle(vin)?.decryption_leaves;
                 let mut assignments = Assignments::load_for(dir, &[vin])?;
                 for (vin, serial, hw) in &ecus {
-                    let x = assignment(vin, hw, leaf)?;
+                    let x = assignment(vin, hw, leaves)?;
                     assignments
                         .vehicles
                         .entry(vin.clone())
@@ -144,32 +145,31 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Vec<(String, String)>> {
             }
             // An encrypted image: every vehicle it goes to must hold decryption keys,
             // checked over the whole fleet before any shard is written.
-            if req.key_wraps.is_some() {
+            if encrypted {
                 for shard in store::shard_files(dir, store::INVENTORY_DIR)? {
                     let (inv, _) =
                         store::read_shard::<super::Vehicle>(dir, store::INVENTORY_DIR, &shard)?;
-                    let keyless = inv.iter().find(|(_, v)| {
-                        v.decryption_leaf.is_none()
-                            && v.ecus
-                                .values()
-                                .any(|e| &e.hardware_id == hw && !e.aftermarket)
-                    });
-                    if let Some((vin, _)) = keyless {
-                        key_wraps(vin, None)?;
+                    for (vin, v) in &inv {
+                        if v.ecus
+                            .values()
+                            .any(|e| &e.hardware_id == hw && !e.aftermarket)
+                        {
+                            keys_for(vin, hw, &v.decryption_leaves)?;
+                        }
                     }
                 }
             }
             for shard in store::shard_files(dir, store::INVENTORY_DIR)? {
                 let (inv, _) =
                     store::read_shard::<super::Vehicle>(dir, store::INVENTORY_DIR, &shard)?;
-                let found: Vec<(String, String, Option<u64>)> = inv
+                let found: Vec<(String, String, &BTreeMap<String, u64>)> = inv
                     .iter()
                     .flat_map(|(vin, v)| {
                         v.ecus
                             .iter()
                             .filter(|(_, e)| &e.hardware_id == hw && !e.aftermarket)
                             .map(move |(serial, _)| {
-                                (vin.clone(), serial.clone(), v.decryption_leaf)
+                                (vin.clone(), serial.clone(), &v.decryption_leaves)
                             })
                     })
                     .collect();
@@ -178,8 +178,8 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Vec<(String, String)>> {
                 }
                 let vins: Vec<&str> = found.iter().map(|(v, _, _)| v.as_str()).collect();
                 let mut assignments = Assignments::load_for(dir, &vins)?;
-                for (vin, serial, leaf) in found {
-                    let x = assignment(&vin, hw, leaf)?;
+                for (vin, serial, leaves) in found {
+                    let x = assignment(&vin, hw, leaves)?;
                     assignments
                         .vehicles
                         .entry(vin.clone())

@@ -1,60 +1,86 @@
-//! Broadcast encryption of content keys (issue 11), the OEM's half: the OEM decides who may
-//! decrypt an encrypted image. Each receiver (a vehicle's gateway, or an authorized regulator)
-//! is a leaf of a complete-subtree tree (`ota_crypt::subtree`) and is issued the node keys of
-//! its path once, as a key file installed at the factory; the content key of each image
-//! submitted for review is wrapped for every leaf not excluded, and the wraps are published
-//! as content-addressed shards under `repository/wraps/`.
+//! Broadcast encryption of content keys (issues 11 and 30), the OEM's half: the OEM decides
+//! who may decrypt an encrypted image.
+//!
+//! **Who is entitled.** Receivers are leaves of complete-subtree trees (`ota_crypt::subtree`),
+//! one tree per *group* (`ota_crypt::receiver`): the group `hw:ID` holds the vehicles with an
+//! ECU of hardware id ID, the group `regulators` the authorized regulators. An image is
+//! wrapped for the groups of its hardware ids and for the regulators, so a vehicle with no ECU
+//! of the image's hardware ids holds no key that opens it.
+//!
+//! **When.** The wraps are made again at every `oem publish`, from the state of that moment:
+//! the leaves issued (rounded up to a block of [`ISSUE_BLOCK`] leaves, so the wraps do not
+//! change with every vehicle built) minus the excluded ones. A vehicle revoked, removed or
+//! replaced after an image was submitted opens nothing the next publish wraps. Wraps are
+//! deterministic (`ota_crypt::wrap`), so an unchanged state gives the same shards.
 //!
 //! ```text
-//! DIR/keys/broadcast.secret  the tree's secret (64 hex digits, mode 0600): every node key
+//! DIR/keys/broadcast.secret  the trees' secret (64 hex digits, mode 0600): every node key
 //!                            derives from it. Back it up with the root keys: losing it means
 //!                            issuing every vehicle new keys.
-//! DIR/broadcast.json         depth, next free leaf, excluded leaves, regulators' leaves
+//! DIR/keys/content/SHA.json  the content key of each encrypted image submitted for review
+//!                            (SHA: its ciphertext's SHA-256), kept to wrap it again
+//! DIR/broadcast.json         per group: next free leaf, excluded leaves; regulators' leaves
 //! ```
-//! A vehicle's leaf is kept in its inventory record. Excluding a receiver (`vehicle
-//! revoke-keys`) leaves everyone else's keys as they are: wraps of images submitted from then
-//! on cover every leaf but the excluded ones.
+//! A vehicle's leaves are kept in its inventory record.
 
-use super::{read_state, write_state, Inventory};
+use super::{read_state, write_state, Inventory, Settings};
 use crate::error::{Error, Result};
 use crate::fsutil;
-use ota_crypt::receiver::ReceiverKeys;
+use ota_crypt::content_key::ContentKey;
+use ota_crypt::receiver::{vehicle_group, ReceiverKeys, REGULATORS_GROUP};
 use ota_crypt::subtree::{Secret, Tree};
 use ota_crypt::wrap_set::{WrapSet, DEFAULT_SHARD_DEPTH};
-use ota_crypt::Key;
 use ota_metadata::documents::key_wraps::WRAPS_DIR;
-use ota_metadata::documents::{KeyWraps, ShardFile};
+use ota_metadata::documents::{KeyWraps, ReviewRequest, ShardFile};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub const STATE: &str = "broadcast.json";
 pub const SECRET: &str = "keys/broadcast.secret";
-/// 2^20 receivers (about a million vehicles): each holds 21 node keys.
+/// Where the OEM keeps the content keys of the encrypted images submitted for review.
+pub const CONTENT_KEYS: &str = "keys/content";
+/// 2^20 receivers per group (about a million vehicles): each holds 21 node keys per group.
 pub const DEFAULT_DEPTH: u8 = 20;
+/// The state's format.
+pub const FORMAT: u32 = 2;
+/// Wraps cover the issued leaves rounded up to a multiple of this: leaves not issued yet are
+/// covered only up to the end of the current block, so a vehicle that joins a group later
+/// opens the images wrapped before only if its leaf fell in that block, and the wraps (and
+/// every entry naming them) change once per block of vehicles built, not with each one.
+pub const ISSUE_BLOCK: u64 = 1024;
+
+/// One receiver group's leaves.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    /// The next leaf to issue (leaves are never reused).
+    pub next_leaf: u64,
+    /// Leaves excluded from every image wrapped from now on.
+    pub excluded: BTreeSet<u64>,
+}
 
 /// `DIR/broadcast.json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Broadcast {
+    pub format: u32,
     pub depth: u8,
     pub shard_depth: u8,
-    /// The next leaf to issue (leaves are never reused).
-    pub next_leaf: u64,
-    /// Leaves excluded from every image wrapped from now on.
-    pub excluded: BTreeSet<u64>,
-    /// Authorized regulators' leaves.
+    /// Receiver groups by name (`hw:ID`, `regulators`).
+    pub groups: BTreeMap<String, Group>,
+    /// Authorized regulators' leaves in the `regulators` group.
     pub regulators: BTreeMap<String, u64>,
 }
 
 impl Default for Broadcast {
     fn default() -> Self {
         Broadcast {
+            format: FORMAT,
             depth: DEFAULT_DEPTH,
             shard_depth: DEFAULT_SHARD_DEPTH,
-            next_leaf: 0,
-            excluded: BTreeSet::new(),
+            groups: BTreeMap::new(),
             regulators: BTreeMap::new(),
         }
     }
@@ -62,7 +88,21 @@ impl Default for Broadcast {
 
 impl Broadcast {
     pub fn load(dir: &Path) -> Result<Broadcast> {
+        let path = dir.join(STATE);
+        let earlier = || {
+            Error::Config {
+            path: path.clone(),
+            reason: "broadcast state of an earlier ota-repo (one tree for the whole fleet, every vehicle entitled to every image): issue every vehicle and regulator new keys; move the file aside, then `oem vehicle decryption-keys --replace` and `oem regulator decryption-keys`".into(),
+        }
+        };
+        let value: serde_json::Value = read_state(dir, STATE).unwrap_or(serde_json::Value::Null);
+        if value.get("next_leaf").is_some() {
+            return Err(earlier());
+        }
         let b: Broadcast = read_state(dir, STATE)?;
+        if b.format != FORMAT {
+            return Err(earlier());
+        }
         Tree::new(b.depth).map_err(|e| Error::Config {
             path: dir.join(STATE),
             reason: e.to_string(),
@@ -78,51 +118,397 @@ impl Broadcast {
         Tree::new(self.depth).map_err(|e| Error::refused(e.to_string()))
     }
 
-    /// A fresh leaf (recorded by the caller's `save`).
-    pub fn allocate(&mut self) -> Result<u64> {
-        let leaf = self.next_leaf;
-        if leaf >= self.tree()?.leaves() {
+    /// A fresh leaf of `group` (recorded by the caller's `save`).
+    pub fn allocate(&mut self, group: &str) -> Result<u64> {
+        let leaves = self.tree()?.leaves();
+        let g = self.groups.entry(group.into()).or_default();
+        let leaf = g.next_leaf;
+        if leaf >= leaves {
             return Err(Error::refused(format!(
-                "all {} receiver leaves of the broadcast tree are issued",
-                self.tree()?.leaves()
+                "all {leaves} receiver leaves of group {group} are issued"
             )));
         }
-        self.next_leaf += 1;
+        g.next_leaf += 1;
         Ok(leaf)
     }
-}
 
-/// The tree's secret, created (mode 0600) the first time it is needed.
-pub fn secret(dir: &Path) -> Result<Secret> {
-    Ok(Secret(Key(fsutil::secret_file(&dir.join(SECRET), true)?)))
-}
-
-/// Write receiver `leaf`'s key file to `out` (mode 0600, never overwriting).
-pub fn issue(dir: &Path, b: &Broadcast, leaf: u64, out: &Path) -> Result<()> {
-    if b.excluded.contains(&leaf) {
-        return Err(Error::refused(format!(
-            "leaf {leaf}'s keys are revoked: they are not issued again"
-        )));
+    /// Exclude `leaf` of `group` from everything wrapped from now on.
+    pub fn exclude(&mut self, group: &str, leaf: u64) {
+        self.groups
+            .entry(group.into())
+            .or_default()
+            .excluded
+            .insert(leaf);
     }
-    let keys = ReceiverKeys::issue(&secret(dir)?, b.tree()?, leaf)
-        .map_err(|e| Error::refused(e.to_string()))?;
+
+    pub fn is_excluded(&self, group: &str, leaf: u64) -> bool {
+        self.groups
+            .get(group)
+            .is_some_and(|g| g.excluded.contains(&leaf))
+    }
+
+    /// The nodes an image's key is wrapped under for `group` now.
+    pub fn cover(&self, group: &str) -> Result<Vec<u64>> {
+        let tree = self.tree()?;
+        let Some(g) = self.groups.get(group) else {
+            return Ok(Vec::new());
+        };
+        let limit = g
+            .next_leaf
+            .div_ceil(ISSUE_BLOCK)
+            .saturating_mul(ISSUE_BLOCK);
+        tree.cover_below(limit, &g.excluded)
+            .map_err(|e| Error::refused(format!("group {group}: {e}")))
+    }
+}
+
+/// The trees' secret, created (mode 0600) the first time it is needed.
+pub fn secret(dir: &Path) -> Result<Secret> {
+    Ok(Secret(ota_crypt::Key(fsutil::secret_file(
+        &dir.join(SECRET),
+        true,
+    )?)))
+}
+
+/// Write the keys of `leaves` (group -> leaf) to `out` (mode 0600, never overwriting).
+fn issue(dir: &Path, b: &Broadcast, leaves: &BTreeMap<String, u64>, out: &Path) -> Result<()> {
+    let tree = b.tree()?;
+    let list: Vec<(&str, Tree, u64)> = leaves
+        .iter()
+        .map(|(g, &leaf)| (g.as_str(), tree, leaf))
+        .collect();
+    let keys =
+        ReceiverKeys::issue(&secret(dir)?, &list).map_err(|e| Error::refused(e.to_string()))?;
     fsutil::write_new_private(out, &keys.to_json())
 }
 
-/// Wrap `content` (the key of the image of plaintext SHA-256 `image_sha256`) for every leaf
-/// not excluded; the shards are written to `repo/wraps/SHA256.bin` (content-addressed, never
-/// rewritten). Returns their references.
-pub fn wrap(dir: &Path, repo: &Path, content: &Key, image_sha256: &[u8; 32]) -> Result<KeyWraps> {
+/// How `vehicle decryption-keys` treats a vehicle that already holds keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reissue {
+    /// Refuse: the vehicle's keys were issued before (say which of the others is meant).
+    No,
+    /// The same unit: write its keys again (with a leaf in any group it joined since).
+    Again,
+    /// A replaced gateway: fresh leaves in every group; the old unit's are excluded.
+    Replace,
+}
+
+/// The groups vehicle record `v` is entitled to: one per hardware id of its ECUs that receive
+/// updates.
+fn entitled(v: &super::Vehicle) -> BTreeSet<String> {
+    v.ecus
+        .values()
+        .filter(|e| !e.aftermarket)
+        .map(|e| vehicle_group(&e.hardware_id))
+        .collect()
+}
+
+/// Issue vehicle `vin` its decryption keys into `out`: a leaf in the group of each hardware id
+/// it has an ECU of. Returns its leaves (group -> leaf).
+pub fn vehicle_keys(
+    dir: &Path,
+    vin: &str,
+    out: &Path,
+    reissue: Reissue,
+) -> Result<BTreeMap<String, u64>> {
+    let mut inv = Inventory::load_for(dir, &[vin])?;
+    let v = inv.vehicle(vin)?.clone();
+    let mut b = Broadcast::load(dir)?;
+    let groups = entitled(&v);
+    if groups.is_empty() {
+        return Err(Error::refused(format!(
+            "vehicle {vin} has no ECU that receives updates: there is nothing it could decrypt"
+        )));
+    }
+    let held = &v.decryption_leaves;
+    let revoked = held.iter().any(|(g, &leaf)| b.is_excluded(g, leaf));
+    match reissue {
+        Reissue::No if !held.is_empty() => {
+            return Err(Error::refused(format!(
+                "vehicle {vin} already holds decryption keys: for a replaced gateway pass --replace (the old unit's keys open nothing published from then on); to write the same unit's keys again pass --again"
+            )))
+        }
+        Reissue::Again if revoked => {
+            return Err(Error::refused(format!(
+                "vehicle {vin}'s keys are revoked: they are not issued again (a new gateway gets fresh keys with --replace)"
+            )))
+        }
+        _ => {}
+    }
+    let mut leaves = BTreeMap::new();
+    for (g, &leaf) in held {
+        // A replaced unit's leaves, and those of hardware the vehicle no longer has, open
+        // nothing wrapped from now on.
+        if reissue == Reissue::Replace || !groups.contains(g) {
+            b.exclude(g, leaf);
+        } else {
+            leaves.insert(g.clone(), leaf);
+        }
+    }
+    for g in &groups {
+        if !leaves.contains_key(g) {
+            leaves.insert(g.clone(), b.allocate(g)?);
+        }
+    }
+    // The leaves are taken (and the old ones excluded) before they are given: a crash in
+    // between wastes leaves, never gives one to two receivers.
+    b.save(dir)?;
+    if let Some(v) = inv.vehicles.get_mut(vin) {
+        v.decryption_leaves = leaves.clone();
+    }
+    inv.save(dir)?;
+    issue(dir, &b, &leaves, out)?;
+    Ok(leaves)
+}
+
+/// Exclude vehicle `vin` from every image wrapped from the next publish on. Returns its
+/// leaves.
+pub fn vehicle_revoke_keys(dir: &Path, vin: &str) -> Result<BTreeMap<String, u64>> {
+    let inv = Inventory::load_for(dir, &[vin])?;
+    let leaves = inv.vehicle(vin)?.decryption_leaves.clone();
+    if leaves.is_empty() {
+        return Err(Error::refused(format!(
+            "vehicle {vin} was never issued decryption keys"
+        )));
+    }
+    exclude_all(dir, &leaves)?;
+    Ok(leaves)
+}
+
+/// Exclude `leaves` (group -> leaf) from everything wrapped from now on.
+pub fn exclude_all(dir: &Path, leaves: &BTreeMap<String, u64>) -> Result<()> {
+    if leaves.is_empty() {
+        return Ok(());
+    }
+    let mut b = Broadcast::load(dir)?;
+    for (g, &leaf) in leaves {
+        b.exclude(g, leaf);
+    }
+    b.save(dir)
+}
+
+/// Vehicle record `v` after its ECUs changed (before it is saved): its leaves of groups it is
+/// no longer entitled to (no ECU of that hardware id left) are excluded, then forgotten.
+pub fn drop_unentitled(dir: &Path, v: &mut super::Vehicle) -> Result<()> {
+    let groups = entitled(v);
+    let gone: BTreeMap<String, u64> = v
+        .decryption_leaves
+        .iter()
+        .filter(|(g, _)| !groups.contains(*g))
+        .map(|(g, &l)| (g.clone(), l))
+        .collect();
+    exclude_all(dir, &gone)?;
+    v.decryption_leaves.retain(|g, _| !gone.contains_key(g));
+    Ok(())
+}
+
+/// Issue authorized regulator `name` its decryption keys into `out`. Returns its leaf.
+pub fn regulator_keys(dir: &Path, name: &str, out: &Path) -> Result<u64> {
+    let s = Settings::load(dir)?;
+    if !s.regulators.contains_key(name) {
+        return Err(Error::refused(format!(
+            "unknown regulator {name:?}: authorize it first with `oem regulator add`"
+        )));
+    }
+    let mut b = Broadcast::load(dir)?;
+    let leaf = match b.regulators.get(name) {
+        Some(&leaf) => leaf,
+        None => {
+            let leaf = b.allocate(REGULATORS_GROUP)?;
+            b.regulators.insert(name.into(), leaf);
+            b.save(dir)?;
+            leaf
+        }
+    };
+    issue(
+        dir,
+        &b,
+        &BTreeMap::from([(REGULATORS_GROUP.to_string(), leaf)]),
+        out,
+    )?;
+    Ok(leaf)
+}
+
+/// Exclude a removed regulator from every image wrapped from now on (nothing if it never
+/// had keys).
+pub fn regulator_revoke_keys(dir: &Path, name: &str) -> Result<()> {
+    let mut b = Broadcast::load(dir)?;
+    if let Some(leaf) = b.regulators.remove(name) {
+        b.exclude(REGULATORS_GROUP, leaf);
+        b.save(dir)?;
+    }
+    Ok(())
+}
+
+/// Where the content key of the image whose ciphertext has SHA-256 `target_sha256` is kept.
+fn content_key_path(dir: &Path, target_sha256: &str) -> PathBuf {
+    dir.join(CONTENT_KEYS).join(format!("{target_sha256}.json"))
+}
+
+/// Keep `key` (checked by the caller against the image's manifest) to wrap it at every
+/// publish. Mode 0600 in a 0700 directory; a key kept before for the same ciphertext must be
+/// the same.
+pub fn keep_content_key(dir: &Path, target_sha256: &str, key: &ContentKey) -> Result<()> {
+    let path = content_key_path(dir, target_sha256);
+    fsutil::private_dir(&dir.join(CONTENT_KEYS))?;
+    if path.exists() {
+        let held = load_content_key(dir, target_sha256)?;
+        if held.key != key.key || held.image_sha256 != key.image_sha256 {
+            return Err(Error::refused(format!(
+                "{} holds another content key for this ciphertext",
+                path.display()
+            )));
+        }
+        return Ok(());
+    }
+    fsutil::write_new_private(&path, &key.to_json())
+}
+
+fn load_content_key(dir: &Path, target_sha256: &str) -> Result<ContentKey> {
+    let path = content_key_path(dir, target_sha256);
+    if !path.exists() {
+        return Err(Error::refused(format!(
+            "the content key of the encrypted image with ciphertext sha256 {target_sha256} is missing ({}): restore DIR/{CONTENT_KEYS} from your backup",
+            path.display()
+        )));
+    }
+    let bytes = fsutil::read_bounded(&path, ota_crypt::content_key::MAX_FILE as u64)?;
+    ContentKey::parse(&bytes).map_err(|e| Error::Config {
+        path,
+        reason: e.to_string(),
+    })
+}
+
+/// The wraps of one encrypted image, as the publish made them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ImageWraps {
+    /// For the regulators (the review request carries it).
+    pub regulators: KeyWraps,
+    /// For the vehicles, by hardware id.
+    pub vehicles: BTreeMap<String, KeyWraps>,
+}
+
+/// Every encrypted image's wraps of one publish, by (supplier, target name).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct WrapPlan {
+    pub images: BTreeMap<(String, String), ImageWraps>,
+    /// The receivers' tree shape, to find a leaf's shard.
+    pub depth: u8,
+    pub shard_depth: u8,
+}
+
+impl WrapPlan {
+    /// A digest of the whole plan: a publish whose plan differs from the last one's rewrites
+    /// every vehicle's entry that names wraps.
+    pub fn digest(&self) -> String {
+        let bytes = serde_json::to_vec(&self.images.iter().collect::<Vec<_>>()).unwrap_or_default();
+        hex::encode(Sha256::digest(bytes))
+    }
+
+    /// What vehicle ECU `hardware_id`'s assignment of `(supplier, target)` names: the wraps of
+    /// the vehicle's group, reduced to its leaf's shard (the top shard only when it holds no
+    /// leaf there: its gateway then says it is not entitled). `None`: not encrypted.
+    pub fn for_vehicle(
+        &self,
+        supplier: &str,
+        target: &str,
+        hardware_id: &str,
+        leaves: &BTreeMap<String, u64>,
+    ) -> Option<KeyWraps> {
+        let w = self
+            .images
+            .get(&(supplier.to_string(), target.to_string()))?;
+        let Some(g) = w.vehicles.get(hardware_id) else {
+            // Not built for this hardware id (the assignment is withdrawn elsewhere); name
+            // the regulators' group, which no vehicle opens.
+            return Some(w.regulators.only(0));
+        };
+        let shard = match (
+            Tree::new(self.depth),
+            leaves.get(&vehicle_group(hardware_id)),
+        ) {
+            (Ok(tree), Some(&leaf)) => WrapSet::shard_of_leaf(tree, leaf, self.shard_depth),
+            _ => 0,
+        };
+        Some(g.only(shard))
+    }
+}
+
+/// Wrap every encrypted image under review for the receivers entitled now, writing the shards
+/// to `repo/wraps/` (content-addressed; unchanged wraps give the same files). Sets each
+/// encrypted review request's wraps (the regulators') in `reviews`.
+pub fn plan(dir: &Path, repo: &Path, reviews: &mut [ReviewRequest]) -> Result<WrapPlan> {
+    let encrypted: Vec<usize> = (0..reviews.len())
+        .filter(|&i| reviews[i].key_wraps.is_some())
+        .collect();
     let b = Broadcast::load(dir)?;
-    let set = WrapSet::build(
-        &secret(dir)?,
-        b.tree()?,
-        &b.excluded,
-        content,
-        image_sha256,
+    let mut plan = WrapPlan {
+        images: BTreeMap::new(),
+        depth: b.depth,
+        shard_depth: b.shard_depth.min(b.depth),
+    };
+    if encrypted.is_empty() {
+        return Ok(plan);
+    }
+    let secret = secret(dir)?;
+    for i in encrypted {
+        let w = wrap_image(dir, &b, &secret, repo, &reviews[i])?;
+        let r = &reviews[i];
+        plan.images.insert(
+            (r.image.supplier.clone(), r.image.target.clone()),
+            w.clone(),
+        );
+        reviews[i].key_wraps = Some(w.regulators);
+    }
+    Ok(plan)
+}
+
+/// Wrap the image of `review` (encrypted, its content key kept) for the regulators now: what
+/// `oem review submit` lists until the next publish wraps it again.
+pub fn wrap_review(dir: &Path, repo: &Path, review: &mut ReviewRequest) -> Result<()> {
+    let w = wrap_image(dir, &Broadcast::load(dir)?, &secret(dir)?, repo, review)?;
+    review.key_wraps = Some(w.regulators);
+    Ok(())
+}
+
+fn wrap_image(
+    dir: &Path,
+    b: &Broadcast,
+    secret: &Secret,
+    repo: &Path,
+    r: &ReviewRequest,
+) -> Result<ImageWraps> {
+    let target_sha = r.image.hashes.get("sha256").cloned().unwrap_or_default();
+    let ck = load_content_key(dir, &target_sha)?;
+    let wrap = |group: &str| wrap_for(b, secret, repo, group, &ck);
+    let mut vehicles = BTreeMap::new();
+    for hw in &r.hardware_ids {
+        vehicles.insert(hw.clone(), wrap(&vehicle_group(hw))?);
+    }
+    Ok(ImageWraps {
+        regulators: wrap(REGULATORS_GROUP)?,
+        vehicles,
+    })
+}
+
+/// The wraps of `ck` for `group` as it stands, written as shards under `repo`.
+fn wrap_for(
+    b: &Broadcast,
+    secret: &Secret,
+    repo: &Path,
+    group: &str,
+    ck: &ContentKey,
+) -> Result<KeyWraps> {
+    let tree = b.tree()?;
+    let set = WrapSet::for_cover(
+        &secret.group(group),
+        tree,
+        &b.cover(group)?,
+        &ck.key,
+        &ck.image_sha256,
         b.shard_depth,
     )
-    .map_err(|e| Error::refused(format!("wrapping the content key: {e}")))?;
+    .map_err(|e| Error::refused(format!("wrapping the content key for {group}: {e}")))?;
     let wraps_dir = repo.join(WRAPS_DIR);
     std::fs::create_dir_all(&wraps_dir).map_err(Error::io(&wraps_dir))?;
     let mut shards = BTreeMap::new();
@@ -137,83 +523,9 @@ pub fn wrap(dir: &Path, repo: &Path, content: &Key, image_sha256: &[u8; 32]) -> 
     }
     Ok(KeyWraps {
         scheme: ota_crypt::receiver::SCHEME.into(),
+        group: group.into(),
         depth: set.tree.depth(),
         shard_depth: set.shard_depth,
         shards,
     })
-}
-
-/// The shard a receiver at `leaf` needs besides the top one.
-pub fn shard_of(b: &Broadcast, leaf: u64) -> Result<u64> {
-    Ok(WrapSet::shard_of_leaf(b.tree()?, leaf, b.shard_depth))
-}
-
-/// Issue vehicle `vin` its decryption keys into `out` (a leaf is given to it the first time;
-/// later calls write the same keys again, for a replaced gateway). Returns its leaf.
-pub fn vehicle_keys(dir: &Path, vin: &str, out: &Path) -> Result<u64> {
-    let mut inv = Inventory::load_for(dir, &[vin])?;
-    inv.vehicle(vin)?;
-    let mut b = Broadcast::load(dir)?;
-    let leaf = match inv.vehicles.get(vin).and_then(|v| v.decryption_leaf) {
-        Some(leaf) => leaf,
-        None => {
-            let leaf = b.allocate()?;
-            // The leaf is taken before it is given: a crash in between wastes one leaf,
-            // never gives one to two receivers.
-            b.save(dir)?;
-            if let Some(v) = inv.vehicles.get_mut(vin) {
-                v.decryption_leaf = Some(leaf);
-            }
-            inv.save(dir)?;
-            leaf
-        }
-    };
-    issue(dir, &b, leaf, out)?;
-    Ok(leaf)
-}
-
-/// Exclude vehicle `vin` from every image wrapped from now on. Returns its leaf.
-pub fn vehicle_revoke_keys(dir: &Path, vin: &str) -> Result<u64> {
-    let inv = Inventory::load_for(dir, &[vin])?;
-    let leaf = inv
-        .vehicle(vin)?
-        .decryption_leaf
-        .ok_or_else(|| Error::refused(format!("vehicle {vin} was never issued decryption keys")))?;
-    let mut b = Broadcast::load(dir)?;
-    b.excluded.insert(leaf);
-    b.save(dir)?;
-    Ok(leaf)
-}
-
-/// Issue authorized regulator `name` its decryption keys into `out`. Returns its leaf.
-pub fn regulator_keys(dir: &Path, name: &str, out: &Path) -> Result<u64> {
-    let s = super::Settings::load(dir)?;
-    if !s.regulators.contains_key(name) {
-        return Err(Error::refused(format!(
-            "unknown regulator {name:?}: authorize it first with `oem regulator add`"
-        )));
-    }
-    let mut b = Broadcast::load(dir)?;
-    let leaf = match b.regulators.get(name) {
-        Some(&leaf) => leaf,
-        None => {
-            let leaf = b.allocate()?;
-            b.regulators.insert(name.into(), leaf);
-            b.save(dir)?;
-            leaf
-        }
-    };
-    issue(dir, &b, leaf, out)?;
-    Ok(leaf)
-}
-
-/// Exclude a removed regulator from every image wrapped from now on (nothing if it never
-/// had keys).
-pub fn regulator_revoke_keys(dir: &Path, name: &str) -> Result<()> {
-    let mut b = Broadcast::load(dir)?;
-    if let Some(leaf) = b.regulators.remove(name) {
-        b.excluded.insert(leaf);
-        b.save(dir)?;
-    }
-    Ok(())
 }

@@ -16,6 +16,7 @@
 //! fsynced one by one; a bulk build writes without fsync and syncs the file system once, before
 //! the index that names the files is signed.
 
+use super::broadcast::WrapPlan;
 use super::inventory::Vehicle;
 use super::{read_state, store, write_state, Settings, PUBLISHED};
 use crate::error::{Error, Result};
@@ -56,6 +57,11 @@ pub struct Record {
     /// The entries' format ([`vehicles::ENTRY_FORMAT`]); a record of another is no record.
     #[serde(default)]
     pub format: String,
+    /// The digest of the wraps the entries name ([`WrapPlan::digest`]): wraps made again for
+    /// other receivers (a revocation, a replaced gateway, a new block of vehicles) rewrite
+    /// every entry that names them.
+    #[serde(default)]
+    pub wraps: String,
 }
 
 impl Record {
@@ -305,6 +311,7 @@ fn process_shard(
         withdrawn: Vec::new(),
     };
     let empty = BTreeMap::new();
+    let no_leaves = BTreeMap::new();
     for vin in vins {
         // Assignments that no longer match the inventory or the pinned suppliers are
         // withdrawn, loudly.
@@ -320,6 +327,14 @@ fn process_shard(
             }
             ok
         });
+        // An encrypted image's assignment names the wraps of this publish: those of the
+        // vehicle's group, for who is entitled now.
+        let leaves = inv.get(vin).map_or(&no_leaves, |v| &v.decryption_leaves);
+        for a in ecus.values_mut() {
+            a.key_wraps = ctx
+                .wraps
+                .for_vehicle(&a.supplier, &a.target, &a.hardware_id, leaves);
+        }
         let old = published.get(vin);
         if old.is_none() && ecus.is_empty() && !inv.contains_key(vin) {
             continue;
@@ -355,13 +370,15 @@ fn process_shard(
 }
 
 /// What every shard of one publish is processed with.
-struct ShardContext {
+struct ShardContext<'a> {
     fleet: FleetSecret,
     suppliers: BTreeSet<String>,
     /// The OEM's instruction key ([`super::privacy::instruction_key`]).
     instruction_key: ed25519_dalek::SigningKey,
     /// The sequence of the instructions made now: the version of the index being signed.
     sequence: u32,
+    /// The wraps of every encrypted image, made for this publish.
+    wraps: &'a WrapPlan,
 }
 
 /// Whether two vehicles' assignments say the same, whatever their instructions.
@@ -383,6 +400,15 @@ fn comparable(a: &EcuAssignment) -> EcuAssignment {
     }
 }
 
+/// What an ECU's instruction is about: the assignment without the gateway's wraps (new wraps
+/// for the same image are news to the gateway, not to the ECU).
+fn instructed_about(a: &EcuAssignment) -> EcuAssignment {
+    EcuAssignment {
+        key_wraps: None,
+        ..comparable(a)
+    }
+}
+
 /// `ecus` as published: an ECU whose assignment did not change keeps its instruction; a
 /// changed one gets a new instruction at the publish's sequence, signed by the
 /// OEM's instruction key, when the image's compact manifest hash is known (images reviewed
@@ -400,9 +426,12 @@ fn instructed(
     for (serial, a) in ecus {
         let kept = old
             .and_then(|o| o.get(&serial))
-            .filter(|o| comparable(o) == comparable(&a) && o.instruction.is_some());
+            .filter(|o| instructed_about(o) == instructed_about(&a) && o.instruction.is_some());
         let published = match (kept, &a.compact_sha256) {
-            (Some(o), _) => o.clone(),
+            (Some(o), _) => EcuAssignment {
+                instruction: o.instruction.clone(),
+                ..comparable(&a)
+            },
             (None, None) => comparable(&a),
             (None, Some(h)) => {
                 let mut manifest_sha256 = [0u8; 32];
@@ -488,7 +517,13 @@ pub fn served_tree(repo: &Path) -> Result<Option<NodeLink>> {
 
 /// Bring the published vehicle tree in line with the wanted assignments; see the module doc.
 /// `force` rebuilds the whole tree and rewrites any node whose file is damaged.
-pub fn update_vehicles(dir: &Path, repo: &Path, s: &Settings, force: bool) -> Result<FleetUpdate> {
+pub fn update_vehicles(
+    dir: &Path,
+    repo: &Path,
+    s: &Settings,
+    wraps: &WrapPlan,
+    force: bool,
+) -> Result<FleetUpdate> {
     store::migrate(dir)?;
     let leaf_max = vehicles::DEFAULT_LEAF_MAX;
     let suppliers: BTreeSet<String> = s.suppliers.keys().cloned().collect();
@@ -506,6 +541,7 @@ pub fn update_vehicles(dir: &Path, repo: &Path, s: &Settings, force: bool) -> Re
         suppliers: suppliers.clone(),
         instruction_key: super::privacy::instruction_key(dir)?,
         sequence,
+        wraps,
     };
     let pending = store::pending(dir)?;
     // The record must describe the tree that is published: one restored from an older backup
@@ -521,8 +557,11 @@ pub fn update_vehicles(dir: &Path, repo: &Path, s: &Settings, force: bool) -> Re
     let same_suppliers = record
         .as_ref()
         .is_some_and(|r| r.suppliers.iter().cloned().collect::<BTreeSet<_>>() == suppliers);
+    let digest = wraps.digest();
+    let same_wraps = record.as_ref().is_some_and(|r| r.wraps == digest);
     let mut report = FleetReport::default();
-    let bulk = force || record.is_none() || !same_suppliers || pending.len() > BULK_ABOVE;
+    let bulk =
+        force || record.is_none() || !same_suppliers || !same_wraps || pending.len() > BULK_ABOVE;
     let tree = if !bulk {
         incremental(dir, repo, &pending, &ctx, base_root, leaf_max, &mut report)?
     } else {
@@ -535,6 +574,7 @@ pub fn update_vehicles(dir: &Path, repo: &Path, s: &Settings, force: bool) -> Re
             leaf_max,
             suppliers: suppliers.into_iter().collect(),
             format: vehicles::ENTRY_FORMAT.into(),
+            wraps: digest,
         },
         report,
         handled: pending,

@@ -49,10 +49,10 @@ pub struct Vehicle {
     /// second, the one with the higher counter is the newer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_report_counter: Option<u64>,
-    /// Its leaf in the broadcast-encryption tree, once issued decryption keys
-    /// ([`super::broadcast`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decryption_leaf: Option<u64>,
+    /// Its leaf in each receiver group it was issued decryption keys for (group -> leaf;
+    /// [`super::broadcast`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub decryption_leaves: BTreeMap<String, u64>,
 }
 
 /// The vehicles of the shards loaded. `Inventory::default()` filled and saved replaces the
@@ -147,7 +147,8 @@ pub fn vehicle_remove(dir: &Path, vin: &str, now: ota_metadata::DateTime) -> Res
     check_oem(dir)?;
     names::check_vin(vin)?;
     let mut inv = Inventory::load_for(dir, &[vin])?;
-    inv.vehicle(vin)?;
+    // Its decryption keys first: a vehicle leaving the fleet opens nothing published after.
+    super::broadcast::exclude_all(dir, &inv.vehicle(vin)?.decryption_leaves)?;
     // The tombstone first: a crash after it leaves a vehicle still listed, which is safe.
     let (mut removed, scope) = store::load::<String>(dir, store::REMOVED_DIR, Some(&[vin]))?;
     removed.insert(vin.into(), now.to_string());
@@ -196,6 +197,7 @@ pub fn ecu_remove(dir: &Path, vin: &str, serial: &str) -> Result<bool> {
         .is_some_and(|a| a.remove(serial).is_some());
     if let Some(v) = inv.vehicles.get_mut(vin) {
         v.ecus.remove(serial);
+        super::broadcast::drop_unentitled(dir, v)?;
     }
     // Assignments first: an ECU must never be left assigned but absent from the inventory.
     assignments.save(dir)?;
@@ -237,6 +239,7 @@ pub fn ecu_replace(dir: &Path, vin: &str, old: &str, new_spec: &str) -> Result<b
                 ..Default::default()
             },
         );
+        super::broadcast::drop_unentitled(dir, v)?;
     }
     assignments.save(dir)?;
     inv.save(dir)?;

@@ -54,7 +54,11 @@ pub fn publish_with(
     // Each vehicle's file and the tree, for what changed; then the record, before the
     // timestamp lands: a crash after this point leaves files and record that agree, and the
     // next publish completes the job.
-    let up = fleet::update_vehicles(dir, &repo, s, force)?;
+    // Every encrypted image is wrapped again for who is entitled now (a revocation holds from
+    // this publish on); the review requests carry the regulators' wraps.
+    let mut reviews = s.reviews.clone();
+    let wraps = super::broadcast::plan(dir, &repo, &mut reviews)?;
+    let up = fleet::update_vehicles(dir, &repo, s, &wraps, force)?;
     let index = body_of(&VehicleIndex {
         type_: VehicleIndex::TYPE.into(),
         spec_version: SPEC_VERSION.into(),
@@ -108,7 +112,7 @@ pub fn publish_with(
         spec_version: SPEC_VERSION.into(),
         version: 1,
         expires: now,
-        requests: s.reviews.clone(),
+        requests: reviews,
         extra: BTreeMap::new(),
     };
     fn doc<'k>(

@@ -105,15 +105,12 @@ pub fn review_submit(dir: &Path, o: Submit<'_>, now: DateTime) -> Result<ReviewR
                     hex::encode(plain_sha)
                 )));
             }
-            Some(super::broadcast::wrap(
-                dir,
-                &crate::workdir::repository_path(dir),
-                &ck.key,
-                &plain_sha,
-            )?)
+            let target_sha = info.target.hashes.get("sha256").cloned().unwrap_or_default();
+            super::broadcast::keep_content_key(dir, &target_sha, &ck)?;
+            Some(())
         }
     };
-    let req = ReviewRequest {
+    let mut req = ReviewRequest {
         image: ImageRef {
             supplier: o.supplier.into(),
             uid: m.uid.clone(),
@@ -128,9 +125,14 @@ pub fn review_submit(dir: &Path, o: Submit<'_>, now: DateTime) -> Result<ReviewR
         manifest_length: info.manifest_target.length,
         manifest_hashes: info.manifest_target.hashes.clone(),
         submitted: now,
-        key_wraps,
+        key_wraps: None,
         compact_sha256: Some(hex::encode(Sha256::digest(m.compact_body()?.encode()))),
     };
+    // An encrypted image is wrapped for the regulators now, and for everyone entitled at
+    // every publish (`broadcast::plan`).
+    if key_wraps.is_some() {
+        super::broadcast::wrap_review(dir, &crate::workdir::repository_path(dir), &mut req)?;
+    }
     s.reviews.push(req.clone());
     s.save(dir)?;
     Ok(req)
