@@ -545,10 +545,18 @@ fn a_vehicle_revoked_after_submit_cannot_decrypt_after_the_next_publish() {
     let sha: [u8; 32] = sha2::Sha256::digest(secret_image()).into();
     let before = published_shards(&w, &sha);
     assert!(opens_any(&w.p("vin2.keys"), &before, &sha));
+    // Wrapped again with nothing changed: the same shards, no entry rewritten.
+    let again = oem::publish(&oem_dir, w.now, false).unwrap();
+    assert_eq!(
+        again.vehicles_written, 0,
+        "unchanged receivers rewrote entries"
+    );
+    assert_eq!(published_shards(&w, &sha).len(), before.len());
 
-    // Stolen: revoked, then the next publish.
+    // Stolen: revoked, then the next publish rewrites the entries that name the wraps.
     oem::broadcast::vehicle_revoke_keys(&oem_dir, "VIN2").unwrap();
-    oem::publish(&oem_dir, w.now, false).unwrap();
+    let after = oem::publish(&oem_dir, w.now, false).unwrap();
+    assert_eq!(after.vehicles_written, 2);
     let excluded = update(&w, "VIN2", "vin2", &w.p("vin2.keys"));
     assert_eq!(
         failed_check(&excluded),
@@ -604,6 +612,30 @@ fn a_replaced_gateways_new_keys_work_and_the_old_units_do_not() {
     let staging = Staging::new(&w.p("new-unit"), 0);
     assert_eq!(mode(staging.dir()), 0o700);
     assert_eq!(mode(&staging.incoming()), 0o700);
+}
+
+/// Scenario: Confidentiality | a vehicle's brake ECUs are replaced by a part of another hardware id and removed, and its key file is kept | its brake keys open nothing wrapped from the next publish on
+#[test]
+fn keys_for_hardware_a_vehicle_no_longer_has_open_nothing_new() {
+    let w = World::new();
+    let oem_dir = w.p("oem");
+    publish_for_vin1(&w, "3.0", 3);
+    let sha: [u8; 32] = sha2::Sha256::digest(secret_image()).into();
+    let before = published_shards(&w, &sha);
+    assert!(opens_any(&w.p("vin1.keys"), &before, &sha));
+    // VIN1 has two brake ECUs: one replaced by a head unit keeps it entitled...
+    oem::ecu_replace(&oem_dir, "VIN1", "S1", "S9:HU-A").unwrap();
+    oem::publish(&oem_dir, w.now, false).unwrap();
+    assert_eq!(published_shards(&w, &sha).len(), before.len());
+    // ...the other removed does not.
+    oem::ecu_remove(&oem_dir, "VIN1", "S2").unwrap();
+    oem::publish(&oem_dir, w.now, false).unwrap();
+    let now_served: Vec<_> = published_shards(&w, &sha)
+        .into_iter()
+        .filter(|s| !before.contains(s))
+        .collect();
+    assert!(!now_served.is_empty());
+    assert!(!opens_any(&w.p("vin1.keys"), &now_served, &sha));
 }
 
 /// Scenario: Confidentiality | the CDN rewrites the encrypted stream's header to announce 16 MiB chunks | the gateway refuses the header against the signed manifest's chunk size before it buffers any chunk, and installs nothing

@@ -194,7 +194,7 @@ fn entitled_subset(tree: Tree, fleet: u64, seed: &mut u64) {
         if r == 0 {
             0.0
         } else {
-            r as f64 * (n as f64 / r as f64).log2().max(1.0)
+            r as f64 * (n as f64 / r as f64).log2()
         }
     };
     println!(
