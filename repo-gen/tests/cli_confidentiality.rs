@@ -328,3 +328,49 @@ fn chunk_sizes_out_of_range_are_refused_before_anything_is_stored() {
     ]);
     assert_eq!(env.state("acme"), before);
 }
+
+/// Scenario: Confidentiality | the OEM's broadcast state or its secret is lost (deleted, or a partial restore) after keys were issued | refused by name, never started afresh: a new state would hand out leaves vehicles already hold and forget every revocation, a new secret would silently re-key the fleet
+#[test]
+fn a_lost_broadcast_state_or_secret_is_refused_not_started_afresh() {
+    let env = world();
+    std::fs::rename(
+        env.path("oem/broadcast.json"),
+        env.path("broadcast.json.bak"),
+    )
+    .unwrap();
+    let err = env.fail(&issue("VIN2", "vin2.keys"));
+    assert!(
+        err.contains("broadcast.json") && err.contains("restore"),
+        "{err}"
+    );
+    let err = env.fail(&["oem", "publish", "oem"]);
+    assert!(err.contains("broadcast.json"), "{err}");
+    assert!(!env.path("oem/broadcast.json").exists());
+    std::fs::rename(
+        env.path("broadcast.json.bak"),
+        env.path("oem/broadcast.json"),
+    )
+    .unwrap();
+
+    std::fs::rename(
+        env.path("oem/keys/broadcast.secret"),
+        env.path("secret.bak"),
+    )
+    .unwrap();
+    let err = env.fail(&issue("VIN2", "vin2.keys"));
+    assert!(
+        err.contains("broadcast.secret") && err.contains("restore"),
+        "{err}"
+    );
+    assert!(
+        !env.path("oem/keys/broadcast.secret").exists(),
+        "a new secret was made"
+    );
+    assert!(!env.path("vin2.keys").exists());
+    std::fs::rename(
+        env.path("secret.bak"),
+        env.path("oem/keys/broadcast.secret"),
+    )
+    .unwrap();
+    env.ok(&issue("VIN2", "vin2.keys"));
+}

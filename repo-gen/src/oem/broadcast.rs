@@ -95,6 +95,16 @@ impl Broadcast {
             reason: "broadcast state of an earlier ota-repo (one tree for the whole fleet, every vehicle entitled to every image): issue every vehicle and regulator new keys; move the file aside, then `oem vehicle decryption-keys --replace` and `oem regulator decryption-keys`".into(),
         }
         };
+        // Keys issued (the secret exists) but no state: starting afresh would issue leaves that
+        // vehicles hold already, and forget every exclusion.
+        if !path.exists() && dir.join(SECRET).exists() {
+            return Err(Error::Config {
+                path: path.clone(),
+                reason: format!(
+                    "missing, while {SECRET} shows decryption keys were issued: starting afresh would give vehicles each other's keys and forget every revocation; restore it from your backup"
+                ),
+            });
+        }
         let value: serde_json::Value = read_state(dir, STATE).unwrap_or(serde_json::Value::Null);
         if value.get("next_leaf").is_some() {
             return Err(earlier());
@@ -162,23 +172,31 @@ impl Broadcast {
     }
 }
 
-/// The trees' secret, created (mode 0600) the first time it is needed.
-pub fn secret(dir: &Path) -> Result<Secret> {
-    Ok(Secret(ota_crypt::Key(fsutil::secret_file(
-        &dir.join(SECRET),
-        true,
-    )?)))
+/// The trees' secret, created (mode 0600) the first time it is needed: only while `b` shows
+/// no key issued. Once keys are out, a lost secret is never replaced by a new one (every
+/// vehicle's keys would silently stop opening anything).
+pub fn secret(dir: &Path, b: &Broadcast) -> Result<Secret> {
+    let path = dir.join(SECRET);
+    let issued = b.groups.values().any(|g| g.next_leaf > 0);
+    if issued && !path.exists() {
+        return Err(Error::Config {
+            path,
+            reason: format!(
+                "missing, while {STATE} shows decryption keys were issued: every key derives from it; restore it from your backup (a new secret would re-key the whole fleet)"
+            ),
+        });
+    }
+    Ok(Secret(ota_crypt::Key(fsutil::secret_file(&path, true)?)))
 }
 
 /// Write the keys of `leaves` (group -> leaf) to `out` (mode 0600, never overwriting).
-fn issue(dir: &Path, b: &Broadcast, leaves: &BTreeMap<String, u64>, out: &Path) -> Result<()> {
+fn issue(secret: &Secret, b: &Broadcast, leaves: &BTreeMap<String, u64>, out: &Path) -> Result<()> {
     let tree = b.tree()?;
     let list: Vec<(&str, Tree, u64)> = leaves
         .iter()
         .map(|(g, &leaf)| (g.as_str(), tree, leaf))
         .collect();
-    let keys =
-        ReceiverKeys::issue(&secret(dir)?, &list).map_err(|e| Error::refused(e.to_string()))?;
+    let keys = ReceiverKeys::issue(secret, &list).map_err(|e| Error::refused(e.to_string()))?;
     fsutil::write_new_private(out, &keys.to_json())
 }
 
@@ -214,6 +232,8 @@ pub fn vehicle_keys(
     let mut inv = Inventory::load_for(dir, &[vin])?;
     let v = inv.vehicle(vin)?.clone();
     let mut b = Broadcast::load(dir)?;
+    // Made (or found) before any leaf is taken.
+    let secret = secret(dir, &b)?;
     let groups = entitled(&v);
     if groups.is_empty() {
         return Err(Error::refused(format!(
@@ -257,7 +277,7 @@ pub fn vehicle_keys(
         v.decryption_leaves = leaves.clone();
     }
     inv.save(dir)?;
-    issue(dir, &b, &leaves, out)?;
+    issue(&secret, &b, &leaves, out)?;
     Ok(leaves)
 }
 
@@ -311,6 +331,7 @@ pub fn regulator_keys(dir: &Path, name: &str, out: &Path) -> Result<u64> {
         )));
     }
     let mut b = Broadcast::load(dir)?;
+    let secret = secret(dir, &b)?;
     let leaf = match b.regulators.get(name) {
         Some(&leaf) => leaf,
         None => {
@@ -321,7 +342,7 @@ pub fn regulator_keys(dir: &Path, name: &str, out: &Path) -> Result<u64> {
         }
     };
     issue(
-        dir,
+        &secret,
         &b,
         &BTreeMap::from([(REGULATORS_GROUP.to_string(), leaf)]),
         out,
@@ -450,7 +471,7 @@ pub fn plan(dir: &Path, repo: &Path, reviews: &mut [ReviewRequest]) -> Result<Wr
     if encrypted.is_empty() {
         return Ok(plan);
     }
-    let secret = secret(dir)?;
+    let secret = secret(dir, &b)?;
     for i in encrypted {
         let w = wrap_image(dir, &b, &secret, repo, &reviews[i])?;
         let r = &reviews[i];
@@ -466,7 +487,8 @@ pub fn plan(dir: &Path, repo: &Path, reviews: &mut [ReviewRequest]) -> Result<Wr
 /// Wrap the image of `review` (encrypted, its content key kept) for the regulators now: what
 /// `oem review submit` lists until the next publish wraps it again.
 pub fn wrap_review(dir: &Path, repo: &Path, review: &mut ReviewRequest) -> Result<()> {
-    let w = wrap_image(dir, &Broadcast::load(dir)?, &secret(dir)?, repo, review)?;
+    let b = Broadcast::load(dir)?;
+    let w = wrap_image(dir, &b, &secret(dir, &b)?, repo, review)?;
     review.key_wraps = Some(w.regulators);
     Ok(())
 }
