@@ -67,7 +67,7 @@ ota supplier add-image "$work" --file "$(image brake-1.1.0.bin 70000 'brake cont
   --uid brake-fw --version 1.1.0 --release-counter 2 --hardware-id BRAKE-A --hardware-id BRAKE-B >/dev/null
 ota supplier add-image "$work" --file "$(image infotainment-5.2.bin 200000 'infotainment 5.2')" \
   --uid infotainment --version 5.2 --release-counter 7 --hardware-id HU-GEN3 >/dev/null
-ota supplier delegate "$work" --name brakes-tier2 --key "$(key brakes-tier2)" \
+ota supplier delegate "$work" --name brakes-tier2 --key "$(key brakes-tier2)" --sign-here \
   --hardware-id ABS-MOD-1 --expires 3650d >/dev/null
 ota supplier add-image "$work" --file "$(image abs-3.0.bin 32768 'abs module 3.0')" \
   --uid abs-fw --version 3.0 --release-counter 3 --hardware-id ABS-MOD-1 --role brakes-tier2 >/dev/null

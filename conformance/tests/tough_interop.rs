@@ -224,12 +224,13 @@ async fn tough_reads_our_supplier_tree() {
         &work,
         supplier::Delegate {
             name: TIER2.into(),
-            keys: vec![path("tier2")],
+            keys: ota_repo::supplier::DelegateKeys::Private(vec![path("tier2")]),
             threshold: 1,
             hardware_ids: vec!["ECU.BRAKE-01".into(), "ECU.BRAKE-02".into()],
             paths: Vec::new(),
             terminating: false,
             expires: None,
+            replace: false,
         },
     )
     .expect("supplier delegate");

@@ -50,15 +50,27 @@ pub const KEY_EXAMPLES: &str = "Examples:
   ota-repo key generate --out acme-root.pem           # RSA-3072, PKCS#8 PEM, mode 0600
   ota-repo key generate --bits 4096 --out oem-root.pem
   ota-repo key show acme-root.pem                     # key id, type, size, public key
-  ota-repo key show acme-root.pem | head -1           # just the key id";
+  ota-repo key show acme-root.pem | head -1           # just the key id
+  ota-repo key public bosch.pem --out bosch.pub.pem   # the public half, to hand to a delegator";
 
 pub const SUPPLIER_EXAMPLES: &str = "Examples (keys from `ota-repo key generate`):
   ota-repo supplier init acme --name acme --root-key acme-root.pem --key acme-online.pem
   ota-repo supplier add-image acme --file brake.bin --uid brake-fw --version 1.4.0 \\
       --release-counter 3 --hardware-id BRAKE-A
-  ota-repo supplier delegate acme --name tier2 --key tier2.pem --hardware-id ABS-1
+  ota-repo supplier delegate acme --name tier2 --key tier2.pem --sign-here --hardware-id ABS-1
   ota-repo supplier add-image acme --file abs.bin --uid abs-fw --version 2.0 \\
       --release-counter 1 --hardware-id ABS-1 --role tier2
+  ota-repo supplier publish acme
+
+The supply chain: a tier-2 signs for itself in its own directory and hands the signed files over
+  ota-repo supplier delegate acme --name brake-cal --public-key bosch.pub.pem \\
+      --hardware-id BRAKE-A --path 'brake-cal-*'              # acme: public key only
+  ota-repo supplier init-tier bosch --name bosch --role brake-cal --key bosch.pem \\
+      --hardware-id BRAKE-A --path 'brake-cal-*'              # bosch, in its own CI
+  ota-repo supplier add-image bosch --file cal.bin --uid brake-cal --version 1.0 \\
+      --release-counter 1 --hardware-id BRAKE-A
+  ota-repo supplier handover bosch --out to-acme/
+  ota-repo supplier ingest acme --from to-acme/               # acme checks, takes it in
   ota-repo supplier publish acme
   ota-repo supplier publish acme --wait 600           # from cron: renews expiries
   ota-repo supplier rotate-key acme --role targets --new-key targets2.pem
@@ -242,6 +254,16 @@ pub enum KeyCommand {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Write the public half of a private key (SPKI PEM): what a delegator needs
+    /// (`supplier delegate --public-key`). Never overwrites a file.
+    Public {
+        /// The private key (PEM).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Where to write the public key (must not exist yet).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 /// `ROLE=VALUE` pairs.
@@ -322,9 +344,10 @@ pub enum SupplierCommand {
         /// Hardware id of the ECUs the image fits; repeat for up to 4.
         #[arg(long = "hardware-id", value_name = "ID", required = true)]
         hardware_ids: Vec<String>,
-        /// Sign with this tier-2 delegation (its --name) instead of the top-level targets role.
-        #[arg(long, value_name = "ROLE", default_value = "targets")]
-        role: String,
+        /// Sign with this delegation (its --name, one whose keys this directory holds) instead
+        /// of the top-level targets role. Default: targets, or a tier directory's own role.
+        #[arg(long, value_name = "ROLE")]
+        role: Option<String>,
         /// Accept a release counter lower than an earlier release of the same uid (ECUs that
         /// installed that release will refuse this one).
         #[arg(long)]
@@ -346,9 +369,23 @@ pub enum SupplierCommand {
         /// Name of the tier-2 delegation (its role name; ASCII letters, digits, '.', '_', '-').
         #[arg(long = "name", value_name = "NAME", alias = "to")]
         name: String,
-        /// The tier-2 supplier's private key(s) (PEM), which sign its images; repeatable.
-        #[arg(long, value_name = "FILE", required = true)]
+        /// The delegate's public key(s) (PEM, from `ota-repo key public`): it signs its role
+        /// and images itself and hands them over (`supplier handover`, `supplier ingest`);
+        /// repeatable.
+        #[arg(long = "public-key", value_name = "FILE", required_unless_present = "key")]
+        public_key: Vec<PathBuf>,
+        /// The delegate's private key(s) (PEM), to sign in its name here: one organisation
+        /// only. Needs --sign-here; repeatable.
+        #[arg(long, value_name = "FILE", conflicts_with = "public_key", requires = "sign_here")]
         key: Vec<PathBuf>,
+        /// Confirm that this directory holds the delegate's private keys (--key) and signs
+        /// for it.
+        #[arg(long)]
+        sign_here: bool,
+        /// Replace an existing delegation's keys (the delegate rotated its key), hardware ids
+        /// and patterns; its images stay.
+        #[arg(long)]
+        replace: bool,
         /// Hardware id the tier-2 supplier may sign images for; repeatable.
         #[arg(long = "hardware-id", value_name = "ID", required = true)]
         hardware_ids: Vec<String>,
@@ -368,6 +405,74 @@ pub enum SupplierCommand {
         /// most 3653d. Default: 90d.
         #[arg(long, value_name = "DURATION")]
         expires: Option<String>,
+    },
+    /// Create a tier directory: a tier-2 (or tier-3) supplier's own, which signs one role of
+    /// its delegator's repository with keys that never leave it. Hand its role over with
+    /// `supplier handover`.
+    InitTier {
+        #[arg(value_name = "DIR", help = DIR_HELP)]
+        dir: PathBuf,
+        /// This supplier's name (in its image manifests).
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// The role the delegator delegates to this supplier (its `supplier delegate --name`).
+        #[arg(long, value_name = "ROLE")]
+        role: String,
+        /// Its private key(s) (PEM); repeatable. Give the delegator the public halves
+        /// (`ota-repo key public`).
+        #[arg(long, value_name = "FILE", required = true)]
+        key: Vec<PathBuf>,
+        /// How many of its distinct keys sign its role.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        threshold: u32,
+        /// The hardware ids the delegation allows; repeatable.
+        #[arg(long = "hardware-id", value_name = "ID", required = true)]
+        hardware_ids: Vec<String>,
+        /// The target-name patterns the delegation allows; repeatable. Default: `*`.
+        #[arg(long = "path", value_name = "PATTERN")]
+        paths: Vec<String>,
+        /// Lifetime of each signed hand-over of its role. Default: 30d.
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+        /// Largest image accepted.
+        #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
+        max_image_size: u64,
+    },
+    /// Sign a tier directory's role (a new version when its content changed) and write it,
+    /// the roles of the tiers below it that it took in, and every file they list, to a new
+    /// directory for the delegator (`supplier ingest`).
+    Handover {
+        #[arg(value_name = "DIR", help = DIR_HELP)]
+        dir: PathBuf,
+        /// The directory to write (new or empty).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Sign a new version even if nothing changed (to push its expiry out).
+        #[arg(long)]
+        renew: bool,
+    },
+    /// Check a delegate's hand-over against this directory's delegations (signatures,
+    /// versions, names, hardware ids, every file and image manifest, the delegations it makes)
+    /// and take it in for the next publish (or hand-over). Nothing is kept unless all of it
+    /// checks out.
+    Ingest {
+        #[arg(value_name = "DIR", help = DIR_HELP)]
+        dir: PathBuf,
+        /// The hand-over directory.
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+    },
+    /// Rotate a tier directory's own key: its manifests are signed again with the new key,
+    /// and so is its next hand-over. The delegator then runs `supplier delegate --replace
+    /// --public-key NEW` and ingests that hand-over.
+    RotateTierKey {
+        #[arg(value_name = "DIR", help = DIR_HELP)]
+        dir: PathBuf,
+        /// The new private key(s) (PEM); repeatable.
+        #[arg(long = "new-key", value_name = "FILE", required = true)]
+        new_key: Vec<PathBuf>,
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        threshold: u32,
     },
     /// Remove a tier-2 delegation (its role file stays listed, empty, so clients' snapshot
     /// rules hold). Refused while it signs images, unless --drop-images.

@@ -48,3 +48,34 @@ fn warn_if_readable(path: &Path) {
         ));
     }
 }
+
+/// The public key in PEM file `path` (SPKI `PUBLIC KEY`). A private key is refused: a
+/// delegator needs only the public half, and a private key handed over has left its owner.
+pub fn public_key(path: &Path) -> Result<ota_metadata::Key> {
+    let bytes = fsutil::read_bounded(path, MAX_KEY_FILE)?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| Error::refused(format!("{}: not a PEM text file", path.display())))?;
+    let pem = ota_metadata::keyfile::PemKey::parse(text).map_err(Error::meta(path))?;
+    if pem.private {
+        return Err(Error::refused(format!(
+            "{} is a private key: take only its public half (`ota-repo key public {} --out FILE`, run by its owner)",
+            path.display(),
+            path.display()
+        )));
+    }
+    pem.public_key().map_err(Error::meta(path))
+}
+
+/// Write the public half of private key `key` to `out` (SPKI PEM; never overwriting).
+pub fn export_public(key: &Path, out: &Path) -> Result<ota_metadata::Key> {
+    let k = load(key)?;
+    if out.exists() {
+        return Err(Error::refused(format!(
+            "{} already exists; refusing to overwrite it",
+            out.display()
+        )));
+    }
+    let public = k.public().clone();
+    fsutil::write_atomic(out, public.keyval.public.as_bytes())?;
+    Ok(public)
+}

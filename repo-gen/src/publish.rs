@@ -36,8 +36,19 @@ pub struct Signer<'k> {
     pub lifetime: i64,
 }
 
+/// A role signed by someone else (a tier-2 supplier's, ingested), published as it is at the
+/// version its signer gave it.
+pub struct Verbatim {
+    pub name: String,
+    pub version: u64,
+    pub bytes: Vec<u8>,
+}
+
 pub struct PublishPlan<'k> {
     pub roles: Vec<RoleDoc<'k>>,
+    /// Roles published verbatim; a version below the one listed before is refused, and so is
+    /// other content under the same version.
+    pub verbatim: Vec<Verbatim>,
     pub snapshot: Signer<'k>,
     pub timestamp: Signer<'k>,
     /// Re-sign everything, changed or not (after a key rotation).
@@ -392,6 +403,33 @@ fn publish_checked(
         pending.insert(format!("{version}.{file}"), bytes);
         report.signed.push((role.name.clone(), version));
         expiry.insert(&role.name, expires);
+    }
+
+    for v in &plan.verbatim {
+        let file = format!("{}.json", v.name);
+        let path_name = format!("{}.{file}", v.version);
+        if let Some(old) = cur.snapshot.as_ref().and_then(|s| s.meta.get(&file)) {
+            if v.version < old.version {
+                return Err(Error::refused(format!(
+                    "role {}: version {} is below the published {} (a rollback)",
+                    v.name, v.version, old.version
+                )));
+            }
+        }
+        let on_disk = repo.join(&path_name);
+        if on_disk.exists() {
+            let held = fsutil::read_bounded(&on_disk, v.bytes.len() as u64 + 1)?;
+            if held != v.bytes {
+                return Err(Error::refused(format!(
+                    "role {}: version {} is published with other content",
+                    v.name, v.version
+                )));
+            }
+        } else {
+            pending.insert(path_name, v.bytes.clone());
+        }
+        meta.insert(file, meta_for(v.version, &v.bytes));
+        report.kept.push((v.name.clone(), v.version));
     }
 
     // Snapshot: new when any listed document changed, or when it is due.

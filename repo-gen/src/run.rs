@@ -102,6 +102,11 @@ fn key(cmd: KeyCommand) -> Result<()> {
             );
             Ok(())
         }
+        KeyCommand::Public { file, out } => {
+            let k = keystore::export_public(&file, &out)?;
+            say!("wrote the public key {} to {}", k.key_id()?, out.display());
+            Ok(())
+        }
         KeyCommand::Show { file } => {
             let bytes = fsutil::read_bounded(&file, 64 * 1024)?;
             let text = String::from_utf8(bytes)
@@ -230,7 +235,11 @@ fn supplier_cmd(cmd: SupplierCommand, wait: Option<u64>, now: DateTime) -> Resul
     // Commands that change a working directory hold its lock until they return.
     let _lock = match &cmd {
         SupplierCommand::Init { .. } => None,
+        SupplierCommand::InitTier { .. } => None,
         SupplierCommand::AddImage { dir, .. }
+        | SupplierCommand::Handover { dir, .. }
+        | SupplierCommand::Ingest { dir, .. }
+        | SupplierCommand::RotateTierKey { dir, .. }
         | SupplierCommand::Delegate { dir, .. }
         | SupplierCommand::Undelegate { dir, .. }
         | SupplierCommand::Publish { dir, .. }
@@ -285,7 +294,7 @@ fn supplier_cmd(cmd: SupplierCommand, wait: Option<u64>, now: DateTime) -> Resul
                     version,
                     release_counter,
                     hardware_ids,
-                    role,
+                    role: role.unwrap_or_default(),
                     allow_rollback,
                     encrypt: encrypt.then_some(chunk_size),
                 },
@@ -312,26 +321,106 @@ fn supplier_cmd(cmd: SupplierCommand, wait: Option<u64>, now: DateTime) -> Resul
         SupplierCommand::Delegate {
             dir,
             name: to,
+            public_key,
             key,
+            sign_here: _,
+            replace,
             hardware_ids,
             threshold,
             paths,
             terminating,
             expires,
         } => {
+            let external = key.is_empty();
             supplier::delegate(
                 &dir,
                 supplier::Delegate {
                     name: to.clone(),
-                    keys: key,
+                    keys: if external {
+                        supplier::DelegateKeys::Public(public_key)
+                    } else {
+                        supplier::DelegateKeys::Private(key)
+                    },
                     threshold,
                     hardware_ids,
                     paths,
                     terminating,
                     expires,
+                    replace,
                 },
             )?;
-            say!("delegated to {to:?}; run `ota-repo supplier publish` to publish it");
+            if external {
+                say!("delegated to {to:?}, which signs for itself: its role is published once its hand-over is taken in (`ota-repo supplier ingest`)");
+            } else {
+                say!("delegated to {to:?}; run `ota-repo supplier publish` to publish it");
+            }
+            Ok(())
+        }
+        SupplierCommand::InitTier {
+            dir,
+            name,
+            role,
+            key,
+            threshold,
+            hardware_ids,
+            paths,
+            expires,
+            max_image_size,
+        } => {
+            supplier::tier::init_tier(
+                &dir,
+                supplier::tier::TierInit {
+                    name,
+                    role: role.clone(),
+                    keys: key,
+                    threshold,
+                    hardware_ids,
+                    paths,
+                    expires,
+                    max_image_size,
+                },
+            )?;
+            say!(
+                "created tier directory {} for role {role}: add images, then `ota-repo supplier handover {} --out DIR`",
+                dir.display(),
+                dir.display()
+            );
+            Ok(())
+        }
+        SupplierCommand::Handover { dir, out, renew } => {
+            let h = supplier::tier::handover(&dir, &out, renew, now)?;
+            say!(
+                "handed over role {} version {} ({}) with {} role(s) and {} file(s) in {}",
+                h.role,
+                h.version,
+                if h.signed { "signed now" } else { "unchanged" },
+                h.roles,
+                h.targets,
+                out.display()
+            );
+            Ok(())
+        }
+        SupplierCommand::Ingest { dir, from } => {
+            let r = supplier::ingest::ingest(&dir, &from, now)?;
+            for (role, version, changed) in &r.roles {
+                say!(
+                    "took in role {role} version {version}{}",
+                    if *changed { "" } else { " (as before)" }
+                );
+            }
+            say!(
+                "{} new file(s); run `ota-repo supplier publish` (or `supplier handover`) to pass it on",
+                r.targets
+            );
+            Ok(())
+        }
+        SupplierCommand::RotateTierKey {
+            dir,
+            new_key,
+            threshold,
+        } => {
+            supplier::tier::rotate_tier_key(&dir, new_key, threshold)?;
+            say!("rotated the tier's key: its manifests are signed again; hand over, and have the delegator run `supplier delegate --replace --public-key NEW` and ingest it");
             Ok(())
         }
         SupplierCommand::Undelegate {

@@ -307,6 +307,7 @@ fn tier2_delegation_signs_only_its_hardware() {
         "bosch",
         "--key",
         &t2,
+        "--sign-here",
         "--hardware-id",
         "ABS-1",
         "--hardware-id",
@@ -347,6 +348,7 @@ fn tier2_delegation_signs_only_its_hardware() {
         "bosch",
         "--key",
         &t2,
+        "--sign-here",
         "--hardware-id",
         "X",
     ]);
@@ -365,6 +367,7 @@ fn rotating_keys_keeps_the_tree_verifiable_from_the_first_root() {
         "tier2",
         "--key",
         "acme.pem",
+        "--sign-here",
         "--hardware-id",
         "T2",
     ]);
@@ -466,6 +469,7 @@ fn removing_a_tier2_delegation_keeps_clients_working() {
         "bosch",
         "--key",
         &t2,
+        "--sign-here",
         "--hardware-id",
         "ABS-1",
     ]);
@@ -515,6 +519,7 @@ fn removing_a_tier2_delegation_keeps_clients_working() {
         "bosch",
         "--key",
         &t2,
+        "--sign-here",
         "--hardware-id",
         "ABS-1",
     ]);

@@ -231,6 +231,7 @@ fn a_non_ascii_name_is_shown_as_typed() {
                 "zuliefer-ü",
                 "--key",
                 "acme.pem",
+                "--sign-here",
                 "--hardware-id",
                 "ABS-1",
             ],
@@ -302,6 +303,7 @@ fn settings_with_an_unknown_field_or_an_impossible_threshold_are_refused() {
         "tier2",
         "--key",
         "tier2.pem",
+        "--sign-here",
         "--hardware-id",
         "ABS-1",
     ]);

@@ -260,7 +260,7 @@ fn supplier_oem_and_regulator_end_to_end_over_http() {
         "{add} brake-1.1.0.bin --uid brake-fw --version 1.1.0 --release-counter 2 --hardware-id BRAKE-A"
     )));
     w.ok(&cmd(&format!(
-        "supplier delegate acme --name tier2 --key {tier2_key} --hardware-id ABS-1"
+        "supplier delegate acme --name tier2 --key {tier2_key} --sign-here --hardware-id ABS-1"
     )));
     w.ok(&cmd(&format!(
         "{add} abs-2.0.0.bin --uid abs-fw --version 2.0.0 --release-counter 1 --hardware-id ABS-1 --role tier2"

@@ -47,6 +47,7 @@ fn publish_tree(dir: &Path, keys: &[SigningKey], d_signers: &[usize], now: DateT
         lifetime: 86_400,
     };
     let plan = PublishPlan {
+        verbatim: Vec::new(),
         roles: vec![
             role("targets", targets(&[("A", 4), ("B", 5)]), &[1]),
             role("A", targets(&[("D", 6)]), &[4]),

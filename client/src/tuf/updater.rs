@@ -303,11 +303,13 @@ impl<F: Fetch> Updater<F> {
         }
         let max = self.limits.max_delegations;
         let (remote, set) = self.parts();
-        // (role, the role that delegates it); popped from the end.
-        let mut stack = vec![("targets".to_string(), "root".to_string())];
+        // (role, the role that delegates it, the hardware ids every delegation on the way
+        // allows: each tier narrows, none widens); popped from the end.
+        let mut stack: Vec<(String, String, Option<Vec<String>>)> =
+            vec![("targets".to_string(), "root".to_string(), None)];
         let mut visited: BTreeSet<String> = BTreeSet::new();
         let mut delegated_visits: usize = 0;
-        while let Some((role, parent)) = stack.pop() {
+        while let Some((role, parent, allowed)) = stack.pop() {
             if visited.contains(&role) {
                 continue;
             }
@@ -324,10 +326,12 @@ impl<F: Fetch> Updater<F> {
             remote.load_targets(set, &role, &parent)?;
             let doc = &set.targets(&role).ok_or_else(|| internal(&role))?.signed;
             if let Some(info) = doc.targets.get(target) {
-                // The signer comes from the parent on this path, not any parent of the role.
-                let signer = set
+                // The signer comes from the parent on this path, not any parent of the role;
+                // its images must fit what the whole path allows.
+                let mut signer = set
                     .signer_of(&role, &parent)
                     .map_err(Error::metadata(remote.base))?;
+                signer.hardware_ids = allowed;
                 return Ok(Some(Found {
                     info: info.clone(),
                     role,
@@ -336,7 +340,12 @@ impl<F: Fetch> Updater<F> {
             }
             let mut children = Vec::new();
             for d in doc.delegations.iter().flat_map(|d| d.delegated_for(target)) {
-                children.push((d.name.clone(), role.clone()));
+                let narrowed = match (&allowed, doc.hardware_ids_for(&d.name)) {
+                    (None, h) => h.map(<[String]>::to_vec),
+                    (Some(a), None) => Some(a.clone()),
+                    (Some(a), Some(h)) => Some(a.iter().filter(|x| h.contains(x)).cloned().collect()),
+                };
+                children.push((d.name.clone(), role.clone(), narrowed));
                 if d.terminating {
                     // A terminating delegation owns the name: nothing else is consulted.
                     stack.clear();

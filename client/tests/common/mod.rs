@@ -140,12 +140,13 @@ impl Tree {
             &self.work,
             supplier::Delegate {
                 name: name.into(),
-                keys: vec![self.key(key)],
+                keys: ota_repo::supplier::DelegateKeys::Private(vec![self.key(key)]),
                 threshold: 1,
                 hardware_ids: hw.iter().map(|s| s.to_string()).collect(),
                 paths: paths.iter().map(|s| s.to_string()).collect(),
                 terminating,
                 expires: None,
+                replace: false,
             },
         )
         .expect("delegate");
@@ -395,6 +396,7 @@ pub fn nested_tree() -> Tree {
         }
     }
     let plan = PublishPlan {
+        verbatim: Vec::new(),
         roles: vec![
             doc(
                 "targets",
@@ -514,6 +516,7 @@ pub fn custom_tree(dir: &str, roles: Vec<RoleSpec>) -> Tree {
         })
         .collect();
     let plan = PublishPlan {
+        verbatim: Vec::new(),
         roles: docs,
         snapshot: Signer {
             keys: vec![&pool[2]],

@@ -104,12 +104,13 @@ impl Trees {
             &acme,
             supplier::Delegate {
                 name: TIER2.into(),
-                keys: vec![tier2_key],
+                keys: ota_repo::supplier::DelegateKeys::Private(vec![tier2_key]),
                 threshold: 1,
                 hardware_ids: vec!["ABS-MOD-1".into()],
                 paths: Vec::new(),
                 terminating: false,
                 expires: None,
+                replace: false,
             },
         )
         .expect("supplier delegate");

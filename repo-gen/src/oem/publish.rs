@@ -129,6 +129,7 @@ pub fn publish_with(
         })
     }
     let plan = PublishPlan {
+        verbatim: Vec::new(),
         roles: vec![
             doc(s, "targets", body_of(&targets)?, &targets_k)?,
             doc(s, "review", body_of(&review)?, &review_k)?,

@@ -82,6 +82,7 @@ pub fn publish_with(
     }
     let body = body_of(&t)?;
     let plan = PublishPlan {
+        verbatim: Vec::new(),
         roles: vec![RoleDoc {
             name: "targets".into(),
             body,

@@ -329,8 +329,11 @@ pub fn manifest_of(supplier: &str, r: &ImageRecord) -> Result<ImageManifest> {
     Ok(m)
 }
 
-pub fn add_image(dir: &Path, opts: AddImage, now: DateTime) -> Result<Added> {
+pub fn add_image(dir: &Path, mut opts: AddImage, now: DateTime) -> Result<Added> {
     let mut s = Settings::load(dir)?;
+    if opts.role.is_empty() {
+        opts.role = s.default_role().to_string();
+    }
     let repo = workdir::repository_path(dir);
     let mut warnings = Vec::new();
 
@@ -393,28 +396,28 @@ pub fn add_image(dir: &Path, opts: AddImage, now: DateTime) -> Result<Added> {
         }
     }
 
-    // The signing role, and a tier-2 supplier's hardware-id restriction.
-    if opts.role != "targets" {
-        let d = s.delegation(&opts.role).ok_or_else(|| {
-            Error::refused(format!(
-                "no delegation named {:?}; add it with `supplier delegate`",
+    // The signing role, and what a delegation (or this tier) allows it.
+    if let Some((hardware_ids, paths)) = s.restriction(&opts.role)? {
+        if let Some(h) = opts.hardware_ids.iter().find(|h| !hardware_ids.contains(h)) {
+            return Err(Error::refused(format!(
+                "role {} may sign images for hardware ids {hardware_ids:?} only, not {h:?}",
                 opts.role
-            ))
-        })?;
-        if let Some(h) = opts
-            .hardware_ids
+            )));
+        }
+        let all = [&names.image, &names.manifest, &names.compact];
+        if let Some(n) = all
             .iter()
-            .find(|h| !d.hardware_ids.contains(h))
+            .find(|n| !paths.iter().any(|p| ota_metadata::roles::glob_match(p, n)))
         {
             return Err(Error::refused(format!(
-                "delegation {} may sign images for hardware ids {:?} only, not {h:?}",
-                d.name, d.hardware_ids
+                "role {} may sign target names matching {paths:?} only, not {n} (choose a --uid they match)",
+                opts.role
             )));
         }
     }
-    let root = crate::publish::read_root(&repo)?;
     let rc = s.role(&opts.role)?.clone();
     let keys = if opts.role == "targets" {
+        let root = crate::publish::read_root(&repo)?;
         signing_keys(&root, "targets", &rc)?
     } else {
         rc.load_keys(&opts.role)?

@@ -85,6 +85,8 @@ pub fn init(dir: &Path, opts: Init, now: DateTime) -> Result<()> {
         delegations: Vec::new(),
         images: Vec::new(),
         retired: Vec::new(),
+        tier: None,
+        ingested: Default::default(),
     };
     let root_keys = crate::root_build::signing_keys(&root, "root", &settings.roles["root"])?;
     let repo = workdir::repository_path(dir);

@@ -1,14 +1,18 @@
 use super::{ImageRecord, Settings};
 use crate::error::Result;
-use crate::publish::{self, body_of, cosigned, role_signers, PublishPlan, Report, RoleDoc, Signer};
+use super::DelegationConfig;
+use crate::publish::{
+    self, body_of, cosigned, role_signers, PublishPlan, Report, RoleDoc, Signer, Verbatim,
+};
+use sha2::{Digest, Sha256};
 use crate::workdir;
 use ota_metadata::documents::{ImageKind, ImageTargetCustom, ImageTargets};
 use ota_metadata::roles::{DelegatedRole, Delegations, Root, TargetFile, Targets};
-use ota_metadata::{DateTime, SigningKey};
+use ota_metadata::{DateTime, KeyId, SigningKey};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-fn target_entries(images: &[&ImageRecord]) -> BTreeMap<String, TargetFile> {
+pub(super) fn target_entries(images: &[&ImageRecord]) -> BTreeMap<String, TargetFile> {
     let mut out = BTreeMap::new();
     for img in images {
         let names = ImageTargets::new(&img.uid, &img.version);
@@ -35,6 +39,110 @@ fn target_entries(images: &[&ImageRecord]) -> BTreeMap<String, TargetFile> {
         }
     }
     out
+}
+
+/// The delegations `s` publishes, with the keys each signs with here (none for a delegate that
+/// signs for itself). A self-signing delegate is listed once its first hand-over is ingested:
+/// until then there is no role file for clients to fetch.
+pub(super) fn live_delegations<'s>(
+    s: &'s Settings,
+    also_sign: &BTreeMap<String, Vec<SigningKey>>,
+) -> Result<Vec<(&'s DelegationConfig, Vec<SigningKey>)>> {
+    let mut out = Vec::new();
+    for d in &s.delegations {
+        if d.external() {
+            if s.ingested.contains_key(&d.name) {
+                out.push((d, Vec::new()));
+            }
+        } else {
+            out.push((d, cosigned(&d.name, d.role.load_keys(&d.name)?, also_sign)));
+        }
+    }
+    Ok(out)
+}
+
+/// The targets document of role `role` in `s`: its images, and the delegations `s` makes.
+pub(super) fn delegating_doc(
+    s: &Settings,
+    role: &str,
+    live: &[(&DelegationConfig, Vec<SigningKey>)],
+    now: DateTime,
+) -> Targets {
+    let images: Vec<&ImageRecord> = s.images.iter().filter(|i| i.role == role).collect();
+    let mut doc = Targets::new(1, now);
+    doc.targets = target_entries(&images);
+    if live.is_empty() {
+        return doc;
+    }
+    let mut keys = BTreeMap::new();
+    let mut roles = Vec::new();
+    let mut hw = BTreeMap::new();
+    for (d, dk) in live {
+        let keyids: Vec<KeyId> = if d.external() {
+            for (id, k) in &d.public_keys {
+                keys.insert(id.clone(), k.clone());
+            }
+            d.public_keys.keys().cloned().collect()
+        } else {
+            // Only the configured keys (listed first) are delegated to; `also_sign` keys
+            // merely co-sign.
+            let configured = &dk[..d.role.keys.len().min(dk.len())];
+            for k in configured {
+                keys.insert(k.key_id().clone(), k.public().clone());
+            }
+            configured.iter().map(|k| k.key_id().clone()).collect()
+        };
+        roles.push(DelegatedRole {
+            name: d.name.clone(),
+            keyids,
+            threshold: d.role.threshold,
+            terminating: d.terminating,
+            paths: Some(d.paths.clone()),
+            path_hash_prefixes: None,
+            extra: BTreeMap::new(),
+        });
+        hw.insert(d.name.clone(), d.hardware_ids.clone());
+    }
+    doc.delegations = Some(Delegations {
+        keys,
+        roles,
+        succinct_roles: None,
+        extra: BTreeMap::new(),
+    });
+    doc.delegated_hardware_ids = Some(hw);
+    doc
+}
+
+/// The roles `s` took in from delegates that sign for themselves, verbatim. Each must still
+/// verify against the delegation that brings it (after `supplier delegate --replace`, a
+/// hand-over signed with the new keys must be ingested first).
+pub(super) fn verbatim_roles(dir: &Path, s: &Settings) -> Result<Vec<Verbatim>> {
+    let mut out = Vec::new();
+    for (name, r) in &s.ingested {
+        let path = dir.join(super::DELEGATED_DIR).join(format!("{name}.json"));
+        let bytes = crate::fsutil::read_bounded(&path, ota_metadata::MetadataLimits::default().targets)?;
+        if hex::encode(Sha256::digest(&bytes)) != r.sha256 {
+            return Err(crate::error::Error::Config {
+                path,
+                reason: format!("not the file of role {name} that was ingested (its SHA-256 differs): ingest the hand-over again"),
+            });
+        }
+        if let Some(d) = s.delegation(name) {
+            let env = ota_metadata::Envelope::parse(name, &bytes, bytes.len() as u64)
+                .map_err(crate::error::Error::meta(&path))?;
+            let keyids: Vec<KeyId> = d.public_keys.keys().cloned().collect();
+            env.verify(name, &keyids, d.role.threshold, &d.public_keys)
+                .map_err(|e| crate::error::Error::refused(format!(
+                    "delegation {name}: its last hand-over is not signed by the keys delegated now ({e}); ingest a hand-over signed with them"
+                )))?;
+        }
+        out.push(Verbatim {
+            name: name.clone(),
+            version: r.version,
+            bytes,
+        });
+    }
+    Ok(out)
 }
 
 /// Sign and write the repository's current content. `force` re-signs every role.
@@ -79,53 +187,17 @@ fn publish_plan(
     also_sign: &BTreeMap<String, Vec<SigningKey>>,
     check: bool,
 ) -> Result<Report> {
+    if let Some(t) = &s.tier {
+        return Err(crate::error::Error::refused(format!(
+            "this is a tier directory (it signs role {} for its delegator): hand it over with `supplier handover`",
+            t.role
+        )));
+    }
     let targets_keys = role_signers(root, "targets", &s.roles["targets"], also_sign)?;
     let snapshot_keys = role_signers(root, "snapshot", &s.roles["snapshot"], also_sign)?;
     let timestamp_keys = role_signers(root, "timestamp", &s.roles["timestamp"], also_sign)?;
-    let deleg_keys: Vec<Vec<SigningKey>> = s
-        .delegations
-        .iter()
-        .map(|d| Ok(cosigned(&d.name, d.role.load_keys(&d.name)?, also_sign)))
-        .collect::<Result<_>>()?;
-
-    let images_of = |role: &str| {
-        s.images
-            .iter()
-            .filter(|i| i.role == role)
-            .collect::<Vec<_>>()
-    };
-    let mut top = Targets::new(1, now);
-    top.targets = target_entries(&images_of("targets"));
-    if !s.delegations.is_empty() {
-        let mut keys = BTreeMap::new();
-        let mut roles = Vec::new();
-        let mut hw = BTreeMap::new();
-        for (d, dk) in s.delegations.iter().zip(&deleg_keys) {
-            // Only the configured keys (listed first) are delegated to; `also_sign` keys
-            // merely co-sign.
-            let configured = &dk[..d.role.keys.len().min(dk.len())];
-            for k in configured {
-                keys.insert(k.key_id().clone(), k.public().clone());
-            }
-            roles.push(DelegatedRole {
-                name: d.name.clone(),
-                keyids: configured.iter().map(|k| k.key_id().clone()).collect(),
-                threshold: d.role.threshold,
-                terminating: d.terminating,
-                paths: Some(d.paths.clone()),
-                path_hash_prefixes: None,
-                extra: BTreeMap::new(),
-            });
-            hw.insert(d.name.clone(), d.hardware_ids.clone());
-        }
-        top.delegations = Some(Delegations {
-            keys,
-            roles,
-            succinct_roles: None,
-            extra: BTreeMap::new(),
-        });
-        top.delegated_hardware_ids = Some(hw);
-    }
+    let live = live_delegations(s, also_sign)?;
+    let top = delegating_doc(s, "targets", &live, now);
 
     let mut roles = vec![RoleDoc {
         name: "targets".into(),
@@ -133,9 +205,10 @@ fn publish_plan(
         keys: targets_keys.iter().collect(),
         lifetime: s.roles["targets"].lifetime()?,
     }];
-    for (d, dk) in s.delegations.iter().zip(&deleg_keys) {
+    for (d, dk) in live.iter().filter(|(d, _)| !d.external()) {
         let mut t = Targets::new(1, now);
-        t.targets = target_entries(&images_of(&d.name));
+        let images: Vec<&ImageRecord> = s.images.iter().filter(|i| i.role == d.name).collect();
+        t.targets = target_entries(&images);
         roles.push(RoleDoc {
             name: d.name.clone(),
             body: body_of(&t)?,
@@ -152,7 +225,10 @@ fn publish_plan(
             lifetime: s.roles["targets"].lifetime()?,
         });
     }
+    let dir = repo.parent().unwrap_or(Path::new("."));
+    let verbatim = verbatim_roles(dir, s)?;
     let plan = PublishPlan {
+        verbatim,
         roles,
         snapshot: Signer {
             keys: snapshot_keys.iter().collect(),
