@@ -222,6 +222,12 @@ impl<'k> DecryptingTap<'k> {
             .write(true)
             .open(&self.path)
             .ok()?;
+        // Whoever left it, the plaintext resumed is its owner's alone from here on.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .ok()?;
+        }
         let len = file.metadata().ok()?.len();
         let (chunks, bytes) = header.whole_chunks(len);
         file.set_len(bytes).ok()?;

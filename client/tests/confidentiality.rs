@@ -539,6 +539,8 @@ fn a_vehicle_revoked_after_submit_cannot_decrypt_after_the_next_publish() {
     let key = add_encrypted(&w, "3.0", 3);
     submit(&w, "3.0", Some(&key)).unwrap();
     review(&w, Some(&w.p("tuv.keys")));
+    // The regulator decrypted it to scan it, in a directory only its user enters.
+    assert_eq!(mode(&w.p("tuv/cache/staging")), 0o700);
     assign(&w, "VIN1", "3.0");
     assign(&w, "VIN2", "3.0");
     oem::publish(&oem_dir, w.now, false).unwrap();
@@ -674,4 +676,115 @@ fn partial_plaintexts_are_readable_by_their_owner_only() {
     tap.write(&bytes[..n]).unwrap();
     assert_eq!(mode(&path), 0o600);
     assert_eq!(mode(&w.p("partial.plain.header")), 0o600);
+    drop(tap);
+
+    // A partial left readable by others (an older version, or someone's chmod) is narrowed
+    // when the next run resumes from it.
+    std::fs::write(&path, &secret_image()[..2 * CHUNK as usize]).unwrap();
+    std::fs::write(
+        w.p("partial.plain.header"),
+        &bytes[..ota_crypt::stream::HEADER_LEN],
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut tap = decrypt::DecryptingTap::new(&ck.key, &path, &m).unwrap();
+    let held = tap.resume(&mut |_| {}).unwrap();
+    assert!(held > 0, "nothing resumed");
+    assert_eq!(mode(&path), 0o600);
+}
+
+/// Copy `from` (a file or a directory tree) to `to`, replacing what is there: an operator's
+/// backup, or its restore.
+fn copy_tree(from: &Path, to: &Path) {
+    if to.is_dir() {
+        std::fs::remove_dir_all(to).unwrap();
+    }
+    if from.is_dir() {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        }
+    } else {
+        std::fs::copy(from, to).unwrap();
+    }
+}
+
+/// Scenario: Confidentiality | the OEM's broadcast state is restored from a backup taken before a vehicle's revocation was published | the revocation holds: the publish takes the exclusions and issued leaves back from the record it sealed into the last published review role, and the stolen car's gateway stays excluded
+#[test]
+fn a_restored_broadcast_state_cannot_undo_a_published_revocation() {
+    let w = World::new();
+    let oem_dir = w.p("oem");
+    publish_for_vin1(&w, "3.0", 3);
+    oem::vehicle_add(&oem_dir, "VIN2", &["S1:BRAKE-A".into()], &[]).unwrap();
+    w.provision("VIN2");
+    oem::broadcast::vehicle_keys(&oem_dir, "VIN2", &w.p("vin2.keys"), Reissue::No).unwrap();
+    assign(&w, "VIN2", "3.0");
+    oem::publish(&oem_dir, w.now, false).unwrap();
+    copy_tree(&oem_dir.join("broadcast.json"), &w.p("backup.json"));
+    oem::broadcast::vehicle_revoke_keys(&oem_dir, "VIN2").unwrap();
+    oem::publish(&oem_dir, w.now, false).unwrap();
+
+    copy_tree(&w.p("backup.json"), &oem_dir.join("broadcast.json"));
+    oem::publish(&oem_dir, w.now, false).unwrap();
+    let got = update(&w, "VIN2", "vin2", &w.p("vin2.keys"));
+    assert_eq!(
+        failed_check(&got),
+        Some(Check::ContentKey),
+        "{}",
+        summary(&got)
+    );
+    assert!(summary(&got).contains("excluded"), "{}", summary(&got));
+}
+
+/// Scenario: Confidentiality | the OEM's broadcast state is restored from a backup taken before a vehicle was issued keys, and the next vehicle is issued keys | never the same leaf twice: the next vehicle gets a leaf after every one the last publish recorded, so a stolen car's keys open nothing of the new one's
+#[test]
+fn a_restored_broadcast_state_never_issues_a_leaf_twice() {
+    let w = World::new();
+    let oem_dir = w.p("oem");
+    publish_for_vin1(&w, "3.0", 3);
+    copy_tree(&oem_dir.join("broadcast.json"), &w.p("backup.json"));
+    oem::vehicle_add(&oem_dir, "VIN4", &["S1:BRAKE-A".into()], &[]).unwrap();
+    oem::broadcast::vehicle_keys(&oem_dir, "VIN4", &w.p("vin4.keys"), Reissue::No).unwrap();
+    oem::broadcast::vehicle_revoke_keys(&oem_dir, "VIN4").unwrap();
+    oem::publish(&oem_dir, w.now, false).unwrap();
+
+    copy_tree(&w.p("backup.json"), &oem_dir.join("broadcast.json"));
+    oem::vehicle_add(&oem_dir, "VIN5", &["S1:BRAKE-A".into()], &[]).unwrap();
+    oem::broadcast::vehicle_keys(&oem_dir, "VIN5", &w.p("vin5.keys"), Reissue::No).unwrap();
+    let leaf = |p: &str| {
+        ReceiverKeys::parse(&std::fs::read(w.p(p)).unwrap())
+            .unwrap()
+            .groups["hw:BRAKE-A"]
+            .leaf
+    };
+    assert_ne!(
+        leaf("vin4.keys"),
+        leaf("vin5.keys"),
+        "a leaf was issued twice"
+    );
+}
+
+/// Scenario: Confidentiality | the OEM's inventory is restored from a backup taken before a gateway was replaced (it names the old unit's leaf only), then the vehicle is stolen and revoked | the new unit is excluded too: revocation excludes every leaf the vehicle was ever issued, kept apart from the inventory
+#[test]
+fn a_restored_inventory_cannot_hide_a_replaced_gateways_leaf() {
+    let w = World::new();
+    let oem_dir = w.p("oem");
+    publish_for_vin1(&w, "3.0", 3);
+    copy_tree(&oem_dir.join("inventory"), &w.p("inventory-backup"));
+    oem::broadcast::vehicle_keys(&oem_dir, "VIN1", &w.p("new-unit.keys"), Reissue::Replace)
+        .unwrap();
+    oem::publish(&oem_dir, w.now, false).unwrap();
+
+    copy_tree(&w.p("inventory-backup"), &oem_dir.join("inventory"));
+    oem::broadcast::vehicle_revoke_keys(&oem_dir, "VIN1").unwrap();
+    oem::publish(&oem_dir, w.now, false).unwrap();
+    let got = update(&w, "VIN1", "new-unit", &w.p("new-unit.keys"));
+    assert_eq!(
+        failed_check(&got),
+        Some(Check::ContentKey),
+        "{}",
+        summary(&got)
+    );
+    assert!(summary(&got).contains("excluded"), "{}", summary(&got));
 }

@@ -24,7 +24,7 @@
 //! secrets; a random secret per vehicle would protect exactly as much (whoever holds the OEM's
 //! state holds either), and a leaked vehicle secret opens that vehicle's entry only.
 
-use crate::xchacha::{split_nonce, Sealer, TAG_LEN};
+use crate::xchacha::TAG_LEN;
 use crate::Key;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -130,26 +130,14 @@ impl VehicleSecret {
             .find(|s| plaintext.len() < *s && min <= *s)
             .ok_or(EntryError::TooLarge)?;
         let locator = self.locator();
-        let key = self.entry_key();
-        let mut out = Vec::with_capacity(size + SEALED_OVERHEAD);
-        let mut padded = Vec::with_capacity(size);
-        padded.extend_from_slice(plaintext);
-        padded.push(0x80);
-        padded.resize(size, 0);
-        let siv = hmac(
-            &key.0,
-            &[b"ota fleet v1 nonce", locator.as_bytes(), &padded],
-        );
-        let mut nonce = [0u8; 24];
-        nonce.copy_from_slice(&siv[..24]);
-        let (head, tail) = split_nonce(&nonce);
-        let tag = Sealer::new(&key, &head)
-            .seal(&tail, &aad(&locator), &mut padded)
-            .map_err(|_| EntryError::TooLarge)?;
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&padded);
-        out.extend_from_slice(&tag);
-        Ok(out)
+        crate::sealed::seal(
+            &self.entry_key(),
+            &[b"ota fleet v1 nonce".as_slice(), locator.as_bytes()].concat(),
+            &aad(&locator),
+            plaintext,
+            size,
+        )
+        .map_err(|_| EntryError::TooLarge)
     }
 
     /// Check and open a sealed entry; returns the plaintext without its padding.
@@ -157,20 +145,11 @@ impl VehicleSecret {
         if !is_sealed_length(sealed.len()) {
             return Err(EntryError::Length(sealed.len()));
         }
-        let mut nonce = [0u8; 24];
-        nonce.copy_from_slice(&sealed[..24]);
-        let (head, tail) = split_nonce(&nonce);
-        let mut body = sealed[24..].to_vec();
         let locator = self.locator();
-        let plain = Sealer::new(&self.entry_key(), &head)
-            .open(&tail, &aad(&locator), &mut body)
-            .map_err(|_| EntryError::Unauthentic)?;
-        let end = plain
-            .iter()
-            .rposition(|b| *b != 0)
-            .filter(|i| plain[*i] == 0x80)
-            .ok_or(EntryError::Padding)?;
-        Ok(plain[..end].to_vec())
+        crate::sealed::open(&self.entry_key(), &aad(&locator), sealed).map_err(|e| match e {
+            crate::sealed::Error::Padding => EntryError::Padding,
+            _ => EntryError::Unauthentic,
+        })
     }
 }
 

@@ -22,6 +22,7 @@ pub mod content_key;
 pub mod fleet;
 pub mod plain;
 pub mod receiver;
+pub mod sealed;
 pub mod stream;
 pub mod subtree;
 pub mod wrap;

@@ -169,6 +169,16 @@ impl Secret {
         Secret(Key(mac.finalize().into_bytes().into()))
     }
 
+    /// A key for one of the OEM's own records (never a node key: the label is a domain of its
+    /// own): HMAC-SHA256 over `label`.
+    pub fn derived(&self, label: &[u8]) -> Key {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0 .0)
+            .expect("HMAC takes keys of any length");
+        mac.update(b"ota-crypt derived v1\0");
+        mac.update(label);
+        Key(mac.finalize().into_bytes().into())
+    }
+
     /// The key of `node` in `tree`.
     pub fn node_key(&self, tree: Tree, node: u64) -> Result<Key, Error> {
         if !tree.contains(node) {

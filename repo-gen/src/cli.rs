@@ -372,11 +372,20 @@ pub enum SupplierCommand {
         /// The delegate's public key(s) (PEM, from `ota-repo key public`): it signs its role
         /// and images itself and hands them over (`supplier handover`, `supplier ingest`);
         /// repeatable.
-        #[arg(long = "public-key", value_name = "FILE", required_unless_present = "key")]
+        #[arg(
+            long = "public-key",
+            value_name = "FILE",
+            required_unless_present = "key"
+        )]
         public_key: Vec<PathBuf>,
         /// The delegate's private key(s) (PEM), to sign in its name here: one organisation
         /// only. Needs --sign-here; repeatable.
-        #[arg(long, value_name = "FILE", conflicts_with = "public_key", requires = "sign_here")]
+        #[arg(
+            long,
+            value_name = "FILE",
+            conflicts_with = "public_key",
+            requires = "sign_here"
+        )]
         key: Vec<PathBuf>,
         /// Confirm that this directory holds the delegate's private keys (--key) and signs
         /// for it.

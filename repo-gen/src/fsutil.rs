@@ -256,6 +256,7 @@ pub fn secret_file(path: &Path, create: bool) -> Result<[u8; 32]> {
         write_new_private(path, format!("{}\n", hex::encode(k)).as_bytes())?;
         return Ok(k);
     }
+    narrow_secret(path)?;
     let text = read_bounded(path, 1024)?;
     let mut k = [0u8; 32];
     hex::decode_to_slice(String::from_utf8_lossy(&text).trim(), &mut k).map_err(|_| {
@@ -283,6 +284,26 @@ pub fn private_dir(dir: &Path) -> Result<()> {
     if mode & 0o077 != 0 {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .map_err(Error::io(dir))?;
+    }
+    Ok(())
+}
+
+/// A secret file others can read (someone loosened it): narrowed to 0600, with a warning,
+/// since whoever could read it may have copied it.
+fn narrow_secret(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(Error::io(path))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(Error::io(path))?;
+        crate::warn::warn(format!(
+            "secret {} was readable by others (mode {:04o}); narrowed to 0600. If anyone else could log in here, treat it as leaked",
+            path.display(),
+            mode & 0o777
+        ));
     }
     Ok(())
 }

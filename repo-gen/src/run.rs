@@ -169,9 +169,9 @@ fn role_options(k: &RoleKeyArgs) -> Result<supplier::RoleOptions> {
 }
 
 /// A vehicle's receiver leaves, for messages: `receiver 3 of hw:BRAKE-A, …`.
-fn receivers(leaves: &std::collections::BTreeMap<String, u64>) -> String {
+fn receivers<'a>(leaves: impl IntoIterator<Item = (&'a String, &'a u64)>) -> String {
     leaves
-        .iter()
+        .into_iter()
         .map(|(g, l)| format!("receiver {l} of {g}"))
         .collect::<Vec<_>>()
         .join(", ")
@@ -683,7 +683,7 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
             let leaves = oem::broadcast::vehicle_revoke_keys(&dir, &vin)?;
             say!(
                 "vehicle {vin} ({}) is excluded from every encrypted image wrapped from the next publish on; {publish_hint}. What it decrypted before, and wraps of earlier publishes someone kept, stay open to its keys",
-                receivers(&leaves)
+                receivers(leaves.iter().map(|(g, l)| (g, l)))
             );
         }
         OemCommand::Regulator(OemRegulatorCommand::DecryptionKeys { dir, name, out }) => {

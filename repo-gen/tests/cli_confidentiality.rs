@@ -166,6 +166,7 @@ fn keys_are_private_reissued_only_as_told_and_never_after_revocation() {
     // The supplier's content key and the vehicle's keys are private files, in private
     // directories.
     assert_eq!(mode(&env, "acme/content-keys/brake-fw-1.0.json"), 0o600);
+    assert_eq!(mode(&env, "acme/content-keys"), 0o700);
     assert_eq!(mode(&env, "vin1.keys"), 0o600);
     // The published tree holds the ciphertext only.
     let leaked = env
@@ -373,4 +374,20 @@ fn a_lost_broadcast_state_or_secret_is_refused_not_started_afresh() {
     )
     .unwrap();
     env.ok(&issue("VIN2", "vin2.keys"));
+}
+
+/// Scenario: Confidentiality | someone loosens the OEM's broadcast secret to 0644 | the next command that reads it narrows it back to 0600 and warns that it may have leaked
+#[test]
+fn a_loosened_broadcast_secret_is_narrowed_with_a_warning() {
+    let env = world();
+    let secret = env.path("oem/keys/broadcast.secret");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = env.run(&issue("VIN2", "vin2.keys"));
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("readable by others") && err.contains("narrowed"),
+        "{err}"
+    );
+    assert_eq!(mode(&env, "oem/keys/broadcast.secret"), 0o600);
 }

@@ -343,7 +343,9 @@ impl<F: Fetch> Updater<F> {
                 let narrowed = match (&allowed, doc.hardware_ids_for(&d.name)) {
                     (None, h) => h.map(<[String]>::to_vec),
                     (Some(a), None) => Some(a.clone()),
-                    (Some(a), Some(h)) => Some(a.iter().filter(|x| h.contains(x)).cloned().collect()),
+                    (Some(a), Some(h)) => {
+                        Some(a.iter().filter(|x| h.contains(x)).cloned().collect())
+                    }
                 };
                 children.push((d.name.clone(), role.clone(), narrowed));
                 if d.terminating {

@@ -87,7 +87,50 @@ impl Default for Broadcast {
 }
 
 impl Broadcast {
+    /// The state, with what the last publish recorded taken back in (see [`ledger`]): a state
+    /// file restored from a backup never undoes an exclusion or issues a leaf twice.
     pub fn load(dir: &Path) -> Result<Broadcast> {
+        let mut b = Self::load_file(dir)?;
+        if let Some(published) = ledger::published(dir)? {
+            let taken = b.merge(&published);
+            if taken > 0 {
+                crate::warn::warn(format!(
+                    "{} was behind the record sealed into the last publish ({taken} exclusion(s) or issued leaves it lacked; restored from an older backup?): they are taken back",
+                    dir.join(STATE).display()
+                ));
+                b.save(dir)?;
+            }
+        }
+        Ok(b)
+    }
+
+    /// Take in what `other` (an earlier record of this state) knows: every leaf issued there
+    /// stays issued, every exclusion stays. Returns how many things changed.
+    pub fn merge(&mut self, other: &Broadcast) -> usize {
+        let mut n = 0;
+        for (name, g) in &other.groups {
+            let mine = self.groups.entry(name.clone()).or_default();
+            if g.next_leaf > mine.next_leaf {
+                mine.next_leaf = g.next_leaf;
+                n += 1;
+            }
+            for leaf in &g.excluded {
+                if mine.excluded.insert(*leaf) {
+                    n += 1;
+                }
+            }
+        }
+        for (name, leaf) in &other.regulators {
+            let excluded = self.is_excluded(REGULATORS_GROUP, *leaf);
+            if !excluded && !self.regulators.contains_key(name) {
+                self.regulators.insert(name.clone(), *leaf);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    fn load_file(dir: &Path) -> Result<Broadcast> {
         let path = dir.join(STATE);
         let earlier = || {
             Error::Config {
@@ -200,6 +243,56 @@ fn issue(secret: &Secret, b: &Broadcast, leaves: &BTreeMap<String, u64>, out: &P
     fsutil::write_new_private(out, &keys.to_json())
 }
 
+/// Every leaf each vehicle was ever issued, by group (`DIR/leaves/`, sharded like the
+/// inventory): kept apart from the inventory, so that an inventory restored from an older
+/// backup cannot hide a leaf (a replaced gateway's new one) from a later revocation.
+pub const HISTORY_DIR: &str = "leaves";
+type History = BTreeMap<String, BTreeSet<u64>>;
+
+/// Add `leaves` to what vehicle `vin` was ever issued (before its key file is written).
+fn record_issued(dir: &Path, vin: &str, leaves: &BTreeMap<String, u64>) -> Result<()> {
+    let (mut all, scope) = super::store::load::<History>(dir, HISTORY_DIR, Some(&[vin]))?;
+    let h = all.entry(vin.to_string()).or_default();
+    for (g, &leaf) in leaves {
+        h.entry(g.clone()).or_default().insert(leaf);
+    }
+    super::store::save(dir, HISTORY_DIR, &all, &scope).map(|_| ())
+}
+
+/// Every leaf vehicle `vin` holds or was ever issued: `current` (the inventory's) and its
+/// history.
+fn ever_issued(
+    dir: &Path,
+    vin: &str,
+    current: &BTreeMap<String, u64>,
+) -> Result<Vec<(String, u64)>> {
+    let (all, _) = super::store::load::<History>(dir, HISTORY_DIR, Some(&[vin]))?;
+    let mut out: BTreeSet<(String, u64)> = current.iter().map(|(g, &l)| (g.clone(), l)).collect();
+    for (g, leaves) in all.get(vin).into_iter().flatten() {
+        out.extend(leaves.iter().map(|&l| (g.clone(), l)));
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// Exclude every leaf vehicle `vin` holds or was ever issued (`current`: the inventory's).
+/// Returns them.
+pub fn exclude_vehicle(
+    dir: &Path,
+    vin: &str,
+    current: &BTreeMap<String, u64>,
+) -> Result<Vec<(String, u64)>> {
+    let all = ever_issued(dir, vin, current)?;
+    if all.is_empty() {
+        return Ok(all);
+    }
+    let mut b = Broadcast::load(dir)?;
+    for (g, leaf) in &all {
+        b.exclude(g, *leaf);
+    }
+    b.save(dir)?;
+    Ok(all)
+}
+
 /// How `vehicle decryption-keys` treats a vehicle that already holds keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reissue {
@@ -242,6 +335,13 @@ pub fn vehicle_keys(
     }
     let held = &v.decryption_leaves;
     let revoked = held.iter().any(|(g, &leaf)| b.is_excluded(g, leaf));
+    // A new gateway: every leaf the vehicle was ever issued is excluded, also any its
+    // inventory record no longer names.
+    if reissue == Reissue::Replace {
+        for (g, leaf) in ever_issued(dir, vin, held)? {
+            b.exclude(&g, leaf);
+        }
+    }
     match reissue {
         Reissue::No if !held.is_empty() => {
             return Err(Error::refused(format!(
@@ -273,6 +373,7 @@ pub fn vehicle_keys(
     // The leaves are taken (and the old ones excluded) before they are given: a crash in
     // between wastes leaves, never gives one to two receivers.
     b.save(dir)?;
+    record_issued(dir, vin, &leaves)?;
     if let Some(v) = inv.vehicles.get_mut(vin) {
         v.decryption_leaves = leaves.clone();
     }
@@ -283,15 +384,14 @@ pub fn vehicle_keys(
 
 /// Exclude vehicle `vin` from every image wrapped from the next publish on. Returns its
 /// leaves.
-pub fn vehicle_revoke_keys(dir: &Path, vin: &str) -> Result<BTreeMap<String, u64>> {
+pub fn vehicle_revoke_keys(dir: &Path, vin: &str) -> Result<Vec<(String, u64)>> {
     let inv = Inventory::load_for(dir, &[vin])?;
-    let leaves = inv.vehicle(vin)?.decryption_leaves.clone();
+    let leaves = exclude_vehicle(dir, vin, &inv.vehicle(vin)?.decryption_leaves)?;
     if leaves.is_empty() {
         return Err(Error::refused(format!(
             "vehicle {vin} was never issued decryption keys"
         )));
     }
-    exclude_all(dir, &leaves)?;
     Ok(leaves)
 }
 
@@ -307,18 +407,24 @@ pub fn exclude_all(dir: &Path, leaves: &BTreeMap<String, u64>) -> Result<()> {
     b.save(dir)
 }
 
-/// Vehicle record `v` after its ECUs changed (before it is saved): its leaves of groups it is
-/// no longer entitled to (no ECU of that hardware id left) are excluded, then forgotten.
-pub fn drop_unentitled(dir: &Path, v: &mut super::Vehicle) -> Result<()> {
+/// Vehicle `vin`'s record `v` after its ECUs changed (before it is saved): its leaves of
+/// groups it is no longer entitled to (no ECU of that hardware id left), the ones it ever held
+/// included, are excluded; the record forgets them.
+pub fn drop_unentitled(dir: &Path, vin: &str, v: &mut super::Vehicle) -> Result<()> {
     let groups = entitled(v);
-    let gone: BTreeMap<String, u64> = v
-        .decryption_leaves
-        .iter()
-        .filter(|(g, _)| !groups.contains(*g))
-        .map(|(g, &l)| (g.clone(), l))
+    let gone: Vec<(String, u64)> = ever_issued(dir, vin, &v.decryption_leaves)?
+        .into_iter()
+        .filter(|(g, _)| !groups.contains(g))
         .collect();
-    exclude_all(dir, &gone)?;
-    v.decryption_leaves.retain(|g, _| !gone.contains_key(g));
+    if gone.is_empty() {
+        return Ok(());
+    }
+    let mut b = Broadcast::load(dir)?;
+    for (g, leaf) in &gone {
+        b.exclude(g, *leaf);
+    }
+    b.save(dir)?;
+    v.decryption_leaves.retain(|g, _| groups.contains(g));
     Ok(())
 }
 
@@ -416,6 +522,10 @@ pub struct WrapPlan {
     /// The receivers' tree shape, to find a leaf's shard.
     pub depth: u8,
     pub shard_depth: u8,
+    /// The broadcast state sealed for the review role ([`ledger`]); `None` before any key
+    /// was issued.
+    #[serde(skip)]
+    pub ledger: Option<String>,
 }
 
 impl WrapPlan {
@@ -463,15 +573,20 @@ pub fn plan(dir: &Path, repo: &Path, reviews: &mut [ReviewRequest]) -> Result<Wr
         .filter(|&i| reviews[i].key_wraps.is_some())
         .collect();
     let b = Broadcast::load(dir)?;
+    let issued = b.groups.values().any(|g| g.next_leaf > 0);
     let mut plan = WrapPlan {
         images: BTreeMap::new(),
         depth: b.depth,
         shard_depth: b.shard_depth.min(b.depth),
+        ledger: None,
     };
-    if encrypted.is_empty() {
+    if encrypted.is_empty() && !issued {
         return Ok(plan);
     }
     let secret = secret(dir, &b)?;
+    if issued {
+        plan.ledger = Some(ledger::seal(&secret, &b)?);
+    }
     for i in encrypted {
         let w = wrap_image(dir, &b, &secret, repo, &reviews[i])?;
         let r = &reviews[i];
@@ -550,4 +665,87 @@ fn wrap_for(
         shard_depth: set.shard_depth,
         shards,
     })
+}
+
+/// The broadcast state, sealed into every published review role (`broadcast_ledger`), so the
+/// next publish, and every command that issues or excludes keys, can tell a state file that
+/// went back in time (restored from an older backup, or edited) and take back what it lost.
+/// Sealed under a key derived from the broadcast secret and padded to a power of two (at
+/// least 1 KiB): the CDN learns neither the fleet's size per hardware id nor its revocations.
+pub mod ledger {
+    use super::{Broadcast, Secret, STATE};
+    use crate::error::{Error, Result};
+    use crate::fsutil;
+    use base64::Engine as _;
+    use ota_metadata::roles::{Snapshot, Timestamp};
+    use ota_metadata::{Envelope, MetadataLimits};
+    use std::path::Path;
+
+    /// The review role's field that carries it.
+    pub const FIELD: &str = "broadcast_ledger";
+    const LABEL: &[u8] = b"ota broadcast ledger v1";
+
+    fn key(secret: &Secret) -> ota_crypt::Key {
+        secret.derived(LABEL)
+    }
+
+    /// `b` sealed, base64.
+    pub fn seal(secret: &Secret, b: &Broadcast) -> Result<String> {
+        let json = serde_json::to_vec(b).map_err(|e| Error::refused(e.to_string()))?;
+        let size = (json.len() + 1).next_power_of_two().max(1024);
+        let sealed = ota_crypt::sealed::seal(&key(secret), LABEL, LABEL, &json, size)
+            .map_err(|e| Error::refused(format!("sealing the broadcast ledger: {e}")))?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(sealed))
+    }
+
+    /// The state the last publish recorded (the review role the local tree's timestamp
+    /// names), if any.
+    pub fn published(dir: &Path) -> Result<Option<Broadcast>> {
+        let repo = crate::workdir::repository_path(dir);
+        let limits = MetadataLimits::default();
+        let signed = |name: &str, limit: u64| -> Option<Envelope> {
+            let bytes = fsutil::read_bounded(&repo.join(name), limit).ok()?;
+            Envelope::parse(name, &bytes, limit).ok()
+        };
+        let field = signed("timestamp.json", limits.timestamp)
+            .and_then(|e| e.decode::<Timestamp>("timestamp", Timestamp::TYPE).ok())
+            .and_then(|ts| ts.snapshot_meta().ok().map(|m| m.version))
+            .and_then(|v| {
+                signed(&format!("{v}.snapshot.json"), limits.snapshot)?
+                    .decode::<Snapshot>("snapshot", Snapshot::TYPE)
+                    .ok()
+            })
+            .and_then(|snap| snap.meta.get("review.json").map(|m| m.version))
+            .and_then(|v| signed(&format!("{v}.review.json"), limits.targets))
+            .and_then(|e| {
+                e.signed_value()
+                    .get(FIELD)
+                    .and_then(|f| f.as_str())
+                    .map(String::from)
+            });
+        let Some(text) = field else {
+            return Ok(None);
+        };
+        let bad = |why: String| Error::Config {
+            path: dir.join(STATE),
+            reason: format!("the broadcast record in the last published review role {why}"),
+        };
+        let sealed = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|e| bad(format!("is not base64: {e}")))?;
+        // The record exists, so keys were issued: the secret must be there.
+        let path = dir.join(super::SECRET);
+        if !path.exists() {
+            return Err(Error::Config {
+                path,
+                reason: "missing, while the last publish recorded issued decryption keys: every key derives from it; restore it from your backup".into(),
+            });
+        }
+        let secret = Secret(ota_crypt::Key(fsutil::secret_file(&path, false)?));
+        let json = ota_crypt::sealed::open(&key(&secret), LABEL, &sealed)
+            .map_err(|e| bad(format!("does not open with this broadcast secret ({e}): was DIR/keys/broadcast.secret replaced?")))?;
+        serde_json::from_slice(&json)
+            .map(Some)
+            .map_err(|e| bad(format!("is malformed: {e}")))
+    }
 }

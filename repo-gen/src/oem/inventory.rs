@@ -148,7 +148,7 @@ pub fn vehicle_remove(dir: &Path, vin: &str, now: ota_metadata::DateTime) -> Res
     names::check_vin(vin)?;
     let mut inv = Inventory::load_for(dir, &[vin])?;
     // Its decryption keys first: a vehicle leaving the fleet opens nothing published after.
-    super::broadcast::exclude_all(dir, &inv.vehicle(vin)?.decryption_leaves)?;
+    super::broadcast::exclude_vehicle(dir, vin, &inv.vehicle(vin)?.decryption_leaves)?;
     // The tombstone first: a crash after it leaves a vehicle still listed, which is safe.
     let (mut removed, scope) = store::load::<String>(dir, store::REMOVED_DIR, Some(&[vin]))?;
     removed.insert(vin.into(), now.to_string());
@@ -197,7 +197,7 @@ pub fn ecu_remove(dir: &Path, vin: &str, serial: &str) -> Result<bool> {
         .is_some_and(|a| a.remove(serial).is_some());
     if let Some(v) = inv.vehicles.get_mut(vin) {
         v.ecus.remove(serial);
-        super::broadcast::drop_unentitled(dir, v)?;
+        super::broadcast::drop_unentitled(dir, vin, v)?;
     }
     // Assignments first: an ECU must never be left assigned but absent from the inventory.
     assignments.save(dir)?;
@@ -239,7 +239,7 @@ pub fn ecu_replace(dir: &Path, vin: &str, old: &str, new_spec: &str) -> Result<b
                 ..Default::default()
             },
         );
-        super::broadcast::drop_unentitled(dir, v)?;
+        super::broadcast::drop_unentitled(dir, vin, v)?;
     }
     assignments.save(dir)?;
     inv.save(dir)?;

@@ -107,7 +107,7 @@ pub fn publish_with(
         REGULATORS_FIELD.into(),
         json(serde_json::to_value(&policy))?,
     );
-    let review = Review {
+    let mut review = Review {
         type_: Review::TYPE.into(),
         spec_version: SPEC_VERSION.into(),
         version: 1,
@@ -115,6 +115,12 @@ pub fn publish_with(
         requests: reviews,
         extra: BTreeMap::new(),
     };
+    if let Some(l) = &wraps.ledger {
+        review.extra.insert(
+            super::broadcast::ledger::FIELD.into(),
+            Value::String(l.clone()),
+        );
+    }
     fn doc<'k>(
         s: &Settings,
         name: &str,

@@ -104,6 +104,8 @@ pub fn review(dir: &Path, o: ReviewOpts<'_>, now: DateTime) -> Result<Vec<Outcom
         .ok_or_else(|| Error::refused("OEM targets not loaded"))?;
     let suppliers = suppliers_of(&oem_targets.signed)?;
     let staging = dir.join("cache").join("staging");
+    // Encrypted images are decrypted here to be scanned: the regulator's user's alone.
+    crate::fsutil::private_dir(&staging)?;
 
     let mut outcomes = Vec::new();
     for req in &queue.signed.requests {

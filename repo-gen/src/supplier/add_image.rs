@@ -508,8 +508,7 @@ pub fn add_image(dir: &Path, mut opts: AddImage, now: DateTime) -> Result<Added>
                     .unwrap_or_default(),
                 key: key.clone(),
             };
-            let kdir = dir.join(CONTENT_KEYS_DIR);
-            std::fs::create_dir_all(&kdir).map_err(Error::io(&kdir))?;
+            fsutil::private_dir(&dir.join(CONTENT_KEYS_DIR))?;
             fsutil::write_new_private(&key_path, &file.to_json())?;
             added.0.push(key_path.clone());
             Some(key_path)

@@ -101,7 +101,11 @@ pub fn delegate(dir: &Path, opts: Delegate) -> Result<()> {
     };
     // A tier delegates within what it was delegated: hardware ids and names narrow.
     if let Some(t) = &s.tier {
-        if let Some(h) = opts.hardware_ids.iter().find(|h| !t.hardware_ids.contains(h)) {
+        if let Some(h) = opts
+            .hardware_ids
+            .iter()
+            .find(|h| !t.hardware_ids.contains(h))
+        {
             return Err(Error::refused(format!(
                 "{h} is not among the hardware ids this tier may serve ({:?}): a delegation only narrows",
                 t.hardware_ids
@@ -201,10 +205,8 @@ pub fn undelegate(dir: &Path, name: &str, drop_images: bool) -> Result<usize> {
         i += 1;
     }
     for g in &gone {
-        if s.ingested.remove(g).is_some() || g == name {
-            if !s.retired.contains(g) {
-                s.retired.push(g.clone());
-            }
+        if (s.ingested.remove(g).is_some() || g == name) && !s.retired.contains(g) {
+            s.retired.push(g.clone());
         }
     }
     s.save(dir)?;

@@ -105,7 +105,10 @@ pub fn ingest(dir: &Path, from: &Path, now: DateTime) -> Result<Report> {
     let mut accepted: Vec<Accepted> = Vec::new();
     while let Some(job) = queue.pop() {
         if accepted.iter().any(|a| a.name == job.name) {
-            return Err(refused(from, format!("role {} is delegated twice", job.name)));
+            return Err(refused(
+                from,
+                format!("role {} is delegated twice", job.name),
+            ));
         }
         let (a, children) = check_role(&s, from, &job, now)?;
         for c in &children {
@@ -169,10 +172,10 @@ fn check_role(s: &Settings, from: &Path, job: &Job, now: DateTime) -> Result<(Ac
     }
     let mut files = Vec::new();
     for (target, info) in &doc.targets {
-        files.push(check_target(s, from, job, &doc, target, info).map_err(|e| bad(e))?);
+        files.push(check_target(s, from, job, &doc, target, info).map_err(&bad)?);
     }
-    check_manifests(from, job, &doc).map_err(|e| bad(e))?;
-    let children = delegated(job, &doc).map_err(|e| bad(e))?;
+    check_manifests(from, job, &doc).map_err(&bad)?;
+    let children = delegated(job, &doc).map_err(bad)?;
     Ok((
         Accepted {
             name: name.clone(),
@@ -288,8 +291,10 @@ fn check_manifests(from: &Path, job: &Job, doc: &Targets) -> std::result::Result
         Ok(bytes)
     };
     for (target, info) in &doc.targets {
-        let custom: Option<ImageTargetCustom> =
-            info.custom.clone().and_then(|c| serde_json::from_value(c).ok());
+        let custom: Option<ImageTargetCustom> = info
+            .custom
+            .clone()
+            .and_then(|c| serde_json::from_value(c).ok());
         let Some(c) = custom.filter(|c| c.kind == ImageKind::Image) else {
             continue;
         };
@@ -332,10 +337,7 @@ fn delegated(job: &Job, doc: &Targets) -> std::result::Result<Vec<Job>, String> 
             .hardware_ids_for(&r.name)
             .ok_or_else(|| format!("delegates to {} without naming its hardware ids", r.name))?
             .to_vec();
-        if let Some(h) = hardware_ids
-            .iter()
-            .find(|h| !job.hardware_ids.contains(h))
-        {
+        if let Some(h) = hardware_ids.iter().find(|h| !job.hardware_ids.contains(h)) {
             return Err(format!(
                 "delegates hardware id {h} to {}, outside its own {:?}",
                 r.name, job.hardware_ids

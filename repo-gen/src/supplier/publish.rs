@@ -1,14 +1,14 @@
+use super::DelegationConfig;
 use super::{ImageRecord, Settings};
 use crate::error::Result;
-use super::DelegationConfig;
 use crate::publish::{
     self, body_of, cosigned, role_signers, PublishPlan, Report, RoleDoc, Signer, Verbatim,
 };
-use sha2::{Digest, Sha256};
 use crate::workdir;
 use ota_metadata::documents::{ImageKind, ImageTargetCustom, ImageTargets};
 use ota_metadata::roles::{DelegatedRole, Delegations, Root, TargetFile, Targets};
 use ota_metadata::{DateTime, KeyId, SigningKey};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -120,7 +120,8 @@ pub(super) fn verbatim_roles(dir: &Path, s: &Settings) -> Result<Vec<Verbatim>> 
     let mut out = Vec::new();
     for (name, r) in &s.ingested {
         let path = dir.join(super::DELEGATED_DIR).join(format!("{name}.json"));
-        let bytes = crate::fsutil::read_bounded(&path, ota_metadata::MetadataLimits::default().targets)?;
+        let bytes =
+            crate::fsutil::read_bounded(&path, ota_metadata::MetadataLimits::default().targets)?;
         if hex::encode(Sha256::digest(&bytes)) != r.sha256 {
             return Err(crate::error::Error::Config {
                 path,

@@ -151,7 +151,9 @@ pub fn handover(dir: &Path, out: &Path, renew: bool, now: DateTime) -> Result<Ha
     }
     let doc = delegating_doc(&s, &t.role, &live, now);
     let body = body_of(&doc)?;
-    let body_sha = hex::encode(Sha256::digest(serde_json::to_vec(&body).unwrap_or_default()));
+    let body_sha = hex::encode(Sha256::digest(
+        serde_json::to_vec(&body).unwrap_or_default(),
+    ));
     let last = dir.join(SIGNED_DIR).join(format!("{}.json", t.role));
     let keep = !renew && t.body_sha256 == body_sha && t.version > 0 && last.exists();
     let (bytes, version) = if keep {
