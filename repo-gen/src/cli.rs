@@ -480,6 +480,7 @@ pub enum SupplierCommand {
         /// The new private key(s) (PEM); repeatable.
         #[arg(long = "new-key", value_name = "FILE", required = true)]
         new_key: Vec<PathBuf>,
+        /// How many of the new keys sign its role.
         #[arg(long, value_name = "N", default_value_t = 1)]
         threshold: u32,
     },
@@ -1305,7 +1306,7 @@ mod tests {
     #[test]
     fn old_spellings_still_parse() {
         for line in [
-            "ota-repo supplier delegate d --to t2 --key k --hardware-id H",
+            "ota-repo supplier delegate d --to t2 --key k --sign-here --hardware-id H",
             "ota-repo oem assign d --vin V --serial S --supplier a --uid u --version 1",
             "ota-repo oem ecu remove d --vin V --serial S",
             "ota-repo oem ecu key d --vin V --serial S --key k",
