@@ -53,6 +53,7 @@ struct Accepted {
 }
 
 /// What an ingest took in.
+#[derive(Debug)]
 pub struct Report {
     /// (role, version, whether it is new or changed)
     pub roles: Vec<(String, u64, bool)>,

@@ -1,0 +1,381 @@
+//! The supply chain as it is (issue 24): a tier-2 supplier (bosch) and the tier-3 it delegates
+//! to (conti) keep their keys in their own directories and sign for themselves; each hands
+//! its signed role over to its delegator, who checks it against the delegation and publishes
+//! it verbatim. A vehicle installs a tier-3 release end to end; no private key ever leaves its
+//! owner's directory; a tier narrows what it delegates; a tier-2 rotates its key alone; a
+//! revoked tier-2 releases nothing more.
+
+mod world;
+
+use ota_client::gateway::summary;
+use ota_repo::oem;
+use ota_repo::supplier::{self, tier, DelegateKeys};
+use std::path::{Path, PathBuf};
+use world::{installed, outcome, World};
+
+/// A party's own directory: its keys and its working directory live here and nowhere else.
+fn party(w: &World, name: &str) -> PathBuf {
+    let d = w.p(&format!("parties/{name}"));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A new key for `party`, in its directory; returns (private, public).
+fn party_key(w: &World, name: &str, file: &str) -> (PathBuf, PathBuf) {
+    let d = party(w, name);
+    let private = d.join(format!("{file}.pem"));
+    ota_repo::keystore::generate(2048, &private).unwrap();
+    let public = d.join(format!("{file}.pub.pem"));
+    ota_repo::keystore::export_public(&private, &public).unwrap();
+    (private, public)
+}
+
+fn delegate(
+    dir: &Path,
+    name: &str,
+    public: &Path,
+    hw: &str,
+    path: &str,
+) -> ota_repo::error::Result<()> {
+    supplier::delegate(
+        dir,
+        supplier::Delegate {
+            name: name.into(),
+            keys: DelegateKeys::Public(vec![public.to_path_buf()]),
+            threshold: 1,
+            hardware_ids: vec![hw.into()],
+            paths: vec![path.into()],
+            terminating: false,
+            expires: None,
+            replace: false,
+        },
+    )
+}
+
+fn init_tier(w: &World, party_name: &str, role: &str, key: &Path, path: &str) -> PathBuf {
+    let dir = party(w, party_name).join("tier");
+    tier::init_tier(
+        &dir,
+        tier::TierInit {
+            name: party_name.into(),
+            role: role.into(),
+            keys: vec![key.to_path_buf()],
+            threshold: 1,
+            hardware_ids: vec!["BRAKE-A".into()],
+            paths: vec![path.into()],
+            expires: None,
+            max_image_size: 1 << 20,
+        },
+    )
+    .unwrap();
+    dir
+}
+
+fn add(w: &World, dir: &Path, uid: &str, version: &str, counter: u64, byte: u8) -> Vec<u8> {
+    let bytes = vec![byte; 3000];
+    let file = w.p(&format!("{uid}-{version}.input"));
+    std::fs::write(&file, &bytes).unwrap();
+    supplier::add_image(
+        dir,
+        supplier::AddImage {
+            file,
+            uid: uid.into(),
+            version: version.into(),
+            release_counter: counter,
+            hardware_ids: vec!["BRAKE-A".into()],
+            role: String::new(),
+            allow_rollback: false,
+            encrypt: None,
+        },
+        w.now,
+    )
+    .unwrap();
+    bytes
+}
+
+/// `from`'s hand-over, into a new directory beside it (numbered).
+fn hand_over(w: &World, from: &Path, n: u32) -> PathBuf {
+    let out = from.parent().unwrap().join(format!("handover-{n}"));
+    tier::handover(from, &out, false, w.now).unwrap();
+    out
+}
+
+fn submit(w: &World, uid: &str, version: &str) -> ota_repo::error::Result<()> {
+    oem::review_submit(
+        &w.p("oem"),
+        oem::Submit {
+            supplier: "acme",
+            uid,
+            version,
+            from: None,
+            ca: None,
+            content_key: None,
+        },
+        w.now,
+    )
+    .map(|_| ())
+}
+
+fn assign(w: &World, vin: &str, serial: &str, uid: &str, version: &str) {
+    oem::assign(
+        &w.p("oem"),
+        oem::Assign {
+            target: oem::AssignTarget::Vehicle {
+                vin: vin.into(),
+                serial: Some(serial.into()),
+            },
+            supplier: "acme".into(),
+            uid: uid.into(),
+            version: version.into(),
+        },
+    )
+    .unwrap();
+}
+
+/// Every file under `dir` (recursively) whose bytes contain `needle`.
+fn holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(holding(&p, needle));
+        } else if std::fs::read(&p)
+            .unwrap()
+            .windows(needle.len())
+            .any(|w| w == needle)
+        {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The base64 body of a PEM file, a line long enough to be unique to the key.
+fn key_material(pem: &Path) -> Vec<u8> {
+    let text = std::fs::read_to_string(pem).unwrap();
+    text.lines().nth(3).unwrap().as_bytes().to_vec()
+}
+
+struct Chain {
+    w: World,
+    bosch_tier: PathBuf,
+    conti_tier: PathBuf,
+    keys: Vec<(String, PathBuf)>,
+}
+
+/// acme delegates brake calibration and libraries to bosch (public key only); bosch delegates
+/// the libraries to conti; conti releases brake-lib 1.0, bosch brake-cal 1.0; each hands over
+/// to its delegator; acme publishes; the OEM submits both, tuv approves, and both are assigned
+/// to VIN1 (brake-lib on S1, brake-cal on S2).
+fn chain() -> Chain {
+    let w = World::new();
+    let (bosch_key, bosch_pub) = party_key(&w, "bosch", "bosch");
+    let (conti_key, conti_pub) = party_key(&w, "conti", "conti");
+    delegate(&w.p("acme"), "brake-cal", &bosch_pub, "BRAKE-A", "brake-*").unwrap();
+    let bosch_tier = init_tier(&w, "bosch", "brake-cal", &bosch_key, "brake-*");
+    delegate(
+        &bosch_tier,
+        "brake-lib",
+        &conti_pub,
+        "BRAKE-A",
+        "brake-lib-*",
+    )
+    .unwrap();
+    let conti_tier = init_tier(&w, "conti", "brake-lib", &conti_key, "brake-lib-*");
+
+    add(&w, &conti_tier, "brake-lib", "1.0", 1, 0x31);
+    let from_conti = hand_over(&w, &conti_tier, 1);
+    supplier::ingest::ingest(&bosch_tier, &from_conti, w.now).unwrap();
+    add(&w, &bosch_tier, "brake-cal", "1.0", 1, 0x21);
+    let from_bosch = hand_over(&w, &bosch_tier, 1);
+    supplier::ingest::ingest(&w.p("acme"), &from_bosch, w.now).unwrap();
+    supplier::publish(&w.p("acme"), w.now, false).unwrap();
+
+    submit(&w, "brake-lib", "1.0").unwrap();
+    submit(&w, "brake-cal", "1.0").unwrap();
+    w.review("tuv");
+    assign(&w, "VIN1", "S1", "brake-lib", "1.0");
+    assign(&w, "VIN1", "S2", "brake-cal", "1.0");
+    oem::publish(&w.p("oem"), w.now, false).unwrap();
+    Chain {
+        w,
+        bosch_tier,
+        conti_tier,
+        keys: vec![("bosch".into(), bosch_key), ("conti".into(), conti_key)],
+    }
+}
+
+/// Scenario: Supply chain | a tier-3 (conti) signs a library release in its own directory, hands it to its tier-2 (bosch), which hands its own role and conti's to the tier-1 (acme) | acme checks both against its delegation and publishes them verbatim; the regulator reviews, the vehicle installs the tier-3 release and the tier-2's; no private key ever left its owner's directory
+#[test]
+fn a_tier_3_release_reaches_the_vehicle_and_no_private_key_leaves_its_owner() {
+    let c = chain();
+    let w = &c.w;
+    let out = w.update();
+    assert!(
+        outcome(&out, "S1").starts_with("updated to brake-lib 1.0"),
+        "{}",
+        outcome(&out, "S1")
+    );
+    assert!(
+        outcome(&out, "S2").starts_with("updated to brake-cal 1.0"),
+        "{}",
+        outcome(&out, "S2")
+    );
+    assert_eq!(installed(w, "S1").unwrap(), vec![0x31; 3000]);
+    assert_eq!(installed(w, "S2").unwrap(), vec![0x21; 3000]);
+    // The published tree names the roles as their owners signed them.
+    let acme = w.p("acme/repository");
+    assert!(std::fs::read_dir(&acme).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".brake-lib.json")));
+    // Each party's private key is in its own directory and nowhere else.
+    for (owner, key) in &c.keys {
+        let found = holding(w.tmp.path(), &key_material(key));
+        let own = w.p(&format!("parties/{owner}"));
+        assert!(
+            found.iter().all(|p| p.starts_with(&own)),
+            "{owner}'s private key found outside its directory: {found:?}"
+        );
+        assert!(!found.is_empty());
+    }
+}
+
+/// Scenario: Supply chain | a tier-2 delegates to a tier-3 more than it was given (another hardware id, or wider names), or hands over a tier-3 role whose delegation it widened by hand | refused: by the tier-2's own command, and by the tier-1's ingest before anything is kept
+#[test]
+fn a_tier_delegates_only_within_what_it_was_given() {
+    let c = chain();
+    let w = &c.w;
+    let (_, other_pub) = party_key(w, "other", "other");
+    let err = delegate(
+        &c.bosch_tier,
+        "engine",
+        &other_pub,
+        "ENGINE-X",
+        "brake-lib-*",
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("only narrows"), "{err}");
+    let err = delegate(&c.bosch_tier, "wide", &other_pub, "BRAKE-A", "*").unwrap_err();
+    assert!(err.to_string().contains("only narrows"), "{err}");
+
+    // A forged hand-over: bosch's settings edited to delegate ENGINE-X to conti.
+    let settings = c.bosch_tier.join("ota-repo.json");
+    let mut s = world::read_json(&settings);
+    s["delegations"][0]["hardware_ids"] = serde_json::json!(["BRAKE-A", "ENGINE-X"]);
+    world::write_json(&settings, &s);
+    add(w, &c.bosch_tier, "brake-cal", "1.1", 2, 0x22);
+    let forged = hand_over(w, &c.bosch_tier, 2);
+    let before = std::fs::read(w.p("acme/ota-repo.json")).unwrap();
+    let err = supplier::ingest::ingest(&w.p("acme"), &forged, w.now).unwrap_err();
+    assert!(err.to_string().contains("ENGINE-X"), "{err}");
+    assert_eq!(std::fs::read(w.p("acme/ota-repo.json")).unwrap(), before);
+}
+
+/// Scenario: Supply chain | a tier-2 rotates its key: it signs its manifests and role again with the new key in its own directory, and the tier-1 only names the new public key | its next release installs; a hand-over signed with the old (stolen) key is refused by the tier-1
+#[test]
+fn a_tier_2_rotates_its_key_alone() {
+    let c = chain();
+    let w = &c.w;
+    let (old_key, _) = (c.keys[0].1.clone(), ());
+    let (new_key, new_pub) = party_key(w, "bosch", "bosch-2");
+    tier::rotate_tier_key(&c.bosch_tier, vec![new_key], 1).unwrap();
+    add(w, &c.bosch_tier, "brake-cal", "1.1", 2, 0x22);
+    let from_bosch = hand_over(w, &c.bosch_tier, 2);
+    // The tier-1 names the new public key, then takes the hand-over in.
+    supplier::delegate(
+        &w.p("acme"),
+        supplier::Delegate {
+            name: "brake-cal".into(),
+            keys: DelegateKeys::Public(vec![new_pub]),
+            threshold: 1,
+            hardware_ids: vec!["BRAKE-A".into()],
+            paths: vec!["brake-*".into()],
+            terminating: false,
+            expires: None,
+            replace: true,
+        },
+    )
+    .unwrap();
+    // Until it does, publishing is refused rather than serving a role clients would reject.
+    let err = supplier::publish(&w.p("acme"), w.now, false).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("not signed by the keys delegated now"),
+        "{err}"
+    );
+    supplier::ingest::ingest(&w.p("acme"), &from_bosch, w.now).unwrap();
+    supplier::publish(&w.p("acme"), w.now, false).unwrap();
+    submit(w, "brake-cal", "1.1").unwrap();
+    w.review("tuv");
+    assign(w, "VIN1", "S2", "brake-cal", "1.1");
+    oem::publish(&w.p("oem"), w.now, false).unwrap();
+    let out = w.update();
+    assert!(
+        outcome(&out, "S2").starts_with("updated to brake-cal 1.1"),
+        "{}",
+        outcome(&out, "S2")
+    );
+
+    // Someone who kept the old key signs a release of their own: refused at the tier-1.
+    let thief = party(w, "thief").join("tier");
+    tier::init_tier(
+        &thief,
+        tier::TierInit {
+            name: "thief".into(),
+            role: "brake-cal".into(),
+            keys: vec![old_key],
+            threshold: 1,
+            hardware_ids: vec!["BRAKE-A".into()],
+            paths: vec!["brake-*".into()],
+            expires: None,
+            max_image_size: 1 << 20,
+        },
+    )
+    .unwrap();
+    add(w, &thief, "brake-cal", "6.6", 9, 0x66);
+    let forged = hand_over(w, &thief, 1);
+    let err = supplier::ingest::ingest(&w.p("acme"), &forged, w.now).unwrap_err();
+    assert!(err.to_string().contains("0 valid signature(s)"), "{err}");
+}
+
+/// Scenario: Supply chain | the tier-1 revokes a tier-2 (undelegate), which then hands over a new release | the hand-over is refused, the tier-2's releases (and its tier-3's) leave the published tree, a vehicle assigned one before installs nothing, and the rest of the tree keeps working
+#[test]
+fn a_revoked_tier_2_releases_nothing_more() {
+    let c = chain();
+    let w = &c.w;
+    oem::vehicle_add(&w.p("oem"), "VIN2", &["S9:BRAKE-A".into()], &[]).unwrap();
+    w.provision("VIN2");
+    assign(w, "VIN2", "S9", "brake-cal", "1.0");
+    oem::publish(&w.p("oem"), w.now, false).unwrap();
+
+    supplier::undelegate(&w.p("acme"), "brake-cal", true).unwrap();
+    supplier::publish(&w.p("acme"), w.now, false).unwrap();
+    add(w, &c.bosch_tier, "brake-cal", "1.1", 2, 0x22);
+    let late = hand_over(w, &c.bosch_tier, 2);
+    let err = supplier::ingest::ingest(&w.p("acme"), &late, w.now).unwrap_err();
+    assert!(err.to_string().contains("delegates none"), "{err}");
+    let err = submit(w, "brake-cal", "1.1").unwrap_err();
+    assert!(err.to_string().contains("no role of the repository lists it"), "{err}");
+
+    let config = w.config_for("vin2.toml", "VIN2", &[("S9".into(), "BRAKE-A".into())]);
+    let gw = ota_client::gateway::Gateway::new(
+        ota_client::config::Config::load(&config).unwrap(),
+        w.now,
+    )
+    .unwrap();
+    gw.init(false).unwrap();
+    let mut fw = ota_client::forward::DirForwarder::new(w.p("ecus-VIN2"));
+    let out = gw.run(Some(&mut fw)).unwrap();
+    let s9 = &out.iter().find(|(s, _)| s == "S9").unwrap().1;
+    assert!(
+        summary(s9).contains("brake-cal-1.0.bin: no role of the repository lists it"),
+        "{}",
+        summary(s9)
+    );
+    assert!(!w.p("ecus-VIN2/S9/image.bin").exists());
+    // The tier-1's own images and the tree itself still verify.
+    ota_repo::verify::verify(&w.p("acme"), None, w.now).unwrap();
+    let _ = &c.conti_tier;
+}
