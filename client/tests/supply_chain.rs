@@ -357,7 +357,11 @@ fn a_revoked_tier_2_releases_nothing_more() {
     let err = supplier::ingest::ingest(&w.p("acme"), &late, w.now).unwrap_err();
     assert!(err.to_string().contains("delegates none"), "{err}");
     let err = submit(w, "brake-cal", "1.1").unwrap_err();
-    assert!(err.to_string().contains("no role of the repository lists it"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("no role of the repository lists it"),
+        "{err}"
+    );
 
     let config = w.config_for("vin2.toml", "VIN2", &[("S9".into(), "BRAKE-A".into())]);
     let gw = ota_client::gateway::Gateway::new(
@@ -378,4 +382,130 @@ fn a_revoked_tier_2_releases_nothing_more() {
     // The tier-1's own images and the tree itself still verify.
     ota_repo::verify::verify(&w.p("acme"), None, w.now).unwrap();
     let _ = &c.conti_tier;
+}
+
+/// Scenario: Supply chain | the OEM issues an ECU trust document for a hardware id that tiers sign images for | the document follows the delegations: it names the tier-1's targets keys and the keys of every tier allowed that hardware id, and each tier key must first be confirmed by the OEM (none enters the ECU unseen); a hardware id no tier serves gets the tier-1's keys alone
+#[test]
+fn ecu_trust_follows_the_delegations_to_the_tiers_keys() {
+    let c = chain();
+    let w = &c.w;
+    let signers = vec![
+        world::new_key(w, "trust-a.pem"),
+        world::new_key(w, "trust-b.pem"),
+    ];
+    let trust = |hw: &str, confirmed: Vec<String>| {
+        oem::ecu_trust(
+            &w.p("oem"),
+            &oem::EcuTrust {
+                hardware_id: hw.into(),
+                suppliers: ota_repo::oem::ecu_trust::SupplierKeys::Pinned {
+                    name: "acme".into(),
+                    from: None,
+                    ca: None,
+                    now: w.now,
+                },
+                supplier_threshold: None,
+                regulator_keys: vec![],
+                regulator_threshold: 0,
+                full: false,
+                signer_keys: signers.clone(),
+                signer_threshold: Some(2),
+                confirmed_keys: confirmed,
+                previous_signer_keys: vec![],
+                min_release_counter: None,
+                legacy: false,
+            },
+        )
+    };
+    let id = |owner: &str, file: &str| {
+        ota_repo::keystore::public_key(&w.p(&format!("parties/{owner}/{file}.pub.pem")))
+            .unwrap()
+            .key_id()
+            .unwrap()
+            .0
+    };
+    let (bosch, conti) = (id("bosch", "bosch"), id("conti", "conti"));
+    let err = trust("BRAKE-A", vec![]).unwrap_err().to_string();
+    assert!(err.contains(&bosch) && err.contains(&conti), "{err}");
+    let (_, path) = trust("BRAKE-A", vec![bosch.clone(), conti.clone()]).unwrap();
+    let doc =
+        ota_ecu::trust::TrustDocument::provision(&std::fs::read(path).unwrap(), "BRAKE-A").unwrap();
+    assert_eq!(
+        doc.suppliers.keys.len(),
+        3,
+        "acme's targets key, bosch's and conti's"
+    );
+    assert_eq!(doc.suppliers.threshold, 1);
+    // No tier serves BRAKE-B: acme's key alone, nothing to confirm.
+    let (_, path) = trust("BRAKE-B", vec![]).unwrap();
+    let doc =
+        ota_ecu::trust::TrustDocument::provision(&std::fs::read(path).unwrap(), "BRAKE-B").unwrap();
+    assert_eq!(doc.suppliers.keys.len(), 1);
+}
+
+/// Scenario: Supply chain | a tier-2 (bosch, allowed BRAKE-A) delegates BRAKE-B to its tier-3, and the role reaches the published tree without the tier-1's check (an older tier-1, or one whose check failed) | vehicles, the regulator and the OEM refuse the tier-3's BRAKE-B image: the hardware ids a role may sign are narrowed along its whole delegation path, not taken from its direct parent alone
+#[test]
+fn readers_narrow_hardware_ids_along_the_whole_delegation_path() {
+    let c = chain();
+    let w = &c.w;
+    // bosch widens its delegation to conti, conti its own view, by editing their settings.
+    let edit = |dir: &Path, f: &dyn Fn(&mut serde_json::Value)| {
+        let p = dir.join("ota-repo.json");
+        let mut s = world::read_json(&p);
+        f(&mut s);
+        world::write_json(&p, &s);
+    };
+    let both = serde_json::json!(["BRAKE-A", "BRAKE-B"]);
+    edit(&c.bosch_tier, &|s| {
+        s["delegations"][0]["hardware_ids"] = both.clone()
+    });
+    edit(&c.conti_tier, &|s| s["tier"]["hardware_ids"] = both.clone());
+    let file = w.p("lib-2.0.input");
+    std::fs::write(&file, vec![0x32; 3000]).unwrap();
+    supplier::add_image(
+        &c.conti_tier,
+        supplier::AddImage {
+            file,
+            uid: "brake-lib".into(),
+            version: "2.0".into(),
+            release_counter: 2,
+            hardware_ids: vec!["BRAKE-B".into()],
+            role: String::new(),
+            allow_rollback: false,
+            encrypt: None,
+        },
+        w.now,
+    )
+    .unwrap();
+    let from_conti = hand_over(w, &c.conti_tier, 2);
+    supplier::ingest::ingest(&c.bosch_tier, &from_conti, w.now).unwrap();
+    let from_bosch = hand_over(w, &c.bosch_tier, 2);
+    // acme's ingest refuses it...
+    let err = supplier::ingest::ingest(&w.p("acme"), &from_bosch, w.now).unwrap_err();
+    assert!(err.to_string().contains("BRAKE-B"), "{err}");
+    // ...so it is put in by hand, as a tier-1 without that check would have.
+    let acme = w.p("acme");
+    let mut s = world::read_json(&acme.join("ota-repo.json"));
+    for (role, parent) in [("brake-cal", "targets"), ("brake-lib", "brake-cal")] {
+        let bytes = std::fs::read(from_bosch.join(format!("metadata/{role}.json"))).unwrap();
+        std::fs::write(acme.join(format!("delegated/{role}.json")), &bytes).unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        s["ingested"][role] = serde_json::json!({
+            "version": doc["signed"]["version"],
+            "sha256": world::sha_hex(&bytes),
+            "parent": parent,
+        });
+    }
+    world::write_json(&acme.join("ota-repo.json"), &s);
+    for e in std::fs::read_dir(from_bosch.join("targets")).unwrap() {
+        let e = e.unwrap();
+        let to = acme.join("repository/targets").join(e.file_name());
+        if !to.exists() {
+            std::fs::copy(e.path(), to).unwrap();
+        }
+    }
+    supplier::publish(&acme, w.now, false).unwrap();
+    // bosch's signed role names BRAKE-B for conti; the path from acme allows BRAKE-A only.
+    let err = submit(w, "brake-lib", "2.0").unwrap_err().to_string();
+    assert!(err.contains("BRAKE-B"), "{err}");
 }

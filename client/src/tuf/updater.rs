@@ -36,7 +36,7 @@ use super::error::{Error, Result};
 use super::fetch::Fetch;
 use super::limits::Limits;
 use super::store::MetadataStore;
-use ota_metadata::roles::{MetaFile, Root, TargetFile};
+use ota_metadata::roles::{MetaFile, Root, TargetFile, Targets};
 use ota_metadata::trusted_set::RoleSigner;
 use ota_metadata::{DateTime, TrustedSet, Update, Verified};
 use std::collections::{BTreeMap, BTreeSet};
@@ -359,6 +359,61 @@ impl<F: Fetch> Updater<F> {
             visited.insert(role);
         }
         Ok(None)
+    }
+
+    /// Every role that may sign images for `hardware_id`, with its signer: the top-level
+    /// targets role, and each delegated role (loaded and verified on the way, depth first)
+    /// whose hardware ids, narrowed along its delegation path, include it. What an ECU's trust
+    /// document names for that hardware id.
+    pub fn signers_for_hardware_id(&mut self, hardware_id: &str) -> Result<Vec<RoleSigner>> {
+        if !self.refreshed {
+            return Err(Error::NotRefreshed {
+                repository: self.metadata_base.clone(),
+            });
+        }
+        let max = self.limits.max_delegations;
+        let (remote, set) = self.parts();
+        let mut stack: Vec<(String, String, Option<Vec<String>>)> =
+            vec![("targets".to_string(), "root".to_string(), None)];
+        let mut visited: BTreeSet<String> = BTreeSet::new();
+        let mut out = Vec::new();
+        while let Some((role, parent, allowed)) = stack.pop() {
+            if !visited.insert(role.clone()) {
+                continue;
+            }
+            if visited.len() > max + 1 {
+                return Err(Error::TooManyDelegations {
+                    repository: remote.base.into(),
+                    target: format!("(hardware id {hardware_id})"),
+                    limit: max,
+                });
+            }
+            remote.load_targets(set, &role, &parent)?;
+            let mut signer = set
+                .signer_of(&role, &parent)
+                .map_err(Error::metadata(remote.base))?;
+            signer.hardware_ids = allowed.clone();
+            if allowed
+                .as_ref()
+                .is_none_or(|a| a.iter().any(|h| h == hardware_id))
+            {
+                out.push(signer);
+            }
+            let doc = &set.targets(&role).ok_or_else(|| internal(&role))?.signed;
+            let mut children = Vec::new();
+            for d in doc.delegations.iter().flat_map(|d| d.roles.iter()) {
+                let narrowed = narrow(allowed.as_deref(), doc, &d.name);
+                // A branch that cannot reach the hardware id is not loaded.
+                if narrowed
+                    .as_ref()
+                    .is_none_or(|a| a.iter().any(|h| h == hardware_id))
+                {
+                    children.push((d.name.clone(), role.clone(), narrowed));
+                }
+            }
+            stack.extend(children.into_iter().rev());
+        }
+        Ok(out)
     }
 
     /// Where [`Updater::download_target`] stores `target` in `dest_dir`: one flat,
@@ -742,5 +797,15 @@ impl<F: Fetch> Remote<'_, F> {
         set.update_delegated_targets(&bytes, role, parent)
             .map_err(Error::metadata(&url))?;
         self.persist(role, &bytes)
+    }
+}
+
+/// The hardware ids a role delegated as `child` by `doc` may sign for, given what the path to
+/// `doc` allows (`None`: unrestricted): each delegation narrows, none widens.
+fn narrow(allowed: Option<&[String]>, doc: &Targets, child: &str) -> Option<Vec<String>> {
+    match (allowed, doc.hardware_ids_for(child)) {
+        (None, h) => h.map(<[String]>::to_vec),
+        (Some(a), None) => Some(a.to_vec()),
+        (Some(a), Some(h)) => Some(a.iter().filter(|x| h.contains(x)).cloned().collect()),
     }
 }

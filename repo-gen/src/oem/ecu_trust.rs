@@ -113,10 +113,14 @@ fn owned(id: &KeyId, rsa: &rsa::RsaPublicKey, path: &Path) -> Result<Owned> {
     })
 }
 
-/// The targets keys and threshold of pinned supplier `name`'s current root.
+/// The keys of every role of pinned supplier `name` that may sign images for `hardware_id`:
+/// its current root's targets keys, and the keys of each tier it delegates to (tier-2,
+/// tier-3, …) whose hardware ids, narrowed along the delegations, include it; with the lowest
+/// of their thresholds (an ECU's document has one).
 fn pinned_supplier(
     dir: &Path,
     name: &str,
+    hardware_id: &str,
     from: Option<&str>,
     ca: Option<&Path>,
     now: DateTime,
@@ -135,27 +139,43 @@ fn pinned_supplier(
     let cache = dir.join("cache").join("suppliers").join(name);
     let mut up = open_pinned(&pin, &what, &cache, net::fetcher(ca, &limits)?, limits, now)?;
     up.refresh()?;
-    let root = &up.trusted().root().signed;
-    let role = root
-        .roles
-        .get("targets")
-        .ok_or_else(|| Error::refused(format!("{what}: its root names no targets role")))?;
-    let threshold = u8::try_from(role.threshold)
-        .map_err(|_| Error::refused(format!("{what}: targets threshold over 255")))?;
+    let signers = up.signers_for_hardware_id(hardware_id)?;
     let at = Path::new(&what);
-    let mut keys = Vec::new();
-    for id in &role.keyids {
-        let key = root
-            .keys
-            .get(id)
-            .ok_or_else(|| Error::refused(format!("{what}: targets key {} is not listed", id.0)))?;
-        let PublicKey::Rsa(rsa) = key.to_public(id).map_err(Error::meta(at))? else {
-            return Err(Error::refused(format!(
-                "{what}: targets key {} is not RSA; ECUs verify RSA keys only",
-                id.0
-            )));
-        };
-        keys.push(owned(id, &rsa, at)?);
+    let mut keys: Vec<Owned> = Vec::new();
+    let mut threshold = u8::MAX;
+    for signer in &signers {
+        let t = u8::try_from(signer.threshold).map_err(|_| {
+            Error::refused(format!(
+                "{what}: role {} has a threshold over 255",
+                signer.role
+            ))
+        })?;
+        threshold = threshold.min(t);
+        for id in &signer.keyids {
+            let key = signer.keys.get(id).ok_or_else(|| {
+                Error::refused(format!(
+                    "{what}: role {} key {} is not listed",
+                    signer.role, id.0
+                ))
+            })?;
+            let PublicKey::Rsa(rsa) = key.to_public(id).map_err(Error::meta(at))? else {
+                return Err(Error::refused(format!(
+                    "{what}: role {} key {} is not RSA; ECUs verify RSA keys only",
+                    signer.role, id.0
+                )));
+            };
+            let k = owned(id, &rsa, at)?;
+            if !keys.iter().any(|o| o.identity == k.identity) {
+                keys.push(k);
+            }
+        }
+    }
+    if signers.len() > 1 {
+        let roles: Vec<&str> = signers.iter().map(|s| s.role.as_str()).collect();
+        tell!(
+            "ota-repo: supplier {name}: images for {hardware_id} may be signed by roles {} (the document takes all their keys, threshold {threshold})",
+            roles.join(", ")
+        );
     }
     Ok((keys, threshold))
 }
@@ -403,8 +423,14 @@ pub fn ecu_trust(dir: &Path, t: &EcuTrust) -> Result<(u32, PathBuf)> {
             ca,
             now,
         } => {
-            let (keys, threshold) =
-                pinned_supplier(dir, name, from.as_deref(), ca.as_deref(), *now)?;
+            let (keys, threshold) = pinned_supplier(
+                dir,
+                name,
+                &t.hardware_id,
+                from.as_deref(),
+                ca.as_deref(),
+                *now,
+            )?;
             confirm_supplier_keys(
                 &super::Settings::load(dir)?,
                 name,
