@@ -23,7 +23,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use support::http::Server;
 use support::trees::{
-    copy_dir, sha256_hex, tamper_file, tamper_metadata, Expected, Trees, IMAGES, TIER2,
+    copy_dir, sha256_hex, tamper_file, tamper_metadata, Expected, Trees, IMAGES, TIER2, TIER3,
+    TIER_IMAGES,
 };
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/python/read_tree.py");
@@ -152,7 +153,7 @@ fn check_read(what: &str, repo: &Path) -> (BTreeMap<String, String>, Value) {
     let want: BTreeMap<String, (u64, String)> = exp
         .delegated
         .iter()
-        .map(|(r, v)| (r.clone(), (*v, "targets".to_string())))
+        .map(|(r, v)| (r.clone(), (*v, exp.delegators[r].clone())))
         .collect();
     assert_eq!(delegated, want, "{what}: delegated roles python-tuf loaded");
     let meta: BTreeSet<String> = ["targets".to_string()]
@@ -284,10 +285,17 @@ fn python_tuf_reads_our_supplier_tree() {
     let trees = Trees::build();
     let repo = trees.supplier().join("repository");
     let (downloaded, _) = check_read("supplier", &repo);
-    // Three targets per image (image, JSON manifest, compact manifest), some delegated.
-    assert_eq!(downloaded.len(), 3 * IMAGES.len());
+    // Three targets per image (image, JSON manifest, compact manifest), some delegated, some
+    // signed by a tier-2 and a tier-3 for themselves and handed over.
+    assert_eq!(downloaded.len(), 3 * (IMAGES.len() + TIER_IMAGES.len()));
     let exp = Expected::read(&repo);
     assert!(exp.delegated.contains_key(TIER2));
+    assert_eq!(
+        exp.delegators[TIER3],
+        support::trees::TIER2_SELF,
+        "the tier-3 is nested"
+    );
+    assert!(exp.targets_by_name.values().any(|t| t.role == TIER3));
     assert!(exp.targets_by_name.values().any(|t| t.role == TIER2));
     // The images python-tuf got are the supplier's original files.
     for (name, bytes) in &trees.originals {

@@ -33,6 +33,8 @@ const AREAS: &[&str] = &[
     "Confidentiality",
     "CDN publishing",
     "Fleet privacy",
+    "Supply chain",
+    "Interop",
 ];
 
 const CRATES: &[&str] = &[

@@ -691,3 +691,37 @@ async fn our_verifier_accepts_tough_signed_repo() {
     env.verify("targets", &role.keyids, role.threshold, &root.keys)
         .expect("untampered targets verify");
 }
+
+/// Scenario: Interop | tough reads a supplier tree whose tier-2 signed its role for itself and delegates to a tier-3 that did too (both handed over and ingested) | tough loads every role, nested ones included, and enumerates exactly the targets each lists
+#[tokio::test(flavor = "current_thread")]
+async fn tough_reads_a_tree_with_tier_2_and_tier_3_roles() {
+    use support::trees::{Expected, Trees, TIER2_SELF, TIER3};
+    let trees = Trees::build();
+    let repo = trees.supplier().join("repository");
+    let exp = Expected::read(&repo);
+    assert_eq!(exp.delegators[TIER3], TIER2_SELF);
+    let root1 = std::fs::read(repo.join("1.root.json")).unwrap();
+    let t = tough_load(&root1, &repo).await;
+    let listed: BTreeSet<String> = t.all_targets().map(|(n, _)| n.raw().to_string()).collect();
+    assert_eq!(
+        listed,
+        exp.targets_by_name.keys().cloned().collect(),
+        "supplier: targets tough enumerates"
+    );
+    let nested = t
+        .delegated_role(TIER3)
+        .expect("tough knows the tier-3 role");
+    assert_eq!(
+        nested
+            .targets
+            .as_ref()
+            .expect("the tier-3 role's metadata")
+            .signed
+            .targets
+            .len(),
+        exp.targets_by_name
+            .values()
+            .filter(|x| x.role == TIER3)
+            .count()
+    );
+}

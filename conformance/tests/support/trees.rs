@@ -23,6 +23,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub const TIER2: &str = "brakes-tier2";
+/// A tier-2 that signs for itself in its own directory, and the tier-3 it delegates to.
+pub const TIER2_SELF: &str = "brakes-cal";
+pub const TIER3: &str = "brakes-lib";
+
+/// Images the tiers sign: (uid, version, release counter, hardware id, role, size).
+pub const TIER_IMAGES: [(&str, &str, u64, &str, &str, usize); 2] = [
+    ("brake-cal", "1.0", 1, "BRAKE-A", TIER2_SELF, 2000),
+    ("brake-lib", "1.0", 1, "BRAKE-A", TIER3, 3000),
+];
 
 /// (uid, version, release counter, hardware id, role, size).
 pub const IMAGES: [(&str, &str, u64, &str, &str, usize); 5] = [
@@ -63,6 +72,92 @@ impl Trees {
             ("oem", self.oem().join("repository")),
             ("regulator", self.regulator().join("repository")),
         ]
+    }
+
+    /// The tiers below acme: bosch (tier-2, [`TIER2_SELF`]) and conti (tier-3, [`TIER3`]),
+    /// each with its key in its own directory, each releasing one image and handing over to
+    /// its delegator; acme ingests. Their images go into `originals`.
+    fn supply_chain(&self, acme: &Path, originals: &mut BTreeMap<String, Vec<u8>>) {
+        use ota_repo::supplier::{tier, DelegateKeys};
+        let tiers = self.tmp.path().join("tiers");
+        let party = |name: &str| -> (PathBuf, PathBuf, PathBuf) {
+            let d = tiers.join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            let key = d.join("key.pem");
+            ota_repo::keystore::generate(2048, &key).expect("tier key");
+            let public = d.join("key.pub.pem");
+            ota_repo::keystore::export_public(&key, &public).expect("public key");
+            (d.join("tier"), key, public)
+        };
+        let (bosch, bosch_key, bosch_pub) = party("bosch");
+        let (conti, conti_key, conti_pub) = party("conti");
+        let delegate = |dir: &Path, name: &str, public: &Path, paths: &[&str]| {
+            supplier::delegate(
+                dir,
+                supplier::Delegate {
+                    name: name.into(),
+                    keys: DelegateKeys::Public(vec![public.to_path_buf()]),
+                    threshold: 1,
+                    hardware_ids: vec!["BRAKE-A".into()],
+                    paths: paths.iter().map(|p| p.to_string()).collect(),
+                    terminating: false,
+                    expires: None,
+                    replace: false,
+                },
+            )
+            .unwrap_or_else(|e| panic!("delegate {name}: {e}"));
+        };
+        let init = |dir: &Path, name: &str, role: &str, key: &Path, paths: &[&str]| {
+            tier::init_tier(
+                dir,
+                tier::TierInit {
+                    name: name.into(),
+                    role: role.into(),
+                    keys: vec![key.to_path_buf()],
+                    threshold: 1,
+                    hardware_ids: vec!["BRAKE-A".into()],
+                    paths: paths.iter().map(|p| p.to_string()).collect(),
+                    expires: None,
+                    max_image_size: supplier::DEFAULT_MAX_IMAGE_SIZE,
+                },
+            )
+            .unwrap_or_else(|e| panic!("init-tier {role}: {e}"));
+        };
+        let both = ["brake-cal-*", "brake-lib-*"];
+        delegate(acme, TIER2_SELF, &bosch_pub, &both);
+        init(&bosch, "bosch", TIER2_SELF, &bosch_key, &both);
+        delegate(&bosch, TIER3, &conti_pub, &["brake-lib-*"]);
+        init(&conti, "conti", TIER3, &conti_key, &["brake-lib-*"]);
+        for (i, (uid, version, rc, hw, role, size)) in TIER_IMAGES.into_iter().enumerate() {
+            let bytes: Vec<u8> = (0..size)
+                .map(|j| (j.wrapping_mul(13) ^ (i * 5)) as u8)
+                .collect();
+            let file = self.tmp.path().join(format!("{uid}-{version}.src"));
+            std::fs::write(&file, &bytes).unwrap();
+            let dir = if role == TIER3 { &conti } else { &bosch };
+            supplier::add_image(
+                dir,
+                supplier::AddImage {
+                    file,
+                    uid: uid.into(),
+                    version: version.into(),
+                    release_counter: rc,
+                    hardware_ids: vec![hw.into()],
+                    role: String::new(),
+                    allow_rollback: false,
+                    encrypt: None,
+                },
+                self.now,
+            )
+            .unwrap_or_else(|e| panic!("add-image {uid} {version}: {e}"));
+            originals.insert(ImageTargets::new(uid, version).image, bytes);
+        }
+        let from_conti = tiers.join("from-conti");
+        tier::handover(&conti, &from_conti, false, self.now).expect("conti handover");
+        supplier::ingest::ingest(&bosch, &from_conti, self.now).expect("bosch ingest");
+        let from_bosch = tiers.join("from-bosch");
+        tier::handover(&bosch, &from_bosch, false, self.now).expect("bosch handover");
+        supplier::ingest::ingest(acme, &from_bosch, self.now).expect("acme ingest");
     }
 
     pub fn build() -> Trees {
@@ -138,6 +233,7 @@ impl Trees {
             .unwrap_or_else(|e| panic!("add-image {uid} {version}: {e}"));
             originals.insert(ImageTargets::new(uid, version).image, bytes);
         }
+        t.supply_chain(&acme, &mut originals);
         supplier::publish(&acme, now, false).expect("supplier publish");
 
         // Regulator, with a rule that rejects brake-fw below 1.1.0.
@@ -293,6 +389,8 @@ pub struct Expected {
     pub targets: u64,
     /// Delegated role -> version.
     pub delegated: BTreeMap<String, u64>,
+    /// Delegated role -> the role that delegates it.
+    pub delegators: BTreeMap<String, String>,
     /// Snapshot entries that are not targets roles: name -> (version, length, sha256).
     pub other_meta: BTreeMap<String, (u64, u64, String)>,
     pub targets_by_name: BTreeMap<String, ListedTarget>,
@@ -325,6 +423,7 @@ impl Expected {
         let targets_file = repo.join(format!("{targets}.targets.json"));
 
         let mut delegated = BTreeMap::new();
+        let mut delegators = BTreeMap::new();
         let mut targets_by_name = BTreeMap::new();
         let mut roles = vec![("targets".to_string(), targets_file.clone())];
         let mut targets_signed = Value::Null;
@@ -348,6 +447,7 @@ impl Expected {
                     let name = d["name"].as_str().expect("role name").to_string();
                     let v = role_version(&name);
                     delegated.insert(name.clone(), v);
+                    delegators.insert(name.clone(), role.clone());
                     roles.push((name.clone(), repo.join(format!("{v}.{name}.json"))));
                 }
             }
@@ -378,6 +478,7 @@ impl Expected {
             snapshot,
             targets,
             delegated,
+            delegators,
             other_meta,
             targets_by_name,
             targets_file,
