@@ -34,7 +34,6 @@ const AREAS: &[&str] = &[
     "CDN publishing",
     "Fleet privacy",
     "Supply chain",
-    "Interop",
 ];
 
 const CRATES: &[&str] = &[

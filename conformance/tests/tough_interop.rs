@@ -692,7 +692,9 @@ async fn our_verifier_accepts_tough_signed_repo() {
         .expect("untampered targets verify");
 }
 
-/// Scenario: Interop | tough reads a supplier tree whose tier-2 signed its role for itself and delegates to a tier-3 that did too (both handed over and ingested) | tough loads every role, nested ones included, and enumerates exactly the targets each lists
+/// tough reads a supplier tree whose tier-2 signed its role for itself and delegates to a
+/// tier-3 that did too (both handed over and ingested): it loads every role, nested ones
+/// included, and enumerates exactly the targets each lists.
 #[tokio::test(flavor = "current_thread")]
 async fn tough_reads_a_tree_with_tier_2_and_tier_3_roles() {
     use support::trees::{Expected, Trees, TIER2_SELF, TIER3};
