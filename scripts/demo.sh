@@ -326,4 +326,48 @@ if "$bin/ota-gateway" --config "$work/vehicle3/gateway.toml" update > "$work/veh
 fi
 sed 's/^/    /' "$work/vehicle3/update.log"
 grep -q "excluded" "$work/vehicle3/update.log"
+step "supply chain: bosch (a tier-2) signs brake calibration 1.0 in its own directory with its own key; acme ingests and publishes it"
+bosch="$work/bosch"  # bosch's own CI: its key never leaves this directory
+mkdir -p "$bosch"
+"$OTA_REPO" key generate --bits 2048 --out "$bosch/bosch.TEST-ONLY.pem" >/dev/null
+"$OTA_REPO" key public "$bosch/bosch.TEST-ONLY.pem" --out "$work/keys/bosch.pub.pem" >/dev/null
+"$OTA_REPO" supplier delegate "$acme" --name brake-cal --public-key "$work/keys/bosch.pub.pem" \
+  --hardware-id BRAKE-A --path 'brake-cal-*'
+"$OTA_REPO" supplier init-tier "$bosch/tier" --name bosch --role brake-cal \
+  --key "$bosch/bosch.TEST-ONLY.pem" --hardware-id BRAKE-A --path 'brake-cal-*' >/dev/null
+{ yes 'brake calibration 1.0' || true; } | head -c 16000 > "$work/images/brake-cal-1.0.bin"
+"$OTA_REPO" supplier add-image "$bosch/tier" --file "$work/images/brake-cal-1.0.bin" \
+  --uid brake-cal --version 1.0 --release-counter 7 --hardware-id BRAKE-A >/dev/null
+"$OTA_REPO" supplier handover "$bosch/tier" --out "$work/bosch-to-acme"
+"$OTA_REPO" supplier ingest "$acme" --from "$work/bosch-to-acme"
+"$OTA_REPO" supplier publish "$acme" >/dev/null
+if grep -rlq 'PRIVATE KEY' "$acme" "$work/bosch-to-acme"; then
+  echo "demo: a private key reached acme" >&2
+  exit 1
+fi
+# The brake ECU must trust bosch's key for BRAKE-A: the OEM follows acme's delegation and
+# confirms the new key (checked with bosch out of band).
+sync_trees  # acme uploads: the OEM reads the delegation from acme's pinned URL
+bosch_id=$("$OTA_REPO" key show "$work/keys/bosch.pub.pem" | awk '/^key id:/ {print $3}')
+"$OTA_REPO" oem ecu-trust "$work/oem" --hardware-id BRAKE-A --supplier acme \
+  --confirm-key "$bosch_id" "${trust_signers[@]}"
+"$OTA_REPO" oem review submit "$work/oem" --supplier acme --uid brake-cal --version 1.0 \
+  --from "$acme/repository" >/dev/null
+"$OTA_REPO" oem publish "$work/oem" >/dev/null
+"$OTA_REPO" regulator review "$work/regulator/tuv" --master "$work/oem/repository" \
+  --master-root "$work/oem/repository/1.root.json" --supplier-from "acme=$acme/repository" \
+  --decryption-keys "$work/regulator/tuv-decryption-keys.TEST-ONLY.json"
+"$OTA_REPO" regulator publish "$work/regulator/tuv" >/dev/null
+"$OTA_REPO" oem assign "$work/oem" --vin "$vin" --ecu BRK-0001 --supplier acme --uid brake-cal \
+  --version 1.0 >/dev/null
+"$OTA_REPO" oem publish "$work/oem" >/dev/null
+step "gateway: update (the brake ECU receives trust document version 3 with bosch's key, then verifies bosch's signature)"
+gw update
+sleep 0.3
+if ! gw status | grep -q "BRK-0001.*brake-cal 1.0"; then
+  echo "demo: the brake ECU should run bosch's brake-cal 1.0" >&2
+  exit 1
+fi
+gw status
+
 step "demo finished: trees, logs and ECU flash are in $work"
