@@ -249,7 +249,7 @@ fn confirm_supplier_keys(
         return Ok(());
     }
     Err(Error::refused(format!(
-        "supplier {name}'s root chain now names targets key(s) {} that neither trust document version {held_version} nor the OEM's pin of {name} holds: check them with the supplier out of band, then pass --confirm-key KEYID for each (or re-pin the supplier: oem supplier repin). A stolen supplier root key can rotate the chain; only the OEM's confirmation puts a key into ECUs",
+        "supplier {name}'s root chain now names key(s) {} to sign this hardware id's images (its targets role, or a tier it delegates to) that neither trust document version {held_version} nor the OEM's pin of {name} holds: check them with the supplier (or the tier) out of band, then pass --confirm-key KEYID for each (or re-pin the supplier: oem supplier repin). A stolen supplier root key can rotate the chain; only the OEM's confirmation puts a key into ECUs",
         unseen.join(", ")
     )))
 }
