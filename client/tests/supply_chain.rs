@@ -509,3 +509,128 @@ fn readers_narrow_hardware_ids_along_the_whole_delegation_path() {
     let err = submit(w, "brake-lib", "2.0").unwrap_err().to_string();
     assert!(err.contains("BRAKE-B"), "{err}");
 }
+
+/// Re-sign `role`'s file in hand-over `dir` with `key`, after `edit` changed its `signed`: what
+/// a tier holding only its own key can do to its own hand-over.
+fn resign(dir: &Path, role: &str, key: &Path, edit: &dyn Fn(&mut serde_json::Value)) {
+    let p = dir.join(format!("metadata/{role}.json"));
+    let env = world::read_json(&p);
+    let mut signed = env["signed"].clone();
+    edit(&mut signed);
+    let k = ota_repo::keystore::load(key).unwrap();
+    std::fs::write(&p, ota_metadata::sign_document(&signed, &[&k]).unwrap()).unwrap();
+}
+
+/// Scenario: Supply chain | a sibling tier-2 (absco, with only its own key) delegates a role named like another tier's sub-role (conti's brake-lib under bosch) to itself and signs it at a higher version | refused: a role is reached through one delegation only, and the refused hand-over changes nothing, so bosch's next hand-over still goes through
+#[test]
+fn a_sibling_tier_cannot_take_over_another_tiers_role() {
+    let c = chain();
+    let w = &c.w;
+    let (absco_key, absco_pub) = party_key(w, "absco", "absco");
+    delegate(&w.p("acme"), "abs-t2", &absco_pub, "BRAKE-A", "abs-*").unwrap();
+    let absco = init_tier(w, "absco", "abs-t2", &absco_key, "abs-*");
+    delegate(&absco, "brake-lib", &absco_pub, "BRAKE-A", "abs-lib-*").unwrap();
+    // absco's own "brake-lib", version 5.
+    let fake = party(w, "absco").join("fake-lib");
+    tier::init_tier(
+        &fake,
+        tier::TierInit {
+            name: "absco".into(),
+            role: "brake-lib".into(),
+            keys: vec![absco_key.clone()],
+            threshold: 1,
+            hardware_ids: vec!["BRAKE-A".into()],
+            paths: vec!["abs-lib-*".into()],
+            expires: None,
+            max_image_size: 1 << 20,
+        },
+    )
+    .unwrap();
+    let mut last = PathBuf::new();
+    for n in 1..=5 {
+        last = fake.parent().unwrap().join(format!("fake-{n}"));
+        tier::handover(&fake, &last, true, w.now).unwrap();
+    }
+    supplier::ingest::ingest(&absco, &last, w.now).unwrap();
+    let from_absco = hand_over(w, &absco, 1);
+    let before = std::fs::read(w.p("acme/ota-repo.json")).unwrap();
+    let err = supplier::ingest::ingest(&w.p("acme"), &from_absco, w.now).unwrap_err();
+    assert!(err.to_string().contains("brake-lib"), "{err}");
+    assert_eq!(std::fs::read(w.p("acme/ota-repo.json")).unwrap(), before);
+    // The rightful owners carry on.
+    add(w, &c.bosch_tier, "brake-cal", "1.1", 2, 0x22);
+    let from_bosch = hand_over(w, &c.bosch_tier, 2);
+    supplier::ingest::ingest(&w.p("acme"), &from_bosch, w.now).unwrap();
+    supplier::publish(&w.p("acme"), w.now, false).unwrap();
+}
+
+/// Scenario: Supply chain | a hand-over's target file is a FIFO, a symlink to one of the tier-1's files (its private key), or its targets directory a symlink | refused at once, naming the file: ingest never blocks holding the working directory's lock, never reads outside the hand-over, and its errors never tell the hash of what it read
+#[test]
+fn a_hand_over_of_fifos_or_symlinks_is_refused_without_reading_them() {
+    let c = chain();
+    let w = &c.w;
+    add(w, &c.bosch_tier, "brake-cal", "1.1", 2, 0x22);
+    let from_bosch = hand_over(w, &c.bosch_tier, 2);
+    let target = std::fs::read_dir(from_bosch.join("targets"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("brake-cal-1.1.bin"))
+        .unwrap();
+    let saved = std::fs::read(&target).unwrap();
+    let ingest_within = |secs: u64| {
+        let (dir, from, now) = (w.p("acme"), from_bosch.clone(), w.now);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(supplier::ingest::ingest(&dir, &from, now).map(|_| ()));
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(secs))
+            .expect("ingest hung on the hand-over")
+    };
+    // A FIFO.
+    std::fs::remove_file(&target).unwrap();
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&target)
+        .status()
+        .unwrap()
+        .success());
+    let err = ingest_within(20).unwrap_err().to_string();
+    assert!(
+        err.contains("FIFO") || err.contains("not a regular file"),
+        "{err}"
+    );
+    // A symlink to the tier-1's key file (its length and hash must not come back).
+    std::fs::remove_file(&target).unwrap();
+    std::os::unix::fs::symlink(w.p("k.pem"), &target).unwrap();
+    let err = ingest_within(20).unwrap_err().to_string();
+    let key_sha = world::sha_hex(&std::fs::read(w.p("k.pem")).unwrap());
+    assert!(err.contains("symbolic link"), "{err}");
+    assert!(!err.contains(&key_sha[..16]), "{err}");
+    // Its targets directory a symlink.
+    std::fs::remove_file(&target).unwrap();
+    std::fs::write(&target, &saved).unwrap();
+    let real = from_bosch.join("targets-real");
+    std::fs::rename(from_bosch.join("targets"), &real).unwrap();
+    std::os::unix::fs::symlink(&real, from_bosch.join("targets")).unwrap();
+    let err = ingest_within(20).unwrap_err().to_string();
+    assert!(err.contains("symbolic link"), "{err}");
+    // Put right, it goes through.
+    std::fs::remove_file(from_bosch.join("targets")).unwrap();
+    std::fs::rename(&real, from_bosch.join("targets")).unwrap();
+    ingest_within(60).unwrap();
+}
+
+/// Scenario: Supply chain | a tier-2 signs its role to expire in the year 9999, beyond the lifetime its delegation allows | refused at ingest: the delegator's bound on a delegated role's lifetime holds for roles it does not sign
+#[test]
+fn a_tier_role_living_longer_than_its_delegation_allows_is_refused() {
+    let c = chain();
+    let w = &c.w;
+    add(w, &c.bosch_tier, "brake-cal", "1.1", 2, 0x22);
+    let from_bosch = hand_over(w, &c.bosch_tier, 2);
+    resign(&from_bosch, "brake-cal", &c.keys[0].1, &|s| {
+        s["expires"] = "9999-12-31T00:00:00Z".into();
+    });
+    let err = supplier::ingest::ingest(&w.p("acme"), &from_bosch, w.now)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("expires") && err.contains("9999"), "{err}");
+}

@@ -387,6 +387,77 @@ pub fn open_regular(path: &Path) -> Result<(File, fs::Metadata)> {
     Ok((f, meta))
 }
 
+/// [`open_regular`] for a path someone else supplied (a hand-over): a symbolic link as its
+/// last component is refused too, not followed.
+pub fn open_untrusted(path: &Path) -> Result<(File, fs::Metadata)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if fs::symlink_metadata(path)
+        .map_err(Error::io(path))?
+        .file_type()
+        .is_symlink()
+    {
+        return Err(Error::refused(format!(
+            "{} is a symbolic link: a hand-over holds regular files only",
+            path.display()
+        )));
+    }
+    let flags = rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOFOLLOW;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(path)
+        .map_err(Error::io(path))?;
+    let meta = f.metadata().map_err(Error::io(path))?;
+    if let Some(kind) = kind_of(meta.file_type()) {
+        return Err(Error::NotRegularFile {
+            path: path.to_path_buf(),
+            kind,
+        });
+    }
+    Ok((f, meta))
+}
+
+/// Refuse `dir` unless it is a real directory (not a symbolic link to one).
+pub fn real_dir(dir: &Path) -> Result<()> {
+    let meta = fs::symlink_metadata(dir).map_err(Error::io(dir))?;
+    if meta.file_type().is_symlink() {
+        return Err(Error::refused(format!(
+            "{} is a symbolic link: a hand-over holds regular files and directories only",
+            dir.display()
+        )));
+    }
+    if !meta.is_dir() {
+        return Err(Error::refused(format!(
+            "{} is not a directory",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// [`read_bounded`] through [`open_untrusted`].
+pub fn read_untrusted(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let (f, meta) = open_untrusted(path)?;
+    if meta.len() > limit {
+        return Err(Error::refused(format!(
+            "{} is {} bytes, over the limit of {limit}",
+            path.display(),
+            meta.len()
+        )));
+    }
+    let mut out = Vec::new();
+    f.take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(Error::io(path))?;
+    if out.len() as u64 > limit {
+        return Err(Error::refused(format!(
+            "{} grew past the limit of {limit} bytes while being read",
+            path.display()
+        )));
+    }
+    Ok(out)
+}
+
 /// Read a whole regular file, refusing one over `limit` bytes (checked before and while
 /// reading).
 pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {

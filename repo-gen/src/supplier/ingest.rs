@@ -40,6 +40,9 @@ struct Job {
     threshold: u32,
     hardware_ids: Vec<String>,
     paths: Vec<String>,
+    /// The latest expiry the delegation from this directory allows (its lifetime from now):
+    /// roles below inherit it.
+    max_expires: DateTime,
 }
 
 /// A role that checked out.
@@ -67,7 +70,14 @@ fn refused(from: &Path, why: String) -> Error {
 /// Check hand-over `from` against this directory's delegations and take it in.
 pub fn ingest(dir: &Path, from: &Path, now: DateTime) -> Result<Report> {
     let mut s = Settings::load(dir)?;
-    let index: Index = serde_json::from_slice(&fsutil::read_bounded(&from.join(INDEX), 1 << 20)?)
+    for d in [
+        from.to_path_buf(),
+        from.join("metadata"),
+        from.join("targets"),
+    ] {
+        fsutil::real_dir(&d)?;
+    }
+    let index: Index = serde_json::from_slice(&fsutil::read_untrusted(&from.join(INDEX), 1 << 20)?)
         .map_err(|e| refused(from, format!("{INDEX}: {e}")))?;
     if index.format != FORMAT {
         return Err(refused(from, format!("unknown format {:?}", index.format)));
@@ -80,11 +90,13 @@ pub fn ingest(dir: &Path, from: &Path, now: DateTime) -> Result<Report> {
         ota_metadata::names::check_role_name(r).map_err(|e| refused(from, e.to_string()))?;
     }
     let own = s.default_role().to_string();
-    let mut queue: Vec<Job> = s
+    let mut queue: Vec<Job> = Vec::new();
+    for d in s
         .delegations
         .iter()
         .filter(|d| d.external() && carried.contains(&d.name))
-        .map(|d| Job {
+    {
+        queue.push(Job {
             name: d.name.clone(),
             parent: own.clone(),
             keys: d.public_keys.clone(),
@@ -92,8 +104,9 @@ pub fn ingest(dir: &Path, from: &Path, now: DateTime) -> Result<Report> {
             threshold: d.role.threshold,
             hardware_ids: d.hardware_ids.clone(),
             paths: d.paths.clone(),
-        })
-        .collect();
+            max_expires: now.plus_seconds(d.role.lifetime()?),
+        });
+    }
     if queue.is_empty() {
         return Err(refused(
             from,
@@ -111,6 +124,7 @@ pub fn ingest(dir: &Path, from: &Path, now: DateTime) -> Result<Report> {
                 format!("role {} is delegated twice", job.name),
             ));
         }
+        check_owner(&s, from, &job)?;
         let (a, children) = check_role(&s, from, &job, now)?;
         for c in &children {
             if !carried.contains(&c.name) {
@@ -139,13 +153,42 @@ pub fn ingest(dir: &Path, from: &Path, now: DateTime) -> Result<Report> {
     commit(dir, from, &mut s, accepted)
 }
 
+/// A role is reached through one delegation only: a name this directory delegates itself,
+/// retired, or took in before under another delegator cannot be claimed by another tier.
+fn check_owner(s: &Settings, from: &Path, job: &Job) -> Result<()> {
+    let name = &job.name;
+    let own = s.default_role();
+    let taken = |by: &str| {
+        Err(refused(
+            from,
+            format!(
+                "role {name} is delegated by {by} already, not by {}: a role is reached through one delegation only",
+                job.parent
+            ),
+        ))
+    };
+    if job.parent != own && s.delegation(name).is_some() {
+        return taken(own);
+    }
+    if name == own || s.retired.contains(name) || s.roles.contains_key(name) {
+        return Err(refused(
+            from,
+            format!("role {name} is this directory's own or a retired one"),
+        ));
+    }
+    match s.ingested.get(name) {
+        Some(prev) if prev.parent != job.parent => taken(&prev.parent),
+        _ => Ok(()),
+    }
+}
+
 /// Check one role; returns it and the roles it delegates to.
 fn check_role(s: &Settings, from: &Path, job: &Job, now: DateTime) -> Result<(Accepted, Vec<Job>)> {
     let name = &job.name;
     let bad = |why: String| refused(from, format!("role {name}: {why}"));
     let limit = MetadataLimits::default().targets;
     let path = from.join("metadata").join(format!("{name}.json"));
-    let bytes = fsutil::read_bounded(&path, limit)?;
+    let bytes = fsutil::read_untrusted(&path, limit)?;
     let env = Envelope::parse(name, &bytes, limit).map_err(|e| bad(e.to_string()))?;
     env.verify(name, &job.keyids, job.threshold, &job.keys)
         .map_err(|e| bad(e.to_string()))?;
@@ -155,6 +198,12 @@ fn check_role(s: &Settings, from: &Path, job: &Job, now: DateTime) -> Result<(Ac
     doc.validate(name).map_err(|e| bad(e.to_string()))?;
     if doc.expires <= now {
         return Err(bad(format!("expired at {}", doc.expires)));
+    }
+    if doc.expires > job.max_expires {
+        return Err(bad(format!(
+            "expires {}, later than the delegation allows ({}): the delegate signs it with a shorter lifetime",
+            doc.expires, job.max_expires
+        )));
     }
     if let Some(prev) = s.ingested.get(name) {
         let sha = hex::encode(Sha256::digest(&bytes));
@@ -237,23 +286,26 @@ fn check_target(
     }
     let path = from.join("targets").join(&file);
     let (len, got) = hash_file(&path, info.length).map_err(|e| format!("{target}: {e}"))?;
+    // Neither length nor hash of what was read is told: a file that is not the signed one
+    // is refused, and that is all.
     if len != info.length || &got != sha {
         return Err(format!(
-            "{target}: the file in the hand-over is not the one signed ({len} bytes, sha256 {got})"
+            "{target}: the file in the hand-over is not the one signed"
         ));
     }
     Ok((file, len))
 }
 
-/// SHA-256 and length of `path`, reading at most `max + 1` bytes.
-fn hash_file(path: &Path, max: u64) -> std::io::Result<(u64, String)> {
-    let f = std::fs::File::open(path)?;
+/// SHA-256 and length of `path` (a regular file, not a link), reading at most `max + 1`
+/// bytes.
+fn hash_file(path: &Path, max: u64) -> Result<(u64, String)> {
+    let (f, _) = fsutil::open_untrusted(path)?;
     let mut r = f.take(max.saturating_add(1));
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut n = 0u64;
     loop {
-        let k = r.read(&mut buf)?;
+        let k = r.read(&mut buf).map_err(Error::io(path))?;
         if k == 0 {
             break;
         }
@@ -281,7 +333,7 @@ fn check_manifests(from: &Path, job: &Job, doc: &Targets) -> std::result::Result
             return Err(format!("{target}: {} bytes", info.length));
         }
         let sha = info.hashes.get("sha256").cloned().unwrap_or_default();
-        let bytes = fsutil::read_bounded(
+        let bytes = fsutil::read_untrusted(
             &from.join("targets").join(format!("{sha}.{target}")),
             MAX_MANIFEST_LEN,
         )
@@ -352,6 +404,7 @@ fn delegated(job: &Job, doc: &Targets) -> std::result::Result<Vec<Job>, String> 
             threshold: r.threshold,
             hardware_ids,
             paths,
+            max_expires: job.max_expires,
         });
     }
     Ok(out)
@@ -396,7 +449,7 @@ fn commit(dir: &Path, from: &Path, s: &mut Settings, accepted: Vec<Accepted>) ->
 fn copy_in(from: &Path, to: &Path) -> Result<PathBuf> {
     let dir = to.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(Error::io(dir))?;
-    let mut src = std::fs::File::open(from).map_err(Error::io(from))?;
+    let (mut src, _) = fsutil::open_untrusted(from)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
