@@ -340,7 +340,7 @@ fn a_tier_2_rotates_its_key_alone() {
     assert!(err.to_string().contains("0 valid signature(s)"), "{err}");
 }
 
-/// Scenario: Supply chain | the tier-1 revokes a tier-2 (undelegate), which then hands over a new release | the hand-over is refused, the tier-2's releases (and its tier-3's) leave the published tree, a vehicle assigned one before installs nothing, and the rest of the tree keeps working
+/// Scenario: Supply chain | the tier-1 revokes a tier-2 (undelegate), which then hands over a new release | the hand-over is refused, the tier-2's releases (and its tier-3's) leave the published tree, a vehicle assigned one before installs nothing, a vehicle that runs one keeps it as up to date (a recall only if a regulator revokes it), and the tree keeps working
 #[test]
 fn a_revoked_tier_2_releases_nothing_more() {
     let c = chain();
@@ -349,6 +349,13 @@ fn a_revoked_tier_2_releases_nothing_more() {
     w.provision("VIN2");
     assign(w, "VIN2", "S9", "brake-cal", "1.0");
     oem::publish(&w.p("oem"), w.now, false).unwrap();
+    // VIN1 installs brake-cal 1.0 on S2 before the revocation.
+    let out = w.update();
+    assert!(
+        outcome(&out, "S2").starts_with("updated to brake-cal 1.0"),
+        "{}",
+        outcome(&out, "S2")
+    );
 
     supplier::undelegate(&w.p("acme"), "brake-cal", true).unwrap();
     supplier::publish(&w.p("acme"), w.now, false).unwrap();
@@ -379,6 +386,10 @@ fn a_revoked_tier_2_releases_nothing_more() {
         summary(s9)
     );
     assert!(!w.p("ecus-VIN2/S9/image.bin").exists());
+    // What VIN1 already runs stays, and is not a recall: no regulator revoked it.
+    let out = w.update();
+    assert_eq!(outcome(&out, "S2"), "up to date (brake-cal 1.0)");
+    assert_eq!(installed(w, "S2").unwrap(), vec![0x21; 3000]);
     // The tier-1's own images and the tree itself still verify.
     ota_repo::verify::verify(&w.p("acme"), None, w.now).unwrap();
     let _ = &c.conti_tier;
@@ -633,4 +644,26 @@ fn a_tier_role_living_longer_than_its_delegation_allows_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("expires") && err.contains("9999"), "{err}");
+}
+
+/// Scenario: Supply chain | a tier-2's signed role is close to expiry and its delegate has not handed over a renewed one | the tier-1's publish warns, naming the role and the command that renews it, before vehicles would refuse it
+#[test]
+fn a_tier_role_close_to_expiry_is_warned_about_at_publish() {
+    let c = chain();
+    let w = &c.w;
+    let settings = c.bosch_tier.join("ota-repo.json");
+    let mut s = world::read_json(&settings);
+    s["roles"]["brake-cal"]["expires"] = "20d".into();
+    world::write_json(&settings, &s);
+    let out = c.bosch_tier.parent().unwrap().join("handover-renewed");
+    tier::handover(&c.bosch_tier, &out, true, w.now).unwrap();
+    supplier::ingest::ingest(&w.p("acme"), &out, w.now).unwrap();
+    let r = supplier::publish(&w.p("acme"), w.now, false).unwrap();
+    assert!(
+        r.warnings
+            .iter()
+            .any(|x| x.contains("role brake-cal") && x.contains("--renew")),
+        "{:?}",
+        r.warnings
+    );
 }

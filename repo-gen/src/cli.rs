@@ -440,7 +440,8 @@ pub enum SupplierCommand {
         /// The target-name patterns the delegation allows; repeatable. Default: `*`.
         #[arg(long = "path", value_name = "PATTERN")]
         paths: Vec<String>,
-        /// Lifetime of each signed hand-over of its role. Default: 30d.
+        /// Lifetime of each signed hand-over of its role (at most what the delegation allows,
+        /// 90d by default). Default: 60d.
         #[arg(long, value_name = "DURATION")]
         expires: Option<String>,
         /// Largest image accepted.

@@ -430,6 +430,16 @@ fn publish_checked(
         }
         meta.insert(file, meta_for(v.version, &v.bytes));
         report.kept.push((v.name.clone(), v.version));
+        let expires = serde_json::from_slice::<Value>(&v.bytes)
+            .ok()
+            .and_then(|e| e["signed"]["expires"].as_str().map(String::from))
+            .and_then(|e| DateTime::parse(&e).ok());
+        if let Some(e) = expires.filter(|e| e.0 - now.0 < EXPIRY_WARNING) {
+            report.warnings.push(format!(
+                "role {} (signed by its delegate) expires at {e}: ask the delegate for a new hand-over before then (`supplier handover --renew`), then ingest it",
+                v.name
+            ));
+        }
     }
 
     // Snapshot: new when any listed document changed, or when it is due.
@@ -489,7 +499,7 @@ fn publish_checked(
     // The whole tree must verify before anything is written.
     pending.insert("timestamp.json".into(), ts_bytes);
     if check {
-        report.warnings = check_root(repo, now, ts_expires)?;
+        report.warnings.extend(check_root(repo, now, ts_expires)?);
         verify_before_writing(repo, &pending, now)?;
     }
     report

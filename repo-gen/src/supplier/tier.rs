@@ -77,7 +77,9 @@ pub fn init_tier(dir: &Path, o: TierInit) -> Result<()> {
             return Err(Error::refused(format!("path pattern {p:?} is not allowed")));
         }
     }
-    let expires = o.expires.as_deref().unwrap_or("30d");
+    // Under the delegator's default bound of 90 days, and long enough that a monthly
+    // hand-over keeps the delegator's publish from warning (it warns at 30 days).
+    let expires = o.expires.as_deref().unwrap_or("60d");
     let role = RoleConfig::new(o.keys, o.threshold, expires)?;
     let ids: BTreeSet<_> = role
         .load_keys(&o.role)?
