@@ -912,6 +912,17 @@ pub enum ReportCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum VehicleCommand {
+    /// Import vehicles and their ECUs from a CSV file (`vin,ecus,aftermarket`, ECUs as
+    /// `SERIAL:HARDWARE_ID` separated by `;`). Every line is checked before anything is
+    /// written; vehicles already there with the same ECUs are left as they are, so importing
+    /// the same file again changes nothing.
+    Import {
+        #[arg(value_name = "DIR", help = DIR_HELP)]
+        dir: PathBuf,
+        /// The CSV file (a `vin,ecus,aftermarket` header and `#` comment lines are skipped).
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Add a vehicle and its ECUs to the inventory.
     Add {
         #[arg(value_name = "DIR", help = DIR_HELP)]

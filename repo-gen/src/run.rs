@@ -467,6 +467,7 @@ fn oem_dir(cmd: &OemCommand) -> Option<&Path> {
         ) => dir,
         OemCommand::Vehicle(
             VehicleCommand::Add { dir, .. }
+            | VehicleCommand::Import { dir, .. }
             | VehicleCommand::Remove { dir, .. }
             | VehicleCommand::Key { dir, .. }
             | VehicleCommand::DecryptionKeys { dir, .. }
@@ -650,6 +651,14 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
             say!(
                 "wrote the secret of vehicle {vin} to {}: install it in its gateway (vehicle_secret)",
                 out.display()
+            );
+        }
+        OemCommand::Vehicle(VehicleCommand::Import { dir, file }) => {
+            let r = oem::import::import_file(&dir, &file)?;
+            say!(
+                "imported {} vehicle(s); {} already in the inventory with the same ECUs; {publish_hint}",
+                r.added,
+                r.unchanged
             );
         }
         OemCommand::Vehicle(VehicleCommand::Remove { dir, vin }) => {

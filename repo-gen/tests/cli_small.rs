@@ -658,3 +658,56 @@ fn vehicle_secrets_are_issued_privately_and_again_the_same() {
         );
     }
 }
+
+/// `oem vehicle import`: a CSV fleet goes in whole or not at all, importing it again changes
+/// nothing, and a line that contradicts the inventory is refused by name.
+#[test]
+fn vehicles_import_from_csv_all_or_nothing_and_idempotent() {
+    let env = env_new();
+    let (k, off) = (key(&env, "oem.pem"), key(&env, "offline.pem"));
+    env.ok(&[
+        "oem",
+        "init",
+        "oem",
+        "--root-key",
+        &off,
+        "--targets-key",
+        &off,
+        "--key",
+        &k,
+    ]);
+    env.write(
+        "fleet.csv",
+        b"vin,ecus,aftermarket\nVIN1,BRK-1:BRAKE-A;HU-1:HU-GEN3,\nVIN2,BRK-2:BRAKE-A,CAM-2:AFTER-1\n",
+    );
+    let out = env.ok(&["oem", "vehicle", "import", "oem", "--file", "fleet.csv"]);
+    assert!(out.contains("imported 2 vehicle(s); 0 already"), "{out}");
+    let state = env.state("oem");
+    let out = env.ok(&["oem", "vehicle", "import", "oem", "--file", "fleet.csv"]);
+    assert!(out.contains("imported 0 vehicle(s); 2 already"), "{out}");
+    assert_eq!(env.state("oem"), state, "importing again changed the state");
+    // VIN2 with other ECUs, and a new VIN3: refused whole; VIN3 is not added.
+    env.write("more.csv", b"VIN3,BRK-3:BRAKE-A\nVIN2,BRK-9:BRAKE-A\n");
+    let err = env.fail(&["oem", "vehicle", "import", "oem", "--file", "more.csv"]);
+    assert!(err.contains("VIN2") && err.contains("other ECUs"), "{err}");
+    assert_eq!(env.state("oem"), state);
+    // A malformed line is named.
+    env.write("bad.csv", b"VIN4,BRK-4:BRAKE-A\nVIN5,BRK-5\n");
+    let err = env.fail(&["oem", "vehicle", "import", "oem", "--file", "bad.csv"]);
+    assert!(err.contains("line 2"), "{err}");
+    // The imported vehicles are the inventory's: assignable, and their ECUs as given.
+    env.ok(&[
+        "oem",
+        "vehicle",
+        "secret",
+        "oem",
+        "--vin",
+        "VIN2",
+        "--out",
+        "vin2.secret",
+    ]);
+    let err = env.fail(&[
+        "oem", "vehicle", "add", "oem", "--vin", "VIN1", "--ecu", "X:Y",
+    ]);
+    assert!(err.contains("already in the inventory"), "{err}");
+}

@@ -45,6 +45,18 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Vec<(String, String)>> {
     let req = reviewed(&s, &a)?;
 
     // The ECUs in question, each checked.
+    // Director checks: an ECU refuses a release counter below the one it runs, so such an
+    // assignment could only block every other update of the vehicle (updates are all or
+    // nothing). The counter last reported by the vehicle decides.
+    let not_below = |vin: &str, serial: &str, e: &super::EcuRecord| -> Result<()> {
+        match &e.reported {
+            Some(r) if req.release_counter < r.release_counter => Err(Error::refused(format!(
+                "ECU {serial} of {vin} reported running {} {} (release counter {}): it refuses {} {} (release counter {}), and the vehicle's other updates would wait on it; assign a release at counter {} or above",
+                r.uid, r.version, r.release_counter, a.uid, a.version, req.release_counter, r.release_counter
+            ))),
+            _ => Ok(()),
+        }
+    };
     let check = |vin: &str, serial: &str, hw: &str, aftermarket: bool| -> Result<()> {
         if aftermarket {
             return Err(Error::refused(format!(
@@ -103,12 +115,14 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Vec<(String, String)>> {
                 Some(serial) => {
                     let e = inv.ecu(vin, serial)?;
                     check(vin, serial, &e.hardware_id, e.aftermarket)?;
+                    not_below(vin, serial, e)?;
                     ecus.push((vin.clone(), serial.clone(), e.hardware_id.clone()));
                 }
                 None => {
                     for (serial, e) in &inv.vehicle(vin)?.ecus {
                         if !e.aftermarket && req.hardware_ids.contains(&e.hardware_id) {
                             check(vin, serial, &e.hardware_id, e.aftermarket)?;
+                            not_below(vin, serial, e)?;
                             ecus.push((vin.clone(), serial.clone(), e.hardware_id.clone()));
                         }
                     }
@@ -145,16 +159,19 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Vec<(String, String)>> {
             }
             // An encrypted image: every vehicle it goes to must hold decryption keys,
             // checked over the whole fleet before any shard is written.
-            if encrypted {
-                for shard in store::shard_files(dir, store::INVENTORY_DIR)? {
-                    let (inv, _) =
-                        store::read_shard::<super::Vehicle>(dir, store::INVENTORY_DIR, &shard)?;
-                    for (vin, v) in &inv {
-                        if v.ecus
-                            .values()
-                            .any(|e| &e.hardware_id == hw && !e.aftermarket)
-                        {
-                            keys_for(vin, hw, &v.decryption_leaves)?;
+            // Every vehicle it goes to must hold decryption keys (an encrypted image) and run
+            // no higher release counter: checked over the whole fleet before any shard is
+            // written, so a refusal leaves every assignment as it was.
+            for shard in store::shard_files(dir, store::INVENTORY_DIR)? {
+                let (inv, _) =
+                    store::read_shard::<super::Vehicle>(dir, store::INVENTORY_DIR, &shard)?;
+                for (vin, v) in &inv {
+                    for (serial, e) in &v.ecus {
+                        if &e.hardware_id == hw && !e.aftermarket {
+                            if encrypted {
+                                keys_for(vin, hw, &v.decryption_leaves)?;
+                            }
+                            not_below(vin, serial, e)?;
                         }
                     }
                 }

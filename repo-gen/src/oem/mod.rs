@@ -27,6 +27,7 @@ mod assign;
 pub mod broadcast;
 pub mod ecu_trust;
 pub mod fleet;
+pub mod import;
 mod init;
 mod inventory;
 pub mod privacy;
