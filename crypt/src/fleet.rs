@@ -24,10 +24,9 @@
 //! secrets; a random secret per vehicle would protect exactly as much (whoever holds the OEM's
 //! state holds either), and a leaked vehicle secret opens that vehicle's entry only.
 
+use crate::sealed::hmac;
 use crate::xchacha::TAG_LEN;
 use crate::Key;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
 /// Sizes a padded entry takes: an observer learns which of these an entry is, nothing finer
 /// (the publisher pads for every ECU a vehicle has: one ECU is 768 bytes, two to six 3 KiB,
@@ -54,15 +53,6 @@ pub enum EntryError {
     Padding,
     #[error("the entry is larger than the largest padded size")]
     TooLarge,
-}
-
-fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let mut mac =
-        <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
-    for p in parts {
-        mac.update(p);
-    }
-    mac.finalize().into_bytes().into()
 }
 
 /// The OEM's fleet secret: every vehicle's secret derives from it.

@@ -371,10 +371,14 @@ pub fn check_regular(path: &Path) -> Result<fs::Metadata> {
 /// file's place after [`check_regular`] is refused, not waited on), and what was opened is
 /// checked to be a regular file.
 pub fn open_regular(path: &Path) -> Result<(File, fs::Metadata)> {
+    open_flags(path, rustix::fs::OFlags::NONBLOCK)
+}
+
+fn open_flags(path: &Path, flags: rustix::fs::OFlags) -> Result<(File, fs::Metadata)> {
     use std::os::unix::fs::OpenOptionsExt;
     let f = fs::OpenOptions::new()
         .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .custom_flags(flags.bits() as i32)
         .open(path)
         .map_err(Error::io(path))?;
     let meta = f.metadata().map_err(Error::io(path))?;
@@ -390,7 +394,6 @@ pub fn open_regular(path: &Path) -> Result<(File, fs::Metadata)> {
 /// [`open_regular`] for a path someone else supplied (a hand-over): a symbolic link as its
 /// last component is refused too, not followed.
 pub fn open_untrusted(path: &Path) -> Result<(File, fs::Metadata)> {
-    use std::os::unix::fs::OpenOptionsExt;
     if fs::symlink_metadata(path)
         .map_err(Error::io(path))?
         .file_type()
@@ -401,20 +404,10 @@ pub fn open_untrusted(path: &Path) -> Result<(File, fs::Metadata)> {
             path.display()
         )));
     }
-    let flags = rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOFOLLOW;
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(flags.bits() as i32)
-        .open(path)
-        .map_err(Error::io(path))?;
-    let meta = f.metadata().map_err(Error::io(path))?;
-    if let Some(kind) = kind_of(meta.file_type()) {
-        return Err(Error::NotRegularFile {
-            path: path.to_path_buf(),
-            kind,
-        });
-    }
-    Ok((f, meta))
+    open_flags(
+        path,
+        rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOFOLLOW,
+    )
 }
 
 /// Refuse `dir` unless it is a real directory (not a symbolic link to one).
@@ -438,30 +431,17 @@ pub fn real_dir(dir: &Path) -> Result<()> {
 /// [`read_bounded`] through [`open_untrusted`].
 pub fn read_untrusted(path: &Path, limit: u64) -> Result<Vec<u8>> {
     let (f, meta) = open_untrusted(path)?;
-    if meta.len() > limit {
-        return Err(Error::refused(format!(
-            "{} is {} bytes, over the limit of {limit}",
-            path.display(),
-            meta.len()
-        )));
-    }
-    let mut out = Vec::new();
-    f.take(limit + 1)
-        .read_to_end(&mut out)
-        .map_err(Error::io(path))?;
-    if out.len() as u64 > limit {
-        return Err(Error::refused(format!(
-            "{} grew past the limit of {limit} bytes while being read",
-            path.display()
-        )));
-    }
-    Ok(out)
+    read_opened(path, f, &meta, limit)
 }
 
 /// Read a whole regular file, refusing one over `limit` bytes (checked before and while
 /// reading).
 pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
     let (f, meta) = open_regular(path)?;
+    read_opened(path, f, &meta, limit)
+}
+
+fn read_opened(path: &Path, f: File, meta: &fs::Metadata, limit: u64) -> Result<Vec<u8>> {
     let len = meta.len();
     if len > limit {
         return Err(Error::refused(format!(
