@@ -711,3 +711,35 @@ fn vehicles_import_from_csv_all_or_nothing_and_idempotent() {
     ]);
     assert!(err.contains("already in the inventory"), "{err}");
 }
+
+/// The README's test command on a machine without the programs its tests need, where it may
+/// not install them: it names every missing one and fails, instead of letting the tests that
+/// need them skip (`scripts/prerequisites.sh`, run first by `scripts/test.sh`).
+#[test]
+fn the_test_command_names_what_is_missing_instead_of_skipping() {
+    let bin = tempfile::tempdir().unwrap();
+    let id = Command::new("bash")
+        .args(["-c", "command -v id"])
+        .output()
+        .unwrap();
+    let id = String::from_utf8(id.stdout).unwrap();
+    std::os::unix::fs::symlink(id.trim(), bin.path().join("id")).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/prerequisites.sh");
+    let out = Command::new("/bin/bash")
+        .arg(script)
+        .env("PATH", bin.path())
+        .env("OTA_NO_INSTALL", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for name in ["nginx", "clamscan", "faketime", "python-tuf", "moto_server"] {
+        assert!(err.contains(name), "{name} not named: {err}");
+    }
+    let test_sh = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scripts/test.sh"
+    ))
+    .unwrap();
+    assert!(test_sh.contains("scripts/prerequisites.sh") && test_sh.contains("CI="));
+}
