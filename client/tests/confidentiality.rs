@@ -189,7 +189,8 @@ fn an_encrypted_image_reaches_the_entitled_vehicle_and_the_regulator_only() {
     oem::broadcast::vehicle_revoke_keys(&oem_dir, "VIN2").unwrap();
 
     let key = add_encrypted(&w, "3.0", 3);
-    // The OEM will not wrap without the key, nor with another image's.
+    // The OEM will not take the image without its key (nor with another image's:
+    // `an_encrypted_image_is_submitted_with_its_own_content_key_only`).
     assert!(submit(&w, "3.0", None).is_err());
     submit(&w, "3.0", Some(&key)).unwrap();
 
@@ -787,4 +788,25 @@ fn a_restored_inventory_cannot_hide_a_replaced_gateways_leaf() {
         summary(&got)
     );
     assert!(summary(&got).contains("excluded"), "{}", summary(&got));
+}
+
+/// Scenario: Confidentiality | the OEM is handed no content key, or another image's, for an encrypted image | refused at submit, naming the image whose key it is; only the image's own key is kept
+#[test]
+fn an_encrypted_image_is_submitted_with_its_own_content_key_only() {
+    let w = World::new();
+    let key30 = add_encrypted(&w, "3.0", 3);
+    let key31 = add_encrypted(&w, "3.1", 4);
+    let err = submit(&w, "3.0", None).unwrap_err().to_string();
+    assert!(err.contains("--content-key"), "{err}");
+    let err = submit(&w, "3.0", Some(&key31)).unwrap_err().to_string();
+    assert!(err.contains("not of brake-fw 3.0"), "{err}");
+    assert!(
+        !w.p("oem/keys/content").exists()
+            || std::fs::read_dir(w.p("oem/keys/content")).unwrap().count() == 0
+    );
+    submit(&w, "3.0", Some(&key30)).unwrap();
+    assert_eq!(
+        std::fs::read_dir(w.p("oem/keys/content")).unwrap().count(),
+        1
+    );
 }

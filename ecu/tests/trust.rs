@@ -82,8 +82,35 @@ fn doc_instructed(
     signed_by: &[&SigningKey],
     instruction_keys: &[[u8; 32]],
 ) -> Vec<u8> {
+    let regulator = &keys()[4];
+    doc_regulated(
+        version,
+        floor,
+        hw,
+        mode,
+        suppliers,
+        (&[regulator], 1),
+        signers,
+        signed_by,
+        instruction_keys,
+    )
+}
+
+/// [`doc_instructed`] with the regulator keys and threshold given.
+#[allow(clippy::too_many_arguments)]
+fn doc_regulated(
+    version: u32,
+    floor: u64,
+    hw: &str,
+    mode: Mode,
+    suppliers: &[&SigningKey],
+    regulators: (&[&SigningKey], u8),
+    signers: &[&SigningKey],
+    signed_by: &[&SigningKey],
+    instruction_keys: &[[u8; 32]],
+) -> Vec<u8> {
     let sup: Vec<Spec> = suppliers.iter().map(|k| spec(k)).collect();
-    let reg = [spec(&keys()[4])];
+    let reg: Vec<Spec> = regulators.0.iter().map(|k| spec(k)).collect();
     let sig: Vec<Spec> = signers.iter().map(|k| spec(k)).collect();
     let (sup_r, reg_r, sig_r): (Vec<&Spec>, Vec<&Spec>, Vec<&Spec>) = (
         sup.iter().collect(),
@@ -97,7 +124,7 @@ fn doc_instructed(
         mode,
         min_release_counter: floor,
         suppliers: (&sup_s, 1),
-        regulators: (&reg_s, 1),
+        regulators: (&reg_s, regulators.1),
         signers: (&sig_s, 1),
         instruction_keys,
     }
@@ -409,7 +436,12 @@ fn an_altered_stored_trust_document_is_lost_trust_not_the_factory_keys() {
 // ---------------------------------------------------------------------------------------------
 
 fn bundle(signers: &[&SigningKey]) -> Vec<u8> {
-    let m = CompactManifest::parse(&manifest(&keys()[3])).unwrap();
+    bundle_over(&manifest(&keys()[3]), signers)
+}
+
+/// An approval by `signers` of the release `compact` describes.
+fn bundle_over(compact: &[u8], signers: &[&SigningKey]) -> Vec<u8> {
+    let m = CompactManifest::parse(compact).unwrap();
     let msg = ota_ecu::attestation::message(&m.body_bytes);
     let sigs: Vec<([u8; 32], Vec<u8>)> = signers
         .iter()
@@ -458,11 +490,30 @@ fn full_mode_requires_the_regulators_approval_and_partial_mode_does_not() {
         download_attested(&mut s, &k[3], &bundle(&[&k[5]])),
         Err(Nrc::NotApproved)
     );
-    let mut other = bundle(&[&k[4]]);
-    let last = other.len() - 1;
-    other[last] ^= 1;
+    // The regulator's genuine approval of another release (another version, counter, hash).
+    let other_release = {
+        let img = b"other firmware";
+        let m = ImageManifest::new(
+            "acme",
+            "brake-fw",
+            "1.1",
+            2,
+            vec![HW.into()],
+            img.len() as u64,
+            Sha256::digest(img).into(),
+        )
+        .unwrap();
+        sign_compact(&m.compact_body().unwrap(), &[&k[3]]).unwrap()
+    };
     assert_eq!(
-        download_attested(&mut s, &k[3], &other),
+        download_attested(&mut s, &k[3], &bundle_over(&other_release, &[&k[4]])),
+        Err(Nrc::NotApproved)
+    );
+    let mut damaged = bundle(&[&k[4]]);
+    let last = damaged.len() - 1;
+    damaged[last] ^= 1;
+    assert_eq!(
+        download_attested(&mut s, &k[3], &damaged),
         Err(Nrc::NotApproved)
     );
     assert_eq!(
@@ -470,11 +521,58 @@ fn full_mode_requires_the_regulators_approval_and_partial_mode_does_not() {
         Err(Nrc::NotApproved)
     );
     assert_eq!(download_attested(&mut s, &k[3], &bundle(&[&k[4]])), Ok(()));
-    // The same key twice counts once; the supplier's signature is still checked first.
+    // The supplier's signature is still checked first.
     assert_eq!(
         download_attested(&mut s, &k[2], &bundle(&[&k[4]])),
         Err(Nrc::BadSignature)
     );
+}
+
+/// Scenario: Regulators | a compromised gateway presents one regulator's approval twice (the same signature repeated, or the key listed twice in the document) to meet a threshold of two | refused: a regulator key counts once, by its key material, however often it signs or is listed
+#[test]
+fn one_regulator_key_counts_once_toward_the_approval_threshold() {
+    let k = keys();
+    let two = |regs: &[&SigningKey]| {
+        doc_regulated(
+            1,
+            0,
+            HW,
+            Mode::Full,
+            &[&k[3]],
+            (regs, 2),
+            &[&k[0]],
+            &[&k[0]],
+            &[],
+        )
+    };
+    // Two regulators (4 and 5), threshold 2.
+    let mut s = server(MemFlash::new(1 << 16));
+    s.bootloader.provision_trust(&two(&[&k[4], &k[5]])).unwrap();
+    assert_eq!(
+        download_attested(&mut s, &k[3], &bundle(&[&k[4]])),
+        Err(Nrc::NotApproved)
+    );
+    assert_eq!(
+        download_attested(&mut s, &k[3], &bundle(&[&k[4], &k[4]])),
+        Err(Nrc::NotApproved),
+        "the same signature twice"
+    );
+    assert_eq!(
+        download_attested(&mut s, &k[3], &bundle(&[&k[4], &k[5]])),
+        Ok(())
+    );
+    // The same key listed twice in the document: refused when provisioned, or it counts once.
+    let mut s = server(MemFlash::new(1 << 16));
+    if s.bootloader.provision_trust(&two(&[&k[4], &k[4]])).is_ok() {
+        assert_eq!(
+            download_attested(&mut s, &k[3], &bundle(&[&k[4]])),
+            Err(Nrc::NotApproved)
+        );
+        assert_eq!(
+            download_attested(&mut s, &k[3], &bundle(&[&k[4], &k[4]])),
+            Err(Nrc::NotApproved)
+        );
+    }
 }
 
 /// Scenario: Regulators | a compromised gateway replays a regulator approval the regulator later revoked | refused once the OEM's raised release-counter floor reached the ECU, also for an image already pending

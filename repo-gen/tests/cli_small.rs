@@ -736,10 +736,8 @@ fn the_test_command_names_what_is_missing_instead_of_skipping() {
     for name in ["nginx", "clamscan", "faketime", "python-tuf", "moto_server"] {
         assert!(err.contains(name), "{name} not named: {err}");
     }
-    let test_sh = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../scripts/test.sh"
-    ))
-    .unwrap();
+    let test_sh =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/test.sh"))
+            .unwrap();
     assert!(test_sh.contains("scripts/prerequisites.sh") && test_sh.contains("CI="));
 }
