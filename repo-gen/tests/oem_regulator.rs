@@ -590,6 +590,26 @@ fn every_role_of_oem_and_regulator_rotates() {
     };
     let tree_before = tree_files();
     assert!(!tree_before.is_empty());
+    // The key ids the newest root names for `role` (top-level roles, or the online review
+    // and vehicles roles in its `ota_roles`).
+    let keyids = |tree: &str, role: &str| -> std::collections::BTreeSet<String> {
+        let root: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(env.path(&format!("{tree}/repository/root.json"))).unwrap(),
+        )
+        .unwrap();
+        let signed = &root["signed"];
+        let r = if signed["roles"][role].is_object() {
+            &signed["roles"][role]
+        } else {
+            &signed["ota_roles"][role]
+        };
+        r["keyids"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{tree}: no role {role}"))
+            .iter()
+            .map(|k| k.as_str().unwrap().to_string())
+            .collect()
+    };
     for role in [
         "root",
         "targets",
@@ -598,20 +618,26 @@ fn every_role_of_oem_and_regulator_rotates() {
         "review",
         "vehicles",
     ] {
+        let old = keyids("oem", role);
         let out = env.ok(&["oem", "rotate-key", "oem", "--role", role]);
         assert!(
             out.contains(&format!("rotated the keys of {role}")),
             "{out}"
         );
         env.verify("oem");
+        // The recovery: the old key is trusted no more for that role.
+        let now = keyids("oem", role);
+        assert!(now.is_disjoint(&old), "{role}: {old:?} still in {now:?}");
     }
     assert!(env.path("oem/repository/7.root.json").exists());
     // The vehicles key rotated: the index was re-signed (verified above from root v1); the
     // vehicle tree, which carries no signature, was not rewritten.
     assert_eq!(tree_files(), tree_before);
     for role in ["targets", "root", "timestamp"] {
+        let old = keyids("reg", role);
         env.ok(&["regulator", "rotate-key", "reg", "--role", role]);
         assert!(env.verify("reg").contains("2 attestation(s)"));
+        assert!(keyids("reg", role).is_disjoint(&old), "regulator {role}");
     }
     // The OEM's pin of the regulator still names root v1: a client walks the chain from it.
     env.ok(&[

@@ -184,7 +184,7 @@ fn upload(env: &Env, s3: &S3Server, extra: &[&str]) -> Command {
     c
 }
 
-/// Scenario: CDN publishing | the upload to an S3 store is killed mid-way, or a machine behind the store uploads its older tree | clients keep reading the previous version whole and the next run completes it; the older upload is refused
+/// Scenario: CDN publishing | the upload to an S3 store is killed mid-way, pruned, or a machine behind the store uploads its older tree | clients keep reading the previous version whole and the next run completes it; --prune drops old snapshots from the store and never a root or a target; the older upload is refused
 #[test]
 fn s3_upload_with_cache_rules_survives_a_kill_and_refuses_to_roll_back() {
     let Some(s3) = S3Server::start() else {
@@ -291,6 +291,31 @@ fn s3_upload_with_cache_rules_survives_a_kill_and_refuses_to_roll_back() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(sent(&stdout) <= 4, "{stdout}");
+
+    // --prune against the store: a few publishes later, the old snapshots go; the root chain
+    // and every target stay, and clients still read the tree.
+    for _ in 0..3 {
+        env.ok(&["supplier", "publish", "acme", "--force"]);
+    }
+    for _ in 0..2 {
+        let out = upload(&env, &s3, &["--prune"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let (_, _, listing) = http(s3.port, "GET", "/ota?list-type=2&prefix=acme/", &[], b"");
+    let listing = String::from_utf8_lossy(&listing).into_owned();
+    assert!(!listing.contains("acme/1.snapshot.json"), "{listing}");
+    assert!(listing.contains("acme/1.root.json"), "{listing}");
+    for t in files(&env.path("acme/repository/targets")) {
+        assert!(listing.contains(&format!("acme/targets/{t}")), "{t} pruned");
+    }
+    assert_eq!(
+        refresh(&url, &root, &cache, "brake-fw-2.0.bin"),
+        (local_version(&env), true)
+    );
 
     // Another machine published once more and uploaded: this one, behind, is refused.
     let copy = env.path("acme-copy");
