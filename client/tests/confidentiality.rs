@@ -347,8 +347,21 @@ fn stopped_decryption(w: &World, version: &str, state: &str, held: usize) -> Vec
     std::fs::write(&plain, &secret_image()[..held]).unwrap();
     let mut header = plain.clone().into_os_string();
     header.push(".header");
-    std::fs::write(header, &cipher[..ota_crypt::stream::HEADER_LEN]).unwrap();
+    std::fs::write(&header, &cipher[..ota_crypt::stream::HEADER_LEN]).unwrap();
+    touch_now(plain.as_ref());
+    touch_now(header.as_ref());
     cipher
+}
+
+/// Stamp `p` "just now" by the clock the gateway reads (the file system stamps the kernel's
+/// time, which a test run at a faked date does not share).
+fn touch_now(p: &Path) {
+    std::fs::File::options()
+        .write(true)
+        .open(p)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now())
+        .unwrap();
 }
 
 /// Where `state`'s gateway decrypts the target `cipher` while it downloads.
@@ -427,6 +440,7 @@ fn a_changed_partial_plaintext_fails_the_targets_hash() {
     let mut bytes = std::fs::read(&plain).unwrap();
     bytes[CHUNK as usize + 7] ^= 0x20;
     std::fs::write(&plain, bytes).unwrap();
+    touch_now(&plain);
 
     let got = update(&w, "VIN1", "vin1", &w.p("vin1.keys"));
     assert_eq!(failed_check(&got), Some(Check::Image), "{}", summary(&got));

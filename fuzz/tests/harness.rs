@@ -51,7 +51,10 @@ fn every_target_runs_its_seeds_without_a_finding() {
         .collect();
     assert!(names.len() >= 7, "{names:?}");
     for t in names {
-        assert!(table.contains(&format!("| {t} |")), "{t} did not run:\n{table}");
+        assert!(
+            table.contains(&format!("| {t} |")),
+            "{t} did not run:\n{table}"
+        );
     }
 }
 
