@@ -288,10 +288,19 @@ fn version_reports_flag_replaced_and_unknown_ecus() {
         assert!(run(&["update"]).status.success());
         let r = report("r1.json");
         let got = ota_repo::oem::ingest(&oem, &r).unwrap();
-        assert_eq!(got.accepted, ["S1", "S2"]);
-        assert!(got.flagged.is_empty(), "{:?}", got.flagged);
-        let inv = ota_repo::oem::Inventory::load(&oem).unwrap();
-        let s1 = inv.vehicles["VIN1"].ecus["S1"].reported.clone().unwrap();
+        let ota_fleet::Applied::Ingested {
+            accepted, flagged, ..
+        } = got
+        else {
+            panic!("{got:?}")
+        };
+        assert_eq!(accepted, 2);
+        assert!(flagged.is_empty(), "{flagged:?}");
+        let mut db = ota_repo::oem::reports::open(&oem).unwrap();
+        let s1 = db
+            .transaction(|tx| ota_fleet::store::reported(tx, "VIN1", "S1"))
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (s1.uid.as_str(), s1.version.as_str(), s1.release_counter),
             ("brake-fw", "1.0", 1)
@@ -299,7 +308,7 @@ fn version_reports_flag_replaced_and_unknown_ecus() {
         // The same report again (an upload whose answer was lost) is already seen, not an
         // error, and changes nothing.
         let again = ota_repo::oem::ingest(&oem, &r).unwrap();
-        assert!(again.already_seen && again.accepted.is_empty() && again.flagged.is_empty());
+        assert_eq!(again, ota_fleet::Applied::AlreadySeen);
     }
     std::thread::sleep(std::time::Duration::from_millis(1100)); // reports are timestamped in seconds
     {
@@ -326,9 +335,14 @@ fn version_reports_flag_replaced_and_unknown_ecus() {
         );
         let r = report("r2.json");
         let got = ota_repo::oem::ingest(&oem, &r).unwrap();
-        assert!(got.accepted.is_empty(), "{:?}", got.accepted);
-        let reasons: Vec<String> = got
-            .flagged
+        let ota_fleet::Applied::Ingested {
+            accepted, flagged, ..
+        } = got
+        else {
+            panic!("{got:?}")
+        };
+        assert_eq!(accepted, 0);
+        let reasons: Vec<String> = flagged
             .iter()
             .map(|f| format!("{}: {}", f.serial, f.reason))
             .collect();
@@ -348,8 +362,15 @@ fn version_reports_flag_replaced_and_unknown_ecus() {
             reasons.iter().any(|r| r.starts_with("S1: did not report")),
             "{reasons:?}"
         );
-        let flagged = std::fs::read_to_string(oem.join(ota_repo::oem::FLAGGED)).unwrap();
-        assert!(flagged.contains("S9") && flagged.contains("S2"));
+        let stored: Vec<String> = ota_repo::oem::flags(&oem)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.serial)
+            .collect();
+        assert!(
+            stored.contains(&"S9".into()) && stored.contains(&"S2".into()),
+            "{stored:?}"
+        );
     }
     // A report signed by another vehicle key is refused outright.
     let forged = w.p("forged.json");
@@ -367,7 +388,7 @@ fn version_reports_flag_replaced_and_unknown_ecus() {
     assert!(err.contains("threshold"), "{err}");
 
     // After review, the flags are cleared: one ECU's, then the rest of the vehicle's.
-    let serials = |f: Vec<ota_repo::oem::Flag>| {
+    let serials = |f: Vec<ota_fleet::store::StoredFlag>| {
         let mut v: Vec<String> = f.into_iter().map(|f| f.serial).collect();
         v.sort();
         v
@@ -430,13 +451,17 @@ fn version_reports_flag_replaced_and_unknown_ecus() {
         w.p(name)
     };
     let (r3, r4) = (same_second("r3.json"), same_second("r4.json"));
-    let got = ota_repo::oem::ingest(&oem, &r3).unwrap();
-    assert_eq!(got.accepted, ["S1", "S2"]);
-    assert!(!got.already_seen);
-    let got = ota_repo::oem::ingest(&oem, &r4).unwrap();
-    assert_eq!(got.accepted, ["S1", "S2"]);
-    assert!(!got.already_seen);
+    for r in [&r3, &r4] {
+        let got = ota_repo::oem::ingest(&oem, r).unwrap();
+        assert!(
+            matches!(got, ota_fleet::Applied::Ingested { accepted: 2, .. }),
+            "{got:?}"
+        );
+    }
     let err = ota_repo::oem::ingest(&oem, &r3).unwrap_err().to_string();
     assert!(err.contains("replay") && err.contains("counter"), "{err}");
-    assert!(ota_repo::oem::ingest(&oem, &r4).unwrap().already_seen);
+    assert_eq!(
+        ota_repo::oem::ingest(&oem, &r4).unwrap(),
+        ota_fleet::Applied::AlreadySeen
+    );
 }

@@ -25,21 +25,20 @@ fn an_assignment_below_the_reported_counter_is_refused() {
     let w = World::new();
     let dir = w.p("oem");
     // VIN1's S1 reported running brake-fw 2.0 (release counter 2).
-    let mut inv = oem::Inventory::load_for(&dir, &["VIN1"]).unwrap();
-    inv.vehicles
-        .get_mut("VIN1")
+    let s1 = ota_fleet::report::EcuState {
+        serial: "S1".into(),
+        hardware_id: "BRAKE-A".into(),
+        image: Some(ota_fleet::report::Running {
+            uid: "brake-fw".into(),
+            version: "2.0".into(),
+            sha256: "00".repeat(32),
+            release_counter: 2,
+        }),
+    };
+    oem::reports::open(&dir)
         .unwrap()
-        .ecus
-        .get_mut("S1")
-        .unwrap()
-        .reported = Some(oem::Reported {
-        uid: "brake-fw".into(),
-        version: "2.0".into(),
-        sha256: "00".repeat(32),
-        release_counter: 2,
-        at: DateTime::now(),
-    });
-    inv.save(&dir).unwrap();
+        .transaction(|tx| ota_fleet::store::record_ecu(tx, "VIN1", &s1, DateTime::now().0))
+        .unwrap();
     let one = |serial: &str| oem::AssignTarget::Vehicle {
         vin: "VIN1".into(),
         serial: Some(serial.into()),

@@ -224,8 +224,16 @@ fn run_updates_logs_one_json_line_per_check_and_uploads_reports() {
         let a = server.answer();
         assert!(a.starts_with("200 ingested"), "{a}");
     }
-    let inv = ota_repo::oem::Inventory::load(&w.p("oem")).unwrap();
-    assert_eq!(inv.vehicles["VIN1"].last_report_counter, Some(2));
+    let last = ota_repo::oem::reports::open(&w.p("oem"))
+        .unwrap()
+        .transaction(|tx| {
+            tx.row(
+                "SELECT last_counter FROM vehicles WHERE vin = $1",
+                &["VIN1".into()],
+            )
+        })
+        .unwrap();
+    assert_eq!(last, Some(vec![ota_fleet::sql::Value::Int(2)]));
 
     // The server's bounds: each bad request gets its status and a reason, and the server
     // carries on.

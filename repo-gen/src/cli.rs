@@ -142,7 +142,9 @@ pub const OEM_REPORT_EXAMPLES: &str = "Examples:
   ota-repo oem report ingest oem --file version-report.json   # from `ota-gateway report`
   ota-repo oem report serve oem --listen 127.0.0.1:8440        # reports POSTed by `ota-gateway run`
   ota-repo oem report flags oem
-  ota-repo oem report clear oem --vin VIN --ecu SERIAL          # after review";
+  ota-repo oem report clear oem --vin VIN --ecu SERIAL          # after review
+  ota-repo oem report events oem --vin VIN                      # installed, refused, reverted
+  ota-repo oem report database oem --set postgres://ota@127.0.0.1:5432/fleet";
 
 pub const REGULATOR_EXAMPLES: &str = "Examples:
   ota-repo regulator init tuv --name tuv --root-key tuv-root.pem --key tuv.pem
@@ -870,8 +872,9 @@ pub enum OemRegulatorCommand {
 #[derive(Subcommand, Debug)]
 pub enum ReportCommand {
     /// Ingest a vehicle version report (from `ota-gateway report`): verified with the vehicle's
-    /// registered key, each ECU's entry with the ECU's; unknown ECUs, changed keys and ECUs
-    /// that did not report are flagged (DIR/flagged.json) for the replacement process.
+    /// registered key, each ECU's entry with the ECU's, then recorded in the report database;
+    /// unknown ECUs, changed keys and ECUs that did not report are flagged for the replacement
+    /// process.
     Ingest {
         #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
@@ -879,20 +882,30 @@ pub enum ReportCommand {
         #[arg(long, value_name = "REPORT.json")]
         file: PathBuf,
     },
-    /// Collect the reports gateways POST (`report_url` of `ota-gateway run`): a small blocking
-    /// HTTP server (plain HTTP: put it behind the TLS web server) ingesting each like `ingest`.
-    /// Answers 200 (ingested, or the same report again) or 400 with the reason.
+    /// Collect the reports gateways POST (`report_url` of `ota-gateway run`) into the report
+    /// database: plain HTTP for loopback, behind the TLS web server (deploy/nginx). Each
+    /// report's signatures are checked before anything is written; answers 200 (ingested, or
+    /// the same report again), 400 with the reason, 503 when the database fails (the gateway
+    /// sends it again later). Runs beside every other command (it takes no lock).
     Serve {
         #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
         /// Address to listen on.
         #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8440")]
         listen: std::net::SocketAddr,
+        /// Connections served at once; more are closed at once (raised to what the open-file
+        /// limit allows, at most).
+        #[arg(long, value_name = "N", default_value_t = 4096)]
+        max_connections: usize,
+        /// Seconds a connection may take in all (request head, body and answer): a client
+        /// slower than that is cut off.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+        deadline: u64,
         /// Stop after N requests (tests).
         #[arg(long, value_name = "N", hide = true)]
         max_requests: Option<u64>,
     },
-    /// List the ECUs flagged for the replacement process (DIR/flagged.json).
+    /// List the ECUs flagged for the replacement process.
     Flags {
         #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
@@ -907,6 +920,33 @@ pub enum ReportCommand {
         /// Only this ECU's flags.
         #[arg(long, value_name = "SERIAL")]
         ecu: Option<String>,
+    },
+    /// What happened to a vehicle's ECUs, as its reports said: installed, refused (with the
+    /// ECU's code), reverted, recalled; oldest first.
+    Events {
+        #[arg(value_name = "DIR", help = DIR_HELP)]
+        dir: PathBuf,
+        /// The vehicle.
+        #[arg(long, value_name = "VIN")]
+        vin: String,
+        /// Print JSON (one array) instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show where reports are kept, or choose: an SQLite file (the default,
+    /// DIR/reports.sqlite) or a PostgreSQL server for several ingest nodes. The database is
+    /// opened and its schema migrated before the choice is recorded.
+    Database {
+        #[arg(value_name = "DIR", help = DIR_HELP)]
+        dir: PathBuf,
+        /// `postgres://USER@HOST:PORT/DB` (no TLS: a local server or a tunnel; a password in
+        /// the URL would be stored in settings.json: use the server's peer or trust
+        /// authentication instead) or an SQLite file path.
+        #[arg(long, value_name = "URL", conflicts_with = "default")]
+        set: Option<String>,
+        /// Return to DIR/reports.sqlite.
+        #[arg(long)]
+        default: bool,
     },
 }
 

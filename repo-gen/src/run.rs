@@ -474,13 +474,16 @@ fn oem_dir(cmd: &OemCommand) -> Option<&Path> {
             | VehicleCommand::Secret { dir, .. }
             | VehicleCommand::RevokeKeys { dir, .. },
         ) => dir,
+        // The report database orders reports and flags: no lock, so reports never wait for
+        // (or delay) a publish.
         OemCommand::Report(
-            ReportCommand::Ingest { dir, .. }
-            | ReportCommand::Flags { dir }
-            | ReportCommand::Clear { dir, .. },
-        ) => dir,
-        // Locks per request, so other commands run between reports.
-        OemCommand::Report(ReportCommand::Serve { .. }) => return None,
+            ReportCommand::Ingest { .. }
+            | ReportCommand::Flags { .. }
+            | ReportCommand::Clear { .. }
+            | ReportCommand::Events { .. }
+            | ReportCommand::Serve { .. },
+        ) => return None,
+        OemCommand::Report(ReportCommand::Database { dir, .. }) => dir,
         OemCommand::Ecu(
             EcuCommand::Add { dir, .. }
             | EcuCommand::Key { dir, .. }
@@ -515,9 +518,6 @@ fn assign_target(
 }
 
 fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
-    if let OemCommand::Report(ReportCommand::Ingest { file, .. }) = &cmd {
-        fsutil::check_regular(file)?;
-    }
     let _lock = match oem_dir(&cmd) {
         Some(dir) => crate::workdir::lock_waiting(dir, wait)?,
         None => None,
@@ -731,61 +731,7 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
             oem::ecu_key(&dir, &vin, &serial, &key)?;
             say!("registered the key of ECU {serial} of {vin}");
         }
-        OemCommand::Report(ReportCommand::Serve {
-            dir,
-            listen,
-            max_requests,
-        }) => {
-            oem::serve::serve(&dir, listen, wait, max_requests)?;
-        }
-        OemCommand::Report(ReportCommand::Flags { dir }) => {
-            for f in oem::flags(&dir)? {
-                println!(
-                    "{} {} (report of {}): {}",
-                    f.vin, f.serial, f.report_generated, f.reason
-                );
-            }
-        }
-        OemCommand::Report(ReportCommand::Clear { dir, vin, ecu }) => {
-            for f in oem::clear_flags(&dir, &vin, ecu.as_deref())? {
-                say!(
-                    "cleared the flag of ECU {} of {}: {}",
-                    f.serial,
-                    f.vin,
-                    f.reason
-                );
-            }
-        }
-        OemCommand::Report(ReportCommand::Ingest { dir, file }) => {
-            let r = oem::ingest(&dir, &file)?;
-            if r.already_seen {
-                say!("already ingested: the same report as the last one (nothing changed)");
-            }
-            for s in &r.accepted {
-                say!("accepted the report of ECU {s}");
-            }
-            for c in &r.recalls {
-                tell!(
-                    "ota-repo: RECALL: ECU {} runs {} {}, revoked by regulator {}: {} (assign an approved image)",
-                    c.serial, c.uid, c.version, c.regulator, c.reason
-                );
-            }
-            for f in &r.flagged {
-                tell!(
-                    "ota-repo: FLAGGED ECU {} of {}: {}",
-                    f.serial,
-                    f.vin,
-                    f.reason
-                );
-            }
-            if !r.flagged.is_empty() {
-                return Err(Error::refused(format!(
-                    "{} ECU(s) flagged for the out-of-band replacement process (listed in {})",
-                    r.flagged.len(),
-                    dir.join(oem::FLAGGED).display()
-                )));
-            }
-        }
+        OemCommand::Report(cmd) => report_cmd(cmd)?,
         OemCommand::Ecu(EcuCommand::Remove {
             dir,
             vin,
@@ -1044,6 +990,123 @@ fn regulator_cmd(cmd: RegulatorCommand, wait: Option<u64>, now: DateTime) -> Res
         RegulatorCommand::RotateKey(args) => {
             rotate(args, now, crate::rotation::rotate::<regulator::Settings>)?;
         }
+    }
+    Ok(())
+}
+
+fn report_cmd(cmd: ReportCommand) -> Result<()> {
+    match cmd {
+        ReportCommand::Serve {
+            dir,
+            listen,
+            max_connections,
+            deadline,
+            max_requests,
+        } => oem::serve::serve(
+            &dir,
+            oem::serve::Serve {
+                listen,
+                max_connections,
+                deadline: std::time::Duration::from_secs(deadline.max(1)),
+                max_requests,
+            },
+        )?,
+        ReportCommand::Flags { dir } => {
+            for f in oem::flags(&dir)? {
+                println!(
+                    "{} {} (first {}, last {}, {} time(s)): {}",
+                    f.vin, f.serial, f.first_seen, f.last_seen, f.times, f.reason
+                );
+            }
+        }
+        ReportCommand::Clear { dir, vin, ecu } => {
+            for f in oem::clear_flags(&dir, &vin, ecu.as_deref())? {
+                say!(
+                    "cleared the flag of ECU {} of {}: {}",
+                    f.serial,
+                    f.vin,
+                    f.reason
+                );
+            }
+        }
+        ReportCommand::Events { dir, vin, json } => {
+            let events = oem::reports::events(&dir, &vin)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&events)
+                        .map_err(|e| Error::refused(e.to_string()))?
+                );
+            } else {
+                for e in events {
+                    println!(
+                        "{} #{} {} {} {} {}{}{}",
+                        e.at,
+                        e.seq,
+                        e.serial,
+                        e.outcome.as_str(),
+                        e.uid,
+                        e.version,
+                        if e.code.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", e.code)
+                        },
+                        if e.update.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" update {}", e.update)
+                        },
+                    );
+                }
+            }
+        }
+        ReportCommand::Database { dir, set, default } => {
+            let at = if set.is_some() || default {
+                let at = oem::reports::set_database(&dir, set.as_deref())?;
+                say!(
+                    "reports are kept in {at} (schema version {})",
+                    ota_fleet::schema::VERSION
+                );
+                at
+            } else {
+                let s = oem::Settings::load(&dir)?;
+                oem::reports::location(&dir, &s)
+            };
+            println!("{at}");
+        }
+        ReportCommand::Ingest { dir, file } => ingest_cmd(&dir, &file)?,
+    }
+    Ok(())
+}
+
+fn ingest_cmd(dir: &Path, file: &Path) -> Result<()> {
+    fsutil::check_regular(file)?;
+    let ota_fleet::Applied::Ingested {
+        accepted,
+        flagged,
+        recalls,
+        new_events,
+    } = oem::ingest(dir, file)?
+    else {
+        say!("already ingested: the same report as the last one (nothing changed)");
+        return Ok(());
+    };
+    say!("accepted the reports of {accepted} ECU(s); {new_events} new event(s)");
+    for c in &recalls {
+        tell!(
+            "ota-repo: RECALL: ECU {} runs {} {}, revoked by regulator {}: {} (assign an approved image)",
+            c.serial, c.uid, c.version, c.regulator, c.reason
+        );
+    }
+    for f in &flagged {
+        tell!("ota-repo: FLAGGED ECU {}: {}", f.serial, f.reason);
+    }
+    if !flagged.is_empty() {
+        return Err(Error::refused(format!(
+            "{} ECU(s) flagged for the out-of-band replacement process (`ota-repo oem report flags`)",
+            flagged.len()
+        )));
     }
     Ok(())
 }

@@ -23,7 +23,9 @@ pub use regulators::{count_parties, regulators_of, RegulatorPolicy, REGULATORS_F
 pub use review::{Review, ReviewRequest};
 pub use suppliers::{suppliers_of, SupplierEntry};
 pub use vehicles::{VehicleEntry, VehicleIndex, VehicleNode};
-pub use version_report::{EcuRecall, EcuReport, EcuSilent, VehicleVersionReport};
+pub use version_report::{
+    EcuEvent, EcuRecall, EcuReport, EcuSilent, Outcome, VehicleVersionReport,
+};
 
 use crate::roles::Hashes;
 use serde::{Deserialize, Serialize};

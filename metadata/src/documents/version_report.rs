@@ -55,6 +55,52 @@ pub struct EcuRecall {
     pub reason: String,
 }
 
+/// What happened to an ECU, as the gateway saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The ECU activated the update's image.
+    Installed,
+    /// The ECU (or the gateway's checks for it) refused the update; `code` says why.
+    Refused,
+    /// The ECU's bootloader returned to the previous image after a failed trial boot.
+    Reverted,
+    /// A regulator revoked the image the ECU runs.
+    Recalled,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Installed => "installed",
+            Outcome::Refused => "refused",
+            Outcome::Reverted => "reverted",
+            Outcome::Recalled => "recalled",
+        }
+    }
+}
+
+/// One thing that happened to one ECU. The gateway numbers its events (`seq`) and repeats the
+/// recent ones in every report until they are old: the OEM keeps each number once, so a lost
+/// upload loses nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EcuEvent {
+    pub seq: u64,
+    pub serial: String,
+    pub outcome: Outcome,
+    /// Why (refused, reverted): the ECU's negative response code or the check that failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub code: String,
+    /// The image concerned.
+    pub uid: String,
+    pub version: String,
+    /// The update it belonged to: the version of the director's assignments that asked for it
+    /// (empty for a recall found without an update).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub update: String,
+    pub at: DateTime,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VehicleVersionReport {
     #[serde(rename = "_type")]
@@ -68,6 +114,9 @@ pub struct VehicleVersionReport {
     /// Installed images revoked since installation (a recall the OEM must act on).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recalls: Vec<EcuRecall>,
+    /// What happened to the ECUs recently (installs, refusals, reverts, recalls).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<EcuEvent>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
@@ -89,6 +138,7 @@ impl VehicleVersionReport {
             ecus,
             silent,
             recalls: Vec::new(),
+            events: Vec::new(),
             extra: BTreeMap::new(),
         }
     }

@@ -47,9 +47,13 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Vec<(String, String)>> {
     // The ECUs in question, each checked.
     // Director checks: an ECU refuses a release counter below the one it runs, so such an
     // assignment could only block every other update of the vehicle (updates are all or
-    // nothing). The counter last reported by the vehicle decides.
-    let not_below = |vin: &str, serial: &str, e: &super::EcuRecord| -> Result<()> {
-        match &e.reported {
+    // nothing). The counter last reported by the vehicle decides (the report database).
+    let mut db = super::reports::open(dir)?;
+    let not_below = |vin: &str,
+                     serial: &str,
+                     r: Option<&ota_fleet::store::Reported>|
+     -> Result<()> {
+        match r {
             Some(r) if req.release_counter < r.release_counter => Err(Error::refused(format!(
                 "ECU {serial} of {vin} reported running {} {} (release counter {}): it refuses {} {} (release counter {}), and the vehicle's other updates would wait on it; assign a release at counter {} or above",
                 r.uid, r.version, r.release_counter, a.uid, a.version, req.release_counter, r.release_counter
@@ -115,18 +119,24 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Vec<(String, String)>> {
                 Some(serial) => {
                     let e = inv.ecu(vin, serial)?;
                     check(vin, serial, &e.hardware_id, e.aftermarket)?;
-                    not_below(vin, serial, e)?;
                     ecus.push((vin.clone(), serial.clone(), e.hardware_id.clone()));
                 }
                 None => {
                     for (serial, e) in &inv.vehicle(vin)?.ecus {
                         if !e.aftermarket && req.hardware_ids.contains(&e.hardware_id) {
                             check(vin, serial, &e.hardware_id, e.aftermarket)?;
-                            not_below(vin, serial, e)?;
                             ecus.push((vin.clone(), serial.clone(), e.hardware_id.clone()));
                         }
                     }
                 }
+            }
+            let pairs: Vec<(String, String)> = ecus
+                .iter()
+                .map(|(v, s, _)| (v.clone(), s.clone()))
+                .collect();
+            let reported = super::reports::reported(&mut db, &pairs)?;
+            for (vin, serial) in &pairs {
+                not_below(vin, serial, reported.get(&(vin.clone(), serial.clone())))?;
             }
             if !ecus.is_empty() {
                 let leaves = &inv.vehicle(vin)?.decryption_leaves;
@@ -162,18 +172,31 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Vec<(String, String)>> {
             // Every vehicle it goes to must hold decryption keys (an encrypted image) and run
             // no higher release counter: checked over the whole fleet before any shard is
             // written, so a refusal leaves every assignment as it was.
-            for shard in store::shard_files(dir, store::INVENTORY_DIR)? {
-                let (inv, _) =
-                    store::read_shard::<super::Vehicle>(dir, store::INVENTORY_DIR, &shard)?;
-                for (vin, v) in &inv {
-                    for (serial, e) in &v.ecus {
-                        if &e.hardware_id == hw && !e.aftermarket {
-                            if encrypted {
+            if encrypted {
+                for shard in store::shard_files(dir, store::INVENTORY_DIR)? {
+                    let (inv, _) =
+                        store::read_shard::<super::Vehicle>(dir, store::INVENTORY_DIR, &shard)?;
+                    for (vin, v) in &inv {
+                        for e in v.ecus.values() {
+                            if &e.hardware_id == hw && !e.aftermarket {
                                 keys_for(vin, hw, &v.decryption_leaves)?;
                             }
-                            not_below(vin, serial, e)?;
                         }
                     }
+                }
+            }
+            // The ECUs of this hardware id that reported a higher counter (an index lookup),
+            // those the inventory still lists as updatable refuse the assignment.
+            for (vin, serial, r) in super::reports::running_above(&mut db, hw, req.release_counter)?
+            {
+                let inv = Inventory::load_for(dir, &[&vin])?;
+                let listed = inv
+                    .vehicles
+                    .get(&vin)
+                    .and_then(|v| v.ecus.get(&serial))
+                    .is_some_and(|e| &e.hardware_id == hw && !e.aftermarket);
+                if listed {
+                    not_below(&vin, &serial, Some(&r))?;
                 }
             }
             for shard in store::shard_files(dir, store::INVENTORY_DIR)? {

@@ -38,12 +38,14 @@ pub fn init(dir: &Path, roles: &RoleOptions, bins: Option<u32>, now: DateTime) -
         // before a revocation is refused at most 12 hours after it was signed.
         regulator_max_age: Some(DEFAULT_REGULATOR_MAX_AGE.into()),
         reviews: Vec::new(),
+        report_database: None,
     };
     let root_keys = signing_keys(&root, "root", &settings.roles["root"])?;
     let repo = workdir::repository_path(dir);
     workdir::create(dir, false)?;
     crate::publish::write_root(&repo, &root, &root_keys.iter().collect::<Vec<_>>())?;
     settings.save(dir)?;
+    super::reports::mark_migrated(dir)?;
     let _lock = workdir::lock(dir)?;
     super::publish(dir, now, false)?;
     Ok(())

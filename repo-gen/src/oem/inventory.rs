@@ -4,7 +4,7 @@
 
 use super::{store, Assignments};
 use crate::error::{Error, Result};
-use ota_metadata::{names, DateTime, Key};
+use ota_metadata::{names, Key};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,18 +18,6 @@ pub struct EcuRecord {
     /// The ECU's public key, registered at the factory: its version reports must verify with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<Key>,
-    /// What the ECU last reported running (from an ingested vehicle version report).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reported: Option<Reported>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reported {
-    pub uid: String,
-    pub version: String,
-    pub sha256: String,
-    pub release_counter: u64,
-    pub at: DateTime,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -38,17 +26,6 @@ pub struct Vehicle {
     /// The vehicle's (gateway's) public key: version reports must be signed with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<Key>,
-    /// Generation time of the newest report ingested: older ones are replays.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_report: Option<DateTime>,
-    /// SHA-256 of that report's bytes: the same report sent again is "already seen", not a
-    /// replay error (an upload whose answer was lost is retried).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_report_sha256: Option<String>,
-    /// Its `counter` (the gateway numbers its reports): of two reports generated in the same
-    /// second, the one with the higher counter is the newer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_report_counter: Option<u64>,
     /// Its leaf in each receiver group it was issued decryption keys for (group -> leaf;
     /// [`super::broadcast`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -34,6 +34,7 @@ pub mod privacy;
 mod publish;
 mod regulators;
 mod report;
+pub mod reports;
 mod review;
 mod rotate;
 pub mod serve;
@@ -44,17 +45,14 @@ pub use assign::{assign, Assign, AssignTarget};
 pub use ecu_trust::{ecu_trust, EcuTrust};
 pub use init::init;
 pub use inventory::{
-    ecu_add, ecu_remove, ecu_replace, vehicle_add, vehicle_remove, EcuRecord, Inventory, Reported,
-    Vehicle,
+    ecu_add, ecu_remove, ecu_replace, vehicle_add, vehicle_remove, EcuRecord, Inventory, Vehicle,
 };
 pub use publish::{publish, OemReport, Record};
 pub use regulators::{
     regulator_add, regulator_max_age, regulator_remove, regulator_repin, regulator_threshold,
 };
-pub use report::{
-    clear_flags, ecu_key, flags, ingest, ingest_bytes, vehicle_key, Flag, Ingested, FLAGGED,
-    MAX_REPORT, RECALLS,
-};
+pub use report::{ecu_key, vehicle_key};
+pub use reports::{clear_flags, flags, ingest, ingest_bytes, MAX_REPORT};
 pub use review::{review_submit, Submit};
 pub use suppliers::{supplier_add, supplier_remove, supplier_repin, supplier_replace};
 
@@ -128,6 +126,10 @@ pub struct Settings {
     pub regulator_max_age: Option<String>,
     #[serde(default)]
     pub reviews: Vec<ReviewRequest>,
+    /// Where version reports are kept (`oem report database`): a PostgreSQL URL or an SQLite
+    /// path. Absent: `DIR/reports.sqlite`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_database: Option<String>,
 }
 
 impl Settings {

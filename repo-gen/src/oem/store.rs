@@ -310,7 +310,9 @@ pub(crate) fn migrate(dir: &Path) -> Result<()> {
         let to = dir.join(format!("{old}.migrated"));
         std::fs::rename(&path, &to).map_err(Error::io(&path))?;
     }
-    Ok(())
+    // Report state moved from the inventory's shards into the report database: imported
+    // before any command rewrites a shard without the fields.
+    super::reports::import_legacy_once(dir)
 }
 
 /// Make the fleet secret and move every shard of the earlier layout to its vehicles' locator

@@ -1,0 +1,327 @@
+//! The ingest endpoint gateways POST version reports to (`report_url` of `ota-gateway run`).
+//!
+//! Plain HTTP/1.1 on hyper and tokio, meant for loopback behind the TLS web server that serves
+//! the OEM repository (`deploy/`'s nginx site). What an attacker can make it spend is bounded:
+//! - **Connections**: at most `max_connections` at once; past that a new connection is closed at
+//!   once. A slow client holds a socket and a small task, never a thread, so a thousand of them
+//!   do not delay a valid report.
+//! - **Time**: one deadline covers a connection's whole life (head, body, answer); one request
+//!   per connection.
+//! - **Bytes**: a body of at most [`MAX_REPORT`]; the head at hyper's bound.
+//! - **State**: nothing is locked or written before the report's signatures verify (on the
+//!   blocking pool, so verification never stalls the accept loop); the database's writer
+//!   thread records verified reports in batches, one commit for all of a batch.
+
+use crate::error::{FleetError, Result};
+use crate::report::{Inventory, Verdict, MAX_REPORT};
+use crate::sql::{Db, Location};
+use crate::store::Applied;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{Request, Response, StatusCode};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
+
+/// Largest request head.
+const MAX_HEAD: usize = 16 * 1024;
+
+pub struct Options {
+    pub listen: SocketAddr,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// The whole life of a connection.
+    pub deadline: Duration,
+    /// Reports per database commit, at most.
+    pub batch: usize,
+    /// Stop after this many requests (tests).
+    pub max_requests: Option<u64>,
+}
+
+impl Options {
+    pub fn new(listen: SocketAddr) -> Self {
+        Options {
+            listen,
+            max_connections: 4096,
+            deadline: Duration::from_secs(10),
+            batch: 256,
+            max_requests: None,
+        }
+    }
+}
+
+/// Where each request's outcome line goes (stdout in the CLI: a closed stdout must not stop
+/// the server, so the writer ignores errors).
+pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// One verified report waiting for the writer, and where its outcome goes.
+struct Job {
+    verdict: Verdict,
+    answer: oneshot::Sender<Result<Applied>>,
+}
+
+struct Shared {
+    inventory: Arc<dyn Inventory>,
+    jobs: mpsc::Sender<Job>,
+    log: Log,
+    served: AtomicU64,
+    max_requests: Option<u64>,
+    done: Notify,
+}
+
+/// Bind, call `listening` with the bound address, and serve until killed (or `max_requests`).
+pub fn serve(
+    at: &Location,
+    inventory: Arc<dyn Inventory>,
+    opts: Options,
+    log: Log,
+    listening: impl FnOnce(SocketAddr),
+) -> Result<()> {
+    let db = Db::open(at)?;
+    let max_connections = opts.max_connections.min(file_budget());
+    let listener = std::net::TcpListener::bind(opts.listen).map_err(|e| FleetError::Io {
+        path: opts.listen.to_string().into(),
+        source: e,
+    })?;
+    let local = listener.local_addr().map_err(|e| FleetError::Io {
+        path: opts.listen.to_string().into(),
+        source: e,
+    })?;
+    listener.set_nonblocking(true).map_err(|e| FleetError::Io {
+        path: local.to_string().into(),
+        source: e,
+    })?;
+    let (jobs, queue) = mpsc::channel(opts.batch.max(1) * 4);
+    let batch = opts.batch.max(1);
+    let writer = std::thread::Builder::new()
+        .name("report-writer".into())
+        .spawn(move || write_batches(db, queue, batch))
+        .map_err(|e| FleetError::Database(format!("starting the writer: {e}")))?;
+    let shared = Arc::new(Shared {
+        inventory,
+        jobs,
+        log,
+        served: AtomicU64::new(0),
+        max_requests: opts.max_requests,
+        done: Notify::new(),
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| FleetError::Database(format!("starting the runtime: {e}")))?;
+    listening(local);
+    let served = rt.block_on(accept_loop(
+        listener,
+        shared,
+        max_connections,
+        opts.deadline,
+    ));
+    drop(rt);
+    // The last sender is gone: the writer finishes its queue and stops.
+    writer
+        .join()
+        .map_err(|_| FleetError::Database("the writer thread panicked".into()))?;
+    served
+}
+
+/// As many connections as open files allow, keeping some for the database and the process.
+fn file_budget() -> usize {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    // Raise the soft limit to the hard one: a thousand slow clients need a thousand sockets.
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+    let current = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    usize::try_from(current.saturating_sub(64)).unwrap_or(usize::MAX)
+}
+
+async fn accept_loop(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    max_connections: usize,
+    deadline: Duration,
+) -> Result<()> {
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| FleetError::Io {
+        path: "listener".into(),
+        source: e,
+    })?;
+    let slots = Arc::new(Semaphore::new(max_connections));
+    loop {
+        let stream = tokio::select! {
+            r = listener.accept() => r,
+            _ = shared.done.notified() => break,
+        };
+        let Ok((stream, _peer)) = stream else {
+            // Out of descriptors or a reset before accept: wait a moment, go on.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        // Full: close at once (the client retries later) rather than queue without bound.
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            serve_connection(stream, shared, deadline).await;
+            drop(slot);
+        });
+    }
+    // Let the connections in flight finish (each within its deadline).
+    let _ = slots.acquire_many(max_connections as u32).await;
+    Ok(())
+}
+
+async fn serve_connection(stream: tokio::net::TcpStream, shared: Arc<Shared>, deadline: Duration) {
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let svc_shared = shared.clone();
+    let svc = hyper::service::service_fn(move |req| {
+        let shared = svc_shared.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(req, &shared).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .keep_alive(false)
+        // A client that shuts its side after the request still gets the answer.
+        .half_close(true)
+        // The request head's bound (hyper answers 431 past it).
+        .max_buf_size(MAX_HEAD)
+        .serve_connection(io, svc);
+    // One deadline for the whole connection: a slow head, a slow body and a slow reader of
+    // the answer are all cut at the same bound.
+    let _ = tokio::time::timeout(deadline, conn).await;
+}
+
+async fn handle(req: Request<hyper::body::Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
+    let (status, text) = outcome(req, shared).await;
+    (shared.log)(&format!("{} {text}", status.as_u16()));
+    let served = shared.served.fetch_add(1, Ordering::SeqCst) + 1;
+    if shared.max_requests.is_some_and(|m| served >= m) {
+        shared.done.notify_one();
+    }
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/plain; charset=utf-8")
+        .header("connection", "close")
+        .body(Full::new(Bytes::from(format!("{text}\n"))))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+async fn outcome(req: Request<hyper::body::Incoming>, shared: &Shared) -> (StatusCode, String) {
+    if req.method() != hyper::Method::POST {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("method {}: only POST", req.method()),
+        );
+    }
+    // A length up front (gateways always send one), so an oversized report is refused
+    // before a byte of it is read.
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let Some(declared) = declared else {
+        return (
+            StatusCode::LENGTH_REQUIRED,
+            "Content-Length required (chunked bodies are not accepted)".into(),
+        );
+    };
+    if declared > MAX_REPORT {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{declared} bytes; a report is at most {MAX_REPORT}"),
+        );
+    }
+    let body = match Limited::new(req.into_body(), MAX_REPORT as usize)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("body shorter than Content-Length, or cut: {e}"),
+            )
+        }
+    };
+    let inventory = shared.inventory.clone();
+    let verdict = tokio::task::spawn_blocking(move || crate::report::verify(&*inventory, &body))
+        .await
+        .unwrap_or_else(|e| Err(FleetError::Database(format!("verifier: {e}"))));
+    let verdict = match verdict {
+        Ok(v) => v,
+        Err(e) => return status_of(&e),
+    };
+    let (answer, outcome) = oneshot::channel();
+    if shared.jobs.send(Job { verdict, answer }).await.is_err() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the report writer stopped".into(),
+        );
+    }
+    match outcome.await {
+        Ok(Ok(applied)) => (StatusCode::OK, crate::describe(&applied)),
+        Ok(Err(e)) => status_of(&e),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the report writer stopped".into(),
+        ),
+    }
+}
+
+fn status_of(e: &FleetError) -> (StatusCode, String) {
+    let status = if e.is_client_error() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, e.to_string())
+}
+
+/// The writer thread: take what is queued (up to `batch`), record it in one transaction,
+/// answer each; until every sender is gone.
+fn write_batches(mut db: Db, mut queue: mpsc::Receiver<Job>, batch: usize) {
+    while let Some(first) = queue.blocking_recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < batch {
+            match queue.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        // By VIN (arrival order kept within one): two nodes' batches lock vehicle rows in the
+        // same order, so they cannot deadlock.
+        jobs.sort_by(|a, b| a.verdict.vin.cmp(&b.verdict.vin));
+        let now = crate::now();
+        let results = db.transaction(|tx| {
+            let mut results = Vec::with_capacity(jobs.len());
+            for j in &jobs {
+                match crate::store::apply(tx, &j.verdict, now) {
+                    // A database failure spoils the transaction: the whole batch fails.
+                    Err(e @ FleetError::Database(_)) => return Err(e),
+                    // A replay wrote nothing: its answer is its own.
+                    r => results.push(r),
+                }
+            }
+            Ok(results)
+        });
+        match results {
+            Ok(results) => {
+                for (j, r) in jobs.into_iter().zip(results) {
+                    let _ = j.answer.send(r);
+                }
+            }
+            Err(e) => {
+                for j in jobs {
+                    let _ = j
+                        .answer
+                        .send(Err(FleetError::Database(format!("not recorded: {e}"))));
+                }
+            }
+        }
+    }
+}

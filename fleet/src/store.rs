@@ -1,0 +1,376 @@
+//! Recording verified reports, and reading back what they said.
+//!
+//! One report is one transaction: the vehicle's row is advanced only if the report is newer than
+//! the last one (a conditional upsert, so two ingest nodes racing on one vehicle serialize on
+//! its row), then its ECUs, flags, recalls and events are written. Storage per vehicle is
+//! bounded whatever a vehicle's key signs: one row per inventory ECU, at most
+//! [`MAX_FLAGS_PER_VEHICLE`] flags (plus one row counting the rest), one recall per ECU, and
+//! the newest [`MAX_EVENTS_PER_VEHICLE`] events.
+
+use crate::error::{FleetError, Result};
+use crate::report::{Flag, Verdict};
+use crate::sql::{int, Tx, Value};
+use ota_metadata::documents::{EcuEvent, EcuRecall, Outcome};
+use ota_metadata::DateTime;
+
+/// Distinct flagged serials kept per vehicle; more are counted in the row of serial `*`.
+pub const MAX_FLAGS_PER_VEHICLE: i64 = 64;
+/// Events kept per vehicle (the newest).
+pub const MAX_EVENTS_PER_VEHICLE: i64 = 256;
+/// The serial of the row counting the flags past the cap.
+pub const OVERFLOW_SERIAL: &str = "*";
+
+/// What recording a report did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applied {
+    Ingested {
+        accepted: usize,
+        flagged: Vec<Flag>,
+        recalls: Vec<EcuRecall>,
+        new_events: usize,
+    },
+    /// The report ingested last, sent again (an upload whose answer was lost): nothing changed.
+    AlreadySeen,
+}
+
+/// Record `v` at time `now` (Unix seconds).
+pub fn apply(tx: &mut dyn Tx, v: &Verdict, now: i64) -> Result<Applied> {
+    if !advance_vehicle(tx, v, now)? {
+        return refuse_stale(tx, v);
+    }
+    for e in &v.accepted {
+        record_ecu(tx, &v.vin, e, v.generated.0)?;
+    }
+    for f in &v.flagged {
+        record_flag(tx, &v.vin, f, now)?;
+    }
+    record_recalls(tx, v)?;
+    let new_events = record_events(tx, &v.vin, &v.events)?;
+    Ok(Applied::Ingested {
+        accepted: v.accepted.len(),
+        flagged: v.flagged.clone(),
+        recalls: v.recalls.clone(),
+        new_events,
+    })
+}
+
+/// Make `v` the vehicle's newest report; false if it is not newer than the one recorded.
+fn advance_vehicle(tx: &mut dyn Tx, v: &Verdict, now: i64) -> Result<bool> {
+    let n = tx.exec(
+        "INSERT INTO vehicles (vin, last_generated, last_counter, last_sha256, last_ingested)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (vin) DO UPDATE SET
+            last_generated = excluded.last_generated,
+            last_counter = excluded.last_counter,
+            last_sha256 = excluded.last_sha256,
+            last_ingested = excluded.last_ingested
+         WHERE vehicles.last_generated < excluded.last_generated
+            OR (vehicles.last_generated = excluded.last_generated
+                AND vehicles.last_counter < excluded.last_counter)",
+        &[
+            Value::from(&v.vin),
+            Value::Int(v.generated.0),
+            int(v.counter, "report counter")?,
+            Value::from(&v.sha256),
+            Value::Int(now),
+        ],
+    )?;
+    Ok(n > 0)
+}
+
+/// The report is not newer: the same one again, or a replay.
+fn refuse_stale(tx: &mut dyn Tx, v: &Verdict) -> Result<Applied> {
+    let row = tx
+        .row(
+            "SELECT last_sha256, last_generated, last_counter FROM vehicles WHERE vin = $1",
+            &[Value::from(&v.vin)],
+        )?
+        .unwrap_or_default();
+    let mut row = row.into_iter();
+    let sha = row.next().unwrap_or(Value::Null).into_text();
+    if sha == v.sha256 {
+        return Ok(Applied::AlreadySeen);
+    }
+    let last_generated = row.next().and_then(|x| x.int()).unwrap_or(0);
+    let last_counter = row.next().and_then(|x| x.int()).unwrap_or(0);
+    Err(FleetError::Replay {
+        vin: v.vin.clone(),
+        generated: v.generated.to_string(),
+        counter: v.counter,
+        last_generated: DateTime(last_generated).to_string(),
+        last_counter: last_counter.max(0) as u64,
+    })
+}
+
+/// Record what ECU `e` of `vin` runs, as reported at `at` (a verified report's; an import's).
+pub fn record_ecu(tx: &mut dyn Tx, vin: &str, e: &crate::report::EcuState, at: i64) -> Result<()> {
+    let (uid, version, sha256, counter) = match &e.image {
+        Some(r) => (
+            r.uid.as_str(),
+            r.version.as_str(),
+            r.sha256.as_str(),
+            int(r.release_counter, "release counter")?,
+        ),
+        None => ("", "", "", Value::Int(0)),
+    };
+    tx.exec(
+        "INSERT INTO ecus (vin, serial, hardware_id, uid, version, sha256, release_counter, reported_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (vin, serial) DO UPDATE SET
+            hardware_id = excluded.hardware_id, uid = excluded.uid, version = excluded.version,
+            sha256 = excluded.sha256, release_counter = excluded.release_counter,
+            reported_at = excluded.reported_at",
+        &[
+            vin.into(),
+            Value::from(&e.serial),
+            Value::from(&e.hardware_id),
+            uid.into(),
+            version.into(),
+            sha256.into(),
+            counter,
+            Value::Int(at),
+        ],
+    )?;
+    Ok(())
+}
+
+/// One flag per (vehicle, serial), refreshed when seen again; past the per-vehicle cap, new
+/// serials only count in the overflow row.
+fn record_flag(tx: &mut dyn Tx, vin: &str, f: &Flag, now: i64) -> Result<()> {
+    let refreshed = tx.exec(
+        "UPDATE flags SET reason = $3, last_seen = $4, times = times + 1
+         WHERE vin = $1 AND serial = $2",
+        &[
+            vin.into(),
+            Value::from(&f.serial),
+            Value::from(&f.reason),
+            Value::Int(now),
+        ],
+    )?;
+    if refreshed > 0 {
+        return Ok(());
+    }
+    let held = tx.count(
+        "SELECT COUNT(*) FROM flags WHERE vin = $1 AND serial <> $2",
+        &[vin.into(), OVERFLOW_SERIAL.into()],
+    )?;
+    let (serial, reason) = if held < MAX_FLAGS_PER_VEHICLE {
+        (f.serial.as_str(), f.reason.clone())
+    } else {
+        (
+            OVERFLOW_SERIAL,
+            format!("more ECUs flagged than the {MAX_FLAGS_PER_VEHICLE} kept per vehicle (last: {}: {})", f.serial, f.reason),
+        )
+    };
+    tx.exec(
+        "INSERT INTO flags (vin, serial, reason, first_seen, last_seen, times)
+         VALUES ($1, $2, $3, $4, $4, 1)
+         ON CONFLICT (vin, serial) DO UPDATE SET
+            reason = excluded.reason, last_seen = excluded.last_seen, times = flags.times + 1",
+        &[vin.into(), serial.into(), reason.into(), Value::Int(now)],
+    )?;
+    Ok(())
+}
+
+/// The vehicle's recalls become those of its newest report.
+fn record_recalls(tx: &mut dyn Tx, v: &Verdict) -> Result<()> {
+    tx.exec("DELETE FROM recalls WHERE vin = $1", &[Value::from(&v.vin)])?;
+    for r in &v.recalls {
+        tx.exec(
+            "INSERT INTO recalls (vin, serial, uid, version, regulator, reason, reported_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (vin, serial) DO NOTHING",
+            &[
+                Value::from(&v.vin),
+                Value::from(&r.serial),
+                Value::from(&r.uid),
+                Value::from(&r.version),
+                Value::from(&r.regulator),
+                Value::from(&r.reason),
+                Value::Int(v.generated.0),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Keep each event number once; then only the newest per vehicle. Returns how many were new.
+fn record_events(tx: &mut dyn Tx, vin: &str, events: &[EcuEvent]) -> Result<usize> {
+    let mut new = 0;
+    for e in events {
+        new += tx.exec(
+            "INSERT INTO events (vin, seq, serial, outcome, code, uid, version, update_id, at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (vin, seq) DO NOTHING",
+            &[
+                vin.into(),
+                int(e.seq, "event number")?,
+                Value::from(&e.serial),
+                e.outcome.as_str().into(),
+                Value::from(&e.code),
+                Value::from(&e.uid),
+                Value::from(&e.version),
+                Value::from(&e.update),
+                Value::Int(e.at.0),
+            ],
+        )? as usize;
+    }
+    if !events.is_empty() {
+        tx.exec(
+            "DELETE FROM events WHERE vin = $1 AND seq < (
+                SELECT MIN(seq) FROM (
+                    SELECT seq FROM events WHERE vin = $1 ORDER BY seq DESC LIMIT $2
+                ) AS newest)",
+            &[vin.into(), Value::Int(MAX_EVENTS_PER_VEHICLE)],
+        )?;
+    }
+    Ok(new)
+}
+
+/// A flag as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredFlag {
+    pub vin: String,
+    pub serial: String,
+    pub reason: String,
+    pub first_seen: DateTime,
+    pub last_seen: DateTime,
+    pub times: u64,
+}
+
+/// Every flag, by VIN and serial.
+pub fn flags(tx: &mut dyn Tx) -> Result<Vec<StoredFlag>> {
+    let rows = tx.rows(
+        "SELECT vin, serial, reason, first_seen, last_seen, times FROM flags ORDER BY vin, serial",
+        &[],
+    )?;
+    Ok(rows.into_iter().map(stored_flag).collect())
+}
+
+fn stored_flag(r: Vec<Value>) -> StoredFlag {
+    let mut r = r.into_iter();
+    let mut text = || r.next().unwrap_or(Value::Null);
+    let vin = text().into_text();
+    let serial = text().into_text();
+    let reason = text().into_text();
+    let first_seen = DateTime(text().int().unwrap_or(0));
+    let last_seen = DateTime(text().int().unwrap_or(0));
+    let times = text().int().unwrap_or(0).max(0) as u64;
+    StoredFlag {
+        vin,
+        serial,
+        reason,
+        first_seen,
+        last_seen,
+        times,
+    }
+}
+
+/// Clear the flags of `vin` (only ECU `serial`'s when given); the flags removed. Refused when
+/// none matched (a typo must not look like success).
+pub fn clear_flags(tx: &mut dyn Tx, vin: &str, serial: Option<&str>) -> Result<Vec<StoredFlag>> {
+    let all = flags(tx)?;
+    let cleared: Vec<StoredFlag> = all
+        .into_iter()
+        .filter(|f| f.vin == vin && serial.is_none_or(|s| f.serial == s))
+        .collect();
+    if cleared.is_empty() {
+        return Err(FleetError::NotFound(format!(
+            "no flag for {vin}{}",
+            serial.map(|s| format!(" ECU {s}")).unwrap_or_default()
+        )));
+    }
+    for f in &cleared {
+        tx.exec(
+            "DELETE FROM flags WHERE vin = $1 AND serial = $2",
+            &[Value::from(&f.vin), Value::from(&f.serial)],
+        )?;
+    }
+    Ok(cleared)
+}
+
+/// What an ECU last reported running.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reported {
+    pub uid: String,
+    pub version: String,
+    pub release_counter: u64,
+}
+
+/// What an ECU last reported running.
+pub fn reported(tx: &mut dyn Tx, vin: &str, serial: &str) -> Result<Option<Reported>> {
+    let row = tx.row(
+        "SELECT uid, version, release_counter FROM ecus WHERE vin = $1 AND serial = $2",
+        &[vin.into(), serial.into()],
+    )?;
+    Ok(row.map(|r| {
+        let mut r = r.into_iter();
+        let uid = r.next().unwrap_or(Value::Null).into_text();
+        let version = r.next().unwrap_or(Value::Null).into_text();
+        let release_counter = r.next().and_then(|v| v.int()).unwrap_or(0).max(0) as u64;
+        Reported {
+            uid,
+            version,
+            release_counter,
+        }
+    }))
+}
+
+/// The recalls the newest reports carry, by VIN and serial.
+pub fn recalls(tx: &mut dyn Tx) -> Result<Vec<(String, EcuRecall)>> {
+    let rows = tx.rows(
+        "SELECT vin, serial, uid, version, regulator, reason FROM recalls ORDER BY vin, serial",
+        &[],
+    )?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let mut r = r.into_iter().map(Value::into_text);
+            let mut next = || r.next().unwrap_or_default();
+            let vin = next();
+            (
+                vin,
+                EcuRecall {
+                    serial: next(),
+                    uid: next(),
+                    version: next(),
+                    regulator: next(),
+                    reason: next(),
+                },
+            )
+        })
+        .collect())
+}
+
+/// A vehicle's events, oldest first.
+pub fn events(tx: &mut dyn Tx, vin: &str) -> Result<Vec<EcuEvent>> {
+    let rows = tx.rows(
+        "SELECT seq, serial, outcome, code, uid, version, update_id, at FROM events
+         WHERE vin = $1 ORDER BY seq",
+        &[vin.into()],
+    )?;
+    Ok(rows.into_iter().filter_map(event_of).collect())
+}
+
+fn event_of(r: Vec<Value>) -> Option<EcuEvent> {
+    let mut r = r.into_iter();
+    let seq = r.next()?.int()?.max(0) as u64;
+    let serial = r.next()?.into_text();
+    let outcome = match r.next()?.text()? {
+        "installed" => Outcome::Installed,
+        "refused" => Outcome::Refused,
+        "reverted" => Outcome::Reverted,
+        "recalled" => Outcome::Recalled,
+        _ => return None,
+    };
+    Some(EcuEvent {
+        seq,
+        serial,
+        outcome,
+        code: r.next()?.into_text(),
+        uid: r.next()?.into_text(),
+        version: r.next()?.into_text(),
+        update: r.next()?.into_text(),
+        at: DateTime(r.next()?.int()?),
+    })
+}
