@@ -454,6 +454,7 @@ impl Gateway {
             }
         }
         self.recalls_behind_failures(&mut repos, &m, &state, &mut out);
+        self.record_events(&m, &mut state, &out, forward.is_some());
         for (serial, outcome) in &out {
             match outcome {
                 EcuOutcome::Updated { .. } => {
@@ -479,6 +480,74 @@ impl Gateway {
         }
         state.save(state_dir).map_err(state_err(state_dir))?;
         Ok(out)
+    }
+
+    /// What happened in this update, as events for the version report: an ECU that installed,
+    /// one whose update was refused (by the ECU or by a check for it), one found running a
+    /// recalled image (once, when the recall is new).
+    fn record_events(
+        &self,
+        m: &walk::Master,
+        state: &mut GatewayState,
+        out: &[(String, EcuOutcome)],
+        updating: bool,
+    ) {
+        use ota_metadata::documents::{EcuEvent, Outcome};
+        let update = m
+            .assignments
+            .as_ref()
+            .map(|a| format!("assignments v{}", a.version))
+            .unwrap_or_default();
+        let assigned = |serial: &str| {
+            m.assignments
+                .as_ref()
+                .and_then(|a| a.ecus.get(serial))
+                .map(|a| (a.uid.clone(), a.version.clone()))
+                .unwrap_or_default()
+        };
+        for (serial, o) in out {
+            let event = |outcome, code: String, (uid, version): (String, String)| EcuEvent {
+                seq: 0,
+                serial: serial.clone(),
+                outcome,
+                code,
+                uid,
+                version,
+                update: update.clone(),
+                at: self.now,
+            };
+            match o {
+                // A check installs nothing, and its failures refuse nothing.
+                _ if !updating => {}
+                EcuOutcome::Updated { uid, version, .. } => state.record_event(event(
+                    Outcome::Installed,
+                    String::new(),
+                    (uid.clone(), version.clone()),
+                )),
+                EcuOutcome::Failed(e) | EcuOutcome::FailedRecalled { error: e, .. } => {
+                    let mut code = e.to_string();
+                    let mut end = code.len().min(240);
+                    while !code.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    code.truncate(end);
+                    state.record_event(event(Outcome::Refused, code, assigned(serial)));
+                }
+                _ => {}
+            }
+            if let Some(recall) = o.recall() {
+                if !state.recalls.contains_key(serial) {
+                    let running = state
+                        .installed
+                        .get(serial)
+                        .map(|i| (i.uid.clone(), i.version.clone()))
+                        .unwrap_or_default();
+                    let mut e = event(Outcome::Recalled, recall.reason.clone(), running);
+                    e.update = String::new();
+                    state.record_event(e);
+                }
+            }
+        }
     }
 
     /// An update that fails, is held back or is still to come must not hide that the image an
@@ -805,6 +874,7 @@ impl Gateway {
             "counter".into(),
             serde_json::Value::from(state.report_counter),
         );
+        doc.events = state.events.clone();
         doc.recalls = state
             .recalls
             .iter()

@@ -4,6 +4,7 @@
 
 use crate::tuf::MetadataStore;
 use crate::walk::{Installed, Recall};
+use ota_metadata::documents::EcuEvent;
 use ota_metadata::DateTime;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -36,6 +37,43 @@ pub struct GatewayState {
     /// (shown by `status` until the ECU is next updated).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub recovery: BTreeMap<String, String>,
+    /// What happened to the ECUs recently (installed, refused, recalled), numbered: every
+    /// version report carries them and the OEM keeps each number once, so a report lost on
+    /// the way loses no event. The newest [`MAX_EVENTS`] are kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<EcuEvent>,
+    /// The number of the last event recorded.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub event_seq: u64,
+}
+
+/// Events kept (and sent with each report).
+pub const MAX_EVENTS: usize = 64;
+
+impl GatewayState {
+    /// Record that `outcome` happened to ECU `serial`, unless it is the same as the ECU's last
+    /// event (a refusal repeated at every check is one event, not one per check).
+    pub fn record_event(&mut self, mut event: EcuEvent) {
+        let same = self
+            .events
+            .iter()
+            .rev()
+            .find(|e| e.serial == event.serial)
+            .is_some_and(|e| {
+                e.outcome == event.outcome
+                    && e.uid == event.uid
+                    && e.version == event.version
+                    && e.code == event.code
+            });
+        if same {
+            return;
+        }
+        self.event_seq = self.event_seq.saturating_add(1);
+        event.seq = self.event_seq;
+        self.events.push(event);
+        let excess = self.events.len().saturating_sub(MAX_EVENTS);
+        self.events.drain(..excess);
+    }
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -340,10 +340,12 @@ impl Tx for PgTx<'_, '_> {
                         .try_get::<_, Option<i32>>(i)
                         .map_err(FleetError::postgres)?
                         .map(|n| Value::Int(n.into())),
-                    _ => r
+                    Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => r
                         .try_get::<_, Option<String>>(i)
                         .map_err(FleetError::postgres)?
                         .map(Value::Text),
+                    // No statement reads another type (`void` of a lock function, say).
+                    _ => None,
                 };
                 row.push(v.unwrap_or(Value::Null));
             }

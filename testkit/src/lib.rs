@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod nginx;
+pub mod postgres;
 pub mod s3;
 pub mod tls;
 

@@ -1,0 +1,262 @@
+//! The report store, each case on SQLite and on a real PostgreSQL server (same statements, same
+//! behaviour): reports recorded once, replays refused, storage per vehicle bounded whatever a
+//! vehicle's key signs, nothing written for a report that does not verify.
+
+mod common;
+use common::*;
+use ota_fleet::report::verify;
+use ota_fleet::sql::Value;
+use ota_fleet::store::{self, Applied, MAX_EVENTS_PER_VEHICLE, MAX_FLAGS_PER_VEHICLE};
+use ota_fleet::{Db, FleetError};
+use ota_metadata::documents::Outcome;
+
+fn ingest(db: &mut Db, bytes: &[u8]) -> Result<Applied, FleetError> {
+    ota_fleet::ingest(db, &inventory(&["VIN1", "VIN2"]), bytes)
+}
+
+fn count(db: &mut Db, sql: &str) -> i64 {
+    db.transaction(|tx| tx.count(sql, &[])).unwrap()
+}
+
+/// Scenario: Fleet backend | a vehicle's report sent again, an older one replayed, two made in the same second | the same one again changes nothing, an older one is refused as a replay, the same second is ordered by the gateway's signed counter (SQLite and PostgreSQL)
+#[test]
+fn a_report_is_recorded_once_and_a_replay_is_refused() {
+    let dbs = Databases::new();
+    for (at, mut db) in dbs.each("replay") {
+        let r1 = report("VIN1", 1000, 1, both("1.0", 1), vec![]);
+        let got = ingest(&mut db, &r1).unwrap();
+        assert!(
+            matches!(got, Applied::Ingested { accepted: 2, ref flagged, .. } if flagged.is_empty()),
+            "{at}: {got:?}"
+        );
+        let running = db
+            .transaction(|tx| store::reported(tx, "VIN1", "S2"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                running.uid.as_str(),
+                running.version.as_str(),
+                running.release_counter
+            ),
+            ("brake-fw", "1.0", 1),
+            "{at}"
+        );
+        assert_eq!(ingest(&mut db, &r1).unwrap(), Applied::AlreadySeen, "{at}");
+
+        let r2 = report("VIN1", 2000, 2, both("2.0", 2), vec![]);
+        ingest(&mut db, &r2).unwrap();
+        // Older, signed by the same key: refused, and what S2 runs stays 2.0.
+        let old = report("VIN1", 1500, 9, both("1.5", 1), vec![]);
+        let err = ingest(&mut db, &old).unwrap_err();
+        assert!(matches!(err, FleetError::Replay { .. }), "{at}: {err}");
+        // The same second: the counter orders.
+        let same_lower = report("VIN1", 2000, 1, both("1.5", 1), vec![]);
+        assert!(matches!(
+            ingest(&mut db, &same_lower),
+            Err(FleetError::Replay { .. })
+        ));
+        let same_higher = report("VIN1", 2000, 3, both("3.0", 3), vec![]);
+        ingest(&mut db, &same_higher).unwrap();
+        let running = db
+            .transaction(|tx| store::reported(tx, "VIN1", "S1"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(running.version, "3.0", "{at}");
+    }
+}
+
+/// Scenario: Fleet backend | one vehicle's key signs reports naming thousands of made-up ECUs (a flag flood) | at most 64 flags per vehicle are kept, the rest counted in one row; a report of more than 512 ECUs is refused whole (SQLite and PostgreSQL)
+#[test]
+fn one_vehicle_key_cannot_grow_the_flags_past_the_cap() {
+    let dbs = Databases::new();
+    let template = ecu_entry(ecu_key(), "S1", "BRAKE-A", None);
+    let fakes = |round: usize| -> Vec<_> {
+        (0..500)
+            .map(|i| {
+                let mut e = template.clone();
+                e.serial = format!("FAKE-{round}-{i}");
+                e
+            })
+            .collect()
+    };
+    for (at, mut db) in dbs.each("flood") {
+        for round in 0..10 {
+            let r = report("VIN1", 1000 + round as i64, 0, fakes(round), vec![]);
+            let got = ingest(&mut db, &r).unwrap();
+            // Every fake flagged, and S1 and S2 (silent) too.
+            let Applied::Ingested { flagged, .. } = got else {
+                panic!("{at}")
+            };
+            assert_eq!(flagged.len(), 502, "{at}");
+        }
+        let rows = count(&mut db, "SELECT COUNT(*) FROM flags WHERE vin = 'VIN1'");
+        assert_eq!(rows, MAX_FLAGS_PER_VEHICLE + 1, "{at}");
+        let overflow = db
+            .transaction(|tx| {
+                tx.row(
+                    "SELECT times FROM flags WHERE vin = 'VIN1' AND serial = '*'",
+                    &[],
+                )
+            })
+            .unwrap();
+        // 5,020 flags (5,000 fakes and the silent S1 and S2 ten times), the first 64 kept by
+        // name, the rest counted.
+        assert_eq!(overflow, Some(vec![Value::Int(5020 - 64)]), "{at}");
+        // Flags of another vehicle are unaffected by the cap.
+        let other = report(
+            "VIN2",
+            1000,
+            0,
+            vec![ecu_entry(ecu_key(), "S1", "BRAKE-A", None)],
+            vec![],
+        );
+        ingest(&mut db, &other).unwrap();
+        assert_eq!(
+            count(&mut db, "SELECT COUNT(*) FROM flags WHERE vin = 'VIN2'"),
+            1,
+            "{at}"
+        );
+        // More ECUs than any vehicle has: refused before anything is checked or written.
+        let mut many = fakes(99);
+        many.extend(fakes(98).into_iter().take(100));
+        let r = report("VIN1", 5000, 0, many, vec![]);
+        assert!(
+            matches!(ingest(&mut db, &r), Err(FleetError::Malformed(_))),
+            "{at}"
+        );
+    }
+}
+
+/// Scenario: Fleet backend | reports carry what happened to each ECU (installed, refused with the ECU's code, recalled), repeated until old | each event kept once whatever the number of reports repeating it, the newest 256 per vehicle (SQLite and PostgreSQL)
+#[test]
+fn events_are_kept_once_and_bounded() {
+    let dbs = Databases::new();
+    for (at, mut db) in dbs.each("events") {
+        let first = vec![
+            event(1, "S1", Outcome::Refused, "2.0"),
+            event(2, "S1", Outcome::Installed, "2.1"),
+        ];
+        ingest(
+            &mut db,
+            &report("VIN1", 1000, 1, both("2.1", 2), first.clone()),
+        )
+        .unwrap();
+        let mut again = first.clone();
+        again.push(event(3, "S2", Outcome::Recalled, "2.1"));
+        let got = ingest(&mut db, &report("VIN1", 1001, 2, both("2.1", 2), again)).unwrap();
+        assert!(
+            matches!(got, Applied::Ingested { new_events: 1, .. }),
+            "{at}: {got:?}"
+        );
+        let events = db.transaction(|tx| store::events(tx, "VIN1")).unwrap();
+        let got: Vec<(u64, Outcome, &str)> = events
+            .iter()
+            .map(|e| (e.seq, e.outcome, e.code.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, Outcome::Refused, "0xF3 signature"),
+                (2, Outcome::Installed, ""),
+                (3, Outcome::Recalled, "")
+            ],
+            "{at}"
+        );
+        assert_eq!(events[1].update, "assignments v3");
+        // An event of an ECU the vehicle does not have is not kept.
+        let stray = vec![event(4, "S9", Outcome::Installed, "2.1")];
+        ingest(&mut db, &report("VIN1", 1002, 3, both("2.1", 2), stray)).unwrap();
+        assert_eq!(
+            db.transaction(|tx| store::events(tx, "VIN1"))
+                .unwrap()
+                .len(),
+            3
+        );
+        // Many events: the newest are kept.
+        for chunk in 0..3u64 {
+            let batch = (0..200)
+                .map(|i| event(10 + chunk * 200 + i, "S1", Outcome::Installed, "2.1"))
+                .collect();
+            ingest(
+                &mut db,
+                &report("VIN1", 2000 + chunk as i64, 0, both("2.1", 2), batch),
+            )
+            .unwrap();
+        }
+        let events = db.transaction(|tx| store::events(tx, "VIN1")).unwrap();
+        assert_eq!(events.len() as i64, MAX_EVENTS_PER_VEHICLE, "{at}");
+        assert_eq!(events.last().unwrap().seq, 10 + 599, "{at}");
+    }
+}
+
+/// Scenario: Fleet backend | a report that does not verify (unknown vehicle, another key, a tampered ECU entry) | refused or flagged before anything about the vehicle is written (SQLite and PostgreSQL)
+#[test]
+fn a_report_that_does_not_verify_writes_nothing() {
+    let dbs = Databases::new();
+    let inv = inventory(&["VIN1"]);
+    for (at, mut db) in dbs.each("unverified") {
+        let unknown = report("VIN9", 1000, 1, both("1.0", 1), vec![]);
+        assert!(matches!(
+            verify(&inv, &unknown),
+            Err(FleetError::UnknownVehicle(_))
+        ));
+        // Signed by another key than VIN1's.
+        let mut doc: serde_json::Value =
+            serde_json::from_slice(&report("VIN1", 1000, 1, both("1.0", 1), vec![])).unwrap();
+        doc["signatures"][0]["sig"] = serde_json::Value::from("00".repeat(256));
+        let forged = serde_json::to_vec(&doc).unwrap();
+        assert!(
+            matches!(
+                ota_fleet::ingest(&mut db, &inv, &forged),
+                Err(FleetError::BadSignature { .. })
+            ),
+            "{at}"
+        );
+        assert_eq!(count(&mut db, "SELECT COUNT(*) FROM vehicles"), 0, "{at}");
+        // An ECU entry whose identification was changed after the ECU signed it: that ECU is
+        // flagged, nothing recorded of what it runs.
+        let mut entries = both("1.0", 1);
+        let mut id = hex::decode(&entries[0].identification).unwrap();
+        id[96] = b'9';
+        entries[0].identification = hex::encode(id);
+        let got =
+            ota_fleet::ingest(&mut db, &inv, &report("VIN1", 1000, 1, entries, vec![])).unwrap();
+        let Applied::Ingested {
+            accepted, flagged, ..
+        } = got
+        else {
+            panic!()
+        };
+        assert_eq!((accepted, flagged.len()), (1, 1), "{at}");
+        assert!(db
+            .transaction(|tx| store::reported(tx, "VIN1", "S1"))
+            .unwrap()
+            .is_none());
+        assert!(db
+            .transaction(|tx| store::reported(tx, "VIN1", "S2"))
+            .unwrap()
+            .is_some());
+    }
+}
+
+/// Scenario: Fleet backend | a report database migrated by a newer release | refused with the versions named, nothing written (SQLite and PostgreSQL)
+#[test]
+fn a_database_of_a_newer_release_is_refused() {
+    let dbs = Databases::new();
+    for (at, mut db) in dbs.each("newer") {
+        db.transaction(|tx| {
+            tx.exec(
+                "INSERT INTO schema_migrations (version, applied) VALUES (99, 0)",
+                &[],
+            )
+        })
+        .unwrap();
+        drop(db);
+        let err = Db::open(&at).err().expect("opened a newer database");
+        assert!(
+            matches!(err, FleetError::NewerSchema { found: 99, .. }),
+            "{at}: {err}"
+        );
+    }
+}
