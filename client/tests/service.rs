@@ -42,6 +42,12 @@ struct ReportServer {
 
 impl ReportServer {
     fn start(oem: &Path) -> ReportServer {
+        Self::start_with(oem, false)
+    }
+
+    /// `close_stdout`: close the reading end of the server's stdout once it listens (a log
+    /// pipe whose reader died).
+    fn start_with(oem: &Path, close_stdout: bool) -> ReportServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -71,7 +77,12 @@ impl ReportServer {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let listening = line.contains("listening on");
                 let _ = tx.send(line);
+                if listening && close_stdout {
+                    // Dropping the reader closes the pipe: the server's next line meets EPIPE.
+                    return;
+                }
             }
         });
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -234,6 +245,16 @@ fn run_updates_logs_one_json_line_per_check_and_uploads_reports() {
         })
         .unwrap();
     assert_eq!(last, Some(vec![ota_fleet::sql::Value::Int(2)]));
+    // The report said what happened: S1 installed 1.0, in the update of the assignments.
+    let events = ota_repo::oem::reports::events(&w.p("oem"), "VIN1").unwrap();
+    assert!(
+        events.iter().any(|e| e.serial == "S1"
+            && e.outcome == ota_metadata::documents::Outcome::Installed
+            && e.version == "1.0"
+            && e.update.starts_with("assignments v")),
+        "{events:?}"
+    );
+    assert_eq!(events.len(), 1, "one install is one event, however many reports carry it");
 
     // The server's bounds: each bad request gets its status and a reason, and the server
     // carries on.
@@ -445,4 +466,54 @@ fn sigterm_mid_download_stops_cleanly_and_the_next_run_resumes() {
             .any(|l| l.contains(".bin") && l.contains(" 206 ")),
         "no ranged request for the image:\n{log}"
     );
+}
+
+/// POST `body` to the report server on `port`; the whole answer.
+fn post(port: u16, body: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = format!(
+        "POST /reports HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    s.write_all(&req).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer
+}
+
+/// Scenario: Fleet backend | the report server's stdout is a closed pipe (its log reader died) while another command holds the OEM working directory's lock | reports are still answered 200 and recorded: a log line that cannot be written is dropped, and ingesting takes no lock
+#[test]
+fn the_report_server_answers_with_a_closed_stdout_while_the_directory_is_locked() {
+    let w = World::new();
+    let key = ota_metadata::SigningKey::generate(2048).unwrap();
+    std::fs::write(w.p("vehicle.pem"), key.to_pkcs8_pem().unwrap()).unwrap();
+    ota_repo::oem::vehicle_key(&w.p("oem"), "VIN1", &w.p("vehicle.pem")).unwrap();
+    let cfg = config(&w, "report.toml", "vehicle_key = \"vehicle.pem\"\n", "");
+    ok(gateway(&cfg, &["init"]).output().unwrap());
+    let mut server = ReportServer::start_with(&w.p("oem"), true);
+    let _lock = ota_repo::workdir::lock(&w.p("oem")).unwrap();
+    for round in 1..=3 {
+        let report = ok(gateway(&cfg, &["report"]).output().unwrap()).stdout;
+        let answer = post(server.port, &report);
+        assert!(answer.starts_with("HTTP/1.1 200 "), "report {round}: {answer}");
+        assert!(answer.contains("ingested"), "report {round}: {answer}");
+    }
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server stopped"
+    );
+    let last = ota_repo::oem::reports::open(&w.p("oem"))
+        .unwrap()
+        .transaction(|tx| {
+            tx.row(
+                "SELECT last_counter FROM vehicles WHERE vin = $1",
+                &["VIN1".into()],
+            )
+        })
+        .unwrap();
+    assert_eq!(last, Some(vec![ota_fleet::sql::Value::Int(3)]));
 }
