@@ -126,12 +126,15 @@ ota oem vehicle add "$oem" --vin WDD2130421A000002 --ecu BRK-0002:BRAKE-B --ecu 
   --aftermarket DASHCAM-7:CAM-1 --secret "$(secret WDD2130421A000002)" >/dev/null
 ota oem vehicle add "$oem" --vin WDD2130421A000003 --ecu BRK-0003:BRAKE-A \
   --secret "$(secret WDD2130421A000003)" >/dev/null
-ota oem assign "$oem" --hardware-id BRAKE-A --supplier acme --uid brake-fw --version 1.1.0 >/dev/null
-ota oem assign "$oem" --vin WDD2130421A000002 --ecu BRK-0002 --supplier acme --uid brake-fw --version 1.1.0 >/dev/null
-ota oem assign "$oem" --hardware-id HU-GEN3 --supplier acme --uid infotainment --version 5.2 >/dev/null
-ota oem assign "$oem" --vin WDD2130421A000001 --ecu ABS-0001 --supplier acme --uid abs-fw --version 3.0 >/dev/null
+# Offline: nothing is served yet, so `oem assign` cannot ask the regulator what vehicles will
+# (the releases assigned are the approved ones); --force assigns without the answer.
+assign() { ota oem assign "$oem" "$@" --force >/dev/null; }
+assign --hardware-id BRAKE-A --supplier acme --uid brake-fw --version 1.1.0
+assign --vin WDD2130421A000002 --ecu BRK-0002 --supplier acme --uid brake-fw --version 1.1.0
+assign --hardware-id HU-GEN3 --supplier acme --uid infotainment --version 5.2
+assign --vin WDD2130421A000001 --ecu ABS-0001 --supplier acme --uid abs-fw --version 3.0
 ota oem publish "$oem" >/dev/null
-rm -rf "$oem/cache" "$reg/cache" "$work/.ota-repo.lock" "$oem/.ota-repo.lock" "$reg/.ota-repo.lock"
+rm -rf "$oem/cache" "$oem/director-cache" "$oem"/reports.* "$reg/cache" "$work/.ota-repo.lock" "$oem/.ota-repo.lock" "$reg/.ota-repo.lock"
 
 # Settings hold absolute key paths; store them relative to the sample for a portable checkout.
 sed -i "s#\"$out/#\"../../#g" "$work/ota-repo.json" "$reg/ota-repo.json"

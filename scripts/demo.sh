@@ -202,6 +202,7 @@ done
 "$OTA_REPO" regulator review "$work/regulator/tuv" --master "$work/oem/repository" \
   --master-root "$work/oem/repository/1.root.json" --supplier-from "acme=$acme/repository"
 "$OTA_REPO" regulator publish "$work/regulator/tuv" >/dev/null
+sync_trees  # the OEM asks the served regulator tree, as vehicles will, before it assigns
 for a in BRK-0001:brake-fw:1.2.0 HU-0001:infotainment:5.3 ABS-0001:abs-fw:3.1; do
   IFS=: read -r serial uid version <<< "$a"
   "$OTA_REPO" oem assign "$work/oem" --vin "$vin" --ecu "$serial" --supplier acme --uid "$uid" \
@@ -251,6 +252,7 @@ release brake-1.3.0.bin 72000 'brake controller 1.3.0' brake-fw 1.3.0 5 BRAKE-A
 "$OTA_REPO" regulator review "$work/regulator/tuv" --master "$work/oem/repository" \
   --master-root "$work/oem/repository/1.root.json" --supplier-from "acme=$acme/repository"
 "$OTA_REPO" regulator publish "$work/regulator/tuv" >/dev/null
+sync_trees  # the OEM asks the served regulator tree, as vehicles will, before it assigns
 "$OTA_REPO" oem assign "$work/oem" --vin "$vin" --ecu BRK-0001 --supplier acme --uid brake-fw \
   --version 1.3.0 >/dev/null
 "$OTA_REPO" oem publish "$work/oem" >/dev/null
@@ -284,6 +286,7 @@ step "the regulator decrypts brake-fw 1.4.0 and scans the plaintext"
   --master-root "$work/oem/repository/1.root.json" --supplier-from "acme=$acme/repository" \
   --decryption-keys "$work/regulator/tuv-decryption-keys.TEST-ONLY.json"
 "$OTA_REPO" regulator publish "$work/regulator/tuv" >/dev/null
+sync_trees  # the OEM asks the served regulator tree, as vehicles will, before it assigns
 for a in "$vin":BRK-0001 "$vin3":BRK-0003; do
   "$OTA_REPO" oem assign "$work/oem" --vin "${a%%:*}" --ecu "${a#*:}" --supplier acme --uid brake-fw \
     --version 1.4.0 >/dev/null
@@ -358,6 +361,7 @@ bosch_id=$("$OTA_REPO" key show "$work/keys/bosch.pub.pem" | awk '/^key id:/ {pr
   --master-root "$work/oem/repository/1.root.json" --supplier-from "acme=$acme/repository" \
   --decryption-keys "$work/regulator/tuv-decryption-keys.TEST-ONLY.json"
 "$OTA_REPO" regulator publish "$work/regulator/tuv" >/dev/null
+sync_trees  # the OEM asks the served regulator tree, as vehicles will, before it assigns
 "$OTA_REPO" oem assign "$work/oem" --vin "$vin" --ecu BRK-0001 --supplier acme --uid brake-cal \
   --version 1.0 >/dev/null
 "$OTA_REPO" oem publish "$work/oem" >/dev/null

@@ -103,6 +103,7 @@ fn assign(w: &World, vin: &str, version: &str) {
             supplier: "acme".into(),
             uid: "brake-fw".into(),
             version: version.into(),
+            approval: ota_repo::oem::Approval::NotAsked,
         },
     )
     .unwrap();

@@ -450,6 +450,7 @@ fn a_supplier_replacement_reaches_the_ecu_with_no_reprovisioning() {
             supplier: "brakeco".into(),
             uid: "brake-fw".into(),
             version: "1.0".into(),
+            approval: ota_repo::oem::Approval::NotAsked,
         },
     )
     .unwrap();
@@ -909,6 +910,7 @@ fn an_ecu_moved_to_another_vehicle_gets_a_higher_sequence() {
             supplier: "acme".into(),
             uid: "brake-fw".into(),
             version: "2.0".into(),
+            approval: ota_repo::oem::Approval::NotAsked,
         },
     )
     .unwrap();

@@ -14,6 +14,7 @@ fn assign(w: &World, target: oem::AssignTarget, version: &str) -> ota_repo::erro
             supplier: "acme".into(),
             uid: "brake-fw".into(),
             version: version.into(),
+            approval: ota_repo::oem::Approval::NotAsked,
         },
     )
     .map(|_| ())
@@ -58,4 +59,141 @@ fn an_assignment_below_the_reported_counter_is_refused() {
     // The same counter, or another ECU that reported nothing, is fine.
     assign(&w, one("S1"), "2.0").unwrap();
     assign(&w, one("S2"), "1.0").unwrap();
+}
+
+/// `oem assign` of brake-fw `version` to ECU `serial` of VIN1, asking the regulators as the
+/// CLI does (`force`: `--force`).
+fn ask(w: &World, serial: &str, version: &str, force: bool) -> Result<oem::Assigned, String> {
+    oem::assign(
+        &w.p("oem"),
+        oem::Assign {
+            target: oem::AssignTarget::Vehicle {
+                vin: "VIN1".into(),
+                serial: Some(serial.into()),
+            },
+            supplier: "acme".into(),
+            uid: "brake-fw".into(),
+            version: version.into(),
+            approval: oem::Approval::Ask {
+                ca: None,
+                force,
+                now: w.now,
+            },
+        },
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// The assignments recorded for VIN1, as (serial, version).
+fn recorded(w: &World) -> Vec<(String, String)> {
+    oem::Assignments::load(&w.p("oem"))
+        .unwrap()
+        .vehicles
+        .get("VIN1")
+        .map(|m| {
+            m.iter()
+                .map(|(s, a)| (s.clone(), a.version.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Scenario: Regulators | the OEM assigns a release a regulator revoked, or one a regulator rejected while another approved it | refused at `oem assign`, even with --force, nothing written: every vehicle would refuse it (the director asks the regulators through the vehicles' own walk)
+#[test]
+fn an_assignment_of_a_vetoed_release_is_refused_even_forced() {
+    let w = World::new();
+    // Approved by tuv: assigned, and the answer names who approved.
+    let done = ask(&w, "S1", "1.0", false).unwrap();
+    assert_eq!(done.approved_by, ["tuv"]);
+    assert_eq!(done.ecus, [("VIN1".to_string(), "S1".to_string())]);
+    // 2.0's bytes revoked by tuv.
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(vec![2u8; 5000]));
+    ota_repo::regulator::revoke(&w.p("tuv"), &sha, "backdoor in the CAN stack", w.now).unwrap();
+    ota_repo::regulator::publish(&w.p("tuv"), w.now, false).unwrap();
+    for force in [false, true] {
+        let err = ask(&w, "S2", "2.0", force).unwrap_err();
+        assert!(
+            err.contains("tuv revoked") && err.contains("never assigned"),
+            "{err}"
+        );
+    }
+    // A second regulator whose scanner finds something in every image: it rejects 0.9,
+    // which tuv approved; one veto is enough.
+    w.add_regulator("dekra");
+    ota_repo::oem::publish(&w.p("oem"), w.now, false).unwrap();
+    w.published("oem");
+    let opts = ota_repo::regulator::ReviewOpts {
+        master: &w.url("oem"),
+        master_root: &w.p("oem/repository/1.root.json"),
+        scanner: Some("false {}".into()),
+        ca: None,
+        supplier_from: Default::default(),
+        decryption_keys: None,
+    };
+    ota_repo::regulator::review(&w.p("dekra"), opts, w.now).unwrap();
+    ota_repo::regulator::publish(&w.p("dekra"), w.now, false).unwrap();
+    for force in [false, true] {
+        let err = ask(&w, "S2", "0.9", force).unwrap_err();
+        assert!(err.contains("dekra rejected"), "{err}");
+    }
+    assert_eq!(recorded(&w), [("S1".to_string(), "1.0".to_string())]);
+}
+
+/// Scenario: Regulators | the OEM assigns a release fewer regulators approved than it requires (review pending), or while a regulator cannot be reached | refused at `oem assign` (vehicles would hold the update and every other update of the vehicle); --force assigns it ahead of approval, saying so
+#[test]
+fn an_assignment_not_yet_approved_is_refused_unless_forced() {
+    let w = World::new();
+    // Two regulators required; dekra has not reviewed anything yet.
+    w.add_regulator("dekra");
+    oem::regulator_threshold(&w.p("oem"), 2).unwrap();
+    let err = ask(&w, "S1", "1.0", false).unwrap_err();
+    assert!(
+        err.contains("1 of 2 required") && err.contains("--force"),
+        "{err}"
+    );
+    assert!(recorded(&w).is_empty());
+    let done = ask(&w, "S1", "1.0", true).unwrap();
+    assert!(
+        done.forced.as_deref().is_some_and(|w| w.contains("1 of 2")),
+        "{done:?}"
+    );
+    assert_eq!(recorded(&w), [("S1".to_string(), "1.0".to_string())]);
+    // A regulator that cannot be reached: the same.
+    oem::regulator_threshold(&w.p("oem"), 1).unwrap();
+    std::fs::rename(w.p("tuv/repository"), w.p("tuv/elsewhere")).unwrap();
+    let err = ask(&w, "S2", "2.0", false).unwrap_err();
+    assert!(err.contains("tuv") && err.contains("--force"), "{err}");
+    assert!(ask(&w, "S2", "2.0", true).unwrap().forced.is_some());
+}
+
+/// Scenario: Uptane hardware id | the OEM assigns an image to an ECU of another hardware id | refused at `oem assign`, nothing written
+#[test]
+fn an_assignment_to_another_hardware_id_is_refused() {
+    let w = World::new();
+    oem::vehicle_add(&w.p("oem"), "VIN2", &["B1:BRAKE-B".into()], &[]).unwrap();
+    let err = oem::assign(
+        &w.p("oem"),
+        oem::Assign {
+            target: oem::AssignTarget::Vehicle {
+                vin: "VIN2".into(),
+                serial: Some("B1".into()),
+            },
+            supplier: "acme".into(),
+            uid: "brake-fw".into(),
+            version: "1.0".into(),
+            approval: oem::Approval::Ask {
+                ca: None,
+                force: true,
+                now: w.now,
+            },
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("hardware id BRAKE-B"), "{err}");
+    assert!(oem::Assignments::load(&w.p("oem"))
+        .unwrap()
+        .vehicles
+        .get("VIN2")
+        .is_none());
 }

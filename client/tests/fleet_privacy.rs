@@ -57,6 +57,7 @@ fn populate(w: &World) {
                 supplier: "acme".into(),
                 uid: "brake-fw".into(),
                 version: version.into(),
+                approval: ota_repo::oem::Approval::NotAsked,
             },
         )
         .unwrap();
@@ -296,6 +297,7 @@ fn an_entry_moved_to_another_vehicles_locator_is_refused() {
             supplier: "acme".into(),
             uid: "brake-fw".into(),
             version: "2.0".into(),
+            approval: ota_repo::oem::Approval::NotAsked,
         },
     )
     .unwrap();

@@ -221,6 +221,7 @@ fn fleet_world() -> World {
             supplier: "acme".into(),
             uid: "brake-fw".into(),
             version: "1.0".into(),
+            approval: ota_repo::oem::Approval::NotAsked,
         },
     )
     .unwrap();
@@ -354,6 +355,7 @@ fn a_check_with_nothing_new_fetches_no_node_again() {
             supplier: "acme".into(),
             uid: "brake-fw".into(),
             version: "2.0".into(),
+            approval: ota_repo::oem::Approval::NotAsked,
         },
     )
     .unwrap();

@@ -254,7 +254,11 @@ fn run_updates_logs_one_json_line_per_check_and_uploads_reports() {
             && e.update.starts_with("assignments v")),
         "{events:?}"
     );
-    assert_eq!(events.len(), 1, "one install is one event, however many reports carry it");
+    assert_eq!(
+        events.len(),
+        1,
+        "one install is one event, however many reports carry it"
+    );
 
     // The server's bounds: each bad request gets its status and a reason, and the server
     // carries on.
@@ -499,7 +503,10 @@ fn the_report_server_answers_with_a_closed_stdout_while_the_directory_is_locked(
     for round in 1..=3 {
         let report = ok(gateway(&cfg, &["report"]).output().unwrap()).stdout;
         let answer = post(server.port, &report);
-        assert!(answer.starts_with("HTTP/1.1 200 "), "report {round}: {answer}");
+        assert!(
+            answer.starts_with("HTTP/1.1 200 "),
+            "report {round}: {answer}"
+        );
         assert!(answer.contains("ingested"), "report {round}: {answer}");
     }
     assert!(

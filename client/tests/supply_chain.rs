@@ -127,6 +127,7 @@ fn assign(w: &World, vin: &str, serial: &str, uid: &str, version: &str) {
             supplier: "acme".into(),
             uid: uid.into(),
             version: version.into(),
+            approval: ota_repo::oem::Approval::NotAsked,
         },
     )
     .unwrap();

@@ -282,6 +282,7 @@ impl Vehicle {
                     supplier: "acme".into(),
                     uid: "brake-fw".into(),
                     version: version.into(),
+                    approval: ota_repo::oem::Approval::NotAsked,
                 },
             )
             .unwrap();

@@ -639,6 +639,15 @@ pub enum OemCommand {
         /// The release's version (e.g. 1.4.2).
         #[arg(long, value_name = "VERSION")]
         version: String,
+        /// Assign although the regulators have not (yet) approved the release, or cannot be
+        /// reached: vehicles hold it (and the rest of their update) until they approve. A
+        /// release a regulator revoked or rejected is refused even so.
+        #[arg(long)]
+        force: bool,
+        /// PEM bundle of the CAs to trust for HTTPS when asking the supplier and the
+        /// regulators. Default: the built-in web roots.
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
     },
     /// Sign and write what changed: roles, and per vehicle only the vehicles that changed.
     Publish {

@@ -807,6 +807,8 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
             supplier,
             uid,
             version,
+            force,
+            ca,
         } => {
             let target = assign_target(vin, ecu, hardware_id)?;
             let done = oem::assign(
@@ -816,12 +818,20 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
                     supplier,
                     uid: uid.clone(),
                     version: version.clone(),
+                    approval: oem::Approval::Ask { ca, force, now },
                 },
             )?;
-            for (v, s) in &done {
+            if let Some(why) = &done.forced {
+                crate::warn::warn(format!(
+                    "assigned with --force although {why}: vehicles hold {uid} {version} (and the rest of their update) until the regulators approve it"
+                ));
+            } else {
+                say!("approved by {}", done.approved_by.join(", "));
+            }
+            for (v, s) in &done.ecus {
                 say!("assigned {uid} {version} to {v}/{s}");
             }
-            say!("{} ECU(s); {publish_hint}", done.len());
+            say!("{} ECU(s); {publish_hint}", done.ecus.len());
         }
         OemCommand::EcuTrust {
             dir,

@@ -114,8 +114,9 @@ fn issue<'a>(vin: &'a str, out: &'a str) -> [&'a str; 8] {
     ]
 }
 
-/// brake-fw 1.0 assigned to every BRAKE-A ECU of the fleet.
-const ASSIGN_FLEET: [&str; 11] = [
+/// brake-fw 1.0 assigned to every BRAKE-A ECU of the fleet (ahead of any regulator's
+/// approval: these tests are about decryption keys).
+const ASSIGN_FLEET: [&str; 12] = [
     "oem",
     "assign",
     "oem",
@@ -127,6 +128,7 @@ const ASSIGN_FLEET: [&str; 11] = [
     "brake-fw",
     "--version",
     "1.0",
+    "--force",
 ];
 
 fn submit<'a>(version: &'a str, key: Option<&'a str>) -> Vec<&'a str> {

@@ -372,6 +372,7 @@ impl World {
                 supplier: "acme".into(),
                 uid: uid.clone(),
                 version: version.clone(),
+                approval: ota_repo::oem::Approval::NotAsked,
             };
             oem::assign(&self.p("oem"), a).unwrap();
         }
@@ -408,6 +409,7 @@ impl World {
                 supplier: "acme".into(),
                 uid: "brake-fw".into(),
                 version: version.into(),
+                approval: ota_repo::oem::Approval::NotAsked,
             },
         )
         .unwrap();

@@ -335,6 +335,7 @@ impl Trees {
                     supplier: "acme".into(),
                     uid: uid.into(),
                     version: version.into(),
+                    approval: ota_repo::oem::Approval::NotAsked,
                 },
             )
             .unwrap_or_else(|e| panic!("assign {uid} {version} to {vin}: {e}"));

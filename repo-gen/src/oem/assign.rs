@@ -3,6 +3,7 @@
 
 use super::{store, Assignments, Inventory, Settings};
 use crate::error::{Error, Result};
+use crate::fsutil;
 use ota_crypt::receiver::vehicle_group;
 use ota_metadata::documents::{EcuAssignment, ReviewRequest};
 use std::collections::BTreeMap;
@@ -21,6 +22,29 @@ pub struct Assign {
     pub supplier: String,
     pub uid: String,
     pub version: String,
+    /// Whether the regulators are asked first.
+    pub approval: Approval,
+}
+
+/// How `oem assign` asks the regulators about the release: as a vehicle will, so that an
+/// assignment every vehicle would refuse (and that would hold back the vehicle's other
+/// updates, which are all or nothing) is refused at the OEM instead.
+#[derive(Clone, Debug)]
+pub enum Approval {
+    /// Ask every authorized regulator through the vehicles' own walk (supplier manifest, then
+    /// attestations): a veto (revoked or rejected, this release or its bytes under any
+    /// version) is refused always; too few approvals, or a regulator or the supplier that
+    /// cannot be reached, is refused unless `force` (a release staged before its approval:
+    /// vehicles hold it until approved).
+    Ask {
+        /// CA bundle for HTTPS (default: the built-in web roots).
+        ca: Option<std::path::PathBuf>,
+        force: bool,
+        now: ota_metadata::DateTime,
+    },
+    /// Not asked. Library callers only (the CLI always asks): tests that play a director who
+    /// skips its checks, to show what vehicles refuse by themselves.
+    NotAsked,
 }
 
 fn reviewed<'a>(s: &'a Settings, a: &Assign) -> Result<&'a ReviewRequest> {
@@ -35,8 +59,90 @@ fn reviewed<'a>(s: &'a Settings, a: &Assign) -> Result<&'a ReviewRequest> {
         })
 }
 
-/// Record the assignment; returns the (VIN, serial) pairs assigned.
-pub fn assign(dir: &Path, a: Assign) -> Result<Vec<(String, String)>> {
+/// What the regulators said, when asked (names of the approving ones, or why not and forced).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Assigned {
+    /// (VIN, serial) of each ECU assigned.
+    pub ecus: Vec<(String, String)>,
+    /// The regulators whose approvals count, when asked.
+    pub approved_by: Vec<String>,
+    /// Set when `--force` assigned a release the regulators did not (yet) approve: why.
+    pub forced: Option<String>,
+}
+
+/// Ask the regulators about the release `req` for hardware id `hw`, as a vehicle would.
+fn ask_regulators(
+    dir: &Path,
+    s: &Settings,
+    req: &ReviewRequest,
+    hw: &str,
+    approval: &Approval,
+) -> Result<(Vec<String>, Option<String>)> {
+    use ota_client::walk::{self, Check};
+    let Approval::Ask { ca, force, now } = approval else {
+        return Ok((Vec::new(), None));
+    };
+    let limits = ota_client::tuf::Limits::default();
+    let fetcher = crate::net::fetcher(ca.as_deref(), &limits)?;
+    // The regulators' and the supplier's verified metadata is kept between runs, as a
+    // vehicle keeps it: a later assign refuses their rollback.
+    let cache = dir.join("director-cache");
+    fsutil::private_dir(&cache)?;
+    let mut repos = walk::Repositories::new(&fetcher, limits, *now, &cache);
+    let master = walk::Master {
+        url: dir.join("repository").display().to_string(),
+        suppliers: s.suppliers.clone(),
+        regulators: s.regulator_policy()?,
+        assignments: None,
+    };
+    let probe = EcuAssignment {
+        hardware_id: hw.into(),
+        supplier: req.image.supplier.clone(),
+        uid: req.image.uid.clone(),
+        version: req.image.version.clone(),
+        release_counter: req.release_counter,
+        target: req.image.target.clone(),
+        length: req.image.length,
+        hashes: req.image.hashes.clone(),
+        key_wraps: None,
+        compact_sha256: req.compact_sha256.clone(),
+        instruction: None,
+    };
+    let ecu = walk::Ecu {
+        serial: "(director check)".into(),
+        hardware_id: hw.into(),
+    };
+    let staging = tempfile::tempdir_in(dir).map_err(Error::io(dir))?;
+    let asked = walk::check_image(&mut repos, &master, &ecu, &probe, None, staging.path())
+        .and_then(|checked| walk::check_attestations(&mut repos, &master, &checked.release));
+    match asked {
+        Ok(names) => Ok((names, None)),
+        Err(e) if matches!(e.check, Check::Revoked | Check::Rejected) => Err(Error::refused(
+            format!("{e}: vehicles refuse a vetoed release, so it is never assigned (not even with --force); assign an approved release"),
+        )),
+        Err(e)
+            if *force
+                && matches!(
+                    e.check,
+                    Check::NotApproved | Check::RegulatorUnreachable | Check::SupplierMetadata
+                ) =>
+        {
+            Ok((Vec::new(), Some(e.to_string())))
+        }
+        Err(e) if matches!(e.check, Check::NotApproved | Check::RegulatorUnreachable | Check::SupplierMetadata) => {
+            Err(Error::refused(format!(
+                "{e}: vehicles would refuse {} {} now, and their other updates would wait on it; wait for the regulators, or --force to assign it ahead of approval",
+                req.image.uid, req.image.version
+            )))
+        }
+        Err(e) => Err(Error::refused(format!(
+            "{e}: vehicles would refuse this assignment"
+        ))),
+    }
+}
+
+/// Record the assignment; returns the ECUs assigned and what the regulators said.
+pub fn assign(dir: &Path, a: Assign) -> Result<Assigned> {
     let s = Settings::load(dir)?;
     let supplier = s
         .suppliers
@@ -48,7 +154,7 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Vec<(String, String)>> {
     // Director checks: an ECU refuses a release counter below the one it runs, so such an
     // assignment could only block every other update of the vehicle (updates are all or
     // nothing). The counter last reported by the vehicle decides (the report database).
-    let mut db = super::reports::open(dir)?;
+    let mut db = super::reports::open_existing(dir)?;
     let not_below = |vin: &str,
                      serial: &str,
                      r: Option<&ota_fleet::store::Reported>|
@@ -112,6 +218,17 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Vec<(String, String)>> {
             })
         };
     let mut ecus: Vec<(String, String, String)> = Vec::new(); // (vin, serial, hardware id)
+                                                              // The regulators, asked before anything is written (once per hardware id concerned).
+    let (mut approved_by, mut forced) = (Vec::new(), None);
+    let mut ask = |hws: &mut dyn Iterator<Item = &str>| -> Result<()> {
+        let hws: std::collections::BTreeSet<&str> = hws.collect();
+        for hw in hws {
+            let (names, why) = ask_regulators(dir, &s, req, hw, &a.approval)?;
+            approved_by = names;
+            forced = forced.take().or(why);
+        }
+        Ok(())
+    };
     match &a.target {
         AssignTarget::Vehicle { vin, serial } => {
             let inv = Inventory::load_for(dir, &[vin])?;
@@ -134,15 +251,23 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Vec<(String, String)>> {
                 .iter()
                 .map(|(v, s, _)| (v.clone(), s.clone()))
                 .collect();
-            let reported = super::reports::reported(&mut db, &pairs)?;
+            let reported = match db.as_mut() {
+                Some(db) => super::reports::reported(db, &pairs)?,
+                None => Default::default(),
+            };
             for (vin, serial) in &pairs {
                 not_below(vin, serial, reported.get(&(vin.clone(), serial.clone())))?;
             }
             if !ecus.is_empty() {
                 let leaves = &inv.vehicle(vin)?.decryption_leaves;
+                let made = ecus
+                    .iter()
+                    .map(|(vin, serial, hw)| Ok((vin, serial, assignment(vin, hw, leaves)?)))
+                    .collect::<Result<Vec<_>>>()?;
+                // Every local check passed: the regulators last (the network), then write.
+                ask(&mut ecus.iter().map(|(_, _, hw)| hw.as_str()))?;
                 let mut assignments = Assignments::load_for(dir, &[vin])?;
-                for (vin, serial, hw) in &ecus {
-                    let x = assignment(vin, hw, leaves)?;
+                for (vin, serial, x) in made {
                     assignments
                         .vehicles
                         .entry(vin.clone())
@@ -185,10 +310,14 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Vec<(String, String)>> {
                     }
                 }
             }
+            ask(&mut std::iter::once(hw.as_str()))?;
             // The ECUs of this hardware id that reported a higher counter (an index lookup),
             // those the inventory still lists as updatable refuse the assignment.
-            for (vin, serial, r) in super::reports::running_above(&mut db, hw, req.release_counter)?
-            {
+            let above = match db.as_mut() {
+                Some(db) => super::reports::running_above(db, hw, req.release_counter)?,
+                None => Vec::new(),
+            };
+            for (vin, serial, r) in above {
                 let inv = Inventory::load_for(dir, &[&vin])?;
                 let listed = inv
                     .vehicles
@@ -237,5 +366,9 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Vec<(String, String)>> {
             a.uid, a.version
         )));
     }
-    Ok(ecus.into_iter().map(|(v, s, _)| (v, s)).collect())
+    Ok(Assigned {
+        ecus: ecus.into_iter().map(|(v, s, _)| (v, s)).collect(),
+        approved_by,
+        forced,
+    })
 }

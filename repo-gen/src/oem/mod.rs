@@ -41,7 +41,7 @@ pub mod serve;
 pub mod store;
 mod suppliers;
 
-pub use assign::{assign, Assign, AssignTarget};
+pub use assign::{assign, Approval, Assign, AssignTarget, Assigned};
 pub use ecu_trust::{ecu_trust, EcuTrust};
 pub use init::init;
 pub use inventory::{
@@ -133,6 +133,22 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The regulator policy the OEM publishes (and vehicles enforce).
+    pub fn regulator_policy(&self) -> Result<ota_metadata::documents::RegulatorPolicy> {
+        let max_timestamp_lifetime =
+            match &self.regulator_max_age {
+                None => None,
+                Some(age) => Some(u64::try_from(crate::workdir::parse_lifetime(age)?).map_err(
+                    |_| crate::error::Error::refused(format!("regulator_max_age {age:?}")),
+                )?),
+            };
+        Ok(ota_metadata::documents::RegulatorPolicy {
+            threshold: self.regulator_threshold,
+            regulators: self.regulators.clone(),
+            max_timestamp_lifetime,
+        })
+    }
+
     pub fn load(dir: &Path) -> Result<Self> {
         let mut s: Self = workdir::load(dir, KIND)?;
         for (name, rc) in s.roles.iter_mut() {

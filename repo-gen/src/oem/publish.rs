@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::publish::{self, body_of, PublishPlan, Report, RoleDoc, Signer};
 use crate::workdir;
 use ota_metadata::documents::vehicles::FANOUT;
-use ota_metadata::documents::{RegulatorPolicy, Review, VehicleIndex, REGULATORS_FIELD};
+use ota_metadata::documents::{Review, VehicleIndex, REGULATORS_FIELD};
 use ota_metadata::roles::{Root, Targets, SPEC_VERSION};
 use ota_metadata::{DateTime, SigningKey};
 use serde_json::Value;
@@ -86,18 +86,7 @@ pub fn publish_with(
             },
         );
     }
-    let max_timestamp_lifetime = match &s.regulator_max_age {
-        None => None,
-        Some(age) => Some(
-            u64::try_from(crate::workdir::parse_lifetime(age)?)
-                .map_err(|_| Error::refused(format!("regulator_max_age {age:?}")))?,
-        ),
-    };
-    let policy = RegulatorPolicy {
-        threshold: s.regulator_threshold,
-        regulators: s.regulators.clone(),
-        max_timestamp_lifetime,
-    };
+    let policy = s.regulator_policy()?;
     let json = |v: Result<Value, serde_json::Error>| v.map_err(|e| Error::refused(e.to_string()));
     targets.extra.insert(
         "suppliers".into(),

@@ -49,6 +49,16 @@ pub fn open(dir: &Path) -> Result<Db> {
     Ok(db)
 }
 
+/// The report database if it exists (`None`: an SQLite file not made yet, so no reports):
+/// for commands that only read it and must not create state when they are refused.
+pub fn open_existing(dir: &Path) -> Result<Option<Db>> {
+    let s = Settings::load(dir)?;
+    match location(dir, &s) {
+        Location::Sqlite(path) if !path.exists() && !dir.join(LEGACY_FLAGGED).exists() => Ok(None),
+        _ => open(dir).map(Some),
+    }
+}
+
 /// Import earlier versions' report state if that was not done yet (a stat when it was).
 pub(crate) fn import_legacy_once(dir: &Path) -> Result<()> {
     if dir.join(MIGRATED).exists() {
