@@ -9,6 +9,8 @@
 # tough (conformance/tests/python_tuf.rs); moto's standalone server is the S3-compatible store
 # the upload tests send trees to (testkit/src/s3.rs). The quick benchmark runs need GNU time
 # (peak RSS), valgrind (ECU instructions) and binutils' size (the firmware's sections).
+# PostgreSQL's server (initdb, pg_ctl) runs the fleet backend's store tests on a real server
+# (fleet/tests/store.rs, testkit/src/postgres.rs).
 #
 # OTA_NO_INSTALL=1: install nothing, only name what is missing.
 set -euo pipefail
@@ -19,6 +21,8 @@ missing_programs() {
     command -v "$p" >/dev/null || echo "$p"
   done
   [ -x /usr/bin/time ] || echo "/usr/bin/time (GNU time)"
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null \
+    || echo "initdb (the PostgreSQL server)"
 }
 missing_python() {
   python3 -c 'import tuf.ngclient, cryptography' 2>/dev/null || echo "python-tuf (pip: tuf cryptography)"
@@ -31,7 +35,7 @@ can_install() {
 
 if [ -n "$(missing_programs)" ] && can_install; then
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update && apt-get install -y nginx clamav openssl faketime time valgrind binutils
+  apt-get update && apt-get install -y nginx clamav openssl faketime time valgrind binutils postgresql
 fi
 if [ -n "$(missing_python)" ] && [ "${OTA_NO_INSTALL:-}" != 1 ]; then
   python3 -c 'import tuf.ngclient, cryptography' 2>/dev/null \
@@ -42,7 +46,7 @@ still="$(missing_programs; missing_python)"
 if [ -n "$still" ]; then
   echo "The tests need programs this machine lacks:" >&2
   while IFS= read -r line; do printf '  - %s\n' "$line" >&2; done <<< "$still"
-  echo "Install them (Debian: apt-get install nginx clamav openssl faketime time valgrind binutils;" >&2
+  echo "Install them (Debian: apt-get install nginx clamav openssl faketime time valgrind binutils postgresql;" >&2
   echo "pip install tuf cryptography 'moto[server]'), or run this script as root to install them." >&2
   exit 1
 fi

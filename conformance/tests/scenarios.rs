@@ -34,6 +34,7 @@ const AREAS: &[&str] = &[
     "CDN publishing",
     "Fleet privacy",
     "Supply chain",
+    "Fleet backend",
 ];
 
 const CRATES: &[&str] = &[
@@ -44,6 +45,7 @@ const CRATES: &[&str] = &[
     "conformance",
     "fuzz",
     "crypt",
+    "fleet",
 ];
 const BEGIN: &str = "<!-- scenarios:begin -->";
 const END: &str = "<!-- scenarios:end -->";

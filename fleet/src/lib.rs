@@ -12,6 +12,7 @@
 //!   database is touched, reports written in batches (one commit for many).
 
 pub mod error;
+pub mod query;
 pub mod report;
 pub mod schema;
 pub mod server;

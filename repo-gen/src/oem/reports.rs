@@ -61,7 +61,8 @@ pub fn open_existing(dir: &Path) -> Result<Option<Db>> {
 
 /// Import earlier versions' report state if that was not done yet (a stat when it was).
 pub(crate) fn import_legacy_once(dir: &Path) -> Result<()> {
-    if dir.join(MIGRATED).exists() {
+    // Not (yet) a working directory: no report state to import.
+    if dir.join(MIGRATED).exists() || !crate::workdir::settings_path(dir).exists() {
         return Ok(());
     }
     open(dir).map(|_| ())
