@@ -98,6 +98,7 @@ mkdir -p "$work/vehicle"
 pub "$work/keys/acme-targets.TEST-ONLY.pem" "$work/vehicle/acme-targets.pub.pem"
 pub "$work/keys/brakes-tier2.TEST-ONLY.pem" "$work/vehicle/brakes-tier2.pub.pem"
 gw_port=$((port + 1))
+report_port=$((port + 7))
 vin=WDD2130421A000001
 "$OTA_REPO" key generate --bits 2048 --out "$work/vehicle/vehicle.TEST-ONLY.pem" >/dev/null
 "$OTA_REPO" oem vehicle key "$work/oem" --vin "$vin" --key "$work/vehicle/vehicle.TEST-ONLY.pem" >/dev/null
@@ -144,6 +145,7 @@ decryption_keys = "$work/vehicle/decryption-keys.TEST-ONLY.json"
 master_url = "$base/oem/repository"
 master_root = "$work/oem/repository/1.root.json"
 state_dir = "$work/vehicle/gateway-state"
+report_url = "http://127.0.0.1:$report_port/reports"
 
 [forward]
 kind = "udp"
@@ -179,9 +181,16 @@ step "gateway: status"
 gw status
 step "gateway: update again (nothing new: one timestamp request)"
 gw update
-step "gateway: signed version report (each ECU signs its own), ingested by the OEM"
-gw report --out "$work/vehicle/version-report.json"
-"$OTA_REPO" oem report ingest "$work/oem" --file "$work/vehicle/version-report.json"
+step "the OEM's report server (async, bounded; reports into oem/reports.sqlite), behind the web server in production"
+"$OTA_REPO" oem report serve "$work/oem" --listen "127.0.0.1:$report_port" > "$work/report-server.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do grep -q "listening on" "$work/report-server.log" 2>/dev/null && break; sleep 0.1; done
+head -1 "$work/report-server.log" | sed 's/^/    /'
+step "gateway: signed version report (each ECU signs its own), sent to the OEM's report server"
+gw report --send
+tail -1 "$work/report-server.log" | sed 's/^/    server: /'
+step "OEM: what the report said happened to each ECU (installed, refused, reverted, recalled)"
+"$OTA_REPO" oem report events "$work/oem" --vin "$vin"
 
 step "all or nothing: brake-fw 1.2.0, infotainment 5.3 and abs-fw 3.1 released, approved and assigned"
 acme="$work/supplier/acme"
@@ -373,5 +382,12 @@ if ! gw status | grep -q "BRK-0001.*brake-cal 1.0"; then
   exit 1
 fi
 gw status
+step "gateway: report sent; the OEM's events for the vehicle, one per install or refusal"
+gw report --send
+"$OTA_REPO" oem report events "$work/oem" --vin "$vin"
+if ! "$OTA_REPO" oem report events "$work/oem" --vin "$vin" | grep -q "BRK-0001 installed brake-cal 1.0"; then
+  echo "demo: the OEM should have the brake ECU's install of brake-cal 1.0 from the report" >&2
+  exit 1
+fi
 
 step "demo finished: trees, logs and ECU flash are in $work"

@@ -54,9 +54,13 @@ enum Command {
     /// Ask every ECU for its signed version report and write the vehicle version report
     /// (signed with vehicle_key) for the OEM (`ota-repo oem report ingest`).
     Report {
-        /// Where to write the report (default: standard output).
+        /// Where to write the report (default: standard output, unless --send).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// POST it to `report_url` (as `run` does after each check); fails when the OEM's
+        /// server does not accept it.
+        #[arg(long)]
+        send: bool,
     },
     /// Run as a service: `update` every `[service] interval_secs` (with random jitter, and
     /// exponential backoff after failures), POST the version report to `report_url`, one JSON
@@ -109,9 +113,22 @@ fn run(cli: Cli) -> Result<bool, GatewayError> {
             Ok(true)
         }
         Command::Check => report(gw.run(None)?),
-        Command::Report { out } => {
+        Command::Report { out, send } => {
             let mut fw = forwarder(&gw);
             let bytes = gw.report(fw.as_mut())?;
+            if send {
+                let url = gw.config.report_url.clone().ok_or_else(|| {
+                    GatewayError::Refused(
+                        "--send: set report_url in the configuration (where the OEM collects reports)"
+                            .into(),
+                    )
+                })?;
+                send_report(&gw.config, &url, &bytes).map_err(GatewayError::Refused)?;
+                out::line(format_args!("sent the vehicle version report to {url}"));
+                if out.is_none() {
+                    return Ok(true);
+                }
+            }
             match out {
                 Some(path) => {
                     std::fs::write(&path, &bytes).map_err(|source| GatewayError::State {
@@ -269,19 +286,25 @@ fn upload_report(config: &Config, now: Option<&str>) -> Option<String> {
         let gw = Gateway::new(config.clone(), now).map_err(|e| e.to_string())?;
         let mut fw = forwarder(&gw);
         let bytes = gw.report(fw.as_mut()).map_err(|e| e.to_string())?;
-        let roots = match (&config.ca_bundle, config.system_roots) {
-            (Some(p), _) => CaRoots::from_pem_file(p).map_err(|e| e.to_string())?,
-            (None, true) => CaRoots::WebPki,
-            (None, false) => CaRoots::None,
-        };
-        let http = HttpFetcher::new(&config.limits(), roots).map_err(|e| e.to_string())?;
-        http.post_json(url, &bytes).map_err(|e| e.to_string())?;
-        Ok(())
+        send_report(config, url, &bytes)
     })();
     Some(match result {
         Ok(()) => "uploaded".into(),
         Err(e) => format!("failed: {e}"),
     })
+}
+
+/// POST a signed report to `url` over the configuration's TLS roots.
+fn send_report(config: &Config, url: &str, bytes: &[u8]) -> Result<(), String> {
+    let roots = match (&config.ca_bundle, config.system_roots) {
+        (Some(p), _) => CaRoots::from_pem_file(p).map_err(|e| e.to_string())?,
+        (None, true) => CaRoots::WebPki,
+        (None, false) => CaRoots::None,
+    };
+    let http = HttpFetcher::new(&config.limits(), roots).map_err(|e| e.to_string())?;
+    http.post_json(url, bytes)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 fn forwarder(gw: &Gateway) -> Box<dyn Forwarder> {
