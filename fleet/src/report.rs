@@ -184,6 +184,13 @@ fn parse(bytes: &[u8]) -> Result<(Envelope, VehicleVersionReport)> {
             ]
         }));
     for n in names {
+        // Names reach operators' terminals and queries: no control characters.
+        if n.chars().any(char::is_control) {
+            return Err(FleetError::Malformed(format!(
+                "a name with a control character: {}",
+                n.escape_default().take(64).collect::<String>()
+            )));
+        }
         if n.len() > MAX_NAME {
             return Err(FleetError::Malformed(format!(
                 "a name of {} bytes (at most {MAX_NAME}): {}…",

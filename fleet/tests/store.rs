@@ -260,3 +260,60 @@ fn a_database_of_a_newer_release_is_refused() {
         );
     }
 }
+
+/// Fleet queries answer from the newest verified reports: who runs a release, who is behind a
+/// release's counter on its hardware ids (SQLite and PostgreSQL).
+#[test]
+fn queries_answer_who_runs_a_release_and_who_is_behind() {
+    use ota_fleet::query;
+    let dbs = Databases::new();
+    for (at, mut db) in dbs.each("queries") {
+        ingest(&mut db, &report("VIN1", 1000, 1, both("1.0", 1), vec![])).unwrap();
+        ingest(&mut db, &report("VIN2", 1000, 1, both("2.0", 2), vec![])).unwrap();
+        // VIN1 moves to 2.0 for S1 only.
+        let mixed = vec![
+            ecu_entry(ecu_key(), "S1", "BRAKE-A", Some(("brake-fw", "2.0", 2))),
+            ecu_entry(ecu_key(), "S2", "BRAKE-A", Some(("brake-fw", "1.0", 1))),
+        ];
+        ingest(&mut db, &report("VIN1", 2000, 2, mixed, vec![])).unwrap();
+        let running = db
+            .transaction(|tx| query::running(tx, "brake-fw", "2.0"))
+            .unwrap();
+        let who: Vec<(&str, &str)> = running
+            .iter()
+            .map(|r| (r.vin.as_str(), r.serial.as_str()))
+            .collect();
+        assert_eq!(
+            who,
+            [("VIN1", "S1"), ("VIN2", "S1"), ("VIN2", "S2")],
+            "{at}"
+        );
+        assert_eq!(
+            db.transaction(|tx| query::count_running(tx, "brake-fw", "2.0"))
+                .unwrap(),
+            3
+        );
+        let behind = db
+            .transaction(|tx| query::behind(tx, &["BRAKE-A".into(), "BRAKE-B".into()], 2))
+            .unwrap();
+        let who: Vec<(&str, &str, u64)> = behind
+            .iter()
+            .map(|r| (r.vin.as_str(), r.serial.as_str(), r.release_counter))
+            .collect();
+        assert_eq!(who, [("VIN1", "S2", 1)], "{at}");
+    }
+}
+
+/// Scenario: Fleet backend | a vehicle's key signs a report whose names carry terminal escape sequences (an ECU serial, an event's uid) | refused whole as malformed: names reach operators' terminals and queries
+#[test]
+fn names_with_control_characters_are_refused() {
+    let inv = inventory(&["VIN1"]);
+    let mut entries = both("1.0", 1);
+    entries[1].serial = "S9\u{1b}[2J".into();
+    let r = report("VIN1", 1000, 1, entries, vec![]);
+    assert!(matches!(verify(&inv, &r), Err(FleetError::Malformed(m)) if m.contains("control")));
+    let mut e = event(1, "S1", Outcome::Installed, "1.0");
+    e.uid = "brake\nfw".into();
+    let r = report("VIN1", 1000, 1, both("1.0", 1), vec![e]);
+    assert!(matches!(verify(&inv, &r), Err(FleetError::Malformed(_))));
+}

@@ -305,7 +305,7 @@ pub struct RoleKeyArgs {
 }
 
 /// The working directory argument every publisher command takes first.
-const DIR_HELP: &str =
+pub(crate) const DIR_HELP: &str =
     "Working directory: holds ota-repo.json (settings, never published) and repository/ (the tree to serve)";
 
 #[derive(Subcommand, Debug)]
@@ -615,6 +615,10 @@ pub enum OemCommand {
     /// Vehicle version reports.
     #[command(subcommand, after_help = OEM_REPORT_EXAMPLES)]
     Report(ReportCommand),
+    /// Questions about the fleet, answered from what vehicles reported: who runs a release,
+    /// who is behind one, which ECUs run a recalled image or are flagged.
+    #[command(subcommand, after_help = OEM_FLEET_EXAMPLES)]
+    Fleet(FleetCommand),
     /// Assign an image to ECUs, selected in one of three ways: one ECU (--vin VIN --ecu SERIAL),
     /// every ECU of a vehicle the image fits (--vin VIN), or every ECU of a hardware id in the
     /// whole fleet (--hardware-id ID). Aftermarket ECUs are never assigned.
@@ -958,6 +962,8 @@ pub enum ReportCommand {
         default: bool,
     },
 }
+
+pub use crate::commands::fleet::{FleetCommand, OEM_FLEET_EXAMPLES};
 
 #[derive(Subcommand, Debug)]
 pub enum VehicleCommand {

@@ -8,6 +8,7 @@
 #[macro_use]
 mod out;
 pub mod cli;
+pub mod commands;
 pub mod error;
 pub mod fsutil;
 pub mod keystore;

@@ -484,6 +484,8 @@ fn oem_dir(cmd: &OemCommand) -> Option<&Path> {
             | ReportCommand::Serve { .. },
         ) => return None,
         OemCommand::Report(ReportCommand::Database { dir, .. }) => dir,
+        // Reads of the report database.
+        OemCommand::Fleet(_) => return None,
         OemCommand::Ecu(
             EcuCommand::Add { dir, .. }
             | EcuCommand::Key { dir, .. }
@@ -732,6 +734,7 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
             say!("registered the key of ECU {serial} of {vin}");
         }
         OemCommand::Report(cmd) => report_cmd(cmd)?,
+        OemCommand::Fleet(cmd) => crate::commands::fleet::run(cmd)?,
         OemCommand::Ecu(EcuCommand::Remove {
             dir,
             vin,
@@ -1004,6 +1007,8 @@ fn regulator_cmd(cmd: RegulatorCommand, wait: Option<u64>, now: DateTime) -> Res
     Ok(())
 }
 
+use crate::commands::fleet::printable;
+
 fn report_cmd(cmd: ReportCommand) -> Result<()> {
     match cmd {
         ReportCommand::Serve {
@@ -1025,7 +1030,12 @@ fn report_cmd(cmd: ReportCommand) -> Result<()> {
             for f in oem::flags(&dir)? {
                 println!(
                     "{} {} (first {}, last {}, {} time(s)): {}",
-                    f.vin, f.serial, f.first_seen, f.last_seen, f.times, f.reason
+                    f.vin,
+                    f.serial,
+                    f.first_seen,
+                    f.last_seen,
+                    f.times,
+                    printable(&f.reason)
                 );
             }
         }
@@ -1035,7 +1045,7 @@ fn report_cmd(cmd: ReportCommand) -> Result<()> {
                     "cleared the flag of ECU {} of {}: {}",
                     f.serial,
                     f.vin,
-                    f.reason
+                    printable(&f.reason)
                 );
             }
         }
@@ -1106,11 +1116,15 @@ fn ingest_cmd(dir: &Path, file: &Path) -> Result<()> {
     for c in &recalls {
         tell!(
             "ota-repo: RECALL: ECU {} runs {} {}, revoked by regulator {}: {} (assign an approved image)",
-            c.serial, c.uid, c.version, c.regulator, c.reason
+            printable(&c.serial), printable(&c.uid), printable(&c.version), printable(&c.regulator), printable(&c.reason)
         );
     }
     for f in &flagged {
-        tell!("ota-repo: FLAGGED ECU {}: {}", f.serial, f.reason);
+        tell!(
+            "ota-repo: FLAGGED ECU {}: {}",
+            printable(&f.serial),
+            printable(&f.reason)
+        );
     }
     if !flagged.is_empty() {
         return Err(Error::refused(format!(
