@@ -196,3 +196,163 @@ fn an_assignment_to_another_hardware_id_is_refused() {
         .vehicles
         .contains_key("VIN2"));
 }
+
+/// A verified report of `vin` as the backend records it: `running` ECUs on brake-fw
+/// `version` (counter 1), and `refused` ECUs with a refusal event about it.
+fn reported(w: &World, vin: &str, at: i64, running: &[&str], refused: &[&str], version: &str) {
+    use ota_fleet::report::{EcuState, Running, Verdict};
+    use ota_metadata::documents::{EcuEvent, Outcome};
+    let verdict = Verdict {
+        vin: vin.into(),
+        generated: DateTime(at),
+        counter: 0,
+        sha256: format!("{vin}-{at}"),
+        accepted: running
+            .iter()
+            .map(|s| EcuState {
+                serial: s.to_string(),
+                hardware_id: "BRAKE-A".into(),
+                image: Some(Running {
+                    uid: "brake-fw".into(),
+                    version: version.into(),
+                    sha256: "00".repeat(32),
+                    release_counter: 1,
+                }),
+            })
+            .collect(),
+        flagged: Vec::new(),
+        recalls: Vec::new(),
+        events: refused
+            .iter()
+            .enumerate()
+            .map(|(i, s)| EcuEvent {
+                seq: at as u64 * 100 + i as u64,
+                serial: s.to_string(),
+                outcome: Outcome::Refused,
+                code: "NRC 0x72 programming failure".into(),
+                uid: "brake-fw".into(),
+                version: version.into(),
+                update: "assignments v2".into(),
+                at: DateTime(at),
+            })
+            .collect(),
+    };
+    oem::reports::open(&w.p("oem"))
+        .unwrap()
+        .transaction(|tx| ota_fleet::store::apply(tx, &verdict, at))
+        .unwrap();
+}
+
+/// The ECUs assigned brake-fw 1.0, as (VIN, serial).
+fn assigned_1_0(w: &World) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (vin, ecus) in oem::Assignments::load(&w.p("oem")).unwrap().vehicles {
+        for (serial, a) in ecus {
+            if a.version == "1.0" {
+                out.push((vin.clone(), serial));
+            }
+        }
+    }
+    out
+}
+
+/// Scenario: Fleet backend | a release that fails in the field is rolled out to a hardware id | assigned stage by stage (10%, 50%, 100%), advanced when the ECUs so far report running it, halted when their refusals pass the limit, and the assignments not yet installed are withdrawn
+#[test]
+fn a_rollout_advances_on_success_and_halts_on_failures() {
+    let w = World::new();
+    for i in 2..=20 {
+        oem::vehicle_add(&w.p("oem"), &format!("VIN{i}"), &["B1:BRAKE-A".into()], &[]).unwrap();
+    }
+    let approval = oem::Approval::Ask {
+        ca: None,
+        force: false,
+        now: w.now,
+    };
+    let step = oem::rollout::start(
+        &w.p("oem"),
+        oem::rollout::Start {
+            supplier: "acme".into(),
+            uid: "brake-fw".into(),
+            version: "1.0".into(),
+            hardware_id: "BRAKE-A".into(),
+            stages: vec![10, 50, 100],
+            success_bar: 50,
+            failure_limit: 20,
+            approval: approval.clone(),
+        },
+        w.now.0,
+    )
+    .unwrap();
+    // 21 ECUs of BRAKE-A: 10% is 3 of them.
+    assert!(
+        matches!(
+            step,
+            oem::rollout::Step::Assigned {
+                stage: 0,
+                assigned: 3,
+                ..
+            }
+        ),
+        "{step:?}"
+    );
+    let first = assigned_1_0(&w);
+    assert_eq!(first.len(), 3);
+    // Nobody reported: it waits.
+    let steps = oem::rollout::advance(&w.p("oem"), &approval, w.now.0).unwrap();
+    assert!(
+        matches!(steps[..], [oem::rollout::Step::Waiting { .. }]),
+        "{steps:?}"
+    );
+    // Two of the three report running it: 66% meets the 50% bar, the next stage goes out.
+    let t = w.now.0;
+    reported(&w, &first[0].0, t + 1, &[&first[0].1], &[], "1.0");
+    reported(&w, &first[1].0, t + 1, &[&first[1].1], &[], "1.0");
+    let steps = oem::rollout::advance(&w.p("oem"), &approval, t).unwrap();
+    assert!(
+        matches!(
+            steps[..],
+            [oem::rollout::Step::Assigned {
+                stage: 1,
+                assigned: 8,
+                ..
+            }]
+        ),
+        "{steps:?}"
+    );
+    let second = assigned_1_0(&w);
+    assert_eq!(second.len(), 11);
+    // Three of the eleven refuse it (27%, above the 20% limit): halted, and the nine that did
+    // not install it lose the assignment; the two that run it keep theirs.
+    let refusing: Vec<&(String, String)> = second
+        .iter()
+        .filter(|e| !first[..2].contains(e))
+        .take(3)
+        .collect();
+    for (i, (vin, serial)) in refusing.iter().enumerate() {
+        reported(&w, vin, t + 2 + i as i64, &[], &[serial], "1.0");
+    }
+    let steps = oem::rollout::advance(&w.p("oem"), &approval, t).unwrap();
+    let [oem::rollout::Step::Halted {
+        reason, withdrawn, ..
+    }] = &steps[..]
+    else {
+        panic!("{steps:?}")
+    };
+    assert!(reason.contains("3 of 11 ECUs failed"), "{reason}");
+    assert_eq!(*withdrawn, 9);
+    let mut kept = assigned_1_0(&w);
+    kept.sort();
+    let mut ran = first[..2].to_vec();
+    ran.sort();
+    assert_eq!(kept, ran);
+    // Halted stays halted: advance no longer touches it.
+    assert!(oem::rollout::advance(&w.p("oem"), &approval, t)
+        .unwrap()
+        .is_empty());
+    let status = oem::rollout::status(&w.p("oem")).unwrap();
+    assert_eq!(status[0].rollout.state, ota_fleet::rollout::State::Halted);
+    assert_eq!(
+        (status[0].progress.succeeded, status[0].progress.failed),
+        (2, 3)
+    );
+}

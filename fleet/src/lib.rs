@@ -14,6 +14,7 @@
 pub mod error;
 pub mod query;
 pub mod report;
+pub mod rollout;
 pub mod schema;
 pub mod server;
 pub mod sql;

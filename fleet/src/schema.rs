@@ -8,18 +8,19 @@ use crate::error::{FleetError, Result};
 use crate::sql::{Db, Location, Tx, Value};
 
 /// The migrations, in order: version `i + 1` is `MIGRATIONS[i]`.
-const MIGRATIONS: &[&[&str]] = &[&[
-    // The newest report ingested per vehicle: a report not newer is a replay (or the same one
-    // again, told by its digest).
-    "CREATE TABLE vehicles (
+const MIGRATIONS: &[&[&str]] = &[
+    &[
+        // The newest report ingested per vehicle: a report not newer is a replay (or the same one
+        // again, told by its digest).
+        "CREATE TABLE vehicles (
         vin TEXT PRIMARY KEY,
         last_generated BIGINT NOT NULL,
         last_counter BIGINT NOT NULL,
         last_sha256 TEXT NOT NULL,
         last_ingested BIGINT NOT NULL
     )",
-    // What each ECU last reported running, from a report whose ECU signature verified.
-    "CREATE TABLE ecus (
+        // What each ECU last reported running, from a report whose ECU signature verified.
+        "CREATE TABLE ecus (
         vin TEXT NOT NULL,
         serial TEXT NOT NULL,
         hardware_id TEXT NOT NULL,
@@ -30,11 +31,11 @@ const MIGRATIONS: &[&[&str]] = &[&[
         reported_at BIGINT NOT NULL,
         PRIMARY KEY (vin, serial)
     )",
-    "CREATE INDEX ecus_release ON ecus (uid, version)",
-    "CREATE INDEX ecus_hardware ON ecus (hardware_id, release_counter)",
-    // ECUs held for the replacement process: one row per (vehicle, serial), at most
-    // MAX_FLAGS_PER_VEHICLE per vehicle (the rest counted in the row of serial '*').
-    "CREATE TABLE flags (
+        "CREATE INDEX ecus_release ON ecus (uid, version)",
+        "CREATE INDEX ecus_hardware ON ecus (hardware_id, release_counter)",
+        // ECUs held for the replacement process: one row per (vehicle, serial), at most
+        // MAX_FLAGS_PER_VEHICLE per vehicle (the rest counted in the row of serial '*').
+        "CREATE TABLE flags (
         vin TEXT NOT NULL,
         serial TEXT NOT NULL,
         reason TEXT NOT NULL,
@@ -43,8 +44,8 @@ const MIGRATIONS: &[&[&str]] = &[&[
         times BIGINT NOT NULL,
         PRIMARY KEY (vin, serial)
     )",
-    // Installed releases a regulator revoked, as the vehicle's last report listed them.
-    "CREATE TABLE recalls (
+        // Installed releases a regulator revoked, as the vehicle's last report listed them.
+        "CREATE TABLE recalls (
         vin TEXT NOT NULL,
         serial TEXT NOT NULL,
         uid TEXT NOT NULL,
@@ -54,10 +55,10 @@ const MIGRATIONS: &[&[&str]] = &[&[
         reported_at BIGINT NOT NULL,
         PRIMARY KEY (vin, serial)
     )",
-    // What happened to each ECU (installed, refused, reverted, recalled), numbered by the
-    // gateway: an event sent again in a later report is kept once. The newest
-    // MAX_EVENTS_PER_VEHICLE per vehicle are kept.
-    "CREATE TABLE events (
+        // What happened to each ECU (installed, refused, reverted, recalled), numbered by the
+        // gateway: an event sent again in a later report is kept once. The newest
+        // MAX_EVENTS_PER_VEHICLE per vehicle are kept.
+        "CREATE TABLE events (
         vin TEXT NOT NULL,
         seq BIGINT NOT NULL,
         serial TEXT NOT NULL,
@@ -69,8 +70,36 @@ const MIGRATIONS: &[&[&str]] = &[&[
         at BIGINT NOT NULL,
         PRIMARY KEY (vin, seq)
     )",
-    "CREATE INDEX events_release ON events (uid, version, outcome)",
-]];
+        "CREATE INDEX events_release ON events (uid, version, outcome)",
+    ],
+    &[
+        // Staged rollouts (`oem rollout`): a release going out to a growing share of one hardware
+        // id's ECUs, advanced or halted from the reports.
+        "CREATE TABLE rollouts (
+        id TEXT PRIMARY KEY,
+        supplier TEXT NOT NULL,
+        uid TEXT NOT NULL,
+        version TEXT NOT NULL,
+        hardware_id TEXT NOT NULL,
+        stages TEXT NOT NULL,
+        stage BIGINT NOT NULL,
+        success_bar BIGINT NOT NULL,
+        failure_limit BIGINT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        started BIGINT NOT NULL,
+        updated BIGINT NOT NULL
+    )",
+        // The ECUs each stage assigned the release to.
+        "CREATE TABLE rollout_members (
+        rollout TEXT NOT NULL,
+        vin TEXT NOT NULL,
+        serial TEXT NOT NULL,
+        stage BIGINT NOT NULL,
+        PRIMARY KEY (rollout, vin, serial)
+    )",
+    ],
+];
 
 /// The schema version this release writes.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -218,6 +218,21 @@ fn open_sqlite(path: &Path) -> Result<rusqlite::Connection> {
 
 struct SqliteTx<'a, 'c>(&'a mut rusqlite::Transaction<'c>);
 
+/// PostgreSQL's `$N` parameters as SQLite's `?N`: SQLite reads `$N` as a *named* parameter
+/// numbered by first appearance, so `… $2 … $1` would bind them swapped.
+fn sqlite_params(sql: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = sql.as_bytes();
+    let numbered = |i: usize| bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
+    if !(0..bytes.len()).any(|i| bytes[i] == b'$' && numbered(i)) {
+        return std::borrow::Cow::Borrowed(sql);
+    }
+    let mut out = String::with_capacity(sql.len());
+    for (i, c) in sql.char_indices() {
+        out.push(if c == '$' && numbered(i) { '?' } else { c });
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 impl rusqlite::ToSql for Value {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
         use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -231,7 +246,10 @@ impl rusqlite::ToSql for Value {
 
 impl Tx for SqliteTx<'_, '_> {
     fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64> {
-        let mut st = self.0.prepare_cached(sql).map_err(FleetError::sqlite)?;
+        let mut st = self
+            .0
+            .prepare_cached(&sqlite_params(sql))
+            .map_err(FleetError::sqlite)?;
         let n = st
             .execute(rusqlite::params_from_iter(params))
             .map_err(FleetError::sqlite)?;
@@ -240,7 +258,10 @@ impl Tx for SqliteTx<'_, '_> {
 
     fn rows(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>> {
         use rusqlite::types::ValueRef;
-        let mut st = self.0.prepare_cached(sql).map_err(FleetError::sqlite)?;
+        let mut st = self
+            .0
+            .prepare_cached(&sqlite_params(sql))
+            .map_err(FleetError::sqlite)?;
         let width = st.column_count();
         let mut rows = st
             .query(rusqlite::params_from_iter(params))
@@ -352,5 +373,19 @@ impl Tx for PgTx<'_, '_> {
             out.push(row);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_params;
+
+    #[test]
+    fn postgres_parameters_become_numbered_sqlite_ones() {
+        assert_eq!(
+            sqlite_params("SELECT $2, $1 WHERE a = '$' AND b = $10"),
+            "SELECT ?2, ?1 WHERE a = '$' AND b = ?10"
+        );
+        assert_eq!(sqlite_params("SELECT 1"), "SELECT 1");
     }
 }

@@ -317,3 +317,87 @@ fn names_with_control_characters_are_refused() {
     let r = report("VIN1", 1000, 1, both("1.0", 1), vec![e]);
     assert!(matches!(verify(&inv, &r), Err(FleetError::Malformed(_))));
 }
+
+/// A rollout's state and its members' outcomes, read from the reports (SQLite and PostgreSQL);
+/// the policy halts before it advances.
+#[test]
+fn rollouts_read_their_members_outcomes_from_the_reports() {
+    use ota_fleet::rollout::{self, Decision, Rollout, State};
+    let dbs = Databases::new();
+    for (at, mut db) in dbs.each("rollout") {
+        let r = Rollout {
+            id: Rollout::id_of("acme", "brake-fw", "2.0", "BRAKE-A"),
+            supplier: "acme".into(),
+            uid: "brake-fw".into(),
+            version: "2.0".into(),
+            hardware_id: "BRAKE-A".into(),
+            stages: vec![50, 100],
+            stage: 0,
+            success_bar: 50,
+            failure_limit: 30,
+            state: State::Running,
+            reason: String::new(),
+            started: 1,
+            updated: 1,
+        };
+        db.transaction(|tx| rollout::create(tx, &r)).unwrap();
+        // A second start of the same rollout while it runs is refused.
+        assert!(
+            db.transaction(|tx| rollout::create(tx, &r)).is_err(),
+            "{at}"
+        );
+        let members = [("VIN1", "S1"), ("VIN1", "S2"), ("VIN2", "S1")]
+            .map(|(v, s)| (v.to_string(), s.to_string()));
+        db.transaction(|tx| rollout::add_members(tx, &r.id, 0, &members))
+            .unwrap();
+        // VIN1's S1 runs 2.0; VIN2's S1 refused it; VIN1's S2 still runs 1.0.
+        let vin1 = vec![
+            ecu_entry(ecu_key(), "S1", "BRAKE-A", Some(("brake-fw", "2.0", 2))),
+            ecu_entry(ecu_key(), "S2", "BRAKE-A", Some(("brake-fw", "1.0", 1))),
+        ];
+        ingest(&mut db, &report("VIN1", 1000, 1, vin1, vec![])).unwrap();
+        let refused = vec![event(1, "S1", Outcome::Refused, "2.0")];
+        ingest(&mut db, &report("VIN2", 1000, 1, both("1.0", 1), refused)).unwrap();
+        let got = db.transaction(|tx| rollout::members(tx, &r)).unwrap();
+        let outcomes: Vec<(&str, &str, bool, bool)> = got
+            .iter()
+            .map(|m| (m.vin.as_str(), m.serial.as_str(), m.succeeded, m.failed))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                ("VIN1", "S1", true, false),
+                ("VIN1", "S2", false, false),
+                ("VIN2", "S1", false, true)
+            ],
+            "{at}"
+        );
+        let p = rollout::progress(&got);
+        // 1 of 3 failed (33%) is above 30%: halt, although 1 of 3 (33%) succeeded... below
+        // the 50% bar anyway; with the limit at 40% it would wait.
+        assert!(matches!(rollout::decide(&r, &p), Decision::Halt(_)), "{at}");
+        let lenient = Rollout {
+            failure_limit: 40,
+            ..r.clone()
+        };
+        assert_eq!(rollout::decide(&lenient, &p), Decision::Wait);
+        let easy = Rollout {
+            failure_limit: 40,
+            success_bar: 30,
+            ..r.clone()
+        };
+        assert_eq!(rollout::decide(&easy, &p), Decision::Advance);
+        let last = Rollout { stage: 1, ..easy };
+        assert_eq!(rollout::decide(&last, &p), Decision::Done);
+        db.transaction(|tx| rollout::set(tx, &r.id, 0, State::Halted, "field reports", 5))
+            .unwrap();
+        let stored = db
+            .transaction(|tx| rollout::get(tx, &r.id))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (stored.state, stored.reason.as_str()),
+            (State::Halted, "field reports")
+        );
+    }
+}

@@ -619,6 +619,10 @@ pub enum OemCommand {
     /// who is behind one, which ECUs run a recalled image or are flagged.
     #[command(subcommand, after_help = OEM_FLEET_EXAMPLES)]
     Fleet(FleetCommand),
+    /// Staged rollouts: a release to a growing share of a hardware id's ECUs, advanced or
+    /// halted from what vehicles report.
+    #[command(subcommand, after_help = OEM_ROLLOUT_EXAMPLES)]
+    Rollout(RolloutCommand),
     /// Assign an image to ECUs, selected in one of three ways: one ECU (--vin VIN --ecu SERIAL),
     /// every ECU of a vehicle the image fits (--vin VIN), or every ECU of a hardware id in the
     /// whole fleet (--hardware-id ID). Aftermarket ECUs are never assigned.
@@ -964,6 +968,7 @@ pub enum ReportCommand {
 }
 
 pub use crate::commands::fleet::{FleetCommand, OEM_FLEET_EXAMPLES};
+pub use crate::commands::rollout::{RolloutCommand, OEM_ROLLOUT_EXAMPLES};
 
 #[derive(Subcommand, Debug)]
 pub enum VehicleCommand {

@@ -486,6 +486,7 @@ fn oem_dir(cmd: &OemCommand) -> Option<&Path> {
         OemCommand::Report(ReportCommand::Database { dir, .. }) => dir,
         // Reads of the report database.
         OemCommand::Fleet(_) => return None,
+        OemCommand::Rollout(cmd) => cmd.dir(),
         OemCommand::Ecu(
             EcuCommand::Add { dir, .. }
             | EcuCommand::Key { dir, .. }
@@ -735,6 +736,7 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
         }
         OemCommand::Report(cmd) => report_cmd(cmd)?,
         OemCommand::Fleet(cmd) => crate::commands::fleet::run(cmd)?,
+        OemCommand::Rollout(cmd) => crate::commands::rollout::run(cmd, now)?,
         OemCommand::Ecu(EcuCommand::Remove {
             dir,
             vin,

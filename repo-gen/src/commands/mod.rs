@@ -2,3 +2,4 @@
 //! rest are still in `cli.rs` and `run.rs` (issue 29 moves them here one by one).
 
 pub mod fleet;
+pub mod rollout;

@@ -15,6 +15,8 @@ pub enum AssignTarget {
     Vehicle { vin: String, serial: Option<String> },
     /// Every non-aftermarket ECU with this hardware id in the fleet.
     HardwareId(String),
+    /// These ECUs, (VIN, serial) each (a rollout's stage): checked and written as one.
+    Ecus(Vec<(String, String)>),
 }
 
 pub struct Assign {
@@ -230,19 +232,30 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Assigned> {
         Ok(())
     };
     match &a.target {
-        AssignTarget::Vehicle { vin, serial } => {
-            let inv = Inventory::load_for(dir, &[vin])?;
-            match serial {
-                Some(serial) => {
-                    let e = inv.ecu(vin, serial)?;
-                    check(vin, serial, &e.hardware_id, e.aftermarket)?;
-                    ecus.push((vin.clone(), serial.clone(), e.hardware_id.clone()));
-                }
-                None => {
-                    for (serial, e) in &inv.vehicle(vin)?.ecus {
-                        if !e.aftermarket && req.hardware_ids.contains(&e.hardware_id) {
-                            check(vin, serial, &e.hardware_id, e.aftermarket)?;
-                            ecus.push((vin.clone(), serial.clone(), e.hardware_id.clone()));
+        AssignTarget::Vehicle { .. } | AssignTarget::Ecus(_) => {
+            let selection: Vec<(String, Option<String>)> = match &a.target {
+                AssignTarget::Vehicle { vin, serial } => vec![(vin.clone(), serial.clone())],
+                AssignTarget::Ecus(list) => list
+                    .iter()
+                    .map(|(v, s)| (v.clone(), Some(s.clone())))
+                    .collect(),
+                AssignTarget::HardwareId(_) => Vec::new(),
+            };
+            let vins: Vec<&str> = selection.iter().map(|(v, _)| v.as_str()).collect();
+            let inv = Inventory::load_for(dir, &vins)?;
+            for (vin, serial) in &selection {
+                match serial {
+                    Some(serial) => {
+                        let e = inv.ecu(vin, serial)?;
+                        check(vin, serial, &e.hardware_id, e.aftermarket)?;
+                        ecus.push((vin.clone(), serial.clone(), e.hardware_id.clone()));
+                    }
+                    None => {
+                        for (serial, e) in &inv.vehicle(vin)?.ecus {
+                            if !e.aftermarket && req.hardware_ids.contains(&e.hardware_id) {
+                                check(vin, serial, &e.hardware_id, e.aftermarket)?;
+                                ecus.push((vin.clone(), serial.clone(), e.hardware_id.clone()));
+                            }
                         }
                     }
                 }
@@ -259,14 +272,16 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Assigned> {
                 not_below(vin, serial, reported.get(&(vin.clone(), serial.clone())))?;
             }
             if !ecus.is_empty() {
-                let leaves = &inv.vehicle(vin)?.decryption_leaves;
                 let made = ecus
                     .iter()
-                    .map(|(vin, serial, hw)| Ok((vin, serial, assignment(vin, hw, leaves)?)))
+                    .map(|(vin, serial, hw)| {
+                        let leaves = &inv.vehicle(vin)?.decryption_leaves;
+                        Ok((vin, serial, assignment(vin, hw, leaves)?))
+                    })
                     .collect::<Result<Vec<_>>>()?;
                 // Every local check passed: the regulators last (the network), then write.
                 ask(&mut ecus.iter().map(|(_, _, hw)| hw.as_str()))?;
-                let mut assignments = Assignments::load_for(dir, &[vin])?;
+                let mut assignments = Assignments::load_for(dir, &vins)?;
                 for (vin, serial, x) in made {
                     assignments
                         .vehicles

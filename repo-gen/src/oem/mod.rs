@@ -36,6 +36,7 @@ mod regulators;
 mod report;
 pub mod reports;
 mod review;
+pub mod rollout;
 mod rotate;
 pub mod serve;
 pub mod store;
