@@ -41,6 +41,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 mod recover;
+mod sets;
 mod trust;
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +99,10 @@ pub enum EcuError {
     /// Staging the image failed.
     #[error(transparent)]
     Staging(#[from] StagingError),
+    /// The image's requirement or conflict with the vehicle's other images
+    /// (`EcuAssignment::requires`, `conflicts`): nothing of its set is installed.
+    #[error("dependency: {0}")]
+    Dependency(String),
     /// The gateway's own state could not be saved.
     #[error("gateway state: {0}")]
     State(#[from] std::io::Error),
@@ -450,7 +455,7 @@ impl Gateway {
         }
         if let Some(fw) = forward.as_deref_mut() {
             if !planned.is_empty() {
-                self.install(&mut repos, &m, &planned, &failed, fw, &mut state, &mut out)?;
+                self.install_sets(&mut repos, &m, planned, failed, fw, &mut state, &mut out)?;
             }
         }
         self.recalls_behind_failures(&mut repos, &m, &state, &mut out);
@@ -688,12 +693,72 @@ impl Gateway {
     /// activate) for the ECUs of the update; `failed` are those of its ECUs whose checks
     /// failed. Each planned ECU's outcome is set in `out`.
     #[allow(clippy::too_many_arguments)]
+    /// The update, set by set ([`sets`]): each set's requirements and conflicts checked on
+    /// the vehicle as it will be, then the set installed all or nothing, independently of the
+    /// others.
+    #[allow(clippy::too_many_arguments)]
+    fn install_sets<F: crate::tuf::Fetch>(
+        &self,
+        repos: &mut Repositories<'_, F>,
+        m: &walk::Master,
+        mut planned: Vec<Planned<'_>>,
+        mut failed: Vec<String>,
+        fw: &mut dyn Forwarder,
+        state: &mut GatewayState,
+        out: &mut [(String, EcuOutcome)],
+    ) -> Result<()> {
+        let assigned = |serial: &str| m.assignments.as_ref().and_then(|a| a.ecus.get(serial));
+        let update: BTreeMap<String, &ota_metadata::documents::EcuAssignment> = planned
+            .iter()
+            .map(|p| p.ecu.serial.clone())
+            .chain(failed.iter().cloned())
+            .filter_map(|s| assigned(&s).map(|a| (s, a)))
+            .collect();
+        let group = sets::groups(&update);
+        let group_of = |s: &str| group.get(s).copied().unwrap_or(usize::MAX);
+        // A requirement must be met by the vehicle with this set alone (another set may fail);
+        // a conflict must be absent with every set installed (any of them may succeed).
+        let everything = sets::after(&state.installed, update.iter().map(|(s, a)| (s, *a)));
+        for p in &planned {
+            let g = group_of(&p.ecu.serial);
+            let with_set = sets::after(
+                &state.installed,
+                update
+                    .iter()
+                    .filter(|(s, _)| group_of(s) == g)
+                    .map(|(s, a)| (s, *a)),
+            );
+            let why = ota_metadata::documents::unmet_requirement(&p.a, &with_set)
+                .or_else(|| ota_metadata::documents::conflict(&p.ecu.serial, &p.a, &everything));
+            if let Some(why) = why {
+                out[p.index].1 = EcuOutcome::Failed(EcuError::Dependency(why));
+                failed.push(p.ecu.serial.clone());
+            }
+        }
+        // Every image of the update stays staged while the sets go in turn (a later set's
+        // partial download is kept for its resume).
+        let keep: Vec<String> = planned.iter().map(|p| p.sha256.clone()).collect();
+        planned.sort_by_key(|p| (group_of(&p.ecu.serial), p.index));
+        for set in planned.chunk_by(|a, b| group_of(&a.ecu.serial) == group_of(&b.ecu.serial)) {
+            let g = group_of(&set[0].ecu.serial);
+            let set_failed: Vec<String> = failed
+                .iter()
+                .filter(|s| group_of(s) == g)
+                .cloned()
+                .collect();
+            self.install(repos, m, set, &set_failed, &keep, fw, state, out)?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn install<F: crate::tuf::Fetch>(
         &self,
         repos: &mut Repositories<'_, F>,
         m: &walk::Master,
         planned: &[Planned<'_>],
         failed: &[String],
+        keep: &[String],
         fw: &mut dyn Forwarder,
         state: &mut GatewayState,
         out: &mut [(String, EcuOutcome)],
@@ -728,8 +793,7 @@ impl Gateway {
             })
             .collect();
         staging.check_budget(&lengths)?;
-        let keep: Vec<String> = planned.iter().map(|p| p.sha256.clone()).collect();
-        staging.prepare(&keep)?;
+        staging.prepare(keep)?;
         let mut paths = Vec::new();
         for p in planned {
             match self.stage_image(repos, m, p, &staging) {

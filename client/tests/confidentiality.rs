@@ -104,6 +104,7 @@ fn assign(w: &World, vin: &str, version: &str) {
             uid: "brake-fw".into(),
             version: version.into(),
             approval: ota_repo::oem::Approval::NotAsked,
+            rules: Default::default(),
         },
     )
     .unwrap();

@@ -451,6 +451,7 @@ fn a_supplier_replacement_reaches_the_ecu_with_no_reprovisioning() {
             uid: "brake-fw".into(),
             version: "1.0".into(),
             approval: ota_repo::oem::Approval::NotAsked,
+            rules: Default::default(),
         },
     )
     .unwrap();
@@ -911,6 +912,7 @@ fn an_ecu_moved_to_another_vehicle_gets_a_higher_sequence() {
             uid: "brake-fw".into(),
             version: "2.0".into(),
             approval: ota_repo::oem::Approval::NotAsked,
+            rules: Default::default(),
         },
     )
     .unwrap();

@@ -15,6 +15,7 @@ fn assign(w: &World, target: oem::AssignTarget, version: &str) -> ota_repo::erro
             uid: "brake-fw".into(),
             version: version.into(),
             approval: ota_repo::oem::Approval::NotAsked,
+            rules: Default::default(),
         },
     )
     .map(|_| ())
@@ -79,6 +80,7 @@ fn ask(w: &World, serial: &str, version: &str, force: bool) -> Result<oem::Assig
                 force,
                 now: w.now,
             },
+            rules: Default::default(),
         },
     )
     .map_err(|e| e.to_string())
@@ -186,6 +188,7 @@ fn an_assignment_to_another_hardware_id_is_refused() {
                 force: true,
                 now: w.now,
             },
+            rules: Default::default(),
         },
     )
     .unwrap_err()

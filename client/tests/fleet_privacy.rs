@@ -58,6 +58,7 @@ fn populate(w: &World) {
                 uid: "brake-fw".into(),
                 version: version.into(),
                 approval: ota_repo::oem::Approval::NotAsked,
+                rules: Default::default(),
             },
         )
         .unwrap();
@@ -298,6 +299,7 @@ fn an_entry_moved_to_another_vehicles_locator_is_refused() {
             uid: "brake-fw".into(),
             version: "2.0".into(),
             approval: ota_repo::oem::Approval::NotAsked,
+            rules: Default::default(),
         },
     )
     .unwrap();

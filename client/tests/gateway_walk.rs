@@ -222,6 +222,7 @@ fn fleet_world() -> World {
             uid: "brake-fw".into(),
             version: "1.0".into(),
             approval: ota_repo::oem::Approval::NotAsked,
+            rules: Default::default(),
         },
     )
     .unwrap();
@@ -356,6 +357,7 @@ fn a_check_with_nothing_new_fetches_no_node_again() {
             uid: "brake-fw".into(),
             version: "2.0".into(),
             approval: ota_repo::oem::Approval::NotAsked,
+            rules: Default::default(),
         },
     )
     .unwrap();

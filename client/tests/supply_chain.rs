@@ -128,6 +128,7 @@ fn assign(w: &World, vin: &str, serial: &str, uid: &str, version: &str) {
             uid: uid.into(),
             version: version.into(),
             approval: ota_repo::oem::Approval::NotAsked,
+            rules: Default::default(),
         },
     )
     .unwrap();

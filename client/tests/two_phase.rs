@@ -283,6 +283,7 @@ impl Vehicle {
                     uid: "brake-fw".into(),
                     version: version.into(),
                     approval: ota_repo::oem::Approval::NotAsked,
+                    rules: Default::default(),
                 },
             )
             .unwrap();

@@ -56,6 +56,9 @@ fn assignment(version: &str) -> EcuAssignment {
         // Known, as for any image reviewed since instructions: every changed ECU gets one.
         compact_sha256: Some("cd".repeat(32)),
         instruction: None,
+        set: None,
+        requires: Vec::new(),
+        conflicts: Vec::new(),
     }
 }
 

@@ -656,6 +656,20 @@ pub enum OemCommand {
         /// regulators. Default: the built-in web roots.
         #[arg(long, value_name = "FILE")]
         ca: Option<PathBuf>,
+        /// The update set: the vehicle's assignments of one set are installed all or nothing,
+        /// and each set on its own (one refused set does not hold back another). Default:
+        /// the vehicle's default set.
+        #[arg(long, value_name = "NAME")]
+        set: Option<String>,
+        /// An image the vehicle must run beside this one, as UID>=RELEASE_COUNTER (on any of
+        /// its ECUs, after the update); repeatable. Checked now on what the vehicle reported
+        /// and is assigned, and again by the gateway; a requirement met within one update
+        /// joins the two sets.
+        #[arg(long = "needs", value_name = "UID>=COUNTER")]
+        needs: Vec<ota_metadata::documents::Requirement>,
+        /// An image never to run beside this one, as UID or UID@VERSION; repeatable.
+        #[arg(long = "conflicts-with", value_name = "UID[@VERSION]")]
+        conflicts_with: Vec<ota_metadata::documents::Conflict>,
     },
     /// Sign and write what changed: roles, and per vehicle only the vehicles that changed.
     Publish {

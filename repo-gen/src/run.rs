@@ -814,6 +814,9 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
             version,
             force,
             ca,
+            set,
+            needs,
+            conflicts_with,
         } => {
             let target = assign_target(vin, ecu, hardware_id)?;
             let done = oem::assign(
@@ -824,6 +827,11 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
                     uid: uid.clone(),
                     version: version.clone(),
                     approval: oem::Approval::Ask { ca, force, now },
+                    rules: oem::Rules {
+                        set,
+                        requires: needs,
+                        conflicts: conflicts_with,
+                    },
                 },
             )?;
             if let Some(why) = &done.forced {

@@ -36,6 +36,9 @@ fn assignment(version: &str) -> EcuAssignment {
         key_wraps: None,
         compact_sha256: None,
         instruction: None,
+        set: None,
+        requires: Vec::new(),
+        conflicts: Vec::new(),
     }
 }
 

@@ -373,6 +373,7 @@ impl World {
                 uid: uid.clone(),
                 version: version.clone(),
                 approval: ota_repo::oem::Approval::NotAsked,
+                rules: Default::default(),
             };
             oem::assign(&self.p("oem"), a).unwrap();
         }
@@ -410,6 +411,7 @@ impl World {
                 uid: "brake-fw".into(),
                 version: version.into(),
                 approval: ota_repo::oem::Approval::NotAsked,
+                rules: Default::default(),
             },
         )
         .unwrap();

@@ -336,6 +336,7 @@ impl Trees {
                     uid: uid.into(),
                     version: version.into(),
                     approval: ota_repo::oem::Approval::NotAsked,
+                    rules: Default::default(),
                 },
             )
             .unwrap_or_else(|e| panic!("assign {uid} {version} to {vin}: {e}"));

@@ -30,6 +30,84 @@ pub struct EcuAssignment {
     /// and forwards it with the image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instruction: Option<EcuInstruction>,
+    /// The update set it belongs to: the assignments of one set are installed all or
+    /// nothing, and sets are independent (one refused set does not hold back another).
+    /// `None`: the vehicle's default set. Sets linked by a requirement met within the update
+    /// are installed as one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set: Option<String>,
+    /// Images the vehicle must run beside this one, after the update.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<Requirement>,
+    /// Images never to run beside this one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<Conflict>,
+}
+
+/// "This image needs an ECU of the vehicle running `uid` at release counter
+/// `min_release_counter` or above."
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Requirement {
+    pub uid: String,
+    pub min_release_counter: u64,
+}
+
+/// "This image never runs beside `uid` (at `version`, or any version when absent)."
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Conflict {
+    pub uid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+impl std::fmt::Display for Requirement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}>={}", self.uid, self.min_release_counter)
+    }
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.version {
+            Some(v) => write!(f, "{}@{v}", self.uid),
+            None => f.write_str(&self.uid),
+        }
+    }
+}
+
+impl std::str::FromStr for Requirement {
+    type Err = String;
+    /// `UID>=COUNTER`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (uid, n) = s
+            .split_once(">=")
+            .ok_or_else(|| format!("{s:?}: a requirement is UID>=RELEASE_COUNTER"))?;
+        Ok(Requirement {
+            uid: uid.trim().to_string(),
+            min_release_counter: n
+                .trim()
+                .parse()
+                .map_err(|_| format!("{s:?}: {n:?} is not a release counter"))?,
+        })
+    }
+}
+
+impl std::str::FromStr for Conflict {
+    type Err = String;
+    /// `UID` or `UID@VERSION`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (uid, version) = match s.split_once('@') {
+            Some((u, v)) => (u, Some(v.trim().to_string())),
+            None => (s, None),
+        };
+        if uid.trim().is_empty() {
+            return Err(format!("{s:?}: a conflict is UID or UID@VERSION"));
+        }
+        Ok(Conflict {
+            uid: uid.trim().to_string(),
+            version,
+        })
+    }
 }
 
 /// The parts of an ECU instruction a gateway cannot rebuild: the sequence and the signature.
@@ -94,4 +172,40 @@ pub struct Assignments {
 
 impl Assignments {
     pub const TYPE: &'static str = "assignments";
+}
+
+/// What each ECU of a vehicle runs, or will run: serial -> (uid, version, release counter).
+pub type VehicleImages = BTreeMap<String, (String, String, u64)>;
+
+/// Why ECU `serial`'s assignment `a` cannot run on the vehicle as `after` describes it (a
+/// requirement no ECU meets, or a conflicting image on another ECU); `None` if it can. The one
+/// rule the OEM checks at assignment and the gateway before it installs.
+pub fn unmet(serial: &str, a: &EcuAssignment, after: &VehicleImages) -> Option<String> {
+    unmet_requirement(a, after).or_else(|| conflict(serial, a, after))
+}
+
+/// The first requirement of `a` no ECU of `after` meets.
+pub fn unmet_requirement(a: &EcuAssignment, after: &VehicleImages) -> Option<String> {
+    let r = a.requires.iter().find(|r| {
+        !after
+            .values()
+            .any(|(uid, _, c)| *uid == r.uid && *c >= r.min_release_counter)
+    })?;
+    Some(format!(
+        "{} {} needs an ECU running {} at release counter {} or above, and none will",
+        a.uid, a.version, r.uid, r.min_release_counter
+    ))
+}
+
+/// The first image of another ECU of `after` that `a` (for ECU `serial`) conflicts with.
+pub fn conflict(serial: &str, a: &EcuAssignment, after: &VehicleImages) -> Option<String> {
+    a.conflicts.iter().find_map(|c| {
+        let (s, (uid, version, _)) = after.iter().find(|(s, (uid, version, _))| {
+            s.as_str() != serial && *uid == c.uid && c.version.as_ref().is_none_or(|v| v == version)
+        })?;
+        Some(format!(
+            "{} {} never runs beside {c}, and ECU {s} would run {uid} {version}",
+            a.uid, a.version
+        ))
+    })
 }

@@ -14,7 +14,10 @@ pub mod suppliers;
 pub mod vehicles;
 pub mod version_report;
 
-pub use assignments::{Assignments, EcuAssignment, EcuInstruction};
+pub use assignments::{
+    conflict, unmet, unmet_requirement, Assignments, Conflict, EcuAssignment, EcuInstruction,
+    Requirement, VehicleImages,
+};
 pub use attestation::{attestation_target, veto_target, Attestation, Finding, Release, Verdict};
 pub use image_manifest::{ImageKind, ImageManifest, ImageTargetCustom, ImageTargets};
 pub use key_wraps::{KeyWraps, ShardFile};

@@ -750,6 +750,9 @@ mod tests {
                     key_wraps: None,
                     compact_sha256: None,
                     instruction: None,
+                    set: None,
+                    requires: Vec::new(),
+                    conflicts: Vec::new(),
                 };
                 (format!("ECU-{k:04}"), a)
             })

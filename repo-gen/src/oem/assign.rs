@@ -5,7 +5,9 @@ use super::{store, Assignments, Inventory, Settings};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use ota_crypt::receiver::vehicle_group;
-use ota_metadata::documents::{EcuAssignment, ReviewRequest};
+use ota_metadata::documents::{
+    unmet, Conflict, EcuAssignment, Requirement, ReviewRequest, VehicleImages,
+};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -26,6 +28,19 @@ pub struct Assign {
     pub version: String,
     /// Whether the regulators are asked first.
     pub approval: Approval,
+    /// The update set, requirements and conflicts the assignments carry.
+    pub rules: Rules,
+}
+
+/// What an assignment says about the vehicle's other images (checked here on what the vehicle
+/// reported and is assigned, and again by the gateway on what it runs).
+#[derive(Clone, Debug, Default)]
+pub struct Rules {
+    /// The update set: assignments of one set are installed all or nothing, sets on their own.
+    /// `None`: the vehicle's default set.
+    pub set: Option<String>,
+    pub requires: Vec<Requirement>,
+    pub conflicts: Vec<Conflict>,
 }
 
 /// How `oem assign` asks the regulators about the release: as a vehicle will, so that an
@@ -109,6 +124,9 @@ fn ask_regulators(
         key_wraps: None,
         compact_sha256: req.compact_sha256.clone(),
         instruction: None,
+        set: None,
+        requires: Vec::new(),
+        conflicts: Vec::new(),
     };
     let ecu = walk::Ecu {
         serial: "(director check)".into(),
@@ -141,6 +159,39 @@ fn ask_regulators(
             "{e}: vehicles would refuse this assignment"
         ))),
     }
+}
+
+/// Every assignment of `vin` checked against its requirements and conflicts on the vehicle
+/// as it will be: what each ECU last reported running, overlaid by what it is assigned.
+fn check_rules(
+    db: &mut Option<ota_fleet::Db>,
+    vin: &str,
+    assigned: &BTreeMap<String, EcuAssignment>,
+) -> Result<()> {
+    if assigned
+        .values()
+        .all(|x| x.requires.is_empty() && x.conflicts.is_empty())
+    {
+        return Ok(());
+    }
+    let mut after: VehicleImages = match db.as_mut() {
+        Some(db) => super::reports::vehicle_running(db, vin)?,
+        None => VehicleImages::new(),
+    };
+    for (serial, x) in assigned {
+        after.insert(
+            serial.clone(),
+            (x.uid.clone(), x.version.clone(), x.release_counter),
+        );
+    }
+    for (serial, x) in assigned {
+        if let Some(why) = unmet(serial, x, &after) {
+            return Err(Error::refused(format!(
+                "ECU {serial} of {vin}: {why}; the gateway would refuse its update set (assign what it needs first, or in the same --set)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Record the assignment; returns the ECUs assigned and what the regulators said.
@@ -217,6 +268,9 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Assigned> {
                 key_wraps: None,
                 compact_sha256: req.compact_sha256.clone(),
                 instruction: None,
+                set: a.rules.set.clone(),
+                requires: a.rules.requires.clone(),
+                conflicts: a.rules.conflicts.clone(),
             })
         };
     let mut ecus: Vec<(String, String, String)> = Vec::new(); // (vin, serial, hardware id)
@@ -279,8 +333,6 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Assigned> {
                         Ok((vin, serial, assignment(vin, hw, leaves)?))
                     })
                     .collect::<Result<Vec<_>>>()?;
-                // Every local check passed: the regulators last (the network), then write.
-                ask(&mut ecus.iter().map(|(_, _, hw)| hw.as_str()))?;
                 let mut assignments = Assignments::load_for(dir, &vins)?;
                 for (vin, serial, x) in made {
                     assignments
@@ -289,6 +341,13 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Assigned> {
                         .or_default()
                         .insert(serial.clone(), x);
                 }
+                let touched: std::collections::BTreeSet<&str> =
+                    ecus.iter().map(|(v, _, _)| v.as_str()).collect();
+                for vin in touched {
+                    check_rules(&mut db, vin, &assignments.vehicles[vin])?;
+                }
+                // Every local check passed: the regulators last (the network), then write.
+                ask(&mut ecus.iter().map(|(_, _, hw)| hw.as_str()))?;
                 assignments.save(dir)?;
             }
         }
@@ -370,6 +429,14 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Assigned> {
                         .or_default()
                         .insert(serial.clone(), x);
                     ecus.push((vin, serial, hw.clone()));
+                }
+                for (vin, vehicle) in &assignments.vehicles {
+                    let ruled = vehicle
+                        .values()
+                        .any(|x| !x.requires.is_empty() || !x.conflicts.is_empty());
+                    if ruled {
+                        check_rules(&mut db, vin, vehicle)?;
+                    }
                 }
                 assignments.save(dir)?;
             }

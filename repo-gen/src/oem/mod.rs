@@ -42,7 +42,7 @@ pub mod serve;
 pub mod store;
 mod suppliers;
 
-pub use assign::{assign, Approval, Assign, AssignTarget, Assigned};
+pub use assign::{assign, Approval, Assign, AssignTarget, Assigned, Rules};
 pub use ecu_trust::{ecu_trust, EcuTrust};
 pub use init::init;
 pub use inventory::{

@@ -230,6 +230,29 @@ pub fn reported(
     })?)
 }
 
+/// What each ECU of `vin` last reported running: serial -> (uid, version, release counter).
+pub fn vehicle_running(db: &mut Db, vin: &str) -> Result<ota_metadata::documents::VehicleImages> {
+    use ota_fleet::sql::Value;
+    Ok(db.transaction(|tx| {
+        let rows = tx.rows(
+            "SELECT serial, uid, version, release_counter FROM ecus WHERE vin = $1 AND uid <> ''",
+            &[vin.into()],
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let mut r = r.into_iter();
+                let mut t = || r.next().unwrap_or(Value::Null);
+                let serial = t().into_text();
+                let uid = t().into_text();
+                let version = t().into_text();
+                let c = t().int().unwrap_or(0).max(0) as u64;
+                (serial, (uid, version, c))
+            })
+            .collect())
+    })?)
+}
+
 /// The ECUs of hardware id `hw` that last reported a release counter above `counter`:
 /// (VIN, serial, (uid, version, counter)).
 pub fn running_above(

@@ -175,6 +175,12 @@ fn assign_stage(
                 uid: r.uid.clone(),
                 version: r.version.clone(),
                 approval: approval.clone(),
+                // Its own update set: a stage that fails never holds back the vehicles'
+                // other updates.
+                rules: super::assign::Rules {
+                    set: Some(format!("rollout {}", r.id)),
+                    ..Default::default()
+                },
             },
         )?;
     }
