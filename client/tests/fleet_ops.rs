@@ -359,3 +359,69 @@ fn a_rollout_advances_on_success_and_halts_on_failures() {
         (2, 3)
     );
 }
+
+/// Scenario: Fleet backend | the OEM chooses its report database by a relative path, an in-memory database or an SQLite URI (reports acknowledged and lost; `oem assign` run from elsewhere finding no reports) | a relative path is the working directory's; in-memory databases and URIs are refused
+#[test]
+fn report_database_paths_are_the_working_directorys_and_on_disk() {
+    let w = World::new();
+    let dir = w.p("oem");
+    for bad in [":memory:", "file:x?mode=memory", "sqlite:", ""] {
+        let err = oem::reports::set_database(&dir, Some(bad))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SQLite file"), "{bad}: {err}");
+    }
+    // A directory that does not exist is named, not made (a typo must not look like success).
+    let err = oem::reports::set_database(&dir, Some("db/reports.sqlite"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("db/reports.sqlite"), "{err}");
+    std::fs::create_dir(dir.join("db")).unwrap();
+    // Relative to the working directory, wherever the command runs.
+    let at = oem::reports::set_database(&dir, Some("db/reports.sqlite")).unwrap();
+    assert_eq!(
+        at,
+        ota_fleet::Location::Sqlite(dir.join("db/reports.sqlite"))
+    );
+    assert!(dir.join("db/reports.sqlite").exists());
+}
+
+/// Scenario: Regulators | after the OEM saw a regulator veto a release, the regulator's tree is rolled back to before the veto (or blocked) and the OEM runs `oem assign --force` | refused: a veto once seen is remembered, --force never assigns it
+#[test]
+fn a_veto_once_seen_is_not_forced_past_a_rolled_back_regulator() {
+    let w = World::new();
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(vec![2u8; 5000]));
+    let before = w.p("tuv-before");
+    ota_testkit::copy_tree(&w.p("tuv/repository"), &before);
+    ota_repo::regulator::revoke(&w.p("tuv"), &sha, "backdoor", w.now).unwrap();
+    ota_repo::regulator::publish(&w.p("tuv"), w.now, false).unwrap();
+    assert!(ask(&w, "S2", "2.0", false).unwrap_err().contains("revoked"));
+    // The tree from before the revocation is served again.
+    std::fs::remove_dir_all(w.p("tuv/repository")).unwrap();
+    ota_testkit::copy_tree(&before, &w.p("tuv/repository"));
+    let err = ask(&w, "S2", "2.0", true).unwrap_err();
+    assert!(err.contains("seen vetoing"), "{err}");
+    assert!(recorded(&w).is_empty());
+}
+
+/// Scenario: Fleet backend | a stolen vehicle key signed a report dated ahead and events numbered ahead; the OEM registers the vehicle's new key | the vehicle's report history is forgotten: reports under the new key are news again
+#[test]
+fn a_new_vehicle_key_forgets_the_old_keys_report_history() {
+    let w = World::new();
+    let dir = w.p("oem");
+    let old = w.p("old-vehicle.pem");
+    std::fs::write(&old, world::key_pem()).unwrap();
+    oem::vehicle_key(&dir, "VIN1", &old).unwrap();
+    reported(&w, "VIN1", DateTime::now().0 + 3600, &["S1"], &[], "1.0");
+    let rows = |w: &World| {
+        oem::reports::open(&w.p("oem"))
+            .unwrap()
+            .transaction(|tx| tx.count("SELECT COUNT(*) FROM vehicles WHERE vin = 'VIN1'", &[]))
+            .unwrap()
+    };
+    assert_eq!(rows(&w), 1);
+    let new = w.p("new-vehicle.pem");
+    std::fs::write(&new, world::offline_pem()).unwrap();
+    oem::vehicle_key(&dir, "VIN1", &new).unwrap();
+    assert_eq!(rows(&w), 0);
+}

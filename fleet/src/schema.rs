@@ -99,6 +99,13 @@ const MIGRATIONS: &[&[&str]] = &[
         PRIMARY KEY (rollout, vin, serial)
     )",
     ],
+    &[
+        // The highest release counter each ECU ever reported: an older signed entry replayed
+        // by a compromised gateway cannot lower what the director checks against.
+        "ALTER TABLE ecus ADD COLUMN highest_release_counter BIGINT NOT NULL DEFAULT 0",
+        "UPDATE ecus SET highest_release_counter = release_counter",
+        "CREATE INDEX ecus_highest ON ecus (hardware_id, highest_release_counter)",
+    ],
 ];
 
 /// The schema version this release writes.

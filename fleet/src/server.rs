@@ -38,6 +38,9 @@ pub struct Options {
     pub batch: usize,
     /// Stop after this many requests (tests).
     pub max_requests: Option<u64>,
+    /// Bytes of request bodies held in memory at once, over every connection; a request
+    /// that would pass it is answered 503 at once.
+    pub body_budget: u64,
 }
 
 impl Options {
@@ -48,6 +51,7 @@ impl Options {
             deadline: Duration::from_secs(10),
             batch: 256,
             max_requests: None,
+            body_budget: 64 << 20,
         }
     }
 }
@@ -66,6 +70,10 @@ struct Shared {
     inventory: Arc<dyn Inventory>,
     jobs: mpsc::Sender<Job>,
     log: Log,
+    /// Body bytes that may be buffered, in KiB.
+    bodies: Arc<Semaphore>,
+    /// Reports parsed and verified at once (parsing costs memory: a few times the body).
+    verifying: Arc<Semaphore>,
     served: AtomicU64,
     max_requests: Option<u64>,
     done: Notify,
@@ -99,10 +107,21 @@ pub fn serve(
         .name("report-writer".into())
         .spawn(move || write_batches(db, queue, batch))
         .map_err(|e| FleetError::Database(format!("starting the writer: {e}")))?;
+    if opts.max_connections == 0 {
+        return Err(FleetError::Refused(
+            "--max-connections 0 would refuse every connection".into(),
+        ));
+    }
     let shared = Arc::new(Shared {
         inventory,
         jobs,
-        log,
+        log: nonblocking(log),
+        bodies: Arc::new(Semaphore::new(
+            usize::try_from((opts.body_budget / 1024).max(1)).unwrap_or(usize::MAX >> 4),
+        )),
+        verifying: Arc::new(Semaphore::new(
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+        )),
         served: AtomicU64::new(0),
         max_requests: opts.max_requests,
         done: Notify::new(),
@@ -127,6 +146,50 @@ pub fn serve(
     served
 }
 
+/// Log lines go to a thread of their own through a bounded queue, dropped when it is full: a
+/// log reader that stops reading (a full pipe) never stalls a request.
+fn nonblocking(log: Log) -> Log {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<String>(1024);
+    let writer = std::thread::Builder::new()
+        .name("report-log".into())
+        .spawn(move || {
+            for line in rx {
+                log(&line);
+            }
+        });
+    if writer.is_err() {
+        return Arc::new(|_: &str| {});
+    }
+    let dropped = Arc::new(AtomicU64::new(0));
+    Arc::new(move |line: &str| {
+        let lost = dropped.swap(0, Ordering::SeqCst);
+        let line = if lost > 0 {
+            format!("({lost} log line(s) dropped: the log was not read) {line}")
+        } else {
+            line.to_string()
+        };
+        if tx.try_send(line).is_err() {
+            dropped.fetch_add(lost + 1, Ordering::SeqCst);
+        }
+    })
+}
+
+/// `s` with control characters escaped: answers and log lines quote what clients sent.
+pub fn printable(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
 /// As many connections as open files allow, keeping some for the database and the process.
 fn file_budget() -> usize {
     use rustix::process::{getrlimit, setrlimit, Resource};
@@ -140,6 +203,14 @@ fn file_budget() -> usize {
     usize::try_from(current.saturating_sub(64)).unwrap_or(usize::MAX)
 }
 
+/// The connections being served: when every place is taken, the oldest is closed to make
+/// room (a slow client holds a place for at most as long as new clients keep away).
+#[derive(Default)]
+struct Connections {
+    next: u64,
+    open: std::collections::BTreeMap<u64, tokio::task::AbortHandle>,
+}
+
 async fn accept_loop(
     listener: std::net::TcpListener,
     shared: Arc<Shared>,
@@ -151,6 +222,7 @@ async fn accept_loop(
         source: e,
     })?;
     let slots = Arc::new(Semaphore::new(max_connections));
+    let open = Arc::new(std::sync::Mutex::new(Connections::default()));
     loop {
         let stream = tokio::select! {
             r = listener.accept() => r,
@@ -161,15 +233,50 @@ async fn accept_loop(
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        // Full: close at once (the client retries later) rather than queue without bound.
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            continue;
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                // Full: the oldest connection makes room (its task is cancelled, its place
+                // returned); a client that holds every place loses them, one per newcomer.
+                let oldest = {
+                    let mut c = open.lock().unwrap_or_else(|p| p.into_inner());
+                    c.open.pop_first().map(|(_, h)| h)
+                };
+                if let Some(h) = oldest {
+                    h.abort();
+                }
+                match tokio::time::timeout(Duration::from_secs(1), slots.clone().acquire_owned())
+                    .await
+                {
+                    Ok(Ok(slot)) => slot,
+                    _ => continue,
+                }
+            }
         };
         let shared = shared.clone();
-        tokio::spawn(async move {
+        let id = {
+            let mut c = open.lock().unwrap_or_else(|p| p.into_inner());
+            c.next += 1;
+            c.next
+        };
+        let registry = open.clone();
+        // The task waits until it is registered: it cannot finish (and unregister) before.
+        let (go, registered) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = registered.await;
             serve_connection(stream, shared, deadline).await;
+            registry
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .open
+                .remove(&id);
             drop(slot);
         });
+        open.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .open
+            .insert(id, task.abort_handle());
+        let _ = go.send(());
     }
     // Let the connections in flight finish (each within its deadline).
     let _ = slots.acquire_many(max_connections as u32).await;
@@ -197,6 +304,7 @@ async fn serve_connection(stream: tokio::net::TcpStream, shared: Arc<Shared>, de
 
 async fn handle(req: Request<hyper::body::Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
     let (status, text) = outcome(req, shared).await;
+    let text = printable(&text);
     (shared.log)(&format!("{} {text}", status.as_u16()));
     let served = shared.served.fetch_add(1, Ordering::SeqCst) + 1;
     if shared.max_requests.is_some_and(|m| served >= m) {
@@ -236,6 +344,14 @@ async fn outcome(req: Request<hyper::body::Incoming>, shared: &Shared) -> (Statu
             format!("{declared} bytes; a report is at most {MAX_REPORT}"),
         );
     }
+    // Room for the body in the server's budget, or 503 now (never a queue of buffers).
+    let kib = u32::try_from(declared.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+    let Ok(_room) = shared.bodies.clone().try_acquire_many_owned(kib) else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy: too many report bodies in flight; send it again later".into(),
+        );
+    };
     let body = match Limited::new(req.into_body(), MAX_REPORT as usize)
         .collect()
         .await
@@ -247,6 +363,12 @@ async fn outcome(req: Request<hyper::body::Incoming>, shared: &Shared) -> (Statu
                 format!("body shorter than Content-Length, or cut: {e}"),
             )
         }
+    };
+    let Ok(_turn) = shared.verifying.clone().acquire_owned().await else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is stopping".into(),
+        );
     };
     let inventory = shared.inventory.clone();
     let verdict = tokio::task::spawn_blocking(move || crate::report::verify(&*inventory, &body))
@@ -300,12 +422,19 @@ fn write_batches(mut db: Db, mut queue: mpsc::Receiver<Job>, batch: usize) {
         let results = db.transaction(|tx| {
             let mut results = Vec::with_capacity(jobs.len());
             for j in &jobs {
+                // Each report in a savepoint: one refused while it was being recorded leaves
+                // nothing behind, and the batch goes on.
+                tx.exec("SAVEPOINT report", &[])?;
                 match crate::store::apply(tx, &j.verdict, now) {
                     // A database failure spoils the transaction: the whole batch fails.
                     Err(e @ FleetError::Database(_)) => return Err(e),
-                    // A replay wrote nothing: its answer is its own.
-                    r => results.push(r),
+                    Err(e) => {
+                        tx.exec("ROLLBACK TO SAVEPOINT report", &[])?;
+                        results.push(Err(e));
+                    }
+                    ok => results.push(ok),
                 }
+                tx.exec("RELEASE SAVEPOINT report", &[])?;
             }
             Ok(results)
         });

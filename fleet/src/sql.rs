@@ -189,6 +189,27 @@ impl Db {
 }
 
 fn open_sqlite(path: &Path) -> Result<rusqlite::Connection> {
+    let io = |e: std::io::Error| FleetError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(FleetError::Refused(format!(
+                "{}: a symbolic link; the report database must be a regular file",
+                path.display()
+            )))
+        }
+        Ok(m) if !m.is_file() => {
+            return Err(FleetError::Refused(format!(
+                "{}: not a regular file",
+                path.display()
+            )))
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
     let fresh = !path.exists();
     if fresh {
         // Made private before SQLite writes a byte: reports name vehicles.
@@ -203,7 +224,11 @@ fn open_sqlite(path: &Path) -> Result<rusqlite::Connection> {
                 source: e,
             })?;
     }
-    let c = rusqlite::Connection::open(path).map_err(FleetError::sqlite)?;
+    // A path, never an SQLite URI (`file:…?mode=memory`): reports must reach the disk.
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+        | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
+        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let c = rusqlite::Connection::open_with_flags(path, flags).map_err(FleetError::sqlite)?;
     // WAL: readers (queries, `oem assign`) never wait for the ingest writer. FULL: a report
     // answered 200 survives a power cut (the writer batches reports, so one fsync serves
     // many).

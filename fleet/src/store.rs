@@ -114,12 +114,16 @@ pub fn record_ecu(tx: &mut dyn Tx, vin: &str, e: &crate::report::EcuState, at: i
         None => ("", "", "", Value::Int(0)),
     };
     tx.exec(
-        "INSERT INTO ecus (vin, serial, hardware_id, uid, version, sha256, release_counter, reported_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        "INSERT INTO ecus (vin, serial, hardware_id, uid, version, sha256, release_counter,
+                           reported_at, highest_release_counter)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $7)
          ON CONFLICT (vin, serial) DO UPDATE SET
             hardware_id = excluded.hardware_id, uid = excluded.uid, version = excluded.version,
             sha256 = excluded.sha256, release_counter = excluded.release_counter,
-            reported_at = excluded.reported_at",
+            reported_at = excluded.reported_at,
+            highest_release_counter = CASE
+                WHEN ecus.highest_release_counter > excluded.release_counter
+                THEN ecus.highest_release_counter ELSE excluded.release_counter END",
         &[
             vin.into(),
             Value::from(&e.serial),
@@ -217,10 +221,8 @@ fn record_events(tx: &mut dyn Tx, vin: &str, events: &[EcuEvent]) -> Result<usiz
     }
     if !events.is_empty() {
         tx.exec(
-            "DELETE FROM events WHERE vin = $1 AND seq < (
-                SELECT MIN(seq) FROM (
-                    SELECT seq FROM events WHERE vin = $1 ORDER BY seq DESC LIMIT $2
-                ) AS newest)",
+            "DELETE FROM events WHERE vin = $1 AND seq NOT IN (
+                SELECT seq FROM events WHERE vin = $1 ORDER BY at DESC, seq DESC LIMIT $2)",
             &[vin.into(), Value::Int(MAX_EVENTS_PER_VEHICLE)],
         )?;
     }
@@ -295,12 +297,16 @@ pub struct Reported {
     pub uid: String,
     pub version: String,
     pub release_counter: u64,
+    /// The highest release counter it ever reported (an ECU never goes below it; a lower one
+    /// reported later is a replayed entry, or a revert of an image never confirmed).
+    pub highest_release_counter: u64,
 }
 
 /// What an ECU last reported running.
 pub fn reported(tx: &mut dyn Tx, vin: &str, serial: &str) -> Result<Option<Reported>> {
     let row = tx.row(
-        "SELECT uid, version, release_counter FROM ecus WHERE vin = $1 AND serial = $2",
+        "SELECT uid, version, release_counter, highest_release_counter FROM ecus
+         WHERE vin = $1 AND serial = $2",
         &[vin.into(), serial.into()],
     )?;
     Ok(row.map(|r| {
@@ -308,10 +314,12 @@ pub fn reported(tx: &mut dyn Tx, vin: &str, serial: &str) -> Result<Option<Repor
         let uid = r.next().unwrap_or(Value::Null).into_text();
         let version = r.next().unwrap_or(Value::Null).into_text();
         let release_counter = r.next().and_then(|v| v.int()).unwrap_or(0).max(0) as u64;
+        let highest = r.next().and_then(|v| v.int()).unwrap_or(0).max(0) as u64;
         Reported {
             uid,
             version,
             release_counter,
+            highest_release_counter: highest.max(release_counter),
         }
     }))
 }
@@ -373,4 +381,14 @@ fn event_of(r: Vec<Value>) -> Option<EcuEvent> {
         update: r.next()?.into_text(),
         at: DateTime(r.next()?.int()?),
     })
+}
+
+/// Forget a vehicle's report history (its newest report and its events), as when it gets a
+/// new key: reports signed with the new key start afresh, and nothing the old key signed
+/// (a report dated ahead, events numbered ahead) outlives it. What its ECUs run, its flags and
+/// recalls stay.
+pub fn forget_vehicle(tx: &mut dyn Tx, vin: &str) -> Result<()> {
+    tx.exec("DELETE FROM vehicles WHERE vin = $1", &[vin.into()])?;
+    tx.exec("DELETE FROM events WHERE vin = $1", &[vin.into()])?;
+    Ok(())
 }

@@ -123,35 +123,105 @@ fn a_slow_client_is_cut_at_the_deadline() {
     assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
 }
 
-/// Scenario: Fleet backend | more connections than the server serves at once | each one past the limit is closed at once, and a report is served again as soon as a place is free
+/// Scenario: Fleet backend | one client opens and holds every connection the server serves at once (no key needed) | a valid report still gets a place (the oldest connection is closed to make room) and is answered 200
 #[test]
-fn connections_past_the_limit_are_closed_at_once() {
+fn a_client_holding_every_connection_does_not_lock_out_a_valid_report() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), |o| {
         o.max_connections = 4;
         o.deadline = Duration::from_secs(600);
     });
-    let mut slow: Vec<TcpStream> = (0..4).map(|_| server.slow()).collect();
-    // The server accepts in arrival order and takes a place before the next accept: when
-    // the fifth is accepted, the four hold every place.
-    let extra = server.slow();
-    assert!(closed_by_server(extra));
-    assert!(slow.iter().all(still_open));
-    slow.pop();
-    // The freed place: a report is served (the server may see the close a moment late: try
-    // until it answers).
-    let r = report("VIN1", 1000, 1, both("1.0", 1), vec![]);
-    let answer = (0..600)
+    let slow: Vec<TcpStream> = (0..4).map(|_| server.slow()).collect();
+    let answer = server.post(&report("VIN1", 1000, 1, both("1.0", 1), vec![]));
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    // The oldest slow connection made room.
+    let mut slow = slow.into_iter();
+    assert!(closed_by_server(slow.next().unwrap()));
+}
+
+/// Scenario: Fleet backend | the report server's log reader stops reading (a full pipe) | reports are still answered: log lines are queued and dropped when the queue is full, never written from a request
+#[test]
+fn a_log_reader_that_stops_reading_does_not_stop_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = Location::Sqlite(dir.path().join("reports.sqlite"));
+    let opts = Options::new("127.0.0.1:0".parse().unwrap());
+    // A log that blocks for good on its first line, as a write to a full pipe does.
+    let (_keep, stuck) = mpsc::channel::<()>();
+    let stuck = Mutex::new(stuck);
+    let log: Log = Arc::new(move |_: &str| {
+        let _ = stuck.lock().unwrap().recv();
+    });
+    let (tx, rx) = mpsc::channel();
+    let inventory = Arc::new(inventory(&["VIN1", "VIN2"]));
+    std::thread::spawn(move || {
+        let _ = serve(&at, inventory, opts, log, |a| tx.send(a).unwrap());
+    });
+    let addr = rx.recv_timeout(PATIENCE).unwrap();
+    let server = Server {
+        addr,
+        lines: Arc::new(Mutex::new(Vec::new())),
+        thread: None,
+    };
+    for i in 0..2000u64 {
+        let answer = server.post(b"junk");
+        assert!(answer.starts_with("HTTP/1.1 400 "), "request {i}: {answer}");
+    }
+    let answer = server.post(&report("VIN1", 1000, 1, both("1.0", 1), vec![]));
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+}
+
+/// Scenario: Fleet backend | many clients send large report bodies at once and hold them (memory, no key needed) | bodies in flight stay within the server's budget: past it a request is answered 503 at once; a body over 1 MiB is refused before it is read
+#[test]
+fn bodies_in_flight_are_bounded_by_a_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), |o| {
+        o.body_budget = 2 << 20;
+        o.deadline = Duration::from_secs(600);
+    });
+    let big = |n: usize| {
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        write!(s, "POST / HTTP/1.1\r\nContent-Length: {n}\r\n\r\n{{\"sig").unwrap();
+        s
+    };
+    let held: Vec<TcpStream> = (0..2).map(|_| big(1_000_000)).collect();
+    // Both hold their room once the server has read their heads; a third waits for none.
+    let third = (0..600)
         .map(|_| {
-            let a = server.post(&r);
-            if a.is_empty() {
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            let mut s = big(1_000_000);
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let mut a = String::new();
+            let _ = s.read_to_string(&mut a);
             a
         })
-        .find(|a| !a.is_empty())
-        .expect("never served");
-    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+        .find(|a| a.starts_with("HTTP/1.1 503 "))
+        .expect("the budget never filled");
+    assert!(third.contains("busy"), "{third}");
+    drop(held);
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(s, "POST / HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n").unwrap();
+    let mut a = String::new();
+    let _ = s.read_to_string(&mut a);
+    assert!(a.starts_with("HTTP/1.1 413 "), "{a}");
+}
+
+/// Scenario: Fleet backend | a client sends a report whose fields carry terminal escape sequences and newlines (no key needed) | the answer and the server's log line show them escaped: no forged log line, no escape reaches the operator's terminal
+#[test]
+fn answers_and_log_lines_never_carry_control_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), |_| {});
+    let evil = br#"{"signed": {"_type": "[2J
+200 ingested: 9 ECU(s) accepted"}, "signatures": []}"#;
+    let answer = server.post(evil);
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    assert!(!body.trim_end().chars().any(|c| c.is_control()), "{body:?}");
+    let lines = server.lines.lock().unwrap().clone();
+    assert!(
+        lines.iter().all(|l| !l.chars().any(|c| c.is_control())),
+        "{lines:?}"
+    );
 }
 
 /// Scenario: Fleet backend | requests that are not reports (wrong method, no length, too large, not a report, another vehicle's key) | each answered with its status and reason, logged, nothing recorded; the server carries on

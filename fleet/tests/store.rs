@@ -401,3 +401,108 @@ fn rollouts_read_their_members_outcomes_from_the_reports() {
         );
     }
 }
+
+/// Scenario: Fleet backend | a compromised gateway's report carries an ECU entry signed at a release counter no database column holds (2^63) | that ECU is flagged and the rest of the report recorded: nothing half-written
+#[test]
+fn an_ecu_counter_out_of_range_is_flagged_not_half_written() {
+    let dbs = Databases::new();
+    for (at, mut db) in dbs.each("range") {
+        let entries = vec![
+            ecu_entry(ecu_key(), "S1", "BRAKE-A", Some(("brake-fw", "2.0", 2))),
+            ecu_entry(
+                ecu_key(),
+                "S2",
+                "BRAKE-A",
+                Some(("brake-fw", "9.9", 1 << 63)),
+            ),
+        ];
+        let got = ingest(&mut db, &report("VIN1", 1000, 1, entries, vec![])).unwrap();
+        let Applied::Ingested {
+            accepted, flagged, ..
+        } = got
+        else {
+            panic!("{at}")
+        };
+        assert_eq!(accepted, 1, "{at}");
+        assert!(flagged
+            .iter()
+            .any(|f| f.serial == "S2" && f.reason.contains("out of range")));
+        assert!(db
+            .transaction(|tx| store::reported(tx, "VIN1", "S2"))
+            .unwrap()
+            .is_none());
+    }
+}
+
+/// Scenario: Fleet backend | a stolen vehicle key signs a report dated years ahead, or events dated after their report or numbered near 2^63, so that every genuine report after it is a "replay" and genuine events are pushed out | refused (more than a day ahead; events after their report); events are kept newest by date; a new vehicle key forgets the old key's history
+#[test]
+fn a_report_dated_ahead_cannot_freeze_a_vehicle() {
+    let dbs = Databases::new();
+    let now = ota_fleet::now();
+    for (at, mut db) in dbs.each("ahead") {
+        let ahead = report("VIN1", now + 3 * 24 * 3600, 1, both("1.0", 1), vec![]);
+        assert!(
+            matches!(ingest(&mut db, &ahead), Err(FleetError::Malformed(m)) if m.contains("ahead")),
+            "{at}"
+        );
+        let mut late = event(1, "S1", Outcome::Installed, "1.0");
+        late.at = ota_metadata::DateTime(now + 10);
+        let r = report("VIN1", now, 1, both("1.0", 1), vec![late]);
+        assert!(
+            matches!(ingest(&mut db, &r), Err(FleetError::Malformed(_))),
+            "{at}"
+        );
+        // Events numbered near 2^63 but dated earlier do not push out a genuine newer one.
+        let forged: Vec<_> = (0..300u64)
+            .map(|i| {
+                let mut e = event((1 << 62) + i, "S1", Outcome::Installed, "0.1");
+                e.at = ota_metadata::DateTime(now - 100_000 + i as i64);
+                e
+            })
+            .collect();
+        ingest(
+            &mut db,
+            &report("VIN1", now - 10, 1, both("1.0", 1), forged),
+        )
+        .unwrap();
+        let mut genuine = event(7, "S1", Outcome::Refused, "2.0");
+        genuine.at = ota_metadata::DateTime(now - 5);
+        ingest(
+            &mut db,
+            &report("VIN1", now - 5, 2, both("1.0", 1), vec![genuine]),
+        )
+        .unwrap();
+        let events = db.transaction(|tx| store::events(tx, "VIN1")).unwrap();
+        assert!(
+            events.iter().any(|e| e.seq == 7),
+            "{at}: the genuine event was pushed out"
+        );
+        // A new key: the history is forgotten, a report older than the last is news again.
+        db.transaction(|tx| store::forget_vehicle(tx, "VIN1"))
+            .unwrap();
+        ingest(
+            &mut db,
+            &report("VIN1", now - 1000, 1, both("1.0", 1), vec![]),
+        )
+        .unwrap();
+    }
+}
+
+/// Scenario: Fleet backend | a compromised gateway replays an ECU's older signed entry (a lower release counter) in a newer report, to make the OEM assign a release below what the ECU runs | the highest counter an ECU ever reported is kept: the director's check still refuses
+#[test]
+fn a_replayed_older_ecu_entry_cannot_lower_the_highest_counter() {
+    let dbs = Databases::new();
+    for (at, mut db) in dbs.each("highest") {
+        ingest(&mut db, &report("VIN1", 1000, 1, both("7.0", 7), vec![])).unwrap();
+        ingest(&mut db, &report("VIN1", 2000, 2, both("2.0", 2), vec![])).unwrap();
+        let r = db
+            .transaction(|tx| store::reported(tx, "VIN1", "S1"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (r.release_counter, r.highest_release_counter),
+            (2, 7),
+            "{at}"
+        );
+    }
+}

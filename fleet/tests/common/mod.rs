@@ -89,7 +89,7 @@ pub fn event(seq: u64, serial: &str, outcome: Outcome, version: &str) -> EcuEven
         uid: "brake-fw".into(),
         version: version.into(),
         update: "assignments v3".into(),
-        at: DateTime(1_000_000),
+        at: DateTime(500),
     }
 }
 

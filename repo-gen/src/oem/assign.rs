@@ -87,6 +87,35 @@ pub struct Assigned {
     pub forced: Option<String>,
 }
 
+const VETOES: &str = "vetoes.json";
+
+/// Record that a regulator vetoed `release` (SUPPLIER/UID/VERSION).
+fn remember_veto(cache: &Path, release: &str, why: &str) -> Result<()> {
+    let path = cache.join(VETOES);
+    let mut all: BTreeMap<String, String> = read_vetoes(&path)?;
+    if all.contains_key(release) {
+        return Ok(());
+    }
+    all.insert(release.to_string(), why.to_string());
+    let bytes = serde_json::to_vec_pretty(&all).map_err(|e| Error::refused(e.to_string()))?;
+    fsutil::write_atomic(&path, &bytes)
+}
+
+fn remembered_veto(cache: &Path, release: &str) -> Result<Option<String>> {
+    Ok(read_vetoes(&cache.join(VETOES))?.remove(release))
+}
+
+fn read_vetoes(path: &Path) -> Result<BTreeMap<String, String>> {
+    if !path.exists() {
+        return Ok(BTreeMap::new());
+    }
+    let bytes = fsutil::read_bounded(path, 16 << 20)?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Config {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
 /// Ask the regulators about the release `req` for hardware id `hw`, as a vehicle would.
 fn ask_regulators(
     dir: &Path,
@@ -135,11 +164,20 @@ fn ask_regulators(
     let staging = tempfile::tempdir_in(dir).map_err(Error::io(dir))?;
     let asked = walk::check_image(&mut repos, &master, &ecu, &probe, None, staging.path())
         .and_then(|checked| walk::check_attestations(&mut repos, &master, &checked.release));
+    let release = format!(
+        "{}/{}/{}",
+        req.image.supplier, req.image.uid, req.image.version
+    );
     match asked {
         Ok(names) => Ok((names, None)),
-        Err(e) if matches!(e.check, Check::Revoked | Check::Rejected) => Err(Error::refused(
-            format!("{e}: vehicles refuse a vetoed release, so it is never assigned (not even with --force); assign an approved release"),
-        )),
+        Err(e) if matches!(e.check, Check::Revoked | Check::Rejected) => {
+            // Remembered: a regulator tree rolled back or blocked later cannot make --force
+            // assign what a regulator was once seen to veto.
+            remember_veto(&cache, &release, &e.to_string())?;
+            Err(Error::refused(format!(
+                "{e}: vehicles refuse a vetoed release, so it is never assigned (not even with --force); assign an approved release"
+            )))
+        }
         Err(e)
             if *force
                 && matches!(
@@ -147,6 +185,11 @@ fn ask_regulators(
                     Check::NotApproved | Check::RegulatorUnreachable | Check::SupplierMetadata
                 ) =>
         {
+            if let Some(veto) = remembered_veto(&cache, &release)? {
+                return Err(Error::refused(format!(
+                    "{e}; and a regulator was seen vetoing {release} before ({veto}): not assigned, not even with --force"
+                )));
+            }
             Ok((Vec::new(), Some(e.to_string())))
         }
         Err(e) if matches!(e.check, Check::NotApproved | Check::RegulatorUnreachable | Check::SupplierMetadata) => {
@@ -213,9 +256,9 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Assigned> {
                      r: Option<&ota_fleet::store::Reported>|
      -> Result<()> {
         match r {
-            Some(r) if req.release_counter < r.release_counter => Err(Error::refused(format!(
-                "ECU {serial} of {vin} reported running {} {} (release counter {}): it refuses {} {} (release counter {}), and the vehicle's other updates would wait on it; assign a release at counter {} or above",
-                r.uid, r.version, r.release_counter, a.uid, a.version, req.release_counter, r.release_counter
+            Some(r) if req.release_counter < r.highest_release_counter => Err(Error::refused(format!(
+                "ECU {serial} of {vin} reported running {} {} (release counter {}, {} at most): it refuses {} {} (release counter {}), and the vehicle's other updates would wait on it; assign a release at counter {} or above",
+                r.uid, r.version, r.release_counter, r.highest_release_counter, a.uid, a.version, req.release_counter, r.highest_release_counter
             ))),
             _ => Ok(()),
         }

@@ -40,10 +40,17 @@ pub fn vehicle_key(dir: &Path, vin: &str, key_file: &Path) -> Result<()> {
     let key = public_key_file(key_file)?;
     let mut inv = Inventory::load_for(dir, &[vin])?;
     inv.vehicle(vin)?;
+    let changed = inv.vehicles.get(vin).and_then(|v| v.key.as_ref()) != Some(&key);
     if let Some(v) = inv.vehicles.get_mut(vin) {
         v.key = Some(key);
     }
-    inv.save(dir)
+    inv.save(dir)?;
+    // A new key starts the vehicle's report history afresh: nothing the old key signed (a
+    // report dated ahead, events numbered ahead) outlives it.
+    if changed {
+        super::reports::forget_vehicle(dir, vin)?;
+    }
+    Ok(())
 }
 
 pub fn ecu_key(dir: &Path, vin: &str, serial: &str, key_file: &Path) -> Result<()> {

@@ -33,11 +33,35 @@ impl From<FleetError> for Error {
     }
 }
 
-/// Where `dir`'s reports live.
+/// Where `dir`'s reports live. An SQLite path is relative to the working directory `dir`
+/// (not to where a command runs).
 pub fn location(dir: &Path, s: &Settings) -> Location {
-    match &s.report_database {
-        Some(url) => Location::parse(url),
+    match s.report_database.as_deref().map(Location::parse) {
+        Some(Location::Sqlite(p)) if p.is_relative() => Location::Sqlite(dir.join(p)),
+        Some(at) => at,
         None => Location::Sqlite(dir.join(DATABASE)),
+    }
+}
+
+/// A database the reports can live in: a PostgreSQL URL, or an SQLite file path (not an
+/// in-memory database or an SQLite URI: reports must survive the process).
+fn check_database(url: &str) -> Result<()> {
+    match Location::parse(url) {
+        Location::Postgres(_) => Ok(()),
+        Location::Sqlite(p) => {
+            let text = p.to_string_lossy();
+            if text.is_empty()
+                || text == ":memory:"
+                || text.starts_with("file:")
+                || text.ends_with('/')
+            {
+                Err(Error::refused(format!(
+                    "{url:?}: give a PostgreSQL URL (postgres://…) or the path of an SQLite file (not an in-memory database or an SQLite URI)"
+                )))
+            } else {
+                Ok(())
+            }
+        }
     }
 }
 
@@ -75,6 +99,9 @@ pub(crate) fn mark_migrated(dir: &Path) -> Result<()> {
 
 /// Choose the database (`oem report database`): opened and migrated before it is recorded.
 pub fn set_database(dir: &Path, url: Option<&str>) -> Result<Location> {
+    if let Some(url) = url {
+        check_database(url)?;
+    }
     let mut s = Settings::load(dir)?;
     s.report_database = url.map(str::to_string);
     let at = location(dir, &s);
@@ -209,6 +236,14 @@ pub fn clear_flags(
     Ok(open(dir)?.transaction(|tx| db_store::clear_flags(tx, vin, serial))?)
 }
 
+/// Forget `vin`'s report history when it gets a new key (see [`db_store::forget_vehicle`]).
+pub fn forget_vehicle(dir: &Path, vin: &str) -> Result<()> {
+    if let Some(mut db) = open_existing(dir)? {
+        db.transaction(|tx| db_store::forget_vehicle(tx, vin))?;
+    }
+    Ok(())
+}
+
 /// A vehicle's events, oldest first.
 pub fn events(dir: &Path, vin: &str) -> Result<Vec<ota_metadata::documents::EcuEvent>> {
     Ok(open(dir)?.transaction(|tx| db_store::events(tx, vin))?)
@@ -263,8 +298,8 @@ pub fn running_above(
     use ota_fleet::sql::{int, Value};
     Ok(db.transaction(|tx| {
         let rows = tx.rows(
-            "SELECT vin, serial, uid, version, release_counter FROM ecus
-             WHERE hardware_id = $1 AND release_counter > $2 ORDER BY vin, serial",
+            "SELECT vin, serial, uid, version, release_counter, highest_release_counter FROM ecus
+             WHERE hardware_id = $1 AND highest_release_counter > $2 ORDER BY vin, serial",
             &[hw.into(), int(counter, "release counter")?],
         )?;
         Ok(rows
@@ -277,6 +312,7 @@ pub fn running_above(
                 let uid = t().into_text();
                 let version = t().into_text();
                 let release_counter = t().int().unwrap_or(0).max(0) as u64;
+                let highest = t().int().unwrap_or(0).max(0) as u64;
                 (
                     vin,
                     serial,
@@ -284,6 +320,7 @@ pub fn running_above(
                         uid,
                         version,
                         release_counter,
+                        highest_release_counter: highest.max(release_counter),
                     },
                 )
             })
