@@ -1,11 +1,12 @@
 //! The ingest server under load, on SQLite and on a real PostgreSQL server, in one run:
 //! - reports ingested per second (each with the vehicle's and two ECUs' RSA-2048 signatures
-//!   verified), from 16 concurrent clients, one connection per report, as gateways send them;
+//!   verified), from 64 concurrent clients (on the same two cores), one connection per report, as gateways send them;
 //! - a valid report's latency while 1,000 slowloris connections are open;
 //! - the reference measured in the same run: the signature checks alone (three RSA-2048
 //!   verifications per report, on both cores), the bound no server could beat.
 //!
-//! `cargo bench -p ota-fleet --bench ingest [-- --quick]`. Figures are medians of the run.
+//! `cargo bench -p ota-fleet --bench ingest [-- --quick]` (or `OTA_BENCH_QUICK=1`). Figures are
+//! medians of the run.
 
 use ota_fleet::report::{KnownEcu, KnownVehicle};
 use ota_fleet::server::{serve, Log, Options};
@@ -19,7 +20,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-const CLIENTS: usize = 16;
+const CLIENTS: usize = 64;
 
 fn field(s: &str) -> [u8; 32] {
     let mut f = [0u8; 32];
@@ -183,13 +184,62 @@ fn verify_only(fleet: &Fleet) -> f64 {
     fleet.reports.len() as f64 / t.elapsed().as_secs_f64()
 }
 
+/// Fill a database with `n` vehicles' ECU rows (1% on brake-fw 2.0, the rest on 1.0) and
+/// time three queries; seconds (fill, count, list, behind).
+fn queries(path: &std::path::Path, n: usize) -> (f64, f64, f64, f64) {
+    use ota_fleet::report::{EcuState, Running};
+    let mut db = ota_fleet::Db::open(&Location::Sqlite(path.to_path_buf())).unwrap();
+    let t = Instant::now();
+    db.transaction(|tx| {
+        for i in 0..n {
+            let vin = format!("WDD{i:014}");
+            let version = if i % 100 == 0 { "2.0" } else { "1.0" };
+            for serial in ["S1", "S2"] {
+                let e = EcuState {
+                    serial: serial.into(),
+                    hardware_id: "BRAKE-A".into(),
+                    image: Some(Running {
+                        uid: "brake-fw".into(),
+                        version: version.into(),
+                        sha256: String::new(),
+                        release_counter: if version == "2.0" { 2 } else { 1 },
+                    }),
+                };
+                ota_fleet::store::record_ecu(tx, &vin, &e, 1_000_000)?;
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+    let fill = t.elapsed().as_secs_f64();
+    let timed = |db: &mut ota_fleet::Db, f: &dyn Fn(&mut dyn ota_fleet::sql::Tx) -> usize| {
+        let t = Instant::now();
+        let n = db.transaction(|tx| Ok(f(tx))).unwrap();
+        assert!(n > 0);
+        t.elapsed().as_secs_f64()
+    };
+    let count = timed(&mut db, &|tx| {
+        ota_fleet::query::count_running(tx, "brake-fw", "1.0").unwrap() as usize
+    });
+    let list = timed(&mut db, &|tx| {
+        ota_fleet::query::running(tx, "brake-fw", "2.0")
+            .unwrap()
+            .len()
+    });
+    let behind = timed(&mut db, &|tx| {
+        ota_fleet::query::count_behind(tx, &["BRAKE-A".into()], 2).unwrap() as usize
+    });
+    (fill, count, list, behind)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let quick = std::env::args().any(|a| a == "--quick")
+        || std::env::var_os("OTA_BENCH_QUICK").is_some_and(|v| v == "1");
     let n = if quick { 600 } else { 3000 };
     let runs = if quick { 1 } else { 3 };
     let vehicle = SigningKey::generate(2048).unwrap();
@@ -242,6 +292,13 @@ fn main() {
     let (med, max) = latency_under_slowloris(addr, &f.reports[..sample]);
     println!(
         "valid report with 1,000 slow connections open: median {med:.1} ms, max {max:.1} ms ({sample} reports; goal: within 1 s)"
+    );
+    // A fleet query over a million vehicles (two ECUs each), SQLite.
+    let vehicles = if quick { 100_000 } else { 1_000_000 };
+    let (fill, count, list, behind) = queries(&dir.path().join("fleet.sqlite"), vehicles);
+    println!(
+        "{vehicles} vehicles ({} ECU rows): filled in {fill:.1} s; `fleet running --count` {count:.3} s, `fleet running` (1% of the fleet) {list:.3} s, `fleet behind --count` {behind:.3} s (goal: a query within 1 s)",
+        vehicles * 2
     );
     if pg.is_none() {
         skipped = true;

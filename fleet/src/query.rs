@@ -77,3 +77,18 @@ pub fn count_running(tx: &mut dyn Tx, uid: &str, version: &str) -> Result<u64> {
         )?
         .max(0) as u64)
 }
+
+/// How many ECUs of `hardware_ids` are behind a release at `counter` (without reading them).
+pub fn count_behind(tx: &mut dyn Tx, hardware_ids: &[String], counter: u64) -> Result<u64> {
+    let mut n = 0u64;
+    for hw in hardware_ids {
+        n = n.saturating_add(
+            tx.count(
+                "SELECT COUNT(*) FROM ecus WHERE hardware_id = $1 AND release_counter < $2",
+                &[hw.into(), int(counter, "release counter")?],
+            )?
+            .max(0) as u64,
+        );
+    }
+    Ok(n)
+}

@@ -9,7 +9,7 @@ use crate::error::{FleetError, Result};
 use ota_ecu::uds::client::parse_identification;
 use ota_metadata::documents::version_report::ecu_report_message;
 use ota_metadata::documents::{EcuEvent, EcuRecall, VehicleVersionReport};
-use ota_metadata::keys::{Key, KeyId};
+use ota_metadata::keys::Key;
 use ota_metadata::{DateTime, Envelope};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -230,24 +230,73 @@ fn parse(bytes: &[u8]) -> Result<(Envelope, VehicleVersionReport)> {
     Ok((env, report))
 }
 
+/// The report signed by the vehicle's registered key (threshold 1, key ids unique).
 fn verify_vehicle_signature(env: &Envelope, vin: &str, vehicle: &KnownVehicle) -> Result<()> {
     let key = vehicle
         .key
-        .clone()
+        .as_ref()
         .ok_or_else(|| FleetError::NoVehicleKey(vin.to_string()))?;
     let bad = |reason: String| FleetError::BadSignature {
         vin: vin.to_string(),
         reason,
     };
-    let id = key.key_id().map_err(|e| bad(e.to_string()))?;
-    env.verify(
-        &format!("version report of {vin}"),
-        std::slice::from_ref(&id),
-        1,
-        &[(id.clone(), key)].into(),
-    )
-    .map(|_| ())
-    .map_err(|e| bad(e.to_string()))
+    let parsed =
+        keys::parsed(key).ok_or_else(|| bad("the registered key does not parse".into()))?;
+    let sigs = env.signatures();
+    let mut ids = BTreeSet::new();
+    if sigs.iter().any(|s| !ids.insert(&s.keyid)) {
+        return Err(bad("a key id signs twice".into()));
+    }
+    let sig = sigs
+        .iter()
+        .find(|s| s.keyid == parsed.id)
+        .ok_or_else(|| bad("not signed by the vehicle's registered key (threshold 1)".into()))?;
+    let ok = hex::decode(&sig.sig).is_ok_and(|b| parsed.public.verify(env.canonical_signed(), &b));
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(
+            "the vehicle key's signature does not verify (threshold 1)".into(),
+        ))
+    }
+}
+
+/// Registered keys parsed once: a server verifies many reports of the same vehicles, and
+/// parsing an RSA key (PEM, ASN.1, big integers) and its key id costs as much as a signature.
+mod keys {
+    use ota_metadata::keys::{Key, KeyId, PublicKey};
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    pub(super) struct Parsed {
+        pub id: KeyId,
+        pub public: PublicKey,
+    }
+
+    /// Keys kept parsed (a fleet's worth of shards in a server; cleared when full).
+    const KEPT: usize = 1 << 16;
+
+    pub(super) fn parsed(key: &Key) -> Option<Arc<Parsed>> {
+        type Cache = HashMap<String, (Key, Arc<Parsed>)>;
+        static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
+        let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+        let name = format!("{}\n{}\n{}", key.keytype, key.scheme, key.keyval.public);
+        if let Some((k, p)) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&name) {
+            // The whole key object (its id covers every field), not only its material.
+            if k == key {
+                return Some(p.clone());
+            }
+        }
+        let id = key.key_id().ok()?;
+        let public = key.to_public(&id).ok()?;
+        let p = Arc::new(Parsed { id, public });
+        let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
+        if c.len() >= KEPT {
+            c.clear();
+        }
+        c.insert(name, (key.clone(), p.clone()));
+        Some(p)
+    }
 }
 
 /// Each ECU entry checked against the inventory: accepted, or flagged with why.
@@ -351,8 +400,7 @@ fn verify_ecu(key: &Key, ident: &[u8], nonce: &str, sig: &str) -> bool {
     let Ok(nonce) = <[u8; 16]>::try_from(nonce.as_slice()) else {
         return false;
     };
-    key.to_public(&KeyId("ecu".into()))
-        .is_ok_and(|k| k.verify(&ecu_report_message(ident, &nonce), &sig))
+    keys::parsed(key).is_some_and(|k| k.public.verify(&ecu_report_message(ident, &nonce), &sig))
 }
 
 /// `s` cut to [`MAX_REASON`] bytes on a character boundary.

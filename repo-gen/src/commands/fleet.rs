@@ -47,6 +47,9 @@ pub enum FleetCommand {
         /// The release's version.
         #[arg(long, value_name = "VERSION")]
         version: String,
+        /// Print only how many.
+        #[arg(long)]
+        count: bool,
         /// Print JSON (one array) instead of lines.
         #[arg(long)]
         json: bool,
@@ -104,10 +107,18 @@ pub fn run(cmd: FleetCommand) -> Result<()> {
             supplier,
             uid,
             version,
+            count,
             json,
         } => {
             let s = oem::Settings::load(&dir)?;
             let release = reviewed(&s, supplier.as_deref(), &uid, &version)?;
+            if count {
+                let n = db.transaction(|tx| {
+                    query::count_behind(tx, &release.hardware_ids, release.release_counter)
+                })?;
+                println!("{n}");
+                return Ok(());
+            }
             let rows = db.transaction(|tx| {
                 query::behind(tx, &release.hardware_ids, release.release_counter)
             })?;
