@@ -235,15 +235,7 @@ fn run_updates_logs_one_json_line_per_check_and_uploads_reports() {
         let a = server.answer();
         assert!(a.starts_with("200 ingested"), "{a}");
     }
-    let last = ota_repo::oem::reports::open(&w.p("oem"))
-        .unwrap()
-        .transaction(|tx| {
-            tx.row(
-                "SELECT last_counter FROM vehicles WHERE vin = $1",
-                &["VIN1".into()],
-            )
-        })
-        .unwrap();
+    let last = last_counter(&w.p("oem"));
     assert_eq!(last, Some(vec![ota_fleet::sql::Value::Int(2)]));
     // The report said what happened: S1 installed 1.0, in the update of the assignments.
     let events = ota_repo::oem::reports::events(&w.p("oem"), "VIN1").unwrap();
@@ -513,7 +505,13 @@ fn the_report_server_answers_with_a_closed_stdout_while_the_directory_is_locked(
         server.child.try_wait().unwrap().is_none(),
         "the server stopped"
     );
-    let last = ota_repo::oem::reports::open(&w.p("oem"))
+    let last = last_counter(&w.p("oem"));
+    assert_eq!(last, Some(vec![ota_fleet::sql::Value::Int(3)]));
+}
+
+/// The report counter of VIN1's newest report the OEM recorded.
+fn last_counter(oem: &Path) -> Option<Vec<ota_fleet::sql::Value>> {
+    ota_repo::oem::reports::open(oem)
         .unwrap()
         .transaction(|tx| {
             tx.row(
@@ -521,6 +519,5 @@ fn the_report_server_answers_with_a_closed_stdout_while_the_directory_is_locked(
                 &["VIN1".into()],
             )
         })
-        .unwrap();
-    assert_eq!(last, Some(vec![ota_fleet::sql::Value::Int(3)]));
+        .unwrap()
 }
