@@ -716,8 +716,8 @@ impl Gateway {
             .collect();
         let group = sets::groups(&update);
         let group_of = |s: &str| group.get(s).copied().unwrap_or(usize::MAX);
-        // A requirement must be met by the vehicle with this set alone (another set may fail);
-        // a conflict must be absent with every set installed (any of them may succeed).
+        // Rules must hold whatever the other sets do: with this set alone (the others fail)
+        // and with every set installed (they succeed).
         let everything = sets::after(&state.installed, update.iter().map(|(s, a)| (s, *a)));
         for p in &planned {
             let g = group_of(&p.ecu.serial);
@@ -728,8 +728,9 @@ impl Gateway {
                     .filter(|(s, _)| group_of(s) == g)
                     .map(|(s, a)| (s, *a)),
             );
-            let why = ota_metadata::documents::unmet_requirement(&p.a, &with_set)
-                .or_else(|| ota_metadata::documents::conflict(&p.ecu.serial, &p.a, &everything));
+            let why = [&with_set, &everything]
+                .into_iter()
+                .find_map(|after| ota_metadata::documents::unmet(&p.ecu.serial, &p.a, after));
             if let Some(why) = why {
                 out[p.index].1 = EcuOutcome::Failed(EcuError::Dependency(why));
                 failed.push(p.ecu.serial.clone());

@@ -425,3 +425,188 @@ fn a_new_vehicle_key_forgets_the_old_keys_report_history() {
     oem::vehicle_key(&dir, "VIN1", &new).unwrap();
     assert_eq!(rows(&w), 0);
 }
+
+fn start_rollout(
+    w: &World,
+    version: &str,
+    stages: Vec<u32>,
+    failure_limit: u32,
+) -> oem::rollout::Step {
+    oem::rollout::start(
+        &w.p("oem"),
+        oem::rollout::Start {
+            supplier: "acme".into(),
+            uid: "brake-fw".into(),
+            version: version.into(),
+            hardware_id: "BRAKE-A".into(),
+            stages,
+            success_bar: 50,
+            failure_limit,
+            approval: oem::Approval::Ask {
+                ca: None,
+                force: false,
+                now: w.now,
+            },
+        },
+        w.now.0,
+    )
+    .unwrap()
+}
+
+fn assigned_to(w: &World, vin: &str, serial: &str) -> Option<(String, Option<String>)> {
+    oem::Assignments::load_for(&w.p("oem"), &[vin])
+        .unwrap()
+        .vehicles
+        .get(vin)
+        .and_then(|v| v.get(serial))
+        .map(|a| (a.version.clone(), a.set.clone()))
+}
+
+fn assign_by_hand(w: &World, vin: &str, serial: &str, version: &str, set: Option<&str>) {
+    oem::assign(
+        &w.p("oem"),
+        oem::Assign {
+            target: oem::AssignTarget::Vehicle {
+                vin: vin.into(),
+                serial: Some(serial.into()),
+            },
+            supplier: "acme".into(),
+            uid: "brake-fw".into(),
+            version: version.into(),
+            approval: oem::Approval::NotAsked,
+            rules: oem::Rules {
+                set: set.map(str::to_string),
+                ..Default::default()
+            },
+        },
+    )
+    .unwrap();
+}
+
+/// Scenario: Fleet backend | a rollout meets ECUs the OEM assigned by hand (before, and during it), then halts | the rollout leaves ECUs holding another assignment alone, and its halt withdraws only its own assignments (its release, its set)
+#[test]
+fn a_rollout_touches_only_its_own_assignments() {
+    let w = World::new();
+    for vin in ["VIN2", "VIN3"] {
+        oem::vehicle_add(&w.p("oem"), vin, &["B1:BRAKE-A".into()], &[]).unwrap();
+    }
+    assign_by_hand(&w, "VIN2", "B1", "2.0", None);
+    start_rollout(&w, "1.0", vec![100], 50);
+    assert_eq!(
+        assigned_to(&w, "VIN2", "B1"),
+        Some(("2.0".into(), None)),
+        "overwritten"
+    );
+    let rollout_set = Some("rollout acme/brake-fw/1.0/BRAKE-A".to_string());
+    assert_eq!(
+        assigned_to(&w, "VIN3", "B1"),
+        Some(("1.0".into(), rollout_set))
+    );
+    // By hand during the rollout, in a set of its own.
+    assign_by_hand(&w, "VIN3", "B1", "2.0", Some("manual"));
+    oem::rollout::halt(&w.p("oem"), "acme/brake-fw/1.0/BRAKE-A", "test", w.now.0).unwrap();
+    assert_eq!(
+        assigned_to(&w, "VIN3", "B1"),
+        Some(("2.0".into(), Some("manual".into())))
+    );
+    assert_eq!(assigned_to(&w, "VIN2", "B1"), Some(("2.0".into(), None)));
+    assert_eq!(
+        assigned_to(&w, "VIN1", "S1"),
+        None,
+        "the rollout's own is withdrawn"
+    );
+}
+
+/// Scenario: Fleet backend | one rollout cannot assign its next stage (its regulator unreachable) while another is past its failure limit | `rollout advance` still halts the other (each rollout on its own) and exits non-zero naming the one it could not move
+#[test]
+fn one_stuck_rollout_does_not_keep_another_from_halting() {
+    let w = World::new();
+    for i in 2..=9 {
+        oem::vehicle_add(&w.p("oem"), &format!("VIN{i}"), &["B1:BRAKE-A".into()], &[]).unwrap();
+    }
+    // 0.9 sorts first: it goes out to half, its members all succeed, its next stage is due.
+    start_rollout(&w, "0.9", vec![50, 100], 50);
+    // 1.0 goes to half of the rest (the ECUs 0.9 holds are busy), with no failure allowed;
+    // two ECUs stay free for 0.9's next stage.
+    start_rollout(&w, "1.0", vec![50, 100], 0);
+    let t = w.now.0;
+    for (vin, ecus) in oem::Assignments::load(&w.p("oem")).unwrap().vehicles {
+        for (serial, a) in ecus {
+            let (running, refused): (Vec<&str>, Vec<&str>) = if a.version == "0.9" {
+                (vec![&serial], vec![])
+            } else {
+                (vec![], vec![&serial])
+            };
+            reported(&w, &vin, t + 1, &running, &refused, &a.version);
+        }
+    }
+    // 0.9's next stage cannot be checked with the regulator.
+    std::fs::rename(w.p("tuv/repository"), w.p("tuv/gone")).unwrap();
+    let approval = oem::Approval::Ask {
+        ca: None,
+        force: false,
+        now: w.now,
+    };
+    let steps = oem::rollout::advance(&w.p("oem"), &approval, t).unwrap();
+    assert!(
+        matches!(&steps[0], oem::rollout::Step::Failed { id, .. } if id.contains("0.9")),
+        "{steps:?}"
+    );
+    assert!(
+        matches!(&steps[1], oem::rollout::Step::Halted { id, .. } if id.contains("1.0")),
+        "{steps:?}"
+    );
+}
+
+/// Scenario: Fleet backend | an assignment to a whole hardware id carries a conflict that only a vehicle in the last shard has | refused, and no shard is written (the rules of every vehicle are checked before any shard is)
+#[test]
+fn a_hardware_id_assignment_refused_in_one_shard_writes_no_shard() {
+    let w = World::new();
+    let dir = w.p("oem");
+    let vins: Vec<String> = (2..=40).map(|i| format!("VIN{i}")).collect();
+    for vin in &vins {
+        oem::vehicle_add(&dir, vin, &["B1:BRAKE-A".into()], &[]).unwrap();
+    }
+    let fleet = oem::privacy::fleet_secret(&dir).unwrap();
+    let last = vins
+        .iter()
+        .max_by_key(|v| oem::store::shard_of(&fleet, v))
+        .unwrap();
+    // That vehicle reported an abs-fw ECU.
+    let abs = ota_fleet::report::EcuState {
+        serial: "A1".into(),
+        hardware_id: "ABS-1".into(),
+        image: Some(ota_fleet::report::Running {
+            uid: "abs-fw".into(),
+            version: "3.0".into(),
+            sha256: String::new(),
+            release_counter: 3,
+        }),
+    };
+    oem::reports::open(&dir)
+        .unwrap()
+        .transaction(|tx| ota_fleet::store::record_ecu(tx, last, &abs, 1))
+        .unwrap();
+    let err = oem::assign(
+        &dir,
+        oem::Assign {
+            target: oem::AssignTarget::HardwareId("BRAKE-A".into()),
+            supplier: "acme".into(),
+            uid: "brake-fw".into(),
+            version: "1.0".into(),
+            approval: oem::Approval::NotAsked,
+            rules: oem::Rules {
+                conflicts: vec!["abs-fw".parse().unwrap()],
+                ..Default::default()
+            },
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("never runs beside abs-fw"), "{err}");
+    assert!(oem::Assignments::load(&dir)
+        .unwrap()
+        .vehicles
+        .values()
+        .all(|v| v.is_empty()));
+}

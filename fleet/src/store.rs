@@ -38,20 +38,49 @@ pub fn apply(tx: &mut dyn Tx, v: &Verdict, now: i64) -> Result<Applied> {
     if !advance_vehicle(tx, v, now)? {
         return refuse_stale(tx, v);
     }
+    let mut flagged = v.flagged.clone();
     for e in &v.accepted {
+        if let Some(why) = below_highest(tx, &v.vin, e)? {
+            flagged.push(Flag {
+                serial: e.serial.clone(),
+                reason: why,
+            });
+        }
         record_ecu(tx, &v.vin, e, v.generated.0)?;
     }
-    for f in &v.flagged {
+    for f in &flagged {
         record_flag(tx, &v.vin, f, now)?;
     }
     record_recalls(tx, v)?;
     let new_events = record_events(tx, &v.vin, &v.events)?;
     Ok(Applied::Ingested {
         accepted: v.accepted.len(),
-        flagged: v.flagged.clone(),
+        flagged,
         recalls: v.recalls.clone(),
         new_events,
     })
+}
+
+/// An ECU reporting a lower release counter than it did before: an older signed entry a
+/// compromised gateway replays (the gateway picks the nonce the ECU signs), or a revert of an
+/// image never confirmed. Recorded, and flagged for the OEM to look at.
+fn below_highest(
+    tx: &mut dyn Tx,
+    vin: &str,
+    e: &crate::report::EcuState,
+) -> Result<Option<String>> {
+    let Some(now) = e.image.as_ref().map(|i| i.release_counter) else {
+        return Ok(None);
+    };
+    let highest = tx.count(
+        "SELECT highest_release_counter FROM ecus WHERE vin = $1 AND serial = $2",
+        &[vin.into(), Value::from(&e.serial)],
+    )?;
+    Ok((u64::try_from(highest).unwrap_or(0) > now).then(|| {
+        format!(
+            "reports release counter {now}, below the {highest} it reported before: an older entry replayed by a compromised gateway, or a reverted image"
+        )
+    }))
 }
 
 /// Make `v` the vehicle's newest report; false if it is not newer than the one recorded.

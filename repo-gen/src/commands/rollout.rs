@@ -148,6 +148,15 @@ pub fn run(cmd: RolloutCommand, now: DateTime) -> Result<()> {
             for s in &steps {
                 say(s);
             }
+            let failed = steps
+                .iter()
+                .filter(|s| matches!(s, Step::Failed { .. }))
+                .count();
+            if failed > 0 {
+                return Err(Error::refused(format!(
+                    "{failed} rollout(s) could not move on (above); the others were handled"
+                )));
+            }
         }
         RolloutCommand::Status { dir, json } => {
             let all = rollout::status(&dir)?;
@@ -207,6 +216,7 @@ fn say(s: &Step) {
             withdrawn,
         } => println!("{id}: HALTED: {reason}; {withdrawn} pending assignment(s) withdrawn"),
         Step::Done { id } => println!("{id}: done"),
+        Step::Failed { id, error } => println!("{id}: NOT ADVANCED: {error}"),
         Step::Waiting { id, progress } => println!(
             "{id}: waiting: {} of {} succeeded, {} failed, {} pending",
             progress.succeeded,

@@ -237,8 +237,47 @@ fn check_rules(
     Ok(())
 }
 
+/// Most requirements or conflicts one assignment carries.
+const MAX_RULES: usize = 32;
+
+impl Rules {
+    /// Names as the rest of the metadata's (printable, bounded), few rules, none twice.
+    fn check(&self) -> Result<()> {
+        let names = self
+            .set
+            .iter()
+            .chain(self.requires.iter().map(|r| &r.uid))
+            .chain(self.conflicts.iter().map(|c| &c.uid))
+            .chain(self.conflicts.iter().filter_map(|c| c.version.as_ref()));
+        for n in names {
+            if n.is_empty() || n.len() > 128 || n.chars().any(char::is_control) {
+                return Err(Error::refused(format!(
+                    "{:?}: a set name, uid or version is 1 to 128 characters, none a control character",
+                    n.escape_default().to_string()
+                )));
+            }
+        }
+        let dup = |v: Vec<String>| {
+            let n = v.len();
+            let set: std::collections::BTreeSet<String> = v.into_iter().collect();
+            set.len() != n
+        };
+        if self.requires.len() > MAX_RULES
+            || self.conflicts.len() > MAX_RULES
+            || dup(self.requires.iter().map(|r| r.uid.clone()).collect())
+            || dup(self.conflicts.iter().map(|c| c.to_string()).collect())
+        {
+            return Err(Error::refused(format!(
+                "at most {MAX_RULES} requirements and {MAX_RULES} conflicts, each uid once"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Record the assignment; returns the ECUs assigned and what the regulators said.
 pub fn assign(dir: &Path, a: Assign) -> Result<Assigned> {
+    a.rules.check()?;
     let s = Settings::load(dir)?;
     let supplier = s
         .suppliers
@@ -445,43 +484,47 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Assigned> {
                     not_below(&vin, &serial, Some(&r))?;
                 }
             }
-            for shard in store::shard_files(dir, store::INVENTORY_DIR)? {
-                let (inv, _) =
-                    store::read_shard::<super::Vehicle>(dir, store::INVENTORY_DIR, &shard)?;
-                let found: Vec<(String, String, &BTreeMap<String, u64>)> = inv
-                    .iter()
-                    .flat_map(|(vin, v)| {
-                        v.ecus
-                            .iter()
-                            .filter(|(_, e)| &e.hardware_id == hw && !e.aftermarket)
-                            .map(move |(serial, _)| {
-                                (vin.clone(), serial.clone(), &v.decryption_leaves)
-                            })
-                    })
-                    .collect();
-                if found.is_empty() {
-                    continue;
-                }
-                let vins: Vec<&str> = found.iter().map(|(v, _, _)| v.as_str()).collect();
-                let mut assignments = Assignments::load_for(dir, &vins)?;
-                for (vin, serial, leaves) in found {
-                    let x = assignment(&vin, hw, leaves)?;
-                    assignments
-                        .vehicles
-                        .entry(vin.clone())
-                        .or_default()
-                        .insert(serial.clone(), x);
-                    ecus.push((vin, serial, hw.clone()));
-                }
-                for (vin, vehicle) in &assignments.vehicles {
-                    let ruled = vehicle
-                        .values()
-                        .any(|x| !x.requires.is_empty() || !x.conflicts.is_empty());
-                    if ruled {
+            // Twice over the shards: first every vehicle's rules checked with the assignment in
+            // place (nothing written), then written; a refusal leaves every shard as it was.
+            for write in [false, true] {
+                for shard in store::shard_files(dir, store::INVENTORY_DIR)? {
+                    let (inv, _) =
+                        store::read_shard::<super::Vehicle>(dir, store::INVENTORY_DIR, &shard)?;
+                    let found: Vec<(String, String, &BTreeMap<String, u64>)> = inv
+                        .iter()
+                        .flat_map(|(vin, v)| {
+                            v.ecus
+                                .iter()
+                                .filter(|(_, e)| &e.hardware_id == hw && !e.aftermarket)
+                                .map(move |(serial, _)| {
+                                    (vin.clone(), serial.clone(), &v.decryption_leaves)
+                                })
+                        })
+                        .collect();
+                    if found.is_empty() {
+                        continue;
+                    }
+                    let vins: Vec<&str> = found.iter().map(|(v, _, _)| v.as_str()).collect();
+                    let mut assignments = Assignments::load_for(dir, &vins)?;
+                    for (vin, serial, leaves) in found {
+                        let x = assignment(&vin, hw, leaves)?;
+                        assignments
+                            .vehicles
+                            .entry(vin.clone())
+                            .or_default()
+                            .insert(serial.clone(), x);
+                        if write {
+                            ecus.push((vin, serial, hw.clone()));
+                        }
+                    }
+                    if write {
+                        assignments.save(dir)?;
+                        continue;
+                    }
+                    for (vin, vehicle) in &assignments.vehicles {
                         check_rules(&mut db, vin, vehicle)?;
                     }
                 }
-                assignments.save(dir)?;
             }
         }
     }

@@ -12,7 +12,9 @@ use super::assign::{assign, Approval, Assign, AssignTarget};
 use super::{reports, store, Assignments};
 use crate::error::{Error, Result};
 use ota_fleet::rollout::{self as policy, Decision, Member, Progress, Rollout, State};
+use ota_metadata::documents::EcuAssignment;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 pub struct Start {
@@ -54,6 +56,17 @@ pub enum Step {
         id: String,
         progress: Progress,
     },
+    /// This rollout could not move on now (the next stage's assignment was refused: a
+    /// regulator unreachable, the release vetoed); the others were still handled.
+    Failed {
+        id: String,
+        error: String,
+    },
+}
+
+/// The update set a rollout's assignments belong to.
+pub fn set_of(r: &Rollout) -> String {
+    format!("rollout {}", r.id)
 }
 
 /// Start a rollout and assign its first stage.
@@ -102,7 +115,15 @@ pub fn advance(dir: &Path, approval: &Approval, now: i64) -> Result<Vec<Step>> {
                 db.transaction(|tx| policy::set(tx, &r.id, r.stage, State::Done, &why, now))?;
                 Step::Done { id: r.id.clone() }
             }
-            Decision::Advance => assign_stage(dir, &mut db, &r, r.stage + 1, approval)?,
+            // One rollout's refusal (a regulator unreachable, a veto) must not keep the others
+            // from being advanced or halted.
+            Decision::Advance => match assign_stage(dir, &mut db, &r, r.stage + 1, approval) {
+                Ok(step) => step,
+                Err(e) => Step::Failed {
+                    id: r.id.clone(),
+                    error: e.to_string(),
+                },
+            },
             Decision::Halt(reason) => {
                 let withdrawn = withdraw_pending(dir, &r, &members)?;
                 db.transaction(|tx| policy::set(tx, &r.id, r.stage, State::Halted, &reason, now))?;
@@ -178,7 +199,7 @@ fn assign_stage(
                 // Its own update set: a stage that fails never holds back the vehicles'
                 // other updates.
                 rules: super::assign::Rules {
-                    set: Some(format!("rollout {}", r.id)),
+                    set: Some(set_of(r)),
                     ..Default::default()
                 },
             },
@@ -219,12 +240,25 @@ fn eligible(dir: &Path, db: &mut ota_fleet::Db, r: &Rollout) -> Result<Vec<(Stri
             .map(|(v, s, _)| (v, s))
             .collect();
     let mut out: Vec<([u8; 32], String, String)> = Vec::new();
+    let set = set_of(r);
     for shard in store::shard_files(dir, store::INVENTORY_DIR)? {
         let (inv, _) = store::read_shard::<super::Vehicle>(dir, store::INVENTORY_DIR, &shard)?;
+        let (assigned, _) = store::read_shard::<BTreeMap<String, EcuAssignment>>(
+            dir,
+            store::ASSIGNMENTS_DIR,
+            &shard,
+        )?;
         for (vin, v) in inv {
             for (serial, e) in v.ecus {
+                // An ECU holding another assignment (by hand, another rollout) is left to it:
+                // a rollout never overwrites what it did not assign.
+                let busy = assigned
+                    .get(&vin)
+                    .and_then(|a| a.get(&serial))
+                    .is_some_and(|a| a.set.as_deref() != Some(set.as_str()));
                 if e.hardware_id == r.hardware_id
                     && !e.aftermarket
+                    && !busy
                     && !ahead.contains(&(vin.clone(), serial.clone()))
                 {
                     let key: [u8; 32] = Sha256::digest(format!("{}\n{vin}\n{serial}", r.id)).into();
