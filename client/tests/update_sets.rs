@@ -189,3 +189,33 @@ fn assign_raw_unchecked(w: &World, serial: &str, version: &str, rules: oem::Rule
     oem::publish(&w.p("oem"), w.now, false).unwrap();
     w.published("oem");
 }
+
+/// Scenario: Fleet backend | an image conflicts with what another ECU runs now, and the set that would replace it on that ECU fails | refused: rules are checked with the set alone (the other sets may fail) and with every set installed (they may succeed)
+#[test]
+fn rules_hold_whether_the_other_sets_succeed_or_fail() {
+    let w = World::new();
+    // S2 runs brake-fw 2.0.
+    assign_raw(&w, "S2", "2.0", set("comfort"));
+    assert!(outcome(&w.update(), "S2").starts_with("updated"));
+    // S2 is to go back to 0.9 (its counter below the one it runs: the gateway refuses it) in
+    // one set; S1's 1.0, in another, never runs beside brake-fw 2.0.
+    assign_raw(&w, "S2", "0.9", set("comfort"));
+    let never_beside_2 = oem::Rules {
+        set: Some("brakes".into()),
+        conflicts: vec!["brake-fw@2.0".parse::<Conflict>().unwrap()],
+        ..Default::default()
+    };
+    assign_raw(&w, "S1", "1.0", never_beside_2);
+    let out = w.update();
+    assert!(
+        outcome(&out, "S2").contains("release counter"),
+        "{}",
+        outcome(&out, "S2")
+    );
+    assert!(
+        outcome(&out, "S1").contains("never runs beside brake-fw@2.0"),
+        "{}",
+        outcome(&out, "S1")
+    );
+    assert!(installed(&w, "S1").is_none());
+}

@@ -14,10 +14,9 @@ use std::path::PathBuf;
 pub const OEM_ROLLOUT_EXAMPLES: &str = "Examples:
   ota-repo oem rollout start oem --supplier acme --uid brake-fw --version 1.4.0 \\
                         --hardware-id BRAKE-A --stages 1,10,50,100 --success-bar 95 --failure-limit 2
-  ota-repo oem publish oem
-  # from cron, every hour:
-  ota-repo oem rollout advance oem && ota-repo oem publish oem
-  ota-repo oem rollout status oem
+  # then `ota-repo oem publish oem`; from cron, every hour: advance, then publish
+  ota-repo oem rollout advance oem
+  ota-repo oem rollout status oem --json
   ota-repo oem rollout halt oem --id acme/brake-fw/1.4.0/BRAKE-A --reason 'field reports'";
 
 #[derive(Subcommand, Debug)]
