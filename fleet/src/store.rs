@@ -338,19 +338,61 @@ pub fn reported(tx: &mut dyn Tx, vin: &str, serial: &str) -> Result<Option<Repor
          WHERE vin = $1 AND serial = $2",
         &[vin.into(), serial.into()],
     )?;
-    Ok(row.map(|r| {
-        let mut r = r.into_iter();
-        let uid = r.next().unwrap_or(Value::Null).into_text();
-        let version = r.next().unwrap_or(Value::Null).into_text();
-        let release_counter = r.next().and_then(|v| v.int()).unwrap_or(0).max(0) as u64;
-        let highest = r.next().and_then(|v| v.int()).unwrap_or(0).max(0) as u64;
-        Reported {
-            uid,
-            version,
-            release_counter,
-            highest_release_counter: highest.max(release_counter),
-        }
-    }))
+    Ok(row.map(|r| reported_of(&mut r.into_iter())))
+}
+
+/// The next four columns (uid, version, release counter, highest release counter).
+fn reported_of(r: &mut impl Iterator<Item = Value>) -> Reported {
+    let uid = r.next().unwrap_or(Value::Null).into_text();
+    let version = r.next().unwrap_or(Value::Null).into_text();
+    let release_counter = r.next().and_then(|v| v.int()).unwrap_or(0).max(0) as u64;
+    let highest = r.next().and_then(|v| v.int()).unwrap_or(0).max(0) as u64;
+    Reported {
+        uid,
+        version,
+        release_counter,
+        highest_release_counter: highest.max(release_counter),
+    }
+}
+
+/// What each ECU of `vin` last reported running (those with an image).
+pub fn vehicle_running(tx: &mut dyn Tx, vin: &str) -> Result<Vec<(String, Reported)>> {
+    let rows = tx.rows(
+        "SELECT serial, uid, version, release_counter, highest_release_counter FROM ecus
+         WHERE vin = $1 AND uid <> ''",
+        &[vin.into()],
+    )?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let mut r = r.into_iter();
+            let serial = r.next().unwrap_or(Value::Null).into_text();
+            (serial, reported_of(&mut r))
+        })
+        .collect())
+}
+
+/// The ECUs of hardware id `hw` that ever reported a release counter above `counter`:
+/// (VIN, serial, what they report).
+pub fn running_above(
+    tx: &mut dyn Tx,
+    hw: &str,
+    counter: u64,
+) -> Result<Vec<(String, String, Reported)>> {
+    let rows = tx.rows(
+        "SELECT vin, serial, uid, version, release_counter, highest_release_counter FROM ecus
+         WHERE hardware_id = $1 AND highest_release_counter > $2 ORDER BY vin, serial",
+        &[hw.into(), int(counter, "release counter")?],
+    )?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let mut r = r.into_iter();
+            let vin = r.next().unwrap_or(Value::Null).into_text();
+            let serial = r.next().unwrap_or(Value::Null).into_text();
+            (vin, serial, reported_of(&mut r))
+        })
+        .collect())
 }
 
 /// The recalls the newest reports carry, by VIN and serial.

@@ -215,15 +215,5 @@ fn print_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<()> {
 }
 
 /// Text a vehicle's report chose, safe for the operator's terminal: control characters shown
-/// escaped.
-pub fn printable(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
-}
+/// escaped (the report server's own rule).
+pub use ota_fleet::server::printable;

@@ -267,65 +267,20 @@ pub fn reported(
 
 /// What each ECU of `vin` last reported running: serial -> (uid, version, release counter).
 pub fn vehicle_running(db: &mut Db, vin: &str) -> Result<ota_metadata::documents::VehicleImages> {
-    use ota_fleet::sql::Value;
-    Ok(db.transaction(|tx| {
-        let rows = tx.rows(
-            "SELECT serial, uid, version, release_counter FROM ecus WHERE vin = $1 AND uid <> ''",
-            &[vin.into()],
-        )?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let mut r = r.into_iter();
-                let mut t = || r.next().unwrap_or(Value::Null);
-                let serial = t().into_text();
-                let uid = t().into_text();
-                let version = t().into_text();
-                let c = t().int().unwrap_or(0).max(0) as u64;
-                (serial, (uid, version, c))
-            })
-            .collect())
-    })?)
+    Ok(db
+        .transaction(|tx| db_store::vehicle_running(tx, vin))?
+        .into_iter()
+        .map(|(serial, r)| (serial, (r.uid, r.version, r.release_counter)))
+        .collect())
 }
 
-/// The ECUs of hardware id `hw` that last reported a release counter above `counter`:
-/// (VIN, serial, (uid, version, counter)).
+/// The ECUs of hardware id `hw` that ever reported a release counter above `counter`.
 pub fn running_above(
     db: &mut Db,
     hw: &str,
     counter: u64,
 ) -> Result<Vec<(String, String, db_store::Reported)>> {
-    use ota_fleet::sql::{int, Value};
-    Ok(db.transaction(|tx| {
-        let rows = tx.rows(
-            "SELECT vin, serial, uid, version, release_counter, highest_release_counter FROM ecus
-             WHERE hardware_id = $1 AND highest_release_counter > $2 ORDER BY vin, serial",
-            &[hw.into(), int(counter, "release counter")?],
-        )?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let mut r = r.into_iter();
-                let mut t = || r.next().unwrap_or(Value::Null);
-                let vin = t().into_text();
-                let serial = t().into_text();
-                let uid = t().into_text();
-                let version = t().into_text();
-                let release_counter = t().int().unwrap_or(0).max(0) as u64;
-                let highest = t().int().unwrap_or(0).max(0) as u64;
-                (
-                    vin,
-                    serial,
-                    db_store::Reported {
-                        uid,
-                        version,
-                        release_counter,
-                        highest_release_counter: highest.max(release_counter),
-                    },
-                )
-            })
-            .collect())
-    })?)
+    Ok(db.transaction(|tx| db_store::running_above(tx, hw, counter))?)
 }
 
 /// The report state earlier versions kept in JSON (the inventory's `reported` and
