@@ -106,6 +106,13 @@ const MIGRATIONS: &[&[&str]] = &[
         "UPDATE ecus SET highest_release_counter = release_counter",
         "CREATE INDEX ecus_highest ON ecus (hardware_id, highest_release_counter)",
     ],
+    &[
+        // How many recalls the vehicle's newest report listed, so a report of a vehicle with
+        // none before and none now skips the delete (one round trip per report on
+        // PostgreSQL). Not zero ("maybe some") until a report has set it: a vehicle's first
+        // report, and one after this migration, clears whatever an import left.
+        "ALTER TABLE vehicles ADD COLUMN recalled BIGINT NOT NULL DEFAULT 1",
+    ],
 ];
 
 /// The schema version this release writes.

@@ -422,19 +422,13 @@ fn write_batches(mut db: Db, mut queue: mpsc::Receiver<Job>, batch: usize) {
         let results = db.transaction(|tx| {
             let mut results = Vec::with_capacity(jobs.len());
             for j in &jobs {
-                // Each report in a savepoint: one refused while it was being recorded leaves
-                // nothing behind, and the batch goes on.
-                tx.exec("SAVEPOINT report", &[])?;
+                // A report refused (a replay) wrote nothing: `apply` checks everything before
+                // its first write. A database failure spoils the transaction: the whole batch
+                // fails, and each gateway sends its report again.
                 match crate::store::apply(tx, &j.verdict, now) {
-                    // A database failure spoils the transaction: the whole batch fails.
                     Err(e @ FleetError::Database(_)) => return Err(e),
-                    Err(e) => {
-                        tx.exec("ROLLBACK TO SAVEPOINT report", &[])?;
-                        results.push(Err(e));
-                    }
-                    ok => results.push(ok),
+                    r => results.push(r),
                 }
-                tx.exec("RELEASE SAVEPOINT report", &[])?;
             }
             Ok(results)
         });

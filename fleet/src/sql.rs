@@ -251,10 +251,13 @@ fn sqlite_params(sql: &str) -> std::borrow::Cow<'_, str> {
     if !(0..bytes.len()).any(|i| bytes[i] == b'$' && numbered(i)) {
         return std::borrow::Cow::Borrowed(sql);
     }
-    let mut out = String::with_capacity(sql.len());
-    for (i, c) in sql.char_indices() {
-        out.push(if c == '$' && numbered(i) { '?' } else { c });
-    }
+    // '$' and digits are ASCII: replacing one ASCII byte by another keeps the text UTF-8.
+    let out: Vec<u8> = bytes
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| if b == b'$' && numbered(i) { b'?' } else { b })
+        .collect();
+    let out = String::from_utf8(out).unwrap_or_else(|_| sql.to_string());
     std::borrow::Cow::Owned(out)
 }
 

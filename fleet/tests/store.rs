@@ -506,3 +506,68 @@ fn a_replayed_older_ecu_entry_cannot_lower_the_highest_counter() {
         );
     }
 }
+
+/// Scenario: Fleet backend | a vehicle's recalls change from report to report (listed, gone, listed again; some left by an import) | the store holds exactly the newest report's recalls, whatever came before (SQLite and PostgreSQL)
+#[test]
+fn recalls_are_those_of_the_newest_report() {
+    let dbs = Databases::new();
+    let recall = |serial: &str| ota_metadata::documents::EcuRecall {
+        serial: serial.into(),
+        uid: "brake-fw".into(),
+        version: "1.0".into(),
+        regulator: "tuv".into(),
+        reason: "backdoor".into(),
+    };
+    let held = |db: &mut Db| -> Vec<(String, String)> {
+        db.transaction(|tx| store::recalls(tx))
+            .unwrap()
+            .into_iter()
+            .map(|(vin, r)| (vin, r.serial))
+            .collect()
+    };
+    for (at, mut db) in dbs.each("recalls") {
+        // An import (an older release's files) left a recall of VIN1 S2 with no report yet.
+        db.transaction(|tx| {
+            tx.exec(
+                "INSERT INTO recalls (vin, serial, uid, version, regulator, reason, reported_at)
+                 VALUES ('VIN1', 'S2', 'brake-fw', '0.9', 'tuv', 'imported', 0)",
+                &[],
+            )
+        })
+        .unwrap();
+        let steps: [(i64, Vec<&str>); 5] = [
+            (1000, vec![]),
+            (2000, vec!["S1"]),
+            (3000, vec!["S1", "S2"]),
+            (4000, vec![]),
+            (5000, vec!["S2"]),
+        ];
+        for (i, (generated, serials)) in steps.iter().enumerate() {
+            let r = report_with_recalls(
+                "VIN1",
+                *generated,
+                1,
+                both("1.0", 1),
+                vec![],
+                serials.iter().map(|s| recall(s)).collect(),
+            );
+            ingest(&mut db, &r).unwrap();
+            let want: Vec<_> = serials
+                .iter()
+                .map(|s| ("VIN1".to_string(), s.to_string()))
+                .collect();
+            assert_eq!(held(&mut db), want, "{at}: after report {i}");
+        }
+        // A replay of the report that listed S1 and S2 changes nothing.
+        let old = report_with_recalls(
+            "VIN1",
+            3000,
+            1,
+            both("1.0", 1),
+            vec![],
+            vec![recall("S1"), recall("S2")],
+        );
+        assert!(ingest(&mut db, &old).is_err());
+        assert_eq!(held(&mut db), vec![("VIN1".into(), "S2".into())], "{at}");
+    }
+}

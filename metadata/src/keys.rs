@@ -21,6 +21,32 @@ pub const MIN_RSA_BITS: usize = 2048;
 /// Largest RSA modulus accepted: bounds the cost an attacker-supplied key can impose.
 pub const MAX_RSA_BITS: usize = 8192;
 
+/// RSA verification by ring, as tough verifies: about ten times the rsa crate's speed on the
+/// same core (the fleet ingest checks three signatures per report; a gateway checks every
+/// role's). The same RSASSA-PSS (SHA-256, MGF1-SHA-256, salt of the digest's length, the
+/// only salt our signers and python-tuf's use) and PKCS#1 v1.5 checks; the modulus range
+/// matches [`MIN_RSA_BITS`]..=[`MAX_RSA_BITS`], and parsing refuses the keys ring would never
+/// accept a signature from. Signing and the ECU's `no_std` verifier stay on the rsa crate; a
+/// test checks both verifiers agree on valid, corrupted and re-salted signatures.
+fn verify_rsa(
+    key: &rsa::RsaPublicKey,
+    params: &'static ring::signature::RsaParameters,
+    msg: &[u8],
+    sig: &[u8],
+) -> bool {
+    use rsa::traits::PublicKeyParts;
+    ring::signature::RsaPublicKeyComponents {
+        n: key.n().to_bytes_be(),
+        e: key.e().to_bytes_be(),
+    }
+    .verify(params, msg, sig)
+    .is_ok()
+}
+
+fn is_odd(n: &rsa::BigUint) -> bool {
+    n.to_bytes_le().first().is_some_and(|b| b & 1 == 1)
+}
+
 /// A key id: whatever string the delegating role lists. Ours are the SHA-256 of the canonical
 /// key object, but other tools' ids are taken as listed, never recomputed (see REFERENCES.md).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -110,6 +136,14 @@ impl PublicKey {
                         "RSA modulus of {bits} bits is outside {MIN_RSA_BITS}..={MAX_RSA_BITS}"
                     )));
                 }
+                // The verifier (ring) refuses every signature of a key with an even modulus or
+                // an even or tiny exponent: such a key is refused here, where the error can
+                // say why, rather than listed and then never able to sign.
+                if !is_odd(k.n()) || !is_odd(k.e()) || k.e() < &rsa::BigUint::from(3u8) {
+                    return Err(bad(
+                        "not a usable RSA public key (the modulus and exponent must be odd, the exponent at least 3)".into(),
+                    ));
+                }
                 Ok(if key.scheme == RSA_SCHEME {
                     PublicKey::Rsa(Box::new(k))
                 } else {
@@ -159,22 +193,10 @@ impl PublicKey {
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
         match self {
             PublicKey::Rsa(k) => {
-                use rsa::signature::Verifier;
-                let Ok(sig) = rsa::pss::Signature::try_from(sig) else {
-                    return false;
-                };
-                rsa::pss::VerifyingKey::<Sha256>::new_with_salt_len((**k).clone(), PSS_SALT_LEN)
-                    .verify(msg, &sig)
-                    .is_ok()
+                verify_rsa(k, &ring::signature::RSA_PSS_2048_8192_SHA256, msg, sig)
             }
             PublicKey::RsaPkcs1v15(k) => {
-                use rsa::signature::Verifier;
-                let Ok(sig) = rsa::pkcs1v15::Signature::try_from(sig) else {
-                    return false;
-                };
-                rsa::pkcs1v15::VerifyingKey::<Sha256>::new((**k).clone())
-                    .verify(msg, &sig)
-                    .is_ok()
+                verify_rsa(k, &ring::signature::RSA_PKCS1_2048_8192_SHA256, msg, sig)
             }
             PublicKey::Ed25519(k) => {
                 let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else {

@@ -69,10 +69,23 @@ pub fn report(
     ecus: Vec<EcuReport>,
     events: Vec<EcuEvent>,
 ) -> Vec<u8> {
+    report_with_recalls(vin, generated, counter, ecus, events, Vec::new())
+}
+
+/// A vehicle report listing `recalls`, signed with the shared vehicle key.
+pub fn report_with_recalls(
+    vin: &str,
+    generated: i64,
+    counter: u64,
+    ecus: Vec<EcuReport>,
+    events: Vec<EcuEvent>,
+    recalls: Vec<ota_metadata::documents::EcuRecall>,
+) -> Vec<u8> {
     let mut doc = VehicleVersionReport::new(vin, DateTime(generated), ecus, Vec::new());
     doc.extra
         .insert("counter".into(), serde_json::Value::from(counter));
     doc.events = events;
+    doc.recalls = recalls;
     ota_metadata::sign_document(&doc, &[vehicle_key()]).unwrap()
 }
 
