@@ -62,6 +62,48 @@ fn an_assignment_below_the_reported_counter_is_refused() {
     assign(&w, one("S2"), "1.0").unwrap();
 }
 
+/// Scenario: Uptane release counter | the report database is lost (deleted, a restore without it) and the OEM assigns below what a vehicle reported | refused: a database made here before and missing now is named as lost (restore it, or start afresh knowingly), never read as "no vehicle reported anything"
+#[test]
+fn a_lost_report_database_is_not_an_empty_one() {
+    let w = World::new();
+    let dir = w.p("oem");
+    let s1 = ota_fleet::report::EcuState {
+        serial: "S1".into(),
+        hardware_id: "BRAKE-A".into(),
+        image: Some(ota_fleet::report::Running {
+            uid: "brake-fw".into(),
+            version: "2.0".into(),
+            sha256: "00".repeat(32),
+            release_counter: 2,
+        }),
+    };
+    oem::reports::open(&dir)
+        .unwrap()
+        .transaction(|tx| ota_fleet::store::record_ecu(tx, "VIN1", &s1, DateTime::now().0))
+        .unwrap();
+    let saved = std::fs::read(dir.join("reports.sqlite")).unwrap();
+    std::fs::remove_file(dir.join("reports.sqlite")).unwrap();
+    let s1_target = || oem::AssignTarget::Vehicle {
+        vin: "VIN1".into(),
+        serial: Some("S1".into()),
+    };
+    let err = assign(&w, s1_target(), "1.0").unwrap_err().to_string();
+    assert!(
+        err.contains("reports.sqlite is missing") && err.contains("backup"),
+        "{err}"
+    );
+    assert!(
+        !dir.join("reports.sqlite").exists(),
+        "an empty one was made"
+    );
+    let err = oem::reports::open_existing(&dir).err().unwrap().to_string();
+    assert!(err.contains("missing"), "{err}");
+    // Restored: the director refuses as before.
+    std::fs::write(dir.join("reports.sqlite"), saved).unwrap();
+    let err = assign(&w, s1_target(), "1.0").unwrap_err().to_string();
+    assert!(err.contains("release counter 2"), "{err}");
+}
+
 /// `oem assign` of brake-fw `version` to ECU `serial` of VIN1, asking the regulators as the
 /// CLI does (`force`: `--force`).
 fn ask(w: &World, serial: &str, version: &str, force: bool) -> Result<oem::Assigned, String> {

@@ -986,14 +986,17 @@ pub use crate::commands::rollout::{RolloutCommand, OEM_ROLLOUT_EXAMPLES};
 
 #[derive(Subcommand, Debug)]
 pub enum VehicleCommand {
-    /// Import vehicles and their ECUs from a CSV file (`vin,ecus,aftermarket`, ECUs as
-    /// `SERIAL:HARDWARE_ID` separated by `;`). Every line is checked before anything is
-    /// written; vehicles already there with the same ECUs are left as they are, so importing
-    /// the same file again changes nothing.
+    /// Import vehicles, their ECUs and the keys that sign their reports from a CSV file
+    /// (`vin,ecus,aftermarket,vehicle_key`; ECUs as `SERIAL:HARDWARE_ID` or
+    /// `SERIAL:HARDWARE_ID:KEY`, separated by `;`; a key is the base64 body of its public-key
+    /// PEM on one line, e.g. `openssl pkey -pubin -outform DER | base64 -w0`). Every line is
+    /// checked before anything is written; vehicles already there with the same ECUs are left
+    /// as they are (keys added where none is registered; another key is refused), so
+    /// importing the same file again changes nothing.
     Import {
         #[arg(value_name = "DIR", help = DIR_HELP)]
         dir: PathBuf,
-        /// The CSV file (a `vin,ecus,aftermarket` header and `#` comment lines are skipped).
+        /// The CSV file (a `vin,…` header line and `#` comment lines are skipped).
         #[arg(long, value_name = "FILE")]
         file: PathBuf,
     },

@@ -659,9 +659,10 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
         OemCommand::Vehicle(VehicleCommand::Import { dir, file }) => {
             let r = oem::import::import_file(&dir, &file)?;
             say!(
-                "imported {} vehicle(s); {} already in the inventory with the same ECUs; {publish_hint}",
+                "imported {} vehicle(s); {} already in the inventory with the same ECUs; keys added to {}; {publish_hint}",
                 r.added,
-                r.unchanged
+                r.unchanged,
+                r.keyed
             );
         }
         OemCommand::Vehicle(VehicleCommand::Remove { dir, vin }) => {

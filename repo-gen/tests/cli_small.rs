@@ -712,6 +712,138 @@ fn vehicles_import_from_csv_all_or_nothing_and_idempotent() {
     assert!(err.contains("already in the inventory"), "{err}");
 }
 
+/// The one-line key column of an import file: the base64 body of a public-key PEM.
+fn key_column(env: &Env, pem_file: &str) -> String {
+    let pem = std::fs::read_to_string(env.path(pem_file)).unwrap();
+    let public = ota_metadata::SigningKey::from_pem(&pem)
+        .unwrap()
+        .public()
+        .keyval
+        .public
+        .clone();
+    public.lines().filter(|l| !l.starts_with("-----")).collect()
+}
+
+/// `oem vehicle import` with keys: the vehicle's and its ECUs' keys go in as `oem vehicle key`
+/// and `oem ecu key` would register them (the same inventory bytes), keys are added to a
+/// vehicle imported without them, and a key other than the registered one is refused whole.
+#[test]
+fn vehicles_import_with_the_keys_that_sign_their_reports() {
+    let env = env_new();
+    let (k, off) = (key(&env, "oem.pem"), key(&env, "offline.pem"));
+    let init = |dir: &str| {
+        env.ok(&[
+            "oem",
+            "init",
+            dir,
+            "--root-key",
+            &off,
+            "--targets-key",
+            &off,
+            "--key",
+            &k,
+        ]);
+    };
+    init("oem");
+    let (vk, ek, other) = (
+        key(&env, "vehicle.pem"),
+        key(&env, "ecu.pem"),
+        key(&env, "other.pem"),
+    );
+    let (vcol, ecol, ocol) = (
+        key_column(&env, &vk),
+        key_column(&env, &ek),
+        key_column(&env, &other),
+    );
+    // Imported without keys, then the same vehicles with keys: keys added, nothing else.
+    env.write("bare.csv", b"VIN1,BRK-1:BRAKE-A;HU-1:HU-GEN3,\n");
+    env.ok(&["oem", "vehicle", "import", "oem", "--file", "bare.csv"]);
+    env.write(
+        "keyed.csv",
+        format!(
+            "vin,ecus,aftermarket,vehicle_key\nVIN1,BRK-1:BRAKE-A:{ecol};HU-1:HU-GEN3,,{vcol}\n"
+        )
+        .as_bytes(),
+    );
+    let out = env.ok(&["oem", "vehicle", "import", "oem", "--file", "keyed.csv"]);
+    assert!(out.contains("keys added to 1"), "{out}");
+    let keyed = env.state("oem");
+    // Registering the same keys by hand changes nothing: the import stored them as those
+    // commands do (so the ingest verifies reports with them, and no report history is reset).
+    env.ok(&[
+        "oem", "vehicle", "key", "oem", "--vin", "VIN1", "--key", &vk,
+    ]);
+    env.ok(&[
+        "oem", "ecu", "key", "oem", "--vin", "VIN1", "--serial", "BRK-1", "--key", &ek,
+    ]);
+    assert_eq!(
+        env.state("oem"),
+        keyed,
+        "the imported keys are not the registered form"
+    );
+    // The same file again: nothing.
+    let out = env.ok(&["oem", "vehicle", "import", "oem", "--file", "keyed.csv"]);
+    assert!(
+        out.contains("1 already") && out.contains("keys added to 0"),
+        "{out}"
+    );
+    assert_eq!(env.state("oem"), keyed);
+    // Another key for the vehicle or for an ECU: refused whole, naming the command that
+    // changes a key; a new vehicle on the same file is not added either.
+    for (file, line, names) in [
+        (
+            "vkey.csv",
+            format!("VIN9,X-9:BRAKE-A\nVIN1,BRK-1:BRAKE-A;HU-1:HU-GEN3,,{ocol}\n"),
+            "oem vehicle key",
+        ),
+        (
+            "ekey.csv",
+            format!("VIN9,X-9:BRAKE-A\nVIN1,BRK-1:BRAKE-A:{ocol};HU-1:HU-GEN3,\n"),
+            "oem ecu key",
+        ),
+    ] {
+        env.write(file, line.as_bytes());
+        let err = env.fail(&["oem", "vehicle", "import", "oem", "--file", file]);
+        assert!(err.contains("VIN1") && err.contains(names), "{file}: {err}");
+        assert_eq!(env.state("oem"), keyed, "{file}");
+    }
+    // A key that is not an RSA public key, or not base64: the line is named.
+    env.write(
+        "badkey.csv",
+        format!(
+            "VIN9,X-9:BRAKE-A\nVIN8,X-8:BRAKE-A,,{}\n",
+            &vcol[..vcol.len() / 2]
+        )
+        .as_bytes(),
+    );
+    let err = env.fail(&["oem", "vehicle", "import", "oem", "--file", "badkey.csv"]);
+    assert!(
+        err.contains("line 2") && err.contains("vehicle's key"),
+        "{err}"
+    );
+    // A fresh OEM importing the keyed file holds the same keys as the one keyed by hand.
+    init("oem2");
+    env.ok(&["oem", "vehicle", "import", "oem2", "--file", "keyed.csv"]);
+    let inventory = |dir: &str| -> Vec<String> {
+        let mut keys: Vec<String> = env
+            .state(dir)
+            .into_keys()
+            .filter(|p| p.starts_with(env.path(dir).join("inventory")))
+            .flat_map(|p| {
+                let text = std::fs::read_to_string(p).unwrap();
+                text.split("-----BEGIN PUBLIC KEY-----")
+                    .skip(1)
+                    .map(|k| k.split("-----END").next().unwrap_or("").to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(inventory("oem2"), inventory("oem"));
+    assert_eq!(inventory("oem2").len(), 2, "the vehicle's key and BRK-1's");
+}
+
 /// The README's test command on a machine without the programs its tests need, where it may
 /// not install them: it names every missing one and fails, instead of letting the tests that
 /// need them skip (`scripts/prerequisites.sh`, run first by `scripts/test.sh`).

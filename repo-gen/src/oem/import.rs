@@ -1,18 +1,27 @@
 //! `oem vehicle import`: the fleet from a CSV file, shard by shard, all or nothing.
 //!
 //! ```text
-//! # vin,ecus,aftermarket                     (a header or comment lines are skipped)
-//! WDD2130421A000001,BRK-1:BRAKE-A;HU-1:HU-GEN3,
+//! # vin,ecus,aftermarket,vehicle_key          (a header or comment lines are skipped)
+//! WDD2130421A000001,BRK-1:BRAKE-A:MIIBIjAN…;HU-1:HU-GEN3,,MIIBIjAN…
 //! WDD2130421A000002,BRK-2:BRAKE-A,DASHCAM-9:AFTER-1
 //! ```
-//! Every line is checked (VIN, serials, hardware ids, duplicates within the file and against
-//! the inventory) before anything is written. A vehicle already in the inventory with the same
-//! ECUs is left as it is, so importing the same file again changes nothing; one with other ECUs
-//! is refused (`oem ecu add/remove/replace` change a vehicle's ECUs).
+//! An ECU is `SERIAL:HARDWARE_ID`, or `SERIAL:HARDWARE_ID:KEY` with the public key that signs
+//! its reports; the fourth column is the vehicle's (gateway's) key. A key is the base64 body of
+//! its public-key PEM on one line (`openssl pkey -pubin -outform DER | base64 -w0`), as a
+//! factory's database exports it: RSA, checked like `oem vehicle key` checks a file.
+//!
+//! Every line is checked (VIN, serials, hardware ids, keys, duplicates within the file and
+//! against the inventory) before anything is written; lines are parsed on every core (a key
+//! takes microseconds, a million vehicles have millions). A vehicle already in the inventory
+//! with the same ECUs is left as it is, so importing the same file again changes nothing; its
+//! keys are added where none is registered, and a key other than the registered one is refused
+//! (a new key is registered with `oem vehicle key`/`oem ecu key`, which say what it resets).
+//! One with other ECUs is refused (`oem ecu add/remove/replace` change a vehicle's ECUs).
 
 use super::inventory::{parse_ecu, EcuRecord, Inventory, Vehicle};
 use super::store;
 use crate::error::{Error, Result};
+use ota_metadata::keys::Key;
 use ota_metadata::names;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -20,53 +29,133 @@ use std::path::Path;
 /// Largest import file read.
 pub const MAX_FILE: u64 = 1 << 30;
 
+/// Longest key column accepted (an RSA-8192 key's base64 is about 1,400 characters).
+const MAX_KEY_TEXT: usize = 4096;
+
 /// What an import did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Imported {
     pub added: usize,
     pub unchanged: usize,
+    /// Vehicles already there whose keys (none registered before) the file gave.
+    pub keyed: usize,
 }
 
-/// Parse the CSV text; every line checked, none written. Errors name the line.
+/// Some lines parsed (line number, VIN, vehicle), or the first wrong one (number, why).
+type Part = std::result::Result<Vec<(usize, String, Vehicle)>, (usize, String)>;
+
+/// Parse the CSV text; every line checked, none written. Errors name the line (the first
+/// wrong line of the file, whichever core found it).
 pub fn parse(text: &str) -> Result<BTreeMap<String, Vehicle>> {
+    let lines: Vec<(usize, &str)> = text.lines().enumerate().map(|(i, l)| (i + 1, l)).collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = lines.len().div_ceil(cores).max(1);
+    let parsed: Vec<Part> = std::thread::scope(|s| {
+        let workers: Vec<_> = lines
+            .chunks(chunk)
+            .map(|part| s.spawn(move || part_of(part)))
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err((0, "a parser thread failed".into())))
+            })
+            .collect()
+    });
+    if let Some((n, why)) = parsed
+        .iter()
+        .filter_map(|p| p.as_ref().err())
+        .min_by_key(|(n, _)| *n)
+    {
+        return Err(Error::refused(format!("line {n}: {why}")));
+    }
     let mut out: BTreeMap<String, Vehicle> = BTreeMap::new();
-    for (i, raw) in text.lines().enumerate() {
+    for (n, vin, v) in parsed.into_iter().flatten().flatten() {
+        if out.contains_key(&vin) {
+            return Err(Error::refused(format!(
+                "line {n}: vehicle {vin} is in the file twice"
+            )));
+        }
+        out.insert(vin, v);
+    }
+    Ok(out)
+}
+
+/// Some lines of the file, parsed; or the first wrong one (its number, why).
+fn part_of(lines: &[(usize, &str)]) -> Part {
+    let mut out = Vec::new();
+    for &(n, raw) in lines {
         let line = raw.trim();
-        let n = i + 1;
         if line.is_empty() || line.starts_with('#') || (n == 1 && line.starts_with("vin,")) {
             continue;
         }
-        let bad = |why: String| Error::refused(format!("line {n}: {why}"));
-        let mut cols = line.split(',');
-        let vin = cols.next().unwrap_or_default().trim();
-        let ecus = cols.next().unwrap_or_default().trim();
-        let after = cols.next().unwrap_or_default().trim();
-        if cols.next().is_some() {
-            return Err(bad("more than three columns (vin,ecus,aftermarket)".into()));
-        }
-        names::check_vin(vin).map_err(|e| bad(e.to_string()))?;
-        let mut v = Vehicle::default();
-        for (specs, aftermarket) in [(ecus, false), (after, true)] {
-            for spec in specs.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                let (serial, hardware_id) = parse_ecu(spec).map_err(|e| bad(e.to_string()))?;
-                let rec = EcuRecord {
-                    hardware_id,
-                    aftermarket,
-                    ..Default::default()
-                };
-                if v.ecus.insert(serial.clone(), rec).is_some() {
-                    return Err(bad(format!("ECU serial {serial} given twice for {vin}")));
-                }
-            }
-        }
-        if v.ecus.is_empty() {
-            return Err(bad(format!("vehicle {vin} has no ECU")));
-        }
-        if out.insert(vin.to_string(), v).is_some() {
-            return Err(bad(format!("vehicle {vin} is in the file twice")));
-        }
+        let (vin, v) = line_of(line).map_err(|why| (n, why))?;
+        out.push((n, vin, v));
     }
     Ok(out)
+}
+
+/// One line: `vin,ecus,aftermarket,vehicle_key`.
+fn line_of(line: &str) -> std::result::Result<(String, Vehicle), String> {
+    let mut cols = line.split(',');
+    let vin = cols.next().unwrap_or_default().trim();
+    let ecus = cols.next().unwrap_or_default().trim();
+    let after = cols.next().unwrap_or_default().trim();
+    let vehicle_key = cols.next().unwrap_or_default().trim();
+    if cols.next().is_some() {
+        return Err("more than four columns (vin,ecus,aftermarket,vehicle_key)".into());
+    }
+    names::check_vin(vin).map_err(|e| e.to_string())?;
+    let mut v = Vehicle::default();
+    for (specs, aftermarket) in [(ecus, false), (after, true)] {
+        for spec in specs.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            let (ecu, key) = match spec.splitn(3, ':').nth(2) {
+                Some(key) => (&spec[..spec.len() - key.len() - 1], Some(key)),
+                None => (spec, None),
+            };
+            let (serial, hardware_id) = parse_ecu(ecu).map_err(|e| e.to_string())?;
+            let key = key
+                .map(|k| key_of(k).map_err(|e| format!("the key of ECU {serial}: {e}")))
+                .transpose()?;
+            let rec = EcuRecord {
+                hardware_id,
+                aftermarket,
+                key,
+            };
+            if v.ecus.insert(serial.clone(), rec).is_some() {
+                return Err(format!("ECU serial {serial} given twice for {vin}"));
+            }
+        }
+    }
+    if v.ecus.is_empty() {
+        return Err(format!("vehicle {vin} has no ECU"));
+    }
+    if !vehicle_key.is_empty() {
+        v.key = Some(key_of(vehicle_key).map_err(|e| format!("the vehicle's key: {e}"))?);
+    }
+    Ok((vin.to_string(), v))
+}
+
+/// A key column: the base64 body of a public-key PEM.
+fn key_of(text: &str) -> std::result::Result<Key, String> {
+    if text.len() > MAX_KEY_TEXT {
+        return Err(format!("longer than {MAX_KEY_TEXT} characters"));
+    }
+    if !text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+    {
+        return Err("not base64 (the body of a public-key PEM on one line)".into());
+    }
+    let mut pem = String::with_capacity(text.len() + 64);
+    pem.push_str("-----BEGIN PUBLIC KEY-----\n");
+    for part in text.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(part).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str("-----END PUBLIC KEY-----\n");
+    super::report::public_key_pem(&pem)
 }
 
 /// The same ECUs (serials, hardware ids, aftermarket), whatever was reported since.
@@ -75,6 +164,62 @@ fn same_ecus(a: &Vehicle, b: &Vehicle) -> bool {
         && a.ecus.iter().zip(&b.ecus).all(|((sa, x), (sb, y))| {
             sa == sb && x.hardware_id == y.hardware_id && x.aftermarket == y.aftermarket
         })
+}
+
+/// What the file does to a vehicle already in the inventory.
+enum Known {
+    Unchanged,
+    /// The file gives keys where none is registered.
+    Keyed,
+}
+
+/// Compare a vehicle of the file with the inventory's record of it.
+fn against_held(vin: &str, held: &Vehicle, file: &Vehicle) -> Result<Known> {
+    if !same_ecus(held, file) {
+        return Err(Error::refused(format!(
+            "vehicle {vin} is in the inventory with other ECUs: nothing imported (change its ECUs with `oem ecu add/remove/replace`)"
+        )));
+    }
+    let mut keyed = false;
+    let pairs = std::iter::once((None, &held.key, &file.key)).chain(
+        held.ecus
+            .iter()
+            .zip(&file.ecus)
+            .map(|((serial, h), (_, f))| (Some(serial), &h.key, &f.key)),
+    );
+    for (serial, held, given) in pairs {
+        match (held, given) {
+            (_, None) => {}
+            (None, Some(_)) => keyed = true,
+            (Some(h), Some(g)) if h == g => {}
+            (Some(_), Some(_)) => {
+                let (what, command) = match serial {
+                    None => (format!("vehicle {vin}'s key"), "oem vehicle key"),
+                    Some(s) => (format!("the key of ECU {s} of {vin}"), "oem ecu key"),
+                };
+                return Err(Error::refused(format!(
+                    "{what} in the file is not the one registered: nothing imported (a new key is registered with `{command}`)"
+                )));
+            }
+        }
+    }
+    Ok(if keyed {
+        Known::Keyed
+    } else {
+        Known::Unchanged
+    })
+}
+
+/// The file's keys added to a held record (where none is registered).
+fn add_keys(held: &mut Vehicle, file: &Vehicle) {
+    if held.key.is_none() {
+        held.key.clone_from(&file.key);
+    }
+    for (serial, e) in held.ecus.iter_mut() {
+        if e.key.is_none() {
+            e.key = file.ecus.get(serial).and_then(|f| f.key.clone());
+        }
+    }
 }
 
 /// Import `vehicles` into the inventory of `dir`: checked whole, then written shard by shard.
@@ -90,6 +235,7 @@ pub fn import(dir: &Path, vehicles: BTreeMap<String, Vehicle>) -> Result<Importe
     }
     // Checked against the inventory first: nothing is written unless every line fits.
     let mut new: BTreeSet<&str> = BTreeSet::new();
+    let mut keyed: BTreeSet<&str> = BTreeSet::new();
     let mut unchanged = 0;
     for vins in by_shard.values() {
         let refs: Vec<&str> = vins.iter().map(String::as_str).collect();
@@ -99,31 +245,44 @@ pub fn import(dir: &Path, vehicles: BTreeMap<String, Vehicle>) -> Result<Importe
                 None => {
                     new.insert(vin);
                 }
-                Some(held) if same_ecus(held, &vehicles[vin]) => unchanged += 1,
-                Some(_) => {
-                    return Err(Error::refused(format!(
-                        "vehicle {vin} is in the inventory with other ECUs: nothing imported (change its ECUs with `oem ecu add/remove/replace`)"
-                    )))
-                }
+                Some(held) => match against_held(vin, held, &vehicles[vin])? {
+                    Known::Unchanged => unchanged += 1,
+                    Known::Keyed => {
+                        keyed.insert(vin);
+                    }
+                },
             }
         }
     }
     for vins in by_shard.values() {
-        let added: Vec<&str> = vins
+        let touched: Vec<&str> = vins
             .iter()
             .map(String::as_str)
+            .filter(|v| new.contains(v) || keyed.contains(v))
+            .collect();
+        if touched.is_empty() {
+            continue;
+        }
+        let mut inv = Inventory::load_for(dir, &touched)?;
+        for vin in &touched {
+            let file = &vehicles[*vin];
+            match inv.vehicles.get_mut(*vin) {
+                Some(held) => add_keys(held, file),
+                None => {
+                    inv.vehicles.insert((*vin).to_string(), file.clone());
+                }
+            }
+        }
+        inv.save(dir)?;
+        // Back in the fleet: no longer removed.
+        let added: Vec<&str> = touched
+            .iter()
+            .copied()
             .filter(|v| new.contains(v))
             .collect();
         if added.is_empty() {
             continue;
         }
-        let mut inv = Inventory::load_for(dir, &added)?;
-        for vin in &added {
-            inv.vehicles
-                .insert((*vin).to_string(), vehicles[*vin].clone());
-        }
-        inv.save(dir)?;
-        // Back in the fleet: no longer removed.
         let (mut removed, scope) = store::load::<String>(dir, store::REMOVED_DIR, Some(&added))?;
         if added.iter().any(|v| removed.remove(*v).is_some()) {
             store::save(dir, store::REMOVED_DIR, &removed, &scope)?;
@@ -132,6 +291,7 @@ pub fn import(dir: &Path, vehicles: BTreeMap<String, Vehicle>) -> Result<Importe
     Ok(Imported {
         added: new.len(),
         unchanged,
+        keyed: keyed.len(),
     })
 }
 
@@ -165,7 +325,10 @@ mod tests {
             ("VIN1,S1:BRAKE-A;S1:HU-A\n", "line 1"),
             ("VIN1,S1\n", "line 1"),
             ("VIN1,\n", "line 1"),
-            ("VIN1,S1:B,,extra\n", "line 1"),
+            ("VIN1,S1:B,,,extra\n", "line 1"),
+            ("VIN1,S1:B,,not-base64!\n", "line 1"),
+            ("VIN1,S1:B:QUJD\n", "line 1"),
+            ("VIN1,S1:B\nVIN2,S2:B,,QUJD\n", "line 2"),
             ("VIN 1,S1:B\n", "line 1"),
         ] {
             let err = parse(text).unwrap_err().to_string();

@@ -19,19 +19,18 @@ pub fn public_key_file(path: &Path) -> Result<Key> {
             .public()
             .clone());
     }
-    let key = Key::rsa(text.clone());
-    let parsed = key
-        .to_public(&KeyId(path.display().to_string()))
-        .map_err(Error::meta(path))?;
+    public_key_pem(&text).map_err(|e| Error::refused(format!("{}: {e}", path.display())))
+}
+
+/// A report-signing public key from its PEM text, checked (RSA, size) and written the one way
+/// the inventory holds keys, so the same key always compares equal.
+pub fn public_key_pem(text: &str) -> std::result::Result<Key, String> {
+    let parsed = Key::rsa(text.to_string())
+        .to_public(&KeyId("key".into()))
+        .map_err(|e| e.to_string())?;
     match parsed {
-        ota_metadata::PublicKey::Rsa(rsa) => Ok(Key::rsa(
-            ota_metadata::signing::public_pem(&rsa)
-                .map_err(|e| Error::refused(format!("{}: {e}", path.display())))?,
-        )),
-        _ => Err(Error::refused(format!(
-            "{}: only RSA keys sign version reports",
-            path.display()
-        ))),
+        ota_metadata::PublicKey::Rsa(rsa) => Ok(Key::rsa(ota_metadata::signing::public_pem(&rsa)?)),
+        _ => Err("only RSA keys sign version reports".into()),
     }
 }
 

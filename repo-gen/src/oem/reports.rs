@@ -65,10 +65,35 @@ fn check_database(url: &str) -> Result<()> {
     }
 }
 
+/// Written when this working directory's SQLite report database was first made: from then
+/// on a missing database file is a loss, not "no vehicle ever reported".
+const MADE: &str = "reports.made";
+
+/// Refuse to go on without a report database that existed: the director would pass an
+/// assignment below what a vehicle reported, and rollouts would forget their outcomes.
+fn check_not_lost(dir: &Path, at: &Location) -> Result<()> {
+    match at {
+        Location::Sqlite(path) if !path.exists() && dir.join(MADE).exists() => {
+            Err(Error::refused(format!(
+                "the report database {} is missing, though one was made here before ({}): restore it from your backup (without it the director would not know what vehicles reported); to start afresh knowingly, delete {}",
+                path.display(),
+                dir.join(MADE).display(),
+                dir.join(MADE).display()
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Open the report database of `dir` (made and migrated when needed).
 pub fn open(dir: &Path) -> Result<Db> {
     let s = Settings::load(dir)?;
-    let mut db = Db::open(&location(dir, &s))?;
+    let at = location(dir, &s);
+    check_not_lost(dir, &at)?;
+    let mut db = Db::open(&at)?;
+    if matches!(at, Location::Sqlite(_)) && !dir.join(MADE).exists() {
+        fsutil::write_atomic(&dir.join(MADE), b"a report database was made here\n")?;
+    }
     import_legacy(dir, &mut db)?;
     Ok(db)
 }
@@ -77,7 +102,9 @@ pub fn open(dir: &Path) -> Result<Db> {
 /// for commands that only read it and must not create state when they are refused.
 pub fn open_existing(dir: &Path) -> Result<Option<Db>> {
     let s = Settings::load(dir)?;
-    match location(dir, &s) {
+    let at = location(dir, &s);
+    check_not_lost(dir, &at)?;
+    match at {
         Location::Sqlite(path) if !path.exists() && !dir.join(LEGACY_FLAGGED).exists() => Ok(None),
         _ => open(dir).map(Some),
     }
