@@ -18,8 +18,10 @@ pub const RSA_SCHEME: &str = "rsassa-pss-sha256";
 pub const PSS_SALT_LEN: usize = 32;
 /// Smallest RSA modulus accepted anywhere; smaller keys are refused, not merely warned about.
 pub const MIN_RSA_BITS: usize = 2048;
-/// Largest RSA modulus accepted: bounds the cost an attacker-supplied key can impose.
-pub const MAX_RSA_BITS: usize = 8192;
+/// Largest RSA modulus accepted: bounds the cost an attacker-supplied key can impose. The rsa
+/// crate's key parsing (used for every PEM, and by the ECU) stops at 4096 bits, so larger keys
+/// are refused when made rather than generated and then unusable.
+pub const MAX_RSA_BITS: usize = 4096;
 
 /// RSA verification by ring, as tough verifies: about ten times the rsa crate's speed on the
 /// same core (the fleet ingest checks three signatures per report; a gateway checks every
@@ -127,9 +129,17 @@ impl PublicKey {
                 use rsa::pkcs1::DecodeRsaPublicKey;
                 use rsa::pkcs8::DecodePublicKey;
                 use rsa::traits::PublicKeyParts;
-                let k = rsa::RsaPublicKey::from_public_key_pem(public)
-                    .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(public))
-                    .map_err(|e| bad(format!("not an RSA public key in PEM: {e}")))?;
+                // The PEM's own label chooses the parser, so the error is about this key.
+                let k = if public.contains("-----BEGIN RSA PUBLIC KEY-----") {
+                    rsa::RsaPublicKey::from_pkcs1_pem(public).map_err(|e| e.to_string())
+                } else {
+                    rsa::RsaPublicKey::from_public_key_pem(public).map_err(|e| e.to_string())
+                }
+                .map_err(|e| {
+                    bad(format!(
+                        "not an RSA public key in PEM (RSA keys of {MIN_RSA_BITS} to {MAX_RSA_BITS} bits): {e}"
+                    ))
+                })?;
                 let bits = k.n().bits();
                 if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
                     return Err(bad(format!(

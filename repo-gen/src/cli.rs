@@ -242,7 +242,7 @@ pub enum Command {
 pub enum KeyCommand {
     /// Generate an RSA private key (PKCS#8 PEM, file mode 0600). Never overwrites a file.
     Generate {
-        /// Modulus size in bits: a multiple of 8 from 2048 to 8192.
+        /// Modulus size in bits: a multiple of 8 from 2048 to 4096.
         #[arg(long, value_name = "BITS", default_value_t = 3072)]
         bits: usize,
         /// Where to write the private key (must not exist yet).
