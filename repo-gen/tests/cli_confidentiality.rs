@@ -271,6 +271,59 @@ fn an_encrypted_image_needs_its_own_content_key() {
     );
 }
 
+/// Scenario: Confidentiality | the OEM submits an encrypted image for review before any vehicle holds decryption keys | publishing, a second submit and issuing keys afterwards all work (the first secret comes with its state; a secret alone would read as a lost state and stop every publish)
+#[test]
+fn a_content_key_wrapped_before_any_keys_were_issued_does_not_stop_publishing() {
+    let env = world();
+    env.ok(&[
+        "oem",
+        "init",
+        "oem2",
+        "--root-key",
+        "offline.pem",
+        "--targets-key",
+        "offline.pem",
+        "--key",
+        "k.pem",
+    ]);
+    env.ok(&[
+        "oem",
+        "supplier",
+        "add",
+        "oem2",
+        "--name",
+        "acme",
+        "--root",
+        "acme/repository/1.root.json",
+        "--url",
+        &env.s("acme/repository"),
+        "--hardware-id",
+        "BRAKE-*",
+    ]);
+    let submit2 = |version: &str, key: Option<&str>| {
+        let mut args = submit(version, key);
+        args[3] = "oem2";
+        env.ok(&args);
+    };
+    submit2("1.0", Some("acme/content-keys/brake-fw-1.0.json"));
+    assert!(env.path("oem2/keys/broadcast.secret").exists());
+    env.ok(&["oem", "publish", "oem2"]);
+    submit2("0.9", None);
+    env.ok(&[
+        "oem",
+        "vehicle",
+        "add",
+        "oem2",
+        "--vin",
+        "VIN9",
+        "--ecu",
+        "S9:BRAKE-A",
+        "--decryption-keys",
+        "vin9.keys",
+    ]);
+    env.ok(&["oem", "publish", "oem2"]);
+}
+
 #[test]
 fn an_assignment_a_vehicle_cannot_decrypt_is_refused_whole() {
     let env = world();

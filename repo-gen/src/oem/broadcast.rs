@@ -229,6 +229,12 @@ pub fn secret(dir: &Path, b: &Broadcast) -> Result<Secret> {
             ),
         });
     }
+    // The state is written before a new secret: a secret without a state reads as "keys were
+    // issued and the state lost", which would stop every publish (a content key wrapped before
+    // any vehicle held keys made exactly that).
+    if !path.exists() && !dir.join(STATE).exists() {
+        b.save(dir)?;
+    }
     Ok(Secret(ota_crypt::Key(fsutil::secret_file(&path, true)?)))
 }
 
