@@ -600,6 +600,47 @@ fn one_stuck_rollout_does_not_keep_another_from_halting() {
     );
 }
 
+/// Scenario: Regulators | a regulator revokes a release while its staged rollout waits on its first stage | `rollout advance` halts it (whatever the progress) and withdraws its pending assignments, instead of failing on every run while vehicles hold the vetoed release
+#[test]
+fn a_rollout_of_a_release_vetoed_mid_way_is_halted_and_withdrawn() {
+    let w = World::new();
+    for i in 2..=4 {
+        oem::vehicle_add(&w.p("oem"), &format!("VIN{i}"), &["B1:BRAKE-A".into()], &[]).unwrap();
+    }
+    start_rollout(&w, "2.0", vec![50, 100], 50);
+    let assigned = |w: &World| -> usize {
+        oem::Assignments::load(&w.p("oem"))
+            .unwrap()
+            .vehicles
+            .values()
+            .flat_map(|e| e.values())
+            .filter(|a| a.version == "2.0")
+            .count()
+    };
+    assert!(assigned(&w) > 0);
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(vec![2u8; 5000]));
+    ota_repo::regulator::revoke(&w.p("tuv"), &sha, "backdoor", w.now).unwrap();
+    ota_repo::regulator::publish(&w.p("tuv"), w.now, false).unwrap();
+    let approval = oem::Approval::Ask {
+        ca: None,
+        force: false,
+        now: w.now,
+    };
+    let steps = oem::rollout::advance(&w.p("oem"), &approval, w.now.0).unwrap();
+    assert!(
+        matches!(&steps[..], [oem::rollout::Step::Halted { reason, withdrawn, .. }]
+            if reason.contains("vetoed") && *withdrawn > 0),
+        "{steps:?}"
+    );
+    assert_eq!(assigned(&w), 0, "the vetoed release is still assigned");
+    let status = oem::rollout::status(&w.p("oem")).unwrap();
+    assert_eq!(status[0].rollout.state, ota_fleet::rollout::State::Halted);
+    // Halted rollouts are not looked at again.
+    assert!(oem::rollout::advance(&w.p("oem"), &approval, w.now.0)
+        .unwrap()
+        .is_empty());
+}
+
 /// Scenario: Fleet backend | an assignment to a whole hardware id carries a conflict that only a vehicle in the last shard has | refused, and no shard is written (the rules of every vehicle are checked before any shard is)
 #[test]
 fn a_hardware_id_assignment_refused_in_one_shard_writes_no_shard() {

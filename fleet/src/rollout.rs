@@ -265,7 +265,8 @@ pub fn set(
     Ok(())
 }
 
-/// Record the ECUs `stage` assigned.
+/// Record the ECUs `stage` assigned (each with its vehicle's newest event number: only
+/// events after it count for this rollout).
 pub fn add_members(
     tx: &mut dyn Tx,
     id: &str,
@@ -274,7 +275,9 @@ pub fn add_members(
 ) -> Result<()> {
     for (vin, serial) in ecus {
         tx.exec(
-            "INSERT INTO rollout_members (rollout, vin, serial, stage) VALUES ($1, $2, $3, $4)
+            "INSERT INTO rollout_members (rollout, vin, serial, stage, events_after)
+             VALUES ($1, $2, $3, $4,
+                     (SELECT COALESCE(MAX(seq), 0) FROM events WHERE vin = $2))
              ON CONFLICT (rollout, vin, serial) DO NOTHING",
             &[
                 id.into(),
@@ -298,14 +301,15 @@ pub struct Member {
 }
 
 /// The members so far and what each did (from the ECU's last verified report and the events
-/// its vehicle reported).
+/// its vehicle reported since it joined).
 pub fn members(tx: &mut dyn Tx, r: &Rollout) -> Result<Vec<Member>> {
     let rows = tx.rows(
         "SELECT m.vin, m.serial, m.stage,
             (SELECT COUNT(*) FROM ecus e WHERE e.vin = m.vin AND e.serial = m.serial
                 AND e.uid = $2 AND e.version = $3),
             (SELECT COUNT(*) FROM events v WHERE v.vin = m.vin AND v.serial = m.serial
-                AND v.uid = $2 AND v.version = $3 AND v.outcome IN ('refused', 'reverted'))
+                AND v.uid = $2 AND v.version = $3 AND v.outcome IN ('refused', 'reverted')
+                AND v.seq > m.events_after)
          FROM rollout_members m WHERE m.rollout = $1 ORDER BY m.vin, m.serial",
         &[
             r.id.as_str().into(),

@@ -113,6 +113,13 @@ const MIGRATIONS: &[&[&str]] = &[
         // report, and one after this migration, clears whatever an import left.
         "ALTER TABLE vehicles ADD COLUMN recalled BIGINT NOT NULL DEFAULT 1",
     ],
+    &[
+        // The newest event number the member's vehicle had reported when it joined: only
+        // later events count for the rollout (an old refusal of the same release is history,
+        // not this rollout's failure). By number, not by the gateway's clock, which may lag.
+        // -1 (members from before): every event counts, as before.
+        "ALTER TABLE rollout_members ADD COLUMN events_after BIGINT NOT NULL DEFAULT -1",
+    ],
 ];
 
 /// The schema version this release writes.

@@ -540,5 +540,10 @@ fn event_of(r: Vec<Value>) -> Option<EcuEvent> {
 pub fn forget_vehicle(tx: &mut dyn Tx, vin: &str) -> Result<()> {
     tx.exec("DELETE FROM vehicles WHERE vin = $1", &[vin.into()])?;
     tx.exec("DELETE FROM events WHERE vin = $1", &[vin.into()])?;
+    // The new key's gateway numbers its events afresh: all of them count for rollouts.
+    tx.exec(
+        "UPDATE rollout_members SET events_after = -1 WHERE vin = $1",
+        &[vin.into()],
+    )?;
     Ok(())
 }

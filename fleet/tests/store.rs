@@ -571,3 +571,67 @@ fn recalls_are_those_of_the_newest_report() {
         assert_eq!(held(&mut db), vec![("VIN1".into(), "S2".into())], "{at}");
     }
 }
+
+/// Scenario: Fleet backend | an ECU refused the release before a rollout of it started (an earlier try, months ago), then joins the rollout | the old refusal is history: only events its vehicle reports after it joined count against the rollout (by event number, not the gateway's clock)
+#[test]
+fn a_rollout_counts_only_what_happened_after_a_member_joined() {
+    use ota_fleet::rollout::{self, Rollout, State};
+    let dbs = Databases::new();
+    for (at, mut db) in dbs.each("rollout_history") {
+        // Before the rollout: VIN1's S1 refused 2.0 (event 1), still runs 1.0.
+        let old = vec![event(1, "S1", Outcome::Refused, "2.0")];
+        ingest(&mut db, &report("VIN1", 1000, 1, both("1.0", 1), old)).unwrap();
+        let r = Rollout {
+            id: Rollout::id_of("acme", "brake-fw", "2.0", "BRAKE-A"),
+            supplier: "acme".into(),
+            uid: "brake-fw".into(),
+            version: "2.0".into(),
+            hardware_id: "BRAKE-A".into(),
+            stages: vec![100],
+            stage: 0,
+            success_bar: 50,
+            failure_limit: 30,
+            state: State::Running,
+            reason: String::new(),
+            started: 2000,
+            updated: 2000,
+        };
+        db.transaction(|tx| rollout::create(tx, &r)).unwrap();
+        let members = [("VIN1", "S1"), ("VIN2", "S1")].map(|(v, s)| (v.to_string(), s.to_string()));
+        db.transaction(|tx| rollout::add_members(tx, &r.id, 0, &members))
+            .unwrap();
+        let failed = |db: &mut Db| -> Vec<(String, bool)> {
+            db.transaction(|tx| rollout::members(tx, &r))
+                .unwrap()
+                .into_iter()
+                .map(|m| (m.vin, m.failed))
+                .collect()
+        };
+        assert_eq!(
+            failed(&mut db),
+            [("VIN1".to_string(), false), ("VIN2".to_string(), false)],
+            "{at}: the refusal from before the rollout counted"
+        );
+        // The same report sent again (event 1 repeated) changes nothing; event 2, a refusal
+        // after joining, counts; VIN2 (no events before) fails with its first event.
+        let again = vec![
+            event(1, "S1", Outcome::Refused, "2.0"),
+            event(2, "S1", Outcome::Refused, "2.0"),
+        ];
+        ingest(&mut db, &report("VIN1", 3000, 2, both("1.0", 1), again)).unwrap();
+        let first = vec![event(1, "S1", Outcome::Refused, "2.0")];
+        ingest(&mut db, &report("VIN2", 3000, 1, both("1.0", 1), first)).unwrap();
+        assert_eq!(
+            failed(&mut db),
+            [("VIN1".to_string(), true), ("VIN2".to_string(), true)],
+            "{at}"
+        );
+        // A new vehicle key: its gateway numbers afresh, and every new event counts.
+        db.transaction(|tx| ota_fleet::store::forget_vehicle(tx, "VIN1"))
+            .unwrap();
+        assert_eq!(failed(&mut db)[0], ("VIN1".to_string(), false), "{at}");
+        let fresh = vec![event(1, "S1", Outcome::Refused, "2.0")];
+        ingest(&mut db, &report("VIN1", 4000, 1, both("1.0", 1), fresh)).unwrap();
+        assert_eq!(failed(&mut db)[0], ("VIN1".to_string(), true), "{at}");
+    }
+}

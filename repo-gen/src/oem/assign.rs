@@ -116,17 +116,19 @@ fn read_vetoes(path: &Path) -> Result<BTreeMap<String, String>> {
     })
 }
 
-/// Ask the regulators about the release `req` for hardware id `hw`, as a vehicle would.
-fn ask_regulators(
+/// Walk the release `req` for hardware id `hw` as a vehicle would (supplier manifest, then the
+/// regulators' attestations): the approving regulators' names, or why a vehicle would refuse
+/// it. `None` when not asked.
+fn walk_regulators(
     dir: &Path,
     s: &Settings,
     req: &ReviewRequest,
     hw: &str,
     approval: &Approval,
-) -> Result<(Vec<String>, Option<String>)> {
-    use ota_client::walk::{self, Check};
-    let Approval::Ask { ca, force, now } = approval else {
-        return Ok((Vec::new(), None));
+) -> Result<Option<std::result::Result<Vec<String>, ota_client::walk::WalkError>>> {
+    use ota_client::walk;
+    let Approval::Ask { ca, now, .. } = approval else {
+        return Ok(None);
     };
     let limits = ota_client::tuf::Limits::default();
     let fetcher = crate::net::fetcher(ca.as_deref(), &limits)?;
@@ -162,8 +164,67 @@ fn ask_regulators(
         hardware_id: hw.into(),
     };
     let staging = tempfile::tempdir_in(dir).map_err(Error::io(dir))?;
-    let asked = walk::check_image(&mut repos, &master, &ecu, &probe, None, staging.path())
-        .and_then(|checked| walk::check_attestations(&mut repos, &master, &checked.release));
+    Ok(Some(
+        walk::check_image(&mut repos, &master, &ecu, &probe, None, staging.path())
+            .and_then(|checked| walk::check_attestations(&mut repos, &master, &checked.release)),
+    ))
+}
+
+/// Whether a regulator vetoes (revoked or rejected) the release SUPPLIER/UID/VERSION for
+/// hardware id `hw` now, or was seen vetoing it before: why. A regulator that cannot be
+/// reached is no veto (`oem rollout advance` halts a rollout on a veto, not on a network
+/// failure).
+pub(crate) fn vetoed(
+    dir: &Path,
+    supplier: &str,
+    uid: &str,
+    version: &str,
+    hw: &str,
+    approval: &Approval,
+) -> Result<Option<String>> {
+    let s = Settings::load(dir)?;
+    let release = format!("{supplier}/{uid}/{version}");
+    let cache = dir.join("director-cache");
+    if let Some(veto) = remembered_veto(&cache, &release)? {
+        return Ok(Some(veto));
+    }
+    let Some(req) = s
+        .reviews
+        .iter()
+        .find(|r| r.image.supplier == supplier && r.image.uid == uid && r.image.version == version)
+    else {
+        return Ok(None);
+    };
+    match walk_regulators(dir, &s, req, hw, approval)? {
+        Some(Err(e))
+            if matches!(
+                e.check,
+                ota_client::walk::Check::Revoked | ota_client::walk::Check::Rejected
+            ) =>
+        {
+            remember_veto(&cache, &release, &e.to_string())?;
+            Ok(Some(e.to_string()))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Ask the regulators about the release `req` for hardware id `hw`, as a vehicle would.
+fn ask_regulators(
+    dir: &Path,
+    s: &Settings,
+    req: &ReviewRequest,
+    hw: &str,
+    approval: &Approval,
+) -> Result<(Vec<String>, Option<String>)> {
+    use ota_client::walk::Check;
+    let Approval::Ask { force, .. } = approval else {
+        return Ok((Vec::new(), None));
+    };
+    let Some(asked) = walk_regulators(dir, s, req, hw, approval)? else {
+        return Ok((Vec::new(), None));
+    };
+    let cache = dir.join("director-cache");
     let release = format!(
         "{}/{}/{}",
         req.image.supplier, req.image.uid, req.image.version

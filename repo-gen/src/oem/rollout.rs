@@ -105,7 +105,21 @@ pub fn advance(dir: &Path, approval: &Approval, now: i64) -> Result<Vec<Step>> {
     for r in running {
         let members = db.transaction(|tx| policy::members(tx, &r))?;
         let progress = policy::progress(&members);
-        let step = match policy::decide(&r, &progress) {
+        // A release a regulator vetoed since the rollout started: vehicles refuse it, so its
+        // pending assignments only hold their updates up. Halted, whatever the progress.
+        let veto = super::assign::vetoed(
+            dir,
+            &r.supplier,
+            &r.uid,
+            &r.version,
+            &r.hardware_id,
+            approval,
+        )?;
+        let decision = match veto {
+            Some(why) => Decision::Halt(format!("a regulator vetoed the release: {why}")),
+            None => policy::decide(&r, &progress),
+        };
+        let step = match decision {
             Decision::Wait => Step::Waiting {
                 id: r.id.clone(),
                 progress,
