@@ -17,9 +17,20 @@ pub struct EcuRow {
     pub version: String,
     pub release_counter: u64,
     pub reported_at: DateTime,
+    /// The highest release counter the ECU ever reported. Above `release_counter`: this
+    /// report is an older entry replayed by a compromised gateway, or a revert (flagged).
+    pub highest_release_counter: u64,
 }
 
-const COLUMNS: &str = "vin, serial, hardware_id, uid, version, release_counter, reported_at";
+impl EcuRow {
+    /// The last report is below what the ECU reported before (replayed or reverted).
+    pub fn below_highest(&self) -> bool {
+        self.highest_release_counter > self.release_counter
+    }
+}
+
+const COLUMNS: &str =
+    "vin, serial, hardware_id, uid, version, release_counter, reported_at, highest_release_counter";
 
 fn rows(tx: &mut dyn Tx, sql: &str, params: &[Value]) -> Result<Vec<EcuRow>> {
     Ok(tx
@@ -36,6 +47,7 @@ fn rows(tx: &mut dyn Tx, sql: &str, params: &[Value]) -> Result<Vec<EcuRow>> {
                 version: next().into_text(),
                 release_counter: next().int().unwrap_or(0).max(0) as u64,
                 reported_at: DateTime(next().int().unwrap_or(0)),
+                highest_release_counter: next().int().unwrap_or(0).max(0) as u64,
             }
         })
         .collect())

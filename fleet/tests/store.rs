@@ -263,6 +263,7 @@ fn a_database_of_a_newer_release_is_refused() {
 
 /// Fleet queries answer from the newest verified reports: who runs a release, who is behind a
 /// release's counter on its hardware ids (SQLite and PostgreSQL).
+/// Scenario: Fleet backend | a compromised gateway replays an older ECU entry, and the OEM asks who runs a release or is behind | the ECU is listed as reported, marked below the highest counter it reported before (never passed off as its plain current state)
 #[test]
 fn queries_answer_who_runs_a_release_and_who_is_behind() {
     use ota_fleet::query;
@@ -301,6 +302,33 @@ fn queries_answer_who_runs_a_release_and_who_is_behind() {
             .map(|r| (r.vin.as_str(), r.serial.as_str(), r.release_counter))
             .collect();
         assert_eq!(who, [("VIN1", "S2", 1)], "{at}");
+        assert!(behind.iter().all(|r| !r.below_highest()), "{at}");
+        // An older entry of VIN2's S1 replayed (1.0 after 2.0): listed as reported, and said
+        // to be below the highest counter it reported.
+        let replayed = vec![
+            ecu_entry(ecu_key(), "S1", "BRAKE-A", Some(("brake-fw", "1.0", 1))),
+            ecu_entry(ecu_key(), "S2", "BRAKE-A", Some(("brake-fw", "2.0", 2))),
+        ];
+        ingest(&mut db, &report("VIN2", 3000, 2, replayed, vec![])).unwrap();
+        let behind = db
+            .transaction(|tx| query::behind(tx, &["BRAKE-A".into()], 2))
+            .unwrap();
+        let who: Vec<(&str, &str, u64, bool)> = behind
+            .iter()
+            .map(|r| {
+                (
+                    r.vin.as_str(),
+                    r.serial.as_str(),
+                    r.highest_release_counter,
+                    r.below_highest(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            who,
+            [("VIN1", "S2", 1, false), ("VIN2", "S1", 2, true)],
+            "{at}"
+        );
     }
 }
 

@@ -844,6 +844,87 @@ fn vehicles_import_with_the_keys_that_sign_their_reports() {
     assert_eq!(inventory("oem2").len(), 2, "the vehicle's key and BRK-1's");
 }
 
+/// `oem fleet running` as an operator reads it: one line per ECU (a replayed or reverted
+/// entry said to be below what the ECU reported before), `--json` with the same rows and the
+/// highest counter, `--count` one number.
+#[test]
+fn fleet_queries_print_lines_json_and_counts() {
+    let env = env_new();
+    let (k, off) = (key(&env, "oem.pem"), key(&env, "offline.pem"));
+    env.ok(&[
+        "oem",
+        "init",
+        "oem",
+        "--root-key",
+        &off,
+        "--targets-key",
+        &off,
+        "--key",
+        &k,
+    ]);
+    let ecu = |serial: &str, version: &str, counter: u64| ota_fleet::report::EcuState {
+        serial: serial.into(),
+        hardware_id: "BRAKE-A".into(),
+        image: Some(ota_fleet::report::Running {
+            uid: "brake-fw".into(),
+            version: version.into(),
+            sha256: "00".repeat(32),
+            release_counter: counter,
+        }),
+    };
+    let mut db = ota_repo::oem::reports::open(&env.path("oem")).unwrap();
+    db.transaction(|tx| {
+        ota_fleet::store::record_ecu(tx, "VIN1", &ecu("S1", "1.0", 1), 1000)?;
+        // VIN2's S1 ran 2.0, then an older entry (1.0) came back.
+        ota_fleet::store::record_ecu(tx, "VIN2", &ecu("S1", "2.0", 2), 1000)?;
+        ota_fleet::store::record_ecu(tx, "VIN2", &ecu("S1", "1.0", 1), 2000)
+    })
+    .unwrap();
+    drop(db);
+    let running = [
+        "oem",
+        "fleet",
+        "running",
+        "oem",
+        "--uid",
+        "brake-fw",
+        "--version",
+        "1.0",
+    ];
+    let out = env.ok(&running);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with("VIN1 S1 BRAKE-A brake-fw 1.0 (release counter 1")
+            && !lines[0].contains("BELOW"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("VIN2 S1 BRAKE-A brake-fw 1.0")
+            && lines[1].contains("BELOW the counter 2 it reported before"),
+        "{out}"
+    );
+    let mut json = running.to_vec();
+    json.push("--json");
+    let rows: serde_json::Value = serde_json::from_str(&env.ok(&json)).unwrap();
+    let got: Vec<(String, u64, u64)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["vin"].as_str().unwrap().to_string(),
+                r["release_counter"].as_u64().unwrap(),
+                r["highest_release_counter"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, [("VIN1".into(), 1, 1), ("VIN2".into(), 1, 2)]);
+    let mut count = running.to_vec();
+    count.push("--count");
+    assert_eq!(env.ok(&count).trim(), "2");
+}
+
 /// The README's test command on a machine without the programs its tests need, where it may
 /// not install them: it names every missing one and fails, instead of letting the tests that
 /// need them skip (`scripts/prerequisites.sh`, run first by `scripts/test.sh`).

@@ -200,8 +200,18 @@ fn print_rows(rows: &[EcuRow], json: bool) -> Result<()> {
         return print_json(rows);
     }
     for r in rows {
+        // A replayed older entry (or a revert) is shown as what was reported, and said to be
+        // below what the ECU reported before: never passed off as its plain current state.
+        let below = if r.below_highest() {
+            format!(
+                "; BELOW the counter {} it reported before: replayed or reverted, see `oem fleet flagged`",
+                r.highest_release_counter
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "{} {} {} {} {} (release counter {}, reported {})",
+            "{} {} {} {} {} (release counter {}, reported {}{below})",
             r.vin, r.serial, r.hardware_id, r.uid, r.version, r.release_counter, r.reported_at
         );
     }
