@@ -407,7 +407,13 @@ fn a_rollout_advances_on_success_and_halts_on_failures() {
 fn report_database_paths_are_the_working_directorys_and_on_disk() {
     let w = World::new();
     let dir = w.p("oem");
-    for bad in [":memory:", "file:x?mode=memory", "sqlite:", ""] {
+    for bad in [
+        ":memory:",
+        "file:x?mode=memory",
+        "sqlite:",
+        "",
+        "mysql://db/reports",
+    ] {
         let err = oem::reports::set_database(&dir, Some(bad))
             .unwrap_err()
             .to_string();

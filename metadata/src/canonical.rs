@@ -13,7 +13,16 @@ pub fn to_canonical<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
         serde_json::Serializer::with_formatter(&mut out, olpc_cjson::CanonicalFormatter::new());
     value
         .serialize(&mut ser)
-        .map_err(|e| Error::Canonical(e.to_string()))?;
+        .map_err(|e| {
+            // serde_json reads an integer past the 64-bit range as a float: say so, or the
+            // message blames a fraction the document may not have.
+            let e = e.to_string();
+            Error::Canonical(if e.contains("floating point") {
+                format!("{e} (a number with a fraction or an exponent, or an integer outside the 64-bit range)")
+            } else {
+                e
+            })
+        })?;
     Ok(out)
 }
 

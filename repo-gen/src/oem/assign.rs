@@ -356,10 +356,20 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Assigned> {
                      r: Option<&ota_fleet::store::Reported>|
      -> Result<()> {
         match r {
-            Some(r) if req.release_counter < r.highest_release_counter => Err(Error::refused(format!(
-                "ECU {serial} of {vin} reported running {} {} (release counter {}, {} at most): it refuses {} {} (release counter {}), and the vehicle's other updates would wait on it; assign a release at counter {} or above",
-                r.uid, r.version, r.release_counter, r.highest_release_counter, a.uid, a.version, req.release_counter, r.highest_release_counter
-            ))),
+            Some(r) if req.release_counter < r.highest_release_counter => {
+                let highest = if r.highest_release_counter > r.release_counter {
+                    format!(
+                        ", and release counter {} before that",
+                        r.highest_release_counter
+                    )
+                } else {
+                    String::new()
+                };
+                Err(Error::refused(format!(
+                    "ECU {serial} of {vin} reported running {} {} (release counter {}{highest}): it refuses {} {} (release counter {}), and the vehicle's other updates would wait on it; assign a release at counter {} or above",
+                    r.uid, r.version, r.release_counter, a.uid, a.version, req.release_counter, r.highest_release_counter
+                )))
+            }
             _ => Ok(()),
         }
     };

@@ -53,6 +53,7 @@ fn check_database(url: &str) -> Result<()> {
             if text.is_empty()
                 || text == ":memory:"
                 || text.starts_with("file:")
+                || text.contains("://")
                 || text.ends_with('/')
             {
                 Err(Error::refused(format!(
