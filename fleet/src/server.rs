@@ -419,19 +419,10 @@ fn write_batches(mut db: Db, mut queue: mpsc::Receiver<Job>, batch: usize) {
         // same order, so they cannot deadlock.
         jobs.sort_by(|a, b| a.verdict.vin.cmp(&b.verdict.vin));
         let now = crate::now();
-        let results = db.transaction(|tx| {
-            let mut results = Vec::with_capacity(jobs.len());
-            for j in &jobs {
-                // A report refused (a replay) wrote nothing: `apply` checks everything before
-                // its first write. A database failure spoils the transaction: the whole batch
-                // fails, and each gateway sends its report again.
-                match crate::store::apply(tx, &j.verdict, now) {
-                    Err(e @ FleetError::Database(_)) => return Err(e),
-                    r => results.push(r),
-                }
-            }
-            Ok(results)
-        });
+        let verdicts: Vec<&crate::report::Verdict> = jobs.iter().map(|j| &j.verdict).collect();
+        // A report refused (a replay) wrote nothing; a database failure spoils the
+        // transaction: the whole batch fails, and each gateway sends its report again.
+        let results = db.transaction(|tx| crate::store::apply_batch(tx, &verdicts, now));
         match results {
             Ok(results) => {
                 for (j, r) in jobs.into_iter().zip(results) {

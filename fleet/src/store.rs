@@ -34,38 +34,109 @@ pub enum Applied {
     AlreadySeen,
 }
 
-/// Record `v` at time `now` (Unix seconds).
-///
-/// Every bound is checked before the first write, and the first write decides whether the
-/// report is newer; after it only the database can fail (which spoils the whole transaction).
-/// So a refused report never leaves anything half-written, and the ingest server needs no
-/// savepoint per report (two round trips fewer each, on PostgreSQL).
+/// Record `v` at time `now` (Unix seconds): [`apply_batch`] of one report.
 pub fn apply(tx: &mut dyn Tx, v: &Verdict, now: i64) -> Result<Applied> {
-    check_bounds(v)?;
-    let Some(recalled_before) = advance_vehicle(tx, v, now)? else {
-        return refuse_stale(tx, v);
-    };
-    let mut flagged = v.flagged.clone();
-    let highest = record_ecus(tx, &v.vin, &v.accepted, v.generated.0)?;
-    for e in &v.accepted {
-        if let Some(why) = below_highest(e, highest.get(&e.serial).copied().unwrap_or(0)) {
-            flagged.push(Flag {
-                serial: e.serial.clone(),
-                reason: why,
-            });
+    apply_batch(tx, &[v], now)?
+        .pop()
+        .unwrap_or(Err(FleetError::Database("no result for the report".into())))
+}
+
+/// Rows per multi-row statement (5 parameters per vehicle row, 8 per ECU row: far inside
+/// both databases' limits).
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// Record the reports of `batch`, in order, at time `now`: what each did, or why it was
+/// refused (the outer error is the database's, which spoils the whole transaction).
+///
+/// Every bound is checked before the first write, and the first write decides whether a
+/// report is newer; after it only the database can fail. So a refused report never leaves
+/// anything half-written, and no savepoint is needed per report. The reports go in rounds,
+/// each vehicle at most once per round (a vehicle's reports in arrival order): a round is one
+/// multi-row statement advancing its vehicles and one writing all their ECUs (per 64 rows),
+/// then flags, recalls and events where a report has any. A batch of 64 single-vehicle
+/// reports is about three round trips to the database, not 128.
+pub fn apply_batch(tx: &mut dyn Tx, batch: &[&Verdict], now: i64) -> Result<Vec<Result<Applied>>> {
+    let mut results: Vec<Option<Result<Applied>>> = batch.iter().map(|_| None).collect();
+    let mut pending = Vec::new();
+    for (i, v) in batch.iter().enumerate() {
+        match check_bounds(v) {
+            Ok(()) => pending.push(i),
+            Err(e) => results[i] = Some(Err(e)),
         }
     }
-    for f in &flagged {
-        record_flag(tx, &v.vin, f, now)?;
+    while !pending.is_empty() {
+        let mut seen = std::collections::BTreeSet::new();
+        let (round, rest): (Vec<usize>, Vec<usize>) = pending
+            .into_iter()
+            .partition(|&i| seen.insert(batch[i].vin.as_str()));
+        apply_round(tx, batch, &round, now, &mut results)?;
+        pending = rest;
     }
-    record_recalls(tx, v, recalled_before)?;
-    let new_events = record_events(tx, &v.vin, &v.events)?;
-    Ok(Applied::Ingested {
-        accepted: v.accepted.len(),
-        flagged,
-        recalls: v.recalls.clone(),
-        new_events,
-    })
+    Ok(results
+        .into_iter()
+        .map(|r| r.unwrap_or(Err(FleetError::Database("report not recorded".into()))))
+        .collect())
+}
+
+/// One round of [`apply_batch`]: `round` indexes reports of distinct vehicles.
+fn apply_round(
+    tx: &mut dyn Tx,
+    batch: &[&Verdict],
+    round: &[usize],
+    now: i64,
+    results: &mut [Option<Result<Applied>>],
+) -> Result<()> {
+    let reports: Vec<&Verdict> = round.iter().map(|&i| batch[i]).collect();
+    let advanced = advance_vehicles(tx, &reports, now)?;
+    let mut newer = Vec::new();
+    for &i in round {
+        let v = batch[i];
+        match advanced.get(v.vin.as_str()) {
+            Some(&recalled_before) => newer.push((i, recalled_before)),
+            None => match refuse_stale(tx, v) {
+                Err(e @ FleetError::Database(_)) => return Err(e),
+                r => results[i] = Some(r),
+            },
+        }
+    }
+    let rows: Vec<(&str, &crate::report::EcuState, i64)> = newer
+        .iter()
+        .flat_map(|&(i, _)| {
+            let v = batch[i];
+            v.accepted
+                .iter()
+                .map(move |e| (v.vin.as_str(), e, v.generated.0))
+        })
+        .collect();
+    let highest = record_ecu_rows(tx, &rows)?;
+    for (i, recalled_before) in newer {
+        let v = batch[i];
+        let mut flagged = v.flagged.clone();
+        for e in &v.accepted {
+            let h = highest
+                .get(&(v.vin.clone(), e.serial.clone()))
+                .copied()
+                .unwrap_or(0);
+            if let Some(why) = below_highest(e, h) {
+                flagged.push(Flag {
+                    serial: e.serial.clone(),
+                    reason: why,
+                });
+            }
+        }
+        for f in &flagged {
+            record_flag(tx, &v.vin, f, now)?;
+        }
+        record_recalls(tx, v, recalled_before)?;
+        let new_events = record_events(tx, &v.vin, &v.events)?;
+        results[i] = Some(Ok(Applied::Ingested {
+            accepted: v.accepted.len(),
+            flagged,
+            recalls: v.recalls.clone(),
+            new_events,
+        }));
+    }
+    Ok(())
 }
 
 /// The numbers the database stores as signed 64-bit integers fit (a verified report's do; this
@@ -104,31 +175,58 @@ fn below_highest(e: &crate::report::EcuState, highest: i64) -> Option<String> {
     })
 }
 
-/// Make `v` the vehicle's newest report: how many recalls the one before listed (not zero if
-/// unknown); `None` if `v` is not newer than the one recorded.
-fn advance_vehicle(tx: &mut dyn Tx, v: &Verdict, now: i64) -> Result<Option<i64>> {
-    // `recalled` is not updated here: RETURNING gives the previous report's count.
-    let row = tx.row(
-        "INSERT INTO vehicles (vin, last_generated, last_counter, last_sha256, last_ingested)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (vin) DO UPDATE SET
-            last_generated = excluded.last_generated,
-            last_counter = excluded.last_counter,
-            last_sha256 = excluded.last_sha256,
-            last_ingested = excluded.last_ingested
-         WHERE vehicles.last_generated < excluded.last_generated
-            OR (vehicles.last_generated = excluded.last_generated
-                AND vehicles.last_counter < excluded.last_counter)
-         RETURNING recalled",
-        &[
-            Value::from(&v.vin),
-            Value::Int(v.generated.0),
-            int(v.counter, "report counter")?,
-            Value::from(&v.sha256),
-            Value::Int(now),
-        ],
-    )?;
-    Ok(row.map(|r| r.first().and_then(Value::int).unwrap_or(1)))
+/// Make each of `reports` (distinct vehicles) its vehicle's newest report where it is newer
+/// than the one recorded: by VIN, how many recalls the report before listed (not zero if
+/// unknown). A VIN missing from the answer was not newer.
+fn advance_vehicles(
+    tx: &mut dyn Tx,
+    reports: &[&Verdict],
+    now: i64,
+) -> Result<std::collections::BTreeMap<String, i64>> {
+    let mut advanced = std::collections::BTreeMap::new();
+    for chunk in reports.chunks(ROWS_PER_STATEMENT) {
+        let mut params = Vec::with_capacity(chunk.len() * 5);
+        let mut rows = Vec::with_capacity(chunk.len());
+        for v in chunk {
+            let p = params.len();
+            rows.push(format!(
+                "(${}, ${}, ${}, ${}, ${})",
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 5
+            ));
+            params.extend([
+                Value::from(&v.vin),
+                Value::Int(v.generated.0),
+                int(v.counter, "report counter")?,
+                Value::from(&v.sha256),
+                Value::Int(now),
+            ]);
+        }
+        // `recalled` is not updated here: RETURNING gives the previous report's count.
+        let sql = format!(
+            "INSERT INTO vehicles (vin, last_generated, last_counter, last_sha256, last_ingested)
+             VALUES {}
+             ON CONFLICT (vin) DO UPDATE SET
+                last_generated = excluded.last_generated,
+                last_counter = excluded.last_counter,
+                last_sha256 = excluded.last_sha256,
+                last_ingested = excluded.last_ingested
+             WHERE vehicles.last_generated < excluded.last_generated
+                OR (vehicles.last_generated = excluded.last_generated
+                    AND vehicles.last_counter < excluded.last_counter)
+             RETURNING vin, recalled",
+            rows.join(", ")
+        );
+        for r in tx.rows(&sql, &params)? {
+            let mut r = r.into_iter();
+            let vin = r.next().unwrap_or(Value::Null).into_text();
+            advanced.insert(vin, r.next().and_then(|v| v.int()).unwrap_or(1));
+        }
+    }
+    Ok(advanced)
 }
 
 /// The report is not newer: the same one again, or a replay.
@@ -162,10 +260,6 @@ pub fn record_ecu(tx: &mut dyn Tx, vin: &str, e: &crate::report::EcuState, at: i
     Ok(highest.get(&e.serial).copied().unwrap_or(0))
 }
 
-/// ECU rows written per statement: one round trip for a whole vehicle's ECUs (most have
-/// fewer), within both databases' parameter limits.
-const ECUS_PER_STATEMENT: usize = 64;
-
 /// Record what the ECUs `ecus` (distinct serials) of `vin` run, as reported at `at`; by serial,
 /// the highest release counter each has reported, this report included.
 pub fn record_ecus(
@@ -174,11 +268,24 @@ pub fn record_ecus(
     ecus: &[crate::report::EcuState],
     at: i64,
 ) -> Result<BTreeMap<String, i64>> {
+    let rows: Vec<_> = ecus.iter().map(|e| (vin, e, at)).collect();
+    Ok(record_ecu_rows(tx, &rows)?
+        .into_iter()
+        .map(|((_, serial), h)| (serial, h))
+        .collect())
+}
+
+/// Record ECU rows (VIN, what it runs, reported at; distinct (VIN, serial)), 64 per
+/// statement; by (VIN, serial), the highest release counter each has reported.
+fn record_ecu_rows(
+    tx: &mut dyn Tx,
+    ecus: &[(&str, &crate::report::EcuState, i64)],
+) -> Result<BTreeMap<(String, String), i64>> {
     let mut highest = BTreeMap::new();
-    for chunk in ecus.chunks(ECUS_PER_STATEMENT) {
+    for chunk in ecus.chunks(ROWS_PER_STATEMENT) {
         let mut params = Vec::with_capacity(chunk.len() * 8);
         let mut rows = Vec::with_capacity(chunk.len());
-        for e in chunk {
+        for &(vin, e, at) in chunk {
             let (uid, version, sha256, counter) = match &e.image {
                 Some(r) => (
                     r.uid.as_str(),
@@ -223,14 +330,15 @@ pub fn record_ecus(
                 highest_release_counter = CASE
                     WHEN ecus.highest_release_counter > excluded.release_counter
                     THEN ecus.highest_release_counter ELSE excluded.release_counter END
-             RETURNING serial, highest_release_counter",
+             RETURNING vin, serial, highest_release_counter",
             rows.join(", ")
         );
         for r in tx.rows(&sql, &params)? {
             let mut r = r.into_iter();
+            let vin = r.next().unwrap_or(Value::Null).into_text();
             let serial = r.next().unwrap_or(Value::Null).into_text();
             let h = r.next().and_then(|v| v.int()).unwrap_or(0);
-            highest.insert(serial, h);
+            highest.insert((vin, serial), h);
         }
     }
     Ok(highest)

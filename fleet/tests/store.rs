@@ -663,3 +663,71 @@ fn a_rollout_counts_only_what_happened_after_a_member_joined() {
         assert_eq!(failed(&mut db)[0], ("VIN1".to_string(), true), "{at}");
     }
 }
+
+/// Scenario: Fleet backend | one batch of the ingest server holds several reports of one vehicle (newer, the same again, an older replay) beside other vehicles' | each judged as if it came alone, in arrival order: the newer recorded, the same one "already seen", the older refused; other vehicles unaffected (SQLite and PostgreSQL)
+#[test]
+fn a_batch_judges_each_report_as_if_it_came_alone() {
+    let dbs = Databases::new();
+    let inv = inventory(&["VIN1", "VIN2"]);
+    for (at, mut db) in dbs.each("batch") {
+        let bytes = [
+            report("VIN1", 1000, 1, both("1.0", 1), vec![]),
+            report("VIN2", 1000, 1, both("1.0", 1), vec![]),
+            report("VIN1", 2000, 2, both("2.0", 2), vec![]),
+            report("VIN1", 2000, 2, both("2.0", 2), vec![]),
+            report("VIN1", 1500, 9, both("1.5", 1), vec![]),
+            report(
+                "VIN2",
+                3000,
+                2,
+                both("3.0", 3),
+                vec![event(1, "S1", Outcome::Installed, "3.0")],
+            ),
+        ];
+        // The same bytes twice: the fourth is the third again.
+        let verdicts: Vec<_> = bytes
+            .iter()
+            .enumerate()
+            .map(|(i, b)| verify(&inv, if i == 3 { &bytes[2] } else { b }).unwrap())
+            .collect();
+        let refs: Vec<_> = verdicts.iter().collect();
+        let got = db
+            .transaction(|tx| store::apply_batch(tx, &refs, 5000))
+            .unwrap();
+        let kinds: Vec<&str> = got
+            .iter()
+            .map(|r| match r {
+                Ok(Applied::Ingested { .. }) => "ingested",
+                Ok(Applied::AlreadySeen) => "seen",
+                Err(FleetError::Replay { .. }) => "replay",
+                Err(_) => "other",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["ingested", "ingested", "ingested", "seen", "replay", "ingested"],
+            "{at}"
+        );
+        let running = |db: &mut Db, vin: &str| {
+            db.transaction(|tx| store::reported(tx, vin, "S1"))
+                .unwrap()
+                .unwrap()
+                .version
+        };
+        assert_eq!(running(&mut db, "VIN1"), "2.0", "{at}");
+        assert_eq!(running(&mut db, "VIN2"), "3.0", "{at}");
+        assert_eq!(
+            db.transaction(|tx| store::events(tx, "VIN2"))
+                .unwrap()
+                .len(),
+            1,
+            "{at}"
+        );
+        // Sent again alone, each answers the same.
+        assert_eq!(ingest(&mut db, &bytes[2]).unwrap(), Applied::AlreadySeen);
+        assert!(matches!(
+            ingest(&mut db, &bytes[4]),
+            Err(FleetError::Replay { .. })
+        ));
+    }
+}
