@@ -222,6 +222,44 @@ fn add_keys(held: &mut Vehicle, file: &Vehicle) {
     }
 }
 
+/// Threads writing shards.
+const WRITERS: usize = 8;
+
+/// Write one shard's new vehicles, and the keys of those already there (`touched`: VINs of
+/// one shard).
+fn write_shard(
+    dir: &Path,
+    touched: &[&str],
+    vehicles: &BTreeMap<String, Vehicle>,
+    new: &BTreeSet<&str>,
+) -> Result<()> {
+    let mut inv = Inventory::load_for(dir, touched)?;
+    for vin in touched {
+        let file = &vehicles[*vin];
+        match inv.vehicles.get_mut(*vin) {
+            Some(held) => add_keys(held, file),
+            None => {
+                inv.vehicles.insert((*vin).to_string(), file.clone());
+            }
+        }
+    }
+    inv.save(dir)?;
+    // Back in the fleet: no longer removed.
+    let added: Vec<&str> = touched
+        .iter()
+        .copied()
+        .filter(|v| new.contains(v))
+        .collect();
+    if added.is_empty() {
+        return Ok(());
+    }
+    let (mut removed, scope) = store::load::<String>(dir, store::REMOVED_DIR, Some(&added))?;
+    if added.iter().any(|v| removed.remove(*v).is_some()) {
+        store::save(dir, store::REMOVED_DIR, &removed, &scope)?;
+    }
+    Ok(())
+}
+
 /// Import `vehicles` into the inventory of `dir`: checked whole, then written shard by shard.
 pub fn import(dir: &Path, vehicles: BTreeMap<String, Vehicle>) -> Result<Imported> {
     super::Settings::load(dir)?;
@@ -254,39 +292,36 @@ pub fn import(dir: &Path, vehicles: BTreeMap<String, Vehicle>) -> Result<Importe
             }
         }
     }
-    for vins in by_shard.values() {
-        let touched: Vec<&str> = vins
-            .iter()
-            .map(String::as_str)
-            .filter(|v| new.contains(v) || keyed.contains(v))
-            .collect();
-        if touched.is_empty() {
-            continue;
-        }
-        let mut inv = Inventory::load_for(dir, &touched)?;
-        for vin in &touched {
-            let file = &vehicles[*vin];
-            match inv.vehicles.get_mut(*vin) {
-                Some(held) => add_keys(held, file),
-                None => {
-                    inv.vehicles.insert((*vin).to_string(), file.clone());
+    // Written shard by shard on several threads: each shard is its own files (and fsyncs,
+    // which dominate: about 4,096 shards whatever the fleet), so they overlap on the disk.
+    let groups: Vec<Vec<&str>> = by_shard
+        .values()
+        .map(|vins| {
+            vins.iter()
+                .map(String::as_str)
+                .filter(|v| new.contains(v) || keyed.contains(v))
+                .collect::<Vec<&str>>()
+        })
+        .filter(|g| !g.is_empty())
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..WRITERS {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(group) = groups.get(i) else { return };
+                if let Err(e) = write_shard(dir, group, &vehicles, &new) {
+                    if let Ok(mut f) = failed.lock() {
+                        f.get_or_insert(e);
+                    }
+                    return;
                 }
-            }
+            });
         }
-        inv.save(dir)?;
-        // Back in the fleet: no longer removed.
-        let added: Vec<&str> = touched
-            .iter()
-            .copied()
-            .filter(|v| new.contains(v))
-            .collect();
-        if added.is_empty() {
-            continue;
-        }
-        let (mut removed, scope) = store::load::<String>(dir, store::REMOVED_DIR, Some(&added))?;
-        if added.iter().any(|v| removed.remove(*v).is_some()) {
-            store::save(dir, store::REMOVED_DIR, &removed, &scope)?;
-        }
+    });
+    if let Some(e) = failed.into_inner().ok().flatten() {
+        return Err(e);
     }
     Ok(Imported {
         added: new.len(),
