@@ -21,13 +21,9 @@ fn assign(w: &World, target: oem::AssignTarget, version: &str) -> ota_repo::erro
     .map(|_| ())
 }
 
-/// Scenario: Uptane release counter | the OEM assigns an ECU a release below the counter the vehicle last reported it running (by mistake, or a compromised director's script) | refused at `oem assign`, for one ECU and for a whole hardware id (nothing written): the ECU would refuse it, and the vehicle's other updates would wait on it
-#[test]
-fn an_assignment_below_the_reported_counter_is_refused() {
-    let w = World::new();
-    let dir = w.p("oem");
-    // VIN1's S1 reported running brake-fw 2.0 (release counter 2).
-    let s1 = ota_fleet::report::EcuState {
+/// VIN1's S1 as reported running brake-fw 2.0 (release counter 2).
+fn s1_running_2_0() -> ota_fleet::report::EcuState {
+    ota_fleet::report::EcuState {
         serial: "S1".into(),
         hardware_id: "BRAKE-A".into(),
         image: Some(ota_fleet::report::Running {
@@ -36,7 +32,16 @@ fn an_assignment_below_the_reported_counter_is_refused() {
             sha256: "00".repeat(32),
             release_counter: 2,
         }),
-    };
+    }
+}
+
+/// Scenario: Uptane release counter | the OEM assigns an ECU a release below the counter the vehicle last reported it running (by mistake, or a compromised director's script) | refused at `oem assign`, for one ECU and for a whole hardware id (nothing written): the ECU would refuse it, and the vehicle's other updates would wait on it
+#[test]
+fn an_assignment_below_the_reported_counter_is_refused() {
+    let w = World::new();
+    let dir = w.p("oem");
+    // VIN1's S1 reported running brake-fw 2.0 (release counter 2).
+    let s1 = s1_running_2_0();
     oem::reports::open(&dir)
         .unwrap()
         .transaction(|tx| ota_fleet::store::record_ecu(tx, "VIN1", &s1, DateTime::now().0))
@@ -67,16 +72,7 @@ fn an_assignment_below_the_reported_counter_is_refused() {
 fn a_lost_report_database_is_not_an_empty_one() {
     let w = World::new();
     let dir = w.p("oem");
-    let s1 = ota_fleet::report::EcuState {
-        serial: "S1".into(),
-        hardware_id: "BRAKE-A".into(),
-        image: Some(ota_fleet::report::Running {
-            uid: "brake-fw".into(),
-            version: "2.0".into(),
-            sha256: "00".repeat(32),
-            release_counter: 2,
-        }),
-    };
+    let s1 = s1_running_2_0();
     oem::reports::open(&dir)
         .unwrap()
         .transaction(|tx| ota_fleet::store::record_ecu(tx, "VIN1", &s1, DateTime::now().0))
