@@ -92,13 +92,16 @@ fn fleet(n: usize, vehicle: &SigningKey, ecu: &SigningKey) -> Fleet {
 fn post(addr: SocketAddr, body: &[u8]) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    write!(
-        s,
+    // One write for head and body, as an HTTP client library sends them: pieces written one
+    // after another would wait on Nagle's algorithm and the server's delayed ACK (tens of
+    // milliseconds each), and the bench would time the loopback's TCP, not the server.
+    let mut request = format!(
         "POST /reports HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
-    .unwrap();
-    s.write_all(body).unwrap();
+    .into_bytes();
+    request.extend_from_slice(body);
+    s.write_all(&request).unwrap();
     let mut a = String::new();
     let _ = s.read_to_string(&mut a);
     a
@@ -261,7 +264,15 @@ fn main() {
         None => println!("PostgreSQL: not installed, its rows are skipped"),
     }
     let mut skipped = pg.is_none();
+    // OTA_BENCH_ONLY=PostgreSQL (or SQLite) runs that backend's row alone, for profiling.
+    let only = std::env::var("OTA_BENCH_ONLY").ok();
+    if only.is_some() {
+        skipped = true;
+    }
     for (name, at) in &backends {
+        if only.as_deref().is_some_and(|o| o != *name) {
+            continue;
+        }
         let mut rates = Vec::new();
         for (run, f) in fleets.iter().enumerate() {
             // A fresh database per run, so each ingests new reports.
@@ -283,6 +294,10 @@ fn main() {
             rate,
             rate / reference
         );
+    }
+    if let Some(o) = only {
+        println!("SKIPPED: every row but {o} (OTA_BENCH_ONLY)");
+        return;
     }
     // Latency under attack, SQLite (the default).
     let f = &fleets[0];

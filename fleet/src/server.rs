@@ -364,7 +364,7 @@ async fn outcome(req: Request<hyper::body::Incoming>, shared: &Shared) -> (Statu
             )
         }
     };
-    let Ok(_turn) = shared.verifying.clone().acquire_owned().await else {
+    let Ok(turn) = shared.verifying.clone().acquire_owned().await else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "the server is stopping".into(),
@@ -374,6 +374,10 @@ async fn outcome(req: Request<hyper::body::Incoming>, shared: &Shared) -> (Statu
     let verdict = tokio::task::spawn_blocking(move || crate::report::verify(&*inventory, &body))
         .await
         .unwrap_or_else(|e| Err(FleetError::Database(format!("verifier: {e}"))));
+    // The turn bounds verifying, not waiting for the writer: held across the commit it would
+    // let only as many reports into a batch as there are cores, and every commit would carry
+    // one or two (the writer then waits on the database's round trips, report after report).
+    drop(turn);
     let verdict = match verdict {
         Ok(v) => v,
         Err(e) => return status_of(&e),
