@@ -6,6 +6,18 @@
 //! the previous image stays the active, bootable one, and [`Bootloader::discard`] drops the
 //! pending one.
 //!
+//! Activation is a *trial*: the new image becomes the active one, and the next start-ups run
+//! it, but the release counter stays where it was and the previous image stays untouched in
+//! the other slot until the new image confirms itself ([`Bootloader::confirm`], called by the
+//! image after its own start-up checks). At each start-up ([`Bootloader::boot`], told why the
+//! core reset) the bootloader counts the trial's boots; a watchdog or fault reset of the trial
+//! image, [`MAX_TRIAL_BOOTS`] starts without a confirmation, or a trial slot that no longer
+//! hashes to what was verified make it return to the previous image by itself and remember
+//! which image it left and why ([`crate::state::Reverted`]): those bytes are refused from then
+//! on, so a reverted image never runs again on this ECU (a fixed build has other bytes). The
+//! previous image is not returned to if a trust document's floor revoked it since: the ECU
+//! then stays in its bootloader, waiting for an update, rather than run a revoked release.
+//!
 //! The split is what lets a gateway update several ECUs all or nothing: it distributes every
 //! image first, and activates only when every ECU holds its image verified and pending
 //! (otherwise it discards them all). Activation is idempotent (activating the image that is
@@ -16,7 +28,7 @@ use crate::compact_manifest::{Body, CompactManifest, Field, ProvisionedKey};
 use crate::flash::TRUST_LEN;
 use crate::flash::{Flash, Slot};
 use crate::instruction::{self, Instruction};
-use crate::state::{EcuState, ImageInfo, Stored, TrustRecord};
+use crate::state::{EcuState, ImageInfo, RevertReason, Reverted, Stored, Trial, TrustRecord};
 use crate::trust::{self, Mode, TrustDocument};
 use sha2::{Digest, Sha256};
 
@@ -65,6 +77,11 @@ pub enum Refusal {
     /// The trust document names instruction keys and no instruction was given for this
     /// download ([`crate::instruction`]).
     InstructionMissing,
+    /// A download while the active image is on trial: it would erase the image the
+    /// bootloader returns to if the trial fails.
+    OnTrial,
+    /// The image is the one this ECU reverted from (it failed its trial here).
+    Reverted,
     /// The instruction is malformed, not signed by an instruction key of the trust document,
     /// for another ECU or another manifest, or older than one this ECU accepted.
     InstructionRejected,
@@ -117,6 +134,30 @@ pub struct Bootloader<'k, F: Flash> {
     /// The OEM's instruction for the next download, verified when it was given.
     instruction: Option<Instruction>,
     session: Session,
+}
+
+/// Starts of an image on trial without a confirmation before the bootloader returns to the
+/// previous image (power cuts during start-up count: three allow for two of them).
+pub const MAX_TRIAL_BOOTS: u8 = 3;
+
+/// Why the core (re)started, as the board's reset-cause register tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResetCause {
+    /// Power on, or an ordinary reset (the bootloader's own after an activation).
+    PowerOn,
+    /// The watchdog expired.
+    Watchdog,
+    /// A fault or lockup reset the core.
+    Fault,
+}
+
+/// What a start-up runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Boot {
+    /// The active image; `trial` while it has not confirmed itself.
+    Image { info: ImageInfo, trial: bool },
+    /// No image to run: stay in the bootloader, waiting for an update.
+    Bootloader,
 }
 
 /// Largest data block accepted in one transfer request. 4092 bytes plus the two-byte UDS
@@ -272,6 +313,9 @@ impl<'k, F: Flash> Bootloader<'k, F> {
         if self.lost {
             return Err(Refusal::StateLost);
         }
+        if self.state.trial.is_some() {
+            return Err(Refusal::OnTrial);
+        }
         let m = CompactManifest::parse(manifest).map_err(|_| Refusal::BadManifest)?;
         match &self.trust {
             Some(t) => m.verify(&t.suppliers.keys, t.suppliers.threshold),
@@ -288,6 +332,13 @@ impl<'k, F: Flash> Bootloader<'k, F> {
         }
         if m.body.release_counter < self.floor() {
             return Err(Refusal::Rollback);
+        }
+        if self
+            .state
+            .reverted
+            .is_some_and(|r| r.sha256 == m.body.sha256)
+        {
+            return Err(Refusal::Reverted);
         }
         if m.body.length > self.flash.slot_size() {
             return Err(Refusal::TooLarge);
@@ -462,11 +513,15 @@ impl<'k, F: Flash> Bootloader<'k, F> {
                     self.drop_pending()?;
                     return Err(Refusal::HashMismatch);
                 }
+                // On trial: the counter becomes final when the image confirms itself.
                 self.commit(EcuState {
                     active: slot,
                     image: Some(p),
-                    release_counter: self.state.release_counter.max(p.release_counter),
                     pending: None,
+                    trial: Some(Trial {
+                        boots: 0,
+                        previous: self.state.image,
+                    }),
                     ..self.state
                 })?;
                 Ok(p)
@@ -474,6 +529,97 @@ impl<'k, F: Flash> Bootloader<'k, F> {
             (_, Some(i)) if i.sha256 == *sha256 => Ok(i),
             _ => Err(Refusal::NothingPending),
         }
+    }
+
+    /// A start-up: count a trial's boot, or return from a trial that failed (see the module
+    /// documentation); then what to run. Called by the board's start-up code with the reset
+    /// cause, before it jumps to any image.
+    pub fn boot(&mut self, cause: ResetCause) -> Result<Boot, Refusal> {
+        if self.lost {
+            return Err(Refusal::StateLost);
+        }
+        if let (Some(trial), Some(info)) = (self.state.trial, self.state.image) {
+            let failed = if trial.boots > 0 && cause == ResetCause::Watchdog {
+                Some(RevertReason::Watchdog)
+            } else if trial.boots > 0 && cause == ResetCause::Fault {
+                Some(RevertReason::Fault)
+            } else if trial.boots >= MAX_TRIAL_BOOTS {
+                Some(RevertReason::Unconfirmed)
+            } else if !self
+                .slot_matches(self.state.active, &info)
+                .map_err(|_| Refusal::Programming)?
+            {
+                Some(RevertReason::Corrupt)
+            } else {
+                None
+            };
+            match failed {
+                Some(reason) => self.revert(trial, info, reason)?,
+                None => self.commit(EcuState {
+                    trial: Some(Trial {
+                        boots: trial.boots.saturating_add(1),
+                        ..trial
+                    }),
+                    ..self.state
+                })?,
+            }
+        }
+        Ok(match self.state.image {
+            Some(info) => Boot::Image {
+                info,
+                trial: self.state.trial.is_some(),
+            },
+            None => Boot::Bootloader,
+        })
+    }
+
+    /// Return from the trial image `info` to the previous one, in one state write.
+    fn revert(
+        &mut self,
+        trial: Trial,
+        info: ImageInfo,
+        reason: RevertReason,
+    ) -> Result<(), Refusal> {
+        let reverted = Some(Reverted {
+            uid: info.uid,
+            version: info.version,
+            sha256: info.sha256,
+            reason,
+        });
+        // A previous image revoked since (below the trust document's floor) is not run again.
+        let previous = trial.previous.filter(|p| p.release_counter >= self.floor());
+        let next = match previous {
+            Some(p) => EcuState {
+                active: self.state.active.other(),
+                image: Some(p),
+                trial: None,
+                reverted,
+                ..self.state
+            },
+            None => EcuState {
+                image: None,
+                trial: None,
+                reverted,
+                ..self.state
+            },
+        };
+        self.commit(next)
+    }
+
+    /// The image on trial confirms itself (after its own start-up checks): it stays, and its
+    /// release counter becomes the ECU's. Idempotent: without a trial it writes nothing.
+    pub fn confirm(&mut self) -> Result<(), Refusal> {
+        if self.lost {
+            return Err(Refusal::StateLost);
+        }
+        let (Some(_), Some(info)) = (self.state.trial, self.state.image) else {
+            return Ok(());
+        };
+        self.commit(EcuState {
+            trial: None,
+            release_counter: self.state.release_counter.max(info.release_counter),
+            ..self.state
+        })
     }
 
     /// Drop the pending image (abandoning any transfer in progress); the active image stays.

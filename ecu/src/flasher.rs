@@ -260,6 +260,14 @@ where
             Ok(req) => {
                 let resp = server.handle(&req);
                 ep.send(&resp, ANSWER_TIMEOUT).map_err(|e| e.to_string())?;
+                if server.take_reset() {
+                    // The ECU resets into the image on trial; this generic ECU's applications
+                    // all start and confirm themselves (the simulator's may fault).
+                    let _ = server
+                        .bootloader
+                        .boot(crate::bootloader::ResetCause::PowerOn);
+                    let _ = server.bootloader.confirm();
+                }
             }
             Err(TransportError::Timeout) | Err(TransportError::Rx(_)) => {}
             Err(e) => return Err(e.to_string()),

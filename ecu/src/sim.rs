@@ -16,10 +16,15 @@
 //! `--flash-fault` simulates an ECU whose flash has failed: every write to an image slot
 //! fails, so every download is refused with a programming failure (NRC 0x72) while the active
 //! image stays; the tests and the demo use it for the all-or-nothing update.
+//! The simulated ECU runs no code, so an image stands for an application by its first bytes:
+//! one that begins with [`FAULT_MARKER`] faults at start-up, every other one starts and
+//! confirms itself. After each activation the simulator resets as an ECU does: the bootloader
+//! counts the trial boot, the application starts, and a faulting trial image is reverted by
+//! the bootloader itself (see [`crate::bootloader`]); the output says which and why.
 //! `--power-cut-after-writes N` simulates a power cut: the process aborts just before its
 //! (N+1)-th flash write (slot erase, slot write or state write), with no cleanup.
 
-use crate::bootloader::{Bootloader, Identity};
+use crate::bootloader::{Boot, Bootloader, Identity, ResetCause, MAX_TRIAL_BOOTS};
 use crate::bus::udp::UdpBus;
 use crate::compact_manifest::{CompactManifest, Field, ProvisionedKey};
 use crate::flash::file::FileFlash;
@@ -193,6 +198,68 @@ impl Flash for SimFlash {
     }
 }
 
+/// An image whose bytes begin with this faults at start-up in the simulator (tests, demo).
+pub const FAULT_MARKER: &[u8] = b"OTA-SIM:FAULT-AT-START-UP";
+
+/// A reset as the ECU's start-up code sees it: the bootloader decides what runs (counting a
+/// trial, reverting a failed one), the application starts; a faulting one resets the core
+/// again (fault reset) until the bootloader returns to an image that starts, or has none.
+fn reset<F: Flash>(server: &mut Server<'_, F>, tag: &str) {
+    let mut cause = ResetCause::PowerOn;
+    for _ in 0..=MAX_TRIAL_BOOTS {
+        let reverted_before = server.bootloader.state().reverted;
+        let boot = match server.bootloader.boot(cause) {
+            Ok(b) => b,
+            Err(e) => {
+                println!("{tag}: start-up refused: {e:?}; waiting in the bootloader");
+                return;
+            }
+        };
+        let st = *server.bootloader.state();
+        if let Some(r) = st.reverted.filter(|r| Some(*r) != reverted_before) {
+            println!(
+                "{tag}: REVERTED {} {}: {}; the bootloader returned to the previous image by itself",
+                r.uid.as_str(),
+                r.version.as_str(),
+                r.reason.describe()
+            );
+        }
+        let (info, trial) = match boot {
+            Boot::Image { info, trial } => (info, trial),
+            Boot::Bootloader => {
+                println!("{tag}: no image to run: waiting in the bootloader for an update");
+                return;
+            }
+        };
+        let mut head = [0u8; 64];
+        let n = server
+            .bootloader
+            .flash_mut()
+            .read_slot(st.active, 0, &mut head[..FAULT_MARKER.len()])
+            .unwrap_or(0);
+        if head[..n].starts_with(FAULT_MARKER) {
+            println!(
+                "{tag}: {} faulted at start-up (hard fault): the core resets",
+                image_name(&info)
+            );
+            cause = ResetCause::Fault;
+            continue;
+        }
+        if trial {
+            match server.bootloader.confirm() {
+                Ok(()) => println!(
+                    "{tag}: {} started and confirmed itself: release counter {} is final",
+                    image_name(&info),
+                    server.bootloader.state().release_counter
+                ),
+                Err(e) => println!("{tag}: confirmation failed: {e:?} (still on trial)"),
+            }
+        }
+        return;
+    }
+    println!("{tag}: the confirmed image faults at every start-up and there is none to return to");
+}
+
 fn image_name(i: &crate::state::ImageInfo) -> String {
     format!(
         "{} {} (release counter {})",
@@ -303,6 +370,11 @@ pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
     if let Some(path) = &a.ecu_key {
         server.signer = Some(std::boxed::Box::new(RsaReportSigner::load(path)?));
     }
+    // The start-up of a (re)started ECU: a trial left by an activation before a power cut is
+    // counted (or reverted) here.
+    if !server.bootloader.state_lost() {
+        reset(&mut server, &tag);
+    }
     if server.bootloader.state_lost() {
         println!("{tag}: persistent state lost (both copies invalid): refusing installs until it is restored");
     }
@@ -396,7 +468,7 @@ pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
                         println!("{tag}: activate: {running} is already active")
                     }
                     Some(uds::RID_ACTIVATE) => println!(
-                        "{tag}: activated slot {:?}: now running {running}",
+                        "{tag}: activated slot {:?}: {running} on trial (it runs from the next start-up, and must confirm itself)",
                         st.active
                     ),
                     Some(uds::RID_DISCARD) if before.pending.is_some() => println!(
@@ -416,6 +488,10 @@ pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
             _ => {}
         }
         ep.send(&resp, ANSWER_TIMEOUT).map_err(|e| e.to_string())?;
+        // After an activation's answer the ECU resets into its new image, as a real one does.
+        if server.take_reset() {
+            reset(&mut server, &tag);
+        }
     }
     Ok(())
 }

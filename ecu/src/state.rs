@@ -4,20 +4,33 @@
 //! the newest valid state, so a power cut while writing tears at most that copy, and the other
 //! still holds the previous state.
 //!
-//! Layout of a copy (320 bytes, big-endian):
-//! `OTA3` magic (4) · sequence (4) · active slot (1) · flags (1, bit 0: an image is installed,
-//! bit 1: a verified image is pending in the other slot, bit 2: a trust document is held)
+//! Layout of a copy (576 bytes, big-endian):
+//! `OTA4` magic (4) · sequence (4) · active slot (1) · flags (1, bit 0: an image is installed,
+//! bit 1: a verified image is pending in the other slot, bit 2: a trust document is held,
+//! bit 3: the active image is on trial, bit 4: an image was reverted)
 //! · reserved (6) · release counter (8)
 //! · active image: uid (32) · version (32) · SHA-256 (32) · length (8)
 //! · pending image: uid (32) · version (32) · SHA-256 (32) · length (8) · release counter (8)
 //! · trust document: copy (1) · reserved (3) · version (4) · length (4) · SHA-256 (32)
 //! · instruction sequence (4): the highest the ECU accepted ([`crate::instruction`]; zero
 //! in states written before instructions, whose bytes were reserved and zero)
-//! · SHA-256 of bytes 0..288 (32).
+//! · trial: boots started (1) · revert reason (1) · reserved (6) · the trial image's release
+//! counter (8) · the previous image, in the other slot: uid (32) · version (32) · SHA-256 (32)
+//! · length (8)
+//! · the last image reverted: uid (32) · version (32) · SHA-256 (32)
+//! · reserved (40) · SHA-256 of bytes 0..544 (32).
+//!
+//! The third layout (`OTA3`, 320 bytes: the same up to the instruction sequence, then the
+//! SHA-256 of bytes 0..288) is still read, as a state with no trial and nothing reverted.
 //!
 //! The trust document itself lives in one of two trust copies of the flash
 //! ([`Flash::read_trust`]); a new one is written to the copy the state does not name, then
 //! the state is committed naming it, so a power cut leaves the old or the new document.
+//!
+//! A trial ([`Trial`]): activation makes the new image active *on trial*; the release counter
+//! stays where it was until the image confirms itself ([`crate::bootloader`]), and the
+//! previous image stays intact in the other slot (downloads, which would erase it, are refused
+//! during a trial) so the bootloader can return to it by itself.
 //!
 //! The second layout (`OTA2`, 272 bytes: the same up to the pending image, then the SHA-256 of
 //! bytes 0..240) is still read, as a state with no trust document; never written again.
@@ -43,13 +56,17 @@ use crate::compact_manifest::{Field, FIELD_LEN};
 use crate::flash::{Flash, Slot, STATE_LEN};
 use sha2::{Digest, Sha256};
 
-const MAGIC: [u8; 4] = *b"OTA3";
+const MAGIC: [u8; 4] = *b"OTA4";
+/// The third layout's magic (read, never written).
+const MAGIC_V3: [u8; 4] = *b"OTA3";
 /// The second layout's magic (read, never written).
 const MAGIC_V2: [u8; 4] = *b"OTA2";
 /// The first layout's magic (read, never written).
 const MAGIC_V1: [u8; 4] = *b"OTAS";
 /// Where the checksum starts in the current layout (it covers everything before).
-const SUM_AT: usize = 288;
+const SUM_AT: usize = 544;
+/// Where the checksum starts in the third layout.
+const SUM_AT_V3: usize = 288;
 /// Where the checksum starts in the second layout.
 const SUM_AT_V2: usize = 240;
 /// Where the checksum starts in the first layout.
@@ -71,6 +88,65 @@ pub struct EcuState {
     /// The highest instruction sequence accepted: an instruction below it (an assignment the
     /// OEM has since replaced) is refused.
     pub instruction_sequence: u32,
+    /// The active image (`image`, whose `release_counter` is its own, not yet final) is on
+    /// trial: it has not confirmed itself yet.
+    pub trial: Option<Trial>,
+    /// The last image the bootloader returned from, and why: it is never activated again.
+    pub reverted: Option<Reverted>,
+}
+
+/// An activated image that has not confirmed itself yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trial {
+    /// Boots of the trial image so far (the bootloader counts them before starting it).
+    pub boots: u8,
+    /// The image in the other slot, to return to (its counter is the state's, which is final);
+    /// `None` when the trial image is the first ever installed.
+    pub previous: Option<ImageInfo>,
+}
+
+/// Why the bootloader returned to the previous image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RevertReason {
+    /// Started the allowed number of times and never confirmed itself.
+    Unconfirmed = 1,
+    /// Reset by the watchdog before it confirmed itself.
+    Watchdog = 2,
+    /// A fault (hard fault, lockup) reset it before it confirmed itself.
+    Fault = 3,
+    /// At boot, its slot no longer hashed to what was verified.
+    Corrupt = 4,
+}
+
+impl RevertReason {
+    pub fn from_u8(b: u8) -> Option<Self> {
+        [
+            RevertReason::Unconfirmed,
+            RevertReason::Watchdog,
+            RevertReason::Fault,
+            RevertReason::Corrupt,
+        ]
+        .into_iter()
+        .find(|r| *r as u8 == b)
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            RevertReason::Unconfirmed => "never confirmed itself within its trial boots",
+            RevertReason::Watchdog => "reset by the watchdog before confirming itself",
+            RevertReason::Fault => "faulted before confirming itself",
+            RevertReason::Corrupt => "its slot no longer held the verified image at boot",
+        }
+    }
+}
+
+/// The image the bootloader returned from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reverted {
+    pub uid: Field,
+    pub version: Field,
+    pub sha256: [u8; 32],
+    pub reason: RevertReason,
 }
 
 /// Where the trust document in force is, and what it must hash to.
@@ -131,6 +207,8 @@ impl EcuState {
             pending: None,
             trust: None,
             instruction_sequence: 0,
+            trial: None,
+            reverted: None,
         }
     }
 
@@ -142,10 +220,7 @@ impl EcuState {
         b[16..24].copy_from_slice(&self.release_counter.to_be_bytes());
         if let Some(i) = &self.image {
             b[9] = 1;
-            b[24..56].copy_from_slice(i.uid.as_bytes());
-            b[56..88].copy_from_slice(i.version.as_bytes());
-            b[88..120].copy_from_slice(&i.sha256);
-            b[120..128].copy_from_slice(&i.length.to_be_bytes());
+            put_image(&mut b[24..128], i);
         }
         if let Some(p) = &self.pending {
             b[9] |= 2;
@@ -163,6 +238,23 @@ impl EcuState {
             b[252..284].copy_from_slice(&t.sha256);
         }
         b[284..288].copy_from_slice(&self.instruction_sequence.to_be_bytes());
+        if let Some(t) = &self.trial {
+            b[9] |= 8;
+            b[288] = t.boots;
+            let counter = self.image.map_or(0, |i| i.release_counter);
+            b[296..304].copy_from_slice(&counter.to_be_bytes());
+            if let Some(p) = &t.previous {
+                b[289] = 1;
+                put_image(&mut b[304..408], p);
+            }
+        }
+        if let Some(r) = &self.reverted {
+            b[9] |= 16;
+            b[290] = r.reason as u8;
+            b[408..440].copy_from_slice(r.uid.as_bytes());
+            b[440..472].copy_from_slice(r.version.as_bytes());
+            b[472..504].copy_from_slice(&r.sha256);
+        }
         let sum: [u8; 32] = Sha256::digest(&b[..SUM_AT]).into();
         b[SUM_AT..SUM_AT + 32].copy_from_slice(&sum);
         b
@@ -171,6 +263,7 @@ impl EcuState {
     fn decode(b: &[u8; STATE_LEN]) -> Option<Self> {
         let sum_at = match [b[0], b[1], b[2], b[3]] {
             MAGIC => SUM_AT,
+            MAGIC_V3 => SUM_AT_V3,
             MAGIC_V2 => SUM_AT_V2,
             MAGIC_V1 => SUM_AT_V1,
             _ => return None,
@@ -192,15 +285,50 @@ impl EcuState {
             f.copy_from_slice(&b[at..at + FIELD_LEN]);
             Field::from_raw(f)
         };
-        let image = if b[9] & 1 == 1 {
+        let image_at = |at: usize, release_counter: u64| -> Option<ImageInfo> {
             let mut sha256 = [0u8; 32];
-            sha256.copy_from_slice(&b[88..120]);
+            sha256.copy_from_slice(&b[at + 64..at + 96]);
             Some(ImageInfo {
-                uid: field(24)?,
-                version: field(56)?,
+                uid: field(at)?,
+                version: field(at + 32)?,
                 sha256,
-                length: u64_at(120),
+                length: u64_at(at + 96),
                 release_counter,
+            })
+        };
+        let current = sum_at == SUM_AT;
+        let on_trial = current && b[9] & 8 == 8;
+        let image = if b[9] & 1 == 1 {
+            // On trial, the image's own counter (not final yet) is kept beside the state's.
+            let counter = if on_trial {
+                u64_at(296)
+            } else {
+                release_counter
+            };
+            Some(image_at(24, counter)?)
+        } else {
+            None
+        };
+        let trial = if on_trial {
+            Some(Trial {
+                boots: b[288],
+                previous: if b[289] == 1 {
+                    Some(image_at(304, release_counter)?)
+                } else {
+                    None
+                },
+            })
+        } else {
+            None
+        };
+        let reverted = if current && b[9] & 16 == 16 {
+            let mut sha256 = [0u8; 32];
+            sha256.copy_from_slice(&b[472..504]);
+            Some(Reverted {
+                uid: field(408)?,
+                version: field(440)?,
+                sha256,
+                reason: RevertReason::from_u8(b[290])?,
             })
         } else {
             None
@@ -218,7 +346,7 @@ impl EcuState {
         } else {
             None
         };
-        let trust = if sum_at == SUM_AT && b[9] & 4 == 4 {
+        let trust = if (sum_at == SUM_AT || sum_at == SUM_AT_V3) && b[9] & 4 == 4 {
             let mut sha256 = [0u8; 32];
             sha256.copy_from_slice(&b[252..284]);
             Some(TrustRecord {
@@ -237,7 +365,13 @@ impl EcuState {
             release_counter,
             pending,
             trust,
-            instruction_sequence: if sum_at == SUM_AT { u32_at(284) } else { 0 },
+            instruction_sequence: if sum_at == SUM_AT || sum_at == SUM_AT_V3 {
+                u32_at(284)
+            } else {
+                0
+            },
+            trial,
+            reverted,
         })
     }
 
@@ -295,6 +429,14 @@ impl EcuState {
         flash.write_state(copy, &next.encode())?;
         Ok(next)
     }
+}
+
+/// An image record (uid, version, SHA-256, length: 104 bytes) at the start of `b`.
+fn put_image(b: &mut [u8], i: &ImageInfo) {
+    b[0..32].copy_from_slice(i.uid.as_bytes());
+    b[32..64].copy_from_slice(i.version.as_bytes());
+    b[64..96].copy_from_slice(&i.sha256);
+    b[96..104].copy_from_slice(&i.length.to_be_bytes());
 }
 
 #[cfg(test)]
@@ -472,7 +614,7 @@ mod tests {
                 },
             )
             .unwrap();
-        assert_eq!(&f.state[0][0..4], b"OTA3");
+        assert_eq!(&f.state[0][0..4], b"OTA4");
         assert_eq!(EcuState::load(&mut f).unwrap(), s2);
     }
 }

@@ -57,7 +57,9 @@ pub const DID_IDENTIFICATION: u16 = 0xF1A0;
 /// `OTAVR1` ‖ identification ‖ nonce.
 pub const DID_SIGNED_REPORT: u16 = 0xF1A1;
 /// Length of the identification record (after the DID).
-pub const IDENTIFICATION_LEN: usize = 4 * FIELD_LEN + 32 + 16;
+pub const IDENTIFICATION_LEN: usize = 4 * FIELD_LEN + 32 + 16 + 16;
+/// Length of the record before trial boots (no trial and revert bytes), still read.
+pub const IDENTIFICATION_LEN_V1: usize = 4 * FIELD_LEN + 32 + 16;
 /// Domain separation tag of the ECU's report signature.
 pub const REPORT_TAG: &[u8; 6] = b"OTAVR1";
 
@@ -100,6 +102,10 @@ pub enum Nrc {
     NotApproved = 0xFC,
     InstructionMissing = 0xFD,
     InstructionRejected = 0xFE,
+    /// ISO 14229's conditionsNotCorrect: a download while the active image is on trial.
+    ConditionsNotCorrect = 0x22,
+    /// ISO 14229's uploadDownloadNotAccepted: the image this ECU reverted from.
+    DownloadNotAccepted = 0x70,
 }
 
 impl Nrc {
@@ -128,6 +134,8 @@ impl Nrc {
             NotApproved,
             InstructionMissing,
             InstructionRejected,
+            ConditionsNotCorrect,
+            DownloadNotAccepted,
         ]
         .into_iter()
         .find(|n| *n as u8 == b)
@@ -169,6 +177,12 @@ impl Nrc {
             Nrc::InstructionRejected => {
                 "OEM instruction refused: not signed by an instruction key of the trust document, for another ECU or image, or older than one accepted"
             }
+            Nrc::ConditionsNotCorrect => {
+                "the active image is on trial (not confirmed yet): no download until it confirms or is reverted"
+            }
+            Nrc::DownloadNotAccepted => {
+                "this ECU reverted from that image (it failed its trial boot here): a fixed build is needed"
+            }
         }
     }
 }
@@ -194,6 +208,8 @@ impl From<Refusal> for Nrc {
             Refusal::NotApproved => Nrc::NotApproved,
             Refusal::InstructionMissing => Nrc::InstructionMissing,
             Refusal::InstructionRejected => Nrc::InstructionRejected,
+            Refusal::OnTrial => Nrc::ConditionsNotCorrect,
+            Refusal::Reverted => Nrc::DownloadNotAccepted,
         }
     }
 }
@@ -217,6 +233,9 @@ pub struct Server<'k, F: Flash> {
     pub serial: Field,
     /// Without a signer the ECU answers no signed report.
     pub signer: Option<alloc::boxed::Box<dyn ReportSigner + 'k>>,
+    /// An activation put a new image on trial: the ECU resets into it once the answer is
+    /// sent ([`Server::take_reset`]).
+    reset: bool,
 }
 
 impl<'k, F: Flash> Server<'k, F> {
@@ -225,7 +244,15 @@ impl<'k, F: Flash> Server<'k, F> {
             bootloader,
             serial,
             signer: None,
+            reset: false,
         }
+    }
+
+    /// Whether the ECU must now reset into the image an activation put on trial (asked once:
+    /// the board's loop sends the answer, then resets, and the bootloader's start-up
+    /// [`crate::bootloader::Bootloader::boot`] runs the trial).
+    pub fn take_reset(&mut self) -> bool {
+        core::mem::take(&mut self.reset)
     }
 
     /// Handle one request message (never panics, whatever the bytes).
@@ -318,7 +345,11 @@ impl<'k, F: Flash> Server<'k, F> {
             (RID_ACTIVATE, 32) => {
                 let mut sha = [0u8; 32];
                 sha.copy_from_slice(arg);
+                let before = self.bootloader.state().sequence;
                 self.bootloader.activate(&sha).map_err(Nrc::from)?;
+                // A new trial (not the idempotent activation of the running image).
+                self.reset = self.bootloader.state().sequence != before
+                    && self.bootloader.state().trial.is_some();
             }
             (RID_DISCARD, 0) => self.bootloader.discard().map_err(Nrc::from)?,
             (RID_TRUST, n) if n > 0 => {
@@ -356,6 +387,17 @@ impl<'k, F: Flash> Server<'k, F> {
             b[160..168].copy_from_slice(&i.length.to_be_bytes());
         }
         b[168..176].copy_from_slice(&st.release_counter.to_be_bytes());
+        // The trial and the last revert, in the record's spare bytes (zeros from an ECU
+        // without trial boots): flags (bit 0 on trial, bit 1 reverted), the revert's reason,
+        // the first 8 bytes of the reverted image's SHA-256.
+        if st.trial.is_some() {
+            b[176] |= 1;
+        }
+        if let Some(r) = &st.reverted {
+            b[176] |= 2;
+            b[177] = r.reason as u8;
+            b[178..186].copy_from_slice(&r.sha256[..8]);
+        }
         b
     }
 
@@ -392,7 +434,12 @@ pub struct Identification {
     pub image: Option<(Field, Field)>,
     pub sha256: [u8; 32],
     pub length: u64,
+    /// The final release counter (an image on trial has its own, not final yet).
     pub release_counter: u64,
+    /// The active image has not confirmed itself yet.
+    pub on_trial: bool,
+    /// The last image this ECU reverted from: the first 8 bytes of its SHA-256, and why.
+    pub reverted: Option<([u8; 8], crate::state::RevertReason)>,
 }
 
 /// The gateway's side: build requests, read responses.
@@ -579,9 +626,13 @@ pub mod client {
 
     pub fn parse_identification(payload: &[u8]) -> Option<Identification> {
         let rest = payload.strip_prefix(&[0xF1, 0xA0])?;
-        if rest.len() != IDENTIFICATION_LEN {
+        if rest.len() != IDENTIFICATION_LEN && rest.len() != IDENTIFICATION_LEN_V1 {
             return None;
         }
+        // The earlier record ends before the trial and revert bytes: read as zeros.
+        let mut full = [0u8; IDENTIFICATION_LEN];
+        full[..rest.len()].copy_from_slice(rest);
+        let rest = &full[..];
         let field = |at: usize| {
             let mut f = [0u8; FIELD_LEN];
             f.copy_from_slice(&rest[at..at + FIELD_LEN]);
@@ -605,6 +656,14 @@ pub mod client {
             sha256,
             length: u64_at(160),
             release_counter: u64_at(168),
+            on_trial: rest[176] & 1 == 1,
+            reverted: if rest[176] & 2 == 2 {
+                let mut prefix = [0u8; 8];
+                prefix.copy_from_slice(&rest[178..186]);
+                Some((prefix, crate::state::RevertReason::from_u8(rest[177])?))
+            } else {
+                None
+            },
         })
     }
 }

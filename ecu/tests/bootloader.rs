@@ -1,10 +1,10 @@
 //! The bootloader state machine with manifests signed by the publishers' own code.
 
-use ota_ecu::bootloader::{Bootloader, Identity, Refusal};
+use ota_ecu::bootloader::{Boot, Bootloader, Identity, Refusal, ResetCause, MAX_TRIAL_BOOTS};
 use ota_ecu::compact_manifest::{Field, ProvisionedKey};
 use ota_ecu::flash::mem::MemFlash;
 use ota_ecu::flash::{Slot, STATE_LEN};
-use ota_ecu::state::ImageInfo;
+use ota_ecu::state::{ImageInfo, RevertReason};
 use ota_ecu::uds::{Nrc, Server};
 use ota_metadata::documents::compact::{keyid_bytes, sign_compact};
 use ota_metadata::documents::ImageManifest;
@@ -70,8 +70,8 @@ fn stage<F: ota_ecu::flash::Flash>(
     bl.transfer_exit()
 }
 
-/// Send a whole image and activate it.
-fn transfer<F: ota_ecu::flash::Flash>(
+/// Send a whole image and activate it (on trial).
+fn install<F: ota_ecu::flash::Flash>(
     bl: &mut Bootloader<'_, F>,
     m: &[u8],
     img: &[u8],
@@ -79,6 +79,193 @@ fn transfer<F: ota_ecu::flash::Flash>(
 ) -> Result<(), Refusal> {
     let info = stage(bl, m, img, block)?;
     bl.activate(&info.sha256).map(|_| ())
+}
+
+/// A start-up of an image that confirms itself.
+fn start<F: ota_ecu::flash::Flash>(bl: &mut Bootloader<'_, F>) -> Result<(), Refusal> {
+    bl.boot(ResetCause::PowerOn)?;
+    bl.confirm()
+}
+
+/// Send a whole image, activate it, and start it: it confirms itself.
+fn transfer<F: ota_ecu::flash::Flash>(
+    bl: &mut Bootloader<'_, F>,
+    m: &[u8],
+    img: &[u8],
+    block: usize,
+) -> Result<(), Refusal> {
+    install(bl, m, img, block)?;
+    start(bl)
+}
+
+/// An ECU running brake-fw 1.0 (counter 3, confirmed), with 2.0 (counter 4) activated on
+/// trial; the images.
+fn on_trial(prov: &[ProvisionedKey]) -> (Bootloader<'_, MemFlash>, Vec<u8>, Vec<u8>) {
+    let mut bl = Bootloader::new(MemFlash::new(1 << 20), identity(prov)).unwrap();
+    let old = image(50_000, 1);
+    transfer(
+        &mut bl,
+        &manifest(&old, "1.0", 3, "BRAKE-A", &signers()[0]),
+        &old,
+        4000,
+    )
+    .unwrap();
+    let new = image(50_000, 2);
+    let info = stage(
+        &mut bl,
+        &manifest(&new, "2.0", 4, "BRAKE-A", &signers()[0]),
+        &new,
+        4000,
+    )
+    .unwrap();
+    bl.activate(&info.sha256).unwrap();
+    (bl, old, new)
+}
+
+/// Scenario: ECU trial boot | an activated image that confirms itself | it stays, and only then does the release counter rise
+#[test]
+fn an_activated_image_is_on_trial_until_it_confirms_itself() {
+    let prov = provisioned();
+    let (mut bl, _, new) = on_trial(&prov);
+    let st = *bl.state();
+    assert_eq!(st.image.unwrap().version.as_str(), "2.0");
+    assert_eq!(
+        st.release_counter, 3,
+        "not final before the image confirms itself"
+    );
+    assert!(st.trial.is_some());
+    // No download while on trial: it would erase the image to return to.
+    let other = image(1000, 9);
+    assert_eq!(
+        bl.request_download(&manifest(&other, "3.0", 5, "BRAKE-A", &signers()[0])),
+        Err(Refusal::OnTrial)
+    );
+    // The trial survives a restart; the start-up counts it; the image confirms itself.
+    let mut bl = Bootloader::new(bl.into_flash(), identity(&prov)).unwrap();
+    assert_eq!(bl.state().trial, st.trial);
+    match bl.boot(ResetCause::PowerOn).unwrap() {
+        Boot::Image { info, trial } => {
+            assert!(trial);
+            assert_eq!(info.sha256, <[u8; 32]>::from(Sha256::digest(&new)));
+        }
+        b => panic!("{b:?}"),
+    }
+    bl.confirm().unwrap();
+    assert_eq!(bl.state().release_counter, 4);
+    assert!(bl.state().trial.is_none());
+    // Confirmed: later resets of any kind keep it.
+    for cause in [ResetCause::Watchdog, ResetCause::Fault, ResetCause::PowerOn] {
+        assert_eq!(
+            bl.boot(cause).unwrap(),
+            Boot::Image {
+                info: bl.state().image.unwrap(),
+                trial: false
+            }
+        );
+    }
+    assert_eq!(bl.state().image.unwrap().version.as_str(), "2.0");
+}
+
+/// Scenario: ECU trial boot | the activated image faults, is reset by the watchdog, or never confirms | the bootloader returns to the previous image by itself, remembers why, and refuses those bytes again
+#[test]
+fn a_trial_image_that_fails_is_reverted_and_never_runs_again() {
+    let prov = provisioned();
+    for (causes, reason) in [
+        (
+            vec![ResetCause::PowerOn, ResetCause::Fault],
+            RevertReason::Fault,
+        ),
+        (
+            vec![ResetCause::PowerOn, ResetCause::Watchdog],
+            RevertReason::Watchdog,
+        ),
+        (
+            vec![ResetCause::PowerOn; usize::from(MAX_TRIAL_BOOTS) + 1],
+            RevertReason::Unconfirmed,
+        ),
+    ] {
+        let (mut bl, old, new) = on_trial(&prov);
+        let trial_slot = bl.state().active;
+        let mut last = None;
+        for c in &causes {
+            last = Some(bl.boot(*c).unwrap());
+        }
+        let st = *bl.state();
+        assert_eq!(
+            last.unwrap(),
+            Boot::Image {
+                info: st.image.unwrap(),
+                trial: false
+            },
+            "{reason:?}"
+        );
+        assert_eq!(st.image.unwrap().version.as_str(), "1.0", "{reason:?}");
+        assert_eq!(st.active, trial_slot.other());
+        assert_eq!(
+            st.release_counter, 3,
+            "the trial's counter never became final"
+        );
+        assert!(st.trial.is_none());
+        let r = st.reverted.unwrap();
+        assert_eq!((r.version.as_str(), r.reason), ("2.0", reason));
+        assert!(bl.verify_active().unwrap(), "the previous image is intact");
+        assert_eq!(st.image.unwrap().sha256[..], Sha256::digest(&old)[..]);
+        // Survives a restart, and the same bytes are refused from now on: activating them
+        // again (nothing pending) and downloading them again.
+        let mut bl = Bootloader::new(bl.into_flash(), identity(&prov)).unwrap();
+        assert_eq!(bl.state().reverted, st.reverted);
+        let sha: [u8; 32] = Sha256::digest(&new).into();
+        assert_eq!(bl.activate(&sha), Err(Refusal::NothingPending));
+        assert_eq!(
+            bl.request_download(&manifest(&new, "2.0", 4, "BRAKE-A", &signers()[0])),
+            Err(Refusal::Reverted)
+        );
+        // A fixed build (other bytes) installs.
+        let fixed = image(50_000, 3);
+        transfer(
+            &mut bl,
+            &manifest(&fixed, "2.1", 5, "BRAKE-A", &signers()[0]),
+            &fixed,
+            4000,
+        )
+        .unwrap();
+        assert_eq!(bl.state().release_counter, 5);
+    }
+}
+
+/// Scenario: ECU trial boot | the trial slot is altered after activation; a first image fails its trial | the altered image is not run; with nothing to return to the ECU waits in its bootloader
+#[test]
+fn a_failed_trial_never_runs_an_altered_image_and_a_first_image_has_nothing_to_return_to() {
+    let prov = provisioned();
+    // The trial slot changes after activation: reverted at the next start-up, before it runs.
+    let (mut bl, _, _) = on_trial(&prov);
+    let slot = bl.state().active;
+    bl.flash_mut().slots[slot.index() as usize][100] ^= 1;
+    let b = bl.boot(ResetCause::PowerOn).unwrap();
+    assert_eq!(bl.state().reverted.unwrap().reason, RevertReason::Corrupt);
+    assert_eq!(
+        b,
+        Boot::Image {
+            info: bl.state().image.unwrap(),
+            trial: false
+        }
+    );
+    assert_eq!(bl.state().image.unwrap().version.as_str(), "1.0");
+    // A first image has nothing to return to: its failure leaves the ECU in its bootloader.
+    let mut bl = Bootloader::new(MemFlash::new(1 << 20), identity(&prov)).unwrap();
+    let first = image(10_000, 1);
+    let info = stage(
+        &mut bl,
+        &manifest(&first, "1.0", 3, "BRAKE-A", &signers()[0]),
+        &first,
+        4000,
+    )
+    .unwrap();
+    bl.activate(&info.sha256).unwrap();
+    bl.boot(ResetCause::PowerOn).unwrap();
+    assert_eq!(bl.boot(ResetCause::Fault).unwrap(), Boot::Bootloader);
+    assert_eq!(bl.state().image, None);
+    assert_eq!(bl.state().release_counter, 0);
 }
 
 #[test]
@@ -221,12 +408,13 @@ fn a_power_cut_during_the_first_install_never_loses_the_state() {
         let mut flash = MemFlash::new(100_000);
         flash.writes_left = Some(cut);
         let mut bl = Bootloader::new(flash, identity(&prov)).unwrap();
-        let result = transfer(&mut bl, &m, &img, 1000);
+        let result = install(&mut bl, &m, &img, 1000);
         outcomes.push(result.is_ok());
         let mut flash = bl.into_flash();
         flash.power_on();
         let mut bl = Bootloader::new(flash, identity(&prov)).unwrap();
         assert!(!bl.state_lost(), "cut {cut}");
+        start(&mut bl).unwrap();
         if result.is_err() {
             assert_eq!(bl.state().release_counter, 0, "cut {cut}");
             transfer(&mut bl, &m, &img, 1000).unwrap();
@@ -312,11 +500,12 @@ fn power_cut_at_every_write_keeps_the_old_image_bootable_and_the_retry_succeeds(
         let mut flash = base_flash.clone();
         flash.writes_left = Some(cut);
         let mut bl = Bootloader::new(flash, identity(&prov)).unwrap();
-        let result = transfer(&mut bl, &m_new, &new, 1000);
+        let result = install(&mut bl, &m_new, &new, 1000);
         outcomes.push(result.is_ok());
         let mut flash = bl.into_flash();
         flash.power_on();
         let mut bl = Bootloader::new(flash, identity(&prov)).unwrap();
+        start(&mut bl).unwrap();
         let version = bl.state().image.unwrap().version;
         if result.is_ok() {
             assert_eq!(version.as_str(), "2.0");
@@ -380,6 +569,8 @@ fn a_verified_image_waits_pending_until_activated_or_discarded() {
     assert_eq!(bl.activate(&sha(&next)), Err(Refusal::NothingPending));
     assert_eq!(*bl.state(), st);
     assert_eq!(bl.activate(&sha(&new)).unwrap(), info);
+    assert_eq!(bl.state().release_counter, 1, "on trial: not final yet");
+    start(&mut bl).unwrap();
     let st = *bl.state();
     assert_eq!(st.active, before.active.other());
     assert_eq!((st.release_counter, st.pending), (2, None));
