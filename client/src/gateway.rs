@@ -146,6 +146,13 @@ pub enum EcuOutcome {
         version: String,
         regulators: Vec<String>,
     },
+    /// Activated, then reverted by the ECU's bootloader: the image failed its trial boot
+    /// (`reason`), and the ECU runs its previous image again.
+    Reverted {
+        uid: String,
+        version: String,
+        reason: String,
+    },
     /// This ECU's image passed every check, but another ECU of the update (`because`) failed,
     /// so no ECU switched: it keeps running its image (and holds nothing pending).
     HeldBack {
@@ -529,6 +536,15 @@ impl Gateway {
                     String::new(),
                     (uid.clone(), version.clone()),
                 )),
+                EcuOutcome::Reverted {
+                    uid,
+                    version,
+                    reason,
+                } => state.record_event(event(
+                    Outcome::Reverted,
+                    reason.clone(),
+                    (uid.clone(), version.clone()),
+                )),
                 EcuOutcome::Failed(e) | EcuOutcome::FailedRecalled { error: e, .. } => {
                     let mut code = e.to_string();
                     let mut end = code.len().min(240);
@@ -844,16 +860,40 @@ impl Gateway {
         journal.phase = Phase::Commit;
         journal.save(state_dir).map_err(state_err(&journal_path))?;
         fault::point(|| "journal: commit".into());
+        let before: Vec<Option<Installed>> = planned
+            .iter()
+            .map(|p| state.installed.get(&p.ecu.serial).cloned())
+            .collect();
         let results = self.roll_forward(fw, &journal, state, &staging)?;
-        for (p, r) in planned.iter().zip(results) {
+        let mut reverted = false;
+        for ((p, r), before) in planned.iter().zip(results).zip(before) {
             out[p.index].1 = match r {
-                Ok(()) => EcuOutcome::Updated {
-                    uid: p.a.uid.clone(),
-                    version: p.a.version.clone(),
-                    regulators: p.regulators.clone(),
+                Ok(()) => match trial_failed(fw, p.ecu, &p.sha256) {
+                    Some((reason, running)) => {
+                        // What the ECU runs again: the record from before, if it is that.
+                        let back = before
+                            .filter(|b| b.sha256 == running.sha256)
+                            .unwrap_or(running);
+                        state.installed.insert(p.ecu.serial.clone(), back);
+                        reverted = true;
+                        EcuOutcome::Reverted {
+                            uid: p.a.uid.clone(),
+                            version: p.a.version.clone(),
+                            reason,
+                        }
+                    }
+                    None => EcuOutcome::Updated {
+                        uid: p.a.uid.clone(),
+                        version: p.a.version.clone(),
+                        regulators: p.regulators.clone(),
+                    },
                 },
                 Err(e) => EcuOutcome::Failed(EcuError::Activation(e)),
             };
+        }
+        if reverted {
+            let dir = &self.config.state_dir;
+            state.save(dir).map_err(state_err(dir))?;
         }
         Ok(())
     }
@@ -1074,6 +1114,13 @@ pub fn summary(o: &EcuOutcome) -> String {
                 regulators.join(", ")
             )
         }
+        EcuOutcome::Reverted {
+            uid,
+            version,
+            reason,
+        } => format!(
+            "REVERTED {uid} {version}: activated, then {reason}; the ECU's bootloader returned to its previous image"
+        ),
         EcuOutcome::HeldBack {
             uid,
             version,
@@ -1115,4 +1162,36 @@ fn versions(dir: &std::path::Path) -> String {
         ));
     }
     parts.join(", ")
+}
+
+/// Whether the image of SHA-256 `sha256` (hex) that `ecu` was just told to activate failed
+/// its trial boot: the ECU's identification names it as reverted. Then why, and what the ECU
+/// runs again. An ECU that cannot be asked (or a directory) counts as not reverted: its next
+/// version report tells the OEM.
+fn trial_failed(
+    fw: &mut dyn Forwarder,
+    ecu: &EcuConfig,
+    sha256: &str,
+) -> Option<(String, Installed)> {
+    let id = fw.identify(ecu).ok().flatten()?;
+    let (prefix, reason) = id.reverted?;
+    let activated = hex::decode(sha256).ok()?;
+    if activated.get(..8) != Some(&prefix[..]) {
+        return None;
+    }
+    let (uid, version) = id
+        .image
+        .map(|(u, v)| (u.as_str().to_string(), v.as_str().to_string()))
+        .unwrap_or_default();
+    Some((
+        reason.describe().to_string(),
+        Installed {
+            uid,
+            version,
+            release_counter: id.release_counter,
+            sha256: hex::encode(id.sha256),
+            release: None,
+            target_sha256: None,
+        },
+    ))
 }

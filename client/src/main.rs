@@ -241,6 +241,16 @@ fn check(config: &Config, now: Option<&str>) -> CheckResult {
                 };
                 first_error.get_or_insert((kind, format!("ECU {serial}: {e}")));
             }
+            EcuOutcome::Reverted {
+                uid,
+                version,
+                reason,
+            } => {
+                first_error.get_or_insert((
+                    "reverted",
+                    format!("ECU {serial}: {uid} {version} reverted: {reason}"),
+                ));
+            }
             EcuOutcome::HeldBack { .. } | EcuOutcome::Recalled { .. } => unclean = true,
             EcuOutcome::WouldUpdate {
                 recall: Some(_), ..
@@ -335,6 +345,7 @@ fn report(outcomes: Vec<(String, EcuOutcome)>) -> Result<bool, GatewayError> {
         match o {
             EcuOutcome::Failed(_)
             | EcuOutcome::FailedRecalled { .. }
+            | EcuOutcome::Reverted { .. }
             | EcuOutcome::Recalled { .. }
             | EcuOutcome::WouldUpdate {
                 recall: Some(_), ..

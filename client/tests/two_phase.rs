@@ -625,3 +625,92 @@ fn an_ecu_that_lost_its_pending_image_after_the_commit_gets_it_again() {
         .count();
     assert_eq!(staged, 0);
 }
+
+/// Scenario: ECU trial boot | a signed, approved image that faults at start-up on the vehicle's ECUs | each ECU's bootloader returns to its previous image by itself; the gateway says REVERTED, records a reverted event for the OEM and never sends those bytes again
+#[test]
+fn an_image_that_faults_at_start_up_is_reverted_and_reported() {
+    let mut v = Vehicle::new();
+    // brake-fw 3.0 (counter 9): signed by the supplier, approved by the regulator, and it
+    // faults at start-up (the simulator's marker).
+    let mut bytes = ota_ecu::sim::FAULT_MARKER.to_vec();
+    bytes.resize(5000, 0x33);
+    let file = v.w.p("fw-3.0.bin");
+    std::fs::write(&file, &bytes).unwrap();
+    ota_repo::supplier::add_image(
+        &v.w.p("acme"),
+        ota_repo::supplier::AddImage {
+            file,
+            uid: "brake-fw".into(),
+            version: "3.0".into(),
+            release_counter: 9,
+            hardware_ids: vec!["BRAKE-A".into()],
+            role: "targets".into(),
+            allow_rollback: false,
+            encrypt: None,
+        },
+        v.w.now,
+    )
+    .unwrap();
+    ota_repo::supplier::publish(&v.w.p("acme"), v.w.now, false).unwrap();
+    v.w.published("acme");
+    let submit = ota_repo::oem::Submit {
+        supplier: "acme",
+        uid: "brake-fw",
+        version: "3.0",
+        from: None,
+        ca: None,
+        content_key: None,
+    };
+    ota_repo::oem::review_submit(&v.w.p("oem"), submit, v.w.now).unwrap();
+    v.w.review("tuv");
+    v.assign_all("3.0");
+    v.start_all();
+    let out = v.gateway(&["update"], None);
+    assert!(!out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for s in SERIALS {
+        assert!(
+            stderr.contains(&format!(
+                "ECU {s}: REVERTED brake-fw 3.0: activated, then faulted before confirming itself"
+            )),
+            "{}",
+            text(&out)
+        );
+    }
+    v.stop_all();
+    // Every ECU runs 1.0 again (the gateway records it too), with the counter of 1.0, and
+    // remembers what it left and why.
+    v.assert_all("1.0");
+    for (s, st) in SERIALS.iter().zip(v.states()) {
+        let r = st.reverted.unwrap_or_else(|| panic!("ECU {s}: {st:?}"));
+        assert_eq!(
+            (r.version.as_str(), r.reason),
+            ("3.0", ota_ecu::state::RevertReason::Fault)
+        );
+        assert!(st.release_counter < 9, "ECU {s}: {st:?}");
+        assert!(st.trial.is_none());
+    }
+    // The events the next version report carries to the OEM.
+    let state = ota_client::state::GatewayState::load(&v.w.p("state-2p")).unwrap();
+    for s in SERIALS {
+        assert!(
+            state.events.iter().any(|e| e.serial == s
+                && e.outcome == ota_metadata::documents::Outcome::Reverted
+                && e.version == "3.0"
+                && e.code.contains("faulted")),
+            "{:?}",
+            state.events
+        );
+    }
+    // The next check sends nothing it could run: each ECU refuses the reverted bytes.
+    v.start_all();
+    let out = v.gateway(&["update"], None);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("reverted from that image"),
+        "{}",
+        text(&out)
+    );
+    v.stop_all();
+    v.assert_all("1.0");
+}

@@ -35,6 +35,7 @@ const AREAS: &[&str] = &[
     "Fleet privacy",
     "Supply chain",
     "Fleet backend",
+    "ECU trial boot",
 ];
 
 const CRATES: &[&str] = &[

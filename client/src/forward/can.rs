@@ -133,6 +133,26 @@ fn flash_err(ecu: &EcuConfig) -> impl FnOnce(FlashError) -> ForwardError + '_ {
 }
 
 impl Forwarder for CanForwarder {
+    fn identify(
+        &mut self,
+        ecu: &EcuConfig,
+    ) -> Result<Option<ota_ecu::uds::Identification>, ForwardError> {
+        use ota_ecu::uds::{client, READ_DATA_BY_ID};
+        let bad = |reason: String| ForwardError::Ecu {
+            serial: ecu.serial.clone(),
+            reason,
+        };
+        let mut ep = self.endpoint(ecu)?;
+        let resp = ep
+            .request(&client::read_identification(), flasher::ANSWER_TIMEOUT)
+            .map_err(|e| bad(format!("no identification: {e}")))?;
+        let payload = client::check(READ_DATA_BY_ID, &resp)
+            .map_err(|e| bad(format!("identification refused: {e:?}")))?;
+        client::parse_identification(payload)
+            .map(Some)
+            .ok_or_else(|| bad("malformed identification".into()))
+    }
+
     fn report(&mut self, ecu: &EcuConfig, nonce: &[u8; 16]) -> Result<EcuReport, ForwardError> {
         use ota_ecu::uds::{client, READ_DATA_BY_ID};
         let bad = |reason: String| ForwardError::Ecu {

@@ -125,6 +125,17 @@ pub trait Forwarder {
         })
     }
 
+    /// What `ecu` says it runs, by its identification (unsigned: the gateway's own view,
+    /// e.g. whether an activated image was reverted). `None` from forwarders whose ECUs have
+    /// no bootloader to ask (a directory).
+    fn identify(
+        &mut self,
+        ecu: &EcuConfig,
+    ) -> Result<Option<ota_ecu::uds::Identification>, ForwardError> {
+        let _ = ecu;
+        Ok(None)
+    }
+
     /// Ask `ecu` for its version report, signed with its own key over `nonce`.
     fn report(&mut self, ecu: &EcuConfig, nonce: &[u8; 16]) -> Result<EcuReport, ForwardError> {
         let _ = nonce;
