@@ -98,27 +98,23 @@ fn transfer<F: ota_ecu::flash::Flash>(
     start(bl)
 }
 
-/// An ECU running brake-fw 1.0 (counter 3, confirmed), with 2.0 (counter 4) activated on
-/// trial; the images.
-fn on_trial(prov: &[ProvisionedKey]) -> (Bootloader<'_, MemFlash>, Vec<u8>, Vec<u8>) {
+/// An ECU running brake-fw 1.0 (counter 3, confirmed), with 2.0 (counter 4) verified and
+/// pending; the images.
+fn staged_2_0(prov: &[ProvisionedKey]) -> (Bootloader<'_, MemFlash>, Vec<u8>, Vec<u8>) {
     let mut bl = Bootloader::new(MemFlash::new(1 << 20), identity(prov)).unwrap();
     let old = image(50_000, 1);
-    transfer(
-        &mut bl,
-        &manifest(&old, "1.0", 3, "BRAKE-A", &signers()[0]),
-        &old,
-        4000,
-    )
-    .unwrap();
+    let m_old = manifest(&old, "1.0", 3, "BRAKE-A", &signers()[0]);
+    transfer(&mut bl, &m_old, &old, 4000).unwrap();
     let new = image(50_000, 2);
-    let info = stage(
-        &mut bl,
-        &manifest(&new, "2.0", 4, "BRAKE-A", &signers()[0]),
-        &new,
-        4000,
-    )
-    .unwrap();
-    bl.activate(&info.sha256).unwrap();
+    let m_new = manifest(&new, "2.0", 4, "BRAKE-A", &signers()[0]);
+    stage(&mut bl, &m_new, &new, 4000).unwrap();
+    (bl, old, new)
+}
+
+/// [`staged_2_0`] with 2.0 activated: on trial.
+fn on_trial(prov: &[ProvisionedKey]) -> (Bootloader<'_, MemFlash>, Vec<u8>, Vec<u8>) {
+    let (mut bl, old, new) = staged_2_0(prov);
+    bl.activate(&Sha256::digest(&new).into()).unwrap();
     (bl, old, new)
 }
 
@@ -605,4 +601,90 @@ fn a_verified_image_waits_pending_until_activated_or_discarded() {
     assert_eq!(bl.state().pending, None);
     let mut bl = Bootloader::new(bl.into_flash(), identity(&prov)).unwrap();
     assert_eq!(bl.activate(&sha(&next)), Err(Refusal::NothingPending));
+}
+
+/// Scenario: Power loss | power cut at every flash write of an activation, the trial's boots, the revert of a faulting image and the confirmation of a good one | the ECU always starts a verified image, never with the counter of an unconfirmed one, and ends where the uncut run ends
+#[test]
+fn a_power_cut_at_every_write_of_a_trial_keeps_a_verified_image_and_a_final_counter() {
+    let prov = provisioned();
+    // What the uncut runs end with: a faulting 2.0 reverted to 1.0 (counter 3), a good 2.0
+    // confirmed (counter 4).
+    for faults in [true, false] {
+        let mut cut = 0u64;
+        loop {
+            let (bl, old, new) = staged_2_0(&prov);
+            let mut flash = bl.into_flash();
+            flash.writes_left = Some(cut);
+            let mut bl = Bootloader::new(flash, identity(&prov)).unwrap();
+            // The activation, then start-ups until the trial ends: a faulting image resets
+            // with a fault each time.
+            let mut finished = bl.activate(&Sha256::digest(&new).into()).is_ok();
+            let mut cause = ResetCause::PowerOn;
+            for _ in 0..=MAX_TRIAL_BOOTS {
+                if !finished {
+                    break;
+                }
+                match bl.boot(cause) {
+                    Ok(Boot::Image { trial: true, .. }) if faults => cause = ResetCause::Fault,
+                    Ok(Boot::Image { trial: true, .. }) => {
+                        finished &= bl.confirm().is_ok();
+                        break;
+                    }
+                    Ok(_) => break,
+                    Err(_) => {
+                        finished = false;
+                        break;
+                    }
+                }
+            }
+            let mut flash = bl.into_flash();
+            let cut_bit = flash.writes_left == Some(0);
+            flash.power_on();
+            let mut bl = Bootloader::new(flash, identity(&prov)).unwrap();
+            let st = *bl.state();
+            assert!(!bl.state_lost(), "cut {cut}");
+            assert!(bl.verify_active().unwrap(), "cut {cut}: {st:?}");
+            let running = st.image.unwrap().sha256;
+            assert!(
+                running[..] == Sha256::digest(&old)[..] || running[..] == Sha256::digest(&new)[..]
+            );
+            if st.trial.is_some() || running[..] == Sha256::digest(&old)[..] || faults {
+                // A faulting 2.0 never confirms: its counter is never the ECU's.
+                assert_eq!(
+                    st.release_counter, 3,
+                    "cut {cut}: 2.0 unconfirmed, not final"
+                );
+            }
+            // Starting again converges on the uncut run's end (a cut before the activation's
+            // write leaves 2.0 pending: activated again, as the gateway's roll-forward does).
+            if st.pending.is_some() {
+                bl.activate(&Sha256::digest(&new).into()).unwrap();
+            }
+            let mut cause = ResetCause::PowerOn;
+            for _ in 0..=MAX_TRIAL_BOOTS {
+                match bl.boot(cause).unwrap() {
+                    Boot::Image { trial: true, .. } if faults => cause = ResetCause::Fault,
+                    Boot::Image { trial: true, .. } => {
+                        bl.confirm().unwrap();
+                        break;
+                    }
+                    _ => break,
+                }
+            }
+            let end = *bl.state();
+            let want = if faults { ("1.0", 3) } else { ("2.0", 4) };
+            assert_eq!(
+                (end.image.unwrap().version.as_str(), end.release_counter),
+                want,
+                "faults={faults} cut {cut}"
+            );
+            assert!(end.trial.is_none());
+            if finished && !cut_bit {
+                break;
+            }
+            cut += 1;
+            assert!(cut < 20, "the writes never ran out");
+        }
+        assert!(cut >= 2, "faults={faults}: the cuts bit only {cut} writes");
+    }
 }
