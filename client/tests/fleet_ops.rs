@@ -2,6 +2,8 @@
 
 mod world;
 
+use ota_metadata::documents::Outcome;
+
 use ota_metadata::DateTime;
 use ota_repo::oem;
 use world::World;
@@ -241,8 +243,21 @@ fn an_assignment_to_another_hardware_id_is_refused() {
 /// A verified report of `vin` as the backend records it: `running` ECUs on brake-fw
 /// `version` (counter 1), and `refused` ECUs with a refusal event about it.
 fn reported(w: &World, vin: &str, at: i64, running: &[&str], refused: &[&str], version: &str) {
+    let failed: Vec<(&str, Outcome)> = refused.iter().map(|s| (*s, Outcome::Refused)).collect();
+    reported_with(w, vin, at, running, &failed, version)
+}
+
+/// [`reported`] with each failed ECU's outcome (refused, or reverted by its bootloader).
+fn reported_with(
+    w: &World,
+    vin: &str,
+    at: i64,
+    running: &[&str],
+    failed: &[(&str, Outcome)],
+    version: &str,
+) {
     use ota_fleet::report::{EcuState, Running, Verdict};
-    use ota_metadata::documents::{EcuEvent, Outcome};
+    use ota_metadata::documents::EcuEvent;
     let verdict = Verdict {
         vin: vin.into(),
         generated: DateTime(at),
@@ -263,14 +278,17 @@ fn reported(w: &World, vin: &str, at: i64, running: &[&str], refused: &[&str], v
             .collect(),
         flagged: Vec::new(),
         recalls: Vec::new(),
-        events: refused
+        events: failed
             .iter()
             .enumerate()
-            .map(|(i, s)| EcuEvent {
+            .map(|(i, (s, outcome))| EcuEvent {
                 seq: at as u64 * 100 + i as u64,
                 serial: s.to_string(),
-                outcome: Outcome::Refused,
-                code: "NRC 0x72 programming failure".into(),
+                outcome: *outcome,
+                code: match outcome {
+                    Outcome::Reverted => "faulted before confirming itself".into(),
+                    _ => "NRC 0x72 programming failure".into(),
+                },
                 uid: "brake-fw".into(),
                 version: version.into(),
                 update: "assignments v2".into(),
@@ -297,7 +315,7 @@ fn assigned_1_0(w: &World) -> Vec<(String, String)> {
     out
 }
 
-/// Scenario: Fleet backend | a release that fails in the field is rolled out to a hardware id | assigned stage by stage (10%, 50%, 100%), advanced when the ECUs so far report running it, halted when their refusals pass the limit, and the assignments not yet installed are withdrawn
+/// Scenario: Fleet backend | a release that fails in the field is rolled out to a hardware id | assigned stage by stage (10%, 50%, 100%), advanced when the ECUs so far report running it, halted when their refusals and reverts pass the limit, and the assignments not yet installed are withdrawn
 #[test]
 fn a_rollout_advances_on_success_and_halts_on_failures() {
     let w = World::new();
@@ -362,15 +380,21 @@ fn a_rollout_advances_on_success_and_halts_on_failures() {
     );
     let second = assigned_1_0(&w);
     assert_eq!(second.len(), 11);
-    // Three of the eleven refuse it (27%, above the 20% limit): halted, and the nine that did
-    // not install it lose the assignment; the two that run it keep theirs.
+    // Three of the eleven fail (27%, above the 20% limit): two refuse it, and on the third
+    // it faults at start-up and its bootloader reverts it. Halted, and the nine that did not
+    // install it lose the assignment; the two that run it keep theirs.
     let refusing: Vec<&(String, String)> = second
         .iter()
         .filter(|e| !first[..2].contains(e))
         .take(3)
         .collect();
     for (i, (vin, serial)) in refusing.iter().enumerate() {
-        reported(&w, vin, t + 2 + i as i64, &[], &[serial], "1.0");
+        let outcome = if i == 2 {
+            Outcome::Reverted
+        } else {
+            Outcome::Refused
+        };
+        reported_with(&w, vin, t + 2 + i as i64, &[], &[(serial, outcome)], "1.0");
     }
     let steps = oem::rollout::advance(&w.p("oem"), &approval, t).unwrap();
     let [oem::rollout::Step::Halted {

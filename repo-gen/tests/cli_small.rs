@@ -37,6 +37,27 @@ fn key(env: &Env, name: &str) -> String {
     name.to_string()
 }
 
+/// An OEM working directory `dir` (online key `oem.pem`, offline key `offline.pem`, made
+/// the first time).
+fn oem_init(env: &Env, dir: &str) {
+    for k in ["oem.pem", "offline.pem"] {
+        if !env.path(k).exists() {
+            key(env, k);
+        }
+    }
+    env.ok(&[
+        "oem",
+        "init",
+        dir,
+        "--root-key",
+        "offline.pem",
+        "--targets-key",
+        "offline.pem",
+        "--key",
+        "oem.pem",
+    ]);
+}
+
 /// A supplier working directory `acme` (published, empty).
 fn supplier(env: &Env) {
     let k = key(env, "acme.pem");
@@ -664,18 +685,7 @@ fn vehicle_secrets_are_issued_privately_and_again_the_same() {
 #[test]
 fn vehicles_import_from_csv_all_or_nothing_and_idempotent() {
     let env = env_new();
-    let (k, off) = (key(&env, "oem.pem"), key(&env, "offline.pem"));
-    env.ok(&[
-        "oem",
-        "init",
-        "oem",
-        "--root-key",
-        &off,
-        "--targets-key",
-        &off,
-        "--key",
-        &k,
-    ]);
+    oem_init(&env, "oem");
     env.write(
         "fleet.csv",
         b"vin,ecus,aftermarket\nVIN1,BRK-1:BRAKE-A;HU-1:HU-GEN3,\nVIN2,BRK-2:BRAKE-A,CAM-2:AFTER-1\n",
@@ -730,20 +740,7 @@ fn key_column(env: &Env, pem_file: &str) -> String {
 #[test]
 fn vehicles_import_with_the_keys_that_sign_their_reports() {
     let env = env_new();
-    let (k, off) = (key(&env, "oem.pem"), key(&env, "offline.pem"));
-    let init = |dir: &str| {
-        env.ok(&[
-            "oem",
-            "init",
-            dir,
-            "--root-key",
-            &off,
-            "--targets-key",
-            &off,
-            "--key",
-            &k,
-        ]);
-    };
+    let init = |dir: &str| oem_init(&env, dir);
     init("oem");
     let (vk, ek, other) = (
         key(&env, "vehicle.pem"),
@@ -850,18 +847,7 @@ fn vehicles_import_with_the_keys_that_sign_their_reports() {
 #[test]
 fn fleet_queries_print_lines_json_and_counts() {
     let env = env_new();
-    let (k, off) = (key(&env, "oem.pem"), key(&env, "offline.pem"));
-    env.ok(&[
-        "oem",
-        "init",
-        "oem",
-        "--root-key",
-        &off,
-        "--targets-key",
-        &off,
-        "--key",
-        &k,
-    ]);
+    oem_init(&env, "oem");
     let ecu = |serial: &str, version: &str, counter: u64| ota_fleet::report::EcuState {
         serial: serial.into(),
         hardware_id: "BRAKE-A".into(),
@@ -953,4 +939,135 @@ fn the_test_command_names_what_is_missing_instead_of_skipping() {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/test.sh"))
             .unwrap();
     assert!(test_sh.contains("scripts/prerequisites.sh") && test_sh.contains("CI="));
+}
+
+/// `oem rollout status`, `advance` and `halt` as an operator reads them: a line per rollout
+/// (stage, assigned, succeeded, failed, pending, why it stopped), the same as JSON, a halt on
+/// failures (a refusal and a revert) said by name, an unknown rollout refused by name.
+#[test]
+fn rollouts_print_their_progress_and_halts() {
+    use ota_fleet::rollout::{self, Rollout, State};
+    use ota_metadata::documents::{EcuEvent, Outcome};
+    let env = env_new();
+    oem_init(&env, "oem");
+    assert_eq!(env.ok(&["oem", "rollout", "status", "oem"]), "no rollout\n");
+    assert_eq!(
+        env.ok(&["oem", "rollout", "advance", "oem"]),
+        "no rollout running\n"
+    );
+    let id = Rollout::id_of("acme", "brake-fw", "2.0", "BRAKE-A");
+    let r = Rollout {
+        id: id.clone(),
+        supplier: "acme".into(),
+        uid: "brake-fw".into(),
+        version: "2.0".into(),
+        hardware_id: "BRAKE-A".into(),
+        stages: vec![50, 100],
+        stage: 0,
+        success_bar: 50,
+        failure_limit: 30,
+        state: State::Running,
+        reason: String::new(),
+        started: 1,
+        updated: 1,
+    };
+    let members: Vec<(String, String)> = ["VIN1", "VIN2", "VIN3", "VIN4"]
+        .iter()
+        .map(|v| (v.to_string(), "S1".to_string()))
+        .collect();
+    let mut db = ota_repo::oem::reports::open(&env.path("oem")).unwrap();
+    db.transaction(|tx| {
+        rollout::create(tx, &r)?;
+        rollout::add_members(tx, &id, 0, &members)
+    })
+    .unwrap();
+    // VIN1 runs 2.0; VIN2 refused it; on VIN3 it faulted and was reverted; VIN4 is silent.
+    let verdict = |vin: &str, running: bool, failed: Option<Outcome>| ota_fleet::report::Verdict {
+        vin: vin.into(),
+        generated: ota_metadata::DateTime(2000),
+        counter: 0,
+        sha256: format!("{vin}-report"),
+        accepted: running
+            .then(|| ota_fleet::report::EcuState {
+                serial: "S1".into(),
+                hardware_id: "BRAKE-A".into(),
+                image: Some(ota_fleet::report::Running {
+                    uid: "brake-fw".into(),
+                    version: "2.0".into(),
+                    sha256: "00".repeat(32),
+                    release_counter: 2,
+                }),
+            })
+            .into_iter()
+            .collect(),
+        flagged: Vec::new(),
+        recalls: Vec::new(),
+        events: failed
+            .map(|outcome| EcuEvent {
+                seq: 1,
+                serial: "S1".into(),
+                outcome,
+                code: "why".into(),
+                uid: "brake-fw".into(),
+                version: "2.0".into(),
+                update: "assignments v2".into(),
+                at: ota_metadata::DateTime(2000),
+            })
+            .into_iter()
+            .collect(),
+    };
+    for v in [
+        verdict("VIN1", true, None),
+        verdict("VIN2", false, Some(Outcome::Refused)),
+        verdict("VIN3", false, Some(Outcome::Reverted)),
+    ] {
+        db.transaction(|tx| ota_fleet::store::apply(tx, &v, 2000))
+            .unwrap();
+    }
+    drop(db);
+    let status = env.ok(&["oem", "rollout", "status", "oem"]);
+    assert_eq!(
+        status,
+        format!("{id} Running stage 1 of 2 (50%): 4 assigned, 1 succeeded, 2 failed, 1 pending\n")
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&env.ok(&["oem", "rollout", "status", "oem", "--json"])).unwrap();
+    assert_eq!(json[0]["rollout"]["id"], id.as_str());
+    assert_eq!(json[0]["progress"]["failed"], 2);
+    assert_eq!(json[0]["progress"]["succeeded"], 1);
+    // 2 of 4 failed (50%) passes the 30% limit: advance halts it.
+    let out = env.ok(&["oem", "rollout", "advance", "oem"]);
+    assert!(
+        out.starts_with(&format!("{id}: HALTED: ")) && out.contains("2 of 4 ECUs failed"),
+        "{out}"
+    );
+    let status = env.ok(&["oem", "rollout", "status", "oem"]);
+    assert!(
+        status.starts_with(&format!("{id} Halted stage 1 of 2")),
+        "{status}"
+    );
+    assert!(status.contains("2 of 4 ECUs failed"), "{status}");
+    // Halted stays halted; a rollout that does not exist is named.
+    assert_eq!(
+        env.ok(&["oem", "rollout", "advance", "oem"]),
+        "no rollout running\n"
+    );
+    let err = env.fail(&[
+        "oem",
+        "rollout",
+        "halt",
+        "oem",
+        "--id",
+        "acme/x/1/Y",
+        "--reason",
+        "test",
+    ]);
+    assert!(err.contains("no rollout acme/x/1/Y"), "{err}");
+    let out = env.ok(&[
+        "oem", "rollout", "halt", "oem", "--id", &id, "--reason", "by hand",
+    ]);
+    assert_eq!(
+        out,
+        format!("halted {id}: 0 pending assignment(s) withdrawn\n")
+    );
 }
