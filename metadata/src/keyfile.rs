@@ -55,6 +55,16 @@ impl PemKey {
             what: "key file".into(),
             reason,
         };
+        // The PEM decoder's own words for these ("invalid data (NUL byte)") name nothing a
+        // user can act on.
+        if text.trim().is_empty() {
+            return Err(bad("the file is empty".into()));
+        }
+        if !text.contains("-----BEGIN ") {
+            return Err(bad(
+                "no PEM block (a \"-----BEGIN …-----\" line) in it: not a PEM key".into(),
+            ));
+        }
         let (label, der) = pem::decode_vec(text.trim().as_bytes())
             .map_err(|e| bad(format!("not a PEM key ({e})")))?;
         let (private, oid) = match label {
@@ -73,6 +83,12 @@ impl PemKey {
             "ENCRYPTED PRIVATE KEY" => {
                 return Err(bad(
                     "the key is encrypted; decrypt it first (openssl pkcs8 -in KEY -out PLAIN)"
+                        .into(),
+                ))
+            }
+            "EC PRIVATE KEY" => {
+                return Err(bad(
+                    "an EC private key in SEC1 form; convert it to PKCS#8 first (openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY8)"
                         .into(),
                 ))
             }
@@ -146,6 +162,14 @@ impl PemKey {
                 Ok(key("ed25519", "ed25519", hex::encode(raw)))
             }
             (EC_OID, private) => {
+                // Only P-256 is a TUF key here; name the curve the key is on (the p256
+                // crate's error names P-256's own OID as the unsupported one).
+                if let Some(curve) = self.ec_curve().filter(|c| c != P256_OID) {
+                    return Err(bad(format!(
+                        "on the curve {} (OID {curve}); TUF's ECDSA keys here are P-256 (OID {P256_OID})",
+                        curve_name(&curve)
+                    )));
+                }
                 let public = if private {
                     use p256::pkcs8::DecodePrivateKey;
                     p256::SecretKey::from_pkcs8_der(&self.der)
@@ -168,6 +192,36 @@ impl PemKey {
                 ),
             }),
         }
+    }
+}
+
+fn curve_name(oid: &str) -> &'static str {
+    match oid {
+        P256_OID => "P-256",
+        "1.3.132.0.34" => "P-384",
+        "1.3.132.0.35" => "P-521",
+        "1.3.132.0.10" => "secp256k1",
+        _ => "unknown",
+    }
+}
+
+impl PemKey {
+    /// The named curve of an EC key (its algorithm's parameters), dotted.
+    fn ec_curve(&self) -> Option<String> {
+        let params = if self.private {
+            PrivateKeyInfo::try_from(self.der.as_slice())
+                .ok()?
+                .algorithm
+                .parameters_oid()
+                .ok()?
+        } else {
+            SubjectPublicKeyInfoRef::try_from(self.der.as_slice())
+                .ok()?
+                .algorithm
+                .parameters_oid()
+                .ok()?
+        };
+        Some(params.to_string())
     }
 }
 

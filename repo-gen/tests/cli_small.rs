@@ -302,6 +302,38 @@ fn an_ed25519_key_is_named_by_its_own_oid() {
     assert!(err.contains("RSA keys only"), "{err}");
 }
 
+/// Throwaway P-384 key pair (test-only): PKCS#8 private half and SPKI public half.
+const P384_PRIVATE: &str = "-----BEGIN PRIVATE KEY-----\nMIG2AgEAMBAGByqGSM49AgEGBSuBBAAiBIGeMIGbAgEBBDD6mSuYlemQaoHmEpRN\nSuynUBwdVeSnj8bP+VtDn3XqbHDLN84pbP/2FnEbktzn4g2hZANiAASGXSAKC878\nihtwiw/ugZwj3k0us3Wm6YFCaa+DwPtfBkNVZOxR1c9fBvUTi3rdMwPzKz5jcavT\nph2wts7qlw/oL4oai80SEtNm7iDaHO3gD5wwz8tNSjLX4U4KjzPkevM=\n-----END PRIVATE KEY-----\n";
+const P384_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----\nMHYwEAYHKoZIzj0CAQYFK4EEACIDYgAEhl0gCgvO/IobcIsP7oGcI95NLrN1pumB\nQmmvg8D7XwZDVWTsUdXPXwb1E4t63TMD8ys+Y3Gr06YdsLbO6pcP6C+KGovNEhLT\nZu4g2hzt4A+cMM/LTUoy1+FOCo8z5Hrz\n-----END PUBLIC KEY-----\n";
+
+/// `key show` of files that are not TUF keys says what each one is: an empty file, text
+/// without a PEM block, a SEC1 EC key, a P-384 key (named by its own curve, not P-256's).
+#[test]
+fn key_show_names_what_a_file_is_when_it_is_not_a_key() {
+    let env = env_new();
+    env.write("empty.pem", b"");
+    env.write("text.pem", b"hello\n");
+    env.write("p384.pem", P384_PRIVATE.as_bytes());
+    env.write("p384.pub.pem", P384_PUBLIC.as_bytes());
+    let sec1 = P384_PRIVATE.replace("PRIVATE KEY", "EC PRIVATE KEY");
+    env.write("sec1.pem", sec1.as_bytes());
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["p384.pem", "sec1.pem"] {
+        std::fs::set_permissions(env.path(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    for (file, says) in [
+        ("empty.pem", "the file is empty"),
+        ("text.pem", "no PEM block"),
+        ("sec1.pem", "SEC1 form; convert it to PKCS#8"),
+        ("p384.pem", "on the curve P-384 (OID 1.3.132.0.34)"),
+        ("p384.pub.pem", "on the curve P-384 (OID 1.3.132.0.34)"),
+    ] {
+        let err = env.fail(&["key", "show", file]);
+        assert!(err.contains(file) && err.contains(says), "{file}: {err}");
+        assert!(!err.contains("NUL byte"), "{file}: {err}");
+    }
+}
+
 // ---- 6. ota-repo.json read strictly -------------------------------------------------------
 
 fn edit_settings(env: &Env, dir: &str, edit: impl FnOnce(&mut serde_json::Value)) {
