@@ -337,6 +337,7 @@ impl<'k, F: Flash> Bootloader<'k, F> {
             .state
             .reverted
             .is_some_and(|r| r.sha256 == m.body.sha256)
+            || self.state.revert_history.contains(&m.body.sha256)
         {
             return Err(Refusal::Reverted);
         }
@@ -586,6 +587,8 @@ impl<'k, F: Flash> Bootloader<'k, F> {
             sha256: info.sha256,
             reason,
         });
+        let mut revert_history = self.state.revert_history;
+        revert_history.push(&info.sha256);
         // A previous image revoked since (below the trust document's floor) is not run again.
         let previous = trial.previous.filter(|p| p.release_counter >= self.floor());
         let next = match previous {
@@ -594,12 +597,14 @@ impl<'k, F: Flash> Bootloader<'k, F> {
                 image: Some(p),
                 trial: None,
                 reverted,
+                revert_history,
                 ..self.state
             },
             None => EcuState {
                 image: None,
                 trial: None,
                 reverted,
+                revert_history,
                 ..self.state
             },
         };

@@ -32,7 +32,7 @@ impl Slot {
 }
 
 /// Size of one state record copy.
-pub const STATE_LEN: usize = 576;
+pub const STATE_LEN: usize = 608;
 
 /// Capacity of one trust document copy: the largest document a UDS message carries.
 pub const TRUST_LEN: usize = 4096;

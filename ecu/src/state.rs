@@ -4,7 +4,7 @@
 //! the newest valid state, so a power cut while writing tears at most that copy, and the other
 //! still holds the previous state.
 //!
-//! Layout of a copy (576 bytes, big-endian):
+//! Layout of a copy (608 bytes, big-endian):
 //! `OTA4` magic (4) · sequence (4) · active slot (1) · flags (1, bit 0: an image is installed,
 //! bit 1: a verified image is pending in the other slot, bit 2: a trust document is held,
 //! bit 3: the active image is on trial, bit 4: an image was reverted)
@@ -18,7 +18,8 @@
 //! counter (8) · the previous image, in the other slot: uid (32) · version (32) · SHA-256 (32)
 //! · length (8)
 //! · the last image reverted: uid (32) · version (32) · SHA-256 (32)
-//! · reserved (40) · SHA-256 of bytes 0..544 (32).
+//! · images reverted: count (1) · reserved (7) · the first 8 bytes of the SHA-256 of each of
+//! the last [`REVERT_HISTORY`] (64) · SHA-256 of bytes 0..576 (32).
 //!
 //! The third layout (`OTA3`, 320 bytes: the same up to the instruction sequence, then the
 //! SHA-256 of bytes 0..288) is still read, as a state with no trial and nothing reverted.
@@ -64,7 +65,7 @@ const MAGIC_V2: [u8; 4] = *b"OTA2";
 /// The first layout's magic (read, never written).
 const MAGIC_V1: [u8; 4] = *b"OTAS";
 /// Where the checksum starts in the current layout (it covers everything before).
-const SUM_AT: usize = 544;
+const SUM_AT: usize = 576;
 /// Where the checksum starts in the third layout.
 const SUM_AT_V3: usize = 288;
 /// Where the checksum starts in the second layout.
@@ -91,8 +92,43 @@ pub struct EcuState {
     /// The active image (`image`, whose `release_counter` is its own, not yet final) is on
     /// trial: it has not confirmed itself yet.
     pub trial: Option<Trial>,
-    /// The last image the bootloader returned from, and why: it is never activated again.
+    /// The last image the bootloader returned from, and why.
     pub reverted: Option<Reverted>,
+    /// Every image reverted from (the last [`REVERT_HISTORY`], by the first 8 bytes of their
+    /// SHA-256): none is downloaded again.
+    pub revert_history: RevertHistory,
+}
+
+/// How many reverted images the state remembers.
+pub const REVERT_HISTORY: usize = 8;
+
+/// The images reverted from, newest last (bounded: the oldest is forgotten first).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RevertHistory {
+    len: u8,
+    prefixes: [[u8; 8]; REVERT_HISTORY],
+}
+
+impl RevertHistory {
+    /// Whether the image of SHA-256 `sha256` is one of them.
+    pub fn contains(&self, sha256: &[u8; 32]) -> bool {
+        self.prefixes[..usize::from(self.len)]
+            .iter()
+            .any(|p| p[..] == sha256[..8])
+    }
+
+    /// Remember `sha256` (the oldest goes when it is full).
+    pub fn push(&mut self, sha256: &[u8; 32]) {
+        let mut p = [0u8; 8];
+        p.copy_from_slice(&sha256[..8]);
+        if usize::from(self.len) == REVERT_HISTORY {
+            self.prefixes.copy_within(1.., 0);
+            self.prefixes[REVERT_HISTORY - 1] = p;
+        } else {
+            self.prefixes[usize::from(self.len)] = p;
+            self.len += 1;
+        }
+    }
 }
 
 /// An activated image that has not confirmed itself yet.
@@ -209,6 +245,10 @@ impl EcuState {
             instruction_sequence: 0,
             trial: None,
             reverted: None,
+            revert_history: RevertHistory {
+                len: 0,
+                prefixes: [[0; 8]; REVERT_HISTORY],
+            },
         }
     }
 
@@ -254,6 +294,10 @@ impl EcuState {
             b[408..440].copy_from_slice(r.uid.as_bytes());
             b[440..472].copy_from_slice(r.version.as_bytes());
             b[472..504].copy_from_slice(&r.sha256);
+        }
+        b[504] = self.revert_history.len;
+        for (i, p) in self.revert_history.prefixes.iter().enumerate() {
+            b[512 + 8 * i..520 + 8 * i].copy_from_slice(p);
         }
         let sum: [u8; 32] = Sha256::digest(&b[..SUM_AT]).into();
         b[SUM_AT..SUM_AT + 32].copy_from_slice(&sum);
@@ -372,6 +416,19 @@ impl EcuState {
             },
             trial,
             reverted,
+            revert_history: if current {
+                let len = b[504];
+                if usize::from(len) > REVERT_HISTORY {
+                    return None;
+                }
+                let mut prefixes = [[0u8; 8]; REVERT_HISTORY];
+                for (i, p) in prefixes.iter_mut().enumerate() {
+                    p.copy_from_slice(&b[512 + 8 * i..520 + 8 * i]);
+                }
+                RevertHistory { len, prefixes }
+            } else {
+                RevertHistory::default()
+            },
         })
     }
 

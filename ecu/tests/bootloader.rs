@@ -688,3 +688,30 @@ fn a_power_cut_at_every_write_of_a_trial_keeps_a_verified_image_and_a_final_coun
         assert!(cut >= 2, "faults={faults}: the cuts bit only {cut} writes");
     }
 }
+
+/// Scenario: ECU trial boot | an image reverted, then another, then the first one's bytes offered again (re-released under a new version) | refused: every image this ECU reverted from is remembered (the last eight), not only the last
+#[test]
+fn every_reverted_image_stays_refused_not_only_the_last() {
+    let prov = provisioned();
+    let (mut bl, _, x) = on_trial(&prov);
+    bl.boot(ResetCause::PowerOn).unwrap();
+    bl.boot(ResetCause::Fault).unwrap();
+    assert_eq!(bl.state().reverted.unwrap().version.as_str(), "2.0");
+    // Y reverts too.
+    let y = image(50_000, 4);
+    let info = stage(&mut bl, &manifest(&y, "2.1", 5, "BRAKE-A", &signers()[0]), &y, 4000)
+        .unwrap();
+    bl.activate(&info.sha256).unwrap();
+    bl.boot(ResetCause::PowerOn).unwrap();
+    bl.boot(ResetCause::Fault).unwrap();
+    assert_eq!(bl.state().reverted.unwrap().version.as_str(), "2.1");
+    // X's bytes again, under another version and counter: still refused, across a restart.
+    let mut bl = Bootloader::new(bl.into_flash(), identity(&prov)).unwrap();
+    for (img, v) in [(&x, "2.2"), (&y, "2.3")] {
+        assert_eq!(
+            bl.request_download(&manifest(img, v, 6, "BRAKE-A", &signers()[0])),
+            Err(Refusal::Reverted),
+            "{v}"
+        );
+    }
+}
