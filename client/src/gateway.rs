@@ -536,15 +536,7 @@ impl Gateway {
                     String::new(),
                     (uid.clone(), version.clone()),
                 )),
-                EcuOutcome::Reverted {
-                    uid,
-                    version,
-                    reason,
-                } => state.record_event(event(
-                    Outcome::Reverted,
-                    reason.clone(),
-                    (uid.clone(), version.clone()),
-                )),
+                // Recorded where the activation was (`recover::activate_all`), on every path.
                 EcuOutcome::Failed(e) | EcuOutcome::FailedRecalled { error: e, .. } => {
                     let mut code = e.to_string();
                     let mut end = code.len().min(240);
@@ -860,40 +852,21 @@ impl Gateway {
         journal.phase = Phase::Commit;
         journal.save(state_dir).map_err(state_err(&journal_path))?;
         fault::point(|| "journal: commit".into());
-        let before: Vec<Option<Installed>> = planned
-            .iter()
-            .map(|p| state.installed.get(&p.ecu.serial).cloned())
-            .collect();
         let results = self.roll_forward(fw, &journal, state, &staging)?;
-        let mut reverted = false;
-        for ((p, r), before) in planned.iter().zip(results).zip(before) {
+        for (p, r) in planned.iter().zip(results) {
             out[p.index].1 = match r {
-                Ok(()) => match trial_failed(fw, p.ecu, &p.sha256) {
-                    Some((reason, running)) => {
-                        // What the ECU runs again: the record from before, if it is that.
-                        let back = before
-                            .filter(|b| b.sha256 == running.sha256)
-                            .unwrap_or(running);
-                        state.installed.insert(p.ecu.serial.clone(), back);
-                        reverted = true;
-                        EcuOutcome::Reverted {
-                            uid: p.a.uid.clone(),
-                            version: p.a.version.clone(),
-                            reason,
-                        }
-                    }
-                    None => EcuOutcome::Updated {
-                        uid: p.a.uid.clone(),
-                        version: p.a.version.clone(),
-                        regulators: p.regulators.clone(),
-                    },
+                Ok(recover::Activated::Running) => EcuOutcome::Updated {
+                    uid: p.a.uid.clone(),
+                    version: p.a.version.clone(),
+                    regulators: p.regulators.clone(),
+                },
+                Ok(recover::Activated::Reverted { reason, .. }) => EcuOutcome::Reverted {
+                    uid: p.a.uid.clone(),
+                    version: p.a.version.clone(),
+                    reason,
                 },
                 Err(e) => EcuOutcome::Failed(EcuError::Activation(e)),
             };
-        }
-        if reverted {
-            let dir = &self.config.state_dir;
-            state.save(dir).map_err(state_err(dir))?;
         }
         Ok(())
     }
@@ -1168,7 +1141,7 @@ fn versions(dir: &std::path::Path) -> String {
 /// its trial boot: the ECU's identification names it as reverted. Then why, and what the ECU
 /// runs again. An ECU that cannot be asked (or a directory) counts as not reverted: its next
 /// version report tells the OEM.
-fn trial_failed(
+pub(super) fn trial_failed(
     fw: &mut dyn Forwarder,
     ecu: &EcuConfig,
     sha256: &str,

@@ -630,39 +630,7 @@ fn an_ecu_that_lost_its_pending_image_after_the_commit_gets_it_again() {
 #[test]
 fn an_image_that_faults_at_start_up_is_reverted_and_reported() {
     let mut v = Vehicle::new();
-    // brake-fw 3.0 (counter 9): signed by the supplier, approved by the regulator, and it
-    // faults at start-up (the simulator's marker).
-    let mut bytes = ota_ecu::sim::FAULT_MARKER.to_vec();
-    bytes.resize(5000, 0x33);
-    let file = v.w.p("fw-3.0.bin");
-    std::fs::write(&file, &bytes).unwrap();
-    ota_repo::supplier::add_image(
-        &v.w.p("acme"),
-        ota_repo::supplier::AddImage {
-            file,
-            uid: "brake-fw".into(),
-            version: "3.0".into(),
-            release_counter: 9,
-            hardware_ids: vec!["BRAKE-A".into()],
-            role: "targets".into(),
-            allow_rollback: false,
-            encrypt: None,
-        },
-        v.w.now,
-    )
-    .unwrap();
-    ota_repo::supplier::publish(&v.w.p("acme"), v.w.now, false).unwrap();
-    v.w.published("acme");
-    let submit = ota_repo::oem::Submit {
-        supplier: "acme",
-        uid: "brake-fw",
-        version: "3.0",
-        from: None,
-        ca: None,
-        content_key: None,
-    };
-    ota_repo::oem::review_submit(&v.w.p("oem"), submit, v.w.now).unwrap();
-    v.w.review("tuv");
+    publish_faulting_3_0(&v);
     v.assign_all("3.0");
     v.start_all();
     let out = v.gateway(&["update"], None);
@@ -710,6 +678,116 @@ fn an_image_that_faults_at_start_up_is_reverted_and_reported() {
         String::from_utf8_lossy(&out.stderr).contains("reverted from that image"),
         "{}",
         text(&out)
+    );
+    v.stop_all();
+    v.assert_all("1.0");
+}
+
+/// brake-fw 3.0 (counter 9): signed by the supplier, approved by the regulator, and it faults
+/// at start-up (the simulator's marker). Not assigned yet.
+fn publish_faulting_3_0(v: &Vehicle) {
+    let mut bytes = ota_ecu::sim::FAULT_MARKER.to_vec();
+    bytes.resize(5000, 0x33);
+    let file = v.w.p("fw-3.0.bin");
+    std::fs::write(&file, &bytes).unwrap();
+    ota_repo::supplier::add_image(
+        &v.w.p("acme"),
+        ota_repo::supplier::AddImage {
+            file,
+            uid: "brake-fw".into(),
+            version: "3.0".into(),
+            release_counter: 9,
+            hardware_ids: vec!["BRAKE-A".into()],
+            role: "targets".into(),
+            allow_rollback: false,
+            encrypt: None,
+        },
+        v.w.now,
+    )
+    .unwrap();
+    ota_repo::supplier::publish(&v.w.p("acme"), v.w.now, false).unwrap();
+    v.w.published("acme");
+    let submit = ota_repo::oem::Submit {
+        supplier: "acme",
+        uid: "brake-fw",
+        version: "3.0",
+        from: None,
+        ca: None,
+        content_key: None,
+    };
+    ota_repo::oem::review_submit(&v.w.p("oem"), submit, v.w.now).unwrap();
+    v.w.review("tuv");
+}
+
+/// Scenario: ECU trial boot | the gateway dies right after sending ACTIVATE (or the ECU loses power during its activation) and the image then fails its trial | the next run finds the revert on the ECU and reports it as REVERTED with a reverted event, never as updated or up to date
+#[test]
+fn a_revert_after_an_interrupted_activation_is_found_and_reported() {
+    // The gateway aborted just after E1's activation went out: E1 reverted while no gateway
+    // was listening; E2 and E3 still hold 3.0 pending.
+    let mut v = Vehicle::new();
+    publish_faulting_3_0(&v);
+    v.assign_all("3.0");
+    v.start_all();
+    let out = v.gateway(&["update"], Some(12));
+    assert_eq!(
+        aborted_at(&out).as_deref(),
+        Some("activation of ECU E1 sent"),
+        "{}",
+        text(&out)
+    );
+    let out = v.gateway(&["update"], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for s in SERIALS {
+        assert!(
+            stderr.contains(&format!(
+                "ECU {s}: REVERTED brake-fw 3.0: activated, then faulted before confirming itself"
+            )),
+            "{}",
+            text(&out)
+        );
+    }
+    assert!(!out.status.success(), "{}", text(&out));
+    v.stop_all();
+    v.assert_all("1.0");
+    let state = ota_client::state::GatewayState::load(&v.w.p("state-2p")).unwrap();
+    for s in SERIALS {
+        assert!(
+            state.events.iter().any(|e| e.serial == s
+                && e.outcome == ota_metadata::documents::Outcome::Reverted
+                && e.version == "3.0"),
+            "{s}: {:?}",
+            state.events
+        );
+    }
+
+    // E1 loses power at its activation's state write (after erase, two blocks and the
+    // pending state: the fifth write); the gateway's run fails there. Power back, the next
+    // run activates it again as decided: it reverts, and is reported so.
+    let mut v = Vehicle::new();
+    publish_faulting_3_0(&v);
+    v.assign_all("3.0");
+    v.start(0, &["--power-cut-after-writes", "4"]);
+    v.start(1, &[]);
+    v.start(2, &[]);
+    let out = v.gateway(&["update"], None);
+    assert!(!out.status.success(), "{}", text(&out));
+    v.stop_all();
+    assert_eq!(v.journal().as_deref(), Some("commit"), "{}", text(&out));
+    v.start_all();
+    let out = v.gateway(&["update"], None);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "ECU E1: REVERTED brake-fw 3.0: activated, then faulted before confirming itself"
+        ),
+        "{}",
+        text(&out)
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    let check = v.gateway(&["update"], None);
+    assert!(
+        !String::from_utf8_lossy(&check.stdout).contains("up to date (brake-fw 3.0)"),
+        "{}",
+        text(&check)
     );
     v.stop_all();
     v.assert_all("1.0");

@@ -699,8 +699,13 @@ fn every_reverted_image_stays_refused_not_only_the_last() {
     assert_eq!(bl.state().reverted.unwrap().version.as_str(), "2.0");
     // Y reverts too.
     let y = image(50_000, 4);
-    let info = stage(&mut bl, &manifest(&y, "2.1", 5, "BRAKE-A", &signers()[0]), &y, 4000)
-        .unwrap();
+    let info = stage(
+        &mut bl,
+        &manifest(&y, "2.1", 5, "BRAKE-A", &signers()[0]),
+        &y,
+        4000,
+    )
+    .unwrap();
     bl.activate(&info.sha256).unwrap();
     bl.boot(ResetCause::PowerOn).unwrap();
     bl.boot(ResetCause::Fault).unwrap();

@@ -14,15 +14,27 @@
 //!   that cannot be reached stays in the journal for the next run, alone;
 //! - a journal that cannot be read is discarded: every ECU drops what it holds pending.
 
-use super::{sha256_bytes, state_err, EcuError, Gateway, Planned, Result};
+use super::{sha256_bytes, state_err, trial_failed, EcuError, Gateway, Planned, Result};
 use crate::fault;
 use crate::forward::{ForwardError, Forwarder};
 use crate::journal::{Journal, JournalEcu, Phase};
 use crate::staging::Staging;
 use crate::state::GatewayState;
 use crate::tuf::{Fetch, Updater};
-use crate::walk::{self, decide, Decision, Repositories};
+use crate::walk::{self, decide, Decision, Installed, Repositories};
 use std::collections::BTreeMap;
+
+/// What an activation came to.
+pub(super) enum Activated {
+    /// The ECU runs the new image (on trial until it confirms itself).
+    Running,
+    /// The ECU's bootloader returned from it (its trial boot failed): why, and what the ECU
+    /// runs again.
+    Reverted {
+        reason: String,
+        running: Box<Installed>,
+    },
+}
 
 /// What recovery decided for one ECU of a committed update.
 enum Recheck {
@@ -58,7 +70,7 @@ impl Gateway {
         journal: &Journal,
         state: &mut GatewayState,
         staging: &Staging,
-    ) -> Result<Vec<std::result::Result<(), ForwardError>>> {
+    ) -> Result<Vec<std::result::Result<Activated, ForwardError>>> {
         let state_dir = &self.config.state_dir;
         let results = self.activate_all(fw, journal, state, staging)?;
         state.save(state_dir).map_err(state_err(state_dir))?;
@@ -73,15 +85,16 @@ impl Gateway {
         Ok(results)
     }
 
-    /// ACTIVATE every ECU of `journal` (idempotent) and record in `state` those that run
-    /// their new image (not saved). Returns each ECU's result.
+    /// ACTIVATE every ECU of `journal` (idempotent) and record in `state` what each runs now
+    /// (not saved): the new image, or, where the ECU's bootloader reverted it, the image it
+    /// returned to, with a `reverted` event for the OEM. Returns each ECU's result.
     fn activate_all(
         &self,
         fw: &mut dyn Forwarder,
         journal: &Journal,
         state: &mut GatewayState,
         staging: &Staging,
-    ) -> Result<Vec<std::result::Result<(), ForwardError>>> {
+    ) -> Result<Vec<std::result::Result<Activated, ForwardError>>> {
         let mut results = Vec::new();
         for e in &journal.ecus {
             let r = self.activate_one(fw, e, staging);
@@ -89,26 +102,51 @@ impl Gateway {
             results.push(r);
         }
         for (e, r) in journal.ecus.iter().zip(&results) {
-            if r.is_ok() {
-                state
-                    .installed
-                    .insert(e.serial.clone(), e.installed.clone());
-                state.recalls.remove(&e.serial);
-                state.recovery.remove(&e.serial);
+            match r {
+                Ok(Activated::Running) => {
+                    state
+                        .installed
+                        .insert(e.serial.clone(), e.installed.clone());
+                    state.recalls.remove(&e.serial);
+                    state.recovery.remove(&e.serial);
+                }
+                Ok(Activated::Reverted { reason, running }) => {
+                    // The record from before, if that is what runs again.
+                    let back = state
+                        .installed
+                        .get(&e.serial)
+                        .filter(|b| b.sha256 == running.sha256)
+                        .cloned()
+                        .unwrap_or_else(|| (**running).clone());
+                    state.installed.insert(e.serial.clone(), back);
+                    state.record_event(ota_metadata::documents::EcuEvent {
+                        seq: 0,
+                        serial: e.serial.clone(),
+                        outcome: ota_metadata::documents::Outcome::Reverted,
+                        code: reason.clone(),
+                        uid: e.installed.uid.clone(),
+                        version: e.installed.version.clone(),
+                        update: String::new(),
+                        at: self.now,
+                    });
+                }
+                Err(_) => {}
             }
         }
         Ok(results)
     }
 
-    /// ACTIVATE one ECU of a decided update. An ECU that holds neither the image pending nor
-    /// active (it lost it after the commit: replaced, or its state restored) is sent the image
-    /// again from staging first: the update is decided, it can only go forward.
+    /// ACTIVATE one ECU of a decided update, then ask it whether the image survived its trial
+    /// boot. An ECU that holds neither the image pending nor active has either reverted from
+    /// it (an activation whose end this gateway did not see) or lost it after the commit
+    /// (replaced, or its state restored): the first is reported as such, the second is sent
+    /// the image again from staging first: the update is decided, it can only go forward.
     fn activate_one(
         &self,
         fw: &mut dyn Forwarder,
         e: &JournalEcu,
         staging: &Staging,
-    ) -> std::result::Result<(), ForwardError> {
+    ) -> std::result::Result<Activated, ForwardError> {
         let bad = |reason: String| ForwardError::Ecu {
             serial: e.serial.clone(),
             reason,
@@ -121,8 +159,19 @@ impl Gateway {
             .ok_or_else(|| bad("not in the gateway's configuration any more".into()))?;
         let sha = sha256_bytes(&e.installed.sha256)
             .ok_or_else(|| bad("the journal's image hash is not a SHA-256".into()))?;
+        let reverted = |fw: &mut dyn Forwarder| {
+            trial_failed(fw, ecu, &e.installed.sha256).map(|(reason, running)| {
+                Activated::Reverted {
+                    reason,
+                    running: Box::new(running),
+                }
+            })
+        };
         match fw.activate(ecu, &sha) {
             Err(ForwardError::NothingPending { .. }) => {
+                if let Some(r) = reverted(fw) {
+                    return Ok(r);
+                }
                 let path = staging
                     .staged(&e.installed.sha256, e.length)
                     .ok()
@@ -138,10 +187,11 @@ impl Gateway {
                     .map_err(|_| bad("the journal's instruction is not hex".into()))?;
                 super::stage_instructed(fw, ecu, &instruction, &manifest, &bundle, &path)?;
                 fault::point(|| format!("ECU {} holds its image verified and pending", e.serial));
-                fw.activate(ecu, &sha)
+                fw.activate(ecu, &sha)?;
             }
-            r => r,
+            r => r?,
         }
+        Ok(reverted(fw).unwrap_or(Activated::Running))
     }
 
     /// Finish what a previous run left in flight (module documentation). Returns the ECUs of
@@ -204,7 +254,11 @@ impl Gateway {
         let results = self.activate_all(fw, &verified, state, &staging)?;
         for (e, r) in verified.ecus.iter().zip(results) {
             match r {
-                Ok(()) => {}
+                Ok(Activated::Running) => {}
+                Ok(Activated::Reverted { reason, .. }) => crate::out::err_line(format_args!(
+                    "ota-gateway: ECU {}: REVERTED {} {}: activated, then {reason}; the ECU's bootloader returned to its previous image",
+                    e.serial, e.installed.uid, e.installed.version
+                )),
                 // The ECU answered and refused: it will not take this image; drop it.
                 Err(err) if err.nrc().is_some() => self.drop_one(
                     fw,
