@@ -719,3 +719,84 @@ fn a_hardware_id_assignment_refused_in_one_shard_writes_no_shard() {
         .values()
         .all(|v| v.is_empty()));
 }
+
+/// Scenario: Fleet backend | a vehicle removed (scrapped) and added again; its history from before, and reports signed before the re-add, offered afterwards | removal ends its history: nothing from before counts, and a report generated before the re-add is refused
+#[test]
+fn a_removed_vehicle_added_again_starts_a_new_history() {
+    let w = World::new();
+    let dir = w.p("oem");
+    let t = DateTime::now().0;
+    // VIN1 reported S1 running 1.0 and S2 refusing it.
+    reported(&w, "VIN1", t - 100, &["S1"], &["S2"], "1.0");
+    let count = |w: &World, table: &str| {
+        oem::reports::open(&w.p("oem"))
+            .unwrap()
+            .transaction(|tx| {
+                tx.count(
+                    &format!("SELECT COUNT(*) FROM {table} WHERE vin = 'VIN1'"),
+                    &[],
+                )
+            })
+            .unwrap()
+    };
+    assert_eq!((count(&w, "ecus"), count(&w, "events")), (1, 1));
+    oem::vehicle_remove(&dir, "VIN1", DateTime(t)).unwrap();
+    for table in ["ecus", "events", "flags", "recalls", "rollout_members"] {
+        assert_eq!(count(&w, table), 0, "{table} after the removal");
+    }
+    assert!(oem::reports::events(&dir, "VIN1").unwrap().is_empty());
+    // Back in the fleet (the same VIN, a unit rebuilt). A report signed before the re-add,
+    // kept and offered now, is refused; one generated after it counts.
+    oem::vehicle_add(
+        &dir,
+        "VIN1",
+        &["S1:BRAKE-A".into(), "S2:BRAKE-A".into()],
+        &[],
+    )
+    .unwrap();
+    let stale = verdict_at("VIN1", t - 50);
+    let err = oem::reports::open(&dir)
+        .unwrap()
+        .transaction(|tx| ota_fleet::store::apply(tx, &stale, t))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("before the vehicle's history began"), "{err}");
+    assert_eq!(count(&w, "ecus"), 0);
+    reported(&w, "VIN1", DateTime::now().0 + 5, &["S1"], &[], "1.0");
+    assert_eq!(count(&w, "ecus"), 1);
+    // The same through `oem vehicle import`.
+    oem::vehicle_remove(&dir, "VIN1", DateTime::now()).unwrap();
+    assert_eq!(count(&w, "ecus"), 0);
+    let csv = w.p("back.csv");
+    std::fs::write(&csv, "VIN1,S1:BRAKE-A;S2:BRAKE-A\n").unwrap();
+    assert_eq!(oem::import::import_file(&dir, &csv).unwrap().added, 1);
+    let err = oem::reports::open(&dir)
+        .unwrap()
+        .transaction(|tx| ota_fleet::store::apply(tx, &verdict_at("VIN1", t), t))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("before the vehicle's history began"), "{err}");
+}
+
+/// A report of `vin` generated at `at`: S1 running brake-fw 1.0.
+fn verdict_at(vin: &str, at: i64) -> ota_fleet::report::Verdict {
+    ota_fleet::report::Verdict {
+        vin: vin.into(),
+        generated: DateTime(at),
+        counter: 0,
+        sha256: format!("{vin}-{at}-stale"),
+        accepted: vec![ota_fleet::report::EcuState {
+            serial: "S1".into(),
+            hardware_id: "BRAKE-A".into(),
+            image: Some(ota_fleet::report::Running {
+                uid: "brake-fw".into(),
+                version: "1.0".into(),
+                sha256: "00".repeat(32),
+                release_counter: 1,
+            }),
+        }],
+        flagged: Vec::new(),
+        recalls: Vec::new(),
+        events: Vec::new(),
+    }
+}

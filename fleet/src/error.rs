@@ -28,6 +28,16 @@ pub enum FleetError {
         last_generated: String,
         last_counter: u64,
     },
+    /// Generated before the vehicle's history began (it was removed from the fleet, or added
+    /// again): nothing signed before counts.
+    #[error(
+        "generated {generated}, before the vehicle's history began at {began} ({vin} was removed from the fleet or added again since): refused"
+    )]
+    BeforeHistory {
+        vin: String,
+        generated: String,
+        began: String,
+    },
     /// The inventory could not be read.
     #[error("inventory: {0}")]
     Inventory(String),
@@ -72,6 +82,7 @@ impl FleetError {
                 | FleetError::NoVehicleKey(_)
                 | FleetError::BadSignature { .. }
                 | FleetError::Replay { .. }
+                | FleetError::BeforeHistory { .. }
         )
     }
 }

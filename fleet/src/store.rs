@@ -244,6 +244,14 @@ fn refuse_stale(tx: &mut dyn Tx, v: &Verdict) -> Result<Applied> {
     }
     let last_generated = row.next().and_then(|x| x.int()).unwrap_or(0);
     let last_counter = row.next().and_then(|x| x.int()).unwrap_or(0);
+    if sha.is_empty() {
+        // The floor `end_history` set: no report has come since.
+        return Err(FleetError::BeforeHistory {
+            vin: v.vin.clone(),
+            generated: v.generated.to_string(),
+            began: DateTime(last_generated).to_string(),
+        });
+    }
     Err(FleetError::Replay {
         vin: v.vin.clone(),
         generated: v.generated.to_string(),
@@ -645,6 +653,32 @@ fn event_of(r: Vec<Value>) -> Option<EcuEvent> {
 /// new key: reports signed with the new key start afresh, and nothing the old key signed
 /// (a report dated ahead, events numbered ahead) outlives it. What its ECUs run, its flags and
 /// recalls stay.
+/// End `vin`'s report history: the vehicle left the fleet, or came back into it. Everything
+/// recorded of it goes (what its ECUs ran, flags, recalls, events, rollout membership), and a
+/// report generated before `not_before` is refused from now on ([`FleetError::BeforeHistory`]):
+/// nothing a scrapped unit, or a key kept from before, signed counts for what comes back.
+pub fn end_history(tx: &mut dyn Tx, vin: &str, not_before: i64) -> Result<()> {
+    for table in [
+        "ecus",
+        "flags",
+        "recalls",
+        "events",
+        "rollout_members",
+        "vehicles",
+    ] {
+        tx.exec(
+            &format!("DELETE FROM {table} WHERE vin = $1"),
+            &[vin.into()],
+        )?;
+    }
+    tx.exec(
+        "INSERT INTO vehicles (vin, last_generated, last_counter, last_sha256, last_ingested)
+         VALUES ($1, $2, 0, '', $2)",
+        &[vin.into(), Value::Int(not_before)],
+    )?;
+    Ok(())
+}
+
 pub fn forget_vehicle(tx: &mut dyn Tx, vin: &str) -> Result<()> {
     tx.exec("DELETE FROM vehicles WHERE vin = $1", &[vin.into()])?;
     tx.exec("DELETE FROM events WHERE vin = $1", &[vin.into()])?;

@@ -292,6 +292,16 @@ pub fn import(dir: &Path, vehicles: BTreeMap<String, Vehicle>) -> Result<Importe
             }
         }
     }
+    // Vehicles back in the fleet after a removal: their report history starts again now (as
+    // `oem vehicle add` does), in one transaction before their tombstones go.
+    let new_vins: Vec<&str> = new.iter().copied().collect();
+    let (removed, _) = store::load::<String>(dir, store::REMOVED_DIR, Some(&new_vins))?;
+    let back: Vec<&str> = new_vins
+        .iter()
+        .copied()
+        .filter(|v| removed.contains_key(*v))
+        .collect();
+    super::reports::end_history(dir, &back, ota_metadata::DateTime::now().0)?;
     // Written shard by shard on several threads: each shard is its own files (and fsyncs,
     // which dominate: about 4,096 shards whatever the fleet), so they overlap on the disk.
     let groups: Vec<Vec<&str>> = by_shard

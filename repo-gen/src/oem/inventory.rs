@@ -108,9 +108,10 @@ pub fn vehicle_add(dir: &Path, vin: &str, ecus: &[String], aftermarket: &[String
     }
     inv.vehicles.insert(vin.into(), v);
     inv.save(dir)?;
-    // Back in the fleet: no longer removed.
+    // Back in the fleet: no longer removed, and its history starts again now.
     let (mut removed, scope) = store::load::<String>(dir, store::REMOVED_DIR, Some(&[vin]))?;
     if removed.remove(vin).is_some() {
+        super::reports::end_history(dir, &[vin], ota_metadata::DateTime::now().0)?;
         store::save(dir, store::REMOVED_DIR, &removed, &scope)?;
     }
     Ok(())
@@ -130,6 +131,8 @@ pub fn vehicle_remove(dir: &Path, vin: &str, now: ota_metadata::DateTime) -> Res
     let (mut removed, scope) = store::load::<String>(dir, store::REMOVED_DIR, Some(&[vin]))?;
     removed.insert(vin.into(), now.to_string());
     store::save(dir, store::REMOVED_DIR, &removed, &scope)?;
+    // Its report history ends: nothing it reported counts for a vehicle added again later.
+    super::reports::end_history(dir, &[vin], now.0)?;
     let mut a = super::Assignments::load_for(dir, &[vin])?;
     a.vehicles.remove(vin);
     a.save(dir)?;

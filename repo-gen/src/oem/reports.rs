@@ -272,6 +272,21 @@ pub fn forget_vehicle(dir: &Path, vin: &str) -> Result<()> {
     Ok(())
 }
 
+/// End the report history of each of `vins` (removed from the fleet, or added again; see
+/// [`db_store::end_history`]): reports generated before `now` are refused from then on.
+pub fn end_history(dir: &Path, vins: &[&str], now: i64) -> Result<()> {
+    if vins.is_empty() {
+        return Ok(());
+    }
+    if let Some(mut db) = open_existing(dir)? {
+        db.transaction(|tx| {
+            vins.iter()
+                .try_for_each(|vin| db_store::end_history(tx, vin, now))
+        })?;
+    }
+    Ok(())
+}
+
 /// A vehicle's events, oldest first.
 pub fn events(dir: &Path, vin: &str) -> Result<Vec<ota_metadata::documents::EcuEvent>> {
     Ok(open(dir)?.transaction(|tx| db_store::events(tx, vin))?)
