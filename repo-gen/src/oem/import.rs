@@ -32,6 +32,21 @@ pub const MAX_FILE: u64 = 1 << 30;
 /// Longest key column accepted (an RSA-8192 key's base64 is about 1,400 characters).
 const MAX_KEY_TEXT: usize = 4096;
 
+/// Longest line accepted: a vehicle with 64 ECUs, each with a key, fits many times over. A
+/// longer line is refused by its length before any of it is parsed or echoed.
+const MAX_LINE: usize = 1 << 20;
+
+/// At most this much of a wrong value is quoted back in an error.
+const QUOTE: usize = 64;
+
+/// `value` as an error quotes it: the first [`QUOTE`] characters.
+fn quote(value: &str) -> String {
+    match value.char_indices().nth(QUOTE) {
+        Some((end, _)) => format!("{}… ({} bytes)", &value[..end], value.len()),
+        None => value.to_string(),
+    }
+}
+
 /// What an import did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Imported {
@@ -90,6 +105,12 @@ fn part_of(lines: &[(usize, &str)]) -> Part {
         if line.is_empty() || line.starts_with('#') || (n == 1 && line.starts_with("vin,")) {
             continue;
         }
+        if line.len() > MAX_LINE {
+            return Err((
+                n,
+                format!("{} bytes long; a line is at most {MAX_LINE}", line.len()),
+            ));
+        }
         let (vin, v) = line_of(line).map_err(|why| (n, why))?;
         out.push((n, vin, v));
     }
@@ -106,6 +127,9 @@ fn line_of(line: &str) -> std::result::Result<(String, Vehicle), String> {
     if cols.next().is_some() {
         return Err("more than four columns (vin,ecus,aftermarket,vehicle_key)".into());
     }
+    if vin.len() > QUOTE {
+        return Err(format!("VIN {}: longer than any VIN", quote(vin)));
+    }
     names::check_vin(vin).map_err(|e| e.to_string())?;
     let mut v = Vehicle::default();
     for (specs, aftermarket) in [(ecus, false), (after, true)] {
@@ -114,6 +138,12 @@ fn line_of(line: &str) -> std::result::Result<(String, Vehicle), String> {
                 Some(key) => (&spec[..spec.len() - key.len() - 1], Some(key)),
                 None => (spec, None),
             };
+            if ecu.len() > 2 * QUOTE + 1 {
+                return Err(format!(
+                    "ECU {}: longer than a serial and a hardware id",
+                    quote(ecu)
+                ));
+            }
             let (serial, hardware_id) = parse_ecu(ecu).map_err(|e| e.to_string())?;
             let key = key
                 .map(|k| key_of(k).map_err(|e| format!("the key of ECU {serial}: {e}")))
@@ -379,9 +409,37 @@ mod tests {
             ("VIN1,S1:B:QUJD\n", "line 1"),
             ("VIN1,S1:B\nVIN2,S2:B,,QUJD\n", "line 2"),
             ("VIN 1,S1:B\n", "line 1"),
+            (
+                &format!("{},S1:B\n", "V".repeat(10_000)),
+                "longer than any VIN",
+            ),
+            (
+                &format!("VIN1,S1:{}\n", "B".repeat(10_000)),
+                "longer than a serial",
+            ),
+            (
+                &format!("VIN1,S1:B,,{}\n", "A".repeat(2 << 20)),
+                "bytes long; a line is at most",
+            ),
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains(line), "{text:?}: {err}");
+            assert!(
+                err.len() < 300,
+                "the error quotes too much: {} bytes",
+                err.len()
+            );
         }
+        // A key of another algorithm is named as what it is, not by RSA's OID.
+        let ed25519 = "MCowBQYDK2VwAyEAiQnYFn8N4dDvOjSedP7fk2l19r8SjnVujp46obdgiXY=";
+        let err = parse(&format!("VIN1,S1:B,,{ed25519}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("Ed25519")
+                && err.contains("1.3.101.112")
+                && !err.contains("1.2.840.113549"),
+            "{err}"
+        );
     }
 }

@@ -25,6 +25,16 @@ pub fn public_key_file(path: &Path) -> Result<Key> {
 /// A report-signing public key from its PEM text, checked (RSA, size) and written the one way
 /// the inventory holds keys, so the same key always compares equal.
 pub fn public_key_pem(text: &str) -> std::result::Result<Key, String> {
+    // Name what another kind of key is (the RSA parser would name RSA's own OID as the
+    // unsupported one).
+    if let Ok(k) = ota_metadata::keyfile::PemKey::parse(text) {
+        if k.oid != ota_metadata::keyfile::RSA_OID {
+            return Err(format!(
+                "a {} key; version reports are signed with RSA keys",
+                k.algorithm()
+            ));
+        }
+    }
     let parsed = Key::rsa(text.to_string())
         .to_public(&KeyId("key".into()))
         .map_err(|e| e.to_string())?;
