@@ -635,16 +635,7 @@ fn an_image_that_faults_at_start_up_is_reverted_and_reported() {
     v.start_all();
     let out = v.gateway(&["update"], None);
     assert!(!out.status.success(), "{}", text(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    for s in SERIALS {
-        assert!(
-            stderr.contains(&format!(
-                "ECU {s}: REVERTED brake-fw 3.0: activated, then faulted before confirming itself"
-            )),
-            "{}",
-            text(&out)
-        );
-    }
+    assert_reverted(&out, &SERIALS);
     v.stop_all();
     // Every ECU runs 1.0 again (the gateway records it too), with the counter of 1.0, and
     // remembers what it left and why.
@@ -659,17 +650,7 @@ fn an_image_that_faults_at_start_up_is_reverted_and_reported() {
         assert!(st.trial.is_none());
     }
     // The events the next version report carries to the OEM.
-    let state = ota_client::state::GatewayState::load(&v.w.p("state-2p")).unwrap();
-    for s in SERIALS {
-        assert!(
-            state.events.iter().any(|e| e.serial == s
-                && e.outcome == ota_metadata::documents::Outcome::Reverted
-                && e.version == "3.0"
-                && e.code.contains("faulted")),
-            "{:?}",
-            state.events
-        );
-    }
+    assert_reverted_events(&v);
     // The next check sends nothing it could run: each ECU refuses the reverted bytes.
     v.start_all();
     let out = v.gateway(&["update"], None);
@@ -736,29 +717,11 @@ fn a_revert_after_an_interrupted_activation_is_found_and_reported() {
         text(&out)
     );
     let out = v.gateway(&["update"], None);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    for s in SERIALS {
-        assert!(
-            stderr.contains(&format!(
-                "ECU {s}: REVERTED brake-fw 3.0: activated, then faulted before confirming itself"
-            )),
-            "{}",
-            text(&out)
-        );
-    }
+    assert_reverted(&out, &SERIALS);
     assert!(!out.status.success(), "{}", text(&out));
     v.stop_all();
     v.assert_all("1.0");
-    let state = ota_client::state::GatewayState::load(&v.w.p("state-2p")).unwrap();
-    for s in SERIALS {
-        assert!(
-            state.events.iter().any(|e| e.serial == s
-                && e.outcome == ota_metadata::documents::Outcome::Reverted
-                && e.version == "3.0"),
-            "{s}: {:?}",
-            state.events
-        );
-    }
+    assert_reverted_events(&v);
 
     // E1 loses power at its activation's state write (after erase, two blocks and the
     // pending state: the fifth write); the gateway's run fails there. Power back, the next
@@ -775,13 +738,7 @@ fn a_revert_after_an_interrupted_activation_is_found_and_reported() {
     assert_eq!(v.journal().as_deref(), Some("commit"), "{}", text(&out));
     v.start_all();
     let out = v.gateway(&["update"], None);
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains(
-            "ECU E1: REVERTED brake-fw 3.0: activated, then faulted before confirming itself"
-        ),
-        "{}",
-        text(&out)
-    );
+    assert_reverted(&out, &["E1"]);
     assert!(!out.status.success(), "{}", text(&out));
     let check = v.gateway(&["update"], None);
     assert!(
@@ -791,4 +748,34 @@ fn a_revert_after_an_interrupted_activation_is_found_and_reported() {
     );
     v.stop_all();
     v.assert_all("1.0");
+}
+
+/// The run's output says each of `serials` reverted brake-fw 3.0 after a fault.
+fn assert_reverted(out: &Output, serials: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for s in serials {
+        assert!(
+            stderr.contains(&format!(
+                "ECU {s}: REVERTED brake-fw 3.0: activated, then faulted before confirming itself"
+            )),
+            "{}",
+            text(out)
+        );
+    }
+}
+
+/// The gateway holds a `reverted` event of brake-fw 3.0 (a fault) for every ECU, for the next
+/// version report.
+fn assert_reverted_events(v: &Vehicle) {
+    let state = ota_client::state::GatewayState::load(&v.w.p("state-2p")).unwrap();
+    for s in SERIALS {
+        assert!(
+            state.events.iter().any(|e| e.serial == s
+                && e.outcome == ota_metadata::documents::Outcome::Reverted
+                && e.version == "3.0"
+                && e.code.contains("faulted")),
+            "{s}: {:?}",
+            state.events
+        );
+    }
 }
