@@ -10,14 +10,15 @@
 # the upload tests send trees to (testkit/src/s3.rs). The quick benchmark runs need GNU time
 # (peak RSS), valgrind (ECU instructions) and binutils' size (the firmware's sections).
 # PostgreSQL's server (initdb, pg_ctl) runs the fleet backend's store tests on a real server
-# (fleet/tests/store.rs, testkit/src/postgres.rs).
+# (fleet/tests/store.rs, testkit/src/postgres.rs). qemu-system-arm runs the ECU firmware on an
+# emulated Cortex-M4 (mps2-an386) that the real gateway updates (client/tests/qemu_ecu.rs).
 #
 # OTA_NO_INSTALL=1: install nothing, only name what is missing.
 set -euo pipefail
 
 missing_programs() {
   local p
-  for p in nginx clamscan openssl faketime valgrind size; do
+  for p in nginx clamscan openssl faketime valgrind size qemu-system-arm; do
     command -v "$p" >/dev/null || echo "$p"
   done
   [ -x /usr/bin/time ] || echo "/usr/bin/time (GNU time)"
@@ -35,7 +36,8 @@ can_install() {
 
 if [ -n "$(missing_programs)" ] && can_install; then
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update && apt-get install -y nginx clamav openssl faketime time valgrind binutils postgresql
+  apt-get update && apt-get install -y nginx clamav openssl faketime time valgrind binutils postgresql \
+    qemu-system-arm
 fi
 if [ -n "$(missing_python)" ] && [ "${OTA_NO_INSTALL:-}" != 1 ]; then
   python3 -c 'import tuf.ngclient, cryptography' 2>/dev/null \
@@ -46,7 +48,7 @@ still="$(missing_programs; missing_python)"
 if [ -n "$still" ]; then
   echo "The tests need programs this machine lacks:" >&2
   while IFS= read -r line; do printf '  - %s\n' "$line" >&2; done <<< "$still"
-  echo "Install them (Debian: apt-get install nginx clamav openssl faketime time valgrind binutils postgresql;" >&2
+  echo "Install them (Debian: apt-get install nginx clamav openssl faketime time valgrind binutils postgresql qemu-system-arm;" >&2
   echo "pip install tuf cryptography 'moto[server]'), or run this script as root to install them." >&2
   exit 1
 fi

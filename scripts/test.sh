@@ -6,4 +6,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/prerequisites.sh
 export CI="${CI:-true}"
+# The ECU firmware the emulated-Cortex-M4 test runs under QEMU (client/tests/qemu_ecu.rs).
+rustup target add thumbv7em-none-eabihf >/dev/null 2>&1 || rustup target list --installed | grep -qx thumbv7em-none-eabihf \
+  || { echo "the thumbv7em-none-eabihf Rust target is missing (rustup target add thumbv7em-none-eabihf)" >&2; exit 1; }
+cargo build -q --locked -p ota-ecu-qemu --profile firmware --target thumbv7em-none-eabihf
 cargo test --workspace --locked --no-fail-fast "$@"

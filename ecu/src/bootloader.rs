@@ -168,6 +168,8 @@ pub const MAX_BLOCK: usize = 4092;
 impl<'k, F: Flash> Bootloader<'k, F> {
     /// Start up: read the persistent state (the newest valid copy). A lost state still starts
     /// (so the ECU can answer and report), but refuses every download.
+    // Never inlined: see `update_trust`.
+    #[inline(never)]
     pub fn new(mut flash: F, identity: Identity<'k>) -> Result<Self, F::Error> {
         let (state, mut lost) = match EcuState::read(&mut flash)? {
             Stored::Valid(s) => (s, false),
@@ -209,6 +211,9 @@ impl<'k, F: Flash> Bootloader<'k, F> {
     /// Install the first trust document (a factory or workshop operation, never over the
     /// bus): for this ECU's hardware id and signed by a threshold of its own signer keys. With
     /// a document already held this is an ordinary update ([`Bootloader::update_trust`]).
+    // Never inlined: on a microcontroller its large locals (a parsed trust document or
+    // manifest) take stack only while it runs, not in every caller's frame.
+    #[inline(never)]
     pub fn provision_trust(&mut self, bytes: &[u8]) -> Result<u32, Refusal> {
         if self.trust.is_some() {
             return self.update_trust(bytes);
@@ -222,6 +227,9 @@ impl<'k, F: Flash> Bootloader<'k, F> {
 
     /// A trust document from the bus: the successor of the held one (see [`crate::trust`]),
     /// stored power-loss safely. The held document again is accepted without a write.
+    // Never inlined: on a microcontroller its large locals (a parsed trust document or
+    // manifest) take stack only while it runs, not in every caller's frame.
+    #[inline(never)]
     pub fn update_trust(&mut self, bytes: &[u8]) -> Result<u32, Refusal> {
         self.session = Session::Idle;
         if self.lost {
@@ -303,6 +311,9 @@ impl<'k, F: Flash> Bootloader<'k, F> {
     /// [`Bootloader::request_download`] with the regulators' compact attestation bundle (see
     /// [`crate::attestation`]): required, and checked against the trust document's regulator
     /// keys, when the trust document asks for full verification; ignored in partial mode.
+    // Never inlined: on a microcontroller its large locals (a parsed trust document or
+    // manifest) take stack only while it runs, not in every caller's frame.
+    #[inline(never)]
     pub fn request_download_attested(
         &mut self,
         manifest: &[u8],

@@ -11,8 +11,11 @@ extern crate std;
 
 pub mod attestation;
 pub mod bootloader;
+#[cfg(feature = "std")]
+pub mod bridge;
 pub mod bus;
 pub mod compact_manifest;
+pub mod factory;
 pub mod flash;
 #[cfg(feature = "std")]
 pub mod flasher;
@@ -20,6 +23,7 @@ pub mod instruction;
 pub mod isotp;
 #[cfg(feature = "std")]
 pub mod sim;
+pub mod slcan;
 pub mod state;
 #[cfg(feature = "std")]
 pub mod transport;

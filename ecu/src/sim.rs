@@ -272,7 +272,8 @@ fn image_name(i: &crate::state::ImageInfo) -> String {
 /// The supplier key as provisioned: its RSA key and its TUF key id, the SHA-256 of the
 /// canonical key object `{"keytype":"rsa","keyval":{"public":PEM},"scheme":"rsassa-pss-sha256"}`
 /// (OLPC canonical JSON: PEM characters are written raw; it holds no `"` or `\`).
-fn provision(path: &PathBuf) -> Result<ProvisionedKey, String> {
+/// A supplier public key (PEM file) as the ECU is provisioned with it: the key and its TUF key id.
+pub fn provision(path: &PathBuf) -> Result<ProvisionedKey, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let key = rsa::RsaPublicKey::from_public_key_pem(text.trim())
         .map_err(|e| format!("{}: not an RSA public key: {e}", path.display()))?;

@@ -460,3 +460,38 @@ pub fn image_crypt() -> Target {
         }),
     }
 }
+
+/// What the emulated ECU reads off its serial line (SLCAN lines, split by its bounded decoder)
+/// and off its flash's factory sector; and the bridge's side of the same lines.
+pub fn serial_line() -> Target {
+    let key = ota_metadata::SigningKey::generate(2048)
+        .expect("a key")
+        .rsa_public();
+    let mut factory = ota_ecu::factory::build("BRK-1", "BRAKE-A", &[([7; 32], key)], 1)
+        .expect("a factory record");
+    factory.resize(600, 0xFF);
+    Target {
+        what: "slcan::Decoder (UART lines) and factory::parse (ECU)",
+        seeds: vec![
+            b"t7E080322F1A0CCCCCCCC\rS6\rO\rd7E0F".to_vec(),
+            b"T18DAF1108021001000000000000\rt1230\r".to_vec(),
+            factory,
+        ],
+        max_len: 8192,
+        run: Box::new(|b| {
+            let mut d = ota_ecu::slcan::Decoder::default();
+            let mut out = [0u8; ota_ecu::slcan::MAX_LINE + 1];
+            for &x in b {
+                if let Some(ota_ecu::slcan::Line::Frame(f)) = d.push(x) {
+                    // What decodes encodes again, and back to the same frame.
+                    let n = ota_ecu::slcan::encode(&f, &mut out).expect("a decoded frame encodes");
+                    assert_eq!(
+                        ota_ecu::slcan::decode(&out[..n - 1]),
+                        Some(ota_ecu::slcan::Line::Frame(f))
+                    );
+                }
+            }
+            let _ = ota_ecu::factory::parse(b);
+        }),
+    }
+}

@@ -1,0 +1,316 @@
+//! The ECU as firmware on an emulated Cortex-M4 (issue 25): `ecu/qemu` built for
+//! `thumbv7em-none-eabihf` runs under `qemu-system-arm -M mps2-an386`; its CAN line is SLCAN
+//! on the machine's UART, joined to the UDP bus by `ota_ecu::bridge` (what `ota-slcan-bridge`
+//! runs); the real `ota-gateway` updates it. The flash lives in the machine's memory and in the
+//! file QEMU's semihosting writes it through to, so killing QEMU is a power cut.
+//!
+//! The firmware must be built first (`.ci/run` and `scripts/test.sh` do):
+//! `cargo build -p ota-ecu-qemu --profile firmware --target thumbv7em-none-eabihf`.
+
+mod world;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use world::World;
+
+const VIN: &str = "VINQ";
+const SERIAL: &str = "BRK-Q1";
+
+fn free_port() -> SocketAddr {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// The firmware ELF, or a failure naming how to build it.
+fn firmware() -> PathBuf {
+    let path = std::env::var_os("OTA_ECU_QEMU_ELF").map_or_else(
+        || {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../target/thumbv7em-none-eabihf/firmware/ota-ecu-qemu")
+        },
+        PathBuf::from,
+    );
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p ota-ecu-qemu --profile firmware --target thumbv7em-none-eabihf` (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// One emulated ECU: QEMU, and the bridge joining its UART to the bus. Killed when dropped.
+struct Ecu {
+    qemu: Child,
+    dir: PathBuf,
+    /// The bridge: it ends when QEMU's serial side closes, its bus port free again.
+    bridge: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Ecu {
+    /// Start QEMU in `dir` (its flash file there) and the bridge at `bind`, peering `gw`.
+    fn start(dir: &Path, bind: SocketAddr, gw: SocketAddr) -> Ecu {
+        Self::start_cut(dir, bind, gw, None)
+    }
+
+    /// [`Ecu::start`], the bridge carrying at most `cut` frames onto the line.
+    fn start_cut(dir: &Path, bind: SocketAddr, gw: SocketAddr, cut: Option<u64>) -> Ecu {
+        let qemu = ota_testkit::require_program("qemu-system-arm", "qemu-system-arm")
+            .expect("qemu-system-arm");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(qemu)
+            .current_dir(dir)
+            .args(["-M", "mps2-an386", "-nographic", "-monitor", "none"])
+            .args(["-semihosting-config", "enable=on,target=native"])
+            .arg("-serial")
+            .arg(format!("tcp:127.0.0.1:{port},server=on,wait=on"))
+            .args(["-serial", "file:console.log", "-kernel"])
+            .arg(firmware())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting qemu-system-arm");
+        let args = ota_ecu::bridge::Args {
+            serial: format!("tcp:127.0.0.1:{port}"),
+            bind,
+            peers: vec![gw],
+            connect_timeout: Duration::from_secs(60),
+            cut_after_frames: cut,
+        };
+        let bridge = std::thread::spawn(move || {
+            if let Err(e) = ota_ecu::bridge::run(args) {
+                eprintln!("bridge: {e}");
+            }
+        });
+        let ecu = Ecu {
+            qemu: child,
+            dir: dir.to_path_buf(),
+            bridge: Some(bridge),
+        };
+        ecu.wait_console("listening on the CAN line");
+        ecu
+    }
+
+    fn console(&self) -> String {
+        std::fs::read_to_string(self.dir.join("console.log")).unwrap_or_default()
+    }
+
+    /// Wait until the console shows `text` (the firmware's own event; a minute at most).
+    fn wait_console(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.console().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "the emulated ECU never said {text:?}; console:\n{}",
+                self.console()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A power cut: QEMU killed; the flash file keeps what was written.
+    fn kill(self) {
+        drop(self)
+    }
+}
+
+impl Drop for Ecu {
+    fn drop(&mut self) {
+        let _ = self.qemu.kill();
+        let _ = self.qemu.wait();
+        if let Some(b) = self.bridge.take() {
+            let _ = b.join();
+        }
+    }
+}
+
+/// The factory's flash file for the ECU in `dir`, trusting the supplier key `pem`.
+fn factory(dir: &Path, pem: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    let key_file = dir.join("supplier.pub.pem");
+    std::fs::write(&key_file, pem).unwrap();
+    let k = ota_ecu::sim::provision(&key_file).unwrap();
+    let mut record = ota_ecu::factory::build(SERIAL, "BRAKE-A", &[(k.keyid, k.key)], 1).unwrap();
+    record.resize(4096, 0xFF);
+    std::fs::write(dir.join("ota-ecu-flash.bin"), record).unwrap();
+}
+
+fn public_pem(private: &str) -> String {
+    let k = ota_metadata::SigningKey::from_pem(private).unwrap();
+    ota_metadata::signing::public_pem(&k.rsa_public()).unwrap()
+}
+
+fn gateway(cfg: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ota-gateway"))
+        .arg("-c")
+        .arg(cfg)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A gateway configuration for the vehicle whose one ECU is the emulated one, on the UDP bus
+/// (classic CAN, as the emulated ECU's link is).
+fn config(w: &World, gw: SocketAddr, ecu: SocketAddr) -> PathBuf {
+    let cfg = w.p("gw-qemu.toml");
+    let t = format!(
+        "vin = \"{VIN}\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nvehicle_secret = \"secrets/{VIN}.secret\"\n\
+         state_dir = \"state-qemu\"\n[forward]\nkind = \"udp\"\nbind = \"{gw}\"\npeers = [\"{ecu}\"]\nfd = false\n\
+         [[ecus]]\nserial = \"{SERIAL}\"\nhardware_id = \"BRAKE-A\"\naddress = 0x7E0\n",
+        w.url("oem"),
+    );
+    std::fs::write(&cfg, t).unwrap();
+    cfg
+}
+
+/// Publish brake-fw `version` (release counter `counter`) of `len` bytes, reviewed, and assign
+/// it to the emulated ECU; the image's bytes.
+fn release(w: &World, version: &str, counter: u64, len: usize) -> Vec<u8> {
+    // No two 4 KiB blocks alike: where a block landed in the flash says how far a transfer got.
+    let bytes: Vec<u8> = (0..len as u64)
+        .map(|i| ((i + counter).wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let file = w.p(&format!("fw-{version}.bin"));
+    std::fs::write(&file, &bytes).unwrap();
+    ota_repo::supplier::add_image(
+        &w.p("acme"),
+        ota_repo::supplier::AddImage {
+            file,
+            uid: "brake-fw".into(),
+            version: version.into(),
+            release_counter: counter,
+            hardware_ids: vec!["BRAKE-A".into()],
+            role: "targets".into(),
+            allow_rollback: false,
+            encrypt: None,
+        },
+        w.now,
+    )
+    .unwrap();
+    ota_repo::supplier::publish(&w.p("acme"), w.now, false).unwrap();
+    w.published("acme");
+    let submit = ota_repo::oem::Submit {
+        supplier: "acme",
+        uid: "brake-fw",
+        version,
+        from: None,
+        ca: None,
+        content_key: None,
+    };
+    ota_repo::oem::review_submit(&w.p("oem"), submit, w.now).unwrap();
+    w.review("tuv");
+    ota_repo::oem::assign(
+        &w.p("oem"),
+        ota_repo::oem::Assign {
+            target: ota_repo::oem::AssignTarget::Vehicle {
+                vin: VIN.into(),
+                serial: Some(SERIAL.into()),
+            },
+            supplier: "acme".into(),
+            uid: "brake-fw".into(),
+            version: version.into(),
+            approval: ota_repo::oem::Approval::NotAsked,
+            rules: Default::default(),
+        },
+    )
+    .unwrap();
+    ota_repo::oem::publish(&w.p("oem"), w.now, false).unwrap();
+    w.published("oem");
+    bytes
+}
+
+/// Scenario: Power loss | the emulated Cortex-M4 ECU updated by the real gateway, QEMU killed mid-download and restarted on the same flash file | an ECU provisioned with another supplier key refuses the manifest itself; after the cut the old image still runs and the next update completes
+#[test]
+fn the_gateway_updates_the_emulated_cortex_m4_ecu_through_refusal_and_power_cut() {
+    let w = World::new();
+    w.vehicle(
+        VIN,
+        &[(
+            SERIAL.into(),
+            "BRAKE-A".into(),
+            "brake-fw".into(),
+            "1.0".into(),
+        )],
+    );
+    let (gw, bus) = (free_port(), free_port());
+    let cfg = config(&w, gw, bus);
+    assert!(gateway(&cfg, &["init"]).status.success());
+
+    // An ECU provisioned with a key that is not the supplier's: it refuses the manifest.
+    let stranger = w.p("qemu-stranger");
+    factory(&stranger, &public_pem(world::offline_pem()));
+    let ecu = Ecu::start(&stranger, bus, gw);
+    let out = gateway(&cfg, &["update"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("manifest signature not valid for the provisioned supplier keys"),
+        "{}\nconsole:\n{}",
+        text(&out),
+        ecu.console()
+    );
+    drop(ecu);
+
+    // The supplier's key: 1.0 goes in, is activated, and runs after the ECU's own reset.
+    let dir = w.p("qemu-ecu");
+    factory(&dir, &public_pem(world::key_pem()));
+    let ecu = Ecu::start(&dir, bus, gw);
+    let out = gateway(&cfg, &["update"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("ECU {SERIAL}: updated to brake-fw 1.0")),
+        "{}",
+        text(&out)
+    );
+    ecu.wait_console("running brake-fw 1.0 (release counter 1, on trial)");
+    ecu.wait_console("confirmed: release counter 1 is final");
+
+    // 3.0 (96 KiB, about 14,000 classic frames): the line goes dead after 5,000 frames, in
+    // the middle of the image, and QEMU is killed there: a power cut mid-download.
+    let new = release(&w, "3.0", 5, 96 * 1024);
+    drop(ecu);
+    let ecu = Ecu::start_cut(&dir, bus, gw, Some(5_000));
+    let out = gateway(&cfg, &["update"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let f = std::fs::read(dir.join("ota-ecu-flash.bin")).unwrap();
+    let has = |part: &[u8]| f.chunks(4096).any(|c| c == part);
+    assert!(has(&new[..4096]), "the download never started");
+    assert!(!has(&new[new.len() - 4096..]), "the whole image arrived");
+    ecu.kill();
+    // Power back: the same flash file; 1.0 still runs.
+    let _ = std::fs::remove_file(dir.join("console.log"));
+    let ecu = Ecu::start(&dir, bus, gw);
+    assert!(
+        ecu.console()
+            .contains("running brake-fw 1.0 (release counter 1)"),
+        "{}",
+        ecu.console()
+    );
+    let out = gateway(&cfg, &["update"]);
+    assert!(out.status.success(), "{}", text(&out));
+    ecu.wait_console("confirmed: release counter 5 is final");
+    let status = gateway(&cfg, &["status"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("brake-fw 3.0 (release counter 5)"),
+        "{}",
+        text(&status)
+    );
+}

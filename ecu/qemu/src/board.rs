@@ -1,0 +1,319 @@
+//! The board: QEMU's mps2-an386 (Cortex-M4), as an S32K144-class ECU sees its hardware. All of
+//! the firmware's `unsafe` is here, each use commented.
+//!
+//! - **UART0** (CMSDK APB UART at 0x4000_4000) carries the CAN bus as SLCAN lines
+//!   ([`ota_ecu::slcan`]); **UART1** (0x4000_5000) is the console. QEMU maps its first
+//!   `-serial` to UART0 and its second to UART1.
+//! - **Flash**: a 576 KiB region at 0x0010_0000 of the machine's memory, in 4 KiB sectors, as
+//!   the flash controller would present it: reads are plain loads; an erase sets a sector to
+//!   0xFF; a write is refused unless every byte it covers is erased (0xFF), as on NOR flash.
+//!   Every erase and write is also written through to the host file `ota-ecu-flash.bin` by
+//!   semihosting, and the region is loaded from it at start-up, so the flash outlives QEMU
+//!   (killed mid-download, restarted on the same file: a power cut).
+//! - **Clock**: SysTick at 1 kHz (25 MHz core clock).
+//! - **Reset cause**: the last 32 bytes of RAM (outside the linker's RAM region) hold a word a
+//!   fault handler writes before it resets the core; QEMU starts with RAM zeroed (power on).
+
+use core::sync::atomic::{AtomicU32, Ordering};
+use cortex_m_semihosting::nr;
+use ota_ecu::bootloader::ResetCause;
+use ota_ecu::flash::{Flash, Slot, STATE_LEN, TRUST_LEN};
+
+const UART0: usize = 0x4000_4000;
+const UART1: usize = 0x4000_5000;
+const DATA: usize = 0x0;
+const STATE: usize = 0x4;
+const CTRL: usize = 0x8;
+const BAUDDIV: usize = 0x10;
+const TX_FULL: u32 = 1;
+const RX_FULL: u32 = 2;
+
+/// A CMSDK APB UART.
+pub struct Uart(usize);
+
+impl Uart {
+    /// UART0 (the CAN line) or UART1 (the console), transmit and receive enabled.
+    pub fn new(console: bool) -> Self {
+        let u = Uart(if console { UART1 } else { UART0 });
+        u.write_reg(BAUDDIV, 16);
+        u.write_reg(CTRL, 0b11);
+        u
+    }
+
+    fn read_reg(&self, off: usize) -> u32 {
+        // SAFETY: a register of the CMSDK UART at its fixed address on this machine; volatile,
+        // as the device changes it.
+        #[allow(unsafe_code)]
+        unsafe {
+            core::ptr::read_volatile((self.0 + off) as *const u32)
+        }
+    }
+
+    fn write_reg(&self, off: usize, v: u32) {
+        // SAFETY: as in `read_reg`.
+        #[allow(unsafe_code)]
+        unsafe {
+            core::ptr::write_volatile((self.0 + off) as *mut u32, v)
+        }
+    }
+
+    /// A received byte, if one is waiting.
+    pub fn read(&self) -> Option<u8> {
+        (self.read_reg(STATE) & RX_FULL != 0).then(|| self.read_reg(DATA) as u8)
+    }
+
+    pub fn write(&self, bytes: &[u8]) {
+        for &b in bytes {
+            while self.read_reg(STATE) & TX_FULL != 0 {}
+            self.write_reg(DATA, u32::from(b));
+        }
+    }
+}
+
+impl core::fmt::Write for Uart {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        Uart::write(self, s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Milliseconds since start-up, counted by the SysTick handler (wraps after 49 days; the
+/// link's timeouts are seconds).
+pub static MILLIS: AtomicU32 = AtomicU32::new(0);
+
+/// Start SysTick at 1 kHz.
+pub fn start_clock(mut syst: cortex_m::peripheral::SYST) {
+    use cortex_m::peripheral::syst::SystClkSource;
+    syst.set_clock_source(SystClkSource::Core);
+    syst.set_reload(25_000 - 1);
+    syst.clear_current();
+    syst.enable_counter();
+    syst.enable_interrupt();
+}
+
+/// Microseconds since start-up (the ISO-TP link's clock).
+pub fn now_us() -> u64 {
+    u64::from(MILLIS.load(Ordering::Relaxed)) * 1000
+}
+
+const CAUSE_AT: usize = 0x2000_FFE0;
+const CAUSE_FAULT: u32 = 0xFA17_0001;
+const CAUSE_WATCHDOG: u32 = 0xD06D_0002;
+
+/// Why the core started, as left by the last fault handler (and cleared for the next start).
+pub fn take_reset_cause() -> ResetCause {
+    // SAFETY: the reset-cause word, reserved outside the linker's RAM region (memory.x);
+    // nothing else reads or writes it.
+    #[allow(unsafe_code)]
+    let word = unsafe {
+        let p = CAUSE_AT as *mut u32;
+        let w = core::ptr::read_volatile(p);
+        core::ptr::write_volatile(p, 0);
+        w
+    };
+    match word {
+        CAUSE_FAULT => ResetCause::Fault,
+        CAUSE_WATCHDOG => ResetCause::Watchdog,
+        _ => ResetCause::PowerOn,
+    }
+}
+
+/// Leave "a fault reset the core" for the next start-up, and reset.
+pub fn fault_reset() -> ! {
+    // SAFETY: as in `take_reset_cause`.
+    #[allow(unsafe_code)]
+    unsafe {
+        core::ptr::write_volatile(CAUSE_AT as *mut u32, CAUSE_FAULT)
+    };
+    cortex_m::peripheral::SCB::sys_reset()
+}
+
+/// The flash region.
+pub const FLASH_BASE: usize = 0x0010_0000;
+pub const SECTOR: usize = 4096;
+const FACTORY: usize = 0;
+const STATE_COPY: [usize; 2] = [SECTOR, 2 * SECTOR];
+/// A trust copy: its length (4 bytes), then the document; two sectors.
+const TRUST_COPY: [usize; 2] = [3 * SECTOR, 5 * SECTOR];
+const SLOT_SIZE: usize = 256 * 1024;
+const SLOT: [usize; 2] = [16 * SECTOR, 16 * SECTOR + SLOT_SIZE];
+pub const FLASH_LEN: usize = 16 * SECTOR + 2 * SLOT_SIZE;
+
+/// Why a flash operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlashError {
+    /// Outside the region or the slot.
+    Bounds,
+    /// A write over bytes not erased.
+    NotErased,
+    /// The host file behind the flash could not be written.
+    Persist,
+}
+
+/// The flash region, written through to the host's flash file.
+pub struct BoardFlash {
+    mem: &'static mut [u8],
+    /// The semihosting handle of the flash file.
+    file: usize,
+}
+
+/// A semihosting call.
+fn host(op: usize, args: &[usize]) -> isize {
+    // SAFETY: a semihosting call with an argument block of the size `op` reads; QEMU runs
+    // with semihosting enabled (without it the call traps, which is a misconfiguration).
+    #[allow(unsafe_code)]
+    unsafe {
+        cortex_m_semihosting::syscall1(op, args.as_ptr() as usize) as isize
+    }
+}
+
+impl BoardFlash {
+    /// The region, loaded from the host's flash file (made erased if there is none).
+    pub fn load() -> Result<Self, FlashError> {
+        // SAFETY: the flash region belongs to this driver alone: the linker places nothing
+        // there (memory.x) and this is called once, at start-up.
+        #[allow(unsafe_code)]
+        let mem = unsafe { core::slice::from_raw_parts_mut(FLASH_BASE as *mut u8, FLASH_LEN) };
+        let name = b"ota-ecu-flash.bin\0";
+        let open = |mode: usize| host(nr::OPEN, &[name.as_ptr() as usize, mode, name.len() - 1]);
+        let mut file = open(nr::open::RW_BINARY);
+        let mut fresh = false;
+        if file < 0 {
+            file = open(nr::open::RW_TRUNC_BINARY);
+            fresh = true;
+        }
+        if file < 0 {
+            return Err(FlashError::Persist);
+        }
+        let mut f = BoardFlash {
+            mem,
+            file: file as usize,
+        };
+        // A shorter file (the factory sector alone, as the production line writes it) is
+        // the start of the flash; the rest is erased, and the file grown to the whole region.
+        let len = if fresh {
+            0
+        } else {
+            usize::try_from(host(nr::FLEN, &[f.file]))
+                .map_err(|_| FlashError::Persist)?
+                .min(FLASH_LEN)
+        };
+        f.mem.fill(0xFF);
+        if len > 0 {
+            let left = host(nr::READ, &[f.file, f.mem.as_mut_ptr() as usize, len]);
+            if left != 0 {
+                return Err(FlashError::Persist);
+            }
+        }
+        if len < FLASH_LEN {
+            f.persist(len, FLASH_LEN - len)?;
+        }
+        Ok(f)
+    }
+
+    /// The factory sector.
+    pub fn factory(&self) -> &[u8] {
+        &self.mem[FACTORY..FACTORY + SECTOR]
+    }
+
+    /// Write `mem[at..at + len]` through to the host file.
+    fn persist(&mut self, at: usize, len: usize) -> Result<(), FlashError> {
+        if host(nr::SEEK, &[self.file, at]) != 0 {
+            return Err(FlashError::Persist);
+        }
+        let ptr = self.mem[at..at + len].as_ptr() as usize;
+        match host(nr::WRITE, &[self.file, ptr, len]) {
+            0 => Ok(()),
+            _ => Err(FlashError::Persist),
+        }
+    }
+
+    /// Erase the sectors of `[at, at + len)` (whole sectors).
+    fn erase(&mut self, at: usize, len: usize) -> Result<(), FlashError> {
+        if at % SECTOR != 0 || len % SECTOR != 0 || at + len > FLASH_LEN {
+            return Err(FlashError::Bounds);
+        }
+        self.mem[at..at + len].fill(0xFF);
+        self.persist(at, len)
+    }
+
+    /// Program `data` at `at`: every byte under it must be erased.
+    fn program(&mut self, at: usize, data: &[u8]) -> Result<(), FlashError> {
+        let end = at.checked_add(data.len()).ok_or(FlashError::Bounds)?;
+        let target = self.mem.get_mut(at..end).ok_or(FlashError::Bounds)?;
+        if target.iter().any(|&b| b != 0xFF) {
+            return Err(FlashError::NotErased);
+        }
+        target.copy_from_slice(data);
+        self.persist(at, data.len())
+    }
+
+    fn slot_at(slot: Slot, offset: u64, len: usize) -> Result<usize, FlashError> {
+        let off = usize::try_from(offset).map_err(|_| FlashError::Bounds)?;
+        if off.checked_add(len).is_none_or(|e| e > SLOT_SIZE) {
+            return Err(FlashError::Bounds);
+        }
+        Ok(SLOT[usize::from(slot.index())] + off)
+    }
+}
+
+impl Flash for BoardFlash {
+    type Error = FlashError;
+
+    fn slot_size(&self) -> u64 {
+        SLOT_SIZE as u64
+    }
+
+    fn erase_slot(&mut self, slot: Slot) -> Result<(), FlashError> {
+        self.erase(SLOT[usize::from(slot.index())], SLOT_SIZE)
+    }
+
+    fn write_slot(&mut self, slot: Slot, offset: u64, data: &[u8]) -> Result<(), FlashError> {
+        let at = Self::slot_at(slot, offset, data.len())?;
+        self.program(at, data)
+    }
+
+    fn read_slot(&mut self, slot: Slot, offset: u64, buf: &mut [u8]) -> Result<usize, FlashError> {
+        let n = buf.len().min(SLOT_SIZE.saturating_sub(offset as usize));
+        let at = Self::slot_at(slot, offset, n)?;
+        buf[..n].copy_from_slice(&self.mem[at..at + n]);
+        Ok(n)
+    }
+
+    fn read_state(&mut self, copy: u8, buf: &mut [u8; STATE_LEN]) -> Result<(), FlashError> {
+        let at = STATE_COPY[usize::from(copy & 1)];
+        buf.copy_from_slice(&self.mem[at..at + STATE_LEN]);
+        Ok(())
+    }
+
+    fn write_state(&mut self, copy: u8, data: &[u8; STATE_LEN]) -> Result<(), FlashError> {
+        let at = STATE_COPY[usize::from(copy & 1)];
+        self.erase(at, SECTOR)?;
+        self.program(at, data)
+    }
+
+    fn read_trust(&mut self, copy: u8, buf: &mut [u8]) -> Result<usize, FlashError> {
+        let at = TRUST_COPY[usize::from(copy & 1)];
+        let len = u32::from_be_bytes([
+            self.mem[at],
+            self.mem[at + 1],
+            self.mem[at + 2],
+            self.mem[at + 3],
+        ]) as usize;
+        if len > TRUST_LEN || len > buf.len() {
+            return Ok(0);
+        }
+        buf[..len].copy_from_slice(&self.mem[at + 4..at + 4 + len]);
+        Ok(len)
+    }
+
+    fn write_trust(&mut self, copy: u8, data: &[u8]) -> Result<(), FlashError> {
+        if data.len() > TRUST_LEN {
+            return Err(FlashError::Bounds);
+        }
+        let at = TRUST_COPY[usize::from(copy & 1)];
+        self.erase(at, 2 * SECTOR)?;
+        self.program(at, &(data.len() as u32).to_be_bytes())?;
+        self.program(at + 4, data)
+    }
+}
