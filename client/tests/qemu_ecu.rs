@@ -187,52 +187,8 @@ fn release(w: &World, version: &str, counter: u64, len: usize) -> Vec<u8> {
     let bytes: Vec<u8> = (0..len as u64)
         .map(|i| ((i + counter).wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
-    let file = w.p(&format!("fw-{version}.bin"));
-    std::fs::write(&file, &bytes).unwrap();
-    ota_repo::supplier::add_image(
-        &w.p("acme"),
-        ota_repo::supplier::AddImage {
-            file,
-            uid: "brake-fw".into(),
-            version: version.into(),
-            release_counter: counter,
-            hardware_ids: vec!["BRAKE-A".into()],
-            role: "targets".into(),
-            allow_rollback: false,
-            encrypt: None,
-        },
-        w.now,
-    )
-    .unwrap();
-    ota_repo::supplier::publish(&w.p("acme"), w.now, false).unwrap();
-    w.published("acme");
-    let submit = ota_repo::oem::Submit {
-        supplier: "acme",
-        uid: "brake-fw",
-        version,
-        from: None,
-        ca: None,
-        content_key: None,
-    };
-    ota_repo::oem::review_submit(&w.p("oem"), submit, w.now).unwrap();
-    w.review("tuv");
-    ota_repo::oem::assign(
-        &w.p("oem"),
-        ota_repo::oem::Assign {
-            target: ota_repo::oem::AssignTarget::Vehicle {
-                vin: VIN.into(),
-                serial: Some(SERIAL.into()),
-            },
-            supplier: "acme".into(),
-            uid: "brake-fw".into(),
-            version: version.into(),
-            approval: ota_repo::oem::Approval::NotAsked,
-            rules: Default::default(),
-        },
-    )
-    .unwrap();
-    ota_repo::oem::publish(&w.p("oem"), w.now, false).unwrap();
-    w.published("oem");
+    w.release(version, counter, &bytes);
+    w.assign_to(VIN, SERIAL, version);
     bytes
 }
 

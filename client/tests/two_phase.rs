@@ -669,35 +669,7 @@ fn an_image_that_faults_at_start_up_is_reverted_and_reported() {
 fn publish_faulting_3_0(v: &Vehicle) {
     let mut bytes = ota_ecu::sim::FAULT_MARKER.to_vec();
     bytes.resize(5000, 0x33);
-    let file = v.w.p("fw-3.0.bin");
-    std::fs::write(&file, &bytes).unwrap();
-    ota_repo::supplier::add_image(
-        &v.w.p("acme"),
-        ota_repo::supplier::AddImage {
-            file,
-            uid: "brake-fw".into(),
-            version: "3.0".into(),
-            release_counter: 9,
-            hardware_ids: vec!["BRAKE-A".into()],
-            role: "targets".into(),
-            allow_rollback: false,
-            encrypt: None,
-        },
-        v.w.now,
-    )
-    .unwrap();
-    ota_repo::supplier::publish(&v.w.p("acme"), v.w.now, false).unwrap();
-    v.w.published("acme");
-    let submit = ota_repo::oem::Submit {
-        supplier: "acme",
-        uid: "brake-fw",
-        version: "3.0",
-        from: None,
-        ca: None,
-        content_key: None,
-    };
-    ota_repo::oem::review_submit(&v.w.p("oem"), submit, v.w.now).unwrap();
-    v.w.review("tuv");
+    v.w.release("3.0", 9, &bytes);
 }
 
 /// Scenario: ECU trial boot | the gateway dies right after sending ACTIVATE (or the ECU loses power during its activation) and the image then fails its trial | the next run finds the revert on the ECU and reports it as REVERTED with a reverted event, never as updated or up to date

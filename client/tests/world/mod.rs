@@ -357,6 +357,40 @@ impl World {
         self.review("tuv");
     }
 
+    /// brake-fw `version` (release counter `counter`, for BRAKE-A) of `bytes`: added by the
+    /// supplier, published, submitted for review and approved by the regulator (not assigned).
+    pub fn release(&self, version: &str, counter: u64, bytes: &[u8]) {
+        let file = self.p(&format!("fw-{version}.bin"));
+        std::fs::write(&file, bytes).unwrap();
+        supplier::add_image(
+            &self.p("acme"),
+            supplier::AddImage {
+                file,
+                uid: "brake-fw".into(),
+                version: version.into(),
+                release_counter: counter,
+                hardware_ids: vec!["BRAKE-A".into()],
+                role: "targets".into(),
+                allow_rollback: false,
+                encrypt: None,
+            },
+            self.now,
+        )
+        .unwrap();
+        supplier::publish(&self.p("acme"), self.now, false).unwrap();
+        self.published("acme");
+        let submit = oem::Submit {
+            supplier: "acme",
+            uid: "brake-fw",
+            version,
+            from: None,
+            ca: self.ca.as_deref(),
+            content_key: None,
+        };
+        oem::review_submit(&self.p("oem"), submit, self.now).unwrap();
+        self.review("tuv");
+    }
+
     /// A vehicle with `ecus` (serial, hardware id), each assigned `uid` `version`.
     pub fn vehicle(&self, vin: &str, ecus: &[(String, String, String, String)]) {
         let specs: Vec<String> = ecus.iter().map(|(s, h, _, _)| format!("{s}:{h}")).collect();
@@ -400,11 +434,16 @@ impl World {
     }
 
     pub fn assign(&self, serial: &str, version: &str) {
+        self.assign_to("VIN1", serial, version)
+    }
+
+    /// Assign brake-fw `version` to ECU `serial` of `vin` (unchecked) and publish.
+    pub fn assign_to(&self, vin: &str, serial: &str, version: &str) {
         oem::assign(
             &self.p("oem"),
             oem::Assign {
                 target: oem::AssignTarget::Vehicle {
-                    vin: "VIN1".into(),
+                    vin: vin.into(),
                     serial: Some(serial.into()),
                 },
                 supplier: "acme".into(),
