@@ -92,13 +92,23 @@ fn submit(w: &World, version: &str, key: Option<&Path>) -> ota_repo::error::Resu
     .map(|_| ())
 }
 
+/// The serial of `vin`'s brake ECU (the world's VIN1 has S1; a serial names one ECU in the
+/// fleet).
+fn brake(vin: &str) -> String {
+    if vin == "VIN1" {
+        "S1".into()
+    } else {
+        format!("B-{vin}")
+    }
+}
+
 fn assign(w: &World, vin: &str, version: &str) {
     oem::assign(
         &w.p("oem"),
         oem::Assign {
             target: oem::AssignTarget::Vehicle {
                 vin: vin.into(),
-                serial: Some("S1".into()),
+                serial: Some(brake(vin)),
             },
             supplier: "acme".into(),
             uid: "brake-fw".into(),
@@ -110,7 +120,7 @@ fn assign(w: &World, vin: &str, version: &str) {
     .unwrap();
 }
 
-/// Run an update of `vin` (ECU S1) with `keys` installed as its decryption keys.
+/// Run an update of `vin` (its brake ECU) with `keys` installed as its decryption keys.
 fn update(w: &World, vin: &str, state: &str, keys: &Path) -> EcuOutcome {
     let mut t = format!(
         "vin = \"{vin}\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nvehicle_secret = \"secrets/{vin}.secret\"\nstate_dir = \"{state}\"\ndecryption_keys = \"{}\"\n",
@@ -120,7 +130,7 @@ fn update(w: &World, vin: &str, state: &str, keys: &Path) -> EcuOutcome {
     if let Some(c) = &w.ca {
         t += &format!("ca_bundle = \"{}\"\n", c.display());
     }
-    t += &format!("[forward]\nkind = \"dir\"\npath = \"ecus-{state}\"\n[[ecus]]\nserial = \"S1\"\nhardware_id = \"BRAKE-A\"\n");
+    t += &format!("[forward]\nkind = \"dir\"\npath = \"ecus-{state}\"\n[[ecus]]\nserial = \"{}\"\nhardware_id = \"BRAKE-A\"\n", brake(vin));
     let path = w.p(&format!("{state}.toml"));
     std::fs::write(&path, t).unwrap();
     let gw = Gateway::new(ota_client::config::Config::load(&path).unwrap(), w.now).unwrap();
@@ -129,18 +139,23 @@ fn update(w: &World, vin: &str, state: &str, keys: &Path) -> EcuOutcome {
     }
     let mut fw = DirForwarder::new(w.p(&format!("ecus-{state}")));
     let out = gw.run(Some(&mut fw)).unwrap();
-    out.into_iter().find(|(s, _)| s == "S1").unwrap().1
+    out.into_iter().find(|(s, _)| *s == brake(vin)).unwrap().1
 }
 
-/// The gateway with state `state` updated ECU S1, which now holds the plaintext image.
+/// The gateway with state `state` updated its one ECU, which now holds the plaintext image.
 fn assert_installed(w: &World, state: &str, got: &EcuOutcome) {
+    let ecus: Vec<_> = std::fs::read_dir(w.p(&format!("ecus-{state}")))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(ecus.len(), 1, "{ecus:?}");
     assert!(
         matches!(got, EcuOutcome::Updated { .. }),
         "{}",
         summary(got)
     );
     assert_eq!(
-        std::fs::read(w.p(&format!("ecus-{state}/S1/image.bin"))).unwrap(),
+        std::fs::read(ecus[0].join("image.bin")).unwrap(),
         secret_image()
     );
 }
@@ -184,7 +199,7 @@ fn an_encrypted_image_reaches_the_entitled_vehicle_and_the_regulator_only() {
         ota_repo::oem::broadcast::Reissue::No,
     )
     .unwrap();
-    oem::vehicle_add(&oem_dir, "VIN2", &["S1:BRAKE-A".into()], &[]).unwrap();
+    oem::vehicle_add(&oem_dir, "VIN2", &["B-VIN2:BRAKE-A".into()], &[]).unwrap();
     w.provision("VIN2");
     oem::broadcast::vehicle_keys(
         &oem_dir,
@@ -235,7 +250,7 @@ fn an_encrypted_image_reaches_the_entitled_vehicle_and_the_regulator_only() {
     let before = nginx.access_log().matches("brake-fw-3.0.bin").count();
     let excluded = update(&w, "VIN2", "vin2", &w.p("vin2.keys"));
     assert_excluded(&excluded);
-    assert!(!w.p("ecus-vin2/S1/image.bin").exists());
+    assert!(!w.p("ecus-vin2/B-VIN2/image.bin").exists());
 
     // An outsider: keys for VIN1's place in the tree, from a secret the OEM never had.
     let vin1 = ReceiverKeys::parse(&std::fs::read(w.p("vin1.keys")).unwrap()).unwrap();
@@ -545,7 +560,7 @@ fn a_vehicle_revoked_after_submit_cannot_decrypt_after_the_next_publish() {
     let w = World::new();
     let oem_dir = w.p("oem");
     oem::broadcast::vehicle_keys(&oem_dir, "VIN1", &w.p("vin1.keys"), Reissue::No).unwrap();
-    oem::vehicle_add(&oem_dir, "VIN2", &["S1:BRAKE-A".into()], &[]).unwrap();
+    oem::vehicle_add(&oem_dir, "VIN2", &["B-VIN2:BRAKE-A".into()], &[]).unwrap();
     w.provision("VIN2");
     oem::broadcast::vehicle_keys(&oem_dir, "VIN2", &w.p("vin2.keys"), Reissue::No).unwrap();
     oem::broadcast::regulator_keys(&oem_dir, "tuv", &w.p("tuv.keys")).unwrap();
@@ -574,7 +589,7 @@ fn a_vehicle_revoked_after_submit_cannot_decrypt_after_the_next_publish() {
     assert_eq!(after.vehicles_written, 2);
     let excluded = update(&w, "VIN2", "vin2", &w.p("vin2.keys"));
     assert_excluded(&excluded);
-    assert!(!w.p("ecus-vin2/S1/image.bin").exists());
+    assert!(!w.p("ecus-vin2/B-VIN2/image.bin").exists());
     // The other vehicle installs; the regulator still decrypts (its wraps are made again too).
     let got = update(&w, "VIN1", "vin1", &w.p("vin1.keys"));
     assert_installed(&w, "vin1", &got);
@@ -713,7 +728,7 @@ fn a_restored_broadcast_state_cannot_undo_a_published_revocation() {
     let w = World::new();
     let oem_dir = w.p("oem");
     publish_for_vin1(&w, "3.0", 3);
-    oem::vehicle_add(&oem_dir, "VIN2", &["S1:BRAKE-A".into()], &[]).unwrap();
+    oem::vehicle_add(&oem_dir, "VIN2", &["B-VIN2:BRAKE-A".into()], &[]).unwrap();
     w.provision("VIN2");
     oem::broadcast::vehicle_keys(&oem_dir, "VIN2", &w.p("vin2.keys"), Reissue::No).unwrap();
     assign(&w, "VIN2", "3.0");
@@ -735,13 +750,13 @@ fn a_restored_broadcast_state_never_issues_a_leaf_twice() {
     let oem_dir = w.p("oem");
     publish_for_vin1(&w, "3.0", 3);
     copy_tree(&oem_dir.join("broadcast.json"), &w.p("backup.json"));
-    oem::vehicle_add(&oem_dir, "VIN4", &["S1:BRAKE-A".into()], &[]).unwrap();
+    oem::vehicle_add(&oem_dir, "VIN4", &["B-VIN4:BRAKE-A".into()], &[]).unwrap();
     oem::broadcast::vehicle_keys(&oem_dir, "VIN4", &w.p("vin4.keys"), Reissue::No).unwrap();
     oem::broadcast::vehicle_revoke_keys(&oem_dir, "VIN4").unwrap();
     oem::publish(&oem_dir, w.now, false).unwrap();
 
     copy_tree(&w.p("backup.json"), &oem_dir.join("broadcast.json"));
-    oem::vehicle_add(&oem_dir, "VIN5", &["S1:BRAKE-A".into()], &[]).unwrap();
+    oem::vehicle_add(&oem_dir, "VIN5", &["B-VIN5:BRAKE-A".into()], &[]).unwrap();
     oem::broadcast::vehicle_keys(&oem_dir, "VIN5", &w.p("vin5.keys"), Reissue::No).unwrap();
     let leaf = |p: &str| {
         ReceiverKeys::parse(&std::fs::read(w.p(p)).unwrap())

@@ -320,7 +320,13 @@ fn assigned_1_0(w: &World) -> Vec<(String, String)> {
 fn a_rollout_advances_on_success_and_halts_on_failures() {
     let w = World::new();
     for i in 2..=20 {
-        oem::vehicle_add(&w.p("oem"), &format!("VIN{i}"), &["B1:BRAKE-A".into()], &[]).unwrap();
+        oem::vehicle_add(
+            &w.p("oem"),
+            &format!("VIN{i}"),
+            &[format!("B-VIN{i}:BRAKE-A")],
+            &[],
+        )
+        .unwrap();
     }
     let approval = oem::Approval::Ask {
         ca: None,
@@ -556,28 +562,31 @@ fn assign_by_hand(w: &World, vin: &str, serial: &str, version: &str, set: Option
 fn a_rollout_touches_only_its_own_assignments() {
     let w = World::new();
     for vin in ["VIN2", "VIN3"] {
-        oem::vehicle_add(&w.p("oem"), vin, &["B1:BRAKE-A".into()], &[]).unwrap();
+        oem::vehicle_add(&w.p("oem"), vin, &[format!("B-{vin}:BRAKE-A")], &[]).unwrap();
     }
-    assign_by_hand(&w, "VIN2", "B1", "2.0", None);
+    assign_by_hand(&w, "VIN2", "B-VIN2", "2.0", None);
     start_rollout(&w, "1.0", vec![100], 50);
     assert_eq!(
-        assigned_to(&w, "VIN2", "B1"),
+        assigned_to(&w, "VIN2", "B-VIN2"),
         Some(("2.0".into(), None)),
         "overwritten"
     );
     let rollout_set = Some("rollout acme/brake-fw/1.0/BRAKE-A".to_string());
     assert_eq!(
-        assigned_to(&w, "VIN3", "B1"),
+        assigned_to(&w, "VIN3", "B-VIN3"),
         Some(("1.0".into(), rollout_set))
     );
     // By hand during the rollout, in a set of its own.
-    assign_by_hand(&w, "VIN3", "B1", "2.0", Some("manual"));
+    assign_by_hand(&w, "VIN3", "B-VIN3", "2.0", Some("manual"));
     oem::rollout::halt(&w.p("oem"), "acme/brake-fw/1.0/BRAKE-A", "test", w.now.0).unwrap();
     assert_eq!(
-        assigned_to(&w, "VIN3", "B1"),
+        assigned_to(&w, "VIN3", "B-VIN3"),
         Some(("2.0".into(), Some("manual".into())))
     );
-    assert_eq!(assigned_to(&w, "VIN2", "B1"), Some(("2.0".into(), None)));
+    assert_eq!(
+        assigned_to(&w, "VIN2", "B-VIN2"),
+        Some(("2.0".into(), None))
+    );
     assert_eq!(
         assigned_to(&w, "VIN1", "S1"),
         None,
@@ -590,7 +599,13 @@ fn a_rollout_touches_only_its_own_assignments() {
 fn one_stuck_rollout_does_not_keep_another_from_halting() {
     let w = World::new();
     for i in 2..=9 {
-        oem::vehicle_add(&w.p("oem"), &format!("VIN{i}"), &["B1:BRAKE-A".into()], &[]).unwrap();
+        oem::vehicle_add(
+            &w.p("oem"),
+            &format!("VIN{i}"),
+            &[format!("B-VIN{i}:BRAKE-A")],
+            &[],
+        )
+        .unwrap();
     }
     // 0.9 sorts first: it goes out to half, its members all succeed, its next stage is due.
     start_rollout(&w, "0.9", vec![50, 100], 50);
@@ -631,7 +646,13 @@ fn one_stuck_rollout_does_not_keep_another_from_halting() {
 fn a_rollout_of_a_release_vetoed_mid_way_is_halted_and_withdrawn() {
     let w = World::new();
     for i in 2..=4 {
-        oem::vehicle_add(&w.p("oem"), &format!("VIN{i}"), &["B1:BRAKE-A".into()], &[]).unwrap();
+        oem::vehicle_add(
+            &w.p("oem"),
+            &format!("VIN{i}"),
+            &[format!("B-VIN{i}:BRAKE-A")],
+            &[],
+        )
+        .unwrap();
     }
     start_rollout(&w, "2.0", vec![50, 100], 50);
     let assigned = |w: &World| -> usize {
@@ -674,7 +695,7 @@ fn a_hardware_id_assignment_refused_in_one_shard_writes_no_shard() {
     let dir = w.p("oem");
     let vins: Vec<String> = (2..=40).map(|i| format!("VIN{i}")).collect();
     for vin in &vins {
-        oem::vehicle_add(&dir, vin, &["B1:BRAKE-A".into()], &[]).unwrap();
+        oem::vehicle_add(&dir, vin, &[format!("B-{vin}:BRAKE-A")], &[]).unwrap();
     }
     let fleet = oem::privacy::fleet_secret(&dir).unwrap();
     let last = vins

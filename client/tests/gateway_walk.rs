@@ -209,7 +209,7 @@ fn fleet_world() -> World {
         oem::vehicle_add(
             &w.p("oem"),
             &format!("FLEET{i:03}"),
-            &["F1:BRAKE-A".into()],
+            &[format!("F-{i:03}:BRAKE-A")],
             &[],
         )
         .unwrap();
@@ -350,8 +350,8 @@ fn a_check_with_nothing_new_fetches_no_node_again() {
         &w.p("oem"),
         oem::Assign {
             target: oem::AssignTarget::Vehicle {
+                serial: Some(format!("F-{}", &other["FLEET".len()..])),
                 vin: other,
-                serial: Some("F1".into()),
             },
             supplier: "acme".into(),
             uid: "brake-fw".into(),

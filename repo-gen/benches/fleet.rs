@@ -42,6 +42,11 @@ fn vin(i: usize) -> String {
     format!("VIN{i:08}")
 }
 
+/// The serial of vehicle `i`'s ECU.
+fn serial(i: usize) -> String {
+    format!("ECU-{i}")
+}
+
 fn assignment(version: &str) -> EcuAssignment {
     EcuAssignment {
         hardware_id: "BRAKE-A".into(),
@@ -62,9 +67,13 @@ fn assignment(version: &str) -> EcuAssignment {
     }
 }
 
-/// `n` vehicles as `oem vehicle import` reads them: one ECU each, with the vehicle's and the
-/// ECU's keys (the same RSA-2048 key's base64 on every line: parsing costs the same).
+/// `n` vehicles as `oem vehicle import` reads them: one ECU each (serials unique in the
+/// fleet), with the vehicle's and the ECU's keys: RSA-2048 public keys, each its own (a key
+/// signs for one vehicle or ECU). Generating two million key pairs would take a day, so one
+/// real key's modulus is varied in eight of its middle bytes: each parses and is checked as
+/// any key is, and each is distinct.
 fn write_fleet_csv(path: &Path, n: usize) {
+    use base64::Engine;
     use std::io::Write;
     let key = ota_metadata::SigningKey::generate(2048).unwrap();
     let column: String = key
@@ -74,10 +83,20 @@ fn write_fleet_csv(path: &Path, n: usize) {
         .lines()
         .filter(|l| !l.starts_with("-----"))
         .collect();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let der = b64.decode(column).unwrap();
+    // The modulus of a 2048-bit key's SubjectPublicKeyInfo spans bytes 33..289.
+    const VARIED: usize = 120;
+    let key_column = |k: u64| {
+        let mut d = der.clone();
+        d[VARIED..VARIED + 8].copy_from_slice(&k.to_be_bytes());
+        b64.encode(d)
+    };
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     writeln!(out, "vin,ecus,aftermarket,vehicle_key").unwrap();
     for i in 0..n {
-        writeln!(out, "{},ECU1:BRAKE-A:{column},,{column}", vin(i)).unwrap();
+        let (ecu, vehicle) = (key_column(2 * i as u64), key_column(2 * i as u64 + 1));
+        writeln!(out, "{},{}:BRAKE-A:{ecu},,{vehicle}", vin(i), serial(i)).unwrap();
     }
     out.flush().unwrap();
 }
@@ -304,22 +323,20 @@ fn run(n: usize, keys: &(PathBuf, PathBuf)) -> Row {
         imported.max_rss_kib / 1024
     );
     let import_only = (imported.secs, imported.max_rss_kib);
-    let mut by_shard: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut by_shard: BTreeMap<String, Vec<(String, usize)>> = BTreeMap::new();
     for i in 0..n {
         let v = vin(i);
         by_shard
             .entry(oem::store::shard_of(&fleet, &v))
             .or_default()
-            .push(v);
+            .push((v, i));
     }
     for vins in by_shard.values() {
-        let refs: Vec<&str> = vins.iter().map(String::as_str).collect();
+        let refs: Vec<&str> = vins.iter().map(|(v, _)| v.as_str()).collect();
         let mut asg = oem::Assignments::load_for(&dir, &refs).unwrap();
-        for v in vins {
-            asg.vehicles.insert(
-                v.clone(),
-                BTreeMap::from([("ECU1".to_string(), assignment("1.0"))]),
-            );
+        for (v, i) in vins {
+            asg.vehicles
+                .insert(v.clone(), BTreeMap::from([(serial(*i), assignment("1.0"))]));
         }
         asg.save(&dir).unwrap();
     }
@@ -368,7 +385,7 @@ fn run(n: usize, keys: &(PathBuf, PathBuf)) -> Row {
     asg.vehicles
         .get_mut(&changed)
         .unwrap()
-        .insert("ECU1".into(), assignment("2.0"));
+        .insert(serial(42), assignment("2.0"));
     asg.save(&dir).unwrap();
     let record_change = t.elapsed().as_secs_f64();
     let change = publish(&dir, later);

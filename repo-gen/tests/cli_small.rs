@@ -1103,3 +1103,119 @@ fn rollouts_print_their_progress_and_halts() {
         format!("halted {id}: 0 pending assignment(s) withdrawn\n")
     );
 }
+
+/// Invariant: an ECU serial is held by one vehicle of the fleet, and a report-signing key by
+/// one vehicle or one ECU, whichever command (add, ECU add/replace, key registration, import)
+/// tries to give it to a second; a serial or key taken out (ECU removed or replaced, key
+/// changed, vehicle removed) is free again; and the index that answers this across shards is
+/// rebuilt from the inventory when lost, and never blocks on an entry no record holds (a
+/// command interrupted between claiming and writing its record).
+/// Scenario: Fleet backend | one ECU serial registered in two vehicles, one key for two vehicles or ECUs | refused naming the holder; free again once taken out
+#[test]
+fn one_serial_names_one_ecu_and_one_key_signs_for_one_party() {
+    let env = env_new();
+    oem_init(&env, "oem");
+    let (k1, k2, k3) = (
+        key(&env, "k1.pem"),
+        key(&env, "k2.pem"),
+        key(&env, "k3.pem"),
+    );
+    let add = |vin: &str, ecu: &str| -> Output {
+        env.run(&["oem", "vehicle", "add", "oem", "--vin", vin, "--ecu", ecu])
+    };
+    let refused = |out: Output, want: &[&str]| {
+        assert!(!out.status.success(), "accepted: {want:?}");
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        for w in want {
+            assert!(err.contains(w), "{w:?} not in: {err}");
+        }
+    };
+    assert!(add("VIN1", "S1:BRAKE-A").status.success());
+    // The same serial in a second vehicle, by each command that adds one.
+    refused(add("VIN2", "S1:BRAKE-A"), &["S1", "VIN1"]);
+    assert!(add("VIN2", "S2:BRAKE-A").status.success());
+    let ecu = |args: &[&str]| -> Output {
+        let mut all = vec!["oem", "ecu"];
+        all.extend_from_slice(args);
+        env.run(&all)
+    };
+    refused(
+        ecu(&["add", "oem", "--vin", "VIN2", "--ecu", "S1:BRAKE-A"]),
+        &["S1", "VIN1"],
+    );
+    refused(
+        ecu(&[
+            "replace",
+            "oem",
+            "--vin",
+            "VIN2",
+            "--ecu",
+            "S2",
+            "--with",
+            "S1:BRAKE-A",
+        ]),
+        &["S1", "VIN1"],
+    );
+    let before = env.state("oem");
+    env.write("dup.csv", b"VIN3,S9:BRAKE-A\nVIN4,S1:BRAKE-A\n");
+    refused(
+        env.run(&["oem", "vehicle", "import", "oem", "--file", "dup.csv"]),
+        &["S1", "VIN1"],
+    );
+    env.write("twice.csv", b"VIN3,S9:BRAKE-A\nVIN4,S9:BRAKE-A\n");
+    refused(
+        env.run(&["oem", "vehicle", "import", "oem", "--file", "twice.csv"]),
+        &["S9", "VIN3", "VIN4"],
+    );
+    assert_eq!(env.state("oem"), before, "a refused import wrote something");
+
+    // Keys: one signer each, the vehicle and its own ECUs included.
+    let vkey =
+        |vin: &str, k: &str| env.run(&["oem", "vehicle", "key", "oem", "--vin", vin, "--key", k]);
+    let ekey =
+        |vin: &str, s: &str, k: &str| ecu(&["key", "oem", "--vin", vin, "--serial", s, "--key", k]);
+    assert!(vkey("VIN1", &k1).status.success());
+    refused(vkey("VIN2", &k1), &["vehicle VIN1", "VIN2"]);
+    refused(ekey("VIN1", "S1", &k1), &["vehicle VIN1", "ECU S1"]);
+    assert!(ekey("VIN2", "S2", &k2).status.success());
+    refused(ekey("VIN1", "S1", &k2), &["ECU S2 of vehicle VIN2"]);
+    let col2 = key_column(&env, &k2);
+    env.write("key.csv", format!("VIN5,S5:BRAKE-A,,{col2}\n").as_bytes());
+    refused(
+        env.run(&["oem", "vehicle", "import", "oem", "--file", "key.csv"]),
+        &["ECU S2 of vehicle VIN2", "VIN5"],
+    );
+    // Registering a vehicle's own key again is no conflict.
+    assert!(vkey("VIN1", &k1).status.success());
+
+    // Taken out, free again: a changed key, a removed ECU, a removed vehicle.
+    assert!(vkey("VIN1", &k3).status.success());
+    assert!(vkey("VIN2", &k1).status.success());
+    assert!(ecu(&["remove", "oem", "--vin", "VIN1", "--ecu", "S1"])
+        .status
+        .success());
+    assert!(ecu(&["add", "oem", "--vin", "VIN2", "--ecu", "S1:BRAKE-A"])
+        .status
+        .success());
+    assert!(env
+        .run(&["oem", "vehicle", "remove", "oem", "--vin", "VIN2"])
+        .status
+        .success());
+    assert!(add("VIN6", "S1:BRAKE-A").status.success());
+    assert!(ekey("VIN6", "S1", &k2).status.success());
+    assert!(vkey("VIN6", &k1).status.success());
+
+    // The index lost: rebuilt from the inventory, so duplicates are still refused.
+    std::fs::remove_dir_all(env.path("oem/claims")).unwrap();
+    refused(add("VIN7", "S1:BRAKE-A"), &["S1", "VIN6"]);
+    refused(vkey("VIN1", &k2), &["ECU S1 of vehicle VIN6"]);
+    // An entry no record holds (a command stopped after claiming): blocks nobody.
+    let dir = env.path("oem");
+    let stale = ota_repo::oem::claims::Claim::Serial("S8".into());
+    let mut c = ota_repo::oem::claims::Claims::load_for(&dir, [&stale]).unwrap();
+    c.claim(&dir, &stale, &ota_repo::oem::claims::Owner::vehicle("VIN9"))
+        .unwrap();
+    c.save(&dir).unwrap();
+    assert!(add("VIN8", "S8:BRAKE-A").status.success());
+    refused(add("VIN9", "S8:BRAKE-A"), &["S8", "VIN8"]);
+}

@@ -18,6 +18,7 @@
 //! (a new key is registered with `oem vehicle key`/`oem ecu key`, which say what it resets).
 //! One with other ECUs is refused (`oem ecu add/remove/replace` change a vehicle's ECUs).
 
+use super::claims;
 use super::inventory::{parse_ecu, EcuRecord, Inventory, Vehicle};
 use super::store;
 use crate::error::{Error, Result};
@@ -305,11 +306,13 @@ pub fn import(dir: &Path, vehicles: BTreeMap<String, Vehicle>) -> Result<Importe
     let mut new: BTreeSet<&str> = BTreeSet::new();
     let mut keyed: BTreeSet<&str> = BTreeSet::new();
     let mut unchanged = 0;
+    let mut wanted = Vec::new();
     for vins in by_shard.values() {
         let refs: Vec<&str> = vins.iter().map(String::as_str).collect();
         let inv = Inventory::load_for(dir, &refs)?;
         for vin in vins {
-            match inv.vehicles.get(vin) {
+            let held = inv.vehicles.get(vin);
+            match held {
                 None => {
                     new.insert(vin);
                 }
@@ -320,8 +323,12 @@ pub fn import(dir: &Path, vehicles: BTreeMap<String, Vehicle>) -> Result<Importe
                     }
                 },
             }
+            wanted.extend(claims::new_claims(vin, held, &vehicles[vin]));
         }
     }
+    // No serial or key held twice, within the file or with the fleet (claimed before any
+    // record is written).
+    claims::claim_all(dir, wanted)?;
     // Vehicles back in the fleet after a removal: their report history starts again now (as
     // `oem vehicle add` does), in one transaction before their tombstones go.
     let new_vins: Vec<&str> = new.iter().copied().collect();

@@ -2,6 +2,7 @@
 //! working directory as readable JSON shards ([`super::store`]), never published; assignments
 //! are checked against it. A command about one vehicle reads and writes its shard only.
 
+use super::claims::{self, Claim, Claims, Owner};
 use super::{store, Assignments};
 use crate::error::{Error, Result};
 use ota_metadata::{names, Key};
@@ -106,6 +107,13 @@ pub fn vehicle_add(dir: &Path, vin: &str, ecus: &[String], aftermarket: &[String
             )));
         }
     }
+    // Its serials claimed first: no two vehicles hold one ECU.
+    let wanted = claims::of_vehicle(vin, &v);
+    let mut c = Claims::load_for(dir, wanted.iter().map(|(c, _)| c))?;
+    for (claim, owner) in &wanted {
+        c.claim(dir, claim, owner)?;
+    }
+    c.save(dir)?;
     inv.vehicles.insert(vin.into(), v);
     inv.save(dir)?;
     // Back in the fleet: no longer removed, and its history starts again now.
@@ -136,8 +144,29 @@ pub fn vehicle_remove(dir: &Path, vin: &str, now: ota_metadata::DateTime) -> Res
     let mut a = super::Assignments::load_for(dir, &[vin])?;
     a.vehicles.remove(vin);
     a.save(dir)?;
-    inv.vehicles.remove(vin);
-    inv.save(dir)
+    let gone = inv.vehicles.remove(vin);
+    inv.save(dir)?;
+    // Its serials and keys free for others, once no record holds them.
+    if let Some(v) = gone {
+        release(dir, &claims::of_vehicle(vin, &v))?;
+    }
+    Ok(())
+}
+
+/// Release claims no record holds any more (after the record was saved).
+pub(crate) fn release(dir: &Path, gone: &[(Claim, Owner)]) -> Result<()> {
+    let mut c = Claims::load_for(dir, gone.iter().map(|(c, _)| c))?;
+    for (claim, owner) in gone {
+        c.release(claim, owner)?;
+    }
+    c.save(dir)
+}
+
+/// Claim `claim` for `owner` (before the record holding it is saved).
+pub(crate) fn claim_one(dir: &Path, claim: &Claim, owner: &Owner) -> Result<()> {
+    let mut c = Claims::load_for(dir, [claim])?;
+    c.claim(dir, claim, owner)?;
+    c.save(dir)
 }
 
 pub fn ecu_add(dir: &Path, vin: &str, spec: &str, aftermarket: bool) -> Result<()> {
@@ -154,6 +183,7 @@ pub fn ecu_add(dir: &Path, vin: &str, spec: &str, aftermarket: bool) -> Result<(
             "vehicle {vin} already has an ECU {serial}"
         )));
     }
+    claim_one(dir, &Claim::Serial(serial.clone()), &Owner::vehicle(vin))?;
     v.ecus.insert(
         serial,
         EcuRecord {
@@ -169,7 +199,7 @@ pub fn ecu_add(dir: &Path, vin: &str, spec: &str, aftermarket: bool) -> Result<(
 pub fn ecu_remove(dir: &Path, vin: &str, serial: &str) -> Result<bool> {
     check_oem(dir)?;
     let mut inv = Inventory::load_for(dir, &[vin])?;
-    inv.ecu(vin, serial)?;
+    let gone = inv.ecu(vin, serial)?.clone();
     let mut assignments = Assignments::load_for(dir, &[vin])?;
     let withdrawn = assignments
         .vehicles
@@ -182,6 +212,7 @@ pub fn ecu_remove(dir: &Path, vin: &str, serial: &str) -> Result<bool> {
     // Assignments first: an ECU must never be left assigned but absent from the inventory.
     assignments.save(dir)?;
     inv.save(dir)?;
+    release(dir, &ecu_claims(vin, serial, &gone))?;
     Ok(withdrawn)
 }
 
@@ -198,6 +229,9 @@ pub fn ecu_replace(dir: &Path, vin: &str, old: &str, new_spec: &str) -> Result<b
             "vehicle {vin} already has an ECU {serial}"
         )));
     }
+    if serial != old {
+        claim_one(dir, &Claim::Serial(serial.clone()), &Owner::vehicle(vin))?;
+    }
     let mut assignments = Assignments::load_for(dir, &[vin])?;
     let mut carried = false;
     if let Some(a) = assignments.vehicles.get_mut(vin) {
@@ -211,7 +245,7 @@ pub fn ecu_replace(dir: &Path, vin: &str, old: &str, new_spec: &str) -> Result<b
     if let Some(v) = inv.vehicles.get_mut(vin) {
         v.ecus.remove(old);
         v.ecus.insert(
-            serial,
+            serial.clone(),
             // A new part: its key must be registered anew (`oem ecu key`).
             EcuRecord {
                 hardware_id,
@@ -223,5 +257,19 @@ pub fn ecu_replace(dir: &Path, vin: &str, old: &str, new_spec: &str) -> Result<b
     }
     assignments.save(dir)?;
     inv.save(dir)?;
+    // The old part's key goes with it (the new one registers its own); its serial too, if
+    // the new part has another.
+    let mut gone = ecu_claims(vin, old, &old_rec);
+    gone.retain(|(c, _)| *c != Claim::Serial(serial.clone()));
+    release(dir, &gone)?;
     Ok(carried)
+}
+
+/// The claims ECU `serial` of `vin` holds (its serial, and its key if registered).
+fn ecu_claims(vin: &str, serial: &str, rec: &EcuRecord) -> Vec<(Claim, Owner)> {
+    let mut out = vec![(Claim::Serial(serial.into()), Owner::vehicle(vin))];
+    if let Some(k) = &rec.key {
+        out.push((Claim::key(k), Owner::ecu(vin, serial)));
+    }
+    out
 }

@@ -25,6 +25,7 @@
 
 mod assign;
 pub mod broadcast;
+pub mod claims;
 pub mod ecu_trust;
 pub mod fleet;
 pub mod import;

@@ -1,7 +1,8 @@
 //! The keys that sign version reports: registering a vehicle's and its ECUs' public keys (at
 //! the factory). Ingesting the reports is [`super::reports`]' (and [`ota_fleet`]'s).
 
-use super::inventory::Inventory;
+use super::claims::{Claim, Owner};
+use super::inventory::{claim_one, release, Inventory};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use ota_metadata::keys::{Key, KeyId};
@@ -49,11 +50,18 @@ pub fn vehicle_key(dir: &Path, vin: &str, key_file: &Path) -> Result<()> {
     let key = public_key_file(key_file)?;
     let mut inv = Inventory::load_for(dir, &[vin])?;
     inv.vehicle(vin)?;
-    let changed = inv.vehicles.get(vin).and_then(|v| v.key.as_ref()) != Some(&key);
+    let owner = Owner::vehicle(vin);
+    // Claimed first: a key signs for one vehicle or ECU only.
+    claim_one(dir, &Claim::key(&key), &owner)?;
+    let old = inv.vehicles.get(vin).and_then(|v| v.key.clone());
+    let changed = old.as_ref() != Some(&key);
     if let Some(v) = inv.vehicles.get_mut(vin) {
         v.key = Some(key);
     }
     inv.save(dir)?;
+    if let Some(old) = old.filter(|_| changed) {
+        release(dir, &[(Claim::key(&old), owner)])?;
+    }
     // A new key starts the vehicle's report history afresh: nothing the old key signed (a
     // report dated ahead, events numbered ahead) outlives it.
     if changed {
@@ -66,7 +74,10 @@ pub fn ecu_key(dir: &Path, vin: &str, serial: &str, key_file: &Path) -> Result<(
     super::Settings::load(dir)?;
     let key = public_key_file(key_file)?;
     let mut inv = Inventory::load_for(dir, &[vin])?;
-    inv.ecu(vin, serial)?;
+    let old = inv.ecu(vin, serial)?.key.clone();
+    let owner = Owner::ecu(vin, serial);
+    claim_one(dir, &Claim::key(&key), &owner)?;
+    let changed = old.as_ref() != Some(&key);
     if let Some(e) = inv
         .vehicles
         .get_mut(vin)
@@ -74,5 +85,9 @@ pub fn ecu_key(dir: &Path, vin: &str, serial: &str, key_file: &Path) -> Result<(
     {
         e.key = Some(key);
     }
-    inv.save(dir)
+    inv.save(dir)?;
+    if let Some(old) = old.filter(|_| changed) {
+        release(dir, &[(Claim::key(&old), owner)])?;
+    }
+    Ok(())
 }
