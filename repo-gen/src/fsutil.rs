@@ -483,3 +483,39 @@ pub fn sync_dir(dir: &Path) {
         let _ = d.sync_all();
     }
 }
+
+/// Run `f` on every item on `threads` threads (the work is files and their fsyncs, which
+/// overlap on the disk, so more threads than cores pay). The first error stops the threads
+/// at their next item and is returned.
+pub fn try_each_parallel<T: Sync>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> Result<()> + Sync,
+) -> Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let failed: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| loop {
+                if failed.lock().map_or(true, |f| f.is_some()) {
+                    return;
+                }
+                let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    return;
+                };
+                if let Err(e) = f(item) {
+                    if let Ok(mut slot) = failed.lock() {
+                        slot.get_or_insert(e);
+                    }
+                    return;
+                }
+            });
+        }
+    });
+    match failed.into_inner() {
+        Ok(Some(e)) => Err(e),
+        Ok(None) => Ok(()),
+        Err(_) => Err(Error::refused("internal: a worker thread failed")),
+    }
+}

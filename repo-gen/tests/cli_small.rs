@@ -1187,6 +1187,26 @@ fn one_serial_names_one_ecu_and_one_key_signs_for_one_party() {
     );
     // Registering a vehicle's own key again is no conflict.
     assert!(vkey("VIN1", &k1).status.success());
+    // The same private key under another public exponent (same modulus, so the same p and q):
+    // the same key.
+    {
+        use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
+        use rsa::traits::PublicKeyParts;
+        let pem = std::fs::read_to_string(env.path(&k1)).unwrap();
+        let private = rsa::RsaPrivateKey::from_pkcs8_pem(&pem).unwrap();
+        let other_e =
+            rsa::RsaPublicKey::new(private.n().clone(), rsa::BigUint::from(17u32)).unwrap();
+        let text = other_e
+            .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+            .unwrap();
+        env.write("k1-e17.pem", text.as_bytes());
+    }
+    refused(vkey("VIN2", "k1-e17.pem"), &["vehicle VIN1", "VIN2"]);
+    // The OEM's own signing keys sign for no vehicle or ECU.
+    for own in ["oem.pem", "offline.pem"] {
+        refused(vkey("VIN2", own), &["OEM's own signing keys"]);
+        refused(ekey("VIN2", "S2", own), &["OEM's own signing keys"]);
+    }
 
     // Taken out, free again: a changed key, a removed ECU, a removed vehicle.
     assert!(vkey("VIN1", &k3).status.success());
@@ -1211,7 +1231,7 @@ fn one_serial_names_one_ecu_and_one_key_signs_for_one_party() {
     refused(vkey("VIN1", &k2), &["ECU S1 of vehicle VIN6"]);
     // An entry no record holds (a command stopped after claiming): blocks nobody.
     let dir = env.path("oem");
-    let stale = ota_repo::oem::claims::Claim::Serial("S8".into());
+    let stale = ota_repo::oem::claims::Claim::serial("S8");
     let mut c = ota_repo::oem::claims::Claims::load_for(&dir, [&stale]).unwrap();
     c.claim(&dir, &stale, &ota_repo::oem::claims::Owner::vehicle("VIN9"))
         .unwrap();

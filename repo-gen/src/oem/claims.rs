@@ -9,7 +9,7 @@
 //! "who holds it" without reading the fleet.
 //!
 //! ```text
-//! DIR/claims/KKK.json   claim -> owner, KKK = the first hex digits of SHA-256(claim)
+//! DIR/claims/KK.json    claim -> owner, KK = the first hex digits of SHA-256(claim)
 //!                       claim: "serial:BRK-1" or "key:<SHA-256 of the key's PEM, hex>"
 //! ```
 //! The inventory stays the truth: a claim is written before the inventory record that holds
@@ -28,8 +28,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 pub const CLAIMS_DIR: &str = "claims";
-/// Hex digits of a claim's shard (4,096 shards, as the inventory).
-const DIGITS: usize = 3;
+/// Hex digits of a claim's shard: 256 shards, so an import of a million vehicles (three
+/// million claims) writes and syncs 256 files of about 1 MiB, and a command about one vehicle
+/// reads and rewrites one or two of them.
+const DIGITS: usize = 2;
 /// Bound on one claims shard file.
 const MAX_SHARD: u64 = 256 << 20;
 
@@ -62,60 +64,79 @@ impl Owner {
     }
 }
 
-/// One thing only one part may hold.
+/// One thing only one part may hold: an ECU serial (held by the vehicle the ECU is in), or a
+/// report-signing key by the SHA-256 of its PEM (the inventory keeps keys in one canonical PEM
+/// form, so one key always has one fingerprint). Held as its index name, `serial:S` or
+/// `key:HEX`, made once (an import makes millions).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Claim {
-    /// An ECU serial (held by the vehicle the ECU is in).
-    Serial(String),
-    /// A report-signing key, by the SHA-256 of its PEM (the inventory keeps keys in one
-    /// canonical PEM form, so one key always has one fingerprint).
-    Key(String),
+pub struct Claim {
+    name: String,
 }
 
+const SERIAL: &str = "serial:";
+const KEY: &str = "key:";
+
 impl Claim {
-    pub fn key(key: &Key) -> Self {
-        Claim::Key(hex(&Sha256::digest(key.keyval.public.as_bytes())))
-    }
-    fn name(&self) -> String {
-        match self {
-            Claim::Serial(s) => format!("serial:{s}"),
-            Claim::Key(f) => format!("key:{f}"),
+    pub fn serial(serial: &str) -> Self {
+        Claim {
+            name: format!("{SERIAL}{serial}"),
         }
     }
+    /// A key, by its RSA modulus: the private key is what must not be shared, and one
+    /// modulus with another public exponent is the same private key's (p and q) under another
+    /// name. (A key that is not RSA, which the inventory does not hold, by its PEM.)
+    pub fn key(key: &Key) -> Self {
+        let pem = &key.keyval.public;
+        let digest = match rsa_modulus(pem) {
+            Some(n) => Sha256::digest(n),
+            None => Sha256::digest(pem.as_bytes()),
+        };
+        let mut name = String::with_capacity(KEY.len() + 64);
+        name.push_str(KEY);
+        push_hex(&mut name, &digest);
+        Claim { name }
+    }
+    /// The serial, if this is one.
+    fn as_serial(&self) -> Option<&str> {
+        self.name.strip_prefix(SERIAL)
+    }
     fn shard(&self) -> String {
-        let mut h = hex(&Sha256::digest(self.name().as_bytes()));
-        h.truncate(DIGITS);
-        h
+        let h = Sha256::digest(self.name.as_bytes());
+        let mut s = String::with_capacity(4);
+        push_hex(&mut s, &h[..DIGITS.div_ceil(2)]);
+        s.truncate(DIGITS);
+        s
     }
     /// Whether `v`, the inventory record of `owner`'s vehicle, holds this claim for `owner`.
     fn held_by(&self, owner: &Owner, v: &Vehicle) -> bool {
-        match (self, &owner.ecu) {
-            (Claim::Serial(s), None) => v.ecus.contains_key(s),
-            (Claim::Key(_), None) => v.key.as_ref().is_some_and(|k| Claim::key(k) == *self),
-            (Claim::Key(_), Some(serial)) => v
-                .ecus
-                .get(serial)
-                .and_then(|e| e.key.as_ref())
-                .is_some_and(|k| Claim::key(k) == *self),
-            (Claim::Serial(_), Some(_)) => false,
+        let holds_key = |k: Option<&Key>| k.is_some_and(|k| Claim::key(k) == *self);
+        match (self.as_serial(), &owner.ecu) {
+            (Some(s), None) => v.ecus.contains_key(s),
+            (Some(_), Some(_)) => false,
+            (None, None) => holds_key(v.key.as_ref()),
+            (None, Some(serial)) => holds_key(v.ecus.get(serial).and_then(|e| e.key.as_ref())),
         }
     }
     /// What the claim is, for a message.
     fn what(&self) -> String {
-        match self {
-            Claim::Serial(s) => format!("ECU serial {s} (a serial names one ECU in the fleet)"),
-            Claim::Key(_) => {
-                "one key (every vehicle and ECU signs with a key of its own)".to_string()
-            }
+        match self.as_serial() {
+            Some(s) => format!("ECU serial {s} (a serial names one ECU in the fleet)"),
+            None => "one key (every vehicle and ECU signs with a key of its own)".to_string(),
         }
     }
+    fn oem_key(&self, wanted: &Owner) -> Error {
+        Error::refused(format!(
+            "this key is one of the OEM's own signing keys (in its root), so it cannot be {}'s: a vehicle or ECU signs with a key of its own",
+            wanted.describe()
+        ))
+    }
     fn refusal(&self, wanted: &Owner, holder: &Owner) -> Error {
-        match self {
-            Claim::Serial(s) => Error::refused(format!(
+        match self.as_serial() {
+            Some(s) => Error::refused(format!(
                 "ECU serial {s} is already registered in vehicle {}: a serial names one ECU in the fleet (the ECU's instructions are bound to it); take it out there first with `oem ecu remove` or `oem ecu replace`",
                 holder.vin
             )),
-            Claim::Key(_) => Error::refused(format!(
+            None => Error::refused(format!(
                 "this key is already registered for {}, so it cannot also be {}'s: every vehicle and ECU signs with a key of its own, so that one stolen key speaks for one of them only",
                 holder.describe(),
                 wanted.describe()
@@ -124,8 +145,22 @@ impl Claim {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// The modulus of an RSA public key's PEM (SubjectPublicKeyInfo), without leading zeros;
+/// read in place, as an import reads millions.
+fn rsa_modulus(pem: &str) -> Option<Vec<u8>> {
+    use rsa::pkcs8::der::Decode;
+    let (_, der) = rsa::pkcs8::der::pem::decode_vec(pem.as_bytes()).ok()?;
+    let spki = rsa::pkcs8::SubjectPublicKeyInfoRef::from_der(&der).ok()?;
+    let key = rsa::pkcs1::RsaPublicKey::from_der(spki.subject_public_key.raw_bytes()).ok()?;
+    Some(key.modulus.as_bytes().to_vec())
+}
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGIT: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(DIGIT[usize::from(b >> 4)]));
+        out.push(char::from(DIGIT[usize::from(b & 15)]));
+    }
 }
 
 /// The claims a vehicle's inventory record holds, with their owners.
@@ -135,7 +170,7 @@ pub fn of_vehicle(vin: &str, v: &Vehicle) -> Vec<(Claim, Owner)> {
         out.push((Claim::key(k), Owner::vehicle(vin)));
     }
     for (serial, e) in &v.ecus {
-        out.push((Claim::Serial(serial.clone()), Owner::vehicle(vin)));
+        out.push((Claim::serial(serial), Owner::vehicle(vin)));
         if let Some(k) = &e.key {
             out.push((Claim::key(k), Owner::ecu(vin, serial)));
         }
@@ -154,6 +189,12 @@ pub struct Claims {
 
 fn shard_path(dir: &Path, shard: &str) -> PathBuf {
     dir.join(CLAIMS_DIR).join(format!("{shard}.json"))
+}
+
+/// A shard as written: compact JSON, sorted by claim (a `BTreeMap`), so the same claims give
+/// the same bytes.
+fn to_json(map: &ShardMap) -> Result<Vec<u8>> {
+    serde_json::to_vec(map).map_err(|e| Error::refused(format!("internal: a claims shard: {e}")))
 }
 
 fn read_shard(dir: &Path, shard: &str) -> Result<ShardMap> {
@@ -202,14 +243,17 @@ impl Claims {
 
     /// Who holds `claim` according to the index (possibly a stale entry).
     fn holder(&self, claim: &Claim) -> Option<&Owner> {
-        self.shards.get(&claim.shard())?.get(&claim.name())
+        self.shards.get(&claim.shard())?.get(&claim.name)
     }
 
     /// Record that `owner` holds `claim`, refusing when another owner's inventory record
     /// holds it.
     pub fn claim(&mut self, dir: &Path, claim: &Claim, owner: &Owner) -> Result<()> {
+        if claim.as_serial().is_none() && oem_keys(dir)?.contains(claim) {
+            return Err(claim.oem_key(owner));
+        }
         self.check_free(dir, claim, owner)?;
-        self.slot(claim)?.insert(claim.name(), owner.clone());
+        self.slot(claim)?.insert(claim.name.clone(), owner.clone());
         Ok(())
     }
 
@@ -232,10 +276,9 @@ impl Claims {
 
     /// Forget that `owner` holds `claim` (nothing if someone else's).
     pub fn release(&mut self, claim: &Claim, owner: &Owner) -> Result<()> {
-        let name = claim.name();
         let slot = self.slot(claim)?;
-        if slot.get(&name) == Some(owner) {
-            slot.remove(&name);
+        if slot.get(&claim.name) == Some(owner) {
+            slot.remove(&claim.name);
         }
         Ok(())
     }
@@ -252,7 +295,7 @@ impl Claims {
                     std::fs::remove_file(&path).map_err(Error::io(&path))?;
                 }
             } else {
-                fsutil::write_atomic(&path, &ota_metadata::canonical::to_canonical(map)?)?;
+                fsutil::write_atomic(&path, &to_json(map)?)?;
             }
         }
         Ok(())
@@ -271,17 +314,27 @@ pub fn new_claims(vin: &str, held: Option<&Vehicle>, file: &Vehicle) -> Vec<(Cla
         .collect()
 }
 
+/// The OEM's own signing keys (those its newest root lists), which no vehicle or ECU may
+/// sign reports with.
+fn oem_keys(dir: &Path) -> Result<BTreeSet<Claim>> {
+    let root = crate::publish::read_root(&dir.join("repository"))?;
+    Ok(root.keys.values().map(Claim::key).collect())
+}
+
+/// Threads reading and writing claim shards (fsyncs dominate; they overlap on the disk).
+const WORKERS: usize = 8;
+
 /// Make `wanted` claims at once, for `oem vehicle import`: checked against each other, then
 /// against the index shard by shard, and only when every one is free written shard by shard
 /// (two passes, so a fleet's index is never all in memory), all before any inventory record.
 pub fn claim_all(dir: &Path, wanted: Vec<(Claim, Owner)>) -> Result<()> {
     ensure_built(dir)?;
     // Against each other first: two lines claiming one serial or key.
-    let mut by_shard: BTreeMap<String, BTreeMap<String, (Claim, Owner)>> = BTreeMap::new();
+    let mut by_shard: BTreeMap<String, BTreeMap<Claim, Owner>> = BTreeMap::new();
     for (claim, owner) in wanted {
         let slot = by_shard.entry(claim.shard()).or_default();
-        match slot.get(&claim.name()) {
-            Some((_, other)) if *other != owner => {
+        match slot.get(&claim) {
+            Some(other) if *other != owner => {
                 return Err(Error::refused(format!(
                     "{} and {} both claim {}: nothing imported",
                     other.describe(),
@@ -290,26 +343,34 @@ pub fn claim_all(dir: &Path, wanted: Vec<(Claim, Owner)>) -> Result<()> {
                 )))
             }
             _ => {
-                slot.insert(claim.name(), (claim, owner));
+                slot.insert(claim, owner);
             }
         }
     }
-    for (shard, claims) in &by_shard {
+    let own = oem_keys(dir)?;
+    if let Some((claim, owner)) = by_shard
+        .values()
+        .flat_map(|m| m.iter())
+        .find(|(c, _)| own.contains(*c))
+    {
+        return Err(claim.oem_key(owner));
+    }
+    let shards: Vec<(String, BTreeMap<Claim, Owner>)> = by_shard.into_iter().collect();
+    fsutil::try_each_parallel(&shards, WORKERS, |(shard, claims)| {
         let mut c = Claims::default();
         c.load_shard(dir, shard.clone())?;
-        for (claim, owner) in claims.values() {
-            c.check_free(dir, claim, owner)?;
-        }
-    }
-    for (shard, claims) in by_shard {
+        claims
+            .iter()
+            .try_for_each(|(claim, owner)| c.check_free(dir, claim, owner))
+    })?;
+    fsutil::try_each_parallel(&shards, WORKERS, |(shard, claims)| {
         let mut c = Claims::default();
-        c.load_shard(dir, shard)?;
-        for (claim, owner) in claims.into_values() {
-            c.slot(&claim)?.insert(claim.name(), owner);
+        c.load_shard(dir, shard.clone())?;
+        for (claim, owner) in claims {
+            c.slot(claim)?.insert(claim.name.clone(), owner.clone());
         }
-        c.save(dir)?;
-    }
-    Ok(())
+        c.save(dir)
+    })
 }
 
 /// Build the index from the inventory if this directory has none (made before it existed).
@@ -334,15 +395,16 @@ fn ensure_built(dir: &Path) -> Result<()> {
                 shards
                     .entry(claim.shard())
                     .or_default()
-                    .entry(claim.name())
+                    .entry(claim.name)
                     .or_insert(owner);
             }
         }
     }
-    for (shard, map) in &shards {
+    let shards: Vec<(String, ShardMap)> = shards.into_iter().collect();
+    fsutil::try_each_parallel(&shards, WORKERS, |(shard, map)| {
         let path = aside.join(format!("{shard}.json"));
-        fsutil::write_atomic(&path, &ota_metadata::canonical::to_canonical(map)?)?;
-    }
+        fsutil::write_atomic(&path, &to_json(map)?)
+    })?;
     fsutil::sync_dir(&aside);
     std::fs::rename(&aside, &target).map_err(Error::io(&target))?;
     fsutil::sync_dir(dir);

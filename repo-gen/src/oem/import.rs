@@ -351,25 +351,9 @@ pub fn import(dir: &Path, vehicles: BTreeMap<String, Vehicle>) -> Result<Importe
         })
         .filter(|g| !g.is_empty())
         .collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let failed: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..WRITERS {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(group) = groups.get(i) else { return };
-                if let Err(e) = write_shard(dir, group, &vehicles, &new) {
-                    if let Ok(mut f) = failed.lock() {
-                        f.get_or_insert(e);
-                    }
-                    return;
-                }
-            });
-        }
-    });
-    if let Some(e) = failed.into_inner().ok().flatten() {
-        return Err(e);
-    }
+    crate::fsutil::try_each_parallel(&groups, WRITERS, |group| {
+        write_shard(dir, group, &vehicles, &new)
+    })?;
     Ok(Imported {
         added: new.len(),
         unchanged,

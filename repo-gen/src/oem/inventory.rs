@@ -183,7 +183,7 @@ pub fn ecu_add(dir: &Path, vin: &str, spec: &str, aftermarket: bool) -> Result<(
             "vehicle {vin} already has an ECU {serial}"
         )));
     }
-    claim_one(dir, &Claim::Serial(serial.clone()), &Owner::vehicle(vin))?;
+    claim_one(dir, &Claim::serial(&serial), &Owner::vehicle(vin))?;
     v.ecus.insert(
         serial,
         EcuRecord {
@@ -230,7 +230,7 @@ pub fn ecu_replace(dir: &Path, vin: &str, old: &str, new_spec: &str) -> Result<b
         )));
     }
     if serial != old {
-        claim_one(dir, &Claim::Serial(serial.clone()), &Owner::vehicle(vin))?;
+        claim_one(dir, &Claim::serial(&serial), &Owner::vehicle(vin))?;
     }
     let mut assignments = Assignments::load_for(dir, &[vin])?;
     let mut carried = false;
@@ -260,14 +260,14 @@ pub fn ecu_replace(dir: &Path, vin: &str, old: &str, new_spec: &str) -> Result<b
     // The old part's key goes with it (the new one registers its own); its serial too, if
     // the new part has another.
     let mut gone = ecu_claims(vin, old, &old_rec);
-    gone.retain(|(c, _)| *c != Claim::Serial(serial.clone()));
+    gone.retain(|(c, _)| *c != Claim::serial(&serial));
     release(dir, &gone)?;
     Ok(carried)
 }
 
 /// The claims ECU `serial` of `vin` holds (its serial, and its key if registered).
 fn ecu_claims(vin: &str, serial: &str, rec: &EcuRecord) -> Vec<(Claim, Owner)> {
-    let mut out = vec![(Claim::Serial(serial.into()), Owner::vehicle(vin))];
+    let mut out = vec![(Claim::serial(serial), Owner::vehicle(vin))];
     if let Some(k) = &rec.key {
         out.push((Claim::key(k), Owner::ecu(vin, serial)));
     }
