@@ -10,4 +10,8 @@ export CI="${CI:-true}"
 rustup target add thumbv7em-none-eabihf >/dev/null 2>&1 || rustup target list --installed | grep -qx thumbv7em-none-eabihf \
   || { echo "the thumbv7em-none-eabihf Rust target is missing (rustup target add thumbv7em-none-eabihf)" >&2; exit 1; }
 cargo build -q --locked -p ota-ecu-qemu --profile firmware --target thumbv7em-none-eabihf
+# The gateway for ARM Linux, which client/tests/gateway_aarch64.rs runs under qemu-aarch64.
+rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || rustup target list --installed | grep -qx aarch64-unknown-linux-gnu \
+  || { echo "the aarch64-unknown-linux-gnu Rust target is missing (rustup target add aarch64-unknown-linux-gnu)" >&2; exit 1; }
+cargo build -q --locked --release --target aarch64-unknown-linux-gnu -p ota-client --bin ota-gateway
 cargo test --workspace --locked --no-fail-fast "$@"
