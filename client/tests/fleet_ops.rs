@@ -484,7 +484,8 @@ fn a_new_vehicle_key_forgets_the_old_keys_report_history() {
     let w = World::new();
     let dir = w.p("oem");
     let old = w.p("old-vehicle.pem");
-    std::fs::write(&old, world::key_pem()).unwrap();
+    // Keys of the vehicle's own (the OEM's keys are refused as a vehicle's).
+    std::fs::write(&old, world::regulator_key_pem("old-vehicle")).unwrap();
     oem::vehicle_key(&dir, "VIN1", &old).unwrap();
     reported(&w, "VIN1", DateTime::now().0 + 3600, &["S1"], &[], "1.0");
     let rows = |w: &World| {
@@ -495,7 +496,7 @@ fn a_new_vehicle_key_forgets_the_old_keys_report_history() {
     };
     assert_eq!(rows(&w), 1);
     let new = w.p("new-vehicle.pem");
-    std::fs::write(&new, world::offline_pem()).unwrap();
+    std::fs::write(&new, world::regulator_key_pem("new-vehicle")).unwrap();
     oem::vehicle_key(&dir, "VIN1", &new).unwrap();
     assert_eq!(rows(&w), 0);
 }

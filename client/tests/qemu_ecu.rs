@@ -122,6 +122,30 @@ impl Ecu {
     }
 }
 
+/// The RAM the update path used, as the firmware measured it before its reset (painted stack,
+/// the heap's high-water mark): within what the linker gave, and the heap used at all (RSA's
+/// big integers live there). Printed for the README's ECU figures.
+fn assert_ram_within_budget(console: &str) {
+    let line = console
+        .lines()
+        .find(|l| l.contains("RAM used:"))
+        .unwrap_or_else(|| panic!("no RAM figures on the console:\n{console}"));
+    // "... stack peak S B of T B, heap peak H B of C B"
+    let numbers: Vec<usize> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let [.., stack, stack_size, heap, heap_size] = numbers[..] else {
+        panic!("{line}")
+    };
+    assert!(
+        stack < stack_size,
+        "the stack overflowed its region: {line}"
+    );
+    assert!(heap > 0 && heap <= heap_size, "{line}");
+    eprintln!("emulated ECU, update of brake-fw 1.0: {line}");
+}
+
 impl Drop for Ecu {
     fn drop(&mut self) {
         let _ = self.qemu.kill();
@@ -238,6 +262,7 @@ fn the_gateway_updates_the_emulated_cortex_m4_ecu_through_refusal_and_power_cut(
     );
     ecu.wait_console("running brake-fw 1.0 (release counter 1, on trial)");
     ecu.wait_console("confirmed: release counter 1 is final");
+    assert_ram_within_budget(&ecu.console());
 
     // 3.0 (96 KiB, about 14,000 classic frames): the line goes dead after 5,000 frames, in
     // the middle of the image, and QEMU is killed there: a power cut mid-download.

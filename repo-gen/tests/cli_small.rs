@@ -1239,3 +1239,165 @@ fn one_serial_names_one_ecu_and_one_key_signs_for_one_party() {
     assert!(add("VIN8", "S8:BRAKE-A").status.success());
     refused(add("VIN9", "S8:BRAKE-A"), &["S8", "VIN8"]);
 }
+
+/// The serial and key index is only as good as its agreement with the inventory: a claims
+/// shard deleted, emptied, corrupted or restored from an older copy, or an inventory shard
+/// restored from a backup, is seen (each shard's inode, size and change time are recorded as
+/// the program left them) and the index rebuilt, so duplicates stay refused; a restore that
+/// brought one serial back into two vehicles stops `oem publish` until it is resolved.
+/// Scenario: Fleet backend | the serial and key index or an inventory shard is deleted, emptied, corrupted or restored from a backup | seen and rebuilt: duplicates still refused, and a publish refuses a serial two vehicles hold until one gives it up
+#[test]
+fn a_changed_or_restored_index_or_inventory_is_seen_and_rebuilt() {
+    let env = env_new();
+    oem_init(&env, "oem");
+    let k1 = key(&env, "k1.pem");
+    let ok = |args: &[&str]| {
+        env.ok(args);
+    };
+    let refused = |args: &[&str], want: &[&str]| {
+        let err = env.fail(args);
+        for w in want {
+            assert!(err.contains(w), "{args:?}: {w:?} not in: {err}");
+        }
+    };
+    ok(&[
+        "oem",
+        "vehicle",
+        "add",
+        "oem",
+        "--vin",
+        "VIN1",
+        "--ecu",
+        "S1:BRAKE-A",
+    ]);
+    ok(&[
+        "oem",
+        "vehicle",
+        "add",
+        "oem",
+        "--vin",
+        "VIN2",
+        "--ecu",
+        "T1:BRAKE-A",
+    ]);
+    ok(&[
+        "oem", "vehicle", "key", "oem", "--vin", "VIN1", "--key", &k1,
+    ]);
+    let claims = env.path("oem/claims");
+    let shards = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&claims)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let n = p.file_name().unwrap().to_str().unwrap();
+                n.len() == 7 && n.ends_with(".json") && n != "seen.json"
+            })
+            .collect()
+    };
+    let dup_serial = [
+        "oem",
+        "ecu",
+        "add",
+        "oem",
+        "--vin",
+        "VIN2",
+        "--ecu",
+        "S1:BRAKE-A",
+    ];
+    let dup_key = [
+        "oem", "vehicle", "key", "oem", "--vin", "VIN2", "--key", &k1,
+    ];
+    let copy_dir = |from: &Path, to: &Path| {
+        let _ = std::fs::remove_dir_all(to);
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let p = e.unwrap().path();
+            std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+        }
+    };
+    let backup = env.path("claims.bak");
+    copy_dir(&claims, &backup);
+    // Each damage to the index: the duplicates are still refused.
+    let damages: [(&str, &dyn Fn()); 4] = [
+        ("shards deleted", &|| {
+            shards()
+                .iter()
+                .for_each(|p| std::fs::remove_file(p).unwrap())
+        }),
+        ("shards emptied", &|| {
+            shards()
+                .iter()
+                .for_each(|p| std::fs::write(p, b"{}").unwrap())
+        }),
+        ("a shard corrupted", &|| {
+            std::fs::write(&shards()[0], b"").unwrap()
+        }),
+        ("an older copy restored", &|| {
+            // Older: from before VIN1's key was registered.
+            std::fs::remove_dir_all(&claims).unwrap();
+            copy_dir(&backup, &claims);
+            for p in shards() {
+                let text = std::fs::read_to_string(&p).unwrap();
+                if text.contains("key:") {
+                    std::fs::remove_file(&p).unwrap();
+                }
+            }
+        }),
+    ];
+    for (i, (what, damage)) in damages.into_iter().enumerate() {
+        damage();
+        let err = env.fail(&dup_serial);
+        assert!(err.contains("S1") && err.contains("VIN1"), "{what}: {err}");
+        damage();
+        let err = env.fail(&dup_key);
+        assert!(err.contains("vehicle VIN1"), "{what}: {err}");
+        // And nothing legitimate is blocked.
+        ok(&[
+            "oem",
+            "ecu",
+            "add",
+            "oem",
+            "--vin",
+            "VIN2",
+            "--ecu",
+            &format!("U-{i}:BRAKE-A"),
+        ]);
+    }
+
+    // An inventory shard restored from a backup taken before S1 moved from VIN1 to VIN2.
+    let fleet = ota_repo::oem::privacy::fleet_secret(&env.path("oem")).unwrap();
+    let shard = ota_repo::oem::store::shard_of(&fleet, "VIN1");
+    let vin1 = env.path(&format!("oem/inventory/{shard}.json"));
+    let old_vin1 = std::fs::read(&vin1).unwrap();
+    ok(&[
+        "oem", "ecu", "remove", "oem", "--vin", "VIN1", "--ecu", "S1",
+    ]);
+    ok(&dup_serial);
+    std::fs::write(&vin1, &old_vin1).unwrap();
+    // Both now hold S1: a third vehicle is refused it, and the publish refuses the fleet.
+    refused(
+        &[
+            "oem",
+            "vehicle",
+            "add",
+            "oem",
+            "--vin",
+            "VIN3",
+            "--ecu",
+            "S1:BRAKE-A",
+        ],
+        &["S1"],
+    );
+    refused(
+        &["oem", "publish", "oem"],
+        &[
+            "ECU serial S1 is held by vehicle VIN1 and vehicle VIN2",
+            "oem ecu remove",
+        ],
+    );
+    // Resolved: the vehicle that no longer has it gives it up, and the publish goes through.
+    ok(&[
+        "oem", "ecu", "remove", "oem", "--vin", "VIN1", "--ecu", "S1",
+    ]);
+    ok(&["oem", "publish", "oem"]);
+}

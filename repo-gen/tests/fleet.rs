@@ -81,7 +81,7 @@ fn fleet(n: usize) -> Fleet {
     for i in 0..n {
         let vin = format!("V{i:03}");
         let ecus = BTreeMap::from([(
-            "ECU1".to_string(),
+            format!("E{i:03}"),
             EcuRecord {
                 hardware_id: "BRAKE-A".into(),
                 ..Default::default()
@@ -96,7 +96,7 @@ fn fleet(n: usize) -> Fleet {
         );
         asg.vehicles.insert(
             vin,
-            BTreeMap::from([("ECU1".to_string(), assignment("1.0"))]),
+            BTreeMap::from([(format!("E{i:03}"), assignment("1.0"))]),
         );
     }
     inv.save(&dir).unwrap();
@@ -215,7 +215,7 @@ fn each_publish_writes_and_signs_only_what_changed_and_never_rewrites_a_file() {
     a.vehicles
         .get_mut("V042")
         .unwrap()
-        .insert("ECU1".into(), assignment("2.0"));
+        .insert("E042".into(), assignment("2.0"));
     a.save(&f.dir).unwrap();
     let r = oem::publish(&f.dir, later, false).unwrap();
     assert_eq!(r.vehicles_written, 1);
@@ -232,7 +232,7 @@ fn each_publish_writes_and_signs_only_what_changed_and_never_rewrites_a_file() {
     let (e, doc) = oem::fleet::published_assignments(&f.dir, "V042")
         .unwrap()
         .unwrap();
-    assert_eq!((e.version, doc.ecus["ECU1"].version.as_str()), (2, "2.0"));
+    assert_eq!((e.version, doc.ecus["E042"].version.as_str()), (2, "2.0"));
     let v = ota_repo::verify::verify(&f.dir, None, later).unwrap();
     assert_eq!(v.vehicles, 301);
 
@@ -249,7 +249,7 @@ fn a_rebuild_without_the_record_continues_versions_and_gives_the_same_tree() {
     a.vehicles
         .get_mut("V007")
         .unwrap()
-        .insert("ECU1".into(), assignment("2.0"));
+        .insert("E007".into(), assignment("2.0"));
     a.save(&f.dir).unwrap();
     oem::publish(&f.dir, f.now, false).unwrap();
     let before = oem::Record::load(&f.dir).unwrap();

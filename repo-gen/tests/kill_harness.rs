@@ -277,7 +277,7 @@ fn an_oem_fleet_publish_killed_anywhere_leaves_no_temporary_in_the_tree() {
             "--vin",
             &format!("VIN{i}"),
             "--ecu",
-            "S1:BRAKE-A",
+            &format!("S-{i}:BRAKE-A"),
         ]);
     }
     copy_tree(&env.path("oem"), &env.path("oem.base"));

@@ -784,7 +784,7 @@ fn a_repository_on_another_file_system_publishes_and_keeps_no_temporaries() {
             "--vin",
             &format!("VIN{i}"),
             "--ecu",
-            "S1:BRAKE-A",
+            &format!("S-{i}:BRAKE-A"),
         ]);
     }
     env.ok(&["oem", "publish", "oem"]);

@@ -230,7 +230,7 @@ impl BoardFlash {
 
     /// Erase the sectors of `[at, at + len)` (whole sectors).
     fn erase(&mut self, at: usize, len: usize) -> Result<(), FlashError> {
-        if at % SECTOR != 0 || len % SECTOR != 0 || at + len > FLASH_LEN {
+        if !at.is_multiple_of(SECTOR) || !len.is_multiple_of(SECTOR) || at + len > FLASH_LEN {
             return Err(FlashError::Bounds);
         }
         self.mem[at..at + len].fill(0xFF);
@@ -315,5 +315,122 @@ impl Flash for BoardFlash {
         self.erase(at, 2 * SECTOR)?;
         self.program(at, &(data.len() as u32).to_be_bytes())?;
         self.program(at + 4, data)
+    }
+}
+
+// ---- Measuring the RAM the update path uses (issue 25: painted stack, heap high-water) -----
+
+/// What free stack is painted with.
+const PAINT: u32 = 0x5AC3_5AC3;
+/// Left unpainted below the stack pointer when painting (the painter's own frame).
+const PAINT_MARGIN: usize = 256;
+
+/// The stack's bounds: from the end of the statics (`__sheap`, cortex-m-rt's linker script) up
+/// to the top of RAM (`_stack_start`). The heap is a static array, so nothing else lives here.
+fn stack_bounds() -> (usize, usize) {
+    extern "C" {
+        static __sheap: u32;
+        static _stack_start: u32;
+    }
+    // Only the addresses of the linker's symbols are taken (no unsafe needed); they are
+    // never read.
+    (
+        core::ptr::addr_of!(__sheap) as usize,
+        core::ptr::addr_of!(_stack_start) as usize,
+    )
+}
+
+/// Paint the stack below the current frame, so [`stack_peak`] can tell how deep it went.
+/// Called first thing at start-up.
+#[inline(never)]
+pub fn paint_stack() {
+    let (bottom, _) = stack_bounds();
+    let sp = cortex_m::register::msp::read() as usize;
+    let mut p = bottom;
+    while p + 4 <= sp.saturating_sub(PAINT_MARGIN) {
+        // SAFETY: [bottom, sp - margin) is stack below every live frame (the stack grows
+        // down from the top of RAM and this function's frame is above sp - margin); writing
+        // it disturbs nothing.
+        #[allow(unsafe_code)]
+        unsafe {
+            core::ptr::write_volatile(p as *mut u32, PAINT)
+        };
+        p += 4;
+    }
+}
+
+/// The deepest the stack has been since [`paint_stack`] (bytes from the top of RAM), and the
+/// stack's whole size.
+pub fn stack_peak() -> (usize, usize) {
+    let (bottom, top) = stack_bounds();
+    let mut p = bottom;
+    // SAFETY: reads of the stack region below the live frames, word by word, stopping at the
+    // first word the program wrote.
+    #[allow(unsafe_code)]
+    while p < top && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
+        p += 4;
+    }
+    (top - p, top - bottom)
+}
+
+/// The heap, counting its high-water mark (the most bytes in use at once).
+pub struct CountingHeap {
+    heap: embedded_alloc::LlffHeap,
+    peak: core::sync::atomic::AtomicUsize,
+}
+
+impl CountingHeap {
+    pub const fn empty() -> Self {
+        CountingHeap {
+            heap: embedded_alloc::LlffHeap::empty(),
+            peak: core::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+    /// Hand the heap its memory; once, before anything allocates.
+    ///
+    /// # Safety
+    /// As `embedded_alloc::LlffHeap::init`: `start..start + size` is memory nothing else uses,
+    /// and this is called once.
+    #[allow(unsafe_code)]
+    pub unsafe fn init(&self, start: usize, size: usize) {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { self.heap.init(start, size) }
+    }
+    pub fn used(&self) -> usize {
+        self.heap.used()
+    }
+    pub fn free(&self) -> usize {
+        self.heap.free()
+    }
+    /// The most bytes in use at once since start-up.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+// SAFETY: every call is passed to the inner allocator unchanged; the wrapper only reads how
+// much is in use afterwards.
+#[allow(unsafe_code)]
+unsafe impl core::alloc::GlobalAlloc for CountingHeap {
+    unsafe fn alloc(&self, layout: core::alloc::Layout) -> *mut u8 {
+        // SAFETY: the caller's contract for `alloc`, passed on.
+        let p = unsafe { self.heap.alloc(layout) };
+        self.peak.fetch_max(self.heap.used(), Ordering::Relaxed);
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: core::alloc::Layout) {
+        // SAFETY: the caller's contract for `dealloc`, passed on.
+        unsafe { self.heap.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(
+        &self,
+        ptr: *mut u8,
+        layout: core::alloc::Layout,
+        new_size: usize,
+    ) -> *mut u8 {
+        // SAFETY: the caller's contract for `realloc`, passed on.
+        let p = unsafe { self.heap.realloc(ptr, layout, new_size) };
+        self.peak.fetch_max(self.heap.used(), Ordering::Relaxed);
+        p
     }
 }

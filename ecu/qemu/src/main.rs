@@ -40,7 +40,7 @@ mod firmware {
     const HEAP_BYTES: usize = 24 * 1024;
 
     #[global_allocator]
-    static HEAP: embedded_alloc::LlffHeap = embedded_alloc::LlffHeap::empty();
+    static HEAP: board::CountingHeap = board::CountingHeap::empty();
 
     #[panic_handler]
     fn panic(info: &core::panic::PanicInfo) -> ! {
@@ -91,6 +91,7 @@ mod firmware {
 
     #[entry]
     fn main() -> ! {
+        board::paint_stack();
         init_heap();
         let mut console = Uart::new(true);
         let line = Uart::new(false);
@@ -249,6 +250,17 @@ mod firmware {
         server.handle(req)
     }
 
+    /// The RAM the update path used since start-up (measured: painted stack, the heap's
+    /// high-water mark), for the benchmark and the test that read the console.
+    fn report_ram(console: &mut Uart, tag: &str) {
+        let (stack, stack_size) = board::stack_peak();
+        let _ = writeln!(
+            console,
+            "ECU {tag}: RAM used: stack peak {stack} B of {stack_size} B, heap peak {} B of {HEAP_BYTES} B",
+            HEAP.peak()
+        );
+    }
+
     /// The update loop: SLCAN lines in, ISO-TP messages to the UDS server, answers out.
     fn serve(
         server: &mut Server<'_, BoardFlash>,
@@ -290,6 +302,7 @@ mod firmware {
                 }
             }
             if reset_after_answer && link.is_tx_idle() {
+                report_ram(console, tag);
                 let _ = writeln!(
                     console,
                     "ECU {tag}: activated: resetting into the image on trial"

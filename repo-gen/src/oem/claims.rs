@@ -117,6 +117,13 @@ impl Claim {
             (None, Some(serial)) => holds_key(v.ecus.get(serial).and_then(|e| e.key.as_ref())),
         }
     }
+    /// What the claim is, in a few words.
+    fn what_short(&self) -> String {
+        match self.as_serial() {
+            Some(s) => format!("ECU serial {s}"),
+            None => "a key".to_string(),
+        }
+    }
     /// What the claim is, for a message.
     fn what(&self) -> String {
         match self.as_serial() {
@@ -212,7 +219,7 @@ fn read_shard(dir: &Path, shard: &str) -> Result<ShardMap> {
 impl Claims {
     /// The shards holding `claims` (the index built first if this directory has none).
     pub fn load_for<'a>(dir: &Path, claims: impl IntoIterator<Item = &'a Claim>) -> Result<Self> {
-        ensure_built(dir)?;
+        ensure_current(dir)?;
         let mut c = Claims::default();
         for shard in claims
             .into_iter()
@@ -230,15 +237,23 @@ impl Claims {
         Ok(())
     }
 
-    /// The shard of `claim`, to change.
-    fn slot(&mut self, claim: &Claim) -> Result<&mut ShardMap> {
+    /// Set (`Some`) or remove (`None`) `claim`'s entry; a shard is rewritten only if it
+    /// changed (a rewrite is a new file, which the stamps would see).
+    fn set(&mut self, claim: &Claim, owner: Option<&Owner>) -> Result<()> {
         let shard = claim.shard();
         let slot = self
             .shards
             .get_mut(&shard)
             .ok_or_else(|| Error::refused("internal: a claim's shard was not loaded"))?;
+        if slot.get(&claim.name) == owner {
+            return Ok(());
+        }
+        match owner {
+            Some(o) => slot.insert(claim.name.clone(), o.clone()),
+            None => slot.remove(&claim.name),
+        };
         self.changed.insert(shard);
-        Ok(slot)
+        Ok(())
     }
 
     /// Who holds `claim` according to the index (possibly a stale entry).
@@ -253,8 +268,7 @@ impl Claims {
             return Err(claim.oem_key(owner));
         }
         self.check_free(dir, claim, owner)?;
-        self.slot(claim)?.insert(claim.name.clone(), owner.clone());
-        Ok(())
+        self.set(claim, Some(owner))
     }
 
     /// Refuse if another owner's inventory record holds `claim` (an index entry no record
@@ -276,15 +290,20 @@ impl Claims {
 
     /// Forget that `owner` holds `claim` (nothing if someone else's).
     pub fn release(&mut self, claim: &Claim, owner: &Owner) -> Result<()> {
-        let slot = self.slot(claim)?;
-        if slot.get(&claim.name) == Some(owner) {
-            slot.remove(&claim.name);
+        if self.holder(claim) == Some(owner) {
+            self.set(claim, None)?;
         }
         Ok(())
     }
 
-    /// Write the shards that changed.
+    /// Write the shards that changed, and stamp them.
     pub fn save(&self, dir: &Path) -> Result<()> {
+        self.write(dir)?;
+        record(dir, Written::Claims(&self.changed))
+    }
+
+    /// Write the shards that changed.
+    fn write(&self, dir: &Path) -> Result<()> {
         for shard in &self.changed {
             let Some(map) = self.shards.get(shard) else {
                 continue;
@@ -328,7 +347,7 @@ const WORKERS: usize = 8;
 /// against the index shard by shard, and only when every one is free written shard by shard
 /// (two passes, so a fleet's index is never all in memory), all before any inventory record.
 pub fn claim_all(dir: &Path, wanted: Vec<(Claim, Owner)>) -> Result<()> {
-    ensure_built(dir)?;
+    ensure_current(dir)?;
     // Against each other first: two lines claiming one serial or key.
     let mut by_shard: BTreeMap<String, BTreeMap<Claim, Owner>> = BTreeMap::new();
     for (claim, owner) in wanted {
@@ -367,36 +386,193 @@ pub fn claim_all(dir: &Path, wanted: Vec<(Claim, Owner)>) -> Result<()> {
         let mut c = Claims::default();
         c.load_shard(dir, shard.clone())?;
         for (claim, owner) in claims {
-            c.slot(claim)?.insert(claim.name.clone(), owner.clone());
+            c.set(claim, Some(owner))?;
         }
-        c.save(dir)
-    })
+        c.write(dir)
+    })?;
+    let written: BTreeSet<String> = shards.into_iter().map(|(s, _)| s).collect();
+    record(dir, Written::Claims(&written))
 }
 
-/// Build the index from the inventory if this directory has none (made before it existed).
-/// Built aside and renamed into place, so an interrupted build is started again.
-fn ensure_built(dir: &Path) -> Result<()> {
-    let target = dir.join(CLAIMS_DIR);
-    if target.is_dir() {
+// ---- Keeping the index true to the inventory ------------------------------------------------
+//
+// Commands keep the index current as they go; what they cannot see is a change made around
+// them: a shard of either restored from a backup, deleted, or edited. So the index records the
+// stamp (inode, size, change time) of every inventory and claims shard as this program last
+// left it (`seen.json`, as git's index does for a work tree), and before any claim is looked
+// up the shards are stamped again: any difference, or no record, and the index is rebuilt from
+// the inventory. A file put back from a backup or edited always gets a new change time (no
+// program can set it), so no such change goes unseen; the cost when nothing changed is a stat
+// per shard (4,352 at most).
+
+const SEEN: &str = "seen.json";
+/// Records the inventory holds twice (found by a rebuild): see [`check_fleet`].
+const DUPLICATES: &str = "duplicates.json";
+
+/// A file's stamp: inode, size, change time (seconds, nanoseconds).
+type Stamp = (u64, u64, i64, i64);
+
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Seen {
+    inventory: BTreeMap<String, Stamp>,
+    claims: BTreeMap<String, Stamp>,
+}
+
+/// Serializes the updates of `seen.json` among an import's writer threads (commands are
+/// serialized by the working directory's lock).
+static SEEN_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn stamp(path: &Path) -> Result<Option<Stamp>> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => Ok(Some((m.ino(), m.size(), m.ctime(), m.ctime_nsec()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
+/// The stamps of every shard file (`*.json` named by hex digits) in `d`.
+fn stamps(d: &Path) -> Result<BTreeMap<String, Stamp>> {
+    let mut out = BTreeMap::new();
+    let rd = match std::fs::read_dir(d) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => {
+            return Err(Error::Io {
+                path: d.to_path_buf(),
+                source: e,
+            })
+        }
+    };
+    for e in rd {
+        let e = e.map_err(Error::io(d))?;
+        let name = e.file_name();
+        let Some(shard) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".json"))
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_hexdigit()))
+        else {
+            continue;
+        };
+        if let Some(st) = stamp(&e.path())? {
+            out.insert(shard.to_string(), st);
+        }
+    }
+    Ok(out)
+}
+
+fn read_seen(dir: &Path) -> Option<Seen> {
+    let bytes = std::fs::read(dir.join(CLAIMS_DIR).join(SEEN)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn write_seen(dir: &Path, seen: &Seen) -> Result<()> {
+    let bytes = serde_json::to_vec(seen)
+        .map_err(|e| Error::refused(format!("internal: the claims stamps: {e}")))?;
+    fsutil::write_atomic(&dir.join(CLAIMS_DIR).join(SEEN), &bytes)
+}
+
+/// Which shards [`record`] stamps.
+pub enum Written<'a> {
+    /// These inventory shards (after a command saved them).
+    Inventory(&'a BTreeSet<String>),
+    /// Every inventory shard (after an import's writers).
+    AllInventory,
+    /// These claims shards.
+    Claims(&'a BTreeSet<String>),
+}
+
+/// Stamp shards this program just wrote, so the next look does not take them for a change
+/// made around it. Nothing to do while the index is missing (it will be built).
+pub fn record(dir: &Path, written: Written<'_>) -> Result<()> {
+    let _serial = SEEN_LOCK.lock();
+    let Some(mut seen) = read_seen(dir) else {
+        return Ok(());
+    };
+    let before = serde_json::to_vec(&seen).unwrap_or_default();
+    let (map, d, shards) = match written {
+        Written::Inventory(s) => (&mut seen.inventory, super::store::INVENTORY_DIR, Some(s)),
+        Written::AllInventory => (&mut seen.inventory, super::store::INVENTORY_DIR, None),
+        Written::Claims(s) => (&mut seen.claims, CLAIMS_DIR, Some(s)),
+    };
+    match shards {
+        None => *map = stamps(&dir.join(d))?,
+        Some(shards) => {
+            for shard in shards {
+                match stamp(&dir.join(d).join(format!("{shard}.json")))? {
+                    Some(st) => map.insert(shard.clone(), st),
+                    None => map.remove(shard),
+                };
+            }
+        }
+    }
+    if serde_json::to_vec(&seen).unwrap_or_default() == before {
         return Ok(());
     }
+    write_seen(dir, &seen)
+}
+
+/// The index, current: rebuilt from the inventory when missing, or when a shard of either
+/// differs from what this program left (restored, deleted, edited).
+fn ensure_current(dir: &Path) -> Result<()> {
+    let why = match read_seen(dir) {
+        None if !dir.join(CLAIMS_DIR).is_dir() => None,
+        None => Some("its record of the shards is missing"),
+        Some(seen) => {
+            let now = Seen {
+                inventory: stamps(&dir.join(super::store::INVENTORY_DIR))?,
+                claims: stamps(&dir.join(CLAIMS_DIR))?,
+            };
+            if now == seen {
+                return Ok(());
+            }
+            Some(if now.inventory != seen.inventory {
+                "inventory shards changed since this program wrote them (restored or edited)"
+            } else {
+                "claims shards changed since this program wrote them (restored, deleted or edited)"
+            })
+        }
+    };
+    if let Some(why) = why {
+        eprintln!("note: the serial and key index (claims/) is rebuilt from the inventory: {why}");
+    }
+    rebuild(dir)
+}
+
+/// Build the index from the whole inventory, aside, and swap it in: an interrupted build is
+/// started again. Records two vehicles or parties hold (a restored inventory shard can bring
+/// back a serial or key since given to another) are kept in `duplicates.json`.
+fn rebuild(dir: &Path) -> Result<()> {
+    let target = dir.join(CLAIMS_DIR);
     let aside = dir.join(format!("{CLAIMS_DIR}.building"));
-    if aside.exists() {
-        std::fs::remove_dir_all(&aside).map_err(Error::io(&aside))?;
+    let old = dir.join(format!("{CLAIMS_DIR}.old"));
+    for leftover in [&aside, &old] {
+        if leftover.exists() {
+            std::fs::remove_dir_all(leftover).map_err(Error::io(leftover))?;
+        }
     }
     std::fs::create_dir_all(&aside).map_err(Error::io(&aside))?;
     let mut shards: BTreeMap<String, ShardMap> = BTreeMap::new();
+    let mut duplicates: Vec<Duplicate> = Vec::new();
     if dir.join(super::store::INVENTORY_DIR).is_dir() {
         let inv = Inventory::load(dir)?;
         for (vin, v) in &inv.vehicles {
             for (claim, owner) in of_vehicle(vin, v) {
-                // A fleet registered before the index may hold a duplicate: the first holder
-                // keeps the entry, and the other is refused only when it claims it again.
-                shards
-                    .entry(claim.shard())
-                    .or_default()
-                    .entry(claim.name)
-                    .or_insert(owner);
+                let slot = shards.entry(claim.shard()).or_default();
+                match slot.get(&claim.name) {
+                    Some(first) if *first != owner => duplicates.push(Duplicate {
+                        what: claim.what_short(),
+                        holders: vec![first.clone(), owner],
+                        claim: claim.name,
+                    }),
+                    Some(_) => {}
+                    None => {
+                        slot.insert(claim.name, owner);
+                    }
+                }
             }
         }
     }
@@ -405,8 +581,84 @@ fn ensure_built(dir: &Path) -> Result<()> {
         let path = aside.join(format!("{shard}.json"));
         fsutil::write_atomic(&path, &to_json(map)?)
     })?;
+    if !duplicates.is_empty() {
+        let bytes = serde_json::to_vec_pretty(&duplicates)
+            .map_err(|e| Error::refused(format!("internal: duplicates: {e}")))?;
+        fsutil::write_atomic(&aside.join(DUPLICATES), &bytes)?;
+    }
     fsutil::sync_dir(&aside);
+    if target.exists() {
+        std::fs::rename(&target, &old).map_err(Error::io(&target))?;
+    }
     std::fs::rename(&aside, &target).map_err(Error::io(&target))?;
     fsutil::sync_dir(dir);
-    Ok(())
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(Error::io(&old))?;
+    }
+    let seen = Seen {
+        inventory: stamps(&dir.join(super::store::INVENTORY_DIR))?,
+        claims: stamps(&target)?,
+    };
+    write_seen(dir, &seen)
+}
+
+/// One serial or key two inventory records hold.
+#[derive(Debug, Serialize, Deserialize)]
+struct Duplicate {
+    /// The index name of the claim.
+    claim: String,
+    /// For people: "ECU serial S1", "a key".
+    what: String,
+    holders: Vec<Owner>,
+}
+
+/// Refuse a fleet whose inventory holds one serial or key twice (found when the index was
+/// rebuilt, e.g. after an inventory shard was restored from a backup): `oem publish` would
+/// otherwise publish instructions for one ECU serial to two vehicles. Duplicates resolved since
+/// (an ECU or vehicle removed, a key changed) are dropped.
+pub fn check_fleet(dir: &Path) -> Result<()> {
+    ensure_current(dir)?;
+    let path = dir.join(CLAIMS_DIR).join(DUPLICATES);
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Ok(());
+    };
+    let listed: Vec<Duplicate> = serde_json::from_slice(&bytes).map_err(|e| Error::Config {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    let mut still = Vec::new();
+    for d in listed {
+        let claim = Claim {
+            name: d.claim.clone(),
+        };
+        let vins: Vec<&str> = d.holders.iter().map(|h| h.vin.as_str()).collect();
+        let inv = Inventory::load_for(dir, &vins)?;
+        let holding = d
+            .holders
+            .iter()
+            .filter(|h| {
+                inv.vehicles
+                    .get(&h.vin)
+                    .is_some_and(|v| claim.held_by(h, v))
+            })
+            .count();
+        if holding > 1 {
+            still.push(d);
+        }
+    }
+    if still.is_empty() {
+        fsutil::remove_durably(&path)?;
+        return Ok(());
+    }
+    let list: Vec<String> = still
+        .iter()
+        .map(|d| {
+            let who: Vec<String> = d.holders.iter().map(Owner::describe).collect();
+            format!("{} is held by {}", d.what, who.join(" and "))
+        })
+        .collect();
+    Err(Error::refused(format!(
+        "the inventory holds what only one may hold (was a shard restored from a backup?): {}; take it out of the one that no longer has it (`oem ecu remove`, `oem vehicle key`, `oem vehicle remove`), then publish",
+        list.join("; ")
+    )))
 }

@@ -274,7 +274,7 @@ fn write_shard(
             }
         }
     }
-    inv.save(dir)?;
+    inv.save_unstamped(dir)?;
     // Back in the fleet: no longer removed.
     let added: Vec<&str> = touched
         .iter()
@@ -354,6 +354,7 @@ pub fn import(dir: &Path, vehicles: BTreeMap<String, Vehicle>) -> Result<Importe
     crate::fsutil::try_each_parallel(&groups, WRITERS, |group| {
         write_shard(dir, group, &vehicles, &new)
     })?;
+    claims::record(dir, claims::Written::AllInventory)?;
     Ok(Imported {
         added: new.len(),
         unchanged,

@@ -7,7 +7,7 @@ use super::{store, Assignments};
 use crate::error::{Error, Result};
 use ota_metadata::{names, Key};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -52,9 +52,16 @@ impl Inventory {
         let (vehicles, scope) = store::load(dir, store::INVENTORY_DIR, Some(vins))?;
         Ok(Inventory { vehicles, scope })
     }
-    /// Write back the shards that changed (marking them for the next publish).
+    /// Write back the shards that changed (marking them for the next publish), and stamp
+    /// them in the serial and key index ([`claims`]).
     pub fn save(&self, dir: &Path) -> Result<()> {
-        store::save(dir, store::INVENTORY_DIR, &self.vehicles, &self.scope).map(|_| ())
+        let written = self.save_unstamped(dir)?;
+        claims::record(dir, claims::Written::Inventory(&written))
+    }
+    /// [`Inventory::save`] without the stamps: for an import's writer threads, which stamp
+    /// every shard once at the end.
+    pub(crate) fn save_unstamped(&self, dir: &Path) -> Result<BTreeSet<String>> {
+        store::save(dir, store::INVENTORY_DIR, &self.vehicles, &self.scope)
     }
     pub fn vehicle(&self, vin: &str) -> Result<&Vehicle> {
         self.vehicles.get(vin).ok_or_else(|| {

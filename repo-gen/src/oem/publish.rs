@@ -30,6 +30,9 @@ pub struct OemReport {
 pub fn publish(dir: &Path, now: DateTime, force: bool) -> Result<OemReport> {
     // A key rotation a kill cut off is finished (or undone) first.
     crate::rotation::resume::<Settings>(dir, now)?;
+    // Never one ECU serial or key in two vehicles' published state (a restored inventory
+    // shard can bring one back).
+    super::claims::check_fleet(dir)?;
     let s = Settings::load(dir)?;
     let root = publish::read_root(&workdir::repository_path(dir))?;
     publish_with(dir, &s, &root, now, force, &BTreeMap::new())
