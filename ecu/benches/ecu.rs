@@ -22,6 +22,11 @@
 //!
 //! 5. **Firmware size**: `.text`, `.rodata`, `.data` and `.bss` of `ecu/firmware`, the same
 //!    path linked bare-metal for `thumbv7em-none-eabihf` (`size -A`), when it has been built.
+//! 6. **On an emulated Cortex-M4**: the firmware of `ecu/qemu` run under QEMU (`mps2-an386`,
+//!    `-icount shift=0`, one instruction per virtual nanosecond) checks a manifest signed with
+//!    each key, an OEM instruction and SHA-256 over its own code, timing each with SysTick:
+//!    instructions on the ARM core, beside section 3's x86-64 counts; and its painted stack and
+//!    heap high-water mark.
 //!
 //! Sections 1-4 are the host build (x86-64); see the caveats printed with each section.
 
@@ -1753,8 +1758,168 @@ fn main() {
     section_callgrind(&[&k2048, &k3072], &img);
     section_ram(&[&k2048, &k3072], &img);
     section_firmware();
+    section_emulated(&[&k2048, &k3072], &img);
     println!();
     println!("(benchmark ran {:.1} s)", start.elapsed().as_secs_f64());
+}
+
+/// Section 6: the firmware's own checks on an emulated Cortex-M4 (`ecu/qemu` under QEMU's
+/// `mps2-an386`), counted in instructions: with `-icount shift=0` every instruction takes one
+/// virtual nanosecond, and the firmware times each check with SysTick (40 ns resolution).
+/// Inputs: a factory record provisioning both supplier keys, and `ota-ecu-bench.bin` listing
+/// a compact manifest signed by each and an OEM instruction (see the firmware's `bench`).
+fn section_emulated(keys: &[&SigningKey], img: &[u8]) {
+    println!();
+    println!(
+        "6. On an emulated Cortex-M4 (QEMU mps2-an386, -icount shift=0: instructions counted as \
+         virtual ns by SysTick), the firmware of ecu/qemu"
+    );
+    let elf = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/thumbv7em-none-eabihf/firmware/ota-ecu-qemu");
+    if !elf.exists() {
+        println!(
+            "   {} is not built (cargo build -p ota-ecu-qemu --profile firmware --target \
+             thumbv7em-none-eabihf): section skipped",
+            elf.display()
+        );
+        return;
+    }
+    // One run per key, as an ECU is provisioned: the factory record holds that key alone.
+    let mut consoles = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let mut input = Vec::new();
+        let mut push = |kind: u8, bytes: &[u8]| {
+            input.push(kind);
+            input.extend_from_slice(&u16::try_from(bytes.len()).expect("short").to_le_bytes());
+            input.extend_from_slice(bytes);
+        };
+        push(1, &manifest(key, &img[..TINY_LEN]));
+        if i == 0 {
+            let mut instruction = instruction_key().to_vec();
+            instruction.extend_from_slice(&instruction_for(&manifest(key, &img[..TINY_LEN])));
+            push(2, &instruction);
+        }
+        match run_emulated(&elf, key, &input) {
+            Ok(c) => consoles.push(c),
+            Err(e) => {
+                println!("   RSA-{}: {e}", key.bits());
+                consoles.push(String::new());
+            }
+        }
+    }
+    let ns_in = |console: &str, prefix: &str| -> Option<u64> {
+        let line = console.lines().find(|l| l.starts_with(prefix))?;
+        if line.contains("FAILED") {
+            return None;
+        }
+        line.rsplit_once(": ")?.1.split(' ').next()?.parse().ok()
+    };
+    let names: Vec<String> = keys.iter().map(|k| format!("RSA-{}", k.bits())).collect();
+    row("", &names);
+    let verify: Vec<String> = consoles
+        .iter()
+        .map(|c| {
+            ns_in(c, "BENCH 1 manifest parse + RSA-PSS verify").map_or("failed".into(), thousands)
+        })
+        .collect();
+    row("manifest parse + RSA-PSS verify (instructions)", &verify);
+    let ram: Vec<String> = consoles
+        .iter()
+        .map(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("BENCH RAM: "))
+                .unwrap_or("no figures")
+                .to_string()
+        })
+        .collect();
+    row("RAM at the end of the run", &ram);
+    let ed = ns_in(&consoles[0], "BENCH 2 instruction Ed25519 verify");
+    println!(
+        "   OEM instruction, Ed25519 verify + checks: {} instructions",
+        ed.map_or("failed".into(), thousands)
+    );
+    let sha = consoles[0]
+        .lines()
+        .filter(|l| l.starts_with("BENCH sha256 "))
+        .filter_map(|l| {
+            let len: u64 = l.split(' ').nth(2)?.parse().ok()?;
+            let ns: u64 = l.rsplit_once(": ")?.1.split(' ').next()?.parse().ok()?;
+            Some((len, ns))
+        })
+        .collect::<Vec<_>>();
+    if let [(short, short_ns), (long, long_ns)] = sha[..] {
+        println!(
+            "   SHA-256 per image byte: {:.1} instructions ({} B hashed in {} instructions, less \
+             {short} B in {})",
+            (long_ns - short_ns) as f64 / (long - short) as f64,
+            thousands(long),
+            thousands(long_ns),
+            thousands(short_ns)
+        );
+    } else {
+        println!("   SHA-256: no figures on the console");
+    }
+    println!(
+        "   (instructions, not cycles: QEMU models no pipeline, no flash wait states and no \
+         caches, so time on a real core is these counts times its cycles per instruction)"
+    );
+}
+
+/// Run the emulated ECU's benchmark once: a factory record provisioning `key` alone, the
+/// benchmark's input, QEMU at one instruction per virtual ns; its console (two minutes at
+/// most: a firmware that hangs is reported, not waited for).
+fn run_emulated(elf: &Path, key: &SigningKey, input: &[u8]) -> Result<String, String> {
+    let dir = std::env::temp_dir().join(format!(
+        "ota-ecu-emulated-{}-{}",
+        std::process::id(),
+        key.bits()
+    ));
+    let result = (|| {
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let provisioned = [(keyid_bytes(key.key_id()).expect("key id"), key.rsa_public())];
+        let mut record =
+            ota_ecu::factory::build("BENCH-1", HARDWARE_ID, &provisioned, 1).ok_or("factory")?;
+        record.resize(4096, 0xFF);
+        std::fs::write(dir.join("ota-ecu-flash.bin"), record).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join("ota-ecu-bench.bin"), input).map_err(|e| e.to_string())?;
+        let mut child = Command::new("qemu-system-arm")
+            .current_dir(&dir)
+            .args(["-M", "mps2-an386", "-nographic", "-icount", "shift=0"])
+            .args(["-semihosting-config", "enable=on,target=native"])
+            .args([
+                "-serial",
+                "null",
+                "-serial",
+                "file:console.log",
+                "-monitor",
+                "none",
+            ])
+            .arg("-kernel")
+            .arg(elf)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("qemu-system-arm: {e} (Debian package qemu-system-arm)"))?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let status = loop {
+            if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
+                break Some(s);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let console = std::fs::read_to_string(dir.join("console.log")).unwrap_or_default();
+        match status {
+            Some(s) if s.success() => Ok(console),
+            Some(_) => Err(format!("the firmware failed: {}", console.trim())),
+            None => Err(format!("no end within 120 s: {}", console.trim())),
+        }
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }
 
 /// Section 5: the sections of the bare-metal firmware (`ecu/firmware`), if it was built.

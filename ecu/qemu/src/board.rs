@@ -434,3 +434,70 @@ unsafe impl core::alloc::GlobalAlloc for CountingHeap {
         p
     }
 }
+
+// ---- Measuring instructions (issue 25: the ECU benchmark's emulated-core section) ------------
+
+/// The core clock SysTick counts (mps2-an386: 25 MHz), in virtual nanoseconds per count.
+const NS_PER_TICK: u64 = 1_000_000_000 / 25_000_000;
+
+/// Virtual nanoseconds since start-up, from the millisecond count and SysTick's down-counter
+/// (40 ns resolution). Under `qemu -icount shift=0` each instruction takes exactly one virtual
+/// nanosecond, so this is the number of instructions executed.
+pub fn virtual_ns() -> u64 {
+    loop {
+        let ms = MILLIS.load(Ordering::Relaxed);
+        let current = cortex_m::peripheral::SYST::get_current();
+        let reload = cortex_m::peripheral::SYST::get_reload();
+        // A tick between the two reads: read again.
+        if MILLIS.load(Ordering::Relaxed) == ms {
+            return u64::from(ms) * 1_000_000
+                + u64::from(reload.saturating_sub(current)) * NS_PER_TICK;
+        }
+    }
+}
+
+/// Read the host file `name` (NUL-terminated) into `buf` through semihosting: its length, or
+/// `None` when there is no such file or it does not fit.
+pub fn read_host_file(name: &[u8], buf: &mut [u8]) -> Option<usize> {
+    let file = host(
+        nr::OPEN,
+        &[name.as_ptr() as usize, nr::open::R_BINARY, name.len() - 1],
+    );
+    let file = usize::try_from(file).ok()?;
+    let len = usize::try_from(host(nr::FLEN, &[file])).ok();
+    let got = len
+        .filter(|&n| n <= buf.len())
+        .and_then(|n| (host(nr::READ, &[file, buf.as_mut_ptr() as usize, n]) == 0).then_some(n));
+    host(nr::CLOSE, &[file]);
+    got
+}
+
+/// The bootloader's own flash partition past its vector table (its code and constants), as
+/// bytes to hash.
+pub fn code_partition() -> &'static [u8] {
+    const VECTORS: usize = 1024;
+    // SAFETY: the 128 KiB at address 0 are the firmware's flash partition (memory.x): mapped,
+    // readable and never written while the firmware runs; the slice starts past the vector
+    // table, so its pointer is not null.
+    #[allow(unsafe_code)]
+    unsafe {
+        core::slice::from_raw_parts(VECTORS as *const u8, 128 * 1024 - VECTORS)
+    }
+}
+
+/// Set while the benchmark runs: a panic then stops QEMU (failing) instead of resetting into
+/// the benchmark again.
+pub static BENCHMARKING: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
+
+/// Stop QEMU (semihosting exit), reporting success or failure.
+pub fn exit(ok: bool) -> ! {
+    cortex_m_semihosting::debug::exit(if ok {
+        cortex_m_semihosting::debug::EXIT_SUCCESS
+    } else {
+        cortex_m_semihosting::debug::EXIT_FAILURE
+    });
+    loop {
+        cortex_m::asm::wfi();
+    }
+}

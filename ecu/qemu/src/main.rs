@@ -50,6 +50,9 @@ mod firmware {
             HEAP.used(),
             HEAP.free()
         );
+        if board::BENCHMARKING.load(Ordering::Relaxed) {
+            board::exit(false)
+        }
         board::fault_reset()
     }
 
@@ -66,6 +69,9 @@ mod firmware {
             frame.pc(),
             frame.lr()
         );
+        if board::BENCHMARKING.load(Ordering::Relaxed) {
+            board::exit(false)
+        }
         board::fault_reset()
     }
 
@@ -139,6 +145,7 @@ mod firmware {
             halt(console, "started twice")
         };
         let tag = factory.serial;
+        bench(factory, console);
         let identity = Identity {
             hardware_id: factory.hardware_id,
             keys: &factory.keys,
@@ -160,6 +167,77 @@ mod firmware {
             halt(console, "ISO-TP configuration")
         };
         (server, link, tag)
+    }
+
+    /// The ECU benchmark's emulated-core section: when the host file `ota-ecu-bench.bin`
+    /// exists (it never does on a vehicle: semihosting is the emulator's), run the checks it
+    /// lists on this core, print each one's cost in virtual nanoseconds (instructions under
+    /// `-icount shift=0`) and stop QEMU. Records: kind (1: a compact manifest, verified with the
+    /// factory's keys; 2: a 32-byte Ed25519 key and an OEM instruction, verified with it),
+    /// length (u16, little endian), bytes.
+    #[inline(never)]
+    fn bench(factory: &ota_ecu::factory::Factory, console: &mut Uart) {
+        let mut input = [0u8; 2048];
+        let Some(n) = board::read_host_file(b"ota-ecu-bench.bin\0", &mut input) else {
+            return;
+        };
+        board::BENCHMARKING.store(true, Ordering::Relaxed);
+        let mut rest = &input[..n];
+        let mut i = 0;
+        while let [kind, a, b, tail @ ..] = rest {
+            let len = usize::from(u16::from_le_bytes([*a, *b]));
+            let Some((record, next)) = (len <= tail.len()).then(|| tail.split_at(len)) else {
+                break;
+            };
+            rest = next;
+            i += 1;
+            let t = board::virtual_ns();
+            let (what, ok) = match kind {
+                1 => (
+                    "manifest parse + RSA-PSS verify",
+                    ota_ecu::compact_manifest::CompactManifest::parse(record)
+                        .is_ok_and(|m| m.verify(&factory.keys, 1).is_ok()),
+                ),
+                2 if record.len() > 32 => {
+                    let mut key = [0u8; 32];
+                    key.copy_from_slice(&record[..32]);
+                    (
+                        "instruction Ed25519 verify",
+                        ota_ecu::instruction::verify(&record[32..], &[key]).is_ok(),
+                    )
+                }
+                _ => ("unknown record", false),
+            };
+            let ns = board::virtual_ns() - t;
+            let _ = writeln!(
+                console,
+                "BENCH {i} {what} ({len} B): {ns} ns{}",
+                if ok { "" } else { " FAILED" }
+            );
+        }
+        // SHA-256 over the bootloader's own partition, and over 64 bytes (the fixed cost).
+        let code = board::code_partition();
+        for part in [&code[..64], code] {
+            let t = board::virtual_ns();
+            let digest = {
+                use sha2::Digest;
+                sha2::Sha256::digest(part)
+            };
+            let ns = board::virtual_ns() - t;
+            let _ = writeln!(
+                console,
+                "BENCH sha256 {} B: {ns} ns (digest starts {:02x})",
+                part.len(),
+                digest[0]
+            );
+        }
+        let (stack, stack_size) = board::stack_peak();
+        let _ = writeln!(
+            console,
+            "BENCH RAM: stack peak {stack} B of {stack_size} B, heap peak {} B of {HEAP_BYTES} B",
+            HEAP.peak()
+        );
+        board::exit(true)
     }
 
     /// The ISO-TP link, in static memory. Built in a frame of its own (never inlined) so its
