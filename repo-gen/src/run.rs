@@ -918,6 +918,8 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
             print_report(&r.roles);
         }
         OemCommand::RotateKey(args) => {
+            // A key a vehicle or ECU signs its reports with never becomes one of the OEM's.
+            oem::claims::refuse_registered(&args.dir, &args.new_key)?;
             rotate(args, now, crate::rotation::rotate::<oem::Settings>)?;
         }
     }

@@ -1401,3 +1401,218 @@ fn a_changed_or_restored_index_or_inventory_is_seen_and_rebuilt() {
     ]);
     ok(&["oem", "publish", "oem"]);
 }
+
+/// The second attack round on the index: resolving a restored duplicate as the refusal says
+/// (from either holder) leaves the claim with the one that keeps it; the duplicates list, a
+/// symbolic-link shard, a FIFO in place of the index's records and stamps forged after an edit
+/// do not let a duplicate through (`oem publish --force` rebuilds from the whole inventory); a
+/// key registered for a vehicle never becomes an OEM signing key; a command that cannot bring
+/// the index up to date changes nothing.
+/// Scenario: Fleet backend | a restored duplicate resolved as the refusal says; the duplicates list deleted; a shard behind a symbolic link edited; stamps forged; a vehicle's key offered as an OEM key | the claim stays with the holder that keeps it, every other way is refused, and a refused command writes nothing
+#[test]
+fn a_restored_duplicate_is_resolved_without_freeing_the_claim() {
+    let env = env_new();
+    oem_init(&env, "oem");
+    let k1 = key(&env, "k1.pem");
+    let ok = |args: &[&str]| {
+        env.ok(args);
+    };
+    let dir = env.path("oem");
+    // VIN1 and VIN2 both hold S1 after VIN1's shard is restored from a backup; `which` gives
+    // up its copy as the refusal advises, and the claim must stay with the other.
+    for which in ["VIN1", "VIN2"] {
+        let _ = std::fs::remove_dir_all(&dir);
+        oem_init(&env, "oem");
+        let fleet = ota_repo::oem::privacy::fleet_secret(&dir).unwrap();
+        let shard_file = |vin: &str| {
+            dir.join(format!(
+                "inventory/{}.json",
+                ota_repo::oem::store::shard_of(&fleet, vin)
+            ))
+        };
+        ok(&[
+            "oem",
+            "vehicle",
+            "add",
+            "oem",
+            "--vin",
+            "VIN1",
+            "--ecu",
+            "S1:BRAKE-A",
+        ]);
+        ok(&[
+            "oem",
+            "vehicle",
+            "add",
+            "oem",
+            "--vin",
+            "VIN2",
+            "--ecu",
+            "T1:BRAKE-A",
+        ]);
+        let backup = std::fs::read(shard_file("VIN1")).unwrap();
+        ok(&[
+            "oem", "ecu", "remove", "oem", "--vin", "VIN1", "--ecu", "S1",
+        ]);
+        ok(&[
+            "oem",
+            "ecu",
+            "add",
+            "oem",
+            "--vin",
+            "VIN2",
+            "--ecu",
+            "S1:BRAKE-A",
+        ]);
+        std::fs::write(shard_file("VIN1"), &backup).unwrap();
+        let err = env.fail(&["oem", "publish", "oem"]);
+        assert!(
+            err.contains("held by vehicle VIN1 and vehicle VIN2"),
+            "{err}"
+        );
+        // The duplicates list deleted: seen and rebuilt, still refused.
+        std::fs::remove_file(dir.join("claims/duplicates.json")).unwrap();
+        let err = env.fail(&["oem", "publish", "oem"]);
+        assert!(
+            err.contains("held by vehicle VIN1 and vehicle VIN2"),
+            "{err}"
+        );
+        ok(&["oem", "ecu", "remove", "oem", "--vin", which, "--ecu", "S1"]);
+        let keeper = if which == "VIN1" { "VIN2" } else { "VIN1" };
+        let err = env.fail(&[
+            "oem",
+            "vehicle",
+            "add",
+            "oem",
+            "--vin",
+            "VIN3",
+            "--ecu",
+            "S1:BRAKE-A",
+        ]);
+        assert!(err.contains(keeper), "{which} gave S1 up: {err}");
+        ok(&["oem", "publish", "oem"]);
+    }
+
+    let fleet = ota_repo::oem::privacy::fleet_secret(&dir).unwrap();
+    let shard_file = |vin: &str| {
+        dir.join(format!(
+            "inventory/{}.json",
+            ota_repo::oem::store::shard_of(&fleet, vin)
+        ))
+    };
+    // An inventory shard behind a symbolic link, edited where it points: seen.
+    ok(&[
+        "oem",
+        "vehicle",
+        "add",
+        "oem",
+        "--vin",
+        "VIN4",
+        "--ecu",
+        "U1:BRAKE-A",
+    ]);
+    let linked = shard_file("VIN4");
+    let outside = env.path("outside.json");
+    std::fs::copy(&linked, &outside).unwrap();
+    std::fs::remove_file(&linked).unwrap();
+    std::os::unix::fs::symlink(&outside, &linked).unwrap();
+    ok(&[
+        "oem",
+        "vehicle",
+        "add",
+        "oem",
+        "--vin",
+        "VIN5",
+        "--ecu",
+        "U5:BRAKE-A",
+    ]);
+    let text = std::fs::read_to_string(&outside).unwrap();
+    let held_elsewhere = if text.contains("\"VIN1\"") {
+        "U5"
+    } else {
+        "T1"
+    };
+    // A serial another vehicle holds, written into the linked shard's own vehicle.
+    std::fs::write(
+        &outside,
+        text.replace("\"U1\"", &format!("\"{held_elsewhere}\"")),
+    )
+    .unwrap();
+    let err = env.fail(&["oem", "publish", "oem"]);
+    assert!(
+        err.contains(&format!("ECU serial {held_elsewhere}")),
+        "{err}"
+    );
+    std::fs::write(&outside, &text).unwrap();
+    ok(&["oem", "publish", "oem"]);
+
+    // Stamps forged after an edit (what a file system keeping whole seconds could miss): a
+    // plain publish cannot see it; `--force` rebuilds from the whole inventory and refuses.
+    let vin4 = std::fs::read_to_string(&outside).unwrap();
+    std::fs::write(&outside, vin4.replace("\"U1\"", "\"U5\"")).unwrap();
+    ota_repo::oem::claims::record(&dir, ota_repo::oem::claims::Written::AllInventory).unwrap();
+    let err = env.fail(&["oem", "publish", "oem", "--force"]);
+    assert!(err.contains("ECU serial U5"), "{err}");
+    std::fs::write(&outside, &vin4).unwrap();
+    ok(&["oem", "publish", "oem", "--force"]);
+
+    // A FIFO where the index keeps its stamps: no hang; the index is rebuilt over it.
+    std::fs::remove_file(dir.join("claims/seen.json")).unwrap();
+    assert!(Command::new("mkfifo")
+        .arg(dir.join("claims/seen.json"))
+        .status()
+        .unwrap()
+        .success());
+    let err = env.fail(&[
+        "oem",
+        "vehicle",
+        "add",
+        "oem",
+        "--vin",
+        "VIN6",
+        "--ecu",
+        "U5:BRAKE-A",
+    ]);
+    assert!(err.contains("U5") && err.contains("VIN5"), "{err}");
+
+    // A vehicle's report key offered as an OEM signing key: refused.
+    ok(&[
+        "oem", "vehicle", "key", "oem", "--vin", "VIN5", "--key", &k1,
+    ]);
+    let err = env.fail(&[
+        "oem",
+        "rotate-key",
+        "oem",
+        "--role",
+        "vehicles",
+        "--new-key",
+        &k1,
+    ]);
+    assert!(err.contains("report key of vehicle VIN5"), "{err}");
+
+    // An index that cannot be brought up to date (another shard unreadable) stops a removal
+    // before it writes anything.
+    let v2 = shard_file("VIN2");
+    let v5 = shard_file("VIN5");
+    if v2 != v5 {
+        let good = std::fs::read(&v2).unwrap();
+        std::fs::write(&v2, b"not json").unwrap();
+        let before = env.state("oem");
+        env.fail(&["oem", "vehicle", "remove", "oem", "--vin", "VIN5"]);
+        env.fail(&[
+            "oem", "ecu", "remove", "oem", "--vin", "VIN5", "--ecu", "U5",
+        ]);
+        let after = env.state("oem");
+        let changed: Vec<_> = after
+            .iter()
+            .filter(|(p, h)| before.get(*p) != Some(h))
+            .map(|(p, _)| p.clone())
+            .collect();
+        assert!(
+            changed.iter().all(|p| p.starts_with(dir.join("claims"))),
+            "a refused removal wrote {changed:?}"
+        );
+        std::fs::write(&v2, good).unwrap();
+        ok(&["oem", "vehicle", "remove", "oem", "--vin", "VIN5"]);
+    }
+}

@@ -288,12 +288,15 @@ impl Claims {
         Ok(())
     }
 
-    /// Forget that `owner` holds `claim` (nothing if someone else's).
-    pub fn release(&mut self, claim: &Claim, owner: &Owner) -> Result<()> {
-        if self.holder(claim) == Some(owner) {
-            self.set(claim, None)?;
+    /// Forget that `owner` holds `claim` (nothing if someone else's). A claim the inventory
+    /// was found holding twice (`duplicates.json`) goes to its other holder that still holds
+    /// it, so resolving a duplicate never leaves the claim free while a record holds it.
+    pub fn release(&mut self, dir: &Path, claim: &Claim, owner: &Owner) -> Result<()> {
+        if self.holder(claim) != Some(owner) {
+            return Ok(());
         }
-        Ok(())
+        let next = other_holder(dir, claim, owner)?;
+        self.set(claim, next.as_ref())
     }
 
     /// Write the shards that changed, and stamp them.
@@ -338,6 +341,30 @@ pub fn new_claims(vin: &str, held: Option<&Vehicle>, file: &Vehicle) -> Vec<(Cla
 fn oem_keys(dir: &Path) -> Result<BTreeSet<Claim>> {
     let root = crate::publish::read_root(&dir.join("repository"))?;
     Ok(root.keys.values().map(Claim::key).collect())
+}
+
+/// Refuse to make any of `key_files` one of the OEM's signing keys (`oem rotate-key`) while a
+/// vehicle or ECU has it registered as its report key: one key would then speak for both.
+pub fn refuse_registered(dir: &Path, key_files: &[std::path::PathBuf]) -> Result<()> {
+    for file in key_files {
+        let claim = Claim::key(&super::report::public_key_file(file)?);
+        let c = Claims::load_for(dir, [&claim])?;
+        if let Some(holder) = c.holder(&claim) {
+            let inv = Inventory::load_for(dir, &[&holder.vin])?;
+            if inv
+                .vehicles
+                .get(&holder.vin)
+                .is_some_and(|v| claim.held_by(holder, v))
+            {
+                return Err(Error::refused(format!(
+                    "{}: this key is registered as the report key of {}: an OEM signing key must be a key of its own",
+                    file.display(),
+                    holder.describe()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Threads reading and writing claim shards (fsyncs dominate; they overlap on the disk).
@@ -408,6 +435,9 @@ pub fn claim_all(dir: &Path, wanted: Vec<(Claim, Owner)>) -> Result<()> {
 const SEEN: &str = "seen.json";
 /// Records the inventory holds twice (found by a rebuild): see [`check_fleet`].
 const DUPLICATES: &str = "duplicates.json";
+const DUPLICATES_STEM: &str = "duplicates";
+/// Bound on `seen.json` and `duplicates.json`.
+const MAX_RECORD: u64 = 64 << 20;
 
 /// A file's stamp: inode, size, change time (seconds, nanoseconds).
 type Stamp = (u64, u64, i64, i64);
@@ -424,7 +454,9 @@ static SEEN_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn stamp(path: &Path) -> Result<Option<Stamp>> {
     use std::os::unix::fs::MetadataExt;
-    match std::fs::symlink_metadata(path) {
+    // Followed through a symbolic link, as the shard is read: a link's own stamp would not
+    // change when what it points to does.
+    match std::fs::metadata(path) {
         Ok(m) => Ok(Some((m.ino(), m.size(), m.ctime(), m.ctime_nsec()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::Io {
@@ -434,8 +466,10 @@ fn stamp(path: &Path) -> Result<Option<Stamp>> {
     }
 }
 
-/// The stamps of every shard file (`*.json` named by hex digits) in `d`.
-fn stamps(d: &Path) -> Result<BTreeMap<String, Stamp>> {
+/// The stamps of every shard file (`*.json` named by hex digits) in `d`, and of the
+/// duplicates list when `with_duplicates` (the claims directory: the list is part of the index,
+/// so removing or editing it is a change like any other).
+fn stamps(d: &Path, with_duplicates: bool) -> Result<BTreeMap<String, Stamp>> {
     let mut out = BTreeMap::new();
     let rd = match std::fs::read_dir(d) {
         Ok(rd) => rd,
@@ -453,7 +487,10 @@ fn stamps(d: &Path) -> Result<BTreeMap<String, Stamp>> {
         let Some(shard) = name
             .to_str()
             .and_then(|n| n.strip_suffix(".json"))
-            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_hexdigit()))
+            .filter(|n| {
+                (!n.is_empty() && n.bytes().all(|b| b.is_ascii_hexdigit()))
+                    || (with_duplicates && *n == DUPLICATES_STEM)
+            })
         else {
             continue;
         };
@@ -464,8 +501,10 @@ fn stamps(d: &Path) -> Result<BTreeMap<String, Stamp>> {
     Ok(out)
 }
 
+/// The recorded stamps; `None` when missing or unreadable (not a regular file, too large,
+/// not JSON): then the index is rebuilt, which writes it anew.
 fn read_seen(dir: &Path) -> Option<Seen> {
-    let bytes = std::fs::read(dir.join(CLAIMS_DIR).join(SEEN)).ok()?;
+    let bytes = fsutil::read_bounded(&dir.join(CLAIMS_DIR).join(SEEN), MAX_RECORD).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
@@ -499,7 +538,7 @@ pub fn record(dir: &Path, written: Written<'_>) -> Result<()> {
         Written::Claims(s) => (&mut seen.claims, CLAIMS_DIR, Some(s)),
     };
     match shards {
-        None => *map = stamps(&dir.join(d))?,
+        None => *map = stamps(&dir.join(d), false)?,
         Some(shards) => {
             for shard in shards {
                 match stamp(&dir.join(d).join(format!("{shard}.json")))? {
@@ -523,8 +562,8 @@ fn ensure_current(dir: &Path) -> Result<()> {
         None => Some("its record of the shards is missing"),
         Some(seen) => {
             let now = Seen {
-                inventory: stamps(&dir.join(super::store::INVENTORY_DIR))?,
-                claims: stamps(&dir.join(CLAIMS_DIR))?,
+                inventory: stamps(&dir.join(super::store::INVENTORY_DIR), false)?,
+                claims: stamps(&dir.join(CLAIMS_DIR), true)?,
             };
             if now == seen {
                 return Ok(());
@@ -596,10 +635,45 @@ fn rebuild(dir: &Path) -> Result<()> {
         std::fs::remove_dir_all(&old).map_err(Error::io(&old))?;
     }
     let seen = Seen {
-        inventory: stamps(&dir.join(super::store::INVENTORY_DIR))?,
-        claims: stamps(&target)?,
+        inventory: stamps(&dir.join(super::store::INVENTORY_DIR), false)?,
+        claims: stamps(&target, true)?,
     };
     write_seen(dir, &seen)
+}
+
+/// A holder of `claim` other than `owner` whose record still holds it, among those the
+/// duplicates list names.
+fn other_holder(dir: &Path, claim: &Claim, owner: &Owner) -> Result<Option<Owner>> {
+    for d in read_duplicates(dir)?
+        .into_iter()
+        .filter(|d| d.claim == claim.name)
+    {
+        for h in d.holders.into_iter().filter(|h| h != owner) {
+            let inv = Inventory::load_for(dir, &[&h.vin])?;
+            if inv
+                .vehicles
+                .get(&h.vin)
+                .is_some_and(|v| claim.held_by(&h, v))
+            {
+                return Ok(Some(h));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The duplicates list (none when there is no file). It is stamped with the index, so one
+/// changed by anything but this program has been rebuilt before it is read here.
+fn read_duplicates(dir: &Path) -> Result<Vec<Duplicate>> {
+    let path = dir.join(CLAIMS_DIR).join(DUPLICATES);
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let bytes = fsutil::read_bounded(&path, MAX_RECORD)?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Config {
+        path,
+        reason: format!("{e} (remove the claims/ directory: it is rebuilt from the inventory)"),
+    })
 }
 
 /// One serial or key two inventory records hold.
@@ -615,17 +689,21 @@ struct Duplicate {
 /// Refuse a fleet whose inventory holds one serial or key twice (found when the index was
 /// rebuilt, e.g. after an inventory shard was restored from a backup): `oem publish` would
 /// otherwise publish instructions for one ECU serial to two vehicles. Duplicates resolved since
-/// (an ECU or vehicle removed, a key changed) are dropped.
-pub fn check_fleet(dir: &Path) -> Result<()> {
-    ensure_current(dir)?;
+/// (an ECU or vehicle removed, a key changed) are dropped. `rebuild_first` (`oem publish
+/// --force`) rebuilds the index from the whole inventory whatever the stamps say: the check
+/// for what the stamps cannot see (an edit of the same size within the same second on a file
+/// system that keeps change times in whole seconds).
+pub fn check_fleet(dir: &Path, rebuild_first: bool) -> Result<()> {
+    if rebuild_first {
+        rebuild(dir)?;
+    } else {
+        ensure_current(dir)?;
+    }
     let path = dir.join(CLAIMS_DIR).join(DUPLICATES);
-    let Ok(bytes) = std::fs::read(&path) else {
+    let listed = read_duplicates(dir)?;
+    if listed.is_empty() {
         return Ok(());
-    };
-    let listed: Vec<Duplicate> = serde_json::from_slice(&bytes).map_err(|e| Error::Config {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
+    }
     let mut still = Vec::new();
     for d in listed {
         let claim = Claim {
@@ -648,7 +726,10 @@ pub fn check_fleet(dir: &Path) -> Result<()> {
     }
     if still.is_empty() {
         fsutil::remove_durably(&path)?;
-        return Ok(());
+        return record(
+            dir,
+            Written::Claims(&BTreeSet::from([DUPLICATES_STEM.to_string()])),
+        );
     }
     let list: Vec<String> = still
         .iter()

@@ -140,6 +140,7 @@ pub fn vehicle_remove(dir: &Path, vin: &str, now: ota_metadata::DateTime) -> Res
     check_oem(dir)?;
     names::check_vin(vin)?;
     let mut inv = Inventory::load_for(dir, &[vin])?;
+    let release = Release::load(dir, claims::of_vehicle(vin, inv.vehicle(vin)?))?;
     // Its decryption keys first: a vehicle leaving the fleet opens nothing published after.
     super::broadcast::exclude_vehicle(dir, vin, &inv.vehicle(vin)?.decryption_leaves)?;
     // The tombstone first: a crash after it leaves a vehicle still listed, which is safe.
@@ -151,22 +152,32 @@ pub fn vehicle_remove(dir: &Path, vin: &str, now: ota_metadata::DateTime) -> Res
     let mut a = super::Assignments::load_for(dir, &[vin])?;
     a.vehicles.remove(vin);
     a.save(dir)?;
-    let gone = inv.vehicles.remove(vin);
+    inv.vehicles.remove(vin);
     inv.save(dir)?;
     // Its serials and keys free for others, once no record holds them.
-    if let Some(v) = gone {
-        release(dir, &claims::of_vehicle(vin, &v))?;
-    }
-    Ok(())
+    release.finish(dir)
 }
 
-/// Release claims no record holds any more (after the record was saved).
-pub(crate) fn release(dir: &Path, gone: &[(Claim, Owner)]) -> Result<()> {
-    let mut c = Claims::load_for(dir, gone.iter().map(|(c, _)| c))?;
-    for (claim, owner) in gone {
-        c.release(claim, owner)?;
+/// Claims a command gives up: loaded before it writes anything (so an index that cannot be
+/// made current stops the command before it changed a thing), released once the records no
+/// longer hold them.
+pub(crate) struct Release {
+    claims: Claims,
+    gone: Vec<(Claim, Owner)>,
+}
+
+impl Release {
+    pub(crate) fn load(dir: &Path, gone: Vec<(Claim, Owner)>) -> Result<Self> {
+        let claims = Claims::load_for(dir, gone.iter().map(|(c, _)| c))?;
+        Ok(Release { claims, gone })
     }
-    c.save(dir)
+    /// After the records were saved.
+    pub(crate) fn finish(mut self, dir: &Path) -> Result<()> {
+        for (claim, owner) in &self.gone {
+            self.claims.release(dir, claim, owner)?;
+        }
+        self.claims.save(dir)
+    }
 }
 
 /// Claim `claim` for `owner` (before the record holding it is saved).
@@ -206,7 +217,7 @@ pub fn ecu_add(dir: &Path, vin: &str, spec: &str, aftermarket: bool) -> Result<(
 pub fn ecu_remove(dir: &Path, vin: &str, serial: &str) -> Result<bool> {
     check_oem(dir)?;
     let mut inv = Inventory::load_for(dir, &[vin])?;
-    let gone = inv.ecu(vin, serial)?.clone();
+    let release = Release::load(dir, ecu_claims(vin, serial, inv.ecu(vin, serial)?))?;
     let mut assignments = Assignments::load_for(dir, &[vin])?;
     let withdrawn = assignments
         .vehicles
@@ -219,7 +230,7 @@ pub fn ecu_remove(dir: &Path, vin: &str, serial: &str) -> Result<bool> {
     // Assignments first: an ECU must never be left assigned but absent from the inventory.
     assignments.save(dir)?;
     inv.save(dir)?;
-    release(dir, &ecu_claims(vin, serial, &gone))?;
+    release.finish(dir)?;
     Ok(withdrawn)
 }
 
@@ -236,6 +247,11 @@ pub fn ecu_replace(dir: &Path, vin: &str, old: &str, new_spec: &str) -> Result<b
             "vehicle {vin} already has an ECU {serial}"
         )));
     }
+    // The old part's key goes with it (the new one registers its own); its serial too, if
+    // the new part has another.
+    let mut gone = ecu_claims(vin, old, &old_rec);
+    gone.retain(|(c, _)| *c != Claim::serial(&serial));
+    let release = Release::load(dir, gone)?;
     if serial != old {
         claim_one(dir, &Claim::serial(&serial), &Owner::vehicle(vin))?;
     }
@@ -264,11 +280,7 @@ pub fn ecu_replace(dir: &Path, vin: &str, old: &str, new_spec: &str) -> Result<b
     }
     assignments.save(dir)?;
     inv.save(dir)?;
-    // The old part's key goes with it (the new one registers its own); its serial too, if
-    // the new part has another.
-    let mut gone = ecu_claims(vin, old, &old_rec);
-    gone.retain(|(c, _)| *c != Claim::serial(&serial));
-    release(dir, &gone)?;
+    release.finish(dir)?;
     Ok(carried)
 }
 

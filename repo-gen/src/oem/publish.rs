@@ -32,7 +32,7 @@ pub fn publish(dir: &Path, now: DateTime, force: bool) -> Result<OemReport> {
     crate::rotation::resume::<Settings>(dir, now)?;
     // Never one ECU serial or key in two vehicles' published state (a restored inventory
     // shard can bring one back).
-    super::claims::check_fleet(dir)?;
+    super::claims::check_fleet(dir, force)?;
     let s = Settings::load(dir)?;
     let root = publish::read_root(&workdir::repository_path(dir))?;
     publish_with(dir, &s, &root, now, force, &BTreeMap::new())

@@ -2,7 +2,7 @@
 //! the factory). Ingesting the reports is [`super::reports`]' (and [`ota_fleet`]'s).
 
 use super::claims::{Claim, Owner};
-use super::inventory::{claim_one, release, Inventory};
+use super::inventory::{claim_one, Inventory, Release};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use ota_metadata::keys::{Key, KeyId};
@@ -36,9 +36,13 @@ pub fn public_key_pem(text: &str) -> std::result::Result<Key, String> {
             ));
         }
     }
+    // The key has no id yet; the parser's error names one, so only its reason is kept.
     let parsed = Key::rsa(text.to_string())
-        .to_public(&KeyId("key".into()))
-        .map_err(|e| e.to_string())?;
+        .to_public(&KeyId(String::new()))
+        .map_err(|e| match e {
+            ota_metadata::Error::BadKey { reason, .. } => reason,
+            other => other.to_string(),
+        })?;
     match parsed {
         ota_metadata::PublicKey::Rsa(rsa) => Ok(Key::rsa(ota_metadata::signing::public_pem(&rsa)?)),
         _ => Err("only RSA keys sign version reports".into()),
@@ -51,17 +55,16 @@ pub fn vehicle_key(dir: &Path, vin: &str, key_file: &Path) -> Result<()> {
     let mut inv = Inventory::load_for(dir, &[vin])?;
     inv.vehicle(vin)?;
     let owner = Owner::vehicle(vin);
-    // Claimed first: a key signs for one vehicle or ECU only.
-    claim_one(dir, &Claim::key(&key), &owner)?;
     let old = inv.vehicles.get(vin).and_then(|v| v.key.clone());
     let changed = old.as_ref() != Some(&key);
+    let release = Release::load(dir, gone_key(old.as_ref(), changed, &owner))?;
+    // Claimed first: a key signs for one vehicle or ECU only.
+    claim_one(dir, &Claim::key(&key), &owner)?;
     if let Some(v) = inv.vehicles.get_mut(vin) {
         v.key = Some(key);
     }
     inv.save(dir)?;
-    if let Some(old) = old.filter(|_| changed) {
-        release(dir, &[(Claim::key(&old), owner)])?;
-    }
+    release.finish(dir)?;
     // A new key starts the vehicle's report history afresh: nothing the old key signed (a
     // report dated ahead, events numbered ahead) outlives it.
     if changed {
@@ -76,8 +79,9 @@ pub fn ecu_key(dir: &Path, vin: &str, serial: &str, key_file: &Path) -> Result<(
     let mut inv = Inventory::load_for(dir, &[vin])?;
     let old = inv.ecu(vin, serial)?.key.clone();
     let owner = Owner::ecu(vin, serial);
-    claim_one(dir, &Claim::key(&key), &owner)?;
     let changed = old.as_ref() != Some(&key);
+    let release = Release::load(dir, gone_key(old.as_ref(), changed, &owner))?;
+    claim_one(dir, &Claim::key(&key), &owner)?;
     if let Some(e) = inv
         .vehicles
         .get_mut(vin)
@@ -86,8 +90,12 @@ pub fn ecu_key(dir: &Path, vin: &str, serial: &str, key_file: &Path) -> Result<(
         e.key = Some(key);
     }
     inv.save(dir)?;
-    if let Some(old) = old.filter(|_| changed) {
-        release(dir, &[(Claim::key(&old), owner)])?;
-    }
-    Ok(())
+    release.finish(dir)
+}
+
+/// The claim a key change gives up: the old key, if there was one and it changed.
+fn gone_key(old: Option<&Key>, changed: bool, owner: &Owner) -> Vec<(Claim, Owner)> {
+    old.filter(|_| changed)
+        .map(|k| vec![(Claim::key(k), owner.clone())])
+        .unwrap_or_default()
 }
