@@ -153,10 +153,20 @@ impl Claim {
 }
 
 /// The modulus of an RSA public key's PEM (SubjectPublicKeyInfo), without leading zeros;
-/// read in place, as an import reads millions.
+/// read in place, as an import reads millions (the base64 through the `base64` crate, much
+/// faster than the constant-time decoder of the PEM parser, which key material read once
+/// needs but a public key being fingerprinted does not).
 fn rsa_modulus(pem: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
     use rsa::pkcs8::der::Decode;
-    let (_, der) = rsa::pkcs8::der::pem::decode_vec(pem.as_bytes()).ok()?;
+    let body: String = pem
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .ok()?;
     let spki = rsa::pkcs8::SubjectPublicKeyInfoRef::from_der(&der).ok()?;
     let key = rsa::pkcs1::RsaPublicKey::from_der(spki.subject_public_key.raw_bytes()).ok()?;
     Some(key.modulus.as_bytes().to_vec())
@@ -375,33 +385,74 @@ const WORKERS: usize = 8;
 /// (two passes, so a fleet's index is never all in memory), all before any inventory record.
 pub fn claim_all(dir: &Path, wanted: Vec<(Claim, Owner)>) -> Result<()> {
     ensure_current(dir)?;
-    // Against each other first: two lines claiming one serial or key.
-    let mut by_shard: BTreeMap<String, BTreeMap<Claim, Owner>> = BTreeMap::new();
-    for (claim, owner) in wanted {
-        let slot = by_shard.entry(claim.shard()).or_default();
-        match slot.get(&claim) {
-            Some(other) if *other != owner => {
-                return Err(Error::refused(format!(
-                    "{} and {} both claim {}: nothing imported",
-                    other.describe(),
-                    owner.describe(),
-                    claim.what()
-                )))
-            }
-            _ => {
-                slot.insert(claim, owner);
-            }
+    // Into their shards (the shard of each claim hashed on every core), then against each
+    // other within each shard: two lines claiming one serial or key.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = wanted.len().div_ceil(cores).max(1);
+    let sharded: Vec<Vec<(String, Claim, Owner)>> = std::thread::scope(|s| {
+        let mut rest = wanted;
+        let mut parts = Vec::new();
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().saturating_sub(chunk));
+            parts.push(tail);
         }
+        let workers: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
+                s.spawn(move || {
+                    part.into_iter()
+                        .map(|(c, o)| (c.shard(), c, o))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    let mut buckets: BTreeMap<String, Vec<(Claim, Owner)>> = BTreeMap::new();
+    for (shard, claim, owner) in sharded.into_iter().flatten() {
+        buckets.entry(shard).or_default().push((claim, owner));
+    }
+    let mut shards: Vec<(String, Vec<(Claim, Owner)>)> = buckets.into_iter().collect();
+    let conflict: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
+    let per_core = shards.len().div_ceil(cores).max(1);
+    std::thread::scope(|s| {
+        for part in shards.chunks_mut(per_core) {
+            let conflict = &conflict;
+            s.spawn(move || {
+                for (_, claims) in part.iter_mut() {
+                    claims.sort_by(|a, b| a.0.cmp(&b.0));
+                    claims.dedup_by(|a, b| a == b);
+                    if let Some(w) = claims.windows(2).find(|w| w[0].0 == w[1].0) {
+                        let (claim, owner) = &w[1];
+                        let e = Error::refused(format!(
+                            "{} and {} both claim {}: nothing imported",
+                            w[0].1.describe(),
+                            owner.describe(),
+                            claim.what()
+                        ));
+                        if let Ok(mut c) = conflict.lock() {
+                            c.get_or_insert(e);
+                        }
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = conflict.into_inner().ok().flatten() {
+        return Err(e);
     }
     let own = oem_keys(dir)?;
-    if let Some((claim, owner)) = by_shard
-        .values()
-        .flat_map(|m| m.iter())
-        .find(|(c, _)| own.contains(*c))
+    if let Some((claim, owner)) = shards
+        .iter()
+        .flat_map(|(_, m)| m.iter())
+        .find(|(c, _)| own.contains(c))
     {
         return Err(claim.oem_key(owner));
     }
-    let shards: Vec<(String, BTreeMap<Claim, Owner>)> = by_shard.into_iter().collect();
     fsutil::try_each_parallel(&shards, WORKERS, |(shard, claims)| {
         let mut c = Claims::default();
         c.load_shard(dir, shard.clone())?;
@@ -410,12 +461,19 @@ pub fn claim_all(dir: &Path, wanted: Vec<(Claim, Owner)>) -> Result<()> {
             .try_for_each(|(claim, owner)| c.check_free(dir, claim, owner))
     })?;
     fsutil::try_each_parallel(&shards, WORKERS, |(shard, claims)| {
-        let mut c = Claims::default();
-        c.load_shard(dir, shard.clone())?;
+        // Each shard read and written once; the claims are known to be of this shard.
+        let mut map = read_shard(dir, shard)?;
+        let mut changed = false;
         for (claim, owner) in claims {
-            c.set(claim, Some(owner))?;
+            if map.get(&claim.name) != Some(owner) {
+                map.insert(claim.name.clone(), owner.clone());
+                changed = true;
+            }
         }
-        c.write(dir)
+        if !changed {
+            return Ok(());
+        }
+        fsutil::write_atomic(&shard_path(dir, shard), &to_json(&map)?)
     })?;
     let written: BTreeSet<String> = shards.into_iter().map(|(s, _)| s).collect();
     record(dir, Written::Claims(&written))

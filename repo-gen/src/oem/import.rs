@@ -291,6 +291,44 @@ fn write_shard(
     Ok(())
 }
 
+/// What checking one shard's vehicles against the inventory found.
+struct Checked<'a> {
+    new: Vec<&'a str>,
+    keyed: Vec<&'a str>,
+    unchanged: usize,
+    /// The claims the file's records make that the inventory's do not yet.
+    wanted: Vec<(claims::Claim, claims::Owner)>,
+}
+
+/// Check the file's vehicles of one shard (`vins`) against the inventory's records.
+fn check_shard<'a>(
+    dir: &Path,
+    vins: &'a [String],
+    vehicles: &BTreeMap<String, Vehicle>,
+) -> Result<Checked<'a>> {
+    let refs: Vec<&str> = vins.iter().map(String::as_str).collect();
+    let inv = Inventory::load_for(dir, &refs)?;
+    let mut c = Checked {
+        new: Vec::new(),
+        keyed: Vec::new(),
+        unchanged: 0,
+        wanted: Vec::new(),
+    };
+    for vin in vins {
+        let held = inv.vehicles.get(vin);
+        match held {
+            None => c.new.push(vin),
+            Some(held) => match against_held(vin, held, &vehicles[vin])? {
+                Known::Unchanged => c.unchanged += 1,
+                Known::Keyed => c.keyed.push(vin),
+            },
+        }
+        c.wanted
+            .extend(claims::new_claims(vin, held, &vehicles[vin]));
+    }
+    Ok(c)
+}
+
 /// Import `vehicles` into the inventory of `dir`: checked whole, then written shard by shard.
 pub fn import(dir: &Path, vehicles: BTreeMap<String, Vehicle>) -> Result<Imported> {
     super::Settings::load(dir)?;
@@ -302,29 +340,31 @@ pub fn import(dir: &Path, vehicles: BTreeMap<String, Vehicle>) -> Result<Importe
             .or_default()
             .push(vin.clone());
     }
-    // Checked against the inventory first: nothing is written unless every line fits.
+    // Checked against the inventory first: nothing is written unless every line fits. Shard
+    // by shard on every core (each vehicle's claims fingerprint its keys).
+    let groups: Vec<&Vec<String>> = by_shard.values().collect();
+    let checked: std::sync::Mutex<Vec<Checked>> = std::sync::Mutex::new(Vec::new());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    crate::fsutil::try_each_parallel(&groups, cores, |vins| {
+        let c = check_shard(dir, vins, &vehicles)?;
+        checked
+            .lock()
+            .map_err(|_| Error::refused("internal: a checker thread failed"))?
+            .push(c);
+        Ok(())
+    })?;
     let mut new: BTreeSet<&str> = BTreeSet::new();
     let mut keyed: BTreeSet<&str> = BTreeSet::new();
     let mut unchanged = 0;
     let mut wanted = Vec::new();
-    for vins in by_shard.values() {
-        let refs: Vec<&str> = vins.iter().map(String::as_str).collect();
-        let inv = Inventory::load_for(dir, &refs)?;
-        for vin in vins {
-            let held = inv.vehicles.get(vin);
-            match held {
-                None => {
-                    new.insert(vin);
-                }
-                Some(held) => match against_held(vin, held, &vehicles[vin])? {
-                    Known::Unchanged => unchanged += 1,
-                    Known::Keyed => {
-                        keyed.insert(vin);
-                    }
-                },
-            }
-            wanted.extend(claims::new_claims(vin, held, &vehicles[vin]));
-        }
+    for c in checked
+        .into_inner()
+        .map_err(|_| Error::refused("internal: a checker thread failed"))?
+    {
+        new.extend(c.new);
+        keyed.extend(c.keyed);
+        unchanged += c.unchanged;
+        wanted.extend(c.wanted);
     }
     // No serial or key held twice, within the file or with the fleet (claimed before any
     // record is written).
