@@ -1426,6 +1426,7 @@ fn section_callgrind(keys: &[&SigningKey], img: &[u8]) {
     );
     let Some(version) = valgrind_version() else {
         println!("   valgrind is not installed (apt-get install valgrind): section skipped");
+        skipped("3 (valgrind is not installed)");
         return;
     };
     let dir = std::env::temp_dir().join(format!("ota-ecu-bench-{}", std::process::id()));
@@ -1761,6 +1762,11 @@ fn main() {
     section_emulated(&[&k2048, &k3072], &img);
     println!();
     println!("(benchmark ran {:.1} s)", start.elapsed().as_secs_f64());
+    // The last line says whether every section ran (a skipped one is not a figure).
+    match SKIPPED.lock().map(|s| s.clone()).unwrap_or_default() {
+        s if s.is_empty() => println!("every section ran"),
+        s => println!("SKIPPED sections: {}", s.join("; ")),
+    }
 }
 
 /// Section 6: the firmware's own checks on an emulated Cortex-M4 (`ecu/qemu` under QEMU's
@@ -1782,6 +1788,7 @@ fn section_emulated(keys: &[&SigningKey], img: &[u8]) {
              thumbv7em-none-eabihf): section skipped",
             elf.display()
         );
+        skipped("6 (ecu/qemu firmware not built)");
         return;
     }
     // One run per key, as an ECU is provisioned: the factory record holds that key alone.
@@ -1803,6 +1810,7 @@ fn section_emulated(keys: &[&SigningKey], img: &[u8]) {
             Ok(c) => consoles.push(c),
             Err(e) => {
                 println!("   RSA-{}: {e}", key.bits());
+                skipped(&format!("6 for RSA-{} ({e})", key.bits()));
                 consoles.push(String::new());
             }
         }
@@ -1922,6 +1930,15 @@ fn run_emulated(elf: &Path, key: &SigningKey, input: &[u8]) -> Result<String, St
     result
 }
 
+/// Sections that could not run, for the benchmark's last line.
+static SKIPPED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn skipped(what: &str) {
+    if let Ok(mut s) = SKIPPED.lock() {
+        s.push(what.to_string());
+    }
+}
+
 /// Section 5: the sections of the bare-metal firmware (`ecu/firmware`), if it was built.
 fn section_firmware() {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -1946,6 +1963,7 @@ fn section_firmware() {
                  ota-ecu-firmware --profile firmware --target thumbv7em-none-eabihf` ({})",
                 elf.display()
             );
+            skipped("5 (ecu/firmware not built)");
             return;
         }
     };
