@@ -37,6 +37,11 @@ fn key(env: &Env, name: &str) -> String {
     name.to_string()
 }
 
+/// `oem vehicle add` of `vin` with one ECU (`SERIAL:HARDWARE_ID`), which must succeed.
+fn add_vehicle(env: &Env, vin: &str, ecu: &str) {
+    env.ok(&["oem", "vehicle", "add", "oem", "--vin", vin, "--ecu", ecu]);
+}
+
 /// An OEM working directory `dir` (online key `oem.pem`, offline key `offline.pem`, made
 /// the first time).
 fn oem_init(env: &Env, dir: &str) {
@@ -1260,26 +1265,8 @@ fn a_changed_or_restored_index_or_inventory_is_seen_and_rebuilt() {
             assert!(err.contains(w), "{args:?}: {w:?} not in: {err}");
         }
     };
-    ok(&[
-        "oem",
-        "vehicle",
-        "add",
-        "oem",
-        "--vin",
-        "VIN1",
-        "--ecu",
-        "S1:BRAKE-A",
-    ]);
-    ok(&[
-        "oem",
-        "vehicle",
-        "add",
-        "oem",
-        "--vin",
-        "VIN2",
-        "--ecu",
-        "T1:BRAKE-A",
-    ]);
+    add_vehicle(&env, "VIN1", "S1:BRAKE-A");
+    add_vehicle(&env, "VIN2", "T1:BRAKE-A");
     ok(&[
         "oem", "vehicle", "key", "oem", "--vin", "VIN1", "--key", &k1,
     ]);
@@ -1430,26 +1417,8 @@ fn a_restored_duplicate_is_resolved_without_freeing_the_claim() {
                 ota_repo::oem::store::shard_of(&fleet, vin)
             ))
         };
-        ok(&[
-            "oem",
-            "vehicle",
-            "add",
-            "oem",
-            "--vin",
-            "VIN1",
-            "--ecu",
-            "S1:BRAKE-A",
-        ]);
-        ok(&[
-            "oem",
-            "vehicle",
-            "add",
-            "oem",
-            "--vin",
-            "VIN2",
-            "--ecu",
-            "T1:BRAKE-A",
-        ]);
+        add_vehicle(&env, "VIN1", "S1:BRAKE-A");
+        add_vehicle(&env, "VIN2", "T1:BRAKE-A");
         let backup = std::fs::read(shard_file("VIN1")).unwrap();
         ok(&[
             "oem", "ecu", "remove", "oem", "--vin", "VIN1", "--ecu", "S1",
@@ -1501,31 +1470,13 @@ fn a_restored_duplicate_is_resolved_without_freeing_the_claim() {
         ))
     };
     // An inventory shard behind a symbolic link, edited where it points: seen.
-    ok(&[
-        "oem",
-        "vehicle",
-        "add",
-        "oem",
-        "--vin",
-        "VIN4",
-        "--ecu",
-        "U1:BRAKE-A",
-    ]);
+    add_vehicle(&env, "VIN4", "U1:BRAKE-A");
     let linked = shard_file("VIN4");
     let outside = env.path("outside.json");
     std::fs::copy(&linked, &outside).unwrap();
     std::fs::remove_file(&linked).unwrap();
     std::os::unix::fs::symlink(&outside, &linked).unwrap();
-    ok(&[
-        "oem",
-        "vehicle",
-        "add",
-        "oem",
-        "--vin",
-        "VIN5",
-        "--ecu",
-        "U5:BRAKE-A",
-    ]);
+    add_vehicle(&env, "VIN5", "U5:BRAKE-A");
     let text = std::fs::read_to_string(&outside).unwrap();
     let held_elsewhere = if text.contains("\"VIN1\"") {
         "U5"
