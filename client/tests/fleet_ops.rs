@@ -319,15 +319,7 @@ fn assigned_1_0(w: &World) -> Vec<(String, String)> {
 #[test]
 fn a_rollout_advances_on_success_and_halts_on_failures() {
     let w = World::new();
-    for i in 2..=20 {
-        oem::vehicle_add(
-            &w.p("oem"),
-            &format!("VIN{i}"),
-            &[format!("B-VIN{i}:BRAKE-A")],
-            &[],
-        )
-        .unwrap();
-    }
+    add_brake_vehicles(&w, 2..=20);
     let approval = oem::Approval::Ask {
         ca: None,
         force: false,
@@ -501,6 +493,20 @@ fn a_new_vehicle_key_forgets_the_old_keys_report_history() {
     assert_eq!(rows(&w), 0);
 }
 
+/// Vehicles `VIN{i}` for each `i`, one BRAKE-A ECU each (serial `B-VIN{i}`: a serial names one
+/// ECU in the fleet).
+fn add_brake_vehicles(w: &World, range: std::ops::RangeInclusive<usize>) {
+    for i in range {
+        oem::vehicle_add(
+            &w.p("oem"),
+            &format!("VIN{i}"),
+            &[format!("B-VIN{i}:BRAKE-A")],
+            &[],
+        )
+        .unwrap();
+    }
+}
+
 fn start_rollout(
     w: &World,
     version: &str,
@@ -599,15 +605,7 @@ fn a_rollout_touches_only_its_own_assignments() {
 #[test]
 fn one_stuck_rollout_does_not_keep_another_from_halting() {
     let w = World::new();
-    for i in 2..=9 {
-        oem::vehicle_add(
-            &w.p("oem"),
-            &format!("VIN{i}"),
-            &[format!("B-VIN{i}:BRAKE-A")],
-            &[],
-        )
-        .unwrap();
-    }
+    add_brake_vehicles(&w, 2..=9);
     // 0.9 sorts first: it goes out to half, its members all succeed, its next stage is due.
     start_rollout(&w, "0.9", vec![50, 100], 50);
     // 1.0 goes to half of the rest (the ECUs 0.9 holds are busy), with no failure allowed;
@@ -646,15 +644,7 @@ fn one_stuck_rollout_does_not_keep_another_from_halting() {
 #[test]
 fn a_rollout_of_a_release_vetoed_mid_way_is_halted_and_withdrawn() {
     let w = World::new();
-    for i in 2..=4 {
-        oem::vehicle_add(
-            &w.p("oem"),
-            &format!("VIN{i}"),
-            &[format!("B-VIN{i}:BRAKE-A")],
-            &[],
-        )
-        .unwrap();
-    }
+    add_brake_vehicles(&w, 2..=4);
     start_rollout(&w, "2.0", vec![50, 100], 50);
     let assigned = |w: &World| -> usize {
         oem::Assignments::load(&w.p("oem"))

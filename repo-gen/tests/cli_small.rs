@@ -42,6 +42,11 @@ fn add_vehicle(env: &Env, vin: &str, ecu: &str) {
     env.ok(&["oem", "vehicle", "add", "oem", "--vin", vin, "--ecu", ecu]);
 }
 
+/// `oem ecu add` of `ecu` (`SERIAL:HARDWARE_ID`) to `vin`, which must succeed.
+fn add_ecu(env: &Env, vin: &str, ecu: &str) {
+    env.ok(&["oem", "ecu", "add", "oem", "--vin", vin, "--ecu", ecu]);
+}
+
 /// An OEM working directory `dir` (online key `oem.pem`, offline key `offline.pem`, made
 /// the first time).
 fn oem_init(env: &Env, dir: &str) {
@@ -1339,16 +1344,7 @@ fn a_changed_or_restored_index_or_inventory_is_seen_and_rebuilt() {
         let err = env.fail(&dup_key);
         assert!(err.contains("vehicle VIN1"), "{what}: {err}");
         // And nothing legitimate is blocked.
-        ok(&[
-            "oem",
-            "ecu",
-            "add",
-            "oem",
-            "--vin",
-            "VIN2",
-            "--ecu",
-            &format!("U-{i}:BRAKE-A"),
-        ]);
+        add_ecu(&env, "VIN2", &format!("U-{i}:BRAKE-A"));
     }
 
     // An inventory shard restored from a backup taken before S1 moved from VIN1 to VIN2.
@@ -1423,16 +1419,7 @@ fn a_restored_duplicate_is_resolved_without_freeing_the_claim() {
         ok(&[
             "oem", "ecu", "remove", "oem", "--vin", "VIN1", "--ecu", "S1",
         ]);
-        ok(&[
-            "oem",
-            "ecu",
-            "add",
-            "oem",
-            "--vin",
-            "VIN2",
-            "--ecu",
-            "S1:BRAKE-A",
-        ]);
+        add_ecu(&env, "VIN2", "S1:BRAKE-A");
         std::fs::write(shard_file("VIN1"), &backup).unwrap();
         let err = env.fail(&["oem", "publish", "oem"]);
         assert!(
