@@ -14,7 +14,12 @@
 #  7. a supplier key rotation reaching an ECU: the brake ECU holds an OEM trust document (not a
 #     supplier key); acme rotates its targets key, the OEM issues the next trust document from
 #     acme's pinned root, and the gateway forwards it before the brake ECU takes a release
-#     signed by the new key alone.
+#     signed by the new key alone;
+#  8. (when qemu-system-arm is installed; otherwise it says how to install it) a vehicle whose
+#     brake ECU is firmware on an emulated Cortex-M4 (QEMU mps2-an386, CAN as SLCAN on its
+#     UART): the gateway installs an application that confirms itself after its start-up
+#     checks, then a signed, approved one that faults at start-up, which the ECU's bootloader
+#     reverts by itself.
 #
 # Binaries are built into $CARGO_TARGET_DIR (default: target/ in the checkout).
 set -euo pipefail
@@ -388,6 +393,97 @@ gw report --send
 if ! "$OTA_REPO" oem report events "$work/oem" --vin "$vin" | grep -q "BRK-0001 installed brake-cal 1.0"; then
   echo "demo: the OEM should have the brake ECU's install of brake-cal 1.0 from the report" >&2
   exit 1
+fi
+
+step "an ECU on an emulated Cortex-M4: trial boots of real applications (QEMU mps2-an386)"
+qemu_bin="$(command -v qemu-system-arm || true)"
+if [[ -z "$qemu_bin" ]] || ! rustup target list --installed 2>/dev/null | grep -qx thumbv7em-none-eabihf; then
+  echo "    skipped: needs qemu-system-arm and the thumbv7em-none-eabihf Rust target:"
+  echo "      apt-get install qemu-system-arm && rustup target add thumbv7em-none-eabihf"
+else
+  cargo build -q --release --manifest-path "$here/Cargo.toml" -p ota-ecu --features std \
+    --bin ota-ecu-factory --bin ota-ecu-image --bin ota-slcan-bridge
+  cargo build -q --manifest-path "$here/Cargo.toml" -p ota-ecu-qemu -p ota-ecu-app \
+    --profile firmware --target thumbv7em-none-eabihf
+  fw="${CARGO_TARGET_DIR:-$here/target}/thumbv7em-none-eabihf/firmware"
+  v5="$work/vehicle5"; vin5=WDD2130421A000005
+  mkdir -p "$v5/ecu"
+  # The supplier's two builds for the board, as the images it publishes.
+  "$bin/ota-ecu-image" "$fw/ecu-app-confirms" "$work/images/brake-app-4.0.bin" | sed 's/^/    /'
+  "$bin/ota-ecu-image" "$fw/ecu-app-faults" "$work/images/brake-app-4.1.bin" | sed 's/^/    /'
+  "$OTA_REPO" oem vehicle add "$work/oem" --vin "$vin5" --ecu BRK-Q001:BRAKE-Q \
+    --secret "$v5/vehicle.TEST-ONLY.secret" >/dev/null
+  # The production line: the ECU's flash starts with its factory record (acme's current key).
+  pub "$work/keys/acme-targets-2.TEST-ONLY.pem" "$v5/acme-targets-2.pub.pem"
+  "$bin/ota-ecu-factory" --serial BRK-Q001 --hardware-id BRAKE-Q \
+    --supplier-key "$v5/acme-targets-2.pub.pem" --out "$v5/ecu/ota-ecu-flash.bin" | sed 's/^/    /'
+  app_release() { # VERSION COUNTER: released by acme, reviewed, approved, assigned to BRK-Q001
+    "$OTA_REPO" supplier add-image "$acme" --file "$work/images/brake-app-$1.bin" --uid brake-fw \
+      --version "$1" --release-counter "$2" --hardware-id BRAKE-Q >/dev/null
+    "$OTA_REPO" supplier publish "$acme" >/dev/null
+    "$OTA_REPO" oem review submit "$work/oem" --supplier acme --uid brake-fw --version "$1" \
+      --from "$acme/repository" >/dev/null
+    "$OTA_REPO" oem publish "$work/oem" >/dev/null
+    "$OTA_REPO" regulator review "$work/regulator/tuv" --master "$work/oem/repository" \
+      --master-root "$work/oem/repository/1.root.json" --supplier-from "acme=$acme/repository" \
+      --decryption-keys "$work/regulator/tuv-decryption-keys.TEST-ONLY.json" >/dev/null
+    "$OTA_REPO" regulator publish "$work/regulator/tuv" >/dev/null
+    sync_trees
+    "$OTA_REPO" oem assign "$work/oem" --vin "$vin5" --ecu BRK-Q001 --supplier acme --uid brake-fw \
+      --version "$1" >/dev/null
+    "$OTA_REPO" oem publish "$work/oem" >/dev/null
+  }
+  app_release 4.0 10
+  qemu_port=$((port + 10))
+  (cd "$v5/ecu" && exec "$qemu_bin" -M mps2-an386 -nographic -monitor none \
+    -semihosting-config enable=on,target=native \
+    -serial "tcp:127.0.0.1:$qemu_port,server=on,wait=on" -serial file:console.log \
+    -kernel "$fw/ota-ecu-qemu") </dev/null >/dev/null 2>&1 &
+  pids+=($!)
+  "$bin/ota-slcan-bridge" --serial "tcp:127.0.0.1:$qemu_port" --bind "127.0.0.1:$((port + 9))" \
+    --peer "127.0.0.1:$((port + 8))" > "$v5/bridge.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 300); do grep -q "listening on the CAN line" "$v5/ecu/console.log" 2>/dev/null && break; sleep 0.1; done
+  cat > "$v5/gateway.toml" <<TOML
+vin = "$vin5"
+vehicle_secret = "$v5/vehicle.TEST-ONLY.secret"
+master_url = "$base/oem/repository"
+master_root = "$work/oem/repository/1.root.json"
+state_dir = "$v5/gateway-state"
+[forward]
+kind = "udp"
+bind = "127.0.0.1:$((port + 8))"
+peers = ["127.0.0.1:$((port + 9))"]
+fd = false
+[[ecus]]
+serial = "BRK-Q001"
+hardware_id = "BRAKE-Q"
+address = 0x7E0
+TOML
+  gw5() { sync_trees; "$bin/ota-gateway" --config "$v5/gateway.toml" "$@"; }
+  console() { # the emulated ECU's console since line $1
+    tail -n "+$1" "$v5/ecu/console.log" | sed 's/^/    console: /'
+  }
+  wait_console() { # TEXT: up to 30 s
+    for _ in $(seq 300); do grep -q "$1" "$v5/ecu/console.log" && return 0; sleep 0.1; done
+    echo "demo: the emulated ECU never said: $1" >&2; exit 1
+  }
+  gw5 init >/dev/null
+  step "gateway: update (brake-fw 4.0 over CAN into the emulated ECU; it starts on trial and confirms itself)"
+  gw5 update
+  wait_console "APP brake-fw 4.0: running"
+  console 1
+  step "brake-fw 4.1 released, approved and assigned: it faults at start-up"
+  app_release 4.1 11
+  seen=$(wc -l < "$v5/ecu/console.log")
+  step "gateway: update (4.1 installed and activated; the bootloader reverts it by itself)"
+  if gw5 update; then
+    echo "demo: brake-fw 4.1 faults at start-up: the update should have been reported reverted" >&2
+    exit 1
+  fi
+  wait_console "REVERTED brake-fw 4.1"
+  console "$((seen + 1))"
+  gw5 status
 fi
 
 step "demo finished: trees, logs and ECU flash are in $work"

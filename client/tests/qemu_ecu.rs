@@ -25,6 +25,23 @@ fn free_port() -> SocketAddr {
         .unwrap()
 }
 
+/// The image the supplier publishes of one of the two applications (`ecu/qemu-app`), from
+/// its ELF, or a failure naming how to build it.
+fn application(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/thumbv7em-none-eabihf/firmware")
+        .join(name);
+    let elf = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}: build it with `cargo build -p ota-ecu-app --profile firmware --target thumbv7em-none-eabihf` (scripts/test.sh does)",
+            path.display()
+        )
+    });
+    let (base, image) = ota_ecu::elf::image(&elf).unwrap();
+    assert_eq!(base, 0x0008_0000, "linked for the run region");
+    image
+}
+
 /// The firmware ELF, or a failure naming how to build it.
 fn firmware() -> PathBuf {
     let path = std::env::var_os("OTA_ECU_QEMU_ELF").map_or_else(
@@ -58,6 +75,18 @@ impl Ecu {
 
     /// [`Ecu::start`], the bridge carrying at most `cut` frames onto the line.
     fn start_cut(dir: &Path, bind: SocketAddr, gw: SocketAddr, cut: Option<u64>) -> Ecu {
+        Self::start_until(dir, bind, gw, cut, "listening on the CAN line")
+    }
+
+    /// [`Ecu::start_cut`], waiting until the console says `ready` (the bootloader listening,
+    /// or the application it started running).
+    fn start_until(
+        dir: &Path,
+        bind: SocketAddr,
+        gw: SocketAddr,
+        cut: Option<u64>,
+        ready: &str,
+    ) -> Ecu {
         let qemu = ota_testkit::require_program("qemu-system-arm", "qemu-system-arm")
             .expect("qemu-system-arm");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -95,7 +124,7 @@ impl Ecu {
             dir: dir.to_path_buf(),
             bridge: Some(bridge),
         };
-        ecu.wait_console("listening on the CAN line");
+        ecu.wait_console(ready);
         ecu
     }
 
@@ -105,11 +134,16 @@ impl Ecu {
 
     /// Wait until the console shows `text` (the firmware's own event; a minute at most).
     fn wait_console(&self, text: &str) {
+        self.wait_until(&format!("{text:?}"), |c| c.contains(text));
+    }
+
+    /// Wait until the console passes `test` (`what` it waits for; a minute at most).
+    fn wait_until(&self, what: &str, test: impl Fn(&str) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !self.console().contains(text) {
+        while !test(&self.console()) {
             assert!(
                 Instant::now() < deadline,
-                "the emulated ECU never said {text:?}; console:\n{}",
+                "the emulated ECU never showed {what}; console:\n{}",
                 self.console()
             );
             std::thread::sleep(Duration::from_millis(20));
@@ -261,7 +295,7 @@ fn the_gateway_updates_the_emulated_cortex_m4_ecu_through_refusal_and_power_cut(
         text(&out)
     );
     ecu.wait_console("running brake-fw 1.0 (release counter 1, on trial)");
-    ecu.wait_console("confirmed: release counter 1 is final");
+    ecu.wait_console("confirmed after the bootloader's hash check: release counter 1 is final");
     assert_ram_within_budget(&ecu.console());
 
     // 3.0 (96 KiB, about 14,000 classic frames): the line goes dead after 5,000 frames, in
@@ -287,11 +321,126 @@ fn the_gateway_updates_the_emulated_cortex_m4_ecu_through_refusal_and_power_cut(
     );
     let out = gateway(&cfg, &["update"]);
     assert!(out.status.success(), "{}", text(&out));
-    ecu.wait_console("confirmed: release counter 5 is final");
+    ecu.wait_console("confirmed after the bootloader's hash check: release counter 5 is final");
     let status = gateway(&cfg, &["status"]);
     assert!(
         String::from_utf8_lossy(&status.stdout).contains("brake-fw 3.0 (release counter 5)"),
         "{}",
         text(&status)
+    );
+}
+
+/// Scenario: ECU trial boot | a signed, approved application that faults at start-up, on the emulated Cortex-M4 | the bootloader returns to the confirmed application by itself; the gateway reports the revert; the ECU refuses that image again; the good application confirmed itself, and a power cycle starts it
+#[test]
+fn the_emulated_ecu_confirms_a_good_application_and_reverts_a_faulting_one() {
+    let w = World::new();
+    w.vehicle(
+        VIN,
+        &[(
+            SERIAL.into(),
+            "BRAKE-A".into(),
+            "brake-fw".into(),
+            "1.0".into(),
+        )],
+    );
+    let good = application("ecu-app-confirms");
+    let faulty = application("ecu-app-faults");
+    w.release("4.0", 10, &good);
+    w.assign_to(VIN, SERIAL, "4.0");
+    let (gw, bus) = (free_port(), free_port());
+    let cfg = config(&w, gw, bus);
+    assert!(gateway(&cfg, &["init"]).status.success());
+    let dir = w.p("qemu-apps");
+    factory(&dir, &public_pem(world::key_pem()));
+    let ecu = Ecu::start(&dir, bus, gw);
+
+    // The good application: started on trial, its checks pass, it asks the bootloader to
+    // confirm; then it runs, and the gateway reaches the bootloader through it.
+    let out = gateway(&cfg, &["update"]);
+    assert!(
+        out.status.success(),
+        "{}\nconsole:\n{}",
+        text(&out),
+        ecu.console()
+    );
+    for line in [
+        "starting the application brake-fw 4.0 on trial",
+        "the programming session ended (the tester is done)",
+        "APP brake-fw 4.0: started (Trial)",
+        "confirmed after the application's start-up checks: release counter 10 is final",
+        "APP brake-fw 4.0: started (Confirmed)",
+        "APP brake-fw 4.0: running",
+    ] {
+        ecu.wait_console(line);
+    }
+
+    // 4.1 faults at start-up: signed, approved, installed, activated, then reverted by the
+    // bootloader on its own; the gateway reads the revert from the ECU.
+    w.release("4.1", 11, &faulty);
+    w.assign_to(VIN, SERIAL, "4.1");
+    let out = gateway(&cfg, &["update"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "ECU {SERIAL}: REVERTED brake-fw 4.1: activated, then faulted before confirming itself"
+        )),
+        "{}\nconsole:\n{}",
+        text(&out),
+        ecu.console()
+    );
+    // The revert waits in the gateway's state for the next version report to the OEM.
+    let state = ota_client::state::GatewayState::load(&w.p("state-qemu")).unwrap();
+    assert!(
+        state.events.iter().any(|e| e.serial == SERIAL
+            && e.outcome == ota_metadata::documents::Outcome::Reverted
+            && e.version == "4.1"
+            && e.code.contains("faulted")),
+        "{:?}",
+        state.events
+    );
+    for line in [
+        "APP brake-fw 4.1: started (Trial)",
+        "APP: HARD FAULT at pc",
+        "the last start faulted",
+        "REVERTED brake-fw 4.1",
+    ] {
+        ecu.wait_console(line);
+    }
+    let status = gateway(&cfg, &["status"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("brake-fw 4.0 (release counter 10)"),
+        "{}",
+        text(&status)
+    );
+    // The same image again: refused by the ECU itself (it failed its trial here).
+    let again = gateway(&cfg, &["update"]);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("this ECU reverted from that image"),
+        "{}\nconsole:\n{}",
+        text(&again),
+        ecu.console()
+    );
+
+    // The refusal left the ECU in its bootloader: after five seconds without a request (UDS's
+    // S3 timer) the bootloader returns to the application. (After reading the identification,
+    // the gateway had ended the session itself: "the tester is done".)
+    let running = |c: &str| c.matches("APP brake-fw 4.0: running").count();
+    let before = running(&ecu.console());
+    ecu.wait_console("the programming session ended (5 s without a request)");
+    ecu.wait_until("4.0 running again", |c| running(c) > before);
+
+    // A power cycle: the bootloader starts the confirmed 4.0 straight away.
+    eprintln!(
+        "the emulated ECU's console before the power cycle:\n{}",
+        ecu.console()
+    );
+    ecu.kill();
+    let _ = std::fs::remove_file(dir.join("console.log"));
+    let ecu = Ecu::start_until(&dir, bus, gw, None, "APP brake-fw 4.0: running");
+    assert!(
+        ecu.console()
+            .contains("APP brake-fw 4.0: started (Confirmed)"),
+        "{}",
+        ecu.console()
     );
 }

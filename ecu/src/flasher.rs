@@ -10,8 +10,8 @@ use crate::isotp::Frame;
 use crate::transport::{Endpoint, TransportError};
 use crate::uds::client::{self, ResponseError};
 use crate::uds::{
-    Nrc, Server, READ_DATA_BY_ID, REQUEST_DOWNLOAD, RID_ACTIVATE, RID_DISCARD, ROUTINE_CONTROL,
-    TRANSFER_DATA, TRANSFER_EXIT,
+    Nrc, Server, PROGRAMMING_SESSION, READ_DATA_BY_ID, REQUEST_DOWNLOAD, RID_ACTIVATE, RID_DISCARD,
+    ROUTINE_CONTROL, SESSION_CONTROL, TRANSFER_DATA, TRANSFER_EXIT,
 };
 use embedded_can::nb::Can;
 use std::io::Read;
@@ -109,6 +109,69 @@ where
         nrc: Some(Nrc::Busy),
         code: Nrc::Busy as u8,
     })
+}
+
+/// How long an ECU may take to reach its bootloader after the programming-session request
+/// (an application resets into it, a trial image confirms itself or is reverted first).
+pub const SESSION_TIMEOUT: Duration = ANSWER_TIMEOUT;
+/// How long each programming-session request waits before it is sent again: a request that
+/// reaches an ECU while it resets is lost.
+const SESSION_ATTEMPT: Duration = Duration::from_millis(2500);
+
+/// Bring the ECU behind `ep` into its programming session, i.e. its bootloader, before any
+/// other request: an ECU running its application resets into the bootloader, which answers
+/// (UDS `10 02`). Sent again until answered, for [`SESSION_TIMEOUT`]; an ECU that does not know
+/// the service (`7F 10 11`) has no application to leave and is taken as there already.
+pub fn enter_programming<C: Can<Frame = Frame>>(ep: &mut Endpoint<C>) -> Result<(), FlashError>
+where
+    C::Error: core::fmt::Debug,
+{
+    let step = "the programming session";
+    let deadline = std::time::Instant::now() + SESSION_TIMEOUT;
+    let mut resent = false;
+    let resp = loop {
+        match ep.request(&client::programming_session(), SESSION_ATTEMPT) {
+            Ok(resp) => break resp,
+            Err(TransportError::Timeout) if std::time::Instant::now() < deadline => resent = true,
+            Err(e) => return Err(FlashError::Transport(e.to_string())),
+        }
+    };
+    match client::check(SESSION_CONTROL, &resp) {
+        Ok([PROGRAMMING_SESSION, ..]) => {}
+        Err(ResponseError::Negative(Nrc::ServiceNotSupported)) => return Ok(()),
+        Err(ResponseError::Negative(n)) => {
+            return Err(FlashError::Refused {
+                step,
+                nrc: Some(n),
+                code: n as u8,
+            })
+        }
+        Err(ResponseError::UnknownNegative(c)) => {
+            return Err(FlashError::Refused {
+                step,
+                nrc: None,
+                code: c,
+            })
+        }
+        Ok(_) | Err(ResponseError::Unexpected) => return Err(FlashError::Protocol(step)),
+    }
+    // An earlier request may have been answered late (the bootloader was still starting):
+    // its answer must not be taken for the answer to the next request.
+    if resent {
+        while ep.receive(SESSION_ATTEMPT).is_ok() {}
+    }
+    Ok(())
+}
+
+/// Tell the ECU behind `ep` the tester is done (UDS `10 01`, the default session): an ECU
+/// whose bootloader was entered from its application returns to it at once rather than after
+/// the session's timeout. Best effort: an ECU that does not answer, or has no sessions, keeps
+/// what it runs.
+pub fn leave_programming<C: Can<Frame = Frame>>(ep: &mut Endpoint<C>)
+where
+    C::Error: core::fmt::Debug,
+{
+    let _ = ep.request(&client::default_session(), SESSION_ATTEMPT);
 }
 
 /// Download `image` (`len` bytes) with its compact `manifest` into the inactive slot of the

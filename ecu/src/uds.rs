@@ -14,6 +14,8 @@
 //! | `31 01 02 04` + OEM instruction (152)  | `71 01 02 04` (held for the next download) |
 //! | `22 F1 A0`                             | `62 F1 A0` + identification        |
 //! | `22 F1 A2`                             | `62 F1 A2` + trust version (u32) + mode (u8) |
+//! | `10 02` (programming session)          | `50 02` + P2 / P2* server timing   |
+//! | `10 01` (default session)              | `50 01` + timing (the ECU may return to its application) |
 //!
 //! and `7F` service-id code for a refusal. RequestDownload carries the supplier-signed
 //! compact manifest instead of UDS's address and size: the ECU decides where the image goes.
@@ -21,6 +23,11 @@
 //! runs only after the RoutineControl (`31`, start routine `01`) [`RID_ACTIVATE`] with its
 //! hash, which is idempotent; [`RID_DISCARD`] drops a pending image (also idempotent). The
 //! routine ids are in ISO 14229's vehicle-manufacturer-specific range.
+//!
+//! DiagnosticSessionControl (`10`) is how a tester reaches the bootloader on an ECU that runs
+//! an application: the tester asks for the programming session, the application resets into
+//! the bootloader, and the bootloader answers for it (the AUTOSAR flash-bootloader pattern; the
+//! application never answers itself). The bootloader is always in the programming session.
 
 use crate::bootloader::{Bootloader, Refusal, MAX_BLOCK};
 use crate::compact_manifest::{Field, FIELD_LEN};
@@ -32,6 +39,15 @@ pub const TRANSFER_DATA: u8 = 0x36;
 pub const TRANSFER_EXIT: u8 = 0x37;
 pub const READ_DATA_BY_ID: u8 = 0x22;
 pub const ROUTINE_CONTROL: u8 = 0x31;
+/// DiagnosticSessionControl.
+pub const SESSION_CONTROL: u8 = 0x10;
+/// Its sub-functions: the default session and the programming session.
+pub const DEFAULT_SESSION: u8 = 0x01;
+pub const PROGRAMMING_SESSION: u8 = 0x02;
+/// The positive answer to the programming-session request, with the session's timing: P2server
+/// 50 ms, P2*server 5000 ms (in 10 ms units), ISO 14229-2's defaults. The bootloader sends it,
+/// also when it answers for an application that reset into it.
+pub const PROGRAMMING_SESSION_ANSWER: [u8; 6] = [0x50, PROGRAMMING_SESSION, 0x00, 0x32, 0x01, 0xF4];
 /// RoutineControl sub-function: start routine.
 pub const START_ROUTINE: u8 = 0x01;
 /// Routine: activate the pending image whose SHA-256 the request carries (idempotent: the
@@ -81,6 +97,7 @@ pub const ECU_BLOCK_SIZE: u8 = 32;
 #[repr(u8)]
 pub enum Nrc {
     ServiceNotSupported = 0x11,
+    SubFunctionNotSupported = 0x12,
     IncorrectLength = 0x13,
     Busy = 0x21,
     SequenceError = 0x24,
@@ -113,6 +130,7 @@ impl Nrc {
         use Nrc::*;
         [
             ServiceNotSupported,
+            SubFunctionNotSupported,
             IncorrectLength,
             Busy,
             SequenceError,
@@ -144,6 +162,7 @@ impl Nrc {
     pub fn describe(self) -> &'static str {
         match self {
             Nrc::ServiceNotSupported => "service not supported",
+            Nrc::SubFunctionNotSupported => "sub-function not supported",
             Nrc::IncorrectLength => "incorrect message length",
             Nrc::Busy => "busy, repeat request",
             Nrc::SequenceError => "request sequence error",
@@ -236,6 +255,9 @@ pub struct Server<'k, F: Flash> {
     /// An activation put a new image on trial: the ECU resets into it once the answer is
     /// sent ([`Server::take_reset`]).
     reset: bool,
+    /// The tester asked for the default session: the ECU may return to its application
+    /// ([`Server::take_leave`]).
+    leave: bool,
 }
 
 impl<'k, F: Flash> Server<'k, F> {
@@ -245,6 +267,7 @@ impl<'k, F: Flash> Server<'k, F> {
             serial,
             signer: None,
             reset: false,
+            leave: false,
         }
     }
 
@@ -253,6 +276,12 @@ impl<'k, F: Flash> Server<'k, F> {
     /// [`crate::bootloader::Bootloader::boot`] runs the trial).
     pub fn take_reset(&mut self) -> bool {
         core::mem::take(&mut self.reset)
+    }
+
+    /// Whether the tester ended the programming session (asked once): a board whose
+    /// bootloader starts applications may return to the active one once the answer is sent.
+    pub fn take_leave(&mut self) -> bool {
+        core::mem::take(&mut self.leave)
     }
 
     /// Handle one request message (never panics, whatever the bytes).
@@ -308,6 +337,20 @@ impl<'k, F: Flash> Server<'k, F> {
                 }
             }
             ROUTINE_CONTROL => self.routine(rest, &mut ok),
+            SESSION_CONTROL => match rest {
+                [PROGRAMMING_SESSION] => {
+                    let _ = ok.extend_from_slice(&PROGRAMMING_SESSION_ANSWER);
+                    Ok(())
+                }
+                [DEFAULT_SESSION] => {
+                    self.leave = true;
+                    let _ = ok.extend_from_slice(&PROGRAMMING_SESSION_ANSWER);
+                    ok[1] = DEFAULT_SESSION;
+                    Ok(())
+                }
+                [_] => Err(Nrc::SubFunctionNotSupported),
+                _ => Err(Nrc::IncorrectLength),
+            },
             READ_DATA_BY_ID => match rest {
                 [0xF1, 0xA0] => {
                     let _ = ok.extend_from_slice(&[0x62, 0xF1, 0xA0]);
@@ -541,6 +584,16 @@ pub mod client {
             [0xF1, 0xA2, a, b, c, d, mode] => Some((u32::from_be_bytes([*a, *b, *c, *d]), *mode)),
             _ => None,
         }
+    }
+
+    /// DiagnosticSessionControl: the programming session (the bootloader).
+    pub fn programming_session() -> [u8; 2] {
+        [SESSION_CONTROL, PROGRAMMING_SESSION]
+    }
+
+    /// DiagnosticSessionControl: the default session (the ECU may return to its application).
+    pub fn default_session() -> [u8; 2] {
+        [SESSION_CONTROL, DEFAULT_SESSION]
     }
 
     pub fn read_identification() -> [u8; 3] {

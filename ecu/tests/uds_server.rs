@@ -150,3 +150,101 @@ fn routine_control_requests_are_checked() {
         [[0; ota_ecu::flash::STATE_LEN]; 2]
     );
 }
+
+fn bare_server<'k>(keys: &'k [ProvisionedKey]) -> Server<'k, MemFlash> {
+    let bl = Bootloader::new(
+        MemFlash::new(1 << 16),
+        Identity {
+            hardware_id: Field::new("HW").unwrap(),
+            keys,
+            threshold: 1,
+        },
+    )
+    .unwrap();
+    Server::new(bl, Field::new("SN").unwrap())
+}
+
+#[test]
+fn session_control_answers_the_programming_and_default_sessions_only() {
+    let mut server = bare_server(&[]);
+    assert_eq!(
+        &server.handle(&[0x10, 0x02])[..],
+        &[0x50, 0x02, 0x00, 0x32, 0x01, 0xF4]
+    );
+    assert!(!server.take_leave(), "the programming session stays");
+    assert_eq!(
+        &server.handle(&[0x10, 0x01])[..],
+        &[0x50, 0x01, 0x00, 0x32, 0x01, 0xF4]
+    );
+    assert!(
+        server.take_leave(),
+        "the default session lets the ECU leave"
+    );
+    assert!(!server.take_leave(), "asked once");
+    assert_eq!(&server.handle(&[0x10, 0x03])[..], &[NEGATIVE, 0x10, 0x12]);
+    assert_eq!(&server.handle(&[0x10])[..], &[NEGATIVE, 0x10, 0x13]);
+    assert_eq!(
+        &server.handle(&[0x10, 0x02, 0x00])[..],
+        &[NEGATIVE, 0x10, 0x13]
+    );
+}
+
+/// An ECU that is resetting into its bootloader loses the first programming-session request
+/// and answers it late; the tester asks again, and the late answer is not taken for the answer
+/// to the next request.
+#[test]
+fn a_late_programming_session_answer_is_not_taken_for_the_next_answer() {
+    let bus = MemBus::new();
+    let (a, b) = (standard_id(0x7E0).unwrap(), standard_id(0x7E8).unwrap());
+    let ecu_can = bus.node();
+    let ecu = std::thread::spawn(move || {
+        let mut server = bare_server(&[]);
+        let mut ep = Endpoint::new(ecu_can, Config::new(b, a)).unwrap();
+        let mut first = true;
+        for _ in 0..3 {
+            let req = ep.receive(Duration::from_secs(20)).unwrap();
+            if std::mem::take(&mut first) {
+                // Longer than the tester waits for one attempt (2.5 s).
+                std::thread::sleep(Duration::from_secs(3));
+            }
+            ep.send(&server.handle(&req), Duration::from_secs(5))
+                .unwrap();
+        }
+    });
+    let mut tester = Endpoint::new(bus.node(), Config::new(a, b)).unwrap();
+    ota_ecu::flasher::enter_programming(&mut tester).unwrap();
+    let resp = tester
+        .request(
+            &ota_ecu::uds::client::read_identification(),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    let id = ota_ecu::uds::client::check(0x22, &resp).expect("the identification, not 50 02");
+    assert_eq!(
+        ota_ecu::uds::client::parse_identification(id)
+            .unwrap()
+            .serial
+            .as_str(),
+        "SN"
+    );
+    ecu.join().unwrap();
+}
+
+/// An ECU without sessions (a bootloader alone, an older one) answers "service not supported":
+/// it is in its bootloader already, and the download goes on.
+#[test]
+fn an_ecu_without_sessions_is_taken_as_in_its_bootloader() {
+    let bus = MemBus::new();
+    let (a, b) = (standard_id(0x7E0).unwrap(), standard_id(0x7E8).unwrap());
+    let ecu_can = bus.node();
+    let ecu = std::thread::spawn(move || {
+        let mut ep = Endpoint::new(ecu_can, Config::new(b, a)).unwrap();
+        let req = ep.receive(Duration::from_secs(20)).unwrap();
+        ep.send(&[NEGATIVE, req[0], 0x11], Duration::from_secs(5))
+            .unwrap();
+        req
+    });
+    let mut tester = Endpoint::new(bus.node(), Config::new(a, b)).unwrap();
+    ota_ecu::flasher::enter_programming(&mut tester).unwrap();
+    assert_eq!(ecu.join().unwrap(), [0x10, 0x02]);
+}

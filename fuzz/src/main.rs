@@ -34,7 +34,7 @@ struct Args {
     #[arg(long, default_value_t = 60)]
     seconds: u64,
     /// Only these targets (repeatable): metadata, compact-manifest, isotp, uds, ecu-trust,
-    /// gateway-config, image-crypt, serial-line.
+    /// gateway-config, image-crypt, serial-line, elf.
     #[arg(long = "target", value_name = "NAME")]
     targets: Vec<String>,
     /// PRNG seed: the same seed and budget give the same inputs.
@@ -62,6 +62,7 @@ fn main() {
         "gateway-config",
         "image-crypt",
         "serial-line",
+        "elf",
     ];
     // `selftest` (hidden) panics on some inputs: it shows the harness reports findings.
     if let Some(t) = args
@@ -98,6 +99,7 @@ fn main() {
             "ecu-trust" => targets::ecu_trust(),
             "image-crypt" => targets::image_crypt(),
             "serial-line" => targets::serial_line(),
+            "elf" => targets::elf(),
             _ => targets::selftest(),
         };
         let regressions = targets::files_in(&args.regressions.join(name));

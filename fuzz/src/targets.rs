@@ -495,3 +495,51 @@ pub fn serial_line() -> Target {
         }),
     }
 }
+
+/// A 32-bit little-endian ELF of two loadable segments and one that is not, as a linker makes
+/// for a microcontroller.
+fn small_elf() -> Vec<u8> {
+    let segments: [(u32, u32, &[u8]); 3] = [
+        (
+            1,
+            0x8_0000,
+            &[0xE0, 0xFF, 0x00, 0x20, 0x01, 0x04, 0x08, 0x00],
+        ),
+        (0x6474_e551, 0, &[]),
+        (1, 0x8_0400, &[0x70, 0x47, 0x00, 0xBF]),
+    ];
+    let mut out = vec![0u8; 52];
+    out[..6].copy_from_slice(&[0x7F, b'E', b'L', b'F', 1, 1]);
+    out[28..32].copy_from_slice(&52u32.to_le_bytes());
+    out[42..44].copy_from_slice(&32u16.to_le_bytes());
+    out[44..46].copy_from_slice(&3u16.to_le_bytes());
+    let mut at = 52 + 32 * 3;
+    let mut bodies = Vec::new();
+    for (kind, addr, bytes) in segments {
+        let mut ph = [0u8; 32];
+        ph[..4].copy_from_slice(&kind.to_le_bytes());
+        ph[4..8].copy_from_slice(&(at as u32).to_le_bytes());
+        ph[8..12].copy_from_slice(&addr.to_le_bytes());
+        ph[12..16].copy_from_slice(&addr.to_le_bytes());
+        ph[16..20].copy_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(&ph);
+        bodies.extend_from_slice(bytes);
+        at += bytes.len();
+    }
+    out.extend_from_slice(&bodies);
+    out
+}
+
+pub fn elf() -> Target {
+    Target {
+        what: "elf::image (the ELF a supplier turns into an ECU image)",
+        seeds: vec![small_elf()],
+        max_len: 4096,
+        run: Box::new(|b| {
+            if let Ok((base, image)) = ota_ecu::elf::image(b) {
+                assert!(image.len() <= ota_ecu::elf::MAX_IMAGE);
+                assert!(u64::from(base) + image.len() as u64 <= 1 << 33);
+            }
+        }),
+    }
+}

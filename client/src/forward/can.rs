@@ -95,8 +95,19 @@ impl CanForwarder {
         Ok(cfg)
     }
 
-    /// An ISO-TP endpoint to `ecu` over a freshly opened bus.
+    /// An ISO-TP endpoint to `ecu` over a freshly opened bus, the ECU in its programming
+    /// session (its bootloader: an ECU running its application resets into it first).
     fn endpoint(&self, ecu: &EcuConfig) -> Result<Endpoint<OpenBus>, ForwardError> {
+        let mut ep = self.open(ecu)?;
+        flasher::enter_programming(&mut ep).map_err(|e| ForwardError::Ecu {
+            serial: ecu.serial.clone(),
+            reason: format!("no programming session: {e}"),
+        })?;
+        Ok(ep)
+    }
+
+    /// An ISO-TP endpoint to `ecu` over a freshly opened bus.
+    fn open(&self, ecu: &EcuConfig) -> Result<Endpoint<OpenBus>, ForwardError> {
         let cfg = self.link(ecu)?;
         let io = |source| ForwardError::Io {
             serial: ecu.serial.clone(),
@@ -146,6 +157,8 @@ impl Forwarder for CanForwarder {
         let resp = ep
             .request(&client::read_identification(), flasher::ANSWER_TIMEOUT)
             .map_err(|e| bad(format!("no identification: {e}")))?;
+        // Read after an activation or for a report: the gateway is done with this ECU.
+        flasher::leave_programming(&mut ep);
         let payload = client::check(READ_DATA_BY_ID, &resp)
             .map_err(|e| bad(format!("identification refused: {e:?}")))?;
         client::parse_identification(payload)
@@ -163,6 +176,7 @@ impl Forwarder for CanForwarder {
         let resp = ep
             .request(&client::read_signed_report(nonce), flasher::ANSWER_TIMEOUT)
             .map_err(|e| bad(format!("no version report: {e}")))?;
+        flasher::leave_programming(&mut ep);
         let payload = client::check(READ_DATA_BY_ID, &resp)
             .map_err(|e| bad(format!("version report refused: {e:?}")))?;
         let client::SignedReport {

@@ -1,9 +1,8 @@
 //! The board: QEMU's mps2-an386 (Cortex-M4), as an S32K144-class ECU sees its hardware. All of
 //! the firmware's `unsafe` is here, each use commented.
 //!
-//! - **UART0** (CMSDK APB UART at 0x4000_4000) carries the CAN bus as SLCAN lines
-//!   ([`ota_ecu::slcan`]); **UART1** (0x4000_5000) is the console. QEMU maps its first
-//!   `-serial` to UART0 and its second to UART1.
+//! - **UART0** carries the CAN bus as SLCAN lines ([`ota_ecu::slcan`]); **UART1** is the
+//!   console ([`ota_mps2::Uart`]).
 //! - **Flash**: a 576 KiB region at 0x0010_0000 of the machine's memory, in 4 KiB sectors, as
 //!   the flash controller would present it: reads are plain loads; an erase sets a sector to
 //!   0xFF; a write is refused unless every byte it covers is erased (0xFF), as on NOR flash.
@@ -11,71 +10,17 @@
 //!   semihosting, and the region is loaded from it at start-up, so the flash outlives QEMU
 //!   (killed mid-download, restarted on the same file: a power cut).
 //! - **Clock**: SysTick at 1 kHz (25 MHz core clock).
-//! - **Reset cause**: the last 32 bytes of RAM (outside the linker's RAM region) hold a word a
-//!   fault handler writes before it resets the core; QEMU starts with RAM zeroed (power on).
+//! - **Reset cause and the application's requests**: the hand-off words at the end of RAM
+//!   ([`ota_mps2::handoff`]).
+//! - **Starting an application** ([`start_application`]): the active image copied to the run
+//!   region, checked again there, and jumped to.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 use cortex_m_semihosting::nr;
 use ota_ecu::bootloader::ResetCause;
 use ota_ecu::flash::{Flash, Slot, STATE_LEN, TRUST_LEN};
 
-const UART0: usize = 0x4000_4000;
-const UART1: usize = 0x4000_5000;
-const DATA: usize = 0x0;
-const STATE: usize = 0x4;
-const CTRL: usize = 0x8;
-const BAUDDIV: usize = 0x10;
-const TX_FULL: u32 = 1;
-const RX_FULL: u32 = 2;
-
-/// A CMSDK APB UART.
-pub struct Uart(usize);
-
-impl Uart {
-    /// UART0 (the CAN line) or UART1 (the console), transmit and receive enabled.
-    pub fn new(console: bool) -> Self {
-        let u = Uart(if console { UART1 } else { UART0 });
-        u.write_reg(BAUDDIV, 16);
-        u.write_reg(CTRL, 0b11);
-        u
-    }
-
-    fn read_reg(&self, off: usize) -> u32 {
-        // SAFETY: a register of the CMSDK UART at its fixed address on this machine; volatile,
-        // as the device changes it.
-        #[allow(unsafe_code)]
-        unsafe {
-            core::ptr::read_volatile((self.0 + off) as *const u32)
-        }
-    }
-
-    fn write_reg(&self, off: usize, v: u32) {
-        // SAFETY: as in `read_reg`.
-        #[allow(unsafe_code)]
-        unsafe {
-            core::ptr::write_volatile((self.0 + off) as *mut u32, v)
-        }
-    }
-
-    /// A received byte, if one is waiting.
-    pub fn read(&self) -> Option<u8> {
-        (self.read_reg(STATE) & RX_FULL != 0).then(|| self.read_reg(DATA) as u8)
-    }
-
-    pub fn write(&self, bytes: &[u8]) {
-        for &b in bytes {
-            while self.read_reg(STATE) & TX_FULL != 0 {}
-            self.write_reg(DATA, u32::from(b));
-        }
-    }
-}
-
-impl core::fmt::Write for Uart {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        Uart::write(self, s.as_bytes());
-        Ok(())
-    }
-}
+pub use ota_mps2::Uart;
 
 /// Milliseconds since start-up, counted by the SysTick handler (wraps after 49 days; the
 /// link's timeouts are seconds).
@@ -96,36 +41,20 @@ pub fn now_us() -> u64 {
     u64::from(MILLIS.load(Ordering::Relaxed)) * 1000
 }
 
-const CAUSE_AT: usize = 0x2000_FFE0;
-const CAUSE_FAULT: u32 = 0xFA17_0001;
-const CAUSE_WATCHDOG: u32 = 0xD06D_0002;
-
-/// Why the core started, as left by the last fault handler (and cleared for the next start).
-pub fn take_reset_cause() -> ResetCause {
-    // SAFETY: the reset-cause word, reserved outside the linker's RAM region (memory.x);
-    // nothing else reads or writes it.
-    #[allow(unsafe_code)]
-    let word = unsafe {
-        let p = CAUSE_AT as *mut u32;
-        let w = core::ptr::read_volatile(p);
-        core::ptr::write_volatile(p, 0);
-        w
+/// Why the core started, as the last fault handler left it (and cleared for the next start).
+pub fn take_reset_cause() -> (ResetCause, ota_mps2::handoff::Cause) {
+    let cause = ota_mps2::handoff::take_cause();
+    let reset = match cause {
+        ota_mps2::handoff::Cause::Fault { .. } => ResetCause::Fault,
+        ota_mps2::handoff::Cause::Watchdog => ResetCause::Watchdog,
+        ota_mps2::handoff::Cause::PowerOn => ResetCause::PowerOn,
     };
-    match word {
-        CAUSE_FAULT => ResetCause::Fault,
-        CAUSE_WATCHDOG => ResetCause::Watchdog,
-        _ => ResetCause::PowerOn,
-    }
+    (reset, cause)
 }
 
-/// Leave "a fault reset the core" for the next start-up, and reset.
-pub fn fault_reset() -> ! {
-    // SAFETY: as in `take_reset_cause`.
-    #[allow(unsafe_code)]
-    unsafe {
-        core::ptr::write_volatile(CAUSE_AT as *mut u32, CAUSE_FAULT)
-    };
-    cortex_m::peripheral::SCB::sys_reset()
+/// Leave "a fault at `pc` reset the core" for the next start-up, and reset.
+pub fn fault_reset(pc: u32) -> ! {
+    ota_mps2::handoff::fault_reset(pc)
 }
 
 /// The flash region.
@@ -499,5 +428,78 @@ pub fn exit(ok: bool) -> ! {
     });
     loop {
         cortex_m::asm::wfi();
+    }
+}
+
+// ---- Starting an application (issue 25 §2: trial boots of real images) ----------------------
+
+/// Why the active image is not started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotStarted {
+    /// Longer than the run region.
+    TooLarge,
+    /// The flash could not be read.
+    Flash,
+    /// The copy in the run region does not hash to the image's SHA-256.
+    CopyCorrupt,
+}
+
+/// Whether the image of `len` bytes in `slot` is an application for this board: its vector
+/// table's initial stack pointer is in RAM (word-aligned, at most its end) and its reset handler
+/// a Thumb address inside the image once copied to the run region. Anything else (the update
+/// path's test images, data for another processor) is not started.
+pub fn is_application(flash: &mut BoardFlash, slot: Slot, len: u64) -> bool {
+    use ota_mps2::map::{RAM, RAM_LEN, RUN, RUN_LEN};
+    let mut v = [0u8; 8];
+    if len > RUN_LEN as u64 || len < 64 || flash.read_slot(slot, 0, &mut v) != Ok(8) {
+        return false;
+    }
+    let sp = u32::from_le_bytes([v[0], v[1], v[2], v[3]]) as usize;
+    let reset = u32::from_le_bytes([v[4], v[5], v[6], v[7]]) as usize;
+    let sp_ok = sp > RAM && sp <= RAM + RAM_LEN && sp.is_multiple_of(8);
+    let reset_ok = reset & 1 == 1 && (RUN + 8..RUN + len as usize).contains(&(reset & !1));
+    sp_ok && reset_ok
+}
+
+/// Start the application in `slot` (`info`: what the bootloader verified): copy it to the run
+/// region, hash the copy (what runs is what was verified, MCUboot's RAM-load), tell it how it
+/// was started (`start`), stop the bootloader's clock, and jump. Returns only if it cannot.
+pub fn start_application(
+    flash: &mut BoardFlash,
+    slot: Slot,
+    info: &ota_ecu::state::ImageInfo,
+    start: ota_mps2::handoff::Start,
+) -> NotStarted {
+    use ota_mps2::map::{RUN, RUN_LEN};
+    use sha2::Digest;
+    let Some(len) = usize::try_from(info.length).ok().filter(|&n| n <= RUN_LEN) else {
+        return NotStarted::TooLarge;
+    };
+    // SAFETY: the run region belongs to the bootloader until it jumps: no program's linker
+    // script places anything there (memory.x of both), and nothing else holds a reference to
+    // it; it is mapped RAM on this machine.
+    #[allow(unsafe_code)]
+    let run = unsafe { core::slice::from_raw_parts_mut(RUN as *mut u8, len) };
+    if flash.read_slot(slot, 0, run) != Ok(len) {
+        return NotStarted::Flash;
+    }
+    if <[u8; 32]>::from(sha2::Sha256::digest(&*run)) != info.sha256 {
+        return NotStarted::CopyCorrupt;
+    }
+    ota_mps2::handoff::leave_start(start);
+    // SAFETY: from here the bootloader hands the core over: its SysTick is stopped and any
+    // pending tick cleared (the application's vector table may have no handler for it), the
+    // vector table moved to the application's, and the stack pointer and entry taken from
+    // that table, which `is_application` checked and the hash above vouches for.
+    #[allow(unsafe_code)]
+    unsafe {
+        let syst = &*cortex_m::peripheral::SYST::PTR;
+        syst.csr.write(0);
+        let scb = &*cortex_m::peripheral::SCB::PTR;
+        scb.icsr.write(1 << 25);
+        scb.vtor.write(RUN as u32);
+        cortex_m::asm::dsb();
+        cortex_m::asm::isb();
+        cortex_m::asm::bootload(RUN as *const u32)
     }
 }

@@ -14,9 +14,19 @@
 //! record ([`ota_ecu::factory`]: serial, hardware id, supplier keys) in its first sector; the
 //! firmware says so on the console and waits when it does not.
 //!
-//! An image is started only if it is an application for this board; the images this stage
-//! installs are data to it, so the bootloader's start-up check of them is the hash it already
-//! checked, and it confirms them itself. On the host this is an empty program.
+//! **Starting what it installed** (a trial boot): at start-up the bootloader counts a trial's
+//! boot or returns from a failed one ([`Bootloader::boot`]); then, if the active image is an
+//! application for this board ([`board::is_application`]), it copies it to the run region,
+//! checks it there and jumps to it, telling it whether it is on trial. An application on trial
+//! runs its own start-up checks and asks the bootloader to confirm it (a hand-off word and a
+//! reset, [`ota_mps2::handoff`]); one that faults instead is reset by its fault handler, and the
+//! bootloader returns to the previous image by itself. A tester reaches the bootloader through
+//! the application with the programming-session request (UDS `10 02`): the application resets
+//! into the bootloader, which answers; the bootloader returns to the application after the
+//! tester's default-session request or five seconds without a request (ISO 14229's S3 timer).
+//! An image that is not an application (the update path's test images) is data to this board:
+//! its start-up check is the hash the bootloader checked, and the bootloader confirms it
+//! itself. On the host this is an empty program.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(not(target_os = "none"))]
@@ -34,7 +44,8 @@ mod firmware {
     use ota_ecu::bootloader::{Boot, Bootloader, Identity};
     use ota_ecu::isotp::{standard_id, Config, Event, Link};
     use ota_ecu::slcan::{self, Decoder, Line};
-    use ota_ecu::uds::{Server, ECU_BLOCK_SIZE};
+    use ota_ecu::uds::{Server, ECU_BLOCK_SIZE, PROGRAMMING_SESSION_ANSWER};
+    use ota_mps2::handoff;
 
     /// The heap RSA's big integers live in (the ECU benchmark's peak is 23.8 KiB).
     const HEAP_BYTES: usize = 24 * 1024;
@@ -53,7 +64,7 @@ mod firmware {
         if board::BENCHMARKING.load(Ordering::Relaxed) {
             board::exit(false)
         }
-        board::fault_reset()
+        board::fault_reset(0)
     }
 
     #[exception]
@@ -72,7 +83,7 @@ mod firmware {
         if board::BENCHMARKING.load(Ordering::Relaxed) {
             board::exit(false)
         }
-        board::fault_reset()
+        board::fault_reset(frame.pc())
     }
 
     fn init_heap() {
@@ -101,13 +112,62 @@ mod firmware {
         init_heap();
         let mut console = Uart::new(true);
         let line = Uart::new(false);
-        let (server, link, tag) = init(&mut console);
+        let (server, link, tag, next) = init(&mut console);
+        let tag = tag.as_str();
+        let mut session = Session {
+            answer: false,
+            application: false,
+        };
+        match next {
+            Next::Serve(s) => session = s,
+            Next::Application { info, trial } => {
+                let slot = server.bootloader.state().active;
+                let start = if trial {
+                    handoff::Start::Trial
+                } else {
+                    handoff::Start::Confirmed
+                };
+                let _ = writeln!(
+                    console,
+                    "ECU {tag}: starting the application {} {}{}",
+                    info.uid.as_str(),
+                    info.version.as_str(),
+                    if trial { " on trial" } else { "" }
+                );
+                let why =
+                    board::start_application(server.bootloader.flash_mut(), slot, &info, start);
+                let _ = writeln!(
+                    console,
+                    "ECU {tag}: the application was not started: {why:?}: waiting for an update"
+                );
+            }
+        }
         let _ = writeln!(
             console,
-            "ECU {}: listening on the CAN line (UART0, SLCAN; 0x7E0 -> 0x7E8)",
-            tag.as_str()
+            "ECU {tag}: listening on the CAN line (UART0, SLCAN; 0x7E0 -> 0x7E8)"
         );
-        serve(server, link, &line, &mut console, tag.as_str())
+        serve(server, link, &line, &mut console, tag, session)
+    }
+
+    /// What the bootloader does after its start-up.
+    enum Next {
+        /// Start the active application.
+        Application {
+            info: ota_ecu::state::ImageInfo,
+            trial: bool,
+        },
+        /// Serve the tester.
+        Serve(Session),
+    }
+
+    /// The programming session the bootloader serves.
+    #[derive(Clone, Copy)]
+    struct Session {
+        /// The application reset into the bootloader for a tester's programming-session
+        /// request: the bootloader answers it.
+        answer: bool,
+        /// An application is active: the bootloader returns to it when the tester is done.
+        application: bool,
     }
 
     /// Start-up, in a frame of its own (never inlined): reading the flash, the factory record
@@ -119,8 +179,13 @@ mod firmware {
         &'static mut Server<'static, BoardFlash>,
         &'static mut Link<4096, 4096>,
         ota_ecu::compact_manifest::Field,
+        Next,
     ) {
-        let cause = board::take_reset_cause();
+        let (cause, why) = board::take_reset_cause();
+        let request = handoff::take_request();
+        if let handoff::Cause::Fault { pc } = why {
+            let _ = writeln!(console, "ECU: the last start faulted (pc {pc:#010x})");
+        }
         let Some(p) = cortex_m::Peripherals::take() else {
             halt(console, "peripherals taken twice")
         };
@@ -157,7 +222,15 @@ mod firmware {
         let Some(server) = static_server(bootloader, factory.serial) else {
             halt(console, "started twice")
         };
-        start(server, cause, console, tag.as_str());
+        if request == handoff::Request::Confirm {
+            confirm_trial(
+                server,
+                console,
+                tag.as_str(),
+                "the application's start-up checks",
+            );
+        }
+        let next = start(server, cause, request, console, tag.as_str());
         let (Some(tx), Some(rx)) = (standard_id(0x7E8), standard_id(0x7E0)) else {
             halt(console, "CAN ids")
         };
@@ -166,7 +239,7 @@ mod firmware {
         let Some(link) = static_link(cfg) else {
             halt(console, "ISO-TP configuration")
         };
-        (server, link, tag)
+        (server, link, tag, next)
     }
 
     /// The ECU benchmark's emulated-core section: when the host file `ota-ecu-bench.bin`
@@ -257,68 +330,97 @@ mod firmware {
         cortex_m::singleton!(: Server<'static, BoardFlash> = Server::new(bootloader, serial))
     }
 
+    /// The image on trial passed its start-up check (`what`): its release counter becomes
+    /// final.
+    fn confirm_trial(
+        server: &mut Server<'_, BoardFlash>,
+        console: &mut Uart,
+        tag: &str,
+        what: &str,
+    ) {
+        if server.bootloader.state().trial.is_none() {
+            return;
+        }
+        let _ = match server.bootloader.confirm() {
+            Ok(()) => writeln!(
+                console,
+                "ECU {tag}: confirmed after {what}: release counter {} is final",
+                server.bootloader.state().release_counter
+            ),
+            Err(e) => writeln!(console, "ECU {tag}: confirmation failed: {e:?}"),
+        };
+    }
+
     /// A start-up: the bootloader decides what runs, counting or reverting a trial.
     fn start(
         server: &mut Server<'_, BoardFlash>,
         cause: ota_ecu::bootloader::ResetCause,
+        request: handoff::Request,
         console: &mut Uart,
         tag: &str,
-    ) {
+    ) -> Next {
         let before = server.bootloader.state().reverted;
-        match server.bootloader.boot(cause) {
-            Ok(Boot::Image { info, trial }) => {
-                if let Some(r) = server
-                    .bootloader
-                    .state()
-                    .reverted
-                    .filter(|r| Some(*r) != before)
-                {
-                    let _ = writeln!(
-                        console,
-                        "ECU {tag}: REVERTED {} {}: {}",
-                        r.uid.as_str(),
-                        r.version.as_str(),
-                        r.reason.describe()
-                    );
-                }
-                let _ = writeln!(
-                    console,
-                    "ECU {tag}: running {} {} (release counter {}{})",
-                    info.uid.as_str(),
-                    info.version.as_str(),
-                    info.release_counter,
-                    if trial { ", on trial" } else { "" }
-                );
-                if trial {
-                    // Data to this board (not an application): its start-up check is the
-                    // hash the bootloader checked at this boot.
-                    match server.bootloader.confirm() {
-                        Ok(()) => {
-                            let _ = writeln!(
-                                console,
-                                "ECU {tag}: confirmed: release counter {} is final",
-                                server.bootloader.state().release_counter
-                            );
-                        }
-                        Err(e) => {
-                            let _ = writeln!(console, "ECU {tag}: confirmation failed: {e:?}");
-                        }
-                    }
-                }
-            }
+        let programming = request == handoff::Request::Programming;
+        let (info, trial) = match server.bootloader.boot(cause) {
+            Ok(Boot::Image { info, trial }) => (info, trial),
             Ok(Boot::Bootloader) => {
                 let _ = writeln!(
                     console,
                     "ECU {tag}: no image installed: waiting for an update"
                 );
+                return Next::Serve(Session {
+                    answer: programming,
+                    application: false,
+                });
             }
             Err(e) => {
                 let _ = writeln!(
                     console,
                     "ECU {tag}: start-up refused: {e:?}: waiting for a workshop"
                 );
+                return Next::Serve(Session {
+                    answer: programming,
+                    application: false,
+                });
             }
+        };
+        if let Some(r) = server
+            .bootloader
+            .state()
+            .reverted
+            .filter(|r| Some(*r) != before)
+        {
+            let _ = writeln!(
+                console,
+                "ECU {tag}: REVERTED {} {}: {}",
+                r.uid.as_str(),
+                r.version.as_str(),
+                r.reason.describe()
+            );
         }
+        let _ = writeln!(
+            console,
+            "ECU {tag}: running {} {} (release counter {}{})",
+            info.uid.as_str(),
+            info.version.as_str(),
+            info.release_counter,
+            if trial { ", on trial" } else { "" }
+        );
+        let slot = server.bootloader.state().active;
+        let application = board::is_application(server.bootloader.flash_mut(), slot, info.length);
+        if !application {
+            // Data to this board (not an application): its start-up check is the hash the
+            // bootloader checked at this boot.
+            confirm_trial(server, console, tag, "the bootloader's hash check");
+        } else if !programming {
+            return Next::Application { info, trial };
+        }
+        // An application (on trial or not) is returned to when the tester is done: a trial
+        // one is counted again at that start.
+        Next::Serve(Session {
+            answer: programming,
+            application,
+        })
     }
 
     /// One request (a frame of its own: the server's deep paths use the stack only while a
@@ -346,10 +448,21 @@ mod firmware {
         line: &Uart,
         console: &mut Uart,
         tag: &str,
+        session: Session,
     ) -> ! {
         let mut decoder = Decoder::default();
         let mut out = [0u8; slcan::MAX_LINE + 1];
         let mut reset_after_answer = false;
+        let mut leave_after_answer = false;
+        if session.answer {
+            // The tester's programming-session request, answered for the application.
+            let _ = link.send(&PROGRAMMING_SESSION_ANSWER, board::now_us());
+            let _ = writeln!(
+                console,
+                "ECU {tag}: in the programming session (asked through the application)"
+            );
+        }
+        let mut last_request = board::now_us();
         loop {
             let now = board::now_us();
             while let Some(b) = line.read() {
@@ -369,8 +482,12 @@ mod firmware {
                         None => continue,
                     };
                     let _ = link.send(&response, now);
+                    last_request = now;
                     if server.take_reset() {
                         reset_after_answer = true;
+                    }
+                    if server.take_leave() {
+                        leave_after_answer = true;
                     }
                 }
             }
@@ -387,6 +504,22 @@ mod firmware {
                 );
                 cortex_m::peripheral::SCB::sys_reset();
             }
+            let quiet = now.saturating_sub(last_request) > S3_TIMEOUT_US;
+            if session.application && (leave_after_answer || quiet) && link.is_tx_idle() {
+                let _ = writeln!(
+                    console,
+                    "ECU {tag}: the programming session ended ({}): returning to the application",
+                    if leave_after_answer {
+                        "the tester is done"
+                    } else {
+                        "5 s without a request"
+                    }
+                );
+                cortex_m::peripheral::SCB::sys_reset();
+            }
         }
     }
+
+    /// ISO 14229-2's S3server: a programming session without a request for this long ends.
+    const S3_TIMEOUT_US: u64 = 5_000_000;
 }
