@@ -298,11 +298,11 @@ fn the_gateway_updates_the_emulated_cortex_m4_ecu_through_refusal_and_power_cut(
     ecu.wait_console("confirmed after the bootloader's hash check: release counter 1 is final");
     assert_ram_within_budget(&ecu.console());
 
-    // 3.0 (96 KiB, about 14,000 classic frames): the line goes dead after 5,000 frames, in
+    // 3.0 (40 KiB, about 5,900 classic frames): the line goes dead after 2,000 frames, in
     // the middle of the image, and QEMU is killed there: a power cut mid-download.
-    let new = release(&w, "3.0", 5, 96 * 1024);
+    let new = release(&w, "3.0", 5, 40 * 1024);
     drop(ecu);
-    let ecu = Ecu::start_cut(&dir, bus, gw, Some(5_000));
+    let ecu = Ecu::start_cut(&dir, bus, gw, Some(2_000));
     let out = gateway(&cfg, &["update"]);
     assert!(!out.status.success(), "{}", text(&out));
     let f = std::fs::read(dir.join("ota-ecu-flash.bin")).unwrap();
@@ -330,7 +330,7 @@ fn the_gateway_updates_the_emulated_cortex_m4_ecu_through_refusal_and_power_cut(
     );
 }
 
-/// Scenario: ECU trial boot | a signed, approved application that faults at start-up, on the emulated Cortex-M4 | the bootloader returns to the confirmed application by itself; the gateway reports the revert; the ECU refuses that image again; the good application confirmed itself, and a power cycle starts it
+/// Scenario: ECU trial boot | signed, approved applications that fault or hang at start-up, on the emulated Cortex-M4 | the bootloader returns to the confirmed application by itself (the hanging one after the watchdog it armed resets the core); the gateway reports each revert; the ECU refuses that image again; the good application confirmed itself, and a power cycle starts it
 #[test]
 fn the_emulated_ecu_confirms_a_good_application_and_reverts_a_faulting_one() {
     let w = World::new();
@@ -412,7 +412,27 @@ fn the_emulated_ecu_confirms_a_good_application_and_reverts_a_faulting_one() {
         "{}",
         text(&status)
     );
-    // The same image again: refused by the ECU itself (it failed its trial here).
+
+    // 4.2 hangs in its start-up checks and never confirms: the watchdog the bootloader armed
+    // for its trial resets it, and the bootloader reverts it.
+    w.release("4.2", 12, &application("ecu-app-hangs"));
+    w.assign_to(VIN, SERIAL, "4.2");
+    let out = gateway(&cfg, &["update"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "ECU {SERIAL}: REVERTED brake-fw 4.2: activated, then reset by the watchdog before confirming itself"
+        )),
+        "{}\nconsole:\n{}",
+        text(&out),
+        ecu.console()
+    );
+    for line in [
+        "APP brake-fw 4.2: start-up checks: waiting for the wheel sensors",
+        "REVERTED brake-fw 4.2: reset by the watchdog before confirming itself",
+    ] {
+        ecu.wait_console(line);
+    }
+    // 4.2 again: refused by the ECU itself (it failed its trial here).
     let again = gateway(&cfg, &["update"]);
     assert!(
         String::from_utf8_lossy(&again.stderr).contains("this ECU reverted from that image"),

@@ -1791,6 +1791,20 @@ fn section_emulated(keys: &[&SigningKey], img: &[u8]) {
         skipped("6 (ecu/qemu firmware not built)");
         return;
     }
+    if let Some(t) = section_table(&elf) {
+        let flash: u64 = [".vector_table", ".text", ".rodata", ".data"]
+            .iter()
+            .map(|n| section_size(&t, n))
+            .sum();
+        println!(
+            "   the bootloader's flash: {} B of its {} B partition (vector table, .text, \
+             .rodata, .data; ecu/qemu/memory.x); RAM: .bss {} B of {} B, the rest its stack",
+            thousands(flash),
+            thousands(128 * 1024),
+            thousands(section_size(&t, ".bss")),
+            thousands(64 * 1024 - 32)
+        );
+    }
     // One run per key, as an ECU is provisioned: the factory record holds that key alone.
     let mut consoles = Vec::new();
     for (i, key) in keys.iter().enumerate() {
@@ -1831,16 +1845,24 @@ fn section_emulated(keys: &[&SigningKey], img: &[u8]) {
         })
         .collect();
     row("manifest parse + RSA-PSS verify (instructions)", &verify);
+    // "stack peak S B of T B, heap peak H B of C B" -> "S / H B".
     let ram: Vec<String> = consoles
         .iter()
         .map(|c| {
-            c.lines()
+            let numbers: Vec<u64> = c
+                .lines()
                 .find_map(|l| l.strip_prefix("BENCH RAM: "))
-                .unwrap_or("no figures")
-                .to_string()
+                .unwrap_or_default()
+                .split(|ch: char| !ch.is_ascii_digit())
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            match numbers[..] {
+                [stack, _, heap, _] => format!("{} / {} B", thousands(stack), thousands(heap)),
+                _ => "no figures".into(),
+            }
         })
         .collect();
-    row("RAM at the end of the run", &ram);
+    row("stack / heap peak (of 28,948 / 24,576 B)", &ram);
     let ed = ns_in(&consoles[0], "BENCH 2 instruction Ed25519 verify");
     println!(
         "   OEM instruction, Ed25519 verify + checks: {} instructions",
@@ -1939,6 +1961,28 @@ fn skipped(what: &str) {
     }
 }
 
+/// `size -A` of an ELF (binutils), or `None` if it cannot be read.
+fn section_table(elf: &std::path::Path) -> Option<String> {
+    let o = std::process::Command::new("size")
+        .arg("-A")
+        .arg(elf)
+        .output()
+        .ok()?;
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// One section's size in a [`section_table`] (0 when absent).
+fn section_size(table: &str, name: &str) -> u64 {
+    table
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Section 5: the sections of the bare-metal firmware (`ecu/firmware`), if it was built.
 fn section_firmware() {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -1951,13 +1995,9 @@ fn section_firmware() {
          compact-manifest, trust-document and attestation verifiers, RSA; thumbv7em-none-eabihf, \
          opt-level s, LTO)"
     );
-    let out = std::process::Command::new("size")
-        .arg("-A")
-        .arg(&elf)
-        .output();
-    let text = match out {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
-        _ => {
+    let text = match section_table(&elf) {
+        Some(t) => t,
+        None => {
             println!(
                 "   not built: `rustup target add thumbv7em-none-eabihf && cargo build -p \
                  ota-ecu-firmware --profile firmware --target thumbv7em-none-eabihf` ({})",
@@ -1967,13 +2007,7 @@ fn section_firmware() {
             return;
         }
     };
-    let size = |name: &str| -> u64 {
-        text.lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
+    let size = |name: &str| section_size(&text, name);
     println!(
         "| .text | .rodata | .data | .bss (the heap for RSA, 32 KiB) | flash (text + rodata + data) |"
     );

@@ -10,12 +10,19 @@
 //! | 1 | the application | what it asks of the bootloader: [`Request`] |
 //! | 2 | the bootloader | how it started the application: [`Start`] |
 //! | 3 | a fault handler | the faulting instruction's address, for the console |
+//! | 4 | the bootloader | the watchdog is armed for a trial start ([`crate::watchdog`]) |
+//!
+//! This board has no reset-status register QEMU models, so a watchdog reset is told by
+//! elimination: the bootloader armed the watchdog for a trial, and the core restarted without
+//! the application asking for it (a request clears the mark) or faulting. A power cut clears
+//! RAM, so it reads as a power-on.
 
 const BASE: usize = 0x2000_FFE0;
 const CAUSE: usize = BASE;
 const REQUEST: usize = BASE + 4;
 const START: usize = BASE + 8;
 const FAULT_PC: usize = BASE + 12;
+const ARMED: usize = BASE + 16;
 
 const CAUSE_FAULT: u32 = 0xFA17_0001;
 const CAUSE_WATCHDOG: u32 = 0xD06D_0002;
@@ -23,6 +30,7 @@ const REQUEST_CONFIRM: u32 = 0xC0F1_0003;
 const REQUEST_PROGRAMMING: u32 = 0x9906_0004;
 const START_TRIAL: u32 = 0x7B1A_0005;
 const START_CONFIRMED: u32 = 0xC0DE_0006;
+const WATCHDOG_ARMED: u32 = 0xA2ED_0007;
 
 fn take(at: usize) -> u32 {
     // SAFETY: a hand-off word, reserved outside every program's linker RAM region (memory.x);
@@ -58,11 +66,19 @@ pub enum Cause {
 /// Why the core reset, as the last fault handler left it (cleared for the next start).
 pub fn take_cause() -> Cause {
     let pc = take(FAULT_PC);
+    let armed = take(ARMED) == WATCHDOG_ARMED;
     match take(CAUSE) {
         CAUSE_FAULT => Cause::Fault { pc },
         CAUSE_WATCHDOG => Cause::Watchdog,
+        _ if armed => Cause::Watchdog,
         _ => Cause::PowerOn,
     }
+}
+
+/// The bootloader, as it arms the watchdog for a trial start: a restart the application did
+/// not ask for is then the watchdog's.
+pub fn mark_armed() {
+    put(ARMED, WATCHDOG_ARMED);
 }
 
 /// What the application asks of the bootloader at the next start.
@@ -114,8 +130,10 @@ pub fn leave_start(start: Start) {
     );
 }
 
-/// Reset the core, leaving `request` for the bootloader.
+/// Reset the core, leaving `request` for the bootloader (a reset asked for, not the
+/// watchdog's).
 pub fn reset_with(request: Request) -> ! {
+    put(ARMED, 0);
     put(
         REQUEST,
         match request {

@@ -8,6 +8,8 @@
 //!   linker RAM region, where the bootloader and the application leave each other a word
 //!   across a reset (why the core reset, what the application asks of the bootloader, how the
 //!   bootloader started the application). QEMU starts with RAM zeroed, as a power-on does.
+//! - **The watchdog** ([`watchdog`], CMSDK APB watchdog at 0x4000_8000): the bootloader arms it
+//!   before it starts an application on trial, so one that hangs before confirming is reset.
 //! - **The memory map** ([`map`]): where the bootloader's partition, the run region the
 //!   bootloader copies an application into, and the RAM are.
 #![cfg_attr(target_os = "none", no_std)]
@@ -16,6 +18,8 @@
 pub mod handoff;
 #[cfg(target_os = "none")]
 mod uart;
+#[cfg(target_os = "none")]
+pub mod watchdog;
 #[cfg(target_os = "none")]
 pub use uart::Uart;
 

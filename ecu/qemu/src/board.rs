@@ -433,6 +433,9 @@ pub fn exit(ok: bool) -> ! {
 
 // ---- Starting an application (issue 25 §2: trial boots of real images) ----------------------
 
+/// How long an application on trial has to confirm itself before the watchdog resets it.
+const TRIAL_WATCHDOG_S: u32 = 2;
+
 /// Why the active image is not started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NotStarted {
@@ -463,7 +466,10 @@ pub fn is_application(flash: &mut BoardFlash, slot: Slot, len: u64) -> bool {
 
 /// Start the application in `slot` (`info`: what the bootloader verified): copy it to the run
 /// region, hash the copy (what runs is what was verified, MCUboot's RAM-load), tell it how it
-/// was started (`start`), stop the bootloader's clock, and jump. Returns only if it cannot.
+/// was started (`start`; on trial, with the watchdog armed), stop the bootloader's clock, and
+/// jump. Returns only if it cannot.
+/// Never inlined: its hasher would otherwise sit in `main`'s frame under every request.
+#[inline(never)]
 pub fn start_application(
     flash: &mut BoardFlash,
     slot: Slot,
@@ -485,6 +491,10 @@ pub fn start_application(
     }
     if <[u8; 32]>::from(sha2::Sha256::digest(&*run)) != info.sha256 {
         return NotStarted::CopyCorrupt;
+    }
+    if start == ota_mps2::handoff::Start::Trial {
+        // An application that hangs before confirming itself is reset, and reverted.
+        ota_mps2::watchdog::start(TRIAL_WATCHDOG_S);
     }
     ota_mps2::handoff::leave_start(start);
     // SAFETY: from here the bootloader hands the core over: its SysTick is stopped and any
