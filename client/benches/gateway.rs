@@ -100,6 +100,8 @@ fn main() {
         );
         if !found {
             println!("skipping the gateway benchmark: {prog} is not installed");
+            SKIPPED.add(format!("all (install {prog})"));
+            println!("{}", SKIPPED.last_line());
             return;
         }
     }
@@ -110,6 +112,7 @@ fn main() {
         vs_python_tuf(&nginx_bin, quick);
     }
     if only == "python-tuf" {
+        println!("{}", SKIPPED.last_line());
         return;
     }
     println!("== ota-gateway benchmark (nginx over HTTPS on 127.0.0.1) ==");
@@ -200,6 +203,7 @@ fn main() {
             .unwrap(),
         );
         decrypt_while_downloading(&w, &fetcher, &content_key);
+        println!("{}", SKIPPED.last_line());
         return;
     }
 
@@ -335,7 +339,11 @@ fn main() {
         size as f64 / MIB as f64,
         if size <= 4 << 20 { "met" } else { "NOT met" }
     );
+    println!("{}", SKIPPED.last_line());
 }
+
+/// Sections that could not run, for the benchmark's last line.
+static SKIPPED: ota_testkit::bench::Skipped = ota_testkit::bench::Skipped::new();
 
 /// The gateway's decrypting tap ([`ota_client::decrypt::DecryptingTap`]: a
 /// [`ota_crypt::stream::Decryptor`] whose plaintext is hashed and written to a file) with a
@@ -656,6 +664,7 @@ fn vs_python_tuf(nginx_bin: &Path, quick: bool) {
         Ok(v) => v,
         Err(why) => {
             println!("skipping the comparison: python-tuf is not available ({why})");
+            SKIPPED.add(format!("the python-tuf comparison ({why})"));
             return;
         }
     };

@@ -310,7 +310,6 @@ fn version_reports_flag_replaced_and_unknown_ecus() {
         let again = ota_repo::oem::ingest(&oem, &r).unwrap();
         assert_eq!(again, ota_fleet::Applied::AlreadySeen);
     }
-    std::thread::sleep(std::time::Duration::from_millis(1100)); // reports are timestamped in seconds
     {
         // S2 swapped for a part with another key; S1's address now answers with serial S9.
         let _e1 = start_ecu_with(
@@ -333,7 +332,23 @@ fn version_reports_flag_replaced_and_unknown_ecus() {
             0x7E1,
             Some(&w.p("s2-new.pem")),
         );
-        let r = report("r2.json");
+        // Reports are timestamped in seconds and must be newer than the last one ingested:
+        // this one is made half an hour on (the gateway's clock, not a sleep; the reports
+        // below are an hour on).
+        let half_hour_on = w.now.plus_seconds(1800).to_string();
+        let out = run(&[
+            "--now",
+            &half_hour_on,
+            "report",
+            "--out",
+            &w.p("r2.json").display().to_string(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r = w.p("r2.json");
         let got = ota_repo::oem::ingest(&oem, &r).unwrap();
         let ota_fleet::Applied::Ingested {
             accepted, flagged, ..

@@ -155,7 +155,8 @@ fn a_read_timeout_mid_body_is_resumed_too() {
                 bytes: good.to_vec(),
                 ranges: true,
                 cut_after: Some(LEN / 2),
-                stall: Duration::from_secs(3),
+                // Far longer than the 300 ms read timeout (the server caps it at 20 s).
+                stall: Duration::from_secs(20),
                 ..Body::default()
             })
         } else {
@@ -164,7 +165,8 @@ fn a_read_timeout_mid_body_is_resumed_too() {
     });
     let started = Instant::now();
     let path = s.download().expect("resumed after a timeout");
-    assert!(started.elapsed() < Duration::from_secs(3));
+    // Resumed on the timeout, not after the silence ended, on any machine.
+    assert!(started.elapsed() < Duration::from_secs(15));
     assert_eq!(std::fs::read(path).unwrap(), s.good);
     assert_eq!(s.target_ranges(), [None, Some(HALF)]);
 }
@@ -343,7 +345,8 @@ fn a_trickle_is_cut_off_as_too_slow() {
     );
     assert!(err.to_string().contains("too slow"), "{err}");
     assert!(
-        took >= Duration::from_secs(1) && took < Duration::from_secs(4),
+        // Not before the one-second window; long before the 30 s read timeout could.
+        took >= Duration::from_secs(1) && took < Duration::from_secs(15),
         "{took:?}"
     );
     s.assert_nothing_left();
@@ -382,7 +385,8 @@ fn metadata_fetches_are_held_to_the_minimum_speed_too() {
         matches!(&err, Error::Fetch(FetchError::TooSlow { url, .. }) if url.ends_with("/timestamp.json")),
         "{err}"
     );
-    assert!(started.elapsed() < Duration::from_secs(4));
+    // Long before the 30 s read timeout could have ended it.
+    assert!(started.elapsed() < Duration::from_secs(15));
     assert!(!tree.path("meta/timestamp.json").exists());
 }
 

@@ -1763,10 +1763,7 @@ fn main() {
     println!();
     println!("(benchmark ran {:.1} s)", start.elapsed().as_secs_f64());
     // The last line says whether every section ran (a skipped one is not a figure).
-    match SKIPPED.lock().map(|s| s.clone()).unwrap_or_default() {
-        s if s.is_empty() => println!("every section ran"),
-        s => println!("SKIPPED sections: {}", s.join("; ")),
-    }
+    println!("{}", SKIPPED.last_line());
 }
 
 /// Section 6: the firmware's own checks on an emulated Cortex-M4 (`ecu/qemu` under QEMU's
@@ -1953,12 +1950,10 @@ fn run_emulated(elf: &Path, key: &SigningKey, input: &[u8]) -> Result<String, St
 }
 
 /// Sections that could not run, for the benchmark's last line.
-static SKIPPED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+static SKIPPED: ota_testkit::bench::Skipped = ota_testkit::bench::Skipped::new();
 
 fn skipped(what: &str) {
-    if let Ok(mut s) = SKIPPED.lock() {
-        s.push(what.to_string());
-    }
+    SKIPPED.add(what);
 }
 
 /// `size -A` of an ELF (binutils), or `None` if it cannot be read.

@@ -318,12 +318,9 @@ fn main() {
     if pg.is_none() {
         skipped = true;
     }
-    println!(
-        "{}",
-        if skipped {
-            "SKIPPED: PostgreSQL rows (install postgresql)"
-        } else {
-            "all sections ran"
-        }
-    );
+    let sections = ota_testkit::bench::Skipped::new();
+    if skipped {
+        sections.add("the PostgreSQL rows (install postgresql)");
+    }
+    println!("{}", sections.last_line());
 }

@@ -107,6 +107,8 @@ fn main() {
             sign_rate / s,
             verify_rate / v
         );
+    } else {
+        SKIPPED.add("the openssl RSA-3072 reference (install openssl)");
     }
 
     // SHA-256: both sides hash 1 MiB buffers in memory for one second, five times; medians
@@ -124,6 +126,8 @@ fn main() {
             "  reference openssl speed -evp sha256 (1 MiB blocks, same method): {r:.0} MB/s ({lo:.0}-{hi:.0}) -> ours = {:.2}x",
             mbps / r
         );
+    } else {
+        SKIPPED.add("the openssl SHA-256 reference (install openssl)");
     }
 
     // 1,000 images of 64 KiB, through the same library calls the CLI makes.
@@ -157,4 +161,8 @@ fn main() {
         t.elapsed().as_secs_f64(),
         s.targets
     );
+    println!("{}", SKIPPED.last_line());
 }
+
+/// The references that could not run, for the last line.
+static SKIPPED: ota_testkit::bench::Skipped = ota_testkit::bench::Skipped::new();

@@ -450,7 +450,8 @@ fn wait_blocks_on_the_lock_then_proceeds_or_times_out() {
     // Without --wait: refused at once, naming the directory and the way to wait.
     let start = Instant::now();
     let err = env.fail(&["supplier", "publish", "acme"]);
-    assert!(start.elapsed() < Duration::from_secs(5));
+    // At once, not after a wait: far below the 60 s wait asked for below, on any machine.
+    assert!(start.elapsed() < Duration::from_secs(30));
     assert!(err.contains("acme") && err.contains("--wait"), "{err}");
 
     // --wait 1: refused after about a second.

@@ -1,6 +1,7 @@
 //! Helpers shared by integration tests that need real programs from the system: nginx serving
 //! trees over HTTP or HTTPS, a test certificate authority, and finding programs.
 
+pub mod bench;
 pub mod cli;
 pub mod nginx;
 pub mod postgres;
