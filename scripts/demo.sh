@@ -413,10 +413,18 @@ else
   "$bin/ota-ecu-image" "$fw/ecu-app-faults" "$work/images/brake-app-4.1.bin" | sed 's/^/    /'
   "$OTA_REPO" oem vehicle add "$work/oem" --vin "$vin5" --ecu BRK-Q001:BRAKE-Q \
     --secret "$v5/vehicle.TEST-ONLY.secret" >/dev/null
-  # The production line: the ECU's flash starts with its factory record (acme's current key).
+  # The production line: the ECU's flash starts with its factory record (acme's current key)
+  # and the OEM's trust document for BRAKE-Q, which names the OEM's instruction key: the ECU
+  # installs only what the OEM instructed it to, so a stolen supplier key on the bus is not
+  # enough. (Partial verification: tuv's key here is RSA-3072, and checking its approval on the
+  # ECU needs more than the emulated ECU's 24 KiB heap; client/tests/qemu_ecu.rs runs full
+  # verification with RSA-2048 keys.)
   pub "$work/keys/acme-targets-2.TEST-ONLY.pem" "$v5/acme-targets-2.pub.pem"
+  "$OTA_REPO" oem ecu-trust "$work/oem" --hardware-id BRAKE-Q --supplier-key "$v5/acme-targets-2.pub.pem" \
+    "${trust_signers[@]}" >/dev/null
   "$bin/ota-ecu-factory" --serial BRK-Q001 --hardware-id BRAKE-Q \
-    --supplier-key "$v5/acme-targets-2.pub.pem" --out "$v5/ecu/ota-ecu-flash.bin" | sed 's/^/    /'
+    --supplier-key "$v5/acme-targets-2.pub.pem" --trust "$work/oem/ecu-trust/BRAKE-Q.1.bin" \
+    --out "$v5/ecu/ota-ecu-flash.bin" | sed 's/^/    /'
   app_release() { # VERSION COUNTER: released by acme, reviewed, approved, assigned to BRK-Q001
     "$OTA_REPO" supplier add-image "$acme" --file "$work/images/brake-app-$1.bin" --uid brake-fw \
       --version "$1" --release-counter "$2" --hardware-id BRAKE-Q >/dev/null

@@ -1139,14 +1139,65 @@ fn versions(dir: &std::path::Path) -> String {
 
 /// Whether the image of SHA-256 `sha256` (hex) that `ecu` was just told to activate failed
 /// its trial boot: the ECU's identification names it as reverted. Then why, and what the ECU
-/// runs again. An ECU that cannot be asked (or a directory) counts as not reverted: its next
-/// version report tells the OEM.
+/// runs again. An ECU that cannot be asked (or a directory) counts as not reverted here; see
+/// [`activation_outcome`] for what may be recorded as running.
 pub(super) fn trial_failed(
     fw: &mut dyn Forwarder,
     ecu: &EcuConfig,
     sha256: &str,
 ) -> Option<(String, Installed)> {
     let id = fw.identify(ecu).ok().flatten()?;
+    reverted_from(&id, sha256)
+}
+
+/// What `ecu` runs after the activation of the image of SHA-256 `sha256` (hex), as the ECU
+/// itself says: that image, confirmed, or the image its bootloader returned to (the trial
+/// failed). Anything else is not known to run, and is an error, so that nothing records the
+/// image as installed and the journal keeps the ECU for the next run to ask again: an ECU that
+/// does not answer (it may have lost power just after the activation), one whose image is
+/// still on trial, or one that runs another image. A forwarder with no bootloader to ask (a
+/// directory) counts as running.
+fn activation_outcome(
+    fw: &mut dyn Forwarder,
+    ecu: &EcuConfig,
+    sha256: &str,
+) -> std::result::Result<recover::Activated, ForwardError> {
+    let unknown = |why: String| {
+        ForwardError::Ecu {
+        serial: ecu.serial.clone(),
+        reason: format!(
+            "activated, but whether it runs the new image is not known: {why}; the next run asks again"
+        ),
+    }
+    };
+    let id = match fw.identify(ecu) {
+        Ok(None) => return Ok(recover::Activated::Running),
+        Ok(Some(id)) => id,
+        Err(e) => return Err(unknown(format!("no answer afterwards ({e})"))),
+    };
+    if let Some((reason, running)) = reverted_from(&id, sha256) {
+        return Ok(recover::Activated::Reverted {
+            reason,
+            running: Box::new(running),
+        });
+    }
+    if hex::decode(sha256).ok().as_deref() != Some(&id.sha256[..]) {
+        let runs = id.image.map_or("nothing".to_string(), |(u, v)| {
+            format!("{} {}", u.as_str(), v.as_str())
+        });
+        return Err(unknown(format!("it runs {runs}")));
+    }
+    if id.on_trial {
+        return Err(unknown(
+            "its image is still on trial (not confirmed)".into(),
+        ));
+    }
+    Ok(recover::Activated::Running)
+}
+
+/// The revert `id` records, if it is of the image of SHA-256 `sha256` (hex): why, and what the
+/// ECU runs again.
+fn reverted_from(id: &ota_ecu::uds::Identification, sha256: &str) -> Option<(String, Installed)> {
     let (prefix, reason) = id.reverted?;
     let activated = hex::decode(sha256).ok()?;
     if activated.get(..8) != Some(&prefix[..]) {

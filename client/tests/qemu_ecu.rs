@@ -104,7 +104,7 @@ impl Ecu {
             .arg(firmware())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("qemu.err")).unwrap())
             .spawn()
             .expect("starting qemu-system-arm");
         let args = ota_ecu::bridge::Args {
@@ -143,8 +143,9 @@ impl Ecu {
         while !test(&self.console()) {
             assert!(
                 Instant::now() < deadline,
-                "the emulated ECU never showed {what}; console:\n{}",
-                self.console()
+                "the emulated ECU never showed {what}; console:\n{}\nQEMU's own output:\n{}",
+                self.console(),
+                std::fs::read_to_string(self.dir.join("qemu.err")).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -177,7 +178,7 @@ fn assert_ram_within_budget(console: &str) {
         "the stack overflowed its region: {line}"
     );
     assert!(heap > 0 && heap <= heap_size, "{line}");
-    eprintln!("emulated ECU, update of brake-fw 1.0: {line}");
+    eprintln!("emulated ECU, first update: {line}");
 }
 
 impl Drop for Ecu {
@@ -192,13 +193,92 @@ impl Drop for Ecu {
 
 /// The factory's flash file for the ECU in `dir`, trusting the supplier key `pem`.
 fn factory(dir: &Path, pem: &str) {
+    factory_with(dir, pem, None);
+}
+
+/// [`factory`], with the ECU's first trust document (`trust`) as the production line gives it
+/// (`ota_ecu::factory::TRUST_AT`, as `ota-ecu-factory --trust` writes it).
+fn factory_with(dir: &Path, pem: &str, trust: Option<&Path>) {
     std::fs::create_dir_all(dir).unwrap();
     let key_file = dir.join("supplier.pub.pem");
     std::fs::write(&key_file, pem).unwrap();
     let k = ota_ecu::sim::provision(&key_file).unwrap();
     let mut record = ota_ecu::factory::build(SERIAL, "BRAKE-A", &[(k.keyid, k.key)], 1).unwrap();
     record.resize(4096, 0xFF);
+    if let Some(t) = trust {
+        record.resize(ota_ecu::factory::TRUST_AT, 0xFF);
+        record.extend(ota_ecu::factory::trust_area(&std::fs::read(t).unwrap()).unwrap());
+    }
     std::fs::write(dir.join("ota-ecu-flash.bin"), record).unwrap();
+}
+
+/// The OEM's trust document for BRAKE-A: acme's key, full verification (tuv's approval
+/// required on the ECU itself) and the OEM's instruction key (format 3).
+fn full_trust(w: &World) -> PathBuf {
+    let pem = |private: &str| public_pem(private);
+    std::fs::write(w.p("acme.pub.pem"), pem(world::key_pem())).unwrap();
+    std::fs::write(w.p("tuv.pub.pem"), pem(&world::regulator_key_pem("tuv"))).unwrap();
+    let signer = ota_metadata::SigningKey::generate(2048).unwrap();
+    std::fs::write(w.p("ecu-trust.pem"), signer.to_pkcs8_pem().unwrap()).unwrap();
+    let (_, doc) = ota_repo::oem::ecu_trust(
+        &w.p("oem"),
+        &ota_repo::oem::EcuTrust {
+            hardware_id: "BRAKE-A".into(),
+            suppliers: ota_repo::oem::ecu_trust::SupplierKeys::Files(vec![w.p("acme.pub.pem")]),
+            supplier_threshold: None,
+            regulator_keys: vec![w.p("tuv.pub.pem")],
+            regulator_threshold: 1,
+            full: true,
+            signer_keys: vec![w.p("ecu-trust.pem")],
+            signer_threshold: Some(1),
+            confirmed_keys: Vec::new(),
+            previous_signer_keys: vec![],
+            min_release_counter: None,
+            legacy: false,
+        },
+    )
+    .unwrap();
+    ota_repo::oem::publish(&w.p("oem"), w.now, false).unwrap();
+    doc
+}
+
+/// A thief with the supplier's signing key and the CAN bus (at the gateway's address `gw`):
+/// a build signed by acme alone, never reviewed, approved or instructed, sent straight to the
+/// emulated ECU. What the ECU answers.
+fn stolen_key_install(gw: SocketAddr, bus: SocketAddr) -> Result<(), ota_ecu::flasher::FlashError> {
+    use ota_metadata::documents::compact::sign_compact;
+    use sha2::Digest;
+    let mut evil = application("ecu-app-confirms");
+    evil.extend_from_slice(b"EVIL");
+    let m = ota_metadata::documents::ImageManifest::new(
+        "acme",
+        "brake-fw",
+        "66.6",
+        99,
+        vec!["BRAKE-A".into()],
+        evil.len() as u64,
+        sha2::Sha256::digest(&evil).into(),
+    )
+    .unwrap();
+    let thief = ota_metadata::SigningKey::from_pem(world::key_pem()).unwrap();
+    let compact = sign_compact(&m.compact_body().unwrap(), &[&thief]).unwrap();
+    let ids = (
+        ota_ecu::isotp::standard_id(0x7E0).unwrap(),
+        ota_ecu::isotp::standard_id(0x7E8).unwrap(),
+    );
+    let bus = ota_ecu::bus::udp::UdpBus::bind(gw, vec![bus]).unwrap();
+    let mut ep =
+        ota_ecu::transport::Endpoint::new(bus, ota_ecu::isotp::Config::new(ids.0, ids.1)).unwrap();
+    ota_ecu::flasher::enter_programming(&mut ep).unwrap();
+    let r = ota_ecu::flasher::flash_image(
+        &mut ep,
+        &compact,
+        &mut evil.as_slice(),
+        evil.len() as u64,
+        |_| {},
+    );
+    ota_ecu::flasher::leave_programming(&mut ep);
+    r
 }
 
 fn public_pem(private: &str) -> String {
@@ -239,18 +319,21 @@ fn config(w: &World, gw: SocketAddr, ecu: SocketAddr) -> PathBuf {
 }
 
 /// Publish brake-fw `version` (release counter `counter`) of `len` bytes, reviewed, and assign
-/// it to the emulated ECU; the image's bytes.
+/// it to the emulated ECU; the image's bytes: the application that confirms itself, then
+/// filler no two 4 KiB blocks of which are alike (where a block landed in the flash says how
+/// far a transfer got).
 fn release(w: &World, version: &str, counter: u64, len: usize) -> Vec<u8> {
-    // No two 4 KiB blocks alike: where a block landed in the flash says how far a transfer got.
-    let bytes: Vec<u8> = (0..len as u64)
-        .map(|i| ((i + counter).wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
+    let mut bytes = application("ecu-app-confirms");
+    let app = bytes.len() as u64;
+    assert!(app < len as u64);
+    bytes
+        .extend((app..len as u64).map(|i| ((i + counter).wrapping_mul(2_654_435_761) >> 13) as u8));
     w.release(version, counter, &bytes);
     w.assign_to(VIN, SERIAL, version);
     bytes
 }
 
-/// Scenario: Power loss | the emulated Cortex-M4 ECU updated by the real gateway, QEMU killed mid-download and restarted on the same flash file | an ECU provisioned with another supplier key refuses the manifest itself; after the cut the old image still runs and the next update completes
+/// Scenario: Power loss | the emulated Cortex-M4 ECU updated by the real gateway, QEMU killed mid-download and restarted on the same flash file | an ECU provisioned with another supplier key refuses the manifest itself; after the cut the old application still runs and the next update completes
 #[test]
 fn the_gateway_updates_the_emulated_cortex_m4_ecu_through_refusal_and_power_cut() {
     let w = World::new();
@@ -263,6 +346,7 @@ fn the_gateway_updates_the_emulated_cortex_m4_ecu_through_refusal_and_power_cut(
             "1.0".into(),
         )],
     );
+    release(&w, "1.1", 2, 12 * 1024);
     let (gw, bus) = (free_port(), free_port());
     let cfg = config(&w, gw, bus);
     assert!(gateway(&cfg, &["init"]).status.success());
@@ -282,7 +366,7 @@ fn the_gateway_updates_the_emulated_cortex_m4_ecu_through_refusal_and_power_cut(
     );
     drop(ecu);
 
-    // The supplier's key: 1.0 goes in, is activated, and runs after the ECU's own reset.
+    // The supplier's key: 1.1 goes in, is activated, and runs after the ECU's own reset.
     let dir = w.p("qemu-ecu");
     factory(&dir, &public_pem(world::key_pem()));
     let ecu = Ecu::start(&dir, bus, gw);
@@ -290,38 +374,43 @@ fn the_gateway_updates_the_emulated_cortex_m4_ecu_through_refusal_and_power_cut(
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout)
-            .contains(&format!("ECU {SERIAL}: updated to brake-fw 1.0")),
+            .contains(&format!("ECU {SERIAL}: updated to brake-fw 1.1")),
         "{}",
         text(&out)
     );
-    ecu.wait_console("running brake-fw 1.0 (release counter 1, on trial)");
-    ecu.wait_console("confirmed after the bootloader's hash check: release counter 1 is final");
+    ecu.wait_console("running brake-fw 1.1 (release counter 2, on trial)");
+    ecu.wait_console(
+        "confirmed after the application's start-up checks: release counter 2 is final",
+    );
     assert_ram_within_budget(&ecu.console());
 
-    // 3.0 (40 KiB, about 5,900 classic frames): the line goes dead after 2,000 frames, in
+    // 3.0 (40 KiB, about 5,900 classic frames): the line goes dead after 2,500 frames, in
     // the middle of the image, and QEMU is killed there: a power cut mid-download.
     let new = release(&w, "3.0", 5, 40 * 1024);
     drop(ecu);
-    let ecu = Ecu::start_cut(&dir, bus, gw, Some(2_000));
+    let ecu = Ecu::start_cut(&dir, bus, gw, Some(2_500));
     let out = gateway(&cfg, &["update"]);
     assert!(!out.status.success(), "{}", text(&out));
     let f = std::fs::read(dir.join("ota-ecu-flash.bin")).unwrap();
     let has = |part: &[u8]| f.chunks(4096).any(|c| c == part);
-    assert!(has(&new[..4096]), "the download never started");
+    // The third block (the first is the application's code, alike in 1.1 and 3.0).
+    assert!(has(&new[8192..12288]), "the download never started");
     assert!(!has(&new[new.len() - 4096..]), "the whole image arrived");
     ecu.kill();
-    // Power back: the same flash file; 1.0 still runs.
+    // Power back: the same flash file; 1.1 still runs.
     let _ = std::fs::remove_file(dir.join("console.log"));
-    let ecu = Ecu::start(&dir, bus, gw);
+    let ecu = Ecu::start_until(&dir, bus, gw, None, "starting the application brake-fw 1.1");
     assert!(
         ecu.console()
-            .contains("running brake-fw 1.0 (release counter 1)"),
+            .contains("running brake-fw 1.1 (release counter 2)"),
         "{}",
         ecu.console()
     );
     let out = gateway(&cfg, &["update"]);
     assert!(out.status.success(), "{}", text(&out));
-    ecu.wait_console("confirmed after the bootloader's hash check: release counter 5 is final");
+    ecu.wait_console(
+        "confirmed after the application's start-up checks: release counter 5 is final",
+    );
     let status = gateway(&cfg, &["status"]);
     assert!(
         String::from_utf8_lossy(&status.stdout).contains("brake-fw 3.0 (release counter 5)"),
@@ -330,7 +419,7 @@ fn the_gateway_updates_the_emulated_cortex_m4_ecu_through_refusal_and_power_cut(
     );
 }
 
-/// Scenario: ECU trial boot | signed, approved applications that fault or hang at start-up, on the emulated Cortex-M4 | the bootloader returns to the confirmed application by itself (the hanging one after the watchdog it armed resets the core); the gateway reports each revert; the ECU refuses that image again; the good application confirmed itself, and a power cycle starts it
+/// Scenario: ECU trial boot | signed, approved applications that fault, hang, or are not applications for the board, on the emulated Cortex-M4 provisioned with the OEM's full-verification trust document; and a thief with the supplier's key on the bus | the bootloader returns to the confirmed application by itself (the hanging one after the watchdog it armed resets the core, the non-application before starting anything); the gateway reports each revert; the ECU refuses those bytes again and refuses the thief's build (no regulator approval); the good application confirmed itself, and a power cycle starts it
 #[test]
 fn the_emulated_ecu_confirms_a_good_application_and_reverts_a_faulting_one() {
     let w = World::new();
@@ -350,9 +439,13 @@ fn the_emulated_ecu_confirms_a_good_application_and_reverts_a_faulting_one() {
     let (gw, bus) = (free_port(), free_port());
     let cfg = config(&w, gw, bus);
     assert!(gateway(&cfg, &["init"]).status.success());
+    // Provisioned at the factory with the OEM's trust document: full verification and the
+    // OEM's instructions, checked by the emulated ECU itself.
+    let trust = full_trust(&w);
     let dir = w.p("qemu-apps");
-    factory(&dir, &public_pem(world::key_pem()));
+    factory_with(&dir, &public_pem(world::key_pem()), Some(&trust));
     let ecu = Ecu::start(&dir, bus, gw);
+    ecu.wait_console("provisioned the factory's trust document version 1");
 
     // The good application: started on trial, its checks pass, it asks the bootloader to
     // confirm; then it runs, and the gateway reaches the bootloader through it.
@@ -373,6 +466,23 @@ fn the_emulated_ecu_confirms_a_good_application_and_reverts_a_faulting_one() {
     ] {
         ecu.wait_console(line);
     }
+    // Full verification (the regulator's approval, the OEM's instruction) within the RAM.
+    assert_ram_within_budget(&ecu.console());
+
+    // A stolen supplier key and the bus are not enough: the ECU itself wants the regulator's
+    // approval (NRC 0xFC) before anything is written, and 4.0 keeps running.
+    match stolen_key_install(gw, bus) {
+        Err(ota_ecu::flasher::FlashError::Refused {
+            nrc: Some(ota_ecu::uds::Nrc::NotApproved),
+            ..
+        }) => {}
+        other => panic!("a build signed by the supplier alone: {other:?}"),
+    }
+    ecu.wait_until("4.0 running after the thief", |c| {
+        c.rsplit("the programming session ended")
+            .next()
+            .is_some_and(|after| after.contains("APP brake-fw 4.0: running"))
+    });
 
     // 4.1 faults at start-up: signed, approved, installed, activated, then reverted by the
     // bootloader on its own; the gateway reads the revert from the ECU.
@@ -432,7 +542,28 @@ fn the_emulated_ecu_confirms_a_good_application_and_reverts_a_faulting_one() {
     ] {
         ecu.wait_console(line);
     }
-    // 4.2 again: refused by the ECU itself (it failed its trial here).
+    // 4.3 is signed and approved but not an application for this board (data): its trial
+    // fails at once, before anything is started, and 4.0 runs again; the counter stays.
+    w.release("4.3", 13, &[0x5A; 4096]);
+    w.assign_to(VIN, SERIAL, "4.3");
+    let out = gateway(&cfg, &["update"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "ECU {SERIAL}: REVERTED brake-fw 4.3: activated, then not an application this ECU can start"
+        )),
+        "{}\nconsole:\n{}",
+        text(&out),
+        ecu.console()
+    );
+    ecu.wait_console("REVERTED brake-fw 4.3: not an application this ECU can start");
+    let status = gateway(&cfg, &["status"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("brake-fw 4.0 (release counter 10)"),
+        "{}",
+        text(&status)
+    );
+
+    // 4.3 again: refused by the ECU itself (it failed its trial here).
     let again = gateway(&cfg, &["update"]);
     assert!(
         String::from_utf8_lossy(&again.stderr).contains("this ECU reverted from that image"),

@@ -722,6 +722,53 @@ fn a_revert_after_an_interrupted_activation_is_found_and_reported() {
     v.assert_all("1.0");
 }
 
+/// Scenario: ECU trial boot | an ECU answers ACTIVATE, then loses power before the gateway can ask what it runs, and its image fails its trial at the next power-on | never reported as updated, in that run or later: the run fails saying the outcome is unknown, the journal keeps the ECU, and the next run reports REVERTED
+#[test]
+fn an_ecu_silent_after_its_activation_is_never_reported_updated() {
+    let mut v = Vehicle::new();
+    publish_faulting_3_0(&v);
+    v.assign_all("3.0");
+    // E1's sixth flash write is the trial boot's count, after it answered ACTIVATE (erase,
+    // two blocks, the pending state, the activation): it dies there, answering nothing more.
+    v.start(0, &["--power-cut-after-writes", "5"]);
+    v.start(1, &[]);
+    v.start(2, &[]);
+    let out = v.gateway(&["update"], None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        !stdout.contains("ECU E1: updated to brake-fw 3.0"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not known"),
+        "{}",
+        text(&out)
+    );
+    v.stop_all();
+    assert_eq!(v.journal().as_deref(), Some("commit"), "{}", text(&out));
+    let status = v.gateway(&["status"], None);
+    assert!(
+        !String::from_utf8_lossy(&status.stdout).contains("ECU E1 [BRAKE-A]: brake-fw 3.0"),
+        "{}",
+        text(&status)
+    );
+    // Power back: E1's bootloader runs the trial, which faults, and returns to 1.0 by itself.
+    // The next run finds that and says so.
+    v.start_all();
+    let out = v.gateway(&["update"], None);
+    assert_reverted(&out, &["E1"]);
+    let again = v.gateway(&["update"], None);
+    assert!(
+        !String::from_utf8_lossy(&again.stdout).contains("up to date (brake-fw 3.0)"),
+        "{}",
+        text(&again)
+    );
+    v.stop_all();
+    v.assert_all("1.0");
+}
+
 /// The run's output says each of `serials` reverted brake-fw 3.0 after a fault.
 fn assert_reverted(out: &Output, serials: &[&str]) {
     let stderr = String::from_utf8_lossy(&out.stderr);

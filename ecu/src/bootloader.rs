@@ -622,6 +622,19 @@ impl<'k, F: Flash> Bootloader<'k, F> {
         self.commit(next)
     }
 
+    /// The board's start-up code found the image on trial cannot be started (`reason`, e.g.
+    /// [`RevertReason::NotStartable`]): return to the previous image now, in one state write,
+    /// as a failed trial. Without a trial it writes nothing.
+    pub fn fail_trial(&mut self, reason: RevertReason) -> Result<(), Refusal> {
+        if self.lost {
+            return Err(Refusal::StateLost);
+        }
+        match (self.state.trial, self.state.image) {
+            (Some(trial), Some(info)) => self.revert(trial, info, reason),
+            _ => Ok(()),
+        }
+    }
+
     /// The image on trial confirms itself (after its own start-up checks): it stays, and its
     /// release counter becomes the ECU's. Idempotent: without a trial it writes nothing.
     pub fn confirm(&mut self) -> Result<(), Refusal> {

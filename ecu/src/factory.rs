@@ -6,6 +6,11 @@
 //! Layout (big-endian): `OTAF` magic (4) · layout 1 (1) · threshold (1) · key count (1) ·
 //! reserved (1) · serial (32) · hardware id (32) · per key: key id (32) · modulus length (2) ·
 //! modulus · public exponent (4) · SHA-256 of everything before (32).
+//!
+//! The production line may also give the ECU its first trust document (see [`crate::trust`]:
+//! the OEM's, for full verification and the OEM's instructions), at [`TRUST_AT`] of the flash
+//! image: length (u32) · the document. The bootloader provisions it at its first start, when
+//! it holds none; from then on the document, not the factory keys, decides what it accepts.
 
 use crate::compact_manifest::{Field, ProvisionedKey, FIELD_LEN};
 use rsa::{BigUint, RsaPublicKey};
@@ -23,6 +28,33 @@ pub struct Factory {
     pub hardware_id: Field,
     pub threshold: u8,
     pub keys: heapless::Vec<ProvisionedKey, MAX_KEYS>,
+}
+
+/// Where the factory's trust document is in the flash image (after the factory record, the
+/// state copies and the trust copies of the emulated ECU's layout).
+pub const TRUST_AT: usize = 8 * 4096;
+
+/// The trust document a factory trust area holds (`b` from [`TRUST_AT`]), if any: erased
+/// flash or a length past [`crate::flash::TRUST_LEN`] is none. Its signatures are checked when
+/// the bootloader provisions it.
+pub fn trust_in(b: &[u8]) -> Option<&[u8]> {
+    let len = u32::from_be_bytes(b.get(..4)?.try_into().ok()?);
+    let len = usize::try_from(len).ok()?;
+    if len == 0 || len > crate::flash::TRUST_LEN {
+        return None;
+    }
+    b.get(4..4 + len)
+}
+
+/// The factory trust area for `doc` (to write at [`TRUST_AT`]); `None` if it is too long.
+#[cfg(feature = "std")]
+pub fn trust_area(doc: &[u8]) -> Option<std::vec::Vec<u8>> {
+    if doc.is_empty() || doc.len() > crate::flash::TRUST_LEN {
+        return None;
+    }
+    let mut v = u32::try_from(doc.len()).ok()?.to_be_bytes().to_vec();
+    v.extend_from_slice(doc);
+    Some(v)
 }
 
 /// Parse the record at the start of `b` (the rest of the sector is ignored); `None` if it is

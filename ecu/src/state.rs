@@ -152,6 +152,9 @@ pub enum RevertReason {
     Fault = 3,
     /// At boot, its slot no longer hashed to what was verified.
     Corrupt = 4,
+    /// Not an application this ECU's board can start (its bootloader checked it before the
+    /// jump): a build for another address or another processor, or data.
+    NotStartable = 5,
 }
 
 impl RevertReason {
@@ -161,6 +164,7 @@ impl RevertReason {
             RevertReason::Watchdog,
             RevertReason::Fault,
             RevertReason::Corrupt,
+            RevertReason::NotStartable,
         ]
         .into_iter()
         .find(|r| *r as u8 == b)
@@ -172,6 +176,7 @@ impl RevertReason {
             RevertReason::Watchdog => "reset by the watchdog before confirming itself",
             RevertReason::Fault => "faulted before confirming itself",
             RevertReason::Corrupt => "its slot no longer held the verified image at boot",
+            RevertReason::NotStartable => "not an application this ECU can start",
         }
     }
 }

@@ -162,7 +162,7 @@ fn an_activated_image_is_on_trial_until_it_confirms_itself() {
     assert_eq!(bl.state().image.unwrap().version.as_str(), "2.0");
 }
 
-/// Scenario: ECU trial boot | the activated image faults, is reset by the watchdog, or never confirms | the bootloader returns to the previous image by itself, remembers why, and refuses those bytes again
+/// Scenario: ECU trial boot | the activated image faults, is reset by the watchdog, never confirms, or is nothing the board can start | the bootloader returns to the previous image by itself, remembers why, and refuses those bytes again
 #[test]
 fn a_trial_image_that_fails_is_reverted_and_never_runs_again() {
     let prov = provisioned();
@@ -179,12 +179,22 @@ fn a_trial_image_that_fails_is_reverted_and_never_runs_again() {
             vec![ResetCause::PowerOn; usize::from(MAX_TRIAL_BOOTS) + 1],
             RevertReason::Unconfirmed,
         ),
+        // The board's start-up code finds nothing it can start (`Bootloader::fail_trial`).
+        (vec![ResetCause::PowerOn], RevertReason::NotStartable),
     ] {
         let (mut bl, old, new) = on_trial(&prov);
         let trial_slot = bl.state().active;
         let mut last = None;
         for c in &causes {
             last = Some(bl.boot(*c).unwrap());
+        }
+        if reason == RevertReason::NotStartable {
+            bl.fail_trial(reason).unwrap();
+            // No trial any more: a second call writes nothing.
+            let st = *bl.state();
+            bl.fail_trial(reason).unwrap();
+            assert_eq!(*bl.state(), st);
+            last = Some(bl.boot(ResetCause::PowerOn).unwrap());
         }
         let st = *bl.state();
         assert_eq!(

@@ -137,7 +137,8 @@ impl Gateway {
     }
 
     /// ACTIVATE one ECU of a decided update, then ask it whether the image survived its trial
-    /// boot. An ECU that holds neither the image pending nor active has either reverted from
+    /// boot ([`super::activation_outcome`]: only the ECU's own word that it runs the image,
+    /// confirmed, records it as installed). An ECU that holds neither the image pending nor active has either reverted from
     /// it (an activation whose end this gateway did not see) or lost it after the commit
     /// (replaced, or its state restored): the first is reported as such, the second is sent
     /// the image again from staging first: the update is decided, it can only go forward.
@@ -191,7 +192,7 @@ impl Gateway {
             }
             r => r?,
         }
-        Ok(reverted(fw).unwrap_or(Activated::Running))
+        super::activation_outcome(fw, ecu, &e.installed.sha256)
     }
 
     /// Finish what a previous run left in flight (module documentation). Returns the ECUs of

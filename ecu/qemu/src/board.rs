@@ -145,6 +145,12 @@ impl BoardFlash {
         &self.mem[FACTORY..FACTORY + SECTOR]
     }
 
+    /// The trust document the production line left (`ota_ecu::factory::TRUST_AT`), if any.
+    pub fn factory_trust(&self) -> Option<&[u8]> {
+        let at = ota_ecu::factory::TRUST_AT;
+        ota_ecu::factory::trust_in(&self.mem[at..at + 4 + TRUST_LEN])
+    }
+
     /// Write `mem[at..at + len]` through to the host file.
     fn persist(&mut self, at: usize, len: usize) -> Result<(), FlashError> {
         if host(nr::SEEK, &[self.file, at]) != 0 {

@@ -24,13 +24,16 @@
 //! the application with the programming-session request (UDS `10 02`): the application resets
 //! into the bootloader, which answers; the bootloader returns to the application after the
 //! tester's default-session request or five seconds without a request (ISO 14229's S3 timer).
-//! An image that is not an application (the update path's test images) is data to this board:
-//! its start-up check is the hash the bootloader checked, and the bootloader confirms it
-//! itself. On the host this is an empty program.
+//! An image on trial that is not an application for this board (linked for another address,
+//! data) fails its trial at once and is reverted: a signed image must never leave the ECU
+//! confirmed with nothing to run. On the host this is an empty program.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(not(target_os = "none"))]
 fn main() {}
+
+#[cfg(target_os = "none")]
+extern crate alloc;
 
 #[cfg(target_os = "none")]
 mod board;
@@ -49,6 +52,12 @@ mod firmware {
 
     /// The heap RSA's big integers live in (the ECU benchmark's peak is 23.8 KiB).
     const HEAP_BYTES: usize = 24 * 1024;
+
+    /// The ISO-TP transmit buffer: the largest answer (a signed version report), not the
+    /// largest request; the RAM this saves is the stack's (the instruction and trust-document
+    /// paths come within a few hundred bytes of a 28 KiB stack).
+    const TX_BUF: usize = 1024;
+    const _: () = assert!(ota_ecu::uds::MAX_RESPONSE <= TX_BUF);
 
     #[global_allocator]
     static HEAP: board::CountingHeap = board::CountingHeap::empty();
@@ -177,7 +186,7 @@ mod firmware {
         console: &mut Uart,
     ) -> (
         &'static mut Server<'static, BoardFlash>,
-        &'static mut Link<4096, 4096>,
+        &'static mut Link<TX_BUF, 4096>,
         ota_ecu::compact_manifest::Field,
         Next,
     ) {
@@ -216,9 +225,26 @@ mod firmware {
             keys: &factory.keys,
             threshold: factory.threshold,
         };
-        let Ok(bootloader) = Bootloader::new(flash, identity) else {
+        // The production line's trust document, provisioned at the first start (its
+        // signatures checked then); copied out first, as the flash moves into the bootloader.
+        let factory_trust = flash.factory_trust().map(alloc::vec::Vec::from);
+        let Ok(mut bootloader) = Bootloader::new(flash, identity) else {
             halt(console, "the flash state cannot be read")
         };
+        if let Some(doc) = factory_trust.filter(|_| bootloader.trust().is_none()) {
+            let _ = match bootloader.provision_trust(&doc) {
+                Ok(v) => writeln!(
+                    console,
+                    "ECU {}: provisioned the factory's trust document version {v}",
+                    tag.as_str()
+                ),
+                Err(e) => writeln!(
+                    console,
+                    "ECU {}: the factory's trust document is refused: {e:?}",
+                    tag.as_str()
+                ),
+            };
+        }
         let Some(server) = static_server(bootloader, factory.serial) else {
             halt(console, "started twice")
         };
@@ -316,9 +342,9 @@ mod firmware {
     /// The ISO-TP link, in static memory. Built in a frame of its own (never inlined) so its
     /// temporary copy is gone from the stack before the first request is served.
     #[inline(never)]
-    fn static_link(cfg: Config) -> Option<&'static mut Link<4096, 4096>> {
-        let link = Link::<4096, 4096>::new(cfg).ok()?;
-        cortex_m::singleton!(: Link<4096, 4096> = link)
+    fn static_link(cfg: Config) -> Option<&'static mut Link<TX_BUF, 4096>> {
+        let link = Link::<TX_BUF, 4096>::new(cfg).ok()?;
+        cortex_m::singleton!(: Link<TX_BUF, 4096> = link)
     }
 
     /// The UDS server (and its bootloader), in static memory; as [`static_link`].
@@ -408,10 +434,44 @@ mod firmware {
         );
         let slot = server.bootloader.state().active;
         let application = board::is_application(server.bootloader.flash_mut(), slot, info.length);
+        if !application && trial {
+            // Signed and verified, but nothing this board can start (linked for another
+            // address, data): a failed trial, never a confirmed image that leaves the ECU
+            // without an application.
+            let reason = ota_ecu::state::RevertReason::NotStartable;
+            if let Err(e) = server.bootloader.fail_trial(reason) {
+                let _ = writeln!(
+                    console,
+                    "ECU {tag}: the revert failed: {e:?}: waiting for a workshop"
+                );
+                return Next::Serve(Session {
+                    answer: programming,
+                    application: false,
+                });
+            }
+            let _ = writeln!(
+                console,
+                "ECU {tag}: REVERTED {} {}: {}",
+                info.uid.as_str(),
+                info.version.as_str(),
+                reason.describe()
+            );
+            // Once: the trial is over, so the next start has none to fail.
+            return start(
+                server,
+                ota_ecu::bootloader::ResetCause::PowerOn,
+                request,
+                console,
+                tag,
+            );
+        }
         if !application {
-            // Data to this board (not an application): its start-up check is the hash the
-            // bootloader checked at this boot.
-            confirm_trial(server, console, tag, "the bootloader's hash check");
+            let _ = writeln!(
+                console,
+                "ECU {tag}: {} {} is not an application for this board: nothing to start; waiting for an update",
+                info.uid.as_str(),
+                info.version.as_str()
+            );
         } else if !programming {
             return Next::Application { info, trial };
         }
@@ -444,7 +504,7 @@ mod firmware {
     /// The update loop: SLCAN lines in, ISO-TP messages to the UDS server, answers out.
     fn serve(
         server: &mut Server<'_, BoardFlash>,
-        link: &mut Link<4096, 4096>,
+        link: &mut Link<TX_BUF, 4096>,
         line: &Uart,
         console: &mut Uart,
         tag: &str,

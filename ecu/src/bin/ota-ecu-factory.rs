@@ -5,14 +5,17 @@
 //!
 //! ```text
 //! ota-ecu-factory --serial BRK-Q1 --hardware-id BRAKE-A --supplier-key acme.pub.pem \
-//!                 [--supplier-key …] [--threshold 1] --out ota-ecu-flash.bin
+//!                 [--supplier-key …] [--threshold 1] [--trust BRAKE-A.1.bin] --out ota-ecu-flash.bin
 //! ```
+//! `--trust` adds the ECU's first trust document (`oem ecu-trust`'s file), which its
+//! bootloader provisions at its first start: from then on it, not the supplier keys, decides
+//! what the ECU accepts (full verification, the OEM's instructions).
 //! An existing file is refused (it may hold an ECU's installed images and state).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: ota-ecu-factory --serial SERIAL --hardware-id ID --supplier-key PEM [--supplier-key PEM …] [--threshold N] --out FILE";
+const USAGE: &str = "usage: ota-ecu-factory --serial SERIAL --hardware-id ID --supplier-key PEM [--supplier-key PEM …] [--threshold N] [--trust DOCUMENT] --out FILE";
 
 /// One flash sector: the factory record's place.
 const SECTOR: usize = 4096;
@@ -20,6 +23,7 @@ const SECTOR: usize = 4096;
 fn run(mut it: impl Iterator<Item = String>) -> Result<String, String> {
     let (mut serial, mut hw, mut keys, mut threshold, mut out) =
         (None, None, Vec::new(), 1u8, None);
+    let mut trust = None;
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or(format!("{a} needs a value\n{USAGE}"));
         match a.as_str() {
@@ -30,6 +34,7 @@ fn run(mut it: impl Iterator<Item = String>) -> Result<String, String> {
                 threshold = value()?.parse().map_err(|e| format!("--threshold: {e}"))?
             }
             "--out" => out = Some(PathBuf::from(value()?)),
+            "--trust" => trust = Some(PathBuf::from(value()?)),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -51,6 +56,16 @@ fn run(mut it: impl Iterator<Item = String>) -> Result<String, String> {
         return Err("the keys do not fit the factory sector".into());
     }
     record.resize(SECTOR, 0xFF);
+    if let Some(path) = &trust {
+        let doc = std::fs::read(path).map_err(|e| format!("--trust {}: {e}", path.display()))?;
+        let area = ota_ecu::factory::trust_area(&doc).ok_or(format!(
+            "--trust {}: a trust document of 1 to {} bytes",
+            path.display(),
+            ota_ecu::flash::TRUST_LEN
+        ))?;
+        record.resize(ota_ecu::factory::TRUST_AT, 0xFF);
+        record.extend_from_slice(&area);
+    }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -65,9 +80,14 @@ fn run(mut it: impl Iterator<Item = String>) -> Result<String, String> {
     f.sync_all()
         .map_err(|e| format!("{}: {e}", out.display()))?;
     Ok(format!(
-        "{}: factory record for ECU {serial} ({hw}), {} supplier key(s), threshold {threshold}",
+        "{}: factory record for ECU {serial} ({hw}), {} supplier key(s), threshold {threshold}{}",
         out.display(),
-        keys.len()
+        keys.len(),
+        if trust.is_some() {
+            ", and its first trust document"
+        } else {
+            ""
+        }
     ))
 }
 
