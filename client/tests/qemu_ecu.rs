@@ -242,6 +242,29 @@ fn full_trust(w: &World) -> PathBuf {
     doc
 }
 
+/// Assign brake-fw `version` (released) to the emulated ECU and update: the ECU's bootloader
+/// reverts it (`why`), the gateway says so and fails, and 4.0 (release counter 10) runs again.
+fn reverted_by_the_ecu(w: &World, cfg: &Path, ecu: &Ecu, version: &str, why: &str) {
+    w.assign_to(VIN, SERIAL, version);
+    let out = gateway(cfg, &["update"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "ECU {SERIAL}: REVERTED brake-fw {version}: activated, then {why}"
+        )),
+        "{}\nconsole:\n{}",
+        text(&out),
+        ecu.console()
+    );
+    ecu.wait_console(&format!("REVERTED brake-fw {version}: {why}"));
+    let status = gateway(cfg, &["status"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("brake-fw 4.0 (release counter 10)"),
+        "{}",
+        text(&status)
+    );
+}
+
 /// A thief with the supplier's signing key and the CAN bus (at the gateway's address `gw`):
 /// a build signed by acme alone, never reviewed, approved or instructed, sent straight to the
 /// emulated ECU. What the ECU answers.
@@ -487,17 +510,7 @@ fn the_emulated_ecu_confirms_a_good_application_and_reverts_a_faulting_one() {
     // 4.1 faults at start-up: signed, approved, installed, activated, then reverted by the
     // bootloader on its own; the gateway reads the revert from the ECU.
     w.release("4.1", 11, &faulty);
-    w.assign_to(VIN, SERIAL, "4.1");
-    let out = gateway(&cfg, &["update"]);
-    assert!(!out.status.success(), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains(&format!(
-            "ECU {SERIAL}: REVERTED brake-fw 4.1: activated, then faulted before confirming itself"
-        )),
-        "{}\nconsole:\n{}",
-        text(&out),
-        ecu.console()
-    );
+    reverted_by_the_ecu(&w, &cfg, &ecu, "4.1", "faulted before confirming itself");
     // The revert waits in the gateway's state for the next version report to the OEM.
     let state = ota_client::state::GatewayState::load(&w.p("state-qemu")).unwrap();
     assert!(
@@ -512,55 +525,31 @@ fn the_emulated_ecu_confirms_a_good_application_and_reverts_a_faulting_one() {
         "APP brake-fw 4.1: started (Trial)",
         "APP: HARD FAULT at pc",
         "the last start faulted",
-        "REVERTED brake-fw 4.1",
     ] {
         ecu.wait_console(line);
     }
-    let status = gateway(&cfg, &["status"]);
-    assert!(
-        String::from_utf8_lossy(&status.stdout).contains("brake-fw 4.0 (release counter 10)"),
-        "{}",
-        text(&status)
-    );
 
     // 4.2 hangs in its start-up checks and never confirms: the watchdog the bootloader armed
     // for its trial resets it, and the bootloader reverts it.
     w.release("4.2", 12, &application("ecu-app-hangs"));
-    w.assign_to(VIN, SERIAL, "4.2");
-    let out = gateway(&cfg, &["update"]);
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains(&format!(
-            "ECU {SERIAL}: REVERTED brake-fw 4.2: activated, then reset by the watchdog before confirming itself"
-        )),
-        "{}\nconsole:\n{}",
-        text(&out),
-        ecu.console()
+    reverted_by_the_ecu(
+        &w,
+        &cfg,
+        &ecu,
+        "4.2",
+        "reset by the watchdog before confirming itself",
     );
-    for line in [
-        "APP brake-fw 4.2: start-up checks: waiting for the wheel sensors",
-        "REVERTED brake-fw 4.2: reset by the watchdog before confirming itself",
-    ] {
-        ecu.wait_console(line);
-    }
+    ecu.wait_console("APP brake-fw 4.2: start-up checks: waiting for the wheel sensors");
+
     // 4.3 is signed and approved but not an application for this board (data): its trial
     // fails at once, before anything is started, and 4.0 runs again; the counter stays.
     w.release("4.3", 13, &[0x5A; 4096]);
-    w.assign_to(VIN, SERIAL, "4.3");
-    let out = gateway(&cfg, &["update"]);
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains(&format!(
-            "ECU {SERIAL}: REVERTED brake-fw 4.3: activated, then not an application this ECU can start"
-        )),
-        "{}\nconsole:\n{}",
-        text(&out),
-        ecu.console()
-    );
-    ecu.wait_console("REVERTED brake-fw 4.3: not an application this ECU can start");
-    let status = gateway(&cfg, &["status"]);
-    assert!(
-        String::from_utf8_lossy(&status.stdout).contains("brake-fw 4.0 (release counter 10)"),
-        "{}",
-        text(&status)
+    reverted_by_the_ecu(
+        &w,
+        &cfg,
+        &ecu,
+        "4.3",
+        "not an application this ECU can start",
     );
 
     // 4.3 again: refused by the ECU itself (it failed its trial here).

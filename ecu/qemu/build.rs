@@ -1,5 +1,5 @@
-//! For the microcontroller only: put `memory.x` where cortex-m-rt's `link.x` finds it, and
-//! link with it. The host build is an empty program and links as usual.
+// For the microcontroller only: put `memory.x` where cortex-m-rt's `link.x` finds it, and
+// link with it. The host build is an empty program and links as usual.
 fn main() {
     let target = std::env::var("TARGET").unwrap_or_default();
     println!("cargo:rerun-if-changed=memory.x");

@@ -87,21 +87,7 @@ where
             Err(ResponseError::Negative(Nrc::Busy)) => {
                 std::thread::sleep(Duration::from_millis(50))
             }
-            Err(ResponseError::Negative(n)) => {
-                return Err(FlashError::Refused {
-                    step,
-                    nrc: Some(n),
-                    code: n as u8,
-                })
-            }
-            Err(ResponseError::UnknownNegative(c)) => {
-                return Err(FlashError::Refused {
-                    step,
-                    nrc: None,
-                    code: c,
-                })
-            }
-            Err(ResponseError::Unexpected) => return Err(FlashError::Protocol(step)),
+            Err(e) => return Err(refusal(step, e)),
         }
     }
     Err(FlashError::Refused {
@@ -109,6 +95,23 @@ where
         nrc: Some(Nrc::Busy),
         code: Nrc::Busy as u8,
     })
+}
+
+/// The error for a response to `step` that is not its positive answer.
+fn refusal(step: &'static str, e: ResponseError) -> FlashError {
+    match e {
+        ResponseError::Negative(n) => FlashError::Refused {
+            step,
+            nrc: Some(n),
+            code: n as u8,
+        },
+        ResponseError::UnknownNegative(c) => FlashError::Refused {
+            step,
+            nrc: None,
+            code: c,
+        },
+        ResponseError::Unexpected => FlashError::Protocol(step),
+    }
 }
 
 /// How long an ECU may take to reach its bootloader after the programming-session request
@@ -139,21 +142,8 @@ where
     match client::check(SESSION_CONTROL, &resp) {
         Ok([PROGRAMMING_SESSION, ..]) => {}
         Err(ResponseError::Negative(Nrc::ServiceNotSupported)) => return Ok(()),
-        Err(ResponseError::Negative(n)) => {
-            return Err(FlashError::Refused {
-                step,
-                nrc: Some(n),
-                code: n as u8,
-            })
-        }
-        Err(ResponseError::UnknownNegative(c)) => {
-            return Err(FlashError::Refused {
-                step,
-                nrc: None,
-                code: c,
-            })
-        }
-        Ok(_) | Err(ResponseError::Unexpected) => return Err(FlashError::Protocol(step)),
+        Ok(_) => return Err(FlashError::Protocol(step)),
+        Err(e) => return Err(refusal(step, e)),
     }
     // An earlier request may have been answered late (the bootloader was still starting):
     // its answer must not be taken for the answer to the next request.
