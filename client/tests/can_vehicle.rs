@@ -480,3 +480,57 @@ fn version_reports_flag_replaced_and_unknown_ecus() {
         ota_fleet::Applied::AlreadySeen
     );
 }
+
+/// An ECU with no key of its own answers the signed-report request "request out of range":
+/// the report lists it as silent and says why, not only the code.
+#[test]
+fn an_ecu_without_a_key_is_reported_silent_with_the_reason() {
+    let w = World::new();
+    let signer = ota_metadata::SigningKey::from_pem(world::key_pem()).unwrap();
+    std::fs::write(
+        w.p("supplier.pub.pem"),
+        ota_metadata::signing::public_pem(&signer.rsa_public()).unwrap(),
+    )
+    .unwrap();
+    write_key(&w.p("vehicle.pem"));
+    ota_repo::oem::vehicle_key(&w.p("oem"), "VIN1", &w.p("vehicle.pem")).unwrap();
+    let (gw, a1) = (free_port(), free_port());
+    let cfg = w.p("gw-nokey.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "vin = \"VIN1\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nvehicle_secret = \"secrets/VIN1.secret\"\nstate_dir = \"state-nokey\"\n\
+             vehicle_key = \"vehicle.pem\"\n[forward]\nkind = \"udp\"\nbind = \"{gw}\"\npeers = [\"{a1}\"]\nfd = true\n\
+             [[ecus]]\nserial = \"S1\"\nhardware_id = \"BRAKE-A\"\naddress = 0x7E0\n",
+            w.url("oem")
+        ),
+    )
+    .unwrap();
+    let _e1 = start_ecu_with(
+        "S1",
+        "BRAKE-A",
+        a1,
+        gw,
+        &w.p("supplier.pub.pem"),
+        &w.p("f-nokey"),
+        0x7E0,
+        None,
+    );
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ota-gateway"))
+            .arg("-c")
+            .arg(&cfg)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["init"]).status.success());
+    let out = run(&["report", "--out", &w.p("r.json").display().to_string()]);
+    let report = std::fs::read_to_string(w.p("r.json")).unwrap_or_default();
+    assert!(
+        report.contains("signs no version reports: it has no key of its own"),
+        "{}\n{}\n{report}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -177,8 +177,17 @@ impl Forwarder for CanForwarder {
             .request(&client::read_signed_report(nonce), flasher::ANSWER_TIMEOUT)
             .map_err(|e| bad(format!("no version report: {e}")))?;
         flasher::leave_programming(&mut ep);
-        let payload = client::check(READ_DATA_BY_ID, &resp)
-            .map_err(|e| bad(format!("version report refused: {e:?}")))?;
+        let payload = client::check(READ_DATA_BY_ID, &resp).map_err(|e| {
+            bad(match e {
+                // What an ECU without a key of its own answers (see `uds::Server::signer`).
+                client::ResponseError::Negative(Nrc::RequestOutOfRange) => {
+                    "signs no version reports: it has no key of its own (an ECU key is \
+                     provisioned at the factory, e.g. `ota-ecu-sim --ecu-key`)"
+                        .into()
+                }
+                e => format!("version report refused: {e:?}"),
+            })
+        })?;
         let client::SignedReport {
             identification: id,
             raw,
