@@ -15,6 +15,7 @@ pub mod bootloader;
 pub mod bridge;
 pub mod bus;
 pub mod compact_manifest;
+pub mod delta;
 pub mod elf;
 pub mod factory;
 pub mod flash;
