@@ -25,6 +25,7 @@
 //! simply activate every ECU again.
 
 use crate::compact_manifest::{Body, CompactManifest, Field, ProvisionedKey};
+use crate::delta::{self, Decoder, Encoding};
 use crate::flash::TRUST_LEN;
 use crate::flash::{Flash, Slot};
 use crate::instruction::{self, Instruction};
@@ -85,6 +86,10 @@ pub enum Refusal {
     /// The instruction is malformed, not signed by an instruction key of the trust document,
     /// for another ECU or another manifest, or older than one this ECU accepted.
     InstructionRejected,
+    /// The data is not a well-formed packed image or delta ([`crate::delta`]).
+    BadEncoding,
+    /// A delta against another image than the active one (or with no image active).
+    WrongBase,
 }
 
 impl From<trust::Error> for Refusal {
@@ -117,10 +122,68 @@ enum Session {
     Receiving {
         body: Body,
         slot: Slot,
-        received: u64,
+        /// Image bytes written to the slot (and hashed) so far.
+        written: u64,
         hasher: Sha256,
         next_block: u8,
+        /// How the data blocks carry the image.
+        decoder: Decoder,
     },
+}
+
+/// The inactive slot being written, as a delta's target: what comes out is written after what
+/// came before and hashed, never past the manifest's length; the base is the active slot.
+struct SlotWriter<'a, F: Flash> {
+    flash: &'a mut F,
+    slot: Slot,
+    written: &'a mut u64,
+    length: u64,
+    hasher: &'a mut Sha256,
+}
+
+impl<F: Flash> delta::Target for SlotWriter<'_, F> {
+    type Error = F::Error;
+
+    fn emit(&mut self, bytes: &[u8]) -> Result<(), delta::Error<F::Error>> {
+        let end = self
+            .written
+            .checked_add(bytes.len() as u64)
+            .filter(|end| *end <= self.length)
+            .ok_or(delta::Error::TooLong)?;
+        self.flash
+            .write_slot(self.slot, *self.written, bytes)
+            .map_err(delta::Error::Storage)?;
+        self.hasher.update(bytes);
+        *self.written = end;
+        Ok(())
+    }
+
+    fn read_base(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), F::Error> {
+        let mut done = 0;
+        while done < buf.len() {
+            let n =
+                self.flash
+                    .read_slot(self.slot.other(), offset + done as u64, &mut buf[done..])?;
+            if n == 0 {
+                // The base is shorter than its record says: leave zeros; the hash check
+                // refuses what comes out.
+                break;
+            }
+            done += n;
+        }
+        Ok(())
+    }
+}
+
+impl<E> From<delta::Error<E>> for Refusal {
+    fn from(e: delta::Error<E>) -> Refusal {
+        match e {
+            delta::Error::Malformed => Refusal::BadEncoding,
+            delta::Error::WrongBase => Refusal::WrongBase,
+            delta::Error::TooLong => Refusal::TooLarge,
+            delta::Error::Storage(_) => Refusal::Programming,
+        }
+    }
 }
 
 pub struct Bootloader<'k, F: Flash> {
@@ -319,6 +382,20 @@ impl<'k, F: Flash> Bootloader<'k, F> {
         manifest: &[u8],
         bundle: Option<&[u8]>,
     ) -> Result<(), Refusal> {
+        self.request_download_encoded(manifest, bundle, Encoding::Plain)
+    }
+
+    /// [`Bootloader::request_download_attested`] with the data blocks carrying the image in
+    /// `encoding` ([`crate::delta`]): what they decode to is written, hashed and checked as a
+    /// plain image is. A delta is against the active image.
+    // Never inlined: see `request_download_attested`.
+    #[inline(never)]
+    pub fn request_download_encoded(
+        &mut self,
+        manifest: &[u8],
+        bundle: Option<&[u8]>,
+        encoding: Encoding,
+    ) -> Result<(), Refusal> {
         // A new request abandons any transfer in progress (the old image is still active).
         self.session = Session::Idle;
         if self.lost {
@@ -362,12 +439,17 @@ impl<'k, F: Flash> Bootloader<'k, F> {
         self.flash
             .erase_slot(slot)
             .map_err(|_| Refusal::Programming)?;
+        let base = self.state.image.map(|i| delta::Base {
+            length: i.length,
+            sha256: i.sha256,
+        });
         self.session = Session::Receiving {
             body: m.body,
             slot,
-            received: 0,
+            written: 0,
             hasher: Sha256::new(),
             next_block: 1,
+            decoder: Decoder::new(encoding, base),
         };
         Ok(())
     }
@@ -436,9 +518,10 @@ impl<'k, F: Flash> Bootloader<'k, F> {
         let Session::Receiving {
             body,
             slot,
-            received,
+            written,
             hasher,
             next_block,
+            decoder,
         } = &mut self.session
         else {
             return Err(Refusal::Sequence);
@@ -449,19 +532,18 @@ impl<'k, F: Flash> Bootloader<'k, F> {
         if data.len() > MAX_BLOCK {
             return Err(Refusal::TooLarge);
         }
-        let end = received
-            .checked_add(data.len() as u64)
-            .ok_or(Refusal::TooLarge)?;
-        if end > body.length {
+        let mut target = SlotWriter {
+            flash: &mut self.flash,
+            slot: *slot,
+            written,
+            length: body.length,
+            hasher,
+        };
+        if let Err(e) = decoder.feed(data, &mut target) {
+            // Whatever was written stays unverified in the inactive slot: nothing points at it.
             self.session = Session::Idle;
-            return Err(Refusal::TooLarge);
+            return Err(e.into());
         }
-        if self.flash.write_slot(*slot, *received, data).is_err() {
-            self.session = Session::Idle;
-            return Err(Refusal::Programming);
-        }
-        hasher.update(data);
-        *received = end;
         *next_block = next_block.wrapping_add(1);
         Ok(())
     }
@@ -473,14 +555,16 @@ impl<'k, F: Flash> Bootloader<'k, F> {
         let session = core::mem::replace(&mut self.session, Session::Idle);
         let Session::Receiving {
             body,
-            received,
+            written,
             hasher,
+            decoder,
             ..
         } = session
         else {
             return Err(Refusal::Sequence);
         };
-        if received != body.length {
+        decoder.finish::<()>()?;
+        if written != body.length {
             return Err(Refusal::HashMismatch);
         }
         let digest: [u8; 32] = hasher.finalize().into();

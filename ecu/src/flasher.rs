@@ -5,6 +5,7 @@
 //! precise error. Also the ECU's side loop ([`serve`]) that the simulator and the tests run.
 
 use crate::bootloader::MAX_BLOCK;
+use crate::delta::Encoding;
 use crate::flash::Flash;
 use crate::isotp::Frame;
 use crate::transport::{Endpoint, TransportError};
@@ -188,15 +189,30 @@ pub fn flash_image_attested<C: Can<Frame = Frame>>(
     bundle: Option<&[u8]>,
     image: &mut impl Read,
     len: u64,
+    progress: impl FnMut(u64),
+) -> Result<(), FlashError>
+where
+    C::Error: core::fmt::Debug,
+{
+    flash_encoded(ep, manifest, bundle, Encoding::Plain, image, len, progress)
+}
+
+/// [`flash_image_attested`] with the image carried in `encoding` ([`crate::delta`]): `data`
+/// yields the `len` bytes of the packed image or delta, which the ECU decodes as they arrive
+/// and verifies as it verifies a plain image.
+pub fn flash_encoded<C: Can<Frame = Frame>>(
+    ep: &mut Endpoint<C>,
+    manifest: &[u8],
+    bundle: Option<&[u8]>,
+    encoding: Encoding,
+    image: &mut impl Read,
+    len: u64,
     mut progress: impl FnMut(u64),
 ) -> Result<(), FlashError>
 where
     C::Error: core::fmt::Debug,
 {
-    let request = match bundle {
-        Some(b) => client::request_download_attested(manifest, b),
-        None => client::request_download(manifest),
-    };
+    let request = client::request_download_encoded(manifest, bundle, encoding);
     let payload = exchange(ep, "the download request", REQUEST_DOWNLOAD, &request)?;
     let block = client::max_block(&payload)
         .ok_or(FlashError::Protocol("the download request"))?

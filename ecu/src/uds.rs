@@ -6,6 +6,7 @@
 //! |---------------------------------------|------------------------------------|
 //! | `34 00 00` + compact manifest          | `74 20` + max block length (u16)   |
 //! | `34 00 01` + manifest length (u16) + compact manifest + attestation bundle | the same |
+//! | `34 10 ..`, `34 20 ..` as above         | the same: the data is packed, or a delta ([`crate::delta`]) |
 //! | `36` block-counter + data              | `76` block-counter                 |
 //! | `37`                                   | `77`                               |
 //! | `31 01 02 01` + image SHA-256 (32)     | `71 01 02 01` (activate)           |
@@ -31,6 +32,7 @@
 
 use crate::bootloader::{Bootloader, Refusal, MAX_BLOCK};
 use crate::compact_manifest::{Field, FIELD_LEN};
+use crate::delta::Encoding;
 use crate::flash::Flash;
 use heapless::Vec;
 
@@ -123,6 +125,9 @@ pub enum Nrc {
     ConditionsNotCorrect = 0x22,
     /// ISO 14229's uploadDownloadNotAccepted: the image this ECU reverted from.
     DownloadNotAccepted = 0x70,
+    /// ISO 14229's transferDataSuspended: the data is not a packed image or delta this ECU
+    /// can apply (malformed, or a delta against another image than the one it runs).
+    TransferDataSuspended = 0x71,
 }
 
 impl Nrc {
@@ -154,6 +159,7 @@ impl Nrc {
             InstructionRejected,
             ConditionsNotCorrect,
             DownloadNotAccepted,
+            TransferDataSuspended,
         ]
         .into_iter()
         .find(|n| *n as u8 == b)
@@ -202,6 +208,9 @@ impl Nrc {
             Nrc::DownloadNotAccepted => {
                 "this ECU reverted from that image (it failed its trial boot here): a fixed build is needed"
             }
+            Nrc::TransferDataSuspended => {
+                "not a compressed image or delta this ECU can apply (malformed, or a delta against another image than the one it runs)"
+            }
         }
     }
 }
@@ -229,6 +238,8 @@ impl From<Refusal> for Nrc {
             Refusal::InstructionRejected => Nrc::InstructionRejected,
             Refusal::OnTrial => Nrc::ConditionsNotCorrect,
             Refusal::Reverted => Nrc::DownloadNotAccepted,
+            // One code for both: either way the tester sends the full image instead.
+            Refusal::BadEncoding | Refusal::WrongBase => Nrc::TransferDataSuspended,
         }
     }
 }
@@ -292,9 +303,13 @@ impl<'k, F: Flash> Server<'k, F> {
         let mut ok = Response::new();
         let result: Result<(), Nrc> = match sid {
             REQUEST_DOWNLOAD => {
+                let encoding = rest
+                    .first()
+                    .and_then(|id| Encoding::from_format_id(*id))
+                    .ok_or(Nrc::RequestOutOfRange);
                 let parts = match rest {
-                    [0, 0, manifest @ ..] => Ok((manifest, None)),
-                    [0, 1, hi, lo, more @ ..] => {
+                    [_, 0, manifest @ ..] => Ok((manifest, None)),
+                    [_, 1, hi, lo, more @ ..] => {
                         let n = usize::from(u16::from_be_bytes([*hi, *lo]));
                         if more.len() < n {
                             Err(Nrc::IncorrectLength)
@@ -305,11 +320,11 @@ impl<'k, F: Flash> Server<'k, F> {
                     }
                     _ => Err(Nrc::RequestOutOfRange),
                 };
-                match parts {
+                match encoding.and_then(|e| parts.map(|p| (e, p))) {
                     Err(e) => Err(e),
-                    Ok((manifest, bundle)) => self
+                    Ok((encoding, (manifest, bundle))) => self
                         .bootloader
-                        .request_download_attested(manifest, bundle)
+                        .request_download_encoded(manifest, bundle, encoding)
                         .map_err(Nrc::from)
                         .map(|()| {
                             let _ = ok.extend_from_slice(&[0x74, 0x20]);
@@ -491,25 +506,42 @@ pub mod client {
     extern crate alloc;
     use alloc::vec::Vec as AVec;
 
-    /// RequestDownload with the regulators' compact attestation bundle.
-    pub fn request_download_attested(manifest: &[u8], bundle: &[u8]) -> AVec<u8> {
-        let mut v = AVec::with_capacity(manifest.len() + bundle.len() + 5);
-        v.extend_from_slice(&[REQUEST_DOWNLOAD, 0, 1]);
-        v.extend_from_slice(
-            &u16::try_from(manifest.len())
-                .unwrap_or(u16::MAX)
-                .to_be_bytes(),
-        );
-        v.extend_from_slice(manifest);
-        v.extend_from_slice(bundle);
+    /// RequestDownload of an image carried in `encoding`, with the regulators' compact
+    /// attestation bundle if there is one.
+    pub fn request_download_encoded(
+        manifest: &[u8],
+        bundle: Option<&[u8]>,
+        encoding: Encoding,
+    ) -> AVec<u8> {
+        let extra = bundle.map_or(0, |b| b.len() + 2);
+        let mut v = AVec::with_capacity(manifest.len() + extra + 3);
+        v.extend_from_slice(&[REQUEST_DOWNLOAD, encoding.format_id()]);
+        match bundle {
+            Some(b) => {
+                v.push(1);
+                v.extend_from_slice(
+                    &u16::try_from(manifest.len())
+                        .unwrap_or(u16::MAX)
+                        .to_be_bytes(),
+                );
+                v.extend_from_slice(manifest);
+                v.extend_from_slice(b);
+            }
+            None => {
+                v.push(0);
+                v.extend_from_slice(manifest);
+            }
+        }
         v
     }
 
+    /// RequestDownload with the regulators' compact attestation bundle.
+    pub fn request_download_attested(manifest: &[u8], bundle: &[u8]) -> AVec<u8> {
+        request_download_encoded(manifest, Some(bundle), Encoding::Plain)
+    }
+
     pub fn request_download(manifest: &[u8]) -> AVec<u8> {
-        let mut v = AVec::with_capacity(manifest.len() + 3);
-        v.extend_from_slice(&[REQUEST_DOWNLOAD, 0, 0]);
-        v.extend_from_slice(manifest);
-        v
+        request_download_encoded(manifest, None, Encoding::Plain)
     }
 
     pub fn transfer_data(block: u8, data: &[u8]) -> AVec<u8> {
