@@ -58,6 +58,9 @@ def main():
     ap.add_argument("--window-sz2", type=int, default=8)
     ap.add_argument("--lookahead-sz2", type=int, default=7)
     args = ap.parse_args()
+    # heatshrink limits; window_sz2=15 never finishes in heatshrink2 0.15.0.
+    if not (4 <= args.window_sz2 <= 14 and 3 <= args.lookahead_sz2 < args.window_sz2):
+        die("need 4 <= window_sz2 <= 14 and 3 <= lookahead_sz2 < window_sz2")
 
     try:
         import detools

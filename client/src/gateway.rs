@@ -40,6 +40,8 @@ use ota_metadata::DateTime;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+mod carry;
+pub use carry::Carried;
 mod recover;
 mod sets;
 mod trust;
@@ -66,21 +68,6 @@ pub enum GatewayError {
 }
 
 pub type Result<T> = std::result::Result<T, GatewayError>;
-
-/// Give `ecu` the OEM's instruction for this download (when there is one), then its image.
-fn stage_instructed(
-    fw: &mut dyn Forwarder,
-    ecu: &EcuConfig,
-    instruction: &[u8],
-    compact_manifest: &[u8],
-    bundle: &[u8],
-    image: &std::path::Path,
-) -> std::result::Result<(), crate::forward::ForwardError> {
-    if !instruction.is_empty() {
-        fw.send_instruction(ecu, instruction)?;
-    }
-    fw.stage_attested(ecu, compact_manifest, bundle, image)
-}
 
 /// Why one ECU's update failed.
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +132,8 @@ pub enum EcuOutcome {
         uid: String,
         version: String,
         regulators: Vec<String>,
+        /// How the image went to the ECU (`None`: sent by an earlier run, activated now).
+        carried: Option<Carried>,
     },
     /// Activated, then reverted by the ECU's bootloader: the image failed its trial boot
     /// (`reason`), and the ECU runs its previous image again.
@@ -235,6 +224,8 @@ struct Planned<'c> {
     content_key: Option<ota_crypt::Key>,
     /// The regulators' compact attestation bundle (empty: none), for full-verification ECUs.
     bundle: Vec<u8>,
+    /// The delta the image's manifest lists from the image the ECU runs, if any.
+    delta: Option<ota_metadata::documents::image_manifest::DeltaEntry>,
 }
 
 impl Planned<'_> {
@@ -247,6 +238,12 @@ impl Planned<'_> {
             compact_manifest: hex::encode(&self.image.info.compact_bytes),
             attestation_bundle: hex::encode(&self.bundle),
             instruction: hex::encode(self.instruction()),
+            delta: self.delta.as_ref().and_then(|d| {
+                Some(crate::journal::StagedDelta {
+                    sha256: d.hashes.get("sha256")?.clone(),
+                    length: d.length,
+                })
+            }),
         }
     }
 
@@ -415,7 +412,7 @@ impl Gateway {
                                 regulators: c.regulators.clone(),
                                 recall: None,
                             };
-                            planned.push(Planned {
+                            let mut p = Planned {
                                 index: out.len(),
                                 ecu: ecu_cfg,
                                 a,
@@ -425,7 +422,11 @@ impl Gateway {
                                 length: c.length,
                                 content_key: c.content_key,
                                 bundle: c.bundle,
-                            });
+                                delta: None,
+                            };
+                            p.delta =
+                                carry::delta_for(&p, installed.as_ref().map(|i| i.sha256.as_str()));
+                            planned.push(p);
                             outcome
                         }
                         Err(e) => {
@@ -805,7 +806,7 @@ impl Gateway {
         staging.prepare(keep)?;
         let mut paths = Vec::new();
         for p in planned {
-            match self.stage_image(repos, m, p, &staging) {
+            match self.stage_payload(repos, m, p, &staging) {
                 Ok(path) => {
                     fault::point(|| format!("image for ECU {} staged", p.ecu.serial));
                     paths.push(path);
@@ -827,23 +828,19 @@ impl Gateway {
         let journal_path = Journal::path(state_dir);
         journal.save(state_dir).map_err(state_err(&journal_path))?;
         fault::point(|| "journal: distributing".into());
-        for (p, path) in planned.iter().zip(&paths) {
-            let staged = stage_instructed(
-                fw,
-                p.ecu,
-                &p.instruction(),
-                &p.image.info.compact_bytes,
-                &p.bundle,
-                path,
-            );
-            if let Err(e) = staged {
-                // None activates: every ECU of the update drops what it holds pending.
-                self.discard_all(fw, &journal);
-                Journal::clear(state_dir).map_err(state_err(&journal_path))?;
-                fault::point(|| "journal cleared".into());
-                out[p.index].1 = EcuOutcome::Failed(EcuError::Forward(e));
-                hold_back(out, std::slice::from_ref(&p.ecu.serial));
-                return Ok(());
+        let mut carried = Vec::new();
+        for (p, staged) in planned.iter().zip(&paths) {
+            match self.deliver(repos, m, fw, p, staged, &staging) {
+                Ok(c) => carried.push(c),
+                Err(e) => {
+                    // None activates: every ECU of the update drops what it holds pending.
+                    self.discard_all(fw, &journal);
+                    Journal::clear(state_dir).map_err(state_err(&journal_path))?;
+                    fault::point(|| "journal cleared".into());
+                    out[p.index].1 = EcuOutcome::Failed(e);
+                    hold_back(out, std::slice::from_ref(&p.ecu.serial));
+                    return Ok(());
+                }
             }
             fault::point(|| format!("ECU {} holds its image verified and pending", p.ecu.serial));
         }
@@ -853,12 +850,13 @@ impl Gateway {
         journal.save(state_dir).map_err(state_err(&journal_path))?;
         fault::point(|| "journal: commit".into());
         let results = self.roll_forward(fw, &journal, state, &staging)?;
-        for (p, r) in planned.iter().zip(results) {
+        for ((p, r), c) in planned.iter().zip(results).zip(carried) {
             out[p.index].1 = match r {
                 Ok(recover::Activated::Running) => EcuOutcome::Updated {
                     uid: p.a.uid.clone(),
                     version: p.a.version.clone(),
                     regulators: p.regulators.clone(),
+                    carried: Some(c),
                 },
                 Ok(recover::Activated::Reverted { reason, .. }) => EcuOutcome::Reverted {
                     uid: p.a.uid.clone(),
@@ -1081,9 +1079,16 @@ pub fn summary(o: &EcuOutcome) -> String {
             uid,
             version,
             regulators,
+            carried,
         } => {
+            let how = match carried {
+                Some(c) if c.delta_from.is_some() || c.sent.encoding != crate::forward::Encoding::Plain => {
+                    format!("; {c}")
+                }
+                _ => String::new(),
+            };
             format!(
-                "updated to {uid} {version} (approved by {})",
+                "updated to {uid} {version} (approved by {}){how}",
                 regulators.join(", ")
             )
         }

@@ -47,6 +47,17 @@ pub struct JournalEcu {
     /// The OEM's instruction to the ECU (hex; empty: none), sent before the manifest.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub instruction: String,
+    /// The delta phase one may have staged instead of the image (to find it again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<StagedDelta>,
+}
+
+/// A delta in staging: its SHA-256 (hex) and length.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StagedDelta {
+    pub sha256: String,
+    pub length: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

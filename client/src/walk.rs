@@ -27,7 +27,7 @@ mod image;
 pub use assignments::{find_in_tree, read_assignments, TreeError, Vehicle};
 pub use attestations::{check_attestations, check_attestations_bundle, check_recall, Recall};
 pub use error::{Check, Result, WalkError};
-pub use image::{check_image, download_image, CheckedImage};
+pub use image::{check_image, download_delta, download_image, CheckedImage};
 
 use crate::tuf::{open_pinned, Fetch, Limits, MetadataStore, Updater};
 use ota_metadata::documents::{

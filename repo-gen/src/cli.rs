@@ -363,6 +363,12 @@ pub enum SupplierCommand {
         /// With --encrypt: bytes per authenticated chunk (1K to 16M; suffixes K, M).
         #[arg(long, value_name = "SIZE", default_value = "64K", value_parser = parse_size, requires = "encrypt")]
         chunk_size: u64,
+        /// Also publish a delta that rebuilds this image from an earlier VERSION of the same
+        /// uid in this repository (repeat for several): vehicles whose ECU runs that release
+        /// download and send over CAN only the delta. The manifest still signs the whole
+        /// image, which the ECU checks after rebuilding it. Not with --encrypt.
+        #[arg(long = "delta-from", value_name = "VERSION", conflicts_with = "encrypt")]
+        delta_from: Vec<String>,
     },
     /// Delegate signing of images for some hardware ids to a tier-2 supplier.
     Delegate {

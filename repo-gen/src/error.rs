@@ -48,6 +48,9 @@ pub enum Error {
     /// forever or see it change, so it is refused before anything is locked or read.
     #[error("{path} is {kind}, not a regular file")]
     NotRegularFile { path: PathBuf, kind: &'static str },
+    /// `add-image --delta-from` that cannot be built (which earlier version, and why).
+    #[error("--delta-from {from}: {reason}")]
+    Delta { from: String, reason: String },
     /// `oem assign` without exactly one of its three ways to select ECUs.
     #[error(
         "{problem}; select ECUs in one of three ways: one ECU (--vin VIN --ecu SERIAL), every \

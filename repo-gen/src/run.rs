@@ -282,6 +282,7 @@ fn supplier_cmd(cmd: SupplierCommand, wait: Option<u64>, now: DateTime) -> Resul
             allow_rollback,
             encrypt,
             chunk_size,
+            delta_from,
         } => {
             let chunk_size = u32::try_from(chunk_size).map_err(|_| {
                 crate::error::Error::refused(format!("--chunk-size {chunk_size}: too large"))
@@ -297,6 +298,7 @@ fn supplier_cmd(cmd: SupplierCommand, wait: Option<u64>, now: DateTime) -> Resul
                     role: role.unwrap_or_default(),
                     allow_rollback,
                     encrypt: encrypt.then_some(chunk_size),
+                    delta_from,
                 },
                 now,
             )?;
@@ -308,6 +310,14 @@ fn supplier_cmd(cmd: SupplierCommand, wait: Option<u64>, now: DateTime) -> Resul
                 "added {} {} (release counter {}, {} bytes, sha256 {}) signed by {}; run `ota-repo supplier publish` to publish it",
                 r.uid, r.version, r.release_counter, r.image.length, r.image.sha256, r.role
             );
+            for d in &r.deltas {
+                say!(
+                    "  delta from {}: {} bytes ({:.1}% of the image)",
+                    d.from_version,
+                    d.file.length,
+                    d.file.length as f64 * 100.0 / r.image.length.max(1) as f64
+                );
+            }
             if let (Some(e), Some(k)) = (&r.encryption, &added.content_key) {
                 say!(
                     "  encrypted: plaintext {} bytes, sha256 {}; content key in {} (hand it to the OEM: `oem review submit --content-key`)",

@@ -8,7 +8,8 @@
 //! (a real interface, classic frames). Each ECU listens on its `address` and answers on
 //! `address + 8` (the usual diagnostic id pairing, e.g. 0x7E0/0x7E8).
 
-use super::{ForwardError, Forwarder};
+use super::{ForwardError, Forwarder, Payload, Sent};
+use ota_ecu::delta::Encoding;
 use crate::config::EcuConfig;
 use ota_ecu::bus::socketcan::SocketCanBus;
 use ota_ecu::bus::udp::UdpBus;
@@ -128,6 +129,64 @@ impl CanForwarder {
     }
 }
 
+/// Images this large or larger are sent as they are: packing holds them in memory twice.
+const MAX_PACKED: usize = 64 << 20;
+
+/// `image` packed ([`ota_ecu::delta`]), if that saves bytes on the bus.
+fn pack(image: &[u8]) -> Option<Vec<u8>> {
+    if image.len() >= MAX_PACKED {
+        return None;
+    }
+    let packed = ota_ecu::delta::make::packed(image);
+    (packed.len() < image.len()).then_some(packed)
+}
+
+impl CanForwarder {
+    /// One download of `data` (the image in `encoding`) to `ecu`, with progress.
+    fn send(
+        &self,
+        ecu: &EcuConfig,
+        compact_manifest: &[u8],
+        bundle: Option<&[u8]>,
+        encoding: Encoding,
+        data: &[u8],
+    ) -> Result<Sent, ForwardError> {
+        let mut ep = self.endpoint(ecu)?;
+        let len = data.len() as u64;
+        let mut shown = 0u64;
+        let show = self.progress;
+        let mut halfway = false;
+        let what = encoding.name();
+        let result = flasher::flash_encoded(
+            &mut ep,
+            compact_manifest,
+            bundle,
+            encoding,
+            &mut &data[..],
+            len,
+            |sent| {
+                if !halfway && sent.saturating_mul(2) >= len {
+                    halfway = true;
+                    crate::fault::point(|| format!("half of the image sent to ECU {}", ecu.serial));
+                }
+                let pct = sent.saturating_mul(100).checked_div(len).unwrap_or(100);
+                if show && pct >= shown + 5 {
+                    shown = pct;
+                    eprint!("\r  ECU {}: {pct:>3}% of {len} bytes ({what}) over CAN", ecu.serial);
+                }
+            },
+        );
+        if show {
+            crate::out::err_line(format_args!(""));
+        }
+        result.map_err(flash_err(ecu))?;
+        Ok(Sent {
+            encoding,
+            bytes: len,
+        })
+    }
+}
+
 fn flash_err(ecu: &EcuConfig) -> impl FnOnce(FlashError) -> ForwardError + '_ {
     |source| match source {
         FlashError::Refused {
@@ -233,33 +292,40 @@ impl Forwarder for CanForwarder {
         bundle: &[u8],
         image: &Path,
     ) -> Result<(), ForwardError> {
+        self.stage_payload(ecu, compact_manifest, bundle, Payload::Image(image))
+            .map(|_| ())
+    }
+
+    /// Images go packed when that is smaller (and back as they are to an ECU that does not
+    /// know the encoding); deltas as they are.
+    fn stage_payload(
+        &mut self,
+        ecu: &EcuConfig,
+        compact_manifest: &[u8],
+        bundle: &[u8],
+        payload: Payload<'_>,
+    ) -> Result<Option<Sent>, ForwardError> {
         let io = |source| ForwardError::Io {
             serial: ecu.serial.clone(),
             source,
         };
-        let mut ep = self.endpoint(ecu)?;
-        let len = std::fs::metadata(image).map_err(io)?.len();
-        let mut f = std::io::BufReader::new(std::fs::File::open(image).map_err(io)?);
-        let mut shown = 0u64;
-        let show = self.progress;
-        let mut halfway = false;
         let bundle = (!bundle.is_empty()).then_some(bundle);
-        let result =
-            flasher::flash_image_attested(&mut ep, compact_manifest, bundle, &mut f, len, |sent| {
-                if !halfway && sent.saturating_mul(2) >= len {
-                    halfway = true;
-                    crate::fault::point(|| format!("half of the image sent to ECU {}", ecu.serial));
+        let (path, encoding) = match payload {
+            Payload::Delta(p) => (p, Encoding::Delta),
+            Payload::Image(p) => (p, Encoding::Plain),
+        };
+        let data = std::fs::read(path).map_err(io)?;
+        if encoding == Encoding::Plain {
+            if let Some(packed) = pack(&data) {
+                match self.send(ecu, compact_manifest, bundle, Encoding::Packed, &packed) {
+                    // An ECU whose bootloader predates packed images: send the image as it is.
+                    Err(e) if e.nrc() == Some(Nrc::RequestOutOfRange) => {}
+                    sent => return sent.map(Some),
                 }
-                let pct = sent.saturating_mul(100).checked_div(len).unwrap_or(100);
-                if show && pct >= shown + 5 {
-                    shown = pct;
-                    eprint!("\r  ECU {}: {pct:>3}% of {len} bytes over CAN", ecu.serial);
-                }
-            });
-        if show {
-            crate::out::err_line(format_args!(""));
+            }
         }
-        result.map_err(flash_err(ecu))
+        self.send(ecu, compact_manifest, bundle, encoding, &data)
+            .map(Some)
     }
 
     fn send_instruction(

@@ -12,6 +12,7 @@ mod can;
 mod dir;
 
 pub use can::{CanBus, CanForwarder};
+pub use ota_ecu::delta::Encoding;
 pub use dir::DirForwarder;
 
 use crate::config::EcuConfig;
@@ -66,6 +67,23 @@ impl ForwardError {
     }
 }
 
+/// What phase two hands an ECU: the verified image, or a delta (`ota_ecu::delta`) that
+/// rebuilds it from the image the ECU runs. Either way the ECU checks the image it ends up
+/// with against the compact manifest.
+#[derive(Clone, Copy, Debug)]
+pub enum Payload<'p> {
+    Image(&'p Path),
+    Delta(&'p Path),
+}
+
+/// How a payload went over the bus: its encoding there (an image may be sent packed), and
+/// the bytes sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sent {
+    pub encoding: Encoding,
+    pub bytes: u64,
+}
+
 pub trait Forwarder {
     /// Deliver `image` with its supplier-signed `compact_manifest` into `ecu`'s inactive slot;
     /// `Ok` only when the ECU verified it and holds it pending. The ECU keeps running its
@@ -88,6 +106,34 @@ pub trait Forwarder {
     ) -> Result<(), ForwardError> {
         let _ = bundle;
         self.stage(ecu, compact_manifest, image)
+    }
+
+    /// Deliver `payload` (see [`Payload`]) as [`Forwarder::stage_attested`] delivers an image,
+    /// and say how it went over the bus; `Ok(None)` when this forwarder cannot carry a delta
+    /// (the gateway then sends the image). The default sends images as they are.
+    fn stage_payload(
+        &mut self,
+        ecu: &EcuConfig,
+        compact_manifest: &[u8],
+        bundle: &[u8],
+        payload: Payload<'_>,
+    ) -> Result<Option<Sent>, ForwardError> {
+        match payload {
+            Payload::Image(image) => {
+                self.stage_attested(ecu, compact_manifest, bundle, image)?;
+                let bytes = std::fs::metadata(image)
+                    .map_err(|source| ForwardError::Io {
+                        serial: ecu.serial.clone(),
+                        source,
+                    })?
+                    .len();
+                Ok(Some(Sent {
+                    encoding: Encoding::Plain,
+                    bytes,
+                }))
+            }
+            Payload::Delta(_) => Ok(None),
+        }
     }
 
     /// Give `ecu` the OEM's instruction (`ota_ecu::instruction`) for the download that

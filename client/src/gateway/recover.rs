@@ -16,7 +16,7 @@
 
 use super::{sha256_bytes, state_err, trial_failed, EcuError, Gateway, Planned, Result};
 use crate::fault;
-use crate::forward::{ForwardError, Forwarder};
+use crate::forward::{ForwardError, Forwarder, Payload};
 use crate::journal::{Journal, JournalEcu, Phase};
 use crate::staging::Staging;
 use crate::state::GatewayState;
@@ -173,20 +173,37 @@ impl Gateway {
                 if let Some(r) = reverted(fw) {
                     return Ok(r);
                 }
-                let path = staging
-                    .staged(&e.installed.sha256, e.length)
-                    .ok()
-                    .flatten()
-                    .ok_or_else(|| {
-                        bad("holds nothing to activate, and the staged image is gone".into())
-                    })?;
+                // The image if it is staged, else the delta phase one staged for it.
+                let staged = |sha: &str, length| staging.staged(sha, length).ok().flatten();
+                let image = staged(&e.installed.sha256, e.length);
+                let delta = e
+                    .delta
+                    .as_ref()
+                    .and_then(|d| staged(&d.sha256, d.length));
+                let payload = match (&image, &delta) {
+                    (Some(path), _) => Payload::Image(path),
+                    (None, Some(path)) => Payload::Delta(path),
+                    (None, None) => {
+                        return Err(bad(
+                            "holds nothing to activate, and the staged image is gone".into(),
+                        ))
+                    }
+                };
                 let manifest = hex::decode(&e.compact_manifest)
                     .map_err(|_| bad("the journal's compact manifest is not hex".into()))?;
                 let bundle = hex::decode(&e.attestation_bundle)
                     .map_err(|_| bad("the journal's attestation bundle is not hex".into()))?;
                 let instruction = hex::decode(&e.instruction)
                     .map_err(|_| bad("the journal's instruction is not hex".into()))?;
-                super::stage_instructed(fw, ecu, &instruction, &manifest, &bundle, &path)?;
+                if !instruction.is_empty() {
+                    fw.send_instruction(ecu, &instruction)?;
+                }
+                if fw.stage_payload(ecu, &manifest, &bundle, payload)?.is_none() {
+                    return Err(bad(
+                        "holds nothing to activate, and only a delta it cannot take is staged"
+                            .into(),
+                    ));
+                }
                 fault::point(|| format!("ECU {} holds its image verified and pending", e.serial));
                 fw.activate(ecu, &sha)?;
             }
@@ -348,6 +365,7 @@ impl Gateway {
             length: c.length,
             content_key: c.content_key,
             bundle: c.bundle,
+            delta: None,
         };
         Recheck::Activate(Box::new(p.journal_entry()))
     }

@@ -5,6 +5,7 @@ use super::error::{fail, Check, Result};
 use super::{Ecu, Installed, Master, Repositories};
 use crate::image::{find_image, ImageInfo};
 use crate::tuf::Fetch;
+use ota_metadata::documents::image_manifest::DeltaEntry;
 use ota_metadata::documents::{EcuAssignment, Release, SupplierEntry};
 use ota_metadata::Envelope;
 use std::path::{Path, PathBuf};
@@ -153,5 +154,40 @@ pub fn download_image<F: Fetch>(
         .get("suppliers", &a.supplier, &entry.repository)
         .map_err(|e| fail(Check::SupplierMetadata, &image.url, e))?;
     up.download_target_tapped(&image.info.name, &image.info.target, staging, tap)
+        .map_err(|e| fail(Check::Image, &image.url, e))
+}
+
+/// Step 4 by delta: download the delta `d` that the checked image's (signed) manifest lists,
+/// into `staging`. The delta must be listed by the role that lists the image, with exactly the
+/// length and SHA-256 the manifest names; it is bounded by that length and hashed while it
+/// streams, like the image. What it rebuilds is checked by the ECU against the manifest.
+pub fn download_delta<F: Fetch>(
+    repos: &mut Repositories<'_, F>,
+    master: &Master,
+    a: &EcuAssignment,
+    image: &CheckedImage,
+    d: &DeltaEntry,
+    staging: &Path,
+) -> Result<PathBuf> {
+    let entry = pinned_supplier(master, a)?;
+    let up = repos
+        .get("suppliers", &a.supplier, &entry.repository)
+        .map_err(|e| fail(Check::SupplierMetadata, &image.url, e))?;
+    let bad = |reason: String| fail(Check::Image, &image.url, format!("{}: {reason}", d.target));
+    let found = up
+        .get_targetinfo(&d.target)
+        .map_err(|e| fail(Check::Image, &image.url, e))?
+        .ok_or_else(|| bad("listed by the manifest, but by no role of the repository".into()))?;
+    if found.role != image.info.role {
+        return Err(bad(format!(
+            "listed by {}, the image by {}",
+            found.role, image.info.role
+        )));
+    }
+    if found.info.length != d.length || found.info.hashes.get("sha256") != d.hashes.get("sha256")
+    {
+        return Err(bad("its target entry and the manifest disagree".into()));
+    }
+    up.download_target(&d.target, &found.info, staging)
         .map_err(|e| fail(Check::Image, &image.url, e))
 }

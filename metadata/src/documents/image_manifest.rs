@@ -29,9 +29,31 @@ pub struct ImageManifest {
     /// manifest carries and the ECU verifies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<Encryption>,
+    /// Deltas published with the image (issue 26), each rebuilding it from an earlier release
+    /// (`ota_ecu::delta`). Only a way to carry the image: the ECU checks what a delta rebuilds
+    /// against this manifest's length and SHA-256, as it checks the image itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deltas: Vec<DeltaEntry>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
+
+/// One delta of an image: from which release, and the target that carries it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeltaEntry {
+    /// The earlier release of the same uid the delta applies to, and its image's SHA-256: an
+    /// ECU that runs exactly that image can take the delta.
+    pub from_version: String,
+    pub from_sha256: String,
+    /// The delta's target name ([`ImageTargets::delta`]), length and hashes.
+    pub target: String,
+    pub length: u64,
+    pub hashes: Hashes,
+}
+
+/// Most deltas one image may list.
+pub const MAX_DELTAS: usize = 16;
 
 /// How an encrypted image was encrypted, and what it decrypts to.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -61,6 +83,11 @@ impl ImageTargets {
             compact: format!("{uid}-{version}.manifest.bin"),
         }
     }
+
+    /// The target name of the delta that rebuilds `uid` `version` from `from_version`.
+    pub fn delta(uid: &str, version: &str, from_version: &str) -> String {
+        format!("{uid}-{version}.from-{from_version}.delta")
+    }
 }
 
 /// What a target is, in its `custom` field.
@@ -70,6 +97,8 @@ pub enum ImageKind {
     Image,
     ImageManifest,
     CompactManifest,
+    /// A delta that rebuilds the image from an earlier release ([`DeltaEntry`]).
+    Delta,
 }
 
 /// The `custom` object of a supplier target, so readers can find images without opening them.
@@ -106,6 +135,7 @@ impl ImageManifest {
             length,
             hashes: BTreeMap::from([("sha256".to_string(), hex::encode(sha256))]),
             encryption: None,
+            deltas: Vec::new(),
             extra: BTreeMap::new(),
         };
         m.validate()?;
@@ -157,7 +187,44 @@ impl ImageManifest {
                 }
             }
         }
+        self.validate_deltas()
+    }
+
+    fn validate_deltas(&self) -> Result<()> {
+        let bad = |why: String| Err(Error::malformed("image manifest deltas", why));
+        if self.deltas.len() > MAX_DELTAS {
+            return bad(format!("{} deltas; at most {MAX_DELTAS}", self.deltas.len()));
+        }
+        if !self.deltas.is_empty() && self.encryption.is_some() {
+            return bad("an encrypted image has no deltas (they would carry its plaintext)".into());
+        }
+        let mut bases = BTreeSet::new();
+        for d in &self.deltas {
+            names::check_image_version(&d.from_version)?;
+            let expected = ImageTargets::delta(&self.uid, &self.version, &d.from_version);
+            if d.target != expected {
+                return bad(format!("delta target {:?}, not {expected:?}", d.target));
+            }
+            if d.from_version == self.version {
+                return bad(format!("a delta from version {} to itself", d.from_version));
+            }
+            sha256_of(&d.hashes, "image manifest delta")?;
+            let base_ok = hex::decode(&d.from_sha256).is_ok_and(|b| b.len() == 32);
+            if !base_ok || !bases.insert(d.from_sha256.as_str()) {
+                return bad(format!(
+                    "delta from {}: base SHA-256 {:?} malformed or listed twice",
+                    d.from_version, d.from_sha256
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The delta this image lists for an ECU running the image of SHA-256 `running` (hex).
+    pub fn delta_from(&self, running: &str) -> Option<&DeltaEntry> {
+        self.deltas
+            .iter()
+            .find(|d| d.from_sha256.eq_ignore_ascii_case(running))
     }
 
     /// The SHA-256 of the published target (the ciphertext, if encrypted).

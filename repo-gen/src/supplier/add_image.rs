@@ -4,7 +4,7 @@ use crate::fsutil;
 use crate::root_build::signing_keys;
 use crate::workdir;
 use ota_metadata::documents::compact::sign_compact;
-use ota_metadata::documents::image_manifest::Encryption;
+use ota_metadata::documents::image_manifest::{DeltaEntry, Encryption};
 use ota_metadata::documents::{ImageManifest, ImageTargets};
 use ota_metadata::{names, sign_document, DateTime, SigningKey};
 use sha2::{Digest, Sha256};
@@ -25,6 +25,8 @@ pub struct AddImage {
     pub allow_rollback: bool,
     /// Encrypt the image under a fresh content key, in chunks of this many bytes.
     pub encrypt: Option<u32>,
+    /// Earlier versions of the same uid to publish deltas from.
+    pub delta_from: Vec<String>,
 }
 
 /// What `add_image` reports back: the record and any warnings for the user.
@@ -47,7 +49,7 @@ pub fn store_target(repo: &Path, name: &str, bytes: &[u8]) -> Result<FileInfo> {
 }
 
 /// [`store_target`], recording the file in `added` (if given) when it is new.
-fn store_target_tracked(
+pub(super) fn store_target_tracked(
     repo: &Path,
     name: &str,
     bytes: &[u8],
@@ -69,7 +71,7 @@ fn store_target_tracked(
 /// Target files a command added, removed again unless it succeeds ([`NewFiles::keep`]): a
 /// refused `add-image` leaves nothing behind in `targets/`.
 #[derive(Default)]
-struct NewFiles(Vec<PathBuf>);
+pub(super) struct NewFiles(pub(super) Vec<PathBuf>);
 
 impl NewFiles {
     fn keep(mut self) {
@@ -326,6 +328,20 @@ pub fn manifest_of(supplier: &str, r: &ImageRecord) -> Result<ImageManifest> {
         });
         m.validate()?;
     }
+    if !r.deltas.is_empty() {
+        m.deltas = r
+            .deltas
+            .iter()
+            .map(|d| DeltaEntry {
+                from_version: d.from_version.clone(),
+                from_sha256: d.from_sha256.clone(),
+                target: ImageTargets::delta(&r.uid, &r.version, &d.from_version),
+                length: d.file.length,
+                hashes: BTreeMap::from([("sha256".to_string(), d.file.sha256.clone())]),
+            })
+            .collect();
+        m.validate()?;
+    }
     Ok(m)
 }
 
@@ -404,7 +420,15 @@ pub fn add_image(dir: &Path, mut opts: AddImage, now: DateTime) -> Result<Added>
                 opts.role
             )));
         }
-        let all = [&names.image, &names.manifest, &names.compact];
+        let deltas: Vec<String> = opts
+            .delta_from
+            .iter()
+            .map(|from| ImageTargets::delta(&opts.uid, &opts.version, from))
+            .collect();
+        let all: Vec<&String> = [&names.image, &names.manifest, &names.compact]
+            .into_iter()
+            .chain(&deltas)
+            .collect();
         if let Some(n) = all
             .iter()
             .find(|n| !paths.iter().any(|p| ota_metadata::roles::glob_match(p, n)))
@@ -458,6 +482,16 @@ pub fn add_image(dir: &Path, mut opts: AddImage, now: DateTime) -> Result<Added>
         how,
         &mut added,
     )?;
+    let deltas = super::deltas::build(
+        &repo,
+        &s,
+        &opts.uid,
+        &opts.version,
+        &stored.target,
+        &opts.delta_from,
+        &mut added,
+        &mut warnings,
+    )?;
     let encryption = match (stored.plaintext, opts.encrypt) {
         (Some(plaintext), Some(chunk_size)) => Some(EncryptionRecord {
             chunk_size,
@@ -482,6 +516,7 @@ pub fn add_image(dir: &Path, mut opts: AddImage, now: DateTime) -> Result<Added>
             sha256: String::new(),
         },
         added: now,
+        deltas,
     };
     let m = manifest_of(&s.name, &record)?;
     let (manifest, compact) = write_manifests_tracked(

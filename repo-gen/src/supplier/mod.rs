@@ -16,6 +16,7 @@
 
 mod add_image;
 mod delegate;
+mod deltas;
 pub mod ingest;
 mod init;
 mod publish;
@@ -67,6 +68,20 @@ pub struct ImageRecord {
     pub manifest: FileInfo,
     pub compact: FileInfo,
     pub added: DateTime,
+    /// Deltas published with the image (`add-image --delta-from`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deltas: Vec<DeltaRecord>,
+}
+
+/// A delta that rebuilds an image from an earlier release of its uid.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeltaRecord {
+    pub from_version: String,
+    /// SHA-256 (hex) of the earlier release's image: the base an ECU must run.
+    pub from_sha256: String,
+    /// The delta target.
+    pub file: FileInfo,
 }
 
 /// How an image was encrypted (`add-image --encrypt`).

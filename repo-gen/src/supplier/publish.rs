@@ -37,6 +37,23 @@ pub(super) fn target_entries(images: &[&ImageRecord]) -> BTreeMap<String, Target
                 },
             );
         }
+        for d in &img.deltas {
+            let custom = ImageTargetCustom {
+                kind: ImageKind::Delta,
+                uid: img.uid.clone(),
+                version: img.version.clone(),
+                release_counter: img.release_counter,
+                hardware_ids: img.hardware_ids.clone(),
+            };
+            out.insert(
+                ImageTargets::delta(&img.uid, &img.version, &d.from_version),
+                TargetFile {
+                    length: d.file.length,
+                    hashes: BTreeMap::from([("sha256".to_string(), d.file.sha256.clone())]),
+                    custom: serde_json::to_value(custom).ok(),
+                },
+            );
+        }
     }
     out
 }
