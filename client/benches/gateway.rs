@@ -165,6 +165,7 @@ fn main() {
             role: "targets".into(),
             allow_rollback: false,
             encrypt: Some(ota_crypt::stream::DEFAULT_CHUNK),
+            delta_from: Vec::new(),
         },
         w.now,
     )

@@ -534,3 +534,165 @@ fn an_ecu_without_a_key_is_reported_silent_with_the_reason() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Bytes like code, and the same with a point release's changes.
+fn point_release_pair(len: usize, seed: u8) -> (Vec<u8>, Vec<u8>) {
+    let old: Vec<u8> = (0..len)
+        .map(|i| [0x2D, 0xE9, (i / 64) as u8 ^ seed, (i * 7 / 4096) as u8][i % 4])
+        .collect();
+    let mut new = old.clone();
+    for i in (500..new.len()).step_by(3001) {
+        new[i] ^= 0xA5;
+    }
+    new.splice(len / 2..len / 2, *b"inserted code");
+    (old, new)
+}
+
+/// A gateway configuration for VIN1's S1 and S2 on the UDP CAN bus, with its own state.
+fn can_config(
+    w: &World,
+    file: &str,
+    state: &str,
+    gw: SocketAddr,
+    peers: [SocketAddr; 2],
+) -> std::path::PathBuf {
+    let cfg = w.p(file);
+    std::fs::write(
+        &cfg,
+        format!(
+            "vin = \"VIN1\"\nmaster_url = \"{}\"\nmaster_root = \"oem/repository/1.root.json\"\nvehicle_secret = \"secrets/VIN1.secret\"\nstate_dir = \"{state}\"\n\
+             [forward]\nkind = \"udp\"\nbind = \"{gw}\"\npeers = [\"{}\", \"{}\"]\nfd = true\n\
+             [[ecus]]\nserial = \"S1\"\nhardware_id = \"BRAKE-A\"\naddress = 0x7E0\n\
+             [[ecus]]\nserial = \"S2\"\nhardware_id = \"BRAKE-A\"\naddress = 0x7E1\n",
+            w.url("oem"),
+            peers[0],
+            peers[1]
+        ),
+    )
+    .unwrap();
+    assert!(Command::new(env!("CARGO_BIN_EXE_ota-gateway"))
+        .arg("-c")
+        .arg(&cfg)
+        .arg("init")
+        .status()
+        .unwrap()
+        .success());
+    cfg
+}
+
+/// `ota-gateway update` with `cfg`: its success, stdout and stderr.
+fn update(cfg: &Path) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ota-gateway"))
+        .arg("-c")
+        .arg(cfg)
+        .arg("update")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn running(flash: &Path) -> String {
+    let st = installed(flash);
+    assert!(st.pending.is_none(), "{st:?}");
+    st.image
+        .map(|i| i.version.as_str().to_string())
+        .unwrap_or_default()
+}
+
+/// Scenario: Deltas | an ECU that runs a release the new image has a delta from; one that runs another image than the gateway recorded; one with no delta that fits | the delta over the air and the bus, the whole image (compressed) otherwise; each ECU checks the image it rebuilt
+#[test]
+fn a_vehicle_updates_by_delta_and_falls_back_to_the_whole_image() {
+    let w = World::new();
+    let signer = ota_metadata::SigningKey::from_pem(world::key_pem()).unwrap();
+    std::fs::write(
+        w.p("supplier.pub.pem"),
+        ota_metadata::signing::public_pem(&signer.rsa_public()).unwrap(),
+    )
+    .unwrap();
+    let (gw, a1, a2) = (free_port(), free_port(), free_port());
+    let key = w.p("supplier.pub.pem");
+    let _e1 = start_ecu("S1", "BRAKE-A", a1, gw, &key, &w.p("flash-s1"), 0x7E0);
+    let _e2 = start_ecu("S2", "BRAKE-A", a2, gw, &key, &w.p("flash-s2"), 0x7E1);
+    let cfg = can_config(&w, "gw.toml", "state", gw, [a1, a2]);
+
+    // A first install: no delta (nothing runs), the image compressed on the bus.
+    let (v30, v31) = point_release_pair(60_000, 1);
+    w.release("3.0", 3, &v30);
+    w.assign("S1", "3.0");
+    w.assign("S2", "3.0");
+    let (ok, stdout, stderr) = update(&cfg);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("ECU S1: updated to brake-fw 3.0")
+            && stdout.contains("compressed on the bus"),
+        "{stdout}{stderr}"
+    );
+    assert_eq!(
+        (running(&w.p("flash-s1")), running(&w.p("flash-s2"))),
+        ("3.0".into(), "3.0".into())
+    );
+
+    // S2 is flashed behind this gateway's back (another tester): it runs 3.0b, not 3.0.
+    let (v30b, _) = point_release_pair(60_000, 2);
+    w.release("3.0b", 3, &v30b);
+    w.assign("S2", "3.0b");
+    let side = can_config(&w, "side.toml", "state-side", gw, [a1, a2]);
+    let (ok, stdout, stderr) = update(&side);
+    assert!(ok, "{stdout}{stderr}");
+    assert_eq!(running(&w.p("flash-s2")), "3.0b");
+
+    // 3.1 is published with a delta from 3.0.
+    w.release_with_deltas("3.1", 4, &v31, &["3.0"]);
+    w.assign("S1", "3.1");
+    w.assign("S2", "3.1");
+    let (ok, stdout, stderr) = update(&cfg);
+    assert!(ok, "{stdout}{stderr}");
+    // S1 runs 3.0: the delta, a small fraction of the image, over the air and the bus.
+    let s1 = stdout
+        .lines()
+        .find(|l| l.contains("ECU S1: updated to brake-fw 3.1"))
+        .unwrap_or_else(|| panic!("{stdout}{stderr}"));
+    assert!(s1.contains("by delta from 3.0"), "{s1}");
+    let sent: u64 = s1
+        .split("by delta from 3.0: ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{s1}"));
+    assert!(sent * 10 < v31.len() as u64, "{s1}");
+    // S2 runs 3.0b, not what this gateway recorded: it refuses the delta, and the gateway
+    // sends the whole image instead.
+    assert!(
+        stderr.contains("ECU S2 refused the delta from 3.0")
+            && stdout.contains("ECU S2: updated to brake-fw 3.1"),
+        "{stdout}{stderr}"
+    );
+    for flash in ["flash-s1", "flash-s2"] {
+        assert_eq!(running(&w.p(flash)), "3.1", "{flash}");
+        let mut f = FileFlash::open(&w.p(flash), 16 << 20).unwrap();
+        let st = EcuState::load(&mut f).unwrap();
+        let mut image = vec![0u8; v31.len()];
+        let n = ota_ecu::flash::Flash::read_slot(&mut f, st.active, 0, &mut image).unwrap();
+        assert!(n == v31.len() && image == v31, "{flash} runs exactly 3.1");
+    }
+
+    // 3.2 has a delta from 3.0 only: nobody runs 3.0 any more, so the whole image goes.
+    let (_, mut v32) = point_release_pair(60_000, 1);
+    v32[100] ^= 0xFF;
+    w.release_with_deltas("3.2", 5, &v32, &["3.0"]);
+    w.assign("S1", "3.2");
+    let (ok, stdout, stderr) = update(&cfg);
+    assert!(ok, "{stdout}{stderr}");
+    let s1 = stdout
+        .lines()
+        .find(|l| l.contains("ECU S1: updated to brake-fw 3.2"))
+        .unwrap_or_else(|| panic!("{stdout}{stderr}"));
+    assert!(
+        !s1.contains("delta") && s1.contains("compressed on the bus"),
+        "{s1}"
+    );
+}

@@ -440,6 +440,7 @@ fn new_release(w: &World, m: &mut Model, rng: &mut Rng, step: usize) {
             role: "targets".into(),
             allow_rollback: true,
             encrypt: None,
+            delta_from: Vec::new(),
         },
         w.now,
     )

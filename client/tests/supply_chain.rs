@@ -86,6 +86,7 @@ fn add(w: &World, dir: &Path, uid: &str, version: &str, counter: u64, byte: u8) 
             role: String::new(),
             allow_rollback: false,
             encrypt: None,
+            delta_from: Vec::new(),
         },
         w.now,
     )
@@ -486,6 +487,7 @@ fn readers_narrow_hardware_ids_along_the_whole_delegation_path() {
             role: String::new(),
             allow_rollback: false,
             encrypt: None,
+            delta_from: Vec::new(),
         },
         w.now,
     )

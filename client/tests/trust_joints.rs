@@ -56,6 +56,7 @@ fn release(w: &World, file: &Path, version: &str, counter: u64) {
             role: "targets".into(),
             allow_rollback: false,
             encrypt: None,
+            delta_from: Vec::new(),
         },
         w.now,
     )

@@ -150,6 +150,7 @@ fn approved_bytes_released_again_under_another_version_need_a_new_review() {
             role: "targets".into(),
             allow_rollback: false,
             encrypt: None,
+            delta_from: Vec::new(),
         },
         w.now,
     )

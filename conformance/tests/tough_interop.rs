@@ -270,6 +270,7 @@ async fn tough_reads_our_supplier_tree() {
                 role: role.into(),
                 allow_rollback: false,
                 encrypt: None,
+                delta_from: Vec::new(),
             },
             now,
         )

@@ -367,7 +367,11 @@ pub enum SupplierCommand {
         /// uid in this repository (repeat for several): vehicles whose ECU runs that release
         /// download and send over CAN only the delta. The manifest still signs the whole
         /// image, which the ECU checks after rebuilding it. Not with --encrypt.
-        #[arg(long = "delta-from", value_name = "VERSION", conflicts_with = "encrypt")]
+        #[arg(
+            long = "delta-from",
+            value_name = "VERSION",
+            conflicts_with = "encrypt"
+        )]
         delta_from: Vec<String>,
     },
     /// Delegate signing of images for some hardware ids to a tier-2 supplier.

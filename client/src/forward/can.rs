@@ -9,11 +9,11 @@
 //! `address + 8` (the usual diagnostic id pairing, e.g. 0x7E0/0x7E8).
 
 use super::{ForwardError, Forwarder, Payload, Sent};
-use ota_ecu::delta::Encoding;
 use crate::config::EcuConfig;
 use ota_ecu::bus::socketcan::SocketCanBus;
 use ota_ecu::bus::udp::UdpBus;
 use ota_ecu::bus::BusError;
+use ota_ecu::delta::Encoding;
 use ota_ecu::flasher::{self, FlashError};
 use ota_ecu::isotp::{standard_id, Config, Frame, Mode};
 use ota_ecu::transport::Endpoint;
@@ -172,7 +172,10 @@ impl CanForwarder {
                 let pct = sent.saturating_mul(100).checked_div(len).unwrap_or(100);
                 if show && pct >= shown + 5 {
                     shown = pct;
-                    eprint!("\r  ECU {}: {pct:>3}% of {len} bytes ({what}) over CAN", ecu.serial);
+                    eprint!(
+                        "\r  ECU {}: {pct:>3}% of {len} bytes ({what}) over CAN",
+                        ecu.serial
+                    );
                 }
             },
         );

@@ -12,8 +12,8 @@ mod can;
 mod dir;
 
 pub use can::{CanBus, CanForwarder};
-pub use ota_ecu::delta::Encoding;
 pub use dir::DirForwarder;
+pub use ota_ecu::delta::Encoding;
 
 use crate::config::EcuConfig;
 use ota_ecu::flasher::FlashError;

@@ -36,7 +36,8 @@ pub struct Carried {
 
 impl std::fmt::Display for Carried {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let saved = |bytes: u64| 100u64.saturating_sub(bytes.saturating_mul(100) / self.image.max(1));
+        let saved =
+            |bytes: u64| 100u64.saturating_sub(bytes.saturating_mul(100) / self.image.max(1));
         match (&self.delta_from, self.sent.encoding) {
             (Some(from), _) => write!(
                 f,
@@ -100,8 +101,8 @@ impl Gateway {
         if let Ok(Some(path)) = staging.staged(sha, d.length) {
             return Some(path);
         }
-        let got = download_delta(repos, m, &p.a, &p.image, d, &staging.incoming())
-            .and_then(|got| {
+        let got =
+            download_delta(repos, m, &p.a, &p.image, d, &staging.incoming()).and_then(|got| {
                 staging.keep(&got, sha).map_err(|e| walk::WalkError {
                     check: walk::Check::Image,
                     repository: p.image.url.clone(),

@@ -176,10 +176,7 @@ impl Gateway {
                 // The image if it is staged, else the delta phase one staged for it.
                 let staged = |sha: &str, length| staging.staged(sha, length).ok().flatten();
                 let image = staged(&e.installed.sha256, e.length);
-                let delta = e
-                    .delta
-                    .as_ref()
-                    .and_then(|d| staged(&d.sha256, d.length));
+                let delta = e.delta.as_ref().and_then(|d| staged(&d.sha256, d.length));
                 let payload = match (&image, &delta) {
                     (Some(path), _) => Payload::Image(path),
                     (None, Some(path)) => Payload::Delta(path),
@@ -198,7 +195,10 @@ impl Gateway {
                 if !instruction.is_empty() {
                     fw.send_instruction(ecu, &instruction)?;
                 }
-                if fw.stage_payload(ecu, &manifest, &bundle, payload)?.is_none() {
+                if fw
+                    .stage_payload(ecu, &manifest, &bundle, payload)?
+                    .is_none()
+                {
                     return Err(bad(
                         "holds nothing to activate, and only a delta it cannot take is staged"
                             .into(),

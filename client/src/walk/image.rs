@@ -184,8 +184,7 @@ pub fn download_delta<F: Fetch>(
             found.role, image.info.role
         )));
     }
-    if found.info.length != d.length || found.info.hashes.get("sha256") != d.hashes.get("sha256")
-    {
+    if found.info.length != d.length || found.info.hashes.get("sha256") != d.hashes.get("sha256") {
         return Err(bad("its target entry and the manifest disagree".into()));
     }
     up.download_target(&d.target, &found.info, staging)

@@ -128,6 +128,7 @@ impl Tree {
                 role: role.into(),
                 allow_rollback: false,
                 encrypt: None,
+                delta_from: Vec::new(),
             },
             self.now,
         )

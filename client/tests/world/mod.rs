@@ -186,6 +186,7 @@ impl World {
                     role: "targets".into(),
                     allow_rollback: true,
                     encrypt: None,
+                    delta_from: Vec::new(),
                 },
                 self.now,
             )
@@ -218,6 +219,7 @@ impl World {
                 role: "targets".into(),
                 allow_rollback: false,
                 encrypt: Some(chunk),
+                delta_from: Vec::new(),
             },
             self.now,
         )
@@ -336,6 +338,7 @@ impl World {
                     role: "targets".into(),
                     allow_rollback: false,
                     encrypt: None,
+                    delta_from: Vec::new(),
                 },
                 self.now,
             )
@@ -360,6 +363,17 @@ impl World {
     /// brake-fw `version` (release counter `counter`, for BRAKE-A) of `bytes`: added by the
     /// supplier, published, submitted for review and approved by the regulator (not assigned).
     pub fn release(&self, version: &str, counter: u64, bytes: &[u8]) {
+        self.release_with_deltas(version, counter, bytes, &[])
+    }
+
+    /// [`World::release`], with deltas from the earlier versions `delta_from`.
+    pub fn release_with_deltas(
+        &self,
+        version: &str,
+        counter: u64,
+        bytes: &[u8],
+        delta_from: &[&str],
+    ) {
         let file = self.p(&format!("fw-{version}.bin"));
         std::fs::write(&file, bytes).unwrap();
         supplier::add_image(
@@ -373,6 +387,7 @@ impl World {
                 role: "targets".into(),
                 allow_rollback: false,
                 encrypt: None,
+                delta_from: delta_from.iter().map(|v| v.to_string()).collect(),
             },
             self.now,
         )

@@ -174,6 +174,7 @@ impl SupplierTree {
                 role: "targets".into(),
                 allow_rollback: false,
                 encrypt: None,
+                delta_from: Vec::new(),
             },
             self.now,
         )

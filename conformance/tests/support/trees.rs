@@ -146,6 +146,7 @@ impl Trees {
                     role: String::new(),
                     allow_rollback: false,
                     encrypt: None,
+                    delta_from: Vec::new(),
                 },
                 self.now,
             )
@@ -227,6 +228,7 @@ impl Trees {
                     role: role.into(),
                     allow_rollback: false,
                     encrypt: None,
+                    delta_from: Vec::new(),
                 },
                 now,
             )

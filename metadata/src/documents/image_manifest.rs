@@ -193,7 +193,10 @@ impl ImageManifest {
     fn validate_deltas(&self) -> Result<()> {
         let bad = |why: String| Err(Error::malformed("image manifest deltas", why));
         if self.deltas.len() > MAX_DELTAS {
-            return bad(format!("{} deltas; at most {MAX_DELTAS}", self.deltas.len()));
+            return bad(format!(
+                "{} deltas; at most {MAX_DELTAS}",
+                self.deltas.len()
+            ));
         }
         if !self.deltas.is_empty() && self.encryption.is_some() {
             return bad("an encrypted image has no deltas (they would carry its plaintext)".into());

@@ -50,6 +50,7 @@ pub fn add_image(work: &Path, src: &Path, i: u32, size: usize, now: DateTime) {
             role: "targets".into(),
             allow_rollback: false,
             encrypt: None,
+            delta_from: Vec::new(),
         },
         now,
     )

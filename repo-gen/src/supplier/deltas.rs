@@ -33,9 +33,7 @@ fn read_stored(repo: &Path, name: &str, info: &FileInfo, from: &str) -> Result<V
             ),
         ));
     }
-    let path = repo
-        .join("targets")
-        .join(format!("{}.{name}", info.sha256));
+    let path = repo.join("targets").join(format!("{}.{name}", info.sha256));
     let bytes = std::fs::read(&path).map_err(Error::io(&path))?;
     if hex::encode(Sha256::digest(&bytes)) != info.sha256 {
         return Err(refused(
@@ -83,8 +81,13 @@ pub(super) fn build(
         let old = read_stored(repo, &ImageTargets::new(uid, f).image, &base.image, f)?;
         let delta = make::delta(&old, &new);
         // Applied as the ECU will: what it rebuilds must be the image, byte for byte.
-        let rebuilt = make::apply(Encoding::Delta, &old, &delta, new.len() as u64, 4092)
-            .map_err(|e| refused(f, format!("the delta does not apply ({e:?}): please report")))?;
+        let rebuilt =
+            make::apply(Encoding::Delta, &old, &delta, new.len() as u64, 4092).map_err(|e| {
+                refused(
+                    f,
+                    format!("the delta does not apply ({e:?}): please report"),
+                )
+            })?;
         if rebuilt != new {
             return Err(refused(
                 f,
