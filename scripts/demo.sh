@@ -11,11 +11,13 @@
 #  6. the all-or-nothing update: new releases for all three ECUs while the head unit's flash
 #     has failed: it refuses, the other two discard what they hold pending, none switches;
 #     repaired, the same update goes through on all three;
-#  7. a supplier key rotation reaching an ECU: the brake ECU holds an OEM trust document (not a
+#  7. a point release by delta: the head unit takes infotainment 5.4 as a delta from the 5.3 it
+#     runs (the output says how many bytes it saved);
+#  8. a supplier key rotation reaching an ECU: the brake ECU holds an OEM trust document (not a
 #     supplier key); acme rotates its targets key, the OEM issues the next trust document from
 #     acme's pinned root, and the gateway forwards it before the brake ECU takes a release
 #     signed by the new key alone;
-#  8. (when qemu-system-arm is installed; otherwise it says how to install it) a vehicle whose
+#  9. (when qemu-system-arm is installed; otherwise it says how to install it) a vehicle whose
 #     brake ECU is firmware on an emulated Cortex-M4 (QEMU mps2-an386, CAN as SLCAN on its
 #     UART): the gateway installs an application that confirms itself after its start-up
 #     checks, then a signed, approved one that faults at start-up, which the ECU's bootloader
@@ -205,7 +207,11 @@ release() { # FILE SIZE TEXT UID VERSION COUNTER HARDWARE_ID [ROLE]
     --release-counter "$6" --hardware-id "$7" --role "${8:-targets}" >/dev/null
 }
 release brake-1.2.0.bin 72000 'brake controller 1.2.0' brake-fw 1.2.0 3 BRAKE-A
-release infotainment-5.3.bin 210000 'infotainment 5.3' infotainment 5.3 8 HU-GEN3
+# The head unit's image is real machine code (the first 210,000 bytes of the gateway binary
+# just built), so the point release below shows what a delta saves on code, not on text.
+head -c 210000 "$bin/ota-gateway" > "$work/images/infotainment-5.3.bin"
+"$OTA_REPO" supplier add-image "$acme" --file "$work/images/infotainment-5.3.bin" --uid infotainment \
+  --version 5.3 --release-counter 8 --hardware-id HU-GEN3 >/dev/null
 release abs-3.1.bin 33000 'abs module 3.1' abs-fw 3.1 4 ABS-MOD-1 brakes-tier2
 "$OTA_REPO" supplier publish "$acme" >/dev/null
 for img in brake-fw:1.2.0 infotainment:5.3 abs-fw:3.1; do
@@ -242,6 +248,31 @@ sleep 0.5
 gw update
 sleep 0.3
 gw status
+
+step "a point release by delta: infotainment 5.4 (a fix: a few bytes changed, a few inserted), published with a delta from 5.3"
+hu53="$work/images/infotainment-5.3.bin" hu54="$work/images/infotainment-5.4.bin"
+{ head -c 120000 "$hu53"; printf 'infotainment 5.4: the fix'; tail -c +120001 "$hu53"; } > "$hu54"
+printf '\x5a\x5a\x5a\x5a' | dd of="$hu54" bs=1 seek=4000 conv=notrunc status=none
+"$OTA_REPO" supplier add-image "$acme" --file "$hu54" --uid infotainment --version 5.4 \
+  --release-counter 9 --hardware-id HU-GEN3 --delta-from 5.3
+"$OTA_REPO" supplier publish "$acme" >/dev/null
+"$OTA_REPO" oem review submit "$work/oem" --supplier acme --uid infotainment --version 5.4 \
+  --from "$acme/repository" >/dev/null
+"$OTA_REPO" oem publish "$work/oem" >/dev/null
+"$OTA_REPO" regulator review "$work/regulator/tuv" --master "$work/oem/repository" \
+  --master-root "$work/oem/repository/1.root.json" --supplier-from "acme=$acme/repository" >/dev/null
+"$OTA_REPO" regulator publish "$work/regulator/tuv" >/dev/null
+sync_trees
+"$OTA_REPO" oem assign "$work/oem" --vin "$vin" --ecu HU-0001 --supplier acme --uid infotainment \
+  --version 5.4 >/dev/null
+"$OTA_REPO" oem publish "$work/oem" >/dev/null
+step "gateway: update (the head unit runs 5.3: the gateway downloads the delta, the ECU rebuilds 5.4 from its active slot and checks it against the manifest)"
+gw update | tee "$work/delta-update.log"
+if ! grep -q "HU-0001: updated to infotainment 5.4.*by delta from 5.3" "$work/delta-update.log"; then
+  echo "demo: the head unit should have been updated by delta" >&2
+  exit 1
+fi
+sleep 0.3
 
 step "acme rotates its targets key; the OEM confirms the new key with acme and issues trust document version 2 from acme's pinned root"
 "$OTA_REPO" key generate --bits 2048 --out "$work/keys/acme-targets-2.TEST-ONLY.pem" >/dev/null

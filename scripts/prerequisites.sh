@@ -13,14 +13,15 @@
 # (fleet/tests/store.rs, testkit/src/postgres.rs). qemu-system-arm runs the ECU firmware on an
 # emulated Cortex-M4 (mps2-an386) that the real gateway updates (client/tests/qemu_ecu.rs).
 # gcc-aarch64-linux-gnu (with the aarch64 C library) links the gateway for ARM Linux, and
-# qemu-user's qemu-aarch64 runs it (client/tests/gateway_aarch64.rs).
+# qemu-user's qemu-aarch64 runs it (client/tests/gateway_aarch64.rs). bsdiff, xdelta3 and
+# detools (pip) are the delta benchmark's references (ecu/benches/delta.rs).
 #
 # OTA_NO_INSTALL=1: install nothing, only name what is missing.
 set -euo pipefail
 
 missing_programs() {
   local p
-  for p in nginx clamscan openssl faketime valgrind size qemu-system-arm qemu-aarch64 aarch64-linux-gnu-gcc; do
+  for p in nginx clamscan openssl faketime valgrind size qemu-system-arm qemu-aarch64 aarch64-linux-gnu-gcc bsdiff xdelta3; do
     command -v "$p" >/dev/null || echo "$p"
   done
   [ -x /usr/bin/time ] || echo "/usr/bin/time (GNU time)"
@@ -31,6 +32,7 @@ missing_programs() {
 missing_python() {
   python3 -c 'import tuf.ngclient, cryptography' 2>/dev/null || echo "python-tuf (pip: tuf cryptography)"
   command -v moto_server >/dev/null || echo "moto_server (pip: moto[server])"
+  python3 -c 'import detools' 2>/dev/null || echo "detools (pip: detools)"
 }
 
 can_install() {
@@ -40,19 +42,20 @@ can_install() {
 if [ -n "$(missing_programs)" ] && can_install; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update && apt-get install -y nginx clamav openssl faketime time valgrind binutils postgresql \
-    qemu-system-arm qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+    qemu-system-arm qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross bsdiff xdelta3
 fi
 if [ -n "$(missing_python)" ] && [ "${OTA_NO_INSTALL:-}" != 1 ]; then
   python3 -c 'import tuf.ngclient, cryptography' 2>/dev/null \
     || python3 -m pip install -q tuf cryptography || true
   command -v moto_server >/dev/null || python3 -m pip install -q 'moto[server]' || true
+  python3 -c 'import detools' 2>/dev/null || python3 -m pip install -q detools || true
 fi
 still="$(missing_programs; missing_python)"
 if [ -n "$still" ]; then
   echo "The tests need programs this machine lacks:" >&2
   while IFS= read -r line; do printf '  - %s\n' "$line" >&2; done <<< "$still"
   echo "Install them (Debian: apt-get install nginx clamav openssl faketime time valgrind binutils postgresql qemu-system-arm" >&2
-  echo "qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross;" >&2
-  echo "pip install tuf cryptography 'moto[server]'), or run this script as root to install them." >&2
+  echo "qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross bsdiff xdelta3;" >&2
+  echo "pip install tuf cryptography 'moto[server]' detools), or run this script as root to install them." >&2
   exit 1
 fi

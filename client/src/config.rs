@@ -17,6 +17,8 @@
 //! bind = "127.0.0.1:7000"                  # kind = "socketcan", interface = "can0"; or
 //! peers = ["127.0.0.1:7001"]               # kind = "dir", path = "/var/lib/ota/ecus"
 //! fd = true
+//! # compress = false                       # whole images as they are (default: compressed
+//!                                          # on the bus when that is smaller)
 //!
 //! [[ecus]]
 //! serial = "BRK-0001"
@@ -79,9 +81,21 @@ pub enum ForwardConfig {
         peers: Vec<std::net::SocketAddr>,
         #[serde(default)]
         fd: bool,
+        /// Send whole images compressed when that is smaller (default); `false` sends them
+        /// as they are (an ECU whose bootloader is to be measured or tested byte for byte).
+        #[serde(default = "yes")]
+        compress: bool,
     },
     /// A SocketCAN interface such as `can0` (classic CAN).
-    Socketcan { interface: String },
+    Socketcan {
+        interface: String,
+        #[serde(default = "yes")]
+        compress: bool,
+    },
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -320,19 +320,33 @@ fn send_report(config: &Config, url: &str, bytes: &[u8]) -> Result<(), String> {
 fn forwarder(gw: &Gateway) -> Box<dyn Forwarder> {
     match &gw.config.forward {
         ForwardConfig::Dir { path } => Box::new(DirForwarder::new(path)),
-        ForwardConfig::Udp { bind, peers, fd } => Box::new(CanForwarder::new(
-            CanBus::Udp {
-                bind: *bind,
-                peers: peers.clone(),
-            },
-            *fd,
-        )),
-        ForwardConfig::Socketcan { interface } => Box::new(CanForwarder::new(
-            CanBus::SocketCan {
-                interface: interface.clone(),
-            },
-            false,
-        )),
+        ForwardConfig::Udp {
+            bind,
+            peers,
+            fd,
+            compress,
+        } => Box::new(
+            CanForwarder::new(
+                CanBus::Udp {
+                    bind: *bind,
+                    peers: peers.clone(),
+                },
+                *fd,
+            )
+            .compress(*compress),
+        ),
+        ForwardConfig::Socketcan {
+            interface,
+            compress,
+        } => Box::new(
+            CanForwarder::new(
+                CanBus::SocketCan {
+                    interface: interface.clone(),
+                },
+                false,
+            )
+            .compress(*compress),
+        ),
     }
 }
 

@@ -603,7 +603,7 @@ fn running(flash: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Scenario: Deltas | an ECU that runs a release the new image has a delta from; one that runs another image than the gateway recorded; one with no delta that fits | the delta over the air and the bus, the whole image (compressed) otherwise; each ECU checks the image it rebuilt
+/// Scenario: Deltas | an ECU that runs a release the new image has a delta from; one that runs another image than the gateway recorded; no delta that fits; a delta corrupted on the CDN | the delta over the air and the bus, the whole image (compressed) otherwise; each ECU checks the image it rebuilt
 #[test]
 fn a_vehicle_updates_by_delta_and_falls_back_to_the_whole_image() {
     let w = World::new();
@@ -695,4 +695,35 @@ fn a_vehicle_updates_by_delta_and_falls_back_to_the_whole_image() {
         !s1.contains("delta") && s1.contains("compressed on the bus"),
         "{s1}"
     );
+
+    // 3.3 has a delta from 3.2, but the CDN serves it corrupted: TUF refuses it (its hash is
+    // signed), and the whole image goes instead.
+    let mut v33 = v32.clone();
+    v33[200] ^= 0xFF;
+    w.release_with_deltas("3.3", 6, &v33, &["3.2"]);
+    let targets = w.p("acme/repository/targets");
+    let delta = std::fs::read_dir(&targets)
+        .unwrap()
+        .flatten()
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .ends_with("brake-fw-3.3.from-3.2.delta")
+        })
+        .expect("the published delta")
+        .path();
+    let mut bytes = std::fs::read(&delta).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&delta, bytes).unwrap();
+    w.assign("S1", "3.3");
+    let (ok, stdout, stderr) = update(&cfg);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("ECU S1: the delta from 3.2 could not be had")
+            && stdout.contains("ECU S1: updated to brake-fw 3.3")
+            && !stdout.contains("by delta"),
+        "{stdout}{stderr}"
+    );
+    assert_eq!(running(&w.p("flash-s1")), "3.3");
 }

@@ -64,6 +64,8 @@ pub struct CanForwarder {
     bus: CanBus,
     fd: bool,
     progress: bool,
+    /// Whole images go packed when that is smaller.
+    compress: bool,
 }
 
 impl CanForwarder {
@@ -72,7 +74,14 @@ impl CanForwarder {
             bus,
             fd,
             progress: std::io::stderr().is_terminal(),
+            compress: true,
         }
+    }
+
+    /// Whether whole images go packed when that is smaller (the default), or as they are.
+    pub fn compress(mut self, compress: bool) -> Self {
+        self.compress = compress;
+        self
     }
 
     fn link(&self, ecu: &EcuConfig) -> Result<Config, ForwardError> {
@@ -318,7 +327,7 @@ impl Forwarder for CanForwarder {
             Payload::Image(p) => (p, Encoding::Plain),
         };
         let data = std::fs::read(path).map_err(io)?;
-        if encoding == Encoding::Plain {
+        if encoding == Encoding::Plain && self.compress {
             if let Some(packed) = pack(&data) {
                 match self.send(ecu, compact_manifest, bundle, Encoding::Packed, &packed) {
                     // An ECU whose bootloader predates packed images: send the image as it is.

@@ -151,6 +151,11 @@ mod firmware {
                 );
             }
         }
+        #[cfg(feature = "point-release")]
+        let _ = writeln!(
+            console,
+            "ECU {tag}: bootloader 1.1 (the point release the delta benchmark measures)"
+        );
         let _ = writeln!(
             console,
             "ECU {tag}: listening on the CAN line (UART0, SLCAN; 0x7E0 -> 0x7E8)"
@@ -272,8 +277,9 @@ mod firmware {
     /// exists (it never does on a vehicle: semihosting is the emulator's), run the checks it
     /// lists on this core, print each one's cost in virtual nanoseconds (instructions under
     /// `-icount shift=0`) and stop QEMU. Records: kind (1: a compact manifest, verified with the
-    /// factory's keys; 2: a 32-byte Ed25519 key and an OEM instruction, verified with it),
-    /// length (u16, little endian), bytes.
+    /// factory's keys; 2: a 32-byte Ed25519 key and an OEM instruction, verified with it; 3: a
+    /// delta against the start of this firmware's code partition, applied), length (u16,
+    /// little endian), bytes.
     #[inline(never)]
     fn bench(factory: &ota_ecu::factory::Factory, console: &mut Uart) {
         let mut input = [0u8; 2048];
@@ -305,6 +311,10 @@ mod firmware {
                         ota_ecu::instruction::verify(&record[32..], &[key]).is_ok(),
                     )
                 }
+                3 => (
+                    "delta apply over its own code + SHA-256",
+                    bench_delta(record, console),
+                ),
                 _ => ("unknown record", false),
             };
             let ns = board::virtual_ns() - t;
@@ -337,6 +347,70 @@ mod firmware {
             HEAP.peak()
         );
         board::exit(true)
+    }
+
+    /// Apply the delta `record` against the start of this firmware's own code partition (the
+    /// base the host took from the same ELF), hashing what comes out as the bootloader does;
+    /// print what came out, the decoder's size and the stack's peak while applying. The time
+    /// is taken by the caller (the base's hash, computed first, is outside it only in the
+    /// sense that a real ECU knows its active image's hash from its state).
+    #[inline(never)]
+    fn bench_delta(record: &[u8], console: &mut Uart) -> bool {
+        use ota_ecu::delta::{Base, Decoder, Encoding, Target, HEADER_LEN};
+        use sha2::Digest;
+        struct Code {
+            out: sha2::Sha256,
+            len: u64,
+        }
+        impl Target for Code {
+            type Error = ();
+            fn emit(&mut self, bytes: &[u8]) -> Result<(), ota_ecu::delta::Error<()>> {
+                self.out.update(bytes);
+                self.len += bytes.len() as u64;
+                Ok(())
+            }
+            fn read_base(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), ()> {
+                let start = usize::try_from(offset).map_err(|_| ())?;
+                let end = start.checked_add(buf.len()).ok_or(())?;
+                buf.copy_from_slice(board::code_partition().get(start..end).ok_or(())?);
+                Ok(())
+            }
+        }
+        let Some(length) = record
+            .get(HEADER_LEN..HEADER_LEN + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+        else {
+            return false;
+        };
+        let Some(base) = usize::try_from(length)
+            .ok()
+            .and_then(|n| board::code_partition().get(..n))
+        else {
+            return false;
+        };
+        let base = Base {
+            length,
+            sha256: sha2::Sha256::digest(base).into(),
+        };
+        board::paint_stack();
+        let mut decoder = Decoder::new(Encoding::Delta, Some(base));
+        let mut code = Code {
+            out: sha2::Sha256::new(),
+            len: 0,
+        };
+        let ok = decoder.feed(record, &mut code).is_ok() && decoder.finish::<()>().is_ok();
+        let (stack, _) = board::stack_peak();
+        let digest = code.out.finalize();
+        let _ = writeln!(
+            console,
+            "BENCH delta: {} B out, decoder {} B, stack peak {stack} B, digest starts {:02x}{:02x}",
+            code.len,
+            core::mem::size_of::<Decoder>(),
+            digest[0],
+            digest[1]
+        );
+        ok
     }
 
     /// The ISO-TP link, in static memory. Built in a frame of its own (never inlined) so its

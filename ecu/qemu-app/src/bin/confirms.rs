@@ -4,11 +4,25 @@
 #[cfg(not(target_os = "none"))]
 fn main() {}
 
+/// The point release the delta benchmark builds adds a start-up check.
+#[cfg(all(target_os = "none", not(feature = "point-release")))]
+const VERSION: &str = "4.0";
+#[cfg(all(target_os = "none", feature = "point-release"))]
+const VERSION: &str = "4.1";
+
 #[cfg(target_os = "none")]
 #[cortex_m_rt::entry]
 fn main() -> ! {
-    ota_ecu_app::run("brake-fw", "4.0", |console| {
+    ota_ecu_app::run("brake-fw", VERSION, |console| {
         use core::fmt::Write;
-        let _ = writeln!(console, "APP brake-fw 4.0: start-up checks: sensors answer");
+        let _ = writeln!(
+            console,
+            "APP brake-fw {VERSION}: start-up checks: sensors answer"
+        );
+        #[cfg(feature = "point-release")]
+        let _ = writeln!(
+            console,
+            "APP brake-fw {VERSION}: start-up checks: brake pressure in range"
+        );
     })
 }

@@ -1,0 +1,201 @@
+//! `supplier add-image --delta-from` (issue 26), as a supplier meets it: the real binary on
+//! real files. A delta is published as a target of its own that the signed image manifest
+//! lists (base release and its hash, length, hashes); it rebuilds the image exactly; what
+//! cannot be a delta is refused before anything is stored.
+
+use ota_ecu::delta::{make, Encoding};
+use sha2::{Digest, Sha256};
+
+type Env = ota_testkit::cli::CliEnv;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ota-repo");
+
+/// Bytes like code, and the same with a point release's changes.
+fn point_release_pair(len: usize) -> (Vec<u8>, Vec<u8>) {
+    let old: Vec<u8> = (0..len)
+        .map(|i| [0x2D, 0xE9, (i / 64) as u8, (i * 7 / 4096) as u8][i % 4])
+        .collect();
+    let mut new = old.clone();
+    for i in (500..new.len()).step_by(3001) {
+        new[i] ^= 0xA5;
+    }
+    new.splice(len / 2..len / 2, *b"inserted code");
+    (old, new)
+}
+
+fn add<'a>(file: &'a str, version: &'a str, counter: &'a str, more: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "supplier",
+        "add-image",
+        "acme",
+        "--file",
+        file,
+        "--uid",
+        "brake-fw",
+        "--version",
+        version,
+        "--release-counter",
+        counter,
+        "--hardware-id",
+        "BRAKE-A",
+    ];
+    v.extend_from_slice(more);
+    v
+}
+
+fn supplier() -> Env {
+    let env = Env::new(BIN);
+    env.ok(&["key", "generate", "--bits", "2048", "--out", "acme.pem"]);
+    env.ok(&[
+        "supplier", "init", "acme", "--name", "acme", "--key", "acme.pem",
+    ]);
+    env
+}
+
+/// The one file in the published targets directory whose name ends with `suffix`.
+fn published(env: &Env, suffix: &str) -> Vec<u8> {
+    let dir = env.path("acme/repository/targets");
+    let found: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(suffix))
+        .collect();
+    assert_eq!(found.len(), 1, "{suffix} in {}", dir.display());
+    std::fs::read(found[0].path()).unwrap()
+}
+
+/// The newest `N.targets.json` of acme's published tree.
+fn latest_targets(env: &Env) -> String {
+    let dir = env.path("acme/repository");
+    let newest = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let n: u64 = name.strip_suffix(".targets.json")?.parse().ok()?;
+            Some((n, e.path()))
+        })
+        .max()
+        .expect("a published targets role");
+    std::fs::read_to_string(newest.1).unwrap()
+}
+
+/// Scenario: Deltas | the supplier publishes a delta from an earlier release | a signed target the manifest lists, rebuilding the image exactly
+#[test]
+fn a_delta_is_published_listed_in_the_signed_manifest_and_rebuilds_the_image() {
+    let env = supplier();
+    let (v10, v11) = point_release_pair(40_000);
+    env.write("fw-1.0.bin", &v10);
+    env.write("fw-1.1.bin", &v11);
+    env.ok(&add("fw-1.0.bin", "1.0", "1", &[]));
+    let out = env.ok(&add("fw-1.1.bin", "1.1", "2", &["--delta-from", "1.0"]));
+    assert!(out.contains("delta from 1.0: "), "{out}");
+    env.ok(&["supplier", "publish", "acme"]);
+
+    let delta = published(&env, ".brake-fw-1.1.from-1.0.delta");
+    assert!(delta.len() * 10 < v11.len(), "{} bytes", delta.len());
+    let rebuilt = make::apply(Encoding::Delta, &v10, &delta, v11.len() as u64, 4092).unwrap();
+    assert!(rebuilt == v11, "the published delta rebuilds 1.1");
+
+    // The signed manifest lists it: its base's hash, and the delta's length and hash.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&published(&env, ".brake-fw-1.1.image.json")).unwrap();
+    let d = &manifest["signed"]["deltas"][0];
+    assert_eq!(d["from_version"], "1.0");
+    assert_eq!(d["from_sha256"], hex::encode(Sha256::digest(&v10)));
+    assert_eq!(d["target"], "brake-fw-1.1.from-1.0.delta");
+    assert_eq!(d["length"], delta.len());
+    assert_eq!(d["hashes"]["sha256"], hex::encode(Sha256::digest(&delta)));
+    // ... and the targets role lists the delta with those very length and hash.
+    let targets: serde_json::Value = serde_json::from_str(&latest_targets(&env)).unwrap();
+    let t = &targets["signed"]["targets"]["brake-fw-1.1.from-1.0.delta"];
+    assert_eq!(t["length"], delta.len());
+    assert_eq!(t["custom"]["kind"], "delta");
+    // The manifest's image is still the whole image.
+    assert_eq!(manifest["signed"]["length"], v11.len());
+}
+
+#[test]
+fn deltas_that_cannot_be_are_refused_before_anything_is_stored() {
+    let env = supplier();
+    let (v10, v11) = point_release_pair(20_000);
+    env.write("fw-1.0.bin", &v10);
+    env.write("fw-1.1.bin", &v11);
+    env.ok(&add("fw-1.0.bin", "1.0", "1", &[]));
+    env.ok(&["supplier", "publish", "acme"]);
+    let before = env.fingerprint("acme", &["acme/.lock"]);
+    let refused = |args: Vec<&str>, says: &str| {
+        let err = env.fail(&args);
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(
+            env.fingerprint("acme", &["acme/.lock"]),
+            before,
+            "{args:?} changed files"
+        );
+    };
+    refused(
+        add("fw-1.1.bin", "1.1", "2", &["--delta-from", "0.5"]),
+        "--delta-from 0.5: no release 0.5 of brake-fw",
+    );
+    refused(
+        add(
+            "fw-1.1.bin",
+            "1.1",
+            "2",
+            &["--delta-from", "1.0", "--delta-from", "1.0"],
+        ),
+        "--delta-from 1.0: given twice",
+    );
+    refused(
+        add("fw-1.1.bin", "1.1", "2", &["--delta-from", "1.1"]),
+        "--delta-from 1.1",
+    );
+    refused(
+        add(
+            "fw-1.1.bin",
+            "1.1",
+            "2",
+            &["--delta-from", "1.0", "--encrypt"],
+        ),
+        "cannot be used with",
+    );
+    // A delta from an encrypted release would carry its plaintext.
+    env.write("fw-2.0.bin", &v11);
+    env.ok(&add("fw-2.0.bin", "2.0", "3", &["--encrypt"]));
+    env.write("fw-2.1.bin", &v10);
+    let err = env.fail(&add("fw-2.1.bin", "2.1", "4", &["--delta-from", "2.0"]));
+    assert!(
+        err.contains("--delta-from 2.0: that release is encrypted"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_delta_no_smaller_than_the_image_is_not_published() {
+    let env = supplier();
+    // Unrelated pseudo-random images: the delta carries every byte.
+    let noise = |seed: u64| -> Vec<u8> {
+        let mut x = seed;
+        (0..8000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    };
+    env.write("a.bin", &noise(1));
+    env.write("b.bin", &noise(2));
+    env.ok(&add("a.bin", "1.0", "1", &[]));
+    let o = env.run(&add("b.bin", "1.1", "2", &["--delta-from", "1.0"]));
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("the delta from 1.0") && err.contains("not smaller than the image"),
+        "{err}"
+    );
+    env.ok(&["supplier", "publish", "acme"]);
+    let targets = latest_targets(&env);
+    assert!(!targets.contains(".delta"), "{targets}");
+}
