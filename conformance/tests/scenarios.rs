@@ -36,6 +36,7 @@ const AREAS: &[&str] = &[
     "Supply chain",
     "Fleet backend",
     "ECU trial boot",
+    "Deltas",
 ];
 
 const CRATES: &[&str] = &[
