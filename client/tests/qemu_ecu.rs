@@ -356,7 +356,7 @@ fn release(w: &World, version: &str, counter: u64, len: usize) -> Vec<u8> {
     bytes
 }
 
-/// Scenario: Power loss | the emulated Cortex-M4 ECU updated by the real gateway, QEMU killed mid-download and restarted on the same flash file | an ECU provisioned with another supplier key refuses the manifest itself; after the cut the old application still runs and the next update completes
+/// Scenario: Power loss | the emulated Cortex-M4 ECU updated by the real gateway, QEMU killed mid-download and restarted on the same flash file | an ECU provisioned with another supplier key refuses the manifest itself; after the cut the old application still runs and the next update completes; the next point release arrives as a delta the emulated ECU applies
 #[test]
 fn the_gateway_updates_the_emulated_cortex_m4_ecu_through_refusal_and_power_cut() {
     let w = World::new();
@@ -417,7 +417,12 @@ fn the_gateway_updates_the_emulated_cortex_m4_ecu_through_refusal_and_power_cut(
     let f = std::fs::read(dir.join("ota-ecu-flash.bin")).unwrap();
     let has = |part: &[u8]| f.chunks(4096).any(|c| c == part);
     // The third block (the first is the application's code, alike in 1.1 and 3.0).
-    assert!(has(&new[8192..12288]), "the download never started");
+    assert!(
+        has(&new[8192..12288]),
+        "the download never started: {}\nconsole:\n{}",
+        text(&out),
+        ecu.console()
+    );
     assert!(!has(&new[new.len() - 4096..]), "the whole image arrived");
     ecu.kill();
     // Power back: the same flash file; 1.1 still runs.
@@ -439,6 +444,28 @@ fn the_gateway_updates_the_emulated_cortex_m4_ecu_through_refusal_and_power_cut(
         String::from_utf8_lossy(&status.stdout).contains("brake-fw 3.0 (release counter 5)"),
         "{}",
         text(&status)
+    );
+
+    // 3.1, a point release published with a delta from 3.0: the emulated ECU rebuilds it from
+    // its active slot into the other one through its flash driver, checks the hash, and the
+    // new application confirms itself.
+    let mut v31 = new.clone();
+    for i in (9000..v31.len()).step_by(5000) {
+        v31[i] ^= 0x5A;
+    }
+    w.release_with_deltas("3.1", 6, &v31, &["3.0"]);
+    w.assign_to(VIN, SERIAL, "3.1");
+    let out = gateway(&cfg, &["update"]);
+    assert!(out.status.success(), "{}\nconsole:\n{}", text(&out), ecu.console());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("ECU {SERIAL}: updated to brake-fw 3.1"))
+            && stdout.contains("by delta from 3.0"),
+        "{}",
+        text(&out)
+    );
+    ecu.wait_console(
+        "confirmed after the application's start-up checks: release counter 6 is final",
     );
 }
 
