@@ -456,7 +456,12 @@ fn the_gateway_updates_the_emulated_cortex_m4_ecu_through_refusal_and_power_cut(
     w.release_with_deltas("3.1", 6, &v31, &["3.0"]);
     w.assign_to(VIN, SERIAL, "3.1");
     let out = gateway(&cfg, &["update"]);
-    assert!(out.status.success(), "{}\nconsole:\n{}", text(&out), ecu.console());
+    assert!(
+        out.status.success(),
+        "{}\nconsole:\n{}",
+        text(&out),
+        ecu.console()
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains(&format!("ECU {SERIAL}: updated to brake-fw 3.1"))

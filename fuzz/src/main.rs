@@ -34,7 +34,7 @@ struct Args {
     #[arg(long, default_value_t = 60)]
     seconds: u64,
     /// Only these targets (repeatable): metadata, compact-manifest, isotp, uds, ecu-trust,
-    /// gateway-config, image-crypt, serial-line, elf.
+    /// gateway-config, image-crypt, serial-line, elf, delta.
     #[arg(long = "target", value_name = "NAME")]
     targets: Vec<String>,
     /// PRNG seed: the same seed and budget give the same inputs.
@@ -63,6 +63,7 @@ fn main() {
         "image-crypt",
         "serial-line",
         "elf",
+        "delta",
     ];
     // `selftest` (hidden) panics on some inputs: it shows the harness reports findings.
     if let Some(t) = args
@@ -100,6 +101,7 @@ fn main() {
             "image-crypt" => targets::image_crypt(),
             "serial-line" => targets::serial_line(),
             "elf" => targets::elf(),
+            "delta" => targets::delta(),
             _ => targets::selftest(),
         };
         let regressions = targets::files_in(&args.regressions.join(name));

@@ -543,3 +543,50 @@ pub fn elf() -> Target {
         }),
     }
 }
+
+/// The base every `delta` input is applied to: 4 KiB like code.
+fn delta_base() -> Vec<u8> {
+    (0..4096u32)
+        .map(|i| [0x2D, 0xE9, (i / 64) as u8, (i * 7 / 512) as u8][(i % 4) as usize])
+        .collect()
+}
+
+/// The ECU's decoder of packed images and deltas (`ota_ecu::delta`), as the bootloader feeds
+/// it: the first byte picks the encoding, the rest arrives in 61-byte pieces; what comes out
+/// never exceeds the limit, and nothing panics or spins.
+pub fn delta() -> Target {
+    use ota_ecu::delta::{make, Encoding};
+    let base = delta_base();
+    let mut new = base.clone();
+    new[100] ^= 0x55;
+    new.splice(2000..2000, *b"inserted");
+    let mut seeds = Vec::new();
+    for (tag, data) in [
+        (0u8, make::delta(&base, &new)),
+        (1u8, make::packed(&new)),
+        (0u8, make::delta(&base, &[])),
+    ] {
+        let mut s = vec![tag];
+        s.extend_from_slice(&data);
+        seeds.push(s);
+    }
+    Target {
+        what: "delta::Decoder (packed images and deltas the ECU rebuilds)",
+        seeds,
+        max_len: 4096,
+        run: Box::new(move |b| {
+            let Some((&tag, data)) = b.split_first() else {
+                return;
+            };
+            let encoding = if tag & 1 == 0 {
+                Encoding::Delta
+            } else {
+                Encoding::Packed
+            };
+            const LIMIT: u64 = 64 * 1024;
+            if let Ok(out) = make::apply(encoding, &base, data, LIMIT, 61) {
+                assert!(out.len() as u64 <= LIMIT);
+            }
+        }),
+    }
+}
