@@ -207,9 +207,9 @@ release() { # FILE SIZE TEXT UID VERSION COUNTER HARDWARE_ID [ROLE]
     --release-counter "$6" --hardware-id "$7" --role "${8:-targets}" >/dev/null
 }
 release brake-1.2.0.bin 72000 'brake controller 1.2.0' brake-fw 1.2.0 3 BRAKE-A
-# The head unit's image is real machine code (the first 210,000 bytes of the gateway binary
-# just built), so the point release below shows what a delta saves on code, not on text.
-head -c 210000 "$bin/ota-gateway" > "$work/images/infotainment-5.3.bin"
+# The head unit's image is real machine code (the first 210,000 bytes of the bash running this
+# script), so the point release below shows what a delta saves on code, not on text.
+head -c 210000 "$BASH" > "$work/images/infotainment-5.3.bin"
 "$OTA_REPO" supplier add-image "$acme" --file "$work/images/infotainment-5.3.bin" --uid infotainment \
   --version 5.3 --release-counter 8 --hardware-id HU-GEN3 >/dev/null
 release abs-3.1.bin 33000 'abs module 3.1' abs-fw 3.1 4 ABS-MOD-1 brakes-tier2

@@ -805,8 +805,9 @@ impl Gateway {
         staging.check_budget(&lengths)?;
         staging.prepare(keep)?;
         let mut paths = Vec::new();
+        let carries_deltas = fw.carries_deltas();
         for p in planned {
-            match self.stage_payload(repos, m, p, &staging) {
+            match self.stage_payload(repos, m, p, &staging, carries_deltas) {
                 Ok(path) => {
                     fault::point(|| format!("image for ECU {} staged", p.ecu.serial));
                     paths.push(path);

@@ -27,6 +27,7 @@
 use crate::bootloader::{Boot, Bootloader, Identity, ResetCause, MAX_TRIAL_BOOTS};
 use crate::bus::udp::UdpBus;
 use crate::compact_manifest::{CompactManifest, Field, ProvisionedKey};
+use crate::delta::Encoding;
 use crate::flash::file::FileFlash;
 use crate::flash::{Flash, Slot, STATE_LEN};
 use crate::flasher::ANSWER_TIMEOUT;
@@ -422,8 +423,8 @@ pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
             Err(e) => return Err(e.to_string()),
         };
         let manifest = match req.as_slice() {
-            [uds::REQUEST_DOWNLOAD, 0, 0, m @ ..] => CompactManifest::parse(m).ok(),
-            [uds::REQUEST_DOWNLOAD, 0, 1, hi, lo, rest @ ..] => rest
+            [uds::REQUEST_DOWNLOAD, _, 0, m @ ..] => CompactManifest::parse(m).ok(),
+            [uds::REQUEST_DOWNLOAD, _, 1, hi, lo, rest @ ..] => rest
                 .get(..usize::from(u16::from_be_bytes([*hi, *lo])))
                 .and_then(|m| CompactManifest::parse(m).ok()),
             _ => None,
@@ -442,7 +443,12 @@ pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
                 } else {
                     ""
                 };
-                println!("{tag}: manifest for {what}: supplier signature ok, {regulators}hardware id ok, release counter ok; writing the inactive slot");
+                let how = match req.get(1).copied().and_then(Encoding::from_format_id) {
+                    Some(Encoding::Delta) => " from the active image and a delta",
+                    Some(Encoding::Packed) => " as the compressed image unpacks",
+                    _ => "",
+                };
+                println!("{tag}: manifest for {what}: supplier signature ok, {regulators}hardware id ok, release counter ok; writing the inactive slot{how}");
                 receiving = Some(what);
             }
             (Some(uds::TRANSFER_EXIT), None) => {

@@ -308,6 +308,10 @@ impl Forwarder for CanForwarder {
             .map(|_| ())
     }
 
+    fn carries_deltas(&self) -> bool {
+        true
+    }
+
     /// Images go packed when that is smaller (and back as they are to an ECU that does not
     /// know the encoding); deltas as they are.
     fn stage_payload(

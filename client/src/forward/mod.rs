@@ -108,6 +108,12 @@ pub trait Forwarder {
         self.stage(ecu, compact_manifest, image)
     }
 
+    /// Whether [`Forwarder::stage_payload`] can carry a delta: when it cannot, the gateway
+    /// does not download one.
+    fn carries_deltas(&self) -> bool {
+        false
+    }
+
     /// Deliver `payload` (see [`Payload`]) as [`Forwarder::stage_attested`] delivers an image,
     /// and say how it went over the bus; `Ok(None)` when this forwarder cannot carry a delta
     /// (the gateway then sends the image). The default sends images as they are.

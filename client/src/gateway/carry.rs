@@ -64,16 +64,17 @@ pub(super) fn delta_for(p: &Planned<'_>, running: Option<&str>) -> Option<DeltaE
 }
 
 impl Gateway {
-    /// Phase one for one ECU: its delta when there is one to take (staged, or downloaded
-    /// and staged), else its image.
+    /// Phase one for one ECU: its delta when there is one to take and the forwarder can carry
+    /// it (staged, or downloaded and staged), else its image.
     pub(super) fn stage_payload<F: crate::tuf::Fetch>(
         &self,
         repos: &mut Repositories<'_, F>,
         m: &walk::Master,
         p: &Planned<'_>,
         staging: &Staging,
+        carries_deltas: bool,
     ) -> std::result::Result<Staged, EcuError> {
-        if let Some(d) = &p.delta {
+        if let Some(d) = p.delta.as_ref().filter(|_| carries_deltas) {
             if let Some(path) = self.stage_delta(repos, m, p, d, staging) {
                 return Ok(Staged {
                     path,
