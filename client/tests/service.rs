@@ -430,9 +430,11 @@ fn sigterm_mid_download_stops_cleanly_and_the_next_run_resumes() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
+        // A guard against a hang only: that the stop came mid-download, not after it, is
+        // shown below by the partial image (shorter than the image) it leaves behind.
         assert!(
-            stopped_at.elapsed() < Duration::from_secs(5),
-            "did not stop within 5 s of SIGTERM"
+            stopped_at.elapsed() < Duration::from_secs(60),
+            "did not stop within 60 s of SIGTERM"
         );
         std::thread::sleep(Duration::from_millis(20));
     };
