@@ -738,7 +738,13 @@ fn vs_python_tuf(nginx_bin: &Path, quick: bool) {
     // interpreter importing the client), so the warm figure can be read without it.
     let (mut o_start, mut p_start) = (vec![], vec![]);
     for _ in 0..runs {
-        o_start.push(timed(&[me.clone(), "--tuf-client".into(), "start".into()], &no_env).0);
+        o_start.push(
+            timed(
+                &[me.clone(), "--tuf-client".into(), "start".into()],
+                &no_env,
+            )
+            .0,
+        );
         let import = "import tuf.ngclient, cryptography".to_string();
         p_start.push(timed(&["python3".into(), "-c".into(), import], &no_env).0);
     }
@@ -767,7 +773,10 @@ fn vs_python_tuf(nginx_bin: &Path, quick: bool) {
         verdict(ow2 / pw2, 0.05)
     );
     let (os, ps) = (med(o_start), med(p_start));
-    println!("process start-up          {os:>7.3} s  {ps:>7.3} s   {:>6.3}", os / ps);
+    println!(
+        "process start-up          {os:>7.3} s  {ps:>7.3} s   {:>6.3}",
+        os / ps
+    );
     println!(
         "warm, start-up taken out   {:>7.3} s  {:>7.3} s   {:>6.3}   (medians' difference)",
         ow2 - os,

@@ -801,3 +801,121 @@ fn assert_reverted_events(v: &Vehicle) {
         );
     }
 }
+
+/// A forwarder whose ECUs take images (into their directories) and refuse every delta at
+/// `step` with `nrc`, as an ECU does when a delta rebuilds other bytes than the image
+/// (`the transfer exit`: hash mismatch), or when the manifest itself is refused (`the
+/// download request`).
+struct RefusingDeltas {
+    inner: DirForwarder,
+    step: &'static str,
+    nrc: ota_ecu::uds::Nrc,
+    deltas_offered: usize,
+}
+
+impl Forwarder for RefusingDeltas {
+    fn stage(
+        &mut self,
+        ecu: &ota_client::config::EcuConfig,
+        m: &[u8],
+        image: &Path,
+    ) -> Result<(), ota_client::forward::ForwardError> {
+        self.inner.stage(ecu, m, image)
+    }
+    fn carries_deltas(&self) -> bool {
+        true
+    }
+    fn stage_payload(
+        &mut self,
+        ecu: &ota_client::config::EcuConfig,
+        m: &[u8],
+        bundle: &[u8],
+        payload: ota_client::forward::Payload<'_>,
+    ) -> Result<Option<ota_client::forward::Sent>, ota_client::forward::ForwardError> {
+        match payload {
+            ota_client::forward::Payload::Delta(_) => {
+                self.deltas_offered += 1;
+                Err(ota_client::forward::ForwardError::Flash {
+                    serial: ecu.serial.clone(),
+                    source: ota_ecu::flasher::FlashError::Refused {
+                        step: self.step,
+                        nrc: Some(self.nrc),
+                        code: self.nrc as u8,
+                    },
+                })
+            }
+            image => self.inner.stage_payload(ecu, m, bundle, image),
+        }
+    }
+    fn activate(
+        &mut self,
+        ecu: &ota_client::config::EcuConfig,
+        sha256: &[u8; 32],
+    ) -> Result<(), ota_client::forward::ForwardError> {
+        self.inner.activate(ecu, sha256)
+    }
+    fn discard(
+        &mut self,
+        ecu: &ota_client::config::EcuConfig,
+    ) -> Result<(), ota_client::forward::ForwardError> {
+        self.inner.discard(ecu)
+    }
+}
+
+/// Scenario: Deltas | a supplier-signed delta that decodes cleanly but rebuilds other bytes than the image (a stolen supplier key, or an encoder bug): the ECU refuses what it rebuilt | the gateway sends the whole image in the same run, so the vehicle is not held back run after run; a refusal of the manifest itself stands
+#[test]
+fn a_delta_the_ecu_refuses_after_its_request_costs_one_download_not_the_update() {
+    let w = World::new();
+    w.assign("S1", "1.0");
+    let gw = gateway(&w, "");
+    let out = gw.run(Some(&mut DirForwarder::new(w.p("ecus")))).unwrap();
+    assert!(
+        matches!(out[0].1, EcuOutcome::Updated { .. }),
+        "{}",
+        summary(&out[0].1)
+    );
+    let v11: Vec<u8> = (0..5000u32)
+        .map(|i| if i % 97 == 0 { 7 } else { 1 })
+        .collect();
+    w.release_with_deltas("1.1", 2, &v11, &["1.0"]);
+    w.assign("S1", "1.1");
+    let mut refusing = RefusingDeltas {
+        inner: DirForwarder::new(w.p("ecus")),
+        step: "the transfer exit",
+        nrc: ota_ecu::uds::Nrc::HashMismatch,
+        deltas_offered: 0,
+    };
+    let out = gw.run(Some(&mut refusing)).unwrap();
+    assert_eq!(refusing.deltas_offered, 1, "the delta was offered first");
+    let EcuOutcome::Updated { carried, .. } = &out[0].1 else {
+        panic!("{}", summary(&out[0].1))
+    };
+    let carried = carried.as_ref().expect("sent in this run");
+    assert_eq!(
+        carried.delta_from, None,
+        "the whole image went: {carried:?}"
+    );
+    assert_eq!(std::fs::read(w.p("ecus/S1/image.bin")).unwrap(), v11);
+
+    // A refusal of the request itself (here: the manifest's signature) is the release's, not
+    // the delta's: it stands, and nothing is sent instead.
+    let v12: Vec<u8> = (0..5000u32)
+        .map(|i| if i % 89 == 0 { 9 } else { 1 })
+        .collect();
+    w.release_with_deltas("1.2", 3, &v12, &["1.1"]);
+    w.assign("S1", "1.2");
+    let mut refusing = RefusingDeltas {
+        inner: DirForwarder::new(w.p("ecus")),
+        step: ota_ecu::flasher::REQUEST_STEP,
+        nrc: ota_ecu::uds::Nrc::BadSignature,
+        deltas_offered: 0,
+    };
+    let out = gw.run(Some(&mut refusing)).unwrap();
+    assert_eq!(refusing.deltas_offered, 1);
+    assert!(
+        matches!(&out[0].1, EcuOutcome::Failed(e) if e.to_string().contains("signature")),
+        "{}",
+        summary(&out[0].1)
+    );
+    assert_eq!(std::fs::read(w.p("ecus/S1/image.bin")).unwrap(), v11);
+}

@@ -65,6 +65,10 @@ impl std::error::Error for FlashError {
     }
 }
 
+/// The step a refusal of the download request names (the manifest, the bundle, the
+/// encoding): what the ECU refuses before any data.
+pub const REQUEST_STEP: &str = "the download request";
+
 /// How long to wait for each answer; an ECU erasing a slot may take a while.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a busy ECU is asked again.
@@ -213,9 +217,9 @@ where
     C::Error: core::fmt::Debug,
 {
     let request = client::request_download_encoded(manifest, bundle, encoding);
-    let payload = exchange(ep, "the download request", REQUEST_DOWNLOAD, &request)?;
+    let payload = exchange(ep, REQUEST_STEP, REQUEST_DOWNLOAD, &request)?;
     let block = client::max_block(&payload)
-        .ok_or(FlashError::Protocol("the download request"))?
+        .ok_or(FlashError::Protocol(REQUEST_STEP))?
         .min(MAX_BLOCK);
     let mut buf = std::vec![0u8; block];
     let mut sent: u64 = 0;

@@ -7,9 +7,10 @@
 
 use super::{EcuError, Gateway, Planned};
 use crate::fault;
-use crate::forward::{Encoding, Forwarder, Payload, Sent};
+use crate::forward::{Encoding, ForwardError, Forwarder, Payload, Sent};
 use crate::staging::Staging;
 use crate::walk::{self, download_delta, Repositories};
+use ota_ecu::flasher::{self, FlashError};
 use ota_ecu::uds::Nrc;
 use ota_metadata::documents::image_manifest::DeltaEntry;
 use std::path::PathBuf;
@@ -55,6 +56,22 @@ impl std::fmt::Display for Carried {
             ),
             (None, _) => write!(f, "whole: {} bytes", self.sent.bytes),
         }
+    }
+}
+
+/// Whether `e` refuses what the delta rebuilt rather than the release: a refusal of a data
+/// block or of the transfer exit (a malformed delta, another base, or bytes that are not the
+/// image: too many, too few, another hash). The gateway cannot check what a delta rebuilds
+/// (it does not hold the base), so the whole image, which it verified itself, goes instead,
+/// in this run; a refusal of the download request (signature, hardware id, counter, approval)
+/// would refuse the whole image as well, and stands.
+fn refused_the_delta(e: &ForwardError) -> bool {
+    match e {
+        ForwardError::Flash {
+            source: FlashError::Refused { step, .. },
+            ..
+        } => *step != flasher::REQUEST_STEP,
+        _ => e.nrc() == Some(Nrc::TransferDataSuspended),
     }
 }
 
@@ -150,7 +167,7 @@ impl Gateway {
                     })
                 }
                 Ok(None) => {}
-                Err(e) if e.nrc() == Some(Nrc::TransferDataSuspended) => {
+                Err(e) if refused_the_delta(&e) => {
                     crate::out::err_line(format_args!(
                         "ota-gateway: warning: ECU {} refused the delta from {} ({e}); sending the whole image",
                         p.ecu.serial, d.from_version

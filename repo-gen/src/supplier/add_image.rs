@@ -345,6 +345,9 @@ pub fn manifest_of(supplier: &str, r: &ImageRecord) -> Result<ImageManifest> {
     Ok(m)
 }
 
+/// Add an image: check the request against the names rules, the images already here, the
+/// release counters and the signing role; store the image (encrypted if asked) and its
+/// deltas; sign its manifests; record it. Nothing stays behind in `targets/` if a step fails.
 pub fn add_image(dir: &Path, mut opts: AddImage, now: DateTime) -> Result<Added> {
     let mut s = Settings::load(dir)?;
     if opts.role.is_empty() {
@@ -352,115 +355,12 @@ pub fn add_image(dir: &Path, mut opts: AddImage, now: DateTime) -> Result<Added>
     }
     let repo = workdir::repository_path(dir);
     let mut warnings = Vec::new();
-
-    names::check_uid(&opts.uid)?;
-    names::check_image_version(&opts.version)?;
-    let mut seen = BTreeSet::new();
-    for h in &opts.hardware_ids {
-        names::check_hardware_id(h)?;
-        if !seen.insert(h) {
-            return Err(Error::refused(format!("hardware id {h:?} given twice")));
-        }
-    }
-    if opts.hardware_ids.is_empty() {
-        return Err(Error::refused("give at least one --hardware-id"));
-    }
-
-    // Duplicates, by uid+version and by the target names they produce.
-    let names = ImageTargets::new(&opts.uid, &opts.version);
-    for img in &s.images {
-        if img.uid == opts.uid && img.version == opts.version {
-            return Err(Error::refused(format!(
-                "image {} version {} is already in the repository (added {})",
-                opts.uid, opts.version, img.added
-            )));
-        }
-        if ImageTargets::new(&img.uid, &img.version).image == names.image {
-            return Err(Error::refused(format!(
-                "{}: target name {} is already used by uid {} version {}",
-                opts.uid, names.image, img.uid, img.version
-            )));
-        }
-    }
-
-    // Release counter: never below an earlier release of the same uid, unless asked.
-    if let Some(prev) = s
-        .images
-        .iter()
-        .filter(|i| i.uid == opts.uid)
-        .max_by_key(|i| i.release_counter)
-    {
-        if opts.release_counter < prev.release_counter {
-            if !opts.allow_rollback {
-                return Err(Error::refused(format!(
-                    "release counter {} is below {} of {} version {}; ECUs that installed that \
-                     release will refuse this one. Pass --allow-rollback to publish it anyway",
-                    opts.release_counter, prev.release_counter, prev.uid, prev.version
-                )));
-            }
-            warnings.push(format!(
-                "release counter {} is below {} of version {}: only ECUs that never installed \
-                 that release can take this image",
-                opts.release_counter, prev.release_counter, prev.version
-            ));
-        } else if opts.release_counter == prev.release_counter {
-            warnings.push(format!(
-                "release counter {} equals that of version {}: ECUs will accept either image, \
-                 so a compromised director could roll them back (Uptane discourages this)",
-                opts.release_counter, prev.version
-            ));
-        }
-    }
-
-    // The signing role, and what a delegation (or this tier) allows it.
-    if let Some((hardware_ids, paths)) = s.restriction(&opts.role)? {
-        if let Some(h) = opts.hardware_ids.iter().find(|h| !hardware_ids.contains(h)) {
-            return Err(Error::refused(format!(
-                "role {} may sign images for hardware ids {hardware_ids:?} only, not {h:?}",
-                opts.role
-            )));
-        }
-        let deltas: Vec<String> = opts
-            .delta_from
-            .iter()
-            .map(|from| ImageTargets::delta(&opts.uid, &opts.version, from))
-            .collect();
-        let all: Vec<&String> = [&names.image, &names.manifest, &names.compact]
-            .into_iter()
-            .chain(&deltas)
-            .collect();
-        if let Some(n) = all
-            .iter()
-            .find(|n| !paths.iter().any(|p| ota_metadata::roles::glob_match(p, n)))
-        {
-            return Err(Error::refused(format!(
-                "role {} may sign target names matching {paths:?} only, not {n} (choose a --uid they match)",
-                opts.role
-            )));
-        }
-    }
-    let rc = s.role(&opts.role)?.clone();
-    let keys = if opts.role == "targets" {
-        let root = crate::publish::read_root(&repo)?;
-        signing_keys(&root, "targets", &rc)?
-    } else {
-        rc.load_keys(&opts.role)?
-    };
-
-    // Every field of the manifest is checked before the image is copied.
-    ImageManifest::new(
-        &s.name,
-        &opts.uid,
-        &opts.version,
-        opts.release_counter,
-        opts.hardware_ids.clone(),
-        1,
-        [0; 32],
-    )?;
-    if let Some(chunk) = opts.encrypt {
-        ota_crypt::stream::Header::new(chunk, 1)
-            .map_err(|e| Error::refused(format!("--chunk-size {chunk}: {e}")))?;
-    }
+    check_names(&opts)?;
+    check_not_added(&s, &opts)?;
+    check_release_counter(&s, &opts, &mut warnings)?;
+    check_role_allows(&s, &opts)?;
+    let keys = role_keys(&s, &repo, &opts.role)?;
+    check_manifest_fields(&s, &opts)?;
     let key_path = content_key_path(dir, &opts.uid, &opts.version);
     if opts.encrypt.is_some() && key_path.exists() {
         return Err(Error::refused(format!(
@@ -468,11 +368,13 @@ pub fn add_image(dir: &Path, mut opts: AddImage, now: DateTime) -> Result<Added>
             key_path.display()
         )));
     }
+
     let content_key = opts.encrypt.map(|_| ota_crypt::Key::generate());
     let how = match (&content_key, opts.encrypt) {
         (Some(k), Some(chunk)) => Storing::Encrypted(k, chunk),
         _ => Storing::Plain,
     };
+    let names = ImageTargets::new(&opts.uid, &opts.version);
     let mut added = NewFiles::default();
     let stored = store_image(
         &repo,
@@ -499,6 +401,10 @@ pub fn add_image(dir: &Path, mut opts: AddImage, now: DateTime) -> Result<Added>
         }),
         _ => None,
     };
+    let unsigned = FileInfo {
+        length: 0,
+        sha256: String::new(),
+    };
     let record = ImageRecord {
         uid: opts.uid,
         version: opts.version,
@@ -507,14 +413,8 @@ pub fn add_image(dir: &Path, mut opts: AddImage, now: DateTime) -> Result<Added>
         role: opts.role,
         image: stored.target,
         encryption,
-        manifest: FileInfo {
-            length: 0,
-            sha256: String::new(),
-        },
-        compact: FileInfo {
-            length: 0,
-            sha256: String::new(),
-        },
+        manifest: unsigned.clone(),
+        compact: unsigned,
         added: now,
         deltas,
     };
@@ -531,20 +431,10 @@ pub fn add_image(dir: &Path, mut opts: AddImage, now: DateTime) -> Result<Added>
         ..record
     };
     // The content key, before the image is recorded: an image nobody can decrypt is never
-    // published. Private to the supplier until handed to the OEM.
+    // published.
     let content_key = match (&content_key, &record.encryption) {
         (Some(key), Some(e)) => {
-            let file = ota_crypt::content_key::ContentKey {
-                uid: record.uid.clone(),
-                version: record.version.clone(),
-                image_sha256: hex::decode(&e.plaintext.sha256)
-                    .ok()
-                    .and_then(|v| v.try_into().ok())
-                    .unwrap_or_default(),
-                key: key.clone(),
-            };
-            fsutil::private_dir(&dir.join(CONTENT_KEYS_DIR))?;
-            fsutil::write_new_private(&key_path, &file.to_json())?;
+            write_content_key(dir, &key_path, &record, e, key)?;
             added.0.push(key_path.clone());
             Some(key_path)
         }
@@ -558,4 +448,159 @@ pub fn add_image(dir: &Path, mut opts: AddImage, now: DateTime) -> Result<Added>
         warnings,
         content_key,
     })
+}
+
+/// The uid, version and hardware ids follow the naming rules; at least one hardware id, none
+/// twice.
+fn check_names(opts: &AddImage) -> Result<()> {
+    names::check_uid(&opts.uid)?;
+    names::check_image_version(&opts.version)?;
+    let mut seen = BTreeSet::new();
+    for h in &opts.hardware_ids {
+        names::check_hardware_id(h)?;
+        if !seen.insert(h) {
+            return Err(Error::refused(format!("hardware id {h:?} given twice")));
+        }
+    }
+    if opts.hardware_ids.is_empty() {
+        return Err(Error::refused("give at least one --hardware-id"));
+    }
+    Ok(())
+}
+
+/// Not already here, by uid and version or by the target names they produce.
+fn check_not_added(s: &Settings, opts: &AddImage) -> Result<()> {
+    let names = ImageTargets::new(&opts.uid, &opts.version);
+    for img in &s.images {
+        if img.uid == opts.uid && img.version == opts.version {
+            return Err(Error::refused(format!(
+                "image {} version {} is already in the repository (added {})",
+                opts.uid, opts.version, img.added
+            )));
+        }
+        if ImageTargets::new(&img.uid, &img.version).image == names.image {
+            return Err(Error::refused(format!(
+                "{}: target name {} is already used by uid {} version {}",
+                opts.uid, names.image, img.uid, img.version
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The release counter is never below an earlier release of the same uid unless asked
+/// (`--allow-rollback`), and an equal one is warned about.
+fn check_release_counter(s: &Settings, opts: &AddImage, warnings: &mut Vec<String>) -> Result<()> {
+    let Some(prev) = s
+        .images
+        .iter()
+        .filter(|i| i.uid == opts.uid)
+        .max_by_key(|i| i.release_counter)
+    else {
+        return Ok(());
+    };
+    if opts.release_counter < prev.release_counter {
+        if !opts.allow_rollback {
+            return Err(Error::refused(format!(
+                "release counter {} is below {} of {} version {}; ECUs that installed that \
+                 release will refuse this one. Pass --allow-rollback to publish it anyway",
+                opts.release_counter, prev.release_counter, prev.uid, prev.version
+            )));
+        }
+        warnings.push(format!(
+            "release counter {} is below {} of version {}: only ECUs that never installed \
+             that release can take this image",
+            opts.release_counter, prev.release_counter, prev.version
+        ));
+    } else if opts.release_counter == prev.release_counter {
+        warnings.push(format!(
+            "release counter {} equals that of version {}: ECUs will accept either image, \
+             so a compromised director could roll them back (Uptane discourages this)",
+            opts.release_counter, prev.version
+        ));
+    }
+    Ok(())
+}
+
+/// What a delegation (or this tier) allows the signing role: its hardware ids, and name
+/// patterns that every target of the image (with its deltas) must match.
+fn check_role_allows(s: &Settings, opts: &AddImage) -> Result<()> {
+    let Some((hardware_ids, paths)) = s.restriction(&opts.role)? else {
+        return Ok(());
+    };
+    if let Some(h) = opts.hardware_ids.iter().find(|h| !hardware_ids.contains(h)) {
+        return Err(Error::refused(format!(
+            "role {} may sign images for hardware ids {hardware_ids:?} only, not {h:?}",
+            opts.role
+        )));
+    }
+    let names = ImageTargets::new(&opts.uid, &opts.version);
+    let deltas = opts
+        .delta_from
+        .iter()
+        .map(|from| ImageTargets::delta(&opts.uid, &opts.version, from));
+    let all = [names.image, names.manifest, names.compact]
+        .into_iter()
+        .chain(deltas);
+    for n in all {
+        if !paths.iter().any(|p| ota_metadata::roles::glob_match(p, &n)) {
+            return Err(Error::refused(format!(
+                "role {} may sign target names matching {paths:?} only, not {n} (choose a --uid they match)",
+                opts.role
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The keys `role` signs with here.
+fn role_keys(s: &Settings, repo: &Path, role: &str) -> Result<Vec<SigningKey>> {
+    let rc = s.role(role)?.clone();
+    if role == "targets" {
+        let root = crate::publish::read_root(repo)?;
+        signing_keys(&root, "targets", &rc)
+    } else {
+        rc.load_keys(role)
+    }
+}
+
+/// Every field of the manifest (and the encryption's chunk size) is checked before the image
+/// is copied.
+fn check_manifest_fields(s: &Settings, opts: &AddImage) -> Result<()> {
+    ImageManifest::new(
+        &s.name,
+        &opts.uid,
+        &opts.version,
+        opts.release_counter,
+        opts.hardware_ids.clone(),
+        1,
+        [0; 32],
+    )?;
+    if let Some(chunk) = opts.encrypt {
+        ota_crypt::stream::Header::new(chunk, 1)
+            .map_err(|e| Error::refused(format!("--chunk-size {chunk}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Write an encrypted image's content key to `path` (mode 0600): private to the supplier
+/// until handed to the OEM.
+fn write_content_key(
+    dir: &Path,
+    path: &Path,
+    record: &ImageRecord,
+    e: &EncryptionRecord,
+    key: &ota_crypt::Key,
+) -> Result<()> {
+    let file = ota_crypt::content_key::ContentKey {
+        uid: record.uid.clone(),
+        version: record.version.clone(),
+        image_sha256: hex::decode(&e.plaintext.sha256)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .unwrap_or_default(),
+        key: key.clone(),
+    };
+    fsutil::private_dir(&dir.join(CONTENT_KEYS_DIR))?;
+    fsutil::write_new_private(path, &file.to_json())
 }
