@@ -227,7 +227,8 @@ pub enum Command {
         wait: WaitArgs,
     },
     /// Check a whole published tree: root chain, signatures, versions, expiry, every target's
-    /// length and hash, and every image manifest and its compact form.
+    /// length and hash, and every image manifest and its compact form (and that each delta it
+    /// lists rebuilds its image).
     Verify {
         /// A working directory or a published tree (the directory holding timestamp.json).
         dir: PathBuf,

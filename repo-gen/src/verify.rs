@@ -485,5 +485,42 @@ fn check_image(
             "{manifest_name}: manifest disagrees with its target's custom data"
         )));
     }
+    for d in &m.deltas {
+        check_delta(&m, d, &stored).map_err(|why| {
+            Error::refused(format!(
+                "{role}: image {}-{}: the delta from {}: {why}",
+                c.uid, c.version, d.from_version
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// A delta the manifest lists is listed by the same role with the manifest's length and hash,
+/// and rebuilds exactly the image from its base (the role's release `from_version`, with the
+/// base hash the manifest names), as an ECU applies it. An ECU would refuse a delta that does
+/// not; this finds it before any vehicle downloads it.
+fn check_delta(
+    m: &ota_metadata::documents::ImageManifest,
+    d: &ota_metadata::documents::image_manifest::DeltaEntry,
+    stored: &dyn Fn(&str) -> Result<Vec<u8>>,
+) -> std::result::Result<(), String> {
+    use ota_ecu::delta::{make, Encoding};
+    let delta = stored(&d.target).map_err(|e| e.to_string())?;
+    let listed = hex::encode(Sha256::digest(&delta));
+    if delta.len() as u64 != d.length || d.hashes.get("sha256") != Some(&listed) {
+        return Err(format!("{} is not what the manifest names", d.target));
+    }
+    let base =
+        stored(&ImageTargets::new(&m.uid, &d.from_version).image).map_err(|e| e.to_string())?;
+    if hex::encode(Sha256::digest(&base)) != d.from_sha256 {
+        return Err("its base image is not the one the manifest names".into());
+    }
+    let (length, sha256) = m.plaintext().map_err(|e| e.to_string())?;
+    let rebuilt = make::apply(Encoding::Delta, &base, &delta, length, 4092)
+        .map_err(|e| format!("it does not apply ({e:?})"))?;
+    if rebuilt.len() as u64 != length || <[u8; 32]>::from(Sha256::digest(&rebuilt)) != sha256 {
+        return Err("it rebuilds other bytes than the image".into());
+    }
     Ok(())
 }

@@ -199,3 +199,44 @@ fn a_delta_no_smaller_than_the_image_is_not_published() {
     let targets = latest_targets(&env);
     assert!(!targets.contains(".delta"), "{targets}");
 }
+
+/// Scenario: Deltas | a supplier signs a manifest listing a delta that rebuilds other bytes than the image (an encoder bug, or a stolen supplier key) | `supplier publish` (which verifies what it would publish, as `ota-repo verify` does) refuses, naming the delta, before any vehicle downloads it
+#[test]
+fn a_signed_delta_that_does_not_rebuild_its_image_is_never_published() {
+    use ota_repo::supplier::{self, Settings};
+    let env = supplier();
+    let (v10, v11) = point_release_pair(20_000);
+    env.write("fw-1.0.bin", &v10);
+    env.write("fw-1.1.bin", &v11);
+    env.ok(&add("fw-1.0.bin", "1.0", "1", &[]));
+    env.ok(&add("fw-1.1.bin", "1.1", "2", &["--delta-from", "1.0"]));
+    env.ok(&["supplier", "publish", "acme"]);
+    env.ok(&["verify", "acme"]);
+
+    // The supplier's own tooling gone wrong: a delta (well formed, from the right base) to
+    // other bytes, stored and signed into 1.1's manifest as if it were the right one.
+    let dir = env.path("acme");
+    let repo = dir.join("repository");
+    let mut s = Settings::load(&dir).unwrap();
+    let mut other = v11.clone();
+    other[5] ^= 0xFF;
+    let wrong = make::delta(&v10, &other);
+    let file = supplier::store_target(&repo, "brake-fw-1.1.from-1.0.delta", &wrong).unwrap();
+    let key =
+        ota_metadata::SigningKey::from_pem(&std::fs::read_to_string(env.path("acme.pem")).unwrap())
+            .unwrap();
+    let r = s.images.iter_mut().find(|i| i.version == "1.1").unwrap();
+    r.deltas[0].file = file;
+    let m = supplier::manifest_of("acme", r).unwrap();
+    let (manifest, compact) = supplier::write_manifests(&repo, &m, &[&key]).unwrap();
+    r.manifest = manifest;
+    r.compact = compact;
+    s.save(&dir).unwrap();
+    // `publish` verifies the tree it would publish, so it refuses, and the served tree stays.
+    let err = env.fail(&["supplier", "publish", "acme"]);
+    assert!(
+        err.contains("the delta from 1.0: it rebuilds other bytes than the image"),
+        "{err}"
+    );
+    env.ok(&["verify", "acme/repository"]);
+}

@@ -24,7 +24,8 @@ mod rotate;
 pub mod tier;
 
 pub use add_image::{
-    add_image, check_image_file, content_key_path, manifest_of, store_target, AddImage,
+    add_image, check_image_file, content_key_path, manifest_of, store_target, write_manifests,
+    AddImage,
 };
 pub use delegate::{delegate, undelegate, Delegate, DelegateKeys};
 pub use init::{init, role_configs, Init, RoleOptions};
