@@ -14,13 +14,14 @@
 //!    through `detools` (sequential patch, heatshrink, its defaults: window 2^8, lookahead 2^7,
 //!    the microcontroller setting), `bsdiff` (bzip2) and `xdelta3 -9` (`scripts/delta-
 //!    references.py`); the delta as a share of the full image and as a ratio to detools'.
-//! 2. **Bus time** of each (full, packed, delta, detools' patch) on 500 kbit/s classic CAN and
+//! 2. **Bus time** of each (full, packed, delta, and the three references' patches) on
+//!    500 kbit/s classic CAN and
 //!    on CAN FD (2 Mbit/s data phase): a real download of those bytes with the gateway's code
 //!    (`flasher::flash_encoded`) into an ECU running the bootloader (`flasher::serve`) over the
 //!    in-memory bus, every frame of both sides recorded and its bits counted by the bit-level
 //!    model of the ECU benchmark (`support/bus_model.rs`, exact stuffing). Ours are real
-//!    installs (the ECU rebuilds and verifies the new image); detools' patch is carried as
-//!    opaque bytes of its length (what the bus would carry for it).
+//!    installs (the ECU rebuilds and verifies the new image); the references' patches are
+//!    carried as opaque bytes of their length (what the bus would carry for them).
 //! 3. **Applying on the ECU**: on an emulated Cortex-M4 (QEMU mps2-an386, `-icount shift=0`)
 //!    the firmware applies a delta against the start of its own code (32 KiB of real ARM code)
 //!    and hashes the output as the bootloader does: instructions per rebuilt byte, the
@@ -193,8 +194,8 @@ struct References {
     detools: Option<u64>,
     bsdiff: Option<u64>,
     xdelta3: Option<u64>,
-    /// detools' patch itself, for its bus time.
-    detools_patch: Option<Vec<u8>>,
+    /// The patches themselves (detools', bsdiff's, xdelta3's), for their bus times.
+    patches: [Option<Vec<u8>>; 3],
 }
 
 fn references(p: &Pair) -> References {
@@ -214,16 +215,12 @@ fn references(p: &Pair) -> References {
         Some(o) if o.status.success() => {
             let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
             let n = |k: &str| j[k].as_u64();
-            let patch = std::fs::read_dir(&work).ok().and_then(|d| {
-                d.flatten()
-                    .find(|e| e.file_name().to_string_lossy().contains("detools"))
-                    .and_then(|e| std::fs::read(e.path()).ok())
-            });
+            let patch = |tool: &str| std::fs::read(work.join(format!("{tool}.patch"))).ok();
             References {
                 detools: n("detools_sequential_heatshrink"),
                 bsdiff: n("bsdiff"),
                 xdelta3: n("xdelta3"),
-                detools_patch: patch,
+                patches: [patch("detools"), patch("bsdiff"), patch("xdelta3")],
             }
         }
         Some(o) => {
@@ -612,8 +609,8 @@ fn main() {
          data (every frame of both sides, exact stuffing)"
     );
     println!(
-        "   {:<44} {:>17} {:>17} {:>17} {:>17}",
-        "pair", "full", "packed", "delta", "detools' patch"
+        "   {:<44} {:>15} {:>15} {:>15} {:>15} {:>15} {:>15}",
+        "pair", "full", "packed", "delta", "detools", "bsdiff", "xdelta3"
     );
     // Bytes per second the bus carries in a download (classic, FD), from the first pair.
     let mut rates: Option<(f64, f64)> = None;
@@ -645,17 +642,24 @@ fn main() {
                 .collect();
             t.join(" / ")
         };
-        let detools = r
-            .detools_patch
-            .as_deref()
-            .map_or("-".into(), |d| time(None, d, Encoding::Plain, d));
+        // The references' patches go as opaque bytes of their length.
+        let refs: Vec<String> = r
+            .patches
+            .iter()
+            .map(|d| {
+                d.as_deref()
+                    .map_or("-".into(), |d| time(None, d, Encoding::Plain, d))
+            })
+            .collect();
         println!(
-            "   {:<44} {:>17} {:>17} {:>17} {:>17}",
+            "   {:<44} {:>15} {:>15} {:>15} {:>15} {:>15} {:>15}",
             p.name,
             time(None, &p.new, Encoding::Plain, &p.new),
             time(None, &p.new, Encoding::Packed, &o.packed),
             time(Some(&p.old), &p.new, Encoding::Delta, &o.delta),
-            detools
+            refs[0],
+            refs[1],
+            refs[2]
         );
     }
 

@@ -13,7 +13,8 @@
 //! Both encoded forms start with an 8-byte header: magic (`OTAZ` packed, `OTAD` delta), format
 //! version 1, the heatshrink window and lookahead bits they were compressed with (the ECU's are
 //! compiled in: [`WINDOW_BITS`], [`LOOKAHEAD_BITS`]), and a zero byte. A delta's header goes on
-//! with the base image's length (u64, big-endian) and SHA-256, which must be the active image's.
+//! with the base image's length (u32, big-endian) and the first 16 bytes of its SHA-256, which
+//! must be the active image's.
 //! Then comes a heatshrink stream (LZSS, as `detools` and many bootloaders use on
 //! microcontrollers): of the image itself (packed), or of the patch (delta).
 //!
@@ -46,8 +47,14 @@ pub const DELTA_MAGIC: [u8; 4] = *b"OTAD";
 pub const FORMAT_VERSION: u8 = 1;
 /// Magic, version, window bits, lookahead bits, zero.
 pub const HEADER_LEN: usize = 8;
-/// A delta's header: the common one, then the base's length (u64) and SHA-256.
-pub const DELTA_HEADER_LEN: usize = HEADER_LEN + 8 + 32;
+/// Bytes of the base's SHA-256 a delta's header names it by: enough to tell one base from
+/// another (2^64 work to make two collide on purpose, which buys nothing: what the delta
+/// rebuilds is checked against the manifest's whole SHA-256), and few enough that a small
+/// image's delta carries little more than its records.
+pub const BASE_ID_LEN: usize = 16;
+/// A delta's header: the common one, then the base's length (u32) and the first
+/// [`BASE_ID_LEN`] bytes of its SHA-256.
+pub const DELTA_HEADER_LEN: usize = HEADER_LEN + 4 + BASE_ID_LEN;
 /// Bytes of the base read, and of output produced, per step (on the stack).
 const CHUNK: usize = 128;
 
@@ -208,15 +215,14 @@ impl Decoder {
             return Err(Error::Malformed);
         }
         if self.encoding == Encoding::Delta {
-            let mut length = [0u8; 8];
-            length.copy_from_slice(&h[HEADER_LEN..HEADER_LEN + 8]);
-            let named = Base {
-                length: u64::from_be_bytes(length),
-                sha256: h[HEADER_LEN + 8..DELTA_HEADER_LEN]
-                    .try_into()
-                    .map_err(|_| Error::Malformed)?,
-            };
-            if self.base != Some(named) {
+            let mut length = [0u8; 4];
+            length.copy_from_slice(&h[HEADER_LEN..HEADER_LEN + 4]);
+            let length = u64::from(u32::from_be_bytes(length));
+            let id = &h[HEADER_LEN + 4..DELTA_HEADER_LEN];
+            let named = self
+                .base
+                .is_some_and(|b| b.length == length && b.sha256[..BASE_ID_LEN] == *id);
+            if !named {
                 return Err(Error::WrongBase);
             }
         }
@@ -505,8 +511,10 @@ pub mod make {
     pub fn delta(old: &[u8], new: &[u8]) -> Vec<u8> {
         use sha2::{Digest, Sha256};
         let mut out = header(DELTA_MAGIC);
-        out.extend_from_slice(&(old.len() as u64).to_be_bytes());
-        out.extend_from_slice(&Sha256::digest(old));
+        // A base past 4 GiB cannot be named: the ECU refuses the delta (no ECU slot is that
+        // large, and the supplier applies every delta before publishing it).
+        out.extend_from_slice(&u32::try_from(old.len()).unwrap_or(u32::MAX).to_be_bytes());
+        out.extend_from_slice(&Sha256::digest(old)[..BASE_ID_LEN]);
         deflate(&records(old, new), &mut out);
         out
     }

@@ -377,9 +377,9 @@ mod firmware {
             }
         }
         let Some(length) = record
-            .get(HEADER_LEN..HEADER_LEN + 8)
+            .get(HEADER_LEN..HEADER_LEN + 4)
             .and_then(|b| b.try_into().ok())
-            .map(u64::from_be_bytes)
+            .map(|b| u64::from(u32::from_be_bytes(b)))
         else {
             return false;
         };
