@@ -8,6 +8,7 @@ mod world;
 
 use ota_ecu::flash::file::FileFlash;
 use ota_ecu::state::EcuState;
+use ota_testkit::images::point_release_pair;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::Command;
@@ -533,19 +534,6 @@ fn an_ecu_without_a_key_is_reported_silent_with_the_reason() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Bytes like code, and the same with a point release's changes.
-fn point_release_pair(len: usize, seed: u8) -> (Vec<u8>, Vec<u8>) {
-    let old: Vec<u8> = (0..len)
-        .map(|i| [0x2D, 0xE9, (i / 64) as u8 ^ seed, (i * 7 / 4096) as u8][i % 4])
-        .collect();
-    let mut new = old.clone();
-    for i in (500..new.len()).step_by(3001) {
-        new[i] ^= 0xA5;
-    }
-    new.splice(len / 2..len / 2, *b"inserted code");
-    (old, new)
 }
 
 /// A gateway configuration for VIN1's S1 and S2 on the UDP CAN bus, with its own state.

@@ -297,28 +297,9 @@ fn ours(p: &Pair) -> Ours {
 // Section 2: bus time of a real download
 // ---------------------------------------------------------------------------------------------
 
-/// A bus node that keeps a copy of every frame it puts on the bus.
-struct Recorder<C> {
-    inner: C,
-    sent: Vec<Frame>,
-}
-
-impl<C: embedded_can::nb::Can<Frame = Frame>> embedded_can::nb::Can for Recorder<C> {
-    type Frame = Frame;
-    type Error = C::Error;
-
-    fn transmit(&mut self, frame: &Frame) -> nb::Result<Option<Frame>, C::Error> {
-        let r = self.inner.transmit(frame);
-        if r.is_ok() {
-            self.sent.push(frame.clone());
-        }
-        r
-    }
-
-    fn receive(&mut self) -> nb::Result<Frame, C::Error> {
-        self.inner.receive()
-    }
-}
+#[path = "support/recorder.rs"]
+mod recorder;
+use recorder::Recorder;
 
 fn field(s: &str) -> Field {
     Field::new(s).expect("a valid field")

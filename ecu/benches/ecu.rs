@@ -281,28 +281,9 @@ fn thread_cpu() -> Option<Duration> {
 // Sections 1 and 2: a real download, every frame recorded
 // ---------------------------------------------------------------------------------------------
 
-/// A bus node that keeps a copy of every frame it puts on the bus.
-struct Recorder<C> {
-    inner: C,
-    sent: Vec<Frame>,
-}
-
-impl<C: embedded_can::nb::Can<Frame = Frame>> embedded_can::nb::Can for Recorder<C> {
-    type Frame = Frame;
-    type Error = C::Error;
-
-    fn transmit(&mut self, frame: &Frame) -> nb::Result<Option<Frame>, C::Error> {
-        let r = self.inner.transmit(frame);
-        if r.is_ok() {
-            self.sent.push(frame.clone());
-        }
-        r
-    }
-
-    fn receive(&mut self) -> nb::Result<Frame, C::Error> {
-        self.inner.receive()
-    }
-}
+#[path = "support/recorder.rs"]
+mod recorder;
+use recorder::Recorder;
 
 /// One download: what each side put on the bus, and what it cost on the host.
 struct Download {

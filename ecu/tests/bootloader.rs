@@ -10,6 +10,7 @@ use ota_ecu::uds::{Nrc, Server};
 use ota_metadata::documents::compact::{keyid_bytes, sign_compact};
 use ota_metadata::documents::ImageManifest;
 use ota_metadata::SigningKey;
+use ota_testkit::images::point_release_pair;
 use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
 
@@ -747,19 +748,6 @@ fn stage_encoded<F: ota_ecu::flash::Flash>(
     bl.transfer_exit()
 }
 
-/// Bytes like code with a point release's changes: (1.0, 1.1).
-fn point_release_pair(len: usize) -> (Vec<u8>, Vec<u8>) {
-    let old: Vec<u8> = (0..len)
-        .map(|i| [0x2D, 0xE9, (i / 64) as u8, (i * 7 / 4096) as u8][i % 4])
-        .collect();
-    let mut new = old.clone();
-    for i in (500..new.len()).step_by(3001) {
-        new[i] ^= 0xA5;
-    }
-    new.splice(len / 2..len / 2, *b"inserted code");
-    (old, new)
-}
-
 fn slot_bytes(bl: &mut Bootloader<'_, MemFlash>, slot: Slot, len: usize) -> Vec<u8> {
     let mut buf = vec![0u8; len];
     let n = ota_ecu::flash::Flash::read_slot(bl.flash_mut(), slot, 0, &mut buf).unwrap();
@@ -771,7 +759,7 @@ fn slot_bytes(bl: &mut Bootloader<'_, MemFlash>, slot: Slot, len: usize) -> Vec<
 #[test]
 fn a_delta_or_a_packed_image_becomes_the_verified_image_the_manifest_names() {
     let prov = provisioned();
-    let (old, new) = point_release_pair(40_000);
+    let (old, new) = point_release_pair(40_000, 0);
     let m_old = manifest(&old, "1.0", 1, "BRAKE-A", &signers()[0]);
     let m_new = manifest(&new, "1.1", 2, "BRAKE-A", &signers()[0]);
     // A delta arriving in ISO-TP-sized blocks and in odd ones.
@@ -803,7 +791,7 @@ fn a_delta_or_a_packed_image_becomes_the_verified_image_the_manifest_names() {
 #[test]
 fn a_delta_for_another_base_or_corrupted_never_becomes_pending() {
     let prov = provisioned();
-    let (old, new) = point_release_pair(30_000);
+    let (old, new) = point_release_pair(30_000, 0);
     let m_old = manifest(&old, "1.0", 1, "BRAKE-A", &signers()[0]);
     let m_new = manifest(&new, "1.1", 2, "BRAKE-A", &signers()[0]);
     let mut bl = Bootloader::new(MemFlash::new(100_000), identity(&prov)).unwrap();
@@ -879,7 +867,7 @@ fn a_delta_for_another_base_or_corrupted_never_becomes_pending() {
 #[test]
 fn a_power_cut_at_every_write_while_applying_a_delta_keeps_the_old_image() {
     let prov = provisioned();
-    let (old, new) = point_release_pair(12_000);
+    let (old, new) = point_release_pair(12_000, 0);
     let m_old = manifest(&old, "1.0", 1, "BRAKE-A", &signers()[0]);
     let m_new = manifest(&new, "1.1", 2, "BRAKE-A", &signers()[0]);
     let delta = make::delta(&old, &new);

@@ -4,24 +4,12 @@
 //! cannot be a delta is refused before anything is stored.
 
 use ota_ecu::delta::{make, Encoding};
+use ota_testkit::images::point_release_pair;
 use sha2::{Digest, Sha256};
 
 type Env = ota_testkit::cli::CliEnv;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ota-repo");
-
-/// Bytes like code, and the same with a point release's changes.
-fn point_release_pair(len: usize) -> (Vec<u8>, Vec<u8>) {
-    let old: Vec<u8> = (0..len)
-        .map(|i| [0x2D, 0xE9, (i / 64) as u8, (i * 7 / 4096) as u8][i % 4])
-        .collect();
-    let mut new = old.clone();
-    for i in (500..new.len()).step_by(3001) {
-        new[i] ^= 0xA5;
-    }
-    new.splice(len / 2..len / 2, *b"inserted code");
-    (old, new)
-}
 
 fn add<'a>(file: &'a str, version: &'a str, counter: &'a str, more: &[&'a str]) -> Vec<&'a str> {
     let mut v = vec![
@@ -84,7 +72,7 @@ fn latest_targets(env: &Env) -> String {
 #[test]
 fn a_delta_is_published_listed_in_the_signed_manifest_and_rebuilds_the_image() {
     let env = supplier();
-    let (v10, v11) = point_release_pair(40_000);
+    let (v10, v11) = point_release_pair(40_000, 0);
     env.write("fw-1.0.bin", &v10);
     env.write("fw-1.1.bin", &v11);
     env.ok(&add("fw-1.0.bin", "1.0", "1", &[]));
@@ -118,7 +106,7 @@ fn a_delta_is_published_listed_in_the_signed_manifest_and_rebuilds_the_image() {
 #[test]
 fn deltas_that_cannot_be_are_refused_before_anything_is_stored() {
     let env = supplier();
-    let (v10, v11) = point_release_pair(20_000);
+    let (v10, v11) = point_release_pair(20_000, 0);
     env.write("fw-1.0.bin", &v10);
     env.write("fw-1.1.bin", &v11);
     env.ok(&add("fw-1.0.bin", "1.0", "1", &[]));
@@ -205,7 +193,7 @@ fn a_delta_no_smaller_than_the_image_is_not_published() {
 fn a_signed_delta_that_does_not_rebuild_its_image_is_never_published() {
     use ota_repo::supplier::{self, Settings};
     let env = supplier();
-    let (v10, v11) = point_release_pair(20_000);
+    let (v10, v11) = point_release_pair(20_000, 0);
     env.write("fw-1.0.bin", &v10);
     env.write("fw-1.1.bin", &v11);
     env.ok(&add("fw-1.0.bin", "1.0", "1", &[]));

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod images;
 pub mod nginx;
 pub mod postgres;
 pub mod s3;
