@@ -10,6 +10,7 @@
 //!   `--required K`);
 //! - every command that changes DIR takes `--wait SECONDS` (on its group, global).
 
+use crate::commands::key::{KeyCommand, KEY_EXAMPLES};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -45,13 +46,6 @@ pub const UPLOAD_EXAMPLES: &str = "Examples:
   AWS_ENDPOINT_URL=https://minio.example:9000 ota-repo upload oem --to s3://ota/oem --prune
   ota-repo upload tuv --to /srv/www/tuv                     # a directory nginx serves
   ota-repo upload oem --to s3://ota/oem --dry-run           # what would be sent";
-
-pub const KEY_EXAMPLES: &str = "Examples:
-  ota-repo key generate --out acme-root.pem           # RSA-3072, PKCS#8 PEM, mode 0600
-  ota-repo key generate --bits 4096 --out oem-root.pem
-  ota-repo key show acme-root.pem                     # key id, type, size, public key
-  ota-repo key show acme-root.pem | head -1           # just the key id
-  ota-repo key public bosch.pem --out bosch.pub.pem   # the public half, to hand to a delegator";
 
 pub const SUPPLIER_EXAMPLES: &str = "Examples (keys from `ota-repo key generate`):
   ota-repo supplier init acme --name acme --root-key acme-root.pem --key acme-online.pem
@@ -236,36 +230,6 @@ pub enum Command {
         /// own 1.root.json, trusted on first use.
         #[arg(long, value_name = "ROOT.json")]
         root: Option<PathBuf>,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum KeyCommand {
-    /// Generate an RSA private key (PKCS#8 PEM, file mode 0600). Never overwrites a file.
-    Generate {
-        /// Modulus size in bits: a multiple of 8 from 2048 to 4096.
-        #[arg(long, value_name = "BITS", default_value_t = 3072)]
-        bits: usize,
-        /// Where to write the private key (must not exist yet).
-        #[arg(long, value_name = "FILE")]
-        out: PathBuf,
-    },
-    /// Print a key's id, type and size, and its public key. Reads private or public PEM files
-    /// of RSA, Ed25519 or ECDSA P-256 keys (ota-repo signs with RSA; the others it verifies).
-    Show {
-        /// The PEM file: PKCS#8 or PKCS#1 private key, or SPKI public key.
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-    },
-    /// Write the public half of a private key (SPKI PEM): what a delegator needs
-    /// (`supplier delegate --public-key`). Never overwrites a file.
-    Public {
-        /// The private key (PEM).
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-        /// Where to write the public key (must not exist yet).
-        #[arg(long, value_name = "FILE")]
-        out: PathBuf,
     },
 }
 

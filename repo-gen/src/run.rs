@@ -1,16 +1,13 @@
 //! Dispatch of parsed commands, and what each prints.
 
 use crate::cli::{
-    Cli, Command, EcuCommand, KeyCommand, OemCommand, OemRegulatorCommand, OemReviewCommand,
-    OemSupplierCommand, RegulatorCommand, ReportCommand, RoleKeyArgs, SupplierCommand,
-    VehicleCommand,
+    Cli, Command, EcuCommand, OemCommand, OemRegulatorCommand, OemReviewCommand,
+    OemSupplierCommand, RegulatorCommand, ReportCommand, SupplierCommand, VehicleCommand,
 };
+use crate::commands::{print_report, role_options, rotate};
 use crate::error::{Error, Result};
-use crate::publish::Report;
-use crate::{fsutil, keystore, oem, regulator, supplier, verify};
-use ota_metadata::keyfile::{self, PemKey};
-use ota_metadata::{DateTime, SigningKey};
-use std::collections::BTreeMap;
+use crate::{fsutil, oem, regulator, supplier, verify};
+use ota_metadata::DateTime;
 use std::path::Path;
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -19,7 +16,7 @@ pub fn run(cli: Cli) -> Result<()> {
         None => DateTime::now(),
     };
     match cli.command {
-        Command::Key(k) => key(k),
+        Command::Key(k) => crate::commands::key::run(k),
         Command::Supplier { wait, command } => supplier_cmd(command, wait.wait, now),
         Command::Oem { wait, command } => oem_cmd(command, wait.wait, now),
         Command::Regulator { wait, command } => regulator_cmd(command, wait.wait, now),
@@ -90,84 +87,6 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn key(cmd: KeyCommand) -> Result<()> {
-    match cmd {
-        KeyCommand::Generate { bits, out } => {
-            let k = keystore::generate(bits, &out)?;
-            say!(
-                "wrote {} ({} bits, key id {})",
-                out.display(),
-                k.bits(),
-                k.key_id()
-            );
-            Ok(())
-        }
-        KeyCommand::Public { file, out } => {
-            let k = keystore::export_public(&file, &out)?;
-            say!("wrote the public key {} to {}", k.key_id()?, out.display());
-            Ok(())
-        }
-        KeyCommand::Show { file } => {
-            let bytes = fsutil::read_bounded(&file, 64 * 1024)?;
-            let text = String::from_utf8(bytes)
-                .map_err(|_| Error::refused(format!("{}: not a PEM text file", file.display())))?;
-            let pem = PemKey::parse(&text).map_err(Error::meta(&file))?;
-            let key = if pem.private && pem.oid == keyfile::RSA_OID {
-                // Checked as signing would check it (size, consistency).
-                SigningKey::from_pem(&text)
-                    .map_err(Error::meta(&file))?
-                    .public()
-                    .clone()
-            } else {
-                pem.public_key().map_err(Error::meta(&file))?
-            };
-            let id = key.key_id()?;
-            let parsed = key.to_public(&id).map_err(Error::meta(&file))?;
-            say!("key id:  {id}");
-            say!(
-                "type:    {} / {} ({}, {} bits, {} key file)",
-                key.keytype,
-                key.scheme,
-                pem.algorithm(),
-                parsed.bits(),
-                if pem.private { "private" } else { "public" }
-            );
-            if pem.oid != keyfile::RSA_OID {
-                say!("         (verification only: ota-repo signs with RSA keys)");
-            }
-            say!("{}", key.keyval.public.trim_end());
-            Ok(())
-        }
-    }
-}
-
-fn role_options(k: &RoleKeyArgs) -> Result<supplier::RoleOptions> {
-    let mut keys = BTreeMap::new();
-    for (role, files) in [
-        ("root", &k.root_key),
-        ("targets", &k.targets_key),
-        ("snapshot", &k.snapshot_key),
-        ("timestamp", &k.timestamp_key),
-    ] {
-        if !files.is_empty() {
-            keys.insert(role.to_string(), files.clone());
-        }
-    }
-    let mut thresholds = BTreeMap::new();
-    for (role, v) in &k.threshold {
-        let n: u32 = v
-            .parse()
-            .map_err(|_| Error::refused(format!("--threshold {role}={v}: not a number")))?;
-        thresholds.insert(role.clone(), n);
-    }
-    Ok(supplier::RoleOptions {
-        role_keys: keys,
-        default_keys: k.key.clone(),
-        thresholds,
-        expires: k.expires.iter().cloned().collect(),
-    })
-}
-
 /// A vehicle's receiver leaves, for messages: `receiver 3 of hw:BRAKE-A, …`.
 fn receivers<'a>(leaves: impl IntoIterator<Item = (&'a String, &'a u64)>) -> String {
     leaves
@@ -175,55 +94,6 @@ fn receivers<'a>(leaves: impl IntoIterator<Item = (&'a String, &'a u64)>) -> Str
         .map(|(g, l)| format!("receiver {l} of {g}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// A fresh key for `role` in `DIR/keys/`, named after the role and the time.
-fn generate_role_key(dir: &Path, role: &str, now: DateTime) -> Result<std::path::PathBuf> {
-    let keys = dir.join("keys");
-    std::fs::create_dir_all(&keys).map_err(Error::io(&keys))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o700))
-            .map_err(Error::io(&keys))?;
-    }
-    let stamp: String = now
-        .to_string()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect();
-    let path = keys.join(format!("{role}-{stamp}.pem"));
-    let k = keystore::generate(3072, &path)?;
-    say!(
-        "generated {} (key id {}) for {role}",
-        path.display(),
-        k.key_id()
-    );
-    Ok(path)
-}
-
-type RotateFn = fn(&Path, &str, Vec<std::path::PathBuf>, Option<u32>, DateTime) -> Result<Report>;
-
-/// `rotate-key` of any publisher: generate the new key when none is given, rotate, report.
-fn rotate(mut a: crate::cli::RotateArgs, now: DateTime, rotate_key: RotateFn) -> Result<()> {
-    if a.new_key.is_empty() {
-        a.new_key.push(generate_role_key(&a.dir, &a.role, now)?);
-    }
-    let r = rotate_key(&a.dir, &a.role, a.new_key, a.threshold, now)?;
-    say!("rotated the keys of {}", a.role);
-    print_report(&r);
-    Ok(())
-}
-
-fn print_report(r: &Report) {
-    for w in &r.warnings {
-        tell!("ota-repo: warning: {w}");
-    }
-    for (role, v) in &r.signed {
-        say!("  signed {role} v{v}");
-    }
-    for (role, v) in &r.kept {
-        say!("  kept   {role} v{v} (unchanged)");
-    }
 }
 
 fn supplier_cmd(cmd: SupplierCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
