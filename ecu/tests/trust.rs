@@ -636,6 +636,57 @@ fn bundle_parser_never_panics() {
     }
 }
 
+/// The bundle's size bound is exact (the largest well-formed bundle parses, one byte more is
+/// refused before its signatures are read), and a short approval says how many distinct keys
+/// approved of how many required (mutation testing found neither held by a test).
+#[test]
+fn the_largest_bundle_parses_and_a_short_approval_counts_its_distinct_keys() {
+    use ota_ecu::attestation::{self, Error, MAX_LEN};
+    use ota_ecu::compact_manifest::{MAX_SIGNATURES, MAX_SIG_LEN};
+    let sig = [0x5a; MAX_SIG_LEN];
+    let entries: Vec<([u8; 32], &[u8])> = (0..MAX_SIGNATURES as u8)
+        .map(|i| ([i; 32], &sig[..]))
+        .collect();
+    let largest = attestation::assemble(&entries);
+    assert_eq!(largest.len(), MAX_LEN);
+    assert_eq!(
+        attestation::parse(&largest).map(|s| s.len()),
+        Ok(MAX_SIGNATURES)
+    );
+    let mut longer = largest.clone();
+    longer.push(0);
+    assert_eq!(attestation::parse(&longer), Err(Error::TrailingBytes));
+
+    // Regulators 4 and 5, threshold 2: one approval (even twice) is 1 of 2.
+    let k = keys();
+    let doc = doc_regulated(
+        1,
+        0,
+        HW,
+        Mode::Full,
+        &[&k[3]],
+        (&[&k[4], &k[5]], 2),
+        &[&k[0]],
+        &[&k[0]],
+        &[],
+    );
+    let trusted = TrustDocument::provision(&doc, HW).unwrap();
+    let body = CompactManifest::parse(&manifest(&k[3])).unwrap().body_bytes;
+    for signers in [&[&k[4]][..], &[&k[4], &k[4]][..]] {
+        assert_eq!(
+            attestation::verify(&bundle(signers), &body, &trusted.regulators),
+            Err(Error::Threshold {
+                valid: 1,
+                threshold: 2
+            })
+        );
+    }
+    assert_eq!(
+        attestation::verify(&bundle(&[&k[4], &k[5]]), &body, &trusted.regulators),
+        Ok(())
+    );
+}
+
 // ---- The OEM's per-ECU instruction (issue 23) ------------------------------------------------
 
 fn instruction_key(b: u8) -> ed25519_dalek::SigningKey {

@@ -8,19 +8,20 @@
 //! its share of the time budget. A panic is a finding: the input is written to
 //! `--crashes DIR` and the run exits non-zero. Once fixed, a finding's input goes to
 //! `fuzz/regressions/TARGET/`, which every run replays before anything else (so `.ci/run`
-//! keeps each one fixed). Without coverage feedback this finds less than libFuzzer would, but
-//! it runs everywhere, in CI, in a bounded time, and is repeatable from `--seed`.
+//! keeps each one fixed). It also replays `fuzz/corpus/TARGET/`, the inputs AFL++'s
+//! coverage-guided engine found to reach new code (`scripts/fuzz-afl.sh`, `ota-fuzz-afl`), and
+//! mutates them with the seeds: this engine has no coverage feedback of its own, but it runs
+//! everywhere, in CI, in a bounded time, and is repeatable from `--seed`.
 //!
 //! ```text
 //! cargo run --release -p ota-fuzz -- --seconds 60            # every target, 60 s in all
 //! cargo run --release -p ota-fuzz -- --target uds --seconds 300 --seed 7
+//! cargo run --release -p ota-fuzz -- --seconds 0             # seeds and corpus only, once
 //! ```
 
-mod mutate;
-mod targets;
-
 use clap::Parser;
-use mutate::{mutate, Rng};
+use ota_fuzz::mutate::{mutate, Rng};
+use ota_fuzz::{fnv, targets, TARGETS};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -49,22 +50,18 @@ struct Args {
     /// Inputs of fixed findings, replayed first: DIR/TARGET/*.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/regressions"))]
     regressions: PathBuf,
+    /// Inputs AFL++ found to reach new code (`scripts/fuzz-afl.sh`), replayed and mutated
+    /// with the seeds: DIR/TARGET/*.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/corpus"))]
+    corpus: PathBuf,
+    /// Write each chosen target's seed inputs to DIR/TARGET/ and exit (AFL++'s starting inputs).
+    #[arg(long, value_name = "DIR")]
+    write_seeds: Option<PathBuf>,
 }
 
 fn main() {
     let args = Args::parse();
-    let all = [
-        "metadata",
-        "compact-manifest",
-        "isotp",
-        "uds",
-        "ecu-trust",
-        "gateway-config",
-        "image-crypt",
-        "serial-line",
-        "elf",
-        "delta",
-    ];
+    let all = TARGETS;
     // `selftest` (hidden) panics on some inputs: it shows the harness reports findings.
     if let Some(t) = args
         .targets
@@ -88,29 +85,28 @@ fn main() {
     std::panic::set_hook(Box::new(|_| {}));
     let share = Duration::from_secs(args.seconds) / chosen.len().max(1) as u32;
     let mut findings = 0;
-    println!("| target | reads | seeds (regressions) | executions | per second | findings |");
-    println!("|---|---|---|---|---|---|");
+    if args.write_seeds.is_none() {
+        println!(
+            "| target | reads | seeds (regressions, AFL++ corpus) | executions | per second | findings |"
+        );
+        println!("|---|---|---|---|---|---|");
+    }
     for name in chosen {
-        let mut t = match name {
-            "metadata" => targets::metadata(&args.sample),
-            "compact-manifest" => targets::compact_manifest(&args.sample),
-            "isotp" => targets::isotp(),
-            "uds" => targets::uds(),
-            "gateway-config" => targets::gateway_config(),
-            "ecu-trust" => targets::ecu_trust(),
-            "image-crypt" => targets::image_crypt(),
-            "serial-line" => targets::serial_line(),
-            "elf" => targets::elf(),
-            "delta" => targets::delta(),
-            _ => targets::selftest(),
-        };
-        let regressions = targets::files_in(&args.regressions.join(name));
-        let replayed = regressions.len();
-        t.seeds.splice(0..0, regressions);
+        let mut t = ota_fuzz::target(name, &args.sample).expect("a target the list names");
         if t.seeds.is_empty() {
             eprintln!("ota-fuzz: {name}: no seed inputs (is --sample right?)");
             std::process::exit(2);
         }
+        if let Some(dir) = &args.write_seeds {
+            write_seeds(&dir.join(name), &t.seeds);
+            continue;
+        }
+        let regressions = targets::files_in(&args.regressions.join(name));
+        let replayed = regressions.len();
+        t.seeds.splice(0..0, regressions);
+        let corpus = targets::files_in(&args.corpus.join(name));
+        let found_by_afl = corpus.len();
+        t.seeds.extend(corpus);
         let mut rng = Rng::new(args.seed ^ fnv(name.as_bytes()));
         let start = Instant::now();
         let (mut execs, mut found) = (0u64, 0u64);
@@ -142,7 +138,7 @@ fn main() {
         }
         let secs = start.elapsed().as_secs_f64();
         println!(
-            "| {name} | {} | {} ({replayed}) | {execs} | {:.0} | {found} |",
+            "| {name} | {} | {} ({replayed}, {found_by_afl}) | {execs} | {:.0} | {found} |",
             t.what,
             t.seeds.len(),
             execs as f64 / secs.max(1e-9)
@@ -155,9 +151,15 @@ fn main() {
     }
 }
 
-/// FNV-1a: names a finding by its content.
-fn fnv(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
-        (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3)
-    })
+/// Each seed as a file named by its content (AFL++ wants a directory of starting inputs).
+fn write_seeds(dir: &std::path::Path, seeds: &[Vec<u8>]) {
+    let written = std::fs::create_dir_all(dir).and_then(|()| {
+        seeds
+            .iter()
+            .try_for_each(|s| std::fs::write(dir.join(format!("seed-{:016x}", fnv(s))), s))
+    });
+    if let Err(e) = written {
+        eprintln!("ota-fuzz: writing seeds to {}: {e}", dir.display());
+        std::process::exit(2);
+    }
 }

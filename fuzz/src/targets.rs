@@ -109,6 +109,25 @@ fn serde_json_prefix(b: &[u8]) -> Result<String, ()> {
     }
 }
 
+/// The sample trees' TEST-ONLY keys, built in: the same keys in every process, so an input
+/// signed in one run (AFL++'s corpus, a regression) still verifies in the next and keeps
+/// reaching the code behind the signature check.
+fn fixed_key(which: FixedKey) -> SigningKey {
+    let pem = match which {
+        FixedKey::Supplier => include_str!("../../sample-repo/keys/acme-targets.TEST-ONLY.pem"),
+        FixedKey::Oem => include_str!("../../sample-repo/keys/oem-root.TEST-ONLY.pem"),
+        FixedKey::Other => include_str!("../../sample-repo/keys/oem-targets.TEST-ONLY.pem"),
+    };
+    SigningKey::from_pem(pem).expect("a TEST-ONLY key of the sample trees")
+}
+
+#[derive(Clone, Copy)]
+enum FixedKey {
+    Supplier,
+    Oem,
+    Other,
+}
+
 /// A supplier key, and compact manifests it signed, for the ECU targets.
 struct Supplier {
     keys: Vec<ProvisionedKey>,
@@ -116,7 +135,7 @@ struct Supplier {
 }
 
 fn supplier() -> Supplier {
-    let key = SigningKey::generate(2048).expect("an RSA key");
+    let key = fixed_key(FixedKey::Supplier);
     let keys = vec![ProvisionedKey {
         keyid: keyid_bytes(key.key_id()).expect("a key id"),
         key: key.rsa_public(),
@@ -361,9 +380,7 @@ fn trust_document(version: u32, supplier: &SigningKey, signers: &[&SigningKey]) 
 /// as the ECU receives them over UDS.
 pub fn ecu_trust() -> Target {
     use ota_ecu::trust::TrustDocument;
-    let (Ok(a), Ok(b)) = (SigningKey::generate(2048), SigningKey::generate(2048)) else {
-        return selftest();
-    };
+    let (a, b) = (fixed_key(FixedKey::Oem), fixed_key(FixedKey::Other));
     let v1 = trust_document(1, &a, &[&a]);
     let v2 = trust_document(2, &b, &[&a, &b]);
     let held = TrustDocument::provision(&v1, "HW").ok();
@@ -464,9 +481,7 @@ pub fn image_crypt() -> Target {
 /// What the emulated ECU reads off its serial line (SLCAN lines, split by its bounded decoder)
 /// and off its flash's factory sector; and the bridge's side of the same lines.
 pub fn serial_line() -> Target {
-    let key = ota_metadata::SigningKey::generate(2048)
-        .expect("a key")
-        .rsa_public();
+    let key = fixed_key(FixedKey::Supplier).rsa_public();
     let mut factory = ota_ecu::factory::build("BRK-1", "BRAKE-A", &[([7; 32], key)], 1)
         .expect("a factory record");
     factory.resize(600, 0xFF);

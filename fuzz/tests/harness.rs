@@ -67,3 +67,54 @@ fn an_unknown_target_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("the targets are"));
 }
+
+#[test]
+fn the_afl_corpus_is_replayed_with_the_seeds() {
+    // An input in DIR/TARGET/ runs before any mutation, counted in the table's corpus column.
+    let corpus = tempfile::tempdir().unwrap();
+    std::fs::create_dir(corpus.path().join("delta")).unwrap();
+    std::fs::write(corpus.path().join("delta/one"), b"OTAZ\x01\x08\x07\x00").unwrap();
+    std::fs::write(corpus.path().join("delta/two"), b"OTAD").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ota-fuzz"))
+        .args(["--target", "delta", "--seconds", "0", "--corpus"])
+        .arg(corpus.path())
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("| delta |"))
+        .expect("a row for delta");
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    // | delta | reads | seeds (regressions, corpus) | executions | ...
+    assert!(cells[3].ends_with(", 2)"), "{row}");
+    let seeds: u64 = cells[3].split(' ').next().unwrap().parse().unwrap();
+    let executions: u64 = cells[4].parse().unwrap();
+    assert_eq!(
+        executions, seeds,
+        "--seconds 0 runs each seed and corpus input once: {row}"
+    );
+}
+
+#[test]
+fn the_seeds_are_written_for_afl() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ota-fuzz"))
+        .args([
+            "--target",
+            "compact-manifest",
+            "--target",
+            "delta",
+            "--write-seeds",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    for t in ["compact-manifest", "delta"] {
+        let written = std::fs::read_dir(dir.path().join(t)).unwrap().count();
+        assert!(written >= 3, "{t}: {written} seed file(s)");
+    }
+    assert!(!dir.path().join("uds").exists(), "only the chosen targets");
+}
