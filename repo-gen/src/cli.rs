@@ -11,6 +11,7 @@
 //! - every command that changes DIR takes `--wait SECONDS` (on its group, global).
 
 use crate::commands::key::{KeyCommand, KEY_EXAMPLES};
+use crate::commands::supplier::{SupplierCommand, SUPPLIER_EXAMPLES};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -46,31 +47,6 @@ pub const UPLOAD_EXAMPLES: &str = "Examples:
   AWS_ENDPOINT_URL=https://minio.example:9000 ota-repo upload oem --to s3://ota/oem --prune
   ota-repo upload tuv --to /srv/www/tuv                     # a directory nginx serves
   ota-repo upload oem --to s3://ota/oem --dry-run           # what would be sent";
-
-pub const SUPPLIER_EXAMPLES: &str = "Examples (keys from `ota-repo key generate`):
-  ota-repo supplier init acme --name acme --root-key acme-root.pem --key acme-online.pem
-  ota-repo supplier add-image acme --file brake.bin --uid brake-fw --version 1.4.0 \\
-      --release-counter 3 --hardware-id BRAKE-A
-  ota-repo supplier delegate acme --name tier2 --key tier2.pem --sign-here --hardware-id ABS-1
-  ota-repo supplier add-image acme --file abs.bin --uid abs-fw --version 2.0 \\
-      --release-counter 1 --hardware-id ABS-1 --role tier2
-  ota-repo supplier publish acme
-
-The supply chain: a tier-2 signs for itself in its own directory and hands the signed files over
-  ota-repo supplier delegate acme --name brake-cal --public-key bosch.pub.pem \\
-      --hardware-id BRAKE-A --path 'brake-cal-*'              # acme: public key only
-  ota-repo supplier init-tier bosch --name bosch --role brake-cal --key bosch.pem \\
-      --hardware-id BRAKE-A --path 'brake-cal-*'              # bosch, in its own CI
-  ota-repo supplier add-image bosch --file cal.bin --uid brake-cal --version 1.0 \\
-      --release-counter 1 --hardware-id BRAKE-A
-  ota-repo supplier handover bosch --out to-acme/
-  ota-repo supplier ingest acme --from to-acme/               # acme checks, takes it in
-  ota-repo supplier publish acme
-  ota-repo supplier publish acme --wait 600           # from cron: renews expiries
-  ota-repo supplier rotate-key acme --role targets --new-key targets2.pem
-  ota-repo supplier undelegate acme --name tier2 --drop-images
-  ota-repo supplier publish acme
-  ota-repo verify acme --root acme/repository/1.root.json";
 
 pub const OEM_EXAMPLES: &str = "Examples (acme-1.root.json and tuv-1.root.json: the supplier's and the regulator's first root):
   ota-repo oem init oem --root-key root.pem --targets-key trust.pem --key online.pem
@@ -273,221 +249,6 @@ pub struct RoleKeyArgs {
 pub(crate) const DIR_HELP: &str =
     "Working directory: holds ota-repo.json (settings, never published) and repository/ (the tree to serve)";
 
-#[derive(Subcommand, Debug)]
-pub enum SupplierCommand {
-    /// Create a supplier repository: root with role keys, thresholds and expiries, and a first
-    /// (empty) publish.
-    Init {
-        #[arg(value_name = "DIR", help = DIR_HELP)]
-        dir: PathBuf,
-        /// The supplier's name, as the OEM will pin it (ASCII letters, digits, '.', '_', '-').
-        #[arg(long, value_name = "NAME")]
-        name: String,
-        #[command(flatten)]
-        keys: RoleKeyArgs,
-        /// Largest image accepted, in bytes; suffixes K, M, G multiply by 1024, 1024², 1024³.
-        #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
-        max_image_size: u64,
-    },
-    /// Add a firmware image: stores it, signs its image manifest and compact manifest.
-    /// Takes effect at the next `publish`.
-    AddImage {
-        #[arg(value_name = "DIR", help = DIR_HELP)]
-        dir: PathBuf,
-        /// The image: a regular, non-empty file of at most --max-image-size bytes.
-        #[arg(long, value_name = "FILE")]
-        file: PathBuf,
-        /// The image's identifier, the same for every version, e.g. brake-fw (ASCII letters,
-        /// digits, '.', '_', '-'; at most 32 bytes).
-        #[arg(long, value_name = "UID")]
-        uid: String,
-        /// This release's version, e.g. 1.4.2 (as --uid, and '+'; at most 32 bytes).
-        #[arg(long, value_name = "VERSION")]
-        version: String,
-        /// Anti-rollback counter (a whole number): ECUs refuse an image whose counter is below
-        /// the installed one's.
-        #[arg(long, value_name = "N")]
-        release_counter: u64,
-        /// Hardware id of the ECUs the image fits; repeat for up to 4.
-        #[arg(long = "hardware-id", value_name = "ID", required = true)]
-        hardware_ids: Vec<String>,
-        /// Sign with this delegation (its --name, one whose keys this directory holds) instead
-        /// of the top-level targets role. Default: targets, or a tier directory's own role.
-        #[arg(long, value_name = "ROLE")]
-        role: Option<String>,
-        /// Accept a release counter lower than an earlier release of the same uid (ECUs that
-        /// installed that release will refuse this one).
-        #[arg(long)]
-        allow_rollback: bool,
-        /// Encrypt the image (XChaCha20-Poly1305 in independently authenticated chunks) under
-        /// a fresh content key, written to DIR/content-keys/UID-VERSION.json: hand that file to
-        /// the OEM (`oem review submit --content-key`), which wraps the key for the vehicles
-        /// and regulators it authorizes. The manifest keeps the plaintext's hash and length.
-        #[arg(long)]
-        encrypt: bool,
-        /// With --encrypt: bytes per authenticated chunk (1K to 16M; suffixes K, M).
-        #[arg(long, value_name = "SIZE", default_value = "64K", value_parser = parse_size, requires = "encrypt")]
-        chunk_size: u64,
-        /// Also publish a delta that rebuilds this image from an earlier VERSION of the same
-        /// uid in this repository (repeat for several): vehicles whose ECU runs that release
-        /// download and send over CAN only the delta. The manifest still signs the whole
-        /// image, which the ECU checks after rebuilding it. Not with --encrypt.
-        #[arg(
-            long = "delta-from",
-            value_name = "VERSION",
-            conflicts_with = "encrypt"
-        )]
-        delta_from: Vec<String>,
-    },
-    /// Delegate signing of images for some hardware ids to a tier-2 supplier.
-    Delegate {
-        #[arg(value_name = "DIR", help = DIR_HELP)]
-        dir: PathBuf,
-        /// Name of the tier-2 delegation (its role name; ASCII letters, digits, '.', '_', '-').
-        #[arg(long = "name", value_name = "NAME", alias = "to")]
-        name: String,
-        /// The delegate's public key(s) (PEM, from `ota-repo key public`): it signs its role
-        /// and images itself and hands them over (`supplier handover`, `supplier ingest`);
-        /// repeatable.
-        #[arg(
-            long = "public-key",
-            value_name = "FILE",
-            required_unless_present = "key"
-        )]
-        public_key: Vec<PathBuf>,
-        /// The delegate's private key(s) (PEM), to sign in its name here: one organisation
-        /// only. Needs --sign-here; repeatable.
-        #[arg(
-            long,
-            value_name = "FILE",
-            conflicts_with = "public_key",
-            requires = "sign_here"
-        )]
-        key: Vec<PathBuf>,
-        /// Confirm that this directory holds the delegate's private keys (--key) and signs
-        /// for it.
-        #[arg(long)]
-        sign_here: bool,
-        /// Replace an existing delegation's keys (the delegate rotated its key), hardware ids
-        /// and patterns; its images stay.
-        #[arg(long)]
-        replace: bool,
-        /// Hardware id the tier-2 supplier may sign images for; repeatable.
-        #[arg(long = "hardware-id", value_name = "ID", required = true)]
-        hardware_ids: Vec<String>,
-        /// How many of its distinct keys must sign each of its documents (1 to the number of
-        /// --key).
-        #[arg(long, value_name = "N", default_value_t = 1)]
-        threshold: u32,
-        /// Target-name pattern (`*` matches any run of characters) it may sign; repeatable.
-        /// Default: `*` (its hardware ids still restrict it).
-        #[arg(long = "path", value_name = "PATTERN")]
-        paths: Vec<String>,
-        /// Make the delegation terminating: targets it matches are never looked up in
-        /// delegations listed after it.
-        #[arg(long)]
-        terminating: bool,
-        /// Lifetime of the delegated role's metadata: a number with unit s, m, h, d or w, at
-        /// most 3653d. Default: 90d.
-        #[arg(long, value_name = "DURATION")]
-        expires: Option<String>,
-    },
-    /// Create a tier directory: a tier-2 (or tier-3) supplier's own, which signs one role of
-    /// its delegator's repository with keys that never leave it. Hand its role over with
-    /// `supplier handover`.
-    InitTier {
-        #[arg(value_name = "DIR", help = DIR_HELP)]
-        dir: PathBuf,
-        /// This supplier's name (in its image manifests).
-        #[arg(long, value_name = "NAME")]
-        name: String,
-        /// The role the delegator delegates to this supplier (its `supplier delegate --name`).
-        #[arg(long, value_name = "ROLE")]
-        role: String,
-        /// Its private key(s) (PEM); repeatable. Give the delegator the public halves
-        /// (`ota-repo key public`).
-        #[arg(long, value_name = "FILE", required = true)]
-        key: Vec<PathBuf>,
-        /// How many of its distinct keys sign its role.
-        #[arg(long, value_name = "N", default_value_t = 1)]
-        threshold: u32,
-        /// The hardware ids the delegation allows; repeatable.
-        #[arg(long = "hardware-id", value_name = "ID", required = true)]
-        hardware_ids: Vec<String>,
-        /// The target-name patterns the delegation allows; repeatable. Default: `*`.
-        #[arg(long = "path", value_name = "PATTERN")]
-        paths: Vec<String>,
-        /// Lifetime of each signed hand-over of its role (at most what the delegation allows,
-        /// 90d by default). Default: 60d.
-        #[arg(long, value_name = "DURATION")]
-        expires: Option<String>,
-        /// Largest image accepted.
-        #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
-        max_image_size: u64,
-    },
-    /// Sign a tier directory's role (a new version when its content changed) and write it,
-    /// the roles of the tiers below it that it took in, and every file they list, to a new
-    /// directory for the delegator (`supplier ingest`).
-    Handover {
-        #[arg(value_name = "DIR", help = DIR_HELP)]
-        dir: PathBuf,
-        /// The directory to write (new or empty).
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-        /// Sign a new version even if nothing changed (to push its expiry out).
-        #[arg(long)]
-        renew: bool,
-    },
-    /// Check a delegate's hand-over against this directory's delegations (signatures,
-    /// versions, names, hardware ids, every file and image manifest, the delegations it makes)
-    /// and take it in for the next publish (or hand-over). Nothing is kept unless all of it
-    /// checks out.
-    Ingest {
-        #[arg(value_name = "DIR", help = DIR_HELP)]
-        dir: PathBuf,
-        /// The hand-over directory.
-        #[arg(long, value_name = "DIR")]
-        from: PathBuf,
-    },
-    /// Rotate a tier directory's own key: its manifests are signed again with the new key,
-    /// and so is its next hand-over. The delegator then runs `supplier delegate --replace
-    /// --public-key NEW` and ingests that hand-over.
-    RotateTierKey {
-        #[arg(value_name = "DIR", help = DIR_HELP)]
-        dir: PathBuf,
-        /// The new private key(s) (PEM); repeatable.
-        #[arg(long = "new-key", value_name = "FILE", required = true)]
-        new_key: Vec<PathBuf>,
-        /// How many of the new keys sign its role.
-        #[arg(long, value_name = "N", default_value_t = 1)]
-        threshold: u32,
-    },
-    /// Remove a tier-2 delegation (its role file stays listed, empty, so clients' snapshot
-    /// rules hold). Refused while it signs images, unless --drop-images.
-    Undelegate {
-        #[arg(value_name = "DIR", help = DIR_HELP)]
-        dir: PathBuf,
-        /// Name of the tier-2 delegation to remove.
-        #[arg(long, value_name = "NAME")]
-        name: String,
-        /// Withdraw the images the delegation signs together with it.
-        #[arg(long)]
-        drop_images: bool,
-    },
-    /// Sign and write targets, snapshot and timestamp (consistent snapshots). Re-signs only
-    /// what changed or is due to expire; the timestamp is always renewed, last.
-    Publish {
-        #[arg(value_name = "DIR", help = DIR_HELP)]
-        dir: PathBuf,
-        /// Re-sign every role even if unchanged.
-        #[arg(long)]
-        force: bool,
-    },
-    /// Replace a role's keys (root, targets, snapshot, timestamp or a delegation): writes
-    /// N+1.root.json signed by the old and the new root keys, and re-signs what the role signs.
-    RotateKey(RotateArgs),
-}
-
 /// `oem supplier repin` and `oem regulator repin`.
 #[derive(Args, Debug)]
 pub struct RepinArgs {
@@ -522,22 +283,6 @@ pub struct RotateArgs {
     /// the number of new keys). Default: unchanged.
     #[arg(long, value_name = "N")]
     pub threshold: Option<u32>,
-}
-
-/// Sizes like `1048576`, `64K`, `512M`, `1G`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (num, mult) = match s.chars().last() {
-        Some('K' | 'k') => (&s[..s.len() - 1], 1u64 << 10),
-        Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
-        Some('G' | 'g') => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
-    };
-    num.parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .filter(|n| *n > 0)
-        .ok_or_else(|| format!("{s:?} is not a size (e.g. 1048576, 64K, 512M, 1G)"))
 }
 
 #[derive(Args, Debug)]

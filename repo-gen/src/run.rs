@@ -2,11 +2,11 @@
 
 use crate::cli::{
     Cli, Command, EcuCommand, OemCommand, OemRegulatorCommand, OemReviewCommand,
-    OemSupplierCommand, RegulatorCommand, ReportCommand, SupplierCommand, VehicleCommand,
+    OemSupplierCommand, RegulatorCommand, ReportCommand, VehicleCommand,
 };
 use crate::commands::{print_report, role_options, rotate};
 use crate::error::{Error, Result};
-use crate::{fsutil, oem, regulator, supplier, verify};
+use crate::{fsutil, oem, regulator, verify};
 use ota_metadata::DateTime;
 use std::path::Path;
 
@@ -17,7 +17,9 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Command::Key(k) => crate::commands::key::run(k),
-        Command::Supplier { wait, command } => supplier_cmd(command, wait.wait, now),
+        Command::Supplier { wait, command } => {
+            crate::commands::supplier::run(command, wait.wait, now)
+        }
         Command::Oem { wait, command } => oem_cmd(command, wait.wait, now),
         Command::Regulator { wait, command } => regulator_cmd(command, wait.wait, now),
         Command::Upload {
@@ -94,238 +96,6 @@ fn receivers<'a>(leaves: impl IntoIterator<Item = (&'a String, &'a u64)>) -> Str
         .map(|(g, l)| format!("receiver {l} of {g}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn supplier_cmd(cmd: SupplierCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
-    // Input files are checked before the lock is taken: a FIFO or an empty image fails at
-    // once instead of blocking (or failing later) with the directory locked.
-    if let SupplierCommand::AddImage { file, .. } = &cmd {
-        supplier::check_image_file(file)?;
-    }
-    // Commands that change a working directory hold its lock until they return.
-    let _lock = match &cmd {
-        SupplierCommand::Init { .. } => None,
-        SupplierCommand::InitTier { .. } => None,
-        SupplierCommand::AddImage { dir, .. }
-        | SupplierCommand::Handover { dir, .. }
-        | SupplierCommand::Ingest { dir, .. }
-        | SupplierCommand::RotateTierKey { dir, .. }
-        | SupplierCommand::Delegate { dir, .. }
-        | SupplierCommand::Undelegate { dir, .. }
-        | SupplierCommand::Publish { dir, .. }
-        | SupplierCommand::RotateKey(crate::cli::RotateArgs { dir, .. }) => {
-            crate::workdir::lock_waiting(dir, wait)?
-        }
-    };
-    match cmd {
-        SupplierCommand::Init {
-            dir,
-            name,
-            keys,
-            max_image_size,
-        } => {
-            let roles = role_options(&keys)?;
-            supplier::init(
-                &dir,
-                supplier::Init {
-                    name: name.clone(),
-                    roles,
-                    max_image_size,
-                },
-                now,
-            )?;
-            say!("created supplier repository {name:?} in {}", dir.display());
-            say!(
-                "  serve {} with any web server",
-                crate::workdir::repository_path(&dir).display()
-            );
-            Ok(())
-        }
-        SupplierCommand::AddImage {
-            dir,
-            file,
-            uid,
-            version,
-            release_counter,
-            hardware_ids,
-            role,
-            allow_rollback,
-            encrypt,
-            chunk_size,
-            delta_from,
-        } => {
-            let chunk_size = u32::try_from(chunk_size).map_err(|_| {
-                crate::error::Error::refused(format!("--chunk-size {chunk_size}: too large"))
-            })?;
-            let added = supplier::add_image(
-                &dir,
-                supplier::AddImage {
-                    file,
-                    uid,
-                    version,
-                    release_counter,
-                    hardware_ids,
-                    role: role.unwrap_or_default(),
-                    allow_rollback,
-                    encrypt: encrypt.then_some(chunk_size),
-                    delta_from,
-                },
-                now,
-            )?;
-            for w in &added.warnings {
-                tell!("ota-repo: warning: {w}");
-            }
-            let r = &added.record;
-            say!(
-                "added {} {} (release counter {}, {} bytes, sha256 {}) signed by {}; run `ota-repo supplier publish` to publish it",
-                r.uid, r.version, r.release_counter, r.image.length, r.image.sha256, r.role
-            );
-            for d in &r.deltas {
-                say!(
-                    "  delta from {}: {} bytes ({:.1}% of the image)",
-                    d.from_version,
-                    d.file.length,
-                    d.file.length as f64 * 100.0 / r.image.length.max(1) as f64
-                );
-            }
-            if let (Some(e), Some(k)) = (&r.encryption, &added.content_key) {
-                say!(
-                    "  encrypted: plaintext {} bytes, sha256 {}; content key in {} (hand it to the OEM: `oem review submit --content-key`)",
-                    e.plaintext.length,
-                    e.plaintext.sha256,
-                    k.display()
-                );
-            }
-            Ok(())
-        }
-        SupplierCommand::Delegate {
-            dir,
-            name: to,
-            public_key,
-            key,
-            sign_here: _,
-            replace,
-            hardware_ids,
-            threshold,
-            paths,
-            terminating,
-            expires,
-        } => {
-            let external = key.is_empty();
-            supplier::delegate(
-                &dir,
-                supplier::Delegate {
-                    name: to.clone(),
-                    keys: if external {
-                        supplier::DelegateKeys::Public(public_key)
-                    } else {
-                        supplier::DelegateKeys::Private(key)
-                    },
-                    threshold,
-                    hardware_ids,
-                    paths,
-                    terminating,
-                    expires,
-                    replace,
-                },
-            )?;
-            if external {
-                say!("delegated to {to:?}, which signs for itself: its role is published once its hand-over is taken in (`ota-repo supplier ingest`)");
-            } else {
-                say!("delegated to {to:?}; run `ota-repo supplier publish` to publish it");
-            }
-            Ok(())
-        }
-        SupplierCommand::InitTier {
-            dir,
-            name,
-            role,
-            key,
-            threshold,
-            hardware_ids,
-            paths,
-            expires,
-            max_image_size,
-        } => {
-            supplier::tier::init_tier(
-                &dir,
-                supplier::tier::TierInit {
-                    name,
-                    role: role.clone(),
-                    keys: key,
-                    threshold,
-                    hardware_ids,
-                    paths,
-                    expires,
-                    max_image_size,
-                },
-            )?;
-            say!(
-                "created tier directory {} for role {role}: add images, then `ota-repo supplier handover {} --out DIR`",
-                dir.display(),
-                dir.display()
-            );
-            Ok(())
-        }
-        SupplierCommand::Handover { dir, out, renew } => {
-            let h = supplier::tier::handover(&dir, &out, renew, now)?;
-            say!(
-                "handed over role {} version {} ({}) with {} role(s) and {} file(s) in {}",
-                h.role,
-                h.version,
-                if h.signed { "signed now" } else { "unchanged" },
-                h.roles,
-                h.targets,
-                out.display()
-            );
-            Ok(())
-        }
-        SupplierCommand::Ingest { dir, from } => {
-            let r = supplier::ingest::ingest(&dir, &from, now)?;
-            for (role, version, changed) in &r.roles {
-                say!(
-                    "took in role {role} version {version}{}",
-                    if *changed { "" } else { " (as before)" }
-                );
-            }
-            say!(
-                "{} new file(s); run `ota-repo supplier publish` (or `supplier handover`) to pass it on",
-                r.targets
-            );
-            Ok(())
-        }
-        SupplierCommand::RotateTierKey {
-            dir,
-            new_key,
-            threshold,
-        } => {
-            supplier::tier::rotate_tier_key(&dir, new_key, threshold)?;
-            say!("rotated the tier's key: its manifests are signed again; hand over, and have the delegator run `supplier delegate --replace --public-key NEW` and ingest it");
-            Ok(())
-        }
-        SupplierCommand::Undelegate {
-            dir,
-            name,
-            drop_images,
-        } => {
-            let n = supplier::undelegate(&dir, &name, drop_images)?;
-            say!("removed delegation {name} ({n} image(s) withdrawn); run `ota-repo supplier publish` to publish it");
-            Ok(())
-        }
-        SupplierCommand::Publish { dir, force } => {
-            let r = supplier::publish(&dir, now, force)?;
-            say!(
-                "published {}",
-                crate::workdir::repository_path(&dir).display()
-            );
-            print_report(&r);
-            Ok(())
-        }
-        SupplierCommand::RotateKey(args) => {
-            rotate(args, now, crate::rotation::rotate::<supplier::Settings>)?;
-            Ok(())
-        }
-    }
 }
 
 fn oem_dir(cmd: &OemCommand) -> Option<&Path> {

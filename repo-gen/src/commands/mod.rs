@@ -8,6 +8,7 @@
 pub mod fleet;
 pub mod key;
 pub mod rollout;
+pub mod supplier;
 
 use crate::cli::{RoleKeyArgs, RotateArgs};
 use crate::error::{Error, Result};
