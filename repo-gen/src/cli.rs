@@ -11,6 +11,7 @@
 //! - every command that changes DIR takes `--wait SECONDS` (on its group, global).
 
 use crate::commands::key::{KeyCommand, KEY_EXAMPLES};
+use crate::commands::regulator::{RegulatorCommand, REGULATOR_EXAMPLES};
 use crate::commands::supplier::{SupplierCommand, SUPPLIER_EXAMPLES};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -116,16 +117,6 @@ pub const OEM_REPORT_EXAMPLES: &str = "Examples:
   ota-repo oem report events oem --vin VIN                      # installed, refused, reverted
   ota-repo oem report database oem --set postgres://ota@127.0.0.1:5432/fleet";
 
-pub const REGULATOR_EXAMPLES: &str = "Examples:
-  ota-repo regulator init tuv --name tuv --root-key tuv-root.pem --key tuv.pem
-  ota-repo regulator review tuv --master https://oem.example/repo --master-root oem-1.root.json \\
-      --scanner 'clamscan --no-summary -d rules.ndb {}'
-  ota-repo regulator publish tuv
-  ota-repo regulator publish tuv --wait 600           # from cron: renews expiries
-  ota-repo regulator revoke tuv --image SHA256 --reason 'CVE-2026-0001'
-  ota-repo regulator publish tuv
-  ota-repo regulator rotate-key tuv --role targets";
-
 /// `--wait`, on every command group whose commands lock their working directory.
 #[derive(Args, Debug, Clone, Copy, Default)]
 pub struct WaitArgs {
@@ -210,7 +201,7 @@ pub enum Command {
 }
 
 /// `ROLE=VALUE` pairs.
-fn role_value(s: &str) -> Result<(String, String), String> {
+pub(crate) fn role_value(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(r, v)| (r.trim().to_string(), v.trim().to_string()))
         .filter(|(r, v)| !r.is_empty() && !v.is_empty())
@@ -900,72 +891,6 @@ pub enum OemReviewCommand {
         #[arg(long, value_name = "FILE")]
         content_key: Option<PathBuf>,
     },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum RegulatorCommand {
-    /// Create an attestation repository and publish it (empty).
-    Init {
-        #[arg(value_name = "DIR", help = DIR_HELP)]
-        dir: PathBuf,
-        /// The regulator's name, as the OEM will know it (ASCII letters, digits, '.', '_', '-').
-        #[arg(long, value_name = "NAME")]
-        name: String,
-        #[command(flatten)]
-        keys: RoleKeyArgs,
-    },
-    /// Pull the OEM's review queue; fetch, verify and scan each new image; attest the verdicts.
-    /// Scanning rules: DIR/rules.json (known-vulnerable builds, byte patterns, scanner).
-    Review {
-        #[arg(value_name = "DIR", help = DIR_HELP)]
-        dir: PathBuf,
-        /// The OEM master repository (URL or directory).
-        #[arg(long, value_name = "URL_OR_DIR")]
-        master: String,
-        /// The OEM's root.json to trust on first use (later roots are verified from it).
-        #[arg(long, value_name = "OEM_ROOT.json")]
-        master_root: PathBuf,
-        /// External scanner, `{}` replaced by the image path; exit 0 = clean, 1 = findings,
-        /// anything else = the scan failed (e.g. 'clamscan --no-summary -d rules.ndb {}').
-        /// Default: the scanner of DIR/rules.json, if any.
-        #[arg(long, value_name = "CMD")]
-        scanner: Option<String>,
-        /// Read supplier NAME's repository from this URL or directory instead of the URL the
-        /// OEM pinned (its root is still checked against the pin); repeatable.
-        #[arg(long = "supplier-from", value_name = "NAME=URL_OR_DIR", value_parser = role_value)]
-        supplier_from: Vec<(String, String)>,
-        /// PEM bundle of the CAs to trust for HTTPS. Default: the built-in web roots.
-        #[arg(long, value_name = "FILE")]
-        ca: Option<PathBuf>,
-        /// This regulator's decryption keys (`oem regulator decryption-keys`): encrypted images
-        /// are decrypted before they are scanned; one that cannot be is rejected.
-        #[arg(long, value_name = "FILE")]
-        decryption_keys: Option<PathBuf>,
-    },
-    /// Revoke an earlier approval: a signed revocation that outranks it. Revoking an image
-    /// revokes every release of its bytes, and later releases of those bytes are rejected.
-    Revoke {
-        #[arg(value_name = "DIR", help = DIR_HELP)]
-        dir: PathBuf,
-        /// SHA-256 (hex) of the image (all its releases), or of one release's manifest body.
-        #[arg(long, value_name = "SHA256")]
-        image: String,
-        /// Why (published in the signed revocation).
-        #[arg(long, value_name = "TEXT")]
-        reason: String,
-    },
-    /// Sign and write the attestation repository.
-    Publish {
-        #[arg(value_name = "DIR", help = DIR_HELP)]
-        dir: PathBuf,
-        /// Re-sign every role even if unchanged.
-        #[arg(long)]
-        force: bool,
-    },
-    /// Replace a role's keys (any role, root included): writes N+1.root.json signed by the old
-    /// and the new root keys, and re-signs what the role signs. Without --new-key, a new
-    /// RSA-3072 key is generated in DIR/keys/.
-    RotateKey(RotateArgs),
 }
 
 #[cfg(test)]

@@ -2,11 +2,11 @@
 
 use crate::cli::{
     Cli, Command, EcuCommand, OemCommand, OemRegulatorCommand, OemReviewCommand,
-    OemSupplierCommand, RegulatorCommand, ReportCommand, VehicleCommand,
+    OemSupplierCommand, ReportCommand, VehicleCommand,
 };
 use crate::commands::{print_report, role_options, rotate};
 use crate::error::{Error, Result};
-use crate::{fsutil, oem, regulator, verify};
+use crate::{fsutil, oem, verify};
 use ota_metadata::DateTime;
 use std::path::Path;
 
@@ -21,7 +21,9 @@ pub fn run(cli: Cli) -> Result<()> {
             crate::commands::supplier::run(command, wait.wait, now)
         }
         Command::Oem { wait, command } => oem_cmd(command, wait.wait, now),
-        Command::Regulator { wait, command } => regulator_cmd(command, wait.wait, now),
+        Command::Regulator { wait, command } => {
+            crate::commands::regulator::run(command, wait.wait, now)
+        }
         Command::Upload {
             dir,
             to,
@@ -571,100 +573,6 @@ fn oem_cmd(cmd: OemCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
             // A key a vehicle or ECU signs its reports with never becomes one of the OEM's.
             oem::claims::refuse_registered(&args.dir, &args.new_key)?;
             rotate(args, now, crate::rotation::rotate::<oem::Settings>)?;
-        }
-    }
-    Ok(())
-}
-
-fn regulator_cmd(cmd: RegulatorCommand, wait: Option<u64>, now: DateTime) -> Result<()> {
-    let _lock = match &cmd {
-        RegulatorCommand::Init { .. } => None,
-        RegulatorCommand::Review { dir, .. }
-        | RegulatorCommand::Revoke { dir, .. }
-        | RegulatorCommand::Publish { dir, .. }
-        | RegulatorCommand::RotateKey(crate::cli::RotateArgs { dir, .. }) => {
-            crate::workdir::lock_waiting(dir, wait)?
-        }
-    };
-    match cmd {
-        RegulatorCommand::Init { dir, name, keys } => {
-            regulator::init(&dir, &name, &role_options(&keys)?, now)?;
-            say!(
-                "created attestation repository of regulator {name:?} in {}",
-                dir.display()
-            );
-        }
-        RegulatorCommand::Review {
-            dir,
-            master,
-            master_root,
-            scanner,
-            ca,
-            supplier_from,
-            decryption_keys,
-        } => {
-            let outcomes = regulator::review(
-                &dir,
-                regulator::ReviewOpts {
-                    master: &master,
-                    master_root: &master_root,
-                    scanner,
-                    ca: ca.as_deref(),
-                    supplier_from: supplier_from.into_iter().collect(),
-                    decryption_keys: decryption_keys.as_deref(),
-                },
-                now,
-            )?;
-            let mut failed = 0;
-            for o in &outcomes {
-                let img = &o.request.image;
-                match &o.result {
-                    Ok(v) => say!(
-                        "{:?}: {} {} of {} ({} finding(s))",
-                        v,
-                        img.uid,
-                        img.version,
-                        img.supplier,
-                        o.findings
-                    ),
-                    Err(e) => {
-                        failed += 1;
-                        tell!("ota-repo: error: not attested: {e}");
-                    }
-                }
-            }
-            say!(
-                "{} image(s) reviewed; run `ota-repo regulator publish` to publish the verdicts",
-                outcomes.len() - failed
-            );
-            if failed > 0 {
-                return Err(Error::refused(format!(
-                    "{failed} image(s) could not be reviewed"
-                )));
-            }
-        }
-        RegulatorCommand::Revoke { dir, image, reason } => {
-            for r in regulator::revoke(&dir, &image, &reason, now)? {
-                say!(
-                    "revoked {} {} of {} (release counter {})",
-                    r.release.uid,
-                    r.release.version,
-                    r.release.supplier,
-                    r.release.release_counter
-                );
-            }
-            say!("run `ota-repo regulator publish` to publish the revocation");
-        }
-        RegulatorCommand::Publish { dir, force } => {
-            let r = regulator::publish(&dir, now, force)?;
-            say!(
-                "published {}",
-                crate::workdir::repository_path(&dir).display()
-            );
-            print_report(&r);
-        }
-        RegulatorCommand::RotateKey(args) => {
-            rotate(args, now, crate::rotation::rotate::<regulator::Settings>)?;
         }
     }
     Ok(())

@@ -7,6 +7,7 @@
 
 pub mod fleet;
 pub mod key;
+pub mod regulator;
 pub mod rollout;
 pub mod supplier;
 
