@@ -7,7 +7,9 @@
 
 pub mod fleet;
 pub mod key;
+pub mod oem;
 pub mod regulator;
+pub mod report;
 pub mod rollout;
 pub mod supplier;
 
