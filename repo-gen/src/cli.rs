@@ -1,4 +1,6 @@
-//! Command-line interface of `ota-repo`: argument definitions only; the work is in the modules.
+//! Command-line interface of `ota-repo`: the top level and the argument types several command
+//! groups share. Each group's own arguments are beside the code that runs them, in
+//! [`crate::commands`]; the work itself is in the library modules.
 //!
 //! One naming scheme throughout (old spellings still parse, hidden):
 //! - the working directory is always the first positional, `DIR`;
@@ -14,6 +16,8 @@ use crate::commands::key::{KeyCommand, KEY_EXAMPLES};
 use crate::commands::oem::{OemCommand, OEM_EXAMPLES};
 use crate::commands::regulator::{RegulatorCommand, REGULATOR_EXAMPLES};
 use crate::commands::supplier::{SupplierCommand, SUPPLIER_EXAMPLES};
+use crate::commands::upload::{UploadArgs, UPLOAD_EXAMPLES};
+use crate::commands::verify::VerifyArgs;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -43,12 +47,6 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
-
-pub const UPLOAD_EXAMPLES: &str = "Examples:
-  ota-repo upload acme --to s3://acme-updates/repo          # AWS: credentials from the environment
-  AWS_ENDPOINT_URL=https://minio.example:9000 ota-repo upload oem --to s3://ota/oem --prune
-  ota-repo upload tuv --to /srv/www/tuv                     # a directory nginx serves
-  ota-repo upload oem --to s3://ota/oem --dry-run           # what would be sent";
 
 /// `--wait`, on every command group whose commands lock their working directory.
 #[derive(Args, Debug, Clone, Copy, Default)]
@@ -95,42 +93,11 @@ pub enum Command {
     /// timestamp.json and root.json --short-max-age, everything else immutable for a year. A
     /// failed or killed upload leaves the store serving the previous version; run it again.
     #[command(after_help = UPLOAD_EXAMPLES)]
-    Upload {
-        /// A working directory (its repository/ is sent; its lock is held) or a published tree.
-        dir: PathBuf,
-        /// s3://BUCKET/PREFIX (any S3-compatible store; endpoint, region and credentials from
-        /// the AWS environment, e.g. AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, or ~/.aws/), file:///PATH,
-        /// or a directory.
-        #[arg(long, value_name = "URL")]
-        to: String,
-        /// After the upload, drop versioned metadata older than any the current and previous
-        /// snapshots name (never the root chain, never targets).
-        #[arg(long)]
-        prune: bool,
-        /// Transfers in flight at once.
-        #[arg(long, value_name = "N", default_value_t = 8)]
-        jobs: usize,
-        /// Cache lifetime of timestamp.json and root.json, in seconds: keep it well under the
-        /// timestamp's lifetime.
-        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
-        short_max_age: u64,
-        /// Say what would be sent; send nothing.
-        #[arg(long)]
-        dry_run: bool,
-        #[command(flatten)]
-        wait: WaitArgs,
-    },
+    Upload(UploadArgs),
     /// Check a whole published tree: root chain, signatures, versions, expiry, every target's
     /// length and hash, and every image manifest and its compact form (and that each delta it
     /// lists rebuilds its image).
-    Verify {
-        /// A working directory or a published tree (the directory holding timestamp.json).
-        dir: PathBuf,
-        /// Trusted root to start from (e.g. the 1.root.json you pinned). Default: the tree's
-        /// own 1.root.json, trusted on first use.
-        #[arg(long, value_name = "ROOT.json")]
-        root: Option<PathBuf>,
-    },
+    Verify(VerifyArgs),
 }
 
 /// `ROLE=VALUE` pairs.

@@ -12,6 +12,8 @@ pub mod regulator;
 pub mod report;
 pub mod rollout;
 pub mod supplier;
+pub mod upload;
+pub mod verify;
 
 use crate::cli::{RoleKeyArgs, RotateArgs};
 use crate::error::{Error, Result};
