@@ -11,6 +11,9 @@
 //! state_dir = "/var/lib/ota"
 //! vehicle_secret = "/etc/ota/vehicle.secret"  # `ota-repo oem vehicle secret`: finds and reads
 //!                                           # this vehicle's entry in the OEM's tree
+//! vehicle_key = "/etc/ota/vehicle-key.pem"  # signs the vehicle's version reports
+//! report_url = "https://ota.example.com/reports"   # `ota-gateway run` POSTs version reports
+//!                                                 # (HTTPS, or http:// to a loopback address)
 //!
 //! [forward]
 //! kind = "udp"                             # CAN over UDP to ECU simulators; or
@@ -34,9 +37,6 @@
 //! max_resume_attempts = 3                  # Range requests after a broken download
 //! staging_budget = 4294967296              # disk for phase one: all images of an update
 //!
-//! report_url = "https://ota.example.com/reports"   # `ota-gateway run` POSTs version reports
-//!                                                 # (top-level key: put it before the tables;
-//!                                                 # HTTPS, or http:// to a loopback address)
 //! [service]                                # `ota-gateway run`, all optional
 //! interval_secs = 3600                     # a check an hour ...
 //! jitter_secs = 360                        # ... +- up to 6 min, uniformly random
@@ -371,7 +371,29 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use super::is_loopback_http;
+    use super::{is_loopback_http, Config};
+
+    /// The example at the top of this file is what users copy: it must load as it is (it did
+    /// not, with `report_url` after the tables, until fuzzing's coverage showed its seed never
+    /// got past the TOML parser).
+    #[test]
+    fn the_documented_example_loads() {
+        let doc: Vec<&str> = include_str!("config.rs")
+            .lines()
+            .filter_map(|l| l.strip_prefix("//!"))
+            .map(|l| l.strip_prefix(' ').unwrap_or(l))
+            .skip_while(|l| !l.starts_with("```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("```"))
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(&path, doc.join("\n")).unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.vin, "WDD2130421A000001");
+        assert_eq!(c.report_url.as_deref(), Some("https://ota.example.com/reports"));
+        assert_eq!(c.ecus.len(), 1);
+    }
 
     #[test]
     fn plain_http_reports_only_to_loopback() {

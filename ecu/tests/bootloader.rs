@@ -355,6 +355,31 @@ fn refusals_before_any_data_is_accepted() {
     assert!(bl.verify_active().unwrap());
 }
 
+/// The slot's capacity is a bound, not one byte less: an image that fills it exactly installs,
+/// one byte more is refused before the slot is erased (mutation testing found the bound
+/// held by no test).
+#[test]
+fn an_image_that_fills_its_slot_exactly_installs_and_one_byte_more_is_refused() {
+    let prov = provisioned();
+    let mut bl = Bootloader::new(MemFlash::new(20_000), identity(&prov)).unwrap();
+    let slot = usize::try_from(ota_ecu::flash::Flash::slot_size(bl.flash_mut())).unwrap();
+    let full = image(slot, 9);
+    transfer(
+        &mut bl,
+        &manifest(&full, "1.0", 1, "BRAKE-A", &signers()[0]),
+        &full,
+        1024,
+    )
+    .unwrap();
+    assert_eq!(bl.state().image.map(|i| i.length), Some(slot as u64));
+    let over = image(slot + 1, 4);
+    assert_eq!(
+        bl.request_download(&manifest(&over, "1.1", 2, "BRAKE-A", &signers()[0])),
+        Err(Refusal::TooLarge)
+    );
+    assert!(bl.verify_active().unwrap());
+}
+
 #[test]
 fn a_lost_state_refuses_every_install_until_restored_but_a_blank_ecu_starts_at_zero() {
     let prov = provisioned();

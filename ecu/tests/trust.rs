@@ -729,6 +729,30 @@ fn send_instruction(s: &mut Server<'_, MemFlash>, bytes: &[u8]) -> Result<(), Nr
     Ok(())
 }
 
+/// An instruction at the sequence already recorded is held again without writing the state:
+/// a gateway re-sending it (every retry of a download does) costs the ECU no flash write and
+/// no window for a power cut (mutation testing found the write-only-when-higher rule untested).
+#[test]
+fn an_instruction_sent_again_is_held_without_writing_the_state() {
+    let k = keys();
+    let oem = instruction_key(7);
+    let keys = [oem.verifying_key().to_bytes()];
+    let v1 = doc_instructed(1, 0, HW, Mode::Partial, &[&k[2]], &[&k[0]], &[&k[0]], &keys);
+    let mut s = server(MemFlash::new(1 << 16));
+    s.bootloader.provision_trust(&v1).unwrap();
+    let before = s.bootloader.state().sequence;
+    send_instruction(&mut s, &instruction(&oem, "SN", &k[2], 5)).unwrap();
+    let recorded = s.bootloader.state().sequence;
+    assert!(recorded > before, "a higher sequence is recorded at once");
+    assert_eq!(s.bootloader.state().instruction_sequence, 5);
+    for _ in 0..3 {
+        send_instruction(&mut s, &instruction(&oem, "SN", &k[2], 5)).unwrap();
+        assert_eq!(s.bootloader.state().sequence, recorded, "no write for the same sequence");
+    }
+    assert_eq!(download(&mut s, &k[2]), Ok(()));
+    assert_eq!(s.bootloader.state().instruction_sequence, 5);
+}
+
 /// Scenario: Uptane ECU serial | a compromised gateway sends a partial-mode ECU an image its supplier signed but the OEM assigned to another ECU, or one whose assignment was since replaced | refused by the ECU itself (its OEM instruction names another serial, or a lower sequence)
 #[test]
 fn a_partial_ecu_installs_only_what_the_oem_instructed_it_to() {
