@@ -391,7 +391,10 @@ mod tests {
         std::fs::write(&path, doc.join("\n")).unwrap();
         let c = Config::load(&path).unwrap();
         assert_eq!(c.vin, "WDD2130421A000001");
-        assert_eq!(c.report_url.as_deref(), Some("https://ota.example.com/reports"));
+        assert_eq!(
+            c.report_url.as_deref(),
+            Some("https://ota.example.com/reports")
+        );
         assert_eq!(c.ecus.len(), 1);
     }
 
