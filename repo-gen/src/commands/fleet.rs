@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::oem;
 use clap::Subcommand;
 use ota_fleet::query::{self, EcuRow};
+use ota_fleet::Db;
 use std::path::PathBuf;
 
 pub const OEM_FLEET_EXAMPLES: &str = "Examples:
@@ -124,48 +125,54 @@ pub fn run(cmd: FleetCommand) -> Result<()> {
             })?;
             print_rows(&rows, json)
         }
-        FleetCommand::Recalled { json, .. } => {
-            let recalls = db.transaction(ota_fleet::store::recalls)?;
-            if json {
-                let v: Vec<serde_json::Value> = recalls
-                    .iter()
-                    .map(|(vin, r)| serde_json::json!({"vin": vin, "recall": r}))
-                    .collect();
-                return print_json(&v);
-            }
-            for (vin, r) in recalls {
-                println!(
-                    "{} {} {} {} revoked by {}: {}",
-                    vin,
-                    r.serial,
-                    r.uid,
-                    r.version,
-                    r.regulator,
-                    printable(&r.reason)
-                );
-            }
-            Ok(())
-        }
-        FleetCommand::Flagged { json, .. } => {
-            let flags = db.transaction(ota_fleet::store::flags)?;
-            if json {
-                let v: Vec<serde_json::Value> = flags
-                    .iter()
-                    .map(|f| {
-                        serde_json::json!({
-                            "vin": f.vin, "serial": f.serial, "reason": f.reason,
-                            "first_seen": f.first_seen, "last_seen": f.last_seen, "times": f.times,
-                        })
-                    })
-                    .collect();
-                return print_json(&v);
-            }
-            for f in flags {
-                println!("{} {}: {}", f.vin, f.serial, printable(&f.reason));
-            }
-            Ok(())
-        }
+        FleetCommand::Recalled { json, .. } => recalled(&mut db, json),
+        FleetCommand::Flagged { json, .. } => flagged(&mut db, json),
     }
+}
+
+/// `recalled`: the ECUs running an image a regulator revoked, with the revocation.
+fn recalled(db: &mut Db, json: bool) -> Result<()> {
+    let recalls = db.transaction(ota_fleet::store::recalls)?;
+    if json {
+        let v: Vec<serde_json::Value> = recalls
+            .iter()
+            .map(|(vin, r)| serde_json::json!({"vin": vin, "recall": r}))
+            .collect();
+        return print_json(&v);
+    }
+    for (vin, r) in recalls {
+        println!(
+            "{} {} {} {} revoked by {}: {}",
+            vin,
+            r.serial,
+            r.uid,
+            r.version,
+            r.regulator,
+            printable(&r.reason)
+        );
+    }
+    Ok(())
+}
+
+/// `flagged`: the ECUs flagged for the replacement process.
+fn flagged(db: &mut Db, json: bool) -> Result<()> {
+    let flags = db.transaction(ota_fleet::store::flags)?;
+    if json {
+        let v: Vec<serde_json::Value> = flags
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "vin": f.vin, "serial": f.serial, "reason": f.reason,
+                    "first_seen": f.first_seen, "last_seen": f.last_seen, "times": f.times,
+                })
+            })
+            .collect();
+        return print_json(&v);
+    }
+    for f in flags {
+        println!("{} {}: {}", f.vin, f.serial, printable(&f.reason));
+    }
+    Ok(())
 }
 
 /// The release submitted for review (its counter and hardware ids).

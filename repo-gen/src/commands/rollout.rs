@@ -9,7 +9,7 @@ use crate::oem::rollout::{self, Start, Step};
 use crate::oem::Approval;
 use clap::Subcommand;
 use ota_metadata::DateTime;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub const OEM_ROLLOUT_EXAMPLES: &str = "Examples:
   ota-repo oem rollout start oem --supplier acme --uid brake-fw --version 1.4.0 \\
@@ -157,44 +157,47 @@ pub fn run(cmd: RolloutCommand, now: DateTime) -> Result<()> {
                 )));
             }
         }
-        RolloutCommand::Status { dir, json } => {
-            let all = rollout::status(&dir)?;
-            if json {
-                let text = serde_json::to_string_pretty(&all)
-                    .map_err(|e| Error::refused(e.to_string()))?;
-                println!("{text}");
-                return Ok(());
-            }
-            if all.is_empty() {
-                println!("no rollout");
-            }
-            for s in all {
-                let r = &s.rollout;
-                let p = &s.progress;
-                println!(
-                    "{} {:?} stage {} of {} ({}%): {} assigned, {} succeeded, {} failed, {} pending{}",
-                    r.id,
-                    r.state,
-                    r.stage + 1,
-                    r.stages.len(),
-                    r.stages.get(r.stage).copied().unwrap_or(0),
-                    p.members,
-                    p.succeeded,
-                    p.failed,
-                    p.pending(),
-                    if r.reason.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", r.reason)
-                    }
-                );
-            }
-        }
+        RolloutCommand::Status { dir, json } => status(&dir, json)?,
         RolloutCommand::Halt { dir, id, reason } => {
             let withdrawn = rollout::halt(&dir, &id, &reason, now.0)?;
             println!("halted {id}: {withdrawn} pending assignment(s) withdrawn");
             eprintln!("ota-repo: run `ota-repo oem publish` to publish it");
         }
+    }
+    Ok(())
+}
+
+/// `status`: every rollout, as JSON or one line each.
+fn status(dir: &Path, json: bool) -> Result<()> {
+    let all = rollout::status(dir)?;
+    if json {
+        let text = serde_json::to_string_pretty(&all).map_err(|e| Error::refused(e.to_string()))?;
+        println!("{text}");
+        return Ok(());
+    }
+    if all.is_empty() {
+        println!("no rollout");
+    }
+    for s in all {
+        let r = &s.rollout;
+        let p = &s.progress;
+        println!(
+            "{} {:?} stage {} of {} ({}%): {} assigned, {} succeeded, {} failed, {} pending{}",
+            r.id,
+            r.state,
+            r.stage + 1,
+            r.stages.len(),
+            r.stages.get(r.stage).copied().unwrap_or(0),
+            p.members,
+            p.succeeded,
+            p.failed,
+            p.pending(),
+            if r.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", r.reason)
+            }
+        );
     }
     Ok(())
 }
