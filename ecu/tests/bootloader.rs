@@ -274,6 +274,27 @@ fn a_failed_trial_never_runs_an_altered_image_and_a_first_image_has_nothing_to_r
     assert_eq!(bl.boot(ResetCause::Fault).unwrap(), Boot::Bootloader);
     assert_eq!(bl.state().image, None);
     assert_eq!(bl.state().release_counter, 0);
+    // The trial is over, and the failed image is recorded as reverted: reported, and never
+    // accepted again (mutation testing found these three writes of the no-previous-image
+    // revert held by no test).
+    assert_eq!(bl.state().trial, None);
+    let reverted = bl.state().reverted.unwrap();
+    assert_eq!(
+        (reverted.sha256, reverted.reason),
+        (info.sha256, RevertReason::Fault)
+    );
+    assert!(bl.state().revert_history.contains(&info.sha256));
+    assert_eq!(
+        bl.request_download(&manifest(&first, "1.0", 3, "BRAKE-A", &signers()[0])),
+        Err(Refusal::Reverted)
+    );
+    // Restarted (the state read back from flash), it is still refused.
+    let mut bl = Bootloader::new(bl.into_flash(), identity(&prov)).unwrap();
+    assert_eq!(bl.boot(ResetCause::PowerOn).unwrap(), Boot::Bootloader);
+    assert_eq!(
+        bl.request_download(&manifest(&first, "1.0", 3, "BRAKE-A", &signers()[0])),
+        Err(Refusal::Reverted)
+    );
 }
 
 #[test]
