@@ -636,6 +636,21 @@ fn bundle_parser_never_panics() {
     }
 }
 
+/// A signature list declares 1 to MAX_SIGNATURES entries: zero or more is refused by its
+/// count before anything else is read (mutation testing found the zero case untested).
+#[test]
+fn a_signature_list_of_zero_or_too_many_entries_is_refused_by_its_count() {
+    use ota_ecu::compact_manifest::{parse_signatures, MAX_SIGNATURES};
+    assert_eq!(parse_signatures(&[0]), Err(SignatureListError::BadCount(0)));
+    let too_many = MAX_SIGNATURES as u8 + 1;
+    assert_eq!(
+        parse_signatures(&[too_many]),
+        Err(SignatureListError::BadCount(too_many))
+    );
+    assert_eq!(parse_signatures(&[]), Err(SignatureListError::Truncated));
+    assert_eq!(parse_signatures(&[1]), Err(SignatureListError::Truncated));
+}
+
 /// The bundle's size bound is exact (the largest well-formed bundle parses, one byte more is
 /// refused before its signatures are read), and a short approval says how many distinct keys
 /// approved of how many required (mutation testing found neither held by a test).
@@ -747,7 +762,11 @@ fn an_instruction_sent_again_is_held_without_writing_the_state() {
     assert_eq!(s.bootloader.state().instruction_sequence, 5);
     for _ in 0..3 {
         send_instruction(&mut s, &instruction(&oem, "SN", &k[2], 5)).unwrap();
-        assert_eq!(s.bootloader.state().sequence, recorded, "no write for the same sequence");
+        assert_eq!(
+            s.bootloader.state().sequence,
+            recorded,
+            "no write for the same sequence"
+        );
     }
     assert_eq!(download(&mut s, &k[2]), Ok(()));
     assert_eq!(s.bootloader.state().instruction_sequence, 5);
