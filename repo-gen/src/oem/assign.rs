@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use ota_crypt::receiver::vehicle_group;
 use ota_metadata::documents::{
-    unmet, Conflict, EcuAssignment, Requirement, ReviewRequest, VehicleImages,
+    unmet, Conflict, EcuAssignment, Requirement, ReviewRequest, SupplierEntry, VehicleImages,
 };
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -337,6 +337,13 @@ impl Rules {
 }
 
 /// Record the assignment; returns the ECUs assigned and what the regulators said.
+///
+/// The procedure: the rules the assignment carries are well formed → the supplier is known
+/// and the release was submitted for review (so verified against the supplier's signed
+/// manifest) → the ECUs are selected and each checked (not aftermarket, the image's hardware
+/// id, the supplier's delegation, decryption keys, the release counter it reported, the
+/// vehicle's requirements and conflicts) → the regulators are asked → the assignment is
+/// written. Nothing is written unless every check passed.
 pub fn assign(dir: &Path, a: Assign) -> Result<Assigned> {
     a.rules.check()?;
     let s = Settings::load(dir)?;
@@ -345,16 +352,168 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Assigned> {
         .get(&a.supplier)
         .ok_or_else(|| Error::refused(format!("unknown supplier {:?}", a.supplier)))?;
     let req = reviewed(&s, &a)?;
+    // The counter last reported by the vehicle decides (the report database).
+    let db = super::reports::open_existing(dir)?;
+    let mut job = Job {
+        dir,
+        a: &a,
+        s: &s,
+        supplier,
+        req,
+        db,
+        approved_by: Vec::new(),
+        forced: None,
+    };
+    let ecus = match &a.target {
+        AssignTarget::Vehicle { .. } | AssignTarget::Ecus(_) => job.assign_selected()?,
+        AssignTarget::HardwareId(hw) => job.assign_hardware_id(hw)?,
+    };
+    if ecus.is_empty() {
+        return Err(Error::refused(format!(
+            "no ECU in the inventory matches; nothing assigned for {} {} (ECUs are selected by --vin VIN --ecu SERIAL: one ECU, by --vin VIN: every ECU of the vehicle the image fits, or by --hardware-id ID: every ECU of that hardware id in the fleet; aftermarket ECUs never)",
+            a.uid, a.version
+        )));
+    }
+    Ok(Assigned {
+        ecus: ecus.into_iter().map(|(v, s, _)| (v, s)).collect(),
+        approved_by: job.approved_by,
+        forced: job.forced,
+    })
+}
 
-    // The ECUs in question, each checked.
-    // Director checks: an ECU refuses a release counter below the one it runs, so such an
-    // assignment could only block every other update of the vehicle (updates are all or
-    // nothing). The counter last reported by the vehicle decides (the report database).
-    let mut db = super::reports::open_existing(dir)?;
-    let not_below = |vin: &str,
-                     serial: &str,
-                     r: Option<&ota_fleet::store::Reported>|
-     -> Result<()> {
+/// An ECU selected for the assignment: (VIN, serial, hardware id).
+type Selected = (String, String, String);
+
+/// One `oem assign` under way: the request, the release it names (as submitted for review),
+/// its supplier, the report database, and what the regulators said once asked.
+struct Job<'a> {
+    dir: &'a Path,
+    a: &'a Assign,
+    s: &'a Settings,
+    supplier: &'a SupplierEntry,
+    req: &'a ReviewRequest,
+    db: Option<ota_fleet::Db>,
+    approved_by: Vec<String>,
+    forced: Option<String>,
+}
+
+impl Job<'_> {
+    /// One vehicle (one ECU, or every ECU of it the image fits) or a rollout stage's ECUs:
+    /// selected and checked one by one, then against the release counters they reported, then
+    /// every touched vehicle's rules with the assignments in place. Every local check passed:
+    /// the regulators last (the network), then written.
+    fn assign_selected(&mut self) -> Result<Vec<Selected>> {
+        let selection = self.selection();
+        let vins: Vec<&str> = selection.iter().map(|(v, _)| v.as_str()).collect();
+        let inv = Inventory::load_for(self.dir, &vins)?;
+        let ecus = self.select(&inv, &selection)?;
+        self.check_reported(&ecus)?;
+        if !ecus.is_empty() {
+            let assignments = self.assignments_in_place(&inv, &vins, &ecus)?;
+            self.ask(ecus.iter().map(|(_, _, hw)| hw.as_str()))?;
+            assignments.save(self.dir)?;
+        }
+        Ok(ecus)
+    }
+
+    /// (VIN, serial) of each ECU named, or (VIN, `None`) for every ECU of a vehicle.
+    fn selection(&self) -> Vec<(String, Option<String>)> {
+        match &self.a.target {
+            AssignTarget::Vehicle { vin, serial } => vec![(vin.clone(), serial.clone())],
+            AssignTarget::Ecus(list) => list
+                .iter()
+                .map(|(v, s)| (v.clone(), Some(s.clone())))
+                .collect(),
+            AssignTarget::HardwareId(_) => Vec::new(),
+        }
+    }
+
+    /// The ECUs selected, each checked: an ECU named must take the release (else refused); of
+    /// a whole vehicle, the ECUs the image fits (not aftermarket, one of its hardware ids).
+    fn select(
+        &self,
+        inv: &Inventory,
+        selection: &[(String, Option<String>)],
+    ) -> Result<Vec<Selected>> {
+        let mut ecus = Vec::new();
+        for (vin, serial) in selection {
+            match serial {
+                Some(serial) => {
+                    let e = inv.ecu(vin, serial)?;
+                    self.check_ecu(vin, serial, &e.hardware_id, e.aftermarket)?;
+                    ecus.push((vin.clone(), serial.clone(), e.hardware_id.clone()));
+                }
+                None => {
+                    for (serial, e) in &inv.vehicle(vin)?.ecus {
+                        if !e.aftermarket && self.req.hardware_ids.contains(&e.hardware_id) {
+                            self.check_ecu(vin, serial, &e.hardware_id, e.aftermarket)?;
+                            ecus.push((vin.clone(), serial.clone(), e.hardware_id.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(ecus)
+    }
+
+    /// An ECU can take the release: not aftermarket (it receives no updates), the image built
+    /// for its hardware id, and the supplier delegated that hardware id (vehicles verify the
+    /// image through that delegation).
+    fn check_ecu(&self, vin: &str, serial: &str, hw: &str, aftermarket: bool) -> Result<()> {
+        let (a, req) = (self.a, self.req);
+        if aftermarket {
+            return Err(Error::refused(format!(
+                "ECU {serial} of {vin} is aftermarket: it receives no updates"
+            )));
+        }
+        if !req.hardware_ids.iter().any(|h| h == hw) {
+            return Err(Error::refused(format!(
+                "{} {} is built for {:?}, not for ECU {serial} of {vin} (hardware id {hw})",
+                a.uid, a.version, req.hardware_ids
+            )));
+        }
+        self.check_delegated(hw)
+    }
+
+    /// The supplier is delegated hardware id `hw`: vehicles verify the image through that
+    /// delegation, so they would refuse it for another hardware id.
+    fn check_delegated(&self, hw: &str) -> Result<()> {
+        if !self.supplier.serves(hw) {
+            return Err(Error::refused(format!(
+                "supplier {} is not delegated hardware id {hw} (it serves {:?})",
+                self.a.supplier, self.supplier.hardware_ids
+            )));
+        }
+        Ok(())
+    }
+
+    /// The ECUs selected against the release counters they last reported (the report
+    /// database), each refused if it runs a higher one.
+    fn check_reported(&mut self, ecus: &[Selected]) -> Result<()> {
+        let pairs: Vec<(String, String)> = ecus
+            .iter()
+            .map(|(v, s, _)| (v.clone(), s.clone()))
+            .collect();
+        let reported = match self.db.as_mut() {
+            Some(db) => super::reports::reported(db, &pairs)?,
+            None => Default::default(),
+        };
+        for (vin, serial) in &pairs {
+            self.check_not_below(vin, serial, reported.get(&(vin.clone(), serial.clone())))?;
+        }
+        Ok(())
+    }
+
+    /// Director check: an ECU refuses a release counter below the highest it has run, so such
+    /// an assignment could only block every other update of the vehicle (updates are all or
+    /// nothing). `r`: what the ECU last reported, if it did.
+    fn check_not_below(
+        &self,
+        vin: &str,
+        serial: &str,
+        r: Option<&ota_fleet::store::Reported>,
+    ) -> Result<()> {
+        let (a, req) = (self.a, self.req);
         match r {
             Some(r) if req.release_counter < r.highest_release_counter => {
                 let highest = if r.highest_release_counter > r.release_counter {
@@ -372,242 +531,204 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Assigned> {
             }
             _ => Ok(()),
         }
-    };
-    let check = |vin: &str, serial: &str, hw: &str, aftermarket: bool| -> Result<()> {
-        if aftermarket {
+    }
+
+    /// An encrypted image: the vehicle must hold keys of the group of the ECU's hardware id.
+    /// The wraps it needs are named at every publish (`broadcast::plan`), from who is entitled
+    /// then.
+    fn check_keys(&self, vin: &str, hw: &str, leaves: &BTreeMap<String, u64>) -> Result<()> {
+        if self.req.key_wraps.is_some() && !leaves.contains_key(&vehicle_group(hw)) {
             return Err(Error::refused(format!(
-                "ECU {serial} of {vin} is aftermarket: it receives no updates"
+                "{} {} is encrypted and vehicle {vin} holds no decryption keys for hardware id {hw}: issue them with `oem vehicle decryption-keys --vin {vin} --out FILE` (--again if it holds keys already) and install the file in its gateway",
+                self.a.uid, self.a.version
             )));
         }
+        Ok(())
+    }
+
+    /// The assignment of the release to an ECU of hardware id `hw` in `vin` (whose decryption
+    /// keys are `leaves`), once its keys are checked.
+    fn assignment(
+        &self,
+        vin: &str,
+        hw: &str,
+        leaves: &BTreeMap<String, u64>,
+    ) -> Result<EcuAssignment> {
+        self.check_keys(vin, hw, leaves)?;
+        let (a, req) = (self.a, self.req);
+        Ok(EcuAssignment {
+            hardware_id: hw.into(),
+            supplier: a.supplier.clone(),
+            uid: a.uid.clone(),
+            version: a.version.clone(),
+            release_counter: req.release_counter,
+            target: req.image.target.clone(),
+            length: req.image.length,
+            hashes: req.image.hashes.clone(),
+            key_wraps: None,
+            compact_sha256: req.compact_sha256.clone(),
+            instruction: None,
+            set: a.rules.set.clone(),
+            requires: a.rules.requires.clone(),
+            conflicts: a.rules.conflicts.clone(),
+        })
+    }
+
+    /// The selected ECUs' assignments made and put in place over their vehicles' current
+    /// ones, and every touched vehicle's requirements and conflicts checked on the result.
+    /// Nothing written: the caller saves what is returned.
+    fn assignments_in_place(
+        &mut self,
+        inv: &Inventory,
+        vins: &[&str],
+        ecus: &[Selected],
+    ) -> Result<Assignments> {
+        let made = ecus
+            .iter()
+            .map(|(vin, serial, hw)| {
+                let leaves = &inv.vehicle(vin)?.decryption_leaves;
+                Ok((vin, serial, self.assignment(vin, hw, leaves)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut assignments = Assignments::load_for(self.dir, vins)?;
+        for (vin, serial, x) in made {
+            assignments
+                .vehicles
+                .entry(vin.clone())
+                .or_default()
+                .insert(serial.clone(), x);
+        }
+        let touched: std::collections::BTreeSet<&str> =
+            ecus.iter().map(|(v, _, _)| v.as_str()).collect();
+        for vin in touched {
+            check_rules(&mut self.db, vin, &assignments.vehicles[vin])?;
+        }
+        Ok(assignments)
+    }
+
+    /// The regulators, asked before anything is written, once per hardware id concerned: the
+    /// approving regulators (of the last asked), and why a release was assigned ahead of
+    /// approval with --force (the first such reason).
+    fn ask<'h>(&mut self, hws: impl Iterator<Item = &'h str>) -> Result<()> {
+        let hws: std::collections::BTreeSet<&str> = hws.collect();
+        for hw in hws {
+            let (names, why) = ask_regulators(self.dir, self.s, self.req, hw, &self.a.approval)?;
+            self.approved_by = names;
+            self.forced = self.forced.take().or(why);
+        }
+        Ok(())
+    }
+
+    /// Every non-aftermarket ECU of hardware id `hw` in the fleet. The same checks hold for
+    /// every such ECU: made once, and over the whole fleet, before anything is written; then
+    /// shard by shard, so memory stays bounded.
+    fn assign_hardware_id(&mut self, hw: &str) -> Result<Vec<Selected>> {
+        let (a, req) = (self.a, self.req);
         if !req.hardware_ids.iter().any(|h| h == hw) {
             return Err(Error::refused(format!(
-                "{} {} is built for {:?}, not for ECU {serial} of {vin} (hardware id {hw})",
+                "{} {} is built for {:?}, not for hardware id {hw}",
                 a.uid, a.version, req.hardware_ids
             )));
         }
-        if !supplier.serves(hw) {
-            return Err(Error::refused(format!(
-                "supplier {} is not delegated hardware id {hw} (it serves {:?})",
-                a.supplier, supplier.hardware_ids
-            )));
+        self.check_delegated(hw)?;
+        self.check_fleet_keys(hw)?;
+        self.ask(std::iter::once(hw))?;
+        self.check_running_above(hw)?;
+        // Twice over the shards: first every vehicle's rules checked with the assignment in
+        // place (nothing written), then written; a refusal leaves every shard as it was.
+        let mut ecus = Vec::new();
+        for write in [false, true] {
+            for shard in store::shard_files(self.dir, store::INVENTORY_DIR)? {
+                self.assign_shard(hw, &shard, write, &mut ecus)?;
+            }
+        }
+        Ok(ecus)
+    }
+
+    /// An encrypted image: every vehicle it goes to must hold decryption keys, checked over
+    /// the whole fleet before any shard is written, so a refusal leaves every assignment as it
+    /// was.
+    fn check_fleet_keys(&self, hw: &str) -> Result<()> {
+        if self.req.key_wraps.is_none() {
+            return Ok(());
+        }
+        for shard in store::shard_files(self.dir, store::INVENTORY_DIR)? {
+            let (inv, _) =
+                store::read_shard::<super::Vehicle>(self.dir, store::INVENTORY_DIR, &shard)?;
+            for (vin, v) in &inv {
+                for e in v.ecus.values() {
+                    if e.hardware_id == hw && !e.aftermarket {
+                        self.check_keys(vin, hw, &v.decryption_leaves)?;
+                    }
+                }
+            }
         }
         Ok(())
-    };
-    // An encrypted image: the vehicle must hold keys of the group of the ECU's hardware id.
-    // The wraps it needs are named at every publish (`broadcast::plan`), from who is
-    // entitled then.
-    let encrypted = req.key_wraps.is_some();
-    let keys_for = |vin: &str, hw: &str, leaves: &BTreeMap<String, u64>| -> Result<()> {
-        if encrypted && !leaves.contains_key(&vehicle_group(hw)) {
-            return Err(Error::refused(format!(
-                "{} {} is encrypted and vehicle {vin} holds no decryption keys for hardware id {hw}: issue them with `oem vehicle decryption-keys --vin {vin} --out FILE` (--again if it holds keys already) and install the file in its gateway",
-                a.uid, a.version
-            )));
-        }
-        Ok(())
-    };
-    let assignment =
-        |vin: &str, hw: &str, leaves: &BTreeMap<String, u64>| -> Result<EcuAssignment> {
-            keys_for(vin, hw, leaves)?;
-            Ok(EcuAssignment {
-                hardware_id: hw.into(),
-                supplier: a.supplier.clone(),
-                uid: a.uid.clone(),
-                version: a.version.clone(),
-                release_counter: req.release_counter,
-                target: req.image.target.clone(),
-                length: req.image.length,
-                hashes: req.image.hashes.clone(),
-                key_wraps: None,
-                compact_sha256: req.compact_sha256.clone(),
-                instruction: None,
-                set: a.rules.set.clone(),
-                requires: a.rules.requires.clone(),
-                conflicts: a.rules.conflicts.clone(),
-            })
+    }
+
+    /// The ECUs of hardware id `hw` that reported a higher release counter (an index lookup):
+    /// those the inventory still lists as updatable refuse the assignment.
+    fn check_running_above(&mut self, hw: &str) -> Result<()> {
+        let above = match self.db.as_mut() {
+            Some(db) => super::reports::running_above(db, hw, self.req.release_counter)?,
+            None => Vec::new(),
         };
-    let mut ecus: Vec<(String, String, String)> = Vec::new(); // (vin, serial, hardware id)
-                                                              // The regulators, asked before anything is written (once per hardware id concerned).
-    let (mut approved_by, mut forced) = (Vec::new(), None);
-    let mut ask = |hws: &mut dyn Iterator<Item = &str>| -> Result<()> {
-        let hws: std::collections::BTreeSet<&str> = hws.collect();
-        for hw in hws {
-            let (names, why) = ask_regulators(dir, &s, req, hw, &a.approval)?;
-            approved_by = names;
-            forced = forced.take().or(why);
+        for (vin, serial, r) in above {
+            let inv = Inventory::load_for(self.dir, &[&vin])?;
+            let listed = inv
+                .vehicles
+                .get(&vin)
+                .and_then(|v| v.ecus.get(&serial))
+                .is_some_and(|e| e.hardware_id == hw && !e.aftermarket);
+            if listed {
+                self.check_not_below(&vin, &serial, Some(&r))?;
+            }
         }
         Ok(())
-    };
-    match &a.target {
-        AssignTarget::Vehicle { .. } | AssignTarget::Ecus(_) => {
-            let selection: Vec<(String, Option<String>)> = match &a.target {
-                AssignTarget::Vehicle { vin, serial } => vec![(vin.clone(), serial.clone())],
-                AssignTarget::Ecus(list) => list
+    }
+
+    /// One inventory shard's ECUs of hardware id `hw`, their assignments put in place: with
+    /// `write` false, every vehicle's rules checked on the result (nothing written); with
+    /// `write`, the shard's assignments written and its ECUs added to `ecus`.
+    fn assign_shard(
+        &mut self,
+        hw: &str,
+        shard: &str,
+        write: bool,
+        ecus: &mut Vec<Selected>,
+    ) -> Result<()> {
+        let (inv, _) = store::read_shard::<super::Vehicle>(self.dir, store::INVENTORY_DIR, shard)?;
+        let found: Vec<(String, String, &BTreeMap<String, u64>)> = inv
+            .iter()
+            .flat_map(|(vin, v)| {
+                v.ecus
                     .iter()
-                    .map(|(v, s)| (v.clone(), Some(s.clone())))
-                    .collect(),
-                AssignTarget::HardwareId(_) => Vec::new(),
-            };
-            let vins: Vec<&str> = selection.iter().map(|(v, _)| v.as_str()).collect();
-            let inv = Inventory::load_for(dir, &vins)?;
-            for (vin, serial) in &selection {
-                match serial {
-                    Some(serial) => {
-                        let e = inv.ecu(vin, serial)?;
-                        check(vin, serial, &e.hardware_id, e.aftermarket)?;
-                        ecus.push((vin.clone(), serial.clone(), e.hardware_id.clone()));
-                    }
-                    None => {
-                        for (serial, e) in &inv.vehicle(vin)?.ecus {
-                            if !e.aftermarket && req.hardware_ids.contains(&e.hardware_id) {
-                                check(vin, serial, &e.hardware_id, e.aftermarket)?;
-                                ecus.push((vin.clone(), serial.clone(), e.hardware_id.clone()));
-                            }
-                        }
-                    }
-                }
-            }
-            let pairs: Vec<(String, String)> = ecus
-                .iter()
-                .map(|(v, s, _)| (v.clone(), s.clone()))
-                .collect();
-            let reported = match db.as_mut() {
-                Some(db) => super::reports::reported(db, &pairs)?,
-                None => Default::default(),
-            };
-            for (vin, serial) in &pairs {
-                not_below(vin, serial, reported.get(&(vin.clone(), serial.clone())))?;
-            }
-            if !ecus.is_empty() {
-                let made = ecus
-                    .iter()
-                    .map(|(vin, serial, hw)| {
-                        let leaves = &inv.vehicle(vin)?.decryption_leaves;
-                        Ok((vin, serial, assignment(vin, hw, leaves)?))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                let mut assignments = Assignments::load_for(dir, &vins)?;
-                for (vin, serial, x) in made {
-                    assignments
-                        .vehicles
-                        .entry(vin.clone())
-                        .or_default()
-                        .insert(serial.clone(), x);
-                }
-                let touched: std::collections::BTreeSet<&str> =
-                    ecus.iter().map(|(v, _, _)| v.as_str()).collect();
-                for vin in touched {
-                    check_rules(&mut db, vin, &assignments.vehicles[vin])?;
-                }
-                // Every local check passed: the regulators last (the network), then write.
-                ask(&mut ecus.iter().map(|(_, _, hw)| hw.as_str()))?;
-                assignments.save(dir)?;
+                    .filter(|(_, e)| e.hardware_id == hw && !e.aftermarket)
+                    .map(move |(serial, _)| (vin.clone(), serial.clone(), &v.decryption_leaves))
+            })
+            .collect();
+        if found.is_empty() {
+            return Ok(());
+        }
+        let vins: Vec<&str> = found.iter().map(|(v, _, _)| v.as_str()).collect();
+        let mut assignments = Assignments::load_for(self.dir, &vins)?;
+        for (vin, serial, leaves) in found {
+            let x = self.assignment(&vin, hw, leaves)?;
+            assignments
+                .vehicles
+                .entry(vin.clone())
+                .or_default()
+                .insert(serial.clone(), x);
+            if write {
+                ecus.push((vin, serial, hw.to_string()));
             }
         }
-        AssignTarget::HardwareId(hw) => {
-            // The same checks hold for every ECU with this hardware id: made once, before
-            // anything is written. Then shard by shard, so memory stays bounded.
-            if !req.hardware_ids.iter().any(|h| h == hw) {
-                return Err(Error::refused(format!(
-                    "{} {} is built for {:?}, not for hardware id {hw}",
-                    a.uid, a.version, req.hardware_ids
-                )));
-            }
-            if !supplier.serves(hw) {
-                return Err(Error::refused(format!(
-                    "supplier {} is not delegated hardware id {hw} (it serves {:?})",
-                    a.supplier, supplier.hardware_ids
-                )));
-            }
-            // An encrypted image: every vehicle it goes to must hold decryption keys,
-            // checked over the whole fleet before any shard is written.
-            // Every vehicle it goes to must hold decryption keys (an encrypted image) and run
-            // no higher release counter: checked over the whole fleet before any shard is
-            // written, so a refusal leaves every assignment as it was.
-            if encrypted {
-                for shard in store::shard_files(dir, store::INVENTORY_DIR)? {
-                    let (inv, _) =
-                        store::read_shard::<super::Vehicle>(dir, store::INVENTORY_DIR, &shard)?;
-                    for (vin, v) in &inv {
-                        for e in v.ecus.values() {
-                            if &e.hardware_id == hw && !e.aftermarket {
-                                keys_for(vin, hw, &v.decryption_leaves)?;
-                            }
-                        }
-                    }
-                }
-            }
-            ask(&mut std::iter::once(hw.as_str()))?;
-            // The ECUs of this hardware id that reported a higher counter (an index lookup),
-            // those the inventory still lists as updatable refuse the assignment.
-            let above = match db.as_mut() {
-                Some(db) => super::reports::running_above(db, hw, req.release_counter)?,
-                None => Vec::new(),
-            };
-            for (vin, serial, r) in above {
-                let inv = Inventory::load_for(dir, &[&vin])?;
-                let listed = inv
-                    .vehicles
-                    .get(&vin)
-                    .and_then(|v| v.ecus.get(&serial))
-                    .is_some_and(|e| &e.hardware_id == hw && !e.aftermarket);
-                if listed {
-                    not_below(&vin, &serial, Some(&r))?;
-                }
-            }
-            // Twice over the shards: first every vehicle's rules checked with the assignment in
-            // place (nothing written), then written; a refusal leaves every shard as it was.
-            for write in [false, true] {
-                for shard in store::shard_files(dir, store::INVENTORY_DIR)? {
-                    let (inv, _) =
-                        store::read_shard::<super::Vehicle>(dir, store::INVENTORY_DIR, &shard)?;
-                    let found: Vec<(String, String, &BTreeMap<String, u64>)> = inv
-                        .iter()
-                        .flat_map(|(vin, v)| {
-                            v.ecus
-                                .iter()
-                                .filter(|(_, e)| &e.hardware_id == hw && !e.aftermarket)
-                                .map(move |(serial, _)| {
-                                    (vin.clone(), serial.clone(), &v.decryption_leaves)
-                                })
-                        })
-                        .collect();
-                    if found.is_empty() {
-                        continue;
-                    }
-                    let vins: Vec<&str> = found.iter().map(|(v, _, _)| v.as_str()).collect();
-                    let mut assignments = Assignments::load_for(dir, &vins)?;
-                    for (vin, serial, leaves) in found {
-                        let x = assignment(&vin, hw, leaves)?;
-                        assignments
-                            .vehicles
-                            .entry(vin.clone())
-                            .or_default()
-                            .insert(serial.clone(), x);
-                        if write {
-                            ecus.push((vin, serial, hw.clone()));
-                        }
-                    }
-                    if write {
-                        assignments.save(dir)?;
-                        continue;
-                    }
-                    for (vin, vehicle) in &assignments.vehicles {
-                        check_rules(&mut db, vin, vehicle)?;
-                    }
-                }
-            }
+        if write {
+            return assignments.save(self.dir);
         }
+        for (vin, vehicle) in &assignments.vehicles {
+            check_rules(&mut self.db, vin, vehicle)?;
+        }
+        Ok(())
     }
-    if ecus.is_empty() {
-        return Err(Error::refused(format!(
-            "no ECU in the inventory matches; nothing assigned for {} {} (ECUs are selected by --vin VIN --ecu SERIAL: one ECU, by --vin VIN: every ECU of the vehicle the image fits, or by --hardware-id ID: every ECU of that hardware id in the fleet; aftermarket ECUs never)",
-            a.uid, a.version
-        )));
-    }
-    Ok(Assigned {
-        ecus: ecus.into_iter().map(|(v, s, _)| (v, s)).collect(),
-        approved_by,
-        forced,
-    })
 }
