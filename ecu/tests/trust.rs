@@ -649,6 +649,22 @@ fn a_signature_list_of_zero_or_too_many_entries_is_refused_by_its_count() {
     );
     assert_eq!(parse_signatures(&[]), Err(SignatureListError::Truncated));
     assert_eq!(parse_signatures(&[1]), Err(SignatureListError::Truncated));
+    // An entry is its key id and length (34 bytes), then the signature: an empty signature
+    // is well-formed (and verifies nothing); a declared length over MAX_SIG_LEN is refused
+    // by that length, before the bytes are looked for.
+    let mut empty = vec![1];
+    empty.extend_from_slice(&[7; 32]);
+    empty.extend_from_slice(&[0, 0]);
+    let parsed = parse_signatures(&empty).unwrap();
+    assert_eq!((parsed[0].keyid, parsed[0].sig.len()), ([7; 32], 0));
+    let mut long = vec![1];
+    long.extend_from_slice(&[7; 32]);
+    let over = u16::try_from(ota_ecu::compact_manifest::MAX_SIG_LEN + 1).unwrap();
+    long.extend_from_slice(&over.to_be_bytes());
+    assert_eq!(
+        parse_signatures(&long),
+        Err(SignatureListError::TooLong(over))
+    );
 }
 
 /// The bundle's size bound is exact (the largest well-formed bundle parses, one byte more is
