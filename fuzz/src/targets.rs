@@ -71,6 +71,7 @@ fn files_ending(sample: &Path, suffix: &str) -> Vec<Vec<u8>> {
 pub fn metadata(sample: &Path) -> Target {
     let now = DateTime::parse("2026-12-01T00:00:00Z").unwrap_or(DateTime(0));
     let limits = MetadataLimits::default();
+    let chain = Chain::of(&sample.join("oem/repository"), now, limits);
     Target {
         what: "envelope, roles, documents, vehicle nodes, TrustedSet::new",
         seeds: sample_json(sample),
@@ -90,12 +91,60 @@ pub fn metadata(sample: &Path) -> Target {
                 }
             }
             let _ = TrustedSet::new(b, now, limits);
+            if let Some(c) = &chain {
+                c.update_each_step(b);
+            }
             // A node is checked at the prefix it is reached at: the one it claims, and the root.
             if let Ok(n) = serde_json_prefix(b) {
                 let _ = check_node(b, &n);
             }
             let _ = check_node(b, "");
         }),
+    }
+}
+
+/// The sample OEM repository as a gateway's trusted set holds it before each step of the
+/// TUF client's update (root; then timestamp; then snapshot), so an input is
+/// tried as the next root, timestamp, snapshot and targets: the order of checks behind
+/// each signature, not only the root's parser.
+struct Chain {
+    root: TrustedSet,
+    timestamp: Option<TrustedSet>,
+    snapshot: Option<TrustedSet>,
+}
+
+impl Chain {
+    fn of(repo: &Path, now: DateTime, limits: MetadataLimits) -> Option<Chain> {
+        let read = |name: &str| std::fs::read(repo.join(name)).ok();
+        let root = TrustedSet::new(&read("1.root.json")?, now, limits).ok()?;
+        let timestamp = read("timestamp.json").and_then(|b| {
+            let mut t = root.clone();
+            t.update_timestamp(&b).ok().map(|_| t)
+        });
+        // The newest snapshot the timestamp names.
+        let snapshot = timestamp.as_ref().and_then(|t| {
+            (1..=9).rev().find_map(|v| {
+                let bytes = read(&format!("{v}.snapshot.json"))?;
+                let mut s = t.clone();
+                s.update_snapshot(&bytes, false).ok().map(|()| s)
+            })
+        });
+        Some(Chain {
+            root,
+            timestamp,
+            snapshot,
+        })
+    }
+
+    fn update_each_step(&self, b: &[u8]) {
+        let _ = self.root.clone().update_root(b);
+        let _ = self.root.clone().update_timestamp(b);
+        if let Some(t) = &self.timestamp {
+            let _ = t.clone().update_snapshot(b, false);
+        }
+        if let Some(s) = &self.snapshot {
+            let _ = s.clone().update_targets(b);
+        }
     }
 }
 
@@ -603,5 +652,26 @@ pub fn delta() -> Target {
                 assert!(out.len() as u64 <= LIMIT);
             }
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sample OEM repository's timestamp and snapshot verify under its root at the
+    /// metadata target's date, so fuzzed inputs reach every step, not only the root's parser.
+    #[test]
+    fn the_metadata_target_holds_the_sample_chain_at_each_step() {
+        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-repo");
+        let now = DateTime::parse("2026-12-01T00:00:00Z").unwrap();
+        let chain = Chain::of(
+            &sample.join("oem/repository"),
+            now,
+            MetadataLimits::default(),
+        )
+        .expect("the sample root");
+        assert!(chain.timestamp.is_some(), "the sample timestamp verifies");
+        assert!(chain.snapshot.is_some(), "the sample snapshot verifies");
     }
 }

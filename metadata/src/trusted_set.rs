@@ -35,7 +35,7 @@ pub enum Update {
     Unchanged,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct TrustedSet {
     now: DateTime,
     limits: MetadataLimits,
