@@ -636,6 +636,83 @@ fn bundle_parser_never_panics() {
     }
 }
 
+/// A version-1 document trusting the supplier keys `suppliers` as given (key id and modulus
+/// chosen freely), regulator 4, signed by and naming signer 0.
+fn doc_with_supplier_specs(suppliers: &[KeySpec<'_>]) -> Vec<u8> {
+    let k = keys();
+    let (reg, sig) = (spec(&k[4]), spec(&k[0]));
+    let body = TrustBody {
+        version: 1,
+        hardware_id: Field::new(HW).unwrap(),
+        mode: Mode::Partial,
+        min_release_counter: 0,
+        suppliers: (suppliers, 1),
+        regulators: (&specs(&[&reg]), 1),
+        signers: (&specs(&[&sig]), 1),
+        instruction_keys: &[],
+    }
+    .encode();
+    let signature = k[0].sign(&body).unwrap();
+    assemble(&body, &[(sig.keyid, signature.as_slice())])
+}
+
+/// Another document under the held version is a fork, refused, even when it differs only in
+/// one key's material under the same key id, or one key id over the same material (mutation
+/// testing found the key-by-key comparison held by no test).
+#[test]
+fn a_document_under_the_held_version_differing_in_one_key_is_a_fork() {
+    let k = keys();
+    let (k3, k2) = (spec(&k[3]), spec(&k[2]));
+    let held = doc_with_supplier_specs(&specs(&[&k3]));
+    let trusted = TrustDocument::provision(&held, HW).unwrap();
+    assert!(
+        trusted.accept(&held).is_ok(),
+        "the held document sent again"
+    );
+    let other_material = KeySpec {
+        keyid: k3.keyid,
+        exponent: 65537,
+        modulus: &k2.modulus,
+    };
+    let other_id = KeySpec {
+        keyid: k2.keyid,
+        exponent: 65537,
+        modulus: &k3.modulus,
+    };
+    for fork in [other_material, other_id] {
+        assert_eq!(
+            trusted.accept(&doc_with_supplier_specs(&[fork])).err(),
+            Some(Error::Downgrade {
+                held: 1,
+                offered: 1
+            })
+        );
+    }
+}
+
+/// A modulus is at most MAX_MODULUS bytes as sent, leading zeros included: the bound is on
+/// what the ECU reads, not on the number it makes (mutation testing found it untested, since
+/// the RSA crate refuses most oversized keys by itself).
+#[test]
+fn a_modulus_over_its_byte_bound_is_refused_even_padded_with_zeros() {
+    use ota_ecu::trust::MAX_MODULUS;
+    let k3 = spec(&keys()[3]);
+    let mut padded = vec![0u8; MAX_MODULUS + 1 - k3.modulus.len()];
+    padded.extend_from_slice(&k3.modulus);
+    let at_bound = &padded[1..];
+    assert_eq!(at_bound.len(), MAX_MODULUS);
+    let key = |modulus| KeySpec {
+        keyid: k3.keyid,
+        exponent: 65537,
+        modulus,
+    };
+    assert!(TrustDocument::provision(&doc_with_supplier_specs(&[key(at_bound)]), HW).is_ok());
+    assert_eq!(
+        TrustDocument::provision(&doc_with_supplier_specs(&[key(&padded)]), HW).err(),
+        Some(Error::BadKey)
+    );
+}
+
 /// A signature list declares 1 to MAX_SIGNATURES entries: zero or more is refused by its
 /// count before anything else is read (mutation testing found the zero case untested).
 #[test]
