@@ -344,12 +344,57 @@ pub fn publish_unverified(repo: &Path, now: DateTime, plan: &PublishPlan<'_>) ->
     publish_checked(repo, now, plan, false)
 }
 
+/// The procedure: every lifetime within bounds → the served tree is whole → each role kept or
+/// signed anew, each verbatim role checked → the snapshot, then the timestamp → the whole new
+/// tree verified (when `check`) → written, the timestamp last.
 fn publish_checked(
     repo: &Path,
     now: DateTime,
     plan: &PublishPlan<'_>,
     check: bool,
 ) -> Result<Report> {
+    check_lifetimes(plan)?;
+    crate::tree_check::check_tree(repo)?;
+    let cur = current(repo, plan.force)?;
+    let mut draft = Draft::default();
+    for role in &plan.roles {
+        draft.role(repo, now, plan.force, &cur, role)?;
+    }
+    for v in &plan.verbatim {
+        draft.verbatim(repo, now, &cur, v)?;
+    }
+    let snapshot_meta = draft.snapshot(now, plan, &cur)?;
+
+    // Timestamp: every publish renews it; it is the file clients poll.
+    let ts_version = cur.timestamp.as_ref().map_or(1, |t| t.version + 1);
+    let ts_expires = now.plus_seconds(plan.timestamp.lifetime);
+    let body = json!({
+        "_type": Timestamp::TYPE,
+        "spec_version": SPEC_VERSION,
+        "meta": { "snapshot.json": snapshot_meta },
+    });
+    let ts_bytes = finish(&body, ts_version, ts_expires, &plan.timestamp.keys)?;
+
+    // The whole tree must verify before anything is written.
+    draft.pending.insert("timestamp.json".into(), ts_bytes);
+    if check {
+        draft
+            .report
+            .warnings
+            .extend(check_root(repo, now, ts_expires)?);
+        verify_before_writing(repo, &draft.pending, now)?;
+    }
+    draft
+        .report
+        .warnings
+        .extend(expiring_delegations(plan, &draft.expiry, now));
+    write_tree(repo, draft.pending)?;
+    draft.report.signed.push(("timestamp".into(), ts_version));
+    Ok(draft.report)
+}
+
+/// Every role's lifetime within the bounds a lifetime may have, refused naming the role.
+fn check_lifetimes(plan: &PublishPlan<'_>) -> Result<()> {
     let lifetimes = plan
         .roles
         .iter()
@@ -362,50 +407,56 @@ fn publish_checked(
         crate::workdir::check_lifetime(lifetime)
             .map_err(|e| Error::refused(format!("role {role}: {e}")))?;
     }
-    crate::tree_check::check_tree(repo)?;
-    let cur = current(repo, plan.force)?;
-    let mut report = Report::default();
-    let mut meta: BTreeMap<String, MetaFile> = BTreeMap::new();
-    // New files, by name in `repo`, written only once the whole tree checks out.
-    let mut pending: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let mut expiry: BTreeMap<&str, DateTime> = BTreeMap::new();
+    Ok(())
+}
 
-    for role in &plan.roles {
+/// The new tree being drafted, nothing written yet.
+#[derive(Default)]
+struct Draft<'p> {
+    /// The snapshot's entries, by file name.
+    meta: BTreeMap<String, MetaFile>,
+    /// New files, by name in `repo`, written only once the whole tree checks out.
+    pending: BTreeMap<String, Vec<u8>>,
+    /// When each role expires, by name.
+    expiry: BTreeMap<&'p str, DateTime>,
+    report: Report,
+}
+
+impl<'p> Draft<'p> {
+    /// A snapshot-listed role: the published document kept when its body is unchanged and it
+    /// is not due to expire (unless `force`), else signed anew at the next version.
+    fn role(
+        &mut self,
+        repo: &Path,
+        now: DateTime,
+        force: bool,
+        cur: &Current,
+        role: &'p RoleDoc<'_>,
+    ) -> Result<()> {
         let file = format!("{}.json", role.name);
         let old = cur.snapshot.as_ref().and_then(|s| s.meta.get(&file));
-        // Keep the published document when its body is unchanged and not due to expire.
-        if let (Some(old), false) = (old, plan.force) {
-            let path = repo.join(format!("{}.{}", old.version, file));
-            if let Some(env) = read_signed(&path).map_err(|e| damaged(repo, e))? {
-                let mut body = env.signed_value().clone();
-                let expires = body
-                    .get("expires")
-                    .and_then(Value::as_str)
-                    .and_then(|s| DateTime::parse(s).ok());
-                if let Some(o) = body.as_object_mut() {
-                    o.remove("version");
-                    o.remove("expires");
-                }
-                if let Some(e) =
-                    expires.filter(|e| body == role.body && !due(*e, now, role.lifetime))
-                {
-                    meta.insert(file, meta_for(old.version, env.raw()));
-                    report.kept.push((role.name.clone(), old.version));
-                    expiry.insert(&role.name, e);
-                    continue;
-                }
+        if let (Some(old), false) = (old, force) {
+            if let Some((expires, m)) = unchanged(repo, now, role, &file, old.version)? {
+                self.meta.insert(file, m);
+                self.report.kept.push((role.name.clone(), old.version));
+                self.expiry.insert(&role.name, expires);
+                return Ok(());
             }
         }
         let version = cur.next_version(&file, old.map(|o| o.version));
         let expires = now.plus_seconds(role.lifetime);
         let bytes = finish(&role.body, version, expires, &role.keys)?;
-        meta.insert(file.clone(), meta_for(version, &bytes));
-        pending.insert(format!("{version}.{file}"), bytes);
-        report.signed.push((role.name.clone(), version));
-        expiry.insert(&role.name, expires);
+        self.meta.insert(file.clone(), meta_for(version, &bytes));
+        self.pending.insert(format!("{version}.{file}"), bytes);
+        self.report.signed.push((role.name.clone(), version));
+        self.expiry.insert(&role.name, expires);
+        Ok(())
     }
 
-    for v in &plan.verbatim {
+    /// A role signed by its delegate, published at its own version: never below the one
+    /// published (a rollback), never other bytes under a version already published; a warning
+    /// when it expires soon (only the delegate can renew it).
+    fn verbatim(&mut self, repo: &Path, now: DateTime, cur: &Current, v: &Verbatim) -> Result<()> {
         let file = format!("{}.json", v.name);
         let path_name = format!("{}.{file}", v.version);
         if let Some(old) = cur.snapshot.as_ref().and_then(|s| s.meta.get(&file)) {
@@ -426,47 +477,65 @@ fn publish_checked(
                 )));
             }
         } else {
-            pending.insert(path_name, v.bytes.clone());
+            self.pending.insert(path_name, v.bytes.clone());
         }
-        meta.insert(file, meta_for(v.version, &v.bytes));
-        report.kept.push((v.name.clone(), v.version));
+        self.meta.insert(file, meta_for(v.version, &v.bytes));
+        self.report.kept.push((v.name.clone(), v.version));
         let expires = serde_json::from_slice::<Value>(&v.bytes)
             .ok()
             .and_then(|e| e["signed"]["expires"].as_str().map(String::from))
             .and_then(|e| DateTime::parse(&e).ok());
         if let Some(e) = expires.filter(|e| e.0 - now.0 < EXPIRY_WARNING) {
-            report.warnings.push(format!(
+            self.report.warnings.push(format!(
                 "role {} (signed by its delegate) expires at {e}: ask the delegate for a new hand-over before then (`supplier handover --renew`), then ingest it",
                 v.name
             ));
         }
+        Ok(())
     }
 
-    // Snapshot: new when any listed document changed, or when it is due.
-    let snapshot_version = match &cur.snapshot {
-        Some(s)
-            if !plan.force && s.meta == meta && !due(s.expires, now, plan.snapshot.lifetime) =>
-        {
-            report.kept.push(("snapshot".into(), s.version));
-            None
-        }
-        s => Some(
-            cur.next_version(
-                "snapshot.json",
-                s.as_ref().map(|s| s.version).max(
-                    cur.timestamp
-                        .as_ref()
-                        .and_then(|t| t.meta.get("snapshot.json"))
-                        .map(|m| m.version),
+    /// The snapshot, new when any listed document changed or when it is due (or `force`), at
+    /// a version above every one seen; else the published one, kept. Its entry for the
+    /// timestamp.
+    fn snapshot(
+        &mut self,
+        now: DateTime,
+        plan: &PublishPlan<'_>,
+        cur: &Current,
+    ) -> Result<MetaFile> {
+        let version = match &cur.snapshot {
+            Some(s)
+                if !plan.force
+                    && s.meta == self.meta
+                    && !due(s.expires, now, plan.snapshot.lifetime) =>
+            {
+                self.report.kept.push(("snapshot".into(), s.version));
+                None
+            }
+            s => Some(
+                cur.next_version(
+                    "snapshot.json",
+                    s.as_ref().map(|s| s.version).max(
+                        cur.timestamp
+                            .as_ref()
+                            .and_then(|t| t.meta.get("snapshot.json"))
+                            .map(|m| m.version),
+                    ),
                 ),
             ),
-        ),
-    };
-    let snapshot_meta = if let Some(version) = snapshot_version {
+        };
+        let Some(version) = version else {
+            // Unchanged snapshot: reuse the timestamp's entry for it.
+            return cur
+                .timestamp
+                .as_ref()
+                .and_then(|t| t.meta.get("snapshot.json").cloned())
+                .ok_or_else(|| Error::refused("published timestamp lists no snapshot"));
+        };
         let body = json!({
             "_type": Snapshot::TYPE,
             "spec_version": SPEC_VERSION,
-            "meta": meta,
+            "meta": self.meta,
         });
         let bytes = finish(
             &body,
@@ -475,37 +544,43 @@ fn publish_checked(
             &plan.snapshot.keys,
         )?;
         let m = meta_for(version, &bytes);
-        pending.insert(format!("{version}.snapshot.json"), bytes);
-        report.signed.push(("snapshot".into(), version));
-        m
-    } else {
-        // Unchanged snapshot: reuse the timestamp's entry for it.
-        cur.timestamp
-            .as_ref()
-            .and_then(|t| t.meta.get("snapshot.json").cloned())
-            .ok_or_else(|| Error::refused("published timestamp lists no snapshot"))?
-    };
-
-    // Timestamp: every publish renews it; it is the file clients poll.
-    let ts_version = cur.timestamp.as_ref().map_or(1, |t| t.version + 1);
-    let ts_expires = now.plus_seconds(plan.timestamp.lifetime);
-    let body = json!({
-        "_type": Timestamp::TYPE,
-        "spec_version": SPEC_VERSION,
-        "meta": { "snapshot.json": snapshot_meta },
-    });
-    let ts_bytes = finish(&body, ts_version, ts_expires, &plan.timestamp.keys)?;
-
-    // The whole tree must verify before anything is written.
-    pending.insert("timestamp.json".into(), ts_bytes);
-    if check {
-        report.warnings.extend(check_root(repo, now, ts_expires)?);
-        verify_before_writing(repo, &pending, now)?;
+        self.pending
+            .insert(format!("{version}.snapshot.json"), bytes);
+        self.report.signed.push(("snapshot".into(), version));
+        Ok(m)
     }
-    report
-        .warnings
-        .extend(expiring_delegations(plan, &expiry, now));
+}
 
+/// The published version `old_version` of `role` (its `file`), when its body is the one to
+/// publish and it is not due to expire: when it expires, and its snapshot entry. `None`: sign
+/// it anew.
+fn unchanged(
+    repo: &Path,
+    now: DateTime,
+    role: &RoleDoc<'_>,
+    file: &str,
+    old_version: u64,
+) -> Result<Option<(DateTime, MetaFile)>> {
+    let path = repo.join(format!("{old_version}.{file}"));
+    let Some(env) = read_signed(&path).map_err(|e| damaged(repo, e))? else {
+        return Ok(None);
+    };
+    let mut body = env.signed_value().clone();
+    let expires = body
+        .get("expires")
+        .and_then(Value::as_str)
+        .and_then(|s| DateTime::parse(s).ok());
+    if let Some(o) = body.as_object_mut() {
+        o.remove("version");
+        o.remove("expires");
+    }
+    Ok(expires
+        .filter(|e| body == role.body && !due(*e, now, role.lifetime))
+        .map(|e| (e, meta_for(old_version, env.raw()))))
+}
+
+/// Write the checked tree: every new file once, then the timestamp, in place.
+fn write_tree(repo: &Path, mut pending: BTreeMap<String, Vec<u8>>) -> Result<()> {
     let ts_bytes = pending.remove("timestamp.json").unwrap_or_default();
     // Trees published by older versions were 0600: a web server answered 403.
     for d in [repo.to_path_buf(), repo.join("targets")] {
@@ -516,9 +591,7 @@ fn publish_checked(
     }
     // The kept copy first: after a crash between the two, the next version is still higher.
     fsutil::write_atomic(&last_timestamp_path(repo), &ts_bytes)?;
-    fsutil::write_atomic(&repo.join("timestamp.json"), &ts_bytes)?;
-    report.signed.push(("timestamp".into(), ts_version));
-    Ok(report)
+    fsutil::write_atomic(&repo.join("timestamp.json"), &ts_bytes)
 }
 
 /// Verify the tree as it will be with `pending` written; refuse with the repair otherwise.
