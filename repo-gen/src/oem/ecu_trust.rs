@@ -371,76 +371,23 @@ fn signer_threshold(t: &EcuTrust, held: Option<&TrustDocument>, signers: &[Owned
 }
 
 /// Issue the next version of `hardware_id`'s trust document; its version and file.
+///
+/// The procedure: a hardware id an ECU can hold → the version held before, if any → the
+/// supplier keys (files, or a pinned supplier's chain with new keys confirmed), the floor, the
+/// regulator keys → the signers (offline keys, none of the document's own) and their
+/// threshold → the body, signed by this version's and the previous version's signers → the
+/// ECU's own checks on the result → written. Nothing is written unless every check passed.
 pub fn ecu_trust(dir: &Path, t: &EcuTrust) -> Result<(u32, PathBuf)> {
     super::Settings::load(dir)?;
-    let hw = Field::new(&t.hardware_id)
-        .filter(|_| {
-            t.hardware_id
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c))
-        })
-        .ok_or_else(|| {
-            Error::refused(format!(
-                "hardware id {:?}: 1 to 32 of A-Z a-z 0-9 - _ .",
-                t.hardware_id
-            ))
-        })?;
+    let hw = hardware_id_field(t)?;
     let previous = versions(dir, &t.hardware_id)?.last().copied();
     let version = previous.map_or(Ok(1), |v| {
         v.checked_add(1)
             .ok_or_else(|| Error::refused("trust document version exhausted"))
     })?;
-    let held = match previous {
-        None => None,
-        Some(v) => {
-            let bytes = fsutil::read_bounded(
-                &path_of(dir, &t.hardware_id, v),
-                ota_ecu::flash::TRUST_LEN as u64,
-            )?;
-            Some((v, bytes))
-        }
-    };
-    let refuse = |e: trust::Error| {
-        Error::refused(format!(
-            "the new trust document would be refused by the ECU: {e}"
-        ))
-    };
-    let held_doc = match &held {
-        None => None,
-        Some((_, bytes)) => Some(TrustDocument::provision(bytes, &t.hardware_id).map_err(refuse)?),
-    };
-    let (suppliers, supplier_threshold) = match &t.suppliers {
-        SupplierKeys::Files(paths) => (
-            paths
-                .iter()
-                .map(|p| owned_public(p))
-                .collect::<Result<Vec<_>>>()?,
-            t.supplier_threshold.unwrap_or(1),
-        ),
-        SupplierKeys::Pinned {
-            name,
-            from,
-            ca,
-            now,
-        } => {
-            let (keys, threshold) = pinned_supplier(
-                dir,
-                name,
-                &t.hardware_id,
-                from.as_deref(),
-                ca.as_deref(),
-                *now,
-            )?;
-            confirm_supplier_keys(
-                &super::Settings::load(dir)?,
-                name,
-                &keys,
-                held_doc.as_ref(),
-                &t.confirmed_keys,
-            )?;
-            (keys, t.supplier_threshold.unwrap_or(threshold))
-        }
-    };
+    let held_doc = held_document(dir, &t.hardware_id, previous)?;
+    let (suppliers, supplier_threshold) = supplier_keys(dir, t, held_doc.as_ref())?;
+    // The floor is never lowered by accident: the previous version's unless given.
     let min_release_counter = t
         .min_release_counter
         .or(held_doc.as_ref().map(|d| d.min_release_counter))
@@ -450,11 +397,8 @@ pub fn ecu_trust(dir: &Path, t: &EcuTrust) -> Result<(u32, PathBuf)> {
         .iter()
         .map(|p| owned_public(p))
         .collect::<Result<Vec<_>>>()?;
-    let load = |ps: &[PathBuf]| -> Result<Vec<SigningKey>> {
-        ps.iter().map(|p| keystore::load(p)).collect()
-    };
-    let signers = load(&t.signer_keys)?;
-    let previous_signers = load(&t.previous_signer_keys)?;
+    let signers = load_keys(&t.signer_keys)?;
+    let previous_signers = load_keys(&t.previous_signer_keys)?;
     let signer_specs = signers
         .iter()
         .zip(&t.signer_keys)
@@ -482,9 +426,113 @@ pub fn ecu_trust(dir: &Path, t: &EcuTrust) -> Result<(u32, PathBuf)> {
         instruction_keys: &instruction_keys,
     }
     .encode();
-    // This version's signers, then the previous version's that are not among them.
+    let doc = sign_trust(&body, &signers, &previous_signers)?;
+    check_as_the_ecu(t, version, previous, held_doc, &doc)?;
+    let path = path_of(dir, &t.hardware_id, version);
+    std::fs::create_dir_all(dir.join(DIR_NAME)).map_err(Error::io(dir))?;
+    fsutil::write_once(&path, &doc)?;
+    Ok((version, path))
+}
+
+/// The hardware id as the document carries it: 1 to 32 characters, and only those that are
+/// safe in a file and target name.
+fn hardware_id_field(t: &EcuTrust) -> Result<Field> {
+    Field::new(&t.hardware_id)
+        .filter(|_| {
+            t.hardware_id
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c))
+        })
+        .ok_or_else(|| {
+            Error::refused(format!(
+                "hardware id {:?}: 1 to 32 of A-Z a-z 0-9 - _ .",
+                t.hardware_id
+            ))
+        })
+}
+
+/// A trust document the ECU would refuse, with the ECU's reason.
+fn ecu_refuses(e: trust::Error) -> Error {
+    Error::refused(format!(
+        "the new trust document would be refused by the ECU: {e}"
+    ))
+}
+
+/// The document of version `previous` (the last issued), as the ECU holds it: the next
+/// version must be accepted by it.
+fn held_document(
+    dir: &Path,
+    hardware_id: &str,
+    previous: Option<u32>,
+) -> Result<Option<TrustDocument>> {
+    let Some(v) = previous else {
+        return Ok(None);
+    };
+    let bytes = fsutil::read_bounded(
+        &path_of(dir, hardware_id, v),
+        ota_ecu::flash::TRUST_LEN as u64,
+    )?;
+    Ok(Some(
+        TrustDocument::provision(&bytes, hardware_id).map_err(ecu_refuses)?,
+    ))
+}
+
+/// The supplier keys that may sign images, and their threshold: from key files (threshold 1
+/// unless given), or walked from a pinned supplier's chain (its threshold unless given), whose
+/// keys new to this hardware id's documents and to the OEM's pin must be confirmed.
+fn supplier_keys(
+    dir: &Path,
+    t: &EcuTrust,
+    held_doc: Option<&TrustDocument>,
+) -> Result<(Vec<Owned>, u8)> {
+    match &t.suppliers {
+        SupplierKeys::Files(paths) => Ok((
+            paths
+                .iter()
+                .map(|p| owned_public(p))
+                .collect::<Result<Vec<_>>>()?,
+            t.supplier_threshold.unwrap_or(1),
+        )),
+        SupplierKeys::Pinned {
+            name,
+            from,
+            ca,
+            now,
+        } => {
+            let (keys, threshold) = pinned_supplier(
+                dir,
+                name,
+                &t.hardware_id,
+                from.as_deref(),
+                ca.as_deref(),
+                *now,
+            )?;
+            confirm_supplier_keys(
+                &super::Settings::load(dir)?,
+                name,
+                &keys,
+                held_doc,
+                &t.confirmed_keys,
+            )?;
+            Ok((keys, t.supplier_threshold.unwrap_or(threshold)))
+        }
+    }
+}
+
+fn load_keys(ps: &[PathBuf]) -> Result<Vec<SigningKey>> {
+    ps.iter().map(|p| keystore::load(p)).collect()
+}
+
+/// The document: `body` signed by this version's signers, then by the previous version's that
+/// are not among them (the ECU accepts a version signed by a threshold of both). Refused when
+/// it would carry more signatures, or more bytes, than an ECU holds.
+fn sign_trust(
+    body: &[u8],
+    signers: &[SigningKey],
+    previous_signers: &[SigningKey],
+) -> Result<Vec<u8>> {
     let mut signing: Vec<&SigningKey> = signers.iter().collect();
-    for k in &previous_signers {
+    for k in previous_signers {
         if !signing.iter().any(|s| s.key_id() == k.key_id()) {
             signing.push(k);
         }
@@ -497,10 +545,10 @@ pub fn ecu_trust(dir: &Path, t: &EcuTrust) -> Result<(u32, PathBuf)> {
     }
     let mut sigs = Vec::new();
     for k in &signing {
-        sigs.push((keyid_bytes(k.key_id())?, k.sign(&body)?));
+        sigs.push((keyid_bytes(k.key_id())?, k.sign(body)?));
     }
     let refs: Vec<([u8; 32], &[u8])> = sigs.iter().map(|(i, s)| (*i, s.as_slice())).collect();
-    let doc = trust::assemble(&body, &refs);
+    let doc = trust::assemble(body, &refs);
     if doc.len() > ota_ecu::flash::TRUST_LEN {
         return Err(Error::refused(format!(
             "the document is {} bytes; an ECU holds {} at most (fewer or smaller keys)",
@@ -508,22 +556,30 @@ pub fn ecu_trust(dir: &Path, t: &EcuTrust) -> Result<(u32, PathBuf)> {
             ota_ecu::flash::TRUST_LEN
         )));
     }
-    // Exactly the ECU's checks, before anything is written.
+    Ok(doc)
+}
+
+/// Exactly the ECU's checks, before anything is written: the held version `previous` accepts
+/// the new one (the rotation rule), or a first version provisions.
+fn check_as_the_ecu(
+    t: &EcuTrust,
+    version: u32,
+    previous: Option<u32>,
+    held_doc: Option<TrustDocument>,
+    doc: &[u8],
+) -> Result<()> {
     match (held_doc, previous) {
         (Some(held), Some(v)) => {
-            held.accept(&doc).map_err(|e| match e {
+            held.accept(doc).map_err(|e| match e {
                 trust::Error::NotSignedByCurrent => Error::refused(format!(
                     "version {version} must also be signed by a threshold of version {v}'s signer keys: give them with --previous-signer-key"
                 )),
-                e => refuse(e),
+                e => ecu_refuses(e),
             })?;
         }
         _ => {
-            TrustDocument::provision(&doc, &t.hardware_id).map_err(refuse)?;
+            TrustDocument::provision(doc, &t.hardware_id).map_err(ecu_refuses)?;
         }
     }
-    let path = path_of(dir, &t.hardware_id, version);
-    std::fs::create_dir_all(dir.join(DIR_NAME)).map_err(Error::io(dir))?;
-    fsutil::write_once(&path, &doc)?;
-    Ok((version, path))
+    Ok(())
 }
