@@ -139,6 +139,11 @@ type Judged = (PathBuf, Release, Verdict, Vec<Finding>);
 
 /// Fetch, verify and scan the release `req` names; `None` if this regulator judged that
 /// release already.
+///
+/// The procedure: the supplier is one the OEM pinned → its repository walked from the OEM's
+/// pin → the release's manifest, which names the release (judged already: done) → the image,
+/// which must be the one the OEM submitted → scanned (decrypted first, if encrypted) → bytes
+/// this regulator vetoed before stay vetoed → the verdict.
 #[allow(clippy::too_many_arguments)]
 fn judge(
     req: &ReviewRequest,
@@ -158,23 +163,9 @@ fn judge(
             img.uid, img.version, img.supplier
         ))
     })?;
-    let limits = Limits::default();
-    let cache = dir.join("cache").join("suppliers").join(&img.supplier);
-    let mut pin = entry.repository.clone();
-    if let Some(from) = o.supplier_from.get(&img.supplier) {
-        pin.url = net::location(from);
-    }
-    let mut up = open_pinned(
-        &pin,
-        &format!("supplier {}", img.supplier),
-        &cache,
-        net::fetcher(o.ca, &limits)?,
-        limits,
-        now,
-    )?;
-    up.refresh()?;
+    let (mut up, url) = open_supplier(entry, &img.supplier, dir, o, now)?;
     // The manifest first: it names the release, which may have been judged already.
-    let info = find_image(&mut up, &pin.url, &img.uid, &img.version, staging)?;
+    let info = find_image(&mut up, &url, &img.uid, &img.version, staging)?;
     let manifest_path = Path::new(&info.name);
     let env = Envelope::parse(&info.name, &info.manifest_bytes, MAX_MANIFEST_LEN)
         .map_err(Error::meta(manifest_path))?;
@@ -184,8 +175,64 @@ fn judge(
     }
     let path = up.download_target(&info.name, &info.target, staging)?;
     let v = VerifiedImage { info, path };
+    check_as_submitted(req, entry, &v)?;
+    // An encrypted image is scanned decrypted; one that cannot be decrypted is rejected.
+    let (path, mut findings) = if v.info.manifest.encryption.is_some() {
+        scan_encrypted(req, rules, o, master, v)?
+    } else {
+        let sha = hex::encode(sha256_of(&img.hashes, &img.target)?);
+        let findings =
+            scan::scan(rules, &v.path, &img.uid, &img.version, &sha).inspect_err(|_| {
+                let _ = std::fs::remove_file(&v.path);
+            })?;
+        (v.path, findings)
+    };
+    findings.extend(earlier_veto(s, &release)?);
+    let verdict = if findings.is_empty() {
+        Verdict::Approved
+    } else {
+        Verdict::Rejected
+    };
+    Ok(Some((path, release, verdict, findings)))
+}
+
+/// The supplier's repository, walked from the OEM's pin of it (read from `--supplier-from`
+/// when given: its root is still checked against the pin), refreshed; and its URL.
+fn open_supplier(
+    entry: &ota_metadata::documents::SupplierEntry,
+    supplier: &str,
+    dir: &Path,
+    o: &ReviewOpts<'_>,
+    now: DateTime,
+) -> Result<(Updater<ota_client::tuf::AnyFetcher>, String)> {
+    let limits = Limits::default();
+    let cache = dir.join("cache").join("suppliers").join(supplier);
+    let mut pin = entry.repository.clone();
+    if let Some(from) = o.supplier_from.get(supplier) {
+        pin.url = net::location(from);
+    }
+    let mut up = open_pinned(
+        &pin,
+        &format!("supplier {supplier}"),
+        &cache,
+        net::fetcher(o.ca, &limits)?,
+        limits,
+        now,
+    )?;
+    up.refresh()?;
+    Ok((up, pin.url))
+}
+
+/// The supplier's signed manifest must say what the OEM asked to have reviewed: the same image
+/// (length and hash), release counter and hardware ids, and hardware ids the supplier is
+/// delegated. Otherwise the image is removed and the request refused.
+fn check_as_submitted(
+    req: &ReviewRequest,
+    entry: &ota_metadata::documents::SupplierEntry,
+    v: &VerifiedImage,
+) -> Result<()> {
+    let img = &req.image;
     let m = &v.info.manifest;
-    // The supplier's signed manifest must say what the OEM asked to have reviewed.
     if v.info.target.length != img.length
         || v.info.target.hashes.get("sha256") != img.hashes.get("sha256")
     {
@@ -209,67 +256,74 @@ fn judge(
             img.uid, img.version, img.supplier
         )));
     }
-    // An encrypted image is scanned decrypted; one that cannot be decrypted is rejected.
-    let (path, _, mut findings) = if m.encryption.is_some() {
-        let keys_path = o.decryption_keys.ok_or_else(|| {
-            let _ = std::fs::remove_file(&v.path);
-            Error::refused(format!(
-                "{} {} is encrypted: pass --decryption-keys FILE (issued by the OEM: `oem regulator decryption-keys`)",
-                img.uid, img.version
-            ))
-        })?;
-        let plain = v.path.with_extension("plain");
-        let decrypted = (|| -> std::result::Result<(), DecryptError> {
-            let keys = decrypt::load_keys(keys_path)?;
-            let wraps = req.key_wraps.as_ref().ok_or(DecryptError::NoWraps)?;
-            let key = decrypt::content_key(master, wraps, &keys, m)?;
-            decrypt::decrypt_file(&key, &v.path, &plain, m)
-        })();
+    Ok(())
+}
+
+/// An encrypted image, decrypted with this regulator's keys and scanned: the decrypted file
+/// and the findings. An image that cannot be decrypted is a finding (rejected); keys this
+/// regulator cannot read are its own problem, not the image's (refused, no verdict).
+fn scan_encrypted(
+    req: &ReviewRequest,
+    rules: &Rules,
+    o: &ReviewOpts<'_>,
+    master: &Updater<ota_client::tuf::AnyFetcher>,
+    v: VerifiedImage,
+) -> Result<(PathBuf, Vec<Finding>)> {
+    let img = &req.image;
+    let m = &v.info.manifest;
+    let keys_path = o.decryption_keys.ok_or_else(|| {
         let _ = std::fs::remove_file(&v.path);
-        let (_, plain_sha) = m.plaintext()?;
-        match decrypted {
-            // Keys this regulator cannot read are its own problem, not the image's.
-            Err(e @ (DecryptError::Keys { .. } | DecryptError::KeysFile { .. })) => {
-                return Err(Error::refused(e.to_string()))
-            }
-            Err(e) => {
-                let finding = Finding {
-                    rule: super::attest::UNDECRYPTABLE.into(),
-                    detail: format!("the encrypted image could not be decrypted for scanning: {e}"),
-                    advisory: None,
-                };
-                (plain, hex::encode(plain_sha), vec![finding])
-            }
-            Ok(()) => {
-                let sha = hex::encode(plain_sha);
-                let findings = scan::scan(rules, &plain, &img.uid, &img.version, &sha)
-                    .inspect_err(|_| {
-                        let _ = std::fs::remove_file(&plain);
-                    })?;
-                (plain, sha, findings)
-            }
+        Error::refused(format!(
+            "{} {} is encrypted: pass --decryption-keys FILE (issued by the OEM: `oem regulator decryption-keys`)",
+            img.uid, img.version
+        ))
+    })?;
+    let plain = v.path.with_extension("plain");
+    let decrypted = (|| -> std::result::Result<(), DecryptError> {
+        let keys = decrypt::load_keys(keys_path)?;
+        let wraps = req.key_wraps.as_ref().ok_or(DecryptError::NoWraps)?;
+        let key = decrypt::content_key(master, wraps, &keys, m)?;
+        decrypt::decrypt_file(&key, &v.path, &plain, m)
+    })();
+    let _ = std::fs::remove_file(&v.path);
+    let (_, plain_sha) = m.plaintext()?;
+    match decrypted {
+        Err(e @ (DecryptError::Keys { .. } | DecryptError::KeysFile { .. })) => {
+            Err(Error::refused(e.to_string()))
         }
-    } else {
-        let sha = hex::encode(sha256_of(&img.hashes, &img.target)?);
-        let findings =
-            scan::scan(rules, &v.path, &img.uid, &img.version, &sha).inspect_err(|_| {
-                let _ = std::fs::remove_file(&v.path);
-            })?;
-        (v.path, sha, findings)
-    };
-    // A new release of bytes this regulator vetoed (revoked, or rejected) stays refused: the
-    // veto follows the bytes, whatever label they come under.
+        Err(e) => {
+            let finding = Finding {
+                rule: super::attest::UNDECRYPTABLE.into(),
+                detail: format!("the encrypted image could not be decrypted for scanning: {e}"),
+                advisory: None,
+            };
+            Ok((plain, vec![finding]))
+        }
+        Ok(()) => {
+            let sha = hex::encode(plain_sha);
+            let findings =
+                scan::scan(rules, &plain, &img.uid, &img.version, &sha).inspect_err(|_| {
+                    let _ = std::fs::remove_file(&plain);
+                })?;
+            Ok((plain, findings))
+        }
+    }
+}
+
+/// A new release of bytes this regulator vetoed (revoked, or rejected) stays refused: the veto
+/// follows the bytes, whatever label they come under. The finding saying so, if they were.
+fn earlier_veto(s: &Settings, release: &Release) -> Result<Option<Finding>> {
     let vetoes = s.vetoes();
     let earlier = release
         .content_sha256s()?
         .iter()
         .find_map(|c| vetoes.get(&c.to_ascii_lowercase()).copied());
-    if let Some(rec) = earlier {
+    Ok(earlier.map(|rec| {
         let (rule, what) = match rec.verdict {
             Verdict::Revoked => ("revoked", "revoked"),
             _ => ("rejected-before", "rejected"),
         };
-        findings.push(Finding {
+        Finding {
             rule: rule.into(),
             detail: format!(
                 "these bytes were {what} as {} {}: {}",
@@ -280,12 +334,6 @@ fn judge(
                     .unwrap_or("see that attestation's findings")
             ),
             advisory: None,
-        });
-    }
-    let verdict = if findings.is_empty() {
-        Verdict::Approved
-    } else {
-        Verdict::Rejected
-    };
-    Ok(Some((path, release, verdict, findings)))
+        }
+    }))
 }
