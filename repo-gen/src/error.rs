@@ -92,6 +92,235 @@ pub enum Error {
     /// A firmware image of zero bytes.
     #[error("image {path} is empty (0 bytes)")]
     EmptyImage { path: PathBuf },
+    /// `oem assign` refused: an assignment vehicles would refuse, or could not follow (boxed:
+    /// it carries its context, and every `Result` of the crate carries an `Error`).
+    #[error(transparent)]
+    Assign(Box<AssignRefusal>),
+    /// `supplier add-image` refused: an image that breaks the names rules, the images already
+    /// here, the release counters or what the signing role may sign.
+    #[error(transparent)]
+    AddImage(Box<AddImageRefusal>),
+}
+
+/// Why `oem assign` refuses an assignment, in the order it checks. Each message names the ECU
+/// or release concerned and what to do instead.
+#[derive(Debug, Error)]
+pub enum AssignRefusal {
+    /// A requirement, conflict or set name that is empty, too long or has control characters.
+    #[error(
+        "{:?}: a set name, uid or version is 1 to 128 characters, none a control character",
+        .name.escape_default().to_string()
+    )]
+    RuleName { name: String },
+    /// More requirements or conflicts than one assignment carries, or one named twice.
+    #[error("at most {max} requirements and {max} conflicts, each uid once")]
+    TooManyRules { max: usize },
+    /// A supplier the OEM does not pin.
+    #[error("unknown supplier {supplier:?}")]
+    UnknownSupplier { supplier: String },
+    /// A release the OEM never submitted for review (so never verified against the
+    /// supplier's signed manifest).
+    #[error(
+        "{uid} {version} of supplier {supplier} has not been submitted for review; run `oem review submit` first"
+    )]
+    NotSubmitted {
+        supplier: String,
+        uid: String,
+        version: String,
+    },
+    /// An aftermarket ECU: it receives no updates.
+    #[error("ECU {serial} of {vin} is aftermarket: it receives no updates")]
+    Aftermarket { vin: String, serial: String },
+    /// The image is not built for the ECU's hardware id.
+    #[error(
+        "{uid} {version} is built for {image_hw:?}, not for ECU {serial} of {vin} (hardware id {ecu_hw})"
+    )]
+    WrongHardwareId {
+        uid: String,
+        version: String,
+        image_hw: Vec<String>,
+        vin: String,
+        serial: String,
+        ecu_hw: String,
+    },
+    /// `--hardware-id`: the image is not built for that hardware id.
+    #[error("{uid} {version} is built for {image_hw:?}, not for hardware id {hw}")]
+    NotForHardwareId {
+        uid: String,
+        version: String,
+        image_hw: Vec<String>,
+        hw: String,
+    },
+    /// The supplier is not delegated the hardware id: vehicles verify the image through that
+    /// delegation.
+    #[error("supplier {supplier} is not delegated hardware id {hw} (it serves {serves:?})")]
+    NotDelegated {
+        supplier: String,
+        hw: String,
+        serves: Vec<String>,
+    },
+    /// An encrypted image, and the vehicle holds no decryption keys for the hardware id.
+    #[error(
+        "{uid} {version} is encrypted and vehicle {vin} holds no decryption keys for hardware id {hw}: issue them with `oem vehicle decryption-keys --vin {vin} --out FILE` (--again if it holds keys already) and install the file in its gateway"
+    )]
+    NoDecryptionKeys {
+        uid: String,
+        version: String,
+        vin: String,
+        hw: String,
+    },
+    /// The ECU reported running (or having run) a higher release counter: it refuses the
+    /// release, and the vehicle's other updates (all or nothing) would wait on it.
+    #[error(
+        "ECU {serial} of {vin} reported running {running_uid} {running_version} (release counter {running_counter}{}): it refuses {uid} {version} (release counter {counter}), and the vehicle's other updates would wait on it; assign a release at counter {highest} or above",
+        highest_before(*.running_counter, *.highest)
+    )]
+    BelowReported {
+        vin: String,
+        serial: String,
+        running_uid: String,
+        running_version: String,
+        running_counter: u64,
+        /// The highest release counter the ECU reported having run.
+        highest: u64,
+        uid: String,
+        version: String,
+        counter: u64,
+    },
+    /// The vehicle's requirements or conflicts unmet with the assignment in place.
+    #[error(
+        "ECU {serial} of {vin}: {why}; the gateway would refuse its update set (assign what it needs first, or in the same --set)"
+    )]
+    RulesUnmet {
+        vin: String,
+        serial: String,
+        why: String,
+    },
+    /// A regulator vetoes (revoked or rejected) the release: never assigned.
+    #[error(
+        "{reason}: vehicles refuse a vetoed release, so it is never assigned (not even with --force); assign an approved release"
+    )]
+    Vetoed { reason: String },
+    /// `--force`, but a regulator was seen vetoing the release before.
+    #[error(
+        "{reason}; and a regulator was seen vetoing {release} before ({veto}): not assigned, not even with --force"
+    )]
+    VetoedBefore {
+        reason: String,
+        release: String,
+        veto: String,
+    },
+    /// Too few approvals, or a regulator or the supplier unreachable, without `--force`.
+    #[error(
+        "{reason}: vehicles would refuse {uid} {version} now, and their other updates would wait on it; wait for the regulators, or --force to assign it ahead of approval"
+    )]
+    NotApproved {
+        reason: String,
+        uid: String,
+        version: String,
+    },
+    /// The vehicles' walk of the release fails otherwise.
+    #[error("{reason}: vehicles would refuse this assignment")]
+    WalkRefused { reason: String },
+    /// No ECU selected.
+    #[error(
+        "no ECU in the inventory matches; nothing assigned for {uid} {version} (ECUs are selected by --vin VIN --ecu SERIAL: one ECU, by --vin VIN: every ECU of the vehicle the image fits, or by --hardware-id ID: every ECU of that hardware id in the fleet; aftermarket ECUs never)"
+    )]
+    NothingMatches { uid: String, version: String },
+}
+
+impl From<AssignRefusal> for Error {
+    fn from(r: AssignRefusal) -> Error {
+        Error::Assign(Box::new(r))
+    }
+}
+
+impl From<AddImageRefusal> for Error {
+    fn from(r: AddImageRefusal) -> Error {
+        Error::AddImage(Box::new(r))
+    }
+}
+
+fn highest_before(running: u64, highest: u64) -> String {
+    if highest > running {
+        format!(", and release counter {highest} before that")
+    } else {
+        String::new()
+    }
+}
+
+/// Why `supplier add-image` refuses an image, in the order it checks.
+#[derive(Debug, Error)]
+pub enum AddImageRefusal {
+    #[error("hardware id {hardware_id:?} given twice")]
+    HardwareIdTwice { hardware_id: String },
+    #[error("give at least one --hardware-id")]
+    NoHardwareId,
+    /// This uid and version were added before (published images are immutable).
+    #[error("image {uid} version {version} is already in the repository (added {added})")]
+    AlreadyAdded {
+        uid: String,
+        version: String,
+        added: ota_metadata::DateTime,
+    },
+    /// Another uid and version produce the same target name.
+    #[error(
+        "{uid}: target name {name} is already used by uid {other_uid} version {other_version}"
+    )]
+    TargetNameUsed {
+        uid: String,
+        name: String,
+        other_uid: String,
+        other_version: String,
+    },
+    /// A release counter below an earlier release of the uid, without `--allow-rollback`:
+    /// ECUs that installed that release refuse this one.
+    #[error(
+        "release counter {counter} is below {previous} of {previous_uid} version {previous_version}; ECUs that installed that release will refuse this one. Pass --allow-rollback to publish it anyway"
+    )]
+    ReleaseCounterBelow {
+        counter: u64,
+        previous: u64,
+        previous_uid: String,
+        previous_version: String,
+    },
+    /// A hardware id the signing role is not delegated.
+    #[error("role {role} may sign images for hardware ids {allowed:?} only, not {hardware_id:?}")]
+    RoleHardwareId {
+        role: String,
+        allowed: Vec<String>,
+        hardware_id: String,
+    },
+    /// A target name outside the signing role's delegated paths.
+    #[error(
+        "role {role} may sign target names matching {paths:?} only, not {name} (choose a --uid they match)"
+    )]
+    RoleTargetName {
+        role: String,
+        paths: Vec<String>,
+        name: String,
+    },
+    /// An encryption chunk size the stream format does not allow.
+    #[error("--chunk-size {chunk}: {reason}")]
+    ChunkSize { chunk: u32, reason: String },
+    /// A content key file left from an earlier attempt.
+    #[error("{} already exists (from an earlier attempt?): move it away first", .path.display())]
+    ContentKeyExists { path: PathBuf },
+    /// An image over the repository's size limit.
+    #[error(
+        "image {} is {length} bytes, over this repository's limit of {limit} (see --max-image-size)",
+        .path.display()
+    )]
+    TooLarge {
+        path: PathBuf,
+        length: u64,
+        limit: u64,
+    },
+    #[error("encrypting {}: {reason}", .path.display())]
+    Encrypting { path: PathBuf, reason: String },
+    /// The image grew while being encrypted (the header names the length read at the start).
+    #[error("image {} grew while being read", .path.display())]
+    Grew { path: PathBuf },
 }
 
 fn wait_hint(waited: Option<u64>) -> String {
@@ -120,3 +349,52 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The typed refusals print what `Error::Refused` printed before them (the CLI's tests
+    /// and users match on these messages).
+    #[test]
+    fn a_release_counter_below_the_reported_one_reads_as_before() {
+        let r = |running_counter, highest| AssignRefusal::BelowReported {
+            vin: "V1".into(),
+            serial: "S1".into(),
+            running_uid: "brake".into(),
+            running_version: "2.0".into(),
+            running_counter,
+            highest,
+            uid: "brake".into(),
+            version: "1.0".into(),
+            counter: 3,
+        };
+        assert_eq!(
+            Error::from(r(5, 7)).to_string(),
+            "ECU S1 of V1 reported running brake 2.0 (release counter 5, and release counter 7 \
+             before that): it refuses brake 1.0 (release counter 3), and the vehicle's other \
+             updates would wait on it; assign a release at counter 7 or above"
+        );
+        assert_eq!(
+            Error::from(r(5, 5)).to_string(),
+            "ECU S1 of V1 reported running brake 2.0 (release counter 5): it refuses brake 1.0 \
+             (release counter 3), and the vehicle's other updates would wait on it; assign a \
+             release at counter 5 or above"
+        );
+    }
+
+    #[test]
+    fn a_release_counter_below_an_earlier_release_reads_as_before() {
+        let e = Error::from(AddImageRefusal::ReleaseCounterBelow {
+            counter: 1,
+            previous: 2,
+            previous_uid: "brake".into(),
+            previous_version: "1.1".into(),
+        });
+        assert_eq!(
+            e.to_string(),
+            "release counter 1 is below 2 of brake version 1.1; ECUs that installed that \
+             release will refuse this one. Pass --allow-rollback to publish it anyway"
+        );
+    }
+}

@@ -2,7 +2,7 @@
 //! (and so verified against the supplier's signed manifest) can be assigned.
 
 use super::{store, Assignments, Inventory, Settings};
-use crate::error::{Error, Result};
+use crate::error::{AssignRefusal, Error, Result};
 use crate::fsutil;
 use ota_crypt::receiver::vehicle_group;
 use ota_metadata::documents::{
@@ -67,12 +67,16 @@ pub enum Approval {
 fn reviewed<'a>(s: &'a Settings, a: &Assign) -> Result<&'a ReviewRequest> {
     s.reviews
         .iter()
-        .find(|r| r.image.supplier == a.supplier && r.image.uid == a.uid && r.image.version == a.version)
+        .find(|r| {
+            r.image.supplier == a.supplier && r.image.uid == a.uid && r.image.version == a.version
+        })
         .ok_or_else(|| {
-            Error::refused(format!(
-                "{} {} of supplier {} has not been submitted for review; run `oem review submit` first",
-                a.uid, a.version, a.supplier
-            ))
+            AssignRefusal::NotSubmitted {
+                supplier: a.supplier.clone(),
+                uid: a.uid.clone(),
+                version: a.version.clone(),
+            }
+            .into()
         })
 }
 
@@ -235,9 +239,10 @@ fn ask_regulators(
             // Remembered: a regulator tree rolled back or blocked later cannot make --force
             // assign what a regulator was once seen to veto.
             remember_veto(&cache, &release, &e.to_string())?;
-            Err(Error::refused(format!(
-                "{e}: vehicles refuse a vetoed release, so it is never assigned (not even with --force); assign an approved release"
-            )))
+            Err(AssignRefusal::Vetoed {
+                reason: e.to_string(),
+            }
+            .into())
         }
         Err(e)
             if *force
@@ -247,21 +252,32 @@ fn ask_regulators(
                 ) =>
         {
             if let Some(veto) = remembered_veto(&cache, &release)? {
-                return Err(Error::refused(format!(
-                    "{e}; and a regulator was seen vetoing {release} before ({veto}): not assigned, not even with --force"
-                )));
+                return Err(AssignRefusal::VetoedBefore {
+                    reason: e.to_string(),
+                    release,
+                    veto,
+                }
+                .into());
             }
             Ok((Vec::new(), Some(e.to_string())))
         }
-        Err(e) if matches!(e.check, Check::NotApproved | Check::RegulatorUnreachable | Check::SupplierMetadata) => {
-            Err(Error::refused(format!(
-                "{e}: vehicles would refuse {} {} now, and their other updates would wait on it; wait for the regulators, or --force to assign it ahead of approval",
-                req.image.uid, req.image.version
-            )))
+        Err(e)
+            if matches!(
+                e.check,
+                Check::NotApproved | Check::RegulatorUnreachable | Check::SupplierMetadata
+            ) =>
+        {
+            Err(AssignRefusal::NotApproved {
+                reason: e.to_string(),
+                uid: req.image.uid.clone(),
+                version: req.image.version.clone(),
+            }
+            .into())
         }
-        Err(e) => Err(Error::refused(format!(
-            "{e}: vehicles would refuse this assignment"
-        ))),
+        Err(e) => Err(AssignRefusal::WalkRefused {
+            reason: e.to_string(),
+        }
+        .into()),
     }
 }
 
@@ -290,9 +306,12 @@ fn check_rules(
     }
     for (serial, x) in assigned {
         if let Some(why) = unmet(serial, x, &after) {
-            return Err(Error::refused(format!(
-                "ECU {serial} of {vin}: {why}; the gateway would refuse its update set (assign what it needs first, or in the same --set)"
-            )));
+            return Err(AssignRefusal::RulesUnmet {
+                vin: vin.to_string(),
+                serial: serial.clone(),
+                why: why.to_string(),
+            }
+            .into());
         }
     }
     Ok(())
@@ -312,10 +331,7 @@ impl Rules {
             .chain(self.conflicts.iter().filter_map(|c| c.version.as_ref()));
         for n in names {
             if n.is_empty() || n.len() > 128 || n.chars().any(char::is_control) {
-                return Err(Error::refused(format!(
-                    "{:?}: a set name, uid or version is 1 to 128 characters, none a control character",
-                    n.escape_default().to_string()
-                )));
+                return Err(AssignRefusal::RuleName { name: n.clone() }.into());
             }
         }
         let dup = |v: Vec<String>| {
@@ -328,9 +344,7 @@ impl Rules {
             || dup(self.requires.iter().map(|r| r.uid.clone()).collect())
             || dup(self.conflicts.iter().map(|c| c.to_string()).collect())
         {
-            return Err(Error::refused(format!(
-                "at most {MAX_RULES} requirements and {MAX_RULES} conflicts, each uid once"
-            )));
+            return Err(AssignRefusal::TooManyRules { max: MAX_RULES }.into());
         }
         Ok(())
     }
@@ -350,7 +364,9 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Assigned> {
     let supplier = s
         .suppliers
         .get(&a.supplier)
-        .ok_or_else(|| Error::refused(format!("unknown supplier {:?}", a.supplier)))?;
+        .ok_or_else(|| AssignRefusal::UnknownSupplier {
+            supplier: a.supplier.clone(),
+        })?;
     let req = reviewed(&s, &a)?;
     // The counter last reported by the vehicle decides (the report database).
     let db = super::reports::open_existing(dir)?;
@@ -369,10 +385,11 @@ pub fn assign(dir: &Path, a: Assign) -> Result<Assigned> {
         AssignTarget::HardwareId(hw) => job.assign_hardware_id(hw)?,
     };
     if ecus.is_empty() {
-        return Err(Error::refused(format!(
-            "no ECU in the inventory matches; nothing assigned for {} {} (ECUs are selected by --vin VIN --ecu SERIAL: one ECU, by --vin VIN: every ECU of the vehicle the image fits, or by --hardware-id ID: every ECU of that hardware id in the fleet; aftermarket ECUs never)",
-            a.uid, a.version
-        )));
+        return Err(AssignRefusal::NothingMatches {
+            uid: a.uid.clone(),
+            version: a.version.clone(),
+        }
+        .into());
     }
     Ok(Assigned {
         ecus: ecus.into_iter().map(|(v, s, _)| (v, s)).collect(),
@@ -462,15 +479,22 @@ impl Job<'_> {
     fn check_ecu(&self, vin: &str, serial: &str, hw: &str, aftermarket: bool) -> Result<()> {
         let (a, req) = (self.a, self.req);
         if aftermarket {
-            return Err(Error::refused(format!(
-                "ECU {serial} of {vin} is aftermarket: it receives no updates"
-            )));
+            return Err(AssignRefusal::Aftermarket {
+                vin: vin.into(),
+                serial: serial.into(),
+            }
+            .into());
         }
         if !req.hardware_ids.iter().any(|h| h == hw) {
-            return Err(Error::refused(format!(
-                "{} {} is built for {:?}, not for ECU {serial} of {vin} (hardware id {hw})",
-                a.uid, a.version, req.hardware_ids
-            )));
+            return Err(AssignRefusal::WrongHardwareId {
+                uid: a.uid.clone(),
+                version: a.version.clone(),
+                image_hw: req.hardware_ids.clone(),
+                vin: vin.into(),
+                serial: serial.into(),
+                ecu_hw: hw.into(),
+            }
+            .into());
         }
         self.check_delegated(hw)
     }
@@ -479,10 +503,12 @@ impl Job<'_> {
     /// delegation, so they would refuse it for another hardware id.
     fn check_delegated(&self, hw: &str) -> Result<()> {
         if !self.supplier.serves(hw) {
-            return Err(Error::refused(format!(
-                "supplier {} is not delegated hardware id {hw} (it serves {:?})",
-                self.a.supplier, self.supplier.hardware_ids
-            )));
+            return Err(AssignRefusal::NotDelegated {
+                supplier: self.a.supplier.clone(),
+                hw: hw.into(),
+                serves: self.supplier.hardware_ids.clone(),
+            }
+            .into());
         }
         Ok(())
     }
@@ -516,18 +542,18 @@ impl Job<'_> {
         let (a, req) = (self.a, self.req);
         match r {
             Some(r) if req.release_counter < r.highest_release_counter => {
-                let highest = if r.highest_release_counter > r.release_counter {
-                    format!(
-                        ", and release counter {} before that",
-                        r.highest_release_counter
-                    )
-                } else {
-                    String::new()
-                };
-                Err(Error::refused(format!(
-                    "ECU {serial} of {vin} reported running {} {} (release counter {}{highest}): it refuses {} {} (release counter {}), and the vehicle's other updates would wait on it; assign a release at counter {} or above",
-                    r.uid, r.version, r.release_counter, a.uid, a.version, req.release_counter, r.highest_release_counter
-                )))
+                Err(AssignRefusal::BelowReported {
+                    vin: vin.into(),
+                    serial: serial.into(),
+                    running_uid: r.uid.clone(),
+                    running_version: r.version.clone(),
+                    running_counter: r.release_counter,
+                    highest: r.highest_release_counter,
+                    uid: a.uid.clone(),
+                    version: a.version.clone(),
+                    counter: req.release_counter,
+                }
+                .into())
             }
             _ => Ok(()),
         }
@@ -538,10 +564,13 @@ impl Job<'_> {
     /// then.
     fn check_keys(&self, vin: &str, hw: &str, leaves: &BTreeMap<String, u64>) -> Result<()> {
         if self.req.key_wraps.is_some() && !leaves.contains_key(&vehicle_group(hw)) {
-            return Err(Error::refused(format!(
-                "{} {} is encrypted and vehicle {vin} holds no decryption keys for hardware id {hw}: issue them with `oem vehicle decryption-keys --vin {vin} --out FILE` (--again if it holds keys already) and install the file in its gateway",
-                self.a.uid, self.a.version
-            )));
+            return Err(AssignRefusal::NoDecryptionKeys {
+                uid: self.a.uid.clone(),
+                version: self.a.version.clone(),
+                vin: vin.into(),
+                hw: hw.into(),
+            }
+            .into());
         }
         Ok(())
     }
@@ -625,10 +654,13 @@ impl Job<'_> {
     fn assign_hardware_id(&mut self, hw: &str) -> Result<Vec<Selected>> {
         let (a, req) = (self.a, self.req);
         if !req.hardware_ids.iter().any(|h| h == hw) {
-            return Err(Error::refused(format!(
-                "{} {} is built for {:?}, not for hardware id {hw}",
-                a.uid, a.version, req.hardware_ids
-            )));
+            return Err(AssignRefusal::NotForHardwareId {
+                uid: a.uid.clone(),
+                version: a.version.clone(),
+                image_hw: req.hardware_ids.clone(),
+                hw: hw.into(),
+            }
+            .into());
         }
         self.check_delegated(hw)?;
         self.check_fleet_keys(hw)?;
@@ -730,5 +762,35 @@ impl Job<'_> {
             check_rules(&mut self.db, vin, vehicle)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rules are checked first, before the working directory is read: a set name with a
+    /// control character is refused as such, whatever the directory holds.
+    #[test]
+    fn a_set_name_with_a_control_character_is_refused_as_a_rule_name() {
+        let a = Assign {
+            target: AssignTarget::HardwareId("ecu-a".into()),
+            supplier: "acme".into(),
+            uid: "brake".into(),
+            version: "1.0".into(),
+            approval: Approval::NotAsked,
+            rules: Rules {
+                set: Some("a\nb".into()),
+                ..Rules::default()
+            },
+        };
+        let e = assign(Path::new("/nonexistent"), a).unwrap_err();
+        match e {
+            Error::Assign(r) => match *r {
+                AssignRefusal::RuleName { ref name } => assert_eq!(name, "a\nb"),
+                ref other => panic!("another refusal: {other:?}"),
+            },
+            other => panic!("not an assign refusal: {other:?}"),
+        }
     }
 }
