@@ -1,5 +1,5 @@
 use super::{EncryptionRecord, FileInfo, ImageRecord, Settings, CONTENT_KEYS_DIR};
-use crate::error::{Error, Result};
+use crate::error::{AddImageRefusal, Error, Result};
 use crate::fsutil;
 use crate::root_build::signing_keys;
 use crate::workdir;
@@ -177,11 +177,12 @@ fn store_image(
         });
     }
     if meta.len() > limit {
-        return Err(Error::refused(format!(
-            "image {} is {} bytes, over this repository's limit of {limit} (see --max-image-size)",
-            src.display(),
-            meta.len()
-        )));
+        return Err(AddImageRefusal::TooLarge {
+            path: src.to_path_buf(),
+            length: meta.len(),
+            limit,
+        }
+        .into());
     }
     let dir = repo.join("targets");
     // Staged outside the tree: a crash mid-copy leaves no partial image in it.
@@ -210,15 +211,19 @@ fn store_image(
                 false
             }
             Storing::Encrypted(key, chunk) => {
-                ota_crypt::stream::encrypt(key, &mut input, meta.len(), &mut out, chunk)
-                    .map_err(|e| Error::refused(format!("encrypting {}: {e}", src.display())))?;
+                ota_crypt::stream::encrypt(key, &mut input, meta.len(), &mut out, chunk).map_err(
+                    |e| AddImageRefusal::Encrypting {
+                        path: src.to_path_buf(),
+                        reason: e.to_string(),
+                    },
+                )?;
                 // The header names the length read at the start: a file that grew is refused.
                 let mut probe = [0u8; 1];
                 if input.read(&mut probe).map_err(Error::io(src))? != 0 {
-                    return Err(Error::refused(format!(
-                        "image {} grew while being read",
-                        src.display()
-                    )));
+                    return Err(AddImageRefusal::Grew {
+                        path: src.to_path_buf(),
+                    }
+                    .into());
                 }
                 true
             }
@@ -363,10 +368,7 @@ pub fn add_image(dir: &Path, mut opts: AddImage, now: DateTime) -> Result<Added>
     check_manifest_fields(&s, &opts)?;
     let key_path = content_key_path(dir, &opts.uid, &opts.version);
     if opts.encrypt.is_some() && key_path.exists() {
-        return Err(Error::refused(format!(
-            "{} already exists (from an earlier attempt?): move it away first",
-            key_path.display()
-        )));
+        return Err(AddImageRefusal::ContentKeyExists { path: key_path }.into());
     }
 
     let content_key = opts.encrypt.map(|_| ota_crypt::Key::generate());
@@ -459,11 +461,14 @@ fn check_names(opts: &AddImage) -> Result<()> {
     for h in &opts.hardware_ids {
         names::check_hardware_id(h)?;
         if !seen.insert(h) {
-            return Err(Error::refused(format!("hardware id {h:?} given twice")));
+            return Err(AddImageRefusal::HardwareIdTwice {
+                hardware_id: h.clone(),
+            }
+            .into());
         }
     }
     if opts.hardware_ids.is_empty() {
-        return Err(Error::refused("give at least one --hardware-id"));
+        return Err(AddImageRefusal::NoHardwareId.into());
     }
     Ok(())
 }
@@ -473,16 +478,21 @@ fn check_not_added(s: &Settings, opts: &AddImage) -> Result<()> {
     let names = ImageTargets::new(&opts.uid, &opts.version);
     for img in &s.images {
         if img.uid == opts.uid && img.version == opts.version {
-            return Err(Error::refused(format!(
-                "image {} version {} is already in the repository (added {})",
-                opts.uid, opts.version, img.added
-            )));
+            return Err(AddImageRefusal::AlreadyAdded {
+                uid: opts.uid.clone(),
+                version: opts.version.clone(),
+                added: img.added,
+            }
+            .into());
         }
         if ImageTargets::new(&img.uid, &img.version).image == names.image {
-            return Err(Error::refused(format!(
-                "{}: target name {} is already used by uid {} version {}",
-                opts.uid, names.image, img.uid, img.version
-            )));
+            return Err(AddImageRefusal::TargetNameUsed {
+                uid: opts.uid.clone(),
+                name: names.image,
+                other_uid: img.uid.clone(),
+                other_version: img.version.clone(),
+            }
+            .into());
         }
     }
     Ok(())
@@ -501,11 +511,13 @@ fn check_release_counter(s: &Settings, opts: &AddImage, warnings: &mut Vec<Strin
     };
     if opts.release_counter < prev.release_counter {
         if !opts.allow_rollback {
-            return Err(Error::refused(format!(
-                "release counter {} is below {} of {} version {}; ECUs that installed that \
-                 release will refuse this one. Pass --allow-rollback to publish it anyway",
-                opts.release_counter, prev.release_counter, prev.uid, prev.version
-            )));
+            return Err(AddImageRefusal::ReleaseCounterBelow {
+                counter: opts.release_counter,
+                previous: prev.release_counter,
+                previous_uid: prev.uid.clone(),
+                previous_version: prev.version.clone(),
+            }
+            .into());
         }
         warnings.push(format!(
             "release counter {} is below {} of version {}: only ECUs that never installed \
@@ -529,10 +541,12 @@ fn check_role_allows(s: &Settings, opts: &AddImage) -> Result<()> {
         return Ok(());
     };
     if let Some(h) = opts.hardware_ids.iter().find(|h| !hardware_ids.contains(h)) {
-        return Err(Error::refused(format!(
-            "role {} may sign images for hardware ids {hardware_ids:?} only, not {h:?}",
-            opts.role
-        )));
+        return Err(AddImageRefusal::RoleHardwareId {
+            role: opts.role.clone(),
+            allowed: hardware_ids.to_vec(),
+            hardware_id: h.clone(),
+        }
+        .into());
     }
     let names = ImageTargets::new(&opts.uid, &opts.version);
     let deltas = opts
@@ -544,10 +558,12 @@ fn check_role_allows(s: &Settings, opts: &AddImage) -> Result<()> {
         .chain(deltas);
     for n in all {
         if !paths.iter().any(|p| ota_metadata::roles::glob_match(p, &n)) {
-            return Err(Error::refused(format!(
-                "role {} may sign target names matching {paths:?} only, not {n} (choose a --uid they match)",
-                opts.role
-            )));
+            return Err(AddImageRefusal::RoleTargetName {
+                role: opts.role.clone(),
+                paths: paths.to_vec(),
+                name: n,
+            }
+            .into());
         }
     }
     Ok(())
@@ -577,8 +593,10 @@ fn check_manifest_fields(s: &Settings, opts: &AddImage) -> Result<()> {
         [0; 32],
     )?;
     if let Some(chunk) = opts.encrypt {
-        ota_crypt::stream::Header::new(chunk, 1)
-            .map_err(|e| Error::refused(format!("--chunk-size {chunk}: {e}")))?;
+        ota_crypt::stream::Header::new(chunk, 1).map_err(|e| AddImageRefusal::ChunkSize {
+            chunk,
+            reason: e.to_string(),
+        })?;
     }
     Ok(())
 }
@@ -603,4 +621,42 @@ fn write_content_key(
     };
     fsutil::private_dir(&dir.join(CONTENT_KEYS_DIR))?;
     fsutil::write_new_private(path, &file.to_json())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(hardware_ids: &[&str]) -> AddImage {
+        AddImage {
+            file: PathBuf::from("image.bin"),
+            uid: "brake".into(),
+            version: "1.0".into(),
+            release_counter: 1,
+            hardware_ids: hardware_ids.iter().map(|h| h.to_string()).collect(),
+            role: "targets".into(),
+            allow_rollback: false,
+            encrypt: None,
+            delta_from: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_hardware_id_given_twice_is_refused_naming_it() {
+        let e = check_names(&request(&["ecu-a", "ecu-b", "ecu-a"])).unwrap_err();
+        assert!(
+            matches!(&e, Error::AddImage(r) if matches!(&**r, AddImageRefusal::HardwareIdTwice { hardware_id } if hardware_id == "ecu-a")),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "hardware id \"ecu-a\" given twice");
+    }
+
+    #[test]
+    fn no_hardware_id_is_refused() {
+        let e = check_names(&request(&[])).unwrap_err();
+        assert!(
+            matches!(&e, Error::AddImage(r) if matches!(**r, AddImageRefusal::NoHardwareId)),
+            "{e:?}"
+        );
+    }
 }
