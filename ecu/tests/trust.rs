@@ -640,20 +640,110 @@ fn bundle_parser_never_panics() {
 /// chosen freely), regulator 4, signed by and naming signer 0.
 fn doc_with_supplier_specs(suppliers: &[KeySpec<'_>]) -> Vec<u8> {
     let k = keys();
-    let (reg, sig) = (spec(&k[4]), spec(&k[0]));
+    let reg = spec(&k[4]);
+    doc_with_sets(Mode::Partial, (suppliers, 1), (&specs(&[&reg]), 1), 1)
+}
+
+/// A version-1 document with the key sets and thresholds given (signers: key 0, at
+/// `signer_threshold`), signed by key 0.
+fn doc_with_sets(
+    mode: Mode,
+    suppliers: (&[KeySpec<'_>], u8),
+    regulators: (&[KeySpec<'_>], u8),
+    signer_threshold: u8,
+) -> Vec<u8> {
+    let k = keys();
+    let sig = spec(&k[0]);
     let body = TrustBody {
         version: 1,
         hardware_id: Field::new(HW).unwrap(),
-        mode: Mode::Partial,
+        mode,
         min_release_counter: 0,
-        suppliers: (suppliers, 1),
-        regulators: (&specs(&[&reg]), 1),
-        signers: (&specs(&[&sig]), 1),
+        suppliers,
+        regulators,
+        signers: (&specs(&[&sig]), signer_threshold),
         instruction_keys: &[],
     }
     .encode();
     let signature = k[0].sign(&body).unwrap();
     assemble(&body, &[(sig.keyid, signature.as_slice())])
+}
+
+/// Every key set's threshold is at least one and at most its keys, with at most MAX_KEYS
+/// keys; only a partial-mode ECU's regulators may be none at all (threshold 0 of 0 keys).
+/// A document breaking this is refused whole, naming the set (0 suppliers, 1 regulators,
+/// 2 signers): a threshold of zero would let an unsigned image or document through, one
+/// above the keys would lock the ECU (mutation testing found these checks held by no test).
+#[test]
+fn every_key_set_needs_a_threshold_its_keys_can_meet() {
+    let k = keys();
+    let (s2, s3, s4, s5, s1) = (
+        spec(&k[2]),
+        spec(&k[3]),
+        spec(&k[4]),
+        spec(&k[5]),
+        spec(&k[1]),
+    );
+    let one = specs(&[&s3]);
+    let reg = specs(&[&s4]);
+    let five = specs(&[&s1, &s2, &s3, &s4, &s5]);
+    let four = &five[..4];
+    let refused = |doc: Vec<u8>| TrustDocument::provision(&doc, HW).err();
+    let cases: [(&str, Vec<u8>, Option<Error>); 10] = [
+        (
+            "suppliers 1 of 1",
+            doc_with_sets(Mode::Partial, (&one, 1), (&reg, 1), 1),
+            None,
+        ),
+        (
+            "suppliers 4 of 4",
+            doc_with_sets(Mode::Partial, (four, 4), (&reg, 1), 1),
+            None,
+        ),
+        (
+            "suppliers 0 of 1",
+            doc_with_sets(Mode::Partial, (&one, 0), (&reg, 1), 1),
+            Some(Error::BadKeySet(0)),
+        ),
+        (
+            "suppliers 2 of 1",
+            doc_with_sets(Mode::Partial, (&one, 2), (&reg, 1), 1),
+            Some(Error::BadKeySet(0)),
+        ),
+        (
+            "suppliers 1 of 5",
+            doc_with_sets(Mode::Partial, (&five, 1), (&reg, 1), 1),
+            Some(Error::BadKeySet(0)),
+        ),
+        (
+            "no regulators, partial",
+            doc_with_sets(Mode::Partial, (&one, 1), (&[], 0), 1),
+            None,
+        ),
+        (
+            "no regulators, full",
+            doc_with_sets(Mode::Full, (&one, 1), (&[], 0), 1),
+            Some(Error::BadKeySet(1)),
+        ),
+        (
+            "regulators 0 of 1, partial",
+            doc_with_sets(Mode::Partial, (&one, 1), (&reg, 0), 1),
+            Some(Error::BadKeySet(1)),
+        ),
+        (
+            "regulators 2 of 1",
+            doc_with_sets(Mode::Full, (&one, 1), (&reg, 2), 1),
+            Some(Error::BadKeySet(1)),
+        ),
+        (
+            "signers 0 of 1",
+            doc_with_sets(Mode::Partial, (&one, 1), (&reg, 1), 0),
+            Some(Error::BadKeySet(2)),
+        ),
+    ];
+    for (what, doc, expected) in cases {
+        assert_eq!(refused(doc), expected, "{what}");
+    }
 }
 
 /// Another document under the held version is a fork, refused, even when it differs only in
