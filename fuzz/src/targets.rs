@@ -73,7 +73,7 @@ pub fn metadata(sample: &Path) -> Target {
     let limits = MetadataLimits::default();
     let chain = Chain::of(&sample.join("oem/repository"), now, limits);
     Target {
-        what: "envelope, roles, documents, vehicle nodes, TrustedSet::new",
+        what: "envelope, roles, documents, vehicle nodes, TrustedSet (new root, then each update)",
         seeds: sample_json(sample),
         max_len: 256 * 1024,
         run: Box::new(move |b| {
