@@ -231,6 +231,10 @@ struct Shard {
     withdrawn: Vec<String>,
 }
 
+/// One shard processed. The procedure: the shard's state read → every VIN it knows located
+/// (each in this shard, no two at one locator) → the published entries opened (each one the
+/// state knows, none with assignments the inventory lost) → every vehicle's entry kept, or
+/// sealed anew when its assignments changed.
 fn process_shard(
     dir: &Path,
     shard: &str,
@@ -238,84 +242,145 @@ fn process_shard(
     base: &mut RepoTree,
     base_root: Option<&NodeLink>,
 ) -> Result<Shard> {
-    // Read as they are; every vehicle's locator is derived below and must be in this shard.
-    let (inv, _) = store::read_shard_file::<Vehicle>(dir, store::INVENTORY_DIR, shard)?;
-    let (removed, _) = store::read_shard_file::<String>(dir, store::REMOVED_DIR, shard)?;
-    let (wanted, _) = store::read_shard_file::<BTreeMap<String, EcuAssignment>>(
-        dir,
-        store::ASSIGNMENTS_DIR,
-        shard,
-    )?;
-    // Every VIN the state knows under this shard, by locator: the tree names no VIN.
-    let mut known: HashMap<String, (&String, VehicleSecret)> = HashMap::new();
-    for vin in inv.keys().chain(removed.keys()).chain(wanted.keys()) {
-        let secret = ctx.fleet.vehicle(vin);
-        let locator = secret.locator();
-        if !locator.starts_with(shard) {
-            return Err(Error::Config {
-                path: dir.join(store::INVENTORY_DIR).join(format!("{shard}.json")),
-                reason: format!(
-                    "{vin} belongs in shard {}, not here",
-                    &locator[..shard.len().min(locator.len())]
-                ),
-            });
-        }
-        if let Some((other, _)) = known.get(&locator).filter(|(o, _)| *o != vin) {
-            return Err(Error::refused(format!(
-                "vehicles {other} and {vin} have the same locator {locator}: give one of them another VIN"
-            )));
-        }
-        known.insert(locator, (vin, secret));
-    }
-    let mut published: BTreeMap<String, (VehicleEntry, Leaf)> = BTreeMap::new();
-    for leaf in entries_under(base, base_root, shard)? {
-        // The published tree is the truth about who is in the fleet: a locator the state
-        // cannot name was lost (the state deleted, or restored from an older backup).
-        let Some((vin, secret)) = known.get(&leaf.key) else {
-            return Err(Error::refused(format!(
-                "the published tree has a vehicle at locator {} that the OEM's state does not know (DIR/{}/{shard}.json): the state was lost or restored from an older backup, and publishing it would withdraw that vehicle's assignments; restore the state from a newer backup",
-                leaf.key,
-                store::INVENTORY_DIR
-            )));
-        };
-        let entry = VehicleEntry::open(&leaf.sealed, vin, secret).map_err(|e| {
-            Error::refused(format!(
-                "the published entry of {vin} does not open with its secret ({e}): was DIR/{} replaced? Restore it from your backup",
-                super::privacy::FLEET_SECRET
-            ))
-        })?;
-        published.insert((*vin).clone(), (entry, leaf));
-    }
-    if let Some(vin) = published
-        .iter()
-        .find(|(vin, (e, _))| {
-            !e.ecus.is_empty() && !inv.contains_key(*vin) && !removed.contains_key(*vin)
-        })
-        .map(|(vin, _)| vin)
-    {
-        return Err(Error::refused(format!(
-            "vehicle {vin} is in the published tree with assignments but not in the inventory (DIR/{}/{shard}.json): the OEM's state was lost or restored from an older backup, and publishing it would withdraw the vehicle's assignments; restore the state from a newer backup, or take the vehicle out with `oem vehicle remove --vin {vin}`",
-            store::INVENTORY_DIR
-        )));
-    }
+    let state = ShardState::read(dir, shard)?;
+    let known = state.locate(dir, shard, ctx)?;
+    let published = open_published(shard, base, base_root, &known)?;
+    state.check_not_lost(shard, &published)?;
     // Every vehicle of the inventory has an entry, assigned or not: an entry appearing would
     // otherwise tell the CDN that a vehicle just got its first assignment.
-    let vins: BTreeSet<&String> = wanted
+    let vins: BTreeSet<&String> = state
+        .wanted
         .keys()
         .chain(published.keys())
-        .chain(inv.keys())
+        .chain(state.inv.keys())
         .collect();
     let mut out = Shard {
         all: Vec::with_capacity(vins.len()),
         changed: Vec::new(),
         withdrawn: Vec::new(),
     };
-    let empty = BTreeMap::new();
-    let no_leaves = BTreeMap::new();
     for vin in vins {
-        // Assignments that no longer match the inventory or the pinned suppliers are
-        // withdrawn, loudly.
-        let mut ecus = wanted.get(vin).unwrap_or(&empty).clone();
+        match state.entry(ctx, vin, published.get(vin), &mut out.withdrawn)? {
+            Entry::None => {}
+            Entry::Kept(leaf) => out.all.push(leaf),
+            Entry::Changed(leaf) => {
+                out.changed.push(leaf.clone());
+                out.all.push(leaf);
+            }
+        }
+    }
+    out.all.sort_by(|a, b| a.key.cmp(&b.key));
+    out.changed.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
+}
+
+/// A shard's state as it is: its vehicles, the removed ones and the wanted assignments.
+struct ShardState {
+    inv: BTreeMap<String, Vehicle>,
+    removed: BTreeMap<String, String>,
+    wanted: BTreeMap<String, BTreeMap<String, EcuAssignment>>,
+}
+
+/// A vehicle's published entry, opened, and its leaf.
+type Published = BTreeMap<String, (VehicleEntry, Leaf)>;
+
+/// What a vehicle's entry becomes in this publish.
+enum Entry {
+    /// No entry (neither published, assigned nor in the inventory).
+    None,
+    /// The published one, unchanged.
+    Kept(Leaf),
+    /// A new one.
+    Changed(Leaf),
+}
+
+impl ShardState {
+    /// Read as they are; every vehicle's locator is derived by [`ShardState::locate`] and must
+    /// be in this shard.
+    fn read(dir: &Path, shard: &str) -> Result<ShardState> {
+        let (inv, _) = store::read_shard_file::<Vehicle>(dir, store::INVENTORY_DIR, shard)?;
+        let (removed, _) = store::read_shard_file::<String>(dir, store::REMOVED_DIR, shard)?;
+        let (wanted, _) = store::read_shard_file::<BTreeMap<String, EcuAssignment>>(
+            dir,
+            store::ASSIGNMENTS_DIR,
+            shard,
+        )?;
+        Ok(ShardState {
+            inv,
+            removed,
+            wanted,
+        })
+    }
+
+    /// Every VIN the state knows under this shard, by locator: the tree names no VIN. A VIN
+    /// whose locator is in another shard, or two VINs at one locator, are refused.
+    fn locate(
+        &self,
+        dir: &Path,
+        shard: &str,
+        ctx: &ShardContext,
+    ) -> Result<HashMap<String, (&String, VehicleSecret)>> {
+        let mut known: HashMap<String, (&String, VehicleSecret)> = HashMap::new();
+        let vins = self
+            .inv
+            .keys()
+            .chain(self.removed.keys())
+            .chain(self.wanted.keys());
+        for vin in vins {
+            let secret = ctx.fleet.vehicle(vin);
+            let locator = secret.locator();
+            if !locator.starts_with(shard) {
+                return Err(Error::Config {
+                    path: dir.join(store::INVENTORY_DIR).join(format!("{shard}.json")),
+                    reason: format!(
+                        "{vin} belongs in shard {}, not here",
+                        &locator[..shard.len().min(locator.len())]
+                    ),
+                });
+            }
+            if let Some((other, _)) = known.get(&locator).filter(|(o, _)| *o != vin) {
+                return Err(Error::refused(format!(
+                    "vehicles {other} and {vin} have the same locator {locator}: give one of them another VIN"
+                )));
+            }
+            known.insert(locator, (vin, secret));
+        }
+        Ok(known)
+    }
+
+    /// A vehicle published with assignments must still be in the inventory (or removed on
+    /// purpose): else the state was lost, and publishing would withdraw its assignments.
+    fn check_not_lost(&self, shard: &str, published: &Published) -> Result<()> {
+        if let Some(vin) = published
+            .iter()
+            .find(|(vin, (e, _))| {
+                !e.ecus.is_empty()
+                    && !self.inv.contains_key(*vin)
+                    && !self.removed.contains_key(*vin)
+            })
+            .map(|(vin, _)| vin)
+        {
+            return Err(Error::refused(format!(
+                "vehicle {vin} is in the published tree with assignments but not in the inventory (DIR/{}/{shard}.json): the OEM's state was lost or restored from an older backup, and publishing it would withdraw the vehicle's assignments; restore the state from a newer backup, or take the vehicle out with `oem vehicle remove --vin {vin}`",
+                store::INVENTORY_DIR
+            )));
+        }
+        Ok(())
+    }
+
+    /// The entry of `vin` in this publish (`old`: its published one). Assignments that no
+    /// longer match the inventory or the pinned suppliers are withdrawn, loudly (into
+    /// `withdrawn`); an encrypted image's names this publish's wraps; an unchanged vehicle
+    /// keeps its entry, a changed one is sealed anew at the next version.
+    fn entry(
+        &self,
+        ctx: &ShardContext,
+        vin: &String,
+        old: Option<&(VehicleEntry, Leaf)>,
+        withdrawn: &mut Vec<String>,
+    ) -> Result<Entry> {
+        let inv = &self.inv;
+        let mut ecus = self.wanted.get(vin).cloned().unwrap_or_default();
         ecus.retain(|serial, a| {
             let ok = inv
                 .get(vin)
@@ -323,25 +388,24 @@ fn process_shard(
                 .is_some_and(|e| !e.aftermarket && e.hardware_id == a.hardware_id)
                 && ctx.suppliers.contains(&a.supplier);
             if !ok {
-                out.withdrawn.push(format!("{vin}/{serial}"));
+                withdrawn.push(format!("{vin}/{serial}"));
             }
             ok
         });
         // An encrypted image's assignment names the wraps of this publish: those of the
         // vehicle's group, for who is entitled now.
+        let no_leaves = BTreeMap::new();
         let leaves = inv.get(vin).map_or(&no_leaves, |v| &v.decryption_leaves);
         for a in ecus.values_mut() {
             a.key_wraps = ctx
                 .wraps
                 .for_vehicle(&a.supplier, &a.target, &a.hardware_id, leaves);
         }
-        let old = published.get(vin);
         if old.is_none() && ecus.is_empty() && !inv.contains_key(vin) {
-            continue;
+            return Ok(Entry::None);
         }
         if let Some((_, leaf)) = old.filter(|(o, _)| same_assignments(&o.ecus, &ecus)) {
-            out.all.push(leaf.clone());
-            continue;
+            return Ok(Entry::Kept(leaf.clone()));
         }
         let version = match old {
             None => 1,
@@ -361,12 +425,37 @@ fn process_shard(
         let secret = ctx.fleet.vehicle(vin);
         let leaf = Leaf::seal_padded(vin, &VehicleEntry { version, ecus }, &secret, min)
             .map_err(|e| Error::refused(format!("the assignments of {vin}: {e}")))?;
-        out.changed.push(leaf.clone());
-        out.all.push(leaf);
+        Ok(Entry::Changed(leaf))
     }
-    out.all.sort_by(|a, b| a.key.cmp(&b.key));
-    out.changed.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok(out)
+}
+
+/// The published entries under this shard, each opened with its vehicle's secret. The
+/// published tree is the truth about who is in the fleet: a locator the state cannot name was
+/// lost (the state deleted, or restored from an older backup), and is refused.
+fn open_published(
+    shard: &str,
+    base: &mut RepoTree,
+    base_root: Option<&NodeLink>,
+    known: &HashMap<String, (&String, VehicleSecret)>,
+) -> Result<Published> {
+    let mut published = Published::new();
+    for leaf in entries_under(base, base_root, shard)? {
+        let Some((vin, secret)) = known.get(&leaf.key) else {
+            return Err(Error::refused(format!(
+                "the published tree has a vehicle at locator {} that the OEM's state does not know (DIR/{}/{shard}.json): the state was lost or restored from an older backup, and publishing it would withdraw that vehicle's assignments; restore the state from a newer backup",
+                leaf.key,
+                store::INVENTORY_DIR
+            )));
+        };
+        let entry = VehicleEntry::open(&leaf.sealed, vin, secret).map_err(|e| {
+            Error::refused(format!(
+                "the published entry of {vin} does not open with its secret ({e}): was DIR/{} replaced? Restore it from your backup",
+                super::privacy::FLEET_SECRET
+            ))
+        })?;
+        published.insert((*vin).clone(), (entry, leaf));
+    }
+    Ok(published)
 }
 
 /// What every shard of one publish is processed with.
@@ -610,6 +699,9 @@ fn incremental(
     Ok(root)
 }
 
+/// Build the whole tree from every shard, bottom-up. The procedure: the groups of shards built
+/// in parallel ([`build_groups`]) → the levels above them combined up to the root → the file
+/// system synced once (the bulk path writes without fsync per file) → the report.
 #[allow(clippy::too_many_arguments)]
 fn bulk_build(
     dir: &Path,
@@ -620,12 +712,48 @@ fn bulk_build(
     repair: bool,
     report: &mut FleetReport,
 ) -> Result<Option<NodeLink>> {
+    let built = build_groups(dir, repo, ctx, base_root.as_ref(), leaf_max, repair)?;
+    let mut tree = RepoTree::new(repo, false);
+    tree.repair = repair;
+    let root = combine_levels(&mut tree, built.subtrees, leaf_max)?;
+    let root = finish(&mut tree, root)?;
+    if built.written + built.nodes + tree.written > 0 {
+        sync_file_system(repo)?;
+    }
+    report.vehicles_written += built.written;
+    report.nodes_written += built.nodes + tree.written;
+    report.withdrawn.extend(built.withdrawn);
+    report.shards += SHARDS;
+    Ok(root)
+}
+
+/// What the workers of a bulk build made.
+struct Groups {
+    /// Each group's subtree, by group number (`None`: not built).
+    subtrees: Vec<Option<Subtree>>,
+    /// Vehicles written.
+    written: usize,
+    /// Nodes written.
+    nodes: usize,
+    withdrawn: Vec<String>,
+}
+
+/// Every group of 16 shards (one prefix a digit shorter), built by up to 4 workers taking the
+/// next group in turn; the first failure stops them all and is returned. The unit of work is
+/// a group: its shards' subtrees are combined at once, so what waits in `subtrees` is at most
+/// one leaf's worth of vehicles per group (a subtree left `Small` fits in a leaf), whatever
+/// the fleet size.
+fn build_groups(
+    dir: &Path,
+    repo: &Path,
+    ctx: &ShardContext,
+    base_root: Option<&NodeLink>,
+    leaf_max: usize,
+    repair: bool,
+) -> Result<Groups> {
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, 4);
-    // The unit of work is a group of 16 shards (one prefix a digit shorter): its shards'
-    // subtrees are combined at once, so what waits in `results` is at most one leaf's worth of
-    // vehicles per group (a subtree left `Small` fits in a leaf), whatever the fleet size.
     let groups = SHARDS / FANOUT as usize;
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Subtree>>> = Mutex::new(vec![None; groups]);
@@ -638,26 +766,15 @@ fn bulk_build(
                 tree.repair = repair;
                 let mut written = 0;
                 let mut withdrawn = Vec::new();
-                let mut work = |g: usize, tree: &mut RepoTree| -> Result<Subtree> {
-                    let group = format!("{g:0w$x}", w = DIR_DIGITS - 1);
-                    let mut children = Vec::with_capacity(FANOUT as usize);
-                    for d in 0..FANOUT {
-                        let digit = char::from_digit(d, 16).unwrap_or('0');
-                        let shard = format!("{group}{digit}");
-                        let mut sh = process_shard(dir, &shard, ctx, tree, base_root.as_ref())?;
-                        written += sh.changed.len();
-                        withdrawn.append(&mut sh.withdrawn);
-                        children.push((digit, build(tree, &shard, sh.all, leaf_max)?));
-                    }
-                    combine(tree, &group, children, leaf_max)
-                };
                 loop {
                     let g = next.fetch_add(1, Ordering::Relaxed);
                     if g >= groups || failed.lock().map(|f| f.is_some()).unwrap_or(true) {
                         break;
                     }
-                    match work(g, &mut tree) {
-                        Ok(sub) => {
+                    match build_group(dir, ctx, &mut tree, g, base_root, leaf_max) {
+                        Ok((sub, n, mut w)) => {
+                            written += n;
+                            withdrawn.append(&mut w);
                             if let Ok(mut r) = results.lock() {
                                 r[g] = Some(sub);
                             }
@@ -684,9 +801,52 @@ fn bulk_build(
     let (written, nodes, withdrawn) = totals
         .into_inner()
         .map_err(|_| Error::refused("internal: a publishing thread panicked"))?;
-    let mut level: Vec<(String, Subtree)> = results
+    let subtrees = results
         .into_inner()
-        .map_err(|_| Error::refused("internal: a publishing thread panicked"))?
+        .map_err(|_| Error::refused("internal: a publishing thread panicked"))?;
+    Ok(Groups {
+        subtrees,
+        written,
+        nodes,
+        withdrawn,
+    })
+}
+
+/// Group `g`: each of its 16 shards processed and built, then combined. Its subtree, the
+/// vehicles written and the assignments withdrawn.
+fn build_group(
+    dir: &Path,
+    ctx: &ShardContext,
+    tree: &mut RepoTree,
+    g: usize,
+    base_root: Option<&NodeLink>,
+    leaf_max: usize,
+) -> Result<(Subtree, usize, Vec<String>)> {
+    let (mut written, mut withdrawn) = (0, Vec::new());
+    let group = format!("{g:0w$x}", w = DIR_DIGITS - 1);
+    let mut children = Vec::with_capacity(FANOUT as usize);
+    for d in 0..FANOUT {
+        let digit = char::from_digit(d, 16).unwrap_or('0');
+        let shard = format!("{group}{digit}");
+        let mut sh = process_shard(dir, &shard, ctx, tree, base_root)?;
+        written += sh.changed.len();
+        withdrawn.append(&mut sh.withdrawn);
+        children.push((digit, build(tree, &shard, sh.all, leaf_max)?));
+    }
+    Ok((
+        combine(tree, &group, children, leaf_max)?,
+        written,
+        withdrawn,
+    ))
+}
+
+/// Up the levels above the groups (256 -> 16 -> 1): the root's subtree.
+fn combine_levels(
+    tree: &mut RepoTree,
+    subtrees: Vec<Option<Subtree>>,
+    leaf_max: usize,
+) -> Result<Subtree> {
+    let mut level: Vec<(String, Subtree)> = subtrees
         .into_iter()
         .enumerate()
         .map(|(i, s)| {
@@ -696,9 +856,6 @@ fn bulk_build(
             )
         })
         .collect();
-    // Up the levels above the groups: 256 -> 16 -> 1.
-    let mut tree = RepoTree::new(repo, false);
-    tree.repair = repair;
     for depth in (0..DIR_DIGITS - 1).rev() {
         let mut groups: BTreeMap<String, Vec<(char, Subtree)>> = BTreeMap::new();
         for (p, s) in level {
@@ -710,23 +867,14 @@ fn bulk_build(
         }
         level = Vec::with_capacity(groups.len());
         for (p, children) in groups {
-            let s = combine(&mut tree, &p, children, leaf_max)?;
+            let s = combine(tree, &p, children, leaf_max)?;
             level.push((p, s));
         }
     }
-    let root = level
+    Ok(level
         .pop()
         .map(|(_, s)| s)
-        .unwrap_or(Subtree::Small(Vec::new()));
-    let root = finish(&mut tree, root)?;
-    if written + nodes + tree.written > 0 {
-        sync_file_system(repo)?;
-    }
-    report.vehicles_written += written;
-    report.nodes_written += nodes + tree.written;
-    report.withdrawn.extend(withdrawn);
-    report.shards += SHARDS;
-    Ok(root)
+        .unwrap_or(Subtree::Small(Vec::new())))
 }
 
 /// Make everything written so far durable (the bulk path writes without fsync per file).
