@@ -111,32 +111,15 @@ pub fn verify_pending(
     check_tree(&tree, None, now)
 }
 
+/// Verify the tree as a client would, from its first root (or `trusted_root`). The procedure:
+/// the root chain → the timestamp and the snapshot → every targets role, pre-order → every
+/// target file they list (images, attestations, vetoes) → the documents that are not targets
+/// roles → `root.json` is the newest root.
 fn check_tree(tree: &Tree<'_>, trusted_root: Option<&Path>, now: DateTime) -> Result<Summary> {
     let repo = &tree.dir;
     let limits = MetadataLimits::default();
     let mut summary = Summary::default();
-    let root_bytes = match trusted_root {
-        Some(p) => fsutil::read_bounded(p, limits.root)?,
-        None => tree.read("1.root.json", limits.root)?,
-    };
-    summary.pinned_root = trusted_root.is_some();
-    let mut set = TrustedSet::new(&root_bytes, now, limits).map_err(|e| Error::Metadata {
-        path: trusted_root.map_or_else(|| repo.join("1.root.json"), Path::to_path_buf),
-        source: e,
-    })?;
-
-    // The whole root chain, each version signed by its predecessor.
-    loop {
-        let next = set.root().signed.version + 1;
-        let name = format!("{next}.root.json");
-        let path = tree.path(&name);
-        if !tree.exists(&name) {
-            break;
-        }
-        let bytes = tree.read(&name, limits.root)?;
-        set.update_root(&bytes).map_err(Error::meta(&path))?;
-    }
-    summary.root_version = set.root().signed.version;
+    let mut set = load_root_chain(tree, trusted_root, now, &mut summary)?;
 
     let path = repo.join("timestamp.json");
     set.update_timestamp(&tree.read("timestamp.json", limits.timestamp)?)
@@ -148,9 +131,62 @@ fn check_tree(tree: &Tree<'_>, trusted_root: Option<&Path>, now: DateTime) -> Re
         .map_err(Error::meta(&repo.join(&snap_name)))?;
     summary.snapshot_version = loaded(set.snapshot(), "snapshot")?.signed.version;
 
-    // Every targets role, pre-order from the top, each delegated role loaded once (with the
-    // parent that reached it first, whose delegation signs what it lists); a role delegated
-    // again elsewhere must verify against that delegation too, as a client would check it.
+    let roles = load_targets_roles(tree, &mut set)?;
+    summary.targets_roles = roles.len();
+    check_targets(repo, &set, &roles, &mut summary)?;
+    verify_extra_roles(tree, &set, &roles, &mut summary)?;
+
+    // Checked last, so that a tree signed by keys the pinned root does not know is reported as
+    // such (a threshold failure above) rather than as a mismatching file.
+    let latest = repo.join("root.json");
+    if tree.exists("root.json") && tree.read("root.json", limits.root)? != set.root().raw() {
+        return Err(Error::refused(format!(
+            "{} differs from {}.root.json, the newest root in the chain",
+            latest.display(),
+            summary.root_version
+        )));
+    }
+    Ok(summary)
+}
+
+/// The first root (the tree's `1.root.json`, or `trusted_root`), then the whole root chain,
+/// each version signed by its predecessor.
+fn load_root_chain(
+    tree: &Tree<'_>,
+    trusted_root: Option<&Path>,
+    now: DateTime,
+    summary: &mut Summary,
+) -> Result<TrustedSet> {
+    let limits = MetadataLimits::default();
+    let root_bytes = match trusted_root {
+        Some(p) => fsutil::read_bounded(p, limits.root)?,
+        None => tree.read("1.root.json", limits.root)?,
+    };
+    summary.pinned_root = trusted_root.is_some();
+    let mut set = TrustedSet::new(&root_bytes, now, limits).map_err(|e| Error::Metadata {
+        path: trusted_root.map_or_else(|| tree.dir.join("1.root.json"), Path::to_path_buf),
+        source: e,
+    })?;
+    loop {
+        let next = set.root().signed.version + 1;
+        let name = format!("{next}.root.json");
+        let path = tree.path(&name);
+        if !tree.exists(&name) {
+            break;
+        }
+        let bytes = tree.read(&name, limits.root)?;
+        set.update_root(&bytes).map_err(Error::meta(&path))?;
+    }
+    summary.root_version = set.root().signed.version;
+    Ok(set)
+}
+
+/// Every targets role, pre-order from the top, each delegated role loaded once (with the
+/// parent that reached it first, whose delegation signs what it lists); a role delegated
+/// again elsewhere must verify against that delegation too, as a client would check it.
+/// (role, parent) of each, in the order loaded.
+fn load_targets_roles(tree: &Tree<'_>, set: &mut TrustedSet) -> Result<Vec<(String, String)>> {
+    let limits = MetadataLimits::default();
     let mut stack = vec![("targets".to_string(), "root".to_string())];
     let mut visited = BTreeSet::new();
     let mut roles: Vec<(String, String)> = Vec::new();
@@ -172,7 +208,7 @@ fn check_tree(tree: &Tree<'_>, trusted_root: Option<&Path>, now: DateTime) -> Re
             .ok_or_else(|| Error::refused(format!("{role}.json is not listed in the snapshot")))?;
         let name = format!("{version}.{role}.json");
         set.update_delegated_targets(&tree.read(&name, limits.targets)?, &role, &parent)
-            .map_err(Error::meta(&repo.join(&name)))?;
+            .map_err(Error::meta(&tree.dir.join(&name)))?;
         if let Some(d) = &loaded(set.targets(&role), &role)?.signed.delegations {
             for r in d.roles.iter().rev() {
                 stack.push((r.name.clone(), role.clone()));
@@ -189,9 +225,19 @@ fn check_tree(tree: &Tree<'_>, trusted_root: Option<&Path>, now: DateTime) -> Re
         }
         roles.push((role, parent));
     }
-    summary.targets_roles = roles.len();
+    Ok(roles)
+}
 
-    for (role, parent) in &roles {
+/// Every target file the roles list, present with its length and hash; attestations and
+/// vetoes checked against their regulator's delegation, image manifests against their
+/// supplier's.
+fn check_targets(
+    repo: &Path,
+    set: &TrustedSet,
+    roles: &[(String, String)],
+    summary: &mut Summary,
+) -> Result<()> {
+    for (role, parent) in roles {
         let t = &loaded(set.targets(role), role)?.signed;
         for (name, target) in &t.targets {
             check_target_file(repo, name, target.length, &sha256_of(&target.hashes, name)?)?;
@@ -206,7 +252,7 @@ fn check_tree(tree: &Tree<'_>, trusted_root: Option<&Path>, now: DateTime) -> Re
                 .and_then(|c| c.get("kind"))
                 .and_then(|k| k.as_str());
             if matches!(kind, Some("attestation" | "veto")) {
-                check_attestation(repo, &set, role, parent, name, target)?;
+                check_attestation(repo, set, role, parent, name, target)?;
                 if kind == Some("veto") {
                     summary.vetoes += 1;
                 } else {
@@ -214,24 +260,12 @@ fn check_tree(tree: &Tree<'_>, trusted_root: Option<&Path>, now: DateTime) -> Re
                 }
             }
             if let Some(c) = custom.filter(|c| c.kind == ImageKind::ImageManifest) {
-                check_image(repo, &set, t, role, parent, name, &c)?;
+                check_image(repo, set, t, role, parent, name, &c)?;
                 summary.images += 1;
             }
         }
     }
-    verify_extra_roles(tree, &set, &roles, &mut summary)?;
-
-    // Checked last, so that a tree signed by keys the pinned root does not know is reported as
-    // such (a threshold failure above) rather than as a mismatching file.
-    let latest = repo.join("root.json");
-    if tree.exists("root.json") && tree.read("root.json", limits.root)? != set.root().raw() {
-        return Err(Error::refused(format!(
-            "{} differs from {}.root.json, the newest root in the chain",
-            latest.display(),
-            summary.root_version
-        )));
-    }
-    Ok(summary)
+    Ok(())
 }
 
 /// The snapshot-listed documents that are not targets roles: the OEM's `review` and `vehicles`
