@@ -40,6 +40,10 @@ pub fn publish(dir: &Path, now: DateTime, force: bool) -> Result<OemReport> {
 
 /// Publish `s` under `root`; `also_sign` co-signs per role (during a key rotation). Rotating
 /// the `vehicles` keys re-signs the index only: vehicles' files carry no signature.
+///
+/// The procedure: every encrypted image wrapped for who is entitled now → each vehicle's file
+/// and the tree, for what changed, then the record → the targets role (trust documents,
+/// supplier pins, regulators), the review queue and the vehicles index → published.
 pub fn publish_with(
     dir: &Path,
     s: &Settings,
@@ -75,57 +79,8 @@ pub fn publish_with(
     up.record.save(dir)?;
     store::clear_pending(dir, &up.handled)?;
 
-    // Who is trusted (supplier pins, authorized regulators): the offline targets role.
-    let mut targets = Targets::new(1, now);
-    // ECU trust documents: targets, so gateways fetch them through TUF (see [`super::ecu_trust`]).
-    for (name, bytes) in super::ecu_trust::all(dir)? {
-        let info = crate::supplier::store_target(&repo, &name, &bytes)?;
-        targets.targets.insert(
-            name,
-            ota_metadata::roles::TargetFile {
-                length: info.length,
-                hashes: BTreeMap::from([("sha256".to_string(), info.sha256)]),
-                custom: None,
-            },
-        );
-    }
-    let policy = s.regulator_policy()?;
-    let json = |v: Result<Value, serde_json::Error>| v.map_err(|e| Error::refused(e.to_string()));
-    targets.extra.insert(
-        "suppliers".into(),
-        json(serde_json::to_value(&s.suppliers))?,
-    );
-    targets.extra.insert(
-        REGULATORS_FIELD.into(),
-        json(serde_json::to_value(&policy))?,
-    );
-    let mut review = Review {
-        type_: Review::TYPE.into(),
-        spec_version: SPEC_VERSION.into(),
-        version: 1,
-        expires: now,
-        requests: reviews,
-        extra: BTreeMap::new(),
-    };
-    if let Some(l) = &wraps.ledger {
-        review.extra.insert(
-            super::broadcast::ledger::FIELD.into(),
-            Value::String(l.clone()),
-        );
-    }
-    fn doc<'k>(
-        s: &Settings,
-        name: &str,
-        body: Value,
-        keys: &'k [SigningKey],
-    ) -> Result<RoleDoc<'k>> {
-        Ok(RoleDoc {
-            name: name.into(),
-            body,
-            keys: keys.iter().collect(),
-            lifetime: s.roles[name].lifetime()?,
-        })
-    }
+    let targets = targets_role(dir, &repo, s, now)?;
+    let review = review_queue(reviews, &wraps, now);
     let plan = PublishPlan {
         verbatim: Vec::new(),
         roles: vec![
@@ -149,5 +104,68 @@ pub fn publish_with(
         vehicles_written: up.report.vehicles_written,
         withdrawn: up.report.withdrawn.clone(),
         fleet: up.report,
+    })
+}
+
+/// Who is trusted (supplier pins, authorized regulators): the offline targets role. The ECU
+/// trust documents are its targets, so gateways fetch them through TUF (see
+/// [`super::ecu_trust`]); each is stored in the tree here.
+fn targets_role(dir: &Path, repo: &Path, s: &Settings, now: DateTime) -> Result<Targets> {
+    let mut targets = Targets::new(1, now);
+    for (name, bytes) in super::ecu_trust::all(dir)? {
+        let info = crate::supplier::store_target(repo, &name, &bytes)?;
+        targets.targets.insert(
+            name,
+            ota_metadata::roles::TargetFile {
+                length: info.length,
+                hashes: BTreeMap::from([("sha256".to_string(), info.sha256)]),
+                custom: None,
+            },
+        );
+    }
+    let policy = s.regulator_policy()?;
+    let json = |v: Result<Value, serde_json::Error>| v.map_err(|e| Error::refused(e.to_string()));
+    targets.extra.insert(
+        "suppliers".into(),
+        json(serde_json::to_value(&s.suppliers))?,
+    );
+    targets.extra.insert(
+        REGULATORS_FIELD.into(),
+        json(serde_json::to_value(&policy))?,
+    );
+    Ok(targets)
+}
+
+/// The review queue: every request (with the regulators' wraps of an encrypted image), and the
+/// ledger of the wraps, when there is one.
+fn review_queue(
+    requests: Vec<ota_metadata::documents::ReviewRequest>,
+    wraps: &super::broadcast::WrapPlan,
+    now: DateTime,
+) -> Review {
+    let mut review = Review {
+        type_: Review::TYPE.into(),
+        spec_version: SPEC_VERSION.into(),
+        version: 1,
+        expires: now,
+        requests,
+        extra: BTreeMap::new(),
+    };
+    if let Some(l) = &wraps.ledger {
+        review.extra.insert(
+            super::broadcast::ledger::FIELD.into(),
+            Value::String(l.clone()),
+        );
+    }
+    review
+}
+
+/// A role of the OEM's tree to publish: its body, keys and lifetime.
+fn doc<'k>(s: &Settings, name: &str, body: Value, keys: &'k [SigningKey]) -> Result<RoleDoc<'k>> {
+    Ok(RoleDoc {
+        name: name.into(),
+        body,
+        keys: keys.iter().collect(),
+        lifetime: s.roles[name].lifetime()?,
     })
 }
