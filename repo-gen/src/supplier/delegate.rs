@@ -59,8 +59,55 @@ fn public_keys(files: &[PathBuf]) -> Result<BTreeMap<KeyId, Key>> {
 /// Delegate signing of images for `hardware_ids` to a tier-2 supplier (or, in a tier
 /// directory, to a tier-3). Takes effect at the next `publish` (a delegate that signs for
 /// itself: once its first hand-over is ingested).
+///
+/// The procedure: the name (new, or replaced on purpose) → the hardware ids and path patterns
+/// → within this tier's own, for a tier → the expiry → the delegate's keys → recorded.
 pub fn delegate(dir: &Path, opts: Delegate) -> Result<()> {
     let mut s = Settings::load(dir)?;
+    check_name(&s, &opts)?;
+    if opts.hardware_ids.is_empty() {
+        return Err(Error::refused(
+            "give at least one --hardware-id the delegate may serve",
+        ));
+    }
+    for h in &opts.hardware_ids {
+        names::check_hardware_id(h)?;
+    }
+    for p in &opts.paths {
+        if p.is_empty() || p.contains("..") {
+            return Err(Error::refused(format!("path pattern {p:?} is not allowed")));
+        }
+    }
+    let paths = if opts.paths.is_empty() {
+        vec!["*".to_string()]
+    } else {
+        opts.paths.clone()
+    };
+    if let Some(t) = &s.tier {
+        check_within_tier(t, &opts.hardware_ids, &paths)?;
+    }
+    let expires = opts.expires.as_deref().unwrap_or(default_expiry("targets"));
+    crate::workdir::parse_lifetime(expires)
+        .map_err(|e| Error::refused(format!("--expires {expires}: {e}")))?;
+    let (role, public_keys) = delegate_keys(&opts, expires)?;
+    let config = DelegationConfig {
+        name: opts.name.clone(),
+        role,
+        hardware_ids: opts.hardware_ids,
+        paths,
+        terminating: opts.terminating,
+        public_keys,
+    };
+    match s.delegations.iter_mut().find(|d| d.name == opts.name) {
+        Some(d) => *d = config,
+        None => s.delegations.push(config),
+    }
+    s.save(dir)
+}
+
+/// The delegation's name: a role name, new (not retired either) unless `--replace`, which
+/// needs an existing one; never this directory's own role.
+fn check_name(s: &Settings, opts: &Delegate) -> Result<()> {
     names::check_role_name(&opts.name)?;
     let existing = s.delegation(&opts.name).is_some();
     if opts.replace && !existing {
@@ -81,62 +128,45 @@ pub fn delegate(dir: &Path, opts: Delegate) -> Result<()> {
             opts.name
         )));
     }
-    if opts.hardware_ids.is_empty() {
-        return Err(Error::refused(
-            "give at least one --hardware-id the delegate may serve",
-        ));
+    Ok(())
+}
+
+/// A tier delegates within what it was delegated: hardware ids and names narrow.
+fn check_within_tier(t: &super::Tier, hardware_ids: &[String], paths: &[String]) -> Result<()> {
+    if let Some(h) = hardware_ids.iter().find(|h| !t.hardware_ids.contains(h)) {
+        return Err(Error::refused(format!(
+            "{h} is not among the hardware ids this tier may serve ({:?}): a delegation only narrows",
+            t.hardware_ids
+        )));
     }
-    for h in &opts.hardware_ids {
-        names::check_hardware_id(h)?;
+    if let Some(p) = paths
+        .iter()
+        .find(|p| !t.paths.iter().any(|q| pattern_within(p, q)))
+    {
+        return Err(Error::refused(format!(
+            "path pattern {p:?} is not within this tier's patterns {:?}: a delegation only narrows (give --path)",
+            t.paths
+        )));
     }
-    for p in &opts.paths {
-        if p.is_empty() || p.contains("..") {
-            return Err(Error::refused(format!("path pattern {p:?} is not allowed")));
-        }
-    }
-    let paths = if opts.paths.is_empty() {
-        vec!["*".to_string()]
-    } else {
-        opts.paths
-    };
-    // A tier delegates within what it was delegated: hardware ids and names narrow.
-    if let Some(t) = &s.tier {
-        if let Some(h) = opts
-            .hardware_ids
-            .iter()
-            .find(|h| !t.hardware_ids.contains(h))
-        {
-            return Err(Error::refused(format!(
-                "{h} is not among the hardware ids this tier may serve ({:?}): a delegation only narrows",
-                t.hardware_ids
-            )));
-        }
-        if let Some(p) = paths
-            .iter()
-            .find(|p| !t.paths.iter().any(|q| pattern_within(p, q)))
-        {
-            return Err(Error::refused(format!(
-                "path pattern {p:?} is not within this tier's patterns {:?}: a delegation only narrows (give --path)",
-                t.paths
-            )));
-        }
-    }
-    let expires = opts.expires.as_deref().unwrap_or(default_expiry("targets"));
-    crate::workdir::parse_lifetime(expires)
-        .map_err(|e| Error::refused(format!("--expires {expires}: {e}")))?;
-    let (role, public_keys) = match opts.keys {
+    Ok(())
+}
+
+/// The delegate's role: its private keys kept here (the threshold checked against them), or
+/// only its public keys (a delegate that signs for itself and hands its role over).
+fn delegate_keys(opts: &Delegate, expires: &str) -> Result<(RoleConfig, BTreeMap<KeyId, Key>)> {
+    match &opts.keys {
         DelegateKeys::Private(keys) => {
-            let role = RoleConfig::new(keys, opts.threshold, expires)?;
+            let role = RoleConfig::new(keys.clone(), opts.threshold, expires)?;
             let ids: BTreeSet<_> = role
                 .load_keys(&opts.name)?
                 .iter()
                 .map(|k| k.key_id().clone())
                 .collect();
             check_threshold(&opts.name, &role, ids.len())?;
-            (role, BTreeMap::new())
+            Ok((role, BTreeMap::new()))
         }
         DelegateKeys::Public(files) => {
-            let keys = public_keys(&files)?;
+            let keys = public_keys(files)?;
             if opts.threshold == 0 || opts.threshold as usize > keys.len() {
                 return Err(Error::refused(format!(
                     "--threshold {} with {} distinct public key(s)",
@@ -149,22 +179,9 @@ pub fn delegate(dir: &Path, opts: Delegate) -> Result<()> {
                 threshold: opts.threshold,
                 expires: expires.into(),
             };
-            (role, keys)
+            Ok((role, keys))
         }
-    };
-    let config = DelegationConfig {
-        name: opts.name.clone(),
-        role,
-        hardware_ids: opts.hardware_ids,
-        paths,
-        terminating: opts.terminating,
-        public_keys,
-    };
-    match s.delegations.iter_mut().find(|d| d.name == opts.name) {
-        Some(d) => *d = config,
-        None => s.delegations.push(config),
     }
-    s.save(dir)
 }
 
 /// Remove the delegation to `name` (Uptane: removing a tier-2 supplier). Its images go with
