@@ -161,7 +161,9 @@ struct Stored {
 }
 
 /// Copy the image into the targets directory while hashing it (encrypting it on the way if
-/// asked), bounded by `limit`.
+/// asked), bounded by `limit`. The procedure: a regular file, not empty, within the limit →
+/// copied to a temporary file outside the tree ([`copy_image`]) → synced → moved to its
+/// content-addressed name, never replacing other content.
 fn store_image(
     repo: &Path,
     src: &Path,
@@ -187,61 +189,14 @@ fn store_image(
     let dir = repo.join("targets");
     // Staged outside the tree: a crash mid-copy leaves no partial image in it.
     let mut tmp = fsutil::temp_for(&dir)?;
-    let (length, sha, plaintext) = {
-        let mut input = Counting {
-            inner: f,
-            hasher: Sha256::new(),
-            length: 0,
-            limit,
-            src,
-        };
-        let mut out = HashingWriter {
-            inner: std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut()),
-            hasher: Sha256::new(),
-            length: 0,
-            failed: false,
-        };
-        let encrypted = match how {
-            Storing::Plain => {
-                if let Err(e) = std::io::copy(&mut input, &mut out) {
-                    // Name the side that failed: a full disk is the destination's.
-                    let at = if out.failed { dir.as_path() } else { src };
-                    return Err(Error::io(at)(e));
-                }
-                false
-            }
-            Storing::Encrypted(key, chunk) => {
-                ota_crypt::stream::encrypt(key, &mut input, meta.len(), &mut out, chunk).map_err(
-                    |e| AddImageRefusal::Encrypting {
-                        path: src.to_path_buf(),
-                        reason: e.to_string(),
-                    },
-                )?;
-                // The header names the length read at the start: a file that grew is refused.
-                let mut probe = [0u8; 1];
-                if input.read(&mut probe).map_err(Error::io(src))? != 0 {
-                    return Err(AddImageRefusal::Grew {
-                        path: src.to_path_buf(),
-                    }
-                    .into());
-                }
-                true
-            }
-        };
-        // A full disk: named by where the image goes (the temporary file is ours, not theirs).
-        out.flush().map_err(Error::io(&dir))?;
-        if input.length == 0 {
-            // Truncated while being read.
-            return Err(Error::EmptyImage {
-                path: src.to_path_buf(),
-            });
-        }
-        let plaintext = encrypted.then(|| FileInfo {
-            length: input.length,
-            sha256: hex::encode(input.hasher.finalize()),
-        });
-        (out.length, hex::encode(out.hasher.finalize()), plaintext)
+    let input = Counting {
+        inner: f,
+        hasher: Sha256::new(),
+        length: 0,
+        limit,
+        src,
     };
+    let (length, sha, plaintext) = copy_image(input, meta.len(), &dir, tmp.as_file_mut(), how)?;
     tmp.as_file().sync_all().map_err(Error::io(&dir))?;
     let dest = dir.join(format!("{sha}.{name}"));
     // A published target is never replaced: the same content already there is kept as it is.
@@ -266,6 +221,66 @@ fn store_image(
         },
         plaintext,
     })
+}
+
+/// Copy `input` (the image at `input.src`, `len` bytes when opened) into `tmp` in `dir`, as it
+/// is or encrypted: the length and SHA-256 (hex) written, and the plaintext's when encrypted.
+/// A file that grows or is truncated while read is refused; a failure is named by the side
+/// that failed (a full disk is the destination's).
+fn copy_image(
+    mut input: Counting<'_, File>,
+    len: u64,
+    dir: &Path,
+    tmp: &mut File,
+    how: Storing<'_>,
+) -> Result<(u64, String, Option<FileInfo>)> {
+    let src = input.src;
+    let mut out = HashingWriter {
+        inner: std::io::BufWriter::with_capacity(1 << 20, tmp),
+        hasher: Sha256::new(),
+        length: 0,
+        failed: false,
+    };
+    let encrypted = match how {
+        Storing::Plain => {
+            if let Err(e) = std::io::copy(&mut input, &mut out) {
+                // Name the side that failed: a full disk is the destination's.
+                let at = if out.failed { dir } else { src };
+                return Err(Error::io(at)(e));
+            }
+            false
+        }
+        Storing::Encrypted(key, chunk) => {
+            ota_crypt::stream::encrypt(key, &mut input, len, &mut out, chunk).map_err(|e| {
+                AddImageRefusal::Encrypting {
+                    path: src.to_path_buf(),
+                    reason: e.to_string(),
+                }
+            })?;
+            // The header names the length read at the start: a file that grew is refused.
+            let mut probe = [0u8; 1];
+            if input.read(&mut probe).map_err(Error::io(src))? != 0 {
+                return Err(AddImageRefusal::Grew {
+                    path: src.to_path_buf(),
+                }
+                .into());
+            }
+            true
+        }
+    };
+    // A full disk: named by where the image goes (the temporary file is ours, not theirs).
+    out.flush().map_err(Error::io(dir))?;
+    if input.length == 0 {
+        // Truncated while being read.
+        return Err(Error::EmptyImage {
+            path: src.to_path_buf(),
+        });
+    }
+    let plaintext = encrypted.then(|| FileInfo {
+        length: input.length,
+        sha256: hex::encode(input.hasher.finalize()),
+    });
+    Ok((out.length, hex::encode(out.hasher.finalize()), plaintext))
 }
 
 /// SHA-256 (hex) of a file's content, streamed.
@@ -396,42 +411,8 @@ pub fn add_image(dir: &Path, mut opts: AddImage, now: DateTime) -> Result<Added>
         &mut added,
         &mut warnings,
     )?;
-    let encryption = match (stored.plaintext, opts.encrypt) {
-        (Some(plaintext), Some(chunk_size)) => Some(EncryptionRecord {
-            chunk_size,
-            plaintext,
-        }),
-        _ => None,
-    };
-    let unsigned = FileInfo {
-        length: 0,
-        sha256: String::new(),
-    };
-    let record = ImageRecord {
-        uid: opts.uid,
-        version: opts.version,
-        release_counter: opts.release_counter,
-        hardware_ids: opts.hardware_ids,
-        role: opts.role,
-        image: stored.target,
-        encryption,
-        manifest: unsigned.clone(),
-        compact: unsigned,
-        added: now,
-        deltas,
-    };
-    let m = manifest_of(&s.name, &record)?;
-    let (manifest, compact) = write_manifests_tracked(
-        &repo,
-        &m,
-        &keys.iter().collect::<Vec<_>>(),
-        Some(&mut added),
-    )?;
-    let record = ImageRecord {
-        manifest,
-        compact,
-        ..record
-    };
+    let record = unsigned_record(opts, stored, deltas, now);
+    let record = sign_manifests(&repo, &s.name, record, &keys, &mut added)?;
     // The content key, before the image is recorded: an image nobody can decrypt is never
     // published.
     let content_key = match (&content_key, &record.encryption) {
@@ -449,6 +430,58 @@ pub fn add_image(dir: &Path, mut opts: AddImage, now: DateTime) -> Result<Added>
         record,
         warnings,
         content_key,
+    })
+}
+
+/// The record of an image stored (and its deltas built), its manifests not signed yet.
+fn unsigned_record(
+    opts: AddImage,
+    stored: Stored,
+    deltas: Vec<super::DeltaRecord>,
+    now: DateTime,
+) -> ImageRecord {
+    let encryption = match (stored.plaintext, opts.encrypt) {
+        (Some(plaintext), Some(chunk_size)) => Some(EncryptionRecord {
+            chunk_size,
+            plaintext,
+        }),
+        _ => None,
+    };
+    let unsigned = FileInfo {
+        length: 0,
+        sha256: String::new(),
+    };
+    ImageRecord {
+        uid: opts.uid,
+        version: opts.version,
+        release_counter: opts.release_counter,
+        hardware_ids: opts.hardware_ids,
+        role: opts.role,
+        image: stored.target,
+        encryption,
+        manifest: unsigned.clone(),
+        compact: unsigned,
+        added: now,
+        deltas,
+    }
+}
+
+/// The image's manifest and its compact form, signed by the role's `keys` and stored (new
+/// files tracked in `added`): the record with them.
+fn sign_manifests(
+    repo: &Path,
+    supplier: &str,
+    record: ImageRecord,
+    keys: &[SigningKey],
+    added: &mut NewFiles,
+) -> Result<ImageRecord> {
+    let m = manifest_of(supplier, &record)?;
+    let (manifest, compact) =
+        write_manifests_tracked(repo, &m, &keys.iter().collect::<Vec<_>>(), Some(added))?;
+    Ok(ImageRecord {
+        manifest,
+        compact,
+        ..record
     })
 }
 
