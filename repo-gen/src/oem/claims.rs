@@ -385,66 +385,8 @@ const WORKERS: usize = 8;
 /// (two passes, so a fleet's index is never all in memory), all before any inventory record.
 pub fn claim_all(dir: &Path, wanted: Vec<(Claim, Owner)>) -> Result<()> {
     ensure_current(dir)?;
-    // Into their shards (the shard of each claim hashed on every core), then against each
-    // other within each shard: two lines claiming one serial or key.
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = wanted.len().div_ceil(cores).max(1);
-    let sharded: Vec<Vec<(String, Claim, Owner)>> = std::thread::scope(|s| {
-        let mut rest = wanted;
-        let mut parts = Vec::new();
-        while !rest.is_empty() {
-            let tail = rest.split_off(rest.len().saturating_sub(chunk));
-            parts.push(tail);
-        }
-        let workers: Vec<_> = parts
-            .into_iter()
-            .map(|part| {
-                s.spawn(move || {
-                    part.into_iter()
-                        .map(|(c, o)| (c.shard(), c, o))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().unwrap_or_default())
-            .collect()
-    });
-    let mut buckets: BTreeMap<String, Vec<(Claim, Owner)>> = BTreeMap::new();
-    for (shard, claim, owner) in sharded.into_iter().flatten() {
-        buckets.entry(shard).or_default().push((claim, owner));
-    }
-    let mut shards: Vec<(String, Vec<(Claim, Owner)>)> = buckets.into_iter().collect();
-    let conflict: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
-    let per_core = shards.len().div_ceil(cores).max(1);
-    std::thread::scope(|s| {
-        for part in shards.chunks_mut(per_core) {
-            let conflict = &conflict;
-            s.spawn(move || {
-                for (_, claims) in part.iter_mut() {
-                    claims.sort_by(|a, b| a.0.cmp(&b.0));
-                    claims.dedup_by(|a, b| a == b);
-                    if let Some(w) = claims.windows(2).find(|w| w[0].0 == w[1].0) {
-                        let (claim, owner) = &w[1];
-                        let e = Error::refused(format!(
-                            "{} and {} both claim {}: nothing imported",
-                            w[0].1.describe(),
-                            owner.describe(),
-                            claim.what()
-                        ));
-                        if let Ok(mut c) = conflict.lock() {
-                            c.get_or_insert(e);
-                        }
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = conflict.into_inner().ok().flatten() {
-        return Err(e);
-    }
+    let mut shards = into_shards(wanted);
+    check_each_other(&mut shards)?;
     let own = oem_keys(dir)?;
     if let Some((claim, owner)) = shards
         .iter()
@@ -477,6 +419,76 @@ pub fn claim_all(dir: &Path, wanted: Vec<(Claim, Owner)>) -> Result<()> {
     })?;
     let written: BTreeSet<String> = shards.into_iter().map(|(s, _)| s).collect();
     record(dir, Written::Claims(&written))
+}
+
+/// The claims by shard, sorted by shard (the shard of each claim hashed on every core).
+fn into_shards(wanted: Vec<(Claim, Owner)>) -> Vec<(String, Vec<(Claim, Owner)>)> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = wanted.len().div_ceil(cores).max(1);
+    let sharded: Vec<Vec<(String, Claim, Owner)>> = std::thread::scope(|s| {
+        let mut rest = wanted;
+        let mut parts = Vec::new();
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().saturating_sub(chunk));
+            parts.push(tail);
+        }
+        let workers: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
+                s.spawn(move || {
+                    part.into_iter()
+                        .map(|(c, o)| (c.shard(), c, o))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    let mut buckets: BTreeMap<String, Vec<(Claim, Owner)>> = BTreeMap::new();
+    for (shard, claim, owner) in sharded.into_iter().flatten() {
+        buckets.entry(shard).or_default().push((claim, owner));
+    }
+    buckets.into_iter().collect()
+}
+
+/// The claims against each other within each shard (on every core), each shard's sorted and
+/// the same claim by the same owner kept once: two lines claiming one serial or key are
+/// refused.
+fn check_each_other(shards: &mut [(String, Vec<(Claim, Owner)>)]) -> Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let conflict: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
+    let per_core = shards.len().div_ceil(cores).max(1);
+    std::thread::scope(|s| {
+        for part in shards.chunks_mut(per_core) {
+            let conflict = &conflict;
+            s.spawn(move || {
+                for (_, claims) in part.iter_mut() {
+                    claims.sort_by(|a, b| a.0.cmp(&b.0));
+                    claims.dedup_by(|a, b| a == b);
+                    if let Some(w) = claims.windows(2).find(|w| w[0].0 == w[1].0) {
+                        let (claim, owner) = &w[1];
+                        let e = Error::refused(format!(
+                            "{} and {} both claim {}: nothing imported",
+                            w[0].1.describe(),
+                            owner.describe(),
+                            claim.what()
+                        ));
+                        if let Ok(mut c) = conflict.lock() {
+                            c.get_or_insert(e);
+                        }
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    match conflict.into_inner().ok().flatten() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 // ---- Keeping the index true to the inventory ------------------------------------------------
