@@ -19,7 +19,9 @@ pub fn publish(dir: &Path, now: DateTime, force: bool) -> Result<Report> {
     publish_with(dir, &s, &root, now, force, &BTreeMap::new())
 }
 
-/// Publish `s` under `root`, with `also_sign` co-signing per role (during a key rotation).
+/// Publish `s` under `root`, with `also_sign` co-signing per role (during a key rotation):
+/// the targets role listing every attestation and veto ([`targets_role`]), signed and
+/// published.
 pub fn publish_with(
     dir: &Path,
     s: &Settings,
@@ -32,6 +34,33 @@ pub fn publish_with(
     let keys = |role: &str| role_signers(root, role, &s.roles[role], also_sign);
     let (targets_k, snapshot_k, timestamp_k) =
         (keys("targets")?, keys("snapshot")?, keys("timestamp")?);
+    let t = targets_role(&repo, s, now)?;
+    let body = body_of(&t)?;
+    let plan = PublishPlan {
+        verbatim: Vec::new(),
+        roles: vec![RoleDoc {
+            name: "targets".into(),
+            body,
+            keys: targets_k.iter().collect(),
+            lifetime: s.roles["targets"].lifetime()?,
+        }],
+        snapshot: Signer {
+            keys: snapshot_k.iter().collect(),
+            lifetime: s.roles["snapshot"].lifetime()?,
+        },
+        timestamp: Signer {
+            keys: timestamp_k.iter().collect(),
+            lifetime: s.roles["timestamp"].lifetime()?,
+        },
+        force,
+    };
+    publish::publish(&repo, now, &plan)
+}
+
+/// The regulator's targets role: every attestation, listed under the release it judges, and
+/// every veto, the same signed file listed under the bytes it vetoes (written at attest time;
+/// written again here if a record predates vetoes).
+fn targets_role(repo: &Path, s: &Settings, now: DateTime) -> Result<Targets> {
     let mut t = Targets::new(1, now);
     for (sha, rec) in &s.attestations {
         t.targets.insert(
@@ -51,8 +80,6 @@ pub fn publish_with(
             },
         );
     }
-    // Each veto: the same signed file as the attestation, listed under the bytes it vetoes
-    // (written at attest time; written again here if a record predates vetoes).
     for (sha, rec) in s.vetoes() {
         let name = veto_target(&sha);
         let file = repo
@@ -80,24 +107,5 @@ pub fn publish_with(
             },
         );
     }
-    let body = body_of(&t)?;
-    let plan = PublishPlan {
-        verbatim: Vec::new(),
-        roles: vec![RoleDoc {
-            name: "targets".into(),
-            body,
-            keys: targets_k.iter().collect(),
-            lifetime: s.roles["targets"].lifetime()?,
-        }],
-        snapshot: Signer {
-            keys: snapshot_k.iter().collect(),
-            lifetime: s.roles["snapshot"].lifetime()?,
-        },
-        timestamp: Signer {
-            keys: timestamp_k.iter().collect(),
-            lifetime: s.roles["timestamp"].lifetime()?,
-        },
-        force,
-    };
-    publish::publish(&repo, now, &plan)
+    Ok(t)
 }
