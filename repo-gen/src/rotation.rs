@@ -176,7 +176,22 @@ pub fn resume<R: Rotatable>(dir: &Path, now: DateTime) -> Result<Resumed> {
     })
 }
 
-/// Replace the keys of `role` with `new_keys` (and optionally its threshold).
+/// The configuration of `role`: a top-level role's, or another role's (a delegation).
+fn role_config<R: Rotatable>(s: &mut R, role: &str) -> Result<RoleConfig> {
+    match s.top_level().get(role) {
+        Some(rc) => Ok(rc.clone()),
+        None => s
+            .other_role_mut(role)
+            .map(|rc| rc.clone())
+            .ok_or_else(|| Error::refused(format!("no role named {role:?}"))),
+    }
+}
+
+/// Replace the keys of `role` with `new_keys` (and optionally its threshold). The procedure:
+/// the new keys loaded and their threshold checked → the settings changed and a new root
+/// built (a top-level role) → the rotation recorded as in flight (a kill is resumed or undone)
+/// → the other documents and the roles re-signed by old and new keys together → the new root
+/// written, signed by the outgoing and incoming root keys → the settings saved.
 pub fn rotate_key<R: Rotatable>(
     dir: &Path,
     s: &mut R,
@@ -191,13 +206,7 @@ pub fn rotate_key<R: Rotatable>(
         return Err(Error::refused("give the new key(s) with --new-key FILE"));
     }
     let is_top = s.top_level().contains_key(role);
-    let old_rc = match s.top_level().get(role) {
-        Some(rc) => rc.clone(),
-        None => s
-            .other_role_mut(role)
-            .map(|rc| rc.clone())
-            .ok_or_else(|| Error::refused(format!("no role named {role:?}")))?,
-    };
+    let old_rc = role_config(s, role)?;
     let new_rc = RoleConfig::new(
         new_keys,
         threshold.unwrap_or(old_rc.threshold),
@@ -224,13 +233,7 @@ pub fn rotate_key<R: Rotatable>(
     let in_flight = in_flight_path(dir);
     let record = InFlight {
         role: role.to_string(),
-        config: if is_top {
-            s.top_level()[role].clone()
-        } else {
-            s.other_role_mut(role)
-                .map(|rc| rc.clone())
-                .ok_or_else(|| Error::refused(format!("no role named {role:?}")))?
-        },
+        config: role_config(s, role)?,
         top_level: is_top,
         from_root: old_root.version,
     };
