@@ -67,16 +67,8 @@ fn refused(from: &Path, why: String) -> Error {
     Error::refused(format!("hand-over {}: {why}", from.display()))
 }
 
-/// Check hand-over `from` against this directory's delegations and take it in.
-pub fn ingest(dir: &Path, from: &Path, now: DateTime) -> Result<Report> {
-    let mut s = Settings::load(dir)?;
-    for d in [
-        from.to_path_buf(),
-        from.join("metadata"),
-        from.join("targets"),
-    ] {
-        fsutil::real_dir(&d)?;
-    }
+/// The hand-over's index: of this format, naming each role once, each a role name.
+fn read_index(from: &Path) -> Result<Index> {
     let index: Index = serde_json::from_slice(&fsutil::read_untrusted(&from.join(INDEX), 1 << 20)?)
         .map_err(|e| refused(from, format!("{INDEX}: {e}")))?;
     if index.format != FORMAT {
@@ -89,6 +81,25 @@ pub fn ingest(dir: &Path, from: &Path, now: DateTime) -> Result<Report> {
     for r in &index.roles {
         ota_metadata::names::check_role_name(r).map_err(|e| refused(from, e.to_string()))?;
     }
+    Ok(index)
+}
+
+/// Check hand-over `from` against this directory's delegations and take it in. The
+/// procedure: a hand-over directory with a well-formed index → the roles this directory
+/// delegates to suppliers that sign for themselves, each checked (its owner, its signatures
+/// and what it may list), then the roles they delegate to in turn, each carried → every role
+/// carried reached → taken in.
+pub fn ingest(dir: &Path, from: &Path, now: DateTime) -> Result<Report> {
+    let mut s = Settings::load(dir)?;
+    for d in [
+        from.to_path_buf(),
+        from.join("metadata"),
+        from.join("targets"),
+    ] {
+        fsutil::real_dir(&d)?;
+    }
+    let index = read_index(from)?;
+    let carried: BTreeSet<&String> = index.roles.iter().collect();
     let own = s.default_role().to_string();
     let mut queue: Vec<Job> = Vec::new();
     for d in s
