@@ -175,18 +175,7 @@ async fn run(repo: &Path, dest: destination::Destination, o: &UploadOpts) -> Res
         local.retain(|name, _| !prune::droppable(name, keep));
     }
 
-    // The mutable files the store holds with the local bytes (name and size cannot tell).
-    let mut same = Vec::new();
-    for (name, ours) in [
-        ("root.json", &view.root),
-        ("timestamp.json", &view.timestamp),
-    ] {
-        if remote.get(name).is_some_and(|&size| size <= MAX_MUTABLE)
-            && guard::fetch(&dest, name).await?[..] == ours[..]
-        {
-            same.push(name);
-        }
-    }
+    let same = same_mutable(&dest, &view, &remote).await?;
     let p: Plan = plan::plan(&local, &remote, |n| same.contains(&n));
     let mut report = UploadReport {
         destination: dest.display.clone(),
@@ -199,11 +188,58 @@ async fn run(repo: &Path, dest: destination::Destination, o: &UploadOpts) -> Res
         return Ok(report);
     }
 
+    send(&dest, repo, &view, &remote, &p, o).await?;
+    report.sent = p.files();
+    report.bytes = p.bytes();
+
+    if let Some(keep) = &keep {
+        for name in remote.keys().filter(|n| prune::droppable(n, keep)) {
+            dest.store
+                .delete(&location(&dest.prefix, name))
+                .await
+                .map_err(store_err(&what))?;
+            report.pruned += 1;
+        }
+    }
+    Ok(report)
+}
+
+/// The mutable files the store holds with the local bytes (name and size cannot tell).
+async fn same_mutable(
+    dest: &destination::Destination,
+    view: &guard::LocalView,
+    remote: &BTreeMap<String, u64>,
+) -> Result<Vec<&'static str>> {
+    let mut same = Vec::new();
+    for (name, ours) in [
+        ("root.json", &view.root),
+        ("timestamp.json", &view.timestamp),
+    ] {
+        if remote.get(name).is_some_and(|&size| size <= MAX_MUTABLE)
+            && guard::fetch(dest, name).await?[..] == ours[..]
+        {
+            same.push(name);
+        }
+    }
+    Ok(same)
+}
+
+/// Send the plan phase by phase, each phase's files concurrently (`--jobs`). Before the phase
+/// that sends the timestamp, every file it leads to must be in the store or sent: else the
+/// timestamp is not sent (clients would fail on it).
+async fn send(
+    dest: &destination::Destination,
+    repo: &Path,
+    view: &guard::LocalView,
+    remote: &BTreeMap<String, u64>,
+    p: &Plan,
+    o: &UploadOpts,
+) -> Result<()> {
     let progress = Progress::new(p.files(), p.bytes());
     let mut sent = std::collections::BTreeSet::new();
     for phase in &p.phases {
         if phase.iter().any(|s| s.kind == plan::Kind::Timestamp) {
-            if let Some(name) = guard::missing_before_timestamp(repo, &view, &remote, &sent)? {
+            if let Some(name) = guard::missing_before_timestamp(repo, view, remote, &sent)? {
                 return Err(Error::StoreIncomplete {
                     store: dest.display.clone(),
                     name,
@@ -212,7 +248,7 @@ async fn run(repo: &Path, dest: destination::Destination, o: &UploadOpts) -> Res
         }
         stream::iter(phase.iter().map(Ok::<_, Error>))
             .try_for_each_concurrent(o.jobs.max(1), |s| {
-                let (dest, progress, view) = (&dest, &progress, &view);
+                let progress = &progress;
                 async move {
                     let bytes = match s.kind {
                         plan::Kind::Timestamp => Some(view.timestamp.as_slice()),
@@ -229,19 +265,7 @@ async fn run(repo: &Path, dest: destination::Destination, o: &UploadOpts) -> Res
         sent.extend(phase.iter().map(|s| s.name.clone()));
     }
     progress.finish();
-    report.sent = p.files();
-    report.bytes = p.bytes();
-
-    if let Some(keep) = &keep {
-        for name in remote.keys().filter(|n| prune::droppable(n, keep)) {
-            dest.store
-                .delete(&location(&dest.prefix, name))
-                .await
-                .map_err(store_err(&what))?;
-            report.pruned += 1;
-        }
-    }
-    Ok(report)
+    Ok(())
 }
 
 /// Every object under the destination's prefix: `/`-separated name -> size.
