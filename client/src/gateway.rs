@@ -208,6 +208,92 @@ struct Checked {
     content_key: Option<ota_crypt::Key>,
 }
 
+/// An ECU whose checks passed, as its place in the update (`index`: its place in the
+/// outcomes) with the delta its image's manifest lists from the image it runs, and the outcome
+/// reported until the update is carried out: it would update.
+fn plan<'c>(
+    index: usize,
+    ecu: &'c EcuConfig,
+    a: EcuAssignment,
+    c: Checked,
+    installed: Option<&Installed>,
+) -> (EcuOutcome, Planned<'c>) {
+    let outcome = EcuOutcome::WouldUpdate {
+        uid: a.uid.clone(),
+        version: a.version.clone(),
+        regulators: c.regulators.clone(),
+        recall: None,
+    };
+    let mut p = Planned {
+        index,
+        ecu,
+        a,
+        image: c.image,
+        regulators: c.regulators,
+        sha256: c.sha256,
+        length: c.length,
+        content_key: c.content_key,
+        bundle: c.bundle,
+        delta: None,
+    };
+    p.delta = carry::delta_for(&p, installed.map(|i| i.sha256.as_str()));
+    (outcome, p)
+}
+
+/// An ECU with nothing to install (up to date or unassigned): is what it runs still approved?
+/// A veto on its installed release makes it recalled; a failure to ask fails it.
+fn nothing_to_install<F: crate::tuf::Fetch>(
+    repos: &mut Repositories<'_, F>,
+    m: &walk::Master,
+    decision: Decision,
+    installed: Option<&Installed>,
+) -> EcuOutcome {
+    let recall = match installed {
+        Some(i) => check_recall(repos, m, i),
+        None => Ok(None),
+    };
+    match (decision, recall) {
+        (_, Err(e)) => EcuOutcome::Failed(e.into()),
+        (_, Ok(Some(recall))) => {
+            let i = installed.cloned().unwrap_or_default();
+            EcuOutcome::Recalled {
+                uid: i.uid,
+                version: i.version,
+                recall,
+            }
+        }
+        (Decision::UpToDate(a), Ok(None)) => EcuOutcome::UpToDate {
+            uid: a.uid,
+            version: a.version,
+        },
+        (_, Ok(None)) => EcuOutcome::Unassigned,
+    }
+}
+
+/// The recalls the state remembers, as this run found them: an updated ECU's recovery and
+/// recall are over, an up-to-date one runs an approved image, any other keeps the recall found
+/// for it; where none was asked (failed or held back before), what the last check found.
+fn remember_recalls(state: &mut GatewayState, out: &[(String, EcuOutcome)]) {
+    for (serial, outcome) in out {
+        match outcome {
+            EcuOutcome::Updated { .. } => {
+                state.recalls.remove(serial);
+                state.recovery.remove(serial);
+            }
+            EcuOutcome::UpToDate { .. } => {
+                state.recalls.remove(serial);
+            }
+            o => {
+                if let Some(recall) = o.recall() {
+                    state.recalls.insert(serial.clone(), recall.clone());
+                }
+                // Otherwise unknown (failed or held back before the recall was asked):
+                // keep what the last check found.
+            }
+        }
+    }
+}
+
 /// One ECU of the update, its checks passed.
 struct Planned<'c> {
     /// Its place in the outcomes.
@@ -349,22 +435,7 @@ impl Gateway {
         let limits = self.config.limits();
         let state_dir = &self.config.state_dir;
         let mut state = GatewayState::load(state_dir).map_err(state_err(state_dir))?;
-        let url = &self.config.master_url;
-        let mut master = Updater::new(
-            self.master_dir(),
-            url,
-            &targets_url(url),
-            &self.fetcher,
-            limits.clone(),
-            self.now,
-        )?;
-        let store = MetadataStore::new(self.master_dir());
-        let secret = self.config.vehicle_secret()?;
-        let vehicle = walk::Vehicle {
-            vin: &self.config.vin,
-            secret: &secret,
-        };
-        let m = walk::read_master(&mut master, url, &vehicle, &store)?;
+        let (mut master, m) = self.read_master(&limits)?;
         let mut repos =
             Repositories::new(&self.fetcher, limits, self.now, &state_dir.join("repos"));
         let staging = self.staging();
@@ -373,11 +444,7 @@ impl Gateway {
         // again against the metadata just verified. ECUs still waiting are left alone.
         let mut held: BTreeMap<String, EcuError> = BTreeMap::new();
         if let Some(fw) = forward.as_deref_mut() {
-            let floors_failed = self.forward_floors(&mut master, fw, &mut state);
-            held = self.recover(&master, &mut repos, &m, fw, &mut state, &floors_failed)?;
-            for (serial, e) in floors_failed {
-                held.entry(serial).or_insert(e);
-            }
+            held = self.floors_then_in_flight(&mut master, &mut repos, &m, fw, &mut state)?;
         }
         let mut out = Vec::new();
         let mut planned = Vec::new();
@@ -406,26 +473,7 @@ impl Gateway {
                         &staging,
                     ) {
                         Ok(c) => {
-                            let outcome = EcuOutcome::WouldUpdate {
-                                uid: a.uid.clone(),
-                                version: a.version.clone(),
-                                regulators: c.regulators.clone(),
-                                recall: None,
-                            };
-                            let mut p = Planned {
-                                index: out.len(),
-                                ecu: ecu_cfg,
-                                a,
-                                image: c.image,
-                                regulators: c.regulators,
-                                sha256: c.sha256,
-                                length: c.length,
-                                content_key: c.content_key,
-                                bundle: c.bundle,
-                                delta: None,
-                            };
-                            p.delta =
-                                carry::delta_for(&p, installed.as_ref().map(|i| i.sha256.as_str()));
+                            let (outcome, p) = plan(out.len(), ecu_cfg, a, c, installed.as_ref());
                             planned.push(p);
                             outcome
                         }
@@ -435,29 +483,7 @@ impl Gateway {
                         }
                     }
                 }
-                decision => {
-                    // Nothing to install: is what runs still approved?
-                    let recall = match installed.as_ref() {
-                        Some(i) => check_recall(&mut repos, &m, i),
-                        None => Ok(None),
-                    };
-                    match (decision, recall) {
-                        (_, Err(e)) => EcuOutcome::Failed(e.into()),
-                        (_, Ok(Some(recall))) => {
-                            let i = installed.clone().unwrap_or_default();
-                            EcuOutcome::Recalled {
-                                uid: i.uid,
-                                version: i.version,
-                                recall,
-                            }
-                        }
-                        (Decision::UpToDate(a), Ok(None)) => EcuOutcome::UpToDate {
-                            uid: a.uid,
-                            version: a.version,
-                        },
-                        (_, Ok(None)) => EcuOutcome::Unassigned,
-                    }
-                }
+                decision => nothing_to_install(&mut repos, &m, decision, installed.as_ref()),
             };
             out.push((ecu.serial.clone(), outcome));
         }
@@ -468,31 +494,71 @@ impl Gateway {
         }
         self.recalls_behind_failures(&mut repos, &m, &state, &mut out);
         self.record_events(&m, &mut state, &out, forward.is_some());
-        for (serial, outcome) in &out {
-            match outcome {
-                EcuOutcome::Updated { .. } => {
-                    state.recalls.remove(serial);
-                    state.recovery.remove(serial);
-                }
-                EcuOutcome::UpToDate { .. } => {
-                    state.recalls.remove(serial);
-                }
-                o => {
-                    if let Some(recall) = o.recall() {
-                        state.recalls.insert(serial.clone(), recall.clone());
-                    }
-                    // Otherwise unknown (failed or held back before the recall was asked):
-                    // keep what the last check found.
-                }
-            }
-        }
+        self.save_state(state, &out, forward.is_some())?;
+        Ok(out)
+    }
+
+    /// Step 1 of the walk: the master (OEM) repository's metadata, verified from its trusted
+    /// root, and what it assigns this vehicle (read with the vehicle's secret).
+    fn read_master(
+        &self,
+        limits: &tuf::Limits,
+    ) -> Result<(Updater<&ProgressFetcher<AnyFetcher>>, walk::Master)> {
+        let url = &self.config.master_url;
+        let mut master = Updater::new(
+            self.master_dir(),
+            url,
+            &targets_url(url),
+            &self.fetcher,
+            limits.clone(),
+            self.now,
+        )?;
+        let store = MetadataStore::new(self.master_dir());
+        let secret = self.config.vehicle_secret()?;
+        let vehicle = walk::Vehicle {
+            vin: &self.config.vin,
+            secret: &secret,
+        };
+        let m = walk::read_master(&mut master, url, &vehicle, &store)?;
+        Ok((master, m))
+    }
+
+    /// The run's end, kept for the next: the recalls found, when the gateway last checked and
+    /// (an update, `updating`) last updated with what each ECU's outcome was.
+    fn save_state(
+        &self,
+        mut state: GatewayState,
+        out: &[(String, EcuOutcome)],
+        updating: bool,
+    ) -> Result<()> {
+        let state_dir = &self.config.state_dir;
+        remember_recalls(&mut state, out);
         state.last_check = Some(self.now);
-        if forward.is_some() {
+        if updating {
             state.last_update = Some(self.now);
             state.last_results = out.iter().map(|(s, o)| (s.clone(), summary(o))).collect();
         }
-        state.save(state_dir).map_err(state_err(state_dir))?;
-        Ok(out)
+        state.save(state_dir).map_err(state_err(state_dir))
+    }
+
+    /// Before anything else reaches an ECU: the floors (trust documents) go out, then what a
+    /// previous run left in flight is finished or discarded ([`Gateway::recover`]). Returns the
+    /// ECUs to hold this run, with why: those recovery held, then those that could not take
+    /// their floor (where both hold one, recovery's reason is kept).
+    fn floors_then_in_flight<F: crate::tuf::Fetch, G: crate::tuf::Fetch>(
+        &self,
+        master: &mut Updater<G>,
+        repos: &mut Repositories<'_, F>,
+        m: &walk::Master,
+        fw: &mut dyn Forwarder,
+        state: &mut GatewayState,
+    ) -> Result<BTreeMap<String, EcuError>> {
+        let floors_failed = self.forward_floors(master, fw, state);
+        let mut held = self.recover(master, repos, m, fw, state, &floors_failed)?;
+        for (serial, e) in floors_failed {
+            held.entry(serial).or_insert(e);
+        }
+        Ok(held)
     }
 
     /// What happened in this update, as events for the version report: an ECU that installed,
