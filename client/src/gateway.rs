@@ -294,6 +294,44 @@ fn remember_recalls(state: &mut GatewayState, out: &[(String, EcuOutcome)]) {
     }
 }
 
+/// The ECUs of the update not among `because` are held back by them: the update is all or
+/// nothing.
+fn hold_back(planned: &[Planned<'_>], out: &mut [(String, EcuOutcome)], because: &[String]) {
+    for p in planned {
+        if !because.contains(&p.ecu.serial) {
+            out[p.index].1 = EcuOutcome::HeldBack {
+                uid: p.a.uid.clone(),
+                version: p.a.version.clone(),
+                because: because.to_vec(),
+                recall: None,
+            };
+        }
+    }
+}
+
+/// An ECU's outcome once the update rolled forward: it runs the new image, or its bootloader
+/// returned from it (reverted), or its activation failed.
+fn activated(
+    p: &Planned<'_>,
+    r: std::result::Result<recover::Activated, ForwardError>,
+    c: Carried,
+) -> EcuOutcome {
+    match r {
+        Ok(recover::Activated::Running) => EcuOutcome::Updated {
+            uid: p.a.uid.clone(),
+            version: p.a.version.clone(),
+            regulators: p.regulators.clone(),
+            carried: Some(c),
+        },
+        Ok(recover::Activated::Reverted { reason, .. }) => EcuOutcome::Reverted {
+            uid: p.a.uid.clone(),
+            version: p.a.version.clone(),
+            reason,
+        },
+        Err(e) => EcuOutcome::Failed(EcuError::Activation(e)),
+    }
+}
+
 /// One ECU of the update, its checks passed.
 struct Planned<'c> {
     /// Its place in the outcomes.
@@ -764,10 +802,6 @@ impl Gateway {
         decrypt::content_key(master, wraps, &keys, manifest).map_err(fail)
     }
 
-    /// Phase one (verify and download every image) and phase two (distribute, decide,
-    /// activate) for the ECUs of the update; `failed` are those of its ECUs whose checks
-    /// failed. Each planned ECU's outcome is set in `out`.
-    #[allow(clippy::too_many_arguments)]
     /// The update, set by set ([`sets`]): each set's requirements and conflicts checked on
     /// the vehicle as it will be, then the set installed all or nothing, independently of the
     /// others.
@@ -827,6 +861,9 @@ impl Gateway {
         Ok(())
     }
 
+    /// Phase one (verify and download every image) and phase two (distribute, decide,
+    /// activate) for the ECUs of the update; `failed` are those of its ECUs whose checks
+    /// failed. Each planned ECU's outcome is set in `out`.
     #[allow(clippy::too_many_arguments)]
     fn install<F: crate::tuf::Fetch>(
         &self,
@@ -839,28 +876,49 @@ impl Gateway {
         state: &mut GatewayState,
         out: &mut [(String, EcuOutcome)],
     ) -> Result<()> {
-        let state_dir = &self.config.state_dir;
-        let hold_back = |out: &mut [(String, EcuOutcome)], because: &[String]| {
-            for p in planned {
-                if !because.contains(&p.ecu.serial) {
-                    out[p.index].1 = EcuOutcome::HeldBack {
-                        uid: p.a.uid.clone(),
-                        version: p.a.version.clone(),
-                        because: because.to_vec(),
-                        recall: None,
-                    };
-                }
-            }
-        };
         if !failed.is_empty() {
-            hold_back(out, failed);
+            hold_back(planned, out, failed);
             return Ok(());
         }
-
-        // Phase one: every image, within the budget, before any ECU hears of the update.
         let staging = self.staging();
-        // An encrypted image needs room for its ciphertext and its plaintext while it is
-        // decrypted.
+        let Some(paths) = self.stage_all(repos, m, planned, keep, fw, &staging, out)? else {
+            return Ok(());
+        };
+        let Some((mut journal, carried)) =
+            self.distribute(repos, m, fw, planned, &paths, &staging, out)?
+        else {
+            return Ok(());
+        };
+
+        // The decision: from here on the update rolls forward, whatever happens.
+        let state_dir = &self.config.state_dir;
+        journal.phase = Phase::Commit;
+        journal
+            .save(state_dir)
+            .map_err(state_err(&Journal::path(state_dir)))?;
+        fault::point(|| "journal: commit".into());
+        let results = self.roll_forward(fw, &journal, state, &staging)?;
+        for ((p, r), c) in planned.iter().zip(results).zip(carried) {
+            out[p.index].1 = activated(p, r, c);
+        }
+        Ok(())
+    }
+
+    /// Phase one: every image, within the budget, before any ECU hears of the update. The
+    /// budget counts an encrypted image twice over (its ciphertext and its plaintext while it
+    /// is decrypted). `None`: an image could not be staged; that ECU failed and the others are
+    /// held back (set in `out`), and no ECU heard of the update.
+    #[allow(clippy::too_many_arguments)]
+    fn stage_all<F: crate::tuf::Fetch>(
+        &self,
+        repos: &mut Repositories<'_, F>,
+        m: &walk::Master,
+        planned: &[Planned<'_>],
+        keep: &[String],
+        fw: &mut dyn Forwarder,
+        staging: &Staging,
+        out: &mut [(String, EcuOutcome)],
+    ) -> Result<Option<Vec<carry::Staged>>> {
         let lengths: Vec<u64> = planned
             .iter()
             .map(|p| match p.content_key {
@@ -873,22 +931,40 @@ impl Gateway {
         let mut paths = Vec::new();
         let carries_deltas = fw.carries_deltas();
         for p in planned {
-            match self.stage_payload(repos, m, p, &staging, carries_deltas) {
+            match self.stage_payload(repos, m, p, staging, carries_deltas) {
                 Ok(path) => {
                     fault::point(|| format!("image for ECU {} staged", p.ecu.serial));
                     paths.push(path);
                 }
                 Err(e) => {
                     out[p.index].1 = EcuOutcome::Failed(e);
-                    hold_back(out, std::slice::from_ref(&p.ecu.serial));
-                    return Ok(());
+                    hold_back(planned, out, std::slice::from_ref(&p.ecu.serial));
+                    return Ok(None);
                 }
             }
         }
         staging.sync()?;
+        Ok(Some(paths))
+    }
 
-        // Phase two: every image into its ECU's inactive slot, verified there and pending.
-        let mut journal = Journal {
+    /// Phase two: every image into its ECU's inactive slot, verified there and pending, under
+    /// a journal (phase distributing) that a later run finishes from. Returns the journal and
+    /// what was carried to each ECU. `None`: an ECU refused; none activates, every ECU of the
+    /// update drops what it holds pending, the journal is cleared, that ECU failed and the
+    /// others are held back (set in `out`).
+    #[allow(clippy::too_many_arguments)]
+    fn distribute<F: crate::tuf::Fetch>(
+        &self,
+        repos: &mut Repositories<'_, F>,
+        m: &walk::Master,
+        fw: &mut dyn Forwarder,
+        planned: &[Planned<'_>],
+        paths: &[carry::Staged],
+        staging: &Staging,
+        out: &mut [(String, EcuOutcome)],
+    ) -> Result<Option<(Journal, Vec<Carried>)>> {
+        let state_dir = &self.config.state_dir;
+        let journal = Journal {
             phase: Phase::Distributing,
             ecus: planned.iter().map(Planned::journal_entry).collect(),
         };
@@ -896,8 +972,8 @@ impl Gateway {
         journal.save(state_dir).map_err(state_err(&journal_path))?;
         fault::point(|| "journal: distributing".into());
         let mut carried = Vec::new();
-        for (p, staged) in planned.iter().zip(&paths) {
-            match self.deliver(repos, m, fw, p, staged, &staging) {
+        for (p, staged) in planned.iter().zip(paths) {
+            match self.deliver(repos, m, fw, p, staged, staging) {
                 Ok(c) => carried.push(c),
                 Err(e) => {
                     // None activates: every ECU of the update drops what it holds pending.
@@ -905,35 +981,13 @@ impl Gateway {
                     Journal::clear(state_dir).map_err(state_err(&journal_path))?;
                     fault::point(|| "journal cleared".into());
                     out[p.index].1 = EcuOutcome::Failed(e);
-                    hold_back(out, std::slice::from_ref(&p.ecu.serial));
-                    return Ok(());
+                    hold_back(planned, out, std::slice::from_ref(&p.ecu.serial));
+                    return Ok(None);
                 }
             }
             fault::point(|| format!("ECU {} holds its image verified and pending", p.ecu.serial));
         }
-
-        // The decision: from here on the update rolls forward, whatever happens.
-        journal.phase = Phase::Commit;
-        journal.save(state_dir).map_err(state_err(&journal_path))?;
-        fault::point(|| "journal: commit".into());
-        let results = self.roll_forward(fw, &journal, state, &staging)?;
-        for ((p, r), c) in planned.iter().zip(results).zip(carried) {
-            out[p.index].1 = match r {
-                Ok(recover::Activated::Running) => EcuOutcome::Updated {
-                    uid: p.a.uid.clone(),
-                    version: p.a.version.clone(),
-                    regulators: p.regulators.clone(),
-                    carried: Some(c),
-                },
-                Ok(recover::Activated::Reverted { reason, .. }) => EcuOutcome::Reverted {
-                    uid: p.a.uid.clone(),
-                    version: p.a.version.clone(),
-                    reason,
-                },
-                Err(e) => EcuOutcome::Failed(EcuError::Activation(e)),
-            };
-        }
-        Ok(())
+        Ok(Some((journal, carried)))
     }
 
     /// Phase one for one ECU: its image from staging if a complete copy is there, else
