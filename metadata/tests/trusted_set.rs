@@ -212,6 +212,50 @@ fn timestamp_rollback_equal_and_expiry() {
     ));
 }
 
+/// The rollback checks refuse only what goes back: a newer timestamp naming the same
+/// snapshot version, and a later snapshot listing the same versions (or newer), are taken
+/// (mutation testing found "not below" held only as "above" by no test).
+#[test]
+fn a_newer_timestamp_or_snapshot_that_keeps_a_version_is_not_a_rollback() {
+    let (mut set, _, k) = set_with_root();
+    set.update_timestamp(&timestamp(5, NOW + DAY, k, json!({"version": 5})))
+        .unwrap();
+    assert_eq!(
+        set.update_timestamp(&timestamp(6, NOW + DAY, k, json!({"version": 5})))
+            .unwrap(),
+        Update::Replaced
+    );
+
+    let mut set = set_with_root().0;
+    set.update_timestamp(&timestamp(1, NOW + DAY, k, json!({"version": 3})))
+        .unwrap();
+    let held = snapshot(
+        3,
+        NOW + DAY,
+        k,
+        json!({"targets.json": {"version": 1}, "extra.json": {"version": 2}}),
+    );
+    set.update_snapshot(&held, true).unwrap();
+    let same = snapshot(
+        3,
+        NOW + DAY,
+        k,
+        json!({"targets.json": {"version": 1}, "extra.json": {"version": 2}}),
+    );
+    set.update_snapshot(&same, true).unwrap();
+    let newer = snapshot(
+        3,
+        NOW + DAY,
+        k,
+        json!({"targets.json": {"version": 2}, "extra.json": {"version": 2}}),
+    );
+    set.update_snapshot(&newer, true).unwrap();
+    assert_eq!(
+        set.snapshot().unwrap().signed.meta["targets.json"].version,
+        2
+    );
+}
+
 #[test]
 fn snapshot_hash_version_and_removal_checks() {
     let (mut set, _, k) = set_with_root();
