@@ -271,28 +271,58 @@ impl Gateway {
         };
         let results = self.activate_all(fw, &verified, state, &staging)?;
         for (e, r) in verified.ecus.iter().zip(results) {
-            match r {
-                Ok(Activated::Running) => {}
-                Ok(Activated::Reverted { reason, .. }) => crate::out::err_line(format_args!(
-                    "ota-gateway: ECU {}: REVERTED {} {}: activated, then {reason}; the ECU's bootloader returned to its previous image",
-                    e.serial, e.installed.uid, e.installed.version
-                )),
-                // The ECU answered and refused: it will not take this image; drop it.
-                Err(err) if err.nrc().is_some() => self.drop_one(
-                    fw,
-                    state,
-                    &e.serial,
-                    format!("the ECU refused to activate it: {err}"),
-                ),
-                // Unreachable: the next run tries again.
-                Err(err) => {
-                    kept.push(e.clone());
-                    waiting.insert(e.serial.clone(), EcuError::Activation(err));
-                }
+            if let Some(why) = self.after_activation(fw, state, e, r) {
+                kept.push(e.clone());
+                waiting.insert(e.serial.clone(), why);
             }
         }
         state.save(state_dir).map_err(state_err(state_dir))?;
         fault::point(|| "gateway state saved".into());
+        self.close_journal(&journal, kept, &staging)?;
+        Ok(waiting)
+    }
+
+    /// What one re-checked ECU's activation leaves to do. Running: nothing. Reverted (its
+    /// bootloader returned to the previous image): reported, nothing more. Refused (the ECU
+    /// answered with a negative response): it will not take this image; its part is dropped.
+    /// Unreachable: `Some(why)`, it stays in the journal and the next run tries again.
+    fn after_activation(
+        &self,
+        fw: &mut dyn Forwarder,
+        state: &mut GatewayState,
+        e: &JournalEcu,
+        r: std::result::Result<Activated, ForwardError>,
+    ) -> Option<EcuError> {
+        match r {
+            Ok(Activated::Running) => {}
+            Ok(Activated::Reverted { reason, .. }) => crate::out::err_line(format_args!(
+                "ota-gateway: ECU {}: REVERTED {} {}: activated, then {reason}; the ECU's bootloader returned to its previous image",
+                e.serial, e.installed.uid, e.installed.version
+            )),
+            // The ECU answered and refused: it will not take this image; drop it.
+            Err(err) if err.nrc().is_some() => self.drop_one(
+                fw,
+                state,
+                &e.serial,
+                format!("the ECU refused to activate it: {err}"),
+            ),
+            // Unreachable: the next run tries again.
+            Err(err) => return Some(EcuError::Activation(err)),
+        }
+        None
+    }
+
+    /// The journal once recovery is through (the state already saved): with no ECU `kept`
+    /// waiting, it is cleared and the update's staged images removed; else it is rewritten
+    /// (still committed) with just the ECUs still waiting.
+    fn close_journal(
+        &self,
+        journal: &Journal,
+        kept: Vec<JournalEcu>,
+        staging: &Staging,
+    ) -> Result<()> {
+        let state_dir = &self.config.state_dir;
+        let journal_path = Journal::path(state_dir);
         if kept.is_empty() {
             Journal::clear(state_dir).map_err(state_err(&journal_path))?;
             fault::point(|| "journal cleared".into());
@@ -306,7 +336,7 @@ impl Gateway {
             };
             rest.save(state_dir).map_err(state_err(&journal_path))?;
         }
-        Ok(waiting)
+        Ok(())
     }
 
     /// One ECU of a committed update, checked again against the current verified metadata.
