@@ -6,7 +6,7 @@ use super::{Ecu, Installed, Master, Repositories};
 use crate::image::{find_image, ImageInfo};
 use crate::tuf::Fetch;
 use ota_metadata::documents::image_manifest::DeltaEntry;
-use ota_metadata::documents::{EcuAssignment, Release, SupplierEntry};
+use ota_metadata::documents::{EcuAssignment, ImageManifest, Release, SupplierEntry};
 use ota_metadata::Envelope;
 use std::path::{Path, PathBuf};
 
@@ -46,6 +46,34 @@ pub fn check_image<F: Fetch>(
 ) -> Result<CheckedImage> {
     let entry = pinned_supplier(master, a)?;
     let url = entry.repository.url.clone();
+    check_delegation(master, entry, ecu, a)?;
+    let up = repos
+        .get("suppliers", &a.supplier, &entry.repository)
+        .map_err(|e| fail(Check::SupplierMetadata, &url, e))?;
+    let info = find_image(up, &url, &a.uid, &a.version, staging)
+        .map_err(|e| fail(Check::ImageManifest, &url, e))?;
+    signed_as_assigned(&url, &info, a)?;
+    fits_ecu(&url, &info.manifest, ecu, installed)?;
+    let envelope = Envelope::parse(
+        &info.name,
+        &info.manifest_bytes,
+        info.manifest_bytes.len() as u64,
+    )
+    .map_err(|e| fail(Check::ImageManifest, &url, e))?;
+    let release =
+        Release::of(&a.supplier, &envelope).map_err(|e| fail(Check::ImageManifest, &url, e))?;
+    Ok(CheckedImage { info, release, url })
+}
+
+/// Before the supplier's repository is read: the OEM delegates the ECU's hardware id to the
+/// supplier it pinned, and the assignment is for that hardware id (an assignment for other
+/// hardware is the OEM's error, whatever the supplier signed).
+fn check_delegation(
+    master: &Master,
+    entry: &SupplierEntry,
+    ecu: &Ecu,
+    a: &EcuAssignment,
+) -> Result<()> {
     if !entry.serves(&ecu.hardware_id) {
         return Err(fail(
             Check::SupplierDelegation,
@@ -66,16 +94,18 @@ pub fn check_image<F: Fetch>(
             ),
         ));
     }
-    let up = repos
-        .get("suppliers", &a.supplier, &entry.repository)
-        .map_err(|e| fail(Check::SupplierMetadata, &url, e))?;
-    let info = find_image(up, &url, &a.uid, &a.version, staging)
-        .map_err(|e| fail(Check::ImageManifest, &url, e))?;
+    Ok(())
+}
+
+/// The supplier signed what the OEM assigned: uid, version, length (the manifest's and its
+/// target's), SHA-256 and release counter each equal, checked in that order; the first
+/// difference is the error.
+fn signed_as_assigned(url: &str, info: &ImageInfo, a: &EcuAssignment) -> Result<()> {
     let m = &info.manifest;
     let mismatch = |field: &str, signed: String, assigned: String| {
         fail(
             Check::ImageManifest,
-            &url,
+            url,
             format!("{field}: the supplier signed {signed}, the OEM assigned {assigned}"),
         )
     };
@@ -106,10 +136,16 @@ pub fn check_image<F: Fetch>(
             a.release_counter.to_string(),
         ));
     }
+    Ok(())
+}
+
+/// The image is for this ECU: built for its hardware id, and not a rollback (its release
+/// counter not below the installed image's).
+fn fits_ecu(url: &str, m: &ImageManifest, ecu: &Ecu, installed: Option<&Installed>) -> Result<()> {
     if !m.hardware_ids.contains(&ecu.hardware_id) {
         return Err(fail(
             Check::HardwareId,
-            &url,
+            url,
             format!(
                 "{} {} is built for {:?}, not {}",
                 m.uid, m.version, m.hardware_ids, ecu.hardware_id
@@ -120,7 +156,7 @@ pub fn check_image<F: Fetch>(
         if m.release_counter < i.release_counter {
             return Err(fail(
                 Check::ReleaseCounter,
-                &url,
+                url,
                 format!(
                     "{} {} has release counter {}, below the installed {} ({} {})",
                     m.uid, m.version, m.release_counter, i.release_counter, i.uid, i.version
@@ -128,15 +164,7 @@ pub fn check_image<F: Fetch>(
             ));
         }
     }
-    let envelope = Envelope::parse(
-        &info.name,
-        &info.manifest_bytes,
-        info.manifest_bytes.len() as u64,
-    )
-    .map_err(|e| fail(Check::ImageManifest, &url, e))?;
-    let release =
-        Release::of(&a.supplier, &envelope).map_err(|e| fail(Check::ImageManifest, &url, e))?;
-    Ok(CheckedImage { info, release, url })
+    Ok(())
 }
 
 /// Step 4: download the checked image into `staging`, bounded by its signed length and hashed
