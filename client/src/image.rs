@@ -63,16 +63,15 @@ pub fn fetch_image<F: Fetch>(
     Ok(VerifiedImage { info, path })
 }
 
-/// Find `uid` `version` in the (refreshed) supplier repository behind `updater`, and download
-/// (through `staging`) and verify its manifests; the image itself is not downloaded.
-pub fn find_image<F: Fetch>(
+/// The image, its JSON manifest and its compact manifest, each as the repository lists it
+/// (looked up in that order), all three listed by the same role: the manifests are checked
+/// against that role's keys, so a manifest listed elsewhere could speak for an image it does
+/// not own. Returns the image's entry (with its role and signer) and the two manifests'.
+fn listed_together<F: Fetch>(
     updater: &mut Updater<F>,
     repository: &str,
-    uid: &str,
-    version: &str,
-    staging: &Path,
-) -> Result<ImageInfo> {
-    let names = ImageTargets::new(uid, version);
+    names: &ImageTargets,
+) -> Result<(Found, TargetFile, TargetFile)> {
     let mut lookup = |name: &str| -> Result<Found> {
         updater
             .get_targetinfo(name)?
@@ -82,11 +81,7 @@ pub fn find_image<F: Fetch>(
                 reason: "no role of the repository lists it".into(),
             })
     };
-    let Found {
-        info: image,
-        role,
-        signer,
-    } = lookup(&names.image)?;
+    let image = lookup(&names.image)?;
     let Found {
         info: manifest_info,
         role: manifest_role,
@@ -97,7 +92,8 @@ pub fn find_image<F: Fetch>(
         role: compact_role,
         ..
     } = lookup(&names.compact)?;
-    if manifest_role != role || compact_role != role {
+    let role = &image.role;
+    if &manifest_role != role || &compact_role != role {
         return Err(Error::BadTarget {
             repository: repository.into(),
             target: names.manifest.clone(),
@@ -106,9 +102,20 @@ pub fn find_image<F: Fetch>(
             ),
         });
     }
+    Ok((image, manifest_info, compact_info))
+}
+
+/// Neither manifest is signed longer than a manifest may be ([`MAX_MANIFEST_LEN`]): both are
+/// read whole into memory.
+fn manifests_small(
+    repository: &str,
+    names: &ImageTargets,
+    manifest_info: &TargetFile,
+    compact_info: &TargetFile,
+) -> Result<()> {
     for (name, info) in [
-        (&names.manifest, &manifest_info),
-        (&names.compact, &compact_info),
+        (&names.manifest, manifest_info),
+        (&names.compact, compact_info),
     ] {
         if info.length > MAX_MANIFEST_LEN {
             return Err(Error::BadTarget {
@@ -121,14 +128,51 @@ pub fn find_image<F: Fetch>(
             });
         }
     }
+    Ok(())
+}
+
+/// Both manifests, downloaded through `staging` (each checked against its signed length and
+/// hashes by the updater), read into memory and their staged copies removed.
+fn download_manifests<F: Fetch>(
+    updater: &mut Updater<F>,
+    names: &ImageTargets,
+    manifest_info: &TargetFile,
+    compact_info: &TargetFile,
+    staging: &Path,
+) -> Result<(Vec<u8>, Vec<u8>)> {
     std::fs::create_dir_all(staging).map_err(Error::store(staging))?;
     let read = |p: &Path| std::fs::read(p).map_err(Error::store(p));
-    let manifest_path = updater.download_target(&names.manifest, &manifest_info, staging)?;
+    let manifest_path = updater.download_target(&names.manifest, manifest_info, staging)?;
     let manifest_bytes = read(&manifest_path)?;
-    let compact_path = updater.download_target(&names.compact, &compact_info, staging)?;
+    let compact_path = updater.download_target(&names.compact, compact_info, staging)?;
     let compact_bytes = read(&compact_path)?;
     let _ = std::fs::remove_file(&manifest_path);
     let _ = std::fs::remove_file(&compact_path);
+    Ok((manifest_bytes, compact_bytes))
+}
+
+/// Find `uid` `version` in the (refreshed) supplier repository behind `updater`, and download
+/// (through `staging`) and verify its manifests; the image itself is not downloaded.
+pub fn find_image<F: Fetch>(
+    updater: &mut Updater<F>,
+    repository: &str,
+    uid: &str,
+    version: &str,
+    staging: &Path,
+) -> Result<ImageInfo> {
+    let names = ImageTargets::new(uid, version);
+    let (
+        Found {
+            info: image,
+            role,
+            signer,
+        },
+        manifest_info,
+        compact_info,
+    ) = listed_together(updater, repository, &names)?;
+    manifests_small(repository, &names, &manifest_info, &compact_info)?;
+    let (manifest_bytes, compact_bytes) =
+        download_manifests(updater, &names, &manifest_info, &compact_info, staging)?;
 
     let manifest = verify_image_manifest(
         &manifest_bytes,
