@@ -541,14 +541,7 @@ impl<F: Fetch + Sync> Updater<F> {
             self.download_target(target, info, dest_dir)
                 .map(Fetched::Downloaded)
         };
-        // A target named twice is fetched once (two downloads of one name would share its
-        // partial file); `first[i]` is the index of the first occurrence of `targets[i]`.
-        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
-        let first: Vec<usize> = targets
-            .iter()
-            .enumerate()
-            .map(|(i, (t, _))| *seen.entry(t).or_insert(i))
-            .collect();
+        let first = first_occurrences(targets);
         let unique: Vec<usize> = (0..targets.len()).filter(|&i| first[i] == i).collect();
         let workers = self
             .limits
@@ -594,27 +587,45 @@ impl<F: Fetch + Sync> Updater<F> {
                 }
             });
         }
-        let mut out: Vec<Fetched> = Vec::with_capacity(targets.len());
-        for (i, slot) in slots.into_iter().enumerate() {
-            let again = first.get(i).filter(|&&f| f != i).and_then(|&f| out.get(f));
-            if let Some(f) = again {
-                out.push(f.clone());
-                continue;
-            }
-            match slot {
-                Some(Ok(f)) => out.push(f),
-                Some(Err(e)) => return Err(e),
-                // Targets are taken in order, so one never started (after a failure) comes
-                // after the failed one, whose error is returned above.
-                None => {
-                    return Err(Error::Internal(
-                        "a target was neither downloaded nor refused".into(),
-                    ))
-                }
+        in_order(slots, &first)
+    }
+}
+
+/// A target named twice is fetched once (two downloads of one name would share its partial
+/// file): `first[i]` is the index of the first occurrence of `targets[i]`.
+fn first_occurrences(targets: &[(&str, &TargetFile)]) -> Vec<usize> {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    targets
+        .iter()
+        .enumerate()
+        .map(|(i, (t, _))| *seen.entry(t).or_insert(i))
+        .collect()
+}
+
+/// The batch's result in the order of the targets (`slots[i]`: what fetching `targets[i]`
+/// gave, if it was fetched; a repeated name takes its first occurrence's result): the error
+/// of the first target in that order that failed, if any.
+fn in_order(slots: Vec<Option<Result<Fetched>>>, first: &[usize]) -> Result<Vec<Fetched>> {
+    let mut out: Vec<Fetched> = Vec::with_capacity(slots.len());
+    for (i, slot) in slots.into_iter().enumerate() {
+        let again = first.get(i).filter(|&&f| f != i).and_then(|&f| out.get(f));
+        if let Some(f) = again {
+            out.push(f.clone());
+            continue;
+        }
+        match slot {
+            Some(Ok(f)) => out.push(f),
+            Some(Err(e)) => return Err(e),
+            // Targets are taken in order, so one never started (after a failure) comes
+            // after the failed one, whose error is returned above.
+            None => {
+                return Err(Error::Internal(
+                    "a target was neither downloaded nor refused".into(),
+                ))
             }
         }
-        Ok(out)
     }
+    Ok(out)
 }
 
 impl<F: Fetch> Remote<'_, F> {
