@@ -302,36 +302,7 @@ impl<'k, F: Flash> Server<'k, F> {
         };
         let mut ok = Response::new();
         let result: Result<(), Nrc> = match sid {
-            REQUEST_DOWNLOAD => {
-                let encoding = rest
-                    .first()
-                    .and_then(|id| Encoding::from_format_id(*id))
-                    .ok_or(Nrc::RequestOutOfRange);
-                let parts = match rest {
-                    [_, 0, manifest @ ..] => Ok((manifest, None)),
-                    [_, 1, hi, lo, more @ ..] => {
-                        let n = usize::from(u16::from_be_bytes([*hi, *lo]));
-                        if more.len() < n {
-                            Err(Nrc::IncorrectLength)
-                        } else {
-                            let (manifest, bundle) = more.split_at(n);
-                            Ok((manifest, Some(bundle)))
-                        }
-                    }
-                    _ => Err(Nrc::RequestOutOfRange),
-                };
-                match encoding.and_then(|e| parts.map(|p| (e, p))) {
-                    Err(e) => Err(e),
-                    Ok((encoding, (manifest, bundle))) => self
-                        .bootloader
-                        .request_download_encoded(manifest, bundle, encoding)
-                        .map_err(Nrc::from)
-                        .map(|()| {
-                            let _ = ok.extend_from_slice(&[0x74, 0x20]);
-                            let _ = ok.extend_from_slice(&((MAX_BLOCK + 2) as u16).to_be_bytes());
-                        }),
-                }
-            }
+            REQUEST_DOWNLOAD => self.request_download(rest, &mut ok),
             TRANSFER_DATA => match rest.split_first() {
                 None => Err(Nrc::IncorrectLength),
                 Some((&block, data)) => self
@@ -352,41 +323,91 @@ impl<'k, F: Flash> Server<'k, F> {
                 }
             }
             ROUTINE_CONTROL => self.routine(rest, &mut ok),
-            SESSION_CONTROL => match rest {
-                [PROGRAMMING_SESSION] => {
-                    let _ = ok.extend_from_slice(&PROGRAMMING_SESSION_ANSWER);
-                    Ok(())
-                }
-                [DEFAULT_SESSION] => {
-                    self.leave = true;
-                    let _ = ok.extend_from_slice(&PROGRAMMING_SESSION_ANSWER);
-                    ok[1] = DEFAULT_SESSION;
-                    Ok(())
-                }
-                [_] => Err(Nrc::SubFunctionNotSupported),
-                _ => Err(Nrc::IncorrectLength),
-            },
-            READ_DATA_BY_ID => match rest {
-                [0xF1, 0xA0] => {
-                    let _ = ok.extend_from_slice(&[0x62, 0xF1, 0xA0]);
-                    let _ = ok.extend_from_slice(&self.identification());
-                    Ok(())
-                }
-                [0xF1, 0xA1, nonce @ ..] if nonce.len() == 16 => self.signed_report(nonce, &mut ok),
-                [0xF1, 0xA2] => {
-                    let (version, mode) = self.bootloader.trust_version();
-                    let _ = ok.extend_from_slice(&[0x62, 0xF1, 0xA2]);
-                    let _ = ok.extend_from_slice(&version.to_be_bytes());
-                    let _ = ok.push(mode as u8);
-                    Ok(())
-                }
-                _ => Err(Nrc::RequestOutOfRange),
-            },
+            SESSION_CONTROL => self.session_control(rest, &mut ok),
+            READ_DATA_BY_ID => self.read_data_by_id(rest, &mut ok),
             _ => Err(Nrc::ServiceNotSupported),
         };
         match result {
             Ok(()) => ok,
             Err(nrc) => negative(sid, nrc),
+        }
+    }
+
+    /// RequestDownload: the payload's encoding (data format id), then the manifest and, with
+    /// address-and-length format 1, the attestation bundle after it (its length first, two
+    /// bytes). An unknown encoding is refused before a malformed layout; the bootloader then
+    /// checks the manifest, and the answer gives the largest block it takes.
+    #[inline]
+    fn request_download(&mut self, rest: &[u8], ok: &mut Response) -> Result<(), Nrc> {
+        let encoding = rest
+            .first()
+            .and_then(|id| Encoding::from_format_id(*id))
+            .ok_or(Nrc::RequestOutOfRange);
+        let parts = match rest {
+            [_, 0, manifest @ ..] => Ok((manifest, None)),
+            [_, 1, hi, lo, more @ ..] => {
+                let n = usize::from(u16::from_be_bytes([*hi, *lo]));
+                if more.len() < n {
+                    Err(Nrc::IncorrectLength)
+                } else {
+                    let (manifest, bundle) = more.split_at(n);
+                    Ok((manifest, Some(bundle)))
+                }
+            }
+            _ => Err(Nrc::RequestOutOfRange),
+        };
+        match encoding.and_then(|e| parts.map(|p| (e, p))) {
+            Err(e) => Err(e),
+            Ok((encoding, (manifest, bundle))) => self
+                .bootloader
+                .request_download_encoded(manifest, bundle, encoding)
+                .map_err(Nrc::from)
+                .map(|()| {
+                    let _ = ok.extend_from_slice(&[0x74, 0x20]);
+                    let _ = ok.extend_from_slice(&((MAX_BLOCK + 2) as u16).to_be_bytes());
+                }),
+        }
+    }
+
+    /// DiagnosticSessionControl: the programming session is where the ECU already is; the
+    /// default session ends it (the board may return to its application once answered).
+    #[inline]
+    fn session_control(&mut self, rest: &[u8], ok: &mut Response) -> Result<(), Nrc> {
+        match rest {
+            [PROGRAMMING_SESSION] => {
+                let _ = ok.extend_from_slice(&PROGRAMMING_SESSION_ANSWER);
+                Ok(())
+            }
+            [DEFAULT_SESSION] => {
+                self.leave = true;
+                let _ = ok.extend_from_slice(&PROGRAMMING_SESSION_ANSWER);
+                ok[1] = DEFAULT_SESSION;
+                Ok(())
+            }
+            [_] => Err(Nrc::SubFunctionNotSupported),
+            _ => Err(Nrc::IncorrectLength),
+        }
+    }
+
+    /// ReadDataByIdentifier: `F1A0` the identification, `F1A1` the signed version report for
+    /// the tester's 16-byte nonce, `F1A2` the trust document version and the ECU's mode.
+    #[inline]
+    fn read_data_by_id(&mut self, rest: &[u8], ok: &mut Response) -> Result<(), Nrc> {
+        match rest {
+            [0xF1, 0xA0] => {
+                let _ = ok.extend_from_slice(&[0x62, 0xF1, 0xA0]);
+                let _ = ok.extend_from_slice(&self.identification());
+                Ok(())
+            }
+            [0xF1, 0xA1, nonce @ ..] if nonce.len() == 16 => self.signed_report(nonce, ok),
+            [0xF1, 0xA2] => {
+                let (version, mode) = self.bootloader.trust_version();
+                let _ = ok.extend_from_slice(&[0x62, 0xF1, 0xA2]);
+                let _ = ok.extend_from_slice(&version.to_be_bytes());
+                let _ = ok.push(mode as u8);
+                Ok(())
+            }
+            _ => Err(Nrc::RequestOutOfRange),
         }
     }
 
