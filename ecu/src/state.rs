@@ -237,6 +237,113 @@ pub struct ImageInfo {
     pub release_counter: u64,
 }
 
+/// Where a stored copy's checksum is, by its layout (the magic): `None` for no known layout
+/// or a checksum that does not match (a torn or never-written copy).
+#[inline]
+fn checked_sum_at(b: &[u8; STATE_LEN]) -> Option<usize> {
+    let sum_at = match [b[0], b[1], b[2], b[3]] {
+        MAGIC => SUM_AT,
+        MAGIC_V3 => SUM_AT_V3,
+        MAGIC_V2 => SUM_AT_V2,
+        MAGIC_V1 => SUM_AT_V1,
+        _ => return None,
+    };
+    let sum: [u8; 32] = Sha256::digest(&b[..sum_at]).into();
+    if b[sum_at..sum_at + 32] != sum {
+        return None;
+    }
+    Some(sum_at)
+}
+
+#[inline]
+fn u32_at(b: &[u8; STATE_LEN], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+#[inline]
+fn u64_at(b: &[u8; STATE_LEN], at: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    u64::from_be_bytes(x)
+}
+
+#[inline]
+fn sha256_at(b: &[u8; STATE_LEN], at: usize) -> [u8; 32] {
+    let mut sha256 = [0u8; 32];
+    sha256.copy_from_slice(&b[at..at + 32]);
+    sha256
+}
+
+/// A uid or version field; `None` if it is not one.
+#[inline]
+fn field_at(b: &[u8; STATE_LEN], at: usize) -> Option<Field> {
+    let mut f = [0u8; FIELD_LEN];
+    f.copy_from_slice(&b[at..at + FIELD_LEN]);
+    Field::from_raw(f)
+}
+
+/// An image record (uid, version, SHA-256, length) at `at`, with the release counter kept
+/// for it elsewhere.
+#[inline]
+fn image_at(b: &[u8; STATE_LEN], at: usize, release_counter: u64) -> Option<ImageInfo> {
+    Some(ImageInfo {
+        uid: field_at(b, at)?,
+        version: field_at(b, at + 32)?,
+        sha256: sha256_at(b, at + 64),
+        length: u64_at(b, at + 96),
+        release_counter,
+    })
+}
+
+/// The trial: the boots it has taken, and the image it returns to if there is one.
+#[inline]
+fn trial_at(b: &[u8; STATE_LEN], release_counter: u64) -> Option<Trial> {
+    Some(Trial {
+        boots: b[288],
+        previous: if b[289] == 1 {
+            Some(image_at(b, 304, release_counter)?)
+        } else {
+            None
+        },
+    })
+}
+
+/// The image the bootloader returned from, and why.
+#[inline]
+fn reverted_at(b: &[u8; STATE_LEN]) -> Option<Reverted> {
+    Some(Reverted {
+        uid: field_at(b, 408)?,
+        version: field_at(b, 440)?,
+        sha256: sha256_at(b, 472),
+        reason: RevertReason::from_u8(b[290])?,
+    })
+}
+
+/// The trust record: which copy holds the trust document, its version, length and SHA-256.
+#[inline]
+fn trust_at(b: &[u8; STATE_LEN]) -> TrustRecord {
+    TrustRecord {
+        copy: b[240] & 1,
+        version: u32_at(b, 244),
+        length: u32_at(b, 248),
+        sha256: sha256_at(b, 252),
+    }
+}
+
+/// The revert history: `None` if it claims more entries than it holds.
+#[inline]
+fn revert_history_at(b: &[u8; STATE_LEN]) -> Option<RevertHistory> {
+    let len = b[504];
+    if usize::from(len) > REVERT_HISTORY {
+        return None;
+    }
+    let mut prefixes = [[0u8; 8]; REVERT_HISTORY];
+    for (i, p) in prefixes.iter_mut().enumerate() {
+        p.copy_from_slice(&b[512 + 8 * i..520 + 8 * i]);
+    }
+    Some(RevertHistory { len, prefixes })
+}
+
 impl EcuState {
     /// A factory-fresh ECU: slot A, nothing installed, counter 0.
     pub const fn blank() -> Self {
@@ -309,128 +416,60 @@ impl EcuState {
         b
     }
 
+    /// A stored copy, if it is one: a known layout (by its magic) with a matching checksum.
+    /// Fields a layout does not have take their defaults (no pending image before version 2,
+    /// no trust record or instruction sequence before version 3, no trial, revert or revert
+    /// history before the current one).
     fn decode(b: &[u8; STATE_LEN]) -> Option<Self> {
-        let sum_at = match [b[0], b[1], b[2], b[3]] {
-            MAGIC => SUM_AT,
-            MAGIC_V3 => SUM_AT_V3,
-            MAGIC_V2 => SUM_AT_V2,
-            MAGIC_V1 => SUM_AT_V1,
-            _ => return None,
-        };
-        let sum: [u8; 32] = Sha256::digest(&b[..sum_at]).into();
-        if b[sum_at..sum_at + 32] != sum {
-            return None;
-        }
-        let u32_at = |at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
-        let u64_at = |at: usize| {
-            let mut x = [0u8; 8];
-            x.copy_from_slice(&b[at..at + 8]);
-            u64::from_be_bytes(x)
-        };
+        let sum_at = checked_sum_at(b)?;
         let active = Slot::from_index(b[8])?;
-        let release_counter = u64_at(16);
-        let field = |at: usize| {
-            let mut f = [0u8; FIELD_LEN];
-            f.copy_from_slice(&b[at..at + FIELD_LEN]);
-            Field::from_raw(f)
-        };
-        let image_at = |at: usize, release_counter: u64| -> Option<ImageInfo> {
-            let mut sha256 = [0u8; 32];
-            sha256.copy_from_slice(&b[at + 64..at + 96]);
-            Some(ImageInfo {
-                uid: field(at)?,
-                version: field(at + 32)?,
-                sha256,
-                length: u64_at(at + 96),
-                release_counter,
-            })
-        };
+        let release_counter = u64_at(b, 16);
         let current = sum_at == SUM_AT;
+        let with_trust = sum_at == SUM_AT || sum_at == SUM_AT_V3;
         let on_trial = current && b[9] & 8 == 8;
         let image = if b[9] & 1 == 1 {
             // On trial, the image's own counter (not final yet) is kept beside the state's.
             let counter = if on_trial {
-                u64_at(296)
+                u64_at(b, 296)
             } else {
                 release_counter
             };
-            Some(image_at(24, counter)?)
+            Some(image_at(b, 24, counter)?)
         } else {
             None
         };
         let trial = if on_trial {
-            Some(Trial {
-                boots: b[288],
-                previous: if b[289] == 1 {
-                    Some(image_at(304, release_counter)?)
-                } else {
-                    None
-                },
-            })
+            Some(trial_at(b, release_counter)?)
         } else {
             None
         };
         let reverted = if current && b[9] & 16 == 16 {
-            let mut sha256 = [0u8; 32];
-            sha256.copy_from_slice(&b[472..504]);
-            Some(Reverted {
-                uid: field(408)?,
-                version: field(440)?,
-                sha256,
-                reason: RevertReason::from_u8(b[290])?,
-            })
+            Some(reverted_at(b)?)
         } else {
             None
         };
         let pending = if sum_at != SUM_AT_V1 && b[9] & 2 == 2 {
-            let mut sha256 = [0u8; 32];
-            sha256.copy_from_slice(&b[192..224]);
-            Some(ImageInfo {
-                uid: field(128)?,
-                version: field(160)?,
-                sha256,
-                length: u64_at(224),
-                release_counter: u64_at(232),
-            })
+            Some(image_at(b, 128, u64_at(b, 232))?)
         } else {
             None
         };
-        let trust = if (sum_at == SUM_AT || sum_at == SUM_AT_V3) && b[9] & 4 == 4 {
-            let mut sha256 = [0u8; 32];
-            sha256.copy_from_slice(&b[252..284]);
-            Some(TrustRecord {
-                copy: b[240] & 1,
-                version: u32_at(244),
-                length: u32_at(248),
-                sha256,
-            })
+        let trust = if with_trust && b[9] & 4 == 4 {
+            Some(trust_at(b))
         } else {
             None
         };
         Some(EcuState {
-            sequence: u32_at(4),
+            sequence: u32_at(b, 4),
             active,
             image,
             release_counter,
             pending,
             trust,
-            instruction_sequence: if sum_at == SUM_AT || sum_at == SUM_AT_V3 {
-                u32_at(284)
-            } else {
-                0
-            },
+            instruction_sequence: if with_trust { u32_at(b, 284) } else { 0 },
             trial,
             reverted,
             revert_history: if current {
-                let len = b[504];
-                if usize::from(len) > REVERT_HISTORY {
-                    return None;
-                }
-                let mut prefixes = [[0u8; 8]; REVERT_HISTORY];
-                for (i, p) in prefixes.iter_mut().enumerate() {
-                    p.copy_from_slice(&b[512 + 8 * i..520 + 8 * i]);
-                }
-                RevertHistory { len, prefixes }
+                revert_history_at(b)?
             } else {
                 RevertHistory::default()
             },
