@@ -125,6 +125,85 @@ impl core::fmt::Display for PduError {
     }
 }
 
+/// A single frame: its length in the PCI nibble (a classic frame) or, in a frame longer than
+/// 8 bytes, in the byte after the escape (nibble 0, mandatory there). The length must be
+/// at least 1 and within the frame.
+#[inline]
+fn single(data: &[u8], nibble: u8) -> Result<Pdu<'_>, PduError> {
+    let (start, sf_dl) = if data.len() <= CLASSIC_MAX_DL {
+        (1, usize::from(nibble))
+    } else {
+        // CAN_DL > 8: the escape (nibble 0) is mandatory; SF_DL is the next byte.
+        if nibble != 0 {
+            return Err(PduError::BadSingleLength);
+        }
+        (
+            2,
+            usize::from(*data.get(1).ok_or(PduError::BadSingleLength)?),
+        )
+    };
+    if sf_dl == 0 {
+        return Err(PduError::BadSingleLength);
+    }
+    let body = data
+        .get(start..start + sf_dl)
+        .ok_or(PduError::BadSingleLength)?;
+    Ok(Pdu::Single { data: body })
+}
+
+/// A first frame: at least 8 bytes; its message length in 12 bits, or (12 bits zero) in the
+/// 32-bit escape, which must then carry more than 4095; and the message too long for a single
+/// frame of this size (FF_DLmin).
+#[inline]
+fn first(data: &[u8], nibble: u8) -> Result<Pdu<'_>, PduError> {
+    let dl = data.len();
+    if dl < CLASSIC_MAX_DL {
+        return Err(PduError::BadFirstLength);
+    }
+    let b = |i: usize| data.get(i).copied().unwrap_or(0);
+    let dl12 = (u32::from(nibble) << 8) | u32::from(b(1));
+    let (len, start) = if dl12 == 0 {
+        let len = u32::from_be_bytes([b(2), b(3), b(4), b(5)]);
+        if len <= FF_DL_12BIT_MAX {
+            return Err(PduError::EscapeMisuse);
+        }
+        (len, 6)
+    } else {
+        (dl12, 2)
+    };
+    // FF_DLmin: 8 for 8-byte frames; RX_DL - 1 above (anything shorter fits an SF).
+    let min = if dl == CLASSIC_MAX_DL {
+        8
+    } else {
+        dl as u32 - 1
+    };
+    if len < min {
+        return Err(PduError::BadFirstLength);
+    }
+    let body = data.get(start..).ok_or(PduError::BadFirstLength)?;
+    Ok(Pdu::First { len, data: body })
+}
+
+/// A flow control frame: its block size and STmin bytes present, its flow status one of the
+/// three defined (continue, wait, overflow).
+#[inline]
+fn flow_control(data: &[u8], nibble: u8) -> Result<Pdu<'_>, PduError> {
+    let (Some(&bs), Some(&st)) = (data.get(1), data.get(2)) else {
+        return Err(PduError::Truncated);
+    };
+    let status = match nibble {
+        0 => FlowStatus::ContinueToSend,
+        1 => FlowStatus::Wait,
+        2 => FlowStatus::Overflow,
+        other => return Err(PduError::BadFlowStatus(other)),
+    };
+    Ok(Pdu::FlowControl {
+        status,
+        block_size: bs,
+        st_min: StMin::from_raw(st),
+    })
+}
+
 impl<'a> Pdu<'a> {
     /// Decode the data of one frame. Never panics, whatever the input.
     pub fn decode(data: &'a [u8]) -> Result<Self, PduError> {
@@ -137,54 +216,8 @@ impl<'a> Pdu<'a> {
         }
         let nibble = pci & 0x0F;
         match pci >> 4 {
-            0 => {
-                let (start, sf_dl) = if dl <= CLASSIC_MAX_DL {
-                    (1, usize::from(nibble))
-                } else {
-                    // CAN_DL > 8: the escape (nibble 0) is mandatory; SF_DL is the next byte.
-                    if nibble != 0 {
-                        return Err(PduError::BadSingleLength);
-                    }
-                    (
-                        2,
-                        usize::from(*data.get(1).ok_or(PduError::BadSingleLength)?),
-                    )
-                };
-                if sf_dl == 0 {
-                    return Err(PduError::BadSingleLength);
-                }
-                let body = data
-                    .get(start..start + sf_dl)
-                    .ok_or(PduError::BadSingleLength)?;
-                Ok(Pdu::Single { data: body })
-            }
-            1 => {
-                if dl < CLASSIC_MAX_DL {
-                    return Err(PduError::BadFirstLength);
-                }
-                let b = |i: usize| data.get(i).copied().unwrap_or(0);
-                let dl12 = (u32::from(nibble) << 8) | u32::from(b(1));
-                let (len, start) = if dl12 == 0 {
-                    let len = u32::from_be_bytes([b(2), b(3), b(4), b(5)]);
-                    if len <= FF_DL_12BIT_MAX {
-                        return Err(PduError::EscapeMisuse);
-                    }
-                    (len, 6)
-                } else {
-                    (dl12, 2)
-                };
-                // FF_DLmin: 8 for 8-byte frames; RX_DL - 1 above (anything shorter fits an SF).
-                let min = if dl == CLASSIC_MAX_DL {
-                    8
-                } else {
-                    dl as u32 - 1
-                };
-                if len < min {
-                    return Err(PduError::BadFirstLength);
-                }
-                let body = data.get(start..).ok_or(PduError::BadFirstLength)?;
-                Ok(Pdu::First { len, data: body })
-            }
+            0 => single(data, nibble),
+            1 => first(data, nibble),
             2 => {
                 if dl < 2 {
                     return Err(PduError::Truncated);
@@ -194,22 +227,7 @@ impl<'a> Pdu<'a> {
                     data: data.get(1..).unwrap_or(&[]),
                 })
             }
-            3 => {
-                let (Some(&bs), Some(&st)) = (data.get(1), data.get(2)) else {
-                    return Err(PduError::Truncated);
-                };
-                let status = match nibble {
-                    0 => FlowStatus::ContinueToSend,
-                    1 => FlowStatus::Wait,
-                    2 => FlowStatus::Overflow,
-                    other => return Err(PduError::BadFlowStatus(other)),
-                };
-                Ok(Pdu::FlowControl {
-                    status,
-                    block_size: bs,
-                    st_min: StMin::from_raw(st),
-                })
-            }
+            3 => flow_control(data, nibble),
             other => Err(PduError::UnknownType(other)),
         }
     }
