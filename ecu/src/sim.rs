@@ -351,23 +351,7 @@ pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
     let mut server = Server::new(bl, field(&a.serial, "serial")?);
     let tag = format!("ECU {}", a.serial);
     if let Some(path) = &a.trust {
-        if server.bootloader.trust().is_none() && !server.bootloader.state_lost() {
-            let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let v = server
-                .bootloader
-                .provision_trust(&bytes)
-                .map_err(|e| format!("{}: trust document refused: {e:?}", path.display()))?;
-            println!("{tag}: provisioned trust document version {v}");
-        }
-    }
-    if let Some(t) = server.bootloader.trust() {
-        println!(
-            "{tag}: trust document version {} ({:?} verification, {} supplier key(s), threshold {})",
-            t.version,
-            t.mode,
-            t.suppliers.keys.len(),
-            t.suppliers.threshold
-        );
+        provision_trust(&mut server, path, &tag)?;
     }
     if let Some(path) = &a.ecu_key {
         server.signer = Some(std::boxed::Box::new(RsaReportSigner::load(path)?));
@@ -376,6 +360,66 @@ pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
     // counted (or reverted) here.
     if !server.bootloader.state_lost() {
         reset(&mut server, &tag);
+    }
+    report_start(&server, &tag, a.flash_fault);
+    let mut ep = open_endpoint(a, &tag)?;
+    let mut receiving: Option<String> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let req = match ep.receive(Duration::from_millis(100)) {
+            Ok(r) => r,
+            Err(TransportError::Timeout) | Err(TransportError::Rx(_)) => continue,
+            Err(e) => return Err(e.to_string()),
+        };
+        let manifest = requested_manifest(&req);
+        let before = *server.bootloader.state();
+        let resp = server.handle(&req);
+        narrate(
+            &server,
+            &tag,
+            &req,
+            &resp,
+            &before,
+            manifest,
+            &mut receiving,
+        );
+        ep.send(&resp, ANSWER_TIMEOUT).map_err(|e| e.to_string())?;
+        // After an activation's answer the ECU resets into its new image, as a real one does.
+        if server.take_reset() {
+            reset(&mut server, &tag);
+        }
+    }
+    Ok(())
+}
+
+/// `--trust`: the factory trust document, provisioned only into an ECU that holds none yet
+/// (and whose state is not lost); the document in force is then reported.
+fn provision_trust<F: Flash>(
+    server: &mut Server<'_, F>,
+    path: &std::path::Path,
+    tag: &str,
+) -> Result<(), String> {
+    if server.bootloader.trust().is_none() && !server.bootloader.state_lost() {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let v = server
+            .bootloader
+            .provision_trust(&bytes)
+            .map_err(|e| format!("{}: trust document refused: {e:?}", path.display()))?;
+        println!("{tag}: provisioned trust document version {v}");
+    }
+    Ok(())
+}
+
+/// What the started ECU holds, told once: its trust document, a lost state, the image it runs,
+/// a pending one, and an injected flash fault.
+fn report_start<F: Flash>(server: &Server<'_, F>, tag: &str, flash_fault: bool) {
+    if let Some(t) = server.bootloader.trust() {
+        println!(
+            "{tag}: trust document version {} ({:?} verification, {} supplier key(s), threshold {})",
+            t.version,
+            t.mode,
+            t.suppliers.keys.len(),
+            t.suppliers.threshold
+        );
     }
     if server.bootloader.state_lost() {
         println!("{tag}: persistent state lost (both copies invalid): refusing installs until it is restored");
@@ -395,9 +439,14 @@ pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
             image_name(&p)
         );
     }
-    if a.flash_fault {
+    if flash_fault {
         println!("{tag}: FLASH FAULT injected: every image slot write fails");
     }
+}
+
+/// The ECU's ISO-TP endpoint on the UDP bus: its CAN ids, CAN FD if asked, the block size it
+/// grants; reported listening.
+fn open_endpoint(a: Args, tag: &str) -> Result<Endpoint<UdpBus>, String> {
     let bus = UdpBus::bind(a.bind, a.peers).map_err(|e| format!("--bind {}: {e}", a.bind))?;
     let mut cfg = Config::new(
         standard_id(a.tx_id).ok_or("tx id")?,
@@ -407,7 +456,7 @@ pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
         cfg.mode = Mode::FD64;
     }
     cfg.block_size = uds::ECU_BLOCK_SIZE;
-    let mut ep = Endpoint::new(bus, cfg).map_err(|e| format!("ISO-TP configuration: {e:?}"))?;
+    let ep = Endpoint::new(bus, cfg).map_err(|e| format!("ISO-TP configuration: {e:?}"))?;
     println!(
         "{tag}: listening on {} (CAN id 0x{:03X}, answers on 0x{:03X}{})",
         a.bind,
@@ -415,90 +464,100 @@ pub fn run(a: Args, stop: &AtomicBool) -> Result<(), String> {
         a.tx_id,
         if a.fd { ", CAN FD" } else { "" }
     );
-    let mut receiving: Option<String> = None;
-    while !stop.load(Ordering::Relaxed) {
-        let req = match ep.receive(Duration::from_millis(100)) {
-            Ok(r) => r,
-            Err(TransportError::Timeout) | Err(TransportError::Rx(_)) => continue,
-            Err(e) => return Err(e.to_string()),
-        };
-        let manifest = match req.as_slice() {
-            [uds::REQUEST_DOWNLOAD, _, 0, m @ ..] => CompactManifest::parse(m).ok(),
-            [uds::REQUEST_DOWNLOAD, _, 1, hi, lo, rest @ ..] => rest
-                .get(..usize::from(u16::from_be_bytes([*hi, *lo])))
-                .and_then(|m| CompactManifest::parse(m).ok()),
-            _ => None,
-        };
-        let before = *server.bootloader.state();
-        let resp = server.handle(&req);
-        let refused = (resp.first() == Some(&uds::NEGATIVE))
-            .then(|| resp.get(2).copied())
-            .flatten();
-        match (req.first().copied(), refused) {
-            (Some(uds::REQUEST_DOWNLOAD), None) => {
-                let what = manifest.as_ref().map(describe).unwrap_or_default();
-                let regulators = if server.bootloader.trust_version().1 == crate::trust::Mode::Full
-                {
-                    "regulators' approval ok, "
-                } else {
-                    ""
-                };
-                let how = match req.get(1).copied().and_then(Encoding::from_format_id) {
-                    Some(Encoding::Delta) => " from the active image and a delta",
-                    Some(Encoding::Packed) => " as the compressed image unpacks",
-                    _ => "",
-                };
-                println!("{tag}: manifest for {what}: supplier signature ok, {regulators}hardware id ok, release counter ok; writing the inactive slot{how}");
-                receiving = Some(what);
-            }
-            (Some(uds::TRANSFER_EXIT), None) => {
-                let st = server.bootloader.state();
-                println!(
-                    "{tag}: image hash ok; {} verified in slot {:?}, pending activation (slot {:?} stays active)",
-                    receiving.take().unwrap_or_default(),
-                    st.active.other(),
-                    st.active,
-                );
-            }
-            (Some(uds::ROUTINE_CONTROL), None) => {
-                let st = server.bootloader.state();
-                let running = st.image.as_ref().map(image_name).unwrap_or_default();
-                let rid = req.get(2..4).map(|r| u16::from_be_bytes([r[0], r[1]]));
-                match rid {
-                    Some(uds::RID_TRUST) => {
-                        let (v, mode) = server.bootloader.trust_version();
-                        println!(
-                            "{tag}: trust document version {v} in force ({mode:?} verification)"
-                        )
-                    }
-                    Some(uds::RID_ACTIVATE) if st.sequence == before.sequence => {
-                        println!("{tag}: activate: {running} is already active")
-                    }
-                    Some(uds::RID_ACTIVATE) => println!(
-                        "{tag}: activated slot {:?}: {running} on trial (it runs from the next start-up, and must confirm itself)",
-                        st.active
-                    ),
-                    Some(uds::RID_DISCARD) if before.pending.is_some() => println!(
-                        "{tag}: discarded the pending image; still running {running} (slot {:?})",
-                        st.active
-                    ),
-                    _ => println!("{tag}: discard: nothing pending; still running {running}"),
-                }
-            }
-            (Some(sid), Some(code)) => {
-                let why = uds::Nrc::from_u8(code).map_or("unknown reason", uds::Nrc::describe);
-                println!(
-                    "{tag}: REFUSED service 0x{sid:02X}: {why}; the active image is unchanged"
-                );
-                receiving = None;
-            }
-            _ => {}
-        }
-        ep.send(&resp, ANSWER_TIMEOUT).map_err(|e| e.to_string())?;
-        // After an activation's answer the ECU resets into its new image, as a real one does.
-        if server.take_reset() {
-            reset(&mut server, &tag);
-        }
+    Ok(ep)
+}
+
+/// The compact manifest a RequestDownload carries (without or with an attestation bundle
+/// after it), to name the image in what is printed; `None` for any other request or one that
+/// does not parse.
+fn requested_manifest(req: &[u8]) -> Option<CompactManifest> {
+    match req {
+        [uds::REQUEST_DOWNLOAD, _, 0, m @ ..] => CompactManifest::parse(m).ok(),
+        [uds::REQUEST_DOWNLOAD, _, 1, hi, lo, rest @ ..] => rest
+            .get(..usize::from(u16::from_be_bytes([*hi, *lo])))
+            .and_then(|m| CompactManifest::parse(m).ok()),
+        _ => None,
     }
-    Ok(())
+}
+
+/// What the ECU did with one request, printed as a real ECU's log would show it: a manifest
+/// accepted, an image verified, a routine run, or a refusal (with the negative response's
+/// reason). `receiving` names the image being written between the two.
+#[allow(clippy::too_many_arguments)]
+fn narrate<F: Flash>(
+    server: &Server<'_, F>,
+    tag: &str,
+    req: &[u8],
+    resp: &[u8],
+    before: &crate::state::EcuState,
+    manifest: Option<CompactManifest>,
+    receiving: &mut Option<String>,
+) {
+    let refused = (resp.first() == Some(&uds::NEGATIVE))
+        .then(|| resp.get(2).copied())
+        .flatten();
+    match (req.first().copied(), refused) {
+        (Some(uds::REQUEST_DOWNLOAD), None) => {
+            let what = manifest.as_ref().map(describe).unwrap_or_default();
+            let regulators = if server.bootloader.trust_version().1 == crate::trust::Mode::Full {
+                "regulators' approval ok, "
+            } else {
+                ""
+            };
+            let how = match req.get(1).copied().and_then(Encoding::from_format_id) {
+                Some(Encoding::Delta) => " from the active image and a delta",
+                Some(Encoding::Packed) => " as the compressed image unpacks",
+                _ => "",
+            };
+            println!("{tag}: manifest for {what}: supplier signature ok, {regulators}hardware id ok, release counter ok; writing the inactive slot{how}");
+            *receiving = Some(what);
+        }
+        (Some(uds::TRANSFER_EXIT), None) => {
+            let st = server.bootloader.state();
+            println!(
+                "{tag}: image hash ok; {} verified in slot {:?}, pending activation (slot {:?} stays active)",
+                receiving.take().unwrap_or_default(),
+                st.active.other(),
+                st.active,
+            );
+        }
+        (Some(uds::ROUTINE_CONTROL), None) => narrate_routine(server, tag, req, before),
+        (Some(sid), Some(code)) => {
+            let why = uds::Nrc::from_u8(code).map_or("unknown reason", uds::Nrc::describe);
+            println!("{tag}: REFUSED service 0x{sid:02X}: {why}; the active image is unchanged");
+            *receiving = None;
+        }
+        _ => {}
+    }
+}
+
+/// A routine the ECU ran: the trust document now in force, an activation (or none needed:
+/// the state did not change), a discard (or nothing pending to discard).
+fn narrate_routine<F: Flash>(
+    server: &Server<'_, F>,
+    tag: &str,
+    req: &[u8],
+    before: &crate::state::EcuState,
+) {
+    let st = server.bootloader.state();
+    let running = st.image.as_ref().map(image_name).unwrap_or_default();
+    let rid = req.get(2..4).map(|r| u16::from_be_bytes([r[0], r[1]]));
+    match rid {
+        Some(uds::RID_TRUST) => {
+            let (v, mode) = server.bootloader.trust_version();
+            println!("{tag}: trust document version {v} in force ({mode:?} verification)")
+        }
+        Some(uds::RID_ACTIVATE) if st.sequence == before.sequence => {
+            println!("{tag}: activate: {running} is already active")
+        }
+        Some(uds::RID_ACTIVATE) => println!(
+            "{tag}: activated slot {:?}: {running} on trial (it runs from the next start-up, and must confirm itself)",
+            st.active
+        ),
+        Some(uds::RID_DISCARD) if before.pending.is_some() => println!(
+            "{tag}: discarded the pending image; still running {running} (slot {:?})",
+            st.active
+        ),
+        _ => println!("{tag}: discard: nothing pending; still running {running}"),
+    }
 }
