@@ -106,84 +106,22 @@ impl PemKey {
     /// (`rsa`/`rsassa-pss-sha256`, normalised as this project lists its keys), Ed25519 as hex
     /// (`ed25519`/`ed25519`), P-256 as SPKI PEM (`ecdsa`/`ecdsa-sha2-nistp256`).
     pub fn public_key(&self) -> Result<Key> {
-        let bad = |reason: String| Error::Malformed {
-            what: format!("{} key", self.algorithm()),
-            reason,
-        };
-        let key = |keytype: &str, scheme: &str, public: String| Key {
-            keytype: keytype.into(),
-            scheme: scheme.into(),
-            keyval: KeyVal {
-                public,
-                extra: BTreeMap::new(),
-            },
-            extra: BTreeMap::new(),
-        };
         match (self.oid.as_str(), self.private) {
-            (RSA_OID, true) => {
-                let k = if let Ok(info) = PrivateKeyInfo::try_from(self.der.as_slice()) {
-                    rsa::RsaPrivateKey::try_from(info).map_err(|e| bad(e.to_string()))?
-                } else {
-                    use rsa::pkcs1::DecodeRsaPrivateKey;
-                    rsa::RsaPrivateKey::from_pkcs1_der(&self.der).map_err(|e| bad(e.to_string()))?
-                };
-                let pem = crate::signing::public_pem(&k.to_public_key()).map_err(bad)?;
-                Ok(Key::rsa(pem))
-            }
-            (RSA_OID, false) => {
-                let k = rsa::RsaPublicKey::from_public_key_der(&self.der)
-                    .or_else(|_| rsa::RsaPublicKey::from_pkcs1_der(&self.der))
-                    .map_err(|e| bad(e.to_string()))?;
-                let pem = crate::signing::public_pem(&k).map_err(bad)?;
-                Ok(key(RSA_KEYTYPE, RSA_SCHEME, pem))
-            }
+            (RSA_OID, true) => Ok(Key::rsa(self.rsa_private_public_pem()?)),
+            (RSA_OID, false) => Ok(tuf_key(RSA_KEYTYPE, RSA_SCHEME, self.rsa_public_pem()?)),
             (ED25519_OID, private) => {
                 let raw = if private {
-                    // The private key is an OCTET STRING holding the 32-byte seed (RFC 8410).
-                    let info = PrivateKeyInfo::try_from(self.der.as_slice())
-                        .map_err(|e| bad(e.to_string()))?;
-                    let seed: [u8; 32] = match info.private_key {
-                        [0x04, 0x20, seed @ ..] => seed
-                            .try_into()
-                            .map_err(|_| bad("the seed is not 32 bytes".into()))?,
-                        _ => return Err(bad("the seed is not an OCTET STRING".into())),
-                    };
-                    ed25519_dalek::SigningKey::from_bytes(&seed)
-                        .verifying_key()
-                        .to_bytes()
+                    self.ed25519_seed_public()?
                 } else {
-                    let spki = SubjectPublicKeyInfoRef::try_from(self.der.as_slice())
-                        .map_err(|e| bad(e.to_string()))?;
-                    spki.subject_public_key
-                        .as_bytes()
-                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                        .ok_or_else(|| bad("the public key is not 32 bytes".into()))?
+                    self.ed25519_spki_public()?
                 };
-                Ok(key("ed25519", "ed25519", hex::encode(raw)))
+                Ok(tuf_key("ed25519", "ed25519", hex::encode(raw)))
             }
-            (EC_OID, private) => {
-                // Only P-256 is a TUF key here; name the curve the key is on (the p256
-                // crate's error names P-256's own OID as the unsupported one).
-                if let Some(curve) = self.ec_curve().filter(|c| c != P256_OID) {
-                    return Err(bad(format!(
-                        "on the curve {} (OID {curve}); TUF's ECDSA keys here are P-256 (OID {P256_OID})",
-                        curve_name(&curve)
-                    )));
-                }
-                let public = if private {
-                    use p256::pkcs8::DecodePrivateKey;
-                    p256::SecretKey::from_pkcs8_der(&self.der)
-                        .map_err(|e| bad(format!("not a P-256 key: {e}")))?
-                        .public_key()
-                } else {
-                    p256::PublicKey::from_public_key_der(&self.der)
-                        .map_err(|e| bad(format!("not a P-256 key: {e}")))?
-                };
-                let pem = public
-                    .to_public_key_pem(LineEnding::LF)
-                    .map_err(|e| bad(e.to_string()))?;
-                Ok(key("ecdsa", "ecdsa-sha2-nistp256", pem))
-            }
+            (EC_OID, private) => Ok(tuf_key(
+                "ecdsa",
+                "ecdsa-sha2-nistp256",
+                self.p256_public_pem(private)?,
+            )),
             (other, _) => Err(Error::Malformed {
                 what: "key file".into(),
                 reason: format!(
@@ -192,6 +130,100 @@ impl PemKey {
                 ),
             }),
         }
+    }
+
+    /// Why this key is no key of its algorithm.
+    fn bad(&self, reason: String) -> Error {
+        Error::Malformed {
+            what: format!("{} key", self.algorithm()),
+            reason,
+        }
+    }
+
+    /// An RSA private key's public half as SPKI PEM; the key in PKCS#8, else in PKCS#1.
+    fn rsa_private_public_pem(&self) -> Result<String> {
+        let bad = |reason: String| self.bad(reason);
+        let k = if let Ok(info) = PrivateKeyInfo::try_from(self.der.as_slice()) {
+            rsa::RsaPrivateKey::try_from(info).map_err(|e| bad(e.to_string()))?
+        } else {
+            use rsa::pkcs1::DecodeRsaPrivateKey;
+            rsa::RsaPrivateKey::from_pkcs1_der(&self.der).map_err(|e| bad(e.to_string()))?
+        };
+        crate::signing::public_pem(&k.to_public_key()).map_err(bad)
+    }
+
+    /// An RSA public key as SPKI PEM; the key in SPKI, else in PKCS#1.
+    fn rsa_public_pem(&self) -> Result<String> {
+        let bad = |reason: String| self.bad(reason);
+        let k = rsa::RsaPublicKey::from_public_key_der(&self.der)
+            .or_else(|_| rsa::RsaPublicKey::from_pkcs1_der(&self.der))
+            .map_err(|e| bad(e.to_string()))?;
+        crate::signing::public_pem(&k).map_err(bad)
+    }
+
+    /// An Ed25519 private key's public key: the private key is an OCTET STRING holding the
+    /// 32-byte seed (RFC 8410), from which the public key is derived.
+    fn ed25519_seed_public(&self) -> Result<[u8; 32]> {
+        let bad = |reason: String| self.bad(reason);
+        let info = PrivateKeyInfo::try_from(self.der.as_slice()).map_err(|e| bad(e.to_string()))?;
+        let seed: [u8; 32] = match info.private_key {
+            [0x04, 0x20, seed @ ..] => seed
+                .try_into()
+                .map_err(|_| bad("the seed is not 32 bytes".into()))?,
+            _ => return Err(bad("the seed is not an OCTET STRING".into())),
+        };
+        Ok(ed25519_dalek::SigningKey::from_bytes(&seed)
+            .verifying_key()
+            .to_bytes())
+    }
+
+    /// An Ed25519 public key: the 32 bytes of its SPKI.
+    fn ed25519_spki_public(&self) -> Result<[u8; 32]> {
+        let bad = |reason: String| self.bad(reason);
+        let spki = SubjectPublicKeyInfoRef::try_from(self.der.as_slice())
+            .map_err(|e| bad(e.to_string()))?;
+        spki.subject_public_key
+            .as_bytes()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| bad("the public key is not 32 bytes".into()))
+    }
+
+    /// An EC key's public key as SPKI PEM. Only P-256 is a TUF key here: a key on another
+    /// curve is refused naming that curve (the p256 crate's error names P-256's own OID as the
+    /// unsupported one).
+    fn p256_public_pem(&self, private: bool) -> Result<String> {
+        let bad = |reason: String| self.bad(reason);
+        if let Some(curve) = self.ec_curve().filter(|c| c != P256_OID) {
+            return Err(bad(format!(
+                "on the curve {} (OID {curve}); TUF's ECDSA keys here are P-256 (OID {P256_OID})",
+                curve_name(&curve)
+            )));
+        }
+        let public = if private {
+            use p256::pkcs8::DecodePrivateKey;
+            p256::SecretKey::from_pkcs8_der(&self.der)
+                .map_err(|e| bad(format!("not a P-256 key: {e}")))?
+                .public_key()
+        } else {
+            p256::PublicKey::from_public_key_der(&self.der)
+                .map_err(|e| bad(format!("not a P-256 key: {e}")))?
+        };
+        public
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(|e| bad(e.to_string()))
+    }
+}
+
+/// A TUF key object with no extra fields.
+fn tuf_key(keytype: &str, scheme: &str, public: String) -> Key {
+    Key {
+        keytype: keytype.into(),
+        scheme: scheme.into(),
+        keyval: KeyVal {
+            public,
+            extra: BTreeMap::new(),
+        },
+        extra: BTreeMap::new(),
     }
 }
 
