@@ -61,26 +61,7 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    let all = TARGETS;
-    // `selftest` (hidden) panics on some inputs: it shows the harness reports findings.
-    if let Some(t) = args
-        .targets
-        .iter()
-        .find(|t| !all.contains(&t.as_str()) && *t != "selftest")
-    {
-        eprintln!(
-            "ota-fuzz: no target {t:?}; the targets are {}",
-            all.join(", ")
-        );
-        std::process::exit(2);
-    }
-    let chosen: Vec<&str> = all
-        .into_iter()
-        .chain(["selftest"])
-        .filter(|t| {
-            args.targets.iter().any(|a| a == t) || (args.targets.is_empty() && *t != "selftest")
-        })
-        .collect();
+    let chosen = chosen_targets(&args);
     // Panics are findings, reported below: keep the default hook from printing each one.
     std::panic::set_hook(Box::new(|_| {}));
     let share = Duration::from_secs(args.seconds) / chosen.len().max(1) as u32;
@@ -107,35 +88,8 @@ fn main() {
         let corpus = targets::files_in(&args.corpus.join(name));
         let found_by_afl = corpus.len();
         t.seeds.extend(corpus);
-        let mut rng = Rng::new(args.seed ^ fnv(name.as_bytes()));
         let start = Instant::now();
-        let (mut execs, mut found) = (0u64, 0u64);
-        // The seeds themselves first, then mutations.
-        let mut i = 0;
-        while i < t.seeds.len() || start.elapsed() < share {
-            let input = if i < t.seeds.len() {
-                t.seeds[i].clone()
-            } else {
-                let a = &t.seeds[rng.below(t.seeds.len())];
-                let b = &t.seeds[rng.below(t.seeds.len())];
-                mutate(&mut rng, a, b, t.max_len)
-            };
-            i += 1;
-            execs += 1;
-            let run = &mut t.run;
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&input))).is_err() {
-                found += 1;
-                let _ = std::fs::create_dir_all(&args.crashes);
-                let file = args
-                    .crashes
-                    .join(format!("{name}-{:016x}.bin", fnv(&input)));
-                let _ = std::fs::write(&file, &input);
-                eprintln!(
-                    "ota-fuzz: {name}: a panic, input written to {}",
-                    file.display()
-                );
-            }
-        }
+        let (execs, found) = fuzz(&args, name, &mut t, share);
         let secs = start.elapsed().as_secs_f64();
         println!(
             "| {name} | {} | {} ({replayed}, {found_by_afl}) | {execs} | {:.0} | {found} |",
@@ -149,6 +103,67 @@ fn main() {
         eprintln!("ota-fuzz: {findings} finding(s)");
         std::process::exit(1);
     }
+}
+
+/// The targets to run, in the list's order: those named (an unknown name ends the run,
+/// exit 2), or every target but the hidden `selftest`, which panics on some inputs to show
+/// the harness reports findings.
+fn chosen_targets(args: &Args) -> Vec<&'static str> {
+    let all = TARGETS;
+    if let Some(t) = args
+        .targets
+        .iter()
+        .find(|t| !all.contains(&t.as_str()) && *t != "selftest")
+    {
+        eprintln!(
+            "ota-fuzz: no target {t:?}; the targets are {}",
+            all.join(", ")
+        );
+        std::process::exit(2);
+    }
+    all.into_iter()
+        .chain(["selftest"])
+        .filter(|t| {
+            args.targets.iter().any(|a| a == t) || (args.targets.is_empty() && *t != "selftest")
+        })
+        .collect()
+}
+
+/// Run target `t`: its seeds first, then mutations of them (the PRNG seeded from `--seed`
+/// and the target's name, so a run repeats) until its `share` of the time is spent. Each
+/// input that panics is a finding, written to `--crashes`. Returns the executions and the
+/// findings.
+fn fuzz(args: &Args, name: &str, t: &mut targets::Target, share: Duration) -> (u64, u64) {
+    let mut rng = Rng::new(args.seed ^ fnv(name.as_bytes()));
+    let start = Instant::now();
+    let (mut execs, mut found) = (0u64, 0u64);
+    // The seeds themselves first, then mutations.
+    let mut i = 0;
+    while i < t.seeds.len() || start.elapsed() < share {
+        let input = if i < t.seeds.len() {
+            t.seeds[i].clone()
+        } else {
+            let a = &t.seeds[rng.below(t.seeds.len())];
+            let b = &t.seeds[rng.below(t.seeds.len())];
+            mutate(&mut rng, a, b, t.max_len)
+        };
+        i += 1;
+        execs += 1;
+        let run = &mut t.run;
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&input))).is_err() {
+            found += 1;
+            let _ = std::fs::create_dir_all(&args.crashes);
+            let file = args
+                .crashes
+                .join(format!("{name}-{:016x}.bin", fnv(&input)));
+            let _ = std::fs::write(&file, &input);
+            eprintln!(
+                "ota-fuzz: {name}: a panic, input written to {}",
+                file.display()
+            );
+        }
+    }
+    (execs, found)
 }
 
 /// Each seed as a file named by its content (AFL++ wants a directory of starting inputs).
