@@ -462,3 +462,80 @@ fn a_shorter_forged_snapshot_cannot_hide_the_rollback_reference() {
         Err(Error::Version { found: 2, .. })
     ));
 }
+
+/// A targets document signed by `k` delegating each `(name, key)` (threshold 1, every path).
+fn delegating(k: &SigningKey, delegations: &[(&str, &SigningKey)]) -> Vec<u8> {
+    let keys: serde_json::Map<String, Value> = delegations
+        .iter()
+        .map(|(_, d)| {
+            (
+                d.key_id().0.clone(),
+                serde_json::to_value(d.public()).unwrap(),
+            )
+        })
+        .collect();
+    let roles: Vec<Value> = delegations
+        .iter()
+        .map(|(name, d)| {
+            json!({"name": name, "keyids": [d.key_id()], "threshold": 1,
+                "terminating": false, "paths": ["*"]})
+        })
+        .collect();
+    sign_document(
+        &json!({"_type": "targets", "spec_version": SPEC_VERSION, "version": 1,
+            "expires": DateTime(NOW + DAY).to_string(), "targets": {},
+            "delegations": {"keys": keys, "roles": roles}}),
+        &[k],
+    )
+    .unwrap()
+}
+
+/// A role two roles delegate is trusted on a path only if that path's delegation signed it:
+/// `shared`, loaded through `x` (signed by x's delegate), does not verify through `y`, whose
+/// delegation names another key; and an extra role's version must be the snapshot's
+/// (mutation testing found both held only by the gateway's suites, not by the rules' own).
+#[test]
+fn a_role_is_checked_against_the_delegation_of_the_path_that_reached_it() {
+    let (mut set, _, k) = set_with_root();
+    let (kx, ky) = (&keys()[2], &keys()[3]);
+    let t = delegating(k, &[("x", kx), ("y", ky)]);
+    let x = delegating(kx, &[("shared", kx)]);
+    let y = delegating(ky, &[("shared", ky)]);
+    let shared = targets(1, NOW + DAY, kx, None);
+    let s = snapshot(
+        1,
+        NOW + DAY,
+        k,
+        json!({"targets.json": meta(1, &t), "x.json": meta(1, &x), "y.json": meta(1, &y),
+            "shared.json": meta(1, &shared)}),
+    );
+    set.update_timestamp(&timestamp(1, NOW + DAY, k, meta(1, &s)))
+        .unwrap();
+    set.update_snapshot(&s, false).unwrap();
+    set.update_targets(&t).unwrap();
+    set.update_delegated_targets(&x, "x", "targets").unwrap();
+    set.update_delegated_targets(&y, "y", "targets").unwrap();
+    set.update_delegated_targets(&shared, "shared", "x")
+        .unwrap();
+    set.verify_delegated_targets("shared", "x").unwrap();
+    assert!(matches!(
+        set.verify_delegated_targets("shared", "y"),
+        Err(Error::Threshold { .. })
+    ));
+
+    // An extra snapshot-listed role: its version must be the one the snapshot lists.
+    let expires = |v: &Value| DateTime::parse(v["expires"].as_str().unwrap()).unwrap();
+    let version = |v: &Value| v["version"].as_u64().unwrap();
+    set.verify_extra_role::<Value>(&t, "targets", "targets", expires, version)
+        .unwrap();
+    let (mut other, _, _) = set_with_root();
+    let listed_as_2 = snapshot(1, NOW + DAY, k, json!({"targets.json": meta(2, &t)}));
+    other
+        .update_timestamp(&timestamp(1, NOW + DAY, k, meta(1, &listed_as_2)))
+        .unwrap();
+    other.update_snapshot(&listed_as_2, false).unwrap();
+    assert!(matches!(
+        other.verify_extra_role::<Value>(&t, "targets", "targets", expires, version),
+        Err(Error::Version { found: 1, .. })
+    ));
+}
