@@ -172,14 +172,7 @@ fn versions(u: &Updater<AnyFetcher>) -> String {
 /// Run one command, reporting each step on `out` as it is done (so a failed run still shows
 /// how far it got).
 pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
-    let mut limits = Limits::default();
-    if let Some(n) = std::env::var(CONCURRENCY_VAR)
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|n| (1..=64).contains(n))
-    {
-        limits.download_concurrency = n;
-    }
+    let limits = limits_from_env();
     let name = match cli.command {
         Command::Init { .. } => "init",
         Command::Refresh => "refresh",
@@ -199,62 +192,94 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
             u.refresh()?;
             say(format!("refreshed: {}", versions(&u)));
         }
-        Command::Download => {
-            let url = required(cli.metadata_url.as_deref(), "--metadata-url", name)?;
-            let target_dir = required(cli.target_dir.as_deref(), "--target-dir", name)?;
-            let base = required(cli.target_base_url.as_deref(), "--target-base-url", name)?;
-            if cli.target_names.is_empty() {
-                return Err(CliError::Usage(
-                    "download needs at least one --target-name".into(),
-                ));
-            }
-            let mut u = updater(dir, url, base, &limits)?;
-            u.refresh()?;
-            say(format!("refreshed: {}", versions(&u)));
-            // Every lookup first, in order (they may fetch delegated roles), then the targets
-            // themselves, several at once (Limits::download_concurrency). A failed lookup
-            // stops the lookups; the targets found before it are still fetched, as they would
-            // have been one after another, and then the lookup's error is reported.
-            let mut found = Vec::with_capacity(cli.target_names.len());
-            let mut lookup_failed = None;
-            for target in &cli.target_names {
-                match u.get_targetinfo(target) {
-                    Ok(Some(tuf::Found { info, role, .. })) => {
-                        found.push((target.as_str(), info, role))
-                    }
-                    Ok(None) => {
-                        lookup_failed = Some(CliError::TargetNotFound {
-                            target: target.clone(),
-                        });
-                        break;
-                    }
-                    Err(e) => {
-                        lookup_failed = Some(e.into());
-                        break;
-                    }
-                }
-            }
-            let wanted: Vec<(&str, &TargetFile)> =
-                found.iter().map(|(t, info, _)| (*t, info)).collect();
-            let fetched = u.fetch_targets(&wanted, target_dir)?;
-            for ((target, _, role), f) in found.iter().zip(&fetched) {
-                say(match f {
-                    tuf::Fetched::Cached(path) => format!(
-                        "{target} (listed by {role}): {} already holds it, not downloaded",
-                        path.display()
-                    ),
-                    tuf::Fetched::Downloaded(path) => format!(
-                        "{target} (listed by {role}): downloaded to {}",
-                        path.display()
-                    ),
+        Command::Download => download(cli, dir, name, &limits, &mut say)?,
+    }
+    Ok(())
+}
+
+/// The default limits, but for [`CONCURRENCY_VAR`] when it is set to 1 to 64.
+fn limits_from_env() -> Limits {
+    let mut limits = Limits::default();
+    if let Some(n) = std::env::var(CONCURRENCY_VAR)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| (1..=64).contains(n))
+    {
+        limits.download_concurrency = n;
+    }
+    limits
+}
+
+/// `download`: its arguments checked, the metadata refreshed, every target looked up and the
+/// ones found fetched ([`look_up`]), each reported as reused or downloaded; then the failed
+/// lookup's error, if one failed.
+fn download(
+    cli: &Cli,
+    dir: &Path,
+    name: &str,
+    limits: &Limits,
+    say: &mut dyn FnMut(String),
+) -> Result<(), CliError> {
+    let url = required(cli.metadata_url.as_deref(), "--metadata-url", name)?;
+    let target_dir = required(cli.target_dir.as_deref(), "--target-dir", name)?;
+    let base = required(cli.target_base_url.as_deref(), "--target-base-url", name)?;
+    if cli.target_names.is_empty() {
+        return Err(CliError::Usage(
+            "download needs at least one --target-name".into(),
+        ));
+    }
+    let mut u = updater(dir, url, base, limits)?;
+    u.refresh()?;
+    say(format!("refreshed: {}", versions(&u)));
+    let (found, lookup_failed) = look_up(&mut u, &cli.target_names);
+    let wanted: Vec<(&str, &TargetFile)> = found.iter().map(|(t, info, _)| (*t, info)).collect();
+    let fetched = u.fetch_targets(&wanted, target_dir)?;
+    for ((target, _, role), f) in found.iter().zip(&fetched) {
+        say(match f {
+            tuf::Fetched::Cached(path) => format!(
+                "{target} (listed by {role}): {} already holds it, not downloaded",
+                path.display()
+            ),
+            tuf::Fetched::Downloaded(path) => format!(
+                "{target} (listed by {role}): downloaded to {}",
+                path.display()
+            ),
+        });
+    }
+    if let Some(e) = lookup_failed {
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Every lookup first, in order (they may fetch delegated roles), then the targets
+/// themselves, several at once (Limits::download_concurrency). A failed lookup stops the
+/// lookups; the targets found before it are still fetched, as they would have been one after
+/// another, and then the lookup's error is reported. Returns the targets found (name, entry,
+/// listing role) and the failed lookup's error.
+#[allow(clippy::type_complexity)]
+fn look_up<'n>(
+    u: &mut Updater<AnyFetcher>,
+    names: &'n [String],
+) -> (Vec<(&'n str, TargetFile, String)>, Option<CliError>) {
+    let mut found = Vec::with_capacity(names.len());
+    let mut lookup_failed = None;
+    for target in names {
+        match u.get_targetinfo(target) {
+            Ok(Some(tuf::Found { info, role, .. })) => found.push((target.as_str(), info, role)),
+            Ok(None) => {
+                lookup_failed = Some(CliError::TargetNotFound {
+                    target: target.clone(),
                 });
+                break;
             }
-            if let Some(e) = lookup_failed {
-                return Err(e);
+            Err(e) => {
+                lookup_failed = Some(e.into());
+                break;
             }
         }
     }
-    Ok(())
+    (found, lookup_failed)
 }
 
 /// Parse `args` (program name first), run, report on stdout/stderr, and return the exit
