@@ -107,6 +107,9 @@ impl Nginx {
         Self::start_inner(nginx, trees, tls, "")
     }
 
+    /// Start nginx in a fresh prefix on a free port (a few tries: the port found free may be
+    /// taken before nginx binds it), serving `trees` and `extra`, over TLS with `tls`. Panics
+    /// if it never comes up.
     fn start_inner(
         nginx: &Path,
         trees: &[(&str, &Path)],
@@ -121,30 +124,8 @@ impl Nginx {
         for d in ["logs", "temp"] {
             std::fs::create_dir_all(p.join(d)).unwrap();
         }
-        let temp_paths: String = temp_path_directives(nginx)
-            .into_iter()
-            .map(|d| {
-                format!(
-                    "    {d} {};\n",
-                    quoted(&p.join("temp").join(d.trim_end_matches("_temp_path")))
-                )
-            })
-            .collect();
-        let locations: String = trees
-            .iter()
-            .map(|(name, dir)| {
-                assert!(
-                    name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
-                    "tree name {name:?}"
-                );
-                let dir = std::path::absolute(dir).unwrap();
-                format!(
-                    "        location /{name}/ {{ alias {}; }}\n",
-                    quoted(&PathBuf::from(format!("{}/", dir.display())))
-                )
-            })
-            .collect::<String>()
-            + extra;
+        let temp_paths = temp_paths(nginx, p);
+        let locations = locations(trees) + extra;
         let user = if running_as_root() {
             "user root;\n"
         } else {
@@ -155,40 +136,7 @@ impl Nginx {
         // The port found free may be taken before nginx binds it: try a few.
         for _ in 0..5 {
             let port = free_port();
-            let conf = format!(
-                "# written by the ota-repo tests\n\
-                 {user}\
-                 master_process off;\n\
-                 worker_processes 1;\n\
-                 error_log {} info;\n\
-                 pid {};\n\
-                 events {{ worker_connections 64; }}\n\
-                 http {{\n\
-                 \x20   access_log {};\n\
-                 {temp_paths}\
-                 \x20   include {site};\n\
-                 \x20   server {{\n\
-                 \x20       listen 127.0.0.1:{port}{ssl};\n\
-                 {certs}\
-                 \x20       server_name localhost;\n\
-                 \x20       add_header Cache-Control $ota_cache_control always;\n\
-                 {locations}\
-                 \x20   }}\n\
-                 }}\n",
-                quoted(&error_log),
-                quoted(&p.join("nginx.pid")),
-                quoted(&p.join("logs").join("access.log")),
-                // The cache and content-type rules a deployment uses (deploy/nginx/).
-                site = quoted(
-                    &Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nginx/ota-http.conf")
-                ),
-                ssl = if tls.is_some() { " ssl http2" } else { "" },
-                certs = tls.map_or(String::new(), |ca| format!(
-                    "        ssl_certificate {};\n        ssl_certificate_key {};\n",
-                    quoted(&ca.leaf_pem()),
-                    quoted(&ca.leaf_key())
-                )),
-            );
+            let conf = config(p, port, tls, user, &temp_paths, &locations);
             let conf_path = p.join("nginx.conf");
             std::fs::write(&conf_path, conf).unwrap();
             let stderr = std::fs::File::create(p.join("logs").join("stderr.log")).unwrap();
@@ -206,31 +154,16 @@ impl Nginx {
                 .stderr(stderr)
                 .spawn()
                 .expect("starting nginx");
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                if let Some(status) = child.try_wait().unwrap() {
-                    last_log = logs(p);
-                    eprintln!("nginx on port {port} exited ({status}):\n{last_log}");
-                    break;
-                }
-                if answers_as_nginx(&addr) {
+            match until_up(&mut child, p, port) {
+                Some(log) => last_log = log,
+                None => {
                     return Nginx {
                         child,
                         port,
                         scheme: if tls.is_some() { "https" } else { "http" },
                         prefix,
-                    };
+                    }
                 }
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "nginx did not accept connections on {addr} within 20 s:\n{}",
-                        logs(p)
-                    );
-                }
-                std::thread::sleep(Duration::from_millis(50));
             }
         }
         panic!("nginx failed to start:\n{last_log}");
@@ -249,6 +182,110 @@ impl Nginx {
 }
 
 /// Whether the server on `addr` is up and is nginx (not another program that took the port).
+/// The `*_temp_path` directives this nginx knows, each into its own directory of the prefix.
+fn temp_paths(nginx: &Path, p: &Path) -> String {
+    temp_path_directives(nginx)
+        .into_iter()
+        .map(|d| {
+            format!(
+                "    {d} {};\n",
+                quoted(&p.join("temp").join(d.trim_end_matches("_temp_path")))
+            )
+        })
+        .collect()
+}
+
+/// A location per tree, `/NAME/` serving its directory (names are plain: letters, digits,
+/// `-`).
+fn locations(trees: &[(&str, &Path)]) -> String {
+    trees
+        .iter()
+        .map(|(name, dir)| {
+            assert!(
+                name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+                "tree name {name:?}"
+            );
+            let dir = std::path::absolute(dir).unwrap();
+            format!(
+                "        location /{name}/ {{ alias {}; }}\n",
+                quoted(&PathBuf::from(format!("{}/", dir.display())))
+            )
+        })
+        .collect::<String>()
+}
+
+/// The configuration for one try: one worker in the foreground, logs and pid in prefix `p`,
+/// the deployment's cache and content-type rules, one server on 127.0.0.1:`port` (TLS with
+/// the test CA's leaf when `tls`) with the `locations`.
+fn config(
+    p: &Path,
+    port: u16,
+    tls: Option<&crate::tls::TestCa>,
+    user: &str,
+    temp_paths: &str,
+    locations: &str,
+) -> String {
+    format!(
+        "# written by the ota-repo tests\n\
+         {user}\
+         master_process off;\n\
+         worker_processes 1;\n\
+         error_log {} info;\n\
+         pid {};\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n\
+         \x20   access_log {};\n\
+         {temp_paths}\
+         \x20   include {site};\n\
+         \x20   server {{\n\
+         \x20       listen 127.0.0.1:{port}{ssl};\n\
+         {certs}\
+         \x20       server_name localhost;\n\
+         \x20       add_header Cache-Control $ota_cache_control always;\n\
+         {locations}\
+         \x20   }}\n\
+         }}\n",
+        quoted(&p.join("logs").join("error.log")),
+        quoted(&p.join("nginx.pid")),
+        quoted(&p.join("logs").join("access.log")),
+        // The cache and content-type rules a deployment uses (deploy/nginx/).
+        site = quoted(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nginx/ota-http.conf")),
+        ssl = if tls.is_some() { " ssl http2" } else { "" },
+        certs = tls.map_or(String::new(), |ca| format!(
+            "        ssl_certificate {};\n        ssl_certificate_key {};\n",
+            quoted(&ca.leaf_pem()),
+            quoted(&ca.leaf_key())
+        )),
+    )
+}
+
+/// Wait for the started nginx to answer on `port`: `None` once it does; if it exited (the
+/// port was taken, say), its logs, for the next try. Panics (nginx killed) if it neither
+/// answers nor exits within 20 s.
+fn until_up(child: &mut Child, p: &Path, port: u16) -> Option<String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let last_log = logs(p);
+            eprintln!("nginx on port {port} exited ({status}):\n{last_log}");
+            return Some(last_log);
+        }
+        if answers_as_nginx(&addr) {
+            return None;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "nginx did not accept connections on {addr} within 20 s:\n{}",
+                logs(p)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn answers_as_nginx(addr: &SocketAddr) -> bool {
     let Ok(mut s) = TcpStream::connect_timeout(addr, Duration::from_millis(200)) else {
         return false;
