@@ -7,7 +7,7 @@
 #   scripts/mutants.sh                 every group, every mutant (about an hour on 2 cores)
 #   scripts/mutants.sh --shard K/N     the K-th of N slices of each group (CI: one slice a commit)
 #   scripts/mutants.sh --list          the mutants, nothing run
-#   scripts/mutants.sh --group ecu     one group (ecu, metadata, gateway)
+#   scripts/mutants.sh --group ecu     only this group (ecu, metadata, gateway; repeatable)
 #
 # The missed mutants are compared with docs/mutants-survivors.txt (the README's proof section
 # lists them): a survivor not listed fails the run (a decision lost its test), and so does a
@@ -21,12 +21,12 @@ command -v cargo-mutants >/dev/null || {
   if [[ -n "${CI:-}" ]]; then cargo install --locked --debug cargo-mutants@27.1.0; else
     echo "cargo-mutants is missing: cargo install --locked cargo-mutants" >&2; exit 1; fi; }
 
-shard=() list=0 only=""
+shard=() list=0 only=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --shard) shard=(--shard "$2" --sharding round-robin); shift 2 ;;
     --list) list=1; shift ;;
-    --group) only="$2"; shift 2 ;;
+    --group) only+=("$2"); shift 2 ;;
     *) echo "usage: scripts/mutants.sh [--shard K/N] [--list] [--group NAME]" >&2; exit 2 ;;
   esac
 done
@@ -65,7 +65,7 @@ else common+=(-j "${MUTANTS_JOBS:-1}"); fi
 
 run_group() { # name package regexes... -- test args...
   local name="$1" package="$2"; shift 2
-  [[ -z "$only" || "$only" == "$name" ]] || return 0
+  [[ ${#only[@]} -eq 0 || " ${only[*]} " == *" $name "* ]] || return 0
   local res=() files=()
   while [[ "$1" != -- ]]; do
     res+=(-F "$1"); files+=(-f "$(sed -E 's/^\^//; s/\\\././g; s/:.*//' <<<"$1")"); shift
@@ -88,5 +88,5 @@ run_group gateway ota-client "${gateway_re[@]}" -- --lib --test trust_joints --t
 [[ "$list" == 1 ]] && exit 0
 
 full=()
-[[ ${#shard[@]} -eq 0 && -z "$only" ]] && full=(--full)
+[[ ${#shard[@]} -eq 0 && ${#only[@]} -eq 0 ]] && full=(--full)
 python3 scripts/mutants-judge.py "$out" docs/mutants-survivors.txt "${full[@]}"
