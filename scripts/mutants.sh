@@ -50,7 +50,7 @@ metadata_re=(
 )
 # The gateway's judgement of the regulators' attestations (distinct parties, lifetimes, recalls).
 gateway_re=(
-  '^client/src/walk/attestations\.rs:.*\b(check_attestations_bundle|check_attestations|check_lifetime|check_recall|veto)\b'
+  '^client/src/walk/attestations\.rs:.*\b(check_attestations_bundle|check_lifetime|runs_longer|shortfall|add|bytes|check_recall|veto)\b'
 )
 
 out="${MUTANTS_OUT:-target/mutants}"

@@ -224,18 +224,7 @@ fn plan<'c>(
         regulators: c.regulators.clone(),
         recall: None,
     };
-    let mut p = Planned {
-        index,
-        ecu,
-        a,
-        image: c.image,
-        regulators: c.regulators,
-        sha256: c.sha256,
-        length: c.length,
-        content_key: c.content_key,
-        bundle: c.bundle,
-        delta: None,
-    };
+    let mut p = Planned::new(index, ecu, a, c);
     p.delta = carry::delta_for(&p, installed.map(|i| i.sha256.as_str()));
     (outcome, p)
 }
@@ -352,7 +341,23 @@ struct Planned<'c> {
     delta: Option<ota_metadata::documents::image_manifest::DeltaEntry>,
 }
 
-impl Planned<'_> {
+impl<'c> Planned<'c> {
+    /// ECU `ecu` at place `index`, assigned `a`, whose checks `c` passed; no delta yet.
+    fn new(index: usize, ecu: &'c EcuConfig, a: EcuAssignment, c: Checked) -> Self {
+        Planned {
+            index,
+            ecu,
+            a,
+            image: c.image,
+            regulators: c.regulators,
+            sha256: c.sha256,
+            length: c.length,
+            content_key: c.content_key,
+            bundle: c.bundle,
+            delta: None,
+        }
+    }
+
     /// What the journal keeps of this ECU's part of the update.
     fn journal_entry(&self) -> JournalEcu {
         JournalEcu {

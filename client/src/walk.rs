@@ -25,7 +25,7 @@ mod error;
 mod image;
 
 pub use assignments::{find_in_tree, read_assignments, TreeError, Vehicle};
-pub use attestations::{check_attestations, check_attestations_bundle, check_recall, Recall};
+pub use attestations::{check_attestations_bundle, check_recall, Recall};
 pub use error::{Check, Result, WalkError};
 pub use image::{check_image, download_delta, download_image, CheckedImage};
 

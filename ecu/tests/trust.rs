@@ -129,12 +129,17 @@ fn doc_regulated(
         instruction_keys,
     }
     .encode();
+    signed(&body, signed_by)
+}
+
+/// A trust document: `body` with the signatures of `signed_by`.
+fn signed(body: &[u8], signed_by: &[&SigningKey]) -> Vec<u8> {
     let sigs: Vec<([u8; 32], Vec<u8>)> = signed_by
         .iter()
-        .map(|k| (keyid_bytes(k.key_id()).unwrap(), k.sign(&body).unwrap()))
+        .map(|k| (keyid_bytes(k.key_id()).unwrap(), k.sign(body).unwrap()))
         .collect();
     let refs: Vec<([u8; 32], &[u8])> = sigs.iter().map(|(i, s)| (*i, s.as_slice())).collect();
-    assemble(&body, &refs)
+    assemble(body, &refs)
 }
 
 fn manifest(signer: &SigningKey) -> Vec<u8> {
@@ -665,8 +670,7 @@ fn doc_with_sets(
         instruction_keys: &[],
     }
     .encode();
-    let signature = k[0].sign(&body).unwrap();
-    assemble(&body, &[(sig.keyid, signature.as_slice())])
+    signed(&body, &[&k[0]])
 }
 
 /// Every key set's threshold is at least one and at most its keys, with at most MAX_KEYS

@@ -385,18 +385,7 @@ impl Gateway {
                 "the journal does not name the release the metadata verifies".into(),
             );
         }
-        let p = Planned {
-            index: 0,
-            ecu: ecu_cfg,
-            a,
-            image: c.image,
-            regulators: c.regulators,
-            sha256: c.sha256,
-            length: c.length,
-            content_key: c.content_key,
-            bundle: c.bundle,
-            delta: None,
-        };
+        let p = Planned::new(0, ecu_cfg, a, c);
         Recheck::Activate(Box::new(p.journal_entry()))
     }
 

@@ -139,14 +139,24 @@ fn check_lifetime<F: Fetch>(
     let (Some(max), Some(ts)) = (max, up.trusted().timestamp()) else {
         return Ok(());
     };
-    let left = ts.signed.expires.0.saturating_sub(now.0);
-    if left > i64::try_from(max).unwrap_or(i64::MAX) {
-        return Err(format!(
+    match runs_longer(ts.signed.expires, now, max) {
+        None => Ok(()),
+        Some(left) => Err(format!(
             "its timestamp runs until {} ({left} s from now), longer than the {max} s the OEM allows a regulator's timestamp (a replayed copy would be accepted that long)",
             ts.signed.expires
-        ));
+        )),
     }
-    Ok(())
+}
+
+/// How long past `now` a timestamp expiring at `expires` runs, when that is longer than `max`
+/// seconds (exactly `max` is allowed).
+fn runs_longer(
+    expires: ota_metadata::DateTime,
+    now: ota_metadata::DateTime,
+    max: u64,
+) -> Option<i64> {
+    let left = expires.0.saturating_sub(now.0);
+    (left > i64::try_from(max).unwrap_or(i64::MAX)).then_some(left)
 }
 
 /// One regulator's answer on `release`, whose bytes hash to `contents`.
@@ -245,19 +255,10 @@ fn veto_of(name: &str, sha: &str, att: Attestation) -> std::result::Result<Optio
 
 /// Step 3: every authorized regulator reached and fresh, none vetoing `release` (revoking or
 /// rejecting it or any release of its bytes), and approvals from a threshold of distinct
-/// regulators, counted by key material. Returns the approving regulators.
-pub fn check_attestations<F: Fetch>(
-    repos: &mut Repositories<'_, F>,
-    master: &Master,
-    release: &Release,
-) -> Result<Vec<String>> {
-    check_attestations_bundle(repos, master, release).map(|(names, _)| names)
-}
-
-/// [`check_attestations`], also returning the compact attestation bundle for
-/// full-verification ECUs (`ota_ecu::attestation`): the compact approval signatures of the
-/// approving regulators, at most four; empty when none carries one. The ECU checks them
-/// against the regulator keys of its own trust document.
+/// regulators, counted by key material. Returns the approving regulators and the compact
+/// attestation bundle for full-verification ECUs (`ota_ecu::attestation`): the compact
+/// approval signatures of the approving regulators, at most four; empty when none carries
+/// one. The ECU checks them against the regulator keys of its own trust document.
 pub fn check_attestations_bundle<F: Fetch>(
     repos: &mut Repositories<'_, F>,
     master: &Master,
@@ -283,56 +284,90 @@ pub fn check_attestations_bundle<F: Fetch>(
     let mut approved = Vec::new();
     let mut identities = Vec::new();
     let mut problems = Vec::new();
-    let mut compact: Vec<([u8; 32], Vec<u8>)> = Vec::new();
+    let mut bundle = CompactBundle::default();
     for a in asked.answers {
         match a.word {
             Word::Approved(sigs) => {
                 approved.push(a.name);
                 identities.push(a.identity);
-                for s in sigs {
-                    let keyid = hex::decode(&s.keyid)
-                        .ok()
-                        .and_then(|v| <[u8; 32]>::try_from(v).ok());
-                    if let (Some(keyid), Ok(sig)) = (keyid, hex::decode(&s.sig)) {
-                        if compact.len() < ota_ecu::compact_manifest::MAX_SIGNATURES
-                            && !compact.iter().any(|(k, _)| *k == keyid)
-                        {
-                            compact.push((keyid, sig));
-                        }
-                    }
-                }
+                bundle.add(&sigs);
             }
             Word::NotApproved(p) | Word::Revoked(p) | Word::Rejected(p) => problems.push(p),
         }
     }
     let distinct = count_parties(&identities);
     let threshold = master.regulators.threshold.max(1);
-    if (distinct as u64) < u64::from(threshold) {
-        if distinct < approved.len() {
-            problems.push(format!(
-                "{} share keys and count as {distinct}",
-                approved.join(", ")
-            ));
-        }
+    if let Some(why) = shortfall(&approved, distinct, threshold, problems) {
         return Err(fail(
             Check::NotApproved,
             &master.url,
             format!(
-                "{distinct} of {threshold} required distinct regulator approvals for {} {} ({})",
-                release.uid,
-                release.version,
-                problems.join("; ")
+                "{distinct} of {threshold} required distinct regulator approvals for {} {} ({why})",
+                release.uid, release.version
             ),
         ));
     }
-    let bundle = if compact.is_empty() {
-        Vec::new()
-    } else {
-        let refs: Vec<([u8; 32], &[u8])> =
-            compact.iter().map(|(k, s)| (*k, s.as_slice())).collect();
+    Ok((approved, bundle.bytes()))
+}
+
+/// Why `distinct` approving parties (of the regulators `approved`) fall short of `threshold`,
+/// if they do: the regulators' problems, and which approvals share keys.
+fn shortfall(
+    approved: &[String],
+    distinct: usize,
+    threshold: u32,
+    mut problems: Vec<String>,
+) -> Option<String> {
+    if distinct as u64 >= u64::from(threshold) {
+        return None;
+    }
+    if distinct < approved.len() {
+        problems.push(format!(
+            "{} share keys and count as {distinct}",
+            approved.join(", ")
+        ));
+    }
+    Some(problems.join("; "))
+}
+
+/// The compact approval signatures collected for a full-verification ECU: at most
+/// [`ota_ecu::compact_manifest::MAX_SIGNATURES`], one per key id (the ECU counts a key once
+/// anyway; a second signature by it would only take a place another key could use).
+#[derive(Default)]
+struct CompactBundle {
+    signatures: Vec<([u8; 32], Vec<u8>)>,
+}
+
+impl CompactBundle {
+    /// Take one approving regulator's signatures; malformed ones (a key id that is not 32
+    /// hex bytes, a signature that is not hex) are skipped: the ECU could not use them.
+    fn add(&mut self, approvals: &[ota_metadata::documents::attestation::CompactApproval]) {
+        for s in approvals {
+            let keyid = hex::decode(&s.keyid)
+                .ok()
+                .and_then(|v| <[u8; 32]>::try_from(v).ok());
+            let (Some(keyid), Ok(sig)) = (keyid, hex::decode(&s.sig)) else {
+                continue;
+            };
+            let full = self.signatures.len() >= ota_ecu::compact_manifest::MAX_SIGNATURES;
+            if !full && !self.signatures.iter().any(|(k, _)| *k == keyid) {
+                self.signatures.push((keyid, sig));
+            }
+        }
+    }
+
+    /// The bundle's bytes (`ota_ecu::attestation` format), or none when no signature came.
+    fn bytes(&self) -> Vec<u8> {
+        if self.signatures.is_empty() {
+            return Vec::new();
+        }
+        let refs: Vec<([u8; 32], &[u8])> = self
+            .signatures
+            .iter()
+            .map(|(k, s)| (*k, s.as_slice()))
+            .collect();
         ota_ecu::attestation::assemble(&refs)
-    };
-    Ok((approved, bundle))
+    }
 }
 
 /// Whether a regulator vetoed the installed release since (revoked it, or revoked or rejected
@@ -413,4 +448,95 @@ fn signed_by(env: &Envelope, signer: &ota_metadata::trusted_set::RoleSigner) -> 
                 .then(|| public.identity())
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ota_metadata::documents::attestation::CompactApproval;
+
+    fn approval(keyid: u8, sig: &str) -> CompactApproval {
+        CompactApproval {
+            keyid: hex::encode([keyid; 32]),
+            sig: sig.into(),
+        }
+    }
+
+    #[test]
+    fn a_timestamp_may_run_exactly_the_oems_maximum_and_not_a_second_more() {
+        let now = ota_metadata::DateTime(1_000_000);
+        let at = |s: i64| ota_metadata::DateTime(1_000_000 + s);
+        assert_eq!(runs_longer(at(3600), now, 3600), None);
+        assert_eq!(runs_longer(at(3599), now, 3600), None);
+        assert_eq!(runs_longer(at(3601), now, 3600), Some(3601));
+        // Expired already: no lifetime left to refuse (the updater refuses expiry itself).
+        assert_eq!(runs_longer(at(-5), now, 0), None);
+        assert_eq!(runs_longer(at(1), now, 0), Some(1));
+    }
+
+    #[test]
+    fn the_bundle_keeps_one_signature_per_key_and_at_most_the_ecus_maximum() {
+        let mut b = CompactBundle::default();
+        assert!(b.bytes().is_empty(), "no signature, no bundle");
+        b.add(&[approval(1, "aa"), approval(1, "bb"), approval(2, "cc")]);
+        // The same key id from another regulator takes no second place either.
+        b.add(&[approval(2, "dd")]);
+        let kept: Vec<(u8, Vec<u8>)> = b
+            .signatures
+            .iter()
+            .map(|(k, s)| (k[0], s.clone()))
+            .collect();
+        assert_eq!(kept, vec![(1, vec![0xaa]), (2, vec![0xcc])]);
+        let max = ota_ecu::compact_manifest::MAX_SIGNATURES;
+        let more: Vec<CompactApproval> = (3..3 + max as u8).map(|k| approval(k, "ee")).collect();
+        b.add(&more);
+        assert_eq!(b.signatures.len(), max);
+        let ids: Vec<u8> = b.signatures.iter().map(|(k, _)| k[0]).collect();
+        let expected: Vec<u8> = (1..=max as u8).collect();
+        assert_eq!(ids, expected, "the first keys in order keep their places");
+        let bytes = b.bytes();
+        assert_eq!(usize::from(bytes[0]), max);
+        assert_eq!(bytes.len(), 1 + (32 + 2 + 1) * max);
+        assert_eq!(&bytes[1..33], &[1u8; 32]);
+        assert_eq!(&bytes[33..36], &[0, 1, 0xaa]);
+    }
+
+    #[test]
+    fn malformed_compact_signatures_are_skipped() {
+        let mut b = CompactBundle::default();
+        let short = CompactApproval {
+            keyid: hex::encode([7u8; 31]),
+            sig: "aa".into(),
+        };
+        b.add(&[short, approval(8, "not hex"), approval(9, "0102")]);
+        let kept: Vec<(u8, Vec<u8>)> = b
+            .signatures
+            .iter()
+            .map(|(k, s)| (k[0], s.clone()))
+            .collect();
+        assert_eq!(kept, vec![(9, vec![1, 2])]);
+    }
+
+    #[test]
+    fn a_shortfall_names_the_problems_and_the_approvals_that_share_keys() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // Enough distinct parties: no shortfall, whatever else was said.
+        assert_eq!(
+            shortfall(&names(&["a", "b"]), 2, 2, vec!["c: no attestation".into()]),
+            None
+        );
+        assert_eq!(shortfall(&names(&["a", "b"]), 3, 2, Vec::new()), None);
+        // Two approvals, one party: they share keys.
+        assert_eq!(
+            shortfall(&names(&["a", "b"]), 1, 2, vec!["c: no attestation".into()]).as_deref(),
+            Some("c: no attestation; a, b share keys and count as 1")
+        );
+        // As many parties as approvals: nothing is shared, so nothing said of it.
+        assert_eq!(
+            shortfall(&names(&["a"]), 1, 2, vec!["c: no attestation".into()]).as_deref(),
+            Some("c: no attestation")
+        );
+        // A threshold of 0 is taken as 1 by the caller; 0 parties fall short of 1.
+        assert_eq!(shortfall(&[], 0, 1, Vec::new()).as_deref(), Some(""));
+    }
 }

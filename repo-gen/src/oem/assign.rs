@@ -93,6 +93,27 @@ pub struct Assigned {
 
 const VETOES: &str = "vetoes.json";
 
+/// The assignment of the reviewed release `req` to an ECU of hardware id `hw`, with no set,
+/// requirement or conflict; its key wraps and instruction are added at publish.
+fn assignment_of(req: &ReviewRequest, hw: &str) -> EcuAssignment {
+    EcuAssignment {
+        hardware_id: hw.into(),
+        supplier: req.image.supplier.clone(),
+        uid: req.image.uid.clone(),
+        version: req.image.version.clone(),
+        release_counter: req.release_counter,
+        target: req.image.target.clone(),
+        length: req.image.length,
+        hashes: req.image.hashes.clone(),
+        key_wraps: None,
+        compact_sha256: req.compact_sha256.clone(),
+        instruction: None,
+        set: None,
+        requires: Vec::new(),
+        conflicts: Vec::new(),
+    }
+}
+
 /// Record that a regulator vetoed `release` (SUPPLIER/UID/VERSION).
 fn remember_veto(cache: &Path, release: &str, why: &str) -> Result<()> {
     let path = cache.join(VETOES);
@@ -147,22 +168,7 @@ fn walk_regulators(
         regulators: s.regulator_policy()?,
         assignments: None,
     };
-    let probe = EcuAssignment {
-        hardware_id: hw.into(),
-        supplier: req.image.supplier.clone(),
-        uid: req.image.uid.clone(),
-        version: req.image.version.clone(),
-        release_counter: req.release_counter,
-        target: req.image.target.clone(),
-        length: req.image.length,
-        hashes: req.image.hashes.clone(),
-        key_wraps: None,
-        compact_sha256: req.compact_sha256.clone(),
-        instruction: None,
-        set: None,
-        requires: Vec::new(),
-        conflicts: Vec::new(),
-    };
+    let probe = assignment_of(req, hw);
     let ecu = walk::Ecu {
         serial: "(director check)".into(),
         hardware_id: hw.into(),
@@ -170,7 +176,10 @@ fn walk_regulators(
     let staging = tempfile::tempdir_in(dir).map_err(Error::io(dir))?;
     Ok(Some(
         walk::check_image(&mut repos, &master, &ecu, &probe, None, staging.path())
-            .and_then(|checked| walk::check_attestations(&mut repos, &master, &checked.release)),
+            .and_then(|checked| {
+                walk::check_attestations_bundle(&mut repos, &master, &checked.release)
+            })
+            .map(|(approving, _bundle)| approving),
     ))
 }
 
@@ -584,22 +593,12 @@ impl Job<'_> {
         leaves: &BTreeMap<String, u64>,
     ) -> Result<EcuAssignment> {
         self.check_keys(vin, hw, leaves)?;
-        let (a, req) = (self.a, self.req);
+        let rules = &self.a.rules;
         Ok(EcuAssignment {
-            hardware_id: hw.into(),
-            supplier: a.supplier.clone(),
-            uid: a.uid.clone(),
-            version: a.version.clone(),
-            release_counter: req.release_counter,
-            target: req.image.target.clone(),
-            length: req.image.length,
-            hashes: req.image.hashes.clone(),
-            key_wraps: None,
-            compact_sha256: req.compact_sha256.clone(),
-            instruction: None,
-            set: a.rules.set.clone(),
-            requires: a.rules.requires.clone(),
-            conflicts: a.rules.conflicts.clone(),
+            set: rules.set.clone(),
+            requires: rules.requires.clone(),
+            conflicts: rules.conflicts.clone(),
+            ..assignment_of(self.req, hw)
         })
     }
 
