@@ -214,7 +214,11 @@ fn an_encrypted_image_reaches_the_entitled_vehicle_and_the_regulator_only() {
     let key = add_encrypted(&w, "3.0", 3);
     // The OEM will not take the image without its key (nor with another image's:
     // `an_encrypted_image_is_submitted_with_its_own_content_key_only`).
-    assert!(submit(&w, "3.0", None).is_err());
+    let err = submit(&w, "3.0", None).unwrap_err().to_string();
+    assert!(
+        err.contains("brake-fw 3.0 is encrypted: pass --content-key"),
+        "{err}"
+    );
     submit(&w, "3.0", Some(&key)).unwrap();
 
     // The regulator decrypts before it scans: approved, on the plaintext.

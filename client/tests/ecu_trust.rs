@@ -238,26 +238,42 @@ fn a_rotated_supplier_key_reaches_the_ecu_and_stale_or_forged_documents_are_refu
         refused(flasher::send_trust(&mut ep, &v1_bytes)),
         Some(Nrc::TrustDowngrade)
     );
-    // The OEM's command refuses to issue it (it checks the rotation rule as the ECU will)...
+    // The OEM's command refuses to issue it: the stolen supplier key may not sign trust
+    // documents; nor may a key of the thief's own, co-signed only by the retired signer,
+    // follow version 2 (the rotation rule, checked as the ECU will)...
     std::fs::copy(w.p("acme-stolen.pem"), w.p("thief.pem")).unwrap();
-    let r = ota_repo::oem::ecu_trust(
-        &w.p("oem"),
-        &ota_repo::oem::EcuTrust {
-            hardware_id: "BRAKE-A".into(),
-            suppliers: SupplierKeys::Files(vec![w.p("acme-stolen.pub.pem")]),
-            supplier_threshold: None,
-            regulator_keys: vec![],
-            regulator_threshold: 0,
-            full: false,
-            signer_keys: vec![w.p("thief.pem")],
-            signer_threshold: Some(1),
-            confirmed_keys: Vec::new(),
-            previous_signer_keys: vec![w.p("ecu-trust-1.pem")],
-            min_release_counter: None,
-            legacy: true,
-        },
+    write_private(&w, "thief-own.pem");
+    let try_issue = |signer: &str| {
+        ota_repo::oem::ecu_trust(
+            &w.p("oem"),
+            &ota_repo::oem::EcuTrust {
+                hardware_id: "BRAKE-A".into(),
+                suppliers: SupplierKeys::Files(vec![w.p("acme-stolen.pub.pem")]),
+                supplier_threshold: None,
+                regulator_keys: vec![],
+                regulator_threshold: 0,
+                full: false,
+                signer_keys: vec![w.p(signer)],
+                signer_threshold: Some(1),
+                confirmed_keys: Vec::new(),
+                previous_signer_keys: vec![w.p("ecu-trust-1.pem")],
+                min_release_counter: None,
+                legacy: true,
+            },
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    let err = try_issue("thief.pem");
+    assert!(
+        err.contains("is also a supplier or regulator key of the document"),
+        "{err}"
     );
-    assert!(r.is_err());
+    let err = try_issue("thief-own.pem");
+    assert!(
+        err.contains("version 3 must also be signed by a threshold of version 2's signer keys"),
+        "{err}"
+    );
     // ...so the thief builds it by hand, signed by itself and by the retired signer key.
     let forged = forge(
         &stolen,

@@ -69,6 +69,44 @@ fn an_assignment_below_the_reported_counter_is_refused() {
     assign(&w, one("S2"), "1.0").unwrap();
 }
 
+/// Scenario: Fleet backend | a compromised gateway replays an ECU's older signed entry (a lower release counter) in a newer report, so the OEM would assign a release between that counter and the highest the ECU ever reported | refused at `oem assign`: the director checks the highest counter the ECU ever reported, not the last one
+#[test]
+fn a_replayed_lower_report_does_not_open_an_assignment_below_the_highest_counter() {
+    let w = World::new();
+    let dir = w.p("oem");
+    let mut replayed = s1_running_2_0();
+    if let Some(image) = replayed.image.as_mut() {
+        image.version = "1.0".into();
+        image.release_counter = 1;
+    }
+    let now = DateTime::now().0;
+    let mut db = oem::reports::open(&dir).unwrap();
+    // S1 reported 2.0 (counter 2); a later report replays its older entry (1.0, counter 1).
+    db.transaction(|tx| ota_fleet::store::record_ecu(tx, "VIN1", &s1_running_2_0(), now))
+        .unwrap();
+    db.transaction(|tx| ota_fleet::store::record_ecu(tx, "VIN1", &replayed, now + 60))
+        .unwrap();
+    drop(db);
+    let s1 = || oem::AssignTarget::Vehicle {
+        vin: "VIN1".into(),
+        serial: Some("S1".into()),
+    };
+    // 1.0 is not below the last report's counter (1), but is below the highest (2).
+    match assign(&w, s1(), "1.0") {
+        Err(ota_repo::error::Error::Assign(r)) => match *r {
+            ota_repo::error::AssignRefusal::BelowReported {
+                running_counter,
+                highest,
+                counter,
+                ..
+            } => assert_eq!((running_counter, highest, counter), (1, 2, 1)),
+            other => panic!("refused for another reason: {other}"),
+        },
+        other => panic!("not refused as below the reported counter: {other:?}"),
+    }
+    assign(&w, s1(), "2.0").unwrap();
+}
+
 /// Scenario: Uptane release counter | the report database is lost (deleted, a restore without it) and the OEM assigns below what a vehicle reported | refused: a database made here before and missing now is named as lost (restore it, or start afresh knowingly), never read as "no vehicle reported anything"
 #[test]
 fn a_lost_report_database_is_not_an_empty_one() {

@@ -380,6 +380,67 @@ fn mix_and_match_snapshot_is_refused() {
     assert!(!tree.path("meta/snapshot.json").exists());
 }
 
+/// Scenario: Mix-and-match | a stolen snapshot key signs a snapshot pairing the current timestamp with the old targets (hiding a newer image); a stolen timestamp key points a newer timestamp at the old snapshot | refused: the timestamp's hash of the snapshot does not match the forged one, and a client that saw the newer snapshot refuses the older one as a rollback, keeping the newer image in view
+#[test]
+fn a_stolen_snapshot_or_timestamp_key_alone_cannot_mix_and_match() {
+    let tree = Tree::new();
+    let old_targets = tree.version("targets");
+    let old_timestamp = tree.read("timestamp.json");
+    let newer = tree.add_image("brake-fw", "2.0.0", 5000, "targets", "BRAKE-A");
+    tree.publish();
+    assert!(tree.version("targets") > old_targets);
+    let resign = |file: &str, bytes: &[u8], key: usize, edit: &dyn Fn(&mut serde_json::Value)| {
+        let role = file.trim_end_matches(".json").rsplit('.').next().unwrap();
+        let mut signed = Envelope::parse(role, bytes, 1 << 20)
+            .unwrap()
+            .signed_value()
+            .clone();
+        edit(&mut signed);
+        sign_document(&signed, &[&tree.signing_key(key)]).unwrap()
+    };
+
+    // The snapshot key (2): the current snapshot's version, listing the old targets.
+    let name = format!("{}.snapshot.json", tree.version("snapshot"));
+    let real = tree.read(&name);
+    let forged = resign(&name, &real, 2, &|s| {
+        s["meta"]["targets.json"] = serde_json::json!({ "version": old_targets });
+    });
+    tree.write(&name, &forged);
+    let err = tree.updater("fresh").refresh().unwrap_err();
+    assert!(
+        matches!(&err, Error::Metadata { source: ota_metadata::Error::Length { .. } | ota_metadata::Error::Hash { .. }, url } if url.ends_with(&name)),
+        "{err}"
+    );
+    tree.write(&name, &real);
+
+    // A vehicle sees the newer image; then the timestamp key (3) signs a newer timestamp
+    // pointing at the old snapshot, whose targets do not list it.
+    let mut up = tree.updater("meta");
+    up.refresh().unwrap();
+    assert!(up.get_targetinfo(&newer).unwrap().is_some());
+    let real_timestamp = tree.read("timestamp.json");
+    let version = tree.version("timestamp") + 1;
+    let forged = resign("timestamp.json", &old_timestamp, 3, &|s| {
+        s["version"] = version.into();
+    });
+    tree.write("timestamp.json", &forged);
+    let err = up.refresh().unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Metadata {
+                source: ota_metadata::Error::Version { .. },
+                ..
+            }
+        ) && err.to_string().contains("snapshot.json: version"),
+        "{err}"
+    );
+    // The trusted state is kept: with the real timestamp served again the image is there.
+    tree.write("timestamp.json", &real_timestamp);
+    up.refresh().unwrap();
+    assert!(up.get_targetinfo(&newer).unwrap().is_some());
+}
+
 /// Scenario: Endless data | metadata larger than its bound | refused at the bound
 #[test]
 fn endless_data_is_refused() {

@@ -136,15 +136,18 @@ impl Chain {
         })
     }
 
-    fn update_each_step(&self, b: &[u8]) {
-        let _ = self.root.clone().update_root(b);
-        let _ = self.root.clone().update_timestamp(b);
-        if let Some(t) = &self.timestamp {
-            let _ = t.clone().update_snapshot(b, false);
-        }
-        if let Some(s) = &self.snapshot {
-            let _ = s.clone().update_targets(b);
-        }
+    /// Offer `b` as the next root, timestamp, snapshot and targets: which steps took it.
+    fn update_each_step(&self, b: &[u8]) -> [bool; 4] {
+        [
+            self.root.clone().update_root(b).is_ok(),
+            self.root.clone().update_timestamp(b).is_ok(),
+            self.timestamp
+                .as_ref()
+                .is_some_and(|t| t.clone().update_snapshot(b, false).is_ok()),
+            self.snapshot
+                .as_ref()
+                .is_some_and(|s| s.clone().update_targets(b).is_ok()),
+        ]
     }
 }
 
@@ -673,5 +676,23 @@ mod tests {
         .expect("the sample root");
         assert!(chain.timestamp.is_some(), "the sample timestamp verifies");
         assert!(chain.snapshot.is_some(), "the sample snapshot verifies");
+        // Each real file is taken at its own step and refused at the others, so an input
+        // reaches every update rule (a target that stopped offering one would fail here).
+        let read = |name: &str| std::fs::read(sample.join("oem/repository").join(name)).unwrap();
+        let targets = (1..=9)
+            .rev()
+            .map(|v| format!("{v}.targets.json"))
+            .find(|n| sample.join("oem/repository").join(n).exists())
+            .unwrap();
+        assert_eq!(
+            chain.update_each_step(&read("timestamp.json")),
+            [false, true, false, false]
+        );
+        assert_eq!(
+            chain.update_each_step(&read(&targets)),
+            [false, false, false, true],
+            "{targets}"
+        );
+        assert_eq!(chain.update_each_step(b"{}"), [false; 4]);
     }
 }

@@ -68,16 +68,12 @@ fn an_unknown_target_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("the targets are"));
 }
 
-#[test]
-fn the_afl_corpus_is_replayed_with_the_seeds() {
-    // An input in DIR/TARGET/ runs before any mutation, counted in the table's corpus column.
-    let corpus = tempfile::tempdir().unwrap();
-    std::fs::create_dir(corpus.path().join("delta")).unwrap();
-    std::fs::write(corpus.path().join("delta/one"), b"OTAZ\x01\x08\x07\x00").unwrap();
-    std::fs::write(corpus.path().join("delta/two"), b"OTAD").unwrap();
+/// The `delta` row of a `--seconds 0` run: (seeds in all, regressions, corpus inputs,
+/// executions).
+fn delta_row(args: &[&std::ffi::OsStr]) -> (u64, u64, u64, u64) {
     let out = Command::new(env!("CARGO_BIN_EXE_ota-fuzz"))
-        .args(["--target", "delta", "--seconds", "0", "--corpus"])
-        .arg(corpus.path())
+        .args(["--target", "delta", "--seconds", "0"])
+        .args(args)
         .output()
         .unwrap();
     let table = String::from_utf8_lossy(&out.stdout);
@@ -88,13 +84,48 @@ fn the_afl_corpus_is_replayed_with_the_seeds() {
         .expect("a row for delta");
     let cells: Vec<&str> = row.split('|').map(str::trim).collect();
     // | delta | reads | seeds (regressions, corpus) | executions | ...
-    assert!(cells[3].ends_with(", 2)"), "{row}");
-    let seeds: u64 = cells[3].split(' ').next().unwrap().parse().unwrap();
-    let executions: u64 = cells[4].parse().unwrap();
+    let n: Vec<u64> = cells[3]
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert_eq!(n.len(), 3, "{row}");
+    (n[0], n[1], n[2], cells[4].parse().unwrap())
+}
+
+#[test]
+fn the_afl_corpus_and_the_regressions_are_replayed_with_the_seeds() {
+    // Inputs in CORPUS/TARGET/ and REGRESSIONS/TARGET/ run before any mutation, counted in
+    // the table's seeds column.
+    let corpus = tempfile::tempdir().unwrap();
+    std::fs::create_dir(corpus.path().join("delta")).unwrap();
+    std::fs::write(corpus.path().join("delta/one"), b"OTAZ\x01\x08\x07\x00").unwrap();
+    std::fs::write(corpus.path().join("delta/two"), b"OTAD").unwrap();
+    let regressions = tempfile::tempdir().unwrap();
+    std::fs::create_dir(regressions.path().join("delta")).unwrap();
+    std::fs::write(regressions.path().join("delta/finding-1"), b"OTAD\xff").unwrap();
+    let (seeds, replayed, from_corpus, executions) = delta_row(&[
+        "--corpus".as_ref(),
+        corpus.path().as_os_str(),
+        "--regressions".as_ref(),
+        regressions.path().as_os_str(),
+    ]);
+    assert_eq!((replayed, from_corpus), (1, 2));
+    assert!(seeds > 3, "the built-in seeds as well: {seeds}");
     assert_eq!(
         executions, seeds,
-        "--seconds 0 runs each seed and corpus input once: {row}"
+        "--seconds 0 runs each seed, regression and corpus input once"
     );
+}
+
+#[test]
+fn by_default_the_repositorys_corpus_is_replayed() {
+    // What CI runs: no --corpus, so fuzz/corpus/TARGET/ (AFL++'s minimized corpus).
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/corpus/delta");
+    let files = std::fs::read_dir(dir).unwrap().count() as u64;
+    assert!(files > 0, "{dir} is empty");
+    let (_, _, from_corpus, _) = delta_row(&[]);
+    assert_eq!(from_corpus, files);
 }
 
 #[test]

@@ -211,8 +211,15 @@ fn duplicates_bad_names_and_rollbacks() {
     // uid "brake" version "fw-1.0.0" would collide on the target name brake-fw-1.0.0.bin.
     let err = env.fail(&add("fw1.bin", "brake", "fw-1.0.0", "6", "BRAKE-A"));
     assert!(err.contains("target name"), "{err}");
-    for (uid, hw) in [("../etc", "HW"), ("ok", "a/b"), ("ok", "")] {
-        env.fail(&add("fw1.bin", uid, "2", "6", hw));
+    // Names that would leave the repository's directories, or name nothing: refused by the
+    // naming rule, each for its own reason.
+    for (uid, hw, why) in [
+        ("../etc", "HW", "\"../etc\" must not start with '.' or '-'"),
+        ("ok", "a/b", "\"a/b\" contains '/'"),
+        ("ok", "", "\"\" must be 1 to"),
+    ] {
+        let err = env.fail(&add("fw1.bin", uid, "2", "6", hw));
+        assert!(err.contains(why), "{err}");
     }
     // Lower release counter: refused unless asked for.
     let err = env.fail(&add("fw1.bin", "brake-fw", "0.9.0", "4", "BRAKE-A"));
@@ -340,7 +347,8 @@ fn tier2_delegation_signs_only_its_hardware() {
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
     let shown = env.ok(&["key", "show", "tier2.pem"]);
     assert!(shown.contains(m["signatures"][0]["keyid"].as_str().unwrap()));
-    env.fail(&[
+    // Delegating the name again, for other hardware: refused, the name is taken.
+    let err = env.fail(&[
         "supplier",
         "delegate",
         "acme",
@@ -352,6 +360,7 @@ fn tier2_delegation_signs_only_its_hardware() {
         "--hardware-id",
         "X",
     ]);
+    assert!(err.contains("delegation \"bosch\" already exists"), "{err}");
 }
 
 /// Scenario: Stolen keys | a supplier rotates every role's keys | the tree verifies from the first root
@@ -514,7 +523,7 @@ fn removing_a_tier2_delegation_keeps_clients_working() {
         "{out}"
     );
     // The name cannot be delegated again (its file is retired).
-    env.fail(&[
+    let err = env.fail(&[
         "supplier",
         "delegate",
         "acme",
@@ -526,4 +535,8 @@ fn removing_a_tier2_delegation_keeps_clients_working() {
         "--hardware-id",
         "ABS-1",
     ]);
+    assert!(
+        err.contains("\"bosch\" was removed and its name is retired"),
+        "{err}"
+    );
 }

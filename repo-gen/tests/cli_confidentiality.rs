@@ -365,7 +365,7 @@ fn chunk_sizes_out_of_range_are_refused_before_anything_is_stored() {
     ]);
     assert!(err.contains("--chunk-size"), "{err}");
     // --chunk-size without --encrypt is a usage error.
-    env.fail(&[
+    let err = env.fail(&[
         "supplier",
         "add-image",
         "acme",
@@ -382,6 +382,10 @@ fn chunk_sizes_out_of_range_are_refused_before_anything_is_stored() {
         "--chunk-size",
         "4K",
     ]);
+    assert!(
+        err.contains("required arguments were not provided") && err.contains("--encrypt"),
+        "{err}"
+    );
     assert_eq!(env.state("acme"), before);
 }
 

@@ -25,7 +25,8 @@ impl Steps for Env {
     fn world(&self) {
         self.ok(&["key", "generate", "--bits", "2048", "--out", "k.pem"]);
         self.ok(&["key", "generate", "--bits", "2048", "--out", "offline.pem"]);
-        // The regulator holds keys of its own: the OEM refuses one sharing a supplier's.
+        // The regulator holds keys of its own (the OEM refuses one sharing a supplier's:
+        // client/tests/trust_joints.rs `a_regulator_holding_a_suppliers_key_is_refused`).
         self.ok(&["key", "generate", "--bits", "2048", "--out", "tuv.pem"]);
         self.ok(&[
             "supplier", "init", "acme", "--name", "acme", "--key", "k.pem",

@@ -116,9 +116,17 @@ fn check_name(s: &Settings, opts: &Delegate) -> Result<()> {
             opts.name
         )));
     }
-    if !opts.replace && (existing || s.retired.contains(&opts.name)) {
+    if !opts.replace && existing {
         return Err(Error::refused(format!(
             "delegation {:?} already exists (a delegate with new keys: --replace)",
+            opts.name
+        )));
+    }
+    if s.retired.contains(&opts.name) {
+        // Clients hold the retired role's last version in their snapshot; a new role under
+        // the name would start again below it and be refused as a rollback.
+        return Err(Error::refused(format!(
+            "delegation {:?} was removed and its name is retired (vehicles still hold its last version): choose another name",
             opts.name
         )));
     }
