@@ -96,8 +96,11 @@ fn a_delta_against_another_base_is_refused_before_anything_is_written() {
     );
 }
 
+/// The decoder alone: a corrupted delta is refused by its format, or rebuilds at most the
+/// announced length. That such bytes never become the pending image is the bootloader's hash
+/// check (`a_delta_for_another_base_or_corrupted_never_becomes_pending` in bootloader.rs).
 #[test]
-fn a_corrupted_delta_is_refused_or_rebuilds_other_bytes_never_the_new_image_silently() {
+fn a_corrupted_delta_is_refused_by_its_format_or_rebuilds_at_most_the_announced_length() {
     let old = firmware_like(30_000, 4);
     let new = point_release(&old);
     let delta = make::delta(&old, &new);
